@@ -1,0 +1,97 @@
+"""The Typer app: registers one function per verb and maps errors to messages and exit codes.
+
+Each verb lives in gitops_cli/commands/<verb>.py: it parses options, calls a use case and renders the
+result.  Command modules import heavy adapters (docker, git) inside their functions only, so that
+`gitops --version` and `gitops lint` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from gitops_cli import __version__, output
+from gitops_cli.errors import GitopsError
+
+app = typer.Typer(
+    name="gitops",
+    help="Ship container images the GitOps way: immutable tags, safe publishes, byte-exact deploy-repo bumps.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+
+_state = {"debug": False}
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        output.result(f"gitops {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", envvar="GITOPS_DEBUG", help="Show tracebacks for unexpected errors."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """gitops: tag, build, test, publish and bump container images in a GitOps deploy repo.
+
+    Results go to stdout, progress to stderr. Exit codes are listed in the README.
+    """
+    _state["debug"] = debug
+
+
+# --- verbs (one line each; the functions live in gitops_cli/commands/) ---------------------------
+from gitops_cli.commands import tag as _tag  # noqa: E402
+
+app.command("tag")(_tag.tag)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and turn errors into exit codes."""
+    command = typer.main.get_command(app)
+    debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
+        argv if argv is not None else sys.argv[1:]
+    )
+    try:
+        rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.TyperException as exc:  # usage errors: bad flag, missing option, bad value
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            output.error(exc.format_message())
+        code = exc.exit_code if exc.exit_code != 1 else 2
+    except typer.Abort:
+        output.error("aborted")
+        code = 130
+    except GitopsError as exc:
+        if debug:
+            traceback.print_exc()
+        output.error(exc.message, exc.hint)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        code = 130
+    except Exception as exc:  # a bug: keep it to one line unless --debug
+        if debug:
+            traceback.print_exc()
+        output.error(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="re-run with --debug for a traceback and report it",
+        )
+        code = 70
+    sys.exit(code)

@@ -1,0 +1,102 @@
+"""Errors that reach the user: each carries a documented exit code and an optional one-line hint.
+
+The CLI turns any GitopsError into two lines on stderr (what failed, how to fix it) and its exit code;
+everything else is a bug and gets a traceback only with --debug.  The table of exit codes in the README
+is generated from EXIT_CODES below (keep them in sync: tests/test_errors.py checks).
+"""
+
+from __future__ import annotations
+
+# code -> meaning, documented in the README.
+EXIT_CODES: dict[int, str] = {
+    0: "success (also: nothing to do, e.g. already published / already up to date)",
+    1: "failure reported by the verb: lint findings, a failing `gitops test` command (its own status is kept when non-zero)",
+    2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
+    3: "nothing to change: no reference to the image found in the deploy repo",
+    4: "working tree not clean (uncommitted or untracked files) or not a git checkout",
+    5: "build failed (app build command or image build)",
+    6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override",
+    7: "container engine unreachable",
+    8: "registry unreachable or returned an error",
+    9: "registry authentication failed",
+    10: "git remote unreachable or git operation failed",
+    11: "git authentication failed",
+    12: "push still rejected after all retries (the remote kept moving)",
+    13: "edit could not be verified or a digest could not be resolved; nothing was written",
+    14: "a command run for the verb (kubectl, the app's test command) failed to start",
+    70: "internal error (a bug: re-run with --debug and report it)",
+    130: "interrupted",
+}
+
+
+class GitopsError(Exception):
+    """An error with a message for the user, an exit code and an optional hint."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(GitopsError):
+    exit_code = 2
+
+
+class InvalidReferenceError(UsageError):
+    """An image reference or tag that fails the distribution/reference grammar."""
+
+
+class ConfigError(UsageError):
+    pass
+
+
+class NotFoundError(GitopsError):
+    exit_code = 3
+
+
+class DirtyTreeError(GitopsError):
+    exit_code = 4
+
+
+class BuildError(GitopsError):
+    exit_code = 5
+
+
+class RefusedError(GitopsError):
+    exit_code = 6
+
+
+class EngineUnavailableError(GitopsError):
+    exit_code = 7
+
+
+class RegistryError(GitopsError):
+    exit_code = 8
+
+
+class RegistryAuthError(GitopsError):
+    exit_code = 9
+
+
+class GitError(GitopsError):
+    exit_code = 10
+
+
+class GitAuthError(GitopsError):
+    exit_code = 11
+
+
+class PushRetriesExhaustedError(GitopsError):
+    exit_code = 12
+
+
+class VerificationError(GitopsError):
+    exit_code = 13
+
+
+class CommandStartError(GitopsError):
+    exit_code = 14

@@ -1,0 +1,126 @@
+"""The one git adapter: every git command the tool runs goes through `run`.
+
+Built on GitPython's command runner (imported lazily: `gitops lint` never loads it).  Credentials never
+go on a command line or into a URL: callers pass them through the environment (a credential helper or
+`http.extraHeader` given as GIT_CONFIG_* variables), and every message this module raises is scrubbed
+of URLs' user-info and of registered secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError
+from gitops_cli.output import redact
+
+_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+
+# Error text (from git itself) that means authentication, not reachability.
+_AUTH_PATTERNS = (
+    "Authentication failed",
+    "could not read Username",
+    "could not read Password",
+    "Permission denied (publickey",
+    "HTTP Basic: Access denied",
+    "The requested URL returned error: 401",
+    "The requested URL returned error: 403",
+    "terminal prompts disabled",
+)
+
+
+def strip_credentials(url: str) -> str:
+    """`https://user:token@host/x.git` -> `https://host/x.git` (scp-like `git@host:x` is kept)."""
+    return _USERINFO_RE.sub(lambda m: m.group("scheme"), url)
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "GCM_INTERACTIVE": "never",
+            "LC_ALL": "C",
+            "LANG": "C",
+        }
+    )
+    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    if extra:
+        env.update(extra)
+    return env
+
+
+def config_env(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment."""
+    out = dict(env or {})
+    start = int(out.get("GIT_CONFIG_COUNT", "0"))
+    for i, (key, value) in enumerate(entries, start=start):
+        out[f"GIT_CONFIG_KEY_{i}"] = key
+        out[f"GIT_CONFIG_VALUE_{i}"] = value
+    out["GIT_CONFIG_COUNT"] = str(start + len(entries))
+    return out
+
+
+class GitResult:
+    def __init__(self, status: int, stdout: str, stderr: str) -> None:
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def run(
+    args: Sequence[str],
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    strip: bool = True,
+    what: str | None = None,
+) -> GitResult:
+    """Run `git ARGS` and return its status and output; raise GitError/GitAuthError on failure."""
+    from git.cmd import Git  # GitPython, lazily
+    from git.exc import GitCommandError, GitCommandNotFound
+
+    runner = Git(str(cwd) if cwd else None)
+    try:
+        status, stdout, stderr = runner.execute(
+            ["git", *args],
+            with_extended_output=True,
+            with_exceptions=False,
+            env=base_env(env),
+            strip_newline_in_stdout=strip,
+            stdout_as_string=True,
+        )
+    except GitCommandNotFound:
+        raise GitError("git is not installed (no `git` on PATH)", hint="install git (apt-get install git)") from None
+    except GitCommandError as exc:  # pragma: no cover - execute(with_exceptions=False) rarely raises
+        status, stdout, stderr = exc.status if isinstance(exc.status, int) else 1, "", str(exc.stderr)
+    if check and status != 0:
+        raise error_for(args, status, stderr, what=what)
+    return GitResult(status, stdout, stderr)
+
+
+def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None) -> GitError:
+    """A one-line, credential-free GitError for a failed git command."""
+    lines = [ln.strip() for ln in redact(strip_credentials(stderr)).splitlines() if ln.strip()]
+    # git prefixes the real reason with "fatal:" or "error:"; prefer that line.
+    reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+    label = what or f"git {args[0]}"
+    message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
+    if any(p in stderr for p in _AUTH_PATTERNS):
+        return GitAuthError(message, hint="check the token (GITOPS_GIT_TOKEN) or --ssh-key and its access")
+    return GitError(message)
+
+
+def toplevel(path: str | Path) -> Path:
+    """The work tree root containing `path`, or DirtyTreeError (exit 4) when it is not a git checkout."""
+    p = Path(path)
+    if not p.exists():
+        raise DirtyTreeError(f"{p}: no such directory")
+    res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
+    if res.status != 0:
+        raise DirtyTreeError(f"{p}: not a git checkout", hint="run inside the app's git repository or pass --repo")
+    return Path(res.stdout.strip())

@@ -1,0 +1,125 @@
+"""Output conventions: results on stdout, progress and logs on stderr.
+
+- `result(text)` prints a machine-usable line on stdout (`TAG=$(gitops tag)` works in any shell).
+- `info`/`warn`/`step` go to stderr; colour only on a TTY and never when NO_COLOR is set.
+- `is_interactive()` tells whether live progress bars make sense (stderr is a TTY, not CI=true... and
+  NO_COLOR is not a reason to drop progress, only colour).
+
+rich is imported lazily so that light verbs (`gitops --version`, `gitops lint`) start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_err_console: Console | None = None
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret so that no line this module prints can contain it (replaced by ***)."""
+    if value and len(value) >= 3:
+        _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def no_color() -> bool:
+    return "NO_COLOR" in os.environ and os.environ["NO_COLOR"] != ""
+
+
+def is_interactive(stream: Any = None) -> bool:
+    """True when live progress (spinners, bars) should be drawn on `stream` (default stderr)."""
+    stream = stream or sys.stderr
+    try:
+        return bool(stream.isatty()) and os.environ.get("TERM") != "dumb"
+    except (AttributeError, ValueError):
+        return False
+
+
+def err_console() -> Console:
+    global _err_console
+    if _err_console is None:
+        from rich.console import Console
+
+        tty = is_interactive(sys.stderr)
+        _err_console = Console(
+            stderr=True,
+            force_terminal=tty,
+            no_color=no_color() or not tty,
+            highlight=False,
+            soft_wrap=True,
+            emoji=False,
+        )
+    return _err_console
+
+
+def _plain(text: str) -> None:
+    sys.stderr.write(redact(text) + "\n")
+    sys.stderr.flush()
+
+
+def info(text: str) -> None:
+    """A progress line on stderr (plain text; no markup interpretation)."""
+    if is_interactive() and not no_color():
+        err_console().print(redact(text), markup=False)
+    else:
+        _plain(text)
+
+
+def step(text: str) -> None:
+    """A step heading on stderr, bold on a TTY."""
+    if is_interactive() and not no_color():
+        err_console().print(f"[bold cyan]==>[/] [bold]{_escape(text)}[/]")
+    else:
+        _plain(f"==> {text}")
+
+
+def warn(text: str) -> None:
+    if is_interactive() and not no_color():
+        err_console().print(f"[yellow]warning:[/] {_escape(text)}")
+    else:
+        _plain(f"warning: {text}")
+
+
+def error(text: str, hint: str | None = None) -> None:
+    if is_interactive() and not no_color():
+        err_console().print(f"[bold red]error:[/] {_escape(text)}")
+        if hint:
+            err_console().print(f"[dim]hint:[/] {_escape(hint)}")
+    else:
+        _plain(f"error: {text}")
+        if hint:
+            _plain(f"hint: {hint}")
+
+
+def result(text: str) -> None:
+    """A result line on stdout."""
+    sys.stdout.write(redact(text) + "\n")
+    sys.stdout.flush()
+
+
+def result_json(data: Any) -> None:
+    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n")
+    sys.stdout.flush()
+
+
+def log_line(text: str) -> None:
+    """A raw log line streamed from a build, push or command (stderr, never interpreted as markup)."""
+    _plain(text.rstrip("\n"))
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(redact(text))

@@ -1,0 +1,118 @@
+"""The immutable tag for an app checkout: the short commit SHA, optionally marked dirty.
+
+- `<prefix><sha>` where sha is `git rev-parse --short=N` (N=7 by default), which git lengthens by itself
+  when N digits are ambiguous among the repository's objects.
+- A dirty tree (uncommitted changes, untracked non-ignored files) is refused unless allow_dirty, which
+  gives `<sha>-dirty-<8 hex>`: the hex hashes the diff against HEAD plus the untracked files' names and
+  contents, so two different dirty states never share a tag.
+- `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_cli import git
+from gitops_cli.errors import DirtyTreeError, UsageError
+from gitops_cli.imageref import validate_tag
+
+MAX_LISTED_PATHS = 10
+_HEX_RE = re.compile(r"[0-9a-f]{4,40}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    tag: str
+    sha: str  # full 40-hex commit the tag names
+    short: str
+    dirty: bool
+    repo: Path
+
+
+def dirty_paths(repo: Path) -> list[str]:
+    """Paths with uncommitted changes or untracked, non-ignored files (porcelain order)."""
+    res = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], cwd=repo)
+    out: list[str] = []
+    entries = res.stdout.split("\0")
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        if status[0] in "RC":  # rename/copy: the source path follows as its own entry
+            i += 1
+        out.append(path)
+    return out
+
+
+def dirty_hash(repo: Path, paths: list[str]) -> str:
+    """8 hex digits identifying the exact uncommitted state (tracked diff + untracked files)."""
+    h = hashlib.sha256()
+    diff = git.run(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
+    h.update(diff.stdout.encode("utf-8", "surrogateescape"))
+    untracked = git.run(["ls-files", "--others", "--exclude-standard", "-z"], cwd=repo, strip=False)
+    for name in sorted(p for p in untracked.stdout.split("\0") if p):
+        h.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+        f = repo / name
+        if f.is_symlink():
+            h.update(b"link:" + str(f.readlink()).encode())
+        elif f.is_file():
+            h.update(f.read_bytes())
+    return h.hexdigest()[:8]
+
+
+def resolve_sha(repo: Path, override: str | None) -> str:
+    if override is None:
+        res = git.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], cwd=repo, check=False)
+        if res.status != 0:
+            raise DirtyTreeError(f"{repo}: the repository has no commit yet", hint="commit first")
+        return res.stdout.strip()
+    sha = override.strip().lower()
+    if not _HEX_RE.fullmatch(sha):
+        raise UsageError(f"--sha {override!r}: expected a hexadecimal commit id (4 to 40 digits)")
+    res = git.run(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], cwd=repo, check=False)
+    if res.status == 0:
+        return res.stdout.strip()
+    if len(sha) == 40:  # not in this (possibly shallow) clone: trust the CI's full SHA
+        return sha
+    raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint="pass the full 40-digit SHA")
+
+
+def short_sha(repo: Path, sha: str, length: int) -> str:
+    res = git.run(["rev-parse", f"--short={length}", sha], cwd=repo, check=False)
+    if res.status == 0 and res.stdout.strip():
+        return res.stdout.strip()
+    return sha[:length]
+
+
+def derive_tag(
+    repo: str | Path = ".",
+    length: int = 7,
+    prefix: str = "",
+    allow_dirty: bool = False,
+    sha: str | None = None,
+) -> TagInfo:
+    if not 7 <= length <= 40:
+        raise UsageError(f"--length {length}: must be between 7 and 40")
+    root = git.toplevel(repo)
+    full = resolve_sha(root, sha)
+    short = short_sha(root, full, length)
+    paths = dirty_paths(root)
+    tag = f"{prefix}{short}"
+    if paths:
+        if not allow_dirty:
+            listed = "\n".join(f"  {p}" for p in paths[:MAX_LISTED_PATHS])
+            more = f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
+            raise DirtyTreeError(
+                f"{root}: working tree has uncommitted changes or untracked files; a tag must name one "
+                f"source state:\n{listed}{more}",
+                hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
+            )
+        tag = f"{tag}-dirty-{dirty_hash(root, paths)}"
+    validate_tag(tag)
+    return TagInfo(tag=tag, sha=full, short=short, dirty=bool(paths), repo=root)
