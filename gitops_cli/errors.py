@@ -24,6 +24,8 @@ EXIT_CODES: dict[int, str] = {
     12: "push still rejected after all retries (the remote kept moving)",
     13: "edit could not be verified or a digest could not be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
+    15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
+    16: "sync: another pass holds the lock on the cache directory",
     70: "internal error (a bug: re-run with --debug and report it)",
     130: "interrupted",
 }
@@ -100,3 +102,11 @@ class VerificationError(GitopsError):
 
 class CommandStartError(GitopsError):
     exit_code = 14
+
+
+class SyncError(GitopsError):
+    exit_code = 15
+
+
+class SyncLockedError(GitopsError):
+    exit_code = 16
