@@ -1,0 +1,340 @@
+"""The Docker Engine adapter: connect, build with live logs, run a command in an image, push, inspect.
+
+Built on the docker SDK's low-level `APIClient` (imported lazily), because:
+- `images.build()` returns the log only at the end; `APIClient.build(decode=True)` streams it;
+- a failed push still returns normally: the error is an `errorDetail` object inside the stream, so
+  every streamed line is checked (`check_push_stream`);
+- credentials are passed explicitly (`auth_config`) when we have them, so a stale credential helper
+  in the docker config cannot win.
+
+The stream parsers (`BuildTracker`, `check_push_stream`) are pure and unit-tested without an engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gitops_cli import output
+from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, UsageError
+
+if TYPE_CHECKING:
+    from docker import APIClient
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+CONNECT_TIMEOUT = 15
+LAST_LINES = 10
+
+
+# --- connecting --------------------------------------------------------------------------------------
+def engine_address(environ: Mapping[str, str] | None = None) -> str:
+    """What we try, for messages: `unix:///var/run/docker.sock (default socket ...)` or `X (DOCKER_HOST)`."""
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST")
+    return f"{host} (DOCKER_HOST)" if host else f"{DEFAULT_SOCKET} (default socket; DOCKER_HOST is not set)"
+
+
+def connect(environ: Mapping[str, str] | None = None) -> APIClient:
+    """An APIClient set up like `docker.from_env()`; EngineUnavailableError (exit 7) if it does not answer."""
+    from docker import APIClient
+    from docker.errors import DockerException
+    from docker.utils import kwargs_from_env
+
+    env = dict(os.environ if environ is None else environ)
+    where = engine_address(env)
+    try:
+        kwargs = kwargs_from_env(environment=env)
+        client = APIClient(version="auto", timeout=CONNECT_TIMEOUT, **kwargs)
+    except DockerException as exc:
+        raise EngineUnavailableError(
+            f"container engine unreachable at {where}: {_reason(exc)}",
+            hint="start the Docker Engine (dockerd) or point DOCKER_HOST at it",
+        ) from None
+    client.timeout = None  # builds and pushes may be silent for minutes; connect already checked liveness
+    return client
+
+
+_REASONS = (
+    ("FileNotFoundError", "no such socket"),
+    ("PermissionError", "permission denied"),
+    ("Connection refused", "connection refused"),
+    ("ConnectionRefusedError", "connection refused"),
+    ("Name or service not known", "unknown host"),
+    ("timed out", "timed out"),
+)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, credential-free reason for a connection error."""
+    text = str(exc)
+    for marker, reason in _REASONS:
+        if marker in text:
+            return reason
+    return output.redact(text.splitlines()[0] if text else type(exc).__name__)
+
+
+# --- build -------------------------------------------------------------------------------------------
+@dataclass
+class BuildTracker:
+    """Follows a decoded build stream: current step, its recent log lines, the final image id."""
+
+    step: str | None = None
+    step_lines: list[str] = field(default_factory=list)
+    image_id: str | None = None
+    error: str | None = None
+    _partial: str = ""
+
+    def feed(self, event: Mapping[str, Any]) -> list[str]:
+        """Consume one stream object; return the complete log lines it carried (for live display)."""
+        if "errorDetail" in event or "error" in event:
+            detail = event.get("errorDetail") or {}
+            self.error = str(detail.get("message") or event.get("error") or "unknown build error").strip()
+            return []
+        aux = event.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
+            self.image_id = aux["ID"]
+        text = event.get("stream")
+        if not isinstance(text, str):
+            status = event.get("status")  # e.g. pulling the base image with --pull
+            return [str(status)] if status else []
+        text = self._partial + text
+        *lines, self._partial = text.split("\n")
+        out: list[str] = []
+        for line in lines:
+            line = line.rstrip("\r")
+            if line.startswith("Step ") and " : " in line:
+                self.step, self.step_lines = line, []
+            elif line.startswith("Successfully built ") and self.image_id is None:
+                self.image_id = line.split()[-1]
+            elif line.strip() and not line.startswith(" ---> "):
+                self.step_lines.append(line)
+                del self.step_lines[:-LAST_LINES]
+            out.append(line)
+        return out
+
+    def finish(self) -> list[str]:
+        rest, self._partial = self._partial, ""
+        return self.feed({"stream": rest + "\n"}) if rest else []
+
+    def failure(self) -> BuildError:
+        where = f"at {self.step}" if self.step else "before the first step"
+        message = f"image build failed {where}: {self.error or 'no image was produced'}"
+        if self.step_lines:
+            message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
+        return BuildError(message, hint="fix the failing step and build again")
+
+
+def build(
+    client: APIClient,
+    *,
+    context: str,
+    dockerfile: str | None,
+    tag: str,
+    buildargs: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    target: str | None = None,
+    network: str | None = None,
+    cache_from: list[str] | None = None,
+    pull: bool = False,
+    nocache: bool = False,
+    on_line: Callable[[str], None] | None = None,
+) -> str:
+    """Build `context` into `tag`, streaming the log to `on_line`; return the image id (sha256:...)."""
+    from docker.errors import APIError, DockerException
+
+    show = on_line or show_build_line
+    tracker = BuildTracker()
+    try:
+        stream = client.build(
+            path=context, dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}) or None,
+            labels=dict(labels or {}) or None, target=target, network_mode=network,
+            cache_from=cache_from or None, pull=pull, nocache=nocache, rm=True, forcerm=True, decode=True,
+        )
+        for event in stream:
+            for line in tracker.feed(event):
+                show(line)
+        for line in tracker.finish():
+            show(line)
+    except APIError as exc:
+        tracker.error = tracker.error or _api_message(exc)
+    except DockerException as exc:
+        raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
+    except TypeError as exc:  # the SDK raises TypeError for a context it cannot read
+        raise UsageError(f"build context {context}: {exc}") from None
+    if tracker.error or not tracker.image_id:
+        raise tracker.failure()
+    image_id = tracker.image_id
+    return image_id if image_id.startswith("sha256:") else inspect_image(client, image_id)["Id"]
+
+
+def show_build_line(line: str) -> None:
+    """Default live display: step headings stand out on a TTY, everything else is a plain log line."""
+    if line.startswith("Step ") and " : " in line:
+        output.step(line)
+    elif not line.startswith(" ---> "):
+        output.log_line(line)
+
+
+def _api_message(exc: Any) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = explanation.decode() if isinstance(explanation, bytes) else str(explanation or exc)
+    return output.redact(text.strip())
+
+
+# --- run a command in an image -----------------------------------------------------------------------
+def run_in_image(
+    client: APIClient,
+    image: str,
+    command: str,
+    on_output: Callable[[str], None] | None = None,
+) -> int:
+    """Run `sh -c COMMAND` in a new container of `image` (network none); stream its output; return status."""
+    from docker.errors import APIError, ImageNotFound
+
+    show = on_output or output.log_line
+    try:
+        container = client.create_container(
+            image, command=[command], entrypoint=["/bin/sh", "-c"], detach=True,
+            host_config=client.create_host_config(network_mode="none"),
+        )
+    except ImageNotFound:
+        raise _missing_image(image) from None
+    except APIError as exc:
+        message = f"cannot create a container from {image}: {_api_message(exc)}"
+        raise GitopsError(message, exit_code=14) from None
+    cid = container["Id"]
+    try:
+        client.start(cid)
+        partial = b""
+        for chunk in client.logs(cid, stream=True, follow=True):
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            for line in lines:
+                show(line.decode("utf-8", "replace"))
+        if partial:
+            show(partial.decode("utf-8", "replace"))
+        return int(client.wait(cid).get("StatusCode", 1))
+    except APIError as exc:
+        raise GitopsError(f"cannot run {command!r} in {image}: {_api_message(exc)}", exit_code=14) from None
+    finally:
+        try:
+            client.remove_container(cid, force=True)
+        except APIError:  # pragma: no cover - best effort clean-up
+            pass
+
+
+def _missing_image(image: str) -> UsageError:
+    return UsageError(f"image {image} not found in the container engine", hint="build it first: gitops build")
+
+
+# --- inspect -----------------------------------------------------------------------------------------
+def inspect_image(client: APIClient, image: str) -> dict[str, Any]:
+    """`docker image inspect IMAGE`; UsageError (exit 2) when the engine does not have it."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return dict(client.inspect_image(image))
+    except ImageNotFound:
+        raise _missing_image(image) from None
+
+
+# --- push --------------------------------------------------------------------------------------------
+def check_push_stream(
+    events: Iterable[Mapping[str, Any]], on_event: Callable[[Mapping[str, Any]], None]
+) -> str:
+    """Check EVERY line of a decoded push stream; return the pushed manifest digest.
+
+    The engine answers HTTP 200 and reports a failed push as an `error`/`errorDetail` object in the
+    stream; this raises PushFailed for it.  The digest comes from the final `aux` object (or the
+    `TAG: digest: sha256:... size: N` status line of older engines).
+    """
+    digest: str | None = None
+    for event in events:
+        if "errorDetail" in event or "error" in event:
+            detail = event.get("errorDetail") or {}
+            raise PushFailed(str(detail.get("message") or event.get("error") or "unknown push error").strip())
+        aux = event.get("aux")
+        if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+            digest = aux["Digest"]
+        status = event.get("status")
+        if digest is None and isinstance(status, str) and " digest: " in status:
+            digest = status.split(" digest: ", 1)[1].split()[0]
+        on_event(event)
+    if digest is None:
+        raise PushFailed("the engine reported no digest for the pushed image")
+    return digest
+
+
+class PushFailed(Exception):
+    """A push stream reported an error (the message is the engine's, credentials never appear in it)."""
+
+
+def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str, str] | None) -> str:
+    """Push REPOSITORY:TAG with per-layer progress; return the manifest digest (sha256:...).
+
+    Raises PushFailed with the engine's message; callers map it to a registry error.
+    """
+    from docker.errors import APIError, DockerException
+
+    try:
+        stream = client.push(repository, tag=tag, stream=True, decode=True,
+                             auth_config=dict(auth_config) if auth_config else None)
+        with PushProgress() as progress:
+            return check_push_stream(stream, progress.update)
+    except APIError as exc:
+        raise PushFailed(_api_message(exc)) from None
+    except DockerException as exc:
+        raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
+
+
+class PushProgress:
+    """Per-layer progress: rich bars on a TTY, one plain line per layer status change otherwise."""
+
+    def __init__(self) -> None:
+        self._live = output.is_interactive(sys.stderr)
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._last: dict[str, str] = {}
+
+    def __enter__(self) -> PushProgress:
+        if self._live:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                      console=output.err_console(), transient=False)
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def update(self, event: Mapping[str, Any]) -> None:
+        layer, status = event.get("id"), event.get("status")
+        if not isinstance(status, str):
+            return
+        if not isinstance(layer, str) or " digest: " in status:
+            self._plain(status)
+            return
+        if self._progress is not None:
+            detail = event.get("progressDetail") or {}
+            task = self._tasks.get(layer)
+            if task is None:
+                task = self._tasks[layer] = self._progress.add_task(f"{layer}: {status}", total=None)
+            total, current = detail.get("total"), detail.get("current")
+            self._progress.update(task, description=f"{layer}: {status}", total=total or None,
+                                  completed=current or 0)
+            if status in {"Pushed", "Layer already exists", "Mounted from"} or status.startswith("Mounted"):
+                self._progress.update(task, total=1, completed=1)
+        elif self._last.get(layer) != status:
+            self._last[layer] = status
+            output.log_line(f"{layer}: {status}")
+
+    def _plain(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(output.redact(text), markup=False, highlight=False)
+        else:
+            output.log_line(text)

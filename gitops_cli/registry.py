@@ -1,0 +1,424 @@
+"""Registry queries (Registry HTTP API v2) and registry credentials, with the standard library only.
+
+- `resolve_digest(ref, creds)`: the manifest digest a tag points at (HEAD, `Docker-Content-Digest`).
+- `get_manifest` / `get_blob_json`: the manifest (docker v2 or OCI, image or index) and the config blob,
+  used by `gitops publish` to tell "same image already there" from "different image under that tag".
+- Authentication: anonymous first; on 401 follow the `WWW-Authenticate` challenge (Bearer token from
+  the realm, or Basic).  A 401/403 that persists is RegistryAuthError (exit 9); a network failure is
+  RegistryError (exit 8) naming the URL.
+- Credentials: `--username` + `--password-stdin`, else GITOPS_REGISTRY_USERNAME/_PASSWORD, else the
+  docker config (DOCKER_CONFIG or ~/.docker/config.json: `credHelpers`, `credsStore`, `auths`).
+  Every password is registered with output.register_secret and never printed.
+- Plain http for loopback registries (127.0.0.0/8, localhost, [::1]) and `insecure_registries`.
+
+No docker import here: `gitops bump` resolves digests without the docker SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import output
+from gitops_cli.errors import RegistryAuthError, RegistryError, UsageError, VerificationError
+from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
+
+DOCKER_HUB_API = "registry-1.docker.io"
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+TIMEOUT = 30
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+INDEX_TYPES = frozenset(MANIFEST_TYPES[:2])
+
+
+# --- credentials -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+    source: str = "flags"  # for messages: "--username/--password-stdin", "environment", "docker config ..."
+
+    def __post_init__(self) -> None:
+        output.register_secret(self.password)
+
+    @property
+    def is_identity_token(self) -> bool:
+        return self.username == "<token>"
+
+    def auth_config(self, host: str) -> dict[str, str]:
+        """The docker SDK's auth_config for a push to `host`."""
+        if self.is_identity_token:
+            return {"identitytoken": self.password, "serveraddress": host}
+        return {"username": self.username, "password": self.password, "serveraddress": host}
+
+
+def registry_host(ref: ImageRef) -> str:
+    """The registry a reference lives in, as written in docker config keys (`docker.io` for Hub images)."""
+    return ref.normalized_domain
+
+
+def resolve_credentials(
+    host: str,
+    username: str | None = None,
+    password: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Credentials | None:
+    """Credentials for `host`: flags > GITOPS_REGISTRY_USERNAME/_PASSWORD > docker config > None."""
+    env = os.environ if environ is None else environ
+    if password is not None:
+        output.register_secret(password)
+    if username or password is not None:
+        if not username:
+            raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME)")
+        if password is None:
+            password = env.get("GITOPS_REGISTRY_PASSWORD")
+            if password is None:
+                raise UsageError(
+                    f"registry username {username!r} given without a password",
+                    hint="pipe it to --password-stdin or set GITOPS_REGISTRY_PASSWORD",
+                )
+            return Credentials(username, password, "environment")
+        return Credentials(username, password, "--username/--password-stdin")
+    env_user, env_pass = env.get("GITOPS_REGISTRY_USERNAME"), env.get("GITOPS_REGISTRY_PASSWORD")
+    if env_pass is not None:
+        output.register_secret(env_pass)
+    if env_user and env_pass is not None:
+        return Credentials(env_user, env_pass, "environment")
+    if env_user or env_pass is not None:
+        raise UsageError("set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD, or neither")
+    return docker_config_credentials(host, env)
+
+
+def read_password(stream: Any) -> str:
+    """The password given on stdin (`--password-stdin`), trailing newline removed like `docker login`."""
+    password = stream.read().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: nothing was read from standard input")
+    output.register_secret(password)
+    return password
+
+
+def docker_config_path(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("DOCKER_CONFIG")
+    if base:
+        return Path(base) / "config.json"
+    return Path(env.get("HOME", str(Path.home()))) / ".docker" / "config.json"
+
+
+def _config_key(key: str) -> str:
+    """`https://host:5000/v1/` -> `host:5000`; Hub's historical spellings -> `docker.io`."""
+    host = key.split("://", 1)[-1].split("/", 1)[0].lower()
+    return DEFAULT_DOMAIN if host in {"index.docker.io", DOCKER_HUB_API, "docker.io"} else host
+
+
+def docker_config_credentials(host: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials for `host` from the docker config: credHelpers[host], credsStore, then auths."""
+    path = docker_config_path(environ)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise RegistryAuthError(f"{path}: cannot read the docker config: {exc}") from None
+    if not isinstance(config, dict):
+        return None
+    want = _config_key(host)
+    helpers = config.get("credHelpers") or {}
+    helper = next((h for k, h in helpers.items() if _config_key(k) == want), None) or config.get("credsStore")
+    if helper:
+        found = helper_credentials(str(helper), host, path)
+        if found is not None:
+            return found
+    for key, entry in (config.get("auths") or {}).items():
+        if _config_key(key) == want and isinstance(entry, dict):
+            return _auth_entry(entry, f"docker config {path}")
+    return None
+
+
+def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
+    if entry.get("identitytoken"):
+        return Credentials("<token>", str(entry["identitytoken"]), source)
+    if entry.get("auth"):
+        try:
+            user, _, password = base64.b64decode(str(entry["auth"])).decode("utf-8").partition(":")
+        except ValueError:
+            message = f"{source}: malformed 'auth' entry (expected base64 of user:password)"
+            raise RegistryAuthError(message) from None
+        return Credentials(user, password, source)
+    if entry.get("username") and entry.get("password"):
+        return Credentials(str(entry["username"]), str(entry["password"]), source)
+    return None
+
+
+def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials | None:
+    """Ask `docker-credential-HELPER get`; None when it has nothing for `host` (or is not installed)."""
+    server = DOCKER_HUB_CONFIG_KEY if _config_key(host) == DEFAULT_DOMAIN else host
+    program = f"docker-credential-{helper}"
+    try:
+        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        output.warn(f"{config_path}: credential helper {program} is not installed; ignoring it")
+        return None
+    except subprocess.TimeoutExpired:
+        raise RegistryAuthError(f"credential helper {program} did not answer within 60s") from None
+    if proc.returncode != 0:
+        return None  # "credentials not found in native keychain"
+    try:
+        data = json.loads(proc.stdout)
+        user, secret = str(data["Username"]), str(data["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
+    return Credentials(user, secret, f"credential helper {program}")
+
+
+# --- endpoints ---------------------------------------------------------------------------------------
+def _is_loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url(host: str, insecure: Iterable[str] = ()) -> str:
+    """`http://127.0.0.1:5000` for loopback and insecure registries, `https://HOST` otherwise."""
+    if host == DEFAULT_DOMAIN:
+        host = DOCKER_HUB_API
+    scheme = "http" if _is_loopback(host) or host in set(insecure) else "https"
+    return f"{scheme}://{host}"
+
+
+# --- HTTP --------------------------------------------------------------------------------------------
+@dataclass
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="...",service="...",scope="..."` -> ("bearer", {...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_RE.findall(rest)}
+
+
+class Client:
+    """A tiny Registry v2 client for one registry host; remembers the Authorization that worked."""
+
+    def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = ()) -> None:
+        self.host = host
+        self.url = base_url(host, insecure)
+        self.creds = creds
+        self._auth: str | None = None
+        self._opener = urllib.request.build_opener(
+            _NoRedirect(), *([urllib.request.ProxyHandler({})] if _is_loopback(host) else [])
+        )
+
+    def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None) -> Response:
+        request = urllib.request.Request(url, method=method, headers=dict(headers))
+        if auth:
+            request.add_unredirected_header("Authorization", auth)
+        try:
+            with self._opener.open(request, timeout=TIMEOUT) as resp:
+                return Response(resp.status, dict(resp.headers.items()), resp.read())
+        except urllib.error.HTTPError as exc:
+            return Response(exc.code, dict(exc.headers.items()), exc.read())
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            hint = "is the registry running and the host:port right?"
+            if "SSL" in str(reason) or "CERTIFICATE" in str(reason):
+                hint = "for a plain-http registry add its host:port to insecure_registries"
+            raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}",
+                                hint=hint) from None
+
+    def request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
+                scope: str | None = None) -> Response:
+        """Send a request to `/v2/...`, authenticating on a 401 challenge; follow one redirect (blobs)."""
+        url = self.url + path
+        headers = dict(headers or {})
+        resp = self._send(method, url, headers, self._auth)
+        if resp.status == 401:
+            self._auth = self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope, url)
+            resp = self._send(method, url, headers, self._auth)
+        if resp.status in {301, 302, 303, 307, 308} and resp.headers.get("Location"):
+            target = urllib.parse.urljoin(url, resp.headers["Location"])
+            same_host = urllib.parse.urlsplit(target).netloc == urllib.parse.urlsplit(url).netloc
+            resp = self._send(method, target, headers, self._auth if same_host else None)
+        if resp.status in {401, 403}:
+            raise self._auth_error(resp, url)
+        return resp
+
+    def _authenticate(self, challenge: str, scope: str | None, url: str) -> str:
+        scheme, params = parse_challenge(challenge)
+        if scheme == "basic":
+            if self.creds is None or self.creds.is_identity_token:
+                raise self._auth_error(Response(401, {}, b""), url)
+            raw = f"{self.creds.username}:{self.creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if scheme == "bearer" and params.get("realm"):
+            return "Bearer " + self._token(params, scope)
+        raise RegistryError(f"{url}: unsupported authentication challenge {challenge[:60]!r}")
+
+    def _token(self, params: Mapping[str, str], scope: str | None) -> str:
+        pairs = (("service", params.get("service")), ("scope", scope or params.get("scope")))
+        query = {k: v for k, v in pairs if v}
+        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
+        auth = None
+        if self.creds is not None and not self.creds.is_identity_token:
+            raw = f"{self.creds.username}:{self.creds.password}".encode()
+            auth = "Basic " + base64.b64encode(raw).decode()
+        resp = self._send("GET", url, {}, auth)
+        if resp.status in {401, 403}:
+            raise self._auth_error(resp, params["realm"])
+        try:
+            data = json.loads(resp.body)
+            return str(data.get("token") or data["access_token"])
+        except (ValueError, KeyError, TypeError):
+            message = f"token endpoint {params['realm']} answered {resp.status} without a token"
+            raise RegistryError(message) from None
+
+    def _auth_error(self, resp: Response, url: str) -> RegistryAuthError:
+        what = "access denied" if resp.status == 403 else "authentication failed"
+        if self.creds is None:
+            return RegistryAuthError(
+                f"registry {self.host}: {what} (no credentials found) for {url}",
+                hint="docker login, --username with --password-stdin, or GITOPS_REGISTRY_USERNAME/_PASSWORD",
+            )
+        return RegistryAuthError(
+            f"registry {self.host}: {what} for user {self.creds.username!r} "
+            f"(credentials from {self.creds.source}) at {url}",
+            hint="check the username and password and the account's access to this repository",
+        )
+
+
+# --- queries -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Manifest:
+    digest: str
+    media_type: str
+    data: dict[str, Any]
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES or "manifests" in self.data
+
+    @property
+    def config_digest(self) -> str | None:
+        config = self.data.get("config")
+        return str(config["digest"]) if isinstance(config, dict) and "digest" in config else None
+
+
+def _manifest_path(ref: ImageRef, reference: str) -> str:
+    return f"/v2/{ref.normalized_path}/manifests/{reference}"
+
+
+def _scope(ref: ImageRef, actions: str = "pull") -> str:
+    return f"repository:{ref.normalized_path}:{actions}"
+
+
+def _reference(ref: ImageRef) -> str:
+    reference = ref.digest or ref.tag
+    if reference is None:
+        raise UsageError(f"image {ref}: a tag or digest is required")
+    return reference
+
+
+def _check(resp: Response, method: str, url: str) -> None:
+    if resp.status >= 400 or resp.status < 200:
+        detail = ""
+        try:
+            errors = json.loads(resp.body).get("errors") or []
+            detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
+        except (ValueError, AttributeError):
+            pass
+        suffix = f": {detail}" if detail else ""
+        raise RegistryError(f"registry error: {method} {url} answered {resp.status}{suffix}")
+
+
+def head_digest(ref: ImageRef, creds: Credentials | None = None, insecure: Iterable[str] = (),
+                client: Client | None = None) -> str | None:
+    """The digest the registry has for ref's tag (or digest), or None when the tag does not exist."""
+    client = client or Client(registry_host(ref), creds, insecure)
+    path = _manifest_path(ref, _reference(ref))
+    resp = client.request("HEAD", path, {"Accept": ", ".join(MANIFEST_TYPES)}, scope=_scope(ref))
+    if resp.status == 404:
+        return None
+    _check(resp, "HEAD", client.url + path)
+    digest = resp.headers.get("Docker-Content-Digest") or resp.headers.get("docker-content-digest")
+    if not digest:  # some registries omit it on HEAD: fetch and hash the manifest
+        manifest = get_manifest(ref, client=client)
+        return manifest.digest if manifest else None
+    return digest
+
+
+def get_manifest(ref: ImageRef, creds: Credentials | None = None, insecure: Iterable[str] = (),
+                 client: Client | None = None) -> Manifest | None:
+    """The manifest for ref's tag (or digest), or None when it does not exist."""
+    import hashlib
+
+    client = client or Client(registry_host(ref), creds, insecure)
+    path = _manifest_path(ref, _reference(ref))
+    resp = client.request("GET", path, {"Accept": ", ".join(MANIFEST_TYPES)}, scope=_scope(ref))
+    if resp.status == 404:
+        return None
+    _check(resp, "GET", client.url + path)
+    try:
+        data = json.loads(resp.body)
+    except ValueError:
+        message = f"registry error: {client.url + path} returned a manifest that is not JSON"
+        raise RegistryError(message) from None
+    digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
+    media_type = str(data.get("mediaType") or resp.headers.get("Content-Type", "")).split(";")[0]
+    return Manifest(digest=digest, media_type=media_type, data=data)
+
+
+def get_blob_json(ref: ImageRef, digest: str, creds: Credentials | None = None, insecure: Iterable[str] = (),
+                  client: Client | None = None) -> dict[str, Any]:
+    """A JSON blob (an image config) of ref's repository."""
+    client = client or Client(registry_host(ref), creds, insecure)
+    path = f"/v2/{ref.normalized_path}/blobs/{digest}"
+    resp = client.request("GET", path, scope=_scope(ref))
+    _check(resp, "GET", client.url + path)
+    try:
+        return dict(json.loads(resp.body))
+    except (ValueError, TypeError):
+        raise RegistryError(f"registry error: blob {digest} of {ref.name} is not JSON") from None
+
+
+def resolve_digest(ref: ImageRef, creds: Credentials | None = None, insecure: Iterable[str] = ()) -> str:
+    """The manifest digest (sha256:...) ref's tag points at; VerificationError (exit 13) when it is absent."""
+    digest = head_digest(ref, creds, insecure)
+    if digest is None:
+        raise VerificationError(
+            f"cannot resolve the digest of {ref}: the registry {registry_host(ref)} has no such tag",
+            hint="publish the image first (gitops publish)",
+        )
+    return digest
