@@ -52,9 +52,15 @@ def _root(
 
 
 # --- verbs (one line each; the functions live in gitops_cli/commands/) ---------------------------
+from gitops_cli.commands import build as _build  # noqa: E402
+from gitops_cli.commands import publish as _publish  # noqa: E402
 from gitops_cli.commands import tag as _tag  # noqa: E402
+from gitops_cli.commands import test as _test  # noqa: E402
 
 app.command("tag")(_tag.tag)
+app.command("build")(_build.build)
+app.command("test")(_test.test)
+app.command("publish")(_publish.publish)
 
 
 def main(argv: list[str] | None = None) -> None:

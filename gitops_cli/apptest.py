@@ -1,0 +1,92 @@
+"""`gitops test`: run the app's unit tests, on the host or inside the built image (network none).
+
+The command is the configured `test_command`, else `make test` when the Makefile has a `test` target.
+Its output streams live to stderr (stdout stays for results); its exit status is the verb's status.
+`run_command` is also how `gitops build` runs the app's `build_command`.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_cli import output
+from gitops_cli.errors import CommandStartError, ConfigError, GitopsError
+from gitops_cli.imageref import parse_tagged
+
+MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
+DEFAULT_TEST_COMMAND = "make test"
+_RULE_RE = re.compile(r"^([^\s:#=][^:#=]*?)\s*::?(?!=)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TestResult:
+    __test__ = False  # not a pytest test class
+
+    command: str
+    where: str  # "host" or the image reference
+    status: int
+
+
+def makefile_has_target(text: str, target: str) -> bool:
+    """True when a rule in Makefile `text` names `target` (`test:`, `a test:`, `test::`), not `X := 1`."""
+    for match in _RULE_RE.finditer(text):
+        if target in match.group(1).split():
+            return True
+    return False
+
+
+def default_test_command(repo: Path) -> str | None:
+    for name in MAKEFILES:
+        path = repo / name
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            return DEFAULT_TEST_COMMAND if makefile_has_target(text, "test") else None
+    return None
+
+
+def resolve_test_command(repo: Path, configured: str | None) -> str:
+    command = configured or default_test_command(repo)
+    if not command:
+        raise ConfigError(
+            f"{repo}: no test command: test_command is not set and no Makefile with a `test` target",
+            hint="set test_command in [tool.gitops] (or GITOPS_TEST_COMMAND / --command)",
+        )
+    return command
+
+
+def run_command(command: str, cwd: Path) -> int:
+    """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status."""
+    sys.stdout.flush()
+    try:
+        proc = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None)
+    except OSError as exc:
+        raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
+    status = proc.returncode
+    return 128 + signal.Signals(-status).value if status < 0 else status
+
+
+def run_tests(repo: str | Path, command: str | None = None, in_image: str | None = None) -> TestResult:
+    """Run the tests; return the result on success, raise GitopsError(exit_code=status) on failure."""
+    root = Path(repo)
+    image = parse_tagged(in_image) if in_image else None  # invalid reference: exit 2 before any work
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such directory")
+    cmd = resolve_test_command(root, command)
+    if image is None:
+        output.step(f"Running {cmd!r} in {root}")
+        where, status = "host", run_command(cmd, root)
+    else:
+        from gitops_cli import engine
+
+        client = engine.connect()
+        output.step(f"Running {cmd!r} in {image} (network none)")
+        where, status = str(image), engine.run_in_image(client, str(image), cmd)
+    if status != 0:
+        raise GitopsError(f"tests failed: {cmd!r} exited with status {status} ({where})", exit_code=status)
+    output.info(f"tests passed: {cmd!r} ({where})")
+    return TestResult(command=cmd, where=where, status=status)

@@ -1,0 +1,166 @@
+"""`gitops build`: run the app's build command, then build the image with OCI labels and live logs.
+
+Everything that can be checked without work is checked first (image name, tag, K=V pairs, context,
+Dockerfile), then the engine is contacted, then the app's `build_command` runs, then the image build.
+
+`org.opencontainers.image.created` is the commit time (or SOURCE_DATE_EPOCH), not the wall clock: with
+the engine's layer cache a rebuild of the same commit then yields the same image id, so `gitops publish`
+recognises it as the image already published instead of refusing it as different.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gitops_cli import git, output
+from gitops_cli.errors import BuildError, DirtyTreeError, UsageError
+from gitops_cli.imageref import ImageRef, parse, parse_repository, validate_tag
+
+if TYPE_CHECKING:
+    from docker import APIClient
+
+LABEL_PREFIX = "org.opencontainers.image."
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    ref: ImageRef  # NAME:TAG as built
+    image_id: str  # sha256:... (the config digest)
+    revision: str | None  # full commit SHA, None outside a git checkout
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        assert self.ref.tag is not None
+        return self.ref.tag
+
+
+def parse_pairs(items: Iterable[str], option: str) -> dict[str, str]:
+    """`["K=V", ...]` -> dict; UsageError naming the option for an item without `=` or with an empty key."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value
+    return out
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def created_time(repo: Path | None, sha: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """SOURCE_DATE_EPOCH, else the commit's committer date, else now (all RFC 3339, UTC)."""
+    env = os.environ if environ is None else environ
+    epoch = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return rfc3339(datetime.fromtimestamp(int(epoch), UTC))
+    if repo is not None and sha is not None:
+        res = git.run(["show", "-s", "--format=%cI", sha], cwd=repo, check=False)
+        if res.status == 0 and res.stdout.strip():
+            return rfc3339(datetime.fromisoformat(res.stdout.strip()))
+    return rfc3339(datetime.now(UTC))
+
+
+def origin_url(repo: Path) -> str | None:
+    res = git.run(["remote", "get-url", "origin"], cwd=repo, check=False)
+    return git.strip_credentials(res.stdout.strip()) if res.status == 0 and res.stdout.strip() else None
+
+
+def oci_labels(
+    repo: Path | None, sha: str | None, tag: str, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    labels = {}
+    if sha:
+        labels[LABEL_PREFIX + "revision"] = sha
+    source = origin_url(repo) if repo is not None else None
+    if source:
+        labels[LABEL_PREFIX + "source"] = source
+    labels[LABEL_PREFIX + "created"] = created_time(repo, sha, environ)
+    labels[LABEL_PREFIX + "version"] = tag
+    return labels
+
+
+def _checkout(repo: Path) -> Path | None:
+    try:
+        return git.toplevel(repo)
+    except DirtyTreeError:
+        return None
+
+
+def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | None) -> tuple[Path, str | None]:
+    ctx = (repo / context).resolve()
+    if not ctx.is_dir():
+        raise UsageError(f"build context {ctx}: no such directory")
+    if dockerfile is None:
+        if not (ctx / "Dockerfile").is_file():
+            raise UsageError(f"{ctx / 'Dockerfile'}: no such file", hint="pass --file PATH")
+        return ctx, None
+    path = (ctx / dockerfile).resolve()
+    if not path.is_file():
+        raise UsageError(f"Dockerfile {path}: no such file")
+    return ctx, str(path.relative_to(ctx)) if path.is_relative_to(ctx) else str(path)
+
+
+def build_image(
+    image: str,
+    *,
+    repo: str | Path = ".",
+    tag: str | None = None,
+    context: str | Path = ".",
+    dockerfile: str | Path | None = None,
+    build_args: Iterable[str] | Mapping[str, str] = (),
+    labels: Iterable[str] | Mapping[str, str] = (),
+    target: str | None = None,
+    network: str | None = None,
+    cache_from: Iterable[str] = (),
+    pull: bool = False,
+    no_cache: bool = False,
+    build_command: str | None = None,
+    tag_length: int = 7,
+    tag_prefix: str = "",
+    allow_dirty: bool = False,
+    client: APIClient | None = None,
+) -> BuildResult:
+    """Build IMAGE:TAG from the checkout `repo` (tag derived from the commit when not given)."""
+    from gitops_cli import engine
+    from gitops_cli.apptest import run_command
+    from gitops_cli.tagging import derive_tag
+
+    name = parse_repository(image)
+    if tag is not None:
+        validate_tag(tag)
+    args = dict(build_args) if isinstance(build_args, Mapping) else parse_pairs(build_args, "--build-arg")
+    extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
+    cache = [str(parse(ref)) for ref in cache_from]
+    root = Path(repo)
+    ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)
+
+    checkout = _checkout(root)
+    if tag is None:
+        info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
+        tag, sha = info.tag, info.sha
+    else:
+        sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
+    ref = name.with_tag(tag)
+    all_labels = {**oci_labels(checkout, sha or None, tag), **extra}
+
+    client = client or engine.connect()
+    if build_command:
+        output.step(f"Running the build command {build_command!r}")
+        status = run_command(build_command, checkout or root)
+        if status != 0:
+            raise BuildError(f"build command {build_command!r} failed with exit status {status}",
+                             hint="fix the app build; the image was not built")
+    output.step(f"Building {ref} from {ctx}")
+    image_id = engine.build(
+        client, context=str(ctx), dockerfile=dockerfile_arg, tag=str(ref), buildargs=args, labels=all_labels,
+        target=target, network=network, cache_from=cache, pull=pull, nocache=no_cache,
+    )
+    return BuildResult(ref=ref, image_id=image_id, revision=sha or None, labels=all_labels)

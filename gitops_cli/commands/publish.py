@@ -1,0 +1,63 @@
+"""`gitops publish`: push NAME:TAG unless the registry already has it; never move an existing tag."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from gitops_cli import output
+from gitops_cli.settings import load_settings
+
+
+def publish(
+    image: str | None = typer.Option(None, "--image", help="NAME or NAME:TAG to push (or `image` in "
+                                     "[tool.gitops])."),
+    tag: str | None = typer.Option(None, "--tag", help="Tag when --image has none (default: the "
+                                   "derived tag)."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (settings, derived tag)."),
+    allow_overwrite: bool = typer.Option(False, "--allow-overwrite", help="Push even when the tag already "
+                                         "names a different image in the registry."),
+    allow_mutable_tag: bool | None = typer.Option(None, "--allow-mutable-tag", help="Allow `latest` and "
+                                                  "branch-like tags (main, dev, stable, ...)."),
+    username: str | None = typer.Option(None, "--username", help="Registry user (with --password-stdin)."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the registry password "
+                                        "from stdin."),
+) -> None:
+    """Push NAME:TAG and print NAME:TAG@sha256:<digest>; skip it when already published.
+
+    Credentials: --username with --password-stdin, GITOPS_REGISTRY_USERNAME/_PASSWORD, or the docker
+    config (DOCKER_CONFIG, ~/.docker/config.json, credential helpers).
+
+    \b
+    Example:
+      gitops publish --image 127.0.0.1:5000/team/app:3f2a9c1
+      127.0.0.1:5000/team/app:3f2a9c1@sha256:0b1c...
+    """
+    from gitops_cli import registry
+    from gitops_cli.errors import UsageError
+    from gitops_cli.imageref import parse
+    from gitops_cli.publish import parse_image, publish_image
+
+    password = registry.read_password(sys.stdin) if password_stdin else None
+    settings = load_settings(repo, {"image": image, "allow_mutable_tag": allow_mutable_tag,
+                                    "registry_username": username})
+    if not settings.image:
+        raise UsageError("--image is required (NAME:TAG, or NAME with --tag)")
+    ref = parse(settings.image)
+    if tag is not None and ref.tag is not None and tag != ref.tag:
+        raise UsageError(f"--tag {tag!r} contradicts the tag in --image {settings.image!r}")
+    if ref.tag is None:
+        if tag is None:
+            from gitops_cli.tagging import derive_tag
+
+            tag = derive_tag(repo, length=settings.tag_length, prefix=settings.tag_prefix).tag
+        ref = ref.with_tag(tag)
+    ref = parse_image(ref)
+    creds = registry.resolve_credentials(registry.registry_host(ref), settings.registry_username, password)
+    result = publish_image(
+        ref, creds=creds, allow_overwrite=allow_overwrite, allow_mutable_tag=settings.allow_mutable_tag,
+        mutable_tags=settings.mutable_tags, insecure=settings.insecure_registries,
+    )
+    output.result(result.pinned)

@@ -1,0 +1,30 @@
+"""`gitops test`: run the app's unit tests on the host or inside the built image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gitops_cli.settings import load_settings
+
+
+def test(
+    repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (default: current directory)."),
+    command: str | None = typer.Option(None, "--command", help="Test command (default: test_command, else "
+                                       "`make test` when the Makefile has a test target)."),
+    in_image: str | None = typer.Option(None, "--in-image", metavar="NAME:TAG", help="Run the command inside "
+                                        "this image (network none) instead of on the host."),
+) -> None:
+    """Run the app's tests; the command's output streams live and its exit status is gitops' status.
+
+    \b
+    Example:
+      gitops test                                   # make test
+      gitops test --in-image 127.0.0.1:5000/team/app:3f2a9c1
+    """
+    from gitops_cli.apptest import run_tests
+
+    settings = load_settings(repo, {"test_command": command})
+    run_tests(repo, command=settings.test_command, in_image=in_image)
+
