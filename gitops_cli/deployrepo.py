@@ -1,0 +1,297 @@
+"""The deploy repo: where it is, how to reach it (credentials), clone, commit, push, fetch-and-reset.
+
+Every git call goes through gitops_cli.git.run.  Credentials live only in the environment of the git
+processes (an `http.<url>.extraHeader` given as GIT_CONFIG_* variables, or GIT_SSH_COMMAND with a key):
+never in a URL, never in the clone's .git/config, never printed (they are registered as secrets).
+
+A rejected push is read from `git push --porcelain` status lines (flag `!`), not from message wording;
+callers (gitops_cli.bump) integrate the new remote head and push again.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from gitops_cli import git
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
+from gitops_cli.output import register_secret
+
+DEFAULT_IDENTITY = ("gitops-cli", "gitops-cli@localhost")
+_SCHEMES = ("file", "http", "https", "ssh", "git", "git+ssh", "ssh+git")
+_SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
+_IDENTITY_RE = re.compile(r"^\s*(?P<name>[^<>]*?)\s*<(?P<email>[^<>\s]+)>\s*$")
+_SYMREF_RE = re.compile(r"^ref: refs/heads/(?P<branch>\S+)\tHEAD$", re.MULTILINE)
+# `[remote rejected]` reasons that mean "the ref moved under us" (two receive-packs raced): retryable.
+_RACE_REASONS = (
+    "cannot lock ref", "failed to lock", "failed to update ref", "incorrect old value", "stale info",
+)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A deploy repo: `url` is what git is given (no credentials), `display` what may be printed."""
+
+    url: str
+    display: str
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # auth/ssh config for every git call
+    local: Path | None = None  # set when --deploy-repo is an existing local checkout
+    auth: str | None = None  # "token (GITOPS_GIT_TOKEN)", "ssh key ...": what is used, never the secret
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    ok: bool
+    rejected: bool  # the remote moved (non-fast-forward, fetch first, lost a ref-update race): retry
+    reason: str = ""
+
+
+# --- where the repo is and how to reach it ------------------------------------------------------------
+
+
+def is_url(spec: str) -> bool:
+    """True for `scheme://...` with a git transport scheme and for scp-like `user@host:path`."""
+    if "://" in spec:
+        return spec.split("://", 1)[0].lower() in _SCHEMES
+    if Path(spec).exists():
+        return False
+    return bool(_SCP_RE.match(spec)) and not spec.startswith(("/", "./", "../"))
+
+
+def open_remote(
+    spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Remote:
+    """Classify --deploy-repo and build the environment that authenticates git against it."""
+    env = os.environ if environ is None else environ
+    if not spec.strip():
+        raise UsageError("--deploy-repo: empty value")
+    if not is_url(spec):
+        path = Path(spec).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"--deploy-repo {spec}: not a URL and no such directory",
+                             hint="give file://, https://, ssh:// or git@host:path, or a local checkout")
+        if _is_bare(path):  # a bare repo on disk is a remote, not a checkout
+            return _with_ssh(Remote(url=path.resolve().as_uri(), display=path.resolve().as_uri()), ssh_key)
+        return Remote(url=str(path.resolve()), display=str(path.resolve()), local=path.resolve())
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else "ssh"
+    if scheme in ("http", "https"):
+        return _https_remote(spec, env)
+    if scheme in ("ssh", "git+ssh", "ssh+git"):
+        parts = urlsplit(spec)
+        if parts.password:  # ssh://user:password@ is never used; keep the user, drop the password
+            register_secret(unquote(parts.password))
+            spec = spec.replace(f":{parts.password}@", "@", 1)
+    return _with_ssh(Remote(url=spec, display=git.strip_credentials(spec)), ssh_key)
+
+
+def _is_bare(path: Path) -> bool:
+    res = git.run(["rev-parse", "--is-bare-repository"], cwd=path, check=False)
+    return res.status == 0 and res.stdout.strip() == "true"
+
+
+def _with_ssh(remote: Remote, ssh_key: Path | None) -> Remote:
+    if ssh_key is None:
+        return remote
+    key = ssh_key.expanduser()
+    if not key.is_file():
+        raise UsageError(f"--ssh-key {ssh_key}: no such file")
+    args = ["ssh", "-i", str(key.resolve()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=accept-new"]
+    known_hosts = os.environ.get("GITOPS_SSH_KNOWN_HOSTS", "").strip()
+    if known_hosts:  # pinned host keys (CI): a known_hosts file instead of ~/.ssh/known_hosts
+        args += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser().resolve()}"]
+    command = " ".join(shlex.quote(a) for a in args)
+    env = dict(remote.env, GIT_SSH_COMMAND=command)
+    env.pop("GIT_SSH", None)
+    return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=f"ssh key {key}")
+
+
+def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(username, token, source) for an HTTPS host, or None.
+
+    GITOPS_GIT_TOKEN applies to any host (username GITOPS_GIT_USERNAME, else the URL's user, else
+    x-access-token).  GITHUB_TOKEN is only sent to github.com / GITHUB_SERVER_URL's host (x-access-token);
+    CI_JOB_TOKEN only to GitLab's CI_SERVER_HOST (gitlab-ci-token): a CI token never leaks to another host.
+    """
+    host = host.lower()
+    token = environ.get("GITOPS_GIT_TOKEN", "").strip()
+    if token:
+        username = environ.get("GITOPS_GIT_USERNAME", "").strip() or user or "x-access-token"
+        return username, token, "GITOPS_GIT_TOKEN"
+    token = environ.get("GITHUB_TOKEN", "").strip()
+    if token:
+        gh_hosts = {"github.com"}
+        server = environ.get("GITHUB_SERVER_URL", "").strip()
+        if server:
+            gh_hosts.add((urlsplit(server).hostname or "").lower())
+        if host.split(":")[0] in gh_hosts:
+            return "x-access-token", token, "GITHUB_TOKEN"
+    token = environ.get("CI_JOB_TOKEN", "").strip()
+    if token:
+        gl_host = environ.get("CI_SERVER_HOST", "").strip().lower()
+        if gl_host and host.split(":")[0] == gl_host.split(":")[0]:
+            return "gitlab-ci-token", token, "CI_JOB_TOKEN"
+    return None
+
+
+def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
+    parts = urlsplit(spec)
+    clean = git.strip_credentials(spec)
+    url_user = unquote(parts.username) if parts.username else None
+    url_password = unquote(parts.password) if parts.password else None
+    hostport = parts.netloc.rsplit("@", 1)[-1]
+    if url_password:  # credentials in the URL: never keep them there, use them as the credential
+        register_secret(url_password)
+        chosen: tuple[str, str, str] | None = (url_user or "x-access-token", url_password, "the URL")
+    else:
+        chosen = select_token(hostport, url_user, environ)
+    if chosen is None:
+        return Remote(url=clean, display=clean)
+    username, token, source = chosen
+    basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+    register_secret(token)
+    register_secret(basic)
+    scope = f"{parts.scheme.lower()}://{hostport}/"
+    base = {k: v for k, v in os.environ.items() if k.startswith("GIT_CONFIG_")}
+    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")], base)
+    return Remote(url=clean, display=clean, env=env, auth=f"token from {source}")
+
+
+# --- git operations -------------------------------------------------------------------------------
+
+
+def default_branch(remote: Remote) -> str:
+    """The remote's default branch (`git ls-remote --symref URL HEAD`)."""
+    res = git.run(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
+                  what=f"reading {remote.display}")
+    m = _SYMREF_RE.search(res.stdout)
+    if not m:
+        raise GitError(f"{remote.display}: the remote has no default branch (empty repository?)",
+                       hint="pass --branch")
+    return m.group("branch")
+
+
+def clone(remote: Remote, dest: Path, branch: str) -> None:
+    """Shallow, single-branch, blobless (when the server allows; else a plain shallow) clone into dest."""
+    base = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch]
+    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False)
+    if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
+        if dest.exists():
+            import shutil
+
+            shutil.rmtree(dest)
+        res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False)
+    if res.status != 0:
+        raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+
+
+def _is_auth_failure(stderr: str) -> bool:
+    return isinstance(git.error_for(["x"], 1, stderr), GitAuthError)
+
+
+def head(repo: Path) -> str:
+    return git.run(["rev-parse", "HEAD"], cwd=repo).stdout.strip()
+
+
+def current_branch(repo: Path) -> str | None:
+    res = git.run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=repo, check=False)
+    return res.stdout.strip() or None
+
+
+def ensure_clean(repo: Path) -> None:
+    """DirtyTreeError (exit 4) unless the checkout has no uncommitted changes to tracked files."""
+    res = git.run(["status", "--porcelain=v1", "--untracked-files=no"], cwd=repo)
+    if res.stdout.strip():
+        files = ", ".join(ln[3:] for ln in res.stdout.splitlines()[:5])
+        raise DirtyTreeError(f"{repo}: uncommitted changes ({files}); a bump commit holds only the bump",
+                             hint="commit or stash them, or use --no-commit")
+
+
+def parse_identity(text: str, what: str = "--author") -> Identity:
+    m = _IDENTITY_RE.match(text)
+    if not m or not m.group("name") or "@" not in m.group("email"):
+        raise UsageError(f"{what} {text!r}: expected \"Name <email@example.com>\"")
+    return Identity(m.group("name"), m.group("email"))
+
+
+def resolve_identity(explicit: str | None, repo: Path | None) -> Identity:
+    """--author / GITOPS_AUTHOR (passed as `explicit`), else git config user.*, else gitops-cli."""
+    if explicit:
+        return parse_identity(explicit)
+    if repo is not None:
+        name = git.run(["config", "--get", "user.name"], cwd=repo, check=False).stdout.strip()
+        email = git.run(["config", "--get", "user.email"], cwd=repo, check=False).stdout.strip()
+        if name and email:
+            return Identity(name, email)
+    return Identity(*DEFAULT_IDENTITY)
+
+
+def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> str:
+    """Commit exactly `paths` (relative to repo) as `author` (also committer); return the new sha."""
+    ident = {
+        "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
+        "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
+    }
+    git.run(["add", "--", *paths], cwd=repo)
+    git.run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "--cleanup=whitespace", "-m", message,
+             "--", *paths], cwd=repo, env=ident, what="git commit")
+    return head(repo)
+
+
+def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
+    """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`."""
+    res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
+                  cwd=repo, env=remote.env, check=False)
+    statuses = parse_push_status(res.stdout)
+    if res.status == 0 and statuses and all(flag != "!" for flag, _ in statuses):
+        return PushOutcome(ok=True, rejected=False)
+    for flag, summary in statuses:
+        if flag == "!":
+            if is_retryable_rejection(summary):
+                return PushOutcome(ok=False, rejected=True, reason=summary)
+            raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
+                           hint="the remote refused the update (protected branch or hook?)")
+    if res.status == 0:  # no status line at all is not expected, but a zero exit is success
+        return PushOutcome(ok=True, rejected=False)
+    raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})")
+
+
+def parse_push_status(stdout: str) -> list[tuple[str, str]]:
+    """(flag, summary) per ref from `git push --porcelain`: `<flag>\\t<from>:<to>\\t<summary>`."""
+    out: list[tuple[str, str]] = []
+    for line in stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and len(parts[0]) == 1:
+            out.append((parts[0], parts[2].strip()))
+    return out
+
+
+def is_retryable_rejection(summary: str) -> bool:
+    """`[rejected] (fetch first|non-fast-forward|...)`, or a ref-update race reported by the remote."""
+    if summary.startswith("[rejected]"):
+        return True
+    return summary.startswith("[remote rejected]") and any(r in summary for r in _RACE_REASONS)
+
+
+def fetch_reset(repo: Path, remote: Remote, branch: str) -> str:
+    """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head."""
+    tracking = f"refs/remotes/origin/{branch}"
+    git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
+            cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
+    git.run(["reset", "--quiet", "--hard", tracking], cwd=repo, env=remote.env)
+    return head(repo)

@@ -1,0 +1,257 @@
+"""gitops_cli.deployrepo against real git remotes (file://, smart HTTP with basic auth)."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import deployrepo
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
+from gitops_cli.output import redact
+from tests.fixtures.gitremotes import git, make_bare_remote, write_tree
+
+BOT = deployrepo.Identity("Bot", "bot@x.org")
+DEFAULT = deployrepo.Identity("gitops-cli", "gitops-cli@localhost")
+
+# --- classification and credentials (pure) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("https://git.example.com/org/deploy.git", True),
+        ("http://127.0.0.1:8080/deploy.git", True),
+        ("file:///srv/deploy.git", True),
+        ("ssh://git@example.com:2222/org/deploy.git", True),
+        ("git@github.com:org/deploy.git", True),
+        ("github.com:org/deploy.git", True),
+        ("ftp://example.com/x", False),
+        ("./deploy", False),
+        ("/srv/deploy", False),
+    ],
+)
+def test_is_url(spec: str, expected: bool) -> None:
+    assert deployrepo.is_url(spec) is expected
+
+
+def test_local_directory_is_not_a_url(tmp_path: Path) -> None:
+    weird = tmp_path / "host:path"
+    weird.mkdir()
+    assert deployrepo.is_url(str(weird)) is False
+
+
+def test_select_token_precedence_and_usernames() -> None:
+    env = {"GITOPS_GIT_TOKEN": "tok1", "GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci"}
+    expected = ("x-access-token", "tok1", "GITOPS_GIT_TOKEN")
+    assert deployrepo.select_token("git.example.com", None, env) == expected
+    assert deployrepo.select_token("h", "alice", env)[0] == "alice"
+    assert deployrepo.select_token("h", "alice", {**env, "GITOPS_GIT_USERNAME": "bob"})[0] == "bob"
+    gh = {"GITHUB_TOKEN": "gh"}
+    assert deployrepo.select_token("github.com", None, gh) == ("x-access-token", "gh", "GITHUB_TOKEN")
+    ghes = {**gh, "GITHUB_SERVER_URL": "https://ghe.corp.example"}
+    assert deployrepo.select_token("ghe.corp.example", None, ghes) is not None
+    gl = {"CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
+    expected = ("gitlab-ci-token", "ci", "CI_JOB_TOKEN")
+    assert deployrepo.select_token("gitlab.example.com", None, gl) == expected
+
+
+def test_ci_tokens_are_never_sent_to_other_hosts() -> None:
+    env = {"GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
+    assert deployrepo.select_token("evil.example.org", None, env) is None
+    assert deployrepo.select_token("gitlab.example.com.evil.org", None, {"CI_JOB_TOKEN": "ci"}) is None
+
+
+def test_https_remote_moves_url_credentials_into_a_scoped_header() -> None:
+    remote = deployrepo.open_remote("https://bot:s3cr3t-token@git.example.com/org/deploy.git", environ={})
+    assert remote.url == remote.display == "https://git.example.com/org/deploy.git"
+    assert "s3cr3t-token" not in remote.url
+    keys = {remote.env[k]: remote.env[k.replace("KEY", "VALUE")] for k in remote.env if "_KEY_" in k}
+    header = keys["http.https://git.example.com/.extraHeader"]
+    assert header == "Authorization: Basic " + base64.b64encode(b"bot:s3cr3t-token").decode()
+    assert redact("token s3cr3t-token here") == "token *** here"
+
+
+def test_https_remote_without_token_has_no_auth() -> None:
+    remote = deployrepo.open_remote("https://git.example.com/org/deploy.git", environ={})
+    assert remote.env == {} and remote.auth is None
+
+
+def test_ssh_key_sets_ssh_command(tmp_path: Path) -> None:
+    key = tmp_path / "id ed25519"
+    key.write_text("not really a key")
+    remote = deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=key, environ={})
+    cmd = remote.env["GIT_SSH_COMMAND"]
+    assert cmd.startswith("ssh -i ") and f"'{key}'" in cmd
+    for option in ("IdentitiesOnly=yes", "BatchMode=yes", "StrictHostKeyChecking=accept-new"):
+        assert option in cmd
+    with pytest.raises(UsageError, match="--ssh-key"):
+        deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=tmp_path / "missing", environ={})
+
+
+def test_open_remote_local_checkout_and_bare_repo(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path)
+    as_path = deployrepo.open_remote(str(remote.path), environ={})
+    assert as_path.local is None and as_path.url == remote.url  # a bare repo on disk is a remote
+    checkout = remote.clone(tmp_path / "co")
+    local = deployrepo.open_remote(str(checkout), environ={})
+    assert local.local == checkout.resolve()
+    with pytest.raises(UsageError, match="no such directory"):
+        deployrepo.open_remote(str(tmp_path / "nope"), environ={})
+
+
+@pytest.mark.parametrize(
+    ("text", "identity"),
+    [
+        ("CI Bot <ci@example.com>", ("CI Bot", "ci@example.com")),
+        ("  Jane Doe   <jane@x.org> ", ("Jane Doe", "jane@x.org")),
+    ],
+)
+def test_parse_identity(text: str, identity: tuple[str, str]) -> None:
+    assert deployrepo.parse_identity(text) == deployrepo.Identity(*identity)
+
+
+@pytest.mark.parametrize("text", ["ci@example.com", "Bot <>", "<a@b.c>", "Bot <no-at>", "Bot <a@b> x"])
+def test_parse_identity_rejects(text: str) -> None:
+    with pytest.raises(UsageError, match="--author"):
+        deployrepo.parse_identity(text)
+
+
+def test_parse_push_status_and_retryable() -> None:
+    out = "To file:///r.git\n!\tHEAD:refs/heads/main\t[rejected] (fetch first)\nDone\n"
+    assert deployrepo.parse_push_status(out) == [("!", "[rejected] (fetch first)")]
+    assert deployrepo.is_retryable_rejection("[rejected] (non-fast-forward)")
+    assert deployrepo.is_retryable_rejection("[remote rejected] (cannot lock ref 'refs/heads/main': is at x)")
+    assert deployrepo.is_retryable_rejection("[remote rejected] (failed to update ref)")
+    assert not deployrepo.is_retryable_rejection("[remote rejected] (pre-receive hook declined)")
+    assert not deployrepo.is_retryable_rejection("[remote failure] (remote failed to report status)")
+
+
+# --- real git over file:// ---------------------------------------------------------------------------
+
+
+def test_default_branch_clone_commit_push(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"}, branch="production")
+    r = deployrepo.open_remote(remote.url, environ={})
+    assert deployrepo.default_branch(r) == "production"
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "production")
+    assert git("rev-parse", "--is-shallow-repository", cwd=work).strip() == "true"
+    assert (work / "a.yaml").read_text() == "image: x:1\n"
+    (work / "a.yaml").write_text("image: x:2\n")
+    sha = deployrepo.commit(work, ["a.yaml"], "Update x image to x:2", BOT)
+    assert deployrepo.push(work, r, "production") == deployrepo.PushOutcome(ok=True, rejected=False)
+    assert remote.head("production") == sha
+    assert remote.git("log", "-1", "--format=%an <%ae>|%cn <%ce>", "production").strip() == (
+        "Bot <bot@x.org>|Bot <bot@x.org>")
+
+
+def test_push_rejected_when_remote_moved_then_fetch_reset(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n", "b.yaml": "image: y:1\n"})
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main")
+    moved = remote.commit_change("b.yaml", "image: y:2\n")
+    (work / "a.yaml").write_text("image: x:2\n")
+    deployrepo.commit(work, ["a.yaml"], "bump", BOT)
+    outcome = deployrepo.push(work, r, "main")
+    assert not outcome.ok and outcome.rejected and "[rejected]" in outcome.reason
+    assert remote.head() == moved  # nothing was forced
+    assert deployrepo.fetch_reset(work, r, "main") == moved
+    assert (work / "a.yaml").read_text() == "image: x:1\n" and (work / "b.yaml").read_text() == "image: y:2\n"
+
+
+def test_push_to_new_branch(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main")
+    (work / "a.yaml").write_text("image: x:2\n")
+    sha = deployrepo.commit(work, ["a.yaml"], "bump", BOT)
+    assert deployrepo.push(work, r, "bump/x-2").ok
+    assert remote.head("bump/x-2") == sha and remote.head("main") != sha
+
+
+def test_push_refused_by_hook_is_an_error_not_a_retry(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
+    hook = remote.path / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main")
+    (work / "a.yaml").write_text("image: x:2\n")
+    deployrepo.commit(work, ["a.yaml"], "bump", BOT)
+    with pytest.raises(GitError, match="refused.*pre-receive hook declined"):
+        deployrepo.push(work, r, "main")
+
+
+def test_unreachable_remote_is_git_error(tmp_path: Path) -> None:
+    r = deployrepo.open_remote((tmp_path / "missing.git").as_uri(), environ={})
+    with pytest.raises(GitError) as exc:
+        deployrepo.default_branch(r)
+    assert exc.value.exit_code == 10
+
+
+def test_resolve_identity_without_any_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "EMAIL"):
+        monkeypatch.delenv(var, raising=False)
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
+    work = remote.clone(tmp_path / "clone")
+    assert deployrepo.resolve_identity(None, work) == DEFAULT
+    assert deployrepo.resolve_identity("Ops <ops@x.org>", work) == deployrepo.Identity("Ops", "ops@x.org")
+    git("config", "user.name", "Local Person", cwd=work)
+    git("config", "user.email", "local@x.org", cwd=work)
+    assert deployrepo.resolve_identity(None, work) == deployrepo.Identity("Local Person", "local@x.org")
+    (work / "a.yaml").write_text("image: x:2\n")
+    sha = deployrepo.commit(work, ["a.yaml"], "bump", DEFAULT)
+    assert len(sha) == 40
+
+
+def test_ensure_clean(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
+    work = remote.clone(tmp_path / "clone")
+    deployrepo.ensure_clean(work)
+    write_tree(work, {"a.yaml": "image: x:9\n"})
+    with pytest.raises(DirtyTreeError, match="a.yaml"):
+        deployrepo.ensure_clean(work)
+
+
+# --- smart HTTP with basic auth ------------------------------------------------------------------------
+
+
+def test_http_token_auth_clone_push_and_nothing_left_behind(tmp_path: Path, http_git_server) -> None:
+    token = "tok-5e5e5e-secret"
+    remote = make_bare_remote(tmp_path / "srv", {"a.yaml": "image: x:1\n"})
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=token)
+    r = deployrepo.open_remote(server.url(), environ={"GITOPS_GIT_TOKEN": token})
+    assert token not in repr(r) and r.auth == "token from GITOPS_GIT_TOKEN"
+    assert deployrepo.default_branch(r) == "main"
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main")
+    (work / "a.yaml").write_text("image: x:2\n")
+    sha = deployrepo.commit(work, ["a.yaml"], "bump", BOT)
+    assert deployrepo.push(work, r, "main").ok
+    assert remote.head() == sha
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    for f in (work / ".git").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert token.encode() not in data and basic.encode() not in data, f
+
+
+def test_http_bad_token_is_auth_error(tmp_path: Path, http_git_server) -> None:
+    make_bare_remote(tmp_path / "srv", {"a.yaml": "image: x:1\n"})
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token="right-token")
+    r = deployrepo.open_remote(server.url(), environ={"GITOPS_GIT_TOKEN": "wrong-token"})
+    with pytest.raises(GitAuthError) as exc:
+        deployrepo.default_branch(r)
+    assert exc.value.exit_code == 11 and "wrong-token" not in exc.value.message
+    no_token = deployrepo.open_remote(server.url(), environ={})
+    with pytest.raises(GitAuthError):
+        deployrepo.default_branch(no_token)
