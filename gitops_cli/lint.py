@@ -1,0 +1,631 @@
+"""Tag lint: rules over located image references and Dockerfile images; text/json/github/sarif output.
+
+Pure functions over text; the only I/O is reading the files to lint.  YAML references come from the
+shared locator (gitops_cli.yamledit.locate, the same one `gitops bump` edits with); Dockerfile images
+from gitops_cli.dockerfile; reference grammar and mutable tags from gitops_cli.imageref.
+
+    GL000 parse-error        the file does not parse
+    GL001 latest             tag `latest` (any case) without a digest
+    GL002 no-tag             neither tag nor digest (implicit latest)
+    GL003 mutable-tag        a branch-like tag (main, dev, ..., *-SNAPSHOT, + configured ones)
+    GL004 invalid-reference  fails the distribution/reference grammar
+    GL005 digest-required    no digest (off unless --require-digest or configured)
+    GL006 unresolved         a placeholder such as ${VAR}, {{ ... }}, <NAME> (warning)
+
+Suppression: `# gitops-lint: ignore=GL001[,GL003]` at the end of the offending line (or of the line
+where its image entry starts), or alone on the line above.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import imageref
+from gitops_cli.errors import ConfigError, InvalidReferenceError, UsageError
+
+ERROR, WARNING = "error", "warning"
+SEVERITIES = (ERROR, WARNING)
+FORMATS = ("text", "json", "github", "sarif")
+INFO_URI = "https://github.com/gitops-cli/gitops-cli#gitops-lint"
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    summary: str
+    severity: str | None  # default severity; None = off by default
+
+
+RULES: dict[str, Rule] = {
+    r.code: r
+    for r in (
+        Rule("GL000", "parse-error", "The file does not parse as YAML / Dockerfile.", ERROR),
+        Rule("GL001", "latest", "Tag `latest` (any case) without a digest.", ERROR),
+        Rule("GL002", "no-tag", "Neither tag nor digest: the image means the implicit `latest`.", ERROR),
+        Rule("GL003", "mutable-tag", "A branch-like tag (main, dev, stable, ..., *-SNAPSHOT).", ERROR),
+        Rule("GL004", "invalid-reference", "The reference fails the distribution/reference grammar.", ERROR),
+        Rule("GL005", "digest-required", "The reference has no digest (@sha256:...).", None),
+        Rule("GL006", "unresolved", "The reference contains an unresolved placeholder.", WARNING),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    column: int
+    rule: str
+    severity: str
+    message: str
+    image: str | None = None
+    end_line: int | None = None
+    end_column: int | None = None
+    # the line where the reference starts (a kustomize/Helm map's first key): suppressions apply there too
+    anchor_line: int | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return RULES[self.rule].name
+
+
+@dataclass(frozen=True)
+class LintConfig:
+    """What to check: from `[tool.gitops.lint]` and flags (see config_from_settings)."""
+
+    severities: Mapping[str, str | None] = field(
+        default_factory=lambda: {code: rule.severity for code, rule in RULES.items()}
+    )
+    allow: tuple[str, ...] = ()
+    mutable_tags: frozenset[str] = frozenset()
+    ignore_paths: tuple[str, ...] = ()
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+_CONFIG_KEYS = {"allow", "mutable_tags", "ignore_paths", "rules", "require_digest", "fail_level", "format"}
+
+
+def config_from_settings(lint_table: Mapping[str, Any], *, extra_mutable_tags: Iterable[str] = (),
+                         require_digest: bool = False, origin: str = "[tool.gitops.lint]") -> LintConfig:
+    """Validate the `[tool.gitops.lint]` table and build a LintConfig.
+
+    Keys: allow (image globs), mutable-tags (extra mutable tags), ignore-paths (path globs),
+    rules (a table GLxxx = "error" | "warning" | "off"), require-digest (bool), fail-level, format.
+    """
+    table = {str(k).replace("-", "_"): v for k, v in lint_table.items()}
+    unknown = sorted(set(table) - _CONFIG_KEYS)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown key {unknown[0]!r}",
+                          hint="known keys: " + ", ".join(sorted(k.replace("_", "-") for k in _CONFIG_KEYS)))
+    severities: dict[str, str | None] = {code: rule.severity for code, rule in RULES.items()}
+    if _bool(table.get("require_digest", False), "require-digest", origin) or require_digest:
+        severities["GL005"] = ERROR
+    rules = table.get("rules", {})
+    if not isinstance(rules, Mapping):
+        raise ConfigError(f"{origin}: 'rules' must be a table such as {{ GL003 = \"warning\" }}")
+    for code, level in rules.items():
+        key = str(code).upper()
+        if key not in RULES:
+            raise ConfigError(f"{origin}: unknown rule {code!r} in 'rules'", hint="rules are GL000..GL006")
+        if level not in (ERROR, WARNING, "off"):
+            raise ConfigError(f"{origin}: rules.{code} must be 'error', 'warning' or 'off', not {level!r}")
+        severities[key] = None if level == "off" else level
+    if require_digest and severities["GL005"] is None:
+        severities["GL005"] = ERROR
+    return LintConfig(
+        severities=severities,
+        allow=tuple(_strings(table.get("allow", []), "allow", origin)),
+        mutable_tags=frozenset(t.lower() for t in [*_strings(table.get("mutable_tags", []), "mutable-tags",
+                                                                 origin), *extra_mutable_tags]),
+        ignore_paths=tuple(_strings(table.get("ignore_paths", []), "ignore-paths", origin)),
+    )
+
+
+def _strings(value: Any, key: str, origin: str) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{origin}: {key!r} must be a list of strings")
+    return value
+
+
+def _bool(value: Any, key: str, origin: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{origin}: {key!r} must be true or false")
+    return value
+
+
+# --- rules on one reference ------------------------------------------------------------------------
+
+# ${VAR} / $VAR / {{ ... }} / <NAME> / <<NAME>>
+_PLACEHOLDER_RE = re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*?(?:\}\}|$)|<<?[^<>\s]+>>?")
+_MARK = "zplaceholderz"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A rule violation on one reference; `part` says where: name, tag, digest or None (the whole)."""
+
+    rule: str
+    message: str
+    part: str | None = None
+
+
+def placeholders(value: str) -> list[str]:
+    return [m.group(0) for m in _PLACEHOLDER_RE.finditer(value)]
+
+
+def check_reference(value: str, config: LintConfig) -> list[Problem]:
+    """The rule violations of one image reference (as composed text), before severity/suppression."""
+    shown = _show(value)
+    found = placeholders(value)
+    if found:
+        return [Problem("GL006", f"image {shown} has an unresolved placeholder {found[0]}; "
+                                 "the linted file is not what gets deployed", _part_of(value, found[0])),
+                *_check_with_placeholders(_PLACEHOLDER_RE.sub(_MARK, value), shown, config)]
+    try:
+        ref = imageref.parse(value)
+    except InvalidReferenceError as exc:
+        return [Problem("GL004", exc.message, _invalid_part(value))]
+    return _check_parsed(ref, shown, config)
+
+
+def _check_parsed(ref: imageref.ImageRef, shown: str, config: LintConfig,
+                  name_known: bool = True) -> list[Problem]:
+    problems: list[Problem] = []
+    if ref.digest is None:
+        if ref.tag is None:
+            if name_known:
+                problems.append(Problem("GL002", f"image {shown} has no tag, so it means :latest; "
+                                                 "pin an immutable tag or a digest", "name"))
+        elif ref.tag.lower() == "latest":
+            problems.append(Problem("GL001", f"image {shown} uses the tag {ref.tag!r}; "
+                                             "pin an immutable tag or a digest", "tag"))
+        elif imageref.is_mutable_tag(ref.tag, config.mutable_tags):
+            problems.append(Problem("GL003", f"image {shown} uses the mutable tag {ref.tag!r}; "
+                                             "use an immutable tag such as the commit SHA", "tag"))
+        if ref.tag is not None or name_known:
+            problems.append(Problem("GL005", f"image {shown} has no digest; pin it as NAME:TAG@sha256:...",
+                                    "tag" if ref.tag is not None else "name"))
+    return problems
+
+
+def _check_with_placeholders(value: str, shown: str, config: LintConfig) -> list[Problem]:
+    """Rules that can still be judged when part of the reference is a placeholder."""
+    ref = imageref.try_parse(value)
+    if ref is None:
+        return []
+    if ref.tag is not None and _MARK in ref.tag:
+        return []
+    last_component = ref.path.rsplit("/", 1)[-1]
+    return _check_parsed(ref, shown, config, name_known=_MARK not in last_component)
+
+
+def _part_of(value: str, fragment: str) -> str | None:
+    name, tag, digest = imageref._split_reference(value)
+    for part, text in (("digest", digest), ("tag", tag), ("name", name)):
+        if text and fragment in text:
+            return part
+    return None
+
+
+def _invalid_part(value: str) -> str | None:
+    """Which part of an invalid reference fails: for map references, to point at the right field."""
+    name, tag, digest = imageref._split_reference(value)
+    checks = (("digest", digest, imageref.validate_digest), ("tag", tag, imageref.validate_tag),
+              ("name", name, imageref.validate_name))
+    for part, text, check in checks:
+        if text is None:
+            continue
+        try:
+            check(text)
+        except InvalidReferenceError:
+            return part
+    return None
+
+
+def _show(value: str) -> str:
+    return repr(value if len(value) <= 100 else value[:97] + "...")
+
+
+def is_allowed(value: str, allow: Sequence[str]) -> bool:
+    """True when the reference matches an allow glob, as written or in normalized/familiar form."""
+    if not allow:
+        return False
+    forms = {value}
+    ref = imageref.try_parse(value)
+    if ref is not None:
+        suffix = (f":{ref.tag}" if ref.tag else "") + (f"@{ref.digest}" if ref.digest else "")
+        forms |= {ref.normalized_name + suffix, ref.familiar_name + suffix, ref.normalized_name,
+                  ref.familiar_name}
+    return any(fnmatch.fnmatchcase(form, pattern) for pattern in allow for form in forms)
+
+
+# --- files -----------------------------------------------------------------------------------------
+
+def is_dockerfile(path: str | Path) -> bool:
+    name = os.path.basename(str(path))
+    if name.endswith(".dockerignore"):
+        return False
+    return (name.startswith(("Dockerfile", "Containerfile")) or name.endswith((".Dockerfile", ".dockerfile"))
+            or name in ("dockerfile", "containerfile"))
+
+
+def is_yaml(path: str | Path) -> bool:
+    return str(path).endswith((".yaml", ".yml"))
+
+
+_SKIP_DIRS = {".git", ".hg", ".svn"}
+
+
+def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str]:
+    """The files to lint, as display paths: explicit files as given, directories walked recursively.
+
+    A walk takes *.yaml, *.yml, Dockerfile*, *.Dockerfile and Containerfile, skips .git and symbolic
+    links.  Helm chart templates (`templates/` next to a Chart.yaml) are skipped: they are not YAML until
+    rendered.  Paths matching an ignore glob (relative to the current directory) are skipped.
+    Raises UsageError for a path that does not exist.
+    """
+    out: list[str] = []
+    for given in paths or ["."]:
+        if os.path.isdir(given):
+            out.extend(_walk(given))
+        elif os.path.exists(given):
+            out.append(given)
+        else:
+            raise UsageError(f"{given}: no such file or directory")
+    seen: set[str] = set()
+    result = []
+    for path in out:
+        key = os.path.normpath(path)
+        if key in seen or _ignored(path, ignore_paths) or _is_helm_template(path):
+            continue
+        seen.add(key)
+        result.append(path)
+    return result
+
+
+def _walk(top: str) -> Iterator[str]:
+    for root, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not os.path.islink(os.path.join(root, d)))
+        for name in sorted(files):
+            if not (is_yaml(name) or is_dockerfile(name)):
+                continue
+            path = os.path.join(root, name)
+            if os.path.islink(path):
+                continue
+            yield path[2:] if top == "." and path.startswith("./") else path
+
+
+def _ignored(path: str, patterns: Sequence[str]) -> bool:
+    if not patterns:
+        return False
+    rel = os.path.relpath(path).replace(os.sep, "/")
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.rstrip("/") + "/*")
+               for p in patterns)
+
+
+_helm_dirs: dict[str, bool] = {}
+
+
+def _is_helm_template(path: str) -> bool:
+    parent = os.path.dirname(os.path.abspath(path))
+    parts = parent.split(os.sep)
+    while parts and "templates" in parts:
+        i = len(parts) - 1 - parts[::-1].index("templates")
+        chart = os.sep.join(parts[:i]) or os.sep
+        if chart not in _helm_dirs:
+            _helm_dirs[chart] = os.path.isfile(os.path.join(chart, "Chart.yaml"))
+        if _helm_dirs[chart]:
+            return True
+        parts = parts[:i]
+    return False
+
+
+def read_text(path: str) -> tuple[str | None, str | None]:
+    """(text, None) or (None, reason it cannot be linted)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+    if b"\0" in data:
+        return None, "not a text file (contains NUL bytes)"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start})"
+    return text.removeprefix("\ufeff"), None
+
+
+# --- linting ---------------------------------------------------------------------------------------
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity == ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity == WARNING)
+
+    def failed(self, fail_level: str) -> bool:
+        return self.errors > 0 if fail_level == ERROR else bool(self.findings)
+
+
+def lint_paths(paths: Sequence[str], config: LintConfig) -> Report:
+    report = Report()
+    for path in discover(paths, config.ignore_paths):
+        report.files += 1
+        text, problem = read_text(path)
+        if text is None:
+            report.findings.extend(_emit(path, 1, 1, "GL000", problem or "unreadable", config))
+            continue
+        report.findings.extend(lint_text(path, text, config))
+    return report
+
+
+def lint_text(path: str, text: str, config: LintConfig, dockerfile: bool | None = None) -> list[Finding]:
+    """All findings for one file's text (`dockerfile` defaults to guessing from the file name)."""
+    if dockerfile is None:
+        dockerfile = is_dockerfile(path)
+    findings = _lint_dockerfile(path, text, config) if dockerfile else _lint_yaml(path, text, config)
+    if findings and "gitops-lint" in text:
+        findings = _apply_suppressions(findings, text)
+    findings.sort(key=lambda f: (f.line, f.column, f.rule))
+    return findings
+
+
+def _lint_yaml(path: str, text: str, config: LintConfig) -> list[Finding]:
+    from gitops_cli.yamledit.locate import locate
+
+    result = locate(text, filename=path)
+    findings: list[Finding] = []
+    if result.error is not None:
+        err = result.error
+        findings += _emit(path, err.line, err.column, "GL000", f"YAML does not parse: {err.message}", config)
+    for ref in result.references:
+        findings += _reference_findings(path, text, ref, config)
+    return findings
+
+
+def _lint_dockerfile(path: str, text: str, config: LintConfig) -> list[Finding]:
+    from gitops_cli.dockerfile import parse_dockerfile
+
+    result = parse_dockerfile(text)
+    findings: list[Finding] = []
+    if result.error is not None:
+        err = result.error
+        message = f"Dockerfile does not parse: {err.message}"
+        findings += _emit(path, err.line, err.column, "GL000", message, config)
+    for image in result.images:
+        if is_allowed(image.value, config.allow):
+            continue
+        for problem in check_reference(image.value, config):
+            message = problem.message
+            if image.value != image.raw and problem.rule != "GL006":
+                message += f" (written {image.raw!r}, ARG defaults applied)"
+            findings += _emit(path, image.line, image.column, problem.rule, message, config, image.value,
+                              (image.end_line, image.end_column), anchor_line=image.line)
+    return findings
+
+
+_TAG_FIELDS = ("newTag", "tag")
+_DIGEST_FIELDS = ("digest", "newDigest")
+_NAME_FIELDS = ("newName", "name", "repository", "image", "repo", "registry", "hub")
+
+
+def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> list[Finding]:
+    value = ref.value or ""
+    if is_allowed(value, config.allow):
+        return []
+    findings: list[Finding] = []
+    for problem in check_reference(value, config):
+        scalar = ref.scalar if ref.form == "string" else _field_for(ref, problem)
+        if scalar is not None:
+            line, column, end = scalar.line, scalar.column, _scalar_end(text, scalar)
+        else:
+            line, column, end = ref.line, ref.column, None
+        findings += _emit(path, line, column, problem.rule, problem.message, config, value, end,
+                          anchor_line=ref.line)
+    return findings
+
+
+def _field_for(ref: Any, problem: Problem) -> Any:
+    """The field of a map reference (kustomize / Helm) a problem points at."""
+    fields = ref.fields or {}
+
+    def first(names: Sequence[str], non_empty: bool = False) -> Any:
+        for name in names:
+            scalar = fields.get(name)
+            if scalar is not None and (not non_empty or _scalar_text(scalar)):
+                return scalar
+        return None
+
+    name_field = first(_NAME_FIELDS, non_empty=True) or first(_NAME_FIELDS)
+    if problem.part == "digest":
+        return first(_DIGEST_FIELDS) or name_field
+    if problem.part == "tag":
+        return first(_TAG_FIELDS, non_empty=True) or name_field
+    if problem.rule in ("GL002", "GL005"):
+        return first(_TAG_FIELDS) or name_field  # an empty `tag: ""` is where the fix goes
+    if problem.rule == "GL006":
+        marker = placeholders(ref.value or "")
+        for scalar in fields.values():
+            if marker and marker[0] in _scalar_text(scalar):
+                return scalar
+    if problem.rule == "GL004" and problem.part == "name":
+        for scalar in fields.values():
+            if scalar is not first(_TAG_FIELDS) and scalar is not first(_DIGEST_FIELDS):
+                try:
+                    imageref.validate_name(_scalar_text(scalar))
+                except InvalidReferenceError:
+                    return scalar
+    return name_field
+
+
+def _scalar_text(scalar: Any) -> str:
+    value = getattr(scalar, "value", None)
+    return "" if value is None or getattr(scalar, "is_null", False) else str(value)
+
+
+def _scalar_end(text: str, scalar: Any) -> tuple[int, int] | None:
+    start, end = getattr(scalar, "start", None), getattr(scalar, "end", None)
+    if start is None or end is None or end <= start:
+        return None
+    source = text[start:end]
+    if "\n" in source or "\r" in source:
+        return None
+    return scalar.line, scalar.column + len(source)
+
+
+def _emit(path: str, line: int, column: int, rule: str, message: str, config: LintConfig,
+          image: str | None = None, end: tuple[int, int] | None = None,
+          anchor_line: int | None = None) -> list[Finding]:
+    severity = config.severities.get(rule, RULES[rule].severity)
+    if severity is None:
+        return []
+    end_line, end_column = end if end else (None, None)
+    return [Finding(path, line, column, rule, severity, message, image, end_line, end_column, anchor_line)]
+
+
+_SUPPRESS_RE = re.compile(r"#\s*gitops-lint:\s*ignore\s*=\s*([A-Za-z0-9_, ]+)")
+
+
+def suppressions(text: str) -> dict[int, set[str]]:
+    """line -> codes suppressed on it: by a trailing comment, or a comment alone on the line above."""
+    out: dict[int, set[str]] = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines, start=1):
+        m = _SUPPRESS_RE.search(line)
+        if m is None:
+            continue
+        codes = {c.strip().upper() for c in m.group(1).split(",") if c.strip()}
+        alone = line.lstrip().startswith("#")
+        out.setdefault(i + 1 if alone else i, set()).update(codes)
+    return out
+
+
+def _apply_suppressions(findings: list[Finding], text: str) -> list[Finding]:
+    table = suppressions(text)
+    kept = []
+    for finding in findings:
+        lines = {finding.line, finding.anchor_line or finding.line}
+        if not any(finding.rule in table.get(n, ()) or "ALL" in table.get(n, ()) for n in lines):
+            kept.append(finding)
+    return kept
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+def format_text(report: Report) -> str:
+    return "".join(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.message}"
+                   + (" (warning)" if f.severity == WARNING else "") + "\n" for f in report.findings)
+
+
+def summary(report: Report) -> str:
+    if not report.findings:
+        return f"gitops lint: no findings in {report.files} file{'s' * (report.files != 1)}"
+    files = len({f.path for f in report.findings})
+    return (f"gitops lint: {report.errors} error{'s' * (report.errors != 1)}, {report.warnings} "
+            f"warning{'s' * (report.warnings != 1)} in {files} of {report.files} "
+            f"file{'s' * (report.files != 1)}")
+
+
+def format_json(report: Report) -> str:
+    data = {
+        "findings": [_finding_json(f) for f in report.findings],
+        "summary": {"files": report.files, "errors": report.errors, "warnings": report.warnings},
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    data = asdict(f)
+    del data["anchor_line"]
+    return {**data, "name": f.name}
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def format_github(report: Report) -> str:
+    """GitHub Actions workflow commands: annotations on the pull request's diff."""
+    out = []
+    for f in report.findings:
+        props = f"file={_gh_escape(f.path, True)},line={f.line},col={f.column}"
+        if f.end_line == f.line and f.end_column:
+            props += f",endColumn={f.end_column}"
+        props += f",title={_gh_escape(f'{f.rule} {f.name}', True)}"
+        out.append(f"::{f.severity} {props}::{_gh_escape(f.message)}\n")
+    return "".join(out)
+
+
+def format_sarif(report: Report, version: str = "") -> str:
+    """SARIF 2.1.0 (GitHub code scanning and other SARIF viewers)."""
+    codes = list(RULES)
+    rules = [{
+        "id": r.code,
+        "name": r.name,
+        "shortDescription": {"text": r.summary},
+        "helpUri": f"{INFO_URI}-{r.code.lower()}",
+        "defaultConfiguration": {"level": r.severity or "none", "enabled": r.severity is not None},
+    } for r in RULES.values()]
+    results = []
+    for f in report.findings:
+        region: dict[str, int] = {"startLine": f.line, "startColumn": f.column}
+        if f.end_line is not None and f.end_column is not None:
+            region |= {"endLine": f.end_line, "endColumn": f.end_column}
+        results.append({
+            "ruleId": f.rule,
+            "ruleIndex": codes.index(f.rule),
+            "level": f.severity,
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": _uri(f.path)},
+                "region": region,
+            }}],
+        })
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "gitops-lint", "informationUri": INFO_URI, "version": version,
+                                "rules": rules}},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    }
+    return json.dumps(sarif, indent=2) + "\n"
+
+
+def _uri(path: str) -> str:
+    if os.path.isabs(path):
+        return Path(path).as_uri()
+    from urllib.parse import quote
+
+    return quote(os.path.normpath(path).replace(os.sep, "/"))
+
+
+def render(report: Report, fmt: str, version: str = "") -> str:
+    if fmt == "json":
+        return format_json(report)
+    if fmt == "github":
+        return format_github(report)
+    if fmt == "sarif":
+        return format_sarif(report, version)
+    return format_text(report)
