@@ -1,0 +1,131 @@
+"""The kubectl adapter: the only module that runs `kubectl`.
+
+Three calls: `kustomize` (render a directory, works offline), `apply` (one `kubectl apply -f -` with the
+documents on stdin) and `delete_one` (delete one object, guarded by a label selector).  Everything the
+cluster connection needs is left to kubectl itself: `--context` is passed when given, and without it
+kubectl uses $KUBECONFIG / ~/.kube/config or, inside a pod, the ServiceAccount token (in-cluster config),
+so no `--kubeconfig` is ever added.
+
+kubectl reports each object it applied on stdout as `kind[.group]/name operation` (`created`,
+`configured`, `unchanged`, `serverside-applied`, optionally followed by ` (server dry run)`);
+`parse_apply_output` reads those lines, and the caller (gitops_cli.sync) compares them with what it sent
+to name the objects that failed: kubectl's error lines do not always name the object (e.g. a server-side
+apply conflict), its success lines always do.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_cli.errors import CommandStartError, SyncError
+from gitops_cli.output import redact
+
+FIELD_MANAGER = "gitops"
+_APPLIED_RE = re.compile(r"^(?P<name>[^\s/]+/\S+) (?P<op>\S.*)$")
+
+
+@dataclass(frozen=True)
+class Kubectl:
+    """How to run kubectl: the executable and an optional kubeconfig context."""
+
+    path: str = "kubectl"
+    context: str | None = None
+
+    def argv(self, *args: str) -> list[str]:
+        ctx = ["--context", self.context] if self.context else []
+        return [self.path, *ctx, *args]
+
+
+@dataclass(frozen=True)
+class KubectlResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def run(
+    kubectl: Kubectl, args: Sequence[str], stdin: str | None = None, timeout: float = 900
+) -> KubectlResult:
+    """Run `kubectl [--context C] ARGS`; CommandStartError (exit 14) when it cannot be started."""
+    argv = kubectl.argv(*args)
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        raise CommandStartError(f"kubectl not found: {kubectl.path}",
+                                hint="install kubectl or pass --kubectl PATH") from None
+    except PermissionError:
+        raise CommandStartError(f"kubectl is not executable: {kubectl.path}") from None
+    except subprocess.TimeoutExpired:
+        raise SyncError(f"`kubectl {args[0]}` did not finish within {int(timeout)}s") from None
+    except OSError as exc:
+        raise CommandStartError(f"kubectl could not be started ({kubectl.path}): {exc.strerror}") from None
+    return KubectlResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def kustomize(kubectl: Kubectl, directory: Path, shown_as: str) -> str:
+    """`kubectl kustomize DIR`: the rendered multi-document YAML, or SyncError naming the directory."""
+    res = run(Kubectl(kubectl.path), ["kustomize", str(directory)])  # no cluster needed: no --context
+    if res.status != 0:
+        reason = first_error(res.stderr)
+        raise SyncError(f"{shown_as}: kubectl kustomize failed (exit {res.status}): {reason}")
+    return res.stdout
+
+
+def apply_args(*, server_side: bool, dry_run: bool, field_manager: str = FIELD_MANAGER) -> list[str]:
+    """The arguments of the one `kubectl apply` of a pass (documents on stdin).
+
+    Server-side apply takes ownership of conflicting fields (`--force-conflicts`): the repo is the source
+    of truth, as it is for a client-side `kubectl apply`, which always overwrites.
+    """
+    args = ["apply", "-f", "-"]
+    if server_side:
+        args += ["--server-side", f"--field-manager={field_manager}", "--force-conflicts"]
+    if dry_run:
+        args.append("--dry-run=server")
+    return args
+
+
+def apply(kubectl: Kubectl, stream: str, *, server_side: bool, dry_run: bool) -> KubectlResult:
+    """One `kubectl apply -f -` of the whole stream; the caller reads per-object results from stdout."""
+    return run(kubectl, apply_args(server_side=server_side, dry_run=dry_run), stdin=stream)
+
+
+def parse_apply_output(stdout: str) -> list[tuple[str, str]]:
+    """`deployment.apps/web configured` lines -> [("deployment.apps/web", "configured")], in order."""
+    out = []
+    for line in stdout.splitlines():
+        m = _APPLIED_RE.match(line.strip())
+        if m:
+            out.append((m.group("name"), m.group("op")))
+    return out
+
+
+def delete_args(resource: str, namespace: str, name: str, selector: str, dry_run: bool) -> list[str]:
+    """`kubectl delete RESOURCE --field-selector metadata.name=NAME -l SELECTOR` (plus -n, dry run).
+
+    kubectl refuses a name together with -l, so the name goes in a field selector: the object is
+    deleted only if it still carries the labels sync put on it.
+    """
+    args = ["delete", resource, "--field-selector", f"metadata.name={name}", "-l", selector,
+            "--ignore-not-found", "--wait=false"]
+    if namespace:
+        args += ["-n", namespace]
+    if dry_run:
+        args.append("--dry-run=server")
+    return args
+
+
+def delete_one(kubectl: Kubectl, resource: str, namespace: str, name: str, selector: str,
+               dry_run: bool) -> KubectlResult:
+    return run(kubectl, delete_args(resource, namespace, name, selector, dry_run))
+
+
+def first_error(stderr: str) -> str:
+    """The most telling line of kubectl's stderr (its `error:`/`Error from server` line), redacted."""
+    lines = [ln.strip() for ln in redact(stderr).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.lower().startswith(("error", "unable"))]
+    return (errors or lines or ["no error output"])[0]

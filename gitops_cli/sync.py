@@ -1,0 +1,664 @@
+"""`gitops sync`: one reconciliation pass of the operator (fetch, discover, order, apply, prune), or a loop.
+
+Fetch.  The repo is fetched (depth 1, no tags) into a cache kept between passes,
+`<cache-dir>/<sha256(url)[:16]>/`: `checkout/` is a git work tree with no remote configured (the URL is
+given on each fetch and credentials only through the environment, see gitops_cli.deployrepo), `lock` is
+the pass lock and `state-<instance>[-<context>].json` remembers the last applied commit and the objects it
+applied.  A pass whose commit is the one last applied is a no-op that says so (`--force` applies again).
+
+Discover.  YAML files under the `--path` directories (default: the whole repo; each must be inside it),
+never through a symlink.  A directory holding a kustomization (`kustomization.yaml|.yml|Kustomization`)
+is rendered with `kubectl kustomize DIR` instead, and nothing below it is read as loose files; a
+kustomize Component is only ever included by another kustomization and is skipped, as are Helm charts
+(a directory with Chart.yaml: sync does not render Helm).  Documents with `apiVersion` and `kind` are
+objects (a `kind: *List` is expanded into its items); anything else (CI configs, Helm values, ...) is
+ignored with a `--verbose` note.  A file that does not parse, an object without a name, or the same
+object defined twice stops the pass before anything is applied: skipping it silently would, with
+`--prune`, delete what it defines.  Documents are read with YAML 1.1 rules, as kubectl reads them
+(`0755` is 493, `yes` is true, timestamps stay strings), and sent to kubectl as JSON documents, so nothing
+changes type on the way.
+
+Order.  Namespaces and CustomResourceDefinitions first, then by kind in Helm's install order (ServiceAccounts,
+Secrets and ConfigMaps before workloads, ...), custom resources and unknown kinds after the known ones,
+admission webhooks last (a webhook whose service is not up yet would block everything after it); ties by
+namespace/name, then by file order.  Caveat of the single apply: kubectl maps every kind before applying,
+so a custom resource whose CRD is created in the same pass fails on that first pass (named as failed);
+the next pass applies it.
+
+Apply.  One `kubectl apply -f -` with all documents on stdin: server-side with `--field-manager=gitops`
+(and `--force-conflicts`: the repo is the source of truth) unless `--no-server-side`.  Every object gets
+two labels: `gitops-cli.dev/managed-by=gitops-sync` and `gitops-cli.dev/instance=<hash of url, branch and
+paths>`.  kubectl prints one line per object it applied; the objects missing from those lines are the
+ones that failed, and the pass exits non-zero naming them.
+
+Prune (the design).  `kubectl apply --prune -l ...` was not used: it only looks at the namespaces of the
+objects being applied (objects left behind in a namespace that no longer has any object in the repo are
+never pruned) and only at a fixed allowlist of kinds.  Instead the state file records which objects the
+last pass applied (an inventory); objects in that inventory and no longer in the repo are deleted one by
+one, in reverse install order, with `kubectl delete KIND --field-selector metadata.name=NAME -l
+<managed-by>,<instance> -n NS`: the label selector makes kubectl delete only an object that still carries
+the labels this sync instance set, so nothing sync did not apply is ever deleted, even if the inventory
+were wrong.  Pruning runs only after an apply in which every object succeeded; objects that could not be
+deleted stay in the inventory and are retried by the next pass.  The inventory lives in the cache, so a
+cache that is lost (an emptyDir in a CronJob pod) forgets it: keep the cache on a volume to prune.
+
+Lock.  `fcntl.flock` on `<cache>/lock` around the whole pass: a second pass fails with SyncLockedError
+(exit 16); in `--interval` mode a locked pass is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gitops_cli import git, kube, output
+from gitops_cli.errors import (
+    CommandStartError,
+    GitopsError,
+    NotFoundError,
+    SyncError,
+    SyncLockedError,
+    UsageError,
+)
+
+MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
+MANAGED_BY_VALUE = "gitops-sync"
+INSTANCE_LABEL = "gitops-cli.dev/instance"
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+YAML_SUFFIXES = (".yaml", ".yml")
+_HEAD_REF = "refs/gitops-sync/head"
+
+# Install order (after Helm's releaseutil.InstallOrder), Namespace and CRD moved first, webhooks last.
+KIND_ORDER: tuple[str, ...] = (
+    "Namespace", "CustomResourceDefinition", "PriorityClass", "NetworkPolicy", "ResourceQuota", "LimitRange",
+    "PodSecurityPolicy", "PodDisruptionBudget", "ServiceAccount", "Secret", "ConfigMap", "StorageClass",
+    "PersistentVolume", "PersistentVolumeClaim", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+    "Service", "DaemonSet", "Pod", "ReplicationController", "ReplicaSet", "Deployment",
+    "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
+)
+_LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+_INTERVAL_RE = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s?)?$")
+
+
+# --- objects -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """A Kubernetes object's identity as written (namespace "" = kubectl's default namespace)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
+
+    @property
+    def version(self) -> str:
+        return self.api_version.rsplit("/", 1)[-1]
+
+    @property
+    def ident(self) -> tuple[str, str, str, str]:
+        """Identity across API versions (apps/v1beta2 and apps/v1 Deployment x are the same object)."""
+        return (self.group, self.kind, self.namespace, self.name)
+
+    @property
+    def kubectl_name(self) -> str:
+        """How kubectl prints it: `deployment.apps/web`, `service/web`."""
+        kind = self.kind.lower() + (f".{self.group}" if self.group else "")
+        return f"{kind}/{self.name}"
+
+    @property
+    def resource(self) -> str:
+        """A resource argument kubectl resolves exactly: `deployment.v1.apps`, `configmap`."""
+        return f"{self.kind.lower()}.{self.version}.{self.group}" if self.group else self.kind.lower()
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace + '/' if self.namespace else ''}{self.name}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"apiVersion": self.api_version, "kind": self.kind, "namespace": self.namespace,
+                "name": self.name}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> ObjectRef:
+        return cls(data["apiVersion"], data["kind"], data.get("namespace", ""), data["name"])
+
+
+@dataclass
+class Manifest:
+    """One object to apply: its identity, its body and where it came from."""
+
+    ref: ObjectRef
+    body: dict[str, Any]
+    source: str
+    seq: int = 0
+
+
+@dataclass
+class Discovery:
+    manifests: list[Manifest] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was ignored and why (printed with --verbose)
+    kustomized: list[str] = field(default_factory=list)  # rendered directories, relative to the repo
+
+
+def kind_rank(kind: str) -> int:
+    if kind in KIND_ORDER:
+        return KIND_ORDER.index(kind)
+    if kind in _LAST_KINDS:
+        return len(KIND_ORDER) + 1 + _LAST_KINDS.index(kind)
+    return len(KIND_ORDER)
+
+
+def order(manifests: Sequence[Manifest]) -> list[Manifest]:
+    """Install order: kind rank, then (unknown kinds by name) namespace/name, then file order."""
+
+    def key(m: Manifest) -> tuple[int, str, str, str, int]:
+        rank = kind_rank(m.ref.kind)
+        return (rank, m.ref.kind if rank == len(KIND_ORDER) else "", m.ref.namespace, m.ref.name, m.seq)
+
+    return sorted(manifests, key=key)
+
+
+def render_stream(manifests: Sequence[Manifest], labels: dict[str, str]) -> str:
+    """The stdin of `kubectl apply -f -`: one JSON document per object, `---` between, labels added."""
+    docs = []
+    for m in manifests:
+        body = json.loads(json.dumps(m.body))  # a deep copy; the labels never leak into the caller's data
+        meta = body.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        docs.append(json.dumps(body, ensure_ascii=False, sort_keys=False))
+    return "".join(f"---\n{doc}\n" for doc in docs)
+
+
+# --- YAML documents ----------------------------------------------------------------------------------
+
+
+def _yaml() -> Any:
+    """A safe loader with kubectl's YAML 1.1 typing; timestamps and !!binary stay the text written."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.constructor import SafeConstructor
+    from ruamel.yaml.resolver import VersionedResolver
+
+    class _Constructor(SafeConstructor):
+        pass
+
+    class _Resolver(VersionedResolver):
+        @property
+        def processing_version(self) -> Any:  # every document, not only the first (`yaml.version` does that)
+            return (1, 1)
+
+    _Constructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_scalar)
+    _Constructor.add_constructor("tag:yaml.org,2002:binary", SafeConstructor.construct_scalar)
+    loader = YAML(typ="safe", pure=True)
+    loader.Constructor = _Constructor
+    loader.Resolver = _Resolver
+    return loader
+
+
+def load_documents(text: str, source: str) -> list[Any]:
+    """All documents of a YAML stream, or SyncError naming `source` and the line."""
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        return list(_yaml().load_all(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise SyncError(f"{where}: not valid YAML: {exc.problem or exc.context}",
+                        hint="fix the file; nothing was applied") from None
+    except (YAMLError, ValueError, TypeError) as exc:
+        raise SyncError(f"{source}: not valid YAML: {exc}", hint="fix the file; nothing was applied") from exc
+
+
+def objects_in(docs: Sequence[Any], source: str, notes: list[str]) -> list[tuple[ObjectRef, dict[str, Any]]]:
+    """The Kubernetes objects among `docs` (Lists expanded); the rest is noted and ignored."""
+    found: list[tuple[ObjectRef, dict[str, Any]]] = []
+    for index, doc in enumerate(docs, start=1):
+        where = f"{source} (document {index})" if len(docs) > 1 else source
+        if doc is None:
+            continue
+        if not _is_object(doc):
+            notes.append(f"{where}: not a Kubernetes object (no apiVersion/kind), ignored")
+            continue
+        if doc["apiVersion"].startswith("kustomize.config.k8s.io/"):
+            notes.append(f"{where}: a kustomize {doc['kind']} outside a kustomization directory, ignored")
+            continue
+        items = doc.get("items")
+        if doc["kind"].endswith("List") and isinstance(items, list):
+            for n, item in enumerate(items, start=1):
+                if not _is_object(item):
+                    raise SyncError(f"{where}: item {n} of the {doc['kind']} is not a Kubernetes object")
+                found.append((_ref(item, f"{where} item {n}"), item))
+            continue
+        found.append((_ref(doc, where), doc))
+    return found
+
+
+def _is_object(doc: Any) -> bool:
+    return (isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and bool(doc["apiVersion"])
+            and isinstance(doc.get("kind"), str) and bool(doc["kind"]))
+
+
+def _ref(doc: dict[str, Any], where: str) -> ObjectRef:
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta["name"]:
+        raise SyncError(f"{where}: {doc['kind']} has no metadata.name (kubectl apply needs one)",
+                        hint="fix the manifest; nothing was applied")
+    namespace = meta.get("namespace") or ""
+    if not isinstance(namespace, str):
+        raise SyncError(f"{where}: {doc['kind']} {meta['name']}: metadata.namespace is not a string")
+    return ObjectRef(doc["apiVersion"], doc["kind"], namespace, meta["name"])
+
+
+# --- discovery -----------------------------------------------------------------------------------------
+
+
+def resolve_paths(root: Path, paths: Sequence[str]) -> list[Path]:
+    """--path values as repo-relative directories; UsageError when outside the repo, symlinked or missing."""
+    if not paths:
+        return [Path(".")]
+    out: list[Path] = []
+    for raw in paths:
+        rel = PurePosixPath(raw.strip().rstrip("/") or ".")
+        if rel.is_absolute() or ".." in rel.parts:
+            raise UsageError(f"--path {raw}: must be a directory inside the repository (relative, no '..')")
+        parts = [p for p in rel.parts if p != "."]
+        current = root
+        for part in parts:
+            current = current / part
+            if current.is_symlink():
+                raise UsageError(f"--path {raw}: {current.relative_to(root)} is a symlink (never followed)")
+        if not current.is_dir():
+            raise UsageError(f"--path {raw}: no such directory in the repository")
+        candidate = Path(*parts) if parts else Path(".")
+        if candidate not in out:
+            out.append(candidate)
+    return out
+
+
+def yaml_files(root: Path, starts: Sequence[Path], notes: list[str]) -> list[Path]:
+    """Repo-relative YAML files under `starts`, sorted, never through a symlink, never inside .git."""
+    found: list[Path] = []
+    for start in starts:
+        for dirpath, dirnames, filenames in os.walk(root / start):
+            here = Path(dirpath)
+            keep = []
+            for d in sorted(dirnames):
+                if d == ".git":
+                    continue
+                if (here / d).is_symlink():
+                    notes.append(f"{(here / d).relative_to(root)}/: symlink, not followed")
+                    continue
+                keep.append(d)
+            dirnames[:] = keep
+            for name in sorted(filenames):
+                path = here / name
+                if not name.endswith(YAML_SUFFIXES):
+                    continue
+                rel = path.relative_to(root)
+                if path.is_symlink():
+                    notes.append(f"{rel}: symlink, not followed")
+                elif path.is_file() and rel not in found:
+                    found.append(rel)
+    return sorted(found)
+
+
+def _under(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _marked_dirs(
+    root: Path, starts: Sequence[Path], files: Sequence[Path], names: Sequence[str]
+) -> list[Path]:
+    """Directories inside `starts` (the starts themselves and ancestors of `files`) holding one of `names`."""
+    candidates = set(starts)
+    for f in files:
+        candidates.update(p for p in f.parents if any(_under(p, s) for s in starts))
+    marked = []
+    for d in sorted(candidates):
+        if any((root / d / n).is_file() and not (root / d / n).is_symlink() for n in names):
+            marked.append(d)
+    return [d for d in marked if not any(o != d and _under(d, o) for o in marked)]
+
+
+def discover(root: Path, starts: Sequence[Path], kubectl: kube.Kubectl) -> Discovery:
+    """Every object to apply under `starts`, with notes on what was ignored (see the module docstring)."""
+    result = Discovery()
+    files = yaml_files(root, starts, result.notes)
+    charts = _marked_dirs(root, starts, files, ("Chart.yaml",))
+    for chart in charts:
+        result.notes.append(f"{_show(chart)}/: a Helm chart, not rendered by sync, ignored")
+    kustomize_dirs = [d for d in _marked_dirs(root, starts, files, KUSTOMIZATION_FILES)
+                      if not any(_under(d, c) for c in charts)]
+    sources: list[tuple[str, Callable[[], str]]] = []
+    for d in kustomize_dirs:
+        if _is_component(root / d):
+            result.notes.append(f"{_show(d)}/: a kustomize Component (only rendered by a kustomization "
+                                "that includes it), ignored")
+            continue
+        result.kustomized.append(_show(d))
+        sources.append((f"{_show(d)}/ (kustomize)", lambda d=d: kube.kustomize(kubectl, root / d, _show(d))))
+    skip = charts + kustomize_dirs
+    for f in files:
+        if not any(_under(f, s) for s in skip):
+            sources.append((f.as_posix(), lambda f=f: _read(root / f, f.as_posix())))
+    seq = 0
+    for source, read in sorted(sources, key=lambda s: s[0]):
+        for ref, body in objects_in(load_documents(read(), source), source, result.notes):
+            result.manifests.append(Manifest(ref, body, source, seq))
+            seq += 1
+    _check_duplicates(result.manifests)
+    return result
+
+
+def _show(rel: Path) -> str:
+    return "." if rel == Path(".") else rel.as_posix()
+
+
+def _read(path: Path, shown: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SyncError(f"{shown}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SyncError(f"{shown}: cannot read: {exc.strerror}") from None
+
+
+def _is_component(directory: Path) -> bool:
+    for name in KUSTOMIZATION_FILES:
+        path = directory / name
+        if path.is_file() and not path.is_symlink():
+            docs = load_documents(_read(path, str(path)), str(path))
+            return bool(docs) and isinstance(docs[0], dict) and docs[0].get("kind") == "Component"
+    return False
+
+
+def _check_duplicates(manifests: Sequence[Manifest]) -> None:
+    seen: dict[tuple[str, str, str, str], Manifest] = {}
+    for m in manifests:
+        first = seen.setdefault(m.ref.ident, m)
+        if first is not m:
+            raise SyncError(f"{m.ref} is defined twice: in {first.source} and in {m.source}",
+                            hint="keep one definition (or narrow --path); nothing was applied")
+
+
+# --- cache, state and lock -------------------------------------------------------------------------------
+
+
+def default_cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gitops" / "sync"
+
+
+def _digest(*parts: str, length: int = 16) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:length]
+
+
+def instance_id(url: str, branch: str, paths: Sequence[Path]) -> str:
+    """The value of the instance label: which repo, branch and paths this sync applies."""
+    return _digest(url, branch, *sorted(p.as_posix() for p in paths))
+
+
+@contextmanager
+def pass_lock(path: Path) -> Iterator[None]:
+    """An exclusive, non-blocking flock on `path` for the whole pass; SyncLockedError when held."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise SyncLockedError(
+                f"another gitops sync pass is running (lock {path} held by pid {holder})",
+                hint="passes never overlap; this one was not run",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting pass)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_state(path: Path, commit: str | None, objects: Sequence[ObjectRef]) -> None:
+    unique = {o.ident: o for o in objects}
+    data = {"commit": commit, "objects": [o.to_json() for o in unique.values()]}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _inventory(state: dict[str, Any]) -> list[ObjectRef]:
+    out = []
+    for item in state.get("objects") or []:
+        try:
+            out.append(ObjectRef.from_json(item))
+        except (KeyError, TypeError):
+            continue
+    return out
+
+
+# --- fetch ---------------------------------------------------------------------------------------------
+
+
+def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> str:
+    """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit."""
+    if not (checkout / ".git").is_dir():
+        shutil.rmtree(checkout, ignore_errors=True)
+        git.run(["init", "--quiet", str(checkout)])
+    git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
+             f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
+            what=f"fetching {display} ({branch})")
+    commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout).stdout.strip()
+    git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout)
+    git.run(["clean", "-ffdxq"], cwd=checkout)
+    return commit
+
+
+# --- the pass --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncOptions:
+    repo: str
+    branch: str | None = None
+    paths: list[str] = field(default_factory=list)
+    prune: bool = False
+    dry_run: bool = False
+    kubectl: str = "kubectl"
+    context: str | None = None
+    server_side: bool = True
+    cache_dir: Path | None = None
+    force: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class PassResult:
+    commit: str
+    noop: bool = False
+    applied: list[tuple[ObjectRef, str]] = field(default_factory=list)
+    pruned: list[ObjectRef] = field(default_factory=list)
+
+
+def sync_once(opts: SyncOptions) -> PassResult:
+    """One pass: lock, fetch, (no-op when already applied), discover, apply, prune, remember."""
+    from gitops_cli import deployrepo
+
+    remote = deployrepo.open_remote(opts.repo)
+    branch = opts.branch or (deployrepo.current_branch(remote.local) if remote.local else None)
+    branch = branch or deployrepo.default_branch(remote)
+    cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
+    with pass_lock(cache / "lock"):
+        output.step(f"fetching {remote.display} ({branch})")
+        commit = fetch(remote.url, remote.display, remote.env, branch, cache / "checkout")
+        starts = resolve_paths(cache / "checkout", opts.paths)
+        instance = instance_id(remote.display, branch, starts)
+        suffix = f"-{_digest(opts.context, length=8)}" if opts.context else ""
+        state_path = cache / f"state-{instance}{suffix}.json"
+        state = load_state(state_path)
+        if state.get("commit") == commit and not opts.force:
+            output.info(f"{commit[:12]} is already applied: nothing to do (--force applies it again)")
+            return PassResult(commit, noop=True)
+        return _apply_commit(opts, cache / "checkout", commit, starts, instance, state_path, state)
+
+
+def _apply_commit(opts: SyncOptions, root: Path, commit: str, starts: list[Path], instance: str,
+                  state_path: Path, state: dict[str, Any]) -> PassResult:
+    kubectl = kube.Kubectl(opts.kubectl, opts.context)
+    found = discover(root, starts, kubectl)
+    if opts.verbose:
+        for note in found.notes:
+            output.info(f"note: {note}")
+    where = ", ".join(_show(s) for s in starts)
+    if not found.manifests:
+        raise NotFoundError(f"no Kubernetes objects in {where} at {commit[:12]}; nothing was applied",
+                            hint="check --path (use --verbose to see what was ignored)")
+    ordered = order(found.manifests)
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: instance}
+    mode = "server-side" if opts.server_side else "client-side"
+    mode += ", dry run" if opts.dry_run else ""
+    output.step(f"applying {len(ordered)} objects at {commit[:12]} ({mode})")
+    res = kube.apply(kubectl, render_stream(ordered, labels), server_side=opts.server_side,
+                     dry_run=opts.dry_run)
+    applied, failed = match_applied(ordered, kube.parse_apply_output(res.stdout))
+    for ref, op in applied:
+        if opts.verbose:
+            output.info(f"{ref}: {op}")
+    previous = _inventory(state)
+    current = [m.ref for m in ordered]
+    if failed or res.status != 0:
+        for line in res.stderr.splitlines():
+            output.log_line(line)
+        if not opts.dry_run:  # forget nothing: what was applied before may still need pruning
+            save_state(state_path, state.get("commit"), previous + current)
+        raise _apply_error(failed, ordered, res)
+    pruned: list[ObjectRef] = []
+    keep = current
+    if opts.prune:
+        pruned, not_deleted = prune(kubectl, previous, current, labels, opts.dry_run)
+        keep = current + not_deleted
+        if not opts.dry_run:
+            save_state(state_path, commit if not not_deleted else state.get("commit"), keep)
+        if not_deleted:
+            raise SyncError("could not prune: " + ", ".join(str(r) for r in not_deleted),
+                            hint="see kubectl's errors above; the next pass retries")
+    elif not opts.dry_run:
+        save_state(state_path, commit, previous + current)  # without --prune, keep the whole inventory
+    summary = _count([op for _, op in applied])
+    output.info(f"applied {len(applied)} objects ({summary})" + (f", pruned {len(pruned)}" if pruned else ""))
+    return PassResult(commit, applied=applied, pruned=pruned)
+
+
+def match_applied(
+    manifests: Sequence[Manifest], reported: Sequence[tuple[str, str]]
+) -> tuple[list[tuple[ObjectRef, str]], list[Manifest]]:
+    """Pair kubectl's `kind.group/name op` lines with what was sent; the unpaired manifests failed."""
+    pending = list(manifests)
+    applied: list[tuple[ObjectRef, str]] = []
+    for name, op in reported:
+        hit = next((m for m in pending if m.ref.kubectl_name == name), None)
+        if hit is not None:
+            pending.remove(hit)
+            applied.append((hit.ref, op))
+    return applied, pending
+
+
+def _apply_error(failed: Sequence[Manifest], sent: Sequence[Manifest], res: kube.KubectlResult) -> SyncError:
+    reason = kube.first_error(res.stderr)
+    if not failed:
+        return SyncError(f"kubectl apply failed (exit {res.status}): {reason}")
+    if len(failed) == len(sent):
+        return SyncError(f"kubectl apply failed (exit {res.status}), none of the {len(sent)} objects was "
+                         f"applied: {reason}",
+                         hint="check the cluster connection (--context) and permissions")
+    names = ", ".join(f"{m.ref} ({m.source})" for m in failed)
+    return SyncError(f"{len(failed)} of {len(sent)} objects failed to apply: {names}",
+                     hint="kubectl's errors are above; the other objects were applied")
+
+
+def prune(kubectl: kube.Kubectl, previous: Sequence[ObjectRef], current: Sequence[ObjectRef],
+          labels: dict[str, str], dry_run: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Delete what the last pass applied and the repo no longer has; return (deleted, not deleted)."""
+    now = {r.ident for r in current}
+    gone = list({r.ident: r for r in previous if r.ident not in now}.values())
+    gone.sort(key=lambda r: (kind_rank(r.kind), r.kind, r.namespace, r.name), reverse=True)
+    selector = ",".join(f"{k}={v}" for k, v in labels.items())
+    deleted, failed = [], []
+    for ref in gone:
+        res = kube.delete_one(kubectl, ref.resource, ref.namespace, ref.name, selector, dry_run)
+        if res.status != 0:
+            output.error(f"pruning {ref}: {kube.first_error(res.stderr)}")
+            failed.append(ref)
+        elif res.stdout.strip():
+            output.info(f"pruned {ref}{' (dry run)' if dry_run else ''}")
+            deleted.append(ref)
+        else:
+            output.info(f"{ref}: gone already or not labelled by this sync: left alone")
+    return deleted, failed
+
+
+def _count(ops: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for op in ops:
+        counts[op] = counts.get(op, 0) + 1
+    return ", ".join(f"{n} {op}" for op, n in counts.items()) or "none"
+
+
+# --- the loop --------------------------------------------------------------------------------------------
+
+
+def parse_interval(text: str) -> float:
+    """`5m`, `30s`, `1h`, `1h30m`, `90` (seconds) -> seconds; UsageError otherwise."""
+    m = _INTERVAL_RE.match(text.strip())
+    if not text.strip() or not m:
+        raise UsageError(f"--interval {text}: expected a duration like 30s, 5m, 1h or 1h30m")
+    seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + int(m.group("s") or 0)
+    if seconds < 1:
+        raise UsageError(f"--interval {text}: must be at least 1s")
+    return float(seconds)
+
+
+def run_passes(opts: SyncOptions, interval: float | None, on_result: Callable[[PassResult], None],
+               max_passes: int | None = None) -> None:
+    """--once: one pass, errors raised.  --interval: a pass every `interval` seconds until stopped; a pass
+    that fails is reported and the loop goes on, except for bad input and a missing kubectl (fatal)."""
+    if interval is None:
+        on_result(sync_once(opts))
+        return
+    done = 0
+    while max_passes is None or done < max_passes:
+        started = time.monotonic()
+        try:
+            on_result(sync_once(opts))
+        except SyncLockedError as exc:
+            output.warn(f"{exc.message}: skipping this pass")
+        except (UsageError, CommandStartError):
+            raise
+        except GitopsError as exc:
+            output.error(exc.message, exc.hint)
+        done += 1
+        if max_passes is None or done < max_passes:
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
