@@ -78,7 +78,7 @@ def run_tests(repo: str | Path, command: str | None = None, in_image: str | None
         raise ConfigError(f"{root}: no such directory")
     cmd = resolve_test_command(root, command)
     if image is None:
-        output.step(f"Running {cmd!r} in {root}")
+        output.step(f"Running {cmd!r} in {root.resolve()}")
         where, status = "host", run_command(cmd, root)
     else:
         from gitops_cli import engine

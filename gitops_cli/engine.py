@@ -13,6 +13,7 @@ The stream parsers (`BuildTracker`, `check_push_stream`) are pure and unit-teste
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 15
 LAST_LINES = 10
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_BUILDER_NOISE = (" ---> ", "Removing intermediate container ")
 
 
 # --- connecting --------------------------------------------------------------------------------------
@@ -104,12 +107,12 @@ class BuildTracker:
         *lines, self._partial = text.split("\n")
         out: list[str] = []
         for line in lines:
-            line = line.rstrip("\r")
+            line = _ANSI_RE.sub("", line).rstrip("\r")
             if line.startswith("Step ") and " : " in line:
                 self.step, self.step_lines = line, []
             elif line.startswith("Successfully built ") and self.image_id is None:
                 self.image_id = line.split()[-1]
-            elif line.strip() and not line.startswith(" ---> "):
+            elif line.strip() and not line.startswith(_BUILDER_NOISE):
                 self.step_lines.append(line)
                 del self.step_lines[:-LAST_LINES]
             out.append(line)
@@ -174,7 +177,7 @@ def show_build_line(line: str) -> None:
     """Default live display: step headings stand out on a TTY, everything else is a plain log line."""
     if line.startswith("Step ") and " : " in line:
         output.step(line)
-    elif not line.startswith(" ---> "):
+    elif line.strip() and not line.startswith(_BUILDER_NOISE):
         output.log_line(line)
 
 

@@ -1,0 +1,126 @@
+"""`gitops build` against the real Docker Engine."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import DOCKERFILE, TEST_LABEL_VALUE, commit_all, git, sample_app
+
+pytestmark = pytest.mark.integration
+
+
+def labels_of(engine, ref: str) -> dict[str, str]:
+    return engine.inspect_image(ref)["Config"]["Labels"]
+
+
+def test_build_prints_ref_and_id_and_sets_oci_labels(gitops, app_repo: Path, docker_engine) -> None:
+    git(app_repo, "remote", "add", "origin", "https://ci-bot:hunter2-token@git.example.com/team/app.git")
+    sha = git(app_repo, "rev-parse", "HEAD")
+    res = gitops(["build", "--image", "gitops-test/app", "--label", "team=payments"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    ref, image_id = res.stdout.splitlines()
+    assert ref == f"gitops-test/app:{sha[:7]}"
+    assert image_id.startswith("sha256:") and docker_engine.inspect_image(ref)["Id"] == image_id
+    labels = labels_of(docker_engine, ref)
+    assert labels["org.opencontainers.image.revision"] == sha
+    assert labels["org.opencontainers.image.source"] == "https://git.example.com/team/app.git"
+    assert labels["org.opencontainers.image.version"] == sha[:7]
+    assert labels["org.opencontainers.image.created"].endswith("Z")
+    assert labels["team"] == "payments"
+    assert "hunter2" not in res.stdout + res.stderr
+    assert "Step 4/" in res.stderr  # live build log goes to stderr
+
+
+def test_rebuild_of_same_commit_gives_same_image_id(gitops, app_repo: Path) -> None:
+    first = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo)
+    second = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout  # deterministic labels: the cache reproduces the image
+
+
+def test_build_command_runs_first(gitops, app_repo: Path) -> None:
+    (app_repo / "gitops.toml").write_text('build_command = "make build"\n')
+    commit_all(app_repo, "configure build command")
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "v1-explicit"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "gitops-test/app:v1-explicit"
+    assert (app_repo / "build-output.txt").read_text() == "app build ran\n"
+
+
+def test_failing_build_command_stops_before_the_image(gitops, app_repo: Path, docker_engine) -> None:
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "nobuild"], cwd=app_repo,
+                 env={"GITOPS_BUILD_COMMAND": "echo compiling; exit 4"})
+    assert res.returncode == 5
+    assert "build command 'echo compiling; exit 4' failed with exit status 4" in res.stderr
+    assert "compiling" in res.stderr
+    assert docker_engine.images(name="gitops-test/app:nobuild") == []
+
+
+def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_image: str) -> None:
+    failing_step = 'RUN echo "compiling module x" && echo "fatal: missing symbol" >&2 && exit 3\n'
+    broken = DOCKERFILE.replace('CMD ["/app/app.sh"]', failing_step + 'CMD ["/app/app.sh"]')
+    repo = sample_app(tmp_path / "app", dockerfile=broken)
+    res = gitops(["build", "--image", "gitops-test/broken"], cwd=repo)
+    assert res.returncode == 5, res.stderr
+    error = res.stderr[res.stderr.index("error:"):]
+    assert "image build failed at Step 5/9 : RUN echo" in error
+    assert "returned a non-zero code: 3" in error
+    assert "compiling module x" in error and "fatal: missing symbol" in error
+    assert res.stdout == ""
+    assert "Traceback" not in res.stderr
+
+
+def test_build_args_target_file_and_context(gitops, tmp_path: Path, base_image: str, docker_engine) -> None:
+    multi = (
+        f"FROM {base_image} AS base\nARG GREETING\nRUN echo \"$GREETING\" > /greeting\n"
+        f"FROM base AS final\nLABEL stage=final\n"
+    )
+    repo = sample_app(tmp_path / "app", extra_files={"docker/Multi.dockerfile": multi})
+    res = gitops(["build", "--image", "gitops-test/multi", "--file", "docker/Multi.dockerfile",
+                  "--build-arg", "GREETING=hello from arg", "--target", "base", "--network", "none",
+                  "--label", f"gitops.test={TEST_LABEL_VALUE}"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    ref = res.stdout.splitlines()[0]
+    labels = docker_engine.inspect_image(ref)["Config"]["Labels"]
+    assert "stage" not in labels  # --target base stopped before the final stage
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "cat", "/greeting"],
+                         capture_output=True, text=True)
+    assert out.stdout == "hello from arg\n"
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--image", "Gitops-Test/App"], "must be lowercase"),
+        (["--image", "gitops-test/app:tag"], "without tag or digest"),
+        (["--image", "gitops-test/app", "--tag", "x" * 129], "longer than 128"),
+        (["--image", "gitops-test/app", "--tag", "bad/tag"], "invalid tag"),
+        (["--image", "gitops-test/app", "--build-arg", "NOVALUE"], "'NOVALUE': expected KEY=VALUE"),
+    ],
+)
+def test_invalid_input_exits_2_before_any_work(gitops, tmp_path: Path, args, fragment) -> None:
+    repo = sample_app(tmp_path / "app", extra_files={"gitops.toml": 'build_command = "touch ran.txt"\n'})
+    res = gitops(["build", *args], cwd=repo)
+    assert res.returncode == 2, res.stderr
+    assert fragment in res.stderr
+    assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
+    assert not (repo / "ran.txt").exists()
+
+
+def test_dirty_tree_refused(gitops, app_repo: Path) -> None:
+    (app_repo / "app.sh").write_text("#!/bin/sh\necho changed\n")
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo)
+    assert res.returncode == 4
+    assert "app.sh" in res.stderr
+
+
+def test_engine_unreachable_is_one_clear_line(gitops, app_repo: Path, tmp_path: Path) -> None:
+    sock = tmp_path / "no-engine.sock"
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo, env={"DOCKER_HOST": f"unix://{sock}"})
+    assert res.returncode == 7
+    assert f"container engine unreachable at unix://{sock} (DOCKER_HOST)" in res.stderr
+    assert "hint:" in res.stderr and "Traceback" not in res.stderr
+
