@@ -1,0 +1,303 @@
+"""Unit tests for gitops_cli.sync and gitops_cli.kube: discovery, ordering, kustomize rendering (the real
+`kubectl kustomize`, offline), YAML typing, the lock (real flock), output parsing and kubectl arguments.
+
+The apply step itself is covered in tests/integration/test_sync.py against the recording stand-in for
+kubectl (tests/fixtures/fake_kubectl.py): no API server can run on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import kube
+from gitops_cli.errors import SyncError, SyncLockedError, UsageError
+from gitops_cli.sync import (
+    Manifest,
+    ObjectRef,
+    discover,
+    load_documents,
+    match_applied,
+    objects_in,
+    order,
+    parse_interval,
+    pass_lock,
+    render_stream,
+    resolve_paths,
+)
+
+KUBECTL = kube.Kubectl(shutil.which("kubectl") or "kubectl")
+
+
+def write(root: Path, rel: str, text: str) -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def obj(kind: str, name: str, namespace: str = "", api: str = "v1") -> str:
+    ns = f"\n  namespace: {namespace}" if namespace else ""
+    return f"apiVersion: {api}\nkind: {kind}\nmetadata:\n  name: {name}{ns}\n"
+
+
+def manifest(kind: str, name: str, namespace: str = "", seq: int = 0, api: str = "v1") -> Manifest:
+    ref = ObjectRef(api, kind, namespace, name)
+    return Manifest(ref, {"apiVersion": api, "kind": kind, "metadata": {"name": name}}, "x.yaml", seq)
+
+
+# --- ordering ----------------------------------------------------------------------------------------
+
+
+def test_order_puts_namespaces_and_crds_first_then_install_order_then_unknown_then_webhooks():
+    given = [
+        manifest("ValidatingWebhookConfiguration", "hook", api="admissionregistration.k8s.io/v1"),
+        manifest("Widget", "w1", "apps", api="example.com/v1"),
+        manifest("Deployment", "web", "apps", api="apps/v1"),
+        manifest("Service", "web", "apps"),
+        manifest("CustomResourceDefinition", "widgets.example.com", api="apiextensions.k8s.io/v1"),
+        manifest("ConfigMap", "cfg", "apps"),
+        manifest("Namespace", "apps"),
+        manifest("ServiceAccount", "runner", "apps"),
+        manifest("Alpha", "a", "apps", api="example.com/v1"),
+    ]
+    kinds = [m.ref.kind for m in order(given)]
+    assert kinds == ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ConfigMap", "Service",
+                     "Deployment", "Alpha", "Widget", "ValidatingWebhookConfiguration"]
+
+
+def test_order_is_stable_by_namespace_name_then_file_order():
+    given = [manifest("ConfigMap", "b", "x", seq=0), manifest("ConfigMap", "a", "y", seq=1),
+             manifest("ConfigMap", "a", "x", seq=2), manifest("ConfigMap", "a", "x", seq=3)]
+    got = [(m.ref.namespace, m.ref.name, m.seq) for m in order(given)]
+    assert got == [("x", "a", 2), ("x", "a", 3), ("x", "b", 0), ("y", "a", 1)]
+    assert order(list(reversed(given))) == order(given)
+
+
+# --- documents --------------------------------------------------------------------------------------
+
+
+def test_documents_use_kubectl_yaml_1_1_typing_in_every_document():
+    text = "a: 1\n---\nmode: 0755\nflag: yes\nwhen: 2024-01-01\nv: 1.10\nq: '0755'\n"
+    docs = load_documents(text, "f.yaml")
+    assert docs[1] == {"mode": 493, "flag": True, "when": "2024-01-01", "v": 1.1, "q": "0755"}
+
+
+def test_invalid_yaml_names_file_and_line():
+    with pytest.raises(SyncError, match=r"^deploy/web\.yaml:3: not valid YAML"):
+        load_documents("kind: A\nmetadata:\n  name: a: b\n", "deploy/web.yaml")
+
+
+def test_objects_in_ignores_non_objects_and_expands_lists():
+    docs = load_documents(textwrap.dedent("""
+        image: {repository: app, tag: "1"}
+        ---
+        ---
+        apiVersion: v1
+        kind: List
+        items:
+          - {apiVersion: v1, kind: ConfigMap, metadata: {name: one}}
+          - {apiVersion: v1, kind: Secret, metadata: {name: two, namespace: s}}
+        ---
+        apiVersion: kustomize.config.k8s.io/v1beta1
+        kind: Kustomization
+        resources: [a.yaml]
+        """), "mixed.yaml")
+    notes: list[str] = []
+    found = objects_in(docs, "mixed.yaml", notes)
+    assert [ref for ref, _ in found] == [ObjectRef("v1", "ConfigMap", "", "one"),
+                                         ObjectRef("v1", "Secret", "s", "two")]
+    assert notes == ["mixed.yaml (document 1): not a Kubernetes object (no apiVersion/kind), ignored",
+                     "mixed.yaml (document 4): a kustomize Kustomization outside a kustomization directory, "
+                     "ignored"]
+
+
+def test_object_without_name_stops_the_pass():
+    with pytest.raises(SyncError, match=r"a\.yaml: Deployment has no metadata.name"):
+        objects_in([{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generateName": "x-"}}],
+                   "a.yaml", [])
+
+
+def test_render_stream_adds_labels_as_json_documents_without_touching_the_input():
+    m = manifest("ConfigMap", "cfg", "ns")
+    m.body["metadata"]["labels"] = {"app": "web"}
+    stream = render_stream([m, manifest("Namespace", "ns")], {"gitops-cli.dev/instance": "abc"})
+    chunks = [c for c in stream.split("---\n") if c]
+    assert len(chunks) == 2 and stream.startswith("---\n")
+    first = json.loads(chunks[0])
+    assert first["metadata"]["labels"] == {"app": "web", "gitops-cli.dev/instance": "abc"}
+    assert m.body["metadata"]["labels"] == {"app": "web"}
+
+
+# --- discovery (real files, real `kubectl kustomize`) ----------------------------------------------------
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    write(root, "namespaces.yaml", obj("Namespace", "shop"))
+    write(root, "apps/web/deployment.yaml", obj("Deployment", "web", "shop", api="apps/v1"))
+    write(root, "apps/web/service.yaml", obj("Service", "web", "shop"))
+    write(root, "apps/web/kustomization.yaml", """
+        apiVersion: kustomize.config.k8s.io/v1beta1
+        kind: Kustomization
+        namespace: shop
+        commonLabels: {team: web}
+        resources: [deployment.yaml, service.yaml]
+        """)
+    write(root, "apps/web/extra/ignored-by-kustomize.yaml", obj("ConfigMap", "not-applied", "shop"))
+    write(root, "crds/widgets.yml", obj("CustomResourceDefinition", "widgets.example.com",
+                                        api="apiextensions.k8s.io/v1"))
+    write(root, ".gitlab-ci.yml", "stages: [build]\nbuild:\n  script: [make]\n")
+    write(root, "charts/web/Chart.yaml", "apiVersion: v2\nname: web\nversion: 1.0.0\n")
+    write(root, "charts/web/templates/dep.yaml", "kind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\n")
+    write(root, "values.yaml", "image:\n  repository: web\n  tag: abc\n")
+    write(root, "README.md", "not yaml\n")
+    outside = write(tmp_path, "outside/secret.yaml", obj("Secret", "stolen", "shop"))
+    (root / "linked.yaml").symlink_to(outside)
+    (root / "linked-dir").symlink_to(outside.parent)
+    return root
+
+
+def test_discover_renders_kustomizations_ignores_the_rest_and_never_follows_symlinks(repo: Path):
+    found = discover(repo, [Path(".")], KUBECTL)
+    got = {(m.ref.kind, m.ref.namespace, m.ref.name, m.source) for m in found.manifests}
+    assert got == {
+        ("Namespace", "", "shop", "namespaces.yaml"),
+        ("CustomResourceDefinition", "", "widgets.example.com", "crds/widgets.yml"),
+        ("Deployment", "shop", "web", "apps/web/ (kustomize)"),
+        ("Service", "shop", "web", "apps/web/ (kustomize)"),
+    }
+    dep = next(m for m in found.manifests if m.ref.kind == "Deployment")
+    assert dep.body["metadata"]["labels"] == {"team": "web"}  # rendered by kustomize, not read raw
+    assert found.kustomized == ["apps/web"]
+    assert "charts/web/: a Helm chart, not rendered by sync, ignored" in found.notes
+    assert "linked.yaml: symlink, not followed" in found.notes
+    assert "linked-dir/: symlink, not followed" in found.notes
+    assert ".gitlab-ci.yml: not a Kubernetes object (no apiVersion/kind), ignored" in found.notes
+    assert "values.yaml: not a Kubernetes object (no apiVersion/kind), ignored" in found.notes
+    assert [m.ref.kind for m in order(found.manifests)][:2] == ["Namespace", "CustomResourceDefinition"]
+
+
+def test_discover_stays_inside_the_given_paths(repo: Path):
+    found = discover(repo, resolve_paths(repo, ["crds", "apps/web/extra"]), KUBECTL)
+    assert sorted(m.ref.name for m in found.manifests) == ["not-applied", "widgets.example.com"]
+
+
+def test_kustomization_named_Kustomization_and_components(tmp_path: Path):
+    write(tmp_path, "app/cm.yaml", obj("ConfigMap", "cm"))
+    write(tmp_path, "app/Kustomization", "resources: [cm.yaml]\nnamePrefix: p-\n")
+    write(tmp_path, "comp/kustomization.yaml",
+          "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
+    write(tmp_path, "comp/patch.yaml", obj("ConfigMap", "patch-only"))
+    found = discover(tmp_path, [Path(".")], KUBECTL)
+    assert [(m.ref.name, m.source) for m in found.manifests] == [("p-cm", "app/ (kustomize)")]
+    assert any(n.startswith("comp/: a kustomize Component") for n in found.notes)
+
+
+def test_broken_kustomization_names_the_directory(tmp_path: Path):
+    write(tmp_path, "app/kustomization.yaml", "resources: [missing.yaml]\n")
+    with pytest.raises(SyncError, match=r"^app: kubectl kustomize failed"):
+        discover(tmp_path, [Path(".")], KUBECTL)
+
+
+def test_same_object_twice_stops_the_pass(tmp_path: Path):
+    write(tmp_path, "a.yaml", obj("ConfigMap", "cm", "x"))
+    write(tmp_path, "b/c.yaml", obj("ConfigMap", "cm", "x"))
+    with pytest.raises(SyncError, match=r"ConfigMap x/cm is defined twice: in a\.yaml and in b/c\.yaml"):
+        discover(tmp_path, [Path(".")], KUBECTL)
+
+
+@pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../x", "missing", "link"])
+def test_paths_must_be_real_directories_inside_the_repo(tmp_path: Path, bad: str):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with pytest.raises(UsageError, match=rf"^--path {bad}:"):
+        resolve_paths(tmp_path, [bad])
+
+
+def test_paths_are_normalised_and_deduplicated(tmp_path: Path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert resolve_paths(tmp_path, ["a/b/", "./a/b", "a"]) == [Path("a/b"), Path("a")]
+    assert resolve_paths(tmp_path, []) == [Path(".")]
+
+
+# --- lock (real flock) ---------------------------------------------------------------------------------
+
+
+def test_lock_refuses_a_second_holder_and_is_released(tmp_path: Path):
+    lock = tmp_path / "cache" / "lock"
+    with pass_lock(lock):
+        assert lock.read_text().strip() == str(os.getpid())
+        with pytest.raises(SyncLockedError, match=rf"held by pid {os.getpid()}"):
+            with pass_lock(lock):
+                pass
+    with pass_lock(lock):  # released
+        pass
+
+
+def test_lock_held_by_another_process(tmp_path: Path):
+    lock = tmp_path / "lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR|os.O_CREAT); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'4242'); print('held', flush=True); time.sleep(60)",
+         str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(SyncLockedError, match="held by pid 4242"):
+            with pass_lock(lock):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with pass_lock(lock):
+        pass
+
+
+# --- kubectl output and arguments ----------------------------------------------------------------------
+
+
+def test_parse_apply_output_and_match_names_the_failed_objects():
+    out = ("namespace/shop serverside-applied\ndeployment.apps/web configured (server dry run)\n"
+           "Warning: something\nservice/web unchanged\n")
+    reported = kube.parse_apply_output(out)
+    assert reported == [("namespace/shop", "serverside-applied"),
+                        ("deployment.apps/web", "configured (server dry run)"), ("service/web", "unchanged")]
+    sent = [manifest("Namespace", "shop"), manifest("Deployment", "web", "a", api="apps/v1"),
+            manifest("Deployment", "web", "b", api="apps/v1"), manifest("Service", "web", "a")]
+    applied, failed = match_applied(sent, reported)
+    assert [str(r) for r, _ in applied] == ["Namespace shop", "Deployment a/web", "Service a/web"]
+    assert [str(m.ref) for m in failed] == ["Deployment b/web"]
+
+
+def test_kubectl_arguments():
+    assert kube.apply_args(server_side=True, dry_run=False) == [
+        "apply", "-f", "-", "--server-side", "--field-manager=gitops", "--force-conflicts"]
+    assert kube.apply_args(server_side=False, dry_run=True) == ["apply", "-f", "-", "--dry-run=server"]
+    assert kube.Kubectl("/bin/k", "prod").argv("apply") == ["/bin/k", "--context", "prod", "apply"]
+    assert kube.delete_args("deployment.v1.apps", "shop", "web", "a=b,c=d", False) == [
+        "delete", "deployment.v1.apps", "--field-selector", "metadata.name=web", "-l", "a=b,c=d",
+        "--ignore-not-found", "--wait=false", "-n", "shop"]
+    assert ObjectRef("apps/v1", "Deployment", "", "web").resource == "deployment.v1.apps"
+    assert ObjectRef("v1", "ConfigMap", "", "c").resource == "configmap"
+    assert ObjectRef("rbac.authorization.k8s.io/v1", "Role", "", "r").kubectl_name == \
+        "role.rbac.authorization.k8s.io/r"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5m", 300), ("30s", 30), ("1h", 3600), ("1h30m", 5400),
+                                               ("90", 90), ("2m10s", 130)])
+def test_parse_interval(text: str, seconds: int):
+    assert parse_interval(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "0s", "5 minutes", "m", "-1m", "1d"])
+def test_parse_interval_rejects(text: str):
+    with pytest.raises(UsageError, match="--interval"):
+        parse_interval(text)
