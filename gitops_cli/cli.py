@@ -53,6 +53,7 @@ def _root(
 
 # --- verbs (one line each; the functions live in gitops_cli/commands/) ---------------------------
 from gitops_cli.commands import build as _build  # noqa: E402
+from gitops_cli.commands import bump as _bump  # noqa: E402
 from gitops_cli.commands import lint as _lint  # noqa: E402
 from gitops_cli.commands import publish as _publish  # noqa: E402
 from gitops_cli.commands import sync as _sync  # noqa: E402
@@ -63,6 +64,7 @@ app.command("tag")(_tag.tag)
 app.command("build")(_build.build)
 app.command("test")(_test.test)
 app.command("publish")(_publish.publish)
+app.command("bump")(_bump.bump)
 app.command("sync")(_sync.sync)
 app.command("lint")(_lint.lint)
 

@@ -288,10 +288,26 @@ def is_retryable_rejection(summary: str) -> bool:
     return summary.startswith("[remote rejected]") and any(r in summary for r in _RACE_REASONS)
 
 
+def fetch_only(repo: Path, remote: Remote, branch: str) -> str:
+    """Fetch the remote's `branch` into refs/remotes/origin/<branch>; return its commit.
+
+    Shallow (depth 1) only when the repo is already shallow: a user's full checkout stays full.
+    """
+    tracking = f"refs/remotes/origin/{branch}"
+    is_shallow = git.run(["rev-parse", "--is-shallow-repository"], cwd=repo).stdout.strip() == "true"
+    shallow = ["--depth", "1"] if is_shallow else []
+    git.run(["fetch", "--quiet", *shallow, "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
+            cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
+    return git.run(["rev-parse", tracking], cwd=repo).stdout.strip()
+
+
 def fetch_reset(repo: Path, remote: Remote, branch: str) -> str:
     """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head."""
-    tracking = f"refs/remotes/origin/{branch}"
-    git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
-            cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
-    git.run(["reset", "--quiet", "--hard", tracking], cwd=repo, env=remote.env)
+    fetch_only(repo, remote, branch)
+    git.run(["reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env)
     return head(repo)
+
+
+def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
+    res = git.run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False)
+    return res.status == 0

@@ -1,0 +1,423 @@
+"""The bump use case: patch every reference to the given images in a deploy repo, commit once, push safely.
+
+    bump(BumpRequest(...)) -> BumpResult
+
+1. Reach the deploy repo: a shallow clone of a remote into a temp dir, or an existing local checkout.
+2. Compute the new text of every YAML file first (yamledit.update_images, which verifies each file by
+   re-parsing).  Nothing is written unless every file succeeded: all or nothing.
+3. Write atomically, commit exactly those files as one commit, push without force.  A push rejected
+   because the remote moved -> fetch, reset to the new remote head, re-apply (idempotent; if the remote is
+   now already up to date we are done), commit, push again; at most `retries` times, jittered backoff.
+"""
+
+from __future__ import annotations
+
+import difflib
+import random
+import string
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import ci, deployrepo, git, output
+from gitops_cli.errors import GitError, NotFoundError, PushRetriesExhaustedError, UsageError
+from gitops_cli.imageref import ImageRef, try_parse
+
+TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
+BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
+BACKOFF_CAP = 8.0
+
+DigestResolver = Callable[[ImageRef, Any], str]
+
+
+@dataclass(frozen=True)
+class BumpRequest:
+    deploy_repo: str
+    images: Sequence[ImageRef]
+    branch: str | None = None
+    paths: Sequence[str] = ()
+    container: str | None = None
+    message: str | None = None  # template with {image} {repository} {tag} {digest} {old}
+    author: str | None = None  # "Name <email>" (flag or GITOPS_AUTHOR)
+    push_branch: str | None = None
+    commit: bool = True  # False: --no-commit (local checkout only)
+    dry_run: bool = False
+    retries: int = 10
+    ssh_key: Path | None = None
+
+
+@dataclass
+class FileEdit:
+    path: str  # relative to the repo root, '/'-separated
+    old: str
+    new: str
+    changes: list[Any]  # yamledit.Change
+    images: list[str | None] = field(default_factory=list)  # per change: the target's normalized name
+
+
+@dataclass
+class BumpResult:
+    repository: str  # the deploy repo as it may be printed (no credentials)
+    images: list[ImageRef]
+    edits: list[FileEdit] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "file:line: skipped (reason)"
+    branch: str | None = None  # the branch the bump is based on
+    push_branch: str | None = None  # where it was pushed (branch or --push-branch)
+    commit: str | None = None
+    pushed: bool = False
+    attempts: int = 0  # push attempts
+    dry_run: bool = False
+
+    @property
+    def changes(self) -> list[Any]:
+        return [c for e in self.edits for c in e.changes]
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.edits
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "images": [str(i) for i in self.images],
+            "branch": self.branch,
+            "push_branch": self.push_branch,
+            "up_to_date": self.up_to_date,
+            "dry_run": self.dry_run,
+            "commit": self.commit,
+            "pushed": self.pushed,
+            "attempts": self.attempts,
+            "files": [e.path for e in self.edits],
+            "changes": [change_json(c, i) for e in self.edits
+                        for c, i in zip(e.changes, e.images, strict=True)],
+            "skipped": self.skipped,
+        }
+
+
+def change_json(change: Any, image: str | None = None) -> dict[str, Any]:
+    keys = ("file", "line", "column", "old", "new", "kind", "field")
+    out = {k: getattr(change, k, None) for k in keys}
+    out["image"] = image
+    return out
+
+
+# --- validation (before touching any repo) -------------------------------------------------------------
+
+
+def validate(request: BumpRequest) -> None:
+    """UsageError (exit 2) for anything wrong with the request itself, before any clone."""
+    if not request.images:
+        raise UsageError("--image is required (NAME:TAG[@sha256:DIGEST], may repeat)")
+    names = [i.normalized_name for i in request.images]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"--image given twice for {', '.join(dupes)}")
+    if request.retries < 0:
+        raise UsageError(f"--retries {request.retries}: must be 0 or more")
+    if request.author:
+        deployrepo.parse_identity(request.author)
+    if request.message is not None:
+        _check_template(request.message)
+    if request.push_branch is not None:
+        _check_branch(request.push_branch, "--push-branch")
+    if request.branch is not None:
+        _check_branch(request.branch, "--branch")
+
+
+def _check_template(template: str) -> None:
+    allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+    if not template.strip():
+        raise UsageError("--message: empty template")
+    try:
+        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise UsageError(f"--message {template!r}: {exc} (use {{{{ and }}}} for literal braces)") from None
+    for name in names:
+        if name not in TEMPLATE_FIELDS:
+            raise UsageError(f"--message {template!r}: unknown placeholder {{{name}}} (allowed: {allowed})")
+
+
+def _check_branch(name: str, flag: str) -> None:
+    res = git.run(["check-ref-format", "--branch", name], check=False)
+    if res.status != 0 or name.startswith("-"):
+        raise UsageError(f"{flag} {name!r}: not a valid branch name")
+
+
+# --- computing and writing the edits ---------------------------------------------------------------
+
+
+def _matches(ref: Any, target: ImageRef) -> bool:
+    written = ref.name if ref.form == "map" else ref.value
+    parsed = try_parse(written) if written else None
+    return parsed is not None and parsed.same_repository(target)
+
+
+def _restricted(ref: Any, container: str | None) -> bool:
+    """True when --container excludes this reference (a container/compose service of another name)."""
+    return container is not None and ref.kind in ("container", "compose") and ref.container != container
+
+
+def compute_edits(
+    root: Path,
+    images: Sequence[ImageRef],
+    paths: Sequence[str] = (),
+    container: str | None = None,
+    resolve_digest: DigestResolver | None = None,
+) -> tuple[list[FileEdit], list[str], set[str]]:
+    """(edits, skipped-file warnings, normalized names found) without writing anything.
+
+    Raises VerificationError (from yamledit) when any file cannot be patched verifiably.
+    """
+    from gitops_cli.yamledit import discover, locate, read_text, update_images
+
+    needles = sorted({i.path.rsplit("/", 1)[-1] for i in images})
+    targets = list(images)
+    edits: list[FileEdit] = []
+    skipped: list[str] = []
+    found: set[str] = set()
+    for path in discover(root, list(paths) or None):
+        rel = path.relative_to(root).as_posix()
+        text = read_text(path)
+        if not any(n in text for n in needles):
+            continue
+        located = locate(text, needles, filename=rel)
+        if located.error is not None:
+            skipped.append(f"{rel}:{located.error.line}: skipped ({located.error.message})")
+            continue
+        hits = {t.normalized_name for t in targets for r in located.references
+                if not _restricted(r, container) and _matches(r, t)}
+        if not hits:
+            continue
+        found |= hits
+        new, changes = update_images(text, targets, container=container, resolve_digest=resolve_digest,
+                                     filename=rel)
+        if new != text:
+            owners = [_owner(c, located.references, targets) for c in changes]
+            edits.append(FileEdit(rel, text, new, list(changes), owners))
+    return edits, skipped, found
+
+
+def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) -> str | None:
+    """The target a change belongs to: the reference at the change's position (or whose map it edits)."""
+    if len(targets) == 1:
+        return targets[0].normalized_name
+    pos = (getattr(change, "line", None), getattr(change, "column", None))
+    for ref in references:
+        spots = [(ref.line, ref.column)] + [(f.line, f.column) for f in ref.fields.values()]
+        if ref.scalar is not None:
+            spots.append((ref.scalar.line, ref.scalar.column))
+        if pos in spots:
+            return next((t.normalized_name for t in targets if _matches(ref, t)), None)
+    new = try_parse(str(getattr(change, "new", "")))
+    if new is not None and "/" in str(getattr(change, "new", "")):
+        return next((t.normalized_name for t in targets if t.same_repository(new)), None)
+    return None
+
+
+def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
+    from gitops_cli.yamledit import write_atomic
+
+    for edit in edits:
+        write_atomic(root / edit.path, edit.new)
+
+
+def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
+               container: str | None) -> NotFoundError:
+    missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
+    scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "") + (
+        f" (container {container})" if container else "")
+    return NotFoundError(
+        f"no reference to {', '.join(missing)} found in the YAML files of {scope}",
+        hint="check the image name (registry and path must match exactly), --path and --container",
+    )
+
+
+# --- commit message -------------------------------------------------------------------------------------
+
+
+def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
+    """Previous values of this image's changed references (string form: whole value; map form: the field)."""
+    olds: list[str] = []
+    for e in edits:
+        for change, name in zip(e.changes, e.images, strict=True):
+            old = getattr(change, "old", None)
+            if old and name == image.normalized_name and old not in olds:
+                olds.append(old)
+    return olds
+
+
+def render_message(
+    images: Sequence[ImageRef], edits: Sequence[FileEdit], template: str | None, info: ci.CIInfo,
+) -> str:
+    """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:."""
+    lines = []
+    for image in images:
+        if template is None:
+            lines.append(f"Update {image.name} image to {image}")
+        else:
+            lines.append(template.format(
+                image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
+                old=", ".join(_old_values(image, edits)),
+            ))
+    if len(lines) == 1:
+        body = lines[0]
+    else:
+        body = f"Update {len(images)} images\n\n" + "\n".join(lines)
+    trailers = [("Image", str(i)) for i in images] + info.trailers()
+    return body.rstrip() + "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers) + "\n"
+
+
+# --- the use case -------------------------------------------------------------------------------------
+
+
+def bump(
+    request: BumpRequest,
+    *,
+    resolve_digest: DigestResolver | None = None,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> BumpResult:
+    """Run one bump; see the module docstring.  Raises GitopsError subclasses with their exit codes."""
+    validate(request)
+    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
+    if remote.auth:
+        output.info(f"Authenticating to {remote.display} with {remote.auth}")
+    if remote.local is not None:
+        return _bump_local(request, remote, resolve_digest, environ, sleep)
+    if not request.commit:
+        raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
+                         hint="use --dry-run to preview a bump of a remote repository")
+    branch = request.branch or deployrepo.default_branch(remote)
+    with tempfile.TemporaryDirectory(prefix="gitops-bump-") as tmp:
+        work = Path(tmp) / "deploy"
+        output.step(f"Cloning {remote.display} ({branch})")
+        deployrepo.clone(remote, work, branch)
+        return _apply_commit_push(request, remote, work, branch, resolve_digest, environ, sleep)
+
+
+def _bump_local(
+    request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
+    environ: Mapping[str, str] | None, sleep: Callable[[float], None],
+) -> BumpResult:
+    root = remote.local
+    assert root is not None
+    if not request.commit or request.dry_run:
+        result = BumpResult(repository=remote.display, images=list(request.images), dry_run=request.dry_run)
+        _compute_into(result, root, request, resolve_digest)
+        if not request.dry_run:
+            write_edits(root, result.edits)
+        return result
+    # Commit in a local checkout: it must be clean, on a branch, and not ahead of / diverged from its origin.
+    root = git.toplevel(root) if not (root / ".git").exists() else root
+    deployrepo.ensure_clean(root)
+    current = deployrepo.current_branch(root)
+    if current is None:
+        raise GitError(f"{root}: detached HEAD; check out the branch to commit to")
+    if request.branch and request.branch != current:
+        raise UsageError(f"--branch {request.branch}: the checkout {root} is on {current}",
+                         hint="check out that branch first (a local checkout is never switched)")
+    origin_url = git.run(["remote", "get-url", "origin"], cwd=root, check=False).stdout.strip()
+    if not origin_url:  # nothing to push to: commit only
+        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep)
+    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ)
+    local_head = deployrepo.head(root)
+    remote_head = deployrepo.fetch_only(root, origin, current)
+    if local_head != remote_head:
+        if not deployrepo.is_ancestor(root, local_head, remote_head):
+            raise GitError(f"{root}: branch {current} has commits that are not on origin",
+                           hint="push or drop them first; a bump commit must go on top of the remote branch")
+        deployrepo.fetch_reset(root, origin, current)  # fast-forward a clean checkout
+    return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep)
+
+
+def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
+                  resolve_digest: DigestResolver | None) -> None:
+    edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
+                                          resolve_digest)
+    for warning in skipped:
+        if warning not in result.skipped:
+            output.warn(warning)
+    result.skipped = skipped
+    if len(found) < len({i.normalized_name for i in request.images}):
+        raise _not_found(request.images, found, result.repository, request.paths, request.container)
+    result.edits = edits
+
+
+def _apply_commit_push(
+    request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
+    resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
+) -> BumpResult:
+    target = request.push_branch or branch
+    display = remote.display if remote is not None else str(work)
+    result = BumpResult(repository=display, images=list(request.images), branch=branch,
+                        push_branch=target if remote is not None else None, dry_run=request.dry_run)
+    resolver = _cached(resolve_digest)
+    _compute_into(result, work, request, resolver)
+    if request.dry_run or result.up_to_date:
+        return result
+    identity = deployrepo.resolve_identity(request.author, work)
+    info = ci.detect(environ)
+    for attempt in range(1, request.retries + 2):
+        write_edits(work, result.edits)
+        message = render_message(request.images, result.edits, request.message, info)
+        result.commit = deployrepo.commit(work, [e.path for e in result.edits], message, identity)
+        if remote is None:
+            return result
+        result.attempts = attempt
+        output.step(f"Pushing {result.commit[:12]} to {remote.display} ({target})")
+        outcome = deployrepo.push(work, remote, target)
+        if outcome.ok:
+            result.pushed = True
+            return result
+        if attempt > request.retries:
+            break
+        delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
+        output.info(f"push rejected ({outcome.reason}); the remote moved: re-applying on its new head "
+                    f"in {delay:.1f}s (retry {attempt}/{request.retries})")
+        sleep(delay)
+        deployrepo.fetch_reset(work, remote, target)
+        result.commit = None
+        _compute_into(result, work, request, resolver)
+        if result.up_to_date:
+            output.info("the remote already has this bump")
+            return result
+    raise PushRetriesExhaustedError(
+        f"push to {display} ({target}) still rejected after {request.retries} retries: "
+        "the remote kept moving",
+        hint="re-run the bump, or raise --retries",
+    )
+
+
+def _cached(resolve: DigestResolver | None) -> DigestResolver | None:
+    """Resolve each image's digest once per bump, even across push retries."""
+    if resolve is None:
+        return None
+    cache: dict[str, str] = {}
+
+    def cached(target: ImageRef, reference: Any) -> str:
+        key = str(target)
+        if key not in cache:
+            cache[key] = resolve(target, reference)
+        return cache[key]
+
+    return cached
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def unified_diff(edits: Sequence[FileEdit]) -> str:
+    """A git-style unified diff of the edits (a/ b/ prefixes; '\\ No newline at end of file' kept)."""
+    out: list[str] = []
+    for e in edits:
+        out.append(f"diff --git a/{e.path} b/{e.path}\n")
+        for line in difflib.unified_diff(e.old.splitlines(True), e.new.splitlines(True),
+                                         f"a/{e.path}", f"b/{e.path}"):
+            if line.endswith("\n"):
+                out.append(line)
+            else:
+                out.append(line + "\n\\ No newline at end of file\n")
+    return "".join(out)

@@ -1,0 +1,125 @@
+"""`gitops bump`: set the tag/digest of images in a deploy repo, byte-exact; one commit; safe push."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from gitops_cli import output
+from gitops_cli.settings import load_settings
+
+
+def bump(
+    deploy_repo: str | None = typer.Option(
+        None, "--deploy-repo", metavar="URL|PATH",
+        help="Deploy repo: file://, https://, ssh://, git@host:path, or a local checkout path."),
+    image: list[str] = typer.Option(
+        [], "--image", metavar="NAME:TAG[@DIGEST]",
+        help="NAME:TAG[@sha256:DIGEST] to set (may repeat: several images, one commit)."),
+    branch: str | None = typer.Option(
+        None, "--branch", metavar="BRANCH", help="Branch to bump (default: the remote's default branch)."),
+    path: list[str] = typer.Option(
+        [], "--path", metavar="DIR", help="Only look under this directory of the repo (may repeat)."),
+    container: str | None = typer.Option(
+        None, "--container", metavar="NAME", help="Only containers with this name."),
+    message: str | None = typer.Option(
+        None, "--message", metavar="TEMPLATE",
+        help="Commit message template: {image} {repository} {tag} {digest} {old}."),
+    author: str | None = typer.Option(
+        None, "--author", metavar='"NAME <EMAIL>"',
+        help="Commit author (default: GITOPS_AUTHOR, git config, gitops-cli <gitops-cli@localhost>)."),
+    push_branch: str | None = typer.Option(
+        None, "--push-branch", metavar="BRANCH", help="Push to this (new) branch, e.g. for a review."),
+    no_commit: bool = typer.Option(False, "--no-commit", help="Only patch the files of a local checkout."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing anywhere."),
+    output_format: str = typer.Option(
+        "text", "--output", "-o", metavar="FORMAT",
+        help="text or json (every change with file, line, column, old, new)."),
+    retries: int | None = typer.Option(
+        None, "--retries", metavar="N",
+        help="Re-apply and push again this many times when the remote moved (default 10)."),
+    ssh_key: Path | None = typer.Option(
+        None, "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes."),
+) -> None:
+    """Bump image tags/digests in a deploy repo: byte-exact edit, one commit, push without force.
+
+    Changes only the tag/digest characters of each matching reference (container images, kustomize
+    images:, Helm image maps); comments, quotes and layout stay.  A push rejected because the remote moved
+    is re-applied on the new head and retried.  HTTPS token: GITOPS_GIT_TOKEN (or GITHUB_TOKEN /
+    CI_JOB_TOKEN for their own hosts); SSH: --ssh-key.  stdout: the commit SHA, or "already up to date".
+
+    \b
+    Example:
+      gitops bump --deploy-repo https://git.example.com/org/deploy.git \\
+          --image registry.example.com/team/api:3f2a9c1
+      gitops bump --deploy-repo ../deploy --image team/api:3f2a9c1 --no-commit
+      gitops bump --deploy-repo git@github.com:org/deploy.git --ssh-key ~/.ssh/deploy \\
+          --image team/api:3f2a9c1 --image team/worker:3f2a9c1 --push-branch bump/3f2a9c1 --dry-run
+    """
+    from gitops_cli.bump import BumpRequest, unified_diff
+    from gitops_cli.bump import bump as run_bump
+    from gitops_cli.errors import UsageError
+    from gitops_cli.imageref import parse_tagged
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--output {output_format!r}: expected text or json")
+    images = [parse_tagged(text) for text in image]  # exit 2 before anything is cloned
+    settings = load_settings(Path("."), {
+        "deploy_repo": deploy_repo, "branch": branch, "paths": path, "container": container,
+        "message": message, "author": author, "push_branch": push_branch, "retries": retries,
+    })
+    if not settings.deploy_repo:
+        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    if not images:
+        raise UsageError("--image is required (NAME:TAG[@sha256:DIGEST], may repeat)")
+    request = BumpRequest(
+        deploy_repo=settings.deploy_repo, images=images, branch=settings.branch, paths=settings.paths,
+        container=settings.container, message=settings.message, author=settings.author,
+        push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
+        ssh_key=ssh_key,
+    )
+    result = run_bump(request, resolve_digest=_digest_resolver(settings.insecure_registries))
+
+    if output_format == "json":
+        output.result_json(result.to_json())
+        return
+    for edit in result.edits:
+        for change in edit.changes:
+            output.info(f"{edit.path}:{change.line}:{change.column}: {change.old} -> {change.new}")
+    if dry_run and result.edits:
+        _print_diff(unified_diff(result.edits))
+    elif result.up_to_date:
+        output.result("already up to date")
+    elif result.commit:
+        where = f"pushed to {result.push_branch}" if result.pushed else "committed (not pushed: no remote)"
+        output.info(f"{len(result.changes)} change(s) in {len(result.edits)} file(s); {where}")
+        output.result(result.commit)
+    else:
+        for edit in result.edits:
+            output.result(edit.path)
+
+
+def _digest_resolver(insecure: list[str]):  # type: ignore[no-untyped-def]
+    """resolve_digest callback for yamledit: the registry (credentials as for `gitops publish`)."""
+
+    def resolve(target, reference):  # type: ignore[no-untyped-def]
+        from gitops_cli import registry
+
+        creds = registry.resolve_credentials(registry.registry_host(target))
+        return registry.resolve_digest(target.with_digest(None), creds, insecure)
+
+    return resolve
+
+
+def _print_diff(diff: str) -> None:
+    if not (sys.stdout.isatty() and not output.no_color()):
+        sys.stdout.write(output.redact(diff))
+        sys.stdout.flush()
+        return
+    colours = (("+++", "1"), ("---", "1"), ("diff ", "1"), ("@@", "36"), ("+", "32"), ("-", "31"))
+    for line in output.redact(diff).splitlines(True):
+        code = next((c for prefix, c in colours if line.startswith(prefix)), None)
+        sys.stdout.write(f"\033[{code}m{line.rstrip(chr(10))}\033[0m\n" if code else line)
+    sys.stdout.flush()
