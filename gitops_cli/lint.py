@@ -384,8 +384,9 @@ def lint_text(path: str, text: str, config: LintConfig, dockerfile: bool | None 
     findings = _lint_dockerfile(path, text, config) if dockerfile else _lint_yaml(path, text, config)
     if findings and "gitops-lint" in text:
         findings = _apply_suppressions(findings, text)
-    findings.sort(key=lambda f: (f.line, f.column, f.rule))
-    return findings
+    # a value reached twice (through a YAML alias) is reported once, at its anchor
+    unique = {(f.line, f.column, f.rule): f for f in reversed(findings)}
+    return sorted(unique.values(), key=lambda f: (f.line, f.column, f.rule))
 
 
 def _lint_yaml(path: str, text: str, config: LintConfig) -> list[Finding]:

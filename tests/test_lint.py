@@ -1,0 +1,490 @@
+"""gitops lint: each rule with its tricky cases, locations, suppressions, config, formatters, discovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import lint
+from gitops_cli.errors import ConfigError, UsageError
+
+DIGEST = "sha256:" + "a" * 64
+DEFAULT = lint.config_from_settings({})
+
+
+def findings(text: str, config: lint.LintConfig = DEFAULT, path: str = "f.yaml",
+             dockerfile: bool | None = None) -> list[tuple[int, int, str]]:
+    return [(f.line, f.column, f.rule) for f in lint.lint_text(path, text, config, dockerfile)]
+
+
+def codes(value: str, config: lint.LintConfig = DEFAULT) -> list[str]:
+    """Rules reported for one container image value (written as a plain YAML scalar)."""
+    text = f"spec:\n  containers:\n    - name: c\n      image: {value}\n"
+    return sorted({f.rule for f in lint.lint_text("p.yaml", text, config)})
+
+
+# --- rules on one reference ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, want", [
+    ("nginx:1.27.3", []),
+    ("nginx:latest", ["GL001"]),
+    ("nginx:LaTeSt", ["GL001"]),
+    ("nginx", ["GL002"]),
+    ("docker.io/library/nginx", ["GL002"]),
+    ("localhost:5000/app", ["GL002"]),          # a port, not a tag
+    ("localhost:5000/app:1.0", []),
+    ("registry.example.com:443/team/app", ["GL002"]),
+    ("'[::1]:5000/app'", ["GL002"]),            # IPv6 host with a port, no tag
+    ("'[2001:db8::1]:5000/app:v2'", []),
+    (f"nginx:latest@{DIGEST}", []),             # the digest pins it
+    (f"nginx@{DIGEST}", []),
+    (f"app:main@{DIGEST}", []),
+    ("app:main", ["GL003"]),
+    ("app:Develop", ["GL003"]),
+    ("app:1.4.0-SNAPSHOT", ["GL003"]),
+    ("app:production", ["GL003"]),
+    ("app:mainline", []),                       # only whole-tag matches
+    ("app:3f2a9c1", []),
+    ("MyApp:1.0", ["GL004"]),                   # uppercase repository
+    ("app:v1+build", ["GL004"]),                # bad tag character
+    ("app:" + "x" * 129, ["GL004"]),            # tag over 128 characters
+    ("app@sha256:abc", ["GL004"]),              # malformed digest
+    ("'app:'", ["GL004"]),
+    ("${IMAGE}", ["GL006"]),
+    ("$IMAGE", ["GL006"]),
+    ("'{{ .Values.image }}'", ["GL006"]),
+    ("<image_url>", ["GL006"]),
+    ("app:${TAG}", ["GL006"]),                  # the tag is unknown: no GL002
+    ("${REGISTRY}/app", ["GL002", "GL006"]),    # the tag is certainly missing
+    ("gcr.io/<<PROJECT>>/hello:latest", ["GL001", "GL006"]),
+])
+def test_rules_on_container_images(value, want):
+    assert codes(value) == want
+
+
+def test_gl004_messages_name_the_reason():
+    def message(value: str) -> str:
+        (f,) = lint.lint_text("p.yaml", f"image: {value}\n", DEFAULT)
+        assert f.rule == "GL004"
+        return f.message
+
+    assert "lowercase" in message("MyApp:1.0")
+    assert "128" in message("app:" + "x" * 129)
+    assert "digest" in message("app@sha256:abc")
+    assert "tag" in message("app:v1+build")
+
+
+def test_gl005_only_when_required():
+    required = lint.config_from_settings({}, require_digest=True)
+    assert codes("nginx:1.27", required) == ["GL005"]
+    assert codes(f"nginx:1.27@{DIGEST}", required) == []
+    assert codes("nginx", required) == ["GL002", "GL005"]
+    assert codes("nginx:1.27", lint.config_from_settings({"require-digest": True})) == ["GL005"]
+    # the flag wins over a config that turns the rule off
+    off = {"rules": {"GL005": "off"}}
+    assert codes("nginx:1.27", lint.config_from_settings(off, require_digest=True)) == ["GL005"]
+
+
+def test_gl006_is_a_warning_others_errors():
+    (f,) = lint.lint_text("p.yaml", "image: ${IMAGE}\n", DEFAULT)
+    assert f.severity == "warning"
+    (f,) = lint.lint_text("p.yaml", "image: nginx\n", DEFAULT)
+    assert f.severity == "error"
+
+
+# --- locations -------------------------------------------------------------------------------------
+
+def test_points_at_the_image_value_with_end_column():
+    text = "apiVersion: v1\nkind: Pod\nspec:\n  containers:\n  - name: web\n    image: nginx:latest\n"
+    (f,) = lint.lint_text("pod.yaml", text, DEFAULT)
+    assert (f.line, f.column, f.end_line, f.end_column) == (6, 12, 6, 24)
+    assert f.image == "nginx:latest"
+
+
+def test_quoted_value_position_is_the_scalar_start():
+    text = 'spec:\n  containers:\n  - image: "nginx:latest"\n'
+    assert findings(text) == [(3, 12, "GL001")]
+
+
+def test_flow_style():
+    text = "spec: {containers: [{name: a, image: 'app:dev'}, {name: b, image: \"app:1.0\"}]}\n"
+    assert findings(text) == [(1, 38, "GL003")]
+
+
+def test_anchor_and_alias_reported_once_at_the_anchor():
+    text = (
+        "a:\n  containers:\n  - image: &img busybox:latest\n"
+        "b:\n  containers:\n  - image: *img\n"
+    )
+    assert findings(text) == [(3, 17, "GL001")]
+
+
+def test_multi_document_lines():
+    text = "kind: A\nimage: nginx:1\n---\n# second\nkind: B\nimage: redis\n---\n---\nimage: app:main\n"
+    assert findings(text) == [(6, 8, "GL002"), (9, 8, "GL003")]
+
+
+def test_crlf():
+    text = "spec:\r\n  containers:\r\n  - name: a\r\n    image:   app:latest\r\n"
+    (f,) = lint.lint_text("p.yaml", text, DEFAULT)
+    assert (f.line, f.column, f.end_column, f.rule) == (4, 14, 24, "GL001")
+
+
+def test_other_strings_and_comments_are_ignored():
+    text = (
+        "# image: nginx:latest\n"
+        "metadata:\n  annotations:\n    image: nginx:latest\n"
+        "spec:\n  containers:\n  - name: a\n    image: nginx:1.2\n"
+        "    args: ['--image=busybox:latest']\n"
+        "    command:\n    - |\n      image: nginx:latest\n"
+    )
+    assert findings(text) == []
+
+
+def test_kustomize_entry_points_at_the_offending_field():
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        "- name: app\n  newTag: latest\n"
+        "- name: web\n  newName: ghcr.io/acme/web\n"
+        "- name: db\n  newTag: '16'\n  digest: sha256:zz\n"
+        "- name: ok\n  newTag: 1.2.3\n"
+    )
+    assert findings(text, path="kustomization.yaml") == [
+        (5, 11, "GL001"),   # at newTag
+        (7, 12, "GL002"),   # no tag: at the name (newName, the name it becomes)
+        (10, 11, "GL004"),  # at the malformed digest
+    ]
+
+
+def test_helm_values_map_points_at_the_offending_field():
+    text = (
+        "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: latest\n"
+        "sidecar:\n  image:\n    repository: ghcr.io/acme/sidecar\n    tag: \"\"\n"
+        "other:\n  image:\n    repository: Acme/Other\n    tag: '1.0'\n"
+        "pinned:\n  image:\n    repository: ghcr.io/acme/pinned\n    tag: main\n"
+        f"    digest: {DIGEST}\n"
+    )
+    assert findings(text, path="values.yaml") == [
+        (4, 8, "GL001"),    # at tag
+        (8, 10, "GL002"),   # the empty tag is where the fix goes
+        (11, 17, "GL004"),  # at the repository
+    ]
+
+
+def test_helm_repository_without_tag_points_at_the_repository():
+    text = "image:\n  registry: quay.io\n  repository: acme/app\n  pullPolicy: Always\n"
+    assert findings(text, path="values.yaml") == [(3, 15, "GL002")]
+
+
+# --- Dockerfiles -----------------------------------------------------------------------------------
+
+def test_dockerfile_rules_and_positions():
+    text = (
+        "ARG BASE_TAG=latest\n"
+        "ARG GO=1.22\n"
+        "FROM golang:${GO} AS build\n"
+        "FROM --platform=linux/amd64 alpine:${BASE_TAG}\n"
+        "COPY --from=build /out /out\n"
+        "COPY --from=busybox /bin/sh /sh\n"
+        "FROM build\n"
+        "FROM scratch\n"
+        "FROM app:${UNSET}\n"
+    )
+    got = lint.lint_text("Dockerfile", text, DEFAULT)
+    assert [(f.line, f.column, f.rule) for f in got] == [(4, 29, "GL001"), (6, 13, "GL002"), (9, 6, "GL006")]
+    assert "alpine:${BASE_TAG}" in got[0].message and "ARG" in got[0].message
+    assert got[0].image == "alpine:latest"
+
+
+def test_dockerfile_parse_error_is_gl000():
+    (f,) = lint.lint_text("Dockerfile", "FROM a b\n", DEFAULT)
+    assert (f.line, f.rule) == (1, "GL000")
+
+
+def test_dockerfile_suppression_on_the_line_above():
+    text = "# gitops-lint: ignore=GL002\nFROM busybox\nFROM nginx\n"
+    assert findings(text, path="Dockerfile") == [(3, 6, "GL002")]
+
+
+# --- GL000 -----------------------------------------------------------------------------------------
+
+def test_yaml_syntax_error_is_gl000_with_line():
+    text = "a: 1\nb: [1, 2\nc: 3\n"
+    (f,) = lint.lint_text("bad.yaml", text, DEFAULT)
+    assert f.rule == "GL000" and f.severity == "error" and f.line >= 2
+    assert "does not parse" in f.message
+
+
+def test_unreadable_files_are_gl000(tmp_path):
+    (tmp_path / "latin1.yaml").write_bytes(b"image: caf\xe9\n")
+    (tmp_path / "bin.yaml").write_bytes(b"\0\1\2")
+    (tmp_path / "bom.yaml").write_bytes("\ufeffimage: nginx\n".encode())
+    report = lint.lint_paths([str(tmp_path)], DEFAULT)
+    got = sorted((Path(f.path).name, f.line, f.column, f.rule) for f in report.findings)
+    assert got == [("bin.yaml", 1, 1, "GL000"), ("bom.yaml", 1, 8, "GL002"), ("latin1.yaml", 1, 1, "GL000")]
+
+
+# --- suppressions ----------------------------------------------------------------------------------
+
+def test_suppression_trailing_and_line_above():
+    text = (
+        "a:\n  image: nginx:latest  # gitops-lint: ignore=GL001\n"
+        "b:\n  # gitops-lint: ignore=GL003,GL001\n  image: app:main\n"
+        "c:\n  image: app:dev  # gitops-lint: ignore=GL001\n"        # other rule: still reported
+        "d:\n  # gitops-lint: ignore=GL002\n\n  image: redis\n"      # not directly above: reported
+        "e:\n  image: redis  # gitops-lint: ignore = gl002\n"
+    )
+    assert findings(text) == [(7, 10, "GL003"), (11, 10, "GL002")]
+
+
+def test_suppression_on_the_line_where_a_map_entry_starts():
+    text = (
+        "images:\n"
+        "- name: app  # gitops-lint: ignore=GL001\n  newTag: latest\n"
+        "# gitops-lint: ignore=GL003\n- name: web\n  newTag: main\n"
+        "- name: db\n  newTag: latest\n"
+    )
+    assert findings(text, path="kustomization.yaml") == [(8, 11, "GL001")]
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+def test_config_allow_globs_match_written_and_normalized_forms():
+    allow = ["busybox:latest", "ghcr.io/acme/*", "docker.io/library/redis"]
+    config = lint.config_from_settings({"allow": allow})
+    assert codes("busybox:latest", config) == []
+    assert codes("docker.io/library/busybox:latest", config) == []
+    assert codes("ghcr.io/acme/tool:main", config) == []
+    assert codes("redis", config) == []
+    assert codes("nginx:latest", config) == ["GL001"]
+
+
+def test_config_extra_mutable_tags_and_rule_levels():
+    config = lint.config_from_settings(
+        {"mutable-tags": ["qa"], "rules": {"GL003": "warning", "gl002": "off"}}, extra_mutable_tags=["uat"])
+    got = lint.lint_text("p.yaml", "a: {image: 'app:QA'}\nb: {image: 'app:uat'}\nc: {image: nginx}\n", config)
+    assert [(f.line, f.rule, f.severity) for f in got] == [(1, "GL003", "warning"), (2, "GL003", "warning")]
+
+
+@pytest.mark.parametrize("table, text", [
+    ({"alow": []}, "unknown key 'alow'"),
+    ({"rules": {"GL009": "error"}}, "unknown rule"),
+    ({"rules": {"GL001": "fatal"}}, "must be 'error', 'warning' or 'off'"),
+    ({"allow": [1]}, "must be a list of strings"),
+    ({"require-digest": "yes"}, "true or false"),
+])
+def test_config_errors(table, text):
+    with pytest.raises(ConfigError) as exc:
+        lint.config_from_settings(table)
+    assert text in exc.value.message and exc.value.exit_code == 2
+
+
+def test_ignore_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for rel in ("apps/a.yaml", "vendor/x/b.yaml", "tests/c.yml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("image: nginx\n")
+    config = lint.config_from_settings({"ignore-paths": ["vendor", "*/c.yml"]})
+    assert lint.discover(["."], config.ignore_paths) == ["apps/a.yaml"]
+    assert lint.discover(["vendor/x/b.yaml", "apps/a.yaml"], config.ignore_paths) == ["apps/a.yaml"]
+
+
+# --- discovery -------------------------------------------------------------------------------------
+
+def test_discover_patterns_symlinks_git_and_helm_templates(tmp_path):
+    files = [
+        "a.yaml", "b.yml", "Dockerfile", "Dockerfile.prod", "api.Dockerfile", "Containerfile",
+        "sub/deep/c.yaml", ".git/config.yaml", "README.md", "Dockerfile.dockerignore",
+        "chart/Chart.yaml", "chart/values.yaml", "chart/templates/deploy.yaml", "other/templates/t.yaml",
+    ]
+    for rel in files:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x: 1\n")
+    os.symlink(tmp_path / "a.yaml", tmp_path / "link.yaml")
+    os.symlink(tmp_path / "sub", tmp_path / "linkdir")
+    got = [os.path.relpath(p, tmp_path) for p in lint.discover([str(tmp_path)])]
+    assert got == [
+        "Containerfile", "Dockerfile", "Dockerfile.prod", "a.yaml", "api.Dockerfile", "b.yml",
+        "chart/Chart.yaml", "chart/values.yaml", "other/templates/t.yaml", "sub/deep/c.yaml",
+    ]
+
+
+def test_discover_missing_path_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError):
+        lint.discover([str(tmp_path / "nope")])
+
+
+def test_paths_are_shown_as_given(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.yaml").write_text("image: nginx\n")
+    assert [f.path for f in lint.lint_paths([], DEFAULT).findings] == ["d/x.yaml"]
+    assert [f.path for f in lint.lint_paths(["d/"], DEFAULT).findings] == ["d/x.yaml"]
+    assert [f.path for f in lint.lint_paths(["./d/x.yaml"], DEFAULT).findings] == ["./d/x.yaml"]
+
+
+# --- formatters ------------------------------------------------------------------------------------
+
+def _report() -> lint.Report:
+    text = "a:\n  image: nginx:latest\nb:\n  image: ${IMG}\n"
+    return lint.Report(lint.lint_text("dir, x/p%1.yaml", text, DEFAULT), files=3)
+
+
+def test_text_format_and_summary():
+    report = _report()
+    assert lint.format_text(report).splitlines() == [
+        "dir, x/p%1.yaml:2:10: GL001 image 'nginx:latest' uses the tag 'latest'; "
+        "pin an immutable tag or a digest",
+        "dir, x/p%1.yaml:4:10: GL006 image '${IMG}' has an unresolved placeholder ${IMG}; "
+        "the linted file is not what gets deployed (warning)",
+    ]
+    assert lint.summary(report) == "gitops lint: 1 error, 1 warning in 1 of 3 files"
+    assert lint.summary(lint.Report([], 1)) == "gitops lint: no findings in 1 file"
+    assert report.failed("error") and report.failed("warning")
+    warn_only = lint.Report([f for f in report.findings if f.severity == "warning"], 1)
+    assert not warn_only.failed("error") and warn_only.failed("warning")
+
+
+def test_json_format():
+    data = json.loads(lint.format_json(_report()))
+    assert data["summary"] == {"files": 3, "errors": 1, "warnings": 1}
+    first = data["findings"][0]
+    assert first | {"message": ""} == {
+        "path": "dir, x/p%1.yaml", "line": 2, "column": 10, "end_line": 2, "end_column": 22, "rule": "GL001",
+        "name": "latest", "severity": "error", "message": "", "image": "nginx:latest",
+    }
+
+
+def test_github_format_escapes_properties_and_data():
+    lines = lint.format_github(_report()).splitlines()
+    assert lines[0] == (
+        "::error file=dir%2C x/p%251.yaml,line=2,col=10,endColumn=22,title=GL001 latest::"
+        "image 'nginx:latest' uses the tag 'latest'; pin an immutable tag or a digest"
+    )
+    assert lines[1].startswith("::warning file=dir%2C x/p%251.yaml,line=4,col=10,")
+
+
+def test_sarif_format():
+    sarif = json.loads(lint.format_sarif(_report(), "1.2.3"))
+    assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
+    run = sarif["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == list(lint.RULES) and run["tool"]["driver"]["version"] == "1.2.3"
+    first, second = run["results"]
+    assert rules[first["ruleIndex"]]["id"] == first["ruleId"] == "GL001"
+    assert first["level"] == "error" and second["level"] == "warning"
+    location = first["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "dir%2C%20x/p%251.yaml"
+    assert location["region"] == {"startLine": 2, "startColumn": 10, "endLine": 2, "endColumn": 22}
+
+
+# --- the shared real-world corpus ------------------------------------------------------------------
+
+CORPUS = Path("/work/shared/corpus/real-world")
+
+
+def _untagged_or_latest(value: str) -> bool:
+    name, _, digest = value.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    return not digest and (":" not in last or last.rsplit(":", 1)[1].lower() == "latest")
+
+
+def test_corpus_lints_without_crash_and_reports_every_untagged_or_latest_container(monkeypatch):
+    assert (CORPUS / "index.json").is_file(), "the shared corpus is missing"
+    index = json.loads((CORPUS / "index.json").read_text())
+    monkeypatch.chdir(CORPUS)
+    report = lint.lint_paths(["."], DEFAULT)
+    assert report.files == index["summary"]["files"]
+    at = {}
+    for f in report.findings:
+        at.setdefault((f.path, f.line, f.column), set()).add(f.rule)
+
+    expected = [r for r in index["refs"] if r["kind"] == "container" and _untagged_or_latest(r["value"])]
+    assert len(expected) > 50
+    missing = []
+    for ref in expected:
+        rules = at.get((ref["file"], ref["line"], ref["column"]), set())
+        value = ref["value"]
+        if lint.placeholders(value):
+            want = "GL006"
+        elif lint.imageref.try_parse(value) is None:
+            want = "GL004"
+        else:
+            want = "GL002" if ":" not in value.rsplit("/", 1)[-1] else "GL001"
+        if want not in rules:
+            missing.append((ref["file"], ref["line"], value, sorted(rules)))
+    assert missing == []
+    # every unparseable file is reported as GL000, on the line PyYAML names
+    gl000 = {(f.path, f.line) for f in report.findings if f.rule == "GL000"}
+    assert gl000 == {(u["file"], u["line"]) for u in index["unparseable"]}
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+@pytest.mark.integration
+def test_cli_exit_codes_streams_and_formats(gitops, tmp_path):
+    (tmp_path / "good.yaml").write_text("spec:\n  containers:\n  - image: nginx:1.27\n")
+    assert (r := gitops(["lint"], cwd=tmp_path)).returncode == 0, r.stderr
+    assert r.stdout == "" and "no findings in 1 file" in r.stderr
+
+    (tmp_path / "bad.yaml").write_text("spec:\n  containers:\n  - image: nginx\n  - image: ${X}\n")
+    r = gitops(["lint"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.splitlines()[0].startswith("bad.yaml:3:12: GL002 ")
+    assert "1 error, 1 warning in 1 of 2 files" in r.stderr
+
+    r = gitops(["lint", "bad.yaml"], cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert r.stdout.startswith("::error file=bad.yaml,line=3,col=12,")
+    r = gitops(["lint", "--format", "sarif", "bad.yaml"], cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert json.loads(r.stdout)["version"] == "2.1.0"
+    assert json.loads(gitops(["lint", "--format", "json"], cwd=tmp_path).stdout)["summary"]["errors"] == 1
+
+    (tmp_path / "bad.yaml").write_text("spec:\n  containers:\n  - image: ${X}\n")
+    assert gitops(["lint"], cwd=tmp_path).returncode == 0          # warnings do not fail by default
+    assert gitops(["lint", "--fail-level", "warning"], cwd=tmp_path).returncode == 1
+    assert gitops(["lint", "--require-digest", "good.yaml"], cwd=tmp_path).returncode == 1
+
+    for args in (["--format", "xml"], ["--fail-level", "info"], ["missing.yaml"], ["--bogus"]):
+        r = gitops(["lint", *args], cwd=tmp_path)
+        assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr, args
+
+
+@pytest.mark.integration
+def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.gitops.lint]\nallow = ["nginx:latest"]\nmutable-tags = ["qa"]\nignore-paths = ["vendor"]\n'
+        '[tool.gitops.lint.rules]\nGL002 = "warning"\n'
+    )
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "x.yaml").write_text("image: app:main\n")
+    (tmp_path / "a.yaml").write_text("a:\n  image: nginx:latest\nb:\n  image: redis\nc:\n  image: app:QA\n")
+    r = gitops(["lint"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert [line.split(": ", 2)[1].split()[0] for line in r.stdout.splitlines()] == ["GL002", "GL003"]
+    assert "(warning)" in r.stdout.splitlines()[0]
+
+    (tmp_path / "pyproject.toml").write_text('[tool.gitops.lint]\nrules = { GL001 = "fatal" }\n')
+    r = gitops(["lint"], cwd=tmp_path)
+    assert r.returncode == 2 and "pyproject.toml" in r.stderr and "GL001" in r.stderr
+
+
+def test_lint_path_imports_neither_docker_nor_gitpython(tmp_path):
+    (tmp_path / "a.yaml").write_text("image: nginx:latest\n")
+    (tmp_path / "Dockerfile").write_text("FROM alpine:3.20\n")
+    code = (
+        "import sys\n"
+        "from gitops_cli import cli\n"
+        "try:\n    cli.main(['lint', sys.argv[1]])\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'git', 'rich'))\n"
+        "print('HEAVY', heavy)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GITOPS_DEBUG"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert "GL001" in out
+    assert out.splitlines()[-1] == "HEAVY []"
