@@ -1,0 +1,316 @@
+"""`gitops sync` end to end: the installed command against real git remotes (file://, smart HTTP with a
+token), real discovery and real `kubectl kustomize`.
+
+No Kubernetes API server can run on this machine, so the apply and prune steps run against a recording
+stand-in for the `kubectl` executable, tests/fixtures/fake_kubectl.py (the only one), passed with
+`--kubectl`: it records argv and stdin of every call, answers like kubectl (one `kind.group/name op`
+line per applied object, `Error from server` for objects it is told to reject), keeps the objects it
+"applied" with their labels in a JSON file standing for the cluster, deletes only objects whose labels
+match the selector, and forwards `kustomize` to the real kubectl.  The tests check the exact kubectl
+arguments and the documents on its stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import GITOPS, gitops_env
+from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote, stop, write_tree
+
+pytestmark = pytest.mark.integration
+
+FAKE = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+LABELS = ("gitops-cli.dev/managed-by", "gitops-cli.dev/instance")
+APPLY = ["apply", "-f", "-", "--server-side", "--field-manager=gitops", "--force-conflicts"]
+
+FILES = {
+    "apps/web/deployment.yaml": """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: registry.example.com/web:1.0.0
+""",
+    "apps/web/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n",
+    "apps/web/kustomization.yaml": """\
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: shop
+resources: [deployment.yaml, service.yaml]
+images:
+  - name: registry.example.com/web
+    newTag: 2.0.0
+""",
+    "cluster/00-config.yaml": """\
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  namespace: shop
+data:
+  mode: "0755"
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+""",
+    "cluster/crd.yaml": """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+""",
+    "values.yaml": "image:\n  repository: registry.example.com/web\n  tag: 1.0.0\n",
+    ".gitlab-ci.yml": "deploy:\n  script: [gitops sync]\n",
+}
+
+
+class Kube:
+    """The fake kubectl's records: calls (argv, stdin) and the objects it holds."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.log = tmp / "kubectl.log"
+        self.store = tmp / "cluster.json"
+        self.env = {"FAKE_KUBECTL_LOG": str(self.log), "FAKE_KUBECTL_STORE": str(self.store)}
+
+    def calls(self, verb: str | None = None) -> list[dict]:
+        if not self.log.exists():
+            return []
+        calls = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [c for c in calls if verb is None or verb in c["argv"][:3]]
+
+    def applied_docs(self, index: int = -1) -> list[dict]:
+        stdin = self.calls("apply")[index]["stdin"]
+        return [json.loads(chunk) for chunk in stdin.split("---\n") if chunk.strip()]
+
+    def objects(self) -> dict[str, dict[str, str]]:
+        return json.loads(self.store.read_text()) if self.store.exists() else {}
+
+
+@pytest.fixture
+def kube(tmp_path: Path) -> Kube:
+    return Kube(tmp_path)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> DeployRemote:
+    return make_bare_remote(tmp_path / "remotes", FILES)
+
+
+def sync(kube: Kube, tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    cmd = ["sync", "--kubectl", str(FAKE), "--cache-dir", str(tmp_path / "cache"), *args]
+    return subprocess.run([str(GITOPS), *cmd], env=gitops_env({**kube.env, **(env or {})}), text=True,
+                          capture_output=True, timeout=120)
+
+
+def push(remote: DeployRemote, tmp: Path, files: dict[str, str], remove: tuple[str, ...] = ()) -> str:
+    work = tmp / f"work-{time.monotonic_ns()}"
+    remote.clone(work)
+    write_tree(work, files)
+    for rel in remove:
+        git("rm", "--quiet", "--", rel, cwd=work)
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "-m", "change", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=work)
+    return remote.head()
+
+
+def test_first_pass_applies_everything_in_order_with_one_kubectl_apply(remote, kube, tmp_path):
+    res = sync(kube, tmp_path, "--repo", remote.url, "--verbose")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == remote.head() + "\n"
+    # one kustomize render, then exactly one apply with the exact arguments
+    assert [c["argv"][0] for c in kube.calls()] == ["kustomize", "apply"]
+    assert kube.calls("apply")[0]["argv"] == APPLY
+    docs = kube.applied_docs()
+    assert [(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in docs] == [
+        ("Namespace", "", "shop"),
+        ("CustomResourceDefinition", "", "widgets.example.com"),
+        ("ConfigMap", "shop", "settings"),
+        ("Service", "shop", "web"),
+        ("Deployment", "shop", "web"),
+    ]
+    # kustomize rendered the directory (namespace and image tag), the YAML strings kept their type
+    [container] = docs[-1]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/web:2.0.0"
+    assert docs[2]["data"] == {"mode": "0755"}
+    instance = {d["metadata"]["labels"]["gitops-cli.dev/instance"] for d in docs}
+    assert len(instance) == 1 and all(d["metadata"]["labels"][LABELS[0]] == "gitops-sync" for d in docs)
+    assert "values.yaml: not a Kubernetes object" in res.stderr
+    assert ".gitlab-ci.yml: not a Kubernetes object" in res.stderr
+    assert "Deployment shop/web: serverside-applied" in res.stderr
+
+
+def test_unchanged_commit_is_a_noop_until_force_or_a_new_commit(remote, kube, tmp_path):
+    first = sync(kube, tmp_path, "--repo", remote.url)
+    assert first.returncode == 0, first.stderr
+    again = sync(kube, tmp_path, "--repo", remote.url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "already applied: nothing to do" in again.stderr
+    assert len(kube.calls("apply")) == 1
+    forced = sync(kube, tmp_path, "--repo", remote.url, "--force")
+    assert forced.returncode == 0 and len(kube.calls("apply")) == 2
+    new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                        "  name: extra\n  namespace: shop\n"})
+    third = sync(kube, tmp_path, "--repo", remote.url)
+    assert third.returncode == 0, third.stderr
+    assert third.stdout == new + "\n"
+    assert "extra" in [d["metadata"]["name"] for d in kube.applied_docs()]
+
+
+def test_failed_object_is_named_exit_15_and_the_commit_is_retried(remote, kube, tmp_path):
+    res = sync(kube, tmp_path, "--repo", remote.url, env={"FAKE_KUBECTL_FAIL": "deployment.apps/web"})
+    assert res.returncode == 15
+    assert res.stdout == ""
+    assert "1 of 5 objects failed to apply: Deployment shop/web (apps/web/ (kustomize))" in res.stderr
+    assert 'Error from server (Invalid): Deployment.apps "web" is invalid' in res.stderr
+    retry = sync(kube, tmp_path, "--repo", remote.url)
+    assert retry.returncode == 0, retry.stderr
+    assert len(kube.calls("apply")) == 2  # not mistaken for an applied commit
+
+
+def test_unreachable_cluster_fails_without_listing_every_object(remote, kube, tmp_path):
+    res = sync(kube, tmp_path, "--repo", remote.url, env={"FAKE_KUBECTL_DOWN": "1"})
+    assert res.returncode == 15
+    assert "none of the 5 objects was applied" in res.stderr and "connection to the server" in res.stderr
+
+
+def test_context_client_side_and_dry_run_arguments(remote, kube, tmp_path):
+    res = sync(kube, tmp_path, "--repo", remote.url, "--context", "prod", "--no-server-side", "--dry-run",
+               "--branch", "main", "--path", "cluster")
+    assert res.returncode == 0, res.stderr
+    assert kube.calls()[-1]["argv"] == ["--context", "prod", "apply", "-f", "-", "--dry-run=server"]
+    assert [d["kind"] for d in kube.applied_docs()] == ["Namespace", "CustomResourceDefinition", "ConfigMap"]
+    assert kube.objects() == {}  # a server dry run stores nothing
+    real = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")  # dry run remembered nothing
+    assert real.returncode == 0 and "nothing to do" not in real.stderr
+
+
+def test_prune_deletes_only_what_left_the_repo_and_carries_the_labels(remote, kube, tmp_path):
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    store = kube.objects()
+    assert "configmap.|shop|settings" in store and "customresourcedefinition.apiextensions.k8s.io|default|" \
+        "widgets.example.com" in store
+    # an object nobody told sync about, and one applied by sync whose labels someone removed
+    store["configmap.|shop|hand-made"] = {}
+    store["customresourcedefinition.apiextensions.k8s.io|default|widgets.example.com"] = {}
+    kube.store.write_text(json.dumps(store))
+    push(remote, tmp_path, {}, remove=("cluster/crd.yaml", "cluster/00-config.yaml"))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    deletes = [c["argv"] for c in kube.calls("delete")]
+    selector = ",".join(f"{k}={v}" for k, v in kube.applied_docs()[0]["metadata"]["labels"].items()
+                        if k in LABELS)
+    assert deletes == [  # reverse install order: CRD and Namespace last
+        ["delete", "configmap", "--field-selector", "metadata.name=settings", "-l", selector,
+         "--ignore-not-found", "--wait=false", "-n", "shop"],
+        ["delete", "customresourcedefinition.v1.apiextensions.k8s.io", "--field-selector",
+         "metadata.name=widgets.example.com", "-l", selector, "--ignore-not-found", "--wait=false"],
+        ["delete", "namespace", "--field-selector", "metadata.name=shop", "-l", selector,
+         "--ignore-not-found", "--wait=false"],
+    ]
+    left = kube.objects()
+    assert "configmap.|shop|settings" not in left and "namespace.|default|shop" not in left
+    assert "configmap.|shop|hand-made" in left  # never applied by sync: never a candidate
+    assert "customresourcedefinition.apiextensions.k8s.io|default|widgets.example.com" in left  # unlabelled
+    assert "pruned ConfigMap shop/settings" in res.stderr
+    assert "CustomResourceDefinition widgets.example.com: gone already or not labelled" in res.stderr
+    again = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force")
+    assert again.returncode == 0 and len(kube.calls("delete")) == 3  # the inventory forgot them
+
+
+def test_without_prune_nothing_is_deleted(remote, kube, tmp_path):
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0
+    push(remote, tmp_path, {}, remove=("cluster/crd.yaml",))
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0
+    assert kube.calls("delete") == []
+
+
+def test_second_pass_while_one_holds_the_lock(remote, kube, tmp_path):
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0
+    [lock] = (tmp_path / "cache").glob("*/lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); "
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.pwrite(fd, str(os.getpid()).encode() + b'\\n', 0); "
+         "print('held', flush=True); time.sleep(120)", str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        res = sync(kube, tmp_path, "--repo", remote.url, "--force")
+        assert res.returncode == 16
+        assert f"another gitops sync pass is running (lock {lock} held by pid {holder.pid})" in res.stderr
+        assert len(kube.calls("apply")) == 1
+    finally:
+        stop(holder)
+    assert sync(kube, tmp_path, "--repo", remote.url, "--force").returncode == 0
+
+
+def test_interval_runs_passes_until_stopped(remote, kube, tmp_path):
+    cmd = [str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(tmp_path / "cache"),
+           "--repo", remote.url, "--interval", "1s"]
+    proc = subprocess.Popen(cmd, env=gitops_env(kube.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline().strip()
+        assert first == remote.head()
+        new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                            "  name: extra\n"})
+        lines = [first]
+        deadline = time.monotonic() + 60
+        while lines[-1] != new and time.monotonic() < deadline:
+            lines.append(proc.stdout.readline().strip())
+        assert lines[-1] == new
+        assert len(kube.calls("apply")) == 2  # the passes in between were no-ops
+    finally:
+        stop(proc)
+
+
+def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
+    outside = sync(kube, tmp_path, "--repo", remote.url, "--path", "../etc")
+    assert outside.returncode == 2 and "--path ../etc: must be a directory inside the repository" in \
+        outside.stderr
+    broken_yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a: b\n"
+    push(remote, tmp_path, {"cluster/broken.yaml": broken_yaml})
+    broken = sync(kube, tmp_path, "--repo", remote.url)
+    assert broken.returncode == 15
+    assert "cluster/broken.yaml:4: not valid YAML" in broken.stderr and "Traceback" not in broken.stderr
+    assert kube.calls("apply") == []
+    missing = sync(kube, tmp_path, "--repo", remote.url, "--kubectl", str(tmp_path / "no-kubectl"))
+    assert missing.returncode == 14 and "kubectl not found" in missing.stderr
+    both = sync(kube, tmp_path, "--repo", remote.url, "--once", "--interval", "5m")
+    assert both.returncode == 2
+    nothing = sync(kube, tmp_path, "--repo", remote.url, "--path", "apps/web/missing")
+    assert nothing.returncode == 2
+
+
+def test_local_checkout_and_https_token_never_stored(remote, kube, tmp_path, http_git_server):
+    local = remote.clone(tmp_path / "checkout")
+    res = sync(kube, tmp_path, "--repo", str(local), "--path", "cluster")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == remote.head()
+
+    token = "s3cr3t-sync-token"
+    server = http_git_server(remote.path.parent, user="bot", token=token)
+    over_http = sync(kube, tmp_path, "--repo", server.url(remote.path.name), "--path", "cluster",
+                     env={"GITOPS_GIT_TOKEN": token, "GITOPS_GIT_USERNAME": "bot"})
+    assert over_http.returncode == 0, over_http.stderr
+    assert over_http.stdout.strip() == remote.head()
+    for path in (tmp_path / "cache").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), path
+    assert token not in over_http.stderr
+    denied = sync(kube, tmp_path, "--repo", server.url(remote.path.name), env={"GITOPS_GIT_TOKEN": "wrong"})
+    assert denied.returncode == 11
