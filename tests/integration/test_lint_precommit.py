@@ -1,0 +1,109 @@
+"""The real `pre-commit try-repo` runs the gitops-tag-lint hook on a sample repository.
+
+pre-commit installs the hook repository from its git HEAD into a fresh virtualenv with pip (from PyPI),
+so the test snapshots this working tree (the package, pyproject.toml, .pre-commit-hooks.yaml) into a
+temporary git repository first: it tests the code as it is now, committed or not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRE_COMMIT = Path(sys.executable).parent / "pre-commit"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Lint Test", "GIT_AUTHOR_EMAIL": "lint@example.com",
+    "GIT_COMMITTER_NAME": "Lint Test", "GIT_COMMITTER_EMAIL": "lint@example.com",
+}
+
+BAD_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      containers:
+        - name: web
+          image: nginx:latest
+        - name: sidecar
+          image: localhost:5000/sidecar
+"""
+
+GOOD_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+spec:
+  template:
+    spec:
+      containers:
+        - name: api
+          image: ghcr.io/acme/api:3f2a9c1  # an immutable tag
+"""
+
+
+def _git(args: list[str], cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                   env={**os.environ, **IDENTITY})
+
+
+def _snapshot_hook_repo(dest: Path) -> Path:
+    """A committed copy of this working tree's package: what try-repo installs."""
+    dest.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "gitops_cli", dest / "gitops_cli", ignore=ignore)
+    for name in ("pyproject.toml", "README.md", ".pre-commit-hooks.yaml"):
+        shutil.copy2(ROOT / name, dest / name)
+    _git(["init", "-q", "-b", "main"], dest)
+    _git(["add", "-A"], dest)
+    _git(["commit", "-q", "-m", "snapshot"], dest)
+    return dest
+
+
+def _try_repo(hook_repo: Path, sample: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_", "GITHUB_", "PRE_COMMIT"))}
+    env |= {"PRE_COMMIT_HOME": str(home), "NO_COLOR": "1", **IDENTITY}
+    return subprocess.run(
+        [str(PRE_COMMIT), "try-repo", str(hook_repo), "gitops-tag-lint", "--color", "never", *args],
+        cwd=sample, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
+@pytest.mark.integration
+def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path):
+    assert PRE_COMMIT.exists(), "pre-commit is not installed in the venv (pip install -e '.[dev]')"
+    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
+
+    sample = tmp_path / "sample"
+    (sample / "deploy").mkdir(parents=True)
+    (sample / "deploy" / "bad.yaml").write_text(BAD_MANIFEST)
+    (sample / "deploy" / "good.yaml").write_text(GOOD_MANIFEST)
+    dockerfile = "FROM python:3.12-slim AS build\nFROM build\nCOPY --from=busybox /a /b\n"
+    (sample / "Dockerfile").write_text(dockerfile)
+    (sample / "notes.md").write_text("image: nginx:latest  (markdown: not a hook file type)\n")
+    _git(["init", "-q", "-b", "main"], sample)
+    _git(["add", "-A"], sample)
+    home = tmp_path / "pre-commit-home"
+
+    bad = _try_repo(hook_repo, sample, home, "--all-files")
+    out = bad.stdout + bad.stderr
+    assert bad.returncode == 1, out
+    assert "gitops tag lint" in out and "Failed" in out
+    assert "deploy/bad.yaml:10:18: GL001 " in out
+    assert "deploy/bad.yaml:12:18: GL002 " in out
+    assert "Dockerfile:3:13: GL002 " in out          # types_or includes dockerfile
+    assert "good.yaml:" not in out
+    assert "notes.md" not in out
+
+    good = _try_repo(hook_repo, sample, home, "--files", "deploy/good.yaml")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "Passed" in good.stdout
