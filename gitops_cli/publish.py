@@ -11,8 +11,11 @@ Before pushing, the registry is asked what it has under the tag:
    this holds for the very image pushed before, and for a cached rebuild: build labels are
    deterministic, see build.py);
 3. same content: the config blob's layer diff_ids, os/architecture and runtime config (Env, Cmd,
-   Entrypoint, Labels, ...) equal the local image's.  A --no-cache rebuild that produced identical
-   layers differs only in timestamps, and is the same image for anyone running it.
+   Entrypoint, Labels, ...) equal the local image's: the image differs only in timestamps and
+   history, and is the same image for anyone running it.  (A --no-cache rebuild of steps that write
+   files does NOT qualify: the legacy builder records new mtimes, so its layers differ, and telling
+   "same files" apart would mean downloading layers.  Such a rebuild is refused; keep the layer
+   cache, or publish a new tag.)
 A multi-platform index under the tag is only "same" by rule 1.
 
 `latest` and branch-like tags (imageref.is_mutable_tag) are refused unless allow_mutable_tag.

@@ -212,8 +212,12 @@ def base_url(host: str, insecure: Iterable[str] = ()) -> str:
 @dataclass
 class Response:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names lowercased
     body: bytes
+
+
+def _headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {k.lower(): v for k, v in items}
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -248,9 +252,9 @@ class Client:
             request.add_unredirected_header("Authorization", auth)
         try:
             with self._opener.open(request, timeout=TIMEOUT) as resp:
-                return Response(resp.status, dict(resp.headers.items()), resp.read())
+                return Response(resp.status, _headers(resp.headers.items()), resp.read())
         except urllib.error.HTTPError as exc:
-            return Response(exc.code, dict(exc.headers.items()), exc.read())
+            return Response(exc.code, _headers(exc.headers.items()), exc.read())
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             hint = "is the registry running and the host:port right?"
@@ -266,10 +270,10 @@ class Client:
         headers = dict(headers or {})
         resp = self._send(method, url, headers, self._auth)
         if resp.status == 401:
-            self._auth = self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope, url)
+            self._auth = self._authenticate(resp.headers.get("www-authenticate", ""), scope, url)
             resp = self._send(method, url, headers, self._auth)
-        if resp.status in {301, 302, 303, 307, 308} and resp.headers.get("Location"):
-            target = urllib.parse.urljoin(url, resp.headers["Location"])
+        if resp.status in {301, 302, 303, 307, 308} and resp.headers.get("location"):
+            target = urllib.parse.urljoin(url, resp.headers["location"])
             same_host = urllib.parse.urlsplit(target).netloc == urllib.parse.urlsplit(url).netloc
             resp = self._send(method, target, headers, self._auth if same_host else None)
         if resp.status in {401, 403}:
@@ -372,7 +376,7 @@ def head_digest(ref: ImageRef, creds: Credentials | None = None, insecure: Itera
     if resp.status == 404:
         return None
     _check(resp, "HEAD", client.url + path)
-    digest = resp.headers.get("Docker-Content-Digest") or resp.headers.get("docker-content-digest")
+    digest = resp.headers.get("docker-content-digest")
     if not digest:  # some registries omit it on HEAD: fetch and hash the manifest
         manifest = get_manifest(ref, client=client)
         return manifest.digest if manifest else None
@@ -396,7 +400,7 @@ def get_manifest(ref: ImageRef, creds: Credentials | None = None, insecure: Iter
         message = f"registry error: {client.url + path} returned a manifest that is not JSON"
         raise RegistryError(message) from None
     digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
-    media_type = str(data.get("mediaType") or resp.headers.get("Content-Type", "")).split(";")[0]
+    media_type = str(data.get("mediaType") or resp.headers.get("content-type", "")).split(";")[0]
     return Manifest(digest=digest, media_type=media_type, data=data)
 
 

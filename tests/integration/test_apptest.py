@@ -1,0 +1,92 @@
+"""`gitops test` on the host and inside the built image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import commit_all, sample_app
+
+pytestmark = pytest.mark.integration
+
+
+def test_passing_tests_default_to_make_test(gitops, app_repo: Path) -> None:
+    res = gitops(["test"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    assert "running sample tests" in res.stderr  # live output on stderr
+    assert "'make test'" in res.stderr
+    assert res.stdout == ""
+
+
+def test_failing_tests_propagate_their_status(gitops, tmp_path: Path, base_image: str) -> None:
+    repo = sample_app(tmp_path / "app", test_status=3)
+    res = gitops(["test"], cwd=repo)
+    # make reports the recipe's failure with its own status 2
+    assert res.returncode == 2, res.stderr
+    assert "running sample tests" in res.stderr
+    assert "tests failed: 'make test' exited with status 2" in res.stderr
+
+
+def test_configured_test_command_and_its_exact_status(gitops, app_repo: Path) -> None:
+    (app_repo / "gitops.toml").write_text('test_command = "sh test.sh && exit 42"\n')
+    commit_all(app_repo, "custom test command")
+    res = gitops(["test"], cwd=app_repo)
+    assert res.returncode == 42
+    assert "running sample tests" in res.stderr
+
+
+def test_command_flag_wins_over_config(gitops, app_repo: Path) -> None:
+    (app_repo / "gitops.toml").write_text('test_command = "exit 9"\n')
+    res = gitops(["test", "--command", "echo from-flag"], cwd=app_repo)
+    assert res.returncode == 0
+    assert "from-flag" in res.stderr
+
+
+def test_no_test_command_is_a_config_error(gitops, tmp_path: Path) -> None:
+    repo = tmp_path / "bare"
+    repo.mkdir()
+    (repo / "Makefile").write_text("build:\n\ttrue\n")
+    res = gitops(["test"], cwd=repo)
+    assert res.returncode == 2
+    assert "no test command" in res.stderr and "test_command" in res.stderr
+
+
+@pytest.fixture
+def built(gitops, app_repo: Path) -> str:
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.splitlines()[0]
+
+
+def test_in_image_pass(gitops, app_repo: Path, built: str) -> None:
+    res = gitops(["test", "--in-image", built, "--command", "sh /app/test.sh && cat /app/built.txt"],
+                 cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    assert "running sample tests" in res.stderr and "built in image" in res.stderr
+
+
+def test_in_image_fail_keeps_status(gitops, app_repo: Path, built: str) -> None:
+    res = gitops(["test", "--in-image", built, "--command", "echo failing in image; exit 7"], cwd=app_repo)
+    assert res.returncode == 7
+    assert "failing in image" in res.stderr
+
+
+def test_in_image_has_no_network(gitops, app_repo: Path, built: str) -> None:
+    # only the loopback interface exists inside the container
+    res = gitops(["test", "--in-image", built, "--command", "ls /sys/class/net"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    listed = res.stderr.split("(network none)")[1].split("tests passed")[0].split()
+    assert listed == ["lo"]
+
+
+def test_in_image_missing_image(gitops, app_repo: Path, docker_engine) -> None:
+    res = gitops(["test", "--in-image", "gitops-test/absent:nope", "--command", "true"], cwd=app_repo)
+    assert res.returncode == 2
+    assert "gitops-test/absent:nope not found" in res.stderr
+
+
+def test_in_image_invalid_reference(gitops, app_repo: Path) -> None:
+    res = gitops(["test", "--in-image", "Bad/Name:1"], cwd=app_repo)
+    assert res.returncode == 2
+    assert "lowercase" in res.stderr

@@ -1,0 +1,244 @@
+"""`gitops publish` against the real engine and a real `docker-registry` (plain and htpasswd)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    BASE_IMAGE,
+    TEST_LABEL,
+    TEST_LABEL_VALUE,
+    Registry,
+    free_port,
+    git,
+    sample_app,
+)
+
+pytestmark = pytest.mark.integration
+
+MANIFEST_ACCEPT = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def build(gitops, repo: Path, image: str, *extra: str) -> str:
+    res = gitops(["build", "--image", image, *extra], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.splitlines()[0]
+
+
+def registry_digest(reg: Registry, path: str, tag: str) -> str:
+    req = urllib.request.Request(f"{reg.url}/v2/{path}/manifests/{tag}", method="HEAD",
+                                 headers={"Accept": MANIFEST_ACCEPT})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return resp.headers["Docker-Content-Digest"]
+
+
+def test_publish_then_republish_is_skipped(gitops, app_repo: Path, registry: Registry) -> None:
+    ref = build(gitops, app_repo, registry.image())
+    first = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert first.returncode == 0, first.stderr
+    name_tag, digest = first.stdout.strip().split("@")
+    assert name_tag == ref and digest.startswith("sha256:")
+    assert registry_digest(registry, "team/app", ref.split(":")[-1]) == digest
+    assert "Pushed" in first.stderr  # per-layer progress, plain lines off a TTY
+
+    again = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "already published" in again.stderr and "Pushing" not in again.stderr
+
+
+def test_publish_derives_the_tag(gitops, app_repo: Path, registry: Registry) -> None:
+    ref = build(gitops, app_repo, registry.image())
+    res = gitops(["publish", "--image", registry.image()], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+
+
+def test_cached_rebuild_counts_as_same_image(gitops, app_repo: Path, registry: Registry) -> None:
+    ref = build(gitops, app_repo, registry.image())
+    first = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert build(gitops, app_repo, registry.image()) == ref
+    again = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert again.returncode == 0 and again.stdout == first.stdout
+    assert "already published" in again.stderr
+
+
+def test_uncached_rebuild_with_identical_layers_counts_as_same(
+    gitops, tmp_path: Path, registry: Registry, base_image: str, docker_engine
+) -> None:
+    """Rule 3 (same layers and runtime config, other timestamps) on a metadata-only image."""
+    metadata_only = (f"FROM {BASE_IMAGE}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\nENV MODE=prod\n"
+                     'CMD ["/bin/sh", "-c", "echo hello"]\n')
+    repo = sample_app(tmp_path / "app", dockerfile=metadata_only)
+    ref = build(gitops, repo, registry.image())
+    first_id = docker_engine.inspect_image(ref)["Id"]
+    first = gitops(["publish", "--image", ref], cwd=repo)
+    assert first.returncode == 0, first.stderr
+    build(gitops, repo, registry.image(), "--no-cache")
+    assert docker_engine.inspect_image(ref)["Id"] != first_id  # new timestamps, new config digest
+    again = gitops(["publish", "--image", ref], cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+    assert "already published" in again.stderr
+
+
+def test_uncached_rebuild_with_new_file_layers_is_refused(
+    gitops, app_repo: Path, registry: Registry, docker_engine
+) -> None:
+    """The legacy builder stamps new mtimes into rebuilt layers: not provably the same image."""
+    ref = build(gitops, app_repo, registry.image())
+    first = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert first.returncode == 0, first.stderr
+    build(gitops, app_repo, registry.image(), "--no-cache")
+    again = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert again.returncode == 6
+    assert "refusing to overwrite" in again.stderr
+
+
+def test_overwrite_refused_names_both_digests(gitops, tmp_path: Path, registry: Registry, base_image: str,
+                                              docker_engine) -> None:
+    repo = sample_app(tmp_path / "app")
+    ref = build(gitops, repo, registry.image(), "--tag", "release-1")
+    first = gitops(["publish", "--image", ref], cwd=repo)
+    assert first.returncode == 0, first.stderr
+    published = first.stdout.strip().split("@")[1]
+
+    sample_app(repo, version="2")  # new commit, different content, same explicit tag
+    build(gitops, repo, registry.image(), "--tag", "release-1")
+    local_id = docker_engine.inspect_image(ref)["Id"]
+    refused = gitops(["publish", "--image", ref], cwd=repo)
+    assert refused.returncode == 6, refused.stderr
+    assert published in refused.stderr and local_id in refused.stderr
+    assert refused.stdout == ""
+    assert registry_digest(registry, "team/app", "release-1") == published
+
+    forced = gitops(["publish", "--image", ref, "--allow-overwrite"], cwd=repo)
+    assert forced.returncode == 0, forced.stderr
+    new_digest = forced.stdout.strip().split("@")[1]
+    assert new_digest != published
+    assert registry_digest(registry, "team/app", "release-1") == new_digest
+
+
+@pytest.mark.parametrize("tag", ["latest", "main", "Stable", "dev"])
+def test_mutable_tags_refused(gitops, app_repo: Path, registry: Registry, tag: str) -> None:
+    res = gitops(["publish", "--image", f"{registry.image()}:{tag}"], cwd=app_repo)
+    assert res.returncode == 6
+    assert "mutable tag" in res.stderr and "--allow-mutable-tag" in res.stderr
+
+
+def test_mutable_tag_allowed_with_flag(gitops, app_repo: Path, registry: Registry) -> None:
+    build(gitops, app_repo, registry.image(), "--tag", "latest")
+    res = gitops(["publish", "--image", f"{registry.image()}:latest", "--allow-mutable-tag"], cwd=app_repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{registry.image()}:latest@sha256:")
+
+
+@pytest.mark.parametrize(
+    "image, fragment",
+    [
+        ("127.0.0.1:5000/Team/App:1", "lowercase"),
+        ("127.0.0.1:5000/team/app:" + "t" * 129, "longer than 128"),
+        ("127.0.0.1:5000/team/app:bad!tag", "invalid"),
+        ("127.0.0.1:5000/team/app@sha256:" + "a" * 64, "NAME:TAG"),
+    ],
+)
+def test_invalid_image_exits_2(gitops, app_repo: Path, image: str, fragment: str) -> None:
+    res = gitops(["publish", "--image", image], cwd=app_repo, env={"DOCKER_HOST": "unix:///nonexistent"})
+    assert res.returncode == 2, res.stderr  # rejected before contacting the engine
+    assert fragment in res.stderr
+
+
+def test_registry_down(gitops, app_repo: Path, docker_engine) -> None:
+    port = free_port()  # nothing listens there
+    ref = build(gitops, app_repo, f"127.0.0.1:{port}/team/app")
+    res = gitops(["publish", "--image", ref], cwd=app_repo)
+    assert res.returncode == 8
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and f"http://127.0.0.1:{port}/v2/team/app/manifests/" in errors[0]
+    assert "Connection refused" in errors[0]
+    assert "Traceback" not in res.stderr
+
+
+def test_image_not_built(gitops, app_repo: Path, registry: Registry, docker_engine) -> None:
+    res = gitops(["publish", "--image", f"{registry.image()}:neverbuilt"], cwd=app_repo)
+    assert res.returncode == 2
+    assert "not found in the container engine" in res.stderr and "gitops build" in res.stderr
+
+
+# --- htpasswd registry -------------------------------------------------------------------------------
+def assert_no_password(*outputs: str) -> None:
+    for text in outputs:
+        assert AUTH_PASSWORD not in text
+        assert base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode() not in text
+
+
+def test_auth_registry_password_stdin(gitops, app_repo: Path, auth_registry: Registry) -> None:
+    ref = build(gitops, app_repo, auth_registry.image())
+    res = gitops(["publish", "--image", ref, "--username", AUTH_USER, "--password-stdin"], cwd=app_repo,
+                 input=AUTH_PASSWORD + "\n")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+    again = gitops(["publish", "--image", ref, "--username", AUTH_USER, "--password-stdin"], cwd=app_repo,
+                   input=AUTH_PASSWORD + "\n")
+    assert again.returncode == 0 and "already published" in again.stderr
+    assert_no_password(res.stdout, res.stderr, again.stdout, again.stderr)
+
+
+def test_auth_registry_env_credentials(gitops, app_repo: Path, auth_registry: Registry) -> None:
+    ref = build(gitops, app_repo, auth_registry.image())
+    res = gitops(["publish", "--image", ref], cwd=app_repo,
+                 env={"GITOPS_REGISTRY_USERNAME": AUTH_USER, "GITOPS_REGISTRY_PASSWORD": AUTH_PASSWORD})
+    assert res.returncode == 0, res.stderr
+    assert_no_password(res.stdout, res.stderr)
+
+
+def test_auth_registry_docker_config(gitops, app_repo: Path, auth_registry: Registry, tmp_path: Path) -> None:
+    config_dir = tmp_path / "docker-config"
+    config_dir.mkdir()
+    auth = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    (config_dir / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": auth}}}))
+    ref = build(gitops, app_repo, auth_registry.image())
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env={"DOCKER_CONFIG": str(config_dir)})
+    assert res.returncode == 0, res.stderr
+    assert_no_password(res.stdout, res.stderr)
+
+
+def test_auth_registry_bad_password(gitops, app_repo: Path, auth_registry: Registry) -> None:
+    ref = build(gitops, app_repo, auth_registry.image())
+    wrong = AUTH_PASSWORD + "-wrong"
+    res = gitops(["publish", "--image", ref, "--username", AUTH_USER, "--password-stdin"], cwd=app_repo,
+                 input=wrong)
+    assert res.returncode == 9, res.stderr
+    assert "authentication failed" in res.stderr and AUTH_USER in res.stderr
+    assert wrong not in res.stdout + res.stderr
+    assert_no_password(res.stdout, res.stderr)
+
+
+def test_auth_registry_without_credentials(gitops, app_repo: Path, auth_registry: Registry,
+                                           tmp_path: Path) -> None:
+    ref = build(gitops, app_repo, auth_registry.image())
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env={"DOCKER_CONFIG": str(tmp_path / "none")})
+    assert res.returncode == 9
+    assert "no credentials found" in res.stderr and "--password-stdin" in res.stderr
+
+
+def test_source_label_and_revision_survive_publish(gitops, app_repo: Path, registry: Registry) -> None:
+    """The config blob in the registry carries the OCI labels set at build time."""
+    sha = git(app_repo, "rev-parse", "HEAD")
+    ref = build(gitops, app_repo, registry.image())
+    res = gitops(["publish", "--image", ref], cwd=app_repo)
+    digest = res.stdout.strip().split("@")[1]
+    req = urllib.request.Request(f"{registry.url}/v2/team/app/manifests/{digest}",
+                                 headers={"Accept": MANIFEST_ACCEPT})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        config_digest = json.load(resp)["config"]["digest"]
+    with urllib.request.urlopen(f"{registry.url}/v2/team/app/blobs/{config_digest}", timeout=10) as resp:
+        labels = json.load(resp)["config"]["Labels"]
+    assert labels["org.opencontainers.image.revision"] == sha
