@@ -1,8 +1,24 @@
 """The byte-exact YAML engine: locate image references, splice new values, discover manifest files.
 
-Pure functions over text: no docker, no git, no network.
+Pure functions over text (and, in discover, the file tree): no docker, no git, no network.
 """
 
+from gitops_cli.yamledit.discover import discover, read_text, write_atomic
 from gitops_cli.yamledit.locate import LocateResult, Reference, Scalar, YamlSyntaxError, locate
+from gitops_cli.yamledit.splice import Change, Edit, apply_edits, needles_for, update_images
 
-__all__ = ["LocateResult", "Reference", "Scalar", "YamlSyntaxError", "locate"]
+__all__ = [
+    "Change",
+    "Edit",
+    "LocateResult",
+    "Reference",
+    "Scalar",
+    "YamlSyntaxError",
+    "apply_edits",
+    "discover",
+    "locate",
+    "needles_for",
+    "read_text",
+    "update_images",
+    "write_atomic",
+]

@@ -52,6 +52,7 @@ class Scalar:
     column: int
     style: str  # 'plain' | 'single' | 'double' | 'literal' | 'folded'
     anchor: str | None = None
+    flow: bool = False  # inside {...} / [...]: a plain scalar there may not contain ': , [ ] { }'
 
     @property
     def is_null(self) -> bool:
@@ -79,13 +80,16 @@ class Reference:
     flow: bool = False
     # map form: field -> key as written ('repo' for 'repository')
     keys: dict[str, str] = field(default_factory=dict)
+    # map form: fields whose value is an alias or comes from a `<<` merge key (shared with other maps)
+    shared: frozenset[str] = frozenset()
+    start: int | None = None  # map form: offset of the map node (its anchor, `{`, or first key)
 
     @property
     def name(self) -> str | None:
         """Map form: the repository name as written (newName/name; registry/repository)."""
         if self.form != "map":
             return None
-        return _map_name(self.kind, self.fields)
+        return map_name(self.kind, _field_values(self.fields))
 
 
 @dataclass
@@ -237,12 +241,12 @@ class _Parsed:
         self.events: list[_Event] = []
         self._compose()
 
-    def _scalar(self, e: Any, start: int, end: int) -> Scalar:
+    def _scalar(self, e: Any, start: int, end: int, flow: bool) -> Scalar:
         line, column = e.start_mark.line + 1, e.start_mark.column + 1
         if e.anchor is not None or getattr(e, "tag", None) is not None:
             start = _skip_properties(self.text, start, end)
             line, column = self.lines.position(start)
-        return Scalar(e.value, start, end, line, column, _STYLES.get(e.style, "plain"), e.anchor)
+        return Scalar(e.value, start, end, line, column, _STYLES.get(e.style, "plain"), e.anchor, flow)
 
     def _compose(self) -> None:
         from ruamel.yaml import events as ev
@@ -259,7 +263,7 @@ class _Parsed:
                 if cls is ev.ScalarEvent:
                     node = _Node("S", start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
                     end = e.end_mark.index + off
-                    node.scalar = self._scalar(e, start, end)
+                    node.scalar = self._scalar(e, start, end, bool(stack) and stack[-1].flow)
                     node.start, node.end = node.scalar.start, end
                     self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
                 elif cls is ev.AliasEvent:
@@ -322,7 +326,7 @@ class _Parsed:
             pos = _after_colon(self.text, key.end)
             if pos is not None:
                 line, column = self.lines.position(pos)
-                node.scalar = Scalar("", pos, pos, line, column, "plain")
+                node.scalar = Scalar("", pos, pos, line, column, "plain", None, parent.flow)
                 node.start = node.end = pos
                 self.events[-1].start = pos
         parent.items.append((key, node))
@@ -390,30 +394,28 @@ def _string_scalar(node: _Node | None) -> Scalar | None:
     return node.scalar
 
 
-def _map_name(kind: str, fields: dict[str, Scalar]) -> str:
-    def val(name: str) -> str:
-        s = fields.get(name)
-        return "" if s is None or s.is_null else s.value
+def _field_values(fields: dict[str, Scalar]) -> dict[str, str]:
+    return {name: "" if s.is_null else s.value for name, s in fields.items()}
 
+
+def map_name(kind: str, values: dict[str, str]) -> str:
+    """The repository name a kustomize entry (newName, else name) or Helm map (registry/repository) gives."""
     if kind == "kustomize":
-        return val("newName") or val("name")
-    registry, repository = val("registry").rstrip("/"), val("repository")
+        return values.get("newName") or values.get("name", "")
+    registry, repository = values.get("registry", "").rstrip("/"), values.get("repository", "")
     if registry and repository:
         return f"{registry}/{repository}"
     return repository or registry
 
 
-def _map_value(kind: str, fields: dict[str, Scalar]) -> str:
-    def val(name: str) -> str:
-        s = fields.get(name)
-        return "" if s is None or s.is_null else s.value
-
-    out = _map_name(kind, fields)
-    tag = val("newTag" if kind == "kustomize" else "tag")
+def compose_map_value(kind: str, values: dict[str, str]) -> str:
+    """A map reference as one string: `name[:tag][@digest]` from field values ('' = unset)."""
+    out = map_name(kind, values)
+    tag = values.get("newTag" if kind == "kustomize" else "tag")
     if tag:
         out += f":{tag}"
-    if val("digest"):
-        out += f"@{val('digest')}"
+    if values.get("digest"):
+        out += f"@{values['digest']}"
     return out
 
 
@@ -555,10 +557,13 @@ class _Walk:
         line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
             (first_key.line, first_key.column)
         insert_after, indent = self._insertion_point(node, pairs)
+        by_key = {name: (v, merged) for name, _, v, merged in pairs}
+        shared = frozenset(role for role, key in keys.items()
+                           if key in by_key and (by_key[key][1] or by_key[key][0].kind == "A"))
         self.refs.append(Reference(
-            kind=kind, form="map", value=_map_value(kind, fields), doc=self.doc, path=path,
-            line=line, column=column, fields=fields, via_alias=via,
-            insert_after=insert_after, indent=indent, flow=node.flow, keys=keys))
+            kind=kind, form="map", value=compose_map_value(kind, _field_values(fields)), doc=self.doc,
+            path=path, line=line, column=column, fields=fields, via_alias=via, insert_after=insert_after,
+            indent=indent, flow=node.flow, keys=keys, shared=shared, start=node.start))
 
     def _insertion_point(self, node: _Node, pairs: list[_Pair]) -> tuple[int | None, str | None]:
         own = [(k, v) for _, k, v, merged in pairs if not merged]
@@ -604,16 +609,19 @@ def _content_end(node: _Node) -> int:
 
 
 def _looks_like_kustomize_images(images: _Node | None) -> bool:
+    """A list of maps that all have `name`, at least one with newName/newTag/digest."""
     if images is None or images.kind != "Q" or not images.items:
         return False
+    overrides = False
     for item in images.items:
         entry, _ = _deref(item)
         if entry is None or entry.kind != "M":
             return False
         names = {_key(k) for k, _ in entry.items}
-        if "name" not in names or not names & {"newName", "newTag", "digest"}:
+        if "name" not in names:
             return False
-    return True
+        overrides = overrides or bool(names & {"newName", "newTag", "digest"})
+    return overrides
 
 
 def _helm_keys(scal: Any, parent_key: str | None) -> dict[str, str] | None:

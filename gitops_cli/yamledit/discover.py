@@ -1,0 +1,122 @@
+"""Which files of a tree are YAML files we may read and rewrite, and how to read/write them byte-exactly.
+
+`discover` walks a tree without ever following a symlink (file or directory), skips `.git`, non-regular
+files and binary files (a NUL byte in the first 8 KiB), and yields `*.yaml` / `*.yml` paths sorted.
+`read_text` / `write_atomic` keep every byte: no newline translation, a BOM stays in the str.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from gitops_cli.errors import UsageError
+
+YAML_SUFFIXES = (".yaml", ".yml")
+SKIP_DIRS = frozenset({".git"})
+_SNIFF = 8192
+
+
+def _is_binary(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return b"\0" in f.read(_SNIFF)
+    except OSError:
+        return True
+
+
+def _is_yaml_file(path: Path) -> bool:
+    return path.name.endswith(YAML_SUFFIXES) and stat.S_ISREG(path.lstat().st_mode) and not _is_binary(path)
+
+
+def _walk(directory: Path) -> Iterator[Path]:
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name not in SKIP_DIRS:
+                yield from _walk(Path(entry.path))
+        elif entry.is_file(follow_symlinks=False) and entry.name.endswith(YAML_SUFFIXES):
+            path = Path(entry.path)
+            if not _is_binary(path):
+                yield path
+
+
+def _inside(root: Path, subpath: str) -> Path:
+    """The path of subpath relative to root, refusing anything outside root or reached through a symlink."""
+    relative = Path(os.path.normpath(subpath))
+    if relative.is_absolute():
+        try:
+            relative = relative.relative_to(root.resolve())
+        except ValueError:
+            raise UsageError(f"--path {subpath!r} is outside the repository") from None
+    if relative.parts and relative.parts[0] == "..":
+        raise UsageError(f"--path {subpath!r} is outside the repository", hint="give a path inside it")
+    current = root
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            raise UsageError(f"--path {subpath!r} goes through a symlink; symlinks are never followed")
+    if not current.exists():
+        raise UsageError(f"--path {subpath!r} does not exist in the repository")
+    return relative
+
+
+def discover(root: Path, subpaths: list[str] | None = None) -> Iterator[Path]:
+    """YAML files below root (or below each of subpaths, relative to root), sorted, each once.
+
+    Yields root / relative path.  Raises UsageError for a subpath outside root, missing, or through a symlink.
+    """
+    root = Path(root)
+    if not subpaths:
+        yield from _walk(root)
+        return
+    found: set[Path] = set()
+    for relative in {_inside(root, s) for s in subpaths}:
+        start = root / relative
+        if start.is_dir():
+            found.update(_walk(start))
+        elif _is_yaml_file(start):
+            found.add(start)
+    yield from sorted(found, key=lambda p: p.parts)
+
+
+def read_text(path: Path) -> str:
+    """The file as str, exactly: UTF-8 (a BOM stays as '\\ufeff'), no newline translation.
+
+    Raises UnicodeDecodeError (a ValueError) for a file that is not UTF-8.
+    """
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace path with text atomically (temp file in the same directory + os.replace), keeping its mode."""
+    path = Path(path)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,407 @@
+"""Splice new image tags/digests into YAML text byte-exactly, then prove the result by re-parsing.
+
+`update_images(text, targets)` locates every reference to the targets' repositories (yamledit.locate),
+plans one text edit per changed value (or one inserted `newTag:` / `tag:` line where a kustomize entry or
+Helm map has no tag field), applies them to the original text and verifies the new text: its parser event
+stream must equal the old one except for exactly the planned values (same positions after the shift of
+each edit), and re-locating must read every changed reference back as intended and every other reference
+as before.  Anything else raises errors.VerificationError and the caller writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gitops_cli import imageref
+from gitops_cli.errors import UsageError, VerificationError
+from gitops_cli.imageref import ImageRef
+from gitops_cli.yamledit.locate import (
+    Reference,
+    Scalar,
+    YamlSyntaxError,
+    _Parsed,
+    compose_map_value,
+    locate_parsed,
+    parse,
+)
+
+DigestResolver = Callable[[ImageRef, Reference], str]
+
+
+@dataclass(frozen=True)
+class Change:
+    """One value change, as `gitops bump --output json` prints it (line/column in the original file)."""
+
+    file: str | None
+    line: int
+    column: int
+    old: str
+    new: str
+    kind: str
+    field: str | None  # map form: the key as written ('newTag', 'tag', 'digest'); None for a whole string
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace text[start:end] with text (start == end: an insertion)."""
+
+    start: int
+    end: int
+    text: str
+
+
+def apply_edits(text: str, edits: list[Edit]) -> str:
+    """Apply non-overlapping edits (any order); ValueError on overlap or on two insertions at one point."""
+    out: list[str] = []
+    pos = 0
+    last: Edit | None = None
+    for e in sorted(edits, key=lambda e: (e.start, e.end)):
+        if e.start < pos or (last is not None and e.start == last.start and e.end == last.end == e.start):
+            raise ValueError(f"overlapping edits at offset {e.start}")
+        if not 0 <= e.start <= e.end <= len(text):
+            raise ValueError(f"edit {e.start}..{e.end} outside the text")
+        out.append(text[pos:e.start])
+        out.append(e.text)
+        pos = e.end
+        last = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering a scalar so it reads back as the same string
+# --------------------------------------------------------------------------------------------------
+
+# Plain scalars that YAML 1.1 (kubectl, PyYAML, go-yaml) or YAML 1.2 read as something else than a string.
+_NON_STRING = re.compile(
+    r"""(?x)
+    ~|null|Null|NULL|
+    y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|
+    [-+]?(?:0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*)|                         # ints
+    [-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?|                                  # sexagesimal
+    [-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?|            # floats
+    [-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|
+    [0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt\s].*)?|                                        # timestamps
+    <<|=
+    """
+)
+_PLAIN_BAD_START = set("-?:,[]{}#&*!|>'\"%@` \t")
+
+
+def plain_ok(value: str, flow: bool = False) -> bool:
+    """True when `value` written as a plain scalar reads back as this same string."""
+    if not value or value != value.strip() or value[0] in _PLAIN_BAD_START or _NON_STRING.fullmatch(value):
+        return False
+    if ": " in value or " #" in value or value.endswith(":") or any(c in value for c in "\r\n\t"):
+        return False
+    return not (flow and any(c in value for c in ",[]{}:"))
+
+
+def render(value: str, style: str, flow: bool = False) -> tuple[str, str]:
+    """Source text for value in the given style (plain becomes double-quoted when needed): (text, style)."""
+    if style == "plain":
+        if plain_ok(value, flow):
+            return value, "plain"
+        style = "double"
+    if style == "single" and all(c.isprintable() for c in value):
+        return "'" + value.replace("'", "''") + "'", "single"
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"', "double"
+
+
+# --------------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class _Planned:
+    edit: Edit
+    new_value: str
+    new_style: str
+    scalar: Scalar | None  # replaced scalar; None for an inserted field
+    key: str | None = None  # inserted field: its key
+    ref: Reference | None = None
+    value_offset: int = 0  # where the new value's text starts inside edit.text
+
+
+@dataclass
+class _Plan:
+    file: str | None
+    resolve: DigestResolver | None
+    items: list[_Planned] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    expected: dict[tuple[int, tuple[str | int, ...]], str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
+
+    def where(self, line: int) -> str:
+        return f"{self.file or '<text>'}:{line}"
+
+    def digest_for(self, target: ImageRef, ref: Reference) -> str:
+        if target.digest is not None:
+            return target.digest
+        key = str(target)
+        if key not in self.digests:
+            if self.resolve is None:
+                raise VerificationError(
+                    f"{self.where(ref.line)}: {ref.value!r} is pinned by digest but --image {target} "
+                    "has none",
+                    hint="give --image NAME:TAG@sha256:... or let gitops resolve it from the registry",
+                )
+            digest = self.resolve(target, ref)
+            imageref.validate_digest(digest)
+            self.digests[key] = digest
+        return self.digests[key]
+
+
+def _line_ending(text: str, pos: int) -> str:
+    if text.startswith("\r\n", pos):
+        return "\r\n"
+    first = text.find("\n")
+    if first > 0 and text[first - 1] == "\r":
+        return "\r\n"
+    return "\n"
+
+
+def _set_scalar(plan: _Plan, ref: Reference, scalar: Scalar, new: str, field_name: str | None) -> None:
+    old = "" if scalar.is_null else scalar.value
+    if old == new and not scalar.is_null:
+        return
+    if scalar.style in ("literal", "folded"):
+        raise VerificationError(f"{plan.where(scalar.line)}: will not rewrite a block scalar")
+    text, style = render(new, scalar.style if not scalar.is_null else "plain", scalar.flow)
+    prefix = " " if scalar.start == scalar.end else ""  # an empty value right after ':'
+    plan.items.append(_Planned(Edit(scalar.start, scalar.end, prefix + text), new, style, scalar, ref=ref,
+                               value_offset=len(prefix)))
+    plan.changes.append(Change(plan.file, scalar.line, scalar.column, old, new, ref.kind, field_name))
+
+
+def _insert_field(plan: _Plan, text: str, ref: Reference, key: str, new: str) -> None:
+    if ref.insert_after is None:
+        raise VerificationError(f"{plan.where(ref.line)}: no place to add `{key}:` to this entry")
+    name = ref.fields.get("newName") or ref.fields.get("name") or ref.fields.get("repository")
+    style = name.style if name is not None and name.style in ("single", "double") else "plain"
+    value_text, value_style = render(new, style, ref.flow)
+    if ref.flow:
+        prefix = f", {key}: "
+    else:
+        prefix = f"{_line_ending(text, ref.insert_after)}{ref.indent or ''}{key}: "
+    edit = Edit(ref.insert_after, ref.insert_after, prefix + value_text)
+    plan.items.append(_Planned(edit, new, value_style, None, key=key, ref=ref, value_offset=len(prefix)))
+    plan.changes.append(Change(plan.file, ref.line, ref.column, "", new, ref.kind, key))
+
+
+def _string_value(plan: _Plan, ref: Reference, current: ImageRef, target: ImageRef) -> str:
+    if target.tag is None:  # the target is pinned by digest only
+        return f"{current.name}@{target.digest}"
+    if current.digest is not None:
+        digest = plan.digest_for(target, ref)
+        if current.tag is None:
+            return f"{current.name}@{digest}"
+        return f"{current.name}:{target.tag}@{digest}"
+    return f"{current.name}:{target.tag}"
+
+
+def _value(s: Scalar | None) -> str:
+    return "" if s is None or s.is_null else s.value
+
+
+def _plan_map(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
+    """Plan a kustomize entry / Helm map; returns the value the reference must read back as."""
+    tag_role = "newTag" if ref.kind == "kustomize" else "tag"
+    tag_key = ref.keys.get(tag_role, tag_role)
+    digest_key = ref.keys.get("digest", "digest")
+    tag_s, digest_s = ref.fields.get(tag_role), ref.fields.get("digest")
+    sets: dict[str, str] = {}
+    if tag_s is not None and "@" in _value(tag_s):  # Helm `tag: v1@sha256:...`: tag and digest in one value
+        old_tag = _value(tag_s).split("@", 1)[0]
+        sets[tag_role] = f"{target.tag or old_tag}@{plan.digest_for(target, ref)}"
+    elif _value(digest_s):
+        sets["digest"] = plan.digest_for(target, ref)
+        if _value(tag_s) and target.tag is not None:
+            sets[tag_role] = target.tag
+    elif target.tag is not None:
+        sets[tag_role] = target.tag
+    else:
+        sets["digest"] = plan.digest_for(target, ref)
+    for role, new in sets.items():
+        if role in ref.shared:
+            raise VerificationError(
+                f"{plan.where(ref.line)}: the {role} of {ref.value!r} comes from a YAML alias or merge key "
+                "shared with other entries", hint="edit this entry by hand once, then bump again")
+        key = tag_key if role == tag_role else digest_key
+        scalar = ref.fields.get(role)
+        if scalar is None:
+            _insert_field(plan, text, ref, key, new)
+        else:
+            _set_scalar(plan, ref, scalar, new, key)
+    fields = {role: _value(s) for role, s in ref.fields.items()} | sets
+    return compose_map_value(ref.kind, fields)
+
+
+def _match(name: str, targets: list[ImageRef]) -> tuple[ImageRef, ImageRef] | None:
+    current = imageref.try_parse(name)
+    if current is None:
+        return None
+    for target in targets:
+        if current.same_repository(target):
+            return current, target
+    return None
+
+
+def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: str | None,
+          plan: _Plan) -> None:
+    for ref in refs:
+        if ref.form == "string":
+            if container is not None and ref.container != container:
+                continue
+            assert ref.scalar is not None
+            found = _match(ref.scalar.value, targets)
+            if found is None:
+                continue
+            current, target = found
+            new = _string_value(plan, ref, current, target)
+            _set_scalar(plan, ref, ref.scalar, new, None)
+            plan.expected[(ref.doc, ref.path)] = new
+        else:
+            name = ref.name
+            found = _match(name, targets) if name else None
+            if found is None:
+                continue
+            plan.expected[(ref.doc, ref.path)] = _plan_map(plan, text, ref, found[1])
+
+
+def _dedupe(plan: _Plan) -> tuple[list[_Planned], list[Change]]:
+    """One edit per span (an anchored scalar reached through aliases is edited once)."""
+    items: dict[tuple[int, int, str | None], _Planned] = {}
+    changes: dict[tuple[int, int, str | None], Change] = {}
+    for item, change in zip(plan.items, plan.changes, strict=True):
+        span = (item.edit.start, item.edit.end, item.key)
+        if span in items:
+            if items[span].edit.text != item.edit.text:
+                raise VerificationError(f"{plan.where(change.line)}: one value would get two updates "
+                                        f"({items[span].new_value!r} and {item.new_value!r})")
+            continue
+        items[span] = item
+        changes[span] = change
+    order = sorted(items, key=lambda s: (s[0], s[1]))
+    return [items[s] for s in order], [changes[s] for s in order]
+
+
+# --------------------------------------------------------------------------------------------------
+# Verification
+# --------------------------------------------------------------------------------------------------
+
+def _shift(pos: int, edits: list[Edit], after_insertions: bool) -> int:
+    """Offset in the new text of an old offset outside every replaced span."""
+    delta = 0
+    for e in edits:
+        if e.end < pos or (e.end == pos and (e.start < e.end or after_insertions)):
+            delta += len(e.text) - (e.end - e.start)
+    return pos + delta
+
+
+def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit]) -> list[tuple]:
+    by_start = {e.start: i for i, e in enumerate(old_events) if e.kind == "S"}
+    replaced: dict[int, _Planned] = {}
+    inserted: dict[int, list[_Planned]] = {}
+    for item in items:
+        if item.scalar is not None:
+            index = by_start.get(item.scalar.start)
+            if index is None:
+                raise VerificationError("internal: edited scalar not found among parser events")
+            replaced[index] = item
+        else:
+            ref = item.ref
+            assert ref is not None and ref.start is not None
+            opening = next((i for i, e in enumerate(old_events) if e.kind == "M" and e.start == ref.start),
+                           None)
+            if opening is None:
+                raise VerificationError("internal: edited mapping not found among parser events")
+            depth, index = 0, opening
+            for index in range(opening, len(old_events)):
+                kind = old_events[index].kind
+                depth += kind in "MQ"
+                depth -= kind in "mq"
+                if depth == 0:
+                    break
+            inserted.setdefault(index, []).append(item)
+    out: list[tuple] = []
+    for i, e in enumerate(old_events):
+        for item in inserted.get(i, []):
+            key_start = _shift(item.edit.start, edits, False) + item.value_offset - len(item.key or "") - 2
+            out.append(("S", key_start, item.key, "plain", None))
+            out.append(("S", key_start + len(item.key or "") + 2, item.new_value, item.new_style, None))
+        if i in replaced:
+            item = replaced[i]
+            start = _shift(item.edit.start, edits, False) + item.value_offset
+            out.append(("S", start, item.new_value, item.new_style, e.anchor))
+            continue
+        out.append((e.kind, _shift(e.start, edits, e.kind in "mqd"), e.value, e.style, e.anchor))
+    return out
+
+
+def _verify(new_text: str, parsed_old: _Parsed, items: list[_Planned], edits: list[Edit],
+            old_refs: list[Reference], expected: dict, filename: str | None) -> None:
+    where = filename or "<text>"
+    try:
+        parsed_new = parse(new_text)
+    except YamlSyntaxError as exc:
+        raise VerificationError(f"{where}: the edit would not parse ({exc}); nothing written") from None
+    want = _expected_events(parsed_old.events, items, edits)
+    got = [(e.kind, e.start, e.value, e.style, e.anchor) for e in parsed_new.events]
+    if want != got:
+        pairs = enumerate(zip(want, got, strict=False))
+        bad = next((i for i, (a, b) in pairs if a != b), min(len(want), len(got)))
+        raise VerificationError(
+            f"{where}: re-reading the edited file does not give the intended values "
+            f"(event {bad}: expected {want[bad] if bad < len(want) else None}, "
+            f"got {got[bad] if bad < len(got) else None}); nothing written")
+    new_refs = {(r.doc, r.path): r for r in locate_parsed(parsed_new, filename)}
+    for ref in old_refs:
+        now = new_refs.get((ref.doc, ref.path))
+        intended = expected.get((ref.doc, ref.path), ref.value)
+        if now is None or now.value != intended:
+            raise VerificationError(
+                f"{where}:{ref.line}: {ref.value!r} reads back as {now.value if now else None!r}, "
+                f"expected {intended!r}; nothing written")
+
+
+# --------------------------------------------------------------------------------------------------
+# The use case
+# --------------------------------------------------------------------------------------------------
+
+def needles_for(targets: list[ImageRef]) -> list[str]:
+    """Substrings one of which any text referencing the targets must contain (last path components)."""
+    return sorted({t.path.rsplit("/", 1)[-1] for t in targets})
+
+
+def update_images(text: str, targets: list[ImageRef], *, container: str | None = None,
+                  resolve_digest: DigestResolver | None = None,
+                  filename: str | None = None) -> tuple[str, list[Change]]:
+    """Bump every reference to the targets' repositories in text; returns (new text, changes).
+
+    Raises YamlSyntaxError when the text (containing a target's name) does not parse, VerificationError
+    (exit 13) when a needed digest cannot be had or the edit does not verify; a resolver's GitopsError
+    passes through.  Identical text and no changes when everything is already at the targets.
+    """
+    for target in targets:
+        if target.tag is None and target.digest is None:
+            raise UsageError(f"--image {target}: a tag or digest is required")
+    if not targets or not any(n in text for n in needles_for(targets)):
+        return text, []
+    parsed = parse(text)
+    refs = locate_parsed(parsed, filename)
+    plan = _Plan(filename, resolve_digest)
+    _plan(text, refs, targets, container, plan)
+    items, changes = _dedupe(plan)
+    if not items:
+        return text, []
+    edits = [item.edit for item in items]
+    try:
+        new_text = apply_edits(text, edits)
+    except ValueError as exc:
+        raise VerificationError(f"{filename or '<text>'}: {exc}; nothing written") from None
+    _verify(new_text, parsed, items, edits, refs, plan.expected, filename)
+    return new_text, changes
