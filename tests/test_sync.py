@@ -301,3 +301,37 @@ def test_parse_interval(text: str, seconds: int):
 def test_parse_interval_rejects(text: str):
     with pytest.raises(UsageError, match="--interval"):
         parse_interval(text)
+
+
+# --- examples/operator (rendered by the real kubectl kustomize, read by sync's own discovery) -----------
+
+
+def test_operator_example_cronjob_and_least_privilege_rbac():
+    example = Path(__file__).resolve().parents[1] / "examples" / "operator"
+    found = discover(example.parent, [Path("operator")], KUBECTL)
+    objects = {(m.ref.kind, m.ref.name): m.body for m in found.manifests}
+    assert found.kustomized == ["operator"]
+    cron = objects[("CronJob", "gitops-sync")]
+    assert cron["metadata"]["namespace"] == "sample-app"
+    assert cron["spec"]["schedule"] == "*/5 * * * *"
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["serviceAccountName"] == "gitops-sync" and pod["restartPolicy"] == "Never"
+    [container] = pod["containers"]
+    assert container["args"][0] == "sync" and "--prune" in container["args"]
+    assert not any(a.startswith("--kubeconfig") for a in container["args"])  # in-cluster config
+    assert any(v["name"] == "cache" and "persistentVolumeClaim" in v for v in pod["volumes"])
+    assert ("ServiceAccount", "gitops-sync") in objects
+    assert not {k for k in objects if k[0].startswith("Cluster")}  # namespace-scoped rights only
+    role = objects[("Role", "gitops-sync")]
+    for rule in role["rules"]:
+        assert "*" not in rule["resources"] + rule["verbs"] + rule["apiGroups"]
+        assert set(rule["verbs"]) == {"get", "list", "create", "patch", "delete"}
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {"deployments", "services"}
+    binding = objects[("RoleBinding", "gitops-sync")]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "gitops-sync", "namespace": "sample-app"}]
+    dockerfile = (example / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["gitops"]' in dockerfile and "sha256sum --check" in dockerfile
