@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from gitops_cli import git, kube, output
@@ -75,7 +75,6 @@ MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
 INSTANCE_LABEL = "gitops-cli.dev/instance"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-YAML_SUFFIXES = (".yaml", ".yml")
 _HEAD_REF = "refs/gitops-sync/head"
 
 # Install order (after Helm's releaseutil.InstallOrder), Namespace and CRD moved first, webhooks last.
@@ -267,54 +266,27 @@ def _ref(doc: dict[str, Any], where: str) -> ObjectRef:
 # --- discovery -----------------------------------------------------------------------------------------
 
 
-def resolve_paths(root: Path, paths: Sequence[str]) -> list[Path]:
-    """--path values as repo-relative directories; UsageError when outside the repo, symlinked or missing."""
-    if not paths:
-        return [Path(".")]
-    out: list[Path] = []
-    for raw in paths:
-        rel = PurePosixPath(raw.strip().rstrip("/") or ".")
-        if rel.is_absolute() or ".." in rel.parts:
-            raise UsageError(f"--path {raw}: must be a directory inside the repository (relative, no '..')")
-        parts = [p for p in rel.parts if p != "."]
-        current = root
-        for part in parts:
-            current = current / part
-            if current.is_symlink():
-                raise UsageError(f"--path {raw}: {current.relative_to(root)} is a symlink (never followed)")
-        if not current.is_dir():
-            raise UsageError(f"--path {raw}: no such directory in the repository")
-        candidate = Path(*parts) if parts else Path(".")
-        if candidate not in out:
-            out.append(candidate)
-    return out
+@dataclass(frozen=True)
+class Selection:
+    """What --path selects: the start directories (repo-relative) and the YAML files below them."""
+
+    starts: list[Path]
+    files: list[Path]
 
 
-def yaml_files(root: Path, starts: Sequence[Path], notes: list[str]) -> list[Path]:
-    """Repo-relative YAML files under `starts`, sorted, never through a symlink, never inside .git."""
-    found: list[Path] = []
-    for start in starts:
-        for dirpath, dirnames, filenames in os.walk(root / start):
-            here = Path(dirpath)
-            keep = []
-            for d in sorted(dirnames):
-                if d == ".git":
-                    continue
-                if (here / d).is_symlink():
-                    notes.append(f"{(here / d).relative_to(root)}/: symlink, not followed")
-                    continue
-                keep.append(d)
-            dirnames[:] = keep
-            for name in sorted(filenames):
-                path = here / name
-                if not name.endswith(YAML_SUFFIXES):
-                    continue
-                rel = path.relative_to(root)
-                if path.is_symlink():
-                    notes.append(f"{rel}: symlink, not followed")
-                elif path.is_file() and rel not in found:
-                    found.append(rel)
-    return sorted(found)
+def select(root: Path, paths: Sequence[str]) -> Selection:
+    """Validate --path values and list the YAML files below them (gitops_cli.yamledit.discover: never
+    through a symlink, never outside the repo, no .git, no binaries); UsageError for a bad --path."""
+    from gitops_cli.yamledit.discover import discover as discover_files
+
+    files = [p.relative_to(root) for p in discover_files(root, list(paths) or None)]
+    starts: list[Path] = []
+    for raw in paths or ["."]:
+        rel = Path(os.path.normpath(raw))
+        rel = rel.relative_to(root.resolve()) if rel.is_absolute() else rel
+        if rel not in starts:
+            starts.append(rel)
+    return Selection(starts, files)
 
 
 def _under(path: Path, directory: Path) -> bool:
@@ -335,10 +307,10 @@ def _marked_dirs(
     return [d for d in marked if not any(o != d and _under(d, o) for o in marked)]
 
 
-def discover(root: Path, starts: Sequence[Path], kubectl: kube.Kubectl) -> Discovery:
-    """Every object to apply under `starts`, with notes on what was ignored (see the module docstring)."""
+def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discovery:
+    """Every object to apply in `selection`, with notes on what was ignored (see the module docstring)."""
     result = Discovery()
-    files = yaml_files(root, starts, result.notes)
+    starts, files = selection.starts, selection.files
     charts = _marked_dirs(root, starts, files, ("Chart.yaml",))
     for chart in charts:
         result.notes.append(f"{_show(chart)}/: a Helm chart, not rendered by sync, ignored")
@@ -514,25 +486,25 @@ def sync_once(opts: SyncOptions) -> PassResult:
     with pass_lock(cache / "lock"):
         output.step(f"fetching {remote.display} ({branch})")
         commit = fetch(remote.url, remote.display, remote.env, branch, cache / "checkout")
-        starts = resolve_paths(cache / "checkout", opts.paths)
-        instance = instance_id(remote.display, branch, starts)
+        selection = select(cache / "checkout", opts.paths)
+        instance = instance_id(remote.display, branch, selection.starts)
         suffix = f"-{_digest(opts.context, length=8)}" if opts.context else ""
         state_path = cache / f"state-{instance}{suffix}.json"
         state = load_state(state_path)
         if state.get("commit") == commit and not opts.force:
             output.info(f"{commit[:12]} is already applied: nothing to do (--force applies it again)")
             return PassResult(commit, noop=True)
-        return _apply_commit(opts, cache / "checkout", commit, starts, instance, state_path, state)
+        return _apply_commit(opts, cache / "checkout", commit, selection, instance, state_path, state)
 
 
-def _apply_commit(opts: SyncOptions, root: Path, commit: str, starts: list[Path], instance: str,
+def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selection, instance: str,
                   state_path: Path, state: dict[str, Any]) -> PassResult:
     kubectl = kube.Kubectl(opts.kubectl, opts.context)
-    found = discover(root, starts, kubectl)
+    found = discover(root, selection, kubectl)
     if opts.verbose:
         for note in found.notes:
             output.info(f"note: {note}")
-    where = ", ".join(_show(s) for s in starts)
+    where = ", ".join(_show(s) for s in selection.starts)
     if not found.manifests:
         raise NotFoundError(f"no Kubernetes objects in {where} at {commit[:12]}; nothing was applied",
                             hint="check --path (use --verbose to see what was ignored)")

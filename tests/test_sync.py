@@ -22,6 +22,7 @@ from gitops_cli.errors import SyncError, SyncLockedError, UsageError
 from gitops_cli.sync import (
     Manifest,
     ObjectRef,
+    Selection,
     discover,
     load_documents,
     match_applied,
@@ -30,7 +31,7 @@ from gitops_cli.sync import (
     parse_interval,
     pass_lock,
     render_stream,
-    resolve_paths,
+    select,
 )
 
 KUBECTL = kube.Kubectl(shutil.which("kubectl") or "kubectl")
@@ -167,7 +168,7 @@ def repo(tmp_path: Path) -> Path:
 
 
 def test_discover_renders_kustomizations_ignores_the_rest_and_never_follows_symlinks(repo: Path):
-    found = discover(repo, [Path(".")], KUBECTL)
+    found = discover(repo, select(repo, []), KUBECTL)
     got = {(m.ref.kind, m.ref.namespace, m.ref.name, m.source) for m in found.manifests}
     assert got == {
         ("Namespace", "", "shop", "namespaces.yaml"),
@@ -179,15 +180,13 @@ def test_discover_renders_kustomizations_ignores_the_rest_and_never_follows_syml
     assert dep.body["metadata"]["labels"] == {"team": "web"}  # rendered by kustomize, not read raw
     assert found.kustomized == ["apps/web"]
     assert "charts/web/: a Helm chart, not rendered by sync, ignored" in found.notes
-    assert "linked.yaml: symlink, not followed" in found.notes
-    assert "linked-dir/: symlink, not followed" in found.notes
     assert ".gitlab-ci.yml: not a Kubernetes object (no apiVersion/kind), ignored" in found.notes
     assert "values.yaml: not a Kubernetes object (no apiVersion/kind), ignored" in found.notes
     assert [m.ref.kind for m in order(found.manifests)][:2] == ["Namespace", "CustomResourceDefinition"]
 
 
 def test_discover_stays_inside_the_given_paths(repo: Path):
-    found = discover(repo, resolve_paths(repo, ["crds", "apps/web/extra"]), KUBECTL)
+    found = discover(repo, select(repo, ["crds", "apps/web/extra"]), KUBECTL)
     assert sorted(m.ref.name for m in found.manifests) == ["not-applied", "widgets.example.com"]
 
 
@@ -197,7 +196,7 @@ def test_kustomization_named_Kustomization_and_components(tmp_path: Path):
     write(tmp_path, "comp/kustomization.yaml",
           "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
     write(tmp_path, "comp/patch.yaml", obj("ConfigMap", "patch-only"))
-    found = discover(tmp_path, [Path(".")], KUBECTL)
+    found = discover(tmp_path, select(tmp_path, []), KUBECTL)
     assert [(m.ref.name, m.source) for m in found.manifests] == [("p-cm", "app/ (kustomize)")]
     assert any(n.startswith("comp/: a kustomize Component") for n in found.notes)
 
@@ -205,28 +204,30 @@ def test_kustomization_named_Kustomization_and_components(tmp_path: Path):
 def test_broken_kustomization_names_the_directory(tmp_path: Path):
     write(tmp_path, "app/kustomization.yaml", "resources: [missing.yaml]\n")
     with pytest.raises(SyncError, match=r"^app: kubectl kustomize failed"):
-        discover(tmp_path, [Path(".")], KUBECTL)
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
 
 
 def test_same_object_twice_stops_the_pass(tmp_path: Path):
     write(tmp_path, "a.yaml", obj("ConfigMap", "cm", "x"))
     write(tmp_path, "b/c.yaml", obj("ConfigMap", "cm", "x"))
     with pytest.raises(SyncError, match=r"ConfigMap x/cm is defined twice: in a\.yaml and in b/c\.yaml"):
-        discover(tmp_path, [Path(".")], KUBECTL)
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
 
 
 @pytest.mark.parametrize("bad", ["../x", "/etc", "a/../../x", "missing", "link"])
 def test_paths_must_be_real_directories_inside_the_repo(tmp_path: Path, bad: str):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(UsageError, match=rf"^--path {bad}:"):
-        resolve_paths(tmp_path, [bad])
+    with pytest.raises(UsageError, match=rf"^--path '{bad}' "):
+        select(tmp_path, [bad])
 
 
 def test_paths_are_normalised_and_deduplicated(tmp_path: Path):
     (tmp_path / "a" / "b").mkdir(parents=True)
-    assert resolve_paths(tmp_path, ["a/b/", "./a/b", "a"]) == [Path("a/b"), Path("a")]
-    assert resolve_paths(tmp_path, []) == [Path(".")]
+    (tmp_path / "a" / "b" / "x.yaml").write_text("k: v\n")
+    expected = Selection([Path("a/b"), Path("a")], [Path("a/b/x.yaml")])
+    assert select(tmp_path, ["a/b/", "./a/b", "a"]) == expected
+    assert select(tmp_path, []).starts == [Path(".")]
 
 
 # --- lock (real flock) ---------------------------------------------------------------------------------
@@ -308,7 +309,7 @@ def test_parse_interval_rejects(text: str):
 
 def test_operator_example_cronjob_and_least_privilege_rbac():
     example = Path(__file__).resolve().parents[1] / "examples" / "operator"
-    found = discover(example.parent, [Path("operator")], KUBECTL)
+    found = discover(example.parent, select(example.parent, ["operator"]), KUBECTL)
     objects = {(m.ref.kind, m.ref.name): m.body for m in found.manifests}
     assert found.kustomized == ["operator"]
     cron = objects[("CronJob", "gitops-sync")]
