@@ -1,0 +1,172 @@
+"""`gitops tag` on clean, dirty, shallow and detached checkouts (real git, no engine needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.services import GIT_ENV, commit_all, git
+
+pytestmark = pytest.mark.integration
+
+
+def make_repo(path: Path, commits: int = 1) -> Path:
+    path.mkdir(parents=True)
+    git(path, "init", "-q", "-b", "main")
+    for i in range(commits):
+        (path / "file.txt").write_text(f"version {i}\n")
+        commit_all(path, f"commit {i}")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "app", commits=3)
+
+
+def test_clean_checkout_prints_short_sha_only(gitops, repo: Path) -> None:
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == git(repo, "rev-parse", "HEAD")[:7] + "\n"
+
+
+def test_length_prefix_and_repo_option(gitops, repo: Path, tmp_path: Path) -> None:
+    res = gitops(["tag", "--repo", str(repo), "--length", "12", "--prefix", "v2-"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "v2-" + git(repo, "rev-parse", "HEAD")[:12]
+
+
+@pytest.mark.parametrize("length", ["6", "41"])
+def test_length_out_of_range(gitops, repo: Path, length: str) -> None:
+    res = gitops(["tag", "--length", length], cwd=repo)
+    assert res.returncode == 2
+    assert "--length" in res.stderr and res.stdout == ""
+
+
+def test_tag_length_from_settings(gitops, repo: Path) -> None:
+    (repo / "gitops.toml").write_text("tag_length = 10\n")
+    commit_all(repo, "settings")
+    assert len(gitops(["tag"], cwd=repo).stdout.strip()) == 10
+    env_res = gitops(["tag"], cwd=repo, env={"GITOPS_TAG_LENGTH": "9"})
+    assert len(env_res.stdout.strip()) == 9
+    assert len(gitops(["tag", "--length", "8"], cwd=repo, env={"GITOPS_TAG_LENGTH": "9"}).stdout.strip()) == 8
+
+
+def test_dirty_checkout_refused_and_lists_paths(gitops, repo: Path) -> None:
+    (repo / "file.txt").write_text("changed\n")
+    (repo / "new.txt").write_text("untracked\n")
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 4
+    assert "file.txt" in res.stderr and "new.txt" in res.stderr
+    assert res.stdout == ""
+
+
+def test_dirty_listing_is_capped_at_ten(gitops, repo: Path) -> None:
+    for i in range(15):
+        (repo / f"extra{i:02}.txt").write_text("x\n")
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 4
+    assert len(re.findall(r"extra\d\d\.txt", res.stderr)) == 10
+    assert "and 5 more" in res.stderr
+
+
+def test_ignored_files_do_not_make_it_dirty(gitops, repo: Path) -> None:
+    (repo / ".gitignore").write_text("*.log\n")
+    commit_all(repo, "ignore logs")
+    (repo / "debug.log").write_text("noise\n")
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+
+
+def test_allow_dirty_tags_differ_per_state(gitops, repo: Path) -> None:
+    sha7 = git(repo, "rev-parse", "HEAD")[:7]
+    (repo / "file.txt").write_text("state A\n")
+    a = gitops(["tag", "--allow-dirty"], cwd=repo).stdout.strip()
+    a_again = gitops(["tag", "--allow-dirty"], cwd=repo).stdout.strip()
+    (repo / "file.txt").write_text("state B\n")
+    b = gitops(["tag", "--allow-dirty"], cwd=repo).stdout.strip()
+    (repo / "file.txt").write_text("state A\n")
+    (repo / "other.txt").write_text("untracked\n")
+    c = gitops(["tag", "--allow-dirty"], cwd=repo).stdout.strip()
+    for tag in (a, b, c):
+        assert re.fullmatch(rf"{sha7}-dirty-[0-9a-f]{{8}}", tag), tag
+    assert a == a_again
+    assert len({a, b, c}) == 3
+
+
+def test_shallow_clone(gitops, repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "shallow"
+    res = subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
+                         capture_output=True, text=True, env={**GIT_ENV, "PATH": "/usr/bin:/bin"})
+    assert res.returncode == 0, res.stderr
+    assert git(clone, "rev-parse", "--is-shallow-repository") == "true"
+    out = gitops(["tag"], cwd=clone)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == git(repo, "rev-parse", "HEAD")[:7]
+
+
+def test_shallow_clone_with_sha_of_missing_commit(gitops, repo: Path, tmp_path: Path) -> None:
+    """CI passes the PR head SHA, which a shallow merge checkout may not contain."""
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True,
+                   env={**GIT_ENV, "PATH": "/usr/bin:/bin"})
+    first = git(repo, "rev-list", "--max-parents=0", "HEAD")
+    out = gitops(["tag", "--sha", first], cwd=clone)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == first[:7]
+
+
+def test_detached_head(gitops, repo: Path) -> None:
+    first = git(repo, "rev-list", "--max-parents=0", "HEAD")
+    git(repo, "checkout", "-q", "--detach", first)
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == first[:7]
+
+
+def test_sha_override(gitops, repo: Path) -> None:
+    parent = git(repo, "rev-parse", "HEAD~1")
+    res = gitops(["tag", "--sha", parent[:10]], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == parent[:7]
+    bad = gitops(["tag", "--sha", "not-a-sha"], cwd=repo)
+    assert bad.returncode == 2 and "--sha" in bad.stderr
+
+
+def test_not_a_git_checkout(gitops, tmp_path: Path) -> None:
+    res = gitops(["tag"], cwd=tmp_path)
+    assert res.returncode == 4
+    assert "not a git checkout" in res.stderr
+
+
+def colliding_commits(repo: Path) -> tuple[str, str]:
+    """Write two commit objects whose SHAs share their first 7 hex digits (a birthday search)."""
+    tree = git(repo, "rev-parse", "HEAD^{tree}")
+    parent = git(repo, "rev-parse", "HEAD")
+    seen: dict[str, bytes] = {}
+    for i in range(2_000_000):
+        body = (f"tree {tree}\nparent {parent}\nauthor T <t@example.com> 1700000000 +0000\n"
+                f"committer T <t@example.com> 1700000000 +0000\n\nattempt {i}\n").encode()
+        sha = hashlib.sha1(b"commit %d\0" % len(body) + body).hexdigest()
+        if sha[:7] in seen:
+            shas = []
+            for content in (seen[sha[:7]], body):
+                res = subprocess.run(["git", "hash-object", "-t", "commit", "-w", "--stdin"], cwd=repo,
+                                     input=content, capture_output=True, check=True)
+                shas.append(res.stdout.decode().strip())
+            return shas[0], shas[1]
+        seen[sha[:7]] = body
+    raise AssertionError("no 7-digit collision found")
+
+
+def test_ambiguous_short_sha_is_lengthened(gitops, repo: Path) -> None:
+    first, second = colliding_commits(repo)
+    assert first[:7] == second[:7] and first != second
+    res = gitops(["tag", "--sha", first], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    tag = res.stdout.strip()
+    assert len(tag) > 7 and first.startswith(tag) and not second.startswith(tag)

@@ -1,0 +1,93 @@
+"""Settings precedence: defaults < [tool.gitops] (pyproject.toml / gitops.toml) < GITOPS_* env < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_cli.errors import ConfigError
+from gitops_cli.settings import load_settings
+
+
+def test_defaults(tmp_path: Path) -> None:
+    s = load_settings(tmp_path, environ={})
+    assert s.tag_length == 7 and s.tag_prefix == "" and s.test_command is None
+    assert s.build_args == [] and s.allow_mutable_tag is False
+    assert set(s.sources.values()) == {"default"}
+
+
+def test_pyproject_then_env_then_flags(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.gitops]\ntag_length = 9\ntest_command = "pytest -q"\n'
+        'image = "file/image"\nbuild-args = ["A=1"]\n'
+    )
+    s = load_settings(tmp_path, environ={})
+    assert (s.tag_length, s.test_command, s.image, s.build_args) == (9, "pytest -q", "file/image", ["A=1"])
+    assert s.sources["tag_length"] == str(tmp_path / "pyproject.toml")
+
+    env = {"GITOPS_TAG_LENGTH": "10", "GITOPS_IMAGE": "env/image", "GITOPS_BUILD_ARGS": "B=2, C=3"}
+    s = load_settings(tmp_path, environ=env)
+    assert (s.tag_length, s.image, s.build_args) == (10, "env/image", ["B=2", "C=3"])
+    assert s.test_command == "pytest -q"  # still from the file
+    assert s.sources["tag_length"] == "env GITOPS_TAG_LENGTH"
+
+    s = load_settings(tmp_path, {"tag_length": 12, "image": None, "build_args": ()}, environ=env)
+    assert s.tag_length == 12 and s.sources["tag_length"] == "flag"
+    assert s.image == "env/image"  # None = flag not given
+    assert s.build_args == ["B=2", "C=3"]  # an empty list flag is "not given" too
+
+
+def test_gitops_toml_wins_over_pyproject(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.gitops]\ntag_length = 9\n")
+    (tmp_path / "gitops.toml").write_text("tag_length = 11\n")
+    assert load_settings(tmp_path, environ={}).tag_length == 11
+
+
+def test_gitops_toml_with_tool_table(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text("[tool.gitops]\ntag_prefix = 'v-'\n")
+    assert load_settings(tmp_path, environ={}).tag_prefix == "v-"
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [({"GITOPS_ALLOW_MUTABLE_TAG": "true"}, True), ({"GITOPS_ALLOW_MUTABLE_TAG": "0"}, False),
+     ({"GITOPS_ALLOW_MUTABLE_TAG": "yes"}, True)],
+)
+def test_bool_from_env(tmp_path: Path, env: dict[str, str], expected: bool) -> None:
+    assert load_settings(tmp_path, environ=env).allow_mutable_tag is expected
+
+
+def test_bad_values_name_their_origin(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GITOPS_TAG_LENGTH.*expected int"):
+        load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "seven"})
+    (tmp_path / "gitops.toml").write_text("tag_length = 'x'\n")
+    with pytest.raises(ConfigError, match="gitops.toml.*tag_length"):
+        load_settings(tmp_path, environ={})
+
+
+def test_unknown_key_and_bad_toml(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text("tag_lenght = 8\n")
+    with pytest.raises(ConfigError, match="unknown setting 'tag_lenght'"):
+        load_settings(tmp_path, environ={})
+    (tmp_path / "gitops.toml").write_text("tag_length = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("key", ["registry_password", "registry-password", "git_token", "password"])
+def test_secrets_refused_in_files(tmp_path: Path, key: str) -> None:
+    (tmp_path / "gitops.toml").write_text(f'{key} = "hunter2"\n')
+    with pytest.raises(ConfigError, match="must not be stored in a file") as info:
+        load_settings(tmp_path, environ={})
+    assert "hunter2" not in str(info.value)
+
+
+def test_pyproject_without_tool_table_is_ignored(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert load_settings(tmp_path, environ={"GITOPS_TAG_PREFIX": "p-"}).tag_prefix == "p-"
+
+
+def test_unknown_flag_is_a_programming_error(tmp_path: Path) -> None:
+    with pytest.raises(KeyError):
+        load_settings(tmp_path, {"no_such_setting": 1}, environ={})

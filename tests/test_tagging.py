@@ -1,0 +1,108 @@
+"""Tag derivation (gitops_cli.tagging) on real git repositories in tmp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_cli.errors import DirtyTreeError, UsageError
+from gitops_cli.tagging import derive_tag, dirty_hash, dirty_paths
+from tests.fixtures.services import commit_all, git
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    (path / "a.txt").write_text("a\n")
+    (path / "b.txt").write_text("b\n")
+    commit_all(path, "first")
+    return path
+
+
+def test_clean(repo: Path) -> None:
+    info = derive_tag(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    assert info.tag == head[:7] and info.sha == head and info.short == head[:7]
+    assert not info.dirty and info.repo == repo.resolve()
+
+
+def test_subdirectory_uses_toplevel(repo: Path) -> None:
+    (repo / "sub").mkdir()
+    (repo / "sub" / "c.txt").write_text("c\n")
+    commit_all(repo, "sub")
+    assert derive_tag(repo / "sub").repo == repo.resolve()
+
+
+def test_prefix_and_length(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert derive_tag(repo, length=40, prefix="v1-").tag == "v1-" + head
+    with pytest.raises(UsageError):
+        derive_tag(repo, length=6)
+    with pytest.raises(UsageError):
+        derive_tag(repo, length=41)
+
+
+def test_invalid_prefix_makes_invalid_tag(repo: Path) -> None:
+    from gitops_cli.errors import InvalidReferenceError
+
+    with pytest.raises(InvalidReferenceError):
+        derive_tag(repo, prefix="bad/")
+
+
+def test_dirty_paths_cover_modified_staged_untracked_renamed(repo: Path) -> None:
+    (repo / "a.txt").write_text("changed\n")
+    git(repo, "mv", "b.txt", "renamed.txt")
+    (repo / "new dir").mkdir()
+    (repo / "new dir" / "n.txt").write_text("n\n")
+    assert sorted(dirty_paths(repo)) == ["a.txt", "new dir/n.txt", "renamed.txt"]
+
+
+def test_dirty_refused_with_paths(repo: Path) -> None:
+    (repo / "a.txt").write_text("changed\n")
+    with pytest.raises(DirtyTreeError, match="a.txt"):
+        derive_tag(repo)
+
+
+def test_dirty_hash_depends_on_content_not_only_names(repo: Path) -> None:
+    (repo / "u.txt").write_text("one\n")
+    h1 = dirty_hash(repo, dirty_paths(repo))
+    (repo / "u.txt").write_text("two\n")
+    h2 = dirty_hash(repo, dirty_paths(repo))
+    (repo / "u.txt").write_text("one\n")
+    assert dirty_hash(repo, dirty_paths(repo)) == h1 != h2
+
+
+def test_allow_dirty_tag(repo: Path) -> None:
+    (repo / "a.txt").write_text("changed\n")
+    info = derive_tag(repo, allow_dirty=True)
+    assert info.dirty and info.tag.startswith(info.short + "-dirty-") and len(info.tag) == 7 + 7 + 8
+
+
+def test_sha_override(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    (repo / "a.txt").write_text("second\n")
+    commit_all(repo, "second")
+    assert derive_tag(repo, sha=first[:8]).sha == first
+    assert derive_tag(repo, sha=first.upper()).tag == first[:7]
+    unknown = "f" * 40
+    assert derive_tag(repo, sha=unknown).tag == "fffffff"  # full SHA not in a shallow clone: trusted
+    with pytest.raises(UsageError, match="no such commit"):
+        derive_tag(repo, sha="ffffffff")
+    with pytest.raises(UsageError, match="hexadecimal"):
+        derive_tag(repo, sha="HEAD~1")
+
+
+def test_no_commit_yet(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    with pytest.raises(DirtyTreeError, match="no commit"):
+        derive_tag(tmp_path)
+
+
+def test_not_a_checkout(tmp_path: Path) -> None:
+    with pytest.raises(DirtyTreeError, match="not a git checkout"):
+        derive_tag(tmp_path / ".." / tmp_path.name)
+    with pytest.raises(DirtyTreeError, match="no such directory"):
+        derive_tag(tmp_path / "missing")
