@@ -7,9 +7,9 @@ the pass lock and `state-<instance>[-<context>].json` remembers the last applied
 applied.  A pass whose commit is the one last applied is a no-op that says so (`--force` applies again).
 
 Discover.  YAML files under the `--path` directories (default: the whole repo; each must be inside it),
-never through a symlink.  A directory holding a kustomization (`kustomization.yaml|.yml|Kustomization`)
-is rendered with `kubectl kustomize DIR` instead, and nothing below it is read as loose files; a
-kustomize Component is only ever included by another kustomization and is skipped, as are Helm charts
+never through a symlink, as listed by gitops_cli.yamledit.discover.  A directory holding a kustomization
+(`kustomization.yaml|.yml|Kustomization`) is rendered with `kubectl kustomize DIR` instead, and nothing
+below it is read as loose files; a kustomize Component is only ever included by another kustomization and is skipped, as are Helm charts
 (a directory with Chart.yaml: sync does not render Helm).  Documents with `apiVersion` and `kind` are
 objects (a `kind: *List` is expanded into its items); anything else (CI configs, Helm values, ...) is
 ignored with a `--verbose` note.  A file that does not parse, an object without a name, or the same
@@ -58,6 +58,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -323,11 +324,11 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
                                 "that includes it), ignored")
             continue
         result.kustomized.append(_show(d))
-        sources.append((f"{_show(d)}/ (kustomize)", lambda d=d: kube.kustomize(kubectl, root / d, _show(d))))
+        sources.append((f"{_show(d)}/ (kustomize)", partial(kube.kustomize, kubectl, root / d, _show(d))))
     skip = charts + kustomize_dirs
     for f in files:
         if not any(_under(f, s) for s in skip):
-            sources.append((f.as_posix(), lambda f=f: _read(root / f, f.as_posix())))
+            sources.append((f.as_posix(), partial(_read, root / f, f.as_posix())))
     seq = 0
     for source, read in sorted(sources, key=lambda s: s[0]):
         for ref, body in objects_in(load_documents(read(), source), source, result.notes):
@@ -342,8 +343,10 @@ def _show(rel: Path) -> str:
 
 
 def _read(path: Path, shown: str) -> str:
+    from gitops_cli.yamledit.discover import read_text
+
     try:
-        return path.read_text(encoding="utf-8")
+        return read_text(path)
     except UnicodeDecodeError:
         raise SyncError(f"{shown}: not UTF-8 text") from None
     except OSError as exc:
