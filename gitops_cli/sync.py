@@ -6,17 +6,17 @@ given on each fetch and credentials only through the environment, see gitops_cli
 the pass lock and `state-<instance>[-<context>].json` remembers the last applied commit and the objects it
 applied.  A pass whose commit is the one last applied is a no-op that says so (`--force` applies again).
 
-Discover.  YAML files under the `--path` directories (default: the whole repo; each must be inside it),
-never through a symlink, as listed by gitops_cli.yamledit.discover.  A directory holding a kustomization
+Discover. YAML files under the `--path` directories (default: the whole repo; each must be inside it),
+never through a symlink, as listed by gitops_cli.yamledit.discover. A directory holding a kustomization
 (`kustomization.yaml|.yml|Kustomization`) is rendered with `kubectl kustomize DIR` instead, and nothing
-below it is read as loose files; a kustomize Component is only ever included by another kustomization and is skipped, as are Helm charts
-(a directory with Chart.yaml: sync does not render Helm).  Documents with `apiVersion` and `kind` are
-objects (a `kind: *List` is expanded into its items); anything else (CI configs, Helm values, ...) is
-ignored with a `--verbose` note.  A file that does not parse, an object without a name, or the same
-object defined twice stops the pass before anything is applied: skipping it silently would, with
-`--prune`, delete what it defines.  Documents are read with YAML 1.1 rules, as kubectl reads them
-(`0755` is 493, `yes` is true, timestamps stay strings), and sent to kubectl as JSON documents, so nothing
-changes type on the way.
+below it is read as loose files; a kustomize Component is only ever included by another kustomization and
+is skipped, as are Helm charts (a directory with Chart.yaml: sync does not render Helm). Documents with
+`apiVersion` and `kind` are objects (a `kind: *List` is expanded into its items); anything else (CI
+configs, Helm values, ...) is ignored with a `--verbose` note. A file that does not parse, an object
+without a name, or the same object defined twice stops the pass before anything is applied: skipping it
+silently would, with `--prune`, delete what it defines. Documents are read with YAML 1.1 rules, as
+kubectl reads them (`0755` is 493, `yes` is true, timestamps stay strings), and sent to kubectl as JSON
+documents, so nothing changes type on the way.
 
 Order.  Namespaces and CustomResourceDefinitions first, then by kind in Helm's install order (ServiceAccounts,
 Secrets and ConfigMaps before workloads, ...), custom resources and unknown kinds after the known ones,
