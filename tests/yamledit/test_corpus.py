@@ -1,0 +1,253 @@
+"""The shared real-world corpus (374 upstream files, index.json built independently with PyYAML).
+
+For every file and every repository it references: bump to a new tag (and digest) and prove that exactly
+the indexed values changed, at the indexed line/column, and that every other byte is identical.  The
+expected new text is built here from index.json alone (line/column/style of each value), not from the
+locator's spans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import imageref
+from gitops_cli.yamledit import YamlSyntaxError, locate, read_text, update_images
+from gitops_cli.yamledit.locate import parse
+
+CORPUS = Path(os.environ.get("GITOPS_CORPUS", "/work/shared/corpus/real-world"))
+
+NEW_TAG = "v9.9.9-bump"
+NEW_DIGEST = "sha256:" + "ab" * 32
+# index field key -> the locator's field role
+HELM_ROLES = {"registry": "registry", "hub": "registry", "repository": "repository", "repo": "repository",
+              "image": "repository", "name": "repository", "tag": "tag", "digest": "digest"}
+KUSTOMIZE_ROLES = {k: k for k in ("name", "newName", "newTag", "digest")}
+
+
+@pytest.fixture(scope="module")
+def index() -> dict:
+    if not (CORPUS / "index.json").exists():
+        pytest.fail(f"the shared corpus is missing at {CORPUS}")
+    return json.loads((CORPUS / "index.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def texts(index: dict) -> dict[str, str]:
+    return {f["file"]: read_text(CORPUS / f["file"]) for f in index["files"]}
+
+
+def _image_keys(index: dict) -> dict[str, list[dict]]:
+    """Indexed refs plus the `image:` keys the index lists under other_image_keys (for us: kind image)."""
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in index["refs"]:
+        out[r["file"]].append(r)
+    for r in index["other_image_keys"]:
+        if r["path"][-1] == "image" and "patches" not in r["path"]:
+            out[r["file"]].append({**r, "kind": "image"})
+    return out
+
+
+def _expected_kind(r: dict) -> str:
+    return "image" if r["kind"] == "helm" and "fields" not in r else r["kind"]
+
+
+def _roles(r: dict) -> dict[str, str]:
+    return KUSTOMIZE_ROLES if r["kind"] == "kustomize" else HELM_ROLES
+
+
+def test_locate_finds_every_indexed_reference(index: dict, texts: dict[str, str]) -> None:
+    unparseable = {u["file"] for u in index["unparseable"]}
+    expected = _image_keys(index)
+    for name, text in texts.items():
+        if name in unparseable:
+            continue
+        result = locate(text, filename=name)
+        assert result.error is None, (name, result.error)
+        found = {(r.doc, r.path): r for r in result.references}
+        for r in expected[name]:
+            ref = found.pop((r["doc"], tuple(r["path"])), None)
+            assert ref is not None, (name, r["path"])
+            assert ref.kind == _expected_kind(r), (name, r["path"], ref.kind)
+            assert (ref.line, ref.column) == (r["line"], r["column"]), (name, r["path"])
+            assert ref.value == r["value"], (name, r["path"])
+            if ref.form == "string":
+                assert ref.scalar is not None and ref.scalar.style == r["style"]
+                assert ref.scalar.value == r["value"]
+            for key, f in r.get("fields", {}).items():
+                role = _roles(r).get(key)
+                if role is None:  # tagSuffix, newDigest, variant: not fields we read or write
+                    continue
+                mine = ref.fields[role]
+                want = (f["line"], f["column"], f["style"])
+                assert (mine.line, mine.column, mine.style) == want, (name, key)
+                assert ("" if mine.is_null else mine.value) == (f["value"] if f["value"] is not None else "")
+        assert not found, (name, sorted(found))  # nothing beyond the index (+ its other `image:` keys)
+
+
+def test_unparseable_files_report_line_and_column(index: dict, texts: dict[str, str]) -> None:
+    assert len(index["unparseable"]) == 4
+    for u in index["unparseable"]:
+        text = texts[u["file"]]
+        result = locate(text)
+        assert result.error is not None and result.references == []
+        where = u["detail"].strip().splitlines()[-1]  # '  in "<unicode string>", line 28, column 21'
+        line, column = (int(x.split()[-1]) for x in where.split(",")[-2:])
+        assert (result.error.line, result.error.column) == (line, column), u["file"]
+        assert result.error.line == u["line"]
+        # the repository named on the file's first `image:` line: bumping it must fail cleanly
+        first = next(x for x in text.splitlines() if "image:" in x).split("image:")[1].strip().strip('"')
+        target = imageref.parse(first).repository_only().with_tag("new")
+        with pytest.raises(YamlSyntaxError, match=f"line {line}, column {column}"):
+            update_images(text, [target], filename=u["file"])
+        assert read_text(CORPUS / u["file"]) == text
+
+
+def test_c_and_python_parsers_agree(texts: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def snapshot() -> dict:
+        out = {}
+        for name, text in texts.items():
+            result = locate(text, filename=name)
+            events = [] if result.error else [(e.kind, e.start, e.value, e.style, e.anchor)
+                                              for e in parse(text).events]
+            err = result.error and (result.error.line, result.error.column)
+            out[name] = (result.references, err, events)
+        return out
+
+    fast = snapshot()
+    monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    assert snapshot() == fast
+
+
+# ------------------------------------------------------------------------------------------------------
+# Bumping: the expected text is built from index.json positions
+# ------------------------------------------------------------------------------------------------------
+
+def _quoted(value: str, style: str) -> str:
+    return {"plain": value, "double": f'"{value}"', "single": f"'{value}'"}[style]
+
+
+def _repository(r: dict) -> imageref.ImageRef | None:
+    ref = imageref.try_parse(r["value"])
+    if ref is None or (r["kind"] == "kustomize" and not imageref.try_parse(
+            (r["fields"].get("newName") or r["fields"]["name"])["value"] or "")):
+        return None
+    return ref
+
+
+def _string_new(value: str) -> str:
+    ref = imageref.parse(value)
+    if ref.digest is not None:
+        return f"{ref.name}:{NEW_TAG}@{NEW_DIGEST}" if ref.tag is not None else f"{ref.name}@{NEW_DIGEST}"
+    return f"{ref.name}:{NEW_TAG}"
+
+
+def _map_edits(r: dict) -> tuple[list[tuple[int, int, str, str]], list[tuple[int, str]]]:
+    """(line, column, old source, new source) replacements and (after line, new line) insertions."""
+    fields = r["fields"]
+    tag_key = "newTag" if r["kind"] == "kustomize" else "tag"
+
+    def value(key: str) -> str:
+        f = fields.get(key)
+        return "" if f is None or f["value"] is None else f["value"]
+
+    def replace(key: str, new: str) -> tuple[int, int, str, str]:
+        f = fields[key]
+        old = "" if f["value"] is None else f["value"]
+        return f["line"], f["column"], _quoted(old, f["style"]), _quoted(new, f["style"])
+
+    reps, inserts = [], []
+    if "@" in value(tag_key):
+        reps.append(replace(tag_key, f"{NEW_TAG}@{NEW_DIGEST}"))
+    elif value("digest"):
+        reps.append(replace("digest", NEW_DIGEST))
+        if value(tag_key):
+            reps.append(replace(tag_key, NEW_TAG))
+    elif tag_key in fields:
+        reps.append(replace(tag_key, NEW_TAG))
+    else:
+        last = max(f["line"] for f in fields.values())
+        inserts.append((last, " " * (r["column"] - 1) + f"{tag_key}: {NEW_TAG}"))
+    return reps, inserts
+
+
+def _expected_text(text: str, refs: list[dict]) -> str:
+    lines = text.splitlines(keepends=True)
+    eol = "\r\n" if "\r\n" in text else "\n"
+    reps: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    inserts: dict[int, list[str]] = defaultdict(list)
+    for r in refs:
+        if "fields" in r:
+            rs, ins = _map_edits(r)
+            for line, column, old, new in rs:
+                reps[line].append((column, old, new))
+            for line, new_line in ins:
+                inserts[line].append(new_line)
+        else:
+            reps[r["line"]].append((r["column"], _quoted(r["value"], r["style"]),
+                                    _quoted(_string_new(r["value"]), r["style"])))
+    for line, items in reps.items():
+        src = lines[line - 1]
+        for column, old, new in sorted(set(items), reverse=True):
+            assert src[column - 1:column - 1 + len(old)] == old, (line, column, old)
+            src = src[:column - 1] + new + src[column - 1 + len(old):]
+        lines[line - 1] = src
+    for line in sorted(inserts, reverse=True):
+        body = lines[line - 1].rstrip("\r\n")
+        ending = lines[line - 1][len(body):]
+        lines[line - 1] = body + "".join(eol + x for x in inserts[line]) + ending
+    return "".join(lines)
+
+
+def test_bump_every_repository_changes_exactly_the_indexed_values(index: dict, texts: dict[str, str]) -> None:
+    unparseable = {u["file"] for u in index["unparseable"]}
+    expected = _image_keys(index)
+    bumped = untouchable = 0
+    for name, text in texts.items():
+        if name in unparseable:
+            continue
+        by_repo: dict[str, list[dict]] = defaultdict(list)
+        for r in expected[name]:
+            repo = _repository(r)
+            if repo is None:
+                untouchable += 1
+                continue
+            by_repo[repo.normalized_name].append(r)
+        for refs in by_repo.values():
+            repo = _repository(refs[0])
+            assert repo is not None
+            target = imageref.parse(f"{repo.name}:{NEW_TAG}@{NEW_DIGEST}")
+            new_text, changes = update_images(text, [target], filename=name)
+            want = _expected_text(text, refs)
+            assert new_text == want, (name, repo.name)
+            assert changes and all(c.file == name for c in changes)
+            bumped += len(refs)
+            again, none = update_images(new_text, [target], filename=name)  # idempotent
+            assert again == new_text and none == []
+    total = sum(len(v) for k, v in expected.items() if k not in unparseable)
+    assert bumped + untouchable == total
+    assert bumped >= 590 and untouchable == 65  # ${IMAGE}, <<PROJECT>>, CONTAINER_IMAGES_REGISTRY/x, ...
+
+
+def test_placeholder_references_are_left_untouched(index: dict, texts: dict[str, str]) -> None:
+    """A value that is not a valid reference never matches, even when its words are the bumped repository."""
+    checked = 0
+    for name, refs in _image_keys(index).items():
+        for r in refs:
+            if _repository(r) is not None:
+                continue
+            words = re.findall(r"[a-z0-9]+(?:[-_.][a-z0-9]+)*", r["value"])
+            if not words:
+                continue
+            text = texts[name]
+            target = imageref.parse(f"{words[-1]}:{NEW_TAG}")
+            new_text, _ = update_images(text, [target], filename=name)
+            old_line = text.splitlines()[r["line"] - 1]
+            assert old_line in new_text.splitlines(), (name, r["value"])
+            checked += 1
+    assert checked >= 45
