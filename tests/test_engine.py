@@ -1,0 +1,118 @@
+"""Pure parts of the engine adapter: build-stream step tracking, push-stream checking, messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_cli import engine
+from gitops_cli.errors import BuildError
+
+
+def feed_all(events: list[dict]) -> tuple[engine.BuildTracker, list[str]]:
+    tracker = engine.BuildTracker()
+    lines: list[str] = []
+    for event in events:
+        lines += tracker.feed(event)
+    lines += tracker.finish()
+    return tracker, lines
+
+
+def test_successful_build_stream() -> None:
+    tracker, lines = feed_all([
+        {"stream": "Step 1/2 : FROM base\n"},
+        {"stream": " ---> abc\n"},
+        {"stream": "Step 2/2 : RUN make\n"},
+        {"stream": "\x1b[91mcompil"},  # partial line, with the builder's colour codes
+        {"stream": "ing\n\x1b[0m"},
+        {"aux": {"ID": "sha256:" + "1" * 64}},
+        {"stream": "Successfully built 111111111111\n"},
+    ])
+    assert tracker.image_id == "sha256:" + "1" * 64
+    assert tracker.error is None
+    assert tracker.step == "Step 2/2 : RUN make"
+    assert tracker.step_lines == ["compiling", "Successfully built 111111111111"]
+    assert "compiling" in lines and "Step 1/2 : FROM base" in lines
+
+
+def test_image_id_from_success_line_on_old_engines() -> None:
+    tracker, _ = feed_all([{"stream": "Step 1/1 : FROM base\n"}, {"stream": "Successfully built 0123abcd\n"}])
+    assert tracker.image_id == "0123abcd"
+
+
+def test_failed_step_is_named_with_last_lines() -> None:
+    events = [{"stream": "Step 1/3 : FROM base\n"}, {"stream": "Step 2/3 : RUN ./build.sh\n"}]
+    events += [{"stream": f"line {i}\n"} for i in range(25)]
+    events += [{"stream": "Removing intermediate container 123\n"}]
+    events += [{"errorDetail": {"code": 1, "message": "The command '/bin/sh -c ./build.sh' returned a "
+                                "non-zero code: 1"}, "error": "ignored when errorDetail has a message"}]
+    tracker, _ = feed_all(events)
+    err = tracker.failure()
+    assert isinstance(err, BuildError) and err.exit_code == 5
+    first = err.message.splitlines()[0]
+    assert first == ("image build failed at Step 2/3 : RUN ./build.sh: The command '/bin/sh -c ./build.sh' "
+                     "returned a non-zero code: 1")
+    shown = err.message.splitlines()[2:]
+    assert shown == [f"  line {i}" for i in range(15, 25)]  # the last 10, builder noise dropped
+
+
+def test_error_before_first_step() -> None:
+    tracker, _ = feed_all([{"error": "Cannot locate specified Dockerfile: Dockerfile"}])
+    assert tracker.failure().message == (
+        "image build failed before the first step: Cannot locate specified Dockerfile: Dockerfile")
+
+
+def test_no_image_without_error_is_a_failure() -> None:
+    tracker, _ = feed_all([{"stream": "Step 1/1 : FROM base\n"}])
+    assert tracker.image_id is None
+    assert "no image was produced" in tracker.failure().message
+
+
+def test_push_stream_digest_from_aux() -> None:
+    seen: list[dict] = []
+    events = [
+        {"status": "The push refers to repository [127.0.0.1:5000/app]"},
+        {"status": "Preparing", "id": "aaa"},
+        {"status": "Pushing", "id": "aaa", "progressDetail": {"current": 10, "total": 20}},
+        {"status": "Pushed", "id": "aaa"},
+        {"status": "t1: digest: sha256:" + "b" * 64 + " size: 528"},
+        {"aux": {"Tag": "t1", "Digest": "sha256:" + "c" * 64, "Size": 528}},
+    ]
+    assert engine.check_push_stream(events, seen.append) == "sha256:" + "c" * 64
+    assert len(seen) == len(events)
+
+
+def test_push_stream_digest_from_status_line() -> None:
+    events = [{"status": "t1: digest: sha256:" + "b" * 64 + " size: 528"}]
+    assert engine.check_push_stream(events, lambda e: None) == "sha256:" + "b" * 64
+
+
+def test_push_stream_error_anywhere_fails_even_after_progress() -> None:
+    events = [
+        {"status": "Preparing", "id": "aaa"},
+        {"errorDetail": {"message": "unauthorized: authentication required"}, "error": "unauthorized"},
+        {"aux": {"Digest": "sha256:" + "c" * 64}},
+    ]
+    with pytest.raises(engine.PushFailed, match="unauthorized: authentication required"):
+        engine.check_push_stream(events, lambda e: None)
+
+
+def test_push_stream_without_digest_fails() -> None:
+    with pytest.raises(engine.PushFailed, match="no digest"):
+        engine.check_push_stream([{"status": "Pushed", "id": "aaa"}], lambda e: None)
+
+
+def test_engine_address_names_what_is_tried() -> None:
+    host = "tcp://10.0.0.1:2375"
+    assert engine.engine_address({"DOCKER_HOST": host}) == f"{host} (DOCKER_HOST)"
+    assert engine.engine_address({}).startswith("unix:///var/run/docker.sock (default socket")
+
+
+def test_connect_to_missing_socket(tmp_path) -> None:
+    from gitops_cli.errors import EngineUnavailableError
+
+    with pytest.raises(EngineUnavailableError) as info:
+        engine.connect({"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert info.value.exit_code == 7
+    where = f"unix://{tmp_path}/none.sock (DOCKER_HOST)"
+    assert info.value.message == f"container engine unreachable at {where}: no such socket"
+    assert "DOCKER_HOST" in (info.value.hint or "")

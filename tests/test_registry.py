@@ -1,0 +1,302 @@
+"""Registry client: credentials sources, endpoints, challenges, and the Bearer token flow against a
+small real HTTP server on 127.0.0.1 (docker-registry itself only offers htpasswd without a token
+server; that path is covered by tests/integration/test_publish.py)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import output, registry
+from gitops_cli.errors import RegistryAuthError, RegistryError, UsageError, VerificationError
+from gitops_cli.imageref import parse
+
+USER, PASSWORD, TOKEN = "robot", "pa55-word-xyz", "tok-123"
+MANIFEST = json.dumps({
+    "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
+               "digest": "sha256:" + "c" * 64},
+    "layers": [],
+}).encode()
+DIGEST = "sha256:" + hashlib.sha256(MANIFEST).hexdigest()
+
+
+class TokenRegistry(BaseHTTPRequestHandler):
+    """/token issues TOKEN for USER:PASSWORD; /v2/team/app/manifests/1 needs `Bearer TOKEN`."""
+
+    requests: list[tuple[str, str, str | None]] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        auth = self.headers.get("Authorization")
+        TokenRegistry.requests.append((self.command, self.path, auth))
+        if self.path.startswith("/token"):
+            good = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if auth != good:
+                return self._reply(401, b'{"details":"bad creds"}')
+            assert "scope=repository%3Ateam%2Fapp%3Apull" in self.path and "service=test" in self.path
+            return self._reply(200, json.dumps({"token": TOKEN}).encode())
+        if auth != f"Bearer {TOKEN}":
+            realm = f"http://127.0.0.1:{self.server.server_port}/token"
+            return self._reply(401, b"", {"WWW-Authenticate": f'Bearer realm="{realm}",service="test",'
+                                                               'scope="repository:team/app:pull"'})
+        if self.path == "/v2/team/app/manifests/1":
+            media_type = "application/vnd.docker.distribution.manifest.v2+json"
+            return self._reply(200, MANIFEST, {"Docker-Content-Digest": DIGEST, "Content-Type": media_type})
+        if self.path == "/v2/team/app/manifests/500":
+            return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}')
+        return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+
+    do_HEAD = do_GET
+
+
+@pytest.fixture
+def token_registry() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    TokenRegistry.requests = []
+    try:
+        yield f"127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def creds() -> registry.Credentials:
+    return registry.Credentials(USER, PASSWORD, "test")
+
+
+def test_bearer_flow_resolves_digest(token_registry: str) -> None:
+    ref = parse(f"{token_registry}/team/app:1")
+    assert registry.resolve_digest(ref, creds()) == DIGEST
+    manifest = registry.get_manifest(ref, creds())
+    assert manifest is not None and manifest.digest == DIGEST and not manifest.is_index
+    assert manifest.config_digest == "sha256:" + "c" * 64
+
+
+def test_token_is_reused_within_a_client(token_registry: str) -> None:
+    ref = parse(f"{token_registry}/team/app:1")
+    client = registry.Client(token_registry, creds())
+    registry.head_digest(ref, client=client)
+    registry.get_manifest(ref, client=client)
+    assert sum(1 for _, path, _ in TokenRegistry.requests if path.startswith("/token")) == 1
+
+
+def test_missing_tag_is_none_and_unresolvable(token_registry: str) -> None:
+    ref = parse(f"{token_registry}/team/app:2")
+    assert registry.head_digest(ref, creds()) is None
+    with pytest.raises(VerificationError, match="has no such tag"):
+        registry.resolve_digest(ref, creds())
+
+
+def test_bad_password_is_auth_error_without_secret(token_registry: str) -> None:
+    bad = registry.Credentials(USER, "wrong-password-123", "test")
+    with pytest.raises(RegistryAuthError) as info:
+        registry.resolve_digest(parse(f"{token_registry}/team/app:1"), bad)
+    assert info.value.exit_code == 9
+    assert "robot" in info.value.message
+    assert "wrong-password-123" not in info.value.message + str(info.value.hint)
+
+
+def test_anonymous_token_refused_is_auth_error(token_registry: str) -> None:
+    with pytest.raises(RegistryAuthError, match="no credentials found"):
+        registry.resolve_digest(parse(f"{token_registry}/team/app:1"))
+
+
+def test_server_error_names_url_and_detail(token_registry: str) -> None:
+    ref = parse(f"{token_registry}/team/app:500")
+    with pytest.raises(RegistryError, match=r"GET http://.*/manifests/500 answered 500: storage broke"):
+        registry.get_manifest(ref, creds())
+    with pytest.raises(RegistryError, match=r"HEAD http://.*/manifests/500 answered 500$"):
+        registry.head_digest(ref, creds())
+
+
+def test_unreachable_names_url() -> None:
+    from tests.fixtures.services import free_port
+
+    port = free_port()
+    with pytest.raises(RegistryError) as info:
+        registry.resolve_digest(parse(f"127.0.0.1:{port}/team/app:1"))
+    assert info.value.exit_code == 8
+    assert f"http://127.0.0.1:{port}/v2/team/app/manifests/1" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "host, url",
+    [
+        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("127.0.0.2", "http://127.0.0.2"),
+        ("localhost:5000", "http://localhost:5000"),
+        ("[::1]:5000", "http://[::1]:5000"),
+        ("registry.example.com", "https://registry.example.com"),
+        ("10.1.2.3:5000", "https://10.1.2.3:5000"),
+        ("docker.io", "https://registry-1.docker.io"),
+    ],
+)
+def test_base_url(host: str, url: str) -> None:
+    assert registry.base_url(host) == url
+
+
+def test_insecure_registries_use_http() -> None:
+    assert registry.base_url("reg.internal:5000", ["reg.internal:5000"]) == "http://reg.internal:5000"
+
+
+def test_parse_challenge() -> None:
+    scheme, params = registry.parse_challenge(
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
+        'scope="repository:samalba/my-app:pull,push"')
+    assert scheme == "bearer"
+    assert params == {"realm": "https://auth.docker.io/token", "service": "registry.docker.io",
+                      "scope": "repository:samalba/my-app:pull,push"}
+    assert registry.parse_challenge('Basic realm="x"') == ("basic", {"realm": "x"})
+
+
+def test_registry_host_normalises_hub() -> None:
+    assert registry.registry_host(parse("nginx:1")) == "docker.io"
+    assert registry.registry_host(parse("index.docker.io/team/app:1")) == "docker.io"
+    assert registry.registry_host(parse("localhost:5000/app:1")) == "localhost:5000"
+
+
+# --- credentials -------------------------------------------------------------------------------------
+def write_config(tmp_path: Path, data: dict) -> dict[str, str]:
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    return {"DOCKER_CONFIG": str(tmp_path), "PATH": os.environ["PATH"]}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_precedence_flags_env_config(tmp_path: Path) -> None:
+    env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
+    assert registry.resolve_credentials("reg.example.com", environ=env).username == "cfg"
+    env |= {"GITOPS_REGISTRY_USERNAME": "envuser", "GITOPS_REGISTRY_PASSWORD": "envpass"}
+    got = registry.resolve_credentials("reg.example.com", environ=env)
+    assert (got.username, got.password, got.source) == ("envuser", "envpass", "environment")
+    got = registry.resolve_credentials("reg.example.com", "flaguser", "flagpass", environ=env)
+    assert (got.username, got.password) == ("flaguser", "flagpass")
+
+
+def test_username_flag_takes_env_password() -> None:
+    got = registry.resolve_credentials("r", "u", None, environ={"GITOPS_REGISTRY_PASSWORD": "p-from-env"})
+    assert got.password == "p-from-env"
+
+
+@pytest.mark.parametrize(
+    "username, password, env, message",
+    [
+        (None, "pw-only", {}, "needs --username"),
+        ("u", None, {}, "without a password"),
+        (None, None, {"GITOPS_REGISTRY_USERNAME": "u"}, "both"),
+    ],
+)
+def test_incomplete_credentials(username, password, env, message) -> None:
+    with pytest.raises(UsageError, match=message):
+        registry.resolve_credentials("r", username, password, environ=env)
+
+
+@pytest.mark.parametrize("key", ["https://reg.example.com:5000/v1/", "reg.example.com:5000",
+                                 "http://reg.example.com:5000"])
+def test_docker_config_key_spellings(tmp_path: Path, key: str) -> None:
+    env = write_config(tmp_path, {"auths": {key: {"auth": b64("u:p:with:colons")}}})
+    got = registry.docker_config_credentials("reg.example.com:5000", env)
+    assert got is not None and (got.username, got.password) == ("u", "p:with:colons")
+
+
+def test_docker_hub_key(tmp_path: Path) -> None:
+    env = write_config(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": b64("hubuser:hubpass")}}})
+    assert registry.docker_config_credentials("docker.io", env).username == "hubuser"
+    assert registry.docker_config_credentials("ghcr.io", env) is None
+
+
+def test_identity_token(tmp_path: Path) -> None:
+    env = write_config(tmp_path, {"auths": {"reg.example.com": {"identitytoken": "refresh-tok"}}})
+    got = registry.docker_config_credentials("reg.example.com", env)
+    assert got.is_identity_token
+    assert got.auth_config("reg.example.com") == {"identitytoken": "refresh-tok",
+                                                  "serveraddress": "reg.example.com"}
+
+
+def test_missing_config_is_none(tmp_path: Path) -> None:
+    assert registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path / "absent")}) is None
+
+
+def test_malformed_config(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(RegistryAuthError, match="cannot read the docker config"):
+        registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path)})
+
+
+def install_helper(bindir: Path, name: str, script: str) -> None:
+    bindir.mkdir(exist_ok=True)
+    path = bindir / f"docker-credential-{name}"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+
+
+def test_cred_helper_wins_over_auths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "fake", 'read server\n[ "$1" = get ] || exit 3\n'
+                   'echo "{\\"ServerURL\\": \\"$server\\", \\"Username\\": \\"helper-$server\\", '
+                   '\\"Secret\\": \\"helper-secret\\"}"\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    env = write_config(tmp_path, {"credHelpers": {"reg.example.com": "fake"},
+                                  "auths": {"reg.example.com": {"auth": b64("stale:stale")}}})
+    got = registry.docker_config_credentials("reg.example.com", env)
+    assert (got.username, got.password) == ("helper-reg.example.com", "helper-secret")
+    assert "docker-credential-fake" in got.source
+    assert output.redact("x helper-secret y") == "x *** y"
+
+
+def test_creds_store_for_hub_and_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "store", 'read server\nif [ "$server" = "https://index.docker.io/v1/" ]; then\n'
+                   '  echo \'{"Username": "hub", "Secret": "hub-secret"}\'\nelse\n'
+                   '  echo "credentials not found in native keychain"; exit 1\nfi\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    env = write_config(tmp_path, {"credsStore": "store"})
+    assert registry.docker_config_credentials("docker.io", env).username == "hub"
+    assert registry.docker_config_credentials("other.example.com", env) is None
+
+
+def test_missing_helper_warns_and_falls_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = write_config(tmp_path, {"credsStore": "not-installed-xyz",
+                                  "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
+    assert registry.docker_config_credentials("r.example.com", env).username == "a"
+    assert "docker-credential-not-installed-xyz is not installed" in capsys.readouterr().err
+
+
+def test_password_never_in_repr_and_registered() -> None:
+    c = registry.Credentials("user", "very-secret-pw", "test")
+    assert "very-secret-pw" not in repr(c)
+    assert output.redact("very-secret-pw") == "***"
+
+
+def test_read_password_strips_newline() -> None:
+    import io
+
+    assert registry.read_password(io.StringIO("pw-from-stdin\r\n")) == "pw-from-stdin"
+    with pytest.raises(UsageError, match="nothing was read"):
+        registry.read_password(io.StringIO("\n"))
