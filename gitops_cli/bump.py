@@ -156,8 +156,8 @@ def _matches(ref: Any, target: ImageRef) -> bool:
 
 
 def _restricted(ref: Any, container: str | None) -> bool:
-    """True when --container excludes this reference (a container/compose service of another name)."""
-    return container is not None and ref.kind in ("container", "compose") and ref.container != container
+    """True when --container excludes this reference (as yamledit does: string-form references only)."""
+    return container is not None and ref.form == "string" and ref.container != container
 
 
 def compute_edits(
@@ -171,10 +171,10 @@ def compute_edits(
 
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably.
     """
-    from gitops_cli.yamledit import discover, locate, read_text, update_images
+    from gitops_cli.yamledit import discover, locate, needles_for, read_text, update_images
 
-    needles = sorted({i.path.rsplit("/", 1)[-1] for i in images})
     targets = list(images)
+    needles = needles_for(targets)
     edits: list[FileEdit] = []
     skipped: list[str] = []
     found: set[str] = set()

@@ -60,12 +60,17 @@ def bump(
     """
     from gitops_cli.bump import BumpRequest, unified_diff
     from gitops_cli.bump import bump as run_bump
-    from gitops_cli.errors import UsageError
+    from gitops_cli.errors import InvalidReferenceError, UsageError
     from gitops_cli.imageref import parse_tagged
 
     if output_format not in ("text", "json"):
         raise UsageError(f"--output {output_format!r}: expected text or json")
-    images = [parse_tagged(text) for text in image]  # exit 2 before anything is cloned
+    images = []
+    for text in image:  # exit 2 before anything is cloned
+        try:
+            images.append(parse_tagged(text))
+        except InvalidReferenceError as exc:
+            raise InvalidReferenceError(f"--image {text!r}: {exc.message}", hint=exc.hint) from None
     settings = load_settings(Path("."), {
         "deploy_repo": deploy_repo, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,

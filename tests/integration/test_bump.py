@@ -1,0 +1,372 @@
+"""`gitops bump` end to end against a bare deploy repo over file:// (and local checkouts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import SEED_FILES, DeployRemote, git, make_bare_remote
+
+pytestmark = pytest.mark.integration
+
+API = "registry.example.com/team/api"
+API_FILE = "apps/api/deployment.yaml"
+
+
+def no_identity_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment with no git identity at all: empty HOME, no system config."""
+    home = tmp_path / "empty-home"
+    home.mkdir(exist_ok=True)
+    return {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "TMPDIR": str(_tmpdir(tmp_path)),
+        **extra,
+    }
+
+
+def _tmpdir(tmp_path: Path) -> Path:
+    d = tmp_path / "gitops-tmp"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+def api_expected(tag: str) -> bytes:
+    """The seed API manifest with exactly the two image values' tags changed (args/comments untouched)."""
+    text = SEED_FILES[API_FILE]
+    old_init = f"image: {API}:1.0.0   # same image"
+    old_main = f'image: "{API}:1.0.0" # pinned by CI'
+    assert text.count(old_init) == 1 and text.count(old_main) == 1
+    text = text.replace(old_init, f"image: {API}:{tag}   # same image")
+    text = text.replace(old_main, f'image: "{API}:{tag}" # pinned by CI')
+    return text.encode()
+
+
+def test_bump_commits_exactly_the_image_values(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    before = deploy_remote.head()
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path)
+    )
+    assert res.returncode == 0, res.stderr
+    sha = res.stdout.strip()
+    assert sha == deploy_remote.head()
+    assert deploy_remote.git("rev-parse", f"{sha}~1").strip() == before  # exactly one new commit on top
+    assert deploy_remote.changed_files() == [API_FILE]
+    assert deploy_remote.show(API_FILE) == api_expected("2.0.0")
+    for rel, content in SEED_FILES.items():  # every other byte of the repo is untouched
+        if rel != API_FILE:
+            assert deploy_remote.show(rel) == content.encode(), rel
+    assert deploy_remote.message() == (f"Update {API} image to {API}:2.0.0\n\nImage: {API}:2.0.0\n\n")
+    assert deploy_remote.log("%an <%ae>|%cn <%ce>")[0] == (
+        "gitops-cli <gitops-cli@localhost>|gitops-cli <gitops-cli@localhost>"
+    )
+    assert f"{API_FILE}:13:" in res.stderr and f"{API_FILE}:18:" in res.stderr
+    assert list(_tmpdir(tmp_path).iterdir()) == []  # the temporary clone is gone
+
+
+def test_author_message_template_and_ci_trailers(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    env = no_identity_env(
+        tmp_path,
+        GITOPS_AUTHOR="Deploy Bot <bot@example.com>",
+        GITHUB_ACTIONS="true",
+        GITHUB_SHA="c" * 40,
+        GITHUB_SERVER_URL="https://github.com",
+        GITHUB_REPOSITORY="org/app",
+        GITHUB_RUN_ID="77",
+    )
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            deploy_remote.url,
+            "--image",
+            "registry.example.com/team/worker:v9",
+            "--message",
+            "chore(worker): {tag} (was {old})",
+        ],
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message() == (
+        "chore(worker): v9 (was registry.example.com/team/worker:1.0.0)\n\n"
+        "Image: registry.example.com/team/worker:v9\n"
+        f"Source-Commit: {'c' * 40}\n"
+        "CI-Run: https://github.com/org/app/actions/runs/77\n\n"
+    )
+    assert deploy_remote.log("%an <%ae>")[0] == "Deploy Bot <bot@example.com>"
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            deploy_remote.url,
+            "--image",
+            "registry.example.com/team/worker:v10",
+            "--author",
+            "Flag Person <flag@example.com>",
+        ],
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.log("%an <%ae>")[0] == "Flag Person <flag@example.com>"
+
+
+def test_several_images_one_commit(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    images = [
+        f"{API}:3.0.0",
+        "registry.example.com/team/web:3.0.0",
+        "registry.example.com/team/frontend:3.0.0",
+    ]
+    args = ["bump", "--deploy-repo", deploy_remote.url]
+    for image in images:
+        args += ["--image", image]
+    res = gitops(args, env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert len(deploy_remote.log()) == 2
+    assert sorted(deploy_remote.changed_files()) == [
+        API_FILE,
+        "apps/web/kustomization.yaml",
+        "charts/frontend/values.yaml",
+    ]
+    message = deploy_remote.message()
+    assert message.startswith("Update 3 images\n\n")
+    for image in images:
+        assert f"Image: {image}\n" in message
+    assert b'newTag: "3.0.0"   # bumped by CI' in deploy_remote.show("apps/web/kustomization.yaml")
+    assert b'  tag: "3.0.0"\n' in deploy_remote.show("charts/frontend/values.yaml")
+
+
+def test_already_up_to_date_makes_no_commit(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    args = ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"]
+    assert gitops(args, env=no_identity_env(tmp_path)).returncode == 0
+    head = deploy_remote.head()
+    res = gitops(args, env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "already up to date"
+    assert deploy_remote.head() == head
+    assert "Pushing" not in res.stderr
+
+
+def test_dry_run_prints_diff_and_changes_nothing(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    before = deploy_remote.head()
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--dry-run"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == before
+    assert deploy_remote.git("for-each-ref", "--format=%(refname)").split() == ["refs/heads/main"]
+    lines = res.stdout.splitlines()
+    assert lines[:3] == [f"diff --git a/{API_FILE} b/{API_FILE}", f"--- a/{API_FILE}", f"+++ b/{API_FILE}"]
+    assert [ln for ln in lines if ln.startswith(("-", "+")) and not ln.startswith(("---", "+++"))] == [
+        f"-          image: {API}:1.0.0   # same image, runs migrations",
+        f"+          image: {API}:2.0.0   # same image, runs migrations",
+        f'-          image: "{API}:1.0.0" # pinned by CI',
+        f'+          image: "{API}:2.0.0" # pinned by CI',
+    ]
+    assert "\033[" not in res.stdout  # no colour when stdout is not a terminal
+    assert list(_tmpdir(tmp_path).iterdir()) == []
+
+
+def test_no_commit_patches_a_local_checkout(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    head = git("rev-parse", "HEAD", cwd=checkout).strip()
+    res = gitops(
+        ["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--no-commit"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [API_FILE]
+    assert (checkout / API_FILE).read_bytes() == api_expected("2.0.0")
+    assert git("rev-parse", "HEAD", cwd=checkout).strip() == head
+    assert git("status", "--porcelain", cwd=checkout).splitlines() == [f" M {API_FILE}"]
+    assert deploy_remote.head() == head
+
+
+def test_no_commit_needs_a_local_checkout(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--no-commit"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 2 and "--no-commit" in res.stderr
+
+
+def test_local_checkout_commits_and_pushes_to_origin(
+    deploy_remote: DeployRemote, gitops, tmp_path: Path
+) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    deploy_remote.commit_change("unrelated.txt", "moved on\n")  # the checkout is now behind origin
+    res = gitops(
+        ["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path)
+    )
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == res.stdout.strip() == git("rev-parse", "HEAD", cwd=checkout).strip()
+    assert deploy_remote.show(API_FILE) == api_expected("2.0.0")
+    assert deploy_remote.show("unrelated.txt") == b"moved on\n"
+    assert git("rev-parse", "--is-shallow-repository", cwd=checkout).strip() == "false"
+
+
+def test_local_checkout_must_be_clean(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / "README.md").write_text("edited\n")
+    res = gitops(
+        ["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path)
+    )
+    assert res.returncode == 4, res.stderr
+    assert (checkout / API_FILE).read_bytes() == SEED_FILES[API_FILE].encode()
+
+
+def test_output_json_lists_every_change(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--output", "json"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["pushed"] is True and data["commit"] == deploy_remote.head() and data["up_to_date"] is False
+    assert data["files"] == [API_FILE] and data["branch"] == "main"
+    changes = [{k: c[k] for k in ("file", "line", "column")} for c in data["changes"]]
+    assert changes == [
+        {"file": API_FILE, "line": 13, "column": 18},
+        {"file": API_FILE, "line": 18, "column": 18},
+    ]
+    for change in data["changes"]:
+        assert "1.0.0" in change["old"] and "2.0.0" in change["new"] and change["image"]
+
+
+def test_push_branch_leaves_the_base_branch_alone(
+    deploy_remote: DeployRemote, gitops, tmp_path: Path
+) -> None:
+    before = deploy_remote.head()
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            deploy_remote.url,
+            "--image",
+            f"{API}:2.0.0",
+            "--push-branch",
+            "bump/api-2.0.0",
+        ],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == before
+    assert deploy_remote.head("bump/api-2.0.0") == res.stdout.strip()
+    assert deploy_remote.git("rev-parse", "bump/api-2.0.0~1").strip() == before
+    assert deploy_remote.show(API_FILE, "bump/api-2.0.0") == api_expected("2.0.0")
+    # A re-run finds the review branch already carries the bump: nothing new is pushed.
+    again = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            deploy_remote.url,
+            "--image",
+            f"{API}:2.0.0",
+            "--push-branch",
+            "bump/api-2.0.0",
+        ],
+        env=no_identity_env(tmp_path),
+    )
+    assert again.returncode == 0, again.stderr
+    assert deploy_remote.head("bump/api-2.0.0") == res.stdout.strip()
+
+
+def test_branch_option(tmp_path: Path, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "r", branch="production")
+    git("branch", "staging", "production", cwd=remote.path)
+    res = gitops(
+        ["bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0", "--branch", "staging"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert remote.head("staging") == res.stdout.strip() and remote.head("staging") != remote.head(
+        "production"
+    )
+
+
+def test_not_found_exits_3_and_says_where(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    before = deploy_remote.head()
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", "registry.example.com/team/ap:2.0.0"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 3, res.stderr
+    assert "registry.example.com/team/ap" in res.stderr and deploy_remote.url in res.stderr
+    assert deploy_remote.head() == before
+    # --path limits where it looks; --container limits which containers count.
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--path", "charts"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 3 and "charts" in res.stderr
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--container", "nope"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 3 and "nope" in res.stderr
+    assert deploy_remote.head() == before
+
+
+def test_container_option_restricts_to_that_container(
+    deploy_remote: DeployRemote, gitops, tmp_path: Path
+) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--container", "api"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    text = deploy_remote.show(API_FILE).decode()
+    assert f'image: "{API}:2.0.0" # pinned by CI' in text
+    assert f"image: {API}:1.0.0   # same image" in text  # the `migrate` init container is not `api`
+
+
+@pytest.mark.parametrize("image", ["Registry.example.com/Team/API:2", "team/api", "team/api:bad tag", ""])
+def test_invalid_image_exits_2_before_cloning(image: str, gitops, tmp_path: Path) -> None:
+    # The remote does not exist: an attempt to reach it would fail with exit 10, not 2.
+    res = gitops(
+        ["bump", "--deploy-repo", (tmp_path / "missing.git").as_uri(), "--image", image],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 2, res.stderr
+    assert "image" in res.stderr and "missing.git" not in res.stderr
+
+
+def test_unreachable_remote_exits_10(gitops, tmp_path: Path) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", (tmp_path / "missing.git").as_uri(), "--image", f"{API}:2"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 10, res.stderr
+    assert res.stderr.count("\n") <= 3 and "Traceback" not in res.stderr
+
+
+def test_unparseable_template_is_skipped_with_a_warning(
+    deploy_remote: DeployRemote, gitops, tmp_path: Path
+) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", deploy_remote.url, "--image", "registry.example.com/team/frontend:4"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 0, res.stderr
+    assert "warning: charts/frontend/templates/deployment.yaml:6: skipped (" in res.stderr
+    assert deploy_remote.changed_files() == ["charts/frontend/values.yaml"]
+
+
+def test_all_or_nothing_when_a_digest_cannot_be_resolved(tmp_path: Path, gitops) -> None:
+    digest = "sha256:" + "1" * 64
+    files = {
+        "a.yaml": "image: 127.0.0.1:9/team/app:1.0.0\n",
+        "b.yaml": f"image: 127.0.0.1:9/team/app:1.0.0@{digest}\n",
+    }
+    remote = make_bare_remote(tmp_path / "r", files)
+    before = remote.head()
+    res = gitops(
+        ["bump", "--deploy-repo", remote.url, "--image", "127.0.0.1:9/team/app:2.0.0"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode not in (0, 70), res.stderr
+    assert "b.yaml" in res.stderr or "127.0.0.1:9" in res.stderr
+    assert remote.head() == before

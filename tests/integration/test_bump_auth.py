@@ -1,0 +1,162 @@
+"""`gitops bump` authentication: a token over smart HTTP with basic auth, a key over ssh."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import git, make_bare_remote
+
+pytestmark = pytest.mark.integration
+
+API = "registry.example.com/team/api"
+TOKEN = "glpat-T0k3n-never-print-me"
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "TMPDIR": str(tmp), **extra}
+
+
+def _files_containing(root: Path, *needles: str) -> list[Path]:
+    hits = []
+    for f in root.rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            data = f.read_bytes()
+            if any(n.encode() in data for n in needles):
+                hits.append(f)
+    return hits
+
+
+def _secret_forms(token: str, user: str = "x-access-token") -> tuple[str, str]:
+    return token, base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+def test_token_over_smart_http(tmp_path: Path, http_git_server, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=TOKEN)
+    env = _env(tmp_path, GITOPS_GIT_TOKEN=TOKEN)
+    res = gitops(
+        ["bump", "--deploy-repo", server.url(), "--image", f"{API}:2.0.0", "--output", "json"], env=env
+    )
+    assert res.returncode == 0, res.stderr
+    assert remote.show("apps/api/deployment.yaml").count(b":2.0.0") == 2
+    for text in (res.stdout, res.stderr, remote.message()):
+        for secret in _secret_forms(TOKEN):
+            assert secret not in text
+    assert "token from GITOPS_GIT_TOKEN" in res.stderr
+    assert _files_containing(tmp_path / "tmp", *_secret_forms(TOKEN)) == []
+    assert list((tmp_path / "tmp").iterdir()) == []  # the clone is gone
+    assert _files_containing(remote.path, *_secret_forms(TOKEN)) == []
+
+
+def test_local_checkout_over_http_keeps_token_out_of_git_config(
+    tmp_path: Path, http_git_server, gitops
+) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=TOKEN)
+    header = f"Authorization: Basic {_secret_forms(TOKEN)[1]}"
+    checkout = tmp_path / "checkout"
+    git("-c", f"http.extraHeader={header}", "clone", "--quiet", server.url(), str(checkout))
+    res = gitops(
+        ["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"],
+        env=_env(tmp_path, GITOPS_GIT_TOKEN=TOKEN),
+    )
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    assert _files_containing(checkout / ".git", *_secret_forms(TOKEN)) == []
+    assert TOKEN not in res.stderr
+
+
+def test_credentials_in_the_url_are_used_but_never_shown(tmp_path: Path, http_git_server, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    server = http_git_server(tmp_path / "srv", user="deployer", token=TOKEN)
+    url = server.url().replace("http://", f"http://deployer:{TOKEN}@")
+    res = gitops(["bump", "--deploy-repo", url, "--image", f"{API}:2.0.0"], env=_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    assert TOKEN not in res.stdout + res.stderr and "deployer:" not in res.stderr
+    assert server.url() in res.stderr
+
+
+def test_bad_or_missing_token_exits_11(tmp_path: Path, http_git_server, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    before = remote.head()
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=TOKEN)
+    wrong = "wrong-token-also-secret"
+    res = gitops(
+        ["bump", "--deploy-repo", server.url(), "--image", f"{API}:2.0.0"],
+        env=_env(tmp_path, GITOPS_GIT_TOKEN=wrong),
+    )
+    assert res.returncode == 11, res.stderr
+    assert wrong not in res.stdout + res.stderr and "GITOPS_GIT_TOKEN" in res.stderr
+    res = gitops(["bump", "--deploy-repo", server.url(), "--image", f"{API}:2.0.0"], env=_env(tmp_path))
+    assert res.returncode == 11, res.stderr
+    assert remote.head() == before
+
+
+def test_ssh_with_a_key(tmp_path: Path, sshd_server, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    env = _env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts))
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            sshd_server.url(remote.path),
+            "--image",
+            f"{API}:2.0.0",
+            "--ssh-key",
+            str(sshd_server.client_key),
+        ],
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip()
+    assert remote.show("apps/api/deployment.yaml").count(b":2.0.0") == 2
+
+
+def test_ssh_accepts_a_new_host_key_into_the_given_known_hosts(tmp_path: Path, sshd_server, gitops) -> None:
+    remote = make_bare_remote(tmp_path / "srv")
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            sshd_server.url(remote.path),
+            "--image",
+            f"{API}:2.0.0",
+            "--ssh-key",
+            str(sshd_server.client_key),
+        ],
+        env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(known)),
+    )
+    assert res.returncode == 0, res.stderr
+    host_key = sshd_server.known_hosts.read_text().split()[2]
+    assert host_key in known.read_text()  # added (hashed, per Debian's HashKnownHosts)
+
+
+def test_ssh_with_an_unknown_key_exits_11(tmp_path: Path, sshd_server, gitops) -> None:
+    import subprocess
+
+    remote = make_bare_remote(tmp_path / "srv")
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    res = gitops(
+        [
+            "bump",
+            "--deploy-repo",
+            sshd_server.url(remote.path),
+            "--image",
+            f"{API}:2.0.0",
+            "--ssh-key",
+            str(other),
+        ],
+        env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts)),
+    )
+    assert res.returncode == 11, res.stderr
