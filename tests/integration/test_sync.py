@@ -293,6 +293,11 @@ def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
     assert both.returncode == 2
     nothing = sync(kube, tmp_path, "--repo", remote.url, "--path", "apps/web/missing")
     assert nothing.returncode == 2
+    no_repo = sync(kube, tmp_path)
+    assert no_repo.returncode == 2 and "--repo is required" in no_repo.stderr
+    push(remote, tmp_path, {"docs/notes.yaml": "title: not an object\n"})
+    none = sync(kube, tmp_path, "--repo", remote.url, "--path", "docs")
+    assert none.returncode == 3 and "no Kubernetes objects in docs" in none.stderr
 
 
 def test_local_checkout_and_https_token_never_stored(remote, kube, tmp_path, http_git_server):
