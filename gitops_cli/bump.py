@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import ci, deployrepo, git, output
-from gitops_cli.errors import GitError, NotFoundError, PushRetriesExhaustedError, UsageError
+from gitops_cli.errors import GitError, GitopsError, NotFoundError, PushRetriesExhaustedError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
 
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
@@ -192,12 +192,27 @@ def compute_edits(
         if not hits:
             continue
         found |= hits
-        new, changes = update_images(text, targets, container=container, resolve_digest=resolve_digest,
-                                     filename=rel)
+        new, changes = update_images(text, targets, container=container,
+                                     resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
         if new != text:
             owners = [_owner(c, located.references, targets) for c in changes]
             edits.append(FileEdit(rel, text, new, list(changes), owners))
     return edits, skipped, found
+
+
+def _naming_file(resolve: DigestResolver | None, rel: str) -> DigestResolver | None:
+    """The resolver, with its errors naming the file and line that needs the digest."""
+    if resolve is None:
+        return None
+
+    def resolve_for(target: ImageRef, reference: Any) -> str:
+        try:
+            return resolve(target, reference)
+        except GitopsError as exc:
+            raise type(exc)(f"{rel}:{reference.line}: needs the digest of {target}: {exc.message}",
+                            hint=exc.hint, exit_code=exc.exit_code) from None
+
+    return resolve_for
 
 
 def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) -> str | None:

@@ -180,10 +180,17 @@ def default_branch(remote: Remote) -> str:
     res = git.run(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
                   what=f"reading {remote.display}")
     m = _SYMREF_RE.search(res.stdout)
-    if not m:
-        raise GitError(f"{remote.display}: the remote has no default branch (empty repository?)",
-                       hint="pass --branch")
-    return m.group("branch")
+    if m:
+        return m.group("branch")
+    # HEAD names no existing branch (e.g. a bare repo whose HEAD is master while only main was pushed).
+    heads = git.run(["ls-remote", "--heads", remote.url], env=remote.env, what=f"reading {remote.display}")
+    branches = [ln.split("\trefs/heads/", 1)[1] for ln in heads.stdout.splitlines() if "\trefs/heads/" in ln]
+    if len(branches) == 1:
+        return branches[0]
+    if not branches:
+        raise GitError(f"{remote.display}: the remote has no branch (empty repository?)")
+    raise GitError(f"{remote.display}: the remote's HEAD names no branch; it has {', '.join(branches[:5])}",
+                   hint="pass --branch")
 
 
 def clone(remote: Remote, dest: Path, branch: str) -> None:

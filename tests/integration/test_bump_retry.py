@@ -1,0 +1,79 @@
+"""The push-retry loop on a real remote: another pipeline pushes right before each of our pushes.
+
+The competing pushes are real commits to the real bare repo; only their timing is arranged (they land
+between our clone and our push), which is what makes the race deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import bump as bump_mod
+from gitops_cli import deployrepo
+from gitops_cli.errors import PushRetriesExhaustedError
+from gitops_cli.imageref import parse
+from tests.fixtures.gitremotes import DeployRemote
+
+pytestmark = pytest.mark.integration
+
+API = "registry.example.com/team/api"
+
+
+def _race(monkeypatch: pytest.MonkeyPatch, remote: DeployRemote, times: int, change: dict[str, str]) -> list:
+    """Before each of our first `times` pushes, another pipeline pushes `change` (file -> content) first."""
+    real_push = deployrepo.push
+    calls: list[str] = []
+
+    def push(repo: Path, target: deployrepo.Remote, branch: str) -> deployrepo.PushOutcome:
+        if len(calls) < times:
+            for rel, content in change.items():
+                remote.commit_change(rel, content + f"# competing push {len(calls)}\n", "competing pipeline")
+        calls.append(branch)
+        return real_push(repo, target, branch)
+
+    monkeypatch.setattr(deployrepo, "push", push)
+    return calls
+
+
+def _request(remote: DeployRemote, image: str, retries: int = 10) -> bump_mod.BumpRequest:
+    return bump_mod.BumpRequest(deploy_repo=remote.url, images=[parse(image)], retries=retries)
+
+
+def test_rejected_push_is_reapplied_on_the_new_head(
+    deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _race(monkeypatch, deploy_remote, 3, {"apps/search/rollout.yaml": "kind: Rollout\n"})
+    sleeps: list[float] = []
+    result = bump_mod.bump(_request(deploy_remote, f"{API}:2.0.0"), sleep=sleeps.append)
+    assert result.pushed and result.attempts == 4 and len(calls) == 4
+    assert len(sleeps) == 3 and all(0 <= s <= bump_mod.BACKOFF_CAP for s in sleeps)
+    log = deploy_remote.log("%s")
+    assert log[:4] == [f"Update {API} image to {API}:2.0.0"] + ["competing pipeline"] * 3
+    assert deploy_remote.git("rev-list", "--merges", "main").strip() == ""
+    assert result.commit == deploy_remote.head()
+    assert deploy_remote.changed_files() == ["apps/api/deployment.yaml"]
+    assert b"# competing push 2" in deploy_remote.show("apps/search/rollout.yaml")  # nothing lost
+
+
+def test_remote_that_already_has_the_bump_means_done(
+    deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another pipeline pushes the very same bump first: after re-applying there is nothing to push."""
+    bumped = deploy_remote.seed["apps/api/deployment.yaml"].replace(f"{API}:1.0.0", f"{API}:2.0.0")
+    bumped = bumped.replace(f'"--image={API}:2.0.0"', f'"--image={API}:1.0.0"')
+    _race(monkeypatch, deploy_remote, 1, {"apps/api/deployment.yaml": bumped})
+    result = bump_mod.bump(_request(deploy_remote, f"{API}:2.0.0"), sleep=lambda s: None)
+    assert result.up_to_date and not result.pushed and result.commit is None
+    assert deploy_remote.log("%s")[0] == "competing pipeline"
+
+
+def test_retries_exhausted_exits_12(deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch) -> None:
+    before_count = len(deploy_remote.log())
+    _race(monkeypatch, deploy_remote, 100, {"README.md": "busy\n"})
+    with pytest.raises(PushRetriesExhaustedError) as exc:
+        bump_mod.bump(_request(deploy_remote, f"{API}:2.0.0", retries=2), sleep=lambda s: None)
+    assert exc.value.exit_code == 12 and "after 2 retries" in exc.value.message
+    subjects = deploy_remote.log("%s")
+    assert len(subjects) == before_count + 3 and set(subjects[:3]) == {"competing pipeline"}
