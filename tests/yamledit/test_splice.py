@@ -1,0 +1,215 @@
+"""yamledit.splice: form-keeping, byte-exact updates, verified by re-parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_cli.errors import VerificationError
+from gitops_cli.imageref import parse
+from gitops_cli.yamledit import Edit, apply_edits, update_images
+from gitops_cli.yamledit import splice as splice_module
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def bump(text: str, *images: str, **kw) -> tuple[str, list]:
+    return update_images(text, [parse(i) for i in images], filename="f.yaml", **kw)
+
+
+def pod(image: str, name: str = "app") -> str:
+    return f"spec:\n  containers:\n  - name: {name}\n    image: {image}\n"
+
+
+def test_apply_edits_rejects_overlaps():
+    assert apply_edits("abcdef", [Edit(4, 5, "E"), Edit(0, 1, "A")]) == "AbcdEf"
+    with pytest.raises(ValueError):
+        apply_edits("abcdef", [Edit(0, 3, "x"), Edit(2, 4, "y")])
+    with pytest.raises(ValueError):
+        apply_edits("abc", [Edit(1, 1, "x"), Edit(1, 1, "y")])
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("team/app:1.0", "team/app:2.0"),                       # tag only
+    (f"team/app:1.0@{D1}", f"team/app:2.0@{D2}"),           # tag and digest
+    (f"team/app@{D1}", f"team/app@{D2}"),                   # digest only
+    ("team/app", "team/app:2.0"),                           # bare name
+    ("docker.io/team/app:1", "docker.io/team/app:2.0"),     # the name stays as written
+    ("index.docker.io/team/app:1", "index.docker.io/team/app:2.0"),
+])
+def test_each_form_is_kept(before, after):
+    new, changes = bump(pod(before), f"team/app:2.0@{D2}")
+    assert new == pod(after)
+    assert [(c.line, c.column, c.old, c.new, c.kind, c.field) for c in changes] == [
+        (4, 12, before, after, "container", None)]
+
+
+@pytest.mark.parametrize(("written", "target", "matches"), [
+    ("team/app-worker:1", "team/app:2", False),
+    ("team/app2:1", "team/app:2", False),
+    ("ghcr.io/team/app:1", "team/app:2", False),
+    ("docker.io/library/nginx:1", "nginx:2", True),
+    ("nginx:1", "docker.io/library/nginx:2", True),
+    ("index.docker.io/x/y:1", "x/y:2", True),
+    ("localhost:5000/app:1", "localhost:5001/app:2", False),
+    ("localhost:5000/app", "localhost:5000/app:2", True),
+])
+def test_repository_equality_only(written, target, matches):
+    new, changes = bump(pod(written), target)
+    assert bool(changes) is matches
+    assert (new != pod(written)) is matches
+
+
+def test_quote_styles_comments_crlf_bom_and_missing_final_newline_are_kept():
+    text = ("\ufeffspec:   \r\n  containers:\r\n  - name: a\r\n    image: 'team/app:1'   # keep me\r\n"
+            "  - {name: b, image: \"team/app:1\"}\r\n\r\n  - name: c\r\n    image: team/app  ")
+    new, changes = bump(text, "team/app:1.2.3")
+    assert new == text.replace("team/app:1'", "team/app:1.2.3'").replace('team/app:1"', 'team/app:1.2.3"') \
+        .replace("image: team/app  ", "image: team/app:1.2.3  ")
+    assert len(changes) == 3
+
+
+def test_plain_flow_value_with_a_colon_gets_quoted():
+    text = "spec:\n  containers: [{name: a, image: team/app}]\n"
+    new, _ = bump(text, "team/app:2")
+    assert new == 'spec:\n  containers: [{name: a, image: "team/app:2"}]\n'
+
+
+def test_block_scalars_args_annotations_untouched():
+    text = """\
+metadata:
+  annotations:
+    image: team/app:1
+spec:
+  containers:
+  - name: a
+    image: team/app:1
+    args: ["team/app:1", "image: team/app:1"]
+    command:
+    - |
+      image: team/app:1
+"""
+    new, changes = bump(text, "team/app:2")
+    assert len(changes) == 1
+    assert new == text.replace("    image: team/app:1\n    args", "    image: team/app:2\n    args")
+
+
+def test_container_restriction():
+    text = pod("team/app:1", "web") + "  - name: worker\n    image: team/app:1\n"
+    new, changes = bump(text, "team/app:2", container="worker")
+    assert new == pod("team/app:1", "web") + "  - name: worker\n    image: team/app:2\n"
+    assert [c.line for c in changes] == [6]
+
+
+def test_anchored_scalar_is_edited_once():
+    text = pod("&i team/app:1", "a") + "  initContainers:\n  - name: b\n    image: *i\n"
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace("&i team/app:1", "&i team/app:2") and len(changes) == 1
+    with pytest.raises(VerificationError, match="reads back"):  # the alias would change an excluded container
+        bump(text, "team/app:2", container="a")
+
+
+def test_kustomize_insert_newtag_block_and_flow_with_crlf():
+    text = ("kind: Kustomization\r\nimages:\r\n- name: team/app # ours\r\n  newName: reg.io/team/app\r\n"
+            "- {name: other, newName: team/app}\r\n- name: nginx\r\n  newTag: 1.0\r\n")
+    new, changes = bump(text, "reg.io/team/app:1.10", "team/app:v2", "nginx:1.10")
+    assert new == ("kind: Kustomization\r\nimages:\r\n- name: team/app # ours\r\n"
+                   '  newName: reg.io/team/app\r\n  newTag: "1.10"\r\n'
+                   "- {name: other, newName: team/app, newTag: v2}\r\n- name: nginx\r\n"
+                   '  newTag: "1.10"\r\n')
+    assert [(c.field, c.old, c.new) for c in changes] == [
+        ("newTag", "", "1.10"), ("newTag", "", "v2"), ("newTag", "1.0", "1.10")]
+
+
+def test_kustomize_digest_and_tag_forms():
+    head = "kind: Kustomization\nimages:\n"
+    text = head + f"- name: a/b\n  digest: {D1}\n- name: c/d\n  newTag: x\n  digest: {D1}\n"
+    new, _ = bump(text, f"a/b:2@{D2}", f"c/d:3@{D2}")
+    assert new == head + f'- name: a/b\n  digest: {D2}\n- name: c/d\n  newTag: "3"\n  digest: {D2}\n'
+
+
+def test_helm_maps():
+    text = f"""\
+image:
+  registry: docker.io
+  repository: bitnami/nginx
+  tag: ""   # set by CI
+  digest: ""
+worker:
+  image:
+    repository: team/worker
+    tag:
+pinned:
+  repository: team/pinned
+  tag: 1.0.0
+  digest: {D1}
+combined:
+  registry: registry.k8s.io
+  image: team/combined
+  tag: v1@{D1}
+"""
+    new, changes = bump(text, "bitnami/nginx:1.25", "team/worker:w2", f"team/pinned:2.0.0@{D2}",
+                        f"registry.k8s.io/team/combined:v2@{D2}")
+    assert new == text.replace('tag: ""', 'tag: "1.25"').replace("    tag:\n", "    tag: w2\n") \
+        .replace("tag: 1.0.0", "tag: 2.0.0").replace(f"digest: {D1}", f"digest: {D2}").replace(
+            f"tag: v1@{D1}", f"tag: v2@{D2}")
+    assert {c.field for c in changes} == {"tag", "digest"}
+
+
+def test_helm_map_without_tag_field_gets_one():
+    text = "image:\n  registry: ghcr.io\n  repository: team/app\n  pullPolicy: IfNotPresent\nother: 1\n"
+    new, _ = bump(text, "ghcr.io/team/app:7")
+    assert new == text.replace("IfNotPresent\n", 'IfNotPresent\n  tag: "7"\n')
+
+
+@pytest.mark.parametrize("tag", ["1.10", "20240101", "1e3", "true", "yes", "2024-01-15", "0x1f", "null",
+                                 "1_000"])
+def test_yaml_typing_is_respected(tag):
+    text = "image:\n  repository: team/app\n  tag: v1\n"
+    new, _ = bump(text, f"team/app:{tag}")
+    assert new == f'image:\n  repository: team/app\n  tag: "{tag}"\n'
+
+
+def test_safe_tags_stay_plain():
+    new, _ = bump("image:\n  repository: team/app\n  tag: v1\n", "team/app:1.2.3-alpine")
+    assert new.endswith("tag: 1.2.3-alpine\n")
+
+
+def test_digest_needed_but_missing():
+    text = pod(f"team/app:1@{D1}")
+    with pytest.raises(VerificationError, match="f.yaml:4"):
+        bump(text, "team/app:2")
+    calls = []
+
+    def resolver(target, ref):
+        calls.append((str(target), ref.line))
+        return D2
+
+    text2 = text + f"  - name: b\n    image: team/app@{D1}\n"
+    new, _ = bump(text2, "team/app:2", resolve_digest=resolver)
+    assert new == pod(f"team/app:2@{D2}") + f"  - name: b\n    image: team/app@{D2}\n"
+    assert calls == [("team/app:2", 4)]  # resolved once
+
+
+def test_target_with_digest_only_pins_by_digest():
+    new, _ = bump(pod("team/app:1"), f"team/app@{D2}")
+    assert new == pod(f"team/app@{D2}")
+
+
+def test_already_up_to_date_and_no_match_return_identical_text():
+    text = pod("team/app:2")
+    assert bump(text, "team/app:2") == (text, [])
+    assert bump(text, "team/other:2") == (text, [])
+
+
+def test_shared_helm_tag_through_merge_key_is_refused():
+    text = "defaults: &d\n  tag: '1'\na:\n  <<: *d\n  repository: team/a\n" \
+        "b:\n  <<: *d\n  repository: team/b\n"
+    with pytest.raises(VerificationError, match="alias or merge"):
+        bump(text, "team/a:2")
+
+
+def test_verification_catches_a_wrong_edit(monkeypatch):
+    monkeypatch.setattr(splice_module, "render", lambda value, style, flow=False: (value + ": x", style))
+    with pytest.raises(VerificationError, match="f.yaml"):
+        bump(pod("team/app:1"), "team/app:2")
