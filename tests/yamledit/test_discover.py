@@ -1,0 +1,60 @@
+"""yamledit.discover: which files are read, and byte-exact read / atomic write."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from gitops_cli.errors import UsageError
+from gitops_cli.yamledit import discover, read_text, write_atomic
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    files = {
+        "b.yaml": "a: 1\n", "a.yml": "a: 1\n", "notes.txt": "x", "z/deep/c.yaml": "c: 1\n",
+        "apps/app.yaml": "a: 1\n", ".git/config.yaml": "a: 1\n", "apps-x/d.yaml": "d: 1\n",
+    }
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    (tmp_path / "binary.yaml").write_bytes(b"a: 1\n\0\0")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "evil.yaml").write_text("a: 1\n")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "b.yaml")
+    (tmp_path / "linkdir").symlink_to(outside)
+    os.mkfifo(tmp_path / "fifo.yaml")
+    return tmp_path
+
+
+def rel(root: Path, paths) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in paths]
+
+
+def test_discover_skips_git_symlinks_binaries_and_non_regular_files(tree: Path):
+    assert rel(tree, discover(tree)) == ["a.yml", "apps/app.yaml", "apps-x/d.yaml", "b.yaml", "z/deep/c.yaml"]
+
+
+def test_subpaths_stay_inside_and_never_through_symlinks(tree: Path):
+    assert rel(tree, discover(tree, ["apps", "z", "apps/app.yaml", "./z/deep"])) == [
+        "apps/app.yaml", "z/deep/c.yaml"]
+    for bad in ["..", "../x", "linkdir", "link.yaml", str(tree.parent), "missing"]:
+        with pytest.raises(UsageError):
+            list(discover(tree, [bad]))
+
+
+def test_read_and_write_keep_every_byte(tmp_path: Path):
+    path = tmp_path / "f.yaml"
+    raw = "\ufeffa: 1\r\nb: é  \r\nc: 2".encode()
+    path.write_bytes(raw)
+    path.chmod(0o640)
+    text = read_text(path)
+    assert text.startswith("\ufeff") and "\r\n" in text
+    write_atomic(path, text.replace("c: 2", "c: 3"))
+    assert path.read_bytes() == raw.replace(b"c: 2", b"c: 3")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]  # no temp file left
