@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from gitops_cli import imageref
 from gitops_cli.errors import UsageError, VerificationError
@@ -377,6 +378,19 @@ def needles_for(targets: list[ImageRef]) -> list[str]:
     return sorted({t.path.rsplit("/", 1)[-1] for t in targets})
 
 
+@lru_cache(maxsize=64)
+def _mention_re(needles: tuple[str, ...]) -> re.Pattern[str]:
+    # The last path component as a whole word followed by a tag/digest separator, a quote, a flow
+    # indicator, whitespace or the end - but not as a mapping key (`app: x`, `app:` + newline).
+    words = "|".join(re.escape(n) for n in needles)
+    return re.compile(rf"(?<![\w.-])(?:{words})(?:[@\"'\s,\]}}]|:(?![ \t\r\n])|$)")
+
+
+def mentions(text: str, targets: list[ImageRef]) -> bool:
+    """Cheap pre-filter: False when text certainly holds no reference to any of the targets."""
+    return _mention_re(tuple(needles_for(targets))).search(text) is not None
+
+
 def update_images(text: str, targets: list[ImageRef], *, container: str | None = None,
                   resolve_digest: DigestResolver | None = None,
                   filename: str | None = None) -> tuple[str, list[Change]]:
@@ -389,7 +403,7 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
     for target in targets:
         if target.tag is None and target.digest is None:
             raise UsageError(f"--image {target}: a tag or digest is required")
-    if not targets or not any(n in text for n in needles_for(targets)):
+    if not targets or not mentions(text, targets):
         return text, []
     parsed = parse(text)
     refs = locate_parsed(parsed, filename)
