@@ -47,6 +47,7 @@ class BumpRequest:
     dry_run: bool = False
     retries: int = 10
     ssh_key: Path | None = None
+    trailers: Sequence[tuple[str, str]] = ()  # extra commit trailers, e.g. (("Rollback-Of", sha),)
 
 
 @dataclass
@@ -149,7 +150,8 @@ def _check_branch(name: str, flag: str) -> None:
 # --- computing and writing the edits ---------------------------------------------------------------
 
 
-def _matches(ref: Any, target: ImageRef) -> bool:
+def reference_matches(ref: Any, target: ImageRef) -> bool:
+    """True when a located reference names the same repository as target (after normalisation)."""
     written = ref.name if ref.form == "map" else ref.value
     parsed = try_parse(written) if written else None
     return parsed is not None and parsed.same_repository(target)
@@ -169,34 +171,45 @@ def compute_edits(
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
 
+    Only files containing a target's last path component are parsed.  A file that changes is parsed by
+    update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
+    images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found".
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably.
     """
-    from gitops_cli.yamledit import discover, locate, needles_for, read_text, update_images
+    from gitops_cli.yamledit import YamlSyntaxError, discover, locate, needles_for, read_text, update_images
 
     targets = list(images)
     needles = needles_for(targets)
     edits: list[FileEdit] = []
     skipped: list[str] = []
     found: set[str] = set()
+    unchanged: list[tuple[str, str]] = []
     for path in discover(root, list(paths) or None):
         rel = path.relative_to(root).as_posix()
         text = read_text(path)
         if not any(n in text for n in needles):
             continue
-        located = locate(text, needles, filename=rel)
-        if located.error is not None:
-            skipped.append(f"{rel}:{located.error.line}: skipped ({located.error.message})")
+        try:
+            new, changes = update_images(text, targets, container=container,
+                                         resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
+        except YamlSyntaxError as exc:
+            skipped.append(f"{rel}:{exc.line}: skipped ({exc.message})")
             continue
-        hits = {t.normalized_name for t in targets for r in located.references
-                if not _restricted(r, container) and _matches(r, t)}
-        if not hits:
+        if new == text:
+            unchanged.append((rel, text))
             continue
-        found |= hits
-        new, changes = update_images(text, targets, container=container,
-                                     resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
-        if new != text:
-            owners = [_owner(c, located.references, targets) for c in changes]
-            edits.append(FileEdit(rel, text, new, list(changes), owners))
+        references = locate(text, needles, filename=rel).references if len(targets) > 1 else []
+        owners = [_owner(c, references, targets) for c in changes]
+        found.update(o for o in owners if o is not None)
+        if None in owners:  # a change we could not attribute: count every target this file references
+            found |= {t.normalized_name for t in targets for r in references if reference_matches(r, t)}
+        edits.append(FileEdit(rel, text, new, list(changes), owners))
+    wanted = {t.normalized_name for t in targets}
+    for rel, text in unchanged:  # already at the target, or no reference at all?
+        if found >= wanted:
+            break
+        found |= {t.normalized_name for t in targets for r in locate(text, needles, filename=rel).references
+                  if not _restricted(r, container) and reference_matches(r, t)}
     return edits, skipped, found
 
 
@@ -225,7 +238,7 @@ def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) 
         if ref.scalar is not None:
             spots.append((ref.scalar.line, ref.scalar.column))
         if pos in spots:
-            return next((t.normalized_name for t in targets if _matches(ref, t)), None)
+            return next((t.normalized_name for t in targets if reference_matches(ref, t)), None)
     new = try_parse(str(getattr(change, "new", "")))
     if new is not None and "/" in str(getattr(change, "new", "")):
         return next((t.normalized_name for t in targets if t.same_repository(new)), None)
@@ -266,6 +279,7 @@ def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
 
 def render_message(
     images: Sequence[ImageRef], edits: Sequence[FileEdit], template: str | None, info: ci.CIInfo,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> str:
     """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:."""
     lines = []
@@ -281,7 +295,7 @@ def render_message(
         body = lines[0]
     else:
         body = f"Update {len(images)} images\n\n" + "\n".join(lines)
-    trailers = [("Image", str(i)) for i in images] + info.trailers()
+    trailers = [("Image", str(i)) for i in images] + info.trailers() + list(extra)
     return body.rstrip() + "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers) + "\n"
 
 
@@ -377,7 +391,7 @@ def _apply_commit_push(
     info = ci.detect(environ)
     for attempt in range(1, request.retries + 2):
         write_edits(work, result.edits)
-        message = render_message(request.images, result.edits, request.message, info)
+        message = render_message(request.images, result.edits, request.message, info, request.trailers)
         result.commit = deployrepo.commit(work, [e.path for e in result.edits], message, identity)
         if remote is None:
             return result
