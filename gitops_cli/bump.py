@@ -248,8 +248,8 @@ def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) 
 def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
     from gitops_cli.yamledit import write_atomic
 
-    for edit in edits:
-        write_atomic(root / edit.path, edit.new)
+    for edit in edits:  # work-tree files: atomic but not fsynced, like `git checkout` writes them
+        write_atomic(root / edit.path, edit.new, durable=False)
 
 
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],

@@ -54,8 +54,10 @@ def _root(
 # --- verbs (one line each; the functions live in gitops_cli/commands/) ---------------------------
 from gitops_cli.commands import build as _build  # noqa: E402
 from gitops_cli.commands import bump as _bump  # noqa: E402
+from gitops_cli.commands import history as _history  # noqa: E402
 from gitops_cli.commands import lint as _lint  # noqa: E402
 from gitops_cli.commands import publish as _publish  # noqa: E402
+from gitops_cli.commands import rollback as _rollback  # noqa: E402
 from gitops_cli.commands import sync as _sync  # noqa: E402
 from gitops_cli.commands import tag as _tag  # noqa: E402
 from gitops_cli.commands import test as _test  # noqa: E402
@@ -65,6 +67,8 @@ app.command("build")(_build.build)
 app.command("test")(_test.test)
 app.command("publish")(_publish.publish)
 app.command("bump")(_bump.bump)
+app.command("history")(_history.history)
+app.command("rollback")(_rollback.rollback)
 app.command("sync")(_sync.sync)
 app.command("lint")(_lint.lint)
 

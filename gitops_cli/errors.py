@@ -10,7 +10,7 @@ from __future__ import annotations
 # code -> meaning, documented in the README.
 EXIT_CODES: dict[int, str] = {
     0: "success (also: nothing to do, e.g. already published / already up to date)",
-    1: "failure reported by the verb: lint findings, a failing `gitops test` command (its own status is kept when non-zero)",
+    1: "failure reported by the verb: lint findings; `gitops test` passes on the test command's own status",
     2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
     3: "nothing to change: no reference to the image found in the deploy repo",
     4: "working tree not clean (uncommitted or untracked files) or not a git checkout",

@@ -114,6 +114,20 @@ def result_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_diff(diff: str) -> None:
+    """A unified diff on stdout, coloured on a TTY (unless NO_COLOR)."""
+    diff = redact(diff)
+    if not (sys.stdout.isatty() and not no_color()):
+        sys.stdout.write(diff)
+        sys.stdout.flush()
+        return
+    colours = (("+++", "1"), ("---", "1"), ("diff ", "1"), ("@@", "36"), ("+", "32"), ("-", "31"))
+    for line in diff.splitlines(True):
+        code = next((c for prefix, c in colours if line.startswith(prefix)), None)
+        sys.stdout.write(f"\033[{code}m{line.rstrip(chr(10))}\033[0m\n" if code else line)
+    sys.stdout.flush()
+
+
 def log_line(text: str) -> None:
     """A raw log line streamed from a build, push or command (stderr, never interpreted as markup)."""
     _plain(text.rstrip("\n"))

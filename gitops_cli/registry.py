@@ -25,7 +25,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,3 +426,13 @@ def resolve_digest(ref: ImageRef, creds: Credentials | None = None, insecure: It
             hint="publish the image first (gitops publish)",
         )
     return digest
+
+
+def digest_resolver(insecure: Iterable[str] = ()) -> Callable[[ImageRef, Any], str]:
+    """The resolve_digest callback for bumps: the tag's digest from the registry, credentials as for publish."""
+
+    def resolve(target: ImageRef, reference: Any) -> str:
+        creds = resolve_credentials(registry_host(target))
+        return resolve_digest(target.with_digest(None), creds, insecure)
+
+    return resolve

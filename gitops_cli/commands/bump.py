@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -62,6 +61,7 @@ def bump(
     from gitops_cli.bump import bump as run_bump
     from gitops_cli.errors import InvalidReferenceError, UsageError
     from gitops_cli.imageref import parse_tagged
+    from gitops_cli.registry import digest_resolver
 
     if output_format not in ("text", "json"):
         raise UsageError(f"--output {output_format!r}: expected text or json")
@@ -85,7 +85,7 @@ def bump(
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
         ssh_key=ssh_key,
     )
-    result = run_bump(request, resolve_digest=_digest_resolver(settings.insecure_registries))
+    result = run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries))
 
     if output_format == "json":
         output.result_json(result.to_json())
@@ -94,7 +94,7 @@ def bump(
         for change in edit.changes:
             output.info(f"{edit.path}:{change.line}:{change.column}: {change.old} -> {change.new}")
     if dry_run and result.edits:
-        _print_diff(unified_diff(result.edits))
+        output.print_diff(unified_diff(result.edits))
     elif result.up_to_date:
         output.result("already up to date")
     elif result.commit:
@@ -104,27 +104,3 @@ def bump(
     else:
         for edit in result.edits:
             output.result(edit.path)
-
-
-def _digest_resolver(insecure: list[str]):  # type: ignore[no-untyped-def]
-    """resolve_digest callback for yamledit: the registry (credentials as for `gitops publish`)."""
-
-    def resolve(target, reference):  # type: ignore[no-untyped-def]
-        from gitops_cli import registry
-
-        creds = registry.resolve_credentials(registry.registry_host(target))
-        return registry.resolve_digest(target.with_digest(None), creds, insecure)
-
-    return resolve
-
-
-def _print_diff(diff: str) -> None:
-    if not (sys.stdout.isatty() and not output.no_color()):
-        sys.stdout.write(output.redact(diff))
-        sys.stdout.flush()
-        return
-    colours = (("+++", "1"), ("---", "1"), ("diff ", "1"), ("@@", "36"), ("+", "32"), ("-", "31"))
-    for line in output.redact(diff).splitlines(True):
-        code = next((c for prefix, c in colours if line.startswith(prefix)), None)
-        sys.stdout.write(f"\033[{code}m{line.rstrip(chr(10))}\033[0m\n" if code else line)
-    sys.stdout.flush()

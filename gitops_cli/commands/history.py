@@ -1,0 +1,65 @@
+"""`gitops history`: each change of an image's tag/digest in the deploy repo, newest first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gitops_cli import output
+from gitops_cli.settings import load_settings
+
+
+def history(
+    deploy_repo: str | None = typer.Option(
+        None, "--deploy-repo", metavar="URL|PATH", help="Deploy repo: a remote URL or a local checkout."),
+    image: str | None = typer.Option(
+        None, "--image", metavar="NAME", help="Only this image repository (default: every image)."),
+    branch: str | None = typer.Option(None, "--branch", metavar="BRANCH",
+                                      help="Branch to read (default: the remote's default branch)."),
+    path: list[str] = typer.Option([], "--path", metavar="DIR", help="Only files under this directory."),
+    limit: int = typer.Option(20, "--limit", metavar="N", help="At most N changes (newest first)."),
+    output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", metavar="PATH", help="Key for ssh remotes."),
+) -> None:
+    """List each change of an image's tag/digest in the deploy repo, newest first.
+
+    Reads the `Image:`/`Source-Commit:` trailers that `gitops bump` writes, and the diffs of commits made
+    by hand. A remote is cloned blobless and shallow, deepened only as far as needed.
+
+    \b
+    Example:
+      gitops history --deploy-repo https://git.example.com/org/deploy.git --image team/api --limit 5
+    """
+    from gitops_cli.errors import UsageError
+    from gitops_cli.history import HistoryRequest, read_history
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--output {output_format!r}: expected text or json")
+    ref = repository_flag(image) if image else None
+    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path})
+    if not settings.deploy_repo:
+        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    result = read_history(HistoryRequest(deploy_repo=settings.deploy_repo, image=ref, branch=settings.branch,
+                                         paths=settings.paths, limit=limit, ssh_key=ssh_key))
+    if output_format == "json":
+        output.result_json({"repository": result.repository, "branch": result.branch,
+                            "complete": result.complete, "entries": [e.to_json() for e in result.entries]})
+        return
+    output.info(f"{result.repository} ({result.branch}): {len(result.entries)} change(s), newest first")
+    for e in result.entries:
+        digest = f"@{e.digest[:19]}" if e.digest else ""
+        source = f" source {e.source_commit[:12]}" if e.source_commit else ""
+        rollback = f" rollback-of {e.rollback_of[:12]}" if e.rollback_of else ""
+        output.result(f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}")
+
+
+def repository_flag(text: str):  # type: ignore[no-untyped-def]
+    """--image NAME (a tag or digest given with it is ignored): the repository, or exit 2 naming the flag."""
+    from gitops_cli.errors import InvalidReferenceError
+    from gitops_cli.imageref import parse
+
+    try:
+        return parse(text).repository_only()
+    except InvalidReferenceError as exc:
+        raise InvalidReferenceError(f"--image {text!r}: {exc.message}", hint=exc.hint) from None

@@ -1,0 +1,82 @@
+"""`gitops rollback`: set an image back to an earlier tag through the byte-exact bump path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gitops_cli import output
+from gitops_cli.settings import load_settings
+
+
+def rollback(
+    deploy_repo: str | None = typer.Option(
+        None, "--deploy-repo", metavar="URL|PATH", help="Deploy repo: a remote URL or a local checkout."),
+    image: str = typer.Option(..., "--image", metavar="NAME", help="The image repository to roll back."),
+    to: str | None = typer.Option(None, "--to", metavar="TAG", help="Roll back to this tag."),
+    steps: int | None = typer.Option(None, "--steps", metavar="N",
+                                     help="Roll back to the value N changes ago (default 1)."),
+    branch: str | None = typer.Option(None, "--branch", metavar="BRANCH", help="Branch (default: remote's)."),
+    path: list[str] = typer.Option([], "--path", metavar="DIR", help="Only files under this directory."),
+    container: str | None = typer.Option(None, "--container", metavar="NAME", help="Only this container."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing anywhere."),
+    no_verify: bool = typer.Option(False, "--no-verify",
+                                   help="Do not check that the target tag still exists in the registry."),
+    author: str | None = typer.Option(None, "--author", metavar='"NAME <EMAIL>"', help="Commit author."),
+    push_branch: str | None = typer.Option(None, "--push-branch", metavar="BRANCH", help="Push to this branch."),
+    retries: int | None = typer.Option(None, "--retries", metavar="N", help="Push retries (default 10)."),
+    output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", metavar="PATH", help="Key for ssh remotes."),
+) -> None:
+    """Roll an image back to an earlier tag: one commit `Roll back <repo> to <tag>`, pushed safely.
+
+    The target is --to TAG or the value --steps N changes ago (default 1) in `gitops history`. The tag
+    must still exist in the registry (--no-verify skips the check); digest-pinned references get the
+    digest recorded in history. A no-op when the image is already there.
+
+    \b
+    Example:
+      gitops rollback --deploy-repo https://git.example.com/org/deploy.git --image team/api
+      gitops rollback --deploy-repo ../deploy --image team/api --to 3f2a9c1 --dry-run
+    """
+    from gitops_cli import registry
+    from gitops_cli.commands.history import repository_flag
+    from gitops_cli.errors import UsageError
+    from gitops_cli.rollback import RollbackRequest
+    from gitops_cli.rollback import rollback as run_rollback
+
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--output {output_format!r}: expected text or json")
+    if to is not None and steps is not None:
+        raise UsageError("--to and --steps exclude each other")
+    ref = repository_flag(image)
+    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
+                                         "container": container, "author": author,
+                                         "push_branch": push_branch, "retries": retries})
+    if not settings.deploy_repo:
+        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+
+    def check_tag(target):  # type: ignore[no-untyped-def]
+        creds = registry.resolve_credentials(registry.registry_host(target))
+        return registry.head_digest(target, creds, settings.insecure_registries)
+
+    result = run_rollback(RollbackRequest(
+        deploy_repo=settings.deploy_repo, image=ref, to=to, steps=steps or 1, branch=settings.branch,
+        paths=settings.paths, container=settings.container, dry_run=dry_run, verify=not no_verify,
+        author=settings.author, push_branch=settings.push_branch, retries=settings.retries, ssh_key=ssh_key,
+    ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries))
+    bumped = result.bump
+    if output_format == "json":
+        data = bumped.to_json()
+        data.update({"target": str(result.target), "rollback_of": result.current.commit})
+        output.result_json(data)
+        return
+    if dry_run and bumped.edits:
+        from gitops_cli.bump import unified_diff
+
+        output.print_diff(unified_diff(bumped.edits))
+    elif bumped.up_to_date:
+        output.result("already up to date")
+    elif bumped.commit:
+        output.result(bumped.commit)

@@ -1,0 +1,277 @@
+"""The history of an image in a deploy repo: each change of its tag/digest, newest first.
+
+    read_history(HistoryRequest(...)) -> HistoryResult
+
+Each entry comes from the diff of one commit on the branch's first-parent line: the values of the
+image's references (located by the shared YAML locator) in the changed YAML files, before and after.
+A commit made by `gitops bump`/`rollback` also carries `Image:`, `Source-Commit:` and `Rollback-Of:`
+trailers, which are reported; commits made by hand are read from their diffs alone.
+
+A remote deploy repo is cloned blobless and shallow (depth 32); when that history holds fewer entries
+than asked for, it is deepened on demand (doubling), so a large repo is never cloned whole up front.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import deployrepo, git
+from gitops_cli.errors import NotFoundError, UsageError
+from gitops_cli.imageref import ImageRef, try_parse
+
+INITIAL_DEPTH = 32
+MAX_DEPTH = 1 << 20
+_YAML_PATHSPEC = ("*.yaml", "*.yml")
+_TRAILER_KEYS = ("Image", "Source-Commit", "Rollback-Of", "CI-Run")
+
+
+@dataclass(frozen=True)
+class HistoryRequest:
+    deploy_repo: str
+    image: ImageRef | None = None  # None: every image
+    branch: str | None = None
+    paths: Sequence[str] = ()
+    limit: int = 20
+    ssh_key: Path | None = None
+
+
+@dataclass
+class HistoryEntry:
+    repository: str  # normalized repository name
+    name: str  # the name as written in the files
+    tag: str | None
+    digest: str | None
+    previous: str | None  # the value before this commit (tag[@digest]), None when newly added
+    commit: str
+    date: str  # committer date, ISO 8601
+    author: str
+    subject: str
+    files: list[str] = field(default_factory=list)
+    source_commit: str | None = None
+    rollback_of: str | None = None
+    by_gitops: bool = False  # the commit carries an `Image:` trailer
+
+    @property
+    def value(self) -> str:
+        out = self.tag or ""
+        if self.digest:
+            out += f"@{self.digest}"
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["value"] = self.value
+        return data
+
+
+@dataclass
+class HistoryResult:
+    repository: str  # the deploy repo as it may be printed
+    branch: str | None
+    entries: list[HistoryEntry]
+    complete: bool  # True when the whole history was read (no more entries exist)
+
+
+def _value_of(ref: Any) -> tuple[str, ImageRef] | None:
+    """(name as written, parsed reference) of a located reference, when it parses."""
+    written = ref.value
+    parsed = try_parse(written) if written else None
+    if parsed is None:
+        return None
+    return parsed.name, parsed
+
+
+def _matches(ref: Any, target: ImageRef) -> bool:
+    from gitops_cli.bump import reference_matches
+
+    return reference_matches(ref, target)
+
+
+def _values(text: str | None, image: ImageRef | None) -> dict[str, tuple[str, set[str]]]:
+    """normalized repository -> (name as written, {value}) for the references in one file's text."""
+    from gitops_cli.yamledit import locate
+
+    out: dict[str, tuple[str, set[str]]] = {}
+    if not text:
+        return out
+    needles = None if image is None else [image.path.rsplit("/", 1)[-1]]
+    located = locate(text, needles)
+    for ref in located.references:
+        got = _value_of(ref)
+        if got is None:
+            continue
+        name, parsed = got
+        if image is not None and not _matches(ref, image):
+            continue
+        value = (parsed.tag or "") + (f"@{parsed.digest}" if parsed.digest else "")
+        entry = out.setdefault(parsed.normalized_name, (name, set()))
+        entry[1].add(value)
+    return out
+
+
+def _split_value(value: str) -> tuple[str | None, str | None]:
+    tag, _, digest = value.partition("@")
+    return (tag or None), (digest or None)
+
+
+class _Repo:
+    """A checkout (or blobless clone) to read history from, deepened on demand."""
+
+    def __init__(self, path: Path, env: Mapping[str, str], remote: deployrepo.Remote | None, branch: str,
+                 rev: str = "HEAD") -> None:
+        self.path = path
+        self.rev = rev
+        self.env = dict(env)
+        self.remote = remote
+        self.branch = branch
+        self.depth = INITIAL_DEPTH
+
+    def git(self, *args: str, check: bool = True) -> git.GitResult:
+        return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
+
+    def is_shallow(self) -> bool:
+        return self.git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+
+    def deepen(self) -> bool:
+        """Fetch more history; False when there is no more (or nothing to fetch from)."""
+        if self.remote is None or not self.is_shallow() or self.depth >= MAX_DEPTH:
+            return False
+        self.depth *= 2
+        self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", self.branch)
+        return True
+
+    def commits(self) -> list[str]:
+        return self.git("rev-list", "--first-parent", self.rev, "--").stdout.split()
+
+    def parent(self, commit: str) -> str | None:
+        res = self.git("rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
+        return res.stdout.strip() or None
+
+    def at_shallow_boundary(self, commit: str) -> bool:
+        """True when the commit's parents were not fetched (it is listed in .git/shallow)."""
+        shallow = Path(self.git("rev-parse", "--git-path", "shallow").stdout.strip())
+        shallow = shallow if shallow.is_absolute() else self.path / shallow
+        return shallow.is_file() and commit in shallow.read_text().split()
+
+    def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
+        globs = _YAML_PATHSPEC
+        spec = [f"{p.rstrip('/')}/{g}" for p in paths for g in globs] if paths else list(globs)
+        res = self.git("diff-tree", "--no-commit-id", "-r", "--root", "--name-only", "-z", "-m",
+                       "--first-parent", commit, "--", *spec)
+        return sorted({p for p in res.stdout.split("\0") if p})
+
+    def show(self, commit: str | None, path: str) -> str | None:
+        if commit is None:
+            return None
+        res = self.git("show", f"{commit}:{path}", check=False)
+        return res.stdout if res.status == 0 else None
+
+    def meta(self, commit: str) -> tuple[str, str, str, dict[str, list[str]]]:
+        fmt = "%cI%x00%an <%ae>%x00%s%x00%(trailers:only,unfold)"
+        date, author, subject, trailers = self.git("show", "-s", f"--format={fmt}", commit).stdout.split("\0", 3)
+        parsed: dict[str, list[str]] = {}
+        for line in trailers.splitlines():
+            key, sep, value = line.partition(":")
+            if sep and key.strip() in _TRAILER_KEYS:
+                parsed.setdefault(key.strip(), []).append(value.strip())
+        return date, author, subject, parsed
+
+
+def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[HistoryEntry]:
+    parent = repo.parent(commit)
+    changed: dict[str, dict[str, Any]] = {}
+    for path in repo.changed_files(commit, request.paths):
+        before = _values(repo.show(parent, path), request.image)
+        after = _values(repo.show(commit, path), request.image)
+        for repository, (name, values) in after.items():
+            old = before.get(repository, (name, set()))[1]
+            if values == old:
+                continue
+            slot = changed.setdefault(repository, {"name": name, "new": set(), "old": set(), "files": []})
+            slot["new"] |= values - old or values
+            slot["old"] |= old - values
+            slot["files"].append(path)
+    if not changed:
+        return []
+    date, author, subject, trailers = repo.meta(commit)
+    images = trailers.get("Image", [])
+    entries = []
+    for repository, slot in sorted(changed.items()):
+        value = sorted(slot["new"])[0] if len(slot["new"]) == 1 else _from_trailer(images, repository, slot)
+        tag, digest = _split_value(value)
+        entries.append(HistoryEntry(
+            repository=repository, name=slot["name"], tag=tag, digest=digest,
+            previous=", ".join(sorted(slot["old"])) or None, commit=commit, date=date, author=author,
+            subject=subject, files=slot["files"],
+            source_commit=(trailers.get("Source-Commit") or [None])[0],
+            rollback_of=(trailers.get("Rollback-Of") or [None])[0],
+            by_gitops=bool(images),
+        ))
+    return entries
+
+
+def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> str:
+    """Several new values for one image in one commit (e.g. tag and tag@digest forms): prefer the trailer."""
+    for text in images:
+        ref = try_parse(text)
+        if ref is not None and ref.normalized_name == repository:
+            return (ref.tag or "") + (f"@{ref.digest}" if ref.digest else "")
+    return max(sorted(slot["new"]), key=len)
+
+
+def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
+    done: set[str] = set()
+    while True:
+        stalled = False
+        for commit in repo.commits():
+            if commit in done:
+                continue
+            if repo.at_shallow_boundary(commit):
+                stalled = True  # shallow boundary: need more history to diff this commit
+                break
+            done.add(commit)
+            yield from _entries_for(repo, commit, request)
+        if not stalled or not repo.deepen():
+            return
+
+
+def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
+    if request.limit < 1:
+        raise UsageError(f"--limit {request.limit}: must be 1 or more")
+    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
+    if remote.local is not None:  # read the local checkout's history in place; never touch its files
+        root = git.toplevel(remote.local)
+        branch = request.branch or deployrepo.current_branch(root) or "HEAD"
+        rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
+        if rev.status != 0:
+            raise UsageError(f"--branch {branch}: no such branch in {root}")
+        return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
+    branch = request.branch or deployrepo.default_branch(remote)
+    with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
+        work = Path(tmp) / "repo"
+        res = git.run(["clone", "--quiet", "--no-checkout", "--single-branch", "--no-tags", "--branch", branch,
+                       f"--depth={INITIAL_DEPTH}", "--filter=blob:none", "--", remote.url, str(work)],
+                      env=remote.env, check=False)
+        if res.status != 0:
+            raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+        return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)
+
+
+def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) -> HistoryResult:
+    entries: list[HistoryEntry] = []
+    complete = True
+    for entry in _walk(repo, request):
+        if len(entries) == request.limit:
+            complete = False
+            break
+        entries.append(entry)
+    if request.image is not None and not entries:
+        raise NotFoundError(
+            f"no change of {request.image.repository_only()} found in the history of {display} ({branch})",
+            hint="check the image name (registry and path must match exactly) and --path",
+        )
+    return HistoryResult(repository=display, branch=branch, entries=entries, complete=complete)

@@ -1,0 +1,125 @@
+"""Roll an image back to an earlier value, through the same byte-exact bump, commit and push path.
+
+    rollback(RollbackRequest(...)) -> RollbackResult
+
+The target is `--to TAG` or the value `--steps N` changes ago in the image's history (gitops_cli.history).
+Before anything is written the target tag is checked to still exist in the registry (unless
+verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
+since is not followed by surprise.  The commit is `Roll back <repository> to <tag>` with a
+`Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import output
+from gitops_cli.bump import BumpRequest, BumpResult, bump
+from gitops_cli.errors import NotFoundError, RefusedError, UsageError
+from gitops_cli.history import HistoryEntry, HistoryRequest, read_history
+from gitops_cli.imageref import ImageRef, validate_tag
+
+HISTORY_SEARCH_LIMIT = 500  # --to TAG: how many past changes are searched for a recorded digest
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    deploy_repo: str
+    image: ImageRef  # repository only
+    to: str | None = None
+    steps: int = 1
+    branch: str | None = None
+    paths: Sequence[str] = ()
+    container: str | None = None
+    dry_run: bool = False
+    verify: bool = True
+    author: str | None = None
+    push_branch: str | None = None
+    retries: int = 10
+    ssh_key: Path | None = None
+
+
+@dataclass
+class RollbackResult:
+    bump: BumpResult
+    target: ImageRef
+    current: HistoryEntry
+    recorded: HistoryEntry | None  # the history entry the target comes from (None: --to a tag not in history)
+
+
+# (image with tag, and digest when recorded) -> digest the registry has, or None when the tag is gone
+TagChecker = Callable[[ImageRef], "str | None"]
+
+
+def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
+                  steps: int) -> tuple[ImageRef, HistoryEntry | None]:
+    """The reference to roll back to, and the history entry it was recorded in."""
+    if to is not None:
+        validate_tag(to)
+        for entry in entries:
+            if entry.tag == to:
+                return _ref(image, entry.tag, entry.digest), entry
+        return image.with_tag(to), None
+    if steps < 1:
+        raise UsageError(f"--steps {steps}: must be 1 or more")
+    if len(entries) <= steps:
+        raise NotFoundError(
+            f"{image.name} has {len(entries)} recorded change(s); cannot go back {steps}",
+            hint="see `gitops history`, or roll back to a tag with --to",
+        )
+    entry = entries[steps]
+    if not entry.tag:
+        raise NotFoundError(f"{image.name}: the value {steps} change(s) ago ({entry.value}) has no tag",
+                            hint="roll back to a tag with --to")
+    return _ref(image, entry.tag, entry.digest), entry
+
+
+def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
+    return image.repository_only().with_tag(tag).with_digest(digest)
+
+
+def verify_target(target: ImageRef, check: TagChecker) -> None:
+    """RefusedError (exit 6) when the registry no longer has the target tag (or its recorded digest)."""
+    have = check(target.with_digest(None))
+    if have is None:
+        raise RefusedError(
+            f"{target.with_digest(None)} no longer exists in the registry; refusing to roll back to it",
+            hint="publish it again, choose another --to/--steps, or skip the check with --no-verify",
+        )
+    if target.digest and have != target.digest:
+        output.warn(f"{target.with_digest(None)} now points to {have}; keeping the recorded digest {target.digest}")
+        if check(target.repository_only().with_digest(target.digest)) is None:
+            raise RefusedError(
+                f"the recorded digest {target.digest} of {target.with_digest(None)} is gone from the registry",
+                hint="choose another --to/--steps, or skip the check with --no-verify",
+            )
+
+
+def rollback(
+    request: RollbackRequest,
+    *,
+    check_tag: TagChecker | None = None,
+    resolve_digest: Callable[[ImageRef, Any], str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RollbackResult:
+    limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
+    history = read_history(HistoryRequest(
+        deploy_repo=request.deploy_repo, image=request.image, branch=request.branch, paths=request.paths,
+        limit=limit, ssh_key=request.ssh_key,
+    ), environ=environ)
+    current = history.entries[0]
+    target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
+    if request.verify and check_tag is not None:
+        verify_target(target, check_tag)
+    output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
+                f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
+    result = bump(BumpRequest(
+        deploy_repo=request.deploy_repo, images=[target], branch=history.branch, paths=request.paths,
+        container=request.container, message=f"Roll back {{repository}} to {target.tag}",
+        author=request.author, push_branch=request.push_branch, dry_run=request.dry_run,
+        retries=request.retries, ssh_key=request.ssh_key, trailers=(("Rollback-Of", current.commit),),
+    ), resolve_digest=resolve_digest, environ=environ)
+    return RollbackResult(bump=result, target=target, current=current, recorded=recorded)

@@ -1,0 +1,185 @@
+"""`gitops history` and `gitops rollback` end to end on real git remotes and the real registry."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import run_gitops
+from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote
+
+pytestmark = pytest.mark.integration
+
+API = "registry.example.com/team/api"
+WORKER = "registry.example.com/team/worker"
+
+
+def bump(remote: DeployRemote, image: str, env: dict[str, str] | None = None) -> str:
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", image], env=env)
+    assert res.returncode == 0, res.stderr
+    return res.stdout.strip()
+
+
+def history_json(remote: DeployRemote, *args: str) -> dict:
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--output", "json", *args])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+def test_history_lists_bumps_and_hand_edits_newest_first(deploy_remote: DeployRemote) -> None:
+    c1 = bump(deploy_remote, f"{API}:1.1.0", env={"GITOPS_SOURCE_COMMIT": "a" * 40})
+    c2 = bump(deploy_remote, f"{API}:1.2.0", env={"GITOPS_SOURCE_COMMIT": "b" * 40})
+    deploy_remote.commit_change("notes.yaml", "note: unrelated\n", "unrelated change")
+    text = deploy_remote.show("apps/api/deployment.yaml").decode()
+    hand = deploy_remote.commit_change("apps/api/deployment.yaml",
+                                       text.replace(f"{API}:1.2.0", f"{API}:1.2.5"), "hotfix by hand")
+    data = history_json(deploy_remote, "--image", API)
+    entries = data["entries"]
+    assert [e["tag"] for e in entries[:3]] == ["1.2.5", "1.2.0", "1.1.0"]
+    assert [e["commit"] for e in entries[:3]] == [hand, c2, c1]
+    assert entries[0]["by_gitops"] is False and entries[0]["author"] == "Fixture <fixture@example.com>"
+    assert entries[1]["by_gitops"] is True and entries[1]["source_commit"] == "b" * 40
+    assert entries[2]["previous"] == "1.0.0"
+    assert all(e["repository"] == "registry.example.com/team/api" for e in entries)
+    # the initial commit added the reference: the oldest entry is 1.0.0 with no previous value
+    assert entries[-1]["tag"] == "1.0.0" and entries[-1]["previous"] is None
+    assert data["complete"] is True
+
+
+def test_history_limit_text_output_and_other_images(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:2.0.0")
+    bump(deploy_remote, f"{WORKER}:2.0.0")
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--limit", "1"])
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert len(lines) == 1 and f"{API}:2.0.0" in lines[0]
+    everything = history_json(deploy_remote)
+    names = {e["repository"] for e in everything["entries"]}
+    assert {"registry.example.com/team/api", "registry.example.com/team/worker"} <= names
+
+
+def test_history_deepens_a_shallow_clone_on_demand(tmp_path: Path, deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:3.0.0")
+    # 80 unrelated commits on top: more than the initial clone depth
+    work = deploy_remote.clone(tmp_path / "w")
+    for i in range(80):
+        (work / "counter.txt").write_text(f"{i}\n")
+        git("add", "counter.txt", cwd=work)
+        git("commit", "--quiet", "-m", f"c{i}", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = history_json(deploy_remote, "--image", API)["entries"]
+    assert [e["tag"] for e in entries] == ["3.0.0", "1.0.0"]
+
+
+def test_history_errors(deploy_remote: DeployRemote) -> None:
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", "registry.example.com/none/x"])
+    assert res.returncode == 3 and "no change of registry.example.com/none/x" in res.stderr
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", "Bad/Name"])
+    assert res.returncode == 2 and "--image" in res.stderr
+
+
+def test_rollback_steps_commit_message_and_byte_exact_diff(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:1.1.0")
+    bad = bump(deploy_remote, f"{API}:1.2.0")
+    deploy_remote.commit_change("notes.yaml", "note: unrelated\n", "unrelated change")
+    before = {rel: deploy_remote.show(rel) for rel in ("apps/api/deployment.yaml",)}
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    commit = res.stdout.strip()
+    assert deploy_remote.head() == commit
+    message = deploy_remote.message()
+    assert message.startswith(f"Roll back {API} to 1.1.0\n")
+    assert f"Rollback-Of: {bad}" in message and f"Image: {API}:1.1.0" in message
+    after = deploy_remote.show("apps/api/deployment.yaml")
+    assert after == before["apps/api/deployment.yaml"].replace(b"api:1.2.0", b"api:1.1.0")
+    # rolling back again goes one step further back in history (the rollback is itself a change)
+    data = history_json(deploy_remote, "--image", API)
+    assert data["entries"][0]["tag"] == "1.1.0" and data["entries"][0]["rollback_of"] == bad
+
+
+def test_rollback_to_tag_dry_run_and_noop(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:1.5.0")
+    head = deploy_remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--to", "1.0.0",
+                      "--no-verify", "--dry-run"])
+    assert res.returncode == 0, res.stderr
+    minus = [ln for ln in res.stdout.splitlines() if ln.startswith("-") and not ln.startswith("---")]
+    plus = [ln for ln in res.stdout.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    assert minus and all(f"{API}:1.5.0" in ln for ln in minus)
+    assert [ln.replace(f"{API}:1.0.0", f"{API}:1.5.0")[1:] for ln in plus] == [ln[1:] for ln in minus]
+    assert deploy_remote.head() == head
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--to", "1.5.0",
+                      "--no-verify"])
+    assert res.returncode == 0 and res.stdout.strip() == "already up to date"
+    assert deploy_remote.head() == head
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--steps", "9",
+                      "--no-verify"])
+    assert res.returncode == 3 and "cannot go back 9" in res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--to", "1.0.0",
+                      "--steps", "1"])
+    assert res.returncode == 2
+
+
+def test_concurrent_rollback_and_bump_both_land(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:1.1.0")
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    procs = [
+        subprocess.Popen([str(GITOPS), "rollback", "--deploy-repo", deploy_remote.url, "--image", API,
+                          "--no-verify"], env=gitops_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True),
+        subprocess.Popen([str(GITOPS), "bump", "--deploy-repo", deploy_remote.url, "--image", f"{WORKER}:9.9.9"],
+                         env=gitops_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+    ]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    subjects = deploy_remote.log("%s")
+    assert subjects[0:2] in ([f"Roll back {API} to 1.0.0", f"Update {WORKER} image to {WORKER}:9.9.9"],
+                             [f"Update {WORKER} image to {WORKER}:9.9.9", f"Roll back {API} to 1.0.0"])
+    assert deploy_remote.git("rev-list", "--merges", "main").strip() == ""
+    text = deploy_remote.show("apps/api/deployment.yaml").decode()
+    assert f"{API}:1.0.0" in text
+
+
+def _push(image: str, base_image: str, label: str) -> str:
+    """Build a distinct image (a label changes its config) and push it; return its digest."""
+    build = subprocess.run(["docker", "build", "-q", "-t", image, "-"], input=f"FROM {base_image}\nLABEL v={label}\n",
+                           capture_output=True, text=True, check=True)
+    assert build.returncode == 0
+    push = subprocess.run(["docker", "push", image], capture_output=True, text=True)
+    assert push.returncode == 0, push.stderr
+    inspect = subprocess.run(["docker", "image", "inspect", "--format", "{{json .RepoDigests}}", image],
+                             capture_output=True, text=True, check=True)
+    repo = image.rsplit(":", 1)[0]
+    return next(d for d in json.loads(inspect.stdout) if d.startswith(repo + "@")).split("@", 1)[1]
+
+
+def test_rollback_verifies_the_tag_still_exists(tmp_path: Path, registry, base_image: str) -> None:
+    repo = f"{registry.host}/team/rollme"
+    d1 = _push(f"{repo}:v1", base_image, "1")
+    _push(f"{repo}:v2", base_image, "2")
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "app.yaml": f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n"
+                    f"    - name: app\n      image: {repo}:v1  # pinned\n",
+    })
+    bump(remote, f"{repo}:v2")
+    # delete v1 from the registry (by its manifest digest), then a verified rollback must refuse
+    import urllib.request
+
+    req = urllib.request.Request(f"{registry.url}/v2/team/rollme/manifests/{d1}", method="DELETE")
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 202
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", repo])
+    assert res.returncode == 6, res.stderr
+    assert "no longer exists in the registry" in res.stderr
+    assert remote.head() == head
+    # a tag that exists passes the check
+    bump(remote, f"{repo}:v1")  # history: v1 -> v2 -> v1(now deleted) ; roll back to v2
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", repo])
+    assert res.returncode == 0, res.stderr
+    assert f"{repo}:v2  # pinned" in remote.show("app.yaml").decode()

@@ -1,0 +1,56 @@
+"""Unit tests: choosing a rollback target from history, and the registry check before writing."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_cli.errors import InvalidReferenceError, NotFoundError, RefusedError, UsageError
+from gitops_cli.history import HistoryEntry
+from gitops_cli.imageref import parse
+from gitops_cli.rollback import choose_target, verify_target
+
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+IMAGE = parse("registry.example.com/team/api")
+
+
+def entry(tag: str | None, digest: str | None = None, commit: str = "c") -> HistoryEntry:
+    return HistoryEntry(repository=IMAGE.normalized_name, name=IMAGE.name, tag=tag, digest=digest, previous=None,
+                        commit=commit, date="2026-01-01T00:00:00+00:00", author="a <a@b>", subject="s")
+
+
+HISTORY = [entry("3", D2, "c3"), entry("2", D1, "c2"), entry("1", None, "c1")]
+
+
+def test_steps_pick_the_value_n_changes_ago_with_its_recorded_digest() -> None:
+    target, recorded = choose_target(IMAGE, HISTORY, None, 1)
+    assert str(target) == f"registry.example.com/team/api:2@{D1}" and recorded is HISTORY[1]
+    target, _ = choose_target(IMAGE, HISTORY, None, 2)
+    assert str(target) == "registry.example.com/team/api:1"
+
+
+def test_steps_beyond_history_and_bad_steps() -> None:
+    with pytest.raises(NotFoundError, match="cannot go back 3"):
+        choose_target(IMAGE, HISTORY, None, 3)
+    with pytest.raises(UsageError):
+        choose_target(IMAGE, HISTORY, None, 0)
+
+
+def test_to_tag_uses_the_newest_recorded_digest_or_none() -> None:
+    target, recorded = choose_target(IMAGE, HISTORY, "2", 1)
+    assert target.digest == D1 and recorded is HISTORY[1]
+    target, recorded = choose_target(IMAGE, HISTORY, "0.9", 1)
+    assert str(target) == "registry.example.com/team/api:0.9" and recorded is None
+    with pytest.raises(InvalidReferenceError):
+        choose_target(IMAGE, HISTORY, "bad tag!", 1)
+
+
+def test_verify_refuses_a_deleted_tag_and_a_vanished_recorded_digest() -> None:
+    target = IMAGE.with_tag("2").with_digest(D1)
+    with pytest.raises(RefusedError, match="no longer exists"):
+        verify_target(target, lambda ref: None)
+    verify_target(target, lambda ref: D1)  # tag still points at the recorded digest
+    # tag moved to another image: the recorded digest must still exist
+    verify_target(target, lambda ref: D2 if ref.tag else D1)
+    with pytest.raises(RefusedError, match="recorded digest"):
+        verify_target(target, lambda ref: D2 if ref.tag else None)
