@@ -97,8 +97,13 @@ def read_text(path: Path) -> str:
         return f.read()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Replace path with text atomically (temp file in the same directory + os.replace), keeping its mode."""
+def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+    """Replace path with text atomically (temp file in the same directory + os.replace), keeping its mode.
+
+    durable=False skips the fsync: still atomic (never a half-written file), just not flushed to disk
+    before the rename; for work-tree files, which git itself never fsyncs (one fsync per file dominated
+    `gitops bump` on large repos).
+    """
     path = Path(path)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -111,7 +116,8 @@ def write_atomic(path: Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
