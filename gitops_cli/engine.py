@@ -300,6 +300,7 @@ class PushProgress:
         self._live = output.is_interactive(sys.stderr)
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
+        self._totals: dict[str, int] = {}
         self._last: dict[str, str] = {}
 
     def __enter__(self) -> PushProgress:
@@ -327,11 +328,13 @@ class PushProgress:
             task = self._tasks.get(layer)
             if task is None:
                 task = self._tasks[layer] = self._progress.add_task(f"{layer}: {status}", total=None)
-            total, current = detail.get("total"), detail.get("current")
-            self._progress.update(task, description=f"{layer}: {status}", total=total or None,
-                                  completed=current or 0)
-            if status in {"Pushed", "Layer already exists", "Mounted from"} or status.startswith("Mounted"):
-                self._progress.update(task, total=1, completed=1)
+            done = status in {"Pushed", "Layer already exists"} or status.startswith("Mounted from")
+            current, total = detail.get("current") or 0, detail.get("total") or None
+            if done:  # the engine sends no sizes with the final status: fill the bar
+                current = total = self._totals.get(layer) or 1
+            elif total is not None:
+                total = self._totals[layer] = max(total, current)  # total may undercount what is sent
+            self._progress.update(task, description=f"{layer}: {status}", total=total, completed=current)
         elif self._last.get(layer) != status:
             self._last[layer] = status
             output.log_line(f"{layer}: {status}")
