@@ -13,10 +13,14 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gitops_cli import output
 from gitops_cli.errors import CommandStartError, ConfigError, GitopsError
 from gitops_cli.imageref import parse_tagged
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
 DEFAULT_TEST_COMMAND = "make test"
@@ -70,8 +74,16 @@ def run_command(command: str, cwd: Path) -> int:
     return 128 + signal.Signals(-status).value if status < 0 else status
 
 
-def run_tests(repo: str | Path, command: str | None = None, in_image: str | None = None) -> TestResult:
-    """Run the tests; return the result on success, raise GitopsError(exit_code=status) on failure."""
+def run_tests(
+    repo: str | Path,
+    command: str | None = None,
+    in_image: str | None = None,
+    client: APIClient | None = None,
+) -> TestResult:
+    """Run the tests; return the result on success, raise GitopsError(exit_code=status) on failure.
+
+    `client` (an engine connection) is only used with `in_image`; one is opened when not given.
+    """
     root = Path(repo)
     image = parse_tagged(in_image) if in_image else None  # invalid reference: exit 2 before any work
     if not root.is_dir():
@@ -83,7 +95,7 @@ def run_tests(repo: str | Path, command: str | None = None, in_image: str | None
     else:
         from gitops_cli import engine
 
-        client = engine.connect()
+        client = client or engine.connect()
         output.step(f"Running {cmd!r} in {image} (network none)")
         where, status = str(image), engine.run_in_image(client, str(image), cmd)
     if status != 0:
