@@ -143,13 +143,15 @@ def build_image(
     ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)
 
     checkout = _checkout(root)
+    sha: str | None
     if tag is None:
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
         tag, sha = info.tag, info.sha
     else:
         sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
+        sha = sha or None
     ref = name.with_tag(tag)
-    all_labels = {**oci_labels(checkout, sha or None, tag), **extra}
+    all_labels = {**oci_labels(checkout, sha, tag), **extra}
 
     client = client or engine.connect()
     if build_command:
@@ -163,4 +165,4 @@ def build_image(
         client, context=str(ctx), dockerfile=dockerfile_arg, tag=str(ref), buildargs=args, labels=all_labels,
         target=target, network=network, cache_from=cache, pull=pull, nocache=no_cache,
     )
-    return BuildResult(ref=ref, image_id=image_id, revision=sha or None, labels=all_labels)
+    return BuildResult(ref=ref, image_id=image_id, revision=sha, labels=all_labels)
