@@ -1,26 +1,47 @@
-"""What the CI environment tells about the current run: the source commit and the run's URL.
+"""What the CI environment tells about the current run: source commit, branch, run URL, pull request.
 
-Read only from environment variables (no git, no network), so it is cheap and pure:
+Read from environment variables and, on GitHub Actions pull-request events, the event payload
+($GITHUB_EVENT_PATH); no git, no network, so it is cheap:
 
-- GitHub Actions: GITHUB_SHA; run URL = GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID
-- GitLab CI:      CI_COMMIT_SHA; CI_JOB_URL (else CI_PIPELINE_URL)
-- Jenkins:        GIT_COMMIT; BUILD_URL
-- any:            GITOPS_SOURCE_COMMIT overrides the commit (e.g. the PR head SHA instead of the
-                  merge commit), GITOPS_CI_RUN_URL the run URL.
+- GitHub Actions: GITHUB_SHA; branch GITHUB_HEAD_REF (PRs) or GITHUB_REF_NAME; run URL =
+  GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID.  For `pull_request` and
+  `pull_request_target` events GITHUB_SHA is NOT the PR's commit (it is the synthetic merge commit,
+  resp. the base branch's head): the source commit is `pull_request.head.sha` from the event payload.
+- GitLab CI:      CI_COMMIT_SHA; CI_COMMIT_REF_NAME (MRs: CI_MERGE_REQUEST_SOURCE_BRANCH_NAME);
+                  CI_JOB_URL (else CI_PIPELINE_URL).  Merged-results / merge-train pipelines
+                  (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
+                  CI_MERGE_REQUEST_SOURCE_BRANCH_SHA.
+- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build.
+- any other CI:   CI=true (provider "ci"); nothing else is known.
+- overrides:      GITOPS_SOURCE_COMMIT (the commit) and GITOPS_CI_RUN_URL (the run URL).
+
+The tag rule (`check_checkout`, used by `gitops build-and-bump`): the tag names the commit that was
+checked out and built (HEAD), or the commit given with `--sha`.  A CI's merge commit is never used as
+the tag by surprise: in a pull/merge-request build whose HEAD is not the PR's own head commit (the
+merge commit GitHub checks out by default, a GitLab merged-results commit), the run is refused; check
+out the PR head (actions/checkout `ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from gitops_cli.errors import UsageError
+
+_PR_EVENTS = ("pull_request", "pull_request_target")
+
 
 @dataclass(frozen=True)
 class CIInfo:
-    provider: str | None  # "github", "gitlab", "jenkins" or None (not in a known CI)
-    source_commit: str | None
+    provider: str | None  # "github", "gitlab", "jenkins", "ci" (generic CI=true) or None
+    source_commit: str | None  # the commit the run is about (a PR's head commit, never a merge commit)
     run_url: str | None
+    branch: str | None = None
+    pull_request: bool = False  # a pull/merge-request build
+    merge_commit: str | None = None  # the CI's synthetic merge commit, when it announced one
 
     def trailers(self) -> list[tuple[str, str]]:
         """Commit-message trailers for what is known: Source-Commit and CI-Run."""
@@ -37,27 +58,75 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
+def github_pr_head(env: Mapping[str, str]) -> str | None:
+    """`pull_request.head.sha` from the event payload at $GITHUB_EVENT_PATH (None when unreadable)."""
+    path = _get(env, "GITHUB_EVENT_PATH")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            event = json.load(f)
+        sha = event["pull_request"]["head"]["sha"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return sha.strip().lower() if isinstance(sha, str) and sha.strip() else None
+
+
+def _github(env: Mapping[str, str]) -> CIInfo:
+    sha = _get(env, "GITHUB_SHA")
+    server, repo, run = _get(env, "GITHUB_SERVER_URL"), _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
+    url = f"{(server or 'https://github.com').rstrip('/')}/{repo}/actions/runs/{run}" if repo and run else None
+    if _get(env, "GITHUB_EVENT_NAME") in _PR_EVENTS:
+        return CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True, sha)
+    return CIInfo("github", sha, url, _get(env, "GITHUB_REF_NAME"))
+
+
+def _gitlab(env: Mapping[str, str]) -> CIInfo:
+    sha = _get(env, "CI_COMMIT_SHA")
+    url = _get(env, "CI_JOB_URL") or _get(env, "CI_PIPELINE_URL")
+    if _get(env, "CI_MERGE_REQUEST_IID"):
+        branch = _get(env, "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME") or _get(env, "CI_COMMIT_REF_NAME")
+        merged = _get(env, "CI_MERGE_REQUEST_EVENT_TYPE") in ("merged_result", "merge_train")
+        head = _get(env, "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") if merged else sha
+        return CIInfo("gitlab", head, url, branch, True, sha if merged else None)
+    return CIInfo("gitlab", sha, url, _get(env, "CI_COMMIT_REF_NAME"))
+
+
+def _jenkins(env: Mapping[str, str]) -> CIInfo:
+    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")
+    return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch,
+                  bool(_get(env, "CHANGE_ID")))
+
+
 def detect(environ: Mapping[str, str] | None = None) -> CIInfo:
-    """The CI provider, source commit and run URL found in `environ` (default: os.environ)."""
+    """The CI provider, source commit, branch and run URL found in `environ` (default: os.environ)."""
     env = os.environ if environ is None else environ
-    provider: str | None = None
-    commit: str | None = None
-    url: str | None = None
     if _get(env, "GITHUB_ACTIONS") or _get(env, "GITHUB_RUN_ID"):
-        provider = "github"
-        commit = _get(env, "GITHUB_SHA")
-        server, repo = _get(env, "GITHUB_SERVER_URL"), _get(env, "GITHUB_REPOSITORY")
-        run = _get(env, "GITHUB_RUN_ID")
-        if repo and run:
-            url = f"{(server or 'https://github.com').rstrip('/')}/{repo}/actions/runs/{run}"
+        info = _github(env)
     elif _get(env, "GITLAB_CI") or _get(env, "CI_JOB_URL") or _get(env, "CI_COMMIT_SHA"):
-        provider = "gitlab"
-        commit = _get(env, "CI_COMMIT_SHA")
-        url = _get(env, "CI_JOB_URL") or _get(env, "CI_PIPELINE_URL")
+        info = _gitlab(env)
     elif _get(env, "JENKINS_URL") or _get(env, "BUILD_URL") or _get(env, "GIT_COMMIT"):
-        provider = "jenkins"
-        commit = _get(env, "GIT_COMMIT")
-        url = _get(env, "BUILD_URL")
-    commit = _get(env, "GITOPS_SOURCE_COMMIT") or commit
-    url = _get(env, "GITOPS_CI_RUN_URL") or url
-    return CIInfo(provider=provider, source_commit=commit, run_url=url)
+        info = _jenkins(env)
+    elif (_get(env, "CI") or "").lower() in ("true", "1", "yes"):
+        info = CIInfo("ci", None, None)
+    else:
+        info = CIInfo(None, None, None)
+    commit = _get(env, "GITOPS_SOURCE_COMMIT") or info.source_commit
+    url = _get(env, "GITOPS_CI_RUN_URL") or info.run_url
+    return CIInfo(info.provider, commit, url, info.branch, info.pull_request, info.merge_commit)
+
+
+def check_checkout(head: str, info: CIInfo) -> None:
+    """Refuse to tag a CI's merge commit (see the module docstring); UsageError (exit 2)."""
+    merge = info.merge_commit is not None and head == info.merge_commit
+    other = info.pull_request and info.source_commit is not None and head != info.source_commit
+    if not (merge or other):
+        return
+    what = f"the pull request's head is {info.source_commit}" if info.source_commit else (
+        "the pull request's head commit is unknown")
+    raise UsageError(
+        f"refusing to tag {head[:12]}: this {info.provider} pull-request build checked out a merge commit, "
+        f"not the pull request's own commit ({what}); its SHA names no commit anyone can find later",
+        hint="check out the PR head (actions/checkout with `ref: ${{ github.event.pull_request.head.sha }}`) "
+             "or name the build yourself with --sha",
+    )

@@ -1,8 +1,14 @@
-"""gitops_cli.ci: source commit and run URL from CI environment variables."""
+"""gitops_cli.ci: source commit, branch, run URL and pull requests from the CI environment; the tag rule."""
 
 from __future__ import annotations
 
-from gitops_cli.ci import CIInfo, detect
+import json
+from pathlib import Path
+
+import pytest
+
+from gitops_cli.ci import CIInfo, check_checkout, detect, github_pr_head
+from gitops_cli.errors import UsageError
 
 
 def test_github_actions() -> None:
@@ -27,3 +33,75 @@ def test_overrides_and_nothing_known() -> None:
     assert info.trailers() == [("Source-Commit", "d" * 40)]
     assert detect({"GITOPS_SOURCE_COMMIT": " e ", "GITOPS_CI_RUN_URL": "u"}).trailers() == [
         ("Source-Commit", "e"), ("CI-Run", "u")]
+
+
+# --- pull requests, branches, generic CI and the tag rule ------------------------------------------------
+
+HEAD, MERGE = "1" * 40, "2" * 40
+
+
+def _pr_event(tmp_path: Path, sha: str = HEAD) -> str:
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"action": "synchronize", "number": 7,
+                                "pull_request": {"head": {"sha": sha, "ref": "feature"}}}))
+    return str(path)
+
+
+def test_github_pull_request_uses_the_head_sha_from_the_event(tmp_path: Path) -> None:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": MERGE,
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_HEAD_REF": "feature", "GITHUB_REF_NAME": "7/merge"}
+    info = detect(env)
+    assert (info.source_commit, info.merge_commit, info.pull_request, info.branch) == (HEAD, MERGE, True,
+                                                                                       "feature")
+    assert info.trailers() == [("Source-Commit", HEAD)]  # never the merge commit
+
+
+def test_github_push_event_uses_github_sha_and_ref_name() -> None:
+    info = detect({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_SHA": HEAD,
+                   "GITHUB_REF_NAME": "main"})
+    assert (info.source_commit, info.branch, info.pull_request, info.merge_commit) == (HEAD, "main", False, None)
+
+
+def test_github_event_payload_unreadable_or_odd(tmp_path: Path) -> None:
+    assert github_pr_head({}) is None
+    assert github_pr_head({"GITHUB_EVENT_PATH": str(tmp_path / "missing.json")}) is None
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert github_pr_head({"GITHUB_EVENT_PATH": str(bad)}) is None
+    bad.write_text(json.dumps({"pull_request": {"head": {"sha": 5}}}))
+    assert github_pr_head({"GITHUB_EVENT_PATH": str(bad)}) is None
+    info = detect({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_SHA": MERGE})
+    assert info.source_commit is None and info.merge_commit == MERGE  # unknown head: never the base/merge SHA
+
+
+def test_gitlab_merge_requests() -> None:
+    base = {"GITLAB_CI": "true", "CI_MERGE_REQUEST_IID": "12", "CI_COMMIT_REF_NAME": "feature",
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature", "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": HEAD}
+    detached = detect({**base, "CI_COMMIT_SHA": HEAD, "CI_MERGE_REQUEST_EVENT_TYPE": "detached"})
+    assert (detached.source_commit, detached.merge_commit, detached.pull_request) == (HEAD, None, True)
+    merged = detect({**base, "CI_COMMIT_SHA": MERGE, "CI_MERGE_REQUEST_EVENT_TYPE": "merged_result"})
+    assert (merged.source_commit, merged.merge_commit, merged.branch) == (HEAD, MERGE, "feature")
+    branch = detect({"GITLAB_CI": "true", "CI_COMMIT_SHA": HEAD, "CI_COMMIT_REF_NAME": "main"})
+    assert (branch.branch, branch.pull_request) == ("main", False)
+
+
+def test_jenkins_branch_and_change_id_and_generic_ci() -> None:
+    jk = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": HEAD, "GIT_BRANCH": "origin/main"})
+    assert (jk.branch, jk.pull_request) == ("origin/main", False)
+    pr = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": HEAD, "BRANCH_NAME": "PR-3", "CHANGE_ID": "3"})
+    assert (pr.branch, pr.pull_request) == ("PR-3", True)
+    assert detect({"CI": "true"}) == CIInfo("ci", None, None)
+    assert detect({"CI": "false"}).provider is None
+
+
+def test_check_checkout_rule() -> None:
+    check_checkout(HEAD, CIInfo(None, None, None))  # no CI: HEAD is the tag
+    check_checkout(HEAD, CIInfo("github", HEAD, None, "feature", True, MERGE))  # PR head checked out
+    check_checkout(MERGE, CIInfo("github", "3" * 40, None))  # push build: HEAD wins, no refusal
+    with pytest.raises(UsageError, match="merge commit") as err:
+        check_checkout(MERGE, CIInfo("github", HEAD, None, "feature", True, MERGE))
+    assert HEAD in err.value.message and "--sha" in (err.value.hint or "")
+    with pytest.raises(UsageError):  # head unknown (no event payload) but HEAD is the announced merge commit
+        check_checkout(MERGE, CIInfo("github", None, None, None, True, MERGE))
+    with pytest.raises(UsageError):  # Jenkins PR build whose HEAD is a local merge of GIT_COMMIT
+        check_checkout(MERGE, CIInfo("jenkins", HEAD, None, "PR-3", True))
