@@ -53,6 +53,7 @@ def _root(
 
 # --- verbs (one line each; the functions live in gitops_cli/commands/) ---------------------------
 from gitops_cli.commands import build as _build  # noqa: E402
+from gitops_cli.commands import build_and_bump as _build_and_bump  # noqa: E402
 from gitops_cli.commands import bump as _bump  # noqa: E402
 from gitops_cli.commands import history as _history  # noqa: E402
 from gitops_cli.commands import lint as _lint  # noqa: E402
@@ -67,6 +68,7 @@ app.command("build")(_build.build)
 app.command("test")(_test.test)
 app.command("publish")(_publish.publish)
 app.command("bump")(_bump.bump)
+app.command("build-and-bump")(_build_and_bump.build_and_bump)
 app.command("history")(_history.history)
 app.command("rollback")(_rollback.rollback)
 app.command("sync")(_sync.sync)

@@ -1,0 +1,358 @@
+"""`gitops build-and-bump`: tag -> test -> build -> publish -> bump, stopping at the first failure.
+
+    run(PipelineRequest(...)) -> PipelineResult   (never raises a GitopsError: it is in result.error)
+
+- tag:     derive_tag on the app checkout (a dirty tree is refused as by `gitops tag`); in CI the tag
+           rule of gitops_cli.ci applies (never a CI merge commit by surprise).
+- test:    the app's tests (apptest.run_tests).  Failing tests: nothing is built, published or bumped.
+- build:   unless the registry already has the tag FOR THIS SOURCE STATE (see below), build the image
+           (build.build_image) with the OCI revision label set to the tagged commit.
+- publish: publish.publish_image (immutable tags), or skipped together with the build.
+- bump:    bump.bump with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
+           references get the right digest without a registry query; Source-Commit is the tagged commit.
+
+"This source state": the tag alone is not proof (a short SHA, `--tag` given by hand, another repo
+pushing to the same repository).  The registry's image under the tag is this source state when its
+config blob's label `org.opencontainers.image.revision` equals the full tagged commit SHA and
+`org.opencontainers.image.version` equals the tag (a `-dirty-<hash>` tag carries the hash of the
+uncommitted state, so two dirty states never match).  Then build and push are skipped (re-runs are
+fast; `rebuild` forces them, and publish then checks that the rebuilt image is the one published).
+When the registry has the tag for ANOTHER revision, the run stops before building (exit 6, both named)
+unless allow_overwrite.  An image without the label (pushed by other tools) is rebuilt, and publish
+decides by content as it always does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gitops_cli import ci, output
+from gitops_cli.errors import GitopsError, RefusedError
+from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
+
+STEPS = ("tag", "test", "build", "publish", "bump")
+REVISION_LABEL = "org.opencontainers.image.revision"
+VERSION_LABEL = "org.opencontainers.image.version"
+OUTPUT_NAMES = ("tag", "image", "digest", "deploy-commit")
+
+
+@dataclass(frozen=True)
+class PipelineRequest:
+    image: str  # repository to build, without tag
+    bump: Any  # bump.BumpRequest (images are filled in by the pipeline)
+    repo: Path = Path(".")
+    tag: str | None = None  # default: derived from the commit
+    sha: str | None = None  # --sha: name the build after this commit (explicit, bypasses the CI rule)
+    tag_length: int = 7
+    tag_prefix: str = ""
+    allow_dirty: bool = False
+    test_command: str | None = None
+    build_options: Mapping[str, Any] = field(default_factory=dict)  # build.build_image keyword arguments
+    rebuild: bool = False
+    creds: Any = None  # registry.Credentials
+    allow_overwrite: bool = False
+    allow_mutable_tag: bool = False
+    mutable_tags: tuple[str, ...] = ()
+    insecure: tuple[str, ...] = ()
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "not run"  # ok | skipped | failed | not run
+    seconds: float = 0.0
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3), "detail": self.detail}
+
+
+@dataclass
+class PipelineResult:
+    steps: list[StepRecord] = field(default_factory=lambda: [StepRecord(n) for n in STEPS])
+    tag: str | None = None
+    sha: str | None = None
+    ref: ImageRef | None = None  # NAME:TAG
+    digest: str | None = None
+    built: bool = False
+    pushed: bool = False
+    bump: Any = None  # bump.BumpResult
+    error: GitopsError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def failed_step(self) -> str | None:
+        return next((s.name for s in self.steps if s.status == "failed"), None)
+
+    @property
+    def deploy_commit(self) -> str | None:
+        return self.bump.commit if self.bump is not None else None
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.bump is not None and self.bump.up_to_date
+
+    def step(self, name: str) -> StepRecord:
+        return next(s for s in self.steps if s.name == name)
+
+    def outputs(self) -> dict[str, str]:
+        """The step outputs: tag, image (NAME:TAG), digest, deploy-commit ('' when no commit was made)."""
+        return {"tag": self.tag or "", "image": str(self.ref) if self.ref else "", "digest": self.digest or "",
+                "deploy-commit": self.deploy_commit or ""}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "tag": self.tag, "sha": self.sha,
+            "image": str(self.ref) if self.ref else None,
+            "digest": self.digest,
+            "pinned": f"{self.ref}@{self.digest}" if self.ref and self.digest else None,
+            "built": self.built, "pushed": self.pushed,
+            "deploy_commit": self.deploy_commit,
+            "deploy_up_to_date": self.up_to_date if self.bump is not None else None,
+            "steps": [s.to_json() for s in self.steps],
+            "failed_step": self.failed_step,
+            "error": self.error.message if self.error else None,
+            "bump": self.bump.to_json() if self.bump is not None else None,
+        }
+
+
+class _Skip(Exception):
+    """Raised inside a step to mark it skipped (with the reason as detail)."""
+
+
+@contextmanager
+def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iterator[StepRecord]:
+    record = result.step(name)
+    start = clock()
+    try:
+        yield record
+        record.status = "ok"
+    except _Skip as skip:
+        record.status, record.detail = "skipped", str(skip)
+    except GitopsError as exc:
+        record.status, record.detail = "failed", exc.message.splitlines()[0]
+        raise
+    finally:
+        record.seconds = clock() - start
+
+
+# --- "already published for this source state" -----------------------------------------------------
+
+
+def published_digest(ref: ImageRef, sha: str, creds: Any = None, insecure: tuple[str, ...] = (),
+                     allow_overwrite: bool = False) -> str | None:
+    """The registry's digest for ref when it holds this source state; None when a build is needed.
+
+    RefusedError (exit 6) when the tag names an image built from another revision (unless allowed).
+    """
+    from gitops_cli import registry
+
+    client = registry.Client(registry.registry_host(ref), creds, insecure)
+    manifest = registry.get_manifest(ref, client=client)
+    if manifest is None or manifest.is_index or manifest.config_digest is None:
+        return None
+    config = registry.get_blob_json(ref, manifest.config_digest, client=client)
+    labels = (config.get("config") or {}).get("Labels") or {}
+    revision, version = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
+    if revision == sha and version in (None, ref.tag):
+        return manifest.digest
+    if revision and revision != sha and not allow_overwrite:
+        raise RefusedError(
+            f"refusing to build {ref}: the registry already has this tag for revision {revision} "
+            f"({manifest.digest}), not for {sha}",
+            hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite",
+        )
+    return None
+
+
+# --- the use case ---------------------------------------------------------------------------------
+
+
+def run(request: PipelineRequest, environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic) -> PipelineResult:
+    """Run the pipeline; the first failing step stops it (its GitopsError is in result.error)."""
+    result = PipelineResult()
+    try:
+        _run(request, result, os.environ if environ is None else environ, clock)
+    except GitopsError as exc:
+        result.error = exc
+    return result
+
+
+def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str],
+         clock: Callable[[], float]) -> None:
+    from gitops_cli import bump as bumping
+
+    name = parse_repository(request.image)  # invalid input: exit 2 before any work
+    if request.tag is not None:
+        validate_tag(request.tag)
+    bumping.validate(replace(request.bump, images=[name.with_tag("validate")]))
+    info = ci.detect(env)
+
+    with _step(result, "tag", clock) as rec:
+        result.tag, result.sha = _tag(request, info)
+        result.ref = name.with_tag(result.tag)
+        rec.detail = f"{result.tag} ({result.sha})"
+        output.step(f"Tag {result.ref} (commit {result.sha})")
+
+    with _step(result, "test", clock) as rec:
+        from gitops_cli.apptest import run_tests
+
+        rec.detail = run_tests(request.repo, command=request.test_command).command
+
+    assert result.ref is not None and result.sha is not None
+    with _step(result, "build", clock) as rec:
+        if not request.rebuild:
+            output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
+            digest = published_digest(result.ref, result.sha, request.creds, request.insecure,
+                                      request.allow_overwrite)
+            if digest is not None:
+                result.digest = digest
+                output.info(f"{result.ref} is already published for this commit ({digest}): "
+                            "skipping build and push (--rebuild forces them)")
+                raise _Skip(f"already published for {result.sha[:12]}")
+        rec.detail = _build(request, result)
+
+    with _step(result, "publish", clock) as rec:
+        if not result.built:
+            raise _Skip(f"already published as {result.digest}")
+        from gitops_cli.publish import publish_image
+
+        published = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
+                                  allow_mutable_tag=request.allow_mutable_tag, mutable_tags=request.mutable_tags,
+                                  insecure=request.insecure)
+        result.digest, result.pushed = published.digest, published.pushed
+        rec.detail = published.digest if published.pushed else f"already published as {published.digest}"
+
+    with _step(result, "bump", clock) as rec:
+        assert result.digest is not None
+        target = result.ref.with_digest(result.digest)
+        bump_env = {**env, "GITOPS_SOURCE_COMMIT": result.sha}  # the trailer names the tagged commit
+        result.bump = bumping.bump(replace(request.bump, images=[target]), environ=bump_env)
+        if result.bump.up_to_date:
+            rec.detail = "already up to date"
+        elif result.bump.pushed:
+            rec.detail = f"{result.bump.commit} pushed to {result.bump.push_branch}"
+        else:
+            rec.detail = f"{result.bump.commit} committed" if result.bump.commit else "files patched"
+
+
+def _tag(request: PipelineRequest, info: ci.CIInfo) -> tuple[str, str]:
+    from gitops_cli import git
+    from gitops_cli.tagging import derive_tag, resolve_sha
+
+    if request.sha is None:
+        head = resolve_sha(git.toplevel(request.repo), None)
+        ci.check_checkout(head, info)
+        if info.source_commit and info.source_commit != head and not info.pull_request:
+            output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is {head[:12]}: "
+                        "tagging the checkout (what is built)")
+    tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
+                        allow_dirty=request.allow_dirty, sha=request.sha)
+    return (request.tag or tagged.tag), tagged.sha
+
+
+def _build(request: PipelineRequest, result: PipelineResult) -> str:
+    from gitops_cli.build import build_image, parse_pairs
+
+    assert result.tag is not None and result.sha is not None
+    options = dict(request.build_options)
+    labels = options.pop("labels", ())
+    extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
+    # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares.
+    extra = {REVISION_LABEL: result.sha, **extra}
+    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, **options)
+    result.built = True
+    return built.image_id
+
+
+# --- outputs and summary ----------------------------------------------------------------------------
+
+
+def _check_value(name: str, value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"output {name} contains a newline")  # never: tags, refs, digests and SHAs
+    return value
+
+
+def write_github_output(path: str | Path, outputs: Mapping[str, str]) -> None:
+    """Append `name=value` lines to $GITHUB_OUTPUT (the file GitHub Actions reads step outputs from)."""
+    with open(path, "a", encoding="utf-8") as f:
+        for key, value in outputs.items():
+            f.write(f"{key}={_check_value(key, value)}\n")
+
+
+def dotenv_name(key: str) -> str:
+    """Output name -> dotenv variable: `deploy-commit` -> `DEPLOY_COMMIT` (GitLab needs [A-Za-z0-9_])."""
+    return key.upper().replace("-", "_")
+
+
+def write_dotenv(path: str | Path, outputs: Mapping[str, str]) -> None:
+    """Write a dotenv file (GitLab `artifacts:reports:dotenv`): TAG, IMAGE, DIGEST, DEPLOY_COMMIT."""
+    text = "".join(f"{dotenv_name(k)}={_check_value(k, v)}\n" for k, v in outputs.items())
+    tmp = Path(f"{path}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def summary_rows(result: PipelineResult) -> list[tuple[str, str]]:
+    if result.bump is None:
+        deploy = "-"
+    elif result.bump.up_to_date:
+        deploy = "already up to date (no commit)"
+    elif result.bump.commit:
+        where = f" (pushed to {result.bump.push_branch})" if result.bump.pushed else " (not pushed)"
+        deploy = result.bump.commit + where
+    else:
+        deploy = "files patched (no commit)"
+    return [("tag", result.tag or "-"), ("image", str(result.ref) if result.ref else "-"),
+            ("digest", result.digest or "-"), ("deploy commit", deploy)]
+
+
+def render_plain(result: PipelineResult) -> str:
+    rows = summary_rows(result)
+    lines = [f"{k:<14} {v}" for k, v in rows]
+    lines.append("")
+    lines.append(f"{'step':<8} {'status':<8} {'seconds':>8}  detail")
+    for s in result.steps:
+        lines.append(f"{s.name:<8} {s.status:<8} {s.seconds:>8.2f}  {s.detail}".rstrip())
+    total = sum(s.seconds for s in result.steps)
+    lines.append(f"{'total':<8} {'ok' if result.ok else 'failed':<8} {total:>8.2f}")
+    return "\n".join(lines)
+
+
+def render_rich(result: PipelineResult, console: Any) -> None:
+    from rich.table import Table
+
+    colours = {"ok": "green", "skipped": "yellow", "failed": "bold red", "not run": "dim"}
+    table = Table(title="gitops build-and-bump", title_justify="left", show_lines=False)
+    for column, justify in (("step", "left"), ("status", "left"), ("seconds", "right"), ("detail", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for s in result.steps:
+        colour = colours.get(s.status, "")
+        table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", _escape(s.detail))
+    total = sum(s.seconds for s in result.steps)
+    table.add_row("total", "[green]ok[/]" if result.ok else "[bold red]failed[/]", f"{total:.2f}", "")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    for key, value in summary_rows(result):
+        facts.add_row(key, _escape(value))
+    console.print(facts)
+    console.print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(output.redact(text))

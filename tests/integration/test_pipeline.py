@@ -1,0 +1,306 @@
+"""`gitops build-and-bump` end to end: real engine, real `docker-registry`, real bare deploy repo."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import DeployRemote, make_bare_remote
+from tests.fixtures.services import Registry, free_port, git, sample_app
+
+pytestmark = pytest.mark.integration
+
+PATH = "team/app"
+OLD = "0000000"
+GITOPS_TOML = 'build_command = "make build"\n'
+
+
+def deploy_files(image: str) -> dict[str, str]:
+    """A small deploy repo: a Deployment (tag form), a kustomization (newTag) and a digest-pinned CronJob."""
+    return {
+        "apps/app/deployment.yaml": f"""\
+# the app
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: {image}:{OLD}   # bumped by CI
+
+          ports: [{{containerPort: 8080}}]
+""",
+        "apps/app/kustomization.yaml": f"""\
+resources: [deployment.yaml]
+images:
+  - name: {image}
+    newTag: "{OLD}"
+""",
+        "apps/app/cronjob.yaml": f"""\
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: report}}
+spec:
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers:
+          - name: report
+            image: '{image}:{OLD}@sha256:{"0" * 64}'
+""",
+        "README.md": f"mentions {image}:{OLD} (never patched)\n",
+    }
+
+
+@pytest.fixture
+def remote(tmp_path: Path, registry: Registry) -> DeployRemote:
+    return make_bare_remote(tmp_path / "remotes", deploy_files(registry.image(PATH)))
+
+
+@pytest.fixture
+def app(tmp_path: Path, base_image: str) -> Path:
+    return sample_app(tmp_path / "app", extra_files={"gitops.toml": GITOPS_TOML})
+
+
+def run(gitops, app: Path, registry_image: str, remote: DeployRemote, *extra: str, env=None):
+    return gitops(["build-and-bump", "--image", registry_image, "--deploy-repo", remote.url, *extra],
+                  cwd=app, env=env)
+
+
+def tags(reg: Registry) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"{reg.url}/v2/{PATH}/tags/list", timeout=10) as resp:
+            return sorted(json.loads(resp.read()).get("tags") or [])
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+        return []
+
+
+def steps(data: dict) -> dict[str, str]:
+    return {s["name"]: s["status"] for s in data["steps"]}
+
+
+def plain_steps(text: str) -> dict[str, str]:
+    """step -> status from the plain summary table."""
+    rows = [ln.split() for ln in text.splitlines()]
+    return {r[0]: r[1] for r in rows if r and r[0] in ("tag", "test", "build", "publish", "bump") and len(r) > 2
+            and r[1] in ("ok", "skipped", "failed", "not")}
+
+
+def changed_lines(remote: DeployRemote) -> list[str]:
+    diff = remote.git("diff", "--unified=0", f"{remote.branch}~1", remote.branch)
+    return [ln for ln in diff.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+
+
+def test_full_run_then_rerun(gitops, app: Path, registry: Registry, remote: DeployRemote, docker_engine,
+                             tmp_path: Path) -> None:
+    image = registry.image(PATH)
+    sha = git(app, "rev-parse", "HEAD")
+    tag = sha[:7]
+    github_output = tmp_path / "github-output"
+    dotenv = tmp_path / "gitops.env"
+    env = {"GITHUB_OUTPUT": str(github_output)}
+    res = run(gitops, app, image, remote, "--output", "json", "--dotenv", str(dotenv), env=env)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["ok"] and data["tag"] == tag and data["sha"] == sha and data["image"] == f"{image}:{tag}"
+    assert steps(data) == dict.fromkeys(("tag", "test", "build", "publish", "bump"), "ok")
+    assert all(s["seconds"] >= 0 for s in data["steps"]) and data["built"] and data["pushed"]
+    digest = data["digest"]
+    assert digest.startswith("sha256:") and tags(registry) == [tag]
+    assert "app build ran" not in res.stdout and "running sample tests" in res.stderr  # logs on stderr
+
+    # the deploy repo: exactly one new commit, changing only the image values
+    assert len(remote.log()) == 2 and data["deploy_commit"] == remote.head()
+    assert sorted(remote.changed_files()) == ["apps/app/cronjob.yaml", "apps/app/deployment.yaml",
+                                              "apps/app/kustomization.yaml"]
+    assert changed_lines(remote) == [
+        f"-            image: '{image}:{OLD}@sha256:{'0' * 64}'",
+        f"+            image: '{image}:{tag}@{digest}'",
+        f"-          image: {image}:{OLD}   # bumped by CI",
+        f"+          image: {image}:{tag}   # bumped by CI",
+        f'-    newTag: "{OLD}"',
+        f'+    newTag: "{tag}"',
+    ]
+    assert remote.message() == (f"Update {image} image to {image}:{tag}@{digest}\n\n"
+                                f"Image: {image}:{tag}@{digest}\nSource-Commit: {sha}\n\n")
+    assert remote.show("README.md") == f"mentions {image}:{OLD} (never patched)\n".encode()
+
+    # step outputs
+    assert github_output.read_text() == (f"tag={tag}\nimage={image}:{tag}\ndigest={digest}\n"
+                                         f"deploy-commit={remote.head()}\n")
+    assert dotenv.read_text() == (f"TAG={tag}\nIMAGE={image}:{tag}\nDIGEST={digest}\n"
+                                  f"DEPLOY_COMMIT={remote.head()}\n")
+
+    # re-run on the same commit: no build, no push, no commit.  The local image is removed first: a
+    # build or a push would need it (and a build would bring it back).
+    docker_engine.remove_image(f"{image}:{tag}", force=True)
+    head = remote.head()
+    again = run(gitops, app, image, remote, env=env)
+    assert again.returncode == 0, again.stderr
+    assert "already published for this commit" in again.stderr and "Pushing" not in again.stderr
+    assert "already up to date" in again.stdout and tag in again.stdout and digest in again.stdout
+    assert plain_steps(again.stdout) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped", "bump": "ok"}
+    assert remote.head() == head and len(remote.log()) == 2
+    assert not docker_engine.images(name=f"{image}:{tag}")
+    assert tags(registry) == [tag]
+    assert github_output.read_text().endswith(f"tag={tag}\nimage={image}:{tag}\ndigest={digest}\n"
+                                              "deploy-commit=\n")  # appended; no commit this time
+
+
+def test_rebuild_forces_build_and_publish_checks_it(gitops, app: Path, registry: Registry,
+                                                    remote: DeployRemote) -> None:
+    image = registry.image(PATH)
+    first = run(gitops, app, image, remote, "-o", "json")
+    assert first.returncode == 0, first.stderr
+    again = run(gitops, app, image, remote, "-o", "json", "--rebuild")
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert steps(data)["build"] == "ok" and data["built"] and not data["pushed"]  # same image: no push
+    assert data["digest"] == json.loads(first.stdout)["digest"] and data["deploy_up_to_date"]
+    assert len(remote.log()) == 2
+
+
+def test_new_commit_bumps_again(gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    image = registry.image(PATH)
+    assert run(gitops, app, image, remote).returncode == 0
+    sample_app(app, version="2", extra_files={"gitops.toml": GITOPS_TOML})
+    tag2 = git(app, "rev-parse", "--short=7", "HEAD")
+    res = run(gitops, app, image, remote)
+    assert res.returncode == 0, res.stderr
+    assert len(remote.log()) == 3 and f"{image}:{tag2}".encode() in remote.show("apps/app/deployment.yaml")
+    assert len(tags(registry)) == 2
+
+
+def test_dirty_tree_is_refused(gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    (app / "app.sh").write_text("#!/bin/sh\necho changed\n")
+    res = run(gitops, app, registry.image(PATH), remote)
+    assert res.returncode == 4, res.stderr
+    assert "uncommitted changes" in res.stderr and "app.sh" in res.stderr
+    assert "tag      failed" in res.stderr and "test     not run" in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
+
+
+def test_failing_tests_stop_everything(gitops, tmp_path: Path, base_image: str, registry: Registry,
+                                       remote: DeployRemote, docker_engine) -> None:
+    app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
+    image = registry.image(PATH)
+    res = run(gitops, app, image, remote, "-o", "json")
+    assert res.returncode != 0
+    data = json.loads(res.stdout)
+    assert not data["ok"] and data["failed_step"] == "test" and "tests failed" in data["error"]
+    assert steps(data) == {"tag": "ok", "test": "failed", "build": "not run", "publish": "not run",
+                           "bump": "not run"}
+    assert "tests failed" in res.stderr
+    assert not (app / "build").exists()  # not even the app's build command ran
+    assert not docker_engine.images(name=image) and tags(registry) == [] and len(remote.log()) == 1
+
+
+def test_registry_down_nothing_bumped(gitops, app: Path, tmp_path: Path, docker_engine) -> None:
+    image = f"127.0.0.1:{free_port()}/{PATH}"  # nothing listens there
+    remote = make_bare_remote(tmp_path / "down", deploy_files(image))
+    res = run(gitops, app, image, remote)
+    assert res.returncode == 8, res.stderr
+    assert "registry unreachable" in res.stderr and image.split("/")[0] in res.stderr
+    assert "Traceback" not in res.stderr and "bump     not run" in res.stderr
+    assert len(remote.log()) == 1
+
+
+def test_registry_down_at_publish_nothing_bumped(gitops, app: Path, registry: Registry, remote: DeployRemote,
+                                                 docker_engine) -> None:
+    """--rebuild goes straight to building; the push then fails: still nothing bumped."""
+    import os
+    import signal
+
+    os.kill(registry.pid, signal.SIGTERM)
+    res = run(gitops, app, registry.image(PATH), remote, "--rebuild", "-o", "json")
+    assert res.returncode == 8, res.stderr
+    data = json.loads(res.stdout)
+    assert data["failed_step"] == "publish" and steps(data)["build"] == "ok" and steps(data)["bump"] == "not run"
+    assert len(remote.log()) == 1
+
+
+RACE_HOOK = """#!/bin/sh
+# Another pipeline lands a commit on main while our first push is being received (once).
+set -e
+[ -e "$GIT_DIR/raced" ] && exit 0
+touch "$GIT_DIR/raced"
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+export GIT_AUTHOR_NAME=other GIT_AUTHOR_EMAIL=other@example.com GIT_COMMITTER_NAME=other \\
+       GIT_COMMITTER_EMAIL=other@example.com GIT_INDEX_FILE="$GIT_DIR/race-index"
+parent=$(git rev-parse refs/heads/main)
+git read-tree "$parent"
+blob=$(printf 'replicas: 3\\n' | git hash-object -w --stdin)
+git update-index --add --cacheinfo "100644,$blob,apps/other/values.yaml"
+commit=$(git commit-tree "$(git write-tree)" -p "$parent" -m "competing pipeline")
+git update-ref refs/heads/main "$commit" "$parent"
+rm -f "$GIT_INDEX_FILE"
+"""
+
+
+def test_push_rejected_by_a_concurrent_commit_is_reapplied(gitops, app: Path, registry: Registry,
+                                                           remote: DeployRemote) -> None:
+    hook = remote.path / "hooks" / "pre-receive"
+    hook.write_text(RACE_HOOK)
+    hook.chmod(0o755)
+    image = registry.image(PATH)
+    res = run(gitops, app, image, remote, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    assert "push rejected" in res.stderr and (remote.path / "raced").exists()
+    data = json.loads(res.stdout)
+    assert data["bump"]["attempts"] == 2 and data["deploy_commit"] == remote.head()
+    tag = data["tag"]
+    assert remote.log("%s") == [f"Update {image} image to {image}:{tag}@{data['digest']}", "competing pipeline",
+                                "Initial manifests"]
+    assert remote.show("apps/other/values.yaml") == b"replicas: 3\n"  # the other pipeline's commit is kept
+    assert len(changed_lines(remote)) == 6
+
+
+def test_github_pull_request_merge_checkout_is_refused(gitops, app: Path, registry: Registry,
+                                                       remote: DeployRemote, tmp_path: Path) -> None:
+    head = git(app, "rev-parse", "HEAD")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": "f" * 40}}}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": head,
+           "GITHUB_EVENT_PATH": str(event)}
+    res = run(gitops, app, registry.image(PATH), remote, env=env)
+    assert res.returncode == 2, res.stderr
+    assert "merge commit" in res.stderr and "f" * 40 in res.stderr and "--sha" in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
+    # the PR head checked out: the tag is that commit, and the trailer names it with the run URL
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": head}}}))
+    env.update(GITHUB_SHA="e" * 40, GITHUB_REPOSITORY="org/app", GITHUB_RUN_ID="5")
+    res = run(gitops, app, registry.image(PATH), remote, env=env)
+    assert res.returncode == 0, res.stderr
+    assert f"Source-Commit: {head}\nCI-Run: https://github.com/org/app/actions/runs/5" in remote.message()
+    assert tags(registry) == [head[:7]]
+
+
+def test_tag_of_another_revision_is_refused_before_building(gitops, app: Path, registry: Registry,
+                                                            remote: DeployRemote, tmp_path: Path) -> None:
+    image = registry.image(PATH)
+    assert run(gitops, app, image, remote, "--tag", "release-1").returncode == 0
+    sample_app(app, version="2", extra_files={"gitops.toml": GITOPS_TOML})
+    res = run(gitops, app, image, remote, "--tag", "release-1")
+    assert res.returncode == 6, res.stderr
+    assert "already has this tag for revision" in res.stderr and "build    failed" in res.stderr
+    assert len(remote.log()) == 2
+
+
+def test_invalid_input_exits_2_before_any_work(gitops, app: Path, registry: Registry,
+                                               remote: DeployRemote) -> None:
+    res = run(gitops, app, "127.0.0.1:5000/Team/App", remote)
+    assert res.returncode == 2 and "Team/App" in res.stderr
+    res = run(gitops, app, registry.image(PATH), remote, "--author", "nobody")
+    assert res.returncode == 2 and "--author" in res.stderr
+    res = gitops(["build-and-bump", "--image", registry.image(PATH)], cwd=app)
+    assert res.returncode == 2 and "--deploy-repo is required" in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
