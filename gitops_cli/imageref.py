@@ -141,6 +141,11 @@ def _split_reference(text: str) -> tuple[str, str | None, str | None]:
     return name, tag, digest
 
 
+def split_reference(text: str) -> tuple[str, str | None, str | None]:
+    """(name, tag, digest) as written, without validation ('localhost:5000/app' has no tag)."""
+    return _split_reference(text)
+
+
 def validate_tag(tag: str) -> None:
     if not TAG_RE.fullmatch(tag):
         if len(tag) > 128:

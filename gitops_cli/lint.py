@@ -211,7 +211,7 @@ def _check_with_placeholders(value: str, shown: str, config: LintConfig) -> list
 
 
 def _part_of(value: str, fragment: str) -> str | None:
-    name, tag, digest = imageref._split_reference(value)
+    name, tag, digest = imageref.split_reference(value)
     for part, text in (("digest", digest), ("tag", tag), ("name", name)):
         if text and fragment in text:
             return part
@@ -220,7 +220,7 @@ def _part_of(value: str, fragment: str) -> str | None:
 
 def _invalid_part(value: str) -> str | None:
     """Which part of an invalid reference fails: for map references, to point at the right field."""
-    name, tag, digest = imageref._split_reference(value)
+    name, tag, digest = imageref.split_reference(value)
     checks = (("digest", digest, imageref.validate_digest), ("tag", tag, imageref.validate_tag),
               ("name", name, imageref.validate_name))
     for part, text, check in checks:
