@@ -74,8 +74,9 @@ def github_pr_head(env: Mapping[str, str]) -> str | None:
 
 def _github(env: Mapping[str, str]) -> CIInfo:
     sha = _get(env, "GITHUB_SHA")
-    server, repo, run = _get(env, "GITHUB_SERVER_URL"), _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
-    url = f"{(server or 'https://github.com').rstrip('/')}/{repo}/actions/runs/{run}" if repo and run else None
+    server = (_get(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+    repo, run = _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
+    url = f"{server}/{repo}/actions/runs/{run}" if repo and run else None
     if _get(env, "GITHUB_EVENT_NAME") in _PR_EVENTS:
         return CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True, sha)
     return CIInfo("github", sha, url, _get(env, "GITHUB_REF_NAME"))

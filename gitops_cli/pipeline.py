@@ -70,7 +70,8 @@ class StepRecord:
     detail: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3), "detail": self.detail}
+        return {"name": self.name, "status": self.status, "seconds": round(self.seconds, 3),
+                "detail": self.detail}
 
 
 @dataclass
@@ -106,8 +107,8 @@ class PipelineResult:
 
     def outputs(self) -> dict[str, str]:
         """The step outputs: tag, image (NAME:TAG), digest, deploy-commit ('' when no commit was made)."""
-        return {"tag": self.tag or "", "image": str(self.ref) if self.ref else "", "digest": self.digest or "",
-                "deploy-commit": self.deploy_commit or ""}
+        return {"tag": self.tag or "", "image": str(self.ref) if self.ref else "",
+                "digest": self.digest or "", "deploy-commit": self.deploy_commit or ""}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -229,8 +230,8 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         from gitops_cli.publish import publish_image
 
         published = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
-                                  allow_mutable_tag=request.allow_mutable_tag, mutable_tags=request.mutable_tags,
-                                  insecure=request.insecure)
+                                  allow_mutable_tag=request.allow_mutable_tag,
+                                  mutable_tags=request.mutable_tags, insecure=request.insecure)
         result.digest, result.pushed = published.digest, published.pushed
         rec.detail = published.digest if published.pushed else f"already published as {published.digest}"
 
@@ -255,8 +256,8 @@ def _tag(request: PipelineRequest, info: ci.CIInfo) -> tuple[str, str]:
         head = resolve_sha(git.toplevel(request.repo), None)
         ci.check_checkout(head, info)
         if info.source_commit and info.source_commit != head and not info.pull_request:
-            output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is {head[:12]}: "
-                        "tagging the checkout (what is built)")
+            output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
+                        f"{head[:12]}: tagging the checkout (what is built)")
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
                         allow_dirty=request.allow_dirty, sha=request.sha)
     return (request.tag or tagged.tag), tagged.sha

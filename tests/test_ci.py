@@ -49,7 +49,8 @@ def _pr_event(tmp_path: Path, sha: str = HEAD) -> str:
 
 def test_github_pull_request_uses_the_head_sha_from_the_event(tmp_path: Path) -> None:
     env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": MERGE,
-           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_HEAD_REF": "feature", "GITHUB_REF_NAME": "7/merge"}
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_HEAD_REF": "feature",
+           "GITHUB_REF_NAME": "7/merge"}
     info = detect(env)
     assert (info.source_commit, info.merge_commit, info.pull_request, info.branch) == (HEAD, MERGE, True,
                                                                                        "feature")
@@ -59,7 +60,8 @@ def test_github_pull_request_uses_the_head_sha_from_the_event(tmp_path: Path) ->
 def test_github_push_event_uses_github_sha_and_ref_name() -> None:
     info = detect({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_SHA": HEAD,
                    "GITHUB_REF_NAME": "main"})
-    assert (info.source_commit, info.branch, info.pull_request, info.merge_commit) == (HEAD, "main", False, None)
+    assert (info.source_commit, info.branch) == (HEAD, "main")
+    assert (info.pull_request, info.merge_commit) == (False, None)
 
 
 def test_github_event_payload_unreadable_or_odd(tmp_path: Path) -> None:

@@ -84,8 +84,8 @@ def build_and_bump(
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT",
                                       help="text (a table on a TTY) or json."),
     dotenv: Path | None = typer.Option(None, "--dotenv", metavar="FILE",
-                                       help="Also write TAG, IMAGE, DIGEST, DEPLOY_COMMIT to this dotenv file "
-                                       "(GitLab artifacts:reports:dotenv)."),
+                                       help="Also write TAG, IMAGE, DIGEST, DEPLOY_COMMIT to this dotenv "
+                                       "file (GitLab artifacts:reports:dotenv)."),
 ) -> None:
     """Tag, test, build, publish and bump the deploy repo; stop at the first failure.
 

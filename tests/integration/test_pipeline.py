@@ -91,8 +91,8 @@ def steps(data: dict) -> dict[str, str]:
 def plain_steps(text: str) -> dict[str, str]:
     """step -> status from the plain summary table."""
     rows = [ln.split() for ln in text.splitlines()]
-    return {r[0]: r[1] for r in rows if r and r[0] in ("tag", "test", "build", "publish", "bump") and len(r) > 2
-            and r[1] in ("ok", "skipped", "failed", "not")}
+    names, statuses = ("tag", "test", "build", "publish", "bump"), ("ok", "skipped", "failed", "not")
+    return {r[0]: r[1] for r in rows if len(r) > 2 and r[0] in names and r[1] in statuses}
 
 
 def changed_lines(remote: DeployRemote) -> list[str]:
@@ -148,7 +148,8 @@ def test_full_run_then_rerun(gitops, app: Path, registry: Registry, remote: Depl
     assert again.returncode == 0, again.stderr
     assert "already published for this commit" in again.stderr and "Pushing" not in again.stderr
     assert "already up to date" in again.stdout and tag in again.stdout and digest in again.stdout
-    assert plain_steps(again.stdout) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped", "bump": "ok"}
+    assert plain_steps(again.stdout) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped",
+                                         "bump": "ok"}
     assert remote.head() == head and len(remote.log()) == 2
     assert not docker_engine.images(name=f"{image}:{tag}")
     assert tags(registry) == [tag]
@@ -224,7 +225,8 @@ def test_registry_down_at_publish_nothing_bumped(gitops, app: Path, registry: Re
     res = run(gitops, app, registry.image(PATH), remote, "--rebuild", "-o", "json")
     assert res.returncode == 8, res.stderr
     data = json.loads(res.stdout)
-    assert data["failed_step"] == "publish" and steps(data)["build"] == "ok" and steps(data)["bump"] == "not run"
+    assert data["failed_step"] == "publish"
+    assert steps(data)["build"] == "ok" and steps(data)["bump"] == "not run"
     assert len(remote.log()) == 1
 
 
@@ -258,8 +260,8 @@ def test_push_rejected_by_a_concurrent_commit_is_reapplied(gitops, app: Path, re
     data = json.loads(res.stdout)
     assert data["bump"]["attempts"] == 2 and data["deploy_commit"] == remote.head()
     tag = data["tag"]
-    assert remote.log("%s") == [f"Update {image} image to {image}:{tag}@{data['digest']}", "competing pipeline",
-                                "Initial manifests"]
+    subject = f"Update {image} image to {image}:{tag}@{data['digest']}"
+    assert remote.log("%s") == [subject, "competing pipeline", "Initial manifests"]
     assert remote.show("apps/other/values.yaml") == b"replicas: 3\n"  # the other pipeline's commit is kept
     assert len(changed_lines(remote)) == 6
 
