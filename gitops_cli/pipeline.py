@@ -338,7 +338,7 @@ def render_rich(result: PipelineResult, console: Any) -> None:
     colours = {"ok": "green", "skipped": "yellow", "failed": "bold red", "not run": "dim"}
     table = Table(title="gitops build-and-bump", title_justify="left", show_lines=False)
     for column, justify in (("step", "left"), ("status", "left"), ("seconds", "right"), ("detail", "left")):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for s in result.steps:
         colour = colours.get(s.status, "")
         table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", _escape(s.detail))
@@ -346,7 +346,7 @@ def render_rich(result: PipelineResult, console: Any) -> None:
     table.add_row("total", "[green]ok[/]" if result.ok else "[bold red]failed[/]", f"{total:.2f}", "")
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
-    facts.add_column()
+    facts.add_column(overflow="fold")
     for key, value in summary_rows(result):
         facts.add_row(key, _escape(value))
     console.print(facts)
