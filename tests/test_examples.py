@@ -1,0 +1,122 @@
+"""examples/: the CI configs parse and call `gitops build-and-bump` with real options; lint is clean;
+the sample app's settings and the deploy repo agree on the image."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from ruamel.yaml import YAML
+
+from gitops_cli.cli import app
+from gitops_cli.imageref import parse_repository
+from gitops_cli.pipeline import OUTPUT_NAMES, dotenv_name
+from gitops_cli.settings import load_settings
+from tests.fixtures.cli import run_gitops
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+CI = EXAMPLES / "ci"
+YAMLLINT_CONFIG = ("{extends: default, rules: {line-length: {max: 120}, document-start: disable, "
+                   "truthy: {allowed-values: ['true', 'false'], check-keys: false}}}")
+
+
+def load(path: Path) -> Any:
+    return YAML(typ="safe", pure=True).load(path.read_text())
+
+
+def build_and_bump_options() -> set[str]:
+    command = typer.main.get_command(app).commands["build-and-bump"]  # type: ignore[attr-defined]
+    return {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+
+
+def gitops_invocations(script: str) -> list[list[str]]:
+    """The argument lists of every `gitops build-and-bump` in a shell script (CI expressions blanked)."""
+    script = re.sub(r"\$\{\{.*?\}\}", "X", script)
+    out = []
+    for line in script.replace("\\\n", " ").splitlines():
+        words = shlex.split(line)
+        for i in range(len(words) - 1):
+            if words[i] == "gitops" and words[i + 1] == "build-and-bump":
+                out.append(words[i + 2:])
+    return out
+
+
+def check_flags(args: list[str]) -> None:
+    known = build_and_bump_options()
+    flags = [a.split("=", 1)[0] for a in args if a.startswith("-")]
+    assert flags and set(flags) <= known, set(flags) - known
+
+
+def test_github_actions_example() -> None:
+    workflow = load(CI / "github-actions.yml")
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    ship = next(s for s in steps if "gitops build-and-bump" in s.get("run", ""))
+    calls = gitops_invocations(ship["run"])
+    assert len(calls) == 1
+    check_flags(calls[0])
+    assert {"--image", "--deploy-repo"} <= set(calls[0])
+    # secrets come from the secret store, never inline
+    secrets = {k: v for k, v in ship["env"].items() if "PASSWORD" in k or "TOKEN" in k}
+    assert secrets and all(v.startswith("${{ secrets.") for v in secrets.values())
+    # the outputs used later are ones build-and-bump writes to $GITHUB_OUTPUT
+    text = (CI / "github-actions.yml").read_text()
+    used = set(re.findall(rf"steps\.{ship['id']}\.outputs\.([\w-]+)", text))
+    assert used and used <= set(OUTPUT_NAMES)
+
+
+def test_gitlab_ci_example() -> None:
+    pipeline = load(CI / "gitlab-ci.yml")
+    job = pipeline["ship"]
+    calls = [c for line in job["script"] for c in gitops_invocations(line)]
+    assert len(calls) == 1
+    check_flags(calls[0])
+    dotenv = calls[0][calls[0].index("--dotenv") + 1]
+    assert job["artifacts"]["reports"]["dotenv"] == dotenv
+    assert all(re.fullmatch(r"[A-Z0-9_]+", dotenv_name(n)) for n in OUTPUT_NAMES)  # valid GitLab names
+    assert job["variables"]["GITOPS_REGISTRY_PASSWORD"].startswith("$")  # from CI/CD variables
+
+
+@pytest.mark.parametrize("path", sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.y*ml")))
+def test_every_example_yaml_parses(path: str) -> None:
+    docs = list(YAML(typ="safe", pure=True).load_all((EXAMPLES / path).read_text()))
+    assert docs and all(d is not None for d in docs)
+
+
+def test_gitops_lint_of_examples_is_clean() -> None:
+    res = run_gitops(["lint", str(EXAMPLES)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout == "" and "no findings" in res.stderr
+
+
+def test_yamllint_of_examples_is_clean() -> None:
+    exe = shutil.which("yamllint")
+    assert exe, "yamllint is not installed (apt-get install yamllint; see .ci/run)"
+    res = subprocess.run([exe, "-f", "parsable", "-d", YAMLLINT_CONFIG, str(EXAMPLES)],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout == "", res.stdout + res.stderr
+
+
+def test_demo_script_is_valid_bash() -> None:
+    res = subprocess.run(["bash", "-n", str(EXAMPLES / "demo.sh")], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_sample_app_settings_match_the_deploy_repo() -> None:
+    """The image the sample app builds is the one the example deploy repo references (3 places)."""
+    from gitops_cli.bump import compute_edits
+
+    settings = load_settings(EXAMPLES / "sample-app", environ={})
+    assert settings.build_command == "make build" and settings.test_command == "make test"
+    image = parse_repository(settings.image or "")
+    edits, skipped, found = compute_edits(EXAMPLES / "deploy-repo", [image.with_tag("abc1234")])
+    assert found == {image.normalized_name} and skipped == []
+    assert sorted(e.path for e in edits) == ["apps/sample-app/deployment.yaml",
+                                             "apps/sample-app/kustomization.yaml", "values.yaml"]
