@@ -185,10 +185,10 @@ def compute_edits(
     found: set[str] = set()
     unchanged: list[tuple[str, str]] = []
     for path in discover(root, list(paths) or None):
-        rel = path.relative_to(root).as_posix()
         text = read_text(path)
         if not any(n in text for n in needles):
             continue
+        rel = path.relative_to(root).as_posix()
         try:
             new, changes = update_images(text, targets, container=container,
                                          resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
