@@ -203,6 +203,9 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     with _step(result, "tag", clock) as rec:
         result.tag, result.sha = _tag(request, info)
         result.ref = name.with_tag(result.tag)
+        from gitops_cli.publish import check_publishable
+
+        check_publishable(result.ref, request.allow_mutable_tag, request.mutable_tags)  # before any work
         rec.detail = f"{result.tag} ({result.sha})"
         output.step(f"Tag {result.ref} (commit {result.sha})")
 
@@ -222,7 +225,8 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
                 output.info(f"{result.ref} is already published for this commit ({digest}): "
                             "skipping build and push (--rebuild forces them)")
                 raise _Skip(f"already published for {result.sha[:12]}")
-        rec.detail = _build(request, result)
+        client = _engine()
+        rec.detail = _build(request, result, client)
 
     with _step(result, "publish", clock) as rec:
         if not result.built:
@@ -231,7 +235,8 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
 
         published = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
                                   allow_mutable_tag=request.allow_mutable_tag,
-                                  mutable_tags=request.mutable_tags, insecure=request.insecure)
+                                  mutable_tags=request.mutable_tags, insecure=request.insecure,
+                                  client=client)
         result.digest, result.pushed = published.digest, published.pushed
         rec.detail = published.digest if published.pushed else f"already published as {published.digest}"
 
@@ -263,7 +268,14 @@ def _tag(request: PipelineRequest, info: ci.CIInfo) -> tuple[str, str]:
     return (request.tag or tagged.tag), tagged.sha
 
 
-def _build(request: PipelineRequest, result: PipelineResult) -> str:
+def _engine() -> Any:
+    """One engine connection for build and publish (connecting costs a version round trip)."""
+    from gitops_cli import engine
+
+    return engine.connect()
+
+
+def _build(request: PipelineRequest, result: PipelineResult, client: Any) -> str:
     from gitops_cli.build import build_image, parse_pairs
 
     assert result.tag is not None and result.sha is not None
@@ -272,7 +284,8 @@ def _build(request: PipelineRequest, result: PipelineResult) -> str:
     extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares.
     extra = {REVISION_LABEL: result.sha, **extra}
-    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, **options)
+    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
+                        **options)
     result.built = True
     return built.image_id
 

@@ -303,6 +303,8 @@ def test_invalid_input_exits_2_before_any_work(gitops, app: Path, registry: Regi
     assert res.returncode == 2 and "Team/App" in res.stderr
     res = run(gitops, app, registry.image(PATH), remote, "--author", "nobody")
     assert res.returncode == 2 and "--author" in res.stderr
+    res = run(gitops, app, registry.image(PATH), remote, "--tag", "latest")  # refused before the tests run
+    assert res.returncode == 6 and "mutable tag" in res.stderr and "running sample tests" not in res.stderr
     res = gitops(["build-and-bump", "--image", registry.image(PATH)], cwd=app)
     assert res.returncode == 2 and "--deploy-repo is required" in res.stderr
     assert tags(registry) == [] and len(remote.log()) == 1
