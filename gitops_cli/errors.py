@@ -88,7 +88,7 @@ class GitError(GitopsError):
     exit_code = 10
 
 
-class GitAuthError(GitopsError):
+class GitAuthError(GitError):
     exit_code = 11
 
 

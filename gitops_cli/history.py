@@ -207,11 +207,15 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
             repository=repository, name=slot["name"], tag=tag, digest=digest,
             previous=", ".join(sorted(slot["old"])) or None, commit=commit, date=date, author=author,
             subject=subject, files=slot["files"],
-            source_commit=(trailers.get("Source-Commit") or [None])[0],
-            rollback_of=(trailers.get("Rollback-Of") or [None])[0],
+            source_commit=_first(trailers.get("Source-Commit")),
+            rollback_of=_first(trailers.get("Rollback-Of")),
             by_gitops=bool(images),
         ))
     return entries
+
+
+def _first(values: list[str] | None) -> str | None:
+    return values[0] if values else None
 
 
 def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> str:
