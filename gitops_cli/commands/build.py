@@ -7,33 +7,39 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import (
+    AllowDirty,
+    BuildArgs,
+    CacheFrom,
+    Context,
+    Dockerfile,
+    Labels,
+    Network,
+    NoCache,
+    Pull,
+    Repo,
+    Tag,
+    Target,
+    absolute,
+)
 from gitops_cli.settings import load_settings
-
-
-def _absolute(path: Path | None) -> str | None:
-    """Flags are relative to the current directory (config values are relative to the checkout)."""
-    return str(path.resolve()) if path is not None else None
 
 
 def build(
     image: str | None = typer.Option(None, "--image", help="Repository to build, without tag, e.g. "
                                      "registry.example.com/team/app (or `image` in [tool.gitops])."),
-    tag: str | None = typer.Option(None, "--tag", help="Tag (default: the derived tag, see `gitops tag`)."),
-    repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (default: current directory)."),
-    context: Path | None = typer.Option(None, "--context", help="Build context (default: the checkout)."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="Dockerfile (default: CONTEXT/Dockerfile)."),
-    build_arg: list[str] = typer.Option([], "--build-arg", metavar="K=V",
-                                         help="Build argument KEY=VALUE (repeatable)."),
-    label: list[str] = typer.Option([], "--label", metavar="K=V",
-                                     help="Extra image label KEY=VALUE (repeatable)."),
-    target: str | None = typer.Option(None, "--target", help="Build this stage of a multi-stage Dockerfile."),
-    network: str | None = typer.Option(None, "--network", help="Network for RUN steps (e.g. none, host)."),
-    cache_from: list[str] = typer.Option([], "--cache-from", metavar="REF",
-                                          help="Image to use as cache source (repeatable)."),
-    pull: bool = typer.Option(False, "--pull/--no-pull", help="Always try to pull newer base images."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the layer cache."),
-    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Build a dirty tree as <sha>-dirty-<hash> "
-                                     "(local runs only)."),
+    tag: Tag = None,
+    repo: Repo = Path("."),
+    context: Context = None,
+    file: Dockerfile = None,
+    build_arg: BuildArgs = [],
+    label: Labels = [],
+    target: Target = None,
+    network: Network = None,
+    cache_from: CacheFrom = [],
+    pull: Pull = False,
+    no_cache: NoCache = False,
+    allow_dirty: AllowDirty = False,
 ) -> None:
     """Run the app's build_command (if configured), then build IMAGE:TAG with OCI labels.
 
@@ -48,7 +54,7 @@ def build(
     from gitops_cli.build import build_image
 
     settings = load_settings(repo, {
-        "image": image, "context": _absolute(context), "dockerfile": _absolute(file),
+        "image": image, "context": absolute(context), "dockerfile": absolute(file),
         "build_args": build_arg, "labels": label,
     })
     if not settings.image:

@@ -9,77 +9,84 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import (
+    AllowDirty,
+    AllowMutableTag,
+    AllowOverwrite,
+    Author,
+    Branch,
+    BuildArgs,
+    CacheFrom,
+    Container,
+    Context,
+    DeployRepo,
+    Dockerfile,
+    Labels,
+    Length,
+    Message,
+    Network,
+    NoCache,
+    NoCommit,
+    PasswordStdin,
+    Paths,
+    Prefix,
+    Pull,
+    PushBranch,
+    Repo,
+    Retries,
+    Sha,
+    SshKey,
+    Tag,
+    Target,
+    Username,
+    absolute,
+    check_output_format,
+)
 from gitops_cli.settings import load_settings
-
-
-def _absolute(path: Path | None) -> str | None:
-    return str(path.resolve()) if path is not None else None
 
 
 def build_and_bump(
     image: str | None = typer.Option(None, "--image", help="Repository to build, without tag, e.g. "
                                      "registry.example.com/team/app (or `image` in [tool.gitops])."),
-    deploy_repo: str | None = typer.Option(
-        None, "--deploy-repo", metavar="URL|PATH",
-        help="Deploy repo: file://, https://, ssh://, git@host:path, or a local checkout path."),
-    repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (default: current directory)."),
+    deploy_repo: DeployRepo = None,
+    repo: Repo = Path("."),
     # tag
-    tag: str | None = typer.Option(None, "--tag", help="Tag (default: the derived tag, see `gitops tag`)."),
-    length: int | None = typer.Option(None, "--length", help="Short SHA length, 7..40 (default 7; git "
-                                      "lengthens it when ambiguous)."),
-    prefix: str | None = typer.Option(None, "--prefix", help="Text put before the SHA, e.g. 'v1-'."),
-    sha: str | None = typer.Option(None, "--sha", help="Use this commit instead of HEAD (e.g. the PR head "
-                                   "SHA in CI)."),
-    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Tag a dirty tree as <sha>-dirty-<hash> "
-                                     "(local runs only)."),
+    tag: Tag = None,
+    length: Length = None,
+    prefix: Prefix = None,
+    sha: Sha = None,
+    allow_dirty: AllowDirty = False,
     # test
     test_command: str | None = typer.Option(None, "--test-command", metavar="COMMAND",
                                             help="Test command (default: test_command, else `make test` "
                                             "when the Makefile has a test target)."),
     # build
-    context: Path | None = typer.Option(None, "--context", help="Build context (default: the checkout)."),
-    file: Path | None = typer.Option(None, "--file", "-f", help="Dockerfile (default: CONTEXT/Dockerfile)."),
-    build_arg: list[str] = typer.Option([], "--build-arg", metavar="K=V",
-                                         help="Build argument KEY=VALUE (repeatable)."),
-    label: list[str] = typer.Option([], "--label", metavar="K=V",
-                                     help="Extra image label KEY=VALUE (repeatable)."),
-    target: str | None = typer.Option(None, "--target", help="Build this stage of a multi-stage Dockerfile."),
-    network: str | None = typer.Option(None, "--network", help="Network for RUN steps (e.g. none, host)."),
-    cache_from: list[str] = typer.Option([], "--cache-from", metavar="REF",
-                                          help="Image to use as cache source (repeatable)."),
-    pull: bool = typer.Option(False, "--pull/--no-pull", help="Always try to pull newer base images."),
-    no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the layer cache."),
+    context: Context = None,
+    file: Dockerfile = None,
+    build_arg: BuildArgs = [],
+    label: Labels = [],
+    target: Target = None,
+    network: Network = None,
+    cache_from: CacheFrom = [],
+    pull: Pull = False,
+    no_cache: NoCache = False,
     rebuild: bool = typer.Option(False, "--rebuild", help="Build and publish even when the registry already "
                                  "has the tag for this commit."),
     # publish
-    allow_overwrite: bool = typer.Option(False, "--allow-overwrite", help="Push even when the tag already "
-                                         "names a different image in the registry."),
-    allow_mutable_tag: bool | None = typer.Option(None, "--allow-mutable-tag", help="Allow `latest` and "
-                                                  "branch-like tags (main, dev, stable, ...)."),
-    username: str | None = typer.Option(None, "--username", help="Registry user (with --password-stdin)."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the registry password "
-                                        "from stdin."),
+    allow_overwrite: AllowOverwrite = False,
+    allow_mutable_tag: AllowMutableTag = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
     # bump
-    branch: str | None = typer.Option(
-        None, "--branch", metavar="BRANCH", help="Branch to bump (default: the remote's default branch)."),
-    path: list[str] = typer.Option(
-        [], "--path", metavar="DIR", help="Only look under this directory of the repo (may repeat)."),
-    container: str | None = typer.Option(
-        None, "--container", metavar="NAME", help="Only containers with this name."),
-    message: str | None = typer.Option(
-        None, "--message", metavar="TEMPLATE",
-        help="Commit message template: {image} {repository} {tag} {digest} {old}."),
-    author: str | None = typer.Option(
-        None, "--author", metavar='"NAME <EMAIL>"',
-        help="Commit author (default: GITOPS_AUTHOR, git config, gitops-cli <gitops-cli@localhost>)."),
-    push_branch: str | None = typer.Option(
-        None, "--push-branch", metavar="BRANCH", help="Push to this (new) branch, e.g. for a review."),
-    no_commit: bool = typer.Option(False, "--no-commit", help="Only patch the files of a local checkout."),
-    retries: int | None = typer.Option(
-        None, "--retries", metavar="N",
-        help="Re-apply and push again this many times when the remote moved (default 10)."),
-    ssh_key: Path | None = typer.Option(
-        None, "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes."),
+    branch: Branch = None,
+    path: Paths = [],
+    container: Container = None,
+    message: Message = None,
+    author: Author = None,
+    push_branch: PushBranch = None,
+    no_commit: NoCommit = False,
+    retries: Retries = None,
+    ssh_key: SshKey = None,
     # results
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT",
                                       help="text (a table on a TTY) or json."),
@@ -105,12 +112,11 @@ def build_and_bump(
     from gitops_cli.bump import BumpRequest
     from gitops_cli.errors import UsageError
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--output {output_format!r}: expected text or json")
+    check_output_format(output_format)
     password = registry.read_password(sys.stdin) if password_stdin else None
     settings = load_settings(repo, {
         "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
-        "test_command": test_command, "context": _absolute(context), "dockerfile": _absolute(file),
+        "test_command": test_command, "context": absolute(context), "dockerfile": absolute(file),
         "build_args": build_arg, "labels": label, "allow_mutable_tag": allow_mutable_tag,
         "registry_username": username, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,

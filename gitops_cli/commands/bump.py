@@ -7,40 +7,41 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import (
+    Author,
+    Branch,
+    Container,
+    DeployRepo,
+    DryRun,
+    Message,
+    NoCommit,
+    Paths,
+    PushBranch,
+    Retries,
+    SshKey,
+    check_output_format,
+)
 from gitops_cli.settings import load_settings
 
 
 def bump(
-    deploy_repo: str | None = typer.Option(
-        None, "--deploy-repo", metavar="URL|PATH",
-        help="Deploy repo: file://, https://, ssh://, git@host:path, or a local checkout path."),
+    deploy_repo: DeployRepo = None,
     image: list[str] = typer.Option(
         [], "--image", metavar="NAME:TAG[@DIGEST]",
         help="NAME:TAG[@sha256:DIGEST] to set (may repeat: several images, one commit)."),
-    branch: str | None = typer.Option(
-        None, "--branch", metavar="BRANCH", help="Branch to bump (default: the remote's default branch)."),
-    path: list[str] = typer.Option(
-        [], "--path", metavar="DIR", help="Only look under this directory of the repo (may repeat)."),
-    container: str | None = typer.Option(
-        None, "--container", metavar="NAME", help="Only containers with this name."),
-    message: str | None = typer.Option(
-        None, "--message", metavar="TEMPLATE",
-        help="Commit message template: {image} {repository} {tag} {digest} {old}."),
-    author: str | None = typer.Option(
-        None, "--author", metavar='"NAME <EMAIL>"',
-        help="Commit author (default: GITOPS_AUTHOR, git config, gitops-cli <gitops-cli@localhost>)."),
-    push_branch: str | None = typer.Option(
-        None, "--push-branch", metavar="BRANCH", help="Push to this (new) branch, e.g. for a review."),
-    no_commit: bool = typer.Option(False, "--no-commit", help="Only patch the files of a local checkout."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing anywhere."),
+    branch: Branch = None,
+    path: Paths = [],
+    container: Container = None,
+    message: Message = None,
+    author: Author = None,
+    push_branch: PushBranch = None,
+    no_commit: NoCommit = False,
+    dry_run: DryRun = False,
     output_format: str = typer.Option(
         "text", "--output", "-o", metavar="FORMAT",
         help="text or json (every change with file, line, column, old, new)."),
-    retries: int | None = typer.Option(
-        None, "--retries", metavar="N",
-        help="Re-apply and push again this many times when the remote moved (default 10)."),
-    ssh_key: Path | None = typer.Option(
-        None, "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes."),
+    retries: Retries = None,
+    ssh_key: SshKey = None,
 ) -> None:
     """Bump image tags/digests in a deploy repo: byte-exact edit, one commit, push without force.
 
@@ -63,8 +64,7 @@ def bump(
     from gitops_cli.imageref import parse_tagged
     from gitops_cli.registry import digest_resolver
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--output {output_format!r}: expected text or json")
+    check_output_format(output_format)
     images = []
     for text in image:  # exit 2 before anything is cloned
         try:

@@ -7,20 +7,19 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import Branch, DeployRepo, Paths, SshKey, check_output_format
 from gitops_cli.settings import load_settings
 
 
 def history(
-    deploy_repo: str | None = typer.Option(
-        None, "--deploy-repo", metavar="URL|PATH", help="Deploy repo: a remote URL or a local checkout."),
+    deploy_repo: DeployRepo = None,
     image: str | None = typer.Option(
         None, "--image", metavar="NAME", help="Only this image repository (default: every image)."),
-    branch: str | None = typer.Option(None, "--branch", metavar="BRANCH",
-                                      help="Branch to read (default: the remote's default branch)."),
-    path: list[str] = typer.Option([], "--path", metavar="DIR", help="Only files under this directory."),
+    branch: Branch = None,
+    path: Paths = [],
     limit: int = typer.Option(20, "--limit", metavar="N", help="At most N changes (newest first)."),
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
-    ssh_key: Path | None = typer.Option(None, "--ssh-key", metavar="PATH", help="Key for ssh remotes."),
+    ssh_key: SshKey = None,
 ) -> None:
     """List each change of an image's tag/digest in the deploy repo, newest first.
 
@@ -34,8 +33,7 @@ def history(
     from gitops_cli.errors import UsageError
     from gitops_cli.history import HistoryRequest, read_history
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--output {output_format!r}: expected text or json")
+    check_output_format(output_format)
     ref = repository_flag(image) if image else None
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path})
     if not settings.deploy_repo:

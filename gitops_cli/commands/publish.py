@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import AllowMutableTag, AllowOverwrite, PasswordStdin, Username
 from gitops_cli.settings import load_settings
 
 
@@ -17,13 +18,10 @@ def publish(
     tag: str | None = typer.Option(None, "--tag", help="Tag when --image has none (default: the "
                                    "derived tag)."),
     repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (settings, derived tag)."),
-    allow_overwrite: bool = typer.Option(False, "--allow-overwrite", help="Push even when the tag already "
-                                         "names a different image in the registry."),
-    allow_mutable_tag: bool | None = typer.Option(None, "--allow-mutable-tag", help="Allow `latest` and "
-                                                  "branch-like tags (main, dev, stable, ...)."),
-    username: str | None = typer.Option(None, "--username", help="Registry user (with --password-stdin)."),
-    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the registry password "
-                                        "from stdin."),
+    allow_overwrite: AllowOverwrite = False,
+    allow_mutable_tag: AllowMutableTag = None,
+    username: Username = None,
+    password_stdin: PasswordStdin = False,
 ) -> None:
     """Push NAME:TAG and print NAME:TAG@sha256:<digest>; skip it when already published.
 

@@ -7,27 +7,38 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
+from gitops_cli.commands.options import (
+    Author,
+    Branch,
+    Container,
+    DeployRepo,
+    DryRun,
+    Paths,
+    PushBranch,
+    Retries,
+    SshKey,
+    check_output_format,
+)
 from gitops_cli.settings import load_settings
 
 
 def rollback(
-    deploy_repo: str | None = typer.Option(
-        None, "--deploy-repo", metavar="URL|PATH", help="Deploy repo: a remote URL or a local checkout."),
+    deploy_repo: DeployRepo = None,
     image: str = typer.Option(..., "--image", metavar="NAME", help="The image repository to roll back."),
     to: str | None = typer.Option(None, "--to", metavar="TAG", help="Roll back to this tag."),
     steps: int | None = typer.Option(None, "--steps", metavar="N",
                                      help="Roll back to the value N changes ago (default 1)."),
-    branch: str | None = typer.Option(None, "--branch", metavar="BRANCH", help="Branch (default: remote's)."),
-    path: list[str] = typer.Option([], "--path", metavar="DIR", help="Only files under this directory."),
-    container: str | None = typer.Option(None, "--container", metavar="NAME", help="Only this container."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the diff; change nothing anywhere."),
+    branch: Branch = None,
+    path: Paths = [],
+    container: Container = None,
+    dry_run: DryRun = False,
     no_verify: bool = typer.Option(False, "--no-verify",
                                    help="Do not check that the target tag still exists in the registry."),
-    author: str | None = typer.Option(None, "--author", metavar='"NAME <EMAIL>"', help="Commit author."),
-    push_branch: str | None = typer.Option(None, "--push-branch", metavar="BRANCH", help="Push to this branch."),
-    retries: int | None = typer.Option(None, "--retries", metavar="N", help="Push retries (default 10)."),
+    author: Author = None,
+    push_branch: PushBranch = None,
+    retries: Retries = None,
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
-    ssh_key: Path | None = typer.Option(None, "--ssh-key", metavar="PATH", help="Key for ssh remotes."),
+    ssh_key: SshKey = None,
 ) -> None:
     """Roll an image back to an earlier tag: one commit `Roll back <repo> to <tag>`, pushed safely.
 
@@ -46,8 +57,7 @@ def rollback(
     from gitops_cli.rollback import RollbackRequest
     from gitops_cli.rollback import rollback as run_rollback
 
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--output {output_format!r}: expected text or json")
+    check_output_format(output_format)
     if to is not None and steps is not None:
         raise UsageError("--to and --steps exclude each other")
     ref = repository_flag(image)

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-
 from gitops_cli import output
+from gitops_cli.commands.options import AllowDirty, Length, Prefix, Repo, Sha
 from gitops_cli.settings import load_settings
 
 
 def tag(
-    repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (default: current directory)."),
-    length: int | None = typer.Option(None, "--length", help="Short SHA length, 7..40 (default 7; git "
-                                      "lengthens it when ambiguous)."),
-    prefix: str | None = typer.Option(None, "--prefix", help="Text put before the SHA, e.g. 'v1-'."),
-    allow_dirty: bool = typer.Option(False, "--allow-dirty", help="Tag a dirty tree as <sha>-dirty-<hash> "
-                                     "(local runs only)."),
-    sha: str | None = typer.Option(None, "--sha", help="Use this commit instead of HEAD (e.g. the PR head "
-                                   "SHA in CI)."),
+    repo: Repo = Path("."),
+    length: Length = None,
+    prefix: Prefix = None,
+    allow_dirty: AllowDirty = False,
+    sha: Sha = None,
 ) -> None:
     """Print the immutable tag (short commit SHA) for the checkout; refuse a dirty tree.
 

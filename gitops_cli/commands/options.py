@@ -1,0 +1,87 @@
+"""Options shared by several verbs, declared once (`build-and-bump` takes those of tag/build/publish/bump).
+
+Each alias is `Annotated[type, typer.Option(...)]`; a verb gives the default:  `repo: Repo = Path(".")`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# --- the app checkout and its tag -----------------------------------------------------------------------
+Repo = Annotated[Path, typer.Option("--repo", help="The app checkout (default: current directory).")]
+Length = Annotated[int | None, typer.Option(
+    "--length", help="Short SHA length, 7..40 (default 7; git lengthens it when ambiguous).")]
+Prefix = Annotated[str | None, typer.Option("--prefix", help="Text put before the SHA, e.g. 'v1-'.")]
+Sha = Annotated[str | None, typer.Option(
+    "--sha", help="Use this commit instead of HEAD (e.g. the PR head SHA in CI).")]
+AllowDirty = Annotated[bool, typer.Option(
+    "--allow-dirty", help="Tag a dirty tree as <sha>-dirty-<hash> (local runs only).")]
+Tag = Annotated[str | None, typer.Option("--tag", help="Tag (default: the derived tag, see `gitops tag`).")]
+
+# --- build ----------------------------------------------------------------------------------------------
+BuildImage = Annotated[str | None, typer.Option(
+    "--image", help="Repository to build, without tag, e.g. registry.example.com/team/app "
+    "(or `image` in [tool.gitops]).")]
+Context = Annotated[Path | None, typer.Option("--context", help="Build context (default: the checkout).")]
+Dockerfile = Annotated[Path | None, typer.Option(
+    "--file", "-f", help="Dockerfile (default: CONTEXT/Dockerfile).")]
+BuildArgs = Annotated[list[str], typer.Option(
+    "--build-arg", metavar="K=V", help="Build argument KEY=VALUE (repeatable).")]
+Labels = Annotated[list[str], typer.Option(
+    "--label", metavar="K=V", help="Extra image label KEY=VALUE (repeatable).")]
+Target = Annotated[str | None, typer.Option("--target", help="Build this stage of a multi-stage Dockerfile.")]
+Network = Annotated[str | None, typer.Option("--network", help="Network for RUN steps (e.g. none, host).")]
+CacheFrom = Annotated[list[str], typer.Option(
+    "--cache-from", metavar="REF", help="Image to use as cache source (repeatable).")]
+Pull = Annotated[bool, typer.Option("--pull/--no-pull", help="Always try to pull newer base images.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Do not use the layer cache.")]
+
+# --- publish --------------------------------------------------------------------------------------------
+AllowOverwrite = Annotated[bool, typer.Option(
+    "--allow-overwrite", help="Push even when the tag already names a different image in the registry.")]
+AllowMutableTag = Annotated[bool | None, typer.Option(
+    "--allow-mutable-tag", help="Allow `latest` and branch-like tags (main, dev, stable, ...).")]
+Username = Annotated[str | None, typer.Option("--username", help="Registry user (with --password-stdin).")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the registry password from stdin.")]
+
+# --- the deploy repo ------------------------------------------------------------------------------------
+DeployRepo = Annotated[str | None, typer.Option(
+    "--deploy-repo", metavar="URL|PATH",
+    help="Deploy repo: file://, https://, ssh://, git@host:path, or a local checkout path.")]
+Branch = Annotated[str | None, typer.Option(
+    "--branch", metavar="BRANCH", help="Branch of the deploy repo (default: the remote's default branch).")]
+Paths = Annotated[list[str], typer.Option(
+    "--path", metavar="DIR", help="Only look under this directory of the repo (may repeat).")]
+Container = Annotated[str | None, typer.Option(
+    "--container", metavar="NAME", help="Only containers with this name.")]
+Message = Annotated[str | None, typer.Option(
+    "--message", metavar="TEMPLATE", help="Commit message template: {image} {repository} {tag} {digest} {old}.")]
+Author = Annotated[str | None, typer.Option(
+    "--author", metavar='"NAME <EMAIL>"',
+    help="Commit author (default: GITOPS_AUTHOR, git config, gitops-cli <gitops-cli@localhost>).")]
+PushBranch = Annotated[str | None, typer.Option(
+    "--push-branch", metavar="BRANCH", help="Push to this (new) branch, e.g. for a review.")]
+NoCommit = Annotated[bool, typer.Option("--no-commit", help="Only patch the files of a local checkout.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing anywhere.")]
+Retries = Annotated[int | None, typer.Option(
+    "--retries", metavar="N", help="Re-apply and push again this many times when the remote moved (default 10).")]
+SshKey = Annotated[Path | None, typer.Option(
+    "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes.")]
+
+# --- results --------------------------------------------------------------------------------------------
+OutputFormat = Annotated[str, typer.Option("--output", "-o", metavar="FORMAT", help="text or json.")]
+
+
+def absolute(path: Path | None) -> str | None:
+    """Path flags are relative to the current directory (config values are relative to the checkout)."""
+    return str(path.resolve()) if path is not None else None
+
+
+def check_output_format(value: str) -> None:
+    from gitops_cli.errors import UsageError
+
+    if value not in ("text", "json"):
+        raise UsageError(f"--output {value!r}: expected text or json")
