@@ -7,7 +7,14 @@ Built on the docker SDK's low-level `APIClient` (imported lazily), because:
 - credentials are passed explicitly (`auth_config`) when we have them, so a stale credential helper
   in the docker config cannot win.
 
-The stream parsers (`BuildTracker`, `check_push_stream`) are pure and unit-tested without an engine.
+Build labels go into the Dockerfile as ONE `LABEL` instruction (`with_labels`), not through the build
+API's `labels` parameter: the legacy builder turns each API label into its own `LABEL` step with a
+container commit (~70 ms each).  The labelled Dockerfile is shipped in the context tar under a fixed
+name (`GENERATED_DOCKERFILE`, listed in the tar's `.dockerignore` so `COPY .` never copies it), so a
+rebuild of the same source is still a cache hit with the same image id.
+
+The stream parsers (`BuildTracker`, `check_push_stream`) and `with_labels` are pure and unit-tested
+without an engine.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from gitops_cli import output
 from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, UsageError
@@ -30,6 +38,7 @@ CONNECT_TIMEOUT = 15
 LAST_LINES = 10
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BUILDER_NOISE = (" ---> ", "Removing intermediate container ")
+GENERATED_DOCKERFILE = ".gitops-build.Dockerfile"  # the labelled Dockerfile's name in the context tar
 
 
 # --- connecting --------------------------------------------------------------------------------------
@@ -130,6 +139,90 @@ class BuildTracker:
         return BuildError(message, hint="fix the failing step and build again")
 
 
+# --- labels in the Dockerfile ------------------------------------------------------------------------
+def label_instruction(labels: Mapping[str, str], escape: str = "\\") -> str | None:
+    """`LABEL "k"="v" ...` in key order (as the engine orders API labels); None when a key or value
+    cannot go on one Dockerfile line (a line break, or `=` in a key).  `escape` is the Dockerfile's
+    escape character: inside double quotes it escapes `"`, `$` (no variable expansion) and itself."""
+    words = []
+    for key in sorted(labels):
+        value = str(labels[key])
+        if not key or "=" in key or any(ch in "\r\n" for ch in key + value):
+            return None
+        words.append(f"{_quoted(key, escape)}={_quoted(value, escape)}")
+    return "LABEL " + " ".join(words) if words else None
+
+
+def _quoted(text: str, escape: str) -> str:
+    return '"' + "".join(escape + ch if ch in ('"', "$", escape) else ch for ch in text) + '"'
+
+
+def with_labels(text: str, labels: Mapping[str, str], target: str | None = None) -> str | None:
+    """Dockerfile `text` with one LABEL instruction ending the stage that is built: the last stage, or
+    the `target` stage (inserted before the next FROM).  None when that cannot be done safely: no
+    FROM, an unknown target (the engine names it), a line continuation running into the insertion
+    point, or a label that does not fit on one line; the caller then passes the labels to the API."""
+    from gitops_cli.dockerfile import _escape_char, _logical_lines, _physical_lines
+
+    physical = _physical_lines(text)
+    escape = _escape_char(physical)
+    line = label_instruction(labels, escape)
+    if line is None:
+        return None
+    stages: list[tuple[int, str | None]] = []  # (physical line of the FROM, stage name)
+    for logical in _logical_lines(text):
+        words = logical.text.split()
+        if words and words[0].upper() == "FROM":
+            name = words[-1].lower() if len(words) > 2 and words[-2].lower() == "as" else None
+            stages.append((logical.first_line, name))
+    if not stages:
+        return None
+    end = len(physical)  # insert before this physical line
+    if target is not None:
+        index = next((i for i, (_, name) in enumerate(stages) if name == target.lower()), None)
+        if index is None:
+            return None
+        if index + 1 < len(stages):
+            end = stages[index + 1][0]
+    code = [content for content, _ in physical[:end] if content.strip() and not content.lstrip().startswith("#")]
+    if code and code[-1].rstrip().endswith(escape):
+        return None
+    if end < len(physical):
+        at = physical[end][1]
+        return f"{text[:at]}{line}\n{text[at:]}"
+    separator = "" if not text or text.endswith(("\n", "\r")) else "\n"
+    return f"{text}{separator}{line}\n"
+
+
+def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str],
+                     target: str | None = None) -> IO[bytes] | None:
+    """The build context as a tar (like the SDK makes it) whose Dockerfile ends with the labels.
+
+    The labelled Dockerfile is GENERATED_DOCKERFILE; the tar's `.dockerignore` is the context's plus
+    that name (the engine then leaves it out of `COPY .`; without a `.dockerignore` it also lists
+    itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels).
+    """
+    from docker.utils.build import create_archive, exclude_paths
+
+    try:
+        text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
+        ignore_file = Path(context, ".dockerignore")
+        ignore = ignore_file.read_text(encoding="utf-8") if ignore_file.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        return None  # the engine reports a missing or unreadable Dockerfile in its own words
+    labelled = with_labels(text, labels, target)
+    if labelled is None:
+        return None
+    patterns = [ln.strip() for ln in ignore.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    listed = ignore.rstrip("\r\n") + "\n" if patterns else ".dockerignore\n"
+    try:
+        files = sorted(exclude_paths(context, patterns, dockerfile=GENERATED_DOCKERFILE))
+        return create_archive(root=context, files=files, extra_files=[
+            (".dockerignore", f"{listed}{GENERATED_DOCKERFILE}\n"), (GENERATED_DOCKERFILE, labelled)])
+    except OSError as exc:
+        raise UsageError(f"build context {context}: {exc}") from None
+
+
 def build(
     client: APIClient,
     *,
@@ -145,16 +238,23 @@ def build(
     nocache: bool = False,
     on_line: Callable[[str], None] | None = None,
 ) -> str:
-    """Build `context` into `tag`, streaming the log to `on_line`; return the image id (sha256:...)."""
+    """Build `context` into `tag`, streaming the log to `on_line`; return the image id (sha256:...).
+
+    `labels` go into the Dockerfile as one LABEL instruction (labelled_context) when possible, else
+    through the build API (one builder step per label)."""
     from docker.errors import APIError, DockerException
 
     show = on_line or show_build_line
     tracker = BuildTracker()
+    tar = labelled_context(context, dockerfile, labels, target) if labels else None
+    source: dict[str, Any] = (
+        {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
+        else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})
     try:
         stream = client.build(
-            path=context, dockerfile=dockerfile, tag=tag, buildargs=dict(buildargs or {}) or None,
-            labels=dict(labels or {}) or None, target=target, network_mode=network,
+            tag=tag, buildargs=dict(buildargs or {}) or None, target=target, network_mode=network,
             cache_from=cache_from or None, pull=pull, nocache=nocache, rm=True, forcerm=True, decode=True,
+            **source,
         )
         for event in stream:
             for line in tracker.feed(event):
@@ -167,6 +267,9 @@ def build(
         raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
     except TypeError as exc:  # the SDK raises TypeError for a context it cannot read
         raise UsageError(f"build context {context}: {exc}") from None
+    finally:
+        if tar is not None:
+            tar.close()
     if tracker.error or not tracker.image_id:
         raise tracker.failure()
     image_id = tracker.image_id

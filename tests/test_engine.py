@@ -116,3 +116,48 @@ def test_connect_to_missing_socket(tmp_path) -> None:
     where = f"unix://{tmp_path}/none.sock (DOCKER_HOST)"
     assert info.value.message == f"container engine unreachable at {where}: no such socket"
     assert "DOCKER_HOST" in (info.value.hint or "")
+
+
+# --- labels in the Dockerfile: one LABEL instruction ------------------------------------------------
+LABELS = {"org.opencontainers.image.version": "abc1234", "org.opencontainers.image.revision": "f" * 40}
+
+
+def test_label_instruction_is_one_sorted_quoted_line() -> None:
+    assert engine.label_instruction(LABELS) == (
+        f'LABEL "org.opencontainers.image.revision"="{"f" * 40}" "org.opencontainers.image.version"="abc1234"')
+    # quotes, variables and the escape character itself are escaped; other text is kept
+    assert engine.label_instruction({"k": 'a "b" $HOME ${X} \\ `t` é'}) == (
+        'LABEL "k"="a \\"b\\" \\$HOME \\${X} \\\\ `t` é"')
+    assert engine.label_instruction({"k": "a `b` \\"}, escape="`") == 'LABEL "k"="a ``b`` \\"'
+
+
+@pytest.mark.parametrize("labels", [{}, {"k": "two\nlines"}, {"k=v": "x"}, {"": "x"}, {"k\r": "x"}])
+def test_label_instruction_refuses_what_does_not_fit_one_line(labels) -> None:
+    assert engine.label_instruction(labels) is None
+
+
+def test_with_labels_appends_to_the_last_stage() -> None:
+    line = engine.label_instruction(LABELS)
+    assert engine.with_labels("FROM base\nCMD [\"/app\"]\n", LABELS) == f'FROM base\nCMD ["/app"]\n{line}\n'
+    assert engine.with_labels("FROM base\nCMD x", LABELS) == f"FROM base\nCMD x\n{line}\n"  # no final newline
+    text = "FROM a AS build\nRUN make\nFROM b\nCOPY --from=build /x /x\n"
+    assert engine.with_labels(text, LABELS) == text + line + "\n"
+
+
+def test_with_labels_with_target_ends_the_target_stage() -> None:
+    line = engine.label_instruction(LABELS)
+    text = "FROM a AS Build\nRUN make \\\n  all\n\n# the runtime\nFROM b AS final\nLABEL stage=final\n"
+    assert engine.with_labels(text, LABELS, target="build") == (
+        f"FROM a AS Build\nRUN make \\\n  all\n\n# the runtime\n{line}\nFROM b AS final\nLABEL stage=final\n")
+    assert engine.with_labels(text, LABELS, target="final") == text + line + "\n"
+    assert engine.with_labels(text, LABELS, target="missing") is None  # the engine names the stage
+
+
+def test_with_labels_uses_the_escape_directive_and_skips_heredocs() -> None:
+    text = "# escape=`\nFROM base\nRUN <<EOF\nFROM not-a-stage\nEOF\n"
+    assert engine.with_labels(text, {"k": "a`b"}) == text + 'LABEL "k"="a``b"\n'
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "FROM base\nRUN make \\\n"])
+def test_with_labels_gives_up_where_it_is_not_safe(text) -> None:
+    assert engine.with_labels(text, LABELS) is None

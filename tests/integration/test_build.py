@@ -32,6 +32,10 @@ def test_build_prints_ref_and_id_and_sets_oci_labels(gitops, app_repo: Path, doc
     assert labels["team"] == "payments"
     assert "hunter2" not in res.stdout + res.stderr
     assert "Step 4/" in res.stderr  # live build log goes to stderr
+    # all labels in ONE builder step (the build API's labels would be one LABEL step each)
+    label_steps = [ln for ln in res.stderr.splitlines() if " : LABEL " in ln]
+    assert len(label_steps) == 2 and "Step 6/6 : LABEL" in label_steps[1]  # the Dockerfile's own, then ours
+    assert '"org.opencontainers.image.revision"="' + sha in label_steps[1] and '"team"="payments"' in label_steps[1]
 
 
 def test_rebuild_of_same_commit_gives_same_image_id(gitops, app_repo: Path) -> None:
@@ -66,7 +70,7 @@ def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_im
     res = gitops(["build", "--image", "gitops-test/broken"], cwd=repo)
     assert res.returncode == 5, res.stderr
     error = res.stderr[res.stderr.index("error:"):]
-    assert "image build failed at Step 5/9 : RUN echo" in error
+    assert "image build failed at Step 5/7 : RUN echo" in error
     assert "returned a non-zero code: 3" in error
     assert "compiling module x" in error and "fatal: missing symbol" in error
     assert res.stdout == ""
@@ -86,9 +90,34 @@ def test_build_args_target_file_and_context(gitops, tmp_path: Path, base_image: 
     ref = res.stdout.splitlines()[0]
     labels = docker_engine.inspect_image(ref)["Config"]["Labels"]
     assert "stage" not in labels  # --target base stopped before the final stage
+    # the labels are on the target stage, not on the (unbuilt) last one
+    assert labels["gitops.test"] == TEST_LABEL_VALUE and labels["org.opencontainers.image.version"] == ref[-7:]
+    assert labels["org.opencontainers.image.revision"] == git(repo, "rev-parse", "HEAD")
     out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "cat", "/greeting"],
                          capture_output=True, text=True)
     assert out.stdout == "hello from arg\n"
+
+
+def test_labels_with_odd_characters_and_dockerignore(gitops, tmp_path: Path, base_image: str,
+                                                    docker_engine) -> None:
+    """Quotes, `$` and backslashes survive the LABEL line; .dockerignore still applies; the generated
+    Dockerfile is not copied into the image; a rebuild is a cache hit (same image id)."""
+    dockerfile = DOCKERFILE.replace("COPY app.sh test.sh /app/", "COPY . /ctx/\nCOPY app.sh test.sh /app/")
+    repo = sample_app(tmp_path / "app", dockerfile=dockerfile,
+                      extra_files={".dockerignore": "secret.txt\n.git\n", "secret.txt": "s3cret\n"})
+    odd = 'say "hi" to $HOME and ${USER} \\ `now`'
+    args = ["build", "--image", "gitops-test/odd", "--label", f"odd={odd}", "--build-arg", "X=1"]
+    first, second = gitops(args, cwd=repo), gitops(args, cwd=repo)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout
+    ref = first.stdout.splitlines()[0]
+    assert docker_engine.inspect_image(ref)["Config"]["Labels"]["odd"] == odd
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "ls", "-A", "/ctx"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    copied = set(out.stdout.split())
+    assert {"Dockerfile", "app.sh", "Makefile"} <= copied
+    assert not {"secret.txt", ".git", ".gitops-build.Dockerfile"} & copied
 
 
 @pytest.mark.parametrize(
