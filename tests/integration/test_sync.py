@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
-from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote, stop, write_tree
+from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote, write_tree
+from tests.fixtures.procs import stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -253,7 +254,7 @@ def test_second_pass_while_one_holds_the_lock(remote, kube, tmp_path):
         assert f"another gitops sync pass is running (lock {lock} held by pid {holder.pid})" in res.stderr
         assert len(kube.calls("apply")) == 1
     finally:
-        stop(holder)
+        stop_process(holder)
     assert sync(kube, tmp_path, "--repo", remote.url, "--force").returncode == 0
 
 
@@ -275,7 +276,7 @@ def test_interval_runs_passes_until_stopped(remote, kube, tmp_path):
         assert lines[-1] == new
         assert len(kube.calls("apply")) == 2  # the passes in between were no-ops
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
