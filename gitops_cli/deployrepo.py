@@ -74,16 +74,17 @@ def is_url(spec: str) -> bool:
 
 
 def open_remote(
-    spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None
+    spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None,
+    flag: str = "--deploy-repo",
 ) -> Remote:
-    """Classify --deploy-repo and build the environment that authenticates git against it."""
+    """Classify --deploy-repo (or the `flag` named) and build the environment that authenticates git."""
     env = os.environ if environ is None else environ
     if not spec.strip():
-        raise UsageError("--deploy-repo: empty value")
+        raise UsageError(f"{flag}: empty value")
     if not is_url(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():
-            raise UsageError(f"--deploy-repo {spec}: not a URL and no such directory",
+            raise UsageError(f"{flag} {spec}: not a URL and no such directory",
                              hint="give file://, https://, ssh:// or git@host:path, or a local checkout")
         if _is_bare(path):  # a bare repo on disk is a remote, not a checkout
             return _with_ssh(Remote(url=path.resolve().as_uri(), display=path.resolve().as_uri()), ssh_key)

@@ -482,7 +482,7 @@ def sync_once(opts: SyncOptions) -> PassResult:
     """One pass: lock, fetch, (no-op when already applied), discover, apply, prune, remember."""
     from gitops_cli import deployrepo
 
-    remote = deployrepo.open_remote(opts.repo)
+    remote = deployrepo.open_remote(opts.repo, flag="--repo")
     branch = opts.branch or (deployrepo.current_branch(remote.local) if remote.local else None)
     branch = branch or deployrepo.default_branch(remote)
     cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
