@@ -18,7 +18,11 @@ def tag(
 ) -> None:
     """Print the immutable tag (short commit SHA) for the checkout; refuse a dirty tree.
 
-    Example:  TAG=$(gitops tag)   ->  3f2a9c1
+    \b
+    Example:
+      TAG=$(gitops tag)                 # 3f2a9c1
+      gitops tag --allow-dirty          # 3f2a9c1-dirty-5e0c1a7b (local runs)
+      gitops tag --sha "$PR_HEAD_SHA"   # CI checked out a merge commit
     """
     from gitops_cli.tagging import derive_tag
 
