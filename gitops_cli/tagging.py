@@ -6,16 +6,19 @@
   gives `<sha>-dirty-<8 hex>`: the hex hashes the diff against HEAD plus the untracked files' names and
   contents, so two different dirty states never share a tag.
 - `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA).
+- In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
+  commit is refused (its SHA names no commit anyone can find later) unless `sha` is given.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_cli import git
+from gitops_cli import ci, git, output
 from gitops_cli.errors import DirtyTreeError, UsageError
 from gitops_cli.imageref import validate_tag
 
@@ -90,17 +93,28 @@ def short_sha(repo: Path, sha: str, length: int) -> str:
     return sha[:length]
 
 
+def check_ci_checkout(head: str, info: ci.CIInfo) -> None:
+    """Apply the CI tag rule to the checked-out commit; warn when the CI names another commit."""
+    ci.check_checkout(head, info)
+    if info.source_commit and info.source_commit != head and not info.pull_request:
+        output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
+                    f"{head[:12]}: tagging the checkout (what is built)")
+
+
 def derive_tag(
     repo: str | Path = ".",
     length: int = 7,
     prefix: str = "",
     allow_dirty: bool = False,
     sha: str | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> TagInfo:
     if not 7 <= length <= 40:
         raise UsageError(f"--length {length}: must be between 7 and 40")
     root = git.toplevel(repo)
     full = resolve_sha(root, sha)
+    if sha is None:
+        check_ci_checkout(full, ci.detect(environ))
     short = short_sha(root, full, length)
     paths = dirty_paths(root)
     tag = f"{prefix}{short}"

@@ -170,3 +170,22 @@ def test_ambiguous_short_sha_is_lengthened(gitops, repo: Path) -> None:
     assert res.returncode == 0, res.stderr
     tag = res.stdout.strip()
     assert len(tag) > 7 and first.startswith(tag) and not second.startswith(tag)
+
+
+def test_github_pull_request_merge_checkout_is_refused(gitops, repo: Path, tmp_path: Path) -> None:
+    """The CI tag rule applies to `gitops tag` too: a PR build that checked out a merge commit is refused."""
+    import json
+
+    head = git(repo, "rev-parse", "HEAD")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": "f" * 40}}}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": head,
+           "GITHUB_EVENT_PATH": str(event)}
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "merge commit" in res.stderr and "--sha" in res.stderr
+    res = gitops(["tag", "--sha", "f" * 40], cwd=repo, env=env)  # naming the build explicitly works
+    assert res.returncode == 0 and res.stdout.strip() == "f" * 7
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": head}}}))  # the PR head checked out
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert res.returncode == 0 and res.stdout.strip() == head[:7]
