@@ -119,6 +119,8 @@ def detect(environ: Mapping[str, str] | None = None) -> CIInfo:
 
 def check_checkout(head: str, info: CIInfo) -> None:
     """Refuse to tag a CI's merge commit (see the module docstring); UsageError (exit 2)."""
+    if info.source_commit is not None and head == info.source_commit:
+        return  # the run's own commit is checked out
     merge = info.merge_commit is not None and head == info.merge_commit
     other = info.pull_request and info.source_commit is not None and head != info.source_commit
     if not (merge or other):
