@@ -3,10 +3,13 @@
     run(PipelineRequest(...)) -> PipelineResult   (never raises a GitopsError: it is in result.error)
 
 - tag:     derive_tag on the app checkout (a dirty tree is refused as by `gitops tag`); in CI the tag
-           rule of gitops_cli.ci applies (never a CI merge commit by surprise).
+           rule of gitops_cli.ci applies (never a CI merge commit by surprise).  Then (unless
+           `rebuild`) ONE registry look-up: is the tag already published for this source state?
 - test:    the app's tests (apptest.run_tests).  Failing tests: nothing is built, published or bumped.
+           Skipped when the published image records that build-and-bump ran these tests before
+           building it (label TESTED_LABEL = the test command).
 - build:   unless the registry already has the tag FOR THIS SOURCE STATE (see below), build the image
-           (build.build_image) with the OCI revision label set to the tagged commit.
+           (build.build_image) with the OCI revision label set to the tagged commit, and TESTED_LABEL.
 - publish: publish.publish_image (immutable tags), or skipped together with the build.
 - bump:    bump.bump with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
@@ -15,11 +18,13 @@
 pushing to the same repository).  The registry's image under the tag is this source state when its
 config blob's label `org.opencontainers.image.revision` equals the full tagged commit SHA and
 `org.opencontainers.image.version` equals the tag (a `-dirty-<hash>` tag carries the hash of the
-uncommitted state, so two dirty states never match).  Then build and push are skipped (re-runs are
-fast; `rebuild` forces them, and publish then checks that the rebuilt image is the one published).
-When the registry has the tag for ANOTHER revision, the run stops before building (exit 6, both named)
-unless allow_overwrite.  An image without the label (pushed by other tools) is rebuilt, and publish
-decides by content as it always does.
+uncommitted state, so two dirty states never match).  Then build and push are skipped, and the tests
+too when the image carries TESTED_LABEL with the same test command (a re-run costs the tag, one
+manifest and one config GET, and the bump; `rebuild` forces everything, and publish then checks that
+the rebuilt image is the one published).  An image published without that label (e.g. by `gitops
+publish`) still gets its tests run.  When the registry has the tag for ANOTHER revision, the run
+stops before any work (exit 6, both named) unless allow_overwrite.  An image without the revision
+label (pushed by other tools) is rebuilt, and publish decides by content as it always does.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
 STEPS = ("tag", "test", "build", "publish", "bump")
 REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
+TESTED_LABEL = "dev.gitops-cli.tested-command"  # set by build-and-bump when its tests passed before the build
 OUTPUT_NAMES = ("tag", "image", "digest", "deploy-commit")
 
 
@@ -81,6 +87,7 @@ class PipelineResult:
     sha: str | None = None
     ref: ImageRef | None = None  # NAME:TAG
     digest: str | None = None
+    tested: bool = False  # the tests ran (and passed) in this run
     built: bool = False
     pushed: bool = False
     bump: Any = None  # bump.BumpResult
@@ -117,7 +124,7 @@ class PipelineResult:
             "image": str(self.ref) if self.ref else None,
             "digest": self.digest,
             "pinned": f"{self.ref}@{self.digest}" if self.ref and self.digest else None,
-            "built": self.built, "pushed": self.pushed,
+            "tested": self.tested, "built": self.built, "pushed": self.pushed,
             "deploy_commit": self.deploy_commit,
             "deploy_up_to_date": self.up_to_date if self.bump is not None else None,
             "steps": [s.to_json() for s in self.steps],
@@ -150,9 +157,17 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
 # --- "already published for this source state" -----------------------------------------------------
 
 
-def published_digest(ref: ImageRef, sha: str, creds: Any = None, insecure: tuple[str, ...] = (),
-                     allow_overwrite: bool = False) -> str | None:
-    """The registry's digest for ref when it holds this source state; None when a build is needed.
+@dataclass(frozen=True)
+class Published:
+    """The registry's image for the tag, built from this source state."""
+
+    digest: str  # manifest digest
+    tested_command: str | None  # TESTED_LABEL: the test command that passed before it was built
+
+
+def published_image(ref: ImageRef, sha: str, creds: Any = None, insecure: tuple[str, ...] = (),
+                    allow_overwrite: bool = False) -> Published | None:
+    """The registry's image for ref when it holds this source state; None when a build is needed.
 
     RefusedError (exit 6) when the tag names an image built from another revision (unless allowed).
     """
@@ -166,7 +181,7 @@ def published_digest(ref: ImageRef, sha: str, creds: Any = None, insecure: tuple
     labels = (config.get("config") or {}).get("Labels") or {}
     revision, version = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
     if revision == sha and version in (None, ref.tag):
-        return manifest.digest
+        return Published(manifest.digest, labels.get(TESTED_LABEL))
     if revision and revision != sha and not allow_overwrite:
         raise RefusedError(
             f"refusing to build {ref}: the registry already has this tag for revision {revision} "
@@ -208,37 +223,46 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         check_publishable(result.ref, request.allow_mutable_tag, request.mutable_tags)  # before any work
         rec.detail = f"{result.tag} ({result.sha})"
         output.step(f"Tag {result.ref} (commit {result.sha})")
-
-    with _step(result, "test", clock) as rec:
-        from gitops_cli.apptest import run_tests
-
-        rec.detail = run_tests(request.repo, command=request.test_command).command
-
-    assert result.ref is not None and result.sha is not None
-    with _step(result, "build", clock) as rec:
+        published = None
         if not request.rebuild:
             output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-            digest = published_digest(result.ref, result.sha, request.creds, request.insecure,
-                                      request.allow_overwrite)
-            if digest is not None:
-                result.digest = digest
-                output.info(f"{result.ref} is already published for this commit ({digest}): "
-                            "skipping build and push (--rebuild forces them)")
-                raise _Skip(f"already published for {result.sha[:12]}")
+            published = published_image(result.ref, result.sha, request.creds, request.insecure,
+                                        request.allow_overwrite)
+    assert result.ref is not None and result.sha is not None
+    done = f"already published for {result.sha[:12]}"
+    if published is not None:
+        result.digest = published.digest
+        output.info(f"{result.ref} is already published for this commit ({published.digest}): "
+                    "skipping build and push (--rebuild forces them)")
+
+    with _step(result, "test", clock) as rec:
+        from gitops_cli.apptest import resolve_test_command, run_tests
+
+        command = resolve_test_command(Path(request.repo), request.test_command)
+        if published is not None and published.tested_command == output.redact(command):
+            output.info(f"its tests passed before it was built ({command!r}): skipping them")
+            raise _Skip(f"{done} (tests {command!r} passed)")
+        rec.detail = run_tests(request.repo, command=command).command
+        result.tested = True
+
+    with _step(result, "build", clock) as rec:
+        if published is not None:
+            raise _Skip(done)
         client = _engine()
-        rec.detail = _build(request, result, client)
+        rec.detail = _build(request, result, client, tested=command)
 
     with _step(result, "publish", clock) as rec:
         if not result.built:
-            raise _Skip(f"already published as {result.digest}")
+            raise _Skip(f"{done} as {result.digest}")
         from gitops_cli.publish import publish_image
 
-        published = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
-                                  allow_mutable_tag=request.allow_mutable_tag,
-                                  mutable_tags=request.mutable_tags, insecure=request.insecure,
-                                  client=client)
-        result.digest, result.pushed = published.digest, published.pushed
-        rec.detail = published.digest if published.pushed else f"already published as {published.digest}"
+        published_now = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
+                                      allow_mutable_tag=request.allow_mutable_tag,
+                                      mutable_tags=request.mutable_tags, insecure=request.insecure,
+                                      client=client)
+        result.digest, result.pushed = published_now.digest, published_now.pushed
+        rec.detail = (published_now.digest if published_now.pushed
+                      else f"already published as {published_now.digest}")
 
     with _step(result, "bump", clock) as rec:
         assert result.digest is not None
@@ -275,15 +299,16 @@ def _engine() -> Any:
     return engine.connect()
 
 
-def _build(request: PipelineRequest, result: PipelineResult, client: Any) -> str:
+def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested: str) -> str:
     from gitops_cli.build import build_image, parse_pairs
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
     labels = options.pop("labels", ())
     extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
-    # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares.
-    extra = {REVISION_LABEL: result.sha, **extra}
+    # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
+    # that passed before this build let a re-run skip them.
+    extra = {REVISION_LABEL: result.sha, **extra, TESTED_LABEL: output.redact(tested)}
     built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
                         **options)
     result.built = True

@@ -148,8 +148,10 @@ def test_full_run_then_rerun(gitops, app: Path, registry: Registry, remote: Depl
     assert again.returncode == 0, again.stderr
     assert "already published for this commit" in again.stderr and "Pushing" not in again.stderr
     assert "already up to date" in again.stdout and tag in again.stdout and digest in again.stdout
-    assert plain_steps(again.stdout) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped",
-                                         "bump": "ok"}
+    assert plain_steps(again.stdout) == {"tag": "ok", "test": "skipped", "build": "skipped",
+                                         "publish": "skipped", "bump": "ok"}
+    assert f"already published for {sha[:12]}" in again.stdout
+    assert "running sample tests" not in again.stderr  # the image records that its tests passed
     assert remote.head() == head and len(remote.log()) == 2
     assert not docker_engine.images(name=f"{image}:{tag}")
     assert tags(registry) == [tag]
@@ -293,7 +295,8 @@ def test_tag_of_another_revision_is_refused_before_building(gitops, app: Path, r
     sample_app(app, version="2", extra_files={"gitops.toml": GITOPS_TOML})
     res = run(gitops, app, image, remote, "--tag", "release-1")
     assert res.returncode == 6, res.stderr
-    assert "already has this tag for revision" in res.stderr and "build    failed" in res.stderr
+    assert "already has this tag for revision" in res.stderr and "tag      failed" in res.stderr
+    assert "running sample tests" not in res.stderr and "test     not run" in res.stderr  # before any work
     assert len(remote.log()) == 2
 
 
@@ -308,3 +311,83 @@ def test_invalid_input_exits_2_before_any_work(gitops, app: Path, registry: Regi
     res = gitops(["build-and-bump", "--image", registry.image(PATH)], cwd=app)
     assert res.returncode == 2 and "--deploy-repo is required" in res.stderr
     assert tags(registry) == [] and len(remote.log()) == 1
+
+
+def config_labels(reg: Registry, tag: str) -> dict[str, str]:
+    """The labels of the registry's image config for PATH:tag."""
+    accept = "application/vnd.docker.distribution.manifest.v2+json"
+    req = urllib.request.Request(f"{reg.url}/v2/{PATH}/manifests/{tag}", headers={"Accept": accept})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        config = json.loads(resp.read())["config"]["digest"]
+    with urllib.request.urlopen(f"{reg.url}/v2/{PATH}/blobs/{config}", timeout=10) as resp:
+        return json.loads(resp.read())["config"]["Labels"]
+
+
+def counting_tests(tmp_path: Path) -> tuple[str, Path]:
+    """A test command that appends a line to a file outside the app repo (one line per run)."""
+    ran = tmp_path / "tests-ran.txt"
+    return f"sh test.sh && echo ran >> {ran}", ran
+
+
+def runs(ran: Path) -> int:
+    return len(ran.read_text().splitlines()) if ran.exists() else 0
+
+
+def test_rerun_skips_tests_recorded_in_the_image_rebuild_runs_them(gitops, app: Path, registry: Registry,
+                                                                   remote: DeployRemote, tmp_path: Path,
+                                                                   docker_engine) -> None:
+    image = registry.image(PATH)
+    command, ran = counting_tests(tmp_path)
+    first = run(gitops, app, image, remote, "--test-command", command, "-o", "json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert data["tested"] and data["built"] and data["pushed"] and runs(ran) == 1
+    assert config_labels(registry, data["tag"])["dev.gitops-cli.tested-command"] == command
+
+    # re-run on the same commit: tests, build and push are skipped; no engine needed for any of it
+    docker_engine.remove_image(f"{image}:{data['tag']}", force=True)
+    again = run(gitops, app, image, remote, "--test-command", command, "-o", "json",
+                env={"DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"})
+    assert again.returncode == 0, again.stderr
+    redo = json.loads(again.stdout)
+    assert runs(ran) == 1 and not redo["tested"] and not redo["built"] and not redo["pushed"]
+    assert steps(redo) == {"tag": "ok", "test": "skipped", "build": "skipped", "publish": "skipped",
+                           "bump": "ok"}
+    details = {s["name"]: s["detail"] for s in redo["steps"]}
+    sha = data["sha"]
+    assert details["test"].startswith(f"already published for {sha[:12]}") and command in details["test"]
+    assert details["build"] == f"already published for {sha[:12]}"
+    assert details["publish"] == f"already published for {sha[:12]} as {data['digest']}"
+    assert redo["digest"] == data["digest"] and redo["deploy_up_to_date"] and len(remote.log()) == 2
+
+    # another test command for the same commit: its tests run (the image records the other command)
+    other = run(gitops, app, image, remote, "--test-command", command + " && true", "-o", "json")
+    assert other.returncode == 0, other.stderr
+    assert runs(ran) == 2 and steps(json.loads(other.stdout))["build"] == "skipped"
+
+    # --rebuild forces everything: tests run, the image is rebuilt, publish finds it already there
+    forced = run(gitops, app, image, remote, "--test-command", command, "-o", "json", "--rebuild")
+    assert forced.returncode == 0, forced.stderr
+    data = json.loads(forced.stdout)
+    assert runs(ran) == 3 and data["tested"] and data["built"] and not data["pushed"]
+    assert data["digest"] == redo["digest"] and len(remote.log()) == 2
+
+
+def test_image_published_without_the_tested_label_gets_its_tests_run(gitops, app: Path, registry: Registry,
+                                                                     remote: DeployRemote,
+                                                                     tmp_path: Path) -> None:
+    image = registry.image(PATH)
+    built = gitops(["build", "--image", image], cwd=app)
+    assert built.returncode == 0, built.stderr
+    ref = built.stdout.splitlines()[0]
+    published = gitops(["publish", "--image", ref], cwd=app)
+    assert published.returncode == 0, published.stderr
+    assert "dev.gitops-cli.tested-command" not in config_labels(registry, ref.rsplit(":", 1)[1])
+
+    command, ran = counting_tests(tmp_path)
+    res = run(gitops, app, image, remote, "--test-command", command, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert runs(ran) == 1 and data["tested"] and not data["built"] and not data["pushed"]
+    assert steps(data) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped", "bump": "ok"}
+    assert f"{image}:{data['tag']}@{data['digest']}" in remote.message()
