@@ -70,8 +70,8 @@ def build_and_bump(
     cache_from: CacheFrom = [],
     pull: Pull = False,
     no_cache: NoCache = False,
-    rebuild: bool = typer.Option(False, "--rebuild", help="Build and publish even when the registry already "
-                                 "has the tag for this commit."),
+    rebuild: bool = typer.Option(False, "--rebuild", help="Test, build and publish even when the registry "
+                                 "already has the tag for this commit."),
     # publish
     allow_overwrite: AllowOverwrite = False,
     allow_mutable_tag: AllowMutableTag = None,
@@ -97,10 +97,12 @@ def build_and_bump(
     """Tag, test, build, publish and bump the deploy repo; stop at the first failure.
 
     Re-running on the same commit is safe and fast: when the registry already has the tag for this
-    commit (its org.opencontainers.image.revision label), build and push are skipped and the bump
-    reports "already up to date".  A dirty tree is refused.  In a CI pull-request build whose checkout
-    is a merge commit, the run is refused (check out the PR head or pass --sha).  Step outputs tag,
-    image, digest and deploy-commit go to $GITHUB_OUTPUT when set, and to --dotenv FILE.
+    commit (its org.opencontainers.image.revision label), build and push are skipped, and the tests
+    too when the image records that they passed before it was built (label
+    dev.gitops-cli.tested-command); the bump reports "already up to date".  A dirty tree is
+    refused.  In a CI pull-request build whose checkout is a merge commit, the run is refused
+    (check out the PR head or pass --sha).  Step outputs tag, image, digest and deploy-commit go
+    to $GITHUB_OUTPUT when set, and to --dotenv FILE.
 
     \b
     Example:
