@@ -126,9 +126,13 @@ def build_image(
     tag_length: int = 7,
     tag_prefix: str = "",
     allow_dirty: bool = False,
+    revision: str | None = None,
     client: APIClient | None = None,
 ) -> BuildResult:
-    """Build IMAGE:TAG from the checkout `repo` (tag derived from the commit when not given)."""
+    """Build IMAGE:TAG from the checkout `repo` (tag derived from the commit when not given).
+
+    `revision` (with `tag`): the full commit SHA the image is built from, for its labels (default:
+    HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
     from gitops_cli.tagging import derive_tag
@@ -147,6 +151,8 @@ def build_image(
     if tag is None:
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
         tag, sha = info.tag, info.sha
+    elif revision is not None:
+        sha = revision
     else:
         sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
         sha = sha or None

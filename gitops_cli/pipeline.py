@@ -30,6 +30,7 @@ label (pushed by other tools) is rebuilt, and publish decides by content as it a
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -234,6 +235,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         result.digest = published.digest
         output.info(f"{result.ref} is already published for this commit ({published.digest}): "
                     "skipping build and push (--rebuild forces them)")
+    engine = _EngineWarmup() if published is None else None  # a build follows: connect during the tests
 
     with _step(result, "test", clock) as rec:
         from gitops_cli.apptest import resolve_test_command, run_tests
@@ -248,7 +250,8 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     with _step(result, "build", clock) as rec:
         if published is not None:
             raise _Skip(done)
-        client = _engine()
+        assert engine is not None
+        client = engine.client()
         rec.detail = _build(request, result, client, tested=command)
 
     with _step(result, "publish", clock) as rec:
@@ -278,25 +281,42 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
 
 
 def _tag(request: PipelineRequest, info: ci.CIInfo) -> tuple[str, str]:
-    from gitops_cli import git
-    from gitops_cli.tagging import derive_tag, resolve_sha
+    from gitops_cli.tagging import derive_tag
 
-    if request.sha is None:
-        head = resolve_sha(git.toplevel(request.repo), None)
+    tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
+                        allow_dirty=request.allow_dirty, sha=request.sha)
+    if request.sha is None:  # tagged.sha is HEAD: the CI rule applies to it
+        head = tagged.sha
         ci.check_checkout(head, info)
         if info.source_commit and info.source_commit != head and not info.pull_request:
             output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
                         f"{head[:12]}: tagging the checkout (what is built)")
-    tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
-                        allow_dirty=request.allow_dirty, sha=request.sha)
     return (request.tag or tagged.tag), tagged.sha
 
 
-def _engine() -> Any:
-    """One engine connection for build and publish (connecting costs a version round trip)."""
-    from gitops_cli import engine
+class _EngineWarmup:
+    """One engine connection for build and publish, opened in a thread while the tests run: importing
+    the docker SDK and the version round trip cost ~0.1 s, and the tests mostly wait on a subprocess."""
 
-    return engine.connect()
+    def __init__(self) -> None:
+        self._client: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._connect, name="gitops-engine-connect")
+        self._thread.start()
+
+    def _connect(self) -> None:
+        from gitops_cli import engine
+
+        try:
+            self._client = engine.connect()
+        except BaseException as exc:  # re-raised in the build step, where a failure belongs
+            self._error = exc
+
+    def client(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
 
 
 def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested: str) -> str:
@@ -308,9 +328,9 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
     extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
-    extra = {REVISION_LABEL: result.sha, **extra, TESTED_LABEL: output.redact(tested)}
-    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
-                        **options)
+    extra = {**extra, TESTED_LABEL: output.redact(tested)}
+    built = build_image(request.image, repo=request.repo, tag=result.tag, revision=result.sha, labels=extra,
+                        client=client, **options)
     result.built = True
     return built.image_id
 

@@ -391,3 +391,16 @@ def test_image_published_without_the_tested_label_gets_its_tests_run(gitops, app
     assert runs(ran) == 1 and data["tested"] and not data["built"] and not data["pushed"]
     assert steps(data) == {"tag": "ok", "test": "ok", "build": "skipped", "publish": "skipped", "bump": "ok"}
     assert f"{image}:{data['tag']}@{data['digest']}" in remote.message()
+
+
+def test_engine_down_fails_the_build_step_after_the_tests(gitops, app: Path, registry: Registry,
+                                                          remote: DeployRemote, tmp_path: Path) -> None:
+    """The engine connection is opened while the tests run; its failure is the build step's."""
+    sock = tmp_path / "no-engine.sock"
+    res = run(gitops, app, registry.image(PATH), remote, "-o", "json", env={"DOCKER_HOST": f"unix://{sock}"})
+    assert res.returncode == 7, res.stderr
+    data = json.loads(res.stdout)
+    assert steps(data) == {"tag": "ok", "test": "ok", "build": "failed", "publish": "not run",
+                           "bump": "not run"}
+    assert f"container engine unreachable at unix://{sock}" in data["error"] and "Traceback" not in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
