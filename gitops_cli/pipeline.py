@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import ci, output
+from gitops_cli import output
 from gitops_cli.errors import GitopsError, RefusedError
 from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
 
@@ -214,10 +214,9 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     if request.tag is not None:
         validate_tag(request.tag)
     bumping.validate(replace(request.bump, images=[name.with_tag("validate")]))
-    info = ci.detect(env)
 
     with _step(result, "tag", clock) as rec:
-        result.tag, result.sha = _tag(request, info)
+        result.tag, result.sha = _tag(request, env)
         result.ref = name.with_tag(result.tag)
         from gitops_cli.publish import check_publishable
 
@@ -280,17 +279,12 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             rec.detail = f"{result.bump.commit} committed" if result.bump.commit else "files patched"
 
 
-def _tag(request: PipelineRequest, info: ci.CIInfo) -> tuple[str, str]:
+def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:
     from gitops_cli.tagging import derive_tag
 
+    # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
-                        allow_dirty=request.allow_dirty, sha=request.sha)
-    if request.sha is None:  # tagged.sha is HEAD: the CI rule applies to it
-        head = tagged.sha
-        ci.check_checkout(head, info)
-        if info.source_commit and info.source_commit != head and not info.pull_request:
-            output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
-                        f"{head[:12]}: tagging the checkout (what is built)")
+                        allow_dirty=request.allow_dirty, sha=request.sha, environ=env)
     return (request.tag or tagged.tag), tagged.sha
 
 
