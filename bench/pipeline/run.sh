@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # gitops build-and-bump vs the classic CI script (classic.sh), side by side on the same engine, registry
-# and bare remotes (file://): a small deploy repo (examples/deploy-repo), one with 10,000 commits of
-# history (deep_history.py | git fast-import), and a re-run on the same commit.
+# and bare remotes, for two apps:
+#   trivial  examples/sample-app (2 shell files: build and tests take milliseconds)
+#   real     real_app.py: a C program, `make build` ~1.5 s of gcc, `make test` ~1 s, static binary
+#            copied onto the busybox base image
+# and four cases each:
+#   small     deploy repo = examples/deploy-repo (1 commit), file://
+#   deep      the same files at the tip of 10,000 commits (deep_history.py | git fast-import), file://
+#   deep-http the deep repo over git smart HTTP (tests/fixtures/git_http_server.py on 127.0.0.1)
+#   rerun     the same commit again (small repo), on a fresh checkout (no build/ left over)
+# Every timed run of small/deep/deep-http gets a fresh app commit that changes the image (new_commit.sh).
 #
-# Usage: bench/pipeline/run.sh            RUNS=10 bench/pipeline/run.sh
-# Needs: hyperfine, docker-registry, kubectl, a Docker Engine, the base image gitops-demo/busybox:1.36
-# (`make demo` builds it offline).  Results: bench/out/pipeline/*.json|md, ratios on stdout.
+# Usage: bench/pipeline/run.sh                 RUNS=10 APPS="trivial real" CASES="small deep deep-http rerun"
+#        GITOPS="env PYTHONPATH=/old/tree .venv/bin/python -m gitops_cli" bench/pipeline/run.sh   (another version)
+# Needs: hyperfine, docker-registry, kubectl, gcc (static libc), a Docker Engine, the base image
+# gitops-demo/busybox:1.36 (`make demo` builds it offline).  Results: bench/out/pipeline/<app>-<case>.json|md
+# (OUT=... to change), ratios on stdout; exit 1 when a target is missed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -13,15 +23,20 @@ ROOT=$(cd "$HERE/../.." && pwd)
 GITOPS=${GITOPS:-$ROOT/.venv/bin/gitops}
 RUNS=${RUNS:-10}
 DEPTH=${DEPTH:-10000}
-OUT=$ROOT/bench/out/pipeline
+APPS=${APPS:-trivial real}
+CASES=${CASES:-small deep deep-http rerun}
+OUT=${OUT:-$ROOT/bench/out/pipeline}
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/gitops-bench-pipeline.XXXXXX")
 registry_pid=""
+http_pid=""
 
 cleanup() {
-    if [ -n "$registry_pid" ]; then kill -TERM "$registry_pid" 2>/dev/null || true; wait "$registry_pid" || true; fi
+    for pid in "$registry_pid" "$http_pid"; do
+        if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    done
     if [ -n "${host:-}" ]; then
-        for repo in "$host/demo/sample-app" "$host/bench/classic-app"; do
+        for repo in "$host/demo/sample-app" "$host/bench/classic-trivial" "$host/bench/classic-real"; do
             docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | xargs -r docker image rm >/dev/null 2>&1 || true
         done
     fi
@@ -30,7 +45,10 @@ cleanup() {
 trap cleanup EXIT
 
 docker image inspect gitops-demo/busybox:1.36 >/dev/null 2>&1 || { echo "run make demo first (base image)" >&2; exit 1; }
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# --- registry on 127.0.0.1 ---------------------------------------------------------------------------
+port=$(free_port)
 mkdir -p "$work/registry"
 printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
     "$work/registry/storage" "$port" >"$work/registry/config.yml"
@@ -39,14 +57,24 @@ registry_pid=$!
 until curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; do sleep 0.1; done
 host=127.0.0.1:$port
 
+# --- git smart HTTP on 127.0.0.1, serving $work/remotes ------------------------------------------------
+mkdir -p "$work/remotes"
+coproc HTTP { exec python3 "$ROOT/tests/fixtures/git_http_server.py" --root "$work/remotes" 2>"$work/git-http.log"; }
+http_pid=$HTTP_PID
+read -r word http_port <&"${HTTP[0]}"
+[ "$word" = PORT ] || { echo "git http server did not start" >&2; exit 1; }
+
 copy() { cp -R "$1" "$2"; rm -rf "$2/build"; grep -rlF 127.0.0.1:5000 "$2" | xargs -r sed -i "s/127\.0\.0\.1:5000/$host/g"; }
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 
-copy "$ROOT/examples/sample-app" "$work/app"
-git -C "$work/app" init -q -b main && git -C "$work/app" add -A && git -C "$work/app" commit -q -m app
+# --- the apps (the same checkout for both contenders) -----------------------------------------------
+copy "$ROOT/examples/sample-app" "$work/trivial"
+python3 "$HERE/real_app.py" "$work/real" "$host/demo/sample-app"
+for app in trivial real; do
+    git -C "$work/$app" init -q -b main && git -C "$work/$app" add -A && git -C "$work/$app" commit -q -m app
+done
 
-# Each contender gets its own image repository and its own (identical) deploy repos, so that neither
-# finds the other's tag or commits; same engine, same registry, same kind of remote.
+# --- deploy repos: each contender and app gets its own copy of each (same content, same remote kind) --
 copy "$ROOT/examples/deploy-repo" "$work/seed"
 git -C "$work/seed" init -q -b main && git -C "$work/seed" add -A && git -C "$work/seed" commit -q -m seed
 git init -q --bare -b main "$work/small.git"
@@ -56,39 +84,52 @@ python3 "$HERE/deep_history.py" "$work/seed" "$DEPTH" | git -C "$work/deep.git" 
 git -C "$work/deep.git" gc -q
 echo "deep deploy repo: $(git -C "$work/deep.git" rev-list --count main) commits," \
      "$(du -sh "$work/deep.git" | cut -f1) on disk" | tee "$OUT/deep-repo.txt"
-for repo in small deep; do
-    cp -a "$work/$repo.git" "$work/classic-$repo.git"
-    mv "$work/$repo.git" "$work/gitops-$repo.git"
+for app in trivial real; do
+    for side in classic gitops; do
+        for repo in small deep; do
+            dest="$work/remotes/$app-$side-$repo.git"
+            cp -a "$work/$repo.git" "$dest"
+            # what a git server allows: pushes over HTTP, partial clone filters
+            git -C "$dest" config http.receivepack true
+            git -C "$dest" config uploadpack.allowFilter true
+        done
+    done
 done
 
-classic() { echo "$HERE/classic.sh $work/app $host/bench/classic-app file://$work/classic-$1.git $work"; }
-ours() { echo "cd $work/app && $GITOPS build-and-bump --deploy-repo file://$work/gitops-$1.git"; }
-prepare="$HERE/new_commit.sh $work/app"
+url() {  # url APP SIDE CASE
+    case $3 in
+        small|rerun) echo "file://$work/remotes/$1-$2-small.git" ;;
+        deep) echo "file://$work/remotes/$1-$2-deep.git" ;;
+        deep-http) echo "http://127.0.0.1:$http_port/$1-$2-deep.git" ;;
+    esac
+}
+classic() { echo "$HERE/classic.sh $work/$1 $host/bench/classic-$1 $(url "$1" classic "$2") $work"; }
+ours() { echo "cd $work/$1 && $GITOPS build-and-bump --deploy-repo $(url "$1" gitops "$2")"; }
 
-for repo in small deep; do
-    hyperfine --runs "$RUNS" --warmup 1 --prepare "$prepare" \
-        -n "classic script ($repo)" "$(classic "$repo")" \
-        -n "gitops build-and-bump ($repo)" "$(ours "$repo")" \
-        --export-json "$OUT/$repo.json" --export-markdown "$OUT/$repo.md"
+for app in $APPS; do
+    for case in $CASES; do
+        if [ "$case" = rerun ]; then prepare="$HERE/fresh_checkout.sh $work/$app"  # the same commit again
+        else prepare="$HERE/new_commit.sh $work/$app"; fi
+        hyperfine --runs "$RUNS" --warmup 1 --prepare "$prepare" \
+            -n "classic script ($app, $case)" "$(classic "$app" "$case")" \
+            -n "gitops build-and-bump ($app, $case)" "$(ours "$app" "$case")" \
+            --export-json "$OUT/$app-$case.json" --export-markdown "$OUT/$app-$case.md"
+    done
 done
-# re-run on the same commit (the warm-up run makes the first, real one)
-hyperfine --runs "$RUNS" --warmup 1 \
-    -n "classic script (re-run)" "$(classic small)" \
-    -n "gitops build-and-bump (re-run)" "$(ours small)" \
-    --export-json "$OUT/rerun.json" --export-markdown "$OUT/rerun.md"
 
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$APPS" "$CASES" <<'PY'
 import json, sys
-out = sys.argv[1]
-targets = {"small": 1.2, "deep": 0.5, "rerun": 0.2}
+out, apps, cases = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+targets = {"small": 1.2, "deep": 0.5, "deep-http": 0.5, "rerun": 0.2}
 failed = False
-for name, target in targets.items():
-    results = json.load(open(f"{out}/{name}.json"))["results"]
-    classic, ours = results[0]["mean"], results[1]["mean"]
-    ratio = ours / classic
-    ok = ratio <= target
-    failed |= not ok
-    print(f"{name:6} classic {classic:6.3f}s  gitops {ours:6.3f}s  ratio {ratio:5.2f} (target <= {target})"
-          f"  {'ok' if ok else 'MISSED'}")
+for app in apps:
+    for case in cases:
+        classic, ours = (r for r in json.load(open(f"{out}/{app}-{case}.json"))["results"])
+        ratio = ours["mean"] / classic["mean"]
+        ok = ratio <= targets[case]
+        failed |= not ok
+        print(f"{app:8} {case:9} classic {classic['mean']:6.3f}s ±{classic['stddev'] or 0:.3f}  "
+              f"gitops {ours['mean']:6.3f}s ±{ours['stddev'] or 0:.3f}  ratio {ratio:5.2f} "
+              f"(target <= {targets[case]})  {'ok' if ok else 'MISSED'}")
 sys.exit(1 if failed else 0)
 PY
