@@ -120,3 +120,10 @@ def test_sample_app_settings_match_the_deploy_repo() -> None:
     assert found == {image.normalized_name} and skipped == []
     assert sorted(e.path for e in edits) == ["apps/sample-app/deployment.yaml",
                                              "apps/sample-app/kustomization.yaml", "values.yaml"]
+
+
+def test_pre_commit_example_uses_the_repositorys_hook() -> None:
+    config = load(EXAMPLES / "pre-commit-config.yaml")
+    hook_ids = {h["id"] for h in load(ROOT / ".pre-commit-hooks.yaml")}
+    used = [hook["id"] for repo in config["repos"] for hook in repo["hooks"]]
+    assert used == ["gitops-tag-lint"] and set(used) <= hook_ids
