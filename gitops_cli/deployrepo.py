@@ -14,6 +14,7 @@ import base64
 import os
 import re
 import shlex
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,15 +177,16 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
 # --- git operations -------------------------------------------------------------------------------
 
 
-def default_branch(remote: Remote) -> str:
+def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str:
     """The remote's default branch (`git ls-remote --symref URL HEAD`)."""
     res = git.run(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
-                  what=f"reading {remote.display}")
+                  what=f"reading {remote.display}", cancel=cancel)
     m = _SYMREF_RE.search(res.stdout)
     if m:
         return m.group("branch")
     # HEAD names no existing branch (e.g. a bare repo whose HEAD is master while only main was pushed).
-    heads = git.run(["ls-remote", "--heads", remote.url], env=remote.env, what=f"reading {remote.display}")
+    heads = git.run(["ls-remote", "--heads", remote.url], env=remote.env, what=f"reading {remote.display}",
+                    cancel=cancel)
     branches = [ln.split("\trefs/heads/", 1)[1] for ln in heads.stdout.splitlines() if "\trefs/heads/" in ln]
     if len(branches) == 1:
         return branches[0]
@@ -194,18 +196,27 @@ def default_branch(remote: Remote) -> str:
                    hint="pass --branch")
 
 
-def clone(remote: Remote, dest: Path, branch: str) -> None:
+def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None) -> None:
     """Shallow, single-branch, blobless (when the server allows; else a plain shallow) clone into dest."""
     base = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch]
-    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False)
+    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
+                  cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             import shutil
 
             shutil.rmtree(dest)
-        res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False)
+        res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+
+
+def remote_head(remote: Remote, branch: str) -> str | None:
+    """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent."""
+    res = git.run(["ls-remote", remote.url, f"refs/heads/{branch}"], env=remote.env,
+                  what=f"reading {remote.display}")
+    ref = f"refs/heads/{branch}"
+    return next((ln.split("\t", 1)[0] for ln in res.stdout.splitlines() if ln.endswith(f"\t{ref}")), None)
 
 
 def _is_auth_failure(stderr: str) -> bool:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError
 from gitops_cli.output import redact
@@ -79,21 +83,29 @@ def run(
     check: bool = True,
     strip: bool = True,
     what: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> GitResult:
-    """Run `git ARGS` and return its status and output; raise GitError/GitAuthError on failure."""
+    """Run `git ARGS` and return its status and output; raise GitError/GitAuthError on failure.
+
+    `cancel` (for git running in a background thread): when the event is set, git and its children
+    (transport helpers, ssh) are terminated and GitError "... cancelled" is raised.
+    """
     from git.cmd import Git  # GitPython, lazily
     from git.exc import GitCommandError, GitCommandNotFound
 
     runner = Git(str(cwd) if cwd else None)
     try:
-        status, stdout, stderr = runner.execute(
-            ["git", *args],
-            with_extended_output=True,
-            with_exceptions=False,
-            env=base_env(env),
-            strip_newline_in_stdout=strip,
-            stdout_as_string=True,
-        )
+        if cancel is not None:
+            status, stdout, stderr = _cancellable(runner, args, base_env(env), strip, cancel, what)
+        else:
+            status, stdout, stderr = runner.execute(
+                ["git", *args],
+                with_extended_output=True,
+                with_exceptions=False,
+                env=base_env(env),
+                strip_newline_in_stdout=strip,
+                stdout_as_string=True,
+            )
     except GitCommandNotFound:
         raise GitError("git is not installed (no `git` on PATH)", hint="install git (apt-get install git)") from None
     except GitCommandError as exc:  # pragma: no cover - execute(with_exceptions=False) rarely raises
@@ -101,6 +113,27 @@ def run(
     if check and status != 0:
         raise error_for(args, status, stderr, what=what)
     return GitResult(status, stdout, stderr)
+
+
+def _cancellable(runner: Any, args: Sequence[str], env: Mapping[str, str], strip: bool,
+                 cancel: threading.Event, what: str | None) -> tuple[int, str, str]:
+    """execute() as a process in its own session, polled so that `cancel` can end the whole group."""
+    handle = runner.execute(["git", *args], as_process=True, env=env, start_new_session=True)
+    proc = handle.proc
+    while True:
+        try:
+            out, err = proc.communicate(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            if cancel.is_set():
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.communicate()
+                raise GitError(f"{what or 'git ' + args[0]} cancelled") from None
+    stdout = out.decode("utf-8", "replace") if out else ""
+    stderr = err.decode("utf-8", "replace") if err else ""
+    if strip and stdout.endswith("\n"):
+        stdout = stdout[:-1]
+    return proc.returncode, stdout, stderr.removesuffix("\n")
 
 
 def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None) -> GitError:
