@@ -1,6 +1,13 @@
 """The bump use case: patch every reference to the given images in a deploy repo, commit once, push safely.
 
-    bump(BumpRequest(...)) -> BumpResult
+    bump(BumpRequest(...)) -> BumpResult           = prepare + apply, for `gitops bump` / `rollback`
+
+    with prepare(request, environ) as prepared:    # validate, reach the repo, shallow clone (temp dir)
+        result = apply(prepared, images)           # compute the edits, commit, push (re-apply and retry)
+
+`build-and-bump` prepares in a background thread while the app's tests, build and push run, and applies
+once the digest is known (gitops_cli.pipeline).  `reach` is the part of `prepare` without any network:
+input errors (exit 2) before any work.
 
 1. Reach the deploy repo: a shallow clone of a remote into a temp dir, or an existing local checkout.
 2. Compute the new text of every YAML file first (yamledit.update_images, which verifies each file by
@@ -16,9 +23,10 @@ import difflib
 import random
 import string
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +116,13 @@ def change_json(change: Any, image: str | None = None) -> dict[str, Any]:
 # --- validation (before touching any repo) -------------------------------------------------------------
 
 
-def validate(request: BumpRequest) -> None:
-    """UsageError (exit 2) for anything wrong with the request itself, before any clone."""
-    if not request.images:
-        raise UsageError("--image is required (NAME:TAG[@sha256:DIGEST], may repeat)")
-    names = [i.normalized_name for i in request.images]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise UsageError(f"--image given twice for {', '.join(dupes)}")
+def validate(request: BumpRequest, images_required: bool = True) -> None:
+    """UsageError (exit 2) for anything wrong with the request itself, before any clone.
+
+    images_required=False: the images come later (build-and-bump knows them after publish).
+    """
+    if request.images or images_required:
+        _validate_images(request.images)
     if request.retries < 0:
         raise UsageError(f"--retries {request.retries}: must be 0 or more")
     if request.author:
@@ -126,6 +133,15 @@ def validate(request: BumpRequest) -> None:
         _check_branch(request.push_branch, "--push-branch")
     if request.branch is not None:
         _check_branch(request.branch, "--branch")
+
+
+def _validate_images(images: Sequence[ImageRef]) -> None:
+    if not images:
+        raise UsageError("--image is required (NAME:TAG[@sha256:DIGEST], may repeat)")
+    names = [i.normalized_name for i in images]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise UsageError(f"--image given twice for {', '.join(dupes)}")
 
 
 def _check_template(template: str) -> None:
@@ -302,6 +318,131 @@ def render_message(
 # --- the use case -------------------------------------------------------------------------------------
 
 
+@dataclass
+class PreparedBump:
+    """A deploy repo ready for `apply`; a context manager that owns (and removes) the clone's temp dir.
+
+    For a remote: `work` is a shallow clone of `branch`.  For a local checkout (remote.local) nothing is
+    done ahead: its checks (clean, on a branch, not ahead of origin) and fast-forward happen in apply.
+    """
+
+    request: BumpRequest
+    remote: deployrepo.Remote
+    branch: str | None = None
+    work: Path | None = None
+    prepared_at: float = field(default_factory=time.monotonic)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the clone was made."""
+        return time.monotonic() - self.prepared_at
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> PreparedBump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Notes = list[tuple[str, str]]  # (output function name: "step" | "info" | "warn", text), printed later
+
+
+def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
+          images_required: bool = True) -> deployrepo.Remote:
+    """Validate the request and classify --deploy-repo (no network): UsageError (exit 2) on bad input."""
+    validate(request, images_required)
+    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
+    if remote.local is None and not request.commit:
+        raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
+                         hint="use --dry-run to preview a bump of a remote repository")
+    return remote
+
+
+def prepare(
+    request: BumpRequest,
+    environ: Mapping[str, str] | None = None,
+    *,
+    remote: deployrepo.Remote | None = None,
+    notes: Notes | None = None,
+    cancel: threading.Event | None = None,
+) -> PreparedBump:
+    """Reach the deploy repo and, for a remote, shallow-clone its branch into a temp dir.
+
+    The images may be missing (given to apply).  `remote`: from an earlier `reach` (not repeated).
+    `notes`: progress lines are appended there instead of printed (a background thread must not
+    interleave its lines with the caller's).  `cancel`: when set, a running ls-remote/clone is
+    terminated (GitError "cancelled").
+    The temp dir is removed when this raises, else by PreparedBump.close() / the with block.
+    """
+    remote = remote or reach(request, environ, images_required=False)
+    say = _say(notes)
+    if remote.auth:
+        say("info", f"Authenticating to {remote.display} with {remote.auth}")
+    if remote.local is not None:
+        return PreparedBump(request, remote)
+    branch = request.branch or deployrepo.default_branch(remote, cancel=cancel)
+    tmp = tempfile.TemporaryDirectory(prefix="gitops-bump-")
+    try:
+        work = Path(tmp.name) / "deploy"
+        say("step", f"Cloning {remote.display} ({branch})")
+        deployrepo.clone(remote, work, branch, cancel=cancel)
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return PreparedBump(request, remote, branch, work, _tmp=tmp)
+
+
+def _say(notes: Notes | None) -> Callable[[str, str], None]:
+    def say(kind: str, text: str) -> None:
+        if notes is None:
+            getattr(output, kind)(text)
+        else:
+            notes.append((kind, text))
+
+    return say
+
+
+def apply(
+    prepared: PreparedBump,
+    images: Sequence[ImageRef] | None = None,
+    *,
+    resolve_digest: DigestResolver | None = None,
+    environ: Mapping[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    refresh: bool = False,
+) -> BumpResult:
+    """Compute the edits, write, commit and push (re-apply and retry on a moved remote).
+
+    `images` replaces the request's (build-and-bump knows them only now).  `refresh`: first check the
+    remote branch (one ls-remote) and fast-forward the clone when it moved since `prepare` (an old
+    clone would otherwise cost a rejected push and a backoff).
+    """
+    request = prepared.request if images is None else replace(prepared.request, images=list(images))
+    _validate_images(request.images)
+    if prepared.remote.local is not None:
+        return _bump_local(request, prepared.remote, resolve_digest, environ, sleep)
+    if prepared.work is None or prepared.branch is None or prepared._tmp is None:
+        raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
+    if refresh:
+        _fast_forward(prepared)
+    return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
+                              environ, sleep)
+
+
+def _fast_forward(prepared: PreparedBump) -> None:
+    assert prepared.work is not None and prepared.branch is not None
+    now = deployrepo.remote_head(prepared.remote, prepared.branch)
+    if now is not None and now != deployrepo.head(prepared.work):
+        output.info(f"{prepared.remote.display} ({prepared.branch}) moved since the clone: fetching {now[:12]}")
+        deployrepo.fetch_reset(prepared.work, prepared.remote, prepared.branch)
+
+
 def bump(
     request: BumpRequest,
     *,
@@ -309,22 +450,10 @@ def bump(
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> BumpResult:
-    """Run one bump; see the module docstring.  Raises GitopsError subclasses with their exit codes."""
-    validate(request)
-    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
-    if remote.auth:
-        output.info(f"Authenticating to {remote.display} with {remote.auth}")
-    if remote.local is not None:
-        return _bump_local(request, remote, resolve_digest, environ, sleep)
-    if not request.commit:
-        raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
-                         hint="use --dry-run to preview a bump of a remote repository")
-    branch = request.branch or deployrepo.default_branch(remote)
-    with tempfile.TemporaryDirectory(prefix="gitops-bump-") as tmp:
-        work = Path(tmp) / "deploy"
-        output.step(f"Cloning {remote.display} ({branch})")
-        deployrepo.clone(remote, work, branch)
-        return _apply_commit_push(request, remote, work, branch, resolve_digest, environ, sleep)
+    """Run one bump (prepare + apply); see the module docstring.  Raises GitopsError subclasses."""
+    remote = reach(request, environ)  # the images too: exit 2 before any clone
+    with prepare(request, environ, remote=remote) as prepared:
+        return apply(prepared, resolve_digest=resolve_digest, environ=environ, sleep=sleep)
 
 
 def _bump_local(

@@ -1,14 +1,20 @@
-"""gitops_cli.bump: request validation, commit message, diff rendering (pure parts of the use case)."""
+"""gitops_cli.bump: request validation, commit message, diff rendering (pure parts of the use case);
+prepare/apply against a real bare remote (marked integration)."""
 
 from __future__ import annotations
 
+import socket
+import tempfile
+import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from gitops_cli.bump import BumpRequest, FileEdit, render_message, unified_diff, validate
+from gitops_cli.bump import BumpRequest, FileEdit, apply, prepare, render_message, unified_diff, validate
 from gitops_cli.ci import CIInfo
-from gitops_cli.errors import UsageError
+from gitops_cli.errors import GitError, UsageError
 from gitops_cli.imageref import parse
 
 API = parse("registry.example.com/team/api:2.0.0")
@@ -95,3 +101,87 @@ def test_unified_diff_keeps_missing_final_newline_and_crlf() -> None:
     assert "diff --git a/a.yaml b/a.yaml\n--- a/a.yaml\n+++ b/a.yaml\n" in diff
     assert "-image: x:1\n+image: x:2\n name: a\n\\ No newline at end of file\n" in diff
     assert "-image: y:1\r\n+image: y:2\r\n" in diff
+
+
+def test_validate_without_images_when_they_come_later() -> None:
+    validate(BumpRequest("file:///x.git", []), images_required=False)  # build-and-bump: images after publish
+    with pytest.raises(UsageError, match="--retries"):
+        validate(BumpRequest("file:///x.git", [], retries=-1), images_required=False)
+
+
+# --- prepare / apply on a real bare remote (file://) -------------------------------------------------------
+
+SEED_API = "registry.example.com/team/api"
+
+
+def _leftovers(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("gitops-bump-"))
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tempfile's directory for this test only, to see what prepare leaves behind."""
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    return where
+
+
+@pytest.mark.integration
+def test_prepare_then_apply_with_images_given_later(deploy_remote, private_tmp: Path) -> None:
+    request = BumpRequest(deploy_remote.url, [])
+    notes: list[tuple[str, str]] = []
+    with prepare(request, notes=notes) as prepared:
+        assert prepared.branch == "main" and prepared.work is not None and (prepared.work / ".git").is_dir()
+        assert _leftovers(private_tmp) and len(deploy_remote.log()) == 1  # cloned, nothing pushed yet
+        result = apply(prepared, [parse(f"{SEED_API}:2.0.0")])
+    assert notes == [("step", f"Cloning {deploy_remote.url} (main)")]  # kept, not printed
+    assert result.pushed and result.commit == deploy_remote.head() and result.attempts == 1
+    assert deploy_remote.changed_files() == ["apps/api/deployment.yaml"]
+    assert _leftovers(private_tmp) == []  # the with block removed the clone
+    with pytest.raises(GitError, match="already removed"):
+        apply(prepared, [parse(f"{SEED_API}:3.0.0")])
+    with prepare(request) as again, pytest.raises(UsageError, match="--image is required"):
+        apply(again, [])
+
+
+@pytest.mark.integration
+def test_apply_refresh_fast_forwards_an_old_clone(deploy_remote, private_tmp: Path) -> None:
+    """The remote moved after the clone: refresh fetches it first, so the first push is accepted."""
+    with prepare(BumpRequest(deploy_remote.url, [])) as prepared:
+        other = deploy_remote.commit_change("apps/other/values.yaml", "replicas: 3\n", "another pipeline")
+        result = apply(prepared, [parse(f"{SEED_API}:2.0.0")], refresh=True, sleep=_no_sleep)
+    assert result.pushed and result.attempts == 1
+    assert deploy_remote.log("%s")[:2] == [f"Update {SEED_API} image to {SEED_API}:2.0.0", "another pipeline"]
+    assert deploy_remote.git("rev-parse", "main~1").strip() == other
+
+
+def _no_sleep(seconds: float) -> None:
+    raise AssertionError(f"no backoff expected (slept {seconds})")
+
+
+@pytest.mark.integration
+def test_prepare_failure_leaves_no_temp_dir(tmp_path: Path, private_tmp: Path) -> None:
+    missing = (tmp_path / "no-such.git").as_uri()
+    with pytest.raises(GitError) as exc:
+        prepare(BumpRequest(missing, [], branch="main"))  # --branch given: straight to the clone
+    assert exc.value.exit_code == 10 and "cloning" in exc.value.message
+    assert _leftovers(private_tmp) == []
+
+
+@pytest.mark.integration
+def test_cancel_ends_a_hanging_remote_and_cleans_up(private_tmp: Path) -> None:
+    """A server that accepts and never answers: the ls-remote/clone is ended by `cancel`, quickly."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(4)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/deploy.git"
+        for branch in (None, "main"):  # ls-remote (default branch), then the clone itself
+            cancel = threading.Event()
+            timer = threading.Timer(0.5, cancel.set)
+            timer.start()
+            start = time.monotonic()
+            with pytest.raises(GitError, match="cancelled"):
+                prepare(BumpRequest(url, [], branch=branch), cancel=cancel)
+            assert time.monotonic() - start < 5
+            assert _leftovers(private_tmp) == []
