@@ -11,8 +11,20 @@
 - build:   unless the registry already has the tag FOR THIS SOURCE STATE (see below), build the image
            (build.build_image) with the OCI revision label set to the tagged commit, and TESTED_LABEL.
 - publish: publish.publish_image (immutable tags), or skipped together with the build.
-- bump:    bump.bump with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
+- bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
+
+The deploy repo is prepared (bump.prepare: ls-remote + shallow clone into a temp dir) in a background
+thread started in the tag step, as soon as the checkout is known to be taggable, so the clone overlaps
+the registry look-up, the tests, the build and the push.  Its progress lines are kept and printed at the
+bump step (no interleaving); the order of effects stays tag -> test -> build -> publish -> bump: a deploy
+repo that cannot be cloned is the BUMP step's failure (same error and exit code as `gitops bump`), after
+the image is published -- a warning says so as soon as it is known (between steps).  Publishing anyway
+is deliberate: once the deploy repo is fixed (token, URL), the re-run skips tests, build and push.
+Invalid --deploy-repo input (no such directory, --no-commit with a URL, a missing --ssh-key) is refused
+before any work (exit 2).  When an earlier step fails, the clone is cancelled (git terminated) and its
+temp dir removed.  A clone older than STALE_AFTER seconds is checked against the remote (one ls-remote)
+and fast-forwarded when the remote moved meanwhile, so a long build does not cost a rejected push.
 
 "This source state": the tag alone is not proof (a short SHA, `--tag` given by hand, another repo
 pushing to the same repository).  The registry's image under the tag is this source state when its
@@ -34,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +59,7 @@ REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
 TESTED_LABEL = "dev.gitops-cli.tested-command"  # set by build-and-bump when its tests passed before the build
 OUTPUT_NAMES = ("tag", "image", "digest", "deploy-commit")
+STALE_AFTER = 2.0  # seconds: an older deploy-repo clone is checked against the remote before the bump
 
 
 @dataclass(frozen=True)
@@ -213,21 +226,45 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     name = parse_repository(request.image)  # invalid input: exit 2 before any work
     if request.tag is not None:
         validate_tag(request.tag)
-    bumping.validate(replace(request.bump, images=[name.with_tag("validate")]))
+    remote = bumping.reach(request.bump, env, images_required=False)  # no network
+    deploy: _DeployRepoClone | None = None
+    try:
+        with _step(result, "tag", clock) as rec:
+            result.tag, result.sha = _tag(request, env)
+            result.ref = name.with_tag(result.tag)
+            from gitops_cli.publish import check_publishable
 
-    with _step(result, "tag", clock) as rec:
-        result.tag, result.sha = _tag(request, env)
-        result.ref = name.with_tag(result.tag)
-        from gitops_cli.publish import check_publishable
+            check_publishable(result.ref, request.allow_mutable_tag, request.mutable_tags)  # before any work
+            rec.detail = f"{result.tag} ({result.sha})"
+            output.step(f"Tag {result.ref} (commit {result.sha})")
+            deploy = _DeployRepoClone(request.bump, remote, env)  # taggable: clone while the rest runs
+            published = None
+            if not request.rebuild:
+                output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
+                published = published_image(result.ref, result.sha, request.creds, request.insecure,
+                                            request.allow_overwrite)
+        _build_and_publish(request, result, published, deploy, clock)
+        with _step(result, "bump", clock) as rec:
+            assert result.digest is not None and result.ref is not None and result.sha is not None
+            target = result.ref.with_digest(result.digest)
+            bump_env = {**env, "GITOPS_SOURCE_COMMIT": result.sha}  # the trailer names the tagged commit
+            prepared = deploy.prepared()
+            result.bump = bumping.apply(prepared, [target], environ=bump_env,
+                                        refresh=prepared.age > STALE_AFTER)
+            if result.bump.up_to_date:
+                rec.detail = "already up to date"
+            elif result.bump.pushed:
+                rec.detail = f"{result.bump.commit} pushed to {result.bump.push_branch}"
+            else:
+                rec.detail = f"{result.bump.commit} committed" if result.bump.commit else "files patched"
+    finally:
+        if deploy is not None:
+            deploy.close()  # cancels a clone still running (an earlier step failed); removes the temp dir
 
-        check_publishable(result.ref, request.allow_mutable_tag, request.mutable_tags)  # before any work
-        rec.detail = f"{result.tag} ({result.sha})"
-        output.step(f"Tag {result.ref} (commit {result.sha})")
-        published = None
-        if not request.rebuild:
-            output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-            published = published_image(result.ref, result.sha, request.creds, request.insecure,
-                                        request.allow_overwrite)
+
+def _build_and_publish(request: PipelineRequest, result: PipelineResult, published: Published | None,
+                       deploy: _DeployRepoClone, clock: Callable[[], float]) -> None:
+    """The test, build and publish steps (each skipped when the registry has this source state)."""
     assert result.ref is not None and result.sha is not None
     done = f"already published for {result.sha[:12]}"
     if published is not None:
@@ -245,6 +282,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             raise _Skip(f"{done} (tests {command!r} passed)")
         rec.detail = run_tests(request.repo, command=command).command
         result.tested = True
+    deploy.warn_if_failed()
 
     with _step(result, "build", clock) as rec:
         if published is not None:
@@ -252,6 +290,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         assert engine is not None
         client = engine.client()
         rec.detail = _build(request, result, client, tested=command)
+    deploy.warn_if_failed()
 
     with _step(result, "publish", clock) as rec:
         if not result.built:
@@ -266,17 +305,54 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         rec.detail = (published_now.digest if published_now.pushed
                       else f"already published as {published_now.digest}")
 
-    with _step(result, "bump", clock) as rec:
-        assert result.digest is not None
-        target = result.ref.with_digest(result.digest)
-        bump_env = {**env, "GITOPS_SOURCE_COMMIT": result.sha}  # the trailer names the tagged commit
-        result.bump = bumping.bump(replace(request.bump, images=[target]), environ=bump_env)
-        if result.bump.up_to_date:
-            rec.detail = "already up to date"
-        elif result.bump.pushed:
-            rec.detail = f"{result.bump.commit} pushed to {result.bump.push_branch}"
-        else:
-            rec.detail = f"{result.bump.commit} committed" if result.bump.commit else "files patched"
+
+class _DeployRepoClone:
+    """bump.prepare in a thread (the deploy repo's ls-remote and shallow clone) while the tests, build
+    and push run.  Its progress lines are printed when the bump step takes it (never interleaved with
+    the build's); its error is the bump step's; close() cancels it and removes the temp dir."""
+
+    def __init__(self, request: Any, remote: Any, environ: Mapping[str, str]) -> None:
+        self._notes: list[tuple[str, str]] = []
+        self._cancel = threading.Event()
+        self._prepared: Any = None  # bump.PreparedBump
+        self._error: BaseException | None = None
+        self._warned = False
+        self._thread = threading.Thread(target=self._prepare, args=(request, remote, environ),
+                                        name="gitops-deploy-clone")
+        self._thread.start()
+
+    def _prepare(self, request: Any, remote: Any, environ: Mapping[str, str]) -> None:
+        from gitops_cli import bump
+
+        try:
+            self._prepared = bump.prepare(request, environ, remote=remote, notes=self._notes,
+                                          cancel=self._cancel)
+        except BaseException as exc:  # re-raised in the bump step, where a failure belongs
+            self._error = exc
+
+    def warn_if_failed(self) -> None:
+        """Between steps: say once, as soon as it is known, that the bump step will fail."""
+        if self._warned or self._error is None or self._thread.is_alive():
+            return
+        self._warned = True
+        reason = self._error.message if isinstance(self._error, GitopsError) else str(self._error)
+        output.warn(f"the deploy repo cannot be cloned: {reason.splitlines()[0]}; "
+                    "the image is still built and published, the bump step will fail")
+
+    def prepared(self) -> Any:
+        self._thread.join()
+        notes, self._notes = self._notes, []
+        for kind, text in notes:
+            getattr(output, kind)(text)
+        if self._error is not None:
+            raise self._error
+        return self._prepared
+
+    def close(self) -> None:
+        self._cancel.set()  # no effect once the clone is done
+        self._thread.join()
+        if self._prepared is not None:
+            self._prepared.close()
 
 
 def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:

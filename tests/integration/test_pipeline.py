@@ -404,3 +404,85 @@ def test_engine_down_fails_the_build_step_after_the_tests(gitops, app: Path, reg
                            "bump": "not run"}
     assert f"container engine unreachable at unix://{sock}" in data["error"] and "Traceback" not in res.stderr
     assert tags(registry) == [] and len(remote.log()) == 1
+
+
+# --- the deploy repo is cloned in the background while tests, build and push run -------------------------
+
+
+def leftovers(tmp: Path) -> list[str]:
+    return sorted(p.name for p in tmp.iterdir() if p.name.startswith("gitops-bump-"))
+
+
+def test_progress_lines_of_the_background_clone_come_at_the_bump_step(gitops, app: Path, registry: Registry,
+                                                                      remote: DeployRemote,
+                                                                      tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    res = run(gitops, app, registry.image(PATH), remote, env={"TMPDIR": str(scratch)})
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    cloning = next(i for i, ln in enumerate(lines) if ln.startswith("==> Cloning"))
+    assert lines[cloning] == f"==> Cloning {remote.url} (main)"
+    assert lines[cloning + 1].startswith("==> Pushing ")  # the deploy repo's push, right after
+    tests_ran = next(i for i, ln in enumerate(lines) if "running sample tests" in ln)
+    assert tests_ran < cloning and all("Cloning" not in ln for ln in lines[:cloning])
+    assert "warning" not in res.stderr and leftovers(scratch) == []
+    assert len(remote.log()) == 2
+
+
+def test_unreachable_deploy_repo_fails_the_bump_step_after_publishing(gitops, app: Path, registry: Registry,
+                                                                      tmp_path: Path) -> None:
+    """The order of effects is kept: the image is published, then the bump step fails (exit 10) with
+    the error `gitops bump` gives; a warning said so as soon as the clone had failed."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    missing = (tmp_path / "no-such-deploy.git").as_uri()
+    image = registry.image(PATH)
+    res = gitops(["build-and-bump", "--image", image, "--deploy-repo", missing, "-o", "json"], cwd=app,
+                 env={"TMPDIR": str(scratch)})
+    assert res.returncode == 10, res.stderr
+    data = json.loads(res.stdout)
+    assert steps(data) == {"tag": "ok", "test": "ok", "build": "ok", "publish": "ok", "bump": "failed"}
+    assert data["error"].startswith(f"reading {missing} failed (exit 128)") and data["pushed"]
+    assert tags(registry) == [data["tag"]]
+    warning = res.stderr.index("warning: the deploy repo cannot be cloned: reading ")
+    assert warning < res.stderr.index("error: reading ") and "Traceback" not in res.stderr
+    assert leftovers(scratch) == []
+    direct = gitops(["bump", "--image", f"{image}:{data['tag']}", "--deploy-repo", missing], cwd=app)
+    assert direct.returncode == 10 and data["error"] in direct.stderr  # the same failure as `gitops bump`
+
+
+def test_invalid_deploy_repo_is_refused_before_any_work(gitops, app: Path, registry: Registry,
+                                                        remote: DeployRemote, tmp_path: Path) -> None:
+    image = registry.image(PATH)
+    res = gitops(["build-and-bump", "--image", image, "--deploy-repo", str(tmp_path / "nowhere")], cwd=app)
+    assert res.returncode == 2 and "not a URL and no such directory" in res.stderr
+    res = run(gitops, app, image, remote, "--no-commit")
+    assert res.returncode == 2 and "--no-commit needs --deploy-repo to be a local checkout" in res.stderr
+    assert "running sample tests" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
+
+
+def test_failing_tests_cancel_a_hanging_clone_and_clean_up(gitops, tmp_path: Path, base_image: str,
+                                                           registry: Registry) -> None:
+    """The deploy repo's server accepts connections and never answers: when the tests fail, the run
+    ends at once (the clone is cancelled, git terminated), its temp dir removed."""
+    import socket
+    import subprocess
+    import time
+
+    app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/deploy.git"
+        start = time.monotonic()
+        res = gitops(["build-and-bump", "--image", registry.image(PATH), "--deploy-repo", url, "-o", "json"],
+                     cwd=app, env={"TMPDIR": str(scratch)}, timeout=60)
+        elapsed = time.monotonic() - start
+        git_left = subprocess.run(["pgrep", "-f", url], capture_output=True, text=True).stdout.split()
+    data = json.loads(res.stdout)
+    assert res.returncode != 0 and data["failed_step"] == "test" and steps(data)["bump"] == "not run"
+    assert elapsed < 30 and git_left == [] and leftovers(scratch) == []
+    assert "Cloning" not in res.stderr and tags(registry) == []
