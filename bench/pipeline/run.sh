@@ -4,14 +4,18 @@
 #   trivial  examples/sample-app (2 shell files: build and tests take milliseconds)
 #   real     real_app.py: a C program, `make build` ~1.5 s of gcc, `make test` ~1 s, static binary
 #            copied onto the busybox base image
-# and four cases each:
-#   small     deploy repo = examples/deploy-repo (1 commit), file://
-#   deep      the same files at the tip of 10,000 commits (deep_history.py | git fast-import), file://
-#   deep-http the deep repo over git smart HTTP (tests/fixtures/git_http_server.py on 127.0.0.1)
-#   rerun     the same commit again (small repo), on a fresh checkout (no build/ left over)
-# Every timed run of small/deep/deep-http gets a fresh app commit that changes the image (new_commit.sh).
+# and these cases each:
+#   small      deploy repo = examples/deploy-repo (1 commit), file://
+#   deep       the same files at the tip of 10,000 commits (deep_history.py | git fast-import), file://;
+#              a light history: 200 services, 14-line manifests
+#   deep-http  the deep repo over git smart HTTP (tests/fixtures/git_http_server.py on 127.0.0.1)
+#   heavy      10,000 commits over 2,000 ~60-line manifests (deep_history.py --services 2000 --long, the
+#              template of bench/bump/generate.py) plus the same files, file://
+#   heavy-http the heavy repo over git smart HTTP
+#   rerun      the same commit again (small repo), on a fresh checkout (no build/ left over)
+# Every timed run of small/deep/heavy(-http) gets a fresh app commit that changes the image (new_commit.sh).
 #
-# Usage: bench/pipeline/run.sh                 RUNS=10 APPS="trivial real" CASES="small deep deep-http rerun"
+# Usage: bench/pipeline/run.sh                 RUNS=10 APPS="trivial real" CASES="small deep deep-http heavy heavy-http rerun"
 #        GITOPS="env PYTHONPATH=/old/tree .venv/bin/python -m gitops_cli" bench/pipeline/run.sh   (another version)
 # Needs: hyperfine, docker-registry, kubectl, gcc (static libc), a Docker Engine, the base image
 # gitops-demo/busybox:1.36 (`make demo` builds it offline).  Results: bench/out/pipeline/<app>-<case>.json|md
@@ -24,7 +28,7 @@ GITOPS=${GITOPS:-$ROOT/.venv/bin/gitops}
 RUNS=${RUNS:-10}
 DEPTH=${DEPTH:-10000}
 APPS=${APPS:-trivial real}
-CASES=${CASES:-small deep deep-http rerun}
+CASES=${CASES:-small deep deep-http heavy heavy-http rerun}
 OUT=${OUT:-$ROOT/bench/out/pipeline}
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/gitops-bench-pipeline.XXXXXX")
@@ -82,11 +86,17 @@ git -C "$work/seed" push -q "$work/small.git" HEAD:main
 git init -q --bare -b main "$work/deep.git"
 python3 "$HERE/deep_history.py" "$work/seed" "$DEPTH" | git -C "$work/deep.git" fast-import --quiet
 git -C "$work/deep.git" gc -q
-echo "deep deploy repo: $(git -C "$work/deep.git" rev-list --count main) commits," \
-     "$(du -sh "$work/deep.git" | cut -f1) on disk" | tee "$OUT/deep-repo.txt"
+git init -q --bare -b main "$work/heavy.git"
+python3 "$HERE/deep_history.py" "$work/seed" "$DEPTH" --services 2000 --long | git -C "$work/heavy.git" fast-import --quiet
+git -C "$work/heavy.git" gc -q
+for repo in deep heavy; do
+    echo "$repo deploy repo: $(git -C "$work/$repo.git" rev-list --count main) commits," \
+         "$(git -C "$work/$repo.git" ls-tree -r --name-only main | wc -l) files," \
+         "$(du -sh "$work/$repo.git" | cut -f1) on disk"
+done | tee "$OUT/deep-repo.txt"
 for app in trivial real; do
     for side in classic gitops; do
-        for repo in small deep; do
+        for repo in small deep heavy; do
             dest="$work/remotes/$app-$side-$repo.git"
             cp -a "$work/$repo.git" "$dest"
             # what a git server allows: pushes over HTTP, partial clone filters
@@ -101,6 +111,8 @@ url() {  # url APP SIDE CASE
         small|rerun) echo "file://$work/remotes/$1-$2-small.git" ;;
         deep) echo "file://$work/remotes/$1-$2-deep.git" ;;
         deep-http) echo "http://127.0.0.1:$http_port/$1-$2-deep.git" ;;
+        heavy) echo "file://$work/remotes/$1-$2-heavy.git" ;;
+        heavy-http) echo "http://127.0.0.1:$http_port/$1-$2-heavy.git" ;;
     esac
 }
 classic() { echo "$HERE/classic.sh $work/$1 $host/bench/classic-$1 $(url "$1" classic "$2") $work"; }
@@ -120,7 +132,7 @@ done
 python3 - "$OUT" "$APPS" "$CASES" <<'PY'
 import json, sys
 out, apps, cases = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-targets = {"small": 1.2, "deep": 0.5, "deep-http": 0.5, "rerun": 0.2}
+targets = {"small": 1.2, "deep": 0.5, "deep-http": 0.5, "heavy": 0.5, "heavy-http": 0.5, "rerun": 0.2}
 failed = False
 for app in apps:
     for case in cases:
@@ -128,7 +140,7 @@ for app in apps:
         ratio = ours["mean"] / classic["mean"]
         ok = ratio <= targets[case]
         failed |= not ok
-        print(f"{app:8} {case:9} classic {classic['mean']:6.3f}s ±{classic['stddev'] or 0:.3f}  "
+        print(f"{app:8} {case:10} classic {classic['mean']:6.3f}s ±{classic['stddev'] or 0:.3f}  "
               f"gitops {ours['mean']:6.3f}s ±{ours['stddev'] or 0:.3f}  ratio {ratio:5.2f} "
               f"(target <= {targets[case]})  {'ok' if ok else 'MISSED'}")
 sys.exit(1 if failed else 0)
