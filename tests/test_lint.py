@@ -385,7 +385,7 @@ def test_sarif_format():
 
 # --- the shared real-world corpus ------------------------------------------------------------------
 
-CORPUS = Path("/work/shared/corpus/real-world")
+from tests.fixtures.corpus import CORPUS  # noqa: E402
 
 
 def _untagged_or_latest(value: str) -> bool:

@@ -4,7 +4,7 @@
 # Targets (issue #5): lint wall time <= 0.2x yamllint's; `gitops --version` <= 1.5x `python -c "import typer"`.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-CORPUS=${CORPUS:-/work/shared/corpus/real-world}
+CORPUS=${CORPUS:-$ROOT/../shared/corpus/real-world}
 PY=$ROOT/.venv/bin/python
 GITOPS=$ROOT/.venv/bin/gitops
 OUT=$ROOT/bench/out/lint

@@ -9,18 +9,15 @@ locator's spans.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 from gitops_cli import imageref
 from gitops_cli.yamledit import YamlSyntaxError, locate, read_text, update_images
 from gitops_cli.yamledit.locate import parse
-
-CORPUS = Path(os.environ.get("GITOPS_CORPUS", "/work/shared/corpus/real-world"))
+from tests.fixtures.corpus import CORPUS  # noqa: E402
 
 NEW_TAG = "v9.9.9-bump"
 NEW_DIGEST = "sha256:" + "ab" * 32
