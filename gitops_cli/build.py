@@ -40,8 +40,11 @@ class BuildResult:
         return self.ref.tag
 
 
-def parse_pairs(items: Iterable[str], option: str) -> dict[str, str]:
-    """`["K=V", ...]` -> dict; UsageError naming the option for an item without `=` or with an empty key."""
+def parse_pairs(items: Iterable[str] | Mapping[str, str], option: str) -> dict[str, str]:
+    """`["K=V", ...]` -> dict (a mapping is copied as is); UsageError naming the option for an item
+    without `=` or with an empty key."""
+    if isinstance(items, Mapping):
+        return dict(items)
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -140,8 +143,8 @@ def build_image(
     name = parse_repository(image)
     if tag is not None:
         validate_tag(tag)
-    args = dict(build_args) if isinstance(build_args, Mapping) else parse_pairs(build_args, "--build-arg")
-    extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
+    args = parse_pairs(build_args, "--build-arg")
+    extra = parse_pairs(labels, "--label")
     cache = [str(parse(ref)) for ref in cache_from]
     root = Path(repo)
     ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)

@@ -394,8 +394,7 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
-    labels = options.pop("labels", ())
-    extra = dict(labels) if isinstance(labels, Mapping) else parse_pairs(labels, "--label")
+    extra = parse_pairs(options.pop("labels", ()), "--label")
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
