@@ -15,11 +15,12 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
 - any other CI:   CI=true (provider "ci"); nothing else is known.
 - overrides:      GITOPS_SOURCE_COMMIT (the commit) and GITOPS_CI_RUN_URL (the run URL).
 
-The tag rule (`check_checkout`, applied by gitops_cli.tagging.derive_tag for every verb that tags): the tag names the commit that was
-checked out and built (HEAD), or the commit given with `--sha`.  A CI's merge commit is never used as
-the tag by surprise: in a pull/merge-request build whose HEAD is not the PR's own head commit (the
-merge commit GitHub checks out by default, a GitLab merged-results commit), the run is refused; check
-out the PR head (actions/checkout `ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.
+The tag rule (`check_checkout`, applied by gitops_cli.tagging.derive_tag for every verb that tags): the
+tag names the commit that was checked out and built (HEAD), or the commit given with `--sha`.  A CI's
+merge commit is never used as the tag by surprise: in a pull/merge-request build whose HEAD is not the
+PR's own head commit (the merge commit GitHub checks out by default, a GitLab merged-results commit),
+the run is refused; check out the PR head (actions/checkout
+`ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.
 """
 
 from __future__ import annotations
