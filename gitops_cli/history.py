@@ -151,11 +151,11 @@ class _Repo:
         res = self.git("rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
         return res.stdout.strip() or None
 
-    def at_shallow_boundary(self, commit: str) -> bool:
-        """True when the commit's parents were not fetched (it is listed in .git/shallow)."""
+    def shallow_boundary(self) -> set[str]:
+        """The commits whose parents were not fetched (those listed in .git/shallow)."""
         shallow = Path(self.git("rev-parse", "--git-path", "shallow").stdout.strip())
         shallow = shallow if shallow.is_absolute() else self.path / shallow
-        return shallow.is_file() and commit in shallow.read_text().split()
+        return set(shallow.read_text().split()) if shallow.is_file() else set()
 
     def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
         globs = _YAML_PATHSPEC
@@ -231,10 +231,11 @@ def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
     done: set[str] = set()
     while True:
         stalled = False
+        boundary = repo.shallow_boundary()  # read once per fetch, not once per commit
         for commit in repo.commits():
             if commit in done:
                 continue
-            if repo.at_shallow_boundary(commit):
+            if commit in boundary:
                 stalled = True  # shallow boundary: need more history to diff this commit
                 break
             done.add(commit)
