@@ -234,6 +234,11 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     return scheme.lower(), {k.lower(): v for k, v in _CHALLENGE_RE.findall(rest)}
 
 
+def _basic_auth(creds: Credentials) -> str:
+    """The `Authorization: Basic ...` value for a username and password."""
+    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+
+
 class Client:
     """A tiny Registry v2 client for one registry host; remembers the Authorization that worked."""
 
@@ -285,8 +290,7 @@ class Client:
         if scheme == "basic":
             if self.creds is None or self.creds.is_identity_token:
                 raise self._auth_error(Response(401, {}, b""), url)
-            raw = f"{self.creds.username}:{self.creds.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode()
+            return _basic_auth(self.creds)
         if scheme == "bearer" and params.get("realm"):
             return "Bearer " + self._token(params, scope)
         raise RegistryError(f"{url}: unsupported authentication challenge {challenge[:60]!r}")
@@ -295,10 +299,7 @@ class Client:
         pairs = (("service", params.get("service")), ("scope", scope or params.get("scope")))
         query = {k: v for k, v in pairs if v}
         url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
-        auth = None
-        if self.creds is not None and not self.creds.is_identity_token:
-            raw = f"{self.creds.username}:{self.creds.password}".encode()
-            auth = "Basic " + base64.b64encode(raw).decode()
+        auth = _basic_auth(self.creds) if self.creds is not None and not self.creds.is_identity_token else None
         resp = self._send("GET", url, {}, auth)
         if resp.status in {401, 403}:
             raise self._auth_error(resp, params["realm"])
