@@ -57,10 +57,7 @@ class HistoryEntry:
 
     @property
     def value(self) -> str:
-        out = self.tag or ""
-        if self.digest:
-            out += f"@{self.digest}"
-        return out
+        return _value_text(self.tag, self.digest)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,10 +104,15 @@ def _values(text: str | None, image: ImageRef | None) -> dict[str, tuple[str, se
         name, parsed = got
         if image is not None and not _matches(ref, image):
             continue
-        value = (parsed.tag or "") + (f"@{parsed.digest}" if parsed.digest else "")
+        value = _value_text(parsed.tag, parsed.digest)
         entry = out.setdefault(parsed.normalized_name, (name, set()))
         entry[1].add(value)
     return out
+
+
+def _value_text(tag: str | None, digest: str | None) -> str:
+    """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see _split_value)."""
+    return (tag or "") + (f"@{digest}" if digest else "")
 
 
 def _split_value(value: str) -> tuple[str | None, str | None]:
@@ -223,7 +225,7 @@ def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> s
     for text in images:
         ref = try_parse(text)
         if ref is not None and ref.normalized_name == repository:
-            return (ref.tag or "") + (f"@{ref.digest}" if ref.digest else "")
+            return _value_text(ref.tag, ref.digest)
     return max(sorted(slot["new"]), key=len)
 
 
