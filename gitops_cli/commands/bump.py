@@ -77,8 +77,6 @@ def bump(
     })
     if not settings.deploy_repo:
         raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
-    if not images:
-        raise UsageError("--image is required (NAME:TAG[@sha256:DIGEST], may repeat)")
     request = BumpRequest(
         deploy_repo=settings.deploy_repo, images=images, branch=settings.branch, paths=settings.paths,
         container=settings.container, message=settings.message, author=settings.author,
