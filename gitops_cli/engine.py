@@ -89,6 +89,14 @@ def _reason(exc: BaseException) -> str:
 
 
 # --- build -------------------------------------------------------------------------------------------
+def stream_error(event: Mapping[str, Any], unknown: str) -> str | None:
+    """The message of an `error`/`errorDetail` object in a build or push stream; None for other objects."""
+    if "errorDetail" not in event and "error" not in event:
+        return None
+    detail = event.get("errorDetail") or {}
+    return str(detail.get("message") or event.get("error") or unknown).strip()
+
+
 @dataclass
 class BuildTracker:
     """Follows a decoded build stream: current step, its recent log lines, the final image id."""
@@ -101,9 +109,9 @@ class BuildTracker:
 
     def feed(self, event: Mapping[str, Any]) -> list[str]:
         """Consume one stream object; return the complete log lines it carried (for live display)."""
-        if "errorDetail" in event or "error" in event:
-            detail = event.get("errorDetail") or {}
-            self.error = str(detail.get("message") or event.get("error") or "unknown build error").strip()
+        error = stream_error(event, "unknown build error")
+        if error is not None:
+            self.error = error
             return []
         aux = event.get("aux")
         if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
@@ -359,9 +367,9 @@ def check_push_stream(
     """
     digest: str | None = None
     for event in events:
-        if "errorDetail" in event or "error" in event:
-            detail = event.get("errorDetail") or {}
-            raise PushFailed(str(detail.get("message") or event.get("error") or "unknown push error").strip())
+        error = stream_error(event, "unknown push error")
+        if error is not None:
+            raise PushFailed(error)
         aux = event.get("aux")
         if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
             digest = aux["Digest"]
