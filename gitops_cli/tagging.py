@@ -53,7 +53,7 @@ def dirty_paths(repo: Path) -> list[str]:
     return out
 
 
-def dirty_hash(repo: Path, paths: list[str]) -> str:
+def dirty_hash(repo: Path) -> str:
     """8 hex digits identifying the exact uncommitted state (tracked diff + untracked files)."""
     h = hashlib.sha256()
     diff = git.run(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
@@ -127,6 +127,6 @@ def derive_tag(
                 f"source state:\n{listed}{more}",
                 hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
             )
-        tag = f"{tag}-dirty-{dirty_hash(root, paths)}"
+        tag = f"{tag}-dirty-{dirty_hash(root)}"
     validate_tag(tag)
     return TagInfo(tag=tag, sha=full, short=short, dirty=bool(paths), repo=root)
