@@ -149,16 +149,18 @@ def build_image(
     root = Path(repo)
     ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)
 
-    checkout = _checkout(root)
+    checkout: Path | None
     sha: str | None
-    if tag is None:
+    if tag is None:  # derive_tag finds the checkout's root itself
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
-        tag, sha = info.tag, info.sha
-    elif revision is not None:
-        sha = revision
+        tag, sha, checkout = info.tag, info.sha, info.repo
     else:
-        sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
-        sha = sha or None
+        checkout = _checkout(root)
+        if revision is not None:
+            sha = revision
+        else:
+            sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
+            sha = sha or None
     ref = name.with_tag(tag)
     all_labels = {**oci_labels(checkout, sha, tag), **extra}
 
