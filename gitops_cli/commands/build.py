@@ -21,6 +21,7 @@ from gitops_cli.commands.options import (
     Tag,
     Target,
     absolute,
+    require_build_image,
 )
 from gitops_cli.settings import load_settings
 
@@ -57,13 +58,9 @@ def build(
         "image": image, "context": absolute(context), "dockerfile": absolute(file),
         "build_args": build_arg, "labels": label,
     })
-    if not settings.image:
-        from gitops_cli.errors import UsageError
-
-        raise UsageError("--image is required (the repository to build, without tag)",
-                         hint="or set image in [tool.gitops] / GITOPS_IMAGE")
+    image_name = require_build_image(settings.image)
     result = build_image(
-        settings.image, repo=repo, tag=tag, context=settings.context, dockerfile=settings.dockerfile,
+        image_name, repo=repo, tag=tag, context=settings.context, dockerfile=settings.dockerfile,
         build_args=settings.build_args, labels=settings.labels, target=target, network=network,
         cache_from=cache_from, pull=pull, no_cache=no_cache, build_command=settings.build_command,
         tag_length=settings.tag_length, tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty,

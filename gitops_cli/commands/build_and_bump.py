@@ -41,6 +41,8 @@ from gitops_cli.commands.options import (
     Username,
     absolute,
     check_output_format,
+    require_build_image,
+    require_deploy_repo,
 )
 from gitops_cli.settings import load_settings
 
@@ -112,7 +114,6 @@ def build_and_bump(
     """
     from gitops_cli import pipeline, registry
     from gitops_cli.bump import BumpRequest
-    from gitops_cli.errors import UsageError
 
     check_output_format(output_format)
     password = registry.read_password(sys.stdin) if password_stdin else None
@@ -123,17 +124,14 @@ def build_and_bump(
         "registry_username": username, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,
     })
-    if not settings.image:
-        raise UsageError("--image is required (the repository to build, without tag)",
-                         hint="or set image in [tool.gitops] / GITOPS_IMAGE")
-    if not settings.deploy_repo:
-        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    image_name = require_build_image(settings.image)
+    deploy = require_deploy_repo(settings.deploy_repo)
     from gitops_cli.imageref import parse_repository
 
-    name = parse_repository(settings.image)
+    name = parse_repository(image_name)
     creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password)
     request = pipeline.PipelineRequest(
-        image=settings.image, repo=repo, tag=tag, sha=sha, tag_length=settings.tag_length,
+        image=image_name, repo=repo, tag=tag, sha=sha, tag_length=settings.tag_length,
         tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty, test_command=settings.test_command,
         build_options={
             "context": settings.context, "dockerfile": settings.dockerfile, "build_args": settings.build_args,
@@ -144,7 +142,7 @@ def build_and_bump(
         allow_mutable_tag=settings.allow_mutable_tag, mutable_tags=tuple(settings.mutable_tags),
         insecure=tuple(settings.insecure_registries),
         bump=BumpRequest(
-            deploy_repo=settings.deploy_repo, images=(), branch=settings.branch, paths=settings.paths,
+            deploy_repo=deploy, images=(), branch=settings.branch, paths=settings.paths,
             container=settings.container, message=settings.message, author=settings.author,
             push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries, ssh_key=ssh_key,
         ),

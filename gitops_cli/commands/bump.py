@@ -20,6 +20,7 @@ from gitops_cli.commands.options import (
     Retries,
     SshKey,
     check_output_format,
+    require_deploy_repo,
 )
 from gitops_cli.settings import load_settings
 
@@ -60,7 +61,7 @@ def bump(
     """
     from gitops_cli.bump import BumpRequest, unified_diff
     from gitops_cli.bump import bump as run_bump
-    from gitops_cli.errors import InvalidReferenceError, UsageError
+    from gitops_cli.errors import InvalidReferenceError
     from gitops_cli.imageref import parse_tagged
     from gitops_cli.registry import digest_resolver
 
@@ -75,10 +76,9 @@ def bump(
         "deploy_repo": deploy_repo, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,
     })
-    if not settings.deploy_repo:
-        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    deploy = require_deploy_repo(settings.deploy_repo)
     request = BumpRequest(
-        deploy_repo=settings.deploy_repo, images=images, branch=settings.branch, paths=settings.paths,
+        deploy_repo=deploy, images=images, branch=settings.branch, paths=settings.paths,
         container=settings.container, message=settings.message, author=settings.author,
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
         ssh_key=ssh_key,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
-from gitops_cli.commands.options import Branch, DeployRepo, Paths, SshKey, check_output_format
+from gitops_cli.commands.options import Branch, DeployRepo, Paths, SshKey, check_output_format, require_deploy_repo
 from gitops_cli.settings import load_settings
 
 
@@ -30,15 +30,13 @@ def history(
     Example:
       gitops history --deploy-repo https://git.example.com/org/deploy.git --image team/api --limit 5
     """
-    from gitops_cli.errors import UsageError
     from gitops_cli.history import HistoryRequest, read_history
 
     check_output_format(output_format)
     ref = repository_flag(image) if image else None
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path})
-    if not settings.deploy_repo:
-        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
-    result = read_history(HistoryRequest(deploy_repo=settings.deploy_repo, image=ref, branch=settings.branch,
+    deploy = require_deploy_repo(settings.deploy_repo)
+    result = read_history(HistoryRequest(deploy_repo=deploy, image=ref, branch=settings.branch,
                                          paths=settings.paths, limit=limit, ssh_key=ssh_key))
     if output_format == "json":
         output.result_json({"repository": result.repository, "branch": result.branch,

@@ -85,3 +85,22 @@ def check_output_format(value: str) -> None:
 
     if value not in ("text", "json"):
         raise UsageError(f"--output {value!r}: expected text or json")
+
+
+def require_deploy_repo(value: str | None) -> str:
+    """The deploy repo from flag/env/config, or exit 2 saying how to give it."""
+    from gitops_cli.errors import UsageError
+
+    if not value:
+        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    return value
+
+
+def require_build_image(value: str | None) -> str:
+    """The repository to build from flag/env/config, or exit 2 saying how to give it."""
+    from gitops_cli.errors import UsageError
+
+    if not value:
+        raise UsageError("--image is required (the repository to build, without tag)",
+                         hint="or set image in [tool.gitops] / GITOPS_IMAGE")
+    return value

@@ -18,6 +18,7 @@ from gitops_cli.commands.options import (
     Retries,
     SshKey,
     check_output_format,
+    require_deploy_repo,
 )
 from gitops_cli.settings import load_settings
 
@@ -64,15 +65,14 @@ def rollback(
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container, "author": author,
                                          "push_branch": push_branch, "retries": retries})
-    if not settings.deploy_repo:
-        raise UsageError("--deploy-repo is required (URL or local checkout; or deploy_repo in [tool.gitops])")
+    deploy = require_deploy_repo(settings.deploy_repo)
 
     def check_tag(target):  # type: ignore[no-untyped-def]
         creds = registry.resolve_credentials(registry.registry_host(target))
         return registry.head_digest(target, creds, settings.insecure_registries)
 
     result = run_rollback(RollbackRequest(
-        deploy_repo=settings.deploy_repo, image=ref, to=to, steps=steps or 1, branch=settings.branch,
+        deploy_repo=deploy, image=ref, to=to, steps=steps or 1, branch=settings.branch,
         paths=settings.paths, container=settings.container, dry_run=dry_run, verify=not no_verify,
         author=settings.author, push_branch=settings.push_branch, retries=settings.retries, ssh_key=ssh_key,
     ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries))
