@@ -128,7 +128,8 @@ def split_domain(name: str) -> tuple[str | None, str]:
     return None, name
 
 
-def _split_reference(text: str) -> tuple[str, str | None, str | None]:
+def split_reference(text: str) -> tuple[str, str | None, str | None]:
+    """(name, tag, digest) as written, without validation ('localhost:5000/app' has no tag)."""
     name, digest = text, None
     if "@" in text:
         name, digest = text.split("@", 1)
@@ -139,11 +140,6 @@ def _split_reference(text: str) -> tuple[str, str | None, str | None]:
         name, tag = name[:colon], name[colon + 1:]
         # An IPv6 host without a path ('[::1]') is not a tag separator case we accept here.
     return name, tag, digest
-
-
-def split_reference(text: str) -> tuple[str, str | None, str | None]:
-    """(name, tag, digest) as written, without validation ('localhost:5000/app' has no tag)."""
-    return _split_reference(text)
 
 
 def validate_tag(tag: str) -> None:
@@ -192,7 +188,7 @@ def parse(text: str) -> ImageRef:
     """Parse an image reference, raising InvalidReferenceError with the reason when it is invalid."""
     if text != text.strip() or not text:
         raise InvalidReferenceError(f"invalid image reference {text!r}: empty or surrounded by whitespace")
-    name, tag, digest = _split_reference(text)
+    name, tag, digest = split_reference(text)
     domain, path = validate_name(name)
     if tag is not None:
         validate_tag(tag)
