@@ -14,6 +14,7 @@ Positions are 1-based line/column (in characters) of the image token as written 
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -75,14 +76,8 @@ class _Positions:
             self.starts.append(m.end())
 
     def at(self, offset: int) -> tuple[int, int]:
-        lo, hi = 0, len(self.starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo + 1, offset - self.starts[lo] + 1
+        i = max(bisect.bisect_right(self.starts, offset) - 1, 0)
+        return i + 1, offset - self.starts[i] + 1
 
 
 def _physical_lines(text: str) -> list[tuple[str, int]]:
