@@ -107,7 +107,7 @@ def config_from_settings(lint_table: Mapping[str, Any], *, extra_mutable_tags: I
         raise ConfigError(f"{origin}: unknown key {unknown[0]!r}",
                           hint="known keys: " + ", ".join(sorted(k.replace("_", "-") for k in _CONFIG_KEYS)))
     severities: dict[str, str | None] = {code: rule.severity for code, rule in RULES.items()}
-    if _bool(table.get("require_digest", False), "require-digest", origin) or require_digest:
+    if _bool(table.get("require_digest", False), "require-digest", origin):
         severities["GL005"] = ERROR
     rules = table.get("rules", {})
     if not isinstance(rules, Mapping):
