@@ -80,7 +80,7 @@ class _Positions:
         return i + 1, offset - self.starts[i] + 1
 
 
-def _physical_lines(text: str) -> list[tuple[str, int]]:
+def physical_lines(text: str) -> list[tuple[str, int]]:
     """(line content without its line break, absolute offset of its first character)."""
     out: list[tuple[str, int]] = []
     pos = 0
@@ -96,7 +96,7 @@ def _physical_lines(text: str) -> list[tuple[str, int]]:
     return out
 
 
-def _escape_char(lines: list[tuple[str, int]]) -> str:
+def escape_char(lines: list[tuple[str, int]]) -> str:
     """The `# escape=` parser directive (only in the leading comment block, before any instruction)."""
     seen: set[str] = set()
     for content, _ in lines:
@@ -112,9 +112,9 @@ def _escape_char(lines: list[tuple[str, int]]) -> str:
     return "\\"
 
 
-def _logical_lines(text: str) -> list[_Logical]:
-    lines = _physical_lines(text)
-    escape = _escape_char(lines)
+def logical_lines(text: str) -> list[_Logical]:
+    lines = physical_lines(text)
+    escape = escape_char(lines)
     out: list[_Logical] = []
     i = 0
     while i < len(lines):
@@ -310,7 +310,7 @@ def parse_dockerfile(text: str) -> DockerfileResult:
     stages: list[str] = []
     seen_from = False
     try:
-        for logical in _logical_lines(text):
+        for logical in logical_lines(text):
             m = re.match(r"\s*(\S+)", logical.text)
             if m is None:
                 continue

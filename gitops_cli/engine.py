@@ -170,15 +170,15 @@ def with_labels(text: str, labels: Mapping[str, str], target: str | None = None)
     the `target` stage (inserted before the next FROM).  None when that cannot be done safely: no
     FROM, an unknown target (the engine names it), a line continuation running into the insertion
     point, or a label that does not fit on one line; the caller then passes the labels to the API."""
-    from gitops_cli.dockerfile import _escape_char, _logical_lines, _physical_lines
+    from gitops_cli.dockerfile import escape_char, logical_lines, physical_lines
 
-    physical = _physical_lines(text)
-    escape = _escape_char(physical)
+    physical = physical_lines(text)
+    escape = escape_char(physical)
     line = label_instruction(labels, escape)
     if line is None:
         return None
     stages: list[tuple[int, str | None]] = []  # (physical line of the FROM, stage name)
-    for logical in _logical_lines(text):
+    for logical in logical_lines(text):
         words = logical.text.split()
         if words and words[0].upper() == "FROM":
             name = words[-1].lower() if len(words) > 2 and words[-2].lower() == "as" else None
