@@ -397,7 +397,7 @@ def pass_lock(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = _lock_holder(os.pread(fd, 64, 0))
             raise SyncLockedError(
                 f"another gitops sync pass is running (lock {path} held by pid {holder})",
                 hint="passes never overlap; this one was not run",
@@ -407,6 +407,13 @@ def pass_lock(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting pass)
+
+
+def _lock_holder(content: bytes) -> str:
+    """The pid a holder wrote on the lock file's first line (a shorter pid written over a longer one, without
+    truncating, leaves the old tail on later lines), or "unknown"."""
+    first = content.decode(errors="replace").split("\n", 1)[0].strip()
+    return first if first.isdigit() else "unknown"
 
 
 def load_state(path: Path) -> dict[str, Any]:

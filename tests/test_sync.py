@@ -23,6 +23,7 @@ from gitops_cli.sync import (
     Manifest,
     ObjectRef,
     Selection,
+    _lock_holder,
     discover,
     load_documents,
     match_applied,
@@ -260,6 +261,14 @@ def test_lock_held_by_another_process(tmp_path: Path):
         holder.wait()
     with pass_lock(lock):
         pass
+
+
+def test_lock_holder_is_the_first_line_only():
+    # a pid written over a longer one without truncating leaves the old tail behind (seen in CI: "365\n7\n")
+    assert _lock_holder(b"365\n7\n") == "365"
+    assert _lock_holder(b"4242") == "4242"
+    assert _lock_holder(b"") == "unknown"
+    assert _lock_holder(b"\x00garbage\n") == "unknown"
 
 
 # --- kubectl output and arguments ----------------------------------------------------------------------
