@@ -196,9 +196,13 @@ def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str
                    hint="pass --branch")
 
 
-def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None) -> None:
-    """Shallow, single-branch, blobless (when the server allows; else a plain shallow) clone into dest."""
-    base = ["clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags", "--branch", branch]
+def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None, *, depth: int = 1,
+          checkout: bool = True) -> None:
+    """Shallow (`depth` commits), single-branch, blobless (when the server allows; else a plain shallow)
+    clone into dest; `checkout=False` leaves the work tree empty (history reads need no files)."""
+    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--branch", branch]
+    if not checkout:
+        base.append("--no-checkout")
     res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
                   cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):

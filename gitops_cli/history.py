@@ -9,6 +9,7 @@ trailers, which are reported; commits made by hand are read from their diffs alo
 
 A remote deploy repo is cloned blobless and shallow (depth 32); when that history holds fewer entries
 than asked for, it is deepened on demand (doubling), so a large repo is never cloned whole up front.
+`history_in_clone` reads an existing shallow clone the same way (rollback reads the clone it bumps).
 """
 
 from __future__ import annotations
@@ -124,13 +125,13 @@ class _Repo:
     """A checkout (or blobless clone) to read history from, deepened on demand."""
 
     def __init__(self, path: Path, env: Mapping[str, str], remote: deployrepo.Remote | None, branch: str,
-                 rev: str = "HEAD") -> None:
+                 rev: str = "HEAD", depth: int = INITIAL_DEPTH) -> None:
         self.path = path
         self.rev = rev
         self.env = dict(env)
         self.remote = remote
         self.branch = branch
-        self.depth = INITIAL_DEPTH
+        self.depth = depth
 
     def git(self, *args: str, check: bool = True) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
@@ -142,7 +143,7 @@ class _Repo:
         """Fetch more history; False when there is no more (or nothing to fetch from)."""
         if self.remote is None or not self.is_shallow() or self.depth >= MAX_DEPTH:
             return False
-        self.depth *= 2
+        self.depth = max(INITIAL_DEPTH, self.depth * 2)
         self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", self.branch)
         return True
 
@@ -260,12 +261,16 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
     branch = request.branch or deployrepo.default_branch(remote)
     with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
         work = Path(tmp) / "repo"
-        res = git.run(["clone", "--quiet", "--no-checkout", "--single-branch", "--no-tags", "--branch", branch,
-                       f"--depth={INITIAL_DEPTH}", "--filter=blob:none", "--", remote.url, str(work)],
-                      env=remote.env, check=False)
-        if res.status != 0:
-            raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+        deployrepo.clone(remote, work, branch, depth=INITIAL_DEPTH, checkout=False)
         return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)
+
+
+def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:
+    """The history read from an existing shallow clone of `remote`'s `branch` (deepened in place as needed)."""
+    if request.limit < 1:
+        raise UsageError(f"--limit {request.limit}: must be 1 or more")
+    depth = int(git.run(["rev-list", "--count", "HEAD"], cwd=work).stdout.strip() or 1)
+    return _collect(_Repo(work, remote.env, remote, branch, depth=depth), request, remote.display, branch)
 
 
 def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) -> HistoryResult:

@@ -12,14 +12,14 @@ since is not followed by surprise.  The commit is `Roll back <repository> to <ta
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.bump import BumpRequest, BumpResult, bump
+from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
 from gitops_cli.errors import NotFoundError, RefusedError, UsageError
-from gitops_cli.history import HistoryEntry, HistoryRequest, read_history
+from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
 from gitops_cli.imageref import ImageRef, validate_tag
 
 HISTORY_SEARCH_LIMIT = 500  # --to TAG: how many past changes are searched for a recorded digest
@@ -105,21 +105,33 @@ def rollback(
     resolve_digest: Callable[[ImageRef, Any], str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> RollbackResult:
+    """Read the image's history and bump it back, from ONE shallow clone: the clone the bump commits in
+    is the one the history is read from (deepened as far as needed)."""
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
-    history = read_history(HistoryRequest(
-        deploy_repo=request.deploy_repo, image=request.image, branch=request.branch, paths=request.paths,
-        limit=limit, ssh_key=request.ssh_key,
-    ), environ=environ)
-    current = history.entries[0]
-    target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
-    if request.verify and check_tag is not None:
-        verify_target(target, check_tag)
-    output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
-                f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
-    result = bump(BumpRequest(
-        deploy_repo=request.deploy_repo, images=[target], branch=history.branch, paths=request.paths,
-        container=request.container, message=f"Roll back {{repository}} to {target.tag}",
-        author=request.author, push_branch=request.push_branch, dry_run=request.dry_run,
-        retries=request.retries, ssh_key=request.ssh_key, trailers=(("Rollback-Of", current.commit),),
-    ), resolve_digest=resolve_digest, environ=environ)
+    wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
+                            paths=request.paths, limit=limit, ssh_key=request.ssh_key)
+    if request.to is not None:
+        validate_tag(request.to)
+    elif request.steps < 1:
+        raise UsageError(f"--steps {request.steps}: must be 1 or more")
+    plan = BumpRequest(
+        deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,
+        container=request.container, author=request.author, push_branch=request.push_branch,
+        dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key,
+    )
+    remote = reach(plan, environ, images_required=False)
+    with prepare(plan, environ, remote=remote) as prepared:
+        if prepared.work is None or prepared.branch is None:  # a local checkout: read in place
+            history = read_history(wanted, environ=environ)
+        else:
+            history = history_in_clone(prepared.work, prepared.remote, prepared.branch, wanted)
+        current = history.entries[0]
+        target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
+        if request.verify and check_tag is not None:
+            verify_target(target, check_tag)
+        output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
+                    f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
+        prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
+                                   trailers=(("Rollback-Of", current.commit),))
+        result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ)
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)

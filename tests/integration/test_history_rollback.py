@@ -74,6 +74,30 @@ def test_history_deepens_a_shallow_clone_on_demand(tmp_path: Path, deploy_remote
     assert [e["tag"] for e in entries] == ["3.0.0", "1.0.0"]
 
 
+def test_rollback_reads_history_from_the_one_clone_it_commits_in(tmp_path: Path, deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:2.0.0")
+    work = deploy_remote.clone(tmp_path / "w")
+    for i in range(40):  # the value to roll back to lies deeper than the bump's depth-1 clone (and depth 32)
+        (work / "counter.txt").write_text(f"{i}\n")
+        git("add", "counter.txt", cwd=work)
+        git("commit", "--quiet", "-m", f"c{i}", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    trace = tmp_path / "trace"
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify"],
+                     env={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message().startswith(f"Roll back {API} to 1.0.0\n")
+    clones = [ln for ln in trace.read_text().splitlines() if "built-in: git clone" in ln]
+    assert len(clones) == 1, clones
+    # a local checkout is read and bumped in place (no clone at all)
+    git("pull", "--quiet", "origin", "main", cwd=work)
+    res = run_gitops(["rollback", "--deploy-repo", str(work), "--image", API, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert f"{API}:2.0.0" in (work / "apps/api/deployment.yaml").read_text()
+    assert deploy_remote.head() == git("rev-parse", "HEAD", cwd=work).strip()
+    assert deploy_remote.message().startswith(f"Roll back {API} to 2.0.0\n")
+
+
 def test_history_errors(deploy_remote: DeployRemote) -> None:
     res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", "registry.example.com/none/x"])
     assert res.returncode == 3 and "no change of registry.example.com/none/x" in res.stderr
