@@ -87,6 +87,8 @@ class LintConfig:
     allow: tuple[str, ...] = ()
     mutable_tags: frozenset[str] = frozenset()
     ignore_paths: tuple[str, ...] = ()
+    fail_level: str = ERROR  # findings at or above it fail the run
+    format: str | None = None  # None: text, or github on GitHub Actions
 
 
 # --- configuration ---------------------------------------------------------------------------------
@@ -121,7 +123,15 @@ def config_from_settings(lint_table: Mapping[str, Any], *, extra_mutable_tags: I
         severities[key] = None if level == "off" else level
     if require_digest and severities["GL005"] is None:
         severities["GL005"] = ERROR
+    fail_level = table.get("fail_level", ERROR)
+    if fail_level not in SEVERITIES:
+        raise ConfigError(f"{origin}: 'fail-level' must be one of {', '.join(SEVERITIES)}, not {fail_level!r}")
+    fmt = table.get("format")
+    if fmt is not None and fmt not in FORMATS:
+        raise ConfigError(f"{origin}: 'format' must be one of {', '.join(FORMATS)}, not {fmt!r}")
     return LintConfig(
+        fail_level=fail_level,
+        format=fmt,
         severities=severities,
         allow=tuple(_strings(table.get("allow", []), "allow", origin)),
         mutable_tags=frozenset(t.lower() for t in [*_strings(table.get("mutable_tags", []), "mutable-tags",

@@ -277,6 +277,8 @@ def test_config_extra_mutable_tags_and_rule_levels():
     ({"rules": {"GL001": "fatal"}}, "must be 'error', 'warning' or 'off'"),
     ({"allow": [1]}, "must be a list of strings"),
     ({"require-digest": "yes"}, "true or false"),
+    ({"fail-level": "info"}, "'fail-level' must be one of error, warning, not 'info'"),
+    ({"format": "xml"}, "'format' must be one of text, json, github, sarif, not 'xml'"),
 ])
 def test_config_errors(table, text):
     with pytest.raises(ConfigError) as exc:
@@ -471,6 +473,17 @@ def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.gitops.lint]\nrules = { GL001 = "fatal" }\n')
     r = gitops(["lint"], cwd=tmp_path)
     assert r.returncode == 2 and "pyproject.toml" in r.stderr and "GL001" in r.stderr
+
+    # format/fail-level from the file: they win over the GitHub Actions default, flags win over them
+    (tmp_path / "pyproject.toml").write_text('[tool.gitops.lint]\nformat = "json"\nfail-level = "warning"\n')
+    (tmp_path / "a.yaml").write_text("a:\n  image: ${X}\n")
+    r = gitops(["lint", "a.yaml"], cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert r.returncode == 1 and json.loads(r.stdout)["summary"]["warnings"] == 1
+    r = gitops(["lint", "a.yaml", "--format", "text", "--fail-level", "error"], cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("a.yaml:2:10: GL006")
+    (tmp_path / "pyproject.toml").write_text('[tool.gitops.lint]\nfail-level = "info"\n')
+    r = gitops(["lint", "a.yaml"], cwd=tmp_path)
+    assert r.returncode == 2 and "pyproject.toml" in r.stderr and "'fail-level' must be one of" in r.stderr
 
 
 def test_lint_path_imports_neither_docker_nor_gitpython(tmp_path):

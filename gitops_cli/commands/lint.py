@@ -47,16 +47,15 @@ def lint(
     from gitops_cli.settings import load_settings
 
     settings = load_settings(Path.cwd())
-    table = dict(settings.lint)
     origin = f"{settings.sources.get('lint', 'config')} [tool.gitops.lint]"
-    config = rules.config_from_settings(table, extra_mutable_tags=settings.mutable_tags,
+    config = rules.config_from_settings(settings.lint, extra_mutable_tags=settings.mutable_tags,
                                         require_digest=require_digest, origin=origin)
-    fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else table.get("format", "text"))
-    if fmt not in rules.FORMATS:
+    if fmt is not None and fmt not in rules.FORMATS:
         raise UsageError(f"--format: {fmt!r} is not one of {', '.join(rules.FORMATS)}")
-    level = fail_level or table.get("fail_level", table.get("fail-level", rules.ERROR))
-    if level not in rules.SEVERITIES:
-        raise UsageError(f"--fail-level: {level!r} is not one of {', '.join(rules.SEVERITIES)}")
+    if fail_level is not None and fail_level not in rules.SEVERITIES:
+        raise UsageError(f"--fail-level: {fail_level!r} is not one of {', '.join(rules.SEVERITIES)}")
+    fmt = fmt or config.format or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
+    level = fail_level or config.fail_level
 
     report = rules.lint_paths(paths or [], config)
     rendered = rules.render(report, fmt, __version__)
