@@ -179,15 +179,14 @@ class Published:
     tested_command: str | None  # TESTED_LABEL: the test command that passed before it was built
 
 
-def published_image(ref: ImageRef, sha: str, creds: Any = None, insecure: tuple[str, ...] = (),
-                    allow_overwrite: bool = False) -> Published | None:
+def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool = False) -> Published | None:
     """The registry's image for ref when it holds this source state; None when a build is needed.
 
-    RefusedError (exit 6) when the tag names an image built from another revision (unless allowed).
+    `client`: a registry.Client for ref's registry (the pipeline's one client: its token is reused by
+    publish).  RefusedError (exit 6) when the tag names an image built from another revision (unless allowed).
     """
     from gitops_cli import registry
 
-    client = registry.Client(registry.registry_host(ref), creds, insecure)
     manifest = registry.get_manifest(ref, client=client)
     if manifest is None or manifest.is_index or manifest.config_digest is None:
         return None
@@ -238,12 +237,14 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             rec.detail = f"{result.tag} ({result.sha})"
             output.step(f"Tag {result.ref} (commit {result.sha})")
             deploy = _DeployRepoClone(request.bump, remote, env)  # taggable: clone while the rest runs
+            from gitops_cli import registry
+
+            reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure)
             published = None
             if not request.rebuild:
                 output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-                published = published_image(result.ref, result.sha, request.creds, request.insecure,
-                                            request.allow_overwrite)
-        _build_and_publish(request, result, published, deploy, clock)
+                published = published_image(result.ref, result.sha, reg, request.allow_overwrite)
+        _build_and_publish(request, result, published, deploy, reg, clock)
         with _step(result, "bump", clock) as rec:
             assert result.digest is not None and result.ref is not None and result.sha is not None
             target = result.ref.with_digest(result.digest)
@@ -263,7 +264,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
 
 
 def _build_and_publish(request: PipelineRequest, result: PipelineResult, published: Published | None,
-                       deploy: _DeployRepoClone, clock: Callable[[], float]) -> None:
+                       deploy: _DeployRepoClone, reg: Any, clock: Callable[[], float]) -> None:
     """The test, build and publish steps (each skipped when the registry has this source state)."""
     assert result.ref is not None and result.sha is not None
     done = f"already published for {result.sha[:12]}"
@@ -300,7 +301,7 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
         published_now = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
                                       allow_mutable_tag=request.allow_mutable_tag,
                                       mutable_tags=request.mutable_tags, insecure=request.insecure,
-                                      client=client)
+                                      client=client, registry_client=reg)
         result.digest, result.pushed = published_now.digest, published_now.pushed
         rec.detail = (published_now.digest if published_now.pushed
                       else f"already published as {published_now.digest}")

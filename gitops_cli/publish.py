@@ -119,8 +119,11 @@ def publish_image(
     mutable_tags: Iterable[str] = (),
     insecure: Iterable[str] = (),
     client: APIClient | None = None,
+    registry_client: registry.Client | None = None,
 ) -> PublishResult:
-    """Publish NAME:TAG from the local engine to its registry; see the module docstring for the rules."""
+    """Publish NAME:TAG from the local engine to its registry; see the module docstring for the rules.
+
+    `registry_client`: an open client for the image's registry (its token is reused); else one is made."""
     from gitops_cli import engine
 
     ref = parse_image(image)
@@ -128,7 +131,7 @@ def publish_image(
     client = client or engine.connect()
     local = engine.inspect_image(client, str(ref))
     host = registry.registry_host(ref)
-    reg = registry.Client(host, creds, insecure)
+    reg = registry_client or registry.Client(host, creds, insecure)
 
     output.step(f"Checking {ref} in {reg.url}")
     manifest = registry.get_manifest(ref, client=reg)
