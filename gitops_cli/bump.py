@@ -10,6 +10,8 @@ once the digest is known (gitops_cli.pipeline).  `reach` is the part of `prepare
 input errors (exit 2) before any work.
 
 1. Reach the deploy repo: a shallow clone of a remote into a temp dir, or an existing local checkout.
+   The clone has no checkout: apply checks out only the YAML files that name an image
+   (deployrepo.check_out_matching: git grep, then a sparse checkout), again after every fetch.
 2. Compute the new text of every YAML file first (yamledit.update_images, which verifies each file by
    re-parsing).  Nothing is written unless every file succeeded: all or nothing.
 3. Write atomically, commit exactly those files as one commit, push without force.  A push rejected
@@ -201,10 +203,16 @@ def compute_edits(
     found: set[str] = set()
     unchanged: list[tuple[str, str]] = []
     for path in discover(root, list(paths) or None):
-        text = read_text(path)
+        rel = path.relative_to(root).as_posix()
+        try:
+            text = read_text(path)
+        except UnicodeDecodeError:  # not YAML (YAML is Unicode); only worth a word if it names an image
+            skip = _not_utf8(path, needles)
+            if skip:
+                skipped.append(f"{rel}:{skip}")
+            continue
         if not any(n in text for n in needles):
             continue
-        rel = path.relative_to(root).as_posix()
         try:
             new, changes = update_images(text, targets, container=container,
                                          resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
@@ -227,6 +235,19 @@ def compute_edits(
         found |= {t.normalized_name for t in targets for r in locate(text, needles, filename=rel).references
                   if not _restricted(r, container) and reference_matches(r, t)}
     return edits, skipped, found
+
+
+def _not_utf8(path: Path, needles: Sequence[str]) -> str | None:
+    """"LINE: skipped (...)" for a file that is not UTF-8 but names a target; None when it names none."""
+    data = path.read_bytes()
+    if not any(n.encode() in data for n in needles):
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return f"{line}: skipped (not UTF-8 text: byte {exc.start})"
+    return None
 
 
 def _naming_file(resolve: DigestResolver | None, rel: str) -> DigestResolver | None:
@@ -391,7 +412,7 @@ def prepare(
     try:
         work = Path(tmp.name) / "deploy"
         say("step", f"Cloning {remote.display} ({branch})")
-        deployrepo.clone(remote, work, branch, cancel=cancel)
+        deployrepo.clone(remote, work, branch, cancel=cancel, checkout=False, blobless=False)
     except BaseException:
         tmp.cleanup()
         raise
@@ -432,7 +453,7 @@ def apply(
     if refresh:
         _fast_forward(prepared)
     return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
-                              environ, sleep)
+                              environ, sleep, select=True)
 
 
 def _fast_forward(prepared: PreparedBump) -> None:
@@ -507,12 +528,16 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
+    select: bool = False,
 ) -> BumpResult:
+    """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
+    the images (all files when --path is given: its checks need the tree), again after each fetch."""
     target = request.push_branch or branch
     display = remote.display if remote is not None else str(work)
     result = BumpResult(repository=display, images=list(request.images), branch=branch,
                         push_branch=target if remote is not None else None, dry_run=request.dry_run)
     resolver = _cached(resolve_digest)
+    _select(work, request, select)
     _compute_into(result, work, request, resolver)
     if request.dry_run or result.up_to_date:
         return result
@@ -538,6 +563,7 @@ def _apply_commit_push(
         sleep(delay)
         deployrepo.fetch_reset(work, remote, target)
         result.commit = None
+        _select(work, request, select)
         _compute_into(result, work, request, resolver)
         if result.up_to_date:
             output.info("the remote already has this bump")
@@ -547,6 +573,14 @@ def _apply_commit_push(
         "the remote kept moving",
         hint="re-run the bump, or raise --retries",
     )
+
+
+def _select(work: Path, request: BumpRequest, select: bool) -> None:
+    if select:
+        from gitops_cli.yamledit import YAML_SUFFIXES, needles_for
+
+        needles = None if request.paths else needles_for(list(request.images))
+        deployrepo.check_out_matching(work, needles, YAML_SUFFIXES)
 
 
 def _cached(resolve: DigestResolver | None) -> DigestResolver | None:

@@ -197,15 +197,17 @@ def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str
 
 
 def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None, *, depth: int = 1,
-          checkout: bool = True) -> None:
-    """Shallow (`depth` commits), single-branch, blobless (when the server allows; else a plain shallow)
-    clone into dest; `checkout=False` leaves the work tree empty (history reads need no files)."""
+          checkout: bool = True, blobless: bool = True) -> None:
+    """Shallow (`depth` commits), single-branch clone into dest; blobless when the server allows (else a
+    plain shallow one).  `checkout=False` leaves the work tree empty: history reads need no files, and a
+    bump checks out only the files that can mention its images (`check_out_matching`), which needs the
+    tip's blobs in the clone (`blobless=False`: one pack, no second round trip)."""
     base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--branch", branch]
     if not checkout:
         base.append("--no-checkout")
-    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
-                  cancel=cancel)
-    if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
+    filters = ["--filter=blob:none"] if blobless else []
+    res = git.run([*base, *filters, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
+    if res.status != 0 and filters and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             import shutil
 
@@ -213,6 +215,46 @@ def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | Non
         res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+
+
+def sparse_pattern(path: str) -> str:
+    """The sparse-checkout (gitignore-style) pattern matching exactly this repo-relative path: anchored,
+    with wildcards, backslashes and spaces (trailing ones would be dropped) escaped."""
+    return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
+
+
+def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str]) -> None:
+    """Fill the work tree of a `--no-checkout` clone with only the files (of these suffixes) whose HEAD
+    content holds one of `needles` -- `git grep -F` over the pack, then a sparse checkout of exactly those
+    paths -- so a bump in a deploy repo of thousands of files writes, scans and removes a handful.
+    `needles=None`: every file.  Call again after the HEAD moves (fetch + reset): the selection is redone.
+    """
+    full = needles is None
+    paths: list[str] = []
+    if not full:
+        assert needles is not None
+        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
+                *(f"*{s}" for s in suffixes)]
+        res = git.run(grep, cwd=repo, check=False, strip=False)
+        if res.status not in (0, 1):
+            raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
+        paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
+        full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
+    sparse = repo / ".git" / "info" / "sparse-checkout"
+    if full:
+        if sparse.exists():  # selected before: back to every file
+            git.run(["sparse-checkout", "disable"], cwd=repo)
+        else:
+            git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
+        return
+    if not paths and not (repo / ".git" / "index").exists():
+        return  # nothing to check out, and nothing checked out yet
+    sparse.parent.mkdir(parents=True, exist_ok=True)
+    # an empty selection still needs a pattern: one that names no file of the tree
+    lines = [sparse_pattern(p) for p in paths] or ["/.git/no-file-is-selected"]
+    sparse.write_text("".join(f"{line}\n" for line in lines))
+    git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
 
 
 def remote_head(remote: Remote, branch: str) -> str | None:
@@ -325,9 +367,13 @@ def fetch_only(repo: Path, remote: Remote, branch: str) -> str:
 
 
 def fetch_reset(repo: Path, remote: Remote, branch: str) -> str:
-    """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head."""
+    """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head.
+
+    A `--no-checkout` clone with nothing checked out yet (no index) only moves its HEAD: a hard reset
+    would check out every file."""
     fetch_only(repo, remote, branch)
-    git.run(["reset", "--quiet", "--hard", f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env)
+    mode = "--hard" if (repo / ".git" / "index").exists() else "--soft"
+    git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env)
     return head(repo)
 
 

@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from gitops_cli.bump import BumpRequest, FileEdit, apply, prepare, render_message, unified_diff, validate
+from gitops_cli.bump import (
+    BumpRequest,
+    FileEdit,
+    apply,
+    compute_edits,
+    prepare,
+    render_message,
+    unified_diff,
+    validate,
+)
 from gitops_cli.ci import CIInfo
 from gitops_cli.errors import GitError, UsageError
 from gitops_cli.imageref import parse
@@ -101,6 +110,15 @@ def test_unified_diff_keeps_missing_final_newline_and_crlf() -> None:
     assert "diff --git a/a.yaml b/a.yaml\n--- a/a.yaml\n+++ b/a.yaml\n" in diff
     assert "-image: x:1\n+image: x:2\n name: a\n\\ No newline at end of file\n" in diff
     assert "-image: y:1\r\n+image: y:2\r\n" in diff
+
+
+def test_compute_edits_skips_files_that_are_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("image: registry.example.com/team/api:1.0.0\n")
+    (tmp_path / "notes.yaml").write_bytes(b"name: caf\xe9\n")  # latin-1, names no image: silently ignored
+    (tmp_path / "b.yaml").write_bytes(b"x: 1\nimage: registry.example.com/team/api:1.0.0 # caf\xe9\n")
+    edits, skipped, found = compute_edits(tmp_path, [API])
+    assert [e.path for e in edits] == ["a.yaml"] and found == {API.normalized_name}
+    assert skipped == ["b.yaml:2: skipped (not UTF-8 text: byte 53)"]
 
 
 def test_validate_without_images_when_they_come_later() -> None:

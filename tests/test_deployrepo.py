@@ -162,6 +162,68 @@ def test_push_rejected_when_remote_moved_then_fetch_reset(tmp_path: Path) -> Non
     assert (work / "a.yaml").read_text() == "image: x:1\n" and (work / "b.yaml").read_text() == "image: y:2\n"
 
 
+WEIRD = ["a b/x.yaml", "st*r/[set].yaml", "#hash/!bang.yml", "back\\slash.yaml", "trailing .yaml ",
+         "q?.yaml", "deep/er/ünï.yaml"]
+
+
+def _files(work: Path) -> set[str]:
+    return {p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file() and ".git" not in p.parts}
+
+
+def test_check_out_matching_selects_exactly_the_files_naming_the_image(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {name: "image: reg.io/team/web:1\n" for name in WEIRD}
+    files |= {
+        "apps/web/deployment.yaml": "spec:\n  image: reg.io/team/web:1\n",
+        "apps/api/deployment.yaml": "spec:\n  image: reg.io/team/api:1\n",
+        "README.md": "web is deployed from here\n",  # not YAML: never selected
+        "apps/web/kustomization.yml": "images:\n  - name: web\n",
+    }
+    remote = make_bare_remote(tmp_path, files)
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    assert _files(work) == set()
+    deployrepo.check_out_matching(work, ["web"], (".yaml", ".yml"))
+    wanted = {*(n for n in WEIRD if n.endswith((".yaml", ".yml"))), "apps/web/deployment.yaml",
+              "apps/web/kustomization.yml"}
+    assert _files(work) == wanted
+    assert git("status", "--porcelain", cwd=work) == ""  # the rest is in the index, just not on disk
+    # a commit of a selected file changes only that file
+    (work / "apps/web/deployment.yaml").write_text("spec:\n  image: reg.io/team/web:2\n")
+    deployrepo.commit(work, ["apps/web/deployment.yaml"], "bump", BOT)
+    assert deployrepo.push(work, r, "main").ok
+    assert git("diff", "--name-only", "HEAD~1", "HEAD", cwd=remote.path).split() == ["apps/web/deployment.yaml"]
+    assert len(git("ls-tree", "-r", "--name-only", "HEAD", cwd=remote.path).splitlines()) == len(files)
+
+
+def test_check_out_matching_after_the_remote_moved_and_with_no_match(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n", "b.yaml": "image: api:1\n"})
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.check_out_matching(work, ["nothing-names-this"], (".yaml",))
+    assert _files(work) == set()
+    deployrepo.check_out_matching(work, ["web"], (".yaml",))
+    assert _files(work) == {"a.yaml"}
+    remote.commit_change("c.yaml", "image: web:1\n")  # a new file naming the image
+    deployrepo.fetch_reset(work, r, "main")
+    deployrepo.check_out_matching(work, ["web"], (".yaml",))
+    assert _files(work) == {"a.yaml", "c.yaml"}
+    deployrepo.check_out_matching(work, None, (".yaml",))  # everything
+    assert _files(work) == {"a.yaml", "b.yaml", "c.yaml"}
+    assert git("status", "--porcelain", cwd=work) == ""
+
+
+def test_fetch_reset_of_a_clone_with_nothing_checked_out_moves_head_only(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n"})
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    moved = remote.commit_change("b.yaml", "image: web:1\n")
+    assert deployrepo.fetch_reset(work, r, "main") == moved
+    assert _files(work) == set()
+
+
 def test_push_to_new_branch(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})

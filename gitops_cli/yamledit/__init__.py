@@ -3,11 +3,12 @@
 Pure functions over text (and, in discover, the file tree): no docker, no git, no network.
 """
 
-from gitops_cli.yamledit.discover import discover, read_text, write_atomic
+from gitops_cli.yamledit.discover import YAML_SUFFIXES, discover, read_text, write_atomic
 from gitops_cli.yamledit.locate import LocateResult, Reference, Scalar, YamlSyntaxError, locate
 from gitops_cli.yamledit.splice import Change, Edit, apply_edits, mentions, needles_for, update_images
 
 __all__ = [
+    "YAML_SUFFIXES",
     "Change",
     "Edit",
     "LocateResult",

@@ -69,6 +69,17 @@ def test_remote_that_already_has_the_bump_means_done(
     assert deploy_remote.log("%s")[0] == "competing pipeline"
 
 
+def test_a_file_added_by_the_competing_push_is_bumped_too(
+    deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone holds only the files that named the image; after a fetch the selection is redone."""
+    _race(monkeypatch, deploy_remote, 1, {"apps/api-canary/deployment.yaml": f"image: {API}:1.0.0\n"})
+    result = bump_mod.bump(_request(deploy_remote, f"{API}:2.0.0"), sleep=lambda s: None)
+    assert result.pushed and result.attempts == 2
+    assert deploy_remote.changed_files() == ["apps/api-canary/deployment.yaml", "apps/api/deployment.yaml"]
+    assert deploy_remote.show("apps/api-canary/deployment.yaml") == f"image: {API}:2.0.0\n# competing push 0\n".encode()
+
+
 def test_retries_exhausted_exits_12(deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch) -> None:
     before_count = len(deploy_remote.log())
     _race(monkeypatch, deploy_remote, 100, {"README.md": "busy\n"})
