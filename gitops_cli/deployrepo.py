@@ -254,6 +254,7 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     lines = [sparse_pattern(p) for p in paths] or ["/.git/no-file-is-selected"]
     sparse.write_text("".join(f"{line}\n" for line in lines))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
+    git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
 
 

@@ -214,6 +214,18 @@ def test_check_out_matching_after_the_remote_moved_and_with_no_match(tmp_path: P
     assert git("status", "--porcelain", cwd=work) == ""
 
 
+def test_check_out_matching_ignores_a_cone_mode_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "gitconfig"
+    config.write_text("[core]\n\tsparseCheckoutCone = true\n[index]\n\tsparse = true\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    remote = make_bare_remote(tmp_path, {"apps/a/x.yaml": "image: web:1\n", "apps/a/y.yaml": "image: api:1\n"})
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.check_out_matching(work, ["web"], (".yaml",))
+    assert _files(work) == {"apps/a/x.yaml"}  # cone mode would have taken the whole directory
+
+
 def test_fetch_reset_of_a_clone_with_nothing_checked_out_moves_head_only(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})
