@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-
 from gitops_cli import output
 from gitops_cli.commands.options import (
     AllowDirty,
     BuildArgs,
+    BuildImage,
     CacheFrom,
     Context,
     Dockerfile,
@@ -27,8 +26,7 @@ from gitops_cli.settings import load_settings
 
 
 def build(
-    image: str | None = typer.Option(None, "--image", help="Repository to build, without tag, e.g. "
-                                     "registry.example.com/team/app (or `image` in [tool.gitops])."),
+    image: BuildImage = None,
     tag: Tag = None,
     repo: Repo = Path("."),
     context: Context = None,

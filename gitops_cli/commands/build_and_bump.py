@@ -16,6 +16,7 @@ from gitops_cli.commands.options import (
     Author,
     Branch,
     BuildArgs,
+    BuildImage,
     CacheFrom,
     Container,
     Context,
@@ -48,8 +49,7 @@ from gitops_cli.settings import load_settings
 
 
 def build_and_bump(
-    image: str | None = typer.Option(None, "--image", help="Repository to build, without tag, e.g. "
-                                     "registry.example.com/team/app (or `image` in [tool.gitops])."),
+    image: BuildImage = None,
     deploy_repo: DeployRepo = None,
     repo: Repo = Path("."),
     # tag
