@@ -252,7 +252,8 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     sparse.parent.mkdir(parents=True, exist_ok=True)
     # an empty selection still needs a pattern: one that names no file of the tree
     lines = [sparse_pattern(p) for p in paths] or ["/.git/no-file-is-selected"]
-    sparse.write_text("".join(f"{line}\n" for line in lines))
+    # paths are git's bytes (surrogate-escaped where not UTF-8): write them back as the same bytes
+    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo)

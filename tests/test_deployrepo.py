@@ -163,7 +163,7 @@ def test_push_rejected_when_remote_moved_then_fetch_reset(tmp_path: Path) -> Non
 
 
 WEIRD = ["a b/x.yaml", "st*r/[set].yaml", "#hash/!bang.yml", "back\\slash.yaml", "trailing .yaml ",
-         "q?.yaml", "deep/er/ünï.yaml"]
+         "q?.yaml", "deep/er/ünï.yaml", "latin1-caf\udce9.yaml"]  # the last: byte 0xe9, not UTF-8
 
 
 def _files(work: Path) -> set[str]:
