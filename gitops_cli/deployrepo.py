@@ -240,14 +240,14 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
-    sparse = repo / ".git" / "info" / "sparse-checkout"
+    index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
         if sparse.exists():  # selected before: back to every file
             git.run(["sparse-checkout", "disable"], cwd=repo)
         else:
             git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
         return
-    if not paths and not (repo / ".git" / "index").exists():
+    if not paths and not index.exists():
         return  # nothing to check out, and nothing checked out yet
     sparse.parent.mkdir(parents=True, exist_ok=True)
     # an empty selection still needs a pattern: one that names no file of the tree
@@ -374,7 +374,8 @@ def fetch_reset(repo: Path, remote: Remote, branch: str) -> str:
     A `--no-checkout` clone with nothing checked out yet (no index) only moves its HEAD: a hard reset
     would check out every file."""
     fetch_only(repo, remote, branch)
-    mode = "--hard" if (repo / ".git" / "index").exists() else "--soft"
+    [index] = git.git_paths(repo, "index")
+    mode = "--hard" if index.exists() else "--soft"
     git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env)
     return head(repo)
 

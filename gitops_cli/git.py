@@ -157,3 +157,10 @@ def toplevel(path: str | Path) -> Path:
     if res.status != 0:
         raise DirtyTreeError(f"{p}: not a git checkout", hint="run inside the app's git repository or pass --repo")
     return Path(res.stdout.strip())
+
+
+def git_paths(repo: str | Path, *names: str) -> list[Path]:
+    """Where files of repo's git dir are (`git rev-parse --git-path NAME`, one call for all): right in a
+    linked worktree or a submodule too, where `.git` is a file, not the directory."""
+    res = run(["rev-parse", *(arg for name in names for arg in ("--git-path", name))], cwd=repo)
+    return [p if p.is_absolute() else Path(repo) / p for p in map(Path, res.stdout.splitlines())]

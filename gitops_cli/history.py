@@ -156,8 +156,7 @@ class _Repo:
 
     def shallow_boundary(self) -> set[str]:
         """The commits whose parents were not fetched (those listed in .git/shallow)."""
-        shallow = Path(self.git("rev-parse", "--git-path", "shallow").stdout.strip())
-        shallow = shallow if shallow.is_absolute() else self.path / shallow
+        [shallow] = git.git_paths(self.path, "shallow")
         return set(shallow.read_text().split()) if shallow.is_file() else set()
 
     def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:

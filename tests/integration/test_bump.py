@@ -208,6 +208,24 @@ def test_local_checkout_commits_and_pushes_to_origin(
     assert git("rev-parse", "--is-shallow-repository", cwd=checkout).strip() == "false"
 
 
+def test_local_linked_worktree_is_fast_forwarded_with_its_files(
+    deploy_remote: DeployRemote, gitops, tmp_path: Path
+) -> None:
+    """In a `git worktree` `.git` is a file: the fast-forward must still update the files, or the bump
+    would commit the old content over the remote's newer change."""
+    first = deploy_remote.clone(tmp_path / "first")
+    git("switch", "--quiet", "-c", "elsewhere", cwd=first)  # main is free for the linked worktree
+    worktree = tmp_path / "wt"
+    git("worktree", "add", "--quiet", str(worktree), "main", cwd=first)
+    assert (worktree / ".git").is_file()
+    changed = SEED_FILES[API_FILE] + "# changed by someone else\n"
+    deploy_remote.commit_change(API_FILE, changed)  # the worktree is now behind origin, in the bumped file
+    res = gitops(["bump", "--deploy-repo", str(worktree), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.show(API_FILE) == changed.replace(f"{API}:1.0.0", f"{API}:2.0.0").replace(
+        f'"--image={API}:2.0.0"', f'"--image={API}:1.0.0"').encode()
+
+
 def test_local_checkout_must_be_clean(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
     checkout = deploy_remote.clone(tmp_path / "checkout")
     (checkout / "README.md").write_text("edited\n")
