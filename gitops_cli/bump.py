@@ -537,7 +537,8 @@ def _apply_commit_push(
     result = BumpResult(repository=display, images=list(request.images), branch=branch,
                         push_branch=target if remote is not None else None, dry_run=request.dry_run)
     resolver = _cached(resolve_digest)
-    _select(work, request, select)
+    if select:
+        _check_out_candidates(work, request)
     _compute_into(result, work, request, resolver)
     if request.dry_run or result.up_to_date:
         return result
@@ -563,7 +564,8 @@ def _apply_commit_push(
         sleep(delay)
         deployrepo.fetch_reset(work, remote, target)
         result.commit = None
-        _select(work, request, select)
+        if select:
+            _check_out_candidates(work, request)
         _compute_into(result, work, request, resolver)
         if result.up_to_date:
             output.info("the remote already has this bump")
@@ -575,12 +577,11 @@ def _apply_commit_push(
     )
 
 
-def _select(work: Path, request: BumpRequest, select: bool) -> None:
-    if select:
-        from gitops_cli.yamledit import YAML_SUFFIXES, needles_for
+def _check_out_candidates(work: Path, request: BumpRequest) -> None:
+    from gitops_cli.yamledit import YAML_SUFFIXES, needles_for
 
-        needles = None if request.paths else needles_for(list(request.images))
-        deployrepo.check_out_matching(work, needles, YAML_SUFFIXES)
+    needles = None if request.paths else needles_for(list(request.images))
+    deployrepo.check_out_matching(work, needles, YAML_SUFFIXES)
 
 
 def _cached(resolve: DigestResolver | None) -> DigestResolver | None:

@@ -246,9 +246,13 @@ def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
             return
 
 
-def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
+def _check_limit(request: HistoryRequest) -> None:
     if request.limit < 1:
         raise UsageError(f"--limit {request.limit}: must be 1 or more")
+
+
+def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
+    _check_limit(request)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
         root = git.toplevel(remote.local)
@@ -266,8 +270,7 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:
     """The history read from an existing shallow clone of `remote`'s `branch` (deepened in place as needed)."""
-    if request.limit < 1:
-        raise UsageError(f"--limit {request.limit}: must be 1 or more")
+    _check_limit(request)
     depth = int(git.run(["rev-list", "--count", "HEAD"], cwd=work).stdout.strip() or 1)
     return _collect(_Repo(work, remote.env, remote, branch, depth=depth), request, remote.display, branch)
 
