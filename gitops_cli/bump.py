@@ -412,7 +412,7 @@ def prepare(
     try:
         work = Path(tmp.name) / "deploy"
         say("step", f"Cloning {remote.display} ({branch})")
-        deployrepo.clone(remote, work, branch, cancel=cancel, checkout=False, blobless=False)
+        deployrepo.clone(remote, work, branch, cancel=cancel, checkout=False)
     except BaseException:
         tmp.cleanup()
         raise
@@ -538,7 +538,7 @@ def _apply_commit_push(
                         push_branch=target if remote is not None else None, dry_run=request.dry_run)
     resolver = _cached(resolve_digest)
     if select:
-        _check_out_candidates(work, request)
+        _check_out_candidates(work, request, remote)
     _compute_into(result, work, request, resolver)
     if request.dry_run or result.up_to_date:
         return result
@@ -565,7 +565,7 @@ def _apply_commit_push(
         deployrepo.fetch_reset(work, remote, target)
         result.commit = None
         if select:
-            _check_out_candidates(work, request)
+            _check_out_candidates(work, request, remote)
         _compute_into(result, work, request, resolver)
         if result.up_to_date:
             output.info("the remote already has this bump")
@@ -577,11 +577,11 @@ def _apply_commit_push(
     )
 
 
-def _check_out_candidates(work: Path, request: BumpRequest) -> None:
+def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.Remote | None) -> None:
     from gitops_cli.yamledit import YAML_SUFFIXES, needles_for
 
     needles = None if request.paths else needles_for(list(request.images))
-    deployrepo.check_out_matching(work, needles, YAML_SUFFIXES)
+    deployrepo.check_out_matching(work, needles, YAML_SUFFIXES, env=remote.env if remote else None)
 
 
 def _cached(resolve: DigestResolver | None) -> DigestResolver | None:

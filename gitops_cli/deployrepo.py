@@ -197,17 +197,16 @@ def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str
 
 
 def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None, *, depth: int = 1,
-          checkout: bool = True, blobless: bool = True) -> None:
+          checkout: bool = True) -> None:
     """Shallow (`depth` commits), single-branch clone into dest; blobless when the server allows (else a
     plain shallow one).  `checkout=False` leaves the work tree empty: history reads need no files, and a
-    bump checks out only the files that can mention its images (`check_out_matching`), which needs the
-    tip's blobs in the clone (`blobless=False`: one pack, no second round trip)."""
+    bump checks out only the files that can mention its images (`check_out_matching`)."""
     base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--branch", branch]
     if not checkout:
         base.append("--no-checkout")
-    filters = ["--filter=blob:none"] if blobless else []
-    res = git.run([*base, *filters, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
-    if res.status != 0 and filters and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
+    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
+                  cancel=cancel)
+    if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             import shutil
 
@@ -223,16 +222,21 @@ def sparse_pattern(path: str) -> str:
     return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
 
 
-def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str]) -> None:
+def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str],
+                       env: Mapping[str, str] | None = None) -> None:
     """Fill the work tree of a `--no-checkout` clone with only the files (of these suffixes) whose HEAD
-    content holds one of `needles` -- `git grep -F` over the pack, then a sparse checkout of exactly those
+    content holds one of `needles` -- `git grep -F` over the clone, then a sparse checkout of exactly those
     paths -- so a bump in a deploy repo of thousands of files writes, scans and removes a handful.
+    In a blobless clone the blobs of HEAD's files of these suffixes are fetched first, in one request
+    (`git grep` would fetch them one at a time; other files' blobs are never fetched).
     `needles=None`: every file.  Call again after the HEAD moves (fetch + reset): the selection is redone.
+    `env`: the remote's (credentials for those fetches).
     """
     full = needles is None
     paths: list[str] = []
     if not full:
         assert needles is not None
+        _fetch_missing_blobs(repo, suffixes, env)
         grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
                 *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False)
@@ -243,9 +247,9 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
         if sparse.exists():  # selected before: back to every file
-            git.run(["sparse-checkout", "disable"], cwd=repo)
+            git.run(["sparse-checkout", "disable"], cwd=repo, env=env)
         else:
-            git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
+            git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env)
         return
     if not paths and not index.exists():
         return  # nothing to check out, and nothing checked out yet
@@ -256,7 +260,29 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env)
+
+
+_FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
+
+
+def _fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None) -> None:
+    """Fetch the missing blobs of HEAD's files with these suffixes from the promisor remote, in one
+    request (as git's own lazy fetch does it, but batched); nothing to do in a clone with every blob."""
+    objects = git.run(["rev-list", "--objects", "--missing=print", "HEAD"], cwd=repo).stdout
+    missing = {line[1:] for line in objects.splitlines() if line.startswith("?")}
+    if not missing:
+        return
+    wanted: list[str] = []
+    for entry in git.run(["ls-tree", "-r", "-z", "HEAD"], cwd=repo, strip=False).stdout.split("\0"):
+        meta, _, path = entry.partition("\t")
+        fields = meta.split()  # mode, type, object id
+        if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):
+            wanted.append(fields[2])
+    for start in range(0, len(wanted), _FETCH_BATCH):
+        git.run(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
+                 "--recurse-submodules=no", "--filter=blob:none", "origin", *wanted[start:start + _FETCH_BATCH]],
+                cwd=repo, env=env, what="fetching the deploy repo's YAML files")
 
 
 def remote_head(remote: Remote, branch: str) -> str | None:

@@ -170,7 +170,9 @@ def _files(work: Path) -> set[str]:
     return {p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file() and ".git" not in p.parts}
 
 
-def test_check_out_matching_selects_exactly_the_files_naming_the_image(tmp_path: Path) -> None:
+def test_check_out_matching_selects_exactly_the_files_naming_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     files: dict[str, str | bytes] = {name: "image: reg.io/team/web:1\n" for name in WEIRD}
     files |= {
         "apps/web/deployment.yaml": "spec:\n  image: reg.io/team/web:1\n",
@@ -181,12 +183,20 @@ def test_check_out_matching_selects_exactly_the_files_naming_the_image(tmp_path:
     remote = make_bare_remote(tmp_path, files)
     r = deployrepo.open_remote(remote.url, environ={})
     work = tmp_path / "clone"
-    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.clone(r, work, "main", checkout=False)
     assert _files(work) == set()
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
     deployrepo.check_out_matching(work, ["web"], (".yaml", ".yml"))
+    monkeypatch.delenv("GIT_TRACE")
     wanted = {*(n for n in WEIRD if n.endswith((".yaml", ".yml"))), "apps/web/deployment.yaml",
               "apps/web/kustomization.yml"}
     assert _files(work) == wanted
+    # blobless: the YAML blobs came in ONE fetch; the README's blob was never fetched
+    assert sum("built-in: git fetch" in line for line in trace.read_text().splitlines()) == 1
+    missing = [ln[1:] for ln in git("rev-list", "--objects", "--missing=print", "HEAD", cwd=work).splitlines()
+               if ln.startswith("?")]
+    assert missing == [git("rev-parse", "HEAD:README.md", cwd=work).strip()]
     assert git("status", "--porcelain", cwd=work) == ""  # the rest is in the index, just not on disk
     # a commit of a selected file changes only that file
     (work / "apps/web/deployment.yaml").write_text("spec:\n  image: reg.io/team/web:2\n")
@@ -200,7 +210,7 @@ def test_check_out_matching_after_the_remote_moved_and_with_no_match(tmp_path: P
     remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n", "b.yaml": "image: api:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})
     work = tmp_path / "clone"
-    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.clone(r, work, "main", checkout=False)
     deployrepo.check_out_matching(work, ["nothing-names-this"], (".yaml",))
     assert _files(work) == set()
     deployrepo.check_out_matching(work, ["web"], (".yaml",))
@@ -221,16 +231,28 @@ def test_check_out_matching_ignores_a_cone_mode_default(tmp_path: Path, monkeypa
     remote = make_bare_remote(tmp_path, {"apps/a/x.yaml": "image: web:1\n", "apps/a/y.yaml": "image: api:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})
     work = tmp_path / "clone"
-    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.clone(r, work, "main", checkout=False)
     deployrepo.check_out_matching(work, ["web"], (".yaml",))
     assert _files(work) == {"apps/a/x.yaml"}  # cone mode would have taken the whole directory
+
+
+def test_check_out_matching_in_a_full_clone_when_the_server_refuses_filters(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n", "b.yaml": "image: api:1\n"})
+    git("config", "uploadpack.allowFilter", "false", cwd=remote.path)
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False)
+    objects = git("rev-list", "--objects", "--missing=print", "HEAD", cwd=work).splitlines()
+    assert not [ln for ln in objects if ln.startswith("?")]  # every blob came with the clone
+    deployrepo.check_out_matching(work, ["web"], (".yaml",))
+    assert _files(work) == {"a.yaml"}
 
 
 def test_fetch_reset_of_a_clone_with_nothing_checked_out_moves_head_only(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path, {"a.yaml": "image: web:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})
     work = tmp_path / "clone"
-    deployrepo.clone(r, work, "main", checkout=False, blobless=False)
+    deployrepo.clone(r, work, "main", checkout=False)
     moved = remote.commit_change("b.yaml", "image: web:1\n")
     assert deployrepo.fetch_reset(work, r, "main") == moved
     assert _files(work) == set()
