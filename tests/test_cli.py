@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.cli import run_gitops
+from tests.fixtures.cli import GITOPS, gitops_env, run_gitops
 
 VERBS = ["tag", "build", "test", "publish", "bump", "build-and-bump", "history", "rollback", "sync", "lint"]
 
@@ -27,3 +27,42 @@ def test_bad_option_value_is_a_usage_error_without_traceback() -> None:
     res = run_gitops(["tag", "--length", "nine"])
     assert res.returncode == 2
     assert "Traceback" not in res.stderr and "--length" in res.stderr
+
+
+def test_console_exit_skips_teardown_but_flushes_and_runs_atexit_handlers(tmp_path) -> None:
+    """main() from the console script ends with os._exit (no module teardown): buffered output must be
+    written, atexit handlers (temp-dir finalizers) must run, and the exit code must be kept."""
+    import subprocess
+    import sys
+
+    code = (
+        "import atexit, sys, tempfile\n"
+        "from gitops_cli import cli\n"
+        "left = tempfile.TemporaryDirectory(dir=sys.argv[1])\n"  # never cleaned up explicitly
+        "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+        "sys.stdout = open(sys.stdout.fileno(), 'w', buffering=1 << 20, closefd=False)\n"  # fully buffered
+        "sys.argv = ['gitops', *sys.argv[2:]]\n"
+        "cli.main()\n"
+    )
+    for args, status in ((["--version"], 0), (["tag", "--length", "nine"], 2)):
+        res = subprocess.run([sys.executable, "-c", code, str(tmp_path), *args], capture_output=True, text=True)
+        assert res.returncode == status, res.stderr
+        assert "atexit ran" in res.stderr
+        assert list(tmp_path.iterdir()) == []  # the finalizer removed the temp dir
+        if status == 0:
+            assert res.stdout.startswith("gitops ")
+
+
+def test_closed_stdout_pipe_is_not_an_error() -> None:
+    """`gitops history | head -1`: the reader went away before gitops wrote.  Buffered or not, no
+    'Exception ignored' noise and no traceback (click exits 1 on a failed write; a failed final flush is
+    ignored)."""
+    import subprocess
+
+    for unbuffered in ("1", ""):
+        env = {**gitops_env(), "PYTHONUNBUFFERED": unbuffered}
+        proc = subprocess.Popen([str(GITOPS), "--version"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # long before the interpreter is up and writes
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=30) in (0, 1) and err == "", err
