@@ -352,6 +352,8 @@ class PreparedBump:
     branch: str | None = None
     work: Path | None = None
     prepared_at: float = field(default_factory=time.monotonic)
+    # what the work tree holds (see _selection): set when prepare checked out the files naming the images
+    selected: tuple[str, ...] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
 
     @property
@@ -392,13 +394,17 @@ def prepare(
     remote: deployrepo.Remote | None = None,
     notes: Notes | None = None,
     cancel: threading.Event | None = None,
+    select_for: Sequence[ImageRef] = (),
 ) -> PreparedBump:
     """Reach the deploy repo and, for a remote, shallow-clone its branch into a temp dir.
 
     The images may be missing (given to apply).  `remote`: from an earlier `reach` (not repeated).
     `notes`: progress lines are appended there instead of printed (a background thread must not
     interleave its lines with the caller's).  `cancel`: when set, a running ls-remote/clone is
-    terminated (GitError "cancelled").
+    terminated (GitError "cancelled").  `select_for`: the images apply will be given, known here by
+    name only (build-and-bump, before the tag exists): the files naming them are checked out now (the
+    blob fetch, `git grep` and sparse checkout run here, in the caller's background thread), and apply
+    does not redo it unless the clone moved or its images name other files.
     The temp dir is removed when this raises, else by PreparedBump.close() / the with block.
     """
     remote = remote or reach(request, environ, images_required=False)
@@ -413,10 +419,14 @@ def prepare(
         work = Path(tmp.name) / "deploy"
         say("step", f"Cloning {remote.display} ({branch})")
         deployrepo.clone(remote, work, branch, cancel=cancel, checkout=False)
+        selected = None
+        if select_for:
+            target = replace(request, images=list(select_for))
+            selected = _check_out_candidates(work, target, remote, cancel=cancel)
     except BaseException:
         tmp.cleanup()
         raise
-    return PreparedBump(request, remote, branch, work, _tmp=tmp)
+    return PreparedBump(request, remote, branch, work, selected=selected, _tmp=tmp)
 
 
 def _say(notes: Notes | None) -> Callable[[str, str], None]:
@@ -450,18 +460,21 @@ def apply(
         return _bump_local(request, prepared.remote, resolve_digest, environ, sleep)
     if prepared.work is None or prepared.branch is None or prepared._tmp is None:
         raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
-    if refresh:
-        _fast_forward(prepared)
+    if refresh and _fast_forward(prepared):
+        prepared.selected = None  # a new HEAD: its files are selected again
     return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
-                              environ, sleep, select=True)
+                              environ, sleep, select=True, selected=prepared.selected == _selection(request))
 
 
-def _fast_forward(prepared: PreparedBump) -> None:
+def _fast_forward(prepared: PreparedBump) -> bool:
+    """Fetch and reset the clone when the remote branch moved; True when it did."""
     assert prepared.work is not None and prepared.branch is not None
     now = deployrepo.remote_head(prepared.remote, prepared.branch)
     if now is not None and now != deployrepo.head(prepared.work):
         output.info(f"{prepared.remote.display} ({prepared.branch}) moved since the clone: fetching {now[:12]}")
         deployrepo.fetch_reset(prepared.work, prepared.remote, prepared.branch)
+        return True
+    return False
 
 
 def bump(
@@ -528,16 +541,17 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
-    select: bool = False,
+    select: bool = False, selected: bool = False,
 ) -> BumpResult:
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
-    the images (all files when --path is given: its checks need the tree), again after each fetch."""
+    the images (all files when --path is given: its checks need the tree), again after each fetch.
+    `selected`: that first selection was already made (by prepare, for these images, on this HEAD)."""
     target = request.push_branch or branch
     display = remote.display if remote is not None else str(work)
     result = BumpResult(repository=display, images=list(request.images), branch=branch,
                         push_branch=target if remote is not None else None, dry_run=request.dry_run)
     resolver = _cached(resolve_digest)
-    if select:
+    if select and not selected:
         _check_out_candidates(work, request, remote)
     _compute_into(result, work, request, resolver)
     if request.dry_run or result.up_to_date:
@@ -577,11 +591,22 @@ def _apply_commit_push(
     )
 
 
-def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.Remote | None) -> None:
-    from gitops_cli.yamledit import YAML_SUFFIXES, needles_for
+def _selection(request: BumpRequest) -> tuple[str, ...]:
+    """What _check_out_candidates puts in the work tree for this request: the files holding one of these
+    needles (the images' last path components), or every file (`()`, with --path: its checks need the tree)."""
+    from gitops_cli.yamledit import needles_for
 
-    needles = None if request.paths else needles_for(list(request.images))
-    deployrepo.check_out_matching(work, needles, YAML_SUFFIXES, env=remote.env if remote else None)
+    return () if request.paths else tuple(needles_for(list(request.images)))
+
+
+def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.Remote | None,
+                          cancel: threading.Event | None = None) -> tuple[str, ...]:
+    from gitops_cli.yamledit import YAML_SUFFIXES
+
+    selection = _selection(request)
+    deployrepo.check_out_matching(work, list(selection) or None, YAML_SUFFIXES,
+                                  env=remote.env if remote else None, cancel=cancel)
+    return selection
 
 
 def _cached(resolve: DigestResolver | None) -> DigestResolver | None:

@@ -223,23 +223,23 @@ def sparse_pattern(path: str) -> str:
 
 
 def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str],
-                       env: Mapping[str, str] | None = None) -> None:
+                       env: Mapping[str, str] | None = None, cancel: threading.Event | None = None) -> None:
     """Fill the work tree of a `--no-checkout` clone with only the files (of these suffixes) whose HEAD
     content holds one of `needles` -- `git grep -F` over the clone, then a sparse checkout of exactly those
     paths -- so a bump in a deploy repo of thousands of files writes, scans and removes a handful.
     In a blobless clone the blobs of HEAD's files of these suffixes are fetched first, in one request
     (`git grep` would fetch them one at a time; other files' blobs are never fetched).
     `needles=None`: every file.  Call again after the HEAD moves (fetch + reset): the selection is redone.
-    `env`: the remote's (credentials for those fetches).
+    `env`: the remote's (credentials for those fetches).  `cancel`: as for clone (a background thread).
     """
     full = needles is None
     paths: list[str] = []
     if not full:
         assert needles is not None
-        _fetch_missing_blobs(repo, suffixes, env)
+        _fetch_missing_blobs(repo, suffixes, env, cancel)
         grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
                 *(f"*{s}" for s in suffixes)]
-        res = git.run(grep, cwd=repo, check=False, strip=False)
+        res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
         if res.status not in (0, 1):
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
@@ -247,9 +247,9 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
         if sparse.exists():  # selected before: back to every file
-            git.run(["sparse-checkout", "disable"], cwd=repo, env=env)
+            git.run(["sparse-checkout", "disable"], cwd=repo, env=env, cancel=cancel)
         else:
-            git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env)
+            git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
         return
     if not paths and not index.exists():
         return  # nothing to check out, and nothing checked out yet
@@ -260,13 +260,14 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
 
 
 _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
 
 
-def _fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None) -> None:
+def _fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None,
+                        cancel: threading.Event | None = None) -> None:
     """Fetch the missing blobs of HEAD's files with these suffixes from the promisor remote, in one
     request (as git's own lazy fetch does it, but batched); nothing to do in a clone with every blob."""
     objects = git.run(["rev-list", "--objects", "--missing=print", "HEAD"], cwd=repo).stdout
@@ -282,7 +283,7 @@ def _fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, 
     for start in range(0, len(wanted), _FETCH_BATCH):
         git.run(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
                  "--recurse-submodules=no", "--filter=blob:none", "origin", *wanted[start:start + _FETCH_BATCH]],
-                cwd=repo, env=env, what="fetching the deploy repo's YAML files")
+                cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
 def remote_head(remote: Remote, branch: str) -> str | None:

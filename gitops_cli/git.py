@@ -129,7 +129,7 @@ def _cancellable(runner: Any, args: Sequence[str], env: Mapping[str, str], strip
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.communicate()
                 raise GitError(f"{what or 'git ' + args[0]} cancelled") from None
-    stdout = out.decode("utf-8", "replace") if out else ""
+    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # as execute() does: paths keep their bytes
     stderr = err.decode("utf-8", "replace") if err else ""
     if strip and stdout.endswith("\n"):
         stdout = stdout[:-1]

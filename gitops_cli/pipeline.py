@@ -14,17 +14,18 @@
 - bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
 
-The deploy repo is prepared (bump.prepare: ls-remote + shallow clone into a temp dir) in a background
-thread started in the tag step, as soon as the checkout is known to be taggable, so the clone overlaps
-the registry look-up, the tests, the build and the push.  Its progress lines are kept and printed at the
-bump step (no interleaving); the order of effects stays tag -> test -> build -> publish -> bump: a deploy
-repo that cannot be cloned is the BUMP step's failure (same error and exit code as `gitops bump`), after
-the image is published -- a warning says so as soon as it is known (between steps).  Publishing anyway
-is deliberate: once the deploy repo is fixed (token, URL), the re-run skips tests, build and push.
-Invalid --deploy-repo input (no such directory, --no-commit with a URL, a missing --ssh-key) is refused
-before any work (exit 2).  When an earlier step fails, the clone is cancelled (git terminated) and its
-temp dir removed.  A clone older than STALE_AFTER seconds is checked against the remote (one ls-remote)
-and fast-forwarded when the remote moved meanwhile, so a long build does not cost a rejected push.
+The deploy repo is prepared (bump.prepare: ls-remote + shallow clone into a temp dir + checkout of the
+files that name the image) in a background thread started in the tag step, as soon as the checkout is
+known to be taggable, so the clone overlaps the registry look-up, the tests, the build and the push.
+Its progress lines are kept and printed at the bump step (no interleaving); the order of effects stays
+tag -> test -> build -> publish -> bump: a deploy repo that cannot be cloned is the BUMP step's failure
+(same error and exit code as `gitops bump`), after the image is published -- a warning says so as soon
+as it is known (between steps).  Publishing anyway is deliberate: once the deploy repo is fixed (token,
+URL), the re-run skips tests, build and push.  Invalid --deploy-repo input (no such directory,
+--no-commit with a URL, a missing --ssh-key) is refused before any work (exit 2).  When an earlier step
+fails, the clone is cancelled (git terminated) and its temp dir removed.  A clone older than STALE_AFTER
+seconds is checked against the remote (one ls-remote) and fast-forwarded when the remote moved
+meanwhile, so a long build does not cost a rejected push.
 
 "This source state": the tag alone is not proof (a short SHA, `--tag` given by hand, another repo
 pushing to the same repository).  The registry's image under the tag is this source state when its
@@ -236,7 +237,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             check_publishable(result.ref, request.allow_mutable_tag, request.mutable_tags)  # before any work
             rec.detail = f"{result.tag} ({result.sha})"
             output.step(f"Tag {result.ref} (commit {result.sha})")
-            deploy = _DeployRepoClone(request.bump, remote, env)  # taggable: clone while the rest runs
+            deploy = _DeployRepoClone(request.bump, remote, env, name)  # taggable: clone while the rest runs
             from gitops_cli import registry
 
             reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure)
@@ -308,26 +309,26 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
 
 
 class _DeployRepoClone:
-    """bump.prepare in a thread (the deploy repo's ls-remote and shallow clone) while the tests, build
+    """bump.prepare in a thread (the deploy repo's ls-remote, shallow clone, selection) while the tests, build
     and push run.  Its progress lines are printed when the bump step takes it (never interleaved with
     the build's); its error is the bump step's; close() cancels it and removes the temp dir."""
 
-    def __init__(self, request: Any, remote: Any, environ: Mapping[str, str]) -> None:
+    def __init__(self, request: Any, remote: Any, environ: Mapping[str, str], image: ImageRef) -> None:
         self._notes: list[tuple[str, str]] = []
         self._cancel = threading.Event()
         self._prepared: Any = None  # bump.PreparedBump
         self._error: BaseException | None = None
         self._warned = False
-        self._thread = threading.Thread(target=self._prepare, args=(request, remote, environ),
+        self._thread = threading.Thread(target=self._prepare, args=(request, remote, environ, image),
                                         name="gitops-deploy-clone")
         self._thread.start()
 
-    def _prepare(self, request: Any, remote: Any, environ: Mapping[str, str]) -> None:
+    def _prepare(self, request: Any, remote: Any, environ: Mapping[str, str], image: ImageRef) -> None:
         from gitops_cli import bump
 
-        try:
+        try:  # the files naming the image are checked out here too (and the YAML engine imported)
             self._prepared = bump.prepare(request, environ, remote=remote, notes=self._notes,
-                                          cancel=self._cancel)
+                                          cancel=self._cancel, select_for=[image])
         except BaseException as exc:  # re-raised in the bump step, where a failure belongs
             self._error = exc
 

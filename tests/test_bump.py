@@ -174,6 +174,58 @@ def test_apply_refresh_fast_forwards_an_old_clone(deploy_remote, private_tmp: Pa
     assert deploy_remote.git("rev-parse", "main~1").strip() == other
 
 
+def _work_files(work: Path) -> list[str]:
+    return sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file() and ".git" not in p.parts)
+
+
+def _count_selections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    from gitops_cli import deployrepo
+
+    calls: list[object] = []
+    real = deployrepo.check_out_matching
+
+    def counted(repo, needles, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(needles)
+        return real(repo, needles, *args, **kwargs)
+
+    monkeypatch.setattr(deployrepo, "check_out_matching", counted)
+    return calls
+
+
+@pytest.mark.integration
+def test_prepare_selects_the_files_naming_the_image_and_apply_keeps_them(
+        deploy_remote, private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build-and-bump knows the image's name before its tag: prepare (in its background thread) checks out
+    the files that name it; apply, given that image with its tag, does not select again."""
+    with prepare(BumpRequest(deploy_remote.url, []), select_for=[parse(SEED_API)]) as prepared:
+        assert prepared.work is not None and prepared.selected == ("api",)
+        files = _work_files(prepared.work)
+        assert "apps/api/deployment.yaml" in files and "README.md" not in files
+        assert all("api" in (prepared.work / f).read_text() for f in files)
+        calls = _count_selections(monkeypatch)
+        result = apply(prepared, [parse(f"{SEED_API}:2.0.0")], sleep=_no_sleep)
+    assert calls == [] and result.pushed
+    assert deploy_remote.changed_files() == ["apps/api/deployment.yaml"]
+
+
+@pytest.mark.integration
+def test_prepared_selection_is_redone_for_other_images_and_after_a_fast_forward(
+        deploy_remote, private_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_selections(monkeypatch)
+    with prepare(BumpRequest(deploy_remote.url, []), select_for=[parse(SEED_API)]) as prepared:
+        # another pipeline adds a file naming the image after the clone: refresh fetches it, and the
+        # selection made on the old HEAD is redone, so the new file is bumped too
+        deploy_remote.commit_change("apps/api-canary/deployment.yaml",
+                                    f"spec:\n  containers:\n    - image: {SEED_API}:1.0.0\n", "canary")
+        result = apply(prepared, [parse(f"{SEED_API}:2.0.0")], refresh=True, sleep=_no_sleep)
+    assert calls == [["api"], ["api"]] and result.pushed and result.attempts == 1
+    assert deploy_remote.changed_files() == ["apps/api-canary/deployment.yaml", "apps/api/deployment.yaml"]
+    calls.clear()
+    with prepare(BumpRequest(deploy_remote.url, []), select_for=[parse(SEED_API)]) as prepared:
+        result = apply(prepared, [parse("registry.example.com/team/worker:2.0.0")], sleep=_no_sleep)
+    assert calls == [["api"], ["worker"]] and result.pushed  # selected for api, applied for worker
+
+
 def _no_sleep(seconds: float) -> None:
     raise AssertionError(f"no backoff expected (slept {seconds})")
 
