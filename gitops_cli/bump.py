@@ -413,12 +413,11 @@ def prepare(
         say("info", f"Authenticating to {remote.display} with {remote.auth}")
     if remote.local is not None:
         return PreparedBump(request, remote)
-    branch = request.branch or deployrepo.default_branch(remote, cancel=cancel)
     tmp = tempfile.TemporaryDirectory(prefix="gitops-bump-")
     try:
         work = Path(tmp.name) / "deploy"
-        say("step", f"Cloning {remote.display} ({branch})")
-        deployrepo.clone(remote, work, branch, cancel=cancel, checkout=False)
+        say("step", f"Cloning {remote.display} ({request.branch or 'its default branch'})")
+        branch = deployrepo.clone(remote, work, request.branch, cancel=cancel, checkout=False)
         selected = None
         if select_for:
             target = replace(request, images=list(select_for))

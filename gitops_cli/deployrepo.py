@@ -196,24 +196,38 @@ def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str
                    hint="pass --branch")
 
 
-def clone(remote: Remote, dest: Path, branch: str, cancel: threading.Event | None = None, *, depth: int = 1,
-          checkout: bool = True) -> None:
+def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Event | None = None, *,
+          depth: int = 1, checkout: bool = True) -> str:
     """Shallow (`depth` commits), single-branch clone into dest; blobless when the server allows (else a
     plain shallow one).  `checkout=False` leaves the work tree empty: history reads need no files, and a
-    bump checks out only the files that can mention its images (`check_out_matching`)."""
-    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--branch", branch]
+    bump checks out only the files that can mention its images (`check_out_matching`).
+    `branch=None`: the remote's default branch, as the clone itself finds it (the remote's HEAD), which
+    spares the ls-remote round trip of default_branch(); only when that HEAD names no branch (an empty
+    repository, a bare repo whose HEAD is a branch never pushed) does default_branch() decide.
+    Returns the branch cloned."""
+    import shutil
+
+    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags"]
+    if branch is not None:
+        base += ["--branch", branch]
     if not checkout:
         base.append("--no-checkout")
     res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
                   cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
-            import shutil
-
             shutil.rmtree(dest)
         res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
-        raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {remote.display} ({branch})")
+        where = f"{remote.display} ({branch})" if branch is not None else remote.display
+        raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}")
+    if branch is not None:
+        return branch
+    found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
+    if found.status == 0 and found.stdout not in ("", "HEAD"):  # a branch with a commit
+        return found.stdout
+    shutil.rmtree(dest)
+    return clone(remote, dest, default_branch(remote, cancel=cancel), cancel, depth=depth, checkout=checkout)
 
 
 def sparse_pattern(path: str) -> str:

@@ -261,10 +261,9 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
         if rev.status != 0:
             raise UsageError(f"--branch {branch}: no such branch in {root}")
         return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
-    branch = request.branch or deployrepo.default_branch(remote)
     with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
         work = Path(tmp) / "repo"
-        deployrepo.clone(remote, work, branch, depth=INITIAL_DEPTH, checkout=False)
+        branch = deployrepo.clone(remote, work, request.branch, depth=INITIAL_DEPTH, checkout=False)
         return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)
 
 

@@ -14,7 +14,7 @@
 - bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
 
-The deploy repo is prepared (bump.prepare: ls-remote + shallow clone into a temp dir + checkout of the
+The deploy repo is prepared (bump.prepare: a shallow clone into a temp dir and a checkout of the
 files that name the image) in a background thread started in the tag step, as soon as the checkout is
 known to be taggable, so the clone overlaps the registry look-up, the tests, the build and the push.
 Its progress lines are kept and printed at the bump step (no interleaving); the order of effects stays
@@ -309,7 +309,7 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
 
 
 class _DeployRepoClone:
-    """bump.prepare in a thread (the deploy repo's ls-remote, shallow clone, selection) while the tests, build
+    """bump.prepare in a thread (the deploy repo's shallow clone and selection) while the tests, build
     and push run.  Its progress lines are printed when the bump step takes it (never interleaved with
     the build's); its error is the bump step's; close() cancels it and removes the temp dir."""
 

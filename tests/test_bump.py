@@ -153,7 +153,7 @@ def test_prepare_then_apply_with_images_given_later(deploy_remote, private_tmp: 
         assert prepared.branch == "main" and prepared.work is not None and (prepared.work / ".git").is_dir()
         assert _leftovers(private_tmp) and len(deploy_remote.log()) == 1  # cloned, nothing pushed yet
         result = apply(prepared, [parse(f"{SEED_API}:2.0.0")])
-    assert notes == [("step", f"Cloning {deploy_remote.url} (main)")]  # kept, not printed
+    assert notes == [("step", f"Cloning {deploy_remote.url} (its default branch)")]  # kept, not printed
     assert result.pushed and result.commit == deploy_remote.head() and result.attempts == 1
     assert deploy_remote.changed_files() == ["apps/api/deployment.yaml"]
     assert _leftovers(private_tmp) == []  # the with block removed the clone

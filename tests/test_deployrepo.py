@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,37 @@ def test_default_branch_clone_commit_push(tmp_path: Path) -> None:
     assert remote.head("production") == sha
     assert remote.git("log", "-1", "--format=%an <%ae>|%cn <%ce>", "production").strip() == (
         "Bot <bot@x.org>|Bot <bot@x.org>")
+
+
+def test_clone_without_a_branch_takes_the_remotes_head_without_ls_remote(tmp_path: Path, monkeypatch) -> None:
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"}, branch="production")
+    r = deployrepo.open_remote(remote.url, environ={})
+    calls: list[str] = []
+    real = deployrepo.git.run
+
+    def recorded(args, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(args[0])
+        return real(args, *a, **kw)
+
+    monkeypatch.setattr(deployrepo.git, "run", recorded)
+    assert deployrepo.clone(r, tmp_path / "clone", None, checkout=False) == "production"
+    assert "ls-remote" not in calls
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "clone").strip() == remote.head("production")
+
+
+def test_clone_without_a_branch_when_the_remote_head_names_none(tmp_path: Path) -> None:
+    """A bare repo whose HEAD is `master` while only `release` was pushed: the one branch is taken (as
+    default_branch does); an empty repository is an error naming it; no clone dir is left half-made."""
+    remote = make_bare_remote(tmp_path / "a", {"a.yaml": "image: x:1\n"}, branch="release")
+    remote.git("symbolic-ref", "HEAD", "refs/heads/master")
+    r = deployrepo.open_remote(remote.url, environ={})
+    assert deployrepo.clone(r, tmp_path / "clone", None, checkout=False) == "release"
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "clone").strip() == remote.head("release")
+    empty = tmp_path / "empty.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(empty)], check=True)
+    with pytest.raises(GitError, match="no branch"):
+        deployrepo.clone(deployrepo.open_remote(empty.as_uri(), environ={}), tmp_path / "clone2", None)
+    assert not (tmp_path / "clone2").exists()
 
 
 def test_push_rejected_when_remote_moved_then_fetch_reset(tmp_path: Path) -> None:

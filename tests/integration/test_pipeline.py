@@ -422,7 +422,7 @@ def test_progress_lines_of_the_background_clone_come_at_the_bump_step(gitops, ap
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     cloning = next(i for i, ln in enumerate(lines) if ln.startswith("==> Cloning"))
-    assert lines[cloning] == f"==> Cloning {remote.url} (main)"
+    assert lines[cloning] == f"==> Cloning {remote.url} (its default branch)"
     assert lines[cloning + 1].startswith("==> Pushing ")  # the deploy repo's push, right after
     tests_ran = next(i for i, ln in enumerate(lines) if "running sample tests" in ln)
     assert tests_ran < cloning and all("Cloning" not in ln for ln in lines[:cloning])
@@ -443,10 +443,10 @@ def test_unreachable_deploy_repo_fails_the_bump_step_after_publishing(gitops, ap
     assert res.returncode == 10, res.stderr
     data = json.loads(res.stdout)
     assert steps(data) == {"tag": "ok", "test": "ok", "build": "ok", "publish": "ok", "bump": "failed"}
-    assert data["error"].startswith(f"reading {missing} failed (exit 128)") and data["pushed"]
+    assert data["error"].startswith(f"cloning {missing} failed (exit 128)") and data["pushed"]
     assert tags(registry) == [data["tag"]]
-    warning = res.stderr.index("warning: the deploy repo cannot be cloned: reading ")
-    assert warning < res.stderr.index("error: reading ") and "Traceback" not in res.stderr
+    warning = res.stderr.index("warning: the deploy repo cannot be cloned: cloning ")
+    assert warning < res.stderr.index("error: cloning ") and "Traceback" not in res.stderr
     assert leftovers(scratch) == []
     direct = gitops(["bump", "--image", f"{image}:{data['tag']}", "--deploy-repo", missing], cwd=app)
     assert direct.returncode == 10 and data["error"] in direct.stderr  # the same failure as `gitops bump`
