@@ -7,6 +7,7 @@ result.  Command modules import heavy adapters (docker, git) inside their functi
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -15,7 +16,7 @@ from typing import NoReturn
 import typer
 
 from gitops_cli import __version__, output
-from gitops_cli.errors import GitopsError
+from gitops_cli.errors import EXIT_WRITE_FAILED, GitopsError
 
 app = typer.Typer(
     name="gitops",
@@ -105,14 +106,34 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         output.error("interrupted")
         code = 130
-    except Exception as exc:  # a bug: keep it to one line unless --debug
-        if debug:
-            traceback.print_exc()
-        output.error(
-            f"internal error: {type(exc).__name__}: {exc}",
-            hint="re-run with --debug for a traceback and report it",
-        )
-        code = 70
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:  # disk full, read-only FS, I/O error
+            _write_failed(exc)
+            code = EXIT_WRITE_FAILED
+        else:  # a bug: keep it to one line unless --debug
+            if debug:
+                traceback.print_exc()
+            output.error(
+                f"internal error: {type(exc).__name__}: {exc}",
+                hint="re-run with --debug for a traceback and report it",
+            )
+            code = 70
+    _finish(argv, code)
+
+
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def _write_failed(exc: OSError, what: str | None = None) -> None:
+    """One line for a write the system refused (the output or a file), if stderr can still take it."""
+    what = what or exc.filename
+    try:
+        output.error(f"cannot write {what}: {exc.strerror}" if what else f"write failed: {exc.strerror or exc}")
+    except OSError:
+        pass
+
+
+def _finish(argv: list[str] | None, code: int) -> NoReturn:
     if argv is None:  # the console script (tests that pass argv keep the normal exit)
         _exit_now(code)
     sys.exit(code)
@@ -128,7 +149,12 @@ def _exit_now(code: int) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`gitops history | head -1`) or a closed stream
+        except OSError as exc:
+            if exc.errno in WRITE_FAILURES and stream is sys.stdout and code == 0:  # the result was lost
+                _write_failed(exc, "the output")
+                code = EXIT_WRITE_FAILED
+            # else: a closed pipe (`gitops history | head -1`): the reader wanted no more
+        except ValueError:  # a closed stream
             pass
     atexit._run_exitfuncs()
     os._exit(code)

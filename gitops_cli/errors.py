@@ -27,8 +27,10 @@ EXIT_CODES: dict[int, str] = {
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
     16: "sync: another pass holds the lock on the cache directory",
     70: "internal error (a bug: re-run with --debug and report it)",
+    74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error)",
     130: "interrupted",
 }
+EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: set by the CLI for an OSError of a refused write (cli.WRITE_FAILURES)
 
 
 class GitopsError(Exception):

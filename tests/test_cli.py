@@ -66,3 +66,17 @@ def test_closed_stdout_pipe_is_not_an_error() -> None:
         proc.stdout.close()  # long before the interpreter is up and writes
         err = proc.stderr.read().decode()
         assert proc.wait(timeout=30) in (0, 1) and err == "", err
+
+
+def test_output_that_cannot_be_written_is_exit_74_not_an_internal_error() -> None:
+    """stdout on a full disk (/dev/full): one line naming the failure and exit 74 (EX_IOERR), buffered or
+    not, instead of "internal error ... report it" (exit 70) or Python's "Exception ignored" (exit 120)."""
+    import subprocess
+
+    for unbuffered in ("1", ""):
+        env = {**gitops_env(), "PYTHONUNBUFFERED": unbuffered}
+        with open("/dev/full", "w") as full:
+            res = subprocess.run([str(GITOPS), "--version"], stdout=full, stderr=subprocess.PIPE, text=True,
+                                 env=env)
+        assert res.returncode == 74, res.stderr
+        assert res.stderr == "error: write failed: No space left on device\n"
