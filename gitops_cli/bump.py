@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -416,12 +417,15 @@ def prepare(
     tmp = tempfile.TemporaryDirectory(prefix="gitops-bump-")
     try:
         work = Path(tmp.name) / "deploy"
-        say("step", f"Cloning {remote.display} ({request.branch or 'its default branch'})")
-        branch = deployrepo.clone(remote, work, request.branch, cancel=cancel, checkout=False)
-        selected = None
-        if select_for:
-            target = replace(request, images=list(select_for))
-            selected = _check_out_candidates(work, target, remote, cancel=cancel)
+        cloning = f"Cloning {remote.display} ({request.branch or 'its default branch'})"
+        say("step", cloning)
+        # a spinner on a terminal, unless this runs in a background thread (notes are kept for later)
+        with output.status(cloning) if notes is None else nullcontext():
+            branch = deployrepo.clone(remote, work, request.branch, cancel=cancel, checkout=False)
+            selected = None
+            if select_for:
+                target = replace(request, images=list(select_for))
+                selected = _check_out_candidates(work, target, remote, cancel=cancel)
     except BaseException:
         tmp.cleanup()
         raise

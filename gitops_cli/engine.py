@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -408,7 +407,7 @@ class PushProgress:
     """Per-layer progress: rich bars on a TTY, one plain line per layer status change otherwise."""
 
     def __init__(self) -> None:
-        self._live = output.is_interactive(sys.stderr)
+        self._live = output.live_progress()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
         self._totals: dict[str, int] = {}

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import deployrepo, git
+from gitops_cli import deployrepo, git, output
 from gitops_cli.errors import NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
 
@@ -263,7 +263,8 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
         return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
     with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
         work = Path(tmp) / "repo"
-        branch = deployrepo.clone(remote, work, request.branch, depth=INITIAL_DEPTH, checkout=False)
+        with output.status(f"Cloning {remote.display} ({request.branch or 'its default branch'})"):
+            branch = deployrepo.clone(remote, work, request.branch, depth=INITIAL_DEPTH, checkout=False)
         return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)
 
 

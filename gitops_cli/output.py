@@ -2,8 +2,9 @@
 
 - `result(text)` prints a machine-usable line on stdout (`TAG=$(gitops tag)` works in any shell).
 - `info`/`warn`/`step` go to stderr; colour only on a TTY and never when NO_COLOR is set.
-- `is_interactive()` tells whether live progress bars make sense (stderr is a TTY, not CI=true... and
-  NO_COLOR is not a reason to drop progress, only colour).
+- `live_progress()` tells whether live progress (bars, spinners) is drawn: only when stderr is an
+  interactive terminal and NO_COLOR is not set; otherwise the plain step lines are the progress.
+  `status(text)` is a spinner for a long step without measurable progress (a clone).
 
 rich is imported lazily so that light verbs (`gitops --version`, `gitops lint`) start fast.
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,6 +48,22 @@ def is_interactive(stream: Any = None) -> bool:
         return bool(stream.isatty()) and os.environ.get("TERM") != "dumb"
     except (AttributeError, ValueError):
         return False
+
+
+def live_progress() -> bool:
+    """Progress bars and spinners: on an interactive terminal only, and never with NO_COLOR."""
+    return is_interactive() and not no_color()
+
+
+@contextmanager
+def status(text: str) -> Iterator[None]:
+    """A spinner with `text` on stderr while a long step runs, erased when it ends (live_progress only:
+    elsewhere the step line printed before it is all the progress there is)."""
+    if not live_progress():
+        yield
+        return
+    with err_console().status(_escape(text), spinner="dots"):
+        yield
 
 
 def err_console() -> Console:

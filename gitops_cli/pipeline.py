@@ -46,7 +46,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -342,7 +342,9 @@ class _DeployRepoClone:
                     "the image is still built and published, the bump step will fail")
 
     def prepared(self) -> Any:
-        self._thread.join()
+        # a clone slower than the tests, build and push: a spinner says what the run waits for
+        with output.status("Waiting for the deploy-repo clone") if self._thread.is_alive() else nullcontext():
+            self._thread.join()
         notes, self._notes = self._notes, []
         for kind, text in notes:
             getattr(output, kind)(text)

@@ -80,3 +80,43 @@ def test_output_that_cannot_be_written_is_exit_74_not_an_internal_error() -> Non
                                  env=env)
         assert res.returncode == 74, res.stderr
         assert res.stderr == "error: write failed: No space left on device\n"
+
+
+SPINNER = "\u280b"  # the first frame of rich's "dots" spinner
+
+
+def _status_under_a_terminal(no_color: bool) -> str:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    code = "from gitops_cli import output\nwith output.status('Cloning x'):\n    pass\noutput.step('done')\n"
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env["TERM"] = "xterm"
+    if no_color:
+        env["NO_COLOR"] = "1"
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=slave, stdout=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    return seen.decode("utf-8", "replace")
+
+
+def test_status_spinner_only_on_a_terminal_without_no_color() -> None:
+    """The issue's rule: no progress bars or spinners when NO_COLOR is set (or off a terminal)."""
+    live = _status_under_a_terminal(no_color=False)
+    assert f"{SPINNER}\x1b[0m Cloning x" in live and "\x1b[?25l" in live  # drawn, cursor hidden
+    assert live.index("Cloning x") < live.index("done")  # erased before the next line
+    plain = _status_under_a_terminal(no_color=True)
+    assert plain.replace("\r\n", "\n") == "==> done\n"  # no spinner, no escape sequence

@@ -388,3 +388,23 @@ def test_all_or_nothing_when_a_digest_cannot_be_resolved(tmp_path: Path, gitops)
     assert res.returncode not in (0, 70), res.stderr
     assert "b.yaml" in res.stderr or "127.0.0.1:9" in res.stderr
     assert remote.head() == before
+
+
+SPINNER = "\u280b"  # the first frame of rich's "dots" spinner
+
+
+def test_clone_spinner_on_a_terminal_and_none_with_no_color(deploy_remote: DeployRemote, tmp_path: Path) -> None:
+    """Long steps show progress on a terminal (the clone: a spinner, erased when it ends); never with
+    NO_COLOR, and never off a terminal (the plain `==> Cloning` line is the progress there)."""
+    from tests.fixtures.cli import run_gitops_tty
+
+    status, out, terminal = run_gitops_tty(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"],
+                                           env=no_identity_env(tmp_path))
+    assert status == 0, terminal
+    assert out.strip() == deploy_remote.head()
+    assert f"{SPINNER}\x1b[0m Cloning {deploy_remote.url} (its default branch)" in terminal
+    status, out, terminal = run_gitops_tty(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:3.0.0"],
+                                           env=no_identity_env(tmp_path, NO_COLOR="1"))
+    assert status == 0, terminal
+    assert SPINNER not in terminal and "\x1b" not in terminal
+    assert f"==> Cloning {deploy_remote.url} (its default branch)" in terminal

@@ -242,3 +242,19 @@ def test_source_label_and_revision_survive_publish(gitops, app_repo: Path, regis
     with urllib.request.urlopen(f"{registry.url}/v2/team/app/blobs/{config_digest}", timeout=10) as resp:
         labels = json.load(resp)["config"]["Labels"]
     assert labels["org.opencontainers.image.revision"] == sha
+
+
+def test_push_progress_bars_on_a_terminal_and_plain_lines_with_no_color(gitops, app_repo: Path,
+                                                                        registry: Registry) -> None:
+    """Per-layer bars (rich) on a terminal; with NO_COLOR set, the plain per-layer lines instead."""
+    from tests.fixtures.cli import run_gitops_tty
+
+    ref = build(gitops, app_repo, registry.image())
+    status, out, terminal = run_gitops_tty(["publish", "--image", ref], cwd=app_repo)
+    assert status == 0, terminal
+    assert out.startswith(f"{ref}@sha256:")
+    assert "\x1b[?25l" in terminal and "\u2501" in terminal  # a live display: cursor hidden, bar drawn
+    ref2 = build(gitops, app_repo, registry.image("team/plain"))  # another repository: pushed (mounted) again
+    status, out, terminal = run_gitops_tty(["publish", "--image", ref2], cwd=app_repo, env={"NO_COLOR": "1"})
+    assert status == 0, terminal
+    assert "\x1b" not in terminal and "\u2501" not in terminal and ": Preparing\r\n" in terminal  # per layer
