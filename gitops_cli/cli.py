@@ -7,7 +7,6 @@ result.  Command modules import heavy adapters (docker, git) inside their functi
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import traceback
@@ -16,7 +15,7 @@ from typing import NoReturn
 import typer
 
 from gitops_cli import __version__, output
-from gitops_cli.errors import EXIT_WRITE_FAILED, GitopsError
+from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, GitopsError
 
 app = typer.Typer(
     name="gitops",
@@ -119,9 +118,6 @@ def main(argv: list[str] | None = None) -> None:
             )
             code = 70
     _finish(argv, code)
-
-
-WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 def _write_failed(exc: OSError, what: str | None = None) -> None:

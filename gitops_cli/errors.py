@@ -7,6 +7,8 @@ is generated from EXIT_CODES below (keep them in sync: tests/test_errors.py chec
 
 from __future__ import annotations
 
+import errno
+
 # code -> meaning, documented in the README.
 EXIT_CODES: dict[int, str] = {
     0: "success (also: nothing to do, e.g. already published / already up to date)",
@@ -30,7 +32,8 @@ EXIT_CODES: dict[int, str] = {
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error)",
     130: "interrupted",
 }
-EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: set by the CLI for an OSError of a refused write (cli.WRITE_FAILURES)
+EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 class GitopsError(Exception):

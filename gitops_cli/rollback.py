@@ -54,17 +54,23 @@ class RollbackResult:
 TagChecker = Callable[[ImageRef], "str | None"]
 
 
+def check_choice(to: str | None, steps: int) -> None:
+    """UsageError (exit 2) for a --to that is no valid tag or --steps below 1 (no history needed)."""
+    if to is not None:
+        validate_tag(to)
+    elif steps < 1:
+        raise UsageError(f"--steps {steps}: must be 1 or more")
+
+
 def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
                   steps: int) -> tuple[ImageRef, HistoryEntry | None]:
     """The reference to roll back to, and the history entry it was recorded in."""
+    check_choice(to, steps)
     if to is not None:
-        validate_tag(to)
         for entry in entries:
             if entry.tag == to:
                 return _ref(image, entry.tag, entry.digest), entry
         return image.with_tag(to), None
-    if steps < 1:
-        raise UsageError(f"--steps {steps}: must be 1 or more")
     if len(entries) <= steps:
         raise NotFoundError(
             f"{image.name} has {len(entries)} recorded change(s); cannot go back {steps}",
@@ -110,10 +116,7 @@ def rollback(
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
     wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
                             paths=request.paths, limit=limit, ssh_key=request.ssh_key)
-    if request.to is not None:
-        validate_tag(request.to)
-    elif request.steps < 1:
-        raise UsageError(f"--steps {request.steps}: must be 1 or more")
+    check_choice(request.to, request.steps)  # bad input: exit 2 before any clone
     plan = BumpRequest(
         deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,
         container=request.container, author=request.author, push_branch=request.push_branch,
