@@ -86,31 +86,15 @@ SPINNER = "\u280b"  # the first frame of rich's "dots" spinner
 
 
 def _status_under_a_terminal(no_color: bool) -> str:
-    import os
-    import pty
-    import subprocess
     import sys
 
+    from tests.fixtures.cli import run_on_tty
+
     code = "from gitops_cli import output\nwith output.status('Cloning x'):\n    pass\noutput.step('done')\n"
-    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
-    env["TERM"] = "xterm"
-    if no_color:
-        env["NO_COLOR"] = "1"
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", code], stderr=slave, stdout=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    assert proc.wait(timeout=30) == 0
-    return seen.decode("utf-8", "replace")
+    status, _, terminal = run_on_tty([sys.executable, "-c", code], env={"NO_COLOR": "1"} if no_color else None,
+                                     timeout=30)
+    assert status == 0, terminal
+    return terminal
 
 
 def test_status_spinner_only_on_a_terminal_without_no_color() -> None:
