@@ -37,7 +37,8 @@ die() { printf 'demo: error: %s\n' "$1" >&2; [ -n "${2:-}" ] && printf 'demo: hi
 
 cleanup() {
     local status=$?
-    trap - EXIT INT TERM
+    trap - EXIT
+    trap '' INT TERM  # a second Ctrl-C or TERM must not cut the clean-up short
     if [ -n "$registry_pid" ] && kill -0 "$registry_pid" 2>/dev/null; then
         kill -TERM "$registry_pid" 2>/dev/null || true
         wait "$registry_pid" 2>/dev/null || true
