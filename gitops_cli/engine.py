@@ -43,21 +43,35 @@ GENERATED_DOCKERFILE = ".gitops-build.Dockerfile"  # the labelled Dockerfile's n
 # --- connecting --------------------------------------------------------------------------------------
 def engine_address(environ: Mapping[str, str] | None = None) -> str:
     """What we try, for messages: `unix:///var/run/docker.sock (default socket ...)` or `X (DOCKER_HOST)`."""
+    from gitops_cli.git import strip_credentials
+
     env = os.environ if environ is None else environ
     host = env.get("DOCKER_HOST")
-    return f"{host} (DOCKER_HOST)" if host else f"{DEFAULT_SOCKET} (default socket; DOCKER_HOST is not set)"
+    if host:
+        return f"{strip_credentials(host)} (DOCKER_HOST)"
+    return f"{DEFAULT_SOCKET} (default socket; DOCKER_HOST is not set)"
 
 
 def connect(environ: Mapping[str, str] | None = None) -> APIClient:
     """An APIClient set up like `docker.from_env()`; EngineUnavailableError (exit 7) if it does not answer."""
     from docker import APIClient
     from docker.errors import DockerException
-    from docker.utils import kwargs_from_env
+    from docker.utils import kwargs_from_env, parse_host
+
+    from gitops_cli.registry import load_docker_config
 
     env = dict(os.environ if environ is None else environ)
     where = engine_address(env)
     try:
         kwargs = kwargs_from_env(environment=env)
+        parse_host(kwargs.get("base_url"), tls=bool(kwargs.get("tls")))
+    except (DockerException, ValueError) as exc:  # ValueError: "Port could not be cast ...", "Invalid IPv6 URL"
+        raise EngineUnavailableError(
+            f"invalid container engine address {where}: {_reason(exc)}",
+            hint="DOCKER_HOST is unix:///path/to/docker.sock or tcp://HOST:PORT",
+        ) from None
+    load_docker_config(env)  # the SDK reads the whole docker config here: a broken one is exit 2, named
+    try:
         client = APIClient(version="auto", timeout=CONNECT_TIMEOUT, **kwargs)
     except DockerException as exc:
         raise EngineUnavailableError(
@@ -80,11 +94,13 @@ _REASONS = (
 
 def _reason(exc: BaseException) -> str:
     """A short, credential-free reason for a connection error."""
+    from gitops_cli.git import strip_credentials
+
     text = str(exc)
     for marker, reason in _REASONS:
         if marker in text:
             return reason
-    return output.redact(text.splitlines()[0] if text else type(exc).__name__)
+    return output.redact(strip_credentials(text.splitlines()[0]) if text else type(exc).__name__)
 
 
 # --- build -------------------------------------------------------------------------------------------

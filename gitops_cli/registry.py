@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.errors import RegistryAuthError, RegistryError, UsageError, VerificationError
+from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -128,26 +128,62 @@ def _config_key(key: str) -> str:
     return DEFAULT_DOMAIN if host in {"index.docker.io", DOCKER_HUB_API, "docker.io"} else host
 
 
-def docker_config_credentials(host: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
-    """Credentials for `host` from the docker config: credHelpers[host], credsStore, then auths."""
+def load_docker_config(environ: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The docker config (path, data), None when there is none; ConfigError (exit 2) naming the file
+    when it is not what docker itself accepts: not JSON, not an object, `auths`/`credHelpers` not
+    objects, an `auths` entry not an object or its `auth` not base64 of `user:password`.  The whole
+    file is checked, as the docker SDK reads every entry when it connects."""
     path = docker_config_path(environ)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise RegistryAuthError(f"{path}: cannot read the docker config: {exc}") from None
+        raise ConfigError(f"{path}: cannot read the docker config: {exc}") from None
+    hint = "fix or remove the entry (docker login rewrites it)"
     if not isinstance(config, dict):
+        raise ConfigError(f"{path}: the docker config is not a JSON object", hint=hint)
+    for section in ("auths", "credHelpers"):
+        if config.get(section) and not isinstance(config[section], dict):
+            raise ConfigError(f"{path}: {section!r} in the docker config is not a JSON object", hint=hint)
+    for key, helper in (config.get("credHelpers") or {}).items():
+        if not isinstance(helper, str):
+            raise ConfigError(f"{path}: credHelpers[{key!r}] in the docker config is not a string", hint=hint)
+    if config.get("credsStore") and not isinstance(config["credsStore"], str):
+        raise ConfigError(f"{path}: 'credsStore' in the docker config is not a string", hint=hint)
+    for key, entry in (config.get("auths") or {}).items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: auths[{key!r}] in the docker config is not a JSON object", hint=hint)
+        if entry.get("auth") and not entry.get("identitytoken") and _decode_auth(entry["auth"]) is None:
+            raise ConfigError(f"{path}: auths[{key!r}]: malformed 'auth' (expected base64 of user:password)",
+                              hint=hint)
+    return path, config
+
+
+def _decode_auth(value: Any) -> tuple[str, str] | None:
+    """base64 `user:password` -> (user, password); None when malformed (docker refuses it too)."""
+    try:
+        user, sep, password = base64.b64decode(str(value), validate=False).decode("utf-8").partition(":")
+    except ValueError:
         return None
+    return (user, password) if sep else None
+
+
+def docker_config_credentials(host: str, environ: Mapping[str, str] | None = None) -> Credentials | None:
+    """Credentials for `host` from the docker config: credHelpers[host], credsStore, then auths."""
+    found = load_docker_config(environ)
+    if found is None:
+        return None
+    path, config = found
     want = _config_key(host)
     helpers = config.get("credHelpers") or {}
     helper = next((h for k, h in helpers.items() if _config_key(k) == want), None) or config.get("credsStore")
     if helper:
-        found = helper_credentials(str(helper), host, path)
-        if found is not None:
-            return found
+        creds = helper_credentials(str(helper), host, path)
+        if creds is not None:
+            return creds
     for key, entry in (config.get("auths") or {}).items():
-        if _config_key(key) == want and isinstance(entry, dict):
+        if _config_key(key) == want:
             return _auth_entry(entry, f"docker config {path}")
     return None
 
@@ -156,12 +192,9 @@ def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
     if entry.get("identitytoken"):
         return Credentials("<token>", str(entry["identitytoken"]), source)
     if entry.get("auth"):
-        try:
-            user, _, password = base64.b64decode(str(entry["auth"])).decode("utf-8").partition(":")
-        except ValueError:
-            message = f"{source}: malformed 'auth' entry (expected base64 of user:password)"
-            raise RegistryAuthError(message) from None
-        return Credentials(user, password, source)
+        decoded = _decode_auth(entry["auth"])
+        assert decoded is not None  # load_docker_config checked it
+        return Credentials(*decoded, source)
     if entry.get("username") and entry.get("password"):
         return Credentials(str(entry["username"]), str(entry["password"]), source)
     return None
@@ -251,8 +284,9 @@ class Client:
             _NoRedirect(), *([urllib.request.ProxyHandler({})] if _is_loopback(host) else [])
         )
 
-    def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None) -> Response:
-        request = urllib.request.Request(url, method=method, headers=dict(headers))
+    def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None,
+              data: bytes | None = None) -> Response:
+        request = urllib.request.Request(url, method=method, headers=dict(headers), data=data)
         if auth:
             request.add_unredirected_header("Authorization", auth)
         try:
@@ -298,15 +332,22 @@ class Client:
     def _token(self, params: Mapping[str, str], scope: str | None) -> str:
         pairs = (("service", params.get("service")), ("scope", scope or params.get("scope")))
         query = {k: v for k, v in pairs if v}
-        url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
-        auth = _basic_auth(self.creds) if self.creds is not None and not self.creds.is_identity_token else None
-        resp = self._send("GET", url, {}, auth)
+        if self.creds is not None and self.creds.is_identity_token:
+            # An identity token (`docker login` to ACR and others) is an OAuth2 refresh token: exchange
+            # it at the realm with a POST, as docker and distribution's client do.
+            form = {"grant_type": "refresh_token", "refresh_token": self.creds.password,
+                    "client_id": "gitops", **query}
+            resp = self._send("POST", params["realm"], {"Content-Type": "application/x-www-form-urlencoded"},
+                              None, urllib.parse.urlencode(form).encode())
+        else:
+            url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
+            resp = self._send("GET", url, {}, _basic_auth(self.creds) if self.creds is not None else None)
         if resp.status in {401, 403}:
             raise self._auth_error(resp, params["realm"])
         try:
             data = json.loads(resp.body)
             return str(data.get("token") or data["access_token"])
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             message = f"token endpoint {params['realm']} answered {resp.status} without a token"
             raise RegistryError(message) from None
 
@@ -400,6 +441,8 @@ def get_manifest(ref: ImageRef, creds: Credentials | None = None, insecure: Iter
     except ValueError:
         message = f"registry error: {client.url + path} returned a manifest that is not JSON"
         raise RegistryError(message) from None
+    if not isinstance(data, dict):
+        raise RegistryError(f"registry error: {client.url + path} returned a manifest that is not a JSON object")
     digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
     media_type = str(data.get("mediaType") or resp.headers.get("content-type", "")).split(";")[0]
     return Manifest(digest=digest, media_type=media_type, data=data)

@@ -118,6 +118,32 @@ def test_connect_to_missing_socket(tmp_path) -> None:
     assert "DOCKER_HOST" in (info.value.hint or "")
 
 
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:1x", "tcp://[::1", "tcp://user:s3cr3t-pw@127.0.0.1:1"])
+def test_connect_with_a_malformed_docker_host_is_exit_7_without_credentials(tmp_path, host) -> None:
+    from gitops_cli.errors import EngineUnavailableError
+
+    with pytest.raises(EngineUnavailableError) as info:
+        engine.connect({"DOCKER_HOST": host, "DOCKER_CONFIG": str(tmp_path)})
+    assert info.value.exit_code == 7
+    assert "invalid container engine address" in info.value.message
+    assert "s3cr3t-pw" not in info.value.message and "user:" not in info.value.message
+
+
+def test_engine_address_strips_userinfo() -> None:
+    assert engine.engine_address({"DOCKER_HOST": "tcp://u:pw@10.0.0.1:2375"}) == "tcp://10.0.0.1:2375 (DOCKER_HOST)"
+
+
+@pytest.mark.parametrize("config", ['[1]', '{"credHelpers": ["x"]}',
+                                    '{"auths": {"other.example:5000": {"auth": "YWxpY2U="}}}'])
+def test_connect_with_a_broken_docker_config_is_exit_2_naming_it(tmp_path, config) -> None:
+    from gitops_cli.errors import ConfigError
+
+    (tmp_path / "config.json").write_text(config)
+    with pytest.raises(ConfigError) as info:
+        engine.connect({"DOCKER_HOST": f"unix://{tmp_path}/none.sock", "DOCKER_CONFIG": str(tmp_path)})
+    assert info.value.exit_code == 2 and str(tmp_path / "config.json") in info.value.message
+
+
 # --- labels in the Dockerfile: one LABEL instruction ------------------------------------------------
 LABELS = {"org.opencontainers.image.version": "abc1234", "org.opencontainers.image.revision": "f" * 40}
 

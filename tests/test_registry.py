@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from gitops_cli import output, registry
-from gitops_cli.errors import RegistryAuthError, RegistryError, UsageError, VerificationError
+from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import parse
 
 USER, PASSWORD, TOKEN = "robot", "pa55-word-xyz", "tok-123"
+REFRESH = "refresh-tok-456"  # an identity token (docker login to ACR and others): an OAuth2 refresh token
 MANIFEST = json.dumps({
     "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
     "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2,
@@ -63,11 +65,23 @@ class TokenRegistry(BaseHTTPRequestHandler):
         if self.path == "/v2/team/app/manifests/1":
             media_type = "application/vnd.docker.distribution.manifest.v2+json"
             return self._reply(200, MANIFEST, {"Docker-Content-Digest": DIGEST, "Content-Type": media_type})
+        if self.path == "/v2/team/app/manifests/list":
+            return self._reply(200, b"[1,2]", {"Content-Type": "application/json"})
         if self.path == "/v2/team/app/manifests/500":
             return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}')
         return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
     do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # the OAuth2 token exchange for identity tokens
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        TokenRegistry.requests.append((self.command, self.path, body))
+        form = dict(urllib.parse.parse_qsl(body))
+        if (self.path == "/token" and form.get("grant_type") == "refresh_token"
+                and form.get("refresh_token") == REFRESH and form.get("service") == "test"
+                and form.get("scope") == "repository:team/app:pull"):
+            return self._reply(200, json.dumps({"access_token": TOKEN}).encode())
+        return self._reply(401, b'{"error":"invalid_grant"}')
 
 
 @pytest.fixture
@@ -245,8 +259,44 @@ def test_missing_config_is_none(tmp_path: Path) -> None:
 
 def test_malformed_config(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(RegistryAuthError, match="cannot read the docker config"):
+    with pytest.raises(ConfigError, match="cannot read the docker config"):
         registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path)})
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ([1], "not a JSON object"),
+    ({"credHelpers": ["x"]}, "'credHelpers' in the docker config is not a JSON object"),
+    ({"credHelpers": {"r": 1}}, r"credHelpers\['r'\] .* not a string"),
+    ({"auths": ["x"]}, "'auths' in the docker config is not a JSON object"),
+    ({"auths": {"r": "x"}}, r"auths\['r'\] .* not a JSON object"),
+    # an unrelated registry's entry: the docker SDK refuses the whole file when it connects
+    ({"auths": {"other.example:5000": {"auth": "YWxpY2U="}}}, r"auths\['other.example:5000'\]: malformed"),
+])
+def test_structurally_bad_config_is_a_config_error_naming_the_file(tmp_path: Path, config, message) -> None:
+    env = write_config(tmp_path, config)
+    with pytest.raises(ConfigError, match=message) as info:
+        registry.docker_config_credentials("r", env)
+    assert info.value.exit_code == 2
+    assert str(tmp_path / "config.json") in info.value.message
+
+
+def test_identity_token_is_exchanged_at_the_realm(token_registry: str) -> None:
+    token = registry.Credentials("<token>", REFRESH, "docker config")
+    assert registry.resolve_digest(parse(f"{token_registry}/team/app:1"), token) == DIGEST
+    posts = [body for method, _, body in TokenRegistry.requests if method == "POST"]
+    assert len(posts) == 1 and "grant_type=refresh_token" in posts[0]
+
+
+def test_bad_identity_token_is_auth_error(token_registry: str) -> None:
+    token = registry.Credentials("<token>", "stale-refresh-token", "docker config")
+    with pytest.raises(RegistryAuthError):
+        registry.resolve_digest(parse(f"{token_registry}/team/app:1"), token)
+
+
+def test_manifest_that_is_not_an_object_is_a_registry_error(token_registry: str) -> None:
+    with pytest.raises(RegistryError, match="not a JSON object") as info:
+        registry.get_manifest(parse(f"{token_registry}/team/app:list"), creds())
+    assert info.value.exit_code == 8
 
 
 def install_helper(bindir: Path, name: str, script: str) -> None:
