@@ -62,8 +62,14 @@ def created_time(repo: Path | None, sha: str | None, environ: Mapping[str, str] 
     """SOURCE_DATE_EPOCH, else the commit's committer date, else now (all RFC 3339, UTC)."""
     env = os.environ if environ is None else environ
     epoch = env.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return rfc3339(datetime.fromtimestamp(int(epoch), UTC))
+    if epoch:  # reproducible-builds.org: an integer count of seconds, as `date +%s` prints it
+        try:
+            if not (epoch.isascii() and epoch.isdigit()):
+                raise ValueError
+            return rfc3339(datetime.fromtimestamp(int(epoch), UTC))
+        except (ValueError, OverflowError, OSError):
+            raise UsageError(f"SOURCE_DATE_EPOCH={epoch!r}: expected a Unix time in whole seconds "
+                             "(e.g. $(git log -1 --format=%ct))") from None
     if repo is not None and sha is not None:
         res = git.run(["show", "-s", "--format=%cI", sha], cwd=repo, check=False)
         if res.status == 0 and res.stdout.strip():

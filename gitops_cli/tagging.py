@@ -81,9 +81,14 @@ def resolve_sha(repo: Path, override: str | None) -> str:
     res = git.run(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], cwd=repo, check=False)
     if res.status == 0:
         return res.stdout.strip()
-    if len(sha) == 40:  # not in this (possibly shallow) clone: trust the CI's full SHA
+    kind = git.run(["cat-file", "-t", sha], cwd=repo, check=False)
+    if kind.status == 0:  # the object exists but is no commit (a blob, a tree)
+        raise UsageError(f"--sha {override!r}: names a {kind.stdout.strip()}, not a commit, in {repo}")
+    shallow = git.run(["rev-parse", "--is-shallow-repository"], cwd=repo, check=False).stdout.strip() == "true"
+    if len(sha) == 40 and shallow:  # not in this shallow clone: trust the CI's full SHA
         return sha
-    raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint="pass the full 40-digit SHA")
+    hint = "pass the full 40-digit SHA" if len(sha) < 40 else "fetch the commit (git fetch origin SHA)"
+    raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint=hint)
 
 
 def short_sha(repo: Path, sha: str, length: int) -> str:

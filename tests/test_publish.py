@@ -119,6 +119,13 @@ def test_created_time_sources(tmp_path) -> None:
     assert abs((datetime.now(UTC) - parsed).total_seconds()) < 60
 
 
+@pytest.mark.parametrize("epoch", ["abc", "1.5e9", "-1", "99999999999999", "１２"])
+def test_created_time_refuses_a_source_date_epoch_that_is_not_whole_seconds(epoch) -> None:
+    with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH") as info:
+        build.created_time(None, None, {"SOURCE_DATE_EPOCH": epoch})
+    assert info.value.exit_code == 2
+
+
 def test_created_time_is_commit_time(tmp_path) -> None:
     import os
     import subprocess

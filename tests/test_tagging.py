@@ -88,9 +88,25 @@ def test_sha_override(repo: Path) -> None:
     assert derive_tag(repo, sha=first[:8]).sha == first
     assert derive_tag(repo, sha=first.upper()).tag == first[:7]
     unknown = "f" * 40
-    assert derive_tag(repo, sha=unknown).tag == "fffffff"  # full SHA not in a shallow clone: trusted
+    with pytest.raises(UsageError, match="no such commit"):  # a full clone: an unknown SHA is a mistake
+        derive_tag(repo, sha=unknown)
     with pytest.raises(UsageError, match="no such commit"):
         derive_tag(repo, sha="ffffffff")
+    blob = git(repo, "rev-parse", "HEAD:a.txt")
+    tree = git(repo, "rev-parse", "HEAD^{tree}")
+    with pytest.raises(UsageError, match="names a blob, not a commit") as info:
+        derive_tag(repo, sha=blob)
+    assert info.value.exit_code == 2
+    with pytest.raises(UsageError, match="names a tree, not a commit"):
+        derive_tag(repo, sha=tree)
+
+
+def test_unknown_full_sha_is_trusted_in_a_shallow_clone(repo: Path, tmp_path: Path) -> None:
+    (repo / "a.txt").write_text("second\n")
+    commit_all(repo, "second")
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    assert derive_tag(clone, sha="f" * 40).tag == "fffffff"
     with pytest.raises(UsageError, match="hexadecimal"):
         derive_tag(repo, sha="HEAD~1")
 

@@ -184,8 +184,8 @@ def test_github_pull_request_merge_checkout_is_refused(gitops, repo: Path, tmp_p
     res = gitops(["tag"], cwd=repo, env=env)
     assert res.returncode == 2 and res.stdout == ""
     assert "merge commit" in res.stderr and "--sha" in res.stderr
-    res = gitops(["tag", "--sha", "f" * 40], cwd=repo, env=env)  # naming the build explicitly works
-    assert res.returncode == 0 and res.stdout.strip() == "f" * 7
+    res = gitops(["tag", "--sha", head], cwd=repo, env=env)  # naming the build explicitly works
+    assert res.returncode == 0 and res.stdout.strip() == head[:7]
     event.write_text(json.dumps({"pull_request": {"head": {"sha": head}}}))  # the PR head checked out
     res = gitops(["tag"], cwd=repo, env=env)
     assert res.returncode == 0 and res.stdout.strip() == head[:7]
