@@ -12,8 +12,9 @@ from gitops_cli.dockerfile; reference grammar and mutable tags from gitops_cli.i
     GL005 digest-required    no digest (off unless --require-digest or configured)
     GL006 unresolved         a placeholder such as ${VAR}, {{ ... }}, <NAME> (warning)
 
-Suppression: `# gitops-lint: ignore=GL001[,GL003]` at the end of the offending line (or of the line
-where its image entry starts), or alone on the line above.
+Suppression: `# gitops-lint: ignore=GL001[,GL003] [reason]` at the end of the offending line (or of the
+line where its image entry starts, or for a Helm map of its parent `image:` key), or alone on the line
+above one of those.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import fnmatch
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,8 +71,9 @@ class Finding:
     image: str | None = None
     end_line: int | None = None
     end_column: int | None = None
-    # the line where the reference starts (a kustomize/Helm map's first key): suppressions apply there too
-    anchor_line: int | None = field(default=None, compare=False, repr=False)
+    # other lines whose suppression comments apply: where the reference starts (a kustomize/Helm map's
+    # first key) and, for a Helm map under a key, that key's line (`image:`)
+    anchor_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -280,9 +283,12 @@ _SKIP_DIRS = {".git", ".hg", ".svn"}
 def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str]:
     """The files to lint, as display paths: explicit files as given, directories walked recursively.
 
-    A walk takes *.yaml, *.yml, Dockerfile*, *.Dockerfile and Containerfile, skips .git and symbolic
-    links.  Helm chart templates (`templates/` next to a Chart.yaml) are skipped: they are not YAML until
-    rendered.  Paths matching an ignore glob (relative to the current directory) are skipped.
+    A walk takes the regular files named *.yaml, *.yml, Dockerfile*, *.Dockerfile and Containerfile;
+    it skips .git, symbolic links and anything else that is not a regular file (FIFOs, sockets, devices:
+    reading a FIFO would wait forever).  A path given by name is kept whatever its type (read_text then
+    reports a non-regular file as GL000).  Helm chart templates (`templates/` next to a Chart.yaml) are
+    skipped: they are not YAML until rendered.  Paths matching an ignore glob (relative to the current
+    directory) are skipped.
     Raises UsageError for a path that does not exist.
     """
     out: list[str] = []
@@ -311,7 +317,10 @@ def _walk(top: str) -> Iterator[str]:
             if not (is_yaml(name) or is_dockerfile(name)):
                 continue
             path = os.path.join(root, name)
-            if os.path.islink(path):
+            try:
+                if not stat.S_ISREG(os.lstat(path).st_mode):
+                    continue  # symbolic links, FIFOs, sockets, devices
+            except OSError:
                 continue
             yield path[2:] if top == "." and path.startswith("./") else path
 
@@ -342,11 +351,25 @@ def _is_helm_template(path: str) -> bool:
 
 
 def read_text(path: str) -> tuple[str | None, str | None]:
-    """(text, None) or (None, reason it cannot be linted)."""
+    """(text, None) or (None, reason it cannot be linted).
+
+    Only a regular file is read: it is opened without blocking (opening a FIFO for reading would wait
+    for a writer) and its type checked on the open descriptor.
+    """
     try:
-        data = Path(path).read_bytes()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         return None, f"cannot read the file: {exc.strerror or exc}"
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            return None, f"not a regular file ({_file_type(mode)})"
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read()
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
     if b"\0" in data:
         return None, "not a text file (contains NUL bytes)"
     try:
@@ -354,6 +377,14 @@ def read_text(path: str) -> tuple[str | None, str | None]:
     except UnicodeDecodeError as exc:
         return None, f"not UTF-8 text (byte {exc.start})"
     return text.removeprefix("\ufeff"), None
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return name
+    return "not a file"
 
 
 # --- linting ---------------------------------------------------------------------------------------
@@ -429,7 +460,7 @@ def _lint_dockerfile(path: str, text: str, config: LintConfig) -> list[Finding]:
             if image.value != image.raw and problem.rule != "GL006":
                 message += f" (written {image.raw!r}, ARG defaults applied)"
             findings += _emit(path, image.line, image.column, problem.rule, message, config, image.value,
-                              (image.end_line, image.end_column), anchor_line=image.line)
+                              (image.end_line, image.end_column), anchor_lines=(image.line,))
     return findings
 
 
@@ -439,19 +470,82 @@ _NAME_FIELDS = ("newName", "name", "repository", "image", "repo", "registry", "h
 
 
 def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> list[Finding]:
-    value = ref.value or ""
-    if is_allowed(value, config.allow):
+    written = ref.value or ""
+    value = expand_defaults(written)
+    if is_allowed(value, config.allow) or (value != written and is_allowed(written, config.allow)):
         return []
+    problems = check_reference(value, config)
+    if ref.kind == "kustomize" and not any(_scalar_text(s) for s in _present(ref.fields, "newTag", "digest")):
+        # only newName / tagSuffix: kustomize keeps the base manifest's tag and digest (linted on its own)
+        problems = [p for p in problems if p.rule not in ("GL002", "GL005")]
     findings: list[Finding] = []
-    for problem in check_reference(value, config):
+    parent = _parent_key_line(text, ref)
+    anchors = (ref.line,) if parent is None else (ref.line, parent)
+    for problem in problems:
+        message = problem.message
+        if value != written:
+            message += f" (written {_show(written)}, ${{VAR:-default}} defaults applied)"
         scalar = ref.scalar if ref.form == "string" else _field_for(ref, problem)
         if scalar is not None:
             line, column, end = scalar.line, scalar.column, _scalar_end(text, scalar)
         else:
             line, column, end = ref.line, ref.column, None
-        findings += _emit(path, line, column, problem.rule, problem.message, config, value, end,
-                          anchor_line=ref.line)
+        findings += _emit(path, line, column, problem.rule, message, config, value, end,
+                          anchor_lines=anchors)
     return findings
+
+
+def _present(fields: Mapping[str, Any], *names: str) -> list[Any]:
+    return [fields[name] for name in names if fields.get(name) is not None]
+
+
+# `${VAR:+word}` / `${VAR+word}`: empty when VAR is unset, which rarely leaves a reference; kept unexpanded
+_ALTERNATE_RE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\+")
+
+
+def expand_defaults(value: str) -> str:
+    """`${VAR:-default}` / `${VAR-default}` in a YAML value, expanded as with an empty environment.
+
+    What docker compose (no .env), envsubst-style tools and the Dockerfile `ARG` expansion
+    (gitops_cli.dockerfile.expand, the one implementation) give when the variable is unset: the default.
+    A variable without a default stays as written (a GL006 placeholder).  Values with `$$` or `\\$`
+    escapes, `${VAR:+alt}` forms or an unterminated `${` are returned unchanged.
+    """
+    if "${" not in value or "$$" in value or "\\$" in value or _ALTERNATE_RE.search(value):
+        return value
+    from gitops_cli.dockerfile import expand
+
+    try:
+        expanded, _ = expand(value, {})
+    except ValueError:
+        return value
+    return expanded or value
+
+
+def _parent_key_line(text: str, ref: Any) -> int | None:
+    """For a map reference under a key (`image:` above `repository:`), the line of that key.
+
+    The map node starts at its first key (block style) or at its anchor / `{` (on the key's own line);
+    in block style the key is on the nearest line above with less indentation (comments skipped).
+    """
+    start = getattr(ref, "start", None)
+    if ref.form != "map" or start is None or not ref.path or not isinstance(ref.path[-1], str):
+        return None
+    line_start = text.rfind("\n", 0, start) + 1
+    line = text.count("\n", 0, line_start) + 1
+    if text[line_start:start].strip():
+        return line  # `image: {` or `image: &anchor` on the same line
+    indent = start - line_start
+    while line_start > 0:
+        prev_end = line_start - 1
+        line_start = text.rfind("\n", 0, prev_end) + 1
+        line -= 1
+        content = text[line_start:prev_end].rstrip("\r")
+        stripped = content.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        return line if len(content) - len(stripped) < indent else None
+    return None
 
 
 def _field_for(ref: Any, problem: Problem) -> Any:
@@ -504,15 +598,17 @@ def _scalar_end(text: str, scalar: Any) -> tuple[int, int] | None:
 
 def _emit(path: str, line: int, column: int, rule: str, message: str, config: LintConfig,
           image: str | None = None, end: tuple[int, int] | None = None,
-          anchor_line: int | None = None) -> list[Finding]:
+          anchor_lines: tuple[int, ...] = ()) -> list[Finding]:
     severity = config.severities.get(rule, RULES[rule].severity)
     if severity is None:
         return []
     end_line, end_column = end if end else (None, None)
-    return [Finding(path, line, column, rule, severity, message, image, end_line, end_column, anchor_line)]
+    return [Finding(path, line, column, rule, severity, message, image, end_line, end_column, anchor_lines)]
 
 
-_SUPPRESS_RE = re.compile(r"#\s*gitops-lint:\s*ignore\s*=\s*([A-Za-z0-9_, ]+)")
+# `ignore=` then a comma-separated list of codes (or `all`), any letter case; what follows is a reason
+_SUPPRESS_RE = re.compile(r"#\s*gitops-lint:\s*ignore\s*=\s*((?:GL\d{3}|all)(?:\s*,\s*(?:GL\d{3}|all))*)(?!\w)",
+                          re.IGNORECASE)
 
 
 def suppressions(text: str) -> dict[int, set[str]]:
@@ -533,7 +629,7 @@ def _apply_suppressions(findings: list[Finding], text: str) -> list[Finding]:
     table = suppressions(text)
     kept = []
     for finding in findings:
-        lines = {finding.line, finding.anchor_line or finding.line}
+        lines = {finding.line, *finding.anchor_lines}
         if not any(finding.rule in table.get(n, ()) or "ALL" in table.get(n, ()) for n in lines):
             kept.append(finding)
     return kept
@@ -565,7 +661,7 @@ def format_json(report: Report) -> str:
 
 def _finding_json(f: Finding) -> dict[str, Any]:
     data = asdict(f)
-    del data["anchor_line"]
+    del data["anchor_lines"]
     return {**data, "name": f.name}
 
 

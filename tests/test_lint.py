@@ -156,9 +156,33 @@ def test_kustomize_entry_points_at_the_offending_field():
     )
     assert findings(text, path="kustomization.yaml") == [
         (5, 11, "GL001"),   # at newTag
-        (7, 12, "GL002"),   # no tag: at the name (newName, the name it becomes)
         (10, 11, "GL004"),  # at the malformed digest
     ]
+
+
+def test_kustomize_entry_without_newtag_or_digest_keeps_the_base_tag():
+    # kustomize keeps the base manifest's tag (and digest) when an entry sets only newName or tagSuffix:
+    # it does not mean :latest, and the base is linted on its own
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nimages:\n"
+        "- name: us-central1-docker.pkg.dev/demo/adservice\n  tagSuffix: CONTAINER_IMAGES_TAG_SUFFIX\n"
+        "- name: web\n  newName: ghcr.io/acme/web\n"
+        "- name: noop\n"
+        "- name: empty\n  newName: ghcr.io/acme/empty\n  newTag: ''\n"
+        "- name: api\n  newName: ghcr.io/acme/api\n  newTag: main\n"
+        "- name: bad\n  newName: Acme/Bad\n"
+    )
+    assert findings(text, path="kustomization.yaml") == [(14, 11, "GL003"), (16, 12, "GL004")]
+    required = lint.config_from_settings({"require-digest": True})
+    assert ("GL005" in {rule for _, _, rule in findings(text, required, path="kustomization.yaml")})
+    assert [(line, rule) for line, _, rule in findings(text, required, path="kustomization.yaml")] == [
+        (14, "GL003"), (14, "GL005"), (16, "GL004")]
+
+
+def test_corpus_tag_suffix_component_is_clean(monkeypatch):
+    monkeypatch.chdir(CORPUS)
+    rel = "GoogleCloudPlatform__microservices-demo/kustomize/components/container-images-tag-suffix/kustomization.yaml"
+    assert lint.lint_paths([rel], DEFAULT).findings == []
 
 
 def test_helm_values_map_points_at_the_offending_field():
@@ -199,6 +223,38 @@ def test_dockerfile_rules_and_positions():
     assert [(f.line, f.column, f.rule) for f in got] == [(4, 29, "GL001"), (6, 13, "GL002"), (9, 6, "GL006")]
     assert "alpine:${BASE_TAG}" in got[0].message and "ARG" in got[0].message
     assert got[0].image == "alpine:latest"
+
+
+@pytest.mark.parametrize("value, want", [
+    ("ghcr.io/acme/web:${TAG:-latest}", ["GL001"]),
+    ("${DB_IMAGE:-postgres}", ["GL002"]),
+    ("${DB_IMAGE-postgres:16.4}", []),
+    ("app:${TAG:-main}", ["GL003"]),
+    ("app:${TAG:-1.2.3}", []),
+    ("${REG:-ghcr.io/acme}/app:${TAG:-${SHA}}", ["GL006"]),    # the default is itself unresolved
+    ("${REG}/app:${TAG:-latest}", ["GL001", "GL006"]),       # known parts are still checked
+    ("app:${TAG}", ["GL006"]),                               # no default: unresolved, tag unknown
+    ("app${SUFFIX:+-dbg}:latest", ["GL001", "GL006"]),       # :+ is not expanded
+    ("'app:$${TAG:-latest}'", ["GL006"]),                    # $$ escape: left alone
+    ("${IMG:-Acme/App:1}", ["GL004"]),
+])
+def test_yaml_variable_defaults_are_applied(value, want):
+    assert codes(value) == want
+
+
+def test_yaml_variable_defaults_report_at_the_written_value():
+    text = (
+        "services:\n  web:\n    image: ghcr.io/acme/web:${TAG:-latest}\n"
+        "  db:\n    image: \"${DB_IMAGE:-postgres}\"  # gitops-lint: ignore=GL002 compose default\n"
+        "values:\n  image:\n    repository: ghcr.io/acme/v\n    tag: ${TAG:-main}\n"
+    )
+    got = lint.lint_text("compose.yaml", text, DEFAULT)
+    assert [(f.line, f.column, f.end_column, f.rule) for f in got] == [
+        (3, 12, 43, "GL001"), (9, 10, 22, "GL003")]
+    assert got[0].image == "ghcr.io/acme/web:latest"
+    assert "written 'ghcr.io/acme/web:${TAG:-latest}'" in got[0].message
+    allow = lint.config_from_settings({"allow": ["ghcr.io/acme/web:*", "ghcr.io/acme/v:main"]})
+    assert lint.lint_text("compose.yaml", text, allow) == []
 
 
 def test_dockerfile_parse_error_is_gl000():
@@ -242,7 +298,34 @@ def test_suppression_trailing_and_line_above():
     assert findings(text) == [(7, 10, "GL003"), (11, 10, "GL002")]
 
 
-def test_suppression_on_the_line_where_a_map_entry_starts():
+def test_suppression_with_a_reason_after_the_codes():
+    text = (
+        "a:\n  image: busybox:latest  # gitops-lint: ignore=GL001 vendored upstream\n"
+        "b:\n  # gitops-lint: ignore=GL001, GL003: tracked on purpose (JIRA-12)\n  image: app:main\n"
+        "c:\n  image: app:dev  # gitops-lint: ignore=all -- scratch env\n"
+        "d:\n  image: redis:latest  # gitops-lint: ignore=GL0012 typo: not a code\n"
+        "e:\n  image: redis:latest  # gitops-lint: ignore=GL003 GL001 (only GL003; the rest is a reason)\n"
+        "f:\n  image: redis  # gitops-lint: ignore = gl002,gl001 lower case\n"
+    )
+    assert findings(text) == [(9, 10, "GL001"), (11, 10, "GL001")]
+    assert lint.suppressions("x  # gitops-lint: ignore=GL001,GL005 because\n") == {1: {"GL001", "GL005"}}
+
+
+def test_suppression_on_the_helm_image_key_or_above_it():
+    text = (
+        "# gitops-lint: ignore=GL001\nimage:\n  repository: nginx\n  tag: latest\n"
+        "sidecar:\n  image:  # gitops-lint: ignore=GL003 tracked branch\n"
+        "    # a comment between\n    repository: ghcr.io/acme/sidecar\n    tag: main\n"
+        "anchored:\n  image: &img  # gitops-lint: ignore=GL003\n    repository: ghcr.io/acme/a\n    tag: main\n"
+        "flow:\n  # gitops-lint: ignore=GL001\n  image: {repository: ghcr.io/acme/f, tag: latest}\n"
+        "other:\n  # gitops-lint: ignore=GL001\n  name: x\n  image:\n    repository: ghcr.io/acme/o\n"
+        "    tag: latest\n"
+        "list:\n  # gitops-lint: ignore=GL001\n  - repository: ghcr.io/acme/l\n    tag: latest\n"
+    )
+    # `other`: the comment is above a sibling key, not above `image:`; `list`: the comment is above the
+    # entry's own first line, which already counted
+    assert findings(text, path="values.yaml") == [(22, 10, "GL001")]
+
     text = (
         "images:\n"
         "- name: app  # gitops-lint: ignore=GL001\n  newTag: latest\n"
@@ -297,6 +380,21 @@ def test_ignore_paths(tmp_path, monkeypatch):
 
 
 # --- discovery -------------------------------------------------------------------------------------
+
+def test_fifo_is_skipped_in_a_walk_and_gl000_when_named(tmp_path):
+    # reading a FIFO waits for a writer: before the fix both runs hung forever
+    (tmp_path / "a.yaml").write_text("image: nginx\n")
+    os.mkfifo(tmp_path / "pipe.yaml")
+    os.mkfifo(tmp_path / "Dockerfile")
+    assert [os.path.basename(p) for p in lint.discover([str(tmp_path)])] == ["a.yaml"]
+    code = ("import sys\nfrom gitops_cli import lint\n"
+            "r = lint.lint_paths(sys.argv[1:], lint.config_from_settings({}))\n"
+            "print([(f.path.rsplit('/', 1)[-1], f.rule, f.message) for f in r.findings])\n")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path), str(tmp_path / "pipe.yaml")],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == str([("a.yaml", "GL002", "image 'nginx' has no tag, so it means :latest; pin an "
+                                "immutable tag or a digest"), ("pipe.yaml", "GL000", "not a regular file (a FIFO)")])
+
 
 def test_discover_patterns_symlinks_git_and_helm_templates(tmp_path):
     files = [
