@@ -2,8 +2,12 @@
 
 One mechanism for every verb.  A verb passes the flags the user gave (None = not given) and the
 directory whose configuration applies (the app checkout for tag/build/test/publish; the current
-directory otherwise).  `gitops.toml` holds the keys at its top level (or under `[tool.gitops]`);
-pyproject.toml holds them under `[tool.gitops]`.  When both files exist, gitops.toml wins.
+directory otherwise).  The file is searched in that directory, then its parents up to the top of the
+git work tree (as ruff and pytest do), so a subdirectory gets the same settings (the same tag) as the
+app root; the nearest file wins.  `gitops.toml` holds the keys at its top level or under
+`[tool.gitops]`, not both (refused); pyproject.toml holds them under `[tool.gitops]`.  In one
+directory gitops.toml wins over pyproject.toml.  Paths in a file (`context`, `dockerfile`) are relative
+to the file's directory; in GITOPS_* variables relative to the app checkout; flags relative to the CWD.
 
 Keys use snake_case in files (dashes are accepted too) and GITOPS_<KEY> in the environment
 (GITOPS_TEST_COMMAND, GITOPS_TAG_LENGTH, ...).  List values in the environment are comma-separated.
@@ -107,24 +111,84 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
     raise ConfigError(f"{origin}: invalid value for {key!r}: {value!r} (expected {kind})")
 
 
+CONFIG_NAMES = ("gitops.toml", "pyproject.toml")
+PATH_KEYS = ("context", "dockerfile")  # in a file: relative to the file's directory
+FLAG_NAMES = {"tag_length": "--length", "tag_prefix": "--prefix"}  # for messages naming a flag
+
+
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """The gitops table of one file: None when it has none (a pyproject.toml without [tool.gitops])."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    tool = data.get("tool", {})
+    table = tool.get("gitops") if isinstance(tool, dict) else None
+    if path.name == "gitops.toml":
+        top = {k: v for k, v in data.items() if k != "tool"}
+        if table is not None and top:
+            raise ConfigError(
+                f"{path}: settings both at the top level ({', '.join(sorted(top))}) and in [tool.gitops]",
+                hint="keep them in one place: the top level of gitops.toml, or [tool.gitops]",
+            )
+        if table is None:
+            table = top
+    if table is not None and not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.gitops] must be a table")
+    return table
+
+
+def config_search_dirs(directory: Path) -> list[Path]:
+    """`directory` and its parents up to the top of its git work tree (the first one holding `.git`),
+    nearest first; only `directory` when it is not inside a work tree (a home directory's stray
+    gitops.toml is never picked up)."""
+    dirs = []
+    for where in (directory, *directory.parents):
+        dirs.append(where)
+        if (where / ".git").exists():
+            return dirs
+    return [directory]
+
+
 def find_config_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The [tool.gitops] table that applies to `directory` (gitops.toml first, then pyproject.toml)."""
-    for name in ("gitops.toml", "pyproject.toml"):
-        path = directory / name
-        if not path.is_file():
-            continue
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-        table = data.get("tool", {}).get("gitops")
-        if table is None and name == "gitops.toml":
-            table = {k: v for k, v in data.items() if k != "tool"}
-        if table is not None:
-            if not isinstance(table, dict):
-                raise ConfigError(f"{path}: [tool.gitops] must be a table")
-            return path, table
+    """The gitops settings that apply to `directory`: in it or the nearest parent up to the git top
+    level, the first gitops.toml or pyproject.toml with [tool.gitops] (gitops.toml first in a directory)."""
+    for where in config_search_dirs(directory):
+        for name in CONFIG_NAMES:
+            path = where / name
+            if path.is_file():
+                table = _read_config(path)
+                if table is not None:
+                    return path, table
     return None
+
+
+def describe_source(settings: Settings, key: str) -> str:
+    """Where a setting's value came from, for messages: `--length 3`, `gitops.toml: tag_length = 3`, ..."""
+    value = getattr(settings, key)
+    source = settings.sources.get(key, "default")
+    if source == "flag":
+        return f"{FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {value!r}"
+    if source.startswith("env "):
+        return f"{source.removeprefix('env ')}={value!r}"
+    if source == "default":
+        return f"{key} = {value!r} (default)"
+    return f"{source}: {key} = {value!r}"
+
+
+def _validate(settings: Settings) -> None:
+    """Checks that name the value's source (a flag, a variable, a file key)."""
+    from gitops_cli.imageref import TAG_RE
+
+    if not 7 <= settings.tag_length <= 40:
+        raise ConfigError(f"{describe_source(settings, 'tag_length')}: must be between 7 and 40")
+    prefix = settings.tag_prefix
+    if prefix and not TAG_RE.fullmatch(prefix + "0" * 40):
+        raise ConfigError(f"{describe_source(settings, 'tag_prefix')}: a tag prefix must start with a letter, "
+                          "digit or _, hold only letters, digits, _ . -, and leave room for 40 hex digits "
+                          "within 128 characters")
 
 
 def load_settings(
@@ -151,7 +215,10 @@ def load_settings(
                 )
             if key not in types:
                 raise ConfigError(f"{path}: unknown setting {raw_key!r} in [tool.gitops]")
-            setattr(settings, key, _coerce(key, value, str(path)))
+            value = _coerce(key, value, str(path))
+            if key in PATH_KEYS and value is not None:
+                value = str(path.parent / value)  # relative to the file, wherever gitops runs
+            setattr(settings, key, value)
             settings.sources[key] = str(path)
 
     for key in types:
@@ -169,4 +236,5 @@ def load_settings(
             raise KeyError(f"unknown setting {key!r}")  # programming error, not user input
         setattr(settings, key, _coerce(key, list(value) if isinstance(value, tuple) else value, "flag"))
         settings.sources[key] = "flag"
+    _validate(settings)
     return settings

@@ -91,3 +91,62 @@ def test_pyproject_without_tool_table_is_ignored(tmp_path: Path) -> None:
 def test_unknown_flag_is_a_programming_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         load_settings(tmp_path, {"no_such_setting": 1}, environ={})
+
+
+def _git_init(path: Path) -> None:
+    from tests.fixtures.services import git
+
+    git(path, "init", "-q", "-b", "main")
+
+
+def test_config_is_found_in_a_parent_up_to_the_git_top_level(tmp_path: Path) -> None:
+    top = tmp_path / "repo"
+    sub = top / "src" / "pkg"
+    sub.mkdir(parents=True)
+    _git_init(top)
+    (top / "gitops.toml").write_text('tag_length = 13\ncontext = "src"\n')
+    (tmp_path / "gitops.toml").write_text("tag_length = 20\n")  # outside the work tree: never read
+    s = load_settings(sub, environ={})
+    assert s.tag_length == 13 and s.sources["tag_length"] == str(top / "gitops.toml")
+    assert s.context == str(top / "src")  # a path in a file is relative to the file's directory
+    (top / "src" / "pyproject.toml").write_text("[tool.gitops]\ntag_length = 9\n")  # the nearest wins
+    assert load_settings(sub, environ={}).tag_length == 9
+    (top / "src" / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no table: keep looking up
+    assert load_settings(sub, environ={}).tag_length == 13
+
+
+def test_outside_a_work_tree_only_the_directory_itself_is_read(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text("tag_length = 20\n")
+    (tmp_path / "sub").mkdir()
+    assert load_settings(tmp_path / "sub", environ={}).tag_length == 7
+    assert load_settings(tmp_path, environ={}).tag_length == 20
+
+
+def test_top_level_keys_and_tool_table_together_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text('image = "a/b"\n[tool.gitops]\ntag_length = 9\n')
+    with pytest.raises(ConfigError, match=r"gitops.toml: settings both at the top level \(image\)") as info:
+        load_settings(tmp_path, environ={})
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(("origin", "expected"), [
+    ("file", "gitops.toml: tag_length = 3: must be between 7 and 40"),
+    ("env", "GITOPS_TAG_LENGTH=3: must be between 7 and 40"),
+    ("flag", "--length 3: must be between 7 and 40"),
+])
+def test_bad_tag_length_names_its_source(tmp_path: Path, origin: str, expected: str) -> None:
+    if origin == "file":
+        (tmp_path / "gitops.toml").write_text("tag_length = 3\n")
+    env = {"GITOPS_TAG_LENGTH": "3"} if origin == "env" else {}
+    flags = {"tag_length": 3} if origin == "flag" else {}
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, flags, environ=env)
+    assert expected in info.value.message
+
+
+def test_bad_tag_prefix_names_its_source(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text('tag_prefix = "v/1-"\n')
+    with pytest.raises(ConfigError, match=r"gitops.toml: tag_prefix = 'v/1-': a tag prefix"):
+        load_settings(tmp_path, environ={})
+    with pytest.raises(ConfigError, match=r"--prefix '-x': a tag prefix"):
+        load_settings(tmp_path / "..", {"tag_prefix": "-x"}, environ={})

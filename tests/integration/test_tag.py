@@ -189,3 +189,26 @@ def test_github_pull_request_merge_checkout_is_refused(gitops, repo: Path, tmp_p
     event.write_text(json.dumps({"pull_request": {"head": {"sha": head}}}))  # the PR head checked out
     res = gitops(["tag"], cwd=repo, env=env)
     assert res.returncode == 0 and res.stdout.strip() == head[:7]
+
+
+def test_subdirectory_uses_the_config_of_the_app_root(gitops, repo: Path) -> None:
+    """The same commit gets the same tag wherever in the checkout gitops runs."""
+    (repo / "gitops.toml").write_text("tag_length = 13\n")
+    (repo / "src" / "pkg").mkdir(parents=True)
+    (repo / "src" / "pkg" / "mod.py").write_text("x = 1\n")
+    commit_all(repo, "config")
+    at_root = gitops(["tag"], cwd=repo)
+    in_sub = gitops(["tag"], cwd=repo / "src" / "pkg")
+    assert at_root.returncode == in_sub.returncode == 0, at_root.stderr + in_sub.stderr
+    assert at_root.stdout == in_sub.stdout == git(repo, "rev-parse", "HEAD")[:13] + "\n"
+
+
+def test_bad_config_values_name_the_file_key(gitops, repo: Path) -> None:
+    (repo / "gitops.toml").write_text("tag_length = 3\n")
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 2 and "gitops.toml: tag_length = 3: must be between 7 and 40" in res.stderr
+    assert "--length" not in res.stderr
+    (repo / "gitops.toml").write_text('tag_prefix = "v/"\n')
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 2 and "gitops.toml: tag_prefix = 'v/'" in res.stderr
+    assert "invalid tag" not in res.stderr
