@@ -111,7 +111,7 @@ def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | Non
         if not (ctx / "Dockerfile").is_file():
             raise UsageError(f"{ctx / 'Dockerfile'}: no such file", hint="pass --file PATH")
         return ctx, None
-    path = (ctx / dockerfile).resolve()
+    path = (repo / dockerfile).resolve()  # as `docker build -f`: not relative to the context
     if not path.is_file():
         raise UsageError(f"Dockerfile {path}: no such file")
     return ctx, str(path.relative_to(ctx)) if path.is_relative_to(ctx) else str(path)
@@ -144,7 +144,7 @@ def build_image(
     HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
-    from gitops_cli.tagging import derive_tag
+    from gitops_cli.tagging import check_clean, derive_tag
 
     name = parse_repository(image)
     if tag is not None:
@@ -156,24 +156,30 @@ def build_image(
     ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)
 
     checkout: Path | None
-    sha: str | None
+    sha: str | None = None
+    dirty = False
     if tag is None:  # derive_tag finds the checkout's root itself
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
-        tag, sha, checkout = info.tag, info.sha, info.repo
+        tag, checkout, dirty = info.tag, info.repo, info.dirty
+        sha = None if dirty else info.sha
     else:
         checkout = _checkout(root)
-        if revision is not None:
+        if revision is not None:  # the caller (the pipeline) tagged that commit and checked the tree
             sha = revision
-        else:
-            sha = git.run(["rev-parse", "HEAD"], cwd=checkout, check=False).stdout.strip() if checkout else None
-            sha = sha or None
+        elif checkout is not None:
+            dirty = bool(check_clean(checkout, allow_dirty, what="an image with a revision label"))
+            head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()
+            sha = None if dirty else head or None
+    if dirty:
+        output.warn("the working tree is dirty: the image gets no org.opencontainers.image.revision label "
+                    "(its content is not a commit)")
     ref = name.with_tag(tag)
     all_labels = {**oci_labels(checkout, sha, tag), **extra}
 
     client = client or engine.connect()
     if build_command:
         output.step(f"Running the build command {build_command!r}")
-        status = run_command(build_command, checkout or root)
+        status = run_command(build_command, root)  # where `gitops test` runs the tests: the app directory
         if status != 0:
             raise BuildError(f"build command {build_command!r} failed with exit status {status}",
                              hint="fix the app build; the image was not built")

@@ -120,6 +120,7 @@ class BuildTracker:
     step_lines: list[str] = field(default_factory=list)
     image_id: str | None = None
     error: str | None = None
+    inserted_line: int | None = None  # the LABEL line with_labels put before the user's line N (1-based)
     _partial: str = ""
 
     def feed(self, event: Mapping[str, Any]) -> list[str]:
@@ -156,10 +157,37 @@ class BuildTracker:
 
     def failure(self) -> BuildError:
         where = f"at {self.step}" if self.step else "before the first step"
-        message = f"image build failed {where}: {self.error or 'no image was produced'}"
+        error = unshift_lines(self.error, self.inserted_line) if self.error else "no image was produced"
+        message = f"image build failed {where}: {error}"
         if self.step_lines:
             message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
         return BuildError(message, hint="fix the failing step and build again")
+
+
+_LINE_RE = re.compile(r"\b(line )(\d+)\b")
+
+
+def unshift_lines(message: str, inserted_line: int | None) -> str:
+    """An engine message about the labelled Dockerfile with its line numbers mapped back to the user's
+    Dockerfile: lines after the inserted LABEL line move up by one."""
+    if inserted_line is None:
+        return message
+
+    def back(match: re.Match[str]) -> str:
+        number = int(match.group(2))
+        return match.group(1) + str(number - 1 if number > inserted_line else number)
+
+    return _LINE_RE.sub(back, message)
+
+
+def inserted_line(original: str, labelled: str) -> int | None:
+    """The 1-based line number with_labels inserted into `original`; None when it appended at the end
+    (no line of the user's Dockerfile moved)."""
+    before, after = original.splitlines(), labelled.splitlines()
+    for number, (old, new) in enumerate(zip(before, after, strict=False), start=1):
+        if old != new:
+            return number
+    return None
 
 
 # --- labels in the Dockerfile ------------------------------------------------------------------------
@@ -218,12 +246,13 @@ def with_labels(text: str, labels: Mapping[str, str], target: str | None = None)
 
 
 def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str],
-                     target: str | None = None) -> IO[bytes] | None:
+                     target: str | None = None) -> tuple[IO[bytes], int | None] | None:
     """The build context as a tar (like the SDK makes it) whose Dockerfile ends with the labels.
 
     The labelled Dockerfile is GENERATED_DOCKERFILE; the tar's `.dockerignore` is the context's plus
     that name (the engine then leaves it out of `COPY .`; without a `.dockerignore` it also lists
     itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels).
+    With the tar comes the line the LABEL was inserted at (inserted_line), to map error lines back.
     """
     from docker.utils.build import create_archive, exclude_paths
 
@@ -240,8 +269,9 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     listed = ignore.rstrip("\r\n") + "\n" if patterns else ".dockerignore\n"
     try:
         files = sorted(exclude_paths(context, patterns, dockerfile=GENERATED_DOCKERFILE))
-        return create_archive(root=context, files=files, extra_files=[
+        tar = create_archive(root=context, files=files, extra_files=[
             (".dockerignore", f"{listed}{GENERATED_DOCKERFILE}\n"), (GENERATED_DOCKERFILE, labelled)])
+        return tar, inserted_line(text, labelled)
     except OSError as exc:
         raise UsageError(f"build context {context}: {exc}") from None
 
@@ -269,7 +299,10 @@ def build(
 
     show = on_line or show_build_line
     tracker = BuildTracker()
-    tar = labelled_context(context, dockerfile, labels, target) if labels else None
+    labelled = labelled_context(context, dockerfile, labels, target) if labels else None
+    tar = None
+    if labelled is not None:
+        tar, tracker.inserted_line = labelled
     source: dict[str, Any] = (
         {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
         else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})

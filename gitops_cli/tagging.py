@@ -106,6 +106,20 @@ def check_ci_checkout(head: str, info: ci.CIInfo) -> None:
                     f"{head[:12]}: tagging the checkout (what is built)")
 
 
+def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]:
+    """The dirty paths of the work tree `root`; DirtyTreeError (exit 4) listing them unless allow_dirty."""
+    paths = dirty_paths(root)
+    if paths and not allow_dirty:
+        listed = "\n".join(f"  {p}" for p in paths[:MAX_LISTED_PATHS])
+        more = f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
+        raise DirtyTreeError(
+            f"{root}: working tree has uncommitted changes or untracked files; {what} must name one "
+            f"source state:\n{listed}{more}",
+            hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
+        )
+    return paths
+
+
 def derive_tag(
     repo: str | Path = ".",
     length: int = 7,
@@ -121,17 +135,9 @@ def derive_tag(
     if sha is None:
         check_ci_checkout(full, ci.detect(environ))
     short = short_sha(root, full, length)
-    paths = dirty_paths(root)
+    paths = check_clean(root, allow_dirty)
     tag = f"{prefix}{short}"
     if paths:
-        if not allow_dirty:
-            listed = "\n".join(f"  {p}" for p in paths[:MAX_LISTED_PATHS])
-            more = f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
-            raise DirtyTreeError(
-                f"{root}: working tree has uncommitted changes or untracked files; a tag must name one "
-                f"source state:\n{listed}{more}",
-                hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
-            )
         tag = f"{tag}-dirty-{dirty_hash(root)}"
     validate_tag(tag)
     return TagInfo(tag=tag, sha=full, short=short, dirty=bool(paths), repo=root)

@@ -184,6 +184,18 @@ def test_with_labels_uses_the_escape_directive_and_skips_heredocs() -> None:
     assert engine.with_labels(text, {"k": "a`b"}) == text + 'LABEL "k"="a``b"\n'
 
 
+def test_parse_error_lines_are_mapped_back_past_the_inserted_label() -> None:
+    text = "FROM base AS a\nRUN true\nFROM a AS b\nBADINSTR x\n"
+    labelled = engine.with_labels(text, LABELS, target="a")
+    at = engine.inserted_line(text, labelled)
+    assert at == 3 and labelled.splitlines()[4] == "BADINSTR x"  # the engine sees it on line 5
+    tracker = engine.BuildTracker(inserted_line=at)
+    tracker.feed({"errorDetail": {"message": "dockerfile parse error line 5: unknown instruction: BADINSTR"}})
+    assert "parse error line 4: unknown instruction" in tracker.failure().message
+    assert engine.unshift_lines("error on line 2: x", at) == "error on line 2: x"  # before the label: as is
+    assert engine.inserted_line("FROM base\nCMD x", "FROM base\nCMD x\nLABEL a=b\n") is None  # appended
+
+
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "FROM base\nRUN make \\\n"])
 def test_with_labels_gives_up_where_it_is_not_safe(text) -> None:
     assert engine.with_labels(text, LABELS) is None
