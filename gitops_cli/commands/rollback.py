@@ -72,7 +72,7 @@ def rollback(
         return registry.head_digest(target, creds, settings.insecure_registries)
 
     result = run_rollback(RollbackRequest(
-        deploy_repo=deploy, image=ref, to=to, steps=steps or 1, branch=settings.branch,
+        deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1, branch=settings.branch,
         paths=settings.paths, container=settings.container, dry_run=dry_run, verify=not no_verify,
         author=settings.author, push_branch=settings.push_branch, retries=settings.retries, ssh_key=ssh_key,
     ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries))
