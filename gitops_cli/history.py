@@ -14,9 +14,11 @@ than asked for, it is deepened on demand (doubling), so a large repo is never cl
 
 from __future__ import annotations
 
+import os
+import posixpath
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from gitops_cli.imageref import ImageRef, try_parse
 INITIAL_DEPTH = 32
 MAX_DEPTH = 1 << 20
 _YAML_PATHSPEC = ("*.yaml", "*.yml")
+_YAML_SUFFIXES = (".yaml", ".yml")
 _TRAILER_KEYS = ("Image", "Source-Commit", "Rollback-Of", "CI-Run")
 
 
@@ -89,15 +92,29 @@ def _matches(ref: Any, target: ImageRef) -> bool:
     return reference_matches(ref, target)
 
 
-def _values(text: str | None, image: ImageRef | None) -> dict[str, tuple[str, set[str]]]:
-    """normalized repository -> (name as written, {value}) for the references in one file's text."""
+def _values(text: str | None, image: ImageRef | None, filename: str | None = None,
+            where: str | None = None) -> dict[str, tuple[str, set[str]]]:
+    """normalized repository -> (name as written, {value}) for the references in one file's text.
+
+    A file that is not UTF-8 text or not valid YAML holds no values: it is skipped with a warning naming
+    `where` (commit:file), as bump skips it.  `filename` recognises kustomization files by name."""
     from gitops_cli.yamledit import locate
 
     out: dict[str, tuple[str, set[str]]] = {}
     if not text:
         return out
     needles = None if image is None else [image.path.rsplit("/", 1)[-1]]
-    located = locate(text, needles)
+    try:  # git's output keeps bytes that are not UTF-8 as surrogates: decode strictly
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8")
+    except UnicodeError as exc:
+        if needles is None or any(n in text for n in needles):
+            _skip(where or filename, f"not UTF-8 text: byte {exc.start}" if isinstance(exc, UnicodeDecodeError)
+                  else "not UTF-8 text")
+        return out
+    located = locate(text, needles, filename=filename)
+    if located.error is not None:
+        _skip(where or filename, f"line {located.error.line}: {located.error.message}")
+        return out
     for ref in located.references:
         got = _value_of(ref)
         if got is None:
@@ -111,6 +128,18 @@ def _values(text: str | None, image: ImageRef | None) -> dict[str, tuple[str, se
     return out
 
 
+_warned: set[str] = set()
+
+
+def _skip(where: str | None, why: str) -> None:
+    """One warning per commit:file that cannot be read (a file is read as the `before` of one commit and
+    the `after` of another)."""
+    key = f"{where}: {why}"
+    if key not in _warned:
+        _warned.add(key)
+        output.warn(f"{where}: skipped ({why})")
+
+
 def _value_text(tag: str | None, digest: str | None) -> str:
     """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see _split_value)."""
     return (tag or "") + (f"@{digest}" if digest else "")
@@ -119,6 +148,12 @@ def _value_text(tag: str | None, digest: str | None) -> str:
 def _split_value(value: str) -> tuple[str | None, str | None]:
     tag, _, digest = value.partition("@")
     return (tag or None), (digest or None)
+
+
+def _pathspec(paths: Sequence[str]) -> list[str]:
+    """--path values as git pathspecs matching exactly those paths (a directory or a file): `:(literal)`,
+    so `[`, `*` and `?` in a name are no wildcards.  Without --path: every YAML file."""
+    return [f":(literal){p}" for p in paths] if paths else list(_YAML_PATHSPEC)
 
 
 class _Repo:
@@ -160,11 +195,46 @@ class _Repo:
         return set(shallow.read_text().split()) if shallow.is_file() else set()
 
     def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
-        globs = _YAML_PATHSPEC
-        spec = [f"{p.rstrip('/')}/{g}" for p in paths for g in globs] if paths else list(globs)
         res = self.git("diff-tree", "--no-commit-id", "-r", "--root", "--name-only", "-z", "-m",
-                       "--first-parent", commit, "--", *spec)
-        return sorted({p for p in res.stdout.split("\0") if p})
+                       "--first-parent", commit, "--", *_pathspec(paths))
+        return sorted({p for p in res.stdout.split("\0") if p.endswith(_YAML_SUFFIXES)})
+
+    def files_naming(self, commit: str, needle: str, paths: Sequence[str]) -> list[str]:
+        """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`)."""
+        res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
+                       check=False)
+        if res.status not in (0, 1):  # 1: no match
+            raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}")
+        prefix = f"{commit}:"
+        return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(_YAML_SUFFIXES)})
+
+    def check_paths(self, paths: Sequence[str]) -> list[str]:
+        """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
+        for one outside the repository, missing from the branch, or a symlink (never followed), as bump
+        refuses them.  A path naming the whole tree ('.') means no restriction."""
+        checked: list[str] = []
+        for raw in paths:
+            rel = posixpath.normpath(raw.replace(os.sep, "/"))
+            if posixpath.isabs(rel):
+                try:
+                    rel = Path(rel).relative_to(self.path.resolve()).as_posix()
+                except ValueError:
+                    raise UsageError(f"--path {raw!r} is outside the repository") from None
+            if rel == ".":
+                return []
+            if rel == ".." or rel.startswith("../"):
+                raise UsageError(f"--path {raw!r} is outside the repository", hint="give a path inside it")
+            folder, name = posixpath.split(rel)
+            listing = self.git("ls-tree", "-z", f"{self.rev}:{folder}", check=False)
+            modes = {line.partition("\t")[2]: line.split(" ", 1)[0]
+                     for line in listing.stdout.split("\0") if line} if listing.status == 0 else {}
+            if name not in modes:
+                raise UsageError(f"--path {raw!r} does not exist in the repository ({self.branch})")
+            if modes[name] == "120000":
+                raise UsageError(f"--path {raw!r} is a symlink; symlinks are never followed")
+            if rel not in checked:
+                checked.append(rel)
+        return checked
 
     def show(self, commit: str | None, path: str) -> str | None:
         if commit is None:
@@ -187,16 +257,24 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     parent = repo.parent(commit)
     changed: dict[str, dict[str, Any]] = {}
     for path in repo.changed_files(commit, request.paths):
-        before = _values(repo.show(parent, path), request.image)
-        after = _values(repo.show(commit, path), request.image)
+        before = _values(repo.show(parent, path), request.image, path, _where(parent, path))
+        after = _values(repo.show(commit, path), request.image, path, _where(commit, path))
         for repository, (name, values) in after.items():
             old = before.get(repository, (name, set()))[1]
             if values == old:
                 continue
-            slot = changed.setdefault(repository, {"name": name, "new": set(), "old": set(), "files": []})
+            slot = changed.setdefault(repository, {"name": name, "new": set(), "old": set(), "files": [],
+                                                   "before": set(), "after": set()})
             slot["new"] |= values - old or values
             slot["old"] |= old - values
+            slot["before"] |= old
+            slot["after"] |= values
             slot["files"].append(path)
+    if parent is not None:  # references added at a value the tree already had (a new overlay) change nothing
+        for repository in [r for r, slot in changed.items() if _only_adds(slot)]:
+            if changed[repository]["after"] <= _tree_values(repo, parent, repository, changed[repository],
+                                                             request):
+                del changed[repository]
     if not changed:
         return []
     date, author, subject, trailers = repo.meta(commit)
@@ -216,17 +294,53 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     return entries
 
 
+def _where(commit: str | None, path: str) -> str:
+    return f"{(commit or '')[:12]}:{path}"
+
+
+def _only_adds(slot: dict[str, Any]) -> bool:
+    """The commit's changed files only added references (no value was replaced or removed there)."""
+    return bool(slot["before"] <= slot["after"])
+
+
+def _tree_values(repo: _Repo, parent: str, repository: str, slot: dict[str, Any],
+                 request: HistoryRequest) -> set[str]:
+    """The image's values in the parent's tree (within --path), in the files this commit did not change."""
+    needle = repository.rsplit("/", 1)[-1]
+    values: set[str] = set()
+    for path in repo.files_naming(parent, needle, request.paths):
+        if path in slot["files"]:
+            continue
+        found = _values(repo.show(parent, path), request.image, path, _where(parent, path))
+        values |= found.get(repository, ("", set()))[1]
+    return values
+
+
 def _first(values: list[str] | None) -> str | None:
     return values[0] if values else None
 
 
 def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> str:
-    """Several new values for one image in one commit (e.g. tag and tag@digest forms): prefer the trailer."""
+    """Several new values for one image in one commit (the tag, tag@digest and @digest forms bump writes):
+    the tag from the `Image:` trailer (or the one tag written), with the digest the files pin it to (the
+    trailer has none when `bump --image` named only a tag).  Without a single tag: the longest value."""
+    pairs = [_split_value(v) for v in sorted(slot["new"])]
+    tag = digest = None
     for text in images:
         ref = try_parse(text)
         if ref is not None and ref.normalized_name == repository:
-            return _value_text(ref.tag, ref.digest)
-    return max(sorted(slot["new"]), key=len)
+            tag, digest = ref.tag, ref.digest
+            break
+    if tag is None:
+        tags = {t for t, _ in pairs if t}
+        tag = tags.pop() if len(tags) == 1 else None
+    if tag is not None and digest is None:
+        paired = {d for t, d in pairs if d and t == tag}
+        digests = paired or {d for t, d in pairs if d and t is None}
+        digest = digests.pop() if len(digests) == 1 else None
+    if tag is None:
+        return max(sorted(slot["new"]), key=len)
+    return _value_text(tag, digest)
 
 
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
@@ -258,6 +372,11 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
         root = git.toplevel(remote.local)
         branch = request.branch or deployrepo.current_branch(root) or "HEAD"
         rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
+        if rev.status != 0 and request.branch is None:
+            heads = git.run(["for-each-ref", "--count=1", "refs/heads"], cwd=root).stdout
+            raise NotFoundError(f"{root}: the repository has no commits: no history to read" if not heads
+                                else f"{root}: the checked-out branch {branch} has no commits yet",
+                                hint=None if not heads else "pass --branch")
         if rev.status != 0:
             raise UsageError(f"--branch {branch}: no such branch in {root}")
         return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
@@ -276,6 +395,7 @@ def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request
 
 
 def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) -> HistoryResult:
+    request = replace(request, paths=repo.check_paths(request.paths))
     entries: list[HistoryEntry] = []
     complete = True
     for entry in _walk(repo, request):

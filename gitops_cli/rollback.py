@@ -71,16 +71,24 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
             if entry.tag == to:
                 return _ref(image, entry.tag, entry.digest), entry
         return image.with_tag(to), None
-    if len(entries) <= steps:
+    # earlier entries at the current value (set again, or by hand in another file) are no step back
+    earlier = [e for e in entries[1:] if not _same_value(e, entries[0])] if entries else []
+    if len(earlier) < steps:
         raise NotFoundError(
-            f"{image.name} has {len(entries)} recorded change(s); cannot go back {steps}",
+            f"{image.name} has {len(earlier) + bool(entries)} recorded change(s) to other values; "
+            f"cannot go back {steps}",
             hint="see `gitops history`, or roll back to a tag with --to",
         )
-    entry = entries[steps]
+    entry = earlier[steps - 1]
     if not entry.tag:
         raise NotFoundError(f"{image.name}: the value {steps} change(s) ago ({entry.value}) has no tag",
                             hint="roll back to a tag with --to")
     return _ref(image, entry.tag, entry.digest), entry
+
+
+def _same_value(a: HistoryEntry, b: HistoryEntry) -> bool:
+    """The same tag, and the same digest where both record one."""
+    return a.tag == b.tag and (a.digest == b.digest or a.digest is None or b.digest is None)
 
 
 def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
@@ -124,12 +132,19 @@ def rollback(
     )
     remote = reach(plan, environ, images_required=False)
     with prepare(plan, environ, remote=remote) as prepared:
-        if prepared.work is None or prepared.branch is None:  # a local checkout: read in place
-            history = read_history(wanted, environ=environ)
-        else:
-            history = history_in_clone(prepared.work, prepared.remote, prepared.branch, wanted)
+        while True:
+            if prepared.work is None or prepared.branch is None:  # a local checkout: read in place
+                history = read_history(wanted, environ=environ)
+            else:
+                history = history_in_clone(prepared.work, prepared.remote, prepared.branch, wanted)
+            try:
+                target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
+                break
+            except NotFoundError:  # entries at the current value are skipped: read further back, if any
+                if history.complete or wanted.limit >= HISTORY_SEARCH_LIMIT:
+                    raise
+                wanted = replace(wanted, limit=min(wanted.limit * 2, HISTORY_SEARCH_LIMIT))
         current = history.entries[0]
-        target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
         if request.verify and check_tag is not None:
             verify_target(target, check_tag)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "

@@ -54,3 +54,33 @@ def test_verify_refuses_a_deleted_tag_and_a_vanished_recorded_digest() -> None:
     verify_target(target, lambda ref: D2 if ref.tag else D1)
     with pytest.raises(RefusedError, match="recorded digest"):
         verify_target(target, lambda ref: D2 if ref.tag else None)
+
+
+def test_steps_skip_entries_at_the_current_value() -> None:
+    history = [entry("3", D2, "c4"), entry("3", None, "c3"), entry("2", D1, "c2"), entry("1", None, "c1")]
+    target, recorded = choose_target(IMAGE, history, None, 1)
+    assert str(target) == f"registry.example.com/team/api:2@{D1}" and recorded is history[2]
+    target, _ = choose_target(IMAGE, history, None, 2)
+    assert str(target) == "registry.example.com/team/api:1"
+    with pytest.raises(NotFoundError, match="cannot go back 3"):
+        choose_target(IMAGE, history, None, 3)
+    # the same tag with another digest is another value
+    history = [entry("3", D2, "c2"), entry("3", D1, "c1")]
+    target, _ = choose_target(IMAGE, history, None, 1)
+    assert target.digest == D1
+
+
+def test_a_commit_with_several_forms_records_the_tag_and_the_digest() -> None:
+    from gitops_cli.history import _from_trailer
+
+    repo = IMAGE.normalized_name
+    slot = {"new": {f"2@{D2}", f"@{D2}", "2"}}
+    # bump --image NAME:2 writes a trailer without digest: the digest comes from the files
+    assert _from_trailer([f"{IMAGE.name}:2"], repo, slot) == f"2@{D2}"
+    assert _from_trailer([], repo, slot) == f"2@{D2}"
+    # a tag-only form and a digest-only form: the one digest goes with the tag
+    assert _from_trailer([f"{IMAGE.name}:2"], repo, {"new": {"2", f"@{D2}"}}) == f"2@{D2}"
+    # a trailer with a digest wins
+    assert _from_trailer([f"{IMAGE.name}:2@{D1}"], repo, slot) == f"2@{D1}"
+    # two different digests, no trailer: the tag alone is not guessed a digest
+    assert _from_trailer([], repo, {"new": {"2", f"@{D1}", f"@{D2}"}}) == "2"

@@ -207,3 +207,132 @@ def test_rollback_verifies_the_tag_still_exists(tmp_path: Path, registry, base_i
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", repo])
     assert res.returncode == 0, res.stderr
     assert f"{repo}:v2  # pinned" in remote.show("app.yaml").decode()
+
+
+# --- regression tests from the audit -------------------------------------------------------------------
+
+
+def _retag(registry_url: str, name: str, source: str, tag: str) -> str:
+    """Point `tag` at the manifest of `source` (the tag moves); return that manifest's digest."""
+    import hashlib
+    import urllib.request
+
+    accept = "application/vnd.oci.image.manifest.v1+json"
+    with urllib.request.urlopen(urllib.request.Request(f"{registry_url}/v2/{name}/manifests/{source}",
+                                                       headers={"Accept": accept})) as resp:
+        manifest = resp.read()
+    req = urllib.request.Request(f"{registry_url}/v2/{name}/manifests/{tag}", method="PUT", data=manifest,
+                                 headers={"Content-Type": accept})
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 201
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+def test_rollback_keeps_the_recorded_digest_when_the_tag_moved(tmp_path: Path, registry) -> None:
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/app"
+    d1 = push_minimal_image(registry.url, "team/app", "v1")
+    d2 = push_minimal_image(registry.url, "team/app", "v2")
+    d3 = push_minimal_image(registry.url, "team/app", "v3")
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "deploy.yaml": f"containers:\n  - name: app\n    image: {image}:v1@{d1}\n"
+                       f"  - name: side\n    image: {image}@{d1}\n",
+        "kustomization.yaml": f"images:\n  - name: {image}\n    newTag: v1\n    digest: {d1}\n",
+    })
+    bump(remote, f"{image}:v2")
+    bump(remote, f"{image}:v3")
+    entries = history_json(remote, "--image", image)["entries"]
+    assert [(e["tag"], e["digest"]) for e in entries] == [("v3", d3), ("v2", d2), ("v1", d1)]
+    moved = _retag(registry.url, "team/app", "v1", "v2")  # v2 now names another image
+    assert moved != d2
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--dry-run"])
+    assert res.returncode == 0, res.stderr
+    assert f"now points to {moved}; keeping the recorded digest {d2}" in res.stderr
+    plus = [ln for ln in res.stdout.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    pinned = [ln for ln in plus if "sha256:" in ln]
+    assert len(pinned) == 3 and all(d2 in ln for ln in pinned) and not any(moved in ln for ln in plus), res.stdout
+
+
+def test_history_and_rollback_skip_a_file_that_is_not_utf8(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:1.1.0")
+    work = deploy_remote.clone(deploy_remote.path.parent / "w")
+    (work / "bin.yaml").write_bytes(b"\xff\xfeimage: registry.example.com/team/api:v3\n")
+    (work / "broken.yaml").write_text("image: registry.example.com/team/api:v4\n  bad: [\n")
+    git("add", "bin.yaml", "broken.yaml", cwd=work)
+    git("commit", "--quiet", "-m", "odd files", cwd=work)
+    odd = git("rev-parse", "HEAD", cwd=work).strip()
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    bump(deploy_remote, f"{API}:1.2.0")
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["1.2.0", "1.1.0", "1.0.0"]
+    assert f"warning: {odd[:12]}:bin.yaml: skipped (not UTF-8 text: byte 0)" in res.stderr
+    assert f"warning: {odd[:12]}:broken.yaml: skipped (line " in res.stderr
+    assert res.stderr.count("bin.yaml") == 1  # once, not once per read
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message().startswith(f"Roll back {API} to 1.1.0\n")
+
+
+def test_a_new_file_at_the_current_value_is_no_change(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:2.0.0")
+    bump(deploy_remote, f"{API}:3.0.0")
+    text = deploy_remote.show("apps/api/deployment.yaml").decode()
+    deploy_remote.commit_change("overlay/canary.yaml", text, "canary overlay, by hand")
+    entries = history_json(deploy_remote, "--image", API)["entries"]
+    assert [e["tag"] for e in entries] == ["3.0.0", "2.0.0", "1.0.0"]
+    # a new file at a new value is a change
+    deploy_remote.commit_change("overlay/next.yaml", text.replace(f"{API}:3.0.0", f"{API}:4.0.0"), "next")
+    entries = history_json(deploy_remote, "--image", API)["entries"]
+    assert [e["tag"] for e in entries] == ["4.0.0", "3.0.0", "2.0.0", "1.0.0"]
+    assert entries[0]["previous"] is None and entries[0]["files"] == ["overlay/next.yaml"]
+
+
+def test_rollback_skips_history_entries_at_the_current_value(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:2.0.0")
+    bump(deploy_remote, f"{API}:3.0.0")
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    bump(deploy_remote, f"{API}:3.0.0")
+    tags = [e["tag"] for e in history_json(deploy_remote, "--image", API)["entries"]]
+    assert tags == ["3.0.0", "2.0.0", "3.0.0", "2.0.0", "1.0.0"]
+    # two steps back: the 3.0.0 two entries ago is the current value, not a step back; 2.0.0 is next
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify", "--steps", "2"])
+    assert res.returncode == 0, res.stderr
+    assert "from 3.0.0" in res.stderr and "to 1.0.0" not in res.stderr and "already up to date" not in res.stdout
+    assert deploy_remote.message().startswith(f"Roll back {API} to 2.0.0\n")
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify", "--steps", "3"])
+    assert res.returncode == 0, res.stderr
+    # now at 2.0.0: the entries back are 3.0.0, 2.0.0 (skipped), 3.0.0, 2.0.0 (skipped), 1.0.0
+    assert deploy_remote.message().startswith(f"Roll back {API} to 1.0.0\n")
+
+
+def test_rollback_steps_zero_is_refused(deploy_remote: DeployRemote) -> None:
+    bump(deploy_remote, f"{API}:2.0.0")
+    head = deploy_remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify", "--steps", "0"])
+    assert res.returncode == 2 and "--steps 0: must be 1 or more" in res.stderr
+    assert deploy_remote.head() == head
+
+
+def test_history_path_is_literal_and_must_exist(deploy_remote: DeployRemote) -> None:
+    text = deploy_remote.show("apps/api/deployment.yaml").decode()
+    deploy_remote.commit_change("apps/p/x.yaml", text.replace(f"{API}:1.0.0", f"{API}:7.0.0"), "p")
+    deploy_remote.commit_change("apps/[prod]/x.yaml", text.replace(f"{API}:1.0.0", f"{API}:8.0.0"), "prod")
+    for path in ("apps/[prod]", "apps/[prod]/", "./apps/[prod]", "apps/[prod]/x.yaml"):
+        entries = history_json(deploy_remote, "--image", API, "--path", path)["entries"]
+        assert [(e["tag"], e["files"]) for e in entries] == [("8.0.0", ["apps/[prod]/x.yaml"])], path
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--path", "apps/nope"])
+    assert res.returncode == 2 and "--path 'apps/nope' does not exist in the repository (main)" in res.stderr
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--path", "../x"])
+    assert res.returncode == 2 and "outside the repository" in res.stderr
+
+
+def test_history_of_an_empty_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "empty"
+    git("init", "--quiet", "--initial-branch=main", str(repo))
+    res = run_gitops(["history", "--deploy-repo", str(repo)])
+    assert res.returncode == 3 and "the repository has no commits" in res.stderr and "--branch" not in res.stderr
+    res = run_gitops(["history", "--deploy-repo", str(repo), "--branch", "main"])
+    assert res.returncode == 2 and "--branch main: no such branch" in res.stderr
