@@ -12,8 +12,13 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
                   (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
                   CI_MERGE_REQUEST_SOURCE_BRANCH_SHA.
 - Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build.
+                  Its default PR strategy merges the PR into its target on the agent: GIT_COMMIT is
+                  then that local merge commit and no variable names the PR head (see
+                  check_pr_merge_head).
 - any other CI:   CI=true (provider "ci"); nothing else is known.
-- overrides:      GITOPS_SOURCE_COMMIT (the commit) and GITOPS_CI_RUN_URL (the run URL).
+- overrides:      GITOPS_SOURCE_COMMIT (the Source-Commit trailer only: `trailer_commit`) and
+                  GITOPS_CI_RUN_URL (the run URL).  The override never feeds the tag rule, which
+                  uses the CI's own variables only.
 
 The tag rule (`check_checkout`, applied by gitops_cli.tagging.derive_tag for every verb that tags): the
 tag names the commit that was checked out and built (HEAD), or the commit given with `--sha`.  A CI's
@@ -43,12 +48,14 @@ class CIInfo:
     branch: str | None = None
     pull_request: bool = False  # a pull/merge-request build
     merge_commit: str | None = None  # the CI's synthetic merge commit, when it announced one
+    trailer_commit: str | None = None  # GITOPS_SOURCE_COMMIT: the Source-Commit trailer only, never the tag rule
 
     def trailers(self) -> list[tuple[str, str]]:
         """Commit-message trailers for what is known: Source-Commit and CI-Run."""
         out: list[tuple[str, str]] = []
-        if self.source_commit:
-            out.append(("Source-Commit", self.source_commit))
+        commit = self.trailer_commit or self.source_commit
+        if commit:
+            out.append(("Source-Commit", commit))
         if self.run_url:
             out.append(("CI-Run", self.run_url))
         return out
@@ -113,9 +120,9 @@ def detect(environ: Mapping[str, str] | None = None) -> CIInfo:
         info = CIInfo("ci", None, None)
     else:
         info = CIInfo(None, None, None)
-    commit = _get(env, "GITOPS_SOURCE_COMMIT") or info.source_commit
     url = _get(env, "GITOPS_CI_RUN_URL") or info.run_url
-    return CIInfo(info.provider, commit, url, info.branch, info.pull_request, info.merge_commit)
+    return CIInfo(info.provider, info.source_commit, url, info.branch, info.pull_request, info.merge_commit,
+                  _get(env, "GITOPS_SOURCE_COMMIT"))
 
 
 def check_checkout(head: str, info: CIInfo) -> None:
@@ -133,4 +140,22 @@ def check_checkout(head: str, info: CIInfo) -> None:
         f"not the pull request's own commit ({what}); its SHA names no commit anyone can find later",
         hint="check out the PR head (actions/checkout with `ref: ${{ github.event.pull_request.head.sha }}`) "
              "or name the build yourself with --sha",
+    )
+
+
+def check_pr_merge_head(head: str, parents: int, info: CIInfo) -> None:
+    """Refuse a Jenkins PR build whose HEAD is a merge commit (UsageError, exit 2).
+
+    Jenkins' default PR strategy ("merge with the target branch") merges the PR into its target on the
+    agent: GIT_COMMIT is that local merge commit, found nowhere else, and no variable names the PR's
+    own head, so check_checkout cannot tell.  `parents`: HEAD's parent count (the caller asks git).
+    """
+    if info.provider != "jenkins" or not info.pull_request or parents < 2:
+        return
+    raise UsageError(
+        f"refusing to tag {head[:12]}: this Jenkins pull-request build (CHANGE_ID) checked out a merge "
+        "commit made on the agent (the 'merge with the target branch' strategy); its SHA names no commit "
+        "anyone can find later",
+        hint="build the PR head (discover PRs with the 'current pull request revision' strategy) or name "
+             "the build yourself with --sha",
     )

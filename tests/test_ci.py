@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gitops_cli.ci import CIInfo, check_checkout, detect, github_pr_head
+from gitops_cli.ci import CIInfo, check_checkout, check_pr_merge_head, detect, github_pr_head
 from gitops_cli.errors import UsageError
 
 
@@ -29,7 +29,8 @@ def test_overrides_and_nothing_known() -> None:
     assert detect({}).trailers() == []
     env = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "merge", "GITOPS_SOURCE_COMMIT": "d" * 40}
     info = detect(env)
-    assert info.source_commit == "d" * 40 and info.run_url is None
+    # the override is for the trailer only: the CI's own commit stays the source commit (the tag rule's)
+    assert info.source_commit == "merge" and info.trailer_commit == "d" * 40 and info.run_url is None
     assert info.trailers() == [("Source-Commit", "d" * 40)]
     assert detect({"GITOPS_SOURCE_COMMIT": " e ", "GITOPS_CI_RUN_URL": "u"}).trailers() == [
         ("Source-Commit", "e"), ("CI-Run", "u")]
@@ -107,3 +108,26 @@ def test_check_checkout_rule() -> None:
         check_checkout(MERGE, CIInfo("github", None, None, None, True, MERGE))
     with pytest.raises(UsageError):  # Jenkins PR build whose HEAD is a local merge of GIT_COMMIT
         check_checkout(MERGE, CIInfo("jenkins", HEAD, None, "PR-3", True))
+
+
+def test_source_commit_override_never_drives_the_tag_rule(tmp_path: Path) -> None:
+    pr = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": MERGE,
+          "GITHUB_EVENT_PATH": _pr_event(tmp_path)}
+    # the PR head checked out, override = another commit: not refused (it used to name the override as head)
+    check_checkout(HEAD, detect({**pr, "GITOPS_SOURCE_COMMIT": "3" * 40}))
+    # the merge commit checked out, override = the merge commit: still refused (it used to bypass the rule)
+    with pytest.raises(UsageError, match="merge commit"):
+        check_checkout(MERGE, detect({**pr, "GITOPS_SOURCE_COMMIT": MERGE}))
+    assert detect({**pr, "GITOPS_SOURCE_COMMIT": MERGE}).trailers() == [("Source-Commit", MERGE)]
+
+
+def test_jenkins_pr_build_on_an_agent_merge_commit_is_refused() -> None:
+    pr = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": MERGE, "BRANCH_NAME": "PR-5", "CHANGE_ID": "5"})
+    check_checkout(MERGE, pr)  # GIT_COMMIT is HEAD: check_checkout cannot tell, the parent count does
+    with pytest.raises(UsageError, match="merge commit") as err:
+        check_pr_merge_head(MERGE, 2, pr)
+    assert "--sha" in (err.value.hint or "")
+    check_pr_merge_head(HEAD, 1, pr)  # the PR head itself (the "current revision" strategy)
+    branch = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": MERGE, "BRANCH_NAME": "main"})
+    check_pr_merge_head(MERGE, 2, branch)  # a merge commit on a branch build is an ordinary commit
+    check_pr_merge_head(MERGE, 2, detect({"GITHUB_ACTIONS": "true", "GITHUB_SHA": MERGE}))
