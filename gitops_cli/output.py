@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,17 +24,27 @@ if TYPE_CHECKING:
 
 _err_console: Console | None = None
 _secrets: set[str] = set()
+MIN_SECRET_LENGTH = 3  # shorter values are not secrets anyone could keep (and would mask everything)
+MIN_ANYWHERE_LENGTH = 8  # shorter secrets are masked only as a whole word, not inside other words
+_short_patterns: dict[str, re.Pattern[str]] = {}
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that no line this module prints can contain it (replaced by ***)."""
-    if value and len(value) >= 3:
+    """Remember a secret so that no message this module prints can contain it (replaced by ***)."""
+    if value and len(value) >= MIN_SECRET_LENGTH:
         _secrets.add(value)
+        if len(value) < MIN_ANYWHERE_LENGTH:
+            # a whole word: between start/end, whitespace, quotes or `=`; so that a password `app` or
+            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***`
+            _short_patterns[value] = re.compile(rf"(?<![^\s'\"=]){re.escape(value)}(?![^\s'\"])")
 
 
 def redact(text: str) -> str:
+    """`text` with every registered secret replaced by ***: one of MIN_ANYWHERE_LENGTH characters or
+    more wherever it occurs, a shorter one where it stands as a whole word."""
     for secret in sorted(_secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
+        pattern = _short_patterns.get(secret)
+        text = pattern.sub("***", text) if pattern is not None else text.replace(secret, "***")
     return text
 
 
@@ -122,14 +133,17 @@ def error(text: str, hint: str | None = None) -> None:
             _plain(f"hint: {hint}")
 
 
-def result(text: str) -> None:
-    """A result line on stdout."""
-    sys.stdout.write(redact(text) + "\n")
+def result(text: str, trusted: bool = False) -> None:
+    """A result line on stdout.  `trusted`: built only from values that hold no secret (a tag, an image
+    reference, a digest), printed as is: redaction would corrupt them when a short password happens to
+    be a word of them (the line is for machines: `REF=$(gitops publish ...)`)."""
+    sys.stdout.write((text if trusted else redact(text)) + "\n")
     sys.stdout.flush()
 
 
-def result_json(data: Any) -> None:
-    sys.stdout.write(redact(json.dumps(data, indent=2, sort_keys=False, default=str)) + "\n")
+def result_json(data: Any, trusted: bool = False) -> None:
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    sys.stdout.write((text if trusted else redact(text)) + "\n")
     sys.stdout.flush()
 
 

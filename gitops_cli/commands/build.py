@@ -63,5 +63,5 @@ def build(
         cache_from=cache_from, pull=pull, no_cache=no_cache, build_command=settings.build_command,
         tag_length=settings.tag_length, tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty,
     )
-    output.result(str(result.ref))
-    output.result(result.image_id)
+    output.result(str(result.ref), trusted=True)
+    output.result(result.image_id, trusted=True)

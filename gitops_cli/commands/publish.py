@@ -58,4 +58,4 @@ def publish(
         ref, creds=creds, allow_overwrite=allow_overwrite, allow_mutable_tag=settings.allow_mutable_tag,
         mutable_tags=settings.mutable_tags, insecure=settings.insecure_registries,
     )
-    output.result(result.pinned)
+    output.result(result.pinned, trusted=True)

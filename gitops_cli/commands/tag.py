@@ -29,4 +29,4 @@ def tag(
     settings = load_settings(repo, {"tag_length": length, "tag_prefix": prefix})
     info = derive_tag(repo, length=settings.tag_length, prefix=settings.tag_prefix,
                       allow_dirty=allow_dirty, sha=sha)
-    output.result(info.tag)
+    output.result(info.tag, trusted=True)

@@ -258,3 +258,17 @@ def test_push_progress_bars_on_a_terminal_and_plain_lines_with_no_color(gitops, 
     status, out, terminal = run_gitops_tty(["publish", "--image", ref2], cwd=app_repo, env={"NO_COLOR": "1"})
     assert status == 0, terminal
     assert "\x1b" not in terminal and "\u2501" not in terminal and ": Preparing\r\n" in terminal  # per layer
+
+
+@pytest.mark.parametrize("password", ["app", "sha256"])
+def test_short_password_does_not_corrupt_the_result(gitops, app_repo: Path, registry: Registry,
+                                                     password: str) -> None:
+    """A short password that is a word of the image reference or of the digest: the result line is
+    built from trusted values and printed as is."""
+    ref = build(gitops, app_repo, registry.image("a3/sample-app"), "--tag", "fixed1")
+    env = {"GITOPS_REGISTRY_USERNAME": "u", "GITOPS_REGISTRY_PASSWORD": password}
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env=env)
+    assert res.returncode == 0, res.stderr
+    digest = registry_digest(registry, "a3/sample-app", "fixed1")
+    assert res.stdout == f"{ref}@{digest}\n"
+    assert "***" not in res.stderr  # nor are messages mangled inside words

@@ -1,0 +1,48 @@
+"""output.redact: registered secrets never printed; short ones not masked inside unrelated words;
+trusted results printed as is."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_cli import output
+
+
+@pytest.fixture(autouse=True)
+def clean_secrets():
+    saved, patterns = set(output._secrets), dict(output._short_patterns)
+    yield
+    output._secrets.clear()
+    output._secrets.update(saved)
+    output._short_patterns.clear()
+    output._short_patterns.update(patterns)
+
+
+def test_long_secret_is_masked_anywhere() -> None:
+    output.register_secret("s3cr3t-token")
+    assert output.redact("https://x:s3cr3t-token@h/ and s3cr3t-tokenXYZ") == "https://x:***@h/ and ***XYZ"
+
+
+def test_short_secret_is_masked_only_as_a_whole_word() -> None:
+    output.register_secret("app")
+    output.register_secret("sha256")
+    text = "pushed 127.0.0.1:5000/a3/sample-app:fixed1@sha256:abc (sha256 digest)"
+    assert output.redact(text) == "pushed 127.0.0.1:5000/a3/sample-app:fixed1@sha256:abc (sha256 digest)"
+    assert output.redact("password app given") == "password *** given"
+    assert output.redact("GITOPS_REGISTRY_PASSWORD=app") == "GITOPS_REGISTRY_PASSWORD=***"
+    assert output.redact("'sha256'") == "'***'"
+
+
+def test_too_short_values_are_not_secrets() -> None:
+    output.register_secret("ab")
+    assert output.redact("ab cab") == "ab cab"
+
+
+def test_trusted_result_is_printed_as_is(capsys) -> None:
+    output.register_secret("fixed1-secret")
+    output.result("r/a:fixed1-secret", trusted=True)
+    output.result("r/a:fixed1-secret")
+    output.result_json({"ref": "fixed1-secret"}, trusted=True)
+    out = capsys.readouterr().out
+    assert out.splitlines()[:2] == ["r/a:fixed1-secret", "r/a:***"]
+    assert '"ref": "fixed1-secret"' in out
