@@ -27,6 +27,14 @@ DEFAULT_TEST_COMMAND = "make test"
 _RULE_RE = re.compile(r"^([^\s:#=][^:#=]*?)\s*::?(?!=)", re.MULTILINE)
 
 
+class TestsFailedError(GitopsError):
+    """The test command ran and failed: `gitops test` exits with its own status (`status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message, exit_code=status)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class TestResult:
     __test__ = False  # not a pytest test class
@@ -99,6 +107,6 @@ def run_tests(
         output.step(f"Running {cmd!r} in {image} (network none)")
         where, status = str(image), engine.run_in_image(client, str(image), cmd)
     if status != 0:
-        raise GitopsError(f"tests failed: {cmd!r} exited with status {status} ({where})", exit_code=status)
+        raise TestsFailedError(f"tests failed: {cmd!r} exited with status {status} ({where})", status)
     output.info(f"tests passed: {cmd!r} ({where})")
     return TestResult(command=cmd, where=where, status=status)

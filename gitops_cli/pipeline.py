@@ -38,27 +38,40 @@ the rebuilt image is the one published).  An image published without that label 
 publish`) still gets its tests run.  When the registry has the tag for ANOTHER revision, the run
 stops before any work (exit 6, both named) unless allow_overwrite.  An image without the revision
 label (pushed by other tools) is rebuilt, and publish decides by content as it always does.
+The commit is not all that makes an image: build-and-bump also records INPUTS_LABEL (build_inputs:
+a short sha256 of each of the Dockerfile's bytes, its path, the context, the build args, the target,
+the extra labels and the build command).  An image of this commit with other recorded inputs is not
+"this source state" and the tag would then name another image: refused like another revision (exit 6,
+naming the inputs that differ) unless allow_overwrite.  An image without that label (`gitops publish`)
+is judged by its revision alone.
+
+Failing tests are the test step's exit 1 (14 when the shell could not start the command: 126/127), the
+command's own status in the message and in `test_status`.  An interrupt (KeyboardInterrupt) is recorded
+like a failure of the running step (result.interrupted): the caller writes what is known, then re-raises.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.errors import GitopsError, RefusedError
+from gitops_cli.errors import EXIT_WRITE_FAILED, CommandStartError, GitopsError, RefusedError, UsageError
 from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
 
 STEPS = ("tag", "test", "build", "publish", "bump")
 REVISION_LABEL = "org.opencontainers.image.revision"
 VERSION_LABEL = "org.opencontainers.image.version"
 TESTED_LABEL = "dev.gitops-cli.tested-command"  # set by build-and-bump when its tests passed before the build
+INPUTS_LABEL = "dev.gitops-cli.build-inputs"  # set by build-and-bump: what, besides the commit, made the image
 OUTPUT_NAMES = ("tag", "image", "digest", "deploy-commit")
 STALE_AFTER = 2.0  # seconds: an older deploy-repo clone is checked against the remote before the bump
 
@@ -107,6 +120,9 @@ class PipelineResult:
     pushed: bool = False
     bump: Any = None  # bump.BumpResult
     error: GitopsError | None = None
+    test_status: int | None = None  # the failing test command's own exit status
+    inputs: str | None = None  # INPUTS_LABEL value for this run
+    interrupted: bool = False  # KeyboardInterrupt (SIGINT): error says so; the caller re-raises it
 
     @property
     def ok(self) -> bool:
@@ -145,6 +161,8 @@ class PipelineResult:
             "steps": [s.to_json() for s in self.steps],
             "failed_step": self.failed_step,
             "error": self.error.message if self.error else None,
+            "exit_code": self.error.exit_code if self.error else 0,
+            "test_status": self.test_status,
             "bump": self.bump.to_json() if self.bump is not None else None,
         }
 
@@ -165,6 +183,9 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except GitopsError as exc:
         record.status, record.detail = "failed", exc.message.splitlines()[0]
         raise
+    except KeyboardInterrupt:
+        record.status, record.detail = "failed", "interrupted"
+        raise
     finally:
         record.seconds = clock() - start
 
@@ -180,11 +201,57 @@ class Published:
     tested_command: str | None  # TESTED_LABEL: the test command that passed before it was built
 
 
-def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool = False) -> Published | None:
+INPUT_NAMES = ("dockerfile", "dockerfile-path", "context", "build-args", "target", "labels", "build-command")
+
+
+def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
+    """INPUTS_LABEL's value: what makes the image besides the commit, one short sha256 per input
+    (`dockerfile=<16 hex>;dockerfile-path=...;...`, in INPUT_NAMES order), so a mismatch can be named
+    and no build argument's value is disclosed.  UsageError (exit 2) for a missing context or Dockerfile,
+    before any work (as `gitops build` refuses them)."""
+    import hashlib
+    import json
+
+    from gitops_cli.build import _resolve_paths, parse_pairs
+
+    root = Path(repo).resolve()
+    ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"))
+    dockerfile = ctx / (dockerfile_arg or "Dockerfile")
+
+    def where(path: Path) -> str:  # relative to the checkout: the same inputs in another clone match
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    values: dict[str, bytes] = {
+        "dockerfile": dockerfile.read_bytes(),
+        "dockerfile-path": where(dockerfile).encode(),
+        "context": where(ctx).encode(),
+        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "--build-arg").items()))
+        .encode(),
+        "target": (options.get("target") or "").encode(),
+        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "--label").items())).encode(),
+        "build-command": (options.get("build_command") or "").encode(),
+    }
+    return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
+
+
+def input_differences(recorded: str, current: str) -> list[str]:
+    """The names of the inputs that differ between two INPUTS_LABEL values (all when unparsable)."""
+    def parse(value: str) -> dict[str, str]:
+        return dict(item.partition("=")[::2] for item in value.split(";") if "=" in item)
+
+    old, new = parse(recorded), parse(current)
+    names = [k for k in INPUT_NAMES if old.get(k) != new.get(k)]
+    return names or ([] if recorded == current else ["build inputs"])
+
+
+def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool = False,
+                    inputs: str | None = None) -> Published | None:
     """The registry's image for ref when it holds this source state; None when a build is needed.
 
     `client`: a registry.Client for ref's registry (the pipeline's one client: its token is reused by
-    publish).  RefusedError (exit 6) when the tag names an image built from another revision (unless allowed).
+    publish).  RefusedError (exit 6) when the tag names an image built from another revision, or from
+    this revision with other build inputs (`inputs`, INPUTS_LABEL; an image without that label, e.g.
+    from `gitops publish`, is judged by its revision alone), unless allow_overwrite (then: None).
     """
     from gitops_cli import registry
 
@@ -195,7 +262,18 @@ def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool 
     labels = (config.get("config") or {}).get("Labels") or {}
     revision, version = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
     if revision == sha and version in (None, ref.tag):
-        return Published(manifest.digest, labels.get(TESTED_LABEL))
+        recorded = labels.get(INPUTS_LABEL)
+        if inputs is None or recorded is None or recorded == inputs:
+            return Published(manifest.digest, labels.get(TESTED_LABEL))
+        if allow_overwrite:
+            return None  # rebuilt, and published over it
+        raise RefusedError(
+            f"refusing to build {ref}: the registry already has this tag for {sha[:12]} ({manifest.digest}), "
+            f"built with other build inputs (differs: {', '.join(input_differences(recorded, inputs))}); "
+            "the tag would then name another image",
+            hint="tags are immutable: use another tag for this variant (--tag/--prefix), or pass "
+                 "--allow-overwrite to replace it",
+        )
     if revision and revision != sha and not allow_overwrite:
         raise RefusedError(
             f"refusing to build {ref}: the registry already has this tag for revision {revision} "
@@ -216,6 +294,9 @@ def run(request: PipelineRequest, environ: Mapping[str, str] | None = None,
         _run(request, result, os.environ if environ is None else environ, clock)
     except GitopsError as exc:
         result.error = exc
+    except KeyboardInterrupt:  # what completed is recorded and reported; the caller re-raises (exit 130)
+        result.interrupted = True
+        result.error = GitopsError("interrupted", exit_code=130)
     return result
 
 
@@ -227,6 +308,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     if request.tag is not None:
         validate_tag(request.tag)
     remote = bumping.reach(request.bump, env, images_required=False)  # no network
+    result.inputs = build_inputs(Path(request.repo), request.build_options)  # a missing Dockerfile: exit 2
     deploy: _DeployRepoClone | None = None
     try:
         with _step(result, "tag", clock) as rec:
@@ -244,12 +326,15 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             published = None
             if not request.rebuild:
                 output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-                published = published_image(result.ref, result.sha, reg, request.allow_overwrite)
+                published = published_image(result.ref, result.sha, reg, request.allow_overwrite,
+                                            inputs=result.inputs)
         _build_and_publish(request, result, published, deploy, reg, clock)
         with _step(result, "bump", clock) as rec:
             assert result.digest is not None and result.ref is not None and result.sha is not None
             target = result.ref.with_digest(result.digest)
-            bump_env = {**env, "GITOPS_SOURCE_COMMIT": result.sha}  # the trailer names the tagged commit
+            bump_env = dict(env)  # the trailer names the tagged commit, unless GITOPS_SOURCE_COMMIT is set
+            if not env.get("GITOPS_SOURCE_COMMIT", "").strip():
+                bump_env["GITOPS_SOURCE_COMMIT"] = result.sha
             prepared = deploy.prepared()
             result.bump = bumping.apply(prepared, [target], environ=bump_env,
                                         refresh=prepared.age > STALE_AFTER)
@@ -276,13 +361,17 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
     engine = _EngineWarmup() if published is None else None  # a build follows: connect during the tests
 
     with _step(result, "test", clock) as rec:
-        from gitops_cli.apptest import resolve_test_command, run_tests
+        from gitops_cli.apptest import TestsFailedError, resolve_test_command, run_tests
 
         command = resolve_test_command(Path(request.repo), request.test_command)
         if published is not None and published.tested_command == output.redact(command):
             output.info(f"its tests passed before it was built ({command!r}): skipping them")
             raise _Skip(f"{done} (tests {command!r} passed)")
-        rec.detail = run_tests(request.repo, command=command).command
+        try:
+            rec.detail = run_tests(request.repo, command=command).command
+        except TestsFailedError as exc:  # the step's documented code; the raw status stays in the message
+            result.test_status = exc.status
+            raise _test_failure(exc) from None
         result.tested = True
     deploy.warn_if_failed()
 
@@ -306,6 +395,19 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
         result.digest, result.pushed = published_now.digest, published_now.pushed
         rec.detail = (published_now.digest if published_now.pushed
                       else f"already published as {published_now.digest}")
+
+
+NOT_STARTED = (126, 127)  # the shell's statuses for a command not executable / not found
+
+
+def _test_failure(exc: Any) -> GitopsError:
+    """A failing test command as the test step's error: exit 1 ("failure reported by the verb"), or 14
+    when the shell could not start the command (126/127); never the command's raw status, whose
+    meaning in the table of exit codes would be a lie (make's 2 = "invalid input")."""
+    if exc.status in NOT_STARTED:
+        return CommandStartError(exc.message, hint="the test command could not be started (status "
+                                 f"{exc.status}: {'not executable' if exc.status == 126 else 'not found'})")
+    return GitopsError(exc.message, exit_code=1)
 
 
 class _DeployRepoClone:
@@ -360,11 +462,20 @@ class _DeployRepoClone:
 
 
 def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:
+    from gitops_cli import ci, git
     from gitops_cli.tagging import derive_tag
 
     # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
                         allow_dirty=request.allow_dirty, sha=request.sha, environ=env)
+    # HEAD and its parents: what is built is HEAD's tree, whatever the tag names
+    line = git.run(["rev-list", "--parents", "-n", "1", "HEAD"], cwd=tagged.repo).stdout.split()
+    head, parents = line[0], len(line) - 1
+    if request.sha is None:
+        ci.check_pr_merge_head(head, parents, ci.detect(env))  # a Jenkins PR build's agent-local merge
+    elif tagged.sha != head:
+        output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
+                    f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
     return (request.tag or tagged.tag), tagged.sha
 
 
@@ -402,6 +513,8 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
+    if result.inputs is not None:  # the build inputs: a re-run with other ones is not "already published"
+        extra[INPUTS_LABEL] = result.inputs
     built = build_image(request.image, repo=request.repo, tag=result.tag, revision=result.sha, labels=extra,
                         client=client, **options)
     result.built = True
@@ -417,11 +530,85 @@ def _check_value(name: str, value: str) -> str:
     return value
 
 
+def check_output_path(path: str | Path, what: str) -> None:
+    """Refuse before any work (UsageError, exit 2) an output file that cannot be written: its directory
+    missing, a directory, not writable.  Symlinks are followed; FIFOs and devices are fine."""
+    name = str(path)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:  # e.g. a path through a regular file
+        raise UsageError(f"{what} {name}: {exc.strerror}") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{what} {name}: is a directory", hint="name a file")
+        if not os.access(name, os.W_OK):
+            raise UsageError(f"{what} {name}: not writable (permission denied)")
+        return
+    parent = Path(os.path.realpath(name)).parent  # a dangling symlink: its target is created
+    if not parent.is_dir():
+        raise UsageError(f"{what} {name}: no such directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {name}: cannot create a file in {parent} (permission denied)")
+
+
+def _in_place(name: str, st: os.stat_result | None) -> bool:
+    """FIFOs, devices and /dev/stdout-like names are written where they are, never replaced."""
+    return (st is not None and not stat.S_ISREG(st.st_mode)) or name.startswith(("/dev/", "/proc/"))
+
+
+def write_output_file(path: str | Path, text: str, append: bool = False) -> None:
+    """Write (or append) `text` to an output file.  A regular file is replaced atomically (a temp file
+    in its directory, never left behind); a symlink's target is written (the link stays); a FIFO or a
+    device (/dev/stdout) is written in place.  OSError when the system refuses the write."""
+    name = str(path)
+    try:
+        st: os.stat_result | None = os.stat(name)
+    except FileNotFoundError:
+        st = None
+    if append or _in_place(name, st):
+        with open(name, "a", encoding="utf-8") as f:
+            f.write(text)
+        return
+    target = Path(os.path.realpath(name))
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for a new file
+    except PermissionError:  # a writable file in a read-only directory: written in place
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            if st is not None:
+                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))  # the replaced file's mode is kept
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def reset_output_file(path: str | Path) -> None:
+    """Empty a regular output file left by an earlier run (as `docker build --iidfile` does), so a run
+    that stops early never leaves the previous run's values behind.  Others are left alone."""
+    try:
+        if stat.S_ISREG(os.stat(path).st_mode):
+            os.truncate(path, 0)
+    except FileNotFoundError:
+        pass
+
+
+def github_output_text(outputs: Mapping[str, str]) -> str:
+    """`name=value` lines for $GITHUB_OUTPUT (the file GitHub Actions reads step outputs from)."""
+    return "".join(f"{key}={_check_value(key, value)}\n" for key, value in outputs.items())
+
+
 def write_github_output(path: str | Path, outputs: Mapping[str, str]) -> None:
-    """Append `name=value` lines to $GITHUB_OUTPUT (the file GitHub Actions reads step outputs from)."""
-    with open(path, "a", encoding="utf-8") as f:
-        for key, value in outputs.items():
-            f.write(f"{key}={_check_value(key, value)}\n")
+    """Append the outputs to $GITHUB_OUTPUT (appended, as GitHub expects: other steps' lines stay)."""
+    write_output_file(path, github_output_text(outputs), append=True)
 
 
 def dotenv_name(key: str) -> str:
@@ -431,10 +618,23 @@ def dotenv_name(key: str) -> str:
 
 def write_dotenv(path: str | Path, outputs: Mapping[str, str]) -> None:
     """Write a dotenv file (GitLab `artifacts:reports:dotenv`): TAG, IMAGE, DIGEST, DEPLOY_COMMIT."""
-    text = "".join(f"{dotenv_name(k)}={_check_value(k, v)}\n" for k, v in outputs.items())
-    tmp = Path(f"{path}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_output_file(path, "".join(f"{dotenv_name(k)}={_check_value(k, v)}\n" for k, v in outputs.items()))
+
+
+def write_outputs(outputs: Mapping[str, str], github_output: str | None,
+                  dotenv: str | Path | None) -> list[GitopsError]:
+    """Write the step outputs to both files (each tried); a refused write is an error (exit 74) in
+    the returned list, never raised: the caller reports it without masking the run's own failure."""
+    errors: list[GitopsError] = []
+    for path, writer in ((github_output, write_github_output), (dotenv, write_dotenv)):
+        if path is None:
+            continue
+        try:
+            writer(path, outputs)
+        except OSError as exc:
+            errors.append(GitopsError(f"cannot write {path}: {exc.strerror or exc}",
+                                      exit_code=EXIT_WRITE_FAILED))
+    return errors
 
 
 def summary_rows(result: PipelineResult) -> list[tuple[str, str]]:

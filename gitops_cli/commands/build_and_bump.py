@@ -45,6 +45,7 @@ from gitops_cli.commands.options import (
     require_build_image,
     require_deploy_repo,
 )
+from gitops_cli.errors import EXIT_WRITE_FAILED, GitopsError
 from gitops_cli.settings import load_settings
 
 
@@ -99,12 +100,14 @@ def build_and_bump(
     """Tag, test, build, publish and bump the deploy repo; stop at the first failure.
 
     Re-running on the same commit is safe and fast: when the registry already has the tag for this
-    commit (its org.opencontainers.image.revision label), build and push are skipped, and the tests
+    commit and the same build inputs (labels org.opencontainers.image.revision and
+    dev.gitops-cli.build-inputs), build and push are skipped, and the tests
     too when the image records that they passed before it was built (label
     dev.gitops-cli.tested-command); the bump reports "already up to date".  A dirty tree is
     refused.  In a CI pull-request build whose checkout is a merge commit, the run is refused
-    (check out the PR head or pass --sha).  Step outputs tag, image, digest and deploy-commit go
-    to $GITHUB_OUTPUT when set, and to --dotenv FILE.
+    (check out the PR head or pass --sha).  Step outputs tag, image, digest and deploy-commit are
+    appended to $GITHUB_OUTPUT when set, and written to --dotenv FILE (both paths are checked before
+    any work; written after the run, also after a failure or an interrupt, with what is known).
 
     \b
     Example:
@@ -114,51 +117,72 @@ def build_and_bump(
     """
     from gitops_cli import pipeline, registry
     from gitops_cli.bump import BumpRequest
-
-    check_output_format(output_format)
-    password = registry.read_password(sys.stdin) if password_stdin else None
-    settings = load_settings(repo, {
-        "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
-        "test_command": test_command, "context": absolute(context), "dockerfile": absolute(file),
-        "build_args": build_arg, "labels": label, "allow_mutable_tag": allow_mutable_tag,
-        "registry_username": username, "branch": branch, "paths": path, "container": container,
-        "message": message, "author": author, "push_branch": push_branch, "retries": retries,
-    })
-    image_name = require_build_image(settings.image)
-    deploy = require_deploy_repo(settings.deploy_repo)
     from gitops_cli.imageref import parse_repository
 
-    name = parse_repository(image_name)
-    creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password)
-    request = pipeline.PipelineRequest(
-        image=image_name, repo=repo, tag=tag, sha=sha, tag_length=settings.tag_length,
-        tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty, test_command=settings.test_command,
-        build_options={
-            "context": settings.context, "dockerfile": settings.dockerfile, "build_args": settings.build_args,
-            "labels": settings.labels, "target": target, "network": network, "cache_from": cache_from,
-            "pull": pull, "no_cache": no_cache, "build_command": settings.build_command,
-        },
-        rebuild=rebuild, creds=creds, allow_overwrite=allow_overwrite,
-        allow_mutable_tag=settings.allow_mutable_tag, mutable_tags=tuple(settings.mutable_tags),
-        insecure=tuple(settings.insecure_registries),
-        bump=BumpRequest(
-            deploy_repo=deploy, images=(), branch=settings.branch, paths=settings.paths,
-            container=settings.container, message=settings.message, author=settings.author,
-            push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries, ssh_key=ssh_key,
-        ),
-    )
-    result = pipeline.run(request)
-
-    if result.tag is not None:  # what is known, also after a failure (e.g. published but not bumped)
-        outputs = result.outputs()
-        github_output = os.environ.get("GITHUB_OUTPUT", "").strip()
-        if github_output:
-            pipeline.write_github_output(github_output, outputs)
+    check_output_format(output_format)
+    github_output = os.environ.get("GITHUB_OUTPUT", "").strip() or None
+    result = pipeline.PipelineResult()
+    started = False
+    try:
+        # the output files are checked before any work (exit 2); a regular --dotenv left by an earlier
+        # run is emptied now, so a run that stops early never leaves stale values
+        if github_output is not None:
+            pipeline.check_output_path(github_output, "$GITHUB_OUTPUT")
         if dotenv is not None:
-            pipeline.write_dotenv(dotenv, outputs)
-    _render(result, output_format)
+            pipeline.check_output_path(dotenv, "--dotenv")
+            try:
+                pipeline.reset_output_file(dotenv)
+            except OSError as exc:
+                raise GitopsError(f"cannot write {dotenv}: {exc.strerror or exc}",
+                                  exit_code=EXIT_WRITE_FAILED) from None
+        password = registry.read_password(sys.stdin) if password_stdin else None
+        settings = load_settings(repo, {
+            "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
+            "test_command": test_command, "context": absolute(context), "dockerfile": absolute(file),
+            "build_args": build_arg, "labels": label, "allow_mutable_tag": allow_mutable_tag,
+            "registry_username": username, "branch": branch, "paths": path, "container": container,
+            "message": message, "author": author, "push_branch": push_branch, "retries": retries,
+        })
+        image_name = require_build_image(settings.image)
+        deploy = require_deploy_repo(settings.deploy_repo)
+        name = parse_repository(image_name)
+        creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password)
+        request = pipeline.PipelineRequest(
+            image=image_name, repo=repo, tag=tag, sha=sha, tag_length=settings.tag_length,
+            tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty, test_command=settings.test_command,
+            build_options={
+                "context": settings.context, "dockerfile": settings.dockerfile, "build_args": settings.build_args,
+                "labels": settings.labels, "target": target, "network": network, "cache_from": cache_from,
+                "pull": pull, "no_cache": no_cache, "build_command": settings.build_command,
+            },
+            rebuild=rebuild, creds=creds, allow_overwrite=allow_overwrite,
+            allow_mutable_tag=settings.allow_mutable_tag, mutable_tags=tuple(settings.mutable_tags),
+            insecure=tuple(settings.insecure_registries),
+            bump=BumpRequest(
+                deploy_repo=deploy, images=(), branch=settings.branch, paths=settings.paths,
+                container=settings.container, message=settings.message, author=settings.author,
+                push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries, ssh_key=ssh_key,
+            ),
+        )
+        started = True
+        result = pipeline.run(request)  # an interrupt is recorded in result (re-raised below)
+    except GitopsError as exc:  # before the pipeline: bad input or configuration
+        if output_format == "json":
+            output.result_json(pipeline.PipelineResult(error=exc).to_json())
+        raise
+
+    _render(result, output_format)  # the result first: a file that cannot be written never hides it
+    errors = pipeline.write_outputs(result.outputs(), github_output, dotenv) if started else []
     if result.error is not None:
+        for error in errors:  # reported; the run's own failure keeps its exit code
+            output.error(error.message)
+        if result.interrupted:
+            raise KeyboardInterrupt
         raise result.error
+    if errors:
+        for error in errors[1:]:
+            output.error(error.message)
+        raise errors[0]
 
 
 def _render(result, output_format: str) -> None:  # type: ignore[no-untyped-def]
