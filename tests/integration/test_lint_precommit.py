@@ -107,3 +107,34 @@ def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path):
     good = _try_repo(hook_repo, sample, home, "--files", "deploy/good.yaml")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "Passed" in good.stdout
+
+
+@pytest.mark.integration
+def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path):
+    """examples/pre-commit-config.yaml, pointed at a snapshot, installs and runs; the hook's environment
+    has the libyaml parser (a pyproject dependency): ~5x faster than ruamel's pure-Python parser."""
+    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    example = (ROOT / "examples" / "pre-commit-config.yaml").read_text()
+    assert "https://git.example.com/platform/gitops-cli" in example and "rev: v0.1.0" in example
+    config = example.replace("https://git.example.com/platform/gitops-cli", str(hook_repo))
+    config = config.replace("rev: v0.1.0", f"rev: {rev}")
+
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    (sample / ".pre-commit-config.yaml").write_text(config)
+    (sample / "bad.yaml").write_text(BAD_MANIFEST)
+    _git(["init", "-q", "-b", "main"], sample)
+    _git(["add", "-A"], sample)
+    home = tmp_path / "pre-commit-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_", "GITHUB_", "PRE_COMMIT"))}
+    env |= {"PRE_COMMIT_HOME": str(home), "NO_COLOR": "1", **IDENTITY}
+    run = subprocess.run([str(PRE_COMMIT), "run", "--all-files", "--color", "never"], cwd=sample, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 1 and "bad.yaml:10:18: GL001 " in run.stdout, run.stdout + run.stderr
+
+    (python,) = home.glob("repo*/py_env-*/bin/python")
+    probe = subprocess.run([str(python), "-c", "from ruamel.yaml.cyaml import CBaseLoader; print('C parser')"],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.stdout.strip() == "C parser", probe.stderr
