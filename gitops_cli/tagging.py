@@ -4,8 +4,10 @@
   when N digits are ambiguous among the repository's objects.
 - A dirty tree (uncommitted changes, untracked non-ignored files) is refused unless allow_dirty, which
   gives `<sha>-dirty-<8 hex>`: the hex hashes the diff against HEAD plus the untracked files' names and
-  contents, so two different dirty states never share a tag.
-- `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA).
+  contents, and the same inside submodules and untracked nested repositories (recursively), so two
+  different dirty states never share a tag.
+- `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA); it must
+  name a commit, and an unknown full SHA is trusted only in a shallow clone.
 - In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
   commit is refused (its SHA names no commit anyone can find later) unless `sha` is given.
 """
@@ -17,6 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gitops_cli import ci, git, output
 from gitops_cli.errors import DirtyTreeError, UsageError
@@ -54,19 +57,40 @@ def dirty_paths(repo: Path) -> list[str]:
 
 
 def dirty_hash(repo: Path) -> str:
-    """8 hex digits identifying the exact uncommitted state (tracked diff + untracked files)."""
+    """8 hex digits identifying the exact uncommitted state: the diff against HEAD, the untracked files'
+    names and contents, and the same, recursively, inside every checked-out submodule and every
+    untracked nested repository (whose own diff `git diff` shows only as `-dirty`, or not at all)."""
     h = hashlib.sha256()
-    diff = git.run(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
+    _hash_state(h, repo, "")
+    return h.hexdigest()[:8]
+
+
+def _hash_state(h: Any, repo: Path, prefix: str) -> None:
+    """Feed `repo`'s uncommitted state into `h`; paths are named from the top repository (`prefix`)."""
+    h.update(b"\0repo\0" + prefix.encode("utf-8", "surrogateescape") + b"\0")
+    head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=repo, check=False)
+    h.update(b"head:" + head.stdout.strip().encode() + b"\0")
+    if head.status == 0:
+        diff = git.run(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
+    else:  # no commit yet (an untracked nested repository): what is staged
+        diff = git.run(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
     h.update(diff.stdout.encode("utf-8", "surrogateescape"))
     untracked = git.run(["ls-files", "--others", "--exclude-standard", "-z"], cwd=repo, strip=False)
     for name in sorted(p for p in untracked.stdout.split("\0") if p):
         h.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
         f = repo / name
         if f.is_symlink():
-            h.update(b"link:" + str(f.readlink()).encode())
+            h.update(b"link:" + str(f.readlink()).encode("utf-8", "surrogateescape"))
+        elif f.is_dir():  # git lists a nested repository as `dir/`, not its files
+            _hash_state(h, f, prefix + name)
         elif f.is_file():
             h.update(f.read_bytes())
-    return h.hexdigest()[:8]
+    staged = git.run(["ls-files", "--stage", "-z"], cwd=repo, strip=False)
+    for entry in sorted(e for e in staged.stdout.split("\0") if e.startswith("160000 ")):
+        path = entry.split("\t", 1)[1]
+        sub = repo / path
+        if (sub / ".git").exists():  # a checked-out submodule: its own changes
+            _hash_state(h, sub, f"{prefix}{path}/")
 
 
 def resolve_sha(repo: Path, override: str | None) -> str:

@@ -75,6 +75,54 @@ def test_dirty_hash_depends_on_content_not_only_names(repo: Path) -> None:
     assert dirty_hash(repo) == h1 != h2
 
 
+def test_dirty_hash_sees_changes_inside_a_submodule(repo: Path, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "l.txt").write_text("lib\n")
+    commit_all(lib, "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    commit_all(repo, "add lib")
+    assert dirty_paths(repo) == []
+    (repo / "lib" / "l.txt").write_text("state one\n")  # git diff HEAD shows only "...-dirty"
+    one = derive_tag(repo, allow_dirty=True).tag
+    (repo / "lib" / "l.txt").write_text("state two\n")
+    two = derive_tag(repo, allow_dirty=True).tag
+    (repo / "lib" / "l.txt").write_text("lib\n")
+    (repo / "lib" / "untracked.txt").write_text("u1\n")  # an untracked file in the submodule
+    three = dirty_hash(repo)
+    (repo / "lib" / "untracked.txt").write_text("u2\n")
+    assert len({one, two, three, dirty_hash(repo)}) == 4
+    (repo / "lib" / "untracked.txt").write_text("u1\n")
+    assert dirty_hash(repo) == three  # the same state, the same hash
+
+
+def test_dirty_hash_sees_the_content_of_an_untracked_nested_repo(repo: Path) -> None:
+    nested = repo / "vendor" / "nested"
+    nested.mkdir(parents=True)
+    git(nested, "init", "-q", "-b", "main")
+    (nested / "n.txt").write_text("one\n")
+    assert dirty_paths(repo) == ["vendor/nested/"]
+    h1 = dirty_hash(repo)
+    (nested / "n.txt").write_text("two\n")
+    h2 = dirty_hash(repo)
+    commit_all(nested, "nested commit")  # committed inside: its HEAD and clean tree count
+    h3 = dirty_hash(repo)
+    (nested / "n.txt").write_text("three\n")
+    assert len({h1, h2, h3, dirty_hash(repo)}) == 4
+
+
+def test_dirty_hash_of_files_in_an_untracked_directory(repo: Path) -> None:
+    (repo / "newdir" / "deep").mkdir(parents=True)
+    (repo / "newdir" / "deep" / "f.txt").write_text("one\n")
+    (repo / "newdir" / ".gitignore").write_text("ignored.txt\n")
+    h1 = dirty_hash(repo)
+    (repo / "newdir" / "ignored.txt").write_text("anything\n")  # ignored: not part of the state
+    assert dirty_hash(repo) == h1
+    (repo / "newdir" / "deep" / "f.txt").write_text("two\n")
+    assert dirty_hash(repo) != h1
+
+
 def test_allow_dirty_tag(repo: Path) -> None:
     (repo / "a.txt").write_text("changed\n")
     info = derive_tag(repo, allow_dirty=True)
