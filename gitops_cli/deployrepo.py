@@ -78,27 +78,61 @@ def open_remote(
     spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None,
     flag: str = "--deploy-repo",
 ) -> Remote:
-    """Classify --deploy-repo (or the `flag` named) and build the environment that authenticates git."""
+    """Classify --deploy-repo (or the `flag` named) and build the environment that authenticates git.
+
+    UsageError (exit 2), with any credentials stripped from the spec it names, for what cannot work: an
+    unknown scheme, a malformed `scheme:/...` (read by git as scp-like `host:path`), a missing directory
+    (a path or a file:// URL)."""
     env = os.environ if environ is None else environ
     if not spec.strip():
         raise UsageError(f"{flag}: empty value")
+    shown = git.strip_credentials(spec)
+    if "://" in spec:  # schemes are case-insensitive: git is given the lowercase one
+        scheme, rest = spec.split("://", 1)
+        spec = f"{scheme.lower()}://{rest}"
     if not is_url(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():
-            raise UsageError(f"{flag} {spec}: not a URL and no such directory",
+            raise UsageError(f"{flag} {shown}: not a URL and no such directory",
                              hint="give file://, https://, ssh:// or git@host:path, or a local checkout")
         if _is_bare(path):  # a bare repo on disk is a remote, not a checkout
-            return _with_ssh(Remote(url=path.resolve().as_uri(), display=path.resolve().as_uri()), ssh_key)
+            return _with_ssh(Remote(url=path.resolve().as_uri(), display=path.resolve().as_uri()), ssh_key,
+                             env, transport=False)
         return Remote(url=str(path.resolve()), display=str(path.resolve()), local=path.resolve())
-    scheme = spec.split("://", 1)[0].lower() if "://" in spec else "ssh"
+    scheme = spec.split("://", 1)[0] if "://" in spec else "ssh"
+    if scheme == "ssh" and "://" not in spec:
+        _check_scp_like(spec, shown, flag)
     if scheme in ("http", "https"):
         return _https_remote(spec, env)
+    if scheme == "file":
+        where = Path(unquote(urlsplit(spec).path))
+        if not where.is_dir():
+            raise UsageError(f"{flag} {shown}: no such directory",
+                             hint="give the path of an existing (bare) repository")
+        return _with_ssh(Remote(url=spec, display=shown), ssh_key, env, transport=False)
     if scheme in ("ssh", "git+ssh", "ssh+git"):
         parts = urlsplit(spec)
         if parts.password:  # ssh://user:password@ is never used; keep the user, drop the password
             register_secret(unquote(parts.password))
             spec = spec.replace(f":{parts.password}@", "@", 1)
-    return _with_ssh(Remote(url=spec, display=git.strip_credentials(spec)), ssh_key)
+    return _with_ssh(Remote(url=spec, display=git.strip_credentials(spec)), ssh_key, env,
+                     transport=scheme != "git")
+
+
+_MALFORMED_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/(?!/)")
+
+
+def _check_scp_like(spec: str, shown: str, flag: str) -> None:
+    """UsageError for a `host:path` spec that is a URL with a slash missing (`http:/user:token@h/x`): git
+    would ssh to a host named after the scheme, with the credentials in the path."""
+    m = _SCP_RE.match(spec)
+    if m is None or m.group("user") is not None or not _MALFORMED_SCHEME_RE.match(spec):
+        return
+    host = m.group("host")
+    first = m.group("path")[1:].split("/", 1)[0]
+    if host.lower() in _SCHEMES or "@" in first:
+        raise UsageError(f"{flag} {shown}: malformed URL (\"{host}:/\" is missing a slash)",
+                         hint="give scheme://host/path, or scp-like user@host:path")
 
 
 def _is_bare(path: Path) -> bool:
@@ -106,21 +140,39 @@ def _is_bare(path: Path) -> bool:
     return res.status == 0 and res.stdout.strip() == "true"
 
 
-def _with_ssh(remote: Remote, ssh_key: Path | None) -> Remote:
-    if ssh_key is None:
+def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] | None = None,
+              transport: bool = True) -> Remote:
+    """The remote with GIT_SSH_COMMAND for --ssh-key and GITOPS_SSH_KNOWN_HOSTS (`transport`: git reaches
+    it over ssh).  GITOPS_SSH_KNOWN_HOSTS pins host keys: only the hosts in that file are accepted
+    (StrictHostKeyChecking=yes; it must exist and is never written); without it, ~/.ssh/known_hosts with
+    accept-new (a new host is trusted once, a changed key is refused)."""
+    env_in = os.environ if environ is None else environ
+    known_hosts = env_in.get("GITOPS_SSH_KNOWN_HOSTS", "").strip() if transport else ""
+    if ssh_key is None and not known_hosts:
         return remote
-    key = ssh_key.expanduser()
-    if not key.is_file():
-        raise UsageError(f"--ssh-key {ssh_key}: no such file")
-    args = ["ssh", "-i", str(key.resolve()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=accept-new"]
-    known_hosts = os.environ.get("GITOPS_SSH_KNOWN_HOSTS", "").strip()
-    if known_hosts:  # pinned host keys (CI): a known_hosts file instead of ~/.ssh/known_hosts
-        args += ["-o", f"UserKnownHostsFile={Path(known_hosts).expanduser().resolve()}"]
+    args = ["ssh"]
+    auth = remote.auth
+    if ssh_key is not None:
+        key = ssh_key.expanduser()
+        if not key.is_file():
+            raise UsageError(f"--ssh-key {ssh_key}: no such file")
+        args += ["-i", str(key.resolve()), "-o", "IdentitiesOnly=yes"]
+        auth = f"ssh key {key}"
+    args += ["-o", "BatchMode=yes"]
+    if known_hosts:  # pinned host keys (CI): only the hosts of this file, which is never written
+        pinned = Path(known_hosts).expanduser()
+        if not pinned.is_file():
+            raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {known_hosts}: no such file",
+                             hint="point it at a known_hosts file holding the deploy host's key "
+                                  "(ssh-keyscan HOST, checked out of band)")
+        args += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={pinned.resolve()}",
+                 "-o", "GlobalKnownHostsFile=/dev/null"]
+    else:
+        args += ["-o", "StrictHostKeyChecking=accept-new"]
     command = " ".join(shlex.quote(a) for a in args)
     env = dict(remote.env, GIT_SSH_COMMAND=command)
     env.pop("GIT_SSH", None)
-    return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=f"ssh key {key}")
+    return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
 
 
 def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:
@@ -409,16 +461,47 @@ def fetch_only(repo: Path, remote: Remote, branch: str) -> str:
     return git.run(["rev-parse", tracking], cwd=repo).stdout.strip()
 
 
-def fetch_reset(repo: Path, remote: Remote, branch: str) -> str:
+def fetch_reset(repo: Path, remote: Remote, branch: str, *, keep: bool = False) -> str:
     """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head.
 
     A `--no-checkout` clone with nothing checked out yet (no index) only moves its HEAD: a hard reset
-    would check out every file."""
+    would check out every file.  `keep` (a user's checkout): `git reset --keep`, which refuses
+    (DirtyTreeError, exit 4) rather than overwrite an untracked file the new head tracks."""
     fetch_only(repo, remote, branch)
     [index] = git.git_paths(repo, "index")
-    mode = "--hard" if index.exists() else "--soft"
-    git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env)
+    mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
+    res = git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env,
+                  check=False)
+    if res.status != 0:
+        untracked = _UNTRACKED_RE.findall(res.stderr)
+        if keep and untracked:
+            raise DirtyTreeError(
+                f"{repo}: moving to {remote.display} ({branch}) would overwrite untracked files "
+                f"({', '.join(untracked[:5])}); nothing was changed",
+                hint="move or remove them (or add them to .gitignore), then re-run")
+        raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}")
     return head(repo)
+
+
+_UNTRACKED_RE = re.compile(r"Untracked working tree file '(.+?)' would be", re.MULTILINE)
+
+
+def restore(repo: Path, commit: str) -> None:
+    """Put a user's checkout back at `commit` (its state before a failed bump): HEAD, index and the
+    tracked files (the tree was clean before the bump; untracked files are not touched)."""
+    git.run(["reset", "--quiet", "--hard", commit], cwd=repo)
+
+
+def origin_spec(repo: Path) -> str | None:
+    """The checkout's `origin` URL as open_remote takes it, or None when there is none: a relative path
+    (`../deploy.git`) is resolved against the checkout, as git does, not against the current directory."""
+    url = git.run(["remote", "get-url", "origin"], cwd=repo, check=False).stdout.strip()
+    if not url:
+        return None
+    if "://" in url or (":" in url and "/" not in url.split(":", 1)[0]):  # a URL, or scp-like host:path
+        return url
+    path = Path(url).expanduser()
+    return str(path if path.is_absolute() else (repo / path).resolve())
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:

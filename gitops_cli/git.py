@@ -20,7 +20,9 @@ from typing import Any
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError
 from gitops_cli.output import redact
 
-_USERINFO_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+# scheme://[userinfo@]rest: the user-info runs to the LAST "@" before the first "/" (a password may hold
+# an "@"); a malformed "scheme:/..." (one slash) is scrubbed the same way.
+_URL_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*:/{1,3})(?:[^/\s]*@)?(?P<rest>[^\s'\"]*)")
 
 # Error text (from git itself) that means authentication, not reachability.
 _AUTH_PATTERNS = (
@@ -35,9 +37,15 @@ _AUTH_PATTERNS = (
 )
 
 
+# git's catch-all after a transport (ssh) failure: the line before it, from ssh, is the real reason.
+_GENERIC_REASONS = ("fatal: Could not read from remote repository.",)
+
+
 def strip_credentials(url: str) -> str:
-    """`https://user:token@host/x.git` -> `https://host/x.git` (scp-like `git@host:x` is kept)."""
-    return _USERINFO_RE.sub(lambda m: m.group("scheme"), url)
+    """`https://user:token@host/x.git?private_token=T#f` -> `https://host/x.git`: the user-info (up to the
+    last `@` of the authority), the query and the fragment of every URL in `url` (a URL or a text holding
+    URLs) are dropped; scp-like `git@host:x` is kept."""
+    return _URL_RE.sub(lambda m: m.group("scheme") + re.split(r"[?#]", m.group("rest"), maxsplit=1)[0], url)
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -140,7 +148,10 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     """A one-line, credential-free GitError for a failed git command."""
     lines = [ln.strip() for ln in redact(strip_credentials(stderr)).splitlines() if ln.strip()]
     # git prefixes the real reason with "fatal:" or "error:"; prefer that line.
-    reason = next((ln for ln in lines if ln.startswith(("fatal:", "error:"))), lines[-1] if lines else "")
+    at = next((i for i, ln in enumerate(lines) if ln.startswith(("fatal:", "error:"))), len(lines) - 1)
+    reason = lines[at] if lines else ""
+    if reason in _GENERIC_REASONS and at > 0:  # ssh's own reason ("Host key verification failed.") says more
+        reason = lines[at - 1]
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):

@@ -316,10 +316,18 @@ def test_push_refused_by_hook_is_an_error_not_a_retry(tmp_path: Path) -> None:
 
 
 def test_unreachable_remote_is_git_error(tmp_path: Path) -> None:
-    r = deployrepo.open_remote((tmp_path / "missing.git").as_uri(), environ={})
+    (tmp_path / "not-a-repo.git").mkdir()
+    r = deployrepo.open_remote((tmp_path / "not-a-repo.git").as_uri(), environ={})
     with pytest.raises(GitError) as exc:
         deployrepo.default_branch(r)
     assert exc.value.exit_code == 10
+
+
+def test_missing_file_url_is_refused_up_front(tmp_path: Path) -> None:
+    """file:// naming no directory: exit 2 at classification (before build-and-bump builds anything)."""
+    with pytest.raises(UsageError, match="no such directory") as exc:
+        deployrepo.open_remote((tmp_path / "missing.git").as_uri(), environ={})
+    assert exc.value.exit_code == 2
 
 
 def test_resolve_identity_without_any_git_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -353,12 +353,22 @@ def test_invalid_image_exits_2_before_cloning(image: str, gitops, tmp_path: Path
 
 
 def test_unreachable_remote_exits_10(gitops, tmp_path: Path) -> None:
+    (tmp_path / "not-a-repo.git").mkdir()
     res = gitops(
-        ["bump", "--deploy-repo", (tmp_path / "missing.git").as_uri(), "--image", f"{API}:2"],
+        ["bump", "--deploy-repo", (tmp_path / "not-a-repo.git").as_uri(), "--image", f"{API}:2"],
         env=no_identity_env(tmp_path),
     )
     assert res.returncode == 10, res.stderr
     assert res.stderr.count("\n") <= 3 and "Traceback" not in res.stderr
+
+
+def test_missing_file_url_exits_2_before_any_work(gitops, tmp_path: Path) -> None:
+    res = gitops(
+        ["bump", "--deploy-repo", (tmp_path / "missing.git").as_uri(), "--image", f"{API}:2"],
+        env=no_identity_env(tmp_path),
+    )
+    assert res.returncode == 2, res.stderr
+    assert "missing.git: no such directory" in res.stderr and "Cloning" not in res.stderr
 
 
 def test_unparseable_template_is_skipped_with_a_warning(

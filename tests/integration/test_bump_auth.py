@@ -120,25 +120,25 @@ def test_ssh_with_a_key(tmp_path: Path, sshd_server, gitops) -> None:
     assert remote.show("apps/api/deployment.yaml").count(b":2.0.0") == 2
 
 
-def test_ssh_accepts_a_new_host_key_into_the_given_known_hosts(tmp_path: Path, sshd_server, gitops) -> None:
+def test_pinned_known_hosts_refuse_an_unknown_host(tmp_path: Path, sshd_server, gitops) -> None:
+    """GITOPS_SSH_KNOWN_HOSTS pins: a host not in the file is refused (ssh's reason is shown), the file
+    is not written; a missing file is refused before any connection (exit 2) and not created."""
     remote = make_bare_remote(tmp_path / "srv")
+    before = remote.head()
     known = tmp_path / "known_hosts"
     known.write_text("")
-    res = gitops(
-        [
-            "bump",
-            "--deploy-repo",
-            sshd_server.url(remote.path),
-            "--image",
-            f"{API}:2.0.0",
-            "--ssh-key",
-            str(sshd_server.client_key),
-        ],
-        env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(known)),
-    )
-    assert res.returncode == 0, res.stderr
-    host_key = sshd_server.known_hosts.read_text().split()[2]
-    assert host_key in known.read_text()  # added (hashed, per Debian's HashKnownHosts)
+    args = ["bump", "--deploy-repo", sshd_server.url(remote.path), "--image", f"{API}:2.0.0",
+            "--ssh-key", str(sshd_server.client_key)]
+    res = gitops(args, env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(known)))
+    assert res.returncode == 10, res.stderr
+    assert "Host key verification failed" in res.stderr
+    assert known.read_text() == "" and remote.head() == before
+    missing = tmp_path / "pins" / "known_hosts"
+    res = gitops(args, env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(missing)))
+    assert res.returncode == 2, res.stderr
+    assert "GITOPS_SSH_KNOWN_HOSTS" in res.stderr and "no such file" in res.stderr
+    assert not missing.parent.exists()
+    assert "Accepted publickey" not in sshd_server.log.read_text()  # never even authenticated
 
 
 def test_ssh_with_an_unknown_key_exits_11(tmp_path: Path, sshd_server, gitops) -> None:

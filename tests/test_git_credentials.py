@@ -1,0 +1,109 @@
+"""Secrets and malformed --deploy-repo specs (git.strip_credentials, git.error_for, deployrepo.open_remote)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import deployrepo, git
+from gitops_cli.errors import GitError, UsageError
+
+SECRET = "ghp_SECRET0123456789"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("https://u:tok@h/x.git", "https://h/x.git"),
+    # a password holding "@": the user-info runs to the LAST "@" before the first "/"
+    ("http://bob:hun@ter2pass@127.0.0.1:8080/x.git", "http://127.0.0.1:8080/x.git"),
+    # query-string tokens and fragments are dropped (they end up in labels, messages)
+    ("https://host/x.git?private_token=SECRET", "https://host/x.git"),
+    ("https://host/x.git#SECRET", "https://host/x.git"),
+    ("fatal: unable to access 'https://a:b@h/x.git?t=SECRET/': 403", "fatal: unable to access 'https://h/x.git': 403"),
+    # one slash missing: still scrubbed
+    (f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git", "http:/127.0.0.1/o/d.git"),
+    ("git@host:org/x.git", "git@host:org/x.git"),  # scp-like: the user is no secret
+    ("file:///srv/git/deploy.git", "file:///srv/git/deploy.git"),
+])
+def test_strip_credentials(text: str, expected: str) -> None:
+    assert git.strip_credentials(text) == expected
+
+
+def test_error_for_keeps_ssh_reason_over_gits_generic_line() -> None:
+    stderr = ("No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
+              "Host key verification failed.\n"
+              "fatal: Could not read from remote repository.\n\n"
+              "Please make sure you have the correct access rights\nand the repository exists.\n")
+    err = git.error_for(["clone"], 128, stderr, what="cloning x")
+    assert err.message == "cloning x failed (exit 128): Host key verification failed."
+    assert isinstance(err, GitError) and err.exit_code == 10
+
+
+@pytest.mark.parametrize("spec", [
+    f"htps://x-access-token:{SECRET}@127.0.0.1/o/d.git",  # unknown scheme
+    f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git",  # one slash: git would ssh to host "http"
+    f"htps:/x-access-token:{SECRET}@127.0.0.1/o/d.git",
+    "ssh:/127.0.0.1/o/d.git",
+])
+def test_malformed_specs_are_refused_without_their_credentials(spec: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        deployrepo.open_remote(spec, environ={})
+    assert exc.value.exit_code == 2
+    assert SECRET not in exc.value.message and "x-access-token" not in exc.value.message
+    assert "127.0.0.1/o/d.git" in exc.value.message
+
+
+def test_scp_like_with_an_absolute_path_is_still_ssh() -> None:
+    remote = deployrepo.open_remote("deployhost:/srv/git/deploy.git", environ={})
+    assert remote.url == "deployhost:/srv/git/deploy.git" and remote.local is None
+
+
+def test_uppercase_scheme_is_normalised() -> None:
+    remote = deployrepo.open_remote("HTTPS://git.example.com/org/deploy.git", environ={})
+    assert remote.url == "https://git.example.com/org/deploy.git"
+    local = deployrepo.open_remote("FILE:///", environ={})
+    assert local.url == "file:///"
+
+
+def test_password_with_at_sign_is_used_but_never_shown() -> None:
+    remote = deployrepo.open_remote("http://bob:hun@ter2pass@127.0.0.1:8080/x.git", environ={})
+    assert remote.url == remote.display == "http://127.0.0.1:8080/x.git"
+    assert any("Authorization: Basic" in v for v in remote.env.values())
+
+
+def test_known_hosts_pins_host_keys(tmp_path: Path) -> None:
+    key = tmp_path / "id"
+    key.write_text("k")
+    known = tmp_path / "known_hosts"
+    known.write_text("[127.0.0.1]:22 ssh-ed25519 AAAA\n")
+    env = {"GITOPS_SSH_KNOWN_HOSTS": str(known)}
+    cmd = deployrepo.open_remote("git@127.0.0.1:o/d.git", ssh_key=key, environ=env).env["GIT_SSH_COMMAND"]
+    assert "StrictHostKeyChecking=yes" in cmd and "accept-new" not in cmd
+    assert f"UserKnownHostsFile={known}" in cmd and "GlobalKnownHostsFile=/dev/null" in cmd
+    # pinned without --ssh-key too (the default key)
+    cmd = deployrepo.open_remote("ssh://git@127.0.0.1/o/d.git", environ=env).env["GIT_SSH_COMMAND"]
+    assert "StrictHostKeyChecking=yes" in cmd
+    # without the variable: accept-new (trust on first use), as before
+    cmd = deployrepo.open_remote("git@127.0.0.1:o/d.git", ssh_key=key, environ={}).env["GIT_SSH_COMMAND"]
+    assert "StrictHostKeyChecking=accept-new" in cmd
+
+
+def test_missing_known_hosts_file_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "known_hosts"
+    with pytest.raises(UsageError, match="GITOPS_SSH_KNOWN_HOSTS") as exc:
+        deployrepo.open_remote("git@127.0.0.1:o/d.git", environ={"GITOPS_SSH_KNOWN_HOSTS": str(missing)})
+    assert exc.value.exit_code == 2
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_origin_spec_resolves_a_relative_path_against_the_checkout(tmp_path: Path) -> None:
+    from tests.fixtures.gitremotes import git as fixture_git
+
+    checkout = tmp_path / "a" / "co"
+    fixture_git("init", "--quiet", str(checkout))
+    fixture_git("remote", "add", "origin", "../deploy.git", cwd=checkout)
+    assert deployrepo.origin_spec(checkout) == str((tmp_path / "a" / "deploy.git").resolve())
+    fixture_git("remote", "set-url", "origin", "git@host:org/deploy.git", cwd=checkout)
+    assert deployrepo.origin_spec(checkout) == "git@host:org/deploy.git"
+    fixture_git("remote", "remove", "origin", cwd=checkout)
+    assert deployrepo.origin_spec(checkout) is None
