@@ -22,6 +22,7 @@ input errors (exit 2) before any work.
 from __future__ import annotations
 
 import difflib
+import posixpath
 import random
 import string
 import tempfile
@@ -34,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import ci, deployrepo, git, output
-from gitops_cli.errors import GitError, GitopsError, NotFoundError, PushRetriesExhaustedError, UsageError
+from gitops_cli.errors import (
+    DirtyTreeError,
+    GitError,
+    GitopsError,
+    NotFoundError,
+    PushRetriesExhaustedError,
+    UsageError,
+    VerificationError,
+)
 from gitops_cli.imageref import ImageRef, try_parse
 
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
@@ -190,6 +199,10 @@ def compute_edits(
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
 
+    With `container`, an image counts as found only when a container (or compose service) of that name
+    uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
+    must not bump them alone (the caller exits 3).
+
     Only files containing a target's last path component are parsed.  A file that changes is parsed by
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
     images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found".
@@ -203,6 +216,7 @@ def compute_edits(
     skipped: list[str] = []
     found: set[str] = set()
     unchanged: list[tuple[str, str]] = []
+    in_container: set[str] = set()
     for path in discover(root, list(paths) or None):
         rel = path.relative_to(root).as_posix()
         try:
@@ -220,10 +234,13 @@ def compute_edits(
         except YamlSyntaxError as exc:
             skipped.append(f"{rel}:{exc.line}: skipped ({exc.message})")
             continue
+        references = locate(text, needles, filename=rel).references if container or len(targets) > 1 else []
+        if container is not None:  # the images this container uses (kustomize/Helm entries name none)
+            in_container |= {t.normalized_name for t in targets for r in references
+                             if r.form == "string" and r.container == container and reference_matches(r, t)}
         if new == text:
             unchanged.append((rel, text))
             continue
-        references = locate(text, needles, filename=rel).references if len(targets) > 1 else []
         owners = [_owner(c, references, targets) for c in changes]
         found.update(o for o in owners if o is not None)
         if None in owners:  # a change we could not attribute: count every target this file references
@@ -235,6 +252,8 @@ def compute_edits(
             break
         found |= {t.normalized_name for t in targets for r in locate(text, needles, filename=rel).references
                   if not _restricted(r, container) and reference_matches(r, t)}
+    if container is not None:  # an image no container of that name uses is not found, whatever else names it
+        found &= in_container
     return edits, skipped, found
 
 
@@ -259,9 +278,12 @@ def _naming_file(resolve: DigestResolver | None, rel: str) -> DigestResolver | N
     def resolve_for(target: ImageRef, reference: Any) -> str:
         try:
             return resolve(target, reference)
-        except GitopsError as exc:
+        except UsageError as exc:  # bad configuration (e.g. of the registry) stays exit 2
             raise type(exc)(f"{rel}:{reference.line}: needs the digest of {target}: {exc.message}",
-                            hint=exc.hint, exit_code=exc.exit_code) from None
+                            hint=exc.hint) from None
+        except GitopsError as exc:  # the registry's reason, under the documented code: exit 13
+            raise VerificationError(f"{rel}:{reference.line}: needs the digest of {target}, which could not "
+                                    f"be resolved: {exc.message}; nothing was written", hint=exc.hint) from None
 
     return resolve_for
 
@@ -293,8 +315,14 @@ def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
                container: str | None) -> NotFoundError:
     missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
-    scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "") + (
-        f" (container {container})" if container else "")
+    scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "")
+    if container:
+        return NotFoundError(
+            f"--container {container}: no container of that name uses {', '.join(missing)} in the YAML "
+            f"files of {scope}; nothing was changed",
+            hint="check --container (kustomize images: and Helm values entries name no container: they are "
+                 "bumped only together with a container of that name that uses the image)",
+        )
     return NotFoundError(
         f"no reference to {', '.join(missing)} found in the YAML files of {scope}",
         hint="check the image name (registry and path must match exactly), --path and --container",
@@ -334,7 +362,13 @@ def render_message(
     else:
         body = f"Update {len(images)} images\n\n" + "\n".join(lines)
     trailers = [("Image", str(i)) for i in images] + info.trailers() + list(extra)
-    return body.rstrip() + "\n\n" + "\n".join(f"{k}: {v}" for k, v in trailers) + "\n"
+    return body.rstrip() + "\n\n" + "\n".join(f"{k}: {one_line(v)}" for k, v in trailers) + "\n"
+
+
+def one_line(value: str) -> str:
+    """A trailer value on one line: CR/LF (from CI variables, e.g. GITHUB_REPOSITORY) would start a new,
+    forged trailer (`Signed-off-by: ...`); each line break and the blanks around it become one space."""
+    return " ".join(part.strip() for part in value.splitlines() if part.strip())
 
 
 # --- the use case -------------------------------------------------------------------------------------
@@ -385,6 +419,8 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
     if remote.local is None and not request.commit:
         raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
                          hint="use --dry-run to preview a bump of a remote repository")
+    if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
+        check_local_checkout(local_scope(remote.local, request)[0], request)
     return remote
 
 
@@ -497,16 +533,69 @@ def _bump_local(
     request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
     environ: Mapping[str, str] | None, sleep: Callable[[float], None],
 ) -> BumpResult:
-    root = remote.local
-    assert root is not None
+    assert remote.local is not None
+    root, request = local_scope(remote.local, request)
     if not request.commit or request.dry_run:
-        result = BumpResult(repository=remote.display, images=list(request.images), dry_run=request.dry_run)
+        result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
         _compute_into(result, root, request, resolve_digest)
         if not request.dry_run:
             write_edits(root, result.edits)
         return result
-    # Commit in a local checkout: it must be clean, on a branch, and not ahead of / diverged from its origin.
-    root = git.toplevel(root) if not (root / ".git").exists() else root
+    current = check_local_checkout(root, request)
+    origin_url = deployrepo.origin_spec(root)
+    if origin_url is None:  # nothing to push to: commit only
+        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep)
+    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin")
+    start = deployrepo.head(root)
+    try:
+        remote_head = deployrepo.fetch_only(root, origin, current)
+        if start != remote_head:
+            if not deployrepo.is_ancestor(root, start, remote_head):
+                raise GitError(f"{root}: branch {current} has commits that are not on origin",
+                               hint="push or drop them first; a bump commit must go on top of the remote branch")
+            # fast-forward the clean checkout; an untracked file in the way stops it (exit 4)
+            deployrepo.fetch_reset(root, origin, current, keep=True)
+        return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True)
+    except BaseException:
+        _restore_local(root, start)
+        raise
+
+
+def _restore_local(root: Path, start: str) -> None:
+    """After a failed bump of a local checkout: back to where it was (no unpushed bump commit is left)."""
+    try:
+        moved = deployrepo.head(root) != start
+        edited = bool(git.run(["status", "--porcelain=v1", "--untracked-files=no"], cwd=root).stdout.strip())
+        if moved or edited:
+            deployrepo.restore(root, start)
+            output.warn(f"{root}: reset to {start[:12]}, where it was before the bump (the bump was not pushed)")
+    except GitopsError as exc:  # the original error is the one to report
+        output.warn(f"{root}: could not be reset to {start[:12]} ({exc.message}); check it with git status")
+
+
+def local_scope(local: Path, request: BumpRequest) -> tuple[Path, BumpRequest]:
+    """The root of a local checkout and the request to run there.  A --deploy-repo below the checkout's
+    top is the implicit --path (every --path is relative to it), for --dry-run, --no-commit and a commit
+    alike; files are then reported relative to the top.  A directory that is no git checkout is its own
+    root (--dry-run and --no-commit need no git)."""
+    res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False)
+    if res.status != 0 or not res.stdout.strip():
+        return local, request
+    root = Path(res.stdout.strip()).resolve()
+    here = local.resolve()
+    if here == root:
+        return root, request
+    prefix = here.relative_to(root).as_posix()
+    paths = [posixpath.normpath(f"{prefix}/{p}") for p in request.paths] or [prefix]
+    return root, replace(request, paths=paths)
+
+
+def check_local_checkout(root: Path, request: BumpRequest) -> str:
+    """The branch of a local checkout that a bump may commit to: clean (exit 4), on a branch, the one
+    --branch names (exit 2).  Called by `reach` (before any work) and again before the commit."""
+    if git.run(["rev-parse", "--show-toplevel"], cwd=root, check=False).status != 0:
+        raise DirtyTreeError(f"{root}: not a git checkout",
+                             hint="give a checkout of the deploy repo, or use --no-commit / --dry-run")
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:
@@ -514,18 +603,7 @@ def _bump_local(
     if request.branch and request.branch != current:
         raise UsageError(f"--branch {request.branch}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
-    origin_url = git.run(["remote", "get-url", "origin"], cwd=root, check=False).stdout.strip()
-    if not origin_url:  # nothing to push to: commit only
-        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep)
-    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ)
-    local_head = deployrepo.head(root)
-    remote_head = deployrepo.fetch_only(root, origin, current)
-    if local_head != remote_head:
-        if not deployrepo.is_ancestor(root, local_head, remote_head):
-            raise GitError(f"{root}: branch {current} has commits that are not on origin",
-                           hint="push or drop them first; a bump commit must go on top of the remote branch")
-        deployrepo.fetch_reset(root, origin, current)  # fast-forward a clean checkout
-    return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep)
+    return current
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
@@ -544,11 +622,12 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
-    select: bool = False, selected: bool = False,
+    select: bool = False, selected: bool = False, keep: bool = False,
 ) -> BumpResult:
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
     the images (all files when --path is given: its checks need the tree), again after each fetch.
-    `selected`: that first selection was already made (by prepare, for these images, on this HEAD)."""
+    `selected`: that first selection was already made (by prepare, for these images, on this HEAD).
+    `keep`: `work` is a user's checkout: a reset to a moved remote never overwrites untracked files."""
     target = request.push_branch or branch
     display = remote.display if remote is not None else str(work)
     result = BumpResult(repository=display, images=list(request.images), branch=branch,
@@ -579,7 +658,7 @@ def _apply_commit_push(
         output.info(f"push rejected ({outcome.reason}); the remote moved: re-applying on its new head "
                     f"in {delay:.1f}s (retry {attempt}/{request.retries})")
         sleep(delay)
-        deployrepo.fetch_reset(work, remote, target)
+        deployrepo.fetch_reset(work, remote, target, keep=keep)
         result.commit = None
         if select:
             _check_out_candidates(work, request, remote)

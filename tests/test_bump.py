@@ -16,6 +16,7 @@ from gitops_cli.bump import (
     BumpRequest,
     FileEdit,
     apply,
+    bump,
     compute_edits,
     prepare,
     render_message,
@@ -23,8 +24,9 @@ from gitops_cli.bump import (
     validate,
 )
 from gitops_cli.ci import CIInfo
-from gitops_cli.errors import GitError, UsageError
+from gitops_cli.errors import GitError, NotFoundError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import parse
+from tests.fixtures.gitremotes import git
 
 API = parse("registry.example.com/team/api:2.0.0")
 WORKER = parse("registry.example.com/team/worker:2.0.0")
@@ -119,6 +121,65 @@ def test_compute_edits_skips_files_that_are_not_utf8(tmp_path: Path) -> None:
     edits, skipped, found = compute_edits(tmp_path, [API])
     assert [e.path for e in edits] == ["a.yaml"] and found == {API.normalized_name}
     assert skipped == ["b.yaml:2: skipped (not UTF-8 text: byte 53)"]
+
+
+def test_trailer_values_cannot_forge_trailers() -> None:
+    """A CR/LF in a CI variable (GITHUB_REPOSITORY, a run URL) must not start a trailer of its own."""
+    info = CIInfo("github", "f" * 40, "https://github.com/org/app\nSigned-off-by: M <m@x>/actions/runs/9")
+    msg = render_message([API], [], "Deploy {image}\n\nmulti-line body\nkept", info,
+                         extra=(("Rollback-Of", "abc\r\nApproved-by: Eve <e@x>"),))
+    assert "\nSigned-off-by" not in msg and "\nApproved-by" not in msg
+    body, trailers = msg.rsplit("\n\n", 1)
+    assert body == "Deploy registry.example.com/team/api:2.0.0\n\nmulti-line body\nkept"  # --message stays
+    assert trailers.splitlines() == [
+        "Image: registry.example.com/team/api:2.0.0",
+        "Source-Commit: " + "f" * 40,
+        "CI-Run: https://github.com/org/app Signed-off-by: M <m@x>/actions/runs/9",
+        "Rollback-Of: abc Approved-by: Eve <e@x>",
+    ]
+
+
+def test_failed_digest_lookup_is_exit_13_with_the_registrys_reason(tmp_path: Path) -> None:
+    digest = "sha256:" + "a" * 64
+    (tmp_path / "d.yaml").write_text(f"image: registry.example.com/team/api:1.0.0@{digest}\n")
+
+    def unreachable(target: object, reference: object) -> str:
+        raise RegistryError("registry unreachable: GET https://127.0.0.1:1/v2/: connection refused")
+
+    with pytest.raises(VerificationError) as exc:
+        compute_edits(tmp_path, [API], resolve_digest=unreachable)
+    assert exc.value.exit_code == 13
+    assert exc.value.message.startswith("d.yaml:1: needs the digest of registry.example.com/team/api:2.0.0")
+    assert "connection refused" in exc.value.message
+
+
+KUSTOMIZE_AND_DEPLOYMENT = {
+    "kustomization.yaml": "images:\n- name: registry.example.com/team/api\n  newTag: 1.0.0\n",
+    "deploy.yaml": ("spec:\n  template:\n    spec:\n      containers:\n      - name: api\n"
+                    "        image: registry.example.com/team/api:1.0.0\n"),
+}
+
+
+def test_container_naming_no_container_finds_nothing(tmp_path: Path) -> None:
+    """--container with a typo must not bump the kustomize entry (which names no container) alone."""
+    for rel, text in KUSTOMIZE_AND_DEPLOYMENT.items():
+        (tmp_path / rel).write_text(text)
+    edits, _, found = compute_edits(tmp_path, [API], container="apii")
+    assert found == set()  # -> exit 3 (NotFoundError naming the container)
+    edits, _, found = compute_edits(tmp_path, [API], container="api")
+    assert found == {API.normalized_name}
+    assert sorted(e.path for e in edits) == ["deploy.yaml", "kustomization.yaml"]
+
+
+def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
+    for rel, text in KUSTOMIZE_AND_DEPLOYMENT.items():
+        (tmp_path / rel).write_text(text)
+    checkout = tmp_path
+    git("init", "--quiet", str(checkout))
+    with pytest.raises(NotFoundError) as exc:
+        bump(BumpRequest(str(checkout), [API], container="apii", commit=False))
+    assert exc.value.exit_code == 3 and exc.value.message.startswith("--container apii: no container")
+    assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
 
 
 def test_validate_without_images_when_they_come_later() -> None:
@@ -232,9 +293,10 @@ def _no_sleep(seconds: float) -> None:
 
 @pytest.mark.integration
 def test_prepare_failure_leaves_no_temp_dir(tmp_path: Path, private_tmp: Path) -> None:
-    missing = (tmp_path / "no-such.git").as_uri()
+    not_a_repo = tmp_path / "not-a-repo.git"  # a directory (a missing one is refused up front: exit 2)
+    not_a_repo.mkdir()
     with pytest.raises(GitError) as exc:
-        prepare(BumpRequest(missing, [], branch="main"))  # --branch given: straight to the clone
+        prepare(BumpRequest(not_a_repo.as_uri(), [], branch="main"))  # --branch given: straight to the clone
     assert exc.value.exit_code == 10 and "cloning" in exc.value.message
     assert _leftovers(private_tmp) == []
 

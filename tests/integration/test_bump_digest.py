@@ -91,3 +91,17 @@ def test_unresolvable_digest_fails_naming_file_and_line_and_changes_nothing(
     assert res.returncode == 0, res.stderr
     assert remote.show("b.yaml").decode().endswith(f"image: {name}:9.9.9@{explicit}\n")
     assert remote.show("a.yaml").decode() == f"image: {name}:9.9.9\n"
+
+
+def test_unreachable_registry_is_exit_13_with_its_reason(tmp_path: Path, gitops) -> None:
+    """A digest that cannot be resolved is exit 13 (the README's promise), whatever the registry's reason
+    (here: nothing listens on 127.0.0.1:1), and the reason is kept in the message."""
+    checkout = tmp_path / "deploy"
+    checkout.mkdir()
+    pinned = f"image: 127.0.0.1:1/team/app:v1@sha256:{'a' * 64}\n"
+    (checkout / "app.yaml").write_text(pinned)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--no-commit", "--image", "127.0.0.1:1/team/app:v2"])
+    assert res.returncode == 13, res.stderr
+    assert "app.yaml:1: needs the digest of 127.0.0.1:1/team/app:v2" in res.stderr
+    assert "unreachable" in res.stderr or "refused" in res.stderr
+    assert (checkout / "app.yaml").read_text() == pinned

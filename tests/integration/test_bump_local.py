@@ -1,0 +1,140 @@
+"""`gitops bump` on a LOCAL checkout of the deploy repo: where it pushes, what it scans, what it never
+overwrites, what a failure leaves behind, and which problems are refused before any work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote
+from tests.integration.test_bump import API, API_FILE, no_identity_env
+
+pytestmark = pytest.mark.integration
+
+TWO_ENVS = {
+    "prod/app.yaml": f"containers:\n- name: api\n  image: {API}:1.0.0\n",
+    "staging/app.yaml": f"containers:\n- name: api\n  image: {API}:1.0.0\n",
+}
+
+
+def _head(repo: Path) -> str:
+    return git("rev-parse", "HEAD", cwd=repo).strip()
+
+
+def test_relative_origin_is_resolved_against_the_checkout(gitops, tmp_path: Path) -> None:
+    """origin = ../deploy.git pushes to the checkout's sibling, whatever the current directory is."""
+    real = make_bare_remote(tmp_path / "a")
+    checkout = real.clone(tmp_path / "a" / "co")
+    git("remote", "set-url", "origin", "../deploy.git", cwd=checkout)
+    decoy = make_bare_remote(tmp_path / "elsewhere")  # ../deploy.git as seen from the current directory
+    cwd = tmp_path / "elsewhere" / "cwd"
+    cwd.mkdir()
+    decoy_head, real_head = decoy.head(), real.head()
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:6.0.0"], cwd=cwd,
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert decoy.head() == decoy_head
+    assert real.head() == res.stdout.strip() != real_head
+    assert f"{API}:6.0.0" in real.show(API_FILE).decode()
+
+
+@pytest.mark.parametrize("mode", ["--dry-run", "--no-commit", "commit"])
+def test_a_subdirectory_is_the_scope_of_every_mode(mode: str, gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_ENVS)
+    checkout = remote.clone(tmp_path / "co")
+    args = ["bump", "--deploy-repo", str(checkout / "prod"), "--image", f"{API}:2.0.0", "-o", "json"]
+    res = gitops(args + ([] if mode == "commit" else [mode]), env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["files"] == ["prod/app.yaml"]  # relative to the repo root, in every mode
+    if mode == "commit":  # reported as the remote it was pushed to
+        assert remote.changed_files() == ["prod/app.yaml"]
+        assert remote.show("staging/app.yaml").decode() == TWO_ENVS["staging/app.yaml"]
+    elif mode == "--no-commit":
+        assert report["repository"] == str(checkout.resolve())
+        assert git("status", "--porcelain", cwd=checkout).splitlines() == [" M prod/app.yaml"]
+    else:
+        assert git("status", "--porcelain", cwd=checkout) == ""
+
+
+def test_fast_forward_never_overwrites_untracked_files(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    deploy_remote.commit_change("notes/todo.txt", "from origin\n")  # origin now tracks a file ...
+    mine = checkout / "notes" / "todo.txt"  # ... that the user has, untracked, in the checkout
+    mine.parent.mkdir()
+    mine.write_text("my own notes\n")
+    before = _head(checkout)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "would overwrite untracked files (notes/todo.txt)" in res.stderr
+    assert len(res.stderr.strip().splitlines()) <= 2  # the error and its hint
+    assert mine.read_text() == "my own notes\n"
+    assert _head(checkout) == before
+    assert deploy_remote.log("%s")[0] == "unrelated change"  # nothing pushed
+
+
+def _reject_pushes(remote: DeployRemote) -> None:
+    hook = remote.path / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected: no direct pushes' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+def test_failed_push_leaves_the_checkout_as_it_was(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    deploy_remote.commit_change("unrelated.txt", "moved on\n")  # the bump fast-forwards first
+    before, remote_before = _head(checkout), deploy_remote.head()
+    _reject_pushes(deploy_remote)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 10, res.stderr
+    assert "refused" in res.stderr and f"reset to {before[:12]}" in res.stderr
+    assert _head(checkout) == before
+    assert git("status", "--porcelain", cwd=checkout) == ""
+    assert deploy_remote.head() == remote_before
+    # the next bump is not blocked by a leftover "[ahead 1]" commit
+    (deploy_remote.path / "hooks" / "pre-receive").unlink()
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
+
+
+def test_refused_push_over_http_leaves_no_commit_behind(http_git_server, gitops, tmp_path: Path) -> None:
+    """The server refuses the push (receive-pack off: HTTP 403, exit 11): the checkout is not left ahead."""
+    remote = make_bare_remote(tmp_path / "srv")
+    git("config", "http.receivepack", "false", cwd=remote.path)
+    server = http_git_server(tmp_path / "srv")
+    checkout = tmp_path / "checkout"
+    git("clone", "--quiet", server.url(), str(checkout))
+    before = _head(checkout)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode in (10, 11), res.stderr
+    assert f"reset to {before[:12]}" in res.stderr
+    assert _head(checkout) == before and git("status", "--porcelain", cwd=checkout) == ""
+    assert remote.head() == before
+
+
+def test_dirty_local_checkout_is_refused_before_any_work(deploy_remote: DeployRemote, tmp_path: Path) -> None:
+    """reach (which build-and-bump calls before the build) refuses a dirty checkout: exit 4."""
+    from gitops_cli.bump import BumpRequest, reach
+    from gitops_cli.errors import DirtyTreeError
+    from gitops_cli.imageref import parse
+
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / "README.md").write_text("edited\n")
+    with pytest.raises(DirtyTreeError) as exc:
+        reach(BumpRequest(str(checkout), []), images_required=False)
+    assert exc.value.exit_code == 4 and "uncommitted changes (README.md)" in exc.value.message
+    reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], commit=False))  # --no-commit: fine
+    reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], dry_run=True))  # --dry-run: fine
+
+
+def test_subdirectory_with_a_path_below_it(gitops, tmp_path: Path) -> None:
+    files = dict(TWO_ENVS, **{"prod/extra/other.yaml": f"image: {API}:1.0.0\n"})
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    checkout = remote.clone(tmp_path / "co")
+    res = gitops(["bump", "--deploy-repo", str(checkout / "prod"), "--path", "extra", "--image", f"{API}:2.0.0",
+                  "-o", "json"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["files"] == ["prod/extra/other.yaml"]
+    assert remote.changed_files() == ["prod/extra/other.yaml"]
