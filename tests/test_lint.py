@@ -555,6 +555,27 @@ def test_cli_exit_codes_streams_and_formats(gitops, tmp_path):
 
 
 @pytest.mark.integration
+def test_cli_compose_defaults_fifos_and_suppression_reasons(gitops, tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  web:\n    image: ghcr.io/acme/web:${TAG:-latest}\n"
+        "  db:\n    image: ${DB_IMAGE:-postgres}\n"
+        "  tools:\n    image: busybox:latest  # gitops-lint: ignore=GL001 vendored upstream\n"
+    )
+    os.mkfifo(tmp_path / "pipe.yaml")
+    r = gitops(["lint"], cwd=tmp_path, timeout=60)               # the walk skips the FIFO
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.splitlines() == [
+        "compose.yaml:3:12: GL001 image 'ghcr.io/acme/web:latest' uses the tag 'latest'; pin an immutable tag "
+        "or a digest (written 'ghcr.io/acme/web:${TAG:-latest}', ${VAR:-default} defaults applied)",
+        "compose.yaml:5:12: GL002 image 'postgres' has no tag, so it means :latest; pin an immutable tag or a "
+        "digest (written '${DB_IMAGE:-postgres}', ${VAR:-default} defaults applied)",
+    ]
+    assert "2 errors, 0 warnings in 1 of 1 file" in r.stderr
+    r = gitops(["lint", "pipe.yaml"], cwd=tmp_path, timeout=60)  # named: GL000, not a hang
+    assert (r.returncode, r.stdout) == (1, "pipe.yaml:1:1: GL000 not a regular file (a FIFO)\n")
+
+
+@pytest.mark.integration
 def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[tool.gitops.lint]\nallow = ["nginx:latest"]\nmutable-tags = ["qa"]\nignore-paths = ["vendor"]\n'

@@ -34,7 +34,8 @@ def lint(
     Looks at image keys, kustomization images:, Helm values image maps, Dockerfile FROM and
     COPY --from. Findings go to stdout as PATH:LINE:COL: GLxxx message; the summary to stderr.
     Exit 0: clean; 1: findings at or above --fail-level (or unparseable files); 2: usage error.
-    Silence one finding with a `# gitops-lint: ignore=GL001` comment on its line or the line above.
+    Silence one finding with a `# gitops-lint: ignore=GL001 [reason]` comment on its line or the line
+    above. `${VAR:-default}` in YAML is checked with its default.
 
     \b
     Example:
