@@ -1,7 +1,10 @@
 """The kubectl adapter: the only module that runs `kubectl`.
 
-Three calls: `kustomize` (render a directory, works offline), `apply` (one `kubectl apply -f -` with the
-documents on stdin) and `delete_one` (delete one object, guarded by a label selector).  Everything the
+Three calls do the work: `kustomize` (render a directory, works offline), `apply` (one `kubectl apply -f
+-` with the documents on stdin) and `delete_one` (delete one object, guarded by a label selector).  Two
+read-only ones tell where an object lives, for pruning: `default_namespace` (where kubectl puts an object
+written without `metadata.namespace`) and `api_scopes` (which kinds the server has and whether each is
+namespaced: `kubectl api-resources`).  Everything the
 cluster connection needs is left to kubectl itself: `--context` is passed when given, and without it
 kubectl uses $KUBECONFIG / ~/.kube/config or, inside a pod, the ServiceAccount token (in-cluster config),
 so no `--kubeconfig` is ever added.
@@ -15,6 +18,7 @@ apply conflict), its success lines always do.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Sequence
@@ -122,6 +126,52 @@ def delete_args(resource: str, namespace: str, name: str, selector: str, dry_run
 def delete_one(kubectl: Kubectl, resource: str, namespace: str, name: str, selector: str,
                dry_run: bool) -> KubectlResult:
     return run(kubectl, delete_args(resource, namespace, name, selector, dry_run))
+
+
+_SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def default_namespace(kubectl: Kubectl, sa_dir: Path = _SA_DIR) -> str:
+    """The namespace kubectl applies an object without `metadata.namespace` to, by client-go's rules
+    (clientcmd's DeferredLoadingClientConfig.Namespace): the namespace set on the kubeconfig context in
+    use; else, when in-cluster config is possible (in a pod), $POD_NAMESPACE or the ServiceAccount's
+    namespace; else "default"."""
+    res = run(kubectl, ["config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.namespace}"])
+    namespace = res.stdout.strip() if res.status == 0 else ""
+    if namespace:
+        return namespace
+    token = sa_dir / "token"
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("KUBERNETES_SERVICE_PORT") \
+            and token.is_file():
+        if os.environ.get("POD_NAMESPACE"):
+            return os.environ["POD_NAMESPACE"]
+        try:
+            return (sa_dir / "namespace").read_text().strip() or "default"
+        except OSError:
+            return "default"
+    return "default"
+
+
+def api_scopes(kubectl: Kubectl) -> dict[tuple[str, str], bool] | None:
+    """`kubectl api-resources`: {(API group, kind): namespaced} for what the server serves, or None when
+    it could not be asked.  A partial answer (an aggregated API down: kubectl exits 1 but prints the
+    rest) is used for what it lists."""
+    res = run(kubectl, ["api-resources", "--no-headers"])
+    scopes = parse_api_resources(res.stdout)
+    return scopes or None
+
+
+def parse_api_resources(stdout: str) -> dict[tuple[str, str], bool]:
+    """`NAME [SHORTNAMES] APIVERSION NAMESPACED KIND` rows (SHORTNAMES may be blank: read from the right)."""
+    scopes: dict[tuple[str, str], bool] = {}
+    for line in stdout.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[-2] not in ("true", "false"):
+            continue
+        api_version, kind = fields[-3], fields[-1]
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        scopes[(group, kind)] = fields[-2] == "true"
+    return scopes
 
 
 def first_error(stderr: str) -> str:

@@ -38,7 +38,15 @@ last pass applied (an inventory); objects in that inventory and no longer in the
 one, in reverse install order, with `kubectl delete KIND --field-selector metadata.name=NAME -l
 <managed-by>,<instance> -n NS`: the label selector makes kubectl delete only an object that still carries
 the labels this sync instance set, so nothing sync did not apply is ever deleted, even if the inventory
-were wrong.  Pruning runs only after an apply in which every object succeeded; objects that could not be
+were wrong.  Objects are compared as the server keeps them (see Placement): by kind, namespace and name,
+whatever the API group and version (`extensions` to `networking.k8s.io` Ingress is a move, not a
+removal), with the namespace kubectl would use for an object that names none (the context's, the pod's
+in-cluster one, else `default`), and none for a cluster-scoped kind (the scope comes from the built-in
+kinds, the CRDs in the commit, else `kubectl api-resources`, asked only then).  So adding or dropping
+`namespace: default` never deletes the object, and the inventory records the namespace each object was
+applied to (`-n` is always explicit), so a changed context namespace prunes the old copies.  Last guard:
+an object that may be one applied in the same pass (a kind of unknown scope) is left alone.
+Pruning runs only after an apply in which every object succeeded; objects that could not be
 deleted stay in the inventory and are retried by the next pass.  The inventory lives in the cache, so a
 cache that is lost (an emptyDir in a CronJob pod) forgets it: keep the cache on a volume to prune.
 
@@ -57,7 +65,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -87,6 +95,44 @@ KIND_ORDER: tuple[str, ...] = (
     "HorizontalPodAutoscaler", "StatefulSet", "Job", "CronJob", "IngressClass", "Ingress", "APIService",
 )
 _LAST_KINDS = ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration")
+
+# Built-in kinds by (API group, kind): True = namespaced; groups they moved from included.  Custom
+# resources: their CRD in the repo, else the server (`kubectl api-resources`), asked only when pruning.
+_NAMESPACED_BUILTINS = {
+    "": ("ConfigMap", "Endpoints", "Event", "LimitRange", "PersistentVolumeClaim", "Pod", "PodTemplate",
+         "ReplicationController", "ResourceQuota", "Secret", "Service", "ServiceAccount"),
+    "apps": ("ControllerRevision", "DaemonSet", "Deployment", "ReplicaSet", "StatefulSet"),
+    "extensions": ("DaemonSet", "Deployment", "Ingress", "NetworkPolicy", "ReplicaSet"),
+    "batch": ("CronJob", "Job"),
+    "autoscaling": ("HorizontalPodAutoscaler",),
+    "policy": ("PodDisruptionBudget",),
+    "networking.k8s.io": ("Ingress", "NetworkPolicy"),
+    "rbac.authorization.k8s.io": ("Role", "RoleBinding"),
+    "coordination.k8s.io": ("Lease",),
+    "discovery.k8s.io": ("EndpointSlice",),
+    "events.k8s.io": ("Event",),
+    "storage.k8s.io": ("CSIStorageCapacity",),
+}
+_CLUSTER_BUILTINS = {
+    "": ("ComponentStatus", "Namespace", "Node", "PersistentVolume"),
+    "extensions": ("PodSecurityPolicy",),
+    "policy": ("PodSecurityPolicy",),
+    "apiextensions.k8s.io": ("CustomResourceDefinition",),
+    "apiregistration.k8s.io": ("APIService",),
+    "admissionregistration.k8s.io": ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
+                                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"),
+    "rbac.authorization.k8s.io": ("ClusterRole", "ClusterRoleBinding"),
+    "scheduling.k8s.io": ("PriorityClass",),
+    "storage.k8s.io": ("CSIDriver", "CSINode", "StorageClass", "VolumeAttachment"),
+    "networking.k8s.io": ("IngressClass",),
+    "node.k8s.io": ("RuntimeClass",),
+    "certificates.k8s.io": ("CertificateSigningRequest",),
+    "flowcontrol.apiserver.k8s.io": ("FlowSchema", "PriorityLevelConfiguration"),
+}
+BUILTIN_SCOPES: dict[tuple[str, str], bool] = {
+    **{(g, k): True for g, kinds in _NAMESPACED_BUILTINS.items() for k in kinds},
+    **{(g, k): False for g, kinds in _CLUSTER_BUILTINS.items() for k in kinds},
+}
 _INTERVAL_RE = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s?)?$")
 
 
@@ -95,7 +141,8 @@ _INTERVAL_RE = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s?)?$"
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """A Kubernetes object's identity as written (namespace "" = kubectl's default namespace)."""
+    """A Kubernetes object's identity: as written in a manifest (namespace "" = none written), or as the
+    server keeps it once `Placement.place`d (the inventory in the state file holds placed refs)."""
 
     api_version: str
     kind: str
@@ -111,9 +158,11 @@ class ObjectRef:
         return self.api_version.rsplit("/", 1)[-1]
 
     @property
-    def ident(self) -> tuple[str, str, str, str]:
-        """Identity across API versions (apps/v1beta2 and apps/v1 Deployment x are the same object)."""
-        return (self.group, self.kind, self.namespace, self.name)
+    def ident(self) -> tuple[str, str, str]:
+        """Identity across API groups and versions (extensions/v1beta1 and networking.k8s.io/v1 Ingress x,
+        apps/v1beta2 and apps/v1 Deployment x are the same object).  Compare refs placed by `Placement`
+        (namespace as the server has it), never as written."""
+        return (self.kind, self.namespace, self.name)
 
     @property
     def kubectl_name(self) -> str:
@@ -182,6 +231,63 @@ def render_stream(manifests: Sequence[Manifest], labels: dict[str, str]) -> str:
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
         docs.append(json.dumps(body, ensure_ascii=False, sort_keys=False))
     return "".join(f"---\n{doc}\n" for doc in docs)
+
+
+class Placement:
+    """Where the API server keeps each object, so that inventories are compared as the cluster sees them.
+
+    An object written without `metadata.namespace` lands in kubectl's default namespace (the context's,
+    else the pod's in-cluster one, else "default": kube.default_namespace, asked once, only when needed);
+    a cluster-scoped object has no namespace whatever its manifest says (kubectl ignores it, the server
+    drops it).  Scopes come from the built-in kinds, the CRDs being applied, and (`ask=True`, at most once
+    a pass) the server's `kubectl api-resources`.
+    """
+
+    def __init__(self, kubectl: kube.Kubectl, manifests: Sequence[Manifest]) -> None:
+        self._kubectl = kubectl
+        self._scopes = {**BUILTIN_SCOPES, **crd_scopes(manifests)}
+        self._asked = False
+        self._default: str | None = None
+
+    def namespaced(self, ref: ObjectRef, ask: bool = False) -> bool | None:
+        """True/False, or None when the scope of the kind is not known."""
+        key = (ref.group, ref.kind)
+        if key not in self._scopes and ask and not self._asked:
+            self._asked = True
+            self._scopes = {**(kube.api_scopes(self._kubectl) or {}), **self._scopes}
+        return self._scopes.get(key)
+
+    def default_namespace(self) -> str:
+        if self._default is None:
+            self._default = kube.default_namespace(self._kubectl)
+        return self._default
+
+    def place(self, ref: ObjectRef, ask: bool = False) -> ObjectRef:
+        """`ref` in the namespace the server keeps it in: none for a cluster-scoped kind; for a namespaced
+        kind (or one of unknown scope), the one written, else the default namespace."""
+        if self.namespaced(ref, ask) is False:
+            return replace(ref, namespace="") if ref.namespace else ref
+        return ref if ref.namespace else replace(ref, namespace=self.default_namespace())
+
+    def may_be_same(self, a: ObjectRef, b: ObjectRef) -> bool:
+        """Could placed `a` and `b` be one object?  Same kind and name, and the same namespace unless a
+        scope is unknown (the namespace may not count)."""
+        return a.kind == b.kind and a.name == b.name and (
+            a.namespace == b.namespace or not (self.namespaced(a) and self.namespaced(b)))
+
+
+def crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
+    """{(group, kind): namespaced} for the CustomResourceDefinitions among `manifests`."""
+    scopes: dict[tuple[str, str], bool] = {}
+    for m in manifests:
+        if m.ref.kind != "CustomResourceDefinition" or m.ref.group != "apiextensions.k8s.io":
+            continue
+        spec = m.body.get("spec")
+        names = spec.get("names") if isinstance(spec, dict) else None
+        if isinstance(spec, dict) and isinstance(names, dict) and isinstance(spec.get("group"), str) \
+                and isinstance(names.get("kind"), str) and spec.get("scope") in ("Namespaced", "Cluster"):
+            scopes[(spec["group"], names["kind"])] = spec["scope"] == "Namespaced"
+    return scopes
 
 
 # --- YAML documents ----------------------------------------------------------------------------------
@@ -365,7 +471,7 @@ def _is_component(directory: Path) -> bool:
 def _check_duplicates(manifests: Sequence[Manifest]) -> None:
     seen: dict[tuple[str, str, str, str], Manifest] = {}
     for m in manifests:
-        first = seen.setdefault(m.ref.ident, m)
+        first = seen.setdefault((m.ref.group, m.ref.kind, m.ref.namespace, m.ref.name), m)
         if first is not m:
             raise SyncError(f"{m.ref} is defined twice: in {first.source} and in {m.source}",
                             hint="keep one definition (or narrow --path); nothing was applied")
@@ -529,26 +635,27 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     for ref, op in applied:
         if opts.verbose:
             output.info(f"{ref}: {op}")
+    # the inventory records objects where the server keeps them (see Placement)
+    placement = Placement(kubectl, ordered)
     previous = _inventory(state)
     current = [m.ref for m in ordered]
     if failed or res.status != 0:
         for line in res.stderr.splitlines():
             output.log_line(line)
         if not opts.dry_run:  # forget nothing: what was applied before may still need pruning
-            save_state(state_path, state.get("commit"), previous + current)
+            save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current])
         raise _apply_error(failed, ordered, res)
     pruned: list[ObjectRef] = []
-    keep = current
     if opts.prune:
-        pruned, not_deleted = prune(kubectl, previous, current, labels, opts.dry_run)
-        keep = current + not_deleted
+        pruned, not_deleted = prune(kubectl, placement, previous, current, labels, opts.dry_run)
         if not opts.dry_run:
-            save_state(state_path, commit if not not_deleted else state.get("commit"), keep)
+            save_state(state_path, commit if not not_deleted else state.get("commit"),
+                       [placement.place(r) for r in current] + not_deleted)
         if not_deleted:
             raise SyncError("could not prune: " + ", ".join(str(r) for r in not_deleted),
                             hint="see kubectl's errors above; the next pass retries")
-    elif not opts.dry_run:
-        save_state(state_path, commit, previous + current)  # without --prune, keep the whole inventory
+    elif not opts.dry_run:  # without --prune, keep the whole inventory
+        save_state(state_path, commit, [placement.place(r) for r in previous + current])
     summary = _count([op for _, op in applied])
     output.info(f"applied {len(applied)} objects ({summary})" + (f", pruned {len(pruned)}" if pruned else ""))
     return PassResult(commit, applied=applied, pruned=pruned)
@@ -581,15 +688,38 @@ def _apply_error(failed: Sequence[Manifest], sent: Sequence[Manifest], res: kube
                      hint="kubectl's errors are above; the other objects were applied")
 
 
-def prune(kubectl: kube.Kubectl, previous: Sequence[ObjectRef], current: Sequence[ObjectRef],
-          labels: dict[str, str], dry_run: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Delete what the last pass applied and the repo no longer has; return (deleted, not deleted)."""
-    now = {r.ident for r in current}
-    gone = list({r.ident: r for r in previous if r.ident not in now}.values())
+def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[ObjectRef],
+          current: Sequence[ObjectRef], labels: dict[str, str],
+          dry_run: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
+    """Delete what the last pass applied and the repo no longer has; return (deleted, not deleted).
+
+    Both lists are compared as the server keeps the objects (Placement: namespace defaulted, none for a
+    cluster-scoped kind; API group and version ignored), so writing the namespace differently or moving
+    a kind to another API group is not a removal.  Last guard: an object that may be one applied in this
+    pass is never deleted."""
+
+    def candidates(ask: bool) -> list[ObjectRef]:
+        now = {placement.place(r, ask).ident for r in current}
+        gone: dict[tuple[str, str, str], ObjectRef] = {}
+        for ref in previous:
+            placed = placement.place(ref, ask)
+            if placed.ident not in now:
+                gone.setdefault(placed.ident, placed)
+        return list(gone.values())
+
+    gone = candidates(ask=False)
+    if any(placement.namespaced(r) is None for r in gone):  # a kind of unknown scope: ask the server once
+        gone = candidates(ask=True)
     gone.sort(key=lambda r: (kind_rank(r.kind), r.kind, r.namespace, r.name), reverse=True)
+    applied = [placement.place(r) for r in current]
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
     deleted, failed = [], []
     for ref in gone:
+        same = next((a for a in applied if placement.may_be_same(ref, a)), None)
+        if same is not None:
+            output.info(f"{ref}: not pruned, it may be {same} applied by this pass (the scope of "
+                        f"{ref.kind} is unknown)")
+            continue
         res = kube.delete_one(kubectl, ref.resource, ref.namespace, ref.name, selector, dry_run)
         if res.status != 0:
             output.error(f"pruning {ref}: {kube.first_error(res.stderr)}")

@@ -22,6 +22,7 @@ from gitops_cli.errors import SyncError, SyncLockedError, UsageError
 from gitops_cli.sync import (
     Manifest,
     ObjectRef,
+    Placement,
     Selection,
     _lock_holder,
     discover,
@@ -31,11 +32,13 @@ from gitops_cli.sync import (
     order,
     parse_interval,
     pass_lock,
+    prune,
     render_stream,
     select,
 )
 
 KUBECTL = kube.Kubectl(shutil.which("kubectl") or "kubectl")
+FAKE = kube.Kubectl(str(Path(__file__).resolve().parent / "fixtures" / "fake_kubectl.py"))
 
 
 def write(root: Path, rel: str, text: str) -> Path:
@@ -299,6 +302,65 @@ def test_kubectl_arguments():
     assert ObjectRef("v1", "ConfigMap", "", "c").resource == "configmap"
     assert ObjectRef("rbac.authorization.k8s.io/v1", "Role", "", "r").kubectl_name == \
         "role.rbac.authorization.k8s.io/r"
+
+
+# --- where objects live (prune identities), against the fake kubectl ----------------------------------
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    log = tmp_path / "kubectl.log"
+    monkeypatch.setenv("FAKE_KUBECTL_LOG", str(log))
+    for var in ("FAKE_KUBECTL_NAMESPACE", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "POD_NAMESPACE"):
+        monkeypatch.delenv(var, raising=False)
+    return log
+
+
+def test_default_namespace_follows_client_go(fake_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "namespace").write_text("sample-app\n")
+    assert kube.default_namespace(FAKE, sa) == "default"
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    assert kube.default_namespace(FAKE, sa) == "default"  # no token: not in a pod
+    (sa / "token").write_text("t")
+    assert kube.default_namespace(FAKE, sa) == "sample-app"
+    monkeypatch.setenv("POD_NAMESPACE", "from-env")
+    assert kube.default_namespace(FAKE, sa) == "from-env"
+    monkeypatch.setenv("FAKE_KUBECTL_NAMESPACE", "ctx")  # set on the kubeconfig context: it wins
+    assert kube.default_namespace(FAKE, sa) == "ctx"
+
+
+def test_parse_api_resources_reads_columns_from_the_right():
+    out = ("bindings                                       v1                   true         Binding\n"
+           "configmaps                        cm           v1                   true         ConfigMap\n"
+           "clusterroles                                   rbac.authorization.k8s.io/v1  false  ClusterRole\n"
+           "error: unable to retrieve the complete list of server APIs\n")
+    assert kube.parse_api_resources(out) == {("", "Binding"): True, ("", "ConfigMap"): True,
+                                             ("rbac.authorization.k8s.io", "ClusterRole"): False}
+
+
+def test_placement_uses_the_default_namespace_and_drops_it_for_cluster_scoped_kinds(fake_env, monkeypatch):
+    monkeypatch.setenv("FAKE_KUBECTL_NAMESPACE", "team")
+    crd = Manifest(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets.example.com"),
+                   {"spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Gadget"}}}, "x")
+    place = Placement(FAKE, [crd]).place
+    assert place(ObjectRef("v1", "ConfigMap", "", "c")).ident == ("ConfigMap", "team", "c")
+    assert place(ObjectRef("v1", "ConfigMap", "x", "c")).ident == ("ConfigMap", "x", "c")
+    assert place(ObjectRef("rbac.authorization.k8s.io/v1", "ClusterRole", "x", "r")).ident == ("ClusterRole", "", "r")
+    assert place(ObjectRef("example.com/v1", "Gadget", "x", "g")).ident == ("Gadget", "", "g")
+    assert place(ObjectRef("extensions/v1beta1", "Ingress", "", "i")).ident == \
+        place(ObjectRef("networking.k8s.io/v1", "Ingress", "team", "i")).ident
+
+
+def test_prune_never_deletes_what_may_be_an_object_of_this_pass(fake_env: Path, monkeypatch):
+    monkeypatch.setenv("FAKE_KUBECTL_DOWN", "1")  # `kubectl api-resources` fails: the scope stays unknown
+    previous = [ObjectRef("example.com/v1", "Gadget", "a", "one")]
+    current = [ObjectRef("example.com/v1", "Gadget", "b", "one")]
+    assert prune(FAKE, Placement(FAKE, []), previous, current, {"k": "v"}, False) == ([], [])
+    argvs = [json.loads(line)["argv"] for line in fake_env.read_text().splitlines()]
+    assert argvs == [["api-resources", "--no-headers"]]  # asked once, then nothing deleted
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("5m", 300), ("30s", 30), ("1h", 3600), ("1h30m", 5400),

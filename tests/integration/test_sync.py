@@ -203,11 +203,11 @@ def test_context_client_side_and_dry_run_arguments(remote, kube, tmp_path):
 def test_prune_deletes_only_what_left_the_repo_and_carries_the_labels(remote, kube, tmp_path):
     assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
     store = kube.objects()
-    assert "configmap.|shop|settings" in store and "customresourcedefinition.apiextensions.k8s.io|default|" \
+    assert "configmap.|shop|settings" in store and "customresourcedefinition.apiextensions.k8s.io||" \
         "widgets.example.com" in store
     # an object nobody told sync about, and one applied by sync whose labels someone removed
     store["configmap.|shop|hand-made"] = {}
-    store["customresourcedefinition.apiextensions.k8s.io|default|widgets.example.com"] = {}
+    store["customresourcedefinition.apiextensions.k8s.io||widgets.example.com"] = {}
     kube.store.write_text(json.dumps(store))
     push(remote, tmp_path, {}, remove=("cluster/crd.yaml", "cluster/00-config.yaml"))
     res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
@@ -224,9 +224,9 @@ def test_prune_deletes_only_what_left_the_repo_and_carries_the_labels(remote, ku
          "--ignore-not-found", "--wait=false"],
     ]
     left = kube.objects()
-    assert "configmap.|shop|settings" not in left and "namespace.|default|shop" not in left
+    assert "configmap.|shop|settings" not in left and "namespace.||shop" not in left
     assert "configmap.|shop|hand-made" in left  # never applied by sync: never a candidate
-    assert "customresourcedefinition.apiextensions.k8s.io|default|widgets.example.com" in left  # unlabelled
+    assert "customresourcedefinition.apiextensions.k8s.io||widgets.example.com" in left  # unlabelled
     assert "pruned ConfigMap shop/settings" in res.stderr
     assert "CustomResourceDefinition widgets.example.com: gone already or not labelled" in res.stderr
     again = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force")

@@ -1,0 +1,129 @@
+"""`gitops sync --prune` compares objects as the API server keeps them: writing the namespace differently,
+or a kind moving API group, is not a removal (the installed command against the fake kubectl, see
+tests/integration/test_sync.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures.gitremotes import DeployRemote, make_bare_remote
+from tests.integration.test_sync import Kube, push, sync
+
+pytestmark = pytest.mark.integration
+
+CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n{ns}data: {{a: '1'}}\n"
+ROLE = ("apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\n{ns}"
+        "rules: []\n")
+WIDGETS_CRD = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: {plural}.example.com
+spec:
+  group: example.com
+  scope: {scope}
+  names: {{kind: {kind}, plural: {plural}}}
+  versions: [{{name: v1, served: true, storage: true}}]
+"""
+
+
+def ns(namespace: str | None) -> str:
+    return f"  namespace: {namespace}\n" if namespace is not None else ""
+
+
+@pytest.fixture
+def kube(tmp_path) -> Kube:
+    return Kube(tmp_path)
+
+
+def start(tmp_path, files: dict[str, str]) -> DeployRemote:
+    return make_bare_remote(tmp_path / "remotes", files)
+
+
+def passes(kube: Kube, tmp_path, remote: DeployRemote, changes: list[dict[str, str]],
+           env: dict[str, str] | None = None) -> None:
+    """A pass with --prune on the first commit, then one per change; every pass must succeed."""
+    first = sync(kube, tmp_path, "--repo", remote.url, "--prune", "-v", env=env)
+    assert first.returncode == 0, first.stderr
+    for files in changes:
+        push(remote, tmp_path, files)
+        res = sync(kube, tmp_path, "--repo", remote.url, "--prune", "-v", env=env)
+        assert res.returncode == 0, res.stderr
+        assert "pruned" not in res.stderr
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "default"), ("default", None)])
+def test_writing_the_default_namespace_or_not_never_prunes_the_object(kube, tmp_path, before, after):
+    remote = start(tmp_path, {"cm.yaml": CM.format(ns=ns(before))})
+    passes(kube, tmp_path, remote, [{"cm.yaml": CM.format(ns=ns(after))}])
+    assert kube.calls("delete") == []
+    assert "configmap.|default|settings" in kube.objects()
+
+
+def test_the_context_namespace_is_the_default_one(kube, tmp_path):
+    env = {"FAKE_KUBECTL_NAMESPACE": "team"}
+    remote = start(tmp_path, {"cm.yaml": CM.format(ns="")})
+    passes(kube, tmp_path, remote, [{"cm.yaml": CM.format(ns=ns("team"))}], env=env)
+    assert kube.calls("delete") == [] and list(kube.objects()) == ["configmap.|team|settings"]
+    # `namespace: default` is another object: the copy in the context's namespace is pruned, with -n
+    push(remote, tmp_path, {"cm.yaml": CM.format(ns=ns("default"))})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", env=env)
+    assert res.returncode == 0, res.stderr
+    [delete] = [c["argv"] for c in kube.calls("delete")]
+    assert delete[:2] == ["delete", "configmap"] and delete[-2:] == ["-n", "team"]
+    assert list(kube.objects()) == ["configmap.|default|settings"]
+    assert "pruned ConfigMap team/settings" in res.stderr
+
+
+def test_a_changed_context_namespace_prunes_the_copy_left_in_the_old_one(kube, tmp_path):
+    remote = start(tmp_path, {"cm.yaml": CM.format(ns="")})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force", env={"FAKE_KUBECTL_NAMESPACE": "b"})
+    assert res.returncode == 0, res.stderr
+    assert list(kube.objects()) == ["configmap.|b|settings"]
+    assert "pruned ConfigMap default/settings" in res.stderr
+
+
+@pytest.mark.parametrize(("before", "after"), [(None, "shop"), ("shop", None), ("shop", "other")])
+def test_a_namespace_on_a_cluster_scoped_kind_never_prunes_it(kube, tmp_path, before, after):
+    remote = start(tmp_path, {"role.yaml": ROLE.format(ns=ns(before))})
+    passes(kube, tmp_path, remote, [{"role.yaml": ROLE.format(ns=ns(after))}])
+    assert kube.calls("delete") == []
+    assert list(kube.objects()) == ["clusterrole.rbac.authorization.k8s.io||reader"]
+
+
+def test_a_kind_moving_api_group_is_not_a_removal(kube, tmp_path):
+    old = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: shop\n"
+    remote = start(tmp_path, {"ing.yaml": old})
+    first = sync(kube, tmp_path, "--repo", remote.url, "--prune", env={"FAKE_KUBECTL_LEGACY": "1"})
+    assert first.returncode == 0, first.stderr
+    # the cluster is upgraded (no more extensions Ingress) and the repo follows
+    push(remote, tmp_path, {"ing.yaml": old.replace("extensions/v1beta1", "networking.k8s.io/v1")})
+    for _ in range(2):
+        res = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force")
+        assert res.returncode == 0, res.stderr
+    assert kube.calls("delete") == []
+    assert "ingress.networking.k8s.io|shop|web" in kube.objects()
+
+
+def test_custom_resources_take_their_scope_from_the_crd_or_the_server(kube, tmp_path):
+    crds = {"crds/gadgets.yaml": WIDGETS_CRD.format(kind="Gadget", plural="gadgets", scope="Cluster"),
+            "crds/widgets.yaml": WIDGETS_CRD.format(kind="Widget", plural="widgets", scope="Namespaced")}
+    cr = "apiVersion: example.com/v1\nkind: {kind}\nmetadata:\n  name: one\n{ns}"
+    remote = start(tmp_path, crds)
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    # another sync instance (--path apps) applies the custom resources; their CRDs are not in its paths
+    apps = ("--repo", remote.url, "--prune", "--path", "apps")
+    push(remote, tmp_path, {"apps/gadget.yaml": cr.format(kind="Gadget", ns=""),
+                            "apps/widget.yaml": cr.format(kind="Widget", ns=ns("a"))})
+    assert sync(kube, tmp_path, *apps).returncode == 0
+    push(remote, tmp_path, {"apps/gadget.yaml": cr.format(kind="Gadget", ns=ns("a")),
+                            "apps/widget.yaml": cr.format(kind="Widget", ns=ns("b"))})
+    res = sync(kube, tmp_path, *apps)
+    assert res.returncode == 0, res.stderr
+    assert kube.calls("api-resources") != []  # asked: neither kind is built in or in these paths
+    [delete] = [c["argv"] for c in kube.calls("delete")]  # the Widget moved namespace; the Gadget did not
+    assert delete[:2] == ["delete", "widget.v1.example.com"] and delete[-2:] == ["-n", "a"]
+    objects = kube.objects()
+    assert "gadget.example.com||one" in objects and "widget.example.com|b|one" in objects
+    assert "widget.example.com|a|one" not in objects
