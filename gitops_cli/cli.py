@@ -8,7 +8,9 @@ result.  Command modules import heavy adapters (docker, git) inside their functi
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import NoReturn
 
@@ -82,9 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
         argv if argv is not None else sys.argv[1:]
     )
+    if argv is None:  # the console script (not a host process calling main() with its own handlers)
+        _handle_sigterm()
     try:
         rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if code == INTERRUPTED:  # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into a returned 130
+            _interrupted()
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.TyperException as exc:  # usage errors: bad flag, missing option, bad value
@@ -96,28 +102,52 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code if exc.exit_code != 1 else 2
     except typer.Abort:
         output.error("aborted")
-        code = 130
-    except GitopsError as exc:
-        if debug:
-            traceback.print_exc()
+        code = INTERRUPTED
+    except GitopsError as exc:  # an ordinary user error: its message and hint say it all, no traceback
         output.error(exc.message, exc.hint)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        output.error("interrupted")
-        code = 130
+    except KeyboardInterrupt:  # raised outside Typer's handling (e.g. while the app is being set up)
+        _interrupted()
+        code = INTERRUPTED
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:  # disk full, read-only FS, I/O error
             _write_failed(exc)
             code = EXIT_WRITE_FAILED
         else:  # a bug: keep it to one line unless --debug
-            if debug:
-                traceback.print_exc()
+            if debug:  # redacted like every other line (a secret may sit in a frame's repr or a message)
+                output.log_line(traceback.format_exc())
             output.error(
                 f"internal error: {type(exc).__name__}: {exc}",
                 hint="re-run with --debug for a traceback and report it",
             )
             code = 70
     _finish(argv, code)
+
+
+INTERRUPTED = 130
+_signalled: dict[str, str] = {}
+
+
+def _handle_sigterm() -> None:
+    """SIGTERM (how CI systems cancel a job) is handled like Ctrl-C: KeyboardInterrupt is raised in the
+    main thread, so finally blocks run and temporary files and directories (the deploy clone, the
+    build-context tar) are removed before the exit (130)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        _signalled["name"] = "SIGTERM"
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _interrupted() -> None:
+    try:
+        output.error(f"interrupted ({_signalled['name']})" if _signalled else "interrupted")
+    except OSError:
+        pass
 
 
 def _write_failed(exc: OSError, what: str | None = None) -> None:
@@ -152,5 +182,9 @@ def _exit_now(code: int) -> NoReturn:
             # else: a closed pipe (`gitops history | head -1`): the reader wanted no more
         except ValueError:  # a closed stream
             pass
+    if code == INTERRUPTED:  # objects an interrupted step left in reference cycles own temp files:
+        import gc  # collect them so their finalizers remove the files (os._exit skips teardown)
+
+        gc.collect()
     atexit._run_exitfuncs()
     os._exit(code)

@@ -30,7 +30,7 @@ EXIT_CODES: dict[int, str] = {
     16: "sync: another pass holds the lock on the cache directory",
     70: "internal error (a bug: re-run with --debug and report it)",
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error)",
-    130: "interrupted",
+    130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed",
 }
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})

@@ -104,3 +104,31 @@ def test_status_spinner_only_on_a_terminal_without_no_color() -> None:
     assert live.index("Cloning x") < live.index("done")  # erased before the next line
     plain = _status_under_a_terminal(no_color=True)
     assert plain.replace("\r\n", "\n") == "==> done\n"  # no spinner, no escape sequence
+
+
+def test_debug_traceback_for_a_bug_is_redacted_and_none_for_user_errors() -> None:
+    """--debug: a traceback for an unexpected error (a bug), with secrets masked as on every other line;
+    none for an ordinary user error (its message and hint are the whole story)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from gitops_cli import cli, output\n"
+        "from gitops_cli.errors import UsageError\n"
+        "output.register_secret('s3cr3t-value-9')\n"
+        "@cli.app.command('boom')\n"
+        "def boom() -> None:\n"
+        "    raise RuntimeError('token s3cr3t-value-9 rejected')\n"
+        "@cli.app.command('usage')\n"
+        "def usage() -> None:\n"
+        "    raise UsageError('bad flag')\n"
+        "sys.argv = ['gitops', '--debug', *sys.argv[1:]]\n"
+        "cli.main()\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, "boom"], capture_output=True, text=True, env=gitops_env())
+    assert res.returncode == 70, res.stderr
+    assert "Traceback" in res.stderr and "RuntimeError: token *** rejected" in res.stderr
+    assert "s3cr3t-value-9" not in res.stderr
+    res = subprocess.run([sys.executable, "-c", code, "usage"], capture_output=True, text=True, env=gitops_env())
+    assert res.returncode == 2 and res.stderr == "error: bad flag\n"
