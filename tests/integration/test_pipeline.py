@@ -436,7 +436,7 @@ def test_unreachable_deploy_repo_fails_the_bump_step_after_publishing(gitops, ap
     the error `gitops bump` gives; a warning said so as soon as the clone had failed."""
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    missing = (tmp_path / "no-such-deploy.git").as_uri()
+    missing = f"http://127.0.0.1:{free_port()}/deploy.git"  # nothing listens there (a missing file:// repo is exit 2)
     image = registry.image(PATH)
     res = gitops(["build-and-bump", "--image", image, "--deploy-repo", missing, "-o", "json"], cwd=app,
                  env={"TMPDIR": str(scratch)})

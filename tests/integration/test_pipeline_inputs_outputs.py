@@ -149,6 +149,7 @@ def test_output_files_symlink_fifo_append_and_stale_values(gitops, app: Path, re
 def test_a_refused_write_is_exit_74_after_the_result_and_never_masks_a_failure(
         gitops, app: Path, registry: Registry, remote: DeployRemote, tmp_path: Path) -> None:
     image = registry.image(PATH)
+    assert Path("/dev/full").is_char_device()  # the environment's device (never replaced by a run)
     res = run(gitops, app, image, remote, "--dotenv", "/dev/full", "-o", "json")
     assert res.returncode == 74, res.stderr
     assert json.loads(res.stdout)["ok"] is True  # the result was rendered first
