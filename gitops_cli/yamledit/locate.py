@@ -1,8 +1,8 @@
 """Locate image references in YAML text, with the exact source span of every value.
 
 `locate(text)` parses the text into YAML events (libyaml through ruamel.yaml.clibz when importable, the
-pure-Python ruamel parser otherwise), composes a tiny node tree that keeps anchors, aliases and merge keys,
-and walks it for the places an image reference lives:
+pure-Python ruamel parser otherwise or when libyaml refuses the text), composes a tiny node tree that
+keeps anchors, aliases and merge keys, and walks it for the places an image reference lives:
 
 - `container`: `image` of an item of `containers` / `initContainers` / `ephemeralContainers`, anywhere;
 - `compose`:   `services.<name>.image` of a docker-compose document;
@@ -11,7 +11,9 @@ and walks it for the places an image reference lives:
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
                variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`).
 
-Never: block scalars, values under other keys (args, annotations, labels, ConfigMap data), comments.
+An `image:` block scalar (`>-`, `|-`) is a reference too; when its value is one line, its span is that
+content line (as for any other scalar), so it can be edited in place.
+Never: values under other keys (args, annotations, labels, ConfigMap data), comments.
 Offsets are code-point offsets into the original str (a BOM is part of it; CRLF counts as two), so the
 caller can splice `text[start:end]` directly.  Lines and columns are 1-based.
 """
@@ -22,7 +24,7 @@ import bisect
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
@@ -83,6 +85,9 @@ class Reference:
     # map form: fields whose value is an alias or comes from a `<<` merge key (shared with other maps)
     shared: frozenset[str] = frozenset()
     start: int | None = None  # map form: offset of the map node (its anchor, `{`, or first key)
+    # string form: why the value cannot be edited in place - its anchor is also used by something that is
+    # not a located image (`a: &x team/app:1` + `image: *x`); None when it can
+    conflict: str | None = None
 
     @property
     def name(self) -> str | None:
@@ -112,10 +117,14 @@ class YamlSyntaxError(Exception):
 # Parsing: events -> tiny nodes
 # --------------------------------------------------------------------------------------------------
 
-def _loader_class() -> Any:
-    """The event parser: libyaml (ruamel.yaml.clibz), or ruamel's pure-Python parser when the C extension is
-    missing or GITOPS_YAML_PARSER=python (both give identical events and marks; the C one is ~20x faster)."""
-    if os.environ.get("GITOPS_YAML_PARSER") != "python":
+def _loader_class(pure: bool = False) -> Any:
+    """The event parser: libyaml (ruamel.yaml.clibz), or ruamel's pure-Python parser when `pure`, when the C
+    extension is missing or when GITOPS_YAML_PARSER=python.  The C one is ~20x faster; on text both accept
+    they give the same events and marks.  They do not accept the same texts: libyaml (YAML 1.1) refuses a ':'
+    inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML 1.2, PyYAML,
+    go-yaml (kubectl) and the pure parser read as a string, so `parse` retries a text libyaml refuses with
+    the pure parser: results never depend on which parser is installed."""
+    if not pure and os.environ.get("GITOPS_YAML_PARSER") != "python":
         try:
             from ruamel.yaml.cyaml import CBaseLoader
 
@@ -190,9 +199,9 @@ def _syntax_error(exc: Exception, text: str, offset: int) -> YamlSyntaxError:
     return YamlSyntaxError(1, 1, message)
 
 
-def _events(text: str) -> Iterator[Any]:
+def _events(text: str, pure: bool = False) -> Iterator[Any]:
     """Raw parser events for text (BOM already removed); raises the parser's YAMLError."""
-    loader = _loader_class()(text)
+    loader = _loader_class(pure)(text)
     try:
         while loader.check_event():
             yield loader.get_event()
@@ -230,25 +239,56 @@ def _after_colon(text: str, key_end: int) -> int | None:
     return None
 
 
-class _Parsed:
-    """Documents (root nodes) and the verifier's event list of one text."""
+def _block_content(text: str, start: int, end: int, value: str) -> tuple[int, int] | None:
+    """The span of a block scalar's one content line (text[start:end] is `|-` / `>` ... through its end),
+    when its value (less trailing line breaks) is exactly that line; None otherwise."""
+    content = value.rstrip("\n")
+    if not content or "\n" in content:
+        return None
+    i = text.find("\n", start, end)  # the end of the header line (`>-  # comment`)
+    if i == -1:
+        return None
+    i += 1
+    while i < end and text[i] == " ":
+        i += 1
+    if text.startswith(content, i) and (i + len(content) == len(text) or text[i + len(content)] in "\r\n"):
+        return i, i + len(content)
+    return None
 
-    def __init__(self, text: str) -> None:
+
+class _Parsed:
+    """Documents (root nodes), the verifier's event list of one text, and where each anchored scalar is
+    used: `uses[id(anchored node)]` = [(the node written there: itself or an alias, its role), ...] with
+    role the mapping key it is the value of, or None (a list item, a key, a document)."""
+
+    def __init__(self, text: str, pure: bool = False) -> None:
         self.text = text
         self.offset = 1 if text.startswith("\ufeff") else 0
         self.lines = _Lines(text)
         self.docs: list[_Node | None] = []
         self.events: list[_Event] = []
-        self._compose()
+        self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
+        self._compose(pure)
 
     def _scalar(self, e: Any, start: int, end: int, flow: bool) -> Scalar:
         line, column = e.start_mark.line + 1, e.start_mark.column + 1
         if e.anchor is not None or getattr(e, "tag", None) is not None:
             start = _skip_properties(self.text, start, end)
             line, column = self.lines.position(start)
-        return Scalar(e.value, start, end, line, column, _STYLES.get(e.style, "plain"), e.anchor, flow)
+        style = _STYLES.get(e.style, "plain")
+        if style in ("literal", "folded"):
+            content = _block_content(self.text, start, end, e.value)
+            if content is not None:  # a one-line block scalar: its span is the content, as for other styles
+                start, end = content
+                line, column = self.lines.position(start)
+        return Scalar(e.value, start, end, line, column, style, e.anchor, flow)
 
-    def _compose(self) -> None:
+    def _use(self, node: _Node, role: str | None) -> None:
+        target = node.target if node.kind == "A" else node
+        if target is not None and target.kind == "S" and target.anchor is not None:
+            self.uses.setdefault(id(target), []).append((node, role))
+
+    def _compose(self, pure: bool) -> None:
         from ruamel.yaml import events as ev
 
         text, off = self.text, self.offset
@@ -257,7 +297,7 @@ class _Parsed:
         pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
         body = text[off:] if off else text
         try:
-            for e in _events(body):
+            for e in _events(body, pure):
                 cls = type(e)
                 start = e.start_mark.index + off
                 if cls is ev.ScalarEvent:
@@ -265,6 +305,8 @@ class _Parsed:
                     end = e.end_mark.index + off
                     node.scalar = self._scalar(e, start, end, bool(stack) and stack[-1].flow)
                     node.start, node.end = node.scalar.start, end
+                    if node.scalar.style in ("literal", "folded"):  # the node starts at its `|` / `>`
+                        node.start = _skip_properties(text, start, end)
                     self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
                 elif cls is ev.AliasEvent:
                     node = _Node("A", start, e.start_mark.line + 1, e.start_mark.column + 1, None)
@@ -303,6 +345,7 @@ class _Parsed:
                 if node.kind == "S" and e.anchor is not None:
                     anchors[e.anchor] = node
                 if not stack:
+                    self._use(node, None)
                     self.docs.append(node)
                 else:
                     self._add(stack, pending_key, node)
@@ -314,10 +357,12 @@ class _Parsed:
             return
         parent = stack[-1]
         if parent.kind == "Q":
+            self._use(node, None)
             parent.items.append(node)
             return
         key = pending_key[-1]
         if key is None:
+            self._use(node, None)
             pending_key[-1] = node
             return
         if node.kind == "S" and node.scalar is not None and node.scalar.is_null and node.anchor is None \
@@ -329,18 +374,26 @@ class _Parsed:
                 node.scalar = Scalar("", pos, pos, line, column, "plain", None, parent.flow)
                 node.start = node.end = pos
                 self.events[-1].start = pos
+        self._use(node, _key(key))
         parent.items.append((key, node))
         pending_key[-1] = None
 
 
 def parse(text: str) -> _Parsed:
-    """Parse text into nodes and events; raises YamlSyntaxError."""
+    """Parse text into nodes and events; raises YamlSyntaxError (the pure parser's, when libyaml refuses the
+    text: see _loader_class)."""
     from ruamel.yaml.error import YAMLError
 
     try:
         return _Parsed(text)
     except YAMLError as exc:
-        raise _syntax_error(exc, text, 1 if text.startswith("\ufeff") else 0) from None
+        error = exc
+    if _loader_class() is not _loader_class(pure=True):
+        try:
+            return _Parsed(text, pure=True)
+        except YAMLError as exc:
+            error = exc
+    raise _syntax_error(error, text, 1 if text.startswith("\ufeff") else 0) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -432,13 +485,44 @@ class _Walk:
         self.kustomization = False
         self.compose = False
         self.active: set[int] = set()
+        self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
+        self.sites: set[int] = set()  # id() of each node written at a located `image:` string
+        self.anchored: list[tuple[int, _Node, _Node]] = []  # (index in refs, anchored scalar, node written)
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
             self.doc = i
             self._document(root)
+        for index, target, written in self.anchored:
+            conflict = self._conflict(target, written)
+            if conflict is not None:
+                self.refs[index] = replace(self.refs[index], conflict=conflict)
         self.refs.sort(key=lambda r: (r.doc, r.line, r.column))
         return self.refs
+
+    def error(self) -> YamlSyntaxError | None:
+        """Set when part of the text was too deeply nested to search: reported like a syntax error."""
+        node = self.too_deep
+        if node is None:
+            return None
+        return YamlSyntaxError(node.line, node.column, f"nested more than {_MAX_DEPTH} levels deep; "
+                                                       "not searched for image references")
+
+    def _conflict(self, target: _Node, written: _Node) -> str | None:
+        """Why editing an anchored scalar for this `image:` would change something else; None if it would not.
+
+        Fine: every use of the anchor is a located `image:` string, or the anchor is set on an `x-...` key
+        (a compose extension field: a value kept only to be aliased)."""
+        others = [(node, role) for node, role in self.parsed.uses.get(id(target), [])
+                  if id(node) not in self.sites and not (node is target and (role or "").startswith("x-"))]
+        if not others:
+            return None
+        node, role = others[0]
+        what = f"`{role}`" if role is not None else "a list item or key"
+        how = "is set on" if node is target else "is also used by"
+        where = f" (written as *{target.anchor} on line {written.line})" if written is not target else ""
+        return (f"comes from the anchor &{target.anchor}{where}, which {how} {what} on line {node.line}, "
+                "not an image; bumping it would change that too")
 
     def _document(self, root: _Node | None) -> None:
         if root is None or root.kind != "M":
@@ -460,7 +544,11 @@ class _Walk:
         self._node(root, (), False, 0)
 
     def _node(self, node: _Node | None, path: tuple[str | int, ...], via: bool, depth: int) -> None:
-        if node is None or depth > _MAX_DEPTH:
+        if node is None:
+            return
+        if depth > _MAX_DEPTH:
+            if self.too_deep is None:
+                self.too_deep = node
             return
         if node.kind == "A":
             target = node.target
@@ -501,13 +589,14 @@ class _Walk:
             if target is None:
                 continue
             if name == "image" and target.kind == "S":
-                self._image_string(node, values, target, (*path, name), via or merged or aliased)
+                self._image_string(values, value, target, (*path, name), via or merged or aliased)
             elif target.kind in "MQ":
                 self._node(value, (*path, name), via or merged, depth + 1)
 
-    def _image_string(self, owner: _Node, values: dict[str, _Node], value: _Node, path: tuple[str | int, ...],
-                      via: bool) -> None:
-        scalar = _string_scalar(value)
+    def _image_string(self, values: dict[str, _Node], written: _Node, value: _Node,
+                      path: tuple[str | int, ...], via: bool) -> None:
+        """`image: VALUE` (written: the node as written there, value or an alias of it)."""
+        scalar = value.scalar
         if scalar is None or scalar.is_null or not scalar.value.strip():
             return
         container = None
@@ -519,6 +608,9 @@ class _Walk:
             kind, container = "compose", str(path[1])
         else:
             kind = "image"
+        self.sites.add(id(written))
+        if value.anchor is not None:
+            self.anchored.append((len(self.refs), value, written))
         self.refs.append(Reference(kind=kind, form="string", value=scalar.value, doc=self.doc, path=path,
                                    line=scalar.line, column=scalar.column, scalar=scalar, container=container,
                                    via_alias=via))
@@ -660,7 +752,8 @@ def _any_needle(text: str, needles: Iterable[str] | None) -> bool:
 
 
 def locate(text: str, needles: Iterable[str] | None = None, *, filename: str | None = None) -> LocateResult:
-    """Every image reference in text, in document order; `error` is set (no references) if it does not parse.
+    """Every image reference in text, in document order; `error` is set (no references) if it does not parse,
+    and (with the references found elsewhere) if part of it is nested too deeply to search.
 
     needles: substrings of which at least one must occur for the text to be parsed at all (a cheap
     pre-filter: the last path component of each searched repository, say).  filename: used only to
@@ -672,7 +765,14 @@ def locate(text: str, needles: Iterable[str] | None = None, *, filename: str | N
         parsed = parse(text)
     except YamlSyntaxError as exc:
         return LocateResult([], exc)
-    return LocateResult(_Walk(parsed, filename).run())
+    return locate_result(parsed, filename)
+
+
+def locate_result(parsed: _Parsed, filename: str | None = None) -> LocateResult:
+    """References of an already parsed text, and the error for a part too deeply nested to search."""
+    walk = _Walk(parsed, filename)
+    references = walk.run()
+    return LocateResult(references, walk.error())
 
 
 def locate_parsed(parsed: _Parsed, filename: str | None = None) -> list[Reference]:

@@ -25,6 +25,7 @@ from gitops_cli.yamledit.locate import (
     _Parsed,
     compose_map_value,
     locate_parsed,
+    locate_result,
     parse,
 )
 
@@ -91,19 +92,32 @@ _NON_STRING = re.compile(
 _PLAIN_BAD_START = set("-?:,[]{}#&*!|>'\"%@` \t")
 
 
-def plain_ok(value: str, flow: bool = False) -> bool:
-    """True when `value` written as a plain scalar reads back as this same string."""
+def plain_ok(value: str, flow: bool = False, flow_colon: bool = False) -> bool:
+    """True when `value` written as a plain scalar reads back as this same string.
+
+    flow: inside `{...}` / `[...]`, where `,[]{}` end a plain scalar.  A ':' there (`{image: team/app:v1}`)
+    is a string for YAML 1.2, PyYAML, go-yaml and our parser, but libyaml (YAML 1.1) refuses it: written
+    plain only when flow_colon says the old value already was (the file's readers accept it).
+    """
     if not value or value != value.strip() or value[0] in _PLAIN_BAD_START or _NON_STRING.fullmatch(value):
         return False
     if ": " in value or " #" in value or value.endswith(":") or any(c in value for c in "\r\n\t"):
         return False
-    return not (flow and any(c in value for c in ",[]{}:"))
+    if flow and ":" in value and not flow_colon:
+        return False
+    return not (flow and any(c in value for c in ",[]{}"))
 
 
-def render(value: str, style: str, flow: bool = False) -> tuple[str, str]:
-    """Source text for value in the given style (plain becomes double-quoted when needed): (text, style)."""
+def render(value: str, style: str, flow: bool = False, flow_colon: bool = False) -> tuple[str, str]:
+    """Source text for value in the given style: (text, style).  Plain stays plain when the value can be
+    (see plain_ok), else becomes double-quoted; quoted styles are kept; a one-line block scalar (`>-`, `|-`)
+    gets the value as its content line."""
+    if style in ("literal", "folded"):
+        if not value or value != value.strip() or not value.isprintable():
+            raise ValueError(f"{value!r} cannot be the content line of a block scalar")
+        return value, style
     if style == "plain":
-        if plain_ok(value, flow):
+        if plain_ok(value, flow, flow_colon):
             return value, "plain"
         style = "double"
     if style == "single" and all(c.isprintable() for c in value):
@@ -169,9 +183,14 @@ def _set_scalar(plan: _Plan, ref: Reference, scalar: Scalar, new: str, field_nam
     old = "" if scalar.is_null else scalar.value
     if old == new and not scalar.is_null:
         return
-    if scalar.style in ("literal", "folded"):
-        raise VerificationError(f"{plan.where(scalar.line)}: will not rewrite a block scalar")
-    text, style = render(new, scalar.style if not scalar.is_null else "plain", scalar.flow)
+    if scalar.style in ("literal", "folded") and "\n" in scalar.value:
+        raise VerificationError(f"{plan.where(scalar.line)}: will not rewrite a block scalar whose value has "
+                                "a line break", hint="edit it by hand")
+    flow_colon = scalar.flow and scalar.style == "plain" and ":" in scalar.value
+    try:
+        text, style = render(new, scalar.style if not scalar.is_null else "plain", scalar.flow, flow_colon)
+    except ValueError as exc:
+        raise VerificationError(f"{plan.where(scalar.line)}: {exc}") from None
     prefix = " " if scalar.start == scalar.end else ""  # an empty value right after ':'
     plan.items.append(_Planned(Edit(scalar.start, scalar.end, prefix + text), new, style, scalar, ref=ref,
                                value_offset=len(prefix)))
@@ -183,7 +202,7 @@ def _insert_field(plan: _Plan, text: str, ref: Reference, key: str, new: str) ->
         raise VerificationError(f"{plan.where(ref.line)}: no place to add `{key}:` to this entry")
     name = ref.fields.get("newName") or ref.fields.get("name") or ref.fields.get("repository")
     style = name.style if name is not None and name.style in ("single", "double") else "plain"
-    value_text, value_style = render(new, style, ref.flow)
+    value_text, value_style = render(new, style, ref.flow)  # a new value in flow: ':' quoted (libyaml)
     if ref.flow:
         prefix = f", {key}: "
     else:
@@ -261,6 +280,10 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
             found = _match(ref.scalar.value, targets)
             if found is None:
                 continue
+            if ref.conflict is not None:
+                raise VerificationError(f"{plan.where(ref.line)}: {ref.value!r} {ref.conflict}",
+                                        hint="give this image its own value instead of the alias, then bump again")
+            _check_excluded_aliases(plan, refs, ref, container)
             current, target = found
             new = _string_value(plan, ref, current, target)
             _set_scalar(plan, ref, ref.scalar, new, None)
@@ -271,6 +294,18 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
             if found is None:
                 continue
             plan.expected[(ref.doc, ref.path)] = _plan_map(plan, text, ref, found[1])
+
+
+def _check_excluded_aliases(plan: _Plan, refs: list[Reference], ref: Reference, container: str | None) -> None:
+    """Refuse to edit an anchored value that --container excludes at another `image:` (through an alias)."""
+    if container is None or ref.scalar is None or ref.scalar.anchor is None:
+        return
+    for other in refs:
+        if other.form == "string" and other.scalar == ref.scalar and other.container != container:
+            raise VerificationError(
+                f"{plan.where(ref.line)}: {ref.value!r} is anchored as &{ref.scalar.anchor} and also the image "
+                f"of container {other.container!r} (through an alias), which --container {container} excludes",
+                hint="give each container its own value instead of the alias, or bump without --container")
 
 
 def _dedupe(plan: _Plan) -> tuple[list[_Planned], list[Change]]:
@@ -406,7 +441,10 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
     if not targets or not mentions(text, targets):
         return text, []
     parsed = parse(text)
-    refs = locate_parsed(parsed, filename)
+    located = locate_result(parsed, filename)
+    if located.error is not None:  # too deeply nested to search: skipped as if it did not parse
+        raise located.error
+    refs = located.references
     plan = _Plan(filename, resolve_digest)
     _plan(text, refs, targets, container, plan)
     items, changes = _dedupe(plan)

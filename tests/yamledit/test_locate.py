@@ -48,6 +48,7 @@ def test_containers_in_every_style_and_nothing_else():
         ("container", "team/app:1.0", "app", "double"),
         ("container", "nginx", "side", "single"),
         ("container", "busybox@sha256:" + "a" * 64, "init", "double"),
+        ("container", "team/app:folded", "debug", "folded"),
     ]
     first = found[0]
     assert span(DEPLOYMENT, first.scalar) == '"team/app:1.0"'
@@ -55,9 +56,11 @@ def test_containers_in_every_style_and_nothing_else():
     assert first.path == ("spec", "template", "spec", "containers", 0, "image")
     assert span(DEPLOYMENT, found[1].scalar) == "'nginx'"
     assert found[2].scalar.flow and not first.scalar.flow
+    folded = found[3].scalar  # a one-line block scalar: its span is the content line
+    assert span(DEPLOYMENT, folded) == "team/app:folded" and (folded.line, folded.column) == (20, 11)
 
 
-def test_block_scalars_configmap_data_and_comments_are_never_references():
+def test_configmap_data_and_comments_are_never_references():
     text = """\
 kind: ConfigMap
 data:
@@ -70,10 +73,30 @@ kind: Pod
 spec:
   containers:
   - name: a
-    image: |
+    image: |-
       team/app:1
 """
-    assert refs(text) == []
+    (ref,) = refs(text)
+    assert (ref.value, ref.scalar.style, ref.line, ref.column) == ("team/app:1", "literal", 13, 7)
+    assert span(text, ref.scalar) == "team/app:1"
+
+
+@pytest.mark.parametrize(("block", "value", "one_line"), [
+    ("|\n  team/app:1\n", "team/app:1\n", True),           # clip: ends in a line break (not a valid image)
+    (">-  # c\n  team/app:1  \n\n", "team/app:1  ", True),  # a header comment, trailing spaces, blank lines
+    ("|+\n  team/app:1\n\n", "team/app:1\n\n", True),
+    (">-\n  team/app\n  :1\n", "team/app :1", False),        # folded from two lines
+    ("&b !!str |2-\n   team/app:1\n", " team/app:1", False),  # more indented than the indicator says
+])
+def test_block_scalar_image_values_are_located_exactly(block, value, one_line):
+    text = "a: 1\nimage: " + block
+    (ref,) = refs(text)
+    assert ref.value == value
+    source = text[ref.scalar.start:ref.scalar.end]
+    if one_line:  # the span is the content line, as for a quoted or plain value
+        assert source == value.rstrip("\n") and (ref.line, ref.column) == (3, 3)
+    else:  # the span is the whole block scalar from its indicator
+        assert source[0] in "|>" and (ref.line, ref.column) == (2, 8 + block.index(source[0]))
 
 
 def test_other_image_keys_compose_and_multi_documents():
@@ -214,6 +237,76 @@ def test_syntax_error_position_and_needle_prefilter():
 def test_bom_syntax_error_line_and_column():
     result = locate("\ufeffa: [\n")
     assert result.error is not None and result.error.line == 2
+
+
+FLOW_COLONS = """\
+spec:
+  containers:
+  - {name: b, image: team/app:v1}
+  - name: c
+    image: team/c:1
+    args: [a:b, {x: "y"}, http://x, "--port=8080"]
+"""
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_colon_in_a_flow_plain_scalar_parses_whichever_parser_is_installed(parser, monkeypatch):
+    """libyaml refuses `{image: team/app:v1}` (YAML 1.1); YAML 1.2, PyYAML and kubectl read a string:
+    the text is re-read with the pure parser, so nothing depends on ruamel.yaml.clibz being installed."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    found = refs(FLOW_COLONS)
+    assert [(r.value, r.container, r.line, r.column) for r in found] == [
+        ("team/app:v1", "b", 3, 22), ("team/c:1", "c", 5, 12)]
+    assert span(FLOW_COLONS, found[0].scalar) == "team/app:v1" and found[0].scalar.flow
+    values = [e.value for e in parse(FLOW_COLONS).events if e.kind == "S"]
+    assert values[-5:] == ["a:b", "x", "y", "http://x", "--port=8080"]
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_text_neither_parser_reads_reports_the_pure_parsers_position(parser, monkeypatch):
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    result = locate("a: {image: team/app:v1}\nb: [x, {y: z]\n")
+    assert result.error is not None and (result.error.line, result.error.column) == (2, 13)  # libyaml: 1, 20
+
+
+def _nested(depth: int, leaf: str) -> str:
+    return "".join("  " * i + f"k{i}:\n" for i in range(depth)) + "  " * depth + leaf + "\n"
+
+
+def test_an_image_nested_too_deep_to_search_is_a_reported_problem():
+    shallow = _nested(300, "image: team/app:v1")
+    assert [r.value for r in refs(shallow)] == ["team/app:v1"]
+    deep = "image: team/top:1\n" + _nested(450, "image: team/app:v1")
+    result = locate(deep)
+    assert [r.value for r in result.references] == ["team/top:1"]  # what could be searched
+    assert result.error is not None and "nested more than 400 levels" in result.error.message
+    assert result.error.line == 403  # the first mapping below the limit
+
+
+def test_anchor_uses_decide_whether_an_image_value_is_shared():
+    text = """\
+x-img: &ext team/ext:1
+a: &x team/app:1
+one:
+  image: *x
+two:
+  image: &own team/own:1
+  env: [*own]
+three:
+  image: *ext
+four:
+  image: &img team/img:1
+five:
+  image: *img
+"""
+    found = {r.path[0]: r for r in refs(text)}
+    assert found["one"].conflict == ("comes from the anchor &x (written as *x on line 4), which is set on `a` "
+                                     "on line 2, not an image; bumping it would change that too")
+    assert found["two"].conflict is not None and "a list item or key on line 7" in found["two"].conflict
+    assert found["three"].conflict is None  # a compose-style extension field holds it for aliasing only
+    assert found["four"].conflict is None and found["five"].conflict is None  # only images use &img
 
 
 def test_python_parser_gives_the_same_spans(monkeypatch):

@@ -32,16 +32,17 @@ class Container:
     flow: bool
     comment: bool
     anchor: bool = False  # `&img` on this image; a later init container uses `*img`
+    flow_colon: bool = False  # flow + plain: written plain with its ':' (YAML 1.2; libyaml refuses it)
 
 
-def _quote(value: str, style: str, flow: bool) -> str:
-    if style == "plain" and flow and ":" in value:
-        style = "double"  # libyaml refuses ':' in a flow plain scalar
+def _quote(value: str, style: str, flow: bool, flow_colon: bool) -> str:
+    if style == "plain" and flow and ":" in value and not flow_colon:
+        style = "double"  # quoted, unless the file already has it plain (then bumps keep it plain)
     return {"plain": value, "single": f"'{value}'", "double": f'"{value}"'}[style]
 
 
 def _render_container(c: Container, nl: str) -> str:
-    value = ("&img " if c.anchor else "") + _quote(c.image, c.style, c.flow)
+    value = ("&img " if c.anchor else "") + _quote(c.image, c.style, c.flow, c.flow_colon)
     comment = "  # pinned by CI" if c.comment else ""
     if c.flow:
         return f"      - {{name: {c.name}, image: {value}}}{comment}{nl}"
@@ -85,8 +86,10 @@ def images(draw) -> str:
 @st.composite
 def containers(draw, index: int) -> Container:
     style = draw(st.sampled_from(["plain", "single", "double"]))
-    return Container(name=f"c{index}", image=draw(images()), style=style, flow=draw(st.booleans()),
-                     comment=draw(st.booleans()))
+    image, flow = draw(images()), draw(st.booleans())
+    flow_colon = style == "plain" and flow and ":" in image and draw(st.booleans())
+    return Container(name=f"c{index}", image=image, style=style, flow=flow, comment=draw(st.booleans()),
+                     flow_colon=flow_colon)
 
 
 @st.composite

@@ -6,7 +6,7 @@ import pytest
 
 from gitops_cli.errors import VerificationError
 from gitops_cli.imageref import parse
-from gitops_cli.yamledit import Edit, apply_edits, update_images
+from gitops_cli.yamledit import Edit, YamlSyntaxError, apply_edits, update_images
 from gitops_cli.yamledit import splice as splice_module
 
 D1 = "sha256:" + "1" * 64
@@ -69,10 +69,40 @@ def test_quote_styles_comments_crlf_bom_and_missing_final_newline_are_kept():
     assert len(changes) == 3
 
 
-def test_plain_flow_value_with_a_colon_gets_quoted():
+def test_plain_flow_value_gets_a_colon_quoted_only_where_it_had_none():
     text = "spec:\n  containers: [{name: a, image: team/app}]\n"
     new, _ = bump(text, "team/app:2")
-    assert new == 'spec:\n  containers: [{name: a, image: "team/app:2"}]\n'
+    assert new == 'spec:\n  containers: [{name: a, image: "team/app:2"}]\n'  # libyaml would refuse it plain
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_plain_flow_value_with_a_colon_stays_plain(parser, monkeypatch):
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = ("spec:\n  containers:\n  - {name: b, image: team/app:v1}  # flow\n"
+            "  - {name: c, image: 'team/app:v1'}\n  - [x, {name: d, image: \"team/app:v1\"}]\n"
+            "  args: [a:b, {x: \"y\"}, http://x]\n")
+    new, changes = bump(text, "team/app:v2")
+    assert new == text.replace("team/app:v1", "team/app:v2")  # quotes kept, plain kept
+    assert [(c.line, c.column) for c in changes] == [(3, 22), (4, 22), (5, 26)]
+
+
+@pytest.mark.parametrize(("value", "flow", "colon", "plain"), [
+    ("team/app:v2", False, False, True),
+    ("team/app:v2", True, True, True),
+    ("team/app:v2", True, False, False),
+    ("a,b", True, True, False),
+    ("a]", True, True, False),
+    ("a{b", True, True, False),
+    ("a: b", True, True, False),
+    ("a #b", False, False, False),
+    ("a,b]", False, False, True),   # only flow context ends a plain scalar at , [ ] { }
+    ("1.10", False, False, False),
+])
+def test_plain_is_kept_exactly_when_it_reads_back(value, flow, colon, plain):
+    text, style = splice_module.render(value, "plain", flow, colon)
+    assert (style == "plain") is plain
+    assert text == (value if plain else f'"{value}"')
 
 
 def test_block_scalars_args_annotations_untouched():
@@ -105,8 +135,53 @@ def test_anchored_scalar_is_edited_once():
     text = pod("&i team/app:1", "a") + "  initContainers:\n  - name: b\n    image: *i\n"
     new, changes = bump(text, "team/app:2")
     assert new == text.replace("&i team/app:1", "&i team/app:2") and len(changes) == 1
-    with pytest.raises(VerificationError, match="reads back"):  # the alias would change an excluded container
+    with pytest.raises(VerificationError, match="f.yaml:4: .* of container 'b' .* --container a excludes"):
         bump(text, "team/app:2", container="a")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("a: &x team/app:v1\nimage: *x\n", r"f.yaml:1: 'team/app:v1' comes from the anchor &x \(written as \*x on "
+                                         r"line 2\), which is set on `a` on line 1, not an image"),
+    (pod("&x team/app:v1") + "    env:\n    - name: IMAGE\n      value: *x\n",
+     r"f.yaml:4: .* anchor &x, which is also used by `value` on line 7"),
+    ("metadata:\n  annotations:\n    image: &x team/app:v1\n" + pod("*x"),
+     "f.yaml:3: .* set on `image` on line 3, not an image"),  # an annotation is not a located image
+])
+def test_an_anchor_shared_with_a_value_that_is_not_an_image_is_refused(text, match):
+    with pytest.raises(VerificationError, match=match) as exc:
+        bump(text, "team/app:v2")
+    assert exc.value.hint and "alias" in exc.value.hint
+
+
+def test_an_anchor_on_a_compose_extension_field_is_bumped():
+    text = "x-image: &img team/app:1\nservices:\n  a:\n    image: *img\n  b:\n    image: *img\n"
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace("team/app:1", "team/app:2") and len(changes) == 1
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_one_line_block_scalars_are_bumped_in_place(crlf):
+    text = ("spec:\n  containers:\n  - name: a\n    image: >-   # folded\n      team/app:v1\n\n"
+            "  - name: b\n    image: &i |-\n      team/app:v1\n  initContainers:\n  - name: c\n    image: *i\n")
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    new, changes = bump(text, "team/app:v2")
+    assert new == text.replace("team/app:v1", "team/app:v2")
+    assert [(c.line, c.column, c.old, c.new) for c in changes] == [
+        (5, 7, "team/app:v1", "team/app:v2"), (9, 7, "team/app:v1", "team/app:v2")]
+
+
+def test_block_scalar_that_is_no_image_reference_is_left_alone():
+    text = pod("|\n      team/app:v1")  # clip: 'team/app:v1\n' (Kubernetes refuses the line break)
+    assert bump(text, "team/app:v2") == (text, [])
+
+
+def test_too_deeply_nested_file_is_not_half_searched():
+    text = "image: team/app:1\n" + "".join("  " * i + f"k{i}:\n" for i in range(450)) + "  " * 450 \
+        + "image: team/app:1\n"
+    with pytest.raises(YamlSyntaxError, match="nested more than 400 levels deep") as exc:
+        bump(text, "team/app:2")
+    assert exc.value.line == 403
 
 
 def test_kustomize_insert_newtag_block_and_flow_with_crlf():
@@ -210,6 +285,6 @@ def test_shared_helm_tag_through_merge_key_is_refused():
 
 
 def test_verification_catches_a_wrong_edit(monkeypatch):
-    monkeypatch.setattr(splice_module, "render", lambda value, style, flow=False: (value + ": x", style))
+    monkeypatch.setattr(splice_module, "render", lambda value, style, *a: (value + ": x", style))
     with pytest.raises(VerificationError, match="f.yaml"):
         bump(pod("team/app:1"), "team/app:2")
