@@ -555,7 +555,8 @@ def check_output_path(path: str | Path, what: str) -> None:
 
 def _in_place(name: str, st: os.stat_result | None) -> bool:
     """FIFOs, devices and /dev/stdout-like names are written where they are, never replaced."""
-    return (st is not None and not stat.S_ISREG(st.st_mode)) or name.startswith(("/dev/", "/proc/"))
+    return (st is not None and not stat.S_ISREG(st.st_mode)) or name.startswith(("/dev/fd/", "/dev/std",
+                                                                                 "/proc/"))
 
 
 def write_output_file(path: str | Path, text: str, append: bool = False) -> None:

@@ -1,0 +1,77 @@
+"""gitops_cli.pipeline's output files ($GITHUB_OUTPUT, --dotenv): checks before the run, how they are written."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from gitops_cli import pipeline
+from gitops_cli.errors import UsageError
+
+OUTPUTS = {"tag": "abc1234", "image": "r.example/app:abc1234", "digest": "sha256:" + "0" * 64,
+           "deploy-commit": ""}
+DOTENV = f"TAG=abc1234\nIMAGE=r.example/app:abc1234\nDIGEST=sha256:{'0' * 64}\nDEPLOY_COMMIT=\n"
+
+
+def test_check_output_path(tmp_path: Path) -> None:
+    pipeline.check_output_path(tmp_path / "new.env", "--dotenv")  # a new file in an existing directory
+    with pytest.raises(UsageError, match="no such directory"):
+        pipeline.check_output_path(tmp_path / "nodir" / "x.env", "--dotenv")
+    with pytest.raises(UsageError, match="is a directory"):
+        pipeline.check_output_path(tmp_path, "--dotenv")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError, match="Not a directory"):
+        pipeline.check_output_path(tmp_path / "file" / "x.env", "--dotenv")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "target.env")
+    pipeline.check_output_path(dangling, "--dotenv")
+
+
+def test_regular_file_replaced_atomically_symlink_followed(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    real.write_text("OLD=1\n")
+    real.chmod(0o600)
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    pipeline.write_dotenv(link, OUTPUTS)
+    assert link.is_symlink() and real.read_text() == DOTENV and (real.stat().st_mode & 0o777) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.env", "real.env"]
+
+
+def test_github_output_is_appended(tmp_path: Path) -> None:
+    out = tmp_path / "github-output"
+    out.write_text("other=1\n")
+    pipeline.write_github_output(out, OUTPUTS)
+    assert out.read_text().startswith("other=1\ntag=abc1234\n")
+
+
+def test_fifo_written_in_place_and_reset_leaves_it_alone(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    pipeline.reset_output_file(fifo)  # never opened (it would block)
+    pipeline.write_dotenv(fifo, OUTPUTS)
+    reader.join(timeout=10)
+    assert got == [DOTENV] and fifo.is_fifo()
+
+
+def test_reset_empties_a_regular_file_only(tmp_path: Path) -> None:
+    stale = tmp_path / "stale.env"
+    stale.write_text("TAG=old\n")
+    pipeline.reset_output_file(stale)
+    assert stale.read_text() == ""
+    pipeline.reset_output_file(tmp_path / "missing.env")  # nothing to do
+    assert not (tmp_path / "missing.env").exists()
+
+
+def test_refused_write_is_an_error_not_an_exception(tmp_path: Path) -> None:
+    if not Path("/dev/full").is_char_device():
+        pytest.skip("no /dev/full")
+    errors = pipeline.write_outputs(OUTPUTS, None, "/dev/full")
+    assert [(e.exit_code, e.message) for e in errors] == [(74, "cannot write /dev/full: No space left on device")]
+    assert Path("/dev/full").is_char_device()
