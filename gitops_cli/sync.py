@@ -9,7 +9,9 @@ applied.  A pass whose commit is the one last applied is a no-op that says so (`
 Discover. YAML files under the `--path` directories (default: the whole repo; each must be inside it),
 never through a symlink, as listed by gitops_cli.yamledit.discover. A directory holding a kustomization
 (`kustomization.yaml|.yml|Kustomization`) is rendered with `kubectl kustomize DIR` instead, and nothing
-below it is read as loose files; a kustomize Component is only ever included by another kustomization and
+below it is read as loose files; a kustomization directory that another selected kustomization uses (a
+base in `resources`/`bases`) is rendered only through it, as Flux and Argo CD render only the chosen path
+(unless it is itself a `--path`); a kustomize Component is only ever included by another kustomization and
 is skipped, as are Helm charts (a directory with Chart.yaml: sync does not render Helm). Documents with
 `apiVersion` and `kind` are objects (a `kind: *List` is expanded into its items); anything else (CI
 configs, Helm values, ...) is ignored with a `--verbose` note. A file that does not parse, an object
@@ -424,10 +426,17 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
     kustomize_dirs = [d for d in _marked_dirs(root, starts, files, KUSTOMIZATION_FILES)
                       if not any(_under(d, c) for c in charts)]
     sources: list[tuple[str, Callable[[], str]]] = []
+    used_by = _kustomize_references(root, kustomize_dirs)
     for d in kustomize_dirs:
         if _is_component(root / d):
             result.notes.append(f"{_show(d)}/: a kustomize Component (only rendered by a kustomization "
                                 "that includes it), ignored")
+            continue
+        # used by a kustomization that is itself rendered (in a cycle, kustomize names the error)
+        users = [u for u in used_by.get(d, []) if u not in used_by or u in starts]
+        if users and d not in starts:
+            result.notes.append(f"{_show(d)}/: a kustomize base of {_show(users[0])}/, rendered only "
+                                "through it (name it with --path to apply it on its own too)")
             continue
         result.kustomized.append(_show(d))
         sources.append((f"{_show(d)}/ (kustomize)", partial(kube.kustomize, kubectl, root / d, _show(d))))
@@ -459,13 +468,50 @@ def _read(path: Path, shown: str) -> str:
         raise SyncError(f"{shown}: cannot read: {exc.strerror}") from None
 
 
-def _is_component(directory: Path) -> bool:
+def _kustomization(directory: Path) -> dict[str, Any] | None:
+    """The (first document of the) kustomization file of `directory`, or None."""
     for name in KUSTOMIZATION_FILES:
         path = directory / name
         if path.is_file() and not path.is_symlink():
             docs = load_documents(_read(path, str(path)), str(path))
-            return bool(docs) and isinstance(docs[0], dict) and docs[0].get("kind") == "Component"
-    return False
+            return docs[0] if docs and isinstance(docs[0], dict) else {}
+    return None
+
+
+def _is_component(directory: Path) -> bool:
+    doc = _kustomization(directory)
+    return doc is not None and doc.get("kind") == "Component"
+
+
+def _kustomize_references(root: Path, dirs: Sequence[Path]) -> dict[Path, list[Path]]:
+    """{directory: the selected kustomizations using it} for the directories in the repo that the
+    kustomizations in `dirs` use as `resources`/`bases`/`components`, followed through the bases too
+    (kustomize renders a base inside each overlay using it; applying it alone again would put its
+    objects, un-patched, in the default namespace)."""
+    used: dict[Path, list[Path]] = {}
+    real_root = root.resolve()
+    for top in dirs:
+        todo, seen = [top], {top}
+        while todo:
+            d = todo.pop()
+            doc = _kustomization(root / d)
+            if not doc:
+                continue
+            for key in ("resources", "bases", "components"):
+                entries = doc.get(key)
+                for entry in entries if isinstance(entries, list) else []:
+                    if not isinstance(entry, str) or "://" in entry:
+                        continue
+                    target = root / d / entry
+                    rel = Path(os.path.normpath(d / entry))
+                    if rel.parts[:1] == ("..",) or rel.is_absolute() or target.is_symlink() \
+                            or not target.is_dir() or not _under(target.resolve(), real_root):
+                        continue
+                    if rel not in seen:
+                        seen.add(rel)
+                        used.setdefault(rel, []).append(top)
+                        todo.append(rel)
+    return used
 
 
 def _check_duplicates(manifests: Sequence[Manifest]) -> None:

@@ -205,6 +205,28 @@ def test_kustomization_named_Kustomization_and_components(tmp_path: Path):
     assert any(n.startswith("comp/: a kustomize Component") for n in found.notes)
 
 
+def test_kustomize_bases_are_rendered_only_through_the_overlays_using_them(tmp_path: Path):
+    write(tmp_path, "common/kustomization.yaml", "resources: [sa.yaml]\n")
+    write(tmp_path, "common/sa.yaml", obj("ServiceAccount", "web"))
+    write(tmp_path, "base/kustomization.yaml", "resources: [cm.yaml, ../common]\n")
+    write(tmp_path, "base/cm.yaml", obj("ConfigMap", "settings"))
+    write(tmp_path, "overlays/prod/kustomization.yaml", "namespace: prod\nresources: [../../base]\n")
+    write(tmp_path, "overlays/dev/kustomization.yaml", "namespace: dev\nbases: [../../base]\n")
+    found = discover(tmp_path, select(tmp_path, []), KUBECTL)
+    assert sorted((m.ref.kind, m.ref.namespace, m.ref.name) for m in found.manifests) == [
+        ("ConfigMap", "dev", "settings"), ("ConfigMap", "prod", "settings"),
+        ("ServiceAccount", "dev", "web"), ("ServiceAccount", "prod", "web")]
+    assert found.kustomized == ["overlays/dev", "overlays/prod"]
+    assert "base/: a kustomize base of overlays/dev/, rendered only through it (name it with --path to apply " \
+        "it on its own too)" in found.notes
+    assert any(n.startswith("common/: a kustomize base of overlays/") for n in found.notes)
+    # named with --path, a base is applied on its own as well; an overlay outside the paths does not count
+    both = discover(tmp_path, select(tmp_path, ["base", "overlays/prod"]), KUBECTL)
+    assert sorted(both.kustomized) == ["base", "overlays/prod"]
+    alone = discover(tmp_path, select(tmp_path, ["base"]), KUBECTL)
+    assert alone.kustomized == ["base"]
+
+
 def test_broken_kustomization_names_the_directory(tmp_path: Path):
     write(tmp_path, "app/kustomization.yaml", "resources: [missing.yaml]\n")
     with pytest.raises(SyncError, match=r"^app: kubectl kustomize failed"):
