@@ -462,20 +462,17 @@ class _DeployRepoClone:
 
 
 def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:
-    from gitops_cli import ci, git
+    from gitops_cli import git
     from gitops_cli.tagging import derive_tag
 
     # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
                         allow_dirty=request.allow_dirty, sha=request.sha, environ=env)
-    # HEAD and its parents: what is built is HEAD's tree, whatever the tag names
-    line = git.run(["rev-list", "--parents", "-n", "1", "HEAD"], cwd=tagged.repo).stdout.split()
-    head, parents = line[0], len(line) - 1
-    if request.sha is None:
-        ci.check_pr_merge_head(head, parents, ci.detect(env))  # a Jenkins PR build's agent-local merge
-    elif tagged.sha != head:
-        output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
-                    f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
+    if request.sha is not None:  # what is built is HEAD's tree, whatever the tag names
+        head = git.run(["rev-parse", "--verify", "HEAD"], cwd=tagged.repo).stdout.strip()
+        if tagged.sha != head:
+            output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
+                        f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
     return (request.tag or tagged.tag), tagged.sha
 
 

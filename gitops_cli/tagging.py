@@ -122,9 +122,12 @@ def short_sha(repo: Path, sha: str, length: int) -> str:
     return sha[:length]
 
 
-def check_ci_checkout(head: str, info: ci.CIInfo) -> None:
+def check_ci_checkout(root: Path, head: str, info: ci.CIInfo) -> None:
     """Apply the CI tag rule to the checked-out commit; warn when the CI names another commit."""
     ci.check_checkout(head, info)
+    if info.provider == "jenkins" and info.pull_request:  # its merge commit: only git can tell
+        parents = len(git.run(["rev-list", "--parents", "-n", "1", head], cwd=root).stdout.split()) - 1
+        ci.check_pr_merge_head(head, parents, info)
     if info.source_commit and info.source_commit != head and not info.pull_request:
         output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
                     f"{head[:12]}: tagging the checkout (what is built)")
@@ -157,7 +160,7 @@ def derive_tag(
     root = git.toplevel(repo)
     full = resolve_sha(root, sha)
     if sha is None:
-        check_ci_checkout(full, ci.detect(environ))
+        check_ci_checkout(root, full, ci.detect(environ))
     short = short_sha(root, full, length)
     paths = check_clean(root, allow_dirty)
     tag = f"{prefix}{short}"

@@ -170,3 +170,22 @@ def test_not_a_checkout(tmp_path: Path) -> None:
         derive_tag(tmp_path / ".." / tmp_path.name)
     with pytest.raises(DirtyTreeError, match="no such directory"):
         derive_tag(tmp_path / "missing")
+
+
+def test_jenkins_pr_merge_on_the_agent_is_refused_for_every_verb(repo: Path) -> None:
+    """derive_tag (gitops tag, build and build-and-bump) refuses a Jenkins PR build's agent-local merge."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "feature.txt").write_text("f\n")
+    commit_all(repo, "feature")
+    git(repo, "checkout", "-q", "main")
+    (repo / "other.txt").write_text("o\n")
+    commit_all(repo, "target moved")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR-5", "feature")
+    merge = git(repo, "rev-parse", "HEAD")
+    pr = {"JENKINS_URL": "https://ci.example/", "CHANGE_ID": "5", "BRANCH_NAME": "PR-5", "GIT_COMMIT": merge}
+    with pytest.raises(UsageError, match="merge commit made on the agent"):
+        derive_tag(repo, environ=pr)
+    # --sha names the build; a branch build of a merge commit is an ordinary commit
+    assert derive_tag(repo, environ=pr, sha=git(repo, "rev-parse", "feature")).sha != merge
+    branch = {"JENKINS_URL": "https://ci.example/", "BRANCH_NAME": "main", "GIT_COMMIT": merge}
+    assert derive_tag(repo, environ=branch).sha == merge
