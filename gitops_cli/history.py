@@ -14,7 +14,6 @@ than asked for, it is deepened on demand (doubling), so a large repo is never cl
 
 from __future__ import annotations
 
-import os
 import posixpath
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -213,17 +212,12 @@ class _Repo:
         for one outside the repository, missing from the branch, or a symlink (never followed), as bump
         refuses them.  A path naming the whole tree ('.') means no restriction."""
         checked: list[str] = []
+        from gitops_cli.yamledit.discover import relative_subpath
+
         for raw in paths:
-            rel = posixpath.normpath(raw.replace(os.sep, "/"))
-            if posixpath.isabs(rel):
-                try:
-                    rel = Path(rel).relative_to(self.path.resolve()).as_posix()
-                except ValueError:
-                    raise UsageError(f"--path {raw!r} is outside the repository") from None
+            rel = relative_subpath(self.path, raw).as_posix()  # bump's rule: inside the repository
             if rel == ".":
                 return []
-            if rel == ".." or rel.startswith("../"):
-                raise UsageError(f"--path {raw!r} is outside the repository", hint="give a path inside it")
             folder, name = posixpath.split(rel)
             listing = self.git("ls-tree", "-z", f"{self.rev}:{folder}", check=False)
             modes = {line.partition("\t")[2]: line.split(" ", 1)[0]

@@ -49,8 +49,10 @@ def _walk(directory: Path) -> Iterator[Path]:
                 yield path
 
 
-def _inside(root: Path, subpath: str) -> Path:
-    """The path of subpath relative to root, refusing anything outside root or reached through a symlink."""
+def relative_subpath(root: Path, subpath: str) -> Path:
+    """A --path value (relative to root, or absolute inside it) as a normalized path relative to root
+    (`.` for root itself); UsageError (exit 2) for one outside root.  Nothing is read from disk: history
+    checks the result against a git tree instead."""
     relative = Path(os.path.normpath(subpath))
     if relative.is_absolute():
         try:
@@ -59,6 +61,12 @@ def _inside(root: Path, subpath: str) -> Path:
             raise UsageError(f"--path {subpath!r} is outside the repository") from None
     if relative.parts and relative.parts[0] == "..":
         raise UsageError(f"--path {subpath!r} is outside the repository", hint="give a path inside it")
+    return relative
+
+
+def _inside(root: Path, subpath: str) -> Path:
+    """The path of subpath relative to root, refusing anything outside root or reached through a symlink."""
+    relative = relative_subpath(root, subpath)
     current = root
     for part in relative.parts:
         current = current / part
