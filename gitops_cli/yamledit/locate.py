@@ -1,6 +1,6 @@
 """Locate image references in YAML text, with the exact source span of every value.
 
-`locate(text)` parses the text into YAML events (libyaml through ruamel.yaml.clibz when importable, the
+`locate(text)` parses the text into YAML events (libyaml through ruamel.yaml.clib when importable, the
 pure-Python ruamel parser otherwise or when libyaml refuses the text), composes a tiny node tree that
 keeps anchors, aliases and merge keys, and walks it for the places an image reference lives:
 
@@ -118,8 +118,8 @@ class YamlSyntaxError(Exception):
 # --------------------------------------------------------------------------------------------------
 
 def _loader_class(pure: bool = False) -> Any:
-    """The event parser: libyaml (ruamel.yaml.clibz), or ruamel's pure-Python parser when `pure`, when the C
-    extension is missing or when GITOPS_YAML_PARSER=python.  The C one is ~20x faster; on text both accept
+    """The event parser: libyaml (ruamel.yaml.clib, or clibz), or ruamel's pure-Python parser when `pure`,
+    when the C extension is missing or when GITOPS_YAML_PARSER=python.  The C one is ~20x faster; on text both accept
     they give the same events and marks.  They do not accept the same texts: libyaml (YAML 1.1) refuses a ':'
     inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML 1.2, PyYAML,
     go-yaml (kubectl) and the pure parser read as a string, so `parse` retries a text libyaml refuses with

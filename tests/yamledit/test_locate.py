@@ -252,7 +252,7 @@ spec:
 @pytest.mark.parametrize("parser", ["default", "python"])
 def test_a_colon_in_a_flow_plain_scalar_parses_whichever_parser_is_installed(parser, monkeypatch):
     """libyaml refuses `{image: team/app:v1}` (YAML 1.1); YAML 1.2, PyYAML and kubectl read a string:
-    the text is re-read with the pure parser, so nothing depends on ruamel.yaml.clibz being installed."""
+    the text is re-read with the pure parser, so nothing depends on a libyaml parser being installed."""
     if parser == "python":
         monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
     found = refs(FLOW_COLONS)
