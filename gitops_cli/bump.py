@@ -51,6 +51,9 @@ BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n)
 BACKOFF_CAP = 8.0
 
 DigestResolver = Callable[[ImageRef, Any], str]
+# A last check on the computed edits, before each commit (again after each fetch of a moved remote):
+# a reason not to make this bump (build-and-bump: a newer commit's image is deployed), or None.
+Guard = Callable[[Sequence["FileEdit"]], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class BumpResult:
     pushed: bool = False
     attempts: int = 0  # push attempts
     dry_run: bool = False
+    superseded: str | None = None  # the guard's reason: nothing was committed (edits are then empty)
 
     @property
     def changes(self) -> list[Any]:
@@ -98,7 +102,7 @@ class BumpResult:
 
     @property
     def up_to_date(self) -> bool:
-        return not self.edits
+        return not self.edits and self.superseded is None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -115,6 +119,7 @@ class BumpResult:
             "changes": [change_json(c, i) for e in self.edits
                         for c, i in zip(e.changes, e.images, strict=True)],
             "skipped": self.skipped,
+            "superseded": self.superseded,
         }
 
 
@@ -486,23 +491,26 @@ def apply(
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     refresh: bool = False,
+    guard: Guard | None = None,
 ) -> BumpResult:
     """Compute the edits, write, commit and push (re-apply and retry on a moved remote).
 
     `images` replaces the request's (build-and-bump knows them only now).  `refresh`: first check the
     remote branch (one ls-remote) and fast-forward the clone when it moved since `prepare` (an old
-    clone would otherwise cost a rejected push and a backoff).
+    clone would otherwise cost a rejected push and a backoff).  `guard`: see Guard; when it gives a
+    reason, nothing is committed and the result's `superseded` says why.
     """
     request = prepared.request if images is None else replace(prepared.request, images=list(images))
     _validate_images(request.images)
     if prepared.remote.local is not None:
-        return _bump_local(request, prepared.remote, resolve_digest, environ, sleep)
+        return _bump_local(request, prepared.remote, resolve_digest, environ, sleep, guard)
     if prepared.work is None or prepared.branch is None or prepared._tmp is None:
         raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
     if refresh and _fast_forward(prepared):
         prepared.selected = None  # a new HEAD: its files are selected again
     return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
-                              environ, sleep, select=True, selected=prepared.selected == _selection(request))
+                              environ, sleep, select=True, selected=prepared.selected == _selection(request),
+                              guard=guard)
 
 
 def _fast_forward(prepared: PreparedBump) -> bool:
@@ -531,20 +539,20 @@ def bump(
 
 def _bump_local(
     request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
-    environ: Mapping[str, str] | None, sleep: Callable[[float], None],
+    environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None = None,
 ) -> BumpResult:
     assert remote.local is not None
     root, request = local_scope(remote.local, request)
     if not request.commit or request.dry_run:
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
-        _compute_into(result, root, request, resolve_digest)
+        _compute_into(result, root, request, resolve_digest, guard)
         if not request.dry_run:
             write_edits(root, result.edits)
         return result
     current = check_local_checkout(root, request)
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
-        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep)
+        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, guard=guard)
     origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin")
     start = deployrepo.head(root)
     try:
@@ -555,7 +563,8 @@ def _bump_local(
                                hint="push or drop them first; a bump commit must go on top of the remote branch")
             # fast-forward the clean checkout; an untracked file in the way stops it (exit 4)
             deployrepo.fetch_reset(root, origin, current, keep=True)
-        return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True)
+        return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True,
+                                  guard=guard)
     except BaseException:
         _restore_local(root, start)
         raise
@@ -607,7 +616,7 @@ def check_local_checkout(root: Path, request: BumpRequest) -> str:
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
-                  resolve_digest: DigestResolver | None) -> None:
+                  resolve_digest: DigestResolver | None, guard: Guard | None = None) -> None:
     edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
                                           resolve_digest)
     for warning in skipped:
@@ -616,13 +625,14 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
     result.skipped = skipped
     if len(found) < len({i.normalized_name for i in request.images}):
         raise _not_found(request.images, found, result.repository, request.paths, request.container)
-    result.edits = edits
+    result.superseded = guard(edits) if guard is not None and edits else None
+    result.edits = [] if result.superseded else edits
 
 
 def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
-    select: bool = False, selected: bool = False, keep: bool = False,
+    select: bool = False, selected: bool = False, keep: bool = False, guard: Guard | None = None,
 ) -> BumpResult:
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
     the images (all files when --path is given: its checks need the tree), again after each fetch.
@@ -635,8 +645,8 @@ def _apply_commit_push(
     resolver = _cached(resolve_digest)
     if select and not selected:
         _check_out_candidates(work, request, remote)
-    _compute_into(result, work, request, resolver)
-    if request.dry_run or result.up_to_date:
+    _compute_into(result, work, request, resolver, guard)
+    if request.dry_run or result.up_to_date or result.superseded:
         return result
     identity = deployrepo.resolve_identity(request.author, work)
     info = ci.detect(environ)
@@ -662,7 +672,9 @@ def _apply_commit_push(
         result.commit = None
         if select:
             _check_out_candidates(work, request, remote)
-        _compute_into(result, work, request, resolver)
+        _compute_into(result, work, request, resolver, guard)
+        if result.superseded:
+            return result
         if result.up_to_date:
             output.info("the remote already has this bump")
             return result

@@ -13,6 +13,10 @@
 - publish: publish.publish_image (immutable tags), or skipped together with the build.
 - bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
+           Never backwards: when the deploy repo's current tag for the image is a commit of this app
+           that descends from the tagged one (a newer commit's run finished first), nothing is
+           committed (newer_deployed, the bump's guard, checked again after each fetch of a moved
+           remote); the step is skipped with a warning, exit 0.
 
 The deploy repo is prepared (bump.prepare: a shallow clone into a temp dir and a checkout of the
 files that name the image) in a background thread started in the tag step, as soon as the checkout is
@@ -53,6 +57,7 @@ like a failure of the running step (result.interrupted): the caller writes what 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 import threading
@@ -336,8 +341,13 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             if not env.get("GITOPS_SOURCE_COMMIT", "").strip():
                 bump_env["GITOPS_SOURCE_COMMIT"] = result.sha
             prepared = deploy.prepared()
+            app, ours, prefix = Path(request.repo), result.sha, request.tag_prefix
             result.bump = bumping.apply(prepared, [target], environ=bump_env,
-                                        refresh=prepared.age > STALE_AFTER)
+                                        refresh=prepared.age > STALE_AFTER,
+                                        guard=lambda edits: newer_deployed(app, ours, prefix, name, edits))
+            if result.bump.superseded:
+                output.warn(f"not bumped: {result.bump.superseded}")
+                raise _Skip(f"not bumped: {result.bump.superseded}")
             if result.bump.up_to_date:
                 rec.detail = "already up to date"
             elif result.bump.pushed:
@@ -347,6 +357,41 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     finally:
         if deploy is not None:
             deploy.close()  # cancels a clone still running (an earlier step failed); removes the temp dir
+
+
+_SHA_TAG = re.compile(r"[0-9a-f]{7,40}")
+
+
+def newer_deployed(app: Path, ours: str, prefix: str, name: ImageRef, edits: Any) -> str | None:
+    """Why the bump must not be made, or None: a tag it would replace names a commit of the app checkout
+    `app` that descends from `ours` (the tagged commit), i.e. a newer commit's image is deployed (two runs
+    finishing out of order).  Tags are read as the pipeline makes them (`prefix` + a short or full SHA);
+    a tag that is no such SHA, or names a commit this checkout does not have (a shallow CI clone), is no
+    evidence, and the bump goes ahead.  `edits`: bump.FileEdit list (its Change.old values)."""
+    from gitops_cli import git
+    from gitops_cli.imageref import try_parse
+
+    old_tags: set[str] = set()
+    for edit in edits:
+        for change, owner in zip(edit.changes, edit.images, strict=True):
+            if owner not in (None, name.normalized_name):
+                continue
+            if change.field is None:  # a whole reference, NAME:TAG[@DIGEST]
+                parsed = try_parse(change.old)
+                tag = parsed.tag if parsed is not None else None
+            else:  # a map's field: newTag / tag hold a tag; digest fields are no evidence
+                tag = None if "digest" in change.field.lower() else change.old
+            if tag and tag.startswith(prefix) and _SHA_TAG.fullmatch(tag[len(prefix):]):
+                old_tags.add(tag)
+    for tag in sorted(old_tags):
+        res = git.run(["rev-parse", "--verify", "--quiet", f"{tag[len(prefix):]}^{{commit}}"], cwd=app, check=False)
+        theirs = res.stdout.strip()
+        if res.status != 0 or not theirs or theirs == ours:
+            continue
+        if git.run(["merge-base", "--is-ancestor", ours, theirs], cwd=app, check=False).status == 0:
+            return (f"the deploy repo has {name.name}:{tag}, built from {theirs[:12]}, a newer commit than "
+                    f"{ours[:12]} (it descends from it); roll back on purpose with `gitops rollback`")
+    return None
 
 
 def _build_and_publish(request: PipelineRequest, result: PipelineResult, published: Published | None,

@@ -317,3 +317,26 @@ def test_cancel_ends_a_hanging_remote_and_cleans_up(private_tmp: Path) -> None:
                 prepare(BumpRequest(url, [], branch=branch), cancel=cancel)
             assert time.monotonic() - start < 5
             assert _leftovers(private_tmp) == []
+
+
+@pytest.mark.integration
+def test_guard_is_asked_again_after_a_rejected_push(deploy_remote, private_tmp: Path) -> None:
+    """build-and-bump's never-backwards guard: a newer run's push lands between the clone and this push;
+    the bump re-applied on the new head asks the guard again, which now refuses: nothing is committed."""
+    from tests.fixtures.gitremotes import SEED_FILES
+
+    asked: list[list[str]] = []
+
+    def guard(edits: list[FileEdit]) -> str | None:
+        asked.append(sorted({c.old for e in edits for c in e.changes}))
+        return "a newer commit is deployed" if any("9.9.9" in old for old in asked[-1]) else None
+
+    newer = SEED_FILES["apps/api/deployment.yaml"].replace(f"{SEED_API}:1.0.0", f"{SEED_API}:9.9.9")
+    with prepare(BumpRequest(deploy_remote.url, [])) as prepared:
+        head = deploy_remote.commit_change("apps/api/deployment.yaml", newer, "the newer run's bump")
+        result = apply(prepared, [parse(f"{SEED_API}:2.0.0")], guard=guard, sleep=lambda seconds: None)
+    assert asked == [[f"{SEED_API}:1.0.0"], [f"{SEED_API}:9.9.9"]]  # before the push, after the fetch
+    assert result.superseded == "a newer commit is deployed" and not result.up_to_date
+    assert result.commit is None and not result.pushed and result.edits == []
+    assert result.to_json()["superseded"] == "a newer commit is deployed"
+    assert deploy_remote.head() == head  # nothing pushed over the newer run's bump

@@ -183,6 +183,33 @@ def test_new_commit_bumps_again(gitops, app: Path, registry: Registry, remote: D
     assert len(tags(registry)) == 2
 
 
+def test_an_older_commit_never_replaces_a_newer_deploy(gitops, app: Path, registry: Registry,
+                                                       remote: DeployRemote) -> None:
+    """Two runs finishing out of order: the newer commit's run bumped first; the older commit's run
+    publishes its image but does not move the deploy repo back (exit 0, a warning, no commit)."""
+    image = registry.image(PATH)
+    older = git(app, "rev-parse", "HEAD")
+    sample_app(app, version="2", extra_files={"gitops.toml": GITOPS_TOML})
+    newer_tag = git(app, "rev-parse", "--short=7", "HEAD")
+    assert run(gitops, app, image, remote).returncode == 0
+    deployed = remote.show("apps/app/deployment.yaml")
+    git(app, "checkout", "-q", older)  # the slower run of the older commit
+    res = run(gitops, app, image, remote, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert steps(data)["bump"] == "skipped" and data["deploy_commit"] is None and data["pushed"]
+    assert data["bump"]["superseded"] and f"{image}:{newer_tag}" in data["bump"]["superseded"]
+    assert f"warning: not bumped: the deploy repo has {image}:{newer_tag}" in res.stderr
+    assert "gitops rollback" in res.stderr
+    assert len(remote.log()) == 2 and remote.show("apps/app/deployment.yaml") == deployed
+    # a commit that is not an ancestor of the deployed one (another branch) is deployed as usual
+    git(app, "checkout", "-q", "-b", "hotfix")
+    sample_app(app, version="hotfix", extra_files={"gitops.toml": GITOPS_TOML})
+    res = run(gitops, app, image, remote)
+    assert res.returncode == 0, res.stderr
+    assert len(remote.log()) == 3
+
+
 def test_dirty_tree_is_refused(gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
     (app / "app.sh").write_text("#!/bin/sh\necho changed\n")
     res = run(gitops, app, registry.image(PATH), remote)
