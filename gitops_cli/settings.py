@@ -1,10 +1,12 @@
 """Settings: defaults < `[tool.gitops]` in pyproject.toml or `gitops.toml` < `GITOPS_*` env < flags.
 
 One mechanism for every verb.  A verb passes the flags the user gave (None = not given) and the
-directory whose configuration applies (the app checkout for tag/build/test/publish; the current
-directory otherwise).  The file is searched in that directory, then its parents up to the top of the
-git work tree (as ruff and pytest do), so a subdirectory gets the same settings (the same tag) as the
-app root; the nearest file wins.  `gitops.toml` holds the keys at its top level or under
+directory whose configuration applies (the app directory for tag/build/test/publish: --repo, default
+the current directory; the current directory otherwise).  Only that directory's file is read: a
+directory is an app of its own, and a parent's settings (its Dockerfile, its build command) would build
+another app.  A config file in a parent directory, up to the top of the git work tree, is named in a
+warning when the directory has none (`cd sub && gitops tag` would otherwise give another tag length
+without a word).  `gitops.toml` holds the keys at its top level or under
 `[tool.gitops]`, not both (refused); pyproject.toml holds them under `[tool.gitops]`.  In one
 directory gitops.toml wins over pyproject.toml.  Paths in a file (`context`, `dockerfile`) are relative
 to the file's directory; in GITOPS_* variables relative to the app checkout; flags relative to the CWD.
@@ -140,29 +142,53 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     return table
 
 
-def config_search_dirs(directory: Path) -> list[Path]:
-    """`directory` and its parents up to the top of its git work tree (the first one holding `.git`),
-    nearest first; only `directory` when it is not inside a work tree (a home directory's stray
-    gitops.toml is never picked up)."""
+def _parents_in_work_tree(directory: Path) -> list[Path]:
+    """The parents of `directory` up to the top of its git work tree (the first one holding `.git`),
+    nearest first; none when `directory` is not inside a work tree or is its top."""
+    if (directory / ".git").exists():
+        return []
     dirs = []
-    for where in (directory, *directory.parents):
+    for where in directory.parents:
         dirs.append(where)
         if (where / ".git").exists():
             return dirs
-    return [directory]
+    return []
+
+
+def _config_in(where: Path) -> tuple[Path, dict[str, Any]] | None:
+    for name in CONFIG_NAMES:
+        path = where / name
+        if path.is_file():
+            table = _read_config(path)
+            if table is not None:
+                return path, table
+    return None
 
 
 def find_config_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The gitops settings that apply to `directory`: in it or the nearest parent up to the git top
-    level, the first gitops.toml or pyproject.toml with [tool.gitops] (gitops.toml first in a directory)."""
-    for where in config_search_dirs(directory):
-        for name in CONFIG_NAMES:
-            path = where / name
-            if path.is_file():
-                table = _read_config(path)
-                if table is not None:
-                    return path, table
-    return None
+    """The gitops settings of the app directory `directory`: its gitops.toml, else its pyproject.toml
+    with [tool.gitops]."""
+    return _config_in(directory)
+
+
+_warned: set[Path] = set()
+
+
+def _warn_parent_config(directory: Path) -> None:
+    """`directory` has no settings: name a parent's config file (up to the git top level), once."""
+    from gitops_cli import output
+
+    for where in _parents_in_work_tree(directory):
+        try:
+            found = _config_in(where)
+        except ConfigError:  # not read either way
+            continue
+        if found is not None:
+            if found[0] not in _warned:
+                _warned.add(found[0])
+                output.warn(f"{found[0]} is not read: settings come from the app directory only ({directory} "
+                            f"has none); run in {where} or pass --repo {where} to use it")
+            return
 
 
 def describe_source(settings: Settings, key: str) -> str:
@@ -203,8 +229,11 @@ def load_settings(
     for key in types:
         settings.sources[key] = "default"
 
-    found = find_config_file(Path(directory or ".").resolve())
-    if found is not None:
+    app = Path(directory or ".").resolve()
+    found = find_config_file(app)
+    if found is None:
+        _warn_parent_config(app)
+    else:
         path, table = found
         for raw_key, value in table.items():
             key = raw_key.replace("-", "_")

@@ -99,20 +99,25 @@ def _git_init(path: Path) -> None:
     git(path, "init", "-q", "-b", "main")
 
 
-def test_config_is_found_in_a_parent_up_to_the_git_top_level(tmp_path: Path) -> None:
+def test_only_the_app_directorys_config_is_read_a_parents_is_named(tmp_path: Path, capsys) -> None:
+    """A parent's settings would build another app (its Dockerfile, its build command): not read, but
+    named in a warning, so `cd sub && gitops tag` does not change the tag length without a word."""
     top = tmp_path / "repo"
     sub = top / "src" / "pkg"
     sub.mkdir(parents=True)
     _git_init(top)
-    (top / "gitops.toml").write_text('tag_length = 13\ncontext = "src"\n')
-    (tmp_path / "gitops.toml").write_text("tag_length = 20\n")  # outside the work tree: never read
+    (top / "gitops.toml").write_text('tag_length = 13\ndockerfile = "Dockerfile"\n')
     s = load_settings(sub, environ={})
-    assert s.tag_length == 13 and s.sources["tag_length"] == str(top / "gitops.toml")
-    assert s.context == str(top / "src")  # a path in a file is relative to the file's directory
-    (top / "src" / "pyproject.toml").write_text("[tool.gitops]\ntag_length = 9\n")  # the nearest wins
-    assert load_settings(sub, environ={}).tag_length == 9
-    (top / "src" / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no table: keep looking up
-    assert load_settings(sub, environ={}).tag_length == 13
+    assert s.tag_length == 7 and s.dockerfile is None and s.sources["tag_length"] == "default"
+    err = capsys.readouterr().err
+    assert f"warning: {top / 'gitops.toml'} is not read" in err and f"--repo {top}" in err
+    load_settings(sub, environ={})
+    assert capsys.readouterr().err == ""  # once per file
+    (top / "src" / "pyproject.toml").write_text('[project]\nname = "x"\n')  # no [tool.gitops]: not a config
+    (sub / "gitops.toml").write_text("tag_length = 9\n")
+    s = load_settings(sub, environ={})
+    assert s.tag_length == 9 and s.sources["tag_length"] == str(sub / "gitops.toml")
+    assert load_settings(top, environ={}).tag_length == 13
 
 
 def test_outside_a_work_tree_only_the_directory_itself_is_read(tmp_path: Path) -> None:

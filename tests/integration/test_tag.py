@@ -191,16 +191,21 @@ def test_github_pull_request_merge_checkout_is_refused(gitops, repo: Path, tmp_p
     assert res.returncode == 0 and res.stdout.strip() == head[:7]
 
 
-def test_subdirectory_uses_the_config_of_the_app_root(gitops, repo: Path) -> None:
-    """The same commit gets the same tag wherever in the checkout gitops runs."""
+def test_subdirectory_names_the_config_of_the_app_root_it_does_not_read(gitops, repo: Path) -> None:
+    """A directory is an app of its own (a parent's settings would build another app): in a subdirectory
+    the root's config is not read, and a warning names it, so a different tag never comes silently."""
     (repo / "gitops.toml").write_text("tag_length = 13\n")
     (repo / "src" / "pkg").mkdir(parents=True)
     (repo / "src" / "pkg" / "mod.py").write_text("x = 1\n")
     commit_all(repo, "config")
+    head = git(repo, "rev-parse", "HEAD")
     at_root = gitops(["tag"], cwd=repo)
     in_sub = gitops(["tag"], cwd=repo / "src" / "pkg")
     assert at_root.returncode == in_sub.returncode == 0, at_root.stderr + in_sub.stderr
-    assert at_root.stdout == in_sub.stdout == git(repo, "rev-parse", "HEAD")[:13] + "\n"
+    assert at_root.stdout == head[:13] + "\n" and at_root.stderr == ""
+    assert in_sub.stdout == head[:7] + "\n"
+    assert f"{repo / 'gitops.toml'} is not read" in in_sub.stderr and f"--repo {repo}" in in_sub.stderr
+    assert gitops(["tag", "--repo", str(repo)], cwd=repo / "src" / "pkg").stdout == head[:13] + "\n"
 
 
 def test_bad_config_values_name_the_file_key(gitops, repo: Path) -> None:
