@@ -222,9 +222,12 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
     root = Path(repo).resolve()
     ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"))
     dockerfile = ctx / (dockerfile_arg or "Dockerfile")
+    # paths relative to the top of the git checkout (`..` above it): the same inputs give the same value
+    # in a clone at another path (another CI runner), whichever directory of it --repo names
+    top = next((d for d in (root, *root.parents) if (d / ".git").exists()), root)
 
-    def where(path: Path) -> str:  # relative to the checkout: the same inputs in another clone match
-        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+    def where(path: Path) -> str:
+        return Path(os.path.relpath(path.resolve(), top)).as_posix()
 
     values: dict[str, bytes] = {
         "dockerfile": dockerfile.read_bytes(),
