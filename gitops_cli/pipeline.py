@@ -639,12 +639,14 @@ def write_output_file(path: str | Path, text: str, append: bool = False) -> None
 
 def reset_output_file(path: str | Path) -> None:
     """Empty a regular output file left by an earlier run (as `docker build --iidfile` does), so a run
-    that stops early never leaves the previous run's values behind.  Others are left alone."""
+    that stops early never leaves the previous run's values behind.  Others are left alone, and so is
+    what /dev/stdout-like names lead to (`--dotenv /dev/stdout >> log`: the log is the user's)."""
     try:
-        if stat.S_ISREG(os.stat(path).st_mode):
-            os.truncate(path, 0)
+        st = os.stat(path)
     except FileNotFoundError:
-        pass
+        return
+    if not _in_place(str(path), st):
+        os.truncate(path, 0)
 
 
 def github_output_text(outputs: Mapping[str, str]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -67,6 +69,16 @@ def test_reset_empties_a_regular_file_only(tmp_path: Path) -> None:
     assert stale.read_text() == ""
     pipeline.reset_output_file(tmp_path / "missing.env")  # nothing to do
     assert not (tmp_path / "missing.env").exists()
+
+
+def test_reset_leaves_what_dev_stdout_leads_to(tmp_path: Path) -> None:
+    """`--dotenv /dev/stdout >> log`: /dev/stdout leads to the user's log, a regular file; not emptied."""
+    log = tmp_path / "log.txt"
+    log.write_text("previous run\n")
+    code = "from gitops_cli import pipeline; pipeline.reset_output_file('/dev/stdout')"
+    with log.open("a") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, check=True)
+    assert log.read_text() == "previous run\n"
 
 
 def test_refused_write_is_an_error_not_an_exception(tmp_path: Path) -> None:
