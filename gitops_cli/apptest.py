@@ -7,6 +7,7 @@ Its output streams live to stderr (stdout stays for results); its exit status is
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -71,15 +72,54 @@ def resolve_test_command(repo: Path, configured: str | None) -> str:
     return command
 
 
+STOP_GRACE = 5.0  # seconds an interrupted command's process group has between SIGTERM and SIGKILL
+
+
 def run_command(command: str, cwd: Path) -> int:
-    """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status."""
+    """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status.
+
+    Off a terminal (CI) the command runs in a process group of its own: when gitops is interrupted
+    (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it started --
+    gets SIGTERM, then SIGKILL after STOP_GRACE seconds, so no test or build process outlives the run.
+    On a terminal it stays in gitops' group, where Ctrl-C reaches it as always and it may read the
+    terminal (a background group reading it would be stopped)."""
     sys.stdout.flush()
+    own_group = not _stdin_is_a_terminal()
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None)
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None,
+                                process_group=0 if own_group else None)
     except OSError as exc:
         raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
-    status = proc.returncode
+    try:
+        status = proc.wait()
+    except BaseException:
+        _stop(proc, own_group)
+        raise
     return 128 + signal.Signals(-status).value if status < 0 else status
+
+
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdin.fileno())
+    except (AttributeError, ValueError, OSError):  # no stdin, or a replaced one without a descriptor
+        return False
+
+
+def _stop(proc: subprocess.Popen[bytes], own_group: bool) -> None:
+    """End an interrupted command: its process group (own_group), else the shell itself."""
+    for signum, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, None)):
+        try:
+            if own_group:
+                os.killpg(proc.pid, signum)
+            else:
+                proc.send_signal(signum)
+        except ProcessLookupError:  # gone already
+            pass
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def run_tests(

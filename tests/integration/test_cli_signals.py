@@ -52,3 +52,43 @@ def test_debug_shows_no_traceback_for_user_errors(gitops, tmp_path: Path) -> Non
     res = gitops(["--debug", "tag"], cwd=tmp_path)
     assert res.returncode == 4, res.stderr
     assert "not a git checkout" in res.stderr and "Traceback" not in res.stderr
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie waiting for a reaper counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: Path) -> None:
+    """A CI cancel (SIGTERM) reaches gitops alone: the test command's whole process group is ended too,
+    not only its shell (a `sleep` it started would otherwise outlive the run)."""
+    repo = sample_app(tmp_path / "app")
+    pidfile = tmp_path / "sleep.pid"
+    command = f"sleep 60 & echo $! > {pidfile}; wait"
+    proc = subprocess.Popen([str(GITOPS), "test", "--command", command], cwd=repo, env=gitops_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        sleeper = int(pidfile.read_text())
+        assert _alive(sleeper)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(sleeper):  # leave nothing running, then fail
+        os.kill(sleeper, signal.SIGKILL)
+        pytest.fail(f"the test command's child {sleeper} outlived gitops")
