@@ -28,8 +28,8 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -542,7 +542,15 @@ def _bump_local(
     environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None = None,
 ) -> BumpResult:
     assert remote.local is not None
-    root, request = local_scope(remote.local, request)
+    root, scoped = local_scope(remote.local, request)
+    with as_given(scoped.paths, request.paths):
+        return _bump_local_in(root, scoped, remote, resolve_digest, environ, sleep, guard)
+
+
+def _bump_local_in(
+    root: Path, request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
+    environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None,
+) -> BumpResult:
     if not request.commit or request.dry_run:
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
         _compute_into(result, root, request, resolve_digest, guard)
@@ -583,20 +591,42 @@ def _restore_local(root: Path, start: str) -> None:
 
 
 def local_scope(local: Path, request: BumpRequest) -> tuple[Path, BumpRequest]:
-    """The root of a local checkout and the request to run there.  A --deploy-repo below the checkout's
-    top is the implicit --path (every --path is relative to it), for --dry-run, --no-commit and a commit
-    alike; files are then reported relative to the top.  A directory that is no git checkout is its own
-    root (--dry-run and --no-commit need no git)."""
+    """The root of a local checkout and the request to run there (see scope_paths)."""
+    root, paths = scope_paths(local, request.paths)
+    return root, request if paths == list(request.paths) else replace(request, paths=paths)
+
+
+def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
+    """The root of a local checkout and the --path values to use there: the one rule of every verb
+    (bump, history, rollback).  A --deploy-repo below the checkout's top is the implicit --path (every
+    relative --path is relative to it; an absolute one is kept as given), for --dry-run, --no-commit and a
+    commit alike; files are then reported relative to the top.  A directory that is no git checkout is its
+    own root (--dry-run and --no-commit need no git)."""
     res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False)
     if res.status != 0 or not res.stdout.strip():
-        return local, request
+        return local, list(paths)
     root = Path(res.stdout.strip()).resolve()
     here = local.resolve()
     if here == root:
-        return root, request
+        return root, list(paths)
     prefix = here.relative_to(root).as_posix()
-    paths = [posixpath.normpath(f"{prefix}/{p}") for p in request.paths] or [prefix]
-    return root, replace(request, paths=paths)
+    scoped = [p if Path(p).is_absolute() else posixpath.normpath(f"{prefix}/{p}") for p in paths]
+    return root, scoped or [prefix]
+
+
+@contextmanager
+def as_given(scoped: Sequence[str], given: Sequence[str]) -> Iterator[None]:
+    """--path errors (exit 2) name the value the user gave, not the one scope_paths made of it."""
+    try:
+        yield
+    except UsageError as exc:
+        message = exc.message
+        for new, old in zip(scoped, given, strict=False):
+            if new != old:
+                message = message.replace(f"--path {new!r}", f"--path {old!r}")
+        if message == exc.message:
+            raise
+        raise type(exc)(message, hint=exc.hint) from None
 
 
 def check_local_checkout(root: Path, request: BumpRequest) -> str:

@@ -363,22 +363,31 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
     _check_limit(request)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
-        root = git.toplevel(remote.local)
-        branch = request.branch or deployrepo.current_branch(root) or "HEAD"
-        rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
-        if rev.status != 0 and request.branch is None:
-            heads = git.run(["for-each-ref", "--count=1", "refs/heads"], cwd=root).stdout
-            raise NotFoundError(f"{root}: the repository has no commits: no history to read" if not heads
-                                else f"{root}: the checked-out branch {branch} has no commits yet",
-                                hint=None if not heads else "pass --branch")
-        if rev.status != 0:
-            raise UsageError(f"--branch {branch}: no such branch in {root}")
-        return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
+        from gitops_cli.bump import as_given, scope_paths
+
+        git.toplevel(remote.local)  # not a checkout: exit 4
+        root, paths = scope_paths(remote.local, request.paths)  # a subdirectory is the implicit --path
+        with as_given(paths, request.paths):
+            return _read_local(root, replace(request, paths=paths))
     with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
         work = Path(tmp) / "repo"
         with output.status(f"Cloning {remote.display} ({request.branch or 'its default branch'})"):
             branch = deployrepo.clone(remote, work, request.branch, depth=INITIAL_DEPTH, checkout=False)
         return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)
+
+
+def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
+    """The history of a local checkout, read in place (`request.paths` already scoped to it)."""
+    branch = request.branch or deployrepo.current_branch(root) or "HEAD"
+    rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
+    if rev.status != 0 and request.branch is None:
+        heads = git.run(["for-each-ref", "--count=1", "refs/heads"], cwd=root).stdout
+        raise NotFoundError(f"{root}: the repository has no commits: no history to read" if not heads
+                            else f"{root}: the checked-out branch {branch} has no commits yet",
+                            hint=None if not heads else "pass --branch")
+    if rev.status != 0:
+        raise UsageError(f"--branch {branch}: no such branch in {root}")
+    return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
 
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:

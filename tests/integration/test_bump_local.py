@@ -138,3 +138,16 @@ def test_subdirectory_with_a_path_below_it(gitops, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["files"] == ["prod/extra/other.yaml"]
     assert remote.changed_files() == ["prod/extra/other.yaml"]
+
+
+def test_subdirectory_with_an_absolute_path_and_errors_naming_the_value_given(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_ENVS)
+    checkout = remote.clone(tmp_path / "co")
+    prod = checkout / "prod"
+    res = gitops(["bump", "--deploy-repo", str(prod), "--path", str(prod / "app.yaml"), "--image", f"{API}:2.0.0",
+                  "-o", "json"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr  # an absolute --path is taken as it is, not joined to prod/
+    assert json.loads(res.stdout)["files"] == ["prod/app.yaml"]
+    res = gitops(["bump", "--deploy-repo", str(prod), "--path", "nope.yaml", "--image", f"{API}:3.0.0", "--dry-run"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 2 and "--path 'nope.yaml' does not exist" in res.stderr

@@ -336,3 +336,35 @@ def test_history_of_an_empty_repository(tmp_path: Path) -> None:
     assert res.returncode == 3 and "the repository has no commits" in res.stderr and "--branch" not in res.stderr
     res = run_gitops(["history", "--deploy-repo", str(repo), "--branch", "main"])
     assert res.returncode == 2 and "--branch main: no such branch" in res.stderr
+
+
+TWO_ENVS = {
+    "prod/app.yaml": "containers:\n- name: app\n  image: team/app:v1\n",
+    "staging/app.yaml": "containers:\n- name: app\n  image: team/app:v1\n",
+}
+
+
+def test_a_local_subdirectory_is_the_scope_of_history_and_rollback(tmp_path: Path) -> None:
+    """--deploy-repo prod is the implicit --path of every verb: history and rollback read prod's history only,
+    as bump writes prod only (they read the whole repo's and rolled back from staging's value)."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_ENVS)
+    checkout = remote.clone(tmp_path / "co")
+    prod = checkout / "prod"
+    for where, tag in (("prod", "v2"), ("staging", "v3")):
+        res = run_gitops(["bump", "--deploy-repo", str(checkout / where), "--image", f"team/app:{tag}"])
+        assert res.returncode == 0, res.stderr
+    res = run_gitops(["history", "--deploy-repo", str(prod), "--image", "team/app", "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    assert [(e["tag"], e["files"]) for e in json.loads(res.stdout)["entries"]] == [
+        ("v2", ["prod/app.yaml"]), ("v1", ["prod/app.yaml"])]
+    for path in ("app.yaml", str(prod / "app.yaml")):  # relative to the subdirectory, or absolute
+        res = run_gitops(["history", "--deploy-repo", str(prod), "--image", "team/app", "--path", path, "-o", "json"])
+        assert res.returncode == 0, res.stderr
+        assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v2", "v1"]
+    res = run_gitops(["history", "--deploy-repo", str(prod), "--path", "nope.yaml"])
+    assert res.returncode == 2 and "--path 'nope.yaml' does not exist" in res.stderr  # the value as given
+    res = run_gitops(["rollback", "--deploy-repo", str(prod), "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v2" in res.stderr and "to v1" in res.stderr
+    assert "image: team/app:v1" in remote.show("prod/app.yaml").decode()
+    assert "image: team/app:v3" in remote.show("staging/app.yaml").decode()
