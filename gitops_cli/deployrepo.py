@@ -105,7 +105,7 @@ def open_remote(
     if scheme in ("http", "https"):
         return _https_remote(spec, env)
     if scheme == "file":
-        where = Path(unquote(urlsplit(spec).path))
+        where = Path(unquote(spec[len("file://"):]))  # `#` and `?` are path characters here
         if not where.is_dir():
             raise UsageError(f"{flag} {shown}: no such directory",
                              hint="give the path of an existing (bare) repository")

@@ -44,8 +44,14 @@ _GENERIC_REASONS = ("fatal: Could not read from remote repository.",)
 def strip_credentials(url: str) -> str:
     """`https://user:token@host/x.git?private_token=T#f` -> `https://host/x.git`: the user-info (up to the
     last `@` of the authority), the query and the fragment of every URL in `url` (a URL or a text holding
-    URLs) are dropped; scp-like `git@host:x` is kept."""
-    return _URL_RE.sub(lambda m: m.group("scheme") + re.split(r"[?#]", m.group("rest"), maxsplit=1)[0], url)
+    URLs) are dropped; scp-like `git@host:x` is kept.  A `file://` URL keeps its `?` and `#`: they are
+    characters of a local path there, not a query or a fragment."""
+    def scrub(m: re.Match[str]) -> str:
+        if m.group("scheme").lower().startswith("file:"):
+            return m.group("scheme") + m.group("rest")
+        return m.group("scheme") + re.split(r"[?#]", m.group("rest"), maxsplit=1)[0]
+
+    return _URL_RE.sub(scrub, url)
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -24,6 +24,7 @@ SECRET = "ghp_SECRET0123456789"
     (f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git", "http:/127.0.0.1/o/d.git"),
     ("git@host:org/x.git", "git@host:org/x.git"),  # scp-like: the user is no secret
     ("file:///srv/git/deploy.git", "file:///srv/git/deploy.git"),
+    ("file:///srv/h#x/q?y/deploy.git", "file:///srv/h#x/q?y/deploy.git"),  # path characters in file://
 ])
 def test_strip_credentials(text: str, expected: str) -> None:
     assert git.strip_credentials(text) == expected
@@ -107,3 +108,14 @@ def test_origin_spec_resolves_a_relative_path_against_the_checkout(tmp_path: Pat
     assert deployrepo.origin_spec(checkout) == "git@host:org/deploy.git"
     fixture_git("remote", "remove", "origin", cwd=checkout)
     assert deployrepo.origin_spec(checkout) is None
+
+
+@pytest.mark.parametrize("folder", ["h#x", "q?y", "p%20q"])
+def test_file_url_with_hash_or_question_mark_names_its_directory(tmp_path: Path, folder: str) -> None:
+    """urlsplit dropped the "fragment" and the "query" of a file:// URL: the repo was "no such directory"."""
+    bare = tmp_path / folder / "d.git"
+    git.run(["init", "--quiet", "--bare", str(bare)])
+    url = f"file://{tmp_path}/{folder}/d.git" if "%" not in folder else f"file://{tmp_path}/p%2520q/d.git"
+    remote = deployrepo.open_remote(url)
+    assert remote.url == url and remote.display == url
+    assert git.run(["ls-remote", remote.url]).status == 0  # git reads the same path
