@@ -569,7 +569,8 @@ def _bump_local_in(
             if not deployrepo.is_ancestor(root, start, remote_head):
                 raise GitError(f"{root}: branch {current} has commits that are not on origin",
                                hint="push or drop them first; a bump commit must go on top of the remote branch")
-            # fast-forward the clean checkout; an untracked file in the way stops it (exit 4)
+            # fast-forward the clean checkout; an untracked (or ignored) file in the way stops it (exit 4)
+            deployrepo.refuse_overwriting(root, start, remote_head, f"{origin.display} ({current})")
             deployrepo.fetch_reset(root, origin, current, keep=True)
         return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True,
                                   guard=guard)

@@ -483,6 +483,20 @@ def fetch_reset(repo: Path, remote: Remote, branch: str, *, keep: bool = False) 
     return head(repo)
 
 
+def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
+    """DirtyTreeError (exit 4) when moving a user's checkout from `start` to `target` would write over a
+    file it has on disk that `start` does not track: untracked or IGNORED (`git reset --keep` overwrites
+    ignored files, and a restore after a failure would then delete the new version too)."""
+    res = git.run(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", start, target], cwd=repo,
+                  strip=False)
+    in_the_way = [p for p in res.stdout.split("\0") if p and os.path.lexists(repo / p)]
+    if in_the_way:
+        raise DirtyTreeError(
+            f"{repo}: moving to {where} would overwrite untracked files "
+            f"({', '.join(in_the_way[:5])}); nothing was changed",
+            hint="move or remove them (ignored ones too), then re-run")
+
+
 _UNTRACKED_RE = re.compile(r"Untracked working tree file '(.+?)' would be", re.MULTILINE)
 
 

@@ -151,3 +151,20 @@ def test_subdirectory_with_an_absolute_path_and_errors_naming_the_value_given(gi
     res = gitops(["bump", "--deploy-repo", str(prod), "--path", "nope.yaml", "--image", f"{API}:3.0.0", "--dry-run"],
                  env=no_identity_env(tmp_path))
     assert res.returncode == 2 and "--path 'nope.yaml' does not exist" in res.stderr
+
+
+def test_fast_forward_never_overwrites_an_ignored_file(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """reset --keep overwrites IGNORED files, and the restore after a refused push deleted them: the files the
+    new commits add are checked on disk first (exit 4, naming them; nothing changed)."""
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / ".git" / "info" / "exclude").write_text("*.local\n")
+    mine = checkout / "notes.local"
+    mine.write_text("my own notes\n")
+    deploy_remote.commit_change("notes.local", "from origin\n")
+    _reject_pushes(deploy_remote)
+    before = _head(checkout)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "would overwrite untracked files (notes.local)" in res.stderr
+    assert mine.read_text() == "my own notes\n"
+    assert _head(checkout) == before and "reset to" not in res.stderr
