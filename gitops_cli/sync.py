@@ -10,7 +10,8 @@ Discover. YAML files under the `--path` directories (default: the whole repo; ea
 never through a symlink, as listed by gitops_cli.yamledit.discover. A directory holding a kustomization
 (`kustomization.yaml|.yml|Kustomization`) is rendered with `kubectl kustomize DIR` instead, and nothing
 below it is read as loose files; a kustomization directory that another selected kustomization uses (a
-base in `resources`/`bases`) is rendered only through it, as Flux and Argo CD render only the chosen path
+base in `resources`/`bases`, or through a Component it includes; a Component nothing renders uses
+nothing) is rendered only through it, as Flux and Argo CD render only the chosen path
 (unless it is itself a `--path`); a kustomize Component is only ever included by another kustomization and
 is skipped, as are Helm charts (a directory with Chart.yaml: sync does not render Helm). Documents with
 `apiVersion` and `kind` are objects (a `kind: *List` is expanded into its items); anything else (CI
@@ -40,14 +41,18 @@ last pass applied (an inventory); objects in that inventory and no longer in the
 one, in reverse install order, with `kubectl delete KIND --field-selector metadata.name=NAME -l
 <managed-by>,<instance> -n NS`: the label selector makes kubectl delete only an object that still carries
 the labels this sync instance set, so nothing sync did not apply is ever deleted, even if the inventory
-were wrong.  Objects are compared as the server keeps them (see Placement): by kind, namespace and name,
-whatever the API group and version (`extensions` to `networking.k8s.io` Ingress is a move, not a
-removal), with the namespace kubectl would use for an object that names none (the context's, the pod's
-in-cluster one, else `default`), and none for a cluster-scoped kind (the scope comes from the built-in
-kinds, the CRDs in the commit, else `kubectl api-resources`, asked only then).  So adding or dropping
+were wrong.  Objects are compared as the server keeps them (see Placement): by API group, kind,
+namespace and name, whatever the version; the few built-in kinds served by two groups (GROUP_ALIASES:
+Ingress, NetworkPolicy, Deployment, DaemonSet, ReplicaSet, PodSecurityPolicy, Event) count as one object
+(`extensions` to `networking.k8s.io` Ingress is a move, not a removal), any other kind of the same name
+in another group is another object (an Istio and a Gateway API Gateway); with the namespace kubectl
+would use for an object that names none (the context's, the pod's in-cluster one, else `default`), and
+none for a cluster-scoped kind (the scope comes from the built-in kinds, the CRDs in the commit, else
+`kubectl api-resources`, asked only then).  So adding or dropping
 `namespace: default` never deletes the object, and the inventory records the namespace each object was
 applied to (`-n` is always explicit), so a changed context namespace prunes the old copies.  Last guard:
-an object that may be one applied in the same pass (a kind of unknown scope) is left alone.
+an object that may be one applied in the same pass (a kind of unknown scope) is left alone and kept
+in the inventory, so a later pass that can tell prunes it.
 Pruning runs only after an apply in which every object succeeded; objects that could not be
 deleted stay in the inventory and are retried by the next pass.  The inventory lives in the cache, so a
 cache that is lost (an emptyDir in a CronJob pod) forgets it: keep the cache on a volume to prune.
@@ -131,6 +136,18 @@ _CLUSTER_BUILTINS = {
     "certificates.k8s.io": ("CertificateSigningRequest",),
     "flowcontrol.apiserver.k8s.io": ("FlowSchema", "PriorityLevelConfiguration"),
 }
+# The only kinds that are one object served by two API groups (the server converts between them): the
+# group they moved from -> the group they moved to.  Every other kind of the same name in another group
+# (an Istio and a Gateway API `Gateway`, say) is another object.
+GROUP_ALIASES: dict[tuple[str, str], str] = {
+    ("extensions", "Ingress"): "networking.k8s.io",
+    ("extensions", "NetworkPolicy"): "networking.k8s.io",
+    ("extensions", "Deployment"): "apps",
+    ("extensions", "DaemonSet"): "apps",
+    ("extensions", "ReplicaSet"): "apps",
+    ("extensions", "PodSecurityPolicy"): "policy",
+    ("events.k8s.io", "Event"): "",
+}
 BUILTIN_SCOPES: dict[tuple[str, str], bool] = {
     **{(g, k): True for g, kinds in _NAMESPACED_BUILTINS.items() for k in kinds},
     **{(g, k): False for g, kinds in _CLUSTER_BUILTINS.items() for k in kinds},
@@ -160,11 +177,12 @@ class ObjectRef:
         return self.api_version.rsplit("/", 1)[-1]
 
     @property
-    def ident(self) -> tuple[str, str, str]:
-        """Identity across API groups and versions (extensions/v1beta1 and networking.k8s.io/v1 Ingress x,
-        apps/v1beta2 and apps/v1 Deployment x are the same object).  Compare refs placed by `Placement`
-        (namespace as the server has it), never as written."""
-        return (self.kind, self.namespace, self.name)
+    def ident(self) -> tuple[str, str, str, str]:
+        """Identity across API versions (apps/v1beta2 and apps/v1 Deployment x are the same object) and
+        across the groups of GROUP_ALIASES only (extensions/v1beta1 and networking.k8s.io/v1 Ingress x are
+        one object; networking.istio.io and gateway.networking.k8s.io Gateway x are two).  Compare refs
+        placed by `Placement` (namespace as the server has it), never as written."""
+        return (GROUP_ALIASES.get((self.group, self.kind), self.group), self.kind, self.namespace, self.name)
 
     @property
     def kubectl_name(self) -> str:
@@ -204,6 +222,7 @@ class Discovery:
     manifests: list[Manifest] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was ignored and why (printed with --verbose)
     kustomized: list[str] = field(default_factory=list)  # rendered directories, relative to the repo
+    placement: Placement | None = None  # where the server keeps the manifests (see Placement)
 
 
 def kind_rank(kind: str) -> int:
@@ -272,9 +291,9 @@ class Placement:
         return ref if ref.namespace else replace(ref, namespace=self.default_namespace())
 
     def may_be_same(self, a: ObjectRef, b: ObjectRef) -> bool:
-        """Could placed `a` and `b` be one object?  Same kind and name, and the same namespace unless a
-        scope is unknown (the namespace may not count)."""
-        return a.kind == b.kind and a.name == b.name and (
+        """Could placed `a` and `b` be one object?  Same (aliased) group, kind and name, and the same
+        namespace unless a scope is unknown (the namespace may not count)."""
+        return a.ident[:2] == b.ident[:2] and a.name == b.name and (
             a.namespace == b.namespace or not (self.namespaced(a) and self.namespaced(b)))
 
 
@@ -426,9 +445,12 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
     kustomize_dirs = [d for d in _marked_dirs(root, starts, files, KUSTOMIZATION_FILES)
                       if not any(_under(d, c) for c in charts)]
     sources: list[tuple[str, Callable[[], str]]] = []
-    used_by = _kustomize_references(root, kustomize_dirs)
+    components = [d for d in kustomize_dirs if _is_component(root, d)]
+    # only what may be rendered uses anything: a Component nothing renders does not (one that an overlay
+    # includes is followed by that overlay's own walk)
+    used_by = _kustomize_references(root, [d for d in kustomize_dirs if d not in components])
     for d in kustomize_dirs:
-        if _is_component(root / d):
+        if d in components:
             result.notes.append(f"{_show(d)}/: a kustomize Component (only rendered by a kustomization "
                                 "that includes it), ignored")
             continue
@@ -449,7 +471,8 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
         for ref, body in objects_in(load_documents(read(), source), source, result.notes):
             result.manifests.append(Manifest(ref, body, source, seq))
             seq += 1
-    _check_duplicates(result.manifests)
+    result.placement = Placement(kubectl, result.manifests)
+    _check_duplicates(result.manifests, result.placement)
     return result
 
 
@@ -468,18 +491,20 @@ def _read(path: Path, shown: str) -> str:
         raise SyncError(f"{shown}: cannot read: {exc.strerror}") from None
 
 
-def _kustomization(directory: Path) -> dict[str, Any] | None:
-    """The (first document of the) kustomization file of `directory`, or None."""
+def _kustomization(root: Path, rel: Path) -> dict[str, Any] | None:
+    """The (first document of the) kustomization file of the repo directory `rel`, or None; errors name
+    the file as in the repo (`overlays/prod/kustomization.yaml:3`), never the cache path."""
     for name in KUSTOMIZATION_FILES:
-        path = directory / name
+        path = root / rel / name
         if path.is_file() and not path.is_symlink():
-            docs = load_documents(_read(path, str(path)), str(path))
+            shown = (rel / name).as_posix()
+            docs = load_documents(_read(path, shown), shown)
             return docs[0] if docs and isinstance(docs[0], dict) else {}
     return None
 
 
-def _is_component(directory: Path) -> bool:
-    doc = _kustomization(directory)
+def _is_component(root: Path, rel: Path) -> bool:
+    doc = _kustomization(root, rel)
     return doc is not None and doc.get("kind") == "Component"
 
 
@@ -494,32 +519,46 @@ def _kustomize_references(root: Path, dirs: Sequence[Path]) -> dict[Path, list[P
         todo, seen = [top], {top}
         while todo:
             d = todo.pop()
-            doc = _kustomization(root / d)
+            doc = _kustomization(root, d)
             if not doc:
                 continue
             for key in ("resources", "bases", "components"):
                 entries = doc.get(key)
                 for entry in entries if isinstance(entries, list) else []:
-                    if not isinstance(entry, str) or "://" in entry:
-                        continue
-                    target = root / d / entry
-                    rel = Path(os.path.normpath(d / entry))
-                    if rel.parts[:1] == ("..",) or rel.is_absolute() or target.is_symlink() \
-                            or not target.is_dir() or not _under(target.resolve(), real_root):
-                        continue
-                    if rel not in seen:
+                    rel = _local_directory(root, real_root, d, entry)
+                    if rel is not None and rel not in seen:
                         seen.add(rel)
                         used.setdefault(rel, []).append(top)
                         todo.append(rel)
     return used
 
 
-def _check_duplicates(manifests: Sequence[Manifest]) -> None:
+def _local_directory(root: Path, real_root: Path, d: Path, entry: Any) -> Path | None:
+    """The repo directory a kustomization in `d` names with `entry`, or None: not a string, a remote
+    (`://`) entry, a file, outside the repo, through a symlink, or not a usable path at all (a name too
+    long, a NUL byte: `kubectl kustomize` reports those when it renders)."""
+    if not isinstance(entry, str) or not entry or "://" in entry:
+        return None
+    try:
+        target = root / d / entry
+        rel = Path(os.path.normpath(d / entry))
+        if rel.parts[:1] == ("..",) or rel.is_absolute() or target.is_symlink() or not target.is_dir() \
+                or not _under(target.resolve(), real_root):
+            return None
+    except (OSError, ValueError):
+        return None
+    return rel
+
+
+def _check_duplicates(manifests: Sequence[Manifest], placement: Placement) -> None:
+    """Two manifests of one object (as the server keeps it: see Placement and ObjectRef.ident) stop the
+    pass: one would silently overwrite the other."""
     seen: dict[tuple[str, str, str, str], Manifest] = {}
     for m in manifests:
-        first = seen.setdefault((m.ref.group, m.ref.kind, m.ref.namespace, m.ref.name), m)
+        placed = placement.place(m.ref)
+        first = seen.setdefault(placed.ident, m)
         if first is not m:
-            raise SyncError(f"{m.ref} is defined twice: in {first.source} and in {m.source}",
+            raise SyncError(f"{placed} is defined twice: in {first.source} and in {m.source}",
                             hint="keep one definition (or narrow --path); nothing was applied")
 
 
@@ -682,7 +721,7 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
         if opts.verbose:
             output.info(f"{ref}: {op}")
     # the inventory records objects where the server keeps them (see Placement)
-    placement = Placement(kubectl, ordered)
+    placement = found.placement or Placement(kubectl, ordered)
     previous = _inventory(state)
     current = [m.ref for m in ordered]
     if failed or res.status != 0:
@@ -693,10 +732,10 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
         raise _apply_error(failed, ordered, res)
     pruned: list[ObjectRef] = []
     if opts.prune:
-        pruned, not_deleted = prune(kubectl, placement, previous, current, labels, opts.dry_run)
-        if not opts.dry_run:
+        pruned, not_deleted, kept = prune(kubectl, placement, previous, current, labels, opts.dry_run)
+        if not opts.dry_run:  # what could not be deleted or was not, for safety, stays in the inventory
             save_state(state_path, commit if not not_deleted else state.get("commit"),
-                       [placement.place(r) for r in current] + not_deleted)
+                       [placement.place(r) for r in current] + not_deleted + kept)
         if not_deleted:
             raise SyncError("could not prune: " + ", ".join(str(r) for r in not_deleted),
                             hint="see kubectl's errors above; the next pass retries")
@@ -736,17 +775,18 @@ def _apply_error(failed: Sequence[Manifest], sent: Sequence[Manifest], res: kube
 
 def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[ObjectRef],
           current: Sequence[ObjectRef], labels: dict[str, str],
-          dry_run: bool) -> tuple[list[ObjectRef], list[ObjectRef]]:
-    """Delete what the last pass applied and the repo no longer has; return (deleted, not deleted).
+          dry_run: bool) -> tuple[list[ObjectRef], list[ObjectRef], list[ObjectRef]]:
+    """Delete what the last pass applied and the repo no longer has; return (deleted, not deleted, kept).
 
     Both lists are compared as the server keeps the objects (Placement: namespace defaulted, none for a
-    cluster-scoped kind; API group and version ignored), so writing the namespace differently or moving
-    a kind to another API group is not a removal.  Last guard: an object that may be one applied in this
-    pass is never deleted."""
+    cluster-scoped kind; API version ignored, API group only for the kinds that moved group, see
+    GROUP_ALIASES), so writing the namespace differently or moving Ingress from `extensions` to
+    `networking.k8s.io` is not a removal.  Last guard: an object that may be one applied in this pass is
+    not deleted but kept (it stays in the inventory, and a later pass that can tell prunes it)."""
 
     def candidates(ask: bool) -> list[ObjectRef]:
         now = {placement.place(r, ask).ident for r in current}
-        gone: dict[tuple[str, str, str], ObjectRef] = {}
+        gone: dict[tuple[str, str, str, str], ObjectRef] = {}
         for ref in previous:
             placed = placement.place(ref, ask)
             if placed.ident not in now:
@@ -759,12 +799,15 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
     gone.sort(key=lambda r: (kind_rank(r.kind), r.kind, r.namespace, r.name), reverse=True)
     applied = [placement.place(r) for r in current]
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
-    deleted, failed = [], []
+    deleted: list[ObjectRef] = []
+    failed: list[ObjectRef] = []
+    kept: list[ObjectRef] = []
     for ref in gone:
         same = next((a for a in applied if placement.may_be_same(ref, a)), None)
         if same is not None:
             output.info(f"{ref}: not pruned, it may be {same} applied by this pass (the scope of "
-                        f"{ref.kind} is unknown)")
+                        f"{ref.kind} is unknown; kept in the inventory)")
+            kept.append(ref)
             continue
         res = kube.delete_one(kubectl, ref.resource, ref.namespace, ref.name, selector, dry_run)
         if res.status != 0:
@@ -775,7 +818,7 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
             deleted.append(ref)
         else:
             output.info(f"{ref}: gone already or not labelled by this sync: left alone")
-    return deleted, failed
+    return deleted, failed, kept
 
 
 def _count(ops: Sequence[str]) -> str:

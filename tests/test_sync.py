@@ -24,6 +24,7 @@ from gitops_cli.sync import (
     ObjectRef,
     Placement,
     Selection,
+    _kustomize_references,
     _lock_holder,
     discover,
     load_documents,
@@ -227,6 +228,88 @@ def test_kustomize_bases_are_rendered_only_through_the_overlays_using_them(tmp_p
     assert alone.kustomized == ["base"]
 
 
+def test_a_base_used_only_by_a_component_nothing_renders_is_applied(tmp_path: Path):
+    write(tmp_path, "stack/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(tmp_path, "stack/cm.yaml", obj("ConfigMap", "stack"))
+    write(tmp_path, "components/mon/kustomization.yaml",
+          "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [../../stack]\n")
+    write(tmp_path, "overlays/prod/kustomization.yaml", "namespace: prod\nresources: [cm.yaml]\n")
+    write(tmp_path, "overlays/prod/cm.yaml", obj("ConfigMap", "prod"))
+    found = discover(tmp_path, select(tmp_path, []), KUBECTL)
+    assert found.kustomized == ["overlays/prod", "stack"]
+    assert sorted(m.ref.name for m in found.manifests) == ["prod", "stack"]
+    assert not any(n.startswith("stack/: a kustomize base") for n in found.notes)
+    assert any(n.startswith("components/mon/: a kustomize Component") for n in found.notes)
+
+
+def test_a_component_included_by_an_overlay_makes_its_resources_bases_of_that_overlay(tmp_path: Path):
+    write(tmp_path, "stack/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(tmp_path, "stack/cm.yaml", obj("ConfigMap", "stack"))
+    write(tmp_path, "components/mon/kustomization.yaml",
+          "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [../../stack]\n")
+    write(tmp_path, "overlays/prod/kustomization.yaml", "namespace: prod\ncomponents: [../../components/mon]\n")
+    found = discover(tmp_path, select(tmp_path, []), KUBECTL)
+    assert found.kustomized == ["overlays/prod"]
+    assert [(m.ref.namespace, m.ref.name) for m in found.manifests] == [("prod", "stack")]
+    assert "stack/: a kustomize base of overlays/prod/, rendered only through it (name it with --path to " \
+        "apply it on its own too)" in found.notes
+
+
+def test_kustomize_references_follow_only_local_directories_inside_the_repo(tmp_path: Path):
+    root = tmp_path / "repo"
+    write(root, "base/kustomization.yaml", "resources: [cm.yaml]\n")
+    write(root, "comp/kustomization.yaml", "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\n")
+    write(root, "real/kustomization.yaml", "resources: []\n")
+    write(tmp_path, "outside/kustomization.yaml", "resources: []\n")
+    (root / "linked").symlink_to(root / "real")
+    write(root, "app/kustomization.yaml", """
+        resources:
+          - ../base
+          - https://github.com/acme/deploy//base?ref=v1
+          - github.com/acme/deploy/base
+          - ../linked
+          - ../../outside
+          - cm.yaml
+          - 42
+          - ""
+        components: [../comp]
+        """)
+    refs = _kustomize_references(root, [Path("app")])
+    assert refs == {Path("base"): [Path("app")], Path("comp"): [Path("app")]}
+
+
+def test_a_bad_resources_entry_is_left_to_kubectl_kustomize(tmp_path: Path):
+    # a name too long, a NUL byte, a path too long: OSError/ValueError from the file system calls
+    write(tmp_path, "app/kustomization.yaml", f'resources: [{"a" * 300}, "x\\0y", "{"b/" * 3000}"]\n')
+    assert _kustomize_references(tmp_path, [Path("app")]) == {}
+    with pytest.raises(SyncError, match=r"^app: kubectl kustomize failed"):
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
+
+
+def test_a_kustomization_that_does_not_parse_is_named_as_in_the_repo(tmp_path: Path):
+    write(tmp_path, "overlays/prod/kustomization.yaml", "resources: [a\n  b: c\n")
+    with pytest.raises(SyncError) as err:
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
+    assert err.value.message.startswith("overlays/prod/kustomization.yaml:")
+    assert str(tmp_path) not in err.value.message
+
+
+def test_one_object_written_two_ways_is_defined_twice(tmp_path: Path):
+    write(tmp_path, "a.yaml", obj("ConfigMap", "cm"))
+    write(tmp_path, "b.yaml", obj("ConfigMap", "cm", "default"))
+    write(tmp_path, "c.yaml", obj("Ingress", "web", "shop", api="extensions/v1beta1"))
+    write(tmp_path, "d.yaml", obj("Ingress", "web", "shop", api="networking.k8s.io/v1"))
+    with pytest.raises(SyncError, match=r"ConfigMap default/cm is defined twice: in a\.yaml and in b\.yaml"):
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
+    (tmp_path / "b.yaml").unlink()
+    with pytest.raises(SyncError, match=r"Ingress shop/web is defined twice: in c\.yaml and in d\.yaml"):
+        discover(tmp_path, select(tmp_path, []), KUBECTL)
+    (tmp_path / "d.yaml").unlink()
+    write(tmp_path, "e.yaml", obj("Gateway", "public", "edge", api="networking.istio.io/v1"))
+    write(tmp_path, "f.yaml", obj("Gateway", "public", "edge", api="gateway.networking.k8s.io/v1"))
+    assert len(discover(tmp_path, select(tmp_path, []), KUBECTL).manifests) == 4
+
+
 def test_broken_kustomization_names_the_directory(tmp_path: Path):
     write(tmp_path, "app/kustomization.yaml", "resources: [missing.yaml]\n")
     with pytest.raises(SyncError, match=r"^app: kubectl kustomize failed"):
@@ -368,19 +451,44 @@ def test_placement_uses_the_default_namespace_and_drops_it_for_cluster_scoped_ki
     crd = Manifest(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets.example.com"),
                    {"spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Gadget"}}}, "x")
     place = Placement(FAKE, [crd]).place
-    assert place(ObjectRef("v1", "ConfigMap", "", "c")).ident == ("ConfigMap", "team", "c")
-    assert place(ObjectRef("v1", "ConfigMap", "x", "c")).ident == ("ConfigMap", "x", "c")
-    assert place(ObjectRef("rbac.authorization.k8s.io/v1", "ClusterRole", "x", "r")).ident == ("ClusterRole", "", "r")
-    assert place(ObjectRef("example.com/v1", "Gadget", "x", "g")).ident == ("Gadget", "", "g")
+    assert place(ObjectRef("v1", "ConfigMap", "", "c")).ident == ("", "ConfigMap", "team", "c")
+    assert place(ObjectRef("v1", "ConfigMap", "x", "c")).ident == ("", "ConfigMap", "x", "c")
+    assert place(ObjectRef("rbac.authorization.k8s.io/v1", "ClusterRole", "x", "r")).ident == \
+        ("rbac.authorization.k8s.io", "ClusterRole", "", "r")
+    assert place(ObjectRef("example.com/v1", "Gadget", "x", "g")).ident == ("example.com", "Gadget", "", "g")
     assert place(ObjectRef("extensions/v1beta1", "Ingress", "", "i")).ident == \
         place(ObjectRef("networking.k8s.io/v1", "Ingress", "team", "i")).ident
+
+
+@pytest.mark.parametrize(("old", "new", "same"), [
+    ("extensions/v1beta1", "networking.k8s.io/v1", "Ingress"),
+    ("extensions/v1beta1", "networking.k8s.io/v1", "NetworkPolicy"),
+    ("extensions/v1beta1", "apps/v1", "Deployment"),
+    ("extensions/v1beta1", "apps/v1", "DaemonSet"),
+    ("extensions/v1beta1", "apps/v1", "ReplicaSet"),
+    ("apps/v1beta2", "apps/v1", "StatefulSet"),
+    ("extensions/v1beta1", "policy/v1beta1", "PodSecurityPolicy"),
+    ("events.k8s.io/v1", "v1", "Event"),
+])
+def test_only_the_kinds_that_moved_group_are_one_object_across_groups(old: str, new: str, same: str):
+    assert ObjectRef(old, same, "a", "x").ident == ObjectRef(new, same, "a", "x").ident
+
+
+@pytest.mark.parametrize(("a", "b", "kind"), [
+    ("networking.istio.io/v1", "gateway.networking.k8s.io/v1", "Gateway"),
+    ("cert-manager.io/v1", "example.com/v1", "Certificate"),
+    ("extensions/v1beta1", "example.com/v1", "Ingress"),  # a custom Ingress is not the built-in one
+])
+def test_a_kind_of_the_same_name_in_another_group_is_another_object(a: str, b: str, kind: str):
+    assert ObjectRef(a, kind, "edge", "public").ident != ObjectRef(b, kind, "edge", "public").ident
 
 
 def test_prune_never_deletes_what_may_be_an_object_of_this_pass(fake_env: Path, monkeypatch):
     monkeypatch.setenv("FAKE_KUBECTL_DOWN", "1")  # `kubectl api-resources` fails: the scope stays unknown
     previous = [ObjectRef("example.com/v1", "Gadget", "a", "one")]
     current = [ObjectRef("example.com/v1", "Gadget", "b", "one")]
-    assert prune(FAKE, Placement(FAKE, []), previous, current, {"k": "v"}, False) == ([], [])
+    # not deleted, and kept: it stays in the inventory for a later pass that can tell
+    assert prune(FAKE, Placement(FAKE, []), previous, current, {"k": "v"}, False) == ([], [], previous)
     argvs = [json.loads(line)["argv"] for line in fake_env.read_text().splitlines()]
     assert argvs == [["api-resources", "--no-headers"]]  # asked once, then nothing deleted
 

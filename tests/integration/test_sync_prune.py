@@ -127,3 +127,46 @@ def test_custom_resources_take_their_scope_from_the_crd_or_the_server(kube, tmp_
     objects = kube.objects()
     assert "gadget.example.com||one" in objects and "widget.example.com|b|one" in objects
     assert "widget.example.com|a|one" not in objects
+
+
+GATEWAY_CRDS = {
+    "crds/istio.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+                       "  name: gateways.networking.istio.io\nspec:\n  group: networking.istio.io\n"
+                       "  scope: Namespaced\n  names: {kind: Gateway, plural: gateways}\n"
+                       "  versions: [{name: v1, served: true, storage: true}]\n",
+    "crds/gateway-api.yaml": "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+                             "  name: gateways.gateway.networking.k8s.io\nspec:\n"
+                             "  group: gateway.networking.k8s.io\n  scope: Namespaced\n"
+                             "  names: {kind: Gateway, plural: gateways}\n"
+                             "  versions: [{name: v1, served: true, storage: true}]\n",
+}
+GW = "apiVersion: {group}/v1\nkind: Gateway\nmetadata:\n  name: public\n  namespace: edge\n"
+
+
+def test_a_kind_of_the_same_name_in_another_api_group_is_another_object(kube, tmp_path):
+    remote = start(tmp_path, GATEWAY_CRDS)
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {"apps/gw.yaml": GW.format(group="networking.istio.io")})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {"apps/gw.yaml": GW.format(group="gateway.networking.k8s.io")})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert "pruned Gateway edge/public" in res.stderr
+    [delete] = [c["argv"] for c in kube.calls("delete")]
+    assert delete[:2] == ["delete", "gateway.v1.networking.istio.io"] and delete[-2:] == ["-n", "edge"]
+    gateways = sorted(k for k in kube.objects() if k.startswith("gateway."))
+    assert gateways == ["gateway.gateway.networking.k8s.io|edge|public"]
+
+
+def test_both_kinds_of_the_same_name_are_kept_in_the_inventory(kube, tmp_path):
+    remote = start(tmp_path, GATEWAY_CRDS)
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {"apps/istio.yaml": GW.format(group="networking.istio.io"),
+                            "apps/gateway-api.yaml": GW.format(group="gateway.networking.k8s.io")})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {}, remove=("apps/istio.yaml", "apps/gateway-api.yaml"))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert sorted(c["argv"][1] for c in kube.calls("delete")) == [
+        "gateway.v1.gateway.networking.k8s.io", "gateway.v1.networking.istio.io"]
+    assert not any(k.startswith("gateway.") for k in kube.objects())
