@@ -70,7 +70,7 @@ def connect(environ: Mapping[str, str] | None = None) -> APIClient:
             f"invalid container engine address {where}: {_reason(exc)}",
             hint="DOCKER_HOST is unix:///path/to/docker.sock or tcp://HOST:PORT",
         ) from None
-    load_docker_config(env)  # the SDK reads the whole docker config here: a broken one is exit 2, named
+    load_docker_config(env)  # the SDK reads the whole docker config here: what it cannot read is exit 2, named
     try:
         client = APIClient(version="auto", timeout=CONNECT_TIMEOUT, **kwargs)
     except DockerException as exc:
@@ -276,6 +276,28 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
         raise UsageError(f"build context {context}: {exc}") from None
 
 
+def _start_build(client: APIClient, kwargs: dict[str, Any]) -> Any:
+    """client.build(**kwargs).  The SDK sends the credentials of every registry in the docker config with
+    a build (for FROM images), asking each credential helper; one that is not installed or fails (a
+    Docker Desktop config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As `docker
+    build` does, the build then goes on without registry credentials, with a warning."""
+    from docker.credentials.errors import StoreError
+    from docker.errors import DockerException
+
+    try:
+        return client.build(**kwargs)
+    except (StoreError, DockerException) as exc:
+        if not isinstance(exc, StoreError) and "Credentials store error" not in str(exc):
+            raise
+        output.warn(f"a docker credential helper failed ({_reason(exc)}); building without registry "
+                    "credentials, as docker does")
+    from docker.auth import AuthConfig
+
+    # an AuthConfig that is not empty (the SDK reloads the file when it is) and holds no credentials
+    client._auth_configs = AuthConfig({"auths": {"gitops-cli.invalid": {}}})
+    return client.build(**kwargs)
+
+
 def build(
     client: APIClient,
     *,
@@ -307,11 +329,11 @@ def build(
         {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
         else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})
     try:
-        stream = client.build(
+        stream = _start_build(client, dict(
             tag=tag, buildargs=dict(buildargs or {}) or None, target=target, network_mode=network,
             cache_from=cache_from or None, pull=pull, nocache=nocache, rm=True, forcerm=True, decode=True,
             **source,
-        )
+        ))
         for event in stream:
             for line in tracker.feed(event):
                 show(line)

@@ -128,18 +128,27 @@ def _config_key(key: str) -> str:
     return DEFAULT_DOMAIN if host in {"index.docker.io", DOCKER_HUB_API, "docker.io"} else host
 
 
+_config_warned: set[str] = set()
+
+
 def load_docker_config(environ: Mapping[str, str] | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The docker config (path, data), None when there is none; ConfigError (exit 2) naming the file
-    when it is not what docker itself accepts: not JSON, not an object, `auths`/`credHelpers` not
-    objects, an `auths` entry not an object or its `auth` not base64 of `user:password`.  The whole
-    file is checked, as the docker SDK reads every entry when it connects."""
+    """The docker config (path, data), None when there is none.
+
+    A file that is not JSON is ignored with a warning, as docker does.  ConfigError (exit 2) naming the
+    file and the entry for what the docker SDK (which gitops builds and pushes with) cannot read, where
+    the docker CLI would skip it: not an object, `auths`/`credHelpers` not objects, an `auths` entry not
+    an object, or an `auth` value (even empty) that is not base64 of `user:password`.  The whole file is
+    checked: the SDK reads every entry when it connects."""
     path = docker_config_path(environ)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read the docker config: {exc}") from None
+        if str(path) not in _config_warned:
+            _config_warned.add(str(path))
+            output.warn(f"{path}: cannot read the docker config ({exc}); ignoring it, as docker does")
+        return None
     hint = "fix or remove the entry (docker login rewrites it)"
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: the docker config is not a JSON object", hint=hint)
@@ -154,7 +163,7 @@ def load_docker_config(environ: Mapping[str, str] | None = None) -> tuple[Path, 
     for key, entry in (config.get("auths") or {}).items():
         if not isinstance(entry, dict):
             raise ConfigError(f"{path}: auths[{key!r}] in the docker config is not a JSON object", hint=hint)
-        if entry.get("auth") and not entry.get("identitytoken") and _decode_auth(entry["auth"]) is None:
+        if "auth" in entry and "identitytoken" not in entry and _decode_auth(entry["auth"]) is None:
             raise ConfigError(f"{path}: auths[{key!r}]: malformed 'auth' (expected base64 of user:password)",
                               hint=hint)
     return path, config

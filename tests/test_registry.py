@@ -257,10 +257,11 @@ def test_missing_config_is_none(tmp_path: Path) -> None:
     assert registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path / "absent")}) is None
 
 
-def test_malformed_config(tmp_path: Path) -> None:
+def test_a_config_that_is_not_json_is_ignored_with_a_warning(tmp_path: Path, capsys) -> None:
+    """As docker does (`WARNING: Error parsing config file`); the docker SDK ignores it too."""
     (tmp_path / "config.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="cannot read the docker config"):
-        registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path)})
+    assert registry.docker_config_credentials("r", {"DOCKER_CONFIG": str(tmp_path)}) is None
+    assert "cannot read the docker config" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("config", "message"), [
@@ -271,6 +272,7 @@ def test_malformed_config(tmp_path: Path) -> None:
     ({"auths": {"r": "x"}}, r"auths\['r'\] .* not a JSON object"),
     # an unrelated registry's entry: the docker SDK refuses the whole file when it connects
     ({"auths": {"other.example:5000": {"auth": "YWxpY2U="}}}, r"auths\['other.example:5000'\]: malformed"),
+    ({"auths": {"other.example.com": {"auth": ""}}}, r"auths\['other.example.com'\]: malformed"),  # SDK: ValueError
 ])
 def test_structurally_bad_config_is_a_config_error_naming_the_file(tmp_path: Path, config, message) -> None:
     env = write_config(tmp_path, config)

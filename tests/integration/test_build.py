@@ -153,3 +153,18 @@ def test_engine_unreachable_is_one_clear_line(gitops, app_repo: Path, tmp_path: 
     assert f"container engine unreachable at unix://{sock} (DOCKER_HOST)" in res.stderr
     assert "hint:" in res.stderr and "Traceback" not in res.stderr
 
+
+
+def test_a_credential_helper_that_is_not_installed_does_not_stop_the_build(gitops, app_repo: Path,
+                                                                           tmp_path: Path) -> None:
+    """A Docker Desktop config (`credsStore: desktop`) on a runner without the helper: the SDK asks every
+    helper for a build's registry credentials; as `docker build`, gitops warns and builds without them."""
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text('{"credsStore": "gitops-test-no-such-helper"}')
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "helperless"], cwd=app_repo,
+                 env={"DOCKER_CONFIG": str(config)})
+    assert res.returncode == 0, res.stderr
+    assert "warning: a docker credential helper failed" in res.stderr and "internal error" not in res.stderr
+    assert res.stdout.splitlines()[0] == "gitops-test/app:helperless"
+    subprocess.run(["docker", "image", "rm", "gitops-test/app:helperless"], capture_output=True, check=False)
