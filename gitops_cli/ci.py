@@ -143,14 +143,16 @@ def check_checkout(head: str, info: CIInfo) -> None:
     )
 
 
-def check_pr_merge_head(head: str, parents: int, info: CIInfo) -> None:
-    """Refuse a Jenkins PR build whose HEAD is a merge commit (UsageError, exit 2).
+def check_pr_merge_head(head: str, parents: int, info: CIInfo, on_remote: bool = False) -> None:
+    """Refuse a Jenkins PR build whose HEAD is a merge made on the agent (UsageError, exit 2).
 
     Jenkins' default PR strategy ("merge with the target branch") merges the PR into its target on the
     agent: GIT_COMMIT is that local merge commit, found nowhere else, and no variable names the PR's
-    own head, so check_checkout cannot tell.  `parents`: HEAD's parent count (the caller asks git).
+    own head, so check_checkout cannot tell.  `parents`: HEAD's parent count; `on_remote`: a
+    remote-tracking ref contains HEAD (the caller asks git) -- a PR head that is itself a merge (the
+    PR's branch merged its target: "Update branch") is on the remote, the agent's merge is not.
     """
-    if info.provider != "jenkins" or not info.pull_request or parents < 2:
+    if info.provider != "jenkins" or not info.pull_request or parents < 2 or on_remote:
         return
     raise UsageError(
         f"refusing to tag {head[:12]}: this Jenkins pull-request build (CHANGE_ID) checked out a merge "

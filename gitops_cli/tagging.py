@@ -125,9 +125,12 @@ def short_sha(repo: Path, sha: str, length: int) -> str:
 def check_ci_checkout(root: Path, head: str, info: ci.CIInfo) -> None:
     """Apply the CI tag rule to the checked-out commit; warn when the CI names another commit."""
     ci.check_checkout(head, info)
-    if info.provider == "jenkins" and info.pull_request:  # its merge commit: only git can tell
+    if info.provider == "jenkins" and info.pull_request:  # a merge made on the agent: only git can tell
         parents = len(git.run(["rev-list", "--parents", "-n", "1", head], cwd=root).stdout.split()) - 1
-        ci.check_pr_merge_head(head, parents, info)
+        on_remote = parents > 1 and bool(git.run(
+            ["for-each-ref", "--count=1", "--contains", head, "--format=%(refname)", "refs/remotes"],
+            cwd=root).stdout.strip())
+        ci.check_pr_merge_head(head, parents, info, on_remote=on_remote)
     if info.source_commit and info.source_commit != head and not info.pull_request:
         output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
                     f"{head[:12]}: tagging the checkout (what is built)")

@@ -189,3 +189,24 @@ def test_jenkins_pr_merge_on_the_agent_is_refused_for_every_verb(repo: Path) -> 
     assert derive_tag(repo, environ=pr, sha=git(repo, "rev-parse", "feature")).sha != merge
     branch = {"JENKINS_URL": "https://ci.example/", "BRANCH_NAME": "main", "GIT_COMMIT": merge}
     assert derive_tag(repo, environ=branch).sha == merge
+
+
+def test_jenkins_pr_head_that_is_itself_a_merge_on_the_remote_is_accepted(repo: Path, tmp_path: Path) -> None:
+    """The PR branch merged its target ("Update branch"): its head is a merge commit, but it is on the
+    remote (the "current pull request revision" strategy checks it out) -- not the agent's own merge."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "feature.txt").write_text("f\n")
+    commit_all(repo, "feature")
+    git(repo, "checkout", "-q", "main")
+    (repo / "other.txt").write_text("o\n")
+    commit_all(repo, "target moved")
+    git(repo, "checkout", "-q", "feature")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge main into feature", "main")
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "feature:refs/heads/PR-7")
+    git(repo, "fetch", "-q", "origin")  # refs/remotes/origin/PR-7 now holds the PR head
+    head = git(repo, "rev-parse", "HEAD")
+    pr = {"JENKINS_URL": "https://ci.example/", "CHANGE_ID": "7", "BRANCH_NAME": "PR-7", "GIT_COMMIT": head}
+    assert derive_tag(repo, environ=pr).sha == head
