@@ -564,11 +564,9 @@ def _bump_local_in(
     origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin")
     start = deployrepo.head(root)
     try:
-        remote_head = deployrepo.fetch_only(root, origin, current)
+        remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
-            if not deployrepo.is_ancestor(root, start, remote_head):
-                raise GitError(f"{root}: branch {current} has commits that are not on origin",
-                               hint="push or drop them first; a bump commit must go on top of the remote branch")
+            _check_not_ahead(root, current, start, remote_head, fetched=True)
             # fast-forward the clean checkout; an untracked (or ignored) file in the way stops it (exit 4)
             deployrepo.refuse_overwriting(root, start, remote_head, f"{origin.display} ({current})")
             deployrepo.fetch_reset(root, origin, current, keep=True)
@@ -639,11 +637,31 @@ def check_local_checkout(root: Path, request: BumpRequest) -> str:
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:
-        raise GitError(f"{root}: detached HEAD; check out the branch to commit to")
+        raise DirtyTreeError(f"{root}: detached HEAD; check out the branch to commit to")
     if request.branch and request.branch != current:
         raise UsageError(f"--branch {request.branch}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
+    if request.push_branch is not None:
+        raise UsageError(f"--push-branch {request.push_branch}: not with a local checkout ({root}), whose "
+                         f"branch {current} would be left with a commit that is not on origin",
+                         hint="give the deploy repo's URL (it is cloned, and the bump pushed to that branch), "
+                              "or use --no-commit and commit and push yourself")
+    tracking = deployrepo.tracking_head(root, current)
+    if tracking is not None:  # origin/<branch> as last fetched (no network); checked again after the fetch
+        _check_not_ahead(root, current, deployrepo.head(root), tracking, fetched=False)
     return current
+
+
+def _check_not_ahead(root: Path, current: str, local: str, remote_head: str, *, fetched: bool) -> None:
+    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's.  Not
+    decidable in a shallow checkout before the fetch (the link may lie beyond its boundary): skipped."""
+    if local == remote_head or deployrepo.is_ancestor(root, local, remote_head):
+        return
+    if not fetched and deployrepo.is_shallow(root):
+        return
+    when = "" if fetched else " (as last fetched)"
+    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}{when}",
+                         hint="push or drop them first; a bump commit must go on top of the remote branch")
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,

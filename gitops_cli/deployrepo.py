@@ -448,14 +448,16 @@ def is_retryable_rejection(summary: str) -> bool:
     return summary.startswith("[remote rejected]") and any(r in summary for r in _RACE_REASONS)
 
 
-def fetch_only(repo: Path, remote: Remote, branch: str) -> str:
+def fetch_only(repo: Path, remote: Remote, branch: str, *, depth1: bool = True) -> str:
     """Fetch the remote's `branch` into refs/remotes/origin/<branch>; return its commit.
 
-    Shallow (depth 1) only when the repo is already shallow: a user's full checkout stays full.
-    """
+    Shallow (depth 1) only when the repo is already shallow and `depth1`: a user's full checkout stays
+    full.  A user's shallow checkout (CI's depth-1 checkout) is fetched with `depth1=False`: git then
+    fetches the new commits down to the ones it has, so that whether its HEAD is behind the remote can
+    be told (with --depth 1 the link is cut and a checkout behind looked ahead)."""
     tracking = f"refs/remotes/origin/{branch}"
     is_shallow = git.run(["rev-parse", "--is-shallow-repository"], cwd=repo).stdout.strip() == "true"
-    shallow = ["--depth", "1"] if is_shallow else []
+    shallow = ["--depth", "1"] if is_shallow and depth1 else []
     git.run(["fetch", "--quiet", *shallow, "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
             cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
     return git.run(["rev-parse", tracking], cwd=repo).stdout.strip()
@@ -467,7 +469,7 @@ def fetch_reset(repo: Path, remote: Remote, branch: str, *, keep: bool = False) 
     A `--no-checkout` clone with nothing checked out yet (no index) only moves its HEAD: a hard reset
     would check out every file.  `keep` (a user's checkout): `git reset --keep`, which refuses
     (DirtyTreeError, exit 4) rather than overwrite an untracked file the new head tracks."""
-    fetch_only(repo, remote, branch)
+    fetch_only(repo, remote, branch, depth1=not keep)
     [index] = git.git_paths(repo, "index")
     mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
     res = git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env,
@@ -516,6 +518,17 @@ def origin_spec(repo: Path) -> str | None:
         return url
     path = Path(url).expanduser()
     return str(path if path.is_absolute() else (repo / path).resolve())
+
+
+def is_shallow(repo: Path) -> bool:
+    return git.run(["rev-parse", "--is-shallow-repository"], cwd=repo).stdout.strip() == "true"
+
+
+def tracking_head(repo: Path, branch: str) -> str | None:
+    """refs/remotes/origin/<branch> as last fetched (no network), or None when there is none."""
+    res = git.run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"], cwd=repo,
+                  check=False)
+    return res.stdout.strip() or None
 
 
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:

@@ -168,3 +168,64 @@ def test_fast_forward_never_overwrites_an_ignored_file(deploy_remote: DeployRemo
     assert "would overwrite untracked files (notes.local)" in res.stderr
     assert mine.read_text() == "my own notes\n"
     assert _head(checkout) == before and "reset to" not in res.stderr
+
+
+def test_detached_or_ahead_checkout_is_exit_4_before_any_work(deploy_remote: DeployRemote, tmp_path: Path) -> None:
+    """reach (build-and-bump calls it before the tests and the build): a detached HEAD was exit 10 at the
+    bump step, a branch ahead of origin was only found after the fetch (exit 10)."""
+    from gitops_cli.bump import BumpRequest, reach
+    from gitops_cli.errors import DirtyTreeError
+
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    git("checkout", "--quiet", "--detach", cwd=checkout)
+    with pytest.raises(DirtyTreeError, match="detached HEAD") as exc:
+        reach(BumpRequest(str(checkout), []), images_required=False)
+    assert exc.value.exit_code == 4
+    git("checkout", "--quiet", "main", cwd=checkout)
+    (checkout / "mine.txt").write_text("local\n")
+    git("add", "mine.txt", cwd=checkout)
+    git("commit", "--quiet", "-m", "local only", cwd=checkout)
+    with pytest.raises(DirtyTreeError, match="commits that are not on origin/main .as last fetched") as exc:
+        reach(BumpRequest(str(checkout), []), images_required=False)
+    assert exc.value.exit_code == 4
+
+
+def test_ahead_after_the_fetch_is_exit_4_and_changes_nothing(deploy_remote: DeployRemote, gitops,
+                                                             tmp_path: Path) -> None:
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / "mine.txt").write_text("local\n")
+    git("add", "mine.txt", cwd=checkout)
+    git("commit", "--quiet", "-m", "local only", cwd=checkout)
+    git("update-ref", "refs/remotes/origin/main", "HEAD", cwd=checkout)  # looks pushed, as last fetched
+    before, remote_before = _head(checkout), deploy_remote.head()
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "branch main has commits that are not on origin/main" in res.stderr
+    assert _head(checkout) == before and deploy_remote.head() == remote_before
+
+
+def test_a_shallow_checkout_behind_origin_is_fast_forwarded(deploy_remote: DeployRemote, gitops,
+                                                            tmp_path: Path) -> None:
+    """actions/checkout depth 1: fetching --depth 1 cut the link, and a checkout behind looked ahead (exit 10)."""
+    checkout = tmp_path / "checkout"
+    git("clone", "--quiet", "--depth", "1", deploy_remote.url, str(checkout))
+    deploy_remote.commit_change("unrelated.txt", "moved on\n")
+    moved = deploy_remote.commit_change("unrelated.txt", "moved on again\n")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
+    assert git("rev-parse", "HEAD^", cwd=checkout).strip() == moved
+
+
+def test_push_branch_with_a_local_checkout_is_refused(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """The bump commit went on the user's branch and only to origin/<push-branch>: the next bump failed."""
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    before, remote_before = _head(checkout), deploy_remote.head()
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 2 and "--push-branch bump/x: not with a local checkout" in res.stderr
+    assert _head(checkout) == before and deploy_remote.head() == remote_before
+    assert deploy_remote.git("branch", "--list", "bump/x") == ""
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x",
+                  "--dry-run"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
