@@ -35,8 +35,11 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
         if len(value) < MIN_ANYWHERE_LENGTH:
             # a whole word: between start/end, whitespace, quotes or `=`; so that a password `app` or
-            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***`
-            _short_patterns[value] = re.compile(rf"(?<![^\s'\"=]){re.escape(value)}(?![^\s'\"])")
+            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***`.  Also where a
+            # credential sits in a URL: the password of user-info (`user:pw@`), a query value (`=pw&`).
+            v = re.escape(value)
+            _short_patterns[value] = re.compile(
+                rf"(?<![^\s'\"=]){v}(?![^\s'\"])|(?<=:){v}(?=@)|(?<==){v}(?=[&;,])")
 
 
 def redact(text: str) -> str:

@@ -33,6 +33,13 @@ def test_short_secret_is_masked_only_as_a_whole_word() -> None:
     assert output.redact("'sha256'") == "'***'"
 
 
+def test_short_secret_in_a_urls_credentials_is_masked() -> None:
+    output.register_secret("pw1x")
+    assert output.redact("https://user:pw1x@host/x.git") == "https://user:***@host/x.git"
+    assert output.redact("https://h/x?token=pw1x&a=1 and ?t=pw1x") == "https://h/x?token=***&a=1 and ?t=***"
+    assert output.redact("pw1x-tool:pw1xy@h") == "pw1x-tool:pw1xy@h"  # other words: kept
+
+
 def test_too_short_values_are_not_secrets() -> None:
     output.register_secret("ab")
     assert output.redact("ab cab") == "ab cab"
