@@ -101,6 +101,7 @@ def open_remote(
         return Remote(url=str(path.resolve()), display=str(path.resolve()), local=path.resolve())
     scheme = spec.split("://", 1)[0] if "://" in spec else "ssh"
     if scheme == "ssh" and "://" not in spec:
+        _refuse_scp_password(spec, flag)
         _check_scp_like(spec, shown, flag)
     if scheme in ("http", "https"):
         return _https_remote(spec, env)
@@ -133,6 +134,22 @@ def _check_scp_like(spec: str, shown: str, flag: str) -> None:
     if host.lower() in _SCHEMES or "@" in first:
         raise UsageError(f"{flag} {shown}: malformed URL (\"{host}:/\" is missing a slash)",
                          hint="give scheme://host/path, or scp-like user@host:path")
+
+
+_SCP_PASSWORD_RE = re.compile(r"^(?P<user>[^@/:]+):(?P<password>[^@]*)@(?P<host>[^/:@]+):(?P<path>(?!//).*)$")
+
+
+def _refuse_scp_password(spec: str, flag: str) -> None:
+    """UsageError (exit 2) for `user:password@host:path`: scp-like syntax has no password (git would ssh to
+    a host named `user`), and the password is never shown."""
+    m = _SCP_PASSWORD_RE.match(spec)
+    if m is None:
+        return
+    if m.group("password"):
+        register_secret(m.group("password"))
+    raise UsageError(f"{flag} {m.group('user')}@{m.group('host')}:{m.group('path')}: scp-like user@host:path "
+                     "has no password part (it was dropped from this message)",
+                     hint="use --ssh-key for ssh, or https:// with GITOPS_GIT_TOKEN")
 
 
 def _is_bare(path: Path) -> bool:

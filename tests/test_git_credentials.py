@@ -119,3 +119,13 @@ def test_file_url_with_hash_or_question_mark_names_its_directory(tmp_path: Path,
     remote = deployrepo.open_remote(url)
     assert remote.url == url and remote.display == url
     assert git.run(["ls-remote", remote.url]).status == 0  # git reads the same path
+
+
+@pytest.mark.parametrize("spec", [f"user:{SECRET}@host:org/x.git", f"git:{SECRET}@127.0.0.1:/srv/d.git"])
+def test_scp_like_with_a_password_is_refused_without_it(spec: str) -> None:
+    """Not a URL, so strip_credentials left it whole: it was printed verbatim in "Cloning ..."."""
+    with pytest.raises(UsageError) as exc:
+        deployrepo.open_remote(spec, environ={})
+    assert exc.value.exit_code == 2 and "has no password part" in exc.value.message
+    assert SECRET not in exc.value.message and SECRET not in (exc.value.hint or "")
+    assert "@host:org/x.git" in exc.value.message or "@127.0.0.1:/srv/d.git" in exc.value.message
