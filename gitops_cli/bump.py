@@ -561,7 +561,8 @@ def _bump_local_in(
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, guard=guard)
-    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin")
+    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin",
+                                    repo=root)
     start = deployrepo.head(root)
     try:
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import posixpath
 import re
 import shlex
 import threading
@@ -76,13 +77,13 @@ def is_url(spec: str) -> bool:
 
 def open_remote(
     spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None,
-    flag: str = "--deploy-repo",
+    flag: str = "--deploy-repo", repo: Path | None = None,
 ) -> Remote:
     """Classify --deploy-repo (or the `flag` named) and build the environment that authenticates git.
 
     UsageError (exit 2), with any credentials stripped from the spec it names, for what cannot work: an
     unknown scheme, a malformed `scheme:/...` (read by git as scp-like `host:path`), a missing directory
-    (a path or a file:// URL)."""
+    (a path or a file:// URL).  `repo`: the checkout whose `origin` this is (its core.sshCommand counts)."""
     env = os.environ if environ is None else environ
     if not spec.strip():
         raise UsageError(f"{flag}: empty value")
@@ -117,7 +118,7 @@ def open_remote(
             register_secret(unquote(parts.password))
             spec = spec.replace(f":{parts.password}@", "@", 1)
     return _with_ssh(Remote(url=spec, display=git.strip_credentials(spec)), ssh_key, env,
-                     transport=scheme != "git")
+                     transport=scheme != "git", repo=repo)
 
 
 _MALFORMED_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/(?!/)")
@@ -158,38 +159,74 @@ def _is_bare(path: Path) -> bool:
 
 
 def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] | None = None,
-              transport: bool = True) -> Remote:
+              transport: bool = True, repo: Path | None = None) -> Remote:
     """The remote with GIT_SSH_COMMAND for --ssh-key and GITOPS_SSH_KNOWN_HOSTS (`transport`: git reaches
     it over ssh).  GITOPS_SSH_KNOWN_HOSTS pins host keys: only the hosts in that file are accepted
     (StrictHostKeyChecking=yes; it must exist and is never written); without it, ~/.ssh/known_hosts with
-    accept-new (a new host is trusted once, a changed key is refused)."""
+    accept-new (a new host is trusted once, a changed key is refused).
+    --ssh-key makes the whole command.  Without it, the pinning options go into the user's own ssh
+    command (GIT_SSH_COMMAND, else core.sshCommand -- of `repo` when given --, else GIT_SSH, else ssh):
+    its -i, ProxyJump etc. stay.  They go right after the program when it is ssh (ssh takes the first
+    value of an option: the pin wins), else at its end (a wrapper passes them on)."""
     env_in = os.environ if environ is None else environ
     known_hosts = env_in.get("GITOPS_SSH_KNOWN_HOSTS", "").strip() if transport else ""
     if ssh_key is None and not known_hosts:
         return remote
-    args = ["ssh"]
-    auth = remote.auth
-    if ssh_key is not None:
-        key = ssh_key.expanduser()
-        if not key.is_file():
-            raise UsageError(f"--ssh-key {ssh_key}: no such file")
-        args += ["-i", str(key.resolve()), "-o", "IdentitiesOnly=yes"]
-        auth = f"ssh key {key}"
-    args += ["-o", "BatchMode=yes"]
+    pin: list[str] = []
     if known_hosts:  # pinned host keys (CI): only the hosts of this file, which is never written
         pinned = Path(known_hosts).expanduser()
         if not pinned.is_file():
             raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {known_hosts}: no such file",
                              hint="point it at a known_hosts file holding the deploy host's key "
                                   "(ssh-keyscan HOST, checked out of band)")
-        args += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={pinned.resolve()}",
-                 "-o", "GlobalKnownHostsFile=/dev/null"]
+        pin += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={_ssh_option_path(pinned)}",
+                "-o", "GlobalKnownHostsFile=/dev/null"]
+    auth = remote.auth
+    if ssh_key is not None:
+        key = ssh_key.expanduser()
+        if not key.is_file():
+            raise UsageError(f"--ssh-key {ssh_key}: no such file")
+        args = ["ssh", "-i", str(key.resolve()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        args += pin or ["-o", "StrictHostKeyChecking=accept-new"]
+        command = " ".join(shlex.quote(a) for a in args)
+        auth = f"ssh key {key}"
     else:
-        args += ["-o", "StrictHostKeyChecking=accept-new"]
-    command = " ".join(shlex.quote(a) for a in args)
+        command = _with_options(_user_ssh_command(env_in, repo), ["-o", "BatchMode=yes", *pin])
     env = dict(remote.env, GIT_SSH_COMMAND=command)
     env.pop("GIT_SSH", None)
     return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
+
+
+def _ssh_option_path(path: Path) -> str:
+    """A file path as an ssh `-o` value: ssh splits it on blanks (quotes group) and expands `%` tokens, so
+    it is quoted and `%` doubled; a path with `"`, `\\` or a control character cannot be written (exit 2)."""
+    text = str(path.resolve())
+    if any(c in text for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {text!r}: ssh cannot be given a path with a quote, a "
+                         "backslash or a control character", hint="copy the file to a plain path")
+    return '"' + text.replace("%", "%%") + '"'
+
+
+def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> str:
+    """The ssh command git would run: GIT_SSH_COMMAND, core.sshCommand, GIT_SSH, else `ssh`."""
+    command = environ.get("GIT_SSH_COMMAND", "").strip()
+    if command:
+        return command
+    res = git.run(["config", "--get", "core.sshCommand"], cwd=repo, check=False) if repo is not None else \
+        next((r for scope in ("--global", "--system")
+              if (r := git.run(["config", scope, "--get", "core.sshCommand"], check=False)).stdout.strip()), None)
+    if res is not None and res.status == 0 and res.stdout.strip():
+        return res.stdout.strip()
+    program = environ.get("GIT_SSH", "").strip()
+    return shlex.quote(program) if program else "ssh"
+
+
+def _with_options(command: str, options: Sequence[str]) -> str:
+    extra = " ".join(shlex.quote(o) for o in options)
+    m = re.match(r"\s*(\S+)", command)
+    if m and posixpath.basename(m.group(1).strip("'\"")) == "ssh":
+        return f"{command[:m.end()]} {extra}{command[m.end():]}"
+    return f"{command} {extra}"
 
 
 def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,7 @@ def test_known_hosts_pins_host_keys(tmp_path: Path) -> None:
     env = {"GITOPS_SSH_KNOWN_HOSTS": str(known)}
     cmd = deployrepo.open_remote("git@127.0.0.1:o/d.git", ssh_key=key, environ=env).env["GIT_SSH_COMMAND"]
     assert "StrictHostKeyChecking=yes" in cmd and "accept-new" not in cmd
-    assert f"UserKnownHostsFile={known}" in cmd and "GlobalKnownHostsFile=/dev/null" in cmd
+    assert f"UserKnownHostsFile=\"{known}\"" in shlex.split(cmd) and "GlobalKnownHostsFile=/dev/null" in cmd
     # pinned without --ssh-key too (the default key)
     cmd = deployrepo.open_remote("ssh://git@127.0.0.1/o/d.git", environ=env).env["GIT_SSH_COMMAND"]
     assert "StrictHostKeyChecking=yes" in cmd
@@ -129,3 +130,28 @@ def test_scp_like_with_a_password_is_refused_without_it(spec: str) -> None:
     assert exc.value.exit_code == 2 and "has no password part" in exc.value.message
     assert SECRET not in exc.value.message and SECRET not in (exc.value.hint or "")
     assert "@host:org/x.git" in exc.value.message or "@127.0.0.1:/srv/d.git" in exc.value.message
+
+
+def test_pinning_without_a_key_keeps_the_users_ssh_command(tmp_path: Path) -> None:
+    """The pin goes into the user's own command (GIT_SSH_COMMAND, else core.sshCommand), first (ssh takes the
+    first value of an option); it replaced it, losing -i and ProxyJump."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    env = {"GITOPS_SSH_KNOWN_HOSTS": str(known), "GIT_SSH_COMMAND": "ssh -i /ci/key -o ProxyJump=bastion"}
+    args = shlex.split(deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env).env["GIT_SSH_COMMAND"])
+    assert args[0] == "ssh" and args[-4:] == ["-i", "/ci/key", "-o", "ProxyJump=bastion"]
+    assert args.index("StrictHostKeyChecking=yes") < args.index("ProxyJump=bastion")
+    repo = tmp_path / "checkout"
+    git.run(["init", "--quiet", str(repo)])
+    git.run(["config", "core.sshCommand", "/opt/ssh-wrapper --jump"], cwd=repo)
+    cmd = deployrepo.open_remote("git@127.0.0.1:o/d.git", environ={"GITOPS_SSH_KNOWN_HOSTS": str(known)},
+                                 repo=repo).env["GIT_SSH_COMMAND"]
+    assert cmd.startswith("/opt/ssh-wrapper --jump ") and "StrictHostKeyChecking=yes" in cmd  # a wrapper: at the end
+
+
+def test_pinned_path_that_ssh_cannot_take_is_refused(tmp_path: Path) -> None:
+    odd = tmp_path / 'a"b'
+    odd.write_text("")
+    with pytest.raises(UsageError, match="GITOPS_SSH_KNOWN_HOSTS") as exc:
+        deployrepo.open_remote("git@127.0.0.1:o/d.git", environ={"GITOPS_SSH_KNOWN_HOSTS": str(odd)})
+    assert exc.value.exit_code == 2

@@ -160,3 +160,19 @@ def test_ssh_with_an_unknown_key_exits_11(tmp_path: Path, sshd_server, gitops) -
         env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts)),
     )
     assert res.returncode == 11, res.stderr
+
+
+def test_pinned_known_hosts_keep_the_users_ssh_command(tmp_path: Path, sshd_server, gitops) -> None:
+    """GITOPS_SSH_KNOWN_HOSTS without --ssh-key replaced the user's GIT_SSH_COMMAND (a CI's `-i key` was
+    lost: exit 11); a pinned path with a blank and a `%` was split and expanded by ssh (exit 10)."""
+    import shutil
+
+    remote = make_bare_remote(tmp_path / "srv")
+    pins = tmp_path / "pins dir%h"
+    pins.mkdir()
+    shutil.copy(sshd_server.known_hosts, pins / "known hosts")
+    user_command = f"ssh -i {sshd_server.client_key} -o IdentitiesOnly=yes"
+    res = gitops(["bump", "--deploy-repo", sshd_server.url(remote.path), "--image", f"{API}:2.0.0"],
+                 env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(pins / "known hosts"), GIT_SSH_COMMAND=user_command))
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip()
