@@ -437,6 +437,45 @@ def test_default_namespace_follows_client_go(fake_env: Path, tmp_path: Path, mon
     assert kube.default_namespace(FAKE, sa) == "ctx"
 
 
+def test_default_namespace_without_a_current_context_or_with_another_one(fake_env: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "namespace").write_text("sample-app\n")
+    (sa / "token").write_text("t")
+    monkeypatch.setenv("FAKE_KUBECTL_CONTEXTS", "")  # no kubeconfig: `config view --minify` exits 1
+    assert kube.run(FAKE, ["config", "view", "--minify", "-o", "jsonpath={.contexts[0].context.namespace}"]) \
+        == kube.KubectlResult(1, "", "error: current-context must exist in order to minify\n")
+    assert kube.default_namespace(FAKE, sa) == "default"  # not in a pod
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    assert kube.default_namespace(FAKE, sa) == "sample-app"  # in a pod: the ServiceAccount's
+    monkeypatch.setenv("FAKE_KUBECTL_CONTEXTS", "*dev=team-dev,prod=team-prod,bare")
+    assert kube.default_namespace(FAKE, sa) == "team-dev"
+    assert kube.default_namespace(kube.Kubectl(FAKE.path, "prod"), sa) == "team-prod"  # --context honoured
+    assert kube.default_namespace(kube.Kubectl(FAKE.path, "bare"), sa) == "sample-app"  # none set on it
+    assert kube.default_namespace(kube.Kubectl(FAKE.path, "missing"), sa) == "sample-app"  # exit 1
+
+
+def test_api_scopes_uses_a_partial_answer(fake_env: Path, monkeypatch: pytest.MonkeyPatch):
+    store = fake_env.parent / "store"
+    monkeypatch.setenv("FAKE_KUBECTL_STORE", str(store))
+    write(fake_env.parent, "store.crds", json.dumps({  # two CRDs on the fake cluster
+        "gadgets.example.com": {"group": "example.com", "kind": "Gadget", "plural": "gadgets",
+                                "versions": ["v1"], "namespaced": False},
+        "things.metrics.example": {"group": "metrics.example", "kind": "Thing", "plural": "things",
+                                   "versions": ["v1"], "namespaced": True}}))
+    monkeypatch.setenv("FAKE_KUBECTL_PARTIAL_DISCOVERY", "metrics.example")
+    res = kube.run(FAKE, ["api-resources", "--no-headers"])
+    assert res.status == 1 and "unable to retrieve the complete list of server APIs" in res.stderr
+    scopes = kube.api_scopes(FAKE)
+    assert scopes is not None
+    assert scopes[("example.com", "Gadget")] is False and scopes[("", "ConfigMap")] is True
+    assert ("metrics.example", "Thing") not in scopes
+    monkeypatch.setenv("FAKE_KUBECTL_DOWN", "1")
+    assert kube.api_scopes(FAKE) is None
+
+
 def test_parse_api_resources_reads_columns_from_the_right():
     out = ("bindings                                       v1                   true         Binding\n"
            "configmaps                        cm           v1                   true         ConfigMap\n"

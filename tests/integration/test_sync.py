@@ -191,7 +191,7 @@ def test_unreachable_cluster_fails_without_listing_every_object(remote, kube, tm
 
 def test_context_client_side_and_dry_run_arguments(remote, kube, tmp_path):
     res = sync(kube, tmp_path, "--repo", remote.url, "--context", "prod", "--no-server-side", "--dry-run",
-               "--branch", "main", "--path", "cluster")
+               "--branch", "main", "--path", "cluster", env={"FAKE_KUBECTL_CONTEXTS": "*dev,prod"})
     assert res.returncode == 0, res.stderr
     assert kube.calls()[-1]["argv"] == ["--context", "prod", "apply", "-f", "-", "--dry-run=server"]
     assert [d["kind"] for d in kube.applied_docs()] == ["Namespace", "CustomResourceDefinition", "ConfigMap"]
@@ -319,3 +319,58 @@ def test_local_checkout_and_https_token_never_stored(remote, kube, tmp_path, htt
     assert token not in over_http.stderr
     denied = sync(kube, tmp_path, "--repo", server.url(remote.path.name), env={"GITOPS_GIT_TOKEN": "wrong"})
     assert denied.returncode == 11
+
+
+def crd(versions: str) -> str:
+    return ("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
+            "  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n"
+            f"  names: {{kind: Gadget, plural: gadgets}}\n  versions: {versions}\n")
+
+
+GADGET = "apiVersion: example.com/{version}\nkind: Gadget\nmetadata:\n  name: g\n  namespace: shop\n"
+
+
+def test_a_custom_resource_whose_crd_is_in_the_same_commit_is_applied_by_the_next_pass(kube, tmp_path):
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "crd.yaml": crd("[{name: v1, served: true, storage: true}]"),
+        "gadget.yaml": GADGET.format(version="v1")})
+    first = sync(kube, tmp_path, "--repo", remote.url)
+    assert first.returncode == 15
+    assert "1 of 2 objects failed to apply: Gadget shop/g (gadget.yaml)" in first.stderr
+    assert 'no matches for kind "Gadget"' in first.stderr
+    assert list(kube.objects()) == ["customresourcedefinition.apiextensions.k8s.io||gadgets.example.com"]
+    second = sync(kube, tmp_path, "--repo", remote.url)
+    assert second.returncode == 0, second.stderr
+    assert "gadget.example.com|shop|g" in kube.objects()
+
+
+def test_a_crd_version_that_is_not_served_is_refused(kube, tmp_path):
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "crd.yaml": crd("[{name: v1, served: false, storage: false}, {name: v2, served: true, storage: true}]")})
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0
+    push(remote, tmp_path, {"gadget.yaml": GADGET.format(version="v1")})
+    res = sync(kube, tmp_path, "--repo", remote.url)
+    assert res.returncode == 15 and 'no matches for kind "Gadget" in version "example.com/v1"' in res.stderr
+    push(remote, tmp_path, {"gadget.yaml": GADGET.format(version="v2")})
+    res = sync(kube, tmp_path, "--repo", remote.url)
+    assert res.returncode == 0, res.stderr
+
+
+def test_the_context_decides_the_default_namespace_and_a_missing_one_fails(kube, tmp_path):
+    contexts = {"FAKE_KUBECTL_CONTEXTS": "*dev=team-dev,prod=team-prod"}
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"
+    remote = make_bare_remote(tmp_path / "remotes", {"cm.yaml": cm})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--context", "prod", env=contexts)
+    assert res.returncode == 0, res.stderr
+    assert list(kube.objects()) == ["configmap.|team-prod|settings"]
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", env=contexts)  # the current one: dev
+    assert res.returncode == 0, res.stderr
+    assert list(kube.objects()) == ["configmap.|team-dev|settings", "configmap.|team-prod|settings"]
+    # no current context (no kubeconfig: `config view --minify` exits 1): kubectl falls back to
+    # localhost:8080, the pass fails like an unreachable cluster, with no traceback
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force", env={"FAKE_KUBECTL_CONTEXTS": ""})
+    assert res.returncode == 15, res.stderr
+    assert "connection to the server localhost:8080 was refused" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = sync(kube, tmp_path, "--repo", remote.url, "--context", "staging", env=contexts)
+    assert res.returncode == 15 and 'context "staging" does not exist' in res.stderr

@@ -170,3 +170,40 @@ def test_both_kinds_of_the_same_name_are_kept_in_the_inventory(kube, tmp_path):
     assert sorted(c["argv"][1] for c in kube.calls("delete")) == [
         "gateway.v1.gateway.networking.k8s.io", "gateway.v1.networking.istio.io"]
     assert not any(k.startswith("gateway.") for k in kube.objects())
+
+
+def test_an_object_the_guard_kept_stays_in_the_inventory_and_is_pruned_later(kube, tmp_path):
+    remote = start(tmp_path, {"crds/widgets.yaml": WIDGETS_CRD.format(kind="Widget", plural="widgets",
+                                                                      scope="Namespaced")})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    cr = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: one\n  namespace: {ns}\n"
+    apps = ("--repo", remote.url, "--prune", "--path", "apps")  # the CRD is not in these paths
+    push(remote, tmp_path, {"apps/widget.yaml": cr.format(ns="a")})
+    assert sync(kube, tmp_path, *apps).returncode == 0
+    push(remote, tmp_path, {"apps/widget.yaml": cr.format(ns="b")})
+    # the server's discovery of example.com fails: the Widget's scope is unknown, a/one may be b/one
+    res = sync(kube, tmp_path, *apps, env={"FAKE_KUBECTL_PARTIAL_DISCOVERY": "example.com"})
+    assert res.returncode == 0, res.stderr
+    assert "Widget a/one: not pruned, it may be Widget b/one applied by this pass" in res.stderr
+    assert kube.calls("delete") == [] and "widget.example.com|a|one" in kube.objects()
+    # discovery answers again: the next pass knows Widgets are namespaced and prunes the old copy
+    res = sync(kube, tmp_path, *apps, "--force")
+    assert res.returncode == 0, res.stderr
+    assert "pruned Widget a/one" in res.stderr
+    assert "widget.example.com|a|one" not in kube.objects() and "widget.example.com|b|one" in kube.objects()
+
+
+def test_legacy_and_new_group_of_a_moved_kind_are_one_object_on_the_server(kube, tmp_path):
+    legacy = {"FAKE_KUBECTL_LEGACY": "1"}
+    old = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: shop\n"
+    remote = start(tmp_path, {"ing.yaml": old})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune", env=legacy).returncode == 0
+    push(remote, tmp_path, {"ing.yaml": old.replace("extensions/v1beta1", "networking.k8s.io/v1")})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", env=legacy)
+    assert res.returncode == 0, res.stderr
+    assert [k for k in kube.objects() if k.startswith("ingress.")] == ["ingress.networking.k8s.io|shop|web"]
+    push(remote, tmp_path, {"cm.yaml": CM.format(ns="")}, remove=("ing.yaml",))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", env=legacy)
+    assert res.returncode == 0, res.stderr
+    assert "pruned Ingress shop/web" in res.stderr
+    assert not [k for k in kube.objects() if k.startswith("ingress.")]
