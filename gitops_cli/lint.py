@@ -471,7 +471,7 @@ _NAME_FIELDS = ("newName", "name", "repository", "image", "repo", "registry", "h
 
 def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> list[Finding]:
     written = ref.value or ""
-    value = expand_defaults(written)
+    value = _expanded(ref)
     if is_allowed(value, config.allow) or (value != written and is_allowed(written, config.allow)):
         return []
     problems = check_reference(value, config)
@@ -495,6 +495,18 @@ def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> l
     return findings
 
 
+def _expanded(ref: Any) -> str:
+    """The reference with `${VAR:-default}` defaults applied: a string as a whole; a map (Helm values,
+    kustomize `images:`) field by field before it is composed, so `tag: ${TAG:-}` is an empty tag (GL002)
+    and not a reference ending in ':' (GL004)."""
+    if ref.form != "map" or not ref.fields:
+        return expand_defaults(ref.value or "")
+    from gitops_cli.yamledit.locate import compose_map_value
+
+    fields = {role: expand_defaults(_scalar_text(s), allow_empty=True) for role, s in ref.fields.items()}
+    return compose_map_value(ref.kind, fields)
+
+
 def _present(fields: Mapping[str, Any], *names: str) -> list[Any]:
     return [fields[name] for name in names if fields.get(name) is not None]
 
@@ -503,13 +515,14 @@ def _present(fields: Mapping[str, Any], *names: str) -> list[Any]:
 _ALTERNATE_RE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:?\+")
 
 
-def expand_defaults(value: str) -> str:
+def expand_defaults(value: str, allow_empty: bool = False) -> str:
     """`${VAR:-default}` / `${VAR-default}` in a YAML value, expanded as with an empty environment.
 
     What docker compose (no .env), envsubst-style tools and the Dockerfile `ARG` expansion
     (gitops_cli.dockerfile.expand, the one implementation) give when the variable is unset: the default.
     A variable without a default stays as written (a GL006 placeholder).  Values with `$$` or `\\$`
-    escapes, `${VAR:+alt}` forms or an unterminated `${` are returned unchanged.
+    escapes, `${VAR:+alt}` forms or an unterminated `${` are returned unchanged, and so is a value that
+    would expand to nothing, unless `allow_empty` (one field of a map: `tag: ${TAG:-}`).
     """
     if "${" not in value or "$$" in value or "\\$" in value or _ALTERNATE_RE.search(value):
         return value
@@ -519,7 +532,7 @@ def expand_defaults(value: str) -> str:
         expanded, _ = expand(value, {})
     except ValueError:
         return value
-    return expanded or value
+    return expanded if expanded or allow_empty else value
 
 
 def _parent_key_line(text: str, ref: Any) -> int | None:

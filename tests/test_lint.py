@@ -257,6 +257,17 @@ def test_yaml_variable_defaults_report_at_the_written_value():
     assert lint.lint_text("compose.yaml", text, allow) == []
 
 
+def test_helm_map_fields_take_their_defaults_one_by_one():
+    text = ("a:\n  image:\n    repository: ${REPO:-ghcr.io/acme/o}\n    tag: ${T:-}\n"
+            "b:\n  image:\n    registry: ${REG:-ghcr.io}\n    repository: acme/o\n    tag: ${T:-1.2.3}\n"
+            "c:\n  image:\n    repository: ${REPO:-ghcr.io/acme/o}\n    tag: ${T:-main}\n")
+    got = lint.lint_text("values.yaml", text, DEFAULT)
+    # an empty Helm tag is GL002 at the tag (README), not an invalid tag '' (GL004)
+    assert [(f.line, f.column, f.rule, f.image) for f in got] == [
+        (4, 10, "GL002", "ghcr.io/acme/o"), (13, 10, "GL003", "ghcr.io/acme/o:main")]
+    assert "(written '${REPO:-ghcr.io/acme/o}:${T:-}', ${VAR:-default} defaults applied)" in got[0].message
+
+
 def test_dockerfile_parse_error_is_gl000():
     (f,) = lint.lint_text("Dockerfile", "FROM a b\n", DEFAULT)
     assert (f.line, f.rule) == (1, "GL000")
