@@ -356,7 +356,7 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     paths: list[str] = []
     if not full:
         assert needles is not None
-        _fetch_missing_blobs(repo, suffixes, env, cancel)
+        fetch_missing_blobs(repo, suffixes, env, cancel)
         grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
                 *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
@@ -386,16 +386,17 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
 _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
 
 
-def _fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None,
-                        cancel: threading.Event | None = None) -> None:
-    """Fetch the missing blobs of HEAD's files with these suffixes from the promisor remote, in one
-    request (as git's own lazy fetch does it, but batched); nothing to do in a clone with every blob."""
-    objects = git.run(["rev-list", "--objects", "--missing=print", "HEAD"], cwd=repo).stdout
+def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None,
+                        cancel: threading.Event | None = None, commit: str = "HEAD") -> None:
+    """Fetch the missing blobs of `commit`'s files with these suffixes from the promisor remote, in one
+    request (as git's own lazy fetch does it, but batched; `git grep` or `show` would fetch each alone);
+    nothing to do in a clone with every blob.  Only that commit's tree is listed, not its history."""
+    objects = git.run(["rev-list", "--objects", "--missing=print", f"{commit}^{{tree}}"], cwd=repo).stdout
     missing = {line[1:] for line in objects.splitlines() if line.startswith("?")}
     if not missing:
         return
     wanted: list[str] = []
-    for entry in git.run(["ls-tree", "-r", "-z", "HEAD"], cwd=repo, strip=False).stdout.split("\0"):
+    for entry in git.run(["ls-tree", "-r", "-z", commit], cwd=repo, strip=False).stdout.split("\0"):
         meta, _, path = entry.partition("\t")
         fields = meta.split()  # mode, type, object id
         if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):
@@ -468,11 +469,14 @@ def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> 
 
 
 def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
-    """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`."""
+    """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`.
+    A push that went through moves refs/remotes/origin/<branch> too, as `git push origin` does (a local
+    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched)."""
     res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
                   cwd=repo, env=remote.env, check=False)
     statuses = parse_push_status(res.stdout)
-    if res.status == 0 and statuses and all(flag != "!" for flag, _ in statuses):
+    if res.status == 0 and all(flag != "!" for flag, _ in statuses):  # no status line: not expected, but ok
+        git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo)
         return PushOutcome(ok=True, rejected=False)
     for flag, summary in statuses:
         if flag == "!":
@@ -480,8 +484,6 @@ def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
                 return PushOutcome(ok=False, rejected=True, reason=summary)
             raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
                            hint="the remote refused the update (protected branch or hook?)")
-    if res.status == 0:  # no status line at all is not expected, but a zero exit is success
-        return PushOutcome(ok=True, rejected=False)
     raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})")
 
 

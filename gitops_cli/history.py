@@ -166,6 +166,7 @@ class _Repo:
         self.remote = remote
         self.branch = branch
         self.depth = depth
+        self.complete: set[str] = set()  # commits whose YAML blobs are all here
 
     def git(self, *args: str, check: bool = True) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
@@ -199,7 +200,12 @@ class _Repo:
         return sorted({p for p in res.stdout.split("\0") if p.endswith(_YAML_SUFFIXES)})
 
     def files_naming(self, commit: str, needle: str, paths: Sequence[str]) -> list[str]:
-        """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`)."""
+        """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`).  In a
+        blobless clone the tree's missing YAML blobs are fetched first, in one request (git grep would
+        fetch each one alone); a commit's tree is scanned at most once per fetch of its blobs."""
+        if self.remote is not None and commit not in self.complete:
+            deployrepo.fetch_missing_blobs(self.path, _YAML_SUFFIXES, self.env, commit=commit)
+            self.complete.add(commit)
         res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
                        check=False)
         if res.status not in (0, 1):  # 1: no match

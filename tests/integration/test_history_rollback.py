@@ -368,3 +368,19 @@ def test_a_local_subdirectory_is_the_scope_of_history_and_rollback(tmp_path: Pat
     assert "from v2" in res.stderr and "to v1" in res.stderr
     assert "image: team/app:v1" in remote.show("prod/app.yaml").decode()
     assert "image: team/app:v3" in remote.show("staging/app.yaml").decode()
+
+
+def test_history_of_a_blobless_clone_fetches_blobs_in_batches(tmp_path: Path) -> None:
+    """A commit that only adds a reference at a value the tree has makes history scan the parent's tree
+    (`git grep`): in the blobless clone that fetched each YAML blob alone (1,503 fetches for 1,500 files)."""
+    files = {f"apps/svc{i:03}.yaml": f"containers:\n- name: app\n  image: team/app:v1 # {i}\n" for i in range(150)}
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    for i in range(3):  # new overlays at the current value: no entry, but a scan of the parent tree each
+        remote.commit_change(f"overlays/o{i}.yaml", "containers:\n- name: app\n  image: team/app:v1\n", f"o{i}")
+    trace = tmp_path / "trace"
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", "team/app", "--limit", "2", "-o", "json"],
+                     env={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v1"]
+    fetches = [ln for ln in trace.read_text().splitlines() if "git fetch" in ln or "fetch origin" in ln]
+    assert len(fetches) <= 2 * 4, "\n".join(fetches[:5])  # the lazy fetch and its built-in, per tree at most
