@@ -15,7 +15,8 @@ EXIT_CODES: dict[int, str] = {
     1: "failure reported by the verb: lint findings; `gitops test` passes on the test command's own status",
     2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
     3: "nothing to change: no reference to the image found in the deploy repo",
-    4: "working tree not clean (uncommitted or untracked files) or not a git checkout",
+    4: "working tree not clean (uncommitted or untracked files) or not a git checkout; a local deploy "
+       "checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override",
     7: "container engine unreachable",
