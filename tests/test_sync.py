@@ -228,11 +228,16 @@ def test_kustomize_bases_are_rendered_only_through_the_overlays_using_them(tmp_p
     assert alone.kustomized == ["base"]
 
 
-def test_a_base_used_only_by_a_component_nothing_renders_is_applied(tmp_path: Path):
+def _stack_used_by_a_component(tmp_path: Path) -> None:
+    """stack/ (a kustomization with a ConfigMap) and components/mon/, a Component using it."""
     write(tmp_path, "stack/kustomization.yaml", "resources: [cm.yaml]\n")
     write(tmp_path, "stack/cm.yaml", obj("ConfigMap", "stack"))
     write(tmp_path, "components/mon/kustomization.yaml",
           "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [../../stack]\n")
+
+
+def test_a_base_used_only_by_a_component_nothing_renders_is_applied(tmp_path: Path):
+    _stack_used_by_a_component(tmp_path)
     write(tmp_path, "overlays/prod/kustomization.yaml", "namespace: prod\nresources: [cm.yaml]\n")
     write(tmp_path, "overlays/prod/cm.yaml", obj("ConfigMap", "prod"))
     found = discover(tmp_path, select(tmp_path, []), KUBECTL)
@@ -243,10 +248,7 @@ def test_a_base_used_only_by_a_component_nothing_renders_is_applied(tmp_path: Pa
 
 
 def test_a_component_included_by_an_overlay_makes_its_resources_bases_of_that_overlay(tmp_path: Path):
-    write(tmp_path, "stack/kustomization.yaml", "resources: [cm.yaml]\n")
-    write(tmp_path, "stack/cm.yaml", obj("ConfigMap", "stack"))
-    write(tmp_path, "components/mon/kustomization.yaml",
-          "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\nresources: [../../stack]\n")
+    _stack_used_by_a_component(tmp_path)
     write(tmp_path, "overlays/prod/kustomization.yaml", "namespace: prod\ncomponents: [../../components/mon]\n")
     found = discover(tmp_path, select(tmp_path, []), KUBECTL)
     assert found.kustomized == ["overlays/prod"]

@@ -172,14 +172,19 @@ def test_not_a_checkout(tmp_path: Path) -> None:
         derive_tag(tmp_path / "missing")
 
 
-def test_jenkins_pr_merge_on_the_agent_is_refused_for_every_verb(repo: Path) -> None:
-    """derive_tag (gitops tag, build and build-and-bump) refuses a Jenkins PR build's agent-local merge."""
+def _feature_and_moved_main(repo: Path) -> None:
+    """A `feature` branch with one commit, and `main` moved on since (checked out)."""
     git(repo, "checkout", "-q", "-b", "feature")
     (repo / "feature.txt").write_text("f\n")
     commit_all(repo, "feature")
     git(repo, "checkout", "-q", "main")
     (repo / "other.txt").write_text("o\n")
     commit_all(repo, "target moved")
+
+
+def test_jenkins_pr_merge_on_the_agent_is_refused_for_every_verb(repo: Path) -> None:
+    """derive_tag (gitops tag, build and build-and-bump) refuses a Jenkins PR build's agent-local merge."""
+    _feature_and_moved_main(repo)
     git(repo, "merge", "-q", "--no-ff", "-m", "Merge PR-5", "feature")
     merge = git(repo, "rev-parse", "HEAD")
     pr = {"JENKINS_URL": "https://ci.example/", "CHANGE_ID": "5", "BRANCH_NAME": "PR-5", "GIT_COMMIT": merge}
@@ -194,12 +199,7 @@ def test_jenkins_pr_merge_on_the_agent_is_refused_for_every_verb(repo: Path) -> 
 def test_jenkins_pr_head_that_is_itself_a_merge_on_the_remote_is_accepted(repo: Path, tmp_path: Path) -> None:
     """The PR branch merged its target ("Update branch"): its head is a merge commit, but it is on the
     remote (the "current pull request revision" strategy checks it out) -- not the agent's own merge."""
-    git(repo, "checkout", "-q", "-b", "feature")
-    (repo / "feature.txt").write_text("f\n")
-    commit_all(repo, "feature")
-    git(repo, "checkout", "-q", "main")
-    (repo / "other.txt").write_text("o\n")
-    commit_all(repo, "target moved")
+    _feature_and_moved_main(repo)
     git(repo, "checkout", "-q", "feature")
     git(repo, "merge", "-q", "--no-ff", "-m", "Merge main into feature", "main")
     origin = tmp_path / "origin.git"

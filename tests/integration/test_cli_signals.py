@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
+from tests.fixtures.procs import stop_process
 from tests.fixtures.services import BASE_IMAGE, TEST_LABEL, TEST_LABEL_VALUE, sample_app
 
 pytestmark = pytest.mark.integration
@@ -39,9 +40,7 @@ def test_signal_during_a_build_cleans_up_and_exits_130(tmp_path: Path, base_imag
         out = proc.stdout.read()
         proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)  # when an assertion failed first
     assert proc.returncode == 130, err
     assert out == ""
     assert "error: interrupted" in err and "Traceback" not in err
@@ -81,9 +80,7 @@ def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)  # when an assertion failed first
     assert proc.returncode == 130, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     deadline = time.monotonic() + 10

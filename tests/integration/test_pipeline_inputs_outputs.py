@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
 from tests.fixtures.gitremotes import DeployRemote, make_bare_remote
+from tests.fixtures.procs import stop_process
 from tests.fixtures.services import DOCKERFILE, Registry, git, sample_app
 from tests.integration.test_pipeline import (
     GITOPS_TOML,
@@ -271,9 +272,7 @@ def test_interrupt_after_publish_writes_the_outputs(app: Path, registry: Registr
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)  # when an assertion failed first
     assert proc.returncode == 130, stderr
     data = json.loads(stdout)
     assert data["pushed"] and data["digest"] and data["exit_code"] == 130
