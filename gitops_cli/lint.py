@@ -475,8 +475,10 @@ def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> l
     if is_allowed(value, config.allow) or (value != written and is_allowed(written, config.allow)):
         return []
     problems = check_reference(value, config)
-    if ref.kind == "kustomize" and not any(_scalar_text(s) for s in _present(ref.fields, "newTag", "digest")):
-        # only newName / tagSuffix: kustomize keeps the base manifest's tag and digest (linted on its own)
+    if ref.kind == "kustomize" and not any(expand_defaults(_scalar_text(s), allow_empty=True)
+                                           for s in _present(ref.fields, "newTag", "digest")):
+        # only newName / tagSuffix, or a newTag / digest that is empty once its `${VAR:-}` default is
+        # applied: kustomize keeps the base manifest's tag and digest (linted on its own)
         problems = [p for p in problems if p.rule not in ("GL002", "GL005")]
     findings: list[Finding] = []
     parent = _parent_key_line(text, ref)

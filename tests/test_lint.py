@@ -179,6 +179,22 @@ def test_kustomize_entry_without_newtag_or_digest_keeps_the_base_tag():
         (14, "GL003"), (14, "GL005"), (16, "GL004")]
 
 
+def test_kustomize_entry_whose_newtag_default_is_empty_keeps_the_base_tag():
+    # `newTag: ${TAG:-}` (Flux postBuild substitution with TAG unset) is the empty tag, like `newTag: ''`:
+    # kustomize keeps the base's tag, so no GL002 (the exemption looks at the expanded value)
+    text = (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nimages:\n"
+        "- name: web\n  newName: ghcr.io/acme/web\n  newTag: ${TAG:-}\n"
+        "- name: db\n  newName: ghcr.io/acme/db\n  newTag: ${TAG-}\n  digest: ${DIGEST:-}\n"
+        "- name: api\n  newName: ghcr.io/acme/api\n  newTag: ${TAG:-latest}\n"
+        "- name: bad\n  newName: Acme/Bad\n  newTag: ${TAG:-}\n"
+    )
+    assert findings(text, path="kustomization.yaml") == [(13, 11, "GL001"), (15, 12, "GL004")]
+    required = lint.config_from_settings({"require-digest": True})
+    assert [(line, rule) for line, _, rule in findings(text, required, path="kustomization.yaml")] == [
+        (13, "GL001"), (13, "GL005"), (15, "GL004")]
+
+
 def test_corpus_tag_suffix_component_is_clean(monkeypatch):
     monkeypatch.chdir(CORPUS)
     rel = "GoogleCloudPlatform__microservices-demo/kustomize/components/container-images-tag-suffix/kustomization.yaml"
