@@ -418,14 +418,16 @@ Notes = list[tuple[str, str]]  # (output function name: "step" | "info" | "warn"
 
 def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
           images_required: bool = True) -> deployrepo.Remote:
-    """Validate the request and classify --deploy-repo (no network): UsageError (exit 2) on bad input."""
+    """Validate the request and classify --deploy-repo: UsageError (exit 2) on bad input.  No network,
+    except one ls-remote for a local checkout that looks ahead of origin as last fetched (see
+    check_local_checkout)."""
     validate(request, images_required)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
     if remote.local is None and not request.commit:
         raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
-        check_local_checkout(local_scope(remote.local, request)[0], request)
+        check_local_checkout(local_scope(remote.local, request)[0], request, environ=environ)
     return remote
 
 
@@ -557,7 +559,7 @@ def _bump_local_in(
         if not request.dry_run:
             write_edits(root, result.edits)
         return result
-    current = check_local_checkout(root, request)
+    current = check_local_checkout(root, request, ahead=False)  # the fetch below tells, for sure
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, guard=guard)
@@ -567,7 +569,7 @@ def _bump_local_in(
     try:
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
-            _check_not_ahead(root, current, start, remote_head, fetched=True)
+            _check_not_ahead(root, current, start, remote_head)
             # fast-forward the clean checkout; an untracked (or ignored) file in the way stops it (exit 4)
             deployrepo.refuse_overwriting(root, start, remote_head, f"{origin.display} ({current})")
             deployrepo.fetch_reset(root, origin, current, keep=True)
@@ -629,9 +631,12 @@ def as_given(scoped: Sequence[str], given: Sequence[str]) -> Iterator[None]:
         raise type(exc)(message, hint=exc.hint) from None
 
 
-def check_local_checkout(root: Path, request: BumpRequest) -> str:
+def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True,
+                         environ: Mapping[str, str] | None = None) -> str:
     """The branch of a local checkout that a bump may commit to: clean (exit 4), on a branch, the one
-    --branch names (exit 2).  Called by `reach` (before any work) and again before the commit."""
+    --branch names (exit 2).  Called by `reach` (before any work) and again before the commit.
+    `ahead`: also refuse (exit 4) a branch with commits that are not on origin's (see _check_ahead_early);
+    the bump itself decides that after its fetch instead."""
     if git.run(["rev-parse", "--show-toplevel"], cwd=root, check=False).status != 0:
         raise DirtyTreeError(f"{root}: not a git checkout",
                              hint="give a checkout of the deploy repo, or use --no-commit / --dry-run")
@@ -647,22 +652,45 @@ def check_local_checkout(root: Path, request: BumpRequest) -> str:
                          f"branch {current} would be left with a commit that is not on origin",
                          hint="give the deploy repo's URL (it is cloned, and the bump pushed to that branch), "
                               "or use --no-commit and commit and push yourself")
-    tracking = deployrepo.tracking_head(root, current)
-    if tracking is not None:  # origin/<branch> as last fetched (no network); checked again after the fetch
-        _check_not_ahead(root, current, deployrepo.head(root), tracking, fetched=False)
+    if ahead:
+        _check_ahead_early(root, current, request, environ)
     return current
 
 
-def _check_not_ahead(root: Path, current: str, local: str, remote_head: str, *, fetched: bool) -> None:
-    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's.  Not
-    decidable in a shallow checkout before the fetch (the link may lie beyond its boundary): skipped."""
+def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: Mapping[str, str] | None) -> None:
+    """Before any work: DirtyTreeError (exit 4) when the branch surely has commits that are not on origin's.
+    refs/remotes/origin/<branch> as last fetched (no network) may be stale -- a push by URL, or a bump by an
+    earlier version, never moved it -- so an "ahead" there is only provisional: one `git ls-remote` of
+    origin's branch confirms it.  Origin's head equal to HEAD, or known here with HEAD an ancestor of it:
+    not ahead.  Known here and not a descendant of HEAD: ahead.  Unknown here (origin moved on), or origin
+    unreachable: the check after the bump's fetch decides."""
+    tracking = deployrepo.tracking_head(root, current)
+    if tracking is None:
+        return
+    local = deployrepo.head(root)
+    if local == tracking or deployrepo.is_ancestor(root, local, tracking) or deployrepo.is_shallow(root):
+        return  # a shallow checkout: the link may lie beyond its boundary
+    spec = deployrepo.origin_spec(root)
+    if spec is None:
+        return
+    try:
+        origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, flag="origin", repo=root)
+        now = deployrepo.remote_head(origin, current)
+    except GitError:
+        return  # not reachable now: the bump's own fetch reports it
+    if now is None or now == local or not deployrepo.has_commit(root, now):
+        return
+    _check_not_ahead(root, current, local, now)
+
+
+def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> None:
+    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's
+    (`remote_head`, as fetched or read by ls-remote)."""
     if local == remote_head or deployrepo.is_ancestor(root, local, remote_head):
         return
-    if not fetched and deployrepo.is_shallow(root):
-        return
-    when = "" if fetched else " (as last fetched)"
-    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}{when}",
-                         hint="push or drop them first; a bump commit must go on top of the remote branch")
+    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
+                         hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "
+                              "drop them first: a bump commit must go on top of the remote branch")
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,

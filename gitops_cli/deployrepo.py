@@ -587,6 +587,12 @@ def tracking_head(repo: Path, branch: str) -> str | None:
     return res.stdout.strip() or None
 
 
+def has_commit(repo: Path, sha: str) -> bool:
+    """True when the commit is in the repo (no lazy fetch from a promisor remote)."""
+    res = git.run(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, env={"GIT_NO_LAZY_FETCH": "1"}, check=False)
+    return res.status == 0
+
+
 def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
     res = git.run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False)
     return res.status == 0

@@ -185,9 +185,45 @@ def test_detached_or_ahead_checkout_is_exit_4_before_any_work(deploy_remote: Dep
     (checkout / "mine.txt").write_text("local\n")
     git("add", "mine.txt", cwd=checkout)
     git("commit", "--quiet", "-m", "local only", cwd=checkout)
-    with pytest.raises(DirtyTreeError, match="commits that are not on origin/main .as last fetched") as exc:
+    with pytest.raises(DirtyTreeError, match="commits that are not on origin/main") as exc:
         reach(BumpRequest(str(checkout), []), images_required=False)
-    assert exc.value.exit_code == 4
+    assert exc.value.exit_code == 4 and "git fetch" in (exc.value.hint or "")
+
+
+def _push_by_url(checkout: Path, remote: DeployRemote, rel: str = "mine.txt") -> str:
+    """A commit pushed as the previous version pushed a bump (by URL): refs/remotes/origin/main is stale."""
+    (checkout / rel).write_text("pushed by URL\n")
+    git("add", rel, cwd=checkout)
+    git("commit", "--quiet", "-m", "pushed by URL", cwd=checkout)
+    git("push", "--quiet", remote.url, "main", cwd=checkout)
+    assert git("rev-parse", "origin/main", cwd=checkout).strip() != _head(checkout)  # "[ahead 1]"
+    return _head(checkout)
+
+
+def test_a_stale_origin_ref_is_not_ahead(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """origin/main as last fetched lags behind commits that ARE on origin (pushed by URL): reach and the bump
+    went on with exit 4; one ls-remote tells that origin has them."""
+    from gitops_cli.bump import BumpRequest, reach
+
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    pushed = _push_by_url(checkout, deploy_remote)
+    reach(BumpRequest(str(checkout), []), images_required=False)  # origin's head is HEAD
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert git("rev-parse", "HEAD^", cwd=checkout).strip() == pushed
+    assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
+    # origin moved on from there (known here after a fetch elsewhere? no: unknown here) -> the fetch decides
+    _push_by_url(checkout, deploy_remote, "mine2.txt")
+    other = deploy_remote.clone(tmp_path / "other")
+    (other / "theirs.txt").write_text("x\n")
+    git("add", "theirs.txt", cwd=other)
+    git("-c", "user.name=o", "-c", "user.email=o@x", "commit", "--quiet", "-m", "theirs", cwd=other)
+    git("push", "--quiet", "origin", "main", cwd=other)
+    reach(BumpRequest(str(checkout), []), images_required=False)  # unknown here: not refused early
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:3.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
+    assert git("rev-parse", "HEAD^", cwd=checkout).strip() == git("rev-parse", "HEAD", cwd=other).strip()
 
 
 def test_ahead_after_the_fetch_is_exit_4_and_changes_nothing(deploy_remote: DeployRemote, gitops,
