@@ -382,8 +382,8 @@ def newer_deployed(app: Path, ours: str, prefix: str, name: ImageRef, edits: Any
             if change.field is None:  # a whole reference, NAME:TAG[@DIGEST]
                 parsed = try_parse(change.old)
                 tag = parsed.tag if parsed is not None else None
-            else:  # a map's field: newTag / tag hold a tag; digest fields are no evidence
-                tag = None if "digest" in change.field.lower() else change.old
+            else:  # a map's field: newTag / tag hold a tag (Helm's may carry @digest); digests are no evidence
+                tag = None if "digest" in change.field.lower() else change.old.partition("@")[0]
             if tag and tag.startswith(prefix) and _SHA_TAG.fullmatch(tag[len(prefix):]):
                 old_tags.add(tag)
     for tag in sorted(old_tags):
@@ -688,6 +688,8 @@ def write_outputs(outputs: Mapping[str, str], github_output: str | None,
 def summary_rows(result: PipelineResult) -> list[tuple[str, str]]:
     if result.bump is None:
         deploy = "-"
+    elif result.bump.superseded:
+        deploy = "not bumped (a newer commit's image is deployed)"
     elif result.bump.up_to_date:
         deploy = "already up to date (no commit)"
     elif result.bump.commit:

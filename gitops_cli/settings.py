@@ -174,8 +174,9 @@ def find_config_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
 _warned: set[Path] = set()
 
 
-def _warn_parent_config(directory: Path) -> None:
-    """`directory` has no settings: name a parent's config file (up to the git top level), once."""
+def _warn_parent_config(directory: Path, app_flag: bool) -> None:
+    """`directory` has no settings: name a parent's config file (up to the git top level), once.
+    `app_flag`: the verb takes the app directory as --repo (tag, build, test, publish, build-and-bump)."""
     from gitops_cli import output
 
     for where in _parents_in_work_tree(directory):
@@ -186,8 +187,9 @@ def _warn_parent_config(directory: Path) -> None:
         if found is not None:
             if found[0] not in _warned:
                 _warned.add(found[0])
+                how = f"run in {where} or pass --repo {where}" if app_flag else f"run in {where}"
                 output.warn(f"{found[0]} is not read: settings come from the app directory only ({directory} "
-                            f"has none); run in {where} or pass --repo {where} to use it")
+                            f"has none); {how} to use it")
             return
 
 
@@ -221,8 +223,10 @@ def load_settings(
     directory: str | Path | None = None,
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    app_flag: bool = True,
 ) -> Settings:
-    """Merge defaults, the config file in `directory`, GITOPS_* variables and flags (None = not given)."""
+    """Merge defaults, the config file in `directory`, GITOPS_* variables and flags (None = not given).
+    `app_flag`: the verb names the app directory with --repo (the warning about a parent's file says so)."""
     env = os.environ if environ is None else environ
     settings = Settings()
     types = _field_types()
@@ -232,7 +236,7 @@ def load_settings(
     app = Path(directory or ".").resolve()
     found = find_config_file(app)
     if found is None:
-        _warn_parent_config(app)
+        _warn_parent_config(app, app_flag)
     else:
         path, table = found
         for raw_key, value in table.items():

@@ -49,3 +49,44 @@ def test_other_inputs_are_named(tmp_path: Path) -> None:
     assert input_differences(base, build_inputs(app, {})) == ["dockerfile"]
     with pytest.raises(UsageError):
         build_inputs(app, {"dockerfile": "nope/Dockerfile"})
+
+
+# --- newer_deployed: build-and-bump's never-backwards guard ------------------------------------------
+
+
+def _edit(old: str, field: str | None, name: str):
+    from gitops_cli.bump import FileEdit
+    from gitops_cli.yamledit import Change
+
+    return FileEdit("f.yaml", "", "", [Change("f.yaml", 1, 1, old, "x", "helm" if field else "container", field)],
+                    [name])
+
+
+def test_newer_deployed_reads_every_form_of_the_tag(tmp_path: Path) -> None:
+    from gitops_cli.imageref import parse_repository
+    from gitops_cli.pipeline import newer_deployed
+
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a").write_text("1\n")
+    commit_all(repo, "older")
+    older = git(repo, "rev-parse", "HEAD")
+    (repo / "a").write_text("2\n")
+    commit_all(repo, "newer")
+    newer = git(repo, "rev-parse", "HEAD")
+    name = parse_repository("r.example/team/app")
+    digest = "sha256:" + "1" * 64
+    for edit in (_edit(f"r.example/team/app:{newer[:7]}@{digest}", None, name.normalized_name),
+                 _edit(newer[:7], "newTag", name.normalized_name),
+                 _edit(f"{newer[:7]}@{digest}", "tag", name.normalized_name),  # Helm: tag holding a digest
+                 _edit(f"v-{newer[:9]}", "tag", name.normalized_name)):
+        prefix = "v-" if edit.changes[0].old.startswith("v-") else ""
+        reason = newer_deployed(repo, older, prefix, name, [edit])
+        assert reason and newer[:12] in reason, edit
+    # no evidence: the same commit, an older one deployed, a digest field, another image, a tag that is no SHA
+    assert newer_deployed(repo, newer, "", name, [_edit(newer[:7], "tag", name.normalized_name)]) is None
+    assert newer_deployed(repo, newer, "", name, [_edit(older[:7], "tag", name.normalized_name)]) is None
+    assert newer_deployed(repo, older, "", name, [_edit(digest, "digest", name.normalized_name)]) is None
+    assert newer_deployed(repo, older, "", name, [_edit(newer[:7], "tag", "r.example/other")]) is None
+    assert newer_deployed(repo, older, "", name, [_edit("1.2.3", "tag", name.normalized_name)]) is None

@@ -120,6 +120,17 @@ def test_only_the_app_directorys_config_is_read_a_parents_is_named(tmp_path: Pat
     assert load_settings(top, environ={}).tag_length == 13
 
 
+def test_the_parent_config_warning_suggests_repo_only_to_verbs_that_take_it(tmp_path: Path, capsys) -> None:
+    top = tmp_path / "deploy"
+    sub = top / "apps"
+    sub.mkdir(parents=True)
+    _git_init(top)
+    (top / "gitops.toml").write_text('deploy_repo = "file:///x.git"\n')
+    load_settings(sub, environ={}, app_flag=False)  # bump, history, rollback, sync, lint: no app --repo
+    err = capsys.readouterr().err
+    assert f"run in {top} to use it" in err and "--repo" not in err
+
+
 def test_outside_a_work_tree_only_the_directory_itself_is_read(tmp_path: Path) -> None:
     (tmp_path / "gitops.toml").write_text("tag_length = 20\n")
     (tmp_path / "sub").mkdir()

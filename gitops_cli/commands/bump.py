@@ -75,7 +75,7 @@ def bump(
     settings = load_settings(Path("."), {
         "deploy_repo": deploy_repo, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,
-    })
+    }, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
     request = BumpRequest(
         deploy_repo=deploy, images=images, branch=settings.branch, paths=settings.paths,

@@ -34,7 +34,7 @@ def history(
 
     check_output_format(output_format)
     ref = repository_flag(image) if image else None
-    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path})
+    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
     result = read_history(HistoryRequest(deploy_repo=deploy, image=ref, branch=settings.branch,
                                          paths=settings.paths, limit=limit, ssh_key=ssh_key))

@@ -47,7 +47,7 @@ def lint(
     from gitops_cli import lint as rules
     from gitops_cli.settings import load_settings
 
-    settings = load_settings(Path.cwd())
+    settings = load_settings(Path.cwd(), app_flag=False)
     origin = f"{settings.sources.get('lint', 'config')} [tool.gitops.lint]"
     config = rules.config_from_settings(settings.lint, extra_mutable_tags=settings.mutable_tags,
                                         require_digest=require_digest, origin=origin)

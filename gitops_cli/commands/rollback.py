@@ -64,7 +64,7 @@ def rollback(
     ref = repository_flag(image)
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container, "author": author,
-                                         "push_branch": push_branch, "retries": retries})
+                                         "push_branch": push_branch, "retries": retries}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
 
     def check_tag(target):  # type: ignore[no-untyped-def]

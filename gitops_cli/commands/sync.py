@@ -59,7 +59,7 @@ def sync(
     if once and interval is not None:
         raise UsageError("--once and --interval exclude each other")
     seconds = use_case.parse_interval(interval) if interval is not None else None
-    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths})
+    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False)
     if not settings.deploy_repo:
         raise UsageError("--repo is required (or deploy_repo in gitops.toml / GITOPS_DEPLOY_REPO)")
     opts = use_case.SyncOptions(

@@ -202,6 +202,10 @@ def test_an_older_commit_never_replaces_a_newer_deploy(gitops, app: Path, regist
     assert f"warning: not bumped: the deploy repo has {image}:{newer_tag}" in res.stderr
     assert "gitops rollback" in res.stderr
     assert len(remote.log()) == 2 and remote.show("apps/app/deployment.yaml") == deployed
+    plain = run(gitops, app, image, remote)  # the summary says so too (published now: no build)
+    assert plain.returncode == 0, plain.stderr
+    assert "deploy commit  not bumped (a newer commit's image is deployed)" in plain.stdout
+    assert plain_steps(plain.stdout)["bump"] == "skipped" and len(remote.log()) == 2
     # a commit that is not an ancestor of the deployed one (another branch) is deployed as usual
     git(app, "checkout", "-q", "-b", "hotfix")
     sample_app(app, version="hotfix", extra_files={"gitops.toml": GITOPS_TOML})
