@@ -544,10 +544,29 @@ def fetch_reset(repo: Path, remote: Remote, branch: str, *, keep: bool = False) 
 def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
     """DirtyTreeError (exit 4) when moving a user's checkout from `start` to `target` would write over a
     file it has on disk that `start` does not track: untracked or IGNORED (`git reset --keep` overwrites
-    ignored files, and a restore after a failure would then delete the new version too)."""
+    ignored files, and a restore after a failure would then delete the new version too).  A file the new
+    commits add is in the way when it exists, and so is anything but a real directory (a file, a symlink)
+    where one of its leading directories goes: git would replace it with the directory."""
     res = git.run(["diff", "--name-only", "-z", "--no-renames", "--diff-filter=A", start, target], cwd=repo,
                   strip=False)
-    in_the_way = [p for p in res.stdout.split("\0") if p and os.path.lexists(repo / p)]
+    in_the_way: list[str] = []
+    seen: set[str] = set()
+    for added in (p for p in res.stdout.split("\0") if p):
+        parts = added.split("/")
+        for n in range(1, len(parts)):
+            lead = "/".join(parts[:n])
+            if lead not in seen and os.path.lexists(repo / lead) and (
+                    os.path.islink(repo / lead) or not os.path.isdir(repo / lead)):
+                seen.add(lead)
+                in_the_way.append(lead)
+            if lead in seen:
+                break
+        else:
+            if os.path.lexists(repo / added):
+                in_the_way.append(added)
+    if in_the_way:  # a file of `start` that `target` makes a directory is git's to replace
+        tracked = git.run(["ls-tree", "-z", "--name-only", start, "--", *in_the_way], cwd=repo, strip=False)
+        in_the_way = [p for p in in_the_way if p not in set(tracked.stdout.split("\0"))]
     if in_the_way:
         raise DirtyTreeError(
             f"{repo}: moving to {where} would overwrite untracked files "

@@ -265,3 +265,43 @@ def test_push_branch_with_a_local_checkout_is_refused(deploy_remote: DeployRemot
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x",
                   "--dry-run"], env=no_identity_env(tmp_path))
     assert res.returncode == 0, res.stderr
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_fast_forward_never_replaces_a_file_with_a_directory(kind: str, deploy_remote: DeployRemote, gitops,
+                                                              tmp_path: Path) -> None:
+    """.gitignore has `local-values`; origin adds `local-values/x.yaml`: the user's FILE (or symlink)
+    `local-values` was silently replaced by a directory."""
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / ".git" / "info" / "exclude").write_text("local-values\n")
+    mine = checkout / "local-values"
+    if kind == "file":
+        mine.write_text("my values\n")
+    else:
+        (tmp_path / "elsewhere").mkdir()
+        mine.symlink_to(tmp_path / "elsewhere")
+    deploy_remote.commit_change("local-values/x.yaml", "a: 1\n")
+    before = _head(checkout)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "would overwrite untracked files (local-values)" in res.stderr
+    assert mine.is_symlink() if kind == "symlink" else mine.read_text() == "my values\n"
+    assert not (tmp_path / "elsewhere" / "x.yaml").exists()
+    assert _head(checkout) == before
+
+
+def test_fast_forward_turns_a_tracked_file_into_a_directory(deploy_remote: DeployRemote, gitops,
+                                                            tmp_path: Path) -> None:
+    """A file the checkout TRACKS that origin made a directory is git's to replace: not refused."""
+    deploy_remote.commit_change("values", "old\n")
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    other = deploy_remote.clone(tmp_path / "other")
+    git("rm", "--quiet", "values", cwd=other)
+    (other / "values").mkdir()
+    (other / "values" / "x.yaml").write_text("a: 1\n")
+    git("add", "values", cwd=other)
+    git("-c", "user.name=o", "-c", "user.email=o@x", "commit", "--quiet", "-m", "values/ now", cwd=other)
+    git("push", "--quiet", "origin", "main", cwd=other)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert (checkout / "values" / "x.yaml").read_text() == "a: 1\n"
