@@ -44,10 +44,11 @@ the labels this sync instance set, so nothing sync did not apply is ever deleted
 were wrong.  Objects are compared as the server keeps them (see Placement): by API group, kind,
 namespace and name, whatever the version; the few built-in kinds served by two groups (GROUP_ALIASES:
 Ingress, NetworkPolicy, Deployment, DaemonSet, ReplicaSet, PodSecurityPolicy, Event) count as one object
-(`extensions` to `networking.k8s.io` Ingress is a move, not a removal), any other kind of the same name
-in another group is another object (an Istio and a Gateway API Gateway); with the namespace kubectl
-would use for an object that names none (the context's, the pod's in-cluster one, else `default`), and
-none for a cluster-scoped kind (the scope comes from the built-in kinds, the CRDs in the commit, else
+(`extensions` to `networking.k8s.io` Ingress is a move, not a removal; one recorded from a group the
+server no longer serves is deleted through the group it moved to: Placement.delete_resource), any other
+kind of the same name in another group is another object (an Istio and a Gateway API Gateway); with the
+namespace kubectl would use for an object that names none (the context's, the pod's in-cluster one, else
+`default`), and none for a cluster-scoped kind (the scope comes from the built-in kinds, the CRDs in the commit, else
 `kubectl api-resources`, asked only then).  So adding or dropping
 `namespace: default` never deletes the object, and the inventory records the namespace each object was
 applied to (`-n` is always explicit), so a changed context namespace prunes the old copies.  Last guard:
@@ -261,22 +262,46 @@ class Placement:
     else the pod's in-cluster one, else "default": kube.default_namespace, asked once, only when needed);
     a cluster-scoped object has no namespace whatever its manifest says (kubectl ignores it, the server
     drops it).  Scopes come from the built-in kinds, the CRDs being applied, and (`ask=True`, at most once
-    a pass) the server's `kubectl api-resources`.
+    a pass) the server's `kubectl api-resources`; that one answer also tells which groups the server still
+    serves a moved kind in (`delete_resource`).
     """
 
     def __init__(self, kubectl: kube.Kubectl, manifests: Sequence[Manifest]) -> None:
         self._kubectl = kubectl
         self._scopes = {**BUILTIN_SCOPES, **crd_scopes(manifests)}
         self._asked = False
+        self._served: dict[tuple[str, str], bool] | None = None  # the server's answer, once asked
         self._default: str | None = None
+
+    def _ask_server(self) -> dict[tuple[str, str], bool] | None:
+        """`kubectl api-resources`, asked at most once a pass (None: it could not be asked)."""
+        if not self._asked:
+            self._asked = True
+            self._served = kube.api_scopes(self._kubectl)
+            self._scopes = {**(self._served or {}), **self._scopes}
+        return self._served
 
     def namespaced(self, ref: ObjectRef, ask: bool = False) -> bool | None:
         """True/False, or None when the scope of the kind is not known."""
         key = (ref.group, ref.kind)
-        if key not in self._scopes and ask and not self._asked:
-            self._asked = True
-            self._scopes = {**(kube.api_scopes(self._kubectl) or {}), **self._scopes}
+        if key not in self._scopes and ask:
+            self._ask_server()
         return self._scopes.get(key)
+
+    def delete_resource(self, ref: ObjectRef) -> str:
+        """The kubectl resource argument that deletes `ref` (an inventory entry): `ref.resource`, except for a
+        kind recorded from the group it moved from (GROUP_ALIASES: `extensions` Ingress) that the server no
+        longer serves there (Kubernetes 1.22 and later): then the group it moved to, without a version
+        (`ingress.networking.k8s.io`; kubectl picks the served one), when the server serves the kind there.
+        The server's kinds (`kubectl api-resources`) are asked only for such a kind, at most once a pass;
+        when they cannot be asked, `ref.resource` (the delete fails and is retried by the next pass)."""
+        target = GROUP_ALIASES.get((ref.group, ref.kind))
+        if target is None:
+            return ref.resource
+        served = self._ask_server()
+        if served is None or (ref.group, ref.kind) in served or (target, ref.kind) not in served:
+            return ref.resource
+        return f"{ref.kind.lower()}.{target}" if target else ref.kind.lower()
 
     def default_namespace(self) -> str:
         if self._default is None:
@@ -809,7 +834,8 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
                         f"{ref.kind} is unknown; kept in the inventory)")
             kept.append(ref)
             continue
-        res = kube.delete_one(kubectl, ref.resource, ref.namespace, ref.name, selector, dry_run)
+        res = kube.delete_one(kubectl, placement.delete_resource(ref), ref.namespace, ref.name, selector,
+                              dry_run)
         if res.status != 0:
             output.error(f"pruning {ref}: {kube.first_error(res.stderr)}")
             failed.append(ref)

@@ -501,6 +501,30 @@ def test_placement_uses_the_default_namespace_and_drops_it_for_cluster_scoped_ki
         place(ObjectRef("networking.k8s.io/v1", "Ingress", "team", "i")).ident
 
 
+def test_delete_resource_goes_through_the_new_group_only_when_the_server_dropped_the_recorded_one(
+        fake_env: Path, monkeypatch: pytest.MonkeyPatch):
+    ingress = ObjectRef("extensions/v1beta1", "Ingress", "shop", "web")
+    deployment = ObjectRef("extensions/v1beta1", "Deployment", "shop", "web")
+    event = ObjectRef("events.k8s.io/v1", "Event", "shop", "e")
+
+    def asked() -> int:
+        return fake_env.read_text().count('"api-resources"') if fake_env.exists() else 0
+
+    placement = Placement(FAKE, [])  # a current server: no `extensions` group
+    assert placement.delete_resource(ObjectRef("apps/v1", "Deployment", "shop", "web")) == "deployment.v1.apps"
+    assert placement.delete_resource(ObjectRef("example.com/v1", "Ingress", "shop", "web")) == \
+        "ingress.v1.example.com"
+    assert asked() == 0  # not a moved kind: the server is not asked
+    assert placement.delete_resource(ingress) == "ingress.networking.k8s.io"
+    assert placement.delete_resource(deployment) == "deployment.apps"
+    assert placement.delete_resource(event) == "event.v1.events.k8s.io"  # the fake does not serve Events
+    assert asked() == 1  # once a pass
+    monkeypatch.setenv("FAKE_KUBECTL_LEGACY", "1")  # still served: deleted as recorded
+    assert Placement(FAKE, []).delete_resource(ingress) == "ingress.v1beta1.extensions"
+    monkeypatch.setenv("FAKE_KUBECTL_DOWN", "1")  # not known: as recorded (fails, retried next pass)
+    assert Placement(FAKE, []).delete_resource(ingress) == "ingress.v1beta1.extensions"
+
+
 @pytest.mark.parametrize(("old", "new", "same"), [
     ("extensions/v1beta1", "networking.k8s.io/v1", "Ingress"),
     ("extensions/v1beta1", "networking.k8s.io/v1", "NetworkPolicy"),

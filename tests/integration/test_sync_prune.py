@@ -207,3 +207,36 @@ def test_legacy_and_new_group_of_a_moved_kind_are_one_object_on_the_server(kube,
     assert res.returncode == 0, res.stderr
     assert "pruned Ingress shop/web" in res.stderr
     assert not [k for k in kube.objects() if k.startswith("ingress.")]
+
+
+def test_a_moved_kind_recorded_from_a_group_the_upgraded_server_dropped_is_pruned_through_the_new_one(
+        kube, tmp_path):
+    # applied as extensions/v1beta1 Ingress before the upgrade; the cluster then stops serving `extensions`
+    # (Kubernetes 1.22) and the repo drops the Ingress: deleting it as `ingress.v1beta1.extensions` would fail
+    # on every pass ("the server doesn't have a resource type"); it goes through networking.k8s.io instead
+    old = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: shop\n"
+    remote = start(tmp_path, {"ing.yaml": old, "cm.yaml": CM.format(ns=ns("shop"))})
+    first = sync(kube, tmp_path, "--repo", remote.url, "--prune", env={"FAKE_KUBECTL_LEGACY": "1"})
+    assert first.returncode == 0, first.stderr
+    push(remote, tmp_path, {}, remove=("ing.yaml",))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert "pruned Ingress shop/web" in res.stderr
+    assert [c["argv"][:2] for c in kube.calls("delete")] == [["delete", "ingress.networking.k8s.io"]]
+    assert len(kube.calls("api-resources")) == 1  # asked once, for the moved kind
+    assert not [k for k in kube.objects() if k.startswith("ingress.")]
+    again = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force")
+    assert again.returncode == 0, again.stderr
+    assert len(kube.calls("delete")) == 1  # the inventory forgot it
+
+
+def test_a_moved_kind_is_deleted_through_its_recorded_group_while_the_server_serves_it(kube, tmp_path):
+    legacy = {"FAKE_KUBECTL_LEGACY": "1"}
+    old = "apiVersion: extensions/v1beta1\nkind: Ingress\nmetadata:\n  name: web\n  namespace: shop\n"
+    remote = start(tmp_path, {"ing.yaml": old, "cm.yaml": CM.format(ns=ns("shop"))})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune", env=legacy).returncode == 0
+    push(remote, tmp_path, {}, remove=("ing.yaml",))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune", env=legacy)
+    assert res.returncode == 0, res.stderr
+    assert [c["argv"][:2] for c in kube.calls("delete")] == [["delete", "ingress.v1beta1.extensions"]]
+    assert not [k for k in kube.objects() if k.startswith("ingress.")]
