@@ -570,9 +570,9 @@ def _bump_local_in(
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
             _check_not_ahead(root, current, start, remote_head)
-            # fast-forward the clean checkout; an untracked (or ignored) file in the way stops it (exit 4)
-            deployrepo.refuse_overwriting(root, start, remote_head, f"{origin.display} ({current})")
-            deployrepo.fetch_reset(root, origin, current, keep=True)
+            # fast-forward the clean checkout to what was fetched (no second fetch); an untracked (or
+            # ignored) file in the way stops it (exit 4)
+            deployrepo.reset_to(root, origin, current, remote_head, keep=True)
         return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True,
                                   guard=guard)
     except BaseException:

@@ -520,21 +520,27 @@ def fetch_only(repo: Path, remote: Remote, branch: str, *, depth1: bool = True) 
 
 
 def fetch_reset(repo: Path, remote: Remote, branch: str, *, keep: bool = False) -> str:
-    """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head.
+    """Fetch the remote's `branch` (shallow) and reset the checkout to it; return the new head (see reset_to)."""
+    return reset_to(repo, remote, branch, fetch_only(repo, remote, branch, depth1=not keep), keep=keep)
+
+
+def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool = False) -> str:
+    """Reset the checkout to `target`, a commit of the remote's `branch` fetched already; return the new head.
 
     A `--no-checkout` clone with nothing checked out yet (no index) only moves its HEAD: a hard reset
-    would check out every file.  `keep` (a user's checkout): `git reset --keep`, which refuses
-    (DirtyTreeError, exit 4) rather than overwrite an untracked file the new head tracks."""
-    fetch_only(repo, remote, branch, depth1=not keep)
+    would check out every file.  `keep` (a user's checkout): refuse_overwriting first, then `git reset
+    --keep`, which refuses too (DirtyTreeError, exit 4) rather than overwrite an untracked file."""
+    where = f"{remote.display} ({branch})"
+    if keep:
+        refuse_overwriting(repo, head(repo), target, where)
     [index] = git.git_paths(repo, "index")
     mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
-    res = git.run(["reset", "--quiet", mode, f"refs/remotes/origin/{branch}"], cwd=repo, env=remote.env,
-                  check=False)
+    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env, check=False)
     if res.status != 0:
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:
             raise DirtyTreeError(
-                f"{repo}: moving to {remote.display} ({branch}) would overwrite untracked files "
+                f"{repo}: moving to {where} would overwrite untracked files "
                 f"({', '.join(untracked[:5])}); nothing was changed",
                 hint="move or remove them (or add them to .gitignore), then re-run")
         raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}")

@@ -305,3 +305,16 @@ def test_fast_forward_turns_a_tracked_file_into_a_directory(deploy_remote: Deplo
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
     assert res.returncode == 0, res.stderr
     assert (checkout / "values" / "x.yaml").read_text() == "a: 1\n"
+
+
+def test_fast_forward_fetches_once(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """The fast-forward fetched, checked, then fetched again and reset to whatever arrived: it now resets to
+    the commit it checked (one fetch)."""
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    moved = deploy_remote.commit_change("unrelated.txt", "moved on\n")
+    trace = tmp_path / "trace"
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"],
+                 env=no_identity_env(tmp_path, GIT_TRACE=str(trace)))
+    assert res.returncode == 0, res.stderr
+    assert git("rev-parse", "HEAD^", cwd=checkout).strip() == moved
+    assert sum("built-in: git fetch" in line for line in trace.read_text().splitlines()) == 1

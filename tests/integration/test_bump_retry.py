@@ -88,3 +88,27 @@ def test_retries_exhausted_exits_12(deploy_remote: DeployRemote, monkeypatch: py
     assert exc.value.exit_code == 12 and "after 2 retries" in exc.value.message
     subjects = deploy_remote.log("%s")
     assert len(subjects) == before_count + 3 and set(subjects[:3]) == {"competing pipeline"}
+
+
+def test_a_retry_in_a_local_checkout_never_overwrites_an_ignored_file(
+    deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The competing push adds a file the user has, ignored, in the checkout: the fast-forward of the retry
+    (reset --keep) overwrote it; it is refused (exit 4) and the checkout put back."""
+    from gitops_cli.errors import DirtyTreeError
+    from tests.fixtures.gitremotes import git
+
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    (checkout / ".git" / "info" / "exclude").write_text("*.local\n")
+    mine = checkout / "notes.local"
+    mine.write_text("my own notes\n")
+    before = git("rev-parse", "HEAD", cwd=checkout).strip()
+    calls = _race(monkeypatch, deploy_remote, 1, {"notes.local": "from origin\n"})
+    request = bump_mod.BumpRequest(deploy_repo=str(checkout), images=[parse(f"{API}:2.0.0")],
+                                   author="Bot <bot@x.org>")
+    with pytest.raises(DirtyTreeError, match=r"would overwrite untracked files \(notes.local\)") as exc:
+        bump_mod.bump(request, sleep=lambda s: None)
+    assert exc.value.exit_code == 4 and len(calls) == 1
+    assert mine.read_text() == "my own notes\n"
+    assert git("rev-parse", "HEAD", cwd=checkout).strip() == before
+    assert deploy_remote.log("%s")[0] == "competing pipeline"
