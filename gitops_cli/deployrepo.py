@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gitops_cli import git
+from gitops_cli import git, output
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import register_secret
 
@@ -476,7 +476,11 @@ def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
                   cwd=repo, env=remote.env, check=False)
     statuses = parse_push_status(res.stdout)
     if res.status == 0 and all(flag != "!" for flag, _ in statuses):  # no status line: not expected, but ok
-        git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo)
+        moved = git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo, check=False)
+        if moved.status != 0:  # the push went through: only the bookkeeping failed
+            reason = git.error_for(["update-ref"], moved.status, moved.stderr).message
+            output.warn(f"{repo}: pushed, but refs/remotes/origin/{branch} was not moved ({reason}); "
+                        "`git fetch` updates it")
         return PushOutcome(ok=True, rejected=False)
     for flag, summary in statuses:
         if flag == "!":

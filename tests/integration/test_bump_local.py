@@ -318,3 +318,19 @@ def test_fast_forward_fetches_once(deploy_remote: DeployRemote, gitops, tmp_path
     assert res.returncode == 0, res.stderr
     assert git("rev-parse", "HEAD^", cwd=checkout).strip() == moved
     assert sum("built-in: git fetch" in line for line in trace.read_text().splitlines()) == 1
+
+
+def test_a_pushed_bump_stays_when_the_tracking_ref_cannot_be_moved(deploy_remote: DeployRemote, gitops,
+                                                                   tmp_path: Path) -> None:
+    """The push went through, then `update-ref refs/remotes/origin/main` failed: the bump was reported as
+    failed (exit 10) and the checkout reset although origin had the commit. Now: a warning, exit 0."""
+    checkout = deploy_remote.clone(tmp_path / "checkout")
+    hook = checkout / ".git" / "hooks" / "reference-transaction"
+    hook.write_text('#!/bin/sh\n[ "$1" = prepared ] || exit 0\n'
+                    'tr "\\0" " " </proc/$PPID/cmdline | grep -q update-ref && exit 1\nexit 0\n')
+    hook.chmod(0o755)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "pushed, but refs/remotes/origin/main was not moved" in res.stderr and "git fetch" in res.stderr
+    assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
+    assert "reset to" not in res.stderr
