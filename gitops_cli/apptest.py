@@ -78,13 +78,13 @@ STOP_GRACE = 5.0  # seconds an interrupted command's process group has between S
 def run_command(command: str, cwd: Path) -> int:
     """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status.
 
-    Off a terminal (CI) the command runs in a process group of its own: when gitops is interrupted
-    (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it started --
-    gets SIGTERM, then SIGKILL after STOP_GRACE seconds, so no test or build process outlives the run.
-    On a terminal it stays in gitops' group, where Ctrl-C reaches it as always and it may read the
-    terminal (a background group reading it would be stopped)."""
+    Without a controlling terminal (CI) the command runs in a process group of its own: when gitops is
+    interrupted (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it
+    started -- gets SIGTERM, then SIGKILL after STOP_GRACE seconds, so no test or build process outlives
+    the run.  With one (a developer's shell, whatever stdin is) it stays in gitops' group, where Ctrl-C
+    reaches it as always and it may use the terminal (a background group touching it would be stopped)."""
     sys.stdout.flush()
-    own_group = not _stdin_is_a_terminal()
+    own_group = not _has_controlling_terminal()
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None,
                                 process_group=0 if own_group else None)
@@ -98,11 +98,13 @@ def run_command(command: str, cwd: Path) -> int:
     return 128 + signal.Signals(-status).value if status < 0 else status
 
 
-def _stdin_is_a_terminal() -> bool:
+def _has_controlling_terminal() -> bool:
     try:
-        return os.isatty(sys.stdin.fileno())
-    except (AttributeError, ValueError, OSError):  # no stdin, or a replaced one without a descriptor
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal
         return False
+    os.close(fd)
+    return True
 
 
 def _stop(proc: subprocess.Popen[bytes], own_group: bool) -> None:

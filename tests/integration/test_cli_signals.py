@@ -4,6 +4,8 @@ leave no temporary file behind (the build-context tar); --debug shows tracebacks
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -69,7 +71,8 @@ def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: P
     pidfile = tmp_path / "sleep.pid"
     command = f"sleep 60 & echo $! > {pidfile}; wait"
     proc = subprocess.Popen([str(GITOPS), "test", "--command", command], cwd=repo, env=gitops_env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # no controlling terminal: a CI job's
     try:
         deadline = time.monotonic() + 30
         while not (pidfile.exists() and pidfile.read_text().strip()):
@@ -89,3 +92,16 @@ def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: P
     if _alive(sleeper):  # leave nothing running, then fail
         os.kill(sleeper, signal.SIGKILL)
         pytest.fail(f"the test command's child {sleeper} outlived gitops")
+
+
+def test_on_a_terminal_the_test_command_may_use_it_whatever_stdin_is(tmp_path: Path) -> None:
+    """With a controlling terminal (a developer's shell; stdin redirected, e.g. `--password-stdin`), the
+    test command stays in gitops' process group: a background group touching the terminal is stopped."""
+    script = shutil.which("script")
+    assert script, "util-linux `script` is not installed (bsdutils)"
+    repo = sample_app(tmp_path / "app")
+    inner = f"{shlex.quote(str(GITOPS))} test --command 'stty -F /dev/tty -echo; echo terminal-ok' </dev/null"
+    res = subprocess.run([script, "-qec", inner, "/dev/null"], cwd=repo, env=gitops_env(), capture_output=True,
+                         text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "terminal-ok" in res.stdout
