@@ -276,26 +276,41 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
         raise UsageError(f"build context {context}: {exc}") from None
 
 
-def _start_build(client: APIClient, kwargs: dict[str, Any]) -> Any:
-    """client.build(**kwargs).  The SDK sends the credentials of every registry in the docker config with
-    a build (for FROM images), asking each credential helper; one that is not installed or fails (a
-    Docker Desktop config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As `docker
-    build` does, the build then goes on without registry credentials, with a warning."""
+def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any:
+    """call() (a build or push request).  Without explicit credentials the SDK reads them from the docker
+    config, asking credential helpers (for a build: every registry's); a helper that is not installed or
+    fails (a Docker Desktop config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As
+    docker does, the request then goes on without the docker config's credentials, with a warning (a
+    registry that needs them refuses with its own error)."""
+    import warnings
+
     from docker.credentials.errors import StoreError
     from docker.errors import DockerException
 
     try:
-        return client.build(**kwargs)
+        with warnings.catch_warnings():  # the SDK's own "docker-credential-x not installed" UserWarning
+            warnings.simplefilter("ignore")
+            return call()
     except (StoreError, DockerException) as exc:
         if not isinstance(exc, StoreError) and "Credentials store error" not in str(exc):
             raise
-        output.warn(f"a docker credential helper failed ({_reason(exc)}); building without registry "
-                    "credentials, as docker does")
+        output.warn(f"a docker credential helper failed ({_helper_reason(exc)}); going on without the docker "
+                    "config's credentials, as docker does")
     from docker.auth import AuthConfig
 
     # an AuthConfig that is not empty (the SDK reloads the file when it is) and holds no credentials
     client._auth_configs = AuthConfig({"auths": {"gitops-cli.invalid": {}}})
-    return client.build(**kwargs)
+    return call()
+
+
+_STORE_ERROR_RE = re.compile(r"StoreError\((['\"])(?P<text>.*)\1\)", re.S)
+
+
+def _helper_reason(exc: BaseException) -> str:
+    """The credential helper's own words: the SDK wraps them as `Credentials store error: StoreError('...')`."""
+    text = str(exc)
+    found = _STORE_ERROR_RE.search(text)
+    return _reason(RuntimeError(found.group("text") if found else text))
 
 
 def build(
@@ -329,7 +344,7 @@ def build(
         {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
         else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})
     try:
-        stream = _start_build(client, dict(
+        stream = _with_credential_fallback(client, lambda: client.build(
             tag=tag, buildargs=dict(buildargs or {}) or None, target=target, network_mode=network,
             cache_from=cache_from or None, pull=pull, nocache=nocache, rm=True, forcerm=True, decode=True,
             **source,
@@ -464,8 +479,8 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
     from docker.errors import APIError, DockerException
 
     try:
-        stream = client.push(repository, tag=tag, stream=True, decode=True,
-                             auth_config=dict(auth_config) if auth_config else None)
+        stream = _with_credential_fallback(client, lambda: client.push(
+            repository, tag=tag, stream=True, decode=True, auth_config=dict(auth_config) if auth_config else None))
         with PushProgress() as progress:
             return check_push_stream(stream, progress.update)
     except APIError as exc:

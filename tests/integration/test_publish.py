@@ -272,3 +272,20 @@ def test_short_password_does_not_corrupt_the_result(gitops, app_repo: Path, regi
     digest = registry_digest(registry, "a3/sample-app", "fixed1")
     assert res.stdout == f"{ref}@{digest}\n"
     assert "***" not in res.stderr  # nor are messages mangled inside words
+
+
+def test_a_credential_helper_that_is_not_installed_does_not_stop_a_publish(gitops, app_repo: Path,
+                                                                           registry: Registry,
+                                                                           tmp_path: Path) -> None:
+    """`credsStore: desktop` copied onto a CI runner without the helper: as `docker push`, gitops warns
+    and pushes without the docker config's credentials (this registry needs none)."""
+    ref = build(gitops, app_repo, registry.image())
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    (config / "config.json").write_text('{"credsStore": "gitops-test-no-such-helper"}')
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env={"DOCKER_CONFIG": str(config)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+    assert "a docker credential helper failed" in res.stderr
+    assert "lost the container engine" not in res.stderr and "UserWarning" not in res.stderr
+    assert "StoreError(" not in res.stderr
