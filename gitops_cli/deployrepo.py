@@ -387,16 +387,20 @@ _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far b
 
 
 def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, str] | None,
-                        cancel: threading.Event | None = None, commit: str = "HEAD") -> None:
+                        cancel: threading.Event | None = None, commit: str = "HEAD",
+                        paths: Sequence[str] = ()) -> None:
     """Fetch the missing blobs of `commit`'s files with these suffixes from the promisor remote, in one
     request (as git's own lazy fetch does it, but batched; `git grep` or `show` would fetch each alone);
-    nothing to do in a clone with every blob.  Only that commit's tree is listed, not its history."""
+    nothing to do in a clone with every blob.  Only that commit's tree is listed, not its history, and
+    only its files under `paths` (repo-relative files or directories, taken literally) when given."""
     objects = git.run(["rev-list", "--objects", "--missing=print", f"{commit}^{{tree}}"], cwd=repo).stdout
     missing = {line[1:] for line in objects.splitlines() if line.startswith("?")}
     if not missing:
         return
     wanted: list[str] = []
-    for entry in git.run(["ls-tree", "-r", "-z", commit], cwd=repo, strip=False).stdout.split("\0"):
+    listing = git.run(["ls-tree", "-r", "-z", commit, "--", *(f":(literal){p}" for p in paths)], cwd=repo,
+                      strip=False)
+    for entry in listing.stdout.split("\0"):
         meta, _, path = entry.partition("\t")
         fields = meta.split()  # mode, type, object id
         if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):

@@ -166,7 +166,7 @@ class _Repo:
         self.remote = remote
         self.branch = branch
         self.depth = depth
-        self.complete: set[str] = set()  # commits whose YAML blobs are all here
+        self.complete: set[str] = set()  # commits whose YAML blobs (under --path) are all here
 
     def git(self, *args: str, check: bool = True) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
@@ -204,7 +204,7 @@ class _Repo:
         blobless clone the tree's missing YAML blobs are fetched first, in one request (git grep would
         fetch each one alone); a commit's tree is scanned at most once per fetch of its blobs."""
         if self.remote is not None and commit not in self.complete:
-            deployrepo.fetch_missing_blobs(self.path, _YAML_SUFFIXES, self.env, commit=commit)
+            deployrepo.fetch_missing_blobs(self.path, _YAML_SUFFIXES, self.env, commit=commit, paths=paths)
             self.complete.add(commit)
         res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
                        check=False)

@@ -384,3 +384,26 @@ def test_history_of_a_blobless_clone_fetches_blobs_in_batches(tmp_path: Path) ->
     assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v1"]
     fetches = [ln for ln in trace.read_text().splitlines() if "git fetch" in ln or "fetch origin" in ln]
     assert len(fetches) <= 2 * 4, "\n".join(fetches[:5])  # the lazy fetch and its built-in, per tree at most
+
+
+def test_history_path_of_a_blobless_clone_fetches_only_the_blobs_under_it(tmp_path: Path) -> None:
+    """`history --path prod` fetched every YAML blob of the tree being scanned, not only those under prod/."""
+    import re
+
+    files = {f"apps/svc{i:03}.yaml": f"containers:\n- name: app\n  image: team/app:v1 # {i}\n" for i in range(60)}
+    files["prod/app.yaml"] = "containers:\n- name: app\n  image: team/app:v1\n"
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    for i in range(2):  # new overlays at the current value: a scan of the parent tree (under prod/) each
+        remote.commit_change(f"prod/o{i}.yaml", "containers:\n- name: app\n  image: team/app:v1\n", f"o{i}")
+    trace = tmp_path / "trace"
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", "team/app", "--path", "prod", "-o", "json"],
+                     env={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v1"]
+    blob_fetches = [ln for ln in trace.read_text().splitlines()
+                    if "built-in: git fetch" in ln and "--filter=blob:none" in ln]
+    assert blob_fetches  # the scans did fetch (the check below is not vacuous)
+    fetched = {oid for ln in blob_fetches for oid in re.findall(r"\b[0-9a-f]{40}\b", ln)}
+    under_prod = {git("rev-parse", f"{rev}:{p}", cwd=remote.path).strip()
+                  for rev, p in (("HEAD~2", "prod/app.yaml"), ("HEAD~1", "prod/o0.yaml"))}
+    assert fetched <= under_prod | {git("rev-parse", "HEAD:prod/o1.yaml", cwd=remote.path).strip()}, len(fetched)
