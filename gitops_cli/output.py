@@ -35,11 +35,18 @@ def register_secret(value: str | None) -> None:
         _secrets.add(value)
         if len(value) < MIN_ANYWHERE_LENGTH:
             # a whole word: between start/end, whitespace, quotes or `=`; so that a password `app` or
-            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***`.  Also where a
-            # credential sits in a URL: the password of user-info (`user:pw@`), a query value (`=pw&`).
+            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***` (nor `app:dev@sha256`
+            # into `app:***@`).  Also where a credential sits in a URL: its user-info (`//user:pw@`,
+            # `//token@`) or a query value (`?token=pw`), whatever follows them.
             v = re.escape(value)
             _short_patterns[value] = re.compile(
-                rf"(?<![^\s'\"=]){v}(?![^\s'\"])|(?<=:){v}(?=@)|(?<==){v}(?=[&;,])")
+                rf"(?<![^\s'\"=]){v}(?![^\s'\"])"
+                rf"|(?<=//){v}(?=[:@])|(?P<user>//[^/@\s:]*:){v}(?=@)"
+                rf"|(?P<key>[?&;][^=&;#\s/]*=){v}(?=$|[&;,#)/.'\"\s])")
+
+
+def _masked(match: re.Match[str]) -> str:
+    return (match.group("user") or match.group("key") or "") + "***"
 
 
 def redact(text: str) -> str:
@@ -47,7 +54,7 @@ def redact(text: str) -> str:
     more wherever it occurs, a shorter one where it stands as a whole word."""
     for secret in sorted(_secrets, key=len, reverse=True):
         pattern = _short_patterns.get(secret)
-        text = pattern.sub("***", text) if pattern is not None else text.replace(secret, "***")
+        text = pattern.sub(_masked, text) if pattern is not None else text.replace(secret, "***")
     return text
 
 

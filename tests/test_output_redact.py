@@ -36,8 +36,16 @@ def test_short_secret_is_masked_only_as_a_whole_word() -> None:
 def test_short_secret_in_a_urls_credentials_is_masked() -> None:
     output.register_secret("pw1x")
     assert output.redact("https://user:pw1x@host/x.git") == "https://user:***@host/x.git"
+    assert output.redact("https://pw1x@host/x.git (a token as user)") == "https://***@host/x.git (a token as user)"
     assert output.redact("https://h/x?token=pw1x&a=1 and ?t=pw1x") == "https://h/x?token=***&a=1 and ?t=***"
+    for tail in ("#frag", ")", ".", "/", "'"):
+        assert output.redact(f"(see https://h/x?token=pw1x{tail}") == f"(see https://h/x?token=***{tail}"
     assert output.redact("pw1x-tool:pw1xy@h") == "pw1x-tool:pw1xy@h"  # other words: kept
+
+
+def test_a_short_secret_equal_to_a_tag_is_not_masked_in_an_image_reference() -> None:
+    output.register_secret("dev")
+    assert output.redact("pushed reg.io/app:dev@sha256:abc") == "pushed reg.io/app:dev@sha256:abc"
 
 
 def test_too_short_values_are_not_secrets() -> None:
