@@ -107,6 +107,7 @@ def open_remote(
     if scheme in ("http", "https"):
         return _https_remote(spec, env)
     if scheme == "file":
+        spec = _local_file_url(spec, shown, flag)
         where = Path(unquote(spec[len("file://"):]))  # `#` and `?` are path characters here
         if not where.is_dir():
             raise UsageError(f"{flag} {shown}: no such directory",
@@ -119,6 +120,21 @@ def open_remote(
             spec = spec.replace(f":{parts.password}@", "@", 1)
     return _with_ssh(Remote(url=spec, display=git.strip_credentials(spec)), ssh_key, env,
                      transport=scheme != "git", repo=repo)
+
+
+def _local_file_url(spec: str, shown: str, flag: str) -> str:
+    """A file:// URL as `file:///path`: its authority must be empty or `localhost` (RFC 8089), any other
+    host is exit 2 (git would read it as part of a relative path)."""
+    rest = spec[len("file://"):]
+    authority = rest.split("/", 1)[0]
+    if not authority:
+        return spec
+    if authority.lower() == "localhost":
+        if not rest[len(authority):]:
+            raise UsageError(f"{flag} {shown}: no path", hint="give file:///path or file://localhost/path")
+        return "file://" + rest[len(authority):]
+    raise UsageError(f"{flag} {shown}: a file:// URL names a local path; host {authority!r} is not this machine",
+                     hint="give file:///path (or file://localhost/path), or a URL git can reach that host by")
 
 
 _MALFORMED_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/(?!/)")

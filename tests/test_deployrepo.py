@@ -391,3 +391,18 @@ def test_http_bad_token_is_auth_error(tmp_path: Path, http_git_server) -> None:
     no_token = deployrepo.open_remote(server.url(), environ={})
     with pytest.raises(GitAuthError):
         deployrepo.default_branch(no_token)
+
+
+def test_file_url_with_localhost_or_another_host(tmp_path: Path) -> None:
+    """file://localhost/path was exit 2 (`localhost/path` taken as a relative path): RFC 8089 allows an
+    empty authority or localhost; another host is refused, naming it."""
+    remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n"})
+    for authority in ("localhost", "LOCALHOST"):
+        r = deployrepo.open_remote(f"file://{authority}{remote.path}", environ={})
+        assert r.url == remote.path.as_uri()
+        assert deployrepo.default_branch(r) == "main"
+    with pytest.raises(UsageError, match="host 'build-host' is not this machine") as exc:
+        deployrepo.open_remote(f"file://build-host{remote.path}", environ={})
+    assert exc.value.exit_code == 2
+    with pytest.raises(UsageError, match="file://localhost: no path"):
+        deployrepo.open_remote("file://localhost", environ={})
