@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-import posixpath
 import re
 import shlex
 import threading
@@ -176,18 +175,18 @@ def _is_bare(path: Path) -> bool:
 
 def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] | None = None,
               transport: bool = True, repo: Path | None = None) -> Remote:
-    """The remote with GIT_SSH_COMMAND for --ssh-key and GITOPS_SSH_KNOWN_HOSTS (`transport`: git reaches
-    it over ssh).  GITOPS_SSH_KNOWN_HOSTS pins host keys: only the hosts in that file are accepted
-    (StrictHostKeyChecking=yes; it must exist and is never written); without it, ~/.ssh/known_hosts with
-    accept-new (a new host is trusted once, a changed key is refused).
-    --ssh-key makes the whole command.  Without it, the pinning options go into the user's own ssh
-    command (GIT_SSH_COMMAND, else core.sshCommand -- of `repo` when given --, else GIT_SSH, else ssh):
-    its -i, ProxyJump etc. stay.  They go right after the program when it is ssh (ssh takes the first
-    value of an option: the pin wins), else at its end (a wrapper passes them on)."""
+    """The remote with the GIT_SSH_COMMAND git reaches it with (`transport`: over ssh).  --ssh-key makes
+    the whole command.  Without it, the user's own command is kept (GIT_SSH_COMMAND, else core.sshCommand
+    -- of `repo` when given, else the global one --, else GIT_SSH, else ssh): its -i, ProxyJump etc. stay,
+    and git.ssh_command_with adds BatchMode and the pin to it (one composition for both).
+    GITOPS_SSH_KNOWN_HOSTS pins host keys: only the hosts in that file are accepted
+    (StrictHostKeyChecking=yes; it must exist and is never written); a user's command that sets a trust
+    option itself contradicts the pin: exit 2.  Without it, ~/.ssh/known_hosts with accept-new (a new
+    host is trusted once, a changed key is refused) for --ssh-key, the user's own settings otherwise."""
     env_in = os.environ if environ is None else environ
-    known_hosts = env_in.get("GITOPS_SSH_KNOWN_HOSTS", "").strip() if transport else ""
-    if ssh_key is None and not known_hosts:
+    if not transport and ssh_key is None:
         return remote
+    known_hosts = env_in.get("GITOPS_SSH_KNOWN_HOSTS", "").strip() if transport else ""
     pin: list[str] = []
     if known_hosts:  # pinned host keys (CI): only the hosts of this file, which is never written
         pinned = Path(known_hosts).expanduser()
@@ -207,7 +206,15 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
         command = " ".join(shlex.quote(a) for a in args)
         auth = f"ssh key {key}"
     else:
-        command = _with_options(_user_ssh_command(env_in, repo), ["-o", "BatchMode=yes", *pin])
+        user_command, source = _user_ssh_command(env_in, repo)
+        overrides = git.ssh_trust_options(user_command) if pin else []
+        if overrides:
+            raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS pins host keys, but the ssh command of {source} sets "
+                             f"{', '.join(overrides)} itself: the two contradict each other",
+                             hint="drop those options from that command, or unset GITOPS_SSH_KNOWN_HOSTS")
+        command = git.ssh_command_with(user_command, pin)
+        if command == user_command and source != "GIT_SSH_COMMAND":
+            return remote  # nothing to add (a wrapper, or BatchMode set there): git finds it as it would
     env = dict(remote.env, GIT_SSH_COMMAND=command)
     env.pop("GIT_SSH", None)
     return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
@@ -223,26 +230,19 @@ def _ssh_option_path(path: Path) -> str:
     return '"' + text.replace("%", "%%") + '"'
 
 
-def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> str:
-    """The ssh command git would run: GIT_SSH_COMMAND, core.sshCommand, GIT_SSH, else `ssh`."""
+def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[str, str]:
+    """(the ssh command git would run, where it comes from): GIT_SSH_COMMAND, core.sshCommand, GIT_SSH,
+    else `ssh`."""
     command = environ.get("GIT_SSH_COMMAND", "").strip()
     if command:
-        return command
+        return command, "GIT_SSH_COMMAND"
     res = git.run(["config", "--get", "core.sshCommand"], cwd=repo, check=False) if repo is not None else \
         next((r for scope in ("--global", "--system")
               if (r := git.run(["config", scope, "--get", "core.sshCommand"], check=False)).stdout.strip()), None)
     if res is not None and res.status == 0 and res.stdout.strip():
-        return res.stdout.strip()
+        return res.stdout.strip(), "core.sshCommand"
     program = environ.get("GIT_SSH", "").strip()
-    return shlex.quote(program) if program else "ssh"
-
-
-def _with_options(command: str, options: Sequence[str]) -> str:
-    extra = " ".join(shlex.quote(o) for o in options)
-    m = re.match(r"\s*(\S+)", command)
-    if m and posixpath.basename(m.group(1).strip("'\"")) == "ssh":
-        return f"{command[:m.end()]} {extra}{command[m.end():]}"
-    return f"{command} {extra}"
+    return (shlex.quote(program), "GIT_SSH") if program else ("ssh", "ssh")
 
 
 def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:

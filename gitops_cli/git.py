@@ -9,7 +9,9 @@ of URLs' user-info and of registered secrets.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
+import shlex
 import signal
 import subprocess
 import threading
@@ -65,11 +67,57 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "LANG": "C",
         }
     )
-    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
-        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    if env.get("GIT_SSH_COMMAND", "").strip():  # never prompt: BatchMode goes INTO the user's command
+        env["GIT_SSH_COMMAND"] = ssh_command_with(env["GIT_SSH_COMMAND"], [])
+    # else nothing is set here: GIT_SSH_COMMAND would override core.sshCommand (of the repo, unknown here).
+    # A remote reached over ssh gets its command from deployrepo (in `extra`), core.sshCommand included.
     if extra:
         env.update(extra)
     return env
+
+
+_SSH_BATCH = ("-o", "BatchMode=yes")
+# ssh options that decide which host keys are trusted: the pin (GITOPS_SSH_KNOWN_HOSTS) sets them
+SSH_TRUST_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "GlobalKnownHostsFile")
+
+
+def ssh_program(command: str) -> tuple[str, str]:
+    """(the program of a shell command line, as the shell reads it: quotes removed, the raw rest of the
+    line after it).  ('', command) when the line cannot be split (unbalanced quotes)."""
+    lex = shlex.shlex(command, posix=True)
+    lex.whitespace_split = True
+    lex.commenters = ""
+    try:
+        program = lex.get_token() or ""
+    except ValueError:
+        return "", command
+    stream = lex.instream
+    return program, command[stream.tell():] if hasattr(stream, "tell") else ""
+
+
+def ssh_trust_options(command: str) -> list[str]:
+    """The host-key trust options (SSH_TRUST_OPTIONS) a user's ssh command line sets itself, anywhere in it
+    (a wrapper's own arguments included)."""
+    return [o for o in SSH_TRUST_OPTIONS if o.lower() in command.lower()]  # `-oName=v` has no word boundary
+
+
+def ssh_command_with(command: str, options: Sequence[str]) -> str:
+    """The user's ssh command with BatchMode (never prompt) and `options` (e.g. a host-key pin) added -- the
+    one place an ssh command is composed.  When its program is ssh (`ssh`, `/usr/bin/ssh`, a quoted path
+    with a blank...), they go right after it: ssh takes an option's first value, so they win.  Any other
+    program (a wrapper: sshpass, env, a script) gets `options` at its end, passed on, and no BatchMode (it
+    may need to prompt, as sshpass does); a wrapper's own trust options would win: see ssh_trust_options."""
+    program, rest = ssh_program(command)
+    if posixpath.basename(program) == "ssh":
+        batch = () if "batchmode" in command.lower() else _SSH_BATCH  # set there: the user's choice
+        added = [*batch, *options]
+        if not added:
+            return command
+        head = command[:len(command) - len(rest)].rstrip()
+        return " ".join([head, *(shlex.quote(o) for o in added), *([rest.strip()] if rest.strip() else [])])
+    if not options:
+        return command
+    return " ".join([command.rstrip(), *(shlex.quote(o) for o in options)])
 
 
 def config_env(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -155,3 +155,52 @@ def test_pinned_path_that_ssh_cannot_take_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="GITOPS_SSH_KNOWN_HOSTS") as exc:
         deployrepo.open_remote("git@127.0.0.1:o/d.git", environ={"GITOPS_SSH_KNOWN_HOSTS": str(odd)})
     assert exc.value.exit_code == 2
+
+
+def test_pin_goes_after_a_quoted_ssh_path_with_a_blank(tmp_path: Path) -> None:
+    """`'/x/my bin/ssh' ...` was not recognised as ssh (its first blank-separated word is `'/x/my`): the pin
+    went to the end, where the user's own options came first and won."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    env = {"GITOPS_SSH_KNOWN_HOSTS": str(known), "GIT_SSH_COMMAND": "'/x/my bin/ssh' -i /ci/key"}
+    args = shlex.split(deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env).env["GIT_SSH_COMMAND"])
+    assert args[0] == "/x/my bin/ssh" and args[-2:] == ["-i", "/ci/key"]
+    assert args.index("StrictHostKeyChecking=yes") < args.index("-i") and "BatchMode=yes" in args
+
+
+@pytest.mark.parametrize("command", [
+    "'/x/my bin/ssh' -o StrictHostKeyChecking=no",
+    "sshpass -p pw ssh -o StrictHostKeyChecking=no",
+    "env FOO=1 ssh -oUserKnownHostsFile=/dev/null",
+    "ssh -o 'stricthostkeychecking no'",
+])
+def test_pinning_refuses_a_command_that_sets_its_own_trust_options(tmp_path: Path, command: str) -> None:
+    """A wrapper's own -o StrictHostKeyChecking=no came before the pin appended at its end, and won: the pin
+    was silently defeated.  Pinning and an explicit override contradict each other: exit 2."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    env = {"GITOPS_SSH_KNOWN_HOSTS": str(known), "GIT_SSH_COMMAND": command}
+    with pytest.raises(UsageError, match="ssh command of GIT_SSH_COMMAND sets") as exc:
+        deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env)
+    assert exc.value.exit_code == 2 and "contradict" in exc.value.message
+    # without the pin the user's command is theirs to make
+    deployrepo.open_remote("git@127.0.0.1:o/d.git", environ={"GIT_SSH_COMMAND": command})
+
+
+def test_batch_mode_goes_into_the_users_own_ssh_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git.base_env forced GIT_SSH_COMMAND="ssh -o BatchMode=yes" on every git call: core.sshCommand (which
+    actions/checkout's ssh-key writes) was never used.  BatchMode now goes into the user's command."""
+    monkeypatch.delenv("GIT_SSH_COMMAND", raising=False)
+    monkeypatch.delenv("GIT_SSH", raising=False)
+    assert "GIT_SSH_COMMAND" not in git.base_env({})  # core.sshCommand of any repo stays in force
+    monkeypatch.setenv("GIT_SSH_COMMAND", "ssh -i /ci/key")
+    assert git.base_env({})["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes -i /ci/key"
+    repo = tmp_path / "checkout"
+    git.run(["init", "--quiet", str(repo)])
+    git.run(["config", "core.sshCommand", "ssh -i /ci/key -o IdentitiesOnly=yes"], cwd=repo)
+    monkeypatch.delenv("GIT_SSH_COMMAND")
+    cmd = deployrepo.open_remote("ssh://git@127.0.0.1/o/d.git", environ={}, repo=repo).env["GIT_SSH_COMMAND"]
+    assert shlex.split(cmd) == ["ssh", "-o", "BatchMode=yes", "-i", "/ci/key", "-o", "IdentitiesOnly=yes"]
+    assert git.ssh_command_with("ssh -p 2222", []) == "ssh -o BatchMode=yes -p 2222"
+    assert git.ssh_command_with("ssh -o BatchMode=no", []) == "ssh -o BatchMode=no"  # the user's choice
+    assert git.ssh_command_with("sshpass -p pw ssh", []) == "sshpass -p pw ssh"  # may need to prompt

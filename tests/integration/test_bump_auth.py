@@ -176,3 +176,48 @@ def test_pinned_known_hosts_keep_the_users_ssh_command(tmp_path: Path, sshd_serv
                  env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(pins / "known hosts"), GIT_SSH_COMMAND=user_command))
     assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
     assert remote.head() == res.stdout.strip()
+
+
+def _ssh_command(sshd_server, known_hosts: Path) -> str:
+    """What CI writes into core.sshCommand (actions/checkout with ssh-key): a key and a known_hosts file."""
+    return (f"ssh -i {sshd_server.client_key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes "
+            f"-o UserKnownHostsFile={known_hosts}")
+
+
+def test_core_ssh_command_is_used(tmp_path: Path, sshd_server, gitops) -> None:
+    """git.base_env forced GIT_SSH_COMMAND="ssh -o BatchMode=yes" on every git call, overriding
+    core.sshCommand: without GITOPS_SSH_KNOWN_HOSTS a checkout's (or the global) core.sshCommand was never
+    used -- no key, exit 11.  BatchMode now goes into that command."""
+    assert "GIT_SSH_COMMAND" not in _env(tmp_path) and "GIT_SSH" not in _env(tmp_path)
+    remote = make_bare_remote(tmp_path / "srv")
+    command = _ssh_command(sshd_server, sshd_server.known_hosts)
+    # a local checkout whose own config names the key (actions/checkout's ssh-key writes exactly this)
+    checkout = tmp_path / "checkout"
+    git("-c", f"core.sshCommand={command}", "clone", "--quiet", sshd_server.url(remote.path), str(checkout))
+    git("config", "core.sshCommand", command, cwd=checkout)
+    env = _env(tmp_path)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=env)
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip() == git("rev-parse", "HEAD", cwd=checkout).strip()
+    # a URL, with core.sshCommand in the global config (~/.gitconfig)
+    git("config", "--global", "core.sshCommand", command, env=env)
+    res = gitops(["bump", "--deploy-repo", sshd_server.url(remote.path), "--image", f"{API}:3.0.0"], env=env)
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip()
+    assert remote.show("apps/api/deployment.yaml").count(b":3.0.0") == 2
+
+
+def test_a_wrapper_that_overrides_the_pin_is_refused(tmp_path: Path, sshd_server, gitops) -> None:
+    """`env ssh -o StrictHostKeyChecking=no ...` with GITOPS_SSH_KNOWN_HOSTS: the pin went to the end, the
+    wrapper's own option came first and won -- an unknown host was accepted.  Now exit 2, nothing sent."""
+    remote = make_bare_remote(tmp_path / "srv")
+    before = remote.head()
+    empty_pins = tmp_path / "pins"
+    empty_pins.write_text("")
+    wrapper = f"env ssh -i {sshd_server.client_key} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    res = gitops(["bump", "--deploy-repo", sshd_server.url(remote.path), "--image", f"{API}:2.0.0"],
+                 env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(empty_pins), GIT_SSH_COMMAND=wrapper))
+    assert res.returncode == 2, res.stderr
+    assert "sets StrictHostKeyChecking, UserKnownHostsFile itself" in res.stderr
+    assert remote.head() == before
+    assert "Accepted publickey" not in sshd_server.log.read_text()
