@@ -103,9 +103,11 @@ def build_and_bump(
     commit and the same build inputs (labels org.opencontainers.image.revision and
     dev.gitops-cli.build-inputs), build and push are skipped, and the tests
     too when the image records that they passed before it was built (label
-    dev.gitops-cli.tested-command); the bump reports "already up to date".  A dirty tree is
-    refused.  In a CI pull-request build whose checkout is a merge commit, the run is refused
-    (check out the PR head or pass --sha).  Step outputs tag, image, digest and deploy-commit are
+    dev.gitops-cli.tested-command); the bump reports "already up to date".  The bump never moves
+    the deploy repo back to an older commit of this app (when the checkout has both commits): the
+    image is published and the bump skipped, with a warning.  A dirty tree is refused.  In a CI
+    pull-request build whose checkout is a merge commit, the run is refused (check out the PR head
+    or pass --sha).  Step outputs tag, image, digest and deploy-commit are
     appended to $GITHUB_OUTPUT when set, and written to --dotenv FILE (both paths are checked before
     any work; written after the run, also after a failure or an interrupt, with what is known).
 
