@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import posixpath
 import re
 import shlex
 import threading
@@ -132,7 +133,10 @@ def _local_file_url(spec: str, shown: str, flag: str) -> str:
         if not rest[len(authority):]:
             raise UsageError(f"{flag} {shown}: no path", hint="give file:///path or file://localhost/path")
         return "file://" + rest[len(authority):]
-    raise UsageError(f"{flag} {shown}: a file:// URL names a local path; host {authority!r} is not this machine",
+    userinfo, at, host = authority.rpartition("@")
+    if at:  # never printed: user-info may hold a password or token
+        output.register_secret(userinfo.partition(":")[2] or userinfo)
+    raise UsageError(f"{flag} {shown}: a file:// URL names a local path; host {host!r} is not this machine",
                      hint="give file:///path (or file://localhost/path), or a URL git can reach that host by")
 
 
@@ -207,7 +211,10 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
         auth = f"ssh key {key}"
     else:
         user_command, source = _user_ssh_command(env_in, repo)
-        overrides = git.ssh_trust_options(user_command) if pin else []
+        # ssh takes an option's first value and the pin goes right after the program: it wins there; a
+        # wrapper gets the pin at its end, where the wrapper's own options would win
+        is_ssh = posixpath.basename(git.ssh_program(user_command)[0]) == "ssh"
+        overrides = git.ssh_trust_options(user_command) if pin and not is_ssh else []
         if overrides:
             raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS pins host keys, but the ssh command of {source} sets "
                              f"{', '.join(overrides)} itself: the two contradict each other",
@@ -236,9 +243,10 @@ def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[st
     command = environ.get("GIT_SSH_COMMAND", "").strip()
     if command:
         return command, "GIT_SSH_COMMAND"
-    res = git.run(["config", "--get", "core.sshCommand"], cwd=repo, check=False) if repo is not None else \
-        next((r for scope in ("--global", "--system")
-              if (r := git.run(["config", scope, "--get", "core.sshCommand"], check=False)).stdout.strip()), None)
+    # as git would read it: the repo's config when there is one, else (from outside any repository) the
+    # global and system files with their includes, and GIT_CONFIG_COUNT's entries
+    res = git.run(["config", "--includes", "--get", "core.sshCommand"], cwd=repo if repo is not None else "/",
+                  env={**environ, "GIT_CEILING_DIRECTORIES": "/"} if repo is None else None, check=False)
     if res is not None and res.status == 0 and res.stdout.strip():
         return res.stdout.strip(), "core.sshCommand"
     program = environ.get("GIT_SSH", "").strip()

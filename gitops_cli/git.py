@@ -78,7 +78,7 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 _SSH_BATCH = ("-o", "BatchMode=yes")
 # ssh options that decide which host keys are trusted: the pin (GITOPS_SSH_KNOWN_HOSTS) sets them
-SSH_TRUST_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "GlobalKnownHostsFile")
+SSH_TRUST_OPTIONS = ("StrictHostKeyChecking", "UserKnownHostsFile", "GlobalKnownHostsFile", "KnownHostsCommand")
 
 
 def ssh_program(command: str) -> tuple[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import deployrepo, git, output
-from gitops_cli.errors import NotFoundError, UsageError
+from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
 
 INITIAL_DEPTH = 32
@@ -393,7 +393,16 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
                             hint=None if not heads else "pass --branch")
     if rev.status != 0:
         raise UsageError(f"--branch {branch}: no such branch in {root}")
-    return _collect(_Repo(root, {}, None, branch, rev=branch), request, str(root), branch)
+    # git's lazy fetches of a partial clone's missing blobs reach origin: with the ssh command (BatchMode,
+    # --ssh-key, the pin) and token gitops would use for it
+    env: Mapping[str, str] = {}
+    origin = deployrepo.origin_spec(root)
+    if origin:
+        try:
+            env = deployrepo.open_remote(origin, ssh_key=request.ssh_key, flag="origin", repo=root).env
+        except GitopsError:  # an origin gitops cannot use: the history is read without it (no fetch needed)
+            pass
+    return _collect(_Repo(root, env, None, branch, rev=branch), request, str(root), branch)
 
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:

@@ -169,12 +169,11 @@ def test_pin_goes_after_a_quoted_ssh_path_with_a_blank(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [
-    "'/x/my bin/ssh' -o StrictHostKeyChecking=no",
     "sshpass -p pw ssh -o StrictHostKeyChecking=no",
     "env FOO=1 ssh -oUserKnownHostsFile=/dev/null",
-    "ssh -o 'stricthostkeychecking no'",
+    "env ssh -o KnownHostsCommand=/bin/true",
 ])
-def test_pinning_refuses_a_command_that_sets_its_own_trust_options(tmp_path: Path, command: str) -> None:
+def test_pinning_refuses_a_wrapper_that_sets_its_own_trust_options(tmp_path: Path, command: str) -> None:
     """A wrapper's own -o StrictHostKeyChecking=no came before the pin appended at its end, and won: the pin
     was silently defeated.  Pinning and an explicit override contradict each other: exit 2."""
     known = tmp_path / "known_hosts"
@@ -204,3 +203,25 @@ def test_batch_mode_goes_into_the_users_own_ssh_command(tmp_path: Path, monkeypa
     assert git.ssh_command_with("ssh -p 2222", []) == "ssh -o BatchMode=yes -p 2222"
     assert git.ssh_command_with("ssh -o BatchMode=no", []) == "ssh -o BatchMode=no"  # the user's choice
     assert git.ssh_command_with("sshpass -p pw ssh", []) == "sshpass -p pw ssh"  # may need to prompt
+
+
+@pytest.mark.parametrize("command", [
+    "'/x/my bin/ssh' -o StrictHostKeyChecking=no",
+    "ssh -o 'stricthostkeychecking no' -o UserKnownHostsFile=/ci/kh",
+])
+def test_the_pin_goes_before_the_trust_options_of_an_ssh_command(tmp_path: Path, command: str) -> None:
+    """ssh itself takes an option's first value: the pin, right after the program, wins; not refused."""
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    env = {"GITOPS_SSH_KNOWN_HOSTS": str(known), "GIT_SSH_COMMAND": command}
+    args = shlex.split(deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env).env["GIT_SSH_COMMAND"])
+    first = next(i for i, a in enumerate(args) if a.lower().startswith("stricthostkeychecking"))
+    assert args[first] == "StrictHostKeyChecking=yes"
+
+
+def test_a_global_ssh_command_from_the_environments_config_is_kept() -> None:
+    """core.sshCommand given through GIT_CONFIG_COUNT (or an [include] of ~/.gitconfig) was not seen by
+    `git config --global --get`, and `ssh -o BatchMode=yes` replaced it."""
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.sshCommand", "GIT_CONFIG_VALUE_0": "ssh -i /ci/key"}
+    command = deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env).env["GIT_SSH_COMMAND"]
+    assert shlex.split(command) == ["ssh", "-o", "BatchMode=yes", "-i", "/ci/key"]

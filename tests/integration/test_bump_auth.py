@@ -207,6 +207,27 @@ def test_core_ssh_command_is_used(tmp_path: Path, sshd_server, gitops) -> None:
     assert remote.show("apps/api/deployment.yaml").count(b":3.0.0") == 2
 
 
+def test_the_pin_wins_over_the_trust_options_of_a_checkouts_ssh_command(tmp_path: Path, sshd_server,
+                                                                        gitops) -> None:
+    """actions/checkout's core.sshCommand sets StrictHostKeyChecking and UserKnownHostsFile itself: with
+    GITOPS_SSH_KNOWN_HOSTS it was refused (exit 2).  For ssh itself the pin goes first, and ssh takes an
+    option's first value: the pin decides (the pinned key: pushed; an empty pin file: refused)."""
+    remote = make_bare_remote(tmp_path / "srv")
+    command = _ssh_command(sshd_server, sshd_server.known_hosts)
+    checkout = tmp_path / "checkout"
+    git("-c", f"core.sshCommand={command}", "clone", "--quiet", sshd_server.url(remote.path), str(checkout))
+    git("config", "core.sshCommand", command, cwd=checkout)
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"],
+                 env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts)))
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip()
+    empty_pins = tmp_path / "empty-pins"
+    empty_pins.write_text("")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:3.0.0"],
+                 env=_env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(empty_pins)))
+    assert res.returncode == 10 and "Host key verification failed" in res.stderr, res.stderr
+
+
 def test_a_wrapper_that_overrides_the_pin_is_refused(tmp_path: Path, sshd_server, gitops) -> None:
     """`env ssh -o StrictHostKeyChecking=no ...` with GITOPS_SSH_KNOWN_HOSTS: the pin went to the end, the
     wrapper's own option came first and won -- an unknown host was accepted.  Now exit 2, nothing sent."""
