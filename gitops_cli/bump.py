@@ -668,7 +668,7 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     if tracking is None:
         return
     local = deployrepo.head(root)
-    if local == tracking or deployrepo.is_ancestor(root, local, tracking) or deployrepo.is_shallow(root):
+    if local == tracking or git.is_ancestor(root, local, tracking) or git.is_shallow(root):
         return  # a shallow checkout: the link may lie beyond its boundary
     spec = deployrepo.origin_spec(root)
     if spec is None:
@@ -686,7 +686,7 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
 def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> None:
     """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's
     (`remote_head`, as fetched or read by ls-remote)."""
-    if local == remote_head or deployrepo.is_ancestor(root, local, remote_head):
+    if local == remote_head or git.is_ancestor(root, local, remote_head):
         return
     raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
                          hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "

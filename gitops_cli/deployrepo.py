@@ -544,8 +544,7 @@ def fetch_only(repo: Path, remote: Remote, branch: str, *, depth1: bool = True) 
     fetches the new commits down to the ones it has, so that whether its HEAD is behind the remote can
     be told (with --depth 1 the link is cut and a checkout behind looked ahead)."""
     tracking = f"refs/remotes/origin/{branch}"
-    is_shallow = git.run(["rev-parse", "--is-shallow-repository"], cwd=repo).stdout.strip() == "true"
-    shallow = ["--depth", "1"] if is_shallow and depth1 else []
+    shallow = ["--depth", "1"] if depth1 and git.is_shallow(repo) else []
     git.run(["fetch", "--quiet", *shallow, "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
             cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
     return git.run(["rev-parse", tracking], cwd=repo).stdout.strip()
@@ -633,10 +632,6 @@ def origin_spec(repo: Path) -> str | None:
     return str(path if path.is_absolute() else (repo / path).resolve())
 
 
-def is_shallow(repo: Path) -> bool:
-    return git.run(["rev-parse", "--is-shallow-repository"], cwd=repo).stdout.strip() == "true"
-
-
 def tracking_head(repo: Path, branch: str) -> str | None:
     """refs/remotes/origin/<branch> as last fetched (no network), or None when there is none."""
     res = git.run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"], cwd=repo,
@@ -650,6 +645,3 @@ def has_commit(repo: Path, sha: str) -> bool:
     return res.status == 0
 
 
-def is_ancestor(repo: Path, ancestor: str, descendant: str) -> bool:
-    res = git.run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False)
-    return res.status == 0

@@ -213,6 +213,20 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     return GitError(message)
 
 
+def work_tree_top(directory: Path) -> Path | None:
+    """The top of the git work tree holding `directory`, as found on disk (the nearest of it and its
+    parents with a `.git`), None outside one.  No git process: for checks that must stay cheap."""
+    return next((d for d in (directory, *directory.parents) if (d / ".git").exists()), None)
+
+
+def is_shallow(repo: str | Path) -> bool:
+    return run(["rev-parse", "--is-shallow-repository"], cwd=repo, check=False).stdout.strip() == "true"
+
+
+def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
+    return run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False).status == 0
+
+
 def toplevel(path: str | Path) -> Path:
     """The work tree root containing `path`, or DirtyTreeError (exit 4) when it is not a git checkout."""
     p = Path(path)

@@ -171,12 +171,9 @@ class _Repo:
     def git(self, *args: str, check: bool = True) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
 
-    def is_shallow(self) -> bool:
-        return self.git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
-
     def deepen(self) -> bool:
         """Fetch more history; False when there is no more (or nothing to fetch from)."""
-        if self.remote is None or not self.is_shallow() or self.depth >= MAX_DEPTH:
+        if self.remote is None or not git.is_shallow(self.path) or self.depth >= MAX_DEPTH:
             return False
         self.depth = max(INITIAL_DEPTH, self.depth * 2)
         self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", self.branch)

@@ -224,7 +224,9 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
     dockerfile = ctx / (dockerfile_arg or "Dockerfile")
     # paths relative to the top of the git checkout (`..` above it): the same inputs give the same value
     # in a clone at another path (another CI runner), whichever directory of it --repo names
-    top = next((d for d in (root, *root.parents) if (d / ".git").exists()), root)
+    from gitops_cli import git
+
+    top = git.work_tree_top(root) or root
 
     def where(path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), top)).as_posix()
@@ -391,7 +393,7 @@ def newer_deployed(app: Path, ours: str, prefix: str, name: ImageRef, edits: Any
         theirs = res.stdout.strip()
         if res.status != 0 or not theirs or theirs == ours:
             continue
-        if git.run(["merge-base", "--is-ancestor", ours, theirs], cwd=app, check=False).status == 0:
+        if git.is_ancestor(app, ours, theirs):
             return (f"the deploy repo has {name.name}:{tag}, built from {theirs[:12]}, a newer commit than "
                     f"{ours[:12]} (it descends from it); roll back on purpose with `gitops rollback`")
     return None

@@ -145,14 +145,10 @@ def _read_config(path: Path) -> dict[str, Any] | None:
 def _parents_in_work_tree(directory: Path) -> list[Path]:
     """The parents of `directory` up to the top of its git work tree (the first one holding `.git`),
     nearest first; none when `directory` is not inside a work tree or is its top."""
-    if (directory / ".git").exists():
-        return []
-    dirs = []
-    for where in directory.parents:
-        dirs.append(where)
-        if (where / ".git").exists():
-            return dirs
-    return []
+    from gitops_cli import git
+
+    top = git.work_tree_top(directory)
+    return [] if top is None else [d for d in directory.parents if d.is_relative_to(top)]
 
 
 def _config_in(where: Path) -> tuple[Path, dict[str, Any]] | None:

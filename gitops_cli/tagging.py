@@ -108,8 +108,7 @@ def resolve_sha(repo: Path, override: str | None) -> str:
     kind = git.run(["cat-file", "-t", sha], cwd=repo, check=False)
     if kind.status == 0:  # the object exists but is no commit (a blob, a tree)
         raise UsageError(f"--sha {override!r}: names a {kind.stdout.strip()}, not a commit, in {repo}")
-    shallow = git.run(["rev-parse", "--is-shallow-repository"], cwd=repo, check=False).stdout.strip() == "true"
-    if len(sha) == 40 and shallow:  # not in this shallow clone: trust the CI's full SHA
+    if len(sha) == 40 and git.is_shallow(repo):  # not in this shallow clone: trust the CI's full SHA
         return sha
     hint = "pass the full 40-digit SHA" if len(sha) < 40 else "fetch the commit (git fetch origin SHA)"
     raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint=hint)
