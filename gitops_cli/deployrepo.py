@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import os
-import posixpath
 import re
 import shlex
 import threading
@@ -213,8 +212,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
         user_command, source = _user_ssh_command(env_in, repo)
         # ssh takes an option's first value and the pin goes right after the program: it wins there; a
         # wrapper gets the pin at its end, where the wrapper's own options would win
-        is_ssh = posixpath.basename(git.ssh_program(user_command)[0]) == "ssh"
-        overrides = git.ssh_trust_options(user_command) if pin and not is_ssh else []
+        overrides = git.ssh_trust_options(user_command) if pin and not git.runs_ssh(user_command) else []
         if overrides:
             raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS pins host keys, but the ssh command of {source} sets "
                              f"{', '.join(overrides)} itself: the two contradict each other",
@@ -247,7 +245,7 @@ def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[st
     # global and system files with their includes, and GIT_CONFIG_COUNT's entries
     res = git.run(["config", "--includes", "--get", "core.sshCommand"], cwd=repo if repo is not None else "/",
                   env={**environ, "GIT_CEILING_DIRECTORIES": "/"} if repo is None else None, check=False)
-    if res is not None and res.status == 0 and res.stdout.strip():
+    if res.status == 0 and res.stdout.strip():
         return res.stdout.strip(), "core.sshCommand"
     program = environ.get("GIT_SSH", "").strip()
     return (shlex.quote(program), "GIT_SSH") if program else ("ssh", "ssh")
@@ -570,10 +568,7 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
     if res.status != 0:
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:
-            raise DirtyTreeError(
-                f"{repo}: moving to {where} would overwrite untracked files "
-                f"({', '.join(untracked[:5])}); nothing was changed",
-                hint="move or remove them (or add them to .gitignore), then re-run")
+            raise _in_the_way(repo, where, untracked)
         raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}")
     return head(repo)
 
@@ -605,10 +600,14 @@ def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
         tracked = git.run(["ls-tree", "-z", "--name-only", start, "--", *in_the_way], cwd=repo, strip=False)
         in_the_way = [p for p in in_the_way if p not in set(tracked.stdout.split("\0"))]
     if in_the_way:
-        raise DirtyTreeError(
-            f"{repo}: moving to {where} would overwrite untracked files "
-            f"({', '.join(in_the_way[:5])}); nothing was changed",
-            hint="move or remove them (ignored ones too), then re-run")
+        raise _in_the_way(repo, where, in_the_way)
+
+
+def _in_the_way(repo: Path, where: str, paths: Sequence[str]) -> DirtyTreeError:
+    """Exit 4: files of a user's checkout that moving it to `where` would overwrite (nothing was changed)."""
+    return DirtyTreeError(f"{repo}: moving to {where} would overwrite untracked files "
+                          f"({', '.join(paths[:5])}); nothing was changed",
+                          hint="move or remove them (ignored ones too), then re-run")
 
 
 _UNTRACKED_RE = re.compile(r"Untracked working tree file '(.+?)' would be", re.MULTILINE)

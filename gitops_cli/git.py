@@ -95,6 +95,16 @@ def ssh_program(command: str) -> tuple[str, str]:
     return program, command[stream.tell():] if hasattr(stream, "tell") else ""
 
 
+def runs_ssh(command: str) -> bool:
+    """True when a user's ssh command line runs ssh itself (`ssh`, `/usr/bin/ssh`, a quoted path with a
+    blank), not a wrapper (sshpass, env, a script)."""
+    return _is_ssh(ssh_program(command)[0])
+
+
+def _is_ssh(program: str) -> bool:
+    return posixpath.basename(program) == "ssh"
+
+
 def ssh_trust_options(command: str) -> list[str]:
     """The host-key trust options (SSH_TRUST_OPTIONS) a user's ssh command line sets itself, anywhere in it
     (a wrapper's own arguments included)."""
@@ -108,7 +118,7 @@ def ssh_command_with(command: str, options: Sequence[str]) -> str:
     program (a wrapper: sshpass, env, a script) gets `options` at its end, passed on, and no BatchMode (it
     may need to prompt, as sshpass does); a wrapper's own trust options would win: see ssh_trust_options."""
     program, rest = ssh_program(command)
-    if posixpath.basename(program) == "ssh":
+    if _is_ssh(program):
         batch = () if "batchmode" in command.lower() else _SSH_BATCH  # set there: the user's choice
         added = [*batch, *options]
         if not added:
