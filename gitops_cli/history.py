@@ -24,11 +24,11 @@ from typing import Any
 from gitops_cli import deployrepo, git, output
 from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
+from gitops_cli.yamledit.discover import YAML_SUFFIXES, relative_subpath
 
 INITIAL_DEPTH = 32
 MAX_DEPTH = 1 << 20
-_YAML_PATHSPEC = ("*.yaml", "*.yml")
-_YAML_SUFFIXES = (".yaml", ".yml")
+_YAML_PATHSPEC = tuple(f"*{suffix}" for suffix in YAML_SUFFIXES)
 _TRAILER_KEYS = ("Image", "Source-Commit", "Rollback-Of", "CI-Run")
 
 
@@ -194,29 +194,27 @@ class _Repo:
     def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
         res = self.git("diff-tree", "--no-commit-id", "-r", "--root", "--name-only", "-z", "-m",
                        "--first-parent", commit, "--", *_pathspec(paths))
-        return sorted({p for p in res.stdout.split("\0") if p.endswith(_YAML_SUFFIXES)})
+        return sorted({p for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
 
     def files_naming(self, commit: str, needle: str, paths: Sequence[str]) -> list[str]:
         """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`).  In a
         blobless clone the tree's missing YAML blobs are fetched first, in one request (git grep would
         fetch each one alone); a commit's tree is scanned at most once per fetch of its blobs."""
         if self.remote is not None and commit not in self.complete:
-            deployrepo.fetch_missing_blobs(self.path, _YAML_SUFFIXES, self.env, commit=commit, paths=paths)
+            deployrepo.fetch_missing_blobs(self.path, YAML_SUFFIXES, self.env, commit=commit, paths=paths)
             self.complete.add(commit)
         res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
                        check=False)
         if res.status not in (0, 1):  # 1: no match
             raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}")
         prefix = f"{commit}:"
-        return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(_YAML_SUFFIXES)})
+        return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
 
     def check_paths(self, paths: Sequence[str]) -> list[str]:
         """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
         for one outside the repository, missing from the branch, or a symlink (never followed), as bump
         refuses them.  A path naming the whole tree ('.') means no restriction."""
         checked: list[str] = []
-        from gitops_cli.yamledit.discover import relative_subpath
-
         for raw in paths:
             rel = relative_subpath(self.path, raw).as_posix()  # bump's rule: inside the repository
             if rel == ".":
