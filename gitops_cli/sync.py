@@ -470,10 +470,11 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
     kustomize_dirs = [d for d in _marked_dirs(root, starts, files, KUSTOMIZATION_FILES)
                       if not any(_under(d, c) for c in charts)]
     sources: list[tuple[str, Callable[[], str]]] = []
-    components = [d for d in kustomize_dirs if _is_component(root, d)]
+    docs: dict[Path, dict[str, Any] | None] = {}  # each kustomization file is read once a pass
+    components = [d for d in kustomize_dirs if _is_component(root, d, docs)]
     # only what may be rendered uses anything: a Component nothing renders does not (one that an overlay
     # includes is followed by that overlay's own walk)
-    used_by = _kustomize_references(root, [d for d in kustomize_dirs if d not in components])
+    used_by = _kustomize_references(root, [d for d in kustomize_dirs if d not in components], docs)
     for d in kustomize_dirs:
         if d in components:
             result.notes.append(f"{_show(d)}/: a kustomize Component (only rendered by a kustomization "
@@ -516,35 +517,42 @@ def _read(path: Path, shown: str) -> str:
         raise SyncError(f"{shown}: cannot read: {exc.strerror}") from None
 
 
-def _kustomization(root: Path, rel: Path) -> dict[str, Any] | None:
+def _kustomization(root: Path, rel: Path, docs: dict[Path, dict[str, Any] | None]) -> dict[str, Any] | None:
     """The (first document of the) kustomization file of the repo directory `rel`, or None; errors name
-    the file as in the repo (`overlays/prod/kustomization.yaml:3`), never the cache path."""
-    for name in KUSTOMIZATION_FILES:
-        path = root / rel / name
-        if path.is_file() and not path.is_symlink():
-            shown = (rel / name).as_posix()
-            docs = load_documents(_read(path, shown), shown)
-            return docs[0] if docs and isinstance(docs[0], dict) else {}
-    return None
+    the file as in the repo (`overlays/prod/kustomization.yaml:3`), never the cache path.  `docs`: the
+    files read so far in this pass (a base shared by several overlays is read once)."""
+    if rel not in docs:
+        doc: dict[str, Any] | None = None
+        for name in KUSTOMIZATION_FILES:
+            path = root / rel / name
+            if path.is_file() and not path.is_symlink():
+                shown = (rel / name).as_posix()
+                found = load_documents(_read(path, shown), shown)  # an error stops the pass: not cached
+                doc = found[0] if found and isinstance(found[0], dict) else {}
+                break
+        docs[rel] = doc
+    return docs[rel]
 
 
-def _is_component(root: Path, rel: Path) -> bool:
-    doc = _kustomization(root, rel)
+def _is_component(root: Path, rel: Path, docs: dict[Path, dict[str, Any] | None]) -> bool:
+    doc = _kustomization(root, rel, docs)
     return doc is not None and doc.get("kind") == "Component"
 
 
-def _kustomize_references(root: Path, dirs: Sequence[Path]) -> dict[Path, list[Path]]:
+def _kustomize_references(root: Path, dirs: Sequence[Path],
+                          docs: dict[Path, dict[str, Any] | None] | None = None) -> dict[Path, list[Path]]:
     """{directory: the selected kustomizations using it} for the directories in the repo that the
     kustomizations in `dirs` use as `resources`/`bases`/`components`, followed through the bases too
     (kustomize renders a base inside each overlay using it; applying it alone again would put its
     objects, un-patched, in the default namespace)."""
     used: dict[Path, list[Path]] = {}
+    docs = {} if docs is None else docs
     real_root = root.resolve()
     for top in dirs:
         todo, seen = [top], {top}
         while todo:
             d = todo.pop()
-            doc = _kustomization(root, d)
+            doc = _kustomization(root, d, docs)
             if not doc:
                 continue
             for key in ("resources", "bases", "components"):
