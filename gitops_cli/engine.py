@@ -7,18 +7,26 @@ Built on the docker SDK's low-level `APIClient` (imported lazily), because:
 - credentials are passed explicitly (`auth_config`) when we have them, so a stale credential helper
   in the docker config cannot win.
 
-Build labels go into the Dockerfile as ONE `LABEL` instruction (`with_labels`), not through the build
-API's `labels` parameter: the legacy builder turns each API label into its own `LABEL` step with a
-container commit (~70 ms each).  The labelled Dockerfile is shipped in the context tar under a fixed
-name (`GENERATED_DOCKERFILE`, listed in the tar's `.dockerignore` so `COPY .` never copies it), so a
-rebuild of the same source is still a cache hit with the same image id.
+Two builders of the same engine (`choose_builder`):
+- BuildKit (the engine's `/build?version=2`, the context tar in the request body, no client session):
+  labels and metadata instructions cost no builder step, independent stages and unused stages are
+  handled as `docker buildx build` does.  Used when the engine has it and the image is sure to come
+  out as the legacy builder would make it; `DOCKER_BUILDKIT=1`/`0` decides, as for the docker CLI.
+  Its progress is a stream of base64 protobuf `StatusResponse` messages (`buildkit_status`).
+- The legacy builder.  Build labels go into the Dockerfile as ONE `LABEL` instruction
+  (`with_labels`), not through the build API's `labels` parameter: the legacy builder turns each API
+  label into its own `LABEL` step with a container commit (~70 ms each).  The labelled Dockerfile is
+  shipped in the context tar under a fixed name (`GENERATED_DOCKERFILE`, listed in the tar's
+  `.dockerignore` so `COPY .` never copies it), so a rebuild of the same source is still a cache hit
+  with the same image id.
 
-The stream parsers (`BuildTracker`, `check_push_stream`) and `with_labels` are pure and unit-tested
-without an engine.
+The stream parsers (`BuildTracker`, `buildkit_status`, `check_push_stream`) and `with_labels` are pure
+and unit-tested without an engine.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -121,7 +129,11 @@ class BuildTracker:
     image_id: str | None = None
     error: str | None = None
     inserted_line: int | None = None  # the LABEL line with_labels put before the user's line N (1-based)
+    buildkit: bool = False  # BuildKit: steps may run in parallel, so `step` is only ever a failed one
     _partial: str = ""
+    _shown: set[str] = field(default_factory=set)  # BuildKit vertices (digests) whose heading was shown
+    _logs: dict[str, list[str]] = field(default_factory=dict)  # BuildKit: recent log lines per vertex
+    _log_partial: dict[tuple[str, int], str] = field(default_factory=dict)  # (vertex, stream): unended line
 
     def feed(self, event: Mapping[str, Any]) -> list[str]:
         """Consume one stream object; return the complete log lines it carried (for live display)."""
@@ -129,6 +141,9 @@ class BuildTracker:
         if error is not None:
             self.error = error
             return []
+        if event.get("id") == "moby.buildkit.trace":
+            status = buildkit_status(event.get("aux"))
+            return self._trace(status) if status is not None else []
         aux = event.get("aux")
         if isinstance(aux, dict) and isinstance(aux.get("ID"), str):
             self.image_id = aux["ID"]
@@ -151,11 +166,46 @@ class BuildTracker:
             out.append(line)
         return out
 
+    def _trace(self, status: BuildkitStatus) -> list[str]:
+        out: list[str] = []
+        for vertex in status.vertexes:
+            if vertex.error and not self.step:
+                self.step, self.step_lines = vertex.name, self._logs.setdefault(vertex.digest, [])
+            if vertex.digest in self._shown or not (vertex.started or vertex.cached):
+                continue
+            if vertex.name.startswith("[") and not vertex.name.startswith("[internal]"):  # a Dockerfile step
+                self._shown.add(vertex.digest)
+                out.append(f"{vertex.name} (cached)" if vertex.cached else vertex.name)
+        for digest, stream, message in status.logs:
+            text = self._log_partial.pop((digest, stream), "") + message.decode("utf-8", "replace")
+            *lines, rest = text.split("\n")
+            if rest:
+                self._log_partial[digest, stream] = rest
+            out.extend(self._log(digest, line) for line in lines)
+        return out
+
+    def _log(self, digest: str, line: str) -> str:
+        line = _ANSI_RE.sub("", line).rstrip("\r")
+        if line.strip():
+            recent = self._logs.setdefault(digest, [])
+            recent.append(line)
+            del recent[:-LAST_LINES]
+        return line
+
     def finish(self) -> list[str]:
+        pending = [self._log(digest, rest) for (digest, _), rest in self._log_partial.items()]
+        self._log_partial.clear()
         rest, self._partial = self._partial, ""
-        return self.feed({"stream": rest + "\n"}) if rest else []
+        return pending + (self.feed({"stream": rest + "\n"}) if rest else [])
 
     def failure(self) -> BuildError:
+        if self.buildkit:
+            where = f" at {self.step}" if self.step else ""
+            error = self.error or "no image was produced"
+            message = f"image build failed{where}: {error}"
+            if self.step_lines:
+                message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
+            return BuildError(message, hint="fix the failing step and build again")
         where = f"at {self.step}" if self.step else "before the first step"
         error = unshift_lines(self.error, self.inserted_line) if self.error else "no image was produced"
         message = f"image build failed {where}: {error}"
@@ -188,6 +238,232 @@ def inserted_line(original: str, labelled: str) -> int | None:
         if old != new:
             return number
     return None
+
+
+# --- BuildKit progress --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Vertex:
+    """One BuildKit vertex (a build step or an internal operation) as a status message reports it."""
+
+    digest: str
+    name: str
+    cached: bool = False
+    started: bool = False
+    completed: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class BuildkitStatus:
+    """The parts of a BuildKit `StatusResponse` we show: vertexes (field 1) and logs (field 3)."""
+
+    vertexes: list[Vertex]
+    logs: list[tuple[str, int, bytes]]  # (vertex digest, stream: 1 stdout / 2 stderr, output bytes)
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+
+
+def _protobuf_fields(data: bytes) -> Iterable[tuple[int, int | bytes]]:
+    """(field number, value) of a protobuf message: an int for varints, bytes for the rest."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        number, kind = key >> 3, key & 7
+        if kind == 0:
+            value, i = _varint(data, i)
+            yield number, value
+            continue
+        if kind == 2:
+            size, i = _varint(data, i)
+        elif kind in (1, 5):
+            size = 8 if kind == 1 else 4
+        else:
+            raise ValueError(f"protobuf wire type {kind}")
+        if i + size > len(data):
+            raise ValueError("truncated protobuf field")
+        yield number, data[i:i + size]
+        i += size
+
+
+def _text(value: int | bytes) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else ""
+
+
+def _vertex(data: bytes) -> Vertex:
+    found: dict[int, int | bytes] = dict(_protobuf_fields(data))
+    return Vertex(digest=_text(found.get(1, b"")), name=_text(found.get(3, b"")), cached=bool(found.get(4)),
+                  started=5 in found, completed=6 in found, error=_text(found.get(7, b"")))
+
+
+def buildkit_status(aux: Any) -> BuildkitStatus | None:
+    """Decode the `aux` of a `moby.buildkit.trace` build-stream object (base64 of a protobuf
+    moby.buildkit.v1.StatusResponse); None when it is not one."""
+    import base64
+    import binascii
+
+    if not isinstance(aux, str):
+        return None
+    try:
+        data = base64.b64decode(aux, validate=True)
+        vertexes: list[Vertex] = []
+        logs: list[tuple[str, int, bytes]] = []
+        for number, value in _protobuf_fields(data):
+            if number == 1 and isinstance(value, bytes):
+                vertexes.append(_vertex(value))
+            elif number == 3 and isinstance(value, bytes):
+                log: dict[int, int | bytes] = dict(_protobuf_fields(value))
+                message, stream = log.get(4, b""), log.get(3, 0)
+                logs.append((_text(log.get(1, b"")), stream if isinstance(stream, int) else 0,
+                             message if isinstance(message, bytes) else b""))
+    except (binascii.Error, ValueError, IndexError):
+        return None
+    return BuildkitStatus(vertexes, logs)
+
+
+# --- which builder --------------------------------------------------------------------------------------
+BUILDKIT_API = "1.39"  # the first engine API with `/build?version=2`
+_TRUE, _FALSE = {"1", "t", "T", "TRUE", "true", "True"}, {"0", "f", "F", "FALSE", "false", "False"}
+
+
+@dataclass(frozen=True)
+class Builder:
+    """The builder a build uses, and why (shown on the build's progress line)."""
+
+    buildkit: bool
+    why: str = ""
+    forced: bool = False  # DOCKER_BUILDKIT=1
+
+    def describe(self) -> str:
+        if self.buildkit:
+            return "builder: BuildKit" + (f" ({self.why})" if self.why else "")
+        return f"builder: legacy ({self.why})"
+
+
+def buildkit_setting(environ: Mapping[str, str] | None = None) -> bool | None:
+    """DOCKER_BUILDKIT as the docker CLI reads it (Go's ParseBool); None when unset or empty."""
+    value = (os.environ if environ is None else environ).get("DOCKER_BUILDKIT", "")
+    if value == "":
+        return None
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise UsageError(f"DOCKER_BUILDKIT={value!r}: expected a boolean (1 or 0)")
+
+
+def _read_ignore(context: str) -> tuple[str, list[str]]:
+    """The context's `.dockerignore`: its text and its patterns (as the docker SDK reads them)."""
+    path = Path(context, ".dockerignore")
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return text, [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+
+
+def ignore_patterns(context: str) -> list[str]:
+    """The patterns of the context's `.dockerignore`; [] without one."""
+    return _read_ignore(context)[1]
+
+
+def context_blocker(context: str, dockerfile: str | None) -> str | None:
+    """Why BuildKit cannot build this context as the legacy builder would, or None.
+
+    Without a client session BuildKit takes the context tar as it is, applying no `.dockerignore`: the
+    tar leaves out what `.dockerignore` excludes, but it must hold the Dockerfile, which the legacy
+    builder (like `docker buildx build`) would leave out of `COPY .` when `.dockerignore` excludes it."""
+    from docker.utils.build import Pattern, PatternMatcher
+
+    if dockerfile is not None and os.path.isabs(dockerfile):
+        return "the Dockerfile is outside the build context"
+    try:
+        patterns = ignore_patterns(context)
+    except (OSError, UnicodeDecodeError):
+        return "the .dockerignore file cannot be read"  # the legacy builder reports it in its own words
+    matcher = PatternMatcher(patterns)
+    name = (dockerfile or "Dockerfile").replace(os.sep, "/")
+    if patterns and matcher.matches(name):
+        return f".dockerignore excludes the Dockerfile ({name})"
+    # the SDK's matcher always keeps .dockerignore (it appends `!.dockerignore`): the patterns alone decide
+    ignore_itself = False
+    for pattern in (Pattern(text) for text in patterns):
+        if pattern.dirs and pattern.match(".dockerignore"):
+            ignore_itself = not pattern.exclusion
+    if ignore_itself:
+        return ".dockerignore excludes itself"
+    return None
+
+
+def _base_image_blocker(client: APIClient, context: str, dockerfile: str | None, pull: bool,
+                        buildargs: Mapping[str, str] | None, environ: Mapping[str, str] | None) -> str | None:
+    """Why not BuildKit for the images the Dockerfile starts from: one it would have to pull from a
+    registry the docker config has credentials for (BuildKit without a client session pulls without
+    them; the legacy builder sends them), or one named through a build argument while there are such
+    credentials."""
+    from gitops_cli.dockerfile import parse_dockerfile
+    from gitops_cli.errors import GitopsError
+    from gitops_cli.imageref import parse
+    from gitops_cli.registry import has_docker_credentials, registry_host
+
+    try:
+        text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the engine reports a missing or unreadable Dockerfile in its own words
+    for image in parse_dockerfile(text).images:
+        if image.unresolved or ("$" in image.raw and buildargs):
+            if has_docker_credentials(None, environ):
+                return f"the image {image.raw} depends on build arguments, and the docker config has credentials"
+            continue
+        try:
+            ref = parse(image.value)
+        except GitopsError:
+            continue  # the engine names it
+        if (pull or not _has_image(client, image.value)) and has_docker_credentials(registry_host(ref), environ):
+            return (f"{image.value} is pulled with the docker config's credentials for {registry_host(ref)}, "
+                    "which BuildKit without a client session would not send")
+    return None
+
+
+def _has_image(client: APIClient, name: str) -> bool:
+    from docker.errors import DockerException
+
+    try:
+        client.inspect_image(name)
+    except DockerException:
+        return False
+    return True
+
+
+def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, network: str | None = None,
+                   pull: bool = False, cache_from: list[str] | None = None,
+                   buildargs: Mapping[str, str] | None = None,
+                   environ: Mapping[str, str] | None = None) -> Builder:
+    """BuildKit when DOCKER_BUILDKIT says so, or (unset) when the engine has it and the image comes out
+    as the legacy builder would make it; otherwise the legacy builder, with the reason."""
+    from docker.utils import version_lt
+
+    setting = buildkit_setting(environ)
+    if setting is False:
+        return Builder(False, "DOCKER_BUILDKIT=0")
+    blocker = context_blocker(context, dockerfile)
+    if setting:
+        if blocker:
+            raise UsageError(f"DOCKER_BUILDKIT=1, but BuildKit cannot build this context: {blocker}",
+                             hint="unset DOCKER_BUILDKIT (gitops then uses the legacy builder) or change .dockerignore")
+        return Builder(True, "DOCKER_BUILDKIT=1", forced=True)
+    version = str(getattr(client, "api_version", "") or "0")
+    if blocker is None and version_lt(version, BUILDKIT_API):
+        blocker = f"the engine's API {version} has no BuildKit"
+    if blocker is None and network not in (None, "", "default", "host", "none"):
+        blocker = f"--network {network}: BuildKit runs steps only on the host network or none"
+    if blocker is None and cache_from:
+        blocker = "--cache-from (the legacy builder takes local images as its cache)"
+    blocker = blocker or _base_image_blocker(client, context, dockerfile, pull, buildargs, environ)
+    return Builder(blocker is None, blocker or "")
 
 
 # --- labels in the Dockerfile ------------------------------------------------------------------------
@@ -258,14 +534,12 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
 
     try:
         text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
-        ignore_file = Path(context, ".dockerignore")
-        ignore = ignore_file.read_text(encoding="utf-8") if ignore_file.is_file() else ""
+        ignore, patterns = _read_ignore(context)
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
     labelled = with_labels(text, labels, target)
     if labelled is None:
         return None
-    patterns = [ln.strip() for ln in ignore.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     listed = ignore.rstrip("\r\n") + "\n" if patterns else ".dockerignore\n"
     try:
         files = sorted(exclude_paths(context, patterns, dockerfile=GENERATED_DOCKERFILE))
@@ -274,6 +548,42 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
         return tar, inserted_line(text, labelled)
     except OSError as exc:
         raise UsageError(f"build context {context}: {exc}") from None
+
+
+def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
+    """The build context as a tar for BuildKit: what `.dockerignore` does not exclude, the Dockerfile
+    and `.dockerignore` included (context_blocker made sure it excludes neither).
+
+    The engine tells a tar from a single file by its first 1024 bytes, which must hold a whole tar
+    header: so the Dockerfile comes first and every mtime is whole seconds (a fractional one makes
+    Python write a PAX header before each entry, and the context would be taken for a Dockerfile)."""
+    import tarfile
+    import tempfile
+
+    from docker.utils.build import exclude_paths
+
+    name = (dockerfile or "Dockerfile").replace(os.sep, "/")
+    fileobj = tempfile.NamedTemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
+    try:
+        files = sorted(exclude_paths(context, ignore_patterns(context), dockerfile=name),
+                       key=lambda path: (path != name, path))
+        with tarfile.open(mode="w", fileobj=fileobj) as tar:
+            for path in files:
+                full = os.path.join(context, path)
+                info = tar.gettarinfo(full, arcname=path)
+                if info is None:  # a socket
+                    continue
+                info.mtime = int(info.mtime)
+                if info.isfile():
+                    with open(full, "rb") as content:
+                        tar.addfile(info, content)
+                else:
+                    tar.addfile(info)
+    except (OSError, UnicodeDecodeError) as exc:
+        fileobj.close()
+        raise UsageError(f"build context {context}: {exc}") from None
+    fileobj.seek(0)
+    return fileobj
 
 
 def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any:
@@ -327,14 +637,34 @@ def build(
     pull: bool = False,
     nocache: bool = False,
     on_line: Callable[[str], None] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Build `context` into `tag`, streaming the log to `on_line`; return the image id (sha256:...).
 
-    `labels` go into the Dockerfile as one LABEL instruction (labelled_context) when possible, else
-    through the build API (one builder step per label)."""
-    from docker.errors import APIError, DockerException
-
-    show = on_line or show_build_line
+    The builder is choose_builder's.  With BuildKit, `labels` are image metadata (no builder step);
+    with the legacy builder they go into the Dockerfile as one LABEL instruction (labelled_context)
+    when possible, else through the build API (one builder step per label)."""
+    builder = choose_builder(client, context=context, dockerfile=dockerfile, network=network, pull=pull,
+                             cache_from=cache_from, buildargs=buildargs, environ=environ)
+    output.info(builder.describe())
+    options: dict[str, Any] = dict(
+        tag=tag, buildargs=dict(buildargs or {}) or None, target=target, cache_from=cache_from or None,
+        pull=pull, nocache=nocache)
+    if builder.buildkit:
+        # an engine without its default bridge: no network, which is what the legacy builder's RUN gets there
+        steps_network = network or (None if _has_network(client, "bridge") else "none")
+        plain = plain_context(context, dockerfile)
+        request = functools.partial(_buildkit_request, client, plain, dockerfile=dockerfile,
+                                    labels=dict(labels or {}), network=steps_network, **options)
+        try:
+            return _stream_build(client, BuildTracker(buildkit=True), request, on_line, context)
+        except _NoBuildKit as exc:
+            if builder.forced:
+                raise BuildError(f"DOCKER_BUILDKIT=1, but the engine cannot build with BuildKit: {exc}",
+                                 hint="unset DOCKER_BUILDKIT to use the legacy builder") from None
+            output.warn(f"the engine cannot build with BuildKit ({exc}); using the legacy builder")
+        finally:
+            plain.close()
     tracker = BuildTracker()
     labelled = labelled_context(context, dockerfile, labels, target) if labels else None
     tar = None
@@ -343,13 +673,67 @@ def build(
     source: dict[str, Any] = (
         {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
         else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})
+    legacy = functools.partial(client.build, network_mode=network, rm=True, forcerm=True, decode=True,
+                               **options, **source)
     try:
-        stream = _with_credential_fallback(client, lambda: client.build(
-            tag=tag, buildargs=dict(buildargs or {}) or None, target=target, network_mode=network,
-            cache_from=cache_from or None, pull=pull, nocache=nocache, rm=True, forcerm=True, decode=True,
-            **source,
-        ))
-        for event in stream:
+        return _stream_build(client, tracker, legacy, on_line, context)
+    finally:
+        if tar is not None:
+            tar.close()
+
+
+class _NoBuildKit(Exception):
+    """The engine refused a BuildKit build before building anything (its message)."""
+
+
+def _buildkit_request(client: APIClient, tar: IO[bytes], *, tag: str, dockerfile: str | None,
+                      buildargs: dict[str, str] | None, labels: dict[str, str], target: str | None,
+                      network: str | None, cache_from: list[str] | None, pull: bool,
+                      nocache: bool) -> Iterable[Mapping[str, Any]]:
+    """POST /build?version=2 with the context tar as the body; the decoded stream.  No registry
+    credentials are sent: without a client session the engine's BuildKit does not use them."""
+    import json
+
+    from docker.errors import APIError
+
+    params: dict[str, Any] = {"t": tag, "version": "2", "dockerfile": dockerfile or "Dockerfile",
+                              "pull": pull, "nocache": nocache, "rm": True, "forcerm": True}
+    for key, value in (("buildargs", buildargs), ("labels", labels), ("cachefrom", cache_from)):
+        if value:
+            params[key] = json.dumps(value)
+    if target:
+        params["target"] = target
+    if network:
+        params["networkmode"] = network
+    response = client._post(client._url("/build"), data=tar, params=params, stream=True, timeout=None,
+                            headers={"Content-Type": "application/x-tar"})
+    try:
+        client._raise_for_status(response)
+    except APIError as exc:
+        if "buildkit" in _api_message(exc).lower():  # e.g. "buildkit not supported by daemon"
+            raise _NoBuildKit(_api_message(exc)) from None
+        raise
+    return client._stream_helper(response, decode=True)
+
+
+def _has_network(client: APIClient, name: str) -> bool:
+    from docker.errors import DockerException
+
+    try:
+        client.inspect_network(name)
+    except DockerException:
+        return False
+    return True
+
+
+def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[], Iterable[Mapping[str, Any]]],
+                  on_line: Callable[[str], None] | None, context: str) -> str:
+    """Run a build request, showing its log; the image id, or the tracker's BuildError."""
+    from docker.errors import APIError, DockerException
+
+    show = on_line or show_build_line
+    try:
+        for event in _with_credential_fallback(client, request):
             for line in tracker.feed(event):
                 show(line)
         for line in tracker.finish():
@@ -360,18 +744,18 @@ def build(
         raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
     except TypeError as exc:  # the SDK raises TypeError for a context it cannot read
         raise UsageError(f"build context {context}: {exc}") from None
-    finally:
-        if tar is not None:
-            tar.close()
     if tracker.error or not tracker.image_id:
         raise tracker.failure()
     image_id = tracker.image_id
     return image_id if image_id.startswith("sha256:") else inspect_image(client, image_id)["Id"]
 
 
+_BUILDKIT_STEP_RE = re.compile(r"\[[^\]\n]*\d+/\d+\] ")
+
+
 def show_build_line(line: str) -> None:
     """Default live display: step headings stand out on a TTY, everything else is a plain log line."""
-    if line.startswith("Step ") and " : " in line:
+    if (line.startswith("Step ") and " : " in line) or _BUILDKIT_STEP_RE.match(line):
         output.step(line)
     elif line.strip() and not line.startswith(_BUILDER_NOISE):
         output.log_line(line)

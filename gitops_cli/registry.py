@@ -197,6 +197,20 @@ def docker_config_credentials(host: str, environ: Mapping[str, str] | None = Non
     return None
 
 
+def has_docker_credentials(host: str | None, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the docker config sets up credentials that may apply to `host` (any registry for None):
+    a credsStore, a credential helper for it, or an auths entry with credentials.  Asks no helper."""
+    found = load_docker_config(environ)
+    if found is None:
+        return False
+    config = found[1]
+    want = None if host is None else _config_key(host)
+    if config.get("credsStore") or any(want in (None, _config_key(k)) for k in config.get("credHelpers") or {}):
+        return True
+    return any(want in (None, _config_key(key)) and _auth_entry(entry, "") is not None
+               for key, entry in (config.get("auths") or {}).items())
+
+
 def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
     if entry.get("identitytoken"):
         return Credentials("<token>", str(entry["identitytoken"]), source)

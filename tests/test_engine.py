@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from gitops_cli import engine
-from gitops_cli.errors import BuildError
+from gitops_cli.errors import BuildError, UsageError
 
 
 def feed_all(events: list[dict]) -> tuple[engine.BuildTracker, list[str]]:
@@ -199,3 +201,146 @@ def test_parse_error_lines_are_mapped_back_past_the_inserted_label() -> None:
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "FROM base\nRUN make \\\n"])
 def test_with_labels_gives_up_where_it_is_not_safe(text) -> None:
     assert engine.with_labels(text, LABELS) is None
+
+
+# --- BuildKit: the progress stream, and which builder ---------------------------------------------------
+def _varint(value: int) -> bytes:
+    out = b""
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out += bytes([byte | (0x80 if value else 0)])
+        if not value:
+            return out
+
+
+def _field(number: int, value: bytes | int) -> bytes:
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def trace(vertexes: list[dict] = (), logs: list[tuple[str, int, bytes]] = ()) -> dict:
+    """A `moby.buildkit.trace` stream object, encoded as the engine encodes a StatusResponse."""
+    timestamp = _field(1, 1_700_000_000)
+    body = b""
+    for v in vertexes:
+        msg = _field(1, v["digest"].encode()) + _field(2, b"sha256:input") + _field(3, v["name"].encode())
+        msg += _field(4, 1) if v.get("cached") else b""
+        msg += _field(5, timestamp) if v.get("started") else b""
+        msg += _field(6, timestamp) if v.get("completed") else b""
+        msg += _field(7, v["error"].encode()) if v.get("error") else b""
+        body += _field(1, msg)
+    for digest, stream, data in logs:
+        body += _field(3, _field(1, digest.encode()) + _field(2, timestamp) + _field(3, stream) + _field(4, data))
+    body += _field(2, _field(1, b"status-id"))  # a VertexStatus (pull progress): not shown
+    return {"id": "moby.buildkit.trace", "aux": base64.b64encode(body).decode()}
+
+
+def test_buildkit_status_decodes_what_the_engine_sent() -> None:
+    # captured from dockerd 20.10's /build?version=2: the first vertex of a build
+    real = ("Cm8KR3NoYTI1NjpkZDA4Zjc3YjE3YjI1M2RiODA0NzRhNjZhNWQwNzAwMjY1ZmEwZTgzZGFjYTk5OWUxMjhiZGU1NzRhYTFjOGUz"
+            "GiRbaW50ZXJuYWxdIGxvYWQgcmVtb3RlIGJ1aWxkIGNvbnRleHQ=")
+    status = engine.buildkit_status(real)
+    assert status is not None and status.logs == []
+    (vertex,) = status.vertexes
+    assert vertex.name == "[internal] load remote build context" and vertex.digest.startswith("sha256:dd08f77b")
+    assert not (vertex.started or vertex.completed or vertex.cached or vertex.error)
+
+
+@pytest.mark.parametrize("aux", [None, {"ID": "x"}, "not base64!", base64.b64encode(b"\x0a\xff").decode(),
+                                 base64.b64encode(b"\x0b").decode()])
+def test_buildkit_status_of_anything_else_is_none(aux) -> None:
+    assert engine.buildkit_status(aux) is None
+
+
+def test_buildkit_stream_shows_steps_once_and_logs_per_stream() -> None:
+    tracker = engine.BuildTracker(buildkit=True)
+    events = [
+        trace([{"digest": "d0", "name": "[internal] load remote build context", "started": True}]),
+        trace([{"digest": "d1", "name": "[1/3] FROM docker.io/library/base:1", "started": True, "cached": True,
+                "completed": True}]),
+        trace([{"digest": "d2", "name": "[2/3] COPY . /src"}]),  # not started yet: nothing shown
+        trace([{"digest": "d2", "name": "[2/3] COPY . /src", "started": True}]),
+        trace([{"digest": "d2", "name": "[2/3] COPY . /src", "started": True, "completed": True}]),
+        trace([{"digest": "d3", "name": "[3/3] RUN make", "started": True}],
+              [("d3", 1, b"compiling a\ncompil"), ("d3", 2, b"\x1b[31mwarning\x1b[0m: x"), ("d3", 1, b"ing b\n")]),
+        {"id": "moby.image.id", "aux": {"ID": "sha256:" + "ab" * 32}},
+        {"stream": "Successfully tagged app:1\n"},
+    ]
+    lines = []
+    for event in events:
+        lines += tracker.feed(event)
+    lines += tracker.finish()
+    assert lines == ["[1/3] FROM docker.io/library/base:1 (cached)", "[2/3] COPY . /src", "[3/3] RUN make",
+                     "compiling a", "compiling b", "Successfully tagged app:1", "warning: x"]
+    assert tracker.image_id == "sha256:" + "ab" * 32 and tracker.error is None and tracker.step is None
+
+
+def test_buildkit_failure_names_the_failed_step_and_its_own_last_lines() -> None:
+    tracker = engine.BuildTracker(buildkit=True)
+    lines: list[str] = []
+    for event in [
+        trace([{"digest": "a", "name": "[a 2/2] RUN ./one", "started": True},
+               {"digest": "b", "name": "[b 2/2] RUN ./two", "started": True}],
+              [("a", 1, b"from one\n"), ("b", 1, b"from two\n"), ("b", 2, b"fatal: no")]),
+        trace([{"digest": "b", "name": "[b 2/2] RUN ./two", "started": True, "completed": True,
+                "error": "exit code: 1"}]),
+        trace([{"digest": "a", "name": "[a 2/2] RUN ./one", "started": True, "completed": True,
+                "error": "context canceled"}]),
+        {"errorDetail": {"message": "executor failed running [/bin/sh -c ./two]: exit code: 1"}},
+    ]:
+        lines += tracker.feed(event)
+    lines += tracker.finish()
+    failure = tracker.failure()
+    assert str(failure).splitlines() == [
+        "image build failed at [b 2/2] RUN ./two: executor failed running [/bin/sh -c ./two]: exit code: 1",
+        "last log lines:", "  from two", "  fatal: no"]
+    assert isinstance(failure, BuildError)
+
+
+def test_buildkit_failure_before_any_step_names_no_step() -> None:
+    tracker = engine.BuildTracker(buildkit=True)
+    tracker.feed({"errorDetail": {"message": "dockerfile parse error line 2: unknown instruction: BADINSTR"}})
+    assert str(tracker.failure()) == "image build failed: dockerfile parse error line 2: unknown instruction: BADINSTR"
+
+
+@pytest.mark.parametrize("value, expected", [("", None), ("1", True), ("true", True), ("TRUE", True),
+                                             ("0", False), ("false", False), ("F", False)])
+def test_docker_buildkit_is_read_as_docker_reads_it(value, expected) -> None:
+    assert engine.buildkit_setting({"DOCKER_BUILDKIT": value}) is expected
+    assert engine.buildkit_setting({}) is None
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "on"])
+def test_docker_buildkit_that_is_no_boolean_is_refused(value) -> None:
+    with pytest.raises(UsageError, match=f"DOCKER_BUILDKIT='{value}': expected a boolean"):
+        engine.buildkit_setting({"DOCKER_BUILDKIT": value})
+
+
+@pytest.mark.parametrize("dockerfile, ignore, blocker", [
+    (None, None, None),
+    (None, "build/\n*.log\n", None),
+    (None, "# comment\nDockerfile\n", ".dockerignore excludes the Dockerfile (Dockerfile)"),
+    (None, "Docker*\n", ".dockerignore excludes the Dockerfile (Dockerfile)"),
+    ("docker/app.dockerfile", "docker/\n", ".dockerignore excludes the Dockerfile (docker/app.dockerfile)"),
+    ("docker/app.dockerfile", "docker/\n!docker/app.dockerfile\n", None),
+    (None, ".dockerignore\n", ".dockerignore excludes itself"),
+    ("/elsewhere/Dockerfile", None, "the Dockerfile is outside the build context"),
+])
+def test_context_blocker(tmp_path, dockerfile, ignore, blocker) -> None:
+    if ignore is not None:
+        (tmp_path / ".dockerignore").write_text(ignore)
+    assert engine.context_blocker(str(tmp_path), dockerfile) == blocker
+
+
+def test_builder_is_described_with_its_reason() -> None:
+    assert engine.Builder(True).describe() == "builder: BuildKit"
+    assert engine.Builder(True, "DOCKER_BUILDKIT=1", forced=True).describe() == "builder: BuildKit (DOCKER_BUILDKIT=1)"
+    assert engine.Builder(False, "DOCKER_BUILDKIT=0").describe() == "builder: legacy (DOCKER_BUILDKIT=0)"
+
+
+def test_buildkit_step_lines_are_headings(capsys) -> None:
+    for line in ["[2/3] COPY . /src", "[builder 1/4] FROM base (cached)", "compiling [1/2]", "Step 1/2 : FROM x"]:
+        engine.show_build_line(line)
+    assert capsys.readouterr().err.splitlines() == [
+        "==> [2/3] COPY . /src", "==> [builder 1/4] FROM base (cached)", "compiling [1/2]", "==> Step 1/2 : FROM x"]

@@ -352,3 +352,20 @@ def test_read_password_strips_newline() -> None:
     assert registry.read_password(io.StringIO("pw-from-stdin\r\n")) == "pw-from-stdin"
     with pytest.raises(UsageError, match="nothing was read"):
         registry.read_password(io.StringIO("\n"))
+
+
+@pytest.mark.parametrize("config, host, expected", [
+    ({}, "r.example.com", False),
+    ({"auths": {"https://r.example.com/v1/": {"auth": base64.b64encode(b"u:p").decode()}}}, "r.example.com", True),
+    ({"auths": {"r.example.com": {}}}, "r.example.com", False),  # an entry without credentials
+    ({"auths": {"other.example.com": {"auth": base64.b64encode(b"u:p").decode()}}}, "r.example.com", False),
+    ({"auths": {"other.example.com": {"auth": base64.b64encode(b"u:p").decode()}}}, None, True),
+    ({"credHelpers": {"r.example.com": "ecr-login"}}, "r.example.com", True),
+    ({"credHelpers": {"r.example.com": "ecr-login"}}, "docker.io", False),
+    ({"credsStore": "desktop"}, "docker.io", True),
+    ({"auths": {"index.docker.io": {"identitytoken": "t"}}}, "docker.io", True),
+])
+def test_has_docker_credentials(tmp_path: Path, config, host, expected) -> None:
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path)}) is expected
+    assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path / "none")}) is False

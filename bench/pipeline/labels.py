@@ -43,7 +43,7 @@ def build(client: object, app: Path, via_api: bool, i: int) -> tuple[float, int]
         assert tracker.image_id and not tracker.error, tracker.error
     else:
         engine.build(client, context=str(app), dockerfile=None, tag="gitops-bench/labels:line", labels=LABELS,  # type: ignore[arg-type]
-                     on_line=on_line)
+                     on_line=on_line, environ={"DOCKER_BUILDKIT": "0"})  # both sides on the legacy builder
     return time.perf_counter() - start, len(steps)
 
 

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import DOCKERFILE, TEST_LABEL_VALUE, commit_all, git, sample_app
+from gitops_cli import engine
+from tests.fixtures.services import (
+    AUTH_PASSWORD,
+    AUTH_USER,
+    DOCKERFILE,
+    TEST_LABEL_VALUE,
+    Registry,
+    commit_all,
+    git,
+    sample_app,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -16,10 +28,15 @@ def labels_of(engine, ref: str) -> dict[str, str]:
     return engine.inspect_image(ref)["Config"]["Labels"]
 
 
-def test_build_prints_ref_and_id_and_sets_oci_labels(gitops, app_repo: Path, docker_engine) -> None:
+LEGACY = {"DOCKER_BUILDKIT": "0"}
+BUILDERS = pytest.mark.parametrize("builder", [{}, LEGACY], ids=["buildkit", "legacy"])
+
+
+@BUILDERS
+def test_build_prints_ref_and_id_and_sets_oci_labels(gitops, app_repo: Path, docker_engine, builder) -> None:
     git(app_repo, "remote", "add", "origin", "https://ci-bot:hunter2-token@git.example.com/team/app.git")
     sha = git(app_repo, "rev-parse", "HEAD")
-    res = gitops(["build", "--image", "gitops-test/app", "--label", "team=payments"], cwd=app_repo)
+    res = gitops(["build", "--image", "gitops-test/app", "--label", "team=payments"], cwd=app_repo, env=builder)
     assert res.returncode == 0, res.stderr
     ref, image_id = res.stdout.splitlines()
     assert ref == f"gitops-test/app:{sha[:7]}"
@@ -31,6 +48,11 @@ def test_build_prints_ref_and_id_and_sets_oci_labels(gitops, app_repo: Path, doc
     assert labels["org.opencontainers.image.created"].endswith("Z")
     assert labels["team"] == "payments"
     assert "hunter2" not in res.stdout + res.stderr
+    if not builder:  # BuildKit: labels are image metadata, no builder step; the steps are [N/M] lines
+        assert "builder: BuildKit\n" in res.stderr
+        assert "==> [3/3] RUN chmod 755 /app/app.sh" in res.stderr and "LABEL" not in res.stderr
+        return
+    assert "builder: legacy (DOCKER_BUILDKIT=0)" in res.stderr
     assert "Step 4/" in res.stderr  # live build log goes to stderr
     # all labels in ONE builder step (the build API's labels would be one LABEL step each)
     label_steps = [ln for ln in res.stderr.splitlines() if " : LABEL " in ln]
@@ -63,15 +85,19 @@ def test_failing_build_command_stops_before_the_image(gitops, app_repo: Path, do
     assert docker_engine.images(name="gitops-test/app:nobuild") == []
 
 
-def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_image: str) -> None:
+@BUILDERS
+def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_image: str, builder) -> None:
     failing_step = 'RUN echo "compiling module x" && echo "fatal: missing symbol" >&2 && exit 3\n'
     broken = DOCKERFILE.replace('CMD ["/app/app.sh"]', failing_step + 'CMD ["/app/app.sh"]')
     repo = sample_app(tmp_path / "app", dockerfile=broken)
-    res = gitops(["build", "--image", "gitops-test/broken"], cwd=repo)
+    res = gitops(["build", "--image", "gitops-test/broken"], cwd=repo, env=builder)
     assert res.returncode == 5, res.stderr
     error = res.stderr[res.stderr.index("error:"):]
-    assert "image build failed at Step 5/7 : RUN echo" in error
-    assert "returned a non-zero code: 3" in error
+    if builder:
+        assert "image build failed at Step 5/7 : RUN echo" in error
+        assert "returned a non-zero code: 3" in error
+    else:
+        assert "image build failed at [4/4] RUN echo" in error and "exit code: 3" in error
     assert "compiling module x" in error and "fatal: missing symbol" in error
     assert res.stdout == ""
     assert "Traceback" not in res.stderr
@@ -109,6 +135,7 @@ def test_labels_with_odd_characters_and_dockerignore(gitops, tmp_path: Path, bas
     args = ["build", "--image", "gitops-test/odd", "--label", f"odd={odd}", "--build-arg", "X=1"]
     first, second = gitops(args, cwd=repo), gitops(args, cwd=repo)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "builder: BuildKit\n" in first.stderr  # BuildKit takes the tar as sent: gitops left out secret.txt
     assert first.stdout == second.stdout
     ref = first.stdout.splitlines()[0]
     assert docker_engine.inspect_image(ref)["Config"]["Labels"]["odd"] == odd
@@ -163,8 +190,87 @@ def test_a_credential_helper_that_is_not_installed_does_not_stop_the_build(gitop
     config.mkdir()
     (config / "config.json").write_text('{"credsStore": "gitops-test-no-such-helper"}')
     res = gitops(["build", "--image", "gitops-test/app", "--tag", "helperless"], cwd=app_repo,
-                 env={"DOCKER_CONFIG": str(config)})
+                 env={"DOCKER_CONFIG": str(config), **LEGACY})
     assert res.returncode == 0, res.stderr
     assert "warning: a docker credential helper failed" in res.stderr and "internal error" not in res.stderr
     assert res.stdout.splitlines()[0] == "gitops-test/app:helperless"
+    # BuildKit (the base image is in the engine: nothing to pull) asks no helper at all
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "helperless"], cwd=app_repo,
+                 env={"DOCKER_CONFIG": str(config)})
+    assert res.returncode == 0, res.stderr
+    assert "builder: BuildKit\n" in res.stderr and "warning" not in res.stderr
     subprocess.run(["docker", "image", "rm", "gitops-test/app:helperless"], capture_output=True, check=False)
+
+
+def ls_ctx(ref: str) -> set[str]:
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "ls", "-A", "/ctx"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def test_a_dockerignore_that_excludes_the_dockerfile_gets_the_legacy_builder(gitops, tmp_path: Path,
+                                                                           base_image: str) -> None:
+    """BuildKit without a client session takes the context tar as it is, and the tar must hold the
+    Dockerfile: `COPY .` would copy what .dockerignore excludes.  So gitops builds such a context with
+    the legacy builder, and refuses DOCKER_BUILDKIT=1 for it."""
+    dockerfile = DOCKERFILE.replace("COPY app.sh test.sh /app/", "COPY . /ctx/\nCOPY app.sh test.sh /app/")
+    repo = sample_app(tmp_path / "app", dockerfile=dockerfile, extra_files={".dockerignore": "Dockerfile\n.git\n"})
+    res = gitops(["build", "--image", "gitops-test/ignored"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert "builder: legacy (.dockerignore excludes the Dockerfile (Dockerfile))" in res.stderr
+    copied = ls_ctx(res.stdout.splitlines()[0])
+    assert "app.sh" in copied and not {"Dockerfile", ".git"} & copied
+
+    forced = gitops(["build", "--image", "gitops-test/ignored", "--tag", "forced"], cwd=repo,
+                    env={"DOCKER_BUILDKIT": "1"})
+    assert forced.returncode == 2, forced.stderr
+    assert "DOCKER_BUILDKIT=1, but BuildKit cannot build this context: .dockerignore excludes the Dockerfile" \
+        in forced.stderr
+    bogus = gitops(["build", "--image", "gitops-test/ignored"], cwd=repo, env={"DOCKER_BUILDKIT": "yes"})
+    assert bogus.returncode == 2 and "DOCKER_BUILDKIT='yes': expected a boolean (1 or 0)" in bogus.stderr
+
+
+def test_builder_choice_on_the_engine(tmp_path: Path, base_image: str, docker_engine) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nCOPY . /ctx\n")
+    choose = lambda **kw: engine.choose_builder(docker_engine, context=str(tmp_path), dockerfile=None,  # noqa: E731
+                                                environ={}, **kw)
+    assert choose() == engine.Builder(True)
+    assert choose(network="host") == choose(network="none") == engine.Builder(True)
+    assert choose(network="my-net") == engine.Builder(
+        False, "--network my-net: BuildKit runs steps only on the host network or none")
+    assert choose(cache_from=["app:1"]).why == "--cache-from (the legacy builder takes local images as its cache)"
+    assert engine.choose_builder(docker_engine, context=str(tmp_path), dockerfile=None,
+                                 environ={"DOCKER_BUILDKIT": "0"}) == engine.Builder(False, "DOCKER_BUILDKIT=0")
+
+
+def test_a_base_image_pulled_with_docker_config_credentials_gets_the_legacy_builder(
+    gitops, tmp_path: Path, base_image: str, auth_registry: Registry, docker_engine
+) -> None:
+    """BuildKit without a client session pulls without credentials; the legacy builder sends the docker
+    config's.  A base image that must come from a registry the docker config has credentials for is
+    built with the legacy builder, which pulls it."""
+    auth = {"username": AUTH_USER, "password": AUTH_PASSWORD}
+    base = auth_registry.image("team/base")
+    docker_engine.tag(base_image, base, "1")
+    for _ in docker_engine.push(base, tag="1", auth_config=auth, stream=True, decode=True):
+        pass
+    docker_engine.remove_image(f"{base}:1")
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    token = base64.b64encode(f"{AUTH_USER}:{AUTH_PASSWORD}".encode()).decode()
+    (config / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": token}}}))
+    repo = sample_app(tmp_path / "app", dockerfile=DOCKERFILE.replace(f"FROM {base_image}", f"FROM {base}:1"))
+    res = gitops(["build", "--image", "gitops-test/private-base"], cwd=repo, env={"DOCKER_CONFIG": str(config)})
+    try:
+        assert res.returncode == 0, res.stderr
+        assert (f"builder: legacy ({base}:1 is pulled with the docker config's credentials for "
+                f"{auth_registry.host}, which BuildKit without a client session would not send)") in res.stderr
+        assert AUTH_PASSWORD not in res.stdout + res.stderr
+        # now in the engine: nothing to pull, BuildKit
+        again = gitops(["build", "--image", "gitops-test/private-base", "--tag", "again"], cwd=repo,
+                       env={"DOCKER_CONFIG": str(config)})
+        assert again.returncode == 0 and "builder: BuildKit\n" in again.stderr, again.stderr
+    finally:
+        for ref in (f"{base}:1", res.stdout.split("\n")[0], "gitops-test/private-base:again"):
+            subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
