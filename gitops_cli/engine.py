@@ -386,6 +386,8 @@ def context_blocker(context: str, dockerfile: str | None) -> str | None:
         return "the .dockerignore file cannot be read"  # the legacy builder reports it in its own words
     matcher = PatternMatcher(patterns)
     name = (dockerfile or "Dockerfile").replace(os.sep, "/")
+    if len(name) > 100 or not name.isascii():  # plain_context: the tar's first header must be a plain one
+        return "the Dockerfile's path is longer than 100 characters or not ASCII"
     if patterns and matcher.matches(name):
         return f".dockerignore excludes the Dockerfile ({name})"
     # the SDK's matcher always keeps .dockerignore (it appends `!.dockerignore`): the patterns alone decide
@@ -554,9 +556,11 @@ def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
     """The build context as a tar for BuildKit: what `.dockerignore` does not exclude, the Dockerfile
     and `.dockerignore` included (context_blocker made sure it excludes neither).
 
-    The engine tells a tar from a single file by its first 1024 bytes, which must hold a whole tar
-    header: so the Dockerfile comes first and every mtime is whole seconds (a fractional one makes
-    Python write a PAX header before each entry, and the context would be taken for a Dockerfile)."""
+    The engine tells a tar from a single file by its first 1024 bytes, which must hold a whole plain
+    tar header: so the Dockerfile comes first (context_blocker checked that its name fits), every mtime
+    is whole seconds (a fractional one makes Python write a PAX header before each entry, and the
+    context would be taken for a Dockerfile), and owners are 0:0 with no names, as the docker CLI sends
+    them (an owner id over 2097151 needs a PAX header too; COPY makes files root's anyway)."""
     import tarfile
     import tempfile
 
@@ -573,7 +577,7 @@ def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
                 info = tar.gettarinfo(full, arcname=path)
                 if info is None:  # a socket
                     continue
-                info.mtime = int(info.mtime)
+                info.mtime, info.uid, info.gid, info.uname, info.gname = int(info.mtime), 0, 0, "", ""
                 if info.isfile():
                     with open(full, "rb") as content:
                         tar.addfile(info, content)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 
@@ -326,6 +327,8 @@ def test_docker_buildkit_that_is_no_boolean_is_refused(value) -> None:
     ("docker/app.dockerfile", "docker/\n!docker/app.dockerfile\n", None),
     (None, ".dockerignore\n", ".dockerignore excludes itself"),
     ("/elsewhere/Dockerfile", None, "the Dockerfile is outside the build context"),
+    ("d/" * 50 + "Dockerfile", None, "the Dockerfile's path is longer than 100 characters or not ASCII"),
+    ("Dockerfile.prod-é", None, "the Dockerfile's path is longer than 100 characters or not ASCII"),
 ])
 def test_context_blocker(tmp_path, dockerfile, ignore, blocker) -> None:
     if ignore is not None:
@@ -344,3 +347,23 @@ def test_buildkit_step_lines_are_headings(capsys) -> None:
         engine.show_build_line(line)
     assert capsys.readouterr().err.splitlines() == [
         "==> [2/3] COPY . /src", "==> [builder 1/4] FROM base (cached)", "compiling [1/2]", "==> Step 1/2 : FROM x"]
+
+
+def test_plain_context_starts_with_a_plain_header_holding_the_dockerfile(tmp_path) -> None:
+    """The engine sniffs the first 1024 bytes for a tar header: no PAX header may come first (Python
+    writes one for a fractional mtime or an owner id over 2097151)."""
+    import tarfile
+
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    (tmp_path / "a.txt").write_text("a\n")
+    (tmp_path / "secret").write_text("s\n")
+    (tmp_path / ".dockerignore").write_text("secret\n")
+    os.utime(tmp_path / "Dockerfile", (1_700_000_000.5, 1_700_000_000.5))
+    with engine.plain_context(str(tmp_path), None) as tar:
+        head = tar.read(512)
+        tar.seek(0)
+        members = tarfile.open(fileobj=tar).getmembers()
+    assert head[156:157] == b"0" and head[:10] == b"Dockerfile"  # a regular file's own header, not PAX ("x")
+    assert [m.name for m in members] == ["Dockerfile", ".dockerignore", "a.txt"]
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+    assert members[0].mtime == 1_700_000_000 and not members[0].pax_headers
