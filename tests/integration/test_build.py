@@ -274,3 +274,27 @@ def test_a_base_image_pulled_with_docker_config_credentials_gets_the_legacy_buil
     finally:
         for ref in (f"{base}:1", res.stdout.split("\n")[0], "gitops-test/private-base:again"):
             subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
+
+
+def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Path, tmp_path: Path,
+                                                           docker_engine) -> None:
+    from tests.fixtures.engine_proxy import engine_without_buildkit
+
+    sock = tmp_path / "engine.sock"
+    with engine_without_buildkit(sock) as seen:
+        env = {"DOCKER_HOST": f"unix://{sock}"}
+        res = gitops(["build", "--image", "gitops-test/app", "--tag", "no-buildkit"], cwd=app_repo, env=env)
+        assert res.returncode == 0, res.stderr
+        assert ("warning: the engine cannot build with BuildKit (buildkit not supported by daemon); using the "
+                "legacy builder") in res.stderr
+        assert "Step 1/" in res.stderr and res.stdout.splitlines()[0] == "gitops-test/app:no-buildkit"
+        builds = [line for line in seen if line.startswith("POST") and "/build?" in line]
+        assert len(builds) == 2 and "version=2" in builds[0] and "version=2" not in builds[1]
+
+        forced = gitops(["build", "--image", "gitops-test/app", "--tag", "no-buildkit-forced"], cwd=app_repo,
+                        env={**env, "DOCKER_BUILDKIT": "1"})
+    assert forced.returncode == 5, forced.stderr
+    assert ("error: DOCKER_BUILDKIT=1, but the engine cannot build with BuildKit: buildkit not supported by "
+            "daemon") in forced.stderr
+    assert docker_engine.images(name="gitops-test/app:no-buildkit-forced") == []
+    docker_engine.remove_image("gitops-test/app:no-buildkit")
