@@ -424,17 +424,20 @@ def _base_image_blocker(client: APIClient, context: str, dockerfile: str | None,
             ref = parse(image.value)
         except GitopsError:
             continue  # the engine names it
-        if (pull or not _has_image(client, image.value)) and has_docker_credentials(registry_host(ref), environ):
-            return (f"{image.value} is pulled with the docker config's credentials for {registry_host(ref)}, "
+        host = registry_host(ref)
+        if (pull or not _engine_has(client.inspect_image, image.value)) and has_docker_credentials(host, environ):
+            return (f"{image.value} is pulled with the docker config's credentials for {host}, "
                     "which BuildKit without a client session would not send")
     return None
 
 
-def _has_image(client: APIClient, name: str) -> bool:
+def _engine_has(inspect: Callable[[str], Any], name: str) -> bool:
+    """Whether the engine has the image or network `name` (`inspect` is the client's inspect_image or
+    inspect_network)."""
     from docker.errors import DockerException
 
     try:
-        client.inspect_image(name)
+        inspect(name)
     except DockerException:
         return False
     return True
@@ -656,7 +659,7 @@ def build(
         pull=pull, nocache=nocache)
     if builder.buildkit:
         # an engine without its default bridge: no network, which is what the legacy builder's RUN gets there
-        steps_network = network or (None if _has_network(client, "bridge") else "none")
+        steps_network = network or (None if _engine_has(client.inspect_network, "bridge") else "none")
         plain = plain_context(context, dockerfile)
         request = functools.partial(_buildkit_request, client, plain, dockerfile=dockerfile,
                                     labels=dict(labels or {}), network=steps_network, **options)
@@ -718,16 +721,6 @@ def _buildkit_request(client: APIClient, tar: IO[bytes], *, tag: str, dockerfile
             raise _NoBuildKit(_api_message(exc)) from None
         raise
     return client._stream_helper(response, decode=True)
-
-
-def _has_network(client: APIClient, name: str) -> bool:
-    from docker.errors import DockerException
-
-    try:
-        client.inspect_network(name)
-    except DockerException:
-        return False
-    return True
 
 
 def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[], Iterable[Mapping[str, Any]]],
