@@ -535,6 +535,8 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels).
     With the tar comes the line the LABEL was inserted at (inserted_line), to map error lines back.
     """
+    import tempfile
+
     from docker.utils.build import create_archive, exclude_paths
 
     try:
@@ -546,13 +548,35 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     if labelled is None:
         return None
     listed = ignore.rstrip("\r\n") + "\n" if patterns else ".dockerignore\n"
+    fileobj = tempfile.NamedTemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
     try:
         files = sorted(exclude_paths(context, patterns, dockerfile=GENERATED_DOCKERFILE))
-        tar = create_archive(root=context, files=files, extra_files=[
+        tar = create_archive(root=context, files=files, fileobj=fileobj, extra_files=[
             (".dockerignore", f"{listed}{GENERATED_DOCKERFILE}\n"), (GENERATED_DOCKERFILE, labelled)])
         return tar, inserted_line(text, labelled)
     except OSError as exc:
-        raise UsageError(f"build context {context}: {exc}") from None
+        _discard(fileobj)
+        raise _context_error(context, exc, fileobj.name) from None
+
+
+def _discard(fileobj: IO[bytes]) -> None:
+    """Close and remove a temporary file after a failed write (its close may fail the same way)."""
+    try:
+        fileobj.close()  # a NamedTemporaryFile is removed even when flushing its buffer fails
+    except OSError:
+        pass
+
+
+def _context_error(context: str, exc: BaseException, tar: str) -> BaseException:
+    """The error for a context tar that could not be made: a write the system refused (disk full, quota,
+    I/O error) stays an OSError naming the tar (exit 74); anything else is exit 2, naming the context."""
+    from gitops_cli.errors import WRITE_FAILURES
+
+    # the SDK wraps a failed write into the tar as OSError("Can not read file in context: ...") from it
+    failed = next((e for e in (exc, exc.__cause__) if isinstance(e, OSError) and e.errno in WRITE_FAILURES), None)
+    if failed is not None:
+        return OSError(failed.errno, failed.strerror, tar)
+    return UsageError(f"build context {context}: {exc}")
 
 
 def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
@@ -586,10 +610,10 @@ def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
                         tar.addfile(info, content)
                 else:
                     tar.addfile(info)
+        fileobj.seek(0)  # flushes: a full disk shows here at the latest
     except (OSError, UnicodeDecodeError) as exc:
-        fileobj.close()
-        raise UsageError(f"build context {context}: {exc}") from None
-    fileobj.seek(0)
+        _discard(fileobj)
+        raise _context_error(context, exc, fileobj.name) from None
     return fileobj
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -298,3 +299,24 @@ def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Pa
             "daemon") in forced.stderr
     assert docker_engine.images(name="gitops-test/app:no-buildkit-forced") == []
     docker_engine.remove_image("gitops-test/app:no-buildkit")
+
+
+@BUILDERS
+def test_a_full_disk_under_the_context_tar_is_exit_74(gitops, app_repo: Path, tmp_path: Path, builder) -> None:
+    """The context tar goes to TMPDIR: a disk full there is a write the system refused (exit 74, one line
+    naming where), not a bad build context (exit 2), and no half-written tar is left behind."""
+    (app_repo / "big.bin").write_bytes(os.urandom(256 * 1024))
+    commit_all(app_repo, "a big file")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
+    try:
+        res = gitops(["build", "--image", "gitops-test/app", "--tag", "full-disk"], cwd=app_repo,
+                     env={"TMPDIR": str(tiny), **builder})
+        assert res.returncode == 74, res.stderr
+        error = res.stderr[res.stderr.index("error: "):]
+        assert error.startswith(f"error: cannot write {tiny}/tmp") and error.endswith(": No space left on device\n")
+        assert error.count("\n") == 1  # one line
+        assert "Traceback" not in res.stderr and list(tiny.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(tiny)], check=False)
