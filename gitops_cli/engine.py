@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 15
 LAST_LINES = 10
-_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# terminal control: CSI sequences (colours, cursor, `?25l`), OSC (window titles), other escapes, C0 controls
+_CONTROL_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]?"
+                         r"|[\x00-\x08\x0b-\x1f\x7f]")
 _BUILDER_NOISE = (" ---> ", "Removing intermediate container ")
 GENERATED_DOCKERFILE = ".gitops-build.Dockerfile"  # the labelled Dockerfile's name in the context tar
 
@@ -120,6 +122,16 @@ def stream_error(event: Mapping[str, Any], unknown: str) -> str | None:
     return str(detail.get("message") or event.get("error") or unknown).strip()
 
 
+def clean_line(line: str) -> str:
+    """A build log line as a terminal would leave it: what follows the last carriage return (a progress
+    bar redrawn in place), without escape sequences or other control characters."""
+    return _CONTROL_RE.sub("", line.rstrip("\r").rsplit("\r", 1)[-1])
+
+
+class Heading(str):
+    """A step heading among the lines BuildTracker.feed returns (the rest are the build's log lines)."""
+
+
 @dataclass
 class BuildTracker:
     """Follows a decoded build stream: current step, its recent log lines, the final image id."""
@@ -129,14 +141,16 @@ class BuildTracker:
     image_id: str | None = None
     error: str | None = None
     inserted_line: int | None = None  # the LABEL line with_labels put before the user's line N (1-based)
-    buildkit: bool = False  # BuildKit: steps may run in parallel, so `step` is only ever a failed one
+    buildkit: bool = False  # BuildKit: steps may run in parallel; failure() names the one that failed
     _partial: str = ""
+    _failed: dict[str, Vertex] = field(default_factory=dict)  # BuildKit vertices with an error, by digest
     _shown: set[str] = field(default_factory=set)  # BuildKit vertices (digests) whose heading was shown
     _logs: dict[str, list[str]] = field(default_factory=dict)  # BuildKit: recent log lines per vertex
     _log_partial: dict[tuple[str, int], str] = field(default_factory=dict)  # (vertex, stream): unended line
 
     def feed(self, event: Mapping[str, Any]) -> list[str]:
-        """Consume one stream object; return the complete log lines it carried (for live display)."""
+        """Consume one stream object; return the complete lines it carried for live display: step
+        headings (Heading) and the build's log lines (the legacy builder's own chatter left out)."""
         error = stream_error(event, "unknown build error")
         if error is not None:
             self.error = error
@@ -155,42 +169,61 @@ class BuildTracker:
         *lines, self._partial = text.split("\n")
         out: list[str] = []
         for line in lines:
-            line = _ANSI_RE.sub("", line).rstrip("\r")
+            line = clean_line(line)
             if line.startswith("Step ") and " : " in line:
                 self.step, self.step_lines = line, []
-            elif line.startswith("Successfully built ") and self.image_id is None:
+                out.append(Heading(line))
+                continue
+            shown = bool(line.strip()) and not line.startswith(_BUILDER_NOISE)
+            if line.startswith("Successfully built ") and self.image_id is None:
                 self.image_id = line.split()[-1]
-            elif line.strip() and not line.startswith(_BUILDER_NOISE):
+            elif shown:
                 self.step_lines.append(line)
                 del self.step_lines[:-LAST_LINES]
-            out.append(line)
+            if shown:
+                out.append(line)
         return out
 
     def _trace(self, status: BuildkitStatus) -> list[str]:
         out: list[str] = []
         for vertex in status.vertexes:
-            if vertex.error and not self.step:
-                self.step, self.step_lines = vertex.name, self._logs.setdefault(vertex.digest, [])
+            if vertex.error:
+                self._failed.setdefault(vertex.digest, vertex)
             if vertex.digest in self._shown or not (vertex.started or vertex.cached):
                 continue
             if vertex.name.startswith("[") and not vertex.name.startswith("[internal]"):  # a Dockerfile step
                 self._shown.add(vertex.digest)
-                out.append(f"{vertex.name} (cached)" if vertex.cached else vertex.name)
+                out.append(Heading(f"{vertex.name} (cached)" if vertex.cached else vertex.name))
         for digest, stream, message in status.logs:
             text = self._log_partial.pop((digest, stream), "") + message.decode("utf-8", "replace")
             *lines, rest = text.split("\n")
             if rest:
                 self._log_partial[digest, stream] = rest
             out.extend(self._log(digest, line) for line in lines)
+        for vertex in status.vertexes:  # a finished step's last line without a newline ends with it
+            if vertex.completed:
+                out.extend(self._log(vertex.digest, self._log_partial.pop((vertex.digest, stream)))
+                           for stream in (1, 2) if (vertex.digest, stream) in self._log_partial)
         return out
 
     def _log(self, digest: str, line: str) -> str:
-        line = _ANSI_RE.sub("", line).rstrip("\r")
+        line = clean_line(line)
         if line.strip():
             recent = self._logs.setdefault(digest, [])
             recent.append(line)
             del recent[:-LAST_LINES]
         return line
+
+    def _failed_vertex(self) -> Vertex | None:
+        """The step the build failed at: the one whose error is the build's error (when stages fail in
+        parallel, the engine reports one of them, and the others as cancelled or failed too)."""
+        if not self._failed:
+            return None
+        error = self.error or ""
+        for vertex in self._failed.values():
+            if vertex.error and (vertex.error == error or vertex.error in error):
+                return vertex
+        return next(iter(self._failed.values()))
 
     def finish(self) -> list[str]:
         pending = [self._log(digest, rest) for (digest, _), rest in self._log_partial.items()]
@@ -200,6 +233,9 @@ class BuildTracker:
 
     def failure(self) -> BuildError:
         if self.buildkit:
+            failed = self._failed_vertex()
+            if failed is not None:
+                self.step, self.step_lines = failed.name, self._logs.get(failed.digest, [])
             where = f" at {self.step}" if self.step else ""
             error = self.error or "no image was produced"
             message = f"image build failed{where}: {error}"
@@ -771,14 +807,11 @@ def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[]
     return image_id if image_id.startswith("sha256:") else inspect_image(client, image_id)["Id"]
 
 
-_BUILDKIT_STEP_RE = re.compile(r"\[[^\]\n]*\d+/\d+\] ")
-
-
 def show_build_line(line: str) -> None:
     """Default live display: step headings stand out on a TTY, everything else is a plain log line."""
-    if (line.startswith("Step ") and " : " in line) or _BUILDKIT_STEP_RE.match(line):
+    if isinstance(line, Heading):
         output.step(line)
-    elif line.strip() and not line.startswith(_BUILDER_NOISE):
+    else:
         output.log_line(line)
 
 

@@ -342,11 +342,61 @@ def test_builder_is_described_with_its_reason() -> None:
     assert engine.Builder(False, "DOCKER_BUILDKIT=0").describe() == "builder: legacy (DOCKER_BUILDKIT=0)"
 
 
-def test_buildkit_step_lines_are_headings(capsys) -> None:
-    for line in ["[2/3] COPY . /src", "[builder 1/4] FROM base (cached)", "compiling [1/2]", "Step 1/2 : FROM x"]:
+def test_headings_are_what_the_tracker_says_not_what_a_line_looks_like(capsys) -> None:
+    """A build's own output that looks like a step (yarn prints `[1/4] Resolving packages...`) is a log line."""
+    for line in [engine.Heading("[2/3] RUN yarn"), "[1/4] Resolving packages...", "Step 2/9 : fake", " ---> x",
+                 "", engine.Heading("Step 1/2 : FROM x")]:
         engine.show_build_line(line)
-    assert capsys.readouterr().err.splitlines() == [
-        "==> [2/3] COPY . /src", "==> [builder 1/4] FROM base (cached)", "compiling [1/2]", "==> Step 1/2 : FROM x"]
+    assert capsys.readouterr().err.split("\n") == [
+        "==> [2/3] RUN yarn", "[1/4] Resolving packages...", "Step 2/9 : fake", " ---> x", "",
+        "==> Step 1/2 : FROM x", ""]
+
+
+def test_buildkit_logs_keep_what_the_legacy_builder_filters() -> None:
+    """Under BuildKit ` ---> ` and blank lines can only be the build's own output."""
+    tracker = engine.BuildTracker(buildkit=True)
+    lines = tracker.feed(trace([{"digest": "a", "name": "[1/1] RUN x", "started": True}],
+                               [("a", 1, b" ---> user arrow\n\nRemoving intermediate container x\n")]))
+    assert lines == ["[1/1] RUN x", " ---> user arrow", "", "Removing intermediate container x"]
+    assert isinstance(lines[0], engine.Heading) and not any(isinstance(ln, engine.Heading) for ln in lines[1:])
+
+
+def test_a_steps_unended_last_line_is_shown_when_the_step_completes() -> None:
+    tracker = engine.BuildTracker(buildkit=True)
+    lines = tracker.feed(trace([{"digest": "a", "name": "[2/3] RUN printf x", "started": True}],
+                               [("a", 1, b"no final newline")]))
+    lines += tracker.feed(trace([{"digest": "a", "name": "[2/3] RUN printf x", "started": True, "completed": True}]))
+    lines += tracker.feed(trace([{"digest": "b", "name": "[3/3] RUN echo y", "started": True}], [("b", 1, b"y\n")]))
+    assert lines == ["[2/3] RUN printf x", "no final newline", "[3/3] RUN echo y", "y"]
+    assert tracker.finish() == []
+
+
+def test_parallel_failures_name_the_step_whose_error_the_build_reports() -> None:
+    for first, second in (("b", "c"), ("c", "b")):
+        tracker = engine.BuildTracker(buildkit=True)
+        names = {"b": "[b 2/2] RUN ./b", "c": "[c 2/2] RUN ./c"}
+        errors = {"b": "executor failed running [/bin/sh -c ./b]: exit code: 9",
+                  "c": "executor failed running [/bin/sh -c ./c]: exit code: 8"}
+        tracker.feed(trace([{"digest": d, "name": names[d], "started": True} for d in "bc"],
+                           [("b", 1, b"from b\n"), ("c", 1, b"from c\n")]))
+        for d in (first, second):
+            tracker.feed(trace([{"digest": d, "name": names[d], "started": True, "completed": True,
+                                 "error": errors[d]}]))
+        tracker.feed({"errorDetail": {"message": errors["c"]}})
+        assert str(tracker.failure()).splitlines() == [
+            f"image build failed at [c 2/2] RUN ./c: {errors['c']}", "last log lines:", "  from c"]
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("\x1b[31mred\x1b[0m", "red"),
+    ("\x1b[?25lhidden cursor\x1b[?25h", "hidden cursor"),
+    ("\x1b]0;window title\x07text", "text"),
+    ("bell\x07 and back\bspace", "bell and backspace"),
+    ("progress 10%\rprogress 50%\rprogress 100%\r", "progress 100%"),
+    ("tab\tkept", "tab\tkept"),
+])
+def test_clean_line(raw, shown) -> None:
+    assert engine.clean_line(raw) == shown
 
 
 def test_plain_context_starts_with_a_plain_header_holding_the_dockerfile(tmp_path) -> None:
