@@ -10,8 +10,9 @@ Built on the docker SDK's low-level `APIClient` (imported lazily), because:
 Two builders of the same engine (`choose_builder`):
 - BuildKit (the engine's `/build?version=2`, the context tar in the request body, no client session):
   labels and metadata instructions cost no builder step, independent stages and unused stages are
-  handled as `docker buildx build` does.  Used when the engine has it and the image is sure to come
-  out as the legacy builder would make it; `DOCKER_BUILDKIT=1`/`0` decides, as for the docker CLI.
+  handled as `docker buildx build` does.  Used when the engine has it and the build sees the context
+  and base images the legacy builder's would (BuildKit's own rules differ in places, as for `docker
+  build` since Docker 23.0); `DOCKER_BUILDKIT=1`/`0` decides, as for the docker CLI.
   Its progress is a stream of base64 protobuf `StatusResponse` messages (`buildkit_status`).
 - The legacy builder.  Build labels go into the Dockerfile as ONE `LABEL` instruction
   (`with_labels`), not through the build API's `labels` parameter: the legacy builder turns each API
@@ -397,7 +398,7 @@ def buildkit_setting(environ: Mapping[str, str] | None = None) -> bool | None:
 def _read_ignore(context: str) -> tuple[str, list[str]]:
     """The context's `.dockerignore`: its text and its patterns (as the docker SDK reads them)."""
     path = Path(context, ".dockerignore")
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""  # a BOM is no part of a pattern
     return text, [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
 
 
@@ -407,7 +408,7 @@ def ignore_patterns(context: str) -> list[str]:
 
 
 def context_blocker(context: str, dockerfile: str | None) -> str | None:
-    """Why BuildKit cannot build this context as the legacy builder would, or None.
+    """Why BuildKit would see another context than the legacy builder, or None.
 
     Without a client session BuildKit takes the context tar as it is, applying no `.dockerignore`: the
     tar leaves out what `.dockerignore` excludes, but it must hold the Dockerfile, which the legacy
@@ -424,6 +425,14 @@ def context_blocker(context: str, dockerfile: str | None) -> str | None:
     name = (dockerfile or "Dockerfile").replace(os.sep, "/")
     if len(name) > 100 or not name.isascii():  # plain_context: the tar's first header must be a plain one
         return "the Dockerfile's path is longer than 100 characters or not ASCII"
+    path = Path(context, name)
+    if path.is_symlink() or os.path.realpath(path) != os.path.join(os.path.realpath(context), name):
+        return "the Dockerfile is a symbolic link (BuildKit reads it from the context, where its target may not be)"
+    try:
+        if not 0 <= path.lstat().st_mtime < 8 ** 11:  # a tar header's mtime field
+            return "the Dockerfile's modification time does not fit a plain tar header"
+    except OSError:
+        pass  # a missing Dockerfile: the engine reports it
     if patterns and matcher.matches(name):
         return f".dockerignore excludes the Dockerfile ({name})"
     # the SDK's matcher always keeps .dockerignore (it appends `!.dockerignore`): the patterns alone decide
@@ -483,8 +492,8 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
                    pull: bool = False, cache_from: list[str] | None = None,
                    buildargs: Mapping[str, str] | None = None,
                    environ: Mapping[str, str] | None = None) -> Builder:
-    """BuildKit when DOCKER_BUILDKIT says so, or (unset) when the engine has it and the image comes out
-    as the legacy builder would make it; otherwise the legacy builder, with the reason."""
+    """BuildKit when DOCKER_BUILDKIT says so, or (unset) when the engine has it and the build sees the
+    context and base images the legacy builder's would; otherwise the legacy builder, with the reason."""
     from docker.utils import version_lt
 
     setting = buildkit_setting(environ)

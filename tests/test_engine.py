@@ -336,6 +336,26 @@ def test_context_blocker(tmp_path, dockerfile, ignore, blocker) -> None:
     assert engine.context_blocker(str(tmp_path), dockerfile) == blocker
 
 
+def test_context_blocker_dockerfile_files(tmp_path) -> None:
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "Dockerfile.prod").write_text("FROM base\n")
+    (tmp_path / "Dockerfile").symlink_to("docker/Dockerfile.prod")  # .dockerignore may leave its target out
+    assert engine.context_blocker(str(tmp_path), None) == (
+        "the Dockerfile is a symbolic link (BuildKit reads it from the context, where its target may not be)")
+    (tmp_path / "linked").symlink_to("docker")
+    assert engine.context_blocker(str(tmp_path), "linked/Dockerfile.prod").startswith("the Dockerfile is a symbolic")
+    assert engine.context_blocker(str(tmp_path), "docker/Dockerfile.prod") is None
+    os.utime(tmp_path / "docker" / "Dockerfile.prod", (-315619200, -315619200))  # 1960: a PAX header
+    assert engine.context_blocker(str(tmp_path), "docker/Dockerfile.prod") == (
+        "the Dockerfile's modification time does not fit a plain tar header")
+
+
+def test_a_byte_order_mark_is_no_part_of_the_first_dockerignore_pattern(tmp_path) -> None:
+    (tmp_path / ".dockerignore").write_text("\ufeff.dockerignore\n*.log\n", encoding="utf-8")
+    assert engine.ignore_patterns(str(tmp_path)) == [".dockerignore", "*.log"]
+    assert engine.context_blocker(str(tmp_path), None) == ".dockerignore excludes itself"
+
+
 def test_builder_is_described_with_its_reason() -> None:
     assert engine.Builder(True).describe() == "builder: BuildKit"
     assert engine.Builder(True, "DOCKER_BUILDKIT=1", forced=True).describe() == "builder: BuildKit (DOCKER_BUILDKIT=1)"

@@ -320,3 +320,17 @@ def test_a_full_disk_under_the_context_tar_is_exit_74(gitops, app_repo: Path, tm
         assert "Traceback" not in res.stderr and list(tiny.iterdir()) == []
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
+
+
+def test_a_dockerfile_symlink_whose_target_is_ignored_builds_with_the_legacy_builder(gitops, tmp_path: Path,
+                                                                                    base_image: str) -> None:
+    """BuildKit reads the Dockerfile from the context tar, where .dockerignore left the link's target out."""
+    repo = sample_app(tmp_path / "app", extra_files={"docker/Dockerfile.prod": DOCKERFILE,
+                                                     ".dockerignore": "docker\n.git\n"})
+    (repo / "Dockerfile").unlink()
+    (repo / "Dockerfile").symlink_to("docker/Dockerfile.prod")
+    commit_all(repo, "the Dockerfile is a link")
+    res = gitops(["build", "--image", "gitops-test/linked"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert "builder: legacy (the Dockerfile is a symbolic link" in res.stderr
+    subprocess.run(["docker", "image", "rm", res.stdout.splitlines()[0]], capture_output=True, check=False)
