@@ -194,7 +194,8 @@ class BuildTracker:
                 continue
             if vertex.name.startswith("[") and not vertex.name.startswith("[internal]"):  # a Dockerfile step
                 self._shown.add(vertex.digest)
-                out.append(Heading(f"{vertex.name} (cached)" if vertex.cached else vertex.name))
+                name = clean_line(vertex.name)
+                out.append(Heading(f"{name} (cached)" if vertex.cached else name))
         for digest, stream, message in status.logs:
             text = self._log_partial.pop((digest, stream), "") + message.decode("utf-8", "replace")
             *lines, rest = text.split("\n")
@@ -233,19 +234,16 @@ class BuildTracker:
         return pending + (self.feed({"stream": rest + "\n"}) if rest else [])
 
     def failure(self) -> BuildError:
-        if self.buildkit:
+        if self.buildkit:  # steps may run in parallel: the step is the failed one, if the engine named it
             failed = self._failed_vertex()
             if failed is not None:
-                self.step, self.step_lines = failed.name, self._logs.get(failed.digest, [])
+                self.step, self.step_lines = clean_line(failed.name), self._logs.get(failed.digest, [])
             where = f" at {self.step}" if self.step else ""
-            error = self.error or "no image was produced"
-            message = f"image build failed{where}: {error}"
-            if self.step_lines:
-                message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
-            return BuildError(message, hint="fix the failing step and build again")
-        where = f"at {self.step}" if self.step else "before the first step"
-        error = unshift_lines(self.error, self.inserted_line) if self.error else "no image was produced"
-        message = f"image build failed {where}: {error}"
+            message = f"image build failed{where}: {self.error or 'no image was produced'}"
+        else:
+            where = f"at {self.step}" if self.step else "before the first step"
+            error = unshift_lines(self.error, self.inserted_line) if self.error else "no image was produced"
+            message = f"image build failed {where}: {error}"
         if self.step_lines:
             message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
         return BuildError(message, hint="fix the failing step and build again")
