@@ -100,6 +100,8 @@ _REASONS = (
     ("ConnectionRefusedError", "connection refused"),
     ("Name or service not known", "unknown host"),
     ("timed out", "timed out"),
+    ("Connection broken", "the connection broke"),
+    ("Connection aborted", "the connection broke"),
 )
 
 
@@ -112,6 +114,16 @@ def _reason(exc: BaseException) -> str:
         if marker in text:
             return reason
     return output.redact(strip_credentials(text.splitlines()[0]) if text else type(exc).__name__)
+
+
+def lost_engine_errors() -> tuple[type[BaseException], ...]:
+    """What a request to the engine raises when the engine goes away: the SDK's own errors, and the
+    requests/urllib3 ones it lets through (a connection broken in the middle of a streamed answer)."""
+    from docker.errors import DockerException
+    from requests.exceptions import RequestException
+    from urllib3.exceptions import HTTPError
+
+    return DockerException, RequestException, HTTPError
 
 
 # --- build -------------------------------------------------------------------------------------------
@@ -793,7 +805,7 @@ def _buildkit_request(client: APIClient, tar: IO[bytes], *, tag: str, dockerfile
 def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[], Iterable[Mapping[str, Any]]],
                   on_line: Callable[[str], None] | None, context: str) -> str:
     """Run a build request, showing its log; the image id, or the tracker's BuildError."""
-    from docker.errors import APIError, DockerException
+    from docker.errors import APIError
 
     show = on_line or show_build_line
     try:
@@ -804,7 +816,7 @@ def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[]
             show(line)
     except APIError as exc:
         tracker.error = tracker.error or _api_message(exc)
-    except DockerException as exc:
+    except lost_engine_errors() as exc:
         raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
     except TypeError as exc:  # the SDK raises TypeError for a context it cannot read
         raise UsageError(f"build context {context}: {exc}") from None
@@ -863,10 +875,13 @@ def run_in_image(
         return int(client.wait(cid).get("StatusCode", 1))
     except APIError as exc:
         raise GitopsError(f"cannot run {command!r} in {image}: {_api_message(exc)}", exit_code=14) from None
+    except lost_engine_errors() as exc:
+        raise EngineUnavailableError(f"lost the container engine while running {command!r}: {_reason(exc)}") \
+            from None
     finally:
         try:
             client.remove_container(cid, force=True)
-        except APIError:  # pragma: no cover - best effort clean-up
+        except lost_engine_errors():  # best effort clean-up (the engine may be gone)
             pass
 
 
@@ -921,7 +936,7 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
 
     Raises PushFailed with the engine's message; callers map it to a registry error.
     """
-    from docker.errors import APIError, DockerException
+    from docker.errors import APIError
 
     try:
         stream = _with_credential_fallback(client, lambda: client.push(
@@ -930,7 +945,7 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
             return check_push_stream(stream, progress.update)
     except APIError as exc:
         raise PushFailed(_api_message(exc)) from None
-    except DockerException as exc:
+    except lost_engine_errors() as exc:
         raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
 
 

@@ -279,10 +279,10 @@ def test_a_base_image_pulled_with_docker_config_credentials_gets_the_legacy_buil
 
 def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Path, tmp_path: Path,
                                                            docker_engine) -> None:
-    from tests.fixtures.engine_proxy import engine_without_buildkit
+    from tests.fixtures.engine_proxy import engine_proxy
 
     sock = tmp_path / "engine.sock"
-    with engine_without_buildkit(sock) as seen:
+    with engine_proxy(sock, refuse_buildkit=True) as seen:
         env = {"DOCKER_HOST": f"unix://{sock}"}
         res = gitops(["build", "--image", "gitops-test/app", "--tag", "no-buildkit"], cwd=app_repo, env=env)
         assert res.returncode == 0, res.stderr
@@ -334,3 +334,23 @@ def test_a_dockerfile_symlink_whose_target_is_ignored_builds_with_the_legacy_bui
     assert res.returncode == 0, res.stderr
     assert "builder: legacy (the Dockerfile is a symbolic link" in res.stderr
     subprocess.run(["docker", "image", "rm", res.stdout.splitlines()[0]], capture_output=True, check=False)
+
+
+@BUILDERS
+def test_an_engine_that_goes_away_during_the_build_is_exit_7(gitops, tmp_path: Path, base_image: str,
+                                                            builder) -> None:
+    """The connection breaks in the middle of the build's answer (the engine died): one line, exit 7,
+    as for an engine that is not there, and no temporary file left behind."""
+    from tests.fixtures.engine_proxy import engine_proxy
+
+    slow = DOCKERFILE.replace('CMD ["/app/app.sh"]', 'RUN echo one && sleep 1 && echo two\nCMD ["/app/app.sh"]')
+    repo = sample_app(tmp_path / "app", dockerfile=slow)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    sock = tmp_path / "engine.sock"
+    with engine_proxy(sock, cut_builds_after=600):
+        res = gitops(["build", "--image", "gitops-test/cut", "--no-cache"], cwd=repo,
+                     env={"DOCKER_HOST": f"unix://{sock}", "TMPDIR": str(scratch), **builder})
+    assert res.returncode == 7, res.stderr
+    assert "error: lost the container engine during the build: the connection broke" in res.stderr
+    assert "internal error" not in res.stderr and list(scratch.iterdir()) == []
