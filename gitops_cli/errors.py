@@ -19,7 +19,7 @@ EXIT_CODES: dict[int, str] = {
        "checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override",
-    7: "container engine unreachable",
+    7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",
     10: "git remote unreachable or git operation failed",
