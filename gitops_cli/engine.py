@@ -466,15 +466,15 @@ def _base_image_blocker(client: APIClient, context: str, dockerfile: str | None,
     from gitops_cli.imageref import parse
     from gitops_cli.registry import has_docker_credentials, registry_host
 
+    if not has_docker_credentials(None, environ):
+        return None  # no credentials that BuildKit would go without: no image to look up in the engine
     try:
         text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
     for image in parse_dockerfile(text).images:
         if image.unresolved or ("$" in image.raw and buildargs):
-            if has_docker_credentials(None, environ):
-                return f"the image {image.raw} depends on build arguments, and the docker config has credentials"
-            continue
+            return f"the image {image.raw} depends on build arguments, and the docker config has credentials"
         try:
             ref = parse(image.value)
         except GitopsError:
