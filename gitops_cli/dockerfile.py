@@ -377,3 +377,59 @@ def _copy_from(logical: _Logical, begin: int, positions: _Positions, args: dict[
                 return None
             return image
     return None
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def copies_root_file(text: str, name: str) -> bool:
+    """Whether a `COPY` or `ADD` of the Dockerfile `text` may copy the build context's top-level file
+    `name` (e.g. `.dockerignore`): a source that is the whole context (`.`, `./`, `/`), the file itself,
+    or a pattern matching it (Go's `filepath.Match`, as the engine's: `*` matches a leading dot).  A
+    source with a variable counts (its value is not known here); `--from=` copies and URLs do not."""
+    import fnmatch
+    import json
+    import posixpath
+
+    for logical in logical_lines(text):
+        words = logical.text.split(None, 1)
+        if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
+            continue
+        rest = words[1].strip()
+        args: list[str] | None = None
+        if rest.startswith("["):
+            try:
+                parsed = json.loads(rest)
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
+                args = parsed
+        if args is None:
+            flags: list[str] = []
+            args = rest.split()
+            while args and args[0].startswith("--"):
+                flags.append(args.pop(0))
+            if any(f.lower().startswith("--from=") for f in flags):
+                continue
+            if args and args[0].startswith("[") and len(args) > 1:  # flags, then the JSON form
+                try:
+                    parsed = json.loads(" ".join(args))
+                except ValueError:
+                    parsed = None
+                if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
+                    args = parsed
+        for source in args[:-1]:
+            if source.startswith("<<") or "://" in source or source.startswith("git@"):
+                continue  # a heredoc or a URL: nothing from the context
+            if "$" in source:
+                return True
+            path = posixpath.normpath("/" + source).lstrip("/")
+            if path in ("", "."):
+                return True
+            if "/" in path:
+                continue  # inside a directory: not the top-level file
+            if path == name or (_GLOB_CHARS & set(path)
+                                and fnmatch.fnmatchcase(name, path.replace("[^", "[!"))):
+                return True
+    return False
+

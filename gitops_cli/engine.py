@@ -423,7 +423,7 @@ def context_blocker(context: str, dockerfile: str | None) -> str | None:
     Without a client session BuildKit takes the context tar as it is, applying no `.dockerignore`: the
     tar leaves out what `.dockerignore` excludes, but it must hold the Dockerfile, which the legacy
     builder (like `docker buildx build`) would leave out of `COPY .` when `.dockerignore` excludes it."""
-    from docker.utils.build import Pattern, PatternMatcher
+    from docker.utils.build import PatternMatcher
 
     if dockerfile is not None and os.path.isabs(dockerfile):
         return "the Dockerfile is outside the build context"
@@ -445,14 +445,21 @@ def context_blocker(context: str, dockerfile: str | None) -> str | None:
         pass  # a missing Dockerfile: the engine reports it
     if patterns and matcher.matches(name):
         return f".dockerignore excludes the Dockerfile ({name})"
-    # the SDK's matcher always keeps .dockerignore (it appends `!.dockerignore`): the patterns alone decide
-    ignore_itself = False
-    for pattern in (Pattern(text) for text in patterns):
-        if pattern.dirs and pattern.match(".dockerignore"):
-            ignore_itself = not pattern.exclusion
-    if ignore_itself:
+    if ignores_itself(patterns):
         return ".dockerignore excludes itself"
     return None
+
+
+def ignores_itself(patterns: list[str]) -> bool:
+    """Whether `.dockerignore` patterns exclude the file itself, as the engine reads them (the SDK's
+    matcher always keeps it, appending `!.dockerignore`: the patterns alone decide)."""
+    from docker.utils.build import Pattern
+
+    excluded = False
+    for pattern in (Pattern(text) for text in patterns):
+        if pattern.dirs and pattern.match(".dockerignore"):
+            excluded = not pattern.exclusion
+    return excluded
 
 
 def _base_image_blocker(client: APIClient, context: str, dockerfile: str | None, pull: bool,
@@ -587,18 +594,24 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
 
     The labelled Dockerfile is GENERATED_DOCKERFILE; the tar's `.dockerignore` is the context's plus
     that name (the engine then leaves it out of `COPY .`; without a `.dockerignore` it also lists
-    itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels).
+    itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels),
+    or when a `COPY`/`ADD` may copy the context's `.dockerignore` into the image and the engine keeps it
+    (it does not exclude itself): the copy would be the tar's, with the extra line.
     With the tar comes the line the LABEL was inserted at (inserted_line), to map error lines back.
     """
     import tempfile
 
     from docker.utils.build import create_archive, exclude_paths
 
+    from gitops_cli.dockerfile import copies_root_file
+
     try:
         text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
         ignore, patterns = _read_ignore(context)
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
+    if patterns and not ignores_itself(patterns) and copies_root_file(text, ".dockerignore"):
+        return None  # the image would get the tar's .dockerignore, which also names the labelled Dockerfile
     labelled = with_labels(text, labels, target)
     if labelled is None:
         return None

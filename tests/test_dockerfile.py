@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_cli.dockerfile import DockerImage, expand, parse_dockerfile
+from gitops_cli.dockerfile import DockerImage, copies_root_file, expand, parse_dockerfile
 
 
 def images(text: str) -> list[DockerImage]:
@@ -150,3 +150,31 @@ def test_syntax_errors_name_the_line(text, line):
 def test_empty_and_comment_only():
     assert images("") == []
     assert images("# just a comment\n\n") == []
+
+
+@pytest.mark.parametrize(
+    "instructions, copies",
+    [
+        ("COPY . /src/", True),
+        ("COPY --chown=1:1 ./ /x", True),
+        ('COPY [".", "/x"]', True),
+        ('COPY --chmod=644 ["./", "/x"]', True),
+        ("COPY .dockerignore /x", True),
+        ("ADD .* /x/", True),
+        ("COPY * /x/", True),
+        ("COPY [^a]* /x/", True),
+        ("COPY a b/.. /x/", True),  # b/.. is the whole context
+        ("COPY $SRC /x", True),  # a variable: not known here
+        ("copy \\\n  . /x", True),  # a continuation, lower case
+        ("COPY app.sh /src/", False),
+        ("COPY src/ /x/", False),
+        ("COPY src/.dockerignore /x", False),  # another directory's file
+        ("COPY [a-c]* /x/", False),
+        ("COPY --from=build . /x", False),  # another stage
+        ("ADD https://example.com/a.tgz /x", False),
+        ("RUN cp -r . /x", False),
+        ("COPY <<EOF /x\n.\nEOF", False),  # a heredoc
+    ],
+)
+def test_copies_root_file(instructions: str, copies: bool) -> None:
+    assert copies_root_file(f"FROM base\n{instructions}\n", ".dockerignore") is copies

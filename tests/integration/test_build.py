@@ -148,6 +148,31 @@ def test_labels_with_odd_characters_and_dockerignore(gitops, tmp_path: Path, bas
     assert not {"secret.txt", ".git", ".gitops-build.Dockerfile"} & copied
 
 
+def test_legacy_builder_copies_the_users_own_dockerignore(gitops, tmp_path: Path, base_image: str) -> None:
+    """The legacy builder's labelled Dockerfile is left out through the tar's `.dockerignore`, which then
+    has one more line.  When `COPY .` copies a `.dockerignore` that does not exclude itself, the labels
+    go through the build API instead (a step each), so the image holds the user's file byte for byte;
+    without such a COPY, they stay one LABEL step."""
+    ignore = "# keep out\r\nsecret.txt\r\n.git"  # CRLF, no final newline: the bytes must survive as written
+    dockerfile = DOCKERFILE.replace("COPY app.sh test.sh /app/", "COPY . /ctx/\nCOPY app.sh test.sh /app/")
+    repo = sample_app(tmp_path / "app", dockerfile=dockerfile,
+                      extra_files={".dockerignore": ignore, "secret.txt": "s3cret\n"})
+    res = gitops(["build", "--image", "gitops-test/own-ignore"], cwd=repo, env={"DOCKER_BUILDKIT": "0"})
+    assert res.returncode == 0, res.stderr
+    ref = res.stdout.splitlines()[0]
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "cat", "/ctx/.dockerignore"],
+                         capture_output=True)
+    assert out.returncode == 0 and out.stdout == ignore.encode(), out
+    assert not {"secret.txt", ".git", ".gitops-build.Dockerfile"} & ls_ctx(ref)
+    assert sum(" : LABEL " in ln for ln in res.stderr.splitlines()) > 2  # the API's labels, one step each
+
+    plain = sample_app(tmp_path / "plain", extra_files={".dockerignore": ignore, "secret.txt": "s3cret\n"})
+    res = gitops(["build", "--image", "gitops-test/own-ignore", "--tag", "plain"], cwd=plain,
+                 env={"DOCKER_BUILDKIT": "0"})
+    assert res.returncode == 0, res.stderr
+    assert sum(" : LABEL " in ln for ln in res.stderr.splitlines()) == 2  # the Dockerfile's own, then ours
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
