@@ -219,7 +219,8 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):
-        return GitAuthError(message, hint="check the token (GITOPS_GIT_TOKEN) or --ssh-key and its access")
+        return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, the URL's user-info or a "
+                            "credential helper) or --ssh-key, and their access")
     return GitError(message)
 
 

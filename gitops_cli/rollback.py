@@ -75,8 +75,7 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
     earlier = [e for e in entries[1:] if not _same_value(e, entries[0])] if entries else []
     if len(earlier) < steps:
         raise NotFoundError(
-            f"{image.name} has {len(earlier) + bool(entries)} recorded change(s) to other values; "
-            f"cannot go back {steps}",
+            f"{image.name} has {len(earlier)} recorded earlier value(s) to go back to; cannot go back {steps}",
             hint="see `gitops history`, or roll back to a tag with --to",
         )
     entry = earlier[steps - 1]

@@ -41,6 +41,14 @@ def test_error_for_keeps_ssh_reason_over_gits_generic_line() -> None:
     assert isinstance(err, GitError) and err.exit_code == 10
 
 
+def test_an_authentication_failure_is_exit_11_naming_every_source_of_credentials() -> None:
+    """The credentials may come from GITOPS_GIT_TOKEN, the URL or a credential helper: the hint names all."""
+    err = git.error_for(["push"], 128, f"remote: HTTP Basic: Access denied\nfatal: Authentication failed for "
+                        f"'https://u:{SECRET}@git.example.com/o/d.git/'\n")
+    assert err.exit_code == 11 and SECRET not in err.message + (err.hint or "")
+    assert "GITOPS_GIT_TOKEN" in (err.hint or "") and "the URL's user-info" in (err.hint or "")
+
+
 @pytest.mark.parametrize("spec", [
     f"htps://x-access-token:{SECRET}@127.0.0.1/o/d.git",  # unknown scheme
     f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git",  # one slash: git would ssh to host "http"

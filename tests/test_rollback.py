@@ -30,8 +30,8 @@ def test_steps_pick_the_value_n_changes_ago_with_its_recorded_digest() -> None:
 
 
 def test_steps_beyond_history_and_bad_steps() -> None:
-    with pytest.raises(NotFoundError, match="cannot go back 3"):
-        choose_target(IMAGE, HISTORY, None, 3)
+    with pytest.raises(NotFoundError, match="has 2 recorded earlier value.s. to go back to; cannot go back 3"):
+        choose_target(IMAGE, HISTORY, None, 3)  # 3 -> 2 -> 1: two values to go back to
     with pytest.raises(UsageError):
         choose_target(IMAGE, HISTORY, None, 0)
 
