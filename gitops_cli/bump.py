@@ -28,7 +28,7 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -201,8 +201,12 @@ def compute_edits(
     paths: Sequence[str] = (),
     container: str | None = None,
     resolve_digest: DigestResolver | None = None,
+    tracked: Collection[str] | None = None,
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
+
+    With `tracked` (the paths git tracks, for a bump that commits in a user's checkout), a file not in
+    it is left as is, with a warning when it names an image: a bump commit holds only the bump.
 
     With `container`, an image counts as found only when a container (or compose service) of that name
     uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
@@ -232,6 +236,9 @@ def compute_edits(
                 skipped.append(f"{rel}:{skip}")
             continue
         if not any(n in text for n in needles):
+            continue
+        if tracked is not None and rel not in tracked:
+            skipped.append(f"{rel}: skipped (not tracked by git: a bump commit holds only tracked files)")
             continue
         try:
             new, changes = update_images(text, targets, container=container,
@@ -555,14 +562,16 @@ def _bump_local_in(
 ) -> BumpResult:
     if not request.commit or request.dry_run:
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
-        _compute_into(result, root, request, resolve_digest, guard)
+        _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
+                      tracked_only=request.commit and git.work_tree_top(root) is not None)
         if not request.dry_run:
             write_edits(root, result.edits)
         return result
     current = check_local_checkout(root, request, ahead=False)  # the fetch below tells, for sure
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
-        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, guard=guard)
+        return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, keep=True,
+                                  guard=guard)
     origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin",
                                     repo=root)
     start = deployrepo.head(root)
@@ -694,9 +703,13 @@ def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> 
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
-                  resolve_digest: DigestResolver | None, guard: Guard | None = None) -> None:
+                  resolve_digest: DigestResolver | None, guard: Guard | None = None,
+                  tracked_only: bool = False) -> None:
+    """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
+    (untracked or ignored) are not edited."""
+    tracked = deployrepo.tracked_files(root) if tracked_only else None
     edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest)
+                                          resolve_digest, tracked)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)
@@ -715,7 +728,8 @@ def _apply_commit_push(
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
     the images (all files when --path is given: its checks need the tree), again after each fetch.
     `selected`: that first selection was already made (by prepare, for these images, on this HEAD).
-    `keep`: `work` is a user's checkout: a reset to a moved remote never overwrites untracked files."""
+    `keep`: `work` is a user's checkout: a reset to a moved remote never overwrites untracked files, and
+    files git does not track are not edited."""
     target = request.push_branch or branch
     display = remote.display if remote is not None else str(work)
     result = BumpResult(repository=display, images=list(request.images), branch=branch,
@@ -723,7 +737,7 @@ def _apply_commit_push(
     resolver = _cached(resolve_digest)
     if select and not selected:
         _check_out_candidates(work, request, remote)
-    _compute_into(result, work, request, resolver, guard)
+    _compute_into(result, work, request, resolver, guard, tracked_only=keep)
     if request.dry_run or result.up_to_date or result.superseded:
         return result
     identity = deployrepo.resolve_identity(request.author, work)
@@ -750,7 +764,7 @@ def _apply_commit_push(
         result.commit = None
         if select:
             _check_out_candidates(work, request, remote)
-        _compute_into(result, work, request, resolver, guard)
+        _compute_into(result, work, request, resolver, guard, tracked_only=keep)
         if result.superseded:
             return result
         if result.up_to_date:

@@ -449,6 +449,12 @@ def head(repo: Path) -> str:
     return git.run(["rev-parse", "HEAD"], cwd=repo).stdout.strip()
 
 
+def tracked_files(repo: Path) -> set[str]:
+    """The paths git tracks in the checkout `repo` (relative to it, `/`-separated)."""
+    out = git.run(["ls-files", "-z", "--", "."], cwd=repo, strip=False).stdout
+    return {path for path in out.split("\0") if path}
+
+
 def current_branch(repo: Path) -> str | None:
     res = git.run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=repo, check=False)
     return res.stdout.strip() or None

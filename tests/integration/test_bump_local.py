@@ -334,3 +334,31 @@ def test_a_pushed_bump_stays_when_the_tracking_ref_cannot_be_moved(deploy_remote
     assert "pushed, but refs/remotes/origin/main was not moved" in res.stderr and "git fetch" in res.stderr
     assert deploy_remote.head() == res.stdout.strip() == _head(checkout)
     assert "reset to" not in res.stderr
+
+
+@pytest.mark.parametrize("mode", ["commit", "--dry-run", "--no-commit"])
+def test_files_git_does_not_track_are_never_bumped_into_a_commit(mode: str, gitops, tmp_path: Path) -> None:
+    """A local checkout's untracked or ignored YAML naming the image is left as is (with a warning) by a
+    bump that commits: the commit holds only the bump.  --no-commit patches the files on disk, all of them."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_ENVS)
+    checkout = remote.clone(tmp_path / "co")
+    untracked = checkout / "scratch.yaml"
+    untracked.write_text(f"image: {API}:1.0.0\n")
+    (checkout / ".git" / "info" / "exclude").write_text("local-values.yaml\n")
+    ignored = checkout / "local-values.yaml"
+    ignored.write_text(f"image: {API}:0.9.0\n")
+    args = ["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "-o", "json"]
+    res = gitops(args + ([] if mode == "commit" else [mode]), env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    if mode == "--no-commit":
+        assert report["files"] == ["local-values.yaml", "prod/app.yaml", "scratch.yaml", "staging/app.yaml"]
+        return
+    assert report["files"] == ["prod/app.yaml", "staging/app.yaml"]
+    for name in ("local-values.yaml", "scratch.yaml"):
+        assert f"warning: {name}: skipped (not tracked by git: a bump commit holds only tracked files)" in res.stderr
+    assert untracked.read_text() == f"image: {API}:1.0.0\n" and ignored.read_text() == f"image: {API}:0.9.0\n"
+    if mode == "commit":
+        assert remote.changed_files() == ["prod/app.yaml", "staging/app.yaml"]
+    assert git("status", "--porcelain", "--ignored", cwd=checkout).splitlines() == ["?? scratch.yaml",
+                                                                                 "!! local-values.yaml"]
