@@ -59,7 +59,12 @@ def engine_address(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     host = env.get("DOCKER_HOST")
     if host:
-        return f"{strip_credentials(host)} (DOCKER_HOST)"
+        # user-info in a value without a scheme (`user:pw@host:2376`, `tcp://` forgotten) is no URL's:
+        # registered as a secret, it is masked here and in the SDK's messages, which echo the value
+        authority = host.split("://", 1)[-1].split("/", 1)[0]
+        if "@" in authority:
+            output.register_secret(authority.rsplit("@", 1)[0])
+        return f"{output.redact(strip_credentials(host))} (DOCKER_HOST)"
     return f"{DEFAULT_SOCKET} (default socket; DOCKER_HOST is not set)"
 
 

@@ -121,7 +121,8 @@ def test_connect_to_missing_socket(tmp_path) -> None:
     assert "DOCKER_HOST" in (info.value.hint or "")
 
 
-@pytest.mark.parametrize("host", ["tcp://127.0.0.1:1x", "tcp://[::1", "tcp://user:s3cr3t-pw@127.0.0.1:1"])
+@pytest.mark.parametrize("host", ["tcp://127.0.0.1:1x", "tcp://[::1", "tcp://user:s3cr3t-pw@127.0.0.1:1",
+                                  "user:s3cr3t-pw@127.0.0.1:2376", "user:s3cr3t-pw@host/x"])  # no scheme
 def test_connect_with_a_malformed_docker_host_is_exit_7_without_credentials(tmp_path, host) -> None:
     from gitops_cli.errors import EngineUnavailableError
 
