@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact
 
 # scheme://[userinfo@]rest: the user-info runs to the LAST "@" before the first "/" (a password may hold
@@ -165,6 +165,8 @@ def run(
     from git.cmd import Git  # GitPython, lazily
     from git.exc import GitCommandError, GitCommandNotFound
 
+    if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
+        raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     runner = Git(str(cwd) if cwd else None)
     try:
         if cancel is not None:
@@ -239,10 +241,11 @@ def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
 
 
 def toplevel(path: str | Path) -> Path:
-    """The work tree root containing `path`, or DirtyTreeError (exit 4) when it is not a git checkout."""
+    """The work tree root containing `path`: DirtyTreeError (exit 4) when it is not a git checkout, UsageError
+    (exit 2) when it is no directory (GitPython would run git in the current directory instead)."""
     p = Path(path)
-    if not p.exists():
-        raise DirtyTreeError(f"{p}: no such directory")
+    if not p.is_dir():
+        raise UsageError(f"{p}: no such directory" if not p.exists() else f"{p}: not a directory")
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
         raise DirtyTreeError(f"{p}: not a git checkout", hint="run inside the app's git repository or pass --repo")

@@ -58,7 +58,7 @@ def dirty_paths(repo: Path) -> list[str]:
 
 def dirty_hash(repo: Path) -> str:
     """8 hex digits identifying the exact uncommitted state: the diff against HEAD, the untracked files'
-    names and contents, and the same, recursively, inside every checked-out submodule and every
+    names, executable bits and contents, and the same, recursively, inside every checked-out submodule and every
     untracked nested repository (whose own diff `git diff` shows only as `-dirty`, or not at all)."""
     h = hashlib.sha256()
     _hash_state(h, repo, "")
@@ -83,7 +83,8 @@ def _hash_state(h: Any, repo: Path, prefix: str) -> None:
             h.update(b"link:" + str(f.readlink()).encode("utf-8", "surrogateescape"))
         elif f.is_dir():  # git lists a nested repository as `dir/`, not its files
             _hash_state(h, f, prefix + name)
-        elif f.is_file():
+        elif f.is_file():  # its executable bit too, which git records (a COPY keeps it)
+            h.update(b"755:" if f.stat().st_mode & 0o100 else b"644:")
             h.update(f.read_bytes())
     staged = git.run(["ls-files", "--stage", "-z"], cwd=repo, strip=False)
     for entry in sorted(e for e in staged.stdout.split("\0") if e.startswith("160000 ")):

@@ -75,6 +75,16 @@ def test_dirty_hash_depends_on_content_not_only_names(repo: Path) -> None:
     assert dirty_hash(repo) == h1 != h2
 
 
+def test_dirty_hash_depends_on_an_untracked_files_executable_bit(repo: Path) -> None:
+    """A COPY keeps the bit: the same content as 644 and as 755 is two images, so two tags."""
+    script = repo / "run.sh"
+    script.write_text("echo hi\n")
+    script.chmod(0o644)
+    h1 = dirty_hash(repo)
+    script.chmod(0o755)
+    assert dirty_hash(repo) != h1
+
+
 def test_dirty_hash_sees_changes_inside_a_submodule(repo: Path, tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()
@@ -168,8 +178,11 @@ def test_no_commit_yet(tmp_path: Path) -> None:
 def test_not_a_checkout(tmp_path: Path) -> None:
     with pytest.raises(DirtyTreeError, match="not a git checkout"):
         derive_tag(tmp_path / ".." / tmp_path.name)
-    with pytest.raises(DirtyTreeError, match="no such directory"):
+    with pytest.raises(UsageError, match="missing: no such directory"):  # a bad --repo: exit 2
         derive_tag(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")  # GitPython would run git in the current directory (a checkout)
+    with pytest.raises(UsageError, match="file: not a directory"):
+        derive_tag(tmp_path / "file")
 
 
 def _feature_and_moved_main(repo: Path) -> None:
