@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -81,6 +81,7 @@ app.command("lint")(_lint.lint)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into exit codes."""
     command = typer.main.get_command(app)
+    _debug_after_the_verb(command)
     debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
         argv if argv is not None else sys.argv[1:]
     )
@@ -122,6 +123,21 @@ def main(argv: list[str] | None = None) -> None:
             )
             code = 70
     _finish(argv, code)
+
+
+def _debug_after_the_verb(command: Any) -> None:
+    """`gitops VERB ... --debug` works like `gitops --debug VERB ...` (the internal-error hint says
+    "re-run with --debug"): every verb gets a hidden --debug flag."""
+    from typer.core import TyperOption
+
+    def enable(ctx: Any, param: Any, value: bool) -> None:
+        if value:
+            _state["debug"] = True
+
+    for verb in getattr(command, "commands", {}).values():
+        verb.params.append(TyperOption(param_decls=["--debug"], is_flag=True, default=False, hidden=True,
+                                       expose_value=False, callback=enable,
+                                       help="Show tracebacks for unexpected errors."))
 
 
 INTERRUPTED = 130

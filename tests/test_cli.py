@@ -132,3 +132,14 @@ def test_debug_traceback_for_a_bug_is_redacted_and_none_for_user_errors() -> Non
     assert "s3cr3t-value-9" not in res.stderr
     res = subprocess.run([sys.executable, "-c", code, "usage"], capture_output=True, text=True, env=gitops_env())
     assert res.returncode == 2 and res.stderr == "error: bad flag\n"
+    # after the verb too, as the internal-error hint puts it ("re-run with --debug")
+    after = code.replace("'--debug', *sys.argv[1:]", "*sys.argv[1:], '--debug'")
+    res = subprocess.run([sys.executable, "-c", after, "boom"], capture_output=True, text=True, env=gitops_env())
+    assert res.returncode == 70 and "Traceback" in res.stderr, res.stderr
+
+
+def test_debug_is_taken_after_every_verb() -> None:
+    for verb in ("tag", "build", "test", "publish", "bump", "build-and-bump", "history", "rollback", "sync", "lint"):
+        res = run_gitops([verb, "--debug", "--help"])
+        assert res.returncode == 0, (verb, res.stderr)
+        assert "--debug" not in res.stdout  # hidden: the root option is the documented one
