@@ -128,6 +128,7 @@ class PipelineResult:
     test_status: int | None = None  # the failing test command's own exit status
     inputs: str | None = None  # INPUTS_LABEL value for this run
     interrupted: bool = False  # KeyboardInterrupt (SIGINT): error says so; the caller re-raises it
+    dirty: bool = False  # --allow-dirty on a dirty tree: the image gets no revision label
 
     @property
     def ok(self) -> bool:
@@ -254,9 +255,12 @@ def input_differences(recorded: str, current: str) -> list[str]:
     return names or ([] if recorded == current else ["build inputs"])
 
 
-def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool = False,
+def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite: bool = False,
                     inputs: str | None = None) -> Published | None:
     """The registry's image for ref when it holds this source state; None when a build is needed.
+
+    `sha` None: a dirty tree (--allow-dirty), whose image has no revision label and whose `-dirty-<hash>`
+    tag names the uncommitted state: this state is an image without a revision label under that tag.
 
     `client`: a registry.Client for ref's registry (the pipeline's one client: its token is reused by
     publish).  RefusedError (exit 6) when the tag names an image built from another revision, or from
@@ -271,14 +275,16 @@ def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool 
     config = registry.get_blob_json(ref, manifest.config_digest, client=client)
     labels = (config.get("config") or {}).get("Labels") or {}
     revision, version = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
-    if revision == sha and version in (None, ref.tag):
+    same = revision == sha and version in (None, ref.tag) if sha else revision is None and version == ref.tag
+    if same:
         recorded = labels.get(INPUTS_LABEL)
         if inputs is None or recorded is None or recorded == inputs:
             return Published(manifest.digest, labels.get(TESTED_LABEL))
         if allow_overwrite:
             return None  # rebuilt, and published over it
         raise RefusedError(
-            f"refusing to build {ref}: the registry already has this tag for {sha[:12]} ({manifest.digest}), "
+            f"refusing to build {ref}: the registry already has this tag for "
+            f"{sha[:12] if sha else 'this uncommitted state'} ({manifest.digest}), "
             f"built with other build inputs (differs: {', '.join(input_differences(recorded, inputs))}); "
             "the tag would then name another image",
             hint="tags are immutable: use another tag for this variant (--tag/--prefix), or pass "
@@ -287,7 +293,7 @@ def published_image(ref: ImageRef, sha: str, client: Any, allow_overwrite: bool 
     if revision and revision != sha and not allow_overwrite:
         raise RefusedError(
             f"refusing to build {ref}: the registry already has this tag for revision {revision} "
-            f"({manifest.digest}), not for {sha}",
+            f"({manifest.digest}), not for {sha or 'this uncommitted state'}",
             hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite",
         )
     return None
@@ -322,7 +328,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     deploy: _DeployRepoClone | None = None
     try:
         with _step(result, "tag", clock) as rec:
-            result.tag, result.sha = _tag(request, env)
+            result.tag, result.sha, result.dirty = _tag(request, env)
             result.ref = name.with_tag(result.tag)
             from gitops_cli.publish import check_publishable
 
@@ -336,8 +342,11 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             published = None
             if not request.rebuild:
                 output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-                published = published_image(result.ref, result.sha, reg, request.allow_overwrite,
-                                            inputs=result.inputs)
+                # a dirty state is named by its -dirty-<hash> tag; under a tag given by hand, not at all
+                revision = None if result.dirty else result.sha
+                if revision is not None or request.tag is None:
+                    published = published_image(result.ref, revision, reg, request.allow_overwrite,
+                                                inputs=result.inputs)
         _build_and_publish(request, result, published, deploy, reg, clock)
         with _step(result, "bump", clock) as rec:
             assert result.digest is not None and result.ref is not None and result.sha is not None
@@ -511,7 +520,8 @@ class _DeployRepoClone:
             self._prepared.close()
 
 
-def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:
+def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bool]:
+    """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty)."""
     from gitops_cli import git
     from gitops_cli.tagging import derive_tag
 
@@ -523,7 +533,7 @@ def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str]:
         if tagged.sha != head:
             output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
                         f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
-    return (request.tag or tagged.tag), tagged.sha
+    return (request.tag or tagged.tag), tagged.sha, tagged.dirty
 
 
 class _EngineWarmup:
@@ -562,8 +572,9 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
     if result.inputs is not None:  # the build inputs: a re-run with other ones is not "already published"
         extra[INPUTS_LABEL] = result.inputs
-    built = build_image(request.image, repo=request.repo, tag=result.tag, revision=result.sha, labels=extra,
-                        client=client, **options)
+    # a dirty tree: build_image checks it again, warns, and leaves the revision label out
+    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
+                        **({"allow_dirty": True} if result.dirty else {"revision": result.sha}), **options)
     result.built = True
     return built.image_id
 

@@ -517,3 +517,30 @@ def test_failing_tests_cancel_a_hanging_clone_and_clean_up(gitops, tmp_path: Pat
     assert res.returncode != 0 and data["failed_step"] == "test" and steps(data)["bump"] == "not run"
     assert elapsed < 30 and git_left == [] and leftovers(scratch) == []
     assert "Cloning" not in res.stderr and tags(registry) == []
+
+
+def test_allow_dirty_builds_without_a_revision_label_and_reruns_by_the_dirty_tag(
+        gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    """As `gitops build --allow-dirty`: the image is no commit's content, so it gets no revision label
+    (and a warning says so); the `-dirty-<hash>` tag names the state, so a re-run of the same state
+    skips build and push, and another state gets another tag."""
+    image = registry.image(PATH)
+    (app / "app.sh").write_text('#!/bin/sh\necho "local change"\n')
+    first = run(gitops, app, image, remote, "--allow-dirty", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    assert "-dirty-" in data["tag"] and data["built"] and data["pushed"]
+    assert "the working tree is dirty: the image gets no org.opencontainers.image.revision label" in first.stderr
+    labels = config_labels(registry, data["tag"])
+    assert "org.opencontainers.image.revision" not in labels
+    assert labels["org.opencontainers.image.version"] == data["tag"]
+
+    again = run(gitops, app, image, remote, "--allow-dirty", "-o", "json")
+    assert again.returncode == 0, again.stderr
+    rerun = json.loads(again.stdout)
+    assert rerun["tag"] == data["tag"] and not rerun["built"] and rerun["deploy_up_to_date"]
+
+    (app / "app.sh").write_text('#!/bin/sh\necho "another change"\n')
+    other = run(gitops, app, image, remote, "--allow-dirty", "-o", "json")
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout)["tag"] != data["tag"] and json.loads(other.stdout)["built"]
