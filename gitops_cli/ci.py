@@ -51,11 +51,13 @@ class CIInfo:
     trailer_commit: str | None = None  # GITOPS_SOURCE_COMMIT: the Source-Commit trailer only, never the tag rule
 
     def trailers(self) -> list[tuple[str, str]]:
-        """Commit-message trailers for what is known: Source-Commit and CI-Run."""
+        """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run."""
         out: list[tuple[str, str]] = []
         commit = self.trailer_commit or self.source_commit
         if commit:
             out.append(("Source-Commit", commit))
+        if self.branch:
+            out.append(("Source-Branch", self.branch))
         if self.run_url:
             out.append(("CI-Run", self.run_url))
         return out
@@ -138,9 +140,17 @@ def check_checkout(head: str, info: CIInfo) -> None:
     raise UsageError(
         f"refusing to tag {head[:12]}: this {info.provider} pull-request build checked out a merge commit, "
         f"not the pull request's own commit ({what}); its SHA names no commit anyone can find later",
-        hint="check out the PR head (actions/checkout with `ref: ${{ github.event.pull_request.head.sha }}`) "
-             "or name the build yourself with --sha",
+        hint=_CHECKOUT_HINTS.get(info.provider or "", _CHECKOUT_HINTS[""]),
     )
+
+
+_CHECKOUT_HINTS = {
+    "github": "check out the PR head (actions/checkout with `ref: ${{ github.event.pull_request.head.sha }}`) "
+              "or name the build yourself with --sha",
+    "gitlab": "check out the merge request's own commit (git checkout $CI_MERGE_REQUEST_SOURCE_BRANCH_SHA) "
+              "or name the build yourself with --sha",
+    "": "check out the pull request's own commit or name the build yourself with --sha",
+}
 
 
 def check_pr_merge_head(head: str, parents: int, info: CIInfo, on_remote: bool = False) -> None:

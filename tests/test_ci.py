@@ -55,7 +55,7 @@ def test_github_pull_request_uses_the_head_sha_from_the_event(tmp_path: Path) ->
     info = detect(env)
     assert (info.source_commit, info.merge_commit, info.pull_request, info.branch) == (HEAD, MERGE, True,
                                                                                        "feature")
-    assert info.trailers() == [("Source-Commit", HEAD)]  # never the merge commit
+    assert info.trailers() == [("Source-Commit", HEAD), ("Source-Branch", "feature")]  # never the merge commit
 
 
 def test_github_push_event_uses_github_sha_and_ref_name() -> None:
@@ -131,3 +131,15 @@ def test_jenkins_pr_build_on_an_agent_merge_commit_is_refused() -> None:
     branch = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": MERGE, "BRANCH_NAME": "main"})
     check_pr_merge_head(MERGE, 2, branch)  # a merge commit on a branch build is an ordinary commit
     check_pr_merge_head(MERGE, 2, detect({"GITHUB_ACTIONS": "true", "GITHUB_SHA": MERGE}))
+
+
+def test_a_refused_merge_commit_gets_its_own_cis_hint() -> None:
+    from gitops_cli.ci import check_checkout
+    from gitops_cli.errors import UsageError
+
+    gitlab = detect({"GITLAB_CI": "true", "CI_COMMIT_SHA": MERGE, "CI_MERGE_REQUEST_IID": "3",
+                     "CI_MERGE_REQUEST_EVENT_TYPE": "merged_result", "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA": HEAD})
+    with pytest.raises(UsageError) as info:
+        check_checkout(MERGE, gitlab)
+    assert info.value.exit_code == 2 and "$CI_MERGE_REQUEST_SOURCE_BRANCH_SHA" in (info.value.hint or "")
+    assert "actions/checkout" not in (info.value.hint or "")

@@ -84,6 +84,34 @@ def test_gitlab_ci_example() -> None:
     assert job["variables"]["GITOPS_REGISTRY_PASSWORD"].startswith("$")  # from CI/CD variables
 
 
+def _install_lines() -> dict[str, tuple[str, dict[str, str]]]:
+    """The install command of each CI example, with the environment the CI gives it."""
+    workflow = load(CI / "github-actions.yml")
+    step = next(s for job in workflow["jobs"].values() for s in job["steps"] if "install" in s.get("run", ""))
+    gitlab = next(line for line in load(CI / "gitlab-ci.yml")["ship"]["script"] if "install" in line)
+    return {"github": (step["run"], step.get("env", {})), "gitlab": (gitlab, {})}
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab"])
+def test_ci_examples_install_gitops_cli_only_from_where_it_is_published(ci: str) -> None:
+    """No bare `pip install gitops-cli` (a public index has no such package, and whoever registered the
+    name would get the job's secrets): the spec comes from a variable, and an unset one stops the job
+    with a message naming it."""
+    import subprocess
+
+    line, env = _install_lines()[ci]
+    assert "GITOPS_CLI_SPEC" in line and "gitops-cli" not in line.replace("(where gitops-cli is)", "")
+    if ci == "github":
+        assert env == {"GITOPS_CLI_SPEC": "${{ vars.GITOPS_CLI_SPEC }}"}
+    stub = "pip() { echo \"pip $*\"; }; pipx() { echo \"pipx $*\"; }; "
+    unset = subprocess.run(["bash", "-c", stub + line], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert unset.returncode != 0 and "set the" in unset.stderr and "GITOPS_CLI_SPEC" in unset.stderr
+    spec = "git+https://git.example.com/platform/gitops-cli@v0.1.0"
+    given = subprocess.run(["bash", "-c", stub + line], capture_output=True, text=True,
+                           env={"PATH": "/usr/bin:/bin", "GITOPS_CLI_SPEC": spec})
+    assert given.returncode == 0 and given.stdout.split() == [line.split()[0], "install", spec]
+
+
 @pytest.mark.parametrize("path", sorted(p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*.y*ml")))
 def test_every_example_yaml_parses(path: str) -> None:
     docs = list(YAML(typ="safe", pure=True).load_all((EXAMPLES / path).read_text()))

@@ -312,10 +312,11 @@ def test_github_pull_request_merge_checkout_is_refused(gitops, app: Path, regist
     assert tags(registry) == [] and len(remote.log()) == 1
     # the PR head checked out: the tag is that commit, and the trailer names it with the run URL
     event.write_text(json.dumps({"pull_request": {"head": {"sha": head}}}))
-    env.update(GITHUB_SHA="e" * 40, GITHUB_REPOSITORY="org/app", GITHUB_RUN_ID="5")
+    env.update(GITHUB_SHA="e" * 40, GITHUB_REPOSITORY="org/app", GITHUB_RUN_ID="5", GITHUB_HEAD_REF="feature")
     res = run(gitops, app, registry.image(PATH), remote, env=env)
     assert res.returncode == 0, res.stderr
-    assert f"Source-Commit: {head}\nCI-Run: https://github.com/org/app/actions/runs/5" in remote.message()
+    assert (f"Source-Commit: {head}\nSource-Branch: feature\nCI-Run: https://github.com/org/app/actions/runs/5"
+            in remote.message())
     assert tags(registry) == [head[:7]]
 
 
