@@ -62,12 +62,14 @@ def default_test_command(repo: Path) -> str | None:
     return None
 
 
-def resolve_test_command(repo: Path, configured: str | None) -> str:
+def resolve_test_command(repo: Path, configured: str | None, flag: str = "--command") -> str:
+    """The configured test command, else `make test` when the app's Makefile has that target; ConfigError
+    (exit 2) naming the app directory and the verb's own flag (`flag`) otherwise."""
     command = configured or default_test_command(repo)
     if not command:
         raise ConfigError(
-            f"{repo}: no test command: test_command is not set and no Makefile with a `test` target",
-            hint="set test_command in [tool.gitops] (or GITOPS_TEST_COMMAND / --command)",
+            f"{repo.absolute()}: no test command: test_command is not set and no Makefile with a `test` target",
+            hint=f"set test_command in gitops.toml or [tool.gitops] (or GITOPS_TEST_COMMAND / {flag})",
         )
     return command
 

@@ -325,6 +325,9 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
         validate_tag(request.tag)
     remote = bumping.reach(request.bump, env, images_required=False)  # no network
     result.inputs = build_inputs(Path(request.repo), request.build_options)  # a missing Dockerfile: exit 2
+    from gitops_cli.apptest import resolve_test_command
+
+    test_command = resolve_test_command(Path(request.repo), request.test_command, flag="--test-command")
     deploy: _DeployRepoClone | None = None
     try:
         with _step(result, "tag", clock) as rec:
@@ -347,7 +350,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
                 if revision is not None or request.tag is None:
                     published = published_image(result.ref, revision, reg, request.allow_overwrite,
                                                 inputs=result.inputs)
-        _build_and_publish(request, result, published, deploy, reg, clock)
+        _build_and_publish(request, result, published, deploy, reg, clock, test_command)
         with _step(result, "bump", clock) as rec:
             assert result.digest is not None and result.ref is not None and result.sha is not None
             target = result.ref.with_digest(result.digest)
@@ -409,7 +412,7 @@ def newer_deployed(app: Path, ours: str, prefix: str, name: ImageRef, edits: Any
 
 
 def _build_and_publish(request: PipelineRequest, result: PipelineResult, published: Published | None,
-                       deploy: _DeployRepoClone, reg: Any, clock: Callable[[], float]) -> None:
+                       deploy: _DeployRepoClone, reg: Any, clock: Callable[[], float], command: str) -> None:
     """The test, build and publish steps (each skipped when the registry has this source state)."""
     assert result.ref is not None and result.sha is not None
     done = f"already published for {result.sha[:12]}"
@@ -420,9 +423,8 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
     engine = _EngineWarmup() if published is None else None  # a build follows: connect during the tests
 
     with _step(result, "test", clock) as rec:
-        from gitops_cli.apptest import TestsFailedError, resolve_test_command, run_tests
+        from gitops_cli.apptest import TestsFailedError, run_tests
 
-        command = resolve_test_command(Path(request.repo), request.test_command)
         if published is not None and published.tested_command == output.redact(command):
             output.info(f"its tests passed before it was built ({command!r}): skipping them")
             raise _Skip(f"{done} (tests {command!r} passed)")

@@ -545,3 +545,13 @@ def test_allow_dirty_builds_without_a_revision_label_and_reruns_by_the_dirty_tag
     other = run(gitops, app, image, remote, "--allow-dirty", "-o", "json")
     assert other.returncode == 0, other.stderr
     assert json.loads(other.stdout)["tag"] != data["tag"] and json.loads(other.stdout)["built"]
+
+
+def test_no_test_command_is_exit_2_before_any_work_naming_the_verbs_flag(
+        gitops, tmp_path: Path, base_image: str, registry: Registry, remote: DeployRemote) -> None:
+    app = sample_app(tmp_path / "notest", extra_files={"Makefile": "build:\n\ttrue\n"})
+    res = run(gitops, app, registry.image(PATH), remote)
+    assert res.returncode == 2, res.stderr
+    assert f"error: {app}: no test command" in res.stderr  # the app directory, not "."
+    assert "--test-command" in res.stderr and "--command)" not in res.stderr  # build-and-bump's own flag
+    assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1  # nothing ran
