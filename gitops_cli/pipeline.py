@@ -740,12 +740,12 @@ def render_rich(result: PipelineResult, console: Any) -> None:
         table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", _escape(s.detail))
     total = sum(s.seconds for s in result.steps)
     table.add_row("total", "[green]ok[/]" if result.ok else "[bold red]failed[/]", f"{total:.2f}", "")
-    facts = Table.grid(padding=(0, 2))
-    facts.add_column(style="bold")
-    facts.add_column(overflow="fold")
-    for key, value in summary_rows(result):
-        facts.add_row(key, _escape(value))
-    console.print(facts)
+    # the facts (tag, image, digest, deploy commit) are copied from the terminal: each value stays one
+    # line, however narrow the terminal (it wraps it visually, without a line break in the text)
+    rows = summary_rows(result)
+    width = max(len(key) for key, _ in rows) + 2
+    for key, value in rows:
+        console.print(f"[bold]{_escape(key).ljust(width)}[/]{_escape(value)}", soft_wrap=True)
     console.print(table)
 
 

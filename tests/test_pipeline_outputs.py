@@ -87,3 +87,20 @@ def test_refused_write_is_an_error_not_an_exception(tmp_path: Path) -> None:
     errors = pipeline.write_outputs(OUTPUTS, None, "/dev/full")
     assert [(e.exit_code, e.message) for e in errors] == [(74, "cannot write /dev/full: No space left on device")]
     assert Path("/dev/full").is_char_device()
+
+
+def test_the_tty_summary_keeps_each_value_on_one_line_on_a_narrow_terminal() -> None:
+    """A digest copied from the terminal must not hold a line break (rich folded it at 80 columns)."""
+    import io
+
+    from rich.console import Console
+
+    from gitops_cli.imageref import parse
+
+    result = pipeline.PipelineResult(tag="abc1234", sha="a" * 40, digest="sha256:" + "5f" * 32,
+                                     ref=parse("registry.example.com:5000/some-team/some-long-app-name:abc1234"))
+    out = io.StringIO()
+    pipeline.render_rich(result, Console(file=out, width=60, force_terminal=True, color_system=None))
+    lines = out.getvalue().splitlines()
+    assert f"digest         {result.digest}" in lines
+    assert f"image          {result.ref}" in lines
