@@ -74,11 +74,13 @@ def resolve_test_command(repo: Path, configured: str | None, flag: str = "--comm
     return command
 
 
+OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")  # left out of the test and build commands' env
 STOP_GRACE = 5.0  # seconds an interrupted command's process group has between SIGTERM and SIGKILL
 
 
 def run_command(command: str, cwd: Path) -> int:
     """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status.
+    Its environment is gitops' without OWN_SECRETS.
 
     Without a controlling terminal (CI) the command runs in a process group of its own: when gitops is
     interrupted (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it
@@ -87,9 +89,11 @@ def run_command(command: str, cwd: Path) -> int:
     reaches it as always and it may use the terminal (a background group touching it would be stopped)."""
     sys.stdout.flush()
     own_group = not _has_controlling_terminal()
+    # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
+    env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
     try:
         proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None,
-                                process_group=0 if own_group else None)
+                                process_group=0 if own_group else None, env=env)
     except OSError as exc:
         raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
     try:

@@ -43,6 +43,20 @@ def test_command_flag_wins_over_config(gitops, app_repo: Path) -> None:
     assert "from-flag" in res.stderr
 
 
+def test_gitops_own_secrets_never_reach_the_test_and_build_commands(gitops, app_repo: Path) -> None:
+    """Their output goes to the log unmasked: a test suite dumping its environment must not print them."""
+    env = {"GITOPS_REGISTRY_USERNAME": "alice", "GITOPS_REGISTRY_PASSWORD": "s3cretPassw0rd",
+           "GITOPS_GIT_TOKEN": "ghp_TokenValue12345", "OTHER_VARIABLE": "kept"}
+    dump = 'echo "pw=$GITOPS_REGISTRY_PASSWORD tok=$GITOPS_GIT_TOKEN user=$GITOPS_REGISTRY_USERNAME $OTHER_VARIABLE"'
+    res = gitops(["test", "--command", dump], cwd=app_repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert "pw= tok= user=alice kept" in res.stderr
+    (app_repo / "gitops.toml").write_text(f"build_command = '{dump} && exit 3'\n")
+    commit_all(app_repo, "a build command that prints its environment")
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo, env=env)
+    assert res.returncode == 5 and "pw= tok= user=alice kept" in res.stderr, res.stderr
+
+
 def test_no_test_command_is_a_config_error(gitops, tmp_path: Path) -> None:
     repo = tmp_path / "bare"
     repo.mkdir()
