@@ -517,9 +517,25 @@ def apply(
         raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
     if refresh and _fast_forward(prepared):
         prepared.selected = None  # a new HEAD: its files are selected again
+    if request.push_branch and request.push_branch != prepared.branch and _onto_push_branch(prepared,
+                                                                                             request.push_branch):
+        prepared.selected = None
     return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
                               environ, sleep, select=True, selected=prepared.selected == _selection(request),
                               guard=guard)
+
+
+def _onto_push_branch(prepared: PreparedBump, push_branch: str) -> bool:
+    """A --push-branch the remote has already: the bump applies on its head (a re-run is then "already
+    up to date", a new bump stacks on it), not on the base branch's, which would cost a rejected push.
+    True when the clone moved there; a new push branch starts from the base branch."""
+    assert prepared.work is not None
+    there = deployrepo.remote_head(prepared.remote, push_branch)
+    if there is None or there == deployrepo.head(prepared.work):
+        return False
+    output.info(f"{prepared.remote.display} has {push_branch} already: applying the bump on its head {there[:12]}")
+    deployrepo.fetch_reset(prepared.work, prepared.remote, push_branch)
+    return True
 
 
 def _fast_forward(prepared: PreparedBump) -> bool:

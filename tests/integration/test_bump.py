@@ -290,6 +290,16 @@ def test_push_branch_leaves_the_base_branch_alone(
     )
     assert again.returncode == 0, again.stderr
     assert deploy_remote.head("bump/api-2.0.0") == res.stdout.strip()
+    # ... and says so at once: no rejected push, no retry, so --retries 0 is no failure
+    assert "push rejected" not in again.stderr and again.stdout.strip() == "already up to date"
+    args = ["bump", "--deploy-repo", deploy_remote.url, "--push-branch", "bump/api-2.0.0", "--retries", "0"]
+    strict = gitops([*args, "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert strict.returncode == 0 and strict.stdout.strip() == "already up to date", strict.stderr
+    # a new bump to the existing branch stacks on its head (not on the base branch's)
+    stacked = gitops([*args, "--image", f"{API}:2.1.0"], env=no_identity_env(tmp_path))
+    assert stacked.returncode == 0 and "push rejected" not in stacked.stderr, stacked.stderr
+    assert deploy_remote.git("rev-parse", "bump/api-2.0.0~1").strip() == res.stdout.strip()
+    assert deploy_remote.head() == before
 
 
 def test_branch_option(tmp_path: Path, gitops) -> None:
