@@ -602,3 +602,6 @@ def test_operator_example_cronjob_and_least_privilege_rbac():
         {"kind": "ServiceAccount", "name": "gitops-sync", "namespace": "sample-app"}]
     dockerfile = (example / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["gitops"]' in dockerfile and "sha256sum --check" in dockerfile
+    # the image's user is the pod's, and has a passwd entry: ssh refuses to run for a uid without one
+    uid = pod["securityContext"]["runAsUser"] if "securityContext" in pod else container["securityContext"]["runAsUser"]
+    assert f"USER {uid}:{uid}" in dockerfile and f"useradd --uid {uid} " in dockerfile
