@@ -197,14 +197,18 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
             raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {known_hosts}: no such file",
                              hint="point it at a known_hosts file holding the deploy host's key "
                                   "(ssh-keyscan HOST, checked out of band)")
-        pin += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={_ssh_option_path(pinned)}",
+        pin += ["-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={_ssh_option_path(pinned, 'GITOPS_SSH_KNOWN_HOSTS')}",
                 "-o", "GlobalKnownHostsFile=/dev/null"]
     auth = remote.auth
     if ssh_key is not None:
         key = ssh_key.expanduser()
         if not key.is_file():
             raise UsageError(f"--ssh-key {ssh_key}: no such file")
-        args = ["ssh", "-i", str(key.resolve()), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"]
+        # as an option, not -i: ssh expands `%` tokens in both (`%d`: the home directory), and a doubled
+        # `%` is taken only here (-i first checks that the unexpanded path exists)
+        args = ["ssh", "-o", f"IdentityFile={_ssh_option_path(key, '--ssh-key')}", "-o", "IdentitiesOnly=yes",
+                "-o", "BatchMode=yes"]
         args += pin or ["-o", "StrictHostKeyChecking=accept-new"]
         command = " ".join(shlex.quote(a) for a in args)
         auth = f"ssh key {key}"
@@ -225,12 +229,13 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
 
 
-def _ssh_option_path(path: Path) -> str:
+def _ssh_option_path(path: Path, what: str) -> str:
     """A file path as an ssh `-o` value: ssh splits it on blanks (quotes group) and expands `%` tokens, so
-    it is quoted and `%` doubled; a path with `"`, `\\` or a control character cannot be written (exit 2)."""
+    it is quoted and `%` doubled; a path with `"`, `\\` or a control character cannot be written (exit 2,
+    naming `what`: the flag or variable that gave it)."""
     text = str(path.resolve())
     if any(c in text for c in '"\\') or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {text!r}: ssh cannot be given a path with a quote, a "
+        raise UsageError(f"{what} {text!r}: ssh cannot be given a path with a quote, a "
                          "backslash or a control character", hint="copy the file to a plain path")
     return '"' + text.replace("%", "%%") + '"'
 

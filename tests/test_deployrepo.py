@@ -84,11 +84,15 @@ def test_ssh_key_sets_ssh_command(tmp_path: Path) -> None:
     key.write_text("not really a key")
     remote = deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=key, environ={})
     cmd = remote.env["GIT_SSH_COMMAND"]
-    assert cmd.startswith("ssh -i ") and f"'{key}'" in cmd
+    assert cmd.startswith("ssh -o ") and f"\'IdentityFile=\"{key}\"\'" in cmd  # quoted for the shell, then ssh
     for option in ("IdentitiesOnly=yes", "BatchMode=yes", "StrictHostKeyChecking=accept-new"):
         assert option in cmd
     with pytest.raises(UsageError, match="--ssh-key"):
         deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=tmp_path / "missing", environ={})
+    quoted = tmp_path / 'a "quoted" key'
+    quoted.write_text("not really a key")
+    with pytest.raises(UsageError, match="--ssh-key .*: ssh cannot be given a path with a quote"):
+        deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=quoted, environ={})
 
 
 def test_open_remote_local_checkout_and_bare_repo(tmp_path: Path) -> None:

@@ -101,8 +101,14 @@ def test_bad_or_missing_token_exits_11(tmp_path: Path, http_git_server, gitops) 
 
 
 def test_ssh_with_a_key(tmp_path: Path, sshd_server, gitops) -> None:
+    """The key's path is passed as it is: ssh would expand a `%d` in it to the home directory."""
+    import shutil
+
     remote = make_bare_remote(tmp_path / "srv")
     env = _env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts))
+    key = tmp_path / "keys%d 100%" / "deploy key"
+    key.parent.mkdir()
+    shutil.copy(sshd_server.client_key, key)
     res = gitops(
         [
             "bump",
@@ -111,7 +117,7 @@ def test_ssh_with_a_key(tmp_path: Path, sshd_server, gitops) -> None:
             "--image",
             f"{API}:2.0.0",
             "--ssh-key",
-            str(sshd_server.client_key),
+            str(key),
         ],
         env=env,
     )
