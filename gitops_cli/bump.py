@@ -664,7 +664,8 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     the bump itself decides that after its fetch instead."""
     if git.run(["rev-parse", "--show-toplevel"], cwd=root, check=False).status != 0:
         raise DirtyTreeError(f"{root}: not a git checkout",
-                             hint="give a checkout of the deploy repo, or use --no-commit / --dry-run")
+                             hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
+                              "--dry-run also take a plain directory)")
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:
@@ -675,8 +676,8 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.push_branch is not None:
         raise UsageError(f"--push-branch {request.push_branch}: not with a local checkout ({root}), whose "
                          f"branch {current} would be left with a commit that is not on origin",
-                         hint="give the deploy repo's URL (it is cloned, and the bump pushed to that branch), "
-                              "or use --no-commit and commit and push yourself")
+                         hint="give the deploy repo's URL (it is cloned, and the commit pushed to that branch), "
+                              "or commit and push yourself (bump --no-commit)")
     if ahead:
         _check_ahead_early(root, current, request, environ)
     return current

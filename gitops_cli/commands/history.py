@@ -50,12 +50,19 @@ def history(
         output.result(f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}")
 
 
-def repository_flag(text: str):  # type: ignore[no-untyped-def]
-    """--image NAME (a tag or digest given with it is ignored): the repository, or exit 2 naming the flag."""
-    from gitops_cli.errors import InvalidReferenceError
+def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-untyped-def]
+    """--image NAME: the repository, or exit 2 naming the flag.  A tag or digest given with it is ignored,
+    unless `name_only` (rollback, where `NAME:TAG` would read as the target and be dropped): exit 2."""
+    from gitops_cli.errors import InvalidReferenceError, UsageError
     from gitops_cli.imageref import parse
 
     try:
-        return parse(text).repository_only()
+        ref = parse(text)
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(f"--image {text!r}: {exc.message}", hint=exc.hint) from None
+    if name_only and (ref.tag or ref.digest):
+        target = f" --to {ref.tag}" if ref.tag else ""
+        raise UsageError(f"--image {text!r}: give the repository only ({ref.repository_only()})",
+                         hint=f"name the value to go back to with --to TAG or --steps N"
+                              f"{f' (here: --image {ref.repository_only()}{target})' if target else ''}")
+    return ref.repository_only()

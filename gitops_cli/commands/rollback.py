@@ -61,7 +61,7 @@ def rollback(
     check_output_format(output_format)
     if to is not None and steps is not None:
         raise UsageError("--to and --steps exclude each other")
-    ref = repository_flag(image)
+    ref = repository_flag(image, name_only=True)
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container, "author": author,
                                          "push_branch": push_branch, "retries": retries}, app_flag=False)

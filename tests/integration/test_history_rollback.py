@@ -316,6 +316,18 @@ def test_rollback_steps_zero_is_refused(deploy_remote: DeployRemote) -> None:
     assert deploy_remote.head() == head
 
 
+def test_rollback_image_with_a_tag_is_refused_not_dropped(deploy_remote: DeployRemote) -> None:
+    """`--image NAME:TAG` reads as "back to TAG": it was rolled back one step instead, to another tag."""
+    for tag in ("2.0.0", "3.0.0", "4.0.0"):
+        bump(deploy_remote, f"{API}:{tag}")
+    head = deploy_remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--no-verify"])
+    assert res.returncode == 2, res.stderr
+    assert f"--image '{API}:2.0.0': give the repository only ({API})" in res.stderr
+    assert f"--image {API} --to 2.0.0" in res.stderr
+    assert deploy_remote.head() == head
+
+
 def test_history_path_is_literal_and_must_exist(deploy_remote: DeployRemote) -> None:
     text = deploy_remote.show("apps/api/deployment.yaml").decode()
     deploy_remote.commit_change("apps/p/x.yaml", text.replace(f"{API}:1.0.0", f"{API}:7.0.0"), "p")
