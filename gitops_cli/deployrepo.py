@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 from gitops_cli import git, output
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
-from gitops_cli.output import register_secret
+from gitops_cli.output import redact, register_secret
 
 DEFAULT_IDENTITY = ("gitops-cli", "gitops-cli@localhost")
 _SCHEMES = ("file", "http", "https", "ssh", "git", "git+ssh", "ssh+git")
@@ -523,9 +523,19 @@ def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
         if flag == "!":
             if is_retryable_rejection(summary):
                 return PushOutcome(ok=False, rejected=True, reason=summary)
+            said = remote_says(res.stderr)  # a hook's or a protected branch's reason: what to fix
             raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
-                           hint="the remote refused the update (protected branch or hook?)")
+                           hint=f"the remote says: {said}" if said else
+                           "the remote refused the update (protected branch or hook?)")
     raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})")
+
+
+def remote_says(stderr: str, limit: int = 400) -> str:
+    """The server's own lines of git's stderr (`remote: ...`), on one line, credential-free."""
+    lines = [ln[len("remote:"):].strip() for ln in git.strip_credentials(stderr).splitlines()
+             if ln.startswith("remote:") and ln[len("remote:"):].strip()]
+    text = redact(" ".join(lines))
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def parse_push_status(stdout: str) -> list[tuple[str, str]]:

@@ -413,3 +413,15 @@ def test_file_url_with_localhost_or_another_host(tmp_path: Path) -> None:
     assert "s3cretPassw0rd" not in exc.value.message + str(exc.value.hint)
     with pytest.raises(UsageError, match="file://localhost: no path"):
         deployrepo.open_remote("file://localhost", environ={})
+
+
+def test_remote_says_keeps_the_servers_lines_on_one_line_without_credentials() -> None:
+    stderr = ("remote: error: GH006: Protected branch update failed for refs/heads/main.\n"
+              "remote: \n"
+              "remote: error: see https://bot:s3cret-token-1@git.example.com/org/deploy/settings\n"
+              "To https://git.example.com/org/deploy.git\n ! [remote rejected] HEAD -> main (protected branch hook declined)\n")
+    said = deployrepo.remote_says(stderr)
+    assert said == ("error: GH006: Protected branch update failed for refs/heads/main. "
+                    "error: see https://git.example.com/org/deploy/settings")
+    assert deployrepo.remote_says("error: failed to push some refs\n") == ""
+    assert len(deployrepo.remote_says("remote: " + "x" * 1000)) == 400

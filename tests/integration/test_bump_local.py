@@ -89,6 +89,7 @@ def test_failed_push_leaves_the_checkout_as_it_was(deploy_remote: DeployRemote, 
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
     assert res.returncode == 10, res.stderr
     assert "refused" in res.stderr and f"reset to {before[:12]}" in res.stderr
+    assert "hint: the remote says: protected: no direct pushes\n" in res.stderr  # the hook's own reason
     assert _head(checkout) == before
     assert git("status", "--porcelain", cwd=checkout) == ""
     assert deploy_remote.head() == remote_before
