@@ -419,7 +419,8 @@ def test_remote_says_keeps_the_servers_lines_on_one_line_without_credentials() -
     stderr = ("remote: error: GH006: Protected branch update failed for refs/heads/main.\n"
               "remote: \n"
               "remote: error: see https://bot:s3cret-token-1@git.example.com/org/deploy/settings\n"
-              "To https://git.example.com/org/deploy.git\n ! [remote rejected] HEAD -> main (protected branch hook declined)\n")
+              "To https://git.example.com/org/deploy.git\n"
+              " ! [remote rejected] HEAD -> main (protected branch hook declined)\n")
     said = deployrepo.remote_says(stderr)
     assert said == ("error: GH006: Protected branch update failed for refs/heads/main. "
                     "error: see https://git.example.com/org/deploy/settings")
