@@ -175,8 +175,12 @@ def _check_template(template: str) -> None:
 
 
 def _check_branch(name: str, flag: str) -> None:
-    res = git.run(["check-ref-format", "--branch", name], check=False)
-    if res.status != 0 or name.startswith("-"):
+    """A branch name as the push writes it (`refs/heads/NAME`): not `--branch`'s shorthand (`@`, `@{-1}`),
+    and no full ref (`refs/heads/x` would be pushed to refs/heads/refs/heads/x)."""
+    if name.startswith("refs/"):
+        raise UsageError(f"{flag} {name!r}: give the branch's name, without refs/heads/")
+    res = git.run(["check-ref-format", f"refs/heads/{name}"], check=False)
+    if res.status != 0 or name.startswith("-") or name in ("HEAD", "@"):
         raise UsageError(f"{flag} {name!r}: not a valid branch name")
 
 

@@ -90,6 +90,10 @@ def test_message_template_fields() -> None:
         ({"message": "  "}, "empty"),
         ({"push_branch": "bad..name"}, "--push-branch"),
         ({"branch": "-x"}, "--branch"),
+        ({"push_branch": "@"}, "--push-branch '@': not a valid branch name"),  # `--branch` shorthand
+        ({"push_branch": "@{-1}"}, "not a valid branch name"),
+        ({"push_branch": "HEAD"}, "not a valid branch name"),
+        ({"push_branch": "refs/heads/foo"}, "without refs/heads/"),  # pushed to refs/heads/refs/heads/foo
     ],
 )
 def test_validate_rejects(kwargs: dict, match: str) -> None:
