@@ -409,3 +409,59 @@ def test_file_url_with_localhost_or_another_host(tmp_path: Path) -> None:
     assert "s3cretPassw0rd" not in exc.value.message + str(exc.value.hint)
     with pytest.raises(UsageError, match="file://localhost: no path"):
         deployrepo.open_remote("file://localhost", environ={})
+
+
+# --- git.run stops git: a timeout, a cancel (after its settle time) ---------------------------------------
+
+
+def _hanging_transport(tmp_path: Path, seconds: float) -> tuple[dict[str, str], Path]:
+    """GIT_SSH_COMMAND for an ssh transport that answers nothing for `seconds`, then fails; its pid file."""
+    pidfile = tmp_path / "transport.pid"
+    script = tmp_path / "fake-ssh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep {seconds}\n")
+    script.chmod(0o755)
+    return {"GIT_SSH_COMMAND": str(script)}, pidfile
+
+
+def _ended(pidfile: Path) -> bool:
+    import os
+
+    pid = int(pidfile.read_text())
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    if state != "Z":
+        os.kill(pid, 9)  # leave nothing running
+    return state == "Z"
+
+
+def test_a_timeout_stops_git_and_its_transport(tmp_path: Path) -> None:
+    import time
+
+    from gitops_cli import git as gitrun
+
+    env, pidfile = _hanging_transport(tmp_path, 60)
+    start = time.monotonic()
+    with pytest.raises(GitError) as err:
+        gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, what="reading the deploy repo",
+                   timeout=0.5)
+    assert err.value.message == "reading the deploy repo timed out after 0.5 s"
+    assert time.monotonic() - start < 5 and _ended(pidfile)
+
+
+def test_a_cancel_lets_git_finish_within_its_settle_time_else_stops_it(tmp_path: Path) -> None:
+    import threading
+
+    from gitops_cli import git as gitrun
+
+    cancel = threading.Event()
+    cancel.set()
+    env, pidfile = _hanging_transport(tmp_path, 1)
+    settled = gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, check=False, cancel=cancel,
+                         settle=10)
+    assert settled.status != 0 and "Could not read from remote repository" in settled.stderr  # its own end
+    env, pidfile = _hanging_transport(tmp_path, 60)
+    with pytest.raises(gitrun.Cancelled, match="git ls-remote cancelled"):
+        gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, cancel=cancel, settle=0.3)
+    assert _ended(pidfile)
