@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitops_cli import output
+from gitops_cli import interrupts, output
 from gitops_cli.errors import CommandStartError, ConfigError, GitopsError
 from gitops_cli.imageref import parse_tagged
 
@@ -75,7 +75,6 @@ def resolve_test_command(repo: Path, configured: str | None, flag: str = "--comm
 
 
 OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")  # left out of the test and build commands' env
-STOP_GRACE = 5.0  # seconds an interrupted command's process group has between SIGTERM and SIGKILL
 
 
 def run_command(command: str, cwd: Path) -> int:
@@ -84,23 +83,31 @@ def run_command(command: str, cwd: Path) -> int:
 
     Without a controlling terminal (CI) the command runs in a process group of its own: when gitops is
     interrupted (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it
-    started -- gets SIGTERM, then SIGKILL after STOP_GRACE seconds, so no test or build process outlives
-    the run.  With one (a developer's shell, whatever stdin is) it stays in gitops' group, where Ctrl-C
-    reaches it as always and it may use the terminal (a background group touching it would be stopped)."""
+    started -- gets SIGTERM, then SIGKILL after interrupts.STOP_GRACE seconds, so no test or build process
+    outlives the run.  With one (a developer's shell, whatever stdin is) it stays in gitops' group, where
+    Ctrl-C reaches it as always and it may use the terminal (a background group touching it would be
+    stopped)."""
     sys.stdout.flush()
     own_group = not _has_controlling_terminal()
     # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
     env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
+    proc = None
     try:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(), stderr=None,
-                                process_group=0 if own_group else None, env=env)
-    except OSError as exc:
-        raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
-    try:
+        with interrupts.held():  # an interrupt while it starts is raised once the process is owned
+            try:
+                proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(),
+                                        stderr=None, process_group=0 if own_group else None, env=env)
+            except OSError as exc:
+                raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
+            interrupts.own(proc, group=own_group)
         status = proc.wait()
     except BaseException:
-        _stop(proc, own_group)
+        if proc is not None and proc.returncode is None:
+            interrupts.stop(proc, group=own_group)
         raise
+    finally:
+        if proc is not None:
+            interrupts.disown(proc)
     return 128 + signal.Signals(-status).value if status < 0 else status
 
 
@@ -111,23 +118,6 @@ def _has_controlling_terminal() -> bool:
         return False
     os.close(fd)
     return True
-
-
-def _stop(proc: subprocess.Popen[bytes], own_group: bool) -> None:
-    """End an interrupted command: its process group (own_group), else the shell itself."""
-    for signum, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, None)):
-        try:
-            if own_group:
-                os.killpg(proc.pid, signum)
-            else:
-                proc.send_signal(signum)
-        except ProcessLookupError:  # gone already
-            pass
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def run_tests(

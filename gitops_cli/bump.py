@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import ci, deployrepo, git, output
+from gitops_cli import ci, deployrepo, git, interrupts, output
 from gitops_cli.errors import (
     DirtyTreeError,
     GitError,
@@ -54,6 +54,9 @@ DigestResolver = Callable[[ImageRef, Any], str]
 # A last check on the computed edits, before each commit (again after each fetch of a moved remote):
 # a reason not to make this bump (build-and-bump: a newer commit's image is deployed), or None.
 Guard = Callable[[Sequence["FileEdit"]], "str | None"]
+# Called with the result as soon as a push went through, before an interrupt can be raised: a caller
+# interrupted afterwards (exit 130) still reports the commit that is on the remote.
+Landed = Callable[["BumpResult"], None]
 
 
 @dataclass(frozen=True)
@@ -505,18 +508,20 @@ def apply(
     sleep: Callable[[float], None] = time.sleep,
     refresh: bool = False,
     guard: Guard | None = None,
+    landed: Landed | None = None,
 ) -> BumpResult:
     """Compute the edits, write, commit and push (re-apply and retry on a moved remote).
 
     `images` replaces the request's (build-and-bump knows them only now).  `refresh`: first check the
     remote branch (one ls-remote) and fast-forward the clone when it moved since `prepare` (an old
     clone would otherwise cost a rejected push and a backoff).  `guard`: see Guard; when it gives a
-    reason, nothing is committed and the result's `superseded` says why.
+    reason, nothing is committed and the result's `superseded` says why.  `landed`: see Landed.
+    An interrupt during the push is PushInterrupted (see _push).
     """
     request = prepared.request if images is None else replace(prepared.request, images=list(images))
     _validate_images(request.images)
     if prepared.remote.local is not None:
-        return _bump_local(request, prepared.remote, resolve_digest, environ, sleep, guard)
+        return _bump_local(request, prepared.remote, resolve_digest, environ, sleep, guard, landed)
     if prepared.work is None or prepared.branch is None or prepared._tmp is None:
         raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
     if refresh and _fast_forward(prepared):
@@ -526,7 +531,7 @@ def apply(
         prepared.selected = None
     return _apply_commit_push(request, prepared.remote, prepared.work, prepared.branch, resolve_digest,
                               environ, sleep, select=True, selected=prepared.selected == _selection(request),
-                              guard=guard)
+                              guard=guard, landed=landed)
 
 
 def _onto_push_branch(prepared: PreparedBump, push_branch: str) -> bool:
@@ -559,26 +564,30 @@ def bump(
     resolve_digest: DigestResolver | None = None,
     environ: Mapping[str, str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    landed: Landed | None = None,
 ) -> BumpResult:
-    """Run one bump (prepare + apply); see the module docstring.  Raises GitopsError subclasses."""
+    """Run one bump (prepare + apply); see the module docstring.  Raises GitopsError subclasses, and
+    PushInterrupted for an interrupt during the push (`landed`: see Landed)."""
     remote = reach(request, environ)  # the images too: exit 2 before any clone
     with prepare(request, environ, remote=remote) as prepared:
-        return apply(prepared, resolve_digest=resolve_digest, environ=environ, sleep=sleep)
+        return apply(prepared, resolve_digest=resolve_digest, environ=environ, sleep=sleep, landed=landed)
 
 
 def _bump_local(
     request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
     environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None = None,
+    landed: Landed | None = None,
 ) -> BumpResult:
     assert remote.local is not None
     root, scoped = local_scope(remote.local, request)
     with as_given(scoped.paths, request.paths):
-        return _bump_local_in(root, scoped, remote, resolve_digest, environ, sleep, guard)
+        return _bump_local_in(root, scoped, remote, resolve_digest, environ, sleep, guard, landed)
 
 
 def _bump_local_in(
     root: Path, request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
     environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None,
+    landed: Landed | None,
 ) -> BumpResult:
     if not request.commit or request.dry_run:
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
@@ -595,6 +604,13 @@ def _bump_local_in(
     origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin",
                                     repo=root)
     start = deployrepo.head(root)
+    pushed: list[BumpResult] = []
+
+    def on_landed(result: BumpResult) -> None:
+        pushed.append(result)
+        if landed is not None:
+            landed(result)
+
     try:
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
@@ -603,20 +619,23 @@ def _bump_local_in(
             # ignored) file in the way stops it (exit 4)
             deployrepo.reset_to(root, origin, current, remote_head, keep=True)
         return _apply_commit_push(request, origin, root, current, resolve_digest, environ, sleep, keep=True,
-                                  guard=guard)
-    except BaseException:
-        _restore_local(root, start)
+                                  guard=guard, landed=on_landed)
+    except BaseException as exc:
+        if not pushed:  # a bump that went through stays (interrupted afterwards: the checkout is origin's)
+            _restore_local(root, start, known=not (isinstance(exc, PushInterrupted) and exc.pushed is None))
         raise
 
 
-def _restore_local(root: Path, start: str) -> None:
-    """After a failed bump of a local checkout: back to where it was (no unpushed bump commit is left)."""
+def _restore_local(root: Path, start: str, known: bool = True) -> None:
+    """After a failed bump of a local checkout: back to where it was (no unpushed bump commit is left).
+    `known`: the bump is known not to be on origin (else an interrupted push left it unknown)."""
     try:
         moved = deployrepo.head(root) != start
         edited = bool(git.run(["status", "--porcelain=v1", "--untracked-files=no"], cwd=root).stdout.strip())
         if moved or edited:
             deployrepo.restore(root, start)
-            output.warn(f"{root}: reset to {start[:12]}, where it was before the bump (the bump was not pushed)")
+            output.warn(f"{root}: reset to {start[:12]}, where it was before the bump"
+                        + (" (the bump was not pushed)" if known else ""))
     except GitopsError as exc:  # the original error is the one to report
         output.warn(f"{root}: could not be reset to {start[:12]} ({exc.message}); check it with git status")
 
@@ -745,6 +764,7 @@ def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],
     select: bool = False, selected: bool = False, keep: bool = False, guard: Guard | None = None,
+    landed: Landed | None = None,
 ) -> BumpResult:
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
     the images (all files when --path is given: its checks need the tree), again after each fetch.
@@ -771,9 +791,8 @@ def _apply_commit_push(
             return result
         result.attempts = attempt
         output.step(f"Pushing {result.commit[:12]} to {remote.display} ({target})")
-        outcome = deployrepo.push(work, remote, target)
+        outcome = _push(work, remote, target, result, landed)
         if outcome.ok:
-            result.pushed = True
             return result
         if attempt > request.retries:
             break
@@ -796,6 +815,55 @@ def _apply_commit_push(
         "the remote kept moving",
         hint="re-run the bump, or raise --retries",
     )
+
+
+class PushInterrupted(interrupts.Interrupted):
+    """An interrupt (Ctrl-C, SIGTERM) during a bump's push: `pushed` True (the remote has the commit),
+    False (it has not), None (unknown: stopped, and the remote could not tell); `detail` says which."""
+
+    def __init__(self, detail: str, pushed: bool | None) -> None:
+        super().__init__(detail)
+        self.pushed = pushed
+
+
+def _push(work: Path, remote: deployrepo.Remote, target: str, result: BumpResult,
+          landed: Landed | None) -> deployrepo.PushOutcome:
+    """One push, which an interrupt does not cut short: inside interrupts.held, git push gets its grace
+    to finish, and the outcome is known (see deployrepo.push) before PushInterrupted is raised.  A push
+    that went through sets `result.pushed` and calls `landed`, both inside the section."""
+    outcome: deployrepo.PushOutcome | None = None
+    failure: GitopsError | None = None
+    try:
+        with interrupts.held() as stopping:
+            try:
+                outcome = deployrepo.push(work, remote, target, stopping=stopping)
+            except GitopsError as exc:
+                failure = exc
+                raise
+            if outcome.ok:
+                result.pushed = True
+                if landed is not None:
+                    landed(result)
+    except KeyboardInterrupt:  # raised as the section ends: what the push did is known by now
+        raise _push_interrupted(result, outcome, failure, f"{remote.display} ({target})") from None
+    return outcome
+
+
+def _push_interrupted(result: BumpResult, outcome: deployrepo.PushOutcome | None, failure: GitopsError | None,
+                      where: str) -> PushInterrupted:
+    sha = (result.commit or "")[:12]
+    if outcome is None:  # the push failed (then came the interrupt)
+        reason = failure.message if failure is not None else "the push did not finish"
+        return PushInterrupted(f"{sha} was not pushed ({reason})", pushed=False)
+    if outcome.ok:
+        return PushInterrupted(f"{sha} was pushed to {where} before it stopped", pushed=True)
+    if not outcome.stopped:  # rejected: the remote moved; not retried
+        return PushInterrupted(f"{sha} was not pushed ({where} moved: {outcome.reason}; not retried)",
+                               pushed=False)
+    waited = f"the push of {sha} was stopped after {deployrepo.PUSH_GRACE:g} s"
+    if outcome.unknown:
+        return PushInterrupted(f"{waited}; whether it reached {where} is unknown ({outcome.reason})", pushed=None)
+    return PushInterrupted(f"{waited}; {outcome.reason}", pushed=False)
 
 
 def _selection(request: BumpRequest) -> tuple[str, ...]:

@@ -8,15 +8,13 @@ result.  Command modules import heavy adapters (docker, git) inside their functi
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import threading
 import traceback
 from typing import Any, NoReturn
 
 import typer
 
-from gitops_cli import __version__, output
+from gitops_cli import __version__, interrupts, output
 from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, GitopsError
 
 app = typer.Typer(
@@ -86,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv[1:]
     )
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
-        _handle_sigterm()
+        interrupts.install()  # SIGTERM is handled like Ctrl-C: finally blocks run, temp files go
     try:
         rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
@@ -141,27 +139,13 @@ def _debug_after_the_verb(command: Any) -> None:
 
 
 INTERRUPTED = 130
-_signalled: dict[str, str] = {}
-
-
-def _handle_sigterm() -> None:
-    """SIGTERM (how CI systems cancel a job) is handled like Ctrl-C: KeyboardInterrupt is raised in the
-    main thread, so finally blocks run and temporary files and directories (the deploy clone, the
-    build-context tar) are removed before the exit (130)."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        _signalled["name"] = "SIGTERM"
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def _interrupted() -> None:
+    """The one line of an interrupt: which signal, and what the interrupted step left (a bump's push)."""
+    name, detail = interrupts.signalled(), interrupts.detail()
     try:
-        output.error(f"interrupted ({_signalled['name']})" if _signalled else "interrupted")
+        output.error("interrupted" + (f" ({name})" if name else "") + (f": {detail}" if detail else ""))
     except OSError:
         pass
 
@@ -185,7 +169,8 @@ def _exit_now(code: int) -> NoReturn:
     """Exit without the interpreter's teardown: with the docker SDK, GitPython and ruamel loaded,
     freeing every module costs ~50-60 ms per run.  What teardown does that matters is done first:
     stdout and stderr are flushed and the atexit handlers run (temp-dir finalizers among them).
-    Threads still running are stopped with the process (the pipeline joins the ones that own files)."""
+    Threads still running are stopped with the process (the pipeline joins the ones that own files), and
+    so is any child process still owned (none should be: git and the test command are waited for)."""
     import atexit
 
     for stream in (sys.stdout, sys.stderr):
@@ -202,5 +187,6 @@ def _exit_now(code: int) -> NoReturn:
         import gc  # collect them so their finalizers remove the files (os._exit skips teardown)
 
         gc.collect()
+    interrupts.kill_all()
     atexit._run_exitfuncs()
     os._exit(code)

@@ -60,6 +60,13 @@ class PushOutcome:
     ok: bool
     rejected: bool  # the remote moved (non-fast-forward, fetch first, lost a ref-update race): retry
     reason: str = ""
+    stopped: bool = False  # interrupted: the push was stopped before it finished (see push)
+    unknown: bool = False  # stopped, and whether the remote took the commit could not be told
+
+
+PUSH_GRACE = 4.0  # seconds an interrupted push has to finish: only git push knows whether the remote took it
+CHECK_TIMEOUT = 3.0  # seconds for reading the remote branch after a push was stopped (GitHub Actions sends
+# SIGTERM 7.5 s after its SIGINT: both fit before it)
 
 
 # --- where the repo is and how to reach it ------------------------------------------------------------
@@ -438,10 +445,11 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
                 cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
-def remote_head(remote: Remote, branch: str) -> str | None:
-    """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent."""
+def remote_head(remote: Remote, branch: str, timeout: float | None = None) -> str | None:
+    """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent.
+    `timeout`: GitError after that many seconds."""
     res = git.run(["ls-remote", remote.url, f"refs/heads/{branch}"], env=remote.env,
-                  what=f"reading {remote.display}")
+                  what=f"reading {remote.display}", timeout=timeout)
     ref = f"refs/heads/{branch}"
     return next((ln.split("\t", 1)[0] for ln in res.stdout.splitlines() if ln.endswith(f"\t{ref}")), None)
 
@@ -505,19 +513,25 @@ def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> 
     return head(repo)
 
 
-def push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
+def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | None = None) -> PushOutcome:
     """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`.
     A push that went through moves refs/remotes/origin/<branch> too, as `git push origin` does (a local
-    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched)."""
-    res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
-                  cwd=repo, env=remote.env, check=False)
+    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched).
+
+    `stopping` (set when gitops is interrupted, see interrupts.held): the push gets PUSH_GRACE more
+    seconds to finish -- its own report is the only sure word on whether the remote took the commit, and a
+    server may still apply a push whose client was killed --, then it is stopped (with what it started:
+    a local receive-pack and its hooks) and the remote branch is read, CHECK_TIMEOUT seconds at most, as
+    every other git call here (credentials in the environment): at HEAD, the push went through; at HEAD's
+    parent, or absent, it did not; anything else, or no answer: `unknown`."""
+    try:
+        res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
+                      cwd=repo, env=remote.env, check=False, cancel=stopping, settle=PUSH_GRACE)
+    except git.Cancelled:
+        return _after_stopped_push(repo, remote, branch)
     statuses = parse_push_status(res.stdout)
     if res.status == 0 and all(flag != "!" for flag, _ in statuses):  # no status line: not expected, but ok
-        moved = git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo, check=False)
-        if moved.status != 0:  # the push went through: only the bookkeeping failed
-            reason = git.error_for(["update-ref"], moved.status, moved.stderr).message
-            output.warn(f"{repo}: pushed, but refs/remotes/origin/{branch} was not moved ({reason}); "
-                        "`git fetch` updates it")
+        _track(repo, branch)
         return PushOutcome(ok=True, rejected=False)
     for flag, summary in statuses:
         if flag == "!":
@@ -536,6 +550,34 @@ def remote_says(stderr: str, limit: int = 400) -> str:
              if ln.startswith("remote:") and ln[len("remote:"):].strip()]
     text = redact(" ".join(lines))
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _track(repo: Path, branch: str) -> None:
+    """After a push that went through: refs/remotes/origin/<branch> at HEAD (a warning when it cannot be)."""
+    moved = git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo, check=False)
+    if moved.status != 0:  # the push went through: only the bookkeeping failed
+        reason = git.error_for(["update-ref"], moved.status, moved.stderr).message
+        output.warn(f"{repo}: pushed, but refs/remotes/origin/{branch} was not moved ({reason}); "
+                    "`git fetch` updates it")
+
+
+def _after_stopped_push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
+    """Whether a push stopped before it finished went through: the remote branch, read once (see push)."""
+    where = f"{remote.display} ({branch})"
+    ours = head(repo)
+    try:
+        now = remote_head(remote, branch, timeout=CHECK_TIMEOUT)
+    except GitError as exc:
+        return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
+                           reason=f"{where} could not be read: {exc.message}")
+    if now == ours:
+        _track(repo, branch)
+        return PushOutcome(ok=True, rejected=False, stopped=True)
+    parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=repo, check=False).stdout.strip()
+    if now is None or now == parent:
+        return PushOutcome(ok=False, rejected=False, stopped=True, reason=f"{where} was not changed")
+    return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
+                       reason=f"{where} moved to {now[:12]} meanwhile")
 
 
 def parse_push_status(stdout: str) -> list[tuple[str, str]]:

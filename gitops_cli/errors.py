@@ -31,7 +31,9 @@ EXIT_CODES: dict[int, str] = {
     16: "sync: another pass holds the lock on the cache directory",
     70: "internal error (a bug: re-run with --debug and report it)",
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error)",
-    130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed",
+    130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed, no "
+         "git or test process left running; a push under way is given 4 s to finish and the line says whether "
+         "it went through (see `bump`); a second SIGTERM ends gitops at once",
 }
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})

@@ -12,13 +12,13 @@ import os
 import posixpath
 import re
 import shlex
-import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
+from gitops_cli import interrupts
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact
 
@@ -156,58 +156,87 @@ def run(
     strip: bool = True,
     what: str | None = None,
     cancel: threading.Event | None = None,
+    settle: float = 0.0,
+    timeout: float | None = None,
 ) -> GitResult:
     """Run `git ARGS` and return its status and output; raise GitError/GitAuthError on failure.
 
-    `cancel` (for git running in a background thread): when the event is set, git and its children
-    (transport helpers, ssh) are terminated and GitError "... cancelled" is raised.
+    git runs in a session (process group) of its own: it never reads a terminal, and however this call
+    ends -- an interrupt (KeyboardInterrupt), a cancel, a timeout -- git and what it started (transport
+    helpers, ssh, a local receive-pack and its hooks) are stopped first (interrupts.stop): no git process
+    outlives the call.  `cancel` (an event: a background thread's cancel, or the held section of a push):
+    once it is set, git gets `settle` more seconds to finish on its own (its result is then returned as
+    usual), then it is stopped and Cancelled raised.  `timeout`: stopped after that many seconds, GitError
+    "... timed out".
     """
     from git.cmd import Git  # GitPython, lazily
-    from git.exc import GitCommandError, GitCommandNotFound
+    from git.exc import GitCommandNotFound
 
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
-    runner = Git(str(cwd) if cwd else None)
+    label = what or f"git {args[0]}"
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        if cancel is not None:
-            status, stdout, stderr = _cancellable(runner, args, base_env(env), strip, cancel, what)
+        with interrupts.held():  # an interrupt while git starts is raised once the process is owned
+            try:
+                handle = Git(str(cwd) if cwd else None).execute(
+                    ["git", *args], as_process=True, env=base_env(env), start_new_session=True)
+            except GitCommandNotFound:
+                raise GitError("git is not installed (no `git` on PATH)",
+                               hint="install git (apt-get install git)") from None
+            started: subprocess.Popen[bytes] = handle.proc  # type: ignore[assignment]
+            proc = started
+            interrupts.own(started, group=True)
+        if cancel is None and timeout is None:
+            out, err = started.communicate()
         else:
-            status, stdout, stderr = runner.execute(
-                ["git", *args],
-                with_extended_output=True,
-                with_exceptions=False,
-                env=base_env(env),
-                strip_newline_in_stdout=strip,
-                stdout_as_string=True,
-            )
-    except GitCommandNotFound:
-        raise GitError("git is not installed (no `git` on PATH)", hint="install git (apt-get install git)") from None
-    except GitCommandError as exc:  # pragma: no cover - execute(with_exceptions=False) rarely raises
-        status, stdout, stderr = exc.status if isinstance(exc.status, int) else 1, "", str(exc.stderr)
-    if check and status != 0:
-        raise error_for(args, status, stderr, what=what)
-    return GitResult(status, stdout, stderr)
-
-
-def _cancellable(runner: Any, args: Sequence[str], env: Mapping[str, str], strip: bool,
-                 cancel: threading.Event, what: str | None) -> tuple[int, str, str]:
-    """execute() as a process in its own session, polled so that `cancel` can end the whole group."""
-    handle = runner.execute(["git", *args], as_process=True, env=env, start_new_session=True)
-    proc = handle.proc
-    while True:
-        try:
-            out, err = proc.communicate(timeout=0.05)
-            break
-        except subprocess.TimeoutExpired:
-            if cancel.is_set():
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.communicate()
-                raise GitError(f"{what or 'git ' + args[0]} cancelled") from None
-    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # as execute() does: paths keep their bytes
+            out, err = _communicate(started, label, cancel, settle, timeout)
+    except BaseException:
+        if proc is not None and proc.returncode is None:
+            interrupts.stop(proc, group=True)
+        raise
+    finally:
+        if proc is not None:
+            interrupts.disown(proc)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths keep their bytes
     stderr = err.decode("utf-8", "replace") if err else ""
     if strip and stdout.endswith("\n"):
         stdout = stdout[:-1]
-    return proc.returncode, stdout, stderr.removesuffix("\n")
+    status = started.returncode
+    if check and status != 0:
+        raise error_for(args, status, stderr, what=what)
+    return GitResult(status, stdout, stderr.removesuffix("\n"))
+
+
+class Cancelled(GitError):
+    """git was stopped because `cancel` was set (see run)."""
+
+
+_POLL = 0.05  # seconds between looks at `cancel` and the clock
+
+
+def _communicate(proc: subprocess.Popen[bytes], label: str, cancel: threading.Event | None, settle: float,
+                 timeout: float | None) -> tuple[bytes, bytes]:
+    """proc.communicate(), polled so that `cancel` (after `settle` seconds) and `timeout` can stop git."""
+    started = time.monotonic()
+    stop_at: float | None = None
+    while True:
+        try:
+            return proc.communicate(timeout=_POLL)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if cancel is not None and cancel.is_set():
+            stop_at = now + settle if stop_at is None else stop_at
+            if now >= stop_at:
+                interrupts.stop(proc, group=True)
+                raise Cancelled(f"{label} cancelled")
+        if timeout is not None and now - started >= timeout:
+            interrupts.stop(proc, group=True)
+            raise GitError(f"{label} timed out after {timeout:g} s")
 
 
 def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None) -> GitError:

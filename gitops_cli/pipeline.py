@@ -52,6 +52,8 @@ is judged by its revision alone.
 Failing tests are the test step's exit 1 (14 when the shell could not start the command: 126/127), the
 command's own status in the message and in `test_status`.  An interrupt (KeyboardInterrupt) is recorded
 like a failure of the running step (result.interrupted): the caller writes what is known, then re-raises.
+An interrupt during the bump's push lets the push finish or checks the remote (bump._push): a commit the
+remote has is result.bump (the deploy commit of the outputs), and the step's detail says what happened.
 """
 
 from __future__ import annotations
@@ -189,8 +191,8 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except GitopsError as exc:
         record.status, record.detail = "failed", exc.message.splitlines()[0]
         raise
-    except KeyboardInterrupt:
-        record.status, record.detail = "failed", "interrupted"
+    except KeyboardInterrupt as exc:
+        record.status, record.detail = "failed", interrupted(exc)
         raise
     finally:
         record.seconds = clock() - start
@@ -310,10 +312,17 @@ def run(request: PipelineRequest, environ: Mapping[str, str] | None = None,
         _run(request, result, os.environ if environ is None else environ, clock)
     except GitopsError as exc:
         result.error = exc
-    except KeyboardInterrupt:  # what completed is recorded and reported; the caller re-raises (exit 130)
+    except KeyboardInterrupt as exc:  # what completed is recorded and reported; the caller re-raises (exit 130)
         result.interrupted = True
-        result.error = GitopsError("interrupted", exit_code=130)
+        result.error = GitopsError(interrupted(exc), exit_code=130)
     return result
+
+
+def interrupted(exc: KeyboardInterrupt) -> str:
+    """"interrupted", and what the interrupted step left when it says (a bump's push: see bump._push)."""
+    from gitops_cli.interrupts import Interrupted
+
+    return f"interrupted: {exc.detail}" if isinstance(exc, Interrupted) else "interrupted"
 
 
 def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str],
@@ -359,9 +368,14 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
                 bump_env["GITOPS_SOURCE_COMMIT"] = result.sha
             prepared = deploy.prepared()
             app, ours, prefix = Path(request.repo), result.sha, request.tag_prefix
+
+            def landed(bumped: Any) -> None:  # pushed: the outputs name it, even if interrupted right after
+                result.bump = bumped
+
             result.bump = bumping.apply(prepared, [target], environ=bump_env,
                                         refresh=prepared.age > STALE_AFTER,
-                                        guard=lambda edits: newer_deployed(app, ours, prefix, name, edits))
+                                        guard=lambda edits: newer_deployed(app, ours, prefix, name, edits),
+                                        landed=landed)
             if result.bump.superseded:
                 output.warn(f"not bumped: {result.bump.superseded}")
                 raise _Skip(f"not bumped: {result.bump.superseded}")

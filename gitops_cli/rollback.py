@@ -117,9 +117,11 @@ def rollback(
     check_tag: TagChecker | None = None,
     resolve_digest: Callable[[ImageRef, Any], str] | None = None,
     environ: Mapping[str, str] | None = None,
+    landed: Callable[[RollbackResult], None] | None = None,
 ) -> RollbackResult:
     """Read the image's history and bump it back, from ONE shallow clone: the clone the bump commits in
-    is the one the history is read from (deepened as far as needed)."""
+    is the one the history is read from (deepened as far as needed).  `landed`: called as soon as the
+    push went through (see bump.Landed)."""
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
     wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
                             paths=request.paths, limit=limit, ssh_key=request.ssh_key)
@@ -150,5 +152,9 @@ def rollback(
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
                                    trailers=(("Rollback-Of", current.commit),))
-        result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ)
+        def pushed(bumped: BumpResult) -> None:
+            if landed is not None:
+                landed(RollbackResult(bump=bumped, target=target, current=current, recorded=recorded))
+
+        result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed)
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)

@@ -344,3 +344,27 @@ def test_guard_is_asked_again_after_a_rejected_push(deploy_remote, private_tmp: 
     assert result.commit is None and not result.pushed and result.edits == []
     assert result.to_json()["superseded"] == "a newer commit is deployed"
     assert deploy_remote.head() == head  # nothing pushed over the newer run's bump
+
+
+def test_an_interrupted_push_says_what_the_remote_has() -> None:
+    from gitops_cli.bump import BumpResult, _push_interrupted
+    from gitops_cli.deployrepo import PushOutcome
+    from gitops_cli.errors import GitError
+
+    result = BumpResult(repository="file:///d.git", images=[], commit="a" * 40)
+    where = "file:///d.git (main)"
+    pushed = _push_interrupted(result, PushOutcome(ok=True, rejected=False), None, where)
+    assert (pushed.pushed, pushed.detail) == (True, f"{'a' * 12} was pushed to {where} before it stopped")
+    assert isinstance(pushed, KeyboardInterrupt)  # exit 130 wherever it is caught
+    stopped = _push_interrupted(result, PushOutcome(False, False, f"{where} was not changed", stopped=True), None,
+                                where)
+    assert (stopped.pushed, stopped.detail) == (
+        False, f"the push of {'a' * 12} was stopped after 4 s; {where} was not changed")
+    unknown = _push_interrupted(result, PushOutcome(False, False, f"{where} could not be read: timed out",
+                                                    stopped=True, unknown=True), None, where)
+    assert unknown.pushed is None
+    assert unknown.detail.endswith(f"whether it reached {where} is unknown ({where} could not be read: timed out)")
+    failed = _push_interrupted(result, None, GitError("pushing failed (exit 1)"), where)
+    assert (failed.pushed, failed.detail) == (False, f"{'a' * 12} was not pushed (pushing failed (exit 1))")
+    moved = _push_interrupted(result, PushOutcome(False, True, "[rejected] (fetch first)"), None, where)
+    assert moved.pushed is False and "not retried" in moved.detail

@@ -426,3 +426,67 @@ def test_remote_says_keeps_the_servers_lines_on_one_line_without_credentials() -
                     "error: see https://git.example.com/org/deploy/settings")
     assert deployrepo.remote_says("error: failed to push some refs\n") == ""
     assert len(deployrepo.remote_says("remote: " + "x" * 1000)) == 400
+
+
+# --- git.run stops git: a timeout, a cancel (after its settle time) ---------------------------------------
+
+
+def _hanging_transport(tmp_path: Path, seconds: float) -> tuple[dict[str, str], Path]:
+    """GIT_SSH_COMMAND for an ssh transport that answers nothing for `seconds`, then fails; its pid file."""
+    pidfile = tmp_path / "transport.pid"
+    script = tmp_path / "fake-ssh"
+    script.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep {seconds}\n")
+    script.chmod(0o755)
+    return {"GIT_SSH_COMMAND": str(script)}, pidfile
+
+
+def _ended(pidfile: Path, within: float = 3.0) -> bool:
+    """The transport is gone (or a zombie) within `within` seconds: its group was signalled when the call
+    returned, and a loaded machine may take a moment to deliver it."""
+    import os
+    import time
+
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)  # leave nothing running
+            return False
+        time.sleep(0.02)
+
+
+def test_a_timeout_stops_git_and_its_transport(tmp_path: Path) -> None:
+    import time
+
+    from gitops_cli import git as gitrun
+
+    env, pidfile = _hanging_transport(tmp_path, 60)
+    start = time.monotonic()
+    with pytest.raises(GitError) as err:
+        gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, what="reading the deploy repo",
+                   timeout=0.5)
+    assert err.value.message == "reading the deploy repo timed out after 0.5 s"
+    assert time.monotonic() - start < 15 and _ended(pidfile)  # not the transport's 60 s (a loaded CI machine)
+
+
+def test_a_cancel_lets_git_finish_within_its_settle_time_else_stops_it(tmp_path: Path) -> None:
+    import threading
+
+    from gitops_cli import git as gitrun
+
+    cancel = threading.Event()
+    cancel.set()
+    env, pidfile = _hanging_transport(tmp_path, 1)
+    settled = gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, check=False, cancel=cancel,
+                         settle=10)
+    assert settled.status != 0 and "Could not read from remote repository" in settled.stderr  # its own end
+    env, pidfile = _hanging_transport(tmp_path, 60)
+    with pytest.raises(gitrun.Cancelled, match="git ls-remote cancelled"):
+        gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, cancel=cancel, settle=0.3)
+    assert _ended(pidfile)

@@ -59,7 +59,7 @@ def bump(
       gitops bump --deploy-repo git@github.com:org/deploy.git --ssh-key ~/.ssh/deploy \\
           --image team/api:3f2a9c1 --image team/worker:3f2a9c1 --push-branch bump/3f2a9c1 --dry-run
     """
-    from gitops_cli.bump import BumpRequest, unified_diff
+    from gitops_cli.bump import BumpRequest, BumpResult
     from gitops_cli.bump import bump as run_bump
     from gitops_cli.errors import InvalidReferenceError
     from gitops_cli.imageref import parse_tagged
@@ -83,7 +83,19 @@ def bump(
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
         ssh_key=ssh_key,
     )
-    result = run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries))
+    landed: list[BumpResult] = []
+    try:
+        result = run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries),
+                          landed=landed.append)
+    except KeyboardInterrupt:  # after the push went through: the commit is reported, then exit 130
+        if landed:
+            _render(landed[0], output_format, dry_run)
+        raise
+    _render(result, output_format, dry_run)
+
+
+def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+    from gitops_cli.bump import unified_diff
 
     if output_format == "json":
         output.result_json(result.to_json())

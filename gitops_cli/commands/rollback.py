@@ -55,7 +55,7 @@ def rollback(
     from gitops_cli import registry
     from gitops_cli.commands.history import repository_flag
     from gitops_cli.errors import UsageError
-    from gitops_cli.rollback import RollbackRequest
+    from gitops_cli.rollback import RollbackRequest, RollbackResult
     from gitops_cli.rollback import rollback as run_rollback
 
     check_output_format(output_format)
@@ -71,11 +71,23 @@ def rollback(
         creds = registry.resolve_credentials(registry.registry_host(target))
         return registry.head_digest(target, creds, settings.insecure_registries)
 
-    result = run_rollback(RollbackRequest(
-        deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1, branch=settings.branch,
-        paths=settings.paths, container=settings.container, dry_run=dry_run, verify=not no_verify,
-        author=settings.author, push_branch=settings.push_branch, retries=settings.retries, ssh_key=ssh_key,
-    ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries))
+    landed: list[RollbackResult] = []
+    try:
+        result = run_rollback(RollbackRequest(
+            deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
+            branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
+            verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
+            retries=settings.retries, ssh_key=ssh_key,
+        ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries),
+            landed=landed.append)
+    except KeyboardInterrupt:  # after the push went through: the commit is reported, then exit 130
+        if landed:
+            _render(landed[0], output_format, dry_run)
+        raise
+    _render(result, output_format, dry_run)
+
+
+def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
     bumped = result.bump
     if output_format == "json":
         data = bumped.to_json()

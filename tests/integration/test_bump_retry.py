@@ -26,12 +26,12 @@ def _race(monkeypatch: pytest.MonkeyPatch, remote: DeployRemote, times: int, cha
     real_push = deployrepo.push
     calls: list[str] = []
 
-    def push(repo: Path, target: deployrepo.Remote, branch: str) -> deployrepo.PushOutcome:
+    def push(repo: Path, target: deployrepo.Remote, branch: str, **kwargs: object) -> deployrepo.PushOutcome:
         if len(calls) < times:
             for rel, content in change.items():
                 remote.commit_change(rel, content + f"# competing push {len(calls)}\n", "competing pipeline")
         calls.append(branch)
-        return real_push(repo, target, branch)
+        return real_push(repo, target, branch, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(deployrepo, "push", push)
     return calls

@@ -3,6 +3,7 @@ leave no temporary file behind (the build-context tar); --debug shows tracebacks
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
@@ -105,3 +106,219 @@ def test_on_a_terminal_the_test_command_may_use_it_whatever_stdin_is(tmp_path: P
                          text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "terminal-ok" in res.stdout
+
+
+# --- an interrupt while git runs: no git process outlives gitops, and the report is the remote's truth ------
+
+API = "registry.example.com/team/api"
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """The processes below `pid` (pid -> command line), read from /proc."""
+    children: dict[int, list[int]] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+        commands[int(entry.name)] = command
+    found: dict[int, str] = {}
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found[child] = commands[child]
+            todo.append(child)
+    return found
+
+
+def _wait_for_descendant(proc: subprocess.Popen, word: str, timeout: float = 120) -> dict[int, str]:
+    """gitops' process tree once a process of it runs a command line holding `word` (e.g. the hook's sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tree = _descendants(proc.pid)
+        if any(word in command for command in tree.values()):
+            return tree
+        assert time.monotonic() < deadline and proc.poll() is None, f"no {word!r} below gitops: {tree}"
+        time.sleep(0.02)
+
+
+def _assert_all_ended(processes: dict[int, str], timeout: float = 10) -> None:
+    """Every one of `processes` ends soon (they are gitops' children: they must not outlive it)."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = {pid: command for pid, command in processes.items() if _alive(pid)}
+    for pid in left:  # leave nothing running, then fail
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"outlived gitops: {left}"
+
+
+def _slow_remote(where: Path, seconds: int, files: dict[str, str] | None = None):
+    """A bare deploy repo whose pre-receive hook takes `seconds`: a push in progress for that long."""
+    from tests.fixtures.gitremotes import make_bare_remote
+
+    remote = make_bare_remote(where, files)
+    hook = remote.path / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\nsleep {seconds}\n")
+    hook.chmod(0o755)
+    return remote
+
+
+def _interrupt_during_the_push(command: list[str], cwd: Path, env: dict[str, str], signum: int,
+                               seconds: int, again: bool = False) -> tuple[subprocess.Popen, str, str, dict]:
+    """Run gitops, signal its PID alone (not its group: a CI runner's cancel) while the deploy repo's
+    pre-receive hook (`sleep SECONDS`) runs; (process, stdout, stderr, its process tree then)."""
+    proc = subprocess.Popen(command, cwd=cwd, env=gitops_env(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        tree = _wait_for_descendant(proc, f"sleep {seconds}")
+        assert any("git push" in c or "send-pack" in c for c in tree.values()), tree
+        time.sleep(0.5)
+        proc.send_signal(signum)
+        if again:
+            time.sleep(0.5)
+            proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop_process(proc)  # when an assertion failed first
+    return proc, out, err, tree
+
+
+@pytest.mark.parametrize(("signum", "seconds"), [(signal.SIGTERM, 2), (signal.SIGINT, 2), (signal.SIGTERM, 60)],
+                         ids=["sigterm-push-finishes", "sigint-push-finishes", "sigterm-push-stopped"])
+def test_interrupted_push_of_a_bump_reports_what_the_remote_has(tmp_path: Path, signum, seconds) -> None:
+    """An interrupt during the push: the push gets 4 s to finish (its own report is the only sure word),
+    else it is stopped, with the receive-pack and hook it started, and the remote branch read.  Exit 130,
+    no git process and no temp dir left, and the report is what the remote has."""
+    remote = _slow_remote(tmp_path / "remotes", seconds)
+    before = remote.head()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc, out, err, tree = _interrupt_during_the_push(
+        [str(GITOPS), "bump", "-o", "json", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"], tmp_path,
+        {"TMPDIR": str(scratch)}, signum, seconds)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    _assert_all_ended(tree)  # git push, the receive-pack and the hook's sleep alike
+    assert os.listdir(scratch) == []  # the clone the push ran from is gone only now
+    now = remote.head()
+    name = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    if seconds < 4:  # within the grace: the push finished, and the commit is reported
+        assert now != before
+        data = json.loads(out)
+        assert data["commit"] == now and data["pushed"] is True
+        assert f"error: interrupted{name}: {now[:12]} was pushed to {remote.url} (main) before it stopped" in err
+    else:  # stopped: the remote was not changed, and nothing claims a commit
+        assert now == before and out == ""
+        assert f"error: interrupted{name}: the push of " in err
+        assert f"was stopped after 4 s; {remote.url} (main) was not changed" in err
+        time.sleep(1)
+        assert remote.head() == before  # nothing lands afterwards either
+
+
+def test_a_second_sigterm_during_the_push_ends_gitops_and_its_git_at_once(tmp_path: Path) -> None:
+    remote = _slow_remote(tmp_path / "remotes", 60)
+    before = remote.head()
+    started = time.monotonic()
+    proc, _, err, tree = _interrupt_during_the_push(
+        [str(GITOPS), "bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"], tmp_path, {},
+        signal.SIGTERM, 60, again=True)
+    assert proc.returncode == -signal.SIGTERM, err  # died of the second SIGTERM, without waiting
+    assert time.monotonic() - started < 30
+    _assert_all_ended(tree, timeout=2)
+    assert remote.head() == before
+
+
+def test_sigterm_during_a_clone_ends_git_and_its_transport(tmp_path: Path) -> None:
+    """Not only the push: an interrupted clone (its ssh transport never answers) ends with gitops too."""
+    pidfile = tmp_path / "transport.pid"
+    transport = tmp_path / "fake-ssh"
+    transport.write_text(f"#!/bin/sh\necho $$ > {pidfile}\nexec sleep 60\n")
+    transport.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    proc = subprocess.Popen([str(GITOPS), "bump", "--deploy-repo", "ssh://git@127.0.0.1/deploy.git", "--image",
+                             f"{API}:2.0.0"], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env=gitops_env({"GIT_SSH_COMMAND": str(transport), "TMPDIR": str(scratch)}))
+    try:
+        tree = _wait_for_descendant(proc, "sleep 60", timeout=30)
+        assert any("git clone" in c for c in tree.values()), tree
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "error: interrupted (SIGTERM)" and "Traceback" not in err
+    _assert_all_ended(tree)
+    assert os.listdir(scratch) == []
+
+
+@pytest.mark.parametrize("seconds", [2, 60], ids=["push-finishes", "push-stopped"])
+def test_interrupted_push_of_build_and_bump_writes_outputs_the_remote_agrees_with(
+        tmp_path: Path, base_image: str, registry, seconds) -> None:
+    """build-and-bump: the summary, the JSON and the --dotenv outputs name the deploy commit exactly
+    when the remote has it."""
+    from tests.integration.test_pipeline import GITOPS_TOML, PATH, deploy_files
+
+    image = registry.image(PATH)
+    remote = _slow_remote(tmp_path / "remotes", seconds, deploy_files(image))
+    before = remote.head()
+    app = sample_app(tmp_path / "app", extra_files={"gitops.toml": GITOPS_TOML})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    dotenv = tmp_path / "gitops.env"
+    proc, out, err, tree = _interrupt_during_the_push(
+        [str(GITOPS), "build-and-bump", "--image", image, "--deploy-repo", remote.url, "-o", "json",
+         "--dotenv", str(dotenv)], app, {"TMPDIR": str(scratch)}, signal.SIGTERM, seconds)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    _assert_all_ended(tree)
+    assert [p for p in os.listdir(scratch) if p.startswith("gitops-bump-")] == []
+    now = remote.head()
+    data = json.loads(out)
+    values = dict(line.split("=", 1) for line in dotenv.read_text().splitlines())
+    assert data["exit_code"] == 130 and data["failed_step"] == "bump" and data["digest"] and data["pushed"]
+    if seconds < 4:
+        assert now != before
+        assert data["deploy_commit"] == now and data["bump"]["pushed"] is True
+        assert values["DEPLOY_COMMIT"] == now
+        assert data["error"] == f"interrupted: {now[:12]} was pushed to {remote.url} (main) before it stopped"
+    else:
+        assert now == before
+        assert data["deploy_commit"] is None and data["bump"] is None
+        assert values["DEPLOY_COMMIT"] == ""
+        assert data["error"].startswith("interrupted: the push of ")
+        assert data["error"].endswith(f"was stopped after 4 s; {remote.url} (main) was not changed")
+        time.sleep(1)
+        assert remote.head() == before
+    assert values["DIGEST"] == data["digest"]
+    assert err.strip().splitlines()[-1] == f"error: interrupted (SIGTERM): {data['error'].split(': ', 1)[1]}"
+
+
+@pytest.mark.parametrize("seconds", [2, 60], ids=["push-finishes", "push-stopped"])
+def test_interrupted_push_from_a_local_checkout_keeps_it_consistent_with_origin(tmp_path: Path, seconds) -> None:
+    """A local checkout keeps a bump its origin has (it is origin's head), and is reset to where it was
+    when origin does not have it: never a commit that is not on origin, never a pushed one taken back."""
+    remote = _slow_remote(tmp_path / "remotes", seconds)
+    before = remote.head()
+    checkout = remote.clone(tmp_path / "checkout")
+    proc, out, err, tree = _interrupt_during_the_push(
+        [str(GITOPS), "bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], tmp_path, {},
+        signal.SIGTERM, seconds)
+    assert proc.returncode == 130, err
+    _assert_all_ended(tree)
+    local = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True, text=True).stdout
+    assert status == ""
+    if seconds < 4:
+        assert remote.head() != before and local == remote.head() and out.strip() == local
+        assert "reset to" not in err
+    else:
+        assert remote.head() == before and local == before and out == ""
+        assert f"reset to {before[:12]}, where it was before the bump (the bump was not pushed)" in err
