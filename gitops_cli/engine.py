@@ -722,6 +722,11 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
                 info = tarfile.TarInfo(name)
                 info.size = len(content)
                 tar.addfile(info, io.BytesIO(content))
+            end = tar.offset + 2 * tarfile.BLOCKSIZE
+        # the tar ends with its two zero blocks, as the docker CLI's: Python pads it to a multiple of 10 KiB,
+        # which the engine leaves unread, and a connection closed with unread data is reset, which may cut
+        # off the end of the build's answer
+        fileobj.truncate(end)
         fileobj.seek(0)  # flushes: a full disk shows here at the latest
     except _SourceError as exc:
         _discard(fileobj)

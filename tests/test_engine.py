@@ -522,3 +522,13 @@ def test_context_tar_names_are_the_file_names_bytes(tmp_path) -> None:
     assert sorted(members) == [".dockerignore", "Dockerfile", "caf\udce9.keep", "link", "\u00e9t\u00e9"]
     assert members["link"].linkname == "caf\udce9.keep"
 
+
+def test_a_context_tar_ends_with_its_two_zero_blocks(tmp_path) -> None:
+    """As the docker CLI's: the engine stops reading there, and a connection closed with unread data
+    (Python's padding to 10 KiB) is reset, which may cut off the end of the build's answer."""
+    root = context(tmp_path, {"Dockerfile": "FROM base\n", "a.txt": "a\n"})
+    for tar in (engine.plain_context(root, None), engine.api_context(root, None)[0],
+                engine.labelled_context(root, None, {"k": "v"})[0]):
+        with tar:
+            data = tar.read()
+        assert len(data) % 512 == 0 and data.endswith(bytes(1024)) and data[-1536:-1024] != bytes(512)
