@@ -181,7 +181,7 @@ def _match_chunk(chunk: str, name: str) -> tuple[str | None, bool]:
             failed = True
         ch = chunk[0]
         if ch == "[":
-            char = "" if failed else name[0]
+            char = "" if failed else "\ufffd" if "\udc80" <= name[0] <= "\udcff" else name[0]
             name = name if failed else name[1:]
             chunk = chunk[1:]
             negated = chunk.startswith("^")
@@ -222,20 +222,19 @@ def _match_chunk(chunk: str, name: str) -> tuple[str | None, bool]:
     return (None if failed else name), True
 
 
-def match_syntax_ok(pattern: str) -> bool:
-    """Whether `filepath.Match(pattern, ".")` (as patternmatcher.New calls it) returns no error: the
-    chunks it gets to are checked whole; it stops at the first that does not match."""
-    name = "."
+def go_match(pattern: str, name: str) -> bool | None:
+    """Go's `filepath.Match` (Unix): whether `name` matches `pattern`, None for a malformed pattern
+    (ErrBadPattern).  Only the chunks it gets to are checked: it stops at the first that does not match."""
     while pattern:
         star, chunk, pattern = _scan_chunk(pattern)
         if star and not chunk:
-            return True
+            return "/" not in name
         rest, ok = _match_chunk(chunk, name)
         if rest is not None and (rest == "" or pattern):
             name = rest
             continue
         if not ok:
-            return False
+            return None
         if star:
             advanced = False
             for i in range(len(name)):
@@ -248,11 +247,16 @@ def match_syntax_ok(pattern: str) -> bool:
                     name, advanced = rest, True
                     break
                 if not ok:
-                    return False
+                    return None
             if advanced:
                 continue
-        return True
-    return True
+        return False
+    return name == ""
+
+
+def match_syntax_ok(pattern: str) -> bool:
+    """Whether `filepath.Match(pattern, ".")`, as patternmatcher.New calls it, returns no error."""
+    return go_match(pattern, ".") is not None
 
 
 # --- Go regular expressions in Python -----------------------------------------------------------------

@@ -134,6 +134,16 @@ def test_translated_classes_match_as_go_reads_names() -> None:
             dockerignore.translate_re2(invalid)
 
 
+@pytest.mark.parametrize("pattern, name, matched", [
+    ("*", ".hidden", True), ("*", "a/b", False), ("a\\*", "a*", True), ("a\\*", "ab", False),
+    ("[^a]x", "bx", True), ("[!a]x", "!x", True), ("[!a]x", "bx", False), ("?", "\udcff", True),
+    ("b*\\", "c", False),  # Go stops at the first chunk that does not match: the rest is not checked
+    ("b*[", "bx", None), ("[a-", "a", None), ("a\\", "a", None),
+])
+def test_go_match(pattern, name, matched) -> None:
+    assert dockerignore.go_match(pattern, name) is matched
+
+
 def make_tree(root, files: list[bytes]) -> None:
     for name in files:
         path = os.path.join(os.fsencode(root), name)
