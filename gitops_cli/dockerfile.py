@@ -385,11 +385,13 @@ _GLOB_CHARS = frozenset("*?[")
 def copies_root_file(text: str, name: str) -> bool:
     """Whether a `COPY` or `ADD` of the Dockerfile `text` may copy the build context's top-level file
     `name` (e.g. `.dockerignore`): a source that is the whole context (`.`, `./`, `/`), the file itself,
-    or a pattern matching it (Go's `filepath.Match`, as the engine's: `*` matches a leading dot).  A
-    source with a variable counts (its value is not known here); `--from=` copies and URLs do not."""
-    import fnmatch
+    or a pattern matching it (Go's `filepath.Match`, as the engine's: `*` matches a leading dot, `\\`
+    escapes, `[^x]` is "not x").  A source with a variable counts (its value is not known here), and so
+    does a malformed pattern; `--from=` copies and URLs do not."""
     import json
     import posixpath
+
+    from gitops_cli.dockerignore import go_match
 
     for logical in logical_lines(text):
         words = logical.text.split(None, 1)
@@ -428,8 +430,7 @@ def copies_root_file(text: str, name: str) -> bool:
                 return True
             if "/" in path:
                 continue  # inside a directory: not the top-level file
-            if path == name or (_GLOB_CHARS & set(path)
-                                and fnmatch.fnmatchcase(name, path.replace("[^", "[!"))):
+            if path == name or (_GLOB_CHARS & set(path) and go_match(path, name) is not False):
                 return True
     return False
 

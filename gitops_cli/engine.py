@@ -21,6 +21,9 @@ Two builders of the same engine (`choose_builder`):
   `.dockerignore` so `COPY .` never copies it), so a rebuild of the same source is still a cache hit
   with the same image id.
 
+Either way the context tar is gitops' own, written to TMPDIR (a full disk there is exit 74): it holds
+what `docker build` sends, `.dockerignore` applied as the docker CLI applies it (gitops_cli.dockerignore).
+
 The stream parsers (`BuildTracker`, `buildkit_status`, `check_push_stream`) and `with_labels` are pure
 and unit-tested without an engine.
 """
@@ -40,6 +43,8 @@ from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, U
 
 if TYPE_CHECKING:
     from docker import APIClient
+
+    from gitops_cli.dockerignore import BuildContext
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 15
@@ -410,61 +415,41 @@ def buildkit_setting(environ: Mapping[str, str] | None = None) -> bool | None:
     raise UsageError(f"DOCKER_BUILDKIT={value!r}: expected a boolean (1 or 0)")
 
 
-def _read_ignore(context: str) -> tuple[str, list[str]]:
-    """The context's `.dockerignore`: its text and its patterns (as the docker SDK reads them)."""
-    path = Path(context, ".dockerignore")
-    text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""  # a BOM is no part of a pattern
-    return text, [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-
-
-def ignore_patterns(context: str) -> list[str]:
-    """The patterns of the context's `.dockerignore`; [] without one."""
-    return _read_ignore(context)[1]
-
-
-def context_blocker(context: str, dockerfile: str | None) -> str | None:
+def context_blocker(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> str | None:
     """Why BuildKit would see another context than the legacy builder, or None.
 
     Without a client session BuildKit takes the context tar as it is, applying no `.dockerignore`: the
-    tar leaves out what `.dockerignore` excludes, but it must hold the Dockerfile, which the legacy
-    builder (like `docker buildx build`) would leave out of `COPY .` when `.dockerignore` excludes it."""
-    from docker.utils.build import PatternMatcher
+    tar holds what `docker build` sends (dockerignore.BuildContext.selection), and it must hold the
+    Dockerfile and the `.dockerignore`, which the legacy builder's engine (like `docker buildx build`)
+    removes after reading them when the patterns match them.  DockerignoreError (exit 2) for a
+    `.dockerignore` docker cannot build with either."""
+    from gitops_cli.dockerignore import BuildContext
 
     if dockerfile is not None and os.path.isabs(dockerfile):
         return "the Dockerfile is outside the build context"
-    try:
-        patterns = ignore_patterns(context)
-    except (OSError, UnicodeDecodeError):
-        return "the .dockerignore file cannot be read"  # the legacy builder reports it in its own words
-    matcher = PatternMatcher(patterns)
+    build_context = loaded or BuildContext.load(context, dockerfile)
     name = (dockerfile or "Dockerfile").replace(os.sep, "/")
     if len(name) > 100 or not name.isascii():  # plain_context: the tar's first header must be a plain one
         return "the Dockerfile's path is longer than 100 characters or not ASCII"
     path = Path(context, name)
-    if path.is_symlink() or os.path.realpath(path) != os.path.join(os.path.realpath(context), name):
+    if path.is_symlink() or build_context.dockerfile != name:
         return "the Dockerfile is a symbolic link (BuildKit reads it from the context, where its target may not be)"
     try:
         if not 0 <= path.lstat().st_mtime < 8 ** 11:  # a tar header's mtime field
             return "the Dockerfile's modification time does not fit a plain tar header"
     except OSError:
         pass  # a missing Dockerfile: the engine reports it
-    if patterns and matcher.matches(name):
+    if build_context.ignore is None:
+        return None
+    removed = build_context.removal(name)
+    if removed or not build_context.walk_keeps(name):
         return f".dockerignore excludes the Dockerfile ({name})"
-    if ignores_itself(patterns):
-        return ".dockerignore excludes itself"
+    if removed is None:
+        return f".dockerignore excludes the Dockerfile ({name}) for some engine versions"
+    removed = build_context.removal(".dockerignore")
+    if removed is not False:
+        return ".dockerignore excludes itself" + (" for some engine versions" if removed is None else "")
     return None
-
-
-def ignores_itself(patterns: list[str]) -> bool:
-    """Whether `.dockerignore` patterns exclude the file itself, as the engine reads them (the SDK's
-    matcher always keeps it, appending `!.dockerignore`: the patterns alone decide)."""
-    from docker.utils.build import Pattern
-
-    excluded = False
-    for pattern in (Pattern(text) for text in patterns):
-        if pattern.dirs and pattern.match(".dockerignore"):
-            excluded = not pattern.exclusion
-    return excluded
 
 
 def _base_image_blocker(client: APIClient, context: str, dockerfile: str | None, pull: bool,
@@ -512,8 +497,8 @@ def _engine_has(inspect: Callable[[str], Any], name: str) -> bool:
 
 def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, network: str | None = None,
                    pull: bool = False, cache_from: list[str] | None = None,
-                   buildargs: Mapping[str, str] | None = None,
-                   environ: Mapping[str, str] | None = None) -> Builder:
+                   buildargs: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
+                   loaded: BuildContext | None = None) -> Builder:
     """BuildKit when DOCKER_BUILDKIT says so, or (unset) when the engine has it and the build sees the
     context and base images the legacy builder's would; otherwise the legacy builder, with the reason."""
     from docker.utils import version_lt
@@ -521,7 +506,7 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
     setting = buildkit_setting(environ)
     if setting is False:
         return Builder(False, "DOCKER_BUILDKIT=0")
-    blocker = context_blocker(context, dockerfile)
+    blocker = context_blocker(context, dockerfile, loaded)
     if setting:
         if blocker:
             raise UsageError(f"DOCKER_BUILDKIT=1, but BuildKit cannot build this context: {blocker}",
@@ -593,43 +578,172 @@ def with_labels(text: str, labels: Mapping[str, str], target: str | None = None)
     return f"{text}{separator}{line}\n"
 
 
-def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str],
-                     target: str | None = None) -> tuple[IO[bytes], int | None] | None:
-    """The build context as a tar (like the SDK makes it) whose Dockerfile ends with the labels.
+def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str], target: str | None = None,
+                     loaded: BuildContext | None = None) -> tuple[IO[bytes], int | None] | None:
+    """The build context as a tar whose Dockerfile ends with the labels.
 
-    The labelled Dockerfile is GENERATED_DOCKERFILE; the tar's `.dockerignore` is the context's plus
-    that name (the engine then leaves it out of `COPY .`; without a `.dockerignore` it also lists
-    itself, as the SDK does).  None when the labels cannot go into the Dockerfile (see with_labels),
-    or when a `COPY`/`ADD` may copy the context's `.dockerignore` into the image and the engine keeps it
-    (it does not exclude itself): the copy would be the tar's, with the extra line.
+    The tar holds what `docker build` sends (dockerignore.BuildContext.selection), the labelled
+    Dockerfile as GENERATED_DOCKERFILE, and a `.dockerignore` that is the context's plus that name (the
+    engine then leaves it out of `COPY .`; without a `.dockerignore` it also lists itself, as docker's
+    own for a Dockerfile from outside the context).  The engine removes the Dockerfile it builds after
+    reading it when `.dockerignore` matches it: the user's Dockerfile is left out of the tar when every
+    engine version would remove it.
+    None when that cannot give what `docker build` gives, and the labels then go through the build API
+    (api_context): the labels cannot go into the Dockerfile (see with_labels); a `COPY`/`ADD` may copy
+    the `.dockerignore` into the image and the engine keeps it (the copy would be the tar's, with the
+    extra line); the engine versions differ on removing the Dockerfile, or removing it leaves an empty
+    directory behind (its directory is not sent); the Dockerfile is not sent at all (the engine then
+    fails as for `docker build`).
     With the tar comes the line the LABEL was inserted at (inserted_line), to map error lines back.
     """
-    import tempfile
-
-    from docker.utils.build import create_archive, exclude_paths
-
     from gitops_cli.dockerfile import copies_root_file
+    from gitops_cli.dockerignore import BuildContext
 
+    build_context = loaded or BuildContext.load(context, dockerfile)
     try:
-        text = Path(context, dockerfile or "Dockerfile").read_text(encoding="utf-8")
-        ignore, patterns = _read_ignore(context)
+        text = Path(build_context.dockerfile_path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
-    if patterns and not ignores_itself(patterns) and copies_root_file(text, ".dockerignore"):
+    if (build_context.ignore is not None and build_context.removal(".dockerignore") is not True
+            and copies_root_file(text, ".dockerignore")):
         return None  # the image would get the tar's .dockerignore, which also names the labelled Dockerfile
     labelled = with_labels(text, labels, target)
     if labelled is None:
         return None
-    listed = ignore.rstrip("\r\n") + "\n" if patterns else ".dockerignore\n"
+    entries = build_context.selection()
+    own = build_context.dockerfile
+    if own is not None:
+        if own not in entries:
+            return None
+        removed = build_context.removal(own)
+        if removed is None or (removed and "/" in own and own.rsplit("/", 1)[0] not in entries):
+            return None
+        if removed:
+            entries = [path for path in entries if path != own]
+    listed = build_context.ignore.rstrip(b"\r\n") + b"\n" if build_context.ignore is not None else b".dockerignore\n"
+    extra = [(".dockerignore", listed + GENERATED_DOCKERFILE.encode() + b"\n"),
+             (GENERATED_DOCKERFILE, labelled.encode())]
+    return _context_tar(context, entries, extra), inserted_line(text, labelled)
+
+
+def api_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> tuple[IO[bytes], str]:
+    """The build context as `docker build` sends it, and the Dockerfile's name in it: the user's, or
+    (a Dockerfile from outside the context) GENERATED_DOCKERFILE, added with the `.dockerignore` naming
+    it, as docker adds it (under a name of its own)."""
+    from gitops_cli.dockerignore import BuildContext
+
+    build_context = loaded or BuildContext.load(context, dockerfile)
+    entries = build_context.selection()
+    if build_context.dockerfile is not None:
+        return _context_tar(context, entries, []), build_context.dockerfile
+    try:
+        content = Path(build_context.dockerfile_path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"Dockerfile {build_context.dockerfile_path}: {exc.strerror or exc}") from None
+    listed = build_context.ignore if build_context.ignore is not None else b".dockerignore"
+    extra = [(".dockerignore", listed + b"\n" + GENERATED_DOCKERFILE.encode() + b"\n"),
+             (GENERATED_DOCKERFILE, content)]
+    return _context_tar(context, entries, extra), GENERATED_DOCKERFILE
+
+
+def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> IO[bytes]:
+    """The build context as a tar for BuildKit: what `docker build` sends, the Dockerfile and
+    `.dockerignore` included (context_blocker made sure the engine would not remove them).
+
+    The engine tells a tar from a single file by its first 1024 bytes, which must hold a whole plain
+    tar header: so the Dockerfile comes first (context_blocker checked that its name fits), every mtime
+    is whole seconds (a fractional one makes Python write a PAX header before each entry, and the
+    context would be taken for a Dockerfile), and owners are 0:0 with no names, as the docker CLI sends
+    them (an owner id over 2097151 needs a PAX header too; COPY makes files root's anyway)."""
+    from gitops_cli.dockerignore import BuildContext
+
+    name = (dockerfile or "Dockerfile").replace(os.sep, "/")
+    entries = (loaded or BuildContext.load(context, dockerfile)).selection()
+    return _context_tar(context, [name] + [path for path in entries if path != name], [])
+
+
+class _SourceError(Exception):
+    """A file of the build context that could not be read into the tar."""
+
+    def __init__(self, path: str, exc: OSError) -> None:
+        super().__init__(path)
+        self.path, self.exc = path, exc
+
+
+class _Source:
+    """A context file being copied into the tar: its read errors told apart from the tar's write errors."""
+
+    def __init__(self, file: IO[bytes], path: str) -> None:
+        self.file, self.path = file, path
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.file.read(size)
+        except OSError as exc:
+            raise _SourceError(self.path, exc) from None
+
+
+def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, bytes]]) -> IO[bytes]:
+    """A tar in TMPDIR of the context's `entries` (paths as dockerignore names them), in that order,
+    then the `extra` files (name, content), which replace context files of the same name.  Headers as
+    the docker CLI writes them: owner 0:0 without names, whole-second mtimes; names as bytes.
+    OSError naming the tar (exit 74) for a write the system refused; UsageError (exit 2) for a context
+    file that cannot be read."""
+    import io
+    import math
+    import tarfile
+    import tempfile
+
+    from gitops_cli.dockerignore import encode, shown
+
+    root = os.fsencode(context)
+    replaced = {name for name, _ in extra}
     fileobj = tempfile.NamedTemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
     try:
-        files = sorted(exclude_paths(context, patterns, dockerfile=GENERATED_DOCKERFILE))
-        tar = create_archive(root=context, files=files, fileobj=fileobj, extra_files=[
-            (".dockerignore", f"{listed}{GENERATED_DOCKERFILE}\n"), (GENERATED_DOCKERFILE, labelled)])
-        return tar, inserted_line(text, labelled)
+        with tarfile.open(mode="w", fileobj=fileobj, encoding="utf-8", errors="surrogateescape") as tar:
+            for path in entries:
+                if path in replaced:
+                    continue
+                full = os.path.join(root, encode(path))
+                try:
+                    info = tar.gettarinfo(full, arcname=path)  # type: ignore[arg-type]
+                except OSError as exc:
+                    raise _SourceError(path, exc) from None
+                if info is None:  # a socket
+                    continue
+                if isinstance(info.linkname, bytes):  # a symbolic link, read as bytes
+                    info.linkname = info.linkname.decode("utf-8", "surrogateescape")
+                info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
+                if info.isfile():
+                    try:
+                        source = open(full, "rb")  # noqa: SIM115 - closed below
+                    except OSError as exc:
+                        raise _SourceError(path, exc) from None
+                    with source:
+                        tar.addfile(info, _Source(source, path))  # type: ignore[arg-type]
+                else:
+                    tar.addfile(info)
+            for name, content in extra:
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+            end = tar.offset + 2 * tarfile.BLOCKSIZE
+        # the tar ends with its two zero blocks, as the docker CLI's: Python pads it to a multiple of 10 KiB,
+        # which the engine leaves unread, and a connection closed with unread data is reset, which may cut
+        # off the end of the build's answer
+        fileobj.truncate(end)
+        fileobj.seek(0)  # flushes: a full disk shows here at the latest
+    except _SourceError as exc:
+        _discard(fileobj)
+        raise UsageError(f"build context {context}: cannot read {shown(exc.path)}: "
+                         f"{exc.exc.strerror or exc.exc}") from None
     except OSError as exc:
         _discard(fileobj)
         raise _context_error(context, exc, fileobj.name) from None
+    except BaseException:
+        _discard(fileobj)
+        raise
+    return fileobj
 
 
 def _discard(fileobj: IO[bytes]) -> None:
@@ -640,54 +754,15 @@ def _discard(fileobj: IO[bytes]) -> None:
         pass
 
 
-def _context_error(context: str, exc: BaseException, tar: str) -> BaseException:
-    """The error for a context tar that could not be made: a write the system refused (disk full, quota,
-    I/O error) stays an OSError naming the tar (exit 74); anything else is exit 2, naming the context."""
+def _context_error(context: str, exc: OSError, tar: str) -> BaseException:
+    """The error for a context tar that could not be written: a write the system refused (disk full,
+    quota, I/O error) stays an OSError naming the tar (exit 74); anything else is exit 2, naming the
+    context."""
     from gitops_cli.errors import WRITE_FAILURES
 
-    # the SDK wraps a failed write into the tar as OSError("Can not read file in context: ...") from it
-    failed = next((e for e in (exc, exc.__cause__) if isinstance(e, OSError) and e.errno in WRITE_FAILURES), None)
-    if failed is not None:
-        return OSError(failed.errno, failed.strerror, tar)
+    if exc.errno in WRITE_FAILURES:
+        return OSError(exc.errno, exc.strerror, tar)
     return UsageError(f"build context {context}: {exc}")
-
-
-def plain_context(context: str, dockerfile: str | None) -> IO[bytes]:
-    """The build context as a tar for BuildKit: what `.dockerignore` does not exclude, the Dockerfile
-    and `.dockerignore` included (context_blocker made sure it excludes neither).
-
-    The engine tells a tar from a single file by its first 1024 bytes, which must hold a whole plain
-    tar header: so the Dockerfile comes first (context_blocker checked that its name fits), every mtime
-    is whole seconds (a fractional one makes Python write a PAX header before each entry, and the
-    context would be taken for a Dockerfile), and owners are 0:0 with no names, as the docker CLI sends
-    them (an owner id over 2097151 needs a PAX header too; COPY makes files root's anyway)."""
-    import tarfile
-    import tempfile
-
-    from docker.utils.build import exclude_paths
-
-    name = (dockerfile or "Dockerfile").replace(os.sep, "/")
-    fileobj = tempfile.NamedTemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
-    try:
-        files = sorted(exclude_paths(context, ignore_patterns(context), dockerfile=name),
-                       key=lambda path: (path != name, path))
-        with tarfile.open(mode="w", fileobj=fileobj) as tar:
-            for path in files:
-                full = os.path.join(context, path)
-                info = tar.gettarinfo(full, arcname=path)
-                if info is None:  # a socket
-                    continue
-                info.mtime, info.uid, info.gid, info.uname, info.gname = int(info.mtime), 0, 0, "", ""
-                if info.isfile():
-                    with open(full, "rb") as content:
-                        tar.addfile(info, content)
-                else:
-                    tar.addfile(info)
-        fileobj.seek(0)  # flushes: a full disk shows here at the latest
-    except (OSError, UnicodeDecodeError) as exc:
-        _discard(fileobj)
-        raise _context_error(context, exc, fileobj.name) from None
-    return fileobj
 
 
 def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any:
@@ -748,8 +823,11 @@ def build(
     The builder is choose_builder's.  With BuildKit, `labels` are image metadata (no builder step);
     with the legacy builder they go into the Dockerfile as one LABEL instruction (labelled_context)
     when possible, else through the build API (one builder step per label)."""
+    from gitops_cli.dockerignore import BuildContext
+
+    loaded = BuildContext.load(context, dockerfile)  # the .dockerignore, read once (exit 2 when docker refuses it)
     builder = choose_builder(client, context=context, dockerfile=dockerfile, network=network, pull=pull,
-                             cache_from=cache_from, buildargs=buildargs, environ=environ)
+                             cache_from=cache_from, buildargs=buildargs, environ=environ, loaded=loaded)
     output.info(builder.describe())
     options: dict[str, Any] = dict(
         tag=tag, buildargs=dict(buildargs or {}) or None, target=target, cache_from=cache_from or None,
@@ -757,11 +835,11 @@ def build(
     if builder.buildkit:
         # an engine without its default bridge: no network, which is what the legacy builder's RUN gets there
         steps_network = network or (None if _engine_has(client.inspect_network, "bridge") else "none")
-        plain = plain_context(context, dockerfile)
+        plain = plain_context(context, dockerfile, loaded)
         request = functools.partial(_buildkit_request, client, plain, dockerfile=dockerfile,
                                     labels=dict(labels or {}), network=steps_network, **options)
         try:
-            return _stream_build(client, BuildTracker(buildkit=True), request, on_line, context)
+            return _stream_build(client, BuildTracker(buildkit=True), request, on_line)
         except _NoBuildKit as exc:
             if builder.forced:
                 raise BuildError(f"DOCKER_BUILDKIT=1, but the engine cannot build with BuildKit: {exc}",
@@ -770,20 +848,20 @@ def build(
         finally:
             plain.close()
     tracker = BuildTracker()
-    labelled = labelled_context(context, dockerfile, labels, target) if labels else None
-    tar = None
+    # gitops writes the tar in both cases, as `docker build` would send it (dockerignore.BuildContext)
+    labelled = labelled_context(context, dockerfile, labels, target, loaded) if labels else None
     if labelled is not None:
         tar, tracker.inserted_line = labelled
-    source: dict[str, Any] = (
-        {"path": context, "dockerfile": dockerfile, "labels": dict(labels or {}) or None} if tar is None
-        else {"fileobj": tar, "custom_context": True, "dockerfile": GENERATED_DOCKERFILE})
-    legacy = functools.partial(client.build, network_mode=network, rm=True, forcerm=True, decode=True,
-                               **options, **source)
+        source: dict[str, Any] = {"dockerfile": GENERATED_DOCKERFILE}
+    else:
+        tar, name = api_context(context, dockerfile, loaded)
+        source = {"dockerfile": name, "labels": dict(labels or {}) or None}
+    legacy = functools.partial(client.build, fileobj=tar, custom_context=True, network_mode=network, rm=True,
+                               forcerm=True, decode=True, **options, **source)
     try:
-        return _stream_build(client, tracker, legacy, on_line, context)
+        return _stream_build(client, tracker, legacy, on_line)
     finally:
-        if tar is not None:
-            tar.close()
+        tar.close()
 
 
 class _NoBuildKit(Exception):
@@ -821,7 +899,7 @@ def _buildkit_request(client: APIClient, tar: IO[bytes], *, tag: str, dockerfile
 
 
 def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[], Iterable[Mapping[str, Any]]],
-                  on_line: Callable[[str], None] | None, context: str) -> str:
+                  on_line: Callable[[str], None] | None) -> str:
     """Run a build request, showing its log; the image id, or the tracker's BuildError."""
     from docker.errors import APIError
 
@@ -836,8 +914,6 @@ def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[]
         tracker.error = tracker.error or _api_message(exc)
     except lost_engine_errors() as exc:
         raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
-    except TypeError as exc:  # the SDK raises TypeError for a context it cannot read
-        raise UsageError(f"build context {context}: {exc}") from None
     if tracker.error or not tracker.image_id:
         raise tracker.failure()
     image_id = tracker.image_id

@@ -170,6 +170,9 @@ def test_empty_and_comment_only():
         ("COPY src/ /x/", False),
         ("COPY src/.dockerignore /x", False),  # another directory's file
         ("COPY [a-c]* /x/", False),
+        ("COPY *\\.dockerignore /x/", True),  # `\` escapes, as in Go's filepath.Match
+        ("COPY [!x]dockerignore /x/", False),  # Go's `[!x]` is "! or x", no negation
+        ("COPY *[ /x/", True),  # malformed: what the engine does with it is not known here
         ("COPY --from=build . /x", False),  # another stage
         ("ADD https://example.com/a.tgz /x", False),
         ("RUN cp -r . /x", False),

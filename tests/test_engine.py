@@ -327,6 +327,11 @@ def test_docker_buildkit_that_is_no_boolean_is_refused(value) -> None:
     ("docker/app.dockerfile", "docker/\n", ".dockerignore excludes the Dockerfile (docker/app.dockerfile)"),
     ("docker/app.dockerfile", "docker/\n!docker/app.dockerfile\n", None),
     (None, ".dockerignore\n", ".dockerignore excludes itself"),
+    (None, "*\n", ".dockerignore excludes the Dockerfile (Dockerfile)"),
+    (None, "[^D]ockerfile\n", None),  # docker's `[^D]` is "not D"
+    (None, "Dockerfil(e)\n", ".dockerignore excludes the Dockerfile (Dockerfile) for some engine versions"),
+    (None, ".dockerignor(e)\n", ".dockerignore excludes itself for some engine versions"),
+    ("docker/app.dockerfile", "**/docker\n", ".dockerignore excludes the Dockerfile (docker/app.dockerfile)"),
     ("/elsewhere/Dockerfile", None, "the Dockerfile is outside the build context"),
     ("d/" * 50 + "Dockerfile", None, "the Dockerfile's path is longer than 100 characters or not ASCII"),
     ("Dockerfile.prod-é", None, "the Dockerfile's path is longer than 100 characters or not ASCII"),
@@ -353,8 +358,13 @@ def test_context_blocker_dockerfile_files(tmp_path) -> None:
 
 def test_a_byte_order_mark_is_no_part_of_the_first_dockerignore_pattern(tmp_path) -> None:
     (tmp_path / ".dockerignore").write_text("\ufeff.dockerignore\n*.log\n", encoding="utf-8")
-    assert engine.ignore_patterns(str(tmp_path)) == [".dockerignore", "*.log"]
     assert engine.context_blocker(str(tmp_path), None) == ".dockerignore excludes itself"
+
+
+def test_a_dockerignore_docker_refuses_stops_the_build_before_it_starts(tmp_path) -> None:
+    (tmp_path / ".dockerignore").write_text("# ok\nsrc/[a-\n")
+    with pytest.raises(UsageError, match=r"\.dockerignore line 2: `src/\[a-`: syntax error in pattern"):
+        engine.context_blocker(str(tmp_path), None)
 
 
 def test_builder_is_described_with_its_reason() -> None:
@@ -438,3 +448,88 @@ def test_plain_context_starts_with_a_plain_header_holding_the_dockerfile(tmp_pat
     assert [m.name for m in members] == ["Dockerfile", ".dockerignore", "a.txt"]
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
     assert members[0].mtime == 1_700_000_000 and not members[0].pax_headers
+
+
+def tar_files(tar) -> dict[str, bytes | None]:
+    """name -> content (None for what is not a regular file) of a context tar."""
+    import tarfile
+
+    with tarfile.open(fileobj=tar, encoding="utf-8", errors="surrogateescape") as archive:
+        return {m.name: archive.extractfile(m).read() if m.isfile() else None for m in archive.getmembers()}
+
+
+def context(tmp_path, files: dict[str, str], ignore: str | None = None):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    if ignore is not None:
+        (tmp_path / ".dockerignore").write_text(ignore)
+    return str(tmp_path)
+
+
+def test_the_labelled_context_leaves_out_the_dockerfile_the_engine_would_remove(tmp_path) -> None:
+    """`docker build` sends the Dockerfile and the engine removes it after reading it (it matches
+    .dockerignore); the engine reads the labelled copy instead, so gitops leaves the user's out."""
+    root = context(tmp_path, {"Dockerfile": "FROM base\nCOPY . /ctx/\n", "a.txt": "a\n", "b.log": "b\n"},
+                   "*.log\nDockerfile\n.dockerignore")
+    tar, inserted = engine.labelled_context(root, None, {"k": "v"})
+    with tar:
+        files = tar_files(tar)
+    assert sorted(files) == [".dockerignore", engine.GENERATED_DOCKERFILE, "a.txt"]
+    assert files[".dockerignore"] == f"*.log\nDockerfile\n.dockerignore\n{engine.GENERATED_DOCKERFILE}\n".encode()
+    assert files[engine.GENERATED_DOCKERFILE] == b'FROM base\nCOPY . /ctx/\nLABEL "k"="v"\n' and inserted is None
+
+
+@pytest.mark.parametrize("files, dockerfile, ignore", [
+    ({"Dockerfile": "FROM base\n"}, None, "Dockerfil(e)\n"),  # engine versions differ on removing it
+    ({"docker/Dockerfile": "FROM base\n", "a": ""}, "docker/Dockerfile", "docker\n"),  # its directory stays
+    ({"docker/Dockerfile": "FROM base\n", "a": ""}, "docker/Dockerfile", "**/docker\n"),  # not sent at all
+    ({"Dockerfile": "FROM base\nCOPY . /src/\n"}, None, "# keeps itself\n"),  # COPY . copies .dockerignore
+])
+def test_the_labels_go_through_the_api_when_the_tar_cannot_be_what_docker_sends(tmp_path, files, dockerfile,
+                                                                                 ignore) -> None:
+    assert engine.labelled_context(context(tmp_path, files, ignore), dockerfile, {"k": "v"}) is None
+
+
+def test_the_api_context_is_what_the_docker_cli_sends(tmp_path) -> None:
+    """Dockerfile and .dockerignore included even when excluded (the engine removes them), the rest as
+    the CLI's walk selects it; a Dockerfile from outside the context is added with a .dockerignore naming it."""
+    root = context(tmp_path / "ctx", {"Dockerfile": "FROM base\n", "a*b": "", "axb": "", "notes.md": "",
+                                      "README.md": ""}, ".dockerignore\nDockerfile\na\\*b\n[^R]*.md\n")
+    tar, name = engine.api_context(root, None)
+    with tar:
+        assert (sorted(tar_files(tar)), name) == ([".dockerignore", "Dockerfile", "README.md", "axb"], "Dockerfile")
+    outside = tmp_path / "build.Dockerfile"
+    outside.write_bytes(b"FROM base\n# \xff\n")
+    tar, name = engine.api_context(root, str(outside))
+    with tar:
+        files = tar_files(tar)
+    assert name == engine.GENERATED_DOCKERFILE and files[name] == b"FROM base\n# \xff\n"
+    assert files[".dockerignore"] == f".dockerignore\nDockerfile\na\\*b\n[^R]*.md\n\n{name}\n".encode()
+
+
+def test_context_tar_names_are_the_file_names_bytes(tmp_path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    (tmp_path / ".dockerignore").write_bytes(b"caf\xe9.skip\n")
+    for name in (b"caf\xe9.skip", b"caf\xe9.keep", "\u00e9t\u00e9".encode()):
+        open(os.path.join(os.fsencode(tmp_path), name), "wb").close()
+    os.symlink(b"caf\xe9.keep", os.path.join(os.fsencode(tmp_path), b"link"))
+    tar, _ = engine.api_context(str(tmp_path), None)
+    with tar:
+        import tarfile
+
+        archive = tarfile.open(fileobj=tar, encoding="utf-8", errors="surrogateescape")
+        members = {m.name: m for m in archive.getmembers()}
+    assert sorted(members) == [".dockerignore", "Dockerfile", "caf\udce9.keep", "link", "\u00e9t\u00e9"]
+    assert members["link"].linkname == "caf\udce9.keep"
+
+
+def test_a_context_tar_ends_with_its_two_zero_blocks(tmp_path) -> None:
+    """As the docker CLI's: the engine stops reading there, and a connection closed with unread data
+    (Python's padding to 10 KiB) is reset, which may cut off the end of the build's answer."""
+    root = context(tmp_path, {"Dockerfile": "FROM base\n", "a.txt": "a\n"})
+    for tar in (engine.plain_context(root, None), engine.api_context(root, None)[0],
+                engine.labelled_context(root, None, {"k": "v"})[0]):
+        with tar:
+            data = tar.read()
+        assert len(data) % 512 == 0 and data.endswith(bytes(1024)) and data[-1536:-1024] != bytes(512)
