@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv[1:]
     )
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
+        from gitops_cli.git import REPOSITORY_VARIABLES
+
+        for name in REPOSITORY_VARIABLES:  # a git hook's GIT_DIR & co.: every git command (GitPython starts
+            os.environ.pop(name, None)  # from os.environ) and every command works on its own directory
         interrupts.install()  # SIGTERM is handled like Ctrl-C: finally blocks run, temp files go
     try:
         rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)

@@ -56,9 +56,21 @@ def strip_credentials(url: str) -> str:
     return _URL_RE.sub(scrub, url)
 
 
+# What tells git which repository it is in, instead of the directory it runs in (`git rev-parse
+# --local-env-vars`, less the config entries, which are the user's settings): git exports them to hooks,
+# so gitops run from a hook would have its clone's commands work on the hook's repository.
+REPOSITORY_VARIABLES = frozenset({
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE", "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_QUARANTINE_PATH",
+    "GIT_NAMESPACE",
+})
+
+
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries)."""
-    env = dict(os.environ)
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries).  Every
+    git command works on the directory it runs in: REPOSITORY_VARIABLES are left out."""
+    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_VARIABLES}
     env.update(
         {
             "GIT_TERMINAL_PROMPT": "0",

@@ -302,6 +302,20 @@ def test_push_branch_leaves_the_base_branch_alone(
     assert deploy_remote.head() == before
 
 
+def test_a_bump_run_from_a_git_hook_works_on_its_own_clone(deploy_remote: DeployRemote, gitops,
+                                                             tmp_path: Path) -> None:
+    """git exports GIT_DIR (and more) to hooks: a bump run from one wrote the clone's sparse-checkout
+    settings into the repository GIT_DIR named (here the remote itself) and failed."""
+    config_before = (deploy_remote.path / "config").read_text()
+    hook_env = {**no_identity_env(tmp_path), "GIT_DIR": str(deploy_remote.path), "GIT_INDEX_FILE": "index",
+                "GIT_WORK_TREE": str(tmp_path), "GIT_QUARANTINE_PATH": str(tmp_path / "q")}
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"], env=hook_env)
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.head() == res.stdout.strip()
+    assert (deploy_remote.path / "config").read_text() == config_before
+    assert not (deploy_remote.path / "info" / "sparse-checkout").exists()
+
+
 def test_branch_option(tmp_path: Path, gitops) -> None:
     remote = make_bare_remote(tmp_path / "r", branch="production")
     git("branch", "staging", "production", cwd=remote.path)
