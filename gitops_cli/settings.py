@@ -19,6 +19,7 @@ Secrets (registry password, git token) are never read from files: only from the 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -88,6 +89,8 @@ def _base_kind(tp: Any) -> str:
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
     kind = _base_kind(_field_types()[key])
+    if any("\0" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
+        raise ConfigError(f"{origin}: invalid value for {key!r}: it holds a NUL character")  # no path or command can
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -98,7 +101,7 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
     elif kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if isinstance(value, str) and re.fullmatch(r"-?[0-9]+", value.strip()):  # not `--8`, not `²`
             return int(value)
     elif kind == "list":
         if isinstance(value, list) and all(isinstance(v, str) for v in value):

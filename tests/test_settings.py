@@ -166,3 +166,16 @@ def test_bad_tag_prefix_names_its_source(tmp_path: Path) -> None:
         load_settings(tmp_path, environ={})
     with pytest.raises(ConfigError, match=r"--prefix '-x': a tag prefix"):
         load_settings(tmp_path / "..", {"tag_prefix": "-x"}, environ={})
+
+
+@pytest.mark.parametrize("value", ["--8", "²", "8.0", "0x8", " 8 8 "])
+def test_an_integer_setting_takes_ascii_digits_only(tmp_path: Path, value: str) -> None:
+    """`--8` passed `lstrip("-").isdigit()` and `²` passes isdigit(): int() then raised (exit 70)."""
+    with pytest.raises(ConfigError, match="GITOPS_RETRIES.*expected int"):
+        load_settings(tmp_path, environ={"GITOPS_RETRIES": value})
+
+
+def test_a_nul_in_a_string_setting_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text('test_command = "true\\u0000"\nbuild_args = ["A=\\u0000"]\n')
+    with pytest.raises(ConfigError, match="gitops.toml: invalid value for 'test_command': it holds a NUL"):
+        load_settings(tmp_path, environ={})
