@@ -153,6 +153,13 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
         _check_branch(request.push_branch, "--push-branch")
     if request.branch is not None:
         _check_branch(request.branch, "--branch")
+    for path in request.paths:  # a clone could never have it: refused before any work, not after a publish
+        if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
+            raise UsageError(f"--path {path[:80]!r}{'...' if len(path) > 80 else ''}: a part of it is longer "
+                             f"than {NAME_MAX} bytes")
+
+
+NAME_MAX = 255  # bytes in one part of a path
 
 
 def _validate_images(images: Sequence[ImageRef]) -> None:

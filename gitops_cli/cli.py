@@ -7,6 +7,7 @@ result.  Command modules import heavy adapters (docker, git) inside their functi
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -116,6 +117,11 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, OSError) and exc.errno in WRITE_FAILURES:  # disk full, read-only FS, I/O error
             _write_failed(exc)
             code = EXIT_WRITE_FAILED
+        elif isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:  # a path given: invalid input
+            name = str(exc.filename or "")
+            output.error(f"{name[:80] + '...' if len(name) > 80 else name}: file name too long",
+                         hint="a path's parts are at most 255 bytes")
+            code = 2
         else:  # a bug: keep it to one line unless --debug
             if debug:  # redacted like every other line (a secret may sit in a frame's repr or a message)
                 output.log_line(traceback.format_exc())

@@ -94,6 +94,7 @@ def test_message_template_fields() -> None:
         ({"push_branch": "@{-1}"}, "not a valid branch name"),
         ({"push_branch": "HEAD"}, "not a valid branch name"),
         ({"push_branch": "refs/heads/foo"}, "without refs/heads/"),  # pushed to refs/heads/refs/heads/foo
+        ({"paths": ["apps/" + "x" * 256]}, "a part of it is longer than 255 bytes"),  # ENAMETOOLONG later
     ],
 )
 def test_validate_rejects(kwargs: dict, match: str) -> None:

@@ -29,6 +29,17 @@ def test_bad_option_value_is_a_usage_error_without_traceback() -> None:
     assert "Traceback" not in res.stderr and "--length" in res.stderr
 
 
+@pytest.mark.parametrize("args", [["tag", "--repo", "x" * 256], ["bump", "--deploy-repo", "x" * 256,
+                                                                   "--image", "a/b:c", "--dry-run"],
+                                  ["build", "--image", "x/y", "--file", "x" * 256]])
+def test_a_path_part_too_long_for_the_system_is_exit_2(args: list[str], tmp_path) -> None:
+    """ENAMETOOLONG from a path the user gave: invalid input, one line, not an internal error."""
+    res = run_gitops(args, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert "file name too long" in res.stderr and "internal error" not in res.stderr
+    assert len(res.stderr.splitlines()) <= 2
+
+
 def test_console_exit_skips_teardown_but_flushes_and_runs_atexit_handlers(tmp_path) -> None:
     """main() from the console script ends with os._exit (no module teardown): buffered output must be
     written, atexit handlers (temp-dir finalizers) must run, and the exit code must be kept."""
