@@ -11,6 +11,7 @@ recognises it as the image already published instead of refusing it as different
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -117,6 +118,20 @@ def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | Non
     return ctx, str(path.relative_to(ctx)) if path.is_relative_to(ctx) else str(path)
 
 
+_STAGE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # a build stage's name, as the Dockerfile grammar has it
+_NETWORK_RE = re.compile(r"(?:container:)?[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def check_names(target: str | None, network: str | None) -> None:
+    """UsageError (exit 2) for a --target that names no stage or a --network that names no network,
+    before any work (the engine API would get them as query parameters)."""
+    if target is not None and not _STAGE_RE.fullmatch(target):
+        raise UsageError(f"--target {target!r}: not a build stage name (a letter, then letters, digits, _ . -)")
+    if network is not None and not _NETWORK_RE.fullmatch(network):
+        raise UsageError(f"--network {network!r}: not a network name (host, none, default, a network's name "
+                         "or container:NAME)")
+
+
 def build_image(
     image: str,
     *,
@@ -149,6 +164,7 @@ def build_image(
     name = parse_repository(image)
     if tag is not None:
         validate_tag(tag)
+    check_names(target, network)
     args = parse_pairs(build_args, "--build-arg")
     extra = parse_pairs(labels, "--label")
     cache = [str(parse(ref)) for ref in cache_from]

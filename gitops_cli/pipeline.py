@@ -220,8 +220,9 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
     import hashlib
     import json
 
-    from gitops_cli.build import _resolve_paths, parse_pairs
+    from gitops_cli.build import _resolve_paths, check_names, parse_pairs
 
+    check_names(options.get("target"), options.get("network"))
     root = Path(repo).resolve()
     ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"))
     dockerfile = ctx / (dockerfile_arg or "Dockerfile")

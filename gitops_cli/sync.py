@@ -80,6 +80,7 @@ from typing import Any
 
 from gitops_cli import git, kube, output
 from gitops_cli.errors import (
+    WRITE_FAILURES,
     CommandStartError,
     GitopsError,
     NotFoundError,
@@ -614,9 +615,17 @@ def instance_id(url: str, branch: str, paths: Sequence[Path]) -> str:
 
 @contextmanager
 def pass_lock(path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking flock on `path` for the whole pass; SyncLockedError when held."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    """An exclusive, non-blocking flock on `path` for the whole pass; SyncLockedError when held; UsageError
+    (exit 2) when the cache directory cannot be made or used (a file in its place)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in WRITE_FAILURES:
+            raise
+        raise UsageError(f"sync cache {path.parent}: {exc.strerror}",
+                         hint="--cache-dir (else $XDG_CACHE_HOME, else $HOME/.cache) must name a directory "
+                              "gitops can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -873,7 +882,12 @@ def parse_interval(text: str) -> float:
     seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + int(m.group("s") or 0)
     if seconds < 1:
         raise UsageError(f"--interval {text}: must be at least 1s")
+    if seconds > MAX_INTERVAL:  # the sleep between passes would overflow (after a first pass was applied)
+        raise UsageError(f"--interval {text}: must be at most {MAX_INTERVAL // 3600}h (a week)")
     return float(seconds)
+
+
+MAX_INTERVAL = 7 * 24 * 3600
 
 
 def run_passes(opts: SyncOptions, interval: float | None, on_result: Callable[[PassResult], None],

@@ -564,7 +564,8 @@ def test_parse_interval(text: str, seconds: int):
     assert parse_interval(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "0s", "5 minutes", "m", "-1m", "1d"])
+@pytest.mark.parametrize("text", ["", "0s", "5 minutes", "m", "-1m", "1d", "1000000000000s", "99999999999h",
+                                  "169h"])  # over a week: the sleep overflowed, after a first pass
 def test_parse_interval_rejects(text: str):
     with pytest.raises(UsageError, match="--interval"):
         parse_interval(text)
@@ -605,3 +606,12 @@ def test_operator_example_cronjob_and_least_privilege_rbac():
     # the image's user is the pod's, and has a passwd entry: ssh refuses to run for a uid without one
     uid = pod["securityContext"]["runAsUser"] if "securityContext" in pod else container["securityContext"]["runAsUser"]
     assert f"USER {uid}:{uid}" in dockerfile and f"useradd --uid {uid} " in dockerfile
+
+
+def test_a_cache_directory_that_is_a_file_is_exit_2_naming_it(tmp_path: Path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache goes")
+    with pytest.raises(UsageError, match="sync cache .*cache/x: Not a directory") as err:
+        with pass_lock(blocker / "x" / "lock"):
+            pass
+    assert "--cache-dir" in (err.value.hint or "")

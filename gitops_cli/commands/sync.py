@@ -59,6 +59,8 @@ def sync(
     if once and interval is not None:
         raise UsageError("--once and --interval exclude each other")
     seconds = use_case.parse_interval(interval) if interval is not None else None
+    if context is not None and not context.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == context:
+        raise UsageError(f"--context {context!r}: not UTF-8 (a kubeconfig context's name is text)")
     settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False)
     if not settings.deploy_repo:
         raise UsageError("--repo is required (or deploy_repo in gitops.toml / GITOPS_DEPLOY_REPO)")
