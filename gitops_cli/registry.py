@@ -107,7 +107,12 @@ def resolve_credentials(
 
 def read_password(stream: Any) -> str:
     """The password given on stdin (`--password-stdin`), trailing newline removed like `docker login`."""
-    password = stream.read().rstrip("\r\n")
+    if stream is None:  # Python's sys.stdin when descriptor 0 is closed (`<&-`)
+        raise UsageError("--password-stdin: standard input is closed", hint="pipe the password to it")
+    try:
+        password = stream.read().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UsageError("--password-stdin: what was read is not UTF-8 text") from None
     if not password:
         raise UsageError("--password-stdin: nothing was read from standard input")
     output.register_secret(password)

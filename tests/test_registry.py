@@ -352,6 +352,8 @@ def test_read_password_strips_newline() -> None:
     assert registry.read_password(io.StringIO("pw-from-stdin\r\n")) == "pw-from-stdin"
     with pytest.raises(UsageError, match="nothing was read"):
         registry.read_password(io.StringIO("\n"))
+    with pytest.raises(UsageError, match="standard input is closed"):
+        registry.read_password(None)  # sys.stdin after `<&-`
 
 
 @pytest.mark.parametrize("config, host, expected", [
