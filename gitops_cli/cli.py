@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv[1:]
     )
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
+        _closed_streams()
         from gitops_cli.git import REPOSITORY_VARIABLES
 
         for name in REPOSITORY_VARIABLES:  # a git hook's GIT_DIR & co.: every git command (GitPython starts
@@ -131,6 +132,32 @@ def main(argv: list[str] | None = None) -> None:
             )
             code = 70
     _finish(argv, code)
+
+
+class _ClosedOutput:
+    """sys.stdout when descriptor 1 is closed (`gitops tag >&-`): a result written there is a write the
+    system refused (exit 74), not an internal error."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed", "the output")
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+
+def _closed_streams() -> None:
+    """Python's None for a closed stdout or stderr: stdout refuses writes (exit 74), stderr drops them
+    (the exit code still tells)."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    if sys.stdout is None:
+        sys.stdout = _ClosedOutput()  # type: ignore[assignment]
 
 
 def _debug_after_the_verb(command: Any) -> None:

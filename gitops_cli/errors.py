@@ -36,7 +36,8 @@ EXIT_CODES: dict[int, str] = {
          "it went through (see `bump`); a second SIGTERM ends gitops at once",
 }
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
-WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+# a write the system refused: disk full, quota, file too big, read-only, I/O error, a closed descriptor
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EBADF})
 
 
 class GitopsError(Exception):

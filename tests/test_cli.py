@@ -40,6 +40,22 @@ def test_a_path_part_too_long_for_the_system_is_exit_2(args: list[str], tmp_path
     assert len(res.stderr.splitlines()) <= 2
 
 
+def test_closed_stdout_is_exit_74_and_closed_stderr_keeps_the_exit_code(tmp_path) -> None:
+    """Python gives None for a closed descriptor: the result write was an internal error, and the
+    teardown's flush of None a traceback with exit 1."""
+    import subprocess
+
+    for redirect, code in ((">&-", 74), ("2>&-", 2), (">&- 2>&-", 2)):
+        args = "tag --length 3" if code == 2 else "--version"
+        res = subprocess.run(["bash", "-c", f"{GITOPS} {args} {redirect}"], capture_output=True, text=True,
+                             cwd=tmp_path, env=gitops_env())
+        assert res.returncode == code, (redirect, res.stderr)
+        assert "Traceback" not in res.stderr and "internal error" not in res.stderr
+    res = subprocess.run(["bash", "-c", f"{GITOPS} --version >&-"], capture_output=True, text=True,
+                         env=gitops_env())
+    assert res.stderr == "error: cannot write the output: standard output is closed\n"
+
+
 def test_console_exit_skips_teardown_but_flushes_and_runs_atexit_handlers(tmp_path) -> None:
     """main() from the console script ends with os._exit (no module teardown): buffered output must be
     written, atexit handlers (temp-dir finalizers) must run, and the exit code must be kept."""
