@@ -65,7 +65,8 @@ def default_test_command(repo: Path) -> str | None:
 def resolve_test_command(repo: Path, configured: str | None, flag: str = "--command") -> str:
     """The configured test command, else `make test` when the app's Makefile has that target; ConfigError
     (exit 2) naming the app directory and the verb's own flag (`flag`) otherwise."""
-    command = configured or default_test_command(repo)
+    # a blank command is no command: it would run nothing and report "tests passed"
+    command = configured if configured and configured.strip() else default_test_command(repo)
     if not command:
         raise ConfigError(
             f"{repo.absolute()}: no test command: test_command is not set and no Makefile with a `test` target",

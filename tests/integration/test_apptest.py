@@ -64,6 +64,10 @@ def test_no_test_command_is_a_config_error(gitops, tmp_path: Path) -> None:
     res = gitops(["test"], cwd=repo)
     assert res.returncode == 2
     assert "no test command" in res.stderr and "test_command" in res.stderr
+    # a blank one is none (it ran nothing and said "tests passed")
+    for blank in (["--command", "   "], []):
+        res = gitops(["test", *blank], cwd=repo, env={} if blank else {"GITOPS_TEST_COMMAND": " \t"})
+        assert res.returncode == 2 and "no test command" in res.stderr, res.stderr
 
 
 @pytest.fixture
