@@ -153,6 +153,8 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
         _check_branch(request.push_branch, "--push-branch")
     if request.branch is not None:
         _check_branch(request.branch, "--branch")
+    if request.container is not None and not request.container.strip():
+        raise UsageError("--container: empty; give a container's name, or leave it out")
     for path in request.paths:  # a clone could never have it: refused before any work, not after a publish
         if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
             raise UsageError(f"--path {path[:80]!r}{'...' if len(path) > 80 else ''}: a part of it is longer "
@@ -190,7 +192,8 @@ def _check_branch(name: str, flag: str) -> None:
     if name.startswith("refs/"):
         raise UsageError(f"{flag} {name!r}: give the branch's name, without refs/heads/")
     res = git.run(["check-ref-format", f"refs/heads/{name}"], check=False)
-    if res.status != 0 or name.startswith("-") or name in ("HEAD", "@"):
+    too_long = any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in name.split("/"))
+    if res.status != 0 or name.startswith("-") or name in ("HEAD", "@") or too_long:  # a ref is a file too
         raise UsageError(f"{flag} {name!r}: not a valid branch name")
 
 

@@ -76,7 +76,7 @@ def engine_address(environ: Mapping[str, str] | None = None) -> str:
 def connect(environ: Mapping[str, str] | None = None) -> APIClient:
     """An APIClient set up like `docker.from_env()`; EngineUnavailableError (exit 7) if it does not answer."""
     from docker import APIClient
-    from docker.errors import DockerException
+    from docker.errors import DockerException, TLSParameterError
     from docker.utils import kwargs_from_env, parse_host
 
     from gitops_cli.registry import load_docker_config
@@ -85,6 +85,18 @@ def connect(environ: Mapping[str, str] | None = None) -> APIClient:
     where = engine_address(env)
     try:
         kwargs = kwargs_from_env(environment=env)
+    except TLSParameterError as exc:  # DOCKER_TLS_VERIFY / DOCKER_CERT_PATH: the address is not the problem
+        raise EngineUnavailableError(
+            f"the container engine's TLS settings are incomplete: {_reason(exc)}",
+            hint="DOCKER_CERT_PATH must name a directory with ca.pem, cert.pem and key.pem "
+                 "(as the docker CLI reads it with DOCKER_TLS_VERIFY=1)",
+        ) from None
+    except (DockerException, ValueError) as exc:
+        raise EngineUnavailableError(
+            f"invalid container engine address {where}: {_reason(exc)}",
+            hint="DOCKER_HOST is unix:///path/to/docker.sock or tcp://HOST:PORT",
+        ) from None
+    try:
         parse_host(kwargs.get("base_url"), tls=bool(kwargs.get("tls")))
     except (DockerException, ValueError) as exc:  # ValueError: "Port could not be cast ...", "Invalid IPv6 URL"
         raise EngineUnavailableError(

@@ -95,6 +95,8 @@ def test_message_template_fields() -> None:
         ({"push_branch": "HEAD"}, "not a valid branch name"),
         ({"push_branch": "refs/heads/foo"}, "without refs/heads/"),  # pushed to refs/heads/refs/heads/foo
         ({"paths": ["apps/" + "x" * 256]}, "a part of it is longer than 255 bytes"),  # ENAMETOOLONG later
+        ({"push_branch": "b" * 10000}, "not a valid branch name"),  # the remote cannot store that ref
+        ({"container": ""}, "--container: empty"),
     ],
 )
 def test_validate_rejects(kwargs: dict, match: str) -> None:

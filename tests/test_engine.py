@@ -133,6 +133,17 @@ def test_connect_with_a_malformed_docker_host_is_exit_7_without_credentials(tmp_
     assert "s3cr3t-pw" not in info.value.message and "user:" not in info.value.message
 
 
+def test_incomplete_tls_settings_are_named_as_such_not_as_a_bad_address(tmp_path) -> None:
+    from gitops_cli.errors import EngineUnavailableError
+
+    with pytest.raises(EngineUnavailableError) as info:
+        engine.connect({"DOCKER_TLS_VERIFY": "1", "DOCKER_CERT_PATH": str(tmp_path / "none"),
+                        "DOCKER_CONFIG": str(tmp_path)})
+    assert info.value.exit_code == 7
+    assert info.value.message.startswith("the container engine's TLS settings are incomplete")
+    assert "DOCKER_CERT_PATH" in (info.value.hint or "")
+
+
 def test_engine_address_strips_userinfo() -> None:
     assert engine.engine_address({"DOCKER_HOST": "tcp://u:pw@10.0.0.1:2375"}) == "tcp://10.0.0.1:2375 (DOCKER_HOST)"
 
