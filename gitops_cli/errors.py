@@ -30,7 +30,8 @@ EXIT_CODES: dict[int, str] = {
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
     16: "sync: another pass holds the lock on the cache directory",
     70: "internal error (a bug: re-run with --debug and report it)",
-    74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error)",
+    74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a "
+        "closed standard output: `>&-`); with standard error closed, the exit code is all that tells",
     130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed, no "
          "git or test process left running; a push under way is given 4 s to finish and the line says whether "
          "it went through (see `bump`); a second SIGTERM ends gitops at once",
