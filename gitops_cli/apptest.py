@@ -92,23 +92,16 @@ def run_command(command: str, cwd: Path) -> int:
     own_group = not _has_controlling_terminal()
     # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
     env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
-    proc = None
-    try:
-        with interrupts.held():  # an interrupt while it starts is raised once the process is owned
-            try:
-                proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(),
-                                        stderr=None, process_group=0 if own_group else None, env=env)
-            except OSError as exc:
-                raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
-            interrupts.own(proc, group=own_group)
+
+    def start() -> subprocess.Popen[bytes]:
+        try:
+            return subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(),
+                                    stderr=None, process_group=0 if own_group else None, env=env)
+        except OSError as exc:
+            raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
+
+    with interrupts.owning(start, group=own_group) as proc:
         status = proc.wait()
-    except BaseException:
-        if proc is not None and proc.returncode is None:
-            interrupts.stop(proc, group=own_group)
-        raise
-    finally:
-        if proc is not None:
-            interrupts.disown(proc)
     return 128 + signal.Signals(-status).value if status < 0 else status
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from gitops_cli import interrupts
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
@@ -187,30 +188,27 @@ def run(
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     label = what or f"git {args[0]}"
-    proc: subprocess.Popen[bytes] | None = None
+    handles: list[Any] = []  # GitPython's handle kills git when it is garbage: kept until the call ends
+
+    def start() -> subprocess.Popen[bytes]:
+        try:
+            handles.append(Git(str(cwd) if cwd else None).execute(
+                ["git", *args], as_process=True, env=base_env(env), start_new_session=True))
+        except GitCommandNotFound:
+            raise GitError("git is not installed (no `git` on PATH)",
+                           hint="install git (apt-get install git)") from None
+        return handles[0].proc  # type: ignore[no-any-return]
+
+    started: subprocess.Popen[bytes] | None = None
     try:
-        with interrupts.held():  # an interrupt while git starts is raised once the process is owned
-            try:
-                handle = Git(str(cwd) if cwd else None).execute(
-                    ["git", *args], as_process=True, env=base_env(env), start_new_session=True)
-            except GitCommandNotFound:
-                raise GitError("git is not installed (no `git` on PATH)",
-                               hint="install git (apt-get install git)") from None
-            started: subprocess.Popen[bytes] = handle.proc  # type: ignore[assignment]
-            proc = started
-            interrupts.own(started, group=True)
-        if cancel is None and timeout is None:
-            out, err = started.communicate()
-        else:
-            out, err = _communicate(started, label, cancel, settle, timeout)
-    except BaseException:
-        if proc is not None and proc.returncode is None:
-            interrupts.stop(proc, group=True)
-        raise
+        with interrupts.owning(start, group=True) as started:
+            if cancel is None and timeout is None:
+                out, err = started.communicate()
+            else:
+                out, err = _communicate(started, label, cancel, settle, timeout)
     finally:
-        if proc is not None:
-            interrupts.disown(proc)
-            for stream in (proc.stdout, proc.stderr):
+        if started is not None:  # its pipes, once it is stopped
+            for stream in (started.stdout, started.stderr):
                 if stream is not None:
                     stream.close()
     stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths keep their bytes

@@ -19,6 +19,8 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 STOP_GRACE = 5.0  # seconds a stopped child (and its group) has between SIGTERM and SIGKILL
@@ -126,6 +128,26 @@ class held:  # noqa: N801 - used as `with interrupts.held() as stopping:`
                 signal.signal(signal.SIGTERM, _at_once)
             return
         _raise(signum)
+
+
+@contextmanager
+def owning(start: Callable[[], subprocess.Popen[Any]], group: bool) -> Iterator[subprocess.Popen[Any]]:
+    """A child started by `start()` and owned while the block runs: an interrupt while it starts is raised
+    once it is owned; however the block ends, a child still running is stopped (stop: its group when
+    `group`), and it is disowned."""
+    proc: subprocess.Popen[Any] | None = None
+    try:
+        with held():
+            proc = start()
+            own(proc, group=group)
+        yield proc
+    except BaseException:
+        if proc is not None and proc.returncode is None:
+            stop(proc, group=group)
+        raise
+    finally:
+        if proc is not None:
+            disown(proc)
 
 
 def own(proc: subprocess.Popen[Any], group: bool) -> None:
