@@ -20,6 +20,7 @@ from gitops_cli.commands.options import (
     Retries,
     SshKey,
     check_output_format,
+    render_landed,
     require_deploy_repo,
 )
 from gitops_cli.settings import load_settings
@@ -59,7 +60,7 @@ def bump(
       gitops bump --deploy-repo git@github.com:org/deploy.git --ssh-key ~/.ssh/deploy \\
           --image team/api:3f2a9c1 --image team/worker:3f2a9c1 --push-branch bump/3f2a9c1 --dry-run
     """
-    from gitops_cli.bump import BumpRequest, BumpResult
+    from gitops_cli.bump import BumpRequest
     from gitops_cli.bump import bump as run_bump
     from gitops_cli.errors import InvalidReferenceError
     from gitops_cli.imageref import parse_tagged
@@ -83,15 +84,9 @@ def bump(
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
         ssh_key=ssh_key,
     )
-    landed: list[BumpResult] = []
-    try:
-        result = run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries),
-                          landed=landed.append)
-    except KeyboardInterrupt:  # after the push went through: the commit is reported, then exit 130
-        if landed:
-            _render(landed[0], output_format, dry_run)
-        raise
-    _render(result, output_format, dry_run)
+    render_landed(lambda landed: run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries),
+                                          landed=landed),
+                  lambda result: _render(result, output_format, dry_run))
 
 
 def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[no-untyped-def]

@@ -5,8 +5,9 @@ Each alias is `Annotated[type, typer.Option(...)]`; a verb gives the default:  `
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,3 +105,18 @@ def require_build_image(value: str | None) -> str:
         raise UsageError("--image is required (the repository to build, without tag)",
                          hint="or set image in [tool.gitops] / GITOPS_IMAGE")
     return value
+
+
+def render_landed(run: Callable[[Callable[[Any], None]], Any], render: Callable[[Any], None]) -> None:
+    """Run a bump-like use case and render its result.  `run(landed)` calls `landed(result)` once its push
+    went through: interrupted after that, the result is rendered (the commit is on the remote), then the
+    interrupt goes on (exit 130)."""
+    landed: list[Any] = []
+    try:
+        result = run(landed.append)
+    except KeyboardInterrupt:
+        if landed:
+            render(landed[0])
+        raise
+    render(result)
+

@@ -18,6 +18,7 @@ from gitops_cli.commands.options import (
     Retries,
     SshKey,
     check_output_format,
+    render_landed,
     require_deploy_repo,
 )
 from gitops_cli.settings import load_settings
@@ -55,7 +56,7 @@ def rollback(
     from gitops_cli import registry
     from gitops_cli.commands.history import repository_flag
     from gitops_cli.errors import UsageError
-    from gitops_cli.rollback import RollbackRequest, RollbackResult
+    from gitops_cli.rollback import RollbackRequest
     from gitops_cli.rollback import rollback as run_rollback
 
     check_output_format(output_format)
@@ -71,20 +72,15 @@ def rollback(
         creds = registry.resolve_credentials(registry.registry_host(target))
         return registry.head_digest(target, creds, settings.insecure_registries)
 
-    landed: list[RollbackResult] = []
-    try:
-        result = run_rollback(RollbackRequest(
-            deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
-            branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
-            verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
-            retries=settings.retries, ssh_key=ssh_key,
-        ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries),
-            landed=landed.append)
-    except KeyboardInterrupt:  # after the push went through: the commit is reported, then exit 130
-        if landed:
-            _render(landed[0], output_format, dry_run)
-        raise
-    _render(result, output_format, dry_run)
+    request = RollbackRequest(
+        deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
+        branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
+        verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
+        retries=settings.retries, ssh_key=ssh_key,
+    )
+    render_landed(lambda landed: run_rollback(request, check_tag=check_tag, landed=landed,
+                                              resolve_digest=registry.digest_resolver(settings.insecure_registries)),
+                  lambda result: _render(result, output_format, dry_run))
 
 
 def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
