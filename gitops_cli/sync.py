@@ -363,9 +363,16 @@ def _yaml() -> Any:
 
 
 def load_documents(text: str, source: str) -> list[Any]:
-    """All documents of a YAML stream, or SyncError naming `source` and the line."""
+    """All documents of a YAML stream, or SyncError naming `source` and the line (a `%YAML` directive
+    naming a version other than 1.1 or 1.2 is one, as for lint and bump)."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+    from gitops_cli.yamledit.locate import yaml_version_error
+
+    refused = yaml_version_error(text)
+    if refused is not None:
+        raise SyncError(f"{source}:{refused.line}: not valid YAML: {refused.message}",
+                        hint="fix the file; nothing was applied")
     try:
         return list(_yaml().load_all(text))
     except MarkedYAMLError as exc:
@@ -375,6 +382,10 @@ def load_documents(text: str, source: str) -> list[Any]:
                         hint="fix the file; nothing was applied") from None
     except (YAMLError, ValueError, TypeError) as exc:
         raise SyncError(f"{source}: not valid YAML: {exc}", hint="fix the file; nothing was applied") from exc
+    except Exception as exc:  # a failure inside the parser: still about this file, not an internal error
+        detail = " ".join(str(exc).split())
+        raise SyncError(f"{source}: the YAML parser failed on it ({type(exc).__name__}: {detail})",
+                        hint="fix the file; nothing was applied") from exc
 
 
 def objects_in(docs: Sequence[Any], source: str, notes: list[str]) -> list[tuple[ObjectRef, dict[str, Any]]]:

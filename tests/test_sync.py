@@ -101,6 +101,26 @@ def test_invalid_yaml_names_file_and_line():
         load_documents("kind: A\nmetadata:\n  name: a: b\n", "deploy/web.yaml")
 
 
+@pytest.mark.parametrize(("text", "line"), [
+    ("%YAML 1.3\n---\nkind: A\n", 1),
+    ("%YAML 2.0\n---\nkind: A\n", 1),
+    ("kind: A\n...\n%YAML 1.0\n---\nkind: B\n", 3),
+])
+def test_a_yaml_version_gitops_does_not_read_names_file_and_line(text, line):
+    """As for lint and bump: not an internal error (ruamel asserts on versions it does not know)."""
+    version = text.split("%YAML ")[1].split()[0]
+    with pytest.raises(SyncError, match=rf"^deploy/web\.yaml:{line}: not valid YAML: %YAML {version}: gitops reads"):
+        load_documents(text, "deploy/web.yaml")
+    docs = load_documents("%YAML 1.2\n%TAG !e! tag:e:\n---\nkind: A\n...\n%YAML 1.1\n---\nkind: B\n", "f.yaml")
+    assert docs == [{"kind": "A"}, {"kind": "B"}]
+
+
+def test_a_failure_inside_the_yaml_parser_names_the_file():
+    """ruamel's loader recurses per nesting level: a RecursionError is about the file, not an internal error."""
+    with pytest.raises(SyncError, match=r"^deploy/web\.yaml: the YAML parser failed on it \(RecursionError: "):
+        load_documents("a: " + "[" * 3000 + "]" * 3000 + "\n", "deploy/web.yaml")
+
+
 def test_objects_in_ignores_non_objects_and_expands_lists():
     docs = load_documents(textwrap.dedent("""
         image: {repository: app, tag: "1"}

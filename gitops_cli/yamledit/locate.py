@@ -117,23 +117,21 @@ class YamlSyntaxError(Exception):
 # Parsing: events -> tiny nodes
 # --------------------------------------------------------------------------------------------------
 
-def _loader_class(pure: bool = False) -> Any:
-    """The event parser: libyaml (ruamel.yaml.clib, or clibz), or ruamel's pure-Python parser when `pure`,
-    when the C extension is missing or when GITOPS_YAML_PARSER=python.  The C one is ~20x faster; on text both accept
-    they give the same events and marks.  They do not accept the same texts: libyaml (YAML 1.1) refuses a ':'
-    inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML 1.2, PyYAML,
-    go-yaml (kubectl) and the pure parser read as a string, so `parse` retries a text libyaml refuses with
-    the pure parser: results never depend on which parser is installed."""
-    if not pure and os.environ.get("GITOPS_YAML_PARSER") != "python":
-        try:
-            from ruamel.yaml.cyaml import CBaseLoader
-
-            return CBaseLoader
-        except ImportError:  # pragma: no cover - depends on the optional C extension
-            pass
-    from ruamel.yaml.loader import BaseLoader
-
-    return BaseLoader
+def _c_loader() -> Any | None:
+    """libyaml's event parser (ruamel.yaml.clib), or None when the C extension is missing or when
+    GITOPS_YAML_PARSER=python; the pure-Python ruamel parser is used then.  The C one is ~20x faster; on text
+    both accept they give the same events and marks.  They do not accept the same texts: libyaml (YAML 1.1)
+    refuses a ':' inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML
+    1.2, PyYAML, go-yaml (kubectl) and the pure parser read as a string, and any directive other than
+    `%YAML` / `%TAG`, which the pure parser ignores as the spec asks; so `parse` retries a text libyaml
+    refuses with the pure parser: results never depend on which parser is installed."""
+    if os.environ.get("GITOPS_YAML_PARSER") == "python":
+        return None
+    try:
+        from ruamel.yaml.cyaml import CBaseLoader
+    except ImportError:  # pragma: no cover - depends on the optional C extension
+        return None
+    return CBaseLoader
 
 
 class _Node:
@@ -199,16 +197,68 @@ def _syntax_error(exc: Exception, text: str, offset: int) -> YamlSyntaxError:
     return YamlSyntaxError(1, 1, message)
 
 
+class _ParserFailure(Exception):
+    """An exception other than a YAMLError from inside a parser (a bug of that parser, on this text); `offset`
+    (set by _Parsed) is where the events it gave before it end."""
+
+    def __init__(self, error: Exception) -> None:
+        detail = str(error).strip().splitlines()
+        super().__init__(f"{type(error).__name__}: {detail[0]}" if detail else type(error).__name__)
+        self.offset = 0
+
+
 def _events(text: str, pure: bool = False) -> Iterator[Any]:
-    """Raw parser events for text (BOM already removed); raises the parser's YAMLError."""
-    loader = _loader_class(pure)(text)
+    """Raw parser events for text (BOM already removed): libyaml's unless `pure` or missing, else those of
+    ruamel's pure-Python parser, run as its public API runs it (`YAML.parse`: a bare BaseLoader lacks the
+    per-document state its scanner keeps for a `%YAML` directive).  Raises the parser's YAMLError, or
+    _ParserFailure for any other exception from inside the parser."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    c_loader = None if pure else _c_loader()
+    loader = None
     try:
-        while loader.check_event():
-            yield loader.get_event()
+        if c_loader is not None:
+            loader = c_loader(text)
+            while loader.check_event():
+                yield loader.get_event()
+        else:
+            yield from YAML(typ="base", pure=True).parse(text)
+    except (YAMLError, RecursionError, MemoryError):
+        raise
+    except Exception as exc:  # whatever it is, it is about this text: reported as its problem, at a line
+        raise _ParserFailure(exc) from exc
     finally:
         dispose = getattr(loader, "dispose", None)
         if dispose is not None:
             dispose()
+
+
+# the versions a `%YAML` directive may name: those both parsers read (YAML 1.2 says: refuse a higher major
+# version, warn about a higher minor one; libyaml refuses both, and 1.0, which is not read here either)
+YAML_VERSIONS = ((1, 1), (1, 2))
+
+
+def yaml_version_error(text: str) -> YamlSyntaxError | None:
+    """The first `%YAML` directive of text naming a version other than 1.1 or 1.2, as an error at its line;
+    None when there is none.  Decided here, by one scanner, so that which parser is installed does not change
+    what is read; a text the scanner stops on is left for the parser to report."""
+    if "%YAML" not in text:
+        return None
+    text = text.removeprefix("\ufeff")  # a parser does not count it
+    from ruamel.yaml import YAML
+    from ruamel.yaml.tokens import DirectiveToken
+
+    try:
+        for token in YAML(typ="base", pure=True).scan(text):
+            if type(token) is DirectiveToken and token.name == "YAML" and tuple(token.value) not in YAML_VERSIONS:
+                major, minor = token.value
+                mark = token.start_mark
+                return YamlSyntaxError(mark.line + 1, mark.column + 1,
+                                       f"%YAML {major}.{minor}: gitops reads YAML 1.1 and 1.2 only")
+    except Exception:  # the scanner stops here: the parse that follows reports why
+        return None
+    return None
 
 
 def _skip_properties(text: str, start: int, end: int) -> int:
@@ -296,10 +346,12 @@ class _Parsed:
         stack: list[_Node] = []
         pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
         body = text[off:] if off else text
+        reached = off  # where the events so far end
         try:
             for e in _events(body, pure):
                 cls = type(e)
                 start = e.start_mark.index + off
+                reached = e.end_mark.index + off
                 if cls is ev.ScalarEvent:
                     node = _Node("S", start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
                     end = e.end_mark.index + off
@@ -335,6 +387,8 @@ class _Parsed:
                     continue
                 elif cls is ev.DocumentStartEvent:
                     anchors = {}
+                    if e.explicit:  # at its `---` (libyaml starts the event at its first directive)
+                        start = reached - 3
                     self.events.append(_Event("D", start))
                     continue
                 elif cls is ev.DocumentEndEvent:
@@ -351,6 +405,9 @@ class _Parsed:
                     self._add(stack, pending_key, node)
         except RecursionError as exc:  # pragma: no cover - pathological nesting
             raise YamlSyntaxError(1, 1, "too deeply nested") from exc
+        except _ParserFailure as exc:
+            exc.offset = reached
+            raise
 
     def _add(self, stack: list[_Node], pending_key: list[_Node | None], node: _Node) -> None:
         if not stack:
@@ -381,19 +438,24 @@ class _Parsed:
 
 def parse(text: str) -> _Parsed:
     """Parse text into nodes and events; raises YamlSyntaxError (the pure parser's, when libyaml refuses the
-    text: see _loader_class)."""
+    text: see _c_loader).  A `%YAML` directive naming a version other than 1.1 or 1.2 is such an error, and
+    so is any other exception from inside a parser (at the line where its events end)."""
     from ruamel.yaml.error import YAMLError
 
-    try:
-        return _Parsed(text)
-    except YAMLError as exc:
-        error = exc
-    if _loader_class() is not _loader_class(pure=True):
+    refused = yaml_version_error(text)
+    if refused is not None:
+        raise refused
+    offset = 1 if text.startswith("\ufeff") else 0
+    error = YamlSyntaxError(1, 1, "no YAML parser")
+    for pure in (False, True) if _c_loader() is not None else (True,):
         try:
-            return _Parsed(text, pure=True)
+            return _Parsed(text, pure)
         except YAMLError as exc:
-            error = exc
-    raise _syntax_error(error, text, 1 if text.startswith("\ufeff") else 0) from None
+            error = _syntax_error(exc, text, offset)
+        except _ParserFailure as exc:
+            line, column = _Lines(text).position(exc.offset)
+            error = YamlSyntaxError(line, column, f"the YAML parser failed after this point ({exc})")
+    raise error from None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -57,3 +57,49 @@ def test_too_deep_image_is_skipped_with_a_warning_and_a_lint_error(gitops, tmp_p
     found = [(f["path"], f["line"], f["rule"]) for f in json.loads(lint.stdout)["findings"]]
     assert ("deep.yaml", 402, "GL000") in found
     assert not any(f == "flow.yaml" and rule == "GL000" for f, _, rule in found)  # parses, whatever the parser
+
+
+DIRECTIVES = {
+    # the README's example of a flow colon, which libyaml refuses, under a %YAML 1.2 directive
+    "flow.yaml": f"%YAML 1.2\n---\n{{image: {APP}:v1}}\n",
+    "tagged.yaml": f"%YAML 1.1\n%TAG !e! tag:example.com,2000:\n---\nspec:\n  containers:\n  - name: a\n"
+                   f"    image: !e!img {APP}:v1\n",
+    "newer.yaml": f"x: 1\n...\n%YAML 1.3\n---\nimage: {APP}:v1\n",
+    "major.yaml": f"%YAML 2.0\n---\nimage: {APP}:v1\n",
+}
+NOT_READ = "gitops reads YAML 1.1 and 1.2 only"
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_yaml_directives_with_either_parser(gitops, tmp_path: Path, parser: str) -> None:
+    """`%YAML 1.1/1.2` and `%TAG` are read and kept byte for byte; another version is a skipped file (bump,
+    history, rollback) or GL000 (lint), at its line, whichever parser reads the text."""
+    env = no_identity_env(tmp_path, **({"GITOPS_YAML_PARSER": "python"} if parser == "python" else {}))
+    remote = make_bare_remote(tmp_path / "remotes", files=DIRECTIVES)
+    checkout = remote.clone(tmp_path / "co")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2", "--no-commit", "-o", "json"],
+                 env=env)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert sorted(report["files"]) == ["flow.yaml", "tagged.yaml"]
+    assert sorted(report["skipped"]) == [f"major.yaml:1: skipped (%YAML 2.0: {NOT_READ})",
+                                         f"newer.yaml:3: skipped (%YAML 1.3: {NOT_READ})"]
+    assert f"major.yaml:1: skipped (%YAML 2.0: {NOT_READ})" in res.stderr and "internal error" not in res.stderr
+    for name in ("flow.yaml", "tagged.yaml"):
+        assert (checkout / name).read_text() == DIRECTIVES[name].replace(":v1", ":v2")
+
+    lint = gitops(["lint", "--format", "json", "."], cwd=checkout, env=env)
+    assert lint.returncode == 1, lint.stderr
+    found = sorted((f["path"], f["line"], f["column"], f["rule"], f["message"])
+                   for f in json.loads(lint.stdout)["findings"] if f["rule"] == "GL000")
+    assert found == [("major.yaml", 1, 1, "GL000", f"YAML does not parse: %YAML 2.0: {NOT_READ}"),
+                     ("newer.yaml", 3, 1, "GL000", f"YAML does not parse: %YAML 1.3: {NOT_READ}")]
+
+    history = gitops(["history", "--deploy-repo", remote.url, "--image", APP, "-o", "json"], env=env)
+    assert history.returncode == 0, history.stderr
+    assert [e["tag"] for e in json.loads(history.stdout)["entries"]] == ["v1"]
+    assert f"newer.yaml: skipped (line 3: %YAML 1.3: {NOT_READ})" in history.stderr
+    rollback = gitops(["rollback", "--deploy-repo", remote.url, "--image", APP, "--to", "v0", "--no-verify",
+                       "--dry-run"], env=env)
+    assert rollback.returncode == 0, rollback.stderr
+    assert f"{APP}:v0" in rollback.stdout and f"major.yaml:1: skipped (%YAML 2.0: {NOT_READ})" in rollback.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from dataclasses import replace
 
 import pytest
 
@@ -248,3 +249,59 @@ def test_placeholder_references_are_left_untouched(index: dict, texts: dict[str,
             assert old_line in new_text.splitlines(), (name, r["value"])
             checked += 1
     assert checked >= 45
+
+
+def _positions(refs: list) -> list:
+    """What a reference says, less its offsets (a header before the text moves them)."""
+    return [replace(r, scalar=None, fields={}, insert_after=None, start=None) for r in refs]
+
+
+def _with_directives(text: str, version: str) -> tuple[str, str]:
+    """(text with a `%YAML` and a `%TAG` directive before its first document, the lines put in)."""
+    bom = "\ufeff" if text.startswith("\ufeff") else ""
+    body = text[len(bom):]
+    first = next((x for x in body.splitlines() if x.strip() and not x.lstrip().startswith("#")), "")
+    head = f"%YAML {version}\n%TAG !e! tag:example.com,2000:\n" + ("" if first.startswith("---") else "---\n")
+    return bom + head + body, head
+
+
+@pytest.fixture(scope="module")
+def undirected(index: dict, texts: dict[str, str]) -> dict[str, tuple]:
+    """Per file: what locate gives, and the text after bumping every indexed repository at once."""
+    targets: dict[str, dict[str, imageref.ImageRef]] = defaultdict(dict)
+    for name, refs in _image_keys(index).items():
+        for r in refs:
+            ref = _repository(r)
+            if ref is not None:
+                targets[name][ref.normalized_name] = imageref.parse(f"{ref.name}:{NEW_TAG}@{NEW_DIGEST}")
+    out = {}
+    for name, text in texts.items():
+        found = locate(text, filename=name)
+        wanted = list(targets[name].values())
+        new = update_images(text, wanted, filename=name)[0] if wanted and found.error is None else None
+        out[name] = (found, wanted, new)
+    return out
+
+
+@pytest.mark.parametrize(("parser", "version"), [("default", "1.2"), ("python", "1.1")])
+def test_directives_change_nothing_with_either_parser(texts: dict[str, str], undirected: dict[str, tuple],
+                                                      parser: str, version: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file with `%YAML 1.x` and `%TAG` directives put first: the same references (lines shifted) and
+    errors, and a bump of its repositories changes the same bytes, the directive lines never.  (libyaml reads
+    1.1 and 1.2 alike; the pure parser scans a `%YAML 1.1` document by YAML 1.1 rules, 1.2 is its default.)"""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    for name, text in texts.items():
+        plain, wanted, new_plain = undirected[name]
+        directed, head = _with_directives(text, version)
+        shift = head.count("\n")
+        got = locate(directed, filename=name)
+        assert [replace(r, line=r.line + shift) for r in _positions(plain.references)] == \
+            _positions(got.references), name
+        assert (plain.error and (plain.error.line + shift, plain.error.message)) == \
+            (got.error and (got.error.line, got.error.message)), name
+        if new_plain is not None:
+            bom = "\ufeff" if text.startswith("\ufeff") else ""
+            new_directed, _ = update_images(directed, wanted, filename=name)
+            assert new_directed == bom + head + new_plain[len(bom):], name
