@@ -211,7 +211,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     if ssh_key is not None:
         key = ssh_key.expanduser()
         if not key.is_file():
-            raise UsageError(f"--ssh-key {ssh_key}: no such file")
+            raise UsageError(f"--ssh-key {str(ssh_key)!r}: no such file")
         # as an option, not -i: ssh expands `%` tokens in both (`%d`: the home directory), and a doubled
         # `%` is taken only here (-i first checks that the unexpanded path exists)
         args = ["ssh", "-o", f"IdentityFile={_ssh_option_path(key, '--ssh-key')}", "-o", "IdentitiesOnly=yes",

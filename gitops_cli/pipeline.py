@@ -168,7 +168,8 @@ class PipelineResult:
             "deploy_up_to_date": self.up_to_date if self.bump is not None else None,
             "steps": [s.to_json() for s in self.steps],
             "failed_step": self.failed_step,
-            "error": self.error.message if self.error else None,
+            # the message, then a failed build's last log lines
+            "error": "\n".join((self.error.message, *self.error.details)) if self.error else None,
             "exit_code": self.error.exit_code if self.error else 0,
             "test_status": self.test_status,
             "bump": self.bump.to_json() if self.bump is not None else None,
@@ -189,7 +190,7 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except _Skip as skip:
         record.status, record.detail = "skipped", str(skip)
     except GitopsError as exc:
-        record.status, record.detail = "failed", exc.message.splitlines()[0]
+        record.status, record.detail = "failed", exc.message
         raise
     except KeyboardInterrupt as exc:
         record.status, record.detail = "failed", interrupted(exc)
@@ -736,7 +737,7 @@ def render_plain(result: PipelineResult) -> str:
     lines.append("")
     lines.append(f"{'step':<8} {'status':<8} {'seconds':>8}  detail")
     for s in result.steps:
-        lines.append(f"{s.name:<8} {s.status:<8} {s.seconds:>8.2f}  {s.detail}".rstrip())
+        lines.append(f"{s.name:<8} {s.status:<8} {s.seconds:>8.2f}  {output.printable(s.detail)}".rstrip())
     total = sum(s.seconds for s in result.steps)
     lines.append(f"{'total':<8} {'ok' if result.ok else 'failed':<8} {total:>8.2f}")
     return "\n".join(lines)
@@ -751,7 +752,7 @@ def render_rich(result: PipelineResult, console: Any) -> None:
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for s in result.steps:
         colour = colours.get(s.status, "")
-        table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", _escape(s.detail))
+        table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", output.markup_line(s.detail))
     total = sum(s.seconds for s in result.steps)
     table.add_row("total", "[green]ok[/]" if result.ok else "[bold red]failed[/]", f"{total:.2f}", "")
     # the facts (tag, image, digest, deploy commit) are copied from the terminal: each value stays one
@@ -759,11 +760,6 @@ def render_rich(result: PipelineResult, console: Any) -> None:
     rows = summary_rows(result)
     width = max(len(key) for key, _ in rows) + 2
     for key, value in rows:
-        console.print(f"[bold]{_escape(key).ljust(width)}[/]{_escape(value)}", soft_wrap=True)
+        console.print(f"[bold]{output.markup_line(key).ljust(width)}[/]{output.markup_line(value)}",
+                      soft_wrap=True)
     console.print(table)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(output.redact(text))

@@ -869,10 +869,10 @@ def parse_interval(text: str) -> float:
     """`5m`, `30s`, `1h`, `1h30m`, `90` (seconds) -> seconds; UsageError otherwise."""
     m = _INTERVAL_RE.match(text.strip())
     if not text.strip() or not m:
-        raise UsageError(f"--interval {text}: expected a duration like 30s, 5m, 1h or 1h30m")
+        raise UsageError(f"--interval {text!r}: expected a duration like 30s, 5m, 1h or 1h30m")
     seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + int(m.group("s") or 0)
     if seconds < 1:
-        raise UsageError(f"--interval {text}: must be at least 1s")
+        raise UsageError(f"--interval {text!r}: must be at least 1s")
     return float(seconds)
 
 
@@ -893,7 +893,7 @@ def run_passes(opts: SyncOptions, interval: float | None, on_result: Callable[[P
         except (UsageError, CommandStartError):
             raise
         except GitopsError as exc:
-            output.error(exc.message, exc.hint)
+            output.error(exc.message, exc.hint, exc.details)
         done += 1
         if max_passes is None or done < max_passes:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
