@@ -73,6 +73,7 @@ from typing import Any
 from gitops_cli import output
 from gitops_cli.errors import EXIT_WRITE_FAILED, CommandStartError, GitopsError, RefusedError, UsageError
 from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
+from gitops_cli.settings import FLAGS, Names
 
 STEPS = ("tag", "test", "build", "publish", "bump")
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -101,6 +102,7 @@ class PipelineRequest:
     allow_mutable_tag: bool = False
     mutable_tags: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()
+    names: Names = FLAGS  # how messages name a setting's value (its source): image, build args, labels, ...
 
 
 @dataclass
@@ -213,18 +215,18 @@ class Published:
 INPUT_NAMES = ("dockerfile", "dockerfile-path", "context", "build-args", "target", "labels", "build-command")
 
 
-def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
+def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -> str:
     """INPUTS_LABEL's value: what makes the image besides the commit, one short sha256 per input
     (`dockerfile=<16 hex>;dockerfile-path=...;...`, in INPUT_NAMES order), so a mismatch can be named
     and no build argument's value is disclosed.  UsageError (exit 2) for a missing context or Dockerfile,
-    before any work (as `gitops build` refuses them)."""
+    or a bad build arg or label, before any work (as `gitops build` refuses them; named as `names` does)."""
     import hashlib
     import json
 
     from gitops_cli.build import _resolve_paths, parse_pairs
 
     root = Path(repo).resolve()
-    ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"))
+    ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"), names)
     dockerfile = ctx / (dockerfile_arg or "Dockerfile")
     # paths relative to the top of the git checkout (`..` above it): the same inputs give the same value
     # in a clone at another path (another CI runner), whichever directory of it --repo names
@@ -239,10 +241,10 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
         "dockerfile": dockerfile.read_bytes(),
         "dockerfile-path": where(dockerfile).encode(),
         "context": where(ctx).encode(),
-        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "--build-arg").items()))
+        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "build_args", names).items()))
         .encode(),
         "target": (options.get("target") or "").encode(),
-        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "--label").items())).encode(),
+        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "labels", names).items())).encode(),
         "build-command": (options.get("build_command") or "").encode(),
     }
     return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
@@ -334,7 +336,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     if request.tag is not None:
         validate_tag(request.tag)
     remote = bumping.reach(request.bump, env, images_required=False)  # no network
-    result.inputs = build_inputs(Path(request.repo), request.build_options)  # a missing Dockerfile: exit 2
+    result.inputs = build_inputs(Path(request.repo), request.build_options, request.names)  # no Dockerfile: exit 2
     from gitops_cli.apptest import resolve_test_command
 
     test_command = resolve_test_command(Path(request.repo), request.test_command, flag="--test-command")
@@ -583,7 +585,7 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
-    extra = parse_pairs(options.pop("labels", ()), "--label")
+    extra = parse_pairs(options.pop("labels", ()), "labels", request.names)
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
@@ -591,6 +593,7 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
         extra[INPUTS_LABEL] = result.inputs
     # a dirty tree: build_image checks it again, warns, and leaves the revision label out
     built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
+                        names=request.names,
                         **({"allow_dirty": True} if result.dirty else {"revision": result.sha}), **options)
     result.built = True
     return built.image_id

@@ -87,6 +87,7 @@ from gitops_cli.errors import (
     SyncLockedError,
     UsageError,
 )
+from gitops_cli.settings import FLAGS, Names
 
 MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
@@ -427,12 +428,13 @@ class Selection:
     files: list[Path]
 
 
-def select(root: Path, paths: Sequence[str]) -> Selection:
+def select(root: Path, paths: Sequence[str], names: Names = FLAGS) -> Selection:
     """Validate --path values and list the YAML files below them (gitops_cli.yamledit.discover: never
-    through a symlink, never outside the repo, no .git, no binaries); UsageError for a bad --path."""
+    through a symlink, never outside the repo, no .git, no binaries); UsageError for a bad --path, named
+    as `names` does."""
     from gitops_cli.yamledit.discover import discover as discover_files
 
-    files = [p.relative_to(root) for p in discover_files(root, list(paths) or None)]
+    files = [p.relative_to(root) for p in discover_files(root, list(paths) or None, names)]
     starts: list[Path] = []
     for raw in paths or ["."]:
         rel = Path(os.path.normpath(raw))
@@ -699,6 +701,7 @@ class SyncOptions:
     cache_dir: Path | None = None
     force: bool = False
     verbose: bool = False
+    names: Names = FLAGS  # how messages name a setting's value (its source): --repo, --path
 
 
 @dataclass
@@ -713,14 +716,14 @@ def sync_once(opts: SyncOptions) -> PassResult:
     """One pass: lock, fetch, (no-op when already applied), discover, apply, prune, remember."""
     from gitops_cli import deployrepo
 
-    remote = deployrepo.open_remote(opts.repo, flag="--repo")
+    remote = deployrepo.open_remote(opts.repo, names=opts.names)
     branch = opts.branch or (deployrepo.current_branch(remote.local) if remote.local else None)
     branch = branch or deployrepo.default_branch(remote)
     cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
     with pass_lock(cache / "lock"):
         output.step(f"fetching {remote.display} ({branch})")
         commit = fetch(remote.url, remote.display, remote.env, branch, cache / "checkout")
-        selection = select(cache / "checkout", opts.paths)
+        selection = select(cache / "checkout", opts.paths, opts.names)
         instance = instance_id(remote.display, branch, selection.starts)
         suffix = f"-{_digest(opts.context, length=8)}" if opts.context else ""
         state_path = cache / f"state-{instance}{suffix}.json"

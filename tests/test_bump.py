@@ -182,7 +182,7 @@ def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
     git("init", "--quiet", str(checkout))
     with pytest.raises(NotFoundError) as exc:
         bump(BumpRequest(str(checkout), [API], container="apii", commit=False))
-    assert exc.value.exit_code == 3 and exc.value.message.startswith("--container apii: no container")
+    assert exc.value.exit_code == 3 and exc.value.message.startswith("--container 'apii': no container")
     assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
 
 

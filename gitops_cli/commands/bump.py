@@ -81,7 +81,7 @@ def bump(
         deploy_repo=deploy, images=images, branch=settings.branch, paths=settings.paths,
         container=settings.container, message=settings.message, author=settings.author,
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
-        ssh_key=ssh_key,
+        ssh_key=ssh_key, names=settings.names,
     )
     landed: list[BumpResult] = []
     try:

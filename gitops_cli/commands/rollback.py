@@ -77,7 +77,7 @@ def rollback(
             deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
             branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
             verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
-            retries=settings.retries, ssh_key=ssh_key,
+            retries=settings.retries, ssh_key=ssh_key, names=settings.names,
         ), check_tag=check_tag, resolve_digest=registry.digest_resolver(settings.insecure_registries),
             landed=landed.append)
     except KeyboardInterrupt:  # after the push went through: the commit is reported, then exit 130

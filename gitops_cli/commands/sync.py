@@ -59,12 +59,13 @@ def sync(
     if once and interval is not None:
         raise UsageError("--once and --interval exclude each other")
     seconds = use_case.parse_interval(interval) if interval is not None else None
-    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False)
+    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False,
+                             flag_names={"deploy_repo": "--repo"})
     if not settings.deploy_repo:
         raise UsageError("--repo is required (or deploy_repo in gitops.toml / GITOPS_DEPLOY_REPO)")
     opts = use_case.SyncOptions(
         repo=settings.deploy_repo, branch=settings.branch, paths=list(settings.paths), prune=prune,
         dry_run=dry_run, kubectl=kubectl, context=context, server_side=server_side, cache_dir=cache_dir,
-        force=force, verbose=verbose,
+        force=force, verbose=verbose, names=settings.names,
     )
     use_case.run_passes(opts, seconds, lambda res: output.result(res.commit))
