@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from gitops_cli import git, output
 from gitops_cli.errors import BuildError, DirtyTreeError, UsageError
 from gitops_cli.imageref import ImageRef, parse, parse_repository, validate_tag
+from gitops_cli.settings import FLAGS, Names
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -41,16 +42,17 @@ class BuildResult:
         return self.ref.tag
 
 
-def parse_pairs(items: Iterable[str] | Mapping[str, str], option: str) -> dict[str, str]:
-    """`["K=V", ...]` -> dict (a mapping is copied as is); UsageError naming the option for an item
-    without `=` or with an empty key."""
+def parse_pairs(items: Iterable[str] | Mapping[str, str], setting: str, names: Names = FLAGS) -> dict[str, str]:
+    """`["K=V", ...]` (the list setting `setting`: build_args, labels) -> dict (a mapping is copied as is);
+    UsageError naming the item as `names` does (its flag, variable or file) for one without `=` or with
+    an empty key."""
     if isinstance(items, Mapping):
         return dict(items)
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UsageError(f"{option} {item!r}: expected KEY=VALUE")
+            raise UsageError(f"{names(setting, item)}: expected KEY=VALUE")
         out[key.strip()] = value
     return out
 
@@ -104,17 +106,22 @@ def _checkout(repo: Path) -> Path | None:
         return None
 
 
-def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | None) -> tuple[Path, str | None]:
+def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | None,
+                   names: Names = FLAGS) -> tuple[Path, str | None]:
+    """The build context and the Dockerfile (relative to it when inside it); UsageError naming the
+    setting as `names` does when one is missing."""
     ctx = (repo / context).resolve()
-    if not ctx.is_dir():
-        raise UsageError(f"build context {ctx}: no such directory")
+    if not ctx.is_dir():  # the full path too when the value is relative (to the app, the config file)
+        raise UsageError(f"{names('context', str(context))}: no such directory"
+                         + (f" ({ctx})" if str(ctx) != str(context) else ""))
     if dockerfile is None:
         if not (ctx / "Dockerfile").is_file():
             raise UsageError(f"{ctx / 'Dockerfile'}: no such file", hint="pass --file PATH")
         return ctx, None
     path = (repo / dockerfile).resolve()  # as `docker build -f`: not relative to the context
     if not path.is_file():
-        raise UsageError(f"Dockerfile {path}: no such file")
+        raise UsageError(f"{names('dockerfile', str(dockerfile))}: no such file"
+                         + (f" ({path})" if str(path) != str(dockerfile) else ""))
     return ctx, str(path.relative_to(ctx)) if path.is_relative_to(ctx) else str(path)
 
 
@@ -152,11 +159,13 @@ def build_image(
     allow_dirty: bool = False,
     revision: str | None = None,
     client: APIClient | None = None,
+    names: Names = FLAGS,
 ) -> BuildResult:
     """Build IMAGE:TAG from the checkout `repo` (tag derived from the commit when not given).
 
     `revision` (with `tag`): the full commit SHA the image is built from, for its labels (default:
-    HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call."""
+    HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call.  `names`: how
+    messages name a bad setting (the settings' names: its flag, variable or config file)."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
     from gitops_cli.tagging import check_clean, derive_tag
@@ -165,11 +174,11 @@ def build_image(
     if tag is not None:
         validate_tag(tag)
     check_names(target, network)
-    args = parse_pairs(build_args, "--build-arg")
-    extra = parse_pairs(labels, "--label")
+    args = parse_pairs(build_args, "build_args", names)
+    extra = parse_pairs(labels, "labels", names)
     cache = [str(parse(ref)) for ref in cache_from]
     root = Path(repo)
-    ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile)
+    ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile, names)
 
     checkout: Path | None
     sha: str | None = None

@@ -28,8 +28,8 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from gitops_cli.errors import (
     VerificationError,
 )
 from gitops_cli.imageref import ImageRef, try_parse
+from gitops_cli.settings import FLAGS, Names
 
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
 BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
@@ -74,6 +75,7 @@ class BumpRequest:
     retries: int = 10
     ssh_key: Path | None = None
     trailers: Sequence[tuple[str, str]] = ()  # extra commit trailers, e.g. (("Rollback-Of", sha),)
+    names: Names = FLAGS  # how messages name a setting's value (its source)
 
 
 @dataclass
@@ -143,22 +145,23 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
     """
     if request.images or images_required:
         _validate_images(request.images)
+    names = request.names
     if request.retries < 0:
-        raise UsageError(f"--retries {request.retries}: must be 0 or more")
+        raise UsageError(f"{names('retries', request.retries)}: must be 0 or more")
     if request.author:
-        deployrepo.parse_identity(request.author)
+        deployrepo.parse_identity(request.author, names)
     if request.message is not None:
-        _check_template(request.message)
+        _check_template(request.message, names)
     if request.push_branch is not None:
-        _check_branch(request.push_branch, "--push-branch")
+        _check_branch(request.push_branch, names("push_branch", request.push_branch))
     if request.branch is not None:
-        _check_branch(request.branch, "--branch")
+        _check_branch(request.branch, names("branch", request.branch))
     if request.container is not None and not request.container.strip():
-        raise UsageError("--container: empty; give a container's name, or leave it out")
+        raise UsageError(f"{names('container', request.container)}: empty; give a container's name, or leave it out")
     for path in request.paths:  # a clone could never have it: refused before any work, not after a publish
         if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
-            raise UsageError(f"--path {path[:80]!r}{'...' if len(path) > 80 else ''}: a part of it is longer "
-                             f"than {NAME_MAX} bytes")
+            shown = path if len(path) <= 80 else path[:80] + "..."
+            raise UsageError(f"{names('paths', shown)}: a part of it is longer than {NAME_MAX} bytes")
 
 
 NAME_MAX = 255  # bytes in one part of a path
@@ -173,28 +176,30 @@ def _validate_images(images: Sequence[ImageRef]) -> None:
         raise UsageError(f"--image given twice for {', '.join(dupes)}")
 
 
-def _check_template(template: str) -> None:
+def _check_template(template: str, names: Names) -> None:
     allowed = ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
+    what = names("message", template)
     if not template.strip():
-        raise UsageError("--message: empty template")
+        raise UsageError(f"{what}: empty template")
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
-        raise UsageError(f"--message {template!r}: {exc} (use {{{{ and }}}} for literal braces)") from None
-    for name in names:
+        raise UsageError(f"{what}: {exc} (use {{{{ and }}}} for literal braces)") from None
+    for name in fields:
         if name not in TEMPLATE_FIELDS:
-            raise UsageError(f"--message {template!r}: unknown placeholder {{{name}}} (allowed: {allowed})")
+            raise UsageError(f"{what}: unknown placeholder {{{name}}} (allowed: {allowed})")
 
 
-def _check_branch(name: str, flag: str) -> None:
+def _check_branch(name: str, what: str) -> None:
     """A branch name as the push writes it (`refs/heads/NAME`): not `--branch`'s shorthand (`@`, `@{-1}`),
-    and no full ref (`refs/heads/x` would be pushed to refs/heads/refs/heads/x)."""
+    and no full ref (`refs/heads/x` would be pushed to refs/heads/refs/heads/x).  `what`: the value as
+    messages name it (settings.Names)."""
     if name.startswith("refs/"):
-        raise UsageError(f"{flag} {name!r}: give the branch's name, without refs/heads/")
+        raise UsageError(f"{what}: give the branch's name, without refs/heads/")
     res = git.run(["check-ref-format", f"refs/heads/{name}"], check=False)
     too_long = any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in name.split("/"))
     if res.status != 0 or name.startswith("-") or name in ("HEAD", "@") or too_long:  # a ref is a file too
-        raise UsageError(f"{flag} {name!r}: not a valid branch name")
+        raise UsageError(f"{what}: not a valid branch name")
 
 
 # --- computing and writing the edits ---------------------------------------------------------------
@@ -219,6 +224,7 @@ def compute_edits(
     container: str | None = None,
     resolve_digest: DigestResolver | None = None,
     tracked: Collection[str] | None = None,
+    names: Names = FLAGS,
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
 
@@ -232,7 +238,8 @@ def compute_edits(
     Only files containing a target's last path component are parsed.  A file that changes is parsed by
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
     images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found".
-    Raises VerificationError (from yamledit) when any file cannot be patched verifiably.
+    Raises VerificationError (from yamledit) when any file cannot be patched verifiably, UsageError for
+    a bad `paths` value (named as `names` does: its source).
     """
     from gitops_cli.yamledit import YamlSyntaxError, discover, locate, needles_for, read_text, update_images
 
@@ -243,7 +250,7 @@ def compute_edits(
     found: set[str] = set()
     unchanged: list[tuple[str, str]] = []
     in_container: set[str] = set()
-    for path in discover(root, list(paths) or None):
+    for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
             text = read_text(path)
@@ -342,12 +349,12 @@ def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
 
 
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
-               container: str | None) -> NotFoundError:
+               container: str | None, names: Names) -> NotFoundError:
     missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
     scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "")
     if container:
         return NotFoundError(
-            f"--container {container}: no container of that name uses {', '.join(missing)} in the YAML "
+            f"{names('container', container)}: no container of that name uses {', '.join(missing)} in the YAML "
             f"files of {scope}; nothing was changed",
             hint="check --container (kustomize images: and Helm values entries name no container: they are "
                  "bumped only together with a container of that name that uses the image)",
@@ -446,9 +453,11 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
     except one ls-remote for a local checkout that looks ahead of origin as last fetched (see
     check_local_checkout)."""
     validate(request, images_required)
-    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
+    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
+                                    names=request.names)
     if remote.local is None and not request.commit:
-        raise UsageError("--no-commit needs --deploy-repo to be a local checkout (a path), not a URL",
+        raise UsageError(f"{request.names('deploy_repo', remote.display)}: --no-commit needs a local checkout "
+                         "(a path), not a URL",
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
         check_local_checkout(local_scope(remote.local, request)[0], request, environ=environ)
@@ -590,8 +599,7 @@ def _bump_local(
 ) -> BumpResult:
     assert remote.local is not None
     root, scoped = local_scope(remote.local, request)
-    with as_given(scoped.paths, request.paths):
-        return _bump_local_in(root, scoped, remote, resolve_digest, environ, sleep, guard, landed)
+    return _bump_local_in(root, scoped, remote, resolve_digest, environ, sleep, guard, landed)
 
 
 def _bump_local_in(
@@ -611,7 +619,7 @@ def _bump_local_in(
     if origin_url is None:  # nothing to push to: commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, keep=True,
                                   guard=guard)
-    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, flag="origin",
+    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
                                     repo=root)
     start = deployrepo.head(root)
     pushed: list[BumpResult] = []
@@ -651,9 +659,12 @@ def _restore_local(root: Path, start: str, known: bool = True) -> None:
 
 
 def local_scope(local: Path, request: BumpRequest) -> tuple[Path, BumpRequest]:
-    """The root of a local checkout and the request to run there (see scope_paths)."""
+    """The root of a local checkout and the request to run there (see scope_paths): its messages name the
+    --path values as given."""
     root, paths = scope_paths(local, request.paths)
-    return root, request if paths == list(request.paths) else replace(request, paths=paths)
+    if paths == list(request.paths):
+        return root, request
+    return root, replace(request, paths=paths, names=request.names.given("paths", paths, request.paths))
 
 
 def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
@@ -674,21 +685,6 @@ def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
     return root, scoped or [prefix]
 
 
-@contextmanager
-def as_given(scoped: Sequence[str], given: Sequence[str]) -> Iterator[None]:
-    """--path errors (exit 2) name the value the user gave, not the one scope_paths made of it."""
-    try:
-        yield
-    except UsageError as exc:
-        message = exc.message
-        for new, old in zip(scoped, given, strict=False):
-            if new != old:
-                message = message.replace(f"--path {new!r}", f"--path {old!r}")
-        if message == exc.message:
-            raise
-        raise type(exc)(message, hint=exc.hint) from None
-
-
 def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True,
                          environ: Mapping[str, str] | None = None) -> str:
     """The branch of a local checkout that a bump may commit to: clean (exit 4), on a branch, the one
@@ -704,11 +700,11 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if current is None:
         raise DirtyTreeError(f"{root}: detached HEAD; check out the branch to commit to")
     if request.branch and request.branch != current:
-        raise UsageError(f"--branch {request.branch}: the checkout {root} is on {current}",
+        raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
     if request.push_branch is not None:
-        raise UsageError(f"--push-branch {request.push_branch}: not with a local checkout ({root}), whose "
-                         f"branch {current} would be left with a commit that is not on origin",
+        raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
+                         f"({root}), whose branch {current} would be left with a commit that is not on origin",
                          hint="give the deploy repo's URL (it is cloned, and the commit pushed to that branch), "
                               "or commit and push yourself (bump --no-commit)")
     if ahead:
@@ -733,7 +729,8 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     if spec is None:
         return
     try:
-        origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, flag="origin", repo=root)
+        origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
+                                        repo=root)
         now = deployrepo.remote_head(origin, current)
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
@@ -759,13 +756,14 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
     (untracked or ignored) are not edited."""
     tracked = deployrepo.tracked_files(root) if tracked_only else None
     edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest, tracked)
+                                          resolve_digest, tracked, request.names)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)
     result.skipped = skipped
     if len(found) < len({i.normalized_name for i in request.images}):
-        raise _not_found(request.images, found, result.repository, request.paths, request.container)
+        raise _not_found(request.images, found, result.repository, request.paths, request.container,
+                         request.names)
     result.superseded = guard(edits) if guard is not None and edits else None
     result.edits = [] if result.superseded else edits
 

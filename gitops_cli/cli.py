@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         output.error("aborted")
         code = INTERRUPTED
     except GitopsError as exc:  # an ordinary user error: its message and hint say it all, no traceback
-        output.error(exc.message, exc.hint)
+        output.error(exc.message, exc.hint, exc.details)
         code = exc.exit_code
     except KeyboardInterrupt:  # raised outside Typer's handling (e.g. while the app is being set up)
         _interrupted()

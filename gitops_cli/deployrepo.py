@@ -23,6 +23,9 @@ from urllib.parse import unquote, urlsplit
 from gitops_cli import git, output
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact, register_secret
+from gitops_cli.settings import FLAGS, Names
+
+ORIGIN = Names(flags={"deploy_repo": "origin"})  # a local checkout's origin, as open_remote's messages name it
 
 DEFAULT_IDENTITY = ("gitops-cli", "gitops-cli@localhost")
 _SCHEMES = ("file", "http", "https", "ssh", "git", "git+ssh", "ssh+git")
@@ -83,24 +86,26 @@ def is_url(spec: str) -> bool:
 
 def open_remote(
     spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None,
-    flag: str = "--deploy-repo", repo: Path | None = None,
+    names: Names = FLAGS, repo: Path | None = None,
 ) -> Remote:
-    """Classify --deploy-repo (or the `flag` named) and build the environment that authenticates git.
+    """Classify --deploy-repo (the `deploy_repo` setting, named in messages as `names` does: ORIGIN for a
+    checkout's origin) and build the environment that authenticates git.
 
     UsageError (exit 2), with any credentials stripped from the spec it names, for what cannot work: an
     unknown scheme, a malformed `scheme:/...` (read by git as scp-like `host:path`), a missing directory
     (a path or a file:// URL).  `repo`: the checkout whose `origin` this is (its core.sshCommand counts)."""
     env = os.environ if environ is None else environ
     if not spec.strip():
-        raise UsageError(f"{flag}: empty value")
+        raise UsageError(f"{names('deploy_repo', spec)}: empty value")
     shown = git.strip_credentials(spec)
+    what = names("deploy_repo", shown)
     if "://" in spec:  # schemes are case-insensitive: git is given the lowercase one
         scheme, rest = spec.split("://", 1)
         spec = f"{scheme.lower()}://{rest}"
     if not is_url(spec):
         path = Path(spec).expanduser()
         if not path.is_dir():
-            raise UsageError(f"{flag} {shown}: not a URL and no such directory",
+            raise UsageError(f"{what}: not a URL and no such directory",
                              hint="give file://, https://, ssh:// or git@host:path, or a local checkout")
         if _is_bare(path):  # a bare repo on disk is a remote, not a checkout
             return _with_ssh(Remote(url=path.resolve().as_uri(), display=path.resolve().as_uri()), ssh_key,
@@ -108,15 +113,15 @@ def open_remote(
         return Remote(url=str(path.resolve()), display=str(path.resolve()), local=path.resolve())
     scheme = spec.split("://", 1)[0] if "://" in spec else "ssh"
     if scheme == "ssh" and "://" not in spec:
-        _refuse_scp_password(spec, flag)
-        _check_scp_like(spec, shown, flag)
+        _refuse_scp_password(spec, names)
+        _check_scp_like(spec, what)
     if scheme in ("http", "https"):
         return _https_remote(spec, env)
     if scheme == "file":
-        spec = _local_file_url(spec, shown, flag)
+        spec = _local_file_url(spec, what)
         where = Path(unquote(spec[len("file://"):]))  # `#` and `?` are path characters here
         if not where.is_dir():
-            raise UsageError(f"{flag} {shown}: no such directory",
+            raise UsageError(f"{what}: no such directory",
                              hint="give the path of an existing (bare) repository")
         return _with_ssh(Remote(url=spec, display=shown), ssh_key, env, transport=False)
     if scheme in ("ssh", "git+ssh", "ssh+git"):
@@ -128,7 +133,7 @@ def open_remote(
                      transport=scheme != "git", repo=repo)
 
 
-def _local_file_url(spec: str, shown: str, flag: str) -> str:
+def _local_file_url(spec: str, what: str) -> str:
     """A file:// URL as `file:///path`: its authority must be empty or `localhost` (RFC 8089), any other
     host is exit 2 (git would read it as part of a relative path)."""
     rest = spec[len("file://"):]
@@ -137,19 +142,19 @@ def _local_file_url(spec: str, shown: str, flag: str) -> str:
         return spec
     if authority.lower() == "localhost":
         if not rest[len(authority):]:
-            raise UsageError(f"{flag} {shown}: no path", hint="give file:///path or file://localhost/path")
+            raise UsageError(f"{what}: no path", hint="give file:///path or file://localhost/path")
         return "file://" + rest[len(authority):]
     userinfo, at, host = authority.rpartition("@")
     if at:  # never printed: user-info may hold a password or token
         output.register_secret(userinfo.partition(":")[2] or userinfo)
-    raise UsageError(f"{flag} {shown}: a file:// URL names a local path; host {host!r} is not this machine",
+    raise UsageError(f"{what}: a file:// URL names a local path; host {host!r} is not this machine",
                      hint="give file:///path (or file://localhost/path), or a URL git can reach that host by")
 
 
 _MALFORMED_SCHEME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:/(?!/)")
 
 
-def _check_scp_like(spec: str, shown: str, flag: str) -> None:
+def _check_scp_like(spec: str, what: str) -> None:
     """UsageError for a `host:path` spec that is a URL with a slash missing (`http:/user:token@h/x`): git
     would ssh to a host named after the scheme, with the credentials in the path."""
     m = _SCP_RE.match(spec)
@@ -158,14 +163,14 @@ def _check_scp_like(spec: str, shown: str, flag: str) -> None:
     host = m.group("host")
     first = m.group("path")[1:].split("/", 1)[0]
     if host.lower() in _SCHEMES or "@" in first:
-        raise UsageError(f"{flag} {shown}: malformed URL (\"{host}:/\" is missing a slash)",
+        raise UsageError(f"{what}: malformed URL (\"{host}:/\" is missing a slash)",
                          hint="give scheme://host/path, or scp-like user@host:path")
 
 
 _SCP_PASSWORD_RE = re.compile(r"^(?P<user>[^@/:]+):(?P<password>[^@]*)@(?P<host>[^/:@]+):(?P<path>(?!//).*)$")
 
 
-def _refuse_scp_password(spec: str, flag: str) -> None:
+def _refuse_scp_password(spec: str, names: Names) -> None:
     """UsageError (exit 2) for `user:password@host:path`: scp-like syntax has no password (git would ssh to
     a host named `user`), and the password is never shown."""
     m = _SCP_PASSWORD_RE.match(spec)
@@ -173,7 +178,8 @@ def _refuse_scp_password(spec: str, flag: str) -> None:
         return
     if m.group("password"):
         register_secret(m.group("password"))
-    raise UsageError(f"{flag} {m.group('user')}@{m.group('host')}:{m.group('path')}: scp-like user@host:path "
+    shown = f"{m.group('user')}@{m.group('host')}:{m.group('path')}"
+    raise UsageError(f"{names('deploy_repo', shown)}: scp-like user@host:path "
                      "has no password part (it was dropped from this message)",
                      hint="use --ssh-key for ssh, or https:// with GITOPS_GIT_TOKEN")
 
@@ -211,7 +217,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     if ssh_key is not None:
         key = ssh_key.expanduser()
         if not key.is_file():
-            raise UsageError(f"--ssh-key {ssh_key}: no such file")
+            raise UsageError(f"--ssh-key {str(ssh_key)!r}: no such file")
         # as an option, not -i: ssh expands `%` tokens in both (`%d`: the home directory), and a doubled
         # `%` is taken only here (-i first checks that the unexpanded path exists)
         args = ["ssh", "-o", f"IdentityFile={_ssh_option_path(key, '--ssh-key')}", "-o", "IdentitiesOnly=yes",
@@ -482,10 +488,11 @@ def ensure_clean(repo: Path) -> None:
                              hint="commit or stash them, or use --no-commit")
 
 
-def parse_identity(text: str, what: str = "--author") -> Identity:
+def parse_identity(text: str, names: Names = FLAGS) -> Identity:
+    """`Name <email>` (the `author` setting, named in messages as `names` does)."""
     m = _IDENTITY_RE.match(text)
     if not m or not m.group("name") or "@" not in m.group("email"):
-        raise UsageError(f"{what} {text!r}: expected \"Name <email@example.com>\"")
+        raise UsageError(f"{names('author', text)}: expected \"Name <email@example.com>\"")
     return Identity(m.group("name"), m.group("email"))
 
 

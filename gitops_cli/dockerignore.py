@@ -41,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from gitops_cli.errors import UsageError
+from gitops_cli.output import printable
 
 MAX_LINE = 64 * 1024  # bufio.Scanner's largest token: a longer line is an error for docker
 _BOM = b"\xef\xbb\xbf"
@@ -60,12 +61,6 @@ def decode(name: bytes) -> str:
 
 def encode(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
-
-
-def shown(text: str) -> str:
-    """`text` for a message: invalid bytes and control characters as \\xNN."""
-    text = encode(text).decode("utf-8", "backslashreplace")
-    return re.sub(r"[\x00-\x1f\x7f]", lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
 def go_trim_space(text: str) -> str:
@@ -675,8 +670,8 @@ class Pattern:
     def _where(self) -> str:
         text = ("!" if self.exclusion else "") + self.cleaned
         if self.line.number:
-            return f".dockerignore line {self.line.number}: `{shown(text)}`"
-        return f"the pattern `{shown(text)}` docker adds for the Dockerfile"
+            return f".dockerignore line {self.line.number}: `{printable(text)}`"
+        return f"the pattern `{printable(text)}` docker adds for the Dockerfile"
 
 
 @dataclass
@@ -705,7 +700,7 @@ class Matcher:
                 matcher.exclusions = True
             if not match_syntax_ok(text):
                 where = f".dockerignore line {line.number}" if line.number else "the Dockerfile's name"
-                raise DockerignoreError(f"{where}: `{shown(line.text)}`: syntax error in pattern (docker build "
+                raise DockerignoreError(f"{where}: `{printable(line.text)}`: syntax error in pattern (docker build "
                                         "fails on it too)",
                                         hint="close every `[` with `]`; end no pattern with a lone `\\`")
             matcher.patterns.append(Pattern(line, text, exclusion, legacy))
@@ -820,7 +815,7 @@ def _listing(root: bytes, rel: str) -> list[tuple[str, os.DirEntry[bytes]]]:
         with os.scandir(path) as found:
             entries = sorted(found, key=lambda entry: entry.name)
     except OSError as exc:
-        raise ContextReadError(f"cannot read the directory {shown(rel or '.')} of the build context: "
+        raise ContextReadError(f"cannot read the directory {printable(rel or '.')} of the build context: "
                                f"{exc.strerror or exc}") from None
     prefix = rel + "/" if rel else ""
     return [(prefix + decode(entry.name), entry) for entry in entries]
@@ -929,6 +924,6 @@ class BuildContext:
             try:
                 os.close(os.open(entry.path, os.O_RDONLY | os.O_NOCTTY))
             except PermissionError:
-                raise ContextReadError(f"no permission to read {shown(rel)} in the build context") from None
+                raise ContextReadError(f"no permission to read {printable(rel)} in the build context") from None
             except OSError:
                 pass

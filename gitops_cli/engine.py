@@ -278,9 +278,8 @@ class BuildTracker:
             where = f"at {self.step}" if self.step else "before the first step"
             error = unshift_lines(self.error, self.inserted_line) if self.error else "no image was produced"
             message = f"image build failed {where}: {error}"
-        if self.step_lines:
-            message += "\nlast log lines:\n" + "\n".join(f"  {ln}" for ln in self.step_lines)
-        return BuildError(message, hint="fix the failing step and build again")
+        details = ("last log lines:", *(f"  {ln}" for ln in self.step_lines)) if self.step_lines else ()
+        return BuildError(message, hint="fix the failing step and build again", details=details)
 
 
 _LINE_RE = re.compile(r"\b(line )(\d+)\b")
@@ -706,7 +705,8 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
     import tarfile
     import tempfile
 
-    from gitops_cli.dockerignore import encode, shown
+    from gitops_cli.dockerignore import encode
+    from gitops_cli.output import printable
 
     root = os.fsencode(context)
     replaced = {name for name, _ in extra}
@@ -747,7 +747,7 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
         fileobj.seek(0)  # flushes: a full disk shows here at the latest
     except _SourceError as exc:
         _discard(fileobj)
-        raise UsageError(f"build context {context}: cannot read {shown(exc.path)}: "
+        raise UsageError(f"build context {context}: cannot read {printable(exc.path)}: "
                          f"{exc.exc.strerror or exc.exc}") from None
     except OSError as exc:
         _discard(fileobj)

@@ -1,7 +1,9 @@
 """Errors that reach the user: each carries a documented exit code and an optional one-line hint.
 
-The CLI turns any GitopsError into two lines on stderr (what failed, how to fix it) and its exit code;
-everything else is a bug and gets a traceback only with --debug.  The table of exit codes in the README
+The CLI turns any GitopsError into two lines on stderr (what failed, how to fix it) and its exit code:
+one `error:` line and at most one `hint:` line, whatever the message holds (output.error escapes line
+breaks and control characters); a failed build's last log lines (`details`) come before them.  Any other
+exception is a bug and gets a traceback only with --debug.  The table of exit codes in the README
 is generated from EXIT_CODES below (keep them in sync: tests/test_errors.py checks).
 """
 
@@ -42,14 +44,17 @@ WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 
 
 class GitopsError(Exception):
-    """An error with a message for the user, an exit code and an optional hint."""
+    """An error with a message for the user, an exit code, an optional hint and optional details (lines
+    shown before the message: the last log lines of a failed build)."""
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None,
+                 details: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details = details
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -24,6 +24,7 @@ from typing import Any
 from gitops_cli import deployrepo, git, output
 from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
+from gitops_cli.settings import FLAGS, Names
 from gitops_cli.yamledit.discover import YAML_SUFFIXES, relative_subpath
 
 INITIAL_DEPTH = 32
@@ -40,6 +41,7 @@ class HistoryRequest:
     paths: Sequence[str] = ()
     limit: int = 20
     ssh_key: Path | None = None
+    names: Names = FLAGS  # how messages name a setting's value (its source)
 
 
 @dataclass
@@ -210,13 +212,13 @@ class _Repo:
         prefix = f"{commit}:"
         return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
 
-    def check_paths(self, paths: Sequence[str]) -> list[str]:
+    def check_paths(self, paths: Sequence[str], names: Names) -> list[str]:
         """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
         for one outside the repository, missing from the branch, or a symlink (never followed), as bump
-        refuses them.  A path naming the whole tree ('.') means no restriction."""
+        refuses them, naming it as `names` does.  A path naming the whole tree ('.') means no restriction."""
         checked: list[str] = []
         for raw in paths:
-            rel = relative_subpath(self.path, raw).as_posix()  # bump's rule: inside the repository
+            rel = relative_subpath(self.path, raw, names).as_posix()  # bump's rule: inside the repository
             if rel == ".":
                 return []
             folder, name = posixpath.split(rel)
@@ -224,9 +226,9 @@ class _Repo:
             modes = {line.partition("\t")[2]: line.split(" ", 1)[0]
                      for line in listing.stdout.split("\0") if line} if listing.status == 0 else {}
             if name not in modes:
-                raise UsageError(f"--path {raw!r} does not exist in the repository ({self.branch})")
+                raise UsageError(f"{names('paths', raw)}: does not exist in the repository ({self.branch})")
             if modes[name] == "120000":
-                raise UsageError(f"--path {raw!r} is a symlink; symlinks are never followed")
+                raise UsageError(f"{names('paths', raw)}: a symlink; symlinks are never followed")
             if rel not in checked:
                 checked.append(rel)
         return checked
@@ -362,14 +364,15 @@ def _check_limit(request: HistoryRequest) -> None:
 
 def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
     _check_limit(request)
-    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ)
+    remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
+                                    names=request.names)
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
-        from gitops_cli.bump import as_given, scope_paths
+        from gitops_cli.bump import scope_paths
 
         git.toplevel(remote.local)  # not a checkout: exit 4
         root, paths = scope_paths(remote.local, request.paths)  # a subdirectory is the implicit --path
-        with as_given(paths, request.paths):
-            return _read_local(root, replace(request, paths=paths))
+        names = request.names.given("paths", paths, request.paths)  # messages name them as given
+        return _read_local(root, replace(request, paths=paths, names=names))
     with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
         work = Path(tmp) / "repo"
         with output.status(f"Cloning {remote.display} ({request.branch or 'its default branch'})"):
@@ -387,14 +390,14 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
                             else f"{root}: the checked-out branch {branch} has no commits yet",
                             hint=None if not heads else "pass --branch")
     if rev.status != 0:
-        raise UsageError(f"--branch {branch}: no such branch in {root}")
+        raise UsageError(f"{request.names('branch', branch)}: no such branch in {root}")
     # git's lazy fetches of a partial clone's missing blobs reach origin: with the ssh command (BatchMode,
     # --ssh-key, the pin) and token gitops would use for it
     env: Mapping[str, str] = {}
     origin = deployrepo.origin_spec(root)
     if origin:
         try:
-            env = deployrepo.open_remote(origin, ssh_key=request.ssh_key, flag="origin", repo=root).env
+            env = deployrepo.open_remote(origin, ssh_key=request.ssh_key, names=deployrepo.ORIGIN, repo=root).env
         except GitopsError:  # an origin gitops cannot use: the history is read without it (no fetch needed)
             pass
     return _collect(_Repo(root, env, None, branch, rev=branch), request, str(root), branch)
@@ -408,7 +411,7 @@ def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request
 
 
 def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) -> HistoryResult:
-    request = replace(request, paths=repo.check_paths(request.paths))
+    request = replace(request, paths=repo.check_paths(request.paths, request.names))
     entries: list[HistoryEntry] = []
     complete = True
     for entry in _walk(repo, request):

@@ -59,7 +59,7 @@ def run(
     try:
         proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
     except FileNotFoundError:
-        raise CommandStartError(f"kubectl not found: {kubectl.path}",
+        raise CommandStartError(f"kubectl not found: {kubectl.path!r}",
                                 hint="install kubectl or pass --kubectl PATH") from None
     except PermissionError:
         raise CommandStartError(f"kubectl is not executable: {kubectl.path}") from None

@@ -15,7 +15,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -30,19 +30,25 @@ _short_patterns: dict[str, re.Pattern[str]] = {}
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret so that no message this module prints can contain it (replaced by ***)."""
+    """Remember a secret so that no message this module prints can contain it (replaced by ***): as it
+    is, and as repr() writes it inside quotes (a message shows values with !r: `\\`, `\\'`, `\\n`)."""
     if value and len(value) >= MIN_SECRET_LENGTH:
-        _secrets.add(value)
-        if len(value) < MIN_ANYWHERE_LENGTH:
-            # a whole word: between start/end, whitespace, quotes or `=`; so that a password `app` or
-            # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***` (nor `app:dev@sha256`
-            # into `app:***@`).  Also where a credential sits in a URL: its user-info (`//user:pw@`,
-            # `//token@`) or a query value (`?token=pw`), whatever follows them.
-            v = re.escape(value)
-            _short_patterns[value] = re.compile(
-                rf"(?<![^\s'\"=]){v}(?![^\s'\"])"
-                rf"|(?<=//){v}(?=[:@])|(?P<user>//[^/@\s:]*:){v}(?=@)"
-                rf"|(?P<key>[?&;][^=&;#\s/]*=){v}(?=$|[&;,#)/.'\"\s])")
+        for form in {value, repr(value)[1:-1], repr(value + '"')[1:-2]}:  # repr's either quote style
+            _add_secret(form)
+
+
+def _add_secret(value: str) -> None:
+    _secrets.add(value)
+    if len(value) < MIN_ANYWHERE_LENGTH:
+        # a whole word: between start/end, whitespace, quotes or `=`; so that a password `app` or
+        # `sha256` does not turn `sample-app` or `@sha256:...` into `sample-***` (nor `app:dev@sha256`
+        # into `app:***@`).  Also where a credential sits in a URL: its user-info (`//user:pw@`,
+        # `//token@`) or a query value (`?token=pw`), whatever follows them.
+        v = re.escape(value)
+        _short_patterns[value] = re.compile(
+            rf"(?<![^\s'\"=]){v}(?![^\s'\"])"
+            rf"|(?<=//){v}(?=[:@])|(?P<user>//[^/@\s:]*:){v}(?=@)"
+            rf"|(?P<key>[?&;][^=&;#\s/]*=){v}(?=$|[&;,#)/.'\"\s])")
 
 
 def _masked(match: re.Match[str]) -> str:
@@ -83,7 +89,7 @@ def status(text: str) -> Iterator[None]:
     if not live_progress():
         yield
         return
-    with err_console().status(_escape(text), spinner="dots"):
+    with err_console().status(markup_line(text), spinner="dots"):
         yield
 
 
@@ -104,43 +110,80 @@ def err_console() -> Console:
     return _err_console
 
 
-def _plain(text: str) -> None:
-    sys.stderr.write(redact(text) + "\n")
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` as one line a terminal shows as it is: line breaks and tabs as `\\n`, `\\r`, `\\t`, other
+    control characters (C0, DEL, C1: escape sequences among them) and Unicode line separators as
+    `\\xNN`/`\\uNNNN`, a byte that is not UTF-8 (kept as a lone surrogate, surrogateescape) as `\\xNN`.
+    Backslashes stay as they are, so that text already made printable stays the same."""
+    def escape(found: re.Match[str]) -> str:
+        char = found.group()
+        code = ord(char)
+        if char in _ESCAPES:
+            return _ESCAPES[char]
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
+            return f"\\x{code - 0xDC00:02x}"
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE_RE.sub(escape, text)
+
+
+def _line(text: str) -> str:
+    """A message line as printed: secrets masked (on the raw text), then made one printable line."""
+    return printable(redact(text))
+
+
+def _write(line: str) -> None:
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
 
 
-def info(text: str) -> None:
-    """A progress line on stderr (plain text; no markup interpretation)."""
+def _plain(text: str) -> None:
+    _write(redact(text))
+
+
+def _message(label: str, style: str, text: str) -> None:
+    """`label: text` on stderr as exactly one line (see printable), `label` styled on a TTY."""
     if is_interactive() and not no_color():
-        err_console().print(redact(text), markup=False)
+        err_console().print(f"[{style}]{label}:[/] {markup_line(text)}")
     else:
-        _plain(text)
+        _write(f"{label}: {_line(text)}")
+
+
+def info(text: str) -> None:
+    """Progress on stderr (plain text; no markup interpretation): each line of `text` printable."""
+    text = "\n".join(printable(line) for line in redact(text).split("\n"))
+    if is_interactive() and not no_color():
+        err_console().print(text, markup=False)
+    else:
+        _write(text)
 
 
 def step(text: str) -> None:
-    """A step heading on stderr, bold on a TTY."""
+    """A step heading on stderr (one line), bold on a TTY."""
     if is_interactive() and not no_color():
-        err_console().print(f"[bold cyan]==>[/] [bold]{_escape(text)}[/]")
+        err_console().print(f"[bold cyan]==>[/] [bold]{markup_line(text)}[/]")
     else:
-        _plain(f"==> {text}")
+        _write(f"==> {_line(text)}")
 
 
 def warn(text: str) -> None:
-    if is_interactive() and not no_color():
-        err_console().print(f"[yellow]warning:[/] {_escape(text)}")
-    else:
-        _plain(f"warning: {text}")
+    """A warning on stderr: one line."""
+    _message("warning", "yellow", text)
 
 
-def error(text: str, hint: str | None = None) -> None:
-    if is_interactive() and not no_color():
-        err_console().print(f"[bold red]error:[/] {_escape(text)}")
-        if hint:
-            err_console().print(f"[dim]hint:[/] {_escape(hint)}")
-    else:
-        _plain(f"error: {text}")
-        if hint:
-            _plain(f"hint: {hint}")
+def error(text: str, hint: str | None = None, details: Sequence[str] = ()) -> None:
+    """An error on stderr: exactly one `error:` line and at most one `hint:` line, whatever `text` and
+    `hint` hold (a value with a line break or an escape sequence is shown escaped: see printable).
+    `details` (a failed build's last log lines) come first, one printable line each."""
+    for line in details:
+        _write(_line(line))
+    _message("error", "bold red", text)
+    if hint:
+        _message("hint", "dim", hint)
 
 
 def result(text: str, trusted: bool = False) -> None:
@@ -176,7 +219,8 @@ def log_line(text: str) -> None:
     _plain(text.rstrip("\n"))
 
 
-def _escape(text: str) -> str:
+def markup_line(text: str) -> str:
+    """`text` for rich markup: secrets masked, one printable line (see printable), markup escaped."""
     from rich.markup import escape
 
-    return escape(redact(text))
+    return escape(_line(text))

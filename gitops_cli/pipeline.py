@@ -73,6 +73,7 @@ from typing import Any
 from gitops_cli import output
 from gitops_cli.errors import EXIT_WRITE_FAILED, CommandStartError, GitopsError, RefusedError, UsageError
 from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
+from gitops_cli.settings import FLAGS, Names
 
 STEPS = ("tag", "test", "build", "publish", "bump")
 REVISION_LABEL = "org.opencontainers.image.revision"
@@ -101,6 +102,7 @@ class PipelineRequest:
     allow_mutable_tag: bool = False
     mutable_tags: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()
+    names: Names = FLAGS  # how messages name a setting's value (its source): image, build args, labels, ...
 
 
 @dataclass
@@ -168,7 +170,8 @@ class PipelineResult:
             "deploy_up_to_date": self.up_to_date if self.bump is not None else None,
             "steps": [s.to_json() for s in self.steps],
             "failed_step": self.failed_step,
-            "error": self.error.message if self.error else None,
+            # the message, then a failed build's last log lines
+            "error": "\n".join((self.error.message, *self.error.details)) if self.error else None,
             "exit_code": self.error.exit_code if self.error else 0,
             "test_status": self.test_status,
             "bump": self.bump.to_json() if self.bump is not None else None,
@@ -189,7 +192,7 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except _Skip as skip:
         record.status, record.detail = "skipped", str(skip)
     except GitopsError as exc:
-        record.status, record.detail = "failed", exc.message.splitlines()[0]
+        record.status, record.detail = "failed", exc.message
         raise
     except KeyboardInterrupt as exc:
         record.status, record.detail = "failed", interrupted(exc)
@@ -212,11 +215,11 @@ class Published:
 INPUT_NAMES = ("dockerfile", "dockerfile-path", "context", "build-args", "target", "labels", "build-command")
 
 
-def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
+def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -> str:
     """INPUTS_LABEL's value: what makes the image besides the commit, one short sha256 per input
     (`dockerfile=<16 hex>;dockerfile-path=...;...`, in INPUT_NAMES order), so a mismatch can be named
     and no build argument's value is disclosed.  UsageError (exit 2) for a missing context or Dockerfile,
-    before any work (as `gitops build` refuses them)."""
+    or a bad build arg or label, before any work (as `gitops build` refuses them; named as `names` does)."""
     import hashlib
     import json
 
@@ -224,7 +227,7 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
 
     check_names(options.get("target"), options.get("network"))
     root = Path(repo).resolve()
-    ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"))
+    ctx, dockerfile_arg = _resolve_paths(root, options.get("context") or ".", options.get("dockerfile"), names)
     dockerfile = ctx / (dockerfile_arg or "Dockerfile")
     # paths relative to the top of the git checkout (`..` above it): the same inputs give the same value
     # in a clone at another path (another CI runner), whichever directory of it --repo names
@@ -239,10 +242,10 @@ def build_inputs(repo: Path, options: Mapping[str, Any]) -> str:
         "dockerfile": dockerfile.read_bytes(),
         "dockerfile-path": where(dockerfile).encode(),
         "context": where(ctx).encode(),
-        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "--build-arg").items()))
+        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "build_args", names).items()))
         .encode(),
         "target": (options.get("target") or "").encode(),
-        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "--label").items())).encode(),
+        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "labels", names).items())).encode(),
         "build-command": (options.get("build_command") or "").encode(),
     }
     return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
@@ -334,7 +337,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     if request.tag is not None:
         validate_tag(request.tag)
     remote = bumping.reach(request.bump, env, images_required=False)  # no network
-    result.inputs = build_inputs(Path(request.repo), request.build_options)  # a missing Dockerfile: exit 2
+    result.inputs = build_inputs(Path(request.repo), request.build_options, request.names)  # no Dockerfile: exit 2
     from gitops_cli.apptest import resolve_test_command
 
     test_command = resolve_test_command(Path(request.repo), request.test_command, flag="--test-command")
@@ -583,7 +586,7 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
-    extra = parse_pairs(options.pop("labels", ()), "--label")
+    extra = parse_pairs(options.pop("labels", ()), "labels", request.names)
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
@@ -591,6 +594,7 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
         extra[INPUTS_LABEL] = result.inputs
     # a dirty tree: build_image checks it again, warns, and leaves the revision label out
     built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
+                        names=request.names,
                         **({"allow_dirty": True} if result.dirty else {"revision": result.sha}), **options)
     result.built = True
     return built.image_id
@@ -737,7 +741,7 @@ def render_plain(result: PipelineResult) -> str:
     lines.append("")
     lines.append(f"{'step':<8} {'status':<8} {'seconds':>8}  detail")
     for s in result.steps:
-        lines.append(f"{s.name:<8} {s.status:<8} {s.seconds:>8.2f}  {s.detail}".rstrip())
+        lines.append(f"{s.name:<8} {s.status:<8} {s.seconds:>8.2f}  {output.printable(s.detail)}".rstrip())
     total = sum(s.seconds for s in result.steps)
     lines.append(f"{'total':<8} {'ok' if result.ok else 'failed':<8} {total:>8.2f}")
     return "\n".join(lines)
@@ -752,7 +756,7 @@ def render_rich(result: PipelineResult, console: Any) -> None:
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for s in result.steps:
         colour = colours.get(s.status, "")
-        table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", _escape(s.detail))
+        table.add_row(s.name, f"[{colour}]{s.status}[/]", f"{s.seconds:.2f}", output.markup_line(s.detail))
     total = sum(s.seconds for s in result.steps)
     table.add_row("total", "[green]ok[/]" if result.ok else "[bold red]failed[/]", f"{total:.2f}", "")
     # the facts (tag, image, digest, deploy commit) are copied from the terminal: each value stays one
@@ -760,11 +764,6 @@ def render_rich(result: PipelineResult, console: Any) -> None:
     rows = summary_rows(result)
     width = max(len(key) for key, _ in rows) + 2
     for key, value in rows:
-        console.print(f"[bold]{_escape(key).ljust(width)}[/]{_escape(value)}", soft_wrap=True)
+        console.print(f"[bold]{output.markup_line(key).ljust(width)}[/]{output.markup_line(value)}",
+                      soft_wrap=True)
     console.print(table)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(output.redact(text))

@@ -21,6 +21,7 @@ from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
 from gitops_cli.errors import NotFoundError, RefusedError, UsageError
 from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
 from gitops_cli.imageref import ImageRef, validate_tag
+from gitops_cli.settings import FLAGS, Names
 
 HISTORY_SEARCH_LIMIT = 500  # --to TAG: how many past changes are searched for a recorded digest
 
@@ -40,6 +41,7 @@ class RollbackRequest:
     push_branch: str | None = None
     retries: int = 10
     ssh_key: Path | None = None
+    names: Names = FLAGS  # how messages name a setting's value (its source)
 
 
 @dataclass
@@ -124,12 +126,12 @@ def rollback(
     push went through (see bump.Landed)."""
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
     wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
-                            paths=request.paths, limit=limit, ssh_key=request.ssh_key)
+                            paths=request.paths, limit=limit, ssh_key=request.ssh_key, names=request.names)
     check_choice(request.to, request.steps)  # bad input: exit 2 before any clone
     plan = BumpRequest(
         deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,
         container=request.container, author=request.author, push_branch=request.push_branch,
-        dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key,
+        dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key, names=request.names,
     )
     remote = reach(plan, environ, images_required=False)
     with prepare(plan, environ, remote=remote) as prepared:

@@ -14,6 +14,10 @@ to the file's directory; in GITOPS_* variables relative to the app checkout; fla
 Keys use snake_case in files (dashes are accepted too) and GITOPS_<KEY> in the environment
 (GITOPS_TEST_COMMAND, GITOPS_TAG_LENGTH, ...).  List values in the environment are comma-separated.
 Secrets (registry password, git token) are never read from files: only from the environment or stdin.
+
+A message about a bad value names where it came from (Names, `settings.names`, carried by the requests
+made from the settings): `--retries -1`, `GITOPS_RETRIES=-1` or `/app/gitops.toml: retries = -1`,
+whichever module checks it.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -59,6 +63,8 @@ class Settings:
     lint: dict[str, Any] = field(default_factory=dict)
     # where each value came from: "default", a file path, "env GITOPS_X" or "flag"
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # how messages name a value: by its source (see Names); requests made from these settings carry it
+    names: Names = field(default_factory=lambda: Names(), repr=False, compare=False)
 
 
 _SECRET_KEYS = {"registry_password", "git_token", "password", "token"}
@@ -69,7 +75,7 @@ def _field_types() -> dict[str, Any]:
     if not _FIELD_TYPES:
         hints = get_type_hints(Settings)
         for f in fields(Settings):
-            if f.name != "sources":
+            if f.name not in ("sources", "names"):
                 _FIELD_TYPES[f.name] = hints[f.name]
     return _FIELD_TYPES
 
@@ -87,10 +93,16 @@ def _base_kind(tp: Any) -> str:
     return "str"
 
 
-def _coerce(key: str, value: Any, origin: str) -> Any:
+_KINDS = {"bool": "true or false (1/0, yes/no, on/off)", "int": "a whole number", "list": "a list of strings",
+          "dict": "a table", "str": "a string"}
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """`value` of setting `key` as its type; ConfigError naming it by its source (as in Settings.sources)."""
     kind = _base_kind(_field_types()[key])
     if any("\0" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
-        raise ConfigError(f"{origin}: invalid value for {key!r}: it holds a NUL character")  # no path or command can
+        shown = Names({key: source})(key, value, entry=False)  # no path or command can hold one
+        raise ConfigError(f"{shown}: a NUL character in it")
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -113,12 +125,61 @@ def _coerce(key: str, value: Any, origin: str) -> Any:
             return dict(value)
     elif isinstance(value, str):
         return value
-    raise ConfigError(f"{origin}: invalid value for {key!r}: {value!r} (expected {kind})")
+    raise ConfigError(f"{Names({key: source})(key, value, entry=False)}: expected {_KINDS[kind]}")
 
 
 CONFIG_NAMES = ("gitops.toml", "pyproject.toml")
 PATH_KEYS = ("context", "dockerfile")  # in a file: relative to the file's directory
-FLAG_NAMES = {"tag_length": "--length", "tag_prefix": "--prefix"}  # for messages naming a flag
+# a setting's flag where it is not --KEY-WITH-DASHES (a verb may spell it its own way: load_settings)
+FLAG_NAMES = {"tag_length": "--length", "tag_prefix": "--prefix", "build_args": "--build-arg", "labels": "--label",
+              "paths": "--path", "dockerfile": "--file", "registry_username": "--username"}
+
+
+@dataclass(frozen=True)
+class Names:
+    """How a message names the value of a setting: by where it came from.  The one way every check of a
+    setting's value (wherever it runs: bump, build, deployrepo, ...) says what it refuses:
+
+        --retries -1                          given on the command line (the verb's own flag)
+        GITOPS_RETRIES=-1                     from the environment
+        /app/gitops.toml: retries = -1        from a config file (path and key; a path as written there)
+        paths entry '../x' ...                one entry of a list setting: `--path '../x'`,
+                                              `GITOPS_PATHS entry '../x'`, `/app/gitops.toml: paths entry '../x'`
+
+    Values are shown with repr(), so a line break or escape sequence in one stays visible and the message
+    one line.  Names() knows no sources: it names the flags (for callers that pass values of their own).
+    """
+
+    sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag", "env GITOPS_X", a file, "default"
+    flags: Mapping[str, str] = field(default_factory=dict)  # key -> the verb's flag, where not FLAG_NAMES'
+    written: Mapping[tuple[str, str], Any] = field(default_factory=dict)  # (key, value used) -> value as given
+
+    def flag(self, key: str) -> str:
+        return self.flags.get(key) or FLAG_NAMES.get(key) or "--" + key.replace("_", "-")
+
+    def __call__(self, key: str, value: Any, entry: bool | None = None) -> str:
+        """`value` of setting `key` (or one entry of a list setting: `entry`, by default a value that is
+        no list) as the subject of a message."""
+        value = self.written.get((key, value), value) if isinstance(value, str) else value
+        if entry is None:
+            entry = _base_kind(_field_types()[key]) == "list" and not isinstance(value, list | tuple)
+        source = self.sources.get(key, "flag")
+        if source == "flag":
+            return f"{self.flag(key)} {value!r}"
+        if source.startswith("env "):
+            var = source.removeprefix("env ")
+            return f"{var} entry {value!r}" if entry else f"{var}={value!r}"
+        shown = f"{key} entry {value!r}" if entry else f"{key} = {value!r}"
+        return f"{shown} (default)" if source == "default" else f"{source}: {shown}"
+
+    def given(self, key: str, used: Sequence[str], given: Sequence[str]) -> Names:
+        """These names, with the values `used` of a list setting (made from `given`, in order: --path
+        values scoped to a subdirectory) named as given."""
+        pairs = {(key, u): g for u, g in zip(used, given, strict=False) if u != g}
+        return replace(self, written={**self.written, **pairs}) if pairs else self
+
+
+FLAGS = Names()  # names every value by its flag: for values that come from no settings (or in tests)
 
 
 def _read_config(path: Path) -> dict[str, Any] | None:
@@ -193,16 +254,9 @@ def _warn_parent_config(directory: Path, app_flag: bool) -> None:
 
 
 def describe_source(settings: Settings, key: str) -> str:
-    """Where a setting's value came from, for messages: `--length 3`, `gitops.toml: tag_length = 3`, ..."""
-    value = getattr(settings, key)
-    source = settings.sources.get(key, "default")
-    if source == "flag":
-        return f"{FLAG_NAMES.get(key, '--' + key.replace('_', '-'))} {value!r}"
-    if source.startswith("env "):
-        return f"{source.removeprefix('env ')}={value!r}"
-    if source == "default":
-        return f"{key} = {value!r} (default)"
-    return f"{source}: {key} = {value!r}"
+    """A setting's value and where it came from, for messages: `--length 3`, `…/gitops.toml: tag_length = 3`,
+    `GITOPS_TAG_LENGTH=3` (see Names)."""
+    return settings.names(key, getattr(settings, key))
 
 
 def _validate(settings: Settings) -> None:
@@ -223,14 +277,19 @@ def load_settings(
     flags: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     app_flag: bool = True,
+    flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge defaults, the config file in `directory`, GITOPS_* variables and flags (None = not given).
-    `app_flag`: the verb names the app directory with --repo (the warning about a parent's file says so)."""
+    `app_flag`: the verb names the app directory with --repo (the warning about a parent's file says so).
+    `flag_names`: the verb's flags where they are not FLAG_NAMES' (sync: {"deploy_repo": "--repo"}), for
+    messages naming a value given on the command line (settings.names)."""
     env = os.environ if environ is None else environ
     settings = Settings()
     types = _field_types()
     for key in types:
         settings.sources[key] = "default"
+    written: dict[tuple[str, str], Any] = {}
+    settings.names = Names(settings.sources, dict(flag_names or {}), written)
 
     app = Path(directory or ".").resolve()
     found = find_config_file(app)
@@ -249,7 +308,8 @@ def load_settings(
                 raise ConfigError(f"{path}: unknown setting {raw_key!r} in [tool.gitops]")
             value = _coerce(key, value, str(path))
             if key in PATH_KEYS and value is not None:
-                value = str(path.parent / value)  # relative to the file, wherever gitops runs
+                value, written[(key, str(path.parent / value))] = str(path.parent / value), value
+                # relative to the file, wherever gitops runs; messages show it as written
             setattr(settings, key, value)
             settings.sources[key] = str(path)
 
@@ -258,7 +318,7 @@ def load_settings(
             continue
         var = f"GITOPS_{key.upper()}"
         if var in env:
-            setattr(settings, key, _coerce(key, env[var], f"environment variable {var}"))
+            setattr(settings, key, _coerce(key, env[var], f"env {var}"))
             settings.sources[key] = f"env {var}"
 
     for key, value in (flags or {}).items():

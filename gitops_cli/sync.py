@@ -88,6 +88,7 @@ from gitops_cli.errors import (
     SyncLockedError,
     UsageError,
 )
+from gitops_cli.settings import FLAGS, Names
 
 MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
@@ -439,12 +440,13 @@ class Selection:
     files: list[Path]
 
 
-def select(root: Path, paths: Sequence[str]) -> Selection:
+def select(root: Path, paths: Sequence[str], names: Names = FLAGS) -> Selection:
     """Validate --path values and list the YAML files below them (gitops_cli.yamledit.discover: never
-    through a symlink, never outside the repo, no .git, no binaries); UsageError for a bad --path."""
+    through a symlink, never outside the repo, no .git, no binaries); UsageError for a bad --path, named
+    as `names` does."""
     from gitops_cli.yamledit.discover import discover as discover_files
 
-    files = [p.relative_to(root) for p in discover_files(root, list(paths) or None)]
+    files = [p.relative_to(root) for p in discover_files(root, list(paths) or None, names)]
     starts: list[Path] = []
     for raw in paths or ["."]:
         rel = Path(os.path.normpath(raw))
@@ -719,6 +721,7 @@ class SyncOptions:
     cache_dir: Path | None = None
     force: bool = False
     verbose: bool = False
+    names: Names = FLAGS  # how messages name a setting's value (its source): --repo, --path
 
 
 @dataclass
@@ -733,14 +736,14 @@ def sync_once(opts: SyncOptions) -> PassResult:
     """One pass: lock, fetch, (no-op when already applied), discover, apply, prune, remember."""
     from gitops_cli import deployrepo
 
-    remote = deployrepo.open_remote(opts.repo, flag="--repo")
+    remote = deployrepo.open_remote(opts.repo, names=opts.names)
     branch = opts.branch or (deployrepo.current_branch(remote.local) if remote.local else None)
     branch = branch or deployrepo.default_branch(remote)
     cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
     with pass_lock(cache / "lock"):
         output.step(f"fetching {remote.display} ({branch})")
         commit = fetch(remote.url, remote.display, remote.env, branch, cache / "checkout")
-        selection = select(cache / "checkout", opts.paths)
+        selection = select(cache / "checkout", opts.paths, opts.names)
         instance = instance_id(remote.display, branch, selection.starts)
         suffix = f"-{_digest(opts.context, length=8)}" if opts.context else ""
         state_path = cache / f"state-{instance}{suffix}.json"
@@ -889,12 +892,12 @@ def parse_interval(text: str) -> float:
     """`5m`, `30s`, `1h`, `1h30m`, `90` (seconds) -> seconds; UsageError otherwise."""
     m = _INTERVAL_RE.match(text.strip())
     if not text.strip() or not m:
-        raise UsageError(f"--interval {text}: expected a duration like 30s, 5m, 1h or 1h30m")
+        raise UsageError(f"--interval {text!r}: expected a duration like 30s, 5m, 1h or 1h30m")
     seconds = int(m.group("h") or 0) * 3600 + int(m.group("m") or 0) * 60 + int(m.group("s") or 0)
     if seconds < 1:
-        raise UsageError(f"--interval {text}: must be at least 1s")
+        raise UsageError(f"--interval {text!r}: must be at least 1s")
     if seconds > MAX_INTERVAL:  # the sleep between passes would overflow (after a first pass was applied)
-        raise UsageError(f"--interval {text}: must be at most {MAX_INTERVAL // 3600}h (a week)")
+        raise UsageError(f"--interval {text!r}: must be at most {MAX_INTERVAL // 3600}h (a week)")
     return float(seconds)
 
 
@@ -918,7 +921,7 @@ def run_passes(opts: SyncOptions, interval: float | None, on_result: Callable[[P
         except (UsageError, CommandStartError):
             raise
         except GitopsError as exc:
-            output.error(exc.message, exc.hint)
+            output.error(exc.message, exc.hint, exc.details)
         done += 1
         if max_passes is None or done < max_passes:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -96,7 +96,7 @@ def test_message_template_fields() -> None:
         ({"push_branch": "refs/heads/foo"}, "without refs/heads/"),  # pushed to refs/heads/refs/heads/foo
         ({"paths": ["apps/" + "x" * 256]}, "a part of it is longer than 255 bytes"),  # ENAMETOOLONG later
         ({"push_branch": "b" * 10000}, "not a valid branch name"),  # the remote cannot store that ref
-        ({"container": ""}, "--container: empty"),
+        ({"container": ""}, "--container '': empty"),
     ],
 )
 def test_validate_rejects(kwargs: dict, match: str) -> None:
@@ -185,7 +185,7 @@ def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
     git("init", "--quiet", str(checkout))
     with pytest.raises(NotFoundError) as exc:
         bump(BumpRequest(str(checkout), [API], container="apii", commit=False))
-    assert exc.value.exit_code == 3 and exc.value.message.startswith("--container apii: no container")
+    assert exc.value.exit_code == 3 and exc.value.message.startswith("--container 'apii': no container")
     assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
 
 

@@ -411,7 +411,7 @@ def test_file_url_with_localhost_or_another_host(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="host 'build-host' is not this machine") as exc:
         deployrepo.open_remote(f"file://ci:s3cretPassw0rd@build-host{remote.path}", environ={})
     assert "s3cretPassw0rd" not in exc.value.message + str(exc.value.hint)
-    with pytest.raises(UsageError, match="file://localhost: no path"):
+    with pytest.raises(UsageError, match="--deploy-repo 'file://localhost': no path"):
         deployrepo.open_remote("file://localhost", environ={})
 
 

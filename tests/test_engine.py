@@ -51,11 +51,10 @@ def test_failed_step_is_named_with_last_lines() -> None:
     tracker, _ = feed_all(events)
     err = tracker.failure()
     assert isinstance(err, BuildError) and err.exit_code == 5
-    first = err.message.splitlines()[0]
-    assert first == ("image build failed at Step 2/3 : RUN ./build.sh: The command '/bin/sh -c ./build.sh' "
-                     "returned a non-zero code: 1")
-    shown = err.message.splitlines()[2:]
-    assert shown == [f"  line {i}" for i in range(15, 25)]  # the last 10, builder noise dropped
+    assert err.message == ("image build failed at Step 2/3 : RUN ./build.sh: The command '/bin/sh -c "
+                           "./build.sh' returned a non-zero code: 1")
+    assert err.details[0] == "last log lines:"  # printed before the one error line
+    assert list(err.details[1:]) == [f"  line {i}" for i in range(15, 25)]  # the last 10, builder noise dropped
 
 
 def test_error_before_first_step() -> None:
@@ -305,7 +304,7 @@ def test_buildkit_failure_names_the_failed_step_and_its_own_last_lines() -> None
         lines += tracker.feed(event)
     lines += tracker.finish()
     failure = tracker.failure()
-    assert str(failure).splitlines() == [
+    assert [failure.message, *failure.details] == [
         "image build failed at [b 2/2] RUN ./two: executor failed running [/bin/sh -c ./two]: exit code: 1",
         "last log lines:", "  from two", "  fatal: no"]
     assert isinstance(failure, BuildError)
@@ -425,7 +424,8 @@ def test_parallel_failures_name_the_step_whose_error_the_build_reports() -> None
             tracker.feed(trace([{"digest": d, "name": names[d], "started": True, "completed": True,
                                  "error": errors[d]}]))
         tracker.feed({"errorDetail": {"message": errors["c"]}})
-        assert str(tracker.failure()).splitlines() == [
+        failure = tracker.failure()
+        assert [failure.message, *failure.details] == [
             f"image build failed at [c 2/2] RUN ./c: {errors['c']}", "last log lines:", "  from c"]
 
 

@@ -105,11 +105,11 @@ def test_pinned() -> None:
 
 # --- build helpers -----------------------------------------------------------------------------------
 def test_parse_pairs() -> None:
-    assert build.parse_pairs(["A=1", "B=", "C=x=y"], "--build-arg") == {"A": "1", "B": "", "C": "x=y"}
+    assert build.parse_pairs(["A=1", "B=", "C=x=y"], "build_args") == {"A": "1", "B": "", "C": "x=y"}
     with pytest.raises(UsageError, match="--label 'novalue': expected KEY=VALUE"):
-        build.parse_pairs(["novalue"], "--label")
+        build.parse_pairs(["novalue"], "labels")
     with pytest.raises(UsageError):
-        build.parse_pairs(["=v"], "--label")
+        build.parse_pairs(["=v"], "labels")
 
 
 def test_created_time_sources(tmp_path) -> None:

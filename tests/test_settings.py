@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitops_cli.errors import ConfigError
-from gitops_cli.settings import load_settings
+from gitops_cli.settings import FLAGS, Names, describe_source, load_settings
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_bool_from_env(tmp_path: Path, env: dict[str, str], expected: bool) -> N
 
 
 def test_bad_values_name_their_origin(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="GITOPS_TAG_LENGTH.*expected int"):
+    with pytest.raises(ConfigError, match="GITOPS_TAG_LENGTH=.seven.: expected a whole number"):
         load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "seven"})
     (tmp_path / "gitops.toml").write_text("tag_length = 'x'\n")
     with pytest.raises(ConfigError, match="gitops.toml.*tag_length"):
@@ -171,11 +171,109 @@ def test_bad_tag_prefix_names_its_source(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["--8", "²", "8.0", "0x8", " 8 8 "])
 def test_an_integer_setting_takes_ascii_digits_only(tmp_path: Path, value: str) -> None:
     """`--8` passed `lstrip("-").isdigit()` and `²` passes isdigit(): int() then raised (exit 70)."""
-    with pytest.raises(ConfigError, match="GITOPS_RETRIES.*expected int"):
+    with pytest.raises(ConfigError, match="GITOPS_RETRIES=.*: expected a whole number"):
         load_settings(tmp_path, environ={"GITOPS_RETRIES": value})
 
 
 def test_a_nul_in_a_string_setting_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "gitops.toml").write_text('test_command = "true\\u0000"\nbuild_args = ["A=\\u0000"]\n')
-    with pytest.raises(ConfigError, match="gitops.toml: invalid value for 'test_command': it holds a NUL"):
+    with pytest.raises(ConfigError, match="gitops.toml: test_command = 'true.x00': a NUL character in it"):
+        load_settings(tmp_path, environ={})
+
+
+# --- a bad value names where it came from (settings.Names), whichever module checks it -----------------
+
+def test_names_say_where_each_value_came_from(tmp_path: Path) -> None:
+    config = tmp_path / "gitops.toml"
+    config.write_text('retries = 3\nauthor = "file <f@x>"\npaths = ["a", "b"]\ncontext = "sub"\n')
+    s = load_settings(tmp_path, {"container": "web"}, environ={"GITOPS_AUTHOR": "env <e@x>",
+                                                                "GITOPS_BUILD_ARGS": "A=1,B"})
+    assert s.names("retries", 3) == f"{config}: retries = 3"
+    assert s.names("paths", "b") == f"{config}: paths entry 'b'"  # one entry of a list setting
+    assert s.names("context", s.context) == f"{config}: context = 'sub'"  # a path as written in the file
+    assert s.context == str(tmp_path / "sub")
+    assert s.names("author", s.author) == "GITOPS_AUTHOR='env <e@x>'"
+    assert s.names("build_args", "B") == "GITOPS_BUILD_ARGS entry 'B'"
+    assert s.names("container", "web") == "--container 'web'"
+    assert s.names("tag_length", 7) == "tag_length = 7 (default)"  # not set anywhere
+    assert describe_source(s, "retries") == f"{config}: retries = 3"
+
+
+def test_flag_names_are_the_verbs_own(tmp_path: Path) -> None:
+    s = load_settings(tmp_path, {"deploy_repo": "/x", "paths": ["p"], "build_args": ["K"], "tag_length": 9},
+                      environ={}, flag_names={"deploy_repo": "--repo"})
+    assert s.names("deploy_repo", "/x") == "--repo '/x'"
+    assert s.names("paths", "p") == "--path 'p'" and s.names("build_args", "K") == "--build-arg 'K'"
+    assert s.names("tag_length", 9) == "--length 9"
+    assert FLAGS("deploy_repo", "/x") == "--deploy-repo '/x'"  # no sources known: the flags
+    assert Names(flags={"deploy_repo": "origin"})("deploy_repo", "u") == "origin 'u'"
+
+
+def test_a_value_with_a_line_break_is_named_on_one_line() -> None:
+    assert FLAGS("deploy_repo", "/tmp/x\ny") == "--deploy-repo '/tmp/x\\ny'"
+    env = Names({"push_branch": "env GITOPS_PUSH_BRANCH"})
+    assert env("push_branch", "a\x1b[2Jb") == "GITOPS_PUSH_BRANCH='a\\x1b[2Jb'"
+
+
+def test_names_given_shows_scoped_paths_as_given() -> None:
+    names = FLAGS.given("paths", ["apps/x", "/abs"], ["x", "/abs"])
+    assert names("paths", "apps/x") == "--path 'x'" and names("paths", "/abs") == "--path '/abs'"
+    assert FLAGS.given("paths", ["a"], ["a"]) is FLAGS
+
+
+@pytest.mark.parametrize("where", ["file", "env", "flag"])
+def test_bump_checks_name_the_source(tmp_path: Path, where: str) -> None:
+    """Every check of a bump setting says where the bad value came from: gitops.toml, GITOPS_*, a flag."""
+    from gitops_cli.bump import BumpRequest, validate
+    from gitops_cli.errors import UsageError
+
+    bad = {"retries": -1, "author": "nobody", "message": "", "push_branch": "a b", "branch": "refs/heads/x"}
+    problems = {"retries": "must be 0 or more", "author": 'expected "Name <email@example.com>"',
+                "message": "empty template", "push_branch": "not a valid branch name",
+                "branch": "give the branch's name, without refs/heads/"}
+    for key, value in bad.items():
+        flags, environ = {}, {}
+        if where == "file":
+            text = f"{key} = {value}\n" if isinstance(value, int) else f'{key} = "{value}"\n'
+            (tmp_path / "gitops.toml").write_text(text)
+        elif where == "env":
+            environ[f"GITOPS_{key.upper()}"] = str(value)
+        else:
+            flags[key] = value
+        s = load_settings(tmp_path, flags, environ=environ, app_flag=False)
+        request = BumpRequest(deploy_repo="x", images=[], retries=s.retries, author=s.author, message=s.message,
+                              push_branch=s.push_branch, branch=s.branch, names=s.names)
+        with pytest.raises(UsageError) as exc:
+            validate(request, images_required=False)
+        subject = {"file": f"{tmp_path / 'gitops.toml'}: {key} = {value!r}",
+                   "env": f"GITOPS_{key.upper()}={value!r}",
+                   "flag": f"--{key.replace('_', '-')} {value!r}"}[where]
+        assert exc.value.message == f"{subject}: {problems[key]}"
+        (tmp_path / "gitops.toml").unlink(missing_ok=True)
+
+
+def test_build_deploy_repo_and_path_checks_name_the_source(tmp_path: Path) -> None:
+    from gitops_cli import build, deployrepo
+    from gitops_cli.errors import UsageError
+    from gitops_cli.yamledit import discover
+
+    config = tmp_path / "gitops.toml"
+    config.write_text('labels = ["NOEQ"]\ndeploy_repo = "/nonexistent"\ndockerfile = "D.x"\n')
+    s = load_settings(tmp_path, environ={"GITOPS_PATHS": "ok,../x", "GITOPS_BUILD_ARGS": "A"})
+    with pytest.raises(UsageError, match=f"^{config}: labels entry 'NOEQ': expected KEY=VALUE$"):
+        build.parse_pairs(s.labels, "labels", s.names)
+    with pytest.raises(UsageError, match="^GITOPS_BUILD_ARGS entry 'A': expected KEY=VALUE$"):
+        build.parse_pairs(s.build_args, "build_args", s.names)
+    with pytest.raises(UsageError, match=f"^{config}: deploy_repo = '/nonexistent': not a URL"):
+        deployrepo.open_remote(s.deploy_repo or "", environ={}, names=s.names)
+    with pytest.raises(UsageError, match=f"^{config}: dockerfile = 'D.x': no such file$"):
+        build._resolve_paths(tmp_path, s.context, s.dockerfile, s.names)
+    (tmp_path / "ok").mkdir()
+    with pytest.raises(UsageError, match="^GITOPS_PATHS entry '../x': outside the repository$"):
+        list(discover(tmp_path, s.paths, s.names))
+
+
+def test_a_bad_type_names_its_source(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text("paths = 5\n")
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'gitops.toml'}: paths = 5: expected a list of strings$"):
         load_settings(tmp_path, environ={})

@@ -349,7 +349,7 @@ def test_same_object_twice_stops_the_pass(tmp_path: Path):
 def test_paths_must_be_real_directories_inside_the_repo(tmp_path: Path, bad: str):
     (tmp_path / "real").mkdir()
     (tmp_path / "link").symlink_to(tmp_path / "real")
-    with pytest.raises(UsageError, match=rf"^--path '{bad}' "):
+    with pytest.raises(UsageError, match=rf"^--path '{bad}': "):
         select(tmp_path, [bad])
 
 

@@ -56,12 +56,13 @@ def build(
         "image": image, "context": absolute(context), "dockerfile": absolute(file),
         "build_args": build_arg, "labels": label,
     })
-    image_name = require_build_image(settings.image)
+    image_name = require_build_image(settings.image, settings.names)
     result = build_image(
         image_name, repo=repo, tag=tag, context=settings.context, dockerfile=settings.dockerfile,
         build_args=settings.build_args, labels=settings.labels, target=target, network=network,
         cache_from=cache_from, pull=pull, no_cache=no_cache, build_command=settings.build_command,
         tag_length=settings.tag_length, tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty,
+        names=settings.names,
     )
     output.result(str(result.ref), trusted=True)
     output.result(result.image_id, trusted=True)

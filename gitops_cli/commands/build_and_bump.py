@@ -145,7 +145,7 @@ def build_and_bump(
             "registry_username": username, "branch": branch, "paths": path, "container": container,
             "message": message, "author": author, "push_branch": push_branch, "retries": retries,
         })
-        image_name = require_build_image(settings.image)
+        image_name = require_build_image(settings.image, settings.names)
         deploy = require_deploy_repo(settings.deploy_repo)
         name = parse_repository(image_name)
         creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password)
@@ -159,11 +159,12 @@ def build_and_bump(
             },
             rebuild=rebuild, creds=creds, allow_overwrite=allow_overwrite,
             allow_mutable_tag=settings.allow_mutable_tag, mutable_tags=tuple(settings.mutable_tags),
-            insecure=tuple(settings.insecure_registries),
+            insecure=tuple(settings.insecure_registries), names=settings.names,
             bump=BumpRequest(
                 deploy_repo=deploy, images=(), branch=settings.branch, paths=settings.paths,
                 container=settings.container, message=settings.message, author=settings.author,
                 push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries, ssh_key=ssh_key,
+                names=settings.names,
             ),
         )
         started = True

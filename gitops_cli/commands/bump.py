@@ -82,7 +82,7 @@ def bump(
         deploy_repo=deploy, images=images, branch=settings.branch, paths=settings.paths,
         container=settings.container, message=settings.message, author=settings.author,
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
-        ssh_key=ssh_key,
+        ssh_key=ssh_key, names=settings.names,
     )
     render_landed(lambda landed: run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries),
                                           landed=landed),

@@ -37,7 +37,8 @@ def history(
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
     result = read_history(HistoryRequest(deploy_repo=deploy, image=ref, branch=settings.branch,
-                                         paths=settings.paths, limit=limit, ssh_key=ssh_key))
+                                         paths=settings.paths, limit=limit, ssh_key=ssh_key,
+                                         names=settings.names))
     if output_format == "json":
         output.result_json({"repository": result.repository, "branch": result.branch,
                             "complete": result.complete, "entries": [e.to_json() for e in result.entries]})

@@ -7,9 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from gitops_cli.settings import Names
+
+T = TypeVar("T")
 
 # --- the app checkout and its tag -----------------------------------------------------------------------
 Repo = Annotated[Path, typer.Option("--repo", help="The app checkout (default: current directory).")]
@@ -97,13 +102,16 @@ def require_deploy_repo(value: str | None) -> str:
     return value
 
 
-def require_build_image(value: str | None) -> str:
-    """The repository to build from flag/env/config, or exit 2 saying how to give it."""
+def require_build_image(value: str | None, names: Names) -> str:
+    """The repository to build from flag/env/config, or exit 2 saying how to give it, or naming where an
+    invalid one came from (settings.Names)."""
     from gitops_cli.errors import UsageError
+    from gitops_cli.imageref import parse_repository
 
     if not value:
         raise UsageError("--image is required (the repository to build, without tag)",
                          hint="or set image in [tool.gitops] / GITOPS_IMAGE")
+    checked_image(value, names, parse_repository)
     return value
 
 
@@ -120,3 +128,12 @@ def render_landed(run: Callable[[Callable[[Any], None]], Any], render: Callable[
         raise
     render(result)
 
+
+def checked_image(value: str, names: Names, parse: Callable[[str], T]) -> T:
+    """`parse(value)` of the `image` setting: an invalid reference is exit 2 naming its source."""
+    from gitops_cli.errors import InvalidReferenceError
+
+    try:
+        return parse(value)
+    except InvalidReferenceError as exc:
+        raise InvalidReferenceError(f"{names('image', value)}: {exc.message}", hint=exc.hint) from None

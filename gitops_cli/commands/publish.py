@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
-from gitops_cli.commands.options import AllowMutableTag, AllowOverwrite, PasswordStdin, Username
+from gitops_cli.commands.options import AllowMutableTag, AllowOverwrite, PasswordStdin, Username, checked_image
 from gitops_cli.settings import load_settings
 
 
@@ -43,16 +43,19 @@ def publish(
                                     "registry_username": username})
     if not settings.image:
         raise UsageError("--image is required (NAME:TAG, or NAME with --tag)")
-    ref = parse(settings.image)
+    ref = checked_image(settings.image, settings.names, parse)
     if tag is not None and ref.tag is not None and tag != ref.tag:
-        raise UsageError(f"--tag {tag!r} contradicts the tag in --image {settings.image!r}")
+        raise UsageError(f"--tag {tag!r} contradicts the tag in {settings.names('image', settings.image)}")
     if ref.tag is None:
         if tag is None:
             from gitops_cli.tagging import derive_tag
 
             tag = derive_tag(repo, length=settings.tag_length, prefix=settings.tag_prefix).tag
         ref = ref.with_tag(tag)
-    ref = parse_image(ref)
+    try:
+        ref = parse_image(ref)
+    except UsageError as exc:  # a digest in the image
+        raise UsageError(f"{settings.names('image', settings.image)}: {exc.message}", hint=exc.hint) from None
     creds = registry.resolve_credentials(registry.registry_host(ref), settings.registry_username, password)
     result = publish_image(
         ref, creds=creds, allow_overwrite=allow_overwrite, allow_mutable_tag=settings.allow_mutable_tag,

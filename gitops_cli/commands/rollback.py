@@ -76,7 +76,7 @@ def rollback(
         deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
         branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
         verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
-        retries=settings.retries, ssh_key=ssh_key,
+        retries=settings.retries, ssh_key=ssh_key, names=settings.names,
     )
     render_landed(lambda landed: run_rollback(request, check_tag=check_tag, landed=landed,
                                               resolve_digest=registry.digest_resolver(settings.insecure_registries)),

@@ -61,12 +61,13 @@ def sync(
     seconds = use_case.parse_interval(interval) if interval is not None else None
     if context is not None and not context.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == context:
         raise UsageError(f"--context {context!r}: not UTF-8 (a kubeconfig context's name is text)")
-    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False)
+    settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False,
+                             flag_names={"deploy_repo": "--repo"})
     if not settings.deploy_repo:
         raise UsageError("--repo is required (or deploy_repo in gitops.toml / GITOPS_DEPLOY_REPO)")
     opts = use_case.SyncOptions(
         repo=settings.deploy_repo, branch=settings.branch, paths=list(settings.paths), prune=prune,
         dry_run=dry_run, kubectl=kubectl, context=context, server_side=server_side, cache_dir=cache_dir,
-        force=force, verbose=verbose,
+        force=force, verbose=verbose, names=settings.names,
     )
     use_case.run_passes(opts, seconds, lambda res: output.result(res.commit))

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gitops_cli.errors import UsageError
+from gitops_cli.settings import FLAGS, Names
 
 YAML_SUFFIXES = (".yaml", ".yml")
 SKIP_DIRS = frozenset({".git"})
@@ -49,45 +50,46 @@ def _walk(directory: Path) -> Iterator[Path]:
                 yield path
 
 
-def relative_subpath(root: Path, subpath: str) -> Path:
-    """A --path value (relative to root, or absolute inside it) as a normalized path relative to root
-    (`.` for root itself); UsageError (exit 2) for one outside root.  Nothing is read from disk: history
-    checks the result against a git tree instead."""
+def relative_subpath(root: Path, subpath: str, names: Names = FLAGS) -> Path:
+    """A `paths` value (--path: relative to root, or absolute inside it) as a normalized path relative to
+    root (`.` for root itself); UsageError (exit 2) for one outside root, naming it as `names` does (its
+    source).  Nothing is read from disk: history checks the result against a git tree instead."""
     relative = Path(os.path.normpath(subpath))
     if relative.is_absolute():
         try:
             relative = relative.relative_to(root.resolve())
         except ValueError:
-            raise UsageError(f"--path {subpath!r} is outside the repository") from None
+            raise UsageError(f"{names('paths', subpath)}: outside the repository") from None
     if relative.parts and relative.parts[0] == "..":
-        raise UsageError(f"--path {subpath!r} is outside the repository", hint="give a path inside it")
+        raise UsageError(f"{names('paths', subpath)}: outside the repository", hint="give a path inside it")
     return relative
 
 
-def _inside(root: Path, subpath: str) -> Path:
+def _inside(root: Path, subpath: str, names: Names) -> Path:
     """The path of subpath relative to root, refusing anything outside root or reached through a symlink."""
-    relative = relative_subpath(root, subpath)
+    relative = relative_subpath(root, subpath, names)
     current = root
     for part in relative.parts:
         current = current / part
         if current.is_symlink():
-            raise UsageError(f"--path {subpath!r} goes through a symlink; symlinks are never followed")
+            raise UsageError(f"{names('paths', subpath)}: goes through a symlink; symlinks are never followed")
     if not current.exists():
-        raise UsageError(f"--path {subpath!r} does not exist in the repository")
+        raise UsageError(f"{names('paths', subpath)}: does not exist in the repository")
     return relative
 
 
-def discover(root: Path, subpaths: list[str] | None = None) -> Iterator[Path]:
+def discover(root: Path, subpaths: list[str] | None = None, names: Names = FLAGS) -> Iterator[Path]:
     """YAML files below root (or below each of subpaths, relative to root), sorted, each once.
 
-    Yields root / relative path.  Raises UsageError for a subpath outside root, missing, or through a symlink.
+    Yields root / relative path.  Raises UsageError for a subpath outside root, missing, or through a
+    symlink, naming it as `names` does (the flag, variable or config key that gave it).
     """
     root = Path(root)
     if not subpaths:
         yield from _walk(root)
         return
     found: set[Path] = set()
-    for relative in {_inside(root, s) for s in subpaths}:
+    for relative in {_inside(root, s, names) for s in subpaths}:
         start = root / relative
         if start.is_dir():
             found.update(_walk(start))

@@ -93,13 +93,17 @@ def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_im
     repo = sample_app(tmp_path / "app", dockerfile=broken)
     res = gitops(["build", "--image", "gitops-test/broken"], cwd=repo, env=builder)
     assert res.returncode == 5, res.stderr
-    error = res.stderr[res.stderr.index("error:"):]
+    lines = res.stderr.splitlines()
+    error, hint = lines[-2:]  # one error line and its hint end the output; the step's last lines come first
+    assert error.startswith("error: ") and hint.startswith("hint: ")
     if builder:
         assert "image build failed at Step 5/7 : RUN echo" in error
         assert "returned a non-zero code: 3" in error
     else:
         assert "image build failed at [4/4] RUN echo" in error and "exit code: 3" in error
-    assert "compiling module x" in error and "fatal: missing symbol" in error
+    last = lines[len(lines) - 1 - lines[::-1].index("last log lines:"):-2]
+    assert any("compiling module x" in ln for ln in last) and any("fatal: missing symbol" in ln for ln in last)
+    assert all(ln.startswith("  ") for ln in last[1:])
     assert res.stdout == ""
     assert "Traceback" not in res.stderr
 

@@ -392,7 +392,7 @@ def test_missing_file_url_exits_2_before_any_work(gitops, tmp_path: Path) -> Non
         env=no_identity_env(tmp_path),
     )
     assert res.returncode == 2, res.stderr
-    assert "missing.git: no such directory" in res.stderr and "Cloning" not in res.stderr
+    assert "missing.git': no such directory" in res.stderr and "Cloning" not in res.stderr
 
 
 def test_unparseable_template_is_skipped_with_a_warning(

@@ -151,7 +151,7 @@ def test_subdirectory_with_an_absolute_path_and_errors_naming_the_value_given(gi
     assert json.loads(res.stdout)["files"] == ["prod/app.yaml"]
     res = gitops(["bump", "--deploy-repo", str(prod), "--path", "nope.yaml", "--image", f"{API}:3.0.0", "--dry-run"],
                  env=no_identity_env(tmp_path))
-    assert res.returncode == 2 and "--path 'nope.yaml' does not exist" in res.stderr
+    assert res.returncode == 2 and "--path 'nope.yaml': does not exist" in res.stderr
 
 
 def test_fast_forward_never_overwrites_an_ignored_file(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
@@ -260,7 +260,7 @@ def test_push_branch_with_a_local_checkout_is_refused(deploy_remote: DeployRemot
     before, remote_before = _head(checkout), deploy_remote.head()
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x"],
                  env=no_identity_env(tmp_path))
-    assert res.returncode == 2 and "--push-branch bump/x: not with a local checkout" in res.stderr
+    assert res.returncode == 2 and "--push-branch 'bump/x': not with a local checkout" in res.stderr
     assert _head(checkout) == before and deploy_remote.head() == remote_before
     assert deploy_remote.git("branch", "--list", "bump/x") == ""
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x",

@@ -23,7 +23,7 @@ def test_missing_file_url_is_refused_before_any_work(gitops, app: Path, registry
     missing = (tmp_path / "nonexistent.git").as_uri()
     res = gitops(["build-and-bump", "--image", registry.image(PATH), "--deploy-repo", missing], cwd=app)
     assert res.returncode == 2, res.stderr
-    assert f"--deploy-repo {missing}: no such directory" in res.stderr
+    assert f"--deploy-repo {str(missing)!r}: no such directory" in res.stderr
     assert "running sample tests" not in res.stderr and tags(registry) == []
 
 

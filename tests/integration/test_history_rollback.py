@@ -336,7 +336,7 @@ def test_history_path_is_literal_and_must_exist(deploy_remote: DeployRemote) -> 
         entries = history_json(deploy_remote, "--image", API, "--path", path)["entries"]
         assert [(e["tag"], e["files"]) for e in entries] == [("8.0.0", ["apps/[prod]/x.yaml"])], path
     res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--path", "apps/nope"])
-    assert res.returncode == 2 and "--path 'apps/nope' does not exist in the repository (main)" in res.stderr
+    assert res.returncode == 2 and "--path 'apps/nope': does not exist in the repository (main)" in res.stderr
     res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--path", "../x"])
     assert res.returncode == 2 and "outside the repository" in res.stderr
 
@@ -347,7 +347,7 @@ def test_history_of_an_empty_repository(tmp_path: Path) -> None:
     res = run_gitops(["history", "--deploy-repo", str(repo)])
     assert res.returncode == 3 and "the repository has no commits" in res.stderr and "--branch" not in res.stderr
     res = run_gitops(["history", "--deploy-repo", str(repo), "--branch", "main"])
-    assert res.returncode == 2 and "--branch main: no such branch" in res.stderr
+    assert res.returncode == 2 and "--branch 'main': no such branch" in res.stderr
 
 
 TWO_ENVS = {
@@ -374,7 +374,7 @@ def test_a_local_subdirectory_is_the_scope_of_history_and_rollback(tmp_path: Pat
         assert res.returncode == 0, res.stderr
         assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v2", "v1"]
     res = run_gitops(["history", "--deploy-repo", str(prod), "--path", "nope.yaml"])
-    assert res.returncode == 2 and "--path 'nope.yaml' does not exist" in res.stderr  # the value as given
+    assert res.returncode == 2 and "--path 'nope.yaml': does not exist" in res.stderr  # the value as given
     res = run_gitops(["rollback", "--deploy-repo", str(prod), "--image", "team/app", "--no-verify"])
     assert res.returncode == 0, res.stderr
     assert "from v2" in res.stderr and "to v1" in res.stderr

@@ -490,7 +490,7 @@ def test_invalid_deploy_repo_is_refused_before_any_work(gitops, app: Path, regis
     res = gitops(["build-and-bump", "--image", image, "--deploy-repo", str(tmp_path / "nowhere")], cwd=app)
     assert res.returncode == 2 and "not a URL and no such directory" in res.stderr
     res = run(gitops, app, image, remote, "--no-commit")
-    assert res.returncode == 2 and "--no-commit needs --deploy-repo to be a local checkout" in res.stderr
+    assert res.returncode == 2 and f"--deploy-repo {remote.url!r}: --no-commit needs a local checkout" in res.stderr
     assert "running sample tests" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
 
 

@@ -281,7 +281,7 @@ def test_interval_runs_passes_until_stopped(remote, kube, tmp_path):
 
 def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
     outside = sync(kube, tmp_path, "--repo", remote.url, "--path", "../etc")
-    assert outside.returncode == 2 and "--path '../etc' is outside the repository" in outside.stderr
+    assert outside.returncode == 2 and "--path '../etc': outside the repository" in outside.stderr
     broken_yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a: b\n"
     push(remote, tmp_path, {"cluster/broken.yaml": broken_yaml})
     broken = sync(kube, tmp_path, "--repo", remote.url)

@@ -1,0 +1,125 @@
+"""Errors through the installed command: a bad setting names where it came from (the flag, GITOPS_X or
+`<file>: key`), and every error is one `error:` line (plus at most one `hint:` line) with no control
+character of the user's input reaching the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import run_gitops_tty
+from tests.fixtures.gitremotes import DeployRemote, git, make_bare_remote, write_tree
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "registry.example.com/team/api:2.0.0"
+FAKE_KUBECTL = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> DeployRemote:
+    return make_bare_remote(tmp_path / "remotes")
+
+
+def app_dir(path: Path, config: str | None) -> Path:
+    """A directory (a git checkout) whose gitops.toml holds `config`."""
+    path.mkdir(parents=True, exist_ok=True)
+    git("init", "--quiet", "--initial-branch=main", str(path))
+    write_tree(path, {"Dockerfile": "FROM scratch\n", **({"gitops.toml": config} if config else {})})
+    git("add", "-A", cwd=path)
+    git("commit", "--quiet", "-m", "app", cwd=path)
+    return path
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The error and hint lines that end the output; asserts there is exactly one error line."""
+    lines = stderr.splitlines()
+    assert [ln for ln in lines if ln.startswith("error:")] == [lines[-1] if not lines[-1].startswith("hint:")
+                                                               else lines[-2]], stderr
+    return lines[-2:] if lines[-1].startswith("hint:") else lines[-1:]
+
+
+@pytest.mark.parametrize("config, env, flags, expected", [
+    ("retries = -1\n", {}, [], "{config}: retries = -1: must be 0 or more"),
+    (None, {"GITOPS_RETRIES": "-1"}, [], "GITOPS_RETRIES=-1: must be 0 or more"),
+    ("retries = 3\n", {}, ["--retries", "-1"], "--retries -1: must be 0 or more"),  # the flag wins
+    ('author = "nobody"\n', {}, [], "{config}: author = 'nobody': expected \"Name <email@example.com>\""),
+    (None, {"GITOPS_AUTHOR": "nobody"}, [], "GITOPS_AUTHOR='nobody': expected \"Name <email@example.com>\""),
+    ('message = ""\n', {}, [], "{config}: message = '': empty template"),
+    ('push_branch = "a b"\n', {}, [], "{config}: push_branch = 'a b': not a valid branch name"),
+    ('paths = ["apps", "../x"]\n', {}, [], "{config}: paths entry '../x': outside the repository"),
+    (None, {"GITOPS_PATHS": "nope"}, [], "GITOPS_PATHS entry 'nope': does not exist in the repository"),
+    ('container = "nope"\n', {}, [], "{config}: container = 'nope': no container of that name uses"),
+])
+def test_a_bad_bump_setting_names_its_source(gitops, remote: DeployRemote, tmp_path: Path, config, env, flags,
+                                              expected) -> None:
+    app = app_dir(tmp_path / "app", config)
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", IMAGE, "--dry-run", *flags], cwd=app, env=env)
+    assert res.returncode == (3 if "container" in expected else 2), res.stderr
+    line = error_lines(res.stderr)[0]
+    assert line.startswith("error: " + expected.format(config=app / "gitops.toml")), line
+    assert flags or not line.startswith("error: --")  # no flag named that was not given
+
+
+def test_a_bad_deploy_repo_or_build_setting_names_its_file(gitops, tmp_path: Path) -> None:
+    app = app_dir(tmp_path / "app", 'deploy_repo = "/nonexistent"\nlabels = ["NOEQ"]\nbuild_args = ["A=1"]\n')
+    config = app / "gitops.toml"
+    res = gitops(["bump", "--image", IMAGE, "--dry-run"], cwd=app)
+    assert res.returncode == 2
+    assert error_lines(res.stderr)[0] == (f"error: {config}: deploy_repo = '/nonexistent': not a URL and no such "
+                                          "directory")
+    res = gitops(["build", "--image", "x/y", "--tag", "t1"], cwd=app)
+    assert res.returncode == 2
+    assert error_lines(res.stderr) == [f"error: {config}: labels entry 'NOEQ': expected KEY=VALUE"]
+    res = gitops(["build", "--image", "x/y", "--tag", "t1"], cwd=app, env={"GITOPS_BUILD_ARGS": "A=1,B"})
+    assert error_lines(res.stderr) == ["error: GITOPS_BUILD_ARGS entry 'B': expected KEY=VALUE"]
+    res = gitops(["build", "--image", "x/y", "--tag", "t1", "--build-arg", "C"], cwd=app)
+    assert error_lines(res.stderr) == ["error: --build-arg 'C': expected KEY=VALUE"]
+
+
+def test_sync_names_its_own_flag_or_the_variable(gitops, tmp_path: Path) -> None:
+    cwd = app_dir(tmp_path / "here", None)
+    args = ["sync", "--kubectl", str(FAKE_KUBECTL), "--cache-dir", str(tmp_path / "cache"), "--dry-run"]
+    res = gitops([*args, "--repo", "/nonexistent"], cwd=cwd)
+    assert res.returncode == 2 and error_lines(res.stderr)[0].startswith("error: --repo '/nonexistent': not a URL")
+    res = gitops(args, cwd=cwd, env={"GITOPS_DEPLOY_REPO": "/nonexistent"})
+    assert res.returncode == 2
+    assert error_lines(res.stderr)[0].startswith("error: GITOPS_DEPLOY_REPO='/nonexistent': not a URL")
+
+
+@pytest.mark.parametrize("args", [
+    ["bump", "--deploy-repo", "/tmp/x\ny", "--image", IMAGE, "--dry-run"],
+    ["history", "--deploy-repo", "file:///nonexistent\n\x1b[2J"],
+    ["rollback", "--deploy-repo", "/tmp/x\n\x1b]0;title\x07", "--image", "team/api", "--dry-run"],
+    ["sync", "--repo", "file:///tmp/x", "--interval", "5\x1b[2J\nm"],
+    ["sync", "--repo", "/tmp/x\ny", "--once"],
+])
+def test_an_error_is_one_line_without_control_characters(gitops, tmp_path: Path, args: list[str]) -> None:
+    res = gitops(args, cwd=app_dir(tmp_path / "app", None))
+    assert res.returncode == 2, res.stderr
+    lines = error_lines(res.stderr)
+    assert len(res.stderr.splitlines()) <= 3  # a progress line at most, then the error (and its hint)
+    assert not any(c in res.stderr for c in "\x1b\x07\r"), repr(res.stderr)
+    assert "\\n" in lines[0] and "\n" not in lines[0]
+
+
+def test_bump_container_and_kubectl_values_stay_on_one_line(gitops, remote: DeployRemote,
+                                                             tmp_path: Path) -> None:
+    app = app_dir(tmp_path / "app", None)
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", IMAGE, "--dry-run", "--container", "a\nb"],
+                 cwd=app)
+    assert res.returncode == 3
+    assert error_lines(res.stderr)[0].startswith("error: --container 'a\\nb': no container of that name")
+    res = gitops(["sync", "--repo", remote.url, "--kubectl", "kube\nctl\x1b[2J", "--cache-dir",
+                  str(tmp_path / "cache"), "--dry-run"], cwd=app)
+    assert res.returncode == 14, res.stderr
+    assert error_lines(res.stderr)[0] == "error: kubectl not found: 'kube\\nctl\\x1b[2J'"
+    assert "\x1b" not in res.stderr
+
+
+def test_on_a_terminal_the_escape_sequence_is_shown_not_sent(tmp_path: Path) -> None:
+    status, _, terminal = run_gitops_tty(["sync", "--repo", "file:///tmp/x", "--interval", "5\x1b[2J\nm"],
+                                         cwd=app_dir(tmp_path / "app", None))
+    assert status == 2
+    assert "\x1b[2J" not in terminal and "5\\x1b[2J\\nm" in terminal

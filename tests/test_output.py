@@ -1,0 +1,85 @@
+"""Messages on stderr: every error is one `error:` line (plus at most one `hint:` line), whatever the
+values in it hold; no control character from user input reaches the terminal; secrets stay masked."""
+
+from __future__ import annotations
+
+import pytest
+
+from gitops_cli import output
+from gitops_cli.errors import BuildError, UsageError
+
+
+@pytest.fixture(autouse=True)
+def plain(monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")  # the plain path: what a log or a pipe gets
+    saved, patterns = set(output._secrets), dict(output._short_patterns)
+    yield
+    output._secrets.clear()
+    output._secrets.update(saved)
+    output._short_patterns.clear()
+    output._short_patterns.update(patterns)
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("plain text", "plain text"),
+    ("a\nb", "a\\nb"), ("a\r\nb", "a\\r\\nb"), ("a\tb", "a\\tb"),
+    ("5\x1b[2J", "5\\x1b[2J"),  # clear screen
+    ("\x1b]0;title\x07", "\\x1b]0;title\\x07"),  # set the window title
+    ("\x9b2J", "\\x9b2J"),  # C1 CSI
+    ("a\x00b\x7f", "a\\x00b\\x7f"),
+    ("line\u2028sep", "line\\u2028sep"),
+    ("x\udcffy", "x\\xffy"),  # a byte that is not UTF-8 (surrogateescape)
+    ("caf\u00e9 \u65e5\u672c", "caf\u00e9 \u65e5\u672c"),  # printable Unicode stays
+    ("C:\\path\\x41", "C:\\path\\x41"),  # backslashes stay: printable(printable(t)) == printable(t)
+])
+def test_printable(raw: str, shown: str) -> None:
+    assert output.printable(raw) == shown
+    assert output.printable(shown) == shown
+
+
+def test_an_error_is_one_line_and_its_hint_another(capsys) -> None:
+    output.error("--interval 5\x1b[2J\nm: expected a duration", hint="use\n30s")
+    err = capsys.readouterr().err
+    assert err == "error: --interval 5\\x1b[2J\\nm: expected a duration\nhint: use\\n30s\n"
+    assert "\x1b" not in err
+
+
+def test_warnings_and_steps_are_one_line(capsys) -> None:
+    output.warn("a\nb\x1b[31m")
+    output.step("Cloning file:///x\ny")
+    assert capsys.readouterr().err == "warning: a\\nb\\x1b[31m\n==> Cloning file:///x\\ny\n"
+
+
+def test_info_keeps_its_lines_but_no_control_characters(capsys) -> None:
+    output.info("tag   x\nimage \x1b[2Jy")
+    assert capsys.readouterr().err == "tag   x\nimage \\x1b[2Jy\n"
+
+
+def test_secrets_are_masked_before_escaping(capsys) -> None:
+    output.register_secret("s3cr\net-token")  # a secret holding a line break
+    output.register_secret("pa'ss\\w")  # and one that repr() writes escaped
+    output.error(f"push to https://u:s3cr\net-token@h failed; user {'pa' + chr(39) + 'ss' + chr(92) + 'w'!r}")
+    err = capsys.readouterr().err
+    assert err == "error: push to https://u:***@h failed; user \"***\"\n"
+
+
+def test_a_build_failures_log_lines_come_before_its_one_error_line(capsys) -> None:
+    exc = BuildError("image build failed at [2/2] RUN x", hint="fix it",
+                     details=("last log lines:", "  out\x1b[2J", "  fatal"))
+    output.error(exc.message, exc.hint, exc.details)
+    assert capsys.readouterr().err.splitlines() == [
+        "last log lines:", "  out\\x1b[2J", "  fatal", "error: image build failed at [2/2] RUN x", "hint: fix it"]
+
+
+def test_on_a_terminal_too(monkeypatch, capsys) -> None:
+    """With colours (rich): still one line each, the escape sequence shown, not sent."""
+    from rich.console import Console
+
+    monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setattr(output, "is_interactive", lambda stream=None: True)
+    monkeypatch.setattr(output, "_err_console", Console(stderr=True, force_terminal=True, no_color=True,
+                                                        highlight=False, soft_wrap=True, emoji=False))
+    output.error(str(UsageError("--kubectl 'kube\nctl\x1b[2J': not found")), hint="[b]x[/b]")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "\x1b[2J" not in err
+    assert "kube\\nctl\\x1b[2J" in err and "[b]x[/b]" in err
