@@ -11,3 +11,19 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.gitremotes",
 ]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def secrets_restored():
+    """The secrets output.register_secret learned during a test are forgotten after it."""
+    from gitops_cli import output
+
+    saved, patterns = set(output._secrets), dict(output._short_patterns)
+    yield
+    output._secrets.clear()
+    output._secrets.update(saved)
+    output._short_patterns.clear()
+    output._short_patterns.update(patterns)

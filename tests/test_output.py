@@ -10,14 +10,8 @@ from gitops_cli.errors import BuildError, UsageError
 
 
 @pytest.fixture(autouse=True)
-def plain(monkeypatch):
+def plain(monkeypatch, secrets_restored):
     monkeypatch.setenv("NO_COLOR", "1")  # the plain path: what a log or a pipe gets
-    saved, patterns = set(output._secrets), dict(output._short_patterns)
-    yield
-    output._secrets.clear()
-    output._secrets.update(saved)
-    output._short_patterns.clear()
-    output._short_patterns.update(patterns)
 
 
 @pytest.mark.parametrize("raw, shown", [

@@ -7,15 +7,7 @@ import pytest
 
 from gitops_cli import output
 
-
-@pytest.fixture(autouse=True)
-def clean_secrets():
-    saved, patterns = set(output._secrets), dict(output._short_patterns)
-    yield
-    output._secrets.clear()
-    output._secrets.update(saved)
-    output._short_patterns.clear()
-    output._short_patterns.update(patterns)
+pytestmark = pytest.mark.usefixtures("secrets_restored")
 
 
 def test_long_secret_is_masked_anywhere() -> None:
