@@ -447,6 +447,9 @@ class PreparedBump:
 Notes = list[tuple[str, str]]  # (output function name: "step" | "info" | "warn", text), printed later
 
 
+_NO_CLONE_YET = Path("/nonexistent/gitops-clone")  # where no absolute --path can be inside
+
+
 def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
           images_required: bool = True) -> deployrepo.Remote:
     """Validate the request and classify --deploy-repo: UsageError (exit 2) on bad input.  No network,
@@ -455,6 +458,11 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
     validate(request, images_required)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
                                     names=request.names)
+    if remote.local is None:  # a clone: a path outside it is known now, before any work (a publish)
+        from gitops_cli.yamledit.discover import relative_subpath
+
+        for path in request.paths:
+            relative_subpath(_NO_CLONE_YET, path, request.names)
     if remote.local is None and not request.commit:
         raise UsageError(f"{request.names('deploy_repo', remote.display)}: --no-commit needs a local checkout "
                          "(a path), not a URL",

@@ -555,3 +555,12 @@ def test_no_test_command_is_exit_2_before_any_work_naming_the_verbs_flag(
     assert f"error: {app}: no test command" in res.stderr  # the app directory, not "."
     assert "--test-command" in res.stderr and "--command)" not in res.stderr  # build-and-bump's own flag
     assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1  # nothing ran
+
+
+def test_a_path_outside_the_deploy_repo_is_exit_2_before_any_work(
+        gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    """It was found in the bump step, after the image was published."""
+    res = run(gitops, app, registry.image(PATH), remote, "--path", "../x")
+    assert res.returncode == 2, res.stderr
+    assert "--path '../x': outside the repository" in res.stderr
+    assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
