@@ -159,12 +159,17 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
     if request.container is not None and not request.container.strip():
         raise UsageError(f"{names('container', request.container)}: empty; give a container's name, or leave it out")
     for path in request.paths:  # a clone could never have it: refused before any work, not after a publish
-        if any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/")):
+        if _part_too_long(path):
             shown = path if len(path) <= 80 else path[:80] + "..."
             raise UsageError(f"{names('paths', shown)}: a part of it is longer than {NAME_MAX} bytes")
 
 
 NAME_MAX = 255  # bytes in one part of a path
+
+
+def _part_too_long(path: str) -> bool:
+    """A `/`-separated part of `path` over NAME_MAX bytes: no file (or ref) can be named so."""
+    return any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in path.split("/"))
 
 
 def _validate_images(images: Sequence[ImageRef]) -> None:
@@ -197,8 +202,7 @@ def _check_branch(name: str, what: str) -> None:
     if name.startswith("refs/"):
         raise UsageError(f"{what}: give the branch's name, without refs/heads/")
     res = git.run(["check-ref-format", f"refs/heads/{name}"], check=False)
-    too_long = any(len(part.encode("utf-8", "surrogateescape")) > NAME_MAX for part in name.split("/"))
-    if res.status != 0 or name.startswith("-") or name in ("HEAD", "@") or too_long:  # a ref is a file too
+    if res.status != 0 or name.startswith("-") or name in ("HEAD", "@") or _part_too_long(name):  # a ref is a file
         raise UsageError(f"{what}: not a valid branch name")
 
 
