@@ -86,10 +86,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
         _closed_streams()
-        from gitops_cli.git import REPOSITORY_VARIABLES
+        from gitops_cli.git import ignore_repository_variables
 
-        for name in REPOSITORY_VARIABLES:  # a git hook's GIT_DIR & co.: every git command (GitPython starts
-            os.environ.pop(name, None)  # from os.environ) and every command works on its own directory
+        ignore_repository_variables()  # a git hook's GIT_DIR & co.: every command works on its own directory
         interrupts.install()  # SIGTERM is handled like Ctrl-C: finally blocks run, temp files go
     try:
         rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)

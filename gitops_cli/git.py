@@ -68,10 +68,17 @@ REPOSITORY_VARIABLES = frozenset({
 })
 
 
+def ignore_repository_variables() -> None:
+    """Drop REPOSITORY_VARIABLES from this process's environment (the console script does, at its start):
+    every git command then works on the directory it runs in.  It has to be os.environ: GitPython starts
+    git's environment from it, whatever `run` passes."""
+    for name in REPOSITORY_VARIABLES:
+        os.environ.pop(name, None)
+
+
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries).  Every
-    git command works on the directory it runs in: REPOSITORY_VARIABLES are left out."""
-    env = {k: v for k, v in os.environ.items() if k not in REPOSITORY_VARIABLES}
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries)."""
+    env = dict(os.environ)
     env.update(
         {
             "GIT_TERMINAL_PROMPT": "0",
