@@ -382,13 +382,25 @@ def _copy_from(logical: _Logical, begin: int, positions: _Positions, args: dict[
 _GLOB_CHARS = frozenset("*?[")
 
 
+def _json_form(text: str) -> list[str] | None:
+    """The arguments of an instruction in JSON form (`["a", "b"]`), None when `text` is not one."""
+    import json
+
+    if not text.startswith("["):
+        return None
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed) else None
+
+
 def copies_root_file(text: str, name: str) -> bool:
     """Whether a `COPY` or `ADD` of the Dockerfile `text` may copy the build context's top-level file
     `name` (e.g. `.dockerignore`): a source that is the whole context (`.`, `./`, `/`), the file itself,
     or a pattern matching it (Go's `filepath.Match`, as the engine's: `*` matches a leading dot, `\\`
     escapes, `[^x]` is "not x").  A source with a variable counts (its value is not known here), and so
     does a malformed pattern; `--from=` copies and URLs do not."""
-    import json
     import posixpath
 
     from gitops_cli.dockerignore import go_match
@@ -398,14 +410,7 @@ def copies_root_file(text: str, name: str) -> bool:
         if len(words) < 2 or words[0].upper() not in ("COPY", "ADD"):
             continue
         rest = words[1].strip()
-        args: list[str] | None = None
-        if rest.startswith("["):
-            try:
-                parsed = json.loads(rest)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-                args = parsed
+        args = _json_form(rest)
         if args is None:
             flags: list[str] = []
             args = rest.split()
@@ -413,13 +418,7 @@ def copies_root_file(text: str, name: str) -> bool:
                 flags.append(args.pop(0))
             if any(f.lower().startswith("--from=") for f in flags):
                 continue
-            if args and args[0].startswith("[") and len(args) > 1:  # flags, then the JSON form
-                try:
-                    parsed = json.loads(" ".join(args))
-                except ValueError:
-                    parsed = None
-                if isinstance(parsed, list) and all(isinstance(a, str) for a in parsed):
-                    args = parsed
+            args = _json_form(" ".join(args)) or args  # flags, then the JSON form
         for source in args[:-1]:
             if source.startswith("<<") or "://" in source or source.startswith("git@"):
                 continue  # a heredoc or a URL: nothing from the context

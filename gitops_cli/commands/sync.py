@@ -59,8 +59,11 @@ def sync(
     if once and interval is not None:
         raise UsageError("--once and --interval exclude each other")
     seconds = use_case.parse_interval(interval) if interval is not None else None
-    if context is not None and not context.encode("utf-8", "surrogateescape").decode("utf-8", "replace") == context:
-        raise UsageError(f"--context {context!r}: not UTF-8 (a kubeconfig context's name is text)")
+    if context is not None:
+        try:
+            context.encode("utf-8")  # a byte that is not UTF-8 arrives as a lone surrogate
+        except UnicodeEncodeError:
+            raise UsageError(f"--context {context!r}: not UTF-8 (a kubeconfig context's name is text)") from None
     settings = load_settings(Path.cwd(), {"deploy_repo": repo, "branch": branch, "paths": paths}, app_flag=False,
                              flag_names={"deploy_repo": "--repo"})
     if not settings.deploy_repo:
