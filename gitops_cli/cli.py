@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
         argv if argv is not None else sys.argv[1:]
     )
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
-        _closed_streams()
+        _guard_streams()
         from gitops_cli.git import ignore_repository_variables
 
         ignore_repository_variables()  # a git hook's GIT_DIR & co.: every command works on its own directory
@@ -150,13 +150,52 @@ class _ClosedOutput:
         raise OSError(errno.EBADF, "standard output is closed")
 
 
-def _closed_streams() -> None:
+class _ReaderGone:
+    """sys.stdout or sys.stderr, so that a reader that goes away (`gitops history | head -1`: the pipe
+    breaks) does not cut the verb short: from then on what is written there goes to /dev/null (the
+    stream's descriptor is pointed at it, so the test command and git, which write to it too, get no
+    SIGPIPE either), and the verb carries on to its own end and exit code.  A bump is never stopped
+    half-way by its reader, and `gitops history | head -1` exits 0."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+            self._stream.flush()  # what was buffered goes to /dev/null now
+
+    def _drop(self) -> None:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
+        return getattr(self._stream, name)
+
+
+def _guard_streams() -> None:
     """Python's None for a closed stdout or stderr: stdout refuses writes (exit 74), stderr drops them
-    (the exit code still tells)."""
+    (the exit code still tells).  Open ones are guarded against their reader going away (_ReaderGone)."""
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    else:
+        sys.stderr = _ReaderGone(sys.stderr)  # type: ignore[assignment]
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()  # type: ignore[assignment]
+    else:
+        sys.stdout = _ReaderGone(sys.stdout)  # type: ignore[assignment]
 
 
 def _debug_after_the_verb(command: Any) -> None:
@@ -216,7 +255,6 @@ def _exit_now(code: int) -> NoReturn:
             if exc.errno in WRITE_FAILURES and stream is sys.stdout and code == 0:  # the result was lost
                 _write_failed(exc, "the output")
                 code = EXIT_WRITE_FAILED
-            # else: a closed pipe (`gitops history | head -1`): the reader wanted no more
         except ValueError:  # a closed stream
             pass
     if code == INTERRUPTED:  # objects an interrupted step left in reference cycles own temp files:

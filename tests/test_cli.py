@@ -88,8 +88,7 @@ def test_console_exit_skips_teardown_but_flushes_and_runs_atexit_handlers(tmp_pa
 
 def test_closed_stdout_pipe_is_not_an_error() -> None:
     """`gitops history | head -1`: the reader went away before gitops wrote.  Buffered or not, no
-    'Exception ignored' noise and no traceback (click exits 1 on a failed write; a failed final flush is
-    ignored)."""
+    'Exception ignored' noise, no traceback, and the verb's own exit code (click's handler made it 1)."""
     import subprocess
 
     for unbuffered in ("1", ""):
@@ -98,7 +97,24 @@ def test_closed_stdout_pipe_is_not_an_error() -> None:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # long before the interpreter is up and writes
         err = proc.stderr.read().decode()
-        assert proc.wait(timeout=30) in (0, 1) and err == "", err
+        assert proc.wait(timeout=30) == 0 and err == "", err
+
+
+def test_a_reader_gone_mid_output_keeps_the_verbs_exit_code(tmp_path) -> None:
+    """`gitops lint 2>&1 | head -1` with more output than a pipe holds: the first line is read, the rest
+    is dropped, and the exit code is lint's own (0: warnings only), not a failed write's (click's handler
+    made it 1)."""
+    import subprocess
+
+    for i in range(2000):  # ~130 bytes of warning per file: four times what a 64 KiB pipe holds
+        (tmp_path / f"pod{i:04d}.yaml").write_text("kind: Pod\nspec:\n  containers:\n"
+                                                   "  - image: ${REGISTRY}/app:1.0.0\n")
+    res = subprocess.run(["bash", "-c", f"{GITOPS} lint . 2>&1 | head -1; echo \"status=${{PIPESTATUS[0]}}\""],
+                         capture_output=True, text=True, cwd=tmp_path, env=gitops_env(), timeout=120)
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("pod0000.yaml:4:") and "GL006" in lines[0], res.stdout
+    assert lines[-1] == "status=0", res.stderr
+    assert res.stderr == ""
 
 
 def test_output_that_cannot_be_written_is_exit_74_not_an_internal_error() -> None:

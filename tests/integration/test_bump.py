@@ -442,3 +442,21 @@ def test_clone_spinner_on_a_terminal_and_none_with_no_color(deploy_remote: Deplo
     assert status == 0, terminal
     assert SPINNER not in terminal and "\x1b" not in terminal
     assert f"==> Cloning {deploy_remote.url} (its default branch)" in terminal
+
+
+def test_a_bump_whose_reader_went_away_still_lands(deploy_remote: DeployRemote, tmp_path: Path) -> None:
+    """`gitops bump ... 2>&1 | head -c1`: every write after the reader left fails (EPIPE).  The bump is
+    not cut short by it (click's handler exited 1 at the first line, before the clone): the commit lands
+    and the exit code is the bump's."""
+    import subprocess
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    before = deploy_remote.head()
+    proc = subprocess.Popen([str(GITOPS), "bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=gitops_env(no_identity_env(tmp_path)))
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before gitops writes its first line
+    assert proc.wait(timeout=120) == 0
+    assert deploy_remote.git("rev-parse", f"{deploy_remote.head()}~1").strip() == before
+    assert deploy_remote.show(API_FILE) == api_expected("2.0.0")
