@@ -44,7 +44,8 @@ stops before any work (exit 6, both named) unless allow_overwrite.  An image wit
 label (pushed by other tools) is rebuilt, and publish decides by content as it always does.
 The commit is not all that makes an image: build-and-bump also records INPUTS_LABEL (build_inputs:
 a short sha256 of each of the Dockerfile's bytes, its path, the context, the build args, the target,
-the extra labels and the build command).  An image of this commit with other recorded inputs is not
+the extra labels and the build command; and, when `--sha` names a commit whose tree is not the one built,
+SOURCE_INPUT: the tree built).  An image of this commit with other recorded inputs is not
 "this source state" and the tag would then name another image: refused like another revision (exit 6,
 naming the inputs that differ) unless allow_overwrite.  An image without that label (`gitops publish`)
 is judged by its revision alone.
@@ -213,6 +214,7 @@ class Published:
 
 
 INPUT_NAMES = ("dockerfile", "dockerfile-path", "context", "build-args", "target", "labels", "build-command")
+SOURCE_INPUT = "source-tree"  # only when the tree built is not the tagged commit's (--sha on a merge checkout)
 
 
 def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -> str:
@@ -257,7 +259,7 @@ def input_differences(recorded: str, current: str) -> list[str]:
         return dict(item.partition("=")[::2] for item in value.split(";") if "=" in item)
 
     old, new = parse(recorded), parse(current)
-    names = [k for k in INPUT_NAMES if old.get(k) != new.get(k)]
+    names = [k for k in (*INPUT_NAMES, SOURCE_INPUT) if old.get(k) != new.get(k)]
     return names or ([] if recorded == current else ["build inputs"])
 
 
@@ -344,7 +346,9 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     deploy: _DeployRepoClone | None = None
     try:
         with _step(result, "tag", clock) as rec:
-            result.tag, result.sha, result.dirty = _tag(request, env)
+            result.tag, result.sha, result.dirty, other_tree = _tag(request, env)
+            if other_tree is not None:  # the tag's commit is not what is built: recorded, never taken for it
+                result.inputs = f"{result.inputs};{SOURCE_INPUT}={other_tree[:16]}"
             result.ref = name.with_tag(result.tag)
             from gitops_cli.publish import check_publishable
 
@@ -540,20 +544,35 @@ class _DeployRepoClone:
             self._prepared.close()
 
 
-def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bool]:
-    """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty)."""
+def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bool, str | None]:
+    """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty, the tree built when it is
+    not the tagged commit's: see _other_tree)."""
     from gitops_cli import git
     from gitops_cli.tagging import derive_tag
 
     # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
                         allow_dirty=request.allow_dirty, sha=request.sha, environ=env)
+    other_tree = None
     if request.sha is not None:  # what is built is HEAD's tree, whatever the tag names
         head = git.run(["rev-parse", "--verify", "HEAD"], cwd=tagged.repo).stdout.strip()
         if tagged.sha != head:
             output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
                         f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
-    return (request.tag or tagged.tag), tagged.sha, tagged.dirty
+            other_tree = _other_tree(tagged.repo, head, tagged.sha)
+    return (request.tag or tagged.tag), tagged.sha, tagged.dirty, other_tree
+
+
+def _other_tree(repo: Path, head: str, sha: str) -> str | None:
+    """HEAD's tree when it is not the tree of the commit `sha` that names the image (--sha of a merge
+    checkout), else None.  A commit the checkout lacks (a shallow CI clone) counts as another tree."""
+    from gitops_cli import git
+
+    trees = git.run(["rev-parse", "--verify", "--quiet", f"{head}^{{tree}}", f"{sha}^{{tree}}"], cwd=repo,
+                    check=False).stdout.split()
+    if len(trees) == 2 and trees[0] == trees[1]:
+        return None
+    return trees[0] if trees else head
 
 
 class _EngineWarmup:

@@ -564,3 +564,24 @@ def test_a_path_outside_the_deploy_repo_is_exit_2_before_any_work(
     assert res.returncode == 2, res.stderr
     assert "--path '../x': outside the repository" in res.stderr
     assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
+
+
+def test_an_image_built_under_sha_from_another_tree_is_never_taken_for_that_commit(
+        gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    """`--sha A` on a checkout of another tree (a PR's merge checkout) publishes :A with that tree: a
+    later run on A itself must not take it as "already published for A" (it was: the build inputs did not
+    hold the tree), and a re-run of the same --sha build still finds its own image."""
+    image = registry.image(PATH)
+    first = git(app, "rev-parse", "HEAD")
+    sample_app(app, version="2", extra_files={"gitops.toml": GITOPS_TOML})
+    assert git(app, "rev-parse", "HEAD") != first
+    res = run(gitops, app, image, remote, "--sha", first)
+    assert res.returncode == 0, res.stderr
+    assert tags(registry) == [first[:7]]
+    res = run(gitops, app, image, remote, "--sha", first, "-o", "json")  # the same build again: found
+    assert res.returncode == 0, res.stderr
+    assert steps(json.loads(res.stdout))["build"] == "skipped"
+    git(app, "checkout", "--quiet", first)
+    res = run(gitops, app, image, remote)
+    assert res.returncode == 6, res.stderr
+    assert "differs: source-tree" in res.stderr and "running sample tests" not in res.stderr
