@@ -360,13 +360,15 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
 
             reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure)
             published = None
-            if not request.rebuild:
+            # a dirty state is named by its -dirty-<hash> tag; under a tag given by hand, not at all
+            revision = None if result.dirty else result.sha
+            if revision is not None or request.tag is None:
                 output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
-                # a dirty state is named by its -dirty-<hash> tag; under a tag given by hand, not at all
-                revision = None if result.dirty else result.sha
-                if revision is not None or request.tag is None:
-                    published = published_image(result.ref, revision, reg, request.allow_overwrite,
-                                                inputs=result.inputs)
+                published = published_image(result.ref, revision, reg, request.allow_overwrite,
+                                            inputs=result.inputs)
+                if request.rebuild:  # forced; refused now when the rebuilt image could not be published
+                    _check_rebuild(result.ref, published, test_command, request.allow_overwrite)
+                    published = None
         _build_and_publish(request, result, published, deploy, reg, clock, test_command)
         with _step(result, "bump", clock) as rec:
             assert result.digest is not None and result.ref is not None and result.sha is not None
@@ -431,6 +433,23 @@ def newer_deployed(app: Path, ours: str, prefix: str, name: ImageRef, edits: Any
             return (f"the deploy repo has {name.name}:{tag}, built from {theirs[:12]}, a newer commit than "
                     f"{ours[:12]} (it descends from it); roll back on purpose with `gitops rollback`")
     return None
+
+
+def _check_rebuild(ref: ImageRef, published: Published | None, command: str, allow_overwrite: bool) -> None:
+    """--rebuild of an image the registry has for this source state: the rebuilt image records the test
+    command that passed (TESTED_LABEL), so with another command than the published image records it is
+    another image, which publish would refuse after the tests and the build: refused before any work
+    (exit 6) instead, unless allow_overwrite."""
+    if published is None or allow_overwrite or published.tested_command == output.redact(command):
+        return
+    recorded = (f"records the test command {published.tested_command!r}" if published.tested_command
+                else "records no test command (published by `gitops publish`)")
+    raise RefusedError(
+        f"refusing to rebuild {ref}: the published image ({published.digest}) {recorded}, this run's is "
+        f"{command!r}: the rebuilt image would be another image under the same tag",
+        hint="rebuild with the test command it records, use another tag (--tag/--prefix), or pass "
+             "--allow-overwrite to replace it",
+    )
 
 
 def _build_and_publish(request: PipelineRequest, result: PipelineResult, published: Published | None,

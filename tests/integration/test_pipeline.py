@@ -404,6 +404,14 @@ def test_rerun_skips_tests_recorded_in_the_image_rebuild_runs_them(gitops, app: 
     assert runs(ran) == 3 and data["tested"] and data["built"] and not data["pushed"]
     assert data["digest"] == redo["digest"] and len(remote.log()) == 2
 
+    # --rebuild with another test command: the rebuilt image would record it, and be another image under
+    # the tag; refused before any work (it was refused by publish, after the tests and the build)
+    refused = run(gitops, app, image, remote, "--test-command", command + " && true", "--rebuild")
+    assert refused.returncode == 6, refused.stderr
+    assert f"records the test command {command!r}" in refused.stderr and runs(ran) == 3
+    assert plain_steps(refused.stderr) == {"tag": "failed", "test": "not", "build": "not", "publish": "not",
+                                           "bump": "not"}
+
 
 def test_image_published_without_the_tested_label_gets_its_tests_run(gitops, app: Path, registry: Registry,
                                                                      remote: DeployRemote,
