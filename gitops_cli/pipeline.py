@@ -670,6 +670,27 @@ def check_output_path(path: str | Path, what: str) -> None:
         raise UsageError(f"{what} {name}: cannot create a file in {parent} (permission denied)")
 
 
+def check_output_paths(github_output: str | None, dotenv: str | Path | None) -> None:
+    """check_output_path for $GITHUB_OUTPUT and --dotenv, and refuse one file named by both: the dotenv
+    file is replaced, so the lines appended to $GITHUB_OUTPUT (this run's and earlier steps') would be
+    lost.  A FIFO or /dev/stdout-like name is written in place by both, and fine."""
+    if github_output is not None:
+        check_output_path(github_output, "$GITHUB_OUTPUT")
+    if dotenv is None:
+        return
+    check_output_path(dotenv, "--dotenv")
+    if github_output is None or os.path.realpath(github_output) != os.path.realpath(dotenv):
+        return
+    try:
+        st: os.stat_result | None = os.stat(dotenv)
+    except FileNotFoundError:
+        st = None
+    if not _in_place(str(dotenv), st):
+        raise UsageError(f"--dotenv {dotenv}: is $GITHUB_OUTPUT too; the dotenv file is replaced, which "
+                         "would drop the step outputs appended to $GITHUB_OUTPUT",
+                         hint="name another file for --dotenv")
+
+
 def _in_place(name: str, st: os.stat_result | None) -> bool:
     """FIFOs, devices and /dev/stdout-like names are written where they are, never replaced."""
     return (st is not None and not stat.S_ISREG(st.st_mode)) or name.startswith(("/dev/fd/", "/dev/std",
@@ -727,8 +748,23 @@ def github_output_text(outputs: Mapping[str, str]) -> str:
 
 
 def write_github_output(path: str | Path, outputs: Mapping[str, str]) -> None:
-    """Append the outputs to $GITHUB_OUTPUT (appended, as GitHub expects: other steps' lines stay)."""
-    write_output_file(path, github_output_text(outputs), append=True)
+    """Append the outputs to $GITHUB_OUTPUT (appended, as GitHub expects: other steps' lines stay), on a
+    line of their own when the file's last line has no newline (it would take the first output)."""
+    write_output_file(path, ("\n" if _ends_without_newline(path) else "") + github_output_text(outputs),
+                      append=True)
+
+
+def _ends_without_newline(path: str | Path) -> bool:
+    """A regular file whose last byte is not a newline (a FIFO or device is never read)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode) or st.st_size == 0:  # opening a FIFO to read would wait
+            return False
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False  # not there yet, or unreadable: the append says what is wrong
 
 
 def dotenv_name(key: str) -> str:

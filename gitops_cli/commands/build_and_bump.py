@@ -124,19 +124,18 @@ def build_and_bump(
     check_output_format(output_format)
     github_output = os.environ.get("GITHUB_OUTPUT", "").strip() or None
     result = pipeline.PipelineResult()
-    started = False
+    files_checked = False
     try:
         # the output files are checked before any work (exit 2); a regular --dotenv left by an earlier
         # run is emptied now, so a run that stops early never leaves stale values
-        if github_output is not None:
-            pipeline.check_output_path(github_output, "$GITHUB_OUTPUT")
+        pipeline.check_output_paths(github_output, dotenv)
         if dotenv is not None:
-            pipeline.check_output_path(dotenv, "--dotenv")
             try:
                 pipeline.reset_output_file(dotenv)
             except OSError as exc:
                 raise GitopsError(f"cannot write {dotenv}: {exc.strerror or exc}",
                                   exit_code=EXIT_WRITE_FAILED) from None
+        files_checked = True
         password = registry.read_password(sys.stdin) if password_stdin else None
         settings = load_settings(repo, {
             "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
@@ -167,25 +166,27 @@ def build_and_bump(
                 names=settings.names,
             ),
         )
-        started = True
         result = pipeline.run(request)  # an interrupt is recorded in result (re-raised below)
     except GitopsError as exc:  # before the pipeline: bad input or configuration
+        # the outputs, empty, as after any failure (unless the output files themselves were refused)
+        errors = pipeline.write_outputs(result.outputs(), github_output, dotenv) if files_checked else []
         if output_format == "json":
             output.result_json(pipeline.PipelineResult(error=exc).to_json())
+        for error in errors:
+            output.error(error.message)
         raise
 
-    _render(result, output_format)  # the result first: a file that cannot be written never hides it
-    errors = pipeline.write_outputs(result.outputs(), github_output, dotenv) if started else []
+    errors = pipeline.write_outputs(result.outputs(), github_output, dotenv)
+    own_error = result.error
+    if own_error is None and errors:  # the run's result says how it ends: exit 74, the file named
+        result.error = errors.pop(0)
+    _render(result, output_format)
+    for error in errors:  # reported; the run's own failure keeps its exit code
+        output.error(error.message)
+    if result.interrupted:
+        raise KeyboardInterrupt
     if result.error is not None:
-        for error in errors:  # reported; the run's own failure keeps its exit code
-            output.error(error.message)
-        if result.interrupted:
-            raise KeyboardInterrupt
         raise result.error
-    if errors:
-        for error in errors[1:]:
-            output.error(error.message)
-        raise errors[0]
 
 
 def _render(result, output_format: str) -> None:  # type: ignore[no-untyped-def]

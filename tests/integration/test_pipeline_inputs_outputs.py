@@ -102,12 +102,33 @@ def test_bad_output_paths_are_refused_before_any_work(gitops, app: Path, registr
 
 
 def test_failure_before_the_pipeline_prints_json(gitops, app: Path, tmp_path: Path) -> None:
-    res = gitops(["build-and-bump", "--deploy-repo", str(tmp_path), "-o", "json"], cwd=app)
+    github_output, dotenv = tmp_path / "github-output", tmp_path / "gitops.env"
+    github_output.write_text("earlier=step\n")
+    res = gitops(["build-and-bump", "--deploy-repo", str(tmp_path), "-o", "json", "--dotenv", str(dotenv)],
+                 cwd=app, env={"GITHUB_OUTPUT": str(github_output)})
     assert res.returncode == 2
     data = json.loads(res.stdout)
     assert data["ok"] is False and "--image" in data["error"] and data["failed_step"] is None
     assert [s["status"] for s in data["steps"]] == ["not run"] * 5
     assert res.stderr.startswith("error: ") and "--image" in res.stderr
+    # the outputs, empty, as after a failure in a step (they were not written at all)
+    assert dotenv.read_text() == "TAG=\nIMAGE=\nDIGEST=\nDEPLOY_COMMIT=\n"
+    assert github_output.read_text() == "earlier=step\ntag=\nimage=\ndigest=\ndeploy-commit=\n"
+
+
+def test_one_file_for_github_output_and_dotenv_is_refused_before_any_work(
+        gitops, app: Path, registry: Registry, remote: DeployRemote, tmp_path: Path) -> None:
+    """The dotenv file is replaced: it would drop what was appended to $GITHUB_OUTPUT (silently)."""
+    same = tmp_path / "same"
+    same.write_text("previous=1\n")
+    link = tmp_path / "link"
+    link.symlink_to(same)
+    for dotenv in (same, link):
+        res = run(gitops, app, registry.image(PATH), remote, "--dotenv", str(dotenv),
+                  env={"GITHUB_OUTPUT": str(same)})
+        assert res.returncode == 2, res.stderr
+        assert f"--dotenv {dotenv}: is $GITHUB_OUTPUT too" in res.stderr
+        assert same.read_text() == "previous=1\n" and tags(registry) == [] and len(remote.log()) == 1
 
 
 def test_output_files_symlink_fifo_append_and_stale_values(gitops, app: Path, registry: Registry,
@@ -121,7 +142,7 @@ def test_output_files_symlink_fifo_append_and_stale_values(gitops, app: Path, re
     link = out / "link.env"
     link.symlink_to(real)
     github_output = out / "github-output"
-    github_output.write_text("earlier=step\n")
+    github_output.write_text("earlier=step")  # no final newline: the first output gets a line of its own
     res = run(gitops, app, image, remote, "--dotenv", str(link), env={"GITHUB_OUTPUT": str(github_output)})
     assert res.returncode == 0, res.stderr
     assert link.is_symlink() and real.read_text().startswith("TAG=") and "OLD" not in real.read_text()
@@ -153,8 +174,10 @@ def test_a_refused_write_is_exit_74_after_the_result_and_never_masks_a_failure(
     assert Path("/dev/full").is_char_device()  # the environment's device (never replaced by a run)
     res = run(gitops, app, image, remote, "--dotenv", "/dev/full", "-o", "json")
     assert res.returncode == 74, res.stderr
-    assert json.loads(res.stdout)["ok"] is True  # the result was rendered first
-    assert "cannot write /dev/full: No space left on device" in res.stderr
+    data = json.loads(res.stdout)  # the result says how the run ends (it said "ok": true, exit 0)
+    assert data["ok"] is False and data["exit_code"] == 74 and data["failed_step"] is None
+    assert data["error"] == "cannot write /dev/full: No space left on device" and data["deploy_commit"]
+    assert res.stderr.count("cannot write /dev/full: No space left on device") == 1
     assert Path("/dev/full").is_char_device() and "internal error" not in res.stderr
 
     # the bump fails (exit 10): a refused output write does not turn it into another code
