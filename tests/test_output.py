@@ -77,3 +77,40 @@ def test_on_a_terminal_too(monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "\x1b[2J" not in err
     assert "kube\\nctl\\x1b[2J" in err and "[b]x[/b]" in err
+
+
+def _stdout_on_a_terminal(code: str, no_color: str) -> str:
+    """What `python -c code` writes to a pseudo-terminal that is its stdout (TERM=xterm)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.fixtures.cli import gitops_env
+
+    env = {**gitops_env(), "TERM": "xterm", "COLUMNS": "100", "NO_COLOR": no_color}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=slave, stderr=subprocess.PIPE, env=env)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+    return seen.decode()
+
+
+def test_no_color_on_a_terminal_sends_no_escape_sequence_in_the_summary() -> None:
+    """NO_COLOR with stdout on a TTY: the summary table had no colours but still bold keys and an
+    italic title (rich's no_color leaves the other styles)."""
+    code = ("from gitops_cli import pipeline\nfrom gitops_cli.commands.build_and_bump import _render\n"
+            "r = pipeline.PipelineResult(tag='abc1234')\nr.steps[0].status = 'ok'\n_render(r, 'text')\n")
+    plain = _stdout_on_a_terminal(code, "1")
+    assert "abc1234" in plain and "\x1b[" not in plain, repr(plain)
+    assert "\x1b[" in _stdout_on_a_terminal(code, "")  # the styles without NO_COLOR

@@ -201,6 +201,8 @@ def _render(result, output_format: str) -> None:  # type: ignore[no-untyped-def]
     if sys.stdout.isatty() and os.environ.get("TERM") != "dumb":
         from rich.console import Console
 
-        pipeline.render_rich(result, Console(no_color=output.no_color(), highlight=False, emoji=False))
+        plain = output.no_color()  # NO_COLOR: no colour, and no bold or italic either
+        pipeline.render_rich(result, Console(no_color=plain, color_system=None if plain else "auto",
+                                             highlight=False, emoji=False))
     else:
         output.result(pipeline.render_plain(result))
