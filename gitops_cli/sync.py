@@ -781,8 +781,8 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     previous = _inventory(state)
     current = [m.ref for m in ordered]
     if failed or res.status != 0:
-        for line in res.stderr.splitlines():
-            output.log_line(line)
+        for line in res.stderr.splitlines():  # named: kubectl's own `error: ...` is not gitops' one error line
+            output.log_line(f"kubectl: {line}")
         if not opts.dry_run:  # forget nothing: what was applied before may still need pruning
             save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current])
         raise _apply_error(failed, ordered, res)

@@ -177,7 +177,9 @@ def test_failed_object_is_named_exit_15_and_the_commit_is_retried(remote, kube, 
     assert res.returncode == 15
     assert res.stdout == ""
     assert "1 of 5 objects failed to apply: Deployment shop/web (apps/web/ (kustomize))" in res.stderr
-    assert 'Error from server (Invalid): Deployment.apps "web" is invalid' in res.stderr
+    assert 'kubectl: Error from server (Invalid): Deployment.apps "web" is invalid' in res.stderr
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("error:")] == [  # one: kubectl's are named
+        "error: 1 of 5 objects failed to apply: Deployment shop/web (apps/web/ (kustomize))"]
     retry = sync(kube, tmp_path, "--repo", remote.url)
     assert retry.returncode == 0, retry.stderr
     assert len(kube.calls("apply")) == 2  # not mistaken for an applied commit
