@@ -203,7 +203,7 @@ def build_image(
 
     client = client or engine.connect()
     if build_command:
-        output.step(f"Running the build command {build_command!r}")
+        output.step(f"Running the build command: {build_command}")  # as run (step escapes control characters)
         status = run_command(build_command, root)  # where `gitops test` runs the tests: the app directory
         if status != 0:
             raise BuildError(f"build command {build_command!r} failed with exit status {status}",

@@ -923,12 +923,14 @@ def _cached(resolve: DigestResolver | None) -> DigestResolver | None:
 
 
 def unified_diff(edits: Sequence[FileEdit]) -> str:
-    """A git-style unified diff of the edits (a/ b/ prefixes; '\\ No newline at end of file' kept)."""
+    """A git-style unified diff of the edits (a/ b/ prefixes; '\\ No newline at end of file' kept); a file
+    name with a control character, `"` or `\\` is quoted as git quotes it, so that the diff stays a patch
+    (`git apply` takes it) and sends no escape sequence to a terminal."""
     out: list[str] = []
     for e in edits:
-        out.append(f"diff --git a/{e.path} b/{e.path}\n")
-        for line in difflib.unified_diff(e.old.splitlines(True), e.new.splitlines(True),
-                                         f"a/{e.path}", f"b/{e.path}"):
+        old, new = output.quoted_path(f"a/{e.path}"), output.quoted_path(f"b/{e.path}")
+        out.append(f"diff --git {old} {new}\n")
+        for line in difflib.unified_diff(e.old.splitlines(True), e.new.splitlines(True), old, new):
             if line.endswith("\n"):
                 out.append(line)
             else:

@@ -131,6 +131,32 @@ def printable(text: str) -> str:
     return _UNPRINTABLE_RE.sub(escape, text)
 
 
+_QUOTED_PATH_RE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]')
+_C_ESCAPES = {"\a": "\\a", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\v": "\\v", "\f": "\\f", "\r": "\\r",
+              '"': '\\"', "\\": "\\\\"}
+
+
+def quoted_path(path: str, always: bool = False) -> str:
+    """A file name as git writes it (quote_c_style): as it is, unless it holds a character printable()
+    escapes, a `"` or a `\\`; then in double quotes, with C escapes (`\\n`, `\\t`, `\\"`, `\\\\`) and
+    the UTF-8 bytes of any other such character in octal (`\\033`; a byte that is not UTF-8 as itself),
+    which `git apply` reads back to the exact name.  Other non-ASCII characters stay as they are (git's
+    `core.quotePath=false`).  `always`: in double quotes even when nothing needs escaping."""
+    def escape(found: re.Match[str]) -> str:
+        char = found.group()
+        if char in _C_ESCAPES:
+            return _C_ESCAPES[char]
+        try:
+            raw = char.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate that stands for no byte
+            raw = char.encode("utf-8", "surrogatepass")
+        return "".join(f"\\{byte:03o}" for byte in raw)
+
+    if not always and not _QUOTED_PATH_RE.search(path):
+        return path
+    return '"' + _QUOTED_PATH_RE.sub(escape, path) + '"'
+
+
 def _line(text: str) -> str:
     """A message line as printed: secrets masked (on the raw text), then made one printable line."""
     return printable(redact(text))

@@ -140,14 +140,21 @@ def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]
     """The dirty paths of the work tree `root`; DirtyTreeError (exit 4) listing them unless allow_dirty."""
     paths = dirty_paths(root)
     if paths and not allow_dirty:
-        listed = "\n".join(f"  {p}" for p in paths[:MAX_LISTED_PATHS])
-        more = f"\n  ... and {len(paths) - MAX_LISTED_PATHS} more" if len(paths) > MAX_LISTED_PATHS else ""
         raise DirtyTreeError(
             f"{root}: working tree has uncommitted changes or untracked files; {what} must name one "
-            f"source state:\n{listed}{more}",
+            f"source state: {listed_paths(paths)}",
             hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
         )
     return paths
+
+
+def listed_paths(paths: list[str]) -> str:
+    """Up to MAX_LISTED_PATHS of `paths` for a one-line message, comma-separated, then `and N more`; a
+    name is quoted as git quotes it when it holds a control character, `"` or `\\`, and also when a comma
+    or a blank at either end would blur where it ends (`"a, b"`)."""
+    shown = [output.quoted_path(p, always="," in p or p != p.strip()) for p in paths[:MAX_LISTED_PATHS]]
+    more = len(paths) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
 
 
 def derive_tag(

@@ -121,6 +121,21 @@ def test_unified_diff_keeps_missing_final_newline_and_crlf() -> None:
     assert "-image: y:1\r\n+image: y:2\r\n" in diff
 
 
+def test_unified_diff_quotes_a_file_name_as_git_does_and_stays_a_patch(tmp_path: Path) -> None:
+    """A name with an escape sequence and a line break: quoted as git quotes it (not raw: a terminal would
+    run the sequence, and the broken header lines would make no patch), and `git apply` takes the diff."""
+    name = "e\x1b[31mred\nx.yaml"
+    git("init", "-q", "-b", "main", str(tmp_path))
+    (tmp_path / name).write_text("image: x:1\n")
+    diff = unified_diff([FileEdit(name, "image: x:1\n", "image: x:2\n", [])])
+    assert diff.startswith('diff --git "a/e\\033[31mred\\nx.yaml" "b/e\\033[31mred\\nx.yaml"\n'
+                           '--- "a/e\\033[31mred\\nx.yaml"\n+++ "b/e\\033[31mred\\nx.yaml"\n@@ ')
+    assert "\x1b" not in diff and len(diff.splitlines()) == 6
+    (tmp_path / "bump.diff").write_text(diff)
+    git("apply", "bump.diff", cwd=tmp_path)
+    assert (tmp_path / name).read_text() == "image: x:2\n"
+
+
 def test_compute_edits_skips_files_that_are_not_utf8(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("image: registry.example.com/team/api:1.0.0\n")
     (tmp_path / "notes.yaml").write_bytes(b"name: caf\xe9\n")  # latin-1, names no image: silently ignored

@@ -31,6 +31,21 @@ def test_printable(raw: str, shown: str) -> None:
     assert output.printable(shown) == shown
 
 
+@pytest.mark.parametrize("path, quoted", [
+    ("apps/api.yaml", "apps/api.yaml"),
+    ("u 3", "u 3"),  # git quotes no blank
+    ("caf\u00e9.yaml", "caf\u00e9.yaml"),  # printable Unicode stays (core.quotePath=false)
+    ("e\x1b[31mred\nx.yaml", '"e\\033[31mred\\nx.yaml"'),
+    ('q"\\.yaml', '"q\\"\\\\.yaml"'),
+    ("\a\b\t\v\f\r\x7f", '"\\a\\b\\t\\v\\f\\r\\177"'),
+    ("x\x9b2J\u2028", '"x\\302\\2332J\\342\\200\\250"'),  # C1 CSI, line separator: UTF-8 bytes
+    ("x\udcffy", '"x\\377y"'),  # a byte that is not UTF-8 (surrogateescape): the byte itself
+])
+def test_quoted_path_as_git_quotes_a_file_name(path: str, quoted: str) -> None:
+    assert output.quoted_path(path) == quoted
+    assert output.quoted_path(path, always=True) == (quoted if quoted.startswith('"') else f'"{quoted}"')
+
+
 def test_an_error_is_one_line_and_its_hint_another(capsys) -> None:
     output.error("--interval 5\x1b[2J\nm: expected a duration", hint="use\n30s")
     err = capsys.readouterr().err

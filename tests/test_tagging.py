@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitops_cli.errors import DirtyTreeError, UsageError
-from gitops_cli.tagging import derive_tag, dirty_hash, dirty_paths
+from gitops_cli.tagging import derive_tag, dirty_hash, dirty_paths, listed_paths
 from tests.fixtures.services import commit_all, git
 
 
@@ -64,6 +64,22 @@ def test_dirty_refused_with_paths(repo: Path) -> None:
     (repo / "a.txt").write_text("changed\n")
     with pytest.raises(DirtyTreeError, match="a.txt"):
         derive_tag(repo)
+
+
+def test_dirty_refusal_names_the_paths_on_its_one_line(repo: Path) -> None:
+    for name in ("u1", "u2", "u 3", "e\x1b[1mz\n"):
+        (repo / name).write_text("x\n")
+    with pytest.raises(DirtyTreeError) as exc:
+        derive_tag(repo)
+    assert "\n" not in exc.value.message and "\x1b" not in exc.value.message
+    assert exc.value.message.endswith('a tag must name one source state: "e\\033[1mz\\n", u 3, u1, u2')
+
+
+def test_listed_paths_quotes_what_would_blur_the_list_and_stops_at_ten() -> None:
+    assert listed_paths(["a, b", " lead", "trail ", 'q"', "ok"]) == '"a, b", " lead", "trail ", "q\\"", ok'
+    many = [f"f{i:02}" for i in range(13)]
+    assert listed_paths(many) == ", ".join(many[:10]) + " and 3 more"
+    assert listed_paths(many[:10]) == ", ".join(many[:10])
 
 
 def test_dirty_hash_depends_on_content_not_only_names(repo: Path) -> None:

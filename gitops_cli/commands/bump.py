@@ -97,7 +97,7 @@ def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[
         return
     for edit in result.edits:
         for change in edit.changes:
-            output.info(f"{edit.path}:{change.line}:{change.column}: {change.old} -> {change.new}")
+            output.info(f"{output.printable(edit.path)}:{change.line}:{change.column}: {change.old} -> {change.new}")
     if dry_run and result.edits:
         output.print_diff(unified_diff(result.edits))
     elif result.up_to_date:
@@ -107,5 +107,5 @@ def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[
         output.info(f"{len(result.changes)} change(s) in {len(result.edits)} file(s); {where}")
         output.result(result.commit)
     else:
-        for edit in result.edits:
-            output.result(edit.path)
+        for edit in result.edits:  # one line each, as `git diff --name-only` writes them
+            output.result(output.quoted_path(edit.path))

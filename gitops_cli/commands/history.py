@@ -48,7 +48,9 @@ def history(
         digest = f"@{e.digest[:19]}" if e.digest else ""
         source = f" source {e.source_commit[:12]}" if e.source_commit else ""
         rollback = f" rollback-of {e.rollback_of[:12]}" if e.rollback_of else ""
-        output.result(f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}")
+        # every field but the commit comes from the repository (an author, a trailer): one printable line
+        output.result(output.printable(
+            f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}"))
 
 
 def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-untyped-def]

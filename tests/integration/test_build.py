@@ -86,6 +86,16 @@ def test_failing_build_command_stops_before_the_image(gitops, app_repo: Path, do
     assert docker_engine.images(name="gitops-test/app:nobuild") == []
 
 
+def test_the_build_command_is_shown_as_it_is_run(gitops, app_repo: Path) -> None:
+    """Its progress line shows the command itself (backslashes not doubled as repr doubles them), only a
+    control character in it escaped; the command fails here, so no image is built."""
+    (app_repo / "gitops.toml").write_text("build_command = 'grep \"a\\|b\" no-such-file;\texit 4'\n")
+    commit_all(app_repo, "a build command with a backslash and a tab")
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "shown-as-run"], cwd=app_repo)
+    assert res.returncode == 5, res.stderr
+    assert '==> Running the build command: grep "a\\|b" no-such-file;\\texit 4\n' in res.stderr
+
+
 @BUILDERS
 def test_failing_build_names_step_and_last_lines(gitops, tmp_path: Path, base_image: str, builder) -> None:
     failing_step = 'RUN echo "compiling module x" && echo "fatal: missing symbol" >&2 && exit 3\n'

@@ -460,3 +460,41 @@ def test_a_bump_whose_reader_went_away_still_lands(deploy_remote: DeployRemote, 
     assert proc.wait(timeout=120) == 0
     assert deploy_remote.git("rev-parse", f"{deploy_remote.head()}~1").strip() == before
     assert deploy_remote.show(API_FILE) == api_expected("2.0.0")
+
+
+ODD_NAME = "e\x1b[31mred\nx.yaml"  # an escape sequence and a line break in a deploy repo's file name
+ODD_IMAGE = "127.0.0.1:5000/demo/x"
+
+
+def test_a_file_name_with_control_characters_is_shown_escaped_and_quoted(tmp_path: Path) -> None:
+    """Progress lines show the name escaped, on one line; the dry run's diff quotes it as git does (a
+    valid patch, no raw escape sequence); `--no-commit` prints it quoted, one line; a commit is made."""
+    from tests.fixtures.cli import run_gitops
+
+    remote = make_bare_remote(tmp_path / "remotes", files={ODD_NAME: f"image: {ODD_IMAGE}:old\n"})
+    shown = "e\\x1b[31mred\\nx.yaml:1:8: 127.0.0.1:5000/demo/x:old -> 127.0.0.1:5000/demo/x:new1234"
+    quoted = '"e\\033[31mred\\nx.yaml"'
+    args = ["bump", "--deploy-repo", remote.url, "--image", f"{ODD_IMAGE}:new1234"]
+
+    dry = run_gitops([*args, "--dry-run"], env=no_identity_env(tmp_path))
+    assert dry.returncode == 0, dry.stderr
+    assert shown in dry.stderr.splitlines() and "\x1b" not in dry.stderr
+    assert dry.stdout.startswith('diff --git "a/e\\033[31mred\\nx.yaml" "b/e\\033[31mred\\nx.yaml"\n'
+                                 '--- "a/e\\033[31mred\\nx.yaml"\n+++ "b/e\\033[31mred\\nx.yaml"\n')
+    assert "\x1b" not in dry.stdout
+    checkout = remote.clone(tmp_path / "checkout")
+    (tmp_path / "bump.diff").write_text(dry.stdout)
+    git("apply", str(tmp_path / "bump.diff"), cwd=checkout)  # the dry run's diff is a patch git takes
+    assert (checkout / ODD_NAME).read_text() == f"image: {ODD_IMAGE}:new1234\n"
+    git("checkout", "--", ".", cwd=checkout)
+
+    local = run_gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{ODD_IMAGE}:new1234", "--no-commit"],
+                       env=no_identity_env(tmp_path))
+    assert local.returncode == 0, local.stderr
+    assert local.stdout == quoted + "\n" and shown in local.stderr.splitlines()
+
+    res = run_gitops(args, env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert shown in res.stderr.splitlines() and "\x1b" not in res.stderr
+    assert res.stdout.strip() == remote.head()
+    assert remote.show(ODD_NAME) == f"image: {ODD_IMAGE}:new1234\n".encode()

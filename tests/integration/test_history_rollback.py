@@ -419,3 +419,22 @@ def test_history_path_of_a_blobless_clone_fetches_only_the_blobs_under_it(tmp_pa
     under_prod = {git("rev-parse", f"{rev}:{p}", cwd=remote.path).strip()
                   for rev, p in (("HEAD~2", "prod/app.yaml"), ("HEAD~1", "prod/o0.yaml"))}
     assert fetched <= under_prod | {git("rev-parse", "HEAD:prod/o1.yaml", cwd=remote.path).strip()}, len(fetched)
+
+
+def test_history_text_shows_the_repositorys_fields_escaped_json_as_they_are(
+        tmp_path: Path, deploy_remote: DeployRemote) -> None:
+    """A hand-made commit's author and trailer are the repository's to choose: the text line shows them
+    escaped (no escape sequence reaches the terminal, the entry stays one line); the JSON keeps them."""
+    work = deploy_remote.clone(tmp_path / "hand")
+    path = work / "apps/api/deployment.yaml"
+    path.write_text(path.read_text().replace(f"{API}:1.0.0", f"{API}:1.0.1"))
+    git("commit", "--quiet", "-am", "hand edit\n\nSource-Commit: ab\x1b[2Jcd",
+        "--author", "ev\x1b[31mil <fixture@example.com>", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=work)
+    res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", API, "--limit", "1"])
+    assert res.returncode == 0, res.stderr
+    assert "\x1b" not in res.stdout and len(res.stdout.splitlines()) == 1
+    assert res.stdout.rstrip("\n").endswith(
+        f"  {API}:1.0.1  {deploy_remote.head()[:12]}  ev\\x1b[31mil <fixture@example.com> source ab\\x1b[2Jcd")
+    entry = history_json(deploy_remote, "--image", API, "--limit", "1")["entries"][0]
+    assert entry["author"] == "ev\x1b[31mil <fixture@example.com>" and entry["source_commit"] == "ab\x1b[2Jcd"

@@ -71,7 +71,19 @@ def test_dirty_listing_is_capped_at_ten(gitops, repo: Path) -> None:
     res = gitops(["tag"], cwd=repo)
     assert res.returncode == 4
     assert len(re.findall(r"extra\d\d\.txt", res.stderr)) == 10
-    assert "and 5 more" in res.stderr
+    assert "extra09.txt and 5 more\n" in res.stderr
+
+
+def test_dirty_listing_is_on_the_one_error_line(gitops, repo: Path) -> None:
+    """The names are listed on the error line itself (not as literal `\\n  name` text), comma-separated,
+    a name that needs it quoted as git quotes it."""
+    for name in ("u1", "u2", "u 3", "e\x1b[31mred\nx"):
+        (repo / name).write_text("x\n")
+    res = gitops(["tag"], cwd=repo)
+    assert res.returncode == 4 and res.stdout == ""
+    error, hint = res.stderr.splitlines()
+    assert error.endswith('; a tag must name one source state: "e\\033[31mred\\nx", u 3, u1, u2')
+    assert error.startswith("error: ") and hint.startswith("hint: ")
 
 
 def test_ignored_files_do_not_make_it_dirty(gitops, repo: Path) -> None:
