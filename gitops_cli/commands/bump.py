@@ -50,7 +50,7 @@ def bump(
     Changes only the tag/digest characters of each matching reference (container images, kustomize
     images:, Helm image maps); comments, quotes and layout stay.  A push rejected because the remote moved
     is re-applied on the new head and retried.  HTTPS token: GITOPS_GIT_TOKEN (or GITHUB_TOKEN /
-    CI_JOB_TOKEN for their own hosts); SSH: --ssh-key.  stdout: the commit SHA, or "already up to date".
+    CI_JOB_TOKEN for their own hosts); SSH: --ssh-key.  stdout: the commit SHA (nothing when already up to date).
 
     \b
     Example:
@@ -101,7 +101,7 @@ def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[
     if dry_run and result.edits:
         output.print_diff(unified_diff(result.edits))
     elif result.up_to_date:
-        output.result("already up to date")
+        output.info("already up to date")  # stdout empty: no commit was made
     elif result.commit:
         where = f"pushed to {result.push_branch}" if result.pushed else "committed (not pushed: no remote)"
         output.info(f"{len(result.changes)} change(s) in {len(result.edits)} file(s); {where}")

@@ -95,6 +95,6 @@ def _render(result, output_format: str, dry_run: bool) -> None:  # type: ignore[
 
         output.print_diff(unified_diff(bumped.edits))
     elif bumped.up_to_date:
-        output.result("already up to date")
+        output.info("already up to date")  # stdout empty: no commit was made
     elif bumped.commit:
         output.result(bumped.commit)

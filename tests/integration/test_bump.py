@@ -144,7 +144,7 @@ def test_already_up_to_date_makes_no_commit(deploy_remote: DeployRemote, gitops,
     head = deploy_remote.head()
     res = gitops(args, env=no_identity_env(tmp_path))
     assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "already up to date"
+    assert res.stdout == "" and "already up to date" in res.stderr  # no commit: nothing for $(...)
     assert deploy_remote.head() == head
     assert "Pushing" not in res.stderr
 
@@ -291,7 +291,7 @@ def test_push_branch_leaves_the_base_branch_alone(
     assert again.returncode == 0, again.stderr
     assert deploy_remote.head("bump/api-2.0.0") == res.stdout.strip()
     # ... and says so at once: no rejected push, no retry, so --retries 0 is no failure
-    assert "push rejected" not in again.stderr and again.stdout.strip() == "already up to date"
+    assert "push rejected" not in again.stderr and again.stdout == "" and "already up to date" in again.stderr
     args = ["bump", "--deploy-repo", deploy_remote.url, "--push-branch", "bump/api-2.0.0", "--retries", "0"]
     strict = gitops([*args, "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
     assert strict.returncode == 0 and strict.stdout.strip() == "already up to date", strict.stderr
