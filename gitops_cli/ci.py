@@ -11,7 +11,8 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
                   CI_JOB_URL (else CI_PIPELINE_URL).  Merged-results / merge-train pipelines
                   (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
                   CI_MERGE_REQUEST_SOURCE_BRANCH_SHA.
-- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build.
+- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build,
+                  whose branch is CHANGE_BRANCH (the PR's own branch; BRANCH_NAME is then `PR-5`).
                   Its default PR strategy merges the PR into its target on the agent: GIT_COMMIT is
                   then that local merge commit and no variable names the PR head (see
                   check_pr_merge_head).
@@ -104,9 +105,11 @@ def _gitlab(env: Mapping[str, str]) -> CIInfo:
 
 
 def _jenkins(env: Mapping[str, str]) -> CIInfo:
-    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")
-    return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch,
-                  bool(_get(env, "CHANGE_ID")))
+    pull_request = bool(_get(env, "CHANGE_ID"))
+    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")  # a PR's is its job's name, `PR-5`
+    if pull_request:
+        branch = _get(env, "CHANGE_BRANCH") or branch
+    return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch, pull_request)
 
 
 def detect(environ: Mapping[str, str] | None = None) -> CIInfo:

@@ -143,3 +143,15 @@ def test_a_refused_merge_commit_gets_its_own_cis_hint() -> None:
         check_checkout(MERGE, gitlab)
     assert info.value.exit_code == 2 and "$CI_MERGE_REQUEST_SOURCE_BRANCH_SHA" in (info.value.hint or "")
     assert "actions/checkout" not in (info.value.hint or "")
+
+
+def test_jenkins_pull_request_branch_is_change_branch() -> None:
+    """BRANCH_NAME (and GIT_BRANCH) of a Jenkins PR build is the job's name, `PR-5`: the Source-Branch
+    trailer is the PR's own branch, CHANGE_BRANCH."""
+    env = {"JENKINS_URL": "http://j/", "BUILD_URL": "http://j/job/app/PR-5/3/", "GIT_COMMIT": HEAD,
+           "GIT_BRANCH": "PR-5", "BRANCH_NAME": "PR-5", "CHANGE_ID": "5", "CHANGE_BRANCH": "pr-branch"}
+    assert detect(env).trailers() == [("Source-Commit", HEAD), ("Source-Branch", "pr-branch"),
+                                      ("CI-Run", "http://j/job/app/PR-5/3/")]
+    assert detect({**env, "CHANGE_BRANCH": " "}).branch == "PR-5"  # not given: the job's name still
+    branch = {k: v for k, v in env.items() if k != "CHANGE_ID"}  # CHANGE_BRANCH without a PR: not used
+    assert detect({**branch, "BRANCH_NAME": "main"}).branch == "main"
