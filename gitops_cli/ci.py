@@ -5,13 +5,16 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
 
 - GitHub Actions: GITHUB_SHA; branch GITHUB_HEAD_REF (PRs) or GITHUB_REF_NAME; run URL =
   GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID.  For `pull_request` and
-  `pull_request_target` events GITHUB_SHA is NOT the PR's commit (it is the synthetic merge commit,
-  resp. the base branch's head): the source commit is `pull_request.head.sha` from the event payload.
+  `pull_request_target` events GITHUB_SHA is NOT the PR's commit: the source commit is
+  `pull_request.head.sha` from the event payload.  For `pull_request` GITHUB_SHA is the synthetic merge
+  commit (merge_commit); for `pull_request_target` it is the base branch's head (base_commit), an
+  ordinary commit, which actions/checkout checks out by default.
 - GitLab CI:      CI_COMMIT_SHA; CI_COMMIT_REF_NAME (MRs: CI_MERGE_REQUEST_SOURCE_BRANCH_NAME);
                   CI_JOB_URL (else CI_PIPELINE_URL).  Merged-results / merge-train pipelines
                   (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
                   CI_MERGE_REQUEST_SOURCE_BRANCH_SHA.
-- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build.
+- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build,
+                  whose branch is CHANGE_BRANCH (the PR's own branch; BRANCH_NAME is then `PR-5`).
                   Its default PR strategy merges the PR into its target on the agent: GIT_COMMIT is
                   then that local merge commit and no variable names the PR head (see
                   check_pr_merge_head).
@@ -22,10 +25,13 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
 
 The tag rule (`check_checkout`, applied by gitops_cli.tagging.derive_tag for every verb that tags): the
 tag names the commit that was checked out and built (HEAD), or the commit given with `--sha`.  A CI's
-merge commit is never used as the tag by surprise: in a pull/merge-request build whose HEAD is not the
-PR's own head commit (the merge commit GitHub checks out by default, a GitLab merged-results commit),
-the run is refused; check out the PR head (actions/checkout
-`ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.
+merge commit is never used as the tag by surprise: in a pull/merge-request build whose HEAD is the merge
+commit the CI announced (the one GitHub checks out by default for `pull_request`, a GitLab merged-results
+commit) the run is refused; check out the PR head (actions/checkout
+`ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.  A pull/merge-request build whose HEAD
+is another commit than the PR's (than GIT_COMMIT on Jenkins) is refused too, saying so; but a GitHub
+`pull_request_target` build of the base branch's head (GITHUB_SHA) is tagged as it is (a warning names
+the PR head).
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gitops_cli.errors import UsageError
 
@@ -49,6 +55,7 @@ class CIInfo:
     pull_request: bool = False  # a pull/merge-request build
     merge_commit: str | None = None  # the CI's synthetic merge commit, when it announced one
     trailer_commit: str | None = None  # GITOPS_SOURCE_COMMIT: the Source-Commit trailer only, never the tag rule
+    base_commit: str | None = None  # the base branch's head a GitHub pull_request_target build checks out
 
     def trailers(self) -> list[tuple[str, str]]:
         """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run."""
@@ -87,8 +94,11 @@ def _github(env: Mapping[str, str]) -> CIInfo:
     server = (_get(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     repo, run = _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
     url = f"{server}/{repo}/actions/runs/{run}" if repo and run else None
-    if _get(env, "GITHUB_EVENT_NAME") in _PR_EVENTS:
-        return CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True, sha)
+    event = _get(env, "GITHUB_EVENT_NAME")
+    if event in _PR_EVENTS:
+        pr = CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True)
+        # pull_request: GITHUB_SHA is GitHub's merge commit; pull_request_target: the base branch's head
+        return replace(pr, merge_commit=sha) if event == "pull_request" else replace(pr, base_commit=sha)
     return CIInfo("github", sha, url, _get(env, "GITHUB_REF_NAME"))
 
 
@@ -104,9 +114,11 @@ def _gitlab(env: Mapping[str, str]) -> CIInfo:
 
 
 def _jenkins(env: Mapping[str, str]) -> CIInfo:
-    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")
-    return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch,
-                  bool(_get(env, "CHANGE_ID")))
+    pull_request = bool(_get(env, "CHANGE_ID"))
+    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")  # a PR's is its job's name, `PR-5`
+    if pull_request:
+        branch = _get(env, "CHANGE_BRANCH") or branch
+    return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch, pull_request)
 
 
 def detect(environ: Mapping[str, str] | None = None) -> CIInfo:
@@ -122,26 +134,38 @@ def detect(environ: Mapping[str, str] | None = None) -> CIInfo:
         info = CIInfo("ci", None, None)
     else:
         info = CIInfo(None, None, None)
-    url = _get(env, "GITOPS_CI_RUN_URL") or info.run_url
-    return CIInfo(info.provider, info.source_commit, url, info.branch, info.pull_request, info.merge_commit,
-                  _get(env, "GITOPS_SOURCE_COMMIT"))
+    return replace(info, run_url=_get(env, "GITOPS_CI_RUN_URL") or info.run_url,
+                   trailer_commit=_get(env, "GITOPS_SOURCE_COMMIT"))
 
 
 def check_checkout(head: str, info: CIInfo) -> None:
-    """Refuse to tag a CI's merge commit (see the module docstring); UsageError (exit 2)."""
+    """Refuse to tag a CI's merge commit, or another commit than the one a pull/merge-request build is for
+    (see the module docstring); UsageError (exit 2)."""
     if info.source_commit is not None and head == info.source_commit:
         return  # the run's own commit is checked out
-    merge = info.merge_commit is not None and head == info.merge_commit
-    other = info.pull_request and info.source_commit is not None and head != info.source_commit
-    if not (merge or other):
-        return
-    what = f"the pull request's head is {info.source_commit}" if info.source_commit else (
-        "the pull request's head commit is unknown")
+    if info.merge_commit is not None and head == info.merge_commit:
+        what = f"the pull request's head is {info.source_commit}" if info.source_commit else (
+            "the pull request's head commit is unknown")
+        raise UsageError(
+            f"refusing to tag {head[:12]}: this {info.provider} pull-request build checked out a merge commit, "
+            f"not the pull request's own commit ({what}); its SHA names no commit anyone can find later",
+            hint=_CHECKOUT_HINTS.get(info.provider or "", _CHECKOUT_HINTS[""]),
+        )
+    if not info.pull_request or info.source_commit is None or head == info.base_commit:
+        return  # a branch build, or the base branch's head of a pull_request_target build (tagging warns)
+    named = _SOURCE_VARIABLES.get(info.provider or "", "the pull request's own commit")
+    if info.provider == "gitlab" and info.merge_commit is None:
+        named = "CI_COMMIT_SHA"
     raise UsageError(
-        f"refusing to tag {head[:12]}: this {info.provider} pull-request build checked out a merge commit, "
-        f"not the pull request's own commit ({what}); its SHA names no commit anyone can find later",
-        hint=_CHECKOUT_HINTS.get(info.provider or "", _CHECKOUT_HINTS[""]),
+        f"refusing to tag {head[:12]}: the checkout is not the commit this {info.provider} pull-request build "
+        f"is for ({named} {info.source_commit})",
+        hint=f"check out {info.source_commit[:12]} or name the build yourself with --sha",
     )
+
+
+# what names a pull/merge-request build's own commit, by CI
+_SOURCE_VARIABLES = {"github": "pull_request.head.sha", "gitlab": "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA",
+                     "jenkins": "GIT_COMMIT"}
 
 
 _CHECKOUT_HINTS = {

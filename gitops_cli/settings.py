@@ -12,7 +12,13 @@ directory gitops.toml wins over pyproject.toml.  Paths in a file (`context`, `do
 to the file's directory; in GITOPS_* variables relative to the app checkout; flags relative to the CWD.
 
 Keys use snake_case in files (dashes are accepted too) and GITOPS_<KEY> in the environment
-(GITOPS_TEST_COMMAND, GITOPS_TAG_LENGTH, ...).  List values in the environment are comma-separated.
+(GITOPS_TEST_COMMAND, GITOPS_TAG_LENGTH, ...).  List values in the environment are comma-separated.  A
+blank variable is not set (CI systems export unset variables as empty ones).  An unknown key in a file is
+refused; an unknown GITOPS_* variable (but those read elsewhere: OTHER_VARIABLES) is named in a warning.
+
+Only the value that wins is used and checked, and only when the verb reads it: a bad value is kept in
+Settings.refused and raised when its setting is read, so a setting the verb does not use never stops it;
+a bad value a higher source overrides is named in a warning.
 Secrets (registry password, git token) are never read from files: only from the environment or stdin.
 
 A message about a bad value names where it came from (Names, `settings.names`, carried by the requests
@@ -22,6 +28,7 @@ whichever module checks it.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -65,6 +72,16 @@ class Settings:
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     # how messages name a value: by its source (see Names); requests made from these settings carry it
     names: Names = field(default_factory=lambda: Names(), repr=False, compare=False)
+    # settings whose value is not valid: reading one raises its error (naming the value's source), so
+    # only a verb that uses the setting is stopped by it (load_settings)
+    refused: dict[str, ConfigError] = field(default_factory=dict, repr=False, compare=False)
+
+    def __getattribute__(self, name: str) -> Any:
+        refused = object.__getattribute__(self, "__dict__").get("refused")
+        if refused and name in refused:
+            error = refused[name]
+            raise ConfigError(error.message, hint=error.hint)
+        return object.__getattribute__(self, name)
 
 
 _SECRET_KEYS = {"registry_password", "git_token", "password", "token"}
@@ -75,7 +92,7 @@ def _field_types() -> dict[str, Any]:
     if not _FIELD_TYPES:
         hints = get_type_hints(Settings)
         for f in fields(Settings):
-            if f.name not in ("sources", "names"):
+            if f.name not in ("sources", "names", "refused"):
                 _FIELD_TYPES[f.name] = hints[f.name]
     return _FIELD_TYPES
 
@@ -182,8 +199,9 @@ class Names:
 FLAGS = Names()  # names every value by its flag: for values that come from no settings (or in tests)
 
 
-def _read_config(path: Path) -> dict[str, Any] | None:
-    """The gitops table of one file: None when it has none (a pyproject.toml without [tool.gitops])."""
+def _read_config(path: Path) -> tuple[dict[str, Any], str] | None:
+    """The gitops table of one file and where it is in that file ("in [tool.gitops]" or "at the top level"):
+    None when it has none (a pyproject.toml without [tool.gitops])."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -192,6 +210,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     tool = data.get("tool", {})
     table = tool.get("gitops") if isinstance(tool, dict) else None
+    where = "in [tool.gitops]"
     if path.name == "gitops.toml":
         top = {k: v for k, v in data.items() if k != "tool"}
         if table is not None and top:
@@ -200,10 +219,10 @@ def _read_config(path: Path) -> dict[str, Any] | None:
                 hint="keep them in one place: the top level of gitops.toml, or [tool.gitops]",
             )
         if table is None:
-            table = top
+            table, where = top, "at the top level"
     if table is not None and not isinstance(table, dict):
         raise ConfigError(f"{path}: [tool.gitops] must be a table")
-    return table
+    return None if table is None else (table, where)
 
 
 def _parents_in_work_tree(directory: Path) -> list[Path]:
@@ -215,19 +234,19 @@ def _parents_in_work_tree(directory: Path) -> list[Path]:
     return [] if top is None else [d for d in directory.parents if d.is_relative_to(top)]
 
 
-def _config_in(where: Path) -> tuple[Path, dict[str, Any]] | None:
+def _config_in(where: Path) -> tuple[Path, dict[str, Any], str] | None:
     for name in CONFIG_NAMES:
         path = where / name
         if path.is_file():
-            table = _read_config(path)
-            if table is not None:
-                return path, table
+            found = _read_config(path)
+            if found is not None:
+                return path, *found
     return None
 
 
-def find_config_file(directory: Path) -> tuple[Path, dict[str, Any]] | None:
+def find_config_file(directory: Path) -> tuple[Path, dict[str, Any], str] | None:
     """The gitops settings of the app directory `directory`: its gitops.toml, else its pyproject.toml
-    with [tool.gitops]."""
+    with [tool.gitops]; with where the table is in the file (see _read_config)."""
     return _config_in(directory)
 
 
@@ -259,17 +278,57 @@ def describe_source(settings: Settings, key: str) -> str:
     return settings.names(key, getattr(settings, key))
 
 
-def _validate(settings: Settings) -> None:
-    """Checks that name the value's source (a flag, a variable, a file key)."""
+def _check(key: str, value: Any, names: Names) -> None:
+    """Checks of a setting's value beyond its type, naming the value's source (a flag, a variable, a file
+    key): ConfigError."""
     from gitops_cli.imageref import TAG_RE
 
-    if not 7 <= settings.tag_length <= 40:
-        raise ConfigError(f"{describe_source(settings, 'tag_length')}: must be between 7 and 40")
-    prefix = settings.tag_prefix
-    if prefix and not TAG_RE.fullmatch(prefix + "0" * 40):
-        raise ConfigError(f"{describe_source(settings, 'tag_prefix')}: a tag prefix must start with a letter, "
-                          "digit or _, hold only letters, digits, _ . -, and leave room for 40 hex digits "
-                          "within 128 characters")
+    if key == "tag_length" and not 7 <= value <= 40:
+        raise ConfigError(f"{names(key, value)}: must be between 7 and 40")
+    if key == "tag_prefix" and value and not TAG_RE.fullmatch(value + "0" * 40):
+        raise ConfigError(f"{names(key, value)}: a tag prefix must start with a letter, digit or _, hold only "
+                          "letters, digits, _ . -, and leave room for 40 hex digits within 128 characters")
+
+
+# GITOPS_* variables gitops reads that are no setting (where: the module reading it)
+OTHER_VARIABLES = (
+    "GITOPS_DEBUG",  # cli: tracebacks
+    "GITOPS_REGISTRY_PASSWORD",  # registry: a secret, never a setting
+    "GITOPS_GIT_TOKEN", "GITOPS_GIT_USERNAME",  # deployrepo: a secret and its user name
+    "GITOPS_SSH_KNOWN_HOSTS",  # deployrepo: pinned ssh host keys
+    "GITOPS_SOURCE_COMMIT", "GITOPS_CI_RUN_URL",  # ci: trailer overrides
+    "GITOPS_YAML_PARSER",  # yamledit.locate: the pure-Python parser
+    "GITOPS_CLI_SPEC",  # the CI examples: where gitops-cli is installed from
+)
+_warned_variables: set[str] = set()
+
+
+def env_variables() -> dict[str, str]:
+    """The GITOPS_* variable of each setting that the environment can set (all but the sub-tables)."""
+    return {key: f"GITOPS_{key.upper()}" for key, tp in _field_types().items() if _base_kind(tp) != "dict"}
+
+
+def _warn_unknown_variables(env: Mapping[str, str]) -> None:
+    """Name each GITOPS_* variable that is no setting and that gitops does not read otherwise, once, with
+    the nearest known name (`GITOPS_PREFIX`: did you mean GITOPS_TAG_PREFIX?)."""
+    from gitops_cli import output
+
+    known = [*env_variables().values(), *OTHER_VARIABLES]
+    for var in sorted(env):
+        if not var.startswith("GITOPS_") or var in known or var in _warned_variables:
+            continue
+        _warned_variables.add(var)
+        close = difflib.get_close_matches(var.removeprefix("GITOPS_"), [k.removeprefix("GITOPS_") for k in known],
+                                          n=1, cutoff=0.6)
+        guess = f"; did you mean GITOPS_{close[0]}?" if close else ""
+        output.warn(f"{var} is no gitops setting and is ignored{guess}")
+
+
+def _unknown_key(path: Path, raw_key: str, where: str) -> ConfigError:
+    keys = [k for k in _field_types() if k not in _SECRET_KEYS]
+    close = difflib.get_close_matches(raw_key.replace("-", "_"), keys, n=1, cutoff=0.6)
+    return ConfigError(f"{path}: unknown setting {raw_key!r} {where}",
+                       hint=f"did you mean {close[0]!r}?" if close else None)
 
 
 def load_settings(
@@ -280,9 +339,15 @@ def load_settings(
     flag_names: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge defaults, the config file in `directory`, GITOPS_* variables and flags (None = not given).
+    A blank GITOPS_* variable is not set (CI systems export unset variables as empty ones).  Only the
+    value that wins is used and checked: one that is not valid is refused (ConfigError, naming its source)
+    when the verb reads that setting (Settings), so a bad value of a setting the verb does not use never
+    stops it; a bad value overridden by a higher source is named in a warning.
     `app_flag`: the verb names the app directory with --repo (the warning about a parent's file says so).
     `flag_names`: the verb's flags where they are not FLAG_NAMES' (sync: {"deploy_repo": "--repo"}), for
     messages naming a value given on the command line (settings.names)."""
+    from gitops_cli import output
+
     env = os.environ if environ is None else environ
     settings = Settings()
     types = _field_types()
@@ -290,13 +355,14 @@ def load_settings(
         settings.sources[key] = "default"
     written: dict[tuple[str, str], Any] = {}
     settings.names = Names(settings.sources, dict(flag_names or {}), written)
+    given: dict[str, list[tuple[str, Any]]] = {key: [] for key in types}  # (source, value), lowest first
 
     app = Path(directory or ".").resolve()
     found = find_config_file(app)
     if found is None:
         _warn_parent_config(app, app_flag)
     else:
-        path, table = found
+        path, table, where = found
         for raw_key, value in table.items():
             key = raw_key.replace("-", "_")
             if key in _SECRET_KEYS:
@@ -305,28 +371,40 @@ def load_settings(
                     hint="pass secrets through the environment (GITOPS_REGISTRY_PASSWORD, GITOPS_GIT_TOKEN)",
                 )
             if key not in types:
-                raise ConfigError(f"{path}: unknown setting {raw_key!r} in [tool.gitops]")
-            value = _coerce(key, value, str(path))
-            if key in PATH_KEYS and value is not None:
-                value, written[(key, str(path.parent / value))] = str(path.parent / value), value
-                # relative to the file, wherever gitops runs; messages show it as written
-            setattr(settings, key, value)
-            settings.sources[key] = str(path)
+                raise _unknown_key(path, raw_key, where)
+            given[key].append((str(path), value))
 
-    for key in types:
-        if _base_kind(types[key]) == "dict":
-            continue
-        var = f"GITOPS_{key.upper()}"
-        if var in env:
-            setattr(settings, key, _coerce(key, env[var], f"env {var}"))
-            settings.sources[key] = f"env {var}"
+    _warn_unknown_variables(env)
+    for key, var in env_variables().items():
+        if env.get(var, "").strip():
+            given[key].append((f"env {var}", env[var]))
 
     for key, value in (flags or {}).items():
         if value is None or (isinstance(value, list | tuple) and not value):
             continue
         if key not in types:
             raise KeyError(f"unknown setting {key!r}")  # programming error, not user input
-        setattr(settings, key, _coerce(key, list(value) if isinstance(value, tuple) else value, "flag"))
-        settings.sources[key] = "flag"
-    _validate(settings)
+        given[key].append(("flag", list(value) if isinstance(value, tuple) else value))
+
+    for key, values in given.items():
+        if not values:
+            continue
+        (source, value), overridden = values[-1], values[:-1]
+        settings.sources[key] = source
+        try:
+            value = _coerce(key, value, source)
+            if key in PATH_KEYS and source != "flag" and not source.startswith("env "):
+                file = Path(source)  # relative to the file, wherever gitops runs; messages show it as written
+                value, written[(key, str(file.parent / value))] = str(file.parent / value), value
+            _check(key, value, settings.names)
+        except ConfigError as exc:
+            settings.refused[key] = exc  # raised when the verb reads it (Settings.__getattribute__)
+            value = getattr(Settings(), key)
+        setattr(settings, key, value)
+        for lower, bad in overridden:
+            try:
+                _coerce(key, bad, lower)
+            except ConfigError as exc:
+                output.warn(f"{exc.message} (ignored: {settings.names(key, values[-1][1], entry=False)} "
+                            "overrides it)")
     return settings

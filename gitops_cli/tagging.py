@@ -134,6 +134,10 @@ def check_ci_checkout(root: Path, head: str, info: ci.CIInfo) -> None:
     if info.source_commit and info.source_commit != head and not info.pull_request:
         output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
                     f"{head[:12]}: tagging the checkout (what is built)")
+    elif info.source_commit and info.source_commit != head and head == info.base_commit:
+        output.warn(f"this pull_request_target build checked out the base branch's head {head[:12]} "
+                    f"(GITHUB_SHA), not the pull request's head {info.source_commit[:12]}: tagging the checkout "
+                    "(what is built)")
 
 
 def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]:

@@ -73,8 +73,10 @@ def test_github_event_payload_unreadable_or_odd(tmp_path: Path) -> None:
     assert github_pr_head({"GITHUB_EVENT_PATH": str(bad)}) is None
     bad.write_text(json.dumps({"pull_request": {"head": {"sha": 5}}}))
     assert github_pr_head({"GITHUB_EVENT_PATH": str(bad)}) is None
+    info = detect({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": MERGE})
+    assert info.source_commit is None and info.merge_commit == MERGE  # unknown head: never the merge SHA
     info = detect({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_SHA": MERGE})
-    assert info.source_commit is None and info.merge_commit == MERGE  # unknown head: never the base/merge SHA
+    assert info.source_commit is None and info.merge_commit is None and info.base_commit == MERGE
 
 
 def test_gitlab_merge_requests() -> None:
@@ -143,3 +145,48 @@ def test_a_refused_merge_commit_gets_its_own_cis_hint() -> None:
         check_checkout(MERGE, gitlab)
     assert info.value.exit_code == 2 and "$CI_MERGE_REQUEST_SOURCE_BRANCH_SHA" in (info.value.hint or "")
     assert "actions/checkout" not in (info.value.hint or "")
+
+
+def test_github_pull_request_target_checks_out_the_base_head_no_merge_commit(tmp_path: Path) -> None:
+    """For pull_request_target GITHUB_SHA is the base branch's head, an ordinary commit (what
+    actions/checkout checks out by default): it was taken for GitHub's merge commit and the run refused
+    with "checked out a merge commit"."""
+    base = "3" * 40
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_SHA": base,
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_HEAD_REF": "feature"}
+    info = detect(env)
+    assert (info.source_commit, info.merge_commit, info.base_commit, info.pull_request) == (HEAD, None, base, True)
+    check_checkout(base, info)  # the base branch's head: tagged (gitops_cli.tagging warns)
+    check_checkout(HEAD, info)  # the PR head, checked out on purpose
+    with pytest.raises(UsageError) as err:  # a third commit: not what the build is for, and said so
+        check_checkout(MERGE, info)
+    assert "merge commit" not in err.value.message
+    assert err.value.message == (f"refusing to tag {MERGE[:12]}: the checkout is not the commit this github "
+                                 f"pull-request build is for (pull_request.head.sha {HEAD})")
+    # pull_request: GITHUB_SHA is GitHub's merge commit, refused as before
+    with pytest.raises(UsageError, match="checked out a merge commit"):
+        check_checkout(base, detect({**env, "GITHUB_EVENT_NAME": "pull_request"}))
+
+
+def test_jenkins_pull_request_branch_is_change_branch() -> None:
+    """BRANCH_NAME (and GIT_BRANCH) of a Jenkins PR build is the job's name, `PR-5`: the Source-Branch
+    trailer is the PR's own branch, CHANGE_BRANCH."""
+    env = {"JENKINS_URL": "http://j/", "BUILD_URL": "http://j/job/app/PR-5/3/", "GIT_COMMIT": HEAD,
+           "GIT_BRANCH": "PR-5", "BRANCH_NAME": "PR-5", "CHANGE_ID": "5", "CHANGE_BRANCH": "pr-branch"}
+    assert detect(env).trailers() == [("Source-Commit", HEAD), ("Source-Branch", "pr-branch"),
+                                      ("CI-Run", "http://j/job/app/PR-5/3/")]
+    assert detect({**env, "CHANGE_BRANCH": " "}).branch == "PR-5"  # not given: the job's name still
+    branch = {k: v for k, v in env.items() if k != "CHANGE_ID"}  # CHANGE_BRANCH without a PR: not used
+    assert detect({**branch, "BRANCH_NAME": "main"}).branch == "main"
+
+
+def test_a_jenkins_pr_checkout_other_than_git_commit_is_not_called_a_merge_commit() -> None:
+    """HEAD != GIT_COMMIT in a Jenkins PR build was refused as "checked out a merge commit" whatever HEAD
+    was; the message says what is known: the checkout is not GIT_COMMIT."""
+    pr = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": HEAD, "BRANCH_NAME": "PR-3", "CHANGE_ID": "3"})
+    with pytest.raises(UsageError) as err:
+        check_checkout(MERGE, pr)
+    assert err.value.message == (f"refusing to tag {MERGE[:12]}: the checkout is not the commit this jenkins "
+                                 f"pull-request build is for (GIT_COMMIT {HEAD})")
+    assert err.value.hint == f"check out {HEAD[:12]} or name the build yourself with --sha"
+    assert err.value.exit_code == 2

@@ -60,10 +60,10 @@ def test_bool_from_env(tmp_path: Path, env: dict[str, str], expected: bool) -> N
 
 def test_bad_values_name_their_origin(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="GITOPS_TAG_LENGTH=.seven.: expected a whole number"):
-        load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "seven"})
+        _ = load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "seven"}).tag_length
     (tmp_path / "gitops.toml").write_text("tag_length = 'x'\n")
     with pytest.raises(ConfigError, match="gitops.toml.*tag_length"):
-        load_settings(tmp_path, environ={})
+        _ = load_settings(tmp_path, environ={}).tag_length
 
 
 def test_unknown_key_and_bad_toml(tmp_path: Path) -> None:
@@ -156,29 +156,32 @@ def test_bad_tag_length_names_its_source(tmp_path: Path, origin: str, expected: 
     env = {"GITOPS_TAG_LENGTH": "3"} if origin == "env" else {}
     flags = {"tag_length": 3} if origin == "flag" else {}
     with pytest.raises(ConfigError) as info:
-        load_settings(tmp_path, flags, environ=env)
+        _ = load_settings(tmp_path, flags, environ=env).tag_length
     assert expected in info.value.message
 
 
 def test_bad_tag_prefix_names_its_source(tmp_path: Path) -> None:
     (tmp_path / "gitops.toml").write_text('tag_prefix = "v/1-"\n')
     with pytest.raises(ConfigError, match=r"gitops.toml: tag_prefix = 'v/1-': a tag prefix"):
-        load_settings(tmp_path, environ={})
+        _ = load_settings(tmp_path, environ={}).tag_prefix
     with pytest.raises(ConfigError, match=r"--prefix '-x': a tag prefix"):
-        load_settings(tmp_path / "..", {"tag_prefix": "-x"}, environ={})
+        _ = load_settings(tmp_path / "..", {"tag_prefix": "-x"}, environ={}).tag_prefix
 
 
 @pytest.mark.parametrize("value", ["--8", "²", "8.0", "0x8", " 8 8 "])
 def test_an_integer_setting_takes_ascii_digits_only(tmp_path: Path, value: str) -> None:
     """`--8` passed `lstrip("-").isdigit()` and `²` passes isdigit(): int() then raised (exit 70)."""
     with pytest.raises(ConfigError, match="GITOPS_RETRIES=.*: expected a whole number"):
-        load_settings(tmp_path, environ={"GITOPS_RETRIES": value})
+        _ = load_settings(tmp_path, environ={"GITOPS_RETRIES": value}).retries
 
 
 def test_a_nul_in_a_string_setting_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "gitops.toml").write_text('test_command = "true\\u0000"\nbuild_args = ["A=\\u0000"]\n')
+    s = load_settings(tmp_path, environ={})
     with pytest.raises(ConfigError, match="gitops.toml: test_command = 'true.x00': a NUL character in it"):
-        load_settings(tmp_path, environ={})
+        _ = s.test_command
+    with pytest.raises(ConfigError, match=r"gitops.toml: build_args = \['A=.x00'\]: a NUL character in it"):
+        _ = s.build_args
 
 
 # --- a bad value names where it came from (settings.Names), whichever module checks it -----------------
@@ -232,6 +235,8 @@ def test_bump_checks_name_the_source(tmp_path: Path, where: str) -> None:
                 "message": "empty template", "push_branch": "not a valid branch name",
                 "branch": "give the branch's name, without refs/heads/"}
     for key, value in bad.items():
+        if where == "env" and value == "":
+            continue  # a blank variable is not set (test_a_blank_variable_is_not_set)
         flags, environ = {}, {}
         if where == "file":
             text = f"{key} = {value}\n" if isinstance(value, int) else f'{key} = "{value}"\n'
@@ -276,4 +281,89 @@ def test_build_deploy_repo_and_path_checks_name_the_source(tmp_path: Path) -> No
 def test_a_bad_type_names_its_source(tmp_path: Path) -> None:
     (tmp_path / "gitops.toml").write_text("paths = 5\n")
     with pytest.raises(ConfigError, match=f"^{tmp_path / 'gitops.toml'}: paths = 5: expected a list of strings$"):
+        _ = load_settings(tmp_path, environ={}).paths
+
+
+# --- a blank variable is not set; only the value that wins is checked; unknown names are named ---------
+
+@pytest.mark.parametrize("blank", ["", "  ", "\t"])
+def test_a_blank_variable_is_not_set(tmp_path: Path, blank: str) -> None:
+    """CI systems export unset variables as empty ones (`${{ vars.UNSET }}`): an empty GITOPS_TEST_COMMAND
+    threw away the file's test_command (make test ran), an empty GITOPS_IMAGE the file's image."""
+    (tmp_path / "gitops.toml").write_text('test_command = "echo FROMFILE"\nimage = "file/image"\n'
+                                          'deploy_repo = "/deploy"\ntag_length = 9\nallow_mutable_tag = true\n'
+                                          'paths = ["apps/x"]\n')
+    from dataclasses import fields
+
+    from gitops_cli.settings import Settings
+
+    not_variables = ("lint", "sources", "names", "refused")
+    every = [f"GITOPS_{f.name.upper()}" for f in fields(Settings) if f.name not in not_variables]
+    s = load_settings(tmp_path, environ=dict.fromkeys(every, blank))
+    assert (s.test_command, s.image, s.deploy_repo, s.tag_length, s.allow_mutable_tag, s.paths) == (
+        "echo FROMFILE", "file/image", "/deploy", 9, True, ["apps/x"])
+    assert s.retries == 10 and s.tag_prefix == "" and s.sources["retries"] == "default"
+    assert set(s.sources.values()) - {"default"} == {str(tmp_path / "gitops.toml")}
+
+
+def test_an_overridden_bad_value_is_not_used_and_named_in_a_warning(tmp_path: Path, capsys) -> None:
+    """flags > env > file holds for invalid values too: `GITOPS_TAG_LENGTH=seven gitops tag --length 8`."""
+    (tmp_path / "gitops.toml").write_text('tag_length = "x"\n')
+    s = load_settings(tmp_path, {"tag_length": 8}, environ={"GITOPS_TAG_LENGTH": "seven"})
+    assert s.tag_length == 8 and s.sources["tag_length"] == "flag"
+    err = capsys.readouterr().err
+    assert "warning: GITOPS_TAG_LENGTH='seven': expected a whole number (ignored: --length 8 overrides it)" in err
+    assert f"warning: {tmp_path / 'gitops.toml'}: tag_length = 'x': expected a whole number" in err
+    s = load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "12"})
+    assert s.tag_length == 12
+    assert "(ignored: GITOPS_TAG_LENGTH='12' overrides it)" in capsys.readouterr().err
+
+
+def test_a_bad_value_stops_only_a_verb_that_reads_it(tmp_path: Path) -> None:
+    """`GITOPS_RETRIES=x gitops tag` failed: tag does not use retries.  The error comes when the setting
+    is read, naming its source as before; the other settings are there."""
+    (tmp_path / "gitops.toml").write_text("tag_length = 3\n")
+    s = load_settings(tmp_path, {"tag_prefix": "v-"}, environ={"GITOPS_RETRIES": "x"})
+    assert s.tag_prefix == "v-" and s.image is None and s.sources["retries"] == "env GITOPS_RETRIES"
+    with pytest.raises(ConfigError, match="^GITOPS_RETRIES='x': expected a whole number$") as info:
+        _ = s.retries
+    assert info.value.exit_code == 2
+    with pytest.raises(ConfigError, match=r"gitops.toml: tag_length = 3: must be between 7 and 40$"):
+        _ = s.tag_length
+
+
+def test_an_unknown_variable_is_named_once_with_the_nearest_setting(tmp_path: Path, capsys) -> None:
+    """`GITOPS_PREFIX=v- gitops tag` printed the tag without a prefix and said nothing."""
+    env = {"GITOPS_PREFIX": "v-", "GITOPS_ZZZ_QQQ": "1", "GITOPS_GIT_TOKNE": "t",
+           # read by gitops, but no setting: never named
+           "GITOPS_DEBUG": "1", "GITOPS_REGISTRY_PASSWORD": "pw", "GITOPS_GIT_TOKEN": "t",
+           "GITOPS_YAML_PARSER": "python", "GITOPS_CLI_SPEC": "gitops-cli", "GITOPS_SOURCE_COMMIT": "abc",
+           "GITOPS_CI_RUN_URL": "u", "GITOPS_SSH_KNOWN_HOSTS": "k", "GITOPS_GIT_USERNAME": "u",
+           "GITOPS_TAG_LENGTH": "8"}
+    s = load_settings(tmp_path, environ=env)
+    assert s.tag_prefix == "" and s.tag_length == 8
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "warning: GITOPS_GIT_TOKNE is no gitops setting and is ignored; did you mean GITOPS_GIT_TOKEN?",
+        "warning: GITOPS_PREFIX is no gitops setting and is ignored; did you mean GITOPS_TAG_PREFIX?",
+        "warning: GITOPS_ZZZ_QQQ is no gitops setting and is ignored",
+    ]
+    load_settings(tmp_path, environ=env)
+    assert capsys.readouterr().err == ""  # once
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ("tag_lenght = 8\n", "at the top level"), ("[tool.gitops]\ntag-lenght = 8\n", "in [tool.gitops]")])
+def test_an_unknown_key_names_its_table_as_written_and_the_nearest_setting(tmp_path: Path, text: str,
+                                                                           where: str) -> None:
+    (tmp_path / "gitops.toml").write_text(text)
+    key = text.splitlines()[-1].split(" ")[0]
+    with pytest.raises(ConfigError) as info:
         load_settings(tmp_path, environ={})
+    assert info.value.message == f"{tmp_path / 'gitops.toml'}: unknown setting {key!r} {where}"
+    assert info.value.hint == "did you mean 'tag_length'?"
+    (tmp_path / "gitops.toml").unlink()
+    (tmp_path / "pyproject.toml").write_text("[tool.gitops]\nxyzzy = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, environ={})
+    assert info.value.message.endswith("unknown setting 'xyzzy' in [tool.gitops]") and info.value.hint is None

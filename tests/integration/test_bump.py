@@ -113,6 +113,18 @@ def test_author_message_template_and_ci_trailers(deploy_remote: DeployRemote, gi
     assert deploy_remote.log("%an <%ae>")[0] == "Flag Person <flag@example.com>"
 
 
+def test_a_jenkins_pull_request_names_its_own_branch(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """BRANCH_NAME/GIT_BRANCH of a Jenkins PR build is the job's name (PR-5): the Source-Branch trailer
+    was `PR-5`; it is the PR's own branch, CHANGE_BRANCH, as the README promises."""
+    env = no_identity_env(tmp_path, JENKINS_URL="http://j/", BUILD_URL="http://j/job/app/PR-5/3/",
+                          GIT_COMMIT="c" * 40, GIT_BRANCH="PR-5", BRANCH_NAME="PR-5", CHANGE_ID="5",
+                          CHANGE_BRANCH="pr-branch")
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.1"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message().endswith(f"Source-Commit: {'c' * 40}\nSource-Branch: pr-branch\n"
+                                            "CI-Run: http://j/job/app/PR-5/3/\n\n")
+
+
 def test_several_images_one_commit(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
     images = [
         f"{API}:3.0.0",

@@ -123,3 +123,69 @@ def test_on_a_terminal_the_escape_sequence_is_shown_not_sent(tmp_path: Path) -> 
                                          cwd=app_dir(tmp_path / "app", None))
     assert status == 2
     assert "\x1b[2J" not in terminal and "5\\x1b[2J\\nm" in terminal
+
+
+# --- settings through the command: blank variables, the value that wins, unknown names ---------------
+
+SAMPLE_APP = Path(__file__).resolve().parents[2] / "examples" / "sample-app"
+
+
+@pytest.fixture
+def sample_app(tmp_path: Path) -> Path:
+    """A copy of examples/sample-app committed to a fresh repository, test_command "echo FROMFILE"."""
+    config = (SAMPLE_APP / "gitops.toml").read_text().replace('test_command = "make test"',
+                                                               'test_command = "echo FROMFILE"')
+    files = {p.name: p.read_text() for p in SAMPLE_APP.iterdir() if p.is_file()}
+    path = tmp_path / "app"
+    path.mkdir()
+    git("init", "--quiet", "--initial-branch=main", str(path))
+    write_tree(path, {**files, "gitops.toml": config})
+    git("add", "-A", cwd=path)
+    git("commit", "--quiet", "-m", "app", cwd=path)
+    return path
+
+
+def test_a_blank_variable_leaves_the_files_value(gitops, sample_app: Path) -> None:
+    """CI exports unset variables as empty ones: `GITOPS_TEST_COMMAND= gitops test` ran `make test`, and
+    `GITOPS_IMAGE= gitops build` said --image is required though gitops.toml sets it."""
+    res = gitops(["test"], cwd=sample_app, env={"GITOPS_TEST_COMMAND": ""})
+    assert res.returncode == 0, res.stderr
+    assert "FROMFILE" in res.stdout + res.stderr and "make test" not in res.stderr
+    # the image is the file's: the run gets as far as the Dockerfile (no engine needed to tell)
+    res = gitops(["build", "--file", "nonexistent.Dockerfile"], cwd=sample_app, env={"GITOPS_IMAGE": " "})
+    assert res.returncode == 2 and "--image is required" not in res.stderr
+    assert error_lines(res.stderr) == [f"error: --file '{sample_app / 'nonexistent.Dockerfile'}': no such file"]
+
+
+def test_a_bad_value_that_does_not_win_or_is_not_used_stops_nothing(gitops, sample_app: Path) -> None:
+    res = gitops(["tag", "--length", "8"], cwd=sample_app, env={"GITOPS_TAG_LENGTH": "seven"})
+    assert res.returncode == 0 and len(res.stdout.strip()) == 8, res.stderr
+    assert "warning: GITOPS_TAG_LENGTH='seven': expected a whole number (ignored: --length 8" in res.stderr
+    res = gitops(["tag"], cwd=sample_app, env={"GITOPS_RETRIES": "x"})  # tag does not use retries
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    res = gitops(["tag"], cwd=sample_app, env={"GITOPS_TAG_LENGTH": "seven"})  # the value that wins
+    assert res.returncode == 2
+    assert error_lines(res.stderr) == ["error: GITOPS_TAG_LENGTH='seven': expected a whole number"]
+
+
+def test_a_bad_value_in_the_file_overridden_by_a_flag(gitops, sample_app: Path) -> None:
+    config = sample_app / "gitops.toml"
+    config.write_text(config.read_text() + 'tag_length = "x"\n')
+    git("commit", "--quiet", "-am", "bad length", cwd=sample_app)
+    res = gitops(["tag", "--length", "8"], cwd=sample_app)
+    assert res.returncode == 0 and len(res.stdout.strip()) == 8, res.stderr
+    res = gitops(["tag"], cwd=sample_app)
+    assert error_lines(res.stderr) == [f"error: {config}: tag_length = 'x': expected a whole number"]
+
+
+def test_an_unknown_variable_or_key_is_named(gitops, sample_app: Path) -> None:
+    res = gitops(["tag"], cwd=sample_app, env={"GITOPS_PREFIX": "v-", "GITOPS_DEBUG": "0"})
+    assert res.returncode == 0 and not res.stdout.startswith("v-")
+    assert res.stderr == ("warning: GITOPS_PREFIX is no gitops setting and is ignored; did you mean "
+                          "GITOPS_TAG_PREFIX?\n")
+    config = sample_app / "gitops.toml"
+    config.write_text(config.read_text() + "tag_lenght = 8\n")
+    res = gitops(["tag", "--allow-dirty"], cwd=sample_app)
+    assert res.returncode == 2
+    assert error_lines(res.stderr) == [f"error: {config}: unknown setting 'tag_lenght' at the top level",
+                                       "hint: did you mean 'tag_length'?"]

@@ -203,6 +203,42 @@ def test_github_pull_request_merge_checkout_is_refused(gitops, repo: Path, tmp_p
     assert res.returncode == 0 and res.stdout.strip() == head[:7]
 
 
+def test_github_pull_request_target_build_of_the_base_head_is_tagged(gitops, repo: Path, tmp_path: Path) -> None:
+    """pull_request_target: actions/checkout checks out the base branch's head, GITHUB_SHA, an ordinary
+    commit.  It was refused as "this github pull-request build checked out a merge commit"."""
+    import json
+
+    head = git(repo, "rev-parse", "main")
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": "f" * 40}}}))
+    env = {"GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_EVENT_NAME": "pull_request_target",
+           "GITHUB_EVENT_PATH": str(event), "GITHUB_SHA": head}
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert res.returncode == 0 and res.stdout.strip() == head[:7], res.stderr
+    assert res.stderr == (f"warning: this pull_request_target build checked out the base branch's head "
+                          f"{head[:12]} (GITHUB_SHA), not the pull request's head {'f' * 12}: tagging the "
+                          "checkout (what is built)\n")
+    # another commit than the base head or the PR head: refused, and not called a merge commit
+    git(repo, "checkout", "-q", "HEAD~1")
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert "merge commit" not in res.stderr and f"(pull_request.head.sha {'f' * 40})" in res.stderr
+
+
+def test_jenkins_pull_request_checkout_other_than_git_commit(gitops, repo: Path) -> None:
+    """HEAD != GIT_COMMIT in a Jenkins PR build (HEAD no merge): it was refused as "checked out a merge
+    commit"; the message now says what is so."""
+    head, previous = git(repo, "rev-parse", "HEAD"), git(repo, "rev-parse", "HEAD~1")
+    env = {"JENKINS_URL": "http://j/", "BUILD_URL": "http://j/job/app/PR-5/3/", "GIT_COMMIT": previous,
+           "GIT_BRANCH": "PR-5", "BRANCH_NAME": "PR-5", "CHANGE_ID": "5", "CHANGE_BRANCH": "pr-branch"}
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.splitlines() == [
+        f"error: refusing to tag {head[:12]}: the checkout is not the commit this jenkins pull-request build "
+        f"is for (GIT_COMMIT {previous})",
+        f"hint: check out {previous[:12]} or name the build yourself with --sha"]
+
+
 def test_subdirectory_names_the_config_of_the_app_root_it_does_not_read(gitops, repo: Path) -> None:
     """A directory is an app of its own (a parent's settings would build another app): in a subdirectory
     the root's config is not read, and a warning names it, so a different tag never comes silently."""
