@@ -334,15 +334,21 @@ def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) 
         return targets[0].normalized_name
     pos = (getattr(change, "line", None), getattr(change, "column", None))
     for ref in references:
-        spots = [(ref.line, ref.column)] + [(f.line, f.column) for f in ref.fields.values()]
-        if ref.scalar is not None:
-            spots.append((ref.scalar.line, ref.scalar.column))
-        if pos in spots:
+        if pos in _spots(ref):
             return next((t.normalized_name for t in targets if reference_matches(ref, t)), None)
     new = try_parse(str(getattr(change, "new", "")))
     if new is not None and "/" in str(getattr(change, "new", "")):
         return next((t.normalized_name for t in targets if t.same_repository(new)), None)
     return None
+
+
+def _spots(ref: Any) -> set[tuple[int, int]]:
+    """(line, column) of every place a change of this reference is reported at: its value (string form),
+    its first key and each field (map form: a changed field, or an inserted one)."""
+    spots = {(ref.line, ref.column)} | {(f.line, f.column) for f in ref.fields.values()}
+    if ref.scalar is not None:
+        spots.add((ref.scalar.line, ref.scalar.column))
+    return spots
 
 
 def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
@@ -373,14 +379,27 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
 
 
 def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
-    """Previous values of this image's changed references (string form: whole value; map form: the field)."""
-    olds: list[str] = []
+    """The image's values before the bump, as `history` shows them (`tag`, `tag@digest` or `@digest`), each
+    once: the value of each changed reference as a whole (a string, or a kustomize / Helm map's name, tag
+    and digest together), in file order; a tag or a digest alone is left out where another value holds it
+    (`v1` and `@sha256:1...` beside `v1@sha256:1...`)."""
+    from gitops_cli.history import value_text
+    from gitops_cli.yamledit import locate
+
+    values: list[tuple[str | None, str | None]] = []
     for e in edits:
-        for change, name in zip(e.changes, e.images, strict=True):
-            old = getattr(change, "old", None)
-            if old and name == image.normalized_name and old not in olds:
-                olds.append(old)
-    return olds
+        changed = {(getattr(c, "line", None), getattr(c, "column", None))
+                   for c, name in zip(e.changes, e.images, strict=True) if name == image.normalized_name}
+        if not changed:
+            continue
+        for ref in locate(e.old, filename=e.path).references:
+            parsed = try_parse(ref.value) if changed & _spots(ref) and reference_matches(ref, image) else None
+            if parsed is not None and (parsed.tag or parsed.digest) and (parsed.tag, parsed.digest) not in values:
+                values.append((parsed.tag, parsed.digest))
+    kept = [(tag, digest) for tag, digest in values
+            if not any((tag, digest) != other and tag in (None, other[0]) and digest in (None, other[1])
+                       for other in values)]
+    return [value_text(tag, digest) for tag, digest in kept]
 
 
 def render_message(
@@ -389,13 +408,14 @@ def render_message(
 ) -> str:
     """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:."""
     lines = []
+    uses_old = template is not None and "old" in {f for _, f, _, _ in string.Formatter().parse(template)}
     for image in images:
         if template is None:
             lines.append(f"Update {image.name} image to {image}")
         else:
-            lines.append(template.format(
+            lines.append(template.format(  # {old}: each edited file parsed again, only when it is used
                 image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
-                old=", ".join(_old_values(image, edits)),
+                old=", ".join(_old_values(image, edits)) if uses_old else "",
             ))
     if len(lines) == 1:
         body = lines[0]

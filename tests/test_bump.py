@@ -66,16 +66,41 @@ def test_default_message_several_images_and_ci_trailers() -> None:
     ]
 
 
-def test_message_template_fields() -> None:
+def test_message_template_fields(tmp_path: Path) -> None:
     digest = "sha256:" + "a" * 64
     image = parse(f"registry.example.com/team/api:2.0.0@{digest}")
-    edits = [FileEdit("a.yaml", "", "", [FakeChange("registry.example.com/team/api:1.0.0", str(image))],
-                      [image.normalized_name])]
+    (tmp_path / "a.yaml").write_text("image: registry.example.com/team/api:1.0.0\n")
+    edits, _, _ = compute_edits(tmp_path, [image])
     msg = render_message([image], edits, "deploy {repository} {tag} ({digest}) was {old}; {image}", NO_CI)
-    assert msg.splitlines()[0] == (
-        f"deploy registry.example.com/team/api 2.0.0 ({digest}) was "
-        f"registry.example.com/team/api:1.0.0; {image}"
-    )
+    assert msg.splitlines()[0] == f"deploy registry.example.com/team/api 2.0.0 ({digest}) was 1.0.0; {image}"
+
+
+def test_message_old_is_each_previous_value_once_in_one_form(tmp_path: Path) -> None:
+    """{old} listed the changed strings and fields as written: a full reference, a bare `@sha256:` one, a tag,
+    a digest (`team/app:v1@sha256:1.., team/app@sha256:1.., team/app:v1, v1, sha256:1..`)."""
+    d1, d2, d3 = ("sha256:" + c * 64 for c in "123")
+    (tmp_path / "d.yaml").write_text(
+        f"containers:\n- name: a\n  image: 127.0.0.1:5000/team/app:v1@{d1}\n"
+        f"- name: b\n  image: 127.0.0.1:5000/team/app@{d1}\n- name: c\n  image: 127.0.0.1:5000/team/app:v1\n"
+        f"- name: d\n  image: 127.0.0.1:5000/team/app:v0  # canary\n- name: e\n  image: 127.0.0.1:5000/team/app:v3\n")
+    (tmp_path / "kustomization.yaml").write_text(
+        f"images:\n- name: 127.0.0.1:5000/team/app\n  newTag: v1\n  digest: {d1}\n")
+    image = parse(f"127.0.0.1:5000/team/app:v3@{d3}")
+    edits, _, _ = compute_edits(tmp_path, [image])
+    # e (tag only, at v3 already) is not changed: not a previous value
+    assert render_message([image], edits, "{old}", NO_CI).splitlines()[0] == f"v1@{d1}, v0"
+    # a tag alone and a digest alone that no value joins stay apart; a digest-only form reads `@digest`
+    (tmp_path / "kustomization.yaml").unlink()
+    (tmp_path / "d.yaml").write_text(f"containers:\n- name: a\n  image: 127.0.0.1:5000/team/app@{d2}\n"
+                                     "- name: b\n  image: 127.0.0.1:5000/team/app:v1\n")
+    edits, _, _ = compute_edits(tmp_path, [image])
+    assert render_message([image], edits, "{old}", NO_CI).splitlines()[0] == f"@{d2}, v1"
+    # only the image's own changes: with two images each gets its own previous values
+    other = parse("127.0.0.1:5000/team/worker:w2")
+    (tmp_path / "w.yaml").write_text("image: 127.0.0.1:5000/team/worker:w1\n")
+    edits, _, _ = compute_edits(tmp_path, [image, other])
+    assert render_message([image, other], edits, "{repository} was {old}", NO_CI).split("\n\n")[1] == (
+        f"127.0.0.1:5000/team/app was @{d2}, v1\n127.0.0.1:5000/team/worker was w1")
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_author_message_template_and_ci_trailers(deploy_remote: DeployRemote, gi
     )
     assert res.returncode == 0, res.stderr
     assert deploy_remote.message() == (
-        "chore(worker): v9 (was registry.example.com/team/worker:1.0.0)\n\n"
+        "chore(worker): v9 (was 1.0.0)\n\n"  # {old}: the value as `history` shows it
         "Image: registry.example.com/team/worker:v9\n"
         f"Source-Commit: {'c' * 40}\n"
         "CI-Run: https://github.com/org/app/actions/runs/77\n\n"
