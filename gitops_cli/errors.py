@@ -30,7 +30,8 @@ EXIT_CODES: dict[int, str] = {
     10: "git remote unreachable or git operation failed",
     11: "git authentication failed",
     12: "push still rejected after all retries (the remote kept moving)",
-    13: "edit could not be verified or a digest could not be resolved; nothing was written",
+    13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "
+        "be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
     16: "sync: another pass holds the lock on the cache directory",

@@ -214,6 +214,53 @@ def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
     assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
 
 
+TWO_CONTAINERS_ONE_IMAGE = {  # kustomize sets the entry's image in both containers
+    "kustomization.yaml": "resources: [d.yaml]\nimages:\n- name: registry.example.com/team/api\n  newTag: 1.0.0\n",
+    "d.yaml": ("kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n"
+               "        image: registry.example.com/team/api:1.0.0\n      - name: worker\n"
+               "        image: registry.example.com/team/api:1.0.0\n"),
+}
+
+
+def test_container_is_refused_when_a_kustomize_entry_would_move_another_container(tmp_path: Path) -> None:
+    """--container worker bumped the kustomize entry along, and kustomize set web to the new tag too."""
+    for rel, text in TWO_CONTAINERS_ONE_IMAGE.items():
+        (tmp_path / rel).write_text(text)
+    with pytest.raises(VerificationError) as exc:
+        compute_edits(tmp_path, [API], container="worker")
+    assert exc.value.exit_code == 13 and exc.value.message == (
+        "kustomization.yaml:3: this kustomize images: entry sets registry.example.com/team/api in every container "
+        "using it, container 'web' (d.yaml:7) too, which --container 'worker' leaves out; nothing was written")
+    assert "without --container" in (exc.value.hint or "")
+    # through bump: nothing is written
+    with pytest.raises(VerificationError):
+        bump(BumpRequest(str(tmp_path), [API], container="worker", commit=False))
+    assert {rel: (tmp_path / rel).read_text() for rel in TWO_CONTAINERS_ONE_IMAGE} == TWO_CONTAINERS_ONE_IMAGE
+    # a misspelt --container is still "not found" (exit 3), not this refusal
+    assert compute_edits(tmp_path, [API], container="workr")[2] == set()
+    # an entry already at the target is not changed: the named container alone moves (the others stay as
+    # kustomize deploys them already)
+    (tmp_path / "kustomization.yaml").write_text(TWO_CONTAINERS_ONE_IMAGE["kustomization.yaml"].replace("1.0.0",
+                                                                                                      "2.0.0"))
+    edits, _, found = compute_edits(tmp_path, [API], container="worker")
+    assert [e.path for e in edits] == ["d.yaml"] and found == {API.normalized_name}
+    assert edits[0].new.count("api:2.0.0") == 1
+
+
+def test_container_gets_an_image_through_a_kustomize_entry_name(tmp_path: Path) -> None:
+    """An entry `name: web` + `newName: .../team/web` applies to containers whose image is `web`: a container
+    named web that uses it counts as using the image (it was exit 3), and one of another name is refused."""
+    web = parse("registry.example.com/team/web:2.0.0")
+    (tmp_path / "kustomization.yaml").write_text(
+        "images:\n- name: web\n  newName: registry.example.com/team/web\n  newTag: 1.0.0\n")
+    (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n")
+    edits, _, found = compute_edits(tmp_path, [web], container="web")
+    assert found == {web.normalized_name} and [e.path for e in edits] == ["kustomization.yaml"]
+    (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n- name: side\n  image: web:0\n")
+    with pytest.raises(VerificationError, match="container 'side' .d.yaml:5. too, which --container 'web' leaves"):
+        compute_edits(tmp_path, [web], container="web")
+
+
 def test_validate_without_images_when_they_come_later() -> None:
     validate(BumpRequest("file:///x.git", []), images_required=False)  # build-and-bump: images after publish
     with pytest.raises(UsageError, match="--retries"):
