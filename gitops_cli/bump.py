@@ -237,7 +237,9 @@ def compute_edits(
 
     With `container`, an image counts as found only when a container (or compose service) of that name
     uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
-    must not bump them alone (the caller exits 3).
+    must not bump them alone (the caller exits 3).  A kustomize entry counts for a container using its
+    `name`; one the bump changes that also applies to a container of another name is refused (exit 13,
+    see _kustomize_containers).
 
     Only files containing a target's last path component are parsed.  A file that changes is parsed by
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
@@ -254,6 +256,8 @@ def compute_edits(
     found: set[str] = set()
     unchanged: list[tuple[str, str]] = []
     in_container: set[str] = set()
+    located: dict[str, list[Any]] = {}  # with --container: the references of each file searched
+    entries: list[tuple[str, Any, ImageRef, bool]] = []  # kustomize entries of a target: (file, entry, target, changed)
     for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
@@ -278,6 +282,10 @@ def compute_edits(
         if container is not None:  # the images this container uses (kustomize/Helm entries name none)
             in_container |= {t.normalized_name for t in targets for r in references
                              if r.form == "string" and r.container == container and reference_matches(r, t)}
+            located[rel] = references
+            changed = {(c.line, c.column) for c in changes}
+            entries += [(rel, r, t, bool(changed & _spots(r))) for r in references if r.kind == "kustomize"
+                        for t in targets if reference_matches(r, t)]
         if new == text:
             unchanged.append((rel, text))
             continue
@@ -286,6 +294,8 @@ def compute_edits(
         if None in owners:  # a change we could not attribute: count every target this file references
             found |= {t.normalized_name for t in targets for r in references if reference_matches(r, t)}
         edits.append(FileEdit(rel, text, new, list(changes), owners))
+    if container is not None:
+        in_container = _kustomize_containers(entries, located, container, in_container, names)
     wanted = {t.normalized_name for t in targets}
     for rel, text in unchanged:  # already at the target, or no reference at all?
         if found >= wanted:
@@ -295,6 +305,45 @@ def compute_edits(
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
     return edits, skipped, found
+
+
+def _kustomize_containers(entries: Sequence[tuple[str, Any, ImageRef, bool]], located: Mapping[str, Sequence[Any]],
+                          container: str, in_container: set[str], names: Names) -> set[str]:
+    """With --container: `in_container` (the targets a container of that name uses) with those it gets
+    through a kustomize `images:` entry.
+
+    kustomize sets an entry's image in every container whose image is the entry's `name`, whatever the
+    container's name: one in the files searched (`located`) that --container leaves out would be moved
+    along with the entry, and left out of the bump it would set the named one back.  A bump of a target
+    the named container uses that changes such an entry is refused (VerificationError, exit 13: nothing
+    is written), naming the entry and the other container.  (A target no container of that name uses is
+    not found: the caller's exit 3, a misspelt --container.)"""
+    applying: list[tuple[str, Any, ImageRef, ImageRef, list[tuple[str, Any]]]] = []
+    used = set(in_container)
+    for rel, entry, target, changed in entries:
+        name = entry.fields.get("name")
+        image = try_parse(name.value) if name is not None else None
+        if image is None:
+            continue
+        applies = [(where, ref) for where, refs in located.items() for ref in refs
+                   if ref.kind == "container" and reference_matches(ref, image)]
+        if any(ref.container == container for _, ref in applies):
+            used.add(target.normalized_name)
+        if changed:
+            applying.append((rel, entry, image, target, applies))
+    for rel, entry, image, target, applies in applying:
+        others = [(where, ref) for where, ref in applies if ref.container != container]
+        if target.normalized_name not in used or not others:
+            continue
+        where, ref = others[0]
+        other = f"container {ref.container!r}" if ref.container is not None else "a container with no name"
+        raise VerificationError(
+            f"{rel}:{entry.line}: this kustomize images: entry sets {image.name} in every container using it, "
+            f"{other} ({where}:{ref.line}) too, which {names('container', container)} leaves out; "
+            "nothing was written",
+            hint="bump without --container, or give the containers to keep back an image name of their own "
+                 "(kustomize images: entries match containers by image name)")
+    return used
 
 
 def _not_utf8(path: Path, needles: Sequence[str]) -> str | None:
@@ -334,15 +383,21 @@ def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) 
         return targets[0].normalized_name
     pos = (getattr(change, "line", None), getattr(change, "column", None))
     for ref in references:
-        spots = [(ref.line, ref.column)] + [(f.line, f.column) for f in ref.fields.values()]
-        if ref.scalar is not None:
-            spots.append((ref.scalar.line, ref.scalar.column))
-        if pos in spots:
+        if pos in _spots(ref):
             return next((t.normalized_name for t in targets if reference_matches(ref, t)), None)
     new = try_parse(str(getattr(change, "new", "")))
     if new is not None and "/" in str(getattr(change, "new", "")):
         return next((t.normalized_name for t in targets if t.same_repository(new)), None)
     return None
+
+
+def _spots(ref: Any) -> set[tuple[int, int]]:
+    """(line, column) of every place a change of this reference is reported at: its value (string form),
+    its first key and each field (map form: a changed field, or an inserted one)."""
+    spots = {(ref.line, ref.column)} | {(f.line, f.column) for f in ref.fields.values()}
+    if ref.scalar is not None:
+        spots.add((ref.scalar.line, ref.scalar.column))
+    return spots
 
 
 def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
@@ -373,14 +428,27 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
 
 
 def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
-    """Previous values of this image's changed references (string form: whole value; map form: the field)."""
-    olds: list[str] = []
+    """The image's values before the bump, as `history` shows them (`tag`, `tag@digest` or `@digest`), each
+    once: the value of each changed reference as a whole (a string, or a kustomize / Helm map's name, tag
+    and digest together), in file order; a tag or a digest alone is left out where another value holds it
+    (`v1` and `@sha256:1...` beside `v1@sha256:1...`)."""
+    from gitops_cli.history import value_text
+    from gitops_cli.yamledit import locate
+
+    values: list[tuple[str | None, str | None]] = []
     for e in edits:
-        for change, name in zip(e.changes, e.images, strict=True):
-            old = getattr(change, "old", None)
-            if old and name == image.normalized_name and old not in olds:
-                olds.append(old)
-    return olds
+        changed = {(getattr(c, "line", None), getattr(c, "column", None))
+                   for c, name in zip(e.changes, e.images, strict=True) if name == image.normalized_name}
+        if not changed:
+            continue
+        for ref in locate(e.old, filename=e.path).references:
+            parsed = try_parse(ref.value) if changed & _spots(ref) and reference_matches(ref, image) else None
+            if parsed is not None and (parsed.tag or parsed.digest) and (parsed.tag, parsed.digest) not in values:
+                values.append((parsed.tag, parsed.digest))
+    kept = [(tag, digest) for tag, digest in values
+            if not any((tag, digest) != other and tag in (None, other[0]) and digest in (None, other[1])
+                       for other in values)]
+    return [value_text(tag, digest) for tag, digest in kept]
 
 
 def render_message(
@@ -389,13 +457,14 @@ def render_message(
 ) -> str:
     """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:."""
     lines = []
+    uses_old = template is not None and "old" in {f for _, f, _, _ in string.Formatter().parse(template)}
     for image in images:
         if template is None:
             lines.append(f"Update {image.name} image to {image}")
         else:
-            lines.append(template.format(
+            lines.append(template.format(  # {old}: each edited file parsed again, only when it is used
                 image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
-                old=", ".join(_old_values(image, edits)),
+                old=", ".join(_old_values(image, edits)) if uses_old else "",
             ))
     if len(lines) == 1:
         body = lines[0]

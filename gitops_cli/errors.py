@@ -16,18 +16,22 @@ EXIT_CODES: dict[int, str] = {
     0: "success (also: nothing to do, e.g. already published / already up to date)",
     1: "failure reported by the verb: lint findings; `gitops test` passes on the test command's own status",
     2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
-    3: "nothing to change: no reference to the image found in the deploy repo",
+    3: "nothing to change: no reference to the image found in the deploy repo, or no change of it in its history "
+       "(`history`, `rollback`); `rollback --steps N`: fewer than N earlier values, or the one N changes back has "
+       "no tag",
     4: "working tree not clean (uncommitted or untracked files) or not a git checkout; a local deploy "
        "checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
-    6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override",
+    6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override; "
+       "`rollback`: the target tag (or its recorded digest) is not in the registry",
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",
     10: "git remote unreachable or git operation failed",
     11: "git authentication failed",
     12: "push still rejected after all retries (the remote kept moving)",
-    13: "edit could not be verified or a digest could not be resolved; nothing was written",
+    13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "
+        "be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
     16: "sync: another pass holds the lock on the cache directory",

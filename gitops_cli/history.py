@@ -62,7 +62,7 @@ class HistoryEntry:
 
     @property
     def value(self) -> str:
-        return _value_text(self.tag, self.digest)
+        return value_text(self.tag, self.digest)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,7 +123,7 @@ def _values(text: str | None, image: ImageRef | None, filename: str | None = Non
         name, parsed = got
         if image is not None and not _matches(ref, image):
             continue
-        value = _value_text(parsed.tag, parsed.digest)
+        value = value_text(parsed.tag, parsed.digest)
         entry = out.setdefault(parsed.normalized_name, (name, set()))
         entry[1].add(value)
     return out
@@ -141,7 +141,7 @@ def _skip(where: str | None, why: str) -> None:
         output.warn(f"{where}: skipped ({why})")
 
 
-def _value_text(tag: str | None, digest: str | None) -> str:
+def value_text(tag: str | None, digest: str | None) -> str:
     """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see _split_value)."""
     return (tag or "") + (f"@{digest}" if digest else "")
 
@@ -337,7 +337,7 @@ def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> s
         digest = digests.pop() if len(digests) == 1 else None
     if tag is None:
         return max(sorted(slot["new"]), key=len)
-    return _value_text(tag, digest)
+    return value_text(tag, digest)
 
 
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:

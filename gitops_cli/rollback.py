@@ -73,8 +73,13 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
             if entry.tag == to:
                 return _ref(image, entry.tag, entry.digest), entry
         return image.with_tag(to), None
-    # earlier entries at the current value (set again, or by hand in another file) are no step back
-    earlier = [e for e in entries[1:] if not _same_value(e, entries[0])] if entries else []
+    # consecutive entries at one value (set in one overlay, then in another) are one change; earlier entries
+    # at the current value (set again, or by hand in another file) are no step back
+    changes: list[HistoryEntry] = []
+    for entry in entries:
+        if not changes or not _same_value(entry, changes[-1]):
+            changes.append(entry)
+    earlier = [e for e in changes[1:] if not _same_value(e, changes[0])]
     if len(earlier) < steps:
         raise NotFoundError(
             f"{image.name} has {len(earlier)} recorded earlier value(s) to go back to; cannot go back {steps}",
@@ -96,9 +101,19 @@ def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
     return image.repository_only().with_tag(tag).with_digest(digest)
 
 
-def verify_target(target: ImageRef, check: TagChecker) -> None:
-    """RefusedError (exit 6) when the registry no longer has the target tag (or its recorded digest)."""
+def verify_target(target: ImageRef, check: TagChecker, unrecorded: str | None = None) -> None:
+    """RefusedError (exit 6) when the registry no longer has the target tag (or its recorded digest).
+
+    `unrecorded`: the target is a --to tag no history entry has, and this names the history searched
+    ("the history", "the last 500 changes of its history"): a tag the registry lacks is then said not to
+    exist, rather than to be gone (it may never have existed: a typo)."""
     have = check(target.with_digest(None))
+    if have is None and unrecorded is not None:
+        raise RefusedError(
+            f"{target.with_digest(None)} does not exist in the registry (and no value in {unrecorded} has that "
+            "tag); refusing to roll back to it",
+            hint="check --to (`gitops history` lists the earlier values), or skip the check with --no-verify",
+        )
     if have is None:
         raise RefusedError(
             f"{target.with_digest(None)} no longer exists in the registry; refusing to roll back to it",
@@ -149,7 +164,8 @@ def rollback(
                 wanted = replace(wanted, limit=min(wanted.limit * 2, HISTORY_SEARCH_LIMIT))
         current = history.entries[0]
         if request.verify and check_tag is not None:
-            verify_target(target, check_tag)
+            searched = "the history" if history.complete else f"the last {len(history.entries)} changes of its history"
+            verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",

@@ -66,16 +66,41 @@ def test_default_message_several_images_and_ci_trailers() -> None:
     ]
 
 
-def test_message_template_fields() -> None:
+def test_message_template_fields(tmp_path: Path) -> None:
     digest = "sha256:" + "a" * 64
     image = parse(f"registry.example.com/team/api:2.0.0@{digest}")
-    edits = [FileEdit("a.yaml", "", "", [FakeChange("registry.example.com/team/api:1.0.0", str(image))],
-                      [image.normalized_name])]
+    (tmp_path / "a.yaml").write_text("image: registry.example.com/team/api:1.0.0\n")
+    edits, _, _ = compute_edits(tmp_path, [image])
     msg = render_message([image], edits, "deploy {repository} {tag} ({digest}) was {old}; {image}", NO_CI)
-    assert msg.splitlines()[0] == (
-        f"deploy registry.example.com/team/api 2.0.0 ({digest}) was "
-        f"registry.example.com/team/api:1.0.0; {image}"
-    )
+    assert msg.splitlines()[0] == f"deploy registry.example.com/team/api 2.0.0 ({digest}) was 1.0.0; {image}"
+
+
+def test_message_old_is_each_previous_value_once_in_one_form(tmp_path: Path) -> None:
+    """{old} listed the changed strings and fields as written: a full reference, a bare `@sha256:` one, a tag,
+    a digest (`team/app:v1@sha256:1.., team/app@sha256:1.., team/app:v1, v1, sha256:1..`)."""
+    d1, d2, d3 = ("sha256:" + c * 64 for c in "123")
+    (tmp_path / "d.yaml").write_text(
+        f"containers:\n- name: a\n  image: 127.0.0.1:5000/team/app:v1@{d1}\n"
+        f"- name: b\n  image: 127.0.0.1:5000/team/app@{d1}\n- name: c\n  image: 127.0.0.1:5000/team/app:v1\n"
+        f"- name: d\n  image: 127.0.0.1:5000/team/app:v0  # canary\n- name: e\n  image: 127.0.0.1:5000/team/app:v3\n")
+    (tmp_path / "kustomization.yaml").write_text(
+        f"images:\n- name: 127.0.0.1:5000/team/app\n  newTag: v1\n  digest: {d1}\n")
+    image = parse(f"127.0.0.1:5000/team/app:v3@{d3}")
+    edits, _, _ = compute_edits(tmp_path, [image])
+    # e (tag only, at v3 already) is not changed: not a previous value
+    assert render_message([image], edits, "{old}", NO_CI).splitlines()[0] == f"v1@{d1}, v0"
+    # a tag alone and a digest alone that no value joins stay apart; a digest-only form reads `@digest`
+    (tmp_path / "kustomization.yaml").unlink()
+    (tmp_path / "d.yaml").write_text(f"containers:\n- name: a\n  image: 127.0.0.1:5000/team/app@{d2}\n"
+                                     "- name: b\n  image: 127.0.0.1:5000/team/app:v1\n")
+    edits, _, _ = compute_edits(tmp_path, [image])
+    assert render_message([image], edits, "{old}", NO_CI).splitlines()[0] == f"@{d2}, v1"
+    # only the image's own changes: with two images each gets its own previous values
+    other = parse("127.0.0.1:5000/team/worker:w2")
+    (tmp_path / "w.yaml").write_text("image: 127.0.0.1:5000/team/worker:w1\n")
+    edits, _, _ = compute_edits(tmp_path, [image, other])
+    assert render_message([image, other], edits, "{repository} was {old}", NO_CI).split("\n\n")[1] == (
+        f"127.0.0.1:5000/team/app was @{d2}, v1\n127.0.0.1:5000/team/worker was w1")
 
 
 @pytest.mark.parametrize(
@@ -202,6 +227,53 @@ def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
         bump(BumpRequest(str(checkout), [API], container="apii", commit=False))
     assert exc.value.exit_code == 3 and exc.value.message.startswith("--container 'apii': no container")
     assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
+
+
+TWO_CONTAINERS_ONE_IMAGE = {  # kustomize sets the entry's image in both containers
+    "kustomization.yaml": "resources: [d.yaml]\nimages:\n- name: registry.example.com/team/api\n  newTag: 1.0.0\n",
+    "d.yaml": ("kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n"
+               "        image: registry.example.com/team/api:1.0.0\n      - name: worker\n"
+               "        image: registry.example.com/team/api:1.0.0\n"),
+}
+
+
+def test_container_is_refused_when_a_kustomize_entry_would_move_another_container(tmp_path: Path) -> None:
+    """--container worker bumped the kustomize entry along, and kustomize set web to the new tag too."""
+    for rel, text in TWO_CONTAINERS_ONE_IMAGE.items():
+        (tmp_path / rel).write_text(text)
+    with pytest.raises(VerificationError) as exc:
+        compute_edits(tmp_path, [API], container="worker")
+    assert exc.value.exit_code == 13 and exc.value.message == (
+        "kustomization.yaml:3: this kustomize images: entry sets registry.example.com/team/api in every container "
+        "using it, container 'web' (d.yaml:7) too, which --container 'worker' leaves out; nothing was written")
+    assert "without --container" in (exc.value.hint or "")
+    # through bump: nothing is written
+    with pytest.raises(VerificationError):
+        bump(BumpRequest(str(tmp_path), [API], container="worker", commit=False))
+    assert {rel: (tmp_path / rel).read_text() for rel in TWO_CONTAINERS_ONE_IMAGE} == TWO_CONTAINERS_ONE_IMAGE
+    # a misspelt --container is still "not found" (exit 3), not this refusal
+    assert compute_edits(tmp_path, [API], container="workr")[2] == set()
+    # an entry already at the target is not changed: the named container alone moves (the others stay as
+    # kustomize deploys them already)
+    (tmp_path / "kustomization.yaml").write_text(TWO_CONTAINERS_ONE_IMAGE["kustomization.yaml"].replace("1.0.0",
+                                                                                                      "2.0.0"))
+    edits, _, found = compute_edits(tmp_path, [API], container="worker")
+    assert [e.path for e in edits] == ["d.yaml"] and found == {API.normalized_name}
+    assert edits[0].new.count("api:2.0.0") == 1
+
+
+def test_container_gets_an_image_through_a_kustomize_entry_name(tmp_path: Path) -> None:
+    """An entry `name: web` + `newName: .../team/web` applies to containers whose image is `web`: a container
+    named web that uses it counts as using the image (it was exit 3), and one of another name is refused."""
+    web = parse("registry.example.com/team/web:2.0.0")
+    (tmp_path / "kustomization.yaml").write_text(
+        "images:\n- name: web\n  newName: registry.example.com/team/web\n  newTag: 1.0.0\n")
+    (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n")
+    edits, _, found = compute_edits(tmp_path, [web], container="web")
+    assert found == {web.normalized_name} and [e.path for e in edits] == ["kustomization.yaml"]
+    (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n- name: side\n  image: web:0\n")
+    with pytest.raises(VerificationError, match="container 'side' .d.yaml:5. too, which --container 'web' leaves"):
+        compute_edits(tmp_path, [web], container="web")
 
 
 def test_validate_without_images_when_they_come_later() -> None:

@@ -84,3 +84,36 @@ def test_a_commit_with_several_forms_records_the_tag_and_the_digest() -> None:
     assert _from_trailer([f"{IMAGE.name}:2@{D1}"], repo, slot) == f"2@{D1}"
     # two different digests, no trailer: the tag alone is not guessed a digest
     assert _from_trailer([], repo, {"new": {"2", f"@{D1}", f"@{D2}"}}) == "2"
+
+
+def test_steps_count_consecutive_entries_at_one_value_once() -> None:
+    """staging -> 2, then prod -> 2 (two entries), then everything -> 3: two steps back is 1, not 2 again."""
+    history = [entry("3", None, "c4"), entry("2", None, "c3"), entry("2", None, "c2"), entry("1", None, "c1")]
+    target, recorded = choose_target(IMAGE, history, None, 1)
+    assert target.tag == "2" and recorded is history[1]  # the newest entry of the change
+    target, recorded = choose_target(IMAGE, history, None, 2)
+    assert target.tag == "1" and recorded is history[3]
+    with pytest.raises(NotFoundError, match="has 2 recorded earlier value.s. to go back to; cannot go back 3"):
+        choose_target(IMAGE, history, None, 3)
+    # a digest recorded in one entry and not the other is the same value; two digests are two values
+    history = [entry("3", None, "c4"), entry("2", D1, "c3"), entry("2", None, "c2"), entry("2", D2, "c1")]
+    assert choose_target(IMAGE, history, None, 1)[0].digest == D1
+    assert choose_target(IMAGE, history, None, 2)[0].digest == D2
+
+
+def test_verify_says_a_tag_no_history_entry_has_does_not_exist() -> None:
+    """`--to v9` for a tag never deployed (nor, the registry says, pushed): not "no longer exists"."""
+    with pytest.raises(RefusedError) as caught:
+        verify_target(IMAGE.with_tag("9"), lambda ref: None, unrecorded="the history")
+    assert caught.value.message == ("registry.example.com/team/api:9 does not exist in the registry (and no value "
+                                    "in the history has that tag); refusing to roll back to it")
+    assert "no longer" not in caught.value.message and "--no-verify" in (caught.value.hint or "")
+    verify_target(IMAGE.with_tag("9"), lambda ref: D1, unrecorded="the history")  # it exists: fine
+
+
+def test_exit_code_3_documents_rollback_steps_beyond_the_history() -> None:
+    from gitops_cli.errors import EXIT_CODES
+
+    with pytest.raises(NotFoundError) as caught:
+        choose_target(IMAGE, HISTORY, None, 5)
+    assert caught.value.exit_code == 3 and "--steps N" in EXIT_CODES[3]

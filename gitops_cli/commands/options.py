@@ -64,7 +64,9 @@ Paths = Annotated[list[str], typer.Option(
 Container = Annotated[str | None, typer.Option(
     "--container", metavar="NAME", help="Only containers with this name.")]
 Message = Annotated[str | None, typer.Option(
-    "--message", metavar="TEMPLATE", help="Commit message template: {image} {repository} {tag} {digest} {old}.")]
+    "--message", metavar="TEMPLATE",
+    help="Commit message template: {image} {repository} {tag} {digest} {old} (the previous value(s): v1, "
+         "v1@sha256:..., @sha256:...).")]
 Author = Annotated[str | None, typer.Option(
     "--author", metavar='"NAME <EMAIL>"',
     help="Commit author (default: GITOPS_AUTHOR, git config, gitops-cli <gitops-cli@localhost>).")]

@@ -29,7 +29,8 @@ def rollback(
     image: str = typer.Option(..., "--image", metavar="NAME", help="The image repository to roll back."),
     to: str | None = typer.Option(None, "--to", metavar="TAG", help="Roll back to this tag."),
     steps: int | None = typer.Option(None, "--steps", metavar="N",
-                                     help="Roll back to the value N changes ago (default 1)."),
+                                     help="Roll back to the value N changes ago (default 1); consecutive "
+                                          "history entries at one value are one change."),
     branch: Branch = None,
     path: Paths = [],
     container: Container = None,

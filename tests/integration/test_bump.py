@@ -91,7 +91,7 @@ def test_author_message_template_and_ci_trailers(deploy_remote: DeployRemote, gi
     )
     assert res.returncode == 0, res.stderr
     assert deploy_remote.message() == (
-        "chore(worker): v9 (was registry.example.com/team/worker:1.0.0)\n\n"
+        "chore(worker): v9 (was 1.0.0)\n\n"  # {old}: the value as `history` shows it
         "Image: registry.example.com/team/worker:v9\n"
         f"Source-Commit: {'c' * 40}\n"
         "CI-Run: https://github.com/org/app/actions/runs/77\n\n"
@@ -375,6 +375,36 @@ def test_container_option_restricts_to_that_container(
     text = deploy_remote.show(API_FILE).decode()
     assert f'image: "{API}:2.0.0" # pinned by CI' in text
     assert f"image: {API}:1.0.0   # same image" in text  # the `migrate` init container is not `api`
+
+
+def test_container_with_a_kustomize_entry_for_other_containers_too_is_refused(tmp_path: Path, gitops) -> None:
+    """--container worker bumped the kustomize entry along: `kubectl kustomize` then deployed web at the new
+    tag too (exit 0, no warning).  Refused before any change, naming the entry."""
+    files = {
+        "kustomization.yaml": "resources: [d.yaml]\nimages:\n  - name: team/app\n    newTag: v1\n",
+        "d.yaml": "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n"
+                  "        - name: web\n          image: team/app:v1\n"
+                  "        - name: worker\n          image: team/app:v1\n",
+    }
+    remote = make_bare_remote(tmp_path / "remotes", files)
+    head = remote.head()
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v2", "--container", "worker"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 13, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith(("error:", "hint:"))]
+    assert errors[0] == ("error: kustomization.yaml:3: this kustomize images: entry sets team/app in every container "
+                         "using it, container 'web' (d.yaml:7) too, which --container 'worker' leaves out; "
+                         "nothing was written")
+    assert len(errors) == 2 and errors[1].startswith("hint: bump without --container")
+    assert remote.head() == head
+    checkout = remote.clone(tmp_path / "co")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", "team/app:v2", "--container", "worker",
+                  "--no-commit"], env=no_identity_env(tmp_path))
+    assert res.returncode == 13 and "kustomization.yaml:3:" in res.stderr
+    assert git("status", "--porcelain", cwd=checkout) == ""
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", "team/app:v2", "--no-commit"],
+                 env=no_identity_env(tmp_path))  # every container: fine
+    assert res.returncode == 0, res.stderr
 
 
 @pytest.mark.parametrize("image", ["Registry.example.com/Team/API:2", "team/api", "team/api:bad tag", ""])

@@ -438,3 +438,43 @@ def test_history_text_shows_the_repositorys_fields_escaped_json_as_they_are(
         f"  {API}:1.0.1  {deploy_remote.head()[:12]}  ev\\x1b[31mil <fixture@example.com> source ab\\x1b[2Jcd")
     entry = history_json(deploy_remote, "--image", API, "--limit", "1")["entries"][0]
     assert entry["author"] == "ev\x1b[31mil <fixture@example.com>" and entry["source_commit"] == "ab\x1b[2Jcd"
+
+
+def test_rollback_steps_count_a_value_set_env_by_env_once(tmp_path: Path) -> None:
+    """staging -> v2, prod -> v2, everything -> v3: history lists v3, v2, v2, v1 and `--steps 2` went to v2
+    too (the same as `--steps 1`); a change is a new value: --steps 2 is v1."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_ENVS)
+    checkout = remote.clone(tmp_path / "co")
+    for where, tag in (("staging", "v2"), ("prod", "v2"), (".", "v3")):
+        res = run_gitops(["bump", "--deploy-repo", str(checkout / where), "--image", f"team/app:{tag}"])
+        assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in history_json(remote, "--image", "team/app")["entries"]] == ["v3", "v2", "v2", "v1"]
+    for steps, tag in (("1", "v2"), ("2", "v1")):
+        res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify",
+                          "--steps", steps, "--dry-run"])
+        assert res.returncode == 0, res.stderr
+        assert f"from v3 (commit {remote.head()[:12]}) to {tag}\n" in res.stderr
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify", "--steps", "3"])
+    assert res.returncode == 3 and "has 2 recorded earlier value(s) to go back to; cannot go back 3" in res.stderr
+    assert remote.head() == head
+
+
+def test_rollback_to_a_tag_that_never_existed(tmp_path: Path, registry) -> None:
+    """`--to v9`, a tag neither the history nor the registry has, was said to "no longer exist"."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/app"
+    push_minimal_image(registry.url, "team/app", "v1")
+    push_minimal_image(registry.url, "team/app", "v2")
+    remote = make_bare_remote(tmp_path / "remotes", {"app.yaml": f"containers:\n- name: app\n  image: {image}:v1\n"})
+    bump(remote, f"{image}:v2")
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--to", "v9"])
+    assert res.returncode == 6, res.stderr
+    assert (f"error: {image}:v9 does not exist in the registry (and no value in the history has that tag); "
+            "refusing to roll back to it\n") in res.stderr
+    assert "no longer" not in res.stderr and remote.head() == head
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--to", "v1"])
+    assert res.returncode == 0, res.stderr
+    assert remote.message().startswith(f"Roll back {image} to v1\n")
