@@ -250,12 +250,10 @@ def test_registry_down_nothing_bumped(gitops, app: Path, tmp_path: Path, docker_
 
 def test_registry_down_at_publish_nothing_bumped(gitops, app: Path, registry: Registry, remote: DeployRemote,
                                                  docker_engine) -> None:
-    """--rebuild goes straight to building; the push then fails: still nothing bumped."""
-    import os
-    import signal
-
-    os.kill(registry.pid, signal.SIGTERM)
-    res = run(gitops, app, registry.image(PATH), remote, "--rebuild", "-o", "json")
+    """The registry answers at the tag step, then goes away (the test command stops it, by PID) before
+    the push: the push fails, and still nothing is bumped."""
+    res = run(gitops, app, registry.image(PATH), remote, "--test-command", f"kill {registry.pid} && make test",
+              "-o", "json")
     assert res.returncode == 8, res.stderr
     data = json.loads(res.stdout)
     assert data["failed_step"] == "publish"
