@@ -350,33 +350,52 @@ def _is_helm_template(path: str) -> bool:
     return False
 
 
-def read_text(path: str) -> tuple[str | None, str | None]:
-    """(text, None) or (None, reason it cannot be linted).
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a file cannot be linted, and where (1-based line and column) when a position is known."""
+
+    reason: str
+    line: int = 1
+    column: int = 1
+
+
+def read_text(path: str) -> tuple[str | None, Unreadable | None]:
+    """(text, None) or (None, why it cannot be linted).
 
     Only a regular file is read: it is opened without blocking (opening a FIFO for reading would wait
-    for a writer) and its type checked on the open descriptor.
+    for a writer) and its type checked on the open descriptor.  Text that is not UTF-8 is placed at its
+    first bad byte (the column counts characters, as for every finding; a leading BOM is not one).
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
+        return None, Unreadable(f"cannot read the file: {exc.strerror or exc}")
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            return None, f"not a regular file ({_file_type(mode)})"
+            return None, Unreadable(f"not a regular file ({_file_type(mode)})")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read()
     except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
+        return None, Unreadable(f"cannot read the file: {exc.strerror or exc}")
     finally:
         os.close(fd)
     if b"\0" in data:
-        return None, "not a text file (contains NUL bytes)"
+        return None, Unreadable("not a text file (contains NUL bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (byte {exc.start})"
+        return None, _not_utf8(data, exc.start)
     return text.removeprefix("\ufeff"), None
+
+
+def _not_utf8(data: bytes, bad: int) -> Unreadable:
+    """GL000 at the first byte that is not UTF-8 (the text before it decodes: it is the first)."""
+    line_start = data.rfind(b"\n", 0, bad) + 1
+    before = data[line_start:bad].decode("utf-8")
+    if line_start == 0:
+        before = before.removeprefix("\ufeff")
+    return Unreadable(f"not UTF-8 text (byte {bad})", data.count(b"\n", 0, line_start) + 1, len(before) + 1)
 
 
 def _file_type(mode: int) -> str:
@@ -412,7 +431,8 @@ def lint_paths(paths: Sequence[str], config: LintConfig) -> Report:
         report.files += 1
         text, problem = read_text(path)
         if text is None:
-            report.findings.extend(_emit(path, 1, 1, "GL000", problem or "unreadable", config))
+            problem = problem or Unreadable("unreadable")
+            report.findings.extend(_emit(path, problem.line, problem.column, "GL000", problem.reason, config))
             continue
         report.findings.extend(lint_text(path, text, config))
     return report

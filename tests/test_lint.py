@@ -309,7 +309,20 @@ def test_unreadable_files_are_gl000(tmp_path):
     (tmp_path / "bom.yaml").write_bytes("\ufeffimage: nginx\n".encode())
     report = lint.lint_paths([str(tmp_path)], DEFAULT)
     got = sorted((Path(f.path).name, f.line, f.column, f.rule) for f in report.findings)
-    assert got == [("bin.yaml", 1, 1, "GL000"), ("bom.yaml", 1, 8, "GL002"), ("latin1.yaml", 1, 1, "GL000")]
+    assert got == [("bin.yaml", 1, 1, "GL000"), ("bom.yaml", 1, 8, "GL002"), ("latin1.yaml", 1, 11, "GL000")]
+
+
+@pytest.mark.parametrize("data, line, column, byte", [
+    (b"a: 1\nb: 2\nimage: caf\xe9:v1\n", 3, 11, 20),         # was 1:1 whatever the line
+    ("a: 1\r\nb: 'd\u00e9j\u00e0'  # \u00e9t\u00e9\n".encode() + b"c: \xff\n", 3, 4, 30),
+    ("k: '\u00e9\u20ac\U0001f600' ".encode() + b"\xc3(", 1, 10, 15),  # columns count characters
+    ("\ufeffimage: ".encode() + b"\x80", 1, 8, 10),         # the BOM is not a column
+    (b"\xfe", 1, 1, 0),
+])
+def test_not_utf8_gl000_names_the_line_and_column_of_the_bad_byte(tmp_path, data, line, column, byte):
+    (tmp_path / "x.yaml").write_bytes(data)
+    (f,) = lint.lint_paths([str(tmp_path / "x.yaml")], DEFAULT).findings
+    assert (f.line, f.column, f.rule, f.message) == (line, column, "GL000", f"not UTF-8 text (byte {byte})")
 
 
 # --- suppressions ----------------------------------------------------------------------------------
