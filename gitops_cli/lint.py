@@ -20,6 +20,7 @@ above one of those.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import os
 import re
@@ -288,7 +289,7 @@ def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str
     reading a FIFO would wait forever).  A path given by name is kept whatever its type (read_text then
     reports a non-regular file as GL000).  Helm chart templates (`templates/` next to a Chart.yaml) are
     skipped: they are not YAML until rendered.  Paths matching an ignore glob (relative to the current
-    directory) are skipped.
+    directory; see ignore_globs for the spellings) are skipped.
     Raises UsageError for a path that does not exist.
     """
     out: list[str] = []
@@ -301,9 +302,10 @@ def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str
             raise UsageError(f"{given}: no such file or directory")
     seen: set[str] = set()
     result = []
+    globs = ignore_globs(ignore_paths)
     for path in out:
         key = os.path.normpath(path)
-        if key in seen or _ignored(path, ignore_paths) or _is_helm_template(path):
+        if key in seen or _ignored(path, globs) or _is_helm_template(path):
             continue
         seen.add(key)
         result.append(path)
@@ -325,12 +327,21 @@ def _walk(top: str) -> Iterator[str]:
             yield path[2:] if top == "." and path.startswith("./") else path
 
 
-def _ignored(path: str, patterns: Sequence[str]) -> bool:
-    if not patterns:
+def ignore_globs(patterns: Sequence[str]) -> list[str]:
+    """ignore-paths entries as absolute globs (relative ones joined to the current directory, `.` and `..`
+    resolved, no trailing `/`), matched by _ignored against absolute paths: `vendor`, `./vendor`,
+    `vendor/`, `../here/vendor` and the absolute path of that directory are the same entry."""
+    base = glob.escape(os.getcwd())  # a `[` in the directory's name is no glob
+    return [os.path.normpath(os.path.join(base, p)).replace(os.sep, "/") for p in patterns if p]
+
+
+def _ignored(path: str, globs: Sequence[str]) -> bool:
+    if not globs:
         return False
-    rel = os.path.relpath(path).replace(os.sep, "/")
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.rstrip("/") + "/*")
-               for p in patterns)
+    full = os.path.abspath(path).replace(os.sep, "/")
+    # the path itself or one of its directories; as written too (`/srv/app[1]/vendor` is also a glob)
+    return any(full == g or full.startswith(g.rstrip("/") + "/") or fnmatch.fnmatchcase(full, g)
+               or fnmatch.fnmatchcase(full, g.rstrip("/") + "/*") for g in globs)
 
 
 _helm_dirs: dict[str, bool] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -417,6 +418,37 @@ def test_ignore_paths(tmp_path, monkeypatch):
     config = lint.config_from_settings({"ignore-paths": ["vendor", "*/c.yml"]})
     assert lint.discover(["."], config.ignore_paths) == ["apps/a.yaml"]
     assert lint.discover(["vendor/x/b.yaml", "apps/a.yaml"], config.ignore_paths) == ["apps/a.yaml"]
+
+
+@pytest.mark.parametrize("spelling", [
+    "vendor", "./vendor", "vendor/", "./vendor/", ".//vendor", "apps/../vendor", "../{cwd}/vendor",
+    "{abs}/vendor", "{abs}/vendor/", "{abs}/./vendor", "vendor/*", "./vendor/x/*.yaml", "{abs}/vendor/x/b.yaml",
+    "{glob}/*/x",  # a glob: its fixed part escaped (glob.escape)
+])
+@pytest.mark.parametrize("cwd", ["app", "app[1]"])  # a glob character in the current directory's name
+def test_ignore_paths_spellings_of_one_path(tmp_path, monkeypatch, spelling, cwd):
+    # `./vendor` and absolute paths matched nothing, silently
+    top = tmp_path / cwd
+    monkeypatch.chdir(top.parent)
+    for rel in ("apps/a.yaml", "vendor/x/b.yaml"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text("image: nginx\n")
+    monkeypatch.chdir(top)
+    pattern = spelling.format(abs=top, cwd=cwd, glob=glob.escape(str(top)))
+    for given in (["."], ["vendor/x/b.yaml", "apps/a.yaml"], [str(top)]):
+        got = [os.path.relpath(p) for p in lint.discover(given, lint.config_from_settings(
+            {"ignore-paths": [pattern]}).ignore_paths)]
+        assert got == ["apps/a.yaml"], (pattern, given)
+
+
+def test_ignore_paths_outside_the_current_directory(tmp_path, monkeypatch):
+    for rel in ("here/a.yaml", "there/vendor/b.yaml", "there/c.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("image: nginx\n")
+    monkeypatch.chdir(tmp_path / "here")
+    for pattern in ("../there/vendor", str(tmp_path / "there" / "vendor"), "../there/v*"):
+        assert lint.discover([".", "../there"], [pattern]) == ["a.yaml", "../there/c.yaml"], pattern
+    assert lint.discover([".", "../there"], ["vendor"]) == ["a.yaml", "../there/c.yaml", "../there/vendor/b.yaml"]
 
 
 # --- discovery -------------------------------------------------------------------------------------
