@@ -677,6 +677,20 @@ def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
     assert r.returncode == 2 and "pyproject.toml" in r.stderr and "'fail-level' must be one of" in r.stderr
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("name, content, table", [
+    ("gitops.toml", '[lint]\nalow = ["x"]\n', "[lint]"),              # said [tool.gitops.lint]
+    ("gitops.toml", 'lint = { alow = ["x"] }\n', "[lint]"),
+    ("gitops.toml", '[tool.gitops.lint]\nalow = ["x"]\n', "[tool.gitops.lint]"),
+    ("pyproject.toml", '[tool.gitops.lint]\nalow = ["x"]\n', "[tool.gitops.lint]"),
+])
+def test_cli_config_error_names_the_table_as_written(gitops, tmp_path, name, content, table):
+    (tmp_path / name).write_text(content)
+    r = gitops(["lint"], cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == f"error: {tmp_path / name} {table}: unknown key 'alow'"
+
+
 def test_lint_path_imports_neither_docker_nor_gitpython(tmp_path):
     # nor pydantic: typer 0.29 coerces every option through a pydantic TypeAdapter (~75 ms a start,
     # paid on every pre-commit run), which is why pyproject pins typer below 0.29
