@@ -612,19 +612,32 @@ def _field_for(ref: Any, problem: Problem) -> Any:
         return first(_TAG_FIELDS, non_empty=True) or name_field
     if problem.rule in ("GL002", "GL005"):
         return first(_TAG_FIELDS) or name_field  # an empty `tag: ""` is where the fix goes
+    # only the fields the reference is composed of: a kustomize `name` replaced by `newName` is not one
+    composed = [*_name_sources(ref), first(_TAG_FIELDS), first(_DIGEST_FIELDS)]
     if problem.rule == "GL006":
         marker = placeholders(ref.value or "")
-        for scalar in fields.values():
-            if marker and marker[0] in _scalar_text(scalar):
+        for scalar in composed:
+            if scalar is not None and marker and marker[0] in _scalar_text(scalar):
                 return scalar
     if problem.rule == "GL004" and problem.part == "name":
-        for scalar in fields.values():
-            if scalar is not first(_TAG_FIELDS) and scalar is not first(_DIGEST_FIELDS):
-                try:
-                    imageref.validate_name(_scalar_text(scalar))
-                except InvalidReferenceError:
-                    return scalar
+        for scalar in _name_sources(ref):
+            try:
+                imageref.validate_name(expand_defaults(_scalar_text(scalar), allow_empty=True))
+            except InvalidReferenceError:
+                return scalar
     return name_field
+
+
+def _name_sources(ref: Any) -> list[Any]:
+    """The fields a map reference's name is made of (as gitops_cli.yamledit.locate.map_name composes it):
+    a kustomize entry's `newName`, else its `name`; a Helm map's registry and repository."""
+    fields = ref.fields or {}
+    if ref.kind == "kustomize":
+        new_name = fields.get("newName")
+        if new_name is not None and expand_defaults(_scalar_text(new_name), allow_empty=True):
+            return [new_name]
+        return [fields["name"]] if fields.get("name") is not None else []
+    return [fields[role] for role in ("registry", "repository") if fields.get(role) is not None]
 
 
 def _scalar_text(scalar: Any) -> str:

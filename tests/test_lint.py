@@ -161,6 +161,20 @@ def test_kustomize_entry_points_at_the_offending_field():
     ]
 
 
+def test_kustomize_finding_points_at_the_field_its_message_is_about():
+    # `newName` replaces `name`: an invalid `newName` was reported at an invalid `name` (the message
+    # about one field, the position at another); the same for a placeholder in both
+    text = (
+        "images:\n"
+        "- name: Team/C\n  newName: Team/D\n  newTag: v1\n"
+        "- name: ${X}/c\n  newName: ${X}/d\n  newTag: v1\n"
+        "- name: Team/E\n  newName: ${Y:-}\n  newTag: v1\n"   # an empty newName: `name` is the image
+    )
+    got = [(f.line, f.column, f.rule, f.message) for f in lint.lint_text("kustomization.yaml", text, DEFAULT)]
+    assert [g[:3] for g in got] == [(3, 12, "GL004"), (6, 12, "GL006"), (8, 9, "GL004")]
+    assert "'Team/D'" in got[0][3] and "'${X}/d:v1'" in got[1][3] and "'Team/E'" in got[2][3]
+
+
 def test_kustomize_entry_without_newtag_or_digest_keeps_the_base_tag():
     # kustomize keeps the base manifest's tag (and digest) when an entry sets only newName or tagSuffix:
     # it does not mean :latest, and the base is linted on its own
