@@ -697,7 +697,10 @@ def _apply_suppressions(findings: list[Finding], text: str) -> list[Finding]:
 # --- output ----------------------------------------------------------------------------------------
 
 def format_text(report: Report) -> str:
-    return "".join(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.message}"
+    """One line per finding: control characters in a file name (or message) escaped (output.printable)."""
+    from gitops_cli.output import printable
+
+    return "".join(printable(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.message}")
                    + (" (warning)" if f.severity == WARNING else "") + "\n" for f in report.findings)
 
 
@@ -730,14 +733,18 @@ def _gh_escape(text: str, prop: bool = False) -> str:
 
 
 def format_github(report: Report) -> str:
-    """GitHub Actions workflow commands: annotations on the pull request's diff."""
+    """GitHub Actions workflow commands: annotations on the pull request's diff.  Control characters in a
+    file name or message are escaped (output.printable) as in the text format: a raw ESC would reach the
+    log (JSON and SARIF carry such names exactly)."""
+    from gitops_cli.output import printable
+
     out = []
     for f in report.findings:
-        props = f"file={_gh_escape(f.path, True)},line={f.line},col={f.column}"
+        props = f"file={_gh_escape(printable(f.path), True)},line={f.line},col={f.column}"
         if f.end_line == f.line and f.end_column:
             props += f",endColumn={f.end_column}"
         props += f",title={_gh_escape(f'{f.rule} {f.name}', True)}"
-        out.append(f"::{f.severity} {props}::{_gh_escape(f.message)}\n")
+        out.append(f"::{f.severity} {props}::{_gh_escape(printable(f.message))}\n")
     return "".join(out)
 
 

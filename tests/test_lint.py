@@ -555,6 +555,36 @@ def test_github_format_escapes_properties_and_data():
     assert lines[1].startswith("::warning file=dir%2C x/p%251.yaml,line=4,col=10,")
 
 
+def test_control_characters_in_file_names_are_escaped_in_text_and_github_formats():
+    # the text format split such a finding over two lines with a raw ESC; github encoded the line break
+    # but left the ESC raw
+    name = "d/e\x1b[31mred\nx\ty\u2028.yaml"
+    report = lint.Report(lint.lint_text(name, "image: nginx:latest\n", DEFAULT), files=1)
+    shown = "d/e\\x1b[31mred\\nx\\ty\\u2028.yaml"
+    assert lint.format_text(report) == (
+        f"{shown}:1:8: GL001 image 'nginx:latest' uses the tag 'latest'; pin an immutable tag or a digest\n")
+    assert lint.format_github(report) == (
+        f"::error file={shown},line=1,col=8,endColumn=20,title=GL001 latest::image 'nginx:latest' uses the "
+        "tag 'latest'; pin an immutable tag or a digest\n")
+    # JSON and SARIF carry the name exactly (JSON escapes, a URI percent-encodes)
+    assert json.loads(lint.format_json(report))["findings"][0]["path"] == name
+    sarif = json.loads(lint.format_sarif(report))
+    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "d/e%1B%5B31mred%0Ax%09y%E2%80%A8.yaml")
+
+
+@pytest.mark.integration
+def test_cli_text_output_keeps_a_control_character_file_name_on_one_line(gitops, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "e\x1b[31mred\nx.yaml").write_text("image: nginx:latest\n")
+    r = gitops(["lint", "d"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == ["d/e\\x1b[31mred\\nx.yaml:1:8: GL001 image 'nginx:latest' uses the tag "
+                                     "'latest'; pin an immutable tag or a digest"]
+    r = gitops(["lint", "--format", "github", "d"], cwd=tmp_path)
+    assert r.stdout.startswith("::error file=d/e\\x1b[31mred\\nx.yaml,line=1,") and "\x1b" not in r.stdout
+
+
 def test_sarif_format():
     sarif = json.loads(lint.format_sarif(_report(), "1.2.3"))
     assert sarif["version"] == "2.1.0" and "sarif-2.1.0" in sarif["$schema"]
