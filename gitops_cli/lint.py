@@ -20,6 +20,7 @@ above one of those.
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import os
 import re
@@ -288,7 +289,7 @@ def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str
     reading a FIFO would wait forever).  A path given by name is kept whatever its type (read_text then
     reports a non-regular file as GL000).  Helm chart templates (`templates/` next to a Chart.yaml) are
     skipped: they are not YAML until rendered.  Paths matching an ignore glob (relative to the current
-    directory) are skipped.
+    directory; see ignore_globs for the spellings) are skipped.
     Raises UsageError for a path that does not exist.
     """
     out: list[str] = []
@@ -301,9 +302,10 @@ def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str
             raise UsageError(f"{given}: no such file or directory")
     seen: set[str] = set()
     result = []
+    globs = ignore_globs(ignore_paths)
     for path in out:
         key = os.path.normpath(path)
-        if key in seen or _ignored(path, ignore_paths) or _is_helm_template(path):
+        if key in seen or _ignored(path, globs) or _is_helm_template(path):
             continue
         seen.add(key)
         result.append(path)
@@ -325,12 +327,21 @@ def _walk(top: str) -> Iterator[str]:
             yield path[2:] if top == "." and path.startswith("./") else path
 
 
-def _ignored(path: str, patterns: Sequence[str]) -> bool:
-    if not patterns:
+def ignore_globs(patterns: Sequence[str]) -> list[str]:
+    """ignore-paths entries as absolute globs (relative ones joined to the current directory, `.` and `..`
+    resolved, no trailing `/`), matched by _ignored against absolute paths: `vendor`, `./vendor`,
+    `vendor/`, `../here/vendor` and the absolute path of that directory are the same entry."""
+    base = glob.escape(os.getcwd())  # a `[` in the directory's name is no glob
+    return [os.path.normpath(os.path.join(base, p)).replace(os.sep, "/") for p in patterns if p]
+
+
+def _ignored(path: str, globs: Sequence[str]) -> bool:
+    if not globs:
         return False
-    rel = os.path.relpath(path).replace(os.sep, "/")
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.rstrip("/") + "/*")
-               for p in patterns)
+    full = os.path.abspath(path).replace(os.sep, "/")
+    # the path itself or one of its directories; as written too (`/srv/app[1]/vendor` is also a glob)
+    return any(full == g or full.startswith(g.rstrip("/") + "/") or fnmatch.fnmatchcase(full, g)
+               or fnmatch.fnmatchcase(full, g.rstrip("/") + "/*") for g in globs)
 
 
 _helm_dirs: dict[str, bool] = {}
@@ -350,33 +361,52 @@ def _is_helm_template(path: str) -> bool:
     return False
 
 
-def read_text(path: str) -> tuple[str | None, str | None]:
-    """(text, None) or (None, reason it cannot be linted).
+@dataclass(frozen=True)
+class Unreadable:
+    """Why a file cannot be linted, and where (1-based line and column) when a position is known."""
+
+    reason: str
+    line: int = 1
+    column: int = 1
+
+
+def read_text(path: str) -> tuple[str | None, Unreadable | None]:
+    """(text, None) or (None, why it cannot be linted).
 
     Only a regular file is read: it is opened without blocking (opening a FIFO for reading would wait
-    for a writer) and its type checked on the open descriptor.
+    for a writer) and its type checked on the open descriptor.  Text that is not UTF-8 is placed at its
+    first bad byte (the column counts characters, as for every finding; a leading BOM is not one).
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
+        return None, Unreadable(f"cannot read the file: {exc.strerror or exc}")
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            return None, f"not a regular file ({_file_type(mode)})"
+            return None, Unreadable(f"not a regular file ({_file_type(mode)})")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read()
     except OSError as exc:
-        return None, f"cannot read the file: {exc.strerror or exc}"
+        return None, Unreadable(f"cannot read the file: {exc.strerror or exc}")
     finally:
         os.close(fd)
     if b"\0" in data:
-        return None, "not a text file (contains NUL bytes)"
+        return None, Unreadable("not a text file (contains NUL bytes)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (byte {exc.start})"
+        return None, _not_utf8(data, exc.start)
     return text.removeprefix("\ufeff"), None
+
+
+def _not_utf8(data: bytes, bad: int) -> Unreadable:
+    """GL000 at the first byte that is not UTF-8 (the text before it decodes: it is the first)."""
+    line_start = data.rfind(b"\n", 0, bad) + 1
+    before = data[line_start:bad].decode("utf-8")
+    if line_start == 0:
+        before = before.removeprefix("\ufeff")
+    return Unreadable(f"not UTF-8 text (byte {bad})", data.count(b"\n", 0, line_start) + 1, len(before) + 1)
 
 
 def _file_type(mode: int) -> str:
@@ -412,7 +442,8 @@ def lint_paths(paths: Sequence[str], config: LintConfig) -> Report:
         report.files += 1
         text, problem = read_text(path)
         if text is None:
-            report.findings.extend(_emit(path, 1, 1, "GL000", problem or "unreadable", config))
+            problem = problem or Unreadable("unreadable")
+            report.findings.extend(_emit(path, problem.line, problem.column, "GL000", problem.reason, config))
             continue
         report.findings.extend(lint_text(path, text, config))
     return report
@@ -581,19 +612,32 @@ def _field_for(ref: Any, problem: Problem) -> Any:
         return first(_TAG_FIELDS, non_empty=True) or name_field
     if problem.rule in ("GL002", "GL005"):
         return first(_TAG_FIELDS) or name_field  # an empty `tag: ""` is where the fix goes
+    # only the fields the reference is composed of: a kustomize `name` replaced by `newName` is not one
+    composed = [*_name_sources(ref), first(_TAG_FIELDS), first(_DIGEST_FIELDS)]
     if problem.rule == "GL006":
         marker = placeholders(ref.value or "")
-        for scalar in fields.values():
-            if marker and marker[0] in _scalar_text(scalar):
+        for scalar in composed:
+            if scalar is not None and marker and marker[0] in _scalar_text(scalar):
                 return scalar
     if problem.rule == "GL004" and problem.part == "name":
-        for scalar in fields.values():
-            if scalar is not first(_TAG_FIELDS) and scalar is not first(_DIGEST_FIELDS):
-                try:
-                    imageref.validate_name(_scalar_text(scalar))
-                except InvalidReferenceError:
-                    return scalar
+        for scalar in _name_sources(ref):
+            try:
+                imageref.validate_name(expand_defaults(_scalar_text(scalar), allow_empty=True))
+            except InvalidReferenceError:
+                return scalar
     return name_field
+
+
+def _name_sources(ref: Any) -> list[Any]:
+    """The fields a map reference's name is made of (as gitops_cli.yamledit.locate.map_name composes it):
+    a kustomize entry's `newName`, else its `name`; a Helm map's registry and repository."""
+    fields = ref.fields or {}
+    if ref.kind == "kustomize":
+        new_name = fields.get("newName")
+        if new_name is not None and expand_defaults(_scalar_text(new_name), allow_empty=True):
+            return [new_name]
+        return [fields["name"]] if fields.get("name") is not None else []
+    return [fields[role] for role in ("registry", "repository") if fields.get(role) is not None]
 
 
 def _scalar_text(scalar: Any) -> str:
@@ -653,7 +697,10 @@ def _apply_suppressions(findings: list[Finding], text: str) -> list[Finding]:
 # --- output ----------------------------------------------------------------------------------------
 
 def format_text(report: Report) -> str:
-    return "".join(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.message}"
+    """One line per finding: control characters in a file name (or message) escaped (output.printable)."""
+    from gitops_cli.output import printable
+
+    return "".join(printable(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.message}")
                    + (" (warning)" if f.severity == WARNING else "") + "\n" for f in report.findings)
 
 
@@ -686,14 +733,18 @@ def _gh_escape(text: str, prop: bool = False) -> str:
 
 
 def format_github(report: Report) -> str:
-    """GitHub Actions workflow commands: annotations on the pull request's diff."""
+    """GitHub Actions workflow commands: annotations on the pull request's diff.  Control characters in a
+    file name or message are escaped (output.printable) as in the text format: a raw ESC would reach the
+    log (JSON and SARIF carry such names exactly)."""
+    from gitops_cli.output import printable
+
     out = []
     for f in report.findings:
-        props = f"file={_gh_escape(f.path, True)},line={f.line},col={f.column}"
+        props = f"file={_gh_escape(printable(f.path), True)},line={f.line},col={f.column}"
         if f.end_line == f.line and f.end_column:
             props += f",endColumn={f.end_column}"
         props += f",title={_gh_escape(f'{f.rule} {f.name}', True)}"
-        out.append(f"::{f.severity} {props}::{_gh_escape(f.message)}\n")
+        out.append(f"::{f.severity} {props}::{_gh_escape(printable(f.message))}\n")
     return "".join(out)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -160,6 +161,20 @@ def test_kustomize_entry_points_at_the_offending_field():
     ]
 
 
+def test_kustomize_finding_points_at_the_field_its_message_is_about():
+    # `newName` replaces `name`: an invalid `newName` was reported at an invalid `name` (the message
+    # about one field, the position at another); the same for a placeholder in both
+    text = (
+        "images:\n"
+        "- name: Team/C\n  newName: Team/D\n  newTag: v1\n"
+        "- name: ${X}/c\n  newName: ${X}/d\n  newTag: v1\n"
+        "- name: Team/E\n  newName: ${Y:-}\n  newTag: v1\n"   # an empty newName: `name` is the image
+    )
+    got = [(f.line, f.column, f.rule, f.message) for f in lint.lint_text("kustomization.yaml", text, DEFAULT)]
+    assert [g[:3] for g in got] == [(3, 12, "GL004"), (6, 12, "GL006"), (8, 9, "GL004")]
+    assert "'Team/D'" in got[0][3] and "'${X}/d:v1'" in got[1][3] and "'Team/E'" in got[2][3]
+
+
 def test_kustomize_entry_without_newtag_or_digest_keeps_the_base_tag():
     # kustomize keeps the base manifest's tag (and digest) when an entry sets only newName or tagSuffix:
     # it does not mean :latest, and the base is linted on its own
@@ -309,7 +324,20 @@ def test_unreadable_files_are_gl000(tmp_path):
     (tmp_path / "bom.yaml").write_bytes("\ufeffimage: nginx\n".encode())
     report = lint.lint_paths([str(tmp_path)], DEFAULT)
     got = sorted((Path(f.path).name, f.line, f.column, f.rule) for f in report.findings)
-    assert got == [("bin.yaml", 1, 1, "GL000"), ("bom.yaml", 1, 8, "GL002"), ("latin1.yaml", 1, 1, "GL000")]
+    assert got == [("bin.yaml", 1, 1, "GL000"), ("bom.yaml", 1, 8, "GL002"), ("latin1.yaml", 1, 11, "GL000")]
+
+
+@pytest.mark.parametrize("data, line, column, byte", [
+    (b"a: 1\nb: 2\nimage: caf\xe9:v1\n", 3, 11, 20),         # was 1:1 whatever the line
+    ("a: 1\r\nb: 'd\u00e9j\u00e0'  # \u00e9t\u00e9\n".encode() + b"c: \xff\n", 3, 4, 30),
+    ("k: '\u00e9\u20ac\U0001f600' ".encode() + b"\xc3(", 1, 10, 15),  # columns count characters
+    ("\ufeffimage: ".encode() + b"\x80", 1, 8, 10),         # the BOM is not a column
+    (b"\xfe", 1, 1, 0),
+])
+def test_not_utf8_gl000_names_the_line_and_column_of_the_bad_byte(tmp_path, data, line, column, byte):
+    (tmp_path / "x.yaml").write_bytes(data)
+    (f,) = lint.lint_paths([str(tmp_path / "x.yaml")], DEFAULT).findings
+    assert (f.line, f.column, f.rule, f.message) == (line, column, "GL000", f"not UTF-8 text (byte {byte})")
 
 
 # --- suppressions ----------------------------------------------------------------------------------
@@ -406,6 +434,37 @@ def test_ignore_paths(tmp_path, monkeypatch):
     assert lint.discover(["vendor/x/b.yaml", "apps/a.yaml"], config.ignore_paths) == ["apps/a.yaml"]
 
 
+@pytest.mark.parametrize("spelling", [
+    "vendor", "./vendor", "vendor/", "./vendor/", ".//vendor", "apps/../vendor", "../{cwd}/vendor",
+    "{abs}/vendor", "{abs}/vendor/", "{abs}/./vendor", "vendor/*", "./vendor/x/*.yaml", "{abs}/vendor/x/b.yaml",
+    "{glob}/*/x",  # a glob: its fixed part escaped (glob.escape)
+])
+@pytest.mark.parametrize("cwd", ["app", "app[1]"])  # a glob character in the current directory's name
+def test_ignore_paths_spellings_of_one_path(tmp_path, monkeypatch, spelling, cwd):
+    # `./vendor` and absolute paths matched nothing, silently
+    top = tmp_path / cwd
+    monkeypatch.chdir(top.parent)
+    for rel in ("apps/a.yaml", "vendor/x/b.yaml"):
+        (top / rel).parent.mkdir(parents=True, exist_ok=True)
+        (top / rel).write_text("image: nginx\n")
+    monkeypatch.chdir(top)
+    pattern = spelling.format(abs=top, cwd=cwd, glob=glob.escape(str(top)))
+    for given in (["."], ["vendor/x/b.yaml", "apps/a.yaml"], [str(top)]):
+        got = [os.path.relpath(p) for p in lint.discover(given, lint.config_from_settings(
+            {"ignore-paths": [pattern]}).ignore_paths)]
+        assert got == ["apps/a.yaml"], (pattern, given)
+
+
+def test_ignore_paths_outside_the_current_directory(tmp_path, monkeypatch):
+    for rel in ("here/a.yaml", "there/vendor/b.yaml", "there/c.yaml"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("image: nginx\n")
+    monkeypatch.chdir(tmp_path / "here")
+    for pattern in ("../there/vendor", str(tmp_path / "there" / "vendor"), "../there/v*"):
+        assert lint.discover([".", "../there"], [pattern]) == ["a.yaml", "../there/c.yaml"], pattern
+    assert lint.discover([".", "../there"], ["vendor"]) == ["a.yaml", "../there/c.yaml", "../there/vendor/b.yaml"]
+
+
 # --- discovery -------------------------------------------------------------------------------------
 
 def test_fifo_is_skipped_in_a_walk_and_gl000_when_named(tmp_path):
@@ -494,6 +553,36 @@ def test_github_format_escapes_properties_and_data():
         "image 'nginx:latest' uses the tag 'latest'; pin an immutable tag or a digest"
     )
     assert lines[1].startswith("::warning file=dir%2C x/p%251.yaml,line=4,col=10,")
+
+
+def test_control_characters_in_file_names_are_escaped_in_text_and_github_formats():
+    # the text format split such a finding over two lines with a raw ESC; github encoded the line break
+    # but left the ESC raw
+    name = "d/e\x1b[31mred\nx\ty\u2028.yaml"
+    report = lint.Report(lint.lint_text(name, "image: nginx:latest\n", DEFAULT), files=1)
+    shown = "d/e\\x1b[31mred\\nx\\ty\\u2028.yaml"
+    assert lint.format_text(report) == (
+        f"{shown}:1:8: GL001 image 'nginx:latest' uses the tag 'latest'; pin an immutable tag or a digest\n")
+    assert lint.format_github(report) == (
+        f"::error file={shown},line=1,col=8,endColumn=20,title=GL001 latest::image 'nginx:latest' uses the "
+        "tag 'latest'; pin an immutable tag or a digest\n")
+    # JSON and SARIF carry the name exactly (JSON escapes, a URI percent-encodes)
+    assert json.loads(lint.format_json(report))["findings"][0]["path"] == name
+    sarif = json.loads(lint.format_sarif(report))
+    assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "d/e%1B%5B31mred%0Ax%09y%E2%80%A8.yaml")
+
+
+@pytest.mark.integration
+def test_cli_text_output_keeps_a_control_character_file_name_on_one_line(gitops, tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "e\x1b[31mred\nx.yaml").write_text("image: nginx:latest\n")
+    r = gitops(["lint", "d"], cwd=tmp_path)
+    assert r.returncode == 1
+    assert r.stdout.splitlines() == ["d/e\\x1b[31mred\\nx.yaml:1:8: GL001 image 'nginx:latest' uses the tag "
+                                     "'latest'; pin an immutable tag or a digest"]
+    r = gitops(["lint", "--format", "github", "d"], cwd=tmp_path)
+    assert r.stdout.startswith("::error file=d/e\\x1b[31mred\\nx.yaml,line=1,") and "\x1b" not in r.stdout
 
 
 def test_sarif_format():
@@ -630,6 +719,20 @@ def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.gitops.lint]\nfail-level = "info"\n')
     r = gitops(["lint", "a.yaml"], cwd=tmp_path)
     assert r.returncode == 2 and "pyproject.toml" in r.stderr and "'fail-level' must be one of" in r.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name, content, table", [
+    ("gitops.toml", '[lint]\nalow = ["x"]\n', "[lint]"),              # said [tool.gitops.lint]
+    ("gitops.toml", 'lint = { alow = ["x"] }\n', "[lint]"),
+    ("gitops.toml", '[tool.gitops.lint]\nalow = ["x"]\n', "[tool.gitops.lint]"),
+    ("pyproject.toml", '[tool.gitops.lint]\nalow = ["x"]\n', "[tool.gitops.lint]"),
+])
+def test_cli_config_error_names_the_table_as_written(gitops, tmp_path, name, content, table):
+    (tmp_path / name).write_text(content)
+    r = gitops(["lint"], cwd=tmp_path)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines()[0] == f"error: {tmp_path / name} {table}: unknown key 'alow'"
 
 
 def test_lint_path_imports_neither_docker_nor_gitpython(tmp_path):
