@@ -587,11 +587,9 @@ def _other_tree(repo: Path, head: str, sha: str) -> str | None:
     checkout), else None.  A commit the checkout lacks (a shallow CI clone) counts as another tree."""
     from gitops_cli import git
 
-    trees = git.run(["rev-parse", "--verify", "--quiet", f"{head}^{{tree}}", f"{sha}^{{tree}}"], cwd=repo,
-                    check=False).stdout.split()
-    if len(trees) == 2 and trees[0] == trees[1]:
-        return None
-    return trees[0] if trees else head
+    tree = git.run(["rev-parse", "--verify", f"{head}^{{tree}}"], cwd=repo).stdout.strip()
+    named = git.run(["rev-parse", "--verify", "--quiet", f"{sha}^{{tree}}"], cwd=repo, check=False).stdout.strip()
+    return None if named == tree else tree
 
 
 class _EngineWarmup:

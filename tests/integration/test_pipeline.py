@@ -591,3 +591,27 @@ def test_an_image_built_under_sha_from_another_tree_is_never_taken_for_that_comm
     res = run(gitops, app, image, remote)
     assert res.returncode == 6, res.stderr
     assert "differs: source-tree" in res.stderr and "running sample tests" not in res.stderr
+
+
+def test_sha_on_a_checkout_of_the_same_tree_records_no_source_tree(gitops, app: Path, registry: Registry,
+                                                                   remote: DeployRemote) -> None:
+    """A PR up to date with its base: the merge checkout's tree is the PR head's.  The image is that
+    commit's own, and a run on the commit finds it; another tree is recorded by its tree id."""
+    image = registry.image(PATH)
+    first = git(app, "rev-parse", "HEAD")
+    git(app, "commit", "--quiet", "--allow-empty", "-m", "merge-like: same tree")
+    res = run(gitops, app, image, remote, "--sha", first)
+    assert res.returncode == 0, res.stderr
+    assert "source-tree" not in config_labels(registry, first[:7])["dev.gitops-cli.build-inputs"]
+    git(app, "checkout", "--quiet", first)
+    res = run(gitops, app, image, remote, "-o", "json")
+    assert res.returncode == 0, res.stderr
+    assert steps(json.loads(res.stdout))["build"] == "skipped"
+    # another tree under --sha: recorded as that tree's id (not the commit's)
+    git(app, "checkout", "--quiet", "-")
+    sample_app(app, version="3", extra_files={"gitops.toml": GITOPS_TOML})
+    older = git(app, "rev-parse", "HEAD~1")
+    res = run(gitops, app, image, remote, "--sha", older)
+    assert res.returncode == 0, res.stderr
+    tree = git(app, "rev-parse", "HEAD^{tree}")
+    assert f"source-tree={tree[:16]}" in config_labels(registry, older[:7])["dev.gitops-cli.build-inputs"]
