@@ -178,6 +178,10 @@ class Names:
         """`value` of setting `key` (or one entry of a list setting: `entry`, by default a value that is
         no list) as the subject of a message."""
         value = self.written.get((key, value), value) if isinstance(value, str) else value
+        if isinstance(value, str) and "://" in value:  # a URL's user-info holds credentials: never shown
+            from gitops_cli.git import strip_credentials
+
+            value = strip_credentials(value)
         if entry is None:
             entry = _base_kind(_field_types()[key]) == "list" and not isinstance(value, list | tuple)
         source = self.sources.get(key, "flag")

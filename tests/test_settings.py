@@ -367,3 +367,18 @@ def test_an_unknown_key_names_its_table_as_written_and_the_nearest_setting(tmp_p
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path, environ={})
     assert info.value.message.endswith("unknown setting 'xyzzy' in [tool.gitops]") and info.value.hint is None
+
+
+def test_a_value_naming_a_url_never_shows_its_credentials(tmp_path: Path, capsys) -> None:
+    """An overridden bad value is named in a warning next to the value that wins: a --deploy-repo URL with
+    a token printed the token (in a CI log)."""
+    from gitops_cli.settings import load_settings
+
+    (tmp_path / "gitops.toml").write_text("deploy_repo = 5\n")
+    url = "https://x-access-token:ghp_abcdefghijklmnop@example.com/x.git?private_token=tok123456"
+    s = load_settings(tmp_path, {"deploy_repo": url})
+    assert s.deploy_repo == url  # the value itself is kept: git gets its credentials elsewhere
+    err = capsys.readouterr().err
+    assert "ghp_abcdefghijklmnop" not in err and "tok123456" not in err
+    assert "--deploy-repo 'https://example.com/x.git' overrides it" in err
+    assert s.names("deploy_repo", url) == "--deploy-repo 'https://example.com/x.git'"
