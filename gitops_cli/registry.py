@@ -87,7 +87,7 @@ def resolve_credentials(
         if not username:
             raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME)")
         if password is None:
-            password = env.get("GITOPS_REGISTRY_PASSWORD")
+            password = _set(env, "GITOPS_REGISTRY_PASSWORD")
             if password is None:
                 raise UsageError(
                     f"registry username {username!r} given without a password",
@@ -95,7 +95,7 @@ def resolve_credentials(
                 )
             return Credentials(username, password, "environment")
         return Credentials(username, password, "--username/--password-stdin")
-    env_user, env_pass = env.get("GITOPS_REGISTRY_USERNAME"), env.get("GITOPS_REGISTRY_PASSWORD")
+    env_user, env_pass = _set(env, "GITOPS_REGISTRY_USERNAME"), _set(env, "GITOPS_REGISTRY_PASSWORD")
     if env_pass is not None:
         output.register_secret(env_pass)
     if env_user and env_pass is not None:
@@ -103,6 +103,13 @@ def resolve_credentials(
     if env_user or env_pass is not None:
         raise UsageError("set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD, or neither")
     return docker_config_credentials(host, env)
+
+
+def _set(env: Mapping[str, str], name: str) -> str | None:
+    """A variable's value, None when it is unset or blank (CI systems export an unset secret as an empty
+    variable: a fork's pull request gets no secrets), as for every GITOPS_* setting."""
+    value = env.get(name)
+    return value if value is not None and value.strip() else None
 
 
 def read_password(stream: Any) -> str:

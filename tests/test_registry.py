@@ -213,6 +213,20 @@ def test_precedence_flags_env_config(tmp_path: Path) -> None:
     assert (got.username, got.password) == ("flaguser", "flagpass")
 
 
+def test_blank_credential_variables_are_unset(tmp_path: Path) -> None:
+    """CI exports an unset secret as an empty variable (a fork's pull request): both empty was exit 2
+    "set both ... or neither"; now the docker config (or nothing) is used, as for every setting."""
+    env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
+    for blank in ("", "  "):
+        got = registry.resolve_credentials("reg.example.com", environ={
+            **env, "GITOPS_REGISTRY_USERNAME": blank, "GITOPS_REGISTRY_PASSWORD": blank})
+        assert got is not None and got.username == "cfg"
+    assert registry.resolve_credentials("r", environ={"GITOPS_REGISTRY_USERNAME": "", "DOCKER_CONFIG": str(
+        tmp_path / "none"), "GITOPS_REGISTRY_PASSWORD": ""}) is None
+    with pytest.raises(UsageError, match="without a password"):  # a user whose password is blank
+        registry.resolve_credentials("r", "u", None, environ={"GITOPS_REGISTRY_PASSWORD": ""})
+
+
 def test_username_flag_takes_env_password() -> None:
     got = registry.resolve_credentials("r", "u", None, environ={"GITOPS_REGISTRY_PASSWORD": "p-from-env"})
     assert got.password == "p-from-env"
