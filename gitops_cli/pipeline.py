@@ -677,12 +677,18 @@ def check_output_paths(github_output: str | None, dotenv: str | Path | None) -> 
     if dotenv is None:
         return
     check_output_path(dotenv, "--dotenv")
-    if github_output is None or os.path.realpath(github_output) != os.path.realpath(dotenv):
+    if github_output is None:
         return
     try:
         st: os.stat_result | None = os.stat(dotenv)
     except FileNotFoundError:
         st = None
+    try:  # one file: the same path (symlinks followed), or two hard links of it
+        same = st is not None and os.path.samestat(st, os.stat(github_output))
+    except FileNotFoundError:
+        same = False
+    if not (same or os.path.realpath(github_output) == os.path.realpath(dotenv)):
+        return
     if not _in_place(str(dotenv), st):
         raise UsageError(f"--dotenv {dotenv}: is $GITHUB_OUTPUT too; the dotenv file is replaced, which "
                          "would drop the step outputs appended to $GITHUB_OUTPUT",

@@ -123,7 +123,9 @@ def test_one_file_for_github_output_and_dotenv_is_refused_before_any_work(
     same.write_text("previous=1\n")
     link = tmp_path / "link"
     link.symlink_to(same)
-    for dotenv in (same, link):
+    hard = tmp_path / "hard"
+    hard.hardlink_to(same)
+    for dotenv in (same, link, hard):
         res = run(gitops, app, registry.image(PATH), remote, "--dotenv", str(dotenv),
                   env={"GITHUB_OUTPUT": str(same)})
         assert res.returncode == 2, res.stderr
