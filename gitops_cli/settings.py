@@ -405,9 +405,9 @@ def load_settings(
             settings.refused[key] = exc  # raised when the verb reads it (Settings.__getattribute__)
             value = getattr(Settings(), key)
         setattr(settings, key, value)
-        for lower, bad in overridden:
+        for lower, bad in overridden:  # named by its own source, checked as the winning value is
             try:
-                _coerce(key, bad, lower)
+                _check(key, _coerce(key, bad, lower), replace(settings.names, sources={**settings.sources, key: lower}))
             except ConfigError as exc:
                 output.warn(f"{exc.message} (ignored: {settings.names(key, values[-1][1], entry=False)} "
                             "overrides it)")

@@ -317,6 +317,13 @@ def test_an_overridden_bad_value_is_not_used_and_named_in_a_warning(tmp_path: Pa
     s = load_settings(tmp_path, environ={"GITOPS_TAG_LENGTH": "12"})
     assert s.tag_length == 12
     assert "(ignored: GITOPS_TAG_LENGTH='12' overrides it)" in capsys.readouterr().err
+    # a value of the right type that fails its check (range, form) is named too, by its own source
+    s = load_settings(tmp_path, {"tag_length": 8, "tag_prefix": "v1-"},
+                      environ={"GITOPS_TAG_LENGTH": "3", "GITOPS_TAG_PREFIX": "-x"})
+    assert (s.tag_length, s.tag_prefix) == (8, "v1-")
+    err = capsys.readouterr().err
+    assert "warning: GITOPS_TAG_LENGTH=3: must be between 7 and 40 (ignored: --length 8 overrides it)" in err
+    assert "warning: GITOPS_TAG_PREFIX='-x': a tag prefix must start" in err and "--prefix 'v1-' overrides" in err
 
 
 def test_a_bad_value_stops_only_a_verb_that_reads_it(tmp_path: Path) -> None:
