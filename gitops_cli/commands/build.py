@@ -61,8 +61,9 @@ def build(
         image_name, repo=repo, tag=tag, context=settings.context, dockerfile=settings.dockerfile,
         build_args=settings.build_args, labels=settings.labels, target=target, network=network,
         cache_from=cache_from, pull=pull, no_cache=no_cache, build_command=settings.build_command,
-        tag_length=settings.tag_length, tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty,
-        names=settings.names,
+        allow_dirty=allow_dirty, names=settings.names,
+        # the tag settings only when the tag is derived: a bad one does not stop `--tag X`
+        **({} if tag is not None else {"tag_length": settings.tag_length, "tag_prefix": settings.tag_prefix}),
     )
     output.result(str(result.ref), trusted=True)
     output.result(result.image_id, trusted=True)

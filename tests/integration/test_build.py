@@ -68,6 +68,16 @@ def test_rebuild_of_same_commit_gives_same_image_id(gitops, app_repo: Path) -> N
     assert first.stdout == second.stdout  # deterministic labels: the cache reproduces the image
 
 
+def test_a_given_tag_is_not_stopped_by_bad_tag_settings(gitops, app_repo: Path) -> None:
+    """`--tag X` uses neither tag_length nor tag_prefix: a bad one of them is no reason to refuse it."""
+    res = gitops(["build", "--image", "gitops-test/app", "--tag", "manual1"], cwd=app_repo,
+                 env={"GITOPS_TAG_LENGTH": "3", "GITOPS_TAG_PREFIX": "-bad"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "gitops-test/app:manual1"
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo, env={"GITOPS_TAG_LENGTH": "3"})
+    assert res.returncode == 2 and "GITOPS_TAG_LENGTH=3: must be between 7 and 40" in res.stderr
+
+
 def test_build_command_runs_first(gitops, app_repo: Path) -> None:
     (app_repo / "gitops.toml").write_text('build_command = "make build"\n')
     commit_all(app_repo, "configure build command")
