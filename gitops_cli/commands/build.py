@@ -63,7 +63,7 @@ def build(
         cache_from=cache_from, pull=pull, no_cache=no_cache, build_command=settings.build_command,
         allow_dirty=allow_dirty, names=settings.names,
         # the tag settings only when the tag is derived: a bad one does not stop `--tag X`
-        **({} if tag is not None else {"tag_length": settings.tag_length, "tag_prefix": settings.tag_prefix}),
+        tag_length=settings.tag_length if tag is None else 7, tag_prefix=settings.tag_prefix if tag is None else "",
     )
     output.result(str(result.ref), trusted=True)
     output.result(result.image_id, trusted=True)
