@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -89,20 +91,70 @@ def run_command(command: str, cwd: Path) -> int:
     Ctrl-C reaches it as always and it may use the terminal (a background group touching it would be
     stopped)."""
     sys.stdout.flush()
+    sys.stderr.flush()
     own_group = not _has_controlling_terminal()
     # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
     env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
+    relay = _Relay() if _is_pipe(sys.stderr) else None
 
     def start() -> subprocess.Popen[bytes]:
+        out = relay.write_end if relay is not None else sys.stderr.fileno()
         try:
-            return subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=sys.stderr.fileno(),
-                                    stderr=None, process_group=0 if own_group else None, env=env)
+            return subprocess.Popen(["/bin/sh", "-c", command], cwd=cwd, stdout=out, stderr=out,
+                                    process_group=0 if own_group else None, env=env)
         except OSError as exc:
             raise CommandStartError(f"cannot start {command!r} in {cwd}: {exc.strerror or exc}") from None
+        finally:
+            if relay is not None:
+                relay.start()
 
     with interrupts.owning(start, group=own_group) as proc:
         status = proc.wait()
+    if relay is not None:
+        relay.join()
     return 128 + signal.Signals(-status).value if status < 0 else status
+
+
+def _is_pipe(stream: object) -> bool:
+    """Is `stream` (stderr) a pipe or a socket, whose reader may go away (`gitops test 2>&1 | head`)?"""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+class _Relay:
+    """The command's output through gitops when stderr is a pipe: a pipe of gitops' own, copied to stderr
+    by a thread.  When the reader of stderr goes away, what follows is dropped (output.reader_gone) and the
+    command carries on: it never gets SIGPIPE (it got it when it wrote to stderr itself, and its tests
+    "failed" with status 141).  A terminal or a file is given to the command as it is."""
+
+    JOIN = 0.5  # seconds for the last output once the command ended (a process it left running may keep
+    #            the pipe open: its output is still relayed, by the daemon thread, for as long as it writes)
+
+    def __init__(self) -> None:
+        self._read_end, self.write_end = os.pipe()
+        self._thread = threading.Thread(target=self._copy, name="gitops-command-output", daemon=True)
+
+    def start(self) -> None:
+        os.close(self.write_end)  # the command has its copy
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join(self.JOIN)
+
+    def _copy(self) -> None:
+        target = sys.stderr.fileno()
+        try:
+            while data := os.read(self._read_end, 65536):
+                while data:
+                    try:
+                        data = data[os.write(target, data):]
+                    except BrokenPipeError:
+                        output.reader_gone(target)
+        finally:
+            os.close(self._read_end)
 
 
 def _has_controlling_terminal() -> bool:

@@ -153,8 +153,9 @@ class _ClosedOutput:
 class _ReaderGone:
     """sys.stdout or sys.stderr, so that a reader that goes away (`gitops history | head -1`: the pipe
     breaks) does not cut the verb short: from then on what is written there goes to /dev/null (the
-    stream's descriptor is pointed at it, so the test command and git, which write to it too, get no
-    SIGPIPE either), and the verb carries on to its own end and exit code.  A bump is never stopped
+    stream's descriptor is pointed at it; the test and build commands write there through gitops when it is
+    a pipe, see apptest.run_command, so they get no SIGPIPE either), and the verb carries on to its own end
+    and exit code.  A bump is never stopped
     half-way by its reader, and `gitops history | head -1` exits 0."""
 
     def __init__(self, stream: Any) -> None:
@@ -175,11 +176,7 @@ class _ReaderGone:
             self._stream.flush()  # what was buffered goes to /dev/null now
 
     def _drop(self) -> None:
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, self._stream.fileno())
-        finally:
-            os.close(null)
+        output.reader_gone(self._stream.fileno())
 
     def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ...
         return getattr(self._stream, name)

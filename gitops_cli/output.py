@@ -93,6 +93,17 @@ def status(text: str) -> Iterator[None]:
         yield
 
 
+def reader_gone(fd: int) -> None:
+    """The reader of descriptor `fd` (a pipe) went away: point it at /dev/null, so what is written there
+    from now on -- by gitops, or by a command that inherits it -- is dropped instead of failing (EPIPE)
+    or killing the writer (SIGPIPE).  See cli._ReaderGone and apptest.run_command."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 def err_console() -> Console:
     global _err_console
     if _err_console is None:

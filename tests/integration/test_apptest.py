@@ -108,3 +108,20 @@ def test_in_image_invalid_reference(gitops, app_repo: Path) -> None:
     res = gitops(["test", "--in-image", "Bad/Name:1"], cwd=app_repo)
     assert res.returncode == 2
     assert "lowercase" in res.stderr
+
+
+def test_a_reader_gone_does_not_kill_the_test_command(app_repo: Path, tmp_path: Path) -> None:
+    """`gitops test 2>&1 | head -1`: the command wrote to gitops' stderr itself, got SIGPIPE once the
+    reader left, and its tests "failed" with status 141 (build-and-bump then stopped).  Its output now goes
+    through gitops, which drops it once the reader is gone: the command runs to its end."""
+    import subprocess
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    done = tmp_path / "done"
+    command = f"sleep 0.3; i=0; while [ $i -lt 20000 ]; do echo line $i; i=$((i+1)); done; touch {done}"
+    res = subprocess.run(["bash", "-c", f"{GITOPS} test --command '{command}' 2>&1 | head -1; "
+                          "echo \"status=${PIPESTATUS[0]}\""], capture_output=True, text=True, cwd=app_repo,
+                         env=gitops_env(), timeout=120)
+    assert res.stdout.splitlines()[-1] == "status=0", res.stdout + res.stderr
+    assert done.exists()  # the command ran to its end
