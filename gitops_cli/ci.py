@@ -56,15 +56,19 @@ class CIInfo:
     merge_commit: str | None = None  # the CI's synthetic merge commit, when it announced one
     trailer_commit: str | None = None  # GITOPS_SOURCE_COMMIT: the Source-Commit trailer only, never the tag rule
     base_commit: str | None = None  # the base branch's head a GitHub pull_request_target build checks out
+    base_branch: str | None = None  # that base branch (GITHUB_BASE_REF)
 
     def trailers(self) -> list[tuple[str, str]]:
-        """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run."""
+        """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run.  A source
+        commit that is a pull_request_target build's base branch head (build-and-bump names the tagged
+        commit: the default checkout) is on the base branch, not on the PR's."""
         out: list[tuple[str, str]] = []
         commit = self.trailer_commit or self.source_commit
         if commit:
             out.append(("Source-Commit", commit))
-        if self.branch:
-            out.append(("Source-Branch", self.branch))
+        branch = self.base_branch if commit and commit == self.base_commit and self.base_branch else self.branch
+        if branch:
+            out.append(("Source-Branch", branch))
         if self.run_url:
             out.append(("CI-Run", self.run_url))
         return out
@@ -98,7 +102,8 @@ def _github(env: Mapping[str, str]) -> CIInfo:
     if event in _PR_EVENTS:
         pr = CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True)
         # pull_request: GITHUB_SHA is GitHub's merge commit; pull_request_target: the base branch's head
-        return replace(pr, merge_commit=sha) if event == "pull_request" else replace(pr, base_commit=sha)
+        return replace(pr, merge_commit=sha) if event == "pull_request" else replace(
+            pr, base_commit=sha, base_branch=_get(env, "GITHUB_BASE_REF"))
     return CIInfo("github", sha, url, _get(env, "GITHUB_REF_NAME"))
 
 

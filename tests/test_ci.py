@@ -168,6 +168,21 @@ def test_github_pull_request_target_checks_out_the_base_head_no_merge_commit(tmp
         check_checkout(base, detect({**env, "GITHUB_EVENT_NAME": "pull_request"}))
 
 
+def test_github_pull_request_target_trailers_name_the_branch_of_the_commit(tmp_path: Path) -> None:
+    """build-and-bump names the tagged commit (GITOPS_SOURCE_COMMIT): the base branch's head by default
+    for pull_request_target.  The trailers paired it with the PR's branch (GITHUB_HEAD_REF)."""
+    from dataclasses import replace
+
+    base = "3" * 40
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_SHA": base,
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_HEAD_REF": "feature", "GITHUB_BASE_REF": "main"}
+    info = detect(env)
+    assert ("Source-Branch", "main") in replace(info, trailer_commit=base).trailers()
+    assert ("Source-Commit", base) in replace(info, trailer_commit=base).trailers()
+    assert ("Source-Branch", "feature") in info.trailers()  # the PR head (bump alone): the PR's branch
+    assert ("Source-Branch", "feature") in replace(info, trailer_commit=HEAD).trailers()
+
+
 def test_jenkins_pull_request_branch_is_change_branch() -> None:
     """BRANCH_NAME (and GIT_BRANCH) of a Jenkins PR build is the job's name, `PR-5`: the Source-Branch
     trailer is the PR's own branch, CHANGE_BRANCH."""
