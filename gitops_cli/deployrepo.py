@@ -99,6 +99,11 @@ def open_remote(
         raise UsageError(f"{names('deploy_repo', spec)}: empty value")
     shown = git.strip_credentials(spec)
     what = names("deploy_repo", shown)
+    if git.malformed_userinfo(spec):
+        raise UsageError(f"{what}: its user-info (user:password@) holds a `/`, `?` or `#`, which git would read "
+                         "as part of the host or the path",
+                         hint="percent-encode them in the URL (/ as %2F, ? as %3F, # as %23), or give the token "
+                              "in GITOPS_GIT_TOKEN")
     if "://" in spec:  # schemes are case-insensitive: git is given the lowercase one
         scheme, rest = spec.split("://", 1)
         spec = f"{scheme.lower()}://{rest}"

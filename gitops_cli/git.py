@@ -52,9 +52,33 @@ def strip_credentials(url: str) -> str:
     def scrub(m: re.Match[str]) -> str:
         if m.group("scheme").lower().startswith("file:"):
             return m.group("scheme") + m.group("rest")
-        return m.group("scheme") + re.split(r"[?#]", m.group("rest"), maxsplit=1)[0]
+        rest = m.group("rest")
+        if _spilled_userinfo(rest):  # a password holding `/`, `?` or `#`: what follows its last `@` is the host
+            rest = rest.rsplit("@", 1)[1]
+        return m.group("scheme") + re.split(r"[?#]", rest, maxsplit=1)[0]
 
     return _URL_RE.sub(scrub, url)
+
+
+_HOSTPORT_RE = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]@]*)(:[0-9]*)?")
+
+
+def _spilled_userinfo(rest: str) -> bool:
+    """Does a URL's text after `scheme://` (and after the user-info up to the first `/`) still hold
+    user-info: a password with an unencoded `/`, `?` or `#` (`bot:ab/cd@host/x`, `t:p@ss:w/x#y@host/x`)
+    leaves something that is no host[:port] before the first `/`, and an `@` further on."""
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return "@" in rest[len(authority):] and _HOSTPORT_RE.fullmatch(authority) is None
+
+
+def malformed_userinfo(url: str) -> bool:
+    """A URL (not file://) whose user-info holds a character it cannot hold unencoded (`/`, `?`, `#`):
+    git would read part of the password as the host; refused before any work (deployrepo.open_remote)."""
+    if "://" not in url or url.lower().startswith("file:"):
+        return False
+    rest = url.split("://", 1)[1]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    return _spilled_userinfo(rest[authority.rfind("@") + 1:] if "@" in authority else rest)
 
 
 # What tells git which repository it is in, instead of the directory it runs in (`git rev-parse

@@ -23,6 +23,11 @@ SECRET = "ghp_SECRET0123456789"
     ("fatal: unable to access 'https://a:b@h/x.git?t=SECRET/': 403", "fatal: unable to access 'https://h/x.git': 403"),
     # one slash missing: still scrubbed
     (f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git", "http:/127.0.0.1/o/d.git"),
+    # a password holding an unencoded "/", "?" or "#": git reads part of it as the host; all of it goes
+    ("http://bot:ab/cdSECRET@127.0.0.1:37625/x.git", "http://127.0.0.1:37625/x.git"),
+    ("http://t:p@ss:w/rd%23#x-Secret@127.0.0.1:37625/x.git", "http://127.0.0.1:37625/x.git"),
+    ("ssh://git:ab?cdSECRET@127.0.0.1:2222/x.git", "ssh://127.0.0.1:2222/x.git"),
+    ("https://host:8443/org/x@y.git", "https://host:8443/org/x@y.git"),  # an "@" in the path is a path's
     ("git@host:org/x.git", "git@host:org/x.git"),  # scp-like: the user is no secret
     ("file:///srv/git/deploy.git", "file:///srv/git/deploy.git"),
     ("file:///srv/h#x/q?y/deploy.git", "file:///srv/h#x/q?y/deploy.git"),  # path characters in file://
@@ -54,6 +59,9 @@ def test_an_authentication_failure_is_exit_11_naming_every_source_of_credentials
     f"http:/x-access-token:{SECRET}@127.0.0.1/o/d.git",  # one slash: git would ssh to host "http"
     f"htps:/x-access-token:{SECRET}@127.0.0.1/o/d.git",
     "ssh:/127.0.0.1/o/d.git",
+    f"http://x-access-token:ab/{SECRET}@127.0.0.1/o/d.git",  # user-info holding "/": git reads a host "x-access-token"
+    f"https://x-access-token:p@ss:w/{SECRET}#x@127.0.0.1/o/d.git",
+    f"ssh://git:ab?{SECRET}@127.0.0.1/o/d.git",
 ])
 def test_malformed_specs_are_refused_without_their_credentials(spec: str) -> None:
     with pytest.raises(UsageError) as exc:
