@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import typer
 
 from gitops_cli import __version__, interrupts, output
-from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, GitopsError
+from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, GitopsError, write_failure
 
 app = typer.Typer(
     name="gitops",
@@ -224,9 +224,8 @@ def _interrupted() -> None:
 
 def _write_failed(exc: OSError, what: str | None = None) -> None:
     """One line for a write the system refused (the output or a file), if stderr can still take it."""
-    what = what or exc.filename
     try:
-        output.error(f"cannot write {what}: {exc.strerror}" if what else f"write failed: {exc.strerror or exc}")
+        output.error(write_failure(OSError(exc.errno, exc.strerror, what) if what else exc).message)
     except OSError:
         pass
 

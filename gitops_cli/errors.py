@@ -48,6 +48,12 @@ EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a
 WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EBADF})
 
 
+def write_failure(exc: OSError) -> GitopsError:
+    """A write the system refused (exc.errno in WRITE_FAILURES) as the error of exit 74, naming the file."""
+    return GitopsError(f"cannot write {exc.filename}: {exc.strerror}" if exc.filename
+                       else f"write failed: {exc.strerror or exc}", exit_code=EXIT_WRITE_FAILED)
+
+
 class GitopsError(Exception):
     """An error with a message for the user, an exit code, an optional hint and optional details (lines
     shown before the message: the last log lines of a failed build)."""

@@ -72,7 +72,15 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.errors import EXIT_WRITE_FAILED, CommandStartError, GitopsError, RefusedError, UsageError
+from gitops_cli.errors import (
+    EXIT_WRITE_FAILED,
+    WRITE_FAILURES,
+    CommandStartError,
+    GitopsError,
+    RefusedError,
+    UsageError,
+    write_failure,
+)
 from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
@@ -195,6 +203,12 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except GitopsError as exc:
         record.status, record.detail = "failed", exc.message
         raise
+    except OSError as exc:  # a write the system refused (a full TMPDIR under the context tar): exit 74, the
+        if exc.errno not in WRITE_FAILURES:  # step failed as any other: summary, JSON and outputs say so
+            raise
+        error = write_failure(exc)
+        record.status, record.detail = "failed", error.message
+        raise error from None
     except KeyboardInterrupt as exc:
         record.status, record.detail = "failed", interrupted(exc)
         raise

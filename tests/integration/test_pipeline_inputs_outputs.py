@@ -305,3 +305,29 @@ def test_interrupt_after_publish_writes_the_outputs(app: Path, registry: Registr
     assert data["error"] == "interrupted" and data["failed_step"] == "bump"
     assert f"DIGEST={data['digest']}\n" in dotenv.read_text()
     assert f"digest={data['digest']}\n" in github_output.read_text()
+
+
+def test_a_full_tmpdir_during_the_build_fails_the_build_step_with_exit_74(
+        gitops, app: Path, registry: Registry, remote: DeployRemote, tmp_path: Path) -> None:
+    """The context tar goes to TMPDIR: a full one was exit 74 straight from the top (no summary, no JSON,
+    no outputs); it is the build step's failure like any other now, with exit 74."""
+    import subprocess
+
+    (app / "big.bin").write_bytes(os.urandom(256 * 1024))
+    git(app, "add", "big.bin")
+    git(app, "commit", "--quiet", "-m", "a big file")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    dotenv = tmp_path / "gitops.env"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
+    try:
+        res = run(gitops, app, registry.image(PATH), remote, "-o", "json", "--dotenv", str(dotenv),
+                  env={"TMPDIR": str(tiny)})
+    finally:
+        subprocess.run(["umount", str(tiny)], check=False)
+    assert res.returncode == 74, res.stderr
+    data = json.loads(res.stdout)
+    assert data["ok"] is False and data["exit_code"] == 74 and data["failed_step"] == "build"
+    assert data["error"].startswith(f"cannot write {tiny}/") and data["error"].endswith("No space left on device")
+    assert dotenv.read_text().startswith(f"TAG={data['tag']}\n") and tags(registry) == []
+    assert len(remote.log()) == 1 and "Traceback" not in res.stderr
