@@ -1037,13 +1037,36 @@ class PushFailed(Exception):
     """A push stream reported an error (the message is the engine's, credentials never appear in it)."""
 
 
+PUSH_STALL = 300.0  # seconds without a word from the engine during a push: the registry stopped answering
+
+
+def push_stall(environ: Mapping[str, str] | None = None) -> float:
+    """GITOPS_PUSH_STALL_TIMEOUT (seconds, > 0), else PUSH_STALL; UsageError (exit 2) for a bad value."""
+    value = (os.environ if environ is None else environ).get("GITOPS_PUSH_STALL_TIMEOUT", "").strip()
+    if not value:
+        return PUSH_STALL
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86400:
+        raise UsageError(f"GITOPS_PUSH_STALL_TIMEOUT={value!r}: expected seconds, more than 0 and at most 86400")
+    return seconds
+
+
 def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str, str] | None) -> str:
     """Push REPOSITORY:TAG with per-layer progress; return the manifest digest (sha256:...).
 
-    Raises PushFailed with the engine's message; callers map it to a registry error.
+    Raises PushFailed with the engine's message; callers map it to a registry error.  The engine reports
+    progress while it pushes; when it says nothing for push_stall() seconds (a registry that accepts
+    the connection and never answers an upload: the engine has no timeout of its own), the push is given
+    up: PushFailed, and closing the connection cancels the engine's push.
     """
     from docker.errors import APIError
 
+    stall = push_stall()
+    broken: tuple[type[BaseException], ...] = (*lost_engine_errors(), TimeoutError)
+    client.timeout = stall  # requests' read timeout: the longest wait for the next bytes of the answer
     try:
         stream = _with_credential_fallback(client, lambda: client.push(
             repository, tag=tag, stream=True, decode=True, auth_config=dict(auth_config) if auth_config else None))
@@ -1051,8 +1074,29 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
             return check_push_stream(stream, progress.update)
     except APIError as exc:
         raise PushFailed(_api_message(exc)) from None
-    except lost_engine_errors() as exc:
+    except broken as exc:
+        if _timed_out(exc):
+            raise PushFailed(f"no word from the engine for {stall:g} s: the registry stopped answering the push "
+                             "(GITOPS_PUSH_STALL_TIMEOUT)") from None
         raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
+    finally:
+        client.timeout = None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A read that timed out, however requests/urllib3 wrap it (ConnectionError(ReadTimeoutError(...)))."""
+    from requests.exceptions import Timeout
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
+
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, Timeout | Urllib3Timeout | TimeoutError) or "timed out" in str(seen):
+            return True
+        nested = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = nested or seen.__context__
+    return False
 
 
 class PushProgress:

@@ -302,6 +302,7 @@ OTHER_VARIABLES = (
     "GITOPS_SSH_KNOWN_HOSTS",  # deployrepo: pinned ssh host keys
     "GITOPS_SOURCE_COMMIT", "GITOPS_CI_RUN_URL",  # ci: trailer overrides
     "GITOPS_YAML_PARSER",  # yamledit.locate: the pure-Python parser
+    "GITOPS_PUSH_STALL_TIMEOUT",  # engine: how long a push may go without a word from the engine
     "GITOPS_CLI_SPEC",  # the CI examples: where gitops-cli is installed from
 )
 _warned_variables: set[str] = set()
