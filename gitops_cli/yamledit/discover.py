@@ -42,7 +42,8 @@ def _walk(directory: Path) -> Iterator[Path]:
         if entry.is_symlink():
             continue
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in SKIP_DIRS:
+            # another repository inside this one (an initialised submodule, a nested clone) is not its files
+            if entry.name not in SKIP_DIRS and not os.path.lexists(os.path.join(entry.path, ".git")):
                 yield from _walk(Path(entry.path))
         elif entry.is_file(follow_symlinks=False) and entry.name.endswith(YAML_SUFFIXES):
             path = Path(entry.path)

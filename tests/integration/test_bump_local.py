@@ -363,3 +363,21 @@ def test_files_git_does_not_track_are_never_bumped_into_a_commit(mode: str, gito
         assert remote.changed_files() == ["prod/app.yaml", "staging/app.yaml"]
     assert git("status", "--porcelain", "--ignored", cwd=checkout).splitlines() == ["?? scratch.yaml",
                                                                                  "!! local-values.yaml"]
+
+
+def test_no_commit_leaves_a_nested_repository_alone(gitops, tmp_path: Path) -> None:
+    """An initialised submodule (or any clone inside the checkout) is another repository: --no-commit
+    patched its files (`git status` then showed ` m sub`, and the superproject's `git checkout .` could
+    not undo it), while a bump that commits never saw them."""
+    checkout = tmp_path / "deploy"
+    git("init", "--quiet", "-b", "main", str(checkout))
+    (checkout / "app.yaml").write_text(TWO_ENVS["prod/app.yaml"])
+    nested = checkout / "vendor" / "other"
+    git("init", "--quiet", "-b", "main", str(nested))
+    (nested / "app.yaml").write_text(TWO_ENVS["prod/app.yaml"])
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--no-commit"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["app.yaml"]
+    assert (nested / "app.yaml").read_text() == TWO_ENVS["prod/app.yaml"]
+    assert f"{API}:2.0.0" in (checkout / "app.yaml").read_text()
