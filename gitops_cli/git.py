@@ -8,6 +8,7 @@ of URLs' user-info and of registered secrets.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import interrupts
-from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
+from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact
 
 # scheme://[userinfo@]rest: the user-info runs to the LAST "@" before the first "/" (a password may hold
@@ -293,7 +294,13 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     if any(p in stderr for p in _AUTH_PATTERNS):
         return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, the URL's user-info or a "
                             "credential helper) or --ssh-key, and their access")
+    if any(p in stderr for p in _WRITE_REFUSED):  # a full TMPDIR under the clone: the system's, not the remote's
+        return GitError(message, exit_code=EXIT_WRITE_FAILED, hint="free some space there (a clone goes to TMPDIR)")
     return GitError(message)
+
+
+# git's words for a write the system refused (strerror of errors.WRITE_FAILURES): exit 74, as gitops' own
+_WRITE_REFUSED = tuple(os.strerror(code) for code in sorted(WRITE_FAILURES - {errno.EBADF}))
 
 
 def work_tree_top(directory: Path) -> Path | None:

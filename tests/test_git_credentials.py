@@ -241,3 +241,12 @@ def test_a_global_ssh_command_from_the_environments_config_is_kept() -> None:
     env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.sshCommand", "GIT_CONFIG_VALUE_0": "ssh -i /ci/key"}
     command = deployrepo.open_remote("git@127.0.0.1:o/d.git", environ=env).env["GIT_SSH_COMMAND"]
     assert shlex.split(command) == ["ssh", "-o", "BatchMode=yes", "-i", "/ci/key"]
+
+
+def test_a_write_the_system_refused_is_exit_74() -> None:
+    """A full TMPDIR under the deploy repo's clone was exit 10, "git remote unreachable or git operation
+    failed"; the table puts a disk full under 74, as for gitops' own writes."""
+    err = git.error_for(["clone"], 128, "Cloning into '/tmp/x'...\nerror: copy-fd: write returned: No space left on "
+                        "device\nfatal: cannot copy '/srv/d.git/objects/pack/p.pack'\n", what="cloning d")
+    assert isinstance(err, GitError) and err.exit_code == 74 and "TMPDIR" in (err.hint or "")
+    assert git.error_for(["clone"], 128, "fatal: repository 'x' does not exist\n").exit_code == 10
