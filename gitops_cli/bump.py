@@ -31,10 +31,11 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import ci, deployrepo, git, interrupts, output
+from gitops_cli import ci, deployrepo, git, interrupts, kustomize, output
 from gitops_cli.errors import (
     DirtyTreeError,
     GitError,
@@ -237,9 +238,10 @@ def compute_edits(
 
     With `container`, an image counts as found only when a container (or compose service) of that name
     uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
-    must not bump them alone (the caller exits 3).  A kustomize entry counts for a container using its
-    `name`; one the bump changes that also applies to a container of another name is refused (exit 13,
-    see _kustomize_containers).
+    must not bump them alone (the caller exits 3).  A kustomize entry counts for a container of its
+    kustomization's resources using its `name`; one the bump changes that also applies to a container of
+    another name there, or whose resources gitops cannot all read, is refused (exit 13, see
+    _kustomize_containers).
 
     Only files containing a target's last path component are parsed.  A file that changes is parsed by
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
@@ -295,7 +297,7 @@ def compute_edits(
             found |= {t.normalized_name for t in targets for r in references if reference_matches(r, t)}
         edits.append(FileEdit(rel, text, new, list(changes), owners))
     if container is not None:
-        in_container = _kustomize_containers(entries, located, container, in_container, names)
+        in_container = _kustomize_containers(root, entries, located, container, in_container, names)
     wanted = {t.normalized_name for t in targets}
     for rel, text in unchanged:  # already at the target, or no reference at all?
         if found >= wanted:
@@ -307,43 +309,138 @@ def compute_edits(
     return edits, skipped, found
 
 
-def _kustomize_containers(entries: Sequence[tuple[str, Any, ImageRef, bool]], located: Mapping[str, Sequence[Any]],
-                          container: str, in_container: set[str], names: Names) -> set[str]:
+def _kustomize_containers(root: Path, entries: Sequence[tuple[str, Any, ImageRef, bool]],
+                          located: Mapping[str, Sequence[Any]], container: str, in_container: set[str],
+                          names: Names) -> set[str]:
     """With --container: `in_container` (the targets a container of that name uses) with those it gets
     through a kustomize `images:` entry.
 
-    kustomize sets an entry's image in every container whose image is the entry's `name`, whatever the
-    container's name: one in the files searched (`located`) that --container leaves out would be moved
-    along with the entry, and left out of the bump it would set the named one back.  A bump of a target
-    the named container uses that changes such an entry is refused (VerificationError, exit 13: nothing
-    is written), naming the entry and the other container.  (A target no container of that name uses is
-    not found: the caller's exit 3, a misspelt --container.)"""
-    applying: list[tuple[str, Any, ImageRef, ImageRef, list[tuple[str, Any]]]] = []
+    kustomize sets an entry's image in every container of the kustomization's resources whose image is the
+    entry's `name`, whatever the container's name (see _Closures: the files the kustomization renders,
+    each read for it, whether it names a target or not; `located`: the references of the files searched
+    already).  One that --container leaves out would be moved along with the entry, and left out of the
+    bump it would set the named one back.  A bump of a target the named container uses that changes such
+    an entry is refused (VerificationError, exit 13: nothing is written), naming the entry and the other
+    container; so is one whose kustomization's resources gitops cannot all read (a remote one, say): which
+    containers the entry moves is then unknown.  (A target no container of that name uses is not found:
+    the caller's exit 3, a misspelt --container.)"""
+    closures = _Closures(root, located)
+    applying: list[tuple[str, Any, ImageRef, ImageRef, list[tuple[str, Any]], str | None]] = []
     used = set(in_container)
     for rel, entry, target, changed in entries:
         name = entry.fields.get("name")
         image = try_parse(name.value) if name is not None else None
         if image is None:
             continue
-        applies = [(where, ref) for where, refs in located.items() for ref in refs
+        files, unknown = closures.of(rel)
+        applies = [(where, ref) for where in files for ref in closures.references(where)
                    if ref.kind == "container" and reference_matches(ref, image)]
         if any(ref.container == container for _, ref in applies):
             used.add(target.normalized_name)
         if changed:
-            applying.append((rel, entry, image, target, applies))
-    for rel, entry, image, target, applies in applying:
+            applying.append((rel, entry, image, target, applies, unknown))
+    for rel, entry, image, target, applies, unknown in applying:
         others = [(where, ref) for where, ref in applies if ref.container != container]
-        if target.normalized_name not in used or not others:
+        if target.normalized_name not in used or not (others or unknown):
             continue
-        where, ref = others[0]
-        other = f"container {ref.container!r}" if ref.container is not None else "a container with no name"
+        if others:
+            where, ref = others[0]
+            other = f"container {ref.container!r}" if ref.container is not None else "a container with no name"
+            reason = f"{other} ({where}:{ref.line}) too, which {names('container', container)} leaves out"
+        else:
+            reason = (f"and gitops cannot tell which: {unknown}, so a container {names('container', container)} "
+                      "leaves out may use it")
         raise VerificationError(
             f"{rel}:{entry.line}: this kustomize images: entry sets {image.name} in every container using it, "
-            f"{other} ({where}:{ref.line}) too, which {names('container', container)} leaves out; "
-            "nothing was written",
+            f"{reason}; nothing was written",
             hint="bump without --container, or give the containers to keep back an image name of their own "
                  "(kustomize images: entries match containers by image name)")
     return used
+
+
+class _Closures:
+    """The files a kustomization renders (gitops_cli.kustomize.walk: its resources, bases and components,
+    followed through directories, and its patch files), and the references in them, each read once."""
+
+    def __init__(self, root: Path, located: Mapping[str, Sequence[Any]]) -> None:
+        self.root = root
+        self.located = dict(located)
+        self.closures: dict[str, tuple[list[str], str | None]] = {}
+
+    def of(self, rel: str) -> tuple[list[str], str | None]:
+        """(the files the kustomization file `rel` renders, why that list may be incomplete or None)."""
+        if rel not in self.closures:
+            self.closures[rel] = _kustomize_closure(self.root, rel)
+        return self.closures[rel]
+
+    def references(self, rel: str) -> Sequence[Any]:
+        """The references in the file `rel` (none when it cannot be read or parsed: kustomize fails on it)."""
+        from gitops_cli.yamledit import locate, read_text
+
+        if rel not in self.located:
+            try:
+                text = read_text(self.root / rel)
+            except (OSError, UnicodeDecodeError):
+                return []
+            self.located[rel] = locate(text, filename=rel).references
+        return self.located[rel]
+
+
+def _kustomize_closure(root: Path, rel: str) -> tuple[list[str], str | None]:
+    """(the files, repo-relative, that the kustomization file `rel` renders; None, or why gitops cannot
+    tell them all: a resources/bases/components entry that is remote or names nothing it can read, a
+    kustomization below that does not parse, or `rel` is no kustomization file kustomize reads)."""
+    shown = Path(rel)
+    if shown.name not in kustomize.KUSTOMIZATION_FILES or kustomize.kustomization_file(root, shown.parent) is None:
+        return [], (f"{rel} is not a kustomization file (kustomize reads {', '.join(kustomize.KUSTOMIZATION_FILES)}"
+                    "; a Flux Kustomization's images apply to the manifests of its spec.path)")
+    files: dict[str, None] = {}  # in walk order, each once
+    problems: list[str] = []
+    for entry in kustomize.walk(root, shown.parent, partial(_kustomization, root, problems)):
+        where = _kustomization_shown(root, entry.kustomization) if entry.kind != "file" else ""
+        if entry.kind == "file":
+            assert entry.path is not None
+            files[entry.path.as_posix()] = None
+        elif entry.key in kustomize.PATCH_KEYS:
+            continue  # an inline patch, or one kustomize fails to read
+        elif entry.remote:
+            problems.append(f"{where} has the remote {entry.key} entry {entry.value!r}")
+        elif entry.kind is None:
+            problems.append(f"{where}: {entry.key} entry {entry.value!r} names no file or directory gitops can "
+                            "read in the repository")
+        elif kustomize.kustomization_file(root, entry.path or Path()) is None:
+            problems.append(f"{where}: {entry.key} entry {entry.value!r} is a directory with no kustomization file")
+    return list(files), problems[0] if problems else None
+
+
+def _kustomization_shown(root: Path, d: Path) -> str:
+    """The kustomization file of the repo directory `d` as messages name it (`apps/a/kustomization.yaml`)."""
+    path = kustomize.kustomization_file(root, d)
+    return (d / (path.name if path is not None else kustomize.KUSTOMIZATION_FILES[0])).as_posix()
+
+
+def _kustomization(root: Path, problems: list[str], d: Path) -> dict[str, Any] | None:
+    """The kustomization of the repo directory `d` (its first document), None when it has none; one that
+    cannot be read or parsed is None too, with the reason in `problems`."""
+    from gitops_cli.sync import load_documents
+    from gitops_cli.yamledit import read_text
+
+    path = kustomize.kustomization_file(root, d)
+    if path is None:
+        return None
+    shown = (d / path.name).as_posix()
+    try:
+        docs = load_documents(read_text(path), shown)
+    except UnicodeDecodeError:
+        problems.append(f"{shown}: not UTF-8 text")
+        return None
+    except OSError as exc:
+        problems.append(f"{shown}: cannot read: {exc.strerror}")
+        return None
+    except GitopsError as exc:
+        problems.append(exc.message)
+        return None
+    return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
 def _not_utf8(path: Path, needles: Sequence[str]) -> str | None:
@@ -968,9 +1065,38 @@ def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.R
     from gitops_cli.yamledit import YAML_SUFFIXES
 
     selection = _selection(request)
-    deployrepo.check_out_matching(work, list(selection) or None, YAML_SUFFIXES,
-                                  env=remote.env if remote else None, cancel=cancel)
+    env = remote.env if remote else None
+    deployrepo.check_out_matching(work, list(selection) or None, YAML_SUFFIXES, env=env, cancel=cancel)
+    if selection and request.container is not None:
+        _check_out_closures(work, selection, env, cancel)
     return selection
+
+
+def _check_out_closures(work: Path, needles: Sequence[str], env: Mapping[str, str] | None,
+                        cancel: threading.Event | None) -> None:
+    """With --container: add to the selection the files the kustomizations in it render (_kustomize_closure),
+    which a kustomize entry's `name` may reach though they do not name a target: every kustomization file
+    of the tree first (the directories they name then resolve), then the other files they name."""
+    from gitops_cli.yamledit import read_text
+
+    tree = deployrepo.tracked_files(work)
+    found = sorted(p for p in tree if posixpath.basename(p) in kustomize.KUSTOMIZATION_FILES)
+    tops = []
+    for rel in found:  # the ones selected (naming a target) are on disk
+        try:
+            if any(n in read_text(work / rel) for n in needles):
+                tops.append(Path(rel).parent)
+        except (OSError, UnicodeDecodeError):
+            continue
+    if not tops:
+        return
+    deployrepo.add_to_checkout(work, found, env=env, cancel=cancel)
+    wanted: set[str] = set()
+    for top in tops:
+        for entry in kustomize.walk(work, top, partial(_kustomization, work, [])):
+            if entry.kind is None and entry.path is not None and entry.path.as_posix() in tree:
+                wanted.add(entry.path.as_posix())
+    deployrepo.add_to_checkout(work, sorted(wanted), env=env, cancel=cancel)
 
 
 def _cached(resolve: DigestResolver | None) -> DigestResolver | None:

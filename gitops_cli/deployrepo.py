@@ -387,6 +387,9 @@ def sparse_pattern(path: str) -> str:
     return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
 
 
+_NO_FILE_SELECTED = "/.git/no-file-is-selected"  # the pattern of an empty selection: it names no file of a tree
+
+
 def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str],
                        env: Mapping[str, str] | None = None, cancel: threading.Event | None = None) -> None:
     """Fill the work tree of a `--no-checkout` clone with only the files (of these suffixes) whose HEAD
@@ -420,11 +423,28 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
         return  # nothing to check out, and nothing checked out yet
     sparse.parent.mkdir(parents=True, exist_ok=True)
     # an empty selection still needs a pattern: one that names no file of the tree
-    lines = [sparse_pattern(p) for p in paths] or ["/.git/no-file-is-selected"]
+    lines = [sparse_pattern(p) for p in paths] or [_NO_FILE_SELECTED]
     # paths are git's bytes (surrogate-escaped where not UTF-8): write them back as the same bytes
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
+
+
+def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | None = None,
+                    cancel: threading.Event | None = None) -> None:
+    """Add HEAD's `paths` (repo-relative files) to the sparse checkout check_out_matching made; nothing to
+    do when it checked out every file.  A path with a line break cannot be a pattern line: left out."""
+    wanted = [p for p in paths if not any(c in p for c in "\n\r")]
+    if not wanted or git.run(["config", "--get", "core.sparseCheckout"], cwd=repo, check=False).stdout != "true":
+        return
+    (sparse,) = git.git_paths(repo, "info/sparse-checkout")
+    lines = sparse.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    added = [line for line in map(sparse_pattern, wanted) if line not in lines]
+    if not added:
+        return
+    lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
+    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
 
 

@@ -78,7 +78,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import git, kube, output
+from gitops_cli import git, kube, kustomize, output
 from gitops_cli.errors import (
     WRITE_FAILURES,
     CommandStartError,
@@ -93,7 +93,7 @@ from gitops_cli.settings import FLAGS, Names
 MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
 INSTANCE_LABEL = "gitops-cli.dev/instance"
-KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+KUSTOMIZATION_FILES = kustomize.KUSTOMIZATION_FILES
 _HEAD_REF = "refs/gitops-sync/head"
 
 # Install order (after Helm's releaseutil.InstallOrder), Namespace and CRD moved first, webhooks last.
@@ -537,13 +537,11 @@ def _kustomization(root: Path, rel: Path, docs: dict[Path, dict[str, Any] | None
     files read so far in this pass (a base shared by several overlays is read once)."""
     if rel not in docs:
         doc: dict[str, Any] | None = None
-        for name in KUSTOMIZATION_FILES:
-            path = root / rel / name
-            if path.is_file() and not path.is_symlink():
-                shown = (rel / name).as_posix()
-                found = load_documents(_read(path, shown), shown)  # an error stops the pass: not cached
-                doc = found[0] if found and isinstance(found[0], dict) else {}
-                break
+        path = kustomize.kustomization_file(root, rel)
+        if path is not None:
+            shown = (rel / path.name).as_posix()
+            found = load_documents(_read(path, shown), shown)  # an error stops the pass: not cached
+            doc = found[0] if found and isinstance(found[0], dict) else {}
         docs[rel] = doc
     return docs[rel]
 
@@ -558,43 +556,18 @@ def _kustomize_references(root: Path, dirs: Sequence[Path],
     """{directory: the selected kustomizations using it} for the directories in the repo that the
     kustomizations in `dirs` use as `resources`/`bases`/`components`, followed through the bases too
     (kustomize renders a base inside each overlay using it; applying it alone again would put its
-    objects, un-patched, in the default namespace)."""
+    objects, un-patched, in the default namespace).  Only local directories inside the repo, never
+    through a symlink (gitops_cli.kustomize.walk)."""
     used: dict[Path, list[Path]] = {}
     docs = {} if docs is None else docs
-    real_root = root.resolve()
     for top in dirs:
-        todo, seen = [top], {top}
-        while todo:
-            d = todo.pop()
-            doc = _kustomization(root, d, docs)
-            if not doc:
+        for entry in kustomize.walk(root, top, partial(_kustomization, root, docs=docs)):
+            if entry.kind != "directory" or entry.key not in kustomize.RESOURCE_KEYS:
                 continue
-            for key in ("resources", "bases", "components"):
-                entries = doc.get(key)
-                for entry in entries if isinstance(entries, list) else []:
-                    rel = _local_directory(root, real_root, d, entry)
-                    if rel is not None and rel not in seen:
-                        seen.add(rel)
-                        used.setdefault(rel, []).append(top)
-                        todo.append(rel)
+            assert entry.path is not None
+            if entry.path != top and top not in used.get(entry.path, []):
+                used.setdefault(entry.path, []).append(top)
     return used
-
-
-def _local_directory(root: Path, real_root: Path, d: Path, entry: Any) -> Path | None:
-    """The repo directory a kustomization in `d` names with `entry`, or None: not a string, a remote
-    (`://`) entry, a file, outside the repo, through a symlink, or not a usable path at all (a name too
-    long, a NUL byte: `kubectl kustomize` reports those when it renders)."""
-    if not isinstance(entry, str) or not entry or "://" in entry:
-        return None
-    try:
-        target = root / d / entry
-        rel = Path(os.path.normpath(d / entry))
-        if rel.parts[:1] == ("..",) or rel.is_absolute() or target.is_symlink() or not target.is_dir() \
-                or not _under(target.resolve(), real_root):
-            return None
-    except (OSError, ValueError):
-        return None
-    return rel
 
 
 def _check_duplicates(manifests: Sequence[Manifest], placement: Placement) -> None:

@@ -267,13 +267,125 @@ def test_container_gets_an_image_through_a_kustomize_entry_name(tmp_path: Path) 
     named web that uses it counts as using the image (it was exit 3), and one of another name is refused."""
     web = parse("registry.example.com/team/web:2.0.0")
     (tmp_path / "kustomization.yaml").write_text(
-        "images:\n- name: web\n  newName: registry.example.com/team/web\n  newTag: 1.0.0\n")
+        "resources: [d.yaml]\nimages:\n- name: web\n  newName: registry.example.com/team/web\n  newTag: 1.0.0\n")
     (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n")
     edits, _, found = compute_edits(tmp_path, [web], container="web")
     assert found == {web.normalized_name} and [e.path for e in edits] == ["kustomization.yaml"]
     (tmp_path / "d.yaml").write_text("containers:\n- name: web\n  image: web\n- name: side\n  image: web:0\n")
     with pytest.raises(VerificationError, match="container 'side' .d.yaml:5. too, which --container 'web' leaves"):
         compute_edits(tmp_path, [web], container="web")
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+
+WEB = parse("registry.example.com/team/web:2.0.0")
+DEPLOYMENT = ("kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: {name}\n"
+              "        image: {image}\n")
+
+
+def test_container_other_containers_are_those_the_kustomization_renders(tmp_path: Path) -> None:
+    """A container of another name outside the kustomization's resources (apps/b, which `kubectl kustomize
+    apps/a` does not include) is not moved by its entry: the bump goes ahead (it was refused, exit 13)."""
+    files = {
+        "apps/a/kustomization.yaml": "resources: [deployment.yaml]\nimages:\n- name: registry.example.com/team/web\n"
+                                     "  newTag: 1.0.0\n",
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/web:1.0.0"),
+        "apps/b/deployment.yaml": DEPLOYMENT.format(name="worker", image="registry.example.com/team/web:0"),
+    }
+    _write(tmp_path, files)
+    edits, _, found = compute_edits(tmp_path, [WEB], container="app")
+    assert found == {WEB.normalized_name}
+    assert [e.path for e in edits] == ["apps/a/deployment.yaml", "apps/a/kustomization.yaml"]
+    # one it renders through a base directory (followed to its kustomization) is refused
+    _write(tmp_path, {"apps/a/kustomization.yaml": files["apps/a/kustomization.yaml"].replace(
+        "[deployment.yaml]", "[deployment.yaml, ../base]"), "apps/base/kustomization.yaml": "resources: [w.yaml]\n",
+        "apps/base/w.yaml": DEPLOYMENT.format(name="worker", image="registry.example.com/team/web:0")})
+    with pytest.raises(VerificationError, match=r"^apps/a/kustomization.yaml:3: .* container 'worker' "
+                                                r"\(apps/base/w.yaml:7\) too, which --container 'app' leaves out"):
+        compute_edits(tmp_path, [WEB], container="app")
+    # and one a patch file of it gives the image
+    _write(tmp_path, {"apps/a/kustomization.yaml": files["apps/a/kustomization.yaml"].replace(
+        "resources: [deployment.yaml]", "resources: [deployment.yaml]\npatches:\n- path: p.yaml"),
+        "apps/a/p.yaml": DEPLOYMENT.format(name="side", image="registry.example.com/team/web")})
+    with pytest.raises(VerificationError, match=r"container 'side' \(apps/a/p.yaml:7\) too"):
+        compute_edits(tmp_path, [WEB], container="app")
+
+
+@pytest.mark.parametrize(("resource", "why"), [
+    ("https://github.com/acme/deploy//base?ref=v1", "apps/a/kustomization.yaml has the remote resources entry "
+                                                    "'https://github.com/acme/deploy//base?ref=v1'"),
+    ("git@github.com:acme/deploy.git", "apps/a/kustomization.yaml has the remote resources entry"),
+    ("github.com/acme/deploy/base", "apps/a/kustomization.yaml: resources entry 'github.com/acme/deploy/base' "
+                                    "names no file or directory gitops can read in the repository"),
+    ("../../../outside", "resources entry '../../../outside' names no file"),
+    ("../empty", "apps/a/kustomization.yaml: resources entry '../empty' is a directory with no kustomization file"),
+    ("../broken", "apps/broken/kustomization.yaml:2: not valid YAML: expected ',' or ']', but got ':'"),
+])
+def test_container_with_a_kustomization_gitops_cannot_follow_is_refused(tmp_path: Path, resource: str,
+                                                                          why: str) -> None:
+    """Which containers the entry moves is unknown: the bump with --container is refused, saying why."""
+    _write(tmp_path, {
+        "apps/a/kustomization.yaml": f"resources: [deployment.yaml, {resource!r}]\nimages:\n"
+                                     "- name: registry.example.com/team/web\n  newTag: 1.0.0\n",
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/web:1.0.0"),
+        "apps/empty/x.yaml": "kind: ConfigMap\n",
+        "apps/broken/kustomization.yaml": "resources: [a\n  b: c\n",
+    })
+    with pytest.raises(VerificationError) as exc:
+        compute_edits(tmp_path, [WEB], container="app")
+    assert exc.value.exit_code == 13 and exc.value.message.startswith(
+        "apps/a/kustomization.yaml:3: this kustomize images: entry sets registry.example.com/team/web in every "
+        "container using it, and gitops cannot tell which: ")
+    assert why in exc.value.message
+    assert exc.value.message.endswith(", so a container --container 'app' leaves out may use it; nothing was written")
+    # without --container, or with the entry already at the target, nothing is refused
+    assert [e.path for e in compute_edits(tmp_path, [WEB])[0]] == ["apps/a/deployment.yaml",
+                                                                   "apps/a/kustomization.yaml"]
+    assert compute_edits(tmp_path, [parse("registry.example.com/team/web:1.0.0")], container="app")[2] == {
+        WEB.normalized_name}
+
+
+def test_container_with_flux_kustomization_images_is_refused(tmp_path: Path) -> None:
+    """A Flux Kustomization's spec.images apply to the manifests of its spec.path, which gitops does not follow."""
+    _write(tmp_path, {
+        "flux.yaml": "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: a\n"
+                     "spec:\n  path: ./apps/a\n  images:\n  - name: registry.example.com/team/web\n    newTag: 1.0.0\n",
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/web:1.0.0"),
+    })
+    with pytest.raises(VerificationError, match=r"^flux.yaml:8: .*cannot tell which: flux.yaml is not a "
+                                                r"kustomization file"):
+        compute_edits(tmp_path, [WEB], container="app")
+
+
+def test_container_using_an_entry_name_in_a_file_that_names_no_target_is_seen(tmp_path: Path) -> None:
+    """`name: web` + `newName: .../team/webapp`: apps/b/job.yaml (in the kustomization's resources) uses `web`
+    but holds no "webapp", so it was never read and the bump moved `migrate` along (exit 0)."""
+    webapp = parse("registry.example.com/team/webapp:2.0.0")
+    _write(tmp_path, {
+        "apps/a/kustomization.yaml": "resources: [deployment.yaml, ../b]\nimages:\n- name: web\n"
+                                     "  newName: registry.example.com/team/webapp\n  newTag: 1.0.0\n",
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/webapp:1.0.0"),
+        "apps/b/kustomization.yaml": "resources: [job.yaml]\n",
+        "apps/b/job.yaml": DEPLOYMENT.format(name="migrate", image="web"),
+    })
+    with pytest.raises(VerificationError) as exc:
+        compute_edits(tmp_path, [webapp], container="app")
+    assert exc.value.message == (
+        "apps/a/kustomization.yaml:3: this kustomize images: entry sets web in every container using it, container "
+        "'migrate' (apps/b/job.yaml:7) too, which --container 'app' leaves out; nothing was written")
+    # `migrate` gets the image through the entry (found), `app` names the image itself: the entry alone moves
+    edits, _, found = compute_edits(tmp_path, [webapp], container="migrate")
+    assert found == {webapp.normalized_name} and [e.path for e in edits] == ["apps/a/kustomization.yaml"]
+    # out of the kustomization's resources, `web` is another image: the entry does not reach it
+    (tmp_path / "apps/a/kustomization.yaml").write_text(
+        (tmp_path / "apps/a/kustomization.yaml").read_text().replace(", ../b]", "]"))
+    assert [e.path for e in compute_edits(tmp_path, [webapp], container="app")[0]] == [
+        "apps/a/deployment.yaml", "apps/a/kustomization.yaml"]
+    assert compute_edits(tmp_path, [webapp], container="migrate")[2] == set()  # -> exit 3
 
 
 def test_validate_without_images_when_they_come_later() -> None:

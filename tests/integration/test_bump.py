@@ -407,6 +407,49 @@ def test_container_with_a_kustomize_entry_for_other_containers_too_is_refused(tm
     assert res.returncode == 0, res.stderr
 
 
+def _deployment(container: str, image: str) -> str:
+    return (f"kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: {container}\n"
+            f"        image: {image}\n")
+
+
+def test_container_and_kustomize_entries_look_at_what_the_kustomization_renders(tmp_path: Path, gitops) -> None:
+    """The containers a kustomize entry moves are those of its kustomization's resources (followed through
+    directories), read whether they name the bumped image or not -- in a remote's sparse clone too."""
+    web = "registry.example.com/team/web"
+    # apps/b is no resource of apps/a: its `worker` is not moved by apps/a's entry (this was exit 13)
+    remote = make_bare_remote(tmp_path / "r1", {
+        "apps/a/kustomization.yaml": f"resources: [deployment.yaml]\nimages:\n- name: {web}\n  newTag: v1\n",
+        "apps/a/deployment.yaml": _deployment("app", f"{web}:v1"),
+        "apps/b/deployment.yaml": _deployment("worker", f"{web}:v0"),
+    })
+    checkout = remote.clone(tmp_path / "co")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{web}:v2", "--container", "app", "--dry-run"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", f"{web}:v2", "--container", "app"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.changed_files() == ["apps/a/deployment.yaml", "apps/a/kustomization.yaml"]
+    # apps/b is a base of apps/a, and its job uses the entry by its `name` (`web`) in a file that does not
+    # name team/webapp: kustomize moves `migrate` too (this was exit 0)
+    remote = make_bare_remote(tmp_path / "r2", {
+        "apps/a/kustomization.yaml": "resources: [deployment.yaml, ../b]\nimages:\n- name: web\n"
+                                     f"  newName: {web}app\n  newTag: v1\n",
+        "apps/a/deployment.yaml": _deployment("app", f"{web}app:v1"),
+        "apps/b/kustomization.yaml": "resources: [job.yaml]\n",
+        "apps/b/job.yaml": _deployment("migrate", "web"),
+    })
+    head = remote.head()
+    for repo in (remote.url, str(remote.clone(tmp_path / "co2"))):
+        res = gitops(["bump", "--deploy-repo", repo, "--image", f"{web}app:v2", "--container", "app", "--dry-run"],
+                     env=no_identity_env(tmp_path))
+        assert res.returncode == 13, res.stderr
+        assert ("error: apps/a/kustomization.yaml:3: this kustomize images: entry sets web in every container using "
+                "it, container 'migrate' (apps/b/job.yaml:7) too, which --container 'app' leaves out; nothing was "
+                "written") in res.stderr.splitlines()
+    assert remote.head() == head
+
+
 @pytest.mark.parametrize("image", ["Registry.example.com/Team/API:2", "team/api", "team/api:bad tag", ""])
 def test_invalid_image_exits_2_before_cloning(image: str, gitops, tmp_path: Path) -> None:
     # The remote does not exist: an attempt to reach it would fail with exit 10, not 2.
