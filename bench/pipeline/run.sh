@@ -16,7 +16,8 @@
 # Every timed run of small/deep/heavy(-http) gets a fresh app commit that changes the image (new_commit.sh).
 #
 # Usage: bench/pipeline/run.sh                 RUNS=10 APPS="trivial real" CASES="small deep deep-http heavy heavy-http rerun"
-#        GITOPS="env PYTHONPATH=/old/tree .venv/bin/python -m gitops_cli" bench/pipeline/run.sh   (another version)
+#        GITOPS="env PYTHONPATH=/old/tree $PWD/.venv/bin/python -m gitops_cli" bench/pipeline/run.sh   (another version;
+#        an absolute path: it runs in the app's directory)
 # Needs: hyperfine, docker-registry, kubectl, gcc (static libc), a Docker Engine, the base image
 # gitops-demo/busybox:1.36 (`make demo` builds it offline).  Results: bench/out/pipeline/<app>-<case>.json|md
 # (OUT=... to change), ratios on stdout; exit 1 when a target is missed.
