@@ -153,10 +153,9 @@ class _ClosedOutput:
 class _ReaderGone:
     """sys.stdout or sys.stderr, so that a reader that goes away (`gitops history | head -1`: the pipe
     breaks) does not cut the verb short: from then on what is written there goes to /dev/null (the
-    stream's descriptor is pointed at it; the test and build commands write there through gitops when it is
-    a pipe, see apptest.run_command, so they get no SIGPIPE either), and the verb carries on to its own end
-    and exit code.  A bump is never stopped
-    half-way by its reader, and `gitops history | head -1` exits 0."""
+    stream's descriptor is pointed at it; the test and build commands write there through gitops when it
+    is a pipe, see apptest.run_command, so they get no SIGPIPE either), and the verb carries on to its own
+    end and exit code.  A bump is never stopped half-way by its reader; `gitops history | head -1` exits 0."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
