@@ -125,3 +125,26 @@ def test_a_reader_gone_does_not_kill_the_test_command(app_repo: Path, tmp_path: 
                          env=gitops_env(), timeout=120)
     assert res.stdout.splitlines()[-1] == "status=0", res.stdout + res.stderr
     assert done.exists()  # the command ran to its end
+
+
+def test_a_slow_reader_gets_all_of_the_commands_output_before_gitops_own_lines(app_repo: Path,
+                                                                              tmp_path: Path) -> None:
+    """The relay waited 0.5 s for the command's last output: a reader slower than that lost the end of it
+    (the part that says why the tests failed), and gitops' own line was spliced into the middle of one."""
+    import subprocess
+    import sys
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    slow = tmp_path / "slow.py"
+    slow.write_text("import sys, time\nwhile b := sys.stdin.buffer.read(4096):\n"
+                    "    sys.stdout.buffer.write(b); sys.stdout.flush(); time.sleep(0.05)\n")
+    command = "seq 1 60000; echo LAST-LINE; exit 1"
+    res = subprocess.run(["bash", "-c", f"{GITOPS} test --command '{command}' 2>&1 | {sys.executable} {slow}; "
+                          "echo \"status=${PIPESTATUS[0]}\""], capture_output=True, text=True, cwd=app_repo,
+                         env=gitops_env(), timeout=180)
+    lines = res.stdout.splitlines()
+    assert lines[-1] == "status=1", res.stdout[-500:] + res.stderr
+    numbers = [ln for ln in lines if ln.isdigit()]
+    assert numbers == [str(i) for i in range(1, 60001)]  # all of it, in order, none spliced
+    assert lines.index("LAST-LINE") < next(i for i, ln in enumerate(lines) if ln.startswith("error: tests failed"))
