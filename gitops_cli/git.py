@@ -62,14 +62,22 @@ def strip_credentials(url: str) -> str:
 
 
 _HOSTPORT_RE = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]@]*)(:[0-9]*)?")
+# what follows the last `@` of a URL whose user-info spilled past its first `/`: a host (an IP, a bracketed
+# IPv6 address, a dotted name or localhost) with its port, then the path
+_HOST_AFTER_AT_RE = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+|localhost)(:[0-9]+)?/")
 
 
 def _spilled_userinfo(rest: str) -> bool:
     """Does a URL's text after `scheme://` (and after the user-info up to the first `/`) still hold
-    user-info: a password with an unencoded `/`, `?` or `#` (`bot:ab/cd@host/x`, `t:p@ss:w/x#y@host/x`)
-    leaves something that is no host[:port] before the first `/`, and an `@` further on."""
+    user-info: a user or password with an unencoded `/`, `?` or `#` (`bot:ab/cd@host/x`, `t:p@ss:w/x#y@h/x`,
+    `u:2024/pw@host.example/x`) leaves an `@` after the first `/` (or `?`, `#`) with a host after it, or
+    something that is no host[:port] before it.  (An `@` in a path followed by no host, `org/x@y.git`,
+    is a path's.)"""
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    return "@" in rest[len(authority):] and _HOSTPORT_RE.fullmatch(authority) is None
+    after = rest[len(authority):]
+    if "@" not in after:
+        return False
+    return _HOSTPORT_RE.fullmatch(authority) is None or _HOST_AFTER_AT_RE.match(after.rsplit("@", 1)[1]) is not None
 
 
 def malformed_userinfo(url: str) -> bool:

@@ -27,6 +27,9 @@ SECRET = "ghp_SECRET0123456789"
     ("http://bot:ab/cdSECRET@127.0.0.1:37625/x.git", "http://127.0.0.1:37625/x.git"),
     ("http://t:p@ss:w/rd%23#x-Secret@127.0.0.1:37625/x.git", "http://127.0.0.1:37625/x.git"),
     ("ssh://git:ab?cdSECRET@127.0.0.1:2222/x.git", "ssh://127.0.0.1:2222/x.git"),
+    ("https://us/er:pass@127.0.0.1:1/x", "https://127.0.0.1:1/x"),  # a "/" in the user
+    ("https://user:2024/Secret@127.0.0.1:1/x", "https://127.0.0.1:1/x"),  # "user:2024" looks like host:port
+    ("https://user:/ss@host.example/x", "https://host.example/x"),
     ("https://host:8443/org/x@y.git", "https://host:8443/org/x@y.git"),  # an "@" in the path is a path's
     ("git@host:org/x.git", "git@host:org/x.git"),  # scp-like: the user is no secret
     ("file:///srv/git/deploy.git", "file:///srv/git/deploy.git"),
@@ -62,6 +65,7 @@ def test_an_authentication_failure_is_exit_11_naming_every_source_of_credentials
     f"http://x-access-token:ab/{SECRET}@127.0.0.1/o/d.git",  # user-info holding "/": git reads a host "x-access-token"
     f"https://x-access-token:p@ss:w/{SECRET}#x@127.0.0.1/o/d.git",
     f"ssh://git:ab?{SECRET}@127.0.0.1/o/d.git",
+    f"https://x-access-token:2024/{SECRET}@127.0.0.1/o/d.git",  # "x-access-token:2024" looks like host:port
 ])
 def test_malformed_specs_are_refused_without_their_credentials(spec: str) -> None:
     with pytest.raises(UsageError) as exc:
