@@ -74,6 +74,9 @@ def _inside(root: Path, subpath: str, names: Names) -> Path:
         current = current / part
         if current.is_symlink():
             raise UsageError(f"{names('paths', subpath)}: goes through a symlink; symlinks are never followed")
+        if os.path.lexists(current / ".git"):  # as _walk: a nested repository is not this one's files
+            raise UsageError(f"{names('paths', subpath)}: inside another repository ({current.relative_to(root)} "
+                             "has its own .git)", hint="bump that repository on its own")
     if not current.exists():
         raise UsageError(f"{names('paths', subpath)}: does not exist in the repository")
     return relative

@@ -381,3 +381,19 @@ def test_no_commit_leaves_a_nested_repository_alone(gitops, tmp_path: Path) -> N
     assert res.stdout.split() == ["app.yaml"]
     assert (nested / "app.yaml").read_text() == TWO_ENVS["prod/app.yaml"]
     assert f"{API}:2.0.0" in (checkout / "app.yaml").read_text()
+
+
+def test_a_path_inside_a_nested_repository_is_refused(gitops, tmp_path: Path) -> None:
+    """`--path` naming the nested repository (or a directory in it) got into it: --no-commit patched it."""
+    checkout = tmp_path / "deploy"
+    git("init", "--quiet", "-b", "main", str(checkout))
+    nested = checkout / "vendor" / "other"
+    git("init", "--quiet", "-b", "main", str(nested))
+    (nested / "apps").mkdir()
+    (nested / "apps" / "app.yaml").write_text(TWO_ENVS["prod/app.yaml"])
+    for path in ("vendor/other", "vendor/other/apps"):
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--no-commit",
+                      "--path", path], env=no_identity_env(tmp_path))
+        assert res.returncode == 2, res.stderr
+        assert f"--path '{path}': inside another repository (vendor/other has its own .git)" in res.stderr
+    assert (nested / "apps" / "app.yaml").read_text() == TWO_ENVS["prod/app.yaml"]
