@@ -401,6 +401,9 @@ def _kustomize_closure(root: Path, rel: str) -> tuple[list[str], str | None]:
         if entry.kind == "file":
             assert entry.path is not None
             files[entry.path.as_posix()] = None
+            if entry.key in kustomize.PATCH_KEYS and _json_patch_sets_image(root, entry.path):
+                problems.append(f"{entry.path.as_posix()}: a JSON patch sets a container's image by its index in "
+                                "the list, not by its name")
         elif entry.key in kustomize.PATCH_KEYS:
             continue  # an inline patch, or one kustomize fails to read
         elif entry.remote:
@@ -411,6 +414,29 @@ def _kustomize_closure(root: Path, rel: str) -> tuple[list[str], str | None]:
         elif kustomize.kustomization_file(root, entry.path or Path()) is None:
             problems.append(f"{where}: {entry.key} entry {entry.value!r} is a directory with no kustomization file")
     return list(files), problems[0] if problems else None
+
+
+def _json_patch_sets_image(root: Path, rel: Path) -> bool:
+    """Is the patch file `rel` a JSON 6902 patch (a list of operations) with one that may set an image: its
+    path ends in /image, or its value holds an `image` key (an added container)?  Unreadable: False (kustomize
+    fails on it)."""
+    from gitops_cli.sync import load_documents
+    from gitops_cli.yamledit import read_text
+
+    try:
+        docs = load_documents(read_text(root / rel), rel.as_posix())
+    except (OSError, UnicodeDecodeError, GitopsError):
+        return False
+
+    def holds_image(value: Any) -> bool:
+        if isinstance(value, dict):
+            return "image" in value or any(holds_image(v) for v in value.values())
+        return isinstance(value, list) and any(holds_image(v) for v in value)
+
+    ops = docs[0] if docs and isinstance(docs[0], list) else []
+    return any(isinstance(op, dict) and "op" in op
+               and (str(op.get("path", "")).rstrip("/").endswith("/image") or holds_image(op.get("value")))
+               for op in ops)
 
 
 def _kustomization_shown(root: Path, d: Path) -> str:
