@@ -1076,8 +1076,8 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
         raise PushFailed(_api_message(exc)) from None
     except broken as exc:
         if _timed_out(exc):
-            raise PushFailed(f"no word from the engine for {stall:g} s: the registry stopped answering the push "
-                             "(GITOPS_PUSH_STALL_TIMEOUT)") from None
+            raise PushFailed(f"no word from the engine for {stall:g} s: the push is stuck (a registry that stopped "
+                             "answering, or answers too slowly: GITOPS_PUSH_STALL_TIMEOUT)") from None
         raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
     finally:
         client.timeout = None

@@ -136,6 +136,9 @@ def build_and_bump(
                 raise GitopsError(f"cannot write {dotenv}: {exc.strerror or exc}",
                                   exit_code=EXIT_WRITE_FAILED) from None
         files_checked = True
+        from gitops_cli.engine import push_stall
+
+        push_stall()  # a bad GITOPS_PUSH_STALL_TIMEOUT is exit 2 before any work
         password = registry.read_password(sys.stdin) if password_stdin else None
         settings = load_settings(repo, {
             "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,

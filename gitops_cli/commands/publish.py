@@ -39,6 +39,9 @@ def publish(
     from gitops_cli.publish import parse_image, publish_image
 
     password = registry.read_password(sys.stdin) if password_stdin else None
+    from gitops_cli.engine import push_stall
+
+    push_stall()  # a bad GITOPS_PUSH_STALL_TIMEOUT is exit 2 before any work
     settings = load_settings(repo, {"image": image, "allow_mutable_tag": allow_mutable_tag,
                                     "registry_username": username})
     if not settings.image:

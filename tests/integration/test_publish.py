@@ -183,11 +183,17 @@ def test_a_registry_that_stops_answering_uploads_ends_the_push(gitops, app_repo:
         took = time.monotonic() - started
         bad = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "0"})
     assert res.returncode == 8, res.stderr
-    assert "no word from the engine for 3 s: the registry stopped answering the push" in res.stderr
+    assert "no word from the engine for 3 s: the push is stuck (a registry that stopped answering" in res.stderr
     assert took < 60 and "Traceback" not in res.stderr
     with pytest.raises(urllib.error.HTTPError):  # nothing published
         registry_digest(registry, "team/app", ref.split(":")[-1])
     assert bad.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='0'" in bad.stderr
+    # checked before any work, also when nothing is pushed (the registry is gone now: exit 8 otherwise)
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "abc"})
+    assert res.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='abc'" in res.stderr
+    res = gitops(["build-and-bump", "--image", f"{stuck}/team/app", "--deploy-repo", str(app_repo)],
+                 cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "abc"})
+    assert res.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='abc'" in res.stderr and "Running" not in res.stderr
 
 
 def test_image_not_built(gitops, app_repo: Path, registry: Registry, docker_engine) -> None:
