@@ -303,12 +303,14 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
         return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, the URL's user-info or a "
                             "credential helper) or --ssh-key, and their access")
     if any(p in stderr for p in _WRITE_REFUSED):  # a full TMPDIR under the clone: the system's, not the remote's
-        return GitError(message, exit_code=EXIT_WRITE_FAILED, hint="free some space there (a clone goes to TMPDIR)")
+        return GitError(message, exit_code=EXIT_WRITE_FAILED,
+                        hint="free some space on that file system (a deploy repo's clone goes to TMPDIR)")
     return GitError(message)
 
 
 # git's words for a write the system refused (strerror of errors.WRITE_FAILURES): exit 74, as gitops' own
-_WRITE_REFUSED = tuple(os.strerror(code) for code in sorted(WRITE_FAILURES - {errno.EBADF}))
+_WRITE_REFUSED = (*(os.strerror(code) for code in sorted(WRITE_FAILURES - {errno.EBADF})),
+                  "Out of diskspace")  # git's own words for a full disk under its index or objects
 
 
 def work_tree_top(directory: Path) -> Path | None:

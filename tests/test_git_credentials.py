@@ -254,3 +254,5 @@ def test_a_write_the_system_refused_is_exit_74() -> None:
                         "device\nfatal: cannot copy '/srv/d.git/objects/pack/p.pack'\n", what="cloning d")
     assert isinstance(err, GitError) and err.exit_code == 74 and "TMPDIR" in (err.hint or "")
     assert git.error_for(["clone"], 128, "fatal: repository 'x' does not exist\n").exit_code == 10
+    assert git.error_for(["commit"], 128, "error: sha1 file '/d/.git/index.lock' write error. Out of diskspace\n"
+                         "fatal: unable to write new index file\n").exit_code == 74
