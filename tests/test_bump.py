@@ -314,7 +314,7 @@ def test_container_other_containers_are_those_the_kustomization_renders(tmp_path
     with pytest.raises(VerificationError, match=r"container 'side' \(apps/a/p.yaml:7\) too"):
         compute_edits(tmp_path, [WEB], container="app")
     # a JSON 6902 patch sets an image by the container's index: which container, gitops cannot tell
-    for op in ("- op: replace\n  path: /spec/template/spec/containers/1/image\n  value: registry.example.com/team/web\n",
+    for op in ("- op: replace\n  path: /spec/template/spec/containers/1/image\n  value: team/web\n",
                "- op: add\n  path: /spec/template/spec/containers/-\n  value: {name: extra, image: x}\n"):
         _write(tmp_path, {"apps/a/p.yaml": op})
         with pytest.raises(VerificationError, match=r"apps/a/p.yaml: a JSON patch sets a container's image by its "
