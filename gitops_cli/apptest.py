@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,39 +130,44 @@ class _Relay:
     command carries on: it never gets SIGPIPE (it got it when it wrote to stderr itself, and its tests
     "failed" with status 141).  A terminal or a file is given to the command as it is."""
 
-    IDLE = 0.5  # seconds without output, once the command ended, after which gitops goes on: a process
-    #            the command left running keeps the pipe open (what it writes is relayed while gitops runs;
-    #            once gitops has exited, such a process gets SIGPIPE when it writes)
-
     def __init__(self) -> None:
         self._read_end, self.write_end = os.pipe()
         self._thread = threading.Thread(target=self._copy, name="gitops-command-output", daemon=True)
-        self._active = time.monotonic()  # the last read or write
-        self._writing = False  # in a write: a slow reader takes what is left, however long it takes
+        self._read = 0  # bytes taken from the pipe
+        self._written = 0  # bytes passed on to stderr (or dropped: the reader is gone)
 
     def start(self) -> None:
         os.close(self.write_end)  # the command has its copy
         self._thread.start()
 
     def join(self) -> None:
-        """Wait until all the output is written: until the pipe's end (every writer closed it), or until
-        nothing more came for IDLE seconds while no write was under way."""
-        while self._thread.is_alive():
+        """Once the command has ended: wait until what it wrote is passed on, however slow the reader --
+        what is in the pipe now, and what the thread has read and not yet written -- or until the pipe's
+        end.  Not for more: a process the command left running may keep writing (relayed while gitops
+        runs; once gitops has exited, it gets SIGPIPE when it writes)."""
+        import fcntl
+        import struct
+        import termios
+
+        try:
+            pending = struct.unpack("i", fcntl.ioctl(self._read_end, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:  # the thread reached the pipe's end and closed it
+            pending = 0
+        goal = self._read + pending
+        while self._thread.is_alive() and self._written < goal:
             self._thread.join(0.05)
-            if not self._writing and time.monotonic() - self._active > self.IDLE:
-                return
 
     def _copy(self) -> None:
         target = sys.stderr.fileno()
         try:
             while data := os.read(self._read_end, 65536):
-                self._writing, self._active = True, time.monotonic()
+                self._read += len(data)
                 while data:
                     try:
                         data = data[os.write(target, data):]
                     except BrokenPipeError:
                         output.reader_gone(target)
-                self._writing, self._active = False, time.monotonic()
+                self._written = self._read
         finally:
             os.close(self._read_end)
 

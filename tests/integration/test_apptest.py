@@ -148,3 +148,19 @@ def test_a_slow_reader_gets_all_of_the_commands_output_before_gitops_own_lines(a
     numbers = [ln for ln in lines if ln.isdigit()]
     assert numbers == [str(i) for i in range(1, 60001)]  # all of it, in order, none spliced
     assert lines.index("LAST-LINE") < next(i for i, ln in enumerate(lines) if ln.startswith("error: tests failed"))
+
+
+def test_a_process_the_command_leaves_writing_does_not_hold_gitops(app_repo: Path, tmp_path: Path) -> None:
+    """The relay waits for what the command wrote, not for what a process it left running keeps writing
+    (a server started by the tests and not stopped): gitops goes on once the command's own output is out."""
+    import subprocess
+    import time
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    command = "(i=0; while [ $i -lt 300 ]; do echo bg$i; i=$((i+1)); sleep 0.1; done) & echo fg-done"
+    started = time.monotonic()
+    res = subprocess.run(["bash", "-c", f"{GITOPS} test --command '{command}' 2>&1 | cat"], capture_output=True,
+                         text=True, cwd=app_repo, env=gitops_env(), timeout=60)
+    assert time.monotonic() - started < 15, res.stdout  # the loop alone runs 30 s
+    assert "fg-done" in res.stdout and "tests passed" in res.stdout
