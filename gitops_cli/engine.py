@@ -1037,7 +1037,7 @@ class PushFailed(Exception):
     """A push stream reported an error (the message is the engine's, credentials never appear in it)."""
 
 
-PUSH_STALL = 300.0  # seconds without a word from the engine during a push: the registry stopped answering
+PUSH_STALL = 300.0  # seconds without a word from the engine during a push: the push is stuck
 
 
 def push_stall(environ: Mapping[str, str] | None = None) -> float:

@@ -52,10 +52,6 @@ def kustomization_file(root: Path, rel: Path) -> Path | None:
     return None
 
 
-def _under(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
-
-
 def resolve(root: Path, d: Path, key: str, value: Any, real_root: Path | None = None) -> Entry:
     """What the kustomization in the repo directory `d` names with `value` (see Entry)."""
     real_root = root.resolve() if real_root is None else real_root
@@ -64,7 +60,7 @@ def resolve(root: Path, d: Path, key: str, value: Any, real_root: Path | None = 
     try:
         rel = Path(os.path.normpath(d / value))
         target = root / rel
-        if rel.parts[:1] == ("..",) or rel.is_absolute() or not _under((root / d / value).resolve(), real_root):
+        if rel.parts[:1] == ("..",) or rel.is_absolute() or not (root / d / value).resolve().is_relative_to(real_root):
             return Entry(d, key, value, None, None)
         if (root / d / value).is_symlink():
             return Entry(d, key, value, rel, None)

@@ -93,7 +93,6 @@ from gitops_cli.settings import FLAGS, Names
 MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
 INSTANCE_LABEL = "gitops-cli.dev/instance"
-KUSTOMIZATION_FILES = kustomize.KUSTOMIZATION_FILES
 _HEAD_REF = "refs/gitops-sync/head"
 
 # Install order (after Helm's releaseutil.InstallOrder), Namespace and CRD moved first, webhooks last.
@@ -481,7 +480,7 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
     charts = _marked_dirs(root, starts, files, ("Chart.yaml",))
     for chart in charts:
         result.notes.append(f"{_show(chart)}/: a Helm chart, not rendered by sync, ignored")
-    kustomize_dirs = [d for d in _marked_dirs(root, starts, files, KUSTOMIZATION_FILES)
+    kustomize_dirs = [d for d in _marked_dirs(root, starts, files, kustomize.KUSTOMIZATION_FILES)
                       if not any(_under(d, c) for c in charts)]
     sources: list[tuple[str, Callable[[], str]]] = []
     docs: dict[Path, dict[str, Any] | None] = {}  # each kustomization file is read once a pass
