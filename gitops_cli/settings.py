@@ -75,6 +75,8 @@ class Settings:
     # settings whose value is not valid: reading one raises its error (naming the value's source), so
     # only a verb that uses the setting is stopped by it (load_settings)
     refused: dict[str, ConfigError] = field(default_factory=dict, repr=False, compare=False)
+    # where the settings are in the config file: "at the top level" (gitops.toml) or "in [tool.gitops]"
+    table: str = field(default="", repr=False, compare=False)
 
     def __getattribute__(self, name: str) -> Any:
         refused = object.__getattribute__(self, "__dict__").get("refused")
@@ -92,7 +94,7 @@ def _field_types() -> dict[str, Any]:
     if not _FIELD_TYPES:
         hints = get_type_hints(Settings)
         for f in fields(Settings):
-            if f.name not in ("sources", "names", "refused"):
+            if f.name not in ("sources", "names", "refused", "table"):
                 _FIELD_TYPES[f.name] = hints[f.name]
     return _FIELD_TYPES
 
@@ -276,12 +278,6 @@ def _warn_parent_config(directory: Path, app_flag: bool) -> None:
             return
 
 
-def describe_source(settings: Settings, key: str) -> str:
-    """A setting's value and where it came from, for messages: `--length 3`, `…/gitops.toml: tag_length = 3`,
-    `GITOPS_TAG_LENGTH=3` (see Names)."""
-    return settings.names(key, getattr(settings, key))
-
-
 def _check(key: str, value: Any, names: Names) -> None:
     """Checks of a setting's value beyond its type, naming the value's source (a flag, a variable, a file
     key): ConfigError."""
@@ -368,6 +364,7 @@ def load_settings(
         _warn_parent_config(app, app_flag)
     else:
         path, table, where = found
+        settings.table = where
         for raw_key, value in table.items():
             key = raw_key.replace("-", "_")
             if key in _SECRET_KEYS:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitops_cli.errors import ConfigError
-from gitops_cli.settings import FLAGS, Names, describe_source, load_settings
+from gitops_cli.settings import FLAGS, Names, load_settings
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -199,7 +199,7 @@ def test_names_say_where_each_value_came_from(tmp_path: Path) -> None:
     assert s.names("build_args", "B") == "GITOPS_BUILD_ARGS entry 'B'"
     assert s.names("container", "web") == "--container 'web'"
     assert s.names("tag_length", 7) == "tag_length = 7 (default)"  # not set anywhere
-    assert describe_source(s, "retries") == f"{config}: retries = 3"
+    assert s.names("retries", s.retries) == f"{config}: retries = 3"
 
 
 def test_flag_names_are_the_verbs_own(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def lint(
     from gitops_cli.settings import load_settings
 
     settings = load_settings(Path.cwd(), app_flag=False)
-    origin = _table_origin(settings.sources.get("lint", "config"))
+    origin = _table_origin(settings.sources.get("lint", "config"), settings.table)
     config = rules.config_from_settings(settings.lint, extra_mutable_tags=settings.mutable_tags,
                                         require_digest=require_digest, origin=origin)
     if fmt is not None and fmt not in rules.FORMATS:
@@ -67,14 +67,10 @@ def lint(
         raise typer.Exit(1)
 
 
-def _table_origin(source: str) -> str:
-    """The lint table as written in the file it came from, for messages: `gitops.toml [lint]` (the top
-    level of a gitops.toml), else `... [tool.gitops.lint]` (pyproject.toml, or [tool.gitops] in gitops.toml)."""
-    from gitops_cli.settings import find_config_file
-
-    path = Path(source)
-    if path.name == "gitops.toml":
-        found = find_config_file(path.parent)  # read again only here: a gitops.toml with a lint table
-        if found is not None and found[0] == path and found[2] == "at the top level":
-            return f"{source} [lint]"
+def _table_origin(source: str, where: str) -> str:
+    """The lint table as written in the file it came from, for messages: `gitops.toml [lint]` (the settings
+    at the top level of a gitops.toml), else `... [tool.gitops.lint]` (pyproject.toml, or [tool.gitops] in
+    gitops.toml).  `where`: Settings.table."""
+    if Path(source).name == "gitops.toml" and where == "at the top level":
+        return f"{source} [lint]"
     return f"{source} [tool.gitops.lint]"
