@@ -245,7 +245,8 @@ def compute_edits(
 
     Only files containing a target's last path component are parsed.  A file that changes is parsed by
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
-    images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found".
+    images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found"
+    (a file counted up to date with a reference in it that is not at its target is a VerificationError).
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably, UsageError for
     a bad `paths` value (named as `names` does: its source).
     """
@@ -302,11 +303,30 @@ def compute_edits(
     for rel, text in unchanged:  # already at the target, or no reference at all?
         if found >= wanted:
             break
-        found |= {t.normalized_name for t in targets for r in locate(text, needles, filename=rel).references
+        references = locate(text, needles, filename=rel).references
+        _check_up_to_date(rel, text, references, targets, container, resolve_digest)
+        found |= {t.normalized_name for t in targets for r in references
                   if not _restricted(r, container) and reference_matches(r, t)}
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
     return edits, skipped, found
+
+
+def _check_up_to_date(rel: str, text: str, references: list[Any], targets: list[ImageRef], container: str | None,
+                      resolve_digest: DigestResolver | None) -> None:
+    """Before a file update_images left as it was counts as "already up to date": VerificationError (exit 13)
+    if a reference in it that the bump applies to is not at its target (found, but not edited)."""
+    from gitops_cli.yamledit import pending
+
+    missed = pending(text, references, targets, container=container,
+                     resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
+    if missed:
+        change = missed[0]
+        what = f"{change.old!r} -> {change.new!r}"
+        raise VerificationError(
+            f"{rel}:{change.line}: a reference found there was not bumped "
+            f"({f'{change.field}: ' if change.field else ''}{what}); nothing was written",
+            hint="this is a gitops bug: edit the value by hand, and report the file that gave this")
 
 
 def _kustomize_containers(root: Path, entries: Sequence[tuple[str, Any, ImageRef, bool]],

@@ -170,6 +170,28 @@ def test_compute_edits_skips_files_that_are_not_utf8(tmp_path: Path) -> None:
     assert skipped == ["b.yaml:2: skipped (not UTF-8 text: byte 53)"]
 
 
+def test_compute_edits_bumps_a_reference_spelled_with_escapes(tmp_path: Path) -> None:
+    """`"registry.example.com/team\\x2fapi:1.0.0"` is a reference: bumped, not "already up to date"."""
+    (tmp_path / "a.yaml").write_text('image: "registry.example.com/team\\x2fapi:1.0.0"\n')
+    edits, _, found = compute_edits(tmp_path, [API])
+    assert [e.path for e in edits] == ["a.yaml"] and found == {API.normalized_name}
+    assert [(c.old, c.new) for c in edits[0].changes] == [(f"{API.name}:1.0.0", f"{API.name}:2.0.0")]
+
+
+def test_a_found_reference_left_unedited_is_an_error_not_up_to_date(tmp_path: Path, monkeypatch) -> None:
+    """Whatever leaves a reference unedited (here: a pre-filter that misses it), a file is counted "already
+    up to date" only when every reference in it the bump applies to is at its target: else exit 13."""
+    from gitops_cli.yamledit import splice
+
+    (tmp_path / "b.yaml").write_text(f"x: 1\nimage: {API.name}:1.0.0\n")
+    monkeypatch.setattr(splice, "mentions", lambda text, targets: False)
+    with pytest.raises(VerificationError, match=r"b\.yaml:2: a reference found there was not bumped "
+                                                r"\('registry.example.com/team/api:1.0.0' -> '.*:2.0.0'\)"):
+        compute_edits(tmp_path, [API])
+    (tmp_path / "b.yaml").write_text(f"x: 1\nimage: {API.name}:2.0.0\n")  # at the target: up to date
+    assert compute_edits(tmp_path, [API]) == ([], [], {API.normalized_name})
+
+
 def test_trailer_values_cannot_forge_trailers() -> None:
     """A CR/LF in a CI variable (GITHUB_REPOSITORY, a run URL) must not start a trailer of its own."""
     info = CIInfo("github", "f" * 40, "https://github.com/org/app\nSigned-off-by: M <m@x>/actions/runs/9")

@@ -5,7 +5,7 @@ Pure functions over text (and, in discover, the file tree): no docker, no git, n
 
 from gitops_cli.yamledit.discover import YAML_SUFFIXES, discover, read_text, write_atomic
 from gitops_cli.yamledit.locate import LocateResult, Reference, Scalar, YamlSyntaxError, locate
-from gitops_cli.yamledit.splice import Change, Edit, apply_edits, mentions, needles_for, update_images
+from gitops_cli.yamledit.splice import Change, Edit, apply_edits, mentions, needles_for, pending, update_images
 
 __all__ = [
     "YAML_SUFFIXES",
@@ -20,6 +20,7 @@ __all__ = [
     "locate",
     "mentions",
     "needles_for",
+    "pending",
     "read_text",
     "update_images",
     "write_atomic",

@@ -421,9 +421,29 @@ def _mention_re(needles: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w.-])(?:{words})(?:[@\"'\s,\]}}]|:(?![ \t\r\n])|$)")
 
 
+def _may_escape(text: str) -> bool:
+    """True when text may hold a double-quoted scalar with a backslash in it (an escape, `\\x2f`, or an escaped
+    line break): one whose value the source does not spell as written, so that the name of an image, or what
+    bounds it, may be hidden from _mention_re (`"team\\x2fapp:1"`, `"team/app\\x3a1"`).  Cheap and
+    conservative: a backslash anywhere after a `"`."""
+    quote = text.find('"')
+    return quote != -1 and text.find("\\", quote) != -1
+
+
 def mentions(text: str, targets: list[ImageRef]) -> bool:
-    """Cheap pre-filter: False when text certainly holds no reference to any of the targets."""
-    return _mention_re(tuple(needles_for(targets))).search(text) is not None
+    """Cheap pre-filter: False when text certainly holds no reference to any of the targets (one that the
+    locator finds and the planner would match); True for a text that may spell one with escapes."""
+    return _mention_re(tuple(needles_for(targets))).search(text) is not None or _may_escape(text)
+
+
+def pending(text: str, references: list[Reference], targets: list[ImageRef], *, container: str | None = None,
+            resolve_digest: DigestResolver | None = None, filename: str | None = None) -> list[Change]:
+    """The changes update_images would make to these references (located in text): [] when every one the
+    bump applies to is at its target already, which is what update_images leaving a text as it is must
+    mean.  The caller's check before it counts such a text as "already up to date"."""
+    plan = _Plan(filename, resolve_digest)
+    _plan(text, references, targets, container, plan)
+    return _dedupe(plan)[1]
 
 
 def update_images(text: str, targets: list[ImageRef], *, container: str | None = None,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_cli.yamledit import locate
 from tests.fixtures.gitremotes import git, make_bare_remote
 from tests.integration.test_bump import no_identity_env
 
@@ -103,3 +104,21 @@ def test_yaml_directives_with_either_parser(gitops, tmp_path: Path, parser: str)
                        "--dry-run"], env=env)
     assert rollback.returncode == 0, rollback.stderr
     assert f"{APP}:v0" in rollback.stdout and f"major.yaml:1: skipped (%YAML 2.0: {NOT_READ})" in rollback.stderr
+
+
+# `image:` values spelled with escapes next to the name (`\x2f` is `/`, `\x3a` and `\u003a` are `:`)
+ESCAPED = (f'spec:\n  containers:\n  - name: a\n    image: "registry.example.com/team\\x2fapp:v1"\n'
+           f'  - name: b\n    image: "{APP}\\x3av1"\n  - name: c\n    image: "{APP}\\u003av1"\n')
+
+
+def test_references_spelled_with_escapes_are_bumped_and_pushed(gitops, tmp_path: Path) -> None:
+    """Not "already up to date" (the pre-filter used to miss them while the locator found them)."""
+    remote = make_bare_remote(tmp_path / "remotes", files={"esc.yaml": ESCAPED})
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v2", "-o", "json"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["pushed"] and report["files"] == ["esc.yaml"]
+    assert [(c["line"], c["old"], c["new"]) for c in report["changes"]] == [
+        (4, f"{APP}:v1", f"{APP}:v2"), (6, f"{APP}:v1", f"{APP}:v2"), (8, f"{APP}:v1", f"{APP}:v2")]
+    assert [r.value for r in locate(remote.show("esc.yaml").decode()).references] == [f"{APP}:v2"] * 3

@@ -6,7 +6,7 @@ import pytest
 
 from gitops_cli.errors import VerificationError
 from gitops_cli.imageref import parse
-from gitops_cli.yamledit import Edit, YamlSyntaxError, apply_edits, update_images
+from gitops_cli.yamledit import Edit, YamlSyntaxError, apply_edits, locate, update_images
 from gitops_cli.yamledit import splice as splice_module
 
 D1 = "sha256:" + "1" * 64
@@ -288,3 +288,26 @@ def test_verification_catches_a_wrong_edit(monkeypatch):
     monkeypatch.setattr(splice_module, "render", lambda value, style, *a: (value + ": x", style))
     with pytest.raises(VerificationError, match="f.yaml"):
         bump(pod("team/app:1"), "team/app:2")
+
+
+ESCAPED = [  # `image:` values spelled with escapes or continued lines, each reading `team/app:1`
+    r'"team\x2fapp:1"', r'"team/app\x3a1"', r'"team/app\u003a1"', r'"team\/app:1"', '"team/\\\n      app:1"',
+    r'"team/\x61pp:1"', '"team/ap\\\n      p:1"',
+]
+
+
+@pytest.mark.parametrize("value", ESCAPED)
+def test_a_reference_spelled_with_escapes_is_bumped_not_hidden_by_the_prefilter(value):
+    text = pod(value, "web")  # (a container named `app` would make the pre-filter look further)
+    assert [r.value for r in locate(text).references] == ["team/app:1"]
+    assert splice_module.mentions(text, [parse("team/app:2")])
+    new, changes = bump(text, "team/app:2")
+    assert [(c.line, c.old, c.new) for c in changes] == [(4, "team/app:1", "team/app:2")]
+    assert [r.value for r in locate(new).references] == ["team/app:2"]
+
+
+def test_the_prefilter_skips_ordinary_files_and_parses_any_with_a_backslash_after_a_quote():
+    targets = [parse("team/app:2")]
+    assert not splice_module.mentions(pod("team/app-worker:1", "web") + "  labels: {app: x}\n", targets)
+    assert not splice_module.mentions(pod("team/other:1", "web") + "  path: C:\\dir\n", targets)  # no quote before
+    assert splice_module.mentions(pod("team/other:1", "web") + '  args: ["--sep=\\t"]\n', targets)  # may escape
