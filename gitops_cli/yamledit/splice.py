@@ -138,7 +138,8 @@ class _Planned:
     scalar: Scalar | None  # replaced scalar; None for an inserted field
     key: str | None = None  # inserted field: its key
     ref: Reference | None = None
-    value_offset: int = 0  # where the new value's text starts inside edit.text
+    # where the new value's source starts relative to edit.start (negative: the edit starts inside it)
+    value_offset: int = 0
 
 
 @dataclass
@@ -179,21 +180,62 @@ def _line_ending(text: str, pos: int) -> str:
     return "\n"
 
 
-def _set_scalar(plan: _Plan, ref: Reference, scalar: Scalar, new: str, field_name: str | None) -> None:
+def _literal_end(text: str, start: int, end: int) -> int:
+    """Where the characters that a double-quoted scalar's source text[start:end] (between its quotes) ends
+    with, each written as itself, begin: no escape, blank or line break among them.  The value ends with
+    the same characters (escapes have a fixed length; folding and continuations only touch blanks)."""
+    tail = i = start
+    while i < end:
+        c = text[i]
+        if c == "\\":
+            i += 2 + _ESCAPE_DIGITS.get(text[i + 1] if i + 1 < end else "", 0)
+            tail = i
+        else:
+            i += 1
+            if c in " \t\r\n":
+                tail = i
+    return min(tail, end)
+
+
+_ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
+
+
+def _splice_double(text: str, scalar: Scalar, old: str, new: str) -> tuple[int, str] | None:
+    """For a double-quoted scalar: (offset, new source) replacing only the characters of old that change
+    (from the first that differs from new to its end), when those are written as themselves at the end of
+    the source, so that its escapes and continued lines stay as written; None otherwise."""
+    same = 0
+    while same < min(len(old), len(new)) and old[same] == new[same]:
+        same += 1
+    changed, added = len(old) - same, new[same:]
+    close = scalar.end - 1  # the closing quote
+    if changed > close - _literal_end(text, scalar.start + 1, close):
+        return None
+    if not all(c.isprintable() and c not in ' \\"' for c in added):
+        return None
+    return close - changed, added
+
+
+def _set_scalar(plan: _Plan, text: str, ref: Reference, scalar: Scalar, new: str, field_name: str | None) -> None:
     old = "" if scalar.is_null else scalar.value
     if old == new and not scalar.is_null:
         return
     if scalar.style in ("literal", "folded") and "\n" in scalar.value:
         raise VerificationError(f"{plan.where(scalar.line)}: will not rewrite a block scalar whose value has "
                                 "a line break", hint="edit it by hand")
-    flow_colon = scalar.flow and scalar.style == "plain" and ":" in scalar.value
-    try:
-        text, style = render(new, scalar.style if not scalar.is_null else "plain", scalar.flow, flow_colon)
-    except ValueError as exc:
-        raise VerificationError(f"{plan.where(scalar.line)}: {exc}") from None
-    prefix = " " if scalar.start == scalar.end else ""  # an empty value right after ':'
-    plan.items.append(_Planned(Edit(scalar.start, scalar.end, prefix + text), new, style, scalar, ref=ref,
-                               value_offset=len(prefix)))
+    part = _splice_double(text, scalar, old, new) if scalar.style == "double" else None
+    if part is not None:  # only its changing end: its escapes and continued lines stay as written
+        at, source = part
+        edit, style, value_offset = Edit(at, scalar.end - 1, source), "double", scalar.start - at
+    else:
+        flow_colon = scalar.flow and scalar.style == "plain" and ":" in scalar.value
+        try:
+            source, style = render(new, scalar.style if not scalar.is_null else "plain", scalar.flow, flow_colon)
+        except ValueError as exc:
+            raise VerificationError(f"{plan.where(scalar.line)}: {exc}") from None
+        prefix = " " if scalar.start == scalar.end else ""  # an empty value right after ':'
+        edit, value_offset = Edit(scalar.start, scalar.end, prefix + source), len(prefix)
+    plan.items.append(_Planned(edit, new, style, scalar, ref=ref, value_offset=value_offset))
     plan.changes.append(Change(plan.file, scalar.line, scalar.column, old, new, ref.kind, field_name))
 
 
@@ -255,7 +297,7 @@ def _plan_map(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
         if scalar is None:
             _insert_field(plan, text, ref, key, new)
         else:
-            _set_scalar(plan, ref, scalar, new, key)
+            _set_scalar(plan, text, ref, scalar, new, key)
     fields = {role: _value(s) for role, s in ref.fields.items()} | sets
     return compose_map_value(ref.kind, fields)
 
@@ -286,7 +328,7 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
             _check_excluded_aliases(plan, refs, ref, container)
             current, target = found
             new = _string_value(plan, ref, current, target)
-            _set_scalar(plan, ref, ref.scalar, new, None)
+            _set_scalar(plan, text, ref, ref.scalar, new, None)
             plan.expected[(ref.doc, ref.path)] = new
         else:
             name = ref.name

@@ -107,8 +107,10 @@ def test_yaml_directives_with_either_parser(gitops, tmp_path: Path, parser: str)
 
 
 # `image:` values spelled with escapes next to the name (`\x2f` is `/`, `\x3a` and `\u003a` are `:`)
+# and a continued line, all kept as written: only the tag at their end changes
 ESCAPED = (f'spec:\n  containers:\n  - name: a\n    image: "registry.example.com/team\\x2fapp:v1"\n'
-           f'  - name: b\n    image: "{APP}\\x3av1"\n  - name: c\n    image: "{APP}\\u003av1"\n')
+           f'  - name: b\n    image: "{APP}\\x3av1"\n  - name: c\n    image: "{APP}\\u003av1"\n'
+           f'  - name: d\n    image: "registry.example.com/team/\\\n      app:v1"\n')
 
 
 def test_references_spelled_with_escapes_are_bumped_and_pushed(gitops, tmp_path: Path) -> None:
@@ -120,5 +122,8 @@ def test_references_spelled_with_escapes_are_bumped_and_pushed(gitops, tmp_path:
     report = json.loads(res.stdout)
     assert report["pushed"] and report["files"] == ["esc.yaml"]
     assert [(c["line"], c["old"], c["new"]) for c in report["changes"]] == [
-        (4, f"{APP}:v1", f"{APP}:v2"), (6, f"{APP}:v1", f"{APP}:v2"), (8, f"{APP}:v1", f"{APP}:v2")]
-    assert [r.value for r in locate(remote.show("esc.yaml").decode()).references] == [f"{APP}:v2"] * 3
+        (4, f"{APP}:v1", f"{APP}:v2"), (6, f"{APP}:v1", f"{APP}:v2"), (8, f"{APP}:v1", f"{APP}:v2"),
+        (10, f"{APP}:v1", f"{APP}:v2")]
+    pushed = remote.show("esc.yaml").decode()
+    assert [r.value for r in locate(pushed).references] == [f"{APP}:v2"] * 4
+    assert pushed == ESCAPED.replace('v1"', 'v2"')

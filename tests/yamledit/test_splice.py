@@ -311,3 +311,35 @@ def test_the_prefilter_skips_ordinary_files_and_parses_any_with_a_backslash_afte
     assert not splice_module.mentions(pod("team/app-worker:1", "web") + "  labels: {app: x}\n", targets)
     assert not splice_module.mentions(pod("team/other:1", "web") + "  path: C:\\dir\n", targets)  # no quote before
     assert splice_module.mentions(pod("team/other:1", "web") + '  args: ["--sep=\\t"]\n', targets)  # may escape
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # the changing end is written as itself: only it is replaced, escapes and continued lines stay
+    ('"docker.io/team/\\\n      app:1"', '"docker.io/team/\\\n      app:2"'),
+    ('"docker.io\\x2fteam/app:1"', '"docker.io\\x2fteam/app:2"'),
+    ('"team/app\\x3a1"', '"team/app\\x3a2"'),
+    ('&a !!str "team\\/app:1"', '&a !!str "team\\/app:2"'),
+    ('"team/ap\\x70"', '"team/ap\\x70:2"'),                                     # a bare name: the tag added
+    (f'"team\\x2fapp:1@{D1}"', f'"team\\x2fapp:2@{D2}"'),
+    (f'"team\\x2fapp@{D1}"', f'"team\\x2fapp@{D2}"'),
+    ('"team\\x2fapp:1.0"', '"team\\x2fapp:1.1"'),                             # from the first change on
+    ('"team/app:\\x31.0"', '"team/app:\\x31.1"'),
+    # a character that changes is an escape, or the changing end is broken across lines: the whole value
+    ('"team/app:\\x31"', '"team/app:2"'),
+    ('"team\\x2fapp:1.\\\n      0"', '"team/app:2"'),
+    ('"team\\x2fapp:1\n      "', None),  # (not an image: `team/app:1 `)
+])
+def test_a_double_quoted_value_keeps_its_escapes_unless_the_changing_part_has_some(before, after):
+    target = f"team/app:1.1@{D2}" if "1.0" in before else f"team/app:2@{D2}"
+    new, changes = bump(pod(before, "web"), target)
+    assert new == pod(after if after is not None else before, "web")
+    assert len(changes) == (after is not None)
+
+
+def test_double_quoted_map_fields_keep_their_escapes_unless_the_changing_part_has_some():
+    helm = 'image:\n  repository: "team\\x2fapp"\n  tag: "1\\x2e0"\n  digest: "sha256:\\x31' + "1" * 63 + '"\n'
+    new, _ = bump(helm, f"team/app:1.1@{D2}")
+    assert new == f'image:\n  repository: "team\\x2fapp"\n  tag: "1\\x2e1"\n  digest: "{D2}"\n'
+    kustomization = 'images:\n- name: "team\\x2fapp"\n  newTag: "v\\x31"  # v1\n- name: team/b\n  newTag: "b\\x2e1"\n'
+    new, _ = update_images(kustomization, [parse("team/app:v2"), parse("team/b:b.2")], filename="kustomization.yaml")
+    assert new == 'images:\n- name: "team\\x2fapp"\n  newTag: "v2"  # v1\n- name: team/b\n  newTag: "b\\x2e2"\n'
