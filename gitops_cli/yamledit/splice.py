@@ -380,10 +380,34 @@ def _shift(pos: int, edits: list[Edit], after_insertions: bool) -> int:
     return pos + delta
 
 
+def _block_ends(old_events: list) -> set[int]:
+    """Indexes of the events that end a block (not flow) mapping or sequence."""
+    out: set[int] = set()
+    opened: list[bool] = []
+    for i, e in enumerate(old_events):
+        if e.kind in "MQ":
+            opened.append(e.style == "block")
+        elif e.kind in "mq" and opened.pop():
+            out.add(i)
+    return out
+
+
+def _key_start(item: _Planned, edits: list[Edit]) -> int:
+    """Where an inserted field's key starts in the new text."""
+    return _shift(item.edit.start, edits, False) + item.value_offset - len(item.key or "") - 2
+
+
 def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit]) -> list[tuple]:
+    """The new text's events: the old ones, each at its shifted offset, with the planned values.
+
+    A block collection ends at the token after it: where a line is added to a block mapping whose last
+    value is a block mapping or sequence, that value now ends at the new key (the mapping itself still
+    ends after the new line, at the shifted offset of its old end)."""
     by_start = {e.start: i for i, e in enumerate(old_events) if e.kind == "S"}
     replaced: dict[int, _Planned] = {}
     inserted: dict[int, list[_Planned]] = {}
+    closed: dict[int, _Planned] = {}  # end of a block nested in a mapping's last value -> the field added there
+    block_ends: set[int] | None = None
     for item in items:
         if item.scalar is not None:
             index = by_start.get(item.scalar.start)
@@ -405,16 +429,24 @@ def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit])
                 if depth == 0:
                     break
             inserted.setdefault(index, []).append(item)
+            block_ends = _block_ends(old_events) if block_ends is None else block_ends
+            nested = index - 1
+            while nested > opening and nested in block_ends:
+                closed.setdefault(nested, item)
+                nested -= 1
     out: list[tuple] = []
     for i, e in enumerate(old_events):
         for item in inserted.get(i, []):
-            key_start = _shift(item.edit.start, edits, False) + item.value_offset - len(item.key or "") - 2
+            key_start = _key_start(item, edits)
             out.append(("S", key_start, item.key, "plain", None))
             out.append(("S", key_start + len(item.key or "") + 2, item.new_value, item.new_style, None))
         if i in replaced:
             item = replaced[i]
             start = _shift(item.edit.start, edits, False) + item.value_offset
             out.append(("S", start, item.new_value, item.new_style, e.anchor))
+            continue
+        if i in closed:
+            out.append((e.kind, _key_start(closed[i], edits), e.value, e.style, e.anchor))
             continue
         out.append((e.kind, _shift(e.start, edits, e.kind in "mqd"), e.value, e.style, e.anchor))
     return out

@@ -127,3 +127,11 @@ def test_references_spelled_with_escapes_are_bumped_and_pushed(gitops, tmp_path:
     pushed = remote.show("esc.yaml").decode()
     assert [r.value for r in locate(pushed).references] == [f"{APP}:v2"] * 4
     assert pushed == ESCAPED.replace('v1"', 'v2"')
+
+
+def test_a_tag_line_is_added_to_a_helm_map_whose_last_value_is_a_nested_list(gitops, tmp_path: Path) -> None:
+    values = "image:\n  registry: registry.example.com\n  repository: team/app\n  pullSecrets:\n    - name: regcred\n"
+    res, checkout = _bump(gitops, tmp_path, {"values.yaml": values})
+    assert res.returncode == 0, res.stderr  # was exit 13: the verifier expected the list to end after the new line
+    assert [(c["line"], c["field"], c["new"]) for c in json.loads(res.stdout)["changes"]] == [(2, "tag", "v2")]
+    assert (checkout / "values.yaml").read_text() == values + "  tag: v2\n"

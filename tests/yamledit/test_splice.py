@@ -237,6 +237,43 @@ def test_helm_map_without_tag_field_gets_one():
     assert new == text.replace("IfNotPresent\n", 'IfNotPresent\n  tag: "7"\n')
 
 
+HELM_NESTED_LAST = "image:\n  registry: r.example.com\n  repository: team/app\n"
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+@pytest.mark.parametrize(("last", "after"), [
+    ("  pullSecrets:\n    - name: regcred\n", ""),                       # a block sequence last
+    ("  pullSecrets:\n  - name: regcred\n", "other: 1\n"),               # an indentless one
+    ("  extra:\n    a:\n      b: [c]\n", "# comment\n\nother: 1\n"),     # a block mapping in a mapping
+    ("  pullSecrets:\n    - - a\n      - b\n", "---\nx: 1\n"),           # sequences in a sequence
+    ("  pullSecrets:\n    - name: regcred", ""),                          # no final newline
+])
+def test_a_tag_line_is_added_after_a_nested_block_that_ends_the_map(parser, last, after, monkeypatch):
+    """The new line goes after the nested block, before what follows the map: the verifier expects the
+    nested block to end at the new key now (a block collection ends at the next token)."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = HELM_NESTED_LAST + last + after
+    new, changes = bump(text, "r.example.com/team/app:2")
+    eol = "\n" if last.endswith("\n") else ""
+    assert new == HELM_NESTED_LAST + last + ("" if eol else "\n") + '  tag: "2"' + eol + after
+    assert [(c.line, c.field, c.old, c.new) for c in changes] == [(2, "tag", "", "2")]
+
+
+def test_a_tag_is_added_to_a_flow_map_whose_last_value_is_a_nested_collection():
+    text = ("image: {registry: r.example.com,\n  repository: team/app,\n  pullSecrets: [\n    {name: a},\n  ]\n}\n"
+            "x: {repository: team/app, tag: '1', extra: {a: [b]}}\n")
+    new, _ = bump(text, "r.example.com/team/app:2")
+    assert new == text.replace("  ]\n}", '  ], tag: "2"\n}')
+
+
+def test_a_newtag_line_is_added_after_a_nested_block_that_ends_the_entry():
+    text = ("images:\n- name: team/app\n  newName: r.example.com/team/app\n  x:\n    y:\n    - 1\n"
+            "- name: nginx\n  newTag: '1'\n")
+    new, _ = update_images(text, [parse("r.example.com/team/app:v2")], filename="kustomization.yaml")
+    assert new == text.replace("- 1\n", "- 1\n  newTag: v2\n")
+
+
 @pytest.mark.parametrize("tag", ["1.10", "20240101", "1e3", "true", "yes", "2024-01-15", "0x1f", "null",
                                  "1_000"])
 def test_yaml_typing_is_respected(tag):
