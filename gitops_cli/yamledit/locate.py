@@ -166,6 +166,9 @@ class _Event:
     anchor: str | None = None
 
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+
+
 class _Lines:
     """Offset -> (line, column), both 1-based."""
 
@@ -175,7 +178,7 @@ class _Lines:
 
     def position(self, offset: int) -> tuple[int, int]:
         if self._starts is None:
-            self._starts = [0] + [m.end() for m in re.finditer("\n", self.text)]
+            self._starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
         i = bisect.bisect_right(self._starts, offset) - 1
         column = offset - self._starts[i] + 1
         if i == 0 and self.text.startswith("\ufeff") and offset > 0:
@@ -295,10 +298,10 @@ def _block_content(text: str, start: int, end: int, value: str) -> tuple[int, in
     content = value.rstrip("\n")
     if not content or "\n" in content:
         return None
-    i = text.find("\n", start, end)  # the end of the header line (`>-  # comment`)
-    if i == -1:
+    header = _LINE_BREAK.search(text, start, end)  # the end of the header line (`>-  # comment`)
+    if header is None:
         return None
-    i += 1
+    i = header.end()
     while i < end and text[i] == " ":
         i += 1
     if text.startswith(content, i) and (i + len(content) == len(text) or text[i + len(content)] in "\r\n"):
@@ -728,21 +731,15 @@ class _Walk:
         text = self.text
         if node.flow:
             return end, None
-        if end > 0 and text[end - 1] == "\n":  # a block scalar ends at the start of the next line
-            end -= 1
-            if end > 0 and text[end - 1] == "\r":
-                end -= 1
+        if end > 0 and text[end - 1] in "\r\n":  # a block scalar ends at the start of the next line
+            end -= 2 if text.endswith("\r\n", 0, end) else 1
             return end, self._indent(node)
-        eol = text.find("\n", end)
-        if eol == -1:
-            eol = len(text)
-        elif eol > 0 and text[eol - 1] == "\r":
-            eol -= 1
-        return eol, self._indent(node)
+        eol = _LINE_BREAK.search(text, end)  # a CR alone is a line break too (YAML's, and old Mac files')
+        return eol.start() if eol else len(text), self._indent(node)
 
     def _indent(self, node: _Node) -> str:
         first_key = node.items[0][0]
-        line_start = self.text.rfind("\n", 0, first_key.start) + 1
+        line_start = max(self.text.rfind("\n", 0, first_key.start), self.text.rfind("\r", 0, first_key.start)) + 1
         if line_start == 0 and self.parsed.offset:
             line_start = 1
         prefix = self.text[line_start:first_key.start]

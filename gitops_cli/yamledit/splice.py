@@ -172,12 +172,14 @@ class _Plan:
 
 
 def _line_ending(text: str, pos: int) -> str:
-    if text.startswith("\r\n", pos):
-        return "\r\n"
-    first = text.find("\n")
-    if first > 0 and text[first - 1] == "\r":
-        return "\r\n"
-    return "\n"
+    """The line ending at pos, the end of a line's content: a line inserted there ends with it, and so the
+    line it follows keeps its own.  At the end of a text with no final line break: the last one before."""
+    if pos < len(text):
+        return "\r\n" if text.startswith("\r\n", pos) else text[pos]
+    last = max(text.rfind("\n"), text.rfind("\r"))
+    if last == -1:
+        return "\n"
+    return "\r\n" if last > 0 and text.startswith("\r\n", last - 1) else text[last]
 
 
 def _literal_end(text: str, start: int, end: int) -> int:

@@ -135,3 +135,16 @@ def test_a_tag_line_is_added_to_a_helm_map_whose_last_value_is_a_nested_list(git
     assert res.returncode == 0, res.stderr  # was exit 13: the verifier expected the list to end after the new line
     assert [(c["line"], c["field"], c["new"]) for c in json.loads(res.stdout)["changes"]] == [(2, "tag", "v2")]
     assert (checkout / "values.yaml").read_text() == values + "  tag: v2\n"
+
+
+def test_an_added_line_takes_the_ending_of_the_line_it_follows(gitops, tmp_path: Path) -> None:
+    """Mixed line endings (a CRLF first line, LF after) and CR alone: no existing line's ending changes."""
+    mixed = f"kind: Kustomization\r\nimages:\n- name: app\n  newName: {APP}\n"
+    cr = f"images:\r- name: app\r  newName: {APP}\r  x:\r  - y\r"
+    res, checkout = _bump(gitops, tmp_path, {"mixed/kustomization.yaml": mixed.encode(),
+                                             "cr/kustomization.yaml": cr.encode()})
+    assert res.returncode == 0, res.stderr
+    assert (checkout / "mixed/kustomization.yaml").read_bytes() == (mixed + "  newTag: v2\n").encode()
+    assert (checkout / "cr/kustomization.yaml").read_bytes() == (cr + "  newTag: v2\r").encode()
+    assert sorted((c["file"], c["line"]) for c in json.loads(res.stdout)["changes"]) == [
+        ("cr/kustomization.yaml", 2), ("mixed/kustomization.yaml", 3)]

@@ -196,6 +196,35 @@ def test_kustomize_insert_newtag_block_and_flow_with_crlf():
         ("newTag", "", "1.10"), ("newTag", "", "v2"), ("newTag", "1.0", "1.10")]
 
 
+@pytest.mark.parametrize(("text", "at", "ending"), [
+    # the entry's last line ends with LF, the file's first one with CRLF: the new line ends with LF
+    ("images:\r\n- name: team/app\n  newName: reg.io/team/app\n", "reg.io/team/app", "\n"),
+    ("images:\n- name: team/app\r\n  newName: reg.io/team/app\r\nx: 1\n", "reg.io/team/app", "\r\n"),
+    # no final line break: the new line follows the one before it, which gets that line's ending
+    ("images:\n- name: team/app\r\n  newName: reg.io/team/app", "reg.io/team/app", "\r\n"),
+    # a CR alone (old Mac files) is a line break too
+    ("images:\r- name: team/app\r  newName: reg.io/team/app\rx: 1\r", "reg.io/team/app", "\r"),
+    ("images:\r- name: team/app\r  newName: reg.io/team/app\r  x:\r  - |\r    a\r", "    a", "\r"),
+])
+def test_an_added_line_ends_as_the_line_it_follows_and_no_other_line_ending_changes(text, at, ending):
+    new, changes = update_images(text, [parse("reg.io/team/app:v2")], filename="kustomization.yaml")
+    cut = text.rindex(at) + len(at)
+    if cut == len(text):
+        assert new == text + ending + "  newTag: v2"
+    else:
+        assert new == text[:cut] + ending + "  newTag: v2" + text[cut:]
+        assert text[cut:].startswith(ending)  # the line it follows keeps its own ending
+    assert [(c.line, c.field, c.new) for c in changes] == [(2, "newTag", "v2")]
+
+
+def test_a_file_with_cr_line_breaks_alone_is_bumped_and_its_lines_counted():
+    text = "kind: Pod\rspec:\r  containers:\r  - name: a\r    image: >-\r      team/app:1\r  - name: b\r" \
+           "    image: team/app:1\r"
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace("team/app:1", "team/app:2")
+    assert [(c.line, c.column) for c in changes] == [(6, 7), (8, 12)]
+
+
 def test_kustomize_digest_and_tag_forms():
     head = "kind: Kustomization\nimages:\n"
     text = head + f"- name: a/b\n  digest: {D1}\n- name: c/d\n  newTag: x\n  digest: {D1}\n"
