@@ -13,7 +13,8 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 
 An `image:` block scalar (`>-`, `|-`) is a reference too; when its value is one line, its span is that
 content line (as for any other scalar), so it can be edited in place.
-Never: values under other keys (args, annotations, labels, ConfigMap data), comments.
+Never: values under other keys (args, annotations, labels, the data of a ConfigMap or Secret wherever it sits:
+a document, a `kind: List` item, an object inside a CRD), comments.
 Offsets are code-point offsets into the original str (a BOM is part of it; CRLF counts as two), so the
 caller can splice `text[start:end]` directly.  Lines and columns are 1-based.
 """
@@ -639,7 +640,8 @@ class _Walk:
         if self.kustomization and (path == () or (path == ("spec",) and self.root_kind == "Kustomization")):
             self._kustomize_images(values.get("images"), (*path, "images"), via)
             skip |= _KUSTOMIZATION_SKIP
-        if path == () and self.root_kind in ("ConfigMap", "Secret"):
+        kind = _string_scalar(_deref(values.get("kind"))[0])
+        if kind is not None and kind.value in ("ConfigMap", "Secret"):  # a document, a `kind: List` item, ...
             skip |= {"data", "stringData", "binaryData"}
         parent_key = path[-1] if path and isinstance(path[-1], str) else None
         consumed = self._helm_map(node, values, pairs, path, parent_key, via)

@@ -81,6 +81,32 @@ spec:
     assert span(text, ref.scalar) == "team/app:1"
 
 
+def test_configmap_and_secret_data_are_never_references_wherever_the_object_sits():
+    text = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  data: {image: team/app:1}
+- apiVersion: v1
+  kind: Secret
+  stringData:
+    image: team/app:1
+- apiVersion: example.com/v1
+  kind: Bundle
+  spec:
+    objects:
+    - kind: ConfigMap
+      data:
+        image: team/app:1
+    - kind: Pod
+      spec:
+        containers: [{name: a, image: team/app:1}]
+"""
+    assert [(r.line, r.container) for r in refs(text)] == [(20, "a")]
+
+
 @pytest.mark.parametrize(("block", "value", "one_line"), [
     ("|\n  team/app:1\n", "team/app:1\n", True),           # clip: ends in a line break (not a valid image)
     (">-  # c\n  team/app:1  \n\n", "team/app:1  ", True),  # a header comment, trailing spaces, blank lines
