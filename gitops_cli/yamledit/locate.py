@@ -24,7 +24,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,12 +83,15 @@ class Reference:
     flow: bool = False
     # map form: field -> key as written ('repo' for 'repository')
     keys: dict[str, str] = field(default_factory=dict)
-    # map form: fields whose value is an alias or comes from a `<<` merge key (shared with other maps)
+    # map form: fields whose value comes from a `<<` merge key (shared with other maps)
     shared: frozenset[str] = frozenset()
     start: int | None = None  # map form: offset of the map node (its anchor, `{`, or first key)
     # string form: why the value cannot be edited in place - its anchor is also used by something that is
     # not a located image (`a: &x team/app:1` + `image: *x`); None when it can
     conflict: str | None = None
+    # map form: the same, per field (role -> why) - a field whose anchor is also used by something other than
+    # that field of a map naming the same image (`tag: &v "1"` + `appVersion: *v`)
+    field_conflicts: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str | None:
@@ -551,15 +554,24 @@ class _Walk:
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
         self.anchored: list[tuple[int, _Node, _Node]] = []  # (index in refs, anchored scalar, node written)
+        self.field_sites: dict[int, list[tuple[int, str]]] = {}  # id() of a node written at a map field: [(ref, role)]
+        self.anchored_fields: list[tuple[int, str, _Node, _Node]] = []  # (ref, role, anchored scalar, node written)
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
             self.doc = i
             self._document(root)
         for index, target, written in self.anchored:
-            conflict = self._conflict(target, written)
+            conflict = self._conflict(target, written, lambda node: id(node) in self.sites)
             if conflict is not None:
                 self.refs[index] = replace(self.refs[index], conflict=conflict)
+        field_conflicts: dict[int, dict[str, str]] = {}
+        for index, role, target, written in self.anchored_fields:
+            conflict = self._field_conflict(index, role, target, written)
+            if conflict is not None:
+                field_conflicts.setdefault(index, {})[role] = conflict
+        for index, conflicts in field_conflicts.items():
+            self.refs[index] = replace(self.refs[index], field_conflicts=conflicts)
         self.refs.sort(key=lambda r: (r.doc, r.line, r.column))
         return self.refs
 
@@ -571,21 +583,37 @@ class _Walk:
         return YamlSyntaxError(node.line, node.column, f"nested more than {_MAX_DEPTH} levels deep; "
                                                        "not searched for image references")
 
-    def _conflict(self, target: _Node, written: _Node) -> str | None:
-        """Why editing an anchored scalar for this `image:` would change something else; None if it would not.
+    def _conflict(self, target: _Node, written: _Node, fine: Callable[[_Node], bool],
+                  extension: bool = True) -> str | None:
+        """Why editing an anchored scalar for this reference would change something else; None if it would not.
 
-        Fine: every use of the anchor is a located `image:` string, or the anchor is set on an `x-...` key
-        (a compose extension field: a value kept only to be aliased)."""
+        Fine: every use of the anchor is a node `fine` accepts (a located `image:` string; the same field of a
+        map naming the same image), or (`extension`) the anchor is set on an `x-...` key (a compose extension
+        field: a value kept only to be aliased)."""
         others = [(node, role) for node, role in self.parsed.uses.get(id(target), [])
-                  if id(node) not in self.sites and not (node is target and (role or "").startswith("x-"))]
+                  if not fine(node) and not (extension and node is target and (role or "").startswith("x-"))]
         if not others:
             return None
         node, role = others[0]
-        what = f"`{role}`" if role is not None else "a list item or key"
         how = "is set on" if node is target else "is also used by"
         where = f" (written as *{target.anchor} on line {written.line})" if written is not target else ""
-        return (f"comes from the anchor &{target.anchor}{where}, which {how} {what} on line {node.line}, "
-                "not an image; bumping it would change that too")
+        sites = self.field_sites.get(id(node))
+        if sites:  # a field of another image's map
+            what = f"the `{role}` of {self.refs[sites[0][0]].value!r} on line {node.line}"
+        else:
+            what = (f"`{role}`" if role is not None else "a list item or key") + f" on line {node.line}, not an image"
+        return f"comes from the anchor &{target.anchor}{where}, which {how} {what}; bumping it would change that too"
+
+    def _field_conflict(self, index: int, role: str, target: _Node, written: _Node) -> str | None:
+        """_conflict for a field of a map reference: fine where the anchor is only used by that same field of
+        maps naming the same image (they all get the same new value)."""
+        ref = self.refs[index]
+
+        def fine(node: _Node) -> bool:
+            return any(r == role and self.refs[i].kind == ref.kind and self.refs[i].name == ref.name
+                       for i, r in self.field_sites.get(id(node), ()))
+
+        return self._conflict(target, written, fine, extension=False)
 
     def _document(self, root: _Node | None) -> None:
         if root is None or root.kind != "M":
@@ -714,8 +742,16 @@ class _Walk:
             (first_key.line, first_key.column)
         insert_after, indent = self._insertion_point(node, pairs)
         by_key = {name: (v, merged) for name, _, v, merged in pairs}
-        shared = frozenset(role for role, key in keys.items()
-                           if key in by_key and (by_key[key][1] or by_key[key][0].kind == "A"))
+        shared = frozenset(role for role, key in keys.items() if key in by_key and by_key[key][1])
+        index = len(self.refs)
+        for role, key in keys.items():
+            if role not in fields or key not in by_key:
+                continue
+            written = by_key[key][0]
+            target = _deref(written)[0]
+            self.field_sites.setdefault(id(written), []).append((index, role))
+            if target is not None and target.anchor is not None:
+                self.anchored_fields.append((index, role, target, written))
         self.refs.append(Reference(
             kind=kind, form="map", value=compose_map_value(kind, _field_values(fields)), doc=self.doc,
             path=path, line=line, column=column, fields=fields, via_alias=via, insert_after=insert_after,

@@ -248,10 +248,14 @@ def _plan_map(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
     for role, new in sets.items():
         if role in ref.shared:
             raise VerificationError(
-                f"{plan.where(ref.line)}: the {role} of {ref.value!r} comes from a YAML alias or merge key "
+                f"{plan.where(ref.line)}: the {role} of {ref.value!r} comes from a YAML merge key "
                 "shared with other entries", hint="edit this entry by hand once, then bump again")
         key = tag_key if role == tag_role else digest_key
         scalar = ref.fields.get(role)
+        conflict = ref.field_conflicts.get(role)
+        if conflict is not None and scalar is not None:
+            raise VerificationError(f"{plan.where(scalar.line)}: the {key} of {ref.value!r} {conflict}",
+                                    hint="give this image its own value instead of the alias, then bump again")
         if scalar is None:
             _insert_field(plan, text, ref, key, new)
         else:

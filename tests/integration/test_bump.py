@@ -583,3 +583,15 @@ def test_a_file_name_with_control_characters_is_shown_escaped_and_quoted(tmp_pat
     assert shown in res.stderr.splitlines() and "\x1b" not in res.stderr
     assert res.stdout.strip() == remote.head()
     assert remote.show(ODD_NAME) == f"image: {ODD_IMAGE}:new1234\n".encode()
+
+
+def test_an_anchored_tag_another_value_uses_is_refused_and_nothing_is_written(tmp_path: Path, gitops) -> None:
+    """A Helm `tag: &ver` that `appVersion: *ver` also uses was bumped (exit 0), changing appVersion too."""
+    values = 'image:\n  repository: team/helmapp\n  tag: &ver "1.0"\nappVersion: *ver\n'
+    remote = make_bare_remote(tmp_path / "remotes", {"values.yaml": values})
+    head = remote.head()
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/helmapp:2.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 13, res.stderr
+    assert ("error: values.yaml:3: the tag of 'team/helmapp:1.0' comes from the anchor &ver, which is also used by "
+            "`appVersion` on line 4, not an image; bumping it would change that too") in res.stderr
+    assert remote.head() == head

@@ -280,8 +280,44 @@ def test_already_up_to_date_and_no_match_return_identical_text():
 def test_shared_helm_tag_through_merge_key_is_refused():
     text = "defaults: &d\n  tag: '1'\na:\n  <<: *d\n  repository: team/a\n" \
         "b:\n  <<: *d\n  repository: team/b\n"
-    with pytest.raises(VerificationError, match="alias or merge"):
+    with pytest.raises(VerificationError, match="merge key shared with other entries"):
         bump(text, "team/a:2")
+
+
+HELM_SHARED = 'image:\n  repository: team/app\n  tag: &ver "1.0"\nappVersion: *ver\nenv:\n  VERSION: *ver\n'
+KUSTOMIZE_SHARED = ("kind: Kustomization\nimages:\n- name: team/app\n  newTag: &v v1\n"
+                    "labels:\n- pairs:\n    app.kubernetes.io/version: *v\n")
+
+
+@pytest.mark.parametrize(("text", "image", "match"), [
+    (HELM_SHARED, "team/app:2.0", r"f.yaml:3: the tag of 'team/app:1.0' comes from the anchor &ver, which is also "
+                                  r"used by `appVersion` on line 4, not an image; bumping it would change that too"),
+    (KUSTOMIZE_SHARED, "team/app:v2", r"f.yaml:4: the newTag of 'team/app:v1' comes from the anchor &v, which is "
+                                      r"also used by `app.kubernetes.io/version` on line 7, not an image"),
+    (f"image:\n  repository: team/app\n  tag: v1\n  digest: &d {D1}\nchecksum: *d\n", f"team/app:v1@{D2}",
+     r"f.yaml:4: the digest of .* &d, which is also used by `checksum` on line 5"),
+    ('version: &v "1.0"\nimage:\n  repository: team/app\n  tag: *v\n', "team/app:2",
+     r"f.yaml:1: the tag of 'team/app:1.0' comes from the anchor &v \(written as \*v on line 4\), which is set on "
+     r"`version` on line 1, not an image"),
+    ('a:\n  repository: team/a\n  tag: &v "1"\nb:\n  repository: team/b\n  tag: *v\n', "team/a:2",
+     r"f.yaml:3: the tag of 'team/a:1' .* which is also used by the `tag` of 'team/b:1' on line 6"),
+], ids=["helm-appVersion", "kustomize-label", "digest", "alias-of-another-value", "tag-of-another-image"])
+def test_an_anchored_map_field_also_used_by_another_value_is_refused(text, image, match):
+    """A Helm `tag:` / kustomize `newTag:` (or digest) whose anchor another value uses: bumping it would change
+    that value too (appVersion, a label): refused, naming the file and line, as for an `image:` string."""
+    with pytest.raises(VerificationError, match=match) as exc:
+        bump(text, image)
+    assert exc.value.hint and "alias" in exc.value.hint
+
+
+def test_an_anchored_map_field_used_only_by_the_same_field_of_the_same_image_is_bumped_once():
+    text = ('a:\n  repository: team/app\n  tag: &v "1"\nb:\n  repository: team/app\n  tag: *v\n---\n'
+            "kind: Kustomization\nimages:\n- name: x\n  newName: team/app\n  newTag: &t '1'\n"
+            "- name: y\n  newName: team/app\n  newTag: *t\n")
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace('&v "1"', '&v "2"').replace("&t '1'", "&t '2'") and len(changes) == 2
+    anchored_name = "image:\n  repository: &r team/app\n  tag: v1\nname: *r\n"  # a name is never changed
+    assert bump(anchored_name, "team/app:v2")[0] == anchored_name.replace("v1", "v2")
 
 
 def test_verification_catches_a_wrong_edit(monkeypatch):
