@@ -5,7 +5,8 @@ pure-Python ruamel parser otherwise or when libyaml refuses the text), composes 
 keeps anchors, aliases and merge keys, and walks it for the places an image reference lives:
 
 - `container`: `image` of an item of `containers` / `initContainers` / `ephemeralContainers`, anywhere;
-- `compose`:   `services.<name>.image` of a docker-compose document;
+- `compose`:   `services.<name>.image` of a docker-compose document, and the `image` of a top-level `x-...`
+               extension field (a template services merge: `<<: *app`; no container name);
 - `image`:     any other mapping key `image` with a scalar value (CRDs, Tekton steps, Helm values strings);
 - `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
@@ -76,8 +77,11 @@ class Reference:
     column: int
     scalar: Scalar | None = None
     fields: dict[str, Scalar] = field(default_factory=dict)
-    container: str | None = None
+    container: str | None = None  # kind 'compose' without one: a compose `x-...` template's `image:`
     via_alias: bool = False
+    # string form: the alias or merge key through which this `image:` reaches a value written elsewhere
+    # ("the merge key `<<: *app` on line 4"); None when the value is written right there
+    through: str | None = None
     insert_after: int | None = None
     indent: str | None = None
     flow: bool = False
@@ -92,6 +96,11 @@ class Reference:
     # map form: the same, per field (role -> why) - a field whose anchor is also used by something other than
     # that field of a map naming the same image (`tag: &v "1"` + `appVersion: *v`)
     field_conflicts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def template(self) -> bool:
+        """A compose `x-...` extension field's `image:`: the image of the services that merge or alias it."""
+        return self.kind == "compose" and self.container is None
 
     @property
     def name(self) -> str | None:
@@ -156,7 +165,20 @@ class _Node:
         self.target: _Node | None = None
 
 
-_Pair = tuple[str, _Node, _Node, bool]  # key, key node, value node, reached through a merge key
+@dataclass(frozen=True)
+class _Merge:
+    """Where a merged pair comes from: the `<<` key and the item of its value (an alias, or a mapping)."""
+
+    key: _Node
+    item: _Node
+
+    def describe(self) -> str:
+        alias = f": *{self.item.target.anchor}" if self.item.kind == "A" and self.item.target is not None else ""
+        return f"the merge key `<<{alias}` on line {self.key.line}"
+
+
+# key, key node, value node, and the merge it comes from (None: written in the mapping itself)
+_Pair = tuple[str, _Node, _Node, _Merge | None]
 
 
 @dataclass
@@ -466,6 +488,11 @@ def parse(text: str) -> _Parsed:
 # Walking: nodes -> references
 # --------------------------------------------------------------------------------------------------
 
+def _alias(node: _Node) -> str:
+    """An alias node as messages name it."""
+    return f"the alias *{node.target.anchor if node.target is not None else '?'} on line {node.line}"
+
+
 def _deref(node: _Node | None) -> tuple[_Node | None, bool]:
     if node is not None and node.kind == "A":
         return node.target, True
@@ -477,30 +504,28 @@ def _key(node: _Node) -> str | None:
 
 
 def _pairs(node: _Node, budget: list[int]) -> list[_Pair]:
-    """(key, key node, value node, reached through a merge key), `<<` merges resolved; explicit keys win."""
+    """(key, key node, value node, the merge it comes from), `<<` merges resolved; explicit keys win."""
     out: list[_Pair] = []
-    merges: list[_Node] = []
+    merges: list[tuple[_Node, _Merge]] = []
     seen: set[str] = set()
     for k, v in node.items:
         name = _key(k)
         if name == "<<" and k.scalar is not None and k.scalar.style == "plain":
             target, _ = _deref(v)
-            if target is not None and target.kind == "Q":
-                merges.extend(t for t in (_deref(i)[0] for i in target.items) if t is not None)
-            elif target is not None:
-                merges.append(target)
+            items = target.items if target is not None and target.kind == "Q" else [v]
+            merges.extend((t, _Merge(k, i)) for i in items for t in [_deref(i)[0]] if t is not None)
             continue
         if name is not None:
             seen.add(name)
-            out.append((name, k, v, False))
-    for m in merges:
+            out.append((name, k, v, None))
+    for m, merge in merges:
         if m.kind != "M" or budget[0] <= 0:
             continue
         budget[0] -= len(m.items)
         for name, k, v, _ in _pairs(m, budget):
             if name not in seen:
                 seen.add(name)
-                out.append((name, k, v, True))
+                out.append((name, k, v, merge))
     return out
 
 
@@ -554,6 +579,7 @@ class _Walk:
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
         self.anchored: list[tuple[int, _Node, _Node]] = []  # (index in refs, anchored scalar, node written)
+        self.through: list[_Node | _Merge] = []  # the aliases and merge keys walked through to here (innermost last)
         self.field_sites: dict[int, list[tuple[int, str]]] = {}  # id() of a node written at a map field: [(ref, role)]
         self.anchored_fields: list[tuple[int, str, _Node, _Node]] = []  # (ref, role, anchored scalar, node written)
 
@@ -646,10 +672,12 @@ class _Walk:
             if target is None or id(target) in self.active or self.budget[0] <= 0:
                 return
             self.active.add(id(target))
+            self.through.append(node)
             try:
                 self._node(target, path, True, depth + 1)
             finally:
                 self.active.discard(id(target))
+                self.through.pop()
             return
         if via:
             self.budget[0] -= 1
@@ -674,16 +702,22 @@ class _Walk:
         parent_key = path[-1] if path and isinstance(path[-1], str) else None
         consumed = self._helm_map(node, values, pairs, path, parent_key, via)
         skip |= consumed
-        for name, _, value, merged in pairs:
+        for name, _, value, merge in pairs:
             if name in skip or name in _SKIP_KEYS:
                 continue
             target, aliased = _deref(value)
             if target is None:
                 continue
-            if name == "image" and target.kind == "S":
-                self._image_string(values, value, target, (*path, name), via or merged or aliased)
-            elif target.kind in "MQ":
-                self._node(value, (*path, name), via or merged, depth + 1)
+            if merge is not None:
+                self.through.append(merge)
+            try:
+                if name == "image" and target.kind == "S":
+                    self._image_string(values, value, target, (*path, name), via or merge is not None or aliased)
+                elif target.kind in "MQ":
+                    self._node(value, (*path, name), via or merge is not None, depth + 1)
+            finally:
+                if merge is not None:
+                    self.through.pop()
 
     def _image_string(self, values: dict[str, _Node], written: _Node, value: _Node,
                       path: tuple[str | int, ...], via: bool) -> None:
@@ -698,14 +732,18 @@ class _Walk:
             container = name.value if name is not None else None
         elif self.compose and len(path) == 3 and path[0] == "services":
             kind, container = "compose", str(path[1])
+        elif self.compose and len(path) == 2 and str(path[0]).startswith("x-"):
+            kind = "compose"  # an extension field's template (`x-app: &app {image: ...}`), merged into services
         else:
             kind = "image"
         self.sites.add(id(written))
         if value.anchor is not None:
             self.anchored.append((len(self.refs), value, written))
+        link = written if written.kind == "A" else self.through[-1] if self.through else None
+        through = link.describe() if isinstance(link, _Merge) else _alias(link) if link is not None else None
         self.refs.append(Reference(kind=kind, form="string", value=scalar.value, doc=self.doc, path=path,
                                    line=scalar.line, column=scalar.column, scalar=scalar, container=container,
-                                   via_alias=via))
+                                   via_alias=via, through=through))
 
     def _kustomize_images(self, images: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
         images, aliased = _deref(images)
@@ -741,8 +779,8 @@ class _Walk:
         line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
             (first_key.line, first_key.column)
         insert_after, indent = self._insertion_point(node, pairs)
-        by_key = {name: (v, merged) for name, _, v, merged in pairs}
-        shared = frozenset(role for role, key in keys.items() if key in by_key and by_key[key][1])
+        by_key = {name: (v, merge) for name, _, v, merge in pairs}
+        shared = frozenset(role for role, key in keys.items() if key in by_key and by_key[key][1] is not None)
         index = len(self.refs)
         for role, key in keys.items():
             if role not in fields or key not in by_key:
@@ -758,7 +796,7 @@ class _Walk:
             indent=indent, flow=node.flow, keys=keys, shared=shared, start=node.start))
 
     def _insertion_point(self, node: _Node, pairs: list[_Pair]) -> tuple[int | None, str | None]:
-        own = [(k, v) for _, k, v, merged in pairs if not merged]
+        own = [(k, v) for _, k, v, merge in pairs if merge is None]
         if not own:
             return None, None
         last_key, last_value = own[-1]

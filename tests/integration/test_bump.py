@@ -595,3 +595,23 @@ def test_an_anchored_tag_another_value_uses_is_refused_and_nothing_is_written(tm
     assert ("error: values.yaml:3: the tag of 'team/helmapp:1.0' comes from the anchor &ver, which is also used by "
             "`appVersion` on line 4, not an image; bumping it would change that too") in res.stderr
     assert remote.head() == head
+
+
+def test_container_bumps_the_compose_template_only_its_services_merge(tmp_path: Path, gitops) -> None:
+    """`x-app: &app {image: ...}` merged into web only was refused with --container web (exit 13, "reads back
+    as ..."); merged into a service left out too, the refusal names that service and the merge key."""
+    compose = "x-app: &app\n  image: team/app:1\n  restart: always\nservices:\n  web:\n    <<: *app\n"
+    remote = make_bare_remote(tmp_path / "remotes", {"compose.yaml": compose})
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:2", "--container", "web"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.show("compose.yaml").decode() == compose.replace("team/app:1", "team/app:2")
+    shared = make_bare_remote(tmp_path / "remotes", {"compose.yaml": compose + "  worker:\n    <<: *app\n"},
+                              name="shared.git")
+    head = shared.head()
+    res = gitops(["bump", "--deploy-repo", shared.url, "--image", "team/app:3", "--container", "web"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 13, res.stderr
+    assert ("error: compose.yaml:2: 'team/app:1' is also the image of service 'worker' (they share it through the "
+            "merge key `<<: *app` on line 8), which --container web excludes") in res.stderr
+    assert shared.head() == head

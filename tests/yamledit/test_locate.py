@@ -176,6 +176,18 @@ services:
     assert by_path[("services", "c", "image")].value == "team/c:3"  # explicit key beats the merge
     d = by_path[("services", "d", "image")]
     assert d.via_alias and d.scalar == by_path[("services", "b", "image")].scalar
+    assert [by_path[("services", s, "image")].through for s in "abcd"] == [  # for messages
+        "the alias *img on line 4", "the merge key `<<` on line 6", None, "the merge key `<<: *common` on line 12"]
+
+
+def test_a_compose_extension_templates_image_is_a_compose_reference_of_no_service():
+    text = "x-app: &app\n  image: team/app:1\nservices:\n  web: {<<: *app}\nx-other: {image: team/b:1}\n"
+    found = refs(text)
+    assert [(r.path, r.kind, r.container, r.template) for r in found] == [
+        (("x-app", "image"), "compose", None, True), (("services", "web", "image"), "compose", "web", False),
+        (("x-other", "image"), "compose", None, True)]
+    assert found[0].scalar == found[1].scalar
+    assert not refs("kind: X\nx-app: {image: team/app:1}\n")[0].template  # not a compose file
 
 
 def test_crlf_and_bom_offsets_index_the_original_string():

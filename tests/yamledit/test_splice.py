@@ -135,7 +135,8 @@ def test_anchored_scalar_is_edited_once():
     text = pod("&i team/app:1", "a") + "  initContainers:\n  - name: b\n    image: *i\n"
     new, changes = bump(text, "team/app:2")
     assert new == text.replace("&i team/app:1", "&i team/app:2") and len(changes) == 1
-    with pytest.raises(VerificationError, match="f.yaml:4: .* of container 'b' .* --container a excludes"):
+    with pytest.raises(VerificationError, match=r"f.yaml:4: 'team/app:1' is also the image of container 'b' "
+                       r"\(they share it through the alias \*i on line 7\), which --container a excludes"):
         bump(text, "team/app:2", container="a")
 
 
@@ -157,6 +158,43 @@ def test_an_anchor_on_a_compose_extension_field_is_bumped():
     text = "x-image: &img team/app:1\nservices:\n  a:\n    image: *img\n  b:\n    image: *img\n"
     new, changes = bump(text, "team/app:2")
     assert new == text.replace("team/app:1", "team/app:2") and len(changes) == 1
+
+
+COMPOSE_TEMPLATE = """\
+x-app: &app
+  image: team/app:1
+  restart: always
+services:
+  web:
+    <<: *app
+  own:
+    image: team/app:1
+"""
+
+
+def test_a_compose_template_merged_into_the_selected_service_only_is_bumped_with_container():
+    """`x-app: &app {image: ...}` merged into web only: it is web's image, and --container web bumps it."""
+    new, changes = bump(COMPOSE_TEMPLATE, "team/app:2", container="web")
+    assert new == COMPOSE_TEMPLATE.replace("  image: team/app:1\n  restart", "  image: team/app:2\n  restart")
+    assert [(c.line, c.kind) for c in changes] == [(2, "compose")]
+    new, _ = bump(COMPOSE_TEMPLATE, "team/app:2", container="own")  # not web's: the template stays
+    assert new == COMPOSE_TEMPLATE.replace("    image: team/app:1\n", "    image: team/app:2\n")
+    aliased = "x-app: &app\n  image: team/app:1\nservices:\n  web: *app\n"
+    assert bump(aliased, "team/app:2", container="web")[0] == aliased.replace(":1", ":2")
+
+
+@pytest.mark.parametrize(("text", "container", "match"), [
+    (COMPOSE_TEMPLATE + "  worker:\n    <<: *app\n", "web",
+     r"f.yaml:2: 'team/app:1' is also the image of service 'worker' \(they share it through the merge key "
+     r"`<<: \*app` on line 10\), which --container web excludes"),
+    ("spec:\n  containers:\n  - &c\n    name: a\n    image: team/app:1\n  - <<: *c\n    name: b\n", "a",
+     r"f.yaml:5: 'team/app:1' is also the image of container 'b' \(they share it through the merge key `<<: \*c` "
+     r"on line 6\), which --container a excludes"),
+], ids=["compose-template", "kubernetes-container"])
+def test_a_value_merged_into_a_service_or_container_that_container_excludes_is_refused(text, container, match):
+    with pytest.raises(VerificationError, match=match) as exc:
+        bump(text, "team/app:2", container=container)
+    assert exc.value.hint and "merge key" in exc.value.hint
 
 
 @pytest.mark.parametrize("crlf", [False, True])
