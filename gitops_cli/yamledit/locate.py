@@ -137,7 +137,9 @@ def _c_loader() -> Any | None:
     refuses a ':' inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML
     1.2, PyYAML, go-yaml (kubectl) and the pure parser read as a string, and any directive other than
     `%YAML` / `%TAG`, which the pure parser ignores as the spec asks; so `parse` retries a text libyaml
-    refuses with the pure parser: results never depend on which parser is installed."""
+    refuses with the pure parser: results never depend on which parser is installed.  The pure parser in
+    turn refuses a tab between tokens inside a line (before a comment, after a value or `:`), which libyaml
+    reads as YAML 1.2 says: see _pure_parse."""
     if os.environ.get("GITOPS_YAML_PARSER") == "python":
         return None
     try:
@@ -335,15 +337,20 @@ def _block_content(text: str, start: int, end: int, value: str) -> tuple[int, in
 class _Parsed:
     """Documents (root nodes), the verifier's event list of one text, and where each anchored scalar is
     used: `uses[id(anchored node)]` = [(the node written there: itself or an alias, its role), ...] with
-    role the mapping key it is the value of, or None (a list item, a key, a document)."""
+    role the mapping key it is the value of, or None (a list item, a key, a document).
 
-    def __init__(self, text: str, pure: bool = False) -> None:
+    source: the text the parser reads, when not text itself: a copy of the same length (see _pure_parse);
+    `spans` then lists each scalar's (start, end, plain), its content without properties or block header."""
+
+    def __init__(self, text: str, pure: bool = False, source: str | None = None) -> None:
         self.text = text
+        self.source = text if source is None else source
         self.offset = 1 if text.startswith("\ufeff") else 0
         self.lines = _Lines(text)
         self.docs: list[_Node | None] = []
         self.events: list[_Event] = []
         self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
+        self.spans: list[tuple[int, int, bool]] | None = None if source is None else []
         self._compose(pure)
 
     def _scalar(self, e: Any, start: int, end: int, flow: bool) -> Scalar:
@@ -371,7 +378,7 @@ class _Parsed:
         anchors: dict[str, _Node] = {}
         stack: list[_Node] = []
         pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
-        body = text[off:] if off else text
+        body = self.source[off:] if off else self.source
         reached = off  # where the events so far end
         try:
             for e in _events(body, pure):
@@ -385,6 +392,11 @@ class _Parsed:
                     node.start, node.end = node.scalar.start, end
                     if node.scalar.style in ("literal", "folded"):  # the node starts at its `|` / `>`
                         node.start = _skip_properties(text, start, end)
+                    if self.spans is not None:
+                        begin = node.start
+                        if node.scalar.style in ("literal", "folded"):  # its content: after the header line
+                            begin = text.find("\n", node.start, end) + 1 or end
+                        self.spans.append((begin, end, node.scalar.style == "plain"))
                     self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
                 elif cls is ev.AliasEvent:
                     node = _Node("A", start, e.start_mark.line + 1, e.start_mark.column + 1, None)
@@ -475,13 +487,71 @@ def parse(text: str) -> _Parsed:
     error = YamlSyntaxError(1, 1, "no YAML parser")
     for pure in (False, True) if _c_loader() is not None else (True,):
         try:
-            return _Parsed(text, pure)
+            return _pure_parse(text) if pure else _Parsed(text)
         except YAMLError as exc:
             error = _syntax_error(exc, text, offset)
         except _ParserFailure as exc:
             line, column = _Lines(text).position(exc.offset)
             error = YamlSyntaxError(line, column, f"the YAML parser failed after this point ({exc})")
     raise error from None
+
+
+# a run of blanks with a tab in it, after something else on its line
+_TAB_RUN = re.compile(r"(?<=[^\s\ufeff])[ \t]*\t[ \t]*")
+_PROPERTY_BEFORE = re.compile(r"(?:^|[\s:\-?,\[{])[&!][^\s]*$")
+
+
+def _separation_tabs(text: str) -> list[tuple[int, int, bool]]:
+    """Runs of blanks with a tab inside a line that, outside a quoted or block scalar, separate tokens:
+    (start, end, before a comment or line end).  Such a run is followed by a comment or the line's end, or
+    comes after a `:` (a value indicator: a plain scalar holds no `:` before a blank), before one, or after
+    an `&anchor` / `!tag`."""
+    runs = []
+    for m in _TAB_RUN.finditer(text):
+        a, b = m.span()
+        after = text[b:b + 2]
+        trailing = after[:1] in ("", "#", "\r", "\n")
+        line_start = max(text.rfind("\n", 0, a), text.rfind("\r", 0, a)) + 1
+        if (trailing or text[a - 1] == ":" or (after[:1] == ":" and after[1:] in ("", " ", "\t", "\r", "\n"))
+                or _PROPERTY_BEFORE.search(text[line_start:a])):
+            runs.append((a, b, trailing))
+    return runs
+
+
+def _pure_parse(text: str) -> _Parsed:
+    """The pure parser's reading of text, the same as libyaml's where a tab separates tokens inside a line.
+
+    YAML 1.2 and libyaml take a tab as separation white space inside a line (before a comment, after a
+    value, after `:`); ruamel's pure-Python scanner refuses it in block context.  When it refuses text, the
+    text is read again from a copy in which each such run of blanks (_separation_tabs) is spaces, one for
+    one, so every offset stays; a run that turns out to lie inside a quoted or block scalar (content: its
+    tab stays), or inside a plain one other than at a line's end, is put back and the copy read again.
+    Raises the YAMLError of the last text read."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return _Parsed(text, pure=True)
+    except YAMLError:
+        if "\t" not in text:
+            raise
+        runs = _separation_tabs(text)
+        if not runs:
+            raise
+    while True:
+        chars = list(text)
+        for a, b, _ in runs:
+            chars[a:b] = " " * (b - a)
+        parsed = _Parsed(text, pure=True, source="".join(chars))
+        assert parsed.spans is not None
+        begins = [start for start, _, _ in parsed.spans]
+        content = set()
+        for run in runs:
+            i = bisect.bisect_right(begins, run[0]) - 1
+            if i >= 0 and run[0] < parsed.spans[i][1] and not (parsed.spans[i][2] and run[2]):
+                content.add(run)
+        if not content:
+            return parsed
+        runs = [run for run in runs if run not in content]
 
 
 # --------------------------------------------------------------------------------------------------

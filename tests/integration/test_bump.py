@@ -615,3 +615,17 @@ def test_container_bumps_the_compose_template_only_its_services_merge(tmp_path: 
     assert ("error: compose.yaml:2: 'team/app:1' is also the image of service 'worker' (they share it through the "
             "merge key `<<: *app` on line 8), which --container web excludes") in res.stderr
     assert shared.head() == head
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_tab_before_a_comment_does_not_skip_a_file(parser: str, tmp_path: Path, gitops) -> None:
+    """libyaml refuses the flow `{..., image: team/app:v1}` (YAML 1.1); the pure parser it falls back to refused
+    the tab before the comment: `warning: pod.yaml:6: skipped (... found character '\\t' ...)`, exit 3."""
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: team/app:v1}]\n"
+           "  restartPolicy: Always\t# tab before comment\n")
+    remote = make_bare_remote(tmp_path / "remotes", {"pod.yaml": pod})
+    env = no_identity_env(tmp_path, **({"GITOPS_YAML_PARSER": "python"} if parser == "python" else {}))
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v2"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert "skipped" not in res.stderr
+    assert remote.show("pod.yaml").decode() == pod.replace("team/app:v1", "team/app:v2")

@@ -87,6 +87,18 @@ def test_plain_flow_value_with_a_colon_stays_plain(parser, monkeypatch):
     assert [(c.line, c.column) for c in changes] == [(3, 22), (4, 22), (5, 26)]
 
 
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_tabs_between_tokens_are_kept_and_read_alike_by_either_parser(parser, monkeypatch):
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = ("spec:\n  containers: [{name: a, image: team/app:v1}]\t# libyaml refuses this line\n"
+            "  initContainers:\n  - name:\tb\n    image:\t'team/app:v1'\t# c\n  restartPolicy: Always\t\n"
+            "image:\n  repository: team/app\n  tag: v1\t# c\n")
+    new, changes = bump(text, "team/app:v2")
+    assert new == text.replace("team/app:v1", "team/app:v2").replace("tag: v1", "tag: v2")
+    assert [(c.line, c.column) for c in changes] == [(2, 33), (5, 12), (9, 8)]
+
+
 @pytest.mark.parametrize(("value", "flow", "colon", "plain"), [
     ("team/app:v2", False, False, True),
     ("team/app:v2", True, True, True),
