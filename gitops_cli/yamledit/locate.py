@@ -5,7 +5,8 @@ pure-Python ruamel parser otherwise or when libyaml refuses the text), composes 
 keeps anchors, aliases and merge keys, and walks it for the places an image reference lives:
 
 - `container`: `image` of an item of `containers` / `initContainers` / `ephemeralContainers`, anywhere;
-- `compose`:   `services.<name>.image` of a docker-compose document;
+- `compose`:   `services.<name>.image` of a docker-compose document, and the `image` of a top-level `x-...`
+               extension field (a template services merge: `<<: *app`; no container name);
 - `image`:     any other mapping key `image` with a scalar value (CRDs, Tekton steps, Helm values strings);
 - `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
@@ -13,7 +14,8 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 
 An `image:` block scalar (`>-`, `|-`) is a reference too; when its value is one line, its span is that
 content line (as for any other scalar), so it can be edited in place.
-Never: values under other keys (args, annotations, labels, ConfigMap data), comments.
+Never: values under other keys (args, annotations, labels, the data of a ConfigMap or Secret wherever it sits:
+a document, a `kind: List` item, an object inside a CRD), comments.
 Offsets are code-point offsets into the original str (a BOM is part of it; CRLF counts as two), so the
 caller can splice `text[start:end]` directly.  Lines and columns are 1-based.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -75,19 +77,30 @@ class Reference:
     column: int
     scalar: Scalar | None = None
     fields: dict[str, Scalar] = field(default_factory=dict)
-    container: str | None = None
+    container: str | None = None  # kind 'compose' without one: a compose `x-...` template's `image:`
     via_alias: bool = False
+    # string form: the alias or merge key through which this `image:` reaches a value written elsewhere
+    # ("the merge key `<<: *app` on line 4"); None when the value is written right there
+    through: str | None = None
     insert_after: int | None = None
     indent: str | None = None
     flow: bool = False
     # map form: field -> key as written ('repo' for 'repository')
     keys: dict[str, str] = field(default_factory=dict)
-    # map form: fields whose value is an alias or comes from a `<<` merge key (shared with other maps)
+    # map form: fields whose value comes from a `<<` merge key (shared with other maps)
     shared: frozenset[str] = frozenset()
     start: int | None = None  # map form: offset of the map node (its anchor, `{`, or first key)
     # string form: why the value cannot be edited in place - its anchor is also used by something that is
     # not a located image (`a: &x team/app:1` + `image: *x`); None when it can
     conflict: str | None = None
+    # map form: the same, per field (role -> why) - a field whose anchor is also used by something other than
+    # that field of a map naming the same image (`tag: &v "1"` + `appVersion: *v`)
+    field_conflicts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def template(self) -> bool:
+        """A compose `x-...` extension field's `image:`: the image of the services that merge or alias it."""
+        return self.kind == "compose" and self.container is None
 
     @property
     def name(self) -> str | None:
@@ -124,7 +137,9 @@ def _c_loader() -> Any | None:
     refuses a ':' inside a plain scalar in a flow collection (`{image: team/app:v1}`, `[a:b]`), which YAML
     1.2, PyYAML, go-yaml (kubectl) and the pure parser read as a string, and any directive other than
     `%YAML` / `%TAG`, which the pure parser ignores as the spec asks; so `parse` retries a text libyaml
-    refuses with the pure parser: results never depend on which parser is installed."""
+    refuses with the pure parser: results never depend on which parser is installed.  The pure parser in
+    turn refuses a tab between tokens inside a line (before a comment, after a value or `:`), which libyaml
+    reads as YAML 1.2 says: see _pure_parse."""
     if os.environ.get("GITOPS_YAML_PARSER") == "python":
         return None
     try:
@@ -152,7 +167,20 @@ class _Node:
         self.target: _Node | None = None
 
 
-_Pair = tuple[str, _Node, _Node, bool]  # key, key node, value node, reached through a merge key
+@dataclass(frozen=True)
+class _Merge:
+    """Where a merged pair comes from: the `<<` key and the item of its value (an alias, or a mapping)."""
+
+    key: _Node
+    item: _Node
+
+    def describe(self) -> str:
+        alias = f": *{self.item.target.anchor}" if self.item.kind == "A" and self.item.target is not None else ""
+        return f"the merge key `<<{alias}` on line {self.key.line}"
+
+
+# key, key node, value node, and the merge it comes from (None: written in the mapping itself)
+_Pair = tuple[str, _Node, _Node, _Merge | None]
 
 
 @dataclass
@@ -312,15 +340,20 @@ def _block_content(text: str, start: int, end: int, value: str) -> tuple[int, in
 class _Parsed:
     """Documents (root nodes), the verifier's event list of one text, and where each anchored scalar is
     used: `uses[id(anchored node)]` = [(the node written there: itself or an alias, its role), ...] with
-    role the mapping key it is the value of, or None (a list item, a key, a document)."""
+    role the mapping key it is the value of, or None (a list item, a key, a document).
 
-    def __init__(self, text: str, pure: bool = False) -> None:
+    source: the text the parser reads, when not text itself: a copy of the same length (see _pure_parse);
+    `spans` then lists each scalar's (start, end, plain), its content without properties or block header."""
+
+    def __init__(self, text: str, pure: bool = False, source: str | None = None) -> None:
         self.text = text
+        self.source = text if source is None else source
         self.offset = 1 if text.startswith("\ufeff") else 0
         self.lines = _Lines(text)
         self.docs: list[_Node | None] = []
         self.events: list[_Event] = []
         self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
+        self.spans: list[tuple[int, int, bool]] | None = None if source is None else []
         self._compose(pure)
 
     def _scalar(self, e: Any, start: int, end: int, flow: bool) -> Scalar:
@@ -348,7 +381,7 @@ class _Parsed:
         anchors: dict[str, _Node] = {}
         stack: list[_Node] = []
         pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
-        body = text[off:] if off else text
+        body = self.source[off:] if off else self.source
         reached = off  # where the events so far end
         try:
             for e in _events(body, pure):
@@ -362,6 +395,11 @@ class _Parsed:
                     node.start, node.end = node.scalar.start, end
                     if node.scalar.style in ("literal", "folded"):  # the node starts at its `|` / `>`
                         node.start = _skip_properties(text, start, end)
+                    if self.spans is not None:
+                        begin = node.start
+                        if node.scalar.style in ("literal", "folded"):  # its content: after the header line
+                            begin = text.find("\n", node.start, end) + 1 or end
+                        self.spans.append((begin, end, node.scalar.style == "plain"))
                     self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
                 elif cls is ev.AliasEvent:
                     node = _Node("A", start, e.start_mark.line + 1, e.start_mark.column + 1, None)
@@ -452,7 +490,7 @@ def parse(text: str) -> _Parsed:
     error = YamlSyntaxError(1, 1, "no YAML parser")
     for pure in (False, True) if _c_loader() is not None else (True,):
         try:
-            return _Parsed(text, pure)
+            return _pure_parse(text) if pure else _Parsed(text)
         except YAMLError as exc:
             error = _syntax_error(exc, text, offset)
         except _ParserFailure as exc:
@@ -461,9 +499,72 @@ def parse(text: str) -> _Parsed:
     raise error from None
 
 
+# a run of blanks with a tab in it, after something else on its line
+_TAB_RUN = re.compile(r"(?<=[^\s\ufeff])[ \t]*\t[ \t]*")
+_PROPERTY_BEFORE = re.compile(r"(?:^|[\s:\-?,\[{])[&!][^\s]*$")
+
+
+def _separation_tabs(text: str) -> list[tuple[int, int, bool]]:
+    """Runs of blanks with a tab inside a line that, outside a quoted or block scalar, separate tokens:
+    (start, end, before a comment or line end).  Such a run is followed by a comment or the line's end, or
+    comes after a `:` (a value indicator: a plain scalar holds no `:` before a blank), before one, or after
+    an `&anchor` / `!tag`."""
+    runs = []
+    for m in _TAB_RUN.finditer(text):
+        a, b = m.span()
+        after = text[b:b + 2]
+        trailing = after[:1] in ("", "#", "\r", "\n")
+        line_start = max(text.rfind("\n", 0, a), text.rfind("\r", 0, a)) + 1
+        if (trailing or text[a - 1] == ":" or (after[:1] == ":" and after[1:] in ("", " ", "\t", "\r", "\n"))
+                or _PROPERTY_BEFORE.search(text[line_start:a])):
+            runs.append((a, b, trailing))
+    return runs
+
+
+def _pure_parse(text: str) -> _Parsed:
+    """The pure parser's reading of text, the same as libyaml's where a tab separates tokens inside a line.
+
+    YAML 1.2 and libyaml take a tab as separation white space inside a line (before a comment, after a
+    value, after `:`); ruamel's pure-Python scanner refuses it in block context.  When it refuses text, the
+    text is read again from a copy in which each such run of blanks (_separation_tabs) is spaces, one for
+    one, so every offset stays; a run that turns out to lie inside a quoted or block scalar (content: its
+    tab stays), or inside a plain one other than at a line's end, is put back and the copy read again.
+    Raises the YAMLError of the last text read."""
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return _Parsed(text, pure=True)
+    except YAMLError:
+        if "\t" not in text:
+            raise
+        runs = _separation_tabs(text)
+        if not runs:
+            raise
+    while True:
+        chars = list(text)
+        for a, b, _ in runs:
+            chars[a:b] = " " * (b - a)
+        parsed = _Parsed(text, pure=True, source="".join(chars))
+        assert parsed.spans is not None
+        begins = [start for start, _, _ in parsed.spans]
+        content = set()
+        for run in runs:
+            i = bisect.bisect_right(begins, run[0]) - 1
+            if i >= 0 and run[0] < parsed.spans[i][1] and not (parsed.spans[i][2] and run[2]):
+                content.add(run)
+        if not content:
+            return parsed
+        runs = [run for run in runs if run not in content]
+
+
 # --------------------------------------------------------------------------------------------------
 # Walking: nodes -> references
 # --------------------------------------------------------------------------------------------------
+
+def _alias(node: _Node) -> str:
+    """An alias node as messages name it."""
+    return f"the alias *{node.target.anchor if node.target is not None else '?'} on line {node.line}"
+
 
 def _deref(node: _Node | None) -> tuple[_Node | None, bool]:
     if node is not None and node.kind == "A":
@@ -476,30 +577,28 @@ def _key(node: _Node) -> str | None:
 
 
 def _pairs(node: _Node, budget: list[int]) -> list[_Pair]:
-    """(key, key node, value node, reached through a merge key), `<<` merges resolved; explicit keys win."""
+    """(key, key node, value node, the merge it comes from), `<<` merges resolved; explicit keys win."""
     out: list[_Pair] = []
-    merges: list[_Node] = []
+    merges: list[tuple[_Node, _Merge]] = []
     seen: set[str] = set()
     for k, v in node.items:
         name = _key(k)
         if name == "<<" and k.scalar is not None and k.scalar.style == "plain":
             target, _ = _deref(v)
-            if target is not None and target.kind == "Q":
-                merges.extend(t for t in (_deref(i)[0] for i in target.items) if t is not None)
-            elif target is not None:
-                merges.append(target)
+            items = target.items if target is not None and target.kind == "Q" else [v]
+            merges.extend((t, _Merge(k, i)) for i in items for t in [_deref(i)[0]] if t is not None)
             continue
         if name is not None:
             seen.add(name)
-            out.append((name, k, v, False))
-    for m in merges:
+            out.append((name, k, v, None))
+    for m, merge in merges:
         if m.kind != "M" or budget[0] <= 0:
             continue
         budget[0] -= len(m.items)
         for name, k, v, _ in _pairs(m, budget):
             if name not in seen:
                 seen.add(name)
-                out.append((name, k, v, True))
+                out.append((name, k, v, merge))
     return out
 
 
@@ -553,15 +652,25 @@ class _Walk:
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
         self.anchored: list[tuple[int, _Node, _Node]] = []  # (index in refs, anchored scalar, node written)
+        self.through: list[_Node | _Merge] = []  # the aliases and merge keys walked through to here (innermost last)
+        self.field_sites: dict[int, list[tuple[int, str]]] = {}  # id() of a node written at a map field: [(ref, role)]
+        self.anchored_fields: list[tuple[int, str, _Node, _Node]] = []  # (ref, role, anchored scalar, node written)
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
             self.doc = i
             self._document(root)
         for index, target, written in self.anchored:
-            conflict = self._conflict(target, written)
+            conflict = self._conflict(target, written, lambda node: id(node) in self.sites)
             if conflict is not None:
                 self.refs[index] = replace(self.refs[index], conflict=conflict)
+        field_conflicts: dict[int, dict[str, str]] = {}
+        for index, role, target, written in self.anchored_fields:
+            conflict = self._field_conflict(index, role, target, written)
+            if conflict is not None:
+                field_conflicts.setdefault(index, {})[role] = conflict
+        for index, conflicts in field_conflicts.items():
+            self.refs[index] = replace(self.refs[index], field_conflicts=conflicts)
         self.refs.sort(key=lambda r: (r.doc, r.line, r.column))
         return self.refs
 
@@ -573,21 +682,37 @@ class _Walk:
         return YamlSyntaxError(node.line, node.column, f"nested more than {_MAX_DEPTH} levels deep; "
                                                        "not searched for image references")
 
-    def _conflict(self, target: _Node, written: _Node) -> str | None:
-        """Why editing an anchored scalar for this `image:` would change something else; None if it would not.
+    def _conflict(self, target: _Node, written: _Node, fine: Callable[[_Node], bool],
+                  extension: bool = True) -> str | None:
+        """Why editing an anchored scalar for this reference would change something else; None if it would not.
 
-        Fine: every use of the anchor is a located `image:` string, or the anchor is set on an `x-...` key
-        (a compose extension field: a value kept only to be aliased)."""
+        Fine: every use of the anchor is a node `fine` accepts (a located `image:` string; the same field of a
+        map naming the same image), or (`extension`) the anchor is set on an `x-...` key (a compose extension
+        field: a value kept only to be aliased)."""
         others = [(node, role) for node, role in self.parsed.uses.get(id(target), [])
-                  if id(node) not in self.sites and not (node is target and (role or "").startswith("x-"))]
+                  if not fine(node) and not (extension and node is target and (role or "").startswith("x-"))]
         if not others:
             return None
         node, role = others[0]
-        what = f"`{role}`" if role is not None else "a list item or key"
         how = "is set on" if node is target else "is also used by"
         where = f" (written as *{target.anchor} on line {written.line})" if written is not target else ""
-        return (f"comes from the anchor &{target.anchor}{where}, which {how} {what} on line {node.line}, "
-                "not an image; bumping it would change that too")
+        sites = self.field_sites.get(id(node))
+        if sites:  # a field of another image's map
+            what = f"the `{role}` of {self.refs[sites[0][0]].value!r} on line {node.line}"
+        else:
+            what = (f"`{role}`" if role is not None else "a list item or key") + f" on line {node.line}, not an image"
+        return f"comes from the anchor &{target.anchor}{where}, which {how} {what}; bumping it would change that too"
+
+    def _field_conflict(self, index: int, role: str, target: _Node, written: _Node) -> str | None:
+        """_conflict for a field of a map reference: fine where the anchor is only used by that same field of
+        maps naming the same image (they all get the same new value)."""
+        ref = self.refs[index]
+
+        def fine(node: _Node) -> bool:
+            return any(r == role and self.refs[i].kind == ref.kind and self.refs[i].name == ref.name
+                       for i, r in self.field_sites.get(id(node), ()))
+
+        return self._conflict(target, written, fine, extension=False)
 
     def _document(self, root: _Node | None) -> None:
         if root is None or root.kind != "M":
@@ -620,10 +745,12 @@ class _Walk:
             if target is None or id(target) in self.active or self.budget[0] <= 0:
                 return
             self.active.add(id(target))
+            self.through.append(node)
             try:
                 self._node(target, path, True, depth + 1)
             finally:
                 self.active.discard(id(target))
+                self.through.pop()
             return
         if via:
             self.budget[0] -= 1
@@ -642,21 +769,28 @@ class _Walk:
         if self.kustomization and (path == () or (path == ("spec",) and self.root_kind == "Kustomization")):
             self._kustomize_images(values.get("images"), (*path, "images"), via)
             skip |= _KUSTOMIZATION_SKIP
-        if path == () and self.root_kind in ("ConfigMap", "Secret"):
+        kind = _string_scalar(_deref(values.get("kind"))[0])
+        if kind is not None and kind.value in ("ConfigMap", "Secret"):  # a document, a `kind: List` item, ...
             skip |= {"data", "stringData", "binaryData"}
         parent_key = path[-1] if path and isinstance(path[-1], str) else None
         consumed = self._helm_map(node, values, pairs, path, parent_key, via)
         skip |= consumed
-        for name, _, value, merged in pairs:
+        for name, _, value, merge in pairs:
             if name in skip or name in _SKIP_KEYS:
                 continue
             target, aliased = _deref(value)
             if target is None:
                 continue
-            if name == "image" and target.kind == "S":
-                self._image_string(values, value, target, (*path, name), via or merged or aliased)
-            elif target.kind in "MQ":
-                self._node(value, (*path, name), via or merged, depth + 1)
+            if merge is not None:
+                self.through.append(merge)
+            try:
+                if name == "image" and target.kind == "S":
+                    self._image_string(values, value, target, (*path, name), via or merge is not None or aliased)
+                elif target.kind in "MQ":
+                    self._node(value, (*path, name), via or merge is not None, depth + 1)
+            finally:
+                if merge is not None:
+                    self.through.pop()
 
     def _image_string(self, values: dict[str, _Node], written: _Node, value: _Node,
                       path: tuple[str | int, ...], via: bool) -> None:
@@ -671,14 +805,18 @@ class _Walk:
             container = name.value if name is not None else None
         elif self.compose and len(path) == 3 and path[0] == "services":
             kind, container = "compose", str(path[1])
+        elif self.compose and len(path) == 2 and str(path[0]).startswith("x-"):
+            kind = "compose"  # an extension field's template (`x-app: &app {image: ...}`), merged into services
         else:
             kind = "image"
         self.sites.add(id(written))
         if value.anchor is not None:
             self.anchored.append((len(self.refs), value, written))
+        link = written if written.kind == "A" else self.through[-1] if self.through else None
+        through = link.describe() if isinstance(link, _Merge) else _alias(link) if link is not None else None
         self.refs.append(Reference(kind=kind, form="string", value=scalar.value, doc=self.doc, path=path,
                                    line=scalar.line, column=scalar.column, scalar=scalar, container=container,
-                                   via_alias=via))
+                                   via_alias=via, through=through))
 
     def _kustomize_images(self, images: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
         images, aliased = _deref(images)
@@ -714,16 +852,24 @@ class _Walk:
         line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
             (first_key.line, first_key.column)
         insert_after, indent = self._insertion_point(node, pairs)
-        by_key = {name: (v, merged) for name, _, v, merged in pairs}
-        shared = frozenset(role for role, key in keys.items()
-                           if key in by_key and (by_key[key][1] or by_key[key][0].kind == "A"))
+        by_key = {name: (v, merge) for name, _, v, merge in pairs}
+        shared = frozenset(role for role, key in keys.items() if key in by_key and by_key[key][1] is not None)
+        index = len(self.refs)
+        for role, key in keys.items():
+            if role not in fields or key not in by_key:
+                continue
+            written = by_key[key][0]
+            target = _deref(written)[0]
+            self.field_sites.setdefault(id(written), []).append((index, role))
+            if target is not None and target.anchor is not None:
+                self.anchored_fields.append((index, role, target, written))
         self.refs.append(Reference(
             kind=kind, form="map", value=compose_map_value(kind, _field_values(fields)), doc=self.doc,
             path=path, line=line, column=column, fields=fields, via_alias=via, insert_after=insert_after,
             indent=indent, flow=node.flow, keys=keys, shared=shared, start=node.start))
 
     def _insertion_point(self, node: _Node, pairs: list[_Pair]) -> tuple[int | None, str | None]:
-        own = [(k, v) for _, k, v, merged in pairs if not merged]
+        own = [(k, v) for _, k, v, merge in pairs if merge is None]
         if not own:
             return None, None
         last_key, last_value = own[-1]

@@ -292,10 +292,14 @@ def _plan_map(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
     for role, new in sets.items():
         if role in ref.shared:
             raise VerificationError(
-                f"{plan.where(ref.line)}: the {role} of {ref.value!r} comes from a YAML alias or merge key "
+                f"{plan.where(ref.line)}: the {role} of {ref.value!r} comes from a YAML merge key "
                 "shared with other entries", hint="edit this entry by hand once, then bump again")
         key = tag_key if role == tag_role else digest_key
         scalar = ref.fields.get(role)
+        conflict = ref.field_conflicts.get(role)
+        if conflict is not None and scalar is not None:
+            raise VerificationError(f"{plan.where(scalar.line)}: the {key} of {ref.value!r} {conflict}",
+                                    hint="give this image its own value instead of the alias, then bump again")
         if scalar is None:
             _insert_field(plan, text, ref, key, new)
         else:
@@ -331,7 +335,9 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
             current, target = found
             new = _string_value(plan, ref, current, target)
             _set_scalar(plan, text, ref, ref.scalar, new, None)
-            plan.expected[(ref.doc, ref.path)] = new
+            for other in refs:  # itself, and every `image:` (or compose template) sharing its value
+                if other.form == "string" and other.scalar == ref.scalar:
+                    plan.expected[(other.doc, other.path)] = new
         else:
             name = ref.name
             found = _match(name, targets) if name else None
@@ -341,15 +347,25 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
 
 
 def _check_excluded_aliases(plan: _Plan, refs: list[Reference], ref: Reference, container: str | None) -> None:
-    """Refuse to edit an anchored value that --container excludes at another `image:` (through an alias)."""
-    if container is None or ref.scalar is None or ref.scalar.anchor is None:
+    """Refuse to edit a value that --container excludes at another `image:` (through an alias or a `<<` merge
+    key).  A compose `x-...` template is no such other: it is the image of the services that use it."""
+    if container is None or ref.scalar is None:
         return
     for other in refs:
-        if other.form == "string" and other.scalar == ref.scalar and other.container != container:
-            raise VerificationError(
-                f"{plan.where(ref.line)}: {ref.value!r} is anchored as &{ref.scalar.anchor} and also the image "
-                f"of container {other.container!r} (through an alias), which --container {container} excludes",
-                hint="give each container its own value instead of the alias, or bump without --container")
+        if other.form != "string" or other.scalar != ref.scalar or other.container == container or other.template:
+            continue
+        if other.kind == "compose":
+            whose = f"service {other.container!r}"
+        elif other.kind == "container":
+            whose = f"container {other.container!r}" if other.container is not None else "a container with no name"
+        else:
+            whose = f"the `image:` at {'.'.join(map(str, other.path))}"
+        through = other.through or ref.through
+        how = f" (they share it through {through})" if through else ""
+        raise VerificationError(
+            f"{plan.where(ref.line)}: {ref.value!r} is also the image of {whose}{how}, "
+            f"which --container {container} excludes",
+            hint="give each its own value instead of the alias or merge key, or bump without --container")
 
 
 def _dedupe(plan: _Plan) -> tuple[list[_Planned], list[Change]]:

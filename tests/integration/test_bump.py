@@ -583,3 +583,49 @@ def test_a_file_name_with_control_characters_is_shown_escaped_and_quoted(tmp_pat
     assert shown in res.stderr.splitlines() and "\x1b" not in res.stderr
     assert res.stdout.strip() == remote.head()
     assert remote.show(ODD_NAME) == f"image: {ODD_IMAGE}:new1234\n".encode()
+
+
+def test_an_anchored_tag_another_value_uses_is_refused_and_nothing_is_written(tmp_path: Path, gitops) -> None:
+    """A Helm `tag: &ver` that `appVersion: *ver` also uses was bumped (exit 0), changing appVersion too."""
+    values = 'image:\n  repository: team/helmapp\n  tag: &ver "1.0"\nappVersion: *ver\n'
+    remote = make_bare_remote(tmp_path / "remotes", {"values.yaml": values})
+    head = remote.head()
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/helmapp:2.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 13, res.stderr
+    assert ("error: values.yaml:3: the tag of 'team/helmapp:1.0' comes from the anchor &ver, which is also used by "
+            "`appVersion` on line 4, not an image; bumping it would change that too") in res.stderr
+    assert remote.head() == head
+
+
+def test_container_bumps_the_compose_template_only_its_services_merge(tmp_path: Path, gitops) -> None:
+    """`x-app: &app {image: ...}` merged into web only was refused with --container web (exit 13, "reads back
+    as ..."); merged into a service left out too, the refusal names that service and the merge key."""
+    compose = "x-app: &app\n  image: team/app:1\n  restart: always\nservices:\n  web:\n    <<: *app\n"
+    remote = make_bare_remote(tmp_path / "remotes", {"compose.yaml": compose})
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:2", "--container", "web"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.show("compose.yaml").decode() == compose.replace("team/app:1", "team/app:2")
+    shared = make_bare_remote(tmp_path / "remotes", {"compose.yaml": compose + "  worker:\n    <<: *app\n"},
+                              name="shared.git")
+    head = shared.head()
+    res = gitops(["bump", "--deploy-repo", shared.url, "--image", "team/app:3", "--container", "web"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 13, res.stderr
+    assert ("error: compose.yaml:2: 'team/app:1' is also the image of service 'worker' (they share it through the "
+            "merge key `<<: *app` on line 8), which --container web excludes") in res.stderr
+    assert shared.head() == head
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_tab_before_a_comment_does_not_skip_a_file(parser: str, tmp_path: Path, gitops) -> None:
+    """libyaml refuses the flow `{..., image: team/app:v1}` (YAML 1.1); the pure parser it falls back to refused
+    the tab before the comment: `warning: pod.yaml:6: skipped (... found character '\\t' ...)`, exit 3."""
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: a, image: team/app:v1}]\n"
+           "  restartPolicy: Always\t# tab before comment\n")
+    remote = make_bare_remote(tmp_path / "remotes", {"pod.yaml": pod})
+    env = no_identity_env(tmp_path, **({"GITOPS_YAML_PARSER": "python"} if parser == "python" else {}))
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v2"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert "skipped" not in res.stderr
+    assert remote.show("pod.yaml").decode() == pod.replace("team/app:v1", "team/app:v2")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops_cli.yamledit import YamlSyntaxError, locate
-from gitops_cli.yamledit.locate import parse
+from gitops_cli.yamledit.locate import _Parsed, parse
 
 
 def refs(text: str, **kw):
@@ -81,6 +81,32 @@ spec:
     assert span(text, ref.scalar) == "team/app:1"
 
 
+def test_configmap_and_secret_data_are_never_references_wherever_the_object_sits():
+    text = """\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  data: {image: team/app:1}
+- apiVersion: v1
+  kind: Secret
+  stringData:
+    image: team/app:1
+- apiVersion: example.com/v1
+  kind: Bundle
+  spec:
+    objects:
+    - kind: ConfigMap
+      data:
+        image: team/app:1
+    - kind: Pod
+      spec:
+        containers: [{name: a, image: team/app:1}]
+"""
+    assert [(r.line, r.container) for r in refs(text)] == [(20, "a")]
+
+
 @pytest.mark.parametrize(("block", "value", "one_line"), [
     ("|\n  team/app:1\n", "team/app:1\n", True),           # clip: ends in a line break (not a valid image)
     (">-  # c\n  team/app:1  \n\n", "team/app:1  ", True),  # a header comment, trailing spaces, blank lines
@@ -150,6 +176,18 @@ services:
     assert by_path[("services", "c", "image")].value == "team/c:3"  # explicit key beats the merge
     d = by_path[("services", "d", "image")]
     assert d.via_alias and d.scalar == by_path[("services", "b", "image")].scalar
+    assert [by_path[("services", s, "image")].through for s in "abcd"] == [  # for messages
+        "the alias *img on line 4", "the merge key `<<` on line 6", None, "the merge key `<<: *common` on line 12"]
+
+
+def test_a_compose_extension_templates_image_is_a_compose_reference_of_no_service():
+    text = "x-app: &app\n  image: team/app:1\nservices:\n  web: {<<: *app}\nx-other: {image: team/b:1}\n"
+    found = refs(text)
+    assert [(r.path, r.kind, r.container, r.template) for r in found] == [
+        (("x-app", "image"), "compose", None, True), (("services", "web", "image"), "compose", "web", False),
+        (("x-other", "image"), "compose", None, True)]
+    assert found[0].scalar == found[1].scalar
+    assert not refs("kind: X\nx-app: {image: team/app:1}\n")[0].template  # not a compose file
 
 
 def test_crlf_and_bom_offsets_index_the_original_string():
@@ -269,6 +307,63 @@ def test_a_text_neither_parser_reads_reports_the_pure_parsers_position(parser, m
         monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
     result = locate("a: {image: team/app:v1}\nb: [x, {y: z]\n")
     assert result.error is not None and (result.error.line, result.error.column) == (2, 13)  # libyaml: 1, 20
+
+
+TABS = """\
+spec:
+  containers:
+  - name: a\t# a tab before a comment
+    image: team/app:1\t# and after a value
+  - name:\tb
+    image:\t'team/app:1'\t
+  - name: c
+    image: &i\tteam/app:1
+    args: ["a:\tb", 'c\t# d', "e\\\t
+      f"]\t# a tab inside a quoted scalar is content
+    command:\t|
+      g:\th\t
+  initContainers: [{name: d,\timage: *i}]\t
+image:
+  repository\t: team/app
+  tag: !!str\tv1\t\t# c
+"""
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_tabs_that_separate_tokens_inside_a_line_parse_whichever_parser_is_installed(parser, monkeypatch):
+    """YAML 1.2 and libyaml take a tab as separation white space inside a line (before a comment, after a value,
+    around `:`, after an anchor or tag); ruamel's pure-Python parser refused them (a file skipped with
+    GITOPS_YAML_PARSER=python, or when libyaml refuses it for another reason).  A tab that is content stays."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    found = refs(TABS)
+    assert [(r.container, r.value, r.line, r.column) for r in found] == [
+        ("a", "team/app:1", 4, 12), ("b", "team/app:1", 6, 12), ("c", "team/app:1", 8, 15),
+        ("d", "team/app:1", 8, 15), (None, "team/app:v1", 15, 3)]
+    assert span(TABS, found[1].scalar) == "'team/app:1'" and span(TABS, found[4].fields["tag"]) == "v1"
+    scalars = [e.value for e in parse(TABS).events if e.kind == "S"]
+    assert ["a:\tb", "c\t# d", "e\t f", "g:\th\t\n"] == [v for v in scalars if "\t" in v]
+    events = [(e.kind, e.start, e.value, e.style, e.anchor) for e in parse(TABS).events]
+    monkeypatch.delenv("GITOPS_YAML_PARSER", raising=False)
+    assert events == [(e.kind, e.start, e.value, e.style, e.anchor) for e in _Parsed(TABS).events]  # libyaml's
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_text_libyaml_refuses_with_a_tab_before_a_comment_is_read(parser, monkeypatch):
+    """libyaml refuses the flow `{..., image: team/app:v1}`; the pure parser it falls back to refused the tab."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = "spec:\n  containers: [{name: a, image: team/app:v1}]\n  restartPolicy: Always\t# tab before comment\n"
+    assert [(r.container, r.value, r.column) for r in refs(text)] == [("a", "team/app:v1", 33)]
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+@pytest.mark.parametrize("text", ["-\ta\n", "x: y\n\t# c\n", "x: |+\n  a\n\t\ny: 1\n"])
+def test_a_tab_libyaml_refuses_is_refused_by_either_parser(parser, text, monkeypatch):
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    with pytest.raises(YamlSyntaxError, match=r"found character '\\t'"):
+        parse(text)
 
 
 def _nested(depth: int, leaf: str) -> str:

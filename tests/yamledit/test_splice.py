@@ -87,6 +87,18 @@ def test_plain_flow_value_with_a_colon_stays_plain(parser, monkeypatch):
     assert [(c.line, c.column) for c in changes] == [(3, 22), (4, 22), (5, 26)]
 
 
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_tabs_between_tokens_are_kept_and_read_alike_by_either_parser(parser, monkeypatch):
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = ("spec:\n  containers: [{name: a, image: team/app:v1}]\t# libyaml refuses this line\n"
+            "  initContainers:\n  - name:\tb\n    image:\t'team/app:v1'\t# c\n  restartPolicy: Always\t\n"
+            "image:\n  repository: team/app\n  tag: v1\t# c\n")
+    new, changes = bump(text, "team/app:v2")
+    assert new == text.replace("team/app:v1", "team/app:v2").replace("tag: v1", "tag: v2")
+    assert [(c.line, c.column) for c in changes] == [(2, 33), (5, 12), (9, 8)]
+
+
 @pytest.mark.parametrize(("value", "flow", "colon", "plain"), [
     ("team/app:v2", False, False, True),
     ("team/app:v2", True, True, True),
@@ -135,7 +147,8 @@ def test_anchored_scalar_is_edited_once():
     text = pod("&i team/app:1", "a") + "  initContainers:\n  - name: b\n    image: *i\n"
     new, changes = bump(text, "team/app:2")
     assert new == text.replace("&i team/app:1", "&i team/app:2") and len(changes) == 1
-    with pytest.raises(VerificationError, match="f.yaml:4: .* of container 'b' .* --container a excludes"):
+    with pytest.raises(VerificationError, match=r"f.yaml:4: 'team/app:1' is also the image of container 'b' "
+                       r"\(they share it through the alias \*i on line 7\), which --container a excludes"):
         bump(text, "team/app:2", container="a")
 
 
@@ -157,6 +170,43 @@ def test_an_anchor_on_a_compose_extension_field_is_bumped():
     text = "x-image: &img team/app:1\nservices:\n  a:\n    image: *img\n  b:\n    image: *img\n"
     new, changes = bump(text, "team/app:2")
     assert new == text.replace("team/app:1", "team/app:2") and len(changes) == 1
+
+
+COMPOSE_TEMPLATE = """\
+x-app: &app
+  image: team/app:1
+  restart: always
+services:
+  web:
+    <<: *app
+  own:
+    image: team/app:1
+"""
+
+
+def test_a_compose_template_merged_into_the_selected_service_only_is_bumped_with_container():
+    """`x-app: &app {image: ...}` merged into web only: it is web's image, and --container web bumps it."""
+    new, changes = bump(COMPOSE_TEMPLATE, "team/app:2", container="web")
+    assert new == COMPOSE_TEMPLATE.replace("  image: team/app:1\n  restart", "  image: team/app:2\n  restart")
+    assert [(c.line, c.kind) for c in changes] == [(2, "compose")]
+    new, _ = bump(COMPOSE_TEMPLATE, "team/app:2", container="own")  # not web's: the template stays
+    assert new == COMPOSE_TEMPLATE.replace("    image: team/app:1\n", "    image: team/app:2\n")
+    aliased = "x-app: &app\n  image: team/app:1\nservices:\n  web: *app\n"
+    assert bump(aliased, "team/app:2", container="web")[0] == aliased.replace(":1", ":2")
+
+
+@pytest.mark.parametrize(("text", "container", "match"), [
+    (COMPOSE_TEMPLATE + "  worker:\n    <<: *app\n", "web",
+     r"f.yaml:2: 'team/app:1' is also the image of service 'worker' \(they share it through the merge key "
+     r"`<<: \*app` on line 10\), which --container web excludes"),
+    ("spec:\n  containers:\n  - &c\n    name: a\n    image: team/app:1\n  - <<: *c\n    name: b\n", "a",
+     r"f.yaml:5: 'team/app:1' is also the image of container 'b' \(they share it through the merge key `<<: \*c` "
+     r"on line 6\), which --container a excludes"),
+], ids=["compose-template", "kubernetes-container"])
+def test_a_value_merged_into_a_service_or_container_that_container_excludes_is_refused(text, container, match):
+    with pytest.raises(VerificationError, match=match) as exc:
+        bump(text, "team/app:2", container=container)
+    assert exc.value.hint and "merge key" in exc.value.hint
 
 
 @pytest.mark.parametrize("crlf", [False, True])
@@ -346,8 +396,44 @@ def test_already_up_to_date_and_no_match_return_identical_text():
 def test_shared_helm_tag_through_merge_key_is_refused():
     text = "defaults: &d\n  tag: '1'\na:\n  <<: *d\n  repository: team/a\n" \
         "b:\n  <<: *d\n  repository: team/b\n"
-    with pytest.raises(VerificationError, match="alias or merge"):
+    with pytest.raises(VerificationError, match="merge key shared with other entries"):
         bump(text, "team/a:2")
+
+
+HELM_SHARED = 'image:\n  repository: team/app\n  tag: &ver "1.0"\nappVersion: *ver\nenv:\n  VERSION: *ver\n'
+KUSTOMIZE_SHARED = ("kind: Kustomization\nimages:\n- name: team/app\n  newTag: &v v1\n"
+                    "labels:\n- pairs:\n    app.kubernetes.io/version: *v\n")
+
+
+@pytest.mark.parametrize(("text", "image", "match"), [
+    (HELM_SHARED, "team/app:2.0", r"f.yaml:3: the tag of 'team/app:1.0' comes from the anchor &ver, which is also "
+                                  r"used by `appVersion` on line 4, not an image; bumping it would change that too"),
+    (KUSTOMIZE_SHARED, "team/app:v2", r"f.yaml:4: the newTag of 'team/app:v1' comes from the anchor &v, which is "
+                                      r"also used by `app.kubernetes.io/version` on line 7, not an image"),
+    (f"image:\n  repository: team/app\n  tag: v1\n  digest: &d {D1}\nchecksum: *d\n", f"team/app:v1@{D2}",
+     r"f.yaml:4: the digest of .* &d, which is also used by `checksum` on line 5"),
+    ('version: &v "1.0"\nimage:\n  repository: team/app\n  tag: *v\n', "team/app:2",
+     r"f.yaml:1: the tag of 'team/app:1.0' comes from the anchor &v \(written as \*v on line 4\), which is set on "
+     r"`version` on line 1, not an image"),
+    ('a:\n  repository: team/a\n  tag: &v "1"\nb:\n  repository: team/b\n  tag: *v\n', "team/a:2",
+     r"f.yaml:3: the tag of 'team/a:1' .* which is also used by the `tag` of 'team/b:1' on line 6"),
+], ids=["helm-appVersion", "kustomize-label", "digest", "alias-of-another-value", "tag-of-another-image"])
+def test_an_anchored_map_field_also_used_by_another_value_is_refused(text, image, match):
+    """A Helm `tag:` / kustomize `newTag:` (or digest) whose anchor another value uses: bumping it would change
+    that value too (appVersion, a label): refused, naming the file and line, as for an `image:` string."""
+    with pytest.raises(VerificationError, match=match) as exc:
+        bump(text, image)
+    assert exc.value.hint and "alias" in exc.value.hint
+
+
+def test_an_anchored_map_field_used_only_by_the_same_field_of_the_same_image_is_bumped_once():
+    text = ('a:\n  repository: team/app\n  tag: &v "1"\nb:\n  repository: team/app\n  tag: *v\n---\n'
+            "kind: Kustomization\nimages:\n- name: x\n  newName: team/app\n  newTag: &t '1'\n"
+            "- name: y\n  newName: team/app\n  newTag: *t\n")
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace('&v "1"', '&v "2"').replace("&t '1'", "&t '2'") and len(changes) == 2
+    anchored_name = "image:\n  repository: &r team/app\n  tag: v1\nname: *r\n"  # a name is never changed
+    assert bump(anchored_name, "team/app:v2")[0] == anchored_name.replace("v1", "v2")
 
 
 def test_verification_catches_a_wrong_edit(monkeypatch):
