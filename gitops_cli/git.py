@@ -222,9 +222,7 @@ def run(
     usual), then it is stopped and Cancelled raised.  `timeout`: stopped after that many seconds, GitError
     "... timed out".
     """
-    from git.cmd import Git  # GitPython, lazily
-    from git.exc import GitCommandNotFound
-
+    Git, GitCommandNotFound = _gitpython()
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     label = what or f"git {args[0]}"
@@ -237,6 +235,9 @@ def run(
         except GitCommandNotFound:
             raise GitError("git is not installed (no `git` on PATH)",
                            hint="install git (apt-get install git)") from None
+        except PermissionError as exc:  # a `git` on PATH that is no program this user may run
+            raise GitError(f"git cannot be run: {exc.strerror}",
+                           hint="check the `git` found on PATH (its permissions) or reinstall git") from None
         return handles[0].proc  # type: ignore[no-any-return]
 
     started: subprocess.Popen[bytes] | None = None
@@ -259,6 +260,28 @@ def run(
     if check and status != 0:
         raise error_for(args, status, stderr, what=what)
     return GitResult(status, stdout, stderr.removesuffix("\n"))
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _gitpython() -> tuple[Any, type[Exception]]:
+    """GitPython's Git and GitCommandNotFound, imported lazily (`gitops lint` never loads them).  GitPython
+    looks for a git executable when it is first imported and, without one, raises an ImportError of ~700
+    characters of its own; GIT_PYTHON_REFRESH=quiet (its documented switch, set for the import only, so
+    whatever the user set) leaves that to the first command, which `run` reports as "git is not installed"."""
+    with _IMPORT_LOCK:
+        saved = os.environ.get("GIT_PYTHON_REFRESH")
+        os.environ["GIT_PYTHON_REFRESH"] = "quiet"
+        try:
+            from git.cmd import Git
+            from git.exc import GitCommandNotFound
+        finally:
+            if saved is None:
+                del os.environ["GIT_PYTHON_REFRESH"]
+            else:
+                os.environ["GIT_PYTHON_REFRESH"] = saved
+    return Git, GitCommandNotFound
 
 
 class Cancelled(GitError):
