@@ -4,14 +4,16 @@ works: never an internal error (exit 70)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.services import commit_all, git
+from tests.fixtures.services import GIT_ENV, commit_all, git
 
 pytestmark = pytest.mark.integration
 
+GIT_ISOLATED = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}  # no safe.directory of the host
 
 
 def checkout(path: Path) -> Path:
@@ -56,3 +58,55 @@ def test_a_git_on_path_that_cannot_be_run_is_named(gitops, tmp_path: Path) -> No
     assert res.returncode == 10, res.stderr
     assert error_lines(res.stderr) == ["error: git cannot be run: Permission denied",
                                        "hint: check the `git` found on PATH (its permissions) or reinstall git"]
+
+
+@pytest.fixture
+def foreign(tmp_path: Path) -> Path:
+    """A checkout owned by another user (uid 4242, no passwd entry): git refuses it, as a CI container
+    running as root refuses the runner's checkout."""
+    if os.geteuid() != 0:
+        pytest.skip("giving a checkout to another user needs root")
+    repo = checkout(tmp_path / "foreign")
+    for top, dirs, files in os.walk(repo):
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.lchown(name, 4242, 4242)
+    return repo
+
+
+@pytest.mark.parametrize("args, where", [
+    (["tag"], "."),
+    (["tag"], "sub"),  # a subdirectory: git names the checkout's top
+    (["build", "--image", "registry.example.com/team/api", "--tag", "t1"], "."),  # --tag: no checkout needed,
+    # but this one is one: no image without its revision label
+    (["history", "--deploy-repo", "{repo}"], ".."),
+    (["rollback", "--deploy-repo", "{repo}", "--image", "registry.example.com/team/api", "--to", "0.9",
+      "--dry-run"], ".."),
+])
+def test_a_checkout_git_refuses_as_another_users_says_so(gitops, foreign: Path, args: list[str],
+                                                         where: str) -> None:
+    (foreign / "sub").mkdir()
+    res = gitops([a.format(repo=foreign) for a in args], cwd=foreign / where, env=GIT_ISOLATED)
+    assert res.returncode == 10, res.stderr
+    assert error_lines(res.stderr) == [
+        f"error: {foreign}: git refuses this repository (\"dubious ownership\"): owned by uid 4242, gitops runs "
+        "as root (uid 0)",
+        f"hint: if you trust it: git config --global --add safe.directory {foreign} (in CI, as environment: "
+        f"GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={foreign})"]
+    # the fix the hint names works
+    trusted = {**GIT_ISOLATED, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
+               "GIT_CONFIG_VALUE_0": str(foreign)}
+    if args == ["tag"]:
+        res = gitops(args, cwd=foreign / where, env=trusted)
+        assert res.returncode == 0 and res.stdout.strip() == git(foreign, "-c", f"safe.directory={foreign}",
+                                                                 "rev-parse", "--short=7", "HEAD"), res.stderr
+
+
+@pytest.mark.parametrize("verb", ["history", "rollback"])
+def test_a_deploy_repo_that_is_no_checkout_names_deploy_repo(gitops, tmp_path: Path, verb: str) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    extra = ["--image", "registry.example.com/team/api", "--to", "0.9", "--dry-run"] if verb == "rollback" else []
+    res = gitops([verb, "--deploy-repo", str(plain), *extra], cwd=tmp_path, env=GIT_ENV)
+    assert res.returncode == 4, res.stderr
+    assert error_lines(res.stderr) == [f"error: {plain}: not a git checkout",
+                                       "hint: give --deploy-repo a checkout of the deploy repo, or its URL"]
