@@ -110,3 +110,39 @@ def test_a_deploy_repo_that_is_no_checkout_names_deploy_repo(gitops, tmp_path: P
     assert res.returncode == 4, res.stderr
     assert error_lines(res.stderr) == [f"error: {plain}: not a git checkout",
                                        "hint: give --deploy-repo a checkout of the deploy repo, or its URL"]
+
+
+def test_an_engine_socket_the_user_may_not_use_names_its_group(tmp_path: Path) -> None:
+    """The engine's socket is there, but this user may not write it (srw-rw---- root:docker and the user
+    not in the group): the hint is about access to it, not about starting the engine."""
+    import socket
+    import subprocess
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen()
+    command = [str(GITOPS), "build", "--image", "registry.example.com/team/api", "--tag", "t1"]
+    if os.geteuid() == 0:  # root without the capability to pass over file modes: as any other user
+        os.chown(path, 4242, 4243)
+        os.chmod(path, 0o660)
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+        expected = (f"hint: {path} is 4242:4243 srw-rw----: add this user to the group 4243 (`usermod -aG 4243 root`, "
+                    "then log in again) or point DOCKER_HOST at a socket it may use")
+    else:
+        os.chmod(path, 0)
+        expected = f"hint: {path} is "
+    try:
+        res = subprocess.run(command, cwd=app, env=gitops_env({"DOCKER_HOST": f"unix://{path}"}), text=True,
+                             capture_output=True, timeout=60)
+    finally:
+        server.close()
+    assert res.returncode == 7, res.stderr
+    lines = error_lines(res.stderr)
+    assert lines[0] == f"error: container engine unreachable at unix://{path} (DOCKER_HOST): permission denied"
+    assert lines[1].startswith(expected) and "point DOCKER_HOST at a socket it may use" in lines[1], lines
