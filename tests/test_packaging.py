@@ -34,3 +34,28 @@ def test_the_sdist_carries_the_license_and_the_whole_tests_tree(tmp_path: Path) 
                                cwd=top, capture_output=True, text=True, timeout=300)
     assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
     assert " tests collected" in collected.stdout.splitlines()[-1]
+
+
+def test_no_floor_is_below_what_another_dependency_needs() -> None:
+    """A declared floor that an installed dependency refuses (rich>=13.7 with typer 0.28, which needs
+    rich>=13.8) cannot be installed: a resolver asked for the floors fails."""
+    import tomllib
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    def floor(req: Requirement) -> Version | None:
+        found = [Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+        return max(found) if found else None
+
+    ours = {Requirement(r).name.lower(): Requirement(r)
+            for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    for name in ours:
+        for text in requires(name) or []:
+            theirs = Requirement(text)
+            if theirs.name.lower() not in ours or (theirs.marker and not theirs.marker.evaluate({"extra": ""})):
+                continue
+            declared = ours[theirs.name.lower()]
+            mine, needed = floor(declared), floor(theirs)
+            assert needed is None or (mine is not None and mine >= needed), f"{name} needs {theirs}: {declared}"
