@@ -5,6 +5,7 @@ works: never an internal error (exit 70)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,6 @@ def test_an_engine_socket_the_user_may_not_use_names_its_group(tmp_path: Path) -
     """The engine's socket is there, but this user may not write it (srw-rw---- root:docker and the user
     not in the group): the hint is about access to it, not about starting the engine."""
     import socket
-    import subprocess
 
     from tests.fixtures.cli import GITOPS, gitops_env
 
@@ -146,3 +146,40 @@ def test_an_engine_socket_the_user_may_not_use_names_its_group(tmp_path: Path) -
     lines = error_lines(res.stderr)
     assert lines[0] == f"error: container engine unreachable at unix://{path} (DOCKER_HOST): permission denied"
     assert lines[1].startswith(expected) and "point DOCKER_HOST at a socket it may use" in lines[1], lines
+
+
+def c_locale() -> dict[str, str]:
+    """The environment of a POSIX locale without Python's UTF-8 mode: stdout and stderr are ASCII."""
+    from tests.fixtures.cli import gitops_env
+
+    env = {k: v for k, v in gitops_env(GIT_ENV).items() if not k.startswith(("LC_", "LANG", "PYTHONIO"))}
+    return {**env, "LC_ALL": "C", "PYTHONUTF8": "0"}
+
+
+def run_in_c_locale(args: list[str], cwd: Path) -> tuple[int, str, str]:
+    from tests.fixtures.cli import GITOPS
+
+    res = subprocess.run([str(GITOPS), *args], cwd=cwd, env=c_locale(), capture_output=True, timeout=120)
+    return res.returncode, res.stdout.decode("ascii"), res.stderr.decode("ascii")  # nothing else was written
+
+
+def test_an_ascii_locale_gets_every_verbs_output_escaped(tmp_path: Path) -> None:
+    repo = tmp_path / "deploy"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "d.yaml").write_text("# Z\u00fcrich \u20ac\nimage: registry.example.com/team/api:1.0.0\n"
+                                 "---\nimage: nginx:l\u00e4test\n", encoding="utf-8")
+    git(repo, "add", "-A")
+    subprocess.run(["git", "commit", "-q", "-m", "first"], cwd=repo, check=True,
+                   env={**os.environ, **GIT_ENV, "GIT_AUTHOR_NAME": "J\u00f6rg"})
+    status, out, err = run_in_c_locale(["lint", "."], repo)
+    assert status == 1, err
+    assert out == ("d.yaml:4:8: GL004 invalid tag 'l\\xe4test': must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\n")
+    status, out, err = run_in_c_locale(["bump", "--deploy-repo", ".", "--image", "registry.example.com/team/api:1.1.0",
+                                        "--dry-run"], repo)
+    assert status == 0, err
+    assert " # Z\\xfcrich \\u20ac\n" in out and "+image: registry.example.com/team/api:1.1.0\n" in out
+    status, out, err = run_in_c_locale(["history", "--deploy-repo", ".", "--image", "registry.example.com/team/api"],
+                                       repo)
+    assert status == 0, err
+    assert "registry.example.com/team/api:1.0.0" in out and "J\\xf6rg <test@example.com>" in out
