@@ -183,3 +183,58 @@ def test_an_ascii_locale_gets_every_verbs_output_escaped(tmp_path: Path) -> None
                                        repo)
     assert status == 0, err
     assert "registry.example.com/team/api:1.0.0" in out and "J\\xf6rg <test@example.com>" in out
+
+
+@pytest.fixture
+def homeless_dir():
+    """A directory of uid 4242's own, in a world-traversable place: access(2), which click and git use,
+    checks the real uid without root's capabilities, and pytest's tmp_path is root's alone."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0:
+        pytest.skip("running as a uid with no passwd entry needs root")
+    path = Path(tempfile.mkdtemp(prefix="gitops-homeless-"))
+    os.chown(path, 4242, 4242)
+    yield path
+    shutil.rmtree(path)
+
+
+def run_homeless(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """`gitops ARGS` with no HOME, as uid 4242, which has no passwd entry (a container's arbitrary --user);
+    it keeps root's right to read and write any file, so that the venv (wherever it is) runs."""
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    caps = "+dac_override,+dac_read_search"
+    full = {k: v for k, v in gitops_env(env).items() if k not in ("HOME", "XDG_CACHE_HOME", "DOCKER_CONFIG")}
+    res = subprocess.run(["setpriv", "--reuid", "4242", "--regid", "4242", "--clear-groups", "--inh-caps", caps,
+                          "--ambient-caps", caps, str(GITOPS), *args], cwd=cwd, env=full, capture_output=True,
+                         text=True, timeout=120)
+    return res.returncode, res.stdout, res.stderr
+
+
+def test_without_a_home_directory_there_is_no_docker_config(homeless_dir: Path) -> None:
+    (homeless_dir / "Dockerfile").write_text("FROM scratch\n")
+    sock = homeless_dir / "none.sock"
+    status, _, err = run_homeless(["build", "--image", "registry.example.com/team/api", "--tag", "t1"], homeless_dir,
+                                  {"DOCKER_HOST": f"unix://{sock}"})  # the docker config is read before connecting
+    assert status == 7, err
+    assert error_lines(err)[0] == f"error: container engine unreachable at unix://{sock} (DOCKER_HOST): no such socket"
+
+
+def test_without_a_home_directory_a_tilde_path_is_no_such_directory(homeless_dir: Path) -> None:
+    status, _, err = run_homeless(["history", "--deploy-repo", "~/deploy"], homeless_dir)
+    assert status == 2, err
+    assert error_lines(err)[0] == "error: --deploy-repo '~/deploy': not a URL and no such directory"
+
+
+def test_without_a_home_directory_sync_asks_for_a_cache_directory(homeless_dir: Path) -> None:
+    bare = homeless_dir / "deploy.git"
+    git(checkout(homeless_dir / "deploy"), "clone", "-q", "--bare", ".", str(bare))
+    for top, dirs, files in os.walk(bare):  # the uid's own: git trusts it
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.lchown(name, 4242, 4242)
+    status, _, err = run_homeless(["sync", "--repo", bare.as_uri(), "--dry-run"], homeless_dir)
+    assert status == 2, err
+    assert error_lines(err) == ["error: no cache directory: HOME is not set and uid 4242 has no passwd entry",
+                                "hint: pass --cache-dir DIR (or set XDG_CACHE_HOME or HOME)"]
