@@ -74,7 +74,7 @@ app.command("build-and-bump")(_build_and_bump.build_and_bump)
 app.command("history")(_history.history)
 app.command("rollback")(_rollback.rollback)
 app.command("sync")(_sync.sync)
-app.command("lint")(_lint.lint)
+app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 
 def main(argv: list[str] | None = None) -> None:
