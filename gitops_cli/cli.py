@@ -74,7 +74,7 @@ app.command("build-and-bump")(_build_and_bump.build_and_bump)
 app.command("history")(_history.history)
 app.command("rollback")(_rollback.rollback)
 app.command("sync")(_sync.sync)
-app.command("lint")(_lint.lint)
+app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,14 +183,17 @@ class _ReaderGone:
 
 def _guard_streams() -> None:
     """Python's None for a closed stdout or stderr: stdout refuses writes (exit 74), stderr drops them
-    (the exit code still tells).  Open ones are guarded against their reader going away (_ReaderGone)."""
+    (the exit code still tells).  Open ones write what their encoding cannot encode escaped (`\\xe4` under
+    LC_ALL=C: output.escape_unencodable) and are guarded against their reader going away (_ReaderGone)."""
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
     else:
+        output.escape_unencodable(sys.stderr)
         sys.stderr = _ReaderGone(sys.stderr)  # type: ignore[assignment]
     if sys.stdout is None:
         sys.stdout = _ClosedOutput()  # type: ignore[assignment]
     else:
+        output.escape_unencodable(sys.stdout)
         sys.stdout = _ReaderGone(sys.stdout)  # type: ignore[assignment]
 
 

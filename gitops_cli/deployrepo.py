@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 from gitops_cli import git, output
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact, register_secret
-from gitops_cli.settings import FLAGS, Names
+from gitops_cli.settings import FLAGS, Names, expand_user
 
 ORIGIN = Names(flags={"deploy_repo": "origin"})  # a local checkout's origin, as open_remote's messages name it
 
@@ -108,7 +108,7 @@ def open_remote(
         scheme, rest = spec.split("://", 1)
         spec = f"{scheme.lower()}://{rest}"
     if not is_url(spec):
-        path = Path(spec).expanduser()
+        path = expand_user(spec)
         if not path.is_dir():
             raise UsageError(f"{what}: not a URL and no such directory",
                              hint="give file://, https://, ssh:// or git@host:path, or a local checkout")
@@ -210,7 +210,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     known_hosts = env_in.get("GITOPS_SSH_KNOWN_HOSTS", "").strip() if transport else ""
     pin: list[str] = []
     if known_hosts:  # pinned host keys (CI): only the hosts of this file, which is never written
-        pinned = Path(known_hosts).expanduser()
+        pinned = expand_user(known_hosts)
         if not pinned.is_file():
             raise UsageError(f"GITOPS_SSH_KNOWN_HOSTS {known_hosts}: no such file",
                              hint="point it at a known_hosts file holding the deploy host's key "
@@ -220,7 +220,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
                 "-o", "GlobalKnownHostsFile=/dev/null"]
     auth = remote.auth
     if ssh_key is not None:
-        key = ssh_key.expanduser()
+        key = expand_user(ssh_key)
         if not key.is_file():
             raise UsageError(f"--ssh-key {str(ssh_key)!r}: no such file")
         # as an option, not -i: ssh expands `%` tokens in both (`%d`: the home directory), and a doubled
@@ -722,7 +722,7 @@ def origin_spec(repo: Path) -> str | None:
         return None
     if "://" in url or (":" in url and "/" not in url.split(":", 1)[0]):  # a URL, or scp-like host:path
         return url
-    path = Path(url).expanduser()
+    path = expand_user(url)
     return str(path if path.is_absolute() else (repo / path).resolve())
 
 

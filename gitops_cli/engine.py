@@ -107,12 +107,47 @@ def connect(environ: Mapping[str, str] | None = None) -> APIClient:
     try:
         client = APIClient(version="auto", timeout=CONNECT_TIMEOUT, **kwargs)
     except DockerException as exc:
+        reason = _reason(exc)
         raise EngineUnavailableError(
-            f"container engine unreachable at {where}: {_reason(exc)}",
-            hint="start the Docker Engine (dockerd) or point DOCKER_HOST at it",
+            f"container engine unreachable at {where}: {reason}",
+            hint=_socket_access_hint(kwargs.get("base_url") or DEFAULT_SOCKET) if reason == "permission denied"
+            else "start the Docker Engine (dockerd) or point DOCKER_HOST at it",
         ) from None
     client.timeout = None  # builds and pushes may be silent for minutes; connect already checked liveness
     return client
+
+
+def _socket_access_hint(address: str) -> str:
+    """The hint for an engine socket this user may not connect to: the socket's owner, group and mode, and
+    how to get access (its group, when the group may write it: `docker` as Docker's packages set it up)."""
+    import grp
+    import pwd
+    import stat
+
+    if not address.startswith(("unix://", "http+unix://")):
+        return "check that this user may reach the engine at that address"
+    socket = "/" + address.split("://", 1)[1].lstrip("/")
+    try:
+        info = os.stat(socket)
+    except OSError:
+        return f"give this user access to {socket} or point DOCKER_HOST at a socket it may use"
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    try:
+        group = grp.getgrgid(info.st_gid).gr_name
+    except KeyError:
+        group = str(info.st_gid)
+    shown = f"{socket} is {owner}:{group} {stat.filemode(info.st_mode)}"
+    if info.st_gid != 0 and info.st_mode & stat.S_IWGRP:
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = "USER"
+        return (f"{shown}: add this user to the group {group} (`usermod -aG {group} {user}`, then log in "
+                "again) or point DOCKER_HOST at a socket it may use")
+    return f"{shown}: give this user access to it, or point DOCKER_HOST at a socket it may use"
 
 
 _REASONS = (

@@ -222,9 +222,7 @@ def run(
     usual), then it is stopped and Cancelled raised.  `timeout`: stopped after that many seconds, GitError
     "... timed out".
     """
-    from git.cmd import Git  # GitPython, lazily
-    from git.exc import GitCommandNotFound
-
+    Git, GitCommandNotFound = _gitpython()
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     label = what or f"git {args[0]}"
@@ -237,6 +235,9 @@ def run(
         except GitCommandNotFound:
             raise GitError("git is not installed (no `git` on PATH)",
                            hint="install git (apt-get install git)") from None
+        except PermissionError as exc:  # a `git` on PATH that is no program this user may run
+            raise GitError(f"git cannot be run: {exc.strerror}",
+                           hint="check the `git` found on PATH (its permissions) or reinstall git") from None
         return handles[0].proc  # type: ignore[no-any-return]
 
     started: subprocess.Popen[bytes] | None = None
@@ -259,6 +260,28 @@ def run(
     if check and status != 0:
         raise error_for(args, status, stderr, what=what)
     return GitResult(status, stdout, stderr.removesuffix("\n"))
+
+
+_IMPORT_LOCK = threading.Lock()
+
+
+def _gitpython() -> tuple[Any, type[Exception]]:
+    """GitPython's Git and GitCommandNotFound, imported lazily (`gitops lint` never loads them).  GitPython
+    looks for a git executable when it is first imported and, without one, raises an ImportError of ~700
+    characters of its own; GIT_PYTHON_REFRESH=quiet (its documented switch, set for the import only, so
+    whatever the user set) leaves that to the first command, which `run` reports as "git is not installed"."""
+    with _IMPORT_LOCK:
+        saved = os.environ.get("GIT_PYTHON_REFRESH")
+        os.environ["GIT_PYTHON_REFRESH"] = "quiet"
+        try:
+            from git.cmd import Git
+            from git.exc import GitCommandNotFound
+        finally:
+            if saved is None:
+                del os.environ["GIT_PYTHON_REFRESH"]
+            else:
+                os.environ["GIT_PYTHON_REFRESH"] = saved
+    return Git, GitCommandNotFound
 
 
 class Cancelled(GitError):
@@ -297,6 +320,9 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     reason = lines[at] if lines else ""
     if reason in _GENERIC_REASONS and at > 0:  # ssh's own reason ("Host key verification failed.") says more
         reason = lines[at - 1]
+    refused = ownership_error(stderr)
+    if refused is not None:
+        return refused
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):
@@ -327,16 +353,66 @@ def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
     return run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False).status == 0
 
 
-def toplevel(path: str | Path) -> Path:
-    """The work tree root containing `path`: DirtyTreeError (exit 4) when it is not a git checkout, UsageError
-    (exit 2) when it is no directory (GitPython would run git in the current directory instead)."""
+APP_CHECKOUT_HINT = "run inside the app's git repository or pass --repo"
+
+
+def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
+    """The work tree root containing `path`: DirtyTreeError (exit 4, with `hint`: what to give instead) when
+    it is not a git checkout, GitError (exit 10) when git refuses it as another user's (see ownership_error),
+    UsageError (exit 2) when it is no directory (GitPython would run git in the current directory instead)."""
     p = Path(path)
     if not p.is_dir():
         raise UsageError(f"{p}: no such directory" if not p.exists() else f"{p}: not a directory")
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
-        raise DirtyTreeError(f"{p}: not a git checkout", hint="run inside the app's git repository or pass --repo")
+        raise ownership_error(res.stderr) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
     return Path(res.stdout.strip())
+
+
+# git (>= 2.35.2) refuses a repository owned by another user unless safe.directory names it:
+# "fatal: detected dubious ownership in repository at '/path'"
+_DUBIOUS_RE = re.compile(r"detected dubious ownership in repository at '(?P<path>.*)'")
+
+
+def ownership_error(stderr: str) -> GitError | None:
+    """The GitError (exit 10) for git's refusal of a repository another user owns (its safe.directory
+    check), naming the directory, its owner and the user gitops runs as, with the setting that trusts it;
+    None when `stderr` is not that refusal."""
+    found = _DUBIOUS_RE.search(stderr)
+    if found is None:
+        return None
+    where = found.group("path")
+    quoted = shlex.quote(where)
+    return GitError(
+        f"{where}: git refuses this repository (\"dubious ownership\"): {_owner_situation(Path(where))}",
+        hint=f"if you trust it: git config --global --add safe.directory {quoted} (in CI, as environment: "
+             f"GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={quoted})")
+
+
+def _owner_situation(where: Path) -> str:
+    """`owned by NAME (uid N), gitops runs as NAME (uid M)`: the owner of the directory, or of its .git
+    when the directory itself is the user's."""
+    me = os.geteuid()
+    owner: int | None = None
+    for candidate in (where, where / ".git"):
+        try:
+            owner = candidate.stat().st_uid
+        except OSError:
+            continue
+        if owner != me:
+            break
+    if owner is None or owner == me:
+        return f"not owned by {_user(me)}, who runs gitops"
+    return f"owned by {_user(owner)}, gitops runs as {_user(me)}"
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:  # no passwd entry (a container's arbitrary uid)
+        return f"uid {uid}"
 
 
 def git_paths(repo: str | Path, *names: str) -> list[Path]:

@@ -369,7 +369,8 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
         from gitops_cli.bump import scope_paths
 
-        git.toplevel(remote.local)  # not a checkout: exit 4
+        git.toplevel(remote.local, hint=f"give {request.names.flag('deploy_repo')} a checkout of the deploy repo, "
+                     "or its URL")  # not a checkout: exit 4
         root, paths = scope_paths(remote.local, request.paths)  # a subdirectory is the implicit --path
         names = request.names.given("paths", paths, request.paths)  # messages name them as given
         return _read_local(root, replace(request, paths=paths, names=names))

@@ -11,6 +11,7 @@ rich is imported lazily so that light verbs (`gitops --version`, `gitops lint`) 
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -130,16 +131,40 @@ def printable(text: str) -> str:
     control characters (C0, DEL, C1: escape sequences among them) and Unicode line separators as
     `\\xNN`/`\\uNNNN`, a byte that is not UTF-8 (kept as a lone surrogate, surrogateescape) as `\\xNN`.
     Backslashes stay as they are, so that text already made printable stays the same."""
-    def escape(found: re.Match[str]) -> str:
-        char = found.group()
-        code = ord(char)
-        if char in _ESCAPES:
-            return _ESCAPES[char]
-        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
-            return f"\\x{code - 0xDC00:02x}"
-        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    return _UNPRINTABLE_RE.sub(lambda found: _escaped(found.group()), text)
 
-    return _UNPRINTABLE_RE.sub(escape, text)
+
+def _escaped(char: str) -> str:
+    """One character as printable() and the output streams (ESCAPE_ERRORS) show it escaped."""
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if 0xDC80 <= code <= 0xDCFF:  # surrogateescape's stand-in for the byte code - 0xDC00
+        return f"\\x{code - 0xDC00:02x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+ESCAPE_ERRORS = "gitops.escape"  # a codec error handler: what an output stream's encoding cannot encode
+
+
+def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    return "".join(_escaped(char) for char in exc.object[exc.start:exc.end]), exc.end
+
+
+codecs.register_error(ESCAPE_ERRORS, _escape_unencodable)
+
+
+def escape_unencodable(stream: Any) -> None:
+    """Make `stream` (stdout, stderr) write what its encoding cannot encode escaped as printable() does
+    (`ä` as `\\xe4` under LC_ALL=C, a byte that is not UTF-8 as `\\xff`), instead of failing: every
+    verb's output stays readable in any locale."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors=ESCAPE_ERRORS)
 
 
 _QUOTED_PATH_RE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]')

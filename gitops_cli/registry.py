@@ -33,6 +33,7 @@ from typing import Any
 from gitops_cli import output
 from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
+from gitops_cli.settings import home_directory
 
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
@@ -126,12 +127,15 @@ def read_password(stream: Any) -> str:
     return password
 
 
-def docker_config_path(environ: Mapping[str, str] | None = None) -> Path:
+def docker_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
+    """$DOCKER_CONFIG/config.json, else ~/.docker/config.json; None without a home directory (no HOME and
+    no passwd entry): there is no docker config then."""
     env = os.environ if environ is None else environ
     base = env.get("DOCKER_CONFIG")
     if base:
         return Path(base) / "config.json"
-    return Path(env.get("HOME", str(Path.home()))) / ".docker" / "config.json"
+    home = home_directory(env)
+    return None if home is None else home / ".docker" / "config.json"
 
 
 def _config_key(key: str) -> str:
@@ -152,6 +156,8 @@ def load_docker_config(environ: Mapping[str, str] | None = None) -> tuple[Path, 
     an object, or an `auth` value (even empty) that is not base64 of `user:password`.  The whole file is
     checked: the SDK reads every entry when it connects."""
     path = docker_config_path(environ)
+    if path is None:
+        return None
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

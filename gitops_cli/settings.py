@@ -40,6 +40,26 @@ from typing import Any, get_type_hints
 from gitops_cli.errors import ConfigError
 
 
+def home_directory(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The user's home directory as `~` means it: HOME, else the passwd entry's; None when there is
+    neither (no HOME and a uid with no passwd entry, as a container run with an arbitrary --user has)."""
+    env = os.environ if environ is None else environ
+    if env.get("HOME"):
+        return Path(env["HOME"])
+    import pwd
+
+    try:
+        return Path(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        return None
+
+
+def expand_user(path: str | Path) -> Path:
+    """`path` with a leading `~` expanded (see home_directory); kept as written when there is no home
+    directory (Path.expanduser raises then), so that the caller's "no such file" names it."""
+    return Path(os.path.expanduser(path))
+
+
 @dataclass
 class Settings:
     # app / image

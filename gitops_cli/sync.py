@@ -88,7 +88,7 @@ from gitops_cli.errors import (
     SyncLockedError,
     UsageError,
 )
-from gitops_cli.settings import FLAGS, Names
+from gitops_cli.settings import FLAGS, Names, home_directory
 
 MANAGED_BY_LABEL = "gitops-cli.dev/managed-by"
 MANAGED_BY_VALUE = "gitops-sync"
@@ -585,8 +585,16 @@ def _check_duplicates(manifests: Sequence[Manifest], placement: Placement) -> No
 
 
 def default_cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "gitops" / "sync"
+    """$XDG_CACHE_HOME/gitops/sync, else ~/.cache/gitops/sync; UsageError (exit 2) when there is no home
+    directory either (no HOME and a uid with no passwd entry)."""
+    base = os.environ.get("XDG_CACHE_HOME")
+    if base:
+        return Path(base) / "gitops" / "sync"
+    home = home_directory()
+    if home is None:
+        raise UsageError(f"no cache directory: HOME is not set and uid {os.getuid()} has no passwd entry",
+                         hint="pass --cache-dir DIR (or set XDG_CACHE_HOME or HOME)")
+    return home / ".cache" / "gitops" / "sync"
 
 
 def _digest(*parts: str, length: int = 16) -> str:

@@ -721,6 +721,23 @@ def test_cli_reads_tool_gitops_lint_config(gitops, tmp_path):
     assert r.returncode == 2 and "pyproject.toml" in r.stderr and "'fail-level' must be one of" in r.stderr
 
 
+def test_cli_takes_a_file_named_like_an_option_as_a_path(gitops, tmp_path):
+    """pre-commit's argv: the hook's args, then the staged files, no `--` between."""
+    (tmp_path / "-x.yaml").write_text("image: nginx:latest\n")
+    (tmp_path / "-h.yaml").write_text("image: app:main\n")  # -h is lint's help: a file of that name is not
+    (tmp_path / "b.yaml").write_text("image: redis:7.2\n")
+    r = gitops(["lint", "--require-digest", "-x.yaml", "--format=text", "-h.yaml", "b.yaml"], cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert [[line.split(": ")[0], line.split(": ")[1].split()[0]] for line in r.stdout.splitlines()] == [
+        ["-x.yaml:1:8", "GL001"], ["-x.yaml:1:8", "GL005"], ["-h.yaml:1:8", "GL003"], ["-h.yaml:1:8", "GL005"],
+        ["b.yaml:1:8", "GL005"]]
+    r = gitops(["lint", "--requre-digest", "-x.yaml"], cwd=tmp_path)  # a misspelled option stays an error
+    assert r.returncode == 2 and "No such option: --requre-digest" in r.stderr and r.stdout == ""
+    r = gitops(["lint", "-y.yaml"], cwd=tmp_path)  # no such file: the parser's error, as before
+    assert r.returncode == 2 and "No such option: -y" in r.stderr
+    assert gitops(["lint", "--help"]).stdout.startswith("Usage: gitops lint [OPTIONS] [PATH]...\n")
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("name, content, table", [
     ("gitops.toml", '[lint]\nalow = ["x"]\n', "[lint]"),              # said [tool.gitops.lint]

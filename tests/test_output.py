@@ -129,3 +129,21 @@ def test_no_color_on_a_terminal_sends_no_escape_sequence_in_the_summary() -> Non
     plain = _stdout_on_a_terminal(code, "1")
     assert "abc1234" in plain and "\x1b[" not in plain, repr(plain)
     assert "\x1b[" in _stdout_on_a_terminal(code, "")  # the styles without NO_COLOR
+
+
+def test_a_stream_writes_what_its_encoding_cannot_encode_escaped() -> None:
+    """LC_ALL=C gives Python ASCII streams: what they cannot encode is escaped as printable() escapes
+    (a byte that is not UTF-8, kept as a lone surrogate, as `\\xff`), never an UnicodeEncodeError."""
+    import io
+
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    output.escape_unencodable(stream)
+    stream.write("nginx:l\u00e4test \u20ac \U0001f600 \udcff ok\n")
+    stream.flush()
+    assert raw.getvalue() == b"nginx:l\\xe4test \\u20ac \\U0001f600 \\xff ok\n"
+    latin = io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+    output.escape_unencodable(latin)
+    latin.write("\u00e4\u20ac")  # what latin-1 has is written as it is
+    latin.flush()
+    assert latin.buffer.getvalue() == b"\xe4\\u20ac"  # type: ignore[attr-defined]

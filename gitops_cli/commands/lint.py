@@ -3,17 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from gitops_cli import output
 from gitops_cli.errors import UsageError
 
 
+class LintCommand(TyperCommand):
+    """`gitops lint`'s command: an argument that starts with `-` but is no option of lint and names an
+    existing file (`-x.yaml`) is a path.  pre-commit passes the staged files after the hook's own args with
+    no `--` between them, so such a file broke the whole batch ("No such option: -x").  A misspelled
+    option (no such file) is still the parser's usage error."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, paths_apart(args, self.get_params(ctx)))
+
+
+def paths_apart(args: Sequence[str], params: Sequence[Any]) -> list[str]:
+    """`args` with the files among them whose names look like options moved after a `--`, with the other
+    paths (in their order); `args` as they are when there is none."""
+    takes_value = {name: not (param.is_flag or param.count) for param in params
+                   if param.param_type_name == "option" for name in (*param.opts, *param.secondary_opts)}
+    options: list[str] = []
+    paths: list[str] = []
+    dashed = False
+    rest = iter(args)
+    for arg in rest:
+        if arg == "--":
+            paths.extend(rest)
+            break
+        name = arg.split("=", 1)[0]
+        if arg.startswith("-") and len(arg) > 1 and (name in takes_value or not os.path.lexists(arg)):
+            options.append(arg)
+            if takes_value.get(name) and "=" not in arg:
+                value = next(rest, None)
+                if value is None:  # the parser says what is missing
+                    return list(args)
+                options.append(value)
+        else:
+            dashed = dashed or arg.startswith("-")
+            paths.append(arg)
+    return [*options, "--", *paths] if dashed else list(args)
+
+
 def lint(
     paths: list[str] | None = typer.Argument(
-        None, metavar="PATH", show_default=False,
+        None, metavar="[PATH]...", show_default=False,
         help="Files or directories (recursive: *.yaml, *.yml, Dockerfile*, *.Dockerfile, Containerfile). "
              "Default: the current directory.",
     ),

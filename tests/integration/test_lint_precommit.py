@@ -109,32 +109,66 @@ def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path):
     assert "Passed" in good.stdout
 
 
+def _pre_commit(args: list[str], sample: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_", "GITHUB_", "PRE_COMMIT"))}
+    env |= {"PRE_COMMIT_HOME": str(home), "NO_COLOR": "1", **IDENTITY}
+    return subprocess.run([str(PRE_COMMIT), *args], cwd=sample, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
 @pytest.mark.integration
 def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path):
-    """examples/pre-commit-config.yaml, pointed at a snapshot, installs and runs; the hook's environment
-    has the libyaml parser (a pyproject dependency): ~5x faster than ruamel's pure-Python parser."""
+    """examples/pre-commit-config.yaml, its repo: pointed at a snapshot, works as its comments say: its rev
+    placeholder is set by `pre-commit autoupdate` (to the head commit: the snapshot has no tag), and the hook
+    installs and runs; the hook's environment has the libyaml parser (a pyproject dependency): ~5x faster
+    than ruamel's pure-Python parser."""
     hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True,
                          check=True).stdout.strip()
     example = (ROOT / "examples" / "pre-commit-config.yaml").read_text()
-    assert "https://git.example.com/platform/gitops-cli" in example and "rev: v0.1.0" in example
+    assert "https://git.example.com/platform/gitops-cli" in example
+    # no tag that does not exist (there is no release tag yet): a placeholder the comments say how to fill
+    assert "rev: TAG-OR-COMMIT-SHA  # placeholder: `pre-commit autoupdate` sets it" in example
     config = example.replace("https://git.example.com/platform/gitops-cli", str(hook_repo))
-    config = config.replace("rev: v0.1.0", f"rev: {rev}")
 
     sample = tmp_path / "sample"
     sample.mkdir()
     (sample / ".pre-commit-config.yaml").write_text(config)
     (sample / "bad.yaml").write_text(BAD_MANIFEST)
     _git(["init", "-q", "-b", "main"], sample)
-    _git(["add", "-A"], sample)
     home = tmp_path / "pre-commit-home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_", "GITHUB_", "PRE_COMMIT"))}
-    env |= {"PRE_COMMIT_HOME": str(home), "NO_COLOR": "1", **IDENTITY}
-    run = subprocess.run([str(PRE_COMMIT), "run", "--all-files", "--color", "never"], cwd=sample, env=env,
-                         capture_output=True, text=True, timeout=900)
+    update = _pre_commit(["autoupdate", "--color", "never"], sample, home)
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert f"rev: {rev}" in (sample / ".pre-commit-config.yaml").read_text()
+    _git(["add", "-A"], sample)
+    run = _pre_commit(["run", "--all-files", "--color", "never"], sample, home)
     assert run.returncode == 1 and "bad.yaml:10:18: GL001 " in run.stdout, run.stdout + run.stderr
 
     (python,) = home.glob("repo*/py_env-*/bin/python")
     probe = subprocess.run([str(python), "-c", "from ruamel.yaml.cyaml import CBaseLoader; print('C parser')"],
                            capture_output=True, text=True, timeout=60)
     assert probe.stdout.strip() == "C parser", probe.stderr
+
+
+@pytest.mark.integration
+def test_a_staged_file_whose_name_starts_with_a_dash_is_linted_with_the_batch(tmp_path):
+    """pre-commit runs `gitops lint ARGS FILES...` with no `--` between the hook's args and the file names:
+    `-x.yaml` is a file to lint, not an unknown option that fails the whole batch."""
+    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
+    rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    (sample / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {hook_repo}\n    rev: {rev}\n    hooks:\n      - id: gitops-tag-lint\n"
+        "        args: [--require-digest]\n")
+    (sample / "-x.yaml").write_text(BAD_MANIFEST)
+    (sample / "good.yaml").write_text(GOOD_MANIFEST)
+    _git(["init", "-q", "-b", "main"], sample)
+    _git(["add", "-A"], sample)
+    run = _pre_commit(["run", "--all-files", "--color", "never"], sample, tmp_path / "pre-commit-home")
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    assert "-x.yaml:10:18: GL001 " in out and "-x.yaml:12:18: GL002 " in out
+    assert "good.yaml:10:18: GL005 " in out  # the rest of the batch, with the hook's args
+    assert "No such option" not in out

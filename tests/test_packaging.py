@@ -1,0 +1,61 @@
+"""The sdist (what a distro packager or `pip download --no-binary` gets) carries the LICENSE its metadata
+names and the whole tests tree: the tests are collected from the unpacked sdist."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_sdist_carries_the_license_and_the_whole_tests_tree(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy without an earlier build's egg-info (setuptools reads its file list)
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
+    built = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path)],
+                           cwd=source, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    (sdist,) = tmp_path.glob("gitops_cli-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (top,) = (tmp_path / "unpacked").iterdir()
+    wanted = {p.relative_to(ROOT) for p in (ROOT / "tests").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    have = {p.relative_to(top) for p in (top / "tests").rglob("*") if p.is_file()}
+    assert wanted - have == set()
+    assert (top / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
+    assert (top / "LICENSE").read_text().split()[:3] == ["Apache", "License", "Version"]
+    metadata = (top / "PKG-INFO").read_text()
+    assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                               cwd=top, capture_output=True, text=True, timeout=300)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr[-3000:]
+    assert " tests collected" in collected.stdout.splitlines()[-1]
+
+
+def test_no_floor_is_below_what_another_dependency_needs() -> None:
+    """A declared floor that an installed dependency refuses (rich>=13.7 with typer 0.28, which needs
+    rich>=13.8) cannot be installed: a resolver asked for the floors fails."""
+    import tomllib
+    from importlib.metadata import requires
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    def floor(req: Requirement) -> Version | None:
+        found = [Version(s.version) for s in req.specifier if s.operator in (">=", "==", "~=")]
+        return max(found) if found else None
+
+    ours = {Requirement(r).name.lower(): Requirement(r)
+            for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    for name in ours:
+        for text in requires(name) or []:
+            theirs = Requirement(text)
+            if theirs.name.lower() not in ours or (theirs.marker and not theirs.marker.evaluate({"extra": ""})):
+                continue
+            declared = ours[theirs.name.lower()]
+            mine, needed = floor(declared), floor(theirs)
+            assert needed is None or (mine is not None and mine >= needed), f"{name} needs {theirs}: {declared}"
