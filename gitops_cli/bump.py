@@ -899,6 +899,9 @@ def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
     own root (--dry-run and --no-commit need no git)."""
     res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False)
     if res.status != 0 or not res.stdout.strip():
+        refused = git.ownership_error(res.stderr)  # another user's checkout: no plain directory
+        if refused is not None:
+            raise refused
         return local, list(paths)
     root = Path(res.stdout.strip()).resolve()
     here = local.resolve()
@@ -915,10 +918,8 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     --branch names (exit 2).  Called by `reach` (before any work) and again before the commit.
     `ahead`: also refuse (exit 4) a branch with commits that are not on origin's (see _check_ahead_early);
     the bump itself decides that after its fetch instead."""
-    if git.run(["rev-parse", "--show-toplevel"], cwd=root, check=False).status != 0:
-        raise DirtyTreeError(f"{root}: not a git checkout",
-                             hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
-                              "--dry-run also take a plain directory)")
+    git.toplevel(root, hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
+                 "--dry-run also take a plain directory)")
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:

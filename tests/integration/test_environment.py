@@ -82,6 +82,10 @@ def foreign(tmp_path: Path) -> Path:
     (["history", "--deploy-repo", "{repo}"], ".."),
     (["rollback", "--deploy-repo", "{repo}", "--image", "registry.example.com/team/api", "--to", "0.9",
       "--dry-run"], ".."),
+    # a bump or rollback that commits into the local checkout, and one that only edits it
+    (["bump", "--deploy-repo", "{repo}", "--image", "registry.example.com/team/api:2.0"], ".."),
+    (["bump", "--deploy-repo", "{repo}/sub", "--image", "registry.example.com/team/api:2.0", "--no-commit"], ".."),
+    (["rollback", "--deploy-repo", "{repo}", "--image", "registry.example.com/team/api", "--to", "0.9"], ".."),
 ])
 def test_a_checkout_git_refuses_as_another_users_says_so(gitops, foreign: Path, args: list[str],
                                                          where: str) -> None:
