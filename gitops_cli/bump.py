@@ -935,7 +935,7 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     try:
         origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
                                         repo=root)
-        now = deployrepo.remote_head(origin, current)
+        now = deployrepo.remote_head(origin, current, repo=root)
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
     if now is None or now == local or not deployrepo.has_commit(root, now):

@@ -266,8 +266,8 @@ def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[st
         return command, "GIT_SSH_COMMAND"
     # as git would read it: the repo's config when there is one, else (from outside any repository) the
     # global and system files with their includes, and GIT_CONFIG_COUNT's entries
-    res = git.run(["config", "--includes", "--get", "core.sshCommand"], cwd=repo if repo is not None else "/",
-                  env={**environ, "GIT_CEILING_DIRECTORIES": "/"} if repo is None else None, check=False)
+    read = ["config", "--includes", "--get", "core.sshCommand"]
+    res = git.run(read, cwd=repo, check=False) if repo is not None else git.run_outside(read, env=environ, check=False)
     if res.status == 0 and res.stdout.strip():
         return res.stdout.strip(), "core.sshCommand"
     program = environ.get("GIT_SSH", "").strip()
@@ -302,14 +302,29 @@ def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tup
     return None
 
 
+_TOKEN_VARIABLES = ("GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
+
+
 def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
+    """The remote with the credential gitops has for it, if any: an `http.<scheme>://<host>/.extraHeader`
+    scoped to the URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url), with
+    the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
+    credential gitops gives is the only one tried, and nothing of the user's is stored or erased.  A CI
+    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it."""
     parts = urlsplit(spec)
     clean = git.strip_credentials(spec)
     url_user = unquote(parts.username) if parts.username else None
     url_password = unquote(parts.password) if parts.password else None
-    hostport = parts.netloc.rsplit("@", 1)[-1]
-    if url_password:  # credentials in the URL: never keep them there, use them as the credential
+    if url_password:
         register_secret(url_password)
+    if not url_password and not any(environ.get(name, "").strip() for name in _TOKEN_VARIABLES):
+        return Remote(url=clean, display=clean)  # nothing of gitops': git asks the user's helpers, as it would
+    real = rewritten_url(clean, environ)
+    real_parts = urlsplit(real)
+    if real_parts.scheme.lower() not in ("http", "https"):  # rewritten to ssh://, say: no header goes there
+        return Remote(url=clean, display=clean)
+    hostport = real_parts.netloc.rsplit("@", 1)[-1]
+    if url_password:  # credentials in the URL: never keep them there, use them as the credential
         chosen: tuple[str, str, str] | None = (url_user or "x-access-token", url_password, "the URL")
     else:
         chosen = select_token(hostport, url_user, environ)
@@ -319,10 +334,22 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
     basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
     register_secret(token)
     register_secret(basic)
-    scope = f"{parts.scheme.lower()}://{hostport}/"
-    base = {k: v for k, v in os.environ.items() if k.startswith("GIT_CONFIG_")}
-    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")], base)
-    return Remote(url=clean, display=clean, env=env, auth=f"token from {source}")
+    scope = f"{real_parts.scheme.lower()}://{hostport}/"
+    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}"),
+                          *git.NO_CREDENTIAL_HELPERS])
+    env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
+    auth = f"token from {source}"
+    if real != clean:
+        auth += f", sent to {scope}, where url.<base>.insteadOf rewrites the URL"
+    return Remote(url=clean, display=clean, env=env, auth=auth)
+
+
+def rewritten_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL git really talks to for `url`, after the user's url.<base>.insteadOf rules (`git ls-remote
+    --get-url`: no network), read outside any repository (the user's global and system config)."""
+    env = dict(os.environ if environ is None else environ)
+    res = git.run_outside(["ls-remote", "--get-url", url], env=env, check=False)
+    return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
 
 
 # --- git operations -------------------------------------------------------------------------------
@@ -330,14 +357,14 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
 
 def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str:
     """The remote's default branch (`git ls-remote --symref URL HEAD`)."""
-    res = git.run(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
-                  what=f"reading {remote.display}", cancel=cancel)
+    res = git.run_outside(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
+                          what=f"reading {remote.display}", cancel=cancel)
     m = _SYMREF_RE.search(res.stdout)
     if m:
         return m.group("branch")
     # HEAD names no existing branch (e.g. a bare repo whose HEAD is master while only main was pushed).
-    heads = git.run(["ls-remote", "--heads", remote.url], env=remote.env, what=f"reading {remote.display}",
-                    cancel=cancel)
+    heads = git.run_outside(["ls-remote", "--heads", remote.url], env=remote.env,
+                            what=f"reading {remote.display}", cancel=cancel)
     branches = [ln.split("\trefs/heads/", 1)[1] for ln in heads.stdout.splitlines() if "\trefs/heads/" in ln]
     if len(branches) == 1:
         return branches[0]
@@ -363,12 +390,13 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
         base += ["--branch", branch]
     if not checkout:
         base.append("--no-checkout")
-    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
-                  cancel=cancel)
+    where = os.path.abspath(dest)
+    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=remote.env, check=False,
+                          cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             shutil.rmtree(dest)
-        res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
+        res = git.run_outside([*base, "--", remote.url, where], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
         where = f"{remote.display} ({branch})" if branch is not None else remote.display
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}")
@@ -476,11 +504,14 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
                 cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
-def remote_head(remote: Remote, branch: str, timeout: float | None = None) -> str | None:
+def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo: Path | None = None) -> str | None:
     """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent.
-    `timeout`: GitError after that many seconds."""
-    res = git.run(["ls-remote", remote.url, f"refs/heads/{branch}"], env=remote.env,
-                  what=f"reading {remote.display}", timeout=timeout)
+    `timeout`: GitError after that many seconds.  `repo`: the checkout or clone it is the remote of, whose
+    config counts as for its fetches and pushes; else git runs outside any repository (git.run_outside)."""
+    args = ["ls-remote", remote.url, f"refs/heads/{branch}"]
+    what = f"reading {remote.display}"
+    res = (git.run(args, cwd=repo, env=remote.env, what=what, timeout=timeout) if repo is not None
+           else git.run_outside(args, env=remote.env, what=what, timeout=timeout))
     ref = f"refs/heads/{branch}"
     return next((ln.split("\t", 1)[0] for ln in res.stdout.splitlines() if ln.endswith(f"\t{ref}")), None)
 
@@ -598,7 +629,7 @@ def _after_stopped_push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
     where = f"{remote.display} ({branch})"
     ours = head(repo)
     try:
-        now = remote_head(remote, branch, timeout=CHECK_TIMEOUT)
+        now = remote_head(remote, branch, timeout=CHECK_TIMEOUT, repo=repo)
     except GitError as exc:
         return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
                            reason=f"{where} could not be read: {exc.message}")

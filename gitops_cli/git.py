@@ -109,8 +109,27 @@ def ignore_repository_variables() -> None:
         os.environ.pop(name, None)
 
 
+# Config every git command gets, after the user's (GIT_CONFIG_* entries are read last): output gitops
+# parses (`git grep -l`, `ls-remote`, `rev-parse`...) is never coloured, whatever color.ui or a command's
+# own color.* key (which overrides color.ui) says.
+PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for key in (
+    "ui", "advice", "branch", "diff", "grep", "interactive", "push", "remote", "showBranch", "status",
+    "transport"))
+
+# When gitops gives git a credential of its own (an http.extraHeader): the user's credential helpers are
+# neither asked (the empty value resets their list) nor told to store or erase anything -- a wrong token
+# would have git ask them after the 401, send their credential too, and then tell them to ERASE it.
+NO_CREDENTIAL_HELPERS: tuple[tuple[str, str], ...] = (("credential.helper", ""),)
+
+
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries)."""
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries), plus
+    PLAIN_OUTPUT's config entries after all others.
+
+    SSH_ASKPASS is never used: ssh runs with BatchMode, and git's own prompt (for a username or password)
+    would fall back to it.  GIT_ASKPASS and core.askPass stay: a non-interactive credential source in CI
+    (Jenkins' git credentials binding), asked like a credential helper (deployrepo turns them off too when
+    gitops has a credential of its own)."""
     env = dict(os.environ)
     env.update(
         {
@@ -120,13 +139,15 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "LANG": "C",
         }
     )
+    # set, not removed: GitPython starts git's environment from os.environ (an empty SSH_ASKPASS is none to git)
+    env.update({"SSH_ASKPASS": "", "SSH_ASKPASS_REQUIRE": "never"})
     if env.get("GIT_SSH_COMMAND", "").strip():  # never prompt: BatchMode goes INTO the user's command
         env["GIT_SSH_COMMAND"] = ssh_command_with(env["GIT_SSH_COMMAND"], [])
     # else nothing is set here: GIT_SSH_COMMAND would override core.sshCommand (of the repo, unknown here).
     # A remote reached over ssh gets its command from deployrepo (in `extra`), core.sshCommand included.
     if extra:
         env.update(extra)
-    return env
+    return config_env(PLAIN_OUTPUT, env)
 
 
 _SSH_BATCH = ("-o", "BatchMode=yes")
@@ -184,9 +205,17 @@ def ssh_command_with(command: str, options: Sequence[str]) -> str:
 
 
 def config_env(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment."""
+    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment.
+    `entries` go after those of `env` -- or, when `env` has none, after the user's own (this process's
+    GIT_CONFIG_* variables, which `env` would otherwise replace in git's environment: see base_env)."""
     out = dict(env or {})
-    start = int(out.get("GIT_CONFIG_COUNT", "0"))
+    if "GIT_CONFIG_COUNT" not in out:
+        out.update((k, v) for k, v in os.environ.items() if k.startswith("GIT_CONFIG_"))
+    count = out.get("GIT_CONFIG_COUNT", "0").strip() or "0"
+    if not count.isdigit():
+        raise UsageError(f"GIT_CONFIG_COUNT={count!r}: not a number", hint="unset it, or give the number of "
+                         "GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n pairs")
+    start = int(count)
     for i, (key, value) in enumerate(entries, start=start):
         out[f"GIT_CONFIG_KEY_{i}"] = key
         out[f"GIT_CONFIG_VALUE_{i}"] = value
@@ -259,6 +288,14 @@ def run(
     if check and status != 0:
         raise error_for(args, status, stderr, what=what)
     return GitResult(status, stdout, stderr.removesuffix("\n"))
+
+
+def run_outside(args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> GitResult:
+    """`run` for a command that needs no local repository (ls-remote, clone, `init DIR`, reading the
+    user's config): in `/` with GIT_CEILING_DIRECTORIES=/, never in the caller's current directory, whose
+    repository's config git would read -- an `http.<url>.extraHeader` actions/checkout wrote into the app's
+    checkout, its url.*.insteadOf, its credential helpers.  Paths in `args` must be absolute."""
+    return run(args, cwd="/", env={**(env or {}), "GIT_CEILING_DIRECTORIES": "/"}, **kwargs)
 
 
 class Cancelled(GitError):

@@ -667,7 +667,7 @@ def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Pa
     """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit."""
     if not (checkout / ".git").is_dir():
         shutil.rmtree(checkout, ignore_errors=True)
-        git.run(["init", "--quiet", str(checkout)])
+        git.run_outside(["init", "--quiet", os.path.abspath(checkout)])
     git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
              f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
             what=f"fetching {display} ({branch})")
