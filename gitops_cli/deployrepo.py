@@ -385,7 +385,9 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
     Returns the branch cloned."""
     import shutil
 
-    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags"]
+    # the remote is `origin` whatever clone.defaultRemoteName says; no template, no hook (git.NO_HOOKS)
+    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--origin", "origin",
+            "--template=", *(a for key, value in git.NO_HOOKS for a in ("--config", f"{key}={value}"))]
     if branch is not None:
         base += ["--branch", branch]
     if not checkout:
@@ -588,8 +590,11 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     every other git call here (credentials in the environment): at HEAD, the push went through; at HEAD's
     parent, or absent, it did not; anything else, or no answer: `unknown`."""
     try:
-        res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
-                      cwd=repo, env=remote.env, check=False, cancel=stopping, settle=PUSH_GRACE)
+        # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
+        # signed either: see commit)
+        res = git.run(["push", "--porcelain", "--no-verify", "--no-signed", remote.url,
+                       f"HEAD:refs/heads/{branch}"], cwd=repo, env=remote.env, check=False, cancel=stopping,
+                      settle=PUSH_GRACE)
     except git.Cancelled:
         return _after_stopped_push(repo, remote, branch)
     statuses = parse_push_status(res.stdout)

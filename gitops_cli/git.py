@@ -116,6 +116,12 @@ PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for 
     "ui", "advice", "branch", "diff", "grep", "interactive", "push", "remote", "showBranch", "status",
     "transport"))
 
+# gitops' own repositories (a bump's or history's clone, sync's cache) run none of the user's hooks: with
+# no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and core.hooksPath
+# where no hook can be, git finds none (a global core.hooksPath, or hooks a template put in .git/hooks,
+# would otherwise run there: prepare-commit-msg, reference-transaction, post-checkout...).
+NO_HOOKS: tuple[tuple[str, str], ...] = (("core.hooksPath", os.devnull),)
+
 # When gitops gives git a credential of its own (an http.extraHeader): the user's credential helpers are
 # neither asked (the empty value resets their list) nor told to store or erase anything -- a wrong token
 # would have git ask them after the 401, send their credential too, and then tell them to ERASE it.

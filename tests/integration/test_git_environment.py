@@ -201,3 +201,72 @@ def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_
                {**env, "GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": "https://git.example.com"})
     assert res.returncode == 11, res.stderr
     assert TOKEN not in res.stderr
+
+
+# --- 4, 5: gitops' own clones -------------------------------------------------------------------------
+
+
+def test_the_remote_is_origin_whatever_clone_default_remote_name_says(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)  # blobless clones: the YAML blobs are fetched from it
+    _global(tmp_path, ("clone.defaultRemoteName", "upstream"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    res = _run(["rollback", "--deploy-repo", remote.url, "--image", APP, "--no-verify"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+
+
+HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-checkout", "reference-transaction", "pre-push",
+         "post-rewrite")
+
+
+def _hooks(where: Path, log: Path) -> Path:
+    """Hooks that log their name and fail (prepare-commit-msg also writes into the message)."""
+    for name in HOOKS:
+        edit = 'echo "[JIRA-123] Signed-off-by: Hook <hook@example.com>" >> "$1"\n'
+        extra = edit if name == "prepare-commit-msg" else ""
+        _script(where / name, f'echo "{name}" >> {log}\n{extra}exit 1\n')
+    return where
+
+
+def test_the_users_hooks_and_templates_never_run_in_gitops_clones(tmp_path: Path, http_git_server) -> None:
+    """A global core.hooksPath, init.templateDir or GIT_TEMPLATE_DIR: none of their hooks runs in a
+    bump's clone (a failing one used to fail the bump, a prepare-commit-msg changed the pushed message);
+    a global push.gpgSign does not make the push fail."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv")
+    log = tmp_path / "hooks.log"
+    hooks = _hooks(tmp_path / "hooks", log)
+    template = tmp_path / "template"
+    _hooks(template / "hooks", log)
+    _global(tmp_path, ("core.hooksPath", str(hooks)), ("push.gpgSign", "true"))
+    env = _env(tmp_path)
+    bump = ["bump", "--deploy-repo", server.url(), "--image"]
+    res = _run([*bump, f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    git("config", "--global", "--unset", "core.hooksPath", env=env)
+    _global(tmp_path, ("init.templateDir", str(template)))
+    res = _run([*bump, f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    git("config", "--global", "--unset", "init.templateDir", env=env)
+    res = _run([*bump, f"{APP}:v3"], {**env, "GIT_TEMPLATE_DIR": str(template)})
+    assert res.returncode == 0, res.stderr
+    assert not log.exists()
+    assert remote.message().startswith(f"Update {APP} image to {APP}:v3\n\nImage: {APP}:v3\n")
+    assert "JIRA" not in remote.git("log", "--format=%B", "main")
+
+
+def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    log = tmp_path / "hooks.log"
+    _global(tmp_path, ("core.hooksPath", str(_hooks(tmp_path / "hooks", log))),
+            ("init.templateDir", str(_hooks(tmp_path / "template" / "hooks", log).parent)))
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+    env = _env(tmp_path, FAKE_KUBECTL_LOG=str(tmp_path / "kubectl.log"),
+               FAKE_KUBECTL_STORE=str(tmp_path / "cluster.json"))
+    res = _run(["sync", "--once", "--repo", remote.url, "--kubectl", str(fake), "--cache-dir", "cache"], env,
+               cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == remote.head()
+    assert not log.exists()
