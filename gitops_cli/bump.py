@@ -269,6 +269,10 @@ def compute_edits(
             if skip:
                 skipped.append(f"{rel}:{skip}")
             continue
+        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: see deployrepo.LFS_POINTER
+            skipped.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
+                           "not read or bump)")
+            continue
         if not any(n in text for n in needles):
             continue
         if tracked is not None and rel not in tracked:

@@ -417,6 +417,12 @@ def sparse_pattern(path: str) -> str:
     return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
 
 
+# The first line of a Git LFS pointer file (what git stores for a file kept in LFS).  gitops' clones check
+# such a file out as it is, never through git-lfs's smudge filter: it is then skipped, with a warning, and
+# never bumped (its new content would be committed to LFS, whose objects the push would not upload).
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1"
+LFS_ENV = {"GIT_LFS_SKIP_SMUDGE": "1"}
+
 _NO_FILE_SELECTED = "/.git/no-file-is-selected"  # the pattern of an empty selection: it names no file of a tree
 
 
@@ -435,14 +441,16 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     if not full:
         assert needles is not None
         fetch_missing_blobs(repo, suffixes, env, cancel)
-        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
-                *(f"*{s}" for s in suffixes)]
+        # and Git LFS pointers: checked out as they are (LFS_ENV), for the bump to name them (never bumped)
+        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in [*needles, LFS_POINTER] for a in ("-e", n)),
+                "HEAD", "--", *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
         if res.status not in (0, 1):
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
+    env = {**(env or {}), **LFS_ENV}
     if full:
         if sparse.exists():  # selected before: back to every file
             git.run(["sparse-checkout", "disable"], cwd=repo, env=env, cancel=cancel)
@@ -475,7 +483,7 @@ def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | N
         return
     lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env={**(env or {}), **LFS_ENV}, cancel=cancel)
 
 
 _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
@@ -695,7 +703,8 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
         refuse_overwriting(repo, head(repo), target, where)
     [index] = git.git_paths(repo, "index")
     mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
-    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env, check=False)
+    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env if keep else {**remote.env, **LFS_ENV},
+                  check=False)
     if res.status != 0:
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:

@@ -43,6 +43,7 @@ _AUTH_PATTERNS = (
 
 # git's catch-all after a transport (ssh) failure: the line before it, from ssh, is the real reason.
 _GENERIC_REASONS = ("fatal: Could not read from remote repository.",)
+_NOT_FOUND = (": not found", ": command not found")  # the shell's words (dash, bash) for a missing program
 
 
 def strip_credentials(url: str) -> str:
@@ -340,6 +341,9 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     reason = lines[at] if lines else ""
     if reason in _GENERIC_REASONS and at > 0:  # ssh's own reason ("Host key verification failed.") says more
         reason = lines[at - 1]
+    # a program git started that is not there (a filter: `git-lfs filter-process: 1: git-lfs: not found`):
+    # what follows from it ("packet write ... failed", "hung up") says less
+    reason = next((ln for ln in lines[:at] if ln.endswith(_NOT_FOUND)), reason)
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):

@@ -291,3 +291,10 @@ def test_a_token_of_gitops_turns_the_users_credential_helpers_and_askpass_off() 
     assert entries[-1] == ("credential.helper", "")  # an empty helper resets the list
     assert env["GIT_ASKPASS"] == ""
     assert deployrepo.open_remote("https://git.example.com/d.git", environ={}).env == {}  # the user's helpers
+
+
+def test_a_missing_program_is_the_reason_given() -> None:
+    stderr = ("git-lfs filter-process: 1: git-lfs: not found\nerror: packet write with format failed\n"
+              "error: Could not write client identification\nfatal: the remote end hung up unexpectedly\n")
+    err = git.error_for(["read-tree"], 128, stderr)
+    assert err.message == "git read-tree failed (exit 128): git-lfs filter-process: 1: git-lfs: not found"

@@ -270,3 +270,52 @@ def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == remote.head()
     assert not log.exists()
+
+
+# --- 10: Git LFS ----------------------------------------------------------------------------------------
+
+
+LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+
+
+@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v git-lfs"], capture_output=True).returncode == 0,
+                    reason="git-lfs is installed here")
+def test_a_missing_git_lfs_is_named(tmp_path: Path) -> None:
+    """filter.lfs configured (required) but git-lfs not installed: git's own reason, not "the remote end
+    hung up unexpectedly" or "packet write with format failed"."""
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
+    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs filter-process"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1"], _env(tmp_path))
+    assert res.returncode == 10, res.stderr
+    assert "git-lfs: not found" in res.stderr.splitlines()[-1]
+
+
+def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a2/deploy.yaml": LFS_POINTER})
+    env = _env(tmp_path)
+    warning = "apps/a2/deploy.yaml: skipped (a Git LFS pointer"
+    for extra in ([], ["--path", "apps/a2"]):
+        res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", *extra], env)
+        assert res.returncode == 3, res.stderr
+        assert warning in res.stderr
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert warning in res.stderr
+    assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+
+def test_a_file_stored_in_git_lfs_is_checked_out_as_its_pointer_never_smudged(tmp_path: Path) -> None:
+    """With git-lfs set up (a stand-in smudge filter here, which honours GIT_LFS_SKIP_SMUDGE as git-lfs
+    does), the clone still holds the pointer: the file is named and never bumped -- its new content would
+    go to LFS, whose objects the push does not upload."""
+    real = FILES["apps/a2/deploy.yaml"]
+    smudge = _script(tmp_path / "bin" / "fake-lfs-smudge",
+                     f'if [ "$GIT_LFS_SKIP_SMUDGE" = 1 ]; then cat; else cat >/dev/null; printf %s "{real}"; fi\n')
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a2/deploy.yaml": LFS_POINTER,
+                                                 ".gitattributes": "apps/a2/*.yaml filter=lfs -text\n"})
+    _global(tmp_path, ("filter.lfs.smudge", f"{smudge} %f"), ("filter.lfs.clean", "cat"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", "--path",
+                "apps/a2"], _env(tmp_path))
+    assert res.returncode == 3, res.stderr
+    assert "apps/a2/deploy.yaml: skipped (a Git LFS pointer" in res.stderr
+    assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
