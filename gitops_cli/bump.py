@@ -816,6 +816,8 @@ def _bump_local_in(
     landed: Landed | None,
 ) -> BumpResult:
     if not request.commit or request.dry_run:
+        if git.work_tree_top(root) is not None:
+            refuse_submodule_paths(root, request)
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
         _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
                       tracked_only=request.commit and git.work_tree_top(root) is not None)
@@ -957,6 +959,21 @@ def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> 
                               "drop them first: a bump commit must go on top of the remote branch")
 
 
+def refuse_submodule_paths(root: Path, request: BumpRequest) -> None:
+    """UsageError (exit 2) for a --path that is, or lies in, a submodule of the repository at `root` (its
+    HEAD): another repository, whose files are not this one's -- an uninitialised one (a clone's) is an
+    empty directory, where the bump would find nothing."""
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    for raw in request.paths:
+        rel = relative_subpath(root, raw, request.names).as_posix()
+        sub = deployrepo.submodule_of(root, rel) if rel != "." else None
+        if sub is not None:
+            raise UsageError(f"{request.names('paths', raw)}: " + ("a submodule" if sub == rel else
+                             f"inside the submodule {sub}") + " (another repository, whose files are not this one's)",
+                             hint="bump that repository on its own")
+
+
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   resolve_digest: DigestResolver | None, guard: Guard | None = None,
                   tracked_only: bool = False) -> None:
@@ -994,6 +1011,7 @@ def _apply_commit_push(
     resolver = _cached(resolve_digest)
     if select and not selected:
         _check_out_candidates(work, request, remote)
+    refuse_submodule_paths(work, request)
     _compute_into(result, work, request, resolver, guard, tracked_only=keep)
     if request.dry_run or result.up_to_date or result.superseded:
         return result

@@ -370,8 +370,19 @@ def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str
         return branches[0]
     if not branches:
         raise GitError(f"{remote.display}: the remote has no branch (empty repository?)")
-    raise GitError(f"{remote.display}: the remote's HEAD names no branch; it has {', '.join(branches[:5])}",
-                   hint="pass --branch")
+    raise GitError(f"{remote.display}: the remote's HEAD names no branch, and it has {_some(branches)}",
+                   hint=f"pass --branch ({' or '.join(usual)}?)" if (usual := [b for b in ("main", "master")
+                                                                        if b in branches]) else "pass --branch")
+
+
+def _some(branches: Sequence[str], shown: int = 5) -> str:
+    """`3 branches: a, b, c` / `10001 branches: main, master, a, b, c and 9996 more` (main and master first
+    when there, else `neither main nor master`)."""
+    usual = [b for b in ("main", "master") if b in branches]
+    first = (usual + [b for b in branches if b not in usual])[:shown]
+    more = len(branches) - len(first)
+    text = f"{len(branches)} branches: {', '.join(first)}" + (f" and {more} more" if more else "")
+    return text if usual else text + " (neither main nor master)"
 
 
 def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Event | None = None, *,
@@ -528,6 +539,16 @@ def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo:
 
 def _is_auth_failure(stderr: str) -> bool:
     return isinstance(git.error_for(["x"], 1, stderr), GitAuthError)
+
+
+def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
+    """The submodule (a gitlink of `rev`'s tree) that the repo-relative `path` is or lies in, None when
+    there is none: one `git ls-tree` of the path and each of its leading directories."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    res = git.run(["ls-tree", "-z", rev, "--", *prefixes], cwd=repo, check=False, strip=False)
+    gitlinks = [entry.partition("\t")[2] for entry in res.stdout.split("\0") if entry.startswith("160000 ")]
+    return next((p for p in prefixes if p in gitlinks), None)
 
 
 def head(repo: Path) -> str:

@@ -319,3 +319,23 @@ def test_a_file_stored_in_git_lfs_is_checked_out_as_its_pointer_never_smudged(tm
     assert res.returncode == 3, res.stderr
     assert "apps/a2/deploy.yaml: skipped (a Git LFS pointer" in res.stderr
     assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+
+
+# --- 11: submodules ---------------------------------------------------------------------------------------
+
+
+def test_a_path_into_a_submodule_of_a_remote_is_exit_2(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    seed = tmp_path / "seed"
+    remote.clone(seed)
+    git("update-index", "--add", "--cacheinfo", f"160000,{remote.head()},apps/sub", cwd=seed)
+    git("commit", "--quiet", "-m", "a submodule", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+    env = _env(tmp_path)
+    for path, said in (("apps/sub", "a submodule"), ("apps/sub/apps/a1", "inside the submodule apps/sub")):
+        res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1", "--path", path], env)
+        assert res.returncode == 2, res.stderr
+        assert f"--path '{path}': {said}" in res.stderr
+    res = _run(["history", "--deploy-repo", remote.url, "--path", "apps/sub"], env)
+    assert res.returncode == 2, res.stderr
+    assert "a submodule" in res.stderr
