@@ -270,6 +270,10 @@ def compute_edits(
             if skip:
                 skipped.append(f"{rel}:{skip}")
             continue
+        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: see deployrepo.LFS_POINTER
+            skipped.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
+                           "not read or bump)")
+            continue
         if not any(n in text for n in needles):
             continue
         if tracked is not None and rel not in tracked:
@@ -832,6 +836,8 @@ def _bump_local_in(
     landed: Landed | None,
 ) -> BumpResult:
     if not request.commit or request.dry_run:
+        if git.work_tree_top(root) is not None:
+            refuse_submodule_paths(root, request)
         result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
         _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
                       tracked_only=request.commit and git.work_tree_top(root) is not None)
@@ -956,7 +962,7 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     try:
         origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
                                         repo=root)
-        now = deployrepo.remote_head(origin, current)
+        now = deployrepo.remote_head(origin, current, repo=root)
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
     if now is None or now == local or not deployrepo.has_commit(root, now):
@@ -972,6 +978,21 @@ def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> 
     raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
                          hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "
                               "drop them first: a bump commit must go on top of the remote branch")
+
+
+def refuse_submodule_paths(root: Path, request: BumpRequest) -> None:
+    """UsageError (exit 2) for a --path that is, or lies in, a submodule of the repository at `root` (its
+    HEAD): another repository, whose files are not this one's -- an uninitialised one (a clone's) is an
+    empty directory, where the bump would find nothing."""
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    for raw in request.paths:
+        rel = relative_subpath(root, raw, request.names).as_posix()
+        sub = deployrepo.submodule_of(root, rel) if rel != "." else None
+        if sub is not None:
+            raise UsageError(f"{request.names('paths', raw)}: " + ("a submodule" if sub == rel else
+                             f"inside the submodule {sub}") + " (another repository, whose files are not this one's)",
+                             hint="bump that repository on its own")
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
@@ -1011,6 +1032,7 @@ def _apply_commit_push(
     resolver = _cached(resolve_digest)
     if select and not selected:
         _check_out_candidates(work, request, remote)
+    refuse_submodule_paths(work, request)
     _compute_into(result, work, request, resolver, guard, tracked_only=keep)
     if request.dry_run or result.up_to_date or result.superseded:
         return result

@@ -266,8 +266,8 @@ def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[st
         return command, "GIT_SSH_COMMAND"
     # as git would read it: the repo's config when there is one, else (from outside any repository) the
     # global and system files with their includes, and GIT_CONFIG_COUNT's entries
-    res = git.run(["config", "--includes", "--get", "core.sshCommand"], cwd=repo if repo is not None else "/",
-                  env={**environ, "GIT_CEILING_DIRECTORIES": "/"} if repo is None else None, check=False)
+    read = ["config", "--includes", "--get", "core.sshCommand"]
+    res = git.run(read, cwd=repo, check=False) if repo is not None else git.run_outside(read, env=environ, check=False)
     if res.status == 0 and res.stdout.strip():
         return res.stdout.strip(), "core.sshCommand"
     program = environ.get("GIT_SSH", "").strip()
@@ -302,14 +302,29 @@ def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tup
     return None
 
 
+_TOKEN_VARIABLES = ("GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
+
+
 def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
+    """The remote with the credential gitops has for it, if any: an `http.<scheme>://<host>/.extraHeader`
+    scoped to the URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url), with
+    the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
+    credential gitops gives is the only one tried, and nothing of the user's is stored or erased.  A CI
+    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it."""
     parts = urlsplit(spec)
     clean = git.strip_credentials(spec)
     url_user = unquote(parts.username) if parts.username else None
     url_password = unquote(parts.password) if parts.password else None
-    hostport = parts.netloc.rsplit("@", 1)[-1]
-    if url_password:  # credentials in the URL: never keep them there, use them as the credential
+    if url_password:
         register_secret(url_password)
+    if not url_password and not any(environ.get(name, "").strip() for name in _TOKEN_VARIABLES):
+        return Remote(url=clean, display=clean)  # nothing of gitops': git asks the user's helpers, as it would
+    real = rewritten_url(clean, environ)
+    real_parts = urlsplit(real)
+    if real_parts.scheme.lower() not in ("http", "https"):  # rewritten to ssh://, say: no header goes there
+        return Remote(url=clean, display=clean)
+    hostport = real_parts.netloc.rsplit("@", 1)[-1]
+    if url_password:  # credentials in the URL: never keep them there, use them as the credential
         chosen: tuple[str, str, str] | None = (url_user or "x-access-token", url_password, "the URL")
     else:
         chosen = select_token(hostport, url_user, environ)
@@ -319,10 +334,22 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
     basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
     register_secret(token)
     register_secret(basic)
-    scope = f"{parts.scheme.lower()}://{hostport}/"
-    base = {k: v for k, v in os.environ.items() if k.startswith("GIT_CONFIG_")}
-    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")], base)
-    return Remote(url=clean, display=clean, env=env, auth=f"token from {source}")
+    scope = f"{real_parts.scheme.lower()}://{hostport}/"
+    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}"),
+                          *git.NO_CREDENTIAL_HELPERS])
+    env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
+    auth = f"token from {source}"
+    if real != clean:
+        auth += f", sent to {scope}, where url.<base>.insteadOf rewrites the URL"
+    return Remote(url=clean, display=clean, env=env, auth=auth)
+
+
+def rewritten_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL git really talks to for `url`, after the user's url.<base>.insteadOf rules (`git ls-remote
+    --get-url`: no network), read outside any repository (the user's global and system config)."""
+    env = dict(os.environ if environ is None else environ)
+    res = git.run_outside(["ls-remote", "--get-url", url], env=env, check=False)
+    return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
 
 
 # --- git operations -------------------------------------------------------------------------------
@@ -330,21 +357,32 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
 
 def default_branch(remote: Remote, cancel: threading.Event | None = None) -> str:
     """The remote's default branch (`git ls-remote --symref URL HEAD`)."""
-    res = git.run(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
-                  what=f"reading {remote.display}", cancel=cancel)
+    res = git.run_outside(["ls-remote", "--symref", remote.url, "HEAD"], env=remote.env,
+                          what=f"reading {remote.display}", cancel=cancel)
     m = _SYMREF_RE.search(res.stdout)
     if m:
         return m.group("branch")
     # HEAD names no existing branch (e.g. a bare repo whose HEAD is master while only main was pushed).
-    heads = git.run(["ls-remote", "--heads", remote.url], env=remote.env, what=f"reading {remote.display}",
-                    cancel=cancel)
+    heads = git.run_outside(["ls-remote", "--heads", remote.url], env=remote.env,
+                            what=f"reading {remote.display}", cancel=cancel)
     branches = [ln.split("\trefs/heads/", 1)[1] for ln in heads.stdout.splitlines() if "\trefs/heads/" in ln]
     if len(branches) == 1:
         return branches[0]
     if not branches:
         raise GitError(f"{remote.display}: the remote has no branch (empty repository?)")
-    raise GitError(f"{remote.display}: the remote's HEAD names no branch; it has {', '.join(branches[:5])}",
-                   hint="pass --branch")
+    raise GitError(f"{remote.display}: the remote's HEAD names no branch, and it has {_some(branches)}",
+                   hint=f"pass --branch ({' or '.join(usual)}?)" if (usual := [b for b in ("main", "master")
+                                                                        if b in branches]) else "pass --branch")
+
+
+def _some(branches: Sequence[str], shown: int = 5) -> str:
+    """`3 branches: a, b, c` / `10001 branches: main, master, a, b, c and 9996 more` (main and master first
+    when there, else `neither main nor master`)."""
+    usual = [b for b in ("main", "master") if b in branches]
+    first = (usual + [b for b in branches if b not in usual])[:shown]
+    more = len(branches) - len(first)
+    text = f"{len(branches)} branches: {', '.join(first)}" + (f" and {more} more" if more else "")
+    return text if usual else text + " (neither main nor master)"
 
 
 def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Event | None = None, *,
@@ -358,17 +396,20 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
     Returns the branch cloned."""
     import shutil
 
-    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags"]
+    # the remote is `origin` whatever clone.defaultRemoteName says; no template, no hook (git.NO_HOOKS)
+    base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--origin", "origin",
+            "--template=", *(a for key, value in git.NO_HOOKS for a in ("--config", f"{key}={value}"))]
     if branch is not None:
         base += ["--branch", branch]
     if not checkout:
         base.append("--no-checkout")
-    res = git.run([*base, "--filter=blob:none", "--", remote.url, str(dest)], env=remote.env, check=False,
-                  cancel=cancel)
+    where = os.path.abspath(dest)
+    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=remote.env, check=False,
+                          cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             shutil.rmtree(dest)
-        res = git.run([*base, "--", remote.url, str(dest)], env=remote.env, check=False, cancel=cancel)
+        res = git.run_outside([*base, "--", remote.url, where], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
         where = f"{remote.display} ({branch})" if branch is not None else remote.display
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}")
@@ -386,6 +427,12 @@ def sparse_pattern(path: str) -> str:
     with wildcards, backslashes and spaces (trailing ones would be dropped) escaped."""
     return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
 
+
+# The first line of a Git LFS pointer file (what git stores for a file kept in LFS).  gitops' clones check
+# such a file out as it is, never through git-lfs's smudge filter: it is then skipped, with a warning, and
+# never bumped (its new content would be committed to LFS, whose objects the push would not upload).
+LFS_POINTER = "version https://git-lfs.github.com/spec/v1"
+LFS_ENV = {"GIT_LFS_SKIP_SMUDGE": "1"}
 
 _NO_FILE_SELECTED = "/.git/no-file-is-selected"  # the pattern of an empty selection: it names no file of a tree
 
@@ -405,14 +452,16 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     if not full:
         assert needles is not None
         fetch_missing_blobs(repo, suffixes, env, cancel)
-        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in needles for a in ("-e", n)), "HEAD", "--",
-                *(f"*{s}" for s in suffixes)]
+        # and Git LFS pointers: checked out as they are (LFS_ENV), for the bump to name them (never bumped)
+        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in [*needles, LFS_POINTER] for a in ("-e", n)),
+                "HEAD", "--", *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
         if res.status not in (0, 1):
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
+    env = {**(env or {}), **LFS_ENV}
     if full:
         if sparse.exists():  # selected before: back to every file
             git.run(["sparse-checkout", "disable"], cwd=repo, env=env, cancel=cancel)
@@ -445,7 +494,7 @@ def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | N
         return
     lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env={**(env or {}), **LFS_ENV}, cancel=cancel)
 
 
 _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
@@ -476,17 +525,30 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
                 cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
-def remote_head(remote: Remote, branch: str, timeout: float | None = None) -> str | None:
+def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo: Path | None = None) -> str | None:
     """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent.
-    `timeout`: GitError after that many seconds."""
-    res = git.run(["ls-remote", remote.url, f"refs/heads/{branch}"], env=remote.env,
-                  what=f"reading {remote.display}", timeout=timeout)
+    `timeout`: GitError after that many seconds.  `repo`: the checkout or clone it is the remote of, whose
+    config counts as for its fetches and pushes; else git runs outside any repository (git.run_outside)."""
+    args = ["ls-remote", remote.url, f"refs/heads/{branch}"]
+    what = f"reading {remote.display}"
+    res = (git.run(args, cwd=repo, env=remote.env, what=what, timeout=timeout) if repo is not None
+           else git.run_outside(args, env=remote.env, what=what, timeout=timeout))
     ref = f"refs/heads/{branch}"
     return next((ln.split("\t", 1)[0] for ln in res.stdout.splitlines() if ln.endswith(f"\t{ref}")), None)
 
 
 def _is_auth_failure(stderr: str) -> bool:
     return isinstance(git.error_for(["x"], 1, stderr), GitAuthError)
+
+
+def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
+    """The submodule (a gitlink of `rev`'s tree) that the repo-relative `path` is or lies in, None when
+    there is none: one `git ls-tree` of the path and each of its leading directories."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+    res = git.run(["ls-tree", "-z", rev, "--", *prefixes], cwd=repo, check=False, strip=False)
+    gitlinks = [entry.partition("\t")[2] for entry in res.stdout.split("\0") if entry.startswith("160000 ")]
+    return next((p for p in prefixes if p in gitlinks), None)
 
 
 def head(repo: Path) -> str:
@@ -557,8 +619,11 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     every other git call here (credentials in the environment): at HEAD, the push went through; at HEAD's
     parent, or absent, it did not; anything else, or no answer: `unknown`."""
     try:
-        res = git.run(["push", "--porcelain", "--no-verify", remote.url, f"HEAD:refs/heads/{branch}"],
-                      cwd=repo, env=remote.env, check=False, cancel=stopping, settle=PUSH_GRACE)
+        # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
+        # signed either: see commit)
+        res = git.run(["push", "--porcelain", "--no-verify", "--no-signed", remote.url,
+                       f"HEAD:refs/heads/{branch}"], cwd=repo, env=remote.env, check=False, cancel=stopping,
+                      settle=PUSH_GRACE)
     except git.Cancelled:
         return _after_stopped_push(repo, remote, branch)
     statuses = parse_push_status(res.stdout)
@@ -598,7 +663,7 @@ def _after_stopped_push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
     where = f"{remote.display} ({branch})"
     ours = head(repo)
     try:
-        now = remote_head(remote, branch, timeout=CHECK_TIMEOUT)
+        now = remote_head(remote, branch, timeout=CHECK_TIMEOUT, repo=repo)
     except GitError as exc:
         return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
                            reason=f"{where} could not be read: {exc.message}")
@@ -659,7 +724,8 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
         refuse_overwriting(repo, head(repo), target, where)
     [index] = git.git_paths(repo, "index")
     mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
-    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env, check=False)
+    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env if keep else {**remote.env, **LFS_ENV},
+                  check=False)
     if res.status != 0:
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:

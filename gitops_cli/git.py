@@ -43,6 +43,7 @@ _AUTH_PATTERNS = (
 
 # git's catch-all after a transport (ssh) failure: the line before it, from ssh, is the real reason.
 _GENERIC_REASONS = ("fatal: Could not read from remote repository.",)
+_NOT_FOUND = (": not found", ": command not found")  # the shell's words (dash, bash) for a missing program
 
 
 def strip_credentials(url: str) -> str:
@@ -109,8 +110,33 @@ def ignore_repository_variables() -> None:
         os.environ.pop(name, None)
 
 
+# Config every git command gets, after the user's (GIT_CONFIG_* entries are read last): output gitops
+# parses (`git grep -l`, `ls-remote`, `rev-parse`...) is never coloured, whatever color.ui or a command's
+# own color.* key (which overrides color.ui) says.
+PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for key in (
+    "ui", "advice", "branch", "diff", "grep", "interactive", "push", "remote", "showBranch", "status",
+    "transport"))
+
+# gitops' own repositories (a bump's or history's clone, sync's cache) run none of the user's hooks: with
+# no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and core.hooksPath
+# where no hook can be, git finds none (a global core.hooksPath, or hooks a template put in .git/hooks,
+# would otherwise run there: prepare-commit-msg, reference-transaction, post-checkout...).
+NO_HOOKS: tuple[tuple[str, str], ...] = (("core.hooksPath", os.devnull),)
+
+# When gitops gives git a credential of its own (an http.extraHeader): the user's credential helpers are
+# neither asked (the empty value resets their list) nor told to store or erase anything -- a wrong token
+# would have git ask them after the 401, send their credential too, and then tell them to ERASE it.
+NO_CREDENTIAL_HELPERS: tuple[tuple[str, str], ...] = (("credential.helper", ""),)
+
+
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries)."""
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries), plus
+    PLAIN_OUTPUT's config entries after all others.
+
+    SSH_ASKPASS is never used: ssh runs with BatchMode, and git's own prompt (for a username or password)
+    would fall back to it.  GIT_ASKPASS and core.askPass stay: a non-interactive credential source in CI
+    (Jenkins' git credentials binding), asked like a credential helper (deployrepo turns them off too when
+    gitops has a credential of its own)."""
     env = dict(os.environ)
     env.update(
         {
@@ -120,13 +146,15 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
             "LANG": "C",
         }
     )
+    # set, not removed: GitPython starts git's environment from os.environ (an empty SSH_ASKPASS is none to git)
+    env.update({"SSH_ASKPASS": "", "SSH_ASKPASS_REQUIRE": "never"})
     if env.get("GIT_SSH_COMMAND", "").strip():  # never prompt: BatchMode goes INTO the user's command
         env["GIT_SSH_COMMAND"] = ssh_command_with(env["GIT_SSH_COMMAND"], [])
     # else nothing is set here: GIT_SSH_COMMAND would override core.sshCommand (of the repo, unknown here).
     # A remote reached over ssh gets its command from deployrepo (in `extra`), core.sshCommand included.
     if extra:
         env.update(extra)
-    return env
+    return config_env(PLAIN_OUTPUT, env)
 
 
 _SSH_BATCH = ("-o", "BatchMode=yes")
@@ -184,9 +212,17 @@ def ssh_command_with(command: str, options: Sequence[str]) -> str:
 
 
 def config_env(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment."""
+    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment.
+    `entries` go after those of `env` -- or, when `env` has none, after the user's own (this process's
+    GIT_CONFIG_* variables, which `env` would otherwise replace in git's environment: see base_env)."""
     out = dict(env or {})
-    start = int(out.get("GIT_CONFIG_COUNT", "0"))
+    if "GIT_CONFIG_COUNT" not in out:
+        out.update((k, v) for k, v in os.environ.items() if k.startswith("GIT_CONFIG_"))
+    count = out.get("GIT_CONFIG_COUNT", "0").strip() or "0"
+    if not count.isdigit():
+        raise UsageError(f"GIT_CONFIG_COUNT={count!r}: not a number", hint="unset it, or give the number of "
+                         "GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n pairs")
+    start = int(count)
     for i, (key, value) in enumerate(entries, start=start):
         out[f"GIT_CONFIG_KEY_{i}"] = key
         out[f"GIT_CONFIG_VALUE_{i}"] = value
@@ -284,6 +320,14 @@ def _gitpython() -> tuple[Any, type[Exception]]:
     return Git, GitCommandNotFound
 
 
+def run_outside(args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> GitResult:
+    """`run` for a command that needs no local repository (ls-remote, clone, `init DIR`, reading the
+    user's config): in `/` with GIT_CEILING_DIRECTORIES=/, never in the caller's current directory, whose
+    repository's config git would read -- an `http.<url>.extraHeader` actions/checkout wrote into the app's
+    checkout, its url.*.insteadOf, its credential helpers.  Paths in `args` must be absolute."""
+    return run(args, cwd="/", env={**(env or {}), "GIT_CEILING_DIRECTORIES": "/"}, **kwargs)
+
+
 class Cancelled(GitError):
     """git was stopped because `cancel` was set (see run)."""
 
@@ -320,6 +364,9 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     reason = lines[at] if lines else ""
     if reason in _GENERIC_REASONS and at > 0:  # ssh's own reason ("Host key verification failed.") says more
         reason = lines[at - 1]
+    # a program git started that is not there (a filter: `git-lfs filter-process: 1: git-lfs: not found`):
+    # what follows from it ("packet write ... failed", "hung up") says less
+    reason = next((ln for ln in lines[:at] if ln.endswith(_NOT_FOUND)), reason)
     refused = ownership_error(stderr)
     if refused is not None:
         return refused

@@ -229,6 +229,9 @@ class _Repo:
                 raise UsageError(f"{names('paths', raw)}: does not exist in the repository ({self.branch})")
             if modes[name] == "120000":
                 raise UsageError(f"{names('paths', raw)}: a symlink; symlinks are never followed")
+            if modes[name] == "160000":  # as bump refuses it (bump.refuse_submodule_paths)
+                raise UsageError(f"{names('paths', raw)}: a submodule (another repository, whose files are not "
+                                 "this one's)", hint="read that repository's history on its own")
             if rel not in checked:
                 checked.append(rel)
         return checked

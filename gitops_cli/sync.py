@@ -672,16 +672,18 @@ def _inventory(state: dict[str, Any]) -> list[ObjectRef]:
 
 
 def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> str:
-    """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit."""
+    """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit.  The cache
+    is gitops' own repository: no template, none of the user's hooks (git.NO_HOOKS)."""
     if not (checkout / ".git").is_dir():
         shutil.rmtree(checkout, ignore_errors=True)
-        git.run(["init", "--quiet", str(checkout)])
+        git.run_outside(["init", "--quiet", "--template=", os.path.abspath(checkout)])
+    env = git.config_env(git.NO_HOOKS, env)
     git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
              f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
             what=f"fetching {display} ({branch})")
-    commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout).stdout.strip()
-    git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout)
-    git.run(["clean", "-ffdxq"], cwd=checkout)
+    commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout, env=env).stdout.strip()
+    git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout, env=env)
+    git.run(["clean", "-ffdxq"], cwd=checkout, env=env)
     return commit
 
 

@@ -490,3 +490,20 @@ def test_a_cancel_lets_git_finish_within_its_settle_time_else_stops_it(tmp_path:
     with pytest.raises(gitrun.Cancelled, match="git ls-remote cancelled"):
         gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, cancel=cancel, settle=0.3)
     assert _ended(pidfile)
+
+
+def test_a_remote_head_naming_no_branch_lists_some_and_says_how_many_more(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "a", {"a.yaml": "image: x:1\n"}, branch="main")
+    for n in range(1, 13):
+        remote.git("branch", f"feature/b{n}", "main")
+    remote.git("symbolic-ref", "HEAD", "refs/heads/gone")
+    r = deployrepo.open_remote(remote.url, environ={})
+    with pytest.raises(GitError) as exc:
+        deployrepo.default_branch(r)
+    assert exc.value.message == (f"{remote.url}: the remote's HEAD names no branch, and it has 13 branches: main, "
+                                 "feature/b1, feature/b10, feature/b11, feature/b12 and 8 more")
+    assert exc.value.hint == "pass --branch (main?)"
+    remote.git("branch", "-m", "main", "trunk")
+    with pytest.raises(GitError, match=r"b2 and 8 more \(neither main nor master\)$") as exc:
+        deployrepo.default_branch(r)
+    assert exc.value.hint == "pass --branch"

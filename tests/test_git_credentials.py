@@ -256,3 +256,45 @@ def test_a_write_the_system_refused_is_exit_74() -> None:
     assert git.error_for(["clone"], 128, "fatal: repository 'x' does not exist\n").exit_code == 10
     assert git.error_for(["commit"], 128, "error: sha1 file '/d/.git/index.lock' write error. Out of diskspace\n"
                          "fatal: unable to write new index file\n").exit_code == 74
+
+
+def test_gits_output_is_never_coloured_whatever_the_users_config_entries_say(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """PLAIN_OUTPUT goes after the user's own GIT_CONFIG_* entries (and a credential's, given in `extra`),
+    which stay: git reads them in order, the last one wins."""
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "color.ui")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    env = git.base_env(git.config_env([("http.https://h/.extraHeader", "Authorization: Basic x")]))
+    count = int(env["GIT_CONFIG_COUNT"])
+    entries = [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"]) for i in range(count)]
+    assert entries[:2] == [("color.ui", "always"), ("http.https://h/.extraHeader", "Authorization: Basic x")]
+    assert entries[2:] == list(git.PLAIN_OUTPUT) and ("color.ui", "never") in entries[2:]
+    assert git.run(["config", "--get", "color.ui"], cwd="/").stdout == "never"
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "two")
+    with pytest.raises(UsageError, match="GIT_CONFIG_COUNT='two': not a number"):
+        git.base_env()
+
+
+def test_ssh_askpass_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """git's own prompt falls back to SSH_ASKPASS (after GIT_ASKPASS and core.askPass): an empty one is none."""
+    monkeypatch.setenv("SSH_ASKPASS", "/usr/bin/ssh-askpass")
+    monkeypatch.setenv("GIT_ASKPASS", "/ci/askpass")
+    env = git.base_env()
+    assert env["SSH_ASKPASS"] == "" and env["SSH_ASKPASS_REQUIRE"] == "never"
+    assert env["GIT_ASKPASS"] == "/ci/askpass"  # a credential source (CI's), kept
+
+
+def test_a_token_of_gitops_turns_the_users_credential_helpers_and_askpass_off() -> None:
+    env = deployrepo.open_remote("https://git.example.com/d.git", environ={"GITOPS_GIT_TOKEN": SECRET}).env
+    entries = [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"]) for i in range(int(env["GIT_CONFIG_COUNT"]))]
+    assert entries[-1] == ("credential.helper", "")  # an empty helper resets the list
+    assert env["GIT_ASKPASS"] == ""
+    assert deployrepo.open_remote("https://git.example.com/d.git", environ={}).env == {}  # the user's helpers
+
+
+def test_a_missing_program_is_the_reason_given() -> None:
+    stderr = ("git-lfs filter-process: 1: git-lfs: not found\nerror: packet write with format failed\n"
+              "error: Could not write client identification\nfatal: the remote end hung up unexpectedly\n")
+    err = git.error_for(["read-tree"], 128, stderr)
+    assert err.message == "git read-tree failed (exit 128): git-lfs filter-process: 1: git-lfs: not found"

@@ -1,0 +1,341 @@
+"""The git environment gitops gives git: the user's git config (a private HOME's ~/.gitconfig here), the
+repository of the current directory and the user's credential programs never change what gitops' own
+git commands do, and the user's credential store is never touched by a credential of gitops'."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import GITOPS, gitops_env
+from tests.fixtures.gitremotes import git, make_bare_remote
+from tests.fixtures.procs import stop_process
+
+pytestmark = pytest.mark.integration
+
+APP = "registry.example.com/team/a1"
+TOKEN = "S3cretTok3nValue-gitenv"
+FILES = {
+    f"apps/a{i}/deploy.yaml": f"""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: a{i}
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          image: registry.example.com/team/a{i}:v0
+"""
+    for i in (1, 2, 3)
+}
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A private HOME (its ~/.gitconfig is the user's global config) and TMPDIR."""
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    return {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "TMPDIR": str(tmp), **extra}
+
+
+def _global(tmp_path: Path, *pairs: tuple[str, str]) -> None:
+    """Set entries of the private HOME's global git config (`--add`: a key may repeat)."""
+    for key, value in pairs:
+        git("config", "--global", "--add", key, value, env=_env(tmp_path))
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return path
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(GITOPS), *args], cwd=cwd, env=gitops_env(env), text=True, capture_output=True,
+                          timeout=120)
+
+
+# --- 1, 6: credentials ------------------------------------------------------------------------------
+
+
+def test_a_wrong_token_never_reaches_the_users_credential_helpers(tmp_path: Path, http_git_server) -> None:
+    """A wrong GITOPS_GIT_TOKEN: exit 11, and the user's helpers (a global one and one for that URL) are
+    neither asked nor told to erase the valid credential they store (git used to: ~/.git-credentials was
+    emptied).  Without a token of gitops', the same helpers give the credential and the bump works."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    log = tmp_path / "helper.log"
+    helper = _script(tmp_path / "bin" / "helper", f'echo "$1" >> {log}\n')
+    store = tmp_path / "home" / ".git-credentials"
+    env = _env(tmp_path)
+    stored = f"http://bob:{TOKEN}@127.0.0.1:{server.port}\n"
+    store.write_text(stored)
+    _global(tmp_path, ("credential.helper", "store"),
+            (f"credential.http://127.0.0.1:{server.port}.helper", str(helper)))
+
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"],
+               {**env, "GITOPS_GIT_TOKEN": "Wr0ngTokenValue99"})
+    assert res.returncode == 11, res.stderr
+    assert store.read_text() == stored
+    assert not log.exists()
+
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    assert "store" in log.read_text().split()  # the user's helpers are in use when gitops has no credential
+
+
+def test_askpass_programs(tmp_path: Path, http_git_server) -> None:
+    """GIT_ASKPASS is a credential source (CI's: Jenkins' git credentials binding) when gitops has none of
+    its own; SSH_ASKPASS is never run; with a token of gitops' no askpass program is asked."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    log = tmp_path / "askpass.log"
+    askpass = _script(tmp_path / "bin" / "askpass",
+                      f'echo "$1" >> {log}\ncase "$1" in Username*) echo bob;; *) echo {TOKEN};; esac\n')
+    env = _env(tmp_path)
+    bump = ["bump", "--deploy-repo", server.url(), "--image"]
+
+    res = _run([*bump, f"{APP}:v1"], {**env, "SSH_ASKPASS": str(askpass), "SSH_ASKPASS_REQUIRE": "force",
+                                      "DISPLAY": ":0"})
+    assert res.returncode == 11, res.stderr
+    assert not log.exists()
+
+    res = _run([*bump, f"{APP}:v1"], {**env, "GIT_ASKPASS": str(askpass), "GITOPS_GIT_TOKEN": "Wr0ngToken99"})
+    assert res.returncode == 11, res.stderr
+    assert not log.exists()
+
+    res = _run([*bump, f"{APP}:v1"], {**env, "GIT_ASKPASS": str(askpass)})
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    assert "Username" in log.read_text()
+
+
+def test_an_askpass_program_that_never_answers_is_stopped_by_an_interrupt(tmp_path: Path, http_git_server) -> None:
+    """No timeout applies to a credential program, but an interrupt (SIGTERM, a CI job's cancel or timeout)
+    stops it with git: exit 130 at once, nothing of it left running."""
+    make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    mark = f"gitenv-askpass-{os.getpid()}-{time.monotonic_ns()}"
+    started = tmp_path / "asked"
+    askpass = _script(tmp_path / "bin" / "askpass", f"touch {started}\nexec sleep 600 # {mark}\n")
+    proc = subprocess.Popen([str(GITOPS), "bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"],
+                            env=gitops_env(_env(tmp_path, GIT_ASKPASS=str(askpass))), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, "the askpass program was not run"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 130, err
+    assert "error: interrupted" in err
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", mark], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
+
+
+# --- 2: the current directory's repository --------------------------------------------------------------
+
+
+def test_remote_commands_never_read_the_repository_of_the_current_directory(tmp_path: Path,
+                                                                              http_git_server) -> None:
+    """actions/checkout writes an http.<url>.extraHeader into the app's checkout, where CI runs gitops: the
+    ls-remote of --push-branch (and of build-and-bump's refresh) read it and sent that header first."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    app = tmp_path / "app"
+    git("init", "--quiet", str(app))
+    git("config", f"http.http://127.0.0.1:{server.port}/.extraheader",
+        "AUTHORIZATION: basic eC1hY2Nlc3MtdG9rZW46b3RoZXI=", cwd=app)  # x-access-token:other
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1", "--push-branch", "review"],
+               _env(tmp_path, GITOPS_GIT_TOKEN=TOKEN), cwd=app)
+    assert res.returncode == 0, res.stderr
+    assert remote.head("review") == res.stdout.strip()
+
+
+# --- 3: colours ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["color.ui", "color.grep"])
+def test_coloured_git_output_is_never_parsed(tmp_path: Path, key: str) -> None:
+    """`git grep -l` printed file names in colour codes: no file was checked out, "no reference found"."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    _global(tmp_path, (key, "always"), ("color.diff", "always"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    res = _run(["rollback", "--deploy-repo", remote.url, "--image", APP, "--no-verify"], env)
+    assert res.returncode == 0, res.stderr
+    assert b"image: registry.example.com/team/a1:v0\n" in remote.show("apps/a1/deploy.yaml")
+
+
+# --- 8: url.<base>.insteadOf ----------------------------------------------------------------------------
+
+
+def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_its_host(
+        tmp_path: Path, http_git_server) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    _global(tmp_path, (f"url.http://127.0.0.1:{server.port}/.insteadOf", "https://git.example.com/"))
+    env = _env(tmp_path)
+    named = "https://git.example.com/deploy.git"
+    res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v1"], {**env, "GITOPS_GIT_TOKEN": TOKEN})
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    assert f"sent to http://127.0.0.1:{server.port}/, where url.<base>.insteadOf rewrites the URL" in res.stderr
+    # GITHUB_TOKEN goes to GitHub's host only: git.example.com -> 127.0.0.1 is neither
+    res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v2"],
+               {**env, "GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": "https://git.example.com"})
+    assert res.returncode == 11, res.stderr
+    assert TOKEN not in res.stderr
+
+
+# --- 4, 5: gitops' own clones -------------------------------------------------------------------------
+
+
+def test_the_remote_is_origin_whatever_clone_default_remote_name_says(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)  # blobless clones: the YAML blobs are fetched from it
+    _global(tmp_path, ("clone.defaultRemoteName", "upstream"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    res = _run(["rollback", "--deploy-repo", remote.url, "--image", APP, "--no-verify"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+
+
+HOOKS = ("prepare-commit-msg", "commit-msg", "post-commit", "post-checkout", "reference-transaction", "pre-push",
+         "post-rewrite")
+
+
+def _hooks(where: Path, log: Path) -> Path:
+    """Hooks that log their name and fail (prepare-commit-msg also writes into the message)."""
+    for name in HOOKS:
+        edit = 'echo "[JIRA-123] Signed-off-by: Hook <hook@example.com>" >> "$1"\n'
+        extra = edit if name == "prepare-commit-msg" else ""
+        _script(where / name, f'echo "{name}" >> {log}\n{extra}exit 1\n')
+    return where
+
+
+def test_the_users_hooks_and_templates_never_run_in_gitops_clones(tmp_path: Path, http_git_server) -> None:
+    """A global core.hooksPath, init.templateDir or GIT_TEMPLATE_DIR: none of their hooks runs in a
+    bump's clone (a failing one used to fail the bump, a prepare-commit-msg changed the pushed message);
+    a global push.gpgSign does not make the push fail."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv")
+    log = tmp_path / "hooks.log"
+    hooks = _hooks(tmp_path / "hooks", log)
+    template = tmp_path / "template"
+    _hooks(template / "hooks", log)
+    _global(tmp_path, ("core.hooksPath", str(hooks)), ("push.gpgSign", "true"))
+    env = _env(tmp_path)
+    bump = ["bump", "--deploy-repo", server.url(), "--image"]
+    res = _run([*bump, f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    git("config", "--global", "--unset", "core.hooksPath", env=env)
+    _global(tmp_path, ("init.templateDir", str(template)))
+    res = _run([*bump, f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    git("config", "--global", "--unset", "init.templateDir", env=env)
+    res = _run([*bump, f"{APP}:v3"], {**env, "GIT_TEMPLATE_DIR": str(template)})
+    assert res.returncode == 0, res.stderr
+    assert not log.exists()
+    assert remote.message().startswith(f"Update {APP} image to {APP}:v3\n\nImage: {APP}:v3\n")
+    assert "JIRA" not in remote.git("log", "--format=%B", "main")
+
+
+def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    log = tmp_path / "hooks.log"
+    _global(tmp_path, ("core.hooksPath", str(_hooks(tmp_path / "hooks", log))),
+            ("init.templateDir", str(_hooks(tmp_path / "template" / "hooks", log).parent)))
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+    env = _env(tmp_path, FAKE_KUBECTL_LOG=str(tmp_path / "kubectl.log"),
+               FAKE_KUBECTL_STORE=str(tmp_path / "cluster.json"))
+    res = _run(["sync", "--once", "--repo", remote.url, "--kubectl", str(fake), "--cache-dir", "cache"], env,
+               cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == remote.head()
+    assert not log.exists()
+
+
+# --- 10: Git LFS ----------------------------------------------------------------------------------------
+
+
+LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
+
+
+@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v git-lfs"], capture_output=True).returncode == 0,
+                    reason="git-lfs is installed here")
+def test_a_missing_git_lfs_is_named(tmp_path: Path) -> None:
+    """filter.lfs configured (required) but git-lfs not installed: git's own reason, not "the remote end
+    hung up unexpectedly" or "packet write with format failed"."""
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
+    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs filter-process"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1"], _env(tmp_path))
+    assert res.returncode == 10, res.stderr
+    assert "git-lfs: not found" in res.stderr.splitlines()[-1]
+
+
+def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a2/deploy.yaml": LFS_POINTER})
+    env = _env(tmp_path)
+    warning = "apps/a2/deploy.yaml: skipped (a Git LFS pointer"
+    for extra in ([], ["--path", "apps/a2"]):
+        res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", *extra], env)
+        assert res.returncode == 3, res.stderr
+        assert warning in res.stderr
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert warning in res.stderr
+    assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+
+def test_a_file_stored_in_git_lfs_is_checked_out_as_its_pointer_never_smudged(tmp_path: Path) -> None:
+    """With git-lfs set up (a stand-in smudge filter here, which honours GIT_LFS_SKIP_SMUDGE as git-lfs
+    does), the clone still holds the pointer: the file is named and never bumped -- its new content would
+    go to LFS, whose objects the push does not upload."""
+    real = FILES["apps/a2/deploy.yaml"]
+    smudge = _script(tmp_path / "bin" / "fake-lfs-smudge",
+                     f'if [ "$GIT_LFS_SKIP_SMUDGE" = 1 ]; then cat; else cat >/dev/null; printf %s "{real}"; fi\n')
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a2/deploy.yaml": LFS_POINTER,
+                                                 ".gitattributes": "apps/a2/*.yaml filter=lfs -text\n"})
+    _global(tmp_path, ("filter.lfs.smudge", f"{smudge} %f"), ("filter.lfs.clean", "cat"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", "--path",
+                "apps/a2"], _env(tmp_path))
+    assert res.returncode == 3, res.stderr
+    assert "apps/a2/deploy.yaml: skipped (a Git LFS pointer" in res.stderr
+    assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+
+
+# --- 11: submodules ---------------------------------------------------------------------------------------
+
+
+def test_a_path_into_a_submodule_of_a_remote_is_exit_2(tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    seed = tmp_path / "seed"
+    remote.clone(seed)
+    git("update-index", "--add", "--cacheinfo", f"160000,{remote.head()},apps/sub", cwd=seed)
+    git("commit", "--quiet", "-m", "a submodule", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+    env = _env(tmp_path)
+    for path, said in (("apps/sub", "a submodule"), ("apps/sub/apps/a1", "inside the submodule apps/sub")):
+        res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1", "--path", path], env)
+        assert res.returncode == 2, res.stderr
+        assert f"--path '{path}': {said}" in res.stderr
+    res = _run(["history", "--deploy-repo", remote.url, "--path", "apps/sub"], env)
+    assert res.returncode == 2, res.stderr
+    assert "a submodule" in res.stderr
