@@ -372,7 +372,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             deploy = _DeployRepoClone(request.bump, remote, env, name)  # taggable: clone while the rest runs
             from gitops_cli import registry
 
-            reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure)
+            reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure, flags=True)
             published = None
             # a dirty state is named by its -dirty-<hash> tag; under a tag given by hand, not at all
             revision = None if result.dirty else result.sha

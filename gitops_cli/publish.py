@@ -131,7 +131,7 @@ def publish_image(
     client = client or engine.connect()
     local = engine.inspect_image(client, str(ref))
     host = registry.registry_host(ref)
-    reg = registry_client or registry.Client(host, creds, insecure)
+    reg = registry_client or registry.Client(host, creds, insecure, flags=True)
 
     output.step(f"Checking {ref} in {reg.url}")
     manifest = registry.get_manifest(ref, client=reg)

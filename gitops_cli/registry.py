@@ -6,9 +6,11 @@
 - Authentication: anonymous first; on 401 follow the `WWW-Authenticate` challenge (Bearer token from
   the realm, or Basic).  A 401/403 that persists is RegistryAuthError (exit 9); a network failure is
   RegistryError (exit 8) naming the URL.
-- Credentials: `--username` + `--password-stdin`, else GITOPS_REGISTRY_USERNAME/_PASSWORD, else the
-  docker config (DOCKER_CONFIG or ~/.docker/config.json: `credHelpers`, `credsStore`, `auths`).
-  Every password is registered with output.register_secret and never printed.
+- Credentials (`resolve_credentials`, the one resolution of every verb): the `registry_username` setting
+  (--username, GITOPS_REGISTRY_USERNAME or the config file) with --password-stdin or
+  GITOPS_REGISTRY_PASSWORD, else the docker config (DOCKER_CONFIG or ~/.docker/config.json:
+  `credHelpers`, `credsStore`, `auths`).  Every password is registered with output.register_secret and
+  never printed.
 - Plain http for loopback registries (127.0.0.0/8, localhost, [::1]) and `insecure_registries`.
 
 No docker import here: `gitops bump` resolves digests without the docker SDK.
@@ -28,11 +30,14 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_cli import output
 from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
+
+if TYPE_CHECKING:
+    from gitops_cli.settings import Names
 
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
@@ -52,7 +57,7 @@ INDEX_TYPES = frozenset(MANIFEST_TYPES[:2])
 class Credentials:
     username: str
     password: str = field(repr=False)
-    source: str = "flags"  # for messages: "--username/--password-stdin", "environment", "docker config ..."
+    source: str = "flags"  # for messages: "--username and --password-stdin", "docker config PATH", ...
 
     def __post_init__(self) -> None:
         output.register_secret(self.password)
@@ -78,31 +83,69 @@ def resolve_credentials(
     username: str | None = None,
     password: str | None = None,
     environ: Mapping[str, str] | None = None,
+    names: Names | None = None,
+    flags: bool = True,
 ) -> Credentials | None:
-    """Credentials for `host`: flags > GITOPS_REGISTRY_USERNAME/_PASSWORD > docker config > None."""
+    """Credentials for `host`, the one resolution of every verb that talks to a registry (publish,
+    build-and-bump, bump's and rollback's look-ups): the registry username (the `registry_username`
+    setting: --username, GITOPS_REGISTRY_USERNAME or the config file) with its password (`password`,
+    from --password-stdin, else GITOPS_REGISTRY_PASSWORD); without a username, the docker config; else None.
+
+    `names`: settings.names, how messages name where the username came from.  `flags`: the verb has
+    --username/--password-stdin (messages name only what the verb offers)."""
     env = os.environ if environ is None else environ
+    names = names or _flag_names()
     if password is not None:
         output.register_secret(password)
-    if username or password is not None:
-        if not username:
-            raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME)")
-        if password is None:
-            password = _set(env, "GITOPS_REGISTRY_PASSWORD")
-            if password is None:
-                raise UsageError(
-                    f"registry username {username!r} given without a password",
-                    hint="pipe it to --password-stdin or set GITOPS_REGISTRY_PASSWORD",
-                )
-            return Credentials(username, password, "environment")
-        return Credentials(username, password, "--username/--password-stdin")
-    env_user, env_pass = _set(env, "GITOPS_REGISTRY_USERNAME"), _set(env, "GITOPS_REGISTRY_PASSWORD")
+    env_pass = _set(env, "GITOPS_REGISTRY_PASSWORD")
     if env_pass is not None:
         output.register_secret(env_pass)
-    if env_user and env_pass is not None:
-        return Credentials(env_user, env_pass, "environment")
-    if env_user or env_pass is not None:
-        raise UsageError("set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD, or neither")
+    if username:
+        user_source = _username_source(names)
+        if password is not None:
+            return Credentials(username, password, f"{user_source} and --password-stdin")
+        if env_pass is not None:
+            return Credentials(username, env_pass, f"{user_source} and GITOPS_REGISTRY_PASSWORD")
+        raise UsageError(
+            f"{names('registry_username', username)}: a registry username without a password",
+            hint="pipe it to --password-stdin or set GITOPS_REGISTRY_PASSWORD" if flags
+            else "set GITOPS_REGISTRY_PASSWORD",
+        )
+    where = "--username, GITOPS_REGISTRY_USERNAME or registry_username in the config file" if flags \
+        else "GITOPS_REGISTRY_USERNAME or registry_username in the config file"
+    if password is not None:
+        raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME, or registry_username "
+                         "in the config file)")
+    if env_pass is not None:
+        raise UsageError("GITOPS_REGISTRY_PASSWORD is set without a registry username",
+                         hint=f"name the user with {where}, or unset GITOPS_REGISTRY_PASSWORD")
     return docker_config_credentials(host, env)
+
+
+def _flag_names() -> Names:
+    from gitops_cli.settings import FLAGS
+
+    return FLAGS
+
+
+def _username_source(names: Names) -> str:
+    """Where the registry username came from, for messages: `--username`, `GITOPS_REGISTRY_USERNAME` or
+    `/app/gitops.toml: registry_username`."""
+    source = names.sources.get("registry_username", "flag")
+    if source == "flag":
+        return names.flag("registry_username")
+    if source.startswith("env "):
+        return source.removeprefix("env ")
+    return f"{source}: registry_username"
+
+
+def login_hint(flags: bool) -> str:
+    """How to give registry credentials, naming only what the verb offers (`flags`: --username and
+    --password-stdin)."""
+    if flags:
+        return "docker login, --username with --password-stdin, or GITOPS_REGISTRY_USERNAME/_PASSWORD"
+    return ("docker login, GITOPS_REGISTRY_USERNAME/_PASSWORD, or registry_username in the config file "
+            "with GITOPS_REGISTRY_PASSWORD")
 
 
 def _set(env: Mapping[str, str], name: str) -> str | None:
@@ -310,10 +353,12 @@ def _basic_auth(creds: Credentials) -> str:
 class Client:
     """A tiny Registry v2 client for one registry host; remembers the Authorization that worked."""
 
-    def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = ()) -> None:
+    def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = (),
+                 flags: bool = False) -> None:
         self.host = host
         self.url = base_url(host, insecure)
         self.creds = creds
+        self.flags = flags  # the verb has --username/--password-stdin: the hint names them
         self._auth: str | None = None
         self._opener = urllib.request.build_opener(
             _NoRedirect(), *([urllib.request.ProxyHandler({})] if _is_loopback(host) else [])
@@ -391,7 +436,7 @@ class Client:
         if self.creds is None:
             return RegistryAuthError(
                 f"registry {self.host}: {what} (no credentials found) for {url}",
-                hint="docker login, --username with --password-stdin, or GITOPS_REGISTRY_USERNAME/_PASSWORD",
+                hint=login_hint(self.flags),
             )
         return RegistryAuthError(
             f"registry {self.host}: {what} for user {self.creds.username!r} "
@@ -507,11 +552,16 @@ def resolve_digest(ref: ImageRef, creds: Credentials | None = None, insecure: It
     return digest
 
 
-def digest_resolver(insecure: Iterable[str] = ()) -> Callable[[ImageRef, Any], str]:
-    """The resolve_digest callback for bumps: the tag's digest from the registry, credentials as for publish."""
+def digest_resolver(insecure: Iterable[str] = (), username: str | None = None,
+                    names: Names | None = None) -> Callable[[ImageRef, Any], str]:
+    """The resolve_digest callback for bumps: the tag's digest from the registry, with the credentials
+    resolve_credentials gives (the settings' registry_username, named by `names`), asked once per registry."""
+    found: dict[str, Credentials | None] = {}
 
     def resolve(target: ImageRef, reference: Any) -> str:
-        creds = resolve_credentials(registry_host(target))
-        return resolve_digest(target.with_digest(None), creds, insecure)
+        host = registry_host(target)
+        if host not in found:
+            found[host] = resolve_credentials(host, username, names=names, flags=False)
+        return resolve_digest(target.with_digest(None), found[host], insecure)
 
     return resolve

@@ -203,26 +203,45 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def test_precedence_flags_env_config(tmp_path: Path) -> None:
+def test_precedence_username_setting_then_docker_config(tmp_path: Path) -> None:
     env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
     assert registry.resolve_credentials("reg.example.com", environ=env).username == "cfg"
-    env |= {"GITOPS_REGISTRY_USERNAME": "envuser", "GITOPS_REGISTRY_PASSWORD": "envpass"}
-    got = registry.resolve_credentials("reg.example.com", environ=env)
-    assert (got.username, got.password, got.source) == ("envuser", "envpass", "environment")
+    got = registry.resolve_credentials("reg.example.com", "envuser",
+                                       environ={**env, "GITOPS_REGISTRY_PASSWORD": "envpass"})
+    assert (got.username, got.password) == ("envuser", "envpass")
     got = registry.resolve_credentials("reg.example.com", "flaguser", "flagpass", environ=env)
-    assert (got.username, got.password) == ("flaguser", "flagpass")
+    assert (got.username, got.password, got.source) == ("flaguser", "flagpass", "--username and --password-stdin")
 
 
-def test_blank_credential_variables_are_unset(tmp_path: Path) -> None:
-    """CI exports an unset secret as an empty variable (a fork's pull request): both empty was exit 2
-    "set both ... or neither"; now the docker config (or nothing) is used, as for every setting."""
+def test_the_username_is_named_by_its_source(tmp_path: Path) -> None:
+    """registry_username from the config file, GITOPS_REGISTRY_USERNAME or --username: messages and the
+    credentials' source name where it came from."""
+    from gitops_cli.settings import load_settings
+
+    (tmp_path / "gitops.toml").write_text('registry_username = "ci-bot"\n')
+    settings = load_settings(tmp_path, environ={})
+    env = {"GITOPS_REGISTRY_PASSWORD": "pw-from-env", "DOCKER_CONFIG": str(tmp_path / "none")}
+    got = registry.resolve_credentials("r", settings.registry_username, environ=env, names=settings.names)
+    assert got.source == f"{tmp_path / 'gitops.toml'}: registry_username and GITOPS_REGISTRY_PASSWORD"
+    with pytest.raises(UsageError) as info:
+        registry.resolve_credentials("r", settings.registry_username, environ={}, names=settings.names, flags=False)
+    assert info.value.message == (f"{tmp_path / 'gitops.toml'}: registry_username = 'ci-bot': a registry username "
+                                  "without a password")
+    assert info.value.hint == "set GITOPS_REGISTRY_PASSWORD"
+    settings = load_settings(tmp_path, environ={"GITOPS_REGISTRY_USERNAME": "robot"})
+    got = registry.resolve_credentials("r", settings.registry_username, environ=env, names=settings.names)
+    assert (got.username, got.source) == ("robot", "GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD")
+
+
+def test_blank_password_variable_is_unset(tmp_path: Path) -> None:
+    """CI exports an unset secret as an empty variable (a fork's pull request): the docker config (or
+    nothing) is used, as for every setting (a blank GITOPS_REGISTRY_USERNAME is the settings' business)."""
     env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
     for blank in ("", "  "):
-        got = registry.resolve_credentials("reg.example.com", environ={
-            **env, "GITOPS_REGISTRY_USERNAME": blank, "GITOPS_REGISTRY_PASSWORD": blank})
+        got = registry.resolve_credentials("reg.example.com", environ={**env, "GITOPS_REGISTRY_PASSWORD": blank})
         assert got is not None and got.username == "cfg"
-    assert registry.resolve_credentials("r", environ={"GITOPS_REGISTRY_USERNAME": "", "DOCKER_CONFIG": str(
-        tmp_path / "none"), "GITOPS_REGISTRY_PASSWORD": ""}) is None
+    assert registry.resolve_credentials("r", environ={"DOCKER_CONFIG": str(tmp_path / "none"),
+                                                      "GITOPS_REGISTRY_PASSWORD": ""}) is None
     with pytest.raises(UsageError, match="without a password"):  # a user whose password is blank
         registry.resolve_credentials("r", "u", None, environ={"GITOPS_REGISTRY_PASSWORD": ""})
 
@@ -237,7 +256,7 @@ def test_username_flag_takes_env_password() -> None:
     [
         (None, "pw-only", {}, "needs --username"),
         ("u", None, {}, "without a password"),
-        (None, None, {"GITOPS_REGISTRY_USERNAME": "u"}, "both"),
+        (None, None, {"GITOPS_REGISTRY_PASSWORD": "p"}, "GITOPS_REGISTRY_PASSWORD is set without a registry username"),
     ],
 )
 def test_incomplete_credentials(username, password, env, message) -> None:
