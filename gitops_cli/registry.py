@@ -279,24 +279,50 @@ def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
 
 
 def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials | None:
-    """Ask `docker-credential-HELPER get`; None when it has nothing for `host` (or is not installed)."""
+    """Ask `docker-credential-HELPER get`; None when it has nothing for `host`, or is not installed or
+    fails (named in warn_helper_failed's one warning; its output never reaches stderr as it is)."""
     server = DOCKER_HUB_CONFIG_KEY if _config_key(host) == DEFAULT_DOMAIN else host
     program = f"docker-credential-{helper}"
     try:
-        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=60)
     except FileNotFoundError:
-        output.warn(f"{config_path}: credential helper {program} is not installed; ignoring it")
+        warn_helper_failed(program, "not installed", config_path)
+        return None
+    except OSError as exc:  # not executable, ...
+        warn_helper_failed(program, exc.strerror or str(exc), config_path)
         return None
     except subprocess.TimeoutExpired:
         raise RegistryAuthError(f"credential helper {program} did not answer within 60s") from None
     if proc.returncode != 0:
-        return None  # "credentials not found in native keychain"
+        if "credentials not found" in proc.stdout + proc.stderr:  # the helpers' "... in native keychain"
+            return None
+        # its own words: the first line of its stderr, else of its stdout (where the helpers' protocol
+        # puts errors), else the exit status
+        lines = [ln.strip() for ln in (proc.stderr.splitlines() or proc.stdout.splitlines()) if ln.strip()]
+        warn_helper_failed(program, lines[0] if lines else f"exit status {proc.returncode}", config_path)
+        return None
     try:
         data = json.loads(proc.stdout)
         user, secret = str(data["Username"]), str(data["Secret"])
     except (ValueError, KeyError, TypeError):
         raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
     return Credentials(user, secret, f"credential helper {program}")
+
+
+_helper_warned: set[str] = set()
+
+
+def warn_helper_failed(program: str, reason: str, config_path: Path | str | None = None) -> None:
+    """The one warning, in one wording, for a docker credential helper that is not installed or fails
+    (gitops' look-ups, and the docker SDK's reading of the docker config for a build), once per helper:
+    the request goes on without the docker config's credentials, as docker does."""
+    if program in _helper_warned:
+        return
+    _helper_warned.add(program)
+    where = f"{config_path}: " if config_path else ""
+    output.warn(f"{where}credential helper {program} failed ({output.redact(reason)}); going on without the "
+                "docker config's credentials, as docker does")
 
 
 # --- endpoints ---------------------------------------------------------------------------------------

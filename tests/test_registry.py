@@ -370,7 +370,30 @@ def test_missing_helper_warns_and_falls_back(tmp_path: Path, capsys: pytest.Capt
     env = write_config(tmp_path, {"credsStore": "not-installed-xyz",
                                   "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
     assert registry.docker_config_credentials("r.example.com", env).username == "a"
-    assert "docker-credential-not-installed-xyz is not installed" in capsys.readouterr().err
+    assert "credential helper docker-credential-not-installed-xyz failed (not installed)" in capsys.readouterr().err
+
+
+def test_a_failing_helper_is_one_warning_with_its_first_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A helper that fails was skipped without a word; "credentials not found" is no failure."""
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "locked", "cat >/dev/null; echo 'keychain locked' >&2; echo more >&2; exit 1\n")
+    install_helper(bindir, "protocol", "cat >/dev/null; echo 'error from the helper'; exit 1\n")
+    install_helper(bindir, "silent", "cat >/dev/null; exit 3\n")
+    install_helper(bindir, "none", "cat >/dev/null; echo 'credentials not found in native keychain'; exit 1\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    for helper, reason in [("locked", "keychain locked"), ("protocol", "error from the helper"),
+                           ("silent", "exit status 3"), ("none", None)]:
+        env = write_config(tmp_path, {"credsStore": helper})
+        assert registry.docker_config_credentials("r.example.com", env) is None
+        assert registry.docker_config_credentials("other.example.com", env) is None  # warned once
+        err = capsys.readouterr().err
+        if reason is None:
+            assert err == ""
+        else:
+            assert err == (f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} "
+                           f"failed ({reason}); going on without the docker config's credentials, as docker does\n")
 
 
 def test_password_never_in_repr_and_registered() -> None:

@@ -316,6 +316,37 @@ def test_a_credential_helper_that_is_not_installed_does_not_stop_a_publish(gitop
     res = gitops(["publish", "--image", ref], cwd=app_repo, env={"DOCKER_CONFIG": str(config)})
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(ref + "@sha256:")
-    assert "a docker credential helper failed" in res.stderr
+    # one warning (the look-up's; the push gets the credentials gitops resolved: none), in gitops' words
+    warnings = [ln for ln in res.stderr.splitlines() if "credential" in ln]
+    assert warnings == [f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-no-such-"
+                        "helper failed (not installed); going on without the docker config's credentials, as docker "
+                        "does"], res.stderr
     assert "lost the container engine" not in res.stderr and "UserWarning" not in res.stderr
     assert "StoreError(" not in res.stderr
+
+
+def test_a_failing_credential_helper_is_one_warning_with_its_reason(gitops, app_repo: Path, registry: Registry,
+                                                                    tmp_path: Path) -> None:
+    """A helper that fails (`keychain locked` on its stderr, exit 1) was skipped silently by the look-up,
+    and the SDK's push then ran it again: its raw stderr on gitops' stderr, then a warning with an empty
+    reason (`exited with "".`)."""
+    ref = build(gitops, app_repo, registry.image())
+    config = tmp_path / "docker-config"
+    bindir = tmp_path / "bin"
+    for where in (config, bindir):
+        where.mkdir()
+    (config / "config.json").write_text('{"credsStore": "gitops-test-locked"}')
+    helper = bindir / "docker-credential-gitops-test-locked"
+    helper.write_text("#!/bin/sh\ncat >/dev/null\nprintf 'keychain \\033[31mlocked\\n(second line)\\n' >&2\nexit 1\n")
+    helper.chmod(0o755)
+    import os
+
+    res = gitops(["publish", "--image", ref], cwd=app_repo,
+                 env={"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+    lines = [ln for ln in res.stderr.splitlines() if "locked" in ln or "credential" in ln]
+    assert lines == [f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-locked "
+                     "failed (keychain \\x1b[31mlocked); going on without the docker config's credentials, as "
+                     "docker does"], res.stderr
+    assert "\x1b" not in res.stderr and "second line" not in res.stderr
