@@ -11,7 +11,9 @@
   GITOPS_REGISTRY_PASSWORD, else the docker config (DOCKER_CONFIG or ~/.docker/config.json:
   `credHelpers`, `credsStore`, `auths`).  Every password is registered with output.register_secret and
   never printed.
-- Plain http for loopback registries (127.0.0.0/8, localhost, [::1]) and `insecure_registries`.
+- The scheme as dockerd chooses it (`endpoint`): HTTPS verified with the system's CAs and dockerd's
+  /etc/docker/certs.d/HOST[:PORT]/; for an insecure registry (`insecure_registries`, 127.0.0.0/8,
+  localhost, [::1]) HTTPS without verification, then plain HTTP; remembered for the process.
 
 No docker import here: `gitops bump` resolves digests without the docker SDK.
 """
@@ -19,10 +21,13 @@ No docker import here: `gitops bump` resolves digests without the docker SDK.
 from __future__ import annotations
 
 import base64
+import functools
 import ipaddress
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import urllib.error
 import urllib.parse
@@ -326,6 +331,11 @@ def warn_helper_failed(program: str, reason: str, config_path: Path | str | None
 
 
 # --- endpoints ---------------------------------------------------------------------------------------
+CERTS_DIR = Path("/etc/docker/certs.d")  # dockerd's per-registry CAs and client certificates (HOST[:PORT]/)
+TLS_HANDSHAKE_TIMEOUT = 10  # seconds, as dockerd's: how long the HTTPS attempt of an insecure registry may take
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")  # dockerd's default insecure registries
+
+
 def _is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.strip("[]")
@@ -337,12 +347,135 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def base_url(host: str, insecure: Iterable[str] = ()) -> str:
-    """`http://127.0.0.1:5000` for loopback and insecure registries, `https://HOST` otherwise."""
+def _host_name(host: str) -> str:
+    """`[::1]:5000` -> `::1`, `Reg.example.com:5000` -> `reg.example.com`."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+@functools.cache
+def _addresses(name: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """The addresses of a host name (an address: itself); none when it does not resolve."""
+    try:
+        return (ipaddress.ip_address(name),)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos)
+
+
+def is_insecure(host: str, insecure: Iterable[str] = ()) -> bool:
+    """Whether dockerd treats `host` as an insecure registry (moby's isSecureIndex): it is an entry of
+    `insecure` (HOST[:PORT], in any letter case), or an address of it is in 127.0.0.0/8 or in a CIDR entry
+    of `insecure` (`10.0.0.0/8`).  `localhost` and `[::1]` count too (loopback, as gitops always had it)."""
     if host == DEFAULT_DOMAIN:
-        host = DOCKER_HUB_API
-    scheme = "http" if _is_loopback(host) or host in set(insecure) else "https"
-    return f"{scheme}://{host}"
+        return False
+    entries = {entry.strip().lower() for entry in insecure}
+    if host.lower() in entries or _is_loopback(host):
+        return True
+    networks = [LOOPBACK]
+    for entry in entries:
+        if "/" in entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))  # type: ignore[arg-type]
+            except ValueError:
+                pass
+    return any(address in network for address in _addresses(_host_name(host)) for network in networks
+               if address.version == network.version)
+
+
+def base_url(host: str, insecure: Iterable[str] = ()) -> str:
+    """The URL gitops first tries for `host`: `https://HOST` (Docker Hub's API host for docker.io), or
+    `http://HOST` for an insecure registry reached without TLS (see Client: HTTPS is tried first)."""
+    return endpoint(host, insecure).url
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # https://HOST or http://HOST
+    context: ssl.SSLContext  # for https URLs (the registry's, its token service's)
+    tls_failure: str | None = None  # an insecure registry answered over plain HTTP: why HTTPS failed
+
+
+_endpoints: dict[tuple[str, frozenset[str]], Endpoint] = {}
+
+
+def endpoint(host: str, insecure: Iterable[str] = ()) -> Endpoint:
+    """How to reach `host`, as dockerd does (moby's lookupV2Endpoints): HTTPS, verified with the system's
+    CAs plus CERTS_DIR/HOST[:PORT]/*.crt (and the client certificate *.cert with its *.key there); for an
+    insecure registry (is_insecure), HTTPS without verification, and plain HTTP when that fails.  The
+    answer is remembered for the process: a bump resolving many digests asks once."""
+    key = (host, frozenset(entry.strip().lower() for entry in insecure))
+    found = _endpoints.get(key)
+    if found is None:
+        found = _endpoints[key] = _find_endpoint(host, is_insecure(host, insecure))
+    return found
+
+
+def _find_endpoint(host: str, insecure: bool) -> Endpoint:
+    api = DOCKER_HUB_API if host == DEFAULT_DOMAIN else host
+    if not insecure:
+        return Endpoint(f"https://{api}", _verified_context(None if host == DEFAULT_DOMAIN else host))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    opener = _opener(host, context)
+    request = urllib.request.Request(f"https://{api}/v2/", method="GET")
+    try:  # any answer over TLS will do: 200, 401, 404 ...
+        with opener.open(request, timeout=TLS_HANDSHAKE_TIMEOUT):
+            pass
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError) as exc:  # no TLS there (a plain-HTTP registry), refused, ...
+        return Endpoint(f"http://{api}", context, output.redact(str(getattr(exc, "reason", exc))))
+    return Endpoint(f"https://{api}", context)
+
+
+def _verified_context(host: str | None) -> ssl.SSLContext:
+    """The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR name others), plus what dockerd reads for `host` in
+    CERTS_DIR/HOST[:PORT]/: each `*.crt` a CA, each `*.cert` a client certificate with its `*.key`."""
+    context = ssl.create_default_context()
+    if host is None:
+        return context
+    directory = CERTS_DIR / host
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return context
+    except OSError as exc:
+        output.warn(f"{directory}: cannot read ({exc.strerror}); its certificates are not used")
+        return context
+    for name in names:
+        path = directory / name
+        try:
+            if name.endswith(".crt"):
+                context.load_verify_locations(cafile=str(path))
+            elif name.endswith(".cert"):
+                key = name[:-5] + ".key"
+                if key not in names:
+                    raise ConfigError(f"{path}: a client certificate without its key {key}",
+                                      hint="CA certificates take the extension .crt (as for dockerd)")
+                context.load_cert_chain(str(path), str(directory / key))
+            elif name.endswith(".key") and name[:-4] + ".cert" not in names:
+                raise ConfigError(f"{path}: a client key without its certificate {name[:-4]}.cert")
+        except ssl.SSLError as exc:
+            raise ConfigError(f"{path}: not a usable certificate or key ({exc.reason or exc})") from None
+        except PermissionError as exc:
+            output.warn(f"{path}: cannot read ({exc.strerror}); going on without it")
+    return context
+
+
+def _opener(host: str, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
+    """urllib's opener for a registry: no redirects followed by urllib, `context` for HTTPS, and no proxy
+    for a loopback registry."""
+    return urllib.request.build_opener(
+        _NoRedirect(), urllib.request.HTTPSHandler(context=context),
+        *([urllib.request.ProxyHandler({})] if _is_loopback(host) else []),
+    )
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
@@ -382,13 +515,12 @@ class Client:
     def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = (),
                  flags: bool = False) -> None:
         self.host = host
-        self.url = base_url(host, insecure)
+        self.endpoint = endpoint(host, insecure)
+        self.url = self.endpoint.url
         self.creds = creds
         self.flags = flags  # the verb has --username/--password-stdin: the hint names them
         self._auth: str | None = None
-        self._opener = urllib.request.build_opener(
-            _NoRedirect(), *([urllib.request.ProxyHandler({})] if _is_loopback(host) else [])
-        )
+        self._opener = _opener(host, self.endpoint.context)
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None,
               data: bytes | None = None) -> Response:
@@ -402,11 +534,17 @@ class Client:
             return Response(exc.code, _headers(exc.headers.items()), exc.read())
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            hint = "is the registry running and the host:port right?"
-            if "SSL" in str(reason) or "CERTIFICATE" in str(reason):
-                hint = "for a plain-http registry add its host:port to insecure_registries"
             raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}",
-                                hint=hint) from None
+                                hint=self._unreachable_hint(reason)) from None
+
+    def _unreachable_hint(self, reason: object) -> str:
+        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+            return (f"give gitops the registry's CA: {CERTS_DIR / self.host}/ca.crt (what dockerd reads for it), "
+                    "the system's CAs, or a bundle named by SSL_CERT_FILE; or list it in insecure_registries")
+        if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
+            return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
+                    "insecure_registries, as in dockerd's insecure-registries")
+        return "is the registry running and the host:port right?"
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
                 scope: str | None = None) -> Response:
@@ -423,6 +561,13 @@ class Client:
             resp = self._send(method, target, headers, self._auth if same_host else None)
         if resp.status in {401, 403}:
             raise self._auth_error(resp, url)
+        if resp.status == 400 and url.startswith("http:"):
+            # a TLS registry answering plain HTTP (a HEAD's answer has no body to say so: GET it)
+            said = resp if method != "HEAD" else self._send("GET", url, headers, self._auth)
+            if b"HTTP request to an HTTPS server" in said.body:
+                why = f" (HTTPS failed: {self.endpoint.tls_failure})" if self.endpoint.tls_failure else ""
+                raise RegistryError(f"registry error: {method} {url} answered 400: {_first_line(said.body)}",
+                                    hint=f"{self.host} speaks TLS, but gitops could not use it{why}")
         return resp
 
     def _authenticate(self, challenge: str, scope: str | None, url: str) -> str:
@@ -503,6 +648,12 @@ def _reference(ref: ImageRef) -> str:
     return reference
 
 
+def _first_line(body: bytes) -> str:
+    """The first line of an answer that is no JSON, printable, at most 200 characters."""
+    text = body.decode("utf-8", "replace").strip()
+    return output.printable(output.redact(text.splitlines()[0][:200])) if text else ""
+
+
 def _check(resp: Response, method: str, url: str) -> None:
     if resp.status >= 400 or resp.status < 200:
         detail = ""
@@ -510,7 +661,7 @@ def _check(resp: Response, method: str, url: str) -> None:
             errors = json.loads(resp.body).get("errors") or []
             detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
         except (ValueError, AttributeError):
-            pass
+            detail = _first_line(resp.body)
         suffix = f": {detail}" if detail else ""
         raise RegistryError(f"registry error: {method} {url} answered {resp.status}{suffix}")
 

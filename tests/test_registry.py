@@ -158,23 +158,70 @@ def test_unreachable_names_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "host, url",
+    "host, insecure, expected",
     [
-        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-        ("127.0.0.2", "http://127.0.0.2"),
-        ("localhost:5000", "http://localhost:5000"),
-        ("[::1]:5000", "http://[::1]:5000"),
-        ("registry.example.com", "https://registry.example.com"),
-        ("10.1.2.3:5000", "https://10.1.2.3:5000"),
-        ("docker.io", "https://registry-1.docker.io"),
+        ("127.0.0.1:5000", [], True),  # dockerd's default insecure registries: 127.0.0.0/8
+        ("127.0.0.2", [], True),
+        ("localhost:5000", [], True),
+        ("[::1]:5000", [], True),
+        ("reg.gitops-test.invalid", [], False),
+        ("10.1.2.3:5000", [], False),
+        ("10.1.2.3:5000", ["10.0.0.0/8"], True),  # a CIDR entry, as in dockerd's insecure-registries
+        ("10.1.2.3:5000", ["10.1.2.3"], False),  # an entry names HOST[:PORT] as the reference does
+        ("reg.internal:5000", ["reg.internal:5000"], True),
+        ("VM:5000", ["vm:5000"], True),  # host names in any letter case
+        ("vm:5000", [" VM:5000 "], True),
+        ("docker.io", [], False),
     ],
 )
-def test_base_url(host: str, url: str) -> None:
-    assert registry.base_url(host) == url
+def test_is_insecure(host: str, insecure: list[str], expected: bool) -> None:
+    assert registry.is_insecure(host, insecure) is expected
 
 
-def test_insecure_registries_use_http() -> None:
-    assert registry.base_url("reg.internal:5000", ["reg.internal:5000"]) == "http://reg.internal:5000"
+def test_secure_registries_use_https() -> None:
+    assert registry.base_url("docker.io") == "https://registry-1.docker.io"
+    assert registry.base_url("10.1.2.3:5000") == "https://10.1.2.3:5000"
+
+
+def test_an_insecure_registry_is_tried_over_https_first_once_a_process(token_registry: str) -> None:
+    """As dockerd: HTTPS (no verification) first, plain HTTP when that fails; the answer is remembered."""
+    TokenRegistry.requests = []
+    found = registry.endpoint(token_registry)
+    assert found.url == f"http://{token_registry}" and "WRONG_VERSION_NUMBER" in (found.tls_failure or "")
+    assert registry.endpoint(token_registry) is found
+    assert registry.Client(token_registry).url == f"http://{token_registry}"
+    assert registry.resolve_digest(parse(f"{token_registry}/team/app:1"), creds()) == DIGEST
+    assert registry.endpoint(token_registry) is found
+
+
+def test_an_insecure_tls_registry_is_used_over_https_unverified(tmp_path: Path, tls_files) -> None:
+    """A TLS registry on loopback with a certificate no one trusts: dockerd pushes to it (TLS without
+    verification, an insecure registry), and so does gitops' look-up."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{server.server_port}"
+        assert registry.endpoint(host).url == f"https://{host}"
+        assert registry.endpoint(host).tls_failure is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_dockerds_certs_dir_a_key_without_a_certificate_is_refused(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "CERTS_DIR", tmp_path)
+    (tmp_path / "reg.gitops-test.invalid:5001").mkdir()
+    (tmp_path / "reg.gitops-test.invalid:5001" / "client.key").write_text("x")
+    with pytest.raises(ConfigError, match=r"client.key: a client key without its certificate client.cert"):
+        registry.endpoint("reg.gitops-test.invalid:5001")
 
 
 def test_parse_challenge() -> None:
