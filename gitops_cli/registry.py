@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import http.client
 import ipaddress
 import json
 import os
@@ -29,6 +30,7 @@ import re
 import socket
 import ssl
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
-TIMEOUT = 30
+TIMEOUT = 30  # seconds for a whole request and its whole answer (_fetch), not for each read
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -423,14 +425,10 @@ def _find_endpoint(host: str, insecure: bool) -> Endpoint:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    opener = _opener(host, context)
     request = urllib.request.Request(f"https://{api}/v2/", method="GET")
     try:  # any answer over TLS will do: 200, 401, 404 ...
-        with opener.open(request, timeout=TLS_HANDSHAKE_TIMEOUT):
-            pass
-    except urllib.error.HTTPError:
-        pass
-    except (urllib.error.URLError, OSError) as exc:  # no TLS there (a plain-HTTP registry), refused, ...
+        _fetch(_opener(host, context), request, TLS_HANDSHAKE_TIMEOUT)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # no TLS there, refused, ...
         return Endpoint(f"http://{api}", context, output.redact(str(getattr(exc, "reason", exc))))
     return Endpoint(f"https://{api}", context)
 
@@ -470,15 +468,106 @@ def _verified_context(host: str | None) -> ssl.SSLContext:
 
 
 def _opener(host: str, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
-    """urllib's opener for a registry: no redirects followed by urllib, `context` for HTTPS, and no proxy
-    for a loopback registry."""
+    """urllib's opener for a registry: no redirects followed by urllib, `context` for HTTPS, no proxy for a
+    loopback registry, and connections whose sockets a request's deadline can cut (_fetch)."""
     return urllib.request.build_opener(
-        _NoRedirect(), urllib.request.HTTPSHandler(context=context),
+        _NoRedirect(), _TimedHTTPHandler(), _TimedHTTPSHandler(context=context),
         *([urllib.request.ProxyHandler({})] if _is_loopback(host) else []),
     )
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
+class _Deadline:
+    """The deadline of one request: when it passes, the request's sockets are shut down, which ends any
+    read waiting on them (a socket timeout bounds each read only: a registry answering one byte every
+    few seconds would hold gitops for as long as it likes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_requests = threading.local()  # .deadline: the _Deadline of the request this thread is sending
+
+
+def _watched_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+    sock = socket.create_connection(address, *args, **kwargs)
+    deadline = getattr(_requests, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+    return sock
+
+
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection  # the TCP socket, TLS handshake and tunnel included
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_TimedHTTPConnection, req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_TimedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def _fetch(opener: urllib.request.OpenerDirector, request: urllib.request.Request, seconds: float) -> Response:
+    """Send `request` and read its whole answer (any status) within `seconds`, connecting included;
+    TimeoutError when that does not happen."""
+    deadline = _requests.deadline = _Deadline(seconds)
+    try:
+        try:
+            with opener.open(request, timeout=seconds) as resp:
+                answer = Response(resp.status, _headers(resp.headers.items()), resp.read())
+        except urllib.error.HTTPError as exc:
+            answer = Response(exc.code, _headers(exc.headers.items()), exc.read())
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        if deadline.expired:
+            raise TimeoutError(f"no complete answer within {seconds:g} s") from None
+        raise
+    finally:
+        deadline.cancel()
+        _requests.deadline = None
+    if deadline.expired:  # an answer without a length, cut short at the deadline
+        raise TimeoutError(f"no complete answer within {seconds:g} s")
+    return answer
+
+
 @dataclass
 class Response:
     status: int
@@ -528,11 +617,8 @@ class Client:
         if auth:
             request.add_unredirected_header("Authorization", auth)
         try:
-            with self._opener.open(request, timeout=TIMEOUT) as resp:
-                return Response(resp.status, _headers(resp.headers.items()), resp.read())
-        except urllib.error.HTTPError as exc:
-            return Response(exc.code, _headers(exc.headers.items()), exc.read())
-        except (urllib.error.URLError, OSError) as exc:
+            return _fetch(self._opener, request, TIMEOUT)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}",
                                 hint=self._unreachable_hint(reason)) from None
@@ -544,6 +630,9 @@ class Client:
         if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
             return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
                     "insecure_registries, as in dockerd's insecure-registries")
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return ("the registry (or a proxy in front of it) stopped answering, or answers too slowly: every "
+                    f"request must be answered in full within {TIMEOUT} s")
         return "is the registry running and the host:port right?"
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None,

@@ -474,3 +474,51 @@ def test_has_docker_credentials(tmp_path: Path, config, host, expected) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path)}) is expected
     assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path / "none")}) is False
+
+
+def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry answering 200 with a Content-Length, then one byte at a time, held a look-up for as long
+    as it liked: the timeout was per read.  Now the whole answer must come within TIMEOUT."""
+    import socket
+    import time
+
+    body = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "c" * 64}}).encode()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            if conn.recv(1, socket.MSG_PEEK) == b"\x16":  # the HTTPS attempt: a plain-HTTP server's answer
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return
+            while b"\r\n\r\n" not in conn.recv(65536, socket.MSG_PEEK):
+                time.sleep(0.01)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setattr(registry, "TIMEOUT", 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RegistryError) as info:
+            registry.get_manifest(parse(f"127.0.0.1:{listener.getsockname()[1]}/team/app:1"))
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert "no complete answer within 1 s" in info.value.message
+    assert "answered in full within 1 s" in (info.value.hint or "")
