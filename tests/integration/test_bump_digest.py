@@ -34,14 +34,15 @@ def _put_blob(registry_url: str, name: str, data: bytes, headers: dict[str, str]
 
 
 def push_minimal_image(registry_url: str, name: str, tag: str, auth: tuple[str, str] | None = None,
-                       context: Any = None) -> str:
+                       context: Any = None, labels: dict[str, str] | None = None) -> str:
     """Upload a tiny OCI image straight through the registry API (as `auth`'s user and password, when
-    given: an htpasswd registry; with `context`, an ssl.SSLContext, for https); return its manifest digest."""
+    given: an htpasswd registry; with `context`, an ssl.SSLContext, for https; its config's labels
+    `labels`, by default {"tag": tag}); return its manifest digest."""
     import base64
 
     headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
-                         "config": {"Labels": {"tag": tag}}}).encode()
+                         "config": {"Labels": {"tag": tag} if labels is None else labels}}).encode()
     layer = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # empty gzip
     manifest = json.dumps({
         "schemaVersion": 2,
