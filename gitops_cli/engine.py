@@ -1115,15 +1115,20 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 class PushProgress:
-    """Per-layer progress: rich bars on a TTY, one plain line per layer status change otherwise."""
+    """Per-layer progress: rich bars on a TTY; otherwise one plain line per layer for each kind of status
+    it reaches (`Preparing`, `Pushing`, `Retrying in N seconds`, `Pushed`, ...), the first time only: the
+    engine counts a retry down once a second, and repeats `Pushing` after each retry."""
 
     def __init__(self) -> None:
         self._live = output.live_progress()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
         self._totals: dict[str, int] = {}
-        self._last: dict[str, str] = {}
+        self._shown: dict[str, set[str]] = {}  # layer -> the kinds of status shown for it
 
     def __enter__(self) -> PushProgress:
         if self._live:
@@ -1157,9 +1162,12 @@ class PushProgress:
             elif total is not None:
                 total = self._totals[layer] = max(total, current)  # total may undercount what is sent
             self._progress.update(task, description=f"{layer}: {status}", total=total, completed=current)
-        elif self._last.get(layer) != status:
-            self._last[layer] = status
-            output.log_line(f"{layer}: {status}")
+        else:
+            kind = _DIGITS.sub("N", status)  # `Retrying in 5 seconds` and `... in 4 seconds` are one kind
+            shown = self._shown.setdefault(layer, set())
+            if kind not in shown:
+                shown.add(kind)
+                output.log_line(f"{layer}: {status}")
 
     def _plain(self, text: str) -> None:
         if self._progress is not None:
