@@ -1049,6 +1049,14 @@ def check_push_stream(
 class PushFailed(Exception):
     """A push stream reported an error (the message is the engine's, credentials never appear in it)."""
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+PUSH_STALL_HINT = ("the engine keeps its upload open until the registry ends it, and a re-run waits on that "
+                   "upload again: fix the registry (or what is in front of it), or restart the engine")
+
 
 PUSH_STALL = 300.0  # seconds without a word from the engine during a push: the push is stuck
 
@@ -1074,7 +1082,10 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
     Raises PushFailed with the engine's message; callers map it to a registry error.  The engine reports
     progress while it pushes; when it says nothing for push_stall() seconds (a registry that accepts
     the connection and never answers an upload: the engine has no timeout of its own), the push is given
-    up: PushFailed, and closing the connection cancels the engine's push.
+    up: PushFailed (with PUSH_STALL_HINT), and gitops' request to the engine is closed.  That does not
+    end the engine's upload (verified with Docker Engine 20.10: the push's context is cancelled, but its
+    registry client sends the upload requests without it, and they wait for the registry's answer); a
+    push of the same layers to that repository joins it until the registry closes the connection.
     """
     from docker.errors import APIError
 
@@ -1092,8 +1103,10 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
         raise PushFailed(_api_message(exc)) from None
     except broken as exc:
         if _timed_out(exc):
+            client.close()  # our request to the engine (urllib3 drops a connection whose read timed out anyway)
             raise PushFailed(f"no word from the engine for {stall:g} s: the push is stuck (a registry that stopped "
-                             "answering, or answers too slowly: GITOPS_PUSH_STALL_TIMEOUT)") from None
+                             "answering, or answers too slowly: GITOPS_PUSH_STALL_TIMEOUT)",
+                             hint=PUSH_STALL_HINT) from None
         raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
     finally:
         client.timeout = None

@@ -155,6 +155,6 @@ def publish_image(
         message = output.redact(str(exc))
         if any(marker in message.lower() for marker in _AUTH_MARKERS):
             raise RegistryAuthError(f"push of {ref} refused by the registry: {message}") from None
-        raise RegistryError(f"push of {ref} failed: {message}") from None
+        raise RegistryError(f"push of {ref} failed: {message}", hint=exc.hint) from None
     parse(f"{ref.name}@{digest}")  # the engine's digest is well-formed
     return PublishResult(ref=ref, digest=digest, pushed=True)

@@ -196,6 +196,36 @@ def test_a_registry_that_stops_answering_uploads_ends_the_push(gitops, app_repo:
     assert res.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='abc'" in res.stderr and "Running" not in res.stderr
 
 
+def test_a_push_given_up_leaves_the_engines_upload_until_the_registry_ends_it(gitops, app_repo: Path,
+                                                                              registry: Registry) -> None:
+    """Giving up closes gitops' request to the engine, but the engine's upload stays open (Docker Engine
+    20.10 does not cancel an upload request under way), and a re-run joins it: the error said nothing of
+    it, and the README's "the push is given up" promised a fresh start.  Once the registry side ends the
+    connection, a re-run starts afresh and goes through."""
+    import time
+
+    from tests.fixtures.registry_proxy import stuck_uploads
+
+    with stuck_uploads(registry.host) as proxy:
+        ref = build(gitops, app_repo, f"{proxy.host}/team/app")
+        env = {"GITOPS_PUSH_STALL_TIMEOUT": "3"}
+        res = gitops(["publish", "--image", ref], cwd=app_repo, env=env, timeout=120)
+        assert res.returncode == 8, res.stderr
+        assert ("hint: the engine keeps its upload open until the registry ends it, and a re-run waits on that "
+                "upload again: fix the registry (or what is in front of it), or restart the engine\n") in res.stderr
+        uploads = proxy.uploads
+        assert uploads >= 1 and len(proxy.held) == uploads
+        again = gitops(["publish", "--image", ref], cwd=app_repo, env=env, timeout=120)
+        assert again.returncode == 8, again.stderr
+        assert proxy.uploads == uploads  # no upload of its own: it joined the engine's stuck one
+        proxy.release()  # the registry (a load balancer's idle timeout) ends the held connections
+        time.sleep(1)
+        res = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "60"}, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert proxy.uploads > uploads
+        assert res.stdout == f"{ref}@{registry_digest(registry, 'team/app', ref.split(':')[-1])}\n"
+
+
 def test_image_not_built(gitops, app_repo: Path, registry: Registry, docker_engine) -> None:
     res = gitops(["publish", "--image", f"{registry.image()}:neverbuilt"], cwd=app_repo)
     assert res.returncode == 2
