@@ -4,8 +4,8 @@ Built on the docker SDK's low-level `APIClient` (imported lazily), because:
 - `images.build()` returns the log only at the end; `APIClient.build(decode=True)` streams it;
 - a failed push still returns normally: the error is an `errorDetail` object inside the stream, so
   every streamed line is checked (`check_push_stream`);
-- credentials are passed explicitly (`auth_config`) when we have them, so a stale credential helper
-  in the docker config cannot win.
+- a push gets the credentials gitops resolved (`auth_config`, empty for none), so a stale credential
+  helper in the docker config cannot win, and the SDK never runs a helper for it.
 
 Two builders of the same engine (`choose_builder`):
 - BuildKit (the engine's `/build?version=2`, the context tar in the request body, no client session):
@@ -813,11 +813,11 @@ def _context_error(context: str, exc: OSError, tar: str) -> BaseException:
 
 
 def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any:
-    """call() (a build or push request).  Without explicit credentials the SDK reads them from the docker
-    config, asking credential helpers (for a build: every registry's); a helper that is not installed or
-    fails (a Docker Desktop config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As
-    docker does, the request then goes on without the docker config's credentials, with a warning (a
-    registry that needs them refuses with its own error)."""
+    """call() (a build request).  The SDK reads the credentials for a build from the docker config, asking
+    credential helpers (every registry's); a helper that is not installed or fails (a Docker Desktop
+    config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As docker does, the request
+    then goes on without the docker config's credentials, with registry.warn_helper_failed's warning (a
+    registry that needs them refuses with its own error).  (A push gets the credentials gitops resolved.)"""
     import warnings
 
     from docker.credentials.errors import StoreError
@@ -830,8 +830,10 @@ def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any
     except (StoreError, DockerException) as exc:
         if not isinstance(exc, StoreError) and "Credentials store error" not in str(exc):
             raise
-        output.warn(f"a docker credential helper failed ({_helper_reason(exc)}); going on without the docker "
-                    "config's credentials, as docker does")
+        from gitops_cli.registry import docker_config_path, warn_helper_failed
+
+        program, reason = _helper_failure(exc)
+        warn_helper_failed(program, reason, docker_config_path())
     from docker.auth import AuthConfig
 
     # an AuthConfig that is not empty (the SDK reloads the file when it is) and holds no credentials
@@ -840,13 +842,24 @@ def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any
 
 
 _STORE_ERROR_RE = re.compile(r"StoreError\((['\"])(?P<text>.*)\1\)", re.S)
+_HELPER_RE = re.compile(r"docker-credential-[^\s'\"]+")
 
 
-def _helper_reason(exc: BaseException) -> str:
-    """The credential helper's own words: the SDK wraps them as `Credentials store error: StoreError('...')`."""
+def _helper_failure(exc: BaseException) -> tuple[str, str]:
+    """(the helper, its reason) from the SDK's error: `docker-credential-x not installed or not available in
+    PATH`, or `Credentials store docker-credential-x exited with "<its stdout>".`, wrapped as
+    `Credentials store error: StoreError('...')`."""
     text = str(exc)
     found = _STORE_ERROR_RE.search(text)
-    return _reason(RuntimeError(found.group("text") if found else text))
+    text = found.group("text") if found else text
+    program = _HELPER_RE.search(text)
+    if "not installed" in text:
+        return (program.group() if program else "a docker credential helper"), "not installed"
+    said = re.search(r'exited with "(?P<out>.*)"', text, re.S)
+    out = [ln.strip() for ln in said.group("out").splitlines() if ln.strip()] if said else []
+    reason = out[0] if out else "it failed, saying nothing on its standard output" if said else _reason(
+        RuntimeError(text))
+    return (program.group() if program else "a docker credential helper"), reason
 
 
 def build(
@@ -1071,6 +1084,14 @@ def check_push_stream(
 class PushFailed(Exception):
     """A push stream reported an error (the message is the engine's, credentials never appear in it)."""
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+PUSH_STALL_HINT = ("the engine keeps its upload open until the registry ends it, and a re-run waits on that "
+                   "upload again: fix the registry (or what is in front of it), or restart the engine")
+
 
 PUSH_STALL = 300.0  # seconds without a word from the engine during a push: the push is stuck
 
@@ -1091,11 +1112,15 @@ def push_stall(environ: Mapping[str, str] | None = None) -> float:
 
 def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str, str] | None) -> str:
     """Push REPOSITORY:TAG with per-layer progress; return the manifest digest (sha256:...).
+    `auth_config`: the credentials for the registry (None: none, an anonymous push).
 
     Raises PushFailed with the engine's message; callers map it to a registry error.  The engine reports
     progress while it pushes; when it says nothing for push_stall() seconds (a registry that accepts
     the connection and never answers an upload: the engine has no timeout of its own), the push is given
-    up: PushFailed, and closing the connection cancels the engine's push.
+    up: PushFailed (with PUSH_STALL_HINT), and gitops' request to the engine is closed.  That does not
+    end the engine's upload (verified with Docker Engine 20.10: the push's context is cancelled, but its
+    registry client sends the upload requests without it, and they wait for the registry's answer); a
+    push of the same layers to that repository joins it until the registry closes the connection.
     """
     from docker.errors import APIError
 
@@ -1103,16 +1128,20 @@ def push(client: APIClient, repository: str, tag: str, auth_config: Mapping[str,
     broken: tuple[type[BaseException], ...] = (*lost_engine_errors(), TimeoutError)
     client.timeout = stall  # requests' read timeout: the longest wait for the next bytes of the answer
     try:
-        stream = _with_credential_fallback(client, lambda: client.push(
-            repository, tag=tag, stream=True, decode=True, auth_config=dict(auth_config) if auth_config else None))
+        # the credentials gitops resolved (registry.resolve_credentials), `{}` for none: never None, which
+        # would make the SDK read the docker config and run its credential helpers itself (their stderr
+        # straight to ours, a second warning in other words)
+        stream = client.push(repository, tag=tag, stream=True, decode=True, auth_config=dict(auth_config or {}))
         with PushProgress() as progress:
             return check_push_stream(stream, progress.update)
     except APIError as exc:
         raise PushFailed(_api_message(exc)) from None
     except broken as exc:
         if _timed_out(exc):
+            client.close()  # our request to the engine (urllib3 drops a connection whose read timed out anyway)
             raise PushFailed(f"no word from the engine for {stall:g} s: the push is stuck (a registry that stopped "
-                             "answering, or answers too slowly: GITOPS_PUSH_STALL_TIMEOUT)") from None
+                             "answering, or answers too slowly: GITOPS_PUSH_STALL_TIMEOUT)",
+                             hint=PUSH_STALL_HINT) from None
         raise EngineUnavailableError(f"lost the container engine during the push: {_reason(exc)}") from None
     finally:
         client.timeout = None
@@ -1134,15 +1163,20 @@ def _timed_out(exc: BaseException) -> bool:
     return False
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
 class PushProgress:
-    """Per-layer progress: rich bars on a TTY, one plain line per layer status change otherwise."""
+    """Per-layer progress: rich bars on a TTY; otherwise one plain line per layer for each kind of status
+    it reaches (`Preparing`, `Pushing`, `Retrying in N seconds`, `Pushed`, ...), the first time only: the
+    engine counts a retry down once a second, and repeats `Pushing` after each retry."""
 
     def __init__(self) -> None:
         self._live = output.live_progress()
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
         self._totals: dict[str, int] = {}
-        self._last: dict[str, str] = {}
+        self._shown: dict[str, set[str]] = {}  # layer -> the kinds of status shown for it
 
     def __enter__(self) -> PushProgress:
         if self._live:
@@ -1176,9 +1210,12 @@ class PushProgress:
             elif total is not None:
                 total = self._totals[layer] = max(total, current)  # total may undercount what is sent
             self._progress.update(task, description=f"{layer}: {status}", total=total, completed=current)
-        elif self._last.get(layer) != status:
-            self._last[layer] = status
-            output.log_line(f"{layer}: {status}")
+        else:
+            kind = _DIGITS.sub("N", status)  # `Retrying in 5 seconds` and `... in 4 seconds` are one kind
+            shown = self._shown.setdefault(layer, set())
+            if kind not in shown:
+                shown.add(kind)
+                output.log_line(f"{layer}: {status}")
 
     def _plain(self, text: str) -> None:
         if self._progress is not None:

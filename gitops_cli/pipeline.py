@@ -292,6 +292,8 @@ def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite
     from gitops_cli import registry
 
     manifest = registry.get_manifest(ref, client=client)
+    if manifest is not None and manifest.is_index and not allow_overwrite:
+        raise _index_refusal(ref, manifest, sha, client)
     if manifest is None or manifest.is_index or manifest.config_digest is None:
         return None
     config = registry.get_blob_json(ref, manifest.config_digest, client=client)
@@ -319,6 +321,40 @@ def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite
             hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite",
         )
     return None
+
+
+def _index_refusal(ref: ImageRef, index: Any, sha: str | None, client: Any) -> RefusedError:
+    """A multi-platform index under the tag (pushed by another tool: gitops pushes one platform) is never
+    this run's image: publish would refuse to replace it after the tests and the build, so the run is
+    refused before any work (exit 6).  An index has no config of its own: the message names the revision
+    that its first platform's image (attestation entries, `unknown/unknown`, aside) records, if any."""
+    from gitops_cli import registry
+
+    revision = None
+    for entry in index.data.get("manifests") or []:
+        if not isinstance(entry, dict) or not entry.get("digest"):
+            continue
+        if isinstance(entry.get("platform"), dict) and entry["platform"].get("os") == "unknown":
+            continue  # an attestation manifest
+        try:
+            image = registry.get_manifest(ref.with_digest(str(entry["digest"])), client=client)
+            if image is not None and image.config_digest is not None:
+                config = registry.get_blob_json(ref, image.config_digest, client=client)
+                revision = ((config.get("config") or {}).get("Labels") or {}).get(REVISION_LABEL)
+        except GitopsError:
+            pass  # cannot tell: refused all the same
+        break
+    if revision and sha and revision == sha:
+        what = f"for {sha[:12]}, this revision, but not as the one-platform image this run would publish"
+    elif revision:
+        what = f"for revision {revision}, not for {sha or 'this uncommitted state'}"
+    else:
+        what = "whose revision its images do not record"
+    return RefusedError(
+        f"refusing to build {ref}: the registry already has this tag as a multi-platform index "
+        f"({index.digest}) {what}",
+        hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite to replace it",
+    )
 
 
 # --- the use case ---------------------------------------------------------------------------------
@@ -372,7 +408,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             deploy = _DeployRepoClone(request.bump, remote, env, name)  # taggable: clone while the rest runs
             from gitops_cli import registry
 
-            reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure)
+            reg = registry.Client(registry.registry_host(result.ref), request.creds, request.insecure, flags=True)
             published = None
             # a dirty state is named by its -dirty-<hash> tag; under a tag given by hand, not at all
             revision = None if result.dirty else result.sha

@@ -131,7 +131,7 @@ def publish_image(
     client = client or engine.connect()
     local = engine.inspect_image(client, str(ref))
     host = registry.registry_host(ref)
-    reg = registry_client or registry.Client(host, creds, insecure)
+    reg = registry_client or registry.Client(host, creds, insecure, flags=True)
 
     output.step(f"Checking {ref} in {reg.url}")
     manifest = registry.get_manifest(ref, client=reg)
@@ -155,6 +155,6 @@ def publish_image(
         message = output.redact(str(exc))
         if any(marker in message.lower() for marker in _AUTH_MARKERS):
             raise RegistryAuthError(f"push of {ref} refused by the registry: {message}") from None
-        raise RegistryError(f"push of {ref} failed: {message}") from None
+        raise RegistryError(f"push of {ref} failed: {message}", hint=exc.hint) from None
     parse(f"{ref.name}@{digest}")  # the engine's digest is well-formed
     return PublishResult(ref=ref, digest=digest, pushed=True)

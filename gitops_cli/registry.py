@@ -6,10 +6,14 @@
 - Authentication: anonymous first; on 401 follow the `WWW-Authenticate` challenge (Bearer token from
   the realm, or Basic).  A 401/403 that persists is RegistryAuthError (exit 9); a network failure is
   RegistryError (exit 8) naming the URL.
-- Credentials: `--username` + `--password-stdin`, else GITOPS_REGISTRY_USERNAME/_PASSWORD, else the
-  docker config (DOCKER_CONFIG or ~/.docker/config.json: `credHelpers`, `credsStore`, `auths`).
-  Every password is registered with output.register_secret and never printed.
-- Plain http for loopback registries (127.0.0.0/8, localhost, [::1]) and `insecure_registries`.
+- Credentials (`resolve_credentials`, the one resolution of every verb): the `registry_username` setting
+  (--username, GITOPS_REGISTRY_USERNAME or the config file) with --password-stdin or
+  GITOPS_REGISTRY_PASSWORD, else the docker config (DOCKER_CONFIG or ~/.docker/config.json:
+  `credHelpers`, `credsStore`, `auths`).  Every password is registered with output.register_secret and
+  never printed.
+- The scheme as dockerd chooses it (`endpoint`): HTTPS verified with the system's CAs and dockerd's
+  /etc/docker/certs.d/HOST[:PORT]/; for an insecure registry (`insecure_registries`, 127.0.0.0/8,
+  localhost, [::1]) HTTPS without verification, then plain HTTP; remembered for the process.
 
 No docker import here: `gitops bump` resolves digests without the docker SDK.
 """
@@ -17,27 +21,35 @@ No docker import here: `gitops bump` resolves digests without the docker SDK.
 from __future__ import annotations
 
 import base64
+import functools
+import http.client
 import ipaddress
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_cli import output
 from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
 from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
 from gitops_cli.settings import home_directory
 
+if TYPE_CHECKING:
+    from gitops_cli.settings import Names
+
 DOCKER_HUB_API = "registry-1.docker.io"
 DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
-TIMEOUT = 30
+TIMEOUT = 30  # seconds for a whole request and its whole answer (_fetch), not for each read
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.index.v1+json",
@@ -53,7 +65,7 @@ INDEX_TYPES = frozenset(MANIFEST_TYPES[:2])
 class Credentials:
     username: str
     password: str = field(repr=False)
-    source: str = "flags"  # for messages: "--username/--password-stdin", "environment", "docker config ..."
+    source: str = "flags"  # for messages: "--username and --password-stdin", "docker config PATH", ...
 
     def __post_init__(self) -> None:
         output.register_secret(self.password)
@@ -79,31 +91,69 @@ def resolve_credentials(
     username: str | None = None,
     password: str | None = None,
     environ: Mapping[str, str] | None = None,
+    names: Names | None = None,
+    flags: bool = True,
 ) -> Credentials | None:
-    """Credentials for `host`: flags > GITOPS_REGISTRY_USERNAME/_PASSWORD > docker config > None."""
+    """Credentials for `host`, the one resolution of every verb that talks to a registry (publish,
+    build-and-bump, bump's and rollback's look-ups): the registry username (the `registry_username`
+    setting: --username, GITOPS_REGISTRY_USERNAME or the config file) with its password (`password`,
+    from --password-stdin, else GITOPS_REGISTRY_PASSWORD); without a username, the docker config; else None.
+
+    `names`: settings.names, how messages name where the username came from.  `flags`: the verb has
+    --username/--password-stdin (messages name only what the verb offers)."""
     env = os.environ if environ is None else environ
+    names = names or _flag_names()
     if password is not None:
         output.register_secret(password)
-    if username or password is not None:
-        if not username:
-            raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME)")
-        if password is None:
-            password = _set(env, "GITOPS_REGISTRY_PASSWORD")
-            if password is None:
-                raise UsageError(
-                    f"registry username {username!r} given without a password",
-                    hint="pipe it to --password-stdin or set GITOPS_REGISTRY_PASSWORD",
-                )
-            return Credentials(username, password, "environment")
-        return Credentials(username, password, "--username/--password-stdin")
-    env_user, env_pass = _set(env, "GITOPS_REGISTRY_USERNAME"), _set(env, "GITOPS_REGISTRY_PASSWORD")
+    env_pass = _set(env, "GITOPS_REGISTRY_PASSWORD")
     if env_pass is not None:
         output.register_secret(env_pass)
-    if env_user and env_pass is not None:
-        return Credentials(env_user, env_pass, "environment")
-    if env_user or env_pass is not None:
-        raise UsageError("set both GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD, or neither")
+    if username:
+        user_source = _username_source(names)
+        if password is not None:
+            return Credentials(username, password, f"{user_source} and --password-stdin")
+        if env_pass is not None:
+            return Credentials(username, env_pass, f"{user_source} and GITOPS_REGISTRY_PASSWORD")
+        raise UsageError(
+            f"{names('registry_username', username)}: a registry username without a password",
+            hint="pipe it to --password-stdin or set GITOPS_REGISTRY_PASSWORD" if flags
+            else "set GITOPS_REGISTRY_PASSWORD",
+        )
+    where = "--username, GITOPS_REGISTRY_USERNAME or registry_username in the config file" if flags \
+        else "GITOPS_REGISTRY_USERNAME or registry_username in the config file"
+    if password is not None:
+        raise UsageError("--password-stdin needs --username (or GITOPS_REGISTRY_USERNAME, or registry_username "
+                         "in the config file)")
+    if env_pass is not None:
+        raise UsageError("GITOPS_REGISTRY_PASSWORD is set without a registry username",
+                         hint=f"name the user with {where}, or unset GITOPS_REGISTRY_PASSWORD")
     return docker_config_credentials(host, env)
+
+
+def _flag_names() -> Names:
+    from gitops_cli.settings import FLAGS
+
+    return FLAGS
+
+
+def _username_source(names: Names) -> str:
+    """Where the registry username came from, for messages: `--username`, `GITOPS_REGISTRY_USERNAME` or
+    `/app/gitops.toml: registry_username`."""
+    source = names.sources.get("registry_username", "flag")
+    if source == "flag":
+        return names.flag("registry_username")
+    if source.startswith("env "):
+        return source.removeprefix("env ")
+    return f"{source}: registry_username"
+
+
+def login_hint(flags: bool) -> str:
+    """How to give registry credentials, naming only what the verb offers (`flags`: --username and
+    --password-stdin)."""
+    if flags:
+        return "docker login, --username with --password-stdin, or GITOPS_REGISTRY_USERNAME/_PASSWORD"
+    return ("docker login, GITOPS_REGISTRY_USERNAME/_PASSWORD, or registry_username in the config file "
+            "with GITOPS_REGISTRY_PASSWORD")
 
 
 def _set(env: Mapping[str, str], name: str) -> str | None:
@@ -242,18 +292,29 @@ def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
 
 
 def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials | None:
-    """Ask `docker-credential-HELPER get`; None when it has nothing for `host` (or is not installed)."""
+    """Ask `docker-credential-HELPER get`; None when it has nothing for `host`, or is not installed or
+    fails (named in warn_helper_failed's one warning; its output never reaches stderr as it is)."""
     server = DOCKER_HUB_CONFIG_KEY if _config_key(host) == DEFAULT_DOMAIN else host
     program = f"docker-credential-{helper}"
     try:
-        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=60)
     except FileNotFoundError:
-        output.warn(f"{config_path}: credential helper {program} is not installed; ignoring it")
+        warn_helper_failed(program, "not installed", config_path)
+        return None
+    except OSError as exc:  # not executable, ...
+        warn_helper_failed(program, exc.strerror or str(exc), config_path)
         return None
     except subprocess.TimeoutExpired:
         raise RegistryAuthError(f"credential helper {program} did not answer within 60s") from None
     if proc.returncode != 0:
-        return None  # "credentials not found in native keychain"
+        if "credentials not found" in proc.stdout + proc.stderr:  # the helpers' "... in native keychain"
+            return None
+        # its own words: the first line of its stderr, else of its stdout (where the helpers' protocol
+        # puts errors), else the exit status
+        lines = [ln.strip() for ln in (proc.stderr.splitlines() or proc.stdout.splitlines()) if ln.strip()]
+        warn_helper_failed(program, lines[0] if lines else f"exit status {proc.returncode}", config_path)
+        return None
     try:
         data = json.loads(proc.stdout)
         user, secret = str(data["Username"]), str(data["Secret"])
@@ -262,7 +323,27 @@ def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials
     return Credentials(user, secret, f"credential helper {program}")
 
 
+_helper_warned: set[str] = set()
+
+
+def warn_helper_failed(program: str, reason: str, config_path: Path | str | None = None) -> None:
+    """The one warning, in one wording, for a docker credential helper that is not installed or fails
+    (gitops' look-ups, and the docker SDK's reading of the docker config for a build), once per helper:
+    the request goes on without the docker config's credentials, as docker does."""
+    if program in _helper_warned:
+        return
+    _helper_warned.add(program)
+    where = f"{config_path}: " if config_path else ""
+    output.warn(f"{where}credential helper {program} failed ({output.redact(reason)}); going on without the "
+                "docker config's credentials, as docker does")
+
+
 # --- endpoints ---------------------------------------------------------------------------------------
+CERTS_DIR = Path("/etc/docker/certs.d")  # dockerd's per-registry CAs and client certificates (HOST[:PORT]/)
+TLS_HANDSHAKE_TIMEOUT = 10  # seconds, as dockerd's: how long the HTTPS attempt of an insecure registry may take
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")  # dockerd's default insecure registries
+
+
 def _is_loopback(host: str) -> bool:
     name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
     name = name.strip("[]")
@@ -274,15 +355,225 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def base_url(host: str, insecure: Iterable[str] = ()) -> str:
-    """`http://127.0.0.1:5000` for loopback and insecure registries, `https://HOST` otherwise."""
+def _host_name(host: str) -> str:
+    """`[::1]:5000` -> `::1`, `Reg.example.com:5000` -> `reg.example.com`."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+@functools.cache
+def _addresses(name: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...]:
+    """The addresses of a host name (an address: itself); none when it does not resolve."""
+    try:
+        return (ipaddress.ip_address(name),)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos)
+
+
+def is_insecure(host: str, insecure: Iterable[str] = ()) -> bool:
+    """Whether dockerd treats `host` as an insecure registry (moby's isSecureIndex): it is an entry of
+    `insecure` (HOST[:PORT], in any letter case), or an address of it is in 127.0.0.0/8 or in a CIDR entry
+    of `insecure` (`10.0.0.0/8`).  `localhost` and `[::1]` count too (loopback, as gitops always had it)."""
     if host == DEFAULT_DOMAIN:
-        host = DOCKER_HUB_API
-    scheme = "http" if _is_loopback(host) or host in set(insecure) else "https"
-    return f"{scheme}://{host}"
+        return False
+    entries = {entry.strip().lower() for entry in insecure}
+    if host.lower() in entries or _is_loopback(host):
+        return True
+    networks = [LOOPBACK]
+    for entry in entries:
+        if "/" in entry:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))  # type: ignore[arg-type]
+            except ValueError:
+                pass
+    return any(address in network for address in _addresses(_host_name(host)) for network in networks
+               if address.version == network.version)
+
+
+def base_url(host: str, insecure: Iterable[str] = ()) -> str:
+    """The URL gitops first tries for `host`: `https://HOST` (Docker Hub's API host for docker.io), or
+    `http://HOST` for an insecure registry reached without TLS (see Client: HTTPS is tried first)."""
+    return endpoint(host, insecure).url
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # https://HOST or http://HOST
+    context: ssl.SSLContext  # for https URLs (the registry's, its token service's)
+    tls_failure: str | None = None  # an insecure registry answered over plain HTTP: why HTTPS failed
+
+
+_endpoints: dict[tuple[str, frozenset[str]], Endpoint] = {}
+
+
+def endpoint(host: str, insecure: Iterable[str] = ()) -> Endpoint:
+    """How to reach `host`, as dockerd does (moby's lookupV2Endpoints): HTTPS, verified with the system's
+    CAs plus CERTS_DIR/HOST[:PORT]/*.crt (and the client certificate *.cert with its *.key there); for an
+    insecure registry (is_insecure), HTTPS without verification, and plain HTTP when that fails.  The
+    answer is remembered for the process: a bump resolving many digests asks once."""
+    key = (host, frozenset(entry.strip().lower() for entry in insecure))
+    found = _endpoints.get(key)
+    if found is None:
+        found = _endpoints[key] = _find_endpoint(host, is_insecure(host, insecure))
+    return found
+
+
+def _find_endpoint(host: str, insecure: bool) -> Endpoint:
+    api = DOCKER_HUB_API if host == DEFAULT_DOMAIN else host
+    if not insecure:
+        return Endpoint(f"https://{api}", _verified_context(None if host == DEFAULT_DOMAIN else host))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    request = urllib.request.Request(f"https://{api}/v2/", method="GET")
+    try:  # any answer over TLS will do: 200, 401, 404 ...
+        _fetch(_opener(host, context), request, TLS_HANDSHAKE_TIMEOUT)
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:  # no TLS there, refused, ...
+        return Endpoint(f"http://{api}", context, output.redact(str(getattr(exc, "reason", exc))))
+    return Endpoint(f"https://{api}", context)
+
+
+def _verified_context(host: str | None) -> ssl.SSLContext:
+    """The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR name others), plus what dockerd reads for `host` in
+    CERTS_DIR/HOST[:PORT]/: each `*.crt` a CA, each `*.cert` a client certificate with its `*.key`."""
+    context = ssl.create_default_context()
+    if host is None:
+        return context
+    directory = CERTS_DIR / host
+    try:
+        names = sorted(os.listdir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return context
+    except OSError as exc:
+        output.warn(f"{directory}: cannot read ({exc.strerror}); its certificates are not used")
+        return context
+    for name in names:
+        path = directory / name
+        try:
+            if name.endswith(".crt"):
+                context.load_verify_locations(cafile=str(path))
+            elif name.endswith(".cert"):
+                key = name[:-5] + ".key"
+                if key not in names:
+                    raise ConfigError(f"{path}: a client certificate without its key {key}",
+                                      hint="CA certificates take the extension .crt (as for dockerd)")
+                context.load_cert_chain(str(path), str(directory / key))
+            elif name.endswith(".key") and name[:-4] + ".cert" not in names:
+                raise ConfigError(f"{path}: a client key without its certificate {name[:-4]}.cert")
+        except ssl.SSLError as exc:
+            raise ConfigError(f"{path}: not a usable certificate or key ({exc.reason or exc})") from None
+        except PermissionError as exc:
+            output.warn(f"{path}: cannot read ({exc.strerror}); going on without it")
+    return context
+
+
+def _opener(host: str, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
+    """urllib's opener for a registry: no redirects followed by urllib, `context` for HTTPS, no proxy for a
+    loopback registry, and connections whose sockets a request's deadline can cut (_fetch)."""
+    return urllib.request.build_opener(
+        _NoRedirect(), _TimedHTTPHandler(), _TimedHTTPSHandler(context=context),
+        *([urllib.request.ProxyHandler({})] if _is_loopback(host) else []),
+    )
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
+class _Deadline:
+    """The deadline of one request: when it passes, the request's sockets are shut down, which ends any
+    read waiting on them (a socket timeout bounds each read only: a registry answering one byte every
+    few seconds would hold gitops for as long as it likes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+_requests = threading.local()  # .deadline: the _Deadline of the request this thread is sending
+
+
+def _watched_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+    sock = socket.create_connection(address, *args, **kwargs)
+    deadline = getattr(_requests, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+    return sock
+
+
+class _TimedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection
+
+
+class _TimedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = _watched_connection  # the TCP socket, TLS handshake and tunnel included
+
+
+class _TimedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_TimedHTTPConnection, req)
+
+
+class _TimedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_TimedHTTPSConnection, req, context=self._context)  # type: ignore[attr-defined]
+
+
+def _fetch(opener: urllib.request.OpenerDirector, request: urllib.request.Request, seconds: float) -> Response:
+    """Send `request` and read its whole answer (any status) within `seconds`, connecting included;
+    TimeoutError when that does not happen."""
+    deadline = _requests.deadline = _Deadline(seconds)
+    try:
+        try:
+            with opener.open(request, timeout=seconds) as resp:
+                answer = Response(resp.status, _headers(resp.headers.items()), resp.read())
+        except urllib.error.HTTPError as exc:
+            answer = Response(exc.code, _headers(exc.headers.items()), exc.read())
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        if deadline.expired:
+            raise TimeoutError(f"no complete answer within {seconds:g} s") from None
+        raise
+    finally:
+        deadline.cancel()
+        _requests.deadline = None
+    if deadline.expired:  # an answer without a length, cut short at the deadline
+        raise TimeoutError(f"no complete answer within {seconds:g} s")
+    return answer
+
+
 @dataclass
 class Response:
     status: int
@@ -316,14 +607,15 @@ def _basic_auth(creds: Credentials) -> str:
 class Client:
     """A tiny Registry v2 client for one registry host; remembers the Authorization that worked."""
 
-    def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = ()) -> None:
+    def __init__(self, host: str, creds: Credentials | None = None, insecure: Iterable[str] = (),
+                 flags: bool = False) -> None:
         self.host = host
-        self.url = base_url(host, insecure)
+        self.endpoint = endpoint(host, insecure)
+        self.url = self.endpoint.url
         self.creds = creds
+        self.flags = flags  # the verb has --username/--password-stdin: the hint names them
         self._auth: str | None = None
-        self._opener = urllib.request.build_opener(
-            _NoRedirect(), *([urllib.request.ProxyHandler({})] if _is_loopback(host) else [])
-        )
+        self._opener = _opener(host, self.endpoint.context)
 
     def _send(self, method: str, url: str, headers: Mapping[str, str], auth: str | None,
               data: bytes | None = None) -> Response:
@@ -331,17 +623,23 @@ class Client:
         if auth:
             request.add_unredirected_header("Authorization", auth)
         try:
-            with self._opener.open(request, timeout=TIMEOUT) as resp:
-                return Response(resp.status, _headers(resp.headers.items()), resp.read())
-        except urllib.error.HTTPError as exc:
-            return Response(exc.code, _headers(exc.headers.items()), exc.read())
-        except (urllib.error.URLError, OSError) as exc:
+            return _fetch(self._opener, request, TIMEOUT)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
-            hint = "is the registry running and the host:port right?"
-            if "SSL" in str(reason) or "CERTIFICATE" in str(reason):
-                hint = "for a plain-http registry add its host:port to insecure_registries"
             raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}",
-                                hint=hint) from None
+                                hint=self._unreachable_hint(reason)) from None
+
+    def _unreachable_hint(self, reason: object) -> str:
+        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+            return (f"give gitops the registry's CA: {CERTS_DIR / self.host}/ca.crt (what dockerd reads for it), "
+                    "the system's CAs, or a bundle named by SSL_CERT_FILE; or list it in insecure_registries")
+        if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
+            return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
+                    "insecure_registries, as in dockerd's insecure-registries")
+        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+            return ("the registry (or a proxy in front of it) stopped answering, or answers too slowly: every "
+                    f"request must be answered in full within {TIMEOUT} s")
+        return "is the registry running and the host:port right?"
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
                 scope: str | None = None) -> Response:
@@ -358,6 +656,13 @@ class Client:
             resp = self._send(method, target, headers, self._auth if same_host else None)
         if resp.status in {401, 403}:
             raise self._auth_error(resp, url)
+        if resp.status == 400 and url.startswith("http:"):
+            # a TLS registry answering plain HTTP (a HEAD's answer has no body to say so: GET it)
+            said = resp if method != "HEAD" else self._send("GET", url, headers, self._auth)
+            if b"HTTP request to an HTTPS server" in said.body:
+                why = f" (HTTPS failed: {self.endpoint.tls_failure})" if self.endpoint.tls_failure else ""
+                raise RegistryError(f"registry error: {method} {url} answered 400: {_first_line(said.body)}",
+                                    hint=f"{self.host} speaks TLS, but gitops could not use it{why}")
         return resp
 
     def _authenticate(self, challenge: str, scope: str | None, url: str) -> str:
@@ -397,7 +702,7 @@ class Client:
         if self.creds is None:
             return RegistryAuthError(
                 f"registry {self.host}: {what} (no credentials found) for {url}",
-                hint="docker login, --username with --password-stdin, or GITOPS_REGISTRY_USERNAME/_PASSWORD",
+                hint=login_hint(self.flags),
             )
         return RegistryAuthError(
             f"registry {self.host}: {what} for user {self.creds.username!r} "
@@ -438,6 +743,12 @@ def _reference(ref: ImageRef) -> str:
     return reference
 
 
+def _first_line(body: bytes) -> str:
+    """The first line of an answer that is no JSON, printable, at most 200 characters."""
+    text = body.decode("utf-8", "replace").strip()
+    return output.printable(output.redact(text.splitlines()[0][:200])) if text else ""
+
+
 def _check(resp: Response, method: str, url: str) -> None:
     if resp.status >= 400 or resp.status < 200:
         detail = ""
@@ -445,7 +756,7 @@ def _check(resp: Response, method: str, url: str) -> None:
             errors = json.loads(resp.body).get("errors") or []
             detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
         except (ValueError, AttributeError):
-            pass
+            detail = _first_line(resp.body)
         suffix = f": {detail}" if detail else ""
         raise RegistryError(f"registry error: {method} {url} answered {resp.status}{suffix}")
 
@@ -513,11 +824,16 @@ def resolve_digest(ref: ImageRef, creds: Credentials | None = None, insecure: It
     return digest
 
 
-def digest_resolver(insecure: Iterable[str] = ()) -> Callable[[ImageRef, Any], str]:
-    """The resolve_digest callback for bumps: the tag's digest from the registry, credentials as for publish."""
+def digest_resolver(insecure: Iterable[str] = (), username: str | None = None,
+                    names: Names | None = None) -> Callable[[ImageRef, Any], str]:
+    """The resolve_digest callback for bumps: the tag's digest from the registry, with the credentials
+    resolve_credentials gives (the settings' registry_username, named by `names`), asked once per registry."""
+    found: dict[str, Credentials | None] = {}
 
     def resolve(target: ImageRef, reference: Any) -> str:
-        creds = resolve_credentials(registry_host(target))
-        return resolve_digest(target.with_digest(None), creds, insecure)
+        host = registry_host(target)
+        if host not in found:
+            found[host] = resolve_credentials(host, username, names=names, flags=False)
+        return resolve_digest(target.with_digest(None), found[host], insecure)
 
     return resolve

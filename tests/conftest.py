@@ -4,10 +4,12 @@ Fixture modules (one owner each):
 - tests.fixtures.cli          run the installed `gitops` command
 - tests.fixtures.services     Docker Engine, registry (plain and htpasswd), offline base images
 - tests.fixtures.gitremotes   bare repos over file://, git smart HTTP (git http-backend), sshd
+- tests.fixtures.tls          a CA and certificates made with openssl; a CONNECT proxy
 """
 
 pytest_plugins = [
     "tests.fixtures.cli",
+    "tests.fixtures.tls",  # before services, which imports it
     "tests.fixtures.services",
     "tests.fixtures.gitremotes",
 ]

@@ -544,3 +544,20 @@ def test_a_context_tar_ends_with_its_two_zero_blocks(tmp_path) -> None:
         with tar:
             data = tar.read()
         assert len(data) % 512 == 0 and data.endswith(bytes(1024)) and data[-1536:-1024] != bytes(512)
+
+
+def test_push_progress_off_a_tty_shows_each_kind_of_status_once_a_layer(capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine counts a retry down once a second (`Retrying in 5 seconds`, `... 4 seconds`, ...): off a
+    TTY that was a line a second, ~50 lines in one failed push."""
+    from gitops_cli.engine import PushProgress
+
+    statuses = ["Preparing", "Waiting", "Pushing", "Pushing",
+                *[f"Retrying in {n} seconds" for n in range(5, 0, -1)], "Pushing",
+                *[f"Retrying in {n} seconds" for n in range(10, 0, -1)], "Pushing", "Pushed"]
+    with PushProgress() as progress:
+        for status in statuses:
+            progress.update({"id": "a1b2c3", "status": status, "progressDetail": {}})
+        progress.update({"id": "d4e5f6", "status": "Layer already exists", "progressDetail": {}})
+    assert capsys.readouterr().err.splitlines() == [
+        "a1b2c3: Preparing", "a1b2c3: Waiting", "a1b2c3: Pushing", "a1b2c3: Retrying in 5 seconds", "a1b2c3: Pushed",
+        "d4e5f6: Layer already exists"]

@@ -158,23 +158,70 @@ def test_unreachable_names_url() -> None:
 
 
 @pytest.mark.parametrize(
-    "host, url",
+    "host, insecure, expected",
     [
-        ("127.0.0.1:5000", "http://127.0.0.1:5000"),
-        ("127.0.0.2", "http://127.0.0.2"),
-        ("localhost:5000", "http://localhost:5000"),
-        ("[::1]:5000", "http://[::1]:5000"),
-        ("registry.example.com", "https://registry.example.com"),
-        ("10.1.2.3:5000", "https://10.1.2.3:5000"),
-        ("docker.io", "https://registry-1.docker.io"),
+        ("127.0.0.1:5000", [], True),  # dockerd's default insecure registries: 127.0.0.0/8
+        ("127.0.0.2", [], True),
+        ("localhost:5000", [], True),
+        ("[::1]:5000", [], True),
+        ("reg.gitops-test.invalid", [], False),
+        ("10.1.2.3:5000", [], False),
+        ("10.1.2.3:5000", ["10.0.0.0/8"], True),  # a CIDR entry, as in dockerd's insecure-registries
+        ("10.1.2.3:5000", ["10.1.2.3"], False),  # an entry names HOST[:PORT] as the reference does
+        ("reg.internal:5000", ["reg.internal:5000"], True),
+        ("VM:5000", ["vm:5000"], True),  # host names in any letter case
+        ("vm:5000", [" VM:5000 "], True),
+        ("docker.io", [], False),
     ],
 )
-def test_base_url(host: str, url: str) -> None:
-    assert registry.base_url(host) == url
+def test_is_insecure(host: str, insecure: list[str], expected: bool) -> None:
+    assert registry.is_insecure(host, insecure) is expected
 
 
-def test_insecure_registries_use_http() -> None:
-    assert registry.base_url("reg.internal:5000", ["reg.internal:5000"]) == "http://reg.internal:5000"
+def test_secure_registries_use_https() -> None:
+    assert registry.base_url("docker.io") == "https://registry-1.docker.io"
+    assert registry.base_url("10.1.2.3:5000") == "https://10.1.2.3:5000"
+
+
+def test_an_insecure_registry_is_tried_over_https_first_once_a_process(token_registry: str) -> None:
+    """As dockerd: HTTPS (no verification) first, plain HTTP when that fails; the answer is remembered."""
+    TokenRegistry.requests = []
+    found = registry.endpoint(token_registry)
+    assert found.url == f"http://{token_registry}" and found.tls_failure  # why HTTPS failed, for messages
+    assert registry.endpoint(token_registry) is found
+    assert registry.Client(token_registry).url == f"http://{token_registry}"
+    assert registry.resolve_digest(parse(f"{token_registry}/team/app:1"), creds()) == DIGEST
+    assert registry.endpoint(token_registry) is found
+
+
+def test_an_insecure_tls_registry_is_used_over_https_unverified(tmp_path: Path, tls_files) -> None:
+    """A TLS registry on loopback with a certificate no one trusts: dockerd pushes to it (TLS without
+    verification, an insecure registry), and so does gitops' look-up."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TokenRegistry)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        host = f"127.0.0.1:{server.server_port}"
+        assert registry.endpoint(host).url == f"https://{host}"
+        assert registry.endpoint(host).tls_failure is None
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_dockerds_certs_dir_a_key_without_a_certificate_is_refused(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "CERTS_DIR", tmp_path)
+    (tmp_path / "reg.gitops-test.invalid:5001").mkdir()
+    (tmp_path / "reg.gitops-test.invalid:5001" / "client.key").write_text("x")
+    with pytest.raises(ConfigError, match=r"client.key: a client key without its certificate client.cert"):
+        registry.endpoint("reg.gitops-test.invalid:5001")
 
 
 def test_parse_challenge() -> None:
@@ -203,26 +250,45 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def test_precedence_flags_env_config(tmp_path: Path) -> None:
+def test_precedence_username_setting_then_docker_config(tmp_path: Path) -> None:
     env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
     assert registry.resolve_credentials("reg.example.com", environ=env).username == "cfg"
-    env |= {"GITOPS_REGISTRY_USERNAME": "envuser", "GITOPS_REGISTRY_PASSWORD": "envpass"}
-    got = registry.resolve_credentials("reg.example.com", environ=env)
-    assert (got.username, got.password, got.source) == ("envuser", "envpass", "environment")
+    got = registry.resolve_credentials("reg.example.com", "envuser",
+                                       environ={**env, "GITOPS_REGISTRY_PASSWORD": "envpass"})
+    assert (got.username, got.password) == ("envuser", "envpass")
     got = registry.resolve_credentials("reg.example.com", "flaguser", "flagpass", environ=env)
-    assert (got.username, got.password) == ("flaguser", "flagpass")
+    assert (got.username, got.password, got.source) == ("flaguser", "flagpass", "--username and --password-stdin")
 
 
-def test_blank_credential_variables_are_unset(tmp_path: Path) -> None:
-    """CI exports an unset secret as an empty variable (a fork's pull request): both empty was exit 2
-    "set both ... or neither"; now the docker config (or nothing) is used, as for every setting."""
+def test_the_username_is_named_by_its_source(tmp_path: Path) -> None:
+    """registry_username from the config file, GITOPS_REGISTRY_USERNAME or --username: messages and the
+    credentials' source name where it came from."""
+    from gitops_cli.settings import load_settings
+
+    (tmp_path / "gitops.toml").write_text('registry_username = "ci-bot"\n')
+    settings = load_settings(tmp_path, environ={})
+    env = {"GITOPS_REGISTRY_PASSWORD": "pw-from-env", "DOCKER_CONFIG": str(tmp_path / "none")}
+    got = registry.resolve_credentials("r", settings.registry_username, environ=env, names=settings.names)
+    assert got.source == f"{tmp_path / 'gitops.toml'}: registry_username and GITOPS_REGISTRY_PASSWORD"
+    with pytest.raises(UsageError) as info:
+        registry.resolve_credentials("r", settings.registry_username, environ={}, names=settings.names, flags=False)
+    assert info.value.message == (f"{tmp_path / 'gitops.toml'}: registry_username = 'ci-bot': a registry username "
+                                  "without a password")
+    assert info.value.hint == "set GITOPS_REGISTRY_PASSWORD"
+    settings = load_settings(tmp_path, environ={"GITOPS_REGISTRY_USERNAME": "robot"})
+    got = registry.resolve_credentials("r", settings.registry_username, environ=env, names=settings.names)
+    assert (got.username, got.source) == ("robot", "GITOPS_REGISTRY_USERNAME and GITOPS_REGISTRY_PASSWORD")
+
+
+def test_blank_password_variable_is_unset(tmp_path: Path) -> None:
+    """CI exports an unset secret as an empty variable (a fork's pull request): the docker config (or
+    nothing) is used, as for every setting (a blank GITOPS_REGISTRY_USERNAME is the settings' business)."""
     env = write_config(tmp_path, {"auths": {"reg.example.com": {"auth": b64("cfg:cfgpass")}}})
     for blank in ("", "  "):
-        got = registry.resolve_credentials("reg.example.com", environ={
-            **env, "GITOPS_REGISTRY_USERNAME": blank, "GITOPS_REGISTRY_PASSWORD": blank})
+        got = registry.resolve_credentials("reg.example.com", environ={**env, "GITOPS_REGISTRY_PASSWORD": blank})
         assert got is not None and got.username == "cfg"
-    assert registry.resolve_credentials("r", environ={"GITOPS_REGISTRY_USERNAME": "", "DOCKER_CONFIG": str(
-        tmp_path / "none"), "GITOPS_REGISTRY_PASSWORD": ""}) is None
+    assert registry.resolve_credentials("r", environ={"DOCKER_CONFIG": str(tmp_path / "none"),
+                                                      "GITOPS_REGISTRY_PASSWORD": ""}) is None
     with pytest.raises(UsageError, match="without a password"):  # a user whose password is blank
         registry.resolve_credentials("r", "u", None, environ={"GITOPS_REGISTRY_PASSWORD": ""})
 
@@ -237,7 +303,7 @@ def test_username_flag_takes_env_password() -> None:
     [
         (None, "pw-only", {}, "needs --username"),
         ("u", None, {}, "without a password"),
-        (None, None, {"GITOPS_REGISTRY_USERNAME": "u"}, "both"),
+        (None, None, {"GITOPS_REGISTRY_PASSWORD": "p"}, "GITOPS_REGISTRY_PASSWORD is set without a registry username"),
     ],
 )
 def test_incomplete_credentials(username, password, env, message) -> None:
@@ -351,7 +417,30 @@ def test_missing_helper_warns_and_falls_back(tmp_path: Path, capsys: pytest.Capt
     env = write_config(tmp_path, {"credsStore": "not-installed-xyz",
                                   "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
     assert registry.docker_config_credentials("r.example.com", env).username == "a"
-    assert "docker-credential-not-installed-xyz is not installed" in capsys.readouterr().err
+    assert "credential helper docker-credential-not-installed-xyz failed (not installed)" in capsys.readouterr().err
+
+
+def test_a_failing_helper_is_one_warning_with_its_first_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A helper that fails was skipped without a word; "credentials not found" is no failure."""
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "locked", "cat >/dev/null; echo 'keychain locked' >&2; echo more >&2; exit 1\n")
+    install_helper(bindir, "protocol", "cat >/dev/null; echo 'error from the helper'; exit 1\n")
+    install_helper(bindir, "silent", "cat >/dev/null; exit 3\n")
+    install_helper(bindir, "none", "cat >/dev/null; echo 'credentials not found in native keychain'; exit 1\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    for helper, reason in [("locked", "keychain locked"), ("protocol", "error from the helper"),
+                           ("silent", "exit status 3"), ("none", None)]:
+        env = write_config(tmp_path, {"credsStore": helper})
+        assert registry.docker_config_credentials("r.example.com", env) is None
+        assert registry.docker_config_credentials("other.example.com", env) is None  # warned once
+        err = capsys.readouterr().err
+        if reason is None:
+            assert err == ""
+        else:
+            assert err == (f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} "
+                           f"failed ({reason}); going on without the docker config's credentials, as docker does\n")
 
 
 def test_password_never_in_repr_and_registered() -> None:
@@ -385,3 +474,51 @@ def test_has_docker_credentials(tmp_path: Path, config, host, expected) -> None:
     (tmp_path / "config.json").write_text(json.dumps(config))
     assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path)}) is expected
     assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path / "none")}) is False
+
+
+def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A registry answering 200 with a Content-Length, then one byte at a time, held a look-up for as long
+    as it liked: the timeout was per read.  Now the whole answer must come within TIMEOUT."""
+    import socket
+    import time
+
+    body = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "c" * 64}}).encode()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            if conn.recv(1, socket.MSG_PEEK) == b"\x16":  # the HTTPS attempt: a plain-HTTP server's answer
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return
+            while b"\r\n\r\n" not in conn.recv(65536, socket.MSG_PEEK):
+                time.sleep(0.01)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            for byte in body:
+                if stop.wait(0.2):
+                    return
+                conn.sendall(bytes([byte]))
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    monkeypatch.setattr(registry, "TIMEOUT", 1)
+    started = time.monotonic()
+    try:
+        with pytest.raises(RegistryError) as info:
+            registry.get_manifest(parse(f"127.0.0.1:{listener.getsockname()[1]}/team/app:1"))
+    finally:
+        stop.set()
+        listener.close()
+    assert time.monotonic() - started < 5
+    assert "no complete answer within 1 s" in info.value.message
+    assert "answered in full within 1 s" in (info.value.hint or "")

@@ -150,7 +150,8 @@ def build_and_bump(
         image_name = require_build_image(settings.image, settings.names)
         deploy = require_deploy_repo(settings.deploy_repo)
         name = parse_repository(image_name)
-        creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password)
+        creds = registry.resolve_credentials(registry.registry_host(name), settings.registry_username, password,
+                                             names=settings.names)
         request = pipeline.PipelineRequest(
             image=image_name, repo=repo, tag=tag, sha=sha, tag_length=settings.tag_length,
             tag_prefix=settings.tag_prefix, allow_dirty=allow_dirty, test_command=settings.test_command,

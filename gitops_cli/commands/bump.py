@@ -84,8 +84,8 @@ def bump(
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
         ssh_key=ssh_key, names=settings.names,
     )
-    render_landed(lambda landed: run_bump(request, resolve_digest=digest_resolver(settings.insecure_registries),
-                                          landed=landed),
+    resolver = digest_resolver(settings.insecure_registries, settings.registry_username, settings.names)
+    render_landed(lambda landed: run_bump(request, resolve_digest=resolver, landed=landed),
                   lambda result: _render(result, output_format, dry_run))
 
 

@@ -59,7 +59,8 @@ def publish(
         ref = parse_image(ref)
     except UsageError as exc:  # a digest in the image
         raise UsageError(f"{settings.names('image', settings.image)}: {exc.message}", hint=exc.hint) from None
-    creds = registry.resolve_credentials(registry.registry_host(ref), settings.registry_username, password)
+    creds = registry.resolve_credentials(registry.registry_host(ref), settings.registry_username, password,
+                                         names=settings.names)
     result = publish_image(
         ref, creds=creds, allow_overwrite=allow_overwrite, allow_mutable_tag=settings.allow_mutable_tag,
         mutable_tags=settings.mutable_tags, insecure=settings.insecure_registries,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -69,9 +70,12 @@ def rollback(
                                          "push_branch": push_branch, "retries": retries}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
 
+    @functools.cache
+    def credentials(host: str) -> registry.Credentials | None:  # the one resolution, asked once per registry
+        return registry.resolve_credentials(host, settings.registry_username, names=settings.names, flags=False)
+
     def check_tag(target):  # type: ignore[no-untyped-def]
-        creds = registry.resolve_credentials(registry.registry_host(target))
-        return registry.head_digest(target, creds, settings.insecure_registries)
+        return registry.head_digest(target, credentials(registry.registry_host(target)), settings.insecure_registries)
 
     request = RollbackRequest(
         deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
@@ -79,8 +83,8 @@ def rollback(
         verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
         retries=settings.retries, ssh_key=ssh_key, names=settings.names,
     )
-    render_landed(lambda landed: run_rollback(request, check_tag=check_tag, landed=landed,
-                                              resolve_digest=registry.digest_resolver(settings.insecure_registries)),
+    resolver = registry.digest_resolver(settings.insecure_registries, settings.registry_username, settings.names)
+    render_landed(lambda landed: run_rollback(request, check_tag=check_tag, landed=landed, resolve_digest=resolver),
                   lambda result: _render(result, output_format, dry_run))
 
 

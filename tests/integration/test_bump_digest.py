@@ -6,6 +6,7 @@ import hashlib
 import json
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,37 +17,44 @@ pytestmark = pytest.mark.integration
 OLD = "sha256:" + "0" * 64
 
 
-def _put_blob(registry_url: str, name: str, data: bytes) -> str:
+def _put_blob(registry_url: str, name: str, data: bytes, headers: dict[str, str], context: Any) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    post = urllib.request.Request(f"{registry_url}/v2/{name}/blobs/uploads/", method="POST", data=b"")
-    with urllib.request.urlopen(post) as resp:
+    post = urllib.request.Request(f"{registry_url}/v2/{name}/blobs/uploads/", method="POST", data=b"",
+                                  headers=headers)
+    with urllib.request.urlopen(post, context=context) as resp:
         location = resp.headers["Location"]
     if location.startswith("/"):
         location = registry_url + location
     sep = "&" if "?" in location else "?"
     put = urllib.request.Request(f"{location}{sep}digest={digest}", method="PUT", data=data,
-                                 headers={"Content-Type": "application/octet-stream"})
-    with urllib.request.urlopen(put) as resp:
+                                 headers={**headers, "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(put, context=context) as resp:
         assert resp.status == 201
     return digest
 
 
-def push_minimal_image(registry_url: str, name: str, tag: str) -> str:
-    """Upload a tiny OCI image straight through the registry API; return its manifest digest."""
+def push_minimal_image(registry_url: str, name: str, tag: str, auth: tuple[str, str] | None = None,
+                       context: Any = None, labels: dict[str, str] | None = None) -> str:
+    """Upload a tiny OCI image straight through the registry API (as `auth`'s user and password, when
+    given: an htpasswd registry; with `context`, an ssl.SSLContext, for https; its config's labels
+    `labels`, by default {"tag": tag}); return its manifest digest."""
+    import base64
+
+    headers = {"Authorization": "Basic " + base64.b64encode(":".join(auth).encode()).decode()} if auth else {}
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []},
-                         "config": {"Labels": {"tag": tag}}}).encode()
+                         "config": {"Labels": {"tag": tag} if labels is None else labels}}).encode()
     layer = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00"  # empty gzip
     manifest = json.dumps({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _put_blob(registry_url, name, config), "size": len(config)},
+                   "digest": _put_blob(registry_url, name, config, headers, context), "size": len(config)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": _put_blob(registry_url, name, layer), "size": len(layer)}],
+                    "digest": _put_blob(registry_url, name, layer, headers, context), "size": len(layer)}],
     }).encode()
     req = urllib.request.Request(f"{registry_url}/v2/{name}/manifests/{tag}", method="PUT", data=manifest,
-                                 headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
-    with urllib.request.urlopen(req) as resp:
+                                 headers={**headers, "Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    with urllib.request.urlopen(req, context=context) as resp:
         assert resp.status == 201
     return "sha256:" + hashlib.sha256(manifest).hexdigest()
 

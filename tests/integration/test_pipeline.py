@@ -330,6 +330,51 @@ def test_tag_of_another_revision_is_refused_before_building(gitops, app: Path, r
     assert len(remote.log()) == 2
 
 
+def _put_index(reg: Registry, tag: str, digests: list[str]) -> str:
+    """A multi-platform OCI index under `tag` of PATH, listing the manifests `digests` (linux/amd64 each)."""
+    entries = []
+    for digest in digests:
+        with urllib.request.urlopen(urllib.request.Request(
+                f"{reg.url}/v2/{PATH}/manifests/{digest}",
+                headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}), timeout=10) as resp:
+            size = len(resp.read())
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+                        "platform": {"architecture": "amd64", "os": "linux"}})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": entries}).encode()
+    req = urllib.request.Request(f"{reg.url}/v2/{PATH}/manifests/{tag}", method="PUT", data=index,
+                                 headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 201
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(index).hexdigest()
+
+
+def test_a_multi_platform_index_under_the_tag_is_refused_before_any_work(gitops, app: Path, registry: Registry,
+                                                                         remote: DeployRemote) -> None:
+    """An index (pushed by another tool) has no config: the run went on to the tests and the build, and
+    publish refused to replace the index only then."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = registry.image(PATH)
+    other = "f" * 40
+    plain = push_minimal_image(registry.url, PATH, "amd64", labels={"org.opencontainers.image.revision": other})
+    index = _put_index(registry, "release-1", [plain])
+    res = run(gitops, app, image, remote, "--tag", "release-1")
+    assert res.returncode == 6, res.stderr
+    assert (f"refusing to build {image}:release-1: the registry already has this tag as a multi-platform index "
+            f"({index}) for revision {other}, not for ") in res.stderr
+    assert "running sample tests" not in res.stderr and "test     not run" in res.stderr  # before any work
+    unlabelled = push_minimal_image(registry.url, PATH, "amd64-2", labels={})
+    _put_index(registry, "release-2", [unlabelled])
+    res = run(gitops, app, image, remote, "--tag", "release-2")
+    assert res.returncode == 6, res.stderr
+    assert "multi-platform index" in res.stderr and "whose revision its images do not record" in res.stderr
+    assert "running sample tests" not in res.stderr and "test     not run" in res.stderr
+    assert len(remote.log()) == 1
+
+
 def test_invalid_input_exits_2_before_any_work(gitops, app: Path, registry: Registry,
                                                remote: DeployRemote) -> None:
     res = run(gitops, app, "127.0.0.1:5000/Team/App", remote)

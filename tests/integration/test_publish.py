@@ -196,6 +196,36 @@ def test_a_registry_that_stops_answering_uploads_ends_the_push(gitops, app_repo:
     assert res.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='abc'" in res.stderr and "Running" not in res.stderr
 
 
+def test_a_push_given_up_leaves_the_engines_upload_until_the_registry_ends_it(gitops, app_repo: Path,
+                                                                              registry: Registry) -> None:
+    """Giving up closes gitops' request to the engine, but the engine's upload stays open (Docker Engine
+    20.10 does not cancel an upload request under way), and a re-run joins it: the error said nothing of
+    it, and the README's "the push is given up" promised a fresh start.  Once the registry side ends the
+    connection, a re-run starts afresh and goes through."""
+    import time
+
+    from tests.fixtures.registry_proxy import stuck_uploads
+
+    with stuck_uploads(registry.host) as proxy:
+        ref = build(gitops, app_repo, f"{proxy.host}/team/app")
+        env = {"GITOPS_PUSH_STALL_TIMEOUT": "3"}
+        res = gitops(["publish", "--image", ref], cwd=app_repo, env=env, timeout=120)
+        assert res.returncode == 8, res.stderr
+        assert ("hint: the engine keeps its upload open until the registry ends it, and a re-run waits on that "
+                "upload again: fix the registry (or what is in front of it), or restart the engine\n") in res.stderr
+        uploads = proxy.uploads
+        assert uploads >= 1 and len(proxy.held) == uploads
+        again = gitops(["publish", "--image", ref], cwd=app_repo, env=env, timeout=120)
+        assert again.returncode == 8, again.stderr
+        assert proxy.uploads == uploads  # no upload of its own: it joined the engine's stuck one
+        proxy.release()  # the registry (a load balancer's idle timeout) ends the held connections
+        time.sleep(1)
+        res = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "60"}, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert proxy.uploads > uploads
+        assert res.stdout == f"{ref}@{registry_digest(registry, 'team/app', ref.split(':')[-1])}\n"
+
+
 def test_image_not_built(gitops, app_repo: Path, registry: Registry, docker_engine) -> None:
     res = gitops(["publish", "--image", f"{registry.image()}:neverbuilt"], cwd=app_repo)
     assert res.returncode == 2
@@ -316,6 +346,37 @@ def test_a_credential_helper_that_is_not_installed_does_not_stop_a_publish(gitop
     res = gitops(["publish", "--image", ref], cwd=app_repo, env={"DOCKER_CONFIG": str(config)})
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(ref + "@sha256:")
-    assert "a docker credential helper failed" in res.stderr
+    # one warning (the look-up's; the push gets the credentials gitops resolved: none), in gitops' words
+    warnings = [ln for ln in res.stderr.splitlines() if "credential" in ln]
+    assert warnings == [f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-no-such-"
+                        "helper failed (not installed); going on without the docker config's credentials, as docker "
+                        "does"], res.stderr
     assert "lost the container engine" not in res.stderr and "UserWarning" not in res.stderr
     assert "StoreError(" not in res.stderr
+
+
+def test_a_failing_credential_helper_is_one_warning_with_its_reason(gitops, app_repo: Path, registry: Registry,
+                                                                    tmp_path: Path) -> None:
+    """A helper that fails (`keychain locked` on its stderr, exit 1) was skipped silently by the look-up,
+    and the SDK's push then ran it again: its raw stderr on gitops' stderr, then a warning with an empty
+    reason (`exited with "".`)."""
+    ref = build(gitops, app_repo, registry.image())
+    config = tmp_path / "docker-config"
+    bindir = tmp_path / "bin"
+    for where in (config, bindir):
+        where.mkdir()
+    (config / "config.json").write_text('{"credsStore": "gitops-test-locked"}')
+    helper = bindir / "docker-credential-gitops-test-locked"
+    helper.write_text("#!/bin/sh\ncat >/dev/null\nprintf 'keychain \\033[31mlocked\\n(second line)\\n' >&2\nexit 1\n")
+    helper.chmod(0o755)
+    import os
+
+    res = gitops(["publish", "--image", ref], cwd=app_repo,
+                 env={"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+    lines = [ln for ln in res.stderr.splitlines() if "locked" in ln or "credential" in ln]
+    assert lines == [f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-locked "
+                     "failed (keychain \\x1b[31mlocked); going on without the docker config's credentials, as "
+                     "docker does"], res.stderr
+    assert "\x1b" not in res.stderr and "second line" not in res.stderr
