@@ -29,6 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gitops_cli import imageref
+
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
 HELM_FIELDS = ("registry", "repository", "tag", "digest")
@@ -625,6 +627,13 @@ def map_name(kind: str, values: dict[str, str]) -> str:
     return repository or registry
 
 
+def _repository(name: str | None) -> str | None:
+    """A map reference's name normalised (`team/app` -> `docker.io/team/app`); as written when it is no
+    valid name (then only the same spelling is the same image)."""
+    parsed = imageref.try_parse(name) if name else None
+    return parsed.normalized_name if parsed is not None else name
+
+
 def compose_map_value(kind: str, values: dict[str, str]) -> str:
     """A map reference as one string: `name[:tag][@digest]` from field values ('' = unset)."""
     out = map_name(kind, values)
@@ -705,11 +714,14 @@ class _Walk:
 
     def _field_conflict(self, index: int, role: str, target: _Node, written: _Node) -> str | None:
         """_conflict for a field of a map reference: fine where the anchor is only used by that same field of
-        maps naming the same image (they all get the same new value)."""
+        maps naming the same image, compared normalised as the bump matches them (they all get the same new
+        value: `team/app` and `docker.io/team/app` are one image)."""
         ref = self.refs[index]
 
+        repository = _repository(ref.name)
+
         def fine(node: _Node) -> bool:
-            return any(r == role and self.refs[i].kind == ref.kind and self.refs[i].name == ref.name
+            return any(r == role and self.refs[i].kind == ref.kind and _repository(self.refs[i].name) == repository
                        for i, r in self.field_sites.get(id(node), ()))
 
         return self._conflict(target, written, fine, extension=False)

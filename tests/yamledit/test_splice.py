@@ -436,6 +436,25 @@ def test_an_anchored_map_field_used_only_by_the_same_field_of_the_same_image_is_
     assert bump(anchored_name, "team/app:v2")[0] == anchored_name.replace("v1", "v2")
 
 
+@pytest.mark.parametrize(("first", "second", "image"), [
+    ("repository: team/app", "repository: docker.io/team/app", "team/app:2"),
+    ("repository: nginx", "repository: index.docker.io/library/nginx", "docker.io/library/nginx:2"),
+    ("repository: docker.io/team/app", "registry: index.docker.io\n  repository: team/app", "team/app:2"),
+], ids=["docker.io", "library", "registry-field"])
+def test_a_map_field_anchor_shared_by_spellings_of_the_same_image_is_bumped_once(first, second, image):
+    """The same image is the same after normalisation, as the bump matches it: `team/app` and
+    `docker.io/team/app` sharing a tag anchor both get the new tag, as they would without the alias."""
+    def values(worker: str) -> str:
+        worker = worker.replace("\n", "\n  ")
+        return f'web:\n  image:\n    {first}\n    tag: &ver "1.0"\nworker:\n  image:\n    {worker}\n    tag: *ver\n'
+
+    text = values(second)
+    new, changes = bump(text, image)
+    assert new == text.replace('&ver "1.0"', '&ver "2"') and len(changes) == 1
+    with pytest.raises(VerificationError, match="also used by the `tag` of 'team/other:1.0'"):
+        bump(values("repository: team/other"), image)  # another image: still refused
+
+
 def test_verification_catches_a_wrong_edit(monkeypatch):
     monkeypatch.setattr(splice_module, "render", lambda value, style, *a: (value + ": x", style))
     with pytest.raises(VerificationError, match="f.yaml"):
