@@ -86,6 +86,9 @@ class Reference:
     through: str | None = None
     insert_after: int | None = None
     indent: str | None = None
+    # map form: the added field goes before the map's pair with this index (as written, `<<` included), not
+    # after its last: see _Walk._insertion_point
+    insert_before: int | None = None
     flow: bool = False
     # map form: field -> key as written ('repo' for 'repository')
     keys: dict[str, str] = field(default_factory=dict)
@@ -863,7 +866,7 @@ class _Walk:
         first_key = node.items[0][0] if node.items else node
         line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
             (first_key.line, first_key.column)
-        insert_after, indent = self._insertion_point(node, pairs)
+        insert_after, indent, insert_before = self._insertion_point(node, pairs)
         by_key = {name: (v, merge) for name, _, v, merge in pairs}
         shared = frozenset(role for role, key in keys.items() if key in by_key and by_key[key][1] is not None)
         index = len(self.refs)
@@ -878,22 +881,34 @@ class _Walk:
         self.refs.append(Reference(
             kind=kind, form="map", value=compose_map_value(kind, _field_values(fields)), doc=self.doc,
             path=path, line=line, column=column, fields=fields, via_alias=via, insert_after=insert_after,
-            indent=indent, flow=node.flow, keys=keys, shared=shared, start=node.start))
+            indent=indent, flow=node.flow, keys=keys, shared=shared, start=node.start,
+            insert_before=insert_before))
 
-    def _insertion_point(self, node: _Node, pairs: list[_Pair]) -> tuple[int | None, str | None]:
-        own = [(k, v) for _, k, v, merge in pairs if merge is None]
-        if not own:
-            return None, None
-        last_key, last_value = own[-1]
-        end = max(_content_end(last_key), _content_end(last_value))
+    def _insertion_point(self, node: _Node, pairs: list[_Pair]) -> tuple[int | None, str | None, int | None]:
+        """Where a field added to this map goes: (offset, indentation of a new line, index of the written pair
+        it comes before or None for the map's end).  After the map's last own pair (a `<<` merge key written
+        after it stays after it); but before that pair when the text ends in its last value, a `|` / `>` block
+        scalar with no final line break, whose value a line after it would change (`note: |` + `  hello` at the
+        end of a file is 'hello'; followed by a line, 'hello\\n')."""
+        own = {id(k) for _, k, _, merge in pairs if merge is None}
+        after = max((i for i, (k, _) in enumerate(node.items) if id(k) in own), default=None)
+        if after is None:
+            return None, None, None
+        if not node.flow and after == len(node.items) - 1 and _gains_line_break(self.text, node):
+            after -= 1
+            if after < 0:
+                return None, None, None
+        before = after + 1 if after + 1 < len(node.items) else None
+        key, value = node.items[after]
+        end = max(_content_end(key), _content_end(value))
         text = self.text
         if node.flow:
-            return end, None
+            return end, None, before
         if end > 0 and text[end - 1] in "\r\n":  # a block scalar ends at the start of the next line
             end -= 2 if text.endswith("\r\n", 0, end) else 1
-            return end, self._indent(node)
+            return end, self._indent(node), before
         eol = _LINE_BREAK.search(text, end)  # a CR alone is a line break too (YAML's, and old Mac files')
-        return eol.start() if eol else len(text), self._indent(node)
+        return eol.start() if eol else len(text), self._indent(node), before
 
     def _indent(self, node: _Node) -> str:
         first_key = node.items[0][0]
@@ -915,6 +930,31 @@ def _content_end(node: _Node) -> int:
     if node.kind in "MQ" and not node.flow:
         return node.start
     return node.end
+
+
+_BLOCK_HEADER = re.compile(r"[|>][1-9+-]{0,2}")
+
+
+def _gains_line_break(text: str, node: _Node) -> bool:
+    """True when a line added after a block collection's text would change a value in it: the text ends in
+    its last value, a block scalar with no final line break that does not strip it (`|`, `>`, `|+`), whose
+    last line would get one, and so its value ('hello' -> 'hello\\n'; a keep `|+` scalar's last blank line
+    too).  Not for one whose value already ends with its line break (blank lines after it), or a lone header."""
+    while node.kind in "MQ" and not node.flow and node.items:
+        last = node.items[-1]
+        node = last[1] if node.kind == "M" else last
+    scalar = node.scalar
+    if node.kind != "S" or scalar is None or scalar.style not in ("literal", "folded"):
+        return False
+    if node.end != len(text) or text.endswith(("\r", "\n")):
+        return False
+    header = _BLOCK_HEADER.match(text, node.start)
+    chomping = header.group()[1:] if header else ""
+    if "-" in chomping:
+        return False
+    if "+" in chomping:  # keep: every line break counts; its last line gets one unless it is the header
+        return _LINE_BREAK.search(text, node.start) is not None
+    return scalar.value != "" and not scalar.value.endswith("\n")  # clip: one final line break, once content has one
 
 
 def _looks_like_kustomize_images(images: _Node | None) -> bool:

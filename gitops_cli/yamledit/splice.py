@@ -415,6 +415,26 @@ def _key_start(item: _Planned, edits: list[Edit]) -> int:
     return _shift(item.edit.start, edits, False) + item.value_offset - len(item.key or "") - 2
 
 
+def _child_event(old_events: list, opening: int, n: int | None) -> int:
+    """Index of the event that starts the n-th node right inside the collection opened at old_events[opening]
+    (n None: of its end event)."""
+    depth, count = 0, 0
+    for index in range(opening + 1, len(old_events)):
+        kind = old_events[index].kind
+        if depth == 0:
+            if kind in "mq" and n is None:
+                return index
+            if kind in "SAMQ":
+                if count == n:
+                    return index
+                count += 1
+        depth += kind in "MQ"
+        depth -= kind in "mq"
+        if depth < 0:
+            break
+    raise VerificationError("internal: the place of an added field not found among parser events")
+
+
 def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit]) -> list[tuple]:
     """The new text's events: the old ones, each at its shifted offset, with the planned values.
 
@@ -439,13 +459,8 @@ def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit])
                            None)
             if opening is None:
                 raise VerificationError("internal: edited mapping not found among parser events")
-            depth, index = 0, opening
-            for index in range(opening, len(old_events)):
-                kind = old_events[index].kind
-                depth += kind in "MQ"
-                depth -= kind in "mq"
-                if depth == 0:
-                    break
+            # before the key of the pair it precedes (2 nodes a pair), else before the mapping's end
+            index = _child_event(old_events, opening, None if ref.insert_before is None else 2 * ref.insert_before)
             inserted.setdefault(index, []).append(item)
             block_ends = _block_ends(old_events) if block_ends is None else block_ends
             nested = index - 1

@@ -353,6 +353,42 @@ def test_a_newtag_line_is_added_after_a_nested_block_that_ends_the_entry():
     assert new == text.replace("- 1\n", "- 1\n  newTag: v2\n")
 
 
+@pytest.mark.parametrize("parser", ["default", "python"])
+@pytest.mark.parametrize(("last", "after"), [  # after: the text after the map's first two lines; T the new line
+    ("  note: |\n    hello", "T\n  note: |\n    hello"),
+    ("  note: >\n    hello", "T\n  note: >\n    hello"),
+    ("  note: |+\n    hello", "T\n  note: |+\n    hello"),
+    ("  note: |2\n    hello\n      ", "T\n  note: |2\n    hello\n      "),  # its last line: content too
+    ("  extra:\n    - |\n      hello", "T\n  extra:\n    - |\n      hello"),  # nested in the last value
+    ("  note: |-\n    hello", "  note: |-\n    hello\nT"),  # strip: no final line break either way
+    ("  note: |\n    hello\n  ", "  note: |\n    hello\nT\n  "),  # clip: it has its final line break
+    ("  note: |", "  note: |\nT"),  # a header alone: no content, no line break to add
+])
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_a_tag_line_goes_before_a_last_block_scalar_that_a_line_after_would_change(parser, last, after, eol,
+                                                                                    monkeypatch):
+    """At the end of a file with no final line break, a `|` / `>` block scalar ('hello') would gain one
+    ('hello\\n') if a line followed it: the new field goes before the map's last key then, every value kept."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = (HELM_NESTED_LAST + last).replace("\n", eol)
+    new, changes = bump(text, "r.example.com/team/app:2")
+    assert new == (HELM_NESTED_LAST + after.replace("T", '  tag: "2"')).replace("\n", eol)
+    assert [(c.line, c.field, c.old, c.new) for c in changes] == [(2, "tag", "", "2")]
+    kustomize = "images:\n- name: team/app\n  newName: r.example.com/team/app\n"
+    new, _ = update_images(kustomize + last, [parse("r.example.com/team/app:v2")], filename="kustomization.yaml")
+    assert new == kustomize + after.replace("T", "  newTag: v2")
+
+
+def test_a_tag_line_goes_before_a_merge_key_that_ends_the_map():
+    """The new line follows the map's last own field: a `<<` merge key written after it stays after it."""
+    text = "base: &b\n  pullPolicy: Always\nimage:\n  registry: r.io\n  repository: team/app\n  <<: *b\nx: 1\n"
+    new, _ = bump(text, "r.io/team/app:2")
+    assert new == text.replace("team/app\n", 'team/app\n  tag: "2"\n')
+    flow = "base: &b {pullPolicy: Always}\nimage: {registry: r.io, repository: team/app, <<: *b}\n"
+    assert bump(flow, "r.io/team/app:2")[0] == flow.replace("team/app,", 'team/app, tag: "2",')
+
+
 @pytest.mark.parametrize("tag", ["1.10", "20240101", "1e3", "true", "yes", "2024-01-15", "0x1f", "null",
                                  "1_000"])
 def test_yaml_typing_is_respected(tag):
