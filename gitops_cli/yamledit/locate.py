@@ -282,6 +282,8 @@ def yaml_version_error(text: str) -> YamlSyntaxError | None:
     if "%YAML" not in text:
         return None
     text = text.removeprefix("\ufeff")  # a parser does not count it
+    if "\t" in text:  # `%YAML<TAB>1.3`: the scanner refuses the tab that libyaml reads (see _separation_tabs)
+        text = _spaced(text, [run for run in _separation_tabs(text) if text.startswith("%", _line_start(text, run[0]))])
     from ruamel.yaml import YAML
     from ruamel.yaml.tokens import DirectiveToken
 
@@ -403,7 +405,8 @@ class _Parsed:
                     if self.spans is not None:
                         begin = node.start
                         if node.scalar.style in ("literal", "folded"):  # its content: after the header line
-                            begin = text.find("\n", node.start, end) + 1 or end
+                            header = _LINE_BREAK.search(text, node.start, end)  # \r\n, \n or a CR alone
+                            begin = header.end() if header is not None else end
                         self.spans.append((begin, end, node.scalar.style == "plain"))
                     self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
                 elif cls is ev.AliasEvent:
@@ -512,18 +515,31 @@ _PROPERTY_BEFORE = re.compile(r"(?:^|[\s:\-?,\[{])[&!][^\s]*$")
 def _separation_tabs(text: str) -> list[tuple[int, int, bool]]:
     """Runs of blanks with a tab inside a line that, outside a quoted or block scalar, separate tokens:
     (start, end, before a comment or line end).  Such a run is followed by a comment or the line's end, or
-    comes after a `:` (a value indicator: a plain scalar holds no `:` before a blank), before one, or after
-    an `&anchor` / `!tag`."""
+    comes after a `:` (a value indicator: a plain scalar holds no `:` before a blank), before one, after
+    an `&anchor` / `!tag`, after the `---` that starts a document (`---<TAB>!!map`, `---<TAB>[a]`), or is on a
+    directive's line (`%YAML<TAB>1.2`, `%TAG !e!<TAB>tag:...`: a `%` in a line's first column starts one)."""
     runs = []
     for m in _TAB_RUN.finditer(text):
         a, b = m.span()
         after = text[b:b + 2]
         trailing = after[:1] in ("", "#", "\r", "\n")
-        line_start = max(text.rfind("\n", 0, a), text.rfind("\r", 0, a)) + 1
+        before = text[_line_start(text, a):a].lstrip("\ufeff")
         if (trailing or text[a - 1] == ":" or (after[:1] == ":" and after[1:] in ("", " ", "\t", "\r", "\n"))
-                or _PROPERTY_BEFORE.search(text[line_start:a])):
+                or _PROPERTY_BEFORE.search(before) or before == "---" or before.startswith("%")):
             runs.append((a, b, trailing))
     return runs
+
+
+def _line_start(text: str, pos: int) -> int:
+    return max(text.rfind("\n", 0, pos), text.rfind("\r", 0, pos)) + 1
+
+
+def _spaced(text: str, runs: list[tuple[int, int, bool]]) -> str:
+    """A copy of text with each run of blanks made spaces, one for one (every offset stays)."""
+    chars = list(text)
+    for a, b, _ in runs:
+        chars[a:b] = " " * (b - a)
+    return "".join(chars)
 
 
 def _pure_parse(text: str) -> _Parsed:
@@ -546,10 +562,7 @@ def _pure_parse(text: str) -> _Parsed:
         if not runs:
             raise
     while True:
-        chars = list(text)
-        for a, b, _ in runs:
-            chars[a:b] = " " * (b - a)
-        parsed = _Parsed(text, pure=True, source="".join(chars))
+        parsed = _Parsed(text, pure=True, source=_spaced(text, runs))
         assert parsed.spans is not None
         begins = [start for start, _, _ in parsed.spans]
         content = set()

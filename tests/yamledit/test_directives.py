@@ -100,6 +100,8 @@ UNREAD = [
     ("%YAML 1.11\n---\nimage: team/app:v1\n", 1, "%YAML 1.11"),
     ("image: team/app:v0\n...\n%TAG !e! tag:e:\n%YAML 1.3\n---\nimage: team/app:v1\n", 4, "%YAML 1.3"),
     ("\ufeff%YAML 2.0\n---\n{image: team/app:v1}\n", 1, "%YAML 2.0"),
+    ("%YAML\t1.3\n---\nimage: team/app:v1\n", 1, "%YAML 1.3"),      # a tab between its parts (libyaml reads it)
+    ("\ufeff%YAML \t2.0\r---\r{image: team/app:v1}\r", 1, "%YAML 2.0"),
 ]
 
 

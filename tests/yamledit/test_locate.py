@@ -366,6 +366,50 @@ def test_a_tab_libyaml_refuses_is_refused_by_either_parser(parser, text, monkeyp
         parse(text)
 
 
+def _events(text: str) -> list[tuple]:
+    return [(e.kind, e.start, e.value, e.style, e.anchor) for e in parse(text).events]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n", "\r"])
+def test_a_tab_in_a_block_scalar_stays_content_whatever_the_line_breaks(eol, monkeypatch):
+    """The tab fallback (the pure parser, on a copy with separating tabs made spaces) finds a block scalar's
+    content after its header line, also when the line breaks are CRs alone: the tab in it stays."""
+    text = "a: |\n  x:\ty\nb: c\t# x\n".replace("\n", eol)
+    libyaml = [(e.kind, e.start, e.value, e.style, e.anchor) for e in _Parsed(text).events]
+    assert libyaml[3] == ("S", 6 + len(eol), "x:\ty\n", "literal", None)
+    monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    assert _events(text) == libyaml
+
+
+DOCUMENT_TABS = [
+    "---\t!custom x\n", "---\t&a x\n", '---\t"x"\n', "---\t[a]\n", "---\t|\n  x\n", "--- \t\t{a: b}\n",
+    "\ufeff---\tx\n", "a\n---\t!!map\nimage: team/app:1\n", "%YAML\t1.2\n---\tx\n",
+    "%YAML 1.2\t# c\n%TAG\t!e!\ttag:example.com,2000:\n--- !e!m\nimage: !e!img team/app:v1\n",
+]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r"])
+@pytest.mark.parametrize("text", DOCUMENT_TABS)
+def test_a_tab_after_a_document_start_or_in_a_directive_is_read_by_either_parser(text, eol, monkeypatch):
+    """libyaml reads a tab between `---` and the document's first node, and between the parts of a directive,
+    as YAML 1.2 says; the pure parser refused it (exit 3 with GITOPS_YAML_PARSER=python)."""
+    text = text.replace("\n", eol)
+    libyaml = [(e.kind, e.start, e.value, e.style, e.anchor) for e in _Parsed(text).events]
+    monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    assert _events(text) == libyaml
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_flow_document_after_a_tab_after_its_start_is_searched(parser, monkeypatch):
+    """libyaml refuses `{image: team/app:1}` (a ':' in a flow plain scalar); the pure parser it falls back to
+    refused the tab after `---`: the file was skipped."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    text = "---\t{image: team/app:1}\n---\t!!map\nimage: team/app:2\n"
+    assert [(r.doc, r.value, r.line, r.column) for r in refs(text)] == [(0, "team/app:1", 1, 13),
+                                                                          (1, "team/app:2", 3, 8)]
+
+
 def _nested(depth: int, leaf: str) -> str:
     return "".join("  " * i + f"k{i}:\n" for i in range(depth)) + "  " * depth + leaf + "\n"
 
