@@ -905,7 +905,7 @@ def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
     own root (--dry-run and --no-commit need no git)."""
     res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False)
     if res.status != 0 or not res.stdout.strip():
-        refused = git.ownership_error(res.stderr)  # another user's checkout: no plain directory
+        refused = git.ownership_error(res.stderr, cwd=local)  # another user's checkout: no plain directory
         if refused is not None:
             raise refused
         return local, list(paths)

@@ -412,7 +412,7 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
         res = git.run_outside([*base, "--", remote.url, where], env=remote.env, check=False, cancel=cancel)
     if res.status != 0:
         where = f"{remote.display} ({branch})" if branch is not None else remote.display
-        raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}")
+        raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}", cwd=None)
     if branch is not None:
         return branch
     found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
@@ -457,7 +457,8 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
                 "HEAD", "--", *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
         if res.status not in (0, 1):
-            raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out")
+            raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out",
+                                cwd=repo)
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
@@ -538,7 +539,7 @@ def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo:
 
 
 def _is_auth_failure(stderr: str) -> bool:
-    return isinstance(git.error_for(["x"], 1, stderr), GitAuthError)
+    return isinstance(git.error_for(["x"], 1, stderr, cwd=None), GitAuthError)
 
 
 def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
@@ -638,7 +639,8 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
             raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
                            hint=f"the remote says: {said}" if said else
                            "the remote refused the update (protected branch or hook?)")
-    raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})")
+    raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})",
+                        cwd=repo)
 
 
 def remote_says(stderr: str, limit: int = 400) -> str:
@@ -653,7 +655,7 @@ def _track(repo: Path, branch: str) -> None:
     """After a push that went through: refs/remotes/origin/<branch> at HEAD (a warning when it cannot be)."""
     moved = git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo, check=False)
     if moved.status != 0:  # the push went through: only the bookkeeping failed
-        reason = git.error_for(["update-ref"], moved.status, moved.stderr).message
+        reason = git.error_for(["update-ref"], moved.status, moved.stderr, cwd=repo).message
         output.warn(f"{repo}: pushed, but refs/remotes/origin/{branch} was not moved ({reason}); "
                     "`git fetch` updates it")
 
@@ -730,7 +732,7 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:
             raise _in_the_way(repo, where, untracked)
-        raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}")
+        raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}", cwd=repo)
     return head(repo)
 
 

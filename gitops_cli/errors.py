@@ -27,8 +27,8 @@ EXIT_CODES: dict[int, str] = {
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",
-    10: "git remote unreachable or git operation failed; no `git` on PATH; a checkout git refuses because another "
-        "user owns it (its safe.directory check: the hint gives the setting that trusts it)",
+    10: "git remote unreachable or git operation failed; no `git` on PATH; a repository git refuses because "
+        "another user owns it (its safe.directory check: the hint gives the setting that trusts it)",
     11: "git authentication failed",
     12: "push still rejected after all retries (the remote kept moving)",
     13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "

@@ -294,7 +294,7 @@ def run(
         stdout = stdout[:-1]
     status = started.returncode
     if check and status != 0:
-        raise error_for(args, status, stderr, what=what)
+        raise error_for(args, status, stderr, what=what, cwd=cwd or os.getcwd())
     return GitResult(status, stdout, stderr.removesuffix("\n"))
 
 
@@ -356,8 +356,10 @@ def _communicate(proc: subprocess.Popen[bytes], label: str, cancel: threading.Ev
             raise GitError(f"{label} timed out after {timeout:g} s")
 
 
-def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None) -> GitError:
-    """A one-line, credential-free GitError for a failed git command."""
+def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None, *,
+              cwd: str | Path | None) -> GitError:
+    """A one-line, credential-free GitError for a failed git command; `cwd`: the directory git ran in (None:
+    none that matters), which tells a refused repository git ran in from a remote (see ownership_error)."""
     lines = [ln.strip() for ln in redact(strip_credentials(stderr)).splitlines() if ln.strip()]
     # git prefixes the real reason with "fatal:" or "error:"; prefer that line.
     at = next((i for i, ln in enumerate(lines) if ln.startswith(("fatal:", "error:"))), len(lines) - 1)
@@ -367,7 +369,7 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     # a program git started that is not there (a filter: `git-lfs filter-process: 1: git-lfs: not found`):
     # what follows from it ("packet write ... failed", "hung up") says less
     reason = next((ln for ln in lines[:at] if ln.endswith(_NOT_FOUND)), reason)
-    refused = ownership_error(stderr)
+    refused = ownership_error(stderr, cwd=cwd)
     if refused is not None:
         return refused
     label = what or f"git {args[0]}"
@@ -412,7 +414,7 @@ def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
         raise UsageError(f"{p}: no such directory" if not p.exists() else f"{p}: not a directory")
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
-        raise ownership_error(res.stderr) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
+        raise ownership_error(res.stderr, cwd=p) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
     return Path(res.stdout.strip())
 
 
@@ -421,19 +423,48 @@ def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
 _DUBIOUS_RE = re.compile(r"detected dubious ownership in repository at '(?P<path>.*)'")
 
 
-def ownership_error(stderr: str) -> GitError | None:
+def ownership_error(stderr: str, *, cwd: str | Path | None) -> GitError | None:
     """The GitError (exit 10) for git's refusal of a repository another user owns (its safe.directory
     check), naming the directory, its owner and the user gitops runs as, with the setting that trusts it;
-    None when `stderr` is not that refusal."""
+    None when `stderr` is not that refusal.  `cwd`: the directory git ran in (None: outside any repository).
+
+    Which setting works depends on the repository refused.  The one git ran in (a checkout): the global
+    config or GIT_CONFIG_* environment entries alike.  A remote reached by path (a file:// URL, a local
+    origin), refused by the upload-pack or receive-pack git starts for it: only the global (or system)
+    config -- git clears GIT_CONFIG_* (`git rev-parse --local-env-vars`) for that process."""
     found = _DUBIOUS_RE.search(stderr)
     if found is None:
         return None
     where = found.group("path")
     quoted = shlex.quote(where)
+    command = f"git config --global --add safe.directory {quoted}"
+    if cwd is not None and _ran_in(Path(where), Path(cwd)):
+        hint = f"if you trust it: {command} (in CI, as environment{_env_entry('safe.directory', quoted)})"
+    else:
+        hint = (f"if you trust it: {command} (in CI too: run that first; git ignores GIT_CONFIG_* variables for "
+                "a remote it reaches by path)")
     return GitError(
         f"{where}: git refuses this repository (\"dubious ownership\"): {_owner_situation(Path(where))}",
-        hint=f"if you trust it: git config --global --add safe.directory {quoted} (in CI, as environment: "
-             f"GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={quoted})")
+        hint=hint)
+
+
+def _ran_in(refused: Path, cwd: Path) -> bool:
+    """Is `refused` the repository git finds from `cwd` (cwd itself or the nearest of its parents holding
+    one), not a remote it reached from there?"""
+    here, there = cwd.resolve(), refused.resolve()
+    if here != there and there not in here.parents:
+        return False
+    below = [d for d in (here, *here.parents) if there in d.parents]  # between cwd and refused: a nearer one?
+    return not any((d / ".git").exists() for d in below)
+
+
+def _env_entry(key: str, value: str) -> str:
+    """The GIT_CONFIG_* variables that add `key = value` (already quoted for the shell) to those of this
+    process's environment: the next entry after the user's, never one replacing theirs."""
+    count = os.environ.get("GIT_CONFIG_COUNT", "").strip()
+    n = int(count) if count.isdigit() else 0
+    entry = f"GIT_CONFIG_COUNT={n + 1} GIT_CONFIG_KEY_{n}={key} GIT_CONFIG_VALUE_{n}={value}"
+    return f", add an entry after the {n} already set: {entry}" if n else f": {entry}"
 
 
 def _owner_situation(where: Path) -> str:

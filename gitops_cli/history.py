@@ -208,7 +208,8 @@ class _Repo:
         res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
                        check=False)
         if res.status not in (0, 1):  # 1: no match
-            raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}")
+            raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}",
+                                cwd=self.path)
         prefix = f"{commit}:"
         return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
 

@@ -16,10 +16,12 @@ def refusal(where: Path) -> str:
             f"\tgit config --global --add safe.directory {where}\n")
 
 
-def test_a_refused_repository_is_named_with_the_setting_that_trusts_it(tmp_path: Path) -> None:
+def test_a_refused_repository_is_named_with_the_setting_that_trusts_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("GIT_CONFIG_COUNT", raising=False)
     where = tmp_path / "a checkout"
-    where.mkdir()
-    err = git.ownership_error(refusal(where))
+    (where / "sub").mkdir(parents=True)
+    (where / ".git").mkdir()
+    err = git.ownership_error(refusal(where), cwd=where / "sub")  # git ran in it (a subdirectory of it)
     assert isinstance(err, GitError) and err.exit_code == 10
     assert err.message.startswith(f"{where}: git refuses this repository (\"dubious ownership\"): ")
     quoted = f"'{where}'"  # a blank in it: quoted for the shell
@@ -31,13 +33,43 @@ def test_a_directory_of_the_user_is_said_not_to_be_theirs_without_an_owner(tmp_p
     """git refused it, yet the directory and its .git are the user's (a parent's owner, an ACL): no owner
     is named that is not the reason."""
     (tmp_path / ".git").mkdir()
-    err = git.ownership_error(refusal(tmp_path))
+    err = git.ownership_error(refusal(tmp_path), cwd=tmp_path)
     assert err is not None and err.message.endswith(f"not owned by {git._user(os.geteuid())}, who runs gitops")
     assert f"(uid {os.geteuid()})" in git._user(os.geteuid()) or git._user(os.geteuid()) == f"uid {os.geteuid()}"
 
 
 def test_every_failed_git_command_in_a_refused_repository_says_so(tmp_path: Path) -> None:
-    err = git.error_for(["fetch", "origin"], 128, refusal(tmp_path))
+    err = git.error_for(["fetch", "origin"], 128, refusal(tmp_path), cwd=tmp_path)
     assert err.exit_code == 10 and err.message.startswith(f"{tmp_path}: git refuses this repository")
     assert err.hint is not None and "safe.directory" in err.hint
-    assert git.ownership_error("fatal: not a git repository (or any of the parent directories): .git") is None
+    assert git.ownership_error("fatal: not a git repository (or any of the parent directories): .git",
+                               cwd=tmp_path) is None
+
+
+def test_a_refused_entry_is_added_after_the_users_own(tmp_path: Path, monkeypatch) -> None:
+    """GIT_CONFIG_COUNT already set (the user's entries, a first refusal's fix): the hint adds the next
+    entry, never one that replaces theirs."""
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "2")
+    (tmp_path / ".git").mkdir()
+    err = git.ownership_error(refusal(tmp_path), cwd=tmp_path)
+    assert err is not None and err.hint == (
+        f"if you trust it: git config --global --add safe.directory {tmp_path} (in CI, as environment, add an entry "
+        f"after the 2 already set: GIT_CONFIG_COUNT=3 GIT_CONFIG_KEY_2=safe.directory GIT_CONFIG_VALUE_2={tmp_path})")
+
+
+def test_a_refused_remote_is_trusted_by_the_global_config_only(tmp_path: Path) -> None:
+    """A remote reached by path (a clone of file:///x.git, run outside any repository; a checkout's local
+    origin): git's upload-pack for it reads no GIT_CONFIG_* variable, so the hint gives none."""
+    checkout, origin = tmp_path / "deploy", tmp_path / "origin.git"
+    (checkout / ".git").mkdir(parents=True)
+    origin.mkdir()
+    for cwd in (None, Path("/"), checkout):
+        err = git.ownership_error(refusal(origin), cwd=cwd)
+        assert err is not None and err.hint == (
+            f"if you trust it: git config --global --add safe.directory {origin} (in CI too: run that first; git "
+            "ignores GIT_CONFIG_* variables for a remote it reaches by path)"), cwd
+    # a repository within the refused one is not the refused one: git ran in the nearer one
+    nested = origin / "vendor" / "lib"
+    (nested / ".git").mkdir(parents=True)
+    err = git.error_for(["fetch"], 128, refusal(origin), cwd=nested)
+    assert err.hint is not None and "GIT_CONFIG_COUNT" not in err.hint

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.gitremotes import make_bare_remote
 from tests.fixtures.services import GIT_ENV, commit_all, git
 
 pytestmark = pytest.mark.integration
@@ -26,9 +27,12 @@ def checkout(path: Path) -> Path:
     return path
 
 
-def error_lines(stderr: str) -> list[str]:
-    """stderr, asserted to be one `error:` line and at most one `hint:` line."""
+def error_lines(stderr: str, progress: bool = False) -> list[str]:
+    """stderr, asserted to be one `error:` line and at most one `hint:` line (after `==> ` progress lines,
+    with `progress`)."""
     lines = stderr.splitlines()
+    while progress and lines and lines[0].startswith("==> "):
+        del lines[0]
     assert lines and lines[0].startswith("error: ") and len(lines) <= 2, stderr
     assert len(lines) == 1 or lines[1].startswith("hint: "), stderr
     return lines
@@ -104,6 +108,100 @@ def test_a_checkout_git_refuses_as_another_users_says_so(gitops, foreign: Path, 
         res = gitops(args, cwd=foreign / where, env=trusted)
         assert res.returncode == 0 and res.stdout.strip() == git(foreign, "-c", f"safe.directory={foreign}",
                                                                  "rev-parse", "--short=7", "HEAD"), res.stderr
+
+
+def chown_tree(path: Path, uid: int = 4242) -> Path:
+    for top, dirs, files in os.walk(path):
+        for name in [top, *(os.path.join(top, n) for n in dirs + files)]:
+            os.lchown(name, uid, uid)
+    return path
+
+
+def local_origin(foreign: Path, origin: Path) -> Path:
+    """A bare repository with the commits of `foreign`, made its origin (main tracking origin's), both
+    owned by uid 4242."""
+    git(origin.parent, "init", "-q", "--bare", str(origin))
+    trusted = ("-c", f"safe.directory={foreign}")
+    git(foreign, *trusted, "push", "-q", str(origin), "main")
+    git(foreign, *trusted, "remote", "add", "origin", str(origin))
+    git(foreign, *trusted, "fetch", "-q", "origin")
+    git(foreign, *trusted, "branch", "-q", "-u", "origin/main")
+    chown_tree(foreign)
+    return chown_tree(origin)
+
+
+def refusal_lines(where: Path, hint: str) -> list[str]:
+    return [f"error: {where}: git refuses this repository (\"dubious ownership\"): owned by uid 4242, gitops runs "
+            "as root (uid 0)", f"hint: if you trust it: git config --global --add safe.directory {where} {hint}"]
+
+
+GLOBAL_ONLY = "(in CI too: run that first; git ignores GIT_CONFIG_* variables for a remote it reaches by path)"
+
+
+def as_environment(*entries: tuple[str, str]) -> dict[str, str]:
+    env = {"GIT_CONFIG_COUNT": str(len(entries))}
+    for i, (key, value) in enumerate(entries):
+        env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+    return env
+
+
+@pytest.mark.parametrize("verb", ["bump", "history", "sync"])
+def test_a_remote_git_refuses_as_another_users_is_trusted_by_the_global_config(gitops, foreign: Path,
+                                                                               tmp_path: Path, verb: str) -> None:
+    """A deploy repo reached by a file:// URL that another user owns: git's upload-pack for it clears the
+    GIT_CONFIG_* variables, so only the global config trusts it, and the hint says so."""
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\nspec:\n  containers:\n  - name: api\n" \
+          "    image: registry.example.com/team/api:1.0.0\n"
+    origin = chown_tree(make_bare_remote(tmp_path, {"deploy.yaml": pod}, name="origin.git").path)
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+    args = {"bump": ["bump", "--deploy-repo", f"file://{origin}", "--image", "registry.example.com/team/api:2.0",
+                     "--dry-run"],
+            "history": ["history", "--deploy-repo", f"file://{origin}"],
+            "sync": ["sync", "--once", "--repo", f"file://{origin}", "--path", "deploy.yaml", "--kubectl", str(fake),
+                     "--cache-dir", str(tmp_path / "cache")]}[verb]
+    env = {**GIT_ISOLATED, "FAKE_KUBECTL_LOG": str(tmp_path / "kubectl.log")}
+    res = gitops(args, cwd=tmp_path, env=env)
+    assert res.returncode == 10, res.stderr
+    assert error_lines(res.stderr, progress=True) == refusal_lines(origin, GLOBAL_ONLY)
+    # the environment form does not trust it (git's own rule, which the hint no longer offers)
+    res = gitops(args, cwd=tmp_path, env={**env, **as_environment(("safe.directory", str(origin)))})
+    assert res.returncode == 10
+    assert error_lines(res.stderr, progress=True) == refusal_lines(origin, GLOBAL_ONLY)
+    # the hint's command does
+    env["GIT_CONFIG_GLOBAL"] = str(tmp_path / "gitconfig")
+    subprocess.run(["git", "config", "--global", "--add", "safe.directory", str(origin)], env={**os.environ, **env},
+                   check=True)
+    res = gitops(args, cwd=tmp_path, env=env)
+    assert res.returncode == 0, res.stderr
+
+
+def test_a_checkout_and_its_local_origin_git_refuses_are_named_in_turn(gitops, foreign: Path,
+                                                                       tmp_path: Path) -> None:
+    """A checkout another user owns whose origin is a local path another user owns too: the checkout first,
+    trusted by either form; then its origin, trusted by the global config only.  A GIT_CONFIG_* entry the
+    user already has is added to, never replaced."""
+    origin = local_origin(foreign, tmp_path / "origin.git")
+    args = ["bump", "--deploy-repo", str(foreign), "--image", "registry.example.com/team/api:2.0"]
+    env = {**GIT_ENV, **GIT_ISOLATED}
+    res = gitops(args, cwd=tmp_path, env=env)
+    assert res.returncode == 10 and error_lines(res.stderr) == refusal_lines(foreign, (
+        f"(in CI, as environment: GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0={foreign})"))
+    mine = ("user.useConfigOnly", "true")  # the user's own entry
+    res = gitops(args, cwd=tmp_path, env={**env, **as_environment(mine)})
+    assert res.returncode == 10 and error_lines(res.stderr) == refusal_lines(foreign, (
+        "(in CI, as environment, add an entry after the 1 already set: GIT_CONFIG_COUNT=2 "
+        f"GIT_CONFIG_KEY_1=safe.directory GIT_CONFIG_VALUE_1={foreign})"))
+    # followed: the checkout is trusted, its origin is refused next
+    res = gitops(args, cwd=tmp_path, env={**env, **as_environment(mine, ("safe.directory", str(foreign)))})
+    assert res.returncode == 10
+    assert error_lines(res.stderr, progress=True) == refusal_lines(origin, GLOBAL_ONLY)
+    env["GIT_CONFIG_GLOBAL"] = str(tmp_path / "gitconfig")
+    subprocess.run(["git", "config", "--global", "--add", "safe.directory", str(origin)], env={**os.environ, **env},
+                   check=True)
+    res = gitops(args, cwd=tmp_path, env={**env, **as_environment(mine, ("safe.directory", str(foreign)))})
+    assert res.returncode == 0, res.stderr
+    assert git(origin, "-c", f"safe.directory={origin}", "show", "main:deploy.yaml") == (
+        "image: registry.example.com/team/api:2.0")
 
 
 @pytest.mark.parametrize("verb", ["history", "rollback"])
