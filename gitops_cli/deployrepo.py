@@ -190,7 +190,13 @@ def _refuse_scp_password(spec: str, names: Names) -> None:
 
 
 def _is_bare(path: Path) -> bool:
+    """Is `path` a bare repository (a remote, cloned from)?  One git refuses as another user's is told by
+    its layout (HEAD, objects/, refs/ and no .git): the clone then names the setting that trusts it as a
+    remote -- the GIT_CONFIG_* form that trusts it here would not (see git.ownership_error)."""
     res = git.run(["rev-parse", "--is-bare-repository"], cwd=path, check=False)
+    if res.status != 0 and git.ownership_error(res.stderr, cwd=None) is not None:
+        return (path / "HEAD").is_file() and (path / "objects").is_dir() and (path / "refs").is_dir() \
+            and not (path / ".git").exists()
     return res.status == 0 and res.stdout.strip() == "true"
 
 

@@ -437,14 +437,15 @@ def ownership_error(stderr: str, *, cwd: str | Path | None) -> GitError | None:
         return None
     where = found.group("path")
     quoted = shlex.quote(where)
-    command = f"git config --global --add safe.directory {quoted}"
-    if cwd is not None and _ran_in(Path(where), Path(cwd)):
+    command = f"git config --global --add safe.directory {quoted}"  # as git names it (a relative origin's too)
+    found_at = Path(cwd or "/", where)  # git names a remote given as a relative path relative to where it ran
+    if cwd is not None and _ran_in(found_at, Path(cwd)):
         hint = f"if you trust it: {command} (in CI, as environment{_env_entry('safe.directory', quoted)})"
     else:
         hint = (f"if you trust it: {command} (in CI too: run that first; git ignores GIT_CONFIG_* variables for "
                 "a remote it reaches by path)")
     return GitError(
-        f"{where}: git refuses this repository (\"dubious ownership\"): {_owner_situation(Path(where))}",
+        f"{where}: git refuses this repository (\"dubious ownership\"): {_owner_situation(found_at)}",
         hint=hint)
 
 

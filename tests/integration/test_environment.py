@@ -145,11 +145,12 @@ def as_environment(*entries: tuple[str, str]) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("verb", ["bump", "history", "sync"])
+@pytest.mark.parametrize("verb", ["bump", "history", "sync", "bump a path", "history a path"])
 def test_a_remote_git_refuses_as_another_users_is_trusted_by_the_global_config(gitops, foreign: Path,
                                                                                tmp_path: Path, verb: str) -> None:
-    """A deploy repo reached by a file:// URL that another user owns: git's upload-pack for it clears the
-    GIT_CONFIG_* variables, so only the global config trusts it, and the hint says so."""
+    """A deploy repo reached by a file:// URL or a bare repository's path, that another user owns: git's
+    upload-pack for it clears the GIT_CONFIG_* variables, so only the global config trusts it, and the hint
+    says so."""
     pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: api\nspec:\n  containers:\n  - name: api\n" \
           "    image: registry.example.com/team/api:1.0.0\n"
     origin = chown_tree(make_bare_remote(tmp_path, {"deploy.yaml": pod}, name="origin.git").path)
@@ -157,6 +158,10 @@ def test_a_remote_git_refuses_as_another_users_is_trusted_by_the_global_config(g
     args = {"bump": ["bump", "--deploy-repo", f"file://{origin}", "--image", "registry.example.com/team/api:2.0",
                      "--dry-run"],
             "history": ["history", "--deploy-repo", f"file://{origin}"],
+            # a bare repository's path is a remote too (told from a checkout before git would read it)
+            "bump a path": ["bump", "--deploy-repo", "origin.git", "--image", "registry.example.com/team/api:2.0",
+                            "--dry-run"],
+            "history a path": ["history", "--deploy-repo", "./origin.git"],
             "sync": ["sync", "--once", "--repo", f"file://{origin}", "--path", "deploy.yaml", "--kubectl", str(fake),
                      "--cache-dir", str(tmp_path / "cache")]}[verb]
     env = {**GIT_ISOLATED, "FAKE_KUBECTL_LOG": str(tmp_path / "kubectl.log")}
