@@ -787,11 +787,13 @@ def format_sarif(report: Report, version: str = "") -> str:
 
 
 def _uri(path: str) -> str:
+    """A file's SARIF artifact URI: its name's bytes percent-encoded (os.fsencode: a byte that is not UTF-8,
+    or any non-ASCII name read under an ASCII locale, is the byte the file system has), absolute as file://."""
     if os.path.isabs(path):
         return Path(path).as_uri()
     from urllib.parse import quote
 
-    return quote(os.path.normpath(path).replace(os.sep, "/"))
+    return quote(os.fsencode(os.path.normpath(path).replace(os.sep, "/")))
 
 
 def render(report: Report, fmt: str, version: str = "") -> str:

@@ -254,15 +254,17 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
     def where(path: Path) -> str:
         return Path(os.path.relpath(path.resolve(), top)).as_posix()
 
+    # a path as the bytes its name has on disk (os.fsencode: one that is not UTF-8 too); a value given as text
+    # as UTF-8, a byte that is not UTF-8 (from the command line or the environment) as itself
     values: dict[str, bytes] = {
         "dockerfile": dockerfile.read_bytes(),
-        "dockerfile-path": where(dockerfile).encode(),
-        "context": where(ctx).encode(),
+        "dockerfile-path": os.fsencode(where(dockerfile)),
+        "context": os.fsencode(where(ctx)),
         "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "build_args", names).items()))
         .encode(),
-        "target": (options.get("target") or "").encode(),
+        "target": (options.get("target") or "").encode("utf-8", "surrogateescape"),
         "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "labels", names).items())).encode(),
-        "build-command": (options.get("build_command") or "").encode(),
+        "build-command": (options.get("build_command") or "").encode("utf-8", "surrogateescape"),
     }
     return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
 

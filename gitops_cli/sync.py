@@ -598,7 +598,8 @@ def default_cache_root() -> Path:
 
 
 def _digest(*parts: str, length: int = 16) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:length]
+    """A short hash of `parts`: as UTF-8, a byte that is not UTF-8 (a path's, a value given) as itself."""
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()[:length]
 
 
 def instance_id(url: str, branch: str, paths: Sequence[Path]) -> str:

@@ -573,6 +573,33 @@ def test_control_characters_in_file_names_are_escaped_in_text_and_github_formats
         "d/e%1B%5B31mred%0Ax%09y%E2%80%A8.yaml")
 
 
+def test_a_file_name_that_is_not_utf8_is_its_bytes_in_the_sarif_uri():
+    """A byte that is not UTF-8 (a lone surrogate, surrogateescape) crashed the SARIF format (urllib's
+    quote encodes strictly): the URI percent-encodes the name's bytes, as the file system has them."""
+    for name, uri in (("d/bad\udcff.yaml", "d/bad%FF.yaml"), ("\udcc3\udcbc.yaml", "%C3%BC.yaml"),
+                      ("/abs/bad\udcff.yaml", "file:///abs/bad%FF.yaml")):
+        report = lint.Report(lint.lint_text(name, "image: nginx:latest\n", DEFAULT), files=1)
+        sarif = json.loads(lint.format_sarif(report))
+        assert sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == uri
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("locale", [{"LANG": "C.UTF-8"}, {"LC_ALL": "C", "PYTHONUTF8": "0"}])
+def test_cli_every_format_takes_file_names_that_are_not_utf8(gitops, tmp_path, locale):
+    """A name that is not UTF-8, and a non-ASCII one read under an ASCII locale: every format works (the
+    SARIF one failed whole, exit 70), the SARIF URI has the name's bytes."""
+    (tmp_path / os.fsdecode(b"bad\xff.yaml")).write_text("image: nginx:latest\n")
+    (tmp_path / "\u00fc.yaml").write_text("image: nginx:latest\n")
+    env = {"LANG": "", "LC_ALL": "", **locale}
+    for fmt in lint.FORMATS:
+        r = gitops(["lint", "--format", fmt, "."], cwd=tmp_path, env=env)
+        assert r.returncode == 1 and "2 errors" in r.stderr, (fmt, r.stderr)
+    r = gitops(["lint", "--format", "sarif", "."], cwd=tmp_path, env=env)
+    uris = {res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            for res in json.loads(r.stdout)["runs"][0]["results"]}
+    assert uris == {"bad%FF.yaml", "%C3%BC.yaml"}
+
+
 @pytest.mark.integration
 def test_cli_text_output_keeps_a_control_character_file_name_on_one_line(gitops, tmp_path):
     (tmp_path / "d").mkdir()

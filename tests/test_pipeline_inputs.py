@@ -51,6 +51,23 @@ def test_other_inputs_are_named(tmp_path: Path) -> None:
         build_inputs(app, {"dockerfile": "nope/Dockerfile"})
 
 
+def test_names_and_values_that_are_not_utf8_are_hashed_as_their_bytes(tmp_path: Path) -> None:
+    """A context or Dockerfile path whose name is not UTF-8, a build command holding such a byte (from the
+    command line): hashed as their bytes (a strict encode failed: exit 70 before any work)."""
+    import hashlib
+    import os
+
+    repo = monorepo(tmp_path / "repo")
+    odd = repo / os.fsdecode(b"ctx\xff")
+    odd.mkdir()
+    (odd / "Dockerfile").write_text("FROM scratch\n")
+    inputs = dict(item.split("=") for item in build_inputs(repo, {"context": odd.name,
+                                                                  "build_command": "echo \udcff"}).split(";"))
+    assert inputs["context"] == hashlib.sha256(b"ctx\xff").hexdigest()[:16]
+    assert inputs["dockerfile-path"] == hashlib.sha256(b"ctx\xff/Dockerfile").hexdigest()[:16]
+    assert inputs["build-command"] == hashlib.sha256(b"echo \xff").hexdigest()[:16]
+
+
 # --- newer_deployed: build-and-bump's never-backwards guard ------------------------------------------
 
 

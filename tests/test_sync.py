@@ -27,6 +27,7 @@ from gitops_cli.sync import (
     _kustomize_references,
     _lock_holder,
     discover,
+    instance_id,
     load_documents,
     match_applied,
     objects_in,
@@ -60,6 +61,20 @@ def manifest(kind: str, name: str, namespace: str = "", seq: int = 0, api: str =
 
 
 # --- ordering ----------------------------------------------------------------------------------------
+
+
+def test_the_instance_of_a_repo_or_path_that_is_not_utf8_is_the_hash_of_its_bytes():
+    """A --repo path or --path whose name is not UTF-8 (a lone surrogate): hashed as its bytes (a strict
+    encode failed, exit 70); a UTF-8 one as before."""
+    import hashlib
+
+    def expected(*parts: bytes) -> str:
+        return hashlib.sha256(b"\n".join(parts)).hexdigest()[:16]
+
+    assert instance_id("file:///srv/d\udcff.git", "main", [Path("apps/\udcff")]) == (
+        expected(b"file:///srv/d\xff.git", b"main", b"apps/\xff"))
+    assert instance_id("file:///srv/d.git", "main", [Path("apps/\u00fc")]) == (
+        expected(b"file:///srv/d.git", b"main", "apps/\u00fc".encode()))
 
 
 def test_order_puts_namespaces_and_crds_first_then_install_order_then_unknown_then_webhooks():
