@@ -54,10 +54,14 @@ class KubectlResult:
 def run(
     kubectl: Kubectl, args: Sequence[str], stdin: str | None = None, timeout: float = 900
 ) -> KubectlResult:
-    """Run `kubectl [--context C] ARGS`; CommandStartError (exit 14) when it cannot be started."""
+    """Run `kubectl [--context C] ARGS`; CommandStartError (exit 14) when it cannot be started.  kubectl
+    reads and writes UTF-8 whatever the locale: its stdin, stdout and stderr are UTF-8 here too (a byte
+    that is not UTF-8 kept as itself, surrogateescape), never the locale's encoding (ASCII under LC_ALL=C
+    without Python's UTF-8 mode, where a manifest's `ü` failed to encode and nothing was applied)."""
     argv = kubectl.argv(*args)
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+        proc = subprocess.run(argv, input=stdin, capture_output=True, encoding="utf-8", errors="surrogateescape",
+                              timeout=timeout, check=False)
     except FileNotFoundError:
         raise CommandStartError(f"kubectl not found: {kubectl.path!r}",
                                 hint="install kubectl or pass --kubectl PATH") from None

@@ -323,6 +323,26 @@ def test_local_checkout_and_https_token_never_stored(remote, kube, tmp_path, htt
     assert denied.returncode == 11
 
 
+@pytest.mark.parametrize("locale", [{"LC_ALL": "C", "PYTHONUTF8": "0"}, {"LC_ALL": "C.UTF-8"}])
+def test_non_ascii_manifests_reach_kubectl_as_utf8_in_any_locale(kube, tmp_path, locale):
+    """kubectl reads and writes UTF-8 whatever the locale: gitops sends it the documents as UTF-8 and reads
+    its output so (in an ASCII locale, without Python's UTF-8 mode, sync failed with exit 70 and kubectl got
+    no input: nothing was applied).  Both a plain manifest and one rendered by `kubectl kustomize`."""
+    greeting = "Grüße, 世界 €"
+    config = f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\ndata:\n  greeting: {greeting}\n"
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "plain/config.yaml": config,
+        "kust/config.yaml": config.replace("plain", "rendered"),
+        "kust/kustomization.yaml": "resources: [config.yaml]\ncommonAnnotations: {note: café}\n",
+    })
+    env = {"LANG": "", "LC_CTYPE": "", **locale}
+    res = sync(kube, tmp_path, "--repo", remote.url, env=env)
+    assert res.returncode == 0, res.stderr
+    docs = {d["metadata"]["name"]: d for d in kube.applied_docs()}
+    assert docs["plain"]["data"] == docs["rendered"]["data"] == {"greeting": greeting}
+    assert docs["rendered"]["metadata"]["annotations"]["note"] == "café"
+
+
 def crd(versions: str) -> str:
     return ("apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n"
             "  name: gadgets.example.com\nspec:\n  group: example.com\n  scope: Namespaced\n"
