@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except typer.TyperException as exc:  # usage errors: bad flag, missing option, bad value
         show = getattr(exc, "show", None)
+        if isinstance(getattr(exc, "message", None), str):  # click quotes a value with repr() too
+            exc.message = output.repr_bytes(exc.message)
         if show is not None:
             show()
         else:

@@ -193,9 +193,22 @@ def quoted_path(path: str, always: bool = False) -> str:
     return '"' + _QUOTED_PATH_RE.sub(escape, path) + '"'
 
 
+# repr() -- how a message quotes a value (`{value!r}`, settings.Names, click's usage errors) -- writes a byte
+# that is not UTF-8 (a lone surrogate, surrogateescape: from the command line, the environment, a file name)
+# as `\udcff`; a backslash before it that repr doubled (`\\udcff`: the text `\udcff` itself) is no escape
+_REPR_BYTE_RE = re.compile(r"(?<!\\)((?:\\\\)*)\\udc([89a-f][0-9a-f])")
+
+
+def repr_bytes(text: str) -> str:
+    """`text` (a message) with repr()'s escape of a byte that is not UTF-8, `\\udcff`, written as printable()
+    writes that byte, `\\xff`: the one form for such a byte wherever a message shows it."""
+    return _REPR_BYTE_RE.sub(r"\1\\x\2", text)
+
+
 def _line(text: str) -> str:
-    """A message line as printed: secrets masked (on the raw text), then made one printable line."""
-    return printable(redact(text))
+    """A message line as printed: secrets masked (on the raw text), then made one printable line (a byte
+    that is not UTF-8 as `\\xff`, in a quoted value too: see repr_bytes)."""
+    return printable(repr_bytes(redact(text)))
 
 
 def _write(line: str) -> None:
@@ -217,7 +230,7 @@ def _message(label: str, style: str, text: str) -> None:
 
 def info(text: str) -> None:
     """Progress on stderr (plain text; no markup interpretation): each line of `text` printable."""
-    text = "\n".join(printable(line) for line in redact(text).split("\n"))
+    text = "\n".join(printable(repr_bytes(line)) for line in redact(text).split("\n"))
     if is_interactive() and not no_color():
         err_console().print(text, markup=False)
     else:

@@ -186,7 +186,8 @@ class Names:
                                               `GITOPS_PATHS entry '../x'`, `/app/gitops.toml: paths entry '../x'`
 
     Values are shown with repr(), so a line break or escape sequence in one stays visible and the message
-    one line.  Names() knows no sources: it names the flags (for callers that pass values of their own).
+    one line (a byte that is not UTF-8 printed as `\\xff`, not repr's `\\udcff`: output.repr_bytes).
+    Names() knows no sources: it names the flags (for callers that pass values of their own).
     """
 
     sources: Mapping[str, str] = field(default_factory=dict)  # key -> "flag", "env GITOPS_X", a file, "default"

@@ -64,6 +64,21 @@ def test_info_keeps_its_lines_but_no_control_characters(capsys) -> None:
     assert capsys.readouterr().err == "tag   x\nimage \\x1b[2Jy\n"
 
 
+def test_a_quoted_value_shows_a_byte_that_is_not_utf8_as_the_byte(capsys) -> None:
+    """repr() writes such a byte (surrogateescape) as `\\udcff`: messages show `\\xff`, as printable()
+    shows the byte unquoted; the text `\\udcff` itself (repr doubles its backslash) stays."""
+    value = "echo \udcff\udcc3\udcbc; \\udcff \u00fc"
+    output.error(f"{value!r} failed", hint=f"not {value!r}")
+    output.warn(f"{value!r}")
+    output.step(f"Running {value!r}")
+    output.info(f"ran {value!r}\nagain")
+    shown = "'echo \\xff\\xc3\\xbc; \\\\udcff \u00fc'"
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {shown} failed", f"hint: not {shown}", f"warning: {shown}", f"==> Running {shown}",
+        f"ran {shown}", "again"]
+    assert output.repr_bytes(repr("\udc80\\\udcff\ud800")) == "'\\x80\\\\\\xff\\ud800'"  # no byte: kept
+
+
 def test_secrets_are_masked_before_escaping(capsys) -> None:
     output.register_secret("s3cr\net-token")  # a secret holding a line break
     output.register_secret("pa'ss\\w")  # and one that repr() writes escaped

@@ -104,6 +104,33 @@ def test_an_error_is_one_line_without_control_characters(gitops, tmp_path: Path,
     assert "\\n" in lines[0] and "\n" not in lines[0]
 
 
+@pytest.mark.parametrize("args, env, expected", [
+    (["test", "--command", "true \udcff; exit 3"], {},
+     ["==> Running 'true \\xff; exit 3' in {app}", "error: tests failed: 'true \\xff; exit 3' exited with "
+      "status 3 (host)"]),
+    (["bump", "--deploy-repo", ".", "--image", IMAGE, "--dry-run", "--path", "x\udcff"], {},
+     ["error: --path 'x\\xff': does not exist in the repository"]),
+    (["bump", "--deploy-repo", ".", "--image", IMAGE, "--dry-run"], {"GITOPS_RETRIES": "\udcff"},
+     ["error: GITOPS_RETRIES='\\xff': expected a whole number"]),
+    (["bump", "--deploy-repo", ".", "--image", IMAGE, "--retries", "\udcff"], {},
+     ["Error: Invalid value for '--retries': '\\xff' is not a valid int."]),  # the option parser's own
+    # under an ASCII locale (no UTF-8 mode) every non-ASCII byte of a value arrives so
+    (["tag", "--prefix", "\u00fc"], {"LC_ALL": "C", "PYTHONUTF8": "0", "LANG": ""},
+     ["error: --prefix '\\xc3\\xbc': a tag prefix must start with a letter, digit or _, hold only letters, digits, "
+      "_ . -, and leave room for 40 hex digits within 128 characters"]),
+])
+def test_a_byte_that_is_not_utf8_in_a_quoted_value_is_shown_as_the_byte(gitops, tmp_path: Path, args, env,
+                                                                          expected) -> None:
+    """The README's promise, `\\xff`, for a value quoted in a message (it showed `\\udcff`, Python's
+    stand-in for the byte)."""
+    app = app_dir(tmp_path / "app", None)
+    res = gitops(args, cwd=app, env=env)
+    assert res.returncode != 0
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith(("==> ", "error: ", "Error: "))]
+    assert lines == [ln.format(app=app) for ln in expected], res.stderr
+    assert "udc" not in res.stderr
+
+
 def test_bump_container_and_kubectl_values_stay_on_one_line(gitops, remote: DeployRemote,
                                                              tmp_path: Path) -> None:
     app = app_dir(tmp_path / "app", None)
