@@ -1,5 +1,6 @@
 """The sdist (what a distro packager or `pip download --no-binary` gets) carries the LICENSE its metadata
-names and the whole tests tree: the tests are collected from the unpacked sdist."""
+names, the whole tests tree (the tests are collected from the unpacked sdist), and what the README points
+to: .ci/run and bench/."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_sdist_carries_the_license_and_the_whole_tests_tree(tmp_path: Path) -> None:
+def test_the_sdist_carries_the_license_the_whole_tests_tree_ci_run_and_bench(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy without an earlier build's egg-info (setuptools reads its file list)
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "*.egg-info", "build", "dist", "__pycache__", ".*_cache", ".hypothesis"))
@@ -23,9 +24,13 @@ def test_the_sdist_carries_the_license_and_the_whole_tests_tree(tmp_path: Path) 
     with tarfile.open(sdist) as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     (top,) = (tmp_path / "unpacked").iterdir()
-    wanted = {p.relative_to(ROOT) for p in (ROOT / "tests").rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    have = {p.relative_to(top) for p in (top / "tests").rglob("*") if p.is_file()}
-    assert wanted - have == set()
+    # the tests, and what the README points to: .ci/run (set-up, test failures) and the benchmarks
+    for tree in ("tests", ".ci", "bench"):
+        wanted = {p.relative_to(ROOT) for p in (ROOT / tree).rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+        have = {p.relative_to(top) for p in (top / tree).rglob("*") if p.is_file()}
+        assert wanted and wanted - have == set(), tree
+    assert (top / ".ci" / "run").read_bytes() == (ROOT / ".ci" / "run").read_bytes()
+    assert (top / "bench" / "RESULTS.md").is_file()
     assert (top / "LICENSE").read_bytes() == (ROOT / "LICENSE").read_bytes()
     assert (top / "LICENSE").read_text().split()[:3] == ["Apache", "License", "Version"]
     metadata = (top / "PKG-INFO").read_text()
