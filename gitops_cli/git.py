@@ -357,9 +357,9 @@ def _communicate(proc: subprocess.Popen[bytes], label: str, cancel: threading.Ev
 
 
 def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = None, *,
-              cwd: str | Path | None) -> GitError:
-    """A one-line, credential-free GitError for a failed git command; `cwd`: the directory git ran in (None:
-    none that matters), which tells a refused repository git ran in from a remote (see ownership_error)."""
+              cwd: str | Path | None = None) -> GitError:
+    """A one-line, credential-free GitError for a failed git command; `cwd`: the directory git ran in, which
+    tells a refused repository git ran in from a remote (see ownership_error; None: outside any repository)."""
     lines = [ln.strip() for ln in redact(strip_credentials(stderr)).splitlines() if ln.strip()]
     # git prefixes the real reason with "fatal:" or "error:"; prefer that line.
     at = next((i for i, ln in enumerate(lines) if ln.startswith(("fatal:", "error:"))), len(lines) - 1)
@@ -423,10 +423,11 @@ def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
 _DUBIOUS_RE = re.compile(r"detected dubious ownership in repository at '(?P<path>.*)'")
 
 
-def ownership_error(stderr: str, *, cwd: str | Path | None) -> GitError | None:
+def ownership_error(stderr: str, *, cwd: str | Path | None = None) -> GitError | None:
     """The GitError (exit 10) for git's refusal of a repository another user owns (its safe.directory
     check), naming the directory, its owner and the user gitops runs as, with the setting that trusts it;
-    None when `stderr` is not that refusal.  `cwd`: the directory git ran in (None: outside any repository).
+    None when `stderr` is not that refusal.  `cwd`: the directory git ran in (None: outside any repository,
+    so the refused one is a remote: the hint that holds for either, the global config).
 
     Which setting works depends on the repository refused.  The one git ran in (a checkout): the global
     config or GIT_CONFIG_* environment entries alike.  A remote reached by path (a file:// URL, a local

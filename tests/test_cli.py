@@ -43,7 +43,7 @@ def test_a_path_part_too_long_for_the_system_is_exit_2(args: list[str], tmp_path
 def test_a_sync_context_that_is_not_utf8_is_exit_2_before_any_work(tmp_path) -> None:
     res = run_gitops(["sync", "--repo", str(tmp_path / "none"), "--context", "x\udcff", "--dry-run"], cwd=tmp_path)
     assert res.returncode == 2, res.stderr
-    assert res.stderr == "error: --context 'x\\udcff': not UTF-8 (a kubeconfig context's name is text)\n"
+    assert res.stderr == "error: --context 'x\\xff': not UTF-8 (a kubeconfig context's name is text)\n"
 
 
 def test_closed_stdout_is_exit_74_and_closed_stderr_keeps_the_exit_code(tmp_path) -> None:

@@ -205,7 +205,7 @@ def test_legacy_builder_copies_the_users_own_dockerignore(gitops, tmp_path: Path
         (["--image", "gitops-test/app", "--tag", "x" * 129], "longer than 128"),
         (["--image", "gitops-test/app", "--tag", "bad/tag"], "invalid tag"),
         (["--image", "gitops-test/app", "--build-arg", "NOVALUE"], "'NOVALUE': expected KEY=VALUE"),
-        (["--image", "gitops-test/app", "--target", "x\udcff"], "--target 'x\\udcff': not a build stage name"),
+        (["--image", "gitops-test/app", "--target", "x\udcff"], "--target 'x\\xff': not a build stage name"),
         (["--image", "gitops-test/app", "--target", "-x"], "not a build stage name"),
         (["--image", "gitops-test/app", "--network", "x\udcff"], "not a network name"),
         (["--image", "gitops-test/app", "--network", "my net"], "not a network name"),
