@@ -133,6 +133,10 @@ class _Relay:
     def __init__(self) -> None:
         self._read_end, self.write_end = os.pipe()
         self._thread = threading.Thread(target=self._copy, name="gitops-command-output", daemon=True)
+        # held while bytes move from the pipe to the count of bytes read, and while the pipe is closed: join
+        # then sees every byte either still in the pipe or counted as read, never in between
+        self._lock = threading.Lock()
+        self._closed = False
         self._read = 0  # bytes taken from the pipe
         self._written = 0  # bytes passed on to stderr (or dropped: the reader is gone)
 
@@ -149,27 +153,39 @@ class _Relay:
         import struct
         import termios
 
-        try:
-            pending = struct.unpack("i", fcntl.ioctl(self._read_end, termios.FIONREAD, b"\0\0\0\0"))[0]
-        except OSError:  # the thread reached the pipe's end and closed it
+        with self._lock:
             pending = 0
-        goal = self._read + pending
+            if not self._closed:
+                pending = struct.unpack("i", fcntl.ioctl(self._read_end, termios.FIONREAD, b"\0\0\0\0"))[0]
+            goal = self._read + pending
         while self._thread.is_alive() and self._written < goal:
             self._thread.join(0.05)
 
     def _copy(self) -> None:
+        import select
+
         target = sys.stderr.fileno()
+        poller = select.poll()
+        poller.register(self._read_end, select.POLLIN)
         try:
-            while data := os.read(self._read_end, 65536):
-                self._read += len(data)
+            while True:
+                poller.poll()  # bytes or the pipe's end; read under the lock
+                with self._lock:
+                    data = os.read(self._read_end, 65536)
+                    self._read += len(data)
+                if not data:
+                    break
+                size = len(data)
                 while data:
                     try:
                         data = data[os.write(target, data):]
                     except BrokenPipeError:
                         output.reader_gone(target)
-                self._written = self._read
+                self._written += size
         finally:
-            os.close(self._read_end)
+            with self._lock:
+                os.close(self._read_end)
+                self._closed = True
 
 
 def _has_controlling_terminal() -> bool:
