@@ -230,11 +230,15 @@ def compute_edits(
     resolve_digest: DigestResolver | None = None,
     tracked: Collection[str] | None = None,
     names: Names = FLAGS,
+    filtered: Mapping[str, str] | None = None,
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
 
     With `tracked` (the paths git tracks, for a bump that commits in a user's checkout), a file not in
-    it is left as is, with a warning when it names an image: a bump commit holds only the bump.
+    it is left as is, with a warning when it names an image: a bump commit holds only the bump.  So is a
+    file of `filtered` (path -> the filter driver `git add` would run it through, see
+    deployrepo.filtered_files): the filter may keep its content outside the repository, as Git LFS does,
+    whose upload is a pre-push hook, which gitops' push never runs.
 
     With `container`, an image counts as found only when a container (or compose service) of that name
     uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
@@ -278,6 +282,12 @@ def compute_edits(
             continue
         if tracked is not None and rel not in tracked:
             skipped.append(f"{rel}: skipped (not tracked by git: a bump commit holds only tracked files)")
+            continue
+        if filtered and rel in filtered:
+            skipped.append(f"{rel}: skipped (git commits it through the filter {filtered[rel]!r} its .gitattributes "
+                           "name, which may keep the content outside the repository: Git LFS uploads it from a "
+                           "pre-push hook, which gitops' push does not run; bump it with --no-commit and commit "
+                           "it yourself)")
             continue
         try:
             new, changes = update_images(text, targets, container=container,
@@ -1000,9 +1010,13 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
     (untracked or ignored) are not edited."""
+    from gitops_cli.yamledit import YAML_SUFFIXES
+
     tracked = deployrepo.tracked_files(root) if tracked_only else None
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
+                if tracked is not None else None)
     edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest, tracked, request.names)
+                                          resolve_digest, tracked, request.names, filtered)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)

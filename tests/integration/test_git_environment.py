@@ -279,16 +279,71 @@ LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
                "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
 
 
-@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v git-lfs"], capture_output=True).returncode == 0,
-                    reason="git-lfs is installed here")
-def test_a_missing_git_lfs_is_named(tmp_path: Path) -> None:
-    """filter.lfs configured (required) but git-lfs not installed: git's own reason, not "the remote end
-    hung up unexpectedly" or "packet write with format failed"."""
+def test_gitops_clones_run_no_filter_and_need_no_git_lfs(tmp_path: Path) -> None:
+    """filter.lfs configured (required) but git-lfs not installed: a clone runs no filter (AS_STORED), so
+    the file a .gitattributes sends to LFS, stored as plain YAML, is bumped as stored (it was exit 10,
+    "git-lfs: not found", the filter being required)."""
     remote = make_bare_remote(tmp_path / "srv", {**FILES, ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
-    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs filter-process"))
+    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs-is-not-here filter-process"))
     res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1"], _env(tmp_path))
-    assert res.returncode == 10, res.stderr
-    assert "git-lfs: not found" in res.stderr.splitlines()[-1]
+    assert res.returncode == 0, res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == FILES["apps/a3/deploy.yaml"].replace(":v0", ":v1").encode()
+
+
+POINTER_FOR = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:9c1d4f1f9d7c1c5ee0bb32c37d1e1ddf9fa2e2d4e1c7a3a4a3c5f52b3c8a6f11\nsize 321\n")
+
+
+def _lfs_filters(tmp_path: Path, content: str = "") -> None:
+    """git-lfs' filters as `git lfs install` sets them up, played by scripts: clean stores a pointer (the
+    content would go to .git/lfs/objects, for a pre-push hook to upload), smudge gives `content` for it
+    (passes content through when there is none)."""
+    clean = _script(tmp_path / "bin" / "fake-lfs-clean", f"cat >/dev/null\nprintf '%s' '{POINTER_FOR}'\n")
+    smudge = _script(tmp_path / "bin" / "fake-lfs-smudge",
+                     f"cat >/dev/null\nprintf '%s' '{content}'\n" if content else "cat\n")
+    _global(tmp_path, ("filter.lfs.clean", f"{clean} %f"), ("filter.lfs.smudge", f"{smudge} %f"),
+            ("filter.lfs.required", "true"))
+
+
+def test_a_clone_bumps_each_file_as_it_is_stored(tmp_path: Path) -> None:
+    """A .gitattributes that sends a file to LFS after it was committed as plain YAML: the bump committed
+    the LFS pointer git-lfs' clean filter made, whose object was never uploaded (a fresh checkout failed,
+    sync exit 10).  A CRLF file marked `text`: every line of it was changed to LF.  Both are bumped as
+    stored: only the tag changes."""
+    crlf = FILES["apps/a1/deploy.yaml"].replace("\n", "\r\n")
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a1/deploy.yaml": crlf})
+    remote.commit_change(".gitattributes", "apps/a3/*.yaml filter=lfs diff=lfs merge=lfs -text\n"
+                                           "apps/a1/*.yaml text eol=lf\n")  # after the files: stored as they were
+    assert remote.show("apps/a1/deploy.yaml") == crlf.encode()
+    _lfs_filters(tmp_path)
+    _global(tmp_path, ("core.autocrlf", "true"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1",
+                "--image", f"{APP}:v1"], _env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == FILES["apps/a3/deploy.yaml"].replace(":v0", ":v1").encode()
+    assert remote.show("apps/a1/deploy.yaml") == crlf.replace(":v0", ":v1").encode()
+
+
+def test_a_file_git_commits_through_a_filter_is_never_bumped_in_a_local_checkout(tmp_path: Path) -> None:
+    """In your checkout, `git add` runs your filters: git-lfs' clean filter keeps the content in
+    .git/lfs/objects, to be uploaded by its pre-push hook, which gitops' push (--no-verify) does not run.
+    Such a file is skipped, naming the filter; --no-commit edits it (you commit and push it)."""
+    real = FILES["apps/a3/deploy.yaml"]
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a3/deploy.yaml": POINTER_FOR,
+                                                 ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
+    env = _env(tmp_path)
+    _lfs_filters(tmp_path, real)
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    assert (checkout / "apps/a3/deploy.yaml").read_text() == real
+    image = ["--image", "registry.example.com/team/a3:v1"]
+    res = _run(["bump", "--deploy-repo", str(checkout), *image], env)
+    assert res.returncode == 3, res.stderr
+    assert "warning: apps/a3/deploy.yaml: skipped (git commits it through the filter 'lfs'" in res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == POINTER_FOR.encode()
+    res = _run(["bump", "--deploy-repo", str(checkout), "--no-commit", *image], env)
+    assert res.returncode == 0, res.stderr
+    assert (checkout / "apps/a3/deploy.yaml").read_text() == real.replace(":v0", ":v1")
 
 
 def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path) -> None:
