@@ -335,8 +335,8 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
     register_secret(token)
     register_secret(basic)
     scope = f"{real_parts.scheme.lower()}://{hostport}/"
-    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}"),
-                          *git.NO_CREDENTIAL_HELPERS])
+    env = git.command_config(git.NO_CREDENTIAL_HELPERS,
+                             git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")]))
     env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
     auth = f"token from {source}"
     if real != clean:
@@ -404,15 +404,17 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
     if branch is not None:
         base += ["--branch", branch]
     where = os.path.abspath(dest)
-    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=remote.env, check=False,
+    env = git.command_config(git.NO_HOOKS, remote.env)  # for the clone command; own_repository for the others
+    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=env, check=False,
                           cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             shutil.rmtree(dest)
-        res = git.run_outside([*base, "--", remote.url, where], env=remote.env, check=False, cancel=cancel)
+        res = git.run_outside([*base, "--", remote.url, where], env=env, check=False, cancel=cancel)
     if res.status != 0:
         where = f"{remote.display} ({branch})" if branch is not None else remote.display
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}")
+    git.own_repository(dest)
     if branch is None:
         found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
         branch = found.stdout if found.status == 0 and found.stdout not in ("", "HEAD") else None  # one with a commit

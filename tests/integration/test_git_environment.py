@@ -94,6 +94,27 @@ def test_a_wrong_token_never_reaches_the_users_credential_helpers(tmp_path: Path
     assert "store" in log.read_text().split()  # the user's helpers are in use when gitops has no credential
 
 
+def test_a_parent_gits_config_never_undoes_gitops_own(tmp_path: Path, http_git_server) -> None:
+    """gitops run from a git alias (or hook) under `git -c credential.helper=store`, or with
+    GIT_CONFIG_PARAMETERS set: git reads those after the GIT_CONFIG_COUNT entries, and they undid gitops'
+    reset of the helpers, which then erased the stored credential after the wrong token's 401 (exit 11)."""
+    make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    store = tmp_path / "home" / ".git-credentials"
+    env = _env(tmp_path, GITOPS_GIT_TOKEN="Wr0ngTokenValue99", PATH=f"{GITOPS.parent}:{os.environ['PATH']}")
+    stored = f"http://bob:{TOKEN}@127.0.0.1:{server.port}\n"
+    store.write_text(stored)
+    _global(tmp_path, ("alias.deploybump", "!gitops bump"))
+    bump = ["--deploy-repo", server.url(), "--image", f"{APP}:v1"]
+    res = subprocess.run(["git", "-c", "credential.helper=store", "deploybump", *bump], env=gitops_env(env),
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 11, res.stderr
+    assert store.read_text() == stored
+    res = _run(["bump", *bump], {**env, "GIT_CONFIG_PARAMETERS": "'credential.helper'='store'"})
+    assert res.returncode == 11, res.stderr
+    assert store.read_text() == stored
+
+
 def test_askpass_programs(tmp_path: Path, http_git_server) -> None:
     """GIT_ASKPASS is a credential source (CI's: Jenkins' git credentials binding) when gitops has none of
     its own; SSH_ASKPASS is never run; with a token of gitops' no askpass program is asked."""
@@ -255,6 +276,21 @@ def test_the_users_hooks_and_templates_never_run_in_gitops_clones(tmp_path: Path
     assert not log.exists()
     assert remote.message().startswith(f"Update {APP} image to {APP}:v3\n\nImage: {APP}:v3\n")
     assert "JIRA" not in remote.git("log", "--format=%B", "main")
+
+
+@pytest.mark.parametrize("route", ["GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS"])
+def test_hooks_given_through_the_environment_never_run_in_gitops_clones(tmp_path: Path, route: str) -> None:
+    """core.hooksPath in the environment outranked the clone's own core.hooksPath=/dev/null: its
+    prepare-commit-msg changed the pushed message."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    log = tmp_path / "hooks.log"
+    hooks = _hooks(tmp_path / "hooks", log)
+    given = ({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks)}
+             if route == "GIT_CONFIG_COUNT" else {"GIT_CONFIG_PARAMETERS": f"'core.hooksPath'='{hooks}'"})
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], _env(tmp_path, **given))
+    assert res.returncode == 0, res.stderr
+    assert not log.exists()
+    assert remote.message().startswith(f"Update {APP} image to {APP}:v1\n")
 
 
 def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
