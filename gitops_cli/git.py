@@ -124,6 +124,12 @@ PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for 
     "ui", "advice", "branch", "diff", "grep", "interactive", "push", "remote", "showBranch", "status",
     "transport"))
 
+# Every git command: a commit's --format output is only what the format asks for, as gitops parses it
+# (`git show -s --format=%cI` for an image's created label, history's date, author, subject and trailers):
+# no signature check printed before it (log.showSignature), and the trailers gitops writes (`Image: ...`)
+# read as trailers whatever trailer.separators says (`=` alone: they were none).
+PARSED_OUTPUT: tuple[tuple[str, str], ...] = (("log.showSignature", "false"), ("trailer.separators", ":"))
+
 # gitops' own repositories (a bump's or history's clone, sync's cache: see own_repository) run none of the
 # user's hooks: with no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and
 # core.hooksPath where no hook can be, git finds none (a core.hooksPath of the user's, or hooks a template
@@ -161,7 +167,7 @@ def own_repository(path: str | Path) -> None:
 
 def _command_line(cwd: str | Path | None, env: dict[str, str]) -> list[str]:
     """The `-c` options of a git command run in `cwd` with `env` (whose command_config entries are taken out)."""
-    entries = [*PLAIN_OUTPUT]
+    entries = [*PLAIN_OUTPUT, *PARSED_OUTPUT]
     if cwd is not None:
         where = os.path.abspath(cwd)
         if any(where == own or where.startswith(own + os.sep) for own in _OWN_REPOSITORIES):

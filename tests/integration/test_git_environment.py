@@ -4,10 +4,12 @@ git commands do, and the user's credential store is never touched by a credentia
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -201,6 +203,41 @@ def test_coloured_git_output_is_never_parsed(tmp_path: Path, key: str) -> None:
     res = _run(["rollback", "--deploy-repo", remote.url, "--image", APP, "--no-verify"], env)
     assert res.returncode == 0, res.stderr
     assert b"image: registry.example.com/team/a1:v0\n" in remote.show("apps/a1/deploy.yaml")
+
+
+# --- what gitops parses of git's log output -----------------------------------------------------------------
+
+
+def _signing(tmp_path: Path) -> tuple[Path, Path]:
+    """An ssh signing key and an allowed-signers file naming it (gpg.format=ssh)."""
+    key = tmp_path / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", str(key)], check=True)
+    allowed = tmp_path / "allowed-signers"
+    allowed.write_text("fixture@example.com " + key.with_suffix(".pub").read_text())
+    return key, allowed
+
+
+def test_history_reads_dates_and_trailers_whatever_the_log_config_says(tmp_path: Path) -> None:
+    """log.showSignature and a signed commit: the date column held git's "Good signature" lines; with
+    trailer.separators `=`, gitops' own `Image:` trailers were not read (by_gitops false)."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    key, allowed = _signing(tmp_path)
+    work = remote.clone(tmp_path / "work")
+    (work / "apps/a1/deploy.yaml").write_text(FILES["apps/a1/deploy.yaml"].replace(":v0", ":v2"))
+    git("-c", "gpg.format=ssh", "-c", f"user.signingKey={key}", "commit", "--quiet", "-S", "-am", "signed", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    _global(tmp_path, ("log.showSignature", "true"), ("gpg.format", "ssh"),
+            ("gpg.ssh.allowedSignersFile", str(allowed)), ("trailer.separators", "="))
+    assert "Good" in git("log", "-1", "--format=%cI", "main", cwd=tmp_path / "srv" / "deploy.git", env=env)
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    for entry in entries:
+        datetime.fromisoformat(entry["date"])
+    assert [(e["tag"], e["by_gitops"]) for e in entries] == [("v2", False), ("v1", True), ("v0", False)]
 
 
 # --- 8: url.<base>.insteadOf ----------------------------------------------------------------------------
