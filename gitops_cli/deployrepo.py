@@ -655,8 +655,9 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     parent, or absent, it did not; anything else, or no answer: `unknown`."""
     try:
         # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
-        # signed either: see commit)
-        res = git.run(["push", "--porcelain", "--no-verify", "--no-signed", remote.url,
+        # signed either: see commit); and no push option (an empty push.pushOption resets the list): one of
+        # the user's would fail on a server without push options
+        res = git.run(["-c", "push.pushOption=", "push", "--porcelain", "--no-verify", "--no-signed", remote.url,
                        f"HEAD:refs/heads/{branch}"], cwd=repo, env=remote.env, check=False, cancel=stopping,
                       settle=PUSH_GRACE)
     except git.Cancelled:

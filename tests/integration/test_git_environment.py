@@ -330,6 +330,21 @@ def test_hooks_given_through_the_environment_never_run_in_gitops_clones(tmp_path
     assert remote.message().startswith(f"Update {APP} image to {APP}:v1\n")
 
 
+def test_the_users_push_options_are_not_sent(tmp_path: Path, http_git_server) -> None:
+    """A global push.pushOption made every push fail: "the receiving end does not support push options"."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv")
+    _global(tmp_path, ("push.pushOption", "ci.skip"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+
+
 def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path / "srv", FILES)
     log = tmp_path / "hooks.log"
