@@ -997,12 +997,17 @@ def refuse_submodule_paths(root: Path, request: BumpRequest) -> None:
     from gitops_cli.yamledit.discover import relative_subpath
 
     for raw in request.paths:
-        rel = relative_subpath(root, raw, request.names).as_posix()
-        sub = deployrepo.submodule_of(root, rel) if rel != "." else None
-        if sub is not None:
-            raise UsageError(f"{request.names('paths', raw)}: " + ("a submodule" if sub == rel else
-                             f"inside the submodule {sub}") + " (another repository, whose files are not this one's)",
-                             hint="bump that repository on its own")
+        refuse_submodule_path(root, relative_subpath(root, raw, request.names).as_posix(),
+                              request.names("paths", raw), hint="bump that repository on its own")
+
+
+def refuse_submodule_path(repo: Path, rel: str, what: str, hint: str, rev: str = "HEAD") -> None:
+    """UsageError (exit 2, naming the path as `what`, with `hint`) when the repo-relative `rel` is, or lies in,
+    a submodule of `rev`'s tree (bump, history and rollback alike)."""
+    sub = deployrepo.submodule_of(repo, rel, rev) if rel != "." else None
+    if sub is not None:
+        raise UsageError(f"{what}: " + ("a submodule" if sub == rel else f"inside the submodule {sub}")
+                         + " (another repository, whose files are not this one's)", hint=hint)
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,

@@ -482,3 +482,15 @@ def test_a_path_into_a_submodule_of_a_remote_is_exit_2(tmp_path: Path) -> None:
     res = _run(["history", "--deploy-repo", remote.url, "--path", "apps/sub"], env)
     assert res.returncode == 2, res.stderr
     assert "a submodule" in res.stderr
+    # history and rollback, of the remote and of a local checkout with the submodule checked out: a path
+    # below it was "no change found" (exit 3) or "does not exist in the repository"
+    checkout = remote.clone(tmp_path / "deploy")
+    git("clone", "--quiet", "--no-checkout", remote.url, str(checkout / "apps/sub"), env=env)
+    git("checkout", "--quiet", "--detach", git("rev-parse", "HEAD:apps/sub", cwd=checkout).strip(),
+        cwd=checkout / "apps/sub", env=env)
+    for repo in (remote.url, str(checkout)):
+        for path in ("apps/sub/apps", "apps/sub/apps/a1"):
+            for verb in (["history", "--image", APP], ["rollback", "--image", APP, "--to", "v0", "--no-verify"]):
+                res = _run([verb[0], "--deploy-repo", repo, *verb[1:], "--path", path], env)
+                assert res.returncode == 2, (repo, path, verb, res.stderr)
+                assert f"--path '{path}': inside the submodule apps/sub" in res.stderr
