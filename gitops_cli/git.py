@@ -126,9 +126,14 @@ PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for 
 
 # Every git command: a commit's --format output is only what the format asks for, as gitops parses it
 # (`git show -s --format=%cI` for an image's created label, history's date, author, subject and trailers):
-# no signature check printed before it (log.showSignature), and the trailers gitops writes (`Image: ...`)
-# read as trailers whatever trailer.separators says (`=` alone: they were none).
-PARSED_OUTPUT: tuple[tuple[str, str], ...] = (("log.showSignature", "false"), ("trailer.separators", ":"))
+# no signature check printed before it (log.showSignature), the trailers gitops writes (`Image: ...`) read
+# as trailers whatever trailer.separators says (`=` alone: they were none), names and messages in UTF-8,
+# as gitops decodes them, whatever i18n.logOutputEncoding says (ISO-8859-1: `J\xf6rg`, lone surrogates in
+# JSON).  And gitops' commits say what they are: UTF-8 (an i18n.commitEncoding of the user's would label
+# them with another encoding, their bytes being UTF-8).
+PARSED_OUTPUT: tuple[tuple[str, str], ...] = (
+    ("log.showSignature", "false"), ("trailer.separators", ":"), ("i18n.logOutputEncoding", "UTF-8"),
+    ("i18n.commitEncoding", "UTF-8"))
 
 # gitops' own repositories (a bump's or history's clone, sync's cache: see own_repository) run none of the
 # user's hooks: with no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and

@@ -240,6 +240,29 @@ def test_history_reads_dates_and_trailers_whatever_the_log_config_says(tmp_path:
     assert [(e["tag"], e["by_gitops"]) for e in entries] == [("v2", False), ("v1", True), ("v0", False)]
 
 
+def test_names_and_messages_are_read_and_written_as_utf8_whatever_the_encoding_config(tmp_path: Path) -> None:
+    """i18n.logOutputEncoding ISO-8859-1: history printed `J\\xf6rg`, its JSON held lone surrogates; an
+    i18n.commitEncoding of ISO-8859-1 labelled gitops' (UTF-8) commit as ISO-8859-1."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    work = remote.clone(tmp_path / "work")
+    (work / "apps/a1/deploy.yaml").write_text(FILES["apps/a1/deploy.yaml"].replace(":v0", ":v1"))
+    git("commit", "--quiet", "-am", "Größer", "--author", "Jörg Müller <fixture@example.com>", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    _global(tmp_path, ("i18n.logOutputEncoding", "ISO-8859-1"), ("i18n.commitEncoding", "ISO-8859-1"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v2", "--author", "Zoë Bøe <z@example.com>",
+                "--message", "Déploie {image}"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.git("log", "-1", "--format=%an|%s", "main").strip() == f"Zoë Bøe|Déploie {APP}:v2"
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    assert [(e["author"], e["subject"]) for e in entries[:2]] == [
+        ("Zoë Bøe <z@example.com>", f"Déploie {APP}:v2"), ("Jörg Müller <fixture@example.com>", "Größer")]
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP], env)
+    assert "Jörg Müller" in res.stdout and "Zoë Bøe" in res.stdout
+
+
 # --- 8: url.<base>.insteadOf ----------------------------------------------------------------------------
 
 
