@@ -251,6 +251,8 @@ def compute_edits(
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
     images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found"
     (a file counted up to date with a reference in it that is not at its target is a VerificationError).
+    A file stored in Git LFS (its pointer) is never bumped; it is among the warnings only when an image is
+    not found, which it may hold.
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably, UsageError for
     a bad `paths` value (named as `names` does: its source).
     """
@@ -265,6 +267,7 @@ def compute_edits(
     in_container: set[str] = set()
     located: dict[str, list[Any]] = {}  # with --container: the references of each file searched
     entries: list[tuple[str, Any, ImageRef, bool]] = []  # kustomize entries of a target: (file, entry, target, changed)
+    in_lfs: list[str] = []  # warnings for the files stored in Git LFS: any of them may hold an image not found
     for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
@@ -274,9 +277,9 @@ def compute_edits(
             if skip:
                 skipped.append(f"{rel}:{skip}")
             continue
-        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: see deployrepo.LFS_POINTER
-            skipped.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
-                           "not read or bump)")
+        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: named if an image is not found
+            in_lfs.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
+                          "not read or bump)")
             continue
         if not any(n in text for n in needles):
             continue
@@ -323,6 +326,8 @@ def compute_edits(
                   if not _restricted(r, container) and reference_matches(r, t)}
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
+    if not found >= wanted:  # part of the explanation: these files could not be read
+        skipped += in_lfs
     return edits, skipped, found
 
 

@@ -465,10 +465,18 @@ def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path)
         res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", *extra], env)
         assert res.returncode == 3, res.stderr
         assert warning in res.stderr
+    # a bump that finds its image: no word of a file it could not read (it was named on every bump)
     res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
     assert res.returncode == 0, res.stderr
-    assert warning in res.stderr
+    assert "LFS" not in res.stderr
     assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+    checkout = remote.clone(tmp_path / "deploy")
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert "LFS" not in res.stderr
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", "registry.example.com/team/a2:v1"], env)
+    assert res.returncode == 3, res.stderr
+    assert warning in res.stderr
 
 def test_a_file_stored_in_git_lfs_is_checked_out_as_its_pointer_never_smudged(tmp_path: Path) -> None:
     """With git-lfs set up (a stand-in smudge filter here, which honours GIT_LFS_SKIP_SMUDGE as git-lfs
