@@ -230,11 +230,15 @@ def compute_edits(
     resolve_digest: DigestResolver | None = None,
     tracked: Collection[str] | None = None,
     names: Names = FLAGS,
+    filtered: Mapping[str, str] | None = None,
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
 
     With `tracked` (the paths git tracks, for a bump that commits in a user's checkout), a file not in
-    it is left as is, with a warning when it names an image: a bump commit holds only the bump.
+    it is left as is, with a warning when it names an image: a bump commit holds only the bump.  So is a
+    file of `filtered` (path -> the filter driver `git add` would run it through, see
+    deployrepo.filtered_files): the filter may keep its content outside the repository, as Git LFS does,
+    whose upload is a pre-push hook, which gitops' push never runs.
 
     With `container`, an image counts as found only when a container (or compose service) of that name
     uses it: kustomize `images:` entries and Helm maps name no container, so a misspelt --container
@@ -247,6 +251,8 @@ def compute_edits(
     update_images only (plus its verifying re-parse); `locate` runs just to attribute changes when several
     images are bumped, and, at the end, on unchanged candidates to tell "already up to date" from "not found"
     (a file counted up to date with a reference in it that is not at its target is a VerificationError).
+    A file stored in Git LFS (its pointer) is never bumped; it is among the warnings only when an image is
+    not found, which it may hold.
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably, UsageError for
     a bad `paths` value (named as `names` does: its source).
     """
@@ -261,6 +267,7 @@ def compute_edits(
     in_container: set[str] = set()
     located: dict[str, list[Any]] = {}  # with --container: the references of each file searched
     entries: list[tuple[str, Any, ImageRef, bool]] = []  # kustomize entries of a target: (file, entry, target, changed)
+    in_lfs: list[str] = []  # warnings for the files stored in Git LFS: any of them may hold an image not found
     for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
@@ -270,14 +277,20 @@ def compute_edits(
             if skip:
                 skipped.append(f"{rel}:{skip}")
             continue
-        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: see deployrepo.LFS_POINTER
-            skipped.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
-                           "not read or bump)")
+        if text.startswith(deployrepo.LFS_POINTER):  # its content is in Git LFS: named if an image is not found
+            in_lfs.append(f"{rel}: skipped (a Git LFS pointer: the file is stored in Git LFS, which gitops does "
+                          "not read or bump)")
             continue
         if not any(n in text for n in needles):
             continue
         if tracked is not None and rel not in tracked:
             skipped.append(f"{rel}: skipped (not tracked by git: a bump commit holds only tracked files)")
+            continue
+        if filtered and rel in filtered:
+            skipped.append(f"{rel}: skipped (git commits it through the filter {filtered[rel]!r} its .gitattributes "
+                           "name, which may keep the content outside the repository: Git LFS uploads it from a "
+                           "pre-push hook, which gitops' push does not run; bump it with --no-commit and commit "
+                           "it yourself)")
             continue
         try:
             new, changes = update_images(text, targets, container=container,
@@ -313,6 +326,8 @@ def compute_edits(
                   if not _restricted(r, container) and reference_matches(r, t)}
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
+    if not found >= wanted:  # part of the explanation: these files could not be read
+        skipped += in_lfs
     return edits, skipped, found
 
 
@@ -987,12 +1002,17 @@ def refuse_submodule_paths(root: Path, request: BumpRequest) -> None:
     from gitops_cli.yamledit.discover import relative_subpath
 
     for raw in request.paths:
-        rel = relative_subpath(root, raw, request.names).as_posix()
-        sub = deployrepo.submodule_of(root, rel) if rel != "." else None
-        if sub is not None:
-            raise UsageError(f"{request.names('paths', raw)}: " + ("a submodule" if sub == rel else
-                             f"inside the submodule {sub}") + " (another repository, whose files are not this one's)",
-                             hint="bump that repository on its own")
+        refuse_submodule_path(root, relative_subpath(root, raw, request.names).as_posix(),
+                              request.names("paths", raw), hint="bump that repository on its own")
+
+
+def refuse_submodule_path(repo: Path, rel: str, what: str, hint: str, rev: str = "HEAD") -> None:
+    """UsageError (exit 2, naming the path as `what`, with `hint`) when the repo-relative `rel` is, or lies in,
+    a submodule of `rev`'s tree (bump, history and rollback alike)."""
+    sub = deployrepo.submodule_of(repo, rel, rev) if rel != "." else None
+    if sub is not None:
+        raise UsageError(f"{what}: " + ("a submodule" if sub == rel else f"inside the submodule {sub}")
+                         + " (another repository, whose files are not this one's)", hint=hint)
 
 
 def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
@@ -1000,9 +1020,13 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
     (untracked or ignored) are not edited."""
+    from gitops_cli.yamledit import YAML_SUFFIXES
+
     tracked = deployrepo.tracked_files(root) if tracked_only else None
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
+                if tracked is not None else None)
     edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest, tracked, request.names)
+                                          resolve_digest, tracked, request.names, filtered)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)

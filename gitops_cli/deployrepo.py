@@ -341,8 +341,8 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
     register_secret(token)
     register_secret(basic)
     scope = f"{real_parts.scheme.lower()}://{hostport}/"
-    env = git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}"),
-                          *git.NO_CREDENTIAL_HELPERS])
+    env = git.command_config(git.NO_CREDENTIAL_HELPERS,
+                             git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")]))
     env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
     auth = f"token from {source}"
     if real != clean:
@@ -395,7 +395,8 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
           depth: int = 1, checkout: bool = True) -> str:
     """Shallow (`depth` commits), single-branch clone into dest; blobless when the server allows (else a
     plain shallow one).  `checkout=False` leaves the work tree empty: history reads need no files, and a
-    bump checks out only the files that can mention its images (`check_out_matching`).
+    bump checks out only the files that can mention its images (`check_out_matching`).  Every file is
+    checked out, and committed, as it is stored (AS_STORED).
     `branch=None`: the remote's default branch, as the clone itself finds it (the remote's HEAD), which
     spares the ls-remote round trip of default_branch(); only when that HEAD names no branch (an empty
     repository, a bare repo whose HEAD is a branch never pushed) does default_branch() decide.
@@ -404,26 +405,32 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
 
     # the remote is `origin` whatever clone.defaultRemoteName says; no template, no hook (git.NO_HOOKS)
     base = ["clone", "--quiet", "--depth", str(depth), "--single-branch", "--no-tags", "--origin", "origin",
-            "--template=", *(a for key, value in git.NO_HOOKS for a in ("--config", f"{key}={value}"))]
+            "--template=", *(a for key, value in git.NO_HOOKS for a in ("--config", f"{key}={value}")),
+            "--no-checkout"]  # checked out below, once AS_STORED is in place
     if branch is not None:
         base += ["--branch", branch]
-    if not checkout:
-        base.append("--no-checkout")
     where = os.path.abspath(dest)
-    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=remote.env, check=False,
+    env = git.command_config(git.NO_HOOKS, remote.env)  # for the clone command; own_repository for the others
+    res = git.run_outside([*base, "--filter=blob:none", "--", remote.url, where], env=env, check=False,
                           cancel=cancel)
     if res.status != 0 and "filter" in res.stderr.lower() and not _is_auth_failure(res.stderr):
         if dest.exists():
             shutil.rmtree(dest)
-        res = git.run_outside([*base, "--", remote.url, where], env=remote.env, check=False, cancel=cancel)
+        res = git.run_outside([*base, "--", remote.url, where], env=env, check=False, cancel=cancel)
     if res.status != 0:
         where = f"{remote.display} ({branch})" if branch is not None else remote.display
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}", cwd=None)
+    git.own_repository(dest)
+    if branch is None:
+        found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
+        branch = found.stdout if found.status == 0 and found.stdout not in ("", "HEAD") else None  # one with a commit
     if branch is not None:
+        attributes = dest / ".git" / "info" / "attributes"  # a clone's git dir (--template=: no info/ yet)
+        attributes.parent.mkdir(parents=True, exist_ok=True)
+        attributes.write_text(AS_STORED)
+        if checkout:
+            git.run(["read-tree", "-mu", "HEAD"], cwd=dest, env=remote.env, cancel=cancel)
         return branch
-    found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
-    if found.status == 0 and found.stdout not in ("", "HEAD"):  # a branch with a commit
-        return found.stdout
     shutil.rmtree(dest)
     return clone(remote, dest, default_branch(remote, cancel=cancel), cancel, depth=depth, checkout=checkout)
 
@@ -434,11 +441,18 @@ def sparse_pattern(path: str) -> str:
     return "/" + "".join("\\" + c if c in "\\*?[ " else c for c in path)
 
 
-# The first line of a Git LFS pointer file (what git stores for a file kept in LFS).  gitops' clones check
-# such a file out as it is, never through git-lfs's smudge filter: it is then skipped, with a warning, and
-# never bumped (its new content would be committed to LFS, whose objects the push would not upload).
+# gitops' own clones hold every file as it is stored: `$GIT_DIR/info/attributes`, which outranks the
+# repository's .gitattributes, turns off filters (Git LFS, git-crypt, git-annex), end-of-line conversion
+# (core.autocrlf too), `ident` and working-tree-encoding, for the checkout and for `git add` alike.  A bump
+# then changes the stored bytes of its tags and nothing else: a file stored in Git LFS is its pointer (named,
+# never bumped), a file a .gitattributes sends to LFS but stored as plain YAML stays plain YAML (git-lfs'
+# clean filter would commit a pointer to an object that gitops' push, which runs no pre-push hook, never
+# uploads), a CRLF file marked `text` keeps its CRLFs; and no filter program of the user's runs there.
+AS_STORED = "* -text -filter -ident -working-tree-encoding\n"
+
+# The first line of a Git LFS pointer file (what git stores for a file kept in LFS): such a file is skipped,
+# with a warning, and never bumped (its content is on the LFS server).
 LFS_POINTER = "version https://git-lfs.github.com/spec/v1"
-LFS_ENV = {"GIT_LFS_SKIP_SMUDGE": "1"}
 
 _NO_FILE_SELECTED = "/.git/no-file-is-selected"  # the pattern of an empty selection: it names no file of a tree
 
@@ -458,7 +472,7 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     if not full:
         assert needles is not None
         fetch_missing_blobs(repo, suffixes, env, cancel)
-        # and Git LFS pointers: checked out as they are (LFS_ENV), for the bump to name them (never bumped)
+        # and Git LFS pointers (checked out as stored: AS_STORED), for the bump to name them (never bumped)
         grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in [*needles, LFS_POINTER] for a in ("-e", n)),
                 "HEAD", "--", *(f"*{s}" for s in suffixes)]
         res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
@@ -468,7 +482,6 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
         paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
-    env = {**(env or {}), **LFS_ENV}
     if full:
         if sparse.exists():  # selected before: back to every file
             git.run(["sparse-checkout", "disable"], cwd=repo, env=env, cancel=cancel)
@@ -501,7 +514,7 @@ def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | N
         return
     lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
     sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env={**(env or {}), **LFS_ENV}, cancel=cancel)
+    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
 
 
 _FETCH_BATCH = 10_000  # object ids per fetch command line (41 bytes each: far below the kernel's limit)
@@ -556,6 +569,28 @@ def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
     res = git.run(["ls-tree", "-z", rev, "--", *prefixes], cwd=repo, check=False, strip=False)
     gitlinks = [entry.partition("\t")[2] for entry in res.stdout.split("\0") if entry.startswith("160000 ")]
     return next((p for p in prefixes if p in gitlinks), None)
+
+
+_ATTR_BATCH = 2000  # paths per check-attr command line
+
+
+def filtered_files(repo: Path, paths: Sequence[str]) -> dict[str, str]:
+    """{path: filter driver} for those of `paths` (repo-relative files of the checkout `repo`) that `git add`
+    passes through a filter program: their `filter` attribute names a driver the config sets up
+    (filter.<driver>.clean or .process).  One `git config` when no driver is set up, else a check-attr too."""
+    res = git.run(["config", "-z", "--get-regexp", r"^filter\..*\.(clean|process)$"], cwd=repo, check=False,
+                  strip=False)
+    drivers = set()
+    for entry in res.stdout.split("\0"):
+        key, _, command = entry.partition("\n")
+        if command.strip():  # an empty command runs nothing
+            drivers.add(key[len("filter."):key.rfind(".")])
+    out: dict[str, str] = {}
+    for start in range(0, len(paths) if drivers else 0, _ATTR_BATCH):
+        listed = git.run(["check-attr", "-z", "filter", "--", *paths[start:start + _ATTR_BATCH]], cwd=repo,
+                         strip=False).stdout.split("\0")
+        out.update((path, value) for path, value in zip(listed[0::3], listed[2::3], strict=False) if value in drivers)
+    return out
 
 
 def head(repo: Path) -> str:
@@ -627,8 +662,9 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     parent, or absent, it did not; anything else, or no answer: `unknown`."""
     try:
         # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
-        # signed either: see commit)
-        res = git.run(["push", "--porcelain", "--no-verify", "--no-signed", remote.url,
+        # signed either: see commit); and no push option (an empty push.pushOption resets the list): one of
+        # the user's would fail on a server without push options
+        res = git.run(["-c", "push.pushOption=", "push", "--porcelain", "--no-verify", "--no-signed", remote.url,
                        f"HEAD:refs/heads/{branch}"], cwd=repo, env=remote.env, check=False, cancel=stopping,
                       settle=PUSH_GRACE)
     except git.Cancelled:
@@ -732,8 +768,7 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
         refuse_overwriting(repo, head(repo), target, where)
     [index] = git.git_paths(repo, "index")
     mode = "--keep" if keep else "--hard" if index.exists() else "--soft"
-    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env if keep else {**remote.env, **LFS_ENV},
-                  check=False)
+    res = git.run(["reset", "--quiet", mode, target], cwd=repo, env=remote.env, check=False)
     if res.status != 0:
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:

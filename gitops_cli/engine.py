@@ -1164,6 +1164,8 @@ def _timed_out(exc: BaseException) -> bool:
 
 
 _DIGITS = re.compile(r"[0-9]+")
+# a count and the word it counts, plural or singular: `5 seconds` and `1 second` are one kind of status
+_COUNTED = re.compile(r"[0-9]+(\s+[A-Za-z]+?)s?\b")
 
 
 class PushProgress:
@@ -1211,7 +1213,8 @@ class PushProgress:
                 total = self._totals[layer] = max(total, current)  # total may undercount what is sent
             self._progress.update(task, description=f"{layer}: {status}", total=total, completed=current)
         else:
-            kind = _DIGITS.sub("N", status)  # `Retrying in 5 seconds` and `... in 4 seconds` are one kind
+            # `Retrying in 5 seconds`, `... in 4 seconds`, ..., `... in 1 second` are one kind
+            kind = _DIGITS.sub("N", _COUNTED.sub(r"N\1", status))
             shown = self._shown.setdefault(layer, set())
             if kind not in shown:
                 shown.add(kind)

@@ -110,28 +110,81 @@ def ignore_repository_variables() -> None:
         os.environ.pop(name, None)
 
 
-# Config every git command gets, after the user's (GIT_CONFIG_* entries are read last): output gitops
-# parses (`git grep -l`, `ls-remote`, `rev-parse`...) is never coloured, whatever color.ui or a command's
-# own color.* key (which overrides color.ui) says.
+# The config gitops' git commands must have, whatever the user's says, goes on git's command line as `-c`
+# options (see run): git reads them last -- after its config files, then GIT_CONFIG_COUNT's entries, then
+# GIT_CONFIG_PARAMETERS, where a parent git's own `-c` options are (gitops run from a git alias or a hook:
+# `git -c credential.helper=store deploybump`) -- and hands them on to the git processes it starts (a lazy
+# fetch, a transport helper).  Never a secret: a command line is seen by every user of the machine (ps); a
+# credential stays in the environment (a GIT_CONFIG_COUNT entry, see config_env).  The user's own entries
+# keep applying to everything else (safe.directory, http.sslCAInfo, url.<base>.insteadOf...).
+
+# Every git command: output gitops parses (`git grep -l`, `ls-remote`, `rev-parse`...) is never coloured,
+# whatever color.ui or a command's own color.* key (which overrides color.ui) says.
 PLAIN_OUTPUT: tuple[tuple[str, str], ...] = tuple((f"color.{key}", "never") for key in (
     "ui", "advice", "branch", "diff", "grep", "interactive", "push", "remote", "showBranch", "status",
     "transport"))
 
-# gitops' own repositories (a bump's or history's clone, sync's cache) run none of the user's hooks: with
-# no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and core.hooksPath
-# where no hook can be, git finds none (a global core.hooksPath, or hooks a template put in .git/hooks,
-# would otherwise run there: prepare-commit-msg, reference-transaction, post-checkout...).
+# Every git command: a commit's --format output is only what the format asks for, as gitops parses it
+# (`git show -s --format=%cI` for an image's created label, history's date, author, subject and trailers):
+# no signature check printed before it (log.showSignature), the trailers gitops writes (`Image: ...`) read
+# as trailers whatever trailer.separators says (`=` alone: they were none), names and messages in UTF-8,
+# as gitops decodes them, whatever i18n.logOutputEncoding says (ISO-8859-1: `J\xf6rg`, lone surrogates in
+# JSON).  And gitops' commits say what they are: UTF-8 (an i18n.commitEncoding of the user's would label
+# them with another encoding, their bytes being UTF-8).
+PARSED_OUTPUT: tuple[tuple[str, str], ...] = (
+    ("log.showSignature", "false"), ("trailer.separators", ":"), ("i18n.logOutputEncoding", "UTF-8"),
+    ("i18n.commitEncoding", "UTF-8"))
+
+# gitops' own repositories (a bump's or history's clone, sync's cache: see own_repository) run none of the
+# user's hooks: with no template copied (`--template=`: neither init.templateDir nor GIT_TEMPLATE_DIR) and
+# core.hooksPath where no hook can be, git finds none (a core.hooksPath of the user's, or hooks a template
+# put in .git/hooks, would otherwise run there: prepare-commit-msg, reference-transaction, post-checkout...).
 NO_HOOKS: tuple[tuple[str, str], ...] = (("core.hooksPath", os.devnull),)
 
 # When gitops gives git a credential of its own (an http.extraHeader): the user's credential helpers are
 # neither asked (the empty value resets their list) nor told to store or erase anything -- a wrong token
 # would have git ask them after the 401, send their credential too, and then tell them to ERASE it.
+# Given with command_config, in the remote's environment.
 NO_CREDENTIAL_HELPERS: tuple[tuple[str, str], ...] = (("credential.helper", ""),)
+
+# The key, in the environment given to `run`, of the config entries it gives git as `-c` options
+# (command_config); never passed on to git.
+_COMMAND_CONFIG = "_GITOPS_GIT_COMMAND_CONFIG"
+
+
+def command_config(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` with `entries` (never a secret) added to the config `run` gives git on its command line, after
+    any `env` holds already: for an environment (a remote's) that every command using it must have."""
+    out = dict(env or {})
+    added = "".join(f"{key}={value}\n" for key, value in entries)
+    out[_COMMAND_CONFIG] = out.get(_COMMAND_CONFIG, "") + added
+    return out
+
+
+_OWN_REPOSITORIES: set[str] = set()
+
+
+def own_repository(path: str | Path) -> None:
+    """Mark `path` as one of gitops' own repositories (a clone, sync's cache): every git command `run` runs
+    in it (or below it) gets NO_HOOKS on its command line."""
+    _OWN_REPOSITORIES.add(os.path.abspath(path))
+
+
+def _command_line(cwd: str | Path | None, env: dict[str, str]) -> list[str]:
+    """The `-c` options of a git command run in `cwd` with `env` (whose command_config entries are taken out)."""
+    entries = [*PLAIN_OUTPUT, *PARSED_OUTPUT]
+    if cwd is not None:
+        where = os.path.abspath(cwd)
+        if any(where == own or where.startswith(own + os.sep) for own in _OWN_REPOSITORIES):
+            entries += NO_HOOKS
+    for line in env.pop(_COMMAND_CONFIG, "").splitlines():
+        key, _, value = line.partition("=")
+        entries.append((key, value))
+    return [arg for key, value in entries for arg in ("-c", f"{key}={value}")]
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries), plus
-    PLAIN_OUTPUT's config entries after all others.
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries).
 
     SSH_ASKPASS is never used: ssh runs with BatchMode, and git's own prompt (for a username or password)
     would fall back to it.  GIT_ASKPASS and core.askPass stay: a non-interactive credential source in CI
@@ -154,7 +207,7 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # A remote reached over ssh gets its command from deployrepo (in `extra`), core.sshCommand included.
     if extra:
         env.update(extra)
-    return config_env(PLAIN_OUTPUT, env)
+    return config_env((), env)  # checks GIT_CONFIG_COUNT
 
 
 _SSH_BATCH = ("-o", "BatchMode=yes")
@@ -259,6 +312,8 @@ def run(
     "... timed out".
     """
     Git, GitCommandNotFound = _gitpython()
+    env = dict(env or {})
+    options = _command_line(cwd, env)
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     label = what or f"git {args[0]}"
@@ -267,7 +322,7 @@ def run(
     def start() -> subprocess.Popen[bytes]:
         try:
             handles.append(Git(str(cwd) if cwd else None).execute(
-                ["git", *args], as_process=True, env=base_env(env), start_new_session=True))
+                ["git", *options, *args], as_process=True, env=base_env(env), start_new_session=True))
         except GitCommandNotFound:
             raise GitError("git is not installed (no `git` on PATH)",
                            hint="install git (apt-get install git)") from None

@@ -215,13 +215,18 @@ class _Repo:
 
     def check_paths(self, paths: Sequence[str], names: Names) -> list[str]:
         """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
-        for one outside the repository, missing from the branch, or a symlink (never followed), as bump
-        refuses them, naming it as `names` does.  A path naming the whole tree ('.') means no restriction."""
+        for one outside the repository, missing from the branch, a symlink (never followed), or one that is,
+        or lies in, a submodule, as bump refuses them, naming it as `names` does.  A path naming the whole
+        tree ('.') means no restriction."""
+        from gitops_cli.bump import refuse_submodule_path
+
         checked: list[str] = []
         for raw in paths:
             rel = relative_subpath(self.path, raw, names).as_posix()  # bump's rule: inside the repository
             if rel == ".":
                 return []
+            refuse_submodule_path(self.path, rel, names("paths", raw), rev=self.rev,
+                                  hint="read that repository's history on its own")
             folder, name = posixpath.split(rel)
             listing = self.git("ls-tree", "-z", f"{self.rev}:{folder}", check=False)
             modes = {line.partition("\t")[2]: line.split(" ", 1)[0]
@@ -230,9 +235,6 @@ class _Repo:
                 raise UsageError(f"{names('paths', raw)}: does not exist in the repository ({self.branch})")
             if modes[name] == "120000":
                 raise UsageError(f"{names('paths', raw)}: a symlink; symlinks are never followed")
-            if modes[name] == "160000":  # as bump refuses it (bump.refuse_submodule_paths)
-                raise UsageError(f"{names('paths', raw)}: a submodule (another repository, whose files are not "
-                                 "this one's)", hint="read that repository's history on its own")
             if rel not in checked:
                 checked.append(rel)
         return checked

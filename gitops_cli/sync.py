@@ -674,11 +674,11 @@ def _inventory(state: dict[str, Any]) -> list[ObjectRef]:
 
 def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> str:
     """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit.  The cache
-    is gitops' own repository: no template, none of the user's hooks (git.NO_HOOKS)."""
+    is gitops' own repository: no template, none of the user's hooks (git.own_repository)."""
     if not (checkout / ".git").is_dir():
         shutil.rmtree(checkout, ignore_errors=True)
         git.run_outside(["init", "--quiet", "--template=", os.path.abspath(checkout)])
-    env = git.config_env(git.NO_HOOKS, env)
+    git.own_repository(checkout)
     git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
              f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
             what=f"fetching {display} ({branch})")

@@ -3,9 +3,10 @@
 - `<prefix><sha>` where sha is `git rev-parse --short=N` (N=7 by default), which git lengthens by itself
   when N digits are ambiguous among the repository's objects.
 - A dirty tree (uncommitted changes, untracked non-ignored files) is refused unless allow_dirty, which
-  gives `<sha>-dirty-<8 hex>`: the hex hashes the diff against HEAD plus the untracked files' names and
-  contents, and the same inside submodules and untracked nested repositories (recursively), so two
-  different dirty states never share a tag.
+  gives `<sha>-dirty-<8 hex>`: the hex hashes HEAD and the tree of the tracked files as they are (the tree
+  a `git add -u` would commit: content, not a diff, so no diff setting changes it) plus the untracked
+  files' names and contents, and the same inside submodules and untracked nested repositories
+  (recursively), so two different dirty states never share a tag.
 - `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA); it must
   name a commit, and an unknown full SHA is trusted only in a shallow clone.
 - In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
@@ -57,9 +58,10 @@ def dirty_paths(repo: Path) -> list[str]:
 
 
 def dirty_hash(repo: Path) -> str:
-    """8 hex digits identifying the exact uncommitted state: the diff against HEAD, the untracked files'
-    names, executable bits and contents, and the same, recursively, inside every checked-out submodule and every
-    untracked nested repository (whose own diff `git diff` shows only as `-dirty`, or not at all)."""
+    """8 hex digits identifying the exact uncommitted state: HEAD and the tree of the tracked files as they
+    are on disk (work_tree), the untracked files' names, executable bits and contents, and the same,
+    recursively, inside every checked-out submodule and every untracked nested repository (whose own
+    changes the tree records only as its HEAD commit, or not at all)."""
     h = hashlib.sha256()
     _hash_state(h, repo, "")
     return h.hexdigest()[:8]
@@ -70,11 +72,7 @@ def _hash_state(h: Any, repo: Path, prefix: str) -> None:
     h.update(b"\0repo\0" + prefix.encode("utf-8", "surrogateescape") + b"\0")
     head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=repo, check=False)
     h.update(b"head:" + head.stdout.strip().encode() + b"\0")
-    if head.status == 0:
-        diff = git.run(["diff", "HEAD", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
-    else:  # no commit yet (an untracked nested repository): what is staged
-        diff = git.run(["diff", "--cached", "--binary", "--no-color", "--no-ext-diff"], cwd=repo, strip=False)
-    h.update(diff.stdout.encode("utf-8", "surrogateescape"))
+    h.update(b"tree:" + work_tree(repo).encode() + b"\0")
     untracked = git.run(["ls-files", "--others", "--exclude-standard", "-z"], cwd=repo, strip=False)
     for name in sorted(p for p in untracked.stdout.split("\0") if p):
         h.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
@@ -92,6 +90,29 @@ def _hash_state(h: Any, repo: Path, prefix: str) -> None:
         sub = repo / path
         if (sub / ".git").exists():  # a checked-out submodule: its own changes
             _hash_state(h, sub, f"{prefix}{path}/")
+
+
+def work_tree(repo: Path) -> str:
+    """The id of the tree git would commit from the tracked files as they are on disk (`git add -u`, then
+    `git write-tree`): the same content, the same id, whatever the user's diff settings (diff.noprefix,
+    diff.algorithm, diff.context, a diff driver's funcname... changed the diff this was once a hash of).
+    Done on a copy of the index, and writing its objects to a temporary object directory (with the
+    repository's own as its alternate): nothing of the repository changes."""
+    import shutil
+    import tempfile
+
+    index, objects = git.git_paths(repo, "index", "objects")
+    with tempfile.TemporaryDirectory(prefix="gitops-tag-") as tmp:
+        scratch = Path(tmp)
+        if index.is_file():  # its stat data spares hashing the files that did not change
+            shutil.copyfile(index, scratch / "index")
+        (scratch / "objects").mkdir()
+        env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve())}
+        # nothing written next to the repository's own index (a split index's shared file, fsmonitor's data)
+        local = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false"]
+        git.run([*local, "add", "--update"], cwd=repo, env=env, what="git add -u (a copy of the index)")
+        return git.run([*local, "write-tree"], cwd=repo, env=env, what="git write-tree").stdout.strip()
 
 
 def resolve_sha(repo: Path, override: str | None) -> str:

@@ -547,13 +547,16 @@ def test_a_context_tar_ends_with_its_two_zero_blocks(tmp_path) -> None:
 
 
 def test_push_progress_off_a_tty_shows_each_kind_of_status_once_a_layer(capsys: pytest.CaptureFixture[str]) -> None:
-    """The engine counts a retry down once a second (`Retrying in 5 seconds`, `... 4 seconds`, ...): off a
-    TTY that was a line a second, ~50 lines in one failed push."""
+    """The engine counts a retry down once a second (`Retrying in 5 seconds`, `... 4 seconds`, ...,
+    `... 1 second`): off a TTY that was a line a second, ~50 lines in one failed push; the singular was a
+    kind of its own."""
     from gitops_cli.engine import PushProgress
 
-    statuses = ["Preparing", "Waiting", "Pushing", "Pushing",
-                *[f"Retrying in {n} seconds" for n in range(5, 0, -1)], "Pushing",
-                *[f"Retrying in {n} seconds" for n in range(10, 0, -1)], "Pushing", "Pushed"]
+    def countdown(start: int) -> list[str]:  # as the engine words it (distribution/xfer)
+        return [f"Retrying in {n} second{'s' if n != 1 else ''}" for n in range(start, 0, -1)]
+
+    statuses = ["Preparing", "Waiting", "Pushing", "Pushing", *countdown(5), "Pushing", *countdown(10), "Pushing",
+                "Pushed"]
     with PushProgress() as progress:
         for status in statuses:
             progress.update({"id": "a1b2c3", "status": status, "progressDetail": {}})

@@ -260,17 +260,18 @@ def test_a_write_the_system_refused_is_exit_74() -> None:
 
 def test_gits_output_is_never_coloured_whatever_the_users_config_entries_say(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """PLAIN_OUTPUT goes after the user's own GIT_CONFIG_* entries (and a credential's, given in `extra`),
-    which stay: git reads them in order, the last one wins."""
+    """PLAIN_OUTPUT goes on git's command line, read after the user's own GIT_CONFIG_* entries and
+    GIT_CONFIG_PARAMETERS (a parent git's `-c`), which stay in the environment: the last one wins."""
     monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
     monkeypatch.setenv("GIT_CONFIG_KEY_0", "color.ui")
     monkeypatch.setenv("GIT_CONFIG_VALUE_0", "always")
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'color.ui'='always' 'color.grep'='always'")
     env = git.base_env(git.config_env([("http.https://h/.extraHeader", "Authorization: Basic x")]))
     count = int(env["GIT_CONFIG_COUNT"])
     entries = [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"]) for i in range(count)]
-    assert entries[:2] == [("color.ui", "always"), ("http.https://h/.extraHeader", "Authorization: Basic x")]
-    assert entries[2:] == list(git.PLAIN_OUTPUT) and ("color.ui", "never") in entries[2:]
+    assert entries == [("color.ui", "always"), ("http.https://h/.extraHeader", "Authorization: Basic x")]
     assert git.run(["config", "--get", "color.ui"], cwd="/").stdout == "never"
+    assert git.run(["config", "--get", "color.grep"], cwd="/").stdout == "never"
     monkeypatch.setenv("GIT_CONFIG_COUNT", "two")
     with pytest.raises(UsageError, match="GIT_CONFIG_COUNT='two': not a number"):
         git.base_env()
@@ -287,8 +288,11 @@ def test_ssh_askpass_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_token_of_gitops_turns_the_users_credential_helpers_and_askpass_off() -> None:
     env = deployrepo.open_remote("https://git.example.com/d.git", environ={"GITOPS_GIT_TOKEN": SECRET}).env
-    entries = [(env[f"GIT_CONFIG_KEY_{i}"], env[f"GIT_CONFIG_VALUE_{i}"]) for i in range(int(env["GIT_CONFIG_COUNT"]))]
-    assert entries[-1] == ("credential.helper", "")  # an empty helper resets the list
+    # an empty helper resets the list, after the user's (GIT_CONFIG_PARAMETERS: a parent git's `-c`)
+    user = {"GIT_CONFIG_PARAMETERS": "'credential.helper'='store'", "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "credential.helper", "GIT_CONFIG_VALUE_0": "cache"}
+    helpers = git.run_outside(["config", "--get-all", "credential.helper"], env={**env, **user}, strip=False)
+    assert helpers.stdout.splitlines()[-1] == ""
     assert env["GIT_ASKPASS"] == ""
     assert deployrepo.open_remote("https://git.example.com/d.git", environ={}).env == {}  # the user's helpers
 

@@ -119,6 +119,33 @@ def test_created_time_sources(tmp_path) -> None:
     assert abs((datetime.now(UTC) - parsed).total_seconds()) < 60
 
 
+def test_created_time_of_a_signed_commit_under_log_show_signature(tmp_path, monkeypatch) -> None:
+    """`git show -s --format=%cI` printed the signature check first: ValueError, exit 70, for `gitops build`."""
+    import subprocess
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    key = tmp_path / "key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    (tmp_path / "allowed").write_text("a@example.com " + key.with_suffix(".pub").read_text())
+    repo = tmp_path / "app"
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True).stdout
+
+    repo.mkdir()
+    git("init", "--quiet")
+    for k, v in (("user.name", "A"), ("user.email", "a@example.com"), ("gpg.format", "ssh"),
+                 ("user.signingKey", str(key)), ("log.showSignature", "true"),
+                 ("gpg.ssh.allowedSignersFile", str(tmp_path / "allowed"))):
+        git("config", "--global", k, v)
+    git("commit", "--quiet", "-S", "--allow-empty", "-m", "signed")
+    sha = git("rev-parse", "HEAD").strip()
+    assert "Good" in git("show", "-s", "--format=%cI", sha)
+    committed = git("-c", "log.showSignature=false", "show", "-s", "--format=%cI", sha).strip()
+    assert build.created_time(repo, sha, {}) == build.rfc3339(datetime.fromisoformat(committed))
+
+
 @pytest.mark.parametrize("epoch", ["abc", "1.5e9", "-1", "99999999999999", "１２"])
 def test_created_time_refuses_a_source_date_epoch_that_is_not_whole_seconds(epoch) -> None:
     with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH") as info:

@@ -4,10 +4,12 @@ git commands do, and the user's credential store is never touched by a credentia
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,27 @@ def test_a_wrong_token_never_reaches_the_users_credential_helpers(tmp_path: Path
     assert res.returncode == 0, res.stderr
     assert remote.head() == res.stdout.strip()
     assert "store" in log.read_text().split()  # the user's helpers are in use when gitops has no credential
+
+
+def test_a_parent_gits_config_never_undoes_gitops_own(tmp_path: Path, http_git_server) -> None:
+    """gitops run from a git alias (or hook) under `git -c credential.helper=store`, or with
+    GIT_CONFIG_PARAMETERS set: git reads those after the GIT_CONFIG_COUNT entries, and they undid gitops'
+    reset of the helpers, which then erased the stored credential after the wrong token's 401 (exit 11)."""
+    make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    store = tmp_path / "home" / ".git-credentials"
+    env = _env(tmp_path, GITOPS_GIT_TOKEN="Wr0ngTokenValue99", PATH=f"{GITOPS.parent}:{os.environ['PATH']}")
+    stored = f"http://bob:{TOKEN}@127.0.0.1:{server.port}\n"
+    store.write_text(stored)
+    _global(tmp_path, ("alias.deploybump", "!gitops bump"))
+    bump = ["--deploy-repo", server.url(), "--image", f"{APP}:v1"]
+    res = subprocess.run(["git", "-c", "credential.helper=store", "deploybump", *bump], env=gitops_env(env),
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 11, res.stderr
+    assert store.read_text() == stored
+    res = _run(["bump", *bump], {**env, "GIT_CONFIG_PARAMETERS": "'credential.helper'='store'"})
+    assert res.returncode == 11, res.stderr
+    assert store.read_text() == stored
 
 
 def test_askpass_programs(tmp_path: Path, http_git_server) -> None:
@@ -182,6 +205,64 @@ def test_coloured_git_output_is_never_parsed(tmp_path: Path, key: str) -> None:
     assert b"image: registry.example.com/team/a1:v0\n" in remote.show("apps/a1/deploy.yaml")
 
 
+# --- what gitops parses of git's log output -----------------------------------------------------------------
+
+
+def _signing(tmp_path: Path) -> tuple[Path, Path]:
+    """An ssh signing key and an allowed-signers file naming it (gpg.format=ssh)."""
+    key = tmp_path / "signing-key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "signer", "-f", str(key)], check=True)
+    allowed = tmp_path / "allowed-signers"
+    allowed.write_text("fixture@example.com " + key.with_suffix(".pub").read_text())
+    return key, allowed
+
+
+def test_history_reads_dates_and_trailers_whatever_the_log_config_says(tmp_path: Path) -> None:
+    """log.showSignature and a signed commit: the date column held git's "Good signature" lines; with
+    trailer.separators `=`, gitops' own `Image:` trailers were not read (by_gitops false)."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    key, allowed = _signing(tmp_path)
+    work = remote.clone(tmp_path / "work")
+    (work / "apps/a1/deploy.yaml").write_text(FILES["apps/a1/deploy.yaml"].replace(":v0", ":v2"))
+    git("-c", "gpg.format=ssh", "-c", f"user.signingKey={key}", "commit", "--quiet", "-S", "-am", "signed", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    _global(tmp_path, ("log.showSignature", "true"), ("gpg.format", "ssh"),
+            ("gpg.ssh.allowedSignersFile", str(allowed)), ("trailer.separators", "="))
+    assert "Good" in git("log", "-1", "--format=%cI", "main", cwd=tmp_path / "srv" / "deploy.git", env=env)
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    for entry in entries:
+        datetime.fromisoformat(entry["date"])
+    assert [(e["tag"], e["by_gitops"]) for e in entries] == [("v2", False), ("v1", True), ("v0", False)]
+
+
+def test_names_and_messages_are_read_and_written_as_utf8_whatever_the_encoding_config(tmp_path: Path) -> None:
+    """i18n.logOutputEncoding ISO-8859-1: history printed `J\\xf6rg`, its JSON held lone surrogates; an
+    i18n.commitEncoding of ISO-8859-1 labelled gitops' (UTF-8) commit as ISO-8859-1."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    work = remote.clone(tmp_path / "work")
+    (work / "apps/a1/deploy.yaml").write_text(FILES["apps/a1/deploy.yaml"].replace(":v0", ":v1"))
+    git("commit", "--quiet", "-am", "Größer", "--author", "Jörg Müller <fixture@example.com>", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    _global(tmp_path, ("i18n.logOutputEncoding", "ISO-8859-1"), ("i18n.commitEncoding", "ISO-8859-1"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v2", "--author", "Zoë Bøe <z@example.com>",
+                "--message", "Déploie {image}"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.git("log", "-1", "--format=%an|%s", "main").strip() == f"Zoë Bøe|Déploie {APP}:v2"
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    assert [(e["author"], e["subject"]) for e in entries[:2]] == [
+        ("Zoë Bøe <z@example.com>", f"Déploie {APP}:v2"), ("Jörg Müller <fixture@example.com>", "Größer")]
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP], env)
+    assert "Jörg Müller" in res.stdout and "Zoë Bøe" in res.stdout
+
+
 # --- 8: url.<base>.insteadOf ----------------------------------------------------------------------------
 
 
@@ -257,6 +338,36 @@ def test_the_users_hooks_and_templates_never_run_in_gitops_clones(tmp_path: Path
     assert "JIRA" not in remote.git("log", "--format=%B", "main")
 
 
+@pytest.mark.parametrize("route", ["GIT_CONFIG_COUNT", "GIT_CONFIG_PARAMETERS"])
+def test_hooks_given_through_the_environment_never_run_in_gitops_clones(tmp_path: Path, route: str) -> None:
+    """core.hooksPath in the environment outranked the clone's own core.hooksPath=/dev/null: its
+    prepare-commit-msg changed the pushed message."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    log = tmp_path / "hooks.log"
+    hooks = _hooks(tmp_path / "hooks", log)
+    given = ({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": str(hooks)}
+             if route == "GIT_CONFIG_COUNT" else {"GIT_CONFIG_PARAMETERS": f"'core.hooksPath'='{hooks}'"})
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], _env(tmp_path, **given))
+    assert res.returncode == 0, res.stderr
+    assert not log.exists()
+    assert remote.message().startswith(f"Update {APP} image to {APP}:v1\n")
+
+
+def test_the_users_push_options_are_not_sent(tmp_path: Path, http_git_server) -> None:
+    """A global push.pushOption made every push fail: "the receiving end does not support push options"."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv")
+    _global(tmp_path, ("push.pushOption", "ci.skip"))
+    env = _env(tmp_path)
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+
+
 def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path / "srv", FILES)
     log = tmp_path / "hooks.log"
@@ -279,16 +390,71 @@ LFS_POINTER = ("version https://git-lfs.github.com/spec/v1\n"
                "oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")
 
 
-@pytest.mark.skipif(subprocess.run(["sh", "-c", "command -v git-lfs"], capture_output=True).returncode == 0,
-                    reason="git-lfs is installed here")
-def test_a_missing_git_lfs_is_named(tmp_path: Path) -> None:
-    """filter.lfs configured (required) but git-lfs not installed: git's own reason, not "the remote end
-    hung up unexpectedly" or "packet write with format failed"."""
+def test_gitops_clones_run_no_filter_and_need_no_git_lfs(tmp_path: Path) -> None:
+    """filter.lfs configured (required) but git-lfs not installed: a clone runs no filter (AS_STORED), so
+    the file a .gitattributes sends to LFS, stored as plain YAML, is bumped as stored (it was exit 10,
+    "git-lfs: not found", the filter being required)."""
     remote = make_bare_remote(tmp_path / "srv", {**FILES, ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
-    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs filter-process"))
+    _global(tmp_path, ("filter.lfs.required", "true"), ("filter.lfs.process", "git-lfs-is-not-here filter-process"))
     res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1"], _env(tmp_path))
-    assert res.returncode == 10, res.stderr
-    assert "git-lfs: not found" in res.stderr.splitlines()[-1]
+    assert res.returncode == 0, res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == FILES["apps/a3/deploy.yaml"].replace(":v0", ":v1").encode()
+
+
+POINTER_FOR = ("version https://git-lfs.github.com/spec/v1\n"
+               "oid sha256:9c1d4f1f9d7c1c5ee0bb32c37d1e1ddf9fa2e2d4e1c7a3a4a3c5f52b3c8a6f11\nsize 321\n")
+
+
+def _lfs_filters(tmp_path: Path, content: str = "") -> None:
+    """git-lfs' filters as `git lfs install` sets them up, played by scripts: clean stores a pointer (the
+    content would go to .git/lfs/objects, for a pre-push hook to upload), smudge gives `content` for it
+    (passes content through when there is none)."""
+    clean = _script(tmp_path / "bin" / "fake-lfs-clean", f"cat >/dev/null\nprintf '%s' '{POINTER_FOR}'\n")
+    smudge = _script(tmp_path / "bin" / "fake-lfs-smudge",
+                     f"cat >/dev/null\nprintf '%s' '{content}'\n" if content else "cat\n")
+    _global(tmp_path, ("filter.lfs.clean", f"{clean} %f"), ("filter.lfs.smudge", f"{smudge} %f"),
+            ("filter.lfs.required", "true"))
+
+
+def test_a_clone_bumps_each_file_as_it_is_stored(tmp_path: Path) -> None:
+    """A .gitattributes that sends a file to LFS after it was committed as plain YAML: the bump committed
+    the LFS pointer git-lfs' clean filter made, whose object was never uploaded (a fresh checkout failed,
+    sync exit 10).  A CRLF file marked `text`: every line of it was changed to LF.  Both are bumped as
+    stored: only the tag changes."""
+    crlf = FILES["apps/a1/deploy.yaml"].replace("\n", "\r\n")
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a1/deploy.yaml": crlf})
+    remote.commit_change(".gitattributes", "apps/a3/*.yaml filter=lfs diff=lfs merge=lfs -text\n"
+                                           "apps/a1/*.yaml text eol=lf\n")  # after the files: stored as they were
+    assert remote.show("apps/a1/deploy.yaml") == crlf.encode()
+    _lfs_filters(tmp_path)
+    _global(tmp_path, ("core.autocrlf", "true"))
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a3:v1",
+                "--image", f"{APP}:v1"], _env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == FILES["apps/a3/deploy.yaml"].replace(":v0", ":v1").encode()
+    assert remote.show("apps/a1/deploy.yaml") == crlf.replace(":v0", ":v1").encode()
+
+
+def test_a_file_git_commits_through_a_filter_is_never_bumped_in_a_local_checkout(tmp_path: Path) -> None:
+    """In your checkout, `git add` runs your filters: git-lfs' clean filter keeps the content in
+    .git/lfs/objects, to be uploaded by its pre-push hook, which gitops' push (--no-verify) does not run.
+    Such a file is skipped, naming the filter; --no-commit edits it (you commit and push it)."""
+    real = FILES["apps/a3/deploy.yaml"]
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, "apps/a3/deploy.yaml": POINTER_FOR,
+                                                 ".gitattributes": "apps/a3/*.yaml filter=lfs -text\n"})
+    env = _env(tmp_path)
+    _lfs_filters(tmp_path, real)
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    assert (checkout / "apps/a3/deploy.yaml").read_text() == real
+    image = ["--image", "registry.example.com/team/a3:v1"]
+    res = _run(["bump", "--deploy-repo", str(checkout), *image], env)
+    assert res.returncode == 3, res.stderr
+    assert "warning: apps/a3/deploy.yaml: skipped (git commits it through the filter 'lfs'" in res.stderr
+    assert remote.show("apps/a3/deploy.yaml") == POINTER_FOR.encode()
+    res = _run(["bump", "--deploy-repo", str(checkout), "--no-commit", *image], env)
+    assert res.returncode == 0, res.stderr
+    assert (checkout / "apps/a3/deploy.yaml").read_text() == real.replace(":v0", ":v1")
 
 
 def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path) -> None:
@@ -299,10 +465,18 @@ def test_a_yaml_file_stored_in_git_lfs_is_named_and_never_bumped(tmp_path: Path)
         res = _run(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/team/a2:v1", *extra], env)
         assert res.returncode == 3, res.stderr
         assert warning in res.stderr
+    # a bump that finds its image: no word of a file it could not read (it was named on every bump)
     res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
     assert res.returncode == 0, res.stderr
-    assert warning in res.stderr
+    assert "LFS" not in res.stderr
     assert remote.show("apps/a2/deploy.yaml") == LFS_POINTER.encode()
+    checkout = remote.clone(tmp_path / "deploy")
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert "LFS" not in res.stderr
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", "registry.example.com/team/a2:v1"], env)
+    assert res.returncode == 3, res.stderr
+    assert warning in res.stderr
 
 def test_a_file_stored_in_git_lfs_is_checked_out_as_its_pointer_never_smudged(tmp_path: Path) -> None:
     """With git-lfs set up (a stand-in smudge filter here, which honours GIT_LFS_SKIP_SMUDGE as git-lfs
@@ -339,3 +513,15 @@ def test_a_path_into_a_submodule_of_a_remote_is_exit_2(tmp_path: Path) -> None:
     res = _run(["history", "--deploy-repo", remote.url, "--path", "apps/sub"], env)
     assert res.returncode == 2, res.stderr
     assert "a submodule" in res.stderr
+    # history and rollback, of the remote and of a local checkout with the submodule checked out: a path
+    # below it was "no change found" (exit 3) or "does not exist in the repository"
+    checkout = remote.clone(tmp_path / "deploy")
+    git("clone", "--quiet", "--no-checkout", remote.url, str(checkout / "apps/sub"), env=env)
+    git("checkout", "--quiet", "--detach", git("rev-parse", "HEAD:apps/sub", cwd=checkout).strip(),
+        cwd=checkout / "apps/sub", env=env)
+    for repo in (remote.url, str(checkout)):
+        for path in ("apps/sub/apps", "apps/sub/apps/a1"):
+            for verb in (["history", "--image", APP], ["rollback", "--image", APP, "--to", "v0", "--no-verify"]):
+                res = _run([verb[0], "--deploy-repo", repo, *verb[1:], "--path", path], env)
+                assert res.returncode == 2, (repo, path, verb, res.stderr)
+                assert f"--path '{path}': inside the submodule apps/sub" in res.stderr

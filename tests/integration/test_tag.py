@@ -110,6 +110,29 @@ def test_allow_dirty_tags_differ_per_state(gitops, repo: Path) -> None:
     assert len({a, b, c}) == 3
 
 
+def test_the_dirty_hash_does_not_depend_on_the_users_diff_settings(gitops, repo: Path, tmp_path: Path) -> None:
+    """diff.noprefix (and diff.algorithm, diff.context, a diff driver's funcname...) changed the diff the hash
+    was taken of: the same dirty state got another tag."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1"}
+    (repo / "file.txt").write_text("".join(f"line {i}\n" for i in range(40)))
+    commit_all(repo, "long file")
+    (repo / ".gitattributes").write_text("*.txt diff=words\n")
+    (repo / "file.txt").write_text("".join(f"line {i}\n" if i != 20 else "changed\n" for i in range(40)))
+    (repo / "new.txt").write_text("untracked\n")
+    objects = sorted((repo / ".git" / "objects").rglob("*"))
+    first = gitops(["tag", "--allow-dirty"], cwd=repo, env=env)
+    assert first.returncode == 0, first.stderr
+    assert sorted((repo / ".git" / "objects").rglob("*")) == objects  # the hash writes nothing into the repo
+    for key, value in (("diff.noprefix", "true"), ("diff.mnemonicPrefix", "true"), ("diff.algorithm", "patience"),
+                       ("diff.context", "10"), ("diff.words.xfuncname", "^line 1.*$"), ("core.quotePath", "false")):
+        subprocess.run(["git", "config", "--file", str(home / ".gitconfig"), key, value], check=True)
+    again = gitops(["tag", "--allow-dirty"], cwd=repo, env=env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == first.stdout
+
+
 def test_shallow_clone(gitops, repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     res = subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)],
