@@ -8,19 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gitremotes import git, make_bare_remote
+from tests.fixtures.gitremotes import private_git_env as _env
 
 pytestmark = pytest.mark.integration
 
 API = "registry.example.com/team/api"
 TOKEN = "glpat-T0k3n-never-print-me"
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    tmp = tmp_path / "tmp"
-    tmp.mkdir(exist_ok=True)
-    return {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "TMPDIR": str(tmp), **extra}
 
 
 def _files_containing(root: Path, *needles: str) -> list[Path]:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
 from tests.fixtures.gitremotes import git, make_bare_remote
+from tests.fixtures.gitremotes import private_git_env as _env
 from tests.fixtures.procs import stop_process
 
 pytestmark = pytest.mark.integration
@@ -37,15 +38,6 @@ spec:
 """
     for i in (1, 2, 3)
 }
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    """A private HOME (its ~/.gitconfig is the user's global config) and TMPDIR."""
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    tmp = tmp_path / "tmp"
-    tmp.mkdir(exist_ok=True)
-    return {"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "TMPDIR": str(tmp), **extra}
 
 
 def _global(tmp_path: Path, *pairs: tuple[str, str]) -> None:
