@@ -626,7 +626,9 @@ class Client:
             return _fetch(self._opener, request, TIMEOUT)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}",
+            tls = self.endpoint.tls_failure if url.startswith("http:") else None  # both failures, not only HTTP's
+            raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}"
+                                + (f" (HTTPS, tried first: {tls})" if tls else ""),
                                 hint=self._unreachable_hint(reason)) from None
 
     def _unreachable_hint(self, reason: object) -> str:

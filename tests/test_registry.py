@@ -155,6 +155,8 @@ def test_unreachable_names_url() -> None:
         registry.resolve_digest(parse(f"127.0.0.1:{port}/team/app:1"))
     assert info.value.exit_code == 8
     assert f"http://127.0.0.1:{port}/v2/team/app/manifests/1" in info.value.message
+    # an insecure registry is tried over HTTPS first: why that failed is said too, not only HTTP's failure
+    assert "Connection refused (HTTPS, tried first: [Errno 111] Connection refused)" in info.value.message
 
 
 @pytest.mark.parametrize(
