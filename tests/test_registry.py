@@ -484,6 +484,8 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) ->
     import socket
     import time
 
+    from tests.fixtures.procs import accept_each
+
     body = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "c" * 64}}).encode()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -504,15 +506,7 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) ->
                     return
                 conn.sendall(bytes([byte]))
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    accept_each(listener, serve)
     monkeypatch.setattr(registry, "TIMEOUT", 1)
     started = time.monotonic()
     try:
