@@ -487,25 +487,13 @@ def _kustomization_shown(root: Path, d: Path) -> str:
 def _kustomization(root: Path, problems: list[str], d: Path) -> dict[str, Any] | None:
     """The kustomization of the repo directory `d` (its first document), None when it has none; one that
     cannot be read or parsed is None too, with the reason in `problems`."""
-    from gitops_cli.sync import load_documents
-    from gitops_cli.yamledit import read_text
+    from gitops_cli.sync import read_kustomization
 
-    path = kustomize.kustomization_file(root, d)
-    if path is None:
-        return None
-    shown = (d / path.name).as_posix()
     try:
-        docs = load_documents(read_text(path), shown)
-    except UnicodeDecodeError:
-        problems.append(f"{shown}: not UTF-8 text")
-        return None
-    except OSError as exc:
-        problems.append(f"{shown}: cannot read: {exc.strerror}")
-        return None
+        return read_kustomization(root, d)
     except GitopsError as exc:
         problems.append(exc.message)
         return None
-    return docs[0] if docs and isinstance(docs[0], dict) else {}
 
 
 def _not_utf8(path: Path, needles: Sequence[str]) -> str | None:

@@ -535,14 +535,19 @@ def _kustomization(root: Path, rel: Path, docs: dict[Path, dict[str, Any] | None
     the file as in the repo (`overlays/prod/kustomization.yaml:3`), never the cache path.  `docs`: the
     files read so far in this pass (a base shared by several overlays is read once)."""
     if rel not in docs:
-        doc: dict[str, Any] | None = None
-        path = kustomize.kustomization_file(root, rel)
-        if path is not None:
-            shown = (rel / path.name).as_posix()
-            found = load_documents(_read(path, shown), shown)  # an error stops the pass: not cached
-            doc = found[0] if found and isinstance(found[0], dict) else {}
-        docs[rel] = doc
+        docs[rel] = read_kustomization(root, rel)  # an error stops the pass: not cached
     return docs[rel]
+
+
+def read_kustomization(root: Path, rel: Path) -> dict[str, Any] | None:
+    """The first document of the kustomization file of the repo directory `rel` ({} when it is no mapping),
+    None when it has none; SyncError naming the file as in the repo when it cannot be read or parsed."""
+    path = kustomize.kustomization_file(root, rel)
+    if path is None:
+        return None
+    shown = (rel / path.name).as_posix()
+    found = load_documents(_read(path, shown), shown)
+    return found[0] if found and isinstance(found[0], dict) else {}
 
 
 def _is_component(root: Path, rel: Path, docs: dict[Path, dict[str, Any] | None]) -> bool:
