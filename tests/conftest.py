@@ -15,7 +15,16 @@ pytest_plugins = [
 ]
 
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
+
+# A test runner started in the background by a shell without job control (`make test &` in a script,
+# nohup) inherits SIGINT ignored, and so would every `gitops` the tests start: gitops, like any program,
+# keeps an inherited SIG_IGN (interrupts.install), so the tests that interrupt a run with SIGINT would
+# see it run to the end. The runner's own handler is not inherited (exec resets it to the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
