@@ -22,7 +22,8 @@ EXIT_CODES: dict[int, str] = {
     4: "working tree not clean (uncommitted or untracked files) or not a git checkout; a local deploy "
        "checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
-    6: "refused: tag already exists for a different image, or a mutable tag (latest, main, ...) without override; "
+    6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
+       "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "
        "`rollback`: the target tag (or its recorded digest) is not in the registry",
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",

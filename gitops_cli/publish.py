@@ -19,6 +19,15 @@ Before pushing, the registry is asked what it has under the tag:
 A multi-platform index under the tag is only "same" by rule 1.
 
 `latest` and branch-like tags (imageref.is_mutable_tag) are refused unless allow_mutable_tag.
+
+The registry API has no compare-and-swap: two publishes of one tag at once (two CI runners on the same
+commit) can both find the tag free and both push, the later push moving the tag.  So after its push a
+run reads the tag back (one HEAD, `confirm_pushed`) and succeeds only if the tag names its image (its
+digest, or by the rules above the same image: then with the tag's digest); else it is refused (exit 6,
+naming the digest the tag holds), so nothing downstream (the bump, the step outputs) gets a digest the
+tag does not name.  With allow_overwrite the same holds: the last push wins by design, and an earlier
+one is refused after the fact.  The window that stays open (the README says so): a push that started
+before the other's manifest landed, and lands after the other's read-back, succeeds as well.
 """
 
 from __future__ import annotations
@@ -157,4 +166,35 @@ def publish_image(
             raise RegistryAuthError(f"push of {ref} refused by the registry: {message}") from None
         raise RegistryError(f"push of {ref} failed: {message}", hint=exc.hint) from None
     parse(f"{ref.name}@{digest}")  # the engine's digest is well-formed
-    return PublishResult(ref=ref, digest=digest, pushed=True)
+    return confirm_pushed(ref, digest, local, reg, allow_overwrite)
+
+
+def confirm_pushed(ref: ImageRef, digest: str, local: Mapping[str, Any], reg: registry.Client,
+                   allow_overwrite: bool = False) -> PublishResult:
+    """After this run pushed `digest` to ref's tag: does the tag name it (one HEAD)?  Another publish of the
+    same tag may have pushed after this run's look-up, before or after this push (see the module
+    docstring).  The same image under another digest (its own push of the same content) is this run's
+    image, with the tag's digest; another image is RefusedError (exit 6)."""
+    try:
+        now = registry.head_digest(ref, client=reg)
+        tagged = None
+        if now is not None and now != digest:
+            tagged = registry.get_manifest(ref.with_digest(now), client=reg)
+            if tagged is not None and same_image(local, ref, tagged,
+                                                 lambda d: registry.get_blob_json(ref, d, client=reg)):
+                output.info(f"another publish of {ref} pushed the same image at the same time; the tag names {now}")
+                return PublishResult(ref=ref, digest=now, pushed=True)
+    except (RegistryError, RegistryAuthError) as exc:
+        raise type(exc)(f"pushed {ref} as {digest}, but could not check that the tag names it: {exc.message}",
+                        hint=exc.hint or "re-run: its look-up tells whether the tag names this image") from None
+    if now == digest:
+        return PublishResult(ref=ref, digest=digest, pushed=True)
+    if now is None or tagged is None:
+        raise RegistryError(f"registry error: {ref} names no image right after its push as {digest} "
+                            "(deleted meanwhile?)", hint="re-run the publish")
+    hint = ("with --allow-overwrite the last push wins, and the other run's came last: re-run to push this image "
+            "over it" if allow_overwrite else
+            "tags are immutable, and the tag is the other image's now: publish this image under a new tag "
+            "(commit first)")
+    raise RefusedError(f"another publish of {ref} won the race: the tag names {now}, not this run's {digest} "
+                       f"(the local image {local.get('Id')})", hint=hint)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -380,3 +381,89 @@ def test_a_failing_credential_helper_is_one_warning_with_its_reason(gitops, app_
                      "failed (keychain \\x1b[31mlocked); going on without the docker config's credentials, as "
                      "docker does"], res.stderr
     assert "\x1b" not in res.stderr and "second line" not in res.stderr
+
+
+# --- two publishes of one tag at once ------------------------------------------------------------------
+def build_image(docker_engine, ref: str, extra: str, nocache: bool = False) -> str:
+    """Build `ref` FROM the base image (labelled for the session's clean-up); its image id."""
+    import io
+
+    dockerfile = f"FROM {BASE_IMAGE}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\n{extra}\n"
+    for line in docker_engine.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True, nocache=nocache,
+                                    decode=True):
+        assert "error" not in line, line
+    return str(docker_engine.inspect_image(ref)["Id"])
+
+
+def publish_at_once(cwd: Path, refs: list[str], *extra: str) -> list[subprocess.CompletedProcess]:
+    from tests.fixtures.cli import GITOPS, gitops_env
+
+    procs = [subprocess.Popen([str(GITOPS), "publish", "--image", ref, *extra], cwd=cwd, env=gitops_env(), text=True,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for ref in refs]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+@pytest.mark.parametrize("overwrite", [False, True], ids=["free-tag", "allow-overwrite"])
+def test_two_publishes_of_one_tag_at_once_exactly_one_wins(gitops, docker_engine, base_image: str,
+                                                           registry: Registry, tmp_path: Path,
+                                                           overwrite: bool) -> None:
+    """Two publishes of different images to one tag, both finding it free (or, with --allow-overwrite,
+    naming a third image), both pushing: both exited 0, each printing its own digest, while the tag named
+    only one (a bump of the other pinned a digest the tag does not name).  The registry has no
+    compare-and-swap; each publish reads the tag back after its push: exactly one succeeds, the one the
+    tag names, and the other is refused (exit 6) naming it.  The proxy makes the race certain: both
+    manifests land before either push is answered (same registry, two names: 127.0.0.1 and localhost)."""
+    from tests.fixtures.registry_proxy import manifest_barrier
+
+    extra = []
+    if overwrite:  # the tag names another image before
+        earlier = f"{registry.host}/race/pub:t1"
+        build_image(docker_engine, earlier, "LABEL v=earlier")
+        first = gitops(["publish", "--image", earlier], cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
+        extra = ["--allow-overwrite"]
+    with manifest_barrier(registry.host) as proxy:
+        port = proxy.host.rsplit(":", 1)[1]
+        refs = [f"{proxy.host}/race/pub:t1", f"localhost:{port}/race/pub:t1"]
+        for ref, value in zip(refs, "ab", strict=True):
+            build_image(docker_engine, ref, f"LABEL v={value}")
+        results = publish_at_once(tmp_path, refs, *extra)
+        assert len(proxy.order) == 2, proxy.order  # the race happened: both manifests landed, then the answers
+    tagged = registry_digest(registry, "race/pub", "t1")
+    won = [(ref, res) for ref, res in zip(refs, results, strict=True) if res.returncode == 0]
+    lost = [(ref, res) for ref, res in zip(refs, results, strict=True) if res.returncode != 0]
+    assert len(won) == 1 and len(lost) == 1, [(r.returncode, r.stderr) for r in results]
+    assert won[0][1].stdout == f"{won[0][0]}@{tagged}\n"
+    ref, res = lost[0]
+    assert res.returncode == 6 and res.stdout == "", res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: another publish of {ref} won the race: the tag names "
+                                                     f"{tagged}, not this run's sha256:"), res.stderr
+    assert ("the last push wins" in res.stderr) == overwrite
+    assert "Traceback" not in res.stderr
+
+
+def test_two_publishes_of_the_same_image_at_once_both_report_the_tags_digest(docker_engine, base_image: str,
+                                                                             registry: Registry,
+                                                                             tmp_path: Path) -> None:
+    """The same content built twice (other timestamps, so other digests), published at once: the
+    publish whose push the tag does not name has still published the same image (as a later publish
+    would say "already published"), so both succeed, and both print the digest the tag names."""
+    from tests.fixtures.registry_proxy import manifest_barrier
+
+    with manifest_barrier(registry.host) as proxy:
+        port = proxy.host.rsplit(":", 1)[1]
+        refs = [f"{proxy.host}/race/same:t1", f"localhost:{port}/race/same:t1"]
+        ids = {build_image(docker_engine, ref, "ENV MODE=prod", nocache=True) for ref in refs}
+        assert len(ids) == 2  # two images: their manifests' digests differ
+        results = publish_at_once(tmp_path, refs)
+        assert len(proxy.order) == 2, proxy.order
+    tagged = registry_digest(registry, "race/same", "t1")
+    assert [res.returncode for res in results] == [0, 0], [res.stderr for res in results]
+    assert [res.stdout for res in results] == [f"{ref}@{tagged}\n" for ref in refs]
+    assert sum("pushed the same image at the same time" in res.stderr for res in results) == 1
