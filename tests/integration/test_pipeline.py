@@ -660,3 +660,69 @@ def test_sha_on_a_checkout_of_the_same_tree_records_no_source_tree(gitops, app: 
     assert res.returncode == 0, res.stderr
     tree = git(app, "rev-parse", "HEAD^{tree}")
     assert f"source-tree={tree[:16]}" in config_labels(registry, older[:7])["dev.gitops-cli.build-inputs"]
+
+
+def test_two_runs_of_one_commit_at_once_only_the_tags_image_is_bumped(app: Path, registry: Registry,
+                                                                      tmp_path: Path) -> None:
+    """Two runners on one commit (not serialized), each building its own image of it (two checkouts made
+    at other times, the legacy builder without cache: other file times in the layers, as on two
+    machines): both found the tag free, both pushed, and both bumped, each with its own digest, though
+    the tag names only one.  Now the run whose image the tag does not name after both pushes fails at
+    publish (exit 6): no bump, no digest in its outputs; its re-run finds the tag published for this
+    commit and bumps the tag's digest.  The proxy lands both manifests before answering either (one
+    registry under two names, 127.0.0.1 and localhost, so that each run has an image of its own in the
+    one engine)."""
+    import os
+    import subprocess
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+    from tests.fixtures.registry_proxy import manifest_barrier
+
+    other = tmp_path / "app2"  # the second machine's checkout of the same commit
+    subprocess.run(["git", "clone", "-q", str(app), str(other)], check=True)
+    for name in ("app.sh", "test.sh"):  # checked out at another time (the legacy builder's COPY keeps it)
+        os.utime(other / name, (1_700_000_000, 1_700_000_000))
+    sha = git(app, "rev-parse", "HEAD")
+    zeros = f"sha256:{'0' * 64}"
+    with manifest_barrier(registry.host) as proxy:
+        port = proxy.host.rsplit(":", 1)[1]
+        images = [f"{proxy.host}/{PATH}", f"localhost:{port}/{PATH}"]
+        deployment = "".join(f"- image: {image}:{OLD}@{zeros}\n" for image in images)
+        remote = make_bare_remote(tmp_path / "remotes", {"apps/app/images.yaml": deployment})
+
+        def command(image: str) -> list[str]:
+            return [str(GITOPS), "build-and-bump", "--image", image, "--deploy-repo", remote.url, "--no-cache",
+                    "--output", "json"]
+
+        env = gitops_env({"DOCKER_BUILDKIT": "0"})
+        procs = [subprocess.Popen(command(image), cwd=checkout, env=env, text=True, stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for image, checkout in zip(images, (app, other), strict=True)]
+        results = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=300)
+            results.append((proc.returncode, out, err))
+        assert len(proxy.order) == 2, proxy.order
+        assert sorted(status for status, _, _ in results) == [0, 6], [err for _, _, err in results]
+        won = next(n for n, (status, _, _) in enumerate(results) if status == 0)
+        rerun = subprocess.run(command(images[1 - won]), cwd=(app, other)[1 - won], env=env, text=True,
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    tag = sha[:7]
+    request = urllib.request.Request(f"{registry.url}/v2/{PATH}/manifests/{tag}", method="HEAD",
+                                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        tagged = resp.headers["Docker-Content-Digest"]
+    winner, loser = json.loads(results[won][1]), json.loads(results[1 - won][1])
+    assert winner["digest"] == tagged and steps(winner)["bump"] == "ok"
+    assert loser["digest"] is None and loser["exit_code"] == 6 and steps(loser)["publish"] == "failed"
+    assert steps(loser)["bump"] == "not run"
+    assert f"won the race: the tag names {tagged}" in loser["error"]
+    first = remote.show("apps/app/images.yaml", f"{remote.branch}~1").decode()  # the winner's bump
+    assert first == "".join(f"- image: {image}:{tag}@{tagged}\n" if n == won else f"- image: {image}:{OLD}@{zeros}\n"
+                            for n, image in enumerate(images))
+    # the re-run: the tag is published for this commit; it bumps the tag's digest
+    assert len(remote.log()) == 3, rerun.stderr
+    again = json.loads(rerun.stdout)
+    assert rerun.returncode == 0 and again["digest"] == tagged and steps(again)["publish"] == "skipped"
+    assert remote.show("apps/app/images.yaml").decode() == "".join(f"- image: {image}:{tag}@{tagged}\n"
+                                                                   for image in images)
