@@ -12,6 +12,7 @@ input errors (exit 2) before any work.
 1. Reach the deploy repo: a shallow clone of a remote into a temp dir, or an existing local checkout.
    The clone has no checkout: apply checks out only the YAML files that name an image
    (deployrepo.check_out_matching: git grep, then a sparse checkout), again after every fetch.
+   A local checkout is bumped under its lock (checkout_lock): one bump or rollback of it at a time.
 2. Compute the new text of every YAML file first (yamledit.update_images, which verifies each file by
    re-parsing).  Nothing is written unless every file succeeded: all or nothing.
 3. Write atomically, commit exactly those files as one commit, push without force.  A push rejected
@@ -28,18 +29,20 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import ci, deployrepo, git, interrupts, kustomize, output
+from gitops_cli import ci, deployrepo, filelock, git, interrupts, kustomize, output
 from gitops_cli.errors import (
+    WRITE_FAILURES,
     DirtyTreeError,
     GitError,
     GitopsError,
+    LockedError,
     NotFoundError,
     PushRetriesExhaustedError,
     UsageError,
@@ -51,6 +54,8 @@ from gitops_cli.settings import FLAGS, Names
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
 BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
 BACKOFF_CAP = 8.0
+CHECKOUT_LOCK = "gitops.lock"  # in a local checkout's git common dir (its linked worktrees share it)
+CHECKOUT_LOCK_WAIT = 300.0  # seconds a bump or rollback of a local checkout waits for another one to end
 
 DigestResolver = Callable[[ImageRef, Any], str]
 # A last check on the computed edits, before each commit (again after each fetch of a moved remote):
@@ -691,7 +696,9 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
                          "(a path), not a URL",
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
-        check_local_checkout(local_scope(remote.local, request)[0], request, environ=environ)
+        root = local_scope(remote.local, request)[0]
+        with checkout_lock(root):  # not in the middle of another run's bump (its edits, its commit)
+            check_local_checkout(root, request, environ=environ)
     return remote
 
 
@@ -839,14 +846,25 @@ def _bump_local_in(
     landed: Landed | None,
 ) -> BumpResult:
     if not request.commit or request.dry_run:
-        if git.work_tree_top(root) is not None:
+        checkout = git.work_tree_top(root) is not None
+        if checkout:
             refuse_submodule_paths(root, request)
-        result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
-        _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
-                      tracked_only=request.commit and git.work_tree_top(root) is not None)
-        if not request.dry_run:
-            write_edits(root, result.edits)
-        return result
+        with checkout_lock(root) if checkout and not request.dry_run else nullcontext():
+            result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
+            _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
+                          tracked_only=request.commit and checkout)
+            if not request.dry_run:
+                write_edits(root, result.edits)
+            return result
+    with checkout_lock(root):  # edit, commit, push, and the reset after a failure: one run at a time
+        return _commit_local(root, request, remote, resolve_digest, environ, sleep, guard, landed)
+
+
+def _commit_local(
+    root: Path, request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
+    environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None,
+    landed: Landed | None,
+) -> BumpResult:
     current = check_local_checkout(root, request, ahead=False)  # the fetch below tells, for sure
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
@@ -875,6 +893,52 @@ def _bump_local_in(
         if not pushed:  # a bump that went through stays (interrupted afterwards: the checkout is origin's)
             _restore_local(root, start, known=not (isinstance(exc, PushInterrupted) and exc.pushed is None))
         raise
+
+
+_locked: set[Path] = set()  # the lock files this process holds (checkout_lock)
+
+
+@contextmanager
+def checkout_lock(root: Path, wait: float | None = None) -> Iterator[None]:
+    """Hold the lock of the local checkout `root` for the block: bumps and rollbacks of one checkout
+    (of its worktrees too) run one at a time, each from its check of the tree through its edit, commit,
+    push and any reset after a failure; another run would see, commit, push or reset away its edits.
+
+    An exclusive flock on `<git common dir>/gitops.lock` (filelock.exclusive): held by another process,
+    a progress line says so and the lock is waited for, CHECKOUT_LOCK_WAIT seconds at most (`wait`), then
+    LockedError (exit 16).  Re-entrant in one process (a rollback holds it around its bump).  A directory
+    that is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
+    res = git.run(["rev-parse", "--git-common-dir"], cwd=root, check=False)
+    if res.status != 0 or not res.stdout.strip():
+        yield
+        return
+    path = (root / res.stdout.strip()).resolve() / CHECKOUT_LOCK
+    if path in _locked:
+        yield
+        return
+    limit = CHECKOUT_LOCK_WAIT if wait is None else wait
+
+    def waiting(holder: str) -> None:
+        output.info(f"waiting for another gitops run on {root} (pid {holder}) to finish, {limit:g} s at most")
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(filelock.exclusive(path, wait=limit, waiting=waiting))
+        except filelock.LockHeld as exc:
+            raise LockedError(f"another gitops run on {root} (pid {exc.holder}) still holds its lock {path} "
+                              f"after {limit:g} s; nothing was changed",
+                              hint="bumps and rollbacks of one checkout run one at a time: re-run once it has "
+                                   "ended") from None
+        except OSError as exc:
+            if exc.errno in WRITE_FAILURES:
+                raise
+            raise GitError(f"{root}: cannot open its lock {path}: {exc.strerror}",
+                           hint="gitops needs to write in the checkout's git directory") from None
+        _locked.add(path)
+        try:
+            yield
+        finally:
+            _locked.discard(path)
 
 
 def _restore_local(root: Path, start: str, known: bool = True) -> None:

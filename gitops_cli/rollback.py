@@ -12,12 +12,13 @@ since is not followed by surprise.  The commit is `Roll back <repository> to <ta
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
+from gitops_cli.bump import BumpRequest, BumpResult, apply, checkout_lock, local_scope, prepare, reach
 from gitops_cli.errors import NotFoundError, RefusedError, UsageError
 from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
 from gitops_cli.imageref import ImageRef, validate_tag
@@ -149,7 +150,9 @@ def rollback(
         dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key, names=request.names,
     )
     remote = reach(plan, environ, images_required=False)
-    with prepare(plan, environ, remote=remote) as prepared:
+    # a local checkout's history is read and rolled back under its lock: no other bump lands in between
+    locked = checkout_lock(local_scope(remote.local, plan)[0]) if remote.local and not request.dry_run else None
+    with prepare(plan, environ, remote=remote) as prepared, locked or nullcontext():
         while True:
             if prepared.work is None or prepared.branch is None:  # a local checkout: read in place
                 history = read_history(wanted, environ=environ)
