@@ -18,6 +18,7 @@ input errors (exit 2) before any work.
 3. Write atomically, commit exactly those files as one commit, push without force.  A push rejected
    because the remote moved -> fetch, reset to the new remote head, re-apply (idempotent; if the remote is
    now already up to date we are done), commit, push again; at most `retries` times, jittered backoff.
+   A rejection after which the branch is found where it was, twice in a row, is no race: exit 10.
 """
 
 from __future__ import annotations
@@ -1114,6 +1115,7 @@ def _apply_commit_push(
         return result
     identity = deployrepo.resolve_identity(request.author, work)
     info = ci.detect(environ)
+    unmoved = False  # the last rejected push left the remote branch where it was
     for attempt in range(1, request.retries + 2):
         write_edits(work, result.edits)
         message = render_message(request.images, result.edits, request.message, info, request.trailers)
@@ -1127,11 +1129,19 @@ def _apply_commit_push(
             return result
         if attempt > request.retries:
             break
+        base = git.run(["rev-parse", "HEAD^"], cwd=work).stdout.strip()  # the head the bump was made on
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
-        output.info(f"push rejected ({outcome.reason}); the remote moved: re-applying on its new head "
-                    f"in {delay:.1f}s (retry {attempt}/{request.retries})")
+        output.info(f"push rejected ({outcome.reason}): re-applying on the remote's new head in {delay:.1f}s "
+                    f"(retry {attempt}/{request.retries})")
         sleep(delay)
-        deployrepo.fetch_reset(work, remote, target, keep=keep)
+        if deployrepo.fetch_reset(work, remote, target, keep=keep) != base:
+            unmoved = False
+        elif unmoved:  # twice: the server cannot update the branch, whoever pushes
+            raise _not_a_race(display, target, outcome)
+        else:  # no other push landed (yet: a ref-update race's winner may still be finishing): once more
+            unmoved = True
+            output.info(f"{display} ({target}) is still at {base[:12]}: pushing once more before taking the "
+                        "rejection for the server's own failure")
         result.commit = None
         if select:
             _check_out_candidates(work, request, remote)
@@ -1146,6 +1156,16 @@ def _apply_commit_push(
         "the remote kept moving",
         hint="re-run the bump, or raise --retries",
     )
+
+
+def _not_a_race(display: str, target: str, outcome: deployrepo.PushOutcome) -> GitError:
+    """Exit 10: a push the remote rejected as if another push had won (`failed to update ref`, `cannot
+    lock ref`) while its branch did not move: the server cannot update it (a stale lock file, a full
+    disk), and retrying would not help.  The hint quotes the server's own lines."""
+    return GitError(f"push to {display} ({target}) refused: {outcome.reason}, though {target} did not move: "
+                    "no other push won, the server failed to update the branch; not retried further",
+                    hint=f"the remote says: {outcome.said}" if outcome.said else
+                    "ask the server's administrator (a stale lock file in the repository?)")
 
 
 class PushInterrupted(interrupts.Interrupted):

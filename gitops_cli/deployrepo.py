@@ -65,6 +65,7 @@ class PushOutcome:
     reason: str = ""
     stopped: bool = False  # interrupted: the push was stopped before it finished (see push)
     unknown: bool = False  # stopped, and whether the remote took the commit could not be told
+    said: str = ""  # rejected: the server's own lines (remote_says), for when it turns out to be no race
 
 
 PUSH_GRACE = 4.0  # seconds an interrupted push has to finish: only git push knows whether the remote took it
@@ -681,7 +682,7 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     for flag, summary in statuses:
         if flag == "!":
             if is_retryable_rejection(summary):
-                return PushOutcome(ok=False, rejected=True, reason=summary)
+                return PushOutcome(ok=False, rejected=True, reason=summary, said=remote_says(res.stderr))
             said = remote_says(res.stderr)  # a hook's or a protected branch's reason: what to fix
             raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
                            hint=f"the remote says: {said}" if said else

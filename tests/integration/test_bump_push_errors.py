@@ -48,3 +48,28 @@ def test_a_push_the_remote_did_not_take_is_still_a_failure(http_git_server, gito
     assert res.stdout == "" and "502" in res.stderr
     assert f"reset to {before[:12]}, where it was before the bump (the bump was not pushed)" in res.stderr
     assert remote.head() == before == git("rev-parse", "HEAD", cwd=checkout).strip()
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["url", "local-checkout"])
+def test_a_branch_the_server_cannot_update_is_no_race(local: bool, gitops, tmp_path: Path) -> None:
+    """A stale `refs/heads/main.lock` on the server: every push is `[remote rejected] (failed to update ref)`,
+    which a lost ref-update race gives too.  It was retried with backoff up to --retries and ended in "the
+    remote kept moving" (exit 12), never showing the server's reason.  The branch did not move: after one
+    more try, exit 10 quoting the server's lines."""
+    remote = make_bare_remote(tmp_path / "srv")
+    before = remote.head()
+    target = remote.url
+    if local:
+        target = str(remote.clone(tmp_path / "checkout"))
+    (remote.path / "refs" / "heads" / "main.lock").write_text("")
+    res = gitops(["bump", "--deploy-repo", target, "--image", f"{API}:2.0.0", "--retries", "5"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 10, res.stderr
+    assert res.stderr.count("push rejected ([remote rejected] (failed to update ref))") == 2
+    error, hint = res.stderr.strip().splitlines()[-2:]
+    assert error.startswith("error: push to ") and "did not move" in error, error
+    assert hint.startswith("hint: the remote says: error: cannot lock ref 'refs/heads/main'") and "File exists" in hint
+    assert remote.head() == before and res.stdout == ""
+    if local:  # no bump commit left behind
+        assert git("rev-parse", "HEAD", cwd=target).strip() == before
+        assert git("status", "--porcelain", cwd=target) == ""
