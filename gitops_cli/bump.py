@@ -583,7 +583,7 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
 # --- commit message -------------------------------------------------------------------------------------
 
 
-def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
+def old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
     """The image's values before the bump, as `history` shows them (`tag`, `tag@digest` or `@digest`), each
     once: the value of each changed reference as a whole (a string, or a kustomize / Helm map's name, tag
     and digest together), in file order; a tag or a digest alone is left out where another value holds it
@@ -620,7 +620,7 @@ def render_message(
         else:
             lines.append(template.format(  # {old}: each edited file parsed again, only when it is used
                 image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
-                old=", ".join(_old_values(image, edits)) if uses_old else "",
+                old=", ".join(old_values(image, edits)) if uses_old else "",
             ))
     if len(lines) == 1:
         body = lines[0]
@@ -1073,13 +1073,7 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
     (untracked or ignored) are not edited."""
-    from gitops_cli.yamledit import YAML_SUFFIXES
-
-    tracked = deployrepo.tracked_files(root) if tracked_only else None
-    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
-                if tracked is not None else None)
-    edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest, tracked, request.names, filtered)
+    edits, skipped, found = _edits_in(root, request, resolve_digest, tracked_only)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)
@@ -1089,6 +1083,28 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                          request.names)
     result.superseded = guard(edits) if guard is not None and edits else None
     result.edits = [] if result.superseded else edits
+
+
+def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver | None,
+              tracked_only: bool) -> tuple[list[FileEdit], list[str], set[str]]:
+    """compute_edits for the request in `root`; `tracked_only`: see _compute_into."""
+    from gitops_cli.yamledit import YAML_SUFFIXES
+
+    tracked = deployrepo.tracked_files(root) if tracked_only else None
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
+                if tracked is not None else None)
+    return compute_edits(root, request.images, request.paths, request.container, resolve_digest, tracked,
+                         request.names, filtered)
+
+
+def local_values(local: Path, request: BumpRequest, image: ImageRef,
+                 resolve_digest: DigestResolver | None = None) -> set[str]:
+    """The values of `image` (old_values) that a bump of the local checkout `local` to `image` would change
+    in its work tree as it is now, before the bump's fetch moves it to origin's head (a rollback's
+    baseline: see gitops_cli.rollback)."""
+    root, scoped = local_scope(local, replace(request, images=[image]))
+    edits, _, _ = _edits_in(root, scoped, resolve_digest, tracked_only=True)
+    return set(old_values(image, edits))
 
 
 def _apply_commit_push(

@@ -30,7 +30,8 @@ EXIT_CODES: dict[int, str] = {
     10: "git remote unreachable or git operation failed; no `git` on PATH; a repository git refuses because "
         "another user owns it (its safe.directory check: the hint gives the setting that trusts it)",
     11: "git authentication failed",
-    12: "push still rejected after all retries (the remote kept moving)",
+    12: "push still rejected after all retries (the remote kept moving); `rollback`: the image was changed on the "
+        "remote after the rollback was computed (it would have undone that change)",
     13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "
         "be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
@@ -120,8 +121,15 @@ class GitAuthError(GitError):
     exit_code = 11
 
 
-class PushRetriesExhaustedError(GitopsError):
+class RemoteMovedError(GitopsError):
+    """The remote moved under the verb: it kept moving (PushRetriesExhaustedError), or moved the very value
+    a rollback was computed from."""
+
     exit_code = 12
+
+
+class PushRetriesExhaustedError(RemoteMovedError):
+    pass
 
 
 class VerificationError(GitopsError):
