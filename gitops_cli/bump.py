@@ -12,11 +12,13 @@ input errors (exit 2) before any work.
 1. Reach the deploy repo: a shallow clone of a remote into a temp dir, or an existing local checkout.
    The clone has no checkout: apply checks out only the YAML files that name an image
    (deployrepo.check_out_matching: git grep, then a sparse checkout), again after every fetch.
+   A local checkout is bumped under its lock (checkout_lock): one bump or rollback of it at a time.
 2. Compute the new text of every YAML file first (yamledit.update_images, which verifies each file by
    re-parsing).  Nothing is written unless every file succeeded: all or nothing.
 3. Write atomically, commit exactly those files as one commit, push without force.  A push rejected
    because the remote moved -> fetch, reset to the new remote head, re-apply (idempotent; if the remote is
    now already up to date we are done), commit, push again; at most `retries` times, jittered backoff.
+   A rejection after which the branch is found where it was, twice in a row, is no race: exit 10.
 """
 
 from __future__ import annotations
@@ -28,18 +30,20 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import ci, deployrepo, git, interrupts, kustomize, output
+from gitops_cli import ci, deployrepo, filelock, git, interrupts, kustomize, output
 from gitops_cli.errors import (
+    WRITE_FAILURES,
     DirtyTreeError,
     GitError,
     GitopsError,
+    LockedError,
     NotFoundError,
     PushRetriesExhaustedError,
     UsageError,
@@ -51,6 +55,8 @@ from gitops_cli.settings import FLAGS, Names
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
 BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
 BACKOFF_CAP = 8.0
+CHECKOUT_LOCK = "gitops.lock"  # in a local checkout's git common dir (its linked worktrees share it)
+CHECKOUT_LOCK_WAIT = 300.0  # seconds a bump or rollback of a local checkout waits for another one to end
 
 DigestResolver = Callable[[ImageRef, Any], str]
 # A last check on the computed edits, before each commit (again after each fetch of a moved remote):
@@ -577,7 +583,7 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
 # --- commit message -------------------------------------------------------------------------------------
 
 
-def _old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
+def old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
     """The image's values before the bump, as `history` shows them (`tag`, `tag@digest` or `@digest`), each
     once: the value of each changed reference as a whole (a string, or a kustomize / Helm map's name, tag
     and digest together), in file order; a tag or a digest alone is left out where another value holds it
@@ -614,7 +620,7 @@ def render_message(
         else:
             lines.append(template.format(  # {old}: each edited file parsed again, only when it is used
                 image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
-                old=", ".join(_old_values(image, edits)) if uses_old else "",
+                old=", ".join(old_values(image, edits)) if uses_old else "",
             ))
     if len(lines) == 1:
         body = lines[0]
@@ -691,7 +697,9 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
                          "(a path), not a URL",
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
-        check_local_checkout(local_scope(remote.local, request)[0], request, environ=environ)
+        root = local_scope(remote.local, request)[0]
+        with checkout_lock(root):  # not in the middle of another run's bump (its edits, its commit)
+            check_local_checkout(root, request, environ=environ)
     return remote
 
 
@@ -839,14 +847,25 @@ def _bump_local_in(
     landed: Landed | None,
 ) -> BumpResult:
     if not request.commit or request.dry_run:
-        if git.work_tree_top(root) is not None:
+        checkout = git.work_tree_top(root) is not None
+        if checkout:
             refuse_submodule_paths(root, request)
-        result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
-        _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
-                      tracked_only=request.commit and git.work_tree_top(root) is not None)
-        if not request.dry_run:
-            write_edits(root, result.edits)
-        return result
+        with checkout_lock(root) if checkout and not request.dry_run else nullcontext():
+            result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
+            _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
+                          tracked_only=request.commit and checkout)
+            if not request.dry_run:
+                write_edits(root, result.edits)
+            return result
+    with checkout_lock(root):  # edit, commit, push, and the reset after a failure: one run at a time
+        return _commit_local(root, request, remote, resolve_digest, environ, sleep, guard, landed)
+
+
+def _commit_local(
+    root: Path, request: BumpRequest, remote: deployrepo.Remote, resolve_digest: DigestResolver | None,
+    environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None,
+    landed: Landed | None,
+) -> BumpResult:
     current = check_local_checkout(root, request, ahead=False)  # the fetch below tells, for sure
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
@@ -875,6 +894,52 @@ def _bump_local_in(
         if not pushed:  # a bump that went through stays (interrupted afterwards: the checkout is origin's)
             _restore_local(root, start, known=not (isinstance(exc, PushInterrupted) and exc.pushed is None))
         raise
+
+
+_locked: set[Path] = set()  # the lock files this process holds (checkout_lock)
+
+
+@contextmanager
+def checkout_lock(root: Path, wait: float | None = None) -> Iterator[None]:
+    """Hold the lock of the local checkout `root` for the block: bumps and rollbacks of one checkout
+    (of its worktrees too) run one at a time, each from its check of the tree through its edit, commit,
+    push and any reset after a failure; another run would see, commit, push or reset away its edits.
+
+    An exclusive flock on `<git common dir>/gitops.lock` (filelock.exclusive): held by another process,
+    a progress line says so and the lock is waited for, CHECKOUT_LOCK_WAIT seconds at most (`wait`), then
+    LockedError (exit 16).  Re-entrant in one process (a rollback holds it around its bump).  A directory
+    that is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
+    res = git.run(["rev-parse", "--git-common-dir"], cwd=root, check=False)
+    if res.status != 0 or not res.stdout.strip():
+        yield
+        return
+    path = (root / res.stdout.strip()).resolve() / CHECKOUT_LOCK
+    if path in _locked:
+        yield
+        return
+    limit = CHECKOUT_LOCK_WAIT if wait is None else wait
+
+    def waiting(holder: str) -> None:
+        output.info(f"waiting for another gitops run on {root} (pid {holder}) to finish, {limit:g} s at most")
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(filelock.exclusive(path, wait=limit, waiting=waiting))
+        except filelock.LockHeld as exc:
+            raise LockedError(f"another gitops run on {root} (pid {exc.holder}) still holds its lock {path} "
+                              f"after {limit:g} s; nothing was changed",
+                              hint="bumps and rollbacks of one checkout run one at a time: re-run once it has "
+                                   "ended") from None
+        except OSError as exc:
+            if exc.errno in WRITE_FAILURES:
+                raise
+            raise GitError(f"{root}: cannot open its lock {path}: {exc.strerror}",
+                           hint="gitops needs to write in the checkout's git directory") from None
+        _locked.add(path)
+        try:
+            yield
+        finally:
+            _locked.discard(path)
 
 
 def _restore_local(root: Path, start: str, known: bool = True) -> None:
@@ -1008,13 +1073,7 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
     (untracked or ignored) are not edited."""
-    from gitops_cli.yamledit import YAML_SUFFIXES
-
-    tracked = deployrepo.tracked_files(root) if tracked_only else None
-    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
-                if tracked is not None else None)
-    edits, skipped, found = compute_edits(root, request.images, request.paths, request.container,
-                                          resolve_digest, tracked, request.names, filtered)
+    edits, skipped, found = _edits_in(root, request, resolve_digest, tracked_only)
     for warning in skipped:
         if warning not in result.skipped:
             output.warn(warning)
@@ -1024,6 +1083,28 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                          request.names)
     result.superseded = guard(edits) if guard is not None and edits else None
     result.edits = [] if result.superseded else edits
+
+
+def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver | None,
+              tracked_only: bool) -> tuple[list[FileEdit], list[str], set[str]]:
+    """compute_edits for the request in `root`; `tracked_only`: see _compute_into."""
+    from gitops_cli.yamledit import YAML_SUFFIXES
+
+    tracked = deployrepo.tracked_files(root) if tracked_only else None
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
+                if tracked is not None else None)
+    return compute_edits(root, request.images, request.paths, request.container, resolve_digest, tracked,
+                         request.names, filtered)
+
+
+def local_values(local: Path, request: BumpRequest, image: ImageRef,
+                 resolve_digest: DigestResolver | None = None) -> set[str]:
+    """The values of `image` (old_values) that a bump of the local checkout `local` to `image` would change
+    in its work tree as it is now, before the bump's fetch moves it to origin's head (a rollback's
+    baseline: see gitops_cli.rollback)."""
+    root, scoped = local_scope(local, replace(request, images=[image]))
+    edits, _, _ = _edits_in(root, scoped, resolve_digest, tracked_only=True)
+    return set(old_values(image, edits))
 
 
 def _apply_commit_push(
@@ -1050,6 +1131,7 @@ def _apply_commit_push(
         return result
     identity = deployrepo.resolve_identity(request.author, work)
     info = ci.detect(environ)
+    unmoved = False  # the last rejected push left the remote branch where it was
     for attempt in range(1, request.retries + 2):
         write_edits(work, result.edits)
         message = render_message(request.images, result.edits, request.message, info, request.trailers)
@@ -1063,11 +1145,19 @@ def _apply_commit_push(
             return result
         if attempt > request.retries:
             break
+        base = git.run(["rev-parse", "HEAD^"], cwd=work).stdout.strip()  # the head the bump was made on
         delay = random.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2 ** attempt))
-        output.info(f"push rejected ({outcome.reason}); the remote moved: re-applying on its new head "
-                    f"in {delay:.1f}s (retry {attempt}/{request.retries})")
+        output.info(f"push rejected ({outcome.reason}): re-applying on the remote's new head in {delay:.1f}s "
+                    f"(retry {attempt}/{request.retries})")
         sleep(delay)
-        deployrepo.fetch_reset(work, remote, target, keep=keep)
+        if deployrepo.fetch_reset(work, remote, target, keep=keep) != base:
+            unmoved = False
+        elif unmoved:  # twice: the server cannot update the branch, whoever pushes
+            raise _not_a_race(display, target, outcome)
+        else:  # no other push landed (yet: a ref-update race's winner may still be finishing): once more
+            unmoved = True
+            output.info(f"{display} ({target}) is still at {base[:12]}: pushing once more before taking the "
+                        "rejection for the server's own failure")
         result.commit = None
         if select:
             _check_out_candidates(work, request, remote)
@@ -1082,6 +1172,16 @@ def _apply_commit_push(
         "the remote kept moving",
         hint="re-run the bump, or raise --retries",
     )
+
+
+def _not_a_race(display: str, target: str, outcome: deployrepo.PushOutcome) -> GitError:
+    """Exit 10: a push the remote rejected as if another push had won (`failed to update ref`, `cannot
+    lock ref`) while its branch did not move: the server cannot update it (a stale lock file, a full
+    disk), and retrying would not help.  The hint quotes the server's own lines."""
+    return GitError(f"push to {display} ({target}) refused: {outcome.reason}, though {target} did not move: "
+                    "no other push won, the server failed to update the branch; not retried further",
+                    hint=f"the remote says: {outcome.said}" if outcome.said else
+                    "ask the server's administrator (a stale lock file in the repository?)")
 
 
 class PushInterrupted(interrupts.Interrupted):

@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gitops_cli import git, output
-from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, GitopsError, UsageError
 from gitops_cli.output import redact, register_secret
 from gitops_cli.settings import FLAGS, Names, expand_user
 
@@ -65,9 +65,11 @@ class PushOutcome:
     reason: str = ""
     stopped: bool = False  # interrupted: the push was stopped before it finished (see push)
     unknown: bool = False  # stopped, and whether the remote took the commit could not be told
+    said: str = ""  # rejected: the server's own lines (remote_says), for when it turns out to be no race
 
 
 PUSH_GRACE = 4.0  # seconds an interrupted push has to finish: only git push knows whether the remote took it
+VERIFY_TIMEOUT = 30.0  # seconds for reading the remote branch after a push git reported as failed
 CHECK_TIMEOUT = 3.0  # seconds for reading the remote branch after a push was stopped (GitHub Actions sends
 # SIGTERM 7.5 s after its SIGINT: both fit before it)
 
@@ -545,14 +547,16 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
                 cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
-def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo: Path | None = None) -> str | None:
+def remote_head(remote: Remote, branch: str, timeout: float | None = None, repo: Path | None = None,
+                cancel: threading.Event | None = None) -> str | None:
     """The commit the remote's `branch` points at (`git ls-remote URL refs/heads/BRANCH`), None if absent.
     `timeout`: GitError after that many seconds.  `repo`: the checkout or clone it is the remote of, whose
-    config counts as for its fetches and pushes; else git runs outside any repository (git.run_outside)."""
+    config counts as for its fetches and pushes; else git runs outside any repository (git.run_outside).
+    `cancel`: once set, git is stopped and git.Cancelled raised."""
     args = ["ls-remote", remote.url, f"refs/heads/{branch}"]
     what = f"reading {remote.display}"
-    res = (git.run(args, cwd=repo, env=remote.env, what=what, timeout=timeout) if repo is not None
-           else git.run_outside(args, env=remote.env, what=what, timeout=timeout))
+    res = (git.run(args, cwd=repo, env=remote.env, what=what, timeout=timeout, cancel=cancel) if repo is not None
+           else git.run_outside(args, env=remote.env, what=what, timeout=timeout, cancel=cancel))
     ref = f"refs/heads/{branch}"
     return next((ln.split("\t", 1)[0] for ln in res.stdout.splitlines() if ln.endswith(f"\t{ref}")), None)
 
@@ -652,7 +656,9 @@ def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> 
 def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | None = None) -> PushOutcome:
     """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`.
     A push that went through moves refs/remotes/origin/<branch> too, as `git push origin` does (a local
-    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched).
+    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched).  A failure with no
+    ref refused (a broken connection, a proxy's error) is checked on the remote (_landed_anyway): a push
+    that went through is never reported as failed.
 
     `stopping` (set when gitops is interrupted, see interrupts.held): the push gets PUSH_GRACE more
     seconds to finish -- its own report is the only sure word on whether the remote took the commit, and a
@@ -676,13 +682,36 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     for flag, summary in statuses:
         if flag == "!":
             if is_retryable_rejection(summary):
-                return PushOutcome(ok=False, rejected=True, reason=summary)
+                return PushOutcome(ok=False, rejected=True, reason=summary, said=remote_says(res.stderr))
             said = remote_says(res.stderr)  # a hook's or a protected branch's reason: what to fix
             raise GitError(f"push to {remote.display} ({branch}) refused: {summary}",
                            hint=f"the remote says: {said}" if said else
                            "the remote refused the update (protected branch or hook?)")
-    raise git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})",
-                        cwd=repo)
+    failure = git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})",
+                            cwd=repo)
+    return _landed_anyway(repo, remote, branch, failure, stopping)
+
+
+def _landed_anyway(repo: Path, remote: Remote, branch: str, failure: GitopsError,
+                   stopping: threading.Event | None = None) -> PushOutcome:
+    """A push git reports as failed though the remote refused no ref (a connection lost, a proxy's error
+    after the server applied it) may have gone through: the remote branch, read once (VERIFY_TIMEOUT
+    seconds at most), tells.  At HEAD: the push went through (a warning names the error).  Else, or no
+    answer: `failure` is raised.  Interrupted meanwhile (`stopping`): as a stopped push (_after_stopped_push)."""
+    where = f"{remote.display} ({branch})"
+    try:
+        now = remote_head(remote, branch, timeout=VERIFY_TIMEOUT, repo=repo, cancel=stopping)
+    except git.Cancelled:
+        return _after_stopped_push(repo, remote, branch)
+    except GitError:
+        raise failure from None
+    ours = head(repo)
+    if now != ours:
+        raise failure
+    output.warn(f"git push reported a failure ({failure.message}), but {where} is at {ours[:12]}: "
+                "the push went through")
+    _track(repo, branch)
+    return PushOutcome(ok=True, rejected=False)
 
 
 def remote_says(stderr: str, limit: int = 400) -> str:

@@ -31,12 +31,14 @@ EXIT_CODES: dict[int, str] = {
     10: "git remote unreachable or git operation failed; no `git` on PATH; a repository git refuses because "
         "another user owns it (its safe.directory check: the hint gives the setting that trusts it)",
     11: "git authentication failed",
-    12: "push still rejected after all retries (the remote kept moving)",
+    12: "push still rejected after all retries (the remote kept moving); `rollback`: the image was changed on the "
+        "remote after the rollback was computed (it would have undone that change)",
     13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "
         "be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
-    16: "sync: another pass holds the lock on the cache directory",
+    16: "another gitops run holds the lock: `sync`, another pass on the cache directory; `bump` / `rollback`, "
+        "another bump or rollback of the same local deploy checkout, still after waiting 5 minutes",
     70: "internal error (a bug: re-run with --debug and report it)",
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a "
         "closed standard output: `>&-`); with standard error closed, the exit code is all that tells",
@@ -120,8 +122,15 @@ class GitAuthError(GitError):
     exit_code = 11
 
 
-class PushRetriesExhaustedError(GitopsError):
+class RemoteMovedError(GitopsError):
+    """The remote moved under the verb: it kept moving (PushRetriesExhaustedError), or moved the very value
+    a rollback was computed from."""
+
     exit_code = 12
+
+
+class PushRetriesExhaustedError(RemoteMovedError):
+    pass
 
 
 class VerificationError(GitopsError):
@@ -136,5 +145,9 @@ class SyncError(GitopsError):
     exit_code = 15
 
 
-class SyncLockedError(GitopsError):
+class LockedError(GitopsError):
     exit_code = 16
+
+
+class SyncLockedError(LockedError):
+    pass

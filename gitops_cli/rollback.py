@@ -6,19 +6,34 @@ The target is `--to TAG` or the value `--steps N` changes ago in the image's his
 Before anything is written the target tag is checked to still exist in the registry (unless
 verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
 since is not followed by surprise.  The commit is `Roll back <repository> to <tag>` with a
-`Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.
+`Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.  A push that loses
+to another push is re-applied on the new head only while the image is still where the rollback found it
+(unchanged_since: else exit 12); a local checkout is read and rolled back under its lock (bump.checkout_lock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
-from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
-from gitops_cli.errors import NotFoundError, RefusedError, UsageError
+from gitops_cli.bump import (
+    BumpRequest,
+    BumpResult,
+    FileEdit,
+    Guard,
+    apply,
+    checkout_lock,
+    local_scope,
+    local_values,
+    old_values,
+    prepare,
+    reach,
+)
+from gitops_cli.errors import NotFoundError, RefusedError, RemoteMovedError, UsageError
 from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
 from gitops_cli.imageref import ImageRef, validate_tag
 from gitops_cli.settings import FLAGS, Names
@@ -149,7 +164,9 @@ def rollback(
         dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key, names=request.names,
     )
     remote = reach(plan, environ, images_required=False)
-    with prepare(plan, environ, remote=remote) as prepared:
+    # a local checkout's history is read and rolled back under its lock: no other bump lands in between
+    locked = checkout_lock(local_scope(remote.local, plan)[0]) if remote.local and not request.dry_run else None
+    with prepare(plan, environ, remote=remote) as prepared, locked or nullcontext():
         while True:
             if prepared.work is None or prepared.branch is None:  # a local checkout: read in place
                 history = read_history(wanted, environ=environ)
@@ -170,9 +187,41 @@ def rollback(
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
                                    trailers=(("Rollback-Of", current.commit),))
+        # the values it rolls back: a local checkout's now (its bump first fast-forwards it to origin's
+        # head), else those of the first computation, on the clone the history was read from
+        baseline = (local_values(remote.local, prepared.request, target, resolve_digest)
+                    if remote.local is not None and not request.dry_run else None)
         def pushed(bumped: BumpResult) -> None:
             if landed is not None:
                 landed(RollbackResult(bump=bumped, target=target, current=current, recorded=recorded))
 
-        result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed)
+        result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed,
+                       guard=unchanged_since(target, current, baseline))
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)
+
+
+def unchanged_since(target: ImageRef, current: HistoryEntry, baseline: set[str] | None = None) -> Guard:
+    """The rollback's guard (bump.Guard), checked on each computation of its edits, the ones after a fetch
+    of a moved remote included: RemoteMovedError (exit 12) when the edits would change a value of the image
+    other than those the rollback was computed from (`baseline`; None: those of the first computation).  A
+    bump that landed meanwhile (v3, over the v2 being rolled back) would otherwise be undone in silence,
+    by a commit saying `Rollback-Of` the v2 commit.  Values already at the target are no edits: a rollback
+    done meanwhile by another run is "already up to date"."""
+    seen = baseline
+
+    def guard(edits: Sequence[FileEdit]) -> None:
+        nonlocal seen
+        values = set(old_values(target, edits))
+        if seen is None:
+            seen = values
+            return None
+        moved = sorted(values - seen)
+        if moved:
+            raise RemoteMovedError(
+                f"{target.name} was changed since this rollback read its history: it is now at {', '.join(moved)}, "
+                f"not {current.value} (commit {current.commit[:12]}), which the rollback to {target.tag} was "
+                "computed from; nothing was rolled back",
+                hint="see `gitops history`, and roll back again if that change is to be undone too")
+        return None
+
+    return guard

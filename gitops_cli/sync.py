@@ -58,13 +58,12 @@ Pruning runs only after an apply in which every object succeeded; objects that c
 deleted stay in the inventory and are retried by the next pass.  The inventory lives in the cache, so a
 cache that is lost (an emptyDir in a CronJob pod) forgets it: keep the cache on a volume to prune.
 
-Lock.  `fcntl.flock` on `<cache>/lock` around the whole pass: a second pass fails with SyncLockedError
-(exit 16); in `--interval` mode a locked pass is skipped with a warning.
+Lock.  `fcntl.flock` (gitops_cli.filelock) on `<cache>/lock` around the whole pass: a second pass fails with
+SyncLockedError (exit 16); in `--interval` mode a locked pass is skipped with a warning.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -72,13 +71,13 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_cli import git, kube, kustomize, output
+from gitops_cli import filelock, git, kube, kustomize, output
 from gitops_cli.errors import (
     WRITE_FAILURES,
     CommandStartError,
@@ -614,38 +613,24 @@ def instance_id(url: str, branch: str, paths: Sequence[Path]) -> str:
 
 @contextmanager
 def pass_lock(path: Path) -> Iterator[None]:
-    """An exclusive, non-blocking flock on `path` for the whole pass; SyncLockedError when held; UsageError
-    (exit 2) when the cache directory cannot be made or used (a file in its place)."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        if exc.errno in WRITE_FAILURES:
-            raise
-        raise UsageError(f"sync cache {path.parent}: {exc.strerror}",
-                         hint="--cache-dir (else $XDG_CACHE_HOME, else $HOME/.cache) must name a directory "
-                              "gitops can write") from None
-    try:
+    """An exclusive, non-blocking flock on `path` for the whole pass (filelock.exclusive); SyncLockedError
+    when held; UsageError (exit 2) when the cache directory cannot be made or used (a file in its place)."""
+    with ExitStack() as held:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _lock_holder(os.pread(fd, 64, 0))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(filelock.exclusive(path))
+        except filelock.LockHeld as exc:
             raise SyncLockedError(
-                f"another gitops sync pass is running (lock {path} held by pid {holder})",
+                f"another gitops sync pass is running (lock {path} held by pid {exc.holder})",
                 hint="passes never overlap; this one was not run",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            if exc.errno in WRITE_FAILURES:
+                raise
+            raise UsageError(f"sync cache {path.parent}: {exc.strerror}",
+                             hint="--cache-dir (else $XDG_CACHE_HOME, else $HOME/.cache) must name a directory "
+                                  "gitops can write") from None
         yield
-    finally:
-        os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting pass)
-
-
-def _lock_holder(content: bytes) -> str:
-    """The pid a holder wrote on the lock file's first line (a shorter pid written over a longer one, without
-    truncating, leaves the old tail on later lines), or "unknown"."""
-    first = content.decode(errors="replace").split("\n", 1)[0].strip()
-    return first if first.isdigit() else "unknown"
 
 
 def load_state(path: Path) -> dict[str, Any]:

@@ -602,3 +602,29 @@ def test_an_interrupted_push_says_what_the_remote_has() -> None:
     assert (failed.pushed, failed.detail) == (False, f"{'a' * 12} was not pushed (pushing failed (exit 1))")
     moved = _push_interrupted(result, PushOutcome(False, True, "[rejected] (fetch first)"), None, where)
     assert moved.pushed is False and "not retried" in moved.detail
+
+
+# --- the lock of a local checkout (real git, real flock) ----------------------------------------------------
+
+
+def test_the_checkout_lock_is_one_for_all_worktrees_and_a_wait_for_it_ends_in_exit_16(tmp_path: Path, capsys) -> None:
+    from gitops_cli import filelock
+    from gitops_cli.bump import checkout_lock
+    from gitops_cli.errors import LockedError
+
+    repo, linked = tmp_path / "deploy", tmp_path / "deploy-staging"
+    git("init", "-q", "-b", "main", str(repo))
+    git("commit", "-q", "--allow-empty", "-m", "seed", cwd=repo)
+    git("worktree", "add", "-q", "-b", "staging", str(linked), cwd=repo)
+    with filelock.exclusive(repo / ".git" / "gitops.lock"):  # another run, on the main worktree
+        with pytest.raises(LockedError, match=rf"another gitops run on {linked} \(pid \d+\) still holds") as exc:
+            with checkout_lock(linked, wait=0.2):
+                raise AssertionError("the lock was taken twice")
+    assert exc.value.exit_code == 16
+    assert f"waiting for another gitops run on {linked}" in capsys.readouterr().err
+    with checkout_lock(linked), checkout_lock(repo):  # released; and held again in one process, it is not waited for
+        pass
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with checkout_lock(plain):  # no checkout: nothing to lock (the caller's checks say what is wrong)
+        pass

@@ -19,13 +19,13 @@ import pytest
 
 from gitops_cli import kube
 from gitops_cli.errors import SyncError, SyncLockedError, UsageError
+from gitops_cli.filelock import holder
 from gitops_cli.sync import (
     Manifest,
     ObjectRef,
     Placement,
     Selection,
     _kustomize_references,
-    _lock_holder,
     discover,
     instance_id,
     load_documents,
@@ -410,10 +410,10 @@ def test_lock_held_by_another_process(tmp_path: Path):
 
 def test_lock_holder_is_the_first_line_only():
     # a pid written over a longer one without truncating leaves the old tail behind (seen in CI: "365\n7\n")
-    assert _lock_holder(b"365\n7\n") == "365"
-    assert _lock_holder(b"4242") == "4242"
-    assert _lock_holder(b"") == "unknown"
-    assert _lock_holder(b"\x00garbage\n") == "unknown"
+    assert holder(b"365\n7\n") == "365"
+    assert holder(b"4242") == "4242"
+    assert holder(b"") == "unknown"
+    assert holder(b"\x00garbage\n") == "unknown"
 
 
 # --- kubectl output and arguments ----------------------------------------------------------------------
