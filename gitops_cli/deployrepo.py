@@ -1,8 +1,9 @@
 """The deploy repo: where it is, how to reach it (credentials), clone, commit, push, fetch-and-reset.
 
 Every git call goes through gitops_cli.git.run.  Credentials live only in the environment of the git
-processes (an `http.<url>.extraHeader` given as GIT_CONFIG_* variables, or GIT_SSH_COMMAND with a key):
-never in a URL, never in the clone's .git/config, never printed (they are registered as secrets).
+processes (an `http.<url>.extraHeader` at the end of GIT_CONFIG_PARAMETERS, the only Authorization header
+sent there, see git.authorization_config; or GIT_SSH_COMMAND with a key): never in a URL or on a command
+line, never in the clone's .git/config, never printed (they are registered as secrets).
 
 A rejected push is read from `git push --porcelain` status lines (flag `!`), not from message wording;
 callers (gitops_cli.bump) integrate the new remote head and push again.
@@ -121,7 +122,7 @@ def open_remote(
         _refuse_scp_password(spec, names)
         _check_scp_like(spec, what)
     if scheme in ("http", "https"):
-        return _https_remote(spec, env)
+        return _https_remote(spec, env, repo)
     if scheme == "file":
         spec = _local_file_url(spec, what)
         where = Path(unquote(spec[len("file://"):]))  # `#` and `?` are path characters here
@@ -311,12 +312,14 @@ def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tup
 _TOKEN_VARIABLES = ("GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
 
 
-def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
-    """The remote with the credential gitops has for it, if any: an `http.<scheme>://<host>/.extraHeader`
-    scoped to the URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url), with
-    the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
+def _https_remote(spec: str, environ: Mapping[str, str], repo: Path | None = None) -> Remote:
+    """The remote with the credential gitops has for it, if any: the one Authorization header sent to the
+    URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url; the user's own
+    Authorization headers are not sent there, their other extra headers are: git.authorization_config),
+    with the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
     credential gitops gives is the only one tried, and nothing of the user's is stored or erased.  A CI
-    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it."""
+    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it.  `repo`: the
+    checkout whose `origin` this is (its config counts, as for its fetches and pushes)."""
     parts = urlsplit(spec)
     clean = git.strip_credentials(spec)
     url_user = unquote(parts.username) if parts.username else None
@@ -325,7 +328,7 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
         register_secret(url_password)
     if not url_password and not any(environ.get(name, "").strip() for name in _TOKEN_VARIABLES):
         return Remote(url=clean, display=clean)  # nothing of gitops': git asks the user's helpers, as it would
-    real = rewritten_url(clean, environ)
+    real = rewritten_url(clean, environ, repo)
     real_parts = urlsplit(real)
     if real_parts.scheme.lower() not in ("http", "https"):  # rewritten to ssh://, say: no header goes there
         return Remote(url=clean, display=clean)
@@ -340,21 +343,23 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
     basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
     register_secret(token)
     register_secret(basic)
-    scope = f"{real_parts.scheme.lower()}://{hostport}/"
-    env = git.command_config(git.NO_CREDENTIAL_HELPERS,
-                             git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")]))
+    env = git.command_config(git.NO_CREDENTIAL_HELPERS, git.env_config(
+        git.authorization_config(real, f"Authorization: Basic {basic}", repo, environ)))
     env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
     auth = f"token from {source}"
     if real != clean:
-        auth += f", sent to {scope}, where url.<base>.insteadOf rewrites the URL"
+        auth += f", sent to {git.strip_credentials(real)}, where url.<base>.insteadOf rewrites the URL"
     return Remote(url=clean, display=clean, env=env, auth=auth)
 
 
-def rewritten_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+def rewritten_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
     """The URL git really talks to for `url`, after the user's url.<base>.insteadOf rules (`git ls-remote
-    --get-url`: no network), read outside any repository (the user's global and system config)."""
+    --get-url`: no network), read in the checkout `repo`, else outside any repository (the user's global
+    and system config)."""
     env = dict(os.environ if environ is None else environ)
-    res = git.run_outside(["ls-remote", "--get-url", url], env=env, check=False)
+    args = ["ls-remote", "--get-url", url]
+    res = git.run(args, cwd=repo, env=env, check=False) if repo is not None else \
+        git.run_outside(args, env=env, check=False)
     return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
 
 

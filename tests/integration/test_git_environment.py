@@ -4,8 +4,10 @@ git commands do, and the user's credential store is never touched by a credentia
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -162,6 +164,77 @@ def test_an_askpass_program_that_never_answers_is_stopped_by_an_interrupt(tmp_pa
     assert left.stdout.strip() == ""
 
 
+def _basic(user: str, token: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+def _headers(request: dict, name: str) -> list[str]:
+    """The values of one header (any case) of a request the test server received."""
+    return [value for key, value in request["headers"] if key.lower() == name.lower()]
+
+
+def _git_argv_logger(tmp_path: Path) -> tuple[Path, Path]:
+    """(a directory holding a `git` that logs its command line and runs the real git, the log)."""
+    log = tmp_path / "git-argv.log"
+    wrapper = _script(tmp_path / "argv-bin" / "git", f'printf "%s\\n" "$*" >> {log}\nexec {shutil.which("git")} "$@"\n')
+    return wrapper.parent, log
+
+
+@pytest.mark.parametrize("route", ["git -c", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "global",
+                                   "local checkout"])
+def test_gitops_token_is_the_only_authorization_header_the_server_gets(tmp_path: Path, http_git_server,
+                                                                        route: str) -> None:
+    """An Authorization header of the user's (`git -c http.extraHeader=...` from a wrapper, the environment's
+    config entries, the global config, a local checkout's config as actions/checkout writes it), plain or for
+    that URL, was sent with gitops' token: two Authorization headers, which the server refuses (GitHub:
+    400).  Now gitops' is the only one; the user's other extra headers still go there, once; the token is
+    on no git command line and in no file of the checkout."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    url, host = server.url(), f"http://127.0.0.1:{server.port}/"
+    theirs = f"AUTHORIZATION: basic {base64.b64encode(b'x-access-token:Th3irT0ken').decode()}"
+    argv_dir, argv_log = _git_argv_logger(tmp_path)
+    env = _env(tmp_path, GITOPS_GIT_TOKEN=TOKEN, PATH=f"{argv_dir}:{os.environ['PATH']}")
+    deploy_repo = url
+    if route == "git -c":  # gitops run from a git alias of a wrapper that adds its own header
+        env["PATH"] = f"{GITOPS.parent}:{env['PATH']}"
+        _global(tmp_path, ("alias.deploybump", "!gitops bump"))
+        command = [shutil.which("git") or "git", "-c", f"http.extraHeader={theirs}",
+                   "-c", "http.extraHeader=X-Extra: 1", "deploybump"]
+    else:
+        command = [str(GITOPS), "bump"]
+    if route == "GIT_CONFIG_PARAMETERS":
+        env["GIT_CONFIG_PARAMETERS"] = f"'http.{url}.extraHeader'='{theirs}' 'http.{url}.extraheader'='X-Extra: 1'"
+    elif route == "GIT_CONFIG_COUNT":
+        env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="http.extraHeader", GIT_CONFIG_VALUE_0="X-Extra: 1",
+                   GIT_CONFIG_KEY_1=f"http.{host}.extraHeader", GIT_CONFIG_VALUE_1=theirs)
+    elif route == "global":
+        _global(tmp_path, ("http.extraHeader", "X-Extra: 1"), (f"http.{url}.extraHeader", theirs))
+    elif route == "local checkout":
+        checkout = tmp_path / "deploy"
+        git("clone", "--quiet", remote.url, str(checkout), env=env)
+        git("remote", "set-url", "origin", url, cwd=checkout)
+        git("config", f"http.{host}.extraheader", theirs, cwd=checkout)
+        git("config", "--add", f"http.{host}.extraheader", "X-Extra: 1", cwd=checkout)
+        deploy_repo = str(checkout)
+    res = subprocess.run([*command, "--deploy-repo", deploy_repo, "--image", f"{APP}:v1"], env=gitops_env(env),
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    requests = server.requests()
+    assert requests
+    for request in requests:
+        assert _headers(request, "Authorization") == [_basic("x-access-token", TOKEN)], request
+        assert _headers(request, "X-Extra") == ["1"], request
+    # git's command lines, as gitops ran them (git runs an alias with its own directory first on PATH)
+    argv = argv_log.read_text() if route != "git -c" else ""
+    assert route == "git -c" or (" ls-remote " in argv and " push " in argv)
+    for secret in (TOKEN, _basic("x-access-token", TOKEN).split()[1]):
+        assert secret not in argv and secret not in res.stderr
+        if route == "local checkout":
+            assert secret not in (tmp_path / "deploy" / ".git" / "config").read_text()
+
+
 # --- 2: the current directory's repository --------------------------------------------------------------
 
 
@@ -268,7 +341,7 @@ def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_
     res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v1"], {**env, "GITOPS_GIT_TOKEN": TOKEN})
     assert res.returncode == 0, res.stderr
     assert remote.head() == res.stdout.strip()
-    assert f"sent to http://127.0.0.1:{server.port}/, where url.<base>.insteadOf rewrites the URL" in res.stderr
+    assert f"sent to {server.url()}, where url.<base>.insteadOf rewrites the URL" in res.stderr
     # GITHUB_TOKEN goes to GitHub's host only: git.example.com -> 127.0.0.1 is neither
     res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v2"],
                {**env, "GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": "https://git.example.com"})
