@@ -329,27 +329,54 @@ def _https_remote(spec: str, environ: Mapping[str, str], repo: Path | None = Non
     if not url_password and not any(environ.get(name, "").strip() for name in _TOKEN_VARIABLES):
         return Remote(url=clean, display=clean)  # nothing of gitops': git asks the user's helpers, as it would
     real = rewritten_url(clean, environ, repo)
-    real_parts = urlsplit(real)
-    if real_parts.scheme.lower() not in ("http", "https"):  # rewritten to ssh://, say: no header goes there
+    pushed = pushed_url(clean, environ, repo)
+
+    def credential(url: str) -> tuple[str, str, str] | None:
+        """(username, token, source) for a URL git talks to: none for one that is not HTTP(S) (rewritten to
+        ssh://, say); else the same rule for the fetch URL and the push URL."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            return None
+        if url_password:  # credentials in the URL: never keep them there, use them as the credential
+            return url_user or "x-access-token", url_password, "the URL"
+        return select_token(parts.netloc.rsplit("@", 1)[-1], url_user, environ)
+
+    chosen = {url: credential(url) for url in dict.fromkeys([real, pushed])}
+    entries: list[tuple[str, str]] = []
+    for url, found in chosen.items():
+        if found is not None:
+            username, token, _ = found
+            basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+            register_secret(token)
+            register_secret(basic)
+            entries += git.authorization_config(url, f"Authorization: Basic {basic}", repo, environ)
+    if not entries:
         return Remote(url=clean, display=clean)
-    hostport = real_parts.netloc.rsplit("@", 1)[-1]
-    if url_password:  # credentials in the URL: never keep them there, use them as the credential
-        chosen: tuple[str, str, str] | None = (url_user or "x-access-token", url_password, "the URL")
-    else:
-        chosen = select_token(hostport, url_user, environ)
-    if chosen is None:
-        return Remote(url=clean, display=clean)
-    username, token, source = chosen
-    basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    register_secret(token)
-    register_secret(basic)
-    env = git.command_config(git.NO_CREDENTIAL_HELPERS, git.env_config(
-        git.authorization_config(real, f"Authorization: Basic {basic}", repo, environ)))
+    env = git.command_config(git.NO_CREDENTIAL_HELPERS, git.env_config(entries))
     env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
-    auth = f"token from {source}"
-    if real != clean:
-        auth += f", sent to {git.strip_credentials(real)}, where url.<base>.insteadOf rewrites the URL"
-    return Remote(url=clean, display=clean, env=env, auth=auth)
+    return Remote(url=clean, display=clean, env=env, auth=_auth_line(clean, real, pushed, chosen))
+
+
+def _auth_line(clean: str, real: str, pushed: str, chosen: Mapping[str, tuple[str, str, str] | None]) -> str:
+    """What the remote's progress line says of gitops' credential (never the secret): its source, and where
+    it goes when the user's url.<base>.insteadOf or pushInsteadOf rules send git elsewhere."""
+    said: list[str] = []
+    fetch = chosen[real]
+    if fetch is not None:
+        said.append(f"token from {fetch[2]}" + (f", sent to {git.strip_credentials(real)}, where url.<base>.insteadOf "
+                                                "rewrites the URL" if real != clean else ""))
+    if pushed != real:
+        where = f"{git.strip_credentials(pushed)}, where url.<base>.pushInsteadOf sends the push"
+        push = chosen[pushed]
+        if push is None:
+            why = "not HTTP(S)" if urlsplit(pushed).scheme.lower() not in ("http", "https") else \
+                f"{fetch[2] if fetch else 'the token'} is not for that host"
+            said.append(f"no token sent to {where} ({why})")
+        elif fetch is not None and push[2] == fetch[2]:
+            said.append(f"also sent to {where}")
+        else:
+            said.append(f"token from {push[2]} sent to {where}")
+    return "; ".join(said)
 
 
 def rewritten_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
@@ -361,6 +388,23 @@ def rewritten_url(url: str, environ: Mapping[str, str] | None = None, repo: Path
     res = git.run(args, cwd=repo, env=env, check=False) if repo is not None else \
         git.run_outside(args, env=env, check=False)
     return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
+
+
+def pushed_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
+    """The URL `git push URL` really pushes to: after the user's url.<base>.pushInsteadOf rules (applied to
+    `url` as given, the longest matching prefix winning, the first of equal ones: remote.c alias_url), else
+    where url.<base>.insteadOf sends it (rewritten_url).  Read as rewritten_url reads the config."""
+    env = dict(os.environ if environ is None else environ)
+    rules: dict[str, list[str]] = {}  # base -> its prefixes, bases in the order git first reads them
+    for key, value in git.config_entries(r"^url\..*\.pushinsteadof$", repo, env):
+        if value is not None:
+            rules.setdefault(key[len("url."):-len(".pushinsteadof")], []).append(value)
+    best: tuple[str, str] | None = None
+    for base, prefixes in rules.items():
+        for prefix in prefixes:
+            if url.startswith(prefix) and (best is None or len(prefix) > len(best[1])):
+                best = (base, prefix)
+    return best[0] + url[len(best[1]):] if best is not None else rewritten_url(url, environ, repo)
 
 
 # --- git operations -------------------------------------------------------------------------------

@@ -349,6 +349,39 @@ def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_
     assert TOKEN not in res.stderr
 
 
+@pytest.mark.parametrize("token", ["GITOPS_GIT_TOKEN", "GITHUB_TOKEN"])
+def test_the_token_follows_push_insteadof_to_the_host_it_may_go_to(tmp_path: Path, http_git_server,
+                                                                    token: str) -> None:
+    """url.<base>.pushInsteadOf sends the push to another URL (another server here): it got no credential (exit
+    11).  Now it gets the one the same rule as for url.<base>.insteadOf gives it: GITOPS_GIT_TOKEN goes to any
+    host, GITHUB_TOKEN only to GitHub's (GITHUB_SERVER_URL's 127.0.0.1 here; `localhost` is another host,
+    which never gets it: exit 11, nothing pushed)."""
+    remote = make_bare_remote(tmp_path / "fetched", FILES)
+    fetched = http_git_server(tmp_path / "fetched", user="*", token=TOKEN)
+    (tmp_path / "pushed").mkdir()
+    shutil.copytree(remote.path, tmp_path / "pushed" / "push.git")  # the same history: a mirror to push to
+    pushed = http_git_server(tmp_path / "pushed", user="*", token=TOKEN)
+    push_host = "127.0.0.1" if token == "GITOPS_GIT_TOKEN" else "localhost"
+    push_url = f"http://{push_host}:{pushed.port}/push.git"
+    _global(tmp_path, (f"url.{push_url}.pushInsteadOf", fetched.url()))
+    env = _env(tmp_path, **{token: TOKEN, "GITHUB_SERVER_URL": f"http://127.0.0.1:{fetched.port}"})
+    before = remote.head()
+    res = _run(["bump", "--deploy-repo", fetched.url(), "--image", f"{APP}:v1"], env)
+    assert TOKEN not in res.stdout + res.stderr
+    assert remote.head() == before  # never pushed to the fetch URL
+    got = [_headers(request, "Authorization") for request in pushed.requests()]
+    if token == "GITOPS_GIT_TOKEN":
+        assert res.returncode == 0, res.stderr
+        assert git("rev-parse", "main", cwd=tmp_path / "pushed" / "push.git").strip() == res.stdout.strip()
+        assert f"also sent to {push_url}, where url.<base>.pushInsteadOf sends the push" in res.stderr
+        assert any("git-receive-pack" in request["path"] for request in pushed.requests())
+        assert got and all(values == [_basic("x-access-token", TOKEN)] for values in got)
+    else:
+        assert res.returncode == 11, res.stderr
+        assert f"no token sent to {push_url}" in res.stderr
+        assert got and all(values == [] for values in got)  # asked, never given a credential
+
+
 # --- 4, 5: gitops' own clones -------------------------------------------------------------------------
 
 
