@@ -385,9 +385,9 @@ def rewritten_url(url: str, environ: Mapping[str, str] | None = None, repo: Path
     and system config)."""
     env = dict(os.environ if environ is None else environ)
     args = ["ls-remote", "--get-url", url]
-    res = git.run(args, cwd=repo, env=env, check=False) if repo is not None else \
-        git.run_outside(args, env=env, check=False)
-    return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
+    res = git.run(args, cwd=repo, env=env, check=False, strip=False) if repo is not None else \
+        git.run_outside(args, env=env, check=False, strip=False)
+    return res.path() if res.status == 0 and res.path().strip() else url
 
 
 def pushed_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
@@ -528,7 +528,7 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
         if res.status not in (0, 1):
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out",
                                 cwd=repo)
-        paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
+        paths = [p.removeprefix("HEAD:") for p in res.paths()]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
@@ -542,8 +542,8 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     sparse.parent.mkdir(parents=True, exist_ok=True)
     # an empty selection still needs a pattern: one that names no file of the tree
     lines = [sparse_pattern(p) for p in paths] or [_NO_FILE_SELECTED]
-    # paths are git's bytes (surrogate-escaped where not UTF-8): write them back as the same bytes
-    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
+    # paths as git wrote them (git.decode_path): written back as the same bytes
+    sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
@@ -557,12 +557,12 @@ def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | N
     if not wanted or git.run(["config", "--get", "core.sparseCheckout"], cwd=repo, check=False).stdout != "true":
         return
     (sparse,) = git.git_paths(repo, "info/sparse-checkout")
-    lines = sparse.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    lines = git.decode_path(sparse.read_bytes()).splitlines()
     added = [line for line in map(sparse_pattern, wanted) if line not in lines]
     if not added:
         return
     lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
-    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
+    sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
 
 
@@ -583,7 +583,7 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
     wanted: list[str] = []
     listing = git.run(["ls-tree", "-r", "-z", commit, "--", *(f":(literal){p}" for p in paths)], cwd=repo,
                       strip=False)
-    for entry in listing.stdout.split("\0"):
+    for entry in listing.paths():
         meta, _, path = entry.partition("\t")
         fields = meta.split()  # mode, type, object id
         if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):
@@ -616,7 +616,7 @@ def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
     parts = path.split("/")
     prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
     res = git.run(["ls-tree", "-z", rev, "--", *prefixes], cwd=repo, check=False, strip=False)
-    gitlinks = [entry.partition("\t")[2] for entry in res.stdout.split("\0") if entry.startswith("160000 ")]
+    gitlinks = [entry.partition("\t")[2] for entry in res.paths() if entry.startswith("160000 ")]
     return next((p for p in prefixes if p in gitlinks), None)
 
 
@@ -637,7 +637,7 @@ def filtered_files(repo: Path, paths: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for start in range(0, len(paths) if drivers else 0, _ATTR_BATCH):
         listed = git.run(["check-attr", "-z", "filter", "--", *paths[start:start + _ATTR_BATCH]], cwd=repo,
-                         strip=False).stdout.split("\0")
+                         strip=False).paths()
         out.update((path, value) for path, value in zip(listed[0::3], listed[2::3], strict=False) if value in drivers)
     return out
 
@@ -648,8 +648,7 @@ def head(repo: Path) -> str:
 
 def tracked_files(repo: Path) -> set[str]:
     """The paths git tracks in the checkout `repo` (relative to it, `/`-separated)."""
-    out = git.run(["ls-files", "-z", "--", "."], cwd=repo, strip=False).stdout
-    return {path for path in out.split("\0") if path}
+    return set(git.run(["ls-files", "-z", "--", "."], cwd=repo, strip=False).paths())
 
 
 def current_branch(repo: Path) -> str | None:
@@ -836,7 +835,7 @@ def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
                   strip=False)
     in_the_way: list[str] = []
     seen: set[str] = set()
-    for added in (p for p in res.stdout.split("\0") if p):
+    for added in res.paths():
         parts = added.split("/")
         for n in range(1, len(parts)):
             lead = "/".join(parts[:n])
@@ -851,7 +850,7 @@ def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
                 in_the_way.append(added)
     if in_the_way:  # a file of `start` that `target` makes a directory is git's to replace
         tracked = git.run(["ls-tree", "-z", "--name-only", start, "--", *in_the_way], cwd=repo, strip=False)
-        in_the_way = [p for p in in_the_way if p not in set(tracked.stdout.split("\0"))]
+        in_the_way = [p for p in in_the_way if p not in set(tracked.paths())]
     if in_the_way:
         raise _in_the_way(repo, where, in_the_way)
 
@@ -875,7 +874,8 @@ def restore(repo: Path, commit: str) -> None:
 def origin_spec(repo: Path) -> str | None:
     """The checkout's `origin` URL as open_remote takes it, or None when there is none: a relative path
     (`../deploy.git`) is resolved against the checkout, as git does, not against the current directory."""
-    url = git.run(["remote", "get-url", "origin"], cwd=repo, check=False).stdout.strip()
+    res = git.run(["remote", "get-url", "origin"], cwd=repo, check=False, strip=False)
+    url = res.path().strip() if res.status == 0 else ""
     if not url:
         return None
     if "://" in url or (":" in url and "/" not in url.split(":", 1)[0]):  # a URL, or scp-like host:path

@@ -194,10 +194,9 @@ def config_entries(pattern: str, cwd: str | Path | None = None,
     res = run(args, cwd=cwd, env=env, check=False, strip=False) if cwd is not None else \
         run_outside(args, env=env, check=False, strip=False)
     out: list[tuple[str, str | None]] = []
-    for entry in res.stdout.split("\0") if res.status == 0 else []:
-        if entry:
-            key, newline, value = entry.partition("\n")
-            out.append((key, value if newline else None))
+    for entry in res.paths() if res.status == 0 else []:  # keys and values go back to git: read as paths are
+        key, newline, value = entry.partition("\n")
+        out.append((key, value if newline else None))
     return out
 
 
@@ -514,11 +513,37 @@ def ssh_command_with(command: str, options: Sequence[str]) -> str:
     return " ".join([command.rstrip(), *(shlex.quote(o) for o in options)])
 
 
+def decode_path(raw: bytes) -> str:
+    """A path (or URL) from git's output, as Python decodes a file name (os.fsdecode: the file system
+    encoding, surrogateescape): the one way paths come from git, so that they name the same files as
+    the names Python reads from disk (os.walk, os.listdir) and go back to git (its arguments) and to the
+    system as the same bytes -- under LC_ALL=C (PYTHONUTF8=0: ASCII) as under a UTF-8 locale.  Text
+    for people (messages, author names) stays UTF-8 (GitResult.stdout)."""
+    return os.fsdecode(raw)
+
+
 class GitResult:
-    def __init__(self, status: int, stdout: str, stderr: str) -> None:
+    """A git command's status and output: `stdout` as UTF-8 text (invalid bytes surrogate-escaped), and its
+    bytes, read as paths by paths(), path_lines() and path()."""
+
+    def __init__(self, status: int, stdout: str, stderr: str, raw: bytes = b"") -> None:
         self.status = status
         self.stdout = stdout
         self.stderr = stderr
+        self.raw = raw  # stdout's bytes, as git wrote them
+
+    def paths(self) -> list[str]:
+        """The entries of a NUL-separated (`-z`) listing, as decode_path reads them (empty ones left out)."""
+        return [decode_path(entry) for entry in self.raw.split(b"\0") if entry]
+
+    def path_lines(self) -> list[str]:
+        """The lines of a listing of one path a line (`rev-parse --git-path`), as decode_path reads them."""
+        return [decode_path(line) for line in self.raw.removesuffix(b"\n").split(b"\n")] if self.raw else []
+
+    def path(self) -> str:
+        """The one path (or URL) git wrote, on one line (`rev-parse --show-toplevel`), as decode_path
+        reads it; blanks of the path are kept."""
+        return decode_path(self.raw.removesuffix(b"\n"))
 
 
 def run(
@@ -574,14 +599,14 @@ def run(
             for stream in (started.stdout, started.stderr):
                 if stream is not None:
                     stream.close()
-    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths keep their bytes
+    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths: GitResult.paths() and co.
     stderr = err.decode("utf-8", "replace") if err else ""
     if strip and stdout.endswith("\n"):
         stdout = stdout[:-1]
     status = started.returncode
     if check and status != 0:
         raise error_for(args, status, stderr, what=what, cwd=cwd or os.getcwd())
-    return GitResult(status, stdout, stderr.removesuffix("\n"))
+    return GitResult(status, stdout, stderr.removesuffix("\n"), out or b"")
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -701,7 +726,7 @@ def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
         raise ownership_error(res.stderr, cwd=p) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
-    return Path(res.stdout.strip())
+    return Path(res.path())
 
 
 # git (>= 2.35.2) refuses a repository owned by another user unless safe.directory names it:
@@ -784,5 +809,5 @@ def _user(uid: int) -> str:
 def git_paths(repo: str | Path, *names: str) -> list[Path]:
     """Where files of repo's git dir are (`git rev-parse --git-path NAME`, one call for all): right in a
     linked worktree or a submodule too, where `.git` is a file, not the directory."""
-    res = run(["rev-parse", *(arg for name in names for arg in ("--git-path", name))], cwd=repo)
-    return [p if p.is_absolute() else Path(repo) / p for p in map(Path, res.stdout.splitlines())]
+    res = run(["rev-parse", *(arg for name in names for arg in ("--git-path", name))], cwd=repo, strip=False)
+    return [p if p.is_absolute() else Path(repo) / p for p in map(Path, res.path_lines())]

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -380,6 +381,70 @@ def test_the_token_follows_push_insteadof_to_the_host_it_may_go_to(tmp_path: Pat
         assert res.returncode == 11, res.stderr
         assert f"no token sent to {push_url}" in res.stderr
         assert got and all(values == [] for values in got)  # asked, never given a credential
+
+
+# --- paths from git under a file system encoding that is not UTF-8 ----------------------------------------
+
+
+# Python's file system encoding is ASCII here (surrogateescape for the other bytes): no locale coercion
+# under LC_ALL, no UTF-8 mode under PYTHONUTF8=0
+ASCII_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+NAMED = "apps/a1/é/déploiement.yaml"
+
+
+def test_paths_from_git_name_the_files_on_disk_whatever_the_file_system_encoding(tmp_path: Path) -> None:
+    """Under LC_ALL=C PYTHONUTF8=0 paths from git's output were read as UTF-8, file names from disk as
+    ASCII (surrogate-escaped): `history` failed with exit 70 on a tracked `é` file naming the image, a bump
+    of a local checkout skipped it as "not tracked by git".  Both name it, by its bytes, as git does."""
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           env={**os.environ, **ASCII_LOCALE}, capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "ascii"
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, NAMED: FILES["apps/a1/deploy.yaml"]})
+    env = _env(tmp_path, **ASCII_LOCALE)
+
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    files = [os.fsencode(f).decode() for entry in json.loads(res.stdout)["entries"] for f in entry["files"]]
+    assert NAMED in files
+
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.show(NAMED) == remote.show("apps/a1/deploy.yaml") == FILES["apps/a1/deploy.yaml"].replace(
+        ":v0", ":v1").encode()
+
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert "not tracked" not in res.stderr
+    assert remote.head() == res.stdout.strip()
+    changed = remote.git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", "main~1", "main").split("\0")
+    assert sorted(filter(None, changed)) == sorted(["apps/a1/deploy.yaml", NAMED])
+    res = _run(["history", "--deploy-repo", str(checkout), "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    assert [(e["tag"], NAMED in [os.fsencode(f).decode() for f in e["files"]])
+            for e in json.loads(res.stdout)["entries"]] == [("v2", True), ("v1", True), ("v0", True)]
+
+
+def test_a_dirty_tag_is_the_same_under_any_file_system_encoding(tmp_path: Path) -> None:
+    """Untracked `é` files under LC_ALL=C PYTHONUTF8=0: `gitops tag --allow-dirty` gave another dirty hash
+    than under a UTF-8 locale, one that left their content out (git's name, read as UTF-8, named no file
+    Python could open there: a change of it gave the same tag).  Now the same under any locale."""
+    app = tmp_path / "app"
+    git("init", "--quiet", str(app))
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    git("add", "-A", cwd=app)
+    git("commit", "--quiet", "-m", "app", cwd=app)
+    (app / "Dockerfile").write_text("FROM scratch\nLABEL a=b\n")
+    (app / "dé").mkdir()
+    (app / "dé" / "é.txt").write_text("untracked\n")
+    (app / "à.txt").write_text("untracked too\n")
+    tags = []
+    for locale in ({}, {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"}, ASCII_LOCALE):
+        res = _run(["tag", "--repo", str(app), "--allow-dirty"], _env(tmp_path, **locale))
+        assert res.returncode == 0, res.stderr
+        tags.append(res.stdout.strip())
+    assert "-dirty-" in tags[0] and tags == [tags[0]] * 3
 
 
 # --- 4, 5: gitops' own clones -------------------------------------------------------------------------
