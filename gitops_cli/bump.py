@@ -971,13 +971,13 @@ def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
     relative --path is relative to it; an absolute one is kept as given), for --dry-run, --no-commit and a
     commit alike; files are then reported relative to the top.  A directory that is no git checkout is its
     own root (--dry-run and --no-commit need no git)."""
-    res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False)
-    if res.status != 0 or not res.stdout.strip():
+    res = git.run(["rev-parse", "--show-toplevel"], cwd=local, check=False, strip=False)
+    if res.status != 0 or not res.path():
         refused = git.ownership_error(res.stderr, cwd=local)  # another user's checkout: no plain directory
         if refused is not None:
             raise refused
         return local, list(paths)
-    root = Path(res.stdout.strip()).resolve()
+    root = Path(res.path()).resolve()
     here = local.resolve()
     if here == root:
         return root, list(paths)

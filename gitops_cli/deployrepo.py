@@ -1,8 +1,9 @@
 """The deploy repo: where it is, how to reach it (credentials), clone, commit, push, fetch-and-reset.
 
 Every git call goes through gitops_cli.git.run.  Credentials live only in the environment of the git
-processes (an `http.<url>.extraHeader` given as GIT_CONFIG_* variables, or GIT_SSH_COMMAND with a key):
-never in a URL, never in the clone's .git/config, never printed (they are registered as secrets).
+processes (an `http.<url>.extraHeader` at the end of GIT_CONFIG_PARAMETERS, the only Authorization header
+sent there, see git.authorization_config; or GIT_SSH_COMMAND with a key): never in a URL or on a command
+line, never in the clone's .git/config, never printed (they are registered as secrets).
 
 A rejected push is read from `git push --porcelain` status lines (flag `!`), not from message wording;
 callers (gitops_cli.bump) integrate the new remote head and push again.
@@ -123,7 +124,7 @@ def open_remote(
         _refuse_scp_password(spec, names)
         _check_scp_like(spec, what)
     if scheme in ("http", "https"):
-        return _https_remote(spec, env)
+        return _https_remote(spec, env, repo)
     if scheme == "file":
         spec = _local_file_url(spec, what)
         where = Path(unquote(spec[len("file://"):]))  # `#` and `?` are path characters here
@@ -313,12 +314,14 @@ def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tup
 _TOKEN_VARIABLES = ("GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
 
 
-def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
-    """The remote with the credential gitops has for it, if any: an `http.<scheme>://<host>/.extraHeader`
-    scoped to the URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url), with
-    the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
+def _https_remote(spec: str, environ: Mapping[str, str], repo: Path | None = None) -> Remote:
+    """The remote with the credential gitops has for it, if any: the one Authorization header sent to the
+    URL git really talks to (after the user's url.<base>.insteadOf, see rewritten_url; the user's own
+    Authorization headers are not sent there, their other extra headers are: git.authorization_config),
+    with the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
     credential gitops gives is the only one tried, and nothing of the user's is stored or erased.  A CI
-    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it."""
+    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it.  `repo`: the
+    checkout whose `origin` this is (its config counts, as for its fetches and pushes)."""
     parts = urlsplit(spec)
     clean = git.strip_credentials(spec)
     url_user = unquote(parts.username) if parts.username else None
@@ -327,37 +330,83 @@ def _https_remote(spec: str, environ: Mapping[str, str]) -> Remote:
         register_secret(url_password)
     if not url_password and not any(environ.get(name, "").strip() for name in _TOKEN_VARIABLES):
         return Remote(url=clean, display=clean)  # nothing of gitops': git asks the user's helpers, as it would
-    real = rewritten_url(clean, environ)
-    real_parts = urlsplit(real)
-    if real_parts.scheme.lower() not in ("http", "https"):  # rewritten to ssh://, say: no header goes there
+    real = rewritten_url(clean, environ, repo)
+    pushed = pushed_url(clean, environ, repo)
+
+    def credential(url: str) -> tuple[str, str, str] | None:
+        """(username, token, source) for a URL git talks to: none for one that is not HTTP(S) (rewritten to
+        ssh://, say); else the same rule for the fetch URL and the push URL."""
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            return None
+        if url_password:  # credentials in the URL: never keep them there, use them as the credential
+            return url_user or "x-access-token", url_password, "the URL"
+        return select_token(parts.netloc.rsplit("@", 1)[-1], url_user, environ)
+
+    chosen = {url: credential(url) for url in dict.fromkeys([real, pushed])}
+    entries: list[tuple[str, str]] = []
+    for url, found in chosen.items():
+        if found is not None:
+            username, token, _ = found
+            basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
+            register_secret(token)
+            register_secret(basic)
+            entries += git.authorization_config(url, f"Authorization: Basic {basic}", repo, environ)
+    if not entries:
         return Remote(url=clean, display=clean)
-    hostport = real_parts.netloc.rsplit("@", 1)[-1]
-    if url_password:  # credentials in the URL: never keep them there, use them as the credential
-        chosen: tuple[str, str, str] | None = (url_user or "x-access-token", url_password, "the URL")
-    else:
-        chosen = select_token(hostport, url_user, environ)
-    if chosen is None:
-        return Remote(url=clean, display=clean)
-    username, token, source = chosen
-    basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
-    register_secret(token)
-    register_secret(basic)
-    scope = f"{real_parts.scheme.lower()}://{hostport}/"
-    env = git.command_config(git.NO_CREDENTIAL_HELPERS,
-                             git.config_env([(f"http.{scope}.extraHeader", f"Authorization: Basic {basic}")]))
+    env = git.command_config(git.NO_CREDENTIAL_HELPERS, git.env_config(entries))
     env["GIT_ASKPASS"] = ""  # an empty value: git asks no askpass program (not core.askPass either)
-    auth = f"token from {source}"
-    if real != clean:
-        auth += f", sent to {scope}, where url.<base>.insteadOf rewrites the URL"
-    return Remote(url=clean, display=clean, env=env, auth=auth)
+    return Remote(url=clean, display=clean, env=env, auth=_auth_line(clean, real, pushed, chosen))
 
 
-def rewritten_url(url: str, environ: Mapping[str, str] | None = None) -> str:
+def _auth_line(clean: str, real: str, pushed: str, chosen: Mapping[str, tuple[str, str, str] | None]) -> str:
+    """What the remote's progress line says of gitops' credential (never the secret): its source, and where
+    it goes when the user's url.<base>.insteadOf or pushInsteadOf rules send git elsewhere."""
+    said: list[str] = []
+    fetch = chosen[real]
+    if fetch is not None:
+        said.append(f"token from {fetch[2]}" + (f", sent to {git.strip_credentials(real)}, where url.<base>.insteadOf "
+                                                "rewrites the URL" if real != clean else ""))
+    if pushed != real:
+        where = f"{git.strip_credentials(pushed)}, where url.<base>.pushInsteadOf sends the push"
+        push = chosen[pushed]
+        if push is None:
+            why = "not HTTP(S)" if urlsplit(pushed).scheme.lower() not in ("http", "https") else \
+                f"{fetch[2] if fetch else 'the token'} is not for that host"
+            said.append(f"no token sent to {where} ({why})")
+        elif fetch is not None and push[2] == fetch[2]:
+            said.append(f"also sent to {where}")
+        else:
+            said.append(f"token from {push[2]} sent to {where}")
+    return "; ".join(said)
+
+
+def rewritten_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
     """The URL git really talks to for `url`, after the user's url.<base>.insteadOf rules (`git ls-remote
-    --get-url`: no network), read outside any repository (the user's global and system config)."""
+    --get-url`: no network), read in the checkout `repo`, else outside any repository (the user's global
+    and system config)."""
     env = dict(os.environ if environ is None else environ)
-    res = git.run_outside(["ls-remote", "--get-url", url], env=env, check=False)
-    return res.stdout.strip() if res.status == 0 and res.stdout.strip() else url
+    args = ["ls-remote", "--get-url", url]
+    res = git.run(args, cwd=repo, env=env, check=False, strip=False) if repo is not None else \
+        git.run_outside(args, env=env, check=False, strip=False)
+    return res.path() if res.status == 0 and res.path().strip() else url
+
+
+def pushed_url(url: str, environ: Mapping[str, str] | None = None, repo: Path | None = None) -> str:
+    """The URL `git push URL` really pushes to: after the user's url.<base>.pushInsteadOf rules (applied to
+    `url` as given, the longest matching prefix winning, the first of equal ones: remote.c alias_url), else
+    where url.<base>.insteadOf sends it (rewritten_url).  Read as rewritten_url reads the config."""
+    env = dict(os.environ if environ is None else environ)
+    rules: dict[str, list[str]] = {}  # base -> its prefixes, bases in the order git first reads them
+    for key, value in git.config_entries(r"^url\..*\.pushinsteadof$", repo, env):
+        if value is not None:
+            rules.setdefault(key[len("url."):-len(".pushinsteadof")], []).append(value)
+    best: tuple[str, str] | None = None
+    for base, prefixes in rules.items():
+        for prefix in prefixes:
+            if url.startswith(prefix) and (best is None or len(prefix) > len(best[1])):
+                best = (base, prefix)
+    return best[0] + url[len(best[1]):] if best is not None else rewritten_url(url, environ, repo)
 
 
 # --- git operations -------------------------------------------------------------------------------
@@ -481,7 +530,7 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
         if res.status not in (0, 1):
             raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out",
                                 cwd=repo)
-        paths = [p.removeprefix("HEAD:") for p in res.stdout.split("\0") if p]
+        paths = [p.removeprefix("HEAD:") for p in res.paths()]
         full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
@@ -495,8 +544,8 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
     sparse.parent.mkdir(parents=True, exist_ok=True)
     # an empty selection still needs a pattern: one that names no file of the tree
     lines = [sparse_pattern(p) for p in paths] or [_NO_FILE_SELECTED]
-    # paths are git's bytes (surrogate-escaped where not UTF-8): write them back as the same bytes
-    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
+    # paths as git wrote them (git.decode_path): written back as the same bytes
+    sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
     git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
     git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
@@ -510,12 +559,12 @@ def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | N
     if not wanted or git.run(["config", "--get", "core.sparseCheckout"], cwd=repo, check=False).stdout != "true":
         return
     (sparse,) = git.git_paths(repo, "info/sparse-checkout")
-    lines = sparse.read_bytes().decode("utf-8", "surrogateescape").splitlines()
+    lines = git.decode_path(sparse.read_bytes()).splitlines()
     added = [line for line in map(sparse_pattern, wanted) if line not in lines]
     if not added:
         return
     lines = [line for line in lines if line != _NO_FILE_SELECTED] + added
-    sparse.write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8", "surrogateescape"))
+    sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
     git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
 
 
@@ -536,7 +585,7 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
     wanted: list[str] = []
     listing = git.run(["ls-tree", "-r", "-z", commit, "--", *(f":(literal){p}" for p in paths)], cwd=repo,
                       strip=False)
-    for entry in listing.stdout.split("\0"):
+    for entry in listing.paths():
         meta, _, path = entry.partition("\t")
         fields = meta.split()  # mode, type, object id
         if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):
@@ -571,7 +620,7 @@ def submodule_of(repo: Path, path: str, rev: str = "HEAD") -> str | None:
     parts = path.split("/")
     prefixes = ["/".join(parts[:n]) for n in range(1, len(parts) + 1)]
     res = git.run(["ls-tree", "-z", rev, "--", *prefixes], cwd=repo, check=False, strip=False)
-    gitlinks = [entry.partition("\t")[2] for entry in res.stdout.split("\0") if entry.startswith("160000 ")]
+    gitlinks = [entry.partition("\t")[2] for entry in res.paths() if entry.startswith("160000 ")]
     return next((p for p in prefixes if p in gitlinks), None)
 
 
@@ -592,7 +641,7 @@ def filtered_files(repo: Path, paths: Sequence[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for start in range(0, len(paths) if drivers else 0, _ATTR_BATCH):
         listed = git.run(["check-attr", "-z", "filter", "--", *paths[start:start + _ATTR_BATCH]], cwd=repo,
-                         strip=False).stdout.split("\0")
+                         strip=False).paths()
         out.update((path, value) for path, value in zip(listed[0::3], listed[2::3], strict=False) if value in drivers)
     return out
 
@@ -603,8 +652,7 @@ def head(repo: Path) -> str:
 
 def tracked_files(repo: Path) -> set[str]:
     """The paths git tracks in the checkout `repo` (relative to it, `/`-separated)."""
-    out = git.run(["ls-files", "-z", "--", "."], cwd=repo, strip=False).stdout
-    return {path for path in out.split("\0") if path}
+    return set(git.run(["ls-files", "-z", "--", "."], cwd=repo, strip=False).paths())
 
 
 def current_branch(repo: Path) -> str | None:
@@ -816,7 +864,7 @@ def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
                   strip=False)
     in_the_way: list[str] = []
     seen: set[str] = set()
-    for added in (p for p in res.stdout.split("\0") if p):
+    for added in res.paths():
         parts = added.split("/")
         for n in range(1, len(parts)):
             lead = "/".join(parts[:n])
@@ -831,7 +879,7 @@ def refuse_overwriting(repo: Path, start: str, target: str, where: str) -> None:
                 in_the_way.append(added)
     if in_the_way:  # a file of `start` that `target` makes a directory is git's to replace
         tracked = git.run(["ls-tree", "-z", "--name-only", start, "--", *in_the_way], cwd=repo, strip=False)
-        in_the_way = [p for p in in_the_way if p not in set(tracked.stdout.split("\0"))]
+        in_the_way = [p for p in in_the_way if p not in set(tracked.paths())]
     if in_the_way:
         raise _in_the_way(repo, where, in_the_way)
 
@@ -855,7 +903,8 @@ def restore(repo: Path, commit: str) -> None:
 def origin_spec(repo: Path) -> str | None:
     """The checkout's `origin` URL as open_remote takes it, or None when there is none: a relative path
     (`../deploy.git`) is resolved against the checkout, as git does, not against the current directory."""
-    url = git.run(["remote", "get-url", "origin"], cwd=repo, check=False).stdout.strip()
+    res = git.run(["remote", "get-url", "origin"], cwd=repo, check=False, strip=False)
+    url = res.path().strip() if res.status == 0 else ""
     if not url:
         return None
     if "://" in url or (":" in url and "/" not in url.split(":", 1)[0]):  # a URL, or scp-like host:path

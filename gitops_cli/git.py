@@ -1,9 +1,9 @@
 """The one git adapter: every git command the tool runs goes through `run`.
 
 Built on GitPython's command runner (imported lazily: `gitops lint` never loads it).  Credentials never
-go on a command line or into a URL: callers pass them through the environment (a credential helper or
-`http.extraHeader` given as GIT_CONFIG_* variables), and every message this module raises is scrubbed
-of URLs' user-info and of registered secrets.
+go on a command line or into a URL: callers pass them through the environment (an `http.<url>.extraHeader`
+appended to GIT_CONFIG_PARAMETERS, see env_config and authorization_config), and every message this module
+raises is scrubbed of URLs' user-info and of registered secrets.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from gitops_cli import interrupts
 from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, DirtyTreeError, GitAuthError, GitError, UsageError
@@ -115,8 +116,9 @@ def ignore_repository_variables() -> None:
 # GIT_CONFIG_PARAMETERS, where a parent git's own `-c` options are (gitops run from a git alias or a hook:
 # `git -c credential.helper=store deploybump`) -- and hands them on to the git processes it starts (a lazy
 # fetch, a transport helper).  Never a secret: a command line is seen by every user of the machine (ps); a
-# credential stays in the environment (a GIT_CONFIG_COUNT entry, see config_env).  The user's own entries
-# keep applying to everything else (safe.directory, http.sslCAInfo, url.<base>.insteadOf...).
+# credential stays in the environment, at the end of GIT_CONFIG_PARAMETERS (see env_config): after every
+# entry of the user's, before the command line's.  The user's own entries keep applying to everything else
+# (safe.directory, http.sslCAInfo, url.<base>.insteadOf...).
 
 # Every git command: output gitops parses (`git grep -l`, `ls-remote`, `rev-parse`...) is never coloured,
 # whatever color.ui or a command's own color.* key (which overrides color.ui) says.
@@ -150,6 +152,9 @@ NO_CREDENTIAL_HELPERS: tuple[tuple[str, str], ...] = (("credential.helper", ""),
 # The key, in the environment given to `run`, of the config entries it gives git as `-c` options
 # (command_config); never passed on to git.
 _COMMAND_CONFIG = "_GITOPS_GIT_COMMAND_CONFIG"
+# The key, in the environment given to `run`, of the config entries (secrets) it appends to git's
+# GIT_CONFIG_PARAMETERS (env_config), already quoted as git quotes them there; never passed on as itself.
+_ENV_CONFIG = "_GITOPS_GIT_ENV_CONFIG"
 
 
 def command_config(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -159,6 +164,242 @@ def command_config(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | 
     added = "".join(f"{key}={value}\n" for key, value in entries)
     out[_COMMAND_CONFIG] = out.get(_COMMAND_CONFIG, "") + added
     return out
+
+
+def env_config(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`env` with `entries` (a secret: never on a command line) added to the config `run` gives git in its
+    environment, after any `env` holds already: appended to GIT_CONFIG_PARAMETERS, which git reads after its
+    config files, GIT_CONFIG_COUNT's entries and the user's own GIT_CONFIG_PARAMETERS (a parent git's `-c`
+    options), so that they come after every entry of the user's.  An empty value is given as one (`'k'=''`:
+    it resets a list such as http.extraHeader); `'k'=` alone would be a boolean."""
+    out = dict(env or {})
+    added = " ".join(f"{sq_quote(key)}={sq_quote(value)}" for key, value in entries)
+    out[_ENV_CONFIG] = " ".join(part for part in (out.get(_ENV_CONFIG, ""), added) if part)
+    return out
+
+
+def sq_quote(text: str) -> str:
+    """`text` single-quoted as git quotes GIT_CONFIG_PARAMETERS (quote.c sq_quote_buf): `'` and `!` are
+    written `'\\''` and `'\\!'`."""
+    return "'" + text.replace("'", "'\\''").replace("!", "'\\!'") + "'"
+
+
+def config_entries(pattern: str, cwd: str | Path | None = None,
+                   env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """The config entries whose (canonical) key matches the regex `pattern`, as git reads them -- its config
+    files with their includes, GIT_CONFIG_COUNT's entries, GIT_CONFIG_PARAMETERS --, in the order it reads
+    them: in the repository `cwd`, else outside any (run_outside).  A value-less entry (`[x] key` alone,
+    a boolean) has None."""
+    args = ["config", "-z", "--includes", "--get-regexp", pattern]
+    res = run(args, cwd=cwd, env=env, check=False, strip=False) if cwd is not None else \
+        run_outside(args, env=env, check=False, strip=False)
+    out: list[tuple[str, str | None]] = []
+    for entry in res.paths() if res.status == 0 else []:  # keys and values go back to git: read as paths are
+        key, newline, value = entry.partition("\n")
+        out.append((key, value if newline else None))
+    return out
+
+
+def authorization_config(url: str, header: str, cwd: str | Path | None = None,
+                         env: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The config entries (for env_config) that make `header` (`Authorization: ...`) the one Authorization
+    header git sends to `url` (a URL git talks to, after the user's rewrites): under the key of that exact
+    URL -- which no entry of the user's outranks in git's URL matching (urlmatch.c: the longest host, then
+    path, then a user name) --, an empty value, which drops every extra header read so far, the user's
+    http.extraHeader values that go to `url` (read in `cwd`, as config_entries), less any Authorization
+    header, then `header`.  The user's other extra headers (a proxy's, a WAF's) keep going there, once."""
+    key = f"http.{_scope(url)}.extraHeader"
+    kept = [value for value in extra_headers(url, cwd, env) if not _is_authorization(value)]
+    return [(key, ""), *((key, value) for value in kept), (key, header)]
+
+
+def _scope(url: str) -> str:
+    """`url` as a config key's URL: no password, query or fragment (a user name stays: git matches it)."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username is not None else ""
+    return f"{parts.scheme}://{user}{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+
+def _is_authorization(header: str) -> bool:
+    """An `Authorization: ...` header (any case; `Authorization;` too: curl's way of sending it empty)."""
+    return re.split(r"[:;]", header, maxsplit=1)[0].strip().lower() == "authorization"
+
+
+def extra_headers(url: str, cwd: str | Path | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The user's http.extraHeader values git sends to `url` (a URL git talks to): its entries read in order
+    (config_entries), kept as git's http.c keeps them -- each `http.<url>.extraHeader` whose URL matches,
+    each plain `http.extraHeader`, none that matches `url` less well than the one kept before it (urlmatch.c
+    urlmatch_config_entry), an empty value dropping those kept so far."""
+    target = _url_info(url if url.endswith("/") else url + "/")  # as git's transport helper has it (remote-curl.c)
+    if target is None:
+        return []
+    headers: list[str] = []
+    kept: tuple[int, int, int] | None = None
+    for key, value in config_entries(r"^http\..*extraheader$", cwd, env):
+        name, _, rest = key.partition(".")
+        scoped, dot, variable = rest.rpartition(".")
+        if name != "http" or variable != "extraheader":
+            continue
+        match = (0, 0, 0)
+        if dot:
+            pattern = _url_info(scoped, globs=True)
+            found = _match_url(target, pattern) if pattern is not None else None
+            if found is None:
+                continue
+            match = found
+        if kept is not None and match < kept:
+            continue  # matches less well than the entry before it: git ignores it
+        kept = match
+        if value == "":
+            headers.clear()
+        elif value is not None:
+            headers.append(value)
+    return headers
+
+
+# --- URL matching for `<section>.<url>.<key>` config, as urlmatch.c does it -------------------------------
+
+_URL_SCHEME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+.-")
+_URL_HOST_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_[:]")
+_URL_UNSAFE_CHARS = frozenset(b' <>"%{}|\\^`')
+_URL_RESERVED = frozenset(b":/?#[]@!$&'()*+,;=")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+class _UrlInfo:
+    """A URL normalized as urlmatch.c's url_normalize does (lowercase scheme and host, %-escapes made
+    canonical, default port dropped, dot segments resolved); `path` runs to its end (query included)."""
+
+    def __init__(self, scheme: bytes, user: bytes | None, host: bytes, port: bytes, path: bytes) -> None:
+        self.scheme, self.user, self.host, self.port, self.path = scheme, user, host, port, path
+
+
+def _escapes(raw: bytes) -> bytes | None:
+    """append_normalized_escapes: a %-escape that need not be one decoded (not a reserved character's), a
+    character that must be escaped escaped, escapes in uppercase; None for a malformed escape."""
+    out = bytearray()
+    i = 0
+    while i < len(raw):
+        ch, i, was_escaped = raw[i], i + 1, False
+        if ch == ord("%"):
+            if len(raw) - i < 2 or raw[i] not in _HEX or raw[i + 1] not in _HEX:
+                return None
+            ch, i, was_escaped = int(raw[i:i + 2], 16), i + 2, True
+        if ch <= 0x1F or ch >= 0x7F or ch in _URL_UNSAFE_CHARS or (was_escaped and ch in _URL_RESERVED):
+            out += b"%%%02X" % ch
+        else:
+            out.append(ch)
+    return bytes(out)
+
+
+def _first_of(data: bytes, chars: bytes) -> int:
+    return min((i for i in (data.find(bytes([c])) for c in chars) if i >= 0), default=len(data))
+
+
+def _url_info(url: str, globs: bool = False) -> _UrlInfo | None:
+    """url_normalize_1 of urlmatch.c (`globs`: a `*` may stand for a host's component); None when git finds
+    the URL invalid (then no config entry for it applies)."""
+    raw = os.fsencode(url)
+    n = next((i for i, c in enumerate(raw) if c not in _URL_SCHEME_CHARS), len(raw))
+    if not n or not raw[:1].isalpha() or raw[n:n + 3] != b"://":
+        return None
+    scheme, rest = raw[:n].lower(), raw[n + 3:]
+    user: bytes | None = None
+    at, slash = rest.find(b"@"), _first_of(rest, b"/?#")
+    if 0 <= at < slash:
+        userinfo = _escapes(rest[:at])
+        if userinfo is None:
+            return None
+        user = userinfo.split(b":", 1)[0]
+        rest, slash = rest[at + 1:], slash - at - 1
+    if not rest or rest[:1] in (b":", b"/", b"?", b"#"):
+        if scheme != b"file":
+            return None
+    colon = slash - 1
+    while colon > 0 and rest[colon:colon + 1] not in (b":", b"]"):
+        colon -= 1
+    if colon < 0 or rest[colon:colon + 1] != b":":
+        colon = slash
+    allowed = _URL_HOST_CHARS | {ord("*")} if globs else _URL_HOST_CHARS
+    if any(c not in allowed for c in rest[:colon]):
+        return None
+    host, port = rest[:colon].lower(), b""
+    if colon < slash:
+        digits = rest[colon + 1:slash].lstrip(b"0") or (b"0" if rest[colon + 1:slash] else b"")
+        default = (scheme == b"http" and digits == b"80") or (scheme == b"https" and digits == b"443")
+        if digits and not default:
+            if not digits.isdigit() or len(digits) > 5 or not 0 < int(digits) <= 65535:
+                return None
+            port = digits
+    path = _normalized_path(rest[slash:])
+    return None if path is None else _UrlInfo(scheme, user, host, port, path)
+
+
+def _normalized_path(rest: bytes) -> bytes | None:
+    """The path (dot segments resolved, as url_normalize_1 does) and whatever follows it, escapes normalized."""
+    norm = bytearray(b"/")
+    if rest.startswith(b"/"):
+        rest = rest[1:]
+    while True:
+        end = _first_of(rest, b"/?#")
+        segment = _escapes(rest[:end])
+        if segment is None:
+            return None
+        start = len(norm)
+        norm += segment
+        skip_slash = False
+        if segment == b".":
+            if start == 1:
+                del norm[-1:]
+                skip_slash = True
+            else:
+                del norm[-2:]
+        elif segment == b"..":
+            previous = len(norm) - 3
+            if previous == 0:
+                return None
+            previous = norm.rindex(b"/", 0, previous)
+            if previous == 0:
+                del norm[1:]
+                skip_slash = True
+            else:
+                del norm[previous:]
+        rest = rest[end:]
+        if not rest.startswith(b"/"):
+            break
+        rest = rest[1:]
+        if not skip_slash:
+            norm += b"/"
+    tail = _escapes(rest) if rest else b""
+    return None if tail is None else bytes(norm) + tail
+
+
+def _match_host(host: bytes, pattern: bytes) -> bool:
+    """match_host of urlmatch.c: component by component, a `*` component matching any one."""
+    while host and pattern:
+        got, _, rest = host.partition(b".")
+        want, _, pattern_rest = pattern.partition(b".")
+        if want != b"*" and want != got:
+            return False
+        host, pattern = rest, pattern_rest
+    return not host and not pattern
+
+
+def _match_url(url: _UrlInfo, pattern: _UrlInfo) -> tuple[int, int, int] | None:
+    """match_urls of urlmatch.c: (host length, path length matched, user name matched) -- compared as a
+    tuple, as cmp_matches does -- or None when `pattern` does not match `url`."""
+    if url.scheme != pattern.scheme or not _match_host(url.host, pattern.host) or url.port != pattern.port:
+        return None
+    if pattern.user is not None and url.user != pattern.user:
+        return None
+    prefix = pattern.path
+    if not prefix or prefix == b"/":
+        length = 1 if not url.path or url.path.startswith(b"/") else 0
+    else:
+        prefix = prefix.removesuffix(b"/")
+        length = len(prefix) + 1 if url.path.startswith(prefix) and url.path[len(prefix):len(prefix) + 1] in (
+            b"", b"/") else 0
+    return (len(pattern.host), length, int(pattern.user is not None)) if length else None
 
 
 _OWN_REPOSITORIES: set[str] = set()
@@ -207,7 +448,15 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     # A remote reached over ssh gets its command from deployrepo (in `extra`), core.sshCommand included.
     if extra:
         env.update(extra)
-    return config_env((), env)  # checks GIT_CONFIG_COUNT
+    count = env.get("GIT_CONFIG_COUNT", "0").strip() or "0"
+    if not count.isdigit():
+        raise UsageError(f"GIT_CONFIG_COUNT={count!r}: not a number", hint="unset it, or give the number of "
+                         "GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n pairs")
+    secret = env.pop(_ENV_CONFIG, "")
+    if secret:  # after the user's own entries there (a parent git's `-c` options)
+        given = env.get("GIT_CONFIG_PARAMETERS", "").strip()
+        env["GIT_CONFIG_PARAMETERS"] = f"{given} {secret}" if given else secret
+    return env
 
 
 _SSH_BATCH = ("-o", "BatchMode=yes")
@@ -264,30 +513,37 @@ def ssh_command_with(command: str, options: Sequence[str]) -> str:
     return " ".join([command.rstrip(), *(shlex.quote(o) for o in options)])
 
 
-def config_env(entries: Sequence[tuple[str, str]], env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """GIT_CONFIG_COUNT/KEY_n/VALUE_n variables: config that lives only in the process environment.
-    `entries` go after those of `env` -- or, when `env` has none, after the user's own (this process's
-    GIT_CONFIG_* variables, which `env` would otherwise replace in git's environment: see base_env)."""
-    out = dict(env or {})
-    if "GIT_CONFIG_COUNT" not in out:
-        out.update((k, v) for k, v in os.environ.items() if k.startswith("GIT_CONFIG_"))
-    count = out.get("GIT_CONFIG_COUNT", "0").strip() or "0"
-    if not count.isdigit():
-        raise UsageError(f"GIT_CONFIG_COUNT={count!r}: not a number", hint="unset it, or give the number of "
-                         "GIT_CONFIG_KEY_n/GIT_CONFIG_VALUE_n pairs")
-    start = int(count)
-    for i, (key, value) in enumerate(entries, start=start):
-        out[f"GIT_CONFIG_KEY_{i}"] = key
-        out[f"GIT_CONFIG_VALUE_{i}"] = value
-    out["GIT_CONFIG_COUNT"] = str(start + len(entries))
-    return out
+def decode_path(raw: bytes) -> str:
+    """A path (or URL) from git's output, as Python decodes a file name (os.fsdecode: the file system
+    encoding, surrogateescape): the one way paths come from git, so that they name the same files as
+    the names Python reads from disk (os.walk, os.listdir) and go back to git (its arguments) and to the
+    system as the same bytes -- under LC_ALL=C (PYTHONUTF8=0: ASCII) as under a UTF-8 locale.  Text
+    for people (messages, author names) stays UTF-8 (GitResult.stdout)."""
+    return os.fsdecode(raw)
 
 
 class GitResult:
-    def __init__(self, status: int, stdout: str, stderr: str) -> None:
+    """A git command's status and output: `stdout` as UTF-8 text (invalid bytes surrogate-escaped), and its
+    bytes, read as paths by paths(), path_lines() and path()."""
+
+    def __init__(self, status: int, stdout: str, stderr: str, raw: bytes = b"") -> None:
         self.status = status
         self.stdout = stdout
         self.stderr = stderr
+        self.raw = raw  # stdout's bytes, as git wrote them
+
+    def paths(self) -> list[str]:
+        """The entries of a NUL-separated (`-z`) listing, as decode_path reads them (empty ones left out)."""
+        return [decode_path(entry) for entry in self.raw.split(b"\0") if entry]
+
+    def path_lines(self) -> list[str]:
+        """The lines of a listing of one path a line (`rev-parse --git-path`), as decode_path reads them."""
+        return [decode_path(line) for line in self.raw.removesuffix(b"\n").split(b"\n")] if self.raw else []
+
+    def path(self) -> str:
+        """The one path (or URL) git wrote, on one line (`rev-parse --show-toplevel`), as decode_path
+        reads it; blanks of the path are kept."""
+        return decode_path(self.raw.removesuffix(b"\n"))
 
 
 def run(
@@ -343,14 +599,14 @@ def run(
             for stream in (started.stdout, started.stderr):
                 if stream is not None:
                     stream.close()
-    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths keep their bytes
+    stdout = out.decode("utf-8", "surrogateescape") if out else ""  # paths: GitResult.paths() and co.
     stderr = err.decode("utf-8", "replace") if err else ""
     if strip and stdout.endswith("\n"):
         stdout = stdout[:-1]
     status = started.returncode
     if check and status != 0:
         raise error_for(args, status, stderr, what=what, cwd=cwd or os.getcwd())
-    return GitResult(status, stdout, stderr.removesuffix("\n"))
+    return GitResult(status, stdout, stderr.removesuffix("\n"), out or b"")
 
 
 _IMPORT_LOCK = threading.Lock()
@@ -470,7 +726,7 @@ def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
         raise ownership_error(res.stderr, cwd=p) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
-    return Path(res.stdout.strip())
+    return Path(res.path())
 
 
 # git (>= 2.35.2) refuses a repository owned by another user unless safe.directory names it:
@@ -553,5 +809,5 @@ def _user(uid: int) -> str:
 def git_paths(repo: str | Path, *names: str) -> list[Path]:
     """Where files of repo's git dir are (`git rev-parse --git-path NAME`, one call for all): right in a
     linked worktree or a submodule too, where `.git` is a file, not the directory."""
-    res = run(["rev-parse", *(arg for name in names for arg in ("--git-path", name))], cwd=repo)
-    return [p if p.is_absolute() else Path(repo) / p for p in map(Path, res.stdout.splitlines())]
+    res = run(["rev-parse", *(arg for name in names for arg in ("--git-path", name))], cwd=repo, strip=False)
+    return [p if p.is_absolute() else Path(repo) / p for p in map(Path, res.path_lines())]

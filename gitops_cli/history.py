@@ -196,7 +196,7 @@ class _Repo:
     def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
         res = self.git("diff-tree", "--no-commit-id", "-r", "--root", "--name-only", "-z", "-m",
                        "--first-parent", commit, "--", *_pathspec(paths))
-        return sorted({p for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
+        return sorted({p for p in res.paths() if p.endswith(YAML_SUFFIXES)})
 
     def files_naming(self, commit: str, needle: str, paths: Sequence[str]) -> list[str]:
         """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`).  In a
@@ -211,7 +211,7 @@ class _Repo:
             raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}",
                                 cwd=self.path)
         prefix = f"{commit}:"
-        return sorted({p.removeprefix(prefix) for p in res.stdout.split("\0") if p.endswith(YAML_SUFFIXES)})
+        return sorted({p.removeprefix(prefix) for p in res.paths() if p.endswith(YAML_SUFFIXES)})
 
     def check_paths(self, paths: Sequence[str], names: Names) -> list[str]:
         """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
@@ -230,7 +230,7 @@ class _Repo:
             folder, name = posixpath.split(rel)
             listing = self.git("ls-tree", "-z", f"{self.rev}:{folder}", check=False)
             modes = {line.partition("\t")[2]: line.split(" ", 1)[0]
-                     for line in listing.stdout.split("\0") if line} if listing.status == 0 else {}
+                     for line in listing.paths()} if listing.status == 0 else {}
             if name not in modes:
                 raise UsageError(f"{names('paths', raw)}: does not exist in the repository ({self.branch})")
             if modes[name] == "120000":

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,9 +42,10 @@ class TagInfo:
 
 def dirty_paths(repo: Path) -> list[str]:
     """Paths with uncommitted changes or untracked, non-ignored files (porcelain order)."""
-    res = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], cwd=repo)
+    res = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], cwd=repo,
+                  strip=False)
     out: list[str] = []
-    entries = res.stdout.split("\0")
+    entries = res.paths()
     i = 0
     while i < len(entries):
         entry = entries[i]
@@ -69,27 +71,33 @@ def dirty_hash(repo: Path) -> str:
 
 def _hash_state(h: Any, repo: Path, prefix: str) -> None:
     """Feed `repo`'s uncommitted state into `h`; paths are named from the top repository (`prefix`)."""
-    h.update(b"\0repo\0" + prefix.encode("utf-8", "surrogateescape") + b"\0")
+    h.update(b"\0repo\0" + os.fsencode(prefix) + b"\0")
     head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=repo, check=False)
     h.update(b"head:" + head.stdout.strip().encode() + b"\0")
     h.update(b"tree:" + work_tree(repo).encode() + b"\0")
     untracked = git.run(["ls-files", "--others", "--exclude-standard", "-z"], cwd=repo, strip=False)
-    for name in sorted(p for p in untracked.stdout.split("\0") if p):
-        h.update(b"\0untracked\0" + name.encode("utf-8", "surrogateescape") + b"\0")
+    for name in sorted(untracked.paths(), key=_order):
+        h.update(b"\0untracked\0" + os.fsencode(name) + b"\0")
         f = repo / name
         if f.is_symlink():
-            h.update(b"link:" + str(f.readlink()).encode("utf-8", "surrogateescape"))
+            h.update(b"link:" + os.fsencode(f.readlink()))
         elif f.is_dir():  # git lists a nested repository as `dir/`, not its files
             _hash_state(h, f, prefix + name)
         elif f.is_file():  # its executable bit too, which git records (a COPY keeps it)
             h.update(b"755:" if f.stat().st_mode & 0o100 else b"644:")
             h.update(f.read_bytes())
     staged = git.run(["ls-files", "--stage", "-z"], cwd=repo, strip=False)
-    for entry in sorted(e for e in staged.stdout.split("\0") if e.startswith("160000 ")):
+    for entry in sorted((e for e in staged.paths() if e.startswith("160000 ")), key=_order):
         path = entry.split("\t", 1)[1]
         sub = repo / path
         if (sub / ".git").exists():  # a checked-out submodule: its own changes
             _hash_state(h, sub, f"{prefix}{path}/")
+
+
+def _order(path: str) -> str:
+    """The sort key of a path from git: its bytes read as UTF-8, whatever the locale's encoding (the file
+    system's, by which git.decode_path reads it), so that the hash is the same under any locale."""
+    return os.fsencode(path).decode("utf-8", "surrogateescape")
 
 
 def work_tree(repo: Path) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from gitops_cli import deployrepo
 from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, UsageError
+from gitops_cli.git import run_outside
 from gitops_cli.output import redact
 from tests.fixtures.gitremotes import git, make_bare_remote, write_tree
 
@@ -68,9 +69,11 @@ def test_https_remote_moves_url_credentials_into_a_scoped_header() -> None:
     remote = deployrepo.open_remote("https://bot:s3cr3t-token@git.example.com/org/deploy.git", environ={})
     assert remote.url == remote.display == "https://git.example.com/org/deploy.git"
     assert "s3cr3t-token" not in remote.url
-    keys = {remote.env[k]: remote.env[k.replace("KEY", "VALUE")] for k in remote.env if "_KEY_" in k}
-    header = keys["http.https://git.example.com/.extraHeader"]
-    assert header == "Authorization: Basic " + base64.b64encode(b"bot:s3cr3t-token").decode()
+    # for that URL: an empty value (which drops the extra headers read before it), then the header
+    key = "http.https://git.example.com/org/deploy.git.extraheader"
+    headers = run_outside(["config", "--get-all", key], env=remote.env).stdout.split("\n")
+    assert headers == ["", "Authorization: Basic " + base64.b64encode(b"bot:s3cr3t-token").decode()]
+    assert not any("s3cr3t" in k or "s3cr3t" in v for k, v in remote.env.items() if k.startswith("GIT_"))
     assert redact("token s3cr3t-token here") == "token *** here"
 
 
@@ -104,6 +107,38 @@ def test_open_remote_local_checkout_and_bare_repo(tmp_path: Path) -> None:
     assert local.local == checkout.resolve()
     with pytest.raises(UsageError, match="no such directory"):
         deployrepo.open_remote(str(tmp_path / "nope"), environ={})
+
+
+# url.<base>.pushInsteadOf / insteadOf rules (base, prefix) over file:// URLs ({r}: the test's directory)
+PUSH_RULES = {
+    "none": ([], []),
+    "a push rule": ([("{r}/b.git", "{r}/a.git")], []),
+    "the longest prefix wins": ([("{r}/b.git", "{r}/a"), ("{r}/c.git", "{r}/a.git")], []),
+    "the first of equal ones": ([("{r}/c.git", "{r}/a.git"), ("{r}/b.git", "{r}/a.git")], []),
+    "insteadOf alone": ([], [("{r}/c.git", "{r}/a.git")]),
+    "a push rule beats insteadOf": ([("{r}/b.git", "{r}/a.git")], [("{r}/c.git", "{r}/a.git")]),
+    "never applied to insteadOf's result": ([("{r}/b.git", "{r}/c.git")], [("{r}/c.git", "{r}/a.git")]),
+}
+
+
+@pytest.mark.parametrize("case", list(PUSH_RULES))
+def test_pushed_url_is_where_git_push_goes(tmp_path: Path, case: str) -> None:
+    """deployrepo.pushed_url (remote.c's alias_url, in Python) against the URL `git push` itself names."""
+    root = tmp_path.as_uri()
+    for name in ("a.git", "b.git", "c.git"):
+        git("init", "--quiet", "--bare", str(tmp_path / name))
+    work = tmp_path / "work"
+    git("init", "--quiet", str(work))
+    git("commit", "--quiet", "--allow-empty", "-m", "x", cwd=work)
+    push_rules, fetch_rules = PUSH_RULES[case]
+    entries = [(f"url.{base.format(r=root)}.pushInsteadOf", prefix.format(r=root)) for base, prefix in push_rules]
+    entries += [(f"url.{base.format(r=root)}.insteadOf", prefix.format(r=root)) for base, prefix in fetch_rules]
+    env = {"GIT_CONFIG_COUNT": str(len(entries)), "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}
+    for i, (key, value) in enumerate(entries):
+        env.update({f"GIT_CONFIG_KEY_{i}": key, f"GIT_CONFIG_VALUE_{i}": value})
+    url = f"{root}/a.git"
+    said = git("push", "--dry-run", "--porcelain", url, "HEAD:refs/heads/t", cwd=work, env=env)
+    assert deployrepo.pushed_url(url, env) == said.splitlines()[0].removeprefix("To ")
 
 
 @pytest.mark.parametrize(

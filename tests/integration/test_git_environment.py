@@ -4,10 +4,13 @@ git commands do, and the user's credential store is never touched by a credentia
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -162,6 +165,77 @@ def test_an_askpass_program_that_never_answers_is_stopped_by_an_interrupt(tmp_pa
     assert left.stdout.strip() == ""
 
 
+def _basic(user: str, token: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode()
+
+
+def _headers(request: dict, name: str) -> list[str]:
+    """The values of one header (any case) of a request the test server received."""
+    return [value for key, value in request["headers"] if key.lower() == name.lower()]
+
+
+def _git_argv_logger(tmp_path: Path) -> tuple[Path, Path]:
+    """(a directory holding a `git` that logs its command line and runs the real git, the log)."""
+    log = tmp_path / "git-argv.log"
+    wrapper = _script(tmp_path / "argv-bin" / "git", f'printf "%s\\n" "$*" >> {log}\nexec {shutil.which("git")} "$@"\n')
+    return wrapper.parent, log
+
+
+@pytest.mark.parametrize("route", ["git -c", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "global",
+                                   "local checkout"])
+def test_gitops_token_is_the_only_authorization_header_the_server_gets(tmp_path: Path, http_git_server,
+                                                                        route: str) -> None:
+    """An Authorization header of the user's (`git -c http.extraHeader=...` from a wrapper, the environment's
+    config entries, the global config, a local checkout's config as actions/checkout writes it), plain or for
+    that URL, was sent with gitops' token: two Authorization headers, which the server refuses (GitHub:
+    400).  Now gitops' is the only one; the user's other extra headers still go there, once; the token is
+    on no git command line and in no file of the checkout."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    url, host = server.url(), f"http://127.0.0.1:{server.port}/"
+    theirs = f"AUTHORIZATION: basic {base64.b64encode(b'x-access-token:Th3irT0ken').decode()}"
+    argv_dir, argv_log = _git_argv_logger(tmp_path)
+    env = _env(tmp_path, GITOPS_GIT_TOKEN=TOKEN, PATH=f"{argv_dir}:{os.environ['PATH']}")
+    deploy_repo = url
+    if route == "git -c":  # gitops run from a git alias of a wrapper that adds its own header
+        env["PATH"] = f"{GITOPS.parent}:{env['PATH']}"
+        _global(tmp_path, ("alias.deploybump", "!gitops bump"))
+        command = [shutil.which("git") or "git", "-c", f"http.extraHeader={theirs}",
+                   "-c", "http.extraHeader=X-Extra: 1", "deploybump"]
+    else:
+        command = [str(GITOPS), "bump"]
+    if route == "GIT_CONFIG_PARAMETERS":
+        env["GIT_CONFIG_PARAMETERS"] = f"'http.{url}.extraHeader'='{theirs}' 'http.{url}.extraheader'='X-Extra: 1'"
+    elif route == "GIT_CONFIG_COUNT":
+        env.update(GIT_CONFIG_COUNT="2", GIT_CONFIG_KEY_0="http.extraHeader", GIT_CONFIG_VALUE_0="X-Extra: 1",
+                   GIT_CONFIG_KEY_1=f"http.{host}.extraHeader", GIT_CONFIG_VALUE_1=theirs)
+    elif route == "global":
+        _global(tmp_path, ("http.extraHeader", "X-Extra: 1"), (f"http.{url}.extraHeader", theirs))
+    elif route == "local checkout":
+        checkout = tmp_path / "deploy"
+        git("clone", "--quiet", remote.url, str(checkout), env=env)
+        git("remote", "set-url", "origin", url, cwd=checkout)
+        git("config", f"http.{host}.extraheader", theirs, cwd=checkout)
+        git("config", "--add", f"http.{host}.extraheader", "X-Extra: 1", cwd=checkout)
+        deploy_repo = str(checkout)
+    res = subprocess.run([*command, "--deploy-repo", deploy_repo, "--image", f"{APP}:v1"], env=gitops_env(env),
+                         text=True, capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    requests = server.requests()
+    assert requests
+    for request in requests:
+        assert _headers(request, "Authorization") == [_basic("x-access-token", TOKEN)], request
+        assert _headers(request, "X-Extra") == ["1"], request
+    # git's command lines, as gitops ran them (git runs an alias with its own directory first on PATH)
+    argv = argv_log.read_text() if route != "git -c" else ""
+    assert route == "git -c" or (" ls-remote " in argv and " push " in argv)
+    for secret in (TOKEN, _basic("x-access-token", TOKEN).split()[1]):
+        assert secret not in argv and secret not in res.stderr
+        if route == "local checkout":
+            assert secret not in (tmp_path / "deploy" / ".git" / "config").read_text()
+
+
 # --- 2: the current directory's repository --------------------------------------------------------------
 
 
@@ -268,12 +342,109 @@ def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_
     res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v1"], {**env, "GITOPS_GIT_TOKEN": TOKEN})
     assert res.returncode == 0, res.stderr
     assert remote.head() == res.stdout.strip()
-    assert f"sent to http://127.0.0.1:{server.port}/, where url.<base>.insteadOf rewrites the URL" in res.stderr
+    assert f"sent to {server.url()}, where url.<base>.insteadOf rewrites the URL" in res.stderr
     # GITHUB_TOKEN goes to GitHub's host only: git.example.com -> 127.0.0.1 is neither
     res = _run(["bump", "--deploy-repo", named, "--image", f"{APP}:v2"],
                {**env, "GITHUB_TOKEN": TOKEN, "GITHUB_SERVER_URL": "https://git.example.com"})
     assert res.returncode == 11, res.stderr
     assert TOKEN not in res.stderr
+
+
+@pytest.mark.parametrize("token", ["GITOPS_GIT_TOKEN", "GITHUB_TOKEN"])
+def test_the_token_follows_push_insteadof_to_the_host_it_may_go_to(tmp_path: Path, http_git_server,
+                                                                    token: str) -> None:
+    """url.<base>.pushInsteadOf sends the push to another URL (another server here): it got no credential (exit
+    11).  Now it gets the one the same rule as for url.<base>.insteadOf gives it: GITOPS_GIT_TOKEN goes to any
+    host, GITHUB_TOKEN only to GitHub's (GITHUB_SERVER_URL's 127.0.0.1 here; `localhost` is another host,
+    which never gets it: exit 11, nothing pushed)."""
+    remote = make_bare_remote(tmp_path / "fetched", FILES)
+    fetched = http_git_server(tmp_path / "fetched", user="*", token=TOKEN)
+    (tmp_path / "pushed").mkdir()
+    shutil.copytree(remote.path, tmp_path / "pushed" / "push.git")  # the same history: a mirror to push to
+    pushed = http_git_server(tmp_path / "pushed", user="*", token=TOKEN)
+    push_host = "127.0.0.1" if token == "GITOPS_GIT_TOKEN" else "localhost"
+    push_url = f"http://{push_host}:{pushed.port}/push.git"
+    _global(tmp_path, (f"url.{push_url}.pushInsteadOf", fetched.url()))
+    env = _env(tmp_path, **{token: TOKEN, "GITHUB_SERVER_URL": f"http://127.0.0.1:{fetched.port}"})
+    before = remote.head()
+    res = _run(["bump", "--deploy-repo", fetched.url(), "--image", f"{APP}:v1"], env)
+    assert TOKEN not in res.stdout + res.stderr
+    assert remote.head() == before  # never pushed to the fetch URL
+    got = [_headers(request, "Authorization") for request in pushed.requests()]
+    if token == "GITOPS_GIT_TOKEN":
+        assert res.returncode == 0, res.stderr
+        assert git("rev-parse", "main", cwd=tmp_path / "pushed" / "push.git").strip() == res.stdout.strip()
+        assert f"also sent to {push_url}, where url.<base>.pushInsteadOf sends the push" in res.stderr
+        assert any("git-receive-pack" in request["path"] for request in pushed.requests())
+        assert got and all(values == [_basic("x-access-token", TOKEN)] for values in got)
+    else:
+        assert res.returncode == 11, res.stderr
+        assert f"no token sent to {push_url}" in res.stderr
+        assert got and all(values == [] for values in got)  # asked, never given a credential
+
+
+# --- paths from git under a file system encoding that is not UTF-8 ----------------------------------------
+
+
+# Python's file system encoding is ASCII here (surrogateescape for the other bytes): no locale coercion
+# under LC_ALL, no UTF-8 mode under PYTHONUTF8=0
+ASCII_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+NAMED = "apps/a1/é/déploiement.yaml"
+
+
+def test_paths_from_git_name_the_files_on_disk_whatever_the_file_system_encoding(tmp_path: Path) -> None:
+    """Under LC_ALL=C PYTHONUTF8=0 paths from git's output were read as UTF-8, file names from disk as
+    ASCII (surrogate-escaped): `history` failed with exit 70 on a tracked `é` file naming the image, a bump
+    of a local checkout skipped it as "not tracked by git".  Both name it, by its bytes, as git does."""
+    probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                           env={**os.environ, **ASCII_LOCALE}, capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "ascii"
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, NAMED: FILES["apps/a1/deploy.yaml"]})
+    env = _env(tmp_path, **ASCII_LOCALE)
+
+    res = _run(["history", "--deploy-repo", remote.url, "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    files = [os.fsencode(f).decode() for entry in json.loads(res.stdout)["entries"] for f in entry["files"]]
+    assert NAMED in files
+
+    res = _run(["bump", "--deploy-repo", remote.url, "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.show(NAMED) == remote.show("apps/a1/deploy.yaml") == FILES["apps/a1/deploy.yaml"].replace(
+        ":v0", ":v1").encode()
+
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2"], env)
+    assert res.returncode == 0, res.stderr
+    assert "not tracked" not in res.stderr
+    assert remote.head() == res.stdout.strip()
+    changed = remote.git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", "main~1", "main").split("\0")
+    assert sorted(filter(None, changed)) == sorted(["apps/a1/deploy.yaml", NAMED])
+    res = _run(["history", "--deploy-repo", str(checkout), "--image", APP, "--output", "json"], env)
+    assert res.returncode == 0, res.stderr
+    assert [(e["tag"], NAMED in [os.fsencode(f).decode() for f in e["files"]])
+            for e in json.loads(res.stdout)["entries"]] == [("v2", True), ("v1", True), ("v0", True)]
+
+
+def test_a_dirty_tag_is_the_same_under_any_file_system_encoding(tmp_path: Path) -> None:
+    """Untracked `é` files under LC_ALL=C PYTHONUTF8=0: `gitops tag --allow-dirty` gave another dirty hash
+    than under a UTF-8 locale, one that left their content out (git's name, read as UTF-8, named no file
+    Python could open there: a change of it gave the same tag).  Now the same under any locale."""
+    app = tmp_path / "app"
+    git("init", "--quiet", str(app))
+    (app / "Dockerfile").write_text("FROM scratch\n")
+    git("add", "-A", cwd=app)
+    git("commit", "--quiet", "-m", "app", cwd=app)
+    (app / "Dockerfile").write_text("FROM scratch\nLABEL a=b\n")
+    (app / "dé").mkdir()
+    (app / "dé" / "é.txt").write_text("untracked\n")
+    (app / "à.txt").write_text("untracked too\n")
+    tags = []
+    for locale in ({}, {"LC_ALL": "C.UTF-8", "PYTHONUTF8": "1"}, ASCII_LOCALE):
+        res = _run(["tag", "--repo", str(app), "--allow-dirty"], _env(tmp_path, **locale))
+        assert res.returncode == 0, res.stderr
+        tags.append(res.stdout.strip())
+    assert "-dirty-" in tags[0] and tags == [tags[0]] * 3
 
 
 # --- 4, 5: gitops' own clones -------------------------------------------------------------------------
