@@ -27,7 +27,6 @@ import difflib
 import posixpath
 import random
 import string
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -51,6 +50,7 @@ from gitops_cli.errors import (
 )
 from gitops_cli.imageref import ImageRef, try_parse
 from gitops_cli.settings import FLAGS, Names
+from gitops_cli.tempdirs import TempDir
 
 TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
 BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
@@ -654,7 +654,7 @@ class PreparedBump:
     prepared_at: float = field(default_factory=time.monotonic)
     # what the work tree holds (see _selection): set when prepare checked out the files naming the images
     selected: tuple[str, ...] | None = None
-    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
+    _tmp: TempDir | None = field(default=None, repr=False)
 
     @property
     def age(self) -> float:
@@ -729,9 +729,9 @@ def prepare(
         say("info", f"Authenticating to {remote.display} with {remote.auth}")
     if remote.local is not None:
         return PreparedBump(request, remote)
-    tmp = tempfile.TemporaryDirectory(prefix="gitops-bump-")
+    tmp = TempDir("bump")
     try:
-        work = Path(tmp.name) / "deploy"
+        work = tmp.path / "deploy"
         cloning = f"Cloning {remote.display} ({request.branch or 'its default branch'})"
         say("step", cloning)
         # a spinner on a terminal, unless this runs in a background thread (notes are kept for later)

@@ -15,7 +15,6 @@ than asked for, it is deepened on demand (doubling), so a large repo is never cl
 from __future__ import annotations
 
 import posixpath
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from gitops_cli import deployrepo, git, output
 from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
 from gitops_cli.settings import FLAGS, Names
+from gitops_cli.tempdirs import TempDir
 from gitops_cli.yamledit.discover import YAML_SUFFIXES, relative_subpath
 
 INITIAL_DEPTH = 32
@@ -380,8 +380,8 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
         root, paths = scope_paths(remote.local, request.paths)  # a subdirectory is the implicit --path
         names = request.names.given("paths", paths, request.paths)  # messages name them as given
         return _read_local(root, replace(request, paths=paths, names=names))
-    with tempfile.TemporaryDirectory(prefix="gitops-history-") as tmp:
-        work = Path(tmp) / "repo"
+    with TempDir("history") as tmp:
+        work = tmp / "repo"
         with output.status(f"Cloning {remote.display} ({request.branch or 'its default branch'})"):
             branch = deployrepo.clone(remote, work, request.branch, depth=INITIAL_DEPTH, checkout=False)
         return _collect(_Repo(work, remote.env, remote, branch), request, remote.display, branch)

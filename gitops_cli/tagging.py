@@ -107,11 +107,11 @@ def work_tree(repo: Path) -> str:
     Done on a copy of the index, and writing its objects to a temporary object directory (with the
     repository's own as its alternate): nothing of the repository changes."""
     import shutil
-    import tempfile
+
+    from gitops_cli.tempdirs import TempDir
 
     index, objects = git.git_paths(repo, "index", "objects")
-    with tempfile.TemporaryDirectory(prefix="gitops-tag-") as tmp:
-        scratch = Path(tmp)
+    with TempDir("tag") as scratch:
         if index.is_file():  # its stat data spares hashing the files that did not change
             shutil.copyfile(index, scratch / "index")
         (scratch / "objects").mkdir()

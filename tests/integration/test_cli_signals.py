@@ -3,6 +3,7 @@ leave no temporary file behind (the build-context tar); --debug shows tracebacks
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -232,13 +233,83 @@ def test_interrupted_push_of_a_bump_reports_what_the_remote_has(tmp_path: Path, 
 def test_a_second_sigterm_during_the_push_ends_gitops_and_its_git_at_once(tmp_path: Path) -> None:
     remote = _slow_remote(tmp_path / "remotes", 60)
     before = remote.head()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     started = time.monotonic()
     proc, _, err, tree = _interrupt_during_the_push(
-        [str(GITOPS), "bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"], tmp_path, {},
-        signal.SIGTERM, 60, again=True)
+        [str(GITOPS), "bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"], tmp_path,
+        {"TMPDIR": str(scratch)}, signal.SIGTERM, 60, again=True)
     assert proc.returncode == -signal.SIGTERM, err  # died of the second SIGTERM, without waiting
     assert time.monotonic() - started < 30
     _assert_all_ended(tree, timeout=2)
+    assert remote.head() == before
+    assert [p.name[:12] for p in scratch.iterdir()] == ["gitops-bump-"]  # left behind...
+    res = subprocess.run([str(GITOPS), "tag", "--allow-dirty"], cwd=_dirty_checkout(tmp_path / "app"),
+                         env=gitops_env({"TMPDIR": str(scratch)}), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert list(scratch.iterdir()) == []  # ...until the next gitops run that makes a temp dir
+
+
+def _dirty_checkout(where: Path) -> Path:
+    """A checkout with an uncommitted change: `gitops tag --allow-dirty` there makes a temp dir (its index)."""
+    repo = sample_app(where)
+    (repo / "app.sh").write_text("#!/bin/sh\necho changed\n")
+    return repo
+
+
+def _clones(scratch: Path) -> set[Path]:
+    return {p for p in scratch.iterdir() if p.name.startswith("gitops-bump-")}
+
+
+def test_the_clone_of_a_killed_bump_is_removed_by_the_next_run_and_a_running_ones_kept(tmp_path: Path) -> None:
+    """kill -9 (the OOM killer, a CI runner killing the job) runs no cleanup: the clone, which may hold
+    secrets, stays in TMPDIR until the next gitops run that makes a temp dir removes it, as nothing holds
+    its lock any more; the clone of a bump still running (its lock held) is kept."""
+    remote = _slow_remote(tmp_path / "remotes", 60)
+    before = remote.head()
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = gitops_env({"TMPDIR": str(scratch)})
+    command = [str(GITOPS), "bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"]
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    running = start()
+    killed = None
+    orphans: dict[int, str] = {}
+    try:
+        _wait_for_descendant(running, "sleep 60")  # its push waits for the hook
+        (kept,) = _clones(scratch)
+        killed = start()
+        orphans = _wait_for_descendant(killed, "sleep 60")
+        (left,) = _clones(scratch) - {kept}
+        assert (left / "deploy" / ".git").is_dir()
+        killed.kill()  # SIGKILL: no code of gitops runs
+        killed.communicate(timeout=30)
+        for pid in orphans:  # its git push, receive-pack and hook, which SIGKILL does not end
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _assert_all_ended(orphans, timeout=5)
+        assert _clones(scratch) == {kept, left}  # the killed run's clone is still there
+
+        res = subprocess.run([str(GITOPS), "history", "--deploy-repo", remote.url, "-o", "json"], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert not left.exists()  # removed by the next run
+        assert (kept / "deploy" / ".git").is_dir() and running.poll() is None  # in use: kept
+        assert _clones(scratch) == {kept}
+    finally:
+        for proc in (running, killed):
+            if proc is not None:
+                stop_process(proc)
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    _, err = running.communicate(timeout=30)
+    assert running.returncode == 130, err  # the SIGTERM stop_process sent: its clone removed as usual
+    assert list(scratch.iterdir()) == []
     assert remote.head() == before
 
 
