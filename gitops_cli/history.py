@@ -59,10 +59,23 @@ class HistoryEntry:
     source_commit: str | None = None
     rollback_of: str | None = None
     by_gitops: bool = False  # the commit carries an `Image:` trailer
+    # each value the commit set the image to: one, or several when its references got different tags (two
+    # containers of one repository at two tags) and no `Image:` trailer names one: tag and digest are then
+    # None, as which value is the image's is not guessed
+    values: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            self.values = [value_text(self.tag, self.digest)]
 
     @property
     def value(self) -> str:
-        return value_text(self.tag, self.digest)
+        return ", ".join(self.values)
+
+    @property
+    def several(self) -> bool:
+        """The commit set the image to several values (see `values`)."""
+        return len(self.values) > 1
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -142,11 +155,11 @@ def _skip(where: str | None, why: str) -> None:
 
 
 def value_text(tag: str | None, digest: str | None) -> str:
-    """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see _split_value)."""
+    """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see split_value)."""
     return (tag or "") + (f"@{digest}" if digest else "")
 
 
-def _split_value(value: str) -> tuple[str | None, str | None]:
+def split_value(value: str) -> tuple[str | None, str | None]:
     tag, _, digest = value.partition("@")
     return (tag or None), (digest or None)
 
@@ -284,15 +297,15 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     images = trailers.get("Image", [])
     entries = []
     for repository, slot in sorted(changed.items()):
-        value = sorted(slot["new"])[0] if len(slot["new"]) == 1 else _from_trailer(images, repository, slot)
-        tag, digest = _split_value(value)
+        set_to = _entry_values(images, repository, slot["new"])
+        tag, digest = split_value(set_to[0]) if len(set_to) == 1 else (None, None)
         entries.append(HistoryEntry(
             repository=repository, name=slot["name"], tag=tag, digest=digest,
             previous=", ".join(sorted(slot["old"])) or None, commit=commit, date=date, author=author,
             subject=subject, files=slot["files"],
             source_commit=_first(trailers.get("Source-Commit")),
             rollback_of=_first(trailers.get("Rollback-Of")),
-            by_gitops=bool(images),
+            by_gitops=bool(images), values=set_to,
         ))
     return entries
 
@@ -323,27 +336,32 @@ def _first(values: list[str] | None) -> str | None:
     return values[0] if values else None
 
 
-def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> str:
-    """Several new values for one image in one commit (the tag, tag@digest and @digest forms bump writes):
-    the tag from the `Image:` trailer (or the one tag written), with the digest the files pin it to (the
-    trailer has none when `bump --image` named only a tag).  Without a single tag: the longest value."""
-    pairs = [_split_value(v) for v in sorted(slot["new"])]
+def _entry_values(images: list[str], repository: str, new: set[str]) -> list[str]:
+    """The value(s) one commit set an image to, from the new values of its references (the `tag`,
+    `tag@digest` and `@digest` forms bump writes) and its `Image:` trailers.  One value: the tag the
+    trailer names (when the files hold no other), or the one tag written, with the digest the files pin
+    it to (the trailer has none when `bump --image` named only a tag).  Several tags and no trailer
+    naming the one tag written (two containers at two tags), or several digests and no tag: every value,
+    sorted; which is the image's is not guessed."""
+    if len(new) == 1:
+        return sorted(new)
+    pairs = [split_value(v) for v in sorted(new)]
+    tags = {t for t, _ in pairs if t}
     tag = digest = None
     for text in images:
         ref = try_parse(text)
-        if ref is not None and ref.normalized_name == repository:
+        if ref is not None and ref.normalized_name == repository and ref.tag is not None and tags <= {ref.tag}:
             tag, digest = ref.tag, ref.digest
             break
     if tag is None:
-        tags = {t for t, _ in pairs if t}
-        tag = tags.pop() if len(tags) == 1 else None
-    if tag is not None and digest is None:
+        if len(tags) != 1:
+            return sorted(new)
+        tag = tags.pop()
+    if digest is None:
         paired = {d for t, d in pairs if d and t == tag}
         digests = paired or {d for t, d in pairs if d and t is None}
         digest = digests.pop() if len(digests) == 1 else None
-    if tag is None:
-        return max(sorted(slot["new"]), key=len)
-    return value_text(tag, digest)
+    return [value_text(tag, digest)]
 
 
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:

@@ -19,7 +19,7 @@ from typing import Any
 from gitops_cli import output
 from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
 from gitops_cli.errors import NotFoundError, RefusedError, UsageError
-from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
+from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value
 from gitops_cli.imageref import ImageRef, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
@@ -64,14 +64,26 @@ def check_choice(to: str | None, steps: int) -> None:
         raise UsageError(f"--steps {steps}: must be 1 or more")
 
 
+class SeveralValuesError(NotFoundError):
+    """Exit 3: the value to roll back from, or to, is several values (containers at different tags): which
+    one is meant is not guessed."""
+
+
 def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
                   steps: int) -> tuple[ImageRef, HistoryEntry | None]:
     """The reference to roll back to, and the history entry it was recorded in."""
     check_choice(to, steps)
+    if entries and entries[0].several:  # every reference would be set to one value
+        raise SeveralValuesError(
+            f"{image.name} was last set to several values ({entries[0].value}, commit {entries[0].commit[:12]}): "
+            "a rollback would set them all to one",
+            hint=_CHOOSE_ONE)
     if to is not None:
         for entry in entries:
-            if entry.tag == to:
-                return _ref(image, entry.tag, entry.digest), entry
+            for value in entry.values:
+                tag, digest = split_value(value)
+                if tag == to:
+                    return _ref(image, tag, digest), entry
         return image.with_tag(to), None
     # consecutive entries at one value (set in one overlay, then in another) are one change; earlier entries
     # at the current value (set again, or by hand in another file) are no step back
@@ -86,14 +98,24 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
             hint="see `gitops history`, or roll back to a tag with --to",
         )
     entry = earlier[steps - 1]
+    if entry.several:
+        raise SeveralValuesError(
+            f"{image.name}: the value {steps} change(s) ago is several values ({entry.value}, commit "
+            f"{entry.commit[:12]}); which one to go back to is not guessed",
+            hint=_CHOOSE_ONE + ", or roll back to a tag with --to")
     if not entry.tag:
         raise NotFoundError(f"{image.name}: the value {steps} change(s) ago ({entry.value}) has no tag",
                             hint="roll back to a tag with --to")
     return _ref(image, entry.tag, entry.digest), entry
 
 
+_CHOOSE_ONE = "choose one container with --container, or one environment with --path"
+
+
 def _same_value(a: HistoryEntry, b: HistoryEntry) -> bool:
-    """The same tag, and the same digest where both record one."""
+    """The same tag, and the same digest where both record one; several values: the same ones."""
+    if a.several or b.several:
+        return a.values == b.values
     return a.tag == b.tag and (a.digest == b.digest or a.digest is None or b.digest is None)
 
 
@@ -158,6 +180,8 @@ def rollback(
             try:
                 target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
                 break
+            except SeveralValuesError:
+                raise
             except NotFoundError:  # entries at the current value are skipped: read further back, if any
                 if history.complete or wanted.limit >= HISTORY_SEARCH_LIMIT:
                     raise

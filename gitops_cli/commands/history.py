@@ -45,12 +45,19 @@ def history(
         return
     output.info(f"{result.repository} ({result.branch}): {len(result.entries)} change(s), newest first")
     for e in result.entries:
-        digest = f"@{e.digest[:19]}" if e.digest else ""
+        value = ",".join(_short(v) for v in e.values)
+        value = f"{{{value}}}" if e.several else value  # several: `name:{v1,v1-debug}`
         source = f" source {e.source_commit[:12]}" if e.source_commit else ""
         rollback = f" rollback-of {e.rollback_of[:12]}" if e.rollback_of else ""
         # every field but the commit comes from the repository (an author, a trailer): one printable line
         output.result(output.printable(
-            f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}"))
+            f"{e.date}  {e.name}:{value}  {e.commit[:12]}  {e.author}{source}{rollback}"))
+
+
+def _short(value: str) -> str:
+    """`tag@digest` with the digest cut to 12 hex digits (`-` for no tag: `-@sha256:...`)."""
+    tag, at, digest = value.partition("@")
+    return (tag or "-") + (f"@{digest[:19]}" if at else "")
 
 
 def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-untyped-def]

@@ -478,3 +478,30 @@ def test_rollback_to_a_tag_that_never_existed(tmp_path: Path, registry) -> None:
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--to", "v1"])
     assert res.returncode == 0, res.stderr
     assert remote.message().startswith(f"Roll back {image} to v1\n")
+
+
+TWO_TAGS = {  # one repository, two containers at two tags
+    "app.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  template:\n    spec:\n"
+                "      containers:\n        - name: app\n          image: team/app:v1\n"
+                "        - name: debug\n          image: team/app:v1-debug\n",
+}
+
+
+def test_a_commit_setting_several_tags_is_no_value_to_guess(tmp_path: Path) -> None:
+    """The initial commit sets `app` to v1 and `debug` to v1-debug: history showed it as v1-debug (the longest
+    value) and `rollback` after a bump of `app` put v1-debug into the app container."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_TAGS)
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app:v2"])
+    assert res.returncode == 0, res.stderr
+    entries = history_json(remote, "--image", "team/app")["entries"]
+    assert [(e["tag"], e["values"], e["value"]) for e in entries] == [
+        ("v2", ["v2"], "v2"), (None, ["v1", "v1-debug"], "v1, v1-debug")]
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", "team/app"])
+    assert res.returncode == 0, res.stderr
+    assert "  team/app:{v1,v1-debug}  " in res.stdout.splitlines()[1], res.stdout
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 3, res.stderr
+    assert "error: team/app: the value 1 change(s) ago is several values (v1, v1-debug, commit " in res.stderr
+    assert "--container" in res.stderr and "v1-debug" not in remote.show("app.yaml").decode().split("name: debug")[0]
+    assert remote.head() == head
