@@ -217,8 +217,9 @@ def reference_matches(ref: Any, target: ImageRef) -> bool:
     return parsed is not None and parsed.same_repository(target)
 
 
-def _restricted(ref: Any, container: str | None) -> bool:
-    """True when --container excludes this reference (as yamledit does: string-form references only)."""
+def excluded_by_container(ref: Any, container: str | None) -> bool:
+    """True when --container excludes this reference (as yamledit does: string-form references only; a
+    kustomize images: entry or a Helm map names no container)."""
     return container is not None and ref.form == "string" and ref.container != container
 
 
@@ -323,7 +324,7 @@ def compute_edits(
         references = locate(text, needles, filename=rel).references
         _check_up_to_date(rel, text, references, targets, container, resolve_digest)
         found |= {t.normalized_name for t in targets for r in references
-                  if not _restricted(r, container) and reference_matches(r, t)}
+                  if not excluded_by_container(r, container) and reference_matches(r, t)}
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
     if not found >= wanted:  # part of the explanation: these files could not be read

@@ -42,6 +42,7 @@ class HistoryRequest:
     limit: int = 20
     ssh_key: Path | None = None
     names: Names = FLAGS  # how messages name a setting's value (its source)
+    container: str | None = None  # only this container's references (and kustomize/Helm entries), as bump's
 
 
 @dataclass
@@ -100,18 +101,14 @@ def _value_of(ref: Any) -> tuple[str, ImageRef] | None:
     return parsed.name, parsed
 
 
-def _matches(ref: Any, target: ImageRef) -> bool:
-    from gitops_cli.bump import reference_matches
-
-    return reference_matches(ref, target)
-
-
 def _values(text: str | None, image: ImageRef | None, filename: str | None = None,
-            where: str | None = None) -> dict[str, tuple[str, set[str]]]:
+            where: str | None = None, container: str | None = None) -> dict[str, tuple[str, set[str]]]:
     """normalized repository -> (name as written, {value}) for the references in one file's text.
 
     A file that is not UTF-8 text or not valid YAML holds no values: it is skipped with a warning naming
-    `where` (commit:file), as bump skips it.  `filename` recognises kustomization files by name."""
+    `where` (commit:file), as bump skips it.  `filename` recognises kustomization files by name.
+    `container`: the references of other containers are left out, as bump --container leaves them."""
+    from gitops_cli.bump import excluded_by_container, reference_matches
     from gitops_cli.yamledit import locate
 
     out: dict[str, tuple[str, set[str]]] = {}
@@ -134,7 +131,7 @@ def _values(text: str | None, image: ImageRef | None, filename: str | None = Non
         if got is None:
             continue
         name, parsed = got
-        if image is not None and not _matches(ref, image):
+        if (image is not None and not reference_matches(ref, image)) or excluded_by_container(ref, container):
             continue
         value = value_text(parsed.tag, parsed.digest)
         entry = out.setdefault(parsed.normalized_name, (name, set()))
@@ -273,8 +270,8 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     parent = repo.parent(commit)
     changed: dict[str, dict[str, Any]] = {}
     for path in repo.changed_files(commit, request.paths):
-        before = _values(repo.show(parent, path), request.image, path, _where(parent, path))
-        after = _values(repo.show(commit, path), request.image, path, _where(commit, path))
+        before = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
+        after = _values(repo.show(commit, path), request.image, path, _where(commit, path), request.container)
         for repository, (name, values) in after.items():
             old = before.get(repository, (name, set()))[1]
             if values == old:
@@ -327,7 +324,7 @@ def _tree_values(repo: _Repo, parent: str, repository: str, slot: dict[str, Any]
     for path in repo.files_naming(parent, needle, request.paths):
         if path in slot["files"]:
             continue
-        found = _values(repo.show(parent, path), request.image, path, _where(parent, path))
+        found = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
         values |= found.get(repository, ("", set()))[1]
     return values
 
@@ -381,13 +378,16 @@ def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
             return
 
 
-def _check_limit(request: HistoryRequest) -> None:
+def _check_request(request: HistoryRequest) -> None:
     if request.limit < 1:
         raise UsageError(f"--limit {request.limit}: must be 1 or more")
+    if request.container is not None and not request.container.strip():
+        raise UsageError(f"{request.names('container', request.container)}: empty; give a container's name, "
+                         "or leave it out")
 
 
 def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
-    _check_limit(request)
+    _check_request(request)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
                                     names=request.names)
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
@@ -430,7 +430,7 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:
     """The history read from an existing shallow clone of `remote`'s `branch` (deepened in place as needed)."""
-    _check_limit(request)
+    _check_request(request)
     depth = int(git.run(["rev-list", "--count", "HEAD"], cwd=work).stdout.strip() or 1)
     return _collect(_Repo(work, remote.env, remote, branch, depth=depth), request, remote.display, branch)
 
@@ -447,6 +447,7 @@ def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) ->
     if request.image is not None and not entries:
         raise NotFoundError(
             f"no change of {request.image.repository_only()} found in the history of {display} ({branch})",
-            hint="check the image name (registry and path must match exactly) and --path",
+            hint="check the image name (registry and path must match exactly) and --path"
+                 + (" and --container" if request.container is not None else ""),
         )
     return HistoryResult(repository=display, branch=branch, entries=entries, complete=complete)

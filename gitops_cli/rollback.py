@@ -163,7 +163,8 @@ def rollback(
     push went through (see bump.Landed)."""
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
     wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
-                            paths=request.paths, limit=limit, ssh_key=request.ssh_key, names=request.names)
+                            paths=request.paths, limit=limit, ssh_key=request.ssh_key, names=request.names,
+                            container=request.container)
     check_choice(request.to, request.steps)  # bad input: exit 2 before any clone
     plan = BumpRequest(
         deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,

@@ -505,3 +505,43 @@ def test_a_commit_setting_several_tags_is_no_value_to_guess(tmp_path: Path) -> N
     assert "error: team/app: the value 1 change(s) ago is several values (v1, v1-debug, commit " in res.stderr
     assert "--container" in res.stderr and "v1-debug" not in remote.show("app.yaml").decode().split("name: debug")[0]
     assert remote.head() == head
+
+
+def test_rollback_container_reads_that_containers_history(tmp_path: Path) -> None:
+    """`rollback --container app` read the history of every container: after a bump of `canary` alone it went
+    'from v4 to v3' and was 'already up to date' (app was at v3), exit 0, nothing rolled back."""
+    remote = make_bare_remote(tmp_path / "remotes", files={
+        "app.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec:\n  containers:\n"
+                    "    - name: app\n      image: team/app:v1\n    - name: canary\n      image: team/app:v1\n"})
+    for args in (["--image", "team/app:v2"], ["--image", "team/app:v3"], ["--container", "canary", "--image",
+                                                                          "team/app:v4"]):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, *args])
+        assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in history_json(remote, "--image", "team/app", "--container", "app")["entries"]] == [
+        "v3", "v2", "v1"]
+    assert [e["tag"] for e in history_json(remote, "--image", "team/app", "--container", "canary")["entries"]] == [
+        "v4", "v3", "v2", "v1"]
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v3" in res.stderr and "to v2\n" in res.stderr
+    assert remote.message().startswith("Roll back team/app to v2\n")
+    text = remote.show("app.yaml").decode()
+    assert "- name: app\n      image: team/app:v2\n    - name: canary\n      image: team/app:v4\n" in text
+    # a container no reference has: no history (exit 3, naming --container)
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "nope", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 3 and "no change of team/app" in res.stderr and "--container" in res.stderr
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--container", " "])
+    assert res.returncode == 2 and "--container ' ': empty" in res.stderr
+
+
+def test_rollback_container_of_a_repository_at_several_tags(tmp_path: Path) -> None:
+    """The app container goes back to its own earlier tag (v1), not to the debug container's (v1-debug)."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_TAGS)
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app:v2"])
+    assert res.returncode == 0, res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert remote.show("app.yaml").decode() == TWO_TAGS["app.yaml"]
