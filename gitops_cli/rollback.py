@@ -5,7 +5,8 @@
 The target is `--to TAG` or the value `--steps N` changes ago in the image's history (gitops_cli.history).
 Before anything is written the target tag is checked to still exist in the registry (unless
 verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
-since is not followed by surprise.  The commit is `Roll back <repository> to <tag>` with a
+since is not followed by surprise.  Like `git revert`, it changes only what the change rolled back set (see
+Undo): other environments and containers are left as they are.  The commit is `Roll back <repository> to <tag>` with a
 `Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.
 """
 
@@ -20,7 +21,7 @@ from gitops_cli import output
 from gitops_cli.bump import BumpRequest, BumpResult, apply, prepare, reach
 from gitops_cli.errors import NotFoundError, RefusedError, UsageError
 from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value
-from gitops_cli.imageref import ImageRef, validate_tag
+from gitops_cli.imageref import ImageRef, try_parse, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
 HISTORY_SEARCH_LIMIT = 500  # --to TAG: how many past changes are searched for a recorded digest
@@ -119,6 +120,36 @@ def _same_value(a: HistoryEntry, b: HistoryEntry) -> bool:
     return a.tag == b.tag and (a.digest == b.digest or a.digest is None or b.digest is None)
 
 
+class Undo:
+    """Which references a rollback changes, as `git revert` touches only what the reverted commit changed:
+    those at the value it rolls back from (the newest entry's: its tag, and its digest where both record
+    one) in the files the change set it in (those of the newest entries at that value: one change, set file
+    by file).  An environment at another value is left as it is, and so is a reference at that value in
+    another file (one the change did not set: it is noted in `left`, to be told)."""
+
+    def __init__(self, entries: Sequence[HistoryEntry]) -> None:
+        current = entries[0]
+        self.tag, self.digest = current.tag, current.digest
+        self.files: set[str] = set()
+        for entry in entries:
+            if not _same_value(entry, current):
+                break
+            self.files.update(entry.files)
+        self.left: dict[tuple[str, int], str] = {}  # (file, line) -> value, at the value but not changed
+
+    def __call__(self, path: str, ref: Any) -> bool:
+        written = try_parse(ref.value) if ref.value else None
+        if written is None:
+            return False
+        compared = [(a, b) for a, b in ((written.tag, self.tag), (written.digest, self.digest)) if a and b]
+        if not compared or any(a != b for a, b in compared):
+            return False
+        if path not in self.files:
+            self.left[(path, ref.line)] = ref.value
+            return False
+        return True
+
+
 def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
     return image.repository_only().with_tag(tag).with_digest(digest)
 
@@ -193,11 +224,15 @@ def rollback(
             verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
+        undo = Undo(history.entries)
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
-                                   trailers=(("Rollback-Of", current.commit),))
+                                   trailers=(("Rollback-Of", current.commit),), select=undo)
         def pushed(bumped: BumpResult) -> None:
             if landed is not None:
                 landed(RollbackResult(bump=bumped, target=target, current=current, recorded=recorded))
 
         result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed)
+    for (path, line), value in sorted(undo.left.items()):
+        output.warn(f"{path}:{line}: {value} left as it is: the change rolled back did not set it there "
+                    f"(`gitops bump --path {path} --image {target}` would)")
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)

@@ -151,3 +151,32 @@ def test_exit_code_3_documents_rollback_steps_beyond_the_history() -> None:
     with pytest.raises(NotFoundError) as caught:
         choose_target(IMAGE, HISTORY, None, 5)
     assert caught.value.exit_code == 3 and "--steps N" in EXIT_CODES[3]
+
+
+def test_undo_selects_the_references_at_the_value_in_the_files_of_the_change() -> None:
+    """A rollback changes what the change rolled back set: references at its value (its tag, and its digest
+    where both have one), in the files of the newest entries at that value; others at that value are noted."""
+    from gitops_cli.rollback import Undo
+    from gitops_cli.yamledit import locate
+
+    def at(value: str, files: list[str], commit: str) -> HistoryEntry:
+        tag, _, digest = value.partition("@")
+        found = entry(tag or None, digest or None, commit)
+        found.files = files
+        return found
+
+    history = [at(f"3@{D2}", ["prod.yaml"], "c4"), at("3", ["staging.yaml"], "c3"), at("2", ["dev.yaml"], "c2")]
+    undo = Undo(history)
+    assert undo.files == {"prod.yaml", "staging.yaml"}  # one change set env by env; dev's is another
+    name = IMAGE.name
+    text = (f"containers:\n- name: a\n  image: {name}:3\n- name: b\n  image: {name}:3@{D2}\n"
+            f"- name: c\n  image: {name}@{D2}\n- name: d\n  image: {name}:3@{D1}\n- name: e\n  image: {name}@{D1}\n"
+            f"- name: f\n  image: {name}:2\n")
+    kustomization = f"images:\n- name: {name}\n  digest: {D2}\n- name: {name}\n  newTag: '2'\n  digest: {D2}\n"
+    refs = {ref.container or "k": ref for ref in locate(text).references}
+    assert {c for c, ref in refs.items() if undo("prod.yaml", ref)} == {"a", "b", "c"}
+    assert [undo("staging.yaml", ref) for ref in locate(kustomization, filename="kustomization.yaml").references] == [
+        True, False]
+    assert not undo.left
+    assert not any(undo("dev.yaml", ref) for ref in refs.values())  # a file the change did not set
+    assert sorted(undo.left) == [("dev.yaml", 3), ("dev.yaml", 5), ("dev.yaml", 7)]

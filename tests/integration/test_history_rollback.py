@@ -545,3 +545,46 @@ def test_rollback_container_of_a_repository_at_several_tags(tmp_path: Path) -> N
                       "--no-verify"])
     assert res.returncode == 0, res.stderr
     assert remote.show("app.yaml").decode() == TWO_TAGS["app.yaml"]
+
+
+THREE_ENVS = {f"envs/{env}/app.yaml": f"apiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: {env}}}\nspec:\n"
+                                      "  containers:\n    - name: app\n      image: team/app:v1\n"
+              for env in ("dev", "staging", "prod")}
+
+
+def _tags(remote: DeployRemote) -> dict[str, str]:
+    return {env: remote.show(f"envs/{env}/app.yaml").decode().rsplit("team/app:", 1)[1].strip()
+            for env in ("dev", "staging", "prod")}
+
+
+def test_rollback_changes_only_what_the_change_rolled_back_set(tmp_path: Path) -> None:
+    """staging v2, prod v2, staging v3: `rollback` set every reference to v2, moving dev (never at v2 or v3)
+    forward from v1.  It now undoes the newest change only, as git revert does: the references at its value
+    in the files it set."""
+    remote = make_bare_remote(tmp_path / "remotes", files=THREE_ENVS)
+    for tag, env in (("v2", "staging"), ("v2", "prod"), ("v3", "staging")):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", f"team/app:{tag}", "--path", f"envs/{env}"])
+        assert res.returncode == 0, res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v3" in res.stderr and "to v2\n" in res.stderr and "left as it is" not in res.stderr
+    assert _tags(remote) == {"dev": "v1", "staging": "v2", "prod": "v2"}
+    assert remote.changed_files() == ["envs/staging/app.yaml"]
+    # rolling the rollback back: staging goes to v3 again; prod, at v2 too but set by another change, stays
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v2" in res.stderr and "to v3\n" in res.stderr
+    assert _tags(remote) == {"dev": "v1", "staging": "v3", "prod": "v2"}
+    # one change set env by env (dev, then prod, at v4) is rolled back in both; a file added at v4 by hand,
+    # which history counts no change, is left with a warning naming it
+    for env in ("dev", "prod"):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v4", "--path", f"envs/{env}"])
+        assert res.returncode == 0, res.stderr
+    remote.commit_change("envs/canary/app.yaml", remote.show("envs/dev/app.yaml").decode(), "canary, by hand")
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v4" in res.stderr and "to v3\n" in res.stderr
+    assert _tags(remote) == {"dev": "v3", "staging": "v3", "prod": "v3"}
+    assert "team/app:v4" in remote.show("envs/canary/app.yaml").decode()
+    assert ("warning: envs/canary/app.yaml:7: team/app:v4 left as it is: the change rolled back did not set it "
+            "there (`gitops bump --path envs/canary/app.yaml --image team/app:v3` would)") in res.stderr
