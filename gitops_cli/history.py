@@ -336,28 +336,26 @@ def _first(values: list[str] | None) -> str | None:
 def _entry_values(images: list[str], repository: str, new: set[str]) -> list[str]:
     """The value(s) one commit set an image to, from the new values of its references (the `tag`,
     `tag@digest` and `@digest` forms bump writes) and its `Image:` trailers.  One value: the tag the
-    trailer names (when the files hold no other), or the one tag written, with the digest the files pin
-    it to (the trailer has none when `bump --image` named only a tag).  Several tags and no trailer
-    naming the one tag written (two containers at two tags), or several digests and no tag: every value,
-    sorted; which is the image's is not guessed."""
-    if len(new) == 1:
-        return sorted(new)
+    trailer names (when the files hold no other: a digest-only pin, `repo@sha256:...`, a kustomize entry
+    or Helm map with a digest and no tag, gets it too), or the one tag written, with the digest the files
+    pin it to (what was deployed), else the trailer's.  Several tags and no trailer naming the one tag
+    written (two containers at two tags), or several digests and no tag: every value, sorted; which is the
+    image's is not guessed."""
     pairs = [split_value(v) for v in sorted(new)]
     tags = {t for t, _ in pairs if t}
-    tag = digest = None
+    tag = recorded = None
     for text in images:
         ref = try_parse(text)
         if ref is not None and ref.normalized_name == repository and ref.tag is not None and tags <= {ref.tag}:
-            tag, digest = ref.tag, ref.digest
+            tag, recorded = ref.tag, ref.digest
             break
     if tag is None:
         if len(tags) != 1:
             return sorted(new)
         tag = tags.pop()
-    if digest is None:
-        paired = {d for t, d in pairs if d and t == tag}
-        digests = paired or {d for t, d in pairs if d and t is None}
-        digest = digests.pop() if len(digests) == 1 else None
+    paired = {d for t, d in pairs if d and t == tag}
+    digests = paired or {d for t, d in pairs if d and t is None}
+    digest = digests.pop() if len(digests) == 1 else recorded if not digests else None
     return [value_text(tag, digest)]
 
 

@@ -80,8 +80,14 @@ def test_a_commit_with_several_forms_records_the_tag_and_the_digest() -> None:
     assert _entry_values([], repo, new) == [f"2@{D2}"]
     # a tag-only form and a digest-only form: the one digest goes with the tag
     assert _entry_values([f"{IMAGE.name}:2"], repo, {"2", f"@{D2}"}) == [f"2@{D2}"]
-    # a trailer with a digest wins
-    assert _entry_values([f"{IMAGE.name}:2@{D1}"], repo, new) == [f"2@{D1}"]
+    # the digest the files pin is what was deployed; a trailer's digest is used when they pin none
+    assert _entry_values([f"{IMAGE.name}:2@{D1}"], repo, new) == [f"2@{D2}"]
+    assert _entry_values([f"{IMAGE.name}:2@{D1}"], repo, {"2"}) == [f"2@{D1}"]
+    # a digest-only pin (`repo@sha256:...`, kustomize/Helm digest without tag): the tag is the trailer's
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {f"@{D2}"}) == [f"2@{D2}"]
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {f"@{D2}", f"2@{D2}"}) == [f"2@{D2}"]
+    assert _entry_values([], repo, {f"@{D2}"}) == [f"@{D2}"]  # by hand: no tag to know
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {"3"}) == ["3"]  # the files win over a wrong trailer
     # two different digests, no trailer: the tag alone is not guessed a digest
     assert _entry_values([], repo, {"2", f"@{D1}", f"@{D2}"}) == ["2"]
 

@@ -588,3 +588,37 @@ def test_rollback_changes_only_what_the_change_rolled_back_set(tmp_path: Path) -
     assert "team/app:v4" in remote.show("envs/canary/app.yaml").decode()
     assert ("warning: envs/canary/app.yaml:7: team/app:v4 left as it is: the change rolled back did not set it "
             "there (`gitops bump --path envs/canary/app.yaml --image team/app:v3` would)") in res.stderr
+
+
+def test_digest_only_pins_get_the_recorded_digest_of_the_tag_the_trailer_names(tmp_path: Path, registry) -> None:
+    """`image: repo@sha256:...`, a kustomize entry with only `digest:` and a Helm map with a digest and no tag:
+    history showed bump's entries as `app:-@sha256:...` though their `Image:` trailers name the tag, `rollback`
+    was refused ("has no tag", exit 3), and `--to v2` wrote the tag's current digest, not the recorded one."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/pinned"
+    d1 = push_minimal_image(registry.url, "team/pinned", "v1")
+    d2 = push_minimal_image(registry.url, "team/pinned", "v2")
+    d3 = push_minimal_image(registry.url, "team/pinned", "v3")
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "deploy.yaml": f"containers:\n  - name: app\n    image: {image}@{d1}\n",
+        "kustomization.yaml": f"images:\n  - name: {image}\n    digest: {d1}\n",
+        "chart/values.yaml": f"image:\n  repository: {image}\n  digest: {d1}\n",
+    })
+    bump(remote, f"{image}:v2")
+    bump(remote, f"{image}:v3")
+    entries = history_json(remote, "--image", image)["entries"]
+    assert [(e["tag"], e["digest"]) for e in entries] == [("v3", d3), ("v2", d2), (None, d1)]
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", image, "--limit", "1"])
+    assert res.returncode == 0 and f"  {image}:v3@{d3[:19]}  " in res.stdout, res.stdout
+    moved = _retag(registry.url, "team/pinned", "v1", "v2")  # v2 now names another image
+    for choice in (["--steps", "1"], ["--to", "v2"]):
+        res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--dry-run", *choice])
+        assert res.returncode == 0, res.stderr
+        assert f"to v2@{d2}\n" in res.stderr and f"keeping the recorded digest {d2}" in res.stderr
+        plus = [ln for ln in res.stdout.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        assert len(plus) == 3 and all(d2 in ln for ln in plus) and not any(moved in ln for ln in plus), res.stdout
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image])
+    assert res.returncode == 0, res.stderr
+    assert remote.message().startswith(f"Roll back {image} to v2\n")
+    assert remote.show("deploy.yaml").decode() == f"containers:\n  - name: app\n    image: {image}@{d2}\n"
