@@ -83,6 +83,8 @@ class BumpRequest:
     ssh_key: Path | None = None
     trailers: Sequence[tuple[str, str]] = ()  # extra commit trailers, e.g. (("Rollback-Of", sha),)
     names: Names = FLAGS  # how messages name a setting's value (its source)
+    # (file, located reference) -> change it?  rollback: only those at the value it rolls back from; None: all
+    select: Callable[[str, Any], bool] | None = None
 
 
 @dataclass
@@ -223,8 +225,9 @@ def reference_matches(ref: Any, target: ImageRef) -> bool:
     return parsed is not None and parsed.same_repository(target)
 
 
-def _restricted(ref: Any, container: str | None) -> bool:
-    """True when --container excludes this reference (as yamledit does: string-form references only)."""
+def excluded_by_container(ref: Any, container: str | None) -> bool:
+    """True when --container excludes this reference (as yamledit does: string-form references only; a
+    kustomize images: entry or a Helm map names no container)."""
     return container is not None and ref.form == "string" and ref.container != container
 
 
@@ -237,8 +240,11 @@ def compute_edits(
     tracked: Collection[str] | None = None,
     names: Names = FLAGS,
     filtered: Mapping[str, str] | None = None,
+    select: Callable[[str, Any], bool] | None = None,
 ) -> tuple[list[FileEdit], list[str], set[str]]:
     """(edits, skipped-file warnings, normalized names found) without writing anything.
+
+    `select` (see BumpRequest): a reference it leaves out is not changed, and still counts as found.
 
     With `tracked` (the paths git tracks, for a bump that commits in a user's checkout), a file not in
     it is left as is, with a warning when it names an image: a bump commit holds only the bump.  So is a
@@ -300,7 +306,8 @@ def compute_edits(
             continue
         try:
             new, changes = update_images(text, targets, container=container,
-                                         resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
+                                         resolve_digest=_naming_file(resolve_digest, rel), filename=rel,
+                                         select=_in_file(select, rel))
         except YamlSyntaxError as exc:
             skipped.append(f"{rel}:{exc.line}: skipped ({exc.message})")
             continue
@@ -327,9 +334,9 @@ def compute_edits(
         if found >= wanted:
             break
         references = locate(text, needles, filename=rel).references
-        _check_up_to_date(rel, text, references, targets, container, resolve_digest)
+        _check_up_to_date(rel, text, references, targets, container, resolve_digest, _in_file(select, rel))
         found |= {t.normalized_name for t in targets for r in references
-                  if not _restricted(r, container) and reference_matches(r, t)}
+                  if not excluded_by_container(r, container) and reference_matches(r, t)}
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
     if not found >= wanted:  # part of the explanation: these files could not be read
@@ -338,13 +345,13 @@ def compute_edits(
 
 
 def _check_up_to_date(rel: str, text: str, references: list[Any], targets: list[ImageRef], container: str | None,
-                      resolve_digest: DigestResolver | None) -> None:
+                      resolve_digest: DigestResolver | None, select: Callable[[Any], bool] | None = None) -> None:
     """Before a file update_images left as it was counts as "already up to date": VerificationError (exit 13)
     if a reference in it that the bump applies to is not at its target (found, but not edited)."""
     from gitops_cli.yamledit import pending
 
     missed = pending(text, references, targets, container=container,
-                     resolve_digest=_naming_file(resolve_digest, rel), filename=rel)
+                     resolve_digest=_naming_file(resolve_digest, rel), filename=rel, select=select)
     if missed:
         change = missed[0]
         what = f"{change.old!r} -> {change.new!r}"
@@ -513,6 +520,11 @@ def _not_utf8(path: Path, needles: Sequence[str]) -> str | None:
         line = data.count(b"\n", 0, exc.start) + 1
         return f"{line}: skipped (not UTF-8 text: byte {exc.start})"
     return None
+
+
+def _in_file(select: Callable[[str, Any], bool] | None, rel: str) -> Callable[[Any], bool] | None:
+    """A request's `select` for the references of one file."""
+    return None if select is None else (lambda ref: select(rel, ref))
 
 
 def _naming_file(resolve: DigestResolver | None, rel: str) -> DigestResolver | None:
@@ -1094,7 +1106,7 @@ def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver |
     filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
                 if tracked is not None else None)
     return compute_edits(root, request.images, request.paths, request.container, resolve_digest, tracked,
-                         request.names, filtered)
+                         request.names, filtered, request.select)
 
 
 def local_values(local: Path, request: BumpRequest, image: ImageRef,

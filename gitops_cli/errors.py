@@ -18,7 +18,8 @@ EXIT_CODES: dict[int, str] = {
     2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
     3: "nothing to change: no reference to the image found in the deploy repo, or no change of it in its history "
        "(`history`, `rollback`); `rollback --steps N`: fewer than N earlier values, or the one N changes back has "
-       "no tag",
+       "no tag; `rollback`: the value to go back to or from is several (containers at different tags: choose "
+       "with `--container` or `--path`)",
     4: "working tree not clean (uncommitted or untracked files) or not a git checkout; a local deploy "
        "checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",

@@ -42,6 +42,7 @@ class HistoryRequest:
     limit: int = 20
     ssh_key: Path | None = None
     names: Names = FLAGS  # how messages name a setting's value (its source)
+    container: str | None = None  # only this container's references (and kustomize/Helm entries), as bump's
 
 
 @dataclass
@@ -59,10 +60,23 @@ class HistoryEntry:
     source_commit: str | None = None
     rollback_of: str | None = None
     by_gitops: bool = False  # the commit carries an `Image:` trailer
+    # each value the commit set the image to: one, or several when its references got different tags (two
+    # containers of one repository at two tags) and no `Image:` trailer names one: tag and digest are then
+    # None, as which value is the image's is not guessed
+    values: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.values:
+            self.values = [value_text(self.tag, self.digest)]
 
     @property
     def value(self) -> str:
-        return value_text(self.tag, self.digest)
+        return ", ".join(self.values)
+
+    @property
+    def several(self) -> bool:
+        """The commit set the image to several values (see `values`)."""
+        return len(self.values) > 1
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -87,18 +101,14 @@ def _value_of(ref: Any) -> tuple[str, ImageRef] | None:
     return parsed.name, parsed
 
 
-def _matches(ref: Any, target: ImageRef) -> bool:
-    from gitops_cli.bump import reference_matches
-
-    return reference_matches(ref, target)
-
-
 def _values(text: str | None, image: ImageRef | None, filename: str | None = None,
-            where: str | None = None) -> dict[str, tuple[str, set[str]]]:
+            where: str | None = None, container: str | None = None) -> dict[str, tuple[str, set[str]]]:
     """normalized repository -> (name as written, {value}) for the references in one file's text.
 
     A file that is not UTF-8 text or not valid YAML holds no values: it is skipped with a warning naming
-    `where` (commit:file), as bump skips it.  `filename` recognises kustomization files by name."""
+    `where` (commit:file), as bump skips it.  `filename` recognises kustomization files by name.
+    `container`: the references of other containers are left out, as bump --container leaves them."""
+    from gitops_cli.bump import excluded_by_container, reference_matches
     from gitops_cli.yamledit import locate
 
     out: dict[str, tuple[str, set[str]]] = {}
@@ -121,7 +131,7 @@ def _values(text: str | None, image: ImageRef | None, filename: str | None = Non
         if got is None:
             continue
         name, parsed = got
-        if image is not None and not _matches(ref, image):
+        if (image is not None and not reference_matches(ref, image)) or excluded_by_container(ref, container):
             continue
         value = value_text(parsed.tag, parsed.digest)
         entry = out.setdefault(parsed.normalized_name, (name, set()))
@@ -142,11 +152,11 @@ def _skip(where: str | None, why: str) -> None:
 
 
 def value_text(tag: str | None, digest: str | None) -> str:
-    """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see _split_value)."""
+    """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see split_value)."""
     return (tag or "") + (f"@{digest}" if digest else "")
 
 
-def _split_value(value: str) -> tuple[str | None, str | None]:
+def split_value(value: str) -> tuple[str | None, str | None]:
     tag, _, digest = value.partition("@")
     return (tag or None), (digest or None)
 
@@ -260,8 +270,8 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     parent = repo.parent(commit)
     changed: dict[str, dict[str, Any]] = {}
     for path in repo.changed_files(commit, request.paths):
-        before = _values(repo.show(parent, path), request.image, path, _where(parent, path))
-        after = _values(repo.show(commit, path), request.image, path, _where(commit, path))
+        before = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
+        after = _values(repo.show(commit, path), request.image, path, _where(commit, path), request.container)
         for repository, (name, values) in after.items():
             old = before.get(repository, (name, set()))[1]
             if values == old:
@@ -284,15 +294,15 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     images = trailers.get("Image", [])
     entries = []
     for repository, slot in sorted(changed.items()):
-        value = sorted(slot["new"])[0] if len(slot["new"]) == 1 else _from_trailer(images, repository, slot)
-        tag, digest = _split_value(value)
+        set_to = _entry_values(images, repository, slot["new"])
+        tag, digest = split_value(set_to[0]) if len(set_to) == 1 else (None, None)
         entries.append(HistoryEntry(
             repository=repository, name=slot["name"], tag=tag, digest=digest,
             previous=", ".join(sorted(slot["old"])) or None, commit=commit, date=date, author=author,
             subject=subject, files=slot["files"],
             source_commit=_first(trailers.get("Source-Commit")),
             rollback_of=_first(trailers.get("Rollback-Of")),
-            by_gitops=bool(images),
+            by_gitops=bool(images), values=set_to,
         ))
     return entries
 
@@ -314,7 +324,7 @@ def _tree_values(repo: _Repo, parent: str, repository: str, slot: dict[str, Any]
     for path in repo.files_naming(parent, needle, request.paths):
         if path in slot["files"]:
             continue
-        found = _values(repo.show(parent, path), request.image, path, _where(parent, path))
+        found = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
         values |= found.get(repository, ("", set()))[1]
     return values
 
@@ -323,27 +333,30 @@ def _first(values: list[str] | None) -> str | None:
     return values[0] if values else None
 
 
-def _from_trailer(images: list[str], repository: str, slot: dict[str, Any]) -> str:
-    """Several new values for one image in one commit (the tag, tag@digest and @digest forms bump writes):
-    the tag from the `Image:` trailer (or the one tag written), with the digest the files pin it to (the
-    trailer has none when `bump --image` named only a tag).  Without a single tag: the longest value."""
-    pairs = [_split_value(v) for v in sorted(slot["new"])]
-    tag = digest = None
+def _entry_values(images: list[str], repository: str, new: set[str]) -> list[str]:
+    """The value(s) one commit set an image to, from the new values of its references (the `tag`,
+    `tag@digest` and `@digest` forms bump writes) and its `Image:` trailers.  One value: the tag the
+    trailer names (when the files hold no other: a digest-only pin, `repo@sha256:...`, a kustomize entry
+    or Helm map with a digest and no tag, gets it too), or the one tag written, with the digest the files
+    pin it to (what was deployed), else the trailer's.  Several tags and no trailer naming the one tag
+    written (two containers at two tags), or several digests and no tag: every value, sorted; which is the
+    image's is not guessed."""
+    pairs = [split_value(v) for v in sorted(new)]
+    tags = {t for t, _ in pairs if t}
+    tag = recorded = None
     for text in images:
         ref = try_parse(text)
-        if ref is not None and ref.normalized_name == repository:
-            tag, digest = ref.tag, ref.digest
+        if ref is not None and ref.normalized_name == repository and ref.tag is not None and tags <= {ref.tag}:
+            tag, recorded = ref.tag, ref.digest
             break
     if tag is None:
-        tags = {t for t, _ in pairs if t}
-        tag = tags.pop() if len(tags) == 1 else None
-    if tag is not None and digest is None:
-        paired = {d for t, d in pairs if d and t == tag}
-        digests = paired or {d for t, d in pairs if d and t is None}
-        digest = digests.pop() if len(digests) == 1 else None
-    if tag is None:
-        return max(sorted(slot["new"]), key=len)
-    return value_text(tag, digest)
+        if len(tags) != 1:
+            return sorted(new)
+        tag = tags.pop()
+    paired = {d for t, d in pairs if d and t == tag}
+    digests = paired or {d for t, d in pairs if d and t is None}
+    digest = digests.pop() if len(digests) == 1 else recorded if not digests else None
+    return [value_text(tag, digest)]
 
 
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
@@ -363,13 +376,16 @@ def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
             return
 
 
-def _check_limit(request: HistoryRequest) -> None:
+def _check_request(request: HistoryRequest) -> None:
     if request.limit < 1:
         raise UsageError(f"--limit {request.limit}: must be 1 or more")
+    if request.container is not None and not request.container.strip():
+        raise UsageError(f"{request.names('container', request.container)}: empty; give a container's name, "
+                         "or leave it out")
 
 
 def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
-    _check_limit(request)
+    _check_request(request)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
                                     names=request.names)
     if remote.local is not None:  # read the local checkout's history in place; never touch its files
@@ -412,7 +428,7 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:
     """The history read from an existing shallow clone of `remote`'s `branch` (deepened in place as needed)."""
-    _check_limit(request)
+    _check_request(request)
     depth = int(git.run(["rev-list", "--count", "HEAD"], cwd=work).stdout.strip() or 1)
     return _collect(_Repo(work, remote.env, remote, branch, depth=depth), request, remote.display, branch)
 
@@ -429,6 +445,7 @@ def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) ->
     if request.image is not None and not entries:
         raise NotFoundError(
             f"no change of {request.image.repository_only()} found in the history of {display} ({branch})",
-            hint="check the image name (registry and path must match exactly) and --path",
+            hint="check the image name (registry and path must match exactly) and --path"
+                 + (" and --container" if request.container is not None else ""),
         )
     return HistoryResult(repository=display, branch=branch, entries=entries, complete=complete)

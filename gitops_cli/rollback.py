@@ -5,10 +5,12 @@
 The target is `--to TAG` or the value `--steps N` changes ago in the image's history (gitops_cli.history).
 Before anything is written the target tag is checked to still exist in the registry (unless
 verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
-since is not followed by surprise.  The commit is `Roll back <repository> to <tag>` with a
-`Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.  A push that loses
-to another push is re-applied on the new head only while the image is still where the rollback found it
-(unchanged_since: else exit 12); a local checkout is read and rolled back under its lock (bump.checkout_lock).
+since is not followed by surprise.  Like `git revert`, it changes only what the change rolled back set (see
+Undo): other environments and containers are left as they are.  The commit is `Roll back <repository> to
+<tag>` with a `Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.  A push
+that loses to another push is re-applied on the new head only while the image is still where the rollback
+found it (unchanged_since: else exit 12); a local checkout is read and rolled back under its lock
+(bump.checkout_lock).
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ from gitops_cli.bump import (
     reach,
 )
 from gitops_cli.errors import NotFoundError, RefusedError, RemoteMovedError, UsageError
-from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history
-from gitops_cli.imageref import ImageRef, validate_tag
+from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value
+from gitops_cli.imageref import ImageRef, try_parse, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
 HISTORY_SEARCH_LIMIT = 500  # --to TAG: how many past changes are searched for a recorded digest
@@ -79,14 +81,26 @@ def check_choice(to: str | None, steps: int) -> None:
         raise UsageError(f"--steps {steps}: must be 1 or more")
 
 
+class SeveralValuesError(NotFoundError):
+    """Exit 3: the value to roll back from, or to, is several values (containers at different tags): which
+    one is meant is not guessed."""
+
+
 def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
                   steps: int) -> tuple[ImageRef, HistoryEntry | None]:
     """The reference to roll back to, and the history entry it was recorded in."""
     check_choice(to, steps)
+    if entries and entries[0].several:  # every reference would be set to one value
+        raise SeveralValuesError(
+            f"{image.name} was last set to several values ({entries[0].value}, commit {entries[0].commit[:12]}): "
+            "a rollback would set them all to one",
+            hint=_CHOOSE_ONE)
     if to is not None:
         for entry in entries:
-            if entry.tag == to:
-                return _ref(image, entry.tag, entry.digest), entry
+            for value in entry.values:
+                tag, digest = split_value(value)
+                if tag == to:
+                    return _ref(image, tag, digest), entry
         return image.with_tag(to), None
     # consecutive entries at one value (set in one overlay, then in another) are one change; earlier entries
     # at the current value (set again, or by hand in another file) are no step back
@@ -101,15 +115,55 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
             hint="see `gitops history`, or roll back to a tag with --to",
         )
     entry = earlier[steps - 1]
+    if entry.several:
+        raise SeveralValuesError(
+            f"{image.name}: the value {steps} change(s) ago is several values ({entry.value}, commit "
+            f"{entry.commit[:12]}); which one to go back to is not guessed",
+            hint=_CHOOSE_ONE + ", or roll back to a tag with --to")
     if not entry.tag:
         raise NotFoundError(f"{image.name}: the value {steps} change(s) ago ({entry.value}) has no tag",
                             hint="roll back to a tag with --to")
     return _ref(image, entry.tag, entry.digest), entry
 
 
+_CHOOSE_ONE = "choose one container with --container, or one environment with --path"
+
+
 def _same_value(a: HistoryEntry, b: HistoryEntry) -> bool:
-    """The same tag, and the same digest where both record one."""
+    """The same tag, and the same digest where both record one; several values: the same ones."""
+    if a.several or b.several:
+        return a.values == b.values
     return a.tag == b.tag and (a.digest == b.digest or a.digest is None or b.digest is None)
+
+
+class Undo:
+    """Which references a rollback changes, as `git revert` touches only what the reverted commit changed:
+    those at the value it rolls back from (the newest entry's: its tag, and its digest where both record
+    one) in the files the change set it in (those of the newest entries at that value: one change, set file
+    by file).  An environment at another value is left as it is, and so is a reference at that value in
+    another file (one the change did not set: it is noted in `left`, to be told)."""
+
+    def __init__(self, entries: Sequence[HistoryEntry]) -> None:
+        current = entries[0]
+        self.tag, self.digest = current.tag, current.digest
+        self.files: set[str] = set()
+        for entry in entries:
+            if not _same_value(entry, current):
+                break
+            self.files.update(entry.files)
+        self.left: dict[tuple[str, int], str] = {}  # (file, line) -> value, at the value but not changed
+
+    def __call__(self, path: str, ref: Any) -> bool:
+        written = try_parse(ref.value) if ref.value else None
+        if written is None:
+            return False
+        compared = [(a, b) for a, b in ((written.tag, self.tag), (written.digest, self.digest)) if a and b]
+        if not compared or any(a != b for a, b in compared):
+            return False
+        if path not in self.files:
+            self.left[(path, ref.line)] = ref.value
+            return False
+        return True
 
 
 def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
@@ -156,7 +210,8 @@ def rollback(
     push went through (see bump.Landed)."""
     limit = HISTORY_SEARCH_LIMIT if request.to is not None else request.steps + 1
     wanted = HistoryRequest(deploy_repo=request.deploy_repo, image=request.image, branch=request.branch,
-                            paths=request.paths, limit=limit, ssh_key=request.ssh_key, names=request.names)
+                            paths=request.paths, limit=limit, ssh_key=request.ssh_key, names=request.names,
+                            container=request.container)
     check_choice(request.to, request.steps)  # bad input: exit 2 before any clone
     plan = BumpRequest(
         deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,
@@ -175,6 +230,8 @@ def rollback(
             try:
                 target, recorded = choose_target(request.image, history.entries, request.to, request.steps)
                 break
+            except SeveralValuesError:
+                raise
             except NotFoundError:  # entries at the current value are skipped: read further back, if any
                 if history.complete or wanted.limit >= HISTORY_SEARCH_LIMIT:
                     raise
@@ -185,8 +242,9 @@ def rollback(
             verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
+        undo = Undo(history.entries)
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
-                                   trailers=(("Rollback-Of", current.commit),))
+                                   trailers=(("Rollback-Of", current.commit),), select=undo)
         # the values it rolls back: a local checkout's now (its bump first fast-forwards it to origin's
         # head), else those of the first computation, on the clone the history was read from
         baseline = (local_values(remote.local, prepared.request, target, resolve_digest)
@@ -197,6 +255,9 @@ def rollback(
 
         result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed,
                        guard=unchanged_since(target, current, baseline))
+    for (path, line), value in sorted(undo.left.items()):
+        output.warn(f"{path}:{line}: {value} left as it is: the change rolled back did not set it there "
+                    f"(`gitops bump --path {path} --image {target}` would)")
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)
 
 

@@ -71,19 +71,59 @@ def test_steps_skip_entries_at_the_current_value() -> None:
 
 
 def test_a_commit_with_several_forms_records_the_tag_and_the_digest() -> None:
-    from gitops_cli.history import _from_trailer
+    from gitops_cli.history import _entry_values
 
     repo = IMAGE.normalized_name
-    slot = {"new": {f"2@{D2}", f"@{D2}", "2"}}
+    new = {f"2@{D2}", f"@{D2}", "2"}
     # bump --image NAME:2 writes a trailer without digest: the digest comes from the files
-    assert _from_trailer([f"{IMAGE.name}:2"], repo, slot) == f"2@{D2}"
-    assert _from_trailer([], repo, slot) == f"2@{D2}"
+    assert _entry_values([f"{IMAGE.name}:2"], repo, new) == [f"2@{D2}"]
+    assert _entry_values([], repo, new) == [f"2@{D2}"]
     # a tag-only form and a digest-only form: the one digest goes with the tag
-    assert _from_trailer([f"{IMAGE.name}:2"], repo, {"new": {"2", f"@{D2}"}}) == f"2@{D2}"
-    # a trailer with a digest wins
-    assert _from_trailer([f"{IMAGE.name}:2@{D1}"], repo, slot) == f"2@{D1}"
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {"2", f"@{D2}"}) == [f"2@{D2}"]
+    # the digest the files pin is what was deployed; a trailer's digest is used when they pin none
+    assert _entry_values([f"{IMAGE.name}:2@{D1}"], repo, new) == [f"2@{D2}"]
+    assert _entry_values([f"{IMAGE.name}:2@{D1}"], repo, {"2"}) == [f"2@{D1}"]
+    # a digest-only pin (`repo@sha256:...`, kustomize/Helm digest without tag): the tag is the trailer's
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {f"@{D2}"}) == [f"2@{D2}"]
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {f"@{D2}", f"2@{D2}"}) == [f"2@{D2}"]
+    assert _entry_values([], repo, {f"@{D2}"}) == [f"@{D2}"]  # by hand: no tag to know
+    assert _entry_values([f"{IMAGE.name}:2"], repo, {"3"}) == ["3"]  # the files win over a wrong trailer
     # two different digests, no trailer: the tag alone is not guessed a digest
-    assert _from_trailer([], repo, {"new": {"2", f"@{D1}", f"@{D2}"}}) == "2"
+    assert _entry_values([], repo, {"2", f"@{D1}", f"@{D2}"}) == ["2"]
+
+
+def test_a_commit_setting_several_tags_records_them_all_not_a_guess() -> None:
+    """Two containers of one repository at two tags (`app:v1`, `app:v1-debug`): the entry was the longest
+    value, `v1-debug`, and rollback put the debug tag into the app container."""
+    from gitops_cli.history import _entry_values
+
+    repo = IMAGE.normalized_name
+    assert _entry_values([], repo, {"v1", "v1-debug"}) == ["v1", "v1-debug"]
+    assert _entry_values([], repo, {f"@{D1}", f"@{D2}"}) == [f"@{D1}", f"@{D2}"]
+    # a trailer naming one of two tags the files hold does not make the other go away
+    assert _entry_values([f"{IMAGE.name}:v1"], repo, {"v1", "v1-debug"}) == ["v1", "v1-debug"]
+    several = HistoryEntry(repository=IMAGE.normalized_name, name=IMAGE.name, tag=None, digest=None,
+                           previous=None, commit="c1", date="d", author="a", subject="s", values=["1", "1-debug"])
+    assert several.several and several.value == "1, 1-debug" and not entry("2").several
+    # the value to go back to is several: refused (exit 3), naming them and how to choose
+    with pytest.raises(NotFoundError) as caught:
+        choose_target(IMAGE, [entry("2", None, "c2"), several], None, 1)
+    assert caught.value.exit_code == 3
+    assert caught.value.message == ("registry.example.com/team/api: the value 1 change(s) ago is several values "
+                                    "(1, 1-debug, commit c1); which one to go back to is not guessed")
+    assert "--container" in (caught.value.hint or "") and "--path" in (caught.value.hint or "")
+    # --to one of them: that one
+    assert choose_target(IMAGE, [entry("2", None, "c2"), several], "1-debug", 1)[0].tag == "1-debug"
+    # rolling back from several values would set them all to one: refused
+    with pytest.raises(NotFoundError, match=r"was last set to several values \(1, 1-debug, commit c1\)"):
+        choose_target(IMAGE, [several, entry("0")], None, 1)
+    with pytest.raises(NotFoundError, match="several values"):
+        choose_target(IMAGE, [several, entry("0")], "0", 1)
+    # several values are one value only when they are the same ones
+    history = [entry("3", None, "c3"), several, several, entry("0", None, "c0")]
+    with pytest.raises(NotFoundError, match="several"):
+        choose_target(IMAGE, history, None, 1)
+    assert choose_target(IMAGE, history, None, 2)[0].tag == "0"
 
 
 def test_steps_count_consecutive_entries_at_one_value_once() -> None:
@@ -117,3 +157,32 @@ def test_exit_code_3_documents_rollback_steps_beyond_the_history() -> None:
     with pytest.raises(NotFoundError) as caught:
         choose_target(IMAGE, HISTORY, None, 5)
     assert caught.value.exit_code == 3 and "--steps N" in EXIT_CODES[3]
+
+
+def test_undo_selects_the_references_at_the_value_in_the_files_of_the_change() -> None:
+    """A rollback changes what the change rolled back set: references at its value (its tag, and its digest
+    where both have one), in the files of the newest entries at that value; others at that value are noted."""
+    from gitops_cli.rollback import Undo
+    from gitops_cli.yamledit import locate
+
+    def at(value: str, files: list[str], commit: str) -> HistoryEntry:
+        tag, _, digest = value.partition("@")
+        found = entry(tag or None, digest or None, commit)
+        found.files = files
+        return found
+
+    history = [at(f"3@{D2}", ["prod.yaml"], "c4"), at("3", ["staging.yaml"], "c3"), at("2", ["dev.yaml"], "c2")]
+    undo = Undo(history)
+    assert undo.files == {"prod.yaml", "staging.yaml"}  # one change set env by env; dev's is another
+    name = IMAGE.name
+    text = (f"containers:\n- name: a\n  image: {name}:3\n- name: b\n  image: {name}:3@{D2}\n"
+            f"- name: c\n  image: {name}@{D2}\n- name: d\n  image: {name}:3@{D1}\n- name: e\n  image: {name}@{D1}\n"
+            f"- name: f\n  image: {name}:2\n")
+    kustomization = f"images:\n- name: {name}\n  digest: {D2}\n- name: {name}\n  newTag: '2'\n  digest: {D2}\n"
+    refs = {ref.container or "k": ref for ref in locate(text).references}
+    assert {c for c, ref in refs.items() if undo("prod.yaml", ref)} == {"a", "b", "c"}
+    assert [undo("staging.yaml", ref) for ref in locate(kustomization, filename="kustomization.yaml").references] == [
+        True, False]
+    assert not undo.left
+    assert not any(undo("dev.yaml", ref) for ref in refs.values())  # a file the change did not set
+    assert sorted(undo.left) == [("dev.yaml", 3), ("dev.yaml", 5), ("dev.yaml", 7)]

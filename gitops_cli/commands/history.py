@@ -7,7 +7,15 @@ from pathlib import Path
 import typer
 
 from gitops_cli import output
-from gitops_cli.commands.options import Branch, DeployRepo, Paths, SshKey, check_output_format, require_deploy_repo
+from gitops_cli.commands.options import (
+    Branch,
+    Container,
+    DeployRepo,
+    Paths,
+    SshKey,
+    check_output_format,
+    require_deploy_repo,
+)
 from gitops_cli.settings import load_settings
 
 
@@ -17,6 +25,7 @@ def history(
         None, "--image", metavar="NAME", help="Only this image repository (default: every image)."),
     branch: Branch = None,
     path: Paths = [],
+    container: Container = None,
     limit: int = typer.Option(20, "--limit", metavar="N", help="At most N changes (newest first)."),
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
     ssh_key: SshKey = None,
@@ -24,7 +33,8 @@ def history(
     """List each change of an image's tag/digest in the deploy repo, newest first.
 
     Reads the `Image:`/`Source-Commit:` trailers that `gitops bump` writes, and the diffs of commits made
-    by hand. A remote is cloned blobless and shallow, deepened only as far as needed.
+    by hand. A remote is cloned blobless and shallow, deepened only as far as needed. With --container, only
+    that container's values (the history `rollback --container` reads).
 
     \b
     Example:
@@ -34,23 +44,31 @@ def history(
 
     check_output_format(output_format)
     ref = repository_flag(image) if image else None
-    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path}, app_flag=False)
+    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
+                                         "container": container}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
     result = read_history(HistoryRequest(deploy_repo=deploy, image=ref, branch=settings.branch,
                                          paths=settings.paths, limit=limit, ssh_key=ssh_key,
-                                         names=settings.names))
+                                         names=settings.names, container=settings.container))
     if output_format == "json":
         output.result_json({"repository": result.repository, "branch": result.branch,
                             "complete": result.complete, "entries": [e.to_json() for e in result.entries]})
         return
     output.info(f"{result.repository} ({result.branch}): {len(result.entries)} change(s), newest first")
     for e in result.entries:
-        digest = f"@{e.digest[:19]}" if e.digest else ""
+        value = ",".join(_short(v) for v in e.values)
+        value = f"{{{value}}}" if e.several else value  # several: `name:{v1,v1-debug}`
         source = f" source {e.source_commit[:12]}" if e.source_commit else ""
         rollback = f" rollback-of {e.rollback_of[:12]}" if e.rollback_of else ""
         # every field but the commit comes from the repository (an author, a trailer): one printable line
         output.result(output.printable(
-            f"{e.date}  {e.name}:{e.tag or '-'}{digest}  {e.commit[:12]}  {e.author}{source}{rollback}"))
+            f"{e.date}  {e.name}:{value}  {e.commit[:12]}  {e.author}{source}{rollback}"))
+
+
+def _short(value: str) -> str:
+    """`tag@digest` with the digest cut to 12 hex digits (`-` for no tag: `-@sha256:...`)."""
+    tag, at, digest = value.partition("@")
+    return (tag or "-") + (f"@{digest[:19]}" if at else "")
 
 
 def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-untyped-def]

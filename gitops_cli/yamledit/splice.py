@@ -30,6 +30,8 @@ from gitops_cli.yamledit.locate import (
 )
 
 DigestResolver = Callable[[ImageRef, Reference], str]
+# which of the targets' references to change (rollback: those at the value it rolls back from); None: all
+Selector = Callable[[Reference], bool]
 
 
 @dataclass(frozen=True)
@@ -319,14 +321,14 @@ def _match(name: str, targets: list[ImageRef]) -> tuple[ImageRef, ImageRef] | No
 
 
 def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: str | None,
-          plan: _Plan) -> None:
+          plan: _Plan, select: Selector | None = None) -> None:
     for ref in refs:
         if ref.form == "string":
             if container is not None and ref.container != container:
                 continue
             assert ref.scalar is not None
             found = _match(ref.scalar.value, targets)
-            if found is None:
+            if found is None or (select is not None and not select(ref)):
                 continue
             if ref.conflict is not None:
                 raise VerificationError(f"{plan.where(ref.line)}: {ref.value!r} {ref.conflict}",
@@ -341,7 +343,7 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
         else:
             name = ref.name
             found = _match(name, targets) if name else None
-            if found is None:
+            if found is None or (select is not None and not select(ref)):
                 continue
             plan.expected[(ref.doc, ref.path)] = _plan_map(plan, text, ref, found[1])
 
@@ -544,19 +546,21 @@ def mentions(text: str, targets: list[ImageRef]) -> bool:
 
 
 def pending(text: str, references: list[Reference], targets: list[ImageRef], *, container: str | None = None,
-            resolve_digest: DigestResolver | None = None, filename: str | None = None) -> list[Change]:
+            resolve_digest: DigestResolver | None = None, filename: str | None = None,
+            select: Selector | None = None) -> list[Change]:
     """The changes update_images would make to these references (located in text): [] when every one the
     bump applies to is at its target already, which is what update_images leaving a text as it is must
     mean.  The caller's check before it counts such a text as "already up to date"."""
     plan = _Plan(filename, resolve_digest)
-    _plan(text, references, targets, container, plan)
+    _plan(text, references, targets, container, plan, select)
     return _dedupe(plan)[1]
 
 
 def update_images(text: str, targets: list[ImageRef], *, container: str | None = None,
-                  resolve_digest: DigestResolver | None = None,
-                  filename: str | None = None) -> tuple[str, list[Change]]:
-    """Bump every reference to the targets' repositories in text; returns (new text, changes).
+                  resolve_digest: DigestResolver | None = None, filename: str | None = None,
+                  select: Selector | None = None) -> tuple[str, list[Change]]:
+    """Bump every reference to the targets' repositories in text (with `select`, those it selects; with
+    `container`, those of that container); returns (new text, changes).
 
     Raises YamlSyntaxError when the text (containing a target's name) does not parse, VerificationError
     (exit 13) when a needed digest cannot be had or the edit does not verify; a resolver's GitopsError
@@ -573,7 +577,7 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
         raise located.error
     refs = located.references
     plan = _Plan(filename, resolve_digest)
-    _plan(text, refs, targets, container, plan)
+    _plan(text, refs, targets, container, plan, select)
     items, changes = _dedupe(plan)
     if not items:
         return text, []

@@ -478,3 +478,147 @@ def test_rollback_to_a_tag_that_never_existed(tmp_path: Path, registry) -> None:
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--to", "v1"])
     assert res.returncode == 0, res.stderr
     assert remote.message().startswith(f"Roll back {image} to v1\n")
+
+
+TWO_TAGS = {  # one repository, two containers at two tags
+    "app.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  template:\n    spec:\n"
+                "      containers:\n        - name: app\n          image: team/app:v1\n"
+                "        - name: debug\n          image: team/app:v1-debug\n",
+}
+
+
+def test_a_commit_setting_several_tags_is_no_value_to_guess(tmp_path: Path) -> None:
+    """The initial commit sets `app` to v1 and `debug` to v1-debug: history showed it as v1-debug (the longest
+    value) and `rollback` after a bump of `app` put v1-debug into the app container."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_TAGS)
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app:v2"])
+    assert res.returncode == 0, res.stderr
+    entries = history_json(remote, "--image", "team/app")["entries"]
+    assert [(e["tag"], e["values"], e["value"]) for e in entries] == [
+        ("v2", ["v2"], "v2"), (None, ["v1", "v1-debug"], "v1, v1-debug")]
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", "team/app"])
+    assert res.returncode == 0, res.stderr
+    assert "  team/app:{v1,v1-debug}  " in res.stdout.splitlines()[1], res.stdout
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 3, res.stderr
+    assert "error: team/app: the value 1 change(s) ago is several values (v1, v1-debug, commit " in res.stderr
+    assert "--container" in res.stderr and "v1-debug" not in remote.show("app.yaml").decode().split("name: debug")[0]
+    assert remote.head() == head
+
+
+def test_rollback_container_reads_that_containers_history(tmp_path: Path) -> None:
+    """`rollback --container app` read the history of every container: after a bump of `canary` alone it went
+    'from v4 to v3' and was 'already up to date' (app was at v3), exit 0, nothing rolled back."""
+    remote = make_bare_remote(tmp_path / "remotes", files={
+        "app.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: app}\nspec:\n  containers:\n"
+                    "    - name: app\n      image: team/app:v1\n    - name: canary\n      image: team/app:v1\n"})
+    for args in (["--image", "team/app:v2"], ["--image", "team/app:v3"], ["--container", "canary", "--image",
+                                                                          "team/app:v4"]):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, *args])
+        assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in history_json(remote, "--image", "team/app", "--container", "app")["entries"]] == [
+        "v3", "v2", "v1"]
+    assert [e["tag"] for e in history_json(remote, "--image", "team/app", "--container", "canary")["entries"]] == [
+        "v4", "v3", "v2", "v1"]
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v3" in res.stderr and "to v2\n" in res.stderr
+    assert remote.message().startswith("Roll back team/app to v2\n")
+    text = remote.show("app.yaml").decode()
+    assert "- name: app\n      image: team/app:v2\n    - name: canary\n      image: team/app:v4\n" in text
+    # a container no reference has: no history (exit 3, naming --container)
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "nope", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 3 and "no change of team/app" in res.stderr and "--container" in res.stderr
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--container", " "])
+    assert res.returncode == 2 and "--container ' ': empty" in res.stderr
+
+
+def test_rollback_container_of_a_repository_at_several_tags(tmp_path: Path) -> None:
+    """The app container goes back to its own earlier tag (v1), not to the debug container's (v1-debug)."""
+    remote = make_bare_remote(tmp_path / "remotes", files=TWO_TAGS)
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app:v2"])
+    assert res.returncode == 0, res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--container", "app", "--image", "team/app",
+                      "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert remote.show("app.yaml").decode() == TWO_TAGS["app.yaml"]
+
+
+THREE_ENVS = {f"envs/{env}/app.yaml": f"apiVersion: v1\nkind: Pod\nmetadata: {{name: app, namespace: {env}}}\nspec:\n"
+                                      "  containers:\n    - name: app\n      image: team/app:v1\n"
+              for env in ("dev", "staging", "prod")}
+
+
+def _tags(remote: DeployRemote) -> dict[str, str]:
+    return {env: remote.show(f"envs/{env}/app.yaml").decode().rsplit("team/app:", 1)[1].strip()
+            for env in ("dev", "staging", "prod")}
+
+
+def test_rollback_changes_only_what_the_change_rolled_back_set(tmp_path: Path) -> None:
+    """staging v2, prod v2, staging v3: `rollback` set every reference to v2, moving dev (never at v2 or v3)
+    forward from v1.  It now undoes the newest change only, as git revert does: the references at its value
+    in the files it set."""
+    remote = make_bare_remote(tmp_path / "remotes", files=THREE_ENVS)
+    for tag, env in (("v2", "staging"), ("v2", "prod"), ("v3", "staging")):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", f"team/app:{tag}", "--path", f"envs/{env}"])
+        assert res.returncode == 0, res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v3" in res.stderr and "to v2\n" in res.stderr and "left as it is" not in res.stderr
+    assert _tags(remote) == {"dev": "v1", "staging": "v2", "prod": "v2"}
+    assert remote.changed_files() == ["envs/staging/app.yaml"]
+    # rolling the rollback back: staging goes to v3 again; prod, at v2 too but set by another change, stays
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v2" in res.stderr and "to v3\n" in res.stderr
+    assert _tags(remote) == {"dev": "v1", "staging": "v3", "prod": "v2"}
+    # one change set env by env (dev, then prod, at v4) is rolled back in both; a file added at v4 by hand,
+    # which history counts no change, is left with a warning naming it
+    for env in ("dev", "prod"):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v4", "--path", f"envs/{env}"])
+        assert res.returncode == 0, res.stderr
+    remote.commit_change("envs/canary/app.yaml", remote.show("envs/dev/app.yaml").decode(), "canary, by hand")
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v4" in res.stderr and "to v3\n" in res.stderr
+    assert _tags(remote) == {"dev": "v3", "staging": "v3", "prod": "v3"}
+    assert "team/app:v4" in remote.show("envs/canary/app.yaml").decode()
+    assert ("warning: envs/canary/app.yaml:7: team/app:v4 left as it is: the change rolled back did not set it "
+            "there (`gitops bump --path envs/canary/app.yaml --image team/app:v3` would)") in res.stderr
+
+
+def test_digest_only_pins_get_the_recorded_digest_of_the_tag_the_trailer_names(tmp_path: Path, registry) -> None:
+    """`image: repo@sha256:...`, a kustomize entry with only `digest:` and a Helm map with a digest and no tag:
+    history showed bump's entries as `app:-@sha256:...` though their `Image:` trailers name the tag, `rollback`
+    was refused ("has no tag", exit 3), and `--to v2` wrote the tag's current digest, not the recorded one."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/pinned"
+    d1 = push_minimal_image(registry.url, "team/pinned", "v1")
+    d2 = push_minimal_image(registry.url, "team/pinned", "v2")
+    d3 = push_minimal_image(registry.url, "team/pinned", "v3")
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "deploy.yaml": f"containers:\n  - name: app\n    image: {image}@{d1}\n",
+        "kustomization.yaml": f"images:\n  - name: {image}\n    digest: {d1}\n",
+        "chart/values.yaml": f"image:\n  repository: {image}\n  digest: {d1}\n",
+    })
+    bump(remote, f"{image}:v2")
+    bump(remote, f"{image}:v3")
+    entries = history_json(remote, "--image", image)["entries"]
+    assert [(e["tag"], e["digest"]) for e in entries] == [("v3", d3), ("v2", d2), (None, d1)]
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", image, "--limit", "1"])
+    assert res.returncode == 0 and f"  {image}:v3@{d3[:19]}  " in res.stdout, res.stdout
+    moved = _retag(registry.url, "team/pinned", "v1", "v2")  # v2 now names another image
+    for choice in (["--steps", "1"], ["--to", "v2"]):
+        res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--dry-run", *choice])
+        assert res.returncode == 0, res.stderr
+        assert f"to v2@{d2}\n" in res.stderr and f"keeping the recorded digest {d2}" in res.stderr
+        plus = [ln for ln in res.stdout.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        assert len(plus) == 3 and all(d2 in ln for ln in plus) and not any(moved in ln for ln in plus), res.stdout
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image])
+    assert res.returncode == 0, res.stderr
+    assert remote.message().startswith(f"Roll back {image} to v2\n")
+    assert remote.show("deploy.yaml").decode() == f"containers:\n  - name: app\n    image: {image}@{d2}\n"

@@ -550,3 +550,22 @@ def test_double_quoted_map_fields_keep_their_escapes_unless_the_changing_part_ha
     kustomization = 'images:\n- name: "team\\x2fapp"\n  newTag: "v\\x31"  # v1\n- name: team/b\n  newTag: "b\\x2e1"\n'
     new, _ = update_images(kustomization, [parse("team/app:v2"), parse("team/b:b.2")], filename="kustomization.yaml")
     assert new == 'images:\n- name: "team\\x2fapp"\n  newTag: "v2"  # v1\n- name: team/b\n  newTag: "b\\x2e2"\n'
+
+
+def test_select_leaves_the_references_it_does_not_select():
+    """rollback's selector: only the references at the value rolled back from are changed."""
+    text = pod("team/app:v3") + "  - name: side\n    image: team/app:v1\n"
+    seen = []
+
+    def at_v3(ref) -> bool:
+        seen.append(ref.value)
+        return ref.value.endswith(":v3")
+
+    new, changes = bump(text, "team/app:v2", select=at_v3)
+    assert new == pod("team/app:v2") + "  - name: side\n    image: team/app:v1\n"
+    assert [c.new for c in changes] == ["team/app:v2"] and sorted(seen) == ["team/app:v1", "team/app:v3"]
+    # nothing selected: nothing changed; and pending agrees (the file is up to date as far as the bump goes)
+    assert bump(text, "team/app:v2", select=lambda ref: False) == (text, [])
+    assert splice_module.pending(text, locate(text).references, [parse("team/app:v2")], select=lambda ref: False) == []
+    kustomization = f"images:\n- name: team/app\n  newTag: v3\n  digest: {D1}\n"
+    assert bump(kustomization, f"team/app:v2@{D2}", select=lambda ref: False) == (kustomization, [])
