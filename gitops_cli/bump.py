@@ -1093,7 +1093,7 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
     if len(found) < len({i.normalized_name for i in request.images}):
         raise _not_found(request.images, found, result.repository, request.paths, request.container,
                          request.names)
-    result.superseded = guard(edits) if guard is not None and edits else None
+    result.superseded = guard(edits) if guard is not None else None  # also with no edits (see Guard)
     result.edits = [] if result.superseded else edits
 
 

@@ -31,12 +31,11 @@ from gitops_cli.bump import (
     checkout_lock,
     local_scope,
     local_values,
-    old_values,
     prepare,
     reach,
 )
 from gitops_cli.errors import NotFoundError, RefusedError, RemoteMovedError, UsageError
-from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value
+from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value, value_text
 from gitops_cli.imageref import ImageRef, try_parse, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
@@ -152,11 +151,20 @@ class Undo:
                 break
             self.files.update(entry.files)
         self.left: dict[tuple[str, int], str] = {}  # (file, line) -> value, at the value but not changed
+        # the values of the image's references in those files, as read since the last take(): the guard
+        # (unchanged_since) compares them between two computations of the edits
+        self._seen: set[tuple[str | None, str | None]] = set()
+
+    def take(self) -> set[tuple[str | None, str | None]]:
+        seen, self._seen = self._seen, set()
+        return seen
 
     def __call__(self, path: str, ref: Any) -> bool:
         written = try_parse(ref.value) if ref.value else None
         if written is None:
             return False
+        if path in self.files:
+            self._seen.add((written.tag, written.digest))
         compared = [(a, b) for a, b in ((written.tag, self.tag), (written.digest, self.digest)) if a and b]
         if not compared or any(a != b for a, b in compared):
             return False
@@ -247,36 +255,44 @@ def rollback(
                                    trailers=(("Rollback-Of", current.commit),), select=undo)
         # the values it rolls back: a local checkout's now (its bump first fast-forwards it to origin's
         # head), else those of the first computation, on the clone the history was read from
-        baseline = (local_values(remote.local, prepared.request, target, resolve_digest)
-                    if remote.local is not None and not request.dry_run else None)
+        baseline = None
+        if remote.local is not None and not request.dry_run:
+            local_values(remote.local, prepared.request, target, resolve_digest)
+            baseline = undo.take()
         def pushed(bumped: BumpResult) -> None:
             if landed is not None:
                 landed(RollbackResult(bump=bumped, target=target, current=current, recorded=recorded))
 
         result = apply(prepared, [target], resolve_digest=resolve_digest, environ=environ, landed=pushed,
-                       guard=unchanged_since(target, current, baseline))
+                       guard=unchanged_since(target, current, undo, baseline))
     for (path, line), value in sorted(undo.left.items()):
         output.warn(f"{path}:{line}: {value} left as it is: the change rolled back did not set it there "
                     f"(`gitops bump --path {path} --image {target}` would)")
     return RollbackResult(bump=result, target=target, current=current, recorded=recorded)
 
 
-def unchanged_since(target: ImageRef, current: HistoryEntry, baseline: set[str] | None = None) -> Guard:
+def unchanged_since(target: ImageRef, current: HistoryEntry, undo: Undo,
+                    baseline: set[tuple[str | None, str | None]] | None = None) -> Guard:
     """The rollback's guard (bump.Guard), checked on each computation of its edits, the ones after a fetch
-    of a moved remote included: RemoteMovedError (exit 12) when the edits would change a value of the image
-    other than those the rollback was computed from (`baseline`; None: those of the first computation).  A
-    bump that landed meanwhile (v3, over the v2 being rolled back) would otherwise be undone in silence,
-    by a commit saying `Rollback-Of` the v2 commit.  Values already at the target are no edits: a rollback
-    done meanwhile by another run is "already up to date"."""
+    of a moved remote included: RemoteMovedError (exit 12) when a reference of the image, in the files the
+    change rolled back set it in (undo), holds a value it did not hold when the rollback was computed
+    (`baseline`, else the first computation's) and that is not the target.  A bump that landed meanwhile (v3,
+    over the v2 being rolled back) would otherwise be undone in silence by a commit saying `Rollback-Of` the
+    v2 commit, or, as v3 is no value the change set, be left with "already up to date".  Values already at
+    the target are no change: a rollback done meanwhile by another run is "already up to date"."""
     seen = baseline
+
+    def at_target(value: tuple[str | None, str | None]) -> bool:
+        pairs = [(a, b) for a, b in zip(value, (target.tag, target.digest), strict=True) if a and b]
+        return bool(pairs) and all(a == b for a, b in pairs)
 
     def guard(edits: Sequence[FileEdit]) -> None:
         nonlocal seen
-        values = set(old_values(target, edits))
+        values = undo.take()
         if seen is None:
             seen = values
             return None
-        moved = sorted(values - seen)
+        moved = sorted(value_text(*v) for v in values - seen if not at_target(v))
         if moved:
             raise RemoteMovedError(
                 f"{target.name} was changed since this rollback read its history: it is now at {', '.join(moved)}, "
