@@ -12,8 +12,9 @@
   `credHelpers`, `credsStore`, `auths`).  Every password is registered with output.register_secret and
   never printed.
 - The scheme as dockerd chooses it (`endpoint`): HTTPS verified with the system's CAs and dockerd's
-  /etc/docker/certs.d/HOST[:PORT]/; for an insecure registry (`insecure_registries`, 127.0.0.0/8,
-  localhost, [::1]) HTTPS without verification, then plain HTTP; remembered for the process.
+  /etc/docker/certs.d/HOST[:PORT]/ (and a rootless dockerd's ~/.config/docker/certs.d/HOST[:PORT]/); for an
+  insecure registry (`insecure_registries`, 127.0.0.0/8, localhost, [::1]) HTTPS without verification, then
+  plain HTTP; remembered for the process.
 
 No docker import here: `gitops bump` resolves digests without the docker SDK.
 """
@@ -414,7 +415,7 @@ _endpoints: dict[tuple[str, frozenset[str]], Endpoint] = {}
 
 def endpoint(host: str, insecure: Iterable[str] = ()) -> Endpoint:
     """How to reach `host`, as dockerd does (moby's lookupV2Endpoints): HTTPS, verified with the system's
-    CAs plus CERTS_DIR/HOST[:PORT]/*.crt (and the client certificate *.cert with its *.key there); for an
+    CAs plus HOST[:PORT]/*.crt of certs_dirs (and the client certificate *.cert with its *.key there); for an
     insecure registry (is_insecure), HTTPS without verification, and plain HTTP when that fails.  The
     answer is remembered for the process: a bump resolving many digests asks once."""
     key = (host, frozenset(entry.strip().lower() for entry in insecure))
@@ -439,20 +440,66 @@ def _find_endpoint(host: str, insecure: bool) -> Endpoint:
     return Endpoint(f"https://{api}", context)
 
 
+def user_certs_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """A rootless dockerd's certs.d (moby's CertsDir under RootlessKit): $XDG_CONFIG_HOME/docker/certs.d,
+    ~/.config/docker/certs.d when XDG_CONFIG_HOME is unset (or not absolute, which the XDG rules ignore);
+    None without a home directory."""
+    env = os.environ if environ is None else environ
+    config_home = env.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(config_home):
+        home = home_directory(env)
+        if home is None:
+            return None
+        config_home = str(home / ".config")
+    return Path(config_home) / "docker" / "certs.d"
+
+
+def rootless_engine(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the engine gitops talks to is a rootless dockerd, as far as the environment tells without
+    asking it: DOCKER_HOST is the socket a rootless dockerd listens on, unix://$XDG_RUNTIME_DIR/docker.sock
+    (/run/user/UID/docker.sock when XDG_RUNTIME_DIR is unset)."""
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST", "")
+    if not host.startswith("unix://"):
+        return False
+    runtime_dir = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return os.path.normpath(host.removeprefix("unix://")) == os.path.normpath(os.path.join(runtime_dir, "docker.sock"))
+
+
+def certs_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """Where gitops reads a registry's CAs and client certificates (HOST[:PORT]/ in each): dockerd's
+    CERTS_DIR and a rootless dockerd's user_certs_dir, the engine's own first (rootless_engine): a client
+    certificate is taken from the first that has one."""
+    user = user_certs_dir(environ)
+    if user is None or user == CERTS_DIR:
+        return (CERTS_DIR,)
+    return (user, CERTS_DIR) if rootless_engine(environ) else (CERTS_DIR, user)
+
+
 def _verified_context(host: str | None) -> ssl.SSLContext:
     """The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR name others), plus what dockerd reads for `host` in
-    CERTS_DIR/HOST[:PORT]/: each `*.crt` a CA, each `*.cert` a client certificate with its `*.key`."""
+    HOST[:PORT]/ of each of certs_dirs: each `*.crt` a CA, each `*.cert` a client certificate with its
+    `*.key` (from the first directory that has one)."""
     context = ssl.create_default_context()
     if host is None:
         return context
-    directory = CERTS_DIR / host
+    client_cert = False
+    for base in certs_dirs():
+        client_cert = _load_certs_dir(context, base / host, client_cert) or client_cert
+    return context
+
+
+def _load_certs_dir(context: ssl.SSLContext, directory: Path, have_client_cert: bool) -> bool:
+    """Load `directory`'s CAs into `context`, and its client certificate unless `have_client_cert`;
+    whether it had one.  A `.cert` without its `.key`, or the reverse, is ConfigError (as for dockerd)."""
     try:
         names = sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
-        return context
+        return False
     except OSError as exc:
         output.warn(f"{directory}: cannot read ({exc.strerror}); its certificates are not used")
-        return context
+        return False
+    found = False
     for name in names:
         path = directory / name
         try:
@@ -463,14 +510,16 @@ def _verified_context(host: str | None) -> ssl.SSLContext:
                 if key not in names:
                     raise ConfigError(f"{path}: a client certificate without its key {key}",
                                       hint="CA certificates take the extension .crt (as for dockerd)")
-                context.load_cert_chain(str(path), str(directory / key))
+                if not have_client_cert:
+                    context.load_cert_chain(str(path), str(directory / key))
+                    found = True
             elif name.endswith(".key") and name[:-4] + ".cert" not in names:
                 raise ConfigError(f"{path}: a client key without its certificate {name[:-4]}.cert")
         except ssl.SSLError as exc:
             raise ConfigError(f"{path}: not a usable certificate or key ({exc.reason or exc})") from None
         except PermissionError as exc:
             output.warn(f"{path}: cannot read ({exc.strerror}); going on without it")
-    return context
+    return found
 
 
 def _opener(host: str, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
@@ -633,8 +682,10 @@ class Client:
 
     def _unreachable_hint(self, reason: object) -> str:
         if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
-            return (f"give gitops the registry's CA: {CERTS_DIR / self.host}/ca.crt (what dockerd reads for it), "
-                    "the system's CAs, or a bundle named by SSL_CERT_FILE; or list it in insecure_registries")
+            where = " or ".join(f"{base / self.host}/ ({'dockerd' if base == CERTS_DIR else 'a rootless dockerd'}'s)"
+                                for base in certs_dirs())
+            return (f"give gitops the registry's CA: ca.crt in {where}, the system's CAs, or a bundle named by "
+                    "SSL_CERT_FILE; or list it in insecure_registries")
         if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
             return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
                     "insecure_registries, as in dockerd's insecure-registries")

@@ -226,6 +226,88 @@ def test_dockerds_certs_dir_a_key_without_a_certificate_is_refused(tmp_path: Pat
         registry.endpoint("reg.gitops-test.invalid:5001")
 
 
+@pytest.mark.parametrize("env, expected", [
+    ({"XDG_CONFIG_HOME": "/x/conf", "HOME": "/home/u"}, "/x/conf/docker/certs.d"),
+    ({"HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),
+    ({"XDG_CONFIG_HOME": "", "HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),
+    ({"XDG_CONFIG_HOME": "rel/conf", "HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),  # XDG: ignored
+])
+def test_a_rootless_dockerds_certs_dir(env: dict[str, str], expected: str) -> None:
+    """moby's CertsDir under RootlessKit: $XDG_CONFIG_HOME/docker/certs.d, else ~/.config/docker/certs.d."""
+    assert registry.user_certs_dir(env) == Path(expected)
+
+
+@pytest.mark.parametrize("env, rootless", [
+    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000"}, True),
+    ({"DOCKER_HOST": "unix:///run/user/1000//docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000/"}, True),
+    ({"DOCKER_HOST": f"unix:///run/user/{os.getuid()}/docker.sock"}, True),  # XDG_RUNTIME_DIR unset
+    ({"DOCKER_HOST": "unix:///var/run/docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+    ({"DOCKER_HOST": "tcp://127.0.0.1:2375", "XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+    ({"XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+])
+def test_a_rootless_engine_is_told_by_its_socket(env: dict[str, str], rootless: bool) -> None:
+    assert registry.rootless_engine(env) is rootless
+    user = registry.user_certs_dir({**env, "HOME": "/home/u"})
+    order = registry.certs_dirs({**env, "HOME": "/home/u"})
+    assert order == ((user, registry.CERTS_DIR) if rootless else (registry.CERTS_DIR, user))
+
+
+def test_client_certificate_from_the_engines_certs_dir_first(tmp_path: Path, tls_files,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both certs.d have a client certificate for the host: the one of the engine's directory is presented
+    (a rootless dockerd's when DOCKER_HOST is its socket), and the CAs of both are trusted."""
+    import socket
+    import ssl
+
+    from tests.fixtures.tls import make_tls_files
+
+    stranger = make_tls_files(tmp_path / "other-ca")  # a client certificate the server does not trust
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.load_verify_locations(tls_files.ca)
+    listener = socket.create_server(("127.0.0.1", 0))
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    system, user = tmp_path / "etc-certs.d", tmp_path / "xdg" / "docker" / "certs.d"
+    for base, files in ((system, {"client.cert": stranger.client_cert, "client.key": stranger.client_key}),
+                        (user, {"ca.crt": tls_files.ca, "client.cert": tls_files.client_cert,
+                                "client.key": tls_files.client_key})):
+        (base / host).mkdir(parents=True)
+        for name, source in files.items():
+            (base / host / name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(registry, "CERTS_DIR", system)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except (ssl.SSLError, OSError):
+            conn.close()
+
+    def handshake() -> bool:
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(("127.0.0.1", int(host.rsplit(":", 1)[1])), timeout=10) as sock, \
+                    registry._verified_context(host).wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                return tls.recv(2) == b"ok"
+        except (ssl.SSLError, OSError):
+            return False
+        finally:
+            thread.join(10)
+
+    try:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'run' / 'docker.sock'}")
+        assert handshake()  # the rootless engine's client certificate, its CA from the user's certs.d
+        monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+        assert not handshake()  # dockerd's: the stranger's client certificate, refused by the server
+    finally:
+        listener.close()
+
+
 def test_parse_challenge() -> None:
     scheme, params = registry.parse_challenge(
         'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",'
