@@ -292,13 +292,73 @@ def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
     return None
 
 
+def build_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Credentials]:
+    """Every registry's credentials in the docker config, keyed as `docker build` sends them to the legacy
+    builder (X-Registry-Config: it pulls any FROM image with them): the `auths` entries, then every
+    server the `credsStore` lists, then each `credHelpers` registry, a later one winning (as the docker
+    CLI and SDK gather them; Docker Hub's key is https://index.docker.io/v1/).  The helpers run as for
+    every look-up (helper_credentials): a failing one is skipped with its one warning."""
+    found = load_docker_config(environ)
+    if found is None:
+        return {}
+    path, config = found
+    gathered: dict[str, Credentials] = {}
+
+    def add(key: str, creds: Credentials | None) -> None:
+        if creds is not None:
+            gathered[DOCKER_HUB_CONFIG_KEY if _config_key(key) == DEFAULT_DOMAIN else key] = creds
+
+    for key, entry in (config.get("auths") or {}).items():
+        add(key, _auth_entry(entry, f"docker config {path}"))
+    store = config.get("credsStore")
+    if store:
+        for server in _helper_servers(str(store), path):
+            add(server, helper_credentials(str(store), server, path))
+    for key, helper in (config.get("credHelpers") or {}).items():
+        add(key, helper_credentials(str(helper), key, path))
+    return gathered
+
+
 def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials | None:
     """Ask `docker-credential-HELPER get`; None when it has nothing for `host`, or is not installed or
     fails (named in warn_helper_failed's one warning; its output never reaches stderr as it is)."""
     server = DOCKER_HUB_CONFIG_KEY if _config_key(host) == DEFAULT_DOMAIN else host
     program = f"docker-credential-{helper}"
+    answer = _ask_helper(program, "get", server, config_path)
+    if answer is None:
+        return None
     try:
-        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, encoding="utf-8",
+        data = json.loads(answer)
+        user, secret = str(data["Username"]), str(data["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
+    if not user and not secret:  # docker-credential-pass answers an unknown server so
+        return None
+    return Credentials(user, secret, f"credential helper {program}")
+
+
+def _helper_servers(helper: str, config_path: Path) -> list[str]:
+    """The servers `docker-credential-HELPER list` has credentials for (none when it fails: its warning)."""
+    program = f"docker-credential-{helper}"
+    answer = _ask_helper(program, "list", "unused", config_path)  # the input docker's helper client sends
+    if answer is None:
+        return []
+    try:
+        servers = json.loads(answer)
+    except ValueError:
+        servers = None
+    if not isinstance(servers, dict):
+        warn_helper_failed(program, "its list is not a JSON object", config_path)
+        return []
+    return [str(server) for server in servers]
+
+
+def _ask_helper(program: str, action: str, data: str, config_path: Path) -> str | None:
+    """Run `program ACTION` with `data` on its stdin, its output captured: its stdout; None when it has
+    no credentials for the server ("credentials not found"), or is not installed or fails
+    (warn_helper_failed's one warning, with its own words)."""
+    try:
+        proc = subprocess.run([program, action], input=data, capture_output=True, text=True, encoding="utf-8",
                               errors="replace", timeout=60)
     except FileNotFoundError:
         warn_helper_failed(program, "not installed", config_path)
@@ -316,12 +376,7 @@ def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials
         lines = [ln.strip() for ln in (proc.stderr.splitlines() or proc.stdout.splitlines()) if ln.strip()]
         warn_helper_failed(program, lines[0] if lines else f"exit status {proc.returncode}", config_path)
         return None
-    try:
-        data = json.loads(proc.stdout)
-        user, secret = str(data["Username"]), str(data["Secret"])
-    except (ValueError, KeyError, TypeError):
-        raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
-    return Credentials(user, secret, f"credential helper {program}")
+    return proc.stdout
 
 
 _helper_warned: set[str] = set()
@@ -329,8 +384,8 @@ _helper_warned: set[str] = set()
 
 def warn_helper_failed(program: str, reason: str, config_path: Path | str | None = None) -> None:
     """The one warning, in one wording, for a docker credential helper that is not installed or fails
-    (gitops' look-ups, and the docker SDK's reading of the docker config for a build), once per helper:
-    the request goes on without the docker config's credentials, as docker does."""
+    (gitops' look-ups, and the credentials of a legacy build: build_credentials), once per helper: the
+    request goes on without the docker config's credentials, as docker does."""
     if program in _helper_warned:
         return
     _helper_warned.add(program)

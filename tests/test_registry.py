@@ -527,6 +527,47 @@ def test_a_failing_helper_is_one_warning_with_its_first_line(tmp_path: Path, mon
                            f"failed ({reason}); going on without the docker config's credentials, as docker does\n")
 
 
+def test_build_credentials_gather_every_registry_as_docker_build_sends_them(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The legacy builder's credentials: auths, then every server the credsStore lists, then credHelpers (a
+    later one wins); Docker Hub under https://index.docker.io/v1/ whatever the spelling; helpers gitops runs."""
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "store", 'read server\ncase "$1" in\n'
+                   '  list) echo \'{"https://index.docker.io/v1/": "hub", "r.example.com": "store-user"}\' ;;\n'
+                   '  get) echo "{\\"Username\\": \\"store-$server\\", \\"Secret\\": \\"store-secret\\"}" ;;\n'
+                   'esac\n')
+    install_helper(bindir, "ecr",
+                   'read server\necho "{\\"Username\\": \\"ecr-$server\\", \\"Secret\\": \\"ecr-secret\\"}"\n')
+    install_helper(bindir, "pass", 'cat >/dev/null\necho \'{"Username": "", "Secret": ""}\'\n')  # pass: unknown server
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    env = write_config(tmp_path, {
+        "auths": {"r.example.com": {"auth": b64("file:file-pw")}, "plain.example.com": {"auth": b64("p:plain-pw")},
+                  "empty.example.com": {}},
+        "credsStore": "store",
+        "credHelpers": {"ecr.example.com": "ecr", "docker.io": "ecr", "unknown.example.com": "pass"}})
+    got = {key: (c.username, c.password) for key, c in registry.build_credentials(env).items()}
+    assert got == {"plain.example.com": ("p", "plain-pw"),
+                   "r.example.com": ("store-r.example.com", "store-secret"),
+                   "https://index.docker.io/v1/": ("ecr-https://index.docker.io/v1/", "ecr-secret"),
+                   "ecr.example.com": ("ecr-ecr.example.com", "ecr-secret")}
+    assert registry.build_credentials({"DOCKER_CONFIG": str(tmp_path / "none")}) == {}
+
+
+def test_a_credential_store_whose_list_fails_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "broken-list", "cat >/dev/null\nprintf 'no \\033[1mD-Bus\\nmore\\n' >&2\nexit 1\n")
+    install_helper(bindir, "garbled-list", "cat >/dev/null\necho '[1, 2]'\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    for helper, reason in (("broken-list", "no \\x1b[1mD-Bus"), ("garbled-list", "its list is not a JSON object")):
+        env = write_config(tmp_path, {"credsStore": helper, "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
+        assert {k: c.username for k, c in registry.build_credentials(env).items()} == {"r.example.com": "a"}
+        assert capsys.readouterr().err == (
+            f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} failed ({reason}); "
+            "going on without the docker config's credentials, as docker does\n")
+
+
 def test_password_never_in_repr_and_registered() -> None:
     c = registry.Credentials("user", "very-secret-pw", "test")
     assert "very-secret-pw" not in repr(c)
