@@ -331,7 +331,8 @@ def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials
         data = json.loads(answer)
         user, secret = str(data["Username"]), str(data["Secret"])
     except (ValueError, KeyError, TypeError):
-        raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
+        warn_helper_failed(program, "its answer is not the credential helpers' JSON", config_path)
+        return None
     if not user and not secret:  # docker-credential-pass answers an unknown server so
         return None
     return Credentials(user, secret, f"credential helper {program}")
@@ -353,30 +354,92 @@ def _helper_servers(helper: str, config_path: Path) -> list[str]:
     return [str(server) for server in servers]
 
 
+HELPER_TIMEOUT = 60  # seconds a credential helper has to answer (a `pass` waiting for its GPG passphrase...)
+HELPER_OUTPUT_LIMIT = 1 << 20  # bytes a credential helper may write to stdout or stderr: credentials are small
+_helpers_given_up: set[str] = set()  # helpers that hung or flooded: not run again in this process
+
+
+class _HelperFailed(Exception):
+    """A credential helper that did not answer in time, or wrote too much (the reason)."""
+
+
 def _ask_helper(program: str, action: str, data: str, config_path: Path) -> str | None:
     """Run `program ACTION` with `data` on its stdin, its output captured: its stdout; None when it has
-    no credentials for the server ("credentials not found"), or is not installed or fails
-    (warn_helper_failed's one warning, with its own words)."""
+    no credentials for the server ("credentials not found"), or is not installed, fails, does not answer
+    within HELPER_TIMEOUT or writes more than HELPER_OUTPUT_LIMIT (warn_helper_failed's one warning, with
+    its own words; one that hung or flooded is not run again)."""
+    if program in _helpers_given_up:
+        return None
     try:
-        proc = subprocess.run([program, action], input=data, capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=60)
+        status, out, err = _run_helper([program, action], data)
     except FileNotFoundError:
         warn_helper_failed(program, "not installed", config_path)
         return None
     except OSError as exc:  # not executable, ...
         warn_helper_failed(program, exc.strerror or str(exc), config_path)
         return None
-    except subprocess.TimeoutExpired:
-        raise RegistryAuthError(f"credential helper {program} did not answer within 60s") from None
-    if proc.returncode != 0:
-        if "credentials not found" in proc.stdout + proc.stderr:  # the helpers' "... in native keychain"
+    except _HelperFailed as exc:
+        _helpers_given_up.add(program)
+        warn_helper_failed(program, str(exc), config_path)
+        return None
+    if status != 0:
+        if "credentials not found" in out + err:  # the helpers' "... in native keychain"
             return None
         # its own words: the first line of its stderr, else of its stdout (where the helpers' protocol
         # puts errors), else the exit status
-        lines = [ln.strip() for ln in (proc.stderr.splitlines() or proc.stdout.splitlines()) if ln.strip()]
-        warn_helper_failed(program, lines[0] if lines else f"exit status {proc.returncode}", config_path)
+        lines = [ln.strip() for ln in (err.splitlines() or out.splitlines()) if ln.strip()]
+        warn_helper_failed(program, lines[0] if lines else f"exit status {status}", config_path)
         return None
-    return proc.stdout
+    return out
+
+
+def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
+    """Run a credential helper with `data` on its stdin: (exit status, stdout, stderr).  _HelperFailed
+    when it has not answered (exited, its output read) within HELPER_TIMEOUT, or writes more than
+    HELPER_OUTPUT_LIMIT to either stream; it is killed then (and on any other way out, Ctrl-C included)."""
+    import selectors
+    import time
+
+    deadline = time.monotonic() + HELPER_TIMEOUT
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    read = {out_fd: bytearray(), err_fd: bytearray()}
+    try:
+        try:
+            proc.stdin.write(data.encode())  # a server's name: far less than a pipe holds, never blocks
+            proc.stdin.close()
+        except BrokenPipeError:  # it did not read its input: its answer will tell
+            pass
+        with selectors.DefaultSelector() as selector:
+            for fd in read:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _HelperFailed(f"no answer within {HELPER_TIMEOUT} s")
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    elif len(read[key.fd]) + len(chunk) > HELPER_OUTPUT_LIMIT:
+                        raise _HelperFailed(f"it wrote more than {HELPER_OUTPUT_LIMIT >> 20} MiB")
+                    else:
+                        read[key.fd] += chunk
+        try:
+            status = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # its output closed, but it goes on
+            raise _HelperFailed(f"no answer within {HELPER_TIMEOUT} s") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+    return status, read[out_fd].decode("utf-8", "replace"), read[err_fd].decode("utf-8", "replace")
 
 
 _helper_warned: set[str] = set()
@@ -390,8 +453,9 @@ def warn_helper_failed(program: str, reason: str, config_path: Path | str | None
         return
     _helper_warned.add(program)
     where = f"{config_path}: " if config_path else ""
-    output.warn(f"{where}credential helper {program} failed ({output.redact(reason)}); going on without the "
-                "docker config's credentials, as docker does")
+    reason = output.redact(reason)[:200]  # cut after masking: never a secret's first characters
+    output.warn(f"{where}credential helper {program} failed ({reason}); going on without the docker config's "
+                "credentials, as docker does")
 
 
 # --- endpoints ---------------------------------------------------------------------------------------

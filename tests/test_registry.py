@@ -568,6 +568,40 @@ def test_a_credential_store_whose_list_fails_is_one_warning(tmp_path: Path, monk
             "going on without the docker config's credentials, as docker does\n")
 
 
+def test_a_helper_that_hangs_floods_or_garbles_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               secrets_restored) -> None:
+    """A helper that never answered was waited for 60 s, then stopped the run (exit 9), for a build as
+    well as a look-up; one that wrote without end was read into memory without a limit.  Each is now one
+    warning, as a failing helper: no answer within HELPER_TIMEOUT, more than HELPER_OUTPUT_LIMIT (stdout
+    or stderr), an answer that is no credentials; and one that hung or flooded is not run again."""
+    bindir = tmp_path / "bin"
+    runs = tmp_path / "runs"
+    install_helper(bindir, "hangs", f"echo run >> {runs}\nexec sleep 30\n")
+    install_helper(bindir, "floods", "exec yes credentials\n")
+    install_helper(bindir, "floods-stderr", "cat >/dev/null\nyes 'no keychain' | head -c 2000000 >&2\nexit 1\n")
+    install_helper(bindir, "long-line", "cat >/dev/null\nprintf '%0500d\\n' 7 >&2\nexit 1\n")
+    install_helper(bindir, "long-secret", "cat >/dev/null\nprintf '%0195d sekrit-Pa55-word-xyz\\n' 0 >&2\nexit 1\n")
+    output.register_secret("sekrit-Pa55-word-xyz")  # cut at 200 characters after masking, not before
+    install_helper(bindir, "garbled", "cat >/dev/null\necho 'Username: me'\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    monkeypatch.setattr(registry, "_helpers_given_up", set())
+    monkeypatch.setattr(registry, "HELPER_TIMEOUT", 1)
+    for helper, reason in [("hangs", "no answer within 1 s"), ("floods", "it wrote more than 1 MiB"),
+                           ("floods-stderr", "it wrote more than 1 MiB"), ("long-line", "0" * 200),
+                           ("long-secret", "0" * 195 + " ***"),
+                           ("garbled", "its answer is not the credential helpers' JSON")]:
+        env = write_config(tmp_path, {"credsStore": helper, "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
+        assert registry.docker_config_credentials("r.example.com", env).username == "a"
+        assert registry.docker_config_credentials("other.example.com", env) is None
+        assert {k: c.username for k, c in registry.build_credentials(env).items()} == {"r.example.com": "a"}
+        assert capsys.readouterr().err == (
+            f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} failed ({reason}); "
+            "going on without the docker config's credentials, as docker does\n")
+    assert runs.read_text() == "run\n"  # given up after its first run: not waited for again
+
+
 def test_password_never_in_repr_and_registered() -> None:
     c = registry.Credentials("user", "very-secret-pw", "test")
     assert "very-secret-pw" not in repr(c)
