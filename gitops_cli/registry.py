@@ -916,9 +916,10 @@ def _reference(ref: ImageRef) -> str:
 
 
 def _first_line(body: bytes) -> str:
-    """The first line of an answer that is no JSON, printable, at most 200 characters."""
+    """The first line of an answer that is no JSON, printable, at most 200 characters (cut after masking:
+    never a secret's first characters)."""
     text = body.decode("utf-8", "replace").strip()
-    return output.printable(output.redact(text.splitlines()[0][:200])) if text else ""
+    return output.printable(output.redact(text.splitlines()[0])[:200]) if text else ""
 
 
 def _check(resp: Response, method: str, url: str) -> None:

@@ -69,6 +69,8 @@ class TokenRegistry(BaseHTTPRequestHandler):
             return self._reply(200, b"[1,2]", {"Content-Type": "application/json"})
         if self.path == "/v2/team/app/manifests/500":
             return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}')
+        if self.path == "/v2/team/app/manifests/echo":  # a proxy's error page echoing what it was sent
+            return self._reply(502, b"x" * 195 + f" {PASSWORD} and more\n".encode())
         return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
     do_HEAD = do_GET
@@ -145,6 +147,15 @@ def test_server_error_names_url_and_detail(token_registry: str) -> None:
         registry.get_manifest(ref, creds())
     with pytest.raises(RegistryError, match=r"HEAD http://.*/manifests/500 answered 500$"):
         registry.head_digest(ref, creds())
+
+
+def test_an_answers_first_line_is_cut_after_masking(token_registry: str) -> None:
+    """The first line of an answer that is no JSON was cut at 200 characters before its secrets were
+    masked: a password across the cut showed its first characters (`pa55`)."""
+    with pytest.raises(RegistryError) as info:
+        registry.get_manifest(parse(f"{token_registry}/team/app:echo"), creds())
+    assert str(info.value).endswith(" answered 502: " + "x" * 195 + " *** ")  # 200 characters
+    assert "pa55" not in str(info.value)
 
 
 def test_unreachable_names_url() -> None:
