@@ -5,7 +5,8 @@ Built on the docker SDK's low-level `APIClient` (imported lazily), because:
 - a failed push still returns normally: the error is an `errorDetail` object inside the stream, so
   every streamed line is checked (`check_push_stream`);
 - a push gets the credentials gitops resolved (`auth_config`, empty for none), so a stale credential
-  helper in the docker config cannot win, and the SDK never runs a helper for it.
+  helper in the docker config cannot win, and the SDK never runs a helper for it; a legacy build gets
+  every registry's credentials gitops resolved (`_use_resolved_credentials`), for the same reason.
 
 Two builders of the same engine (`choose_builder`):
 - BuildKit (the engine's `/build?version=2`, the context tar in the request body, no client session):
@@ -812,54 +813,19 @@ def _context_error(context: str, exc: OSError, tar: str) -> BaseException:
     return UsageError(f"build context {context}: {exc}")
 
 
-def _with_credential_fallback(client: APIClient, call: Callable[[], Any]) -> Any:
-    """call() (a build request).  The SDK reads the credentials for a build from the docker config, asking
-    credential helpers (every registry's); a helper that is not installed or fails (a Docker Desktop
-    config's `credsStore: desktop` on a CI runner) raised out of the SDK.  As docker does, the request
-    then goes on without the docker config's credentials, with registry.warn_helper_failed's warning (a
-    registry that needs them refuses with its own error).  (A push gets the credentials gitops resolved.)"""
-    import warnings
-
-    from docker.credentials.errors import StoreError
-    from docker.errors import DockerException
-
-    try:
-        with warnings.catch_warnings():  # the SDK's own "docker-credential-x not installed" UserWarning
-            warnings.simplefilter("ignore")
-            return call()
-    except (StoreError, DockerException) as exc:
-        if not isinstance(exc, StoreError) and "Credentials store error" not in str(exc):
-            raise
-        from gitops_cli.registry import docker_config_path, warn_helper_failed
-
-        program, reason = _helper_failure(exc)
-        warn_helper_failed(program, reason, docker_config_path())
+def _use_resolved_credentials(client: APIClient, environ: Mapping[str, str] | None) -> None:
+    """Give the legacy builder the registry credentials gitops resolved (registry.build_credentials: every
+    registry of the docker config, as `docker build` sends them), and make the SDK use only those: left
+    to itself it runs the docker config's credential helpers with their stderr on gitops' stderr (a
+    failing helper's words, escape sequences and all, not through gitops' output) and waits for them
+    without a limit.  gitops runs them as for every look-up: output captured, a failure one warning."""
     from docker.auth import AuthConfig
 
-    # an AuthConfig that is not empty (the SDK reloads the file when it is) and holds no credentials
-    client._auth_configs = AuthConfig({"auths": {"gitops-cli.invalid": {}}})
-    return call()
+    from gitops_cli.registry import build_credentials
 
-
-_STORE_ERROR_RE = re.compile(r"StoreError\((['\"])(?P<text>.*)\1\)", re.S)
-_HELPER_RE = re.compile(r"docker-credential-[^\s'\"]+")
-
-
-def _helper_failure(exc: BaseException) -> tuple[str, str]:
-    """(the helper, its reason) from the SDK's error: `docker-credential-x not installed or not available in
-    PATH`, or `Credentials store docker-credential-x exited with "<its stdout>".`, wrapped as
-    `Credentials store error: StoreError('...')`."""
-    text = str(exc)
-    found = _STORE_ERROR_RE.search(text)
-    text = found.group("text") if found else text
-    program = _HELPER_RE.search(text)
-    if "not installed" in text:
-        return (program.group() if program else "a docker credential helper"), "not installed"
-    said = re.search(r'exited with "(?P<out>.*)"', text, re.S)
-    out = [ln.strip() for ln in said.group("out").splitlines() if ln.strip()] if said else []
-    reason = out[0] if out else "it failed, saying nothing on its standard output" if said else _reason(
-        RuntimeError(text))
-    return (program.group() if program else "a docker credential helper"), reason
+    auths = {key: creds.auth_config(key) for key, creds in build_credentials(environ).items()}
+    # an AuthConfig that is not empty (the SDK reloads the docker config when it is) and has no helper
+    client._auth_configs = AuthConfig({"auths": auths or {"gitops-cli.invalid": {}}})
 
 
 def build(
@@ -919,6 +885,7 @@ def build(
     legacy = functools.partial(client.build, fileobj=tar, custom_context=True, network_mode=network, rm=True,
                                forcerm=True, decode=True, **options, **source)
     try:
+        _use_resolved_credentials(client, environ)
         return _stream_build(client, tracker, legacy, on_line)
     finally:
         tar.close()
@@ -965,7 +932,7 @@ def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[]
 
     show = on_line or show_build_line
     try:
-        for event in _with_credential_fallback(client, request):
+        for event in request():
             for line in tracker.feed(event):
                 show(line)
         for line in tracker.finish():

@@ -12,8 +12,9 @@
   `credHelpers`, `credsStore`, `auths`).  Every password is registered with output.register_secret and
   never printed.
 - The scheme as dockerd chooses it (`endpoint`): HTTPS verified with the system's CAs and dockerd's
-  /etc/docker/certs.d/HOST[:PORT]/; for an insecure registry (`insecure_registries`, 127.0.0.0/8,
-  localhost, [::1]) HTTPS without verification, then plain HTTP; remembered for the process.
+  /etc/docker/certs.d/HOST[:PORT]/ (and a rootless dockerd's ~/.config/docker/certs.d/HOST[:PORT]/); for an
+  insecure registry (`insecure_registries`, 127.0.0.0/8, localhost, [::1]) HTTPS without verification, then
+  plain HTTP; remembered for the process.
 
 No docker import here: `gitops bump` resolves digests without the docker SDK.
 """
@@ -291,36 +292,154 @@ def _auth_entry(entry: Mapping[str, Any], source: str) -> Credentials | None:
     return None
 
 
+def build_credentials(environ: Mapping[str, str] | None = None) -> dict[str, Credentials]:
+    """Every registry's credentials in the docker config, keyed as `docker build` sends them to the legacy
+    builder (X-Registry-Config: it pulls any FROM image with them): the `auths` entries, then every
+    server the `credsStore` lists, then each `credHelpers` registry, a later one winning (as the docker
+    CLI and SDK gather them; Docker Hub's key is https://index.docker.io/v1/).  The helpers run as for
+    every look-up (helper_credentials): a failing one is skipped with its one warning."""
+    found = load_docker_config(environ)
+    if found is None:
+        return {}
+    path, config = found
+    gathered: dict[str, Credentials] = {}
+
+    def add(key: str, creds: Credentials | None) -> None:
+        if creds is not None:
+            gathered[DOCKER_HUB_CONFIG_KEY if _config_key(key) == DEFAULT_DOMAIN else key] = creds
+
+    for key, entry in (config.get("auths") or {}).items():
+        add(key, _auth_entry(entry, f"docker config {path}"))
+    store = config.get("credsStore")
+    if store:
+        for server in _helper_servers(str(store), path):
+            add(server, helper_credentials(str(store), server, path))
+    for key, helper in (config.get("credHelpers") or {}).items():
+        add(key, helper_credentials(str(helper), key, path))
+    return gathered
+
+
 def helper_credentials(helper: str, host: str, config_path: Path) -> Credentials | None:
     """Ask `docker-credential-HELPER get`; None when it has nothing for `host`, or is not installed or
     fails (named in warn_helper_failed's one warning; its output never reaches stderr as it is)."""
     server = DOCKER_HUB_CONFIG_KEY if _config_key(host) == DEFAULT_DOMAIN else host
     program = f"docker-credential-{helper}"
+    answer = _ask_helper(program, "get", server, config_path)
+    if answer is None:
+        return None
     try:
-        proc = subprocess.run([program, "get"], input=server, capture_output=True, text=True, encoding="utf-8",
-                              errors="replace", timeout=60)
+        data = json.loads(answer)
+        user, secret = str(data["Username"]), str(data["Secret"])
+    except (ValueError, KeyError, TypeError):
+        warn_helper_failed(program, "its answer is not the credential helpers' JSON", config_path)
+        return None
+    if not user and not secret:  # docker-credential-pass answers an unknown server so
+        return None
+    return Credentials(user, secret, f"credential helper {program}")
+
+
+def _helper_servers(helper: str, config_path: Path) -> list[str]:
+    """The servers `docker-credential-HELPER list` has credentials for (none when it fails: its warning)."""
+    program = f"docker-credential-{helper}"
+    answer = _ask_helper(program, "list", "unused", config_path)  # the input docker's helper client sends
+    if answer is None:
+        return []
+    try:
+        servers = json.loads(answer)
+    except ValueError:
+        servers = None
+    if not isinstance(servers, dict):
+        warn_helper_failed(program, "its list is not a JSON object", config_path)
+        return []
+    return [str(server) for server in servers]
+
+
+HELPER_TIMEOUT = 60  # seconds a credential helper has to answer (a `pass` waiting for its GPG passphrase...)
+HELPER_OUTPUT_LIMIT = 1 << 20  # bytes a credential helper may write to stdout or stderr: credentials are small
+_helpers_given_up: set[str] = set()  # helpers that hung or flooded: not run again in this process
+
+
+class _HelperFailed(Exception):
+    """A credential helper that did not answer in time, or wrote too much (the reason)."""
+
+
+def _ask_helper(program: str, action: str, data: str, config_path: Path) -> str | None:
+    """Run `program ACTION` with `data` on its stdin, its output captured: its stdout; None when it has
+    no credentials for the server ("credentials not found"), or is not installed, fails, does not answer
+    within HELPER_TIMEOUT or writes more than HELPER_OUTPUT_LIMIT (warn_helper_failed's one warning, with
+    its own words; one that hung or flooded is not run again)."""
+    if program in _helpers_given_up:
+        return None
+    try:
+        status, out, err = _run_helper([program, action], data)
     except FileNotFoundError:
         warn_helper_failed(program, "not installed", config_path)
         return None
     except OSError as exc:  # not executable, ...
         warn_helper_failed(program, exc.strerror or str(exc), config_path)
         return None
-    except subprocess.TimeoutExpired:
-        raise RegistryAuthError(f"credential helper {program} did not answer within 60s") from None
-    if proc.returncode != 0:
-        if "credentials not found" in proc.stdout + proc.stderr:  # the helpers' "... in native keychain"
+    except _HelperFailed as exc:
+        _helpers_given_up.add(program)
+        warn_helper_failed(program, str(exc), config_path)
+        return None
+    if status != 0:
+        if "credentials not found" in out + err:  # the helpers' "... in native keychain"
             return None
         # its own words: the first line of its stderr, else of its stdout (where the helpers' protocol
         # puts errors), else the exit status
-        lines = [ln.strip() for ln in (proc.stderr.splitlines() or proc.stdout.splitlines()) if ln.strip()]
-        warn_helper_failed(program, lines[0] if lines else f"exit status {proc.returncode}", config_path)
+        lines = [ln.strip() for ln in (err.splitlines() or out.splitlines()) if ln.strip()]
+        warn_helper_failed(program, lines[0] if lines else f"exit status {status}", config_path)
         return None
+    return out
+
+
+def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
+    """Run a credential helper with `data` on its stdin: (exit status, stdout, stderr).  _HelperFailed
+    when it has not answered (exited, its output read) within HELPER_TIMEOUT, or writes more than
+    HELPER_OUTPUT_LIMIT to either stream; it is killed then (and on any other way out, Ctrl-C included)."""
+    import selectors
+    import time
+
+    deadline = time.monotonic() + HELPER_TIMEOUT
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    read = {out_fd: bytearray(), err_fd: bytearray()}
     try:
-        data = json.loads(proc.stdout)
-        user, secret = str(data["Username"]), str(data["Secret"])
-    except (ValueError, KeyError, TypeError):
-        raise RegistryAuthError(f"credential helper {program} returned malformed output") from None
-    return Credentials(user, secret, f"credential helper {program}")
+        try:
+            proc.stdin.write(data.encode())  # a server's name: far less than a pipe holds, never blocks
+            proc.stdin.close()
+        except BrokenPipeError:  # it did not read its input: its answer will tell
+            pass
+        with selectors.DefaultSelector() as selector:
+            for fd in read:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _HelperFailed(f"no answer within {HELPER_TIMEOUT} s")
+                for key, _ in selector.select(left):
+                    chunk = os.read(key.fd, 65536)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                    elif len(read[key.fd]) + len(chunk) > HELPER_OUTPUT_LIMIT:
+                        raise _HelperFailed(f"it wrote more than {HELPER_OUTPUT_LIMIT >> 20} MiB")
+                    else:
+                        read[key.fd] += chunk
+        try:
+            status = proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:  # its output closed, but it goes on
+            raise _HelperFailed(f"no answer within {HELPER_TIMEOUT} s") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            try:
+                stream.close()
+            except BrokenPipeError:
+                pass
+    return status, read[out_fd].decode("utf-8", "replace"), read[err_fd].decode("utf-8", "replace")
 
 
 _helper_warned: set[str] = set()
@@ -328,14 +447,15 @@ _helper_warned: set[str] = set()
 
 def warn_helper_failed(program: str, reason: str, config_path: Path | str | None = None) -> None:
     """The one warning, in one wording, for a docker credential helper that is not installed or fails
-    (gitops' look-ups, and the docker SDK's reading of the docker config for a build), once per helper:
-    the request goes on without the docker config's credentials, as docker does."""
+    (gitops' look-ups, and the credentials of a legacy build: build_credentials), once per helper: the
+    request goes on without the docker config's credentials, as docker does."""
     if program in _helper_warned:
         return
     _helper_warned.add(program)
     where = f"{config_path}: " if config_path else ""
-    output.warn(f"{where}credential helper {program} failed ({output.redact(reason)}); going on without the "
-                "docker config's credentials, as docker does")
+    reason = output.redact(reason)[:200]  # cut after masking: never a secret's first characters
+    output.warn(f"{where}credential helper {program} failed ({reason}); going on without the docker config's "
+                "credentials, as docker does")
 
 
 # --- endpoints ---------------------------------------------------------------------------------------
@@ -414,7 +534,7 @@ _endpoints: dict[tuple[str, frozenset[str]], Endpoint] = {}
 
 def endpoint(host: str, insecure: Iterable[str] = ()) -> Endpoint:
     """How to reach `host`, as dockerd does (moby's lookupV2Endpoints): HTTPS, verified with the system's
-    CAs plus CERTS_DIR/HOST[:PORT]/*.crt (and the client certificate *.cert with its *.key there); for an
+    CAs plus HOST[:PORT]/*.crt of certs_dirs (and the client certificate *.cert with its *.key there); for an
     insecure registry (is_insecure), HTTPS without verification, and plain HTTP when that fails.  The
     answer is remembered for the process: a bump resolving many digests asks once."""
     key = (host, frozenset(entry.strip().lower() for entry in insecure))
@@ -439,20 +559,66 @@ def _find_endpoint(host: str, insecure: bool) -> Endpoint:
     return Endpoint(f"https://{api}", context)
 
 
+def user_certs_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """A rootless dockerd's certs.d (moby's CertsDir under RootlessKit): $XDG_CONFIG_HOME/docker/certs.d,
+    ~/.config/docker/certs.d when XDG_CONFIG_HOME is unset (or not absolute, which the XDG rules ignore);
+    None without a home directory."""
+    env = os.environ if environ is None else environ
+    config_home = env.get("XDG_CONFIG_HOME", "")
+    if not os.path.isabs(config_home):
+        home = home_directory(env)
+        if home is None:
+            return None
+        config_home = str(home / ".config")
+    return Path(config_home) / "docker" / "certs.d"
+
+
+def rootless_engine(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the engine gitops talks to is a rootless dockerd, as far as the environment tells without
+    asking it: DOCKER_HOST is the socket a rootless dockerd listens on, unix://$XDG_RUNTIME_DIR/docker.sock
+    (/run/user/UID/docker.sock when XDG_RUNTIME_DIR is unset)."""
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST", "")
+    if not host.startswith("unix://"):
+        return False
+    runtime_dir = env.get("XDG_RUNTIME_DIR") or f"/run/user/{os.getuid()}"
+    return os.path.normpath(host.removeprefix("unix://")) == os.path.normpath(os.path.join(runtime_dir, "docker.sock"))
+
+
+def certs_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """Where gitops reads a registry's CAs and client certificates (HOST[:PORT]/ in each): dockerd's
+    CERTS_DIR and a rootless dockerd's user_certs_dir, the engine's own first (rootless_engine): a client
+    certificate is taken from the first that has one."""
+    user = user_certs_dir(environ)
+    if user is None or user == CERTS_DIR:
+        return (CERTS_DIR,)
+    return (user, CERTS_DIR) if rootless_engine(environ) else (CERTS_DIR, user)
+
+
 def _verified_context(host: str | None) -> ssl.SSLContext:
     """The system's CAs (SSL_CERT_FILE / SSL_CERT_DIR name others), plus what dockerd reads for `host` in
-    CERTS_DIR/HOST[:PORT]/: each `*.crt` a CA, each `*.cert` a client certificate with its `*.key`."""
+    HOST[:PORT]/ of each of certs_dirs: each `*.crt` a CA, each `*.cert` a client certificate with its
+    `*.key` (from the first directory that has one)."""
     context = ssl.create_default_context()
     if host is None:
         return context
-    directory = CERTS_DIR / host
+    client_cert = False
+    for base in certs_dirs():
+        client_cert = _load_certs_dir(context, base / host, client_cert) or client_cert
+    return context
+
+
+def _load_certs_dir(context: ssl.SSLContext, directory: Path, have_client_cert: bool) -> bool:
+    """Load `directory`'s CAs into `context`, and its client certificate unless `have_client_cert`;
+    whether it had one.  A `.cert` without its `.key`, or the reverse, is ConfigError (as for dockerd)."""
     try:
         names = sorted(os.listdir(directory))
     except (FileNotFoundError, NotADirectoryError):
-        return context
+        return False
     except OSError as exc:
         output.warn(f"{directory}: cannot read ({exc.strerror}); its certificates are not used")
-        return context
+        return False
+    found = False
     for name in names:
         path = directory / name
         try:
@@ -463,14 +629,16 @@ def _verified_context(host: str | None) -> ssl.SSLContext:
                 if key not in names:
                     raise ConfigError(f"{path}: a client certificate without its key {key}",
                                       hint="CA certificates take the extension .crt (as for dockerd)")
-                context.load_cert_chain(str(path), str(directory / key))
+                if not have_client_cert:
+                    context.load_cert_chain(str(path), str(directory / key))
+                    found = True
             elif name.endswith(".key") and name[:-4] + ".cert" not in names:
                 raise ConfigError(f"{path}: a client key without its certificate {name[:-4]}.cert")
         except ssl.SSLError as exc:
             raise ConfigError(f"{path}: not a usable certificate or key ({exc.reason or exc})") from None
         except PermissionError as exc:
             output.warn(f"{path}: cannot read ({exc.strerror}); going on without it")
-    return context
+    return found
 
 
 def _opener(host: str, context: ssl.SSLContext) -> urllib.request.OpenerDirector:
@@ -633,8 +801,10 @@ class Client:
 
     def _unreachable_hint(self, reason: object) -> str:
         if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
-            return (f"give gitops the registry's CA: {CERTS_DIR / self.host}/ca.crt (what dockerd reads for it), "
-                    "the system's CAs, or a bundle named by SSL_CERT_FILE; or list it in insecure_registries")
+            where = " or ".join(f"{base / self.host}/ ({'dockerd' if base == CERTS_DIR else 'a rootless dockerd'}'s)"
+                                for base in certs_dirs())
+            return (f"give gitops the registry's CA: ca.crt in {where}, the system's CAs, or a bundle named by "
+                    "SSL_CERT_FILE; or list it in insecure_registries")
         if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
             return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
                     "insecure_registries, as in dockerd's insecure-registries")
@@ -746,9 +916,10 @@ def _reference(ref: ImageRef) -> str:
 
 
 def _first_line(body: bytes) -> str:
-    """The first line of an answer that is no JSON, printable, at most 200 characters."""
+    """The first line of an answer that is no JSON, printable, at most 200 characters (cut after masking:
+    never a secret's first characters)."""
     text = body.decode("utf-8", "replace").strip()
-    return output.printable(output.redact(text.splitlines()[0][:200])) if text else ""
+    return output.printable(output.redact(text.splitlines()[0])[:200]) if text else ""
 
 
 def _check(resp: Response, method: str, url: str) -> None:

@@ -69,6 +69,8 @@ class TokenRegistry(BaseHTTPRequestHandler):
             return self._reply(200, b"[1,2]", {"Content-Type": "application/json"})
         if self.path == "/v2/team/app/manifests/500":
             return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}')
+        if self.path == "/v2/team/app/manifests/echo":  # a proxy's error page echoing what it was sent
+            return self._reply(502, b"x" * 195 + f" {PASSWORD} and more\n".encode())
         return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
     do_HEAD = do_GET
@@ -145,6 +147,15 @@ def test_server_error_names_url_and_detail(token_registry: str) -> None:
         registry.get_manifest(ref, creds())
     with pytest.raises(RegistryError, match=r"HEAD http://.*/manifests/500 answered 500$"):
         registry.head_digest(ref, creds())
+
+
+def test_an_answers_first_line_is_cut_after_masking(token_registry: str) -> None:
+    """The first line of an answer that is no JSON was cut at 200 characters before its secrets were
+    masked: a password across the cut showed its first characters (`pa55`)."""
+    with pytest.raises(RegistryError) as info:
+        registry.get_manifest(parse(f"{token_registry}/team/app:echo"), creds())
+    assert str(info.value).endswith(" answered 502: " + "x" * 195 + " *** ")  # 200 characters
+    assert "pa55" not in str(info.value)
 
 
 def test_unreachable_names_url() -> None:
@@ -224,6 +235,88 @@ def test_dockerds_certs_dir_a_key_without_a_certificate_is_refused(tmp_path: Pat
     (tmp_path / "reg.gitops-test.invalid:5001" / "client.key").write_text("x")
     with pytest.raises(ConfigError, match=r"client.key: a client key without its certificate client.cert"):
         registry.endpoint("reg.gitops-test.invalid:5001")
+
+
+@pytest.mark.parametrize("env, expected", [
+    ({"XDG_CONFIG_HOME": "/x/conf", "HOME": "/home/u"}, "/x/conf/docker/certs.d"),
+    ({"HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),
+    ({"XDG_CONFIG_HOME": "", "HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),
+    ({"XDG_CONFIG_HOME": "rel/conf", "HOME": "/home/u"}, "/home/u/.config/docker/certs.d"),  # XDG: ignored
+])
+def test_a_rootless_dockerds_certs_dir(env: dict[str, str], expected: str) -> None:
+    """moby's CertsDir under RootlessKit: $XDG_CONFIG_HOME/docker/certs.d, else ~/.config/docker/certs.d."""
+    assert registry.user_certs_dir(env) == Path(expected)
+
+
+@pytest.mark.parametrize("env, rootless", [
+    ({"DOCKER_HOST": "unix:///run/user/1000/docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000"}, True),
+    ({"DOCKER_HOST": "unix:///run/user/1000//docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000/"}, True),
+    ({"DOCKER_HOST": f"unix:///run/user/{os.getuid()}/docker.sock"}, True),  # XDG_RUNTIME_DIR unset
+    ({"DOCKER_HOST": "unix:///var/run/docker.sock", "XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+    ({"DOCKER_HOST": "tcp://127.0.0.1:2375", "XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+    ({"XDG_RUNTIME_DIR": "/run/user/1000"}, False),
+])
+def test_a_rootless_engine_is_told_by_its_socket(env: dict[str, str], rootless: bool) -> None:
+    assert registry.rootless_engine(env) is rootless
+    user = registry.user_certs_dir({**env, "HOME": "/home/u"})
+    order = registry.certs_dirs({**env, "HOME": "/home/u"})
+    assert order == ((user, registry.CERTS_DIR) if rootless else (registry.CERTS_DIR, user))
+
+
+def test_client_certificate_from_the_engines_certs_dir_first(tmp_path: Path, tls_files,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both certs.d have a client certificate for the host: the one of the engine's directory is presented
+    (a rootless dockerd's when DOCKER_HOST is its socket), and the CAs of both are trusted."""
+    import socket
+    import ssl
+
+    from tests.fixtures.tls import make_tls_files
+
+    stranger = make_tls_files(tmp_path / "other-ca")  # a client certificate the server does not trust
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(tls_files.server_cert, tls_files.server_key)
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.load_verify_locations(tls_files.ca)
+    listener = socket.create_server(("127.0.0.1", 0))
+    host = f"127.0.0.1:{listener.getsockname()[1]}"
+    system, user = tmp_path / "etc-certs.d", tmp_path / "xdg" / "docker" / "certs.d"
+    for base, files in ((system, {"client.cert": stranger.client_cert, "client.key": stranger.client_key}),
+                        (user, {"ca.crt": tls_files.ca, "client.cert": tls_files.client_cert,
+                                "client.key": tls_files.client_key})):
+        (base / host).mkdir(parents=True)
+        for name, source in files.items():
+            (base / host / name).write_bytes(source.read_bytes())
+    monkeypatch.setattr(registry, "CERTS_DIR", system)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            with server.wrap_socket(conn, server_side=True) as tls:
+                tls.sendall(b"ok")
+        except (ssl.SSLError, OSError):
+            conn.close()
+
+    def handshake() -> bool:
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(("127.0.0.1", int(host.rsplit(":", 1)[1])), timeout=10) as sock, \
+                    registry._verified_context(host).wrap_socket(sock, server_hostname="127.0.0.1") as tls:
+                return tls.recv(2) == b"ok"
+        except (ssl.SSLError, OSError):
+            return False
+        finally:
+            thread.join(10)
+
+    try:
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'run' / 'docker.sock'}")
+        assert handshake()  # the rootless engine's client certificate, its CA from the user's certs.d
+        monkeypatch.setenv("DOCKER_HOST", "unix:///var/run/docker.sock")
+        assert not handshake()  # dockerd's: the stranger's client certificate, refused by the server
+    finally:
+        listener.close()
 
 
 def test_parse_challenge() -> None:
@@ -443,6 +536,81 @@ def test_a_failing_helper_is_one_warning_with_its_first_line(tmp_path: Path, mon
         else:
             assert err == (f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} "
                            f"failed ({reason}); going on without the docker config's credentials, as docker does\n")
+
+
+def test_build_credentials_gather_every_registry_as_docker_build_sends_them(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The legacy builder's credentials: auths, then every server the credsStore lists, then credHelpers (a
+    later one wins); Docker Hub under https://index.docker.io/v1/ whatever the spelling; helpers gitops runs."""
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "store", 'read server\ncase "$1" in\n'
+                   '  list) echo \'{"https://index.docker.io/v1/": "hub", "r.example.com": "store-user"}\' ;;\n'
+                   '  get) echo "{\\"Username\\": \\"store-$server\\", \\"Secret\\": \\"store-secret\\"}" ;;\n'
+                   'esac\n')
+    install_helper(bindir, "ecr",
+                   'read server\necho "{\\"Username\\": \\"ecr-$server\\", \\"Secret\\": \\"ecr-secret\\"}"\n')
+    install_helper(bindir, "pass", 'cat >/dev/null\necho \'{"Username": "", "Secret": ""}\'\n')  # pass: unknown server
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    env = write_config(tmp_path, {
+        "auths": {"r.example.com": {"auth": b64("file:file-pw")}, "plain.example.com": {"auth": b64("p:plain-pw")},
+                  "empty.example.com": {}},
+        "credsStore": "store",
+        "credHelpers": {"ecr.example.com": "ecr", "docker.io": "ecr", "unknown.example.com": "pass"}})
+    got = {key: (c.username, c.password) for key, c in registry.build_credentials(env).items()}
+    assert got == {"plain.example.com": ("p", "plain-pw"),
+                   "r.example.com": ("store-r.example.com", "store-secret"),
+                   "https://index.docker.io/v1/": ("ecr-https://index.docker.io/v1/", "ecr-secret"),
+                   "ecr.example.com": ("ecr-ecr.example.com", "ecr-secret")}
+    assert registry.build_credentials({"DOCKER_CONFIG": str(tmp_path / "none")}) == {}
+
+
+def test_a_credential_store_whose_list_fails_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    bindir = tmp_path / "bin"
+    install_helper(bindir, "broken-list", "cat >/dev/null\nprintf 'no \\033[1mD-Bus\\nmore\\n' >&2\nexit 1\n")
+    install_helper(bindir, "garbled-list", "cat >/dev/null\necho '[1, 2]'\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    for helper, reason in (("broken-list", "no \\x1b[1mD-Bus"), ("garbled-list", "its list is not a JSON object")):
+        env = write_config(tmp_path, {"credsStore": helper, "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
+        assert {k: c.username for k, c in registry.build_credentials(env).items()} == {"r.example.com": "a"}
+        assert capsys.readouterr().err == (
+            f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} failed ({reason}); "
+            "going on without the docker config's credentials, as docker does\n")
+
+
+def test_a_helper_that_hangs_floods_or_garbles_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str],
+                                                               secrets_restored) -> None:
+    """A helper that never answered was waited for 60 s, then stopped the run (exit 9), for a build as
+    well as a look-up; one that wrote without end was read into memory without a limit.  Each is now one
+    warning, as a failing helper: no answer within HELPER_TIMEOUT, more than HELPER_OUTPUT_LIMIT (stdout
+    or stderr), an answer that is no credentials; and one that hung or flooded is not run again."""
+    bindir = tmp_path / "bin"
+    runs = tmp_path / "runs"
+    install_helper(bindir, "hangs", f"echo run >> {runs}\nexec sleep 30\n")
+    install_helper(bindir, "floods", "exec yes credentials\n")
+    install_helper(bindir, "floods-stderr", "cat >/dev/null\nyes 'no keychain' | head -c 2000000 >&2\nexit 1\n")
+    install_helper(bindir, "long-line", "cat >/dev/null\nprintf '%0500d\\n' 7 >&2\nexit 1\n")
+    install_helper(bindir, "long-secret", "cat >/dev/null\nprintf '%0195d sekrit-Pa55-word-xyz\\n' 0 >&2\nexit 1\n")
+    output.register_secret("sekrit-Pa55-word-xyz")  # cut at 200 characters after masking, not before
+    install_helper(bindir, "garbled", "cat >/dev/null\necho 'Username: me'\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    monkeypatch.setattr(registry, "_helpers_given_up", set())
+    monkeypatch.setattr(registry, "HELPER_TIMEOUT", 1)
+    for helper, reason in [("hangs", "no answer within 1 s"), ("floods", "it wrote more than 1 MiB"),
+                           ("floods-stderr", "it wrote more than 1 MiB"), ("long-line", "0" * 200),
+                           ("long-secret", "0" * 195 + " ***"),
+                           ("garbled", "its answer is not the credential helpers' JSON")]:
+        env = write_config(tmp_path, {"credsStore": helper, "auths": {"r.example.com": {"auth": b64("a:b-pass")}}})
+        assert registry.docker_config_credentials("r.example.com", env).username == "a"
+        assert registry.docker_config_credentials("other.example.com", env) is None
+        assert {k: c.username for k, c in registry.build_credentials(env).items()} == {"r.example.com": "a"}
+        assert capsys.readouterr().err == (
+            f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} failed ({reason}); "
+            "going on without the docker config's credentials, as docker does\n")
+    assert runs.read_text() == "run\n"  # given up after its first run: not waited for again
 
 
 def test_password_never_in_repr_and_registered() -> None:

@@ -332,6 +332,56 @@ def test_a_base_image_pulled_with_docker_config_credentials_gets_the_legacy_buil
             subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
 
 
+def test_the_legacy_builders_credentials_come_from_helpers_gitops_runs(gitops, tmp_path: Path, base_image: str,
+                                                                      auth_registry: Registry, docker_engine) -> None:
+    """The legacy builder gets every registry's credentials (X-Registry-Config), which the docker SDK
+    gathered by running the docker config's credential helpers itself: a failing helper's stderr went
+    straight to gitops' stderr (escape sequences, a secret, every line), before gitops' own warning
+    without its words.  gitops runs them now: the credentials still reach the builder (a credsStore's
+    list and get), and a failing helper is one warning with its first line, escaped and redacted."""
+    auth = {"username": AUTH_USER, "password": AUTH_PASSWORD}
+    base = auth_registry.image("team/helper-base")
+    docker_engine.tag(base_image, base, "1")
+    for _ in docker_engine.push(base, tag="1", auth_config=auth, stream=True, decode=True):
+        pass
+    docker_engine.remove_image(f"{base}:1")
+    config, bindir = tmp_path / "docker-config", tmp_path / "bin"
+    for where in (config, bindir):
+        where.mkdir()
+    (config / "config.json").write_text(json.dumps({
+        "credsStore": "gitops-test-store", "credHelpers": {"other.gitops-test.invalid": "gitops-test-locked"}}))
+    helpers = {
+        "gitops-test-store": f"""read server
+case "$1" in
+  list) echo '{{"{auth_registry.host}": "{AUTH_USER}"}}' ;;
+  get) [ "$server" = "{auth_registry.host}" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}
+       echo '{{"ServerURL": "'$server'", "Username": "{AUTH_USER}", "Secret": "{AUTH_PASSWORD}"}}' ;;
+  *) exit 3 ;;
+esac
+""",
+        "gitops-test-locked": ("cat >/dev/null\n"
+                               f"printf 'keychain \\033[31mlocked for {AUTH_PASSWORD}\\n(second line)\\n' >&2\n"
+                               "exit 1\n"),
+    }
+    for name, script in helpers.items():
+        (bindir / f"docker-credential-{name}").write_text("#!/bin/sh\n" + script)
+        (bindir / f"docker-credential-{name}").chmod(0o755)
+    repo = sample_app(tmp_path / "app", dockerfile=DOCKERFILE.replace(f"FROM {base_image}", f"FROM {base}:1"))
+    res = gitops(["build", "--image", "gitops-test/helper-base"], cwd=repo,
+                 env={"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}", **LEGACY})
+    try:
+        assert res.returncode == 0, res.stderr
+        assert "builder: legacy (DOCKER_BUILDKIT=0)\n" in res.stderr
+        lines = [ln for ln in res.stderr.splitlines() if "locked" in ln or "credential" in ln or "second" in ln]
+        assert lines == [f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-locked "
+                         "failed (keychain \\x1b[31mlocked for ***); going on without the docker config's credentials, "
+                         "as docker does"], res.stderr
+        assert "\x1b" not in res.stderr and AUTH_PASSWORD not in res.stdout + res.stderr
+    finally:
+        for ref in (f"{base}:1", res.stdout.split("\n")[0]):
+            subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
+
+
 def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Path, tmp_path: Path,
                                                            docker_engine) -> None:
     from tests.fixtures.engine_proxy import engine_proxy

@@ -383,6 +383,37 @@ def test_a_failing_credential_helper_is_one_warning_with_its_reason(gitops, app_
     assert "\x1b" not in res.stderr and "second line" not in res.stderr
 
 
+def test_a_credential_helper_that_floods_is_one_warning_for_a_build_and_a_publish(gitops, app_repo: Path,
+                                                                                  registry: Registry,
+                                                                                  tmp_path: Path) -> None:
+    """A helper writing far more than any credentials (64 MB here; `yes` would never stop) was read whole
+    into memory: a publish then stopped on its "malformed output" (exit 9), and a legacy build (when the
+    docker SDK still ran it) failed with an internal error.  Each is now a helper that failed: one warning, and
+    the run goes on without the docker config's credentials (this registry needs none)."""
+    import os
+
+    config, bindir = tmp_path / "docker-config", tmp_path / "bin"
+    for where in (config, bindir):
+        where.mkdir()
+    (config / "config.json").write_text('{"credsStore": "gitops-test-floods"}')
+    helper = bindir / "docker-credential-gitops-test-floods"
+    helper.write_text("#!/bin/sh\ncat >/dev/null\nyes credentials | head -c 64000000\n")
+    helper.chmod(0o755)
+    env = {"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    warning = (f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-floods failed "
+               "(it wrote more than 1 MiB); going on without the docker config's credentials, as docker does")
+    ref = build(gitops, app_repo, registry.image(), env={**env, "DOCKER_BUILDKIT": "0"})
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(ref + "@sha256:")
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("warning")] == [warning], res.stderr
+    res = gitops(["build", "--image", registry.image(), "--tag", "floods"], cwd=app_repo,
+                 env={**env, "DOCKER_BUILDKIT": "0"})
+    assert res.returncode == 0, res.stderr
+    assert "builder: legacy (DOCKER_BUILDKIT=0)\n" in res.stderr
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("warning")] == [warning], res.stderr
+
+
 # --- two publishes of one tag at once ------------------------------------------------------------------
 def build_image(docker_engine, ref: str, extra: str, nocache: bool = False) -> str:
     """Build `ref` FROM the base image (labelled for the session's clean-up); its image id."""

@@ -169,12 +169,12 @@ def test_a_verified_registry_takes_dockerds_certs_dir_or_ssl_cert_file(gitops, t
     name = f"{host}/team/app"
     with connect_proxy(tls_registry.port) as proxy:
         env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
-        res = _bump_dry_run(gitops, tmp_path, name, d1, env)
+        res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
         assert res.returncode == 13, res.stderr
         assert "CERTIFICATE_VERIFY_FAILED" in res.stderr
-        assert (f"hint: give gitops the registry's CA: /etc/docker/certs.d/{host}/ca.crt (what dockerd reads for it), "
-                "the system's CAs, or a bundle named by SSL_CERT_FILE; or list it in insecure_registries\n"
-                ) in res.stderr
+        assert (f"hint: give gitops the registry's CA: ca.crt in /etc/docker/certs.d/{host}/ (dockerd's) or "
+                f"{tmp_path}/xdg/docker/certs.d/{host}/ (a rootless dockerd's), the system's CAs, or a bundle named "
+                "by SSL_CERT_FILE; or list it in insecure_registries\n") in res.stderr
         with docker_certs(host, {"ca.crt": tls_files.ca}):
             res = _bump_dry_run(gitops, tmp_path, name, d1, env)
         assert res.returncode == 0, res.stderr
@@ -185,6 +185,54 @@ def test_a_verified_registry_takes_dockerds_certs_dir_or_ssl_cert_file(gitops, t
         res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "GITOPS_INSECURE_REGISTRIES": host.upper()})
         assert res.returncode == 0, res.stderr
         assert f"+  image: {name}:v2@{d2}" in res.stdout
+
+
+def _user_certs(config_home: Path, host: str, files: dict[str, Path]) -> Path:
+    """A rootless dockerd's certs.d/HOST/ under `config_home` (its XDG_CONFIG_HOME) holding `files`."""
+    directory = config_home / "docker" / "certs.d" / host
+    directory.mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copyfile(source, directory / name)
+    return directory
+
+
+def test_a_rootless_dockerds_certs_dir_is_read_too(gitops, tmp_path: Path, tls_registry: Registry,
+                                                    client_cert_registry: Registry, tls_files: TlsFiles) -> None:
+    """A rootless dockerd reads a registry's CA and client certificate from $XDG_CONFIG_HOME/docker/certs.d
+    (~/.config/docker/certs.d): `docker push` worked there, and gitops, which read /etc/docker/certs.d only,
+    failed with CERTIFICATE_VERIFY_FAILED."""
+    context = _unverified(tls_files)
+    d1 = push_minimal_image(tls_registry.url, "team/app", "v1", context=context)
+    d2 = push_minimal_image(tls_registry.url, "team/app", "v2", context=context)
+    host = f"{SERVER_NAME}:{tls_registry.port}"
+    name = f"{host}/team/app"
+    with connect_proxy(tls_registry.port) as proxy:
+        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        _user_certs(tmp_path / "xdg", host, {"ca.crt": tls_files.ca})
+        res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
+        assert res.returncode == 0, res.stderr
+        assert f"+  image: {name}:v2@{d2}" in res.stdout
+        # without XDG_CONFIG_HOME: ~/.config/docker/certs.d
+        _user_certs(tmp_path / "home" / ".config", host, {"ca.crt": tls_files.ca})
+        res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "HOME": str(tmp_path / "home")})
+        assert res.returncode == 0, res.stderr
+        assert f"+  image: {name}:v2@{d2}" in res.stdout
+
+    # a client certificate there, the engine rootless as DOCKER_HOST tells
+    context = _unverified(tls_files, client=True)
+    d1 = push_minimal_image(client_cert_registry.url, "team/app", "v1", context=context)
+    d2 = push_minimal_image(client_cert_registry.url, "team/app", "v2", context=context)
+    host = f"{SERVER_NAME}:{client_cert_registry.port}"
+    name = f"{host}/team/app"
+    _user_certs(tmp_path / "mtls", host, {"ca.crt": tls_files.ca, "client.cert": tls_files.client_cert,
+                                          "client.key": tls_files.client_key})
+    with connect_proxy(client_cert_registry.port) as proxy:
+        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": "",
+               "XDG_CONFIG_HOME": str(tmp_path / "mtls"), "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+               "DOCKER_HOST": f"unix://{tmp_path / 'run' / 'docker.sock'}"}
+        res = _bump_dry_run(gitops, tmp_path, name, d1, env)
+    assert res.returncode == 0, res.stderr
+    assert f"+  image: {name}:v2@{d2}" in res.stdout
 
 
 def test_client_certificates_from_dockerds_certs_dir(gitops, tmp_path: Path, client_cert_registry: Registry,
