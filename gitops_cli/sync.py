@@ -17,9 +17,10 @@ is skipped, as are Helm charts (a directory with Chart.yaml: sync does not rende
 `apiVersion` and `kind` are objects (a `kind: *List` is expanded into its items); anything else (CI
 configs, Helm values, ...) is ignored with a `--verbose` note. A file that does not parse, an object
 without a name, or the same object defined twice stops the pass before anything is applied: skipping it
-silently would, with `--prune`, delete what it defines. Documents are read with YAML 1.1 rules, as
-kubectl reads them (`0755` is 493, `yes` is true, timestamps stay strings), and sent to kubectl as JSON
-documents, so nothing changes type on the way.
+silently would, with `--prune`, delete what it defines. Files are parsed as lint and bump parse them
+(gitops_cli.yamledit.locate.parse: the parser, and the text it reads, with its tab fallback), then
+loaded with YAML 1.1 rules, as kubectl reads them (`0755` is 493, `yes` is true, timestamps stay
+strings), and sent to kubectl as JSON documents, so nothing changes type on the way.
 
 Order.  Namespaces and CustomResourceDefinitions first, then by kind in Helm's install order (ServiceAccounts,
 Secrets and ConfigMaps before workloads, ...), custom resources and unknown kinds after the known ones,
@@ -339,8 +340,9 @@ def crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
 # --- YAML documents ----------------------------------------------------------------------------------
 
 
-def _yaml() -> Any:
-    """A safe loader with kubectl's YAML 1.1 typing; timestamps and !!binary stay the text written."""
+def _yaml(pure: bool) -> Any:
+    """A safe loader with kubectl's YAML 1.1 typing; timestamps and !!binary stay the text written.  `pure`:
+    with the pure-Python parser, else libyaml's."""
     from ruamel.yaml import YAML
     from ruamel.yaml.constructor import SafeConstructor
     from ruamel.yaml.resolver import VersionedResolver
@@ -355,25 +357,25 @@ def _yaml() -> Any:
 
     _Constructor.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_scalar)
     _Constructor.add_constructor("tag:yaml.org,2002:binary", SafeConstructor.construct_scalar)
-    loader = YAML(typ="safe", pure=True)
+    loader = YAML(typ="safe", pure=pure)
     loader.Constructor = _Constructor
     loader.Resolver = _Resolver
     return loader
 
 
 def load_documents(text: str, source: str) -> list[Any]:
-    """All documents of a YAML stream, or SyncError naming `source` and the line (a `%YAML` directive
-    naming a version other than 1.1 or 1.2 is one, as for lint and bump)."""
+    """All documents of a YAML stream, read as lint and bump read it (_load_all), or SyncError naming
+    `source` and the line (a `%YAML` directive naming a version other than 1.1 or 1.2 is one, as for lint
+    and bump)."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-    from gitops_cli.yamledit.locate import yaml_version_error
+    from gitops_cli.yamledit.locate import YamlSyntaxError
 
-    refused = yaml_version_error(text)
-    if refused is not None:
-        raise SyncError(f"{source}:{refused.line}: not valid YAML: {refused.message}",
-                        hint="fix the file; nothing was applied")
     try:
-        return list(_yaml().load_all(text))
+        return _load_all(text)
+    except YamlSyntaxError as exc:  # the version check, the parser's refusal, too deep
+        raise SyncError(f"{source}:{exc.line}: not valid YAML: {exc.message}",
+                        hint="fix the file; nothing was applied") from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark is not None else source
@@ -385,6 +387,19 @@ def load_documents(text: str, source: str) -> list[Any]:
         detail = " ".join(str(exc).split())
         raise SyncError(f"{source}: the YAML parser failed on it ({type(exc).__name__}: {detail})",
                         hint="fix the file; nothing was applied") from exc
+
+
+def _load_all(text: str) -> list[Any]:
+    """The documents of text as the YAML locator reads it for lint and bump (locate.parse decides): with
+    libyaml's parser when installed, else, or when libyaml refuses the text, with the pure-Python one, on a
+    copy with the tabs libyaml reads as white space made spaces when that parser refuses them.  So a file
+    lint and bump read is read here, with the same values.  YamlSyntaxError when neither reads it, or when
+    a collection is nested more than 400 levels deep: both loaders recurse per level (libyaml's composer
+    in C: 100 000 levels overflowed its stack, a crash; the pure one stops at about 450)."""
+    from gitops_cli.yamledit.locate import parse
+
+    parsed = parse(text, shallow=True)
+    return list(_yaml(pure=parsed.pure).load_all(parsed.source))
 
 
 def objects_in(docs: Sequence[Any], source: str, notes: list[str]) -> list[tuple[ObjectRef, dict[str, Any]]]:

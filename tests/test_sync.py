@@ -130,10 +130,88 @@ def test_a_yaml_version_gitops_does_not_read_names_file_and_line(text, line):
     assert docs == [{"kind": "A"}, {"kind": "B"}]
 
 
-def test_a_failure_inside_the_yaml_parser_names_the_file():
-    """ruamel's loader recurses per nesting level: a RecursionError is about the file, not an internal error."""
-    with pytest.raises(SyncError, match=r"^deploy/web\.yaml: the YAML parser failed on it \(RecursionError: "):
-        load_documents("a: " + "[" * 3000 + "]" * 3000 + "\n", "deploy/web.yaml")
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_document_nested_too_deeply_names_the_file_and_line(parser, monkeypatch):
+    """ruamel's pure-Python loader recurses per nesting level (a RecursionError at about 450 levels), and
+    libyaml's composer recurses in C (100 000 levels crashed the process): more than 400 levels is refused,
+    whichever parser reads the file, naming where (as the locator says for lint and bump)."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    for depth in (3000, 100_000) if parser == "default" else (3000,):  # the pure scanner is slow on 100 000
+        with pytest.raises(SyncError, match=r"^deploy/web\.yaml:2: not valid YAML: nested more than 400 levels deep"):
+            load_documents("a: 1\nb: " + "[" * depth + "]" * depth + "\n", "deploy/web.yaml")
+    block = "".join("  " * i + f"k{i}:\n" for i in range(450)) + "  " * 450 + "x: 1\n"
+    with pytest.raises(SyncError, match=r"^deploy/web\.yaml:401: not valid YAML: nested more than 400 levels deep"):
+        load_documents(block, "deploy/web.yaml")
+    assert load_documents("a: " + "[" * 300 + "]" * 300 + "\n", "f.yaml")  # deep, but not that deep
+
+
+# The README's tab cases (`gitops bump`, YAML): read by both parsers, read by libyaml only, refused by both.
+TABS_READ = (
+    "%YAML\t1.2\n---\t!!map\napiVersion: v1\nkind:\tConfigMap\nmetadata:\n"
+    "  name: &n\ttabs\t# a tab before a comment\n  namespace\t: shop\n"
+    "data:\n  quoted: \"a\\tb\"\t\n  single: 'c\t# d'\n  block: |\n    e:\tf\n  mode:\t!!str 0755\t\n"
+    "  same: *n\n")
+TABS_READ_VALUES = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tabs", "namespace": "shop"},
+                     "data": {"quoted": "a\tb", "single": "c\t# d", "block": "e:\tf\n", "mode": "0755",
+                              "same": "tabs"}}]
+# libyaml refuses the `:` in a flow plain scalar; the pure parser it falls back to refused the tab
+FLOW_AND_TAB = "kind: Pod\nspec: {containers: [{name: a, image: team/app:v1}]}\nrestartPolicy: Always\t# c\n"
+LIBYAML_ONLY = ["kind: A\nname: a\tb\n", "- a\n \t# c\n- b\n", "%YAML 1.2\n\t# c\n---\nkind: A\n"]
+LIBYAML_ONLY_VALUES = [[{"kind": "A", "name": "a\tb"}], [["a", "b"]], [{"kind": "A"}]]
+REFUSED = ["kind: A\n\tname: x\n", "x: y\n\t# c\n"]
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_tabs_are_read_as_bump_and_lint_read_them(parser, monkeypatch):
+    """sync read every manifest with the pure-Python parser and without the locator's fallback: a tab
+    before a comment, after a `:` or `---`, in a directive (all read by lint and bump) was `not valid YAML`
+    (exit 15), and so was a tab libyaml reads inside a plain scalar.  Now sync reads what the locator reads,
+    with the same parser and text, so the same files, with the same values, whichever parser is installed."""
+    from gitops_cli.yamledit.locate import YamlSyntaxError, parse
+
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    assert load_documents(TABS_READ, "tabs.yaml") == TABS_READ_VALUES
+    assert load_documents(FLOW_AND_TAB, "pod.yaml") == [
+        {"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "team/app:v1"}]}, "restartPolicy": "Always"}]
+    for text, values in zip(LIBYAML_ONLY, LIBYAML_ONLY_VALUES, strict=True):  # read by libyaml alone (README)
+        if parser == "default":
+            assert load_documents(text, "f.yaml") == values
+            parse(text)
+        else:
+            with pytest.raises(SyncError, match=r"^f\.yaml:\d+: not valid YAML: .*found character '\\t'"):
+                load_documents(text, "f.yaml")
+            with pytest.raises(YamlSyntaxError):
+                parse(text)
+    for text in REFUSED:
+        with pytest.raises(SyncError, match=r"^f\.yaml:2: not valid YAML: .*found character '\\t'"):
+            load_documents(text, "f.yaml")
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_sync_reads_exactly_the_texts_the_locator_reads(parser, monkeypatch):
+    """Every tab case of the locator's tests: sync reads a text exactly when the locator does (but for one
+    with a custom tag, `!custom x`, which parses, and which sync refuses as kubectl does: no such type)."""
+    from gitops_cli.yamledit.locate import YamlSyntaxError, parse
+    from tests.yamledit.test_locate import DOCUMENT_TABS, TABS
+
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    plain = [text for text in DOCUMENT_TABS if "!custom" not in text and "!e!" not in text]
+    assert len(plain) == len(DOCUMENT_TABS) - 2
+    for text in [TABS, *plain, TABS_READ, FLOW_AND_TAB, *LIBYAML_ONLY, *REFUSED, "a: |+\n  a\n\t\ny: 1\n"]:
+        try:
+            parse(text)
+            located = True
+        except YamlSyntaxError:
+            located = False
+        try:
+            load_documents(text, "f.yaml")
+            loaded = True
+        except SyncError:
+            loaded = False
+        assert loaded == located, text
 
 
 def test_objects_in_ignores_non_objects_and_expands_lists():

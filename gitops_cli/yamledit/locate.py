@@ -350,11 +350,16 @@ class _Parsed:
     role the mapping key it is the value of, or None (a list item, a key, a document).
 
     source: the text the parser reads, when not text itself: a copy of the same length (see _pure_parse);
-    `spans` then lists each scalar's (start, end, plain), its content without properties or block header."""
+    `spans` then lists each scalar's (start, end, plain), its content without properties or block header.
+    Another reader of the text (sync's loader) reads `source` with the same parser (`pure`) to read what
+    this did.  `shallow`: a collection nested more than _MAX_DEPTH levels deep is a YamlSyntaxError there,
+    raised at once (the walker leaves such a part out and searches the rest)."""
 
-    def __init__(self, text: str, pure: bool = False, source: str | None = None) -> None:
+    def __init__(self, text: str, pure: bool = False, source: str | None = None, shallow: bool = False) -> None:
         self.text = text
         self.source = text if source is None else source
+        self.pure = pure  # read by the pure-Python parser (else libyaml's)
+        self.shallow = shallow
         self.offset = 1 if text.startswith("\ufeff") else 0
         self.lines = _Lines(text)
         self.docs: list[_Node | None] = []
@@ -425,6 +430,8 @@ class _Parsed:
                     self._add(stack, pending_key, node)
                     stack.append(node)
                     pending_key.append(None)
+                    if self.shallow and len(stack) > _MAX_DEPTH:
+                        raise YamlSyntaxError(node.line, node.column, f"nested more than {_MAX_DEPTH} levels deep")
                     continue
                 elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
                     done = stack.pop()
@@ -485,10 +492,12 @@ class _Parsed:
         pending_key[-1] = None
 
 
-def parse(text: str) -> _Parsed:
+def parse(text: str, shallow: bool = False) -> _Parsed:
     """Parse text into nodes and events; raises YamlSyntaxError (the pure parser's, when libyaml refuses the
     text: see _c_loader).  A `%YAML` directive naming a version other than 1.1 or 1.2 is such an error, and
-    so is any other exception from inside a parser (at the line where its events end)."""
+    so is any other exception from inside a parser (at the line where its events end).  `shallow`: and so
+    is a collection nested more than _MAX_DEPTH levels deep, found as soon as it opens (sync, which reads
+    what this read with a loader that recurses per level: see _Parsed)."""
     from ruamel.yaml.error import YAMLError
 
     refused = yaml_version_error(text)
@@ -498,7 +507,7 @@ def parse(text: str) -> _Parsed:
     error = YamlSyntaxError(1, 1, "no YAML parser")
     for pure in (False, True) if _c_loader() is not None else (True,):
         try:
-            return _pure_parse(text) if pure else _Parsed(text)
+            return _pure_parse(text, shallow) if pure else _Parsed(text, shallow=shallow)
         except YAMLError as exc:
             error = _syntax_error(exc, text, offset)
         except _ParserFailure as exc:
@@ -542,7 +551,7 @@ def _spaced(text: str, runs: list[tuple[int, int, bool]]) -> str:
     return "".join(chars)
 
 
-def _pure_parse(text: str) -> _Parsed:
+def _pure_parse(text: str, shallow: bool = False) -> _Parsed:
     """The pure parser's reading of text, the same as libyaml's where a tab separates tokens inside a line.
 
     YAML 1.2 and libyaml take a tab as separation white space inside a line (before a comment, after a
@@ -554,7 +563,7 @@ def _pure_parse(text: str) -> _Parsed:
     from ruamel.yaml.error import YAMLError
 
     try:
-        return _Parsed(text, pure=True)
+        return _Parsed(text, pure=True, shallow=shallow)
     except YAMLError:
         if "\t" not in text:
             raise
@@ -562,7 +571,7 @@ def _pure_parse(text: str) -> _Parsed:
         if not runs:
             raise
     while True:
-        parsed = _Parsed(text, pure=True, source=_spaced(text, runs))
+        parsed = _Parsed(text, pure=True, source=_spaced(text, runs), shallow=shallow)
         assert parsed.spans is not None
         begins = [start for start, _, _ in parsed.spans]
         content = set()

@@ -396,3 +396,48 @@ def test_the_context_decides_the_default_namespace_and_a_missing_one_fails(kube,
     assert "Traceback" not in res.stderr
     res = sync(kube, tmp_path, "--repo", remote.url, "--context", "staging", env=contexts)
     assert res.returncode == 15 and 'context "staging" does not exist' in res.stderr
+
+
+# The README's tab cases (`gitops bump`): read by both YAML parsers...
+TAB_MANIFESTS = {
+    "tabs/config.yaml": (
+        "%YAML\t1.2\n---\t!!map\napiVersion: v1\nkind:\tConfigMap\nmetadata:\n"
+        "  name: &n\ttabs\t# a tab before a comment\n  namespace\t: shop\n"
+        "data:\n  quoted: \"a\\tb\"\t\n  single: 'c\t# d'\n  block: |\n    e:\tf\n  mode:\t!!str 0755\t\n"
+        "  same: *n\n"),
+    # libyaml refuses the `:` in a flow plain scalar; the pure parser it falls back to refused the tab
+    "tabs/pod.yaml": ("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: shop}\nspec:\n"
+                      "  containers: [{name: a, image: team/app:v1}]\n"
+                      "  restartPolicy: Always\t# a tab before a comment\n"),
+}
+# ...and read by libyaml alone (a tab inside a plain scalar)
+LIBYAML_ONLY = {"libyaml-only/plain.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: plain\n"
+                                           "data:\n  key: a\tb\n"}
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_manifests_with_tabs_are_read_as_lint_and_bump_read_them(kube, tmp_path, parser):
+    """sync read manifests with the pure-Python parser alone: a tab before a comment, after a `:` or `---`,
+    in a `%YAML` directive (files lint and bump read) was `not valid YAML`, exit 15, nothing applied.  Now
+    it reads what they read, with the same values, with libyaml or with the pure parser alone."""
+    remote = make_bare_remote(tmp_path / "remotes", {**TAB_MANIFESTS, **LIBYAML_ONLY})
+    env = {"GITOPS_YAML_PARSER": "python"} if parser == "python" else {}
+    res = sync(kube, tmp_path, "--repo", remote.url, "--path", "tabs", env=env)
+    assert res.returncode == 0, res.stderr
+    docs = {d["metadata"]["name"]: d for d in kube.applied_docs()}
+    assert docs["tabs"]["data"] == {"quoted": "a\tb", "single": "c\t# d", "block": "e:\tf\n", "mode": "0755",
+                                    "same": "tabs"}
+    assert docs["tabs"]["metadata"]["namespace"] == "shop"
+    assert docs["p"]["spec"] == {"containers": [{"name": "a", "image": "team/app:v1"}], "restartPolicy": "Always"}
+    lint = subprocess.run([str(GITOPS), "lint", "."], cwd=remote.clone(tmp_path / "checkout"),
+                          env=gitops_env(env), capture_output=True, text=True, timeout=120)
+    only = sync(kube, tmp_path, "--repo", remote.url, "--path", "libyaml-only", env=env)
+    if parser == "default":  # libyaml reads a tab inside a plain scalar: lint, bump and sync alike
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        assert only.returncode == 0, only.stderr
+        assert kube.applied_docs()[0]["data"] == {"key": "a\tb"}
+    else:  # the pure parser does not: lint and sync name the same line
+        assert lint.returncode == 1 and "libyaml-only/plain.yaml:6:9: GL000 YAML does not parse" in lint.stdout
+        assert "tabs/" not in lint.stdout
+        assert only.returncode == 15
+        assert "libyaml-only/plain.yaml:6: not valid YAML: " in only.stderr and "found character '\\t'" in only.stderr
