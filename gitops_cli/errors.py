@@ -46,7 +46,7 @@ EXIT_CODES: dict[int, str] = {
     130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed, no "
          "git or test process left running; a push under way is given 4 s to finish and the line says whether "
          "it went through (see `bump`); a second SIGTERM ends gitops at once, killed by it (the shell's "
-         "143, no message, the temporary clone left behind)",
+         "143, no message, the temporary clone left behind: the next run removes it, see `bump`)",
 }
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
 # a write the system refused: disk full, quota, file too big, read-only, I/O error, a closed descriptor
