@@ -61,7 +61,23 @@ def test_select_token_precedence_and_usernames() -> None:
 def test_ci_tokens_are_never_sent_to_other_hosts() -> None:
     env = {"GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
     assert deployrepo.select_token("evil.example.org", None, env) is None
-    assert deployrepo.select_token("gitlab.example.com.evil.org", None, {"CI_JOB_TOKEN": "ci"}) is None
+    assert deployrepo.select_token("gitlab.example.com.evil.org", None, env) is None
+
+
+@pytest.mark.parametrize("host", ["gitlab.example.com.evil.org", "evilgitlab.example.com",
+                                  "xgitlab.example.com:443", "gitlab.example.com.evil.org:443"])
+def test_the_ci_job_token_goes_to_ci_server_host_only_not_to_a_host_that_contains_it(host: str) -> None:
+    env = {"CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
+    assert deployrepo.select_token("gitlab.example.com:8443", None, env) == ("gitlab-ci-token", "ci", "CI_JOB_TOKEN")
+    assert deployrepo.select_token(host, None, env) is None
+
+
+@pytest.mark.parametrize("host", ["evilgithub.com", "github.com.evil.org", "github.co", "ghe.corp.example.evil.org",
+                                  "evil-ghe.corp.example"])
+def test_the_github_token_goes_to_github_or_github_server_url_only_not_to_a_lookalike(host: str) -> None:
+    env = {"GITHUB_TOKEN": "gh", "GITHUB_SERVER_URL": "https://ghe.corp.example"}
+    assert deployrepo.select_token("github.com", None, env) == ("x-access-token", "gh", "GITHUB_TOKEN")
+    assert deployrepo.select_token(host, None, env) is None
 
 
 def test_https_remote_moves_url_credentials_into_a_scoped_header() -> None:
