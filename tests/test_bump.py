@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -540,8 +539,11 @@ def test_prepare_failure_leaves_no_temp_dir(tmp_path: Path, private_tmp: Path) -
 
 
 @pytest.mark.integration
+@pytest.mark.timeout(120)  # a cancel that ends nothing hangs: the server never answers
 def test_cancel_ends_a_hanging_remote_and_cleans_up(private_tmp: Path) -> None:
-    """A server that accepts and never answers: the ls-remote/clone is ended by `cancel`, quickly."""
+    """A server that accepts and never answers: the ls-remote/clone is ended by `cancel`, and its git."""
+    import subprocess
+
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(4)
@@ -550,10 +552,9 @@ def test_cancel_ends_a_hanging_remote_and_cleans_up(private_tmp: Path) -> None:
             cancel = threading.Event()
             timer = threading.Timer(0.5, cancel.set)
             timer.start()
-            start = time.monotonic()
             with pytest.raises(GitError, match="cancelled"):
                 prepare(BumpRequest(url, [], branch=branch), cancel=cancel)
-            assert time.monotonic() - start < 5
+            assert subprocess.run(["pgrep", "-f", url], capture_output=True, text=True).stdout == ""  # git ended
             assert _leftovers(private_tmp) == []
 
 

@@ -477,18 +477,16 @@ def _ended(pidfile: Path, within: float = 3.0) -> bool:
         time.sleep(0.02)
 
 
+@pytest.mark.timeout(120)  # a call that waits for the transport's own end hangs
 def test_a_timeout_stops_git_and_its_transport(tmp_path: Path) -> None:
-    import time
-
     from gitops_cli import git as gitrun
 
-    env, pidfile = _hanging_transport(tmp_path, 60)
-    start = time.monotonic()
+    env, pidfile = _hanging_transport(tmp_path, 300)
     with pytest.raises(GitError) as err:
         gitrun.run(["ls-remote", "ssh://git@127.0.0.1/deploy.git"], env=env, what="reading the deploy repo",
                    timeout=0.5)
     assert err.value.message == "reading the deploy repo timed out after 0.5 s"
-    assert time.monotonic() - start < 15 and _ended(pidfile)  # not the transport's 60 s (a loaded CI machine)
+    assert _ended(pidfile)  # stopped, not left running
 
 
 def test_a_cancel_lets_git_finish_within_its_settle_time_else_stops_it(tmp_path: Path) -> None:
