@@ -130,8 +130,23 @@ def test_validate_rejects(kwargs: dict, match: str) -> None:
 
 
 def test_validate_accepts() -> None:
-    validate(BumpRequest("file:///x.git", [API, WORKER], message="{image} {old}", author="A <a@b.c>",
-                         push_branch="bump/api-2.0.0"))
+    assert validate(BumpRequest("file:///x.git", [API, WORKER], message="{image} {old}", author="A <a@b.c>",
+                                push_branch="bump/api-2.0.0")) is None  # nothing raised
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"retries": 0},
+        {"paths": ["apps/" + "x" * 255]},  # a part of 255 bytes: a file can be named so
+        {"paths": ["apps/" + "é" * 127]},  # 254 bytes
+        {"container": "api", "branch": "release/1.x", "push_branch": "bump/api"},
+        {"images": []},  # images_required=False: they come later
+    ],
+)
+def test_validate_accepts_the_limits_of_what_it_refuses(kwargs: dict) -> None:
+    request = BumpRequest(**{"deploy_repo": "file:///x.git", "images": [API], **kwargs})
+    assert validate(request, images_required=False) is None
 
 
 def test_unified_diff_keeps_missing_final_newline_and_crlf() -> None:

@@ -228,9 +228,10 @@ def test_failing_tests_stop_everything(gitops, tmp_path: Path, base_image: str, 
     app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
     image = registry.image(PATH)
     res = run(gitops, app, image, remote, "-o", "json")
-    assert res.returncode != 0
+    assert res.returncode == 1, res.stderr  # failing tests stop the run with exit 1, whatever their own status
     data = json.loads(res.stdout)
     assert not data["ok"] and data["failed_step"] == "test" and "tests failed" in data["error"]
+    assert data["test_status"] == 2  # the test command's own: `make test`'s for a failed recipe
     assert steps(data) == {"tag": "ok", "test": "failed", "build": "not run", "publish": "not run",
                            "bump": "not run"}
     assert "tests failed" in res.stderr
