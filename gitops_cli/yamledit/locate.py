@@ -33,7 +33,6 @@ from gitops_cli import imageref
 
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
-HELM_FIELDS = ("registry", "repository", "tag", "digest")
 KUSTOMIZATION_FILENAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 KUSTOMIZATION_KINDS = frozenset({"Kustomization", "Component"})
 # Keys whose subtree never holds image references: free-form string maps.
