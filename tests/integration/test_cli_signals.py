@@ -335,3 +335,39 @@ def test_interrupted_push_from_a_local_checkout_keeps_it_consistent_with_origin(
     else:
         assert remote.head() == before and local == before and out == ""
         assert f"reset to {before[:12]}, where it was before the bump (the bump was not pushed)" in err
+
+
+@pytest.mark.timeout(180)  # a sync that never reaches its apply
+def test_sigterm_during_a_sync_ends_kubectl_and_what_it_started(tmp_path: Path) -> None:
+    """A CI cancel while kubectl applies: kubectl is stopped with its process group (an exec credential
+    plugin it started, here a `sleep`), as git and the test command are: nothing applies after gitops."""
+    import sys
+
+    from tests.fixtures.gitremotes import make_bare_remote
+
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "cluster/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n"})
+    pidfile = tmp_path / "plugin.pid"
+    kubectl = tmp_path / "kubectl"  # the fake kubectl, whose apply waits on a plugin that never answers
+    kubectl.write_text(f'#!/bin/sh\ncase " $* " in *" apply "*) sleep 600 & echo $! > {pidfile}; wait; exit 1;; esac\n'
+                       f'exec {sys.executable} {fake} "$@"\n')
+    kubectl.chmod(0o755)
+    proc = subprocess.Popen([str(GITOPS), "sync", "--kubectl", str(kubectl), "--cache-dir", str(tmp_path / "cache"),
+                             "--repo", remote.url], cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,  # no terminal: a CI job's
+                            env=gitops_env({"FAKE_KUBECTL_LOG": str(tmp_path / "kubectl.log")}))
+    try:
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            if proc.poll() is not None:
+                pytest.fail(f"gitops ended before kubectl apply ran: {proc.communicate()[1]}")
+            time.sleep(0.05)
+        plugin = int(pidfile.read_text())
+        assert _alive(plugin)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        stop_process(proc)  # when an assertion failed first
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGTERM)" in err and "Traceback" not in err
+    _assert_all_ended({plugin: "sleep 600 (kubectl's plugin)"})
