@@ -92,7 +92,7 @@ def run_command(command: str, cwd: Path) -> int:
     stopped)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    own_group = not _has_controlling_terminal()
+    own_group = not interrupts.has_controlling_terminal()
     # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
     env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
     relay = _Relay() if _is_pipe(sys.stderr) else None
@@ -186,15 +186,6 @@ class _Relay:
             with self._lock:
                 os.close(self._read_end)
                 self._closed = True
-
-
-def _has_controlling_terminal() -> bool:
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:  # ENXIO: no controlling terminal
-        return False
-    os.close(fd)
-    return True
 
 
 def run_tests(

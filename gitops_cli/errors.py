@@ -44,7 +44,7 @@ EXIT_CODES: dict[int, str] = {
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a "
         "closed standard output: `>&-`); with standard error closed, the exit code is all that tells",
     130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed, no "
-         "git or test process left running; a push under way is given 4 s to finish and the line says whether "
+         "git, kubectl or test process left running; a push under way is given 4 s to finish and the line says whether "
          "it went through (see `bump`); a second SIGTERM ends gitops at once, killed by it (the shell's "
          "143, no message, the temporary clone left behind: the next run removes it, see `bump`)",
 }

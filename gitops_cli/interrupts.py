@@ -6,7 +6,7 @@
     with held() as e:  a section an interrupt does not cut short (a bump's push and its bookkeeping):
                        the interrupt sets `e` and is raised when the section ends; a second one ends the
                        process at once
-    own(proc, group)   a child process (git, the app's test command) to kill before an exit at once;
+    own(proc, group)   a child process (git, kubectl, the app's test command) to kill before an exit at once;
     stop(proc, group)  ending a child (its process group): SIGTERM, then SIGKILL after a grace
 
 Signals are handled in the main thread only: held() does nothing elsewhere, and nothing before install()
@@ -148,6 +148,18 @@ def owning(start: Callable[[], subprocess.Popen[Any]], group: bool) -> Iterator[
     finally:
         if proc is not None:
             disown(proc)
+
+
+def has_controlling_terminal() -> bool:
+    """A developer's shell (whatever stdin is), not a CI job: a child then stays in gitops' process group,
+    where Ctrl-C reaches it and it may use the terminal; without one it gets a group of its own, stopped
+    whole (what it started too) when gitops is interrupted.  See apptest.run_command, kube.run."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # ENXIO: no controlling terminal
+        return False
+    os.close(fd)
+    return True
 
 
 def own(proc: subprocess.Popen[Any], group: bool) -> None:

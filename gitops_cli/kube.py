@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gitops_cli import interrupts
 from gitops_cli.errors import CommandStartError, SyncError
 from gitops_cli.output import redact
 
@@ -57,21 +58,44 @@ def run(
     """Run `kubectl [--context C] ARGS`; CommandStartError (exit 14) when it cannot be started.  kubectl
     reads and writes UTF-8 whatever the locale: its stdin, stdout and stderr are UTF-8 here too (a byte
     that is not UTF-8 kept as itself, surrogateescape), never the locale's encoding (ASCII under LC_ALL=C
-    without Python's UTF-8 mode, where a manifest's `ü` failed to encode and nothing was applied)."""
+    without Python's UTF-8 mode, where a manifest's `ü` failed to encode and nothing was applied).
+
+    kubectl is owned while it runs (interrupts.owning), as git and the test command are: an interrupt or
+    the timeout stops it -- without a controlling terminal (CI) with its own process group, so what it
+    started (an exec credential plugin) too -- and nothing it does outlives gitops."""
     argv = kubectl.argv(*args)
+    group = not interrupts.has_controlling_terminal()
+
+    def start() -> subprocess.Popen[str]:
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else None,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
+                                    errors="surrogateescape", process_group=0 if group else None)
+        except FileNotFoundError:
+            raise CommandStartError(f"kubectl not found: {kubectl.path!r}",
+                                    hint="install kubectl or pass --kubectl PATH") from None
+        except PermissionError:
+            raise CommandStartError(f"kubectl is not executable: {kubectl.path}") from None
+        except OSError as exc:
+            raise CommandStartError(f"kubectl could not be started ({kubectl.path}): {exc.strerror}") from None
+
+    proc: subprocess.Popen[str] | None = None
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, encoding="utf-8", errors="surrogateescape",
-                              timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise CommandStartError(f"kubectl not found: {kubectl.path!r}",
-                                hint="install kubectl or pass --kubectl PATH") from None
-    except PermissionError:
-        raise CommandStartError(f"kubectl is not executable: {kubectl.path}") from None
-    except subprocess.TimeoutExpired:
-        raise SyncError(f"`kubectl {args[0]}` did not finish within {int(timeout)}s") from None
-    except OSError as exc:
-        raise CommandStartError(f"kubectl could not be started ({kubectl.path}): {exc.strerror}") from None
-    return KubectlResult(proc.returncode, proc.stdout, proc.stderr)
+        with interrupts.owning(start, group=group) as proc:
+            try:
+                out, err = proc.communicate(stdin, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                interrupts.stop(proc, group=group)
+                raise SyncError(f"`kubectl {args[0]}` did not finish within {int(timeout)}s") from None
+    finally:
+        if proc is not None:  # its pipes, once it is stopped
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                try:
+                    if stream is not None:
+                        stream.close()
+                except OSError:  # what was left to write to a stopped kubectl
+                    pass
+    return KubectlResult(proc.returncode, out, err)
 
 
 def kustomize(kubectl: Kubectl, directory: Path, shown_as: str) -> str:

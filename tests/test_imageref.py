@@ -74,6 +74,29 @@ def test_parse_invalid(text: str, reason: str) -> None:
     assert try_parse(text) is None
 
 
+def test_grammar_boundaries_as_distribution_reference() -> None:
+    """Where distribution/reference (regexp.go, normalize.go) draws its lines, gitops draws them too."""
+    # a first component with an uppercase letter is a registry host (splitDockerDomain), never docker.io
+    ref = parse("MyRegistry/team/app:1")
+    assert (ref.domain, ref.path, ref.normalized_name) == ("MyRegistry", "team/app", "MyRegistry/team/app")
+    assert split_domain("Host/app") == ("Host", "app")
+    # a separator is '.', '_', '__' or any run of '-'
+    assert parse("team/my--app:1").path == "team/my--app" and parse("a---b").path == "a---b"
+    for bad in ("team/app-", "team/-app", "team/a___b", "team/a..b"):
+        with pytest.raises(InvalidReferenceError, match="bad path component"):
+            parse(bad)
+    # the name (registry host included, tag and digest not) has 255 characters at most
+    name = "registry.example.com/team/" + "a" * (255 - len("registry.example.com/team/"))
+    assert len(name) == 255 and parse(f"{name}:1@{SHA}").name == name
+    with pytest.raises(InvalidReferenceError, match="longer than 255"):
+        parse(name + "b")
+    # a known algorithm's digest has exactly its length, never more
+    for algo, hexdigits in (("sha256", 64), ("sha384", 96), ("sha512", 128)):
+        validate_digest(f"{algo}:" + "a" * hexdigits)
+        with pytest.raises(InvalidReferenceError, match=f"{algo} needs {hexdigits} hex digits, got {hexdigits + 1}"):
+            parse(f"app@{algo}:" + "a" * (hexdigits + 1))
+
+
 def test_tag_boundaries() -> None:
     validate_tag("a" * 128)
     validate_tag("_x")

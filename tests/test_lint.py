@@ -91,6 +91,20 @@ def test_gl005_only_when_required():
     assert codes("nginx:1.27", lint.config_from_settings(off, require_digest=True)) == ["GL005"]
 
 
+@pytest.mark.parametrize(("value", "want"), [
+    ("app:${TAG}", ["GL006"]),                                   # the tag may hold a digest: `1.2@sha256:...`
+    ("${IMAGE}", ["GL006"]),                                     # the whole name unknown: tag and digest too
+    ("registry.example.com/team/${APP}", ["GL006"]),
+    ("${REGISTRY}/app:1.0", ["GL005", "GL006"]),                 # the known tag: certainly no digest
+    ("${REGISTRY}/app", ["GL002", "GL005", "GL006"]),
+    (f"${{REGISTRY}}/app:1.0@{DIGEST}", ["GL006"]),
+])
+def test_gl005_is_not_claimed_where_a_placeholder_may_hold_the_digest(value, want):
+    """--require-digest: a placeholder in the tag or the last name component may stand for the digest too,
+    so only GL006 is certain there; where the tag is known, the missing digest is still GL005."""
+    assert codes(value, lint.config_from_settings({}, require_digest=True)) == want
+
+
 def test_gl006_is_a_warning_others_errors():
     (f,) = lint.lint_text("p.yaml", "image: ${IMAGE}\n", DEFAULT)
     assert f.severity == "warning"

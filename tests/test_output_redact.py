@@ -15,6 +15,14 @@ def test_long_secret_is_masked_anywhere() -> None:
     assert output.redact("https://x:s3cr3t-token@h/ and s3cr3t-tokenXYZ") == "https://x:***@h/ and ***XYZ"
 
 
+def test_a_secret_that_starts_another_masks_no_part_of_the_longer_one() -> None:
+    """Two secrets, one the start of the other (a token, and the same token with a suffix): the longer is
+    masked whole, not left as `***-rest`."""
+    output.register_secret("abcdefgh")
+    output.register_secret("abcdefgh-rest")
+    assert output.redact("token abcdefgh-rest and abcdefgh") == "token *** and ***"
+
+
 def test_short_secret_is_masked_only_as_a_whole_word() -> None:
     output.register_secret("app")
     output.register_secret("sha256")

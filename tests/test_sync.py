@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -570,6 +571,31 @@ def test_default_namespace_without_a_current_context_or_with_another_one(fake_en
     assert kube.default_namespace(kube.Kubectl(FAKE.path, "prod"), sa) == "team-prod"  # --context honoured
     assert kube.default_namespace(kube.Kubectl(FAKE.path, "bare"), sa) == "sample-app"  # none set on it
     assert kube.default_namespace(kube.Kubectl(FAKE.path, "missing"), sa) == "sample-app"  # exit 1
+
+
+def test_a_kubectl_past_its_timeout_is_stopped_with_what_it_started(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    """Without a controlling terminal (a CI job), kubectl has a process group of its own, stopped whole at
+    the timeout: an exec credential plugin it started (here a `sleep`) does not outlive it."""
+    from gitops_cli import interrupts
+
+    monkeypatch.setattr(interrupts, "has_controlling_terminal", lambda: False)  # a CI job's, wherever pytest runs
+    pidfile = tmp_path / "plugin.pid"
+    script = write(tmp_path, "kubectl", f"#!/bin/sh\nsleep 600 & echo $! > {pidfile}\nwait\n")
+    script.chmod(0o755)
+    with pytest.raises(SyncError, match=r"^`kubectl apply` did not finish within 1s$"):
+        kube.run(kube.Kubectl(str(script)), ["apply", "-f", "-"], stdin="kind: ConfigMap\n", timeout=1)
+    plugin = int(pidfile.read_text())
+    for _ in range(200):  # the SIGTERM sent to its group lands
+        try:
+            if Path(f"/proc/{plugin}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(plugin, 9)  # leave nothing running, then fail
+        pytest.fail(f"kubectl's plugin {plugin} outlived it")
 
 
 def test_api_scopes_uses_a_partial_answer(fake_env: Path, monkeypatch: pytest.MonkeyPatch):

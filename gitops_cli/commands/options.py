@@ -79,9 +79,6 @@ Retries = Annotated[int | None, typer.Option(
 SshKey = Annotated[Path | None, typer.Option(
     "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes.")]
 
-# --- results --------------------------------------------------------------------------------------------
-OutputFormat = Annotated[str, typer.Option("--output", "-o", metavar="FORMAT", help="text or json.")]
-
 
 def absolute(path: Path | None) -> str | None:
     """Path flags are relative to the current directory (config values are relative to the checkout)."""

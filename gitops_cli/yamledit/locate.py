@@ -30,11 +30,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitops_cli import imageref
+from gitops_cli.kustomize import KUSTOMIZATION_FILES
 
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
-HELM_FIELDS = ("registry", "repository", "tag", "digest")
-KUSTOMIZATION_FILENAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 KUSTOMIZATION_KINDS = frozenset({"Kustomization", "Component"})
 # Keys whose subtree never holds image references: free-form string maps.
 _SKIP_KEYS = frozenset({"annotations", "labels"})
@@ -675,7 +674,7 @@ class _Walk:
         self.parsed = parsed
         self.text = parsed.text
         basename = os.path.basename(filename) if filename else None
-        self.kustomization_file = basename in KUSTOMIZATION_FILENAMES
+        self.kustomization_file = basename in KUSTOMIZATION_FILES
         self.refs: list[Reference] = []
         self.budget = [_ALIAS_BUDGET]
         self.doc = 0

@@ -77,6 +77,45 @@ def test_credentials_in_the_url_are_used_but_never_shown(tmp_path: Path, http_gi
     assert server.url() in res.stderr
 
 
+def _refusing_hook(remote_path: Path, message: str) -> None:
+    """A pre-receive hook that refuses every push with `message` (as a server-side check does)."""
+    hook = remote_path / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\necho '{message}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+
+
+def test_a_server_that_echoes_the_authorization_header_does_not_show_it(
+    tmp_path: Path, http_git_server, gitops
+) -> None:
+    """The hook's words are shown (`hint: the remote says: ...`); the Basic value gitops sent, which a
+    server may echo back, is a secret as much as the token is."""
+    remote = make_bare_remote(tmp_path / "srv")
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=TOKEN)
+    basic = _secret_forms(TOKEN)[1]
+    _refusing_hook(remote.path, f"got Authorization: Basic {basic}; x-access-token may not push")
+    res = gitops(["bump", "--deploy-repo", server.url(), "--image", f"{API}:2.0.0"],
+                 env=_env(tmp_path, GITOPS_GIT_TOKEN=TOKEN))
+    assert res.returncode == 10, res.stderr
+    assert "hint: the remote says: got Authorization: Basic ***; x-access-token may not push\n" in res.stderr
+    assert basic not in res.stdout + res.stderr and TOKEN not in res.stdout + res.stderr
+
+
+def test_a_token_the_remote_says_is_masked_before_its_words_are_shortened(
+    tmp_path: Path, http_git_server, gitops
+) -> None:
+    """The remote's words are cut to 400 characters: masked first, so that a token standing across the
+    cut is not shown in part (`glpat-T0k...`, which no masking after the cut can recognise)."""
+    remote = make_bare_remote(tmp_path / "srv")
+    server = http_git_server(tmp_path / "srv", user="x-access-token", token=TOKEN)
+    _refusing_hook(remote.path, "x" * 385 + f" {TOKEN} may not push to main")  # the token at 386..411
+    res = gitops(["bump", "--deploy-repo", server.url(), "--image", f"{API}:2.0.0"],
+                 env=_env(tmp_path, GITOPS_GIT_TOKEN=TOKEN))
+    assert res.returncode == 10, res.stderr
+    hint = next(line for line in res.stderr.splitlines() if line.startswith("hint: the remote says: "))
+    assert hint == "hint: the remote says: " + "x" * 385 + " *** may not..."  # 400 characters
+    assert not any(TOKEN[i:i + 6] in res.stdout + res.stderr for i in range(len(TOKEN) - 5))
+
+
 def test_bad_or_missing_token_exits_11(tmp_path: Path, http_git_server, gitops) -> None:
     remote = make_bare_remote(tmp_path / "srv")
     before = remote.head()

@@ -57,6 +57,17 @@ def test_rejected_push_is_reapplied_on_the_new_head(
     assert b"# competing push 2" in deploy_remote.show("apps/search/rollout.yaml")  # nothing lost
 
 
+def test_the_backoff_doubles_up_to_its_cap(deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retry n waits a random time up to BACKOFF_BASE * 2**n seconds, never more than BACKOFF_CAP (8 s) however
+    many retries: the drawn bound is recorded (random.uniform gives its upper end)."""
+    _race(monkeypatch, deploy_remote, 7, {"README.md": "busy\n"})
+    monkeypatch.setattr(bump_mod.random, "uniform", lambda low, high: high)
+    sleeps: list[float] = []
+    result = bump_mod.bump(_request(deploy_remote, f"{API}:2.0.0"), sleep=sleeps.append)
+    assert result.pushed and result.attempts == 8
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0] and bump_mod.BACKOFF_CAP == 8.0
+
+
 def test_remote_that_already_has_the_bump_means_done(
     deploy_remote: DeployRemote, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -228,9 +228,10 @@ def test_failing_tests_stop_everything(gitops, tmp_path: Path, base_image: str, 
     app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
     image = registry.image(PATH)
     res = run(gitops, app, image, remote, "-o", "json")
-    assert res.returncode != 0
+    assert res.returncode == 1, res.stderr  # failing tests stop the run with exit 1, whatever their own status
     data = json.loads(res.stdout)
     assert not data["ok"] and data["failed_step"] == "test" and "tests failed" in data["error"]
+    assert data["test_status"] == 2  # the test command's own: `make test`'s for a failed recipe
     assert steps(data) == {"tag": "ok", "test": "failed", "build": "not run", "publish": "not run",
                            "bump": "not run"}
     assert "tests failed" in res.stderr
@@ -551,7 +552,6 @@ def test_failing_tests_cancel_a_hanging_clone_and_clean_up(gitops, tmp_path: Pat
     ends at once (the clone is cancelled, git terminated), its temp dir removed."""
     import socket
     import subprocess
-    import time
 
     app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
     scratch = tmp_path / "scratch"
@@ -560,14 +560,12 @@ def test_failing_tests_cancel_a_hanging_clone_and_clean_up(gitops, tmp_path: Pat
         server.bind(("127.0.0.1", 0))
         server.listen(8)
         url = f"http://127.0.0.1:{server.getsockname()[1]}/deploy.git"
-        start = time.monotonic()
         res = gitops(["build-and-bump", "--image", registry.image(PATH), "--deploy-repo", url, "-o", "json"],
-                     cwd=app, env={"TMPDIR": str(scratch)}, timeout=60)
-        elapsed = time.monotonic() - start
+                     cwd=app, env={"TMPDIR": str(scratch)}, timeout=60)  # a clone left hanging: TimeoutExpired
         git_left = subprocess.run(["pgrep", "-f", url], capture_output=True, text=True).stdout.split()
     data = json.loads(res.stdout)
-    assert res.returncode != 0 and data["failed_step"] == "test" and steps(data)["bump"] == "not run"
-    assert elapsed < 30 and git_left == [] and leftovers(scratch) == []
+    assert res.returncode == 1 and data["failed_step"] == "test" and steps(data)["bump"] == "not run"
+    assert git_left == [] and leftovers(scratch) == []
     assert "Cloning" not in res.stderr and tags(registry) == []
 
 

@@ -173,19 +173,16 @@ def test_a_registry_that_stops_answering_uploads_ends_the_push(gitops, app_repo:
     """The engine has no timeout of its own: a push to a registry that accepts the connection and never
     answers an upload hung until the CI job's own timeout.  With no word from the engine for
     GITOPS_PUSH_STALL_TIMEOUT seconds it is given up: exit 8, nothing published."""
-    import time
-
     from tests.fixtures.registry_proxy import hanging_uploads
 
     with hanging_uploads(registry.host) as stuck:
         ref = build(gitops, app_repo, f"{stuck}/team/app")
-        started = time.monotonic()
+        # a push that is never given up hangs: TimeoutExpired
         res = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "3"}, timeout=120)
-        took = time.monotonic() - started
         bad = gitops(["publish", "--image", ref], cwd=app_repo, env={"GITOPS_PUSH_STALL_TIMEOUT": "0"})
     assert res.returncode == 8, res.stderr
     assert "no word from the engine for 3 s: the push is stuck (a registry that stopped answering" in res.stderr
-    assert took < 60 and "Traceback" not in res.stderr
+    assert "Traceback" not in res.stderr
     with pytest.raises(urllib.error.HTTPError):  # nothing published
         registry_digest(registry, "team/app", ref.split(":")[-1])
     assert bad.returncode == 2 and "GITOPS_PUSH_STALL_TIMEOUT='0'" in bad.stderr

@@ -155,6 +155,18 @@ def test_shallow_clone_with_sha_of_missing_commit(gitops, repo: Path, tmp_path: 
     assert out.stdout.strip() == first[:7]
 
 
+def test_shallow_clone_refuses_a_short_sha_it_does_not_have(gitops, repo: Path, tmp_path: Path) -> None:
+    """Only a full 40-digit SHA is trusted without the commit: a short one could be any commit's."""
+    clone = tmp_path / "shallow"
+    subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], check=True,
+                   env={**GIT_ENV, "PATH": "/usr/bin:/bin"})
+    first = git(repo, "rev-list", "--max-parents=0", "HEAD")
+    out = gitops(["tag", "--sha", first[:7]], cwd=clone)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"error: --sha '{first[:7]}': no such commit in " in out.stderr
+    assert "hint: pass the full 40-digit SHA" in out.stderr and out.stdout == ""
+
+
 def test_detached_head(gitops, repo: Path) -> None:
     first = git(repo, "rev-list", "--max-parents=0", "HEAD")
     git(repo, "checkout", "-q", "--detach", first)

@@ -262,6 +262,22 @@ chart:
     assert found[2].keys["registry"] == "hub" and found[2].keys["repository"] == "image"
 
 
+def test_a_helm_registry_written_with_a_trailing_slash_names_the_same_image():
+    text = "image:\n  registry: reg.io/\n  repository: team/app\n  tag: v1\n"
+    (found,) = refs(text)
+    assert (found.kind, found.value) == ("helm", "reg.io/team/app:v1")
+
+
+@pytest.mark.parametrize("null", ["~", "null", "Null", "NULL", ""])
+def test_a_null_image_is_no_reference_and_a_null_helm_field_is_unset(null):
+    """`image: ~` (or null, or nothing) is YAML's null: no image at all, not an image named `~`; a Helm
+    map's `tag: ~` is a tag not set.  Quoted, `'~'` is a string."""
+    assert refs(f"spec:\n  containers:\n  - name: a\n    image: {null}\n") == []
+    (found,) = refs(f"image:\n  repository: team/app\n  tag: {null}\n")
+    assert found.value == "team/app" and found.fields["tag"].is_null
+    assert not refs(f"image:\n  repository: team/app\n  tag: '{null}'\n")[0].fields["tag"].is_null  # quoted: a string
+
+
 def test_syntax_error_position_and_needle_prefilter():
     text = "a: b\n  c: d\nimage: {{ .Values.image }}\n"
     result = locate(text)

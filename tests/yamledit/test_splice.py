@@ -397,6 +397,18 @@ def test_yaml_typing_is_respected(tag):
     assert new == f'image:\n  repository: team/app\n  tag: "{tag}"\n'
 
 
+@pytest.mark.parametrize("tag", ["on", "On", "ON", "off", "Off", "OFF", "y", "Y", "n", "N", "yes", "No"])
+def test_a_tag_that_yaml_1_1_reads_as_a_boolean_is_quoted_in_a_helm_values_file(tag):
+    """kubectl, Helm and PyYAML read YAML 1.1, where `on`, `off`, `y`, `n`... are booleans: `tag: on` would
+    deploy the tag `true`, or fail to render."""
+    import yaml  # PyYAML: a YAML 1.1 reader, as Helm's and kubectl's are
+
+    text = "image:\n  repository: team/app\n  tag: v1\n  pullPolicy: IfNotPresent\n"
+    new, _ = update_images(text, [parse(f"team/app:{tag}")], filename="charts/app/values.yaml")
+    assert new == text.replace("tag: v1", f'tag: "{tag}"')
+    assert yaml.safe_load(new)["image"]["tag"] == tag
+
+
 def test_safe_tags_stay_plain():
     new, _ = bump("image:\n  repository: team/app\n  tag: v1\n", "team/app:1.2.3-alpine")
     assert new.endswith("tag: 1.2.3-alpine\n")
@@ -494,6 +506,35 @@ def test_a_map_field_anchor_shared_by_spellings_of_the_same_image_is_bumped_once
 def test_verification_catches_a_wrong_edit(monkeypatch):
     monkeypatch.setattr(splice_module, "render", lambda value, style, *a: (value + ": x", style))
     with pytest.raises(VerificationError, match="f.yaml"):
+        bump(pod("team/app:1"), "team/app:2")
+
+
+@pytest.mark.parametrize("misrender", [
+    lambda value, style, *a: (f"'{value}'", style),    # quoted, though planned plain: another event style
+    lambda value, style, *a: (f"&a {value}", style),  # an anchor nobody planned
+], ids=["style", "anchor"])
+def test_verification_catches_an_edit_that_parses_but_reads_back_otherwise(monkeypatch, misrender):
+    """The new text parses and its image reads back as intended, but one of its parser events is not the
+    planned one: refused, nothing written."""
+    monkeypatch.setattr(splice_module, "render", misrender)
+    with pytest.raises(VerificationError, match=r"f.yaml: re-reading the edited file does not give the intended "
+                                                r"values \(event \d+: expected .*team/app:2"):
+        bump(pod("team/app:1"), "team/app:2")
+
+
+def test_verification_catches_a_reference_that_reads_back_otherwise(monkeypatch):
+    """Every event is the planned one, but the reference located in the new text is not the intended image
+    (a locator that reads the edited text otherwise than the planner expects): refused, nothing written."""
+    from dataclasses import replace
+
+    real = splice_module.locate_parsed  # the re-reading of the edited text, and only that
+
+    def misread(parsed, filename=None):
+        return [replace(r, value=r.value.replace("team/app", "team/other")) for r in real(parsed, filename)]
+
+    monkeypatch.setattr(splice_module, "locate_parsed", misread)
+    with pytest.raises(VerificationError, match=r"f.yaml:4: 'team/app:1' reads back as 'team/other:2', "
+                                                r"expected 'team/app:2'; nothing written"):
         bump(pod("team/app:1"), "team/app:2")
 
 
