@@ -8,7 +8,10 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 - `compose`:   `services.<name>.image` of a docker-compose document, and the `image` of a top-level `x-...`
                extension field (a template services merge: `<<: *app`; no container name);
 - `image`:     any other mapping key `image` with a scalar value (CRDs, Tekton steps, Helm values strings);
-- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`);
+- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`), and
+               kustomize's image-override strings (`name=newName:tag`, `name:tag`, `name@digest`: form
+               'override') in an Argo CD Application's `spec.source.kustomize.images` (`spec.sources[i]`, an
+               ApplicationSet's `spec.template.spec`);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
                variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`).
 
@@ -36,6 +39,7 @@ KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
 HELM_FIELDS = ("registry", "repository", "tag", "digest")
 KUSTOMIZATION_FILENAMES = frozenset({"kustomization.yaml", "kustomization.yml", "Kustomization"})
 KUSTOMIZATION_KINDS = frozenset({"Kustomization", "Component"})
+ARGO_APPLICATION_KINDS = frozenset({"Application", "ApplicationSet"})  # apiVersion argoproj.io/...
 # Keys whose subtree never holds image references: free-form string maps.
 _SKIP_KEYS = frozenset({"annotations", "labels"})
 # Kustomization keys whose subtrees are selectors or patches, not images.
@@ -68,10 +72,13 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Reference:
-    """One image reference: a whole scalar (form 'string') or a kustomize / Helm map (form 'map')."""
+    """One image reference: a whole scalar (form 'string'), a kustomize / Helm map (form 'map'), or a kustomize
+    image-override string (form 'override': `name=newName:tag@digest`, whose `value` is the image it sets,
+    `newName:tag@digest`, and whose `fields` are its parts, each a Scalar of its own span where the source
+    writes the value as it is, else of the whole scalar's)."""
 
     kind: str  # 'container' | 'image' | 'compose' | 'kustomize' | 'helm'
-    form: str  # 'string' | 'map'
+    form: str  # 'string' | 'map' | 'override'
     value: str
     doc: int
     path: tuple[str | int, ...]
@@ -109,8 +116,8 @@ class Reference:
 
     @property
     def name(self) -> str | None:
-        """Map form: the repository name as written (newName/name; registry/repository)."""
-        if self.form != "map":
+        """Map and override form: the repository name as written (newName/name; registry/repository)."""
+        if self.form not in ("map", "override"):
             return None
         return map_name(self.kind, _field_values(self.fields))
 
@@ -670,6 +677,45 @@ def compose_map_value(kind: str, values: dict[str, str]) -> str:
     return out
 
 
+# kustomize's `<image>:<tag>` (`kustomize edit set image`): the tag is what follows the last ':' when it is all
+# tag characters (so `localhost:5000/app` has none)
+_OVERRIDE_TAG = re.compile(r"(.*):([a-zA-Z0-9._-]+)", re.ASCII | re.DOTALL)
+
+
+def override_parts(value: str) -> dict[str, tuple[int, int]] | None:
+    """A kustomize image-override string as `kustomize edit set image` reads it (which Argo CD runs for an
+    Application's `kustomize.images`): role (name, newName, newTag, digest) -> (start, end) in value.
+
+    `name=newName[:tag][@digest]`, `name:tag[@digest]`, `name@digest` (kustomize 5.2 and later read a tag
+    before a digest).  None for anything else, and for what gitops does not edit: a `*` (keep the
+    kustomization's value, which gitops does not look up), an empty part, more than one `=` or `@`, blanks."""
+    if not value or "*" in value or value.count("=") > 1 or value.count("@") > 1 \
+            or any(c.isspace() for c in value):
+        return None
+    out: dict[str, tuple[int, int]] = {}
+    start, role = 0, "name"
+    if "=" in value:
+        start = value.index("=") + 1
+        out["name"] = (0, start - 1)
+        role = "newName"
+    at = value.find("@", start)
+    head_end = len(value) if at == -1 else at
+    if at != -1:
+        out["digest"] = (at + 1, len(value))
+    tagged = _OVERRIDE_TAG.fullmatch(value, start, head_end)
+    if tagged is not None:
+        out[role] = (start, tagged.end(1))
+        out["newTag"] = tagged.span(2)
+    elif at != -1 or role == "newName":
+        out[role] = (start, head_end)
+    else:  # `team/app`: kustomize refuses a name with neither tag nor digest
+        return None
+    if any(a >= b for a, b in out.values()) or value[head_end - 1] == ":":  # `team/app:`: an empty tag
+        return None
+        return None
+    return out
+
+
 class _Walk:
     def __init__(self, parsed: _Parsed, filename: str | None) -> None:
         self.parsed = parsed
@@ -682,6 +728,7 @@ class _Walk:
         self.root_kind: str | None = None
         self.kustomization = False
         self.compose = False
+        self.argo: str | None = None  # an Argo CD Application or ApplicationSet document: its kind
         self.active: set[int] = set()
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
@@ -768,7 +815,21 @@ class _Walk:
         services = _deref(top.get("services"))[0]
         self.compose = (services is not None and services.kind == "M" and "apiVersion" not in top
                         and "kind" not in top)
+        api = _string_scalar(_deref(top.get("apiVersion"))[0])
+        argo = api is not None and api.value.startswith("argoproj.io/")
+        self.argo = self.root_kind if argo and self.root_kind in ARGO_APPLICATION_KINDS else None
         self._node(root, (), False, 0)
+
+    def _app_source(self, path: tuple[str | int, ...]) -> bool:
+        """Is the mapping at path an Argo CD ApplicationSource: an Application's `spec.source` or an item of its
+        `spec.sources`, or the same in an ApplicationSet's `spec.template`?"""
+        if self.argo is None:
+            return False
+        base = ("spec",) if self.argo == "Application" else ("spec", "template", "spec")
+        if path[:len(base)] != base:
+            return False
+        rest = path[len(base):]
+        return rest == ("source",) or (len(rest) == 2 and rest[0] == "sources" and isinstance(rest[1], int))
 
     def _node(self, node: _Node | None, path: tuple[str | int, ...], via: bool, depth: int) -> None:
         if node is None:
@@ -806,6 +867,8 @@ class _Walk:
         if self.kustomization and (path == () or (path == ("spec",) and self.root_kind == "Kustomization")):
             self._kustomize_images(values.get("images"), (*path, "images"), via)
             skip |= _KUSTOMIZATION_SKIP
+        if self._app_source(path):
+            self._app_source_images(values, path, via)
         kind = _string_scalar(_deref(values.get("kind"))[0])
         if kind is not None and kind.value in ("ConfigMap", "Secret"):  # a document, a `kind: List` item, ...
             skip |= {"data", "stringData", "binaryData"}
@@ -870,6 +933,49 @@ class _Walk:
                 continue
             self._map_ref("kustomize", entry, pairs, fields, {f: f for f in fields}, (*path, i),
                           via or aliased or item_alias)
+
+    def _app_source_images(self, values: dict[str, _Node], path: tuple[str | int, ...], via: bool) -> None:
+        """An Argo CD ApplicationSource's `kustomize.images`: image-override strings."""
+        kustomize, aliased = _deref(values.get("kustomize"))
+        if kustomize is None or kustomize.kind != "M":
+            return
+        fields = {name: v for name, _, v, _ in _pairs(kustomize, self.budget)}
+        self._overrides(fields.get("images"), (*path, "kustomize", "images"), via or aliased)
+
+    def _overrides(self, images: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
+        """The kustomize image-override strings of a list (see override_parts); other items are not images."""
+        images, aliased = _deref(images)
+        if images is None or images.kind != "Q":
+            return
+        for i, item in enumerate(images.items):
+            target, item_alias = _deref(item)
+            scalar = target.scalar if target is not None and target.kind == "S" else None
+            parts = override_parts(scalar.value) if scalar is not None and not scalar.is_null else None
+            if target is None or scalar is None or parts is None:
+                continue
+            fields = self._override_fields(scalar, parts)
+            self.sites.add(id(item))
+            if scalar.anchor is not None:
+                self.anchored.append((len(self.refs), target, item))
+            self.refs.append(Reference(
+                kind="kustomize", form="override", value=compose_map_value("kustomize", _field_values(fields)),
+                doc=self.doc, path=(*path, i), line=scalar.line, column=scalar.column, scalar=scalar,
+                fields=fields, via_alias=via or aliased or item_alias))
+
+    def _override_fields(self, scalar: Scalar, parts: dict[str, tuple[int, int]]) -> dict[str, Scalar]:
+        """The parts of an override string as Scalars: each of its own span when the source writes the value
+        as it is (plain, or quoted with no escape), else of the whole scalar's span."""
+        source = self.text[scalar.start:scalar.end]
+        quote = 1 if scalar.style in ("single", "double") else 0
+        exact = source[quote:len(source) - quote] == scalar.value
+        out = {}
+        for role, (a, b) in parts.items():
+            part = replace(scalar, value=scalar.value[a:b], anchor=None)
+            if exact:
+                start = scalar.start + quote + a
+                part = replace(part, start=start, end=start + b - a, column=scalar.column + quote + a)
+            out[role] = part
+        return out
 
     def _helm_map(self, node: _Node, values: dict[str, _Node], pairs: list[_Pair],
                   path: tuple[str | int, ...], parent_key: str | None, via: bool) -> set[str]:

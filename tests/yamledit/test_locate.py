@@ -454,3 +454,78 @@ def test_python_parser_gives_the_same_spans(monkeypatch):
     assert refs(DEPLOYMENT) == fast
     empty = "image:\n  repository: a/b\n  tag:\n"
     assert refs(empty)[0].fields["tag"].start == empty.index("tag:") + 4
+
+
+# --- Argo CD Application: kustomize image-override strings ------------------------------------------------------
+
+APPLICATION = f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  annotations:
+    note: team/app:0.1
+spec:
+  source:
+    kustomize:
+      images:
+      - team/app:v1   # pinned
+      - "team/api=registry.local/team/api:v2"
+      - 'nginx@sha256:{"1" * 64}'
+      - worker=team/worker
+      - team/db:1.0@sha256:{"2" * 64}
+      - team/app           # no tag or digest: kustomize refuses it
+      - app=*:v2           # `*` keeps the kustomization's value: not read
+      - {{name: team/app, newTag: v1}}
+  sources:
+  - repoURL: https://example.com/repo.git
+    kustomize: {{images: [team/web:v3, "w=team/web:v4"]}}
+"""
+
+
+def test_application_kustomize_images_are_override_strings_with_part_spans():
+    found = refs(APPLICATION)
+    assert [(r.kind, r.form, r.value, r.path[-1], r.line, r.column) for r in found] == [
+        ("kustomize", "override", "team/app:v1", 0, 10, 9),
+        ("kustomize", "override", "registry.local/team/api:v2", 1, 11, 9),
+        ("kustomize", "override", "nginx@sha256:" + "1" * 64, 2, 12, 9),
+        ("kustomize", "override", "team/worker", 3, 13, 9),
+        ("kustomize", "override", f"team/db:1.0@sha256:{'2' * 64}", 4, 14, 9),
+        ("kustomize", "override", "team/web:v3", 0, 20, 26),
+        ("kustomize", "override", "team/web:v4", 1, 20, 39),
+    ]
+    app, api, nginx, worker, db, web, web2 = found
+    assert app.path == ("spec", "source", "kustomize", "images", 0) and app.name == "team/app"
+    assert web.path == ("spec", "sources", 0, "kustomize", "images", 0)
+    assert span(APPLICATION, app.scalar) == "team/app:v1"
+    assert {role: span(APPLICATION, s) for role, s in api.fields.items()} == {
+        "name": "team/api", "newName": "registry.local/team/api", "newTag": "v2"}
+    assert api.fields["newTag"].column == 9 + len('"team/api=registry.local/team/api:')
+    assert api.name == "registry.local/team/api"
+    assert set(nginx.fields) == {"name", "digest"} and set(worker.fields) == {"name", "newName"}
+    assert span(APPLICATION, db.fields["newTag"]) == "1.0" and set(db.fields) == {"name", "newTag", "digest"}
+    assert span(APPLICATION, web2.fields["newName"]) == "team/web"
+
+
+def test_override_strings_only_in_an_argo_cd_application_source():
+    other = APPLICATION.replace("argoproj.io/v1alpha1", "app.k8s.io/v1beta1")
+    assert refs(other) == []
+    appset = """\
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+spec:
+  generators: [{list: {elements: [{env: dev}]}}]
+  template:
+    spec:
+      source:
+        kustomize:
+          images: ['team/app:{{env}}', team/app:v1]
+      ignoreDifferences:
+      - kustomize: {images: [team/app:v1]}
+"""
+    assert [(r.form, r.value, r.path) for r in refs(appset)] == [
+        ("override", "team/app:v1", ("spec", "template", "spec", "source", "kustomize", "images", 1))]
+    # an escaped value has its parts' spans the whole scalar's
+    escaped = 'apiVersion: argoproj.io/v1\nkind: Application\nspec:\n  source:\n    kustomize:\n' \
+              '      images: ["team/app\\x3av1"]\n'
+    (ref,) = refs(escaped)
+    assert ref.value == "team/app:v1" and ref.fields["newTag"].start == ref.scalar.start

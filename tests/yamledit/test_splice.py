@@ -569,3 +569,48 @@ def test_select_leaves_the_references_it_does_not_select():
     assert splice_module.pending(text, locate(text).references, [parse("team/app:v2")], select=lambda ref: False) == []
     kustomization = f"images:\n- name: team/app\n  newTag: v3\n  digest: {D1}\n"
     assert bump(kustomization, f"team/app:v2@{D2}", select=lambda ref: False) == (kustomization, [])
+
+
+# --- Argo CD Application: kustomize image-override strings ------------------------------------------------------
+
+def application(*images: str) -> str:
+    items = "".join(f"      - {i}\n" for i in images)
+    return f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n" \
+           f"      images:\n{items}"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("team/app:1.0", "team/app:2.0"),
+    ("team/app:1.0   # pinned", "team/app:2.0   # pinned"),
+    ('"team/app:1.0"', '"team/app:2.0"'),
+    ("'x=team/app:1.0'", "'x=team/app:2.0'"),
+    ("x=team/app", "x=team/app:2.0"),                             # a tag is added
+    ("x=docker.io/team/app:1", "x=docker.io/team/app:2.0"),       # the name stays as written
+    (f"team/app@{D1}", f"team/app@{D2}"),                         # digest only
+    (f"x=team/app:1@{D1}", f"x=team/app:2.0@{D2}"),
+    (">-\n        team/app:1.0", ">-\n        team/app:2.0"),      # a one-line block scalar
+    ('"team/app\\x3a1.0"', '"team/app\\x3a2.0"'),                 # escapes before the changed characters stay
+    ('"team/app:\\x31.0"', '"team/app:2.0"'),                     # one among them: rewritten whole
+])
+def test_application_override_strings_keep_their_form(before, after):
+    new, changes = bump(application(before), f"team/app:2.0@{D2}")
+    assert new == application(after)
+    assert [(c.line, c.kind, c.field) for c in changes] == [(7 + before.startswith(">"), "kustomize", None)]
+    assert bump(new, f"team/app:2.0@{D2}") == (new, [])
+
+
+def test_application_override_strings_match_the_new_name_and_leave_the_rest():
+    text = application("team/app=registry.local/app:1", "app:1", "team/app-worker:1", "team/app:v1 # x") + \
+        "  sources:\n  - kustomize: {images: [team/app:1, 'y=team/app:1']}\n"
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace("team/app:v1 #", "team/app:2 #").replace("[team/app:1, 'y=team/app:1']",
+                                                                       "[team/app:2, 'y=team/app:2']")
+    assert len(changes) == 3
+    new, _ = bump(text, "registry.local/app:3")
+    assert new == text.replace("registry.local/app:1", "registry.local/app:3")
+
+
+def test_an_override_string_whose_anchor_something_else_uses_is_refused():
+    text = application("&v team/app:1") + "metadata:\n  annotations: {note: *v}\n"
+    with pytest.raises(VerificationError, match="anchor &v"):
+        bump(text, "team/app:2")

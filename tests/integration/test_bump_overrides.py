@@ -1,0 +1,55 @@
+"""`gitops bump` into a bare deploy repo where the environment's image is set by an override that Argo CD or
+Flux applies over the manifests: the override is what changes, byte-exactly, and nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import make_bare_remote
+from tests.integration.test_bump import no_identity_env
+
+pytestmark = pytest.mark.integration
+
+APP = "registry.example.com/team/app"
+BASE = {  # the manifests every override below applies to
+    "base/kustomization.yaml": "resources: [deployment.yaml]\n",
+    "base/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n"
+                            "    spec:\n      containers:\n      - name: app\n        image: team/app\n",
+}
+
+
+def _bump(gitops, remote, tmp_path: Path, *extra: str, image: str = f"{APP}:v2") -> tuple[int, str]:
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", image, *extra], env=no_identity_env(tmp_path))
+    return res.returncode, res.stderr
+
+
+def test_an_argo_cd_applications_kustomize_images_are_bumped(tmp_path: Path, gitops) -> None:
+    application = (
+        "apiVersion: argoproj.io/v1alpha1\n"
+        "kind: Application\n"
+        "metadata: {name: app-staging, namespace: argocd}\n"
+        "spec:\n"
+        "  source:\n"
+        "    repoURL: https://git.example.com/org/deploy.git\n"
+        "    path: base\n"
+        "    kustomize:\n"
+        "      images:\n"
+        f"      - team/app={APP}:v1   # staging\n"
+        "      - 'team/other:3'\n"
+        "  sources:\n"
+        f"  - kustomize: {{images: [\"team/app={APP}:v1\"]}}\n"
+    )
+    remote = make_bare_remote(tmp_path / "remotes", {**BASE, "argocd/app-staging.yaml": application})
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0, stderr
+    assert remote.changed_files() == ["argocd/app-staging.yaml"]
+    assert remote.show("argocd/app-staging.yaml").decode() == application.replace(f"{APP}:v1", f"{APP}:v2")
+    assert "argocd/app-staging.yaml:10:9:" in stderr
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0 and "already up to date" in stderr
+    # an override names no container: with --container it is bumped only along with a container of that name
+    # using the image, as a kustomization's images: entry is (none here: the base's container is `team/app`)
+    code, stderr = _bump(gitops, remote, tmp_path, "--container", "app")
+    assert code == 3 and "no container of that name uses" in stderr
