@@ -210,6 +210,12 @@ def test_argo_cd_application_override_strings_are_linted_at_their_parts():
         (7, 18, 24, "GL001"), (8, 21, 25, "GL003"), (10, 17, 27, "GL004")]
 
 
+def test_an_argo_cd_write_back_file_is_linted_by_its_name():
+    text = "kustomize:\n  images:\n  - team/app:latest\n  - x=team/api:main\n"
+    assert findings(text, path="apps/.argocd-source-app.yaml") == [(3, 14, "GL001"), (4, 16, "GL003")]
+    assert findings(text, path="apps/other.yaml") == []
+
+
 def test_kustomize_entry_whose_newtag_default_is_empty_keeps_the_base_tag():
     # `newTag: ${TAG:-}` (Flux postBuild substitution with TAG unset) is the empty tag, like `newTag: ''`:
     # kustomize keeps the base's tag, so no GL002 (the exemption looks at the expanded value)

@@ -11,7 +11,8 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 - `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`), and
                kustomize's image-override strings (`name=newName:tag`, `name:tag`, `name@digest`: form
                'override') in an Argo CD Application's `spec.source.kustomize.images` (`spec.sources[i]`, an
-               ApplicationSet's `spec.template.spec`);
+               ApplicationSet's `spec.template.spec`) and in the top-level `kustomize.images` of an Argo CD
+               Image Updater write-back file (`.argocd-source-<app>.yaml`, by name);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
                variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`).
 
@@ -677,6 +678,12 @@ def compose_map_value(kind: str, values: dict[str, str]) -> str:
     return out
 
 
+def is_argocd_source_file(basename: str) -> bool:
+    """A file Argo CD merges into the source of the Applications whose path holds it: `.argocd-source.yaml` (all of
+    them), `.argocd-source-<app>.yaml` (Argo CD Image Updater's git write-back; `<namespace>_<app>` too)."""
+    return basename == ".argocd-source.yaml" or (basename.startswith(".argocd-source-") and basename.endswith(".yaml"))
+
+
 # kustomize's `<image>:<tag>` (`kustomize edit set image`): the tag is what follows the last ':' when it is all
 # tag characters (so `localhost:5000/app` has none)
 _OVERRIDE_TAG = re.compile(r"(.*):([a-zA-Z0-9._-]+)", re.ASCII | re.DOTALL)
@@ -722,6 +729,7 @@ class _Walk:
         self.text = parsed.text
         basename = os.path.basename(filename) if filename else None
         self.kustomization_file = basename in KUSTOMIZATION_FILENAMES
+        self.argocd_source_file = basename is not None and is_argocd_source_file(basename)
         self.refs: list[Reference] = []
         self.budget = [_ALIAS_BUDGET]
         self.doc = 0
@@ -822,7 +830,10 @@ class _Walk:
 
     def _app_source(self, path: tuple[str | int, ...]) -> bool:
         """Is the mapping at path an Argo CD ApplicationSource: an Application's `spec.source` or an item of its
-        `spec.sources`, or the same in an ApplicationSet's `spec.template`?"""
+        `spec.sources`, or the same in an ApplicationSet's `spec.template`; or the document of a file Argo CD
+        merges into an Application's source (`.argocd-source-<app>.yaml`, Argo CD Image Updater's write-back)?"""
+        if self.argocd_source_file and path == ():
+            return True
         if self.argo is None:
             return False
         base = ("spec",) if self.argo == "Application" else ("spec", "template", "spec")
@@ -1142,7 +1153,7 @@ def locate(text: str, needles: Iterable[str] | None = None, *, filename: str | N
 
     needles: substrings of which at least one must occur for the text to be parsed at all (a cheap
     pre-filter: the last path component of each searched repository, say).  filename: used only to
-    recognise kustomization files by name.
+    recognise kustomization files and Argo CD write-back files (`.argocd-source-<app>.yaml`) by name.
     """
     if not _any_needle(text, needles):
         return LocateResult([])

@@ -53,3 +53,15 @@ def test_an_argo_cd_applications_kustomize_images_are_bumped(tmp_path: Path, git
     # using the image, as a kustomization's images: entry is (none here: the base's container is `team/app`)
     code, stderr = _bump(gitops, remote, tmp_path, "--container", "app")
     assert code == 3 and "no container of that name uses" in stderr
+
+
+def test_an_argo_cd_image_updater_write_back_file_is_bumped(tmp_path: Path, gitops) -> None:
+    # what Image Updater's git write-back commits into the Application's path (and Argo CD merges into its source)
+    write_back = f"kustomize:\n  images:\n  - team/app={APP}:v1\n"
+    remote = make_bare_remote(tmp_path / "remotes", {**BASE, "base/.argocd-source-app-staging.yaml": write_back})
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0, stderr
+    assert remote.changed_files() == ["base/.argocd-source-app-staging.yaml"]
+    assert remote.show("base/.argocd-source-app-staging.yaml").decode() == write_back.replace(":v1", ":v2")
+    code, stderr = _bump(gitops, remote, tmp_path, "--path", "base")
+    assert code == 0 and "already up to date" in stderr

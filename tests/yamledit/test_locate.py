@@ -529,3 +529,18 @@ spec:
               '      images: ["team/app\\x3av1"]\n'
     (ref,) = refs(escaped)
     assert ref.value == "team/app:v1" and ref.fields["newTag"].start == ref.scalar.start
+
+
+def test_an_argo_cd_write_back_files_kustomize_images_by_its_name():
+    # Argo CD Image Updater's git write-back: `.argocd-source-<app>.yaml` in the Application's path, merged by
+    # Argo CD into the Application's source (`.argocd-source.yaml`: into every Application of that path)
+    text = "kustomize:\n  images:\n  - team/app=registry.local/team/app:v7\n  - 'nginx:1.27'\n"
+    assert refs(text) == [] and refs(text, filename="apps/a/kustomization.yaml") == []
+    assert refs(text, filename="apps/a/.argocd-source-yaml") == []
+    for name in (".argocd-source-app.yaml", ".argocd-source-argocd_app.yaml", ".argocd-source.yaml"):
+        found = refs(text, filename=f"apps/a/{name}")
+        assert [(r.form, r.value, r.path, r.line, r.column) for r in found] == [
+            ("override", "registry.local/team/app:v7", ("kustomize", "images", 0), 3, 5),
+            ("override", "nginx:1.27", ("kustomize", "images", 1), 4, 5)]
+    nested = "spec:\n  kustomize:\n    images: [team/app:v1]\n"  # only the document is the source
+    assert refs(nested, filename=".argocd-source-app.yaml") == []

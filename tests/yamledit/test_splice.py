@@ -614,3 +614,10 @@ def test_an_override_string_whose_anchor_something_else_uses_is_refused():
     text = application("&v team/app:1") + "metadata:\n  annotations: {note: *v}\n"
     with pytest.raises(VerificationError, match="anchor &v"):
         bump(text, "team/app:2")
+
+
+def test_an_argo_cd_write_back_file_is_bumped_by_its_name():
+    text = "kustomize:\n  images:\n  - team/app=registry.local/team/app:v7 # by the updater\n"
+    assert bump(text, "registry.local/team/app:v8") == (text, [])  # f.yaml: not such a file
+    new, changes = update_images(text, [parse("registry.local/team/app:v8")], filename="a/.argocd-source-a.yaml")
+    assert new == text.replace(":v7 ", ":v8 ") and [(c.line, c.column) for c in changes] == [(3, 5)]
