@@ -216,6 +216,17 @@ def test_an_argo_cd_write_back_file_is_linted_by_its_name():
     assert findings(text, path="apps/other.yaml") == []
 
 
+def test_argo_cd_helm_parameters_are_linted_at_the_tag_parameter():
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n      parameters:\n"
+        "      - {name: image.name, value: team/app}\n"
+        "      - {name: image.tag, value: latest}\n"
+        "      - {name: api.image, value: 'team/api:main'}\n"
+        "      - {name: ok.repository, value: team/ok}\n      - {name: ok.tag, value: 1.2.3}\n"
+    )
+    assert findings(text, path="app.yaml") == [(8, 34, "GL001"), (9, 34, "GL003")]
+
+
 def test_kustomize_entry_whose_newtag_default_is_empty_keeps_the_base_tag():
     # `newTag: ${TAG:-}` (Flux postBuild substitution with TAG unset) is the empty tag, like `newTag: ''`:
     # kustomize keeps the base's tag, so no GL002 (the exemption looks at the expanded value)

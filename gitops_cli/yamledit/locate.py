@@ -14,7 +14,9 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
                ApplicationSet's `spec.template.spec`) and in the top-level `kustomize.images` of an Argo CD
                Image Updater write-back file (`.argocd-source-<app>.yaml`, by name);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
-               variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`).
+               variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`); and the Helm
+               parameters of one prefix that name an image in the same way (`image.name` + `image.tag`) in an
+               Argo CD Application source's (or write-back file's) `helm.parameters` list.
 
 An `image:` block scalar (`>-`, `|-`) is a reference too; when its value is one line, its span is that
 content line (as for any other scalar), so it can be edited in place.
@@ -946,12 +948,88 @@ class _Walk:
                           via or aliased or item_alias)
 
     def _app_source_images(self, values: dict[str, _Node], path: tuple[str | int, ...], via: bool) -> None:
-        """An Argo CD ApplicationSource's `kustomize.images`: image-override strings."""
+        """An Argo CD ApplicationSource's `kustomize.images` (image-override strings) and `helm.parameters`."""
         kustomize, aliased = _deref(values.get("kustomize"))
-        if kustomize is None or kustomize.kind != "M":
+        if kustomize is not None and kustomize.kind == "M":
+            fields = {name: v for name, _, v, _ in _pairs(kustomize, self.budget)}
+            self._overrides(fields.get("images"), (*path, "kustomize", "images"), via or aliased)
+        helm, aliased = _deref(values.get("helm"))
+        if helm is not None and helm.kind == "M":
+            fields = {name: v for name, _, v, _ in _pairs(helm, self.budget)}
+            self._helm_parameters(fields.get("parameters"), (*path, "helm", "parameters"), via or aliased)
+
+    def _helm_parameters(self, params: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
+        """An Argo CD Helm parameter list (`[{name: image.repository, value: team/app}, {name: image.tag, ...}]`,
+        each a `--set`): the parameters of one prefix X that name an image, as a Helm values map would (see
+        helm_parameter_roles), are one map reference whose fields are their values; a lone `X.image` whose
+        value has a tag or digest (Image Updater's image-spec) is an `image` string.  A name given twice is
+        not read (which value Helm takes is then a matter of order)."""
+        params, aliased = _deref(params)
+        if params is None or params.kind != "Q":
             return
-        fields = {name: v for name, _, v, _ in _pairs(kustomize, self.budget)}
-        self._overrides(fields.get("images"), (*path, "kustomize", "images"), via or aliased)
+        entries: dict[str, list[tuple[int, _Node, _Node, bool, bool]]] = {}  # name -> [(i, item, value, ...)]
+        for i, item in enumerate(params.items):
+            entry, item_alias = _deref(item)
+            if entry is None or entry.kind != "M":
+                continue
+            got = {name: (v, merge) for name, _, v, merge in _pairs(entry, self.budget)}
+            key = _string_scalar(_deref(got["name"][0])[0]) if "name" in got else None
+            if key is None or key.is_null or "value" not in got:
+                continue
+            value, merge = got["value"]
+            entries.setdefault(key.value, []).append((i, entry, value, merge is not None, item_alias))
+        groups: dict[str, dict[str, str]] = {}  # prefix -> last part -> parameter name
+        for name, found in entries.items():
+            if len(found) == 1:
+                prefix, _, last = name.rpartition(".")
+                groups.setdefault(prefix, {})[last] = name
+        for prefix, names in groups.items():
+            roles = helm_parameter_roles(prefix, names)
+            if roles is None:
+                continue
+            if "tag" not in roles and "digest" not in roles:  # a lone `X.image`
+                if "registry" not in roles:
+                    self._image_parameter(entries[roles["repository"]][0], path, via or aliased)
+                continue
+            fields = {role: s for role, name in roles.items()
+                      for s in [_string_scalar(_deref(entries[name][0][2])[0])] if s is not None}
+            # every value a string, and a tag parameter or a digest (a tag cannot be added to a parameter list)
+            if set(fields) != set(roles) or not ("tag" in fields or _field_values(fields).get("digest")):
+                continue
+            self._parameter_map(roles, fields, {role: entries[name][0] for role, name in roles.items()}, path,
+                                via or aliased)
+
+    def _image_parameter(self, found: tuple[int, _Node, _Node, bool, bool], path: tuple[str | int, ...],
+                         via: bool) -> None:
+        """A lone `X.image` parameter: an image string when its value has a tag or a digest (a bare name is
+        the repository of a tag set elsewhere, as Image Updater's image-name parameter is)."""
+        i, _, written, merged, item_alias = found
+        value = _deref(written)[0]
+        scalar = _string_scalar(value)
+        parsed = imageref.try_parse(scalar.value) if scalar is not None and not scalar.is_null else None
+        if value is None or parsed is None or (parsed.tag is None and parsed.digest is None):
+            return
+        self._image_string({}, written, value, (*path, i), via or merged or item_alias)
+
+    def _parameter_map(self, roles: dict[str, str], fields: dict[str, Scalar],
+                       found: dict[str, tuple[int, _Node, _Node, bool, bool]], path: tuple[str | int, ...],
+                       via: bool) -> None:
+        """One Helm map reference from parameters: fields are their values, keys their names."""
+        index = len(self.refs)
+        i, entry = found["repository"][0], found["repository"][1]
+        for role, (_, _, written, _, _) in found.items():
+            target = _deref(written)[0]
+            self.field_sites.setdefault(id(written), []).append((index, role))
+            if target is not None and target.anchor is not None:
+                self.anchored_fields.append((index, role, target, written))
+        first_key = entry.items[0][0] if entry.items else entry
+        line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
+            (first_key.line, first_key.column)
+        self.refs.append(Reference(
+            kind="helm", form="map", value=compose_map_value("helm", _field_values(fields)), doc=self.doc,
+            path=(*path, i), line=line, column=column, fields=fields,
+            via_alias=via or any(f[4] for f in found.values()), flow=entry.flow, keys=dict(roles),
+            shared=frozenset(role for role, f in found.items() if f[3]), start=entry.start))
 
     def _overrides(self, images: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
         """The kustomize image-override strings of a list (see override_parts); other items are not images."""
@@ -1139,6 +1217,30 @@ def _helm_keys(scal: Any, parent_key: str | None) -> dict[str, str] | None:
     if digest is not None:
         keys["digest"] = "digest"
     return keys
+
+
+def helm_parameter_roles(prefix: str, names: dict[str, str]) -> dict[str, str] | None:
+    """Which Helm parameters of one prefix X name an image, as a values map at X would (see _helm_keys): role ->
+    parameter name.  names: last part -> parameter name, for the parameters `X.<last part>` of one list.
+
+    The repository is `X.repository` or `X.image`, or `X.name` / `X.repo` where X is `image` or ends with
+    `.image` (Argo CD Image Updater's helm write-back writes `image.name` and `image.tag` by default); with
+    `X.registry` when there is one; the tag `X.tag`, the digest `X.digest`.  None unless there is exactly one
+    repository parameter, and a tag or digest parameter; but a lone `X.image` (its role repository, with no
+    tag or digest) is returned too: its value may be a whole reference (Image Updater's image-spec)."""
+    under_image = prefix.rpartition(".")[2] == "image"
+    candidates: list[str] = [k for k in ("repository", "image") if k in names]
+    if under_image:
+        candidates += [k for k in ("name", "repo") if k in names]
+    if len(candidates) != 1:
+        return None
+    roles = {"repository": names[candidates[0]]}
+    for role in ("registry", "tag", "digest"):
+        if role in names:
+            roles[role] = names[role]
+    if "tag" not in roles and "digest" not in roles and candidates[0] != "image":
+        return None
+    return roles
 
 
 def _any_needle(text: str, needles: Iterable[str] | None) -> bool:

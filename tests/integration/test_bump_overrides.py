@@ -65,3 +65,22 @@ def test_an_argo_cd_image_updater_write_back_file_is_bumped(tmp_path: Path, gito
     assert remote.show("base/.argocd-source-app-staging.yaml").decode() == write_back.replace(":v1", ":v2")
     code, stderr = _bump(gitops, remote, tmp_path, "--path", "base")
     assert code == 0 and "already up to date" in stderr
+
+
+def test_argo_cd_helm_parameters_are_bumped_in_an_application_and_a_write_back_file(tmp_path: Path, gitops) -> None:
+    application = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata: {name: app}\nspec:\n  source:\n"
+        "    chart: app\n    repoURL: https://charts.example.com\n    helm:\n      parameters:\n"
+        f"      - name: image.repository\n        value: {APP}\n"
+        "      - name: image.tag\n        value: \"v1\"  # set by CI\n"
+        "      - name: replicaCount\n        value: \"2\"\n"
+    )
+    write_back = (f"helm:\n  parameters:\n  - name: image.name\n    value: {APP}\n    forcestring: true\n"
+                  "  - name: image.tag\n    value: v1\n    forcestring: true\n")
+    remote = make_bare_remote(tmp_path / "remotes", {"argocd/app.yaml": application,
+                                                      "chart/.argocd-source-app.yaml": write_back})
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0, stderr
+    assert remote.changed_files() == ["argocd/app.yaml", "chart/.argocd-source-app.yaml"]
+    assert remote.show("argocd/app.yaml").decode() == application.replace('"v1"', '"v2"')
+    assert remote.show("chart/.argocd-source-app.yaml").decode() == write_back.replace("value: v1", "value: v2")

@@ -544,3 +544,75 @@ def test_an_argo_cd_write_back_files_kustomize_images_by_its_name():
             ("override", "nginx:1.27", ("kustomize", "images", 1), 4, 5)]
     nested = "spec:\n  kustomize:\n    images: [team/app:v1]\n"  # only the document is the source
     assert refs(nested, filename=".argocd-source-app.yaml") == []
+
+
+# --- Argo CD Helm parameters ----------------------------------------------------------------------------------------
+
+HELM_APPLICATION = f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+spec:
+  source:
+    helm:
+      parameters:
+      - name: image.name          # Argo CD Image Updater's default names
+        value: team/app
+        forceString: true
+      - {{name: image.tag, value: "v1"}}
+      - name: worker.image.repository
+        value: team/worker
+      - name: worker.image.registry
+        value: registry.local
+      - name: worker.image.digest
+        value: sha256:{"1" * 64}
+      - name: sidecar.image       # a whole reference (Image Updater's image-spec)
+        value: team/sidecar:1.0
+      - name: bare.image          # a name alone: its tag is set elsewhere
+        value: team/bare
+      - name: service.name        # `name` names a repository only under `image`
+        value: team/svc
+      - name: service.tag
+        value: v1
+      - name: twice.repository    # a name given twice: not read
+        value: team/twice
+      - name: twice.tag
+        value: a
+      - name: twice.tag
+        value: b
+      - name: both.repository     # two repository parameters: not read
+        value: team/both
+      - name: both.image
+        value: team/both
+      - name: both.tag
+        value: v1
+  sources:
+  - helm:
+      parameters: [{{name: repository, value: team/top}}, {{name: tag, value: '3'}}]
+"""
+
+
+def test_application_helm_parameters_of_one_prefix_are_a_helm_map():
+    found = refs(HELM_APPLICATION)
+    assert [(r.kind, r.form, r.value, r.path[-1], r.line, r.column) for r in found] == [
+        ("helm", "map", "team/app:v1", 0, 7, 9),
+        ("helm", "map", f"registry.local/team/worker@sha256:{'1' * 64}", 2, 11, 9),
+        ("image", "string", "team/sidecar:1.0", 5, 18, 16),
+        ("helm", "map", "team/top:3", 0, 39, 21),
+    ]
+    app, worker, sidecar, top = found
+    assert app.path == ("spec", "source", "helm", "parameters", 0)
+    assert app.keys == {"repository": "image.name", "tag": "image.tag"}
+    assert span(HELM_APPLICATION, app.fields["tag"]) == '"v1"' and app.name == "team/app"
+    assert set(worker.fields) == {"repository", "registry", "digest"} and worker.name == "registry.local/team/worker"
+    assert span(HELM_APPLICATION, sidecar.scalar) == "team/sidecar:1.0"
+    assert top.keys == {"repository": "repository", "tag": "tag"} and span(HELM_APPLICATION, top.fields["tag"]) == "'3'"
+    assert refs(HELM_APPLICATION.replace("argoproj.io/", "example.com/")) == []
+
+
+def test_helm_parameters_in_a_write_back_file():
+    # Image Updater's git write-back for a Helm application (yaml.v2 writes `forcestring`)
+    text = ("helm:\n  parameters:\n  - name: image.name\n    value: team/app\n    forcestring: true\n"
+            "  - name: image.tag\n    value: v1@sha256:" + "1" * 64 + "\n    forcestring: true\n")
+    (ref,) = refs(text, filename=".argocd-source-app.yaml")
+    assert (ref.kind, ref.value, ref.line) == ("helm", "team/app:v1@sha256:" + "1" * 64, 3)
+    assert refs(text, filename="values.yaml") == []

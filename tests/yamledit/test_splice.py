@@ -621,3 +621,48 @@ def test_an_argo_cd_write_back_file_is_bumped_by_its_name():
     assert bump(text, "registry.local/team/app:v8") == (text, [])  # f.yaml: not such a file
     new, changes = update_images(text, [parse("registry.local/team/app:v8")], filename="a/.argocd-source-a.yaml")
     assert new == text.replace(":v7 ", ":v8 ") and [(c.line, c.column) for c in changes] == [(3, 5)]
+
+
+# --- Argo CD Helm parameters ----------------------------------------------------------------------------------------
+
+def helm_application(parameters: str) -> str:
+    return f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n      parameters:\n" \
+           f"{parameters}"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("      - name: image.name\n        value: team/app\n      - name: image.tag\n        value: v1  # CI\n",
+     "      - name: image.name\n        value: team/app\n      - name: image.tag\n        value: \"2\"  # CI\n"),
+    ("      - {name: image.tag, value: '1.0'}\n      - {name: image.name, value: team/app}\n",
+     "      - {name: image.tag, value: '2'}\n      - {name: image.name, value: team/app}\n"),
+    ("      - name: image.repository\n        value: team/app\n      - name: image.tag\n        value: 1.0\n",
+     "      - name: image.repository\n        value: team/app\n      - name: image.tag\n        value: \"2\"\n"),
+    (f"      - {{name: a.image, value: team/app}}\n      - {{name: a.tag, value: 'v1@{D1}'}}\n",
+     f"      - {{name: a.image, value: team/app}}\n      - {{name: a.tag, value: '2@{D2}'}}\n"),
+    (f"      - {{name: a.repository, value: team/app}}\n      - {{name: a.digest, value: '{D1}'}}\n",
+     f"      - {{name: a.repository, value: team/app}}\n      - {{name: a.digest, value: '{D2}'}}\n"),
+    ("      - name: app.image\n        value: docker.io/team/app:1\n",
+     "      - name: app.image\n        value: docker.io/team/app:2\n"),
+])
+def test_application_helm_parameters_change_only_the_tag_or_digest(before, after):
+    new, changes = bump(helm_application(before), f"team/app:2@{D2}")
+    assert new == helm_application(after)
+    assert changes and {c.kind for c in changes} <= {"helm", "image"}
+    assert bump(new, f"team/app:2@{D2}") == (new, [])
+
+
+def test_helm_parameters_that_do_not_pair_are_left_alone():
+    text = helm_application(
+        "      - {name: image.name, value: team/app}\n"        # no tag parameter in this list
+        "      - {name: service.name, value: team/app}\n      - {name: service.tag, value: v1}\n"
+        "      - {name: bare.image, value: team/app}\n"        # a name alone
+        "      - {name: x.tag, value: v1}\n"
+    )
+    assert bump(text, "team/app:2") == (text, [])
+
+
+def test_a_helm_parameter_value_whose_anchor_something_else_uses_is_refused():
+    text = helm_application("      - {name: image.name, value: team/app}\n"
+                            "      - {name: image.tag, value: &v v1}\n") + "metadata:\n  labels: {version: *v}\n"
+    with pytest.raises(VerificationError, match="image.tag of 'team/app:v1' comes from the anchor &v"):
+        bump(text, "team/app:2")
