@@ -445,8 +445,9 @@ def _kustomize_closure(root: Path, rel: str) -> tuple[list[str], str | None]:
     shown = Path(rel)
     if shown.name not in kustomize.KUSTOMIZATION_FILES or kustomize.kustomization_file(root, shown.parent) is None:
         return [], (f"{rel} is not a kustomization file (kustomize reads {', '.join(kustomize.KUSTOMIZATION_FILES)}"
-                    "; a Flux Kustomization's images apply to the manifests of its spec.path, an Argo CD "
-                    "Application's kustomize.images to those of its source path)")
+                    "; a Flux Kustomization's images apply to the manifests of its spec.path, a Flux HelmRelease's "
+                    "post-renderer images to its chart's, an Argo CD Application's kustomize.images to those of its "
+                    "source path)")
     files: dict[str, None] = {}  # in walk order, each once
     problems: list[str] = []
     for entry in kustomize.walk(root, shown.parent, partial(_kustomization, root, problems)):

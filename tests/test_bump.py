@@ -394,6 +394,24 @@ def test_container_with_flux_kustomization_images_is_refused(tmp_path: Path) -> 
         compute_edits(tmp_path, [WEB], container="app")
 
 
+@pytest.mark.parametrize(("override", "line"), [
+    ("apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    path: apps/a\n"
+     "    kustomize:\n      images: [registry.example.com/team/web:1.0.0]\n", 7),
+    ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+     "      images:\n      - {name: registry.example.com/team/web, newTag: 1.0.0}\n", 7),
+])
+def test_container_with_argo_cd_or_helmrelease_images_is_refused(tmp_path: Path, override: str, line: int) -> None:
+    """An Application's kustomize.images apply to its source path's manifests, a HelmRelease post-renderer's to its
+    chart's: which containers they set, gitops cannot tell."""
+    _write(tmp_path, {
+        "override.yaml": override,
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/web:1.0.0"),
+    })
+    with pytest.raises(VerificationError, match=rf"^override.yaml:{line}: .*cannot tell which: override.yaml is not "
+                                                r"a kustomization file .*(HelmRelease|Application)"):
+        compute_edits(tmp_path, [WEB], container="app")
+
+
 def test_container_using_an_entry_name_in_a_file_that_names_no_target_is_seen(tmp_path: Path) -> None:
     """`name: web` + `newName: .../team/webapp`: apps/b/job.yaml (in the kustomization's resources) uses `web`
     but holds no "webapp", so it was never read and the bump moved `migrate` along (exit 0)."""

@@ -227,6 +227,15 @@ def test_argo_cd_helm_parameters_are_linted_at_the_tag_parameter():
     assert findings(text, path="app.yaml") == [(8, 34, "GL001"), (9, 34, "GL003")]
 
 
+def test_a_flux_helmreleases_post_renderer_images_are_linted_as_kustomize_entries():
+    text = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+        "      images:\n      - name: team/app\n        newTag: latest\n"
+        "      - name: team/web\n        newName: ghcr.io/acme/web\n"   # no newTag: the chart's tag stays
+    )
+    assert findings(text, path="release.yaml") == [(8, 17, "GL001")]
+
+
 def test_kustomize_entry_whose_newtag_default_is_empty_keeps_the_base_tag():
     # `newTag: ${TAG:-}` (Flux postBuild substitution with TAG unset) is the empty tag, like `newTag: ''`:
     # kustomize keeps the base's tag, so no GL002 (the exemption looks at the expanded value)

@@ -8,7 +8,8 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 - `compose`:   `services.<name>.image` of a docker-compose document, and the `image` of a top-level `x-...`
                extension field (a template services merge: `<<: *app`; no container name);
 - `image`:     any other mapping key `image` with a scalar value (CRDs, Tekton steps, Helm values strings);
-- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`), and
+- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`; Flux
+               HelmRelease: `spec.postRenderers[i].kustomize.images`), and
                kustomize's image-override strings (`name=newName:tag`, `name:tag`, `name@digest`: form
                'override') in an Argo CD Application's `spec.source.kustomize.images` (`spec.sources[i]`, an
                ApplicationSet's `spec.template.spec`) and in the top-level `kustomize.images` of an Argo CD
@@ -739,6 +740,7 @@ class _Walk:
         self.kustomization = False
         self.compose = False
         self.argo: str | None = None  # an Argo CD Application or ApplicationSet document: its kind
+        self.helm_release = False  # a Flux HelmRelease document
         self.active: set[int] = set()
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
@@ -828,6 +830,8 @@ class _Walk:
         api = _string_scalar(_deref(top.get("apiVersion"))[0])
         argo = api is not None and api.value.startswith("argoproj.io/")
         self.argo = self.root_kind if argo and self.root_kind in ARGO_APPLICATION_KINDS else None
+        self.helm_release = (self.root_kind == "HelmRelease" and api is not None
+                             and api.value.startswith("helm.toolkit.fluxcd.io/"))
         self._node(root, (), False, 0)
 
     def _app_source(self, path: tuple[str | int, ...]) -> bool:
@@ -882,6 +886,10 @@ class _Walk:
             skip |= _KUSTOMIZATION_SKIP
         if self._app_source(path):
             self._app_source_images(values, path, via)
+        if self.helm_release and len(path) == 4 and path[:2] == ("spec", "postRenderers") and path[3] == "kustomize":
+            # a Flux HelmRelease's kustomize post-renderer: its `images` are kustomization images: entries
+            self._kustomize_images(values.get("images"), (*path, "images"), via)
+            skip.add("images")
         kind = _string_scalar(_deref(values.get("kind"))[0])
         if kind is not None and kind.value in ("ConfigMap", "Secret"):  # a document, a `kind: List` item, ...
             skip |= {"data", "stringData", "binaryData"}

@@ -84,3 +84,19 @@ def test_argo_cd_helm_parameters_are_bumped_in_an_application_and_a_write_back_f
     assert remote.changed_files() == ["argocd/app.yaml", "chart/.argocd-source-app.yaml"]
     assert remote.show("argocd/app.yaml").decode() == application.replace('"v1"', '"v2"')
     assert remote.show("chart/.argocd-source-app.yaml").decode() == write_back.replace("value: v1", "value: v2")
+
+
+def test_a_flux_helmreleases_post_renderer_images_entry_is_bumped(tmp_path: Path, gitops) -> None:
+    release = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nmetadata: {name: app, namespace: staging}\n"
+        "spec:\n  chart:\n    spec: {chart: app, sourceRef: {kind: HelmRepository, name: charts}}\n"
+        "  postRenderers:\n    - kustomize:\n        images:\n"
+        f"          - name: team/app\n            newName: {APP}\n            newTag: v1  # staging\n"
+    )
+    remote = make_bare_remote(tmp_path / "remotes", {"staging/release.yaml": release})
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0, stderr
+    assert remote.show("staging/release.yaml").decode() == release.replace("newTag: v1", "newTag: v2")
+    # it names no container: with --container, a container of that name must use the image (none here)
+    code, stderr = _bump(gitops, remote, tmp_path, "--container", "app", image=f"{APP}:v3")
+    assert code == 3 and "no container of that name uses" in stderr

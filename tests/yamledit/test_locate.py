@@ -616,3 +616,36 @@ def test_helm_parameters_in_a_write_back_file():
     (ref,) = refs(text, filename=".argocd-source-app.yaml")
     assert (ref.kind, ref.value, ref.line) == ("helm", "team/app:v1@sha256:" + "1" * 64, 3)
     assert refs(text, filename="values.yaml") == []
+
+
+def test_a_flux_helmreleases_post_renderer_images_are_kustomize_entries():
+    text = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+spec:
+  values:
+    image: {repository: team/app, tag: v0}
+  postRenderers:
+    - kustomize:
+        images:
+          - name: team/app
+            newName: registry.local/team/app
+            newTag: v1   # the environment's
+          - {name: team/side}
+        patches:
+          - target: {kind: Deployment}
+            patch: |
+              - op: add
+                path: /spec/template/spec/containers/0/image
+                value: team/app:v9
+"""
+    found = refs(text)
+    assert [(r.kind, r.form, r.value, r.path) for r in found] == [
+        ("helm", "map", "team/app:v0", ("spec", "values", "image")),
+        ("kustomize", "map", "registry.local/team/app:v1", ("spec", "postRenderers", 0, "kustomize", "images", 0)),
+        ("kustomize", "map", "team/side", ("spec", "postRenderers", 0, "kustomize", "images", 1)),
+    ]
+    assert span(text, found[1].fields["newTag"]) == "v1" and found[2].flow
+    assert [r.kind for r in refs(text.replace("helm.toolkit.fluxcd.io/v2", "example.com/v1"))] == ["helm"]
+    old = text.replace("helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1")
+    assert [r.kind for r in refs(old)] == ["helm", "kustomize", "kustomize"]

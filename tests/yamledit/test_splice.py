@@ -666,3 +666,12 @@ def test_a_helm_parameter_value_whose_anchor_something_else_uses_is_refused():
                             "      - {name: image.tag, value: &v v1}\n") + "metadata:\n  labels: {version: *v}\n"
     with pytest.raises(VerificationError, match="image.tag of 'team/app:v1' comes from the anchor &v"):
         bump(text, "team/app:2")
+
+
+def test_a_flux_helmreleases_post_renderer_images_entry_is_bumped_like_a_kustomization_entry():
+    text = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+            "      images:\n      - name: team/app\n        newName: registry.local/team/app   # env\n"
+            "      - {name: team/side, newTag: '1'}\n")
+    new, changes = bump(text, "registry.local/team/app:v2", "team/side:2")
+    assert new == text.replace("   # env\n", "   # env\n        newTag: v2\n").replace("newTag: '1'", "newTag: '2'")
+    assert [(c.line, c.field) for c in changes] == [(7, "newTag"), (9, "newTag")]
