@@ -50,6 +50,7 @@ _SKIP_KEYS = frozenset({"annotations", "labels"})
 _KUSTOMIZATION_SKIP = frozenset(
     {"images", "patches", "patchesJson6902", "patchesStrategicMerge", "replacements"})
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_HELM_NAME_KEYS = ("repository", "repo", "name", "image", "registry", "hub")  # keys that may name an image
 _STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
 _ALIAS_BUDGET = 20_000  # node visits through aliases per file (guards against "billion laughs" files)
 _MAX_DEPTH = 400
@@ -130,6 +131,9 @@ class Reference:
 class LocateResult:
     references: list[Reference]
     error: YamlSyntaxError | None = None
+    # the `tag:` (or `digest:`) of each `image:` map that names no repository (a Helm values override file's
+    # `image: {tag: v1}`): no reference, since nothing in the text says which image it tags
+    tag_only: list[Scalar] = field(default_factory=list)
 
 
 class YamlSyntaxError(Exception):
@@ -748,6 +752,7 @@ class _Walk:
         self.through: list[_Node | _Merge] = []  # the aliases and merge keys walked through to here (innermost last)
         self.field_sites: dict[int, list[tuple[int, str]]] = {}  # id() of a node written at a map field: [(ref, role)]
         self.anchored_fields: list[tuple[int, str, _Node, _Node]] = []  # (ref, role, anchored scalar, node written)
+        self.tag_only: list[Scalar] = []  # see LocateResult
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
@@ -1081,6 +1086,10 @@ class _Walk:
 
         keys = _helm_keys(scal, parent_key)
         if keys is None:
+            value = scal("tag") or scal("digest")
+            if parent_key == "image" and value is not None and not value.is_null \
+                    and not any(k in values for k in _HELM_NAME_KEYS):
+                self.tag_only.append(value)
             return set()
         fields = {role: s for role, key in keys.items() for s in [scal(key)] if s is not None}
         self._map_ref("helm", node, pairs, fields, keys, path, via)
@@ -1278,7 +1287,7 @@ def locate_result(parsed: _Parsed, filename: str | None = None) -> LocateResult:
     """References of an already parsed text, and the error for a part too deeply nested to search."""
     walk = _Walk(parsed, filename)
     references = walk.run()
-    return LocateResult(references, walk.error())
+    return LocateResult(references, walk.error(), walk.tag_only)
 
 
 def locate_parsed(parsed: _Parsed, filename: str | None = None) -> list[Reference]:

@@ -100,3 +100,21 @@ def test_a_flux_helmreleases_post_renderer_images_entry_is_bumped(tmp_path: Path
     # it names no container: with --container, a container of that name must use the image (none here)
     code, stderr = _bump(gitops, remote, tmp_path, "--container", "app", image=f"{APP}:v3")
     assert code == 3 and "no container of that name uses" in stderr
+
+
+def test_a_tag_only_values_override_file_named_with_path_is_exit_3_saying_why(tmp_path: Path, gitops) -> None:
+    files = {"chart/values.yaml": f"image:\n  repository: {APP}\n  tag: v1\n",
+             "chart/values-staging.yaml": "image:\n  tag: v1   # staging\n"}
+    remote = make_bare_remote(tmp_path / "remotes", files)
+    head = remote.head()
+    code, stderr = _bump(gitops, remote, tmp_path, "--path", "chart/values-staging.yaml")
+    assert code == 3 and remote.head() == head
+    lines = stderr.splitlines()
+    assert "warning: chart/values-staging.yaml:2: skipped (a tag in an `image:` map that names no repository" \
+           in "\n".join(lines)
+    error = next(ln for ln in lines if ln.startswith("error:"))
+    assert error.endswith("(paths: chart/values-staging.yaml): the tag at chart/values-staging.yaml:2 is in an "
+                          "`image:` map that names no repository (a values override file), so gitops cannot tell "
+                          "which image it tags")
+    assert next(ln for ln in lines if ln.startswith("hint:")).startswith(
+        f"hint: write the repository beside the tag (`repository: {APP}`")

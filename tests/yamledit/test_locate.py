@@ -649,3 +649,12 @@ spec:
     assert [r.kind for r in refs(text.replace("helm.toolkit.fluxcd.io/v2", "example.com/v1"))] == ["helm"]
     old = text.replace("helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1")
     assert [r.kind for r in refs(old)] == ["helm", "kustomize", "kustomize"]
+
+
+def test_an_image_map_with_a_tag_and_no_repository_is_no_reference_but_is_reported():
+    # a Helm values override file (values-staging.yaml) layered over the chart's values.yaml
+    text = "image:\n  tag: v1   # CI\n  pullPolicy: Always\nworker:\n  image: {digest: 'sha256:1'}\n" \
+           "db:\n  tag: '15'\nweb:\n  image: {repository: team/web, tag: v1}\nnone:\n  image: {tag: ~}\n"
+    result = locate(text)
+    assert [r.value for r in result.references] == ["team/web:v1"]
+    assert [(s.value, s.line, s.column) for s in result.tag_only] == [("v1", 2, 8), ("sha256:1", 5, 19)]
