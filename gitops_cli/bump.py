@@ -280,6 +280,7 @@ def compute_edits(
     located: dict[str, list[Any]] = {}  # with --container: the references of each file searched
     entries: list[tuple[str, Any, ImageRef, bool]] = []  # kustomize entries of a target: (file, entry, target, changed)
     in_lfs: list[str] = []  # warnings for the files stored in Git LFS: any of them may hold an image not found
+    unnamed: list[str] = []  # with --path: files that name no target, but may tag one (`image: {tag: v1}`)
     for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
@@ -294,6 +295,8 @@ def compute_edits(
                           "not read or bump)")
             continue
         if not any(n in text for n in needles):
+            if paths and ("tag" in text or "digest" in text):  # it may tag an image it does not name
+                unnamed.append(rel)
             continue
         if tracked is not None and rel not in tracked:
             skipped.append(f"{rel}: skipped (not tracked by git: a bump commit holds only tracked files)")
@@ -341,7 +344,31 @@ def compute_edits(
         found &= in_container
     if not found >= wanted:  # part of the explanation: these files could not be read
         skipped += in_lfs
+    skipped += _tag_only(root, [*unnamed, *(rel for rel, _ in unchanged if paths)])
     return edits, skipped, found
+
+
+TAG_ONLY = "an `image:` map that names no repository"
+
+
+def _tag_only(root: Path, rels: Sequence[str]) -> list[str]:
+    """Warnings naming each `image:` map of these files (with --path: those the bump left as they were) that sets
+    a tag but names no repository (a Helm values override file: `values-staging.yaml` with `image: {tag: v1}`,
+    layered over the chart's values.yaml): it may tag the image bumped, but it is no reference, since nothing in
+    the file says which image it tags, and which values files are layered (in which order) is the Application's
+    or HelmRelease's business, which gitops does not read."""
+    from gitops_cli.yamledit import locate, read_text
+
+    out: list[str] = []
+    for rel in rels:
+        try:
+            text = read_text(root / rel)
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in sorted({s.line for s in locate(text, filename=rel).tag_only}):
+            out.append(f"{rel}:{line}: skipped (a tag in {TAG_ONLY}, as in a Helm values override file: gitops "
+                       "cannot tell which image it tags)")
+    return out
 
 
 def _check_up_to_date(rel: str, text: str, references: list[Any], targets: list[ImageRef], container: str | None,
@@ -445,7 +472,9 @@ def _kustomize_closure(root: Path, rel: str) -> tuple[list[str], str | None]:
     shown = Path(rel)
     if shown.name not in kustomize.KUSTOMIZATION_FILES or kustomize.kustomization_file(root, shown.parent) is None:
         return [], (f"{rel} is not a kustomization file (kustomize reads {', '.join(kustomize.KUSTOMIZATION_FILES)}"
-                    "; a Flux Kustomization's images apply to the manifests of its spec.path)")
+                    "; a Flux Kustomization's images apply to the manifests of its spec.path, a Flux HelmRelease's "
+                    "post-renderer images to its chart's, an Argo CD Application's kustomize.images to those of its "
+                    "source path)")
     files: dict[str, None] = {}  # in walk order, each once
     problems: list[str] = []
     for entry in kustomize.walk(root, shown.parent, partial(_kustomization, root, problems)):
@@ -576,7 +605,8 @@ def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
 
 
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
-               container: str | None, names: Names) -> NotFoundError:
+               container: str | None, names: Names, tag_only: Sequence[str] = ()) -> NotFoundError:
+    """tag_only: FILE:LINE of the tag-only `image:` maps seen (see _tag_only), which explain it."""
     missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
     scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "")
     if container:
@@ -585,6 +615,14 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
             f"files of {scope}; nothing was changed",
             hint="check --container (kustomize images: and Helm values entries name no container: they are "
                  "bumped only together with a container of that name that uses the image)",
+        )
+    if tag_only:
+        return NotFoundError(
+            f"no reference to {', '.join(missing)} found in the YAML files of {scope}: the tag at "
+            f"{', '.join(tag_only[:3])}{', ...' if len(tag_only) > 3 else ''} is in {TAG_ONLY} (a values "
+            "override file), so gitops cannot tell which image it tags",
+            hint=f"write the repository beside the tag (`repository: {missing[0]}`: Helm merges the values files key "
+                 "by key, so the chart renders the same), or bump the values file that names the image",
         )
     return NotFoundError(
         f"no reference to {', '.join(missing)} found in the YAML files of {scope}",
@@ -1091,8 +1129,9 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
             output.warn(warning)
     result.skipped = skipped
     if len(found) < len({i.normalized_name for i in request.images}):
+        tag_only = [w.split(": skipped", 1)[0] for w in skipped if TAG_ONLY in w]
         raise _not_found(request.images, found, result.repository, request.paths, request.container,
-                         request.names)
+                         request.names, tag_only)
     result.superseded = guard(edits) if guard is not None else None  # also with no edits (see Guard)
     result.edits = [] if result.superseded else edits
 

@@ -265,6 +265,38 @@ def test_container_not_found_error_names_the_container(tmp_path: Path) -> None:
     assert (tmp_path / "kustomization.yaml").read_text() == KUSTOMIZE_AND_DEPLOYMENT["kustomization.yaml"]
 
 
+TAG_ONLY_CHART = {  # a values override file layered over the chart's values.yaml (valueFiles / valuesFiles)
+    "chart/values.yaml": "image:\n  repository: registry.example.com/team/api\n  tag: 1.0.0\n",
+    "chart/values-staging.yaml": "replicas: 2\nimage:\n  tag: 1.0.0   # set by CI\n",
+}
+
+
+def test_a_tag_only_values_override_is_no_reference_and_says_why(tmp_path: Path) -> None:
+    _write(tmp_path, TAG_ONLY_CHART)
+    warning = ("chart/values-staging.yaml:3: skipped (a tag in an `image:` map that names no repository, as in a "
+               "Helm values override file: gitops cannot tell which image it tags)")
+    edits, skipped, found = compute_edits(tmp_path, [API], ["chart/values-staging.yaml"])
+    assert (edits, skipped, found) == ([], [warning], set())
+    git("init", "--quiet", str(tmp_path))
+    with pytest.raises(NotFoundError) as exc:
+        bump(BumpRequest(str(tmp_path), [API], paths=["chart/values-staging.yaml"], commit=False))
+    assert exc.value.exit_code == 3
+    assert exc.value.message == (
+        f"no reference to registry.example.com/team/api found in the YAML files of {tmp_path} "
+        "(paths: chart/values-staging.yaml): the tag at chart/values-staging.yaml:3 is in an `image:` map that "
+        "names no repository (a values override file), so gitops cannot tell which image it tags")
+    assert exc.value.hint is not None and "repository: registry.example.com/team/api" in exc.value.hint
+    # the chart's directory: values.yaml is bumped, and the override it leaves is named
+    edits, skipped, _ = compute_edits(tmp_path, [API], ["chart"])
+    assert [e.path for e in edits] == ["chart/values.yaml"] and skipped == [warning]
+    assert compute_edits(tmp_path, [API])[1] == []  # without --path, files naming no image are not read
+    # with its repository written beside the tag, the override is a reference like any other
+    (tmp_path / "chart/values-staging.yaml").write_text(
+        "image:\n  repository: registry.example.com/team/api\n  tag: 1.0.0\n")
+    edits, skipped, _ = compute_edits(tmp_path, [API], ["chart"])
+    assert [e.path for e in edits] == ["chart/values-staging.yaml", "chart/values.yaml"] and skipped == []
+
+
 TWO_CONTAINERS_ONE_IMAGE = {  # kustomize sets the entry's image in both containers
     "kustomization.yaml": "resources: [d.yaml]\nimages:\n- name: registry.example.com/team/api\n  newTag: 1.0.0\n",
     "d.yaml": ("kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n"
@@ -405,6 +437,24 @@ def test_container_with_flux_kustomization_images_is_refused(tmp_path: Path) -> 
     })
     with pytest.raises(VerificationError, match=r"^flux.yaml:8: .*cannot tell which: flux.yaml is not a "
                                                 r"kustomization file"):
+        compute_edits(tmp_path, [WEB], container="app")
+
+
+@pytest.mark.parametrize(("override", "line"), [
+    ("apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    path: apps/a\n"
+     "    kustomize:\n      images: [registry.example.com/team/web:1.0.0]\n", 7),
+    ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+     "      images:\n      - {name: registry.example.com/team/web, newTag: 1.0.0}\n", 7),
+])
+def test_container_with_argo_cd_or_helmrelease_images_is_refused(tmp_path: Path, override: str, line: int) -> None:
+    """An Application's kustomize.images apply to its source path's manifests, a HelmRelease post-renderer's to its
+    chart's: which containers they set, gitops cannot tell."""
+    _write(tmp_path, {
+        "override.yaml": override,
+        "apps/a/deployment.yaml": DEPLOYMENT.format(name="app", image="registry.example.com/team/web:1.0.0"),
+    })
+    with pytest.raises(VerificationError, match=rf"^override.yaml:{line}: .*cannot tell which: override.yaml is not "
+                                                r"a kustomization file .*(HelmRelease|Application)"):
         compute_edits(tmp_path, [WEB], container="app")
 
 

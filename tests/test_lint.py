@@ -208,6 +208,48 @@ def test_kustomize_entry_without_newtag_or_digest_keeps_the_base_tag():
         (14, "GL003"), (14, "GL005"), (16, "GL004")]
 
 
+def test_argo_cd_application_override_strings_are_linted_at_their_parts():
+    # `spec.source.kustomize.images` (Argo CD runs `kustomize edit set image` with each): the same rules as a
+    # kustomization's images: entry, reported at the tag or digest inside the string
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n      images:\n"
+        "      - team/app:latest\n"
+        "      - \"x=team/api:main\"\n"
+        "      - y=team/worker\n"            # no tag: kustomize keeps the manifest's
+        "      - team/db@sha256:abc\n"
+        "      - team/ok:1.2.3\n"
+    )
+    got = lint.lint_text("app.yaml", text, DEFAULT)
+    assert [(f.line, f.column, f.end_column, f.rule) for f in got] == [
+        (7, 18, 24, "GL001"), (8, 21, 25, "GL003"), (10, 17, 27, "GL004")]
+
+
+def test_an_argo_cd_write_back_file_is_linted_by_its_name():
+    text = "kustomize:\n  images:\n  - team/app:latest\n  - x=team/api:main\n"
+    assert findings(text, path="apps/.argocd-source-app.yaml") == [(3, 14, "GL001"), (4, 16, "GL003")]
+    assert findings(text, path="apps/other.yaml") == []
+
+
+def test_argo_cd_helm_parameters_are_linted_at_the_tag_parameter():
+    text = (
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n      parameters:\n"
+        "      - {name: image.name, value: team/app}\n"
+        "      - {name: image.tag, value: latest}\n"
+        "      - {name: api.image, value: 'team/api:main'}\n"
+        "      - {name: ok.repository, value: team/ok}\n      - {name: ok.tag, value: 1.2.3}\n"
+    )
+    assert findings(text, path="app.yaml") == [(8, 34, "GL001"), (9, 34, "GL003")]
+
+
+def test_a_flux_helmreleases_post_renderer_images_are_linted_as_kustomize_entries():
+    text = (
+        "apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+        "      images:\n      - name: team/app\n        newTag: latest\n"
+        "      - name: team/web\n        newName: ghcr.io/acme/web\n"   # no newTag: the chart's tag stays
+    )
+    assert findings(text, path="release.yaml") == [(8, 17, "GL001")]
+
+
 def test_kustomize_entry_whose_newtag_default_is_empty_keeps_the_base_tag():
     # `newTag: ${TAG:-}` (Flux postBuild substitution with TAG unset) is the empty tag, like `newTag: ''`:
     # kustomize keeps the base's tag, so no GL002 (the exemption looks at the expanded value)

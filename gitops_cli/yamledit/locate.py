@@ -8,9 +8,16 @@ keeps anchors, aliases and merge keys, and walks it for the places an image refe
 - `compose`:   `services.<name>.image` of a docker-compose document, and the `image` of a top-level `x-...`
                extension field (a template services merge: `<<: *app`; no container name);
 - `image`:     any other mapping key `image` with a scalar value (CRDs, Tekton steps, Helm values strings);
-- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`);
+- `kustomize`: entries of a kustomization's top-level `images:` (Flux Kustomization: `spec.images`; Flux
+               HelmRelease: `spec.postRenderers[i].kustomize.images`), and
+               kustomize's image-override strings (`name=newName:tag`, `name:tag`, `name@digest`: form
+               'override') in an Argo CD Application's `spec.source.kustomize.images` (`spec.sources[i]`, an
+               ApplicationSet's `spec.template.spec`) and in the top-level `kustomize.images` of an Argo CD
+               Image Updater write-back file (`.argocd-source-<app>.yaml`, by name);
 - `helm`:      Helm-values maps with `repository` (+ `registry`) and `tag` / `digest`, and the usual
-               variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`).
+               variants (`image: {repo, tag}`, `registry`/`hub` + `image`, `hub` + `tag`); and the Helm
+               parameters of one prefix that name an image in the same way (`image.name` + `image.tag`) in an
+               Argo CD Application source's (or write-back file's) `helm.parameters` list.
 
 An `image:` block scalar (`>-`, `|-`) is a reference too; when its value is one line, its span is that
 content line (as for any other scalar), so it can be edited in place.
@@ -35,12 +42,14 @@ from gitops_cli.kustomize import KUSTOMIZATION_FILES
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
 KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
 KUSTOMIZATION_KINDS = frozenset({"Kustomization", "Component"})
+ARGO_APPLICATION_KINDS = frozenset({"Application", "ApplicationSet"})  # apiVersion argoproj.io/...
 # Keys whose subtree never holds image references: free-form string maps.
 _SKIP_KEYS = frozenset({"annotations", "labels"})
 # Kustomization keys whose subtrees are selectors or patches, not images.
 _KUSTOMIZATION_SKIP = frozenset(
     {"images", "patches", "patchesJson6902", "patchesStrategicMerge", "replacements"})
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
+_HELM_NAME_KEYS = ("repository", "repo", "name", "image", "registry", "hub")  # keys that may name an image
 _STYLES = {None: "plain", "": "plain", "'": "single", '"': "double", "|": "literal", ">": "folded"}
 _ALIAS_BUDGET = 20_000  # node visits through aliases per file (guards against "billion laughs" files)
 _MAX_DEPTH = 400
@@ -67,10 +76,13 @@ class Scalar:
 
 @dataclass(frozen=True)
 class Reference:
-    """One image reference: a whole scalar (form 'string') or a kustomize / Helm map (form 'map')."""
+    """One image reference: a whole scalar (form 'string'), a kustomize / Helm map (form 'map'), or a kustomize
+    image-override string (form 'override': `name=newName:tag@digest`, whose `value` is the image it sets,
+    `newName:tag@digest`, and whose `fields` are its parts, each a Scalar of its own span where the source
+    writes the value as it is, else of the whole scalar's)."""
 
     kind: str  # 'container' | 'image' | 'compose' | 'kustomize' | 'helm'
-    form: str  # 'string' | 'map'
+    form: str  # 'string' | 'map' | 'override'
     value: str
     doc: int
     path: tuple[str | int, ...]
@@ -108,8 +120,8 @@ class Reference:
 
     @property
     def name(self) -> str | None:
-        """Map form: the repository name as written (newName/name; registry/repository)."""
-        if self.form != "map":
+        """Map and override form: the repository name as written (newName/name; registry/repository)."""
+        if self.form not in ("map", "override"):
             return None
         return map_name(self.kind, _field_values(self.fields))
 
@@ -118,6 +130,9 @@ class Reference:
 class LocateResult:
     references: list[Reference]
     error: YamlSyntaxError | None = None
+    # the `tag:` (or `digest:`) of each `image:` map that names no repository (a Helm values override file's
+    # `image: {tag: v1}`): no reference, since nothing in the text says which image it tags
+    tag_only: list[Scalar] = field(default_factory=list)
 
 
 class YamlSyntaxError(Exception):
@@ -669,18 +684,66 @@ def compose_map_value(kind: str, values: dict[str, str]) -> str:
     return out
 
 
+def is_argocd_source_file(basename: str) -> bool:
+    """A file Argo CD merges into the source of the Applications whose path holds it: `.argocd-source.yaml` (all of
+    them), `.argocd-source-<app>.yaml` (Argo CD Image Updater's git write-back; `<namespace>_<app>` too)."""
+    return basename == ".argocd-source.yaml" or (basename.startswith(".argocd-source-") and basename.endswith(".yaml"))
+
+
+# kustomize's `<image>:<tag>` (`kustomize edit set image`): the tag is what follows the last ':' when it is all
+# tag characters (so `localhost:5000/app` has none)
+_OVERRIDE_TAG = re.compile(r"(.*):([a-zA-Z0-9._-]+)", re.ASCII | re.DOTALL)
+
+
+def override_parts(value: str) -> dict[str, tuple[int, int]] | None:
+    """A kustomize image-override string as `kustomize edit set image` reads it (which Argo CD runs for an
+    Application's `kustomize.images`): role (name, newName, newTag, digest) -> (start, end) in value.
+
+    `name=newName[:tag][@digest]`, `name:tag[@digest]`, `name@digest` (kustomize 5.2 and later read a tag
+    before a digest).  None for anything else, and for what gitops does not edit: a `*` (keep the
+    kustomization's value, which gitops does not look up), an empty part, more than one `=` or `@`, blanks."""
+    if not value or "*" in value or value.count("=") > 1 or value.count("@") > 1 \
+            or any(c.isspace() for c in value):
+        return None
+    out: dict[str, tuple[int, int]] = {}
+    start, role = 0, "name"
+    if "=" in value:
+        start = value.index("=") + 1
+        out["name"] = (0, start - 1)
+        role = "newName"
+    at = value.find("@", start)
+    head_end = len(value) if at == -1 else at
+    if at != -1:
+        out["digest"] = (at + 1, len(value))
+    tagged = _OVERRIDE_TAG.fullmatch(value, start, head_end)
+    if tagged is not None:
+        out[role] = (start, tagged.end(1))
+        out["newTag"] = tagged.span(2)
+    elif at != -1 or role == "newName":
+        out[role] = (start, head_end)
+    else:  # `team/app`: kustomize refuses a name with neither tag nor digest
+        return None
+    if any(a >= b for a, b in out.values()) or value[head_end - 1] == ":":  # `team/app:`: an empty tag
+        return None
+        return None
+    return out
+
+
 class _Walk:
     def __init__(self, parsed: _Parsed, filename: str | None) -> None:
         self.parsed = parsed
         self.text = parsed.text
         basename = os.path.basename(filename) if filename else None
         self.kustomization_file = basename in KUSTOMIZATION_FILES
+        self.argocd_source_file = basename is not None and is_argocd_source_file(basename)
         self.refs: list[Reference] = []
         self.budget = [_ALIAS_BUDGET]
         self.doc = 0
         self.root_kind: str | None = None
         self.kustomization = False
         self.compose = False
+        self.argo: str | None = None  # an Argo CD Application or ApplicationSet document: its kind
+        self.helm_release = False  # a Flux HelmRelease document
         self.active: set[int] = set()
         self.too_deep: _Node | None = None  # the first node below _MAX_DEPTH (not searched)
         self.sites: set[int] = set()  # id() of each node written at a located `image:` string
@@ -688,6 +751,7 @@ class _Walk:
         self.through: list[_Node | _Merge] = []  # the aliases and merge keys walked through to here (innermost last)
         self.field_sites: dict[int, list[tuple[int, str]]] = {}  # id() of a node written at a map field: [(ref, role)]
         self.anchored_fields: list[tuple[int, str, _Node, _Node]] = []  # (ref, role, anchored scalar, node written)
+        self.tag_only: list[Scalar] = []  # see LocateResult
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
@@ -767,7 +831,26 @@ class _Walk:
         services = _deref(top.get("services"))[0]
         self.compose = (services is not None and services.kind == "M" and "apiVersion" not in top
                         and "kind" not in top)
+        api = _string_scalar(_deref(top.get("apiVersion"))[0])
+        argo = api is not None and api.value.startswith("argoproj.io/")
+        self.argo = self.root_kind if argo and self.root_kind in ARGO_APPLICATION_KINDS else None
+        self.helm_release = (self.root_kind == "HelmRelease" and api is not None
+                             and api.value.startswith("helm.toolkit.fluxcd.io/"))
         self._node(root, (), False, 0)
+
+    def _app_source(self, path: tuple[str | int, ...]) -> bool:
+        """Is the mapping at path an Argo CD ApplicationSource: an Application's `spec.source` or an item of its
+        `spec.sources`, or the same in an ApplicationSet's `spec.template`; or the document of a file Argo CD
+        merges into an Application's source (`.argocd-source-<app>.yaml`, Argo CD Image Updater's write-back)?"""
+        if self.argocd_source_file and path == ():
+            return True
+        if self.argo is None:
+            return False
+        base = ("spec",) if self.argo == "Application" else ("spec", "template", "spec")
+        if path[:len(base)] != base:
+            return False
+        rest = path[len(base):]
+        return rest == ("source",) or (len(rest) == 2 and rest[0] == "sources" and isinstance(rest[1], int))
 
     def _node(self, node: _Node | None, path: tuple[str | int, ...], via: bool, depth: int) -> None:
         if node is None:
@@ -805,6 +888,12 @@ class _Walk:
         if self.kustomization and (path == () or (path == ("spec",) and self.root_kind == "Kustomization")):
             self._kustomize_images(values.get("images"), (*path, "images"), via)
             skip |= _KUSTOMIZATION_SKIP
+        if self._app_source(path):
+            self._app_source_images(values, path, via)
+        if self.helm_release and len(path) == 4 and path[:2] == ("spec", "postRenderers") and path[3] == "kustomize":
+            # a Flux HelmRelease's kustomize post-renderer: its `images` are kustomization images: entries
+            self._kustomize_images(values.get("images"), (*path, "images"), via)
+            skip.add("images")
         kind = _string_scalar(_deref(values.get("kind"))[0])
         if kind is not None and kind.value in ("ConfigMap", "Secret"):  # a document, a `kind: List` item, ...
             skip |= {"data", "stringData", "binaryData"}
@@ -870,6 +959,125 @@ class _Walk:
             self._map_ref("kustomize", entry, pairs, fields, {f: f for f in fields}, (*path, i),
                           via or aliased or item_alias)
 
+    def _app_source_images(self, values: dict[str, _Node], path: tuple[str | int, ...], via: bool) -> None:
+        """An Argo CD ApplicationSource's `kustomize.images` (image-override strings) and `helm.parameters`."""
+        kustomize, aliased = _deref(values.get("kustomize"))
+        if kustomize is not None and kustomize.kind == "M":
+            fields = {name: v for name, _, v, _ in _pairs(kustomize, self.budget)}
+            self._overrides(fields.get("images"), (*path, "kustomize", "images"), via or aliased)
+        helm, aliased = _deref(values.get("helm"))
+        if helm is not None and helm.kind == "M":
+            fields = {name: v for name, _, v, _ in _pairs(helm, self.budget)}
+            self._helm_parameters(fields.get("parameters"), (*path, "helm", "parameters"), via or aliased)
+
+    def _helm_parameters(self, params: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
+        """An Argo CD Helm parameter list (`[{name: image.repository, value: team/app}, {name: image.tag, ...}]`,
+        each a `--set`): the parameters of one prefix X that name an image, as a Helm values map would (see
+        helm_parameter_roles), are one map reference whose fields are their values; a lone `X.image` whose
+        value has a tag or digest (Image Updater's image-spec) is an `image` string.  A name given twice is
+        not read (which value Helm takes is then a matter of order)."""
+        params, aliased = _deref(params)
+        if params is None or params.kind != "Q":
+            return
+        entries: dict[str, list[tuple[int, _Node, _Node, bool, bool]]] = {}  # name -> [(i, item, value, ...)]
+        for i, item in enumerate(params.items):
+            entry, item_alias = _deref(item)
+            if entry is None or entry.kind != "M":
+                continue
+            got = {name: (v, merge) for name, _, v, merge in _pairs(entry, self.budget)}
+            key = _string_scalar(_deref(got["name"][0])[0]) if "name" in got else None
+            if key is None or key.is_null or "value" not in got:
+                continue
+            value, merge = got["value"]
+            entries.setdefault(key.value, []).append((i, entry, value, merge is not None, item_alias))
+        groups: dict[str, dict[str, str]] = {}  # prefix -> last part -> parameter name
+        for name, found in entries.items():
+            if len(found) == 1:
+                prefix, _, last = name.rpartition(".")
+                groups.setdefault(prefix, {})[last] = name
+        for prefix, names in groups.items():
+            roles = helm_parameter_roles(prefix, names)
+            if roles is None:
+                continue
+            if "tag" not in roles and "digest" not in roles:  # a lone `X.image`
+                if "registry" not in roles:
+                    self._image_parameter(entries[roles["repository"]][0], path, via or aliased)
+                continue
+            fields = {role: s for role, name in roles.items()
+                      for s in [_string_scalar(_deref(entries[name][0][2])[0])] if s is not None}
+            # every value a string, and a tag parameter or a digest (a tag cannot be added to a parameter list)
+            if set(fields) != set(roles) or not ("tag" in fields or _field_values(fields).get("digest")):
+                continue
+            self._parameter_map(roles, fields, {role: entries[name][0] for role, name in roles.items()}, path,
+                                via or aliased)
+
+    def _image_parameter(self, found: tuple[int, _Node, _Node, bool, bool], path: tuple[str | int, ...],
+                         via: bool) -> None:
+        """A lone `X.image` parameter: an image string when its value has a tag or a digest (a bare name is
+        the repository of a tag set elsewhere, as Image Updater's image-name parameter is)."""
+        i, _, written, merged, item_alias = found
+        value = _deref(written)[0]
+        scalar = _string_scalar(value)
+        parsed = imageref.try_parse(scalar.value) if scalar is not None and not scalar.is_null else None
+        if value is None or parsed is None or (parsed.tag is None and parsed.digest is None):
+            return
+        self._image_string({}, written, value, (*path, i), via or merged or item_alias)
+
+    def _parameter_map(self, roles: dict[str, str], fields: dict[str, Scalar],
+                       found: dict[str, tuple[int, _Node, _Node, bool, bool]], path: tuple[str | int, ...],
+                       via: bool) -> None:
+        """One Helm map reference from parameters: fields are their values, keys their names."""
+        index = len(self.refs)
+        i, entry = found["repository"][0], found["repository"][1]
+        for role, (_, _, written, _, _) in found.items():
+            target = _deref(written)[0]
+            self.field_sites.setdefault(id(written), []).append((index, role))
+            if target is not None and target.anchor is not None:
+                self.anchored_fields.append((index, role, target, written))
+        first_key = entry.items[0][0] if entry.items else entry
+        line, column = (first_key.scalar.line, first_key.scalar.column) if first_key.scalar else \
+            (first_key.line, first_key.column)
+        self.refs.append(Reference(
+            kind="helm", form="map", value=compose_map_value("helm", _field_values(fields)), doc=self.doc,
+            path=(*path, i), line=line, column=column, fields=fields,
+            via_alias=via or any(f[4] for f in found.values()), flow=entry.flow, keys=dict(roles),
+            shared=frozenset(role for role, f in found.items() if f[3]), start=entry.start))
+
+    def _overrides(self, images: _Node | None, path: tuple[str | int, ...], via: bool) -> None:
+        """The kustomize image-override strings of a list (see override_parts); other items are not images."""
+        images, aliased = _deref(images)
+        if images is None or images.kind != "Q":
+            return
+        for i, item in enumerate(images.items):
+            target, item_alias = _deref(item)
+            scalar = target.scalar if target is not None and target.kind == "S" else None
+            parts = override_parts(scalar.value) if scalar is not None and not scalar.is_null else None
+            if target is None or scalar is None or parts is None:
+                continue
+            fields = self._override_fields(scalar, parts)
+            self.sites.add(id(item))
+            if scalar.anchor is not None:
+                self.anchored.append((len(self.refs), target, item))
+            self.refs.append(Reference(
+                kind="kustomize", form="override", value=compose_map_value("kustomize", _field_values(fields)),
+                doc=self.doc, path=(*path, i), line=scalar.line, column=scalar.column, scalar=scalar,
+                fields=fields, via_alias=via or aliased or item_alias))
+
+    def _override_fields(self, scalar: Scalar, parts: dict[str, tuple[int, int]]) -> dict[str, Scalar]:
+        """The parts of an override string as Scalars: each of its own span when the source writes the value
+        as it is (plain, or quoted with no escape), else of the whole scalar's span."""
+        source = self.text[scalar.start:scalar.end]
+        quote = 1 if scalar.style in ("single", "double") else 0
+        exact = source[quote:len(source) - quote] == scalar.value
+        out = {}
+        for role, (a, b) in parts.items():
+            part = replace(scalar, value=scalar.value[a:b], anchor=None)
+            if exact:
+                start = scalar.start + quote + a
+                part = replace(part, start=start, end=start + b - a, column=scalar.column + quote + a)
+            out[role] = part
+        return out
+
     def _helm_map(self, node: _Node, values: dict[str, _Node], pairs: list[_Pair],
                   path: tuple[str | int, ...], parent_key: str | None, via: bool) -> set[str]:
         def scal(name: str) -> Scalar | None:
@@ -877,6 +1085,10 @@ class _Walk:
 
         keys = _helm_keys(scal, parent_key)
         if keys is None:
+            value = scal("tag") or scal("digest")
+            if parent_key == "image" and value is not None and not value.is_null \
+                    and not any(k in values for k in _HELM_NAME_KEYS):
+                self.tag_only.append(value)
             return set()
         fields = {role: s for role, key in keys.items() for s in [scal(key)] if s is not None}
         self._map_ref("helm", node, pairs, fields, keys, path, via)
@@ -1023,6 +1235,30 @@ def _helm_keys(scal: Any, parent_key: str | None) -> dict[str, str] | None:
     return keys
 
 
+def helm_parameter_roles(prefix: str, names: dict[str, str]) -> dict[str, str] | None:
+    """Which Helm parameters of one prefix X name an image, as a values map at X would (see _helm_keys): role ->
+    parameter name.  names: last part -> parameter name, for the parameters `X.<last part>` of one list.
+
+    The repository is `X.repository` or `X.image`, or `X.name` / `X.repo` where X is `image` or ends with
+    `.image` (Argo CD Image Updater's helm write-back writes `image.name` and `image.tag` by default); with
+    `X.registry` when there is one; the tag `X.tag`, the digest `X.digest`.  None unless there is exactly one
+    repository parameter, and a tag or digest parameter; but a lone `X.image` (its role repository, with no
+    tag or digest) is returned too: its value may be a whole reference (Image Updater's image-spec)."""
+    under_image = prefix.rpartition(".")[2] == "image"
+    candidates: list[str] = [k for k in ("repository", "image") if k in names]
+    if under_image:
+        candidates += [k for k in ("name", "repo") if k in names]
+    if len(candidates) != 1:
+        return None
+    roles = {"repository": names[candidates[0]]}
+    for role in ("registry", "tag", "digest"):
+        if role in names:
+            roles[role] = names[role]
+    if "tag" not in roles and "digest" not in roles and candidates[0] != "image":
+        return None
+    return roles
+
+
 def _any_needle(text: str, needles: Iterable[str] | None) -> bool:
     if needles is None:
         return True
@@ -1035,7 +1271,7 @@ def locate(text: str, needles: Iterable[str] | None = None, *, filename: str | N
 
     needles: substrings of which at least one must occur for the text to be parsed at all (a cheap
     pre-filter: the last path component of each searched repository, say).  filename: used only to
-    recognise kustomization files by name.
+    recognise kustomization files and Argo CD write-back files (`.argocd-source-<app>.yaml`) by name.
     """
     if not _any_needle(text, needles):
         return LocateResult([])
@@ -1050,7 +1286,7 @@ def locate_result(parsed: _Parsed, filename: str | None = None) -> LocateResult:
     """References of an already parsed text, and the error for a part too deeply nested to search."""
     walk = _Walk(parsed, filename)
     references = walk.run()
-    return LocateResult(references, walk.error())
+    return LocateResult(references, walk.error(), walk.tag_only)
 
 
 def locate_parsed(parsed: _Parsed, filename: str | None = None) -> list[Reference]:

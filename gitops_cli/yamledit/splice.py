@@ -26,6 +26,7 @@ from gitops_cli.yamledit.locate import (
     compose_map_value,
     locate_parsed,
     locate_result,
+    override_parts,
     parse,
 )
 
@@ -310,6 +311,34 @@ def _plan_map(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
     return compose_map_value(ref.kind, fields)
 
 
+def _plan_override(plan: _Plan, text: str, ref: Reference, target: ImageRef) -> str:
+    """Plan a kustomize image-override string (`name=newName:tag@digest`) as _plan_map plans a kustomize entry:
+    its tag and digest change, or a tag is added (`name=newName` -> `name=newName:v2`), and the name part stays
+    as written; returns the value the reference must read back as."""
+    assert ref.scalar is not None
+    old = ref.scalar.value
+    parts = override_parts(old)
+    assert parts is not None
+    tag = old[slice(*parts["newTag"])] if "newTag" in parts else None
+    digest = old[slice(*parts["digest"])] if "digest" in parts else None
+    if digest is not None:
+        digest = plan.digest_for(target, ref)
+        if tag is not None and target.tag is not None:
+            tag = target.tag
+    elif target.tag is not None:
+        tag = target.tag
+    else:
+        digest = plan.digest_for(target, ref)
+    name_end = parts["newName" if "newName" in parts else "name"][1]
+    new = old[:name_end] + (f":{tag}" if tag is not None else "") + (f"@{digest}" if digest is not None else "")
+    if ref.conflict is not None and new != old:
+        raise VerificationError(f"{plan.where(ref.line)}: {old!r} {ref.conflict}",
+                                hint="give this image its own value instead of the alias, then bump again")
+    _set_scalar(plan, text, ref, ref.scalar, new, None)
+    values = {role: _value(s) for role, s in ref.fields.items()} | {"newTag": tag or "", "digest": digest or ""}
+    return compose_map_value("kustomize", values)
+
+
 def _match(name: str, targets: list[ImageRef]) -> tuple[ImageRef, ImageRef] | None:
     current = imageref.try_parse(name)
     if current is None:
@@ -345,7 +374,8 @@ def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: 
             found = _match(name, targets) if name else None
             if found is None or (select is not None and not select(ref)):
                 continue
-            plan.expected[(ref.doc, ref.path)] = _plan_map(plan, text, ref, found[1])
+            plan_ref = _plan_override if ref.form == "override" else _plan_map
+            plan.expected[(ref.doc, ref.path)] = plan_ref(plan, text, ref, found[1])
 
 
 def _check_excluded_aliases(plan: _Plan, refs: list[Reference], ref: Reference, container: str | None) -> None:

@@ -27,6 +27,15 @@ HELM_ROLES = {"registry": "registry", "hub": "registry", "repository": "reposito
               "image": "repository", "name": "repository", "tag": "tag", "digest": "digest"}
 KUSTOMIZE_ROLES = {k: k for k in ("name", "newName", "newTag", "digest")}
 
+# References in shapes the independent index (image keys and maps) does not read, listed here by hand: kustomize
+# image-override strings of an Argo CD Application (`spec.source.kustomize.images`, one `>-` line each).
+_PETS = "Azure-Samples__aks-store-demo/sample-manifests/argocd/pets.yaml"
+_STORE = "ghcr.io/azure-samples/aks-store-demo/"
+OVERRIDES = {_PETS: [
+    (18 + 2 * i, 11, ("spec", "source", "kustomize", "images", i), f"{_STORE}{svc}={_STORE}{svc}:2.2.0")
+    for i, svc in enumerate(["ai-service", "makeline-service", "order-service", "product-service", "store-admin",
+                             "store-front", "virtual-customer", "virtual-worker"])]}
+
 
 @pytest.fixture(scope="module")
 def index() -> dict:
@@ -48,6 +57,10 @@ def _image_keys(index: dict) -> dict[str, list[dict]]:
     for r in index["other_image_keys"]:
         if r["path"][-1] == "image" and "patches" not in r["path"]:
             out[r["file"]].append({**r, "kind": "image"})
+    for file, overrides in OVERRIDES.items():
+        for line, column, path, raw in overrides:
+            out[file].append({"file": file, "doc": 0, "path": list(path), "kind": "kustomize", "line": line,
+                              "column": column, "value": raw.split("=")[1], "override": raw})
     return out
 
 
@@ -77,6 +90,9 @@ def test_locate_finds_every_indexed_reference(index: dict, texts: dict[str, str]
             if ref.form == "string":
                 assert ref.scalar is not None and ref.scalar.style == r["style"]
                 assert ref.scalar.value == r["value"]
+            assert (ref.form == "override") is ("override" in r), (name, r["path"])
+            if "override" in r:
+                assert ref.scalar is not None and ref.scalar.value == r["override"]
             for key, f in r.get("fields", {}).items():
                 role = _roles(r).get(key)
                 if role is None:  # tagSuffix, newDigest, variant: not fields we read or write
@@ -132,7 +148,7 @@ def _quoted(value: str, style: str) -> str:
 
 def _repository(r: dict) -> imageref.ImageRef | None:
     ref = imageref.try_parse(r["value"])
-    if ref is None or (r["kind"] == "kustomize" and not imageref.try_parse(
+    if ref is None or (r["kind"] == "kustomize" and "override" not in r and not imageref.try_parse(
             (r["fields"].get("newName") or r["fields"]["name"])["value"] or "")):
         return None
     return ref
@@ -180,7 +196,10 @@ def _expected_text(text: str, refs: list[dict]) -> str:
     reps: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
     inserts: dict[int, list[str]] = defaultdict(list)
     for r in refs:
-        if "fields" in r:
+        if "override" in r:  # name=newName:tag, written as it is: its tag changes
+            old = r["override"]
+            reps[r["line"]].append((r["column"], old, old.rsplit(":", 1)[0] + f":{NEW_TAG}"))
+        elif "fields" in r:
             rs, ins = _map_edits(r)
             for line, column, old, new in rs:
                 reps[line].append((column, old, new))

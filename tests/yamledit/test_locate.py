@@ -470,3 +470,207 @@ def test_python_parser_gives_the_same_spans(monkeypatch):
     assert refs(DEPLOYMENT) == fast
     empty = "image:\n  repository: a/b\n  tag:\n"
     assert refs(empty)[0].fields["tag"].start == empty.index("tag:") + 4
+
+
+# --- Argo CD Application: kustomize image-override strings ------------------------------------------------------
+
+APPLICATION = f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  annotations:
+    note: team/app:0.1
+spec:
+  source:
+    kustomize:
+      images:
+      - team/app:v1   # pinned
+      - "team/api=registry.local/team/api:v2"
+      - 'nginx@sha256:{"1" * 64}'
+      - worker=team/worker
+      - team/db:1.0@sha256:{"2" * 64}
+      - team/app           # no tag or digest: kustomize refuses it
+      - app=*:v2           # `*` keeps the kustomization's value: not read
+      - {{name: team/app, newTag: v1}}
+  sources:
+  - repoURL: https://example.com/repo.git
+    kustomize: {{images: [team/web:v3, "w=team/web:v4"]}}
+"""
+
+
+def test_application_kustomize_images_are_override_strings_with_part_spans():
+    found = refs(APPLICATION)
+    assert [(r.kind, r.form, r.value, r.path[-1], r.line, r.column) for r in found] == [
+        ("kustomize", "override", "team/app:v1", 0, 10, 9),
+        ("kustomize", "override", "registry.local/team/api:v2", 1, 11, 9),
+        ("kustomize", "override", "nginx@sha256:" + "1" * 64, 2, 12, 9),
+        ("kustomize", "override", "team/worker", 3, 13, 9),
+        ("kustomize", "override", f"team/db:1.0@sha256:{'2' * 64}", 4, 14, 9),
+        ("kustomize", "override", "team/web:v3", 0, 20, 26),
+        ("kustomize", "override", "team/web:v4", 1, 20, 39),
+    ]
+    app, api, nginx, worker, db, web, web2 = found
+    assert app.path == ("spec", "source", "kustomize", "images", 0) and app.name == "team/app"
+    assert web.path == ("spec", "sources", 0, "kustomize", "images", 0)
+    assert span(APPLICATION, app.scalar) == "team/app:v1"
+    assert {role: span(APPLICATION, s) for role, s in api.fields.items()} == {
+        "name": "team/api", "newName": "registry.local/team/api", "newTag": "v2"}
+    assert api.fields["newTag"].column == 9 + len('"team/api=registry.local/team/api:')
+    assert api.name == "registry.local/team/api"
+    assert set(nginx.fields) == {"name", "digest"} and set(worker.fields) == {"name", "newName"}
+    assert span(APPLICATION, db.fields["newTag"]) == "1.0" and set(db.fields) == {"name", "newTag", "digest"}
+    assert span(APPLICATION, web2.fields["newName"]) == "team/web"
+
+
+def test_override_strings_only_in_an_argo_cd_application_source():
+    other = APPLICATION.replace("argoproj.io/v1alpha1", "app.k8s.io/v1beta1")
+    assert refs(other) == []
+    appset = """\
+apiVersion: argoproj.io/v1alpha1
+kind: ApplicationSet
+spec:
+  generators: [{list: {elements: [{env: dev}]}}]
+  template:
+    spec:
+      source:
+        kustomize:
+          images: ['team/app:{{env}}', team/app:v1]
+      ignoreDifferences:
+      - kustomize: {images: [team/app:v1]}
+"""
+    assert [(r.form, r.value, r.path) for r in refs(appset)] == [
+        ("override", "team/app:v1", ("spec", "template", "spec", "source", "kustomize", "images", 1))]
+    # an escaped value has its parts' spans the whole scalar's
+    escaped = 'apiVersion: argoproj.io/v1\nkind: Application\nspec:\n  source:\n    kustomize:\n' \
+              '      images: ["team/app\\x3av1"]\n'
+    (ref,) = refs(escaped)
+    assert ref.value == "team/app:v1" and ref.fields["newTag"].start == ref.scalar.start
+
+
+def test_an_argo_cd_write_back_files_kustomize_images_by_its_name():
+    # Argo CD Image Updater's git write-back: `.argocd-source-<app>.yaml` in the Application's path, merged by
+    # Argo CD into the Application's source (`.argocd-source.yaml`: into every Application of that path)
+    text = "kustomize:\n  images:\n  - team/app=registry.local/team/app:v7\n  - 'nginx:1.27'\n"
+    assert refs(text) == [] and refs(text, filename="apps/a/kustomization.yaml") == []
+    assert refs(text, filename="apps/a/.argocd-source-yaml") == []
+    for name in (".argocd-source-app.yaml", ".argocd-source-argocd_app.yaml", ".argocd-source.yaml"):
+        found = refs(text, filename=f"apps/a/{name}")
+        assert [(r.form, r.value, r.path, r.line, r.column) for r in found] == [
+            ("override", "registry.local/team/app:v7", ("kustomize", "images", 0), 3, 5),
+            ("override", "nginx:1.27", ("kustomize", "images", 1), 4, 5)]
+    nested = "spec:\n  kustomize:\n    images: [team/app:v1]\n"  # only the document is the source
+    assert refs(nested, filename=".argocd-source-app.yaml") == []
+
+
+# --- Argo CD Helm parameters ----------------------------------------------------------------------------------------
+
+HELM_APPLICATION = f"""\
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+spec:
+  source:
+    helm:
+      parameters:
+      - name: image.name          # Argo CD Image Updater's default names
+        value: team/app
+        forceString: true
+      - {{name: image.tag, value: "v1"}}
+      - name: worker.image.repository
+        value: team/worker
+      - name: worker.image.registry
+        value: registry.local
+      - name: worker.image.digest
+        value: sha256:{"1" * 64}
+      - name: sidecar.image       # a whole reference (Image Updater's image-spec)
+        value: team/sidecar:1.0
+      - name: bare.image          # a name alone: its tag is set elsewhere
+        value: team/bare
+      - name: service.name        # `name` names a repository only under `image`
+        value: team/svc
+      - name: service.tag
+        value: v1
+      - name: twice.repository    # a name given twice: not read
+        value: team/twice
+      - name: twice.tag
+        value: a
+      - name: twice.tag
+        value: b
+      - name: both.repository     # two repository parameters: not read
+        value: team/both
+      - name: both.image
+        value: team/both
+      - name: both.tag
+        value: v1
+  sources:
+  - helm:
+      parameters: [{{name: repository, value: team/top}}, {{name: tag, value: '3'}}]
+"""
+
+
+def test_application_helm_parameters_of_one_prefix_are_a_helm_map():
+    found = refs(HELM_APPLICATION)
+    assert [(r.kind, r.form, r.value, r.path[-1], r.line, r.column) for r in found] == [
+        ("helm", "map", "team/app:v1", 0, 7, 9),
+        ("helm", "map", f"registry.local/team/worker@sha256:{'1' * 64}", 2, 11, 9),
+        ("image", "string", "team/sidecar:1.0", 5, 18, 16),
+        ("helm", "map", "team/top:3", 0, 39, 21),
+    ]
+    app, worker, sidecar, top = found
+    assert app.path == ("spec", "source", "helm", "parameters", 0)
+    assert app.keys == {"repository": "image.name", "tag": "image.tag"}
+    assert span(HELM_APPLICATION, app.fields["tag"]) == '"v1"' and app.name == "team/app"
+    assert set(worker.fields) == {"repository", "registry", "digest"} and worker.name == "registry.local/team/worker"
+    assert span(HELM_APPLICATION, sidecar.scalar) == "team/sidecar:1.0"
+    assert top.keys == {"repository": "repository", "tag": "tag"} and span(HELM_APPLICATION, top.fields["tag"]) == "'3'"
+    assert refs(HELM_APPLICATION.replace("argoproj.io/", "example.com/")) == []
+
+
+def test_helm_parameters_in_a_write_back_file():
+    # Image Updater's git write-back for a Helm application (yaml.v2 writes `forcestring`)
+    text = ("helm:\n  parameters:\n  - name: image.name\n    value: team/app\n    forcestring: true\n"
+            "  - name: image.tag\n    value: v1@sha256:" + "1" * 64 + "\n    forcestring: true\n")
+    (ref,) = refs(text, filename=".argocd-source-app.yaml")
+    assert (ref.kind, ref.value, ref.line) == ("helm", "team/app:v1@sha256:" + "1" * 64, 3)
+    assert refs(text, filename="values.yaml") == []
+
+
+def test_a_flux_helmreleases_post_renderer_images_are_kustomize_entries():
+    text = """\
+apiVersion: helm.toolkit.fluxcd.io/v2
+kind: HelmRelease
+spec:
+  values:
+    image: {repository: team/app, tag: v0}
+  postRenderers:
+    - kustomize:
+        images:
+          - name: team/app
+            newName: registry.local/team/app
+            newTag: v1   # the environment's
+          - {name: team/side}
+        patches:
+          - target: {kind: Deployment}
+            patch: |
+              - op: add
+                path: /spec/template/spec/containers/0/image
+                value: team/app:v9
+"""
+    found = refs(text)
+    assert [(r.kind, r.form, r.value, r.path) for r in found] == [
+        ("helm", "map", "team/app:v0", ("spec", "values", "image")),
+        ("kustomize", "map", "registry.local/team/app:v1", ("spec", "postRenderers", 0, "kustomize", "images", 0)),
+        ("kustomize", "map", "team/side", ("spec", "postRenderers", 0, "kustomize", "images", 1)),
+    ]
+    assert span(text, found[1].fields["newTag"]) == "v1" and found[2].flow
+    assert [r.kind for r in refs(text.replace("helm.toolkit.fluxcd.io/v2", "example.com/v1"))] == ["helm"]
+    old = text.replace("helm.toolkit.fluxcd.io/v2", "helm.toolkit.fluxcd.io/v2beta1")
+    assert [r.kind for r in refs(old)] == ["helm", "kustomize", "kustomize"]
+
+
+def test_an_image_map_with_a_tag_and_no_repository_is_no_reference_but_is_reported():
+    # a Helm values override file (values-staging.yaml) layered over the chart's values.yaml
+    text = "image:\n  tag: v1   # CI\n  pullPolicy: Always\nworker:\n  image: {digest: 'sha256:1'}\n" \
+           "db:\n  tag: '15'\nweb:\n  image: {repository: team/web, tag: v1}\nnone:\n  image: {tag: ~}\n"
+    result = locate(text)
+    assert [r.value for r in result.references] == ["team/web:v1"]
+    assert [(s.value, s.line, s.column) for s in result.tag_only] == [("v1", 2, 8), ("sha256:1", 5, 19)]

@@ -610,3 +610,109 @@ def test_select_leaves_the_references_it_does_not_select():
     assert splice_module.pending(text, locate(text).references, [parse("team/app:v2")], select=lambda ref: False) == []
     kustomization = f"images:\n- name: team/app\n  newTag: v3\n  digest: {D1}\n"
     assert bump(kustomization, f"team/app:v2@{D2}", select=lambda ref: False) == (kustomization, [])
+
+
+# --- Argo CD Application: kustomize image-override strings ------------------------------------------------------
+
+def application(*images: str) -> str:
+    items = "".join(f"      - {i}\n" for i in images)
+    return f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    kustomize:\n" \
+           f"      images:\n{items}"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("team/app:1.0", "team/app:2.0"),
+    ("team/app:1.0   # pinned", "team/app:2.0   # pinned"),
+    ('"team/app:1.0"', '"team/app:2.0"'),
+    ("'x=team/app:1.0'", "'x=team/app:2.0'"),
+    ("x=team/app", "x=team/app:2.0"),                             # a tag is added
+    ("x=docker.io/team/app:1", "x=docker.io/team/app:2.0"),       # the name stays as written
+    (f"team/app@{D1}", f"team/app@{D2}"),                         # digest only
+    (f"x=team/app:1@{D1}", f"x=team/app:2.0@{D2}"),
+    (">-\n        team/app:1.0", ">-\n        team/app:2.0"),      # a one-line block scalar
+    ('"team/app\\x3a1.0"', '"team/app\\x3a2.0"'),                 # escapes before the changed characters stay
+    ('"team/app:\\x31.0"', '"team/app:2.0"'),                     # one among them: rewritten whole
+])
+def test_application_override_strings_keep_their_form(before, after):
+    new, changes = bump(application(before), f"team/app:2.0@{D2}")
+    assert new == application(after)
+    assert [(c.line, c.kind, c.field) for c in changes] == [(7 + before.startswith(">"), "kustomize", None)]
+    assert bump(new, f"team/app:2.0@{D2}") == (new, [])
+
+
+def test_application_override_strings_match_the_new_name_and_leave_the_rest():
+    text = application("team/app=registry.local/app:1", "app:1", "team/app-worker:1", "team/app:v1 # x") + \
+        "  sources:\n  - kustomize: {images: [team/app:1, 'y=team/app:1']}\n"
+    new, changes = bump(text, "team/app:2")
+    assert new == text.replace("team/app:v1 #", "team/app:2 #").replace("[team/app:1, 'y=team/app:1']",
+                                                                       "[team/app:2, 'y=team/app:2']")
+    assert len(changes) == 3
+    new, _ = bump(text, "registry.local/app:3")
+    assert new == text.replace("registry.local/app:1", "registry.local/app:3")
+
+
+def test_an_override_string_whose_anchor_something_else_uses_is_refused():
+    text = application("&v team/app:1") + "metadata:\n  annotations: {note: *v}\n"
+    with pytest.raises(VerificationError, match="anchor &v"):
+        bump(text, "team/app:2")
+
+
+def test_an_argo_cd_write_back_file_is_bumped_by_its_name():
+    text = "kustomize:\n  images:\n  - team/app=registry.local/team/app:v7 # by the updater\n"
+    assert bump(text, "registry.local/team/app:v8") == (text, [])  # f.yaml: not such a file
+    new, changes = update_images(text, [parse("registry.local/team/app:v8")], filename="a/.argocd-source-a.yaml")
+    assert new == text.replace(":v7 ", ":v8 ") and [(c.line, c.column) for c in changes] == [(3, 5)]
+
+
+# --- Argo CD Helm parameters ----------------------------------------------------------------------------------------
+
+def helm_application(parameters: str) -> str:
+    return f"apiVersion: argoproj.io/v1alpha1\nkind: Application\nspec:\n  source:\n    helm:\n      parameters:\n" \
+           f"{parameters}"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("      - name: image.name\n        value: team/app\n      - name: image.tag\n        value: v1  # CI\n",
+     "      - name: image.name\n        value: team/app\n      - name: image.tag\n        value: \"2\"  # CI\n"),
+    ("      - {name: image.tag, value: '1.0'}\n      - {name: image.name, value: team/app}\n",
+     "      - {name: image.tag, value: '2'}\n      - {name: image.name, value: team/app}\n"),
+    ("      - name: image.repository\n        value: team/app\n      - name: image.tag\n        value: 1.0\n",
+     "      - name: image.repository\n        value: team/app\n      - name: image.tag\n        value: \"2\"\n"),
+    (f"      - {{name: a.image, value: team/app}}\n      - {{name: a.tag, value: 'v1@{D1}'}}\n",
+     f"      - {{name: a.image, value: team/app}}\n      - {{name: a.tag, value: '2@{D2}'}}\n"),
+    (f"      - {{name: a.repository, value: team/app}}\n      - {{name: a.digest, value: '{D1}'}}\n",
+     f"      - {{name: a.repository, value: team/app}}\n      - {{name: a.digest, value: '{D2}'}}\n"),
+    ("      - name: app.image\n        value: docker.io/team/app:1\n",
+     "      - name: app.image\n        value: docker.io/team/app:2\n"),
+])
+def test_application_helm_parameters_change_only_the_tag_or_digest(before, after):
+    new, changes = bump(helm_application(before), f"team/app:2@{D2}")
+    assert new == helm_application(after)
+    assert changes and {c.kind for c in changes} <= {"helm", "image"}
+    assert bump(new, f"team/app:2@{D2}") == (new, [])
+
+
+def test_helm_parameters_that_do_not_pair_are_left_alone():
+    text = helm_application(
+        "      - {name: image.name, value: team/app}\n"        # no tag parameter in this list
+        "      - {name: service.name, value: team/app}\n      - {name: service.tag, value: v1}\n"
+        "      - {name: bare.image, value: team/app}\n"        # a name alone
+        "      - {name: x.tag, value: v1}\n"
+    )
+    assert bump(text, "team/app:2") == (text, [])
+
+
+def test_a_helm_parameter_value_whose_anchor_something_else_uses_is_refused():
+    text = helm_application("      - {name: image.name, value: team/app}\n"
+                            "      - {name: image.tag, value: &v v1}\n") + "metadata:\n  labels: {version: *v}\n"
+    with pytest.raises(VerificationError, match="image.tag of 'team/app:v1' comes from the anchor &v"):
+        bump(text, "team/app:2")
+
+
+def test_a_flux_helmreleases_post_renderer_images_entry_is_bumped_like_a_kustomization_entry():
+    text = ("apiVersion: helm.toolkit.fluxcd.io/v2\nkind: HelmRelease\nspec:\n  postRenderers:\n  - kustomize:\n"
+            "      images:\n      - name: team/app\n        newName: registry.local/team/app   # env\n"
+            "      - {name: team/side, newTag: '1'}\n")
+    new, changes = bump(text, "registry.local/team/app:v2", "team/side:2")
+    assert new == text.replace("   # env\n", "   # env\n        newTag: v2\n").replace("newTag: '1'", "newTag: '2'")
+    assert [(c.line, c.field) for c in changes] == [(7, "newTag"), (9, "newTag")]
