@@ -56,7 +56,7 @@ TEMPLATE_FIELDS = ("image", "repository", "tag", "digest", "old")
 BACKOFF_BASE = 0.25  # seconds; attempt n waits uniform(0, min(cap, base * 2**n))
 BACKOFF_CAP = 8.0
 CHECKOUT_LOCK = "gitops.lock"  # in a local checkout's git common dir (its linked worktrees share it)
-CHECKOUT_LOCK_WAIT = 300.0  # seconds a bump or rollback of a local checkout waits for another one to end
+CHECKOUT_LOCK_WAIT = 300  # seconds a bump or rollback of a local checkout waits for another one's lock (lock_wait)
 
 DigestResolver = Callable[[ImageRef, Any], str]
 # A last check on the computed edits, before each commit (again after each fetch of a moved remote):
@@ -80,6 +80,7 @@ class BumpRequest:
     commit: bool = True  # False: --no-commit (local checkout only)
     dry_run: bool = False
     retries: int = 10
+    lock_wait: float = CHECKOUT_LOCK_WAIT  # a local checkout's lock held by another run: seconds to wait (0: none)
     ssh_key: Path | None = None
     trailers: Sequence[tuple[str, str]] = ()  # extra commit trailers, e.g. (("Rollback-Of", sha),)
     names: Names = FLAGS  # how messages name a setting's value (its source)
@@ -157,6 +158,8 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
     names = request.names
     if request.retries < 0:
         raise UsageError(f"{names('retries', request.retries)}: must be 0 or more")
+    if request.lock_wait < 0:
+        raise UsageError(f"{names('lock_wait', request.lock_wait)}: must be 0 or more")
     if request.author:
         deployrepo.parse_identity(request.author, names)
     if request.message is not None:
@@ -748,7 +751,7 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
         root = local_scope(remote.local, request)[0]
-        with checkout_lock(root):  # not in the middle of another run's bump (its edits, its commit)
+        with checkout_lock(root, request.lock_wait, request.names):  # not in the middle of another run's bump
             check_local_checkout(root, request, environ=environ)
     return remote
 
@@ -900,14 +903,15 @@ def _bump_local_in(
         checkout = git.work_tree_top(root) is not None
         if checkout:
             refuse_submodule_paths(root, request)
-        with checkout_lock(root) if checkout and not request.dry_run else nullcontext():
+        locked = checkout_lock(root, request.lock_wait, request.names) if checkout and not request.dry_run else None
+        with locked or nullcontext():
             result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
             _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
                           tracked_only=request.commit and checkout)
             if not request.dry_run:
                 write_edits(root, result.edits)
             return result
-    with checkout_lock(root):  # edit, commit, push, and the reset after a failure: one run at a time
+    with checkout_lock(root, request.lock_wait, request.names):  # edit, commit, push, reset: one run at a time
         return _commit_local(root, request, remote, resolve_digest, environ, sleep, guard, landed)
 
 
@@ -950,15 +954,16 @@ _locked: set[Path] = set()  # the lock files this process holds (checkout_lock)
 
 
 @contextmanager
-def checkout_lock(root: Path, wait: float | None = None) -> Iterator[None]:
+def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = FLAGS) -> Iterator[None]:
     """Hold the lock of the local checkout `root` for the block: bumps and rollbacks of one checkout
     (of its worktrees too) run one at a time, each from its check of the tree through its edit, commit,
     push and any reset after a failure; another run would see, commit, push or reset away its edits.
 
     An exclusive flock on `<git common dir>/gitops.lock` (filelock.exclusive): held by another process,
-    a progress line says so and the lock is waited for, CHECKOUT_LOCK_WAIT seconds at most (`wait`), then
-    LockedError (exit 16).  Re-entrant in one process (a rollback holds it around its bump).  A directory
-    that is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
+    a progress line says so and the lock is waited for, `wait` seconds at most (the lock_wait setting,
+    named in messages as `names` does; 0: not at all), then LockedError (exit 16) naming the checkout and
+    the holder's pid.  Re-entrant in one process (a rollback holds it around its bump).  A directory that
+    is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
     res = git.run(["rev-parse", "--git-common-dir"], cwd=root, check=False)
     if res.status != 0 or not res.stdout.strip():
         yield
@@ -967,19 +972,25 @@ def checkout_lock(root: Path, wait: float | None = None) -> Iterator[None]:
     if path in _locked:
         yield
         return
-    limit = CHECKOUT_LOCK_WAIT if wait is None else wait
 
     def waiting(holder: str) -> None:
-        output.info(f"waiting for another gitops run on {root} (pid {holder}) to finish, {limit:g} s at most")
+        output.info(f"waiting for another gitops run on {root} ({_pid(holder)}) to finish, {wait:g} s at most")
 
     with ExitStack() as held:
         try:
-            held.enter_context(filelock.exclusive(path, wait=limit, waiting=waiting))
+            held.enter_context(filelock.exclusive(path, wait=wait, waiting=waiting))
         except filelock.LockHeld as exc:
-            raise LockedError(f"another gitops run on {root} (pid {exc.holder}) still holds its lock {path} "
-                              f"after {limit:g} s; nothing was changed",
+            setting = names("lock_wait", wait)  # where a wait other than the default comes from
+            if wait <= 0:
+                when = f"holds its lock {path} (not waited for: {setting})"
+            elif names.sources.get("lock_wait") == "default":
+                when = f"still holds its lock {path} after {wait:g} s"
+            else:
+                when = f"still holds its lock {path} after {wait:g} s ({setting})"
+            raise LockedError(f"another gitops run on {root} ({_pid(exc.holder)}) {when}; nothing was changed",
                               hint="bumps and rollbacks of one checkout run one at a time: re-run once it has "
-                                   "ended") from None
+                                   "ended, or wait longer for it with --lock-wait SECONDS (or GITOPS_LOCK_WAIT, "
+                                   "lock_wait)") from None
         except OSError as exc:
             if exc.errno in WRITE_FAILURES:
                 raise
@@ -990,6 +1001,11 @@ def checkout_lock(root: Path, wait: float | None = None) -> Iterator[None]:
             yield
         finally:
             _locked.discard(path)
+
+
+def _pid(holder: str) -> str:
+    """The holder of a lock as messages name it (filelock.holder: a pid, or "unknown")."""
+    return f"pid {holder}" if holder.isdigit() else "its pid not recorded"
 
 
 def _restore_local(root: Path, start: str, known: bool = True) -> None:

@@ -38,8 +38,9 @@ EXIT_CODES: dict[int, str] = {
         "be resolved; nothing was written",
     14: "a command run for the verb (kubectl, the app's test command) failed to start",
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
-    16: "another gitops run holds the lock: `sync`, another pass on the cache directory; `bump` / `rollback`, "
-        "another bump or rollback of the same local deploy checkout, still after waiting 5 minutes",
+    16: "another gitops run holds the lock: `sync`, another pass on the cache directory; `bump` / `rollback` / "
+        "`build-and-bump`, another bump or rollback of the same local deploy checkout, still after waiting "
+        "`--lock-wait` seconds (`lock_wait`, default 300; 0: at once, no wait)",
     70: "internal error (a bug: re-run with --debug and report it)",
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a "
         "closed standard output: `>&-`); with standard error closed, the exit code is all that tells",

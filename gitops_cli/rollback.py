@@ -23,6 +23,7 @@ from typing import Any
 
 from gitops_cli import output
 from gitops_cli.bump import (
+    CHECKOUT_LOCK_WAIT,
     BumpRequest,
     BumpResult,
     FileEdit,
@@ -56,6 +57,7 @@ class RollbackRequest:
     author: str | None = None
     push_branch: str | None = None
     retries: int = 10
+    lock_wait: float = CHECKOUT_LOCK_WAIT  # see BumpRequest
     ssh_key: Path | None = None
     names: Names = FLAGS  # how messages name a setting's value (its source)
 
@@ -224,11 +226,13 @@ def rollback(
     plan = BumpRequest(
         deploy_repo=request.deploy_repo, images=[], branch=request.branch, paths=request.paths,
         container=request.container, author=request.author, push_branch=request.push_branch,
-        dry_run=request.dry_run, retries=request.retries, ssh_key=request.ssh_key, names=request.names,
+        dry_run=request.dry_run, retries=request.retries, lock_wait=request.lock_wait, ssh_key=request.ssh_key,
+        names=request.names,
     )
     remote = reach(plan, environ, images_required=False)
     # a local checkout's history is read and rolled back under its lock: no other bump lands in between
-    locked = checkout_lock(local_scope(remote.local, plan)[0]) if remote.local and not request.dry_run else None
+    locked = (checkout_lock(local_scope(remote.local, plan)[0], plan.lock_wait, plan.names)
+              if remote.local and not request.dry_run else None)
     with prepare(plan, environ, remote=remote) as prepared, locked or nullcontext():
         while True:
             if prepared.work is None or prepared.branch is None:  # a local checkout: read in place

@@ -83,6 +83,7 @@ class Settings:
     author: str | None = None
     push_branch: str | None = None
     retries: int = 10
+    lock_wait: int = 300  # seconds a bump or rollback of a local checkout waits for another one's lock
     # registry / misc
     registry_username: str | None = None
     insecure_registries: list[str] = field(default_factory=list)

@@ -3,6 +3,8 @@ prepare/apply against a real bare remote (marked integration)."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import socket
 import tempfile
 import threading
@@ -689,6 +691,23 @@ def test_the_checkout_lock_is_one_for_all_worktrees_and_a_wait_for_it_ends_in_ex
                 raise AssertionError("the lock was taken twice")
     assert exc.value.exit_code == 16
     assert f"waiting for another gitops run on {linked}" in capsys.readouterr().err
+    with filelock.exclusive(repo / ".git" / "gitops.lock"):  # a wait of 0: refused at once, not waited for
+        with pytest.raises(LockedError) as exc:
+            with checkout_lock(repo, wait=0):
+                raise AssertionError("the lock was taken twice")
+    lock = repo / ".git" / "gitops.lock"
+    assert exc.value.message == (f"another gitops run on {repo} (pid {os.getpid()}) holds its lock {lock} "
+                                 "(not waited for: --lock-wait 0); nothing was changed")
+    assert "waiting" not in capsys.readouterr().err
+    (repo / ".git" / "gitops.lock").write_text("")  # a holder that wrote no pid (no gitops run)
+    held = os.open(repo / ".git" / "gitops.lock", os.O_RDWR)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(LockedError, match=r"on .* \(its pid not recorded\) holds its lock"):
+            with checkout_lock(repo, wait=0):
+                raise AssertionError("the lock was taken twice")
+    finally:
+        os.close(held)
     with checkout_lock(linked), checkout_lock(repo):  # released; and held again in one process, it is not waited for
         pass
     plain = tmp_path / "plain"

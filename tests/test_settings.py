@@ -230,8 +230,10 @@ def test_bump_checks_name_the_source(tmp_path: Path, where: str) -> None:
     from gitops_cli.bump import BumpRequest, validate
     from gitops_cli.errors import UsageError
 
-    bad = {"retries": -1, "author": "nobody", "message": "", "push_branch": "a b", "branch": "refs/heads/x"}
-    problems = {"retries": "must be 0 or more", "author": 'expected "Name <email@example.com>"',
+    bad = {"retries": -1, "lock_wait": -1, "author": "nobody", "message": "", "push_branch": "a b",
+           "branch": "refs/heads/x"}
+    problems = {"retries": "must be 0 or more", "lock_wait": "must be 0 or more",
+                "author": 'expected "Name <email@example.com>"',
                 "message": "empty template", "push_branch": "not a valid branch name",
                 "branch": "give the branch's name, without refs/heads/"}
     for key, value in bad.items():
@@ -246,8 +248,8 @@ def test_bump_checks_name_the_source(tmp_path: Path, where: str) -> None:
         else:
             flags[key] = value
         s = load_settings(tmp_path, flags, environ=environ, app_flag=False)
-        request = BumpRequest(deploy_repo="x", images=[], retries=s.retries, author=s.author, message=s.message,
-                              push_branch=s.push_branch, branch=s.branch, names=s.names)
+        request = BumpRequest(deploy_repo="x", images=[], retries=s.retries, lock_wait=s.lock_wait, author=s.author,
+                              message=s.message, push_branch=s.push_branch, branch=s.branch, names=s.names)
         with pytest.raises(UsageError) as exc:
             validate(request, images_required=False)
         subject = {"file": f"{tmp_path / 'gitops.toml'}: {key} = {value!r}",

@@ -24,6 +24,7 @@ from gitops_cli.commands.options import (
     Dockerfile,
     Labels,
     Length,
+    LockWait,
     Message,
     Network,
     NoCache,
@@ -89,6 +90,7 @@ def build_and_bump(
     push_branch: PushBranch = None,
     no_commit: NoCommit = False,
     retries: Retries = None,
+    lock_wait: LockWait = None,
     ssh_key: SshKey = None,
     # results
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT",
@@ -146,6 +148,7 @@ def build_and_bump(
             "build_args": build_arg, "labels": label, "allow_mutable_tag": allow_mutable_tag,
             "registry_username": username, "branch": branch, "paths": path, "container": container,
             "message": message, "author": author, "push_branch": push_branch, "retries": retries,
+            "lock_wait": lock_wait,
         })
         image_name = require_build_image(settings.image, settings.names)
         deploy = require_deploy_repo(settings.deploy_repo)
@@ -166,8 +169,8 @@ def build_and_bump(
             bump=BumpRequest(
                 deploy_repo=deploy, images=(), branch=settings.branch, paths=settings.paths,
                 container=settings.container, message=settings.message, author=settings.author,
-                push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries, ssh_key=ssh_key,
-                names=settings.names,
+                push_branch=settings.push_branch, commit=not no_commit, retries=settings.retries,
+                lock_wait=settings.lock_wait, ssh_key=ssh_key, names=settings.names,
             ),
         )
         result = pipeline.run(request)  # an interrupt is recorded in result (re-raised below)

@@ -13,6 +13,7 @@ from gitops_cli.commands.options import (
     Container,
     DeployRepo,
     DryRun,
+    LockWait,
     Message,
     NoCommit,
     Paths,
@@ -43,6 +44,7 @@ def bump(
         "text", "--output", "-o", metavar="FORMAT",
         help="text or json (every change with file, line, column, old, new)."),
     retries: Retries = None,
+    lock_wait: LockWait = None,
     ssh_key: SshKey = None,
 ) -> None:
     """Bump image tags/digests in a deploy repo: byte-exact edit, one commit, push without force.
@@ -76,13 +78,14 @@ def bump(
     settings = load_settings(Path("."), {
         "deploy_repo": deploy_repo, "branch": branch, "paths": path, "container": container,
         "message": message, "author": author, "push_branch": push_branch, "retries": retries,
+        "lock_wait": lock_wait,
     }, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
     request = BumpRequest(
         deploy_repo=deploy, images=images, branch=settings.branch, paths=settings.paths,
         container=settings.container, message=settings.message, author=settings.author,
         push_branch=settings.push_branch, commit=not no_commit, dry_run=dry_run, retries=settings.retries,
-        ssh_key=ssh_key, names=settings.names,
+        lock_wait=settings.lock_wait, ssh_key=ssh_key, names=settings.names,
     )
     resolver = digest_resolver(settings.insecure_registries, settings.registry_username, settings.names)
     render_landed(lambda landed: run_bump(request, resolve_digest=resolver, landed=landed),

@@ -76,6 +76,10 @@ NoCommit = Annotated[bool, typer.Option("--no-commit", help="Only patch the file
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the diff; change nothing anywhere.")]
 Retries = Annotated[int | None, typer.Option(
     "--retries", metavar="N", help="Re-apply and push again this many times when the remote moved (default 10).")]
+LockWait = Annotated[int | None, typer.Option(
+    "--lock-wait", metavar="SECONDS",
+    help="Wait this long for another bump or rollback of the same local checkout to end (default 300; 0: do "
+         "not wait).")]
 SshKey = Annotated[Path | None, typer.Option(
     "--ssh-key", metavar="PATH", help="Private key for ssh:// and git@host: remotes.")]
 

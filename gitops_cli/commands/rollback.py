@@ -14,6 +14,7 @@ from gitops_cli.commands.options import (
     Container,
     DeployRepo,
     DryRun,
+    LockWait,
     Paths,
     PushBranch,
     Retries,
@@ -41,6 +42,7 @@ def rollback(
     author: Author = None,
     push_branch: PushBranch = None,
     retries: Retries = None,
+    lock_wait: LockWait = None,
     output_format: str = typer.Option("text", "--output", "-o", metavar="FORMAT", help="text or json."),
     ssh_key: SshKey = None,
 ) -> None:
@@ -68,7 +70,8 @@ def rollback(
     ref = repository_flag(image, name_only=True)
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container, "author": author,
-                                         "push_branch": push_branch, "retries": retries}, app_flag=False)
+                                         "push_branch": push_branch, "retries": retries,
+                                         "lock_wait": lock_wait}, app_flag=False)
     deploy = require_deploy_repo(settings.deploy_repo)
 
     @functools.cache
@@ -82,7 +85,7 @@ def rollback(
         deploy_repo=deploy, image=ref, to=to, steps=steps if steps is not None else 1,
         branch=settings.branch, paths=settings.paths, container=settings.container, dry_run=dry_run,
         verify=not no_verify, author=settings.author, push_branch=settings.push_branch,
-        retries=settings.retries, ssh_key=ssh_key, names=settings.names,
+        retries=settings.retries, lock_wait=settings.lock_wait, ssh_key=ssh_key, names=settings.names,
     )
     resolver = registry.digest_resolver(settings.insecure_registries, settings.registry_username, settings.names)
     render_landed(lambda landed: run_rollback(request, check_tag=check_tag, landed=landed, resolve_digest=resolver),
