@@ -640,7 +640,9 @@ def old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
     """The image's values before the bump, as `history` shows them (`tag`, `tag@digest` or `@digest`), each
     once: the value of each changed reference as a whole (a string, or a kustomize / Helm map's name, tag
     and digest together), in file order; a tag or a digest alone is left out where another value holds it
-    (`v1` and `@sha256:1...` beside `v1@sha256:1...`)."""
+    (`v1` and `@sha256:1...` beside `v1@sha256:1...`).  For `{old}` in a commit message.
+    Only the references the edits change: not those a bump leaves as they are (at another value, or at
+    the target already), whose values a rollback's guard reads instead (rollback.Undo, not this)."""
     from gitops_cli.history import value_text
     from gitops_cli.yamledit import locate
 
@@ -1164,14 +1166,14 @@ def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver |
                          request.names, filtered, request.select)
 
 
-def local_values(local: Path, request: BumpRequest, image: ImageRef,
-                 resolve_digest: DigestResolver | None = None) -> set[str]:
-    """The values of `image` (old_values) that a bump of the local checkout `local` to `image` would change
-    in its work tree as it is now, before the bump's fetch moves it to origin's head (a rollback's
-    baseline: see gitops_cli.rollback)."""
+def local_edits(local: Path, request: BumpRequest, image: ImageRef,
+                resolve_digest: DigestResolver | None = None) -> list[FileEdit]:
+    """The edits a bump of the local checkout `local` to `image` would make in its work tree as it is now,
+    before the bump's fetch moves it to origin's head; nothing is written.  A rollback computes them for
+    what the request's `select` (rollback.Undo) sees on the way: its guard's baseline."""
     root, scoped = local_scope(local, replace(request, images=[image]))
     edits, _, _ = _edits_in(root, scoped, resolve_digest, tracked_only=True)
-    return set(old_values(image, edits))
+    return edits
 
 
 def _apply_commit_push(

@@ -30,8 +30,8 @@ from gitops_cli.bump import (
     Guard,
     apply,
     checkout_lock,
+    local_edits,
     local_scope,
-    local_values,
     prepare,
     reach,
 )
@@ -142,7 +142,12 @@ class Undo:
     those at the value it rolls back from (the newest entry's: its tag, and its digest where both record
     one) in the files the change set it in (those of the newest entries at that value: one change, set file
     by file).  An environment at another value is left as it is, and so is a reference at that value in
-    another file (one the change did not set: it is noted in `left`, to be told)."""
+    another file (one the change did not set: it is noted in `left`, to be told).
+
+    On the way it records (take) the value of every reference of the image it is asked about in those
+    files, changed or not: the guard (unchanged_since) looks for one it does not change, a `v3` landed over
+    the `v2` rolled back.  That is no old value of the bump (bump.old_values: the values of the references
+    its edits change, for `{old}`), which never holds such a reference."""
 
     def __init__(self, entries: Sequence[HistoryEntry]) -> None:
         current = entries[0]
@@ -261,7 +266,7 @@ def rollback(
         # head), else those of the first computation, on the clone the history was read from
         baseline = None
         if remote.local is not None and not request.dry_run:
-            local_values(remote.local, prepared.request, target, resolve_digest)
+            local_edits(remote.local, prepared.request, target, resolve_digest)  # for what undo sees
             baseline = undo.take()
         def pushed(bumped: BumpResult) -> None:
             if landed is not None:

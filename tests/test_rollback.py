@@ -186,3 +186,22 @@ def test_undo_selects_the_references_at_the_value_in_the_files_of_the_change() -
     assert not undo.left
     assert not any(undo("dev.yaml", ref) for ref in refs.values())  # a file the change did not set
     assert sorted(undo.left) == [("dev.yaml", 3), ("dev.yaml", 5), ("dev.yaml", 7)]
+
+
+def test_undo_records_every_value_it_sees_not_the_old_values_of_the_bump(tmp_path) -> None:
+    """Undo's recorded values (the guard's) and bump.old_values (`{old}`) read different things, and are kept
+    apart: a reference left as it is (a v3 landed over the v2 rolled back, one already at the target) is
+    among the former, never the latter, and the guard is there for just that one."""
+    from gitops_cli.bump import compute_edits, old_values
+    from gitops_cli.rollback import Undo
+
+    current = entry("2", None, "c2")
+    current.files = ["app.yaml"]
+    undo = Undo([current])
+    name = IMAGE.name
+    (tmp_path / "app.yaml").write_text(f"containers:\n- name: a\n  image: {name}:2\n- name: b\n  image: {name}:3\n"
+                                       f"- name: c\n  image: {name}:1\n")
+    target = IMAGE.with_tag("1")
+    edits, _, _ = compute_edits(tmp_path, [target], select=undo)
+    assert old_values(target, edits) == ["2"]  # the one reference changed
+    assert undo.take() == {("2", None), ("3", None), ("1", None)}  # every one seen in the file
