@@ -22,8 +22,9 @@ Two builders of the same engine (`choose_builder`):
   `.dockerignore` so `COPY .` never copies it), so a rebuild of the same source is still a cache hit
   with the same image id.
 
-Either way the context tar is gitops' own, written to TMPDIR (a full disk there is exit 74): it holds
-what `docker build` sends, `.dockerignore` applied as the docker CLI applies it (gitops_cli.dockerignore).
+Either way the context tar is gitops' own, written to TMPDIR without a name (a full disk there is exit
+74; a killed gitops leaves no tar behind): it holds what `docker build` sends, `.dockerignore` applied
+as the docker CLI applies it (gitops_cli.dockerignore).
 
 The stream parsers (`BuildTracker`, `buildkit_status`, `check_push_stream`) and `with_labels` are pure
 and unit-tested without an engine.
@@ -734,8 +735,11 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
     """A tar in TMPDIR of the context's `entries` (paths as dockerignore names them), in that order,
     then the `extra` files (name, content), which replace context files of the same name.  Headers as
     the docker CLI writes them: owner 0:0 without names, whole-second mtimes; names as bytes.
-    OSError naming the tar (exit 74) for a write the system refused; UsageError (exit 2) for a context
-    file that cannot be read."""
+    The file has no name (tempfile.TemporaryFile: O_TMPFILE, or unlinked as soon as it is made), so
+    nothing is left behind however gitops ends, kill -9 included; the docker SDK and requests read it by
+    its descriptor (fstat for the length).
+    OSError naming the temp dir (exit 74) for a write the system refused; UsageError (exit 2) for a
+    context file that cannot be read."""
     import io
     import math
     import tarfile
@@ -746,7 +750,7 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
 
     root = os.fsencode(context)
     replaced = {name for name, _ in extra}
-    fileobj = tempfile.NamedTemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
+    fileobj = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
     try:
         with tarfile.open(mode="w", fileobj=fileobj, encoding="utf-8", errors="surrogateescape") as tar:
             for path in entries:
@@ -787,7 +791,7 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
                          f"{exc.exc.strerror or exc.exc}") from None
     except OSError as exc:
         _discard(fileobj)
-        raise _context_error(context, exc, fileobj.name) from None
+        raise _context_error(context, exc, tempfile.gettempdir()) from None
     except BaseException:
         _discard(fileobj)
         raise
@@ -795,21 +799,22 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
 
 
 def _discard(fileobj: IO[bytes]) -> None:
-    """Close and remove a temporary file after a failed write (its close may fail the same way)."""
+    """Close a temporary file after a failed write (its close may fail the same way)."""
     try:
-        fileobj.close()  # a NamedTemporaryFile is removed even when flushing its buffer fails
+        fileobj.close()  # the space of a file without a name is freed even when flushing its buffer fails
     except OSError:
         pass
 
 
-def _context_error(context: str, exc: OSError, tar: str) -> BaseException:
+def _context_error(context: str, exc: OSError, tmpdir: str) -> BaseException:
     """The error for a context tar that could not be written: a write the system refused (disk full,
-    quota, I/O error) stays an OSError naming the tar (exit 74); anything else is exit 2, naming the
-    context."""
+    quota, I/O error) stays an OSError naming the tar and the temp dir it was written in (exit 74:
+    `cannot write the build context tar in the temp dir /tmp (TMPDIR): No space left on device`);
+    anything else is exit 2, naming the context."""
     from gitops_cli.errors import WRITE_FAILURES
 
     if exc.errno in WRITE_FAILURES:
-        return OSError(exc.errno, exc.strerror, tar)
+        return OSError(exc.errno, exc.strerror, f"the build context tar in the temp dir {tmpdir} (TMPDIR)")
     return UsageError(f"build context {context}: {exc}")
 
 

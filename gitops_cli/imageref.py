@@ -19,6 +19,14 @@ Normalisation (normalize.go): the first path component is a domain only when it 
 is 'localhost', or has an uppercase letter; otherwise the domain is docker.io.  'index.docker.io' is
 'docker.io', and a single-component docker.io name gets the 'library/' prefix.
 
+Length: the repository path, as normalised, has at most 255 characters; the domain does not count
+(reference.go's Parse checks `len(repo.path)`, on the string ParseNormalizedNamed made: `nginx` is
+`library/nginx` there).  So a bare name has at most 247 characters, `team/app` 255, and a registry
+host comes on top.  distribution/reference counts so since v0.6.0 (the docker CLI 28 does); the older
+copy in docker/distribution, which Docker Engine 20.10 uses, counted the whole normalised name
+(`docker.io/library/...`), so such an engine also refuses a name whose host and path together exceed
+255 characters, in its own words.
+
 The parsed reference remembers the exact spelling of each part, so that callers can change the tag
 or digest of a reference while keeping its name exactly as written.
 """
@@ -33,7 +41,7 @@ from gitops_cli.errors import InvalidReferenceError
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DEFAULT_DOMAIN = "index.docker.io"
 OFFICIAL_REPO_PREFIX = "library/"
-NAME_TOTAL_LENGTH_MAX = 255
+NAME_TOTAL_LENGTH_MAX = 255  # reference.go's RepositoryNameTotalLengthMax: of the normalised path
 
 _ALNUM = r"[a-z0-9]+"
 _SEPARATOR = r"(?:[._]|__|[-]+)"
@@ -166,9 +174,12 @@ def validate_name(name: str) -> tuple[str | None, str]:
     """Check a repository name; return (domain or None, path)."""
     if not name:
         raise InvalidReferenceError("empty image name")
-    if len(name) > NAME_TOTAL_LENGTH_MAX:
-        raise InvalidReferenceError(f"invalid image name: longer than {NAME_TOTAL_LENGTH_MAX} characters")
     domain, path = split_domain(name)
+    normalized = ImageRef(domain, path).normalized_path
+    if len(normalized) > NAME_TOTAL_LENGTH_MAX:  # docker's limit: see the module's docstring
+        counted = f" ({OFFICIAL_REPO_PREFIX!r} included, as docker counts it)" if normalized != path else ""
+        raise InvalidReferenceError(f"invalid image name {name[:40]!r}...: repository path longer than "
+                                    f"{NAME_TOTAL_LENGTH_MAX} characters{counted}")
     if domain is not None and not DOMAIN_RE.fullmatch(domain):
         raise InvalidReferenceError(f"invalid image name {name!r}: bad registry host {domain!r}")
     if not path:

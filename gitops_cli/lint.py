@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import json
 import os
 import re
 import stat
@@ -714,11 +713,15 @@ def summary(report: Report) -> str:
 
 
 def format_json(report: Report) -> str:
+    """Through output.json_text: a file name is its bytes decoded as UTF-8 (`é` in any locale), a byte
+    that is not UTF-8 written `\\xff` as the text format writes it; never a lone surrogate."""
+    from gitops_cli.output import json_text
+
     data = {
         "findings": [_finding_json(f) for f in report.findings],
         "summary": {"files": report.files, "errors": report.errors, "warnings": report.warnings},
     }
-    return json.dumps(data, indent=2) + "\n"
+    return json_text(data) + "\n"
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
@@ -749,7 +752,9 @@ def format_github(report: Report) -> str:
 
 
 def format_sarif(report: Report, version: str = "") -> str:
-    """SARIF 2.1.0 (GitHub code scanning and other SARIF viewers)."""
+    """SARIF 2.1.0 (GitHub code scanning and other SARIF viewers), through output.json_text as JSON is."""
+    from gitops_cli.output import json_text
+
     codes = list(RULES)
     rules = [{
         "id": r.code,
@@ -783,7 +788,7 @@ def format_sarif(report: Report, version: str = "") -> str:
             "results": results,
         }],
     }
-    return json.dumps(sarif, indent=2) + "\n"
+    return json_text(sarif) + "\n"
 
 
 def _uri(path: str) -> str:

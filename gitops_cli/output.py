@@ -270,9 +270,44 @@ def result(text: str, trusted: bool = False) -> None:
 
 
 def result_json(data: Any, trusted: bool = False) -> None:
-    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    """`data` as JSON on stdout (json_text), secrets masked unless `trusted` (see result)."""
+    text = json_text(data)
     sys.stdout.write((text if trusted else redact(text)) + "\n")
     sys.stdout.flush()
+
+
+def json_text(data: Any) -> str:
+    """`data` as JSON, indented, every string in it faithful (json_str): the one JSON encoding of every
+    verb's `--output json` and of `lint --format json|sarif`.  A value JSON has no type for is its str()."""
+    return json.dumps(_json_strs(data), indent=2, sort_keys=False, default=lambda value: json_str(str(value)))
+
+
+def _json_strs(data: Any) -> Any:
+    if isinstance(data, str):
+        return json_str(data)
+    if isinstance(data, dict):
+        return {json_str(key) if isinstance(key, str) else key: _json_strs(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_json_strs(value) for value in data]
+    return data
+
+
+_ESCAPED_BYTES_RE = re.compile("[\udc80-\udcff]+")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def json_str(text: str) -> str:
+    """`text` as JSON should carry it: no lone surrogate, which strict JSON readers refuse or mangle.
+    A run of surrogateescape's stand-ins for bytes (a file name's, read under an ASCII file system
+    encoding, LC_ALL=C without UTF-8 mode: `é.yaml` as `\\udcc3\\udca9.yaml`) is taken back to its bytes
+    and decoded as UTF-8 where they are UTF-8 (`é.yaml`); a byte that is not UTF-8 is written as
+    printable() writes it, `\\xff`, and so is any other lone surrogate (`\\ud800`).  Text decoded as
+    UTF-8 already (branch names, git's user.name) holds no surrogate and stays as it is."""
+    if not _SURROGATE_RE.search(text):
+        return text
+    text = _ESCAPED_BYTES_RE.sub(
+        lambda found: found.group().encode("utf-8", "surrogateescape").decode("utf-8", "surrogateescape"), text)
+    return _SURROGATE_RE.sub(lambda found: _escaped(found.group()), text)
 
 
 def print_diff(diff: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gitops_cli.errors import InvalidReferenceError
@@ -85,16 +87,35 @@ def test_grammar_boundaries_as_distribution_reference() -> None:
     for bad in ("team/app-", "team/-app", "team/a___b", "team/a..b"):
         with pytest.raises(InvalidReferenceError, match="bad path component"):
             parse(bad)
-    # the name (registry host included, tag and digest not) has 255 characters at most
-    name = "registry.example.com/team/" + "a" * (255 - len("registry.example.com/team/"))
-    assert len(name) == 255 and parse(f"{name}:1@{SHA}").name == name
-    with pytest.raises(InvalidReferenceError, match="longer than 255"):
-        parse(name + "b")
     # a known algorithm's digest has exactly its length, never more
     for algo, hexdigits in (("sha256", 64), ("sha384", 96), ("sha512", 128)):
         validate_digest(f"{algo}:" + "a" * hexdigits)
         with pytest.raises(InvalidReferenceError, match=f"{algo} needs {hexdigits} hex digits, got {hexdigits + 1}"):
             parse(f"app@{algo}:" + "a" * (hexdigits + 1))
+
+
+@pytest.mark.parametrize(("prefix", "counted"), [
+    ("", "library/"), ("docker.io/", "library/"), ("index.docker.io/", "library/"), ("team/", "team/"),
+    ("docker.io/team/", "team/"), ("registry.example.com/team/", "team/"), ("localhost:5000/", ""),
+])
+@pytest.mark.parametrize("length", [254, 255, 256])
+def test_the_255_character_limit_is_on_the_normalised_path_as_docker_counts_it(prefix: str, counted: str,
+                                                                                length: int) -> None:
+    """reference.go's Parse checks len(path) <= 255 on what ParseNormalizedNamed made of the name: the
+    registry host does not count, the implicit `library/` does (the docker CLI 28 refuses to tag a bare
+    name of 248 characters and takes `registry.example.com/team/` + 250, a path of 255).  gitops counted
+    the name as written: a bare name of 248-255 characters passed, and a registry host took characters
+    from the path."""
+    name = prefix + "a" * (length - len(counted))
+    if length <= 255:
+        ref = parse(f"{name}:1@{SHA}")
+        assert ref.name == name and ref.normalized_path == counted + name[len(prefix):]
+        assert len(ref.normalized_path) == length
+    else:
+        message = "repository path longer than 255 characters" + (" ('library/' included" if counted == "library/"
+                                                                   else "")
+        with pytest.raises(InvalidReferenceError, match=re.escape(message)):
+            parse(name)
 
 
 def test_tag_boundaries() -> None:

@@ -162,3 +162,86 @@ def test_a_stream_writes_what_its_encoding_cannot_encode_escaped() -> None:
     latin.write("\u00e4\u20ac")  # what latin-1 has is written as it is
     latin.flush()
     assert latin.buffer.getvalue() == b"\xe4\\u20ac"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("raw, shown", [
+    ("\udcc3\udca9.yaml", "\u00e9.yaml"),  # `é.yaml` read under an ASCII file system encoding
+    ("bad\udcff.yaml", "bad\\xff.yaml"),  # a byte that is not UTF-8: as printable() writes it
+    ("\udcc3\udca9\udcff", "\u00e9\\xff"), ("a\udcc3", "a\\xc3"),  # a UTF-8 sequence cut short
+    ("\udced\udca0\udc80", "\\xed\\xa0\\x80"),  # UTF-8's encoding of a surrogate is no UTF-8
+    ("x\ud800y", "x\\ud800y"),  # a lone surrogate that stands for no byte
+    ("caf\u00e9 \u65e5 \U0001f600", "caf\u00e9 \u65e5 \U0001f600"),  # decoded text stays as it is
+    ("a\nb \\x41", "a\nb \\x41"),  # JSON escapes the rest itself; a backslash stays
+])
+def test_json_str_holds_no_lone_surrogate(raw: str, shown: str) -> None:
+    assert output.json_str(raw) == shown
+
+
+def test_json_text_is_strict_json_for_every_string_in_it() -> None:
+    """Keys, nested values and values JSON has no type for (a Path: its str()) alike."""
+    import json
+    from pathlib import Path
+
+    text = output.json_text({"d\udcff": [("\udcc3\udca9",), {"p": Path("/x/\udcc3\udca9")}, 1, None]})
+    assert json.loads(text) == {"d\\xff": [["\u00e9"], {"p": "/x/\u00e9"}, 1, None]}
+    text.encode("ascii")  # as before: non-ASCII as \\u escapes, fine for any stdout encoding
+
+
+ASCII_LOCALE = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": ""}
+
+
+def _strict_strings(data: object) -> list[str]:
+    """Every string in parsed JSON, checked to be one a strict reader takes (no lone surrogate: Python's
+    json.loads takes `"\\udcc3"`, most other readers refuse it or replace it)."""
+    if isinstance(data, dict):
+        return [s for key, value in data.items() for s in (*_strict_strings(key), *_strict_strings(value))]
+    if isinstance(data, list):
+        return [s for value in data for s in _strict_strings(value)]
+    if isinstance(data, str):
+        data.encode("utf-8")  # UnicodeEncodeError for a lone surrogate
+        return [data]
+    return []
+
+
+@pytest.mark.integration
+def test_json_output_under_an_ascii_locale_has_the_file_names_not_surrogates(gitops, tmp_path) -> None:
+    """Under PYTHONUTF8=0 LC_ALL=C (file system encoding ASCII) `lint --format json|sarif` and `history
+    --output json` wrote `é.yaml` as "\\udcc3\\udca9.yaml" (and a branch given as `brä` so), which strict
+    JSON readers refuse.  Now `é.yaml`, and a byte that is not UTF-8 as `\\xff`, as the text output shows
+    it; git's user.name, decoded as UTF-8 already, stays as it is."""
+    import json
+    import os
+    import subprocess
+
+    from tests.fixtures.services import GIT_ENV
+
+    repo = tmp_path / "deploy"
+    (repo / "apps").mkdir(parents=True)
+    names = [os.fsdecode(b"apps/\xc3\xa9.yaml"), os.fsdecode(b"apps/bad\xff.yaml")]
+    env = {**os.environ, **GIT_ENV, "GIT_AUTHOR_NAME": "J\u00e9"}
+    subprocess.run(["git", "init", "-q", "-b", "br\u00e4"], cwd=repo, env=env, check=True)
+    for tag in ("v1", "v2"):
+        for name in names:  # and a finding for lint
+            (repo / name).write_text(f"image: team/app:{tag}\n---\nimage: nginx:latest\n")
+        subprocess.run(["git", "add", "-A"], cwd=repo, env=env, check=True)
+        subprocess.run(["git", "commit", "-q", "-m", tag], cwd=repo, env=env, check=True)
+    want = ["apps/bad\\xff.yaml", "apps/\u00e9.yaml"]  # sorted
+
+    res = gitops(["lint", "--format", "json", "apps"], cwd=repo, env=ASCII_LOCALE)
+    assert res.returncode == 1, res.stderr
+    found = json.loads(res.stdout)["findings"]
+    _strict_strings(found)
+    assert sorted(f["path"] for f in found) == want
+
+    res = gitops(["lint", "--format", "sarif", "apps"], cwd=repo, env=ASCII_LOCALE)
+    assert res.returncode == 1, res.stderr
+    _strict_strings(json.loads(res.stdout))
+
+    res = gitops(["history", "--deploy-repo", ".", "--branch", "br\u00e4", "--image", "team/app", "--output",
+                  "json"], cwd=repo, env=ASCII_LOCALE)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    _strict_strings(data)
+    assert data["branch"] == "br\u00e4"
+    assert [(e["tag"], sorted(e["files"]), e["author"].split(" <")[0]) for e in data["entries"]] == [
+        ("v2", want, "J\u00e9"), ("v1", want, "J\u00e9")]

@@ -24,23 +24,48 @@ pytestmark = pytest.mark.integration
 SLOW = f"FROM {BASE_IMAGE}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\nRUN sleep 30\n"
 
 
-@pytest.mark.timeout(300)  # a build that never reaches its slow step, or never ends
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_during_a_build_cleans_up_and_exits_130(tmp_path: Path, base_image: str, signum) -> None:
+def _start_slow_build(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
+    """`gitops build` of a Dockerfile whose last step sleeps 30 s, with its own empty TMPDIR; returns
+    once the engine runs that step (the context tar is uploaded, and still open)."""
     repo = sample_app(tmp_path / "app", dockerfile=SLOW)
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc = subprocess.Popen([str(GITOPS), "build", "--image", "gitops-test/slow", "--network", "none"],
-                            cwd=repo, env=gitops_env({"TMPDIR": str(tmpdir)}), stdout=subprocess.PIPE,
+                            cwd=repo, env=gitops_env({"TMPDIR": str(tmpdir), **env}), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    seen = ""
+    while "RUN sleep 30" not in seen:  # a build that never gets there: pytest's timeout
+        line = proc.stderr.readline()
+        if not line:
+            stop_process(proc)
+            pytest.fail(f"gitops ended before the slow step ran: {seen}")
+        seen += line
+    return proc, tmpdir
+
+
+def _unnamed_files(proc: subprocess.Popen, directory: Path) -> list[str]:
+    """The files in `directory` that the running `proc` holds open and that have no name there (O_TMPFILE,
+    or removed since they were opened): /proc shows them as `DIR/#INODE (deleted)` or `DIR/NAME (deleted)`."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for fd in os.listdir(f"/proc/{proc.pid}/fd"):
+            with contextlib.suppress(OSError):  # a descriptor closed meanwhile
+                target = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
+                if target.startswith(f"{directory}/") and target.endswith(" (deleted)"):
+                    found.append(target)
+    if proc.poll() is not None:  # a zombie has no descriptors
+        pytest.fail(f"gitops ended during the slow step (exit {proc.returncode}): {proc.stderr.read()}")
+    return found
+
+
+@pytest.mark.timeout(300)  # a build that never reaches its slow step, or never ends
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_a_build_cleans_up_and_exits_130(tmp_path: Path, base_image: str, signum) -> None:
+    proc, tmpdir = _start_slow_build(tmp_path, {})
     try:
-        seen = ""
-        while "RUN sleep 30" not in seen:  # the context is uploaded; the engine runs the slow step
-            line = proc.stderr.readline()  # a build that never gets there: pytest's timeout
-            if not line:
-                pytest.fail(f"gitops ended before the slow step ran: {seen}")
-            seen += line
-        assert os.listdir(tmpdir), "the build-context tar should exist while the build runs"
+        # the build-context tar is in TMPDIR, open, without a name: there is nothing to remove
+        assert len(_unnamed_files(proc, tmpdir)) == 1
+        assert os.listdir(tmpdir) == []
         proc.send_signal(signum)
         err = proc.stderr.read()  # to the end: the process exits
         out = proc.stdout.read()
@@ -50,7 +75,22 @@ def test_signal_during_a_build_cleans_up_and_exits_130(tmp_path: Path, base_imag
     assert proc.returncode == 130, err
     assert out == ""
     assert "error: interrupted" in err and "Traceback" not in err
-    assert os.listdir(tmpdir) == []  # no build-context tarball left behind
+    assert os.listdir(tmpdir) == []
+
+
+@pytest.mark.timeout(300)
+def test_a_build_killed_with_sigkill_leaves_no_context_tar_behind(tmp_path: Path, base_image: str) -> None:
+    """kill -9 (the OOM killer, a CI runner ending the job) runs no cleanup: the build-context tar, a copy
+    of the source, was left in TMPDIR under a temp name.  It has no name now, so the kernel frees it with
+    the process.  The legacy builder here, as the test above has the default one (BuildKit)."""
+    proc, tmpdir = _start_slow_build(tmp_path, {"DOCKER_BUILDKIT": "0"})
+    try:
+        proc.kill()
+        proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == -signal.SIGKILL  # killed during the build, its tar open
+    assert os.listdir(tmpdir) == []
 
 
 def test_debug_shows_no_traceback_for_user_errors(gitops, tmp_path: Path) -> None:

@@ -328,6 +328,7 @@ def test_a_full_tmpdir_during_the_build_fails_the_build_step_with_exit_74(
     assert res.returncode == 74, res.stderr
     data = json.loads(res.stdout)
     assert data["ok"] is False and data["exit_code"] == 74 and data["failed_step"] == "build"
-    assert data["error"].startswith(f"cannot write {tiny}/") and data["error"].endswith("No space left on device")
+    assert data["error"] == (f"cannot write the build context tar in the temp dir {tiny} (TMPDIR): "
+                             "No space left on device")
     assert dotenv.read_text().startswith(f"TAG={data['tag']}\n") and tags(registry) == []
     assert len(remote.log()) == 1 and "Traceback" not in res.stderr
