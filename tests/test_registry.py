@@ -652,7 +652,7 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) ->
     import socket
     import time
 
-    from tests.fixtures.procs import accept_each
+    from tests.fixtures.procs import serving
 
     body = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "c" * 64}}).encode()
     listener = socket.socket()
@@ -666,7 +666,9 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) ->
             if conn.recv(1, socket.MSG_PEEK) == b"\x16":  # the HTTPS attempt: a plain-HTTP server's answer
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                 return
-            while b"\r\n\r\n" not in conn.recv(65536, socket.MSG_PEEK):
+            while b"\r\n\r\n" not in (peeked := conn.recv(65536, socket.MSG_PEEK)):
+                if not peeked:
+                    return
                 time.sleep(0.01)
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
                          b"Content-Length: %d\r\n\r\n" % len(body))
@@ -676,14 +678,13 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) ->
                 conn.sendall(bytes([byte]))
                 sent.append(byte)
 
-    accept_each(listener, serve)
     monkeypatch.setattr(registry, "TIMEOUT", 1)
-    try:
-        with pytest.raises(RegistryError) as info:
-            registry.get_manifest(parse(f"127.0.0.1:{listener.getsockname()[1]}/team/app:1"))
-    finally:
-        stop.set()
-        listener.close()
+    with serving(listener, serve):
+        try:
+            with pytest.raises(RegistryError) as info:
+                registry.get_manifest(parse(f"127.0.0.1:{listener.getsockname()[1]}/team/app:1"))
+        finally:
+            stop.set()
     assert len(sent) < len(body)  # given up while the answer trickled in, not once it was complete
     assert "no complete answer within 1 s" in info.value.message
     assert "answered in full within 1 s" in (info.value.hint or "")

@@ -4,7 +4,9 @@ included), the scheme and CAs chosen as dockerd chooses them, credential helpers
 from __future__ import annotations
 
 import shutil
+import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -185,6 +187,27 @@ def test_a_verified_registry_takes_dockerds_certs_dir_or_ssl_cert_file(gitops, t
         res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "GITOPS_INSECURE_REGISTRIES": host.upper()})
         assert res.returncode == 0, res.stderr
         assert f"+  image: {name}:v2@{d2}" in res.stdout
+
+
+def test_the_connect_proxy_leaves_no_thread_or_listener_behind() -> None:
+    """The proxy's accept loop outlived it (its listener was closed under a blocked accept(), and its
+    tunnels' sockets under blocked reads): when a signal came to such a thread (a subprocess's SIGCHLD),
+    the kernel restarted its call on the same descriptor number, by then a later test's socket.  A later
+    proxy's connections went to a stale one, which tunnelled them to its own registry, long stopped: the
+    HTTPS attempt of test_a_verified_registry_... failed now and then (`502`, or no answer)."""
+    before = set(threading.enumerate())
+    with socket.create_server(("127.0.0.1", 0)) as target:  # a connection waits in its backlog: enough
+        with socket.socket() as client:
+            with connect_proxy(target.getsockname()[1]) as proxy:
+                port = int(proxy.rsplit(":", 1)[1])
+                client.connect(("127.0.0.1", port))
+                client.sendall(b"CONNECT reg.gitops-test.invalid:443 HTTP/1.1\r\n\r\n")
+                assert client.recv(100).startswith(b"HTTP/1.1 200 ")
+            # the block ended with this tunnel open: it is cut, its threads gone, the port closed
+            assert client.recv(100) == b""
+    assert set(threading.enumerate()) <= before
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
 
 
 def _user_certs(config_home: Path, host: str, files: dict[str, Path]) -> Path:
