@@ -682,7 +682,7 @@ class _Deadline:
 
 def _shut(sock: socket.socket) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # a TLS socket's too, its TLS state left alone
     except OSError:
         pass
 
@@ -707,7 +707,15 @@ class _TimedHTTPConnection(http.client.HTTPConnection):
 class _TimedHTTPSConnection(http.client.HTTPSConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = _watched_connection  # the TCP socket, TLS handshake and tunnel included
+        self._create_connection = _watched_connection  # the TCP socket: the tunnel and the TLS handshake
+
+    def connect(self) -> None:
+        super().connect()
+        # the TLS socket took the TCP socket's descriptor over (the TCP socket object let go of it, and
+        # shutting that down does nothing): the answer is read from this one
+        deadline = getattr(_requests, "deadline", None)
+        if deadline is not None:
+            deadline.watch(self.sock)
 
 
 class _TimedHTTPHandler(urllib.request.HTTPHandler):

@@ -646,45 +646,69 @@ def test_has_docker_credentials(tmp_path: Path, config, host, expected) -> None:
     assert registry.has_docker_credentials(host, {"DOCKER_CONFIG": str(tmp_path / "none")}) is False
 
 
-def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch, tls_files, scheme: str) -> None:
     """A registry answering 200 with a Content-Length, then one byte at a time, held a look-up for as long
-    as it liked: the timeout was per read.  Now the whole answer must come within TIMEOUT."""
+    as it liked: the timeout was per read.  Now the whole answer must come within TIMEOUT, over HTTPS too
+    (the deadline shut down the request's TCP socket object, which had handed its descriptor over to the
+    TLS socket: nothing was cut, and the trickle went on to its end)."""
     import socket
-    import time
+    import ssl
 
     from tests.fixtures.procs import serving
 
     body = json.dumps({"schemaVersion": 2, "config": {"digest": "sha256:" + "c" * 64}}).encode()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls_files.server_cert, tls_files.server_key)
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
     stop = threading.Event()
     sent: list[int] = []  # the body's bytes sent
 
+    def head(stream: socket.socket) -> bytes:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = stream.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        return data
+
     def serve(conn: socket.socket) -> None:
         with conn:
-            if conn.recv(1, socket.MSG_PEEK) == b"\x16":  # the HTTPS attempt: a plain-HTTP server's answer
+            handshake = conn.recv(1, socket.MSG_PEEK) == b"\x16"
+            if handshake and scheme == "http":  # the HTTPS attempt: a plain-HTTP server's answer
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                 return
-            while b"\r\n\r\n" not in (peeked := conn.recv(65536, socket.MSG_PEEK)):
-                if not peeked:
+            try:
+                stream = context.wrap_socket(conn, server_side=True) if handshake else conn
+            except (ssl.SSLError, OSError):
+                return
+            with stream:
+                request = head(stream)
+                if request.startswith(b"GET /v2/ "):  # the HTTPS attempt (of a TLS registry): any answer
+                    stream.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
                     return
-                time.sleep(0.01)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(body))
-            for byte in body:
-                if stop.wait(0.2):
+                if not request:
                     return
-                conn.sendall(bytes([byte]))
-                sent.append(byte)
+                stream.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n"
+                               b"Content-Length: %d\r\n\r\n" % len(body))
+                for byte in body:
+                    if stop.wait(0.2):
+                        return
+                    stream.sendall(bytes([byte]))
+                    sent.append(byte)
 
     monkeypatch.setattr(registry, "TIMEOUT", 1)
     with serving(listener, serve):
+        host = f"127.0.0.1:{listener.getsockname()[1]}"
         try:
             with pytest.raises(RegistryError) as info:
-                registry.get_manifest(parse(f"127.0.0.1:{listener.getsockname()[1]}/team/app:1"))
+                registry.get_manifest(parse(f"{host}/team/app:1"))
         finally:
             stop.set()
+    assert registry.endpoint(host).url == f"{scheme}://{host}"
     assert len(sent) < len(body)  # given up while the answer trickled in, not once it was complete
     assert "no complete answer within 1 s" in info.value.message
     assert "answered in full within 1 s" in (info.value.hint or "")
