@@ -516,12 +516,6 @@ def is_insecure(host: str, insecure: Iterable[str] = ()) -> bool:
                if address.version == network.version)
 
 
-def base_url(host: str, insecure: Iterable[str] = ()) -> str:
-    """The URL gitops first tries for `host`: `https://HOST` (Docker Hub's API host for docker.io), or
-    `http://HOST` for an insecure registry reached without TLS (see Client: HTTPS is tried first)."""
-    return endpoint(host, insecure).url
-
-
 @dataclass(frozen=True)
 class Endpoint:
     url: str  # https://HOST or http://HOST

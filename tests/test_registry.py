@@ -191,9 +191,15 @@ def test_is_insecure(host: str, insecure: list[str], expected: bool) -> None:
     assert registry.is_insecure(host, insecure) is expected
 
 
-def test_secure_registries_use_https() -> None:
-    assert registry.base_url("docker.io") == "https://registry-1.docker.io"
-    assert registry.base_url("10.1.2.3:5000") == "https://10.1.2.3:5000"
+def test_a_secure_registry_is_reached_over_https_only_its_certificate_checked() -> None:
+    """As dockerd: HTTPS only, decided without asking the registry (no attempt to fall back from to plain
+    HTTP), the certificate checked; Docker Hub through its API host."""
+    import ssl
+
+    assert registry.endpoint("docker.io").url == "https://registry-1.docker.io"
+    found = registry.endpoint("10.1.2.3:5000")
+    assert found.url == "https://10.1.2.3:5000" and found.tls_failure is None
+    assert found.context.verify_mode == ssl.CERT_REQUIRED and found.context.check_hostname
 
 
 def test_an_insecure_registry_is_tried_over_https_first_once_a_process(token_registry: str) -> None:
