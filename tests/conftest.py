@@ -15,7 +15,9 @@ pytest_plugins = [
 ]
 
 
+import os  # noqa: E402
 import signal  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -25,6 +27,14 @@ import pytest  # noqa: E402
 # see it run to the end. The runner's own handler is not inherited (exec resets it to the default).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Bytecode is cached during the tests even where the environment says not to (PYTHONDONTWRITEBYTECODE, set
+# on some CI machines and containers): the suite starts `gitops` some 950 times, and each start
+# would compile the modules it imports from the editable install's sources anew (~0.1 s of CPU a run), and
+# pytest would rewrite the tests' asserts anew in every run.  The caches go to __pycache__ (ignored by git,
+# and by the tests that copy the tree), as Python's default; the tests' subprocesses inherit the setting.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) is not None:
+    sys.dont_write_bytecode = False
 
 
 @pytest.fixture
