@@ -1,8 +1,11 @@
 """The real `pre-commit try-repo` runs the gitops-tag-lint hook on a sample repository.
 
 pre-commit installs the hook repository from its git HEAD into a fresh virtualenv with pip (from PyPI),
-so the test snapshots this working tree (the package, pyproject.toml, .pre-commit-hooks.yaml) into a
-temporary git repository first: it tests the code as it is now, committed or not.
+so the tests snapshot this working tree (the package, pyproject.toml, .pre-commit-hooks.yaml) into a
+temporary git repository first: they test the code as it is now, committed or not.  The snapshot is made
+once for the module; the tests that run `pre-commit run` share one PRE_COMMIT_HOME, so the hook is
+installed once for them (pre-commit keys its install by repository and rev: the same snapshot, the same
+install).  `pre-commit try-repo` always installs into a store of its own.
 """
 
 from __future__ import annotations
@@ -69,6 +72,18 @@ def _snapshot_hook_repo(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="module")
+def hook_repo(tmp_path_factory) -> Path:
+    """The snapshot of this working tree, for every test of the module (none changes it)."""
+    return _snapshot_hook_repo(tmp_path_factory.mktemp("precommit") / "hook-repo")
+
+
+@pytest.fixture(scope="module")
+def pre_commit_home(tmp_path_factory) -> Path:
+    """One PRE_COMMIT_HOME for the `pre-commit run` tests: the hook's environment is installed once."""
+    return tmp_path_factory.mktemp("pre-commit-home")
+
+
 def _try_repo(hook_repo: Path, sample: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITOPS_", "GITHUB_", "PRE_COMMIT"))}
     env |= {"PRE_COMMIT_HOME": str(home), "NO_COLOR": "1", **IDENTITY}
@@ -79,9 +94,8 @@ def _try_repo(hook_repo: Path, sample: Path, home: Path, *args: str) -> subproce
 
 
 @pytest.mark.integration
-def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path):
+def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path, hook_repo):
     assert PRE_COMMIT.exists(), "pre-commit is not installed in the venv (pip install -e '.[dev]')"
-    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
 
     sample = tmp_path / "sample"
     (sample / "deploy").mkdir(parents=True)
@@ -117,12 +131,11 @@ def _pre_commit(args: list[str], sample: Path, home: Path) -> subprocess.Complet
 
 
 @pytest.mark.integration
-def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path):
+def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path, hook_repo, pre_commit_home):
     """examples/pre-commit-config.yaml, its repo: pointed at a snapshot, works as its comments say: its rev
     placeholder is set by `pre-commit autoupdate` (to the head commit: the snapshot has no tag), and the hook
     installs and runs; the hook's environment has the libyaml parser (a pyproject dependency): ~5x faster
     than ruamel's pure-Python parser."""
-    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True,
                          check=True).stdout.strip()
     example = (ROOT / "examples" / "pre-commit-config.yaml").read_text()
@@ -136,7 +149,7 @@ def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path):
     (sample / ".pre-commit-config.yaml").write_text(config)
     (sample / "bad.yaml").write_text(BAD_MANIFEST)
     _git(["init", "-q", "-b", "main"], sample)
-    home = tmp_path / "pre-commit-home"
+    home = pre_commit_home
     update = _pre_commit(["autoupdate", "--color", "never"], sample, home)
     assert update.returncode == 0, update.stdout + update.stderr
     assert f"rev: {rev}" in (sample / ".pre-commit-config.yaml").read_text()
@@ -151,10 +164,10 @@ def test_example_config_installs_the_hook_with_the_c_yaml_parser(tmp_path):
 
 
 @pytest.mark.integration
-def test_a_staged_file_whose_name_starts_with_a_dash_is_linted_with_the_batch(tmp_path):
+def test_a_staged_file_whose_name_starts_with_a_dash_is_linted_with_the_batch(tmp_path, hook_repo,
+                                                                               pre_commit_home):
     """pre-commit runs `gitops lint ARGS FILES...` with no `--` between the hook's args and the file names:
     `-x.yaml` is a file to lint, not an unknown option that fails the whole batch."""
-    hook_repo = _snapshot_hook_repo(tmp_path / "hook-repo")
     rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=hook_repo, capture_output=True, text=True,
                          check=True).stdout.strip()
     sample = tmp_path / "sample"
@@ -166,7 +179,7 @@ def test_a_staged_file_whose_name_starts_with_a_dash_is_linted_with_the_batch(tm
     (sample / "good.yaml").write_text(GOOD_MANIFEST)
     _git(["init", "-q", "-b", "main"], sample)
     _git(["add", "-A"], sample)
-    run = _pre_commit(["run", "--all-files", "--color", "never"], sample, tmp_path / "pre-commit-home")
+    run = _pre_commit(["run", "--all-files", "--color", "never"], sample, pre_commit_home)
     out = run.stdout + run.stderr
     assert run.returncode == 1, out
     assert "-x.yaml:10:18: GL001 " in out and "-x.yaml:12:18: GL002 " in out
