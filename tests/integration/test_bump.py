@@ -517,13 +517,16 @@ def test_clone_spinner_on_a_terminal_and_none_with_no_color(deploy_remote: Deplo
     NO_COLOR, and never off a terminal (the plain `==> Cloning` line is the progress there)."""
     from tests.fixtures.cli import run_gitops_tty
 
+    # a terminal wide enough for the line with the remote's path on it (pytest's temp dirs are long, and
+    # longer still in a worker's: popen-gwN/); a narrower one wraps it
+    wide = str(len(f"==> Cloning {deploy_remote.url} (its default branch)") + 40)
     status, out, terminal = run_gitops_tty(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"],
-                                           env=no_identity_env(tmp_path))
+                                           env=no_identity_env(tmp_path, COLUMNS=wide))
     assert status == 0, terminal
     assert out.strip() == deploy_remote.head()
     assert f"{SPINNER}\x1b[0m Cloning {deploy_remote.url} (its default branch)" in terminal
     status, out, terminal = run_gitops_tty(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:3.0.0"],
-                                           env=no_identity_env(tmp_path, NO_COLOR="1"))
+                                           env=no_identity_env(tmp_path, NO_COLOR="1", COLUMNS=wide))
     assert status == 0, terminal
     assert SPINNER not in terminal and "\x1b" not in terminal
     assert f"==> Cloning {deploy_remote.url} (its default branch)" in terminal
