@@ -330,8 +330,11 @@ def compute_edits(
             continue
         owners = [_owner(c, references, targets) for c in changes]
         found.update(o for o in owners if o is not None)
-        if None in owners:  # a change we could not attribute: count every target this file references
-            found |= {t.normalized_name for t in targets for r in references if reference_matches(r, t)}
+        # every target this file references counts, not only those it changes: one at its target already
+        # (its other references changed here) is up to date, not missing; a change we could not attribute
+        # is one of them (a target no container of that name uses is taken out below, as for any file)
+        found |= {t.normalized_name for t in targets for r in references
+                  if not excluded_by_container(r, container) and reference_matches(r, t)}
         edits.append(FileEdit(rel, text, new, list(changes), owners))
     if container is not None:
         in_container = _kustomize_containers(root, entries, located, container, in_container, names)

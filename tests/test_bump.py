@@ -714,3 +714,20 @@ def test_the_checkout_lock_is_one_for_all_worktrees_and_a_wait_for_it_ends_in_ex
     plain.mkdir()
     with checkout_lock(plain):  # no checkout: nothing to lock (the caller's checks say what is wrong)
         pass
+
+
+def test_an_image_at_its_target_in_a_file_another_image_changes_is_up_to_date_not_missing(tmp_path: Path) -> None:
+    """`bump --image A:v2 --image B:v2` where A is at v2 already in the file whose B changes: A counted as
+    found only through a change of its own, and the bump failed with exit 3 "no reference to A found"."""
+    a, b = parse("registry.example.com/team/a:v2"), parse("registry.example.com/team/b:v2")
+    (tmp_path / "d.yaml").write_text("containers:\n- name: a\n  image: registry.example.com/team/a:v2\n"
+                                     "- name: b\n  image: registry.example.com/team/b:v1\n")
+    edits, _, found = compute_edits(tmp_path, [a, b])
+    assert found == {a.normalized_name, b.normalized_name}
+    assert [e.path for e in edits] == ["d.yaml"]
+    assert "team/a:v2" in edits[0].new and "team/b:v2" in edits[0].new and "team/b:v1" not in edits[0].new
+    # an image named nowhere is still missing
+    c = parse("registry.example.com/team/c:v2")
+    assert compute_edits(tmp_path, [a, b, c])[2] == {a.normalized_name, b.normalized_name}
+    # with --container, an image at its target in another container counts only for that container's name
+    assert compute_edits(tmp_path, [a, b], container="b")[2] == {b.normalized_name}
