@@ -53,17 +53,11 @@ docker image inspect gitops-demo/busybox:1.36 >/dev/null 2>&1 || { echo "run mak
 # What installing the wheel does: byte-compile the package.  An editable install run with
 # PYTHONDONTWRITEBYTECODE set would otherwise compile every gitops_cli module on every start (~30-60 ms).
 "$ROOT/.venv/bin/python" -m compileall -q "$ROOT/gitops_cli"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=registry.sh
+. "$HERE/registry.sh"
 
 # --- registry on 127.0.0.1 ---------------------------------------------------------------------------
-port=$(free_port)
-mkdir -p "$work/registry"
-printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-    "$work/registry/storage" "$port" >"$work/registry/config.yml"
-docker-registry serve "$work/registry/config.yml" >"$work/registry/log" 2>&1 &
-registry_pid=$!
-until curl -fsS -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; do sleep 0.1; done
-host=127.0.0.1:$port
+start_registry "$work/registry"
 
 # --- git smart HTTP on 127.0.0.1, serving $work/remotes ------------------------------------------------
 mkdir -p "$work/remotes"
