@@ -48,3 +48,14 @@ def secrets_restored():
     output._secrets.update(saved)
     output._short_patterns.clear()
     output._short_patterns.update(patterns)
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    """tempfile's directory for this test only (tempfile.tempdir): what gitops leaves there is this test's."""
+    import tempfile
+
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    return where

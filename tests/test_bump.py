@@ -6,7 +6,6 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,15 +499,6 @@ SEED_API = "registry.example.com/team/api"
 
 def _leftovers(tmp: Path) -> list[str]:
     return sorted(p.name for p in tmp.iterdir() if p.name.startswith("gitops-bump-"))
-
-
-@pytest.fixture
-def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """tempfile's directory for this test only, to see what prepare leaves behind."""
-    where = tmp_path / "tmp"
-    where.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(where))
-    return where
 
 
 @pytest.mark.integration

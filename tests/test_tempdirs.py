@@ -8,7 +8,6 @@ import fcntl
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -19,12 +18,9 @@ from gitops_cli.tempdirs import LOCK, STALE_WITHOUT_LOCK, TempDir, sweep
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """tempfile's directory for this test only."""
-    where = tmp_path / "tmp"
-    where.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(where))
-    return where
+def root(private_tmp: Path) -> Path:
+    """tempfile's directory for this test only (conftest's private_tmp)."""
+    return private_tmp
 
 
 def _dead(root: Path, name: str = "gitops-bump-abc123_z") -> Path:
