@@ -18,6 +18,7 @@ from tests.fixtures.services import (
     TEST_LABEL_VALUE,
     Registry,
     commit_all,
+    credential_helpers,
     git,
     sample_app,
 )
@@ -345,11 +346,6 @@ def test_the_legacy_builders_credentials_come_from_helpers_gitops_runs(gitops, t
     for _ in docker_engine.push(base, tag="1", auth_config=auth, stream=True, decode=True):
         pass
     docker_engine.remove_image(f"{base}:1")
-    config, bindir = tmp_path / "docker-config", tmp_path / "bin"
-    for where in (config, bindir):
-        where.mkdir()
-    (config / "config.json").write_text(json.dumps({
-        "credsStore": "gitops-test-store", "credHelpers": {"other.gitops-test.invalid": "gitops-test-locked"}}))
     helpers = {
         "gitops-test-store": f"""read server
 case "$1" in
@@ -363,12 +359,11 @@ esac
                                f"printf 'keychain \\033[31mlocked for {AUTH_PASSWORD}\\n(second line)\\n' >&2\n"
                                "exit 1\n"),
     }
-    for name, script in helpers.items():
-        (bindir / f"docker-credential-{name}").write_text("#!/bin/sh\n" + script)
-        (bindir / f"docker-credential-{name}").chmod(0o755)
+    config, env = credential_helpers(tmp_path, {
+        "credsStore": "gitops-test-store", "credHelpers": {"other.gitops-test.invalid": "gitops-test-locked"}},
+        helpers)
     repo = sample_app(tmp_path / "app", dockerfile=DOCKERFILE.replace(f"FROM {base_image}", f"FROM {base}:1"))
-    res = gitops(["build", "--image", "gitops-test/helper-base"], cwd=repo,
-                 env={"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}", **LEGACY})
+    res = gitops(["build", "--image", "gitops-test/helper-base"], cwd=repo, env={**env, **LEGACY})
     try:
         assert res.returncode == 0, res.stderr
         assert "builder: legacy (DOCKER_BUILDKIT=0)\n" in res.stderr

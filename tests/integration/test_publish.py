@@ -18,6 +18,7 @@ from tests.fixtures.services import (
     TEST_LABEL,
     TEST_LABEL_VALUE,
     Registry,
+    credential_helpers,
     free_port,
     git,
     sample_app,
@@ -359,18 +360,9 @@ def test_a_failing_credential_helper_is_one_warning_with_its_reason(gitops, app_
     and the SDK's push then ran it again: its raw stderr on gitops' stderr, then a warning with an empty
     reason (`exited with "".`)."""
     ref = build(gitops, app_repo, registry.image())
-    config = tmp_path / "docker-config"
-    bindir = tmp_path / "bin"
-    for where in (config, bindir):
-        where.mkdir()
-    (config / "config.json").write_text('{"credsStore": "gitops-test-locked"}')
-    helper = bindir / "docker-credential-gitops-test-locked"
-    helper.write_text("#!/bin/sh\ncat >/dev/null\nprintf 'keychain \\033[31mlocked\\n(second line)\\n' >&2\nexit 1\n")
-    helper.chmod(0o755)
-    import os
-
-    res = gitops(["publish", "--image", ref], cwd=app_repo,
-                 env={"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}"})
+    config, env = credential_helpers(tmp_path, {"credsStore": "gitops-test-locked"}, {
+        "gitops-test-locked": "cat >/dev/null\nprintf 'keychain \\033[31mlocked\\n(second line)\\n' >&2\nexit 1\n"})
+    res = gitops(["publish", "--image", ref], cwd=app_repo, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(ref + "@sha256:")
     lines = [ln for ln in res.stderr.splitlines() if "locked" in ln or "credential" in ln]
@@ -387,16 +379,8 @@ def test_a_credential_helper_that_floods_is_one_warning_for_a_build_and_a_publis
     into memory: a publish then stopped on its "malformed output" (exit 9), and a legacy build (when the
     docker SDK still ran it) failed with an internal error.  Each is now a helper that failed: one warning, and
     the run goes on without the docker config's credentials (this registry needs none)."""
-    import os
-
-    config, bindir = tmp_path / "docker-config", tmp_path / "bin"
-    for where in (config, bindir):
-        where.mkdir()
-    (config / "config.json").write_text('{"credsStore": "gitops-test-floods"}')
-    helper = bindir / "docker-credential-gitops-test-floods"
-    helper.write_text("#!/bin/sh\ncat >/dev/null\nyes credentials | head -c 64000000\n")
-    helper.chmod(0o755)
-    env = {"DOCKER_CONFIG": str(config), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    config, env = credential_helpers(tmp_path, {"credsStore": "gitops-test-floods"}, {
+        "gitops-test-floods": "cat >/dev/null\nyes credentials | head -c 64000000\n"})
     warning = (f"warning: {config / 'config.json'}: credential helper docker-credential-gitops-test-floods failed "
                "(it wrote more than 1 MiB); going on without the docker config's credentials, as docker does")
     ref = build(gitops, app_repo, registry.image(), env={**env, "DOCKER_BUILDKIT": "0"})
