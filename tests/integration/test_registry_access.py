@@ -144,6 +144,22 @@ def _bump_dry_run(gitops, tmp_path: Path, name: str, digest: str, env: dict[str,
                   env={"DOCKER_CONFIG": str(tmp_path / "docker-config"), **env})
 
 
+def _pushed_v1_v2(registry: Registry, tls_files: TlsFiles, client: bool = False) -> tuple[str, str, str, str]:
+    """team/app:v1 and :v2 pushed to the TLS `registry` (certificate not verified, `client`: with the client
+    certificate); (its host:port under the name connect_proxy reaches it by, the image name there, v1's
+    digest, v2's digest)."""
+    context = _unverified(tls_files, client=client)
+    d1 = push_minimal_image(registry.url, "team/app", "v1", context=context)
+    d2 = push_minimal_image(registry.url, "team/app", "v2", context=context)
+    host = f"{SERVER_NAME}:{registry.port}"
+    return host, f"{host}/team/app", d1, d2
+
+
+def _via(proxy: str) -> dict[str, str]:
+    """The environment that sends gitops' HTTPS requests through the CONNECT proxy `proxy`."""
+    return {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+
+
 def test_a_tls_registry_on_loopback_is_used_over_https(gitops, app_repo: Path, tls_registry: Registry) -> None:
     """dockerd tries HTTPS (unverified) first for an insecure registry, 127.0.0.0/8 included, and pushes to a
     TLS registry on loopback; gitops' look-up always used plain HTTP there: `answered 400`, exit 8."""
@@ -164,13 +180,9 @@ def test_a_verified_registry_takes_dockerds_certs_dir_or_ssl_cert_file(gitops, t
     """A registry under a name that is no loopback address (reached through a proxy) is verified: its CA in
     /etc/docker/certs.d/HOST:PORT/ca.crt, where dockerd reads it, was not used, and the hint sent the user to
     insecure_registries, where gitops then used plain HTTP."""
-    context = _unverified(tls_files)
-    d1 = push_minimal_image(tls_registry.url, "team/app", "v1", context=context)
-    d2 = push_minimal_image(tls_registry.url, "team/app", "v2", context=context)
-    host = f"{SERVER_NAME}:{tls_registry.port}"
-    name = f"{host}/team/app"
+    host, name, d1, d2 = _pushed_v1_v2(tls_registry, tls_files)
     with connect_proxy(tls_registry.port) as proxy:
-        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        env = _via(proxy)
         res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
         assert res.returncode == 13, res.stderr
         assert "CERTIFICATE_VERIFY_FAILED" in res.stderr
@@ -224,13 +236,9 @@ def test_a_rootless_dockerds_certs_dir_is_read_too(gitops, tmp_path: Path, tls_r
     """A rootless dockerd reads a registry's CA and client certificate from $XDG_CONFIG_HOME/docker/certs.d
     (~/.config/docker/certs.d): `docker push` worked there, and gitops, which read /etc/docker/certs.d only,
     failed with CERTIFICATE_VERIFY_FAILED."""
-    context = _unverified(tls_files)
-    d1 = push_minimal_image(tls_registry.url, "team/app", "v1", context=context)
-    d2 = push_minimal_image(tls_registry.url, "team/app", "v2", context=context)
-    host = f"{SERVER_NAME}:{tls_registry.port}"
-    name = f"{host}/team/app"
+    host, name, d1, d2 = _pushed_v1_v2(tls_registry, tls_files)
     with connect_proxy(tls_registry.port) as proxy:
-        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        env = _via(proxy)
         _user_certs(tmp_path / "xdg", host, {"ca.crt": tls_files.ca})
         res = _bump_dry_run(gitops, tmp_path, name, d1, {**env, "XDG_CONFIG_HOME": str(tmp_path / "xdg")})
         assert res.returncode == 0, res.stderr
@@ -242,16 +250,11 @@ def test_a_rootless_dockerds_certs_dir_is_read_too(gitops, tmp_path: Path, tls_r
         assert f"+  image: {name}:v2@{d2}" in res.stdout
 
     # a client certificate there, the engine rootless as DOCKER_HOST tells
-    context = _unverified(tls_files, client=True)
-    d1 = push_minimal_image(client_cert_registry.url, "team/app", "v1", context=context)
-    d2 = push_minimal_image(client_cert_registry.url, "team/app", "v2", context=context)
-    host = f"{SERVER_NAME}:{client_cert_registry.port}"
-    name = f"{host}/team/app"
+    host, name, d1, d2 = _pushed_v1_v2(client_cert_registry, tls_files, client=True)
     _user_certs(tmp_path / "mtls", host, {"ca.crt": tls_files.ca, "client.cert": tls_files.client_cert,
                                           "client.key": tls_files.client_key})
     with connect_proxy(client_cert_registry.port) as proxy:
-        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": "",
-               "XDG_CONFIG_HOME": str(tmp_path / "mtls"), "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+        env = {**_via(proxy), "XDG_CONFIG_HOME": str(tmp_path / "mtls"), "XDG_RUNTIME_DIR": str(tmp_path / "run"),
                "DOCKER_HOST": f"unix://{tmp_path / 'run' / 'docker.sock'}"}
         res = _bump_dry_run(gitops, tmp_path, name, d1, env)
     assert res.returncode == 0, res.stderr
@@ -261,13 +264,9 @@ def test_a_rootless_dockerds_certs_dir_is_read_too(gitops, tmp_path: Path, tls_r
 def test_client_certificates_from_dockerds_certs_dir(gitops, tmp_path: Path, client_cert_registry: Registry,
                                                      tls_files: TlsFiles) -> None:
     """A registry that wants a client certificate: dockerd's certs.d/HOST:PORT/client.cert + client.key."""
-    context = _unverified(tls_files, client=True)
-    d1 = push_minimal_image(client_cert_registry.url, "team/app", "v1", context=context)
-    d2 = push_minimal_image(client_cert_registry.url, "team/app", "v2", context=context)
-    host = f"{SERVER_NAME}:{client_cert_registry.port}"
-    name = f"{host}/team/app"
+    host, name, d1, d2 = _pushed_v1_v2(client_cert_registry, tls_files, client=True)
     with connect_proxy(client_cert_registry.port) as proxy:
-        env = {"https_proxy": proxy, "HTTPS_PROXY": proxy, "no_proxy": "", "NO_PROXY": ""}
+        env = _via(proxy)
         with docker_certs(host, {"ca.crt": tls_files.ca}):
             res = _bump_dry_run(gitops, tmp_path, name, d1, env)
         assert res.returncode == 13, res.stderr  # the handshake fails without a client certificate
