@@ -79,6 +79,10 @@ app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into exit codes."""
+    from gitops_cli.settings import register_secrets
+
+    # masked from the first line on: a verb's option errors, its checks, its progress
+    register_secrets(given=argv if argv is not None else sys.argv[1:])
     command = typer.main.get_command(app)
     _debug_after_the_verb(command)
     debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
@@ -100,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as exc:  # usage errors: bad flag, missing option, bad value
         show = getattr(exc, "show", None)
         if isinstance(getattr(exc, "message", None), str):  # click quotes a value with repr() too
-            exc.message = output.repr_bytes(exc.message)
+            exc.message = output.repr_bytes(output.redact(exc.message))
         if show is not None:
             show()
         else:

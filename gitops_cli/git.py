@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from gitops_cli import interrupts
 from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, DirtyTreeError, GitAuthError, GitError, UsageError
@@ -27,7 +27,7 @@ from gitops_cli.output import redact
 
 # scheme://[userinfo@]rest: the user-info runs to the LAST "@" before the first "/" (a password may hold
 # an "@"); a malformed "scheme:/..." (one slash) is scrubbed the same way.
-_URL_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*:/{1,3})(?:[^/\s]*@)?(?P<rest>[^\s'\"]*)")
+_URL_RE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*:/{1,3})(?:(?P<userinfo>[^/\s]*)@)?(?P<rest>[^\s'\"]*)")
 
 # Error text (from git itself) that means authentication, not reachability.
 _AUTH_PATTERNS = (
@@ -61,6 +61,23 @@ def strip_credentials(url: str) -> str:
         return m.group("scheme") + re.split(r"[?#]", rest, maxsplit=1)[0]
 
     return _URL_RE.sub(scrub, url)
+
+
+def url_passwords(text: str) -> list[str]:
+    """The password of each URL in `text` (a URL, or a text holding URLs, read as strip_credentials reads
+    them): what follows the first `:` of its user-info (`https://user:PASSWORD@host/x`; one holding an
+    unencoded `/` too), as written and percent-decoded (as git sends it).  A user-info without `:` is a
+    user name, no password."""
+    found: list[str] = []
+    for m in _URL_RE.finditer(text):
+        userinfo, rest = m.group("userinfo"), m.group("rest")
+        if not m.group("scheme").lower().startswith("file:") and _spilled_userinfo(rest):
+            spilled = rest.rsplit("@", 1)[0]
+            userinfo = spilled if userinfo is None else f"{userinfo}@{spilled}"
+        password = (userinfo or "").partition(":")[2]
+        if password:
+            found += dict.fromkeys([password, unquote(password)])
+    return found
 
 
 _HOSTPORT_RE = re.compile(r"(\[[0-9A-Fa-f:.]*\]|[^:\[\]@]*)(:[0-9]*)?")

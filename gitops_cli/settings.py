@@ -20,6 +20,7 @@ Only the value that wins is used and checked, and only when the verb reads it: a
 Settings.refused and raised when its setting is read, so a setting the verb does not use never stops it;
 a bad value a higher source overrides is named in a warning.
 Secrets (registry password, git token) are never read from files: only from the environment or stdin.
+Every secret of the settings is masked in gitops' output from a run's first line on (register_secrets).
 
 A message about a bad value names where it came from (Names, `settings.names`, carried by the requests
 made from the settings): `--retries -1`, `GITOPS_RETRIES=-1` or `/app/gitops.toml: retries = -1`,
@@ -32,7 +33,7 @@ import difflib
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -312,6 +313,32 @@ def _check(key: str, value: Any, names: Names) -> None:
                           "letters, digits, _ . -, and leave room for 40 hex digits within 128 characters")
 
 
+# the secrets gitops reads from the environment (never from a file): the registry password (its other form,
+# --password-stdin, is registered when it is read) and the git tokens (deployrepo.select_token)
+SECRET_VARIABLES = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
+
+
+def register_secrets(environ: Mapping[str, str] | None = None, given: Iterable[Any] = ()) -> None:
+    """Every secret gitops knows of from its settings, registered for masking (output.register_secret)
+    before anything is printed or checked: the value of each SECRET_VARIABLES variable (a blank one is
+    unset), and the password of a URL's user-info (`https://user:PASSWORD@host/x`: git.url_passwords) in
+    GITOPS_DEPLOY_REPO and in each of `given` (the deploy_repo values of a file and the flags; the
+    command line's words).  The console script calls it with the environment and its command line before
+    the verb's options are parsed (cli.main), load_settings with what it resolves: no line of any verb
+    shows such a secret in clear, whether or not the verb uses it."""
+    from gitops_cli import output
+
+    env = os.environ if environ is None else environ
+    for var in SECRET_VARIABLES:
+        output.register_secret(env.get(var, "").strip())
+    for text in (env.get("GITOPS_DEPLOY_REPO", ""), *given):
+        if isinstance(text, str) and "://" in text:
+            from gitops_cli.git import url_passwords
+
+            for password in url_passwords(text):
+                output.register_secret(password)
+
+
 # GITOPS_* variables gitops reads that are no setting (where: the module reading it)
 OTHER_VARIABLES = (
     "GITOPS_DEBUG",  # cli: tracebacks
@@ -410,6 +437,7 @@ def load_settings(
             raise KeyError(f"unknown setting {key!r}")  # programming error, not user input
         given[key].append(("flag", list(value) if isinstance(value, tuple) else value))
 
+    register_secrets(env, (value for _, value in given["deploy_repo"]))
     for key, values in given.items():
         if not values:
             continue

@@ -39,6 +39,22 @@ def test_strip_credentials(text: str, expected: str) -> None:
     assert git.strip_credentials(text) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("https://u:tok@h/x.git", ["tok"]),
+    ("http://bob:hun@ter2pass@127.0.0.1:8080/x.git", ["hun@ter2pass"]),  # to the last "@" before the first "/"
+    ("https://u:p%40ss%2Fw@h/x.git", ["p%40ss%2Fw", "p@ss/w"]),  # as written, and as git sends it
+    ("http://t:p@ss:w/rd%23#x-Secret@127.0.0.1:37625/x.git", ["p@ss:w/rd%23#x-Secret", "p@ss:w/rd##x-Secret"]),
+    ("https://user:2024/Secret@127.0.0.1:1/x", ["2024/Secret"]),  # an unencoded "/": all of it
+    ("make e2e URL=https://a:one@h/x OTHER=ssh://b:two@h:22/y", ["one", "two"]),  # every URL of a text
+    ("https://TOKEN@h/x.git", []),  # a user name, no password
+    ("https://host:8443/org/x@y.git", []),  # an "@" in the path is a path's
+    ("git@host:org/x.git", []),
+    ("https://h/x.git?private_token=SECRET", []),  # a query is no user-info (strip_credentials drops it)
+])
+def test_url_passwords(text: str, expected: list[str]) -> None:
+    assert git.url_passwords(text) == expected
+
+
 def test_error_for_keeps_ssh_reason_over_gits_generic_line() -> None:
     stderr = ("No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\n"
               "Host key verification failed.\n"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gitops_cli import output
 from gitops_cli.errors import ConfigError
-from gitops_cli.settings import FLAGS, Names, load_settings
+from gitops_cli.settings import FLAGS, Names, load_settings, register_secrets
 
 
 def test_defaults(tmp_path: Path) -> None:
@@ -81,6 +82,19 @@ def test_secrets_refused_in_files(tmp_path: Path, key: str) -> None:
     with pytest.raises(ConfigError, match="must not be stored in a file") as info:
         load_settings(tmp_path, environ={})
     assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.usefixtures("secrets_restored")
+def test_every_secret_of_the_settings_is_registered_for_masking(tmp_path: Path) -> None:
+    """The secret variables (a blank one is unset, blanks around one are no part of it) and the password of
+    the deploy repo's URL, from the environment, a file or a flag, whether or not the verb uses them."""
+    env = {"GITOPS_REGISTRY_PASSWORD": "pw-registry-1", "GITOPS_GIT_TOKEN": " tok-git-22 \n",
+           "GITHUB_TOKEN": "ghs_github333", "CI_JOB_TOKEN": "   ", "GITOPS_DEPLOY_REPO": "https://u:env-url-4@h/x"}
+    register_secrets(env)
+    assert output.redact("pw-registry-1 tok-git-22 ghs_github333 env-url-4 |   |") == "*** *** *** *** |   |"
+    (tmp_path / "gitops.toml").write_text('deploy_repo = "https://u:file-url-5@h/x"\n')
+    load_settings(tmp_path, {"deploy_repo": "https://u:flag-url-6@h/x"}, environ={})
+    assert output.redact("file-url-5 flag-url-6") == "*** ***"
 
 
 def test_pyproject_without_tool_table_is_ignored(tmp_path: Path) -> None:

@@ -123,11 +123,13 @@ def build_and_bump(
     from gitops_cli.bump import BumpRequest
     from gitops_cli.imageref import parse_repository
 
-    check_output_format(output_format)
     github_output = os.environ.get("GITHUB_OUTPUT", "").strip() or None
     result = pipeline.PipelineResult()
     files_checked = False
     try:
+        # first: the password is masked (output.register_secret) in whatever is printed from here on
+        password = registry.read_password(sys.stdin) if password_stdin else None
+        check_output_format(output_format)
         # the output files are checked before any work (exit 2); a regular --dotenv left by an earlier
         # run is emptied now, so a run that stops early never leaves stale values
         pipeline.check_output_paths(github_output, dotenv)
@@ -141,7 +143,6 @@ def build_and_bump(
         from gitops_cli.engine import push_stall
 
         push_stall()  # a bad GITOPS_PUSH_STALL_TIMEOUT is exit 2 before any work
-        password = registry.read_password(sys.stdin) if password_stdin else None
         settings = load_settings(repo, {
             "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
             "test_command": test_command, "context": absolute(context), "dockerfile": absolute(file),
