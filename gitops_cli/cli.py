@@ -16,10 +16,12 @@ from typing import Any, NoReturn
 import typer
 
 from gitops_cli import __version__, interrupts, output
+from gitops_cli.commands.options import AppGroup, VerbCommand
 from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, GitopsError, write_failure
 
 app = typer.Typer(
     name="gitops",
+    cls=AppGroup,
     help="Ship container images the GitOps way: immutable tags, safe publishes, byte-exact deploy-repo bumps.",
     no_args_is_help=True,
     add_completion=False,
@@ -65,15 +67,15 @@ from gitops_cli.commands import sync as _sync  # noqa: E402
 from gitops_cli.commands import tag as _tag  # noqa: E402
 from gitops_cli.commands import test as _test  # noqa: E402
 
-app.command("tag")(_tag.tag)
-app.command("build")(_build.build)
-app.command("test")(_test.test)
-app.command("publish")(_publish.publish)
-app.command("bump")(_bump.bump)
-app.command("build-and-bump")(_build_and_bump.build_and_bump)
-app.command("history")(_history.history)
-app.command("rollback")(_rollback.rollback)
-app.command("sync")(_sync.sync)
+app.command("tag", cls=VerbCommand)(_tag.tag)
+app.command("build", cls=VerbCommand)(_build.build)
+app.command("test", cls=VerbCommand)(_test.test)
+app.command("publish", cls=VerbCommand)(_publish.publish)
+app.command("bump", cls=VerbCommand)(_bump.bump)
+app.command("build-and-bump", cls=VerbCommand)(_build_and_bump.build_and_bump)
+app.command("history", cls=VerbCommand)(_history.history)
+app.command("rollback", cls=VerbCommand)(_rollback.rollback)
+app.command("sync", cls=VerbCommand)(_sync.sync)
 app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 

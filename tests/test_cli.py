@@ -29,6 +29,22 @@ def test_bad_option_value_is_a_usage_error_without_traceback() -> None:
     assert "Traceback" not in res.stderr and "--length" in res.stderr
 
 
+@pytest.mark.parametrize(("args", "usage", "error"), [
+    (["tag", "--length"], "gitops tag [OPTIONS]", "Option '--length' requires an argument."),
+    (["bump", "--image"], "gitops bump [OPTIONS]", "Option '--image' requires an argument."),
+    (["lint", "--format"], "gitops lint [OPTIONS] [PATH]...", "Option '--format' requires an argument."),
+    (["tag", "--allow-dirty=x"], "gitops tag [OPTIONS]", "Option '--allow-dirty' does not take a value."),
+    (["--version=x"], "gitops [OPTIONS] COMMAND [ARGS]...", "Option '--version' does not take a value."),
+])
+def test_a_flag_without_its_value_gets_the_whole_usage_block(args: list[str], usage: str, error: str) -> None:
+    """click's parser raises these without the command's context, which left only the `Error:` line; the
+    README promises the same block as for an unknown flag."""
+    res = run_gitops(args)
+    assert res.returncode == 2 and res.stdout == ""
+    command = usage.split(" [", 1)[0]
+    assert res.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\n\nError: {error}\n"
+
+
 @pytest.mark.parametrize("args", [["tag", "--repo", "x" * 256], ["bump", "--deploy-repo", "x" * 256,
                                                                    "--image", "a/b:c", "--dry-run"],
                                   ["build", "--image", "x/y", "--file", "x" * 256]])

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
 
 from gitops_cli import output
+from gitops_cli.commands.options import VerbCommand
 from gitops_cli.errors import UsageError
 
 
-class LintCommand(TyperCommand):
+class LintCommand(VerbCommand):
     """`gitops lint`'s command: an argument that starts with `-` but is no option of lint and names an
     existing file (`-x.yaml`) is a path.  pre-commit passes the staged files after the hook's own args with
     no `--` between them, so such a file broke the whole batch ("No such option: -x").  A misspelled

@@ -1,4 +1,5 @@
-"""Options shared by several verbs, declared once (`build-and-bump` takes those of tag/build/publish/bump).
+"""Options shared by several verbs, declared once (`build-and-bump` takes those of tag/build/publish/bump),
+and the command classes that parse them.
 
 Each alias is `Annotated[type, typer.Option(...)]`; a verb gives the default:  `repo: Repo = Path(".")`.
 """
@@ -10,11 +11,37 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
     from gitops_cli.settings import Names
 
 T = TypeVar("T")
+
+
+class _ParserContext:
+    """click's option parser raises some usage errors without the command's context (a flag without its
+    value: `gitops tag --length`; a value given to a flag: `--allow-dirty=x`), and a usage error without
+    one is shown as its `Error:` line alone.  Here they get the command's context, so every usage error
+    shows the same block: `Usage: ...`, `Try 'gitops VERB -h' for help.`, `Error: ...`."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
+        except typer.TyperException as exc:  # click's UsageError and its kinds carry `ctx` and `cmd`
+            usage: Any = exc
+            if hasattr(usage, "ctx") and usage.ctx is None:
+                usage.ctx, usage.cmd = ctx, ctx.command
+            raise
+
+
+class VerbCommand(_ParserContext, TyperCommand):
+    """A verb's command (see _ParserContext)."""
+
+
+class AppGroup(_ParserContext, TyperGroup):
+    """The `gitops` command itself, whose options (`--version`, `--debug`) come before the verb."""
+
 
 # --- the app checkout and its tag -----------------------------------------------------------------------
 Repo = Annotated[Path, typer.Option("--repo", help="The app checkout (default: current directory).")]
