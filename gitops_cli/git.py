@@ -733,13 +733,18 @@ def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
 APP_CHECKOUT_HINT = "run inside the app's git repository or pass --repo"
 
 
+def require_directory(path: Path) -> None:
+    """UsageError (exit 2) naming `path` as given when it is no directory (missing, or a file)."""
+    if not path.is_dir():
+        raise UsageError(f"{path}: no such directory" if not path.exists() else f"{path}: not a directory")
+
+
 def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
     """The work tree root containing `path`: DirtyTreeError (exit 4, with `hint`: what to give instead) when
     it is not a git checkout, GitError (exit 10) when git refuses it as another user's (see ownership_error),
     UsageError (exit 2) when it is no directory (GitPython would run git in the current directory instead)."""
     p = Path(path)
-    if not p.is_dir():
-        raise UsageError(f"{p}: no such directory" if not p.exists() else f"{p}: not a directory")
+    require_directory(p)
     res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
     if res.status != 0:
         raise ownership_error(res.stderr, cwd=p) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)

@@ -407,7 +407,12 @@ def load_settings(
     settings.names = Names(settings.sources, dict(flag_names or {}), written)
     given: dict[str, list[tuple[str, Any]]] = {key: [] for key in types}  # (source, value), lowest first
 
-    app = Path(directory or ".").resolve()
+    app = Path(directory or ".")
+    if app_flag:  # --repo: a missing directory or a file is its error alone, not a parent's config first
+        from gitops_cli.git import require_directory
+
+        require_directory(app)
+    app = app.resolve()
     found = find_config_file(app)
     if found is None:
         _warn_parent_config(app, app_flag)

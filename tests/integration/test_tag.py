@@ -291,6 +291,18 @@ def test_subdirectory_names_the_config_of_the_app_root_it_does_not_read(gitops, 
     assert gitops(["tag", "--repo", str(repo)], cwd=repo / "src" / "pkg").stdout == head[:13] + "\n"
 
 
+@pytest.mark.parametrize("verb", ["tag", "build", "test", "publish", "build-and-bump"])
+def test_a_repo_that_is_no_directory_is_its_error_alone(gitops, repo: Path, verb: str) -> None:
+    """`cd app; gitops tag --repo gitops.toml` named app/gitops.toml in a warning that a parent's config
+    is not read (the file's directory was searched as the app's parent) before the --repo error."""
+    (repo / "app").mkdir()
+    (repo / "app" / "gitops.toml").write_text("tag_length = 9\n")
+    commit_all(repo, "app config")
+    for given, why in (("gitops.toml", "not a directory"), ("missing", "no such directory")):
+        res = gitops([verb, "--repo", given], cwd=repo / "app")
+        assert (res.returncode, res.stdout, res.stderr) == (2, "", f"error: {given}: {why}\n")
+
+
 def test_bad_config_values_name_the_file_key(gitops, repo: Path) -> None:
     (repo / "gitops.toml").write_text("tag_length = 3\n")
     res = gitops(["tag"], cwd=repo)
