@@ -45,6 +45,21 @@ def test_a_flag_without_its_value_gets_the_whole_usage_block(args: list[str], us
     assert res.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\n\nError: {error}\n"
 
 
+@pytest.mark.parametrize("args", [["lint", "."], ["bump", "--deploy-repo", "deploy", "--image", "team/app:v2"],
+                                  ["history", "--deploy-repo", "deploy"], ["sync", "--repo", "deploy"],
+                                  ["rollback", "--deploy-repo", "deploy", "--image", "team/app"],
+                                  ["build-and-bump", "--image", "team/app", "--deploy-repo", "deploy"]])
+def test_a_bad_gitops_yaml_parser_is_exit_2_before_any_work_for_every_verb_reading_yaml(args, tmp_path) -> None:
+    """GITOPS_YAML_PARSER=bogus was taken as the default parser without a word."""
+    (tmp_path / "app.yaml").write_text("image: team/app:latest\n")
+    res = run_gitops(args, cwd=tmp_path, env={"GITOPS_YAML_PARSER": "bogus"})
+    assert (res.returncode, res.stdout) == (2, "")
+    assert res.stderr == ("error: GITOPS_YAML_PARSER='bogus': expected python (the pure-Python parser) or no value "
+                          "(libyaml when installed)\n")
+    res = run_gitops(["lint", "app.yaml"], cwd=tmp_path, env={"GITOPS_YAML_PARSER": "python"})
+    assert res.returncode == 1 and "GL001" in res.stdout
+
+
 @pytest.mark.parametrize("args", [["tag", "--repo", "x" * 256], ["bump", "--deploy-repo", "x" * 256,
                                                                    "--image", "a/b:c", "--dry-run"],
                                   ["build", "--image", "x/y", "--file", "x" * 256]])

@@ -141,8 +141,10 @@ def build_and_bump(
                                   exit_code=EXIT_WRITE_FAILED) from None
         files_checked = True
         from gitops_cli.engine import push_stall
+        from gitops_cli.yamledit.locate import pure_parser_forced
 
         push_stall()  # a bad GITOPS_PUSH_STALL_TIMEOUT is exit 2 before any work
+        pure_parser_forced()  # and so is a bad GITOPS_YAML_PARSER (the bump step reads YAML)
         settings = load_settings(repo, {
             "image": image, "deploy_repo": deploy_repo, "tag_length": length, "tag_prefix": prefix,
             "test_command": test_command, "context": absolute(context), "dockerfile": absolute(file),

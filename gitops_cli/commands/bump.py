@@ -67,8 +67,10 @@ def bump(
     from gitops_cli.errors import InvalidReferenceError
     from gitops_cli.imageref import parse_tagged
     from gitops_cli.registry import digest_resolver
+    from gitops_cli.yamledit.locate import pure_parser_forced
 
     check_output_format(output_format)
+    pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     images = []
     for text in image:  # exit 2 before anything is cloned
         try:

@@ -41,8 +41,10 @@ def history(
       gitops history --deploy-repo https://git.example.com/org/deploy.git --image team/api --limit 5
     """
     from gitops_cli.history import HistoryRequest, read_history
+    from gitops_cli.yamledit.locate import pure_parser_forced
 
     check_output_format(output_format)
+    pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     ref = repository_flag(image) if image else None
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container}, app_flag=False)

@@ -86,7 +86,9 @@ def lint(
     from gitops_cli import __version__
     from gitops_cli import lint as rules
     from gitops_cli.settings import load_settings
+    from gitops_cli.yamledit.locate import pure_parser_forced
 
+    pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     settings = load_settings(Path.cwd(), app_flag=False)
     origin = _table_origin(settings.sources.get("lint", "config"), settings.table)
     config = rules.config_from_settings(settings.lint, extra_mutable_tags=settings.mutable_tags,

@@ -63,8 +63,10 @@ def rollback(
     from gitops_cli.errors import UsageError
     from gitops_cli.rollback import RollbackRequest
     from gitops_cli.rollback import rollback as run_rollback
+    from gitops_cli.yamledit.locate import pure_parser_forced
 
     check_output_format(output_format)
+    pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     if to is not None and steps is not None:
         raise UsageError("--to and --steps exclude each other")
     ref = repository_flag(image, name_only=True)

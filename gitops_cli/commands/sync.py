@@ -55,7 +55,9 @@ def sync(
     from gitops_cli import sync as use_case
     from gitops_cli.errors import UsageError
     from gitops_cli.settings import load_settings
+    from gitops_cli.yamledit.locate import pure_parser_forced
 
+    pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     if once and interval is not None:
         raise UsageError("--once and --interval exclude each other")
     seconds = use_case.parse_interval(interval) if interval is not None else None

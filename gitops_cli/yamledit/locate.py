@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gitops_cli import imageref
+from gitops_cli.errors import UsageError
 from gitops_cli.kustomize import KUSTOMIZATION_FILES
 
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
@@ -149,6 +150,17 @@ class YamlSyntaxError(Exception):
 # Parsing: events -> tiny nodes
 # --------------------------------------------------------------------------------------------------
 
+def pure_parser_forced(environ: Any = None) -> bool:
+    """GITOPS_YAML_PARSER=python: parse with the pure-Python parser alone (see _c_loader).  Blank or unset
+    is the default; any other value is exit 2 (UsageError) naming it: a typo is never taken silently.  The
+    verbs that read YAML call this before any work."""
+    value = (os.environ if environ is None else environ).get("GITOPS_YAML_PARSER", "")
+    if value.strip().lower() in ("", "python"):
+        return bool(value.strip())
+    raise UsageError(f"GITOPS_YAML_PARSER={value!r}: expected python (the pure-Python parser) or no value "
+                     "(libyaml when installed)")
+
+
 def _c_loader() -> Any | None:
     """libyaml's event parser (ruamel.yaml.clib), or None when the C extension is missing or when
     GITOPS_YAML_PARSER=python; the pure-Python ruamel parser is used then.  The C one is ~20x faster; on text
@@ -159,7 +171,7 @@ def _c_loader() -> Any | None:
     refuses with the pure parser: results never depend on which parser is installed.  The pure parser in
     turn refuses a tab between tokens inside a line (before a comment, after a value or `:`), which libyaml
     reads as YAML 1.2 says: see _pure_parse."""
-    if os.environ.get("GITOPS_YAML_PARSER") == "python":
+    if pure_parser_forced():
         return None
     try:
         from ruamel.yaml.cyaml import CBaseLoader

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops_cli.yamledit import YamlSyntaxError, locate
-from gitops_cli.yamledit.locate import _Parsed, parse
+from gitops_cli.yamledit.locate import _Parsed, parse, pure_parser_forced
 
 
 def refs(text: str, **kw):
@@ -315,6 +315,19 @@ def test_a_colon_in_a_flow_plain_scalar_parses_whichever_parser_is_installed(par
     assert span(FLOW_COLONS, found[0].scalar) == "team/app:v1" and found[0].scalar.flow
     values = [e.value for e in parse(FLOW_COLONS).events if e.kind == "S"]
     assert values[-5:] == ["a:b", "x", "y", "http://x", "--port=8080"]
+
+
+def test_gitops_yaml_parser_takes_python_or_nothing_and_refuses_a_typo() -> None:
+    """A typo (`GITOPS_YAML_PARSER=pyhton`) silently kept libyaml: it is exit 2 naming the valid values."""
+    from gitops_cli.errors import UsageError
+
+    assert [pure_parser_forced(env) for env in ({}, {"GITOPS_YAML_PARSER": " "}, {"GITOPS_YAML_PARSER": "python"},
+                                                {"GITOPS_YAML_PARSER": "Python "})] == [False, False, True, True]
+    with pytest.raises(UsageError) as refused:
+        pure_parser_forced({"GITOPS_YAML_PARSER": "pyhton"})
+    assert refused.value.exit_code == 2
+    assert refused.value.message == ("GITOPS_YAML_PARSER='pyhton': expected python (the pure-Python parser) or no "
+                                     "value (libyaml when installed)")
 
 
 @pytest.mark.parametrize("parser", ["default", "python"])
