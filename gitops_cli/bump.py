@@ -750,9 +750,10 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
 
         for path in request.paths:
             relative_subpath(_NO_CLONE_YET, path, request.names)
-    if remote.local is None and not request.commit:
-        raise UsageError(f"{request.names('deploy_repo', remote.display)}: --no-commit needs a local checkout "
-                         "(a path), not a URL",
+    if remote.local is None and not request.commit:  # the value as given (a bare repo's path is shown as a URL)
+        what = "a URL" if deployrepo.is_url(request.deploy_repo) else "a bare repository"
+        raise UsageError(f"{request.names('deploy_repo', request.deploy_repo)}: --no-commit needs a local "
+                         f"checkout (a path), not {what}",
                          hint="use --dry-run to preview a bump of a remote repository")
     if remote.local is not None and request.commit and not request.dry_run:  # exit 4 before any work
         root = local_scope(remote.local, request)[0]

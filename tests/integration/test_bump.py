@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -198,11 +199,21 @@ def test_no_commit_patches_a_local_checkout(deploy_remote: DeployRemote, gitops,
 
 
 def test_no_commit_needs_a_local_checkout(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """The value is named as given: a bare repository's relative path was shown as the file:// URL it is
+    cloned from (`--deploy-repo 'file:///tmp/.../deploy.git'` for `../deploy.git`)."""
     res = gitops(
         ["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0", "--no-commit"],
         env=no_identity_env(tmp_path),
     )
-    assert res.returncode == 2 and "--no-commit" in res.stderr
+    assert res.returncode == 2 and res.stderr.startswith(
+        f"error: --deploy-repo {deploy_remote.url!r}: --no-commit needs a local checkout (a path), not a URL\n")
+    here = tmp_path / "here"
+    here.mkdir()
+    given = os.path.relpath(deploy_remote.path, here)
+    res = gitops(["bump", "--deploy-repo", given, "--image", f"{API}:2.0.0", "--no-commit"], cwd=here,
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 2 and res.stderr.startswith(
+        f"error: --deploy-repo {given!r}: --no-commit needs a local checkout (a path), not a bare repository\n")
 
 
 def test_local_checkout_commits_and_pushes_to_origin(

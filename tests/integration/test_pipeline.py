@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -543,6 +544,10 @@ def test_invalid_deploy_repo_is_refused_before_any_work(gitops, app: Path, regis
     assert res.returncode == 2 and "not a URL and no such directory" in res.stderr
     res = run(gitops, app, image, remote, "--no-commit")
     assert res.returncode == 2 and f"--deploy-repo {remote.url!r}: --no-commit needs a local checkout" in res.stderr
+    given = os.path.relpath(remote.path, app)  # a bare repository's path is named as given, not as its URL
+    res = gitops(["build-and-bump", "--image", image, "--deploy-repo", given, "--no-commit"], cwd=app)
+    assert res.returncode == 2
+    assert f"--deploy-repo {given!r}: --no-commit needs a local checkout (a path), not a bare repository" in res.stderr
     assert "running sample tests" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
 
 
