@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env, run_gitops
@@ -14,6 +17,87 @@ def test_every_verb_has_help_with_an_example(verb: str) -> None:
     res = run_gitops([verb, "--help"])
     assert res.returncode == 0, res.stderr
     assert "Example:" in res.stdout and f"gitops {verb}" in res.stdout.split("Example:", 1)[1]
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+_OPTION_RE = re.compile(r"(?<![\w-])(--?[a-zA-Z][\w-]*)")
+
+
+def _help_options(verb: str) -> set[str]:
+    """The options `gitops VERB --help` lists (long and short names, both of a --x/--no-x pair)."""
+    res = run_gitops([verb, "--help"], env={"COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr
+    names: set[str] = set()
+    for line in res.stdout.split("\nOptions:\n", 1)[1].splitlines():
+        declared = re.match(r"  (-\S.*?)(?: {2,}|$)", line)  # `  -o, --output FORMAT   text or json ...`
+        if declared:
+            names.update(_OPTION_RE.findall(declared.group(1)))
+    return names - {"-h", "--help"}
+
+
+def _readme_section(verb: str) -> str:
+    """The README's `## ` section whose heading names `gitops VERB` (history and rollback share one)."""
+    sections = re.split(r"^## ", README.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    found = [s for s in sections if f"`gitops {verb}`" in s.split("\n", 1)[0]]
+    assert len(found) == 1, verb
+    return found[0]
+
+
+def _invocations(verb: str, section: str) -> list[str]:
+    """The synopses and examples of `verb` in its section: each `gitops VERB ...` line with its
+    continuation lines (after a trailing `\\`, or a synopsis' next line starting with `[`)."""
+    found: list[list[str]] = []
+    going = False
+    for line in section.splitlines():
+        text = line.strip()
+        if re.match(rf"gitops {re.escape(verb)}( |$)", text):
+            found.append([text])
+            going = True
+        elif going and text and (found[-1][-1].endswith("\\") or text.startswith("[")):
+            found[-1].append(text)
+        else:
+            going = False
+    return [" ".join(lines) for lines in found]
+
+
+def _named(option: str, text: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_every_option_of_a_verb_is_in_its_readme_section_and_its_synopsis_has_no_other(verb: str) -> None:
+    """The README's section of each verb names every option its --help lists (a synopsis of the verb
+    names them all, build-and-bump's list of the options it takes, each under the verb it comes from),
+    and its synopses and examples name no option the verb does not have (rollback's `[...bump options]`
+    promised --message and --no-commit; publish's --tag and --repo, history's --ssh-key and --limit,
+    rollback's --output were missing)."""
+    options = _help_options(verb)
+    section = _readme_section(verb)
+    assert [o for o in sorted(options) if not _named(o, section)] == []
+    invocations = _invocations(verb, section)
+    assert invocations, f"no synopsis or example of gitops {verb}"
+    for line in invocations:
+        assert sorted(set(_OPTION_RE.findall(line)) - options) == [], line
+    if verb != "build-and-bump":  # the first invocation is the synopsis: every option
+        assert [o for o in sorted(options) if not _named(o, invocations[0])] == []
+        return
+    taken = re.search(r"Takes the options of (.*?);", section, flags=re.DOTALL)
+    assert taken is not None
+    groups = re.findall(r"`([a-z-]+)`\s+\(`([^`]*)`\)", taken.group(1))
+    assert {name for name, _ in groups} == {"tag", "test", "build", "publish", "bump"}
+    for name, listed in groups:
+        of_verb = set() if name == "test" else _help_options(name)  # test's --command is --test-command here
+        assert sorted(set(_OPTION_RE.findall(listed)) - of_verb - {"--test-command"}) == [], name
+
+
+def test_help_texts_give_the_defaults_and_sources_the_readme_gives() -> None:
+    """sync's --cache-dir default left out $XDG_CACHE_HOME, and publish's credentials the config file's
+    registry_username, which the README and the code use."""
+    sync_help = " ".join(run_gitops(["sync", "--help"]).stdout.split())
+    assert "(default $XDG_CACHE_HOME/gitops/sync, else ~/.cache/gitops/sync)" in sync_help
+    publish_help = " ".join(run_gitops(["publish", "--help"]).stdout.split())
+    assert "the registry user (--username, GITOPS_REGISTRY_USERNAME or registry_username in the config file)" \
+        in publish_help
 
 
 def test_version_and_unknown_verb() -> None:

@@ -25,7 +25,8 @@ def publish(
 ) -> None:
     """Push NAME:TAG and print NAME:TAG@sha256:<digest>; skip it when already published.
 
-    Credentials: --username with --password-stdin, GITOPS_REGISTRY_USERNAME/_PASSWORD, or the docker
+    Credentials: the registry user (--username, GITOPS_REGISTRY_USERNAME or registry_username in the config
+    file) with its password (--password-stdin or GITOPS_REGISTRY_PASSWORD); without a user, the docker
     config (DOCKER_CONFIG, ~/.docker/config.json, credential helpers).
 
     \b

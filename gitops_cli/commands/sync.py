@@ -37,7 +37,8 @@ def sync(
         help="Server-side apply with field manager 'gitops' (default), or client-side apply."),
     cache_dir: Path | None = typer.Option(
         None, "--cache-dir", metavar="DIR",
-        help="Cache for the fetched repo, the lock and the state (default ~/.cache/gitops/sync)."),
+        help="Cache for the fetched repo, the lock and the state (default $XDG_CACHE_HOME/gitops/sync, else "
+             "~/.cache/gitops/sync)."),
     force: bool = typer.Option(False, "--force", help="Apply even when this commit was applied already."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show each object and what was ignored."),
 ) -> None:
