@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
-from tests.fixtures.procs import stop_process
+from tests.fixtures.procs import running, stop_process
 from tests.fixtures.services import BASE_IMAGE, TEST_LABEL, TEST_LABEL_VALUE, sample_app
 
 pytestmark = pytest.mark.integration
@@ -99,15 +99,6 @@ def test_debug_shows_no_traceback_for_user_errors(gitops, tmp_path: Path) -> Non
     assert "not a git checkout" in res.stderr and "Traceback" not in res.stderr
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie waiting for a reaper counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
-
-
 @pytest.mark.timeout(120)  # a test command that never starts its sleep
 def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: Path) -> None:
     """A CI cancel (SIGTERM) reaches gitops alone: the test command's whole process group is ended too,
@@ -124,7 +115,7 @@ def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: P
                 pytest.fail(f"gitops ended before the test command started its sleep: {proc.stderr.read()}")
             time.sleep(0.05)
         sleeper = int(pidfile.read_text())
-        assert _alive(sleeper)
+        assert running(sleeper)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -132,9 +123,9 @@ def test_sigterm_during_the_tests_ends_what_the_test_command_started(tmp_path: P
     assert proc.returncode == 130, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     deadline = time.monotonic() + 10
-    while _alive(sleeper) and time.monotonic() < deadline:
+    while running(sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _alive(sleeper):  # leave nothing running, then fail
+    if running(sleeper):  # leave nothing running, then fail
         os.kill(sleeper, signal.SIGKILL)
         pytest.fail(f"the test command's child {sleeper} outlived gitops")
 
@@ -197,9 +188,9 @@ def _wait_for_descendant(proc: subprocess.Popen, word: str, timeout: float = 120
 def _assert_all_ended(processes: dict[int, str], timeout: float = 10) -> None:
     """Every one of `processes` ends soon (they are gitops' children: they must not outlive it)."""
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in processes) and time.monotonic() < deadline:
+    while any(running(pid) for pid in processes) and time.monotonic() < deadline:
         time.sleep(0.05)
-    left = {pid: command for pid, command in processes.items() if _alive(pid)}
+    left = {pid: command for pid, command in processes.items() if running(pid)}
     for pid in left:  # leave nothing running, then fail
         os.kill(pid, signal.SIGKILL)
     assert not left, f"outlived gitops: {left}"
@@ -474,7 +465,7 @@ def test_sigterm_during_a_sync_ends_kubectl_and_what_it_started(tmp_path: Path) 
                 pytest.fail(f"gitops ended before kubectl apply ran: {proc.communicate()[1]}")
             time.sleep(0.05)
         plugin = int(pidfile.read_text())
-        assert _alive(plugin)
+        assert running(plugin)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:

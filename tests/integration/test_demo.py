@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.cli import GITOPS, gitops_env
+from tests.fixtures.procs import running
 
 pytestmark = pytest.mark.integration
 
@@ -30,15 +30,6 @@ def run_demo() -> subprocess.CompletedProcess[str]:
     env = gitops_env({"GITOPS": str(GITOPS)})
     return subprocess.run(["make", "--no-print-directory", "-o", "install", "demo"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(") ")[1][:1] != "Z"
 
 
 def test_make_demo_twice(docker_engine) -> None:
@@ -78,7 +69,7 @@ def test_make_demo_twice(docker_engine) -> None:
         assert "deploy repo still has 2 commits" in out
 
         # and it stopped / removed what it started
-        assert f"stopped the registry (pid {pid})" in out and not alive(pid)
+        assert f"stopped the registry (pid {pid})" in out and not running(pid)
         assert not work.exists()
         assert not docker_engine.images(name=f"{image}:{tag}")
     assert tags[0] != tags[1]  # a fresh commit each run
