@@ -1,6 +1,7 @@
 """`gitops test`: run the app's unit tests, on the host or inside the built image (network none).
 
-The command is the configured `test_command`, else `make test` when the Makefile has a `test` target.
+The command is the configured `test_command`, else `make test` when make itself finds a `test` target in the
+app's makefile (default_test_command: make prints its data base, no recipe runs).
 Its output streams live to stderr (stdout stays for results); its exit status is the verb's status.
 `run_command` is also how `gitops build` runs the app's `build_command`.
 """
@@ -25,9 +26,14 @@ from gitops_cli.imageref import parse_tagged
 if TYPE_CHECKING:
     from docker import APIClient
 
-MAKEFILES = ("GNUmakefile", "makefile", "Makefile")
+MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # the names make looks for, in its order
 DEFAULT_TEST_COMMAND = "make test"
-_RULE_RE = re.compile(r"^([^\s:#=][^:#=]*?)\s*::?(?!=)", re.MULTILINE)
+MAKE_TIMEOUT = 60.0  # seconds make has to read the app's makefile and print its targets
+# the shell every recipe gets while make lists the targets: it does not exist, so no recipe runs (make
+# remakes an included makefile it has a rule for even under -q); make names it when it tries one
+NO_RECIPE_SHELL = "/nonexistent/gitops-runs-no-recipe"
+# left out of the environment of the test and build commands, and of make listing the targets
+OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")
 
 
 class TestsFailedError(GitopsError):
@@ -47,37 +53,149 @@ class TestResult:
     status: int
 
 
-def makefile_has_target(text: str, target: str) -> bool:
-    """True when a rule in Makefile `text` names `target` (`test:`, `a test:`, `test::`), not `X := 1`."""
-    for match in _RULE_RE.finditer(text):
-        if target in match.group(1).split():
-            return True
-    return False
+def make_targets(database: str) -> frozenset[str] | None:
+    """The targets make has something to do for, in GNU make's data base (what `make -p` prints): the
+    entries of its "# Files" section with prerequisites or a recipe, less those marked "# Not a target:"
+    (a prerequisite without a rule, a makefile, a name with target-specific variables only).  A name
+    only declared .PHONY, or with an empty rule (`test:`), has neither: `make test` does nothing there
+    and says so with status 0.  Pattern rules are not in this section, nor variables.  None when
+    `database` holds no data base (not GNU make).
+
+    An entry is a blank line, then: target-specific variable lines (`NAME: VAR = value`, make 4), an
+    optional "# Not a target:", the rule line (`NAME:` or `NAME::`, then the prerequisites), status
+    lines "#  ..." of which "#  Implicit rule search has..." is always there, and the recipe after
+    "#  recipe to execute", whose continuation lines start in the first column (they may look like a
+    rule line).  The rule line is thus the last line before "#  Implicit rule search" that is no
+    comment.  Output of the makefile itself (`$(info ...)`) comes before the data base, printed last."""
+    lines = database.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("# Make data base")]
+    if not starts:
+        return None
+    try:
+        first = lines.index("# Files", starts[-1]) + 1
+    except ValueError:
+        return None
+    targets: set[str] = set()
+    rule: tuple[str, bool] | None = None  # the entry's target and whether it has prerequisites
+    not_a_target = in_body = False
+    for line in lines[first:]:
+        if line.startswith(("# files hash-table stats", "# VPATH Search Paths", "# Finished Make data base")):
+            break  # the end of the section
+        if not line:  # the next entry
+            rule, not_a_target, in_body = None, False, False
+        elif in_body:  # status lines and the recipe
+            if rule is not None and line.startswith(("#  recipe to execute", "#  commands to execute")):
+                targets.add(rule[0])
+        elif line.startswith("#  Implicit rule search has"):
+            in_body = True
+            if rule is not None and rule[1]:
+                targets.add(rule[0])
+        elif line.startswith("#"):
+            not_a_target = line == "# Not a target:"
+        else:  # a target-specific variable line, or the rule line
+            match = _RULE_LINE.fullmatch(line)
+            rule = (match.group(1), bool(match.group(2).strip())) if match and not not_a_target else None
+            not_a_target = False
+    return frozenset(targets)
 
 
-def default_test_command(repo: Path) -> str | None:
-    for name in MAKEFILES:
-        path = repo / name
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            return DEFAULT_TEST_COMMAND if makefile_has_target(text, "test") else None
+_RULE_LINE = re.compile(r"(.+?)::?((?: .*)?)")  # `NAME:` / `NAME::`, alone or before the prerequisites
+
+
+def find_makefile(repo: Path) -> str | None:
+    """The makefile `make` in `repo` reads: the first of GNUmakefile, makefile, Makefile there."""
+    return next((name for name in MAKEFILES if (repo / name).is_file()), None)
+
+
+def default_test_command(repo: Path, in_image: bool = False, flag: str = "--command",
+                         timeout: float = MAKE_TIMEOUT) -> str | None:
+    """`make test` when make itself finds a `test` target in the app's makefile, None when there is no
+    makefile or no such target.
+
+    make is asked, not the makefile's text read: `make -pqr` prints the data base of the makefile as it
+    reads it (includes, variables, conditionals, `$(eval ...)`), with MAKECMDGOALS=test as under
+    `make test`, and make_targets finds the explicit targets in it.  Reading a makefile runs its
+    `$(shell ...)` functions, as any make command does; no recipe runs: every target gets a shell that
+    does not exist (NO_RECIPE_SHELL), and the makefile is the goal, so -q leaves it unmade (GNU make
+    remakes the makefiles it reads even under -n and -q).  When make would have to run a recipe (to
+    remake an included makefile) and no `test` target is found without it: ConfigError, saying so.
+
+    Without make on PATH: CommandStartError (exit 14), `make test` could not start; `in_image` (the
+    command runs in the image, whose make decides), `make test`.  A makefile make cannot read, or one it
+    takes over `timeout` seconds to read: ConfigError (exit 2).  `flag`: the verb's test-command flag,
+    for the hints."""
+    name = find_makefile(repo)
+    if name is None:
+        return None
+    makefile = repo.absolute() / name
+    hint = _set_test_command(flag)
+    argv = ["make", "-pqr", "-f", name, f"--eval=%: override SHELL := {NO_RECIPE_SHELL}", "MAKECMDGOALS=test",
+            name]
+    # no locale: the data base's comments are make's English ones; gitops' own secrets stay out of it
+    env = {**{k: v for k, v in os.environ.items() if k not in OWN_SECRETS}, "LC_ALL": "C"}
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=env, process_group=0, encoding="utf-8",
+                                errors="replace")
+
+    try:
+        with interrupts.owning(start, group=True) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                interrupts.stop(proc, group=True)
+                raise ConfigError(f"{makefile}: make did not read it within {timeout:g} s (a $(shell ...) "
+                                  "in it still running?)", hint=hint) from None
+    except FileNotFoundError as exc:
+        if exc.filename != "make":
+            raise CommandStartError(f"{makefile}: make could not be started: {exc.strerror}", hint=hint) from None
+        if in_image:
+            return DEFAULT_TEST_COMMAND
+        raise CommandStartError(f"{makefile}: make is not on PATH: the default test command {DEFAULT_TEST_COMMAND!r} "
+                                "cannot start", hint=f"install make, or {hint}") from None
+    except OSError as exc:
+        raise CommandStartError(f"{makefile}: make could not be started: {exc.strerror or exc}", hint=hint) from None
+    targets = make_targets(out)
+    reason = _make_error(err)
+    if targets is None:
+        raise ConfigError(f"{makefile}: make printed no data base of its targets: GNU make 3.82 or later is "
+                          f"needed to find a `test` target{' (' + reason + ')' if reason else ''}", hint=hint)
+    wanted_a_recipe = NO_RECIPE_SHELL in err
+    if "test" in targets and (proc.returncode != 2 or wanted_a_recipe):
+        return DEFAULT_TEST_COMMAND
+    if wanted_a_recipe:
+        raise ConfigError(f"{makefile}: make would run a recipe (to remake a makefile it reads) before it knows "
+                          "its targets; gitops runs none to look for a `test` target", hint=hint)
+    if proc.returncode == 2:
+        raise ConfigError(f"{makefile}: make cannot read it: {reason or 'make exited with status 2'}", hint=hint)
     return None
 
 
-def resolve_test_command(repo: Path, configured: str | None, flag: str = "--command") -> str:
-    """The configured test command, else `make test` when the app's Makefile has that target; ConfigError
-    (exit 2) naming the app directory and the verb's own flag (`flag`) otherwise."""
+def _make_error(stderr: str) -> str:
+    """make's error line (`Makefile:3: *** missing separator.  Stop.`), else its last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return next((line for line in lines if "*** " in line), lines[-1] if lines else "")
+
+
+def _set_test_command(flag: str) -> str:
+    return f"set test_command in gitops.toml or [tool.gitops] (or GITOPS_TEST_COMMAND / {flag})"
+
+
+def resolve_test_command(repo: Path, configured: str | None, flag: str = "--command", in_image: bool = False) -> str:
+    """The configured test command, else `make test` when make finds a `test` target in the app's makefile
+    (default_test_command); ConfigError (exit 2) naming the app directory and the verb's own flag (`flag`)
+    otherwise.  `in_image`: the command runs in an image (see default_test_command)."""
     # a blank command is no command: it would run nothing and report "tests passed"
-    command = configured if configured and configured.strip() else default_test_command(repo)
+    if configured and configured.strip():
+        return configured
+    command = default_test_command(repo, in_image=in_image, flag=flag)
     if not command:
         raise ConfigError(
             f"{repo.absolute()}: no test command: test_command is not set and no Makefile with a `test` target",
-            hint=f"set test_command in gitops.toml or [tool.gitops] (or GITOPS_TEST_COMMAND / {flag})",
+            hint=_set_test_command(flag),
         )
     return command
-
-
-OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")  # left out of the test and build commands' env
 
 
 def run_command(command: str, cwd: Path) -> int:
@@ -202,7 +320,7 @@ def run_tests(
     image = parse_tagged(in_image) if in_image else None  # invalid reference: exit 2 before any work
     if not root.is_dir():
         raise ConfigError(f"{root}: no such directory")
-    cmd = resolve_test_command(root, command)
+    cmd = resolve_test_command(root, command, in_image=image is not None)
     if image is None:
         output.step(f"Running {cmd!r} in {root.resolve()}")
         where, status = "host", run_command(cmd, root)

@@ -1,4 +1,4 @@
-"""Pure decisions of `gitops publish` and the small pure helpers of build and test."""
+"""Pure decisions of `gitops publish` and the small pure helpers of build."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gitops_cli import apptest, build, publish
+from gitops_cli import build, publish
 from gitops_cli.errors import InvalidReferenceError, RefusedError, UsageError
 from gitops_cli.imageref import parse
 from gitops_cli.registry import Manifest
@@ -168,32 +168,3 @@ def test_created_time_is_commit_time(tmp_path) -> None:
     assert labels == {"org.opencontainers.image.revision": sha,
                       "org.opencontainers.image.created": "2021-06-01T10:00:00Z",
                       "org.opencontainers.image.version": "v1"}  # no origin remote: no source label
-
-
-# --- test helpers ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("test:\n\tpytest\n", True),
-        ("build test: deps\n\tx\n", True),
-        ("test::\n\tx\n", True),
-        (".PHONY: test\nall:\n\tx\n", False),  # declared phony but no rule
-        ("test := 1\nall:\n\tx\n", False),
-        ("testing:\n\tx\n", False),
-        ("# test:\nall:\n", False),
-        ("unit-test:\n\tx\n", False),
-    ],
-)
-def test_makefile_has_target(text: str, expected: bool) -> None:
-    assert apptest.makefile_has_target(text, "test") is expected
-
-
-def test_resolve_test_command(tmp_path) -> None:
-    from gitops_cli.errors import ConfigError
-
-    assert apptest.resolve_test_command(tmp_path, "pytest -q") == "pytest -q"
-    (tmp_path / "Makefile").write_text("test:\n\ttrue\n")
-    assert apptest.resolve_test_command(tmp_path, None) == "make test"
-    (tmp_path / "Makefile").write_text("build:\n\ttrue\n")
-    with pytest.raises(ConfigError, match="no test command"):
-        apptest.resolve_test_command(tmp_path, None)

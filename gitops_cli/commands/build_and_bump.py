@@ -63,7 +63,7 @@ def build_and_bump(
     # test
     test_command: str | None = typer.Option(None, "--test-command", metavar="COMMAND",
                                             help="Test command (default: test_command, else `make test` "
-                                            "when the Makefile has a test target)."),
+                                            "when make finds a test target in the Makefile)."),
     # build
     context: Context = None,
     file: Dockerfile = None,

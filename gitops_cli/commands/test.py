@@ -12,7 +12,7 @@ from gitops_cli.settings import load_settings
 def test(
     repo: Path = typer.Option(Path("."), "--repo", help="The app checkout (default: current directory)."),
     command: str | None = typer.Option(None, "--command", help="Test command (default: test_command, else "
-                                       "`make test` when the Makefile has a test target)."),
+                                       "`make test` when make finds a test target in the Makefile)."),
     in_image: str | None = typer.Option(None, "--in-image", metavar="NAME:TAG", help="Run the command inside "
                                         "this image (network none) instead of on the host."),
 ) -> None:

@@ -162,3 +162,81 @@ def test_a_process_the_command_leaves_writing_does_not_hold_gitops(app_repo: Pat
                          text=True, cwd=app_repo, env=gitops_env(), timeout=60)
     assert "fg-done" in res.stdout and "tests passed" in res.stdout
     assert "bg299" not in res.stdout, res.stdout[-300:]  # gitops did not wait for the loop's last line (30 s on)
+
+
+# The default test command: `make test` when make itself finds a `test` target in the app's makefile, as it
+# reads it (not its text: that missed targets make finds, and took for targets words that are none).
+RAN = "\t@echo ran the tests\n"
+MAKEFILE_CASES = {
+    # found by make, missed in the text
+    "include": ({"Makefile": "include tests.mk\n", "tests.mk": "test:\n" + RAN}, True),
+    "-include": ({"Makefile": "-include tests.mk\nbuild:\n", "tests.mk": "test:\n" + RAN}, True),
+    "variable": ({"Makefile": "T := test\n$(T):\n" + RAN}, True),
+    "eval": ({"Makefile": "$(foreach t,test,$(eval $(t): ; @echo ran the tests))\n"}, True),
+    "static pattern": ({"Makefile": "CHECKS := test\n$(CHECKS): %: %.sh\n\t@sh $<\n",
+                        "test.sh": "echo ran the tests\n"}, True),
+    "GNUmakefile": ({"GNUmakefile": "include Makefile\n", "Makefile": "test:\n" + RAN}, True),
+    # found both ways
+    "goal conditional": ({"Makefile": "ifeq ($(MAKECMDGOALS),test)\ntest:\n" + RAN + "endif\n"}, True),
+    "makefile": ({"makefile": "test:\n" + RAN}, True),
+    "double-colon": ({"Makefile": "test::\n" + RAN + "test::\n\t@true\n"}, True),
+    "several targets": ({"Makefile": "lint test: deps\n" + RAN + "deps:\n"}, True),
+    "conditional": ({"Makefile": "FAST := 1\nifdef FAST\ntest:\n" + RAN + "endif\n"}, True),
+    # no `test` target for make, one in the text
+    "false conditional": ({"Makefile": "ifeq (0,1)\ntest:\n\tfalse\nendif\nbuild:\n"}, False),
+    "recipe line": ({"Makefile": "build:\n\t@echo a \\\ntest: b\n"}, False),
+    "variable line": ({"Makefile": "X = a \\\ntest: b\nbuild:\n"}, False),
+    "define": ({"Makefile": "define RULE\ntest:\n\tfalse\nendef\nbuild:\n"}, False),
+    "target-specific variable": ({"Makefile": "test: VERBOSE = 1\nbuild:\n"}, False),
+    "empty rule": ({"Makefile": ".PHONY: test\ntest:\nbuild:\n"}, False),  # `make test` does nothing
+    # none either way
+    "only .PHONY": ({"Makefile": ".PHONY: test\nbuild:\n"}, False),
+    "GNUmakefile first": ({"GNUmakefile": "build:\n", "Makefile": "test:\n" + RAN}, False),
+    "variable value": ({"Makefile": "TESTS := test\nbuild:\n"}, False),
+    "pattern rule": ({"Makefile": "%:\n\t@echo ran $@\n"}, False),  # an implicit rule: not a `test` target
+}
+
+
+@pytest.mark.parametrize("case", MAKEFILE_CASES)
+def test_the_default_test_command_is_make_test_when_make_finds_a_test_target(gitops, tmp_path: Path,
+                                                                              case: str) -> None:
+    files, found = MAKEFILE_CASES[case]
+    app = tmp_path / "app"
+    app.mkdir()
+    for name, text in files.items():
+        (app / name).write_text(text)
+    res = gitops(["test", "--repo", str(app)])
+    if found:
+        assert res.returncode == 0, res.stderr
+        assert "ran the tests" in res.stderr and "tests passed: 'make test'" in res.stderr
+    else:
+        assert res.returncode == 2, res.stderr
+        assert f"error: {app}: no test command" in res.stderr and "Running" not in res.stderr
+    assert sorted(p.name for p in app.iterdir()) == sorted(files)  # nothing written
+
+
+def test_make_runs_no_recipe_while_it_lists_the_targets(gitops, tmp_path: Path) -> None:
+    """GNU make remakes an included makefile it has a rule for, even under -n and -q: not here."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Makefile").write_text("include gen.mk\ngen.mk:\n\ttouch ran; printf 'test:\\n\\ttrue\\n' > gen.mk\n")
+    res = gitops(["test", "--repo", str(app)])
+    assert res.returncode == 2
+    assert (f"error: {app}/Makefile: make would run a recipe (to remake a makefile it reads) before it knows its "
+            "targets; gitops runs none to look for a `test` target") in res.stderr
+    assert "hint: set test_command" in res.stderr
+    assert sorted(p.name for p in app.iterdir()) == ["Makefile"]
+
+
+def test_without_make_the_default_test_command_cannot_start(gitops, tmp_path: Path) -> None:
+    """`make test` would fail in the shell with 127, reported as the tests' own status: exit 14 instead,
+    as for a test command that cannot start."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Makefile").write_text("test:\n" + RAN)
+    (tmp_path / "bin").mkdir()
+    res = gitops(["test", "--repo", str(app)], env={"PATH": str(tmp_path / "bin")})
+    assert res.returncode == 14, res.stderr
+    assert f"error: {app}/Makefile: make is not on PATH: the default test command 'make test' cannot start" \
+        in res.stderr
+    assert "hint: install make, or set test_command" in res.stderr

@@ -611,6 +611,31 @@ def test_no_test_command_is_exit_2_before_any_work_naming_the_verbs_flag(
     assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1  # nothing ran
 
 
+def test_a_test_target_make_finds_in_an_included_makefile_runs_the_tests(
+        gitops, tmp_path: Path, base_image: str, registry: Registry, remote: DeployRemote) -> None:
+    """The Makefile's text has no `test:` line: the run was refused (exit 2) before any work."""
+    app = sample_app(tmp_path / "included", test_status=1,
+                     extra_files={"Makefile": "include tests.mk\n", "tests.mk": "test:\n\tsh test.sh\n"})
+    res = run(gitops, app, registry.image(PATH), remote, "-o", "json")
+    assert res.returncode == 1, res.stderr
+    data = json.loads(res.stdout)
+    assert data["failed_step"] == "test" and data["test_status"] == 2 and "running sample tests" in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
+
+
+def test_without_make_the_default_test_command_is_exit_14_before_any_work(
+        gitops, app: Path, tmp_path: Path, registry: Registry, remote: DeployRemote) -> None:
+    import shutil
+
+    bin_dir = tmp_path / "bin"  # git, and no make
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git") or "/usr/bin/git")
+    res = run(gitops, app, registry.image(PATH), remote, env={"PATH": str(bin_dir)})
+    assert res.returncode == 14, res.stderr
+    assert f"error: {app}/Makefile: make is not on PATH" in res.stderr and "--test-command" in res.stderr
+    assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
+
+
 def test_a_path_outside_the_deploy_repo_is_exit_2_before_any_work(
         gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
     """It was found in the bump step, after the image was published."""
