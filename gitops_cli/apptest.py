@@ -102,6 +102,16 @@ def make_targets(database: str) -> frozenset[str] | None:
 _RULE_LINE = re.compile(r"(.+?)::?((?: .*)?)")  # `NAME:` / `NAME::`, alone or before the prerequisites
 
 
+_RULE_RE = re.compile(r"^([^\s:#=][^:#=]*?)\s*::?(?!=)", re.MULTILINE)
+
+
+def names_target(text: str, target: str) -> bool:
+    """True when a rule line of makefile `text` names `target` (`test:`, `lint test:`, `test::`; not
+    `X := test`): what a make that prints no data base (make_targets' None) leaves to go by.  It misses
+    what make alone finds (includes, variables) and takes a rule in a false conditional for one."""
+    return any(target in match.group(1).split() for match in _RULE_RE.finditer(text))
+
+
 def find_makefile(repo: Path) -> str | None:
     """The makefile `make` in `repo` reads: the first of GNUmakefile, makefile, Makefile there."""
     return next((name for name in MAKEFILES if (repo / name).is_file()), None)
@@ -119,6 +129,9 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
     does not exist (NO_RECIPE_SHELL), and the makefile is the goal, so -q leaves it unmade (GNU make
     remakes the makefiles it reads even under -n and -q).  When make would have to run a recipe (to
     remake an included makefile) and no `test` target is found without it: ConfigError, saying so.
+
+    A make that prints no data base (GNU make before 3.82, such as macOS' 3.81, has no --eval; BSD make):
+    a rule line of the makefile's own text naming `test` (names_target) decides.
 
     Without make on PATH: CommandStartError (exit 14), `make test` could not start; `in_image` (the
     command runs in the image, whose make decides), `make test`.  A makefile make cannot read, or one it
@@ -158,9 +171,9 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
         raise CommandStartError(f"{makefile}: make could not be started: {exc.strerror or exc}", hint=hint) from None
     targets = make_targets(out)
     reason = _make_error(err)
-    if targets is None:
-        raise ConfigError(f"{makefile}: make printed no data base of its targets: GNU make 3.82 or later is "
-                          f"needed to find a `test` target{' (' + reason + ')' if reason else ''}", hint=hint)
+    if targets is None:  # no GNU make 3.82+ (macOS' 3.81, a BSD make): the makefile's own text decides
+        text = makefile.read_text(encoding="utf-8", errors="replace")
+        return DEFAULT_TEST_COMMAND if names_target(text, "test") else None
     wanted_a_recipe = NO_RECIPE_SHELL in err
     if "test" in targets and (proc.returncode != 2 or wanted_a_recipe):
         return DEFAULT_TEST_COMMAND

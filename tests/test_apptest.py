@@ -65,6 +65,16 @@ def test_make_targets_of_no_data_base_is_none() -> None:
     assert apptest.make_targets("make: invalid option -- 'p'\nusage: make [-BeikNnqrSstWwX]\n") is None
 
 
+@pytest.mark.parametrize(("text", "found"), [
+    ("test:\n\ttrue\n", True), ("lint test: deps\n", True), ("test::\n", True), ("unit test :\n", True),
+    ("TESTS := test\n", False), ("X = test: b\n", False), ("# test:\n", False), ("\ttest: x\n", False),
+    ("testing:\n", False), ("include tests.mk\n", False),
+])
+def test_names_target_reads_rule_lines_of_the_text(text: str, found: bool) -> None:
+    """The fallback for a make that prints no data base: only rule lines count."""
+    assert apptest.names_target(text, "test") is found
+
+
 def app(tmp_path: Path, makefile: str, name: str = "Makefile") -> Path:
     repo = tmp_path / "app"
     repo.mkdir(exist_ok=True)

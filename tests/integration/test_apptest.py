@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -240,3 +242,34 @@ def test_without_make_the_default_test_command_cannot_start(gitops, tmp_path: Pa
     assert f"error: {app}/Makefile: make is not on PATH: the default test command 'make test' cannot start" \
         in res.stderr
     assert "hint: install make, or set test_command" in res.stderr
+
+
+OLD_MAKE = """#!/bin/sh
+# GNU make 3.81 (macOS' /usr/bin/make): no --eval, so no data base for gitops; it runs recipes as make does
+for arg in "$@"; do
+    case $arg in --eval=*) echo "make: unrecognized option '$arg'" >&2; exit 2 ;; esac
+done
+exec {make} "$@"
+"""
+
+
+@pytest.mark.parametrize(("makefile", "found"), [("test:\n" + RAN, True), ("include tests.mk\nbuild:\n", False)])
+def test_a_make_that_prints_no_data_base_leaves_it_to_the_makefiles_text(gitops, tmp_path: Path, makefile: str,
+                                                                         found: bool) -> None:
+    """A laptop's make 3.81 keeps the default `make test` of a makefile with a `test:` rule line (it was
+    exit 2 there); what only make finds (an include) is not found without make's data base."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Makefile").write_text(makefile)
+    (app / "tests.mk").write_text("test:\n" + RAN)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "make").write_text(OLD_MAKE.format(make=shutil.which("make")))
+    (bin_dir / "make").chmod(0o755)
+    res = gitops(["test", "--repo", str(app)], env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    if found:
+        assert res.returncode == 0, res.stderr
+        assert "ran the tests" in res.stderr and "tests passed: 'make test'" in res.stderr
+    else:
+        assert res.returncode == 2, res.stderr
+        assert f"error: {app}: no test command" in res.stderr
