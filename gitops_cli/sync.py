@@ -659,9 +659,10 @@ def load_state(path: Path) -> dict[str, Any]:
 def save_state(path: Path, commit: str | None, objects: Sequence[ObjectRef]) -> None:
     unique = {o.ident: o for o in objects}
     data = {"commit": commit, "objects": [o.to_json() for o in unique.values()]}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
+    from gitops_cli.yamledit import write_atomic
+
+    # durable and atomic: a pass killed (or a disk full) while saving leaves the last state, never a partial one
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _inventory(state: dict[str, Any]) -> list[ObjectRef]:
@@ -679,7 +680,26 @@ def _inventory(state: dict[str, Any]) -> list[ObjectRef]:
 
 def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> str:
     """Fetch `branch` (depth 1) into the cached checkout, check it out clean; return the commit.  The cache
-    is gitops' own repository: no template, none of the user's hooks (git.own_repository)."""
+    is gitops' own repository: no template, none of the user's hooks (git.own_repository).
+
+    A pass killed with its git (an evicted pod, an OOM kill) leaves git's lock files (`shallow.lock`,
+    `index.lock`, `refs/.../*.lock`...) and temporary packs in the checkout, where git would refuse every
+    later pass ("File exists"): the caller holds the pass lock, so no git of another pass can be using them,
+    and they are removed first, with a warning naming them.  A checkout git cannot read (no HEAD, a damaged
+    index) is made again from scratch, with a warning."""
+    _remove_leftovers(checkout)
+    if (checkout / ".git").is_dir():
+        # git reads its index (ls-files) as a fetch does: a damaged one would fail every fetch
+        probe = git.run(["ls-files", "-z", "--", ":(exclude)*"], cwd=checkout, check=False)
+        if probe.status:
+            reason = probe.stderr.splitlines()[-1] if probe.stderr else f"git exit {probe.status}"
+            output.warn(f"{checkout}: not a usable git repository ({reason}): made again")
+            shutil.rmtree(checkout, ignore_errors=True)
+    _fetch_into(url, display, env, branch, checkout)
+    return _check_out(checkout, env)
+
+
+def _fetch_into(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> None:
     if not (checkout / ".git").is_dir():
         shutil.rmtree(checkout, ignore_errors=True)
         git.run_outside(["init", "--quiet", "--template=", os.path.abspath(checkout)])
@@ -687,10 +707,43 @@ def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Pa
     git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
              f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
             what=f"fetching {display} ({branch})")
+
+
+def _check_out(checkout: Path, env: dict[str, str]) -> str:
+    """Check the fetched commit out, clean; return it."""
     commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout, env=env).stdout.strip()
     git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout, env=env)
     git.run(["clean", "-ffdxq"], cwd=checkout, env=env)
     return commit
+
+
+# What a git killed mid-command leaves in a repository: its lock files (`<file>.lock`, anywhere in the git
+# dir) and the temporary files of objects and packs being written (tmp_obj_*, tmp_pack_*, tmp_idx_*...).
+_LEFTOVER_LOCK = ".lock"
+_LEFTOVER_TEMP = "tmp_"
+
+
+def _remove_leftovers(checkout: Path) -> None:
+    """Remove the lock and temporary files a killed git left in the cached checkout's git dir, with a
+    warning naming them (only ever called under the pass lock: no other git can be using them)."""
+    git_dir = checkout / ".git"
+    if not git_dir.is_dir() or git_dir.is_symlink():
+        return
+    removed: list[str] = []
+    for top, _dirs, files in os.walk(git_dir):
+        in_objects = Path(top).relative_to(git_dir).parts[:1] == ("objects",)
+        for name in files:
+            if name.endswith(_LEFTOVER_LOCK) or (in_objects and name.startswith(_LEFTOVER_TEMP)):
+                path = Path(top, name)
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(path.relative_to(checkout).as_posix())
+    if removed:
+        removed.sort()
+        shown = ", ".join(removed[:10]) + (f" and {len(removed) - 10} more" if len(removed) > 10 else "")
+        output.warn(f"{checkout}: removed what an interrupted git left behind: {shown}")
 
 
 # --- the pass --------------------------------------------------------------------------------------------

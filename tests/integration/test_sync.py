@@ -441,3 +441,45 @@ def test_manifests_with_tabs_are_read_as_lint_and_bump_read_them(kube, tmp_path,
         assert "tabs/" not in lint.stdout
         assert only.returncode == 15
         assert "libyaml-only/plain.yaml:6: not valid YAML: " in only.stderr and "found character '\\t'" in only.stderr
+
+
+GIT_LEFTOVERS = ("shallow.lock", "index.lock", "config.lock", "HEAD.lock", "packed-refs.lock",
+                 "refs/gitops-sync/head.lock", "objects/pack/tmp_pack_AbCdEf")
+
+
+def test_locks_a_killed_pass_left_in_the_cache_are_removed_with_a_warning(remote, kube, tmp_path):
+    """A pass killed with its git (an evicted pod) leaves git's lock files in the cache (a volume): the next
+    pass holds the pass lock, so they are stale; it removes them and says so, instead of failing forever."""
+    first = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert first.returncode == 0, first.stderr
+    [git_dir] = (tmp_path / "cache").glob("*/checkout/.git")
+    for rel in GIT_LEFTOVERS:
+        (git_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (git_dir / rel).write_text("")
+    new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                        "  name: extra\n  namespace: shop\n"})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == new + "\n"
+    [warning] = [ln for ln in res.stderr.splitlines() if "interrupted git left behind" in ln]
+    for rel in GIT_LEFTOVERS:
+        assert f".git/{rel}" in warning
+        assert not (git_dir / rel).exists()
+    again = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster", "--force")
+    assert again.returncode == 0 and "left behind" not in again.stderr
+
+
+@pytest.mark.parametrize("damage", ["no HEAD", "index"])
+def test_a_cached_checkout_git_cannot_use_is_made_again(remote, kube, tmp_path, damage):
+    first = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert first.returncode == 0, first.stderr
+    [git_dir] = (tmp_path / "cache").glob("*/checkout/.git")
+    if damage == "no HEAD":  # killed while `git init` wrote it
+        (git_dir / "HEAD").unlink()
+    else:
+        (git_dir / "index").write_bytes(b"DIRC\0\0\0\2garbage")
+    res = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster", "--force")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == first.stdout
+    assert "made again" in res.stderr
+    assert len(kube.calls("apply")) == 2
