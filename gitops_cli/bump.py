@@ -30,7 +30,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -606,8 +606,16 @@ def _spots(ref: Any) -> set[tuple[int, int]]:
 def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
     from gitops_cli.yamledit import write_atomic
 
-    for edit in edits:  # work-tree files: atomic but not fsynced, like `git checkout` writes them
-        write_atomic(root / edit.path, edit.new, durable=False)
+    written: list[FileEdit] = []
+    try:
+        for edit in edits:  # work-tree files: atomic but not fsynced, like `git checkout` writes them
+            write_atomic(root / edit.path, edit.new, durable=False)
+            written.append(edit)
+    except BaseException:  # a file that could not be written, an interrupt: none of the edits stays
+        for edit in reversed(written):
+            with suppress(Exception):  # the first error is the one to report
+                write_atomic(root / edit.path, edit.old, durable=False)
+        raise
 
 
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],

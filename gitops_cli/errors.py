@@ -42,8 +42,9 @@ EXIT_CODES: dict[int, str] = {
         "`build-and-bump`, another bump or rollback of the same local deploy checkout, still after waiting "
         "`--lock-wait` seconds (`lock_wait`, default 300; 0: at once, no wait)",
     70: "internal error (a bug: re-run with --debug and report it)",
-    74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a "
-        "closed standard output: `>&-`); with standard error closed, the exit code is all that tells",
+    74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a file "
+        "gitops edits that is immutable, in a directory it may not write, or a mount point; a closed standard "
+        "output: `>&-`); with standard error closed, the exit code is all that tells",
     130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job): one line, temporary files removed, no "
          "git, kubectl or test process left running; a push under way is given 4 s to finish and the line says whether "
          "it went through (see `bump`); a second SIGTERM ends gitops at once, killed by it (the shell's "
@@ -58,6 +59,31 @@ def write_failure(exc: OSError) -> GitopsError:
     """A write the system refused (exc.errno in WRITE_FAILURES) as the error of exit 74, naming the file."""
     return GitopsError(f"cannot write {exc.filename}: {exc.strerror}" if exc.filename
                        else f"write failed: {exc.strerror or exc}", exit_code=EXIT_WRITE_FAILED)
+
+
+# A write gitops knows to be one (replacing a file it edits: yamledit.write_atomic) refused for a reason of
+# the file's or its directory's, not a bug: no permission (EACCES), an immutable file or directory (EPERM:
+# `chattr +i`), a mount point that cannot be replaced (EBUSY: a file bind-mounted over another).  Not in
+# WRITE_FAILURES: an EACCES opening a cache or reading a file is no write of the output.
+REFUSED_WRITES = WRITE_FAILURES | {errno.EPERM, errno.EACCES, errno.EBUSY}
+_REFUSED_HINTS = {
+    errno.EPERM: "gitops replaces the file (a new file in its directory, renamed over it): the file and its "
+                 "directory must not be immutable (lsattr; chattr -i)",
+    errno.EACCES: "gitops replaces the file (a new file in its directory, renamed over it): its directory must "
+                  "be writable by the user gitops runs as",
+    errno.EBUSY: "the file is a mount point (a bind mount), which cannot be replaced: edit the file it is "
+                 "mounted from, or mount its directory instead",
+    errno.ENOSPC: "free some space on that file system",
+    errno.EDQUOT: "free some space within your quota on that file system",
+}
+
+
+def refused_write(exc: OSError, path: object) -> GitopsError:
+    """The error of exit 74 for a write of `path` the system refused (exc.errno in REFUSED_WRITES): one line
+    naming `path` (not the temp file the write went through), with a hint when there is one."""
+    error = write_failure(OSError(exc.errno, exc.strerror, str(path)))
+    error.hint = _REFUSED_HINTS.get(exc.errno or 0)
+    return error
 
 
 class GitopsError(Exception):

@@ -7,13 +7,15 @@ files and binary files (a NUL byte in the first 8 KiB), and yields `*.yaml` / `*
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitops_cli.errors import UsageError
+from gitops_cli import interrupts
+from gitops_cli.errors import REFUSED_WRITES, UsageError, refused_write
 from gitops_cli.settings import FLAGS, Names
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -117,6 +119,12 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     durable=False skips the fsync: still atomic (never a half-written file), just not flushed to disk
     before the rename; for work-tree files, which git itself never fsyncs (one fsync per file dominated
     `gitops bump` on large repos).
+
+    The temp file (`.NAME.XXXXXXXX.tmp`) never survives the call: from its creation to its rename an
+    interrupt waits (interrupts.held: raised once the file is renamed or removed), and any error removes it.
+    A write the system refuses -- disk full, read-only file system, an immutable file or directory
+    (`chattr +i`), a directory gitops may not write, a file that is a mount point (a bind mount) -- is a
+    GitopsError of exit 74 naming `path` (errors.refused_write).
     """
     path = Path(path)
     try:
@@ -125,18 +133,24 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp: str | None = None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        with interrupts.held():
+            try:
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+                with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                    f.write(text)
+                    f.flush()
+                    if durable:
+                        os.fsync(f.fileno())
+                os.chmod(tmp, mode)
+                os.replace(tmp, path)
+                tmp = None
+            finally:
+                if tmp is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+    except OSError as exc:
+        if exc.errno in REFUSED_WRITES:
+            raise refused_write(exc, path) from None
         raise

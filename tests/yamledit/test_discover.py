@@ -58,3 +58,52 @@ def test_read_and_write_keep_every_byte(tmp_path: Path):
     assert path.read_bytes() == raw.replace(b"c: 2", b"c: 3")
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]  # no temp file left
+
+
+@pytest.fixture
+def interrupts_installed(monkeypatch: pytest.MonkeyPatch):
+    """gitops' interrupt handling as the console script installs it, for this test only."""
+    import signal
+
+    from gitops_cli import interrupts
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setitem(interrupts._state, "installed", False)
+    monkeypatch.setitem(interrupts._state, "name", None)
+    interrupts.install()
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_an_interrupt_once_the_temp_file_exists_leaves_no_temp_file(tmp_path: Path, interrupts_installed,
+                                                                   monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C (or a CI job's SIGTERM) right after the temp file is made: the interrupt waits for the rename,
+    then ends the run; no `.f.yaml.XXXXXXXX.tmp` is left in the checkout (`git add -A` would commit it)."""
+    import signal
+    import tempfile
+
+    made = tempfile.mkstemp
+
+    def mkstemp_then_interrupted(*args, **kwargs):
+        found = made(*args, **kwargs)
+        signal.raise_signal(signal.SIGTERM)
+        return found
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_interrupted)
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n")
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, "a: 2\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]
+    assert path.read_text() == "a: 2\n"  # the write it had begun went through whole
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path: Path):
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n")
+    with pytest.raises(UnicodeEncodeError):
+        write_atomic(path, "a: \udc80\n")  # a lone surrogate: no UTF-8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]
+    assert path.read_text() == "a: 1\n"
+
