@@ -38,6 +38,7 @@ from typing import Any
 
 from gitops_cli import ci, deployrepo, filelock, git, interrupts, kustomize, output
 from gitops_cli.errors import (
+    EXIT_WRITE_FAILED,
     WRITE_FAILURES,
     DirtyTreeError,
     GitError,
@@ -1027,13 +1028,17 @@ def _restore_local(root: Path, start: str, known: bool = True) -> None:
     `known`: the bump is known not to be on origin (else an interrupted push left it unknown)."""
     try:
         moved = deployrepo.head(root) != start
-        edited = bool(git.run(["status", "--porcelain=v1", "--untracked-files=no"], cwd=root).stdout.strip())
+        # --no-optional-locks: no index refresh, which needs a new index written (a full disk fails it)
+        edited = bool(git.run(["--no-optional-locks", "status", "--porcelain=v1", "--untracked-files=no"],
+                              cwd=root, what="git status").stdout.strip())
         if moved or edited:
             deployrepo.restore(root, start)
             output.warn(f"{root}: reset to {start[:12]}, where it was before the bump"
                         + (" (the bump was not pushed)" if known else ""))
     except GitopsError as exc:  # the original error is the one to report
-        output.warn(f"{root}: could not be reset to {start[:12]} ({exc.message}); check it with git status")
+        then = f"free some space there, then `git reset --hard {start[:12]}`" if exc.exit_code == EXIT_WRITE_FAILED \
+            else "check it with git status"
+        output.warn(f"{root}: could not be reset to {start[:12]} ({exc.message}); {then}")
 
 
 def local_scope(local: Path, request: BumpRequest) -> tuple[Path, BumpRequest]:

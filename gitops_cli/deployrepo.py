@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from gitops_cli import git, output
-from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, GitopsError, UsageError
+from gitops_cli import git, interrupts, output
+from gitops_cli.errors import EXIT_WRITE_FAILED, DirtyTreeError, GitAuthError, GitError, GitopsError, UsageError
 from gitops_cli.output import redact, register_secret
 from gitops_cli.settings import FLAGS, Names, expand_user
 
@@ -896,8 +896,36 @@ _UNTRACKED_RE = re.compile(r"Untracked working tree file '(.+?)' would be", re.M
 
 def restore(repo: Path, commit: str) -> None:
     """Put a user's checkout back at `commit` (its state before a failed bump): HEAD, index and the
-    tracked files (the tree was clean before the bump; untracked files are not touched)."""
-    git.run(["reset", "--quiet", "--hard", commit], cwd=repo)
+    tracked files (the tree was clean before the bump; untracked files are not touched).
+
+    On a full file system (`git reset` writes a new index first: exit 74) the files that differ from
+    `commit` are put back first, in place (their content as `git checkout` would write it, over the
+    edited one: no new file, so no more space than the edit took), and the reset is tried again: the
+    index and HEAD need little space, which the edits may have given back.  GitError when it still fails
+    (saying that the files are as in `commit` at least)."""
+    try:
+        git.run(["reset", "--quiet", "--hard", commit], cwd=repo)
+        return
+    except GitError as exc:
+        if exc.exit_code != EXIT_WRITE_FAILED:
+            raise
+    # read-only from here to the files' writes: no index refresh (--no-optional-locks), nothing new written
+    changed = git.run(["--no-optional-locks", "diff-index", "--name-only", "--no-renames", "-z", commit, "--"],
+                      cwd=repo, strip=False).paths()
+    for rel in changed:
+        content = git.run(["--no-optional-locks", "cat-file", "--filters", f"{commit}:{rel}"], cwd=repo,
+                          strip=False, what="git cat-file").raw
+        path = repo / rel
+        if path.is_symlink() or not path.is_file():
+            continue
+        with interrupts.held(), open(path, "r+b") as f:  # never cut short half-written
+            f.write(content)
+            f.truncate()
+    try:
+        git.run(["reset", "--quiet", "--hard", commit], cwd=repo)
+    except GitError as exc:
+        raise GitError(f"its files are back as in {commit[:12]}, not its index or HEAD: {exc.message}",
+                       exit_code=exc.exit_code) from None
 
 
 def origin_spec(repo: Path) -> str | None:

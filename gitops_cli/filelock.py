@@ -6,7 +6,8 @@ or rollback on a local deploy checkout.
 
 The lock goes with the open file: it is released when the holder closes it or exits, however it ends (a
 killed process holds nothing, and the file is never removed: removing it would race with a waiter).  The
-holder's pid is written on the file's first line, for the message of the one kept waiting or refused.
+holder's pid is written on the file's first line, for the message of the one kept waiting or refused
+(when it can be: on a full disk the lock is held all the same, its holder "unknown").
 A second `exclusive` of one path in one process is refused like any other holder (flock locks an open
 file, not a process): a caller that nests takes care of it.
 """
@@ -20,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from gitops_cli.errors import WRITE_FAILURES
 
 POLL = (0.05, 0.2)  # seconds between two tries of a held lock (uniform: waiters do not try in step)
 
@@ -52,8 +55,12 @@ def exclusive(path: Path, *, wait: float = 0.0, waiting: Callable[[str], None] |
                 if time.monotonic() >= deadline:
                     raise LockHeld(path, holder(os.pread(fd, 64, 0)))
                 time.sleep(random.uniform(*POLL))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:  # the pid is only for others' messages: a full disk does not stop the holder
+            if exc.errno not in WRITE_FAILURES:
+                raise
         yield
     finally:
         os.close(fd)  # releases the lock

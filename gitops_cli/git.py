@@ -705,15 +705,105 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     if any(p in stderr for p in _AUTH_PATTERNS):
         return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, the URL's user-info or a "
                             "credential helper) or --ssh-key, and their access")
-    if any(p in stderr for p in _WRITE_REFUSED):  # a full TMPDIR under the clone: the system's, not the remote's
-        return GitError(message, exit_code=EXIT_WRITE_FAILED,
-                        hint="free some space on that file system (a deploy repo's clone goes to TMPDIR)")
+    places = _written_places(args, cwd)
+    said = next((words for words in _WRITE_REFUSED if words in stderr), None)
+    if said is None and not any(p in stderr for p in _REMOTE_FAILURES):
+        # git's words do not always tell a full disk: `failed to write new configuration file`, `unable to
+        # write file`, `couldn't write ...main.lock`, even "Aborting commit due to empty commit message"
+        # (its COMMIT_EDITMSG could not be written): the file systems it wrote to tell
+        for place in places:
+            free = _short_of_space(place)
+            if free is not None:
+                return GitError(f"{label} failed (exit {status}): the file system of {_name_place(place)} is "
+                                f"full ({free}"
+                                + (f"; git said: {reason}" if reason else "") + ")",
+                                exit_code=EXIT_WRITE_FAILED, hint=_space_hint(place))
+    if said is not None:  # a write the system refused: its cause, not the remote's
+        place = next((p for p in places if _short_of_space(p) is not None), places[0])
+        hint = _space_hint(place) if said not in _NOT_SPACE else \
+            f"git could not write on the file system of {_name_place(place)} ({said})"
+        return GitError(message, exit_code=EXIT_WRITE_FAILED, hint=hint)
     return GitError(message)
 
 
 # git's words for a write the system refused (strerror of errors.WRITE_FAILURES): exit 74, as gitops' own
 _WRITE_REFUSED = (*(os.strerror(code) for code in sorted(WRITE_FAILURES - {errno.EBADF})),
                   "Out of diskspace")  # git's own words for a full disk under its index or objects
+_NOT_SPACE = frozenset(os.strerror(code) for code in (errno.EROFS, errno.EIO))  # no space to free for those
+# git's words for a failure of the remote or the way to it: a file system short of space is not its cause
+_REMOTE_FAILURES = (
+    "Could not resolve host", "unable to access", "Connection refused", "Connection timed out",
+    "Could not read from remote repository", "does not appear to be a git repository", "Repository not found",
+    "couldn't find remote ref", "remote rejected", "[rejected]", "remote: ",
+)
+LOW_SPACE = 1 << 20  # bytes: a file system with less free (or an eighth of a smaller one, or no inode free)
+# is full for git's writes
+
+
+def _written_places(args: Sequence[str], cwd: str | Path | None) -> list[Path]:
+    """The directories whose file systems a git command may have written to: the one it ran in (a
+    checkout, sync's cache; not `/`, where run_outside runs git), that repository's git dir, the existing
+    parent of each absolute path among its arguments (`clone URL DEST`, `init DIR`), else TMPDIR."""
+    places: list[Path] = []
+    if cwd is not None and os.path.abspath(cwd) != "/":
+        here = Path(os.path.abspath(cwd))
+        places.append(here)
+        top = work_tree_top(here)
+        if top is not None:
+            places.append(_git_dir(top))
+    for arg in args:
+        if arg.startswith("/"):
+            where = Path(arg)
+            while not where.exists() and where != where.parent:
+                where = where.parent
+            places.append(where)
+    if not places:
+        import tempfile
+
+        places.append(Path(tempfile.gettempdir()))
+    return list(dict.fromkeys(places))
+
+
+def _git_dir(top: Path) -> Path:
+    """The git dir of the work tree `top`: `.git`, or where a `.git` file (a linked worktree, a submodule)
+    points."""
+    dot_git = top / ".git"
+    try:
+        if dot_git.is_file():
+            first = dot_git.read_text(errors="replace").split("\n", 1)[0]
+            if first.startswith("gitdir: "):
+                return (top / first[len("gitdir: "):].strip()).resolve()
+    except OSError:
+        pass
+    return dot_git
+
+
+def _short_of_space(place: Path) -> str | None:
+    """What is short on the file system of `place` ("40 KiB free", "no inode free"), None when nothing is
+    (LOW_SPACE free or more, an eighth of its size on a smaller one) or it cannot be told."""
+    try:
+        fs = os.statvfs(place)
+    except OSError:
+        return None
+    if fs.f_bavail * fs.f_frsize < min(LOW_SPACE, fs.f_blocks * fs.f_frsize // 8):  # a small one: an eighth
+        return f"{fs.f_bavail * fs.f_frsize // 1024} KiB free"
+    if fs.f_files and not fs.f_favail:  # f_files 0: a file system with no fixed number of inodes
+        return "no inode free"
+    return None
+
+
+def _name_place(place: Path) -> str:
+    """`place` as a hint names it: TMPDIR (where a deploy repo's clone goes) said so."""
+    import tempfile
+
+    tmp = Path(tempfile.gettempdir())
+    below = place.relative_to(tmp).parts if place == tmp or tmp in place.parents else None
+    ours = below is not None and (not below or below[0].startswith("gitops-"))  # TMPDIR, or a clone of ours
+    return f"{tmp} (TMPDIR, where a deploy repo's clone goes)" if ours else str(place)
+
+
+def _space_hint(place: Path) -> str:
+    return f"free some space on the file system of {_name_place(place)}"
 
 
 def work_tree_top(directory: Path) -> Path | None:

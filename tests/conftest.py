@@ -5,6 +5,7 @@ Fixture modules (one owner each):
 - tests.fixtures.services     Docker Engine, registry (plain and htpasswd), offline base images
 - tests.fixtures.gitremotes   bare repos over file://, git smart HTTP (git http-backend), sshd
 - tests.fixtures.tls          a CA and certificates made with openssl; a CONNECT proxy
+- tests.fixtures.filesystems  immutable files, read-only bind mounts, small tmpfs mounts (root only)
 """
 
 pytest_plugins = [
@@ -12,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.tls",  # before services, which imports it
     "tests.fixtures.services",
     "tests.fixtures.gitremotes",
+    "tests.fixtures.filesystems",
 ]
 
 

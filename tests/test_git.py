@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from gitops_cli import git
 from gitops_cli.errors import GitError
@@ -73,3 +76,24 @@ def test_a_refused_remote_is_trusted_by_the_global_config_only(tmp_path: Path) -
     (nested / ".git").mkdir(parents=True)
     err = git.error_for(["fetch"], 128, refusal(origin), cwd=nested)
     assert err.hint is not None and "GIT_CONFIG_COUNT" not in err.hint
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_a_git_failure_on_a_full_file_system_is_exit_74_whatever_gits_words(small_fs) -> None:
+    """git's words do not always tell a full disk (`failed to write new configuration file`, `couldn't
+    write ...main.lock`, "Aborting commit due to empty commit message"): the file system it ran on does.
+    A failure that is the remote's stays exit 10."""
+    fs = small_fs("fs")
+    repo = fs.root / "repo"
+    subprocess.run(["git", "init", "--quiet", str(repo)], check=True)
+    fs.fill(0)
+    err = git.error_for(["commit"], 1, "Aborting commit due to empty commit message.\n", cwd=repo)
+    assert err.exit_code == 74
+    assert err.message == (f"git commit failed (exit 1): the file system of {repo} is full (0 KiB free; git said: "
+                           "Aborting commit due to empty commit message.)")
+    assert err.hint == f"free some space on the file system of {repo}"
+    remote = git.error_for(["fetch"], 128, "fatal: unable to access 'https://h.example/x.git/': Could not resolve "
+                           "host: h.example\n", cwd=repo)
+    assert remote.exit_code == 10
+    fs.empty()
+    assert git.error_for(["commit"], 1, "Aborting commit due to empty commit message.\n", cwd=repo).exit_code == 10

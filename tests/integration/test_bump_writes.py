@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.filesystems import bind_read_only, make_immutable
 from tests.fixtures.gitremotes import git, make_bare_remote
 from tests.integration.test_bump import API, no_identity_env
 
@@ -24,36 +24,12 @@ FILES = {
 }
 
 
-def _run(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
-@pytest.fixture
-def immutable() -> Iterator[list[Path]]:
-    """Paths appended are made immutable (chattr +i), and mutable again after the test."""
-    paths: list[Path] = []
-    yield paths
-    for path in paths:
-        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
-
-
-def _make_immutable(immutable: list[Path], path: Path) -> None:
-    _run("chattr", "+i", str(path))
-    immutable.append(path)
-
-
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    """Mount points appended are unmounted after the test (in reverse order)."""
-    points: list[Path] = []
-    yield points
-    for point in reversed(points):
-        if subprocess.run(["umount", str(point)], capture_output=True).returncode:
-            subprocess.run(["umount", "-l", str(point)], capture_output=True)
-
-
 def _checkout(tmp_path: Path) -> Path:
     return make_bare_remote(tmp_path / "remotes", files=FILES).clone(tmp_path / "co")
+
+
+def git_bytes(repo: Path, *args: str) -> bytes:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True).stdout
 
 
 def _status(checkout: Path) -> str:
@@ -66,17 +42,15 @@ def test_a_file_that_cannot_be_replaced_is_exit_74_naming_it(what, mode, gitops,
     checkout = _checkout(tmp_path)
     target = checkout / "b" / "values.yaml"  # the second file: the first one's edit must not stay
     if what == "file":
-        _make_immutable(immutable, target)
+        make_immutable(immutable, target)
         reason = "Operation not permitted"
     elif what == "directory":
-        _make_immutable(immutable, target.parent)
+        make_immutable(immutable, target.parent)
         reason = "Operation not permitted"
     else:
-        _run("mount", "--bind", str(target), str(target))
-        mounts.append(target)
-        _run("mount", "-o", "remount,ro,bind", str(target))
+        bind_read_only(mounts, target)
         reason = "Device or resource busy"
-    head = git("rev-parse", "HEAD", cwd=checkout)
+    head = git("rev-parse", "HEAD", cwd=checkout).strip()
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"]
                  + ([mode] if mode != "commit" else []), env=no_identity_env(tmp_path))
     assert res.returncode == 74, res.stderr
@@ -85,4 +59,47 @@ def test_a_file_that_cannot_be_replaced_is_exit_74_naming_it(what, mode, gitops,
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr
     assert any(ln.startswith("hint:") for ln in res.stderr.splitlines())
     assert _status(checkout) == ""  # neither edit stays, no temp file
-    assert git("rev-parse", "HEAD", cwd=checkout) == head
+    assert git("rev-parse", "HEAD", cwd=checkout).strip() == head
+
+
+def test_a_full_local_checkout_is_exit_74_naming_it_and_left_as_it_was(gitops, tmp_path, small_fs):
+    """Whichever of git's writes the full disk stops (`git add`, the commit's objects, its index, its
+    COMMIT_EDITMSG: "Aborting commit due to empty commit message"), the bump is exit 74 naming the checkout's
+    file system (not TMPDIR), and the checkout's files are put back; its index and HEAD too whenever the
+    freed space allows it (the warning says so when it does not)."""
+    fs = small_fs("fs")
+    checkout = make_bare_remote(tmp_path / "remotes", files=FILES).clone(fs.root / "co")
+    head = git("rev-parse", "HEAD", cwd=checkout).strip()
+    codes: dict[int, int] = {}
+    for free in range(0, 44, 4):
+        fs.fill(free)
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.{free}"],
+                     env=no_identity_env(tmp_path))
+        codes[free] = res.returncode
+        fs.empty()
+        if res.returncode == 0:  # enough space: the next round starts from the bump pushed
+            head = git("rev-parse", "HEAD", cwd=checkout).strip()
+            continue
+        assert res.returncode == 74, (free, res.stderr)
+        assert "Traceback" not in res.stderr and "TMPDIR" not in res.stderr, res.stderr
+        assert len([ln for ln in res.stderr.splitlines() if ln.startswith("hint: free some space")]) == 1
+        assert str(fs.root) in res.stderr, res.stderr  # the file or the file system
+        for rel in FILES:  # the edit is gone from the files, whatever else is left
+            assert (checkout / rel).read_bytes() == git_bytes(checkout, "show", f"{head}:{rel}"), (free, res.stderr)
+        assert git("rev-parse", "HEAD", cwd=checkout).strip() == head
+        if "its files are back" in res.stderr:  # no room for git's index: the way out is said
+            assert f"then `git reset --hard {head[:12]}`" in res.stderr
+            git("reset", "--quiet", "--hard", head, cwd=checkout)
+        assert _status(checkout) == "", (free, res.stderr)
+    assert 74 in codes.values() and 0 in codes.values(), codes
+
+
+def test_a_full_tmpdir_under_a_clone_is_exit_74_naming_tmpdir(gitops, tmp_path, small_fs):
+    fs = small_fs("tmp")
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    fs.fill(8)  # with none, Python would take /tmp instead (tempfile checks TMPDIR by writing to it)
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", f"{API}:2.0.0"],
+                 env=no_identity_env(tmp_path, TMPDIR=str(fs.root)))
+    assert res.returncode == 74, res.stderr
+    [hint] = [ln for ln in res.stderr.splitlines() if ln.startswith("hint:")]
+    assert hint.startswith(f"hint: free some space on the file system of {fs.root}") and "TMPDIR" in hint, hint

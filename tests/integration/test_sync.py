@@ -13,6 +13,7 @@ arguments and the documents on its stdin.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -483,3 +484,30 @@ def test_a_cached_checkout_git_cannot_use_is_made_again(remote, kube, tmp_path, 
     assert res.stdout == first.stdout
     assert "made again" in res.stderr
     assert len(kube.calls("apply")) == 2
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_a_full_cache_is_exit_74_naming_it_and_the_next_pass_recovers(remote, kube, tmp_path, small_fs):
+    """Whatever git's words for it (`failed to write new configuration file`, `unable to write file`, ...),
+    a full `--cache-dir` is exit 74 and the hint names it (not TMPDIR, where a bump's clone goes)."""
+    fs = small_fs("cache-fs")
+    cache = fs.root / "cache"
+    args = ["sync", "--kubectl", str(FAKE), "--cache-dir", str(cache), "--repo", remote.url, "--path", "cluster"]
+
+    def run_sync():
+        return subprocess.run([str(GITOPS), *args], env=gitops_env(kube.env), text=True, capture_output=True,
+                              timeout=120)
+
+    assert run_sync().returncode == 0
+    push(remote, tmp_path, {f"cluster/more-{i}.yaml": f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: m{i}\n"
+                            f"data:\n  x: \"{'y' * 2000}\"\n" for i in range(20)})
+    for free in (0, 8, 32):
+        fs.fill(free)
+        res = run_sync()
+        assert res.returncode == 74, (free, res.stderr)
+        [hint] = [ln for ln in res.stderr.splitlines() if ln.startswith("hint:")]
+        assert hint.startswith(f"hint: free some space on the file system of {cache}") and "TMPDIR" not in hint
+    fs.empty()
+    res = run_sync()
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == remote.head() + "\n"
