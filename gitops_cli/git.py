@@ -734,7 +734,8 @@ _NOT_SPACE = frozenset(os.strerror(code) for code in (errno.EROFS, errno.EIO))  
 _REMOTE_FAILURES = (
     "Could not resolve host", "unable to access", "Connection refused", "Connection timed out",
     "Could not read from remote repository", "does not appear to be a git repository", "Repository not found",
-    "couldn't find remote ref", "remote rejected", "[rejected]", "remote: ",
+    "couldn't find remote ref", "remote rejected", "[rejected]", "remote: ", "The requested URL returned error",
+    "Failed to connect", "Could not connect", "timed out", "SSL", "hung up", "early EOF", "unexpected disconnect",
 )
 LOW_SPACE = 1 << 20  # bytes: a file system with less free (or an eighth of a smaller one, or no inode free)
 # is full for git's writes
