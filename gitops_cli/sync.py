@@ -692,6 +692,9 @@ def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Pa
         # git reads its index (ls-files) as a fetch does: a damaged one would fail every fetch
         probe = git.run(["ls-files", "-z", "--", ":(exclude)*"], cwd=checkout, check=False)
         if probe.status:
+            refused = git.ownership_error(probe.stderr, cwd=checkout)  # another user's: theirs, not to remove
+            if refused is not None:
+                raise refused
             reason = probe.stderr.splitlines()[-1] if probe.stderr else f"git exit {probe.status}"
             output.warn(f"{checkout}: not a usable git repository ({reason}): made again")
             shutil.rmtree(checkout, ignore_errors=True)

@@ -511,3 +511,18 @@ def test_a_full_cache_is_exit_74_naming_it_and_the_next_pass_recovers(remote, ku
     res = run_sync()
     assert res.returncode == 0, res.stderr
     assert res.stdout == remote.head() + "\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chowns the cache to another user")
+def test_a_cache_another_user_owns_is_refused_not_removed(remote, kube, tmp_path):
+    """git refuses a repository another user owns (safe.directory): the cached checkout is theirs, so it is
+    named with the setting that trusts it (exit 10), never taken for a damaged one and made again."""
+    first = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert first.returncode == 0, first.stderr
+    [checkout] = (tmp_path / "cache").glob("*/checkout")
+    subprocess.run(["chown", "-R", "65534:65534", str(checkout)], check=True)
+    res = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster", "--force")
+    assert res.returncode == 10, res.stderr
+    assert "dubious ownership" in res.stderr and "safe.directory" in res.stderr
+    assert "made again" not in res.stderr
+    assert (checkout / ".git").stat().st_uid == 65534
