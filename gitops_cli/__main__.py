@@ -1,4 +1,4 @@
-from gitops_cli.cli import main
+from gitops_cli.entry import main
 
 if __name__ == "__main__":
     main()

@@ -81,22 +81,23 @@ app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into exit codes."""
-    from gitops_cli.settings import register_secrets
-
-    # masked from the first line on: a verb's option errors, its checks, its progress
-    register_secrets(given=argv if argv is not None else sys.argv[1:])
-    command = typer.main.get_command(app)
-    _debug_after_the_verb(command)
+    if argv is None:  # the console script (not a host process calling main() with its own handlers)
+        interrupts.install()  # first (gitops_cli.entry did already): SIGTERM is handled like Ctrl-C
     debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
         argv if argv is not None else sys.argv[1:]
     )
-    if argv is None:  # the console script (not a host process calling main() with its own handlers)
-        _guard_streams()
-        from gitops_cli.git import ignore_repository_variables
+    try:  # building the command is most of the start-up: an interrupt there is the one line too
+        from gitops_cli.settings import register_secrets
 
-        ignore_repository_variables()  # a git hook's GIT_DIR & co.: every command works on its own directory
-        interrupts.install()  # SIGTERM is handled like Ctrl-C: finally blocks run, temp files go
-    try:
+        # masked from the first line on: a verb's option errors, its checks, its progress
+        register_secrets(given=argv if argv is not None else sys.argv[1:])
+        command = typer.main.get_command(app)
+        _debug_after_the_verb(command)
+        if argv is None:
+            _guard_streams()
+            from gitops_cli.git import ignore_repository_variables
+
+            ignore_repository_variables()  # a git hook's GIT_DIR & co.: every command works on its own directory
         rv = command.main(args=argv, prog_name="gitops", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
         if code == INTERRUPTED:  # Typer turns KeyboardInterrupt (Ctrl-C, SIGTERM) into a returned 130
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     except GitopsError as exc:  # an ordinary user error: its message and hint say it all, no traceback
         output.error(exc.message, exc.hint, exc.details)
         code = exc.exit_code
-    except KeyboardInterrupt:  # raised outside Typer's handling (e.g. while the app is being set up)
+    except KeyboardInterrupt:  # raised outside Typer's handling (while the command is built, say)
         _interrupted()
         code = INTERRUPTED
     except Exception as exc:
@@ -225,9 +226,8 @@ INTERRUPTED = 130
 
 def _interrupted() -> None:
     """The one line of an interrupt: which signal, and what the interrupted step left (a bump's push)."""
-    name, detail = interrupts.signalled(), interrupts.detail()
     try:
-        output.error("interrupted" + (f" ({name})" if name else "") + (f": {detail}" if detail else ""))
+        output.error(interrupts.line())
     except OSError:
         pass
 

@@ -46,8 +46,8 @@ def install() -> None:
     """SIGTERM (and Ctrl-C, unless ignored: a background job of a non-interactive shell) raise
     KeyboardInterrupt in the main thread, except inside held() sections; a second SIGTERM ends the
     process at once."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+    if _state["installed"] or threading.current_thread() is not threading.main_thread():
+        return  # once: gitops_cli.entry installs them first, cli.main again (for `python -m`, say)
     signal.signal(signal.SIGTERM, _on_signal)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _on_signal)
@@ -64,6 +64,13 @@ def detail() -> str | None:
     """What the last Interrupted said (None when no step said anything)."""
     text: str | None = _state["detail"]
     return text
+
+
+def line() -> str:
+    """The one line of an interrupt: "interrupted", the signal when it was SIGTERM, and what the interrupted
+    step left (a bump's push), when it said."""
+    name, said = signalled(), detail()
+    return "interrupted" + (f" ({name})" if name else "") + (f": {said}" if said else "")
 
 
 def _on_signal(signum: int, frame: object) -> None:

@@ -473,3 +473,62 @@ def test_sigterm_during_a_sync_ends_kubectl_and_what_it_started(tmp_path: Path) 
     assert proc.returncode == 130, err
     assert "interrupted (SIGTERM)" in err and "Traceback" not in err
     _assert_all_ended({plugin: "sleep 600 (kubectl's plugin)"})
+
+
+_BLOCK_AT_START = '''
+import os, sys, time
+from pathlib import Path
+
+ready = Path(os.environ["BLOCK_READY"])
+
+
+def block():
+    ready.write_text("ready")
+    time.sleep(30)
+
+
+if os.environ["BLOCK_AT"] == "import":  # while the app (typer, click, the verbs) is imported
+    class Finder:
+        def find_spec(self, name, path=None, target=None):
+            if name == "gitops_cli.cli":
+                block()
+            return None
+
+    sys.meta_path.insert(0, Finder())
+else:  # while its command is built (typer.main.get_command)
+    import typer.main
+
+    real = typer.main.get_command
+
+    def get_command(app):
+        block()
+        return real(app)
+
+    typer.main.get_command = get_command
+'''
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("where", ["import", "command"])
+def test_an_interrupt_during_start_up_is_the_one_line_and_exit_130(tmp_path: Path, signum, where) -> None:
+    """The app's import and the building of its command are most of the start-up: an interrupt there (held
+    there by a sitecustomize of this test) ends gitops as any other does, not with a traceback (SIGINT) or
+    no message (SIGTERM's default, 143)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_BLOCK_AT_START)
+    ready = tmp_path / "ready"
+    env = gitops_env({"PYTHONPATH": str(shim), "BLOCK_AT": where, "BLOCK_READY": str(ready)})
+    proc = subprocess.Popen([str(GITOPS), "tag"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), proc.communicate(timeout=30)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop_process(proc)
+    name = " (SIGTERM)" if signum == signal.SIGTERM else ""
+    assert (proc.returncode, out, err) == (130, "", f"error: interrupted{name}\n")
