@@ -961,7 +961,8 @@ def _commit_local(
                                   guard=guard, landed=on_landed)
     except BaseException as exc:
         if not pushed:  # a bump that went through stays (interrupted afterwards: the checkout is origin's)
-            _restore_local(root, start, known=not (isinstance(exc, PushInterrupted) and exc.pushed is None))
+            unsure = exc.commit if isinstance(exc, PushInterrupted) and exc.pushed is None else None
+            _restore_local(root, start, known=unsure is None, unsure=unsure)
         raise
 
 
@@ -1023,9 +1024,11 @@ def _pid(holder: str) -> str:
     return f"pid {holder}" if holder.isdigit() else "its pid not recorded"
 
 
-def _restore_local(root: Path, start: str, known: bool = True) -> None:
+def _restore_local(root: Path, start: str, known: bool = True, unsure: str | None = None) -> None:
     """After a failed bump of a local checkout: back to where it was (no unpushed bump commit is left).
-    `known`: the bump is known not to be on origin (else an interrupted push left it unknown)."""
+    `known`: the bump is known not to be on origin (else an interrupted push left it unknown: `unsure`, its
+    commit, which the warning names: it stays in the reflog, and the next bump fast-forwards to it if origin
+    has it by then)."""
     try:
         moved = deployrepo.head(root) != start
         # --no-optional-locks: no index refresh, which needs a new index written (a full disk fails it)
@@ -1034,7 +1037,9 @@ def _restore_local(root: Path, start: str, known: bool = True) -> None:
         if moved or edited:
             deployrepo.restore(root, start)
             output.warn(f"{root}: reset to {start[:12]}, where it was before the bump"
-                        + (" (the bump was not pushed)" if known else ""))
+                        + (" (the bump was not pushed)" if known else "")
+                        + (f"; whether origin has the bump commit {unsure[:12]} is unknown: it stays in `git reflog`, "
+                           "and the next bump moves the checkout to it if origin has it by then" if unsure else ""))
     except GitopsError as exc:  # the original error is the one to report
         then = f"free some space there, then `git reset --hard {start[:12]}`" if exc.exit_code == EXIT_WRITE_FAILED \
             else "check it with git status"
@@ -1271,12 +1276,14 @@ def _not_a_race(display: str, target: str, outcome: deployrepo.PushOutcome) -> G
 
 
 class PushInterrupted(interrupts.Interrupted):
-    """An interrupt (Ctrl-C, SIGTERM) during a bump's push: `pushed` True (the remote has the commit),
-    False (it has not), None (unknown: stopped, and the remote could not tell); `detail` says which."""
+    """An interrupt (Ctrl-C, SIGTERM) during a bump's push of `commit`: `pushed` True (the remote has the
+    commit), False (it has not), None (unknown: stopped, and the remote could not tell, or its server may
+    still apply it); `detail` says which."""
 
-    def __init__(self, detail: str, pushed: bool | None) -> None:
+    def __init__(self, detail: str, pushed: bool | None, commit: str | None = None) -> None:
         super().__init__(detail)
         self.pushed = pushed
+        self.commit = commit
 
 
 def _push(work: Path, remote: deployrepo.Remote, target: str, result: BumpResult,
@@ -1314,8 +1321,11 @@ def _push_interrupted(result: BumpResult, outcome: deployrepo.PushOutcome | None
         return PushInterrupted(f"{sha} was not pushed ({where} moved: {outcome.reason}; not retried)",
                                pushed=False)
     waited = f"the push of {sha} was stopped after {deployrepo.PUSH_GRACE:g} s"
+    if outcome.pending:
+        return PushInterrupted(f"{waited}; {outcome.reason}", pushed=None, commit=result.commit)
     if outcome.unknown:
-        return PushInterrupted(f"{waited}; whether it reached {where} is unknown ({outcome.reason})", pushed=None)
+        return PushInterrupted(f"{waited}; whether it reached {where} is unknown ({outcome.reason})", pushed=None,
+                               commit=result.commit)
     return PushInterrupted(f"{waited}; {outcome.reason}", pushed=False)
 
 

@@ -66,6 +66,7 @@ class PushOutcome:
     reason: str = ""
     stopped: bool = False  # interrupted: the push was stopped before it finished (see push)
     unknown: bool = False  # stopped, and whether the remote took the commit could not be told
+    pending: bool = False  # stopped, not on the remote when read, but its server may still apply it (unknown too)
     said: str = ""  # rejected: the server's own lines (remote_says), for when it turns out to be no race
 
 
@@ -713,7 +714,9 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     server may still apply a push whose client was killed --, then it is stopped (with what it started:
     a local receive-pack and its hooks) and the remote branch is read, CHECK_TIMEOUT seconds at most, as
     every other git call here (credentials in the environment): at HEAD, the push went through; at HEAD's
-    parent, or absent, it did not; anything else, or no answer: `unknown`."""
+    parent, or absent, it did not -- for a path or file:// remote, whose receive-pack was stopped with git
+    push; a server's (`served`) may still apply it: `unknown` and `pending` --; anything else, or no
+    answer: `unknown`."""
     try:
         # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
         # signed either: see commit); and no push option (an empty push.pushOption resets the list): one of
@@ -792,10 +795,20 @@ def _after_stopped_push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
         _track(repo, branch)
         return PushOutcome(ok=True, rejected=False, stopped=True)
     parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=repo, check=False).stdout.strip()
+    if (now is None or now == parent) and served(remote):  # a server's receive-pack may be running still
+        return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True, pending=True,
+                           reason=f"not applied to {where} as of now; the server may still apply it")
     if now is None or now == parent:
         return PushOutcome(ok=False, rejected=False, stopped=True, reason=f"{where} was not changed")
     return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
                        reason=f"{where} moved to {now[:12]} meanwhile")
+
+
+def served(remote: Remote) -> bool:
+    """Is the receiving end of a push to `remote` a server's process (https, ssh, git://), which goes on
+    with a push whose client was stopped (applies it once its hooks are done), rather than the
+    receive-pack that `git push` starts here for a path or a file:// URL, stopped with it (see push)?"""
+    return not remote.url.startswith("file://") and is_url(remote.url)
 
 
 def parse_push_status(stdout: str) -> list[tuple[str, str]]:

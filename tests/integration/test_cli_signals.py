@@ -532,3 +532,91 @@ def test_an_interrupt_during_start_up_is_the_one_line_and_exit_130(tmp_path: Pat
         stop_process(proc)
     name = " (SIGTERM)" if signum == signal.SIGTERM else ""
     assert (proc.returncode, out, err) == (130, "", f"error: interrupted{name}\n")
+
+
+def _gated_remote(where: Path):
+    """A bare deploy repo whose pre-receive hook writes `where/receiving` and then waits (60 s at most) for
+    `where/gate`: a server's push in progress until the test opens the gate."""
+    from tests.fixtures.gitremotes import make_bare_remote
+
+    remote = make_bare_remote(where)
+    hook = remote.path / "hooks" / "pre-receive"
+    receiving, gate = where / "receiving", where / "gate"
+    hook.write_text(f"#!/bin/sh\ntouch '{receiving}'\nn=0\n"
+                    f"while [ ! -e '{gate}' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n")
+    hook.chmod(0o755)
+    return remote, receiving, gate
+
+
+def _sigterm_once_receiving(command: list[str], cwd: Path, receiving: Path) -> subprocess.CompletedProcess:
+    """Run gitops and SIGTERM it (its PID alone) once the server's hook runs."""
+    proc = subprocess.Popen(command, cwd=cwd, env=gitops_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not receiving.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert receiving.exists(), proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop_process(proc)
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
+def _lands(remote, before: str) -> str:
+    """The remote's branch once it moves from `before` (a server still applying a push)."""
+    deadline = time.monotonic() + 60
+    while remote.head() == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return remote.head()
+
+
+def test_a_push_to_a_server_stopped_midway_is_not_said_to_have_failed(tmp_path: Path, http_git_server) -> None:
+    """Stopping git push does not stop the server's receive-pack: a branch not moved yet may still move
+    (it does here, once the hook ends), so the line says the push was not applied as of now, not that the
+    remote was not changed."""
+    remote, receiving, gate = _gated_remote(tmp_path / "remotes")
+    url = http_git_server(tmp_path / "remotes").url()
+    before = remote.head()
+    res = _sigterm_once_receiving([str(GITOPS), "bump", "--deploy-repo", url, "--image", f"{API}:2.0.0"], tmp_path,
+                                  receiving)
+    assert res.returncode == 130 and res.stdout == "", res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: interrupted (SIGTERM): the push of "), res.stderr
+    assert line.endswith(f"was stopped after 4 s; not applied to {url} (main) as of now; the server may still "
+                         "apply it"), res.stderr
+    assert "was not changed" not in res.stderr
+    gate.touch()
+    landed = _lands(remote, before)
+    assert landed != before and line.split("the push of ")[1].startswith(landed[:12])
+
+
+def test_a_local_checkout_whose_servers_push_was_stopped_gets_the_bump_once_it_lands(
+        tmp_path: Path, http_git_server, gitops) -> None:
+    """A local checkout with an HTTP origin: reset to where it was, without claiming the bump was not pushed
+    (the warning names the commit, which stays in the reflog); once the server applies it, the next bump
+    moves the checkout to it and is already up to date."""
+    remote, receiving, gate = _gated_remote(tmp_path / "remotes")
+    url = http_git_server(tmp_path / "remotes").url()
+    before = remote.head()
+    checkout = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "--quiet", url, str(checkout)], check=True)
+    command = [str(GITOPS), "bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"]
+    res = _sigterm_once_receiving(command, tmp_path, receiving)
+    assert res.returncode == 130, res.stderr
+    sha = res.stderr.split("the push of ")[1][:12]
+    assert "(the bump was not pushed)" not in res.stderr
+    assert (f"reset to {before[:12]}, where it was before the bump; whether origin has the bump commit {sha} is "
+            "unknown") in res.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    assert head == before
+    reflog = subprocess.run(["git", "reflog", "--format=%H"], cwd=checkout, capture_output=True, text=True).stdout
+    assert any(line.startswith(sha) for line in reflog.splitlines())
+    gate.touch()
+    landed = _lands(remote, before)
+    assert landed.startswith(sha)
+    again = gitops(command[1:], cwd=tmp_path)
+    assert again.returncode == 0 and again.stdout == "" and "already up to date" in again.stderr, again.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    assert head == landed
