@@ -935,7 +935,7 @@ def _commit_local(
     environ: Mapping[str, str] | None, sleep: Callable[[float], None], guard: Guard | None,
     landed: Landed | None,
 ) -> BumpResult:
-    current = check_local_checkout(root, request, ahead=False)  # the fetch below tells, for sure
+    current = check_local_checkout(root, request, ahead=False, environ=environ)  # the fetch below tells, for sure
     origin_url = deployrepo.origin_spec(root)
     if origin_url is None:  # nothing to push to: commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, keep=True,
@@ -944,6 +944,8 @@ def _commit_local(
                                     repo=root)
     start = deployrepo.head(root)
     pushed: list[BumpResult] = []
+    [marker] = git.git_paths(root, BUMP_MARKER)
+    marker.write_text(f"{start}\n")  # removed below, however this ends, unless gitops is killed first
 
     def on_landed(result: BumpResult) -> None:
         pushed.append(result)
@@ -964,6 +966,46 @@ def _commit_local(
             unsure = exc.commit if isinstance(exc, PushInterrupted) and exc.pushed is None else None
             _restore_local(root, start, known=unsure is None, unsure=unsure)
         raise
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+# In a local checkout's git dir while a bump runs there (the checkout's HEAD before it): a run killed
+# outright (a second SIGTERM, kill -9) leaves it, for the next one to undo what it left (_recover_killed_bump).
+BUMP_MARKER = "gitops-bump"
+
+
+def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
+                         environ: Mapping[str, str] | None) -> None:
+    """Under the checkout's lock, before a bump of a local checkout: a bump killed outright (no reset: a second
+    SIGTERM during its push, kill -9) left its marker (BUMP_MARKER).  Its commit, if origin does not have it,
+    would stop every later bump (exit 4, ahead of origin): origin's branch is fetched, and a HEAD that is not
+    on it, a bump commit (an `Image:` trailer) made on origin's history or on the checkout's HEAD before that
+    run, is reset to that HEAD (a warning names both; the commit stays in the reflog).  Anything else (the
+    user's own commits since) is left to the usual checks.  The marker is removed once that is settled
+    (origin unreachable: it stays, for the next run)."""
+    [marker] = git.git_paths(root, BUMP_MARKER)
+    try:
+        start = marker.read_text().strip()
+    except FileNotFoundError:
+        return
+    head = deployrepo.head(root)
+    spec = deployrepo.origin_spec(root)
+    if head != start and spec is not None and deployrepo.has_commit(root, start):
+        try:
+            origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ,
+                                            names=deployrepo.ORIGIN, repo=root)
+            there = deployrepo.fetch_only(root, origin, current, depth1=False)
+        except GitError:
+            return
+        parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=root, check=False).stdout.strip()
+        trailers = git.run(["log", "-1", "--format=%(trailers:key=Image,valueonly)", "HEAD"], cwd=root).stdout
+        if (not git.is_ancestor(root, head, there) and parent and trailers.strip()
+                and (parent == start or git.is_ancestor(root, parent, there))):
+            deployrepo.restore(root, start)
+            output.warn(f"{root}: reset to {start[:12]}, where it was before an earlier gitops run was killed during "
+                        f"its bump: its commit {head[:12]} is not on origin/{current} (it stays in `git reflog`)")
+    marker.unlink(missing_ok=True)
 
 
 _locked: set[Path] = set()  # the lock files this process holds (checkout_lock)
@@ -1091,6 +1133,7 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
+    _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
                          f"({root}), whose branch {current} would be left with a commit that is not on origin",

@@ -548,8 +548,9 @@ def _gated_remote(where: Path):
     return remote, receiving, gate
 
 
-def _sigterm_once_receiving(command: list[str], cwd: Path, receiving: Path) -> subprocess.CompletedProcess:
-    """Run gitops and SIGTERM it (its PID alone) once the server's hook runs."""
+def _sigterm_once_receiving(command: list[str], cwd: Path, receiving: Path,
+                            again: bool = False) -> subprocess.CompletedProcess:
+    """Run gitops and SIGTERM it (its PID alone) once the server's hook runs (`again`: twice)."""
     proc = subprocess.Popen(command, cwd=cwd, env=gitops_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
@@ -558,6 +559,9 @@ def _sigterm_once_receiving(command: list[str], cwd: Path, receiving: Path) -> s
             time.sleep(0.02)
         assert receiving.exists(), proc.communicate(timeout=30)
         proc.send_signal(signal.SIGTERM)
+        if again:
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:
         stop_process(proc)
@@ -620,3 +624,27 @@ def test_a_local_checkout_whose_servers_push_was_stopped_gets_the_bump_once_it_l
     assert again.returncode == 0 and again.stdout == "" and "already up to date" in again.stderr, again.stderr
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
     assert head == landed
+
+
+def test_a_bump_killed_by_a_second_sigterm_in_a_local_checkout_is_undone_by_the_next_run(tmp_path: Path,
+                                                                                          gitops) -> None:
+    """A second SIGTERM during the push ends gitops at once, before it can reset the checkout: its bump
+    commit, not on origin, is left there.  The next bump finds the marker the killed run left, resets the
+    commit that origin does not have (a warning names it), and bumps."""
+    remote, receiving, gate = _gated_remote(tmp_path / "remotes")
+    before = remote.head()
+    checkout = remote.clone(tmp_path / "checkout")
+    command = [str(GITOPS), "bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"]
+    res = _sigterm_once_receiving(command, tmp_path, receiving, again=True)
+    assert res.returncode == -signal.SIGTERM, res.stderr
+    left = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    assert left != before and remote.head() == before  # the killed run's commit, not on origin
+    gate.touch()
+    again = gitops(command[1:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (f"reset to {before[:12]}, where it was before an earlier gitops run was killed during its bump: its "
+            f"commit {left[:12]} is not on origin/main") in again.stderr
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=checkout, capture_output=True, text=True).stdout.strip()
+    assert head == remote.head() == again.stdout.strip() != before
+    assert subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True,
+                          text=True).stdout == ""
