@@ -619,6 +619,42 @@ def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
         raise
 
 
+def write_all_or_none(root: Path, edits: Sequence[FileEdit]) -> None:
+    """--no-commit's writes (no commit to reset to): all of them, or none.  An interrupt (interrupts.held)
+    stops the writing and the files written are put back as they were before Interrupted is raised, saying
+    so; so does a write that fails (its file is untouched: write_atomic), before its error is raised.  The
+    undoing takes no longer than the writing did; a second interrupt meanwhile ends gitops at once."""
+    from gitops_cli.yamledit import write_atomic
+
+    written: list[FileEdit] = []
+    with interrupts.held() as stopping:
+        try:
+            for edit in edits:
+                if stopping.is_set():
+                    break
+                write_atomic(root / edit.path, edit.new, durable=False)
+                written.append(edit)
+        except BaseException:
+            _unwrite(root, written)
+            raise
+        if stopping.is_set():
+            _unwrite(root, written)
+            raise interrupts.Interrupted("no file was changed" + (
+                f" (the {len(written)} written were put back as they were)" if written else ""))
+
+
+def _unwrite(root: Path, written: Sequence[FileEdit]) -> None:
+    """Put files write_all_or_none wrote back as they were (a warning names each one that cannot be)."""
+    from gitops_cli.yamledit import write_atomic
+
+    for edit in reversed(written):
+        try:
+            write_atomic(root / edit.path, edit.old, durable=False)
+        except OSError as exc:
+            output.warn(f"{edit.path}: could not be put back as it was ({exc.strerror or exc}); "
+                        "check it with git diff")
+
+
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
                container: str | None, names: Names, tag_only: Sequence[str] = ()) -> NotFoundError:
     """tag_only: FILE:LINE of the tag-only `image:` maps seen (see _tag_only), which explain it."""
@@ -924,7 +960,7 @@ def _bump_local_in(
             _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
                           tracked_only=request.commit and checkout)
             if not request.dry_run:
-                write_edits(root, result.edits)
+                write_all_or_none(root, result.edits)
             return result
     with checkout_lock(root, request.lock_wait, request.names):  # edit, commit, push, reset: one run at a time
         return _commit_local(root, request, remote, resolve_digest, environ, sleep, guard, landed)

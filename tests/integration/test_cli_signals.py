@@ -648,3 +648,58 @@ def test_a_bump_killed_by_a_second_sigterm_in_a_local_checkout_is_undone_by_the_
     assert head == remote.head() == again.stdout.strip() != before
     assert subprocess.run(["git", "status", "--porcelain"], cwd=checkout, capture_output=True,
                           text=True).stdout == ""
+
+
+_HOLD_A_WRITE = '''
+import os, time
+from pathlib import Path
+
+import gitops_cli.yamledit as yamledit
+
+real, calls = yamledit.write_atomic, []
+
+
+def write_atomic(path, text, **kwargs):
+    calls.append(path)
+    if len(calls) == int(os.environ["HOLD_AT"]):  # files written before this one: HOLD_AT - 1
+        Path(os.environ["HOLD_READY"]).touch()
+        deadline = time.monotonic() + 60
+        while not Path(os.environ["HOLD_GO"]).exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return real(path, text, **kwargs)
+
+
+yamledit.write_atomic = write_atomic
+'''
+
+
+def test_an_interrupted_no_commit_bump_leaves_every_file_as_it_was(tmp_path: Path) -> None:
+    """--no-commit has no commit to reset to: an interrupt while it writes (held there, after 5 of 20 files,
+    by a sitecustomize of this test) puts the files written back, and the line says so."""
+    checkout = tmp_path / "checkout"
+    files = {f"apps/app{n:02}.yaml": f"image: {API}:1.0.0  # app {n}\n" for n in range(20)}
+    for rel, text in files.items():
+        (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / rel).write_text(text)
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_HOLD_A_WRITE)
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    env = gitops_env({"PYTHONPATH": str(shim), "HOLD_AT": "6", "HOLD_READY": str(ready), "HOLD_GO": str(go)})
+    proc = subprocess.Popen([str(GITOPS), "bump", "--no-commit", "--deploy-repo", str(checkout), "--image",
+                             f"{API}:2.0.0"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        go.touch()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 130 and out == "", err
+    assert err.strip().splitlines()[-1] == ("error: interrupted (SIGTERM): no file was changed (the 6 written were "
+                                            "put back as they were)")
+    assert {p.relative_to(checkout).as_posix(): p.read_text() for p in checkout.rglob("*") if p.is_file()} == files
