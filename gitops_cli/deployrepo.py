@@ -717,13 +717,14 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     parent, or absent, it did not -- for a path or file:// remote, whose receive-pack was stopped with git
     push; a server's (`served`) may still apply it: `unknown` and `pending` --; anything else, or no
     answer: `unknown`."""
+    expect = tracking_head(repo, branch)
     try:
         # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
         # signed either: see commit); and no push option (an empty push.pushOption resets the list): one of
         # the user's would fail on a server without push options
-        res = git.run(["-c", "push.pushOption=", "push", "--porcelain", "--no-verify", "--no-signed", remote.url,
-                       f"HEAD:refs/heads/{branch}"], cwd=repo, env=remote.env, check=False, cancel=stopping,
-                      settle=PUSH_GRACE)
+        res = git.run(["-c", "push.pushOption=", "push", "--porcelain", "--no-verify", "--no-signed",
+                       *_lease(repo, branch, expect), remote.url, f"HEAD:refs/heads/{branch}"], cwd=repo,
+                      env=remote.env, check=False, cancel=stopping, settle=PUSH_GRACE)
     except git.Cancelled:
         return _after_stopped_push(repo, remote, branch)
     statuses = parse_push_status(res.stdout)
@@ -732,6 +733,8 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
         return PushOutcome(ok=True, rejected=False)
     for flag, summary in statuses:
         if flag == "!":
+            if expect is not None and any(r in summary for r in _LEASE_REASONS):
+                _refuse_if_deleted(repo, remote, branch, expect)
             if is_retryable_rejection(summary):
                 return PushOutcome(ok=False, rejected=True, reason=summary, said=remote_says(res.stderr))
             said = remote_says(res.stderr)  # a hook's or a protected branch's reason: what to fix
@@ -741,6 +744,28 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     failure = git.error_for(["push"], res.status, res.stderr, what=f"pushing to {remote.display} ({branch})",
                             cwd=repo)
     return _landed_anyway(repo, remote, branch, failure, stopping)
+
+
+_LEASE_REASONS = ("stale info", "incorrect old value")  # the branch is not where the lease expected it
+
+
+def _lease(repo: Path, branch: str, expect: str | None) -> list[str]:
+    """The push's precondition: the remote's branch where it was last fetched (`expect`, a commit HEAD
+    descends from: the push is a fast-forward from there, never a forced update), or absent when it was
+    not fetched (a new --push-branch).  A branch deleted on the remote since is then not re-created:
+    the push is rejected (`stale info`), and _refuse_if_deleted says why."""
+    if expect is not None and not git.is_ancestor(repo, expect, "HEAD"):
+        return []  # not expected: HEAD always descends from what was fetched; a plain push then
+    return [f"--force-with-lease=refs/heads/{branch}:{expect or ''}"]
+
+
+def _refuse_if_deleted(repo: Path, remote: Remote, branch: str, expect: str) -> None:
+    """GitError (exit 10) when the remote's `branch`, at `expect` when fetched, is gone: deleted while the
+    bump ran.  A push must not re-create it (on the old base, where nothing deploys from it any more)."""
+    if remote_head(remote, branch, timeout=VERIFY_TIMEOUT, repo=repo) is None:
+        raise GitError(f"push to {remote.display} ({branch}) refused: the branch {branch} was deleted on the remote "
+                       f"while the bump ran (it was at {expect[:12]}); it was not re-created",
+                       hint=f"re-create {branch} there, or bump the branch deployed from now (--branch), then re-run")
 
 
 def _landed_anyway(repo: Path, remote: Remote, branch: str, failure: GitopsError,

@@ -73,3 +73,46 @@ def test_a_branch_the_server_cannot_update_is_no_race(local: bool, gitops, tmp_p
     if local:  # no bump commit left behind
         assert git("rev-parse", "HEAD", cwd=target).strip() == before
         assert git("status", "--porcelain", cwd=target) == ""
+
+
+_DELETE_BEFORE_THE_PUSH = '''
+import os, subprocess
+
+import gitops_cli.deployrepo as deployrepo
+
+real = deployrepo.push
+
+
+def push(repo, remote, branch, *args, **kwargs):  # another job deletes the deploy branch meanwhile
+    subprocess.run(["git", "update-ref", "-d", f"refs/heads/{branch}"], cwd=os.environ["DELETE_IN"], check=True)
+    return real(repo, remote, branch, *args, **kwargs)
+
+
+deployrepo.push = push
+'''
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["url", "local-checkout"])
+def test_a_deploy_branch_deleted_while_the_bump_runs_is_not_re_created(local: bool, gitops, tmp_path: Path) -> None:
+    """The deploy branch existed when the bump fetched it and is deleted before its push (by a sitecustomize of
+    this test, another branch left): the push expects it where it was (a lease), so it is refused, not pushed
+    as a new branch on the old base (which was exit 0 from a clone, and `couldn't find remote ref` from a
+    local checkout)."""
+    remote = make_bare_remote(tmp_path / "srv")
+    git("update-ref", "refs/heads/keep", remote.head(), cwd=remote.path)
+    before = remote.head()
+    target = remote.url
+    if local:
+        target = str(tmp_path / "checkout")
+        git("clone", "--quiet", remote.url, target)
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_DELETE_BEFORE_THE_PUSH)
+    env = dict(no_identity_env(tmp_path), PYTHONPATH=str(shim), DELETE_IN=str(remote.path))
+    res = gitops(["bump", "--deploy-repo", target, "--image", f"{API}:2.0.0"], env=env)
+    assert res.returncode == 10 and res.stdout == "", res.stderr
+    assert (f"refused: the branch main was deleted on the remote while the bump ran (it was at {before[:12]}); "
+            "it was not re-created") in res.stderr
+    assert git("for-each-ref", "--format=%(refname)", cwd=remote.path).split() == ["refs/heads/keep"]
+    if local:  # put back where it was, as after any failed push
+        assert git("rev-parse", "HEAD", cwd=target).strip() == before
