@@ -30,7 +30,7 @@ import string
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -605,25 +605,12 @@ def _spots(ref: Any) -> set[tuple[int, int]]:
 
 
 def write_edits(root: Path, edits: Sequence[FileEdit]) -> None:
-    from gitops_cli.yamledit import write_atomic
-
-    written: list[FileEdit] = []
-    try:
-        for edit in edits:  # work-tree files: atomic but not fsynced, like `git checkout` writes them
-            write_atomic(root / edit.path, edit.new, durable=False)
-            written.append(edit)
-    except BaseException:  # a file that could not be written, an interrupt: none of the edits stays
-        for edit in reversed(written):
-            with suppress(Exception):  # the first error is the one to report
-                write_atomic(root / edit.path, edit.old, durable=False)
-        raise
-
-
-def write_all_or_none(root: Path, edits: Sequence[FileEdit]) -> None:
-    """--no-commit's writes (no commit to reset to): all of them, or none.  An interrupt (interrupts.held)
-    stops the writing and the files written are put back as they were before Interrupted is raised, saying
-    so; so does a write that fails (its file is untouched: write_atomic), before its error is raised.  The
-    undoing takes no longer than the writing did; a second interrupt meanwhile ends gitops at once."""
+    """The edits written to the work tree (atomic, not fsynced, as `git checkout` writes files): all of them,
+    or none -- what --no-commit needs (no commit to reset to), and a commit's edits get it too.  An interrupt
+    (interrupts.held) stops the writing and the files written are put back as they were before Interrupted
+    is raised, saying so; so does a write that fails (its file is untouched: write_atomic), before its error
+    is raised.  The undoing takes no longer than the writing did; a second interrupt meanwhile ends gitops
+    at once."""
     from gitops_cli.yamledit import write_atomic
 
     written: list[FileEdit] = []
@@ -644,7 +631,7 @@ def write_all_or_none(root: Path, edits: Sequence[FileEdit]) -> None:
 
 
 def _unwrite(root: Path, written: Sequence[FileEdit]) -> None:
-    """Put files write_all_or_none wrote back as they were (a warning names each one that cannot be)."""
+    """Put files write_edits wrote back as they were (a warning names each one that cannot be)."""
     from gitops_cli.yamledit import write_atomic
 
     for edit in reversed(written):
@@ -962,7 +949,7 @@ def _bump_local_in(
             _compute_into(result, root, request, resolve_digest, guard,  # a dry run shows what would be committed
                           tracked_only=request.commit and checkout)
             if not request.dry_run:
-                write_all_or_none(root, result.edits)
+                write_edits(root, result.edits)
             return result
     with checkout_lock(root, request.lock_wait, request.names):  # edit, commit, push, reset: one run at a time
         return _commit_local(root, request, remote, resolve_digest, environ, sleep, guard, landed)
