@@ -508,24 +508,35 @@ else:  # while its command is built (typer.main.get_command)
 '''
 
 
+def _start_held(tmp_path: Path, sitecustomize: str, argv: list[str], ready: Path,
+                env: dict[str, str]) -> subprocess.Popen:
+    """`gitops ARGV` (in tmp_path, its own session) with `sitecustomize` on its PYTHONPATH, which holds it at
+    a chosen point and then creates `ready`; returns once `ready` exists (an assertion if gitops ended or
+    60 s passed first)."""
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(sitecustomize)
+    proc = subprocess.Popen([str(GITOPS), *argv], cwd=tmp_path, env=gitops_env({"PYTHONPATH": str(shim), **env}),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if not ready.exists():
+        stop_process(proc)
+        pytest.fail(f"gitops was not held where the test holds it: {proc.communicate(timeout=30)}")
+    return proc
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 @pytest.mark.parametrize("where", ["import", "command"])
 def test_an_interrupt_during_start_up_is_the_one_line_and_exit_130(tmp_path: Path, signum, where) -> None:
     """The app's import and the building of its command are most of the start-up: an interrupt there (held
     there by a sitecustomize of this test) ends gitops as any other does, not with a traceback (SIGINT) or
     no message (SIGTERM's default, 143)."""
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(_BLOCK_AT_START)
     ready = tmp_path / "ready"
-    env = gitops_env({"PYTHONPATH": str(shim), "BLOCK_AT": where, "BLOCK_READY": str(ready)})
-    proc = subprocess.Popen([str(GITOPS), "tag"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _start_held(tmp_path, _BLOCK_AT_START, ["tag"], ready, {"BLOCK_AT": where, "BLOCK_READY": str(ready)})
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ready.exists(), proc.communicate(timeout=30)
         proc.send_signal(signum)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -681,19 +692,11 @@ def test_an_interrupted_no_commit_bump_leaves_every_file_as_it_was(tmp_path: Pat
     for rel, text in files.items():
         (checkout / rel).parent.mkdir(parents=True, exist_ok=True)
         (checkout / rel).write_text(text)
-    shim = tmp_path / "shim"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(_HOLD_A_WRITE)
     ready, go = tmp_path / "ready", tmp_path / "go"
-    env = gitops_env({"PYTHONPATH": str(shim), "HOLD_AT": "6", "HOLD_READY": str(ready), "HOLD_GO": str(go)})
-    proc = subprocess.Popen([str(GITOPS), "bump", "--no-commit", "--deploy-repo", str(checkout), "--image",
-                             f"{API}:2.0.0"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = _start_held(tmp_path, _HOLD_A_WRITE,
+                       ["bump", "--no-commit", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], ready,
+                       {"HOLD_AT": "6", "HOLD_READY": str(ready), "HOLD_GO": str(go)})
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ready.exists(), proc.communicate(timeout=30)
         proc.send_signal(signal.SIGTERM)
         go.touch()
         out, err = proc.communicate(timeout=60)
