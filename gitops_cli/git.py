@@ -707,7 +707,7 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
                             "credential helper) or --ssh-key, and their access")
     places = _written_places(args, cwd)
     said = next((words for words in _WRITE_REFUSED if words in stderr), None)
-    if said is None and not any(p in stderr for p in _REMOTE_FAILURES):
+    if said is None and _failed_write(stderr):
         # git's words do not always tell a full disk: `failed to write new configuration file`, `unable to
         # write file`, `couldn't write ...main.lock`, even "Aborting commit due to empty commit message"
         # (its COMMIT_EDITMSG could not be written): the file systems it wrote to tell
@@ -737,6 +737,21 @@ _REMOTE_FAILURES = (
     "couldn't find remote ref", "remote rejected", "[rejected]", "remote: ", "The requested URL returned error",
     "Failed to connect", "Could not connect", "timed out", "SSL", "hung up", "early EOF", "unexpected disconnect",
 )
+# git's words for a write that failed without saying why (a full disk, among other causes)
+_WRITE_WORDS = ("unable to write", "failed to write", "couldn't write", "could not write", "cannot write",
+                "write error", "short write", "unable to create temporary", "Aborting commit due to empty commit")
+# ... and for failures that are no write's, though a write's words may come with them
+_NOT_A_WRITE = ("File exists", "not found in upstream", "cannot lock ref", "not a valid", "unknown revision")
+
+
+def _failed_write(stderr: str) -> bool:
+    """Do git's words say a write failed (for no reason given), so that a full file system may be why?  A
+    lock another process holds (`index.lock': File exists`), a branch or ref that is not there, or a
+    remote's failure (_REMOTE_FAILURES) is no full disk, however little space is left."""
+    return (any(w in stderr for w in _WRITE_WORDS) and not any(w in stderr for w in _NOT_A_WRITE)
+            and not any(p in stderr for p in _REMOTE_FAILURES))
+
+
 LOW_SPACE = 1 << 20  # bytes: a file system with less free (or an eighth of a smaller one, or no inode free)
 # is full for git's writes
 
@@ -786,9 +801,11 @@ def _short_of_space(place: Path) -> str | None:
         fs = os.statvfs(place)
     except OSError:
         return None
-    if fs.f_bavail * fs.f_frsize < min(LOW_SPACE, fs.f_blocks * fs.f_frsize // 8):  # a small one: an eighth
-        return f"{fs.f_bavail * fs.f_frsize // 1024} KiB free"
-    if fs.f_files and not fs.f_favail:  # f_files 0: a file system with no fixed number of inodes
+    root = os.geteuid() == 0  # root may write into the blocks and inodes a file system reserves (ext4's 5%)
+    free = (fs.f_bfree if root else fs.f_bavail) * fs.f_frsize
+    if free < min(LOW_SPACE, fs.f_blocks * fs.f_frsize // 8):  # a small one: an eighth
+        return f"{free // 1024} KiB free"
+    if fs.f_files and not (fs.f_ffree if root else fs.f_favail):  # f_files 0: no fixed number of inodes
         return "no inode free"
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -97,3 +98,39 @@ def test_a_git_failure_on_a_full_file_system_is_exit_74_whatever_gits_words(smal
     assert remote.exit_code == 10
     fs.empty()
     assert git.error_for(["commit"], 1, "Aborting commit due to empty commit message.\n", cwd=repo).exit_code == 10
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+@pytest.mark.parametrize("stderr", [
+    "fatal: Remote branch nope not found in upstream origin\n",
+    "fatal: Unable to create '{repo}/.git/index.lock': File exists.\n\nAnother git process seems to be running\n",
+    "fatal: cannot lock ref 'refs/heads/main': is at 1234 but expected 5678\n",
+    "fatal: ambiguous argument 'nope': unknown revision or path not in the working tree.\n",
+])
+def test_a_failure_that_is_no_write_is_no_full_disk_however_little_space_is_left(small_fs, stderr: str) -> None:
+    """A branch that is not there, a lock another git holds: git's own error (exit 10), not "the file system
+    is full", on a file system with no space left."""
+    fs = small_fs("fs")
+    repo = fs.root / "repo"
+    subprocess.run(["git", "init", "--quiet", str(repo)], check=True)
+    fs.fill(0)
+    err = git.error_for(["add"], 128, stderr.format(repo=repo), cwd=repo)
+    assert err.exit_code == 10 and "is full" not in err.message, err.message
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("mkfs.ext4"), reason="root mounts an ext4 image")
+def test_root_may_write_into_the_blocks_a_file_system_reserves(tmp_path: Path, mounts: list[Path]) -> None:
+    """ext4 keeps 5% (here: half) of its blocks for root: a file system with room for root is not full for
+    gitops run as root, whatever it has left for other users."""
+    image, mount = tmp_path / "fs.img", tmp_path / "fs"
+    with image.open("wb") as f:
+        f.truncate(16 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-m", "50", str(image)], check=True)
+    mount.mkdir()
+    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    mounts.append(mount)
+    fs = os.statvfs(mount)
+    (mount / "fill").write_bytes(b"\0" * (fs.f_bavail * fs.f_frsize - (64 << 10)))  # 64 KiB for other users
+    assert os.statvfs(mount).f_bavail * fs.f_frsize < git.LOW_SPACE <= os.statvfs(mount).f_bfree * fs.f_frsize
+    err = git.error_for(["commit"], 1, "error: unable to write file x\n", cwd=mount)
+    assert err.exit_code == 10, err.message
