@@ -128,7 +128,9 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
     `$(shell ...)` functions, as any make command does; no recipe runs: every target gets a shell that
     does not exist (NO_RECIPE_SHELL), and the makefile is the goal, so -q leaves it unmade (GNU make
     remakes the makefiles it reads even under -n and -q).  When make would have to run a recipe (to
-    remake an included makefile) and no `test` target is found without it: ConfigError, saying so.
+    remake an included makefile) and no `test` target is found without it: ConfigError, saying so.  The
+    one recipe that still runs: a rule for an included makefile with a SHELL of its own (a target's
+    variables come before a pattern's), as `make test` would run it.
 
     A make that prints no data base (GNU make before 3.82, such as macOS' 3.81, has no --eval; BSD make):
     a rule line of the makefile's own text naming `test` (names_target) decides.
