@@ -46,12 +46,13 @@ EXIT_CODES: dict[int, str] = {
     74: "the output or a file could not be written (disk full, quota, read-only file system, I/O error, a file "
         "gitops edits that is immutable, in a directory it may not write, or a mount point; a closed standard "
         "output: `>&-`); with standard error closed, the exit code is all that tells",
-    130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job), at any moment, gitops' own start-up included: "
-         "one line, temporary files removed, no git, kubectl or test process left running; a push under way is given "
-         "4 s to finish and the line says whether it went through, or that the server may still apply it (see "
-         "`bump`); a second SIGTERM ends gitops at once, killed by it (the shell's 143, no message, the temporary "
-         "clone left behind: the next run removes it; a local checkout's unpushed bump commit: the next bump of it "
-         "resets it, see `bump`)",
+    130: "interrupted (Ctrl-C, or SIGTERM as CI systems cancel a job), at any moment once Python has started gitops "
+         "(its imports included; a signal in the interpreter's own first ~50 ms gets Python's default: a traceback, "
+         "or 143): one line, temporary files removed, no git, kubectl or test process left running; a push under "
+         "way is given 4 s to finish and the line says whether it went through, or that the server may still apply "
+         "it (see `bump`); a second SIGTERM ends gitops at once, killed by it (the shell's 143, no message, the "
+         "temporary clone left behind: the next run removes it; a local checkout's unpushed bump commit: the next "
+         "bump of it resets it, see `bump`)",
 }
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the CLI's code for an OSError of a write the system refused:
 # a write the system refused: disk full, quota, file too big, read-only, I/O error, a closed descriptor
