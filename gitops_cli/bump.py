@@ -39,6 +39,7 @@ from typing import Any
 from gitops_cli import ci, deployrepo, filelock, git, interrupts, kustomize, output
 from gitops_cli.errors import (
     EXIT_WRITE_FAILED,
+    REFUSED_WRITES,
     WRITE_FAILURES,
     DirtyTreeError,
     GitError,
@@ -48,6 +49,7 @@ from gitops_cli.errors import (
     PushRetriesExhaustedError,
     UsageError,
     VerificationError,
+    refused_write,
 )
 from gitops_cli.imageref import ImageRef, try_parse
 from gitops_cli.settings import FLAGS, Names
@@ -970,7 +972,13 @@ def _commit_local(
     start = deployrepo.head(root)
     pushed: list[BumpResult] = []
     [marker] = git.git_paths(root, BUMP_MARKER)
-    marker.write_text(f"{start}\n")  # removed below, however this ends, unless gitops is killed first
+    try:
+        marker.write_text(f"{start}\n")  # removed below, however this ends, unless gitops is killed first
+    except OSError as exc:  # a full disk (before any edit): exit 74 naming the file, nothing left half-done
+        marker.unlink(missing_ok=True)
+        if exc.errno in REFUSED_WRITES:
+            raise refused_write(exc, marker) from None
+        raise
 
     def on_landed(result: BumpResult) -> None:
         pushed.append(result)

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from gitops_cli import git, interrupts, output
-from gitops_cli.errors import EXIT_WRITE_FAILED, DirtyTreeError, GitAuthError, GitError, GitopsError, UsageError
+from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, GitopsError, UsageError
 from gitops_cli.output import redact, register_secret
 from gitops_cli.settings import FLAGS, Names, expand_user
 
@@ -936,17 +936,17 @@ def restore(repo: Path, commit: str) -> None:
     """Put a user's checkout back at `commit` (its state before a failed bump): HEAD, index and the
     tracked files (the tree was clean before the bump; untracked files are not touched).
 
-    On a full file system (`git reset` writes a new index first: exit 74) the files that differ from
-    `commit` are put back first, in place (their content as `git checkout` would write it, over the
-    edited one: no new file, so no more space than the edit took), and the reset is tried again: the
-    index and HEAD need little space, which the edits may have given back.  GitError when it still fails
-    (saying that the files are as in `commit` at least)."""
+    When `git reset` fails -- a full file system (it writes a new index first: exit 74), an index.lock
+    another git process holds -- the files that differ from `commit` are put back first, in place (their
+    content as `git checkout` would write it, over the edited one: no new file, so no more space than the
+    edit took, and no lock), and the reset is tried again: the index and HEAD need little space, which the
+    edits may have given back.  GitError when it still fails (saying that the files are as in `commit` at
+    least)."""
     try:
         git.run(["reset", "--quiet", "--hard", commit], cwd=repo)
         return
-    except GitError as exc:
-        if exc.exit_code != EXIT_WRITE_FAILED:
-            raise
+    except GitError:
+        pass
     # read-only from here to the files' writes: no index refresh (--no-optional-locks), nothing new written
     changed = git.run(["--no-optional-locks", "diff-index", "--name-only", "--no-renames", "-z", commit, "--"],
                       cwd=repo, strip=False).paths()

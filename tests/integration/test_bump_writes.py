@@ -82,7 +82,7 @@ def test_a_full_local_checkout_is_exit_74_naming_it_and_left_as_it_was(gitops, t
             continue
         assert res.returncode == 74, (free, res.stderr)
         assert "Traceback" not in res.stderr and "TMPDIR" not in res.stderr, res.stderr
-        assert len([ln for ln in res.stderr.splitlines() if ln.startswith("hint: free some space")]) == 1
+        assert len([ln for ln in res.stderr.splitlines() if ln.startswith("hint: free some space")]) == 1, res.stderr
         assert str(fs.root) in res.stderr, res.stderr  # the file or the file system
         for rel in FILES:  # the edit is gone from the files, whatever else is left
             assert (checkout / rel).read_bytes() == git_bytes(checkout, "show", f"{head}:{rel}"), (free, res.stderr)
@@ -103,3 +103,18 @@ def test_a_full_tmpdir_under_a_clone_is_exit_74_naming_tmpdir(gitops, tmp_path, 
     assert res.returncode == 74, res.stderr
     [hint] = [ln for ln in res.stderr.splitlines() if ln.startswith("hint:")]
     assert hint.startswith(f"hint: free some space on the file system of {fs.root}") and "TMPDIR" in hint, hint
+
+
+def test_a_lock_another_git_holds_leaves_the_checkout_as_it_was(gitops, tmp_path: Path) -> None:
+    """An index.lock another git process holds fails the bump's `git add` after the files are edited, and the
+    reset too: the files are put back in place all the same (no lock needed), and the error is git's (exit
+    10), not a full disk however the disk is."""
+    checkout = _checkout(tmp_path)
+    head = git("rev-parse", "HEAD", cwd=checkout).strip()
+    (checkout / ".git" / "index.lock").touch()
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"], env=no_identity_env(tmp_path))
+    assert res.returncode == 10, res.stderr
+    assert "index.lock': File exists" in res.stderr and "Traceback" not in res.stderr
+    (checkout / ".git" / "index.lock").unlink()
+    assert _status(checkout) == ""
+    assert git("rev-parse", "HEAD", cwd=checkout).strip() == head
