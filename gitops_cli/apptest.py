@@ -147,7 +147,7 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
     argv = ["make", "-pqr", "-f", name, f"--eval=%: override SHELL := {NO_RECIPE_SHELL}", "MAKECMDGOALS=test",
             name]
     # no locale: the data base's comments are make's English ones; gitops' own secrets stay out of it
-    env = {**{k: v for k, v in os.environ.items() if k not in OWN_SECRETS}, "LC_ALL": "C"}
+    env = {**_without_own_secrets(), "LC_ALL": "C"}
 
     def start() -> subprocess.Popen[str]:
         return subprocess.Popen(argv, cwd=repo, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -185,6 +185,12 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
     if proc.returncode == 2:
         raise ConfigError(f"{makefile}: make cannot read it: {reason or 'make exited with status 2'}", hint=hint)
     return None
+
+
+def _without_own_secrets() -> dict[str, str]:
+    """gitops' environment less OWN_SECRETS, for the commands of the app it runs (make, the test and build
+    commands): gitops' own secrets are not the app's, whose output goes to the log as it is, never masked."""
+    return {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
 
 
 def _make_error(stderr: str) -> str:
@@ -226,8 +232,7 @@ def run_command(command: str, cwd: Path) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     own_group = not interrupts.has_controlling_terminal()
-    # gitops' own secrets are not the app's: its output goes to the log as it is, never masked
-    env = {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
+    env = _without_own_secrets()
     relay = _Relay() if _is_pipe(sys.stderr) else None
 
     def start() -> subprocess.Popen[bytes]:

@@ -891,9 +891,10 @@ def _onto_push_branch(prepared: PreparedBump, push_branch: str) -> bool:
     True when the clone moved there; a new push branch starts from the base branch."""
     assert prepared.work is not None
     there = deployrepo.remote_head(prepared.remote, push_branch)
-    if there is not None and there == deployrepo.head(prepared.work):  # where the push expects it (its lease)
+    if there is None:
+        return False
+    if there == deployrepo.head(prepared.work):  # the clone is there: where the push expects it (its lease)
         git.run(["update-ref", f"refs/remotes/origin/{push_branch}", there], cwd=prepared.work)
-    if there is None or there == deployrepo.head(prepared.work):
         return False
     output.info(f"{prepared.remote.display} has {push_branch} already: applying the bump on its head {there[:12]}")
     deployrepo.fetch_reset(prepared.work, prepared.remote, push_branch)
