@@ -3,12 +3,21 @@
 Read from environment variables and, on GitHub Actions pull-request events, the event payload
 ($GITHUB_EVENT_PATH); no git, no network, so it is cheap:
 
-- GitHub Actions: GITHUB_SHA; branch GITHUB_HEAD_REF (PRs) or GITHUB_REF_NAME; run URL =
-  GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID.  For `pull_request` and
-  `pull_request_target` events GITHUB_SHA is NOT the PR's commit: the source commit is
-  `pull_request.head.sha` from the event payload.  For `pull_request` GITHUB_SHA is the synthetic merge
-  commit (merge_commit); for `pull_request_target` it is the base branch's head (base_commit), an
-  ordinary commit, which actions/checkout checks out by default.
+- GitHub Actions: GITHUB_SHA; run URL = GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID.
+                  GITHUB_REF under refs/pull/ (refs/pull/N/merge: `pull_request`,
+                  `pull_request_review`, `pull_request_review_comment`) means GITHUB_SHA is GitHub's
+                  synthetic merge commit (merge_commit), which actions/checkout checks out by default:
+                  the source commit is `pull_request.head.sha` from the event payload
+                  ($GITHUB_EVENT_PATH), the branch GITHUB_HEAD_REF (else the payload's
+                  `pull_request.head.ref`; GitHub sets GITHUB_HEAD_REF for `pull_request` and
+                  `pull_request_target` only).  Those events without a GITHUB_REF are taken the same way.
+                  A `pull_request` event whose GITHUB_REF is a branch (refs/heads/<base>) is a merged
+                  pull request's `closed` event: GITHUB_SHA is the real merge commit on that branch, a
+                  branch build.  For `pull_request_target` GITHUB_SHA is the head of the branch GITHUB_REF
+                  names (the default branch, on older GitHub versions the PR's base branch; base_commit),
+                  an ordinary commit, which actions/checkout checks out by default; the source commit is
+                  the payload's PR head.  Otherwise the branch comes from GITHUB_REF (else
+                  GITHUB_REF_NAME); a tag (refs/tags/, GITHUB_REF_TYPE=tag) gives none.
 - GitLab CI:      CI_COMMIT_SHA; CI_COMMIT_REF_NAME (MRs: CI_MERGE_REQUEST_SOURCE_BRANCH_NAME);
                   CI_JOB_URL (else CI_PIPELINE_URL).  Merged-results / merge-train pipelines
                   (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
@@ -26,12 +35,12 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
 The tag rule (`check_checkout`, applied by gitops_cli.tagging.derive_tag for every verb that tags): the
 tag names the commit that was checked out and built (HEAD), or the commit given with `--sha`.  A CI's
 merge commit is never used as the tag by surprise: in a pull/merge-request build whose HEAD is the merge
-commit the CI announced (the one GitHub checks out by default for `pull_request`, a GitLab merged-results
-commit) the run is refused; check out the PR head (actions/checkout
+commit the CI announced (the one GitHub checks out by default when GITHUB_REF is refs/pull/N/merge, a GitLab
+merged-results commit) the run is refused; check out the PR head (actions/checkout
 `ref: ${{ github.event.pull_request.head.sha }}`) or pass `--sha`.  A pull/merge-request build whose HEAD
 is another commit than the PR's (than GIT_COMMIT on Jenkins) is refused too, saying so; but a GitHub
-`pull_request_target` build of the base branch's head (GITHUB_SHA) is tagged as it is (a warning names
-the PR head).
+`pull_request_target` build of GITHUB_SHA (its branch's head) is tagged as it is (a warning names the PR
+head).
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ from dataclasses import dataclass, replace
 
 from gitops_cli.errors import UsageError
 
-_PR_EVENTS = ("pull_request", "pull_request_target")
+# the events GitHub runs on a pull request's merge branch, GITHUB_REF refs/pull/N/merge, whose GITHUB_SHA
+# is a synthetic merge commit (until the pull request is merged: then GITHUB_REF is the branch it went into)
+_MERGE_REF_EVENTS = ("pull_request", "pull_request_review", "pull_request_review_comment")
 
 
 @dataclass(frozen=True)
@@ -55,13 +66,13 @@ class CIInfo:
     pull_request: bool = False  # a pull/merge-request build
     merge_commit: str | None = None  # the CI's synthetic merge commit, when it announced one
     trailer_commit: str | None = None  # GITOPS_SOURCE_COMMIT: the Source-Commit trailer only, never the tag rule
-    base_commit: str | None = None  # the base branch's head a GitHub pull_request_target build checks out
-    base_branch: str | None = None  # that base branch (GITHUB_BASE_REF)
+    base_commit: str | None = None  # GITHUB_SHA of a GitHub pull_request_target build: its branch's head
+    base_branch: str | None = None  # that branch (GITHUB_REF's, else GITHUB_BASE_REF)
 
     def trailers(self) -> list[tuple[str, str]]:
         """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run.  A source
-        commit that is a pull_request_target build's base branch head (build-and-bump names the tagged
-        commit: the default checkout) is on the base branch, not on the PR's."""
+        commit that is a pull_request_target build's GITHUB_SHA (build-and-bump names the tagged commit: the
+        default checkout) is on that build's branch, not on the PR's; a tag build has no branch."""
         out: list[tuple[str, str]] = []
         commit = self.trailer_commit or self.source_commit
         if commit:
@@ -79,18 +90,32 @@ def _get(env: Mapping[str, str], name: str) -> str | None:
     return value or None
 
 
-def github_pr_head(env: Mapping[str, str]) -> str | None:
-    """`pull_request.head.sha` from the event payload at $GITHUB_EVENT_PATH (None when unreadable)."""
+def _github_pr_head_field(env: Mapping[str, str], field: str) -> str | None:
+    """`pull_request.head.<field>` from the event payload at $GITHUB_EVENT_PATH (None when unreadable)."""
     path = _get(env, "GITHUB_EVENT_PATH")
     if not path:
         return None
     try:
         with open(path, encoding="utf-8") as f:
             event = json.load(f)
-        sha = event["pull_request"]["head"]["sha"]
+        value = event["pull_request"]["head"][field]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return sha.strip().lower() if isinstance(sha, str) and sha.strip() else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def github_pr_head(env: Mapping[str, str]) -> str | None:
+    """`pull_request.head.sha` from the event payload at $GITHUB_EVENT_PATH (None when unreadable)."""
+    sha = _github_pr_head_field(env, "sha")
+    return sha.lower() if sha else None
+
+
+def _github_ref_branch(ref: str) -> str | None:
+    """The branch a GITHUB_REF names: refs/heads/<branch>, or a short name (GitHub gave one for a merged
+    pull request's event until 2023); None for a tag or any other ref (refs/tags/, refs/pull/)."""
+    if ref.startswith("refs/heads/"):
+        return ref[len("refs/heads/"):] or None
+    return None if ref.startswith("refs/") else ref
 
 
 def _github(env: Mapping[str, str]) -> CIInfo:
@@ -98,13 +123,23 @@ def _github(env: Mapping[str, str]) -> CIInfo:
     server = (_get(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     repo, run = _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
     url = f"{server}/{repo}/actions/runs/{run}" if repo and run else None
-    event = _get(env, "GITHUB_EVENT_NAME")
-    if event in _PR_EVENTS:
-        pr = CIInfo("github", github_pr_head(env), url, _get(env, "GITHUB_HEAD_REF"), True)
-        # pull_request: GITHUB_SHA is GitHub's merge commit; pull_request_target: the base branch's head
-        return replace(pr, merge_commit=sha) if event == "pull_request" else replace(
-            pr, base_commit=sha, base_branch=_get(env, "GITHUB_BASE_REF"))
-    return CIInfo("github", sha, url, _get(env, "GITHUB_REF_NAME"))
+    event, ref = _get(env, "GITHUB_EVENT_NAME"), _get(env, "GITHUB_REF")
+    if event == "pull_request_target" or (ref or "").startswith("refs/pull/") or (
+            ref is None and event in _MERGE_REF_EVENTS):
+        head_branch = _get(env, "GITHUB_HEAD_REF") or _github_pr_head_field(env, "ref")
+        pr = CIInfo("github", github_pr_head(env), url, head_branch, True)
+        if event != "pull_request_target":  # GITHUB_SHA is the merge branch's synthetic merge commit
+            return replace(pr, merge_commit=sha)
+        # GITHUB_SHA: the head of GITHUB_REF's branch (the default branch; the PR's base on older GitHubs)
+        base = _github_ref_branch(ref) if ref else None
+        return replace(pr, base_commit=sha, base_branch=base or _get(env, "GITHUB_BASE_REF"))
+    if event in _MERGE_REF_EVENTS:  # a merged pull request: GITHUB_REF is the branch it went into
+        branch = _github_ref_branch(ref or "") or _get(env, "GITHUB_BASE_REF")
+    elif ref is not None:
+        branch = _github_ref_branch(ref)
+    else:
+        branch = None if _get(env, "GITHUB_REF_TYPE") == "tag" else _get(env, "GITHUB_REF_NAME")
+    return CIInfo("github", sha, url, branch)
 
 
 def _gitlab(env: Mapping[str, str]) -> CIInfo:

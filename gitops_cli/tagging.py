@@ -164,9 +164,9 @@ def check_ci_checkout(root: Path, head: str, info: ci.CIInfo) -> None:
         output.warn(f"{info.provider} names commit {info.source_commit[:12]}, the checkout is "
                     f"{head[:12]}: tagging the checkout (what is built)")
     elif info.source_commit and info.source_commit != head and head == info.base_commit:
-        output.warn(f"this pull_request_target build checked out the base branch's head {head[:12]} "
-                    f"(GITHUB_SHA), not the pull request's head {info.source_commit[:12]}: tagging the checkout "
-                    "(what is built)")
+        branch = f"the head of {info.base_branch}" if info.base_branch else "its branch's head"
+        output.warn(f"this pull_request_target build checked out {branch}, {head[:12]} (GITHUB_SHA), not the pull "
+                    f"request's head {info.source_commit[:12]}: tagging the checkout (what is built)")
 
 
 def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]:

@@ -120,7 +120,8 @@ def test_source_commit_override_never_drives_the_tag_rule(tmp_path: Path) -> Non
     # the merge commit checked out, override = the merge commit: still refused (it used to bypass the rule)
     with pytest.raises(UsageError, match="merge commit"):
         check_checkout(MERGE, detect({**pr, "GITOPS_SOURCE_COMMIT": MERGE}))
-    assert detect({**pr, "GITOPS_SOURCE_COMMIT": MERGE}).trailers() == [("Source-Commit", MERGE)]
+    assert detect({**pr, "GITOPS_SOURCE_COMMIT": MERGE}).trailers() == [("Source-Commit", MERGE),
+                                                                      ("Source-Branch", "feature")]
 
 
 def test_jenkins_pr_build_on_an_agent_merge_commit_is_refused() -> None:
@@ -205,3 +206,72 @@ def test_a_jenkins_pr_checkout_other_than_git_commit_is_not_called_a_merge_commi
                                  f"pull-request build is for (GIT_COMMIT {HEAD})")
     assert err.value.hint == f"check out {HEAD[:12]} or name the build yourself with --sha"
     assert err.value.exit_code == 2
+
+
+# --- GitHub: which runs check out a synthetic merge commit; the branch of a trailer ----------------------
+
+
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_review", "pull_request_review_comment"])
+@pytest.mark.parametrize("ref", ["refs/pull/7/merge", None])
+def test_github_pr_review_events_check_out_the_merge_commit_too(tmp_path: Path, event: str,
+                                                                 ref: str | None) -> None:
+    """pull_request_review and pull_request_review_comment run on refs/pull/N/merge, GITHUB_SHA its
+    synthetic merge commit (what actions/checkout checks out), like pull_request: they were taken for
+    branch builds, and the merge commit was tagged silently, with `Source-Branch: 7/merge`.  GitHub sets
+    no GITHUB_HEAD_REF for them: the branch is the payload's pull_request.head.ref."""
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_SHA": MERGE,
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path), "GITHUB_REF_NAME": "7/merge"}
+    if ref:
+        env["GITHUB_REF"] = ref
+    info = detect(env)
+    assert (info.source_commit, info.merge_commit, info.pull_request, info.branch) == (HEAD, MERGE, True,
+                                                                                       "feature")
+    assert info.trailers() == [("Source-Commit", HEAD), ("Source-Branch", "feature")]
+    with pytest.raises(UsageError, match="checked out a merge commit") as err:
+        check_checkout(MERGE, info)
+    assert "pull_request.head.sha" in (err.value.hint or "")
+    check_checkout(HEAD, info)  # the PR head checked out: its tag
+
+
+def test_github_merged_pull_request_is_a_branch_build(tmp_path: Path) -> None:
+    """`on: pull_request: types: [closed]` with `if: github.event.pull_request.merged`: GITHUB_REF is the
+    branch the PR went into and GITHUB_SHA the real merge commit on it (merge_commit_sha), which
+    actions/checkout checks out.  It was refused as "checked out a merge commit ... names no commit
+    anyone can find later", with a hint to build the PR head (not on main after a squash merge)."""
+    event = tmp_path / "closed.json"
+    event.write_text(json.dumps({"action": "closed", "pull_request": {
+        "merged": True, "merge_commit_sha": MERGE, "head": {"sha": HEAD, "ref": "feature"}}}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": MERGE,
+           "GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main", "GITHUB_BASE_REF": "main",
+           "GITHUB_HEAD_REF": "feature", "GITHUB_EVENT_PATH": str(event)}
+    info = detect(env)
+    assert info == CIInfo("github", MERGE, None, "main")
+    assert info.trailers() == [("Source-Commit", MERGE), ("Source-Branch", "main")]
+    check_checkout(MERGE, info)  # tagged
+    check_checkout(HEAD, info)  # any checkout of a branch build is tagged (tagging warns)
+    # GitHub's short GITHUB_REF of such a run before 2023 (`main`): a branch too
+    assert detect({**env, "GITHUB_REF": "main"}).branch == "main"
+    # closed without being merged: GITHUB_REF stays refs/pull/N/merge, GITHUB_SHA the synthetic merge
+    closed = detect({**env, "GITHUB_REF": "refs/pull/7/merge", "GITHUB_REF_NAME": "7/merge"})
+    assert (closed.merge_commit, closed.source_commit, closed.branch) == (MERGE, HEAD, "feature")
+    with pytest.raises(UsageError, match="checked out a merge commit"):
+        check_checkout(MERGE, closed)
+
+
+def test_github_pull_request_target_branch_is_github_refs(tmp_path: Path) -> None:
+    """pull_request_target: GITHUB_SHA is the head of the branch GITHUB_REF names, the default branch on
+    GitHub since December 2025 (the PR's base branch before): the trailer of that commit names GITHUB_REF's
+    branch, not GITHUB_BASE_REF (a PR into release/2 runs on main's head)."""
+    from dataclasses import replace
+
+    base = "3" * 40
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request_target", "GITHUB_SHA": base,
+           "GITHUB_REF": "refs/heads/main", "GITHUB_BASE_REF": "release/2", "GITHUB_HEAD_REF": "feature",
+           "GITHUB_EVENT_PATH": _pr_event(tmp_path)}
+    info = detect(env)
+    assert (info.base_commit, info.base_branch, info.merge_commit, info.source_commit) == (base, "main", None,
+                                                                                           HEAD)
+    assert ("Source-Branch", "main") in replace(info, trailer_commit=base).trailers()
+    no_ref = {k: v for k, v in env.items() if k != "GITHUB_REF"}
+    assert detect(no_ref).base_branch == "release/2"
+    check_checkout(base, info)

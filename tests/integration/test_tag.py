@@ -247,17 +247,77 @@ def test_github_pull_request_target_build_of_the_base_head_is_tagged(gitops, rep
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"pull_request": {"head": {"sha": "f" * 40}}}))
     env = {"GITHUB_ACTIONS": "true", "CI": "true", "GITHUB_EVENT_NAME": "pull_request_target",
-           "GITHUB_EVENT_PATH": str(event), "GITHUB_SHA": head}
+           "GITHUB_EVENT_PATH": str(event), "GITHUB_SHA": head, "GITHUB_REF": "refs/heads/main"}
     res = gitops(["tag"], cwd=repo, env=env)
     assert res.returncode == 0 and res.stdout.strip() == head[:7], res.stderr
-    assert res.stderr == (f"warning: this pull_request_target build checked out the base branch's head "
-                          f"{head[:12]} (GITHUB_SHA), not the pull request's head {'f' * 12}: tagging the "
-                          "checkout (what is built)\n")
+    assert res.stderr == (f"warning: this pull_request_target build checked out the head of main, {head[:12]} "
+                          f"(GITHUB_SHA), not the pull request's head {'f' * 12}: tagging the checkout (what "
+                          "is built)\n")
     # another commit than the base head or the PR head: refused, and not called a merge commit
     git(repo, "checkout", "-q", "HEAD~1")
     res = gitops(["tag"], cwd=repo, env=env)
     assert res.returncode == 2 and res.stdout == ""
     assert "merge commit" not in res.stderr and f"(pull_request.head.sha {'f' * 40})" in res.stderr
+
+
+def pr_merge_repo(path: Path) -> tuple[Path, str, str]:
+    """main and a PR branch `feat` merged by a merge commit on a detached HEAD (as GitHub's refs/pull/N/merge
+    is): (repo, the PR head, the merge commit), the merge commit checked out."""
+    repo = make_repo(path)
+    git(repo, "checkout", "-q", "-b", "feat")
+    (repo / "feat.txt").write_text("feature\n")
+    pr_head = commit_all(repo, "feature")
+    git(repo, "checkout", "-q", "main")
+    (repo / "main.txt").write_text("main moved on\n")
+    commit_all(repo, "main moved on")
+    git(repo, "checkout", "-q", "--detach")
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge feat", "feat")
+    return repo, pr_head, git(repo, "rev-parse", "HEAD")
+
+
+@pytest.mark.parametrize("event", ["pull_request", "pull_request_review", "pull_request_review_comment"])
+def test_github_pr_review_events_merge_checkout_is_refused(gitops, tmp_path: Path, event: str) -> None:
+    """pull_request_review(_comment) runs check out refs/pull/N/merge like pull_request: the synthetic merge
+    commit was tagged silently (exit 0, its SHA on stdout)."""
+    import json
+
+    repo, pr_head, merge = pr_merge_repo(tmp_path / "app")
+    payload = tmp_path / "event.json"
+    payload.write_text(json.dumps({"pull_request": {"head": {"sha": pr_head, "ref": "feat"}}}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event, "GITHUB_SHA": merge,
+           "GITHUB_REF": "refs/pull/1/merge", "GITHUB_EVENT_PATH": str(payload)}
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert (res.returncode, res.stdout) == (2, ""), res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: refusing to tag {merge[:12]}: this github pull-request build checked out a merge commit, not the "
+        f"pull request's own commit (the pull request's head is {pr_head}); its SHA names no commit anyone can "
+        "find later",
+        "hint: check out the PR head (actions/checkout with `ref: ${{ github.event.pull_request.head.sha }}`) or "
+        "name the build yourself with --sha"]
+    git(repo, "checkout", "-q", pr_head)  # the PR head checked out: its tag
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert (res.returncode, res.stdout, res.stderr) == (0, pr_head[:7] + "\n", "")
+
+
+def test_github_merged_pull_request_tags_the_merge_commit_on_its_branch(gitops, tmp_path: Path) -> None:
+    """`pull_request` `closed` of a merged PR (deploy on merge): GITHUB_REF is refs/heads/main and GITHUB_SHA
+    the real merge commit on main, which actions/checkout checks out.  It was refused as a synthetic merge
+    commit "no one can find later", with a hint to build the PR head."""
+    import json
+
+    repo, pr_head, merge = pr_merge_repo(tmp_path / "app")
+    git(repo, "checkout", "-q", "-B", "main")  # the merge is main's head now
+    payload = tmp_path / "event.json"
+    payload.write_text(json.dumps({"action": "closed", "pull_request": {
+        "merged": True, "merge_commit_sha": merge, "head": {"sha": pr_head, "ref": "feat"}}}))
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "pull_request", "GITHUB_SHA": merge,
+           "GITHUB_REF": "refs/heads/main", "GITHUB_BASE_REF": "main", "GITHUB_HEAD_REF": "feat",
+           "GITHUB_EVENT_PATH": str(payload)}
+    res = gitops(["tag"], cwd=repo, env=env)
+    assert (res.returncode, res.stdout, res.stderr) == (0, merge[:7] + "\n", "")
+    # closed without a merge: GITHUB_REF stays the merge branch, its merge commit is refused as before
+    res = gitops(["tag"], cwd=repo, env={**env, "GITHUB_REF": "refs/pull/1/merge"})
+    assert (res.returncode, res.stdout) == (2, "") and "checked out a merge commit" in res.stderr
 
 
 def test_jenkins_pull_request_checkout_other_than_git_commit(gitops, repo: Path) -> None:
