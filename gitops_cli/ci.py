@@ -18,12 +18,15 @@ Read from environment variables and, on GitHub Actions pull-request events, the 
                   an ordinary commit, which actions/checkout checks out by default; the source commit is
                   the payload's PR head.  Otherwise the branch comes from GITHUB_REF (else
                   GITHUB_REF_NAME); a tag (refs/tags/, GITHUB_REF_TYPE=tag) gives none.
-- GitLab CI:      CI_COMMIT_SHA; CI_COMMIT_REF_NAME (MRs: CI_MERGE_REQUEST_SOURCE_BRANCH_NAME);
+- GitLab CI:      CI_COMMIT_SHA; CI_COMMIT_BRANCH, else CI_COMMIT_REF_NAME (MRs:
+                  CI_MERGE_REQUEST_SOURCE_BRANCH_NAME; a tag pipeline, CI_COMMIT_TAG, has none);
                   CI_JOB_URL (else CI_PIPELINE_URL).  Merged-results / merge-train pipelines
                   (CI_MERGE_REQUEST_EVENT_TYPE) check out a merge commit: the source commit is then
                   CI_MERGE_REQUEST_SOURCE_BRANCH_SHA.
-- Jenkins:        GIT_COMMIT; BRANCH_NAME (else GIT_BRANCH); BUILD_URL; CHANGE_ID marks a PR build,
-                  whose branch is CHANGE_BRANCH (the PR's own branch; BRANCH_NAME is then `PR-5`).
+- Jenkins:        GIT_COMMIT; BRANCH_NAME (multibranch), else GIT_LOCAL_BRANCH, else GIT_BRANCH without
+                  its remote (see jenkins_git_branch); none for a tag build (TAG_NAME); BUILD_URL;
+                  CHANGE_ID marks a PR build, whose branch is CHANGE_BRANCH (the PR's own branch;
+                  BRANCH_NAME is then `PR-5`).
                   Its default PR strategy merges the PR into its target on the agent: GIT_COMMIT is
                   then that local merge commit and no variable names the PR head (see
                   check_pr_merge_head).
@@ -150,14 +153,39 @@ def _gitlab(env: Mapping[str, str]) -> CIInfo:
         merged = _get(env, "CI_MERGE_REQUEST_EVENT_TYPE") in ("merged_result", "merge_train")
         head = _get(env, "CI_MERGE_REQUEST_SOURCE_BRANCH_SHA") if merged else sha
         return CIInfo("gitlab", head, url, branch, True, sha if merged else None)
-    return CIInfo("gitlab", sha, url, _get(env, "CI_COMMIT_REF_NAME"))
+    if _get(env, "CI_COMMIT_TAG"):  # a tag pipeline: CI_COMMIT_REF_NAME is the tag's name
+        return CIInfo("gitlab", sha, url)
+    return CIInfo("gitlab", sha, url, _get(env, "CI_COMMIT_BRANCH") or _get(env, "CI_COMMIT_REF_NAME"))
+
+
+def jenkins_git_branch(name: str | None) -> str | None:
+    """The branch that GIT_BRANCH of a Jenkins job that is not multibranch names.  Jenkins' git plugin names
+    the remote-tracking branch it built without `refs/remotes/`, so with its remote first (`origin/main`,
+    `upstream/release/2`); it strips the job's remote names for GIT_LOCAL_BRANCH, which gitops does not
+    know: the first component, that remote, is dropped.  `refs/heads/X` and `refs/remotes/R/X` give X; a
+    tag or another ref (`refs/tags/v1`, Gerrit's `refs/changes/...`) and a SHA built as such (`detached`)
+    give None."""
+    if name is None or name == "detached":
+        return None
+    if name.startswith("refs/heads/"):
+        return name[len("refs/heads/"):] or None
+    if name.startswith("refs/remotes/"):
+        name = name[len("refs/remotes/"):]
+    elif name.startswith("refs/"):
+        return None
+    _remote, slash, branch = name.partition("/")
+    return (branch or None) if slash else name
 
 
 def _jenkins(env: Mapping[str, str]) -> CIInfo:
     pull_request = bool(_get(env, "CHANGE_ID"))
-    branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")  # a PR's is its job's name, `PR-5`
-    if pull_request:
-        branch = _get(env, "CHANGE_BRANCH") or branch
+    if pull_request:  # BRANCH_NAME (and GIT_BRANCH) is then the job's name, `PR-5`
+        branch = _get(env, "CHANGE_BRANCH") or _get(env, "BRANCH_NAME") or _get(env, "GIT_BRANCH")
+    elif _get(env, "TAG_NAME"):  # a multibranch tag build: BRANCH_NAME is the tag's name
+        branch = None
+    else:
+        branch = _get(env, "BRANCH_NAME") or _get(env, "GIT_LOCAL_BRANCH") or jenkins_git_branch(
+            _get(env, "GIT_BRANCH"))
     return CIInfo("jenkins", _get(env, "GIT_COMMIT"), _get(env, "BUILD_URL"), branch, pull_request)
 
 

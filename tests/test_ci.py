@@ -92,7 +92,7 @@ def test_gitlab_merge_requests() -> None:
 
 def test_jenkins_branch_and_change_id_and_generic_ci() -> None:
     jk = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": HEAD, "GIT_BRANCH": "origin/main"})
-    assert (jk.branch, jk.pull_request) == ("origin/main", False)
+    assert (jk.branch, jk.pull_request) == ("main", False)
     pr = detect({"JENKINS_URL": "https://ci/", "GIT_COMMIT": HEAD, "BRANCH_NAME": "PR-3", "CHANGE_ID": "3"})
     assert (pr.branch, pr.pull_request) == ("PR-3", True)
     assert detect({"CI": "true"}) == CIInfo("ci", None, None)
@@ -275,3 +275,45 @@ def test_github_pull_request_target_branch_is_github_refs(tmp_path: Path) -> Non
     no_ref = {k: v for k, v in env.items() if k != "GITHUB_REF"}
     assert detect(no_ref).base_branch == "release/2"
     check_checkout(base, info)
+
+
+def test_a_tag_build_has_no_source_branch() -> None:
+    """GitHub, GitLab and Jenkins tag builds gave `Source-Branch: v1.2.0`, a tag's name."""
+    sha = "a" * 40
+    github = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": sha, "GITHUB_EVENT_NAME": "push",
+              "GITHUB_REF": "refs/tags/v1.2.0", "GITHUB_REF_NAME": "v1.2.0", "GITHUB_REF_TYPE": "tag"}
+    assert detect(github).trailers() == [("Source-Commit", sha)]
+    assert detect({**github, "GITHUB_EVENT_NAME": "release"}).branch is None
+    no_ref = {k: v for k, v in github.items() if k != "GITHUB_REF"}
+    assert detect(no_ref).branch is None
+    assert detect({**github, "GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main",
+                   "GITHUB_REF_TYPE": "branch"}).branch == "main"
+    gitlab = {"GITLAB_CI": "true", "CI_COMMIT_SHA": sha, "CI_COMMIT_REF_NAME": "v1.2.0", "CI_COMMIT_TAG": "v1.2.0"}
+    assert detect(gitlab).trailers() == [("Source-Commit", sha)]
+    assert detect({**gitlab, "CI_COMMIT_TAG": "", "CI_COMMIT_REF_NAME": "main"}).branch == "main"
+    assert detect({"GITLAB_CI": "true", "CI_COMMIT_SHA": sha, "CI_COMMIT_BRANCH": "release/2",
+                   "CI_COMMIT_REF_NAME": "release/2"}).branch == "release/2"
+    jenkins = {"JENKINS_URL": "x", "GIT_COMMIT": sha, "BRANCH_NAME": "v1.2.0", "TAG_NAME": "v1.2.0"}
+    assert detect(jenkins).trailers() == [("Source-Commit", sha)]
+    assert detect({"JENKINS_URL": "x", "GIT_COMMIT": sha, "GIT_BRANCH": "refs/tags/v1.2.0"}).branch is None
+
+
+@pytest.mark.parametrize(("git_branch", "branch"), [
+    ("origin/main", "main"),
+    ("origin/feature/x", "feature/x"),
+    ("upstream/release/2", "release/2"),  # a job's remote of another name
+    ("refs/remotes/origin/feature/x", "feature/x"),
+    ("refs/heads/main", "main"),
+    ("main", "main"),
+    ("refs/tags/v1", None),
+    ("refs/changes/45/12345/2", None),  # a Gerrit change
+    ("detached", None),  # a SHA given as the branch specifier
+    ("origin/", None),
+])
+def test_jenkins_git_branch_without_its_remote(git_branch: str, branch: str | None) -> None:
+    """GIT_BRANCH of a job that is not multibranch names the remote-tracking branch: `origin/main` went
+    into the Source-Branch trailer as it was."""
+    env = {"JENKINS_URL": "x", "GIT_COMMIT": "a" * 40, "GIT_BRANCH": git_branch}
+    assert detect(env).branch == branch
+    assert detect({**env, "GIT_LOCAL_BRANCH": "local"}).branch == "local"  # the git plugin's own stripping
+    assert detect({**env, "BRANCH_NAME": "feature/x"}).branch == "feature/x"  # multibranch: as it is

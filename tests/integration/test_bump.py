@@ -126,6 +126,25 @@ def test_a_jenkins_pull_request_names_its_own_branch(deploy_remote: DeployRemote
                                             "CI-Run: http://j/job/app/PR-5/3/\n\n")
 
 
+@pytest.mark.parametrize(("ci_env", "branch_trailer"), [
+    ({"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_REF": "refs/tags/v1.2.0",
+      "GITHUB_REF_NAME": "v1.2.0", "GITHUB_REF_TYPE": "tag"}, ""),
+    ({"GITLAB_CI": "true", "CI_COMMIT_REF_NAME": "v1.2.0", "CI_COMMIT_TAG": "v1.2.0"}, ""),
+    ({"JENKINS_URL": "http://j/", "GIT_BRANCH": "origin/main"}, "Source-Branch: main\n"),
+], ids=["github-tag", "gitlab-tag", "jenkins-origin-main"])
+def test_source_branch_trailer_is_a_branch(deploy_remote: DeployRemote, gitops, tmp_path: Path,
+                                           ci_env: dict[str, str], branch_trailer: str) -> None:
+    """A tag pipeline's ref name went into the trailers as `Source-Branch: v1.2.0`, and a Jenkins job's
+    GIT_BRANCH with its remote, `Source-Branch: origin/main`."""
+    sha = "c" * 40
+    commit = {"GITHUB_SHA": sha} if "GITHUB_ACTIONS" in ci_env else (
+        {"CI_COMMIT_SHA": sha} if "GITLAB_CI" in ci_env else {"GIT_COMMIT": sha})
+    env = no_identity_env(tmp_path, **ci_env, **commit)
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.2"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message().endswith(f"Source-Commit: {sha}\n{branch_trailer}\n")
+
+
 def test_several_images_one_commit(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
     images = [
         f"{API}:3.0.0",
