@@ -3,7 +3,8 @@
 Read from environment variables and, on GitHub Actions pull-request events, the event payload
 ($GITHUB_EVENT_PATH); no git, no network, so it is cheap:
 
-- GitHub Actions: GITHUB_SHA; run URL = GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID.
+- GitHub Actions: GITHUB_SHA; run URL = GITHUB_SERVER_URL/GITHUB_REPOSITORY/actions/runs/GITHUB_RUN_ID
+                  (+ /attempts/GITHUB_RUN_ATTEMPT for a re-run's attempt 2 and later).
                   GITHUB_REF under refs/pull/ (refs/pull/N/merge: `pull_request`,
                   `pull_request_review`, `pull_request_review_comment`) means GITHUB_SHA is GitHub's
                   synthetic merge commit (merge_commit), which actions/checkout checks out by default:
@@ -126,6 +127,9 @@ def _github(env: Mapping[str, str]) -> CIInfo:
     server = (_get(env, "GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
     repo, run = _get(env, "GITHUB_REPOSITORY"), _get(env, "GITHUB_RUN_ID")
     url = f"{server}/{repo}/actions/runs/{run}" if repo and run else None
+    attempt = _get(env, "GITHUB_RUN_ATTEMPT")
+    if url and attempt and attempt != "1":  # a re-run: its own page (the run's URL shows the latest attempt)
+        url += f"/attempts/{attempt}"
     event, ref = _get(env, "GITHUB_EVENT_NAME"), _get(env, "GITHUB_REF")
     if event == "pull_request_target" or (ref or "").startswith("refs/pull/") or (
             ref is None and event in _MERGE_REF_EVENTS):

@@ -17,6 +17,13 @@ def test_github_actions() -> None:
     assert detect(env) == CIInfo("github", "a" * 40, "https://github.com/org/app/actions/runs/42")
 
 
+def test_github_actions_rerun_attempt_has_its_own_url() -> None:
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_SHA": "a" * 40, "GITHUB_REPOSITORY": "org/app", "GITHUB_RUN_ID": "42"}
+    assert detect({**env, "GITHUB_RUN_ATTEMPT": "1"}).run_url == "https://github.com/org/app/actions/runs/42"
+    assert detect({**env, "GITHUB_RUN_ATTEMPT": "3"}).run_url == \
+        "https://github.com/org/app/actions/runs/42/attempts/3"
+
+
 def test_gitlab_and_jenkins() -> None:
     gl = detect({"GITLAB_CI": "true", "CI_COMMIT_SHA": "b" * 40, "CI_JOB_URL": "https://gl.example/j/7"})
     assert gl == CIInfo("gitlab", "b" * 40, "https://gl.example/j/7")
