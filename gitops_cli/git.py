@@ -44,6 +44,8 @@ _AUTH_PATTERNS = (
 
 # git's catch-all after a transport (ssh) failure: the line before it, from ssh, is the real reason.
 _GENERIC_REASONS = ("fatal: Could not read from remote repository.",)
+# git asking for a username or password it may not prompt for (GIT_TERMINAL_PROMPT=0)
+_PROMPT_RE = re.compile(r"fatal: could not read (?:Username|Password) for '(?P<url>[^']*)': terminal prompts disabled")
 _NOT_FOUND = (": not found", ": command not found")  # the shell's words (dash, bash) for a missing program
 
 
@@ -700,11 +702,15 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     refused = ownership_error(stderr, cwd=cwd)
     if refused is not None:
         return refused
+    prompt = _PROMPT_RE.fullmatch(reason)
+    if prompt:  # git's words when the server answers 401 to the credentials sent, or when none were sent
+        reason = (f"{prompt.group('url')} asked for credentials: none were sent, or it refused those sent "
+                  "(gitops never prompts for them)")
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):
-        return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, the URL's user-info or a "
-                            "credential helper) or --ssh-key, and their access")
+        return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, GITHUB_TOKEN or CI_JOB_TOKEN, "
+                            "the URL's user-info or a credential helper) or --ssh-key, and their access")
     places = _written_places(args, cwd)
     said = next((words for words in _WRITE_REFUSED if words in stderr), None)
     if said is None and _failed_write(stderr):

@@ -71,6 +71,17 @@ def test_an_authentication_failure_is_exit_11_naming_every_source_of_credentials
                         f"'https://u:{SECRET}@git.example.com/o/d.git/'\n")
     assert err.exit_code == 11 and SECRET not in err.message + (err.hint or "")
     assert "GITOPS_GIT_TOKEN" in (err.hint or "") and "the URL's user-info" in (err.hint or "")
+    assert "GITHUB_TOKEN" in (err.hint or "") and "CI_JOB_TOKEN" in (err.hint or "")
+
+
+def test_a_refused_token_is_not_reported_as_a_prompt_git_could_not_show() -> None:
+    """A server answering 401 to the token gitops sent makes git ask for a username, which it may not: its
+    words ("could not read Username ... terminal prompts disabled") read as if no credential was sent."""
+    err = git.error_for(["clone"], 128, "Cloning into '/tmp/x'...\nfatal: could not read Username for "
+                        "'http://127.0.0.1:8080': terminal prompts disabled\n", what="cloning x")
+    assert err.exit_code == 11
+    assert err.message == ("cloning x failed (exit 128): http://127.0.0.1:8080 asked for credentials: none were "
+                           "sent, or it refused those sent (gitops never prompts for them)")
 
 
 @pytest.mark.parametrize("spec", [
