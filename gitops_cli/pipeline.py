@@ -68,6 +68,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -720,31 +721,44 @@ def check_output_path(path: str | Path, what: str) -> None:
         raise UsageError(f"{what} {name}: cannot create a file in {parent} (permission denied)")
 
 
-def check_output_paths(github_output: str | None, dotenv: str | Path | None) -> None:
-    """check_output_path for $GITHUB_OUTPUT and --dotenv, and refuse one file named by both: the dotenv
-    file is replaced, so the lines appended to $GITHUB_OUTPUT (this run's and earlier steps') would be
-    lost.  A FIFO or /dev/stdout-like name is written in place by both, and fine."""
+def prepare_output_files(github_output: str | None, dotenv: str | Path | None) -> int | None:
+    """Before any work: refuse (UsageError, exit 2) an output file that cannot be written
+    (check_output_path), or one file named by both $GITHUB_OUTPUT and --dotenv (the dotenv file is
+    replaced, so the lines appended to $GITHUB_OUTPUT, this run's and earlier steps', would be lost; a
+    FIFO or /dev/stdout-like name is written in place by both, and fine); and remove the dotenv file an
+    earlier run left (reset_output_file), also when $GITHUB_OUTPUT is the one refused.  Returns the
+    removed file's permission bits, for write_outputs to give the new one (as a replaced file keeps
+    them); GitopsError (exit 74) when the system refuses the removal."""
+    mode = None
+    if dotenv is not None:
+        check_output_path(dotenv, "--dotenv")
+        if github_output is not None and _one_file(github_output, dotenv):
+            raise UsageError(f"--dotenv {dotenv}: is $GITHUB_OUTPUT too; the dotenv file is replaced, which "
+                             "would drop the step outputs appended to $GITHUB_OUTPUT",
+                             hint="name another file for --dotenv")
+        try:
+            mode = reset_output_file(dotenv)
+        except OSError as exc:
+            raise GitopsError(f"cannot write {dotenv}: {exc.strerror or exc}", exit_code=EXIT_WRITE_FAILED) from None
     if github_output is not None:
         check_output_path(github_output, "$GITHUB_OUTPUT")
-    if dotenv is None:
-        return
-    check_output_path(dotenv, "--dotenv")
-    if github_output is None:
-        return
+    return mode
+
+
+def _one_file(github_output: str, dotenv: str | Path) -> bool:
+    """Whether the dotenv file, replaced when written, is $GITHUB_OUTPUT: the same path (symlinks
+    followed) or two hard links of one regular file."""
     try:
         st: os.stat_result | None = os.stat(dotenv)
     except FileNotFoundError:
         st = None
-    try:  # one file: the same path (symlinks followed), or two hard links of it
+    try:
         same = st is not None and os.path.samestat(st, os.stat(github_output))
-    except FileNotFoundError:
+    except OSError:  # not there yet (or not usable: its own check says so)
         same = False
     if not (same or os.path.realpath(github_output) == os.path.realpath(dotenv)):
-        return
-    if not _in_place(str(dotenv), st):
-        raise UsageError(f"--dotenv {dotenv}: is $GITHUB_OUTPUT too; the dotenv file is replaced, which "
-                         "would drop the step outputs appended to $GITHUB_OUTPUT",
-                         hint="name another file for --dotenv")
+        return False
+    return not _in_place(str(dotenv), st)
 
 
 def _in_place(name: str, st: os.stat_result | None) -> bool:
@@ -753,10 +767,12 @@ def _in_place(name: str, st: os.stat_result | None) -> bool:
                                                                                  "/proc/"))
 
 
-def write_output_file(path: str | Path, text: str, append: bool = False) -> None:
+def write_output_file(path: str | Path, text: str, append: bool = False, mode: int | None = None) -> None:
     """Write (or append) `text` to an output file.  A regular file is replaced atomically (a temp file
-    in its directory, never left behind); a symlink's target is written (the link stays); a FIFO or a
-    device (/dev/stdout) is written in place.  OSError when the system refuses the write."""
+    in its directory, never left behind) and keeps its permission bits; a new one gets `mode` when given
+    (the bits of the file prepare_output_files removed), else the umask's; a symlink's target is written
+    (the link stays); a FIFO or a device (/dev/stdout) is written in place.  OSError when the system
+    refuses the write."""
     name = str(path)
     try:
         st: os.stat_result | None = os.stat(name)
@@ -776,8 +792,9 @@ def write_output_file(path: str | Path, text: str, append: bool = False) -> None
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            if st is not None:
-                os.fchmod(f.fileno(), stat.S_IMODE(st.st_mode))  # the replaced file's mode is kept
+            kept = stat.S_IMODE(st.st_mode) if st is not None else mode  # the replaced (or removed) file's
+            if kept is not None:
+                os.fchmod(f.fileno(), kept)
             f.write(text)
         os.replace(tmp, target)
     except BaseException:
@@ -786,16 +803,27 @@ def write_output_file(path: str | Path, text: str, append: bool = False) -> None
         raise
 
 
-def reset_output_file(path: str | Path) -> None:
-    """Empty a regular output file left by an earlier run (as `docker build --iidfile` does), so a run
-    that stops early never leaves the previous run's values behind.  Others are left alone, and so is
-    what /dev/stdout-like names lead to (`--dotenv /dev/stdout >> log`: the log is the user's)."""
+def reset_output_file(path: str | Path) -> int | None:
+    """Remove a regular output file an earlier run left (as `docker build --iidfile` does), so that a
+    run that stops early never leaves the previous run's values behind, and that a dotenv file in the
+    app checkout (GitLab wants its artifacts there) is not there while the run checks the tree, hashes
+    it and sends it as the build context: it is this run's output, not its input.  A symlink's target is
+    removed (the link stays: the new file is written through it).  Where the system refuses the removal
+    (a directory gitops may not write to, a bind-mounted file) the file is emptied instead.  Others are
+    left alone, and so is what /dev/stdout-like names lead to (`--dotenv /dev/stdout >> log`: the log is
+    the user's).  Returns the removed file's permission bits (None when none was removed)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        return
-    if not _in_place(str(path), st):
+        return None
+    if _in_place(str(path), st):
+        return None
+    try:
+        os.unlink(os.path.realpath(path))
+    except OSError:
         os.truncate(path, 0)
+        return None
+    return stat.S_IMODE(st.st_mode)
 
 
 def github_output_text(outputs: Mapping[str, str]) -> str:
@@ -828,17 +856,20 @@ def dotenv_name(key: str) -> str:
     return key.upper().replace("-", "_")
 
 
-def write_dotenv(path: str | Path, outputs: Mapping[str, str]) -> None:
-    """Write a dotenv file (GitLab `artifacts:reports:dotenv`): TAG, IMAGE, DIGEST, DEPLOY_COMMIT."""
-    write_output_file(path, "".join(f"{dotenv_name(k)}={_check_value(k, v)}\n" for k, v in outputs.items()))
+def write_dotenv(path: str | Path, outputs: Mapping[str, str], mode: int | None = None) -> None:
+    """Write a dotenv file (GitLab `artifacts:reports:dotenv`): TAG, IMAGE, DIGEST, DEPLOY_COMMIT (`mode`:
+    see write_output_file)."""
+    write_output_file(path, "".join(f"{dotenv_name(k)}={_check_value(k, v)}\n" for k, v in outputs.items()),
+                      mode=mode)
 
 
 def write_outputs(outputs: Mapping[str, str], github_output: str | None,
-                  dotenv: str | Path | None) -> list[GitopsError]:
-    """Write the step outputs to both files (each tried); a refused write is an error (exit 74) in
-    the returned list, never raised: the caller reports it without masking the run's own failure."""
+                  dotenv: str | Path | None, dotenv_mode: int | None = None) -> list[GitopsError]:
+    """Write the step outputs to both files (each tried; `dotenv_mode`: what prepare_output_files
+    returned); a refused write is an error (exit 74) in the returned list, never raised: the caller
+    reports it without masking the run's own failure."""
     errors: list[GitopsError] = []
-    for path, writer in ((github_output, write_github_output), (dotenv, write_dotenv)):
+    for path, writer in ((github_output, write_github_output), (dotenv, partial(write_dotenv, mode=dotenv_mode))):
         if path is None:
             continue
         try:

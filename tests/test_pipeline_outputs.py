@@ -62,13 +62,45 @@ def test_fifo_written_in_place_and_reset_leaves_it_alone(tmp_path: Path) -> None
     assert got == [DOTENV] and fifo.is_fifo()
 
 
-def test_reset_empties_a_regular_file_only(tmp_path: Path) -> None:
+def test_reset_removes_a_regular_file_only_and_its_mode_goes_to_the_new_one(tmp_path: Path) -> None:
+    """Removed, not emptied: a dotenv file in the app checkout is not there while the run checks, tags
+    and builds the checkout (a re-run would refuse it as untracked, or build it into the image)."""
     stale = tmp_path / "stale.env"
     stale.write_text("TAG=old\n")
-    pipeline.reset_output_file(stale)
-    assert stale.read_text() == ""
-    pipeline.reset_output_file(tmp_path / "missing.env")  # nothing to do
+    stale.chmod(0o640)
+    mode = pipeline.reset_output_file(stale)
+    assert mode == 0o640 and not stale.exists()
+    pipeline.write_dotenv(stale, OUTPUTS, mode)
+    assert stale.read_text() == DOTENV and (stale.stat().st_mode & 0o777) == 0o640
+    assert pipeline.reset_output_file(tmp_path / "missing.env") is None  # nothing to do
     assert not (tmp_path / "missing.env").exists()
+
+
+def test_reset_through_a_symlink_removes_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "real.env"
+    real.write_text("TAG=old\n")
+    link = tmp_path / "link.env"
+    link.symlink_to(real)
+    mode = pipeline.reset_output_file(link)
+    assert link.is_symlink() and not real.exists()
+    pipeline.write_dotenv(link, OUTPUTS, mode)
+    assert link.is_symlink() and real.read_text() == DOTENV
+
+
+def test_prepare_removes_the_dotenv_file_also_when_github_output_is_refused(tmp_path: Path) -> None:
+    dotenv = tmp_path / "gitops.env"
+    dotenv.write_text("TAG=old\n")
+    with pytest.raises(UsageError, match=r"^\$GITHUB_OUTPUT /nonexistent/out: no such directory"):
+        pipeline.prepare_output_files("/nonexistent/out", dotenv)
+    assert not dotenv.exists()
+
+
+def test_prepare_leaves_the_file_that_is_github_output_too(tmp_path: Path) -> None:
+    same = tmp_path / "same"
+    same.write_text("earlier=step\n")
+    with pytest.raises(UsageError, match="is \\$GITHUB_OUTPUT too"):
+        pipeline.prepare_output_files(str(same), same)
+    assert same.read_text() == "earlier=step\n"
 
 
 def test_reset_leaves_what_dev_stdout_leads_to(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from gitops_cli.commands.options import (
     require_build_image,
     require_deploy_repo,
 )
-from gitops_cli.errors import EXIT_WRITE_FAILED, GitopsError
+from gitops_cli.errors import GitopsError
 from gitops_cli.settings import load_settings
 
 
@@ -111,7 +111,9 @@ def build_and_bump(
     pull-request build whose checkout is a merge commit, the run is refused (check out the PR head
     or pass --sha).  Step outputs tag, image, digest and deploy-commit are
     appended to $GITHUB_OUTPUT when set, and written to --dotenv FILE (both paths are checked before
-    any work; written after the run, also after a failure or an interrupt, with what is known).
+    any work; written after the run, also after a failure or an interrupt, with what is known).  A
+    --dotenv file an earlier run left is removed first: in the checkout, it is never taken for an
+    untracked file nor sent to the build (list it in .gitignore for the other verbs).
 
     \b
     Example:
@@ -123,23 +125,26 @@ def build_and_bump(
     from gitops_cli.bump import BumpRequest
     from gitops_cli.imageref import parse_repository
 
-    github_output = os.environ.get("GITHUB_OUTPUT", "").strip() or None
+    github_output = _github_output()
     result = pipeline.PipelineResult()
     files_checked = False
+    mode = None  # of the --dotenv file an earlier run left, for the new one
     try:
-        # first: the password is masked (output.register_secret) in whatever is printed from here on
-        password = registry.read_password(sys.stdin) if password_stdin else None
-        check_output_format(output_format)
-        # the output files are checked before any work (exit 2); a regular --dotenv left by an earlier
-        # run is emptied now, so a run that stops early never leaves stale values
-        pipeline.check_output_paths(github_output, dotenv)
-        if dotenv is not None:
-            try:
-                pipeline.reset_output_file(dotenv)
-            except OSError as exc:
-                raise GitopsError(f"cannot write {dotenv}: {exc.strerror or exc}",
-                                  exit_code=EXIT_WRITE_FAILED) from None
+        # first: the password is masked (output.register_secret) in whatever is printed from here on; one
+        # that cannot be read is bad input like any other, refused once the output files are prepared
+        refused: GitopsError | None = None
+        try:
+            password = registry.read_password(sys.stdin) if password_stdin else None
+        except GitopsError as exc:
+            password, refused = None, exc
+        # the output files are checked before any work (exit 2), and a --dotenv file an earlier run left
+        # is removed: a run that stops early never leaves stale values, and the file is not in the checkout
+        # while it is checked, hashed and sent as the build context (pipeline.reset_output_file)
+        mode = pipeline.prepare_output_files(github_output, dotenv)
         files_checked = True
+        if refused is not None:
+            raise refused
+        check_output_format(output_format)
         from gitops_cli.engine import push_stall
         from gitops_cli.yamledit.locate import pure_parser_forced
 
@@ -179,14 +184,14 @@ def build_and_bump(
         result = pipeline.run(request)  # an interrupt is recorded in result (re-raised below)
     except GitopsError as exc:  # before the pipeline: bad input or configuration
         # the outputs, empty, as after any failure (unless the output files themselves were refused)
-        errors = pipeline.write_outputs(result.outputs(), github_output, dotenv) if files_checked else []
+        errors = pipeline.write_outputs(result.outputs(), github_output, dotenv, mode) if files_checked else []
         if output_format == "json":
             output.result_json(pipeline.PipelineResult(error=exc).to_json())
         for error in errors:
             output.error(error.message)
         raise
 
-    errors = pipeline.write_outputs(result.outputs(), github_output, dotenv)
+    errors = pipeline.write_outputs(result.outputs(), github_output, dotenv, mode)
     own_error = result.error
     if own_error is None and errors:  # the run's result says how it ends: exit 74, the file named
         result.error = errors.pop(0)
@@ -197,6 +202,10 @@ def build_and_bump(
         raise KeyboardInterrupt
     if result.error is not None:
         raise result.error
+
+
+def _github_output() -> str | None:
+    return os.environ.get("GITHUB_OUTPUT", "").strip() or None
 
 
 def _render(result, output_format: str) -> None:  # type: ignore[no-untyped-def]

@@ -170,6 +170,46 @@ def test_output_files_symlink_fifo_append_and_stale_values(gitops, app: Path, re
     assert real.read_text() == "TAG=\nIMAGE=\nDIGEST=\nDEPLOY_COMMIT=\n"
 
 
+def test_a_dotenv_file_in_the_checkout_is_output_never_source(gitops, registry: Registry, remote: DeployRemote,
+                                                               tmp_path: Path, base_image: str) -> None:
+    """GitLab takes artifacts only from the checkout: `--dotenv gitops.env` there.  A re-run in the same
+    checkout (a Jenkins workspace, GIT_CLEAN_FLAGS none, a local re-run) finds the file the first run
+    wrote: it is that run's output, not source, so it is neither an untracked file (exit 4) nor in the
+    image (a Dockerfile that copies the whole context, rebuilt: the same image)."""
+    app = sample_app(tmp_path / "whole", dockerfile=DOCKERFILE + "COPY . /ctx/\n",
+                     extra_files={"gitops.toml": GITOPS_TOML})
+    image = registry.image(PATH)
+    first = run(gitops, app, image, remote, "--dotenv", "gitops.env", "-o", "json")
+    assert first.returncode == 0, first.stderr
+    data = json.loads(first.stdout)
+    dotenv = app / "gitops.env"
+    written = f"TAG={data['tag']}\nIMAGE={data['image']}\nDIGEST={data['digest']}\nDEPLOY_COMMIT="
+    assert dotenv.read_text() == f"{written}{data['deploy_commit']}\n"
+
+    again = run(gitops, app, image, remote, "--dotenv", "gitops.env", "--rebuild", "-o", "json")
+    assert again.returncode == 0, again.stderr
+    rebuilt = json.loads(again.stdout)
+    assert rebuilt["built"] and not rebuilt["pushed"] and rebuilt["digest"] == data["digest"]  # the same image
+    ref = f"{image}:{data['tag']}"
+    listing = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "ls", "-A", "/ctx"],
+                             capture_output=True, text=True, check=True).stdout.split()
+    assert "app.sh" in listing and "gitops.env" not in listing
+    assert dotenv.read_text() == f"{written}\n"  # already up to date: no deploy commit
+
+    # `gitops tag` alone knows nothing of it: an untracked file, named, with the way out; ignored, it is fine
+    alone = gitops(["tag"], cwd=app)
+    assert alone.returncode == 4 and "source state: gitops.env" in alone.stderr and ".gitignore" in alone.stderr
+    (app / ".git" / "info" / "exclude").write_text("gitops.env\n")
+    assert gitops(["tag"], cwd=app).stdout.strip() == data["tag"]
+
+    # a tracked file at that path is the user's: its removal is a change of the tree (exit 4, named)
+    git(app, "add", "--force", "gitops.env")
+    git(app, "commit", "--quiet", "-m", "track gitops.env")
+    tracked = run(gitops, app, image, remote, "--dotenv", "gitops.env")
+    assert tracked.returncode == 4 and "source state: gitops.env" in tracked.stderr, tracked.stderr
+    assert "running sample tests" not in tracked.stderr and len(remote.log()) == 2
+
+
 def test_a_refused_write_is_exit_74_after_the_result_and_never_masks_a_failure(
         gitops, app: Path, registry: Registry, remote: DeployRemote, tmp_path: Path) -> None:
     image = registry.image(PATH)
