@@ -129,6 +129,43 @@ def test_a_flag_without_its_value_gets_the_whole_usage_block(args: list[str], us
     assert res.stderr == f"Usage: {usage}\nTry '{command} -h' for help.\n\nError: {error}\n"
 
 
+@pytest.mark.parametrize("args", [
+    ["build-and-bump", "--dotenv", "DOTENV", "--length", "abc"],
+    ["build-and-bump", "--length", "abc", "--dotenv", "DOTENV"],  # the value after the refused one
+    ["build-and-bump", "--dotenv", "DOTENV", "--bogus", "x"],
+    ["build-and-bump", "--dotenv=DOTENV", "extra"],
+    ["build-and-bump", "--dotenv", "OTHER", "--dotenv", "DOTENV", "--length"],  # the last given, as the parser
+    ["--bogus", "build-and-bump", "--dotenv", "DOTENV"],  # refused by gitops itself, before the verb
+])
+def test_a_usage_error_of_build_and_bump_leaves_no_stale_outputs(args: list[str], tmp_path: Path) -> None:
+    """What the parser rejects is bad input found before the first step, as any other: the step outputs
+    are written, empty (the README: a --dotenv file never keeps a previous run's values)."""
+    dotenv, other, github_output = tmp_path / "gitops.env", tmp_path / "other.env", tmp_path / "github-output"
+    dotenv.write_text("TAG=old\nIMAGE=x:old\nDIGEST=sha256:old\nDEPLOY_COMMIT=old\n")
+    dotenv.chmod(0o640)
+    github_output.write_text("earlier=step\n")
+    given = [{"DOTENV": str(dotenv), "--dotenv=DOTENV": f"--dotenv={dotenv}", "OTHER": str(other)}.get(a, a)
+             for a in args]
+    res = run_gitops(given, cwd=tmp_path, env={"GITHUB_OUTPUT": str(github_output)})
+    assert res.returncode == 2 and res.stdout == "" and "Usage: gitops " in res.stderr, res.stderr
+    assert "error:" not in res.stderr  # the usage error alone
+    assert dotenv.read_text() == "TAG=\nIMAGE=\nDIGEST=\nDEPLOY_COMMIT=\n" and (dotenv.stat().st_mode & 0o777) == 0o640
+    assert github_output.read_text() == "earlier=step\ntag=\nimage=\ndigest=\ndeploy-commit=\n"
+    assert not other.exists()
+
+
+def test_a_usage_error_leaves_a_dotenv_value_it_cannot_read_and_other_verbs_alone(tmp_path: Path) -> None:
+    dotenv = tmp_path / "gitops.env"
+    for args in (["build-and-bump", "--bogus", "--dotenv"],  # no value: nothing is named
+                 ["build-and-bump", "--dotenv", str(tmp_path / "nodir" / "x.env"), "--bogus"],  # cannot be written
+                 ["--bogus", "tag", "--dotenv", str(dotenv)]):  # no option of tag
+        dotenv.write_text("TAG=old\n")
+        res = run_gitops(args, cwd=tmp_path)
+        assert res.returncode == 2 and "Usage: gitops " in res.stderr and "error:" not in res.stderr, res.stderr
+        assert dotenv.read_text() == "TAG=old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gitops.env"]
+
+
 @pytest.mark.parametrize("args", [["lint", "."], ["bump", "--deploy-repo", "deploy", "--image", "team/app:v2"],
                                   ["history", "--deploy-repo", "deploy"], ["sync", "--repo", "deploy"],
                                   ["rollback", "--deploy-repo", "deploy", "--image", "team/app"],

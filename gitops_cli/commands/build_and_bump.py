@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -41,12 +42,14 @@ from gitops_cli.commands.options import (
     Tag,
     Target,
     Username,
+    VerbCommand,
     absolute,
     check_output_format,
+    given_options,
     require_build_image,
     require_deploy_repo,
 )
-from gitops_cli.errors import GitopsError
+from gitops_cli.errors import EXIT_WRITE_FAILED, GitopsError
 from gitops_cli.settings import load_settings
 
 
@@ -202,6 +205,27 @@ def build_and_bump(
         raise KeyboardInterrupt
     if result.error is not None:
         raise result.error
+
+
+class BuildAndBumpCommand(VerbCommand):
+    """build-and-bump's command: options its parser refuses (an unknown flag, `--length abc`) are bad input
+    found before the first step, as any other: the output files are prepared and get the empty outputs
+    (a --dotenv file never keeps a previous run's values), when the --dotenv value itself can be read."""
+
+    def refused(self, ctx: Any, args: list[str]) -> None:
+        from gitops_cli import pipeline
+
+        given = given_options(self, ctx, args).get("dotenv")
+        dotenv = Path(given) if isinstance(given, str) else None
+        github_output = _github_output()
+        try:
+            mode = pipeline.prepare_output_files(github_output, dotenv)
+        except GitopsError as exc:  # a file that cannot be written: the run's own error says so, once fixed
+            if exc.exit_code == EXIT_WRITE_FAILED:  # a file that may keep stale values: said now
+                output.error(exc.message)
+            return
+        for error in pipeline.write_outputs(pipeline.PipelineResult().outputs(), github_output, dotenv, mode):
+            output.error(error.message)
 
 
 def _github_output() -> str | None:

@@ -23,24 +23,52 @@ class _ParserContext:
     """click's option parser raises some usage errors without the command's context (a flag without its
     value: `gitops tag --length`; a value given to a flag: `--allow-dirty=x`), and a usage error without
     one is shown as its `Error:` line alone.  Here they get the command's context, so every usage error
-    shows the same block: `Usage: ...`, `Try 'gitops VERB -h' for help.`, `Error: ...`."""
+    shows the same block: `Usage: ...`, `Try 'gitops VERB -h' for help.`, `Error: ...`.  Before it is
+    shown, the verb deals with what the refused arguments name (`refused`)."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list
         try:
             return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
         except typer.TyperException as exc:  # click's UsageError and its kinds carry `ctx` and `cmd`
             usage: Any = exc
             if hasattr(usage, "ctx") and usage.ctx is None:
                 usage.ctx, usage.cmd = ctx, ctx.command
+            self.refused(ctx, given)
             raise
+
+    def refused(self, ctx: Any, args: list[str]) -> None:
+        """Called with the arguments the parser refused (a usage error, exit 2), before it is shown."""
 
 
 class VerbCommand(_ParserContext, TyperCommand):
-    """A verb's command (see _ParserContext)."""
+    """A verb's command (see _ParserContext).  A verb whose bad input has effects of its own (the
+    output files of build-and-bump) overrides `refused`, reading the options with `given_options`."""
 
 
 class AppGroup(_ParserContext, TyperGroup):
     """The `gitops` command itself, whose options (`--version`, `--debug`) come before the verb."""
+
+    def refused(self, ctx: Any, args: list[str]) -> None:
+        """`gitops --bogus VERB ARGS`: the verb's arguments are refused with it (none of gitops' own
+        options takes a value, so the first argument naming a verb is the verb)."""
+        for at, arg in enumerate(args):
+            command = self.commands.get(arg)
+            if command is not None:
+                if isinstance(command, _ParserContext):
+                    command.refused(type(ctx)(command, parent=ctx, info_name=arg), args[at + 1:])
+                return
+
+
+def given_options(command: Any, ctx: Any, args: list[str]) -> dict[str, Any]:
+    """The options `args` give `command`, as its parser reads them (a repeated option: its last value), read
+    again after the parser refused them: unknown options are passed over, reading stops at a malformed one
+    (a flag given a value, a value missing at the end), values are the strings given (not converted), and
+    no default is filled in."""
+    scratch = type(ctx)(command, parent=ctx.parent, info_name=ctx.info_name, resilient_parsing=True,
+                        ignore_unknown_options=True)
+    values, _, _ = command.make_parser(scratch).parse_args(args=list(args))
+    return dict(values)
 
 
 # --- the app checkout and its tag -----------------------------------------------------------------------
