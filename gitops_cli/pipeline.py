@@ -59,6 +59,7 @@ remote has is result.bump (the deploy commit of the outputs), and the step's det
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -771,8 +772,9 @@ def write_output_file(path: str | Path, text: str, append: bool = False, mode: i
     """Write (or append) `text` to an output file.  A regular file is replaced atomically (a temp file
     in its directory, never left behind) and keeps its permission bits; a new one gets `mode` when given
     (the bits of the file prepare_output_files removed), else the umask's; a symlink's target is written
-    (the link stays); a FIFO or a device (/dev/stdout) is written in place.  OSError when the system
-    refuses the write."""
+    (the link stays); a FIFO or a device (/dev/stdout) is written in place, and so is a file that cannot
+    be replaced (a writable file in a read-only directory; a bind-mounted file, EBUSY).  OSError when the
+    system refuses the write."""
     name = str(path)
     try:
         st: os.stat_result | None = os.stat(name)
@@ -786,9 +788,8 @@ def write_output_file(path: str | Path, text: str, append: bool = False, mode: i
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for a new file
-    except PermissionError:  # a writable file in a read-only directory: written in place
-        with open(target, "w", encoding="utf-8") as f:
-            f.write(text)
+    except PermissionError:  # a writable file in a read-only directory
+        _write_in_place(target, text)
         return
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -797,10 +798,21 @@ def write_output_file(path: str | Path, text: str, append: bool = False, mode: i
                 os.fchmod(f.fileno(), kept)
             f.write(text)
         os.replace(tmp, target)
+    except OSError as exc:
+        with suppress(OSError):
+            os.unlink(tmp)
+        if exc.errno != errno.EBUSY:
+            raise
+        _write_in_place(target, text)  # a mount point (`docker run -v FILE:FILE`): never replaced
     except BaseException:
         with suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _write_in_place(target: Path, text: str) -> None:
+    with open(target, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def reset_output_file(path: str | Path) -> int | None:

@@ -87,6 +87,19 @@ def test_reset_through_a_symlink_removes_its_target_and_keeps_the_link(tmp_path:
     assert link.is_symlink() and real.read_text() == DOTENV
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="bind-mounts a file")
+def test_a_bind_mounted_file_is_emptied_and_written_in_place(tmp_path: Path, mounts: list[Path]) -> None:
+    """`docker run -v $PWD/gitops.env:/ci/gitops.env`: a mount point can be neither removed nor replaced
+    (EBUSY); it is emptied at the start and written in place at the end."""
+    mounted = tmp_path / "gitops.env"
+    mounted.write_text("TAG=old\n")
+    subprocess.run(["mount", "--bind", str(mounted), str(mounted)], check=True, capture_output=True)
+    mounts.append(mounted)
+    assert pipeline.reset_output_file(mounted) is None and mounted.read_text() == ""
+    pipeline.write_dotenv(mounted, OUTPUTS)
+    assert mounted.read_text() == DOTENV and os.listdir(tmp_path) == ["gitops.env"]  # no temp file left
+
+
 def test_prepare_removes_the_dotenv_file_also_when_github_output_is_refused(tmp_path: Path) -> None:
     dotenv = tmp_path / "gitops.env"
     dotenv.write_text("TAG=old\n")
