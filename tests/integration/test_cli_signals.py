@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -21,13 +22,15 @@ from tests.fixtures.services import BASE_IMAGE, TEST_LABEL, TEST_LABEL_VALUE, sa
 
 pytestmark = pytest.mark.integration
 
-SLOW = f"FROM {BASE_IMAGE}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\nRUN sleep 30\n"
+# each build's slow step is its own (a nonce in the command): a step a cancelled build still finished in
+# the engine would otherwise be cached, and a later build would pass it at once, its tar already closed
+SLOW = f"FROM {BASE_IMAGE}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\nRUN sleep 30 # {{nonce}}\n"
 
 
 def _start_slow_build(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, Path]:
     """`gitops build` of a Dockerfile whose last step sleeps 30 s, with its own empty TMPDIR; returns
     once the engine runs that step (the context tar is uploaded, and still open)."""
-    repo = sample_app(tmp_path / "app", dockerfile=SLOW)
+    repo = sample_app(tmp_path / "app", dockerfile=SLOW.format(nonce=secrets.token_hex(8)))
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc = subprocess.Popen([str(GITOPS), "build", "--image", "gitops-test/slow", "--network", "none"],
@@ -41,6 +44,16 @@ def _start_slow_build(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.P
             pytest.fail(f"gitops ended before the slow step ran: {seen}")
         seen += line
     return proc, tmpdir
+
+
+def _open_files(proc: subprocess.Popen) -> list[str]:
+    """What each descriptor of `proc` names (for an assertion's message)."""
+    found = []
+    with contextlib.suppress(FileNotFoundError):
+        for fd in sorted(os.listdir(f"/proc/{proc.pid}/fd"), key=int):
+            with contextlib.suppress(OSError):
+                found.append(f"{fd} -> {os.readlink(f'/proc/{proc.pid}/fd/{fd}')}")
+    return found
 
 
 def _unnamed_files(proc: subprocess.Popen, directory: Path) -> list[str]:
@@ -64,7 +77,8 @@ def test_signal_during_a_build_cleans_up_and_exits_130(tmp_path: Path, base_imag
     proc, tmpdir = _start_slow_build(tmp_path, {})
     try:
         # the build-context tar is in TMPDIR, open, without a name: there is nothing to remove
-        assert len(_unnamed_files(proc, tmpdir)) == 1
+        unnamed = _unnamed_files(proc, tmpdir)
+        assert len(unnamed) == 1, (unnamed, _open_files(proc))
         assert os.listdir(tmpdir) == []
         proc.send_signal(signum)
         err = proc.stderr.read()  # to the end: the process exits
