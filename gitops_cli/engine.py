@@ -865,7 +865,9 @@ def build(
         pull=pull, nocache=nocache)
     if builder.buildkit:
         # an engine without its default bridge: no network, which is what the legacy builder's RUN gets there
-        steps_network = network or (None if _engine_has(client.inspect_network, "bridge") else "none")
+        # (`--network default` is the engine's default, as without --network: BuildKit's is the bridge)
+        steps_network = network if network not in (None, "", "default") else (
+            None if _engine_has(client.inspect_network, "bridge") else "none")
         plain = plain_context(context, dockerfile, loaded)
         request = functools.partial(_buildkit_request, client, plain, dockerfile=dockerfile,
                                     labels=dict(labels or {}), network=steps_network, **options)

@@ -377,6 +377,26 @@ esac
             subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
 
 
+@BUILDERS
+def test_network_default_is_the_engines_default_network(gitops, tmp_path: Path, base_image: str, docker_engine,
+                                                      builder) -> None:
+    """`--network default` builds as without --network: on an engine without its `bridge` network
+    (dockerd --bridge=none) BuildKit's RUN steps get none, as the legacy builder's; passed on as it is,
+    BuildKit failed with "network bridge not found"."""
+    import uuid
+
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n")  # never cached
+    commit_all(repo)
+    res = gitops(["build", "--image", "builder-gitops-test/network", "--tag", "default", "--network", "default"],
+                 cwd=repo, env=builder)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[0] == "builder-gitops-test/network:default"
+    docker_engine.remove_image("builder-gitops-test/network:default")
+
+
 def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Path, tmp_path: Path,
                                                            docker_engine) -> None:
     from tests.fixtures.engine_proxy import engine_proxy
