@@ -215,6 +215,9 @@ class BuildTracker:
     inserted_line: int | None = None  # the LABEL line with_labels put before the user's line N (1-based)
     buildkit: bool = False  # BuildKit: steps may run in parallel; failure() names the one that failed
     _partial: str = ""
+    # the legacy builder's step container (` ---> Running in ID`) until `Removing intermediate container ID`:
+    # what comes between is the step's output, never a heading or the builder's chatter
+    _running: str | None = None
     _failed: dict[str, Vertex] = field(default_factory=dict)  # BuildKit vertices with an error, by digest
     _shown: set[str] = field(default_factory=set)  # BuildKit vertices (digests) whose heading was shown
     _logs: dict[str, list[str]] = field(default_factory=dict)  # BuildKit: recent log lines per vertex
@@ -242,19 +245,30 @@ class BuildTracker:
         out: list[str] = []
         for line in lines:
             line = clean_line(line)
+            if self._running is not None:  # the step container's output, whatever it looks like
+                end = f"Removing intermediate container {self._running}"
+                if line.endswith(end):  # the builder's line, after the output's unended last line if any
+                    self._running, line = None, line[:-len(end)]
+                if line.strip():
+                    self._log_line(line, out)
+                continue
             if line.startswith("Step ") and " : " in line:
                 self.step, self.step_lines = line, []
                 out.append(Heading(line))
-                continue
-            shown = bool(line.strip()) and not line.startswith(_BUILDER_NOISE)
-            if line.startswith("Successfully built ") and self.image_id is None:
+            elif line.startswith(" ---> Running in "):
+                self._running = line.split()[-1]
+            elif line.startswith("Successfully built ") and self.image_id is None:
                 self.image_id = line.split()[-1]
-            elif shown:
-                self.step_lines.append(line)
-                del self.step_lines[:-LAST_LINES]
-            if shown:
                 out.append(line)
+            elif line.strip() and not line.startswith(_BUILDER_NOISE):
+                self._log_line(line, out)
         return out
+
+    def _log_line(self, line: str, out: list[str]) -> None:
+        """Show a legacy build's log line; keep it among the step's last lines."""
+        self.step_lines.append(line)
+        del self.step_lines[:-LAST_LINES]
+        out.append(line)
 
     def _trace(self, status: BuildkitStatus) -> list[str]:
         out: list[str] = []

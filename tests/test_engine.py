@@ -564,3 +564,28 @@ def test_push_progress_off_a_tty_shows_each_kind_of_status_once_a_layer(capsys: 
     assert capsys.readouterr().err.splitlines() == [
         "a1b2c3: Preparing", "a1b2c3: Waiting", "a1b2c3: Pushing", "a1b2c3: Retrying in 5 seconds", "a1b2c3: Pushed",
         "d4e5f6: Layer already exists"]
+
+
+def test_legacy_step_output_that_looks_like_the_builders_lines_is_output() -> None:
+    """Between ` ---> Running in ID` and `Removing intermediate container ID` comes the step's output:
+    a `Step N/M : ...` line there is no heading and no failing step, ` ---> ` and `Removing intermediate
+    container` lines there are shown, and an unended last line before the builder's line is kept."""
+    tracker, lines = feed_all([
+        {"stream": "Step 1/3 : FROM base"}, {"stream": "\n"}, {"stream": " ---> f3ff64000536\n"},
+        {"stream": "Step 2/3 : RUN printf x"}, {"stream": "\n"}, {"stream": " ---> Running in ba5ce0681715\n"},
+        {"stream": "x"}, {"stream": "Removing intermediate container ba5ce0681715\n"},
+        {"stream": " ---> 2fb837ab6755\n"},
+        {"stream": "Step 3/3 : RUN ./fake.sh\n"}, {"stream": " ---> Running in 0dda67ba1b64\n"},
+        {"stream": "Step 7/9 : RUN fake\n ---> abc\nRemoving intermediate container 123\nSuccessfully built 1\n"},
+        {"stream": "Removing intermediate container 0dda67ba1b64\n"},
+        {"errorDetail": {"code": 3, "message": "The command '/bin/sh -c ./fake.sh' returned a non-zero code: 3"}},
+    ])
+    headings = [line for line in lines if isinstance(line, engine.Heading)]
+    assert headings == ["Step 1/3 : FROM base", "Step 2/3 : RUN printf x", "Step 3/3 : RUN ./fake.sh"]
+    assert [line for line in lines if not isinstance(line, engine.Heading)] == [
+        "x", "Step 7/9 : RUN fake", " ---> abc", "Removing intermediate container 123", "Successfully built 1"]
+    assert tracker.image_id is None
+    failure = tracker.failure()
+    assert failure.message.startswith("image build failed at Step 3/3 : RUN ./fake.sh: ")
+    assert list(failure.details[1:]) == ["  Step 7/9 : RUN fake", "   ---> abc",
+                                         "  Removing intermediate container 123", "  Successfully built 1"]

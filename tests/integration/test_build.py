@@ -397,6 +397,24 @@ def test_network_default_is_the_engines_default_network(gitops, tmp_path: Path, 
     docker_engine.remove_image("builder-gitops-test/network:default")
 
 
+def test_legacy_step_output_that_looks_like_a_step_is_no_heading(gitops, tmp_path: Path, base_image: str) -> None:
+    """Only the legacy builder's own step lines are headings and the failing step; a step's output is
+    shown as it is, ` ---> ` lines included."""
+    import uuid
+
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    fake = f"Step 7/9 : RUN fake{uuid.uuid4().hex[:8]}"  # never cached
+    (repo / "Dockerfile").write_text(f"FROM {base_image}\nRUN echo '{fake}'; echo ' ---> abc'; exit 3\n")
+    commit_all(repo)
+    res = gitops(["build", "--image", "builder-gitops-test/fake-step", "--tag", "f"], cwd=repo, env=LEGACY)
+    assert res.returncode == 5, res.stderr
+    lines = res.stderr.splitlines()
+    assert f"==> {fake}" not in lines and fake in lines and " ---> abc" in lines
+    assert "error: image build failed at Step 2/3 : RUN echo" in res.stderr  # then the LABEL step
+
+
 def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Path, tmp_path: Path,
                                                            docker_engine) -> None:
     from tests.fixtures.engine_proxy import engine_proxy
