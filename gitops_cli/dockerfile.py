@@ -433,3 +433,36 @@ def copies_root_file(text: str, name: str) -> bool:
                 return True
     return False
 
+
+
+_LEGACY_COPY_FLAGS = ("--from=", "--chown=")  # the only COPY/ADD flags the legacy builder builds with
+_HEREDOC_WORD_RE = re.compile(r"(?<!\S)" + _HEREDOC_RE.pattern)
+
+
+@dataclass(frozen=True)
+class BuildkitSyntax:
+    """An instruction only BuildKit builds: its 1-based line and what it uses (`RUN --mount`)."""
+
+    line: int
+    what: str
+
+
+def buildkit_only(text: str) -> BuildkitSyntax | None:
+    """The first instruction of a Dockerfile that the legacy builder refuses and BuildKit builds: a flag
+    of `RUN` (`--mount`, `--network`, `--security`), a flag of `COPY`/`ADD` other than `--from` and
+    `--chown` (`--chmod`, `--link`, ...), a heredoc (`RUN <<EOF`, `COPY <<EOF /x`).  None without one."""
+    for logical in logical_lines(text):
+        words = logical.text.split(None, 1)
+        if len(words) < 2 or words[0].upper() not in ("RUN", "COPY", "ADD"):
+            continue
+        instruction, rest = words[0].upper(), words[1].strip()
+        line = logical.first_line + 1
+        for flag in rest.split():
+            if not flag.startswith("--"):
+                break  # flags come first
+            if instruction == "RUN" or not flag.lower().startswith(_LEGACY_COPY_FLAGS):
+                return BuildkitSyntax(line, f"{instruction} {flag.split('=', 1)[0]}")
+        heredoc = _HEREDOC_WORD_RE.search(rest) if _json_form(rest) is None else None
+        if heredoc is not None:
+            return BuildkitSyntax(line, f"{instruction} {heredoc.group(0)} (a heredoc)")
+    return None

@@ -777,6 +777,25 @@ def removal(name: str, lines: Sequence[Line]) -> bool | None:
     return answers.pop() if len(answers) == 1 else None
 
 
+def excluding(name: str, lines: Sequence[Line]) -> list[Line]:
+    """The lines of a `.dockerignore` whose pattern (not a `!` one) matches `name` or a directory holding
+    it, for any engine version's matcher: what to drop for the engine to keep it."""
+    path = go_clean(name)
+    found: dict[int, Line] = {}
+    for legacy in (False, True):
+        try:
+            matcher = Matcher.of(lines, legacy)
+        except DockerignoreError:
+            continue
+        for pattern in matcher.patterns:
+            try:
+                if not pattern.exclusion and (pattern.match(path) or matcher._parent_matches(pattern, path, True)):
+                    found[pattern.line.number] = pattern.line
+            except DockerignoreError:
+                continue
+    return [found[number] for number in sorted(found)]
+
+
 def trim_build_files(lines: Sequence[Line], dockerfile: str) -> list[Line]:
     """build.TrimBuildFilesFromExcludes: the CLI sends the `.dockerignore` and the Dockerfile even when
     the patterns exclude them (the engine removes them after reading them)."""

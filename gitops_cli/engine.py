@@ -565,14 +565,23 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
     context and base images the legacy builder's would; otherwise the legacy builder, with the reason."""
     from docker.utils import version_lt
 
+    from gitops_cli.dockerignore import BuildContext
+
     setting = buildkit_setting(environ)
     if setting is False:
         return Builder(False, "DOCKER_BUILDKIT=0")
+    loaded = loaded or BuildContext.load(context, dockerfile)
     blocker = context_blocker(context, dockerfile, loaded)
     if setting:
         if blocker:
-            raise UsageError(f"DOCKER_BUILDKIT=1, but BuildKit cannot build this context: {blocker}",
-                             hint="unset DOCKER_BUILDKIT (gitops then uses the legacy builder) or change .dockerignore")
+            syntax = _buildkit_syntax(loaded)
+            fix = _ignore_fix(loaded)
+            hints = [fix] if fix else []
+            if syntax is None:
+                hints.append("unset DOCKER_BUILDKIT (gitops then uses the legacy builder)")
+            raise UsageError(f"DOCKER_BUILDKIT=1, but BuildKit cannot build this context: {blocker}"
+                             + (f" (and the legacy builder cannot build {syntax})" if syntax else ""),
+                             hint=" or ".join(hints) or None)
         return Builder(True, "DOCKER_BUILDKIT=1", forced=True)
     version = str(getattr(client, "api_version", "") or "0")
     if blocker is None and version_lt(version, BUILDKIT_API):
@@ -582,7 +591,45 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
     if blocker is None and cache_from:
         blocker = "--cache-from (the legacy builder takes local images as its cache)"
     blocker = blocker or _base_image_blocker(client, context, dockerfile, pull, buildargs, environ)
+    if blocker:
+        syntax = _buildkit_syntax(loaded)
+        if syntax is not None:  # the legacy builder would fail at that line: say why BuildKit is out of reach
+            raise UsageError(f"{syntax} needs BuildKit, and gitops can build this only with the legacy builder: "
+                             f"{blocker}", hint=_ignore_fix(loaded))
     return Builder(blocker is None, blocker or "")
+
+
+def _buildkit_syntax(loaded: BuildContext) -> str | None:
+    """`Dockerfile line 2: RUN --mount` for the first instruction only BuildKit builds, else None."""
+    from gitops_cli.dockerfile import buildkit_only
+    from gitops_cli.output import printable
+
+    try:
+        text = Path(loaded.dockerfile_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None  # the engine reports a missing or unreadable Dockerfile in its own words
+    found = buildkit_only(text)
+    if found is None:
+        return None
+    name = loaded.dockerfile or loaded.dockerfile_path
+    return f"{printable(name)} line {found.line}: {printable(found.what)}"
+
+
+def _ignore_fix(loaded: BuildContext) -> str | None:
+    """What to drop from `.dockerignore` for the engine to keep the Dockerfile and the `.dockerignore` in
+    the context (BuildKit without a client session must find them in the tar), or None."""
+    from gitops_cli.dockerignore import excluding
+    from gitops_cli.output import printable
+
+    if loaded.ignore is None or loaded.dockerfile is None:
+        return None
+    lines = {line.number: line for name in (loaded.dockerfile, ".dockerignore")
+             for line in excluding(name, loaded.lines)}
+    if not lines:
+        return None
+    shown = ", ".join(f"`{printable(lines[n].text)}` (line {n})" for n in sorted(lines))
+    return (f"drop {shown} from .dockerignore, and gitops builds with BuildKit "
+            "(`COPY .` then copies the Dockerfile and .dockerignore, as with docker build)")
 
 
 # --- labels in the Dockerfile ------------------------------------------------------------------------

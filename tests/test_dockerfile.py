@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gitops_cli.dockerfile import DockerImage, copies_root_file, expand, parse_dockerfile
+from gitops_cli.dockerfile import BuildkitSyntax, DockerImage, buildkit_only, copies_root_file, expand, parse_dockerfile
 
 
 def images(text: str) -> list[DockerImage]:
@@ -181,3 +181,20 @@ def test_empty_and_comment_only():
 )
 def test_copies_root_file(instructions: str, copies: bool) -> None:
     assert copies_root_file(f"FROM base\n{instructions}\n", ".dockerignore") is copies
+
+
+@pytest.mark.parametrize(("instructions", "found"), [
+    ("RUN --mount=type=cache,target=/root/.cache make", BuildkitSyntax(2, "RUN --mount")),
+    ("run --network=none make", BuildkitSyntax(2, "RUN --network")),
+    ("COPY --chown=1:1 --from=build /a /b\nADD --chmod=644 a /b", BuildkitSyntax(3, "ADD --chmod")),
+    ("COPY --link . /app", BuildkitSyntax(2, "COPY --link")),
+    ("# a comment\n\nRUN <<EOF\necho --mount\nEOF", BuildkitSyntax(4, "RUN <<EOF (a heredoc)")),
+    ("COPY <<-'EOT' /etc/x\n\thello\n\tEOT", BuildkitSyntax(2, "COPY <<-'EOT' (a heredoc)")),
+    ("RUN echo a \\\n  && echo b --mount=x\nRUN --security=insecure x", BuildkitSyntax(4, "RUN --security")),
+    ("RUN echo '<<EOF' --mount", None),  # no flag before the command, no heredoc word
+    ('RUN ["sh", "-c", "cat <<EOF"]', None),  # the exec form has no heredocs
+    ("COPY --chown=app --from=build /a /b\nONBUILD RUN --mount=type=cache,target=/x make", None),
+])
+def test_buildkit_only(instructions: str, found: BuildkitSyntax | None) -> None:
+    """The first instruction the legacy builder refuses and BuildKit builds, with its line."""
+    assert buildkit_only(f"FROM base\n{instructions}\n") == found

@@ -11,7 +11,7 @@ import os
 import pytest
 
 from gitops_cli import dockerignore
-from gitops_cli.dockerignore import BuildContext, DockerignoreError, Line, read_patterns, removal, sent
+from gitops_cli.dockerignore import BuildContext, DockerignoreError, Line, excluding, read_patterns, removal, sent
 
 
 def patterns(text: str | bytes) -> list[str]:
@@ -189,3 +189,12 @@ def test_the_dockerfile_is_found_as_docker_finds_it(tmp_path) -> None:
     outside = tmp_path.parent / "outside.Dockerfile"
     outside.write_text("FROM x\n")
     assert BuildContext.load(str(tmp_path), str(outside)).dockerfile is None
+
+
+def test_excluding_names_the_lines_that_exclude_a_file() -> None:
+    """The lines to drop for the engine to keep a file: its patterns and its directory's, not `!` lines."""
+    lines = read_patterns(b"# docker init\n**/.git\n**/Dockerfile*\n!Dockerfile.keep\n**/.dockerignore\ndocker\n")
+    assert [line.number for line in excluding("Dockerfile", lines)] == [3]
+    assert [line.number for line in excluding(".dockerignore", lines)] == [5]
+    assert [line.number for line in excluding("docker/Dockerfile.prod", lines)] == [3, 6]
+    assert excluding("src/main.py", lines) == []

@@ -288,6 +288,43 @@ def test_a_dockerignore_that_excludes_the_dockerfile_gets_the_legacy_builder(git
     assert bogus.returncode == 2 and "DOCKER_BUILDKIT='yes': expected a boolean (1 or 0)" in bogus.stderr
 
 
+def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exit_2(gitops, tmp_path: Path,
+                                                                                    base_image: str) -> None:
+    """A `docker init` project: `.dockerignore` excludes the Dockerfile and itself, so gitops cannot give
+    BuildKit the context, and the legacy builder cannot build `RUN --mount`.  Refused before the build,
+    naming the line and the patterns to drop, with and without DOCKER_BUILDKIT=1 (whose hint no longer
+    sends the user to the legacy builder); without those patterns it builds with BuildKit."""
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "f").write_text("from the bind mount\n")
+    (repo / "Dockerfile").write_text(
+        f"FROM {base_image}\nRUN --mount=type=cache,target=/root/.cache --mount=type=bind,source=f,target=/tmp/f "
+        "cat /tmp/f > /f\n")
+    (repo / ".dockerignore").write_text("**/.git\n**/Dockerfile*\n**/.dockerignore\n")
+    commit_all(repo)
+    drop = "hint: drop `**/Dockerfile*` (line 2), `**/.dockerignore` (line 3) from .dockerignore, and gitops builds "
+    res = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo)
+    assert res.returncode == 2, res.stderr
+    assert ("error: Dockerfile line 2: RUN --mount needs BuildKit, and gitops can build this only with the legacy "
+            "builder: .dockerignore excludes the Dockerfile (Dockerfile)\n" + drop) in res.stderr
+    assert "Step 1/" not in res.stderr and res.stdout == ""
+    forced = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo, env={"DOCKER_BUILDKIT": "1"})
+    assert forced.returncode == 2, forced.stderr
+    assert "(and the legacy builder cannot build Dockerfile line 2: RUN --mount)\n" + drop in forced.stderr
+    assert "legacy builder)" not in forced.stderr  # no "unset DOCKER_BUILDKIT (gitops then uses the legacy builder)"
+
+    (repo / ".dockerignore").write_text("**/.git\n")
+    commit_all(repo)
+    res = gitops(["build", "--image", "builder-gitops-test/docker-init", "--tag", "kept"], cwd=repo)
+    assert res.returncode == 0, res.stderr
+    assert "builder: BuildKit\n" in res.stderr
+    out = subprocess.run(["docker", "run", "--rm", "--network", "none", "builder-gitops-test/docker-init:kept",
+                          "cat", "/f"], capture_output=True, text=True)
+    assert out.stdout == "from the bind mount\n"
+    subprocess.run(["docker", "image", "rm", "builder-gitops-test/docker-init:kept"], capture_output=True, check=False)
+
+
 def test_builder_choice_on_the_engine(tmp_path: Path, base_image: str, docker_engine) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM {base_image}\nCOPY . /ctx\n")
     choose = lambda **kw: engine.choose_builder(docker_engine, context=str(tmp_path), dockerfile=None,  # noqa: E731
