@@ -688,7 +688,8 @@ def with_labels(text: str, labels: Mapping[str, str], target: str | None = None)
 
 
 def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str], target: str | None = None,
-                     loaded: BuildContext | None = None) -> tuple[IO[bytes], int | None] | None:
+                     loaded: BuildContext | None = None,
+                     triggers: Iterable[str] | None = ()) -> tuple[IO[bytes], int | None] | None:
     """The build context as a tar whose Dockerfile ends with the labels.
 
     The tar holds what `docker build` sends (dockerignore.BuildContext.selection), the labelled
@@ -703,6 +704,8 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     extra line); the engine versions differ on removing the Dockerfile, or removing it leaves an empty
     directory behind (its directory is not sent); the Dockerfile is not sent at all (the engine then
     fails as for `docker build`).
+    `triggers`: the `ONBUILD` instructions of the images the Dockerfile starts from (base_triggers), which
+    run as if they were the Dockerfile's; None when they are not known (counted as a `COPY .`).
     With the tar comes the line the LABEL was inserted at (inserted_line), to map error lines back.
     """
     from gitops_cli.dockerfile import copies_root_file
@@ -714,7 +717,7 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
     if (build_context.ignore is not None and build_context.removal(".dockerignore") is not True
-            and copies_root_file(text, ".dockerignore")):
+            and (triggers is None or copies_root_file("\n".join([text, *triggers]), ".dockerignore"))):
         return None  # the image would get the tar's .dockerignore, which also names the labelled Dockerfile
     labelled = with_labels(text, labels, target)
     if labelled is None:
@@ -733,6 +736,35 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     extra = [(".dockerignore", listed + GENERATED_DOCKERFILE.encode() + b"\n"),
              (GENERATED_DOCKERFILE, labelled.encode())]
     return _context_tar(context, entries, extra), inserted_line(text, labelled)
+
+
+def base_triggers(client: APIClient, loaded: BuildContext, buildargs: Mapping[str, str] | None) -> list[str] | None:
+    """The `ONBUILD` triggers (`COPY . /src/`) of the images the Dockerfile's stages start from, as the
+    engine has them; None when that is not known: an image the engine does not have (yet), one named
+    through a build argument, a Dockerfile that does not parse."""
+    from docker.errors import DockerException
+
+    from gitops_cli.dockerfile import parse_dockerfile
+
+    try:
+        text = Path(loaded.dockerfile_path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    parsed = parse_dockerfile(text)
+    if parsed.error is not None:
+        return None
+    triggers: list[str] = []
+    for image in parsed.images:
+        if image.kind != "from":
+            continue
+        if image.unresolved or ("$" in image.raw and buildargs):
+            return None
+        try:
+            config = client.inspect_image(image.value).get("Config") or {}
+        except DockerException:
+            return None
+        triggers += [str(trigger) for trigger in config.get("OnBuild") or ()]
+    return triggers
 
 
 def api_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> tuple[IO[bytes], str]:
@@ -943,7 +975,10 @@ def build(
             plain.close()
     tracker = BuildTracker()
     # gitops writes the tar in both cases, as `docker build` would send it (dockerignore.BuildContext)
-    labelled = labelled_context(context, dockerfile, labels, target, loaded) if labels else None
+    labelled = None
+    if labels:
+        triggers = base_triggers(client, loaded, buildargs) if loaded.ignore is not None else ()
+        labelled = labelled_context(context, dockerfile, labels, target, loaded, triggers)
     if labelled is not None:
         tar, tracker.inserted_line = labelled
         source: dict[str, Any] = {"dockerfile": GENERATED_DOCKERFILE}

@@ -502,6 +502,22 @@ def test_the_labels_go_through_the_api_when_the_tar_cannot_be_what_docker_sends(
     assert engine.labelled_context(context(tmp_path, files, ignore), dockerfile, {"k": "v"}) is None
 
 
+@pytest.mark.parametrize("triggers, labelled", [
+    ([], True),
+    (["RUN make"], True),
+    (["COPY . /onb/"], False),  # a base image's `ONBUILD COPY . /onb/` copies the .dockerignore
+    (["ADD * /onb/"], False),
+    (None, False),  # not known (a base image the engine does not have yet): counted as a COPY .
+])
+def test_the_labels_go_through_the_api_when_a_base_images_onbuild_may_copy_the_dockerignore(
+        tmp_path, triggers, labelled) -> None:
+    root = context(tmp_path, {"Dockerfile": "FROM onbuild-base\n"}, "secret\n")
+    found = engine.labelled_context(root, None, {"k": "v"}, triggers=triggers)
+    assert (found is not None) is labelled
+    if found is not None:
+        found[0].close()
+
+
 def test_the_api_context_is_what_the_docker_cli_sends(tmp_path) -> None:
     """Dockerfile and .dockerignore included even when excluded (the engine removes them), the rest as
     the CLI's walk selects it; a Dockerfile from outside the context is added with a .dockerignore naming it."""

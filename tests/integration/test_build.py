@@ -259,6 +259,33 @@ def test_a_credential_helper_that_is_not_installed_does_not_stop_the_build(gitop
     subprocess.run(["docker", "image", "rm", "gitops-test/app:helperless"], capture_output=True, check=False)
 
 
+def test_legacy_builder_gives_a_base_images_onbuild_copy_the_users_own_dockerignore(gitops, tmp_path: Path,
+                                                                                    base_image: str) -> None:
+    """A base image's `ONBUILD COPY . /onb/` runs as part of the build: the labels then go through the
+    build API, so the copy is the user's `.dockerignore`, as with `docker build` (not the tar's, with
+    the line naming the labelled Dockerfile)."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "Dockerfile").write_text(f"FROM {base_image}\nONBUILD COPY . /onb/\n")
+    subprocess.run(["docker", "build", "-q", "-t", "builder-gitops-test/onbase:1", str(base)], check=True,
+                   capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    repo = tmp_path / "app"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / "Dockerfile").write_text("FROM builder-gitops-test/onbase:1\n")
+    (repo / ".dockerignore").write_text("secret\n")
+    commit_all(repo)
+    try:
+        res = gitops(["build", "--image", "builder-gitops-test/onbuild", "--tag", "t"], cwd=repo, env=LEGACY)
+        assert res.returncode == 0, res.stderr
+        out = subprocess.run(["docker", "run", "--rm", "--network", "none", "builder-gitops-test/onbuild:t", "cat",
+                              "/onb/.dockerignore"], capture_output=True, text=True)
+        assert out.returncode == 0 and out.stdout == "secret\n", out
+    finally:
+        for ref in ("builder-gitops-test/onbuild:t", "builder-gitops-test/onbase:1"):
+            subprocess.run(["docker", "image", "rm", ref], capture_output=True, check=False)
+
+
 def ls_ctx(ref: str) -> set[str]:
     out = subprocess.run(["docker", "run", "--rm", "--network", "none", ref, "ls", "-A", "/ctx"],
                          capture_output=True, text=True)
