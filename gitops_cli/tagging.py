@@ -7,6 +7,12 @@
   a `git add -u` would commit: content, not a diff, so no diff setting changes it) plus the untracked
   files' names and contents, and the same inside submodules and untracked nested repositories
   (recursively), so two different dirty states never share a tag.
+- Dirty as the engine will copy the files, not only as `git status` shows them: an executable bit that
+  is not the index's also under core.fileMode=false, and a file marked assume-unchanged or skip-worktree
+  (`git ls-files -v`) whose content or mode is not the index's (skip-worktree files a sparse checkout
+  leaves out are no change).  Read-only: the flags are cleared on a copy of the index.
+- check_unchanged: the source state tagged must still be the checkout's when the image is built (the
+  tests and the build command run in between).
 - `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA); it must
   name a commit, and an unknown full SHA is trusted only in a shallow clone.
 - In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
@@ -18,7 +24,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,12 +45,32 @@ class TagInfo:
     short: str
     dirty: bool
     repo: Path
+    state: str = ""  # the dirty hash of the uncommitted state tagged, "" for a clean tree
+
+
+# the executable bit as the engine copies it into the image, whatever core.fileMode says
+_FILE_MODE = ("-c", "core.fileMode=true", "-c", "core.ignoreStat=false")
+# a copy of the index: nothing written next to the repository's own (a split index's shared file, fsmonitor's data)
+_COPY = ("-c", "core.splitIndex=false", "-c", "core.fsmonitor=false")
 
 
 def dirty_paths(repo: Path) -> list[str]:
-    """Paths with uncommitted changes or untracked, non-ignored files (porcelain order)."""
-    res = git.run(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"], cwd=repo,
-                  strip=False)
+    """Paths with uncommitted changes or untracked, non-ignored files (porcelain order), as the engine
+    will copy them: also a changed executable bit under core.fileMode=false, and a changed file marked
+    assume-unchanged or skip-worktree (then a checked-out submodule with such a file is named)."""
+    entries = _index_entries(repo)
+    with _index_view(repo, entries) as env:
+        out = _status(repo, [*_FILE_MODE, *(_COPY if env else ())], env)
+    listed = set(out)  # a submodule git status found clean may hide a flagged file's change
+    out += [path for tag, mode, path in entries if mode == "160000" and path not in listed
+            and (repo / path / ".git").exists() and _hides_changes(repo / path)]
+    return out
+
+
+def _status(repo: Path, config: list[str], env: dict[str, str]) -> list[str]:
+    """The paths `git status` lists (porcelain order), under the `config` options and `env` given."""
+    res = git.run([*config, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none"],
+                  cwd=repo, env=env, strip=False)
     out: list[str] = []
     entries = res.paths()
     i = 0
@@ -57,6 +84,63 @@ def dirty_paths(repo: Path) -> list[str]:
             i += 1
         out.append(path)
     return out
+
+
+def _index_entries(repo: Path) -> list[tuple[str, str, str]]:
+    """(tag, mode, path) of the index entries that are flagged (`git ls-files -v`: S skip-worktree, a
+    lowercase tag assume-unchanged) or submodules (mode 160000); the others are what `git status` sees."""
+    res = git.run(["ls-files", "-v", "--stage", "-z"], cwd=repo, strip=False)
+    out = []
+    for raw in res.raw.split(b"\0"):
+        if raw[:1] == b"S" or raw[:1].islower() or raw[2:9] == b"160000 ":
+            info, _, path = raw.partition(b"\t")
+            out.append((info[:1].decode(), info[2:8].decode(), git.decode_path(path)))
+    return out
+
+
+def _hides_changes(sub: Path) -> bool:
+    """Whether the checked-out submodule `sub` has changes only dirty_paths sees (a flagged file's)."""
+    entries = _index_entries(sub)
+    return bool(entries) and bool(dirty_paths(sub))
+
+
+@contextmanager
+def _index_view(repo: Path, entries: list[tuple[str, str, str]], copy: bool = False) -> Iterator[dict[str, str]]:
+    """The environment under which git sees every flagged file of `entries` as it is: {} when none is
+    flagged (and not `copy`), else a copy of the index (GIT_INDEX_FILE) without their assume-unchanged
+    and skip-worktree flags, and a temporary object directory (the repository's own as its alternate):
+    the repository's own index, flags and objects stay as they are.  A skip-worktree file missing in a
+    sparse checkout (core.sparseCheckout) keeps its flag: not checked out is what it means there."""
+    import shutil
+
+    from gitops_cli.tempdirs import TempDir
+
+    skip = [path for tag, _, path in entries if tag in "Ss"]
+    assume = [path for tag, _, path in entries if tag.islower()]
+    missing = {path for path in skip if not os.path.lexists(repo / path)}
+    if missing and _sparse(repo):
+        skip = [path for path in skip if path not in missing]
+        assume = [path for path in assume if path not in missing]
+    if not skip and not assume and not copy:
+        yield {}
+        return
+    index, objects = git.git_paths(repo, "index", "objects")
+    with TempDir("tag") as scratch:
+        if index.is_file():  # its stat data spares hashing the files that did not change
+            shutil.copyfile(index, scratch / "index")
+        (scratch / "objects").mkdir()
+        env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve())}
+        for flag, paths in (("--no-skip-worktree", skip), ("--no-assume-unchanged", assume)):  # one flag a call
+            for chunk in range(0, len(paths), 1000):
+                git.run([*_COPY, "update-index", flag, "--", *paths[chunk:chunk + 1000]], cwd=repo, env=env,
+                        what="git update-index (a copy of the index)")
+        yield env
+
+
+def _sparse(repo: Path) -> bool:
+    res = git.run(["config", "--bool", "core.sparseCheckout"], cwd=repo, check=False)
+    return res.stdout.strip() == "true"
 
 
 def dirty_hash(repo: Path) -> str:
@@ -104,23 +188,13 @@ def work_tree(repo: Path) -> str:
     """The id of the tree git would commit from the tracked files as they are on disk (`git add -u`, then
     `git write-tree`): the same content, the same id, whatever the user's diff settings (diff.noprefix,
     diff.algorithm, diff.context, a diff driver's funcname... changed the diff this was once a hash of).
-    Done on a copy of the index, and writing its objects to a temporary object directory (with the
-    repository's own as its alternate): nothing of the repository changes."""
-    import shutil
-
-    from gitops_cli.tempdirs import TempDir
-
-    index, objects = git.git_paths(repo, "index", "objects")
-    with TempDir("tag") as scratch:
-        if index.is_file():  # its stat data spares hashing the files that did not change
-            shutil.copyfile(index, scratch / "index")
-        (scratch / "objects").mkdir()
-        env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
-               "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve())}
-        # nothing written next to the repository's own index (a split index's shared file, fsmonitor's data)
-        local = ["-c", "core.splitIndex=false", "-c", "core.fsmonitor=false"]
-        git.run([*local, "add", "--update"], cwd=repo, env=env, what="git add -u (a copy of the index)")
-        return git.run([*local, "write-tree"], cwd=repo, env=env, what="git write-tree").stdout.strip()
+    As dirty_paths sees the files: their executable bits whatever core.fileMode says, and flagged files
+    (assume-unchanged, skip-worktree) as they are.  Done on a copy of the index, and writing its objects
+    to a temporary object directory: nothing of the repository changes."""
+    with _index_view(repo, _index_entries(repo), copy=True) as env:
+        git.run([*_FILE_MODE, *_COPY, "add", "--update"], cwd=repo, env=env,
+                what="git add -u (a copy of the index)")
+        return git.run([*_COPY, "write-tree"], cwd=repo, env=env, what="git write-tree").stdout.strip()
 
 
 def resolve_sha(repo: Path, override: str | None) -> str:
@@ -176,9 +250,54 @@ def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]
         raise DirtyTreeError(
             f"{root}: working tree has uncommitted changes or untracked files; {what} must name one "
             f"source state: {listed_paths(paths)}",
-            hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run",
+            hint="commit or stash them (or add them to .gitignore); --allow-dirty for a local run"
+                 + _unseen(root, paths),
         )
     return paths
+
+
+def source_state(root: Path, paths: list[str] | None = None) -> str:
+    """"" for a clean work tree `root`, else its dirty hash (`paths`: its dirty paths, when known)."""
+    return dirty_hash(root) if (dirty_paths(root) if paths is None else paths) else ""
+
+
+def check_unchanged(repo: Path, state: str, cause: str, tagged: str) -> None:
+    """DirtyTreeError (exit 4) when the checkout of `repo` is no longer in the source state `state`
+    (source_state) it had when it was tagged `tagged`: `cause` (the test command, the build command) ran
+    since and changed it, and the image built now would not be what its tag and labels name."""
+    root = git.toplevel(repo)
+    paths = dirty_paths(root)
+    if not state and paths:
+        raise DirtyTreeError(
+            f"{root}: {cause} changed the working tree after it was tagged {tagged}: {listed_paths(paths)}; "
+            "the image would not be the commit its tag and revision label name",
+            hint="make it leave the tracked files as they are and write only ignored files (.gitignore); "
+                 "the image was not built" + _unseen(root, paths),
+        )
+    if state and (dirty_hash(root) if paths else "") != state:
+        now = f"now {listed_paths(paths)}" if paths else "now clean"
+        raise DirtyTreeError(
+            f"{root}: {cause} changed the uncommitted state tagged {tagged} ({now}): the image would not "
+            "be the source state its tag names",
+            hint="make it leave the checkout as it found it (it may write ignored files); the image was "
+                 "not built",
+        )
+
+
+def _unseen(root: Path, paths: list[str]) -> str:
+    """What to add to a dirty tree's hint when `git status` does not show some of `paths`: the flagged
+    files among them, and core.fileMode=false (the executable bits it hides)."""
+    listed = set(paths)
+    flagged = [path for tag, _, path in _index_entries(root) if path in listed and (tag in "Ss" or tag.islower())]
+    note = ""
+    if flagged:
+        note += (f"; {listed_paths(flagged)}: marked assume-unchanged or skip-worktree (`git ls-files -v`), "
+                 "so `git status` does not show the change, but the image gets it")
+    unseen = listed - set(flagged) - set(_status(root, [], {}))  # git status as the user runs it
+    if unseen:
+        note += (f"; {listed_paths(sorted(unseen))}: executable bit changed, which `git status` does not show "
+                 "under core.fileMode=false, but the image gets it (`git -c core.fileMode=true status` shows it)")
+    return note
 
 
 def listed_paths(paths: list[str]) -> str:
@@ -206,8 +325,7 @@ def derive_tag(
         check_ci_checkout(root, full, ci.detect(environ))
     short = short_sha(root, full, length)
     paths = check_clean(root, allow_dirty)
-    tag = f"{prefix}{short}"
-    if paths:
-        tag = f"{tag}-dirty-{dirty_hash(root)}"
+    state = source_state(root, paths)
+    tag = f"{prefix}{short}" + (f"-dirty-{state}" if state else "")
     validate_tag(tag)
-    return TagInfo(tag=tag, sha=full, short=short, dirty=bool(paths), repo=root)
+    return TagInfo(tag=tag, sha=full, short=short, dirty=bool(paths), repo=root, state=state)

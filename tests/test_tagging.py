@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from gitops_cli.errors import DirtyTreeError, UsageError
-from gitops_cli.tagging import derive_tag, dirty_hash, dirty_paths, listed_paths
+from gitops_cli.tagging import check_unchanged, derive_tag, dirty_hash, dirty_paths, listed_paths
 from tests.fixtures.services import commit_all, git
 
 
@@ -239,3 +239,92 @@ def test_jenkins_pr_head_that_is_itself_a_merge_on_the_remote_is_accepted(repo: 
     head = git(repo, "rev-parse", "HEAD")
     pr = {"JENKINS_URL": "https://ci.example/", "CHANGE_ID": "7", "BRANCH_NAME": "PR-7", "GIT_COMMIT": head}
     assert derive_tag(repo, environ=pr).sha == head
+
+
+def index_flags(repo: Path) -> str:
+    return git(repo, "ls-files", "-v", "--stage")
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_a_changed_file_marked_to_hide_its_changes_is_dirty(repo: Path, flag: str) -> None:
+    """`git update-index --skip-worktree` (or --assume-unchanged), then a local edit: git status shows
+    nothing, but the engine copies the edit into an image labelled as the commit.  Refused, naming the
+    file and why git status does not show it; the user's index keeps its flags."""
+    git(repo, "update-index", flag, "a.txt")
+    assert dirty_paths(repo) == []  # flagged but unchanged: clean
+    (repo / "a.txt").write_text("LOCAL-CREDS\n")
+    flags = index_flags(repo)
+    assert git(repo, "status", "--porcelain") == ""
+    assert dirty_paths(repo) == ["a.txt"]
+    with pytest.raises(DirtyTreeError) as exc:
+        derive_tag(repo)
+    assert exc.value.message.endswith("source state: a.txt")
+    assert "a.txt: marked assume-unchanged or skip-worktree (`git ls-files -v`)" in (exc.value.hint or "")
+    one = derive_tag(repo, allow_dirty=True).tag
+    (repo / "a.txt").write_text("OTHER-CREDS\n")
+    assert derive_tag(repo, allow_dirty=True).tag != one  # the dirty hash sees the flagged file too
+    (repo / "a.txt").unlink()  # deleted: a change too (no sparse checkout)
+    assert dirty_paths(repo) == ["a.txt"]
+    assert index_flags(repo) == flags  # read-only: the flags are cleared on a copy of the index
+
+
+def test_an_executable_bit_hidden_by_core_filemode_false_is_dirty(repo: Path) -> None:
+    git(repo, "config", "core.fileMode", "false")
+    (repo / "a.txt").chmod(0o755)
+    assert git(repo, "status", "--porcelain") == ""
+    assert dirty_paths(repo) == ["a.txt"]
+    with pytest.raises(DirtyTreeError) as exc:
+        derive_tag(repo)
+    assert "a.txt: executable bit changed, which `git status` does not show under core.fileMode=false" in (
+        exc.value.hint or "")
+    (repo / "b.txt").write_text("changed\n")
+    executable = dirty_hash(repo)
+    (repo / "a.txt").chmod(0o644)
+    assert dirty_paths(repo) == ["b.txt"] and dirty_hash(repo) != executable
+    assert git(repo, "config", "core.fileMode") == "false"
+
+
+def test_files_a_sparse_checkout_leaves_out_are_no_change(repo: Path) -> None:
+    (repo / "app").mkdir()
+    (repo / "app" / "main.txt").write_text("main\n")
+    (repo / "other").mkdir()
+    (repo / "other" / "o.txt").write_text("o\n")
+    commit_all(repo, "dirs")
+    git(repo, "sparse-checkout", "set", "app")
+    assert not (repo / "other" / "o.txt").exists() and "S other/o.txt" in git(repo, "ls-files", "-v")
+    assert dirty_paths(repo) == []
+    assert not derive_tag(repo).dirty
+
+
+def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "l.txt").write_text("lib\n")
+    commit_all(lib, "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
+    commit_all(repo, "add lib")
+    git(repo / "lib", "update-index", "--assume-unchanged", "l.txt")
+    (repo / "lib" / "l.txt").write_text("local\n")
+    assert git(repo, "status", "--porcelain", "--ignore-submodules=none") == ""
+    assert dirty_paths(repo) == ["lib"]
+
+
+def test_check_unchanged_refuses_a_state_changed_since_it_was_tagged(repo: Path) -> None:
+    info = derive_tag(repo)
+    check_unchanged(repo, info.state, "the test command 'true'", info.tag)  # nothing changed
+    (repo / "report.xml").write_text("<x/>\n")
+    with pytest.raises(DirtyTreeError) as exc:
+        check_unchanged(repo, info.state, "the test command 'make test'", info.tag)
+    assert exc.value.exit_code == 4
+    assert f"the test command 'make test' changed the working tree after it was tagged {info.tag}: report.xml;" \
+        in exc.value.message
+
+    dirty = derive_tag(repo, allow_dirty=True)
+    check_unchanged(repo, dirty.state, "the test command 'true'", dirty.tag)  # the same dirty state
+    (repo / "report.xml").write_text("<y/>\n")
+    with pytest.raises(DirtyTreeError, match=r"changed the uncommitted state tagged .*-dirty-.* \(now report.xml\)"):
+        check_unchanged(repo, dirty.state, "the test command 'make test'", dirty.tag)
+    (repo / "report.xml").unlink()
+    with pytest.raises(DirtyTreeError, match=r"\(now clean\)"):
+        check_unchanged(repo, dirty.state, "the test command 'make test'", dirty.tag)
