@@ -1,7 +1,8 @@
 """`gitops build`: run the app's build command, then build the image with OCI labels and live logs.
 
 Everything that can be checked without work is checked first (image name, tag, K=V pairs, context,
-Dockerfile), then the engine is contacted, then the app's `build_command` runs, then the image build.
+Dockerfile), then the engine is contacted, then the app's `build_command` runs, then the image build
+(after the working tree is checked again: the build command must leave it in the source state checked).
 
 `org.opencontainers.image.created` is the commit time (or SOURCE_DATE_EPOCH), not the wall clock: with
 the engine's layer cache a rebuild of the same commit then yields the same image id, so `gitops publish`
@@ -168,7 +169,7 @@ def build_image(
     messages name a bad setting (the settings' names: its flag, variable or config file)."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
-    from gitops_cli.tagging import check_clean, derive_tag
+    from gitops_cli.tagging import check_clean, check_unchanged, derive_tag, source_state
 
     name = parse_repository(image)
     if tag is not None:
@@ -183,16 +184,19 @@ def build_image(
     checkout: Path | None
     sha: str | None = None
     dirty = False
+    state = ""  # the source state checked (tagging.source_state): the build command must leave it as it is
     if tag is None:  # derive_tag finds the checkout's root itself
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
-        tag, checkout, dirty = info.tag, info.repo, info.dirty
+        tag, checkout, dirty, state = info.tag, info.repo, info.dirty, info.state
         sha = None if dirty else info.sha
     else:
         checkout = _checkout(root)
-        if revision is not None:  # the caller (the pipeline) tagged that commit and checked the tree
+        if revision is not None:  # the caller (the pipeline) tagged that commit and checked the tree clean
             sha = revision
         elif checkout is not None:
-            dirty = bool(check_clean(checkout, allow_dirty, what="an image with a revision label"))
+            paths = check_clean(checkout, allow_dirty, what="an image with a revision label")
+            dirty = bool(paths)
+            state = source_state(checkout, paths) if dirty and build_command else ""
             head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()
             sha = None if dirty else head or None
     if dirty:
@@ -208,6 +212,8 @@ def build_image(
         if status != 0:
             raise BuildError(f"build command {build_command!r} failed with exit status {status}",
                              hint="fix the app build; the image was not built")
+        if checkout is not None:  # what it changed would be in an image labelled as the source state checked
+            check_unchanged(checkout, state, f"the build command {build_command!r}", tag)
     output.step(f"Building {ref} from {ctx}")
     image_id = engine.build(
         client, context=str(ctx), dockerfile=dockerfile_arg, tag=str(ref), buildargs=args, labels=all_labels,

@@ -20,8 +20,9 @@ EXIT_CODES: dict[int, str] = {
        "(`history`, `rollback`); `rollback --steps N`: fewer than N earlier values, or the one N changes back has "
        "no tag; `rollback`: the value to go back to or from is several (containers at different tags: choose "
        "with `--container` or `--path`)",
-    4: "working tree not clean (uncommitted or untracked files) or not a git checkout; a local deploy "
-       "checkout that is detached or ahead of its origin",
+    4: "working tree not clean (uncommitted or untracked files, also changes `git status` does not show: see "
+       "`gitops tag`), or changed by the tests or the build command after it was tagged; not a git checkout; a "
+       "local deploy checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
        "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "

@@ -10,6 +10,8 @@
            building it (label TESTED_LABEL = the test command).
 - build:   unless the registry already has the tag FOR THIS SOURCE STATE (see below), build the image
            (build.build_image) with the OCI revision label set to the tagged commit, and TESTED_LABEL.
+           First the checkout must still be the source state tagged (tagging.check_unchanged): tests
+           that changed it (a rewritten lock file, a report not ignored) fail the step, exit 4.
 - publish: publish.publish_image (immutable tags), or skipped together with the build.
 - bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
@@ -144,6 +146,7 @@ class PipelineResult:
     inputs: str | None = None  # INPUTS_LABEL value for this run
     interrupted: bool = False  # KeyboardInterrupt (SIGINT): error says so; the caller re-raises it
     dirty: bool = False  # --allow-dirty on a dirty tree: the image gets no revision label
+    state: str = ""  # the source state tagged (tagging.source_state): the tests must leave it as it is
 
     @property
     def ok(self) -> bool:
@@ -400,7 +403,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     deploy: _DeployRepoClone | None = None
     try:
         with _step(result, "tag", clock) as rec:
-            result.tag, result.sha, result.dirty, other_tree = _tag(request, env)
+            result.tag, result.sha, result.dirty, result.state, other_tree = _tag(request, env)
             if other_tree is not None:  # the tag's commit is not what is built: recorded, never taken for it
                 result.inputs = f"{result.inputs};{SOURCE_INPUT}={other_tree[:16]}"
             result.ref = name.with_tag(result.tag)
@@ -617,9 +620,9 @@ class _DeployRepoClone:
             self._prepared.close()
 
 
-def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bool, str | None]:
-    """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty, the tree built when it is
-    not the tagged commit's: see _other_tree)."""
+def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bool, str, str | None]:
+    """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty, its source state (the dirty
+    hash, "" when clean), the tree built when it is not the tagged commit's: see _other_tree)."""
     from gitops_cli import git
     from gitops_cli.tagging import derive_tag
 
@@ -633,7 +636,7 @@ def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bo
             output.warn(f"--sha names {tagged.sha[:12]} but the checkout is {head[:12]}: the image is built "
                         f"from the checkout ({head[:12]}'s tree) and labelled and tagged as {tagged.sha[:12]}")
             other_tree = _other_tree(tagged.repo, head, tagged.sha)
-    return (request.tag or tagged.tag), tagged.sha, tagged.dirty, other_tree
+    return (request.tag or tagged.tag), tagged.sha, tagged.dirty, tagged.state, other_tree
 
 
 def _other_tree(repo: Path, head: str, sha: str) -> str | None:
@@ -673,6 +676,7 @@ class _EngineWarmup:
 
 def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested: str) -> str:
     from gitops_cli.build import build_image, parse_pairs
+    from gitops_cli.tagging import check_unchanged
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
@@ -682,6 +686,9 @@ def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested
     extra = {**extra, TESTED_LABEL: output.redact(tested)}
     if result.inputs is not None:  # the build inputs: a re-run with other ones is not "already published"
         extra[INPUTS_LABEL] = result.inputs
+    # The tests ran since the tag step: what they changed in the checkout (a rewritten lock file, a
+    # report) would go into an image labelled and tagged as the source state tagged.
+    check_unchanged(Path(request.repo), result.state, f"the test command {tested!r}", result.tag)
     # a dirty tree: build_image checks it again, warns, and leaves the revision label out
     built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
                         names=request.names,

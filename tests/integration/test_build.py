@@ -88,6 +88,27 @@ def test_build_command_runs_first(gitops, app_repo: Path) -> None:
     assert (app_repo / "build-output.txt").read_text() == "app build ran\n"
 
 
+def test_a_build_command_that_changes_the_checkout_stops_before_the_image(gitops, app_repo: Path,
+                                                                           docker_engine) -> None:
+    """The tree is checked before the build command; one that then rewrites a tracked file (npm install
+    and its lock file) or leaves an untracked one would put into the image what the revision label does
+    not name: refused (exit 4, naming them); ignored outputs are fine."""
+    image = f"gitops-test/changed-{app_repo.parent.name.lower()}"  # this test's own: the engine is shared
+    res = gitops(["build", "--image", image, "--tag", "changed"], cwd=app_repo,
+                 env={"GITOPS_BUILD_COMMAND": "echo x >> app.sh; touch new.lock; make build"})
+    assert res.returncode == 4, res.stderr
+    assert ("the build command 'echo x >> app.sh; touch new.lock; make build' changed the working tree after it "
+            "was tagged changed: app.sh, new.lock;") in res.stderr
+    assert docker_engine.images(name=image) == []
+
+    # --allow-dirty: the state checked is the one the image is built from, so it must not change either
+    res = gitops(["build", "--image", image, "--allow-dirty"], cwd=app_repo,
+                 env={"GITOPS_BUILD_COMMAND": "echo y >> app.sh"})
+    assert res.returncode == 4, res.stderr
+    assert "the build command 'echo y >> app.sh' changed the uncommitted state tagged" in res.stderr
+    assert docker_engine.images(name=image) == []
+
+
 def test_failing_build_command_stops_before_the_image(gitops, app_repo: Path, docker_engine) -> None:
     res = gitops(["build", "--image", "gitops-test/app", "--tag", "nobuild"], cwd=app_repo,
                  env={"GITOPS_BUILD_COMMAND": "echo compiling; exit 4"})
@@ -226,6 +247,24 @@ def test_dirty_tree_refused(gitops, app_repo: Path) -> None:
     res = gitops(["build", "--image", "gitops-test/app"], cwd=app_repo)
     assert res.returncode == 4
     assert "app.sh" in res.stderr
+
+
+def test_changes_git_status_does_not_show_are_refused(gitops, app_repo: Path, docker_engine) -> None:
+    """A file marked skip-worktree with local content, an executable bit under core.fileMode=false: git
+    status is clean, but the engine would copy both into an image labelled as the commit.  Exit 4,
+    before the engine is used; the index keeps its flags."""
+    git(app_repo, "update-index", "--skip-worktree", "test.sh")
+    (app_repo / "test.sh").write_text("LOCAL-CREDS\n")
+    git(app_repo, "config", "core.fileMode", "false")
+    (app_repo / "Dockerfile").chmod(0o755)
+    assert git(app_repo, "status", "--porcelain") == ""
+    image = f"gitops-test/hidden-{app_repo.parent.name.lower()}"
+    for verb in (["tag"], ["build", "--image", image]):
+        res = gitops(verb, cwd=app_repo)
+        assert res.returncode == 4, res.stderr
+        assert "must name one source state: Dockerfile, test.sh" in res.stderr
+    assert docker_engine.images(name=image) == []
+    assert git(app_repo, "ls-files", "-v", "test.sh") == "S test.sh"
 
 
 def test_engine_unreachable_is_one_clear_line(gitops, app_repo: Path, tmp_path: Path) -> None:

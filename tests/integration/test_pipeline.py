@@ -224,6 +224,45 @@ def test_dirty_tree_is_refused(gitops, app: Path, registry: Registry, remote: De
     assert tags(registry) == [] and len(remote.log()) == 1
 
 
+def test_tests_that_change_the_checkout_stop_the_run_before_the_build(gitops, app: Path, registry: Registry,
+                                                                     remote: DeployRemote, docker_engine) -> None:
+    """The tree is clean at the tag step; the test command then rewrites a tracked file (a lock file) and
+    writes an untracked one (a report): what would be built is not the commit the tag and the revision
+    label name.  The build step refuses (exit 4, naming both and the test command); nothing is built,
+    published or bumped.  An ignored file the tests write (a build output) is fine."""
+    image = registry.image(PATH)
+    command = "echo rewritten > app.sh; echo report > junit.xml; echo out > build-output.txt"
+    res = run(gitops, app, image, remote, "--test-command", command, "-o", "json")
+    assert res.returncode == 4, res.stderr
+    data = json.loads(res.stdout)
+    assert steps(data) == {"tag": "ok", "test": "ok", "build": "failed", "publish": "not run", "bump": "not run"}
+    assert (f"the test command {command!r} changed the working tree after it was tagged {data['tag']}: "
+            "app.sh, junit.xml;") in data["error"]  # not build-output.txt: ignored, allowed as at the tag step
+    assert not docker_engine.images(name=image) and tags(registry) == [] and len(remote.log()) == 1
+
+    # tests that write only ignored files: built and published as the commit
+    git(app, "checkout", "app.sh")
+    (app / "junit.xml").unlink()
+    ok = run(gitops, app, image, remote, "--test-command", "echo out > build-output.txt", "-o", "json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["built"] and tags(registry) == [git(app, "rev-parse", "--short", "HEAD")]
+
+
+def test_tests_that_change_a_dirty_state_stop_the_run_before_the_build(gitops, app: Path, registry: Registry,
+                                                                       remote: DeployRemote, docker_engine) -> None:
+    """--allow-dirty: the tag's -dirty-<hash> names the state hashed at the tag step; tests that change it
+    (here a file that was already dirty) would put another state under that tag: refused (exit 4)."""
+    image = registry.image(PATH)
+    (app / "app.sh").write_text('#!/bin/sh\necho "local change"\n')
+    res = run(gitops, app, image, remote, "--allow-dirty", "--test-command", "echo more >> app.sh", "-o", "json")
+    assert res.returncode == 4, res.stderr
+    data = json.loads(res.stdout)
+    assert "-dirty-" in data["tag"] and data["failed_step"] == "build"
+    assert (f"the test command 'echo more >> app.sh' changed the uncommitted state tagged {data['tag']} "
+            "(now app.sh)") in data["error"]
+    assert not docker_engine.images(name=image) and tags(registry) == [] and len(remote.log()) == 1
+
+
 def test_failing_tests_stop_everything(gitops, tmp_path: Path, base_image: str, registry: Registry,
                                        remote: DeployRemote, docker_engine) -> None:
     app = sample_app(tmp_path / "failing", test_status=1, extra_files={"gitops.toml": GITOPS_TOML})
