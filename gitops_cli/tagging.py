@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import ci, git, output
-from gitops_cli.errors import DirtyTreeError, UsageError
+from gitops_cli.errors import DirtyTreeError, GitopsError, UsageError
 from gitops_cli.imageref import validate_tag
 
 MAX_LISTED_PATHS = 10
@@ -50,6 +51,23 @@ class TagInfo:
 
 # the executable bit as the engine copies it into the image, whatever core.fileMode says
 _FILE_MODE = ("-c", "core.fileMode=true", "-c", "core.ignoreStat=false")
+_STAT = ("-c", "core.ignoreStat=false")
+
+
+@functools.cache
+def _mode_options(repo: Path) -> tuple[str, ...]:
+    """_FILE_MODE where the file system keeps executable bits; where it keeps none (vfat, WSL's /mnt/c
+    without metadata: every file shows one, and git set core.fileMode=false when it made the
+    repository), every file would differ from the index, so the bits are left to core.fileMode there.
+    Told by git's own HEAD file, which git never makes executable."""
+    import stat
+
+    try:
+        head = git.git_paths(repo, "HEAD")[0]
+        keeps_modes = not os.stat(head).st_mode & stat.S_IXUSR
+    except (OSError, GitopsError):
+        keeps_modes = True
+    return _FILE_MODE if keeps_modes else _STAT
 # a copy of the index: nothing written next to the repository's own (a split index's shared file, fsmonitor's data)
 _COPY = ("-c", "core.splitIndex=false", "-c", "core.fsmonitor=false")
 
@@ -60,7 +78,7 @@ def dirty_paths(repo: Path) -> list[str]:
     assume-unchanged or skip-worktree (then a checked-out submodule with such a file is named)."""
     entries = _index_entries(repo)
     with _index_view(repo, entries) as env:
-        out = _status(repo, [*_FILE_MODE, *(_COPY if env else ())], env)
+        out = _status(repo, [*_mode_options(repo), *(_COPY if env else ())], env)
     listed = set(out)  # a submodule git status found clean may hide a flagged file's change
     out += [path for tag, mode, path in entries if mode == "160000" and path not in listed
             and (repo / path / ".git").exists() and _hides_changes(repo / path)]
@@ -192,7 +210,7 @@ def work_tree(repo: Path) -> str:
     (assume-unchanged, skip-worktree) as they are.  Done on a copy of the index, and writing its objects
     to a temporary object directory: nothing of the repository changes."""
     with _index_view(repo, _index_entries(repo), copy=True) as env:
-        git.run([*_FILE_MODE, *_COPY, "add", "--update"], cwd=repo, env=env,
+        git.run([*_mode_options(repo), *_COPY, "add", "--update"], cwd=repo, env=env,
                 what="git add -u (a copy of the index)")
         return git.run([*_COPY, "write-tree"], cwd=repo, env=env, what="git write-tree").stdout.strip()
 

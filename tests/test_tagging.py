@@ -284,6 +284,18 @@ def test_an_executable_bit_hidden_by_core_filemode_false_is_dirty(repo: Path) ->
     assert git(repo, "config", "core.fileMode") == "false"
 
 
+def test_a_file_system_without_executable_bits_leaves_them_to_core_filemode(repo: Path) -> None:
+    """vfat or WSL's /mnt/c show every file executable, and git makes such repositories with core.fileMode
+    false: every file would differ from the index.  Told by git's HEAD file, which git never makes
+    executable: the bits are left to core.fileMode there."""
+    git(repo, "config", "core.fileMode", "false")
+    for path in [*repo.rglob("*")]:
+        if path.is_file():
+            path.chmod(0o755)  # as such a file system shows them, .git/HEAD included
+    assert dirty_paths(repo) == []
+    assert derive_tag(repo).tag == git(repo, "rev-parse", "--short=7", "HEAD")
+
+
 def test_files_a_sparse_checkout_leaves_out_are_no_change(repo: Path) -> None:
     (repo / "app").mkdir()
     (repo / "app" / "main.txt").write_text("main\n")
