@@ -272,6 +272,15 @@ def test_corpus_tag_suffix_component_is_clean(monkeypatch):
     assert lint.lint_paths([rel], DEFAULT).findings == []
 
 
+def test_an_istio_hub_and_tag_map_with_an_empty_hub_is_no_reference(monkeypatch):
+    # `hub: ""` / `tag: ""` inherit Istio's global hub and tag: the map names no image (no GL004 '' here)
+    assert findings('x:\n  hub: ""\n  tag: "1.0"\nrepair: {hub: "", tag: ""}\n', path="values.yaml") == []
+    assert findings("x:\n  hub: registry.istio.io/release\n  tag: latest\n", path="values.yaml") == [(3, 8, "GL001")]
+    monkeypatch.chdir(CORPUS)
+    report = lint.lint_paths(["istio__istio/manifests/charts/istio-cni/values.yaml"], DEFAULT)
+    assert [(f.line, f.rule) for f in report.findings] == [(5, "GL002"), (163, "GL001")]
+
+
 def test_helm_values_map_points_at_the_offending_field():
     text = (
         "image:\n  registry: docker.io\n  repository: bitnami/nginx\n  tag: latest\n"

@@ -1099,7 +1099,7 @@ class _Walk:
         if keys is None:
             value = scal("tag") or scal("digest")
             if parent_key == "image" and value is not None and not value.is_null \
-                    and not any(k in values for k in _HELM_NAME_KEYS):
+                    and not any(k in values for k in _HELM_NAME_KEYS if not (k == "hub" and _unset(scal(k)))):
                 self.tag_only.append(value)
             return set()
         fields = {role: s for role, key in keys.items() for s in [scal(key)] if s is not None}
@@ -1232,6 +1232,8 @@ def _helm_keys(scal: Any, parent_key: str | None) -> dict[str, str] | None:
         if repository_key is None:
             return None
     elif registry_key == "hub" and tag is not None:
+        if _unset(scal("hub")):  # Istio's `hub: ""`: inherit the global hub; like `image: {tag: v1}`, no name
+            return None
         repository_key = None
     else:
         return None
@@ -1245,6 +1247,11 @@ def _helm_keys(scal: Any, parent_key: str | None) -> dict[str, str] | None:
     if digest is not None:
         keys["digest"] = "digest"
     return keys
+
+
+def _unset(scalar: Scalar | None) -> bool:
+    """An empty value: `""`, `~`, nothing."""
+    return scalar is None or scalar.is_null or scalar.value == ""
 
 
 def helm_parameter_roles(prefix: str, names: dict[str, str]) -> dict[str, str] | None:

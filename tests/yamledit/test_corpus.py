@@ -35,6 +35,9 @@ OVERRIDES = {_PETS: [
     (18 + 2 * i, 11, ("spec", "source", "kustomize", "images", i), f"{_STORE}{svc}={_STORE}{svc}:2.2.0")
     for i, svc in enumerate(["ai-service", "makeline-service", "order-service", "product-service", "store-admin",
                              "store-front", "virtual-customer", "virtual-worker"])]}
+# Maps the index reads as references that gitops does not, by design: Istio's "inherit the global hub and tag"
+# (`repair: {hub: "", tag: ""}`), which names no image, as a tag-only `image: {tag: v1}` map does not.
+NOT_REFERENCES = {("istio__istio/manifests/charts/istio-cni/values.yaml", ("_internal_defaults_do_not_set", "repair"))}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,8 @@ def _image_keys(index: dict) -> dict[str, list[dict]]:
     """Indexed refs plus the `image:` keys the index lists under other_image_keys (for us: kind image)."""
     out: dict[str, list[dict]] = defaultdict(list)
     for r in index["refs"]:
-        out[r["file"]].append(r)
+        if (r["file"], tuple(r["path"])) not in NOT_REFERENCES:
+            out[r["file"]].append(r)
     for r in index["other_image_keys"]:
         if r["path"][-1] == "image" and "patches" not in r["path"]:
             out[r["file"]].append({**r, "kind": "image"})
@@ -248,7 +252,7 @@ def test_bump_every_repository_changes_exactly_the_indexed_values(index: dict, t
             assert again == new_text and none == []
     total = sum(len(v) for k, v in expected.items() if k not in unparseable)
     assert bumped + untouchable == total
-    assert bumped >= 590 and untouchable == 65  # ${IMAGE}, <<PROJECT>>, CONTAINER_IMAGES_REGISTRY/x, ...
+    assert bumped >= 590 and untouchable == 64  # ${IMAGE}, <<PROJECT>>, CONTAINER_IMAGES_REGISTRY/x, ...
 
 
 def test_placeholder_references_are_left_untouched(index: dict, texts: dict[str, str]) -> None:

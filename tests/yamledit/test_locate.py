@@ -687,3 +687,16 @@ def test_an_image_map_with_a_tag_and_no_repository_is_no_reference_but_is_report
     result = locate(text)
     assert [r.value for r in result.references] == ["team/web:v1"]
     assert [(s.value, s.line, s.column) for s in result.tag_only] == [("v1", 2, 8), ("sha256:1", 5, 19)]
+
+
+def test_a_hub_and_tag_map_with_an_empty_hub_names_no_image():
+    """Istio's values (`repair: {hub: "", tag: ""}`): an empty hub or tag inherits the global one, so the map names
+    no image -- no reference, as a tag-only `image: {tag: v1}` map is none (and under `image:` it is reported as
+    one); a hub with a value, or an empty hub beside an `image:` name, is still a reference."""
+    text = ('repair:\n  hub: ""\n  tag: ""\nnull_hub:\n  hub: ~\n  tag: "1.0"\nimage:\n  hub: ""\n  tag: v1\n'
+            "global:\n  hub: registry.istio.io/release\n  tag: 1.22.0\n"
+            'cni:\n  hub: ""\n  image: install-cni\n  tag: ""\n')
+    result = locate(text)
+    assert [(r.value, r.path) for r in result.references] == [
+        ("registry.istio.io/release:1.22.0", ("global",)), ("install-cni", ("cni",))]
+    assert [(s.value, s.line) for s in result.tag_only] == [("v1", 9)]
