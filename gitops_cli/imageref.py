@@ -234,6 +234,17 @@ def parse_tagged(text: str) -> ImageRef:
     return ref
 
 
+# Text that something else fills in before the reference is used: `${VAR}` / `$VAR` (envsubst, Flux's postBuild
+# substitution, docker compose), `{{ ... }}` (Helm, Go templates), `<NAME>` / `<<NAME>>` (a value left to fill in).
+# The one definition: lint's GL006 reports them.
+PLACEHOLDER_RE = re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*?(?:\}\}|$)|<<?[^<>\s]+>>?")
+
+
+def placeholders(value: str) -> list[str]:
+    """The placeholders written in value (see PLACEHOLDER_RE), in order."""
+    return [m.group(0) for m in PLACEHOLDER_RE.finditer(value)]
+
+
 MUTABLE_TAGS = frozenset(
     {
         "latest", "main", "master", "develop", "dev", "trunk", "head", "stable", "edge", "nightly",

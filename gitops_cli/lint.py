@@ -159,9 +159,7 @@ def _bool(value: Any, key: str, origin: str) -> bool:
 
 # --- rules on one reference ------------------------------------------------------------------------
 
-# ${VAR} / $VAR / {{ ... }} / <NAME> / <<NAME>>
-_PLACEHOLDER_RE = re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*?(?:\}\}|$)|<<?[^<>\s]+>>?")
-_MARK = "zplaceholderz"
+_MARK = "zplaceholderz"  # stands for a placeholder (imageref.PLACEHOLDER_RE) where the rest is still judged
 
 
 @dataclass(frozen=True)
@@ -173,18 +171,14 @@ class Problem:
     part: str | None = None
 
 
-def placeholders(value: str) -> list[str]:
-    return [m.group(0) for m in _PLACEHOLDER_RE.finditer(value)]
-
-
 def check_reference(value: str, config: LintConfig) -> list[Problem]:
     """The rule violations of one image reference (as composed text), before severity/suppression."""
     shown = _show(value)
-    found = placeholders(value)
+    found = imageref.placeholders(value)  # one definition, in imageref
     if found:
         return [Problem("GL006", f"image {shown} has an unresolved placeholder {found[0]}; "
                                  "the linted file is not what gets deployed", _part_of(value, found[0])),
-                *_check_with_placeholders(_PLACEHOLDER_RE.sub(_MARK, value), shown, config)]
+                *_check_with_placeholders(imageref.PLACEHOLDER_RE.sub(_MARK, value), shown, config)]
     try:
         ref = imageref.parse(value)
     except InvalidReferenceError as exc:
@@ -614,7 +608,7 @@ def _field_for(ref: Any, problem: Problem) -> Any:
     # only the fields the reference is composed of: a kustomize `name` replaced by `newName` is not one
     composed = [*_name_sources(ref), first(_TAG_FIELDS), first(_DIGEST_FIELDS)]
     if problem.rule == "GL006":
-        marker = placeholders(ref.value or "")
+        marker = imageref.placeholders(ref.value or "")
         for scalar in composed:
             if scalar is not None and marker and marker[0] in _scalar_text(scalar):
                 return scalar

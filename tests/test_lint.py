@@ -718,7 +718,7 @@ def test_corpus_lints_without_crash_and_reports_every_untagged_or_latest_contain
     for ref in expected:
         rules = at.get((ref["file"], ref["line"], ref["column"]), set())
         value = ref["value"]
-        if lint.placeholders(value):
+        if lint.imageref.placeholders(value):
             want = "GL006"
         elif lint.imageref.try_parse(value) is None:
             want = "GL004"
