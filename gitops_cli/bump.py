@@ -51,7 +51,7 @@ from gitops_cli.errors import (
     VerificationError,
     refused_write,
 )
-from gitops_cli.imageref import ImageRef, try_parse
+from gitops_cli.imageref import PLACEHOLDER_RE, ImageRef, try_parse
 from gitops_cli.settings import FLAGS, Names
 from gitops_cli.tempdirs import TempDir
 
@@ -271,10 +271,23 @@ def compute_edits(
     (a file counted up to date with a reference in it that is not at its target is a VerificationError).
     A file stored in Git LFS (its pointer) is never bumped; it is among the warnings only when an image is
     not found, which it may hold.
+    A reference the bump leaves as it is (yamledit.Kept: a placeholder in its tag or digest, a kustomize entry's
+    tagSuffix) does not count as found: each is named in a warning; a tagSuffix entry whose `name` is the image
+    bumped (its suffix goes on the tag of that image in its resources, which the bump changes) only when the
+    image is not found.
     Raises VerificationError (from yamledit) when any file cannot be patched verifiably, UsageError for
     a bad `paths` value (named as `names` does: its source).
     """
-    from gitops_cli.yamledit import YamlSyntaxError, discover, locate, needles_for, read_text, update_images
+    from gitops_cli.yamledit import (
+        YamlSyntaxError,
+        discover,
+        kept,
+        kept_references,
+        locate,
+        needles_for,
+        read_text,
+        update_images,
+    )
 
     targets = list(images)
     needles = needles_for(targets)
@@ -287,6 +300,7 @@ def compute_edits(
     entries: list[tuple[str, Any, ImageRef, bool]] = []  # kustomize entries of a target: (file, entry, target, changed)
     in_lfs: list[str] = []  # warnings for the files stored in Git LFS: any of them may hold an image not found
     unnamed: list[str] = []  # with --path: files that name no target, but may tag one (`image: {tag: v1}`)
+    suffixed: list[tuple[str, str]] = []  # (warning, target) for a tagSuffix entry of its name: if it is not found
     for path in discover(root, list(paths) or None, names):
         rel = path.relative_to(root).as_posix()
         try:
@@ -320,14 +334,22 @@ def compute_edits(
         except YamlSyntaxError as exc:
             skipped.append(f"{rel}:{exc.line}: skipped ({exc.message})")
             continue
-        references = locate(text, needles, filename=rel).references if container or len(targets) > 1 else []
+        keeps = _may_keep(text)
+        references = locate(text, needles, filename=rel).references if container or len(targets) > 1 or keeps else []
+        for held, target in kept_references(references, targets, container) if keeps else []:
+            warning = _kept_warning(rel, held)
+            base = try_parse(held.ref.fields["name"].value) if held.why == "tagSuffix" else None
+            if base is not None and base.same_repository(target):  # the suffix goes on the tag bumped here
+                suffixed.append((warning, target.normalized_name))
+            else:
+                skipped.append(warning)
         if container is not None:  # the images this container uses (kustomize/Helm entries name none)
             in_container |= {t.normalized_name for t in targets for r in references
                              if r.form == "string" and r.container == container and reference_matches(r, t)}
             located[rel] = references
             changed = {(c.line, c.column) for c in changes}
             entries += [(rel, r, t, bool(changed & _spots(r))) for r in references if r.kind == "kustomize"
-                        for t in targets if reference_matches(r, t)]
+                        and kept(r) is None for t in targets if reference_matches(r, t)]
         if new == text:
             unchanged.append((rel, text))
             continue
@@ -336,8 +358,7 @@ def compute_edits(
         # every target this file references counts, not only those it changes: one at its target already
         # (its other references changed here) is up to date, not missing; a change we could not attribute
         # is one of them (a target no container of that name uses is taken out below, as for any file)
-        found |= {t.normalized_name for t in targets for r in references
-                  if not excluded_by_container(r, container) and reference_matches(r, t)}
+        found |= _named(references, targets, container)
         edits.append(FileEdit(rel, text, new, list(changes), owners))
     if container is not None:
         in_container = _kustomize_containers(root, entries, located, container, in_container, names)
@@ -347,17 +368,41 @@ def compute_edits(
             break
         references = locate(text, needles, filename=rel).references
         _check_up_to_date(rel, text, references, targets, container, resolve_digest, _in_file(select, rel))
-        found |= {t.normalized_name for t in targets for r in references
-                  if not excluded_by_container(r, container) and reference_matches(r, t)}
+        found |= _named(references, targets, container)
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
-    if not found >= wanted:  # part of the explanation: these files could not be read
-        skipped += in_lfs
+    if not found >= wanted:  # part of the explanation: these files could not be read, these entries add a suffix
+        skipped += in_lfs + [warning for warning, target in suffixed if target not in found]
     skipped += _tag_only(root, [*unnamed, *(rel for rel, _ in unchanged if paths)])
     return edits, skipped, found
 
 
 TAG_ONLY = "an `image:` map that names no repository"
+PLACEHOLDER = "is a placeholder, which gitops never overwrites"
+TAG_SUFFIX = "a kustomize `images:` entry with a tagSuffix and no newTag or digest"
+
+
+def _named(references: Sequence[Any], targets: Sequence[ImageRef], container: str | None) -> set[str]:
+    """The targets (normalized names) that these references count as found: not those --container leaves out,
+    nor those the bump leaves as they are (yamledit.kept: a placeholder, a kustomize entry's tagSuffix)."""
+    from gitops_cli.yamledit import kept
+
+    return {t.normalized_name for t in targets for r in references
+            if not excluded_by_container(r, container) and reference_matches(r, t) and kept(r) is None}
+
+
+def _may_keep(text: str) -> bool:
+    """Cheap pre-filter: may the text hold a reference the bump leaves as it is (yamledit.kept)?"""
+    return "tagSuffix" in text or PLACEHOLDER_RE.search(text) is not None
+
+
+def _kept_warning(rel: str, held: Any) -> str:
+    """"FILE:LINE: skipped (...)" for a reference the bump leaves as it is (a yamledit.Kept)."""
+    if held.why == "placeholder":
+        return (f"{rel}:{held.line}: skipped (the {held.part} of {held.image}, {held.detail!r}, {PLACEHOLDER}: "
+                "whatever fills it in (Flux's postBuild substitution, Helm, envsubst, ...) sets it)")
+    return (f"{rel}:{held.line}: skipped ({TAG_SUFFIX}: kustomize appends {held.detail!r} to the tag its resources "
+            f"give {held.ref.fields['name'].value}, and drops the suffix for a newTag, which gitops never adds)")
 
 
 def _tag_only(root: Path, rels: Sequence[str]) -> list[str]:
@@ -645,8 +690,14 @@ def _unwrite(root: Path, written: Sequence[FileEdit]) -> None:
 
 
 def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: Sequence[str],
-               container: str | None, names: Names, tag_only: Sequence[str] = ()) -> NotFoundError:
-    """tag_only: FILE:LINE of the tag-only `image:` maps seen (see _tag_only), which explain it."""
+               container: str | None, names: Names, skipped: Sequence[str] = ()) -> NotFoundError:
+    """skipped: the warnings of compute_edits; those naming a tag-only `image:` map (see _tag_only), a placeholder or a
+    kustomize tagSuffix entry the bump left as it is (_kept_warning) explain it."""
+    def at(marker: str) -> str:
+        spots = [w.split(": skipped", 1)[0] for w in skipped if marker in w]
+        return f"{', '.join(spots[:3])}{', ...' if len(spots) > 3 else ''}" if spots else ""
+
+    tag_only, templated, suffixed = at(TAG_ONLY), at(PLACEHOLDER), at(TAG_SUFFIX)
     missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
     scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "")
     if container:
@@ -656,13 +707,23 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
             hint="check --container (kustomize images: and Helm values entries name no container: they are "
                  "bumped only together with a container of that name that uses the image)",
         )
+    reasons, hints = [], []
     if tag_only:
+        reasons.append(f"the tag at {tag_only} is in {TAG_ONLY} (a values override file), so gitops cannot tell "
+                       "which image it tags")
+        hints.append(f"write the repository beside the tag (`repository: {missing[0]}`: Helm merges the values files "
+                     "key by key, so the chart renders the same), or bump the values file that names the image")
+    if templated:
+        reasons.append(f"the tag or digest at {templated} {PLACEHOLDER}")
+        hints.append("set the value where the placeholder is filled in (a Flux postBuild substitution, Helm values, "
+                     "your CI's environment), or write the tag in its place for gitops to bump")
+    if suffixed:
+        reasons.append(f"at {suffixed}, {TAG_SUFFIX} takes its tag from the kustomization's resources")
+        hints.append("bump the image the kustomization's resources name: kustomize appends the suffix to its tag")
+    if reasons:
         return NotFoundError(
-            f"no reference to {', '.join(missing)} found in the YAML files of {scope}: the tag at "
-            f"{', '.join(tag_only[:3])}{', ...' if len(tag_only) > 3 else ''} is in {TAG_ONLY} (a values "
-            "override file), so gitops cannot tell which image it tags",
-            hint=f"write the repository beside the tag (`repository: {missing[0]}`: Helm merges the values files key "
-                 "by key, so the chart renders the same), or bump the values file that names the image",
+            f"no reference to {', '.join(missing)} found in the YAML files of {scope}: " + "; ".join(reasons),
+            hint="; or ".join(hints) if len(hints) > 1 else hints[0],
         )
     return NotFoundError(
         f"no reference to {', '.join(missing)} found in the YAML files of {scope}",
@@ -1246,9 +1307,8 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
             output.warn(warning)
     result.skipped = skipped
     if len(found) < len({i.normalized_name for i in request.images}):
-        tag_only = [w.split(": skipped", 1)[0] for w in skipped if TAG_ONLY in w]
         raise _not_found(request.images, found, result.repository, request.paths, request.container,
-                         request.names, tag_only)
+                         request.names, skipped)
     result.superseded = guard(edits) if guard is not None else None  # also with no edits (see Guard)
     result.edits = [] if result.superseded else edits
 

@@ -236,13 +236,28 @@ def parse_tagged(text: str) -> ImageRef:
 
 # Text that something else fills in before the reference is used: `${VAR}` / `$VAR` (envsubst, Flux's postBuild
 # substitution, docker compose), `{{ ... }}` (Helm, Go templates), `<NAME>` / `<<NAME>>` (a value left to fill in).
-# The one definition: lint's GL006 reports them.
+# The one definition: lint's GL006 reports them, bump never overwrites them.
 PLACEHOLDER_RE = re.compile(r"\$\{[^}]*\}?|\$[A-Za-z_][A-Za-z0-9_]*|\{\{.*?(?:\}\}|$)|<<?[^<>\s]+>>?")
 
 
 def placeholders(value: str) -> list[str]:
     """The placeholders written in value (see PLACEHOLDER_RE), in order."""
     return [m.group(0) for m in PLACEHOLDER_RE.finditer(value)]
+
+
+def templated(value: str) -> tuple[ImageRef, str, str] | None:
+    """(the image it names, 'tag' or 'digest', the placeholder) when value names an image in words of its own and
+    its tag or digest holds a placeholder (`team/app:${APP_VERSION}`, `team/app:{{ .Values.tag }}`,
+    `team/app:${TAG:-v1}`, `team/app@${DIGEST}`); None for a value with none, or with one in its name
+    (`${REGISTRY}/team/app:v1`: which image that is, is not written)."""
+    found = placeholders(value)
+    if not found:
+        return None
+    name, tag, digest = split_reference(PLACEHOLDER_RE.sub("\0", value))
+    image = try_parse(name) if "\0" not in name else None
+    if image is None or image.tag is not None or image.digest is not None:
+        return None
+    return image, "tag" if tag is not None and "\0" in tag else "digest", found[0]
 
 
 MUTABLE_TAGS = frozenset(

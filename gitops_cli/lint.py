@@ -174,7 +174,7 @@ class Problem:
 def check_reference(value: str, config: LintConfig) -> list[Problem]:
     """The rule violations of one image reference (as composed text), before severity/suppression."""
     shown = _show(value)
-    found = imageref.placeholders(value)  # one definition, in imageref
+    found = imageref.placeholders(value)  # the placeholders bump never overwrites: one definition
     if found:
         return [Problem("GL006", f"image {shown} has an unresolved placeholder {found[0]}; "
                                  "the linted file is not what gets deployed", _part_of(value, found[0])),

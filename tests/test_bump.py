@@ -721,3 +721,111 @@ def test_an_image_at_its_target_in_a_file_another_image_changes_is_up_to_date_no
     assert compute_edits(tmp_path, [a, b, c])[2] == {a.normalized_name, b.normalized_name}
     # with --container, an image at its target in another container counts only for that container's name
     assert compute_edits(tmp_path, [a, b], container="b")[2] == {b.normalized_name}
+
+
+def _render(directory: Path) -> list[str]:
+    """The images `kubectl kustomize` (offline) deploys from a kustomization directory."""
+    import shutil
+
+    from gitops_cli import kube
+
+    out = kube.kustomize(kube.Kubectl(shutil.which("kubectl") or "kubectl"), directory, directory.name)
+    return [line.split("image:", 1)[1].strip() for line in out.splitlines() if "image:" in line]
+
+
+DEPLOY = "apiVersion: apps/v1\nmetadata: {{name: api}}\n" + DEPLOYMENT  # one kustomize renders
+SUFFIX_OVERLAY = {
+    "base/kustomization.yaml": "resources:\n- deploy.yaml\n",
+    "base/deploy.yaml": DEPLOY.format(name="api", image="registry.example.com/team/api:1.0.0"),
+    "overlay/kustomization.yaml": "resources:\n- ../base\nimages:\n- name: registry.example.com/team/api\n"
+                                  "  tagSuffix: -debug\n",
+}
+
+
+def test_a_kustomize_tag_suffix_entry_is_left_as_it_is_and_its_suffix_keeps_applying(tmp_path: Path) -> None:
+    """An entry with only `name` + `tagSuffix` got a `newTag:` line, and kustomize drops the suffix once an entry
+    has a newTag: the overlay deployed team/api:2.0.0, not 2.0.0-debug.  Now the base is bumped and the entry
+    left as it is; kustomize renders the new tag with the suffix."""
+    _write(tmp_path, SUFFIX_OVERLAY)
+    git("init", "--quiet", str(tmp_path))
+    assert all(i.startswith("registry.example.com/team/api:1.0.0-debug") for i in _render(tmp_path / "overlay"))
+    result = bump(BumpRequest(str(tmp_path), [API], commit=False))
+    assert [e.path for e in result.edits] == ["base/deploy.yaml"] and result.skipped == []
+    assert (tmp_path / "overlay/kustomization.yaml").read_text() == SUFFIX_OVERLAY["overlay/kustomization.yaml"]
+    rendered = _render(tmp_path / "overlay")
+    assert rendered and all(i.startswith("registry.example.com/team/api:2.0.0-debug") for i in rendered)
+    # with no base to bump, nothing is found: the entry is named, and the error says why
+    (tmp_path / "base/deploy.yaml").write_text(DEPLOY.format(name="api", image="team/other:1"))
+    with pytest.raises(NotFoundError) as exc:
+        bump(BumpRequest(str(tmp_path), [API], commit=False))
+    assert exc.value.message.endswith(
+        ": at overlay/kustomization.yaml:5, a kustomize `images:` entry with a tagSuffix and no newTag or digest "
+        "takes its tag from the kustomization's resources")
+    assert (tmp_path / "overlay/kustomization.yaml").read_text() == SUFFIX_OVERLAY["overlay/kustomization.yaml"]
+
+
+def test_a_kustomize_tag_suffix_beside_a_new_tag_never_applied_and_the_tag_is_bumped(tmp_path: Path) -> None:
+    """kustomize ignores a tagSuffix when the entry has a newTag (or digest) of its own: the new tag renders as it
+    is, before the bump and after alike."""
+    overlay = SUFFIX_OVERLAY["overlay/kustomization.yaml"] + "  newTag: 1.5.0\n"
+    _write(tmp_path, {**SUFFIX_OVERLAY, "overlay/kustomization.yaml": overlay})
+    assert _render(tmp_path / "overlay") == ["registry.example.com/team/api:1.5.0"]
+    edits, skipped, found = compute_edits(tmp_path, [API])
+    assert [e.path for e in edits] == ["base/deploy.yaml", "overlay/kustomization.yaml"] and skipped == []
+    assert edits[1].new == overlay.replace("1.5.0", "2.0.0")
+    git("init", "--quiet", str(tmp_path))
+    bump(BumpRequest(str(tmp_path), [API], commit=False))
+    assert _render(tmp_path / "overlay") == ["registry.example.com/team/api:2.0.0"]
+
+
+def test_a_renaming_kustomize_tag_suffix_entry_is_named_in_a_warning(tmp_path: Path) -> None:
+    """`name: team/old` + `newName: .../team/api` + `tagSuffix`: its tag is that of team/old in the resources,
+    which the bump of team/api does not change, and a newTag would drop the suffix: left, with a warning."""
+    overlay = ("resources:\n- ../base\nimages:\n- name: team/old\n  newName: registry.example.com/team/api\n"
+               "  tagSuffix: -debug\n")
+    _write(tmp_path, {**SUFFIX_OVERLAY, "overlay/kustomization.yaml": overlay,
+                      "base/deploy.yaml": DEPLOY.format(name="api", image="team/old:1.0.0")})
+    assert _render(tmp_path / "overlay") == ["registry.example.com/team/api:1.0.0-debug"]
+    warning = ("overlay/kustomization.yaml:6: skipped (a kustomize `images:` entry with a tagSuffix and no newTag or "
+               "digest: kustomize appends '-debug' to the tag its resources give team/old, and drops the suffix for a "
+               "newTag, which gitops never adds)")
+    assert compute_edits(tmp_path, [API]) == ([], [warning], set())
+    # found elsewhere, the image is bumped there, and the entry is still named
+    (tmp_path / "other.yaml").write_text(DEPLOYMENT.format(name="api", image="registry.example.com/team/api:1.0.0"))
+    edits, skipped, found = compute_edits(tmp_path, [API])
+    assert [e.path for e in edits] == ["other.yaml"] and skipped == [warning] and found == {API.normalized_name}
+
+
+PLACEHOLDERS = {
+    "values.yaml": "image:\n  repository: registry.example.com/team/api\n  tag: ${APP_VERSION}\n",
+    "kustomization.yaml": "images:\n- name: registry.example.com/team/api\n  newTag: ${APP_VERSION}\n",
+    "chart/values.yaml": 'image:\n  repository: registry.example.com/team/api\n  tag: "{{ .Chart.AppVersion }}"\n',
+    "dep.yaml": DEPLOYMENT.format(name="api", image="registry.example.com/team/api:${TAG:-v1}"),
+}
+
+
+def test_a_placeholder_is_never_overwritten_and_each_one_is_named(tmp_path: Path) -> None:
+    """A Flux postBuild variable (`newTag: ${APP_VERSION}`) or a Helm template in values was overwritten with
+    the tag, while the same placeholder in an image string was not counted at all (exit 3 'no reference
+    found', saying nothing of it).  Now none is overwritten, each is named, and the error says why."""
+    _write(tmp_path, PLACEHOLDERS)
+    git("init", "--quiet", str(tmp_path))
+    with pytest.raises(NotFoundError) as exc:
+        bump(BumpRequest(str(tmp_path), [API], commit=False))
+    assert exc.value.exit_code == 3 and exc.value.message == (
+        f"no reference to registry.example.com/team/api found in the YAML files of {tmp_path}: the tag or digest "
+        "at chart/values.yaml:3, dep.yaml:7, kustomization.yaml:3, ... is a placeholder, which gitops never "
+        "overwrites")
+    assert "where the placeholder is filled in" in (exc.value.hint or "")
+    assert {rel: (tmp_path / rel).read_text() for rel in PLACEHOLDERS} == PLACEHOLDERS
+    _, skipped, found = compute_edits(tmp_path, [API])
+    assert found == set() and skipped == [
+        f"{where}: skipped (the tag of registry.example.com/team/api, {value!r}, is a placeholder, which gitops never "
+        "overwrites: whatever fills it in (Flux's postBuild substitution, Helm, envsubst, ...) sets it)"
+        for where, value in [("chart/values.yaml:3", "{{ .Chart.AppVersion }}"), ("dep.yaml:7", "${TAG:-v1}"),
+                             ("kustomization.yaml:3", "${APP_VERSION}"), ("values.yaml:3", "${APP_VERSION}")]]
+    # a reference with a tag of its own is bumped; the placeholders are still named
+    (tmp_path / "other.yaml").write_text(DEPLOYMENT.format(name="api", image="registry.example.com/team/api:1.0.0"))
+    result = bump(BumpRequest(str(tmp_path), [API], commit=False))
+    assert [e.path for e in result.edits] == ["other.yaml"] and len(result.skipped) == 4
+    assert {rel: (tmp_path / rel).read_text() for rel in PLACEHOLDERS} == PLACEHOLDERS

@@ -5,18 +5,32 @@ Pure functions over text (and, in discover, the file tree): no docker, no git, n
 
 from gitops_cli.yamledit.discover import YAML_SUFFIXES, discover, read_text, write_atomic
 from gitops_cli.yamledit.locate import LocateResult, Reference, Scalar, YamlSyntaxError, locate
-from gitops_cli.yamledit.splice import Change, Edit, apply_edits, mentions, needles_for, pending, update_images
+from gitops_cli.yamledit.splice import (
+    Change,
+    Edit,
+    Kept,
+    apply_edits,
+    kept,
+    kept_references,
+    mentions,
+    needles_for,
+    pending,
+    update_images,
+)
 
 __all__ = [
     "YAML_SUFFIXES",
     "Change",
     "Edit",
+    "Kept",
     "LocateResult",
     "Reference",
     "Scalar",
     "YamlSyntaxError",
     "apply_edits",
     "discover",
+    "kept",
+    "kept_references",
     "locate",
     "mentions",
     "needles_for",

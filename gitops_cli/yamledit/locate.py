@@ -41,7 +41,9 @@ from gitops_cli.errors import UsageError
 from gitops_cli.kustomize import KUSTOMIZATION_FILES
 
 CONTAINER_KEYS = frozenset({"containers", "initContainers", "ephemeralContainers"})
-KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest")
+# an entry's fields read; `tagSuffix` is never written: kustomize appends it to the tag of its resources' image
+# only when the entry sets no newTag or digest, which the bump then never adds (see splice.kept)
+KUSTOMIZE_FIELDS = ("name", "newName", "newTag", "digest", "tagSuffix")
 KUSTOMIZATION_KINDS = frozenset({"Kustomization", "Component"})
 ARGO_APPLICATION_KINDS = frozenset({"Application", "ApplicationSet"})  # apiVersion argoproj.io/...
 # Keys whose subtree never holds image references: free-form string maps.
@@ -737,7 +739,6 @@ def override_parts(value: str) -> dict[str, tuple[int, int]] | None:
         return None
     if any(a >= b for a, b in out.values()) or value[head_end - 1] == ":":  # `team/app:`: an empty tag
         return None
-        return None
     return out
 
 
@@ -1203,7 +1204,7 @@ def _gains_line_break(text: str, node: _Node) -> bool:
 
 
 def _looks_like_kustomize_images(images: _Node | None) -> bool:
-    """A list of maps that all have `name`, at least one with newName/newTag/digest."""
+    """A list of maps that all have `name`, at least one with newName/newTag/digest/tagSuffix."""
     if images is None or images.kind != "Q" or not images.items:
         return False
     overrides = False
@@ -1214,7 +1215,7 @@ def _looks_like_kustomize_images(images: _Node | None) -> bool:
         names = {_key(k) for k, _ in entry.items}
         if "name" not in names:
             return False
-        overrides = overrides or bool(names & {"newName", "newTag", "digest"})
+        overrides = overrides or bool(names & {"newName", "newTag", "digest", "tagSuffix"})
     return overrides
 
 

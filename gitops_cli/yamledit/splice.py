@@ -6,6 +6,8 @@ Helm map has no tag field), applies them to the original text and verifies the n
 stream must equal the old one except for exactly the planned values (same positions after the shift of
 each edit), and re-locating must read every changed reference back as intended and every other reference
 as before.  Anything else raises errors.VerificationError and the caller writes nothing.
+Never changed (`kept`): a tag or digest that holds a placeholder, and a kustomize entry with a tagSuffix and no
+newTag or digest (a newTag added there would turn the suffix off).
 """
 
 from __future__ import annotations
@@ -349,9 +351,63 @@ def _match(name: str, targets: list[ImageRef]) -> tuple[ImageRef, ImageRef] | No
     return None
 
 
+@dataclass(frozen=True)
+class Kept:
+    """A reference the bump leaves as it is, though it names an image: `why` is 'placeholder' (its tag or digest
+    holds one, `detail`, which whatever fills it in sets: never overwritten) or 'tagSuffix' (a kustomize entry
+    with a tagSuffix, `detail`, and no newTag or digest: kustomize appends the suffix to the tag its resources
+    give the image, and drops it once the entry has a newTag or digest of its own).  `line`: of that value."""
+
+    ref: Reference
+    image: ImageRef  # the image it names (a repository, no tag)
+    why: str
+    detail: str
+    line: int
+    part: str | None = None  # 'placeholder': 'tag' or 'digest'
+
+
+def kept(ref: Reference) -> Kept | None:
+    """Why the bump leaves this reference as it is (see Kept), or None: one rule for every form and kind."""
+    if ref.kind == "kustomize" and ref.form == "map":
+        suffix = ref.fields.get("tagSuffix")
+        if suffix is not None and not _value(ref.fields.get("newTag")) and not _value(ref.fields.get("digest")):
+            image = imageref.try_parse(ref.name or "")
+            if image is not None and image.tag is None and image.digest is None:
+                return Kept(ref, image, "tagSuffix", _value(suffix), suffix.line)
+    found = imageref.templated(ref.value)
+    if found is None:
+        return None
+    image, part, placeholder = found
+    line = ref.line
+    if ref.form == "map":  # the field holding it
+        role = ("newTag" if ref.kind == "kustomize" else "tag") if part == "tag" else "digest"
+        field_scalar = ref.fields.get(role)
+        line = field_scalar.line if field_scalar is not None else line
+    elif ref.scalar is not None:
+        line = ref.scalar.line
+    return Kept(ref, image, "placeholder", placeholder, line, part)
+
+
+def kept_references(refs: list[Reference], targets: list[ImageRef], container: str | None = None,
+                    ) -> list[tuple[Kept, ImageRef]]:
+    """The references to the targets (of that container's, with `container`: as _plan reads them) that the bump
+    leaves as they are (see Kept), each with its target."""
+    out = []
+    for ref in refs:
+        if container is not None and ref.form == "string" and ref.container != container:
+            continue
+        why = kept(ref)
+        target = next((t for t in targets if why is not None and why.image.same_repository(t)), None)
+        if why is not None and target is not None:
+            out.append((why, target))
+    return out
+
+
 def _plan(text: str, refs: list[Reference], targets: list[ImageRef], container: str | None,
           plan: _Plan, select: Selector | None = None) -> None:
     for ref in refs:
+        if kept(ref) is not None:  # a placeholder, or a kustomize tagSuffix: left as it is (see Kept)
+            continue
         if ref.form == "string":
             if container is not None and ref.container != container:
                 continue

@@ -118,3 +118,46 @@ def test_a_tag_only_values_override_file_named_with_path_is_exit_3_saying_why(tm
                           "which image it tags")
     assert next(ln for ln in lines if ln.startswith("hint:")).startswith(
         f"hint: write the repository beside the tag (`repository: {APP}`")
+
+
+SUFFIX_BASE = {
+    "base/kustomization.yaml": "resources: [deployment.yaml]\n",
+    "base/deployment.yaml": BASE["base/deployment.yaml"].replace("image: team/app\n", f"image: {APP}:v1\n"),
+    "debug/kustomization.yaml": f"resources: [../base]\nimages:\n- name: {APP}\n  tagSuffix: -debug\n",
+}
+
+
+def test_a_kustomize_tag_suffix_entry_keeps_its_suffix_in_what_kustomize_renders(tmp_path: Path, gitops) -> None:
+    """The entry used to get `newTag: v2`, which turns kustomize's tagSuffix off: the overlay deployed
+    app:v2, not app:v2-debug.  Now the base is bumped, the entry left as it is, and the pushed tree renders
+    the new tag with the suffix (`kubectl kustomize`, offline)."""
+    import shutil
+    import subprocess
+
+    remote = make_bare_remote(tmp_path / "remotes", SUFFIX_BASE)
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 0, stderr
+    assert remote.changed_files() == ["base/deployment.yaml"] and "warning" not in stderr
+    work = remote.clone(tmp_path / "work")
+    rendered = subprocess.run([shutil.which("kubectl") or "kubectl", "kustomize", str(work / "debug")],
+                              capture_output=True, text=True, check=True).stdout
+    images = [line.split("image:", 1)[1].strip() for line in rendered.splitlines() if "image:" in line]
+    assert images and all(i.startswith(f"{APP}:v2-debug") for i in images)
+
+
+def test_only_placeholder_references_are_exit_3_naming_them(tmp_path: Path, gitops) -> None:
+    """A Flux postBuild variable (`newTag: ${APP_VERSION}`) was overwritten with the tag, and a placeholder in an
+    image string was not counted: exit 3 said no reference was found.  Now neither is touched, each is named,
+    and so is why nothing was found."""
+    files = {"apps/kustomization.yaml": f"resources: [../base]\nimages:\n- name: {APP}\n  newTag: ${{APP_VERSION}}\n",
+             "other/deployment.yaml": BASE["base/deployment.yaml"].replace("team/app", APP + ":${TAG}")}
+    remote = make_bare_remote(tmp_path / "remotes", files)
+    head = remote.head()
+    code, stderr = _bump(gitops, remote, tmp_path)
+    assert code == 3 and remote.head() == head, stderr
+    assert "warning: apps/kustomization.yaml:4: skipped (the tag of registry.example.com/team/app, '${APP_VERSION}', " \
+           "is a placeholder, which gitops never overwrites" in stderr
+    assert "warning: other/deployment.yaml:10: skipped (the tag of" in stderr
+    error = next(ln for ln in stderr.splitlines() if ln.startswith("error:"))
+    assert error.endswith(": the tag or digest at apps/kustomization.yaml:4, other/deployment.yaml:10 is a "
+                          "placeholder, which gitops never overwrites")

@@ -700,3 +700,6 @@ def test_a_hub_and_tag_map_with_an_empty_hub_names_no_image():
     assert [(r.value, r.path) for r in result.references] == [
         ("registry.istio.io/release:1.22.0", ("global",)), ("install-cni", ("cni",))]
     assert [(s.value, s.line) for s in result.tag_only] == [("v1", 9)]
+    kustomize_suffix = "images:\n- name: team/app\n  tagSuffix: -debug\n"
+    (entry,) = refs(kustomize_suffix, filename="kustomization.yaml")
+    assert (entry.value, span(kustomize_suffix, entry.fields["tagSuffix"])) == ("team/app", "-debug")

@@ -716,3 +716,62 @@ def test_a_flux_helmreleases_post_renderer_images_entry_is_bumped_like_a_kustomi
     new, changes = bump(text, "registry.local/team/app:v2", "team/side:2")
     assert new == text.replace("   # env\n", "   # env\n        newTag: v2\n").replace("newTag: '1'", "newTag: '2'")
     assert [(c.line, c.field) for c in changes] == [(7, "newTag"), (9, "newTag")]
+
+
+SUFFIXED = "resources: [../base]\nimages:\n- name: team/app\n  tagSuffix: -debug\n"
+
+
+def test_a_kustomize_entry_with_a_tag_suffix_and_no_tag_of_its_own_is_left_as_it_is():
+    """kustomize appends a tagSuffix to the tag its resources give the image only while the entry sets no newTag
+    or digest (api/filters/imagetag/updater.go): adding one would drop the suffix.  With a newTag or digest of
+    its own the suffix never applied, and the entry is bumped as any other."""
+    from gitops_cli.yamledit import kept
+
+    assert bump(SUFFIXED, "team/app:v2") == (SUFFIXED, [])
+    (entry,) = locate(SUFFIXED, filename="kustomization.yaml").references
+    held = kept(entry)
+    assert held is not None and (held.why, held.detail, held.line, str(held.image)) == (
+        "tagSuffix", "-debug", 4, "team/app")
+    renamed = SUFFIXED.replace("tagSuffix", "newName: team/other\n  tagSuffix")
+    assert bump(renamed, "team/other:v2") == (renamed, [])
+    empty = SUFFIXED + "  newTag: ''\n"  # an empty newTag is none: kustomize still appends the suffix
+    assert bump(empty, "team/app:v2") == (empty, [])
+    tagged = SUFFIXED + "  newTag: v1\n"
+    assert bump(tagged, "team/app:v2")[0] == tagged.replace("newTag: v1", "newTag: v2")
+    pinned = SUFFIXED + f"  digest: {D1}\n"
+    assert bump(pinned, f"team/app:v2@{D2}")[0] == pinned.replace(D1, D2)
+
+
+@pytest.mark.parametrize(("text", "line", "part", "placeholder"), [
+    ("images:\n- name: team/app\n  newTag: ${APP_VERSION}\n", 3, "tag", "${APP_VERSION}"),  # Flux postBuild
+    ('image:\n  repository: team/app\n  tag: "{{ .Chart.AppVersion }}"\n', 3, "tag", "{{ .Chart.AppVersion }}"),
+    ("image:\n  repository: team/app\n  tag: v1\n  digest: ${DIGEST}\n", 4, "digest", "${DIGEST}"),
+    ("images:\n- name: team/app\n  newTag: v1-${SUFFIX}\n  digest: sha256:x\n", 3, "tag", "${SUFFIX}"),
+    (pod("team/app:${APP_VERSION}"), 4, "tag", "${APP_VERSION}"),
+    (pod('"team/app:{{ .Values.tag }}"'), 4, "tag", "{{ .Values.tag }}"),
+    (pod("team/app:${TAG:-v1}"), 4, "tag", "${TAG:-v1}"),
+    (pod("team/app@${DIGEST}"), 4, "digest", "${DIGEST}"),
+    (pod("team/app:<TAG>"), 4, "tag", "<TAG>"),
+])
+def test_a_placeholder_is_never_overwritten_wherever_it_is(text, line, part, placeholder):
+    """One rule for every form: a tag or digest holding a placeholder (lint's GL006: the one definition,
+    imageref.PLACEHOLDER_RE) is left as it is, and named (line, part) for the bump's warning."""
+    from gitops_cli.yamledit import kept_references
+
+    target = parse("team/app:v2")
+    assert update_images(text, [target], filename="f.yaml") == (text, [])
+    (held, to), = kept_references(locate(text, filename="kustomization.yaml").references, [target])
+    assert (held.why, held.line, held.part, held.detail, to) == ("placeholder", line, part, placeholder, target)
+    assert kept_references(locate(text).references, [parse("team/other:v2")]) == []
+
+
+def test_a_placeholder_in_the_name_names_no_image_and_other_references_are_still_bumped():
+    from gitops_cli.yamledit import kept_references
+
+    text = pod("${REGISTRY}/team/app:v1") + "---\n" + pod("team/app:${V}") + "---\n" + pod("team/app:v1")
+    new, changes = bump(text, "team/app:v2")
+    assert new == text[:text.rindex("team/app:v1")] + "team/app:v2\n" and len(changes) == 1
+    assert [(k.line, k.detail) for k, _ in kept_references(locate(text).references, [parse("team/app:v2")])] == [
+        (9, "${V}")]
+    # --container: a container it leaves out is not named either
+    assert kept_references(locate(text).references, [parse("team/app:v2")], container="other") == []
