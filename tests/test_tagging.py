@@ -101,7 +101,8 @@ def test_dirty_hash_depends_on_an_untracked_files_executable_bit(repo: Path) -> 
     assert dirty_hash(repo) != h1
 
 
-def test_dirty_hash_sees_changes_inside_a_submodule(repo: Path, tmp_path: Path) -> None:
+def _add_submodule(repo: Path, tmp_path: Path) -> None:
+    """A submodule `lib` (one file, l.txt) added to `repo` and committed."""
     lib = tmp_path / "lib"
     lib.mkdir()
     git(lib, "init", "-q", "-b", "main")
@@ -109,6 +110,10 @@ def test_dirty_hash_sees_changes_inside_a_submodule(repo: Path, tmp_path: Path) 
     commit_all(lib, "lib")
     git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
     commit_all(repo, "add lib")
+
+
+def test_dirty_hash_sees_changes_inside_a_submodule(repo: Path, tmp_path: Path) -> None:
+    _add_submodule(repo, tmp_path)
     assert dirty_paths(repo) == []
     (repo / "lib" / "l.txt").write_text("state one\n")  # git diff HEAD shows only "...-dirty"
     one = derive_tag(repo, allow_dirty=True).tag
@@ -309,13 +314,7 @@ def test_files_a_sparse_checkout_leaves_out_are_no_change(repo: Path) -> None:
 
 
 def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    git(lib, "init", "-q", "-b", "main")
-    (lib / "l.txt").write_text("lib\n")
-    commit_all(lib, "lib")
-    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "lib")
-    commit_all(repo, "add lib")
+    _add_submodule(repo, tmp_path)
     git(repo / "lib", "update-index", "--assume-unchanged", "l.txt")
     (repo / "lib" / "l.txt").write_text("local\n")
     assert git(repo, "status", "--porcelain", "--ignore-submodules=none") == ""

@@ -32,12 +32,8 @@ docker image inspect gitops-demo/busybox:1.36 >/dev/null 2>&1 || { echo "run mak
 . "$HERE/registry.sh"
 start_registry "$work/registry"
 
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
-copy() { cp -R "$1" "$2"; rm -rf "$2/build"; grep -rlF 127.0.0.1:5000 "$2" | xargs -r sed -i "s/127\.0\.0\.1:5000/$host/g"; }
-copy "$ROOT/examples/sample-app" "$work/app"
-git -C "$work/app" init -q -b main && git -C "$work/app" add -A && git -C "$work/app" commit -q -m app
-copy "$ROOT/examples/deploy-repo" "$work/seed"
-git -C "$work/seed" init -q -b main && git -C "$work/seed" add -A && git -C "$work/seed" commit -q -m seed
+checkout "$ROOT/examples/sample-app" "$work/app" app
+checkout "$ROOT/examples/deploy-repo" "$work/seed" seed
 for side in a b; do
     git init -q --bare -b main "$work/$side.git"
     git -C "$work/seed" push -q "$work/$side.git" HEAD:main

@@ -66,19 +66,13 @@ http_pid=$HTTP_PID
 read -r word http_port <&"${HTTP[0]}"
 [ "$word" = PORT ] || { echo "git http server did not start" >&2; exit 1; }
 
-copy() { cp -R "$1" "$2"; rm -rf "$2/build"; grep -rlF 127.0.0.1:5000 "$2" | xargs -r sed -i "s/127\.0\.0\.1:5000/$host/g"; }
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
-
 # --- the apps (the same checkout for both contenders) -----------------------------------------------
-copy "$ROOT/examples/sample-app" "$work/trivial"
+checkout "$ROOT/examples/sample-app" "$work/trivial" app
 python3 "$HERE/real_app.py" "$work/real" "$host/demo/sample-app"
-for app in trivial real; do
-    git -C "$work/$app" init -q -b main && git -C "$work/$app" add -A && git -C "$work/$app" commit -q -m app
-done
+git -C "$work/real" init -q -b main && git -C "$work/real" add -A && git -C "$work/real" commit -q -m app
 
 # --- deploy repos: each contender and app gets its own copy of each (same content, same remote kind) --
-copy "$ROOT/examples/deploy-repo" "$work/seed"
-git -C "$work/seed" init -q -b main && git -C "$work/seed" add -A && git -C "$work/seed" commit -q -m seed
+checkout "$ROOT/examples/deploy-repo" "$work/seed" seed
 git init -q --bare -b main "$work/small.git"
 git -C "$work/seed" push -q "$work/small.git" HEAD:main
 git init -q --bare -b main "$work/deep.git"

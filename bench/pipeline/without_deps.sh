@@ -157,12 +157,8 @@ printf 'class HTTPError(Exception): pass\nclass TimeoutError(HTTPError): pass\n'
 # shellcheck source=registry.sh
 . "$HERE/registry.sh"
 start_registry "$work/registry"
-export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
-copy() { cp -R "$1" "$2"; rm -rf "$2/build"; grep -rlF 127.0.0.1:5000 "$2" | xargs -r sed -i "s/127\.0\.0\.1:5000/$host/g"; }
-copy "$ROOT/examples/sample-app" "$work/app"
-git -C "$work/app" init -q -b main && git -C "$work/app" add -A && git -C "$work/app" commit -q -m app
-copy "$ROOT/examples/deploy-repo" "$work/seed"
-git -C "$work/seed" init -q -b main && git -C "$work/seed" add -A && git -C "$work/seed" commit -q -m seed
+checkout "$ROOT/examples/sample-app" "$work/app" app
+checkout "$ROOT/examples/deploy-repo" "$work/seed" seed
 git init -q --bare -b main "$work/origin.git"
 if [ "$CASE" = deep ]; then
     python3 "$HERE/deep_history.py" "$work/seed" 10000 | git -C "$work/origin.git" fast-import --quiet
