@@ -28,6 +28,25 @@ if TYPE_CHECKING:
     from docker import APIClient
 
 LABEL_PREFIX = "org.opencontainers.image."
+REVISION_LABEL = LABEL_PREFIX + "revision"
+SOURCE_LABEL = LABEL_PREFIX + "source"
+CREATED_LABEL = LABEL_PREFIX + "created"
+VERSION_LABEL = LABEL_PREFIX + "version"
+TESTED_LABEL = "dev.gitops-cli.tested-command"  # set by build-and-bump when its tests passed before the build
+INPUTS_LABEL = "dev.gitops-cli.build-inputs"  # set by build-and-bump: what, besides the commit, made the image
+# The labels gitops sets on every image it builds, to "" when it has no value for one: an image keeps the
+# labels of its base image (FROM), and a base's revision or source (GHCR's, distroless') or a gitops-built
+# base's build-and-bump labels would otherwise pass for this image's.  Readers take "" for "not recorded".
+OWN_LABELS = (REVISION_LABEL, SOURCE_LABEL, CREATED_LABEL, VERSION_LABEL, TESTED_LABEL, INPUTS_LABEL)
+# Of these, the ones --label may set instead: descriptions, not records (the version of the packaged
+# software, e.g. 1.2.3; a public source URL).  The others record the build itself, and gitops alone sets them.
+USER_LABELS = (SOURCE_LABEL, VERSION_LABEL)
+_OWN_LABEL_HINTS = {
+    REVISION_LABEL: "it is the commit built (--sha names the build after another commit)",
+    CREATED_LABEL: "it is the commit time (SOURCE_DATE_EPOCH sets another)",
+    TESTED_LABEL: "build-and-bump records there the test command that passed",
+    INPUTS_LABEL: "build-and-bump records there what made the image besides the commit",
+}
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,18 @@ def parse_pairs(items: Iterable[str] | Mapping[str, str], setting: str, names: N
             raise UsageError(f"{names(setting, item)}: expected KEY=VALUE")
         out[key.strip()] = value
     return out
+
+
+def user_labels(items: Iterable[str] | Mapping[str, str], names: Names = FLAGS) -> dict[str, str]:
+    """The extra labels (`--label K=V`, the `labels` setting): parse_pairs, and UsageError (exit 2) for one
+    that gitops sets itself (OWN_LABELS but USER_LABELS), naming it and why."""
+    labels = parse_pairs(items, "labels", names)
+    for key, value in labels.items():
+        if key in OWN_LABELS and key not in USER_LABELS:
+            item = value if isinstance(items, Mapping) else f"{key}={value}"
+            raise UsageError(f"{names('labels', item)}: gitops sets the label {key} itself: "
+                             f"{_OWN_LABEL_HINTS[key]}", hint="leave it out of the extra labels")
+    return labels
 
 
 def rfc3339(moment: datetime) -> str:
@@ -89,15 +120,15 @@ def origin_url(repo: Path) -> str | None:
 def oci_labels(
     repo: Path | None, sha: str | None, tag: str, environ: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    labels = {}
-    if sha:
-        labels[LABEL_PREFIX + "revision"] = sha
+    """The OCI labels gitops sets, each one always (see OWN_LABELS): revision "" outside a commit (a dirty
+    tree, no checkout) and source "" without an origin remote, so none is the base image's."""
     source = origin_url(repo) if repo is not None else None
-    if source:
-        labels[LABEL_PREFIX + "source"] = source
-    labels[LABEL_PREFIX + "created"] = created_time(repo, sha, environ)
-    labels[LABEL_PREFIX + "version"] = tag
-    return labels
+    return {
+        REVISION_LABEL: sha or "",
+        SOURCE_LABEL: source or "",
+        CREATED_LABEL: created_time(repo, sha, environ),
+        VERSION_LABEL: tag,
+    }
 
 
 def _checkout(repo: Path) -> Path | None:
@@ -149,6 +180,7 @@ def build_image(
     dockerfile: str | Path | None = None,
     build_args: Iterable[str] | Mapping[str, str] = (),
     labels: Iterable[str] | Mapping[str, str] = (),
+    recorded: Mapping[str, str] | None = None,
     target: str | None = None,
     network: str | None = None,
     cache_from: Iterable[str] = (),
@@ -165,8 +197,10 @@ def build_image(
     """Build IMAGE:TAG from the checkout `repo` (tag derived from the commit when not given).
 
     `revision` (with `tag`): the full commit SHA the image is built from, for its labels (default:
-    HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call.  `names`: how
-    messages name a bad setting (the settings' names: its flag, variable or config file)."""
+    HEAD of the checkout); the pipeline passes the commit it tagged, sparing a git call.  `labels`: the
+    extra labels (user_labels: not one gitops sets, but source and version); `recorded`: the labels
+    build-and-bump records (TESTED_LABEL, INPUTS_LABEL; "" when not given).  `names`: how messages name a
+    bad setting (the settings' names: its flag, variable or config file)."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
     from gitops_cli.tagging import check_clean, check_unchanged, derive_tag, source_state
@@ -176,7 +210,9 @@ def build_image(
         validate_tag(tag)
     check_names(target, network)
     args = parse_pairs(build_args, "build_args", names)
-    extra = parse_pairs(labels, "labels", names)
+    extra = user_labels(labels, names)
+    gitops_labels = {TESTED_LABEL: "", INPUTS_LABEL: "", **(recorded or {})}
+    assert set(gitops_labels) == {TESTED_LABEL, INPUTS_LABEL}, "recorded: build-and-bump's labels only"
     cache = [str(parse(ref)) for ref in cache_from]
     root = Path(repo)
     ctx, dockerfile_arg = _resolve_paths(root, context, dockerfile, names)
@@ -200,10 +236,10 @@ def build_image(
             head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()
             sha = None if dirty else head or None
     if dirty:
-        output.warn("the working tree is dirty: the image gets no org.opencontainers.image.revision label "
+        output.warn("the working tree is dirty: the image's org.opencontainers.image.revision label is empty "
                     "(its content is not a commit)")
     ref = name.with_tag(tag)
-    all_labels = {**oci_labels(checkout, sha, tag), **extra}
+    all_labels = {**oci_labels(checkout, sha, tag), **extra, **gitops_labels}  # all of OWN_LABELS, always
 
     client = client or engine.connect()
     if build_command:

@@ -33,17 +33,18 @@ fails, the clone is cancelled (git terminated) and its temp dir removed.  A clon
 seconds is checked against the remote (one ls-remote) and fast-forwarded when the remote moved
 meanwhile, so a long build does not cost a rejected push.
 
-"This source state": the tag alone is not proof (a short SHA, `--tag` given by hand, another repo
-pushing to the same repository).  The registry's image under the tag is this source state when its
-config blob's label `org.opencontainers.image.revision` equals the full tagged commit SHA and
-`org.opencontainers.image.version` equals the tag (a `-dirty-<hash>` tag carries the hash of the
-uncommitted state, so two dirty states never match).  Then build and push are skipped, and the tests
-too when the image carries TESTED_LABEL with the same test command (a re-run costs the tag, one
-manifest and one config GET, and the bump; `rebuild` forces everything, and publish then checks that
-the rebuilt image is the one published).  An image published without that label (e.g. by `gitops
-publish`) still gets its tests run.  When the registry has the tag for ANOTHER revision, the run
-stops before any work (exit 6, both named) unless allow_overwrite.  An image without the revision
-label (pushed by other tools) is rebuilt, and publish decides by content as it always does.
+"This source state": the tag alone is not proof (a short SHA, `--tag` given by hand, another repo pushing
+to the same repository). The registry's image under the tag is this source state when its config blob's
+label `org.opencontainers.image.revision` equals the full tagged commit SHA and
+`org.opencontainers.image.version` equals the tag or the version a --label sets (a `-dirty-<hash>` tag
+carries the hash of the uncommitted state, so two dirty states never match); an empty label is none
+(gitops sets its labels empty rather than leave the base image's: build.OWN_LABELS). Then build and push
+are skipped, and the tests too when the image carries TESTED_LABEL with the same test command (a re-run
+costs the tag, one manifest and one config GET, and the bump; `rebuild` forces everything, and publish
+then checks that the rebuilt image is the one published). An image published without that label (e.g. by
+`gitops publish`) still gets its tests run. When the registry has the tag for ANOTHER revision, the run
+stops before any work (exit 6, both named) unless allow_overwrite. An image without the revision label
+(pushed by other tools) is rebuilt, and publish decides by content as it always does.
 The commit is not all that makes an image: build-and-bump also records INPUTS_LABEL (build_inputs:
 a short sha256 of each of the Dockerfile's bytes, its path, the context, the build args, the target,
 the extra labels and the build command; and, when `--sha` names a commit whose tree is not the one built,
@@ -76,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_cli import output
+from gitops_cli.build import INPUTS_LABEL, REVISION_LABEL, TESTED_LABEL, VERSION_LABEL
 from gitops_cli.errors import (
     EXIT_WRITE_FAILED,
     WRITE_FAILURES,
@@ -89,10 +91,6 @@ from gitops_cli.imageref import ImageRef, parse_repository, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
 STEPS = ("tag", "test", "build", "publish", "bump")
-REVISION_LABEL = "org.opencontainers.image.revision"
-VERSION_LABEL = "org.opencontainers.image.version"
-TESTED_LABEL = "dev.gitops-cli.tested-command"  # set by build-and-bump when its tests passed before the build
-INPUTS_LABEL = "dev.gitops-cli.build-inputs"  # set by build-and-bump: what, besides the commit, made the image
 OUTPUT_NAMES = ("tag", "image", "digest", "deploy-commit")
 STALE_AFTER = 2.0  # seconds: an older deploy-repo clone is checked against the remote before the bump
 
@@ -244,7 +242,7 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
     import hashlib
     import json
 
-    from gitops_cli.build import _resolve_paths, check_names, parse_pairs
+    from gitops_cli.build import _resolve_paths, check_names, parse_pairs, user_labels
 
     check_names(options.get("target"), options.get("network"))
     root = Path(repo).resolve()
@@ -268,7 +266,7 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
         "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "build_args", names).items()))
         .encode(),
         "target": (options.get("target") or "").encode("utf-8", "surrogateescape"),
-        "labels": json.dumps(sorted(parse_pairs(options.get("labels") or (), "labels", names).items())).encode(),
+        "labels": json.dumps(sorted(user_labels(options.get("labels") or (), names).items())).encode(),
         "build-command": (options.get("build_command") or "").encode("utf-8", "surrogateescape"),
     }
     return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
@@ -285,11 +283,14 @@ def input_differences(recorded: str, current: str) -> list[str]:
 
 
 def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite: bool = False,
-                    inputs: str | None = None) -> Published | None:
+                    inputs: str | None = None, version: str | None = None) -> Published | None:
     """The registry's image for ref when it holds this source state; None when a build is needed.
 
-    `sha` None: a dirty tree (--allow-dirty), whose image has no revision label and whose `-dirty-<hash>`
-    tag names the uncommitted state: this state is an image without a revision label under that tag.
+    `sha` None: a dirty tree (--allow-dirty), whose image has an empty revision label and whose
+    `-dirty-<hash>` tag names the uncommitted state: this state is an image without a revision under that
+    tag.  `version`: the version label this run sets (a --label's, else the tag).  A label gitops sets
+    that is empty is one not recorded (build.OWN_LABELS: gitops sets them empty rather than leave the base
+    image's).
 
     `client`: a registry.Client for ref's registry (the pipeline's one client: its token is reused by
     publish).  RefusedError (exit 6) when the tag names an image built from another revision, or from
@@ -304,19 +305,25 @@ def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite
     if manifest is None or manifest.is_index or manifest.config_digest is None:
         return None
     config = registry.get_blob_json(ref, manifest.config_digest, client=client)
-    labels = (config.get("config") or {}).get("Labels") or {}
-    revision, version = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
-    same = revision == sha and version in (None, ref.tag) if sha else revision is None and version == ref.tag
+    labels = {k: v for k, v in ((config.get("config") or {}).get("Labels") or {}).items() if v}
+    revision, found = labels.get(REVISION_LABEL), labels.get(VERSION_LABEL)
+    expected = (ref.tag if version is None else version) or None
+    same = revision == sha and found in (None, expected) if sha else revision is None and found == expected
+    differs: list[str] = []
     if same:
         recorded = labels.get(INPUTS_LABEL)
         if inputs is None or recorded is None or recorded == inputs:
             return Published(manifest.digest, labels.get(TESTED_LABEL))
+        differs = input_differences(recorded, inputs)
+    elif sha and revision == sha:  # this commit, another version label (a --label's): another image
+        differs = [f"version label {found!r}, this run's {expected or ''!r}"]
+    if differs:
         if allow_overwrite:
             return None  # rebuilt, and published over it
         raise RefusedError(
             f"refusing to build {ref}: the registry already has this tag for "
             f"{sha[:12] if sha else 'this uncommitted state'} ({manifest.digest}), "
-            f"built with other build inputs (differs: {', '.join(input_differences(recorded, inputs))}); "
+            f"built with other build inputs (differs: {', '.join(differs)}); "
             "the tag would then name another image",
             hint="tags are immutable: use another tag for this variant (--tag/--prefix), or pass "
                  "--allow-overwrite to replace it",
@@ -328,6 +335,13 @@ def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite
             hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite",
         )
     return None
+
+
+def _version_label(request: PipelineRequest) -> str | None:
+    """The version label a --label (or the `labels` setting) sets, None when the tag is the version."""
+    from gitops_cli.build import user_labels
+
+    return user_labels(request.build_options.get("labels") or (), request.names).get(VERSION_LABEL)
 
 
 def _index_refusal(ref: ImageRef, index: Any, sha: str | None, client: Any) -> RefusedError:
@@ -347,7 +361,7 @@ def _index_refusal(ref: ImageRef, index: Any, sha: str | None, client: Any) -> R
             image = registry.get_manifest(ref.with_digest(str(entry["digest"])), client=client)
             if image is not None and image.config_digest is not None:
                 config = registry.get_blob_json(ref, image.config_digest, client=client)
-                revision = ((config.get("config") or {}).get("Labels") or {}).get(REVISION_LABEL)
+                revision = ((config.get("config") or {}).get("Labels") or {}).get(REVISION_LABEL) or None
         except GitopsError:
             pass  # cannot tell: refused all the same
         break
@@ -422,7 +436,7 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
             if revision is not None or request.tag is None:
                 output.step(f"Checking the registry for {result.ref} built from {result.sha[:12]}")
                 published = published_image(result.ref, revision, reg, request.allow_overwrite,
-                                            inputs=result.inputs)
+                                            inputs=result.inputs, version=_version_label(request))
                 if request.rebuild:  # forced; refused now when the rebuilt image could not be published
                     _check_rebuild(result.ref, published, test_command, request.allow_overwrite)
                     published = None
@@ -675,22 +689,21 @@ class _EngineWarmup:
 
 
 def _build(request: PipelineRequest, result: PipelineResult, client: Any, tested: str) -> str:
-    from gitops_cli.build import build_image, parse_pairs
+    from gitops_cli.build import build_image
     from gitops_cli.tagging import check_unchanged
 
     assert result.tag is not None and result.sha is not None
     options = dict(request.build_options)
-    extra = parse_pairs(options.pop("labels", ()), "labels", request.names)
     # The tagged commit (HEAD, or --sha) is the revision: what the re-run check compares; the tests
     # that passed before this build let a re-run skip them.
-    extra = {**extra, TESTED_LABEL: output.redact(tested)}
+    recorded = {TESTED_LABEL: output.redact(tested)}
     if result.inputs is not None:  # the build inputs: a re-run with other ones is not "already published"
-        extra[INPUTS_LABEL] = result.inputs
+        recorded[INPUTS_LABEL] = result.inputs
     # The tests ran since the tag step: what they changed in the checkout (a rewritten lock file, a
     # report) would go into an image labelled and tagged as the source state tagged.
     check_unchanged(Path(request.repo), result.state, f"the test command {tested!r}", result.tag)
-    # a dirty tree: build_image checks it again, warns, and leaves the revision label out
-    built = build_image(request.image, repo=request.repo, tag=result.tag, labels=extra, client=client,
+    # a dirty tree: build_image checks it again, warns, and leaves the revision label empty
+    built = build_image(request.image, repo=request.repo, tag=result.tag, recorded=recorded, client=client,
                         names=request.names,
                         **({"allow_dirty": True} if result.dirty else {"revision": result.sha}), **options)
     result.built = True

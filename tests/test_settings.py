@@ -282,7 +282,7 @@ def test_build_deploy_repo_and_path_checks_name_the_source(tmp_path: Path) -> No
     config.write_text('labels = ["NOEQ"]\ndeploy_repo = "/nonexistent"\ndockerfile = "D.x"\n')
     s = load_settings(tmp_path, environ={"GITOPS_PATHS": "ok,../x", "GITOPS_BUILD_ARGS": "A"})
     with pytest.raises(UsageError, match=f"^{config}: labels entry 'NOEQ': expected KEY=VALUE$"):
-        build.parse_pairs(s.labels, "labels", s.names)
+        build.user_labels(s.labels, s.names)
     with pytest.raises(UsageError, match="^GITOPS_BUILD_ARGS entry 'A': expected KEY=VALUE$"):
         build.parse_pairs(s.build_args, "build_args", s.names)
     with pytest.raises(UsageError, match=f"^{config}: deploy_repo = '/nonexistent': not a URL"):

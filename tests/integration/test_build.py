@@ -227,6 +227,11 @@ def test_legacy_builder_copies_the_users_own_dockerignore(gitops, tmp_path: Path
         (["--image", "gitops-test/app", "--tag", "x" * 129], "longer than 128"),
         (["--image", "gitops-test/app", "--tag", "bad/tag"], "invalid tag"),
         (["--image", "gitops-test/app", "--build-arg", "NOVALUE"], "'NOVALUE': expected KEY=VALUE"),
+        (["--image", "gitops-test/app", "--label", "org.opencontainers.image.revision=0123"],
+         "--label 'org.opencontainers.image.revision=0123': gitops sets the label org.opencontainers.image.revision "
+         "itself: it is the commit built"),
+        (["--image", "gitops-test/app", "--label", "dev.gitops-cli.tested-command=make test"],
+         "gitops sets the label dev.gitops-cli.tested-command itself"),
         (["--image", "gitops-test/app", "--target", "x\udcff"], "--target 'x\\xff': not a build stage name"),
         (["--image", "gitops-test/app", "--target", "-x"], "not a build stage name"),
         (["--image", "gitops-test/app", "--network", "x\udcff"], "not a network name"),
