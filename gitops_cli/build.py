@@ -77,6 +77,50 @@ def parse_pairs(items: Iterable[str] | Mapping[str, str], setting: str, names: N
     return out
 
 
+@dataclass(frozen=True)
+class BuildArgs:
+    """The build arguments as given: `values` for the engine; `from_env`, the names given without a value
+    (`--build-arg TOKEN`), whose value is the environment's."""
+
+    values: dict[str, str]
+    from_env: frozenset[str] = frozenset()
+
+    def recorded(self) -> list[tuple[str, str | None]]:
+        """What the build inputs record: K=V pairs as given, a name whose value is the environment's
+        without it (a secret; a CI's per-job token must not make every run another build)."""
+        given = [(k, v) for k, v in self.values.items() if k not in self.from_env]
+        return sorted([*given, *((k, None) for k in self.from_env)], key=lambda kv: kv[0])
+
+
+def parse_build_args(items: Iterable[str] | Mapping[str, str], names: Names = FLAGS,
+                     environ: Mapping[str, str] | None = None) -> BuildArgs:
+    """`["K=V" | "K", ...]` -> BuildArgs, as `docker build --build-arg` reads them: `K` alone takes K's value
+    from the environment (registered as a secret: it is masked in every output, as the form keeps it off
+    the command line); when K is unset the argument is not given, and the Dockerfile's `ARG K=default`
+    applies (docker sends it without a value).  UsageError for an empty key (`=V`)."""
+    if isinstance(items, Mapping):
+        return BuildArgs(dict(items))
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {}
+    from_env: set[str] = set()
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key.strip():
+            raise UsageError(f"{names('build_args', item)}: expected KEY=VALUE or KEY (its value from the "
+                             "environment)")
+        key = key.strip()
+        values.pop(key, None)
+        from_env.discard(key)
+        if sep:
+            values[key] = value
+            continue
+        from_env.add(key)
+        if key in env:
+            output.register_secret(env[key])
+            values[key] = env[key]
+    return BuildArgs(values, frozenset(from_env))
+
+
 def user_labels(items: Iterable[str] | Mapping[str, str], names: Names = FLAGS) -> dict[str, str]:
     """The extra labels (`--label K=V`, the `labels` setting): parse_pairs, and UsageError (exit 2) for one
     that gitops sets itself (OWN_LABELS but USER_LABELS), naming it and why."""
@@ -140,13 +184,17 @@ def _checkout(repo: Path) -> Path | None:
 
 def _resolve_paths(repo: Path, context: str | Path, dockerfile: str | Path | None,
                    names: Names = FLAGS) -> tuple[Path, str | None]:
-    """The build context and the Dockerfile (relative to it when inside it); UsageError naming the
-    setting as `names` does when one is missing."""
+    """The build context and the Dockerfile (relative to it when inside it; None for the context's
+    `Dockerfile`); UsageError naming the setting as `names` does when one is missing.  Without a
+    Dockerfile setting, a context with no `Dockerfile` but a lowercase `dockerfile` builds from that one,
+    as `docker build` does."""
     ctx = (repo / context).resolve()
     if not ctx.is_dir():  # the full path too when the value is relative (to the app, the config file)
         raise UsageError(f"{names('context', str(context))}: no such directory"
                          + (f" ({ctx})" if str(ctx) != str(context) else ""))
     if dockerfile is None:
+        if not os.path.lexists(ctx / "Dockerfile") and (ctx / "dockerfile").is_file():
+            return ctx, "dockerfile"
         if not (ctx / "Dockerfile").is_file():
             raise UsageError(f"{ctx / 'Dockerfile'}: no such file", hint="pass --file PATH")
         return ctx, None
@@ -209,7 +257,7 @@ def build_image(
     if tag is not None:
         validate_tag(tag)
     check_names(target, network)
-    args = parse_pairs(build_args, "build_args", names)
+    args = parse_build_args(build_args, names).values
     extra = user_labels(labels, names)
     gitops_labels = {TESTED_LABEL: "", INPUTS_LABEL: "", **(recorded or {})}
     assert set(gitops_labels) == {TESTED_LABEL, INPUTS_LABEL}, "recorded: build-and-bump's labels only"

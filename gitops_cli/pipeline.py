@@ -242,7 +242,7 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
     import hashlib
     import json
 
-    from gitops_cli.build import _resolve_paths, check_names, parse_pairs, user_labels
+    from gitops_cli.build import _resolve_paths, check_names, parse_build_args, user_labels
 
     check_names(options.get("target"), options.get("network"))
     root = Path(repo).resolve()
@@ -263,8 +263,7 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
         "dockerfile": dockerfile.read_bytes(),
         "dockerfile-path": os.fsencode(where(dockerfile)),
         "context": os.fsencode(where(ctx)),
-        "build-args": json.dumps(sorted(parse_pairs(options.get("build_args") or (), "build_args", names).items()))
-        .encode(),
+        "build-args": json.dumps(parse_build_args(options.get("build_args") or (), names).recorded()).encode(),
         "target": (options.get("target") or "").encode("utf-8", "surrogateescape"),
         "labels": json.dumps(sorted(user_labels(options.get("labels") or (), names).items())).encode(),
         "build-command": (options.get("build_command") or "").encode("utf-8", "surrogateescape"),

@@ -3,18 +3,61 @@ a context builds from."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import pytest
 
+from gitops_cli import output
 from gitops_cli.build import (
     OWN_LABELS,
     USER_LABELS,
+    _resolve_paths,
     oci_labels,
+    parse_build_args,
     user_labels,
 )
 from gitops_cli.errors import UsageError
+from gitops_cli.pipeline import build_inputs
 from gitops_cli.settings import Names
+
+
+def test_a_build_arg_without_value_takes_the_environments_as_a_secret(secrets_restored) -> None:
+    env = {"TOKEN": "s3cret-token-value", "EMPTY": ""}
+    args = parse_build_args(["A=1", "TOKEN", "UNSET", "EMPTY", "B=x=y", " C =", "D=2", "D"], environ=env)
+    # as docker: K=V as given (the value may hold `=`, the key is trimmed); K alone: the environment's
+    # value, set-but-empty too; K unset: not given, so the Dockerfile's default applies; the last one wins
+    assert args.values == {"A": "1", "TOKEN": "s3cret-token-value", "EMPTY": "", "B": "x=y", "C": ""}
+    assert args.from_env == {"TOKEN", "UNSET", "EMPTY", "D"}
+    assert output.redact("token s3cret-token-value") == "token ***"
+    # recorded without the environment's values; K=V pairs as before (the hash of published images stands)
+    assert args.recorded() == [("A", "1"), ("B", "x=y"), ("C", ""), ("D", None), ("EMPTY", None),
+                               ("TOKEN", None), ("UNSET", None)]
+    assert parse_build_args(["A=1", "B=2"], environ={}).recorded() == sorted({"A": "1", "B": "2"}.items())
+
+
+@pytest.mark.parametrize("item", ["=x", "", " =x", "="])
+def test_a_build_arg_without_a_key_is_refused_naming_it(item: str) -> None:
+    with pytest.raises(UsageError) as exc:
+        parse_build_args(["A=1", item], environ={})
+    assert exc.value.message == f"--build-arg {item!r}: expected KEY=VALUE or KEY (its value from the environment)"
+
+
+def test_the_environments_value_is_not_part_of_the_build_inputs(tmp_path: Path, monkeypatch,
+                                                                secrets_restored) -> None:
+    """A per-job token (`--build-arg CI_JOB_TOKEN`) changes each run: it must not make every re-run
+    "another build"; the names given are recorded, a K=V value is."""
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    monkeypatch.setenv("JOB_TOKEN", "job-token-1111")
+    first = build_inputs(tmp_path, {"build_args": ["JOB_TOKEN"]})
+    monkeypatch.setenv("JOB_TOKEN", "job-token-2222")
+    assert build_inputs(tmp_path, {"build_args": ["JOB_TOKEN"]}) == first
+    assert build_inputs(tmp_path, {"build_args": ["JOB_TOKEN=job-token-2222"]}) != first
+    assert build_inputs(tmp_path, {}) != first
+    recorded = dict(item.split("=") for item in first.split(";"))["build-args"]
+    assert recorded == hashlib.sha256(json.dumps([["JOB_TOKEN", None]]).encode()).hexdigest()[:16]
 
 
 def test_labels_gitops_sets_are_refused_but_source_and_version(tmp_path: Path) -> None:
@@ -41,3 +84,25 @@ def test_every_label_gitops_owns_is_set_empty_when_unknown(tmp_path: Path) -> No
     assert labels == {"org.opencontainers.image.revision": "", "org.opencontainers.image.source": "",
                       "org.opencontainers.image.created": "1970-01-01T00:00:00Z",
                       "org.opencontainers.image.version": "abc1234-dirty-0011"}
+
+
+def test_a_context_without_dockerfile_builds_from_a_lowercase_dockerfile(tmp_path: Path) -> None:
+    """As the docker CLI: `dockerfile` when there is no `Dockerfile` (not even a dangling symlink)."""
+    (tmp_path / "dockerfile").write_text("FROM scratch\n")
+    assert _resolve_paths(tmp_path, ".", None) == (tmp_path.resolve(), "dockerfile")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    assert _resolve_paths(tmp_path, ".", None) == (tmp_path.resolve(), None)
+    (tmp_path / "Dockerfile").unlink()
+    os.symlink("missing", tmp_path / "Dockerfile")
+    with pytest.raises(UsageError, match="Dockerfile: no such file$"):
+        _resolve_paths(tmp_path, ".", None)
+    (tmp_path / "Dockerfile").unlink()
+    (tmp_path / "dockerfile").unlink()
+    with pytest.raises(UsageError, match="Dockerfile: no such file$"):
+        _resolve_paths(tmp_path, ".", None)
+    # the build inputs read the file that is built
+    (tmp_path / "dockerfile").write_text("FROM scratch\n")
+    lower = build_inputs(tmp_path, {})
+    (tmp_path / "dockerfile").write_text("FROM scratch\nLABEL x=1\n")
+    assert dict(i.split("=") for i in lower.split(";"))["dockerfile"] != dict(
+        i.split("=") for i in build_inputs(tmp_path, {}).split(";"))["dockerfile"]

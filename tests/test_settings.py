@@ -280,11 +280,11 @@ def test_build_deploy_repo_and_path_checks_name_the_source(tmp_path: Path) -> No
 
     config = tmp_path / "gitops.toml"
     config.write_text('labels = ["NOEQ"]\ndeploy_repo = "/nonexistent"\ndockerfile = "D.x"\n')
-    s = load_settings(tmp_path, environ={"GITOPS_PATHS": "ok,../x", "GITOPS_BUILD_ARGS": "A"})
+    s = load_settings(tmp_path, environ={"GITOPS_PATHS": "ok,../x", "GITOPS_BUILD_ARGS": "=A"})
     with pytest.raises(UsageError, match=f"^{config}: labels entry 'NOEQ': expected KEY=VALUE$"):
         build.user_labels(s.labels, s.names)
-    with pytest.raises(UsageError, match="^GITOPS_BUILD_ARGS entry 'A': expected KEY=VALUE$"):
-        build.parse_pairs(s.build_args, "build_args", s.names)
+    with pytest.raises(UsageError, match=r"^GITOPS_BUILD_ARGS entry '=A': expected KEY=VALUE or KEY \(its value"):
+        build.parse_build_args(s.build_args, s.names)
     with pytest.raises(UsageError, match=f"^{config}: deploy_repo = '/nonexistent': not a URL"):
         deployrepo.open_remote(s.deploy_repo or "", environ={}, names=s.names)
     with pytest.raises(UsageError, match=f"^{config}: dockerfile = 'D.x': no such file$"):

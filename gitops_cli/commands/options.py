@@ -90,7 +90,8 @@ Context = Annotated[Path | None, typer.Option("--context", help="Build context (
 Dockerfile = Annotated[Path | None, typer.Option(
     "--file", "-f", help="Dockerfile (default: CONTEXT/Dockerfile).")]
 BuildArgs = Annotated[list[str], typer.Option(
-    "--build-arg", metavar="K=V", help="Build argument KEY=VALUE (repeatable).")]
+    "--build-arg", metavar="K[=V]",
+    help="Build argument KEY=VALUE, or KEY to take its value from the environment (repeatable).")]
 Labels = Annotated[list[str], typer.Option(
     "--label", metavar="K=V", help="Extra image label KEY=VALUE (repeatable).")]
 Target = Annotated[str | None, typer.Option("--target", help="Build this stage of a multi-stage Dockerfile.")]

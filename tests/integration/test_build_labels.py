@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.gitremotes import DeployRemote, make_bare_remote
-from tests.fixtures.services import TEST_LABEL, TEST_LABEL_VALUE, Registry, git, sample_app
+from tests.fixtures.services import BASE_IMAGE, TEST_LABEL, TEST_LABEL_VALUE, Registry, git, sample_app
 from tests.integration.test_build import BUILDERS, labels_of
 from tests.integration.test_pipeline import GITOPS_TOML, PATH, config_labels, deploy_files, run
 
@@ -130,3 +130,42 @@ def test_a_label_gitops_sets_is_refused_naming_it(gitops, tmp_path: Path, base_i
             "gitops sets the label org.opencontainers.image.created itself: it is the commit time "
             "(SOURCE_DATE_EPOCH sets another)") in res.stderr
     assert "Building" not in res.stderr and not (app / "build-output.txt").exists()
+
+
+TOKEN = "s3cret-from-the-environment"
+ARG_DOCKERFILE = f"""FROM {BASE_IMAGE}
+LABEL {TEST_LABEL}={TEST_LABEL_VALUE}
+ARG TOKEN=the-default
+RUN echo "token: $TOKEN" > /token.txt && cat /token.txt
+LABEL probe=$TOKEN
+"""
+
+
+@BUILDERS
+def test_a_build_arg_without_value_takes_the_environments_masked(gitops, tmp_path: Path, base_image: str,
+                                                                  docker_engine, builder) -> None:
+    """`--build-arg TOKEN` as `docker build` reads it: TOKEN's value from the environment, masked in
+    every output (the form keeps a secret off the command line); unset, the Dockerfile's default."""
+    app = sample_app(tmp_path / "app", dockerfile=ARG_DOCKERFILE)
+    res = gitops(["build", "--image", "gitops-test/app", "--build-arg", "TOKEN", "--no-cache"], cwd=app,
+                 env={**builder, "TOKEN": TOKEN})
+    assert res.returncode == 0, res.stderr
+    assert labels_of(docker_engine, res.stdout.splitlines()[0])["probe"] == TOKEN
+    assert TOKEN not in res.stdout + res.stderr and "token: ***" in res.stderr
+    unset = gitops(["build", "--image", "gitops-test/app", "--build-arg", "TOKEN"], cwd=app, env=builder)
+    assert unset.returncode == 0, unset.stderr
+    assert labels_of(docker_engine, unset.stdout.splitlines()[0])["probe"] == "the-default"
+
+
+@BUILDERS
+def test_a_context_with_a_lowercase_dockerfile_builds_from_it(gitops, tmp_path: Path, base_image: str,
+                                                              docker_engine, builder) -> None:
+    """As `docker build`: no `Dockerfile`, but a `dockerfile`: that one (it was exit 2, "no such file")."""
+    app = sample_app(tmp_path / "app", dockerfile="")
+    (app / "Dockerfile").rename(app / "dockerfile")
+    (app / "dockerfile").write_text(f"FROM {base_image}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE} lower=yes\n")
+    git(app, "add", "-A")
+    git(app, "commit", "-q", "-m", "lowercase dockerfile")
+    res = gitops(["build", "--image", "gitops-test/app"], cwd=app, env=builder)
+    assert res.returncode == 0, res.stderr
+    assert labels_of(docker_engine, res.stdout.splitlines()[0])["lower"] == "yes"

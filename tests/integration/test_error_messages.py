@@ -72,10 +72,13 @@ def test_a_bad_deploy_repo_or_build_setting_names_its_file(gitops, tmp_path: Pat
     res = gitops(["build", "--image", "x/y", "--tag", "t1"], cwd=app)
     assert res.returncode == 2
     assert error_lines(res.stderr) == [f"error: {config}: labels entry 'NOEQ': expected KEY=VALUE"]
-    res = gitops(["build", "--image", "x/y", "--tag", "t1"], cwd=app, env={"GITOPS_BUILD_ARGS": "A=1,B"})
-    assert error_lines(res.stderr) == ["error: GITOPS_BUILD_ARGS entry 'B': expected KEY=VALUE"]
-    res = gitops(["build", "--image", "x/y", "--tag", "t1", "--build-arg", "C"], cwd=app)
-    assert error_lines(res.stderr) == ["error: --build-arg 'C': expected KEY=VALUE"]
+    (app / "gitops.toml").write_text('deploy_repo = "/nonexistent"\nbuild_args = ["A=1"]\n')
+    res = gitops(["build", "--image", "x/y", "--tag", "t1"], cwd=app, env={"GITOPS_BUILD_ARGS": "A=1,=B"})
+    assert error_lines(res.stderr) == ["error: GITOPS_BUILD_ARGS entry '=B': expected KEY=VALUE or KEY (its value "
+                                       "from the environment)"]
+    res = gitops(["build", "--image", "x/y", "--tag", "t1", "--build-arg", " =C"], cwd=app)
+    assert error_lines(res.stderr) == ["error: --build-arg ' =C': expected KEY=VALUE or KEY (its value from the "
+                                       "environment)"]
 
 
 def test_sync_names_its_own_flag_or_the_variable(gitops, tmp_path: Path) -> None:
