@@ -165,6 +165,6 @@ def test_created_time_is_commit_time(tmp_path) -> None:
     sha = head.stdout.strip()
     assert build.created_time(tmp_path, sha, {}) == "2021-06-01T10:00:00Z"
     labels = build.oci_labels(tmp_path, sha, "v1", {})
-    assert labels == {"org.opencontainers.image.revision": sha,
+    assert labels == {"org.opencontainers.image.revision": sha, "org.opencontainers.image.source": "",
                       "org.opencontainers.image.created": "2021-06-01T10:00:00Z",
-                      "org.opencontainers.image.version": "v1"}  # no origin remote: no source label
+                      "org.opencontainers.image.version": "v1"}  # no origin remote: an empty source label
