@@ -143,7 +143,7 @@ class PipelineResult:
     test_status: int | None = None  # the failing test command's own exit status
     inputs: str | None = None  # INPUTS_LABEL value for this run
     interrupted: bool = False  # KeyboardInterrupt (SIGINT): error says so; the caller re-raises it
-    dirty: bool = False  # --allow-dirty on a dirty tree: the image gets no revision label
+    dirty: bool = False  # --allow-dirty on a dirty tree: the image gets an empty revision label
     state: str = ""  # the source state tagged (tagging.source_state): the tests must leave it as it is
 
     @property
