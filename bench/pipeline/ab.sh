@@ -20,9 +20,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gitops-bench-ab.XXXXXX")
 registry_pid=""
 cleanup() {
     if [ -n "$registry_pid" ]; then kill -TERM "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-    if [ -n "${host:-}" ]; then
-        docker image ls --format '{{.Repository}}:{{.Tag}}' "$host/demo/sample-app" | xargs -r docker image rm >/dev/null 2>&1 || true
-    fi
+    if [ -n "${host:-}" ]; then remove_images "$host/demo/sample-app"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT

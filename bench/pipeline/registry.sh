@@ -22,3 +22,11 @@ copy() { cp -R "$1" "$2"; rm -rf "$2/build"; grep -rlF 127.0.0.1:5000 "$2" | xar
 
 # checkout SRC DEST MESSAGE: copy SRC to DEST, a git repository with all of it in one commit on main
 checkout() { copy "$1" "$2"; git -C "$2" init -q -b main && git -C "$2" add -A && git -C "$2" commit -q -m "$3"; }
+
+# remove_images REPOSITORY...: the run's images of these repositories, from the engine (clean-up)
+remove_images() {
+    local repo
+    for repo in "$@"; do
+        docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | xargs -r docker image rm >/dev/null 2>&1 || true
+    done
+}

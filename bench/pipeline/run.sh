@@ -40,11 +40,7 @@ cleanup() {
     for pid in "$registry_pid" "$http_pid"; do
         if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
     done
-    if [ -n "${host:-}" ]; then
-        for repo in "$host/demo/sample-app" "$host/bench/classic-trivial" "$host/bench/classic-real"; do
-            docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | xargs -r docker image rm >/dev/null 2>&1 || true
-        done
-    fi
+    if [ -n "${host:-}" ]; then remove_images "$host/demo/sample-app" "$host/bench/classic-trivial" "$host/bench/classic-real"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT

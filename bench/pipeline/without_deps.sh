@@ -26,11 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gitops-bench-deps.XXXXXX")
 registry_pid=""
 cleanup() {
     if [ -n "$registry_pid" ]; then kill -TERM "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
-    if [ -n "${host:-}" ]; then
-        for repo in "$host/demo/sample-app" "$host/bench/classic-trivial"; do
-            docker image ls --format '{{.Repository}}:{{.Tag}}' "$repo" | xargs -r docker image rm >/dev/null 2>&1 || true
-        done
-    fi
+    if [ -n "${host:-}" ]; then remove_images "$host/demo/sample-app" "$host/bench/classic-trivial"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
