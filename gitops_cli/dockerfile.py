@@ -436,7 +436,22 @@ def copies_root_file(text: str, name: str) -> bool:
 
 
 _LEGACY_COPY_FLAGS = ("--from=", "--chown=")  # the only COPY/ADD flags the legacy builder builds with
-_HEREDOC_WORD_RE = re.compile(r"(?<!\S)" + _HEREDOC_RE.pattern)
+# a shell word that opens a heredoc, as BuildKit's parser reads one (heredocsFromLine: the line split into
+# words, quotes kept; a word `[n]<<[-]NAME`): `<<` inside a quoted word or alone (`$(( 1 << 2 ))`) is none
+_HEREDOC_WORD_RE = re.compile(r"\d*" + _HEREDOC_RE.pattern)
+
+
+def _heredoc_word(rest: str) -> str | None:
+    """The first word of an instruction's shell form that opens a heredoc (see _HEREDOC_WORD_RE), or None."""
+    import shlex
+
+    lexer = shlex.shlex(rest, posix=False)
+    lexer.whitespace_split, lexer.commenters = True, ""
+    try:
+        words = list(lexer)
+    except ValueError:  # an unbalanced quote: no word BuildKit would take for a heredoc is sure
+        return None
+    return next((word for word in words if _HEREDOC_WORD_RE.fullmatch(word)), None)
 
 
 @dataclass(frozen=True)
@@ -447,22 +462,31 @@ class BuildkitSyntax:
     what: str
 
 
-def buildkit_only(text: str) -> BuildkitSyntax | None:
+def buildkit_only(text: str, target: str | None = None) -> BuildkitSyntax | None:
     """The first instruction of a Dockerfile that the legacy builder refuses and BuildKit builds: a flag
     of `RUN` (`--mount`, `--network`, `--security`), a flag of `COPY`/`ADD` other than `--from` and
-    `--chown` (`--chmod`, `--link`, ...), a heredoc (`RUN <<EOF`, `COPY <<EOF /x`).  None without one."""
+    `--chown` (`--chmod`, `--link`, ...), a heredoc (`RUN <<EOF`, `COPY <<EOF /x`).  None without one.
+    `target` (--target): the legacy builder builds the stages up to that one, in order, and no later one,
+    so what follows the target stage is not looked at."""
+    in_target = False
     for logical in logical_lines(text):
         words = logical.text.split(None, 1)
-        if len(words) < 2 or words[0].upper() not in ("RUN", "COPY", "ADD"):
+        keyword = words[0].upper() if words else ""
+        if keyword == "FROM" and target is not None:
+            if in_target:
+                return None  # the stage after the target's: never built
+            args = words[1].split() if len(words) > 1 else []
+            in_target = len(args) == 3 and args[1].upper() == "AS" and args[2].lower() == target.lower()
+        if len(words) < 2 or keyword not in ("RUN", "COPY", "ADD"):
             continue
-        instruction, rest = words[0].upper(), words[1].strip()
+        instruction, rest = keyword, words[1].strip()
         line = logical.first_line + 1
         for flag in rest.split():
             if not flag.startswith("--"):
                 break  # flags come first
             if instruction == "RUN" or not flag.lower().startswith(_LEGACY_COPY_FLAGS):
                 return BuildkitSyntax(line, f"{instruction} {flag.split('=', 1)[0]}")
-        heredoc = _HEREDOC_WORD_RE.search(rest) if _json_form(rest) is None else None
+        heredoc = _heredoc_word(rest) if _json_form(rest) is None else None
         if heredoc is not None:
-            return BuildkitSyntax(line, f"{instruction} {heredoc.group(0)} (a heredoc)")
+            return BuildkitSyntax(line, f"{instruction} {heredoc} (a heredoc)")
     return None

@@ -560,9 +560,10 @@ def _engine_has(inspect: Callable[[str], Any], name: str) -> bool:
 def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, network: str | None = None,
                    pull: bool = False, cache_from: list[str] | None = None,
                    buildargs: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None,
-                   loaded: BuildContext | None = None) -> Builder:
+                   loaded: BuildContext | None = None, target: str | None = None) -> Builder:
     """BuildKit when DOCKER_BUILDKIT says so, or (unset) when the engine has it and the build sees the
-    context and base images the legacy builder's would; otherwise the legacy builder, with the reason."""
+    context and base images the legacy builder's would; otherwise the legacy builder, with the reason
+    (UsageError when the stages it would build, up to `target`'s, use syntax only BuildKit builds)."""
     from docker.utils import version_lt
 
     from gitops_cli.dockerignore import BuildContext
@@ -574,7 +575,7 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
     blocker = context_blocker(context, dockerfile, loaded)
     if setting:
         if blocker:
-            syntax = _buildkit_syntax(loaded)
+            syntax = _buildkit_syntax(loaded, target)
             fix = _ignore_fix(loaded)
             hints = [fix] if fix else []
             if syntax is None:
@@ -592,15 +593,16 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
         blocker = "--cache-from (the legacy builder takes local images as its cache)"
     blocker = blocker or _base_image_blocker(client, context, dockerfile, pull, buildargs, environ)
     if blocker:
-        syntax = _buildkit_syntax(loaded)
+        syntax = _buildkit_syntax(loaded, target)
         if syntax is not None:  # the legacy builder would fail at that line: say why BuildKit is out of reach
             raise UsageError(f"{syntax} needs BuildKit, and gitops can build this only with the legacy builder: "
                              f"{blocker}", hint=_ignore_fix(loaded))
     return Builder(blocker is None, blocker or "")
 
 
-def _buildkit_syntax(loaded: BuildContext) -> str | None:
-    """`Dockerfile line 2: RUN --mount` for the first instruction only BuildKit builds, else None."""
+def _buildkit_syntax(loaded: BuildContext, target: str | None) -> str | None:
+    """`Dockerfile line 2: RUN --mount` for the first instruction only BuildKit builds, in the stages up to
+    `target`'s, else None."""
     from gitops_cli.dockerfile import buildkit_only
     from gitops_cli.output import printable
 
@@ -608,7 +610,7 @@ def _buildkit_syntax(loaded: BuildContext) -> str | None:
         text = Path(loaded.dockerfile_path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None  # the engine reports a missing or unreadable Dockerfile in its own words
-    found = buildkit_only(text)
+    found = buildkit_only(text, target)
     if found is None:
         return None
     name = loaded.dockerfile or loaded.dockerfile_path
@@ -616,20 +618,21 @@ def _buildkit_syntax(loaded: BuildContext) -> str | None:
 
 
 def _ignore_fix(loaded: BuildContext) -> str | None:
-    """What to drop from `.dockerignore` for the engine to keep the Dockerfile and the `.dockerignore` in
-    the context (BuildKit without a client session must find them in the tar), or None."""
+    """What to add to `.dockerignore` for the engine to keep the Dockerfile and the `.dockerignore` in the
+    context (BuildKit without a client session must find them in the tar), or None: a `!NAME` line at its
+    end for each that a line excludes (the last matching line decides, so an allowlist's `*` and the
+    other exclusions stay)."""
     from gitops_cli.dockerignore import excluding
     from gitops_cli.output import printable
 
     if loaded.ignore is None or loaded.dockerfile is None:
         return None
-    lines = {line.number: line for name in (loaded.dockerfile, ".dockerignore")
-             for line in excluding(name, loaded.lines)}
-    if not lines:
+    names = [name for name in (loaded.dockerfile, ".dockerignore") if excluding(name, loaded.lines)]
+    if not names:
         return None
-    shown = ", ".join(f"`{printable(lines[n].text)}` (line {n})" for n in sorted(lines))
-    return (f"drop {shown} from .dockerignore, and gitops builds with BuildKit "
-            "(`COPY .` then copies the Dockerfile and .dockerignore, as with docker build)")
+    shown = " and ".join(f"`!{printable(name)}`" for name in names)
+    return (f"end .dockerignore with {shown}, and gitops builds with BuildKit (`COPY .` then copies "
+            f"{'them' if len(names) > 1 else 'it'} into the image too)")
 
 
 # --- labels in the Dockerfile ------------------------------------------------------------------------
@@ -951,7 +954,8 @@ def build(
 
     loaded = BuildContext.load(context, dockerfile)  # the .dockerignore, read once (exit 2 when docker refuses it)
     builder = choose_builder(client, context=context, dockerfile=dockerfile, network=network, pull=pull,
-                             cache_from=cache_from, buildargs=buildargs, environ=environ, loaded=loaded)
+                             cache_from=cache_from, buildargs=buildargs, environ=environ, loaded=loaded,
+                             target=target)
     output.info(builder.describe())
     options: dict[str, Any] = dict(
         tag=tag, buildargs=dict(buildargs or {}) or None, target=target, cache_from=cache_from or None,
@@ -977,7 +981,8 @@ def build(
     # gitops writes the tar in both cases, as `docker build` would send it (dockerignore.BuildContext)
     labelled = None
     if labels:
-        triggers = base_triggers(client, loaded, buildargs) if loaded.ignore is not None else ()
+        # with --pull the engine builds from the registry's base images, whose triggers it has not seen yet
+        triggers = (None if pull else base_triggers(client, loaded, buildargs)) if loaded.ignore is not None else ()
         labelled = labelled_context(context, dockerfile, labels, target, loaded, triggers)
     if labelled is not None:
         tar, tracker.inserted_line = labelled

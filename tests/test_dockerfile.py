@@ -194,7 +194,26 @@ def test_copies_root_file(instructions: str, copies: bool) -> None:
     ("RUN echo '<<EOF' --mount", None),  # no flag before the command, no heredoc word
     ('RUN ["sh", "-c", "cat <<EOF"]', None),  # the exec form has no heredocs
     ("COPY --chown=app --from=build /a /b\nONBUILD RUN --mount=type=cache,target=/x make", None),
+    # `<<` in a quoted word, alone, or glued to a command is no heredoc for BuildKit either
+    ("RUN printf '#!/bin/sh\\ncat <<EOF\\nhello\\nEOF\\n' > /bin/greet", None),
+    ('RUN echo "use cat <<EOF"', None),
+    ("RUN echo $(( 1 << SHIFT ))", None),
+    ("RUN cat <<'EOF' > /x # a comment\nhello\nEOF", BuildkitSyntax(2, "RUN <<'EOF' (a heredoc)")),
+    ("RUN 0<<EOF cat\nx\nEOF", BuildkitSyntax(2, "RUN 0<<EOF (a heredoc)")),
 ])
 def test_buildkit_only(instructions: str, found: BuildkitSyntax | None) -> None:
     """The first instruction the legacy builder refuses and BuildKit builds, with its line."""
     assert buildkit_only(f"FROM base\n{instructions}\n") == found
+
+
+def test_buildkit_only_looks_no_further_than_the_target_stage() -> None:
+    """The legacy builder builds the stages up to --target's, in order: a later stage's BuildKit syntax is
+    never built, an earlier stage's is."""
+    text = ("FROM base AS deps\nRUN echo deps\nFROM base AS prod\nRUN echo prod\n"
+            "FROM base AS dev\nRUN --mount=type=cache,target=/c echo dev\n")
+    assert buildkit_only(text, target="prod") is None
+    assert buildkit_only(text, target="PROD") is None  # stage names are matched without case
+    assert buildkit_only(text, target="dev") == BuildkitSyntax(6, "RUN --mount")
+    assert buildkit_only(text) == BuildkitSyntax(6, "RUN --mount")
+    early = text.replace("RUN echo deps", "RUN --network=none echo deps")
+    assert buildkit_only(early, target="prod") == BuildkitSyntax(2, "RUN --network")

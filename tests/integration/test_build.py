@@ -363,8 +363,8 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
                                                                                     base_image: str) -> None:
     """A `docker init` project: `.dockerignore` excludes the Dockerfile and itself, so gitops cannot give
     BuildKit the context, and the legacy builder cannot build `RUN --mount`.  Refused before the build,
-    naming the line and the patterns to drop, with and without DOCKER_BUILDKIT=1 (whose hint no longer
-    sends the user to the legacy builder); without those patterns it builds with BuildKit."""
+    naming the line and the `!` lines to end `.dockerignore` with, with and without DOCKER_BUILDKIT=1 (whose
+    hint no longer sends the user to the legacy builder); with those lines it builds with BuildKit."""
     repo = tmp_path / "app"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -374,7 +374,7 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
         "cat /tmp/f > /f\n")
     (repo / ".dockerignore").write_text("**/.git\n**/Dockerfile*\n**/.dockerignore\n")
     commit_all(repo)
-    drop = "hint: drop `**/Dockerfile*` (line 2), `**/.dockerignore` (line 3) from .dockerignore, and gitops builds "
+    drop = "hint: end .dockerignore with `!Dockerfile` and `!.dockerignore`, and gitops builds with BuildKit "
     res = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo)
     assert res.returncode == 2, res.stderr
     assert ("error: Dockerfile line 2: RUN --mount needs BuildKit, and gitops can build this only with the legacy "
@@ -385,7 +385,7 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
     assert "(and the legacy builder cannot build Dockerfile line 2: RUN --mount)\n" + drop in forced.stderr
     assert "legacy builder)" not in forced.stderr  # no "unset DOCKER_BUILDKIT (gitops then uses the legacy builder)"
 
-    (repo / ".dockerignore").write_text("**/.git\n")
+    (repo / ".dockerignore").write_text("**/.git\n**/Dockerfile*\n**/.dockerignore\n!Dockerfile\n!.dockerignore\n")
     commit_all(repo)
     res = gitops(["build", "--image", "builder-gitops-test/docker-init", "--tag", "kept"], cwd=repo)
     assert res.returncode == 0, res.stderr
