@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import random
+import re
 import string
 import threading
 import time
@@ -379,6 +380,7 @@ def compute_edits(
 
 TAG_ONLY = "an `image:` map that names no repository"
 PLACEHOLDER = "is a placeholder, which gitops never overwrites"
+_PLACEHELD_RE = re.compile(r"skipped \(the (?:tag|digest) of (\S+), ")  # the image of a _kept_warning's placeholder
 TAG_SUFFIX = "a kustomize `images:` entry with a tagSuffix and no newTag or digest"
 
 
@@ -693,12 +695,20 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
                container: str | None, names: Names, skipped: Sequence[str] = ()) -> NotFoundError:
     """skipped: the warnings of compute_edits; those naming a tag-only `image:` map (see _tag_only), a placeholder or a
     kustomize tagSuffix entry the bump left as it is (_kept_warning) explain it."""
+    absent = [i for i in images if i.normalized_name not in found]
+
     def at(marker: str) -> str:
-        spots = [w.split(": skipped", 1)[0] for w in skipped if marker in w]
+        spots = [w.split(": skipped", 1)[0] for w in skipped if marker in w and (marker != PLACEHOLDER or _of(w))]
         return f"{', '.join(spots[:3])}{', ...' if len(spots) > 3 else ''}" if spots else ""
 
+    def _of(warning: str) -> bool:
+        """Whether a placeholder warning names one of the images not found (not one found elsewhere)."""
+        named = _PLACEHELD_RE.search(warning)
+        image = try_parse(named.group(1)) if named else None
+        return image is None or any(image.same_repository(i) for i in absent)
+
     tag_only, templated, suffixed = at(TAG_ONLY), at(PLACEHOLDER), at(TAG_SUFFIX)
-    missing = [str(i.repository_only()) for i in images if i.normalized_name not in found]
+    missing = [str(i.repository_only()) for i in absent]
     scope = f"{where}" + (f" (paths: {', '.join(paths)})" if paths else "")
     if container:
         return NotFoundError(

@@ -829,3 +829,17 @@ def test_a_placeholder_is_never_overwritten_and_each_one_is_named(tmp_path: Path
     result = bump(BumpRequest(str(tmp_path), [API], commit=False))
     assert [e.path for e in result.edits] == ["other.yaml"] and len(result.skipped) == 4
     assert {rel: (tmp_path / rel).read_text() for rel in PLACEHOLDERS} == PLACEHOLDERS
+
+
+def test_a_placeholder_of_an_image_found_elsewhere_does_not_explain_another_not_found(tmp_path: Path) -> None:
+    """Two images bumped, one found (its other reference holds a placeholder), one named nowhere: the error
+    for the missing one does not blame the found one's placeholder."""
+    _write(tmp_path, {"dep.yaml": DEPLOYMENT.format(name="api", image="registry.example.com/team/api:1.0.0"),
+                      "job.yaml": DEPLOYMENT.format(name="api", image="registry.example.com/team/api:${MIGRATE}")})
+    git("init", "--quiet", str(tmp_path))
+    missing = parse("registry.example.com/team/missing:v2")
+    with pytest.raises(NotFoundError) as exc:
+        bump(BumpRequest(str(tmp_path), [API, missing], commit=False))
+    assert exc.value.message == (f"no reference to registry.example.com/team/missing found in the YAML files of "
+                                 f"{tmp_path}")
+    assert "placeholder" not in (exc.value.hint or "")
