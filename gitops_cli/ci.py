@@ -167,8 +167,8 @@ def jenkins_git_branch(name: str | None) -> str | None:
     the remote-tracking branch it built without `refs/remotes/`, so with its remote first (`origin/main`,
     `upstream/release/2`); it strips the job's remote names for GIT_LOCAL_BRANCH, which gitops does not
     know: the first component, that remote, is dropped.  `refs/heads/X` and `refs/remotes/R/X` give X; a
-    tag or another ref (`refs/tags/v1`, Gerrit's `refs/changes/...`) and a SHA built as such (`detached`)
-    give None."""
+    tag or another ref (`refs/tags/v1`, `origin/tags/v1` from the git plugin's usual refspec for building
+    tags, Gerrit's `refs/changes/...`) and a SHA built as such (`detached`) give None."""
     if name is None or name == "detached":
         return None
     if name.startswith("refs/heads/"):
@@ -178,6 +178,8 @@ def jenkins_git_branch(name: str | None) -> str | None:
     elif name.startswith("refs/"):
         return None
     _remote, slash, branch = name.partition("/")
+    if slash and branch.startswith("tags/"):  # the git plugin's tag refspec: refs/tags/*:refs/remotes/origin/tags/*
+        return None
     return (branch or None) if slash else name
 
 

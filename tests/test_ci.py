@@ -313,6 +313,8 @@ def test_a_tag_build_has_no_source_branch() -> None:
     ("refs/heads/main", "main"),
     ("main", "main"),
     ("refs/tags/v1", None),
+    ("origin/tags/v1", None),  # the git plugin's refspec for tags: +refs/tags/*:refs/remotes/origin/tags/*
+    ("refs/remotes/origin/tags/v1", None),
     ("refs/changes/45/12345/2", None),  # a Gerrit change
     ("detached", None),  # a SHA given as the branch specifier
     ("origin/", None),
