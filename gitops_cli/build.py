@@ -77,6 +77,10 @@ def parse_pairs(items: Iterable[str] | Mapping[str, str], setting: str, names: N
     return out
 
 
+# a build argument's name that says it holds a secret (its value, from the environment, is masked)
+SECRET_NAME_RE = re.compile(r"TOKEN|SECRET|PASS|KEY|CREDENTIAL|AUTH|PRIVATE|CERT", re.IGNORECASE)
+
+
 @dataclass(frozen=True)
 class BuildArgs:
     """The build arguments as given: `values` for the engine; `from_env`, the names given without a value
@@ -95,8 +99,9 @@ class BuildArgs:
 def parse_build_args(items: Iterable[str] | Mapping[str, str], names: Names = FLAGS,
                      environ: Mapping[str, str] | None = None) -> BuildArgs:
     """`["K=V" | "K", ...]` -> BuildArgs, as `docker build --build-arg` reads them: `K` alone takes K's value
-    from the environment (registered as a secret: it is masked in every output, as the form keeps it off
-    the command line); when K is unset the argument is not given, and the Dockerfile's `ARG K=default`
+    from the environment (registered as a secret when K's name says it is one, SECRET_NAME_RE: `NPM_TOKEN`,
+    `DB_PASSWORD`; not `GIT_SHA` or `VERSION`, which would turn the tag and the commit into *** everywhere,
+    the JSON result too); when K is unset the argument is not given, and the Dockerfile's `ARG K=default`
     applies (docker sends it without a value).  UsageError for an empty key (`=V`)."""
     if isinstance(items, Mapping):
         return BuildArgs(dict(items))
@@ -116,7 +121,8 @@ def parse_build_args(items: Iterable[str] | Mapping[str, str], names: Names = FL
             continue
         from_env.add(key)
         if key in env:
-            output.register_secret(env[key])
+            if SECRET_NAME_RE.search(key):
+                output.register_secret(env[key])
             values[key] = env[key]
     return BuildArgs(values, frozenset(from_env))
 

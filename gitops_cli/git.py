@@ -575,8 +575,10 @@ def run(
     cancel: threading.Event | None = None,
     settle: float = 0.0,
     timeout: float | None = None,
+    stdin: bytes | None = None,
 ) -> GitResult:
     """Run `git ARGS` and return its status and output; raise GitError/GitAuthError on failure.
+    `stdin`: bytes for git's standard input (`--stdin` options; not with `cancel` or `timeout`), else none.
 
     git runs in a session (process group) of its own: it never reads a terminal, and however this call
     ends -- an interrupt (KeyboardInterrupt), a cancel, a timeout -- git and what it started (transport
@@ -592,12 +594,15 @@ def run(
     if cwd and not os.path.isdir(cwd):  # GitPython would run git in the current directory instead
         raise GitError(f"{cwd}: no such directory" if not os.path.exists(cwd) else f"{cwd}: not a directory")
     label = what or f"git {args[0]}"
+    if stdin is not None and (cancel is not None or timeout is not None):
+        raise ValueError("git.run: stdin with cancel or timeout")
     handles: list[Any] = []  # GitPython's handle kills git when it is garbage: kept until the call ends
 
     def start() -> subprocess.Popen[bytes]:
         try:
             handles.append(Git(str(cwd) if cwd else None).execute(
-                ["git", *options, *args], as_process=True, env=base_env(env), start_new_session=True))
+                ["git", *options, *args], as_process=True, env=base_env(env), start_new_session=True,
+                istream=subprocess.PIPE if stdin is not None else None))
         except GitCommandNotFound:
             raise GitError("git is not installed (no `git` on PATH)",
                            hint="install git (apt-get install git)") from None
@@ -610,7 +615,7 @@ def run(
     try:
         with interrupts.owning(start, group=True) as started:
             if cancel is None and timeout is None:
-                out, err = started.communicate()
+                out, err = started.communicate(stdin)
             else:
                 out, err = _communicate(started, label, cancel, settle, timeout)
     finally:

@@ -149,9 +149,11 @@ def _index_view(repo: Path, entries: list[tuple[str, str, str]], copy: bool = Fa
         (scratch / "objects").mkdir()
         env = {"GIT_INDEX_FILE": str(scratch / "index"), "GIT_OBJECT_DIRECTORY": str(scratch / "objects"),
                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects.resolve())}
-        for flag, paths in (("--no-skip-worktree", skip), ("--no-assume-unchanged", assume)):  # one flag a call
-            for chunk in range(0, len(paths), 1000):
-                git.run([*_COPY, "update-index", flag, "--", *paths[chunk:chunk + 1000]], cwd=repo, env=env,
+        # one call a flag (git applies one of the two a call), the paths on stdin: each call rewrites the copy
+        for flag, paths in (("--no-skip-worktree", skip), ("--no-assume-unchanged", assume)):
+            if paths:
+                git.run([*_COPY, "update-index", flag, "-z", "--stdin"], cwd=repo, env=env,
+                        stdin=b"".join(os.fsencode(path) + b"\0" for path in paths),
                         what="git update-index (a copy of the index)")
         yield env
 
@@ -306,12 +308,18 @@ def _unseen(root: Path, paths: list[str]) -> str:
     """What to add to a dirty tree's hint when `git status` does not show some of `paths`: the flagged
     files among them, and core.fileMode=false (the executable bits it hides)."""
     listed = set(paths)
-    flagged = [path for tag, _, path in _index_entries(root) if path in listed and (tag in "Ss" or tag.islower())]
+    entries = _index_entries(root)
+    flagged = [path for tag, _, path in entries if path in listed and (tag in "Ss" or tag.islower())]
     note = ""
     if flagged:
         note += (f"; {listed_paths(flagged)}: marked assume-unchanged or skip-worktree (`git ls-files -v`), "
                  "so `git status` does not show the change, but the image gets it")
     unseen = listed - set(flagged) - set(_status(root, [], {}))  # git status as the user runs it
+    inside = sorted(path for _, mode, path in entries if mode == "160000" and path in unseen)
+    if inside:  # a submodule dirty_paths names for a flagged file of its own (_hides_changes)
+        note += (f"; {listed_paths(inside)}: a file inside is marked assume-unchanged or skip-worktree "
+                 "(`git -C SUBMODULE ls-files -v`), so `git status` does not show its change, but the image gets it")
+        unseen -= set(inside)
     if unseen:
         note += (f"; {listed_paths(sorted(unseen))}: executable bit changed, which `git status` does not show "
                  "under core.fileMode=false, but the image gets it (`git -c core.fileMode=true status` shows it)")

@@ -38,6 +38,18 @@ def test_a_build_arg_without_value_takes_the_environments_as_a_secret(secrets_re
     assert parse_build_args(["A=1", "B=2"], environ={}).recorded() == sorted({"A": "1", "B": "2"}.items())
 
 
+def test_a_build_arg_from_the_environment_is_masked_only_when_its_name_says_it_is_a_secret(secrets_restored) -> None:
+    """`--build-arg GIT_SHA` / `VERSION` are common: masking them turned the commit and the tag into *** in every
+    message and in the JSON result.  A name that says secret (token, password, key, ...) is masked."""
+    sha, version = "0123456789abcdef0123456789abcdef01234567", "1.2.3-rc.4"
+    env = {"GIT_SHA": sha, "VERSION": version, "NPM_TOKEN": "npm-tok-value", "db_password": "pw-value-123",
+           "SSH_PRIVATE_KEY": "-----BEGIN KEY-----"}
+    args = parse_build_args(["GIT_SHA", "VERSION", "NPM_TOKEN", "db_password", "SSH_PRIVATE_KEY"], environ=env)
+    assert args.values == env
+    assert output.redact(f"commit {sha}, tag {version}") == f"commit {sha}, tag {version}"
+    assert output.redact("npm-tok-value pw-value-123 -----BEGIN KEY-----") == "*** *** ***"
+
+
 @pytest.mark.parametrize("item", ["=x", "", " =x", "="])
 def test_a_build_arg_without_a_key_is_refused_naming_it(item: str) -> None:
     with pytest.raises(UsageError) as exc:

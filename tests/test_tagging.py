@@ -319,6 +319,11 @@ def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp
     (repo / "lib" / "l.txt").write_text("local\n")
     assert git(repo, "status", "--porcelain", "--ignore-submodules=none") == ""
     assert dirty_paths(repo) == ["lib"]
+    with pytest.raises(DirtyTreeError) as exc:
+        derive_tag(repo)
+    hint = exc.value.hint or ""
+    assert "lib: a file inside is marked assume-unchanged or skip-worktree" in hint
+    assert "executable bit" not in hint  # core.fileMode is true, and no bit changed
 
 
 def test_check_unchanged_refuses_a_state_changed_since_it_was_tagged(repo: Path) -> None:
