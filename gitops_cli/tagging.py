@@ -72,11 +72,12 @@ def _mode_options(repo: Path) -> tuple[str, ...]:
 _COPY = ("-c", "core.splitIndex=false", "-c", "core.fsmonitor=false")
 
 
-def dirty_paths(repo: Path) -> list[str]:
+def dirty_paths(repo: Path, entries: list[tuple[str, str, str]] | None = None) -> list[str]:
     """Paths with uncommitted changes or untracked, non-ignored files (porcelain order), as the engine
     will copy them: also a changed executable bit under core.fileMode=false, and a changed file marked
-    assume-unchanged or skip-worktree (then a checked-out submodule with such a file is named)."""
-    entries = _index_entries(repo)
+    assume-unchanged or skip-worktree (then a checked-out submodule with such a file is named).
+    `entries`: the repository's _index_entries, when already read."""
+    entries = _index_entries(repo) if entries is None else entries
     with _index_view(repo, entries) as env:
         out = _status(repo, [*_mode_options(repo), *(_COPY if env else ())], env)
     listed = set(out)  # a submodule git status found clean may hide a flagged file's change
@@ -119,7 +120,7 @@ def _index_entries(repo: Path) -> list[tuple[str, str, str]]:
 def _hides_changes(sub: Path) -> bool:
     """Whether the checked-out submodule `sub` has changes only dirty_paths sees (a flagged file's)."""
     entries = _index_entries(sub)
-    return bool(entries) and bool(dirty_paths(sub))
+    return bool(entries) and bool(dirty_paths(sub, entries))  # the index read once
 
 
 @contextmanager
