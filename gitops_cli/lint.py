@@ -498,7 +498,13 @@ def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> l
     value = _expanded(ref)
     if is_allowed(value, config.allow) or (value != written and is_allowed(written, config.allow)):
         return []
-    problems = check_reference(value, config)
+    chart = _chart_default(path, ref, value)
+    if chart is not None and chart.value and is_allowed(chart.image, config.allow):
+        return []
+    image = chart.image if chart is not None and chart.value else value  # as the chart renders it
+    problems = check_reference(image, config)
+    if chart is not None:
+        problems = [chart.explain(p) for p in problems]
     if ref.kind == "kustomize" and not any(expand_defaults(_scalar_text(s), allow_empty=True)
                                            for s in _present(ref.fields, "newTag", "digest")):
         # only newName / tagSuffix, or a newTag / digest that is empty once its `${VAR:-}` default is
@@ -512,13 +518,80 @@ def _reference_findings(path: str, text: str, ref: Any, config: LintConfig) -> l
         if value != written:
             message += f" (written {_show(written)}, ${{VAR:-default}} defaults applied)"
         scalar = ref.scalar if ref.form == "string" else _field_for(ref, problem)
+        if chart is not None and (problem.part == "tag" or problem.rule in ("GL002", "GL005")):
+            scalar = ref.fields["tag"]  # the empty tag: where the fix goes
         if scalar is not None:
             line, column, end = scalar.line, scalar.column, _scalar_end(text, scalar)
         else:
             line, column, end = ref.line, ref.column, None
-        findings += _emit(path, line, column, problem.rule, message, config, value, end,
+        findings += _emit(path, line, column, problem.rule, message, config, image, end,
                           anchor_lines=anchors)
     return findings
+
+
+@dataclass(frozen=True)
+class _ChartDefault:
+    """A Helm values map's empty `tag` (`tag: ""`, the `helm create` scaffold's): the chart's templates default it
+    to Chart.yaml's appVersion (`.Values.image.tag | default .Chart.AppVersion`).  value: that appVersion, ''
+    when the Chart.yaml beside the values file sets none; where: "DIR/Chart.yaml:LINE", or None when no
+    Chart.yaml is beside the file (a values override file elsewhere: which chart it is layered over is the
+    Application's or HelmRelease's business)."""
+
+    image: str  # the reference as the chart renders it: name:appVersion
+    value: str
+    where: str | None
+
+    def explain(self, problem: Problem) -> Problem:
+        if self.value:  # the appVersion is judged as the tag; say where it comes from
+            return Problem(problem.rule, f"{problem.message} (the empty tag defaults to the chart's appVersion, "
+                                         f"{self.where})", problem.part)
+        if problem.rule != "GL002":
+            return problem
+        shown = _show(self.image)
+        if self.where is None:
+            why = "no Chart.yaml beside this file gives the appVersion a chart would default it to"
+        else:
+            why = f"{self.where} sets no appVersion for it to default to"
+        return Problem("GL002", f"image {shown} has an empty tag, and {why}; pin an immutable tag or a digest",
+                       problem.part)
+
+
+_charts: dict[str, tuple[str, int] | None] = {}
+
+
+def _chart_default(path: str, ref: Any, value: str) -> _ChartDefault | None:
+    """For a Helm values map whose `tag` is present but empty (after its `${VAR:-}` default) and which has no
+    digest: what the chart makes of it (see _ChartDefault); None for any other reference."""
+    fields = ref.fields or {}
+    if ref.kind != "helm" or ref.form != "map" or fields.get("tag") is None or value.count("@") \
+            or expand_defaults(_scalar_text(fields["tag"]), allow_empty=True) or not ref.name:
+        return None
+    chart = os.path.join(os.path.dirname(path), "Chart.yaml")
+    key = os.path.abspath(chart)
+    if key not in _charts:
+        _charts[key] = _app_version(chart)
+    found = _charts[key]
+    if found is None:
+        return _ChartDefault(value, "", None)
+    version, line = found
+    return _ChartDefault(f"{value}:{version}" if version else value, version, f"{chart}:{line}" if line else chart)
+
+
+def _app_version(chart: str) -> tuple[str, int] | None:
+    """(appVersion, its line) of a Chart.yaml, ('', 0) when it sets none (or cannot be read as YAML);
+    None when there is no such file.  The value as written (`appVersion: 1.10` is "1.10", as Helm reads it)."""
+    from gitops_cli.yamledit import YamlSyntaxError, read_text
+    from gitops_cli.yamledit.locate import top_level_scalar
+
+    if not os.path.isfile(chart):
+        return None
+    try:
+        scalar = top_level_scalar(read_text(Path(chart)), "appVersion")
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return "", 0
+    if scalar is None or scalar.is_null or not scalar.value.strip():
+        return "", 0
+    return scalar.value.strip(), scalar.line
 
 
 def _expanded(ref: Any) -> str:

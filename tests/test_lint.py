@@ -296,6 +296,49 @@ def test_helm_values_map_points_at_the_offending_field():
     ]
 
 
+def test_helm_empty_tag_is_judged_by_the_charts_app_version(tmp_path, monkeypatch):
+    # the `helm create` scaffold: `tag: ""` renders `.Chart.AppVersion` (Chart.yaml beside values.yaml)
+    values = ('image:\n  repository: ghcr.io/acme/api\n  tag: ""  # defaults to the appVersion\n'
+              "worker:\n  image:\n    repository: ghcr.io/acme/worker\n    tag: ${WORKER_TAG:-}\n")
+    charts = {"pinned": "appVersion: 1.10\n", "latest": 'appVersion: "latest"\n', "unset": "", "none": None,
+              "bad": "appVersion: [\n"}
+    for name, app_version in charts.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "values.yaml").write_text(values)
+        if app_version is not None:
+            (tmp_path / name / "Chart.yaml").write_text(f"apiVersion: v2\nname: {name}\nversion: 0.1.0\n{app_version}")
+    monkeypatch.chdir(tmp_path)
+
+    def run(name: str, config: lint.LintConfig = DEFAULT) -> list[tuple[int, int, str, str, str | None]]:
+        return [(f.line, f.column, f.rule, f.message, f.image)
+                for f in lint.lint_paths([f"{name}/values.yaml"], config).findings]
+
+    assert run("pinned") == []  # 1.10 as written, not the float 1.1
+    pinned = run("pinned", lint.config_from_settings({"require-digest": True}))
+    assert [(line, rule, image) for line, _, rule, _, image in pinned] == [
+        (3, "GL005", "ghcr.io/acme/api:1.10"), (7, "GL005", "ghcr.io/acme/worker:1.10")]
+    assert pinned[0][3].endswith("(the empty tag defaults to the chart's appVersion, pinned/Chart.yaml:4)")
+    latest = run("latest")
+    assert [(line, column, rule) for line, column, rule, _, _ in latest] == [(3, 8, "GL001"), (7, 10, "GL001")]
+    assert latest[0][3] == ("image 'ghcr.io/acme/api:latest' uses the tag 'latest'; pin an immutable tag or a "
+                            "digest (the empty tag defaults to the chart's appVersion, latest/Chart.yaml:4)")
+    assert latest[1][3].endswith("(the empty tag defaults to the chart's appVersion, latest/Chart.yaml:4) (written "
+                                 "'ghcr.io/acme/worker:${WORKER_TAG:-}', ${VAR:-default} defaults applied)")
+    for name in ("unset", "bad"):  # a Chart.yaml without an appVersion (or unreadable): nothing to default to
+        found = run(name)
+        assert [(line, rule) for line, _, rule, _, _ in found] == [(3, "GL002"), (7, "GL002")]
+        assert found[0][3] == (f"image 'ghcr.io/acme/api' has an empty tag, and {name}/Chart.yaml sets no "
+                               "appVersion for it to default to; pin an immutable tag or a digest")
+    found = run("none")  # a values file with no chart beside it: not known, still an error, and says why
+    assert [(line, rule) for line, _, rule, _, _ in found] == [(3, "GL002"), (7, "GL002")]
+    assert "has an empty tag, and no Chart.yaml beside this file gives the appVersion" in found[0][3]
+    assert ":latest" not in found[0][3]
+    # the allow list and suppressions see the image as the chart renders it, at the empty tag
+    assert run("latest", lint.config_from_settings({"allow": ["ghcr.io/acme/*"]})) == []
+    (tmp_path / "latest" / "values.yaml").write_text(values.replace('""  #', '""  # gitops-lint: ignore=GL001'))
+    assert [rule for _, _, rule, _, _ in run("latest")] == ["GL001"]  # the worker's is not silenced
+
+
 def test_helm_repository_without_tag_points_at_the_repository():
     text = "image:\n  registry: quay.io\n  repository: acme/app\n  pullPolicy: Always\n"
     assert findings(text, path="values.yaml") == [(3, 15, "GL002")]

@@ -666,6 +666,19 @@ def _string_scalar(node: _Node | None) -> Scalar | None:
     return node.scalar
 
 
+def top_level_scalar(text: str, key: str) -> Scalar | None:
+    """The scalar of a key of the first document's top-level mapping (Chart.yaml's `appVersion`), as written
+    (`1.10` stays "1.10"); None when the key is absent or not a scalar.  Raises YamlSyntaxError."""
+    parsed = parse(text)
+    root, _ = _deref(parsed.docs[0] if parsed.docs else None)
+    if root is None or root.kind != "M":
+        return None
+    for name, _k, value, _merge in _pairs(root, [_ALIAS_BUDGET]):
+        if name == key:
+            return _string_scalar(_deref(value)[0])
+    return None
+
+
 def _field_values(fields: dict[str, Scalar]) -> dict[str, str]:
     return {name: "" if s.is_null else s.value for name, s in fields.items()}
 
