@@ -26,7 +26,6 @@ from __future__ import annotations
 import difflib
 import posixpath
 import random
-import re
 import string
 import threading
 import time
@@ -380,8 +379,22 @@ def compute_edits(
 
 TAG_ONLY = "an `image:` map that names no repository"
 PLACEHOLDER = "is a placeholder, which gitops never overwrites"
-_PLACEHELD_RE = re.compile(r"skipped \(the (?:tag|digest) of (\S+), ")  # the image of a _kept_warning's placeholder
 TAG_SUFFIX = "a kustomize `images:` entry with a tagSuffix and no newTag or digest"
+
+
+class Skipped(str):
+    """A warning "FILE:LINE: skipped (...)" that can explain an image not found (exit 3, see _not_found): the
+    text, plus `why` (TAG_ONLY, PLACEHOLDER or TAG_SUFFIX), `where` (FILE:LINE) and `image` (the image a
+    placeholder's tag or digest belongs to) for that explanation to read, not parse back out of the text."""
+
+    why: str
+    where: str
+    image: ImageRef | None
+
+    def __new__(cls, where: str, reason: str, why: str, image: ImageRef | None = None) -> Skipped:
+        self = super().__new__(cls, f"{where}: skipped ({reason})")
+        self.why, self.where, self.image = why, where, image
+        return self
 
 
 def _named(references: Sequence[Any], targets: Sequence[ImageRef], container: str | None) -> set[str]:
@@ -398,16 +411,18 @@ def _may_keep(text: str) -> bool:
     return "tagSuffix" in text or PLACEHOLDER_RE.search(text) is not None
 
 
-def _kept_warning(rel: str, held: Any) -> str:
+def _kept_warning(rel: str, held: Any) -> Skipped:
     """"FILE:LINE: skipped (...)" for a reference the bump leaves as it is (a yamledit.Kept)."""
     if held.why == "placeholder":
-        return (f"{rel}:{held.line}: skipped (the {held.part} of {held.image}, {held.detail!r}, {PLACEHOLDER}: "
-                "whatever fills it in (Flux's postBuild substitution, Helm, envsubst, ...) sets it)")
-    return (f"{rel}:{held.line}: skipped ({TAG_SUFFIX}: kustomize appends {held.detail!r} to the tag its resources "
-            f"give {held.ref.fields['name'].value}, and drops the suffix for a newTag, which gitops never adds)")
+        return Skipped(f"{rel}:{held.line}", f"the {held.part} of {held.image}, {held.detail!r}, {PLACEHOLDER}: "
+                       "whatever fills it in (Flux's postBuild substitution, Helm, envsubst, ...) sets it",
+                       PLACEHOLDER, held.image)
+    return Skipped(f"{rel}:{held.line}", f"{TAG_SUFFIX}: kustomize appends {held.detail!r} to the tag its resources "
+                   f"give {held.ref.fields['name'].value}, and drops the suffix for a newTag, which gitops never adds",
+                   TAG_SUFFIX)
 
 
-def _tag_only(root: Path, rels: Sequence[str]) -> list[str]:
+def _tag_only(root: Path, rels: Sequence[str]) -> list[Skipped]:
     """Warnings naming each `image:` map of these files (with --path: those the bump left as they were) that sets
     a tag but names no repository (a Helm values override file: `values-staging.yaml` with `image: {tag: v1}`,
     layered over the chart's values.yaml): it may tag the image bumped, but it is no reference, since nothing in
@@ -415,15 +430,15 @@ def _tag_only(root: Path, rels: Sequence[str]) -> list[str]:
     or HelmRelease's business, which gitops does not read."""
     from gitops_cli.yamledit import locate, read_text
 
-    out: list[str] = []
+    out: list[Skipped] = []
     for rel in rels:
         try:
             text = read_text(root / rel)
         except (OSError, UnicodeDecodeError):
             continue
         for line in sorted({s.line for s in locate(text, filename=rel).tag_only}):
-            out.append(f"{rel}:{line}: skipped (a tag in {TAG_ONLY}, as in a Helm values override file: gitops "
-                       "cannot tell which image it tags)")
+            out.append(Skipped(f"{rel}:{line}", f"a tag in {TAG_ONLY}, as in a Helm values override file: gitops "
+                               "cannot tell which image it tags", TAG_ONLY))
     return out
 
 
@@ -697,15 +712,14 @@ def _not_found(images: Sequence[ImageRef], found: set[str], where: str, paths: S
     kustomize tagSuffix entry the bump left as it is (_kept_warning) explain it."""
     absent = [i for i in images if i.normalized_name not in found]
 
-    def at(marker: str) -> str:
-        spots = [w.split(": skipped", 1)[0] for w in skipped if marker in w and (marker != PLACEHOLDER or _of(w))]
+    def at(why: str) -> str:
+        spots = [w.where for w in skipped if isinstance(w, Skipped) and w.why == why and _of(w)]
         return f"{', '.join(spots[:3])}{', ...' if len(spots) > 3 else ''}" if spots else ""
 
-    def _of(warning: str) -> bool:
-        """Whether a placeholder warning names one of the images not found (not one found elsewhere)."""
-        named = _PLACEHELD_RE.search(warning)
-        image = try_parse(named.group(1)) if named else None
-        return image is None or any(image.same_repository(i) for i in absent)
+    def _of(warning: Skipped) -> bool:
+        """Whether a warning may explain one of the images not found: a placeholder's names one of them (not
+        one found elsewhere); the others name no image."""
+        return warning.image is None or any(warning.image.same_repository(i) for i in absent)
 
     tag_only, templated, suffixed = at(TAG_ONLY), at(PLACEHOLDER), at(TAG_SUFFIX)
     missing = [str(i.repository_only()) for i in absent]
