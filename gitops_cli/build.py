@@ -295,6 +295,9 @@ def build_image(
     ref = name.with_tag(tag)
     all_labels = {**oci_labels(checkout, sha, tag), **extra, **gitops_labels}  # all of OWN_LABELS, always
 
+    # what would refuse the build, without the engine, before the build command runs
+    engine.check_builder(context=str(ctx), dockerfile=dockerfile_arg, network=network, cache_from=cache,
+                         target=target)
     client = client or engine.connect()
     if build_command:
         output.step(f"Running the build command: {build_command}")  # as run (step escapes control characters)

@@ -568,10 +568,48 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
 
     from gitops_cli.dockerignore import BuildContext
 
+    loaded = loaded or BuildContext.load(context, dockerfile)
+    early = _before_the_engine(context, dockerfile, network, cache_from, environ, loaded, target)
+    if isinstance(early, Builder):
+        return early
+    blocker = early
+    version = str(getattr(client, "api_version", "") or "0")
+    if blocker is None and version_lt(version, BUILDKIT_API):
+        blocker = f"the engine's API {version} has no BuildKit"
+    blocker = blocker or _base_image_blocker(client, context, dockerfile, pull, buildargs, environ)
+    if blocker:
+        _refuse_legacy(loaded, target, blocker)
+    return Builder(blocker is None, blocker or "")
+
+
+def check_builder(*, context: str, dockerfile: str | None, network: str | None = None,
+                  cache_from: list[str] | None = None, environ: Mapping[str, str] | None = None,
+                  target: str | None = None) -> None:
+    """The refusals of choose_builder that need no engine (UsageError, exit 2), for a caller to make before
+    any work: build-and-bump before the tests, `gitops build` before its build command.  A build only the
+    engine's answers send to the legacy builder (its API version, a base image's registry) is refused when
+    the build starts."""
+    from gitops_cli.dockerignore import BuildContext
+
+    loaded = BuildContext.load(context, dockerfile)
+    blocker = _before_the_engine(context, dockerfile, network, cache_from, environ, loaded, target)
+    if isinstance(blocker, str):
+        _refuse_legacy(loaded, target, blocker)
+
+
+def _before_the_engine(context: str, dockerfile: str | None, network: str | None, cache_from: list[str] | None,
+                       environ: Mapping[str, str] | None, loaded: BuildContext,
+                       target: str | None) -> Builder | str | None:
+    """What choose_builder decides without the engine: the Builder that DOCKER_BUILDKIT (0 or 1) forces, or why
+    an unset one means the legacy builder (None: the engine decides).  UsageError when DOCKER_BUILDKIT=1 and
+    BuildKit cannot build the context, or =0 and the Dockerfile uses syntax only BuildKit builds."""
     setting = buildkit_setting(environ)
     if setting is False:
+        syntax = _buildkit_syntax(loaded, target)
+        if syntax is not None:  # the legacy builder would fail at that line
+            raise UsageError(f"{syntax} needs BuildKit, and DOCKER_BUILDKIT=0 asks for the legacy builder",
+                             hint="unset DOCKER_BUILDKIT (or set it to 1)")
         return Builder(False, "DOCKER_BUILDKIT=0")
-    loaded = loaded or BuildContext.load(context, dockerfile)
     blocker = context_blocker(context, dockerfile, loaded)
     if setting:
         if blocker:
@@ -584,20 +622,19 @@ def choose_builder(client: APIClient, *, context: str, dockerfile: str | None, n
                              + (f" (and the legacy builder cannot build {syntax})" if syntax else ""),
                              hint=" or ".join(hints) or None)
         return Builder(True, "DOCKER_BUILDKIT=1", forced=True)
-    version = str(getattr(client, "api_version", "") or "0")
-    if blocker is None and version_lt(version, BUILDKIT_API):
-        blocker = f"the engine's API {version} has no BuildKit"
     if blocker is None and network not in (None, "", "default", "host", "none"):
         blocker = f"--network {network}: BuildKit runs steps only on the host network or none"
     if blocker is None and cache_from:
         blocker = "--cache-from (the legacy builder takes local images as its cache)"
-    blocker = blocker or _base_image_blocker(client, context, dockerfile, pull, buildargs, environ)
-    if blocker:
-        syntax = _buildkit_syntax(loaded, target)
-        if syntax is not None:  # the legacy builder would fail at that line: say why BuildKit is out of reach
-            raise UsageError(f"{syntax} needs BuildKit, and gitops can build this only with the legacy builder: "
-                             f"{blocker}", hint=_ignore_fix(loaded))
-    return Builder(blocker is None, blocker or "")
+    return blocker
+
+
+def _refuse_legacy(loaded: BuildContext, target: str | None, blocker: str) -> None:
+    """UsageError when the legacy builder, chosen for `blocker`, would fail at syntax only BuildKit builds."""
+    syntax = _buildkit_syntax(loaded, target)
+    if syntax is not None:  # the legacy builder would fail at that line: say why BuildKit is out of reach
+        raise UsageError(f"{syntax} needs BuildKit, and gitops can build this only with the legacy builder: "
+                         f"{blocker}", hint=_ignore_fix(loaded))
 
 
 def _buildkit_syntax(loaded: BuildContext, target: str | None) -> str | None:

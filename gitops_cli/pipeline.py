@@ -238,7 +238,8 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
     """INPUTS_LABEL's value: what makes the image besides the commit, one short sha256 per input
     (`dockerfile=<16 hex>;dockerfile-path=...;...`, in INPUT_NAMES order), so a mismatch can be named
     and no build argument's value is disclosed.  UsageError (exit 2) for a missing context or Dockerfile,
-    or a bad build arg or label, before any work (as `gitops build` refuses them; named as `names` does)."""
+    a bad build arg or label, or a build the builder refuses without asking the engine (engine.check_builder),
+    before any work (as `gitops build` refuses them; named as `names` does)."""
     import hashlib
     import json
 
@@ -268,6 +269,11 @@ def build_inputs(repo: Path, options: Mapping[str, Any], names: Names = FLAGS) -
         "labels": json.dumps(sorted(user_labels(options.get("labels") or (), names).items())).encode(),
         "build-command": (options.get("build_command") or "").encode("utf-8", "surrogateescape"),
     }
+    from gitops_cli.engine import check_builder
+
+    # a build the builder would refuse (BuildKit-only syntax for the legacy builder): before the tests
+    check_builder(context=str(ctx), dockerfile=dockerfile_arg, network=options.get("network"),
+                  cache_from=list(options.get("cache_from") or ()), target=options.get("target"))
     return ";".join(f"{k}={hashlib.sha256(values[k]).hexdigest()[:16]}" for k in INPUT_NAMES)
 
 

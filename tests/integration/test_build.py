@@ -373,6 +373,8 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
         f"FROM {base_image}\nRUN --mount=type=cache,target=/root/.cache --mount=type=bind,source=f,target=/tmp/f "
         "cat /tmp/f > /f\n")
     (repo / ".dockerignore").write_text("**/.git\n**/Dockerfile*\n**/.dockerignore\n")
+    ran = tmp_path / "ran"
+    (repo / "gitops.toml").write_text(f'build_command = "touch {ran}"\n')
     commit_all(repo)
     drop = "hint: end .dockerignore with `!Dockerfile` and `!.dockerignore`, and gitops builds with BuildKit "
     res = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo)
@@ -380,6 +382,15 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
     assert ("error: Dockerfile line 2: RUN --mount needs BuildKit, and gitops can build this only with the legacy "
             "builder: .dockerignore excludes the Dockerfile (Dockerfile)\n" + drop) in res.stderr
     assert "Step 1/" not in res.stderr and res.stdout == ""
+    # refused before any work: before `gitops build`'s build command, before build-and-bump's tests
+    res = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo)
+    assert res.returncode == 2 and "RUN --mount needs BuildKit" in res.stderr and not ran.exists(), res.stderr
+    deploy = tmp_path / "deploy.git"
+    git(tmp_path, "init", "-q", "--bare", str(deploy))
+    res = gitops(["build-and-bump", "--image", "builder-gitops-test/docker-init", "--deploy-repo", f"file://{deploy}",
+                  "--test-command", f"touch {ran}"], cwd=repo)
+    assert res.returncode == 2 and "RUN --mount needs BuildKit" in res.stderr and not ran.exists(), res.stderr
+    assert "Running the tests" not in res.stderr and "Tag " not in res.stderr
     forced = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo, env={"DOCKER_BUILDKIT": "1"})
     assert forced.returncode == 2, forced.stderr
     assert "(and the legacy builder cannot build Dockerfile line 2: RUN --mount)\n" + drop in forced.stderr
@@ -387,6 +398,11 @@ def test_buildkit_only_syntax_with_a_dockerignore_that_keeps_buildkit_out_is_exi
 
     (repo / ".dockerignore").write_text("**/.git\n**/Dockerfile*\n**/.dockerignore\n!Dockerfile\n!.dockerignore\n")
     commit_all(repo)
+    # asked for the legacy builder: the line it would fail at
+    legacy = gitops(["build", "--image", "builder-gitops-test/docker-init"], cwd=repo, env={"DOCKER_BUILDKIT": "0"})
+    assert legacy.returncode == 2 and not ran.exists(), legacy.stderr
+    assert ("error: Dockerfile line 2: RUN --mount needs BuildKit, and DOCKER_BUILDKIT=0 asks for the legacy builder\n"
+            "hint: unset DOCKER_BUILDKIT (or set it to 1)") in legacy.stderr
     res = gitops(["build", "--image", "builder-gitops-test/docker-init", "--tag", "kept"], cwd=repo)
     assert res.returncode == 0, res.stderr
     assert "builder: BuildKit\n" in res.stderr
