@@ -28,10 +28,12 @@ import ipaddress
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -385,12 +387,55 @@ def _ask_helper(program: str, action: str, data: str, config_path: Path) -> str 
     if status != 0:
         if "credentials not found" in out + err:  # the helpers' "... in native keychain"
             return None
-        # its own words: the first line of its stderr, else of its stdout (where the helpers' protocol
-        # puts errors), else the exit status
-        lines = [ln.strip() for ln in (err.splitlines() or out.splitlines()) if ln.strip()]
-        warn_helper_failed(program, lines[0] if lines else f"exit status {status}", config_path)
+        warn_helper_failed(program, _helper_reason(out, err, status), config_path)
         return None
     return out
+
+
+# a credential-looking field in a helper's words: `"Secret": "..."`, `Username=...`, `password: ...`
+_CREDENTIAL_FIELD = re.compile(r"""(?i)(["']?\b(?:secret|password|passwd|token|username)["']?\s*[:=]\s*)"""
+                               r"""("(?:[^"\\]|\\.)*"|'[^']*'|[^\s,;}]+)""")
+
+
+def _helper_reason(out: str, err: str, status: int) -> str:
+    """Why a helper failed, in its own words, for warn_helper_failed: the first line of its stderr, else of
+    its stdout (where the helpers' protocol puts errors), else its exit status.  Never its credentials: a
+    Secret it printed (its answer, then a non-zero exit) is registered as a secret, a stdout that is the
+    helpers' JSON is not shown, and any credential-looking value in the line shown is masked."""
+    for text in (out, err):
+        for secret in _helper_secrets(text):
+            output.register_secret(secret)
+    hidden = _is_helper_json(out) or bool(_CREDENTIAL_FIELD.search(out))  # its answer, not its words
+    for text in (err, "" if hidden else out):
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        if lines:
+            return _CREDENTIAL_FIELD.sub(lambda m: m.group(1) + "***", lines[0])
+    return f"exit status {status}" + ("; it printed credentials, not shown" if hidden else "")
+
+
+def _is_helper_json(text: str) -> bool:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and bool({"Secret", "Username", "ServerURL"} & set(data))
+
+
+def _helper_secrets(text: str) -> list[str]:
+    """The Secret values in a helper's output: its JSON's, and any `"Secret": "..."` in its words."""
+    found: list[str] = []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("Secret"), str):
+        found.append(data["Secret"])
+    for match in re.finditer(r'"Secret"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+        try:
+            found.append(json.loads(f'"{match.group(1)}"'))
+        except ValueError:
+            found.append(match.group(1))
+    return found
 
 
 def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
@@ -398,10 +443,12 @@ def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
     when it has not answered (exited, its output read) within HELPER_TIMEOUT, or writes more than
     HELPER_OUTPUT_LIMIT to either stream; it is killed then (and on any other way out, Ctrl-C included)."""
     import selectors
-    import time
 
     deadline = time.monotonic() + HELPER_TIMEOUT
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # a session of its own: when it is given up, its whole process group is killed, what it started too
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    answered = False
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
     read = {out_fd: bytearray(), err_fd: bytearray()}
@@ -430,9 +477,13 @@ def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
             status = proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:  # its output closed, but it goes on
             raise _HelperFailed(f"no answer within {HELPER_TIMEOUT} s") from None
+        answered = True
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if not answered:  # given up (or interrupted): not reaped yet, so its group id is still its own
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             try:

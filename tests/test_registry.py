@@ -718,3 +718,56 @@ def test_the_timeout_covers_the_whole_answer(monkeypatch: pytest.MonkeyPatch, tl
     assert len(sent) < len(body)  # given up while the answer trickled in, not once it was complete
     assert "no complete answer within 1 s" in info.value.message
     assert "answered in full within 1 s" in (info.value.hint or "")
+
+
+def test_a_helper_that_prints_its_credentials_and_fails_never_shows_them(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        secrets_restored) -> None:
+    """A helper that printed its JSON answer and exited non-zero had that stdout, its Secret included, in the
+    warning.  Its stderr is preferred; a stdout that is credentials is never shown; a credential-looking
+    value in the line shown is masked; a Secret seen is masked everywhere from then on."""
+    bindir = tmp_path / "bin"
+    answer = '{"ServerURL": "r.example.com", "Username": "bot", "Secret": "helper-Secret-123"}'
+    install_helper(bindir, "answers-fails", f"cat >/dev/null\necho '{answer}'\nexit 1\n")
+    install_helper(bindir, "answers-says", f"cat >/dev/null\necho '{answer}'\necho 'keychain locked' >&2\nexit 1\n")
+    install_helper(bindir, "words", "cat >/dev/null\necho 'cannot store Username=bot Secret: tok-Xy9-sekrit' >&2\n"
+                                    "exit 1\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    for helper, reason in [("answers-fails", "exit status 1; it printed credentials, not shown"),
+                           ("answers-says", "keychain locked"),
+                           ("words", "cannot store Username=*** Secret: ***")]:
+        env = write_config(tmp_path, {"credsStore": helper})
+        assert registry.docker_config_credentials("r.example.com", env) is None
+        err = capsys.readouterr().err
+        assert err == (f"warning: {tmp_path / 'config.json'}: credential helper docker-credential-{helper} failed "
+                       f"({reason}); going on without the docker config's credentials, as docker does\n")
+    assert output.redact("x helper-Secret-123 y") == "x *** y"  # registered: masked wherever it shows up
+
+
+def test_a_helper_given_up_is_killed_with_what_it_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A helper killed after its timeout left its children running (a `sleep` reparented to PID 1)."""
+    import time
+
+    from tests.fixtures.procs import running
+
+    bindir = tmp_path / "bin"
+    child = tmp_path / "child.pid"
+    install_helper(bindir, "spawns", f"sleep 3600 >/dev/null 2>&1 &\necho $! > {child}\nexec sleep 60\n")
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(registry, "_helper_warned", set())
+    monkeypatch.setattr(registry, "_helpers_given_up", set())
+    monkeypatch.setattr(registry, "HELPER_TIMEOUT", 1)
+    env = write_config(tmp_path, {"credsStore": "spawns"})
+    assert registry.docker_config_credentials("r.example.com", env) is None
+    assert "no answer within 1 s" in capsys.readouterr().err
+    pid = int(child.read_text())
+    deadline = time.monotonic() + 30  # SIGKILL was sent: wait for it to take effect, not for a duration
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running(pid):
+        os.kill(pid, 9)
+        pytest.fail(f"the helper's child {pid} still ran after the helper was given up")
+
