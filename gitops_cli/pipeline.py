@@ -12,7 +12,10 @@
            (build.build_image) with the OCI revision label set to the tagged commit, and TESTED_LABEL.
            First the checkout must still be the source state tagged (tagging.check_unchanged): tests
            that changed it (a rewritten lock file, a report not ignored) fail the step, exit 4.
-- publish: publish.publish_image (immutable tags), or skipped together with the build.
+- publish: publish.publish_image (immutable tags), or skipped together with the build.  Once the
+           engine's push went through, result.pushed is True whatever follows; when the tag then cannot
+           be read back (a registry error), result.digest is the digest the push reported (nothing is
+           bumped); when another publish won the race (exit 6), there is no digest.
 - bump:    bump.apply with NAME:TAG@DIGEST: the digest from publish goes in, so digest-pinned
            references get the right digest without a registry query; Source-Commit is the tagged commit.
            Never backwards: when the deploy repo's current tag for the image is a commit of this app
@@ -43,8 +46,11 @@ are skipped, and the tests too when the image carries TESTED_LABEL with the same
 costs the tag, one manifest and one config GET, and the bump; `rebuild` forces everything, and publish
 then checks that the rebuilt image is the one published). An image published without that label (e.g. by
 `gitops publish`) still gets its tests run. When the registry has the tag for ANOTHER revision, the run
-stops before any work (exit 6, both named) unless allow_overwrite. An image without the revision label
-(pushed by other tools) is rebuilt, and publish decides by content as it always does.
+stops before any work (exit 6, both named) unless allow_overwrite, and so does a tag that holds no
+one-platform image (an index, a schema1 manifest, a manifest of unknown media type: named as such).
+An image without the revision label (pushed by other tools) is rebuilt, and publish decides by content
+as it always does.  The config blob is verified against its digest: wrong content (a broken cache in
+front of the registry) is a registry error (exit 8), never "this source state".
 The commit is not all that makes an image: build-and-bump also records INPUTS_LABEL (build_inputs:
 a short sha256 of each of the Dockerfile's bytes, its path, the context, the build args, the target,
 the extra labels and the build command; and, when `--sha` names a commit whose tree is not the one built,
@@ -84,6 +90,8 @@ from gitops_cli.errors import (
     CommandStartError,
     GitopsError,
     RefusedError,
+    RegistryAuthError,
+    RegistryError,
     UsageError,
     write_failure,
 )
@@ -300,14 +308,23 @@ def published_image(ref: ImageRef, sha: str | None, client: Any, allow_overwrite
     `client`: a registry.Client for ref's registry (the pipeline's one client: its token is reused by
     publish).  RefusedError (exit 6) when the tag names an image built from another revision, or from
     this revision with other build inputs (`inputs`, INPUTS_LABEL; an image without that label, e.g.
-    from `gitops publish`, is judged by its revision alone), unless allow_overwrite (then: None).
+    from `gitops publish`, is judged by its revision alone), or something that is no one-platform image
+    (an index, a schema1 manifest, an unknown media type: no config), unless allow_overwrite (then:
+    None).  The config blob is verified against its digest (registry.get_blob_json): wrong content from
+    a broken cache is exit 8, never taken for this source state.
     """
     from gitops_cli import registry
 
     manifest = registry.get_manifest(ref, client=client)
-    if manifest is not None and manifest.is_index and not allow_overwrite:
-        raise _index_refusal(ref, manifest, sha, client)
-    if manifest is None or manifest.is_index or manifest.config_digest is None:
+    if manifest is not None and manifest.config_digest is None and not allow_overwrite:
+        if manifest.is_index:
+            raise _index_refusal(ref, manifest, sha, client)
+        raise RefusedError(  # publish would refuse to replace it after the tests and the build
+            f"refusing to build {ref}: the registry already has this tag as a {manifest.kind} ({manifest.digest}), "
+            "not an image gitops builds (it has no image config)",
+            hint="tags are immutable: use another tag (--tag/--prefix), or pass --allow-overwrite to replace it",
+        )
+    if manifest is None or manifest.config_digest is None:
         return None
     config = registry.get_blob_json(ref, manifest.config_digest, client=client)
     labels = {k: v for k, v in ((config.get("config") or {}).get("Labels") or {}).items() if v}
@@ -367,6 +384,8 @@ def _index_refusal(ref: ImageRef, index: Any, sha: str | None, client: Any) -> R
             if image is not None and image.config_digest is not None:
                 config = registry.get_blob_json(ref, image.config_digest, client=client)
                 revision = ((config.get("config") or {}).get("Labels") or {}).get(REVISION_LABEL) or None
+        except registry.DigestMismatchError:
+            raise  # wrong content: the registry's fault (exit 8), whatever it said
         except GitopsError:
             pass  # cannot tell: refused all the same
         break
@@ -566,10 +585,21 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
             raise _Skip(f"{done} as {result.digest}")
         from gitops_cli.publish import publish_image
 
-        published_now = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
-                                      allow_mutable_tag=request.allow_mutable_tag,
-                                      mutable_tags=request.mutable_tags, insecure=request.insecure,
-                                      client=client, registry_client=reg)
+        pushed_as: list[str] = []
+
+        def landed(digest: str) -> None:  # the push went through: the result says so, whatever follows
+            result.pushed = True
+            pushed_as.append(digest)
+
+        try:
+            published_now = publish_image(result.ref, creds=request.creds, allow_overwrite=request.allow_overwrite,
+                                          allow_mutable_tag=request.allow_mutable_tag,
+                                          mutable_tags=request.mutable_tags, insecure=request.insecure,
+                                          client=client, registry_client=reg, landed=landed)
+        except (RegistryError, RegistryAuthError):
+            if pushed_as:  # pushed, but the tag could not be read back: the digest the push reported
+                result.digest = pushed_as[0]
+            raise
         result.digest, result.pushed = published_now.digest, published_now.pushed
         rec.detail = (published_now.digest if published_now.pushed
                       else f"already published as {published_now.digest}")

@@ -32,7 +32,7 @@ before the other's manifest landed, and lands after the other's read-back, succe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -129,10 +129,13 @@ def publish_image(
     insecure: Iterable[str] = (),
     client: APIClient | None = None,
     registry_client: registry.Client | None = None,
+    landed: Callable[[str], None] | None = None,
 ) -> PublishResult:
     """Publish NAME:TAG from the local engine to its registry; see the module docstring for the rules.
 
-    `registry_client`: an open client for the image's registry (its token is reused); else one is made."""
+    `registry_client`: an open client for the image's registry (its token is reused); else one is made.
+    `landed(digest)`: called once the engine's push went through, with the digest it reported, before the
+    tag is read back (confirm_pushed), so a caller knows the image was pushed even when that fails."""
     from gitops_cli import engine
 
     ref = parse_image(image)
@@ -149,9 +152,9 @@ def publish_image(
             output.info(f"{ref} already published as {manifest.digest}; nothing to push")
             return PublishResult(ref=ref, digest=manifest.digest, pushed=False)
         if not allow_overwrite:
+            what = f"config {manifest.config_digest}" if manifest.config_digest else f"a {manifest.kind}"
             raise RefusedError(
-                f"refusing to overwrite {ref}: the registry has {manifest.digest} "
-                f"(config {manifest.config_digest or 'multi-platform index'}), "
+                f"refusing to overwrite {ref}: the registry has {manifest.digest} ({what}), "
                 f"the local image is {local.get('Id')}",
                 hint="tags are immutable: build a new tag (commit first), or pass --allow-overwrite",
             )
@@ -166,6 +169,8 @@ def publish_image(
             raise RegistryAuthError(f"push of {ref} refused by the registry: {message}") from None
         raise RegistryError(f"push of {ref} failed: {message}", hint=exc.hint) from None
     parse(f"{ref.name}@{digest}")  # the engine's digest is well-formed
+    if landed is not None:
+        landed(digest)
     return confirm_pushed(ref, digest, local, reg, allow_overwrite)
 
 

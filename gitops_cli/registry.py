@@ -3,9 +3,15 @@
 - `resolve_digest(ref, creds)`: the manifest digest a tag points at (HEAD, `Docker-Content-Digest`).
 - `get_manifest` / `get_blob_json`: the manifest (docker v2 or OCI, image or index) and the config blob,
   used by `gitops publish` to tell "same image already there" from "different image under that tag".
+  What is read by digest (a blob, a manifest by digest) is verified against it (verify_content), as docker
+  and containerd verify what they pull: wrong content is DigestMismatchError (exit 8).
 - Authentication: anonymous first; on 401 follow the `WWW-Authenticate` challenge (Bearer token from
   the realm, or Basic).  A 401/403 that persists is RegistryAuthError (exit 9); a network failure is
-  RegistryError (exit 8) naming the URL.
+  RegistryError (exit 8) naming the URL: "unreachable" when no connection was made, "the connection broke
+  while reading the answer" when it was.
+- HTTP as Go's client does it for docker: up to MAX_REDIRECTS redirects, the Authorization to the
+  registry's host only (an error of another host is that host's, never a login failure); a GET or HEAD
+  answered 429/502/503/504 is retried (Retry-After honoured, RETRY_WAIT_LIMIT seconds in all).
 - Credentials (`resolve_credentials`, the one resolution of every verb): the `registry_username` setting
   (--username, GITOPS_REGISTRY_USERNAME or the config file) with --password-stdin or
   GITOPS_REGISTRY_PASSWORD, else the docker config (DOCKER_CONFIG or ~/.docker/config.json:
@@ -22,7 +28,9 @@ No docker import here: `gitops bump` resolves digests without the docker SDK.
 from __future__ import annotations
 
 import base64
+import email.utils
 import functools
+import hashlib
 import http.client
 import ipaddress
 import json
@@ -61,6 +69,9 @@ MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json",
 )
 INDEX_TYPES = frozenset(MANIFEST_TYPES[:2])
+IMAGE_TYPES = frozenset(MANIFEST_TYPES[2:])
+SCHEMA1_TYPES = frozenset({"application/vnd.docker.distribution.manifest.v1+json",
+                           "application/vnd.docker.distribution.manifest.v1+prettyjws"})
 
 
 # --- credentials -------------------------------------------------------------------------------------
@@ -800,6 +811,7 @@ class Response:
     status: int
     headers: Mapping[str, str]  # names lowercased
     body: bytes
+    attempts: int = 1  # how many times the request was sent (Client.request's retries)
 
 
 def _headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -809,6 +821,43 @@ def _headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None
+
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10  # redirects followed for one request, as Go's http client (docker, containerd)
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})  # too many requests; a gateway or the registry briefly down
+RETRIES = 3  # times a GET or HEAD answered so is sent again
+RETRY_WAIT_LIMIT = 10.0  # seconds waited in all between the attempts of one request (Retry-After included)
+RETRY_BACKOFF = 0.5  # seconds before the first retry without a Retry-After; doubled for each next one
+CERT_NAME_MISMATCH = frozenset({62, 64})  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def _retry_pause(retry_after: str | None, attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` + 1: the answer's Retry-After (seconds, or an HTTP
+    date), else RETRY_BACKOFF doubled for each earlier retry."""
+    if retry_after:
+        value = retry_after.strip()
+        if value.isdigit():
+            return float(value)
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            when = None
+        if when is not None and when.tzinfo is not None:
+            return max(0.0, when.timestamp() - time.time())
+    return RETRY_BACKOFF * 2 ** attempt
+
+
+def _netloc(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc.lower()
+
+
+def _shown(url: str) -> str:
+    """A URL for messages: without its query (a presigned storage link's signature), masked."""
+    parts = urllib.parse.urlsplit(url)
+    shown = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return output.printable(output.redact(shown + ("?..." if parts.query else "")))
 
 
 _CHALLENGE_RE = re.compile(r'(\w+)="([^"]*)"')
@@ -845,50 +894,102 @@ class Client:
             request.add_unredirected_header("Authorization", auth)
         try:
             return _fetch(self._opener, request, TIMEOUT)
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            tls = self.endpoint.tls_failure if url.startswith("http:") else None  # both failures, not only HTTP's
-            raise RegistryError(f"registry unreachable: {method} {url}: {output.redact(str(reason))}"
+        except TimeoutError as exc:  # _fetch's deadline: no complete answer in time
+            raise RegistryError(f"registry unreachable: {method} {_shown(url)}: {output.redact(str(exc))}",
+                                hint=self._unreachable_hint(exc)) from None
+        except urllib.error.URLError as exc:  # no connection: refused, no route, no such name, TLS handshake
+            reason = exc.reason
+            # plain HTTP failed to connect too: why HTTPS did is worth knowing (a registry that is down, or
+            # speaks only TLS that gitops could not use); a plain-HTTP registry that answers has no use for it
+            tls = self.endpoint.tls_failure if url.startswith("http:") else None
+            raise RegistryError(f"registry unreachable: {method} {_shown(url)}: {output.redact(str(reason))}"
                                 + (f" (HTTPS, tried first: {tls})" if tls else ""),
                                 hint=self._unreachable_hint(reason)) from None
+        except (OSError, http.client.HTTPException) as exc:  # connected: the answer broke off (reset, cut short)
+            what = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
+            raise RegistryError(
+                f"registry error: {method} {_shown(url)}: the connection broke while reading the answer "
+                f"({output.printable(output.redact(what))[:200]})",
+                hint="the registry (or a proxy or load balancer in front of it) closed the connection before its "
+                     "answer was complete: re-run; if it persists, check that proxy's logs and limits") from None
 
     def _unreachable_hint(self, reason: object) -> str:
-        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(reason):
+        text = str(reason)
+        if (getattr(reason, "verify_code", None) in CERT_NAME_MISMATCH or "Hostname mismatch" in text
+                or "IP address mismatch" in text):
+            name = _host_name(self.host)
+            return (f"the registry's certificate is not issued for {name}: reach the registry by a name its "
+                    f"certificate names (its subjectAltName), or reissue the certificate for {name}")
+        if isinstance(reason, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
             where = " or ".join(f"{base / self.host}/ ({'dockerd' if base == CERTS_DIR else 'a rootless dockerd'}'s)"
                                 for base in certs_dirs())
             return (f"give gitops the registry's CA: ca.crt in {where}, the system's CAs, or a bundle named by "
                     "SSL_CERT_FILE; or list it in insecure_registries")
-        if isinstance(reason, ssl.SSLError) or "SSL" in str(reason):
+        if isinstance(reason, ssl.SSLError) or "SSL" in text:
             return (f"{self.host} does not speak TLS as expected (a plain-HTTP registry?): list it in "
                     "insecure_registries, as in dockerd's insecure-registries")
-        if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        if isinstance(reason, TimeoutError) or "timed out" in text:
             return ("the registry (or a proxy in front of it) stopped answering, or answers too slowly: every "
                     f"request must be answered in full within {TIMEOUT} s")
         return "is the registry running and the host:port right?"
 
     def request(self, method: str, path: str, headers: Mapping[str, str] | None = None,
                 scope: str | None = None) -> Response:
-        """Send a request to `/v2/...`, authenticating on a 401 challenge; follow one redirect (blobs)."""
+        """Send a request to `/v2/...`, authenticating on a 401 challenge and following up to MAX_REDIRECTS
+        redirects (a blob's storage), the Authorization only to the registry's own host, as Go's client
+        does.  A GET or HEAD answered 429, 502, 503 or 504 is sent again, up to RETRIES times, after the
+        answer's Retry-After or a short backoff (RETRY_WAIT_LIMIT seconds in all).  RegistryError for a
+        redirect left unfollowed, and for an error answer of the host redirected to (not the registry's:
+        no login hint)."""
         url = self.url + path
-        headers = dict(headers or {})
-        resp = self._send(method, url, headers, self._auth)
-        if resp.status == 401:
-            self._auth = self._authenticate(resp.headers.get("www-authenticate", ""), scope, url)
-            resp = self._send(method, url, headers, self._auth)
-        if resp.status in {301, 302, 303, 307, 308} and resp.headers.get("location"):
-            target = urllib.parse.urljoin(url, resp.headers["location"])
-            same_host = urllib.parse.urlsplit(target).netloc == urllib.parse.urlsplit(url).netloc
-            resp = self._send(method, target, headers, self._auth if same_host else None)
+        waited = 0.0
+        for attempt in range(RETRIES + 1):
+            resp, where = self._exchange(method, url, dict(headers or {}), scope)
+            if method not in IDEMPOTENT or resp.status not in RETRY_STATUSES or attempt == RETRIES:
+                break
+            pause = _retry_pause(resp.headers.get("retry-after"), attempt)
+            if waited + pause > RETRY_WAIT_LIMIT:  # asked to come back later than gitops waits: its answer
+                break
+            time.sleep(pause)
+            waited += pause
+        resp.attempts = attempt + 1
+        if _netloc(where) != _netloc(url):
+            if resp.status >= 300:
+                raise RegistryError(
+                    f"registry error: {method} {_shown(url)} was redirected to {_shown(where)}, which answered "
+                    f"{resp.status}{_said(resp)}",
+                    hint=f"{_netloc(where)} is where the registry sends this download (its storage: a presigned "
+                         "link that expired, a storage that refuses the registry's link): its answer is not the "
+                         "registry's; re-run, or check the registry's storage settings")
+            return resp
+        if 300 <= resp.status < 400:
+            left = "without a Location" if not resp.headers.get("location") else f"after {MAX_REDIRECTS} redirects"
+            raise RegistryError(f"registry error: {method} {_shown(where)} answered {resp.status} {left}")
         if resp.status in {401, 403}:
             raise self._auth_error(resp, url)
         if resp.status == 400 and url.startswith("http:"):
             # a TLS registry answering plain HTTP (a HEAD's answer has no body to say so: GET it)
-            said = resp if method != "HEAD" else self._send("GET", url, headers, self._auth)
+            said = resp if method != "HEAD" else self._send("GET", url, headers or {}, self._auth)
             if b"HTTP request to an HTTPS server" in said.body:
                 why = f" (HTTPS failed: {self.endpoint.tls_failure})" if self.endpoint.tls_failure else ""
                 raise RegistryError(f"registry error: {method} {url} answered 400: {_first_line(said.body)}",
                                     hint=f"{self.host} speaks TLS, but gitops could not use it{why}")
         return resp
+
+    def _exchange(self, method: str, url: str, headers: Mapping[str, str], scope: str | None) -> tuple[Response, str]:
+        """One attempt of `request`: the answer, and the URL that gave it (after the redirects followed)."""
+        resp = self._send(method, url, headers, self._auth)
+        if resp.status == 401:
+            self._auth = self._authenticate(resp.headers.get("www-authenticate", ""), scope, url)
+            resp = self._send(method, url, headers, self._auth)
+        where = url
+        for _ in range(MAX_REDIRECTS):
+            if resp.status not in REDIRECTS or not resp.headers.get("location"):
+                break
+            where = urllib.parse.urljoin(where, resp.headers["location"])
+            # the registry's credentials go to the registry's host only (Go's client: the first request's host)
+            resp = self._send(method, where, headers, self._auth if _netloc(where) == _netloc(url) else None)
+        return resp, where
 
     def _authenticate(self, challenge: str, scope: str | None, url: str) -> str:
         scheme, params = parse_challenge(challenge)
@@ -952,6 +1053,19 @@ class Manifest:
         config = self.data.get("config")
         return str(config["digest"]) if isinstance(config, dict) and "digest" in config else None
 
+    @property
+    def kind(self) -> str:
+        """What the manifest is, for messages: `multi-platform index`, `image manifest`, `schema1 manifest`
+        (docker's old format, pushed by docker before 1.10 or a registry converting to it), `manifest of
+        unknown media type '...'` (an artifact, ...)."""
+        if self.is_index:
+            return "multi-platform index"
+        if self.media_type in SCHEMA1_TYPES or self.data.get("schemaVersion") == 1:
+            return "schema1 manifest"
+        if self.media_type in IMAGE_TYPES:
+            return "image manifest" if self.config_digest else "image manifest without a config"
+        return f"manifest of unknown media type {output.printable(self.media_type)[:100]!r}"
+
 
 def _manifest_path(ref: ImageRef, reference: str) -> str:
     return f"/v2/{ref.normalized_path}/manifests/{reference}"
@@ -975,45 +1089,98 @@ def _first_line(body: bytes) -> str:
     return output.printable(output.redact(text.splitlines()[0])[:200]) if text else ""
 
 
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
+
+
+def _detail(body: bytes) -> str:
+    """What an error answer says: the registry's `errors` messages, a storage's XML `<Code>: <Message>`
+    (S3, GCS, Azure), else its first line (see _first_line)."""
+    try:
+        errors = json.loads(body).get("errors") or []
+        return output.printable(output.redact("; ".join(str(e.get("message") or e.get("code")) for e in errors)))[:200]
+    except (ValueError, AttributeError):
+        pass
+    text = body.decode("utf-8", "replace")
+    fields = dict(_XML_FIELD.findall(text)) if text.lstrip().startswith("<") else {}
+    if fields:
+        said = ": ".join(fields[k].strip() for k in ("Code", "Message") if fields.get(k, "").strip())
+        return output.printable(output.redact(said)[:200])
+    return _first_line(body)
+
+
+def _said(resp: Response) -> str:
+    detail = _detail(resp.body)
+    return f": {detail}" if detail else ""
+
+
 def _check(resp: Response, method: str, url: str) -> None:
     if resp.status >= 400 or resp.status < 200:
-        detail = ""
-        try:
-            errors = json.loads(resp.body).get("errors") or []
-            detail = "; ".join(str(e.get("message") or e.get("code")) for e in errors)
-        except (ValueError, AttributeError):
-            detail = _first_line(resp.body)
-        suffix = f": {detail}" if detail else ""
-        raise RegistryError(f"registry error: {method} {url} answered {resp.status}{suffix}")
+        tries = f" (sent {resp.attempts} times)" if resp.attempts > 1 else ""
+        raise RegistryError(f"registry error: {method} {url} answered {resp.status}{tries}{_said(resp)}")
+
+
+class DigestMismatchError(RegistryError):
+    """Content read by digest whose digest is another: a broken cache, proxy or storage (exit 8)."""
+
+
+_HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+_VALID_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}", re.ASCII)
+
+
+def verify_content(body: bytes, digest: str, url: str, what: str) -> None:
+    """Check that `body`, read from `url` by `digest`, is that content (its hash by the digest's algorithm:
+    sha256, sha384 or sha512), as docker and containerd check what they pull; DigestMismatchError (exit 8)
+    naming the URL and both digests when it is not, RegistryError for an algorithm gitops cannot check."""
+    algorithm, _, _ = digest.partition(":")
+    hasher = _HASHES.get(algorithm.lower())
+    if hasher is None:
+        raise RegistryError(f"registry error: cannot verify the {what} read from {_shown(url)}: unsupported digest "
+                            f"algorithm {algorithm!r} (gitops checks sha256, sha384 and sha512, as docker does)")
+    found = f"{algorithm.lower()}:{hasher(body).hexdigest()}"
+    if found != digest.lower():
+        raise DigestMismatchError(
+            f"registry error: {_shown(url)} answered a {what} whose digest is {found}, not {digest} as asked",
+            hint="a broken cache, proxy or CDN in front of the registry (or its storage) serves wrong content: "
+                 "fix it or bypass it, then re-run",
+        )
 
 
 def head_digest(ref: ImageRef, creds: Credentials | None = None, insecure: Iterable[str] = (),
                 client: Client | None = None) -> str | None:
-    """The digest the registry has for ref's tag (or digest), or None when the tag does not exist."""
+    """The digest the registry has for ref's tag (or digest), or None when the tag does not exist.  A
+    Docker-Content-Digest that is no valid digest is a RegistryError (exit 8), as containerd refuses it
+    ("not a valid digest"); without one, the manifest is fetched and hashed, as containerd does."""
     client = client or Client(registry_host(ref), creds, insecure)
     path = _manifest_path(ref, _reference(ref))
     resp = client.request("HEAD", path, {"Accept": ", ".join(MANIFEST_TYPES)}, scope=_scope(ref))
     if resp.status == 404:
         return None
     _check(resp, "HEAD", client.url + path)
-    digest = resp.headers.get("docker-content-digest")
+    digest = resp.headers.get("docker-content-digest", "").strip()
     if not digest:  # some registries omit it on HEAD: fetch and hash the manifest
         manifest = get_manifest(ref, client=client)
         return manifest.digest if manifest else None
+    if not _VALID_DIGEST.fullmatch(digest):
+        shown = output.printable(output.redact(digest))[:100]
+        raise RegistryError(f"registry error: HEAD {client.url + path} answered a Docker-Content-Digest that is no "
+                            f"valid digest: '{shown}'",
+                            hint="the registry, or a proxy in front of it, is broken (docker and containerd refuse "
+                                 "this answer too)")
     return digest
 
 
 def get_manifest(ref: ImageRef, creds: Credentials | None = None, insecure: Iterable[str] = (),
                  client: Client | None = None) -> Manifest | None:
-    """The manifest for ref's tag (or digest), or None when it does not exist."""
-    import hashlib
-
+    """The manifest for ref's tag (or digest), or None when it does not exist.  Read by digest, its content
+    is verified against it (verify_content); read by tag, its digest is its sha256."""
     client = client or Client(registry_host(ref), creds, insecure)
     path = _manifest_path(ref, _reference(ref))
     resp = client.request("GET", path, {"Accept": ", ".join(MANIFEST_TYPES)}, scope=_scope(ref))
     if resp.status == 404:
         return None
     _check(resp, "GET", client.url + path)
+    if ref.digest:
+        verify_content(resp.body, ref.digest, client.url + path, "manifest")
     try:
         data = json.loads(resp.body)
     except ValueError:
@@ -1021,18 +1188,19 @@ def get_manifest(ref: ImageRef, creds: Credentials | None = None, insecure: Iter
         raise RegistryError(message) from None
     if not isinstance(data, dict):
         raise RegistryError(f"registry error: {client.url + path} returned a manifest that is not a JSON object")
-    digest = "sha256:" + hashlib.sha256(resp.body).hexdigest()
-    media_type = str(data.get("mediaType") or resp.headers.get("content-type", "")).split(";")[0]
+    digest = ref.digest.lower() if ref.digest else "sha256:" + hashlib.sha256(resp.body).hexdigest()
+    media_type = str(data.get("mediaType") or resp.headers.get("content-type", "")).split(";")[0].strip()
     return Manifest(digest=digest, media_type=media_type, data=data)
 
 
 def get_blob_json(ref: ImageRef, digest: str, creds: Credentials | None = None, insecure: Iterable[str] = (),
                   client: Client | None = None) -> dict[str, Any]:
-    """A JSON blob (an image config) of ref's repository."""
+    """A JSON blob (an image config) of ref's repository, verified against its digest (verify_content)."""
     client = client or Client(registry_host(ref), creds, insecure)
     path = f"/v2/{ref.normalized_path}/blobs/{digest}"
     resp = client.request("GET", path, scope=_scope(ref))
     _check(resp, "GET", client.url + path)
+    verify_content(resp.body, digest, client.url + path, "blob")
     try:
         return dict(json.loads(resp.body))
     except (ValueError, TypeError):

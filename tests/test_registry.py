@@ -70,7 +70,7 @@ class TokenRegistry(BaseHTTPRequestHandler):
         if self.path == "/v2/team/app/manifests/500":
             return self._reply(500, b'{"errors":[{"code":"UNKNOWN","message":"storage broke"}]}')
         if self.path == "/v2/team/app/manifests/echo":  # a proxy's error page echoing what it was sent
-            return self._reply(502, b"x" * 195 + f" {PASSWORD} and more\n".encode())
+            return self._reply(500, b"x" * 195 + f" {PASSWORD} and more\n".encode())
         return self._reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
 
     do_HEAD = do_GET
@@ -154,7 +154,7 @@ def test_an_answers_first_line_is_cut_after_masking(token_registry: str) -> None
     masked: a password across the cut showed its first characters (`pa55`)."""
     with pytest.raises(RegistryError) as info:
         registry.get_manifest(parse(f"{token_registry}/team/app:echo"), creds())
-    assert str(info.value).endswith(" answered 502: " + "x" * 195 + " *** ")  # 200 characters
+    assert str(info.value).endswith(" answered 500: " + "x" * 195 + " *** ")  # 200 characters
     assert "pa55" not in str(info.value)
 
 
@@ -771,3 +771,57 @@ def test_a_helper_given_up_is_killed_with_what_it_started(tmp_path: Path, monkey
         os.kill(pid, 9)
         pytest.fail(f"the helper's child {pid} still ran after the helper was given up")
 
+
+@pytest.mark.parametrize("algorithm", ["sha256", "sha384", "sha512"])
+def test_content_is_verified_by_its_digests_algorithm(algorithm: str) -> None:
+    body = b'{"config": {}}'
+    digest = f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
+    registry.verify_content(body, digest, "http://r/v2/a/blobs/" + digest, "blob")
+    registry.verify_content(body, digest.upper().replace(algorithm.upper(), algorithm), "http://r/x", "blob")
+    with pytest.raises(registry.DigestMismatchError) as info:
+        registry.verify_content(body + b" ", digest, "http://r/v2/a/blobs/" + digest, "blob")
+    assert info.value.exit_code == 8
+    assert info.value.message == (f"registry error: http://r/v2/a/blobs/{digest} answered a blob whose digest is "
+                                  f"{algorithm}:{hashlib.new(algorithm, body + b' ').hexdigest()}, not {digest} "
+                                  "as asked")
+
+
+def test_content_of_an_unknown_digest_algorithm_cannot_be_verified() -> None:
+    with pytest.raises(RegistryError, match="unsupported digest algorithm 'blake3'") as info:
+        registry.verify_content(b"x", "blake3:" + "a" * 64, "http://r/v2/a/blobs/x", "blob")
+    assert info.value.exit_code == 8
+
+
+def test_retry_pause_honours_retry_after() -> None:
+    from datetime import UTC, datetime, timedelta
+    from email.utils import format_datetime
+
+    assert registry._retry_pause("3", 0) == 3.0
+    assert registry._retry_pause(None, 0) == registry.RETRY_BACKOFF
+    assert registry._retry_pause("soon", 2) == registry.RETRY_BACKOFF * 4
+    later = registry._retry_pause(format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True), 0)
+    assert 20 < later <= 30
+    assert registry._retry_pause("Wed, 21 Oct 2015 07:28:00 GMT", 0) == 0.0  # in the past
+
+
+@pytest.mark.parametrize("body, said", [
+    (b'{"errors":[{"code":"DENIED","message":"no way"}]}', "no way"),
+    (b'<?xml version="1.0"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>',
+     "AccessDenied: Request has expired"),
+    (b"<html>\n<body>502 Bad Gateway</body>", "<html>"),
+    (b"\x1b[1mplain\nsecond", "\\x1b[1mplain"),
+])
+def test_what_an_error_answer_says(body: bytes, said: str) -> None:
+    assert registry._detail(body) == said
+
+
+@pytest.mark.parametrize("media_type, data, kind", [
+    ("application/vnd.oci.image.index.v1+json", {"manifests": []}, "multi-platform index"),
+    ("application/vnd.docker.distribution.manifest.v1+prettyjws", {"schemaVersion": 1}, "schema1 manifest"),
+    ("application/json", {"schemaVersion": 1, "fsLayers": []}, "schema1 manifest"),
+    ("application/vnd.oci.image.manifest.v1+json", {"config": {"digest": "sha256:" + "c" * 64}}, "image manifest"),
+    ("application/vnd.oci.image.manifest.v1+json", {"layers": []}, "image manifest without a config"),
+    ("application/vnd.example+json", {}, "manifest of unknown media type 'application/vnd.example+json'"),
+])
+def test_a_manifest_says_what_it_is(media_type: str, data: dict, kind: str) -> None:
+    assert registry.Manifest("sha256:" + "a" * 64, media_type, data).kind == kind

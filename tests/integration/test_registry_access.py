@@ -201,6 +201,22 @@ def test_a_verified_registry_takes_dockerds_certs_dir_or_ssl_cert_file(gitops, t
         assert f"+  image: {name}:v2@{d2}" in res.stdout
 
 
+def test_a_certificate_for_another_name_gets_a_hint_that_fits(gitops, tmp_path: Path, tls_registry: Registry,
+                                                              tls_files: TlsFiles) -> None:
+    """A certificate issued by a trusted CA for another name (hostname mismatch) got the hint to give gitops
+    the registry's CA, which it had."""
+    _, _, d1, _ = _pushed_v1_v2(tls_registry, tls_files)
+    host = f"other.gitops-test.invalid:{tls_registry.port}"  # not a name the certificate names
+    with connect_proxy(tls_registry.port) as proxy:
+        res = _bump_dry_run(gitops, tmp_path, f"{host}/team/app", d1,
+                            {**_via(proxy), "SSL_CERT_FILE": str(tls_files.ca)})
+    assert res.returncode == 13, res.stderr
+    assert "Hostname mismatch" in res.stderr and "give gitops the registry's CA" not in res.stderr
+    assert ("hint: the registry's certificate is not issued for other.gitops-test.invalid: reach the registry by a "
+            "name its certificate names (its subjectAltName), or reissue the certificate for "
+            "other.gitops-test.invalid\n") in res.stderr
+
+
 def test_the_connect_proxy_leaves_no_thread_or_listener_behind() -> None:
     """The proxy's accept loop outlived it (its listener was closed under a blocked accept(), and its
     tunnels' sockets under blocked reads): when a signal came to such a thread (a subprocess's SIGCHLD),
