@@ -83,6 +83,13 @@ class Credentials:
 
     def __post_init__(self) -> None:
         output.register_secret(self.password)
+        # base64 of user:password: the Basic Authorization value and the docker config's `auth` field, which
+        # decode to the password; masked too, where an answer or a proxy's error echoes the header
+        output.register_secret(self.basic)
+
+    @property
+    def basic(self) -> str:
+        return base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
 
     @property
     def is_identity_token(self) -> bool:
@@ -870,8 +877,8 @@ def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
 
 
 def _basic_auth(creds: Credentials) -> str:
-    """The `Authorization: Basic ...` value for a username and password."""
-    return "Basic " + base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+    """The `Authorization: Basic ...` value for a username and password (a secret: see Credentials)."""
+    return "Basic " + creds.basic
 
 
 class Client:
@@ -1018,10 +1025,12 @@ class Client:
             raise self._auth_error(resp, params["realm"])
         try:
             data = json.loads(resp.body)
-            return str(data.get("token") or data["access_token"])
+            token = str(data.get("token") or data["access_token"])
         except (ValueError, KeyError, TypeError, AttributeError):
             message = f"token endpoint {params['realm']} answered {resp.status} without a token"
             raise RegistryError(message) from None
+        output.register_secret(token)  # a bearer token grants what the password does, for a while
+        return token
 
     def _auth_error(self, resp: Response, url: str) -> RegistryAuthError:
         what = "access denied" if resp.status == 403 else "authentication failed"

@@ -58,6 +58,10 @@ class TokenRegistry(BaseHTTPRequestHandler):
                 return self._reply(401, b'{"details":"bad creds"}')
             assert "scope=repository%3Ateam%2Fapp%3Apull" in self.path and "service=test" in self.path
             return self._reply(200, json.dumps({"token": TOKEN}).encode())
+        if self.path.startswith("/v2/basic/"):  # a Basic-auth registry (or proxy) whose error echoes the header
+            if auth is None:
+                return self._reply(401, b"", {"WWW-Authenticate": 'Basic realm="r"'})
+            return self._reply(500, json.dumps({"errors": [{"message": f"bad header {auth}"}]}).encode())
         if auth != f"Bearer {TOKEN}":
             realm = f"http://127.0.0.1:{self.server.server_port}/token"
             return self._reply(401, b"", {"WWW-Authenticate": f'Bearer realm="{realm}",service="test",'
@@ -65,6 +69,8 @@ class TokenRegistry(BaseHTTPRequestHandler):
         if self.path == "/v2/team/app/manifests/1":
             media_type = "application/vnd.docker.distribution.manifest.v2+json"
             return self._reply(200, MANIFEST, {"Docker-Content-Digest": DIGEST, "Content-Type": media_type})
+        if self.path == "/v2/team/app/manifests/echo-auth":
+            return self._reply(500, json.dumps({"errors": [{"message": f"bad header {auth}"}]}).encode())
         if self.path == "/v2/team/app/manifests/list":
             return self._reply(200, b"[1,2]", {"Content-Type": "application/json"})
         if self.path == "/v2/team/app/manifests/500":
@@ -156,6 +162,18 @@ def test_an_answers_first_line_is_cut_after_masking(token_registry: str) -> None
         registry.get_manifest(parse(f"{token_registry}/team/app:echo"), creds())
     assert str(info.value).endswith(" answered 500: " + "x" * 195 + " *** ")  # 200 characters
     assert "pa55" not in str(info.value)
+
+
+def test_an_echoed_authorization_header_is_masked(token_registry: str) -> None:
+    """The Basic value (base64 of user:password, also the docker config's `auth` field) and a bearer token
+    are secrets: an answer echoing the header shows neither."""
+    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    with pytest.raises(RegistryError) as info:
+        registry.get_manifest(parse(f"{token_registry}/basic/app:1"), creds())
+    assert str(info.value).endswith("answered 500: bad header Basic ***") and basic not in str(info.value)
+    with pytest.raises(RegistryError) as info:
+        registry.get_manifest(parse(f"{token_registry}/team/app:echo-auth"), creds())
+    assert str(info.value).endswith("answered 500: bad header Bearer ***"), str(info.value)
 
 
 def test_unreachable_names_url() -> None:
