@@ -25,7 +25,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -869,6 +869,15 @@ def _uri(path: str) -> str:
 
 
 def render(report: Report, fmt: str, version: str = "") -> str:
+    """The report in format `fmt`.  Every string of a finding (its file name, message, image) has its
+    secrets masked (output.redact) before it is formatted: each format encodes them (the text's escapes of
+    control characters, JSON's `\\u00e4`, GitHub's `%3A`, SARIF's percent-encoded file URI), where a
+    secret would no longer be found; so the rendered text is printed as it is."""
+    from gitops_cli.output import redact
+
+    report = Report([replace(f, path=redact(f.path), message=redact(f.message),
+                             image=redact(f.image) if f.image is not None else None) for f in report.findings],
+                    report.files)
     if fmt == "json":
         return format_json(report)
     if fmt == "github":

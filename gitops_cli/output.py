@@ -32,9 +32,13 @@ _short_patterns: dict[str, re.Pattern[str]] = {}
 
 def register_secret(value: str | None) -> None:
     """Remember a secret so that no message this module prints can contain it (replaced by ***): as it
-    is, and as repr() writes it inside quotes (a message shows values with !r: `\\`, `\\'`, `\\n`)."""
+    is, as repr() writes it inside quotes (a message shows values with !r: `\\`, `\\'`, `\\n`), and as
+    printable() and quoted_path() write it (a line made printable, or a quoted file name, before it is
+    masked: a tab as `\\t`, `"` as `\\"`).  JSON is masked string by string before it is encoded
+    (json_text): its escapes (`\\u00e4`) need no form of their own."""
     if value and len(value) >= MIN_SECRET_LENGTH:
-        for form in {value, repr(value)[1:-1], repr(value + '"')[1:-2]}:  # repr's either quote style
+        for form in {value, repr(value)[1:-1], repr(value + '"')[1:-2],  # repr's either quote style
+                     printable(value), quoted_path(value, always=True)[1:-1]}:
             _add_secret(form)
 
 
@@ -271,25 +275,29 @@ def result(text: str, trusted: bool = False) -> None:
 
 def result_json(data: Any, trusted: bool = False) -> None:
     """`data` as JSON on stdout (json_text), secrets masked unless `trusted` (see result)."""
-    text = json_text(data)
-    sys.stdout.write((text if trusted else redact(text)) + "\n")
+    sys.stdout.write(json_text(data, masked=not trusted) + "\n")
     sys.stdout.flush()
 
 
-def json_text(data: Any) -> str:
+def json_text(data: Any, masked: bool = True) -> str:
     """`data` as JSON, indented, every string in it faithful (json_str): the one JSON encoding of every
-    verb's `--output json` and of `lint --format json|sarif`.  A value JSON has no type for is its str()."""
-    return json.dumps(_json_strs(data), indent=2, sort_keys=False, default=lambda value: json_str(str(value)))
+    verb's `--output json` and of `lint --format json|sarif`.  A value JSON has no type for is its str().
+    `masked`: every string -- keys and values -- has its secrets masked (redact) BEFORE it is encoded:
+    JSON escapes `"`, `\\`, control and non-ASCII characters (`ä` as `\\u00e4`), and a secret masked in
+    the encoded text would no longer be found there."""
+    def text(value: str) -> str:
+        return json_str(redact(value) if masked else value)
 
+    def strings(item: Any) -> Any:
+        if isinstance(item, str):
+            return text(item)
+        if isinstance(item, dict):
+            return {text(key) if isinstance(key, str) else key: strings(value) for key, value in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [strings(value) for value in item]
+        return item
 
-def _json_strs(data: Any) -> Any:
-    if isinstance(data, str):
-        return json_str(data)
-    if isinstance(data, dict):
-        return {json_str(key) if isinstance(key, str) else key: _json_strs(value) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_json_strs(value) for value in data]
-    return data
+    return json.dumps(strings(data), indent=2, sort_keys=False, default=lambda value: text(str(value)))
 
 
 _ESCAPED_BYTES_RE = re.compile("[\udc80-\udcff]+")

@@ -113,6 +113,19 @@ def test_bad_option_value_is_a_usage_error_without_traceback() -> None:
     assert "Traceback" not in res.stderr and "--length" in res.stderr
 
 
+def test_json_output_masks_a_secret_json_would_escape(tmp_path: Path) -> None:
+    """`-o json` showed a non-ASCII token in clear, as `P\\u00e4ssw\\u00f6rt-2024!`: the JSON text was masked
+    after json.dumps had escaped it."""
+    import json
+
+    secret = "Pässwört-2024!"
+    res = run_gitops(["build-and-bump", "--image", "audit/x", "--deploy-repo", str(tmp_path), "--prefix", secret,
+                      "-o", "json"], cwd=tmp_path, env={"GITOPS_GIT_TOKEN": secret})
+    assert res.returncode == 2, res.stderr
+    assert json.loads(res.stdout)["error"].startswith("--prefix '***': ")
+    assert "ssw" not in res.stdout + res.stderr
+
+
 @pytest.mark.parametrize(("args", "usage", "error"), [
     (["tag", "--length"], "gitops tag [OPTIONS]", "Option '--length' requires an argument."),
     (["bump", "--image"], "gitops bump [OPTIONS]", "Option '--image' requires an argument."),

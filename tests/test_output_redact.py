@@ -61,3 +61,48 @@ def test_trusted_result_is_printed_as_is(capsys) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[:2] == ["r/a:fixed1-secret", "r/a:***"]
     assert '"ref": "fixed1-secret"' in out
+
+
+@pytest.mark.parametrize("secret", ["Pässwört-2024!", 'pa"ss\\word-2024', "tab\tbed-secret", "日本語のパスワード"])
+def test_json_masks_every_string_before_it_is_encoded(capsys, secret: str) -> None:
+    """The JSON text was masked after json.dumps had escaped `"`, `\\`, control and non-ASCII characters
+    (`ä` as `\\u00e4`): such a secret no longer matched and was printed in clear.  Every key and value is
+    masked first."""
+    import json
+
+    output.register_secret(secret)
+    output.result_json({"error": f"--prefix '{secret}': bad", secret: [secret, (1, f"x {secret} y")]})
+    out = capsys.readouterr().out
+    assert json.loads(out) == {"error": "--prefix '***': bad", "***": ["***", [1, "x *** y"]]}
+    assert secret not in json.loads(out.replace("***", "")).__repr__()
+    assert json.dumps(secret)[1:-1] not in out and json.dumps(secret, ensure_ascii=False)[1:-1] not in out
+
+
+def test_a_line_made_printable_or_quoted_before_it_is_masked_is_masked(capsys) -> None:
+    """printable() writes a tab as `\\t`, quoted_path() a `"` as `\\"`: a line escaped before it reaches
+    result/info (history's lines, bump's file names) still has its secret masked."""
+    output.register_secret("tab\tbed-secret")
+    output.register_secret('quo"ted-secret')
+    output.result(output.printable("author tab\tbed-secret"))
+    output.result(output.quoted_path('apps/quo"ted-secret.yaml'))
+    assert capsys.readouterr().out.splitlines() == ["author ***", '"apps/***.yaml"']
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github", "sarif"])
+def test_lint_formats_mask_secrets_before_they_encode_them(fmt: str) -> None:
+    """lint's formats encode a finding's strings (GitHub's `%3A`, SARIF's percent-encoded URI, JSON's
+    escapes, the text's `\\t`): masked before, a secret with such a character is never in the output."""
+    from urllib.parse import quote
+
+    from gitops_cli import lint
+
+    secret = "Pä:ss\tw,ort-2024"
+    output.register_secret(secret)
+    finding = lint.Finding(path=f"apps/{secret}/deploy.yaml", line=1, column=1, rule="GL001",
+                           severity="error", message=f"image 'r/{secret}:latest' uses the tag 'latest'",
+                           image=f"r/{secret}:latest")
+    text = lint.render(lint.Report([finding], 1), fmt, "1.0")
+    assert "***" in text
+    for form in (secret, output.printable(secret), quote(secret), secret.encode("unicode_escape").decode(),
+                 "P\\u00e4", "Pä%3Ass", "P%C3%A4"):
+        assert form not in text, form

@@ -103,7 +103,7 @@ def lint(
     report = rules.lint_paths(paths or [], config)
     rendered = rules.render(report, fmt, __version__)
     if rendered:
-        output.result(rendered.rstrip("\n"))
+        output.result(rendered.rstrip("\n"), trusted=True)  # masked before it was formatted (rules.render)
     output.info(rules.summary(report))
     if report.failed(level):
         raise typer.Exit(1)
