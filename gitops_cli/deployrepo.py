@@ -284,32 +284,89 @@ def _user_ssh_command(environ: Mapping[str, str], repo: Path | None) -> tuple[st
     return (shlex.quote(program), "GIT_SSH") if program else ("ssh", "ssh")
 
 
-def select_token(host: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:
-    """(username, token, source) for an HTTPS host, or None.
+def select_token(url: str, user: str | None, environ: Mapping[str, str]) -> tuple[str, str, str] | None:
+    """(username, token, source) for an HTTP(S) URL git talks to, or None.
 
     GITOPS_GIT_TOKEN applies to any host (username GITOPS_GIT_USERNAME, else the URL's user, else
-    x-access-token).  GITHUB_TOKEN is only sent to github.com / GITHUB_SERVER_URL's host (x-access-token);
-    CI_JOB_TOKEN only to GitLab's CI_SERVER_HOST (gitlab-ci-token): a CI token never leaks to another host.
-    """
-    host = host.lower()
+    x-access-token).  A CI token goes only to its CI server's own origin -- scheme, host and port (a scheme's
+    default port when none is written), as git reaches it: GITHUB_TOKEN to https://github.com or
+    GITHUB_SERVER_URL's (x-access-token), CI_JOB_TOKEN to CI_SERVER_URL's (else https://CI_SERVER_HOST, with
+    CI_SERVER_PROTOCOL and CI_SERVER_PORT when set; gitlab-ci-token).  Never to another host, to another
+    port of that host, nor over plain http to a server that speaks https."""
     token = environ.get("GITOPS_GIT_TOKEN", "").strip()
     if token:
         username = environ.get("GITOPS_GIT_USERNAME", "").strip() or user or "x-access-token"
         return username, token, "GITOPS_GIT_TOKEN"
+    target = _origin(url)
     token = environ.get("GITHUB_TOKEN", "").strip()
-    if token:
-        gh_hosts = {"github.com"}
+    if token and target is not None:
         server = environ.get("GITHUB_SERVER_URL", "").strip()
-        if server:
-            gh_hosts.add((urlsplit(server).hostname or "").lower())
-        if host.split(":")[0] in gh_hosts:
+        if target in {_origin("https://github.com"), _origin(server) if server else None}:
             return "x-access-token", token, "GITHUB_TOKEN"
     token = environ.get("CI_JOB_TOKEN", "").strip()
-    if token:
-        gl_host = environ.get("CI_SERVER_HOST", "").strip().lower()
-        if gl_host and host.split(":")[0] == gl_host.split(":")[0]:
-            return "gitlab-ci-token", token, "CI_JOB_TOKEN"
+    if token and target is not None and target == _gitlab_origin(environ):
+        return "gitlab-ci-token", token, "CI_JOB_TOKEN"
     return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URL: lowercase, a host's brackets dropped, the scheme's default
+    port when none is written; None for another scheme or a URL without a host or with a bad port."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), parts.hostname, parts.port
+    except ValueError:
+        return None
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    return scheme, host.rstrip("."), port if port is not None else _DEFAULT_PORTS[scheme]
+
+
+def _gitlab_origin(environ: Mapping[str, str]) -> tuple[str, str, int] | None:
+    """GitLab's own origin: CI_SERVER_URL's, else CI_SERVER_PROTOCOL://CI_SERVER_HOST:CI_SERVER_PORT
+    (https and its default port when those two are not set)."""
+    server = environ.get("CI_SERVER_URL", "").strip()
+    if server:
+        return _origin(server)
+    host = environ.get("CI_SERVER_HOST", "").strip()
+    if not host:
+        return None
+    scheme = environ.get("CI_SERVER_PROTOCOL", "").strip() or "https"
+    port = environ.get("CI_SERVER_PORT", "").strip()
+    return _origin(f"{scheme}://{host}" + (f":{port}" if port and ":" not in host else ""))
+
+
+def _cleartext(url: str) -> bool:
+    """Does a credential sent to `url` cross the network unencrypted: plain http to a host that is not this
+    machine (localhost, 127.0.0.0/8, ::1)?"""
+    import ipaddress
+
+    target = _origin(url)
+    if target is None or target[0] != "http":
+        return False
+    host = target[1]
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True
+
+
+_WARNED_CLEARTEXT: set[str] = set()
+
+
+def _warn_cleartext(url: str, source: str) -> None:
+    """Once a run for each URL: the credential gitops sends there goes over plain HTTP."""
+    shown = git.strip_credentials(url)
+    if shown in _WARNED_CLEARTEXT:
+        return
+    _WARNED_CLEARTEXT.add(shown)
+    output.warn(f"the credential from {source} is sent to {shown} over plain HTTP, unencrypted: anyone on the "
+                "network path can read it; use https://")
 
 
 _TOKEN_VARIABLES = ("GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
@@ -321,7 +378,8 @@ def _https_remote(spec: str, environ: Mapping[str, str], repo: Path | None = Non
     Authorization headers are not sent there, their other extra headers are: git.authorization_config),
     with the user's credential helpers and askpass program turned off (git.NO_CREDENTIAL_HELPERS): the one
     credential gitops gives is the only one tried, and nothing of the user's is stored or erased.  A CI
-    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own host, as git really reaches it.  `repo`: the
+    token (GITHUB_TOKEN, CI_JOB_TOKEN) goes only to its own server's scheme, host and port, as git really
+    reaches it (select_token).  A credential sent over plain http to another machine gets a warning.  `repo`: the
     checkout whose `origin` this is (its config counts, as for its fetches and pushes)."""
     parts = urlsplit(spec)
     clean = git.strip_credentials(spec)
@@ -342,13 +400,15 @@ def _https_remote(spec: str, environ: Mapping[str, str], repo: Path | None = Non
             return None
         if url_password:  # credentials in the URL: never keep them there, use them as the credential
             return url_user or "x-access-token", url_password, "the URL"
-        return select_token(parts.netloc.rsplit("@", 1)[-1], url_user, environ)
+        return select_token(url, url_user, environ)
 
     chosen = {url: credential(url) for url in dict.fromkeys([real, pushed])}
     entries: list[tuple[str, str]] = []
     for url, found in chosen.items():
         if found is not None:
-            username, token, _ = found
+            username, token, source = found
+            if _cleartext(url):
+                _warn_cleartext(url, source)
             basic = base64.b64encode(f"{username}:{token}".encode()).decode("ascii")
             register_secret(token)
             register_secret(basic)
@@ -373,7 +433,7 @@ def _auth_line(clean: str, real: str, pushed: str, chosen: Mapping[str, tuple[st
         push = chosen[pushed]
         if push is None:
             why = "not HTTP(S)" if urlsplit(pushed).scheme.lower() not in ("http", "https") else \
-                f"{fetch[2] if fetch else 'the token'} is not for that host"
+                f"{fetch[2] if fetch else 'the token'} is not for that server"
             said.append(f"no token sent to {where} ({why})")
         elif fetch is not None and push[2] == fetch[2]:
             said.append(f"also sent to {where}")

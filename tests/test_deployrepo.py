@@ -47,38 +47,94 @@ def test_local_directory_is_not_a_url(tmp_path: Path) -> None:
 def test_select_token_precedence_and_usernames() -> None:
     env = {"GITOPS_GIT_TOKEN": "tok1", "GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci"}
     expected = ("x-access-token", "tok1", "GITOPS_GIT_TOKEN")
-    assert deployrepo.select_token("git.example.com", None, env) == expected
-    assert deployrepo.select_token("h", "alice", env)[0] == "alice"
-    assert deployrepo.select_token("h", "alice", {**env, "GITOPS_GIT_USERNAME": "bob"})[0] == "bob"
+    assert deployrepo.select_token("https://git.example.com/x.git", None, env) == expected
+    assert deployrepo.select_token("https://h/x", "alice", env)[0] == "alice"
+    assert deployrepo.select_token("https://h/x", "alice", {**env, "GITOPS_GIT_USERNAME": "bob"})[0] == "bob"
     gh = {"GITHUB_TOKEN": "gh"}
-    assert deployrepo.select_token("github.com", None, gh) == ("x-access-token", "gh", "GITHUB_TOKEN")
+    assert deployrepo.select_token("https://github.com/o/x", None, gh) == ("x-access-token", "gh", "GITHUB_TOKEN")
     ghes = {**gh, "GITHUB_SERVER_URL": "https://ghe.corp.example"}
-    assert deployrepo.select_token("ghe.corp.example", None, ghes) is not None
+    assert deployrepo.select_token("https://ghe.corp.example/o/x", None, ghes) is not None
     gl = {"CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
     expected = ("gitlab-ci-token", "ci", "CI_JOB_TOKEN")
-    assert deployrepo.select_token("gitlab.example.com", None, gl) == expected
+    assert deployrepo.select_token("https://gitlab.example.com/g/x.git", None, gl) == expected
 
 
 def test_ci_tokens_are_never_sent_to_other_hosts() -> None:
     env = {"GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
-    assert deployrepo.select_token("evil.example.org", None, env) is None
-    assert deployrepo.select_token("gitlab.example.com.evil.org", None, env) is None
+    assert deployrepo.select_token("https://evil.example.org/x", None, env) is None
+    assert deployrepo.select_token("https://gitlab.example.com.evil.org/x", None, env) is None
 
 
 @pytest.mark.parametrize("host", ["gitlab.example.com.evil.org", "evilgitlab.example.com",
                                   "xgitlab.example.com:443", "gitlab.example.com.evil.org:443"])
 def test_the_ci_job_token_goes_to_ci_server_host_only_not_to_a_host_that_contains_it(host: str) -> None:
     env = {"CI_JOB_TOKEN": "ci", "CI_SERVER_HOST": "gitlab.example.com"}
-    assert deployrepo.select_token("gitlab.example.com:8443", None, env) == ("gitlab-ci-token", "ci", "CI_JOB_TOKEN")
-    assert deployrepo.select_token(host, None, env) is None
+    assert deployrepo.select_token("https://gitlab.example.com:443/x", None, env) == (
+        "gitlab-ci-token", "ci", "CI_JOB_TOKEN")
+    assert deployrepo.select_token(f"https://{host}/x", None, env) is None
 
 
 @pytest.mark.parametrize("host", ["evilgithub.com", "github.com.evil.org", "github.co", "ghe.corp.example.evil.org",
                                   "evil-ghe.corp.example"])
 def test_the_github_token_goes_to_github_or_github_server_url_only_not_to_a_lookalike(host: str) -> None:
     env = {"GITHUB_TOKEN": "gh", "GITHUB_SERVER_URL": "https://ghe.corp.example"}
-    assert deployrepo.select_token("github.com", None, env) == ("x-access-token", "gh", "GITHUB_TOKEN")
-    assert deployrepo.select_token(host, None, env) is None
+    assert deployrepo.select_token("https://github.com/o/x", None, env) == ("x-access-token", "gh", "GITHUB_TOKEN")
+    assert deployrepo.select_token(f"https://{host}/o/x", None, env) is None
+
+
+@pytest.mark.parametrize(("url", "env"), [
+    # another port of the CI server's host: another server, anyone's
+    ("https://127.0.0.1:18080/o/x.git", {"GITHUB_SERVER_URL": "https://127.0.0.1"}),
+    ("https://github.com:8443/o/x.git", {}),
+    ("https://gitlab.example.com:8443/g/x.git", {"CI_SERVER_HOST": "gitlab.example.com"}),
+    ("https://gitlab.example.com/g/x.git", {"CI_SERVER_URL": "https://gitlab.example.com:8443"}),
+    ("https://gitlab.example.com:444/g/x.git", {"CI_SERVER_HOST": "gitlab.example.com", "CI_SERVER_PORT": "443"}),
+    # plain http to a server that speaks https: the token in clear on the network
+    ("http://github.com/o/x.git", {}),
+    ("http://ghe.corp.example/o/x.git", {"GITHUB_SERVER_URL": "https://ghe.corp.example"}),
+    ("http://gitlab.example.com/g/x.git", {"CI_SERVER_URL": "https://gitlab.example.com"}),
+    ("http://gitlab.example.com:443/g/x.git", {"CI_SERVER_HOST": "gitlab.example.com"}),
+])
+def test_a_ci_token_goes_only_to_its_servers_scheme_host_and_port(url: str, env: dict[str, str]) -> None:
+    """select_token compared the host alone: GITHUB_TOKEN went to any port of GITHUB_SERVER_URL's host (a
+    listener on 127.0.0.1:18080 got `x-access-token:ghs_...`), over plain http too."""
+    env = {"GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci", **env}
+    assert deployrepo.select_token(url, None, env) is None
+
+
+@pytest.mark.parametrize(("url", "env", "source"), [
+    ("https://127.0.0.1/o/x.git", {"GITHUB_SERVER_URL": "https://127.0.0.1"}, "GITHUB_TOKEN"),
+    ("https://GitHub.com:443/o/x.git", {}, "GITHUB_TOKEN"),
+    ("http://127.0.0.1:8080/o/x.git", {"GITHUB_SERVER_URL": "http://127.0.0.1:8080"}, "GITHUB_TOKEN"),
+    ("https://[::1]:8443/o/x.git", {"GITHUB_SERVER_URL": "https://[::1]:8443/"}, "GITHUB_TOKEN"),
+    ("https://gitlab.example.com:8443/g/x.git", {"CI_SERVER_URL": "https://gitlab.example.com:8443"}, "CI_JOB_TOKEN"),
+    ("https://gitlab.example.com:8443/g/x.git", {"CI_SERVER_HOST": "gitlab.example.com", "CI_SERVER_PORT": "8443"},
+     "CI_JOB_TOKEN"),
+    ("http://gitlab.local/g/x.git", {"CI_SERVER_URL": "http://gitlab.local"}, "CI_JOB_TOKEN"),
+])
+def test_a_ci_token_goes_to_its_servers_own_origin(url: str, env: dict[str, str], source: str) -> None:
+    env = {"GITHUB_TOKEN": "gh", "CI_JOB_TOKEN": "ci", **env}
+    found = deployrepo.select_token(url, None, env)
+    assert found is not None and found[2] == source
+
+
+def test_a_credential_sent_over_plain_http_to_another_machine_gets_a_warning(capsys) -> None:
+    """GITOPS_GIT_TOKEN (any host, as documented) or a URL's password sent over plain http to a host that is not
+    this machine: a warning, once a run for a URL, naming where the credential comes from (never the secret)."""
+    env = {"GITOPS_GIT_TOKEN": "plain-http-token-1"}
+    for _ in range(2):
+        deployrepo.open_remote("http://git.example.com/org/deploy.git", environ=env)
+    deployrepo.open_remote("http://bot:url-pass-12@git2.example.com/deploy.git", environ={})
+    for local in ("http://127.0.0.1:8080/x.git", "http://localhost/x.git", "http://[::1]/x.git",
+                  "https://git3.example.com/x.git"):
+        deployrepo.open_remote(local, environ=env)
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "warning: the credential from GITOPS_GIT_TOKEN is sent to http://git.example.com/org/deploy.git over "
+        "plain HTTP, unencrypted: anyone on the network path can read it; use https://",
+        "warning: the credential from the URL is sent to http://git2.example.com/deploy.git over plain HTTP, "
+        "unencrypted: anyone on the network path can read it; use https://",
+    ]
 
 
 def test_https_remote_moves_url_credentials_into_a_scoped_header() -> None:

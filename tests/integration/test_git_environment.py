@@ -351,6 +351,22 @@ def test_the_token_goes_to_the_url_insteadof_rewrites_to_and_a_ci_token_only_to_
     assert TOKEN not in res.stderr
 
 
+@pytest.mark.parametrize("server_url", ["http://127.0.0.1", "https://127.0.0.1:{port}", "https://127.0.0.1"])
+def test_the_github_token_never_goes_to_another_port_or_scheme_of_its_servers_host(
+        tmp_path: Path, http_git_server, server_url: str) -> None:
+    """GITHUB_TOKEN went to any port of GITHUB_SERVER_URL's host, over plain http too: a listener on
+    127.0.0.1:PORT got `x-access-token:TOKEN` with GITHUB_SERVER_URL=https://127.0.0.1.  Now only the
+    server's own scheme, host and port get it: none was sent (exit 11)."""
+    make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    env = _env(tmp_path, GITHUB_TOKEN=TOKEN, GITHUB_SERVER_URL=server_url.format(port=server.port))
+    res = _run(["bump", "--deploy-repo", server.url(), "--image", f"{APP}:v1"], env)
+    assert res.returncode == 11, res.stderr
+    assert TOKEN not in res.stdout + res.stderr
+    got = [_headers(request, "Authorization") for request in server.requests()]
+    assert got and all(values == [] for values in got)
+
+
 @pytest.mark.parametrize("token", ["GITOPS_GIT_TOKEN", "GITHUB_TOKEN"])
 def test_the_token_follows_push_insteadof_to_the_host_it_may_go_to(tmp_path: Path, http_git_server,
                                                                     token: str) -> None:
