@@ -101,8 +101,16 @@ def open_remote(
     env = os.environ if environ is None else environ
     if not spec.strip():
         raise UsageError(f"{names('deploy_repo', spec)}: empty value")
-    shown = git.strip_credentials(spec)
+    userinfo, bare = git.split_userinfo(spec)
+    shown = git.strip_credentials(bare)
     what = names("deploy_repo", shown)
+    if git.blank_in_userinfo(spec):  # never on git's command line (strip_credentials ends a URL at a blank)
+        for password in (userinfo or "").partition(":")[2], unquote((userinfo or "").partition(":")[2]):
+            register_secret(password)
+        raise UsageError(f"{what}: its user-info (user:password@) holds a blank or a control character, which "
+                         "a URL cannot hold unencoded (git refuses it)",
+                         hint="percent-encode them in the URL (a space as %20, a tab as %09), or give the token "
+                              "in GITOPS_GIT_TOKEN")
     if git.malformed_userinfo(spec):
         raise UsageError(f"{what}: its user-info (user:password@) holds a `/`, `?` or `#`, which git would read "
                          "as part of the host or the path",

@@ -68,9 +68,14 @@ def strip_credentials(url: str) -> str:
 def url_passwords(text: str) -> list[str]:
     """The password of each URL in `text` (a URL, or a text holding URLs, read as strip_credentials reads
     them): what follows the first `:` of its user-info (`https://user:PASSWORD@host/x`; one holding an
-    unencoded `/` too), as written and percent-decoded (as git sends it).  A user-info without `:` is a
+    unencoded `/` too; and, when `text` is one URL whose user-info holds a blank, that one: see
+    blank_in_userinfo), as written and percent-decoded (as git sends it).  A user-info without `:` is a
     user name, no password."""
     found: list[str] = []
+    if blank_in_userinfo(text):  # one URL given whole (a flag's value): its user-info holds a blank
+        password = (split_userinfo(text)[0] or "").partition(":")[2]
+        if password:
+            found += dict.fromkeys([password, unquote(password)])
     for m in _URL_RE.finditer(text):
         userinfo, rest = m.group("userinfo"), m.group("rest")
         if not m.group("scheme").lower().startswith("file:") and _spilled_userinfo(rest):
@@ -99,6 +104,37 @@ def _spilled_userinfo(rest: str) -> bool:
     if "@" not in after:
         return False
     return _HOSTPORT_RE.fullmatch(authority) is None or _HOST_AFTER_AT_RE.match(after.rsplit("@", 1)[1]) is not None
+
+
+_SCHEME_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+_BLANK_RE = re.compile(r"[\x00-\x20\x7f]")  # blanks and control characters: no URL holds them unencoded
+
+
+def split_userinfo(url: str) -> tuple[str | None, str]:
+    """(the user-info, the URL without it) of ONE URL -- a flag's or a setting's value, not a text holding
+    URLs, where a blank ends a URL (strip_credentials) --: what precedes the last `@` of its authority, or,
+    for a user-info holding an unencoded `/`, `?` or `#`, the last `@` followed by a host (see
+    _spilled_userinfo); blanks and control characters included.  (None, url) without one, and for file://."""
+    m = _SCHEME_RE.match(url)
+    if m is None or m.group().lower().startswith("file:"):
+        return None, url
+    rest = url[m.end():]
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    userinfo = authority.rpartition("@")[0] if "@" in authority else None
+    after = rest[len(userinfo) + 1:] if userinfo is not None else rest
+    if _spilled_userinfo(after):
+        spilled, _, after = after.rpartition("@")
+        userinfo = spilled if userinfo is None else f"{userinfo}@{spilled}"
+    return userinfo, m.group() + after
+
+
+def blank_in_userinfo(url: str) -> bool:
+    """ONE URL (see split_userinfo) whose user-info holds a blank or a control character (`bot:S3cret
+    Pw@host`): git cannot send it (it refuses the URL), and in a text such a URL ends at the blank, where
+    strip_credentials and url_passwords would miss the password; refused before any work
+    (deployrepo.open_remote)."""
+    userinfo = split_userinfo(url)[0]
+    return userinfo is not None and _BLANK_RE.search(userinfo) is not None
 
 
 def malformed_userinfo(url: str) -> bool:

@@ -50,6 +50,10 @@ def test_strip_credentials(text: str, expected: str) -> None:
     ("https://host:8443/org/x@y.git", []),  # an "@" in the path is a path's
     ("git@host:org/x.git", []),
     ("https://h/x.git?private_token=SECRET", []),  # a query is no user-info (strip_credentials drops it)
+    # one URL whose user-info holds a blank (a flag's value): that password too, not the word before the blank
+    ("http://bot:S3cret Pw123@127.0.0.1:1/x.git", ["S3cret Pw123"]),
+    ("http://bot:S3cret%20Pw%09x@h/x.git", ["S3cret%20Pw%09x", "S3cret Pw\tx"]),
+    ("https://bot:a b/c@git.example.com/x", ["a b/c"]),
 ])
 def test_url_passwords(text: str, expected: list[str]) -> None:
     assert git.url_passwords(text) == expected
@@ -100,6 +104,37 @@ def test_malformed_specs_are_refused_without_their_credentials(spec: str) -> Non
     assert exc.value.exit_code == 2
     assert SECRET not in exc.value.message and "x-access-token" not in exc.value.message
     assert "127.0.0.1/o/d.git" in exc.value.message
+
+
+@pytest.mark.parametrize("spec", [
+    f"http://bot:S3cret {SECRET}@127.0.0.1:1/o/d.git",
+    f"https://bot:S3cret\t{SECRET}@127.0.0.1:1/o/d.git",
+    f"https://bot:{SECRET}\n@127.0.0.1:1/o/d.git",
+    f"https://bot S3cret:{SECRET}@127.0.0.1:1/o/d.git",  # in the user
+    f"https://bot:a b/{SECRET}@127.0.0.1:1/o/d.git",  # and an unencoded "/"
+    f"ssh://git:a b{SECRET}@127.0.0.1:1/o/d.git",
+])
+def test_a_blank_in_the_user_info_is_refused_without_the_password(spec: str) -> None:
+    """A password with an unencoded space or tab went on git's command line (strip_credentials ends a URL at
+    a blank: `http://bot:S3cret` was "stripped", the rest kept), and was shown where it was not registered.
+    Refused before any work (exit 2), naming the URL without it."""
+    from gitops_cli import output
+
+    with pytest.raises(UsageError) as exc:
+        deployrepo.open_remote(spec, environ={})
+    assert exc.value.exit_code == 2
+    assert "holds a blank or a control character" in exc.value.message
+    assert "127.0.0.1:1/o/d.git" in exc.value.message and "S3cret" not in exc.value.message
+    assert SECRET not in exc.value.message and SECRET not in output.redact(spec)
+    assert "%20" in (exc.value.hint or "")
+
+
+def test_split_userinfo_takes_one_url_whole() -> None:
+    assert git.split_userinfo("http://bot:S3cret Pw@h:1/x") == ("bot:S3cret Pw", "http://h:1/x")
+    assert git.split_userinfo("https://u:a b/c@host.example/x") == ("u:a b/c", "https://host.example/x")
+    assert git.split_userinfo("https://h/x@y.git") == (None, "https://h/x@y.git")
+    assert git.split_userinfo("file:///srv/u:p@x") == (None, "file:///srv/u:p@x")
+    assert git.blank_in_userinfo("https://u:p@h/a b") is False  # a blank in the path is the path's
 
 
 def test_scp_like_with_an_absolute_path_is_still_ssh() -> None:

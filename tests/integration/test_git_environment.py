@@ -237,6 +237,34 @@ def test_gitops_token_is_the_only_authorization_header_the_server_gets(tmp_path:
             assert secret not in (tmp_path / "deploy" / ".git" / "config").read_text()
 
 
+@pytest.mark.parametrize("verb", ["bump", "history", "sync", "local checkout"])
+def test_a_password_with_a_blank_is_refused_and_never_on_a_git_command_line(tmp_path: Path, verb: str) -> None:
+    """`http://bot:S3cret Pw123@127.0.0.1:1/x.git`: git.strip_credentials ended the URL at the blank, so the
+    "stripped" URL git was given -- on its command line, seen by every user (ps) -- held the password
+    (`Cloning http://bot:***@...`).  Now exit 2 before any work, as for a `/` in the user-info, for
+    --deploy-repo, sync --repo and a local checkout's origin; the password is in no output."""
+    password = "S3cret Pw123-blank"
+    url = f"http://bot:{password}@127.0.0.1:1/x.git"
+    argv_dir, argv_log = _git_argv_logger(tmp_path)
+    env = _env(tmp_path, PATH=f"{argv_dir}:{os.environ['PATH']}")
+    if verb == "local checkout":
+        remote = make_bare_remote(tmp_path / "srv", FILES)
+        checkout = tmp_path / "deploy"
+        git("clone", "--quiet", remote.url, str(checkout), env=env)
+        git("remote", "set-url", "origin", url, cwd=checkout)
+        args = ["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v1"]
+    elif verb == "sync":
+        args = ["sync", "--repo", url, "--cache-dir", str(tmp_path / "cache")]
+    else:
+        args = [verb, "--deploy-repo", url, "--image", f"{APP}:v1" if verb == "bump" else APP]
+    res = _run(args, env)
+    assert res.returncode == 2, res.stderr
+    assert "holds a blank or a control character" in res.stderr
+    argv = argv_log.read_text() if argv_log.exists() else ""
+    for part in (password, "S3cret", "Pw123"):
+        assert part not in argv and part not in res.stdout + res.stderr
+
+
 # --- 2: the current directory's repository --------------------------------------------------------------
 
 
