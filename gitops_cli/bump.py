@@ -788,8 +788,12 @@ def render_message(
     images: Sequence[ImageRef], edits: Sequence[FileEdit], template: str | None, info: ci.CIInfo,
     extra: Sequence[tuple[str, str]] = (),
 ) -> str:
-    """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:."""
+    """Subject (+ one line per image when several), then trailers Image:, Source-Commit:, CI-Run:.  The
+    template (--message) has the secrets gitops knows of masked before it is filled in (the image values
+    hold none, and are not masked: a short password `app` would turn `team/app` into `***`), and so have
+    the CI trailers (CIInfo.trailers): the commit is pushed for good."""
     lines = []
+    template = output.redact(template) if template is not None else None
     uses_old = template is not None and "old" in {f for _, f, _, _ in string.Formatter().parse(template)}
     for image in images:
         if template is None:

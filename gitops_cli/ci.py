@@ -76,16 +76,21 @@ class CIInfo:
     def trailers(self) -> list[tuple[str, str]]:
         """Commit-message trailers for what is known: Source-Commit, Source-Branch and CI-Run.  A source
         commit that is a pull_request_target build's GITHUB_SHA (build-and-bump names the tagged commit: the
-        default checkout) is on that build's branch, not on the PR's; a tag build has no branch."""
+        default checkout) is on that build's branch, not on the PR's; a tag build has no branch.  A commit
+        is pushed for good: the run URL has no credentials (git.url_shown: user-info, query and fragment
+        dropped) and every value has the secrets gitops knows of masked (`***`)."""
+        from gitops_cli.git import url_shown
+        from gitops_cli.output import redact
+
         out: list[tuple[str, str]] = []
         commit = self.trailer_commit or self.source_commit
         if commit:
-            out.append(("Source-Commit", commit))
+            out.append(("Source-Commit", redact(commit)))
         branch = self.base_branch if commit and commit == self.base_commit and self.base_branch else self.branch
         if branch:
-            out.append(("Source-Branch", branch))
+            out.append(("Source-Branch", redact(branch)))
         if self.run_url:
-            out.append(("CI-Run", self.run_url))
+            out.append(("CI-Run", redact(url_shown(self.run_url))))
         return out
 
 

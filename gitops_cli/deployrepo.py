@@ -101,8 +101,8 @@ def open_remote(
     env = os.environ if environ is None else environ
     if not spec.strip():
         raise UsageError(f"{names('deploy_repo', spec)}: empty value")
-    userinfo, bare = git.split_userinfo(spec)
-    shown = git.strip_credentials(bare)
+    userinfo = git.split_userinfo(spec)[0]
+    shown = git.url_shown(spec)
     what = names("deploy_repo", shown)
     if git.blank_in_userinfo(spec):  # never on git's command line (strip_credentials ends a URL at a blank)
         for password in (userinfo or "").partition(":")[2], unquote((userinfo or "").partition(":")[2]):

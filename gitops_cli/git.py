@@ -128,6 +128,12 @@ def split_userinfo(url: str) -> tuple[str | None, str]:
     return userinfo, m.group() + after
 
 
+def url_shown(url: str) -> str:
+    """ONE URL (see split_userinfo) as it may be shown or recorded (a message, a commit trailer, an image
+    label): its user-info (blanks and all), query and fragment dropped (strip_credentials)."""
+    return strip_credentials(split_userinfo(url)[1])
+
+
 def blank_in_userinfo(url: str) -> bool:
     """ONE URL (see split_userinfo) whose user-info holds a blank or a control character (`bot:S3cret
     Pw@host`): git cannot send it (it refuses the URL), and in a text such a URL ends at the blank, where

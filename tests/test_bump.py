@@ -843,3 +843,17 @@ def test_a_placeholder_of_an_image_found_elsewhere_does_not_explain_another_not_
     assert exc.value.message == (f"no reference to registry.example.com/team/missing found in the YAML files of "
                                  f"{tmp_path}")
     assert "placeholder" not in (exc.value.hint or "")
+
+
+@pytest.mark.usefixtures("secrets_restored")
+def test_the_commit_message_masks_known_secrets_but_not_the_image_values() -> None:
+    """A --message template holding a secret was committed as it was; masked now, before it is filled in, so
+    that a short password equal to a word of an image (`app`) does not turn `team/app` into `team/***`."""
+    from gitops_cli import output
+
+    output.register_secret("tmpl-Secret-123")
+    output.register_secret("app")
+    image = parse("registry.example.com/team/app:v2")
+    msg = render_message([image], [], "deploy {image} tmpl-Secret-123 app", NO_CI)
+    assert msg.splitlines()[0] == "deploy registry.example.com/team/app:v2 *** ***"
+    assert "Image: registry.example.com/team/app:v2" in msg

@@ -326,3 +326,22 @@ def test_jenkins_git_branch_without_its_remote(git_branch: str, branch: str | No
     assert detect(env).branch == branch
     assert detect({**env, "GIT_LOCAL_BRANCH": "local"}).branch == "local"  # the git plugin's own stripping
     assert detect({**env, "BRANCH_NAME": "feature/x"}).branch == "feature/x"  # multibranch: as it is
+
+
+@pytest.mark.usefixtures("secrets_restored")
+@pytest.mark.parametrize(("run_url", "shown"), [
+    ("https://ci.example.com/run/7?access_token={tok}", "https://ci.example.com/run/7"),
+    ("https://bot:{tok}@ci.example.com/run/7", "https://ci.example.com/run/7"),
+    ("https://bot:pass word@ci.example.com/run/7#x", "https://ci.example.com/run/7"),
+    ("https://ci.example.com/{tok}/run/7", "https://ci.example.com/***/run/7"),
+])
+def test_trailers_hold_no_credential_nor_known_secret(run_url: str, shown: str) -> None:
+    """GITOPS_CI_RUN_URL=https://ci.example.com/run/7?access_token=$TOK went into the CI-Run trailer as it was,
+    pushed for good with the deploy commit.  The URL's credentials are dropped (user-info, query, fragment)
+    and every trailer value has the secrets gitops knows of masked."""
+    from gitops_cli import output
+
+    token = "ghs_TrailerToken1234"
+    output.register_secret(token)
+    info = detect({"GITOPS_CI_RUN_URL": run_url.format(tok=token), "GITOPS_SOURCE_COMMIT": f"x {token}"})
+    assert info.trailers() == [("Source-Commit", "x ***"), ("CI-Run", shown)]

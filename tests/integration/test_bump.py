@@ -68,6 +68,23 @@ def test_bump_commits_exactly_the_image_values(deploy_remote: DeployRemote, gito
     assert list(_tmpdir(tmp_path).iterdir()) == []  # the temporary clone is gone
 
 
+def test_no_known_secret_goes_into_the_commit_message(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
+    """GITOPS_CI_RUN_URL holding the token (`?access_token=$TOK`) went into the CI-Run trailer, pushed for good."""
+    token = "ghp_CommitTrailerToken42"
+    env = no_identity_env(tmp_path, GITOPS_GIT_TOKEN=token,
+                          GITOPS_CI_RUN_URL=f"https://ci.example.com/run/7?access_token={token}",
+                          GITOPS_SOURCE_COMMIT="d" * 40)
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.1",
+                  "--message", f"deploy {{tag}} (by {token})"], env=env)
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.message() == (
+        "deploy 2.0.1 (by ***)\n\n"
+        f"Image: {API}:2.0.1\n"
+        f"Source-Commit: {'d' * 40}\n"
+        "CI-Run: https://ci.example.com/run/7\n\n"
+    )
+
+
 def test_author_message_template_and_ci_trailers(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
     env = no_identity_env(
         tmp_path,
