@@ -163,8 +163,10 @@ def created_time(repo: Path | None, sha: str | None, environ: Mapping[str, str] 
 
 
 def origin_url(repo: Path) -> str | None:
+    """The app's `origin` as the source label records it: without credentials (git.url_shown: a URL's
+    user-info, query and fragment, an scp-like `user:password@host:path`'s password)."""
     res = git.run(["remote", "get-url", "origin"], cwd=repo, check=False)
-    return git.strip_credentials(res.stdout.strip()) if res.status == 0 and res.stdout.strip() else None
+    return git.url_shown(res.stdout.strip()) if res.status == 0 and res.stdout.strip() else None
 
 
 def oci_labels(

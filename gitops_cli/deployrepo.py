@@ -184,18 +184,15 @@ def _check_scp_like(spec: str, what: str) -> None:
                          hint="give scheme://host/path, or scp-like user@host:path")
 
 
-_SCP_PASSWORD_RE = re.compile(r"^(?P<user>[^@/:]+):(?P<password>[^@]*)@(?P<host>[^/:@]+):(?P<path>(?!//).*)$")
-
-
 def _refuse_scp_password(spec: str, names: Names) -> None:
     """UsageError (exit 2) for `user:password@host:path`: scp-like syntax has no password (git would ssh to
-    a host named `user`), and the password is never shown."""
-    m = _SCP_PASSWORD_RE.match(spec)
-    if m is None:
+    a host named `user`), and the password is never shown (git.scp_password)."""
+    found = git.scp_password(spec)
+    if found is None:
         return
-    if m.group("password"):
-        register_secret(m.group("password"))
-    shown = f"{m.group('user')}@{m.group('host')}:{m.group('path')}"
+    password, shown = found
+    if password:
+        register_secret(password)
     raise UsageError(f"{names('deploy_repo', shown)}: scp-like user@host:path "
                      "has no password part (it was dropped from this message)",
                      hint="use --ssh-key for ssh, or https:// with GITOPS_GIT_TOKEN")

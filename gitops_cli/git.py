@@ -130,8 +130,24 @@ def split_userinfo(url: str) -> tuple[str | None, str]:
 
 def url_shown(url: str) -> str:
     """ONE URL (see split_userinfo) as it may be shown or recorded (a message, a commit trailer, an image
-    label): its user-info (blanks and all), query and fragment dropped (strip_credentials)."""
+    label): its user-info (blanks and all), query and fragment dropped (strip_credentials); an scp-like
+    `user:password@host:path` without its password (scp_password); a path as it is."""
+    if _SCHEME_RE.match(url) is None and (scp := scp_password(url)) is not None:
+        return scp[1]
     return strip_credentials(split_userinfo(url)[1])
+
+
+# scp-like `user:password@host:path`, the password running to the last `@` before a host and its `:`
+_SCP_PASSWORD_RE = re.compile(r"(?P<user>[^@/:]+):(?P<password>.*)@(?P<host>[^/:@]+):(?P<path>(?!//).*)", re.DOTALL)
+
+
+def scp_password(spec: str) -> tuple[str, str] | None:
+    """(the password, the spec without it: `user@host:path`) of an scp-like `user:password@host:path`, a
+    syntax that has no password (git would ssh to a host named `user`), else None."""
+    m = _SCP_PASSWORD_RE.fullmatch(spec)
+    if m is None:
+        return None
+    return m.group("password"), f"{m.group('user')}@{m.group('host')}:{m.group('path')}"
 
 
 def blank_in_userinfo(url: str) -> bool:

@@ -118,3 +118,22 @@ def test_a_context_without_dockerfile_builds_from_a_lowercase_dockerfile(tmp_pat
     (tmp_path / "dockerfile").write_text("FROM scratch\nLABEL x=1\n")
     assert dict(i.split("=") for i in lower.split(";"))["dockerfile"] != dict(
         i.split("=") for i in build_inputs(tmp_path, {}).split(";"))["dockerfile"]
+
+
+@pytest.mark.parametrize(("origin", "source"), [
+    ("ci-bot:hunter2secret@git.example.com:org/app.git", "ci-bot@git.example.com:org/app.git"),
+    ("ci-bot:hun@ter2secret@git.example.com:org/app.git", "ci-bot@git.example.com:org/app.git"),
+    ("git@git.example.com:org/app.git", "git@git.example.com:org/app.git"),
+    ("https://ci-bot:hunter2secret@git.example.com/org/app.git?t=x", "https://git.example.com/org/app.git"),
+    ("https://ci-bot:hunter2 secret@git.example.com/org/app.git", "https://git.example.com/org/app.git"),
+])
+def test_the_source_label_has_no_password_of_the_origin(tmp_path: Path, origin: str, source: str) -> None:
+    """An scp-like origin with a password (`user:pass@host:path`) went into the image's source label as it
+    was (git.strip_credentials keeps scp-like forms), and a URL's password with a blank too: dropped, as
+    --deploy-repo drops them from its messages."""
+    from tests.fixtures.gitremotes import git
+
+    git("init", "--quiet", str(tmp_path))
+    git("remote", "add", "origin", origin, cwd=tmp_path)
+    labels = oci_labels(tmp_path, None, "v1", {"SOURCE_DATE_EPOCH": "0"})
+    assert labels["org.opencontainers.image.source"] == source

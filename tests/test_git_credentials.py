@@ -204,7 +204,8 @@ def test_file_url_with_hash_or_question_mark_names_its_directory(tmp_path: Path,
     assert git.run(["ls-remote", remote.url]).status == 0  # git reads the same path
 
 
-@pytest.mark.parametrize("spec", [f"user:{SECRET}@host:org/x.git", f"git:{SECRET}@127.0.0.1:/srv/d.git"])
+@pytest.mark.parametrize("spec", [f"user:{SECRET}@host:org/x.git", f"git:{SECRET}@127.0.0.1:/srv/d.git",
+                                  f"user:p@{SECRET}@host:org/x.git"])  # an "@" in the password
 def test_scp_like_with_a_password_is_refused_without_it(spec: str) -> None:
     """Not a URL, so strip_credentials left it whole: it was printed verbatim in "Cloning ..."."""
     with pytest.raises(UsageError) as exc:
