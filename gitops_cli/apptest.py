@@ -32,8 +32,6 @@ MAKE_TIMEOUT = 60.0  # seconds make has to read the app's makefile and print its
 # the shell every recipe gets while make lists the targets: it does not exist, so no recipe runs (make
 # remakes an included makefile it has a rule for even under -q); make names it when it tries one
 NO_RECIPE_SHELL = "/nonexistent/gitops-runs-no-recipe"
-# left out of the environment of the test and build commands, and of make listing the targets
-OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")
 
 
 class TestsFailedError(GitopsError):
@@ -188,9 +186,12 @@ def default_test_command(repo: Path, in_image: bool = False, flag: str = "--comm
 
 
 def _without_own_secrets() -> dict[str, str]:
-    """gitops' environment less OWN_SECRETS, for the commands of the app it runs (make, the test and build
-    commands): gitops' own secrets are not the app's, whose output goes to the log as it is, never masked."""
-    return {k: v for k, v in os.environ.items() if k not in OWN_SECRETS}
+    """gitops' environment less settings.OWN_SECRETS, for the commands of the app it runs (make, the test and
+    build commands): gitops' own secrets are not the app's, whose output goes to the log as it is, never
+    masked (settings.child_environment)."""
+    from gitops_cli.settings import OWN_SECRETS, child_environment
+
+    return child_environment(OWN_SECRETS)
 
 
 def _make_error(stderr: str) -> str:
@@ -221,7 +222,7 @@ def resolve_test_command(repo: Path, configured: str | None, flag: str = "--comm
 
 def run_command(command: str, cwd: Path) -> int:
     """Run `command` through /bin/sh in `cwd` with its output on stderr; return its exit status.
-    Its environment is gitops' without OWN_SECRETS.
+    Its environment is gitops' without settings.OWN_SECRETS.
 
     Without a controlling terminal (CI) the command runs in a process group of its own: when gitops is
     interrupted (SIGTERM from a CI cancel reaches gitops alone), the whole group -- the shell and what it

@@ -24,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 from gitops_cli import interrupts
 from gitops_cli.errors import EXIT_WRITE_FAILED, WRITE_FAILURES, DirtyTreeError, GitAuthError, GitError, UsageError
 from gitops_cli.output import redact
+from gitops_cli.settings import child_environment
 
 # scheme://[userinfo@]rest: the user-info runs to the LAST "@" before the first "/" (a password may hold
 # an "@"); a malformed "scheme:/..." (one slash) is scrubbed the same way.
@@ -502,7 +503,8 @@ def _command_line(cwd: str | Path | None, env: dict[str, str]) -> list[str]:
 
 
 def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries).
+    """Environment for git: never prompt, stable output, plus `extra` (e.g. GIT_CONFIG_* entries), without
+    gitops' secret variables (settings.child_environment).
 
     SSH_ASKPASS is never used: ssh runs with BatchMode, and git's own prompt (for a username or password)
     would fall back to it.  GIT_ASKPASS and core.askPass stay: a non-interactive credential source in CI
@@ -533,7 +535,9 @@ def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     if secret:  # after the user's own entries there (a parent git's `-c` options)
         given = env.get("GIT_CONFIG_PARAMETERS", "").strip()
         env["GIT_CONFIG_PARAMETERS"] = f"{given} {secret}" if given else secret
-    return env
+    # gitops' secret variables: git and what it runs (a local checkout's hooks) need none of them, and its
+    # credential is in GIT_CONFIG_PARAMETERS.  Empty, not removed: GitPython starts from os.environ
+    return child_environment(environ=env, blank=True)
 
 
 _SSH_BATCH = ("-o", "BatchMode=yes")

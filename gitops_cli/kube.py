@@ -28,6 +28,7 @@ from pathlib import Path
 from gitops_cli import interrupts
 from gitops_cli.errors import CommandStartError, SyncError
 from gitops_cli.output import redact
+from gitops_cli.settings import child_environment
 
 FIELD_MANAGER = "gitops"
 _APPLIED_RE = re.compile(r"^(?P<name>[^\s/]+/\S+) (?P<op>\S.*)$")
@@ -62,7 +63,8 @@ def run(
 
     kubectl is owned while it runs (interrupts.owning), as git and the test command are: an interrupt or
     the timeout stops it -- without a controlling terminal (CI) with its own process group, so what it
-    started (an exec credential plugin) too -- and nothing it does outlives gitops."""
+    started (an exec credential plugin) too -- and nothing it does outlives gitops.  Its environment has none
+    of gitops' secret variables (settings.child_environment): kubectl and its plugins need none of them."""
     argv = kubectl.argv(*args)
     group = not interrupts.has_controlling_terminal()
 
@@ -70,7 +72,8 @@ def run(
         try:
             return subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else None,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8",
-                                    errors="surrogateescape", process_group=0 if group else None)
+                                    errors="surrogateescape", process_group=0 if group else None,
+                                    env=child_environment())
         except FileNotFoundError:
             raise CommandStartError(f"kubectl not found: {kubectl.path!r}",
                                     hint="install kubectl or pass --kubectl PATH") from None

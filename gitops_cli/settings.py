@@ -316,6 +316,28 @@ def _check(key: str, value: Any, names: Names) -> None:
 # the secrets gitops reads from the environment (never from a file): the registry password (its other form,
 # --password-stdin, is registered when it is read) and the git tokens (deployrepo.select_token)
 SECRET_VARIABLES = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN")
+# gitops' own secrets, of SECRET_VARIABLES: left out of the environment of the app's commands too (make, the
+# test and build commands), where a CI's own (GITHUB_TOKEN, CI_JOB_TOKEN) are passed on as the CI passes
+# them to every step
+OWN_SECRETS = ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN")
+
+
+def child_environment(drop: Iterable[str] = SECRET_VARIABLES, environ: Mapping[str, str] | None = None,
+                      blank: bool = False) -> dict[str, str]:
+    """The environment of a program gitops starts -- the one place it is made: `environ` (default
+    os.environ) less the secret variables `drop` (default SECRET_VARIABLES: git, and what it runs -- hooks of
+    a local checkout, transport helpers --, and kubectl need none of them; gitops gives git its credential
+    itself, through GIT_CONFIG_PARAMETERS), whose output gitops does not see and cannot mask.  `blank`: the
+    variables are there, empty, instead of left out, for a runner that starts from os.environ whatever
+    environment it is given (GitPython: see git.run); an empty one is unset to gitops too."""
+    env = dict(os.environ if environ is None else environ)
+    for name in drop:
+        if name in env:
+            if blank:
+                env[name] = ""
+            else:
+                del env[name]
+    return env
 
 
 def register_secrets(environ: Mapping[str, str] | None = None, given: Iterable[Any] = ()) -> None:

@@ -405,3 +405,14 @@ def test_a_value_naming_a_url_never_shows_its_credentials(tmp_path: Path, capsys
     assert "ghp_abcdefghijklmnop" not in err and "tok123456" not in err
     assert "--deploy-repo 'https://example.com/x.git' overrides it" in err
     assert s.names("deploy_repo", url) == "--deploy-repo 'https://example.com/x.git'"
+
+
+def test_child_environment_leaves_the_secret_variables_out_or_empty() -> None:
+    from gitops_cli.settings import OWN_SECRETS, child_environment
+
+    env = {"GITOPS_GIT_TOKEN": "t", "GITHUB_TOKEN": "g", "CI_JOB_TOKEN": "c", "GITOPS_REGISTRY_PASSWORD": "p",
+           "PATH": "/bin"}
+    assert child_environment(environ=env) == {"PATH": "/bin"}
+    assert child_environment(environ=env, blank=True) == {
+        "GITOPS_GIT_TOKEN": "", "GITHUB_TOKEN": "", "CI_JOB_TOKEN": "", "GITOPS_REGISTRY_PASSWORD": "", "PATH": "/bin"}
+    assert child_environment(OWN_SECRETS, environ=env) == {"GITHUB_TOKEN": "g", "CI_JOB_TOKEN": "c", "PATH": "/bin"}

@@ -754,3 +754,22 @@ def test_a_cache_directory_that_is_a_file_is_exit_2_naming_it(tmp_path: Path):
         with pass_lock(blocker / "x" / "lock"):
             pass
     assert "--cache-dir" in (err.value.hint or "")
+
+
+def test_kubectl_gets_none_of_the_secret_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """kubectl (and its exec credential plugins) got gitops' whole environment: GITOPS_GIT_TOKEN,
+    GITOPS_REGISTRY_PASSWORD, GITHUB_TOKEN, CI_JOB_TOKEN.  None of them is kubectl's: left out now."""
+    secrets = {"GITOPS_GIT_TOKEN": "GitTokenForKubectl1", "GITOPS_REGISTRY_PASSWORD": "RegistryPwForKubectl1",
+               "GITHUB_TOKEN": "ghs_GithubTokenForKubectl", "CI_JOB_TOKEN": "glcbt-CiJobTokenForKubectl"}
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KUBECONFIG", "/somewhere/kubeconfig")
+    seen = tmp_path / "kubectl.env"
+    script = tmp_path / "kubectl"
+    script.write_text(f"#!/bin/sh\nenv > {seen}\n")
+    script.chmod(0o755)
+    assert kube.run(kube.Kubectl(str(script)), ["version"]).status == 0
+    env = seen.read_text()
+    assert "KUBECONFIG=/somewhere/kubeconfig" in env
+    for name, value in secrets.items():
+        assert value not in env and f"{name}=" not in env, name

@@ -265,6 +265,32 @@ def test_a_password_with_a_blank_is_refused_and_never_on_a_git_command_line(tmp_
         assert part not in argv and part not in res.stdout + res.stderr
 
 
+def test_the_secret_variables_reach_no_hook_of_a_local_checkout(tmp_path: Path, http_git_server) -> None:
+    """git got gitops' whole environment, so a local deploy checkout's hooks (`.git/hooks/post-commit` = `env
+    >> log`) saw GITOPS_GIT_TOKEN, GITOPS_REGISTRY_PASSWORD, GITHUB_TOKEN and CI_JOB_TOKEN.  git needs none of
+    them (its credential is in GIT_CONFIG_PARAMETERS): they are empty in git's environment now."""
+    remote = make_bare_remote(tmp_path / "srv", FILES)
+    server = http_git_server(tmp_path / "srv", user="*", token=TOKEN)
+    secrets = {"GITOPS_GIT_TOKEN": TOKEN, "GITOPS_REGISTRY_PASSWORD": "RegistryPassw0rd-hook",
+               "GITHUB_TOKEN": "ghs_GithubTokenForHook1", "CI_JOB_TOKEN": "glcbt-CiJobTokenForHook1"}
+    env = _env(tmp_path, GITOPS_REGISTRY_USERNAME="ci", MY_OWN_VARIABLE="kept", **secrets)
+    checkout = tmp_path / "deploy"
+    git("clone", "--quiet", remote.url, str(checkout), env=env)
+    git("remote", "set-url", "origin", server.url(), cwd=checkout)
+    logs = {hook: tmp_path / f"{hook}.env" for hook in ("post-commit", "reference-transaction")}
+    for hook, log in logs.items():
+        _script(checkout / ".git" / "hooks" / hook, f"env >> {log}\ncat > /dev/null\n")
+    res = _run(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v1"], env)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip()
+    for hook, log in logs.items():
+        seen = log.read_text()
+        assert "MY_OWN_VARIABLE=kept" in seen, hook
+        for name, value in secrets.items():
+            assert value not in seen, (hook, name)
+            assert f"{name}=\n" in seen, (hook, name)
+
+
 # --- 2: the current directory's repository --------------------------------------------------------------
 
 
