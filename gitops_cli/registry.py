@@ -464,8 +464,11 @@ def _run_helper(argv: list[str], data: str) -> tuple[int, str, str]:
 
     deadline = time.monotonic() + HELPER_TIMEOUT
     # a session of its own: when it is given up, its whole process group is killed, what it started too
+    # and no secret variable: a helper reads its own store (settings.child_environment)
+    from gitops_cli.settings import child_environment
+
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            start_new_session=True, env=child_environment())
     answered = False
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()

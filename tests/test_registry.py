@@ -521,6 +521,20 @@ def test_cred_helper_wins_over_auths(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert output.redact("x helper-secret y") == "x *** y"
 
 
+def test_a_cred_helper_gets_no_secret_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A helper reads its own store: the secret variables gitops masks are not passed on to it."""
+    bindir = tmp_path / "bin"
+    seen = tmp_path / "env.txt"
+    install_helper(bindir, "envdump", f'env > {seen}\necho \'{{"Username": "u", "Secret": "helper-secret"}}\'\n')
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    for name in ("GITOPS_REGISTRY_PASSWORD", "GITOPS_GIT_TOKEN", "GITHUB_TOKEN", "CI_JOB_TOKEN"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    env = write_config(tmp_path, {"credsStore": "envdump"})
+    assert registry.docker_config_credentials("reg.example.com", env).username == "u"
+    dumped = seen.read_text()
+    assert "PATH=" in dumped and "value-of-" not in dumped
+
+
 def test_creds_store_for_hub_and_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     bindir = tmp_path / "bin"
     install_helper(bindir, "store", 'read server\nif [ "$server" = "https://index.docker.io/v1/" ]; then\n'
