@@ -539,8 +539,8 @@ def clone(remote: Remote, dest: Path, branch: str | None, cancel: threading.Even
         raise git.error_for(["clone"], res.status, res.stderr, what=f"cloning {where}", cwd=None)
     git.own_repository(dest)
     if branch is None:
-        found = git.run(["rev-parse", "--abbrev-ref", "HEAD"], cwd=dest, check=False)
-        branch = found.stdout if found.status == 0 and found.stdout not in ("", "HEAD") else None  # one with a commit
+        born = git.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], cwd=dest, check=False).status == 0
+        branch = current_branch(dest) if born else None  # one with a commit
     if branch is not None:
         attributes = dest / ".git" / "info" / "attributes"  # a clone's git dir (--template=: no info/ yet)
         attributes.parent.mkdir(parents=True, exist_ok=True)
@@ -722,8 +722,14 @@ def tracked_files(repo: Path) -> set[str]:
 
 
 def current_branch(repo: Path) -> str | None:
-    res = git.run(["symbolic-ref", "--quiet", "--short", "HEAD"], cwd=repo, check=False)
-    return res.stdout.strip() or None
+    """The branch checked out in `repo` (whether or not it has a commit yet), None on a detached HEAD.
+    Read from the full ref, not `--short`/`--abbrev-ref`: those give `heads/X` when a tag (or another ref)
+    is also named X."""
+    res = git.run(["symbolic-ref", "--quiet", "HEAD"], cwd=repo, check=False)
+    ref = res.stdout.strip()
+    if not ref.startswith("refs/heads/"):
+        return None
+    return ref[len("refs/heads/"):] or None
 
 
 def ensure_clean(repo: Path) -> None:

@@ -188,7 +188,7 @@ class _Repo:
         if self.remote is None or not git.is_shallow(self.path) or self.depth >= MAX_DEPTH:
             return False
         self.depth = max(INITIAL_DEPTH, self.depth * 2)
-        self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", self.branch)
+        self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", f"refs/heads/{self.branch}")
         return True
 
     def commits(self) -> list[str]:
@@ -406,7 +406,12 @@ def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = No
 def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
     """The history of a local checkout, read in place (`request.paths` already scoped to it)."""
     branch = request.branch or deployrepo.current_branch(root) or "HEAD"
-    rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
+    # the branch itself, not a tag of the same name (which a bare name resolves to first)
+    local = f"refs/heads/{branch}"
+    rev = git.run(["rev-parse", "--verify", "--quiet", f"{local}^{{commit}}"], cwd=root, check=False)
+    if rev.status != 0 or branch == "HEAD":
+        local = branch
+        rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
     if rev.status != 0 and request.branch is None:
         heads = git.run(["for-each-ref", "--count=1", "refs/heads"], cwd=root).stdout
         raise NotFoundError(f"{root}: the repository has no commits: no history to read" if not heads
@@ -423,7 +428,7 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
             env = deployrepo.open_remote(origin, ssh_key=request.ssh_key, names=deployrepo.ORIGIN, repo=root).env
         except GitopsError:  # an origin gitops cannot use: the history is read without it (no fetch needed)
             pass
-    return _collect(_Repo(root, env, None, branch, rev=branch), request, str(root), branch)
+    return _collect(_Repo(root, env, None, branch, rev=local), request, str(root), branch)
 
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:

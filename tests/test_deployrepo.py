@@ -290,6 +290,20 @@ def test_clone_without_a_branch_when_the_remote_head_names_none(tmp_path: Path) 
     assert not (tmp_path / "clone2").exists()
 
 
+def test_a_branch_named_like_another_ref_is_its_own_name(tmp_path: Path) -> None:
+    """`--short`/`--abbrev-ref` say `heads/X` for a branch X that a tag (or origin/HEAD, for a branch named
+    `origin`) also names: the clone pushed to refs/heads/heads/origin, a local bump fetched heads/X."""
+    remote = make_bare_remote(tmp_path / "a", {"a.yaml": "image: x:1\n"}, branch="origin")
+    r = deployrepo.open_remote(remote.url, environ={})
+    assert deployrepo.clone(r, tmp_path / "clone", None, checkout=False) == "origin"
+    checkout = remote.clone(tmp_path / "co")
+    git("checkout", "--quiet", "-b", "release-1", cwd=checkout)
+    git("tag", "release-1", cwd=checkout)
+    assert deployrepo.current_branch(checkout) == "release-1"
+    git("checkout", "--quiet", "--detach", cwd=checkout)
+    assert deployrepo.current_branch(checkout) is None
+
+
 def test_push_rejected_when_remote_moved_then_fetch_reset(tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path, {"a.yaml": "image: x:1\n", "b.yaml": "image: y:1\n"})
     r = deployrepo.open_remote(remote.url, environ={})

@@ -622,3 +622,35 @@ def test_digest_only_pins_get_the_recorded_digest_of_the_tag_the_trailer_names(t
     assert res.returncode == 0, res.stderr
     assert remote.message().startswith(f"Roll back {image} to v2\n")
     assert remote.show("deploy.yaml").decode() == f"containers:\n  - name: app\n    image: {image}@{d2}\n"
+
+
+def test_a_branch_sharing_its_name_with_a_tag(tmp_path: Path) -> None:
+    """A checkout on branch release-1 with a tag release-1 (at an older commit): bump pushed to
+    refs/heads/heads/release-1 (exit 10, `git symbolic-ref --short` says heads/release-1), history read the
+    tag's commits under the label (heads/release-1); a clone's deepening fetched the tag's history."""
+    remote = make_bare_remote(tmp_path / "remotes", files={"app.yaml": "image: team/app:v1\n"})
+    checkout = remote.clone(tmp_path / "co")
+    git("checkout", "--quiet", "-b", "release-1", cwd=checkout)
+    git("tag", "release-1", cwd=checkout)  # at v1
+    git("push", "--quiet", "origin", "refs/tags/release-1", "refs/heads/release-1", cwd=checkout)
+    for tag in ("v2", "v3"):
+        res = run_gitops(["bump", "--deploy-repo", str(checkout), "--image", f"team/app:{tag}"])
+        assert res.returncode == 0, res.stderr
+        assert "pushed to release-1" in res.stderr
+    assert remote.head("release-1") == git("rev-parse", "HEAD", cwd=checkout).strip()
+    res = run_gitops(["history", "--deploy-repo", str(checkout), "--image", "team/app", "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["branch"] == "release-1" and [e["tag"] for e in data["entries"]] == ["v3", "v2", "v1"]
+    res = run_gitops(["rollback", "--deploy-repo", str(checkout), "--image", "team/app", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert remote.show("app.yaml", "refs/heads/release-1") == b"image: team/app:v2\n"
+    # through the URL: 40 commits on top, deeper than the first clone, and the deepening fetches the branch
+    work = remote.clone(tmp_path / "w", "release-1")
+    for i in range(40):
+        (work / "counter.txt").write_text(f"{i}\n")
+        git("add", "counter.txt", cwd=work)
+        git("commit", "--quiet", "-m", f"c{i}", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/release-1", cwd=work)
+    data = history_json(remote, "--image", "team/app", "--branch", "release-1")
+    assert [e["tag"] for e in data["entries"]] == ["v2", "v3", "v2", "v1"]
