@@ -236,8 +236,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     auth = remote.auth
     if ssh_key is not None:
         key = expand_user(ssh_key)
-        if not key.is_file():
-            raise UsageError(f"--ssh-key {str(ssh_key)!r}: no such file")
+        check_ssh_key(key, str(ssh_key))
         # as an option, not -i: ssh expands `%` tokens in both (`%d`: the home directory), and a doubled
         # `%` is taken only here (-i first checks that the unexpanded path exists)
         args = ["ssh", "-o", f"IdentityFile={_ssh_option_path(key, '--ssh-key')}", "-o", "IdentitiesOnly=yes",
@@ -260,6 +259,47 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
     env = dict(remote.env, GIT_SSH_COMMAND=command)
     env.pop("GIT_SSH", None)
     return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
+
+
+# the first word of a public key's line (`ssh-ed25519 AAAA... comment`, as a .pub file holds it)
+_PUBLIC_KEY_RE = re.compile(rb"\s*(?:ssh-|ecdsa-|sk-)[a-z0-9@.-]+ AAAA")
+
+
+def check_ssh_key(key: Path, given: str) -> None:
+    """UsageError (exit 2) for an --ssh-key file ssh would not load, before any connection: ssh only says
+    `Load key "...": bad permissions` / `invalid format` on stderr and then fails with "Permission denied
+    (publickey)", which reads as a key the server refused.  Missing or unreadable; empty; a public key
+    (the .pub) or anything without a `-----BEGIN ... PRIVATE KEY-----` block; or, as ssh judges it, a file
+    of the user's that others may read (any group/other bit: ssh ignores it).  The key's bytes never
+    appear in a message."""
+    import stat
+
+    what = f"--ssh-key {given!r}"
+    try:
+        with open(key, "rb") as f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UsageError(f"{what}: not a file")
+            head = f.read(1 << 16)
+    except FileNotFoundError:
+        raise UsageError(f"{what}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what}: not a file") from None
+    except OSError as exc:
+        raise UsageError(f"{what}: cannot be read ({exc.strerror})") from None
+    if not head.strip():
+        raise UsageError(f"{what}: the file is empty, not a private key")
+    if b"PRIVATE KEY-----" not in head:
+        if _PUBLIC_KEY_RE.match(head):
+            private = key.with_suffix("") if key.suffix == ".pub" else None
+            raise UsageError(f"{what}: a public key; ssh needs the private key",
+                             hint=f"--ssh-key {str(private)!r}" if private is not None and private.is_file()
+                             else "give the private key's file (the one without .pub)")
+        raise UsageError(f"{what}: not a private key (no -----BEGIN ... PRIVATE KEY----- line)",
+                         hint="give the private key's file, as ssh-keygen wrote it")
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        raise UsageError(f"{what}: permissions {stat.S_IMODE(info.st_mode):04o} are too open: ssh ignores a "
+                         "private key that others can read", hint=f"chmod 600 {shlex.quote(str(key))}")
 
 
 def _ssh_option_path(path: Path, what: str) -> str:

@@ -773,9 +773,19 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     if prompt:  # git's words when the server answers 401 to the credentials sent, or when none were sent
         reason = (f"{prompt.group('url')} asked for credentials: none were sent, or it refused those sent "
                   "(gitops never prompts for them)")
+    # ssh's own words for a key it would not use (`Load key "K": bad permissions` / `invalid format`),
+    # which the "Permission denied (publickey)" that follows does not tell
+    load = next((ln for ln in lines[:at] if ln.startswith('Load key "')), None)
+    if load is not None and load not in reason:
+        reason = f"ssh: {load}; {reason}" if reason else f"ssh: {load}"
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
     if any(p in stderr for p in _AUTH_PATTERNS):
+        if load is not None:
+            hint = ("ssh ignores a private key that others can read: chmod 600 the key's file"
+                    if load.endswith("bad permissions") else
+                    "ssh could not load the key: give the private key's file (not the .pub), as ssh-keygen wrote it")
+            return GitAuthError(message, hint=hint)
         return GitAuthError(message, hint="check the credentials (GITOPS_GIT_TOKEN, GITHUB_TOKEN or CI_JOB_TOKEN, "
                             "the URL's user-info or a credential helper) or --ssh-key, and their access")
     places = _written_places(args, cwd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from pathlib import Path
 
@@ -154,9 +155,18 @@ def test_https_remote_without_token_has_no_auth() -> None:
     assert remote.env == {} and remote.auth is None
 
 
+# what check_ssh_key takes for a private key (its content is not parsed: ssh does that)
+FAKE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def fake_key(path: Path, mode: int = 0o600) -> Path:
+    path.write_text(FAKE_KEY)
+    path.chmod(mode)
+    return path
+
+
 def test_ssh_key_sets_ssh_command(tmp_path: Path) -> None:
-    key = tmp_path / "id ed25519"
-    key.write_text("not really a key")
+    key = fake_key(tmp_path / "id ed25519")
     remote = deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=key, environ={})
     cmd = remote.env["GIT_SSH_COMMAND"]
     assert cmd.startswith("ssh -o ") and f"\'IdentityFile=\"{key}\"\'" in cmd  # quoted for the shell, then ssh
@@ -164,10 +174,42 @@ def test_ssh_key_sets_ssh_command(tmp_path: Path) -> None:
         assert option in cmd
     with pytest.raises(UsageError, match="--ssh-key"):
         deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=tmp_path / "missing", environ={})
-    quoted = tmp_path / 'a "quoted" key'
-    quoted.write_text("not really a key")
+    quoted = fake_key(tmp_path / 'a "quoted" key')
     with pytest.raises(UsageError, match="--ssh-key .*: ssh cannot be given a path with a quote"):
         deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=quoted, environ={})
+
+
+def test_an_ssh_key_ssh_would_not_load_is_refused_up_front(tmp_path: Path) -> None:
+    """ssh ignores such a key (`Load key "K": bad permissions` / `invalid format`, on stderr) and the
+    clone then failed with "Permission denied (publickey)" and the generic credentials hint (exit 11)."""
+    def refused(key: Path) -> UsageError:
+        with pytest.raises(UsageError) as caught:
+            deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=key, environ={})
+        assert str(key) in str(caught.value)
+        assert FAKE_KEY.splitlines()[1] not in str(caught.value) + (caught.value.hint or "")  # never the key
+        return caught.value
+
+    too_open = fake_key(tmp_path / "deploy key", 0o644)
+    err = refused(too_open)
+    assert "permissions 0644 are too open" in str(err) and err.hint == f"chmod 600 '{too_open}'"
+    assert "too open" in str(refused(fake_key(tmp_path / "g", 0o640)))
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    empty.chmod(0o600)
+    assert "empty, not a private key" in str(refused(empty))
+    public = tmp_path / "deploy key.pub"
+    public.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOs deploy\n")
+    err = refused(public)
+    assert "a public key" in str(err) and err.hint == f"--ssh-key '{too_open}'"  # the private key beside it
+    other = tmp_path / "cert.pem"
+    other.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    other.chmod(0o600)
+    assert "not a private key" in str(refused(other))
+    assert "not a file" in str(refused(tmp_path))
+    # a key the user does not own is not judged by its mode, as ssh does not
+    theirs = fake_key(tmp_path / "theirs", 0o644)
+    os.chown(theirs, 1234, 1234)
+    assert deployrepo.open_remote("git@example.com:org/deploy.git", ssh_key=theirs, environ={}).auth
 
 
 def test_open_remote_local_checkout_and_bare_repo(tmp_path: Path) -> None:

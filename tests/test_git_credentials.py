@@ -9,6 +9,7 @@ import pytest
 
 from gitops_cli import deployrepo, git
 from gitops_cli.errors import GitError, UsageError
+from tests.test_deployrepo import fake_key
 
 SECRET = "ghp_SECRET0123456789"
 
@@ -67,6 +68,34 @@ def test_error_for_keeps_ssh_reason_over_gits_generic_line() -> None:
     err = git.error_for(["clone"], 128, stderr, what="cloning x")
     assert err.message == "cloning x failed (exit 128): Host key verification failed."
     assert isinstance(err, GitError) and err.exit_code == 10
+
+
+_REFUSED = ("root@127.0.0.1: Permission denied (publickey).\nfatal: Could not read from remote repository.\n\n"
+            "Please make sure you have the correct access rights\nand the repository exists.\n")
+
+
+def test_error_for_names_the_key_ssh_would_not_load() -> None:
+    """ssh's `Load key` line was dropped: the message said only "Permission denied (publickey)" and the hint
+    was about tokens, for a key ssh never offered (a core.sshCommand `-i` key with mode 644, or a .pub)."""
+    too_open = ("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+                "@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\n"
+                "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+                "Permissions 0644 for '/keys/deploy' are too open.\n"
+                "It is required that your private key files are NOT accessible by others.\n"
+                "This private key will be ignored.\n"
+                'Load key "/keys/deploy": bad permissions\n')
+    err = git.error_for(["clone"], 128, too_open + _REFUSED, what="cloning x")
+    assert err.exit_code == 11
+    assert err.message == ('cloning x failed (exit 128): ssh: Load key "/keys/deploy": bad permissions; '
+                           "root@127.0.0.1: Permission denied (publickey).")
+    assert "chmod 600" in (err.hint or "") and "GITOPS_GIT_TOKEN" not in (err.hint or "")
+    for said in ("invalid format", "error in libcrypto"):
+        err = git.error_for(["clone"], 128, f'Load key "/keys/deploy.pub": {said}\n' + _REFUSED, what="cloning x")
+        assert err.exit_code == 11 and f'Load key "/keys/deploy.pub": {said}; ' in err.message
+        assert "not the .pub" in (err.hint or "")
+    err = git.error_for(["clone"], 128, _REFUSED, what="cloning x")  # a key the server refused: as before
+    assert err.message.endswith(": root@127.0.0.1: Permission denied (publickey).") and "Load" not in err.message
+    assert "GITOPS_GIT_TOKEN" in (err.hint or "")
 
 
 def test_an_authentication_failure_is_exit_11_naming_every_source_of_credentials() -> None:
@@ -156,8 +185,7 @@ def test_password_with_at_sign_is_used_but_never_shown() -> None:
 
 
 def test_known_hosts_pins_host_keys(tmp_path: Path) -> None:
-    key = tmp_path / "id"
-    key.write_text("k")
+    key = fake_key(tmp_path / "id")
     known = tmp_path / "known_hosts"
     known.write_text("[127.0.0.1]:22 ssh-ed25519 AAAA\n")
     env = {"GITOPS_SSH_KNOWN_HOSTS": str(known)}

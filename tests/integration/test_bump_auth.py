@@ -200,6 +200,41 @@ def test_ssh_with_an_unknown_key_exits_11(tmp_path: Path, sshd_server, gitops) -
     assert res.returncode == 11, res.stderr
 
 
+def test_an_ssh_key_ssh_would_not_load_is_named_not_taken_for_a_refused_one(tmp_path: Path, sshd_server,
+                                                                           gitops) -> None:
+    """ssh ignores a key that others can read, or a .pub, with its own words on stderr (`Load key "K": bad
+    permissions`); gitops said only "Permission denied (publickey)" with a hint about tokens (exit 11).
+    --ssh-key: refused before any connection (exit 2, the fix named).  A key of the user's own ssh command
+    (core.sshCommand -i K): ssh's reason in the message and the hint."""
+    import shutil
+
+    remote = make_bare_remote(tmp_path / "srv")
+    before = remote.head()
+    env = _env(tmp_path, GITOPS_SSH_KNOWN_HOSTS=str(sshd_server.known_hosts))
+    key = tmp_path / "deploy"
+    shutil.copy(sshd_server.client_key, key)
+    key.chmod(0o644)
+    args = ["bump", "--deploy-repo", sshd_server.url(remote.path), "--image", f"{API}:2.0.0"]
+    res = gitops([*args, "--ssh-key", str(key)], env=env)
+    assert res.returncode == 2, res.stderr
+    assert f"error: --ssh-key '{key}': permissions 0644 are too open" in res.stderr
+    assert f"hint: chmod 600 {key}" in res.stderr
+    res = gitops([*args, "--ssh-key", str(sshd_server.client_key) + ".pub"], env=env)
+    assert res.returncode == 2, res.stderr
+    assert "a public key; ssh needs the private key" in res.stderr
+    assert f"hint: --ssh-key '{sshd_server.client_key}'" in res.stderr
+    assert "Accepted publickey" not in sshd_server.log.read_text() and remote.head() == before
+    command = f"ssh -i {key} -o IdentitiesOnly=yes -o UserKnownHostsFile={sshd_server.known_hosts}"
+    res = gitops(args, env=_env(tmp_path, GIT_SSH_COMMAND=command))
+    assert res.returncode == 11, res.stderr
+    assert f'ssh: Load key "{key}": bad permissions; root@127.0.0.1: Permission denied (publickey).' in res.stderr
+    assert "hint: ssh ignores a private key that others can read: chmod 600" in res.stderr
+    key.chmod(0o600)
+    res = gitops([*args, "--ssh-key", str(key)], env=env)
+    assert res.returncode == 0, res.stderr + sshd_server.log.read_text()
+    assert remote.head() == res.stdout.strip() != before
+
+
 def test_pinned_known_hosts_keep_the_users_ssh_command(tmp_path: Path, sshd_server, gitops) -> None:
     """GITOPS_SSH_KNOWN_HOSTS without --ssh-key replaced the user's GIT_SSH_COMMAND (a CI's `-i key` was
     lost: exit 11); a pinned path with a blank and a `%` was split and expanded by ssh (exit 10)."""
