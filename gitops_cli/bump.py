@@ -923,6 +923,8 @@ def prepare(
             if select_for:
                 target = replace(request, images=list(select_for))
                 selected = _check_out_candidates(work, target, remote, cancel=cancel)
+                if request.paths:  # the tree is checked out (_selection): --path is checked now, as apply would
+                    check_paths(work, request)
     except BaseException:
         tmp.cleanup()
         raise
@@ -1302,6 +1304,33 @@ def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> 
     raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
                          hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "
                               "drop them first: a bump commit must go on top of the remote branch")
+
+
+def check_paths(work: Path, request: BumpRequest) -> None:
+    """UsageError (exit 2) for a --path that the clone `work` (its tree checked out) does not have, or has
+    as a submodule, a symlink or a nested repository: what apply refuses, known as soon as the clone is
+    made (build-and-bump's background clone: before anything is pushed)."""
+    from gitops_cli.yamledit.discover import check_subpaths
+
+    refuse_submodule_paths(work, request)
+    check_subpaths(work, request.paths, request.names)
+
+
+def check_local_paths(local: Path, request: BumpRequest) -> None:
+    """check_paths for a local --deploy-repo, before any work (build-and-bump: not after the push): a --path
+    the checkout's tree does not have is accepted only when origin's branch as last fetched has it (a bump
+    that commits fast-forwards to origin first)."""
+    from gitops_cli.yamledit.discover import check_subpaths, relative_subpath
+
+    root, request = local_scope(local, request)
+    branch = deployrepo.current_branch(root) if request.commit and not request.dry_run else None
+    tracking = deployrepo.tracking_head(root, branch) if branch else None
+    for raw in request.paths:
+        rel = relative_subpath(root, raw, request.names)
+        if tracking is not None and not (root / rel).exists() and git.run(
+                ["cat-file", "-e", f"{tracking}:{rel.as_posix()}"], cwd=root, check=False).status == 0:
+            continue
+        check_subpaths(root, [raw], request.names)
 
 
 def refuse_submodule_paths(root: Path, request: BumpRequest) -> None:

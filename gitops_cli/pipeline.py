@@ -434,6 +434,8 @@ def _run(request: PipelineRequest, result: PipelineResult, env: Mapping[str, str
     if request.tag is not None:
         validate_tag(request.tag)
     remote = bumping.reach(request.bump, env, images_required=False)  # no network
+    if remote.local is not None and request.bump.paths:  # a clone's are checked in the background (_DeployRepoClone)
+        bumping.check_local_paths(remote.local, request.bump)
     result.inputs = build_inputs(Path(request.repo), request.build_options, request.names)  # no Dockerfile: exit 2
     from gitops_cli.apptest import resolve_test_command
 
@@ -570,6 +572,7 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
             result.test_status = exc.status
             raise _test_failure(exc) from None
         result.tested = True
+    _refuse_bad_deploy_input(result, deploy, clock)
     deploy.warn_if_failed()
 
     with _step(result, "build", clock) as rec:
@@ -578,6 +581,8 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
         assert engine is not None
         client = engine.client()
         rec.detail = _build(request, result, client, tested=command)
+    # nothing is pushed for a bump that cannot be: with --path, the clone is waited for to check it
+    _refuse_bad_deploy_input(result, deploy, clock, wait=result.built and bool(request.bump.paths))
     deploy.warn_if_failed()
 
     with _step(result, "publish", clock) as rec:
@@ -603,6 +608,16 @@ def _build_and_publish(request: PipelineRequest, result: PipelineResult, publish
         result.digest, result.pushed = published_now.digest, published_now.pushed
         rec.detail = (published_now.digest if published_now.pushed
                       else f"already published as {published_now.digest}")
+
+
+def _refuse_bad_deploy_input(result: PipelineResult, deploy: _DeployRepoClone, clock: Callable[[], float],
+                             wait: bool = False) -> None:
+    """Between steps: the background clone's bad input (a --path the deploy repo does not have) fails the
+    bump step now, with nothing more built or pushed (`wait`: wait for the clone to know)."""
+    error = deploy.bad_input(wait)
+    if error is not None:
+        with _step(result, "bump", clock):
+            raise error
 
 
 NOT_STARTED = (126, 127)  # the shell's statuses for a command not executable / not found
@@ -641,6 +656,14 @@ class _DeployRepoClone:
                                           cancel=self._cancel, select_for=[image])
         except BaseException as exc:  # re-raised in the bump step, where a failure belongs
             self._error = exc
+
+    def bad_input(self, wait: bool = False) -> UsageError | None:
+        """The clone's UsageError (a --path the deploy repo does not have), once known (`wait`: wait for
+        the clone): bad input that stops the run before anything is pushed, not after."""
+        if wait and self._thread.is_alive():
+            with output.status("Waiting for the deploy-repo clone (checking --path)"):
+                self._thread.join()
+        return self._error if isinstance(self._error, UsageError) and not self._thread.is_alive() else None
 
     def warn_if_failed(self) -> None:
         """Between steps: say once, as soon as it is known, that the bump step will fail."""

@@ -11,7 +11,7 @@ import contextlib
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from gitops_cli import interrupts
@@ -82,6 +82,13 @@ def _inside(root: Path, subpath: str, names: Names) -> Path:
     if not current.exists():
         raise UsageError(f"{names('paths', subpath)}: does not exist in the repository")
     return relative
+
+
+def check_subpaths(root: Path, subpaths: Sequence[str], names: Names = FLAGS) -> None:
+    """UsageError (exit 2) for a subpath discover would refuse (outside root, missing, through a symlink,
+    in a nested repository), without reading any file: a check before the work that needs them."""
+    for subpath in subpaths:
+        _inside(root, subpath, names)
 
 
 def discover(root: Path, subpaths: list[str] | None = None, names: Names = FLAGS) -> Iterator[Path]:

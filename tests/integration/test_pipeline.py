@@ -684,6 +684,30 @@ def test_a_path_outside_the_deploy_repo_is_exit_2_before_any_work(
     assert "==>" not in res.stderr and tags(registry) == [] and len(remote.log()) == 1
 
 
+def test_a_path_the_deploy_repo_does_not_have_is_exit_2_before_anything_is_pushed(
+        gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
+    """It was found in the bump step, after the image was built and pushed (a usage error after the side
+    effects): the background clone checks --path, and the publish step waits for it."""
+    res = run(gitops, app, registry.image(PATH), remote, "--path", "apps/nope", "--path", "apps/app", "-o", "json")
+    assert res.returncode == 2, res.stderr
+    data = json.loads(res.stdout)
+    assert data["error"] == "--path 'apps/nope': does not exist in the repository"
+    assert steps(data)["publish"] == "not run" and steps(data)["bump"] == "failed" and not data["pushed"]
+    assert tags(registry) == [] and len(remote.log()) == 1
+    assert "warning: the deploy repo cannot be cloned" not in res.stderr
+    # a local checkout: before any work; a path origin has (as last fetched) is fine, the bump pulls it
+    checkout = remote.clone(app.parent / "deploy-checkout")
+    remote.commit_change("apps/new/app.yaml", f"image: {registry.image(PATH)}:{OLD}\n", "new app")
+    git(checkout, "fetch", "--quiet", "origin")
+    local = ["build-and-bump", "--image", registry.image(PATH), "--deploy-repo", str(checkout)]
+    res = gitops([*local, "--path", "apps/nope"], cwd=app)
+    assert res.returncode == 2 and "--path 'apps/nope': does not exist in the repository" in res.stderr
+    assert "running sample tests" not in res.stderr and tags(registry) == [] and len(remote.log()) == 2
+    res = gitops([*local, "--path", "apps/new"], cwd=app)
+    assert res.returncode == 0, res.stderr
+    assert len(tags(registry)) == 1 and remote.changed_files() == ["apps/new/app.yaml"]
+
+
 def test_an_image_built_under_sha_from_another_tree_is_never_taken_for_that_commit(
         gitops, app: Path, registry: Registry, remote: DeployRemote) -> None:
     """`--sha A` on a checkout of another tree (a PR's merge checkout) publishes :A with that tree: a
