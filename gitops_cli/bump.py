@@ -168,9 +168,9 @@ def validate(request: BumpRequest, images_required: bool = True) -> None:
     if request.message is not None:
         _check_template(request.message, names)
     if request.push_branch is not None:
-        _check_branch(request.push_branch, names("push_branch", request.push_branch))
+        check_branch(request.push_branch, names("push_branch", request.push_branch))
     if request.branch is not None:
-        _check_branch(request.branch, names("branch", request.branch))
+        check_branch(request.branch, names("branch", request.branch))
     if request.container is not None and not request.container.strip():
         raise UsageError(f"{names('container', request.container)}: empty; give a container's name, or leave it out")
     for path in request.paths:  # a clone could never have it: refused before any work, not after a publish
@@ -210,7 +210,7 @@ def _check_template(template: str, names: Names) -> None:
             raise UsageError(f"{what}: unknown placeholder {{{name}}} (allowed: {allowed})")
 
 
-def _check_branch(name: str, what: str) -> None:
+def check_branch(name: str, what: str) -> None:
     """A branch name as the push writes it (`refs/heads/NAME`): not `--branch`'s shorthand (`@`, `@{-1}`),
     and no full ref (`refs/heads/x` would be pushed to refs/heads/refs/heads/x).  `what`: the value as
     messages name it (settings.Names)."""

@@ -779,7 +779,10 @@ class PassResult:
 def sync_once(opts: SyncOptions) -> PassResult:
     """One pass: lock, fetch, (no-op when already applied), discover, apply, prune, remember."""
     from gitops_cli import deployrepo
+    from gitops_cli.bump import check_branch
 
+    if opts.branch is not None:  # as bump refuses it (`x@{1}`, `refs/heads/x`): exit 2, not git's refspec error
+        check_branch(opts.branch, opts.names("branch", opts.branch))
     remote = deployrepo.open_remote(opts.repo, names=opts.names)
     branch = opts.branch or (deployrepo.current_branch(remote.local) if remote.local else None)
     branch = branch or deployrepo.default_branch(remote)

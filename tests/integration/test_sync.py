@@ -304,6 +304,23 @@ def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
     assert none.returncode == 3 and "no Kubernetes objects in docs" in none.stderr
 
 
+def test_branch_is_refused_as_bump_refuses_it_and_a_tags_name_is_no_obstacle(remote, kube, tmp_path):
+    """`--branch 'x@{1}'` reached git (exit 10, invalid refspec) where bump says "not a valid branch name"
+    (exit 2); a local checkout on a branch a tag shares its name with fetched refs/heads/heads/NAME."""
+    for branch, said in (("main@{1}", "not a valid branch name"), ("-x", "not a valid branch name"),
+                         ("refs/heads/main", "give the branch's name, without refs/heads/")):
+        res = sync(kube, tmp_path, "--repo", remote.url, "--branch", branch)
+        assert res.returncode == 2, res.stderr
+        assert f"--branch {branch!r}: {said}" in res.stderr and "fetching" not in res.stderr
+    local = remote.clone(tmp_path / "checkout")
+    git("checkout", "--quiet", "-b", "release-1", cwd=local)
+    git("push", "--quiet", "origin", "HEAD:refs/heads/release-1", cwd=local)
+    git("tag", "release-1", cwd=local)
+    res = sync(kube, tmp_path, "--repo", str(local), "--path", "cluster")
+    assert res.returncode == 0, res.stderr
+    assert "(release-1)" in res.stderr and res.stdout.strip() == remote.head("release-1")
+
+
 def test_local_checkout_and_https_token_never_stored(remote, kube, tmp_path, http_git_server):
     local = remote.clone(tmp_path / "checkout")
     res = sync(kube, tmp_path, "--repo", str(local), "--path", "cluster")
