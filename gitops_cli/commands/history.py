@@ -73,9 +73,10 @@ def _short(value: str) -> str:
     return (tag or "-") + (f"@{digest[:19]}" if at else "")
 
 
-def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-untyped-def]
-    """--image NAME: the repository, or exit 2 naming the flag.  A tag or digest given with it is ignored,
-    unless `name_only` (rollback, where `NAME:TAG` would read as the target and be dropped): exit 2."""
+def repository_flag(text: str, rollback: bool = False):  # type: ignore[no-untyped-def]
+    """--image NAME: the repository, or exit 2 naming the flag.  A tag or digest given with it is exit 2,
+    never dropped: history would list every value of the repository all the same, rollback (`rollback`:
+    its hint) would read `NAME:TAG` as the target and go back to another value."""
     from gitops_cli.errors import InvalidReferenceError, UsageError
     from gitops_cli.imageref import parse
 
@@ -83,9 +84,11 @@ def repository_flag(text: str, name_only: bool = False):  # type: ignore[no-unty
         ref = parse(text)
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(f"--image {text!r}: {exc.message}", hint=exc.hint) from None
-    if name_only and (ref.tag or ref.digest):
+    if ref.tag or ref.digest:
+        name = ref.repository_only()
         target = f" --to {ref.tag}" if ref.tag else ""
-        raise UsageError(f"--image {text!r}: give the repository only ({ref.repository_only()})",
-                         hint=f"name the value to go back to with --to TAG or --steps N"
-                              f"{f' (here: --image {ref.repository_only()}{target})' if target else ''}")
+        hint = (f"name the value to go back to with --to TAG or --steps N"
+                f"{f' (here: --image {name}{target})' if target else ''}") if rollback else \
+            f"history lists every value of the repository: --image {name}"
+        raise UsageError(f"--image {text!r}: give the repository only ({name})", hint=hint)
     return ref.repository_only()

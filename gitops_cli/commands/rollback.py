@@ -69,7 +69,7 @@ def rollback(
     pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     if to is not None and steps is not None:
         raise UsageError("--to and --steps exclude each other")
-    ref = repository_flag(image, name_only=True)
+    ref = repository_flag(image, rollback=True)
     settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
                                          "container": container, "author": author,
                                          "push_branch": push_branch, "retries": retries,

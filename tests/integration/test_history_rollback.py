@@ -328,6 +328,16 @@ def test_rollback_image_with_a_tag_is_refused_not_dropped(deploy_remote: DeployR
     assert deploy_remote.head() == head
 
 
+def test_history_image_with_a_tag_or_digest_is_refused_not_ignored(deploy_remote: DeployRemote) -> None:
+    """`history --image NAME:TAG` listed every value of NAME, as if the tag narrowed nothing down."""
+    bump(deploy_remote, f"{API}:2.0.0")
+    for given in (f"{API}:2.0.0", f"{API}@sha256:{'a' * 64}"):
+        res = run_gitops(["history", "--deploy-repo", deploy_remote.url, "--image", given])
+        assert res.returncode == 2 and res.stdout == "", res.stderr
+        assert f"error: --image '{given}': give the repository only ({API})" in res.stderr
+        assert f"hint: history lists every value of the repository: --image {API}" in res.stderr
+
+
 def test_history_path_is_literal_and_must_exist(deploy_remote: DeployRemote) -> None:
     text = deploy_remote.show("apps/api/deployment.yaml").decode()
     deploy_remote.commit_change("apps/p/x.yaml", text.replace(f"{API}:1.0.0", f"{API}:7.0.0"), "p")
