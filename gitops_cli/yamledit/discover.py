@@ -120,8 +120,20 @@ def read_text(path: Path) -> str:
         return f.read()
 
 
+def _keep_owner(tmp: str, owner: tuple[int, int]) -> None:
+    """chown the temp file to the replaced file's owner and group, where the system allows it (root; a user
+    for a group of theirs): otherwise (EPERM) it stays the process's own."""
+    try:
+        os.chown(tmp, *owner)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.chown(tmp, -1, owner[1])  # the group alone, when the user is in it
+
+
 def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
-    """Replace path with text atomically (temp file in the same directory + os.replace), keeping its mode.
+    """Replace path with text atomically (temp file in the same directory + os.replace), keeping its mode,
+    and its owner and group when the process may set them (root editing another user's checkout: a CI
+    container on the runner's files; a chown the system refuses leaves the new file the process's own).
 
     durable=False skips the fsync: still atomic (never a half-written file), just not flushed to disk
     before the rename; for work-tree files, which git itself never fsyncs (one fsync per file dominated
@@ -134,8 +146,10 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
     GitopsError of exit 74 naming `path` (errors.refused_write).
     """
     path = Path(path)
+    owner: tuple[int, int] | None = None
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        st = path.stat()
+        mode, owner = stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
@@ -150,6 +164,8 @@ def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
                     f.flush()
                     if durable:
                         os.fsync(f.fileno())
+                if owner is not None and owner != (os.geteuid(), os.getegid()):
+                    _keep_owner(tmp, owner)  # before the chmod: a chown clears set-id bits
                 os.chmod(tmp, mode)
                 os.replace(tmp, path)
                 tmp = None

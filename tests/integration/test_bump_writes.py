@@ -118,3 +118,24 @@ def test_a_lock_another_git_holds_leaves_the_checkout_as_it_was(gitops, tmp_path
     (checkout / ".git" / "index.lock").unlink()
     assert _status(checkout) == ""
     assert git("rev-parse", "HEAD", cwd=checkout).strip() == head
+
+
+@pytest.mark.parametrize("mode", ["commit", "--no-commit"])
+def test_root_bumping_another_users_checkout_keeps_the_files_owner(mode, gitops, tmp_path):
+    """The safe.directory case (a CI container, as root, on the runner's checkout): the edited files were
+    replaced with root-owned ones, which the runner's user then could not change or remove."""
+    checkout = _checkout(tmp_path)
+    for root, dirs, files in os.walk(checkout):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(root, name), 1234, 1234, follow_symlinks=False)
+    os.chown(checkout, 1234, 1234)
+    (checkout / "a" / "values.yaml").chmod(0o640)
+    env = {**no_identity_env(tmp_path), "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
+           "GIT_CONFIG_VALUE_0": str(checkout)}
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0"]
+                 + ([mode] if mode != "commit" else []), env=env)
+    assert res.returncode == 0, res.stderr
+    for rel in FILES:
+        st = (checkout / rel).stat()
+        assert "tag: 2.0.0" in (checkout / rel).read_text() and (st.st_uid, st.st_gid) == (1234, 1234), rel
+    assert oct((checkout / "a" / "values.yaml").stat().st_mode & 0o777) == oct(0o640)

@@ -60,6 +60,22 @@ def test_read_and_write_keep_every_byte(tmp_path: Path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.yaml"]  # no temp file left
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_write_as_root_keeps_the_files_owner_and_group(tmp_path: Path):
+    """Root editing another user's file (a CI container on the runner's checkout) left it root's own."""
+    path = tmp_path / "f.yaml"
+    path.write_text("a: 1\n")
+    os.chown(path, 1234, 2345)
+    path.chmod(0o2640)  # a set-id bit survives: the chown comes before the chmod
+    write_atomic(path, "a: 2\n")
+    st = path.stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 2345, 0o2640)
+    assert path.read_text() == "a: 2\n"
+    new = tmp_path / "new.yaml"  # a new file is the process's own
+    write_atomic(new, "a: 1\n")
+    assert (new.stat().st_uid, new.stat().st_gid) == (os.geteuid(), os.getegid())
+
+
 @pytest.fixture
 def interrupts_installed(monkeypatch: pytest.MonkeyPatch):
     """gitops' interrupt handling as the console script installs it, for this test only."""
