@@ -209,7 +209,7 @@ def require_build_image(value: str | None, names: Names) -> str:
     if not value:
         raise UsageError("--image is required (the repository to build, without tag)",
                          hint="or set image in [tool.gitops] / GITOPS_IMAGE")
-    checked_image(value, names, parse_repository)
+    checked_image(value, names, parse_repository, engine=True)
     return value
 
 
@@ -227,11 +227,19 @@ def render_landed(run: Callable[[Callable[[Any], None]], Any], render: Callable[
     render(result)
 
 
-def checked_image(value: str, names: Names, parse: Callable[[str], T]) -> T:
-    """`parse(value)` of the `image` setting: an invalid reference is exit 2 naming its source."""
+def checked_image(value: str, names: Names, parse: Callable[[str], T], engine: bool = False) -> T:
+    """`parse(value)` of the `image` setting: an invalid reference is exit 2 naming its source; with `engine`
+    (the verb gives it to the container engine), so is one the engine would refuse (engine.check_reference)."""
     from gitops_cli.errors import InvalidReferenceError
 
     try:
-        return parse(value)
+        ref = parse(value)
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(f"{names('image', value)}: {exc.message}", hint=exc.hint) from None
+    if engine:
+        from gitops_cli import engine as adapter
+        from gitops_cli.imageref import ImageRef
+
+        assert isinstance(ref, ImageRef)
+        adapter.check_reference(ref, names("image", value))
+    return ref
