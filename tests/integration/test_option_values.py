@@ -1,7 +1,8 @@
 """Values that say nothing or that the engine refuses, end to end: an empty value is refused (exit 2, naming
 the flag, variable or file) before any work, never taken as "not given", "the whole deploy repo" or "the
 current directory"; an image reference the container engine refuses is exit 2 before any work, not an
-internal error (publish), a failed build (exit 5) or a test command that could not start (exit 14)."""
+internal error (publish), a failed build (exit 5) or a test command that could not start (exit 14); and
+`rollback` takes the `image` setting as the other verbs do."""
 
 from __future__ import annotations
 
@@ -78,6 +79,27 @@ def test_an_empty_prefix_overrides_the_files(gitops, tmp_path: Path) -> None:
     res = gitops(["tag", "--prefix", ""], cwd=repo)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == sha
+
+
+def test_rollback_takes_the_image_setting(gitops, deploy_remote: DeployRemote, tmp_path: Path) -> None:
+    """`rollback` required --image while it read deploy_repo from the same gitops.toml; the `image` setting
+    (the repository, as build reads it) is taken now, named by its source when it is invalid."""
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.0"])
+    assert res.returncode == 0, res.stderr
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "gitops.toml").write_text(f'image = "{API}"\ndeploy_repo = "{deploy_remote.url}"\n')
+    res = gitops(["rollback", "--dry-run", "--no-verify"], cwd=cwd)
+    assert res.returncode == 0, res.stderr
+    assert f"-          image: {API}:2.0.0" in res.stdout and f"+          image: {API}:1.0.0" in res.stdout
+    res = gitops(["rollback", "--dry-run", "--no-verify"], cwd=cwd, env={"GITOPS_IMAGE": f"{API}:1.0.0"})
+    assert res.returncode == 2
+    assert _error_lines(res.stderr)[0] == (f"error: GITOPS_IMAGE='{API}:1.0.0': invalid image name '{API}:1.0.0': "
+                                           "give the repository without tag or digest")
+    res = gitops(["rollback", "--dry-run", "--no-verify"], cwd=tmp_path)  # no setting, no flag
+    assert res.returncode == 2
+    assert _error_lines(res.stderr) == ["error: --image is required (the repository to roll back)",
+                                        "hint: or set image in [tool.gitops] / GITOPS_IMAGE"]
 
 
 # --- references the container engine refuses -----------------------------------------------------------
