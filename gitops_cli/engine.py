@@ -41,12 +41,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from gitops_cli import output
-from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, UsageError
+from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, InvalidReferenceError, UsageError
 
 if TYPE_CHECKING:
     from docker import APIClient
 
     from gitops_cli.dockerignore import BuildContext
+    from gitops_cli.imageref import ImageRef
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 CONNECT_TIMEOUT = 15
@@ -300,6 +301,11 @@ class BuildTracker:
             recent.append(line)
             del recent[:-LAST_LINES]
         return line
+
+    @property
+    def failed(self) -> bool:
+        """Whether a BuildKit step (vertex) failed."""
+        return bool(self._failed)
 
     def _failed_vertex(self) -> Vertex | None:
         """The step the build failed at: the one whose error is the build's error (when stages fail in
@@ -1085,11 +1091,20 @@ def _stream_build(client: APIClient, tracker: BuildTracker, request: Callable[[]
     except APIError as exc:
         tracker.error = tracker.error or _api_message(exc)
     except lost_engine_errors() as exc:
+        if _REFUSED_REFERENCE in str(exc):  # the docker SDK's own check of the tag (a legacy build)
+            raise reference_refused(_built(request), str(exc)) from None
         raise EngineUnavailableError(f"lost the container engine during the build: {_reason(exc)}") from None
+    if tracker.error and tracker.error.startswith(_REFUSED_REFERENCE) and not tracker.step and not tracker.failed:
+        raise reference_refused(_built(request), tracker.error)  # the engine's check of the tag, before any step
     if tracker.error or not tracker.image_id:
         raise tracker.failure()
     image_id = tracker.image_id
     return image_id if image_id.startswith("sha256:") else inspect_image(client, image_id)["Id"]
+
+
+def _built(request: Any) -> str:
+    """The NAME:TAG a build request makes (build()'s partials carry it)."""
+    return str(getattr(request, "keywords", {}).get("tag") or "the image")
 
 
 def show_build_line(line: str) -> None:
@@ -1125,6 +1140,8 @@ def run_in_image(
     except ImageNotFound:
         raise _missing_image(image) from None
     except APIError as exc:
+        if refuses_reference(exc):
+            raise reference_refused(image, _api_message(exc)) from None
         message = f"cannot create a container from {image}: {_api_message(exc)}"
         raise GitopsError(message, exit_code=14) from None
     cid = container["Id"]
@@ -1157,13 +1174,75 @@ def _missing_image(image: str) -> UsageError:
 
 # --- inspect -----------------------------------------------------------------------------------------
 def inspect_image(client: APIClient, image: str) -> dict[str, Any]:
-    """`docker image inspect IMAGE`; UsageError (exit 2) when the engine does not have it."""
-    from docker.errors import ImageNotFound
+    """`docker image inspect IMAGE`; UsageError (exit 2) when the engine does not have it, or refuses its
+    name (reference_refused)."""
+    from docker.errors import APIError, ImageNotFound
 
     try:
         return dict(client.inspect_image(image))
     except ImageNotFound:
         raise _missing_image(image) from None
+    except APIError as exc:
+        if refuses_reference(exc):
+            raise reference_refused(image, _api_message(exc)) from None
+        raise
+
+
+# --- image references the engine refuses -------------------------------------------------------------
+# The grammar (imageref) takes a first component as a registry host when it has a capital (`MyOrg/app`), and
+# an IPv6 host (`[::1]:5000/app`).  The engine's own parser may not: Docker Engine 20.10 (Debian 12's)
+# refuses both with a 400 "invalid reference format" -- where gitops met it, as an internal error (publish),
+# a failed build (exit 5) or a test command that could not start (exit 14), after the work before it.
+
+
+def check_reference(ref: ImageRef, subject: str, client: APIClient | None = None) -> None:
+    """Refuse, before any work, a reference the engine will refuse (InvalidReferenceError, exit 2, `subject`
+    naming where it came from: `--image 'MyOrg/app'`).  A first component that is a registry host only for
+    its capitals (no `.`, no port, not localhost) is refused without asking: an engine refuses it (repository
+    name must be lowercase) or looks for a registry of that name, and it is an organisation's name written
+    with capitals.  An IPv6 host is left to the engine, asked once (`client`, else a connection is opened):
+    newer engines take it."""
+    domain = ref.domain or ""
+    if domain and "." not in domain and ":" not in domain and domain != "localhost" and domain.lower() != domain:
+        from dataclasses import replace
+
+        raise InvalidReferenceError(
+            f"{subject}: the container engine refuses this reference: {domain!r} is read as a registry host only "
+            f"for its capitals (repository names must be lowercase)",
+            hint=f"{domain!r} is most likely an organisation's or user's name: write it lowercase "
+                 f"({replace(ref, domain=domain.lower())}); a registry host has a '.' or a port "
+                 f"(registry.example.com/{ref.path})")
+    if domain.startswith("["):
+        from docker.errors import APIError
+
+        try:
+            (client or connect()).inspect_image(ref.name)
+        except APIError as exc:
+            if refuses_reference(exc):
+                raise reference_refused(subject, _api_message(exc)) from None
+
+
+_REFUSED_REFERENCE = "invalid reference format"  # the engine's words (and the docker SDK's) for a name it refuses
+
+
+def refuses_reference(exc: Any) -> bool:
+    """Whether an APIError is the engine refusing an image reference it cannot parse (400 "invalid reference
+    format"), not a failure of the request."""
+    return getattr(exc, "status_code", None) == 400 and _REFUSED_REFERENCE in _api_message(exc)
+
+
+def reference_refused(subject: str, message: str) -> InvalidReferenceError:
+    """The engine refused the reference `subject` (its `message` says "invalid reference format"): exit 2, in
+    the engine's words, with why where gitops knows it (a capital, an IPv6 host)."""
+    reason = message[message.index(_REFUSED_REFERENCE):]
+    if "[" in subject:
+        hint = "this engine takes no IPv6 registry host: name the registry by a host name or an IPv4 address " \
+               "(localhost:5000/..., 127.0.0.1:5000/...)"
+    elif "lowercase" in reason or re.search("[A-Z]", subject.rsplit(":", 1)[0]):  # the docker SDK does not say
+        hint = "write the image's name lowercase, its registry host too (registry.example.com/team/app)"
+    else:
+        hint = None
+    return InvalidReferenceError(f"{subject}: the container engine refuses this reference ({reason})", hint=hint)
 
 
 # --- push --------------------------------------------------------------------------------------------

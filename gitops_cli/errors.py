@@ -15,7 +15,8 @@ import errno
 EXIT_CODES: dict[int, str] = {
     0: "success (also: nothing to do, e.g. already published / already up to date)",
     1: "failure reported by the verb: lint findings; `gitops test` passes on the test command's own status",
-    2: "invalid input: bad flag or option value, invalid image reference or tag, bad configuration",
+    2: "invalid input: bad flag or option value (an empty one too), invalid image reference or tag (also one "
+       "the container engine refuses), bad configuration",
     3: "nothing to change: no reference to the image found in the deploy repo, or no change of it in its history "
        "(`history`, `rollback`); `rollback --steps N`: fewer than N earlier values, or the one N changes back has "
        "no tag; `rollback`: the value to go back to or from is several (containers at different tags: choose "

@@ -8,13 +8,17 @@ another app.  A config file in a parent directory, up to the top of the git work
 warning when the directory has none (`cd sub && gitops tag` would otherwise give another tag length
 without a word).  `gitops.toml` holds the keys at its top level or under
 `[tool.gitops]`, not both (refused); pyproject.toml holds them under `[tool.gitops]`.  In one
-directory gitops.toml wins over pyproject.toml.  Paths in a file (`context`, `dockerfile`) are relative
-to the file's directory; in GITOPS_* variables relative to the app checkout; flags relative to the CWD.
+directory gitops.toml wins over pyproject.toml; either name that is no file (a directory, a dangling
+symlink, a FIFO) is refused, not passed over.  Paths in a file (`context`, `dockerfile`, a `deploy_repo`
+that is a relative local path) are relative to the file's directory; in GITOPS_* variables relative to the
+app checkout (`deploy_repo`: the CWD); flags relative to the CWD.
 
 Keys use snake_case in files (dashes are accepted too) and GITOPS_<KEY> in the environment
 (GITOPS_TEST_COMMAND, GITOPS_TAG_LENGTH, ...).  List values in the environment are comma-separated.  A
-blank variable is not set (CI systems export unset variables as empty ones).  An unknown key in a file is
-refused; an unknown GITOPS_* variable (but those read elsewhere: OTHER_VARIABLES) is named in a warning.
+blank variable is not set (CI systems export unset variables as empty ones); an empty value in a file or a
+flag is refused (EMPTY_ALLOWED's excepted), and so is one setting spelled twice in a file (`tag-length`
+and `tag_length`).  An unknown key in a file is refused; an unknown GITOPS_* variable (but those read
+elsewhere: OTHER_VARIABLES) is named in a warning.
 
 Only the value that wins is used and checked, and only when the verb reads it: a bad value is kept in
 Settings.refused and raised when its setting is read, so a setting the verb does not use never stops it;
@@ -144,12 +148,15 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if any("\0" in v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)):
         shown = Names({key: source})(key, value, entry=False)  # no path or command can hold one
         raise ConfigError(f"{shown}: a NUL character in it")
-    if kind == "bool":
+    if key not in EMPTY_ALLOWED and any(v == "" for v in (value if isinstance(value, list) else [value])):
+        shown = Names({key: source})(key, "", entry=isinstance(value, list))
+        raise ConfigError(empty_value(shown, "option" if source == "flag" else "key"))
+    if kind == "bool":  # the same words in a file as in a variable: a TOML boolean, 1/0, or their names
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
+        if isinstance(value, str | int) and str(value).strip().lower() in {"1", "true", "yes", "on"}:
             return True
-        if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
+        if isinstance(value, str | int) and str(value).strip().lower() in {"0", "false", "no", "off"}:
             return False
     elif kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
@@ -159,8 +166,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     elif kind == "list":
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return list(value)
-        if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # a variable, never blank (a blank one is unset): `,` names no entry
+            entries = [v.strip() for v in value.split(",") if v.strip()]
+            if not entries:
+                raise ConfigError(f"{Names({key: source})(key, value, entry=False)}: no entry, only commas "
+                                  "and blanks", hint="leave the variable empty to unset it")
+            return entries
     elif kind == "dict":
         if isinstance(value, dict):
             return dict(value)
@@ -169,8 +180,19 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     raise ConfigError(f"{Names({key: source})(key, value, entry=False)}: expected {_KINDS[kind]}")
 
 
+def empty_value(subject: str, what: str = "option") -> str:
+    """The message refusing an empty value: `--path '': empty value; ...` (commands.options, for every
+    option) or `/app/gitops.toml: paths entry '': empty value; ...` (_coerce)."""
+    return f"{subject}: empty value; give a value, or leave the {what} out"
+
+
+# the settings whose empty value is a value, in a file or a flag: the empty tag prefix (the default) overrides
+# a file's prefix.  Any other empty value is refused: taken as "not given", an empty --path or `paths` entry
+# meant the whole deploy repo, an empty --command the default test command (a blank variable is unset)
+EMPTY_ALLOWED = ("tag_prefix",)
 CONFIG_NAMES = ("gitops.toml", "pyproject.toml")
 PATH_KEYS = ("context", "dockerfile")  # in a file: relative to the file's directory
+# in a file, a local path (not a URL) is relative to the file's directory too
 # a setting's flag where it is not --KEY-WITH-DASHES (a verb may spell it its own way: load_settings)
 FLAG_NAMES = {"tag_length": "--length", "tag_prefix": "--prefix", "build_args": "--build-arg", "labels": "--label",
               "paths": "--path", "dockerfile": "--file", "registry_username": "--username"}
@@ -270,7 +292,23 @@ def _config_in(where: Path) -> tuple[Path, dict[str, Any], str] | None:
             found = _read_config(path)
             if found is not None:
                 return path, *found
+        elif os.path.lexists(path):  # its settings would be ignored without a word
+            raise ConfigError(f"{path}: not a file ({_file_kind(path)})",
+                              hint=f"make {name} a file holding the settings, or remove it")
     return None
+
+
+def _file_kind(path: Path) -> str:
+    """What is at `path` instead of a regular file (a symlink: what it leads to), in words."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # a symlink to nothing (or a loop of them): lstat sees it, stat follows it
+        return f"a symlink to {os.readlink(path)!r}, which does not exist" if path.is_symlink() else "unreadable"
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISSOCK: "a socket",
+             stat.S_ISCHR: "a device", stat.S_ISBLK: "a device"}
+    return next((what for test, what in kinds.items() if test(mode)), "not a regular file")
 
 
 def find_config_file(directory: Path) -> tuple[Path, dict[str, Any], str] | None:
@@ -299,6 +337,21 @@ def _warn_parent_config(directory: Path, app_flag: bool) -> None:
                 output.warn(f"{found[0]} is not read: settings come from the app directory only ({directory} "
                             f"has none); {how} to use it")
             return
+
+
+def _in_file(key: str, value: Any, source: str) -> bool:
+    """Whether the value of `key` from `source` is a path relative to its config file's directory: `context`
+    and `dockerfile`, and a `deploy_repo` that is a relative local path (not a URL: `scheme://`, scp-like
+    `host:path` that names no file there; not `~/...`), as in a file (never in a variable or a flag)."""
+    if source == "flag" or source.startswith("env ") or source == "default" or not isinstance(value, str):
+        return False
+    if key in PATH_KEYS:
+        return True
+    if key != "deploy_repo" or "://" in value or value.startswith("~") or Path(value).is_absolute():
+        return False
+    from gitops_cli.deployrepo import is_url
+
+    return (Path(source).parent / value).exists() or not is_url(value)
 
 
 def _check(key: str, value: Any, names: Names) -> None:
@@ -441,8 +494,13 @@ def load_settings(
     else:
         path, table, where = found
         settings.table = where
+        spelled: dict[str, str] = {}  # key -> its spelling in the file
         for raw_key, value in table.items():
             key = raw_key.replace("-", "_")
+            if key in spelled:  # `tag-length` and `tag_length`: which one wins would be the file's order
+                raise ConfigError(f"{path}: {spelled[key]!r} and {raw_key!r} are one setting ({key}) {where}",
+                                  hint="keep one of them")
+            spelled[key] = raw_key
             if key in _SECRET_KEYS:
                 raise ConfigError(
                     f"{path}: {raw_key!r} must not be stored in a file",
@@ -472,7 +530,7 @@ def load_settings(
         settings.sources[key] = source
         try:
             value = _coerce(key, value, source)
-            if key in PATH_KEYS and source != "flag" and not source.startswith("env "):
+            if _in_file(key, value, source):
                 file = Path(source)  # relative to the file, wherever gitops runs; messages show it as written
                 value, written[(key, str(file.parent / value))] = str(file.parent / value), value
             _check(key, value, settings.names)

@@ -357,3 +357,40 @@ def test_debug_is_taken_after_every_verb() -> None:
         res = run_gitops([verb, "--debug", "--help"])
         assert res.returncode == 0, (verb, res.stderr)
         assert "--debug" not in res.stdout  # hidden: the root option is the documented one
+
+
+def _value_options() -> list[tuple[str, str]]:
+    """(verb, option) for every option of every verb that takes a value (its long name)."""
+    import typer
+
+    from gitops_cli.cli import app
+
+    command = typer.main.get_command(app)
+    return [(verb, next(o for o in param.opts if o.startswith("--")))
+            for verb, cmd in command.commands.items() for param in cmd.params
+            if param.param_type_name == "option" and not param.is_flag and not param.count]
+
+
+@pytest.mark.parametrize(("verb", "option"), _value_options())
+def test_no_option_takes_an_empty_value(verb: str, option: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    """An empty value was taken as "not given" (`--author ""`, `test --command ""`, `publish --username ""`),
+    the current directory (`--repo ""`, `sync --cache-dir ""`: Path("") is `.`), the whole deploy repo (`bump
+    --path ""` bumped every environment) or the host (`test --in-image ""` ran the tests there, exit 0).
+    Every option of every verb refuses one, exit 2 naming it, before any work; `--prefix ""` is the empty
+    prefix (the default), which overrides a file's."""
+    from gitops_cli.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([verb, option, ""])
+    err = capsys.readouterr().err
+    if option == "--prefix":
+        assert "empty value" not in err and "--prefix" not in err
+        return
+    assert exit_.value.code == 2
+    assert err.splitlines() == [f"error: {option} '': empty value; give a value, or leave the option out",
+                                "hint: a shell variable that is empty or unset gives one"]
+    assert list(tmp_path.iterdir()) == []  # nothing done
+    with pytest.raises(SystemExit) as exit_:  # `--option=` too
+        main([verb, f"{option}=", "--help"] if option != "--help" else [verb])
+    assert exit_.value.code == 0  # --help wins, as it does over other bad values

@@ -244,14 +244,14 @@ def test_bump_checks_name_the_source(tmp_path: Path, where: str) -> None:
     from gitops_cli.bump import BumpRequest, validate
     from gitops_cli.errors import UsageError
 
-    bad = {"retries": -1, "lock_wait": -1, "author": "nobody", "message": "", "push_branch": "a b",
+    bad = {"retries": -1, "lock_wait": -1, "author": "nobody", "message": "  ", "push_branch": "a b",
            "branch": "refs/heads/x"}
     problems = {"retries": "must be 0 or more", "lock_wait": "must be 0 or more",
                 "author": 'expected "Name <email@example.com>"',
                 "message": "empty template", "push_branch": "not a valid branch name",
                 "branch": "give the branch's name, without refs/heads/"}
     for key, value in bad.items():
-        if where == "env" and value == "":
+        if where == "env" and isinstance(value, str) and not value.strip():
             continue  # a blank variable is not set (test_a_blank_variable_is_not_set)
         flags, environ = {}, {}
         if where == "file":
@@ -416,3 +416,107 @@ def test_child_environment_leaves_the_secret_variables_out_or_empty() -> None:
     assert child_environment(environ=env, blank=True) == {
         "GITOPS_GIT_TOKEN": "", "GITHUB_TOKEN": "", "CI_JOB_TOKEN": "", "GITOPS_REGISTRY_PASSWORD": "", "PATH": "/bin"}
     assert child_environment(OWN_SECRETS, environ=env) == {"GITHUB_TOKEN": "g", "CI_JOB_TOKEN": "c", "PATH": "/bin"}
+
+
+@pytest.mark.parametrize(("text", "key", "shown"), [
+    ('author = ""\n', "author", "author = ''"),
+    ('test_command = ""\n', "test_command", "test_command = ''"),
+    ('paths = ["apps", ""]\n', "paths", "paths entry ''"),
+    ('context = ""\n', "context", "context = ''"),
+    ('deploy_repo = ""\n', "deploy_repo", "deploy_repo = ''"),
+    ('allow_mutable_tag = ""\n', "allow_mutable_tag", "allow_mutable_tag = ''"),
+])
+def test_an_empty_value_in_a_file_is_refused_naming_it(tmp_path: Path, text: str, key: str, shown: str) -> None:
+    """An empty string in a file was taken as "not given" (author, test_command: the default ran), "the whole
+    repository" (a paths entry: normpath('') is '.'), "the file's directory" (context) or false: refused now,
+    like an empty flag, naming the file and key.  The empty tag prefix is a value (the default)."""
+    (tmp_path / "gitops.toml").write_text(text + 'tag_prefix = ""\n')
+    s = load_settings(tmp_path, environ={})
+    assert s.tag_prefix == "" and s.sources["tag_prefix"] == str(tmp_path / "gitops.toml")
+    with pytest.raises(ConfigError) as info:
+        getattr(s, key)
+    assert info.value.message == (f"{tmp_path / 'gitops.toml'}: {shown}: empty value; give a value, or leave the "
+                                  "key out")
+    with pytest.raises(ConfigError, match=r"^--author '': empty value; give a value, or leave the option out$"):
+        _ = load_settings(tmp_path, {"author": ""}, environ={}).author  # the option layer refuses it first
+
+
+def test_a_list_variable_of_commas_is_refused_and_a_blank_one_unset(tmp_path: Path) -> None:
+    """GITOPS_PATHS="$A,$B" with both unset is `,`: no entry, so every path of the repository was bumped."""
+    s = load_settings(tmp_path, environ={"GITOPS_PATHS": " , ", "GITOPS_LABELS": "  "})
+    assert s.labels == [] and s.sources["labels"] == "default"  # blank: unset
+    with pytest.raises(ConfigError, match=r"^GITOPS_PATHS=' , ': no entry, only commas and blanks$"):
+        _ = s.paths
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("0", False), ('"yes"', True), ('"off"', False),
+                                                   ("true", True)])
+def test_a_bool_in_a_file_takes_what_a_variable_takes(tmp_path: Path, value: str, expected: bool) -> None:
+    """`allow_mutable_tag = 1` was refused with `expected true or false (1/0, yes/no, on/off)`."""
+    (tmp_path / "gitops.toml").write_text(f"allow_mutable_tag = {value}\n")
+    assert load_settings(tmp_path, environ={}).allow_mutable_tag is expected
+
+
+def test_a_bool_that_is_none_says_what_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "gitops.toml").write_text("allow_mutable_tag = 2\n")
+    with pytest.raises(ConfigError, match=r": allow_mutable_tag = 2: expected true or false \(1/0, yes/no, on/off\)$"):
+        _ = load_settings(tmp_path, environ={}).allow_mutable_tag
+
+
+@pytest.mark.parametrize("table", ["", "[tool.gitops]\n"])
+def test_one_setting_spelled_twice_in_a_file_is_refused(tmp_path: Path, table: str) -> None:
+    """`tag-length = 8` and `tag_length = 9`: the one later in the file won, without a word."""
+    (tmp_path / "gitops.toml").write_text(f"{table}tag-length = 8\ntag_length = 9\n")
+    where = "in [tool.gitops]" if table else "at the top level"
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, environ={})
+    assert info.value.message == (f"{tmp_path / 'gitops.toml'}: 'tag-length' and 'tag_length' are one setting "
+                                  f"(tag_length) {where}")
+    assert info.value.hint == "keep one of them"
+
+
+@pytest.mark.parametrize(("make", "kind"), [
+    (lambda p: p.mkdir(), "a directory"),
+    (lambda p: p.symlink_to("nowhere.toml"), "a symlink to 'nowhere.toml', which does not exist"),
+    (lambda p: __import__("os").mkfifo(p), "a FIFO"),
+])
+@pytest.mark.parametrize("name", ["gitops.toml", "pyproject.toml"])
+def test_a_config_file_that_is_no_file_is_refused(tmp_path: Path, make, kind: str, name: str) -> None:
+    """A gitops.toml that was a directory or a dangling symlink was passed over: the defaults applied (and a
+    FIFO would block the read)."""
+    make(tmp_path / name)
+    with pytest.raises(ConfigError) as info:
+        load_settings(tmp_path, environ={})
+    assert info.value.message == f"{tmp_path / name}: not a file ({kind})"
+    assert info.value.hint == f"make {name} a file holding the settings, or remove it"
+
+
+def test_a_symlink_to_a_config_file_is_read(tmp_path: Path) -> None:
+    (tmp_path / "shared.toml").write_text("tag_length = 9\n")
+    (tmp_path / "gitops.toml").symlink_to("shared.toml")
+    assert load_settings(tmp_path, environ={}).tag_length == 9
+
+
+def test_a_relative_deploy_repo_in_a_file_is_relative_to_the_file(tmp_path: Path, monkeypatch) -> None:
+    """`deploy_repo = "../deploy"` was taken relative to the current directory: `gitops build-and-bump --repo
+    app` from elsewhere bumped another repository, or none.  A URL or scp-like address stays as written; a
+    variable or flag stays relative to the current directory."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (tmp_path / "deploy").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    (app / "gitops.toml").write_text('deploy_repo = "../deploy"\n')
+    s = load_settings(app, environ={})
+    assert s.deploy_repo == str(app / ".." / "deploy")
+    assert s.names("deploy_repo", s.deploy_repo) == f"{app / 'gitops.toml'}: deploy_repo = '../deploy'"  # as written
+    for value in ("git@example.com:org/deploy.git", "https://example.com/org/deploy.git", "/srv/deploy",
+                  "~/deploy", "file:///srv/deploy.git"):
+        (app / "gitops.toml").write_text(f'deploy_repo = "{value}"\n')
+        assert load_settings(app, environ={}).deploy_repo == value
+    (app / "git@example.com:org").mkdir()  # a directory of that name beside the file: a local path
+    (app / "gitops.toml").write_text('deploy_repo = "git@example.com:org"\n')
+    assert load_settings(app, environ={}).deploy_repo == str(app / "git@example.com:org")
+    assert load_settings(app, environ={"GITOPS_DEPLOY_REPO": "../deploy"}).deploy_repo == "../deploy"
+    assert load_settings(app, {"deploy_repo": "../deploy"}, environ={}).deploy_repo == "../deploy"

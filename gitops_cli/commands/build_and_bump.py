@@ -216,7 +216,7 @@ class BuildAndBumpCommand(VerbCommand):
         from gitops_cli import pipeline
 
         given = given_options(self, ctx, args).get("dotenv")
-        dotenv = Path(given) if isinstance(given, str) else None
+        dotenv = Path(given) if isinstance(given, str) and given else None  # `--dotenv ""` names no file
         github_output = _github_output()
         try:
             mode = pipeline.prepare_output_files(github_output, dotenv)

@@ -24,9 +24,12 @@ class _ParserContext:
     value: `gitops tag --length`; a value given to a flag: `--allow-dirty=x`), and a usage error without
     one is shown as its `Error:` line alone.  Here they get the command's context, so every usage error
     shows the same block: `Usage: ...`, `Try 'gitops VERB -h' for help.`, `Error: ...`.  Before it is
-    shown, the verb deals with what the refused arguments name (`refused`)."""
+    shown, the verb deals with what the refused arguments name (`refused`).  The parser refuses an empty
+    value of any option too (refuse_empty_values: one `error:` line, exit 2), and calls `refused` then."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from gitops_cli.errors import UsageError
+
         given = list(args)  # the parser consumes the list
         try:
             return super().parse_args(ctx, args)  # type: ignore[misc, no-any-return]
@@ -36,6 +39,24 @@ class _ParserContext:
                 usage.ctx, usage.cmd = ctx, ctx.command
             self.refused(ctx, given)
             raise
+        except UsageError:  # an empty value
+            self.refused(ctx, given)
+            raise
+
+    def make_parser(self, ctx: Any) -> Any:
+        """The command's parser, whose values, as given (strings, before any conversion: `Path("")` is `.`),
+        are checked by refuse_empty_values, unless an eager option (`--help`) is among them."""
+        parser = super().make_parser(ctx)  # type: ignore[misc]
+        parse = parser.parse_args
+
+        def parse_args(args: list[str]) -> Any:
+            values, rest, order = parse(args)
+            if not ctx.resilient_parsing and not any(getattr(param, "is_eager", False) for param in order):
+                refuse_empty_values(ctx.command.get_params(ctx), values)
+            return values, rest, order
+
+        parser.parse_args = parse_args
+        return parser
 
     def refused(self, ctx: Any, args: list[str]) -> None:
         """Called with the arguments the parser refused (a usage error, exit 2), before it is shown."""
@@ -58,6 +79,24 @@ class AppGroup(_ParserContext, TyperGroup):
                 if isinstance(command, _ParserContext):
                     command.refused(type(ctx)(command, parent=ctx, info_name=arg), args[at + 1:])
                 return
+
+
+def refuse_empty_values(params: Any, given: dict[str, Any]) -> None:
+    """Exit 2 for an option given an empty value (`--path ""`, `--in-image "$UNSET"`): no option of gitops
+    takes one (but the flags of settings.EMPTY_ALLOWED: `--prefix ""`), and taking it as "not given", "the
+    whole repository" or "the current directory" (Path("") is `.`) would do what was not asked, silently.
+    Every option of every verb, as given (before conversion); an argument (lint's PATH) is the verb's."""
+    from gitops_cli.errors import UsageError
+    from gitops_cli.settings import EMPTY_ALLOWED, FLAGS, empty_value
+
+    allowed = {FLAGS.flag(key) for key in EMPTY_ALLOWED}
+    for param in params:
+        if param.param_type_name != "option" or param.is_flag or param.count or param.name not in given:
+            continue
+        values = given[param.name]
+        flag = next((o for o in param.opts if o.startswith("--")), param.opts[0])
+        if flag not in allowed and "" in (values if isinstance(values, list | tuple) else [values]):
+            raise UsageError(empty_value(f"{flag} ''"), hint="a shell variable that is empty or unset gives one")
 
 
 def given_options(command: Any, ctx: Any, args: list[str]) -> dict[str, Any]:
@@ -170,7 +209,7 @@ def require_build_image(value: str | None, names: Names) -> str:
     if not value:
         raise UsageError("--image is required (the repository to build, without tag)",
                          hint="or set image in [tool.gitops] / GITOPS_IMAGE")
-    checked_image(value, names, parse_repository)
+    checked_image(value, names, parse_repository, engine=True)
     return value
 
 
@@ -188,11 +227,19 @@ def render_landed(run: Callable[[Callable[[Any], None]], Any], render: Callable[
     render(result)
 
 
-def checked_image(value: str, names: Names, parse: Callable[[str], T]) -> T:
-    """`parse(value)` of the `image` setting: an invalid reference is exit 2 naming its source."""
+def checked_image(value: str, names: Names, parse: Callable[[str], T], engine: bool = False) -> T:
+    """`parse(value)` of the `image` setting: an invalid reference is exit 2 naming its source; with `engine`
+    (the verb gives it to the container engine), so is one the engine would refuse (engine.check_reference)."""
     from gitops_cli.errors import InvalidReferenceError
 
     try:
-        return parse(value)
+        ref = parse(value)
     except InvalidReferenceError as exc:
         raise InvalidReferenceError(f"{names('image', value)}: {exc.message}", hint=exc.hint) from None
+    if engine:
+        from gitops_cli import engine as adapter
+        from gitops_cli.imageref import ImageRef
+
+        assert isinstance(ref, ImageRef)
+        adapter.check_reference(ref, names("image", value))
+    return ref

@@ -47,7 +47,7 @@ def publish(
                                     "registry_username": username})
     if not settings.image:
         raise UsageError("--image is required (NAME:TAG, or NAME with --tag)")
-    ref = checked_image(settings.image, settings.names, parse)
+    ref = checked_image(settings.image, settings.names, parse, engine=True)
     if tag is not None and ref.tag is not None and tag != ref.tag:
         raise UsageError(f"--tag {tag!r} contradicts the tag in {settings.names('image', settings.image)}")
     if ref.tag is None:

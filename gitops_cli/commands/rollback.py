@@ -20,6 +20,7 @@ from gitops_cli.commands.options import (
     Retries,
     SshKey,
     check_output_format,
+    checked_image,
     render_landed,
     require_deploy_repo,
 )
@@ -28,7 +29,8 @@ from gitops_cli.settings import load_settings
 
 def rollback(
     deploy_repo: DeployRepo = None,
-    image: str = typer.Option(..., "--image", metavar="NAME", help="The image repository to roll back."),
+    image: str | None = typer.Option(None, "--image", metavar="NAME", help="The image repository to roll back "
+                                     "(default: `image` in [tool.gitops] / GITOPS_IMAGE)."),
     to: str | None = typer.Option(None, "--to", metavar="TAG", help="Roll back to this tag."),
     steps: int | None = typer.Option(None, "--steps", metavar="N",
                                      help="Roll back to the value N changes ago (default 1); consecutive "
@@ -57,10 +59,12 @@ def rollback(
     Example:
       gitops rollback --deploy-repo https://git.example.com/org/deploy.git --image team/api
       gitops rollback --deploy-repo ../deploy --image team/api --to 3f2a9c1 --dry-run
+      gitops rollback --steps 2          # image and deploy_repo from gitops.toml
     """
     from gitops_cli import registry
     from gitops_cli.commands.history import repository_flag
     from gitops_cli.errors import UsageError
+    from gitops_cli.imageref import parse_repository
     from gitops_cli.rollback import RollbackRequest
     from gitops_cli.rollback import rollback as run_rollback
     from gitops_cli.yamledit.locate import pure_parser_forced
@@ -69,11 +73,16 @@ def rollback(
     pure_parser_forced()  # a bad GITOPS_YAML_PARSER is exit 2 before any work
     if to is not None and steps is not None:
         raise UsageError("--to and --steps exclude each other")
-    ref = repository_flag(image, rollback=True)
-    settings = load_settings(Path("."), {"deploy_repo": deploy_repo, "branch": branch, "paths": path,
-                                         "container": container, "author": author,
+    if image is not None:  # the flag's own checks first: `--image NAME:TAG` says how to name the target
+        repository_flag(image, rollback=True)
+    settings = load_settings(Path("."), {"image": image, "deploy_repo": deploy_repo, "branch": branch,
+                                         "paths": path, "container": container, "author": author,
                                          "push_branch": push_branch, "retries": retries,
                                          "lock_wait": lock_wait}, app_flag=False)
+    if not settings.image:
+        raise UsageError("--image is required (the repository to roll back)",
+                         hint="or set image in [tool.gitops] / GITOPS_IMAGE")
+    ref = checked_image(settings.image, settings.names, parse_repository)  # the setting as build reads it
     deploy = require_deploy_repo(settings.deploy_repo)
 
     @functools.cache

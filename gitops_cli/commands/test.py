@@ -25,6 +25,16 @@ def test(
     """
     from gitops_cli.apptest import run_tests
 
+    if in_image is not None:  # exit 2 before any work: a reference that is invalid, or the engine refuses
+        from gitops_cli.engine import check_reference
+        from gitops_cli.errors import InvalidReferenceError
+        from gitops_cli.imageref import parse_tagged
+
+        try:
+            ref = parse_tagged(in_image)
+        except InvalidReferenceError as exc:
+            raise InvalidReferenceError(f"--in-image {in_image!r}: {exc.message}", hint=exc.hint) from None
+        check_reference(ref, f"--in-image {in_image!r}")
     settings = load_settings(repo, {"test_command": command})
     run_tests(repo, command=settings.test_command, in_image=in_image)
 

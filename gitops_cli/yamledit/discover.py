@@ -56,7 +56,12 @@ def _walk(directory: Path) -> Iterator[Path]:
 def relative_subpath(root: Path, subpath: str, names: Names = FLAGS) -> Path:
     """A `paths` value (--path: relative to root, or absolute inside it) as a normalized path relative to
     root (`.` for root itself); UsageError (exit 2) for one outside root, naming it as `names` does (its
-    source).  Nothing is read from disk: history checks the result against a git tree instead."""
+    source).  Nothing is read from disk: history checks the result against a git tree instead.  An empty
+    value is refused too: normpath makes it `.`, the whole repository, which it never asks for (`--path
+    "$DIR"` with DIR unset would bump every environment)."""
+    if not subpath:
+        raise UsageError(f"{names('paths', subpath)}: empty value; give a directory of the repository "
+                         "(`.` for all of it)")
     relative = Path(os.path.normpath(subpath))
     if relative.is_absolute():
         try:

@@ -46,7 +46,8 @@ def error_lines(stderr: str) -> list[str]:
     ("retries = 3\n", {}, ["--retries", "-1"], "--retries -1: must be 0 or more"),  # the flag wins
     ('author = "nobody"\n', {}, [], "{config}: author = 'nobody': expected \"Name <email@example.com>\""),
     (None, {"GITOPS_AUTHOR": "nobody"}, [], "GITOPS_AUTHOR='nobody': expected \"Name <email@example.com>\""),
-    ('message = ""\n', {}, [], "{config}: message = '': empty template"),
+    ('message = ""\n', {}, [], "{config}: message = '': empty value; give a value, or leave the key out"),
+    ('message = " "\n', {}, [], "{config}: message = ' ': empty template"),
     ('push_branch = "a b"\n', {}, [], "{config}: push_branch = 'a b': not a valid branch name"),
     ('paths = ["apps", "../x"]\n', {}, [], "{config}: paths entry '../x': outside the repository"),
     (None, {"GITOPS_PATHS": "nope"}, [], "GITOPS_PATHS entry 'nope': does not exist in the repository"),

@@ -47,6 +47,17 @@ def test_subpaths_stay_inside_and_never_through_symlinks(tree: Path):
             list(discover(tree, [bad]))
 
 
+def test_an_empty_subpath_is_refused_not_the_whole_tree(tree: Path):
+    """normpath("") is ".": `--path "$DIR"` with DIR empty looked at every file (bump: every environment)."""
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    assert relative_subpath(tree, ".") == Path(".")  # the whole tree when asked for
+    with pytest.raises(UsageError, match=r"^--path '': empty value; give a directory of the repository"):
+        relative_subpath(tree, "")
+    with pytest.raises(UsageError, match=r"^--path '': empty value"):
+        list(discover(tree, ["apps", ""]))
+
+
 def test_read_and_write_keep_every_byte(tmp_path: Path):
     path = tmp_path / "f.yaml"
     raw = "\ufeffa: 1\r\nb: é  \r\nc: 2".encode()
