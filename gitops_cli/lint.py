@@ -291,6 +291,8 @@ def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str
             out.extend(_walk(given))
         elif os.path.exists(given):
             out.append(given)
+        elif not given:  # `gitops lint "$FILES"` with the variable unset: named, not a blank
+            raise UsageError("an empty PATH argument: give a file or directory (none: the current directory)")
         else:
             raise UsageError(f"{given}: no such file or directory")
     seen: set[str] = set()

@@ -609,8 +609,10 @@ def test_discover_patterns_symlinks_git_and_helm_templates(tmp_path):
 
 
 def test_discover_missing_path_is_a_usage_error(tmp_path):
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match="/nope: no such file or directory$"):
         lint.discover([str(tmp_path / "nope")])
+    with pytest.raises(UsageError, match=r"^an empty PATH argument: give a file or directory"):  # was ": no such ..."
+        lint.discover([""])
 
 
 def test_paths_are_shown_as_given(tmp_path, monkeypatch):
