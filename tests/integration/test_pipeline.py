@@ -6,6 +6,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,9 @@ def test_full_run_then_rerun(gitops, app: Path, registry: Registry, remote: Depl
 def test_rebuild_forces_build_and_publish_checks_it(gitops, app: Path, registry: Registry,
                                                     remote: DeployRemote) -> None:
     image = registry.image(PATH)
+    # content no other test builds: two builds of the same steps running at once (xdist workers) leave two
+    # cache records with different times, and the rebuild, taking the other one, makes another image
+    sample_app(app, version=f"rebuild-{uuid.uuid4().hex}", extra_files={"gitops.toml": GITOPS_TOML})
     first = run(gitops, app, image, remote, "-o", "json")
     assert first.returncode == 0, first.stderr
     again = run(gitops, app, image, remote, "-o", "json", "--rebuild")
