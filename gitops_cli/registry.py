@@ -51,8 +51,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gitops_cli import output
-from gitops_cli.errors import ConfigError, RegistryAuthError, RegistryError, UsageError, VerificationError
-from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef
+from gitops_cli.errors import (
+    ConfigError,
+    InvalidReferenceError,
+    RegistryAuthError,
+    RegistryError,
+    UsageError,
+    VerificationError,
+)
+from gitops_cli.imageref import DEFAULT_DOMAIN, ImageRef, validate_digest
 from gitops_cli.settings import home_directory
 
 if TYPE_CHECKING:
@@ -1136,7 +1143,15 @@ class DigestMismatchError(RegistryError):
 
 
 _HASHES = {"sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
-_VALID_DIGEST = re.compile(r"sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128}", re.ASCII)
+
+
+def _checkable_digest(value: str) -> bool:
+    """A digest as the reference grammar writes it (imageref.validate_digest), of an algorithm gitops checks."""
+    try:
+        validate_digest(value)
+    except InvalidReferenceError:
+        return False
+    return value.partition(":")[0] in _HASHES
 
 
 def verify_content(body: bytes, digest: str, url: str, what: str) -> None:
@@ -1172,7 +1187,7 @@ def head_digest(ref: ImageRef, creds: Credentials | None = None, insecure: Itera
     if not digest:  # some registries omit it on HEAD: fetch and hash the manifest
         manifest = get_manifest(ref, client=client)
         return manifest.digest if manifest else None
-    if not _VALID_DIGEST.fullmatch(digest):
+    if not _checkable_digest(digest):
         shown = output.printable(output.redact(digest))[:100]
         raise RegistryError(f"registry error: HEAD {client.url + path} answered a Docker-Content-Digest that is no "
                             f"valid digest: '{shown}'",
