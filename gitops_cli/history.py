@@ -382,6 +382,10 @@ def _check_request(request: HistoryRequest) -> None:
     if request.container is not None and not request.container.strip():
         raise UsageError(f"{request.names('container', request.container)}: empty; give a container's name, "
                          "or leave it out")
+    if request.branch is not None:  # as bump and sync refuse it (`main~1`, `refs/heads/x`, `-x`): exit 2
+        from gitops_cli.bump import check_branch
+
+        check_branch(request.branch, request.names("branch", request.branch))
 
 
 def read_history(request: HistoryRequest, environ: Mapping[str, str] | None = None) -> HistoryResult:
@@ -409,7 +413,7 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
     # the branch itself, not a tag of the same name (which a bare name resolves to first)
     local = f"refs/heads/{branch}"
     rev = git.run(["rev-parse", "--verify", "--quiet", f"{local}^{{commit}}"], cwd=root, check=False)
-    if rev.status != 0 or branch == "HEAD":
+    if request.branch is None and (rev.status != 0 or branch == "HEAD"):  # a detached checkout: its HEAD
         local = branch
         rev = git.run(["rev-parse", "--verify", "--quiet", f"{branch}^{{commit}}"], cwd=root, check=False)
     if rev.status != 0 and request.branch is None:

@@ -360,6 +360,24 @@ def test_history_of_an_empty_repository(tmp_path: Path) -> None:
     assert res.returncode == 2 and "--branch 'main': no such branch" in res.stderr
 
 
+def test_history_branch_is_a_branch_name_as_for_bump(tmp_path: Path) -> None:
+    """--branch works as for bump: a revision, a full ref or git's shorthand is exit 2 naming it (a remote
+    gave exit 10 with git's clone error, a local checkout read `main~1` or a tag as the branch)."""
+    remote = make_bare_remote(tmp_path / "remotes", files={"app.yaml": "image: team/app:v1\n"})
+    checkout = remote.clone(tmp_path / "co")
+    git("tag", "v-tag", cwd=checkout)
+    for where in (str(checkout), remote.url):
+        for branch, why in (("main~1", "not a valid branch name"), ("-x", "not a valid branch name"),
+                            ("@", "not a valid branch name"), ("HEAD", "not a valid branch name"),
+                            ("refs/heads/main", "give the branch's name, without refs/heads/")):
+            res = run_gitops(["history", "--deploy-repo", where, "--branch", branch])
+            assert res.returncode == 2 and f"--branch '{branch}': {why}" in res.stderr, (where, branch, res.stderr)
+        res = run_gitops(["history", "--deploy-repo", where, "--branch", "main", "-o", "json"])
+        assert res.returncode == 0 and [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v1"], res.stderr
+    res = run_gitops(["history", "--deploy-repo", str(checkout), "--branch", "v-tag"])  # a tag is no branch
+    assert res.returncode == 2 and "--branch 'v-tag': no such branch" in res.stderr
+
+
 TWO_ENVS = {
     "prod/app.yaml": "containers:\n- name: app\n  image: team/app:v1\n",
     "staging/app.yaml": "containers:\n- name: app\n  image: team/app:v1\n",
