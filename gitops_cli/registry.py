@@ -11,7 +11,8 @@
   while reading the answer" when it was.
 - HTTP as Go's client does it for docker: up to MAX_REDIRECTS redirects, the Authorization to the
   registry's host only (an error of another host is that host's, never a login failure); a GET or HEAD
-  answered 429/502/503/504 is retried (Retry-After honoured, RETRY_WAIT_LIMIT seconds in all).
+  answered 429/502/503/504 is retried, the token endpoint's GET too (Retry-After honoured, RETRY_WAIT_LIMIT
+  seconds in all).
 - Credentials (`resolve_credentials`, the one resolution of every verb): the `registry_username` setting
   (--username, GITOPS_REGISTRY_USERNAME or the config file) with --password-stdin or
   GITOPS_REGISTRY_PASSWORD, else the docker config (DOCKER_CONFIG or ~/.docker/config.json:
@@ -959,17 +960,7 @@ class Client:
         redirect left unfollowed, and for an error answer of the host redirected to (not the registry's:
         no login hint)."""
         url = self.url + path
-        waited = 0.0
-        for attempt in range(RETRIES + 1):
-            resp, where = self._exchange(method, url, dict(headers or {}), scope)
-            if method not in IDEMPOTENT or resp.status not in RETRY_STATUSES or attempt == RETRIES:
-                break
-            pause = _retry_pause(resp.headers.get("retry-after"), attempt)
-            if waited + pause > RETRY_WAIT_LIMIT:  # asked to come back later than gitops waits: its answer
-                break
-            time.sleep(pause)
-            waited += pause
-        resp.attempts = attempt + 1
+        resp, where = self._retried(method, lambda: self._exchange(method, url, dict(headers or {}), scope))
         if _netloc(where) != _netloc(url):
             if resp.status >= 300:
                 raise RegistryError(
@@ -992,6 +983,24 @@ class Client:
                 raise RegistryError(f"registry error: {method} {url} answered 400: {_first_line(said.body)}",
                                     hint=f"{self.host} speaks TLS, but gitops could not use it{why}")
         return resp
+
+    @staticmethod
+    def _retried(method: str, attempt: Callable[[], tuple[Response, str]]) -> tuple[Response, str]:
+        """`attempt()` (an answer and the URL that gave it), sent again while a GET or HEAD is answered 429,
+        502, 503 or 504: up to RETRIES times, after the answer's Retry-After or a short backoff
+        (RETRY_WAIT_LIMIT seconds in all).  The answer records how many times it was sent."""
+        waited = 0.0
+        for n in range(RETRIES + 1):
+            resp, where = attempt()
+            if method not in IDEMPOTENT or resp.status not in RETRY_STATUSES or n == RETRIES:
+                break
+            pause = _retry_pause(resp.headers.get("retry-after"), n)
+            if waited + pause > RETRY_WAIT_LIMIT:  # asked to come back later than gitops waits: its answer
+                break
+            time.sleep(pause)
+            waited += pause
+        resp.attempts = n + 1
+        return resp, where
 
     def _exchange(self, method: str, url: str, headers: Mapping[str, str], scope: str | None) -> tuple[Response, str]:
         """One attempt of `request`: the answer, and the URL that gave it (after the redirects followed)."""
@@ -1030,14 +1039,16 @@ class Client:
                               None, urllib.parse.urlencode(form).encode())
         else:
             url = params["realm"] + ("&" if "?" in params["realm"] else "?") + urllib.parse.urlencode(query)
-            resp = self._send("GET", url, {}, _basic_auth(self.creds) if self.creds is not None else None)
+            auth = _basic_auth(self.creds) if self.creds is not None else None
+            resp, _ = self._retried("GET", lambda: (self._send("GET", url, {}, auth), url))  # as the registry's
         if resp.status in {401, 403}:
             raise self._auth_error(resp, params["realm"])
         try:
             data = json.loads(resp.body)
             token = str(data.get("token") or data["access_token"])
         except (ValueError, KeyError, TypeError, AttributeError):
-            message = f"token endpoint {params['realm']} answered {resp.status} without a token"
+            tries = f" (sent {resp.attempts} times)" if resp.attempts > 1 else ""
+            message = f"token endpoint {_shown(params['realm'])} answered {resp.status}{tries} without a token"
             raise RegistryError(message) from None
         output.register_secret(token)  # a bearer token grants what the password does, for a while
         return token

@@ -36,6 +36,7 @@ class TokenRegistry(BaseHTTPRequestHandler):
     """/token issues TOKEN for USER:PASSWORD; /v2/team/app/manifests/1 needs `Bearer TOKEN`."""
 
     requests: list[tuple[str, str, str | None]] = []
+    token_failures: list[int] = []  # statuses /token answers first, one each (a rate limit, a gateway)
 
     def log_message(self, *args) -> None:
         pass
@@ -53,6 +54,9 @@ class TokenRegistry(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization")
         TokenRegistry.requests.append((self.command, self.path, auth))
         if self.path.startswith("/token"):
+            if TokenRegistry.token_failures:
+                status = TokenRegistry.token_failures.pop(0)
+                return self._reply(status, b"busy", {"Retry-After": "0"} if status == 429 else {})
             good = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
             if auth != good:
                 return self._reply(401, b'{"details":"bad creds"}')
@@ -98,6 +102,7 @@ def token_registry() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     TokenRegistry.requests = []
+    TokenRegistry.token_failures = []
     try:
         yield f"127.0.0.1:{server.server_port}"
     finally:
@@ -124,6 +129,24 @@ def test_token_is_reused_within_a_client(token_registry: str) -> None:
     registry.head_digest(ref, client=client)
     registry.get_manifest(ref, client=client)
     assert sum(1 for _, path, _ in TokenRegistry.requests if path.startswith("/token")) == 1
+
+
+def test_the_token_endpoints_transient_errors_are_retried(token_registry: str, monkeypatch) -> None:
+    """A token endpoint answering 429 or 503 failed the run at once ("answered 503 without a token"), while
+    the registry's own GET/HEAD were retried: its GET is now retried the same way, then reported with the
+    count."""
+    monkeypatch.setattr(registry, "RETRY_BACKOFF", 0.01)
+    ref = parse(f"{token_registry}/team/app:1")
+    TokenRegistry.token_failures = [429, 503]
+    assert registry.resolve_digest(ref, creds()) == DIGEST
+    assert sum(1 for _, path, _ in TokenRegistry.requests if path.startswith("/token")) == 3
+    TokenRegistry.requests.clear()
+    TokenRegistry.token_failures = [502] * 4
+    with pytest.raises(RegistryError) as info:
+        registry.resolve_digest(ref, creds())
+    assert str(info.value) == (f"token endpoint http://{token_registry}/token answered 502 (sent 4 times) "
+                               "without a token") and info.value.exit_code == 8
+    assert sum(1 for _, path, _ in TokenRegistry.requests if path.startswith("/token")) == 4
 
 
 def test_missing_tag_is_none_and_unresolvable(token_registry: str) -> None:
