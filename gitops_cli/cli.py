@@ -79,11 +79,15 @@ app.command("sync", cls=VerbCommand)(_sync.sync)
 app.command("lint", cls=_lint.LintCommand)(_lint.lint)
 
 
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what the option parser reads as true (GITOPS_DEBUG=on)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and turn errors into exit codes."""
     if argv is None:  # the console script (not a host process calling main() with its own handlers)
         interrupts.install()  # first (gitops_cli.entry did already): SIGTERM is handled like Ctrl-C
-    debug = os.environ.get("GITOPS_DEBUG", "").lower() in {"1", "true", "yes"} or "--debug" in (
+    # before the options are parsed (an error while the command is built); after, the option's own value
+    debug = os.environ.get("GITOPS_DEBUG", "").strip().lower() in _TRUE or "--debug" in (
         argv if argv is not None else sys.argv[1:]
     )
     try:  # building the command is most of the start-up: an interrupt there is the one line too
@@ -132,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
                          hint="a path's parts are at most 255 bytes")
             code = 2
         else:  # a bug: keep it to one line unless --debug
-            if debug:  # redacted like every other line (a secret may sit in a frame's repr or a message)
+            if debug or _state["debug"]:  # redacted as every line is (a secret in a repr or a message)
                 output.log_line(traceback.format_exc())
             output.error(
                 f"internal error: {type(exc).__name__}: {exc}",

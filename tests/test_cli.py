@@ -350,6 +350,12 @@ def test_debug_traceback_for_a_bug_is_redacted_and_none_for_user_errors() -> Non
     after = code.replace("'--debug', *sys.argv[1:]", "*sys.argv[1:], '--debug'")
     res = subprocess.run([sys.executable, "-c", after, "boom"], capture_output=True, text=True, env=gitops_env())
     assert res.returncode == 70 and "Traceback" in res.stderr, res.stderr
+    # GITOPS_DEBUG in every spelling the option takes (`on` was taken, and showed no traceback)
+    plain = code.replace("'--debug', *sys.argv[1:]", "*sys.argv[1:]")
+    for value, shown in (("on", True), ("y", True), ("T", True), ("1", True), ("off", False), ("0", False)):
+        env = {**gitops_env(), "GITOPS_DEBUG": value}
+        res = subprocess.run([sys.executable, "-c", plain, "boom"], capture_output=True, text=True, env=env)
+        assert res.returncode == 70 and ("Traceback" in res.stderr) is shown, (value, res.stderr)
 
 
 def test_debug_is_taken_after_every_verb() -> None:
