@@ -1373,10 +1373,10 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver | None,
               tracked_only: bool) -> tuple[list[FileEdit], list[str], set[str]]:
     """compute_edits for the request in `root`; `tracked_only`: see _compute_into."""
-    from gitops_cli.yamledit import YAML_SUFFIXES
+    from gitops_cli.yamledit.discover import is_yaml_name
 
     tracked = deployrepo.tracked_files(root) if tracked_only else None
-    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if p.endswith(YAML_SUFFIXES)))
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if is_yaml_name(p)))
                 if tracked is not None else None)
     return compute_edits(root, request.images, request.paths, request.container, resolve_digest, tracked,
                          request.names, filtered, request.select)
@@ -1533,11 +1533,11 @@ def _selection(request: BumpRequest) -> tuple[str, ...]:
 
 def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.Remote | None,
                           cancel: threading.Event | None = None) -> tuple[str, ...]:
-    from gitops_cli.yamledit import YAML_SUFFIXES
+    from gitops_cli.yamledit.discover import YAML_ENDINGS
 
     selection = _selection(request)
     env = remote.env if remote else None
-    deployrepo.check_out_matching(work, list(selection) or None, YAML_SUFFIXES, env=env, cancel=cancel)
+    deployrepo.check_out_matching(work, list(selection) or None, YAML_ENDINGS, env=env, cancel=cancel)
     if selection and request.container is not None:
         _check_out_closures(work, selection, env, cancel)
     return selection

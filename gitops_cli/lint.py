@@ -31,6 +31,7 @@ from typing import Any
 
 from gitops_cli import imageref
 from gitops_cli.errors import ConfigError, InvalidReferenceError, UsageError
+from gitops_cli.kustomize import KUSTOMIZATION_FILES
 
 ERROR, WARNING = "error", "warning"
 SEVERITIES = (ERROR, WARNING)
@@ -260,15 +261,23 @@ def is_allowed(value: str, allow: Sequence[str]) -> bool:
 # --- files -----------------------------------------------------------------------------------------
 
 def is_dockerfile(path: str | Path) -> bool:
+    """`Dockerfile*`, `Containerfile*`, a name with a `.`-separated part `Dockerfile` or `Containerfile`
+    (`web.Dockerfile`, `api.Containerfile.prod`: pre-commit's type `dockerfile`), `*.dockerfile`,
+    `*.containerfile`, `dockerfile`, `containerfile`; never a `.dockerignore`."""
     name = os.path.basename(str(path))
     if name.endswith(".dockerignore"):
         return False
-    return (name.startswith(("Dockerfile", "Containerfile")) or name.endswith((".Dockerfile", ".dockerfile"))
-            or name in ("dockerfile", "containerfile"))
+    parts = name.split(".")
+    return (name.startswith(("Dockerfile", "Containerfile")) or name in ("dockerfile", "containerfile")
+            or any(part in ("Dockerfile", "Containerfile") for part in parts[1:])
+            or (len(parts) > 1 and parts[-1] in ("dockerfile", "containerfile")))
 
 
 def is_yaml(path: str | Path) -> bool:
-    return str(path).endswith((".yaml", ".yml"))
+    """`*.yaml`, `*.yml` and kustomize's `Kustomization` (yamledit.discover.is_yaml_name, whose package
+    this module imports only when it reads YAML)."""
+    text = str(path)
+    return text.endswith((".yaml", ".yml")) or os.path.basename(text) in KUSTOMIZATION_FILES
 
 
 _SKIP_DIRS = {".git", ".hg", ".svn"}
@@ -277,7 +286,8 @@ _SKIP_DIRS = {".git", ".hg", ".svn"}
 def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str]:
     """The files to lint, as display paths: explicit files as given, directories walked recursively.
 
-    A walk takes the regular files named *.yaml, *.yml, Dockerfile*, *.Dockerfile and Containerfile;
+    A walk takes the regular files is_yaml and is_dockerfile take (*.yaml, *.yml, Kustomization,
+    Dockerfile*, Containerfile*, *.Dockerfile, ...);
     it skips .git, symbolic links and anything else that is not a regular file (FIFOs, sockets, devices:
     reading a FIFO would wait forever).  A path given by name is kept whatever its type (read_text then
     reports a non-regular file as GL000).  Helm chart templates (`templates/` next to a Chart.yaml) are

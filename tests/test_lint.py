@@ -906,3 +906,47 @@ def test_lint_path_imports_neither_docker_nor_gitpython(tmp_path):
                          env=env, check=True).stdout
     assert "GL001" in out
     assert out.splitlines()[-1] == "HEAVY []"
+
+
+# --- which files: lint's walk, and the pre-commit hook's filter -----------------------------------------------
+NAMES = {  # name: linted (by `gitops lint DIR` and by the hook)
+    "a.yaml": True, "dir/b.yml": True, "app/Kustomization": True, "Kustomization": True,
+    "Dockerfile": True, "Dockerfile-dev": True, "Dockerfile_dev": True, "Dockerfile.prod": True,
+    "sub/web.Dockerfile": True, "web.Containerfile": True, "x.Dockerfile.prod": True, "api.Containerfile.ci": True,
+    "Containerfile": True, "Containerfile.web": True, "a.dockerfile": True, "a.containerfile": True,
+    "dockerfile": True, "containerfile": True,
+    "Dockerfile.dockerignore": False, ".dockerignore": False, "README.md": False, "kustomization": False,
+    "XKustomization": False, "a.json": False, "Makefile": False, "notes.yaml.txt": False, "dockerfile.md": False,
+}
+
+
+def test_a_walk_takes_kustomizations_and_every_dockerfile_name(tmp_path: Path, monkeypatch) -> None:
+    """`Kustomization` (kustomize's third name) was never linted, and `web.Containerfile` or
+    `x.Dockerfile.prod` (pre-commit's type dockerfile) were skipped by a walk and read as YAML when named."""
+    for name in NAMES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("FROM node:latest\n" if lint.is_dockerfile(name) else "image: node:latest\n")
+    monkeypatch.chdir(tmp_path)
+    assert sorted(lint.discover(["."])) == sorted(n for n, linted in NAMES.items() if linted)
+    findings = lint.lint_text("web.Containerfile", 'FROM python:latest\nRUN echo "a: b"\n', lint.LintConfig())
+    assert [(f.rule, f.line) for f in findings] == [("GL001", 1)]  # a Dockerfile: no YAML parse error
+
+
+def test_the_pre_commit_hook_passes_the_files_a_walk_takes(tmp_path: Path, monkeypatch) -> None:
+    """The hook's filter (pre-commit's own code: its files regex, then its types) passes exactly what
+    `gitops lint DIR` lints: `types_or: [yaml, dockerfile]` left out `Kustomization`, `Dockerfile-dev` and
+    `Dockerfile_dev`, which identify gives no type."""
+    from pre_commit.commands.run import Classifier, filter_by_include_exclude
+    from ruamel.yaml import YAML
+
+    [hook] = YAML(typ="safe").load((Path(__file__).parent.parent / ".pre-commit-hooks.yaml").read_text())
+    for name in NAMES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "link.yaml").symlink_to("a.yaml")  # not a regular file: neither lints it
+    monkeypatch.chdir(tmp_path)
+    names = [*NAMES, "link.yaml"]
+    included = filter_by_include_exclude(names, hook.get("files", ""), hook.get("exclude", "^$"))
+    passed = Classifier(names).by_types(included, hook.get("types", ["file"]), hook.get("types_or", []),
+                                        hook.get("exclude_types", []))
+    assert sorted(passed) == sorted(n for n, linted in NAMES.items() if linted)

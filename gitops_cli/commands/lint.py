@@ -54,7 +54,8 @@ def paths_apart(args: Sequence[str], params: Sequence[Any]) -> list[str]:
 def lint(
     paths: list[str] | None = typer.Argument(
         None, metavar="[PATH]...", show_default=False,
-        help="Files or directories (recursive: *.yaml, *.yml, Dockerfile*, *.Dockerfile, Containerfile). "
+        help="Files or directories (recursive: *.yaml, *.yml, Kustomization, Dockerfile*, Containerfile*, "
+             "*.Dockerfile, *.Containerfile, ...). "
              "Default: the current directory.",
     ),
     fmt: str | None = typer.Option(

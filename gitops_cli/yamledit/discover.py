@@ -1,7 +1,8 @@
 """Which files of a tree are YAML files we may read and rewrite, and how to read/write them byte-exactly.
 
 `discover` walks a tree without ever following a symlink (file or directory), skips `.git`, non-regular
-files and binary files (a NUL byte in the first 8 KiB), and yields `*.yaml` / `*.yml` paths sorted.
+files and binary files (a NUL byte in the first 8 KiB), and yields the YAML files' paths sorted: `*.yaml`,
+`*.yml`, and kustomize's `Kustomization` (is_yaml_name).
 `read_text` / `write_atomic` keep every byte: no newline translation, a BOM stays in the str.
 """
 
@@ -16,9 +17,19 @@ from pathlib import Path
 
 from gitops_cli import interrupts
 from gitops_cli.errors import REFUSED_WRITES, UsageError, refused_write
+from gitops_cli.kustomize import KUSTOMIZATION_FILES
 from gitops_cli.settings import FLAGS, Names
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# the endings of the YAML files' names, for git's pathspecs (`*Kustomization`) and cheap filters: a superset
+# (`XKustomization` too) of what is_yaml_name takes
+YAML_ENDINGS = (*YAML_SUFFIXES, "Kustomization")
+
+
+def is_yaml_name(path: str) -> bool:
+    """Whether a file of this name (a path, `/`-separated) is one of the YAML files gitops reads: `*.yaml`,
+    `*.yml`, or kustomize's `Kustomization`, which kustomize reads as it reads `kustomization.yaml`."""
+    return path.endswith(YAML_SUFFIXES) or path.rpartition("/")[2] in KUSTOMIZATION_FILES
 SKIP_DIRS = frozenset({".git"})
 _SNIFF = 8192
 
@@ -32,7 +43,7 @@ def _is_binary(path: Path) -> bool:
 
 
 def _is_yaml_file(path: Path) -> bool:
-    return path.name.endswith(YAML_SUFFIXES) and stat.S_ISREG(path.lstat().st_mode) and not _is_binary(path)
+    return is_yaml_name(path.name) and stat.S_ISREG(path.lstat().st_mode) and not _is_binary(path)
 
 
 def _walk(directory: Path) -> Iterator[Path]:
@@ -47,7 +58,7 @@ def _walk(directory: Path) -> Iterator[Path]:
             # another repository inside this one (an initialised submodule, a nested clone) is not its files
             if entry.name not in SKIP_DIRS and not os.path.lexists(os.path.join(entry.path, ".git")):
                 yield from _walk(Path(entry.path))
-        elif entry.is_file(follow_symlinks=False) and entry.name.endswith(YAML_SUFFIXES):
+        elif entry.is_file(follow_symlinks=False) and is_yaml_name(entry.name):
             path = Path(entry.path)
             if not _is_binary(path):
                 yield path

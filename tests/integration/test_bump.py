@@ -454,6 +454,25 @@ def test_container_with_a_kustomize_entry_for_other_containers_too_is_refused(tm
     assert res.returncode == 0, res.stderr
 
 
+def test_a_kustomization_named_Kustomization_is_bumped(tmp_path: Path, gitops) -> None:  # noqa: N802
+    """kustomize reads `Kustomization` as it reads kustomization.yaml: bump read only *.yaml/*.yml, changed the
+    Deployment and left `newTag: v1`, which kustomize renders over it (exit 0, the old image deployed)."""
+    files = {
+        "app/Kustomization": "resources: [d.yaml]\nimages:\n  - name: team/app\n    newTag: v1\n",
+        "app/d.yaml": "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n"
+                      "        - name: web\n          image: team/app:v1\n",
+    }
+    remote = make_bare_remote(tmp_path / "remotes", files)
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v2"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "app/Kustomization:4:13: v1 -> v2" in res.stderr
+    assert remote.show("app/Kustomization") == b"resources: [d.yaml]\nimages:\n  - name: team/app\n    newTag: v2\n"
+    checkout = remote.clone(tmp_path / "co")
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--image", "team/app:v3"], env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert b"newTag: v3" in remote.show("app/Kustomization") and b"team/app:v3" in remote.show("app/d.yaml")
+
+
 def _deployment(container: str, image: str) -> str:
     return (f"kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n      - name: {container}\n"
             f"        image: {image}\n")

@@ -104,6 +104,9 @@ def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path, hook
     dockerfile = "FROM python:3.12-slim AS build\nFROM build\nCOPY --from=busybox /a /b\n"
     (sample / "Dockerfile").write_text(dockerfile)
     (sample / "notes.md").write_text("image: nginx:latest  (markdown: not a hook file type)\n")
+    # names pre-commit's types miss (the hook's files pattern takes them, as `gitops lint DIR` does)
+    (sample / "deploy" / "Kustomization").write_text("images:\n- name: team/app\n  newTag: latest\n")
+    (sample / "Dockerfile-dev").write_text("FROM node:latest\n")
     _git(["init", "-q", "-b", "main"], sample)
     _git(["add", "-A"], sample)
     home = tmp_path / "pre-commit-home"
@@ -114,7 +117,8 @@ def test_pre_commit_try_repo_reports_bad_manifest_and_passes_good(tmp_path, hook
     assert "gitops tag lint" in out and "Failed" in out
     assert "deploy/bad.yaml:10:18: GL001 " in out
     assert "deploy/bad.yaml:12:18: GL002 " in out
-    assert "Dockerfile:3:13: GL002 " in out          # types_or includes dockerfile
+    assert "Dockerfile:3:13: GL002 " in out          # the hook's files include Dockerfiles
+    assert "deploy/Kustomization:3:11: GL001 " in out and "Dockerfile-dev:1:6: GL001 " in out
     assert "good.yaml:" not in out
     assert "notes.md" not in out
 
