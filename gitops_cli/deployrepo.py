@@ -684,8 +684,7 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
     request (as git's own lazy fetch does it, but batched; `git grep` or `show` would fetch each alone);
     nothing to do in a clone with every blob.  Only that commit's tree is listed, not its history, and
     only its files under `paths` (repo-relative files or directories, taken literally) when given."""
-    objects = git.run(["rev-list", "--objects", "--missing=print", f"{commit}^{{tree}}"], cwd=repo).stdout
-    missing = {line[1:] for line in objects.splitlines() if line.startswith("?")}
+    missing = missing_objects(repo, [commit])
     if not missing:
         return
     wanted: list[str] = []
@@ -696,9 +695,22 @@ def fetch_missing_blobs(repo: Path, suffixes: Sequence[str], env: Mapping[str, s
         fields = meta.split()  # mode, type, object id
         if len(fields) == 3 and fields[1] == "blob" and fields[2] in missing and path.endswith(tuple(suffixes)):
             wanted.append(fields[2])
-    for start in range(0, len(wanted), _FETCH_BATCH):
+    fetch_blobs(repo, wanted, env, cancel)
+
+
+def missing_objects(repo: Path, revs: Sequence[str]) -> set[str]:
+    """The objects of these revisions' trees that a blobless clone lacks (never fetched by asking)."""
+    objects = git.run(["rev-list", "--objects", "--missing=print", *(f"{r}^{{tree}}" for r in revs)],
+                      cwd=repo).stdout
+    return {line[1:] for line in objects.splitlines() if line.startswith("?")}
+
+
+def fetch_blobs(repo: Path, blobs: Sequence[str], env: Mapping[str, str] | None,
+                cancel: threading.Event | None = None) -> None:
+    """Fetch these (missing) blobs from the promisor remote in as few requests as the command line allows."""
+    for start in range(0, len(blobs), _FETCH_BATCH):
         git.run(["-c", "fetch.negotiationAlgorithm=noop", "fetch", "--quiet", "--no-tags", "--no-write-fetch-head",
-                 "--recurse-submodules=no", "--filter=blob:none", "origin", *wanted[start:start + _FETCH_BATCH]],
+                 "--recurse-submodules=no", "--filter=blob:none", "origin", *blobs[start:start + _FETCH_BATCH]],
                 cwd=repo, env=env, what="fetching the deploy repo's YAML files", cancel=cancel)
 
 
