@@ -3,7 +3,10 @@
     read_history(HistoryRequest(...)) -> HistoryResult
 
 Each entry comes from the diff of one commit on the branch's first-parent line: the values of the
-image's references (located by the shared YAML locator) in the changed YAML files, before and after.
+image's references (located by the shared YAML locator) in the changed YAML files, before and after, renamed
+files followed (`-M`; entries name files at their paths at the branch's tip).  A merge whose value came from
+the merged side (a `git pull` merge, a merged review branch) stands for that side's own commits: their entries
+replace it (see _entries_for).
 A commit made by `gitops bump`/`rollback` also carries `Image:`, `Source-Commit:` and `Rollback-Of:`
 trailers, which are reported; commits made by hand are read from their diffs alone.
 
@@ -56,7 +59,8 @@ class HistoryEntry:
     date: str  # committer date, ISO 8601
     author: str
     subject: str
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # the changed files, at their paths at the branch's tip
+    commit_files: list[str] = field(default_factory=list)  # the same, at their paths in the commit
     source_commit: str | None = None
     rollback_of: str | None = None
     by_gitops: bool = False  # the commit carries an `Image:` trailer
@@ -167,8 +171,30 @@ def _pathspec(paths: Sequence[str]) -> list[str]:
     return [f":(literal){p}" for p in paths] if paths else list(_YAML_PATHSPEC)
 
 
+_REGULAR = ("100644", "100755")  # a file's modes (a symlink, 120000, or a submodule, 160000, is never read)
+
+
+@dataclass(frozen=True)
+class _Change:
+    """One YAML file's change between two commits (`git diff-tree --raw -M`): its path and blob on each side
+    (None: absent there, or no regular YAML file).  A rename has both paths."""
+    old: str | None
+    new: str | None
+    old_blob: str | None
+    new_blob: str | None
+
+
+class _Shallow(Exception):
+    """A commit whose parents the clone lacks: more history must be fetched before it is read."""
+
+
+Values = dict[str, tuple[str, set[str]]]  # normalized repository -> (name as written, {value}): see _values
+
+
 class _Repo:
-    """A checkout (or blobless clone) to read history from, deepened on demand."""
+    """A checkout (or blobless clone) to read history from, deepened on demand.  File contents are read in
+    batches (`cat-file --batch`; in a blobless clone the missing ones are fetched first, in one request) and
+    their values kept by blob, so a commit changing a thousand files costs a few git commands, not two each."""
 
     def __init__(self, path: Path, env: Mapping[str, str], remote: deployrepo.Remote | None, branch: str,
                  rev: str = "HEAD", depth: int = INITIAL_DEPTH) -> None:
@@ -179,49 +205,125 @@ class _Repo:
         self.branch = branch
         self.depth = depth
         self.complete: set[str] = set()  # commits whose YAML blobs (under --path) are all here
+        self.present: set[str] = set()  # blobs known to be here
+        self._values: dict[tuple[str, str], Values] = {}  # (blob, file name) -> its values
+        self._trees: dict[str, dict[str, str]] = {}  # commit -> {YAML file (under --path): blob}
 
-    def git(self, *args: str, check: bool = True) -> git.GitResult:
-        return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False)
+    def git(self, *args: str, check: bool = True, stdin: bytes | None = None) -> git.GitResult:
+        return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False, stdin=stdin)
+
+    def can_deepen(self) -> bool:
+        return self.remote is not None and self.depth < MAX_DEPTH and git.is_shallow(self.path)
 
     def deepen(self) -> bool:
         """Fetch more history; False when there is no more (or nothing to fetch from)."""
-        if self.remote is None or not git.is_shallow(self.path) or self.depth >= MAX_DEPTH:
+        if not self.can_deepen():
             return False
         self.depth = max(INITIAL_DEPTH, self.depth * 2)
         self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", f"refs/heads/{self.branch}")
         return True
 
-    def commits(self) -> list[str]:
-        return self.git("rev-list", "--first-parent", self.rev, "--").stdout.split()
+    def commits(self) -> list[tuple[str, list[str]]]:
+        """The branch's first-parent line, newest first: (commit, its parents)."""
+        listing = self.git("rev-list", "--first-parent", "--parents", self.rev, "--").stdout
+        return [(line.split()[0], line.split()[1:]) for line in listing.splitlines() if line]
 
-    def parent(self, commit: str) -> str | None:
-        res = self.git("rev-parse", "--verify", "--quiet", f"{commit}^1", check=False)
-        return res.stdout.strip() or None
+    def side(self, tip: str, base: str) -> list[tuple[str, list[str]]]:
+        """The first-parent line of `tip` down to where it joins `base`'s history (the commits a merge of
+        `tip` into `base` brought), newest first: (commit, its parents).  It ends at a commit whose first
+        parent `base` has, at a root, or at the shallow boundary."""
+        listing = self.git("rev-list", "--parents", tip, "--not", base, "--").stdout
+        parents = {line.split()[0]: line.split()[1:] for line in listing.splitlines() if line}
+        line: list[tuple[str, list[str]]] = []
+        commit: str | None = tip
+        while commit is not None and commit in parents:
+            line.append((commit, parents[commit]))
+            commit = parents[commit][0] if parents[commit] else None
+        return line
 
     def shallow_boundary(self) -> set[str]:
         """The commits whose parents were not fetched (those listed in .git/shallow)."""
         [shallow] = git.git_paths(self.path, "shallow")
         return set(shallow.read_text().split()) if shallow.is_file() else set()
 
-    def changed_files(self, commit: str, paths: Sequence[str]) -> list[str]:
-        res = self.git("diff-tree", "--no-commit-id", "-r", "--root", "--name-only", "-z", "-m",
-                       "--first-parent", commit, "--", *_pathspec(paths))
-        return sorted({p for p in res.paths() if p.endswith(YAML_SUFFIXES)})
+    def diff(self, old: str | None, new: str, request: HistoryRequest) -> list[_Change]:
+        """The YAML files (within --path) changed from commit `old` (None: nothing) to `new`, renames
+        found (`-M`), their values read (see values)."""
+        spec = ["--", *_pathspec(request.paths)]
+        revs = ["--root", new] if old is None else [old, new]
+        raw = self.git("diff-tree", "-r", "-z", "--raw", "--no-abbrev", "--no-commit-id", "-M", *revs, *spec).raw
+        fields = raw.split(b"\0")
+        changes: list[_Change] = []
+        at = 0
+        while at < len(fields) and fields[at].startswith(b":"):
+            old_mode, new_mode, old_blob, new_blob, status = fields[at][1:].decode().split()
+            paths = [git.decode_path(f) for f in fields[at + 1:at + (3 if status[0] in "RC" else 2)]]
+            at += 1 + len(paths)
+            before: str | None = None if status[0] == "C" else paths[0]  # a copy: the original stays
+            after = paths[-1]
+            keep_old = before is not None and old_mode in _REGULAR and before.endswith(YAML_SUFFIXES)
+            keep_new = new_mode in _REGULAR and after.endswith(YAML_SUFFIXES)
+            if keep_old or keep_new:
+                changes.append(_Change(before if keep_old else None, after if keep_new else None,
+                                       old_blob if keep_old else None, new_blob if keep_new else None))
+        self.read([(c.old_blob, c.old, _where(old, c.old)) for c in changes if c.old_blob and c.old]
+                  + [(c.new_blob, c.new, _where(new, c.new)) for c in changes if c.new_blob and c.new],
+                  [r for r in (old, new) if r], request)
+        return changes
 
-    def files_naming(self, commit: str, needle: str, paths: Sequence[str]) -> list[str]:
-        """The YAML files of commit's tree (within paths) whose text holds needle (`git grep -F`).  In a
-        blobless clone the tree's missing YAML blobs are fetched first, in one request (git grep would
-        fetch each one alone); a commit's tree is scanned at most once per fetch of its blobs."""
-        if self.remote is not None and commit not in self.complete:
-            deployrepo.fetch_missing_blobs(self.path, YAML_SUFFIXES, self.env, commit=commit, paths=paths)
-            self.complete.add(commit)
-        res = self.git("grep", "-l", "-z", "-F", "--no-textconv", "-e", needle, commit, "--", *_pathspec(paths),
-                       check=False)
-        if res.status not in (0, 1):  # 1: no match
-            raise git.error_for(["grep"], res.status, res.stderr, what=f"reading {commit[:12]}",
-                                cwd=self.path)
-        prefix = f"{commit}:"
-        return sorted({p.removeprefix(prefix) for p in res.paths() if p.endswith(YAML_SUFFIXES)})
+    def tree(self, commit: str, request: HistoryRequest) -> dict[str, str]:
+        """{YAML file of commit's tree (within --path): blob}, their values read."""
+        if commit not in self._trees:
+            literal = [f":(literal){p}" for p in request.paths]  # ls-tree takes no wildcards: suffixes below
+            listing = self.git("ls-tree", "-r", "-z", "--full-tree", commit, "--", *literal)
+            files: dict[str, str] = {}
+            for entry in listing.paths():
+                meta, _, path = entry.partition("\t")
+                mode, kind, blob = meta.split()
+                if kind == "blob" and mode in _REGULAR and path.endswith(YAML_SUFFIXES):
+                    files[path] = blob
+            if self.remote is not None and commit not in self.complete:  # one request for the tree's blobs
+                deployrepo.fetch_missing_blobs(self.path, YAML_SUFFIXES, self.env, commit=commit, paths=request.paths)
+                self.complete.add(commit)
+                self.present.update(files.values())
+            self.read([(blob, path, _where(commit, path)) for path, blob in files.items()], [commit], request)
+            self._trees[commit] = files
+        return self._trees[commit]
+
+    def read(self, files: Sequence[tuple[str, str, str]], revs: Sequence[str], request: HistoryRequest) -> None:
+        """Read the values of these (blob, path, commit:path) files not read yet, in one `cat-file --batch`; in
+        a blobless clone the blobs missing from `revs`' trees are fetched first, in one request (git would fetch
+        each one alone)."""
+        todo = {(blob, posixpath.basename(path)): (path, where) for blob, path, where in files
+                if (blob, posixpath.basename(path)) not in self._values}
+        if not todo:
+            return
+        blobs = sorted({blob for blob, _ in todo})
+        if self.remote is not None and not set(blobs) <= self.present:
+            missing = sorted(set(blobs) & deployrepo.missing_objects(self.path, revs))
+            if missing:
+                deployrepo.fetch_blobs(self.path, missing, self.env)
+            self.present.update(blobs)
+        out = self.git("cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs).encode()).raw
+        texts: dict[str, str] = {}
+        at = 0
+        while at < len(out):
+            header_end = out.index(b"\n", at)
+            blob, kind, *size = out[at:header_end].decode().split()
+            at = header_end + 1
+            if kind == "missing" or not size:
+                continue
+            end = at + int(size[0])
+            texts[blob] = out[at:end].decode("utf-8", "surrogateescape")  # as git.run decodes `git show`
+            at = end + 1
+        for (blob, name), (path, where) in todo.items():
+            self._values[(blob, name)] = _values(texts.get(blob), request.image, path, where, request.container)
+
+    def values(self, blob: str | None, path: str | None) -> Values:
+        """The values of a file read before (diff, tree): {} for no file."""
+        if blob is None or path is None:
+            return {}
+        return self._values.get((blob, posixpath.basename(path)), {})
 
     def check_paths(self, paths: Sequence[str], names: Names) -> list[str]:
         """--path values as paths of this revision's tree ('/'-separated, normalized); UsageError (exit 2)
@@ -249,12 +351,6 @@ class _Repo:
                 checked.append(rel)
         return checked
 
-    def show(self, commit: str | None, path: str) -> str | None:
-        if commit is None:
-            return None
-        res = self.git("show", f"{commit}:{path}", check=False)
-        return res.stdout if res.status == 0 else None
-
     def meta(self, commit: str) -> tuple[str, str, str, dict[str, list[str]]]:
         fmt = "%cI%x00%an <%ae>%x00%s%x00%(trailers:only,unfold)"
         date, author, subject, trailers = self.git("show", "-s", f"--format={fmt}", commit).stdout.split("\0", 3)
@@ -266,40 +362,158 @@ class _Repo:
         return date, author, subject, parsed
 
 
-def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[HistoryEntry]:
-    parent = repo.parent(commit)
-    changed: dict[str, dict[str, Any]] = {}
-    for path in repo.changed_files(commit, request.paths):
-        before = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
-        after = _values(repo.show(commit, path), request.image, path, _where(commit, path), request.container)
-        for repository, (name, values) in after.items():
+@dataclass
+class _Slot:
+    """How one commit changed one repository's references: its files' values before and after."""
+    name: str  # as written
+    new: set[str] = field(default_factory=set)  # values set
+    old: set[str] = field(default_factory=set)  # values replaced or removed
+    before: set[str] = field(default_factory=set)
+    after: set[str] = field(default_factory=set)
+    pairs: list[tuple[str | None, str | None]] = field(default_factory=list)  # (path before, path after)
+
+
+def _slots(repo: _Repo, changes: Sequence[_Change]) -> dict[str, _Slot]:
+    """repository -> _Slot, for the repositories whose values in the changed files differ."""
+    slots: dict[str, _Slot] = {}
+    for change in changes:
+        before = repo.values(change.old_blob, change.old)
+        after = repo.values(change.new_blob, change.new)
+        for repository in sorted(before.keys() | after.keys()):
+            name, values = after.get(repository) or (before[repository][0], set())
             old = before.get(repository, (name, set()))[1]
             if values == old:
                 continue
-            slot = changed.setdefault(repository, {"name": name, "new": set(), "old": set(), "files": [],
-                                                   "before": set(), "after": set()})
-            slot["new"] |= values - old or values
-            slot["old"] |= old - values
-            slot["before"] |= old
-            slot["after"] |= values
-            slot["files"].append(path)
-    if parent is not None:  # references added at a value the tree already had (a new overlay) change nothing
-        for repository in [r for r, slot in changed.items() if _only_adds(slot)]:
-            if changed[repository]["after"] <= _tree_values(repo, parent, repository, changed[repository],
-                                                             request):
-                del changed[repository]
-    if not changed:
+            slot = slots.setdefault(repository, _Slot(name))
+            slot.new |= values - old or values
+            slot.old |= old - values
+            slot.before |= old
+            slot.after |= values
+            slot.pairs.append((change.old, change.new))
+    return slots
+
+
+def _tree_changes(repo: _Repo, parent: str, commit: str, slots: dict[str, _Slot],
+                  request: HistoryRequest) -> None:
+    """Drop the slots that change no value of the tree (within --path): references added at values the tree
+    already had (a new overlay at the current tag), references removed at values it still has.  A removal that
+    leaves values the tree had besides sets the image to those values (preview at v3 removed, prod at v2: v2,
+    from v3); one that leaves the image no reference at all is no entry (no value to list)."""
+    for repository, slot in list(slots.items()):
+        if slot.before <= slot.after:  # only added
+            kept = {old for old, _ in slot.pairs if old}
+            if slot.after <= _tree_values(repo, parent, repository, kept, request):
+                del slots[repository]
+        elif not slot.after:  # only removed
+            left = _tree_values(repo, commit, repository, set(), request)
+            if not left or slot.old <= left:
+                del slots[repository]
+            else:
+                slot.new, slot.old = left, slot.old - left
+
+
+def _tree_values(repo: _Repo, commit: str, repository: str, skip: set[str], request: HistoryRequest) -> set[str]:
+    """The image's values in commit's tree (within --path), in the files not skipped."""
+    values: set[str] = set()
+    for path, blob in repo.tree(commit, request).items():
+        if path not in skip:
+            values |= repo.values(blob, path).get(repository, ("", set()))[1]
+    return values
+
+
+def _from_side(repo: _Repo, side: Sequence[_Change], slot: _Slot, repository: str) -> bool:
+    """The merge's values of `repository`, in the files that differ from its first parent, are those of the
+    merged parent (`side`: that parent's changes to the merge): the change came from that side."""
+    by_new = {c.new: c for c in side if c.new}
+    by_old = {c.old: c for c in side if c.old and not c.new}
+    for old, new in slot.pairs:
+        change = by_new.get(new) if new else by_old.get(old) if old else None
+        if change is None:  # the same file on that side
+            continue
+        theirs = repo.values(change.old_blob, change.old).get(repository, ("", set()))[1]
+        ours = repo.values(change.new_blob, change.new).get(repository, ("", set()))[1]
+        if theirs != ours:
+            return False
+    return True
+
+
+Tips = dict[str, "str | None"]  # a path in some commit -> its path at the branch's tip (None: removed since)
+
+
+def _tip(tips: Tips, path: str) -> str | None:
+    return tips.get(path, path)
+
+
+def _older(tips: Tips, changes: Sequence[_Change]) -> Tips:
+    """`tips` (paths of a commit) for the commit the changes were made from: renamed files are followed,
+    removed ones are gone."""
+    out = dict(tips)
+    for change in changes:
+        if change.old is not None and change.new != change.old:
+            out[change.old] = None if change.new is None else _tip(tips, change.new)
+    return out
+
+
+def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: HistoryRequest, tips: Tips,
+                 boundary: set[str]) -> tuple[list[HistoryEntry], Tips]:
+    """The entries of one commit (its changes from its first parent), and `tips` for that parent.  A merge
+    whose value came from a merged side (equal to that parent's) is replaced by the entries of that side's
+    own commits, newest first (a `git pull` merge, a merged review branch); one resolved to a value no parent
+    had is itself the entry.  _Shallow when a commit to read lacks its parents in a clone that can deepen."""
+    if commit in boundary:
+        raise _Shallow(commit)
+    first = parents[0] if parents else None
+    changes = repo.diff(first, commit, request)
+    slots = _slots(repo, changes)
+    if first is not None and slots:
+        _tree_changes(repo, first, commit, slots, request)
+    merged: list[HistoryEntry] = []
+    for other in parents[1:] if slots else ():
+        side = repo.diff(other, commit, request)
+        taken = {r for r, slot in slots.items() if _from_side(repo, side, slot, r)}
+        if not taken:
+            continue
+        try:
+            found = _side_entries(repo, other, first, request, _older(tips, side), boundary)
+        except _Shallow:
+            if repo.can_deepen():
+                raise
+            continue  # no more history to read that side from: the merge is the entry
+        found = [e for e in found if e.repository in taken]
+        merged += found
+        for repository in {e.repository for e in found}:  # else (no change of it found there) the merge is it
+            del slots[repository]
+    return _make_entries(repo, commit, slots, tips) + merged, _older(tips, changes)
+
+
+def _side_entries(repo: _Repo, tip: str, base: str | None, request: HistoryRequest, tips: Tips,
+                  boundary: set[str]) -> list[HistoryEntry]:
+    """The entries of the commits a merge brought from its parent `tip` (those `base`, its first parent,
+    lacks), along that side's first-parent line, newest first."""
+    entries: list[HistoryEntry] = []
+    for commit, parents in repo.side(tip, base) if base else []:
+        if not parents and boundary:  # a root of a shallow clone: where the side joins may not be fetched yet
+            raise _Shallow(commit)
+        found, tips = _entries_for(repo, commit, parents, request, tips, boundary)
+        entries += found
+    return entries
+
+
+def _make_entries(repo: _Repo, commit: str, slots: dict[str, _Slot], tips: Tips) -> list[HistoryEntry]:
+    if not slots:
         return []
     date, author, subject, trailers = repo.meta(commit)
     images = trailers.get("Image", [])
     entries = []
-    for repository, slot in sorted(changed.items()):
-        set_to = _entry_values(images, repository, slot["new"])
+    for repository, slot in sorted(slots.items()):
+        set_to = _entry_values(images, repository, slot.new)
         tag, digest = split_value(set_to[0]) if len(set_to) == 1 else (None, None)
+        files = sorted({tip for _, new in slot.pairs if new for tip in [_tip(tips, new)] if tip})
+        in_commit = sorted({path for old, new in slot.pairs for path in [new or old] if path})
         entries.append(HistoryEntry(
-            repository=repository, name=slot["name"], tag=tag, digest=digest,
-            previous=", ".join(sorted(slot["old"])) or None, commit=commit, date=date, author=author,
-            subject=subject, files=slot["files"],
+            repository=repository, name=slot.name, tag=tag, digest=digest,
+            previous=", ".join(sorted(slot.old)) or None, commit=commit, date=date, author=author,
+            subject=subject, files=files, commit_files=in_commit,
             source_commit=_first(trailers.get("Source-Commit")),
             rollback_of=_first(trailers.get("Rollback-Of")),
             by_gitops=bool(images), values=set_to,
@@ -307,26 +521,8 @@ def _entries_for(repo: _Repo, commit: str, request: HistoryRequest) -> list[Hist
     return entries
 
 
-def _where(commit: str | None, path: str) -> str:
+def _where(commit: str | None, path: str | None) -> str:
     return f"{(commit or '')[:12]}:{path}"
-
-
-def _only_adds(slot: dict[str, Any]) -> bool:
-    """The commit's changed files only added references (no value was replaced or removed there)."""
-    return bool(slot["before"] <= slot["after"])
-
-
-def _tree_values(repo: _Repo, parent: str, repository: str, slot: dict[str, Any],
-                 request: HistoryRequest) -> set[str]:
-    """The image's values in the parent's tree (within --path), in the files this commit did not change."""
-    needle = repository.rsplit("/", 1)[-1]
-    values: set[str] = set()
-    for path in repo.files_naming(parent, needle, request.paths):
-        if path in slot["files"]:
-            continue
-        found = _values(repo.show(parent, path), request.image, path, _where(parent, path), request.container)
-        values |= found.get(repository, ("", set()))[1]
-    return values
 
 
 def _first(values: list[str] | None) -> str | None:
@@ -361,17 +557,21 @@ def _entry_values(images: list[str], repository: str, new: set[str]) -> list[str
 
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
     done: set[str] = set()
+    tips: Tips = {}
     while True:
         stalled = False
         boundary = repo.shallow_boundary()  # read once per fetch, not once per commit
-        for commit in repo.commits():
+        for commit, parents in repo.commits():
             if commit in done:
                 continue
-            if commit in boundary:
+            try:  # a commit is read whole (a merge with its side) or not at all: read again once deepened
+                entries, older = _entries_for(repo, commit, parents, request, tips, boundary)
+            except _Shallow:
                 stalled = True  # shallow boundary: need more history to diff this commit
                 break
             done.add(commit)
-            yield from _entries_for(repo, commit, request)
+            tips = older
+            yield from entries
         if not stalled or not repo.deepen():
             return
 

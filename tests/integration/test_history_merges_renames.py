@@ -1,0 +1,211 @@
+"""`gitops history` (and the `rollback` it drives) across merge commits, renamed and removed files, many
+files changed at once, and untagged references, on real git remotes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.cli import run_gitops
+from tests.fixtures.gitremotes import FIXTURE_IDENTITY, DeployRemote, git, make_bare_remote
+
+pytestmark = pytest.mark.integration
+
+IMG = "registry.example.com/team/x"
+APP = {"apps/api/deployment.yaml": f"containers:\n- name: app\n  image: {IMG}:v1\n"}
+
+
+def _bump(remote: DeployRemote, image: str, *args: str, source: str | None = None) -> None:
+    env = {"GITOPS_SOURCE_COMMIT": source} if source else None
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", image, *args], env=env)
+    assert res.returncode == 0, res.stderr
+
+
+def _history(where: str, *args: str) -> list[dict]:
+    res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json", *args])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)["entries"]
+
+
+def _commit_all(work: Path, message: str) -> None:
+    git("add", "-A", cwd=work)
+    git("commit", "--quiet", "-m", message, cwd=work)
+
+
+def test_a_pull_merge_keeps_the_values_of_the_mainline_it_merged(tmp_path: Path) -> None:
+    """A human with an older clone commits, `git pull` (a merge: their commit is the first parent, the
+    remote's v2 and v3 the second) and pushes: history showed v3 on the merge, credited to the human with no
+    source commit, and no v2 (rollback went v3 -> v1).  The merged side's commits are now the entries; the
+    side is deeper than the first clone (32), so it is deepened for them."""
+    remote = make_bare_remote(tmp_path / "remotes", files=APP)
+    human = remote.clone(tmp_path / "human")
+    _bump(remote, f"{IMG}:v2", source="2" * 40)
+    work = remote.clone(tmp_path / "w")
+    for i in range(40):
+        (work / "counter.txt").write_text(f"{i}\n")
+        _commit_all(work, f"c{i}")
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    _bump(remote, f"{IMG}:v3", source="3" * 40)
+    (human / "notes.yaml").write_text("note: unrelated\n")
+    _commit_all(human, "notes")
+    git("-c", "pull.rebase=false", "pull", "--quiet", "--no-edit", "origin", "main", cwd=human)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=human)
+    assert len(git("rev-list", "--parents", "-1", "HEAD", cwd=human).split()) == 3  # a merge
+    for where in (remote.url, str(human)):
+        entries = _history(where)
+        assert [(e["tag"], e["previous"], e["by_gitops"], e["source_commit"]) for e in entries] == [
+            ("v3", "v2", True, "3" * 40), ("v2", "v1", True, "2" * 40), ("v1", None, False, None)], where
+        assert entries[0]["commit"] == git("rev-parse", "HEAD^2", cwd=human).strip()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "from v3" in res.stderr and "to v2\n" in res.stderr
+    assert f"image: {IMG}:v2\n" in remote.show("apps/api/deployment.yaml").decode()
+
+
+def test_a_merged_review_branch_keeps_its_bump_commits(tmp_path: Path) -> None:
+    """`bump --push-branch bump-v2`, then `git merge --no-ff origin/bump-v2` (and so for v3): the entries were
+    the merges, with no trailer read (by_gitops false, no source commit).  A merge that resolved a conflict
+    to a value neither side had is itself the entry."""
+    remote = make_bare_remote(tmp_path / "remotes", files=APP)
+    work = remote.clone(tmp_path / "w")
+    for tag in ("v2", "v3"):
+        _bump(remote, f"{IMG}:{tag}", "--push-branch", f"bump-{tag}", source=tag[1] * 40)
+        git("fetch", "--quiet", "origin", cwd=work)
+        git("merge", "--quiet", "--no-ff", "-m", f"Merge bump-{tag}", f"origin/bump-{tag}", cwd=work)
+        git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = _history(remote.url)
+    assert [(e["tag"], e["by_gitops"], e["source_commit"]) for e in entries] == [
+        ("v3", True, "3" * 40), ("v2", True, "2" * 40), ("v1", False, None)]
+    assert entries[0]["commit"] == remote.head("bump-v3") and entries[1]["commit"] == remote.head("bump-v2")
+    # a conflict resolved to v5: the merge is the entry
+    _bump(remote, f"{IMG}:v4", "--push-branch", "bump-v4")
+    path = work / "apps/api/deployment.yaml"
+    path.write_text(path.read_text().replace(":v3", ":v6"))
+    _commit_all(work, "v6 by hand")
+    git("fetch", "--quiet", "origin", cwd=work)
+    res = git_status("merge", "--quiet", "--no-ff", "-m", "Merge bump-v4", "origin/bump-v4", cwd=work)
+    assert res != 0  # a conflict
+    path.write_text(f"containers:\n- name: app\n  image: {IMG}:v5\n")
+    _commit_all(work, "Merge bump-v4, at v5")
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = _history(remote.url)
+    assert [(e["tag"], e["previous"]) for e in entries[:3]] == [("v5", "v6"), ("v6", "v3"), ("v3", "v2")]
+    assert entries[0]["commit"] == remote.head()
+
+
+def git_status(*args: str, cwd: Path) -> int:
+    """git's exit status (a merge that stops at a conflict is not an error here)."""
+    return subprocess.run(["git", *args], cwd=cwd, env=dict(os.environ, **FIXTURE_IDENTITY),
+                          capture_output=True).returncode
+
+
+def test_a_merged_review_branch_of_digest_only_pins_has_the_tags(tmp_path: Path, registry) -> None:
+    """Digest-only pins (`image: repo@sha256:...`) bumped on review branches and merged: the merges had no
+    tag (`rollback --steps 1` was exit 3, "has no tag"); the branch's commits name it in their trailers."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/pinned"
+    d1, d2, d3 = (push_minimal_image(registry.url, "team/pinned", tag) for tag in ("v1", "v2", "v3"))
+    remote = make_bare_remote(tmp_path / "remotes",
+                              {"deploy.yaml": f"containers:\n- name: app\n  image: {image}@{d1}\n"})
+    work = remote.clone(tmp_path / "w")
+    for tag in ("v2", "v3"):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", f"{image}:{tag}", "--push-branch",
+                          f"bump-{tag}"])
+        assert res.returncode == 0, res.stderr
+        git("fetch", "--quiet", "origin", cwd=work)
+        git("merge", "--quiet", "--no-ff", "-m", f"Merge bump-{tag}", f"origin/bump-{tag}", cwd=work)
+        git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    res = run_gitops(["history", "--deploy-repo", remote.url, "--image", image, "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    assert [(e["tag"], e["digest"], e["by_gitops"]) for e in entries] == [
+        ("v3", d3, True), ("v2", d2, True), (None, d1, False)]
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--steps", "1"])
+    assert res.returncode == 0, res.stderr
+    assert remote.show("deploy.yaml").decode() == f"containers:\n- name: app\n  image: {image}@{d2}\n"
+
+
+def test_rollback_after_a_file_was_moved(tmp_path: Path) -> None:
+    """Bump to v2, then `git mv apps/api/deployment.yaml deploy/prod/`: rollback said "rolling back from v2
+    to v1", warned the moved file was "left as it is" and was "already up to date" (exit 0, nothing done).
+    Entries now name the files where they are at the branch's tip; a move is no entry.  The same for a
+    kustomization moved to overlays/."""
+    remote = make_bare_remote(tmp_path / "remotes", files={
+        **APP, "kustomization.yaml": f"images:\n- name: {IMG}\n  newTag: v1\n"})
+    _bump(remote, f"{IMG}:v2")
+    work = remote.clone(tmp_path / "w")
+    (work / "deploy/prod").mkdir(parents=True)
+    (work / "overlays").mkdir()
+    git("mv", "apps/api/deployment.yaml", "deploy/prod/", cwd=work)
+    git("mv", "kustomization.yaml", "overlays/", cwd=work)
+    git("commit", "--quiet", "-m", "move", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = _history(remote.url)
+    assert [(e["tag"], e["files"]) for e in entries] == [
+        ("v2", ["deploy/prod/deployment.yaml", "overlays/kustomization.yaml"]),
+        ("v1", ["deploy/prod/deployment.yaml", "overlays/kustomization.yaml"])]
+    assert entries[0]["commit_files"] == ["apps/api/deployment.yaml", "kustomization.yaml"]
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert "left as it is" not in res.stderr and "already up to date" not in res.stderr
+    assert remote.show("deploy/prod/deployment.yaml").decode() == APP["apps/api/deployment.yaml"]
+    assert remote.show("overlays/kustomization.yaml").decode() == f"images:\n- name: {IMG}\n  newTag: v1\n"
+
+
+def test_a_removed_file_removes_its_value_from_the_history(tmp_path: Path) -> None:
+    """prod at v2, preview at v3, then `git rm -r preview`: history listed v3 as the newest value though no
+    file had it.  The removal is a change of the tree's values: its entry is the values left (v2), from v3."""
+    remote = make_bare_remote(tmp_path / "remotes", files={
+        "prod/app.yaml": f"image: {IMG}:v1\n", "preview/app.yaml": f"image: {IMG}:v1\n"})
+    _bump(remote, f"{IMG}:v2", "--path", "prod")
+    _bump(remote, f"{IMG}:v3", "--path", "preview")
+    work = remote.clone(tmp_path / "w")
+    git("rm", "--quiet", "-r", "preview", cwd=work)
+    git("commit", "--quiet", "-m", "no more preview", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = _history(remote.url)
+    assert [(e["tag"], e["previous"], e["files"]) for e in entries] == [
+        ("v2", "v3", []), ("v3", "v1", []), ("v2", "v1", ["prod/app.yaml"]), ("v1", None, ["prod/app.yaml"])]
+    assert entries[0]["commit"] == remote.head() and entries[0]["commit_files"] == ["preview/app.yaml"]
+    # prod's own history is unchanged; removing a file at a value another file still has is no change
+    assert [e["tag"] for e in _history(remote.url, "--path", "prod")] == ["v2", "v1"]
+    remote.commit_change("prod/copy.yaml", f"image: {IMG}:v2\n", "a copy")
+    work = remote.clone(tmp_path / "w2")
+    git("rm", "--quiet", "prod/copy.yaml", cwd=work)
+    git("commit", "--quiet", "-m", "no more copy", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    assert [e["commit"] for e in _history(remote.url)][0] == entries[0]["commit"]
+
+
+def test_a_commit_changing_many_unrelated_files_is_read_in_few_git_commands(tmp_path: Path) -> None:
+    """A commit editing 300 YAML files that name other images: history ran `git show` twice for each (one
+    process per file and side: ~20 s for 1,000 files).  Their contents are read in batches; the references
+    in every form (a kustomize newName, a Helm map) are still found."""
+    files = {f"other/svc{i:03}.yaml": f"image: registry.example.com/team/other{i}:v1\n" for i in range(300)}
+    files["app/kustomization.yaml"] = f"images:\n- name: team/x\n  newName: {IMG}\n  newTag: v1\n"
+    files["chart/values.yaml"] = "image:\n  registry: registry.example.com\n  repository: team/x\n  tag: v1\n"
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    work = remote.clone(tmp_path / "w")
+    for i in range(300):
+        (work / f"other/svc{i:03}.yaml").write_text(f"image: registry.example.com/team/other{i}:v2\n")
+    for rel in ("app/kustomization.yaml", "chart/values.yaml"):
+        (work / rel).write_text((work / rel).read_text().replace("v1", "v2"))
+    _commit_all(work, "everything to v2")
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    for where in (remote.url, str(work)):
+        trace = tmp_path / "trace"
+        trace.unlink(missing_ok=True)
+        res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json"],
+                         env={"GIT_TRACE": str(trace)})
+        assert res.returncode == 0, res.stderr
+        entries = json.loads(res.stdout)["entries"]
+        assert [(e["tag"], e["files"]) for e in entries] == [
+            ("v2", ["app/kustomization.yaml", "chart/values.yaml"]),
+            ("v1", ["app/kustomization.yaml", "chart/values.yaml"])]
+        commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
+        assert len(commands) < 40, "\n".join(commands[:50])
