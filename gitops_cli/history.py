@@ -18,7 +18,7 @@ than asked for, it is deepened on demand (doubling), so a large repo is never cl
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,7 @@ class HistoryEntry:
     name: str  # the name as written in the files
     tag: str | None
     digest: str | None
-    previous: str | None  # the value before this commit (tag[@digest]), None when newly added
+    previous: str | None  # the values before this commit, as `value` shows them; None when newly added
     commit: str
     date: str  # committer date, ISO 8601
     author: str
@@ -75,7 +75,8 @@ class HistoryEntry:
 
     @property
     def value(self) -> str:
-        return ", ".join(self.values)
+        """The values as people read them (see shown): `v2`, `-@sha256:...`, `-` (no tag), `v1, v1-debug`."""
+        return shown(self.values)
 
     @property
     def several(self) -> bool:
@@ -158,6 +159,14 @@ def _skip(where: str | None, why: str) -> None:
 def value_text(tag: str | None, digest: str | None) -> str:
     """`tag`, `tag@digest` or `@digest`: an image's value as history reports it (see split_value)."""
     return (tag or "") + (f"@{digest}" if digest else "")
+
+
+def shown(values: Iterable[str]) -> str:
+    """Values as history shows them to people (`value`, `previous`), sorted: a value with no tag has `-` for
+    it, as the text output writes it: `-@sha256:...` for a digest-only pin, `-` for a reference with neither
+    tag nor digest (`image: team/app`)."""
+    pairs = map(split_value, sorted(values))
+    return ", ".join((tag or "-") + (f"@{digest}" if digest else "") for tag, digest in pairs)
 
 
 def split_value(value: str) -> tuple[str | None, str | None]:
@@ -512,7 +521,7 @@ def _make_entries(repo: _Repo, commit: str, slots: dict[str, _Slot], tips: Tips)
         in_commit = sorted({path for old, new in slot.pairs for path in [new or old] if path})
         entries.append(HistoryEntry(
             repository=repository, name=slot.name, tag=tag, digest=digest,
-            previous=", ".join(sorted(slot.old)) or None, commit=commit, date=date, author=author,
+            previous=shown(slot.old) or None, commit=commit, date=date, author=author,
             subject=subject, files=files, commit_files=in_commit,
             source_commit=_first(trailers.get("Source-Commit")),
             rollback_of=_first(trailers.get("Rollback-Of")),

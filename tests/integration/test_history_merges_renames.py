@@ -209,3 +209,22 @@ def test_a_commit_changing_many_unrelated_files_is_read_in_few_git_commands(tmp_
             ("v1", ["app/kustomization.yaml", "chart/values.yaml"])]
         commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
         assert len(commands) < 40, "\n".join(commands[:50])
+
+
+def test_an_untagged_reference_is_shown_as_such(tmp_path: Path) -> None:
+    """`image: repo` with no tag, then `repo:v2` by hand: JSON said `"previous": null`, as for a new reference;
+    a kustomize base left untagged next to an overlay at v1 gave `"previous": ", v1"`."""
+    remote = make_bare_remote(tmp_path / "remotes", files={"app.yaml": f"image: {IMG}\n"})
+    remote.commit_change("app.yaml", f"image: {IMG}:v2\n", "v2 by hand")
+    entries = _history(remote.url)
+    assert [(e["tag"], e["value"], e["previous"]) for e in entries] == [("v2", "v2", "-"), (None, "-", None)]
+    remote = make_bare_remote(tmp_path / "remotes2", files={
+        "base/kustomization.yaml": f"images:\n- name: {IMG}\n",
+        "overlay/kustomization.yaml": f"images:\n- name: {IMG}\n  newTag: v1\n"})
+    work = remote.clone(tmp_path / "w")
+    for rel in ("base/kustomization.yaml", "overlay/kustomization.yaml"):
+        (work / rel).write_text(f"images:\n- name: {IMG}\n  newTag: v2\n")
+    _commit_all(work, "both at v2")
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    entries = _history(remote.url)
+    assert [(e["tag"], e["previous"]) for e in entries] == [("v2", "-, v1"), ("v1", None)]
