@@ -28,11 +28,11 @@ from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
 from gitops_cli.settings import FLAGS, Names
 from gitops_cli.tempdirs import TempDir
-from gitops_cli.yamledit.discover import YAML_SUFFIXES, relative_subpath
+from gitops_cli.yamledit.discover import YAML_ENDINGS, is_yaml_name, relative_subpath
 
 INITIAL_DEPTH = 32
 MAX_DEPTH = 1 << 20
-_YAML_PATHSPEC = tuple(f"*{suffix}" for suffix in YAML_SUFFIXES)
+_YAML_PATHSPEC = tuple(f"*{ending}" for ending in YAML_ENDINGS)  # a superset: is_yaml_name decides
 _TRAILER_KEYS = ("Image", "Source-Commit", "Rollback-Of", "CI-Run")
 
 
@@ -270,8 +270,8 @@ class _Repo:
             at += 1 + len(paths)
             before: str | None = None if status[0] == "C" else paths[0]  # a copy: the original stays
             after = paths[-1]
-            keep_old = before is not None and old_mode in _REGULAR and before.endswith(YAML_SUFFIXES)
-            keep_new = new_mode in _REGULAR and after.endswith(YAML_SUFFIXES)
+            keep_old = before is not None and old_mode in _REGULAR and is_yaml_name(before)
+            keep_new = new_mode in _REGULAR and is_yaml_name(after)
             if keep_old or keep_new:
                 changes.append(_Change(before if keep_old else None, after if keep_new else None,
                                        old_blob if keep_old else None, new_blob if keep_new else None))
@@ -289,10 +289,10 @@ class _Repo:
             for entry in listing.paths():
                 meta, _, path = entry.partition("\t")
                 mode, kind, blob = meta.split()
-                if kind == "blob" and mode in _REGULAR and path.endswith(YAML_SUFFIXES):
+                if kind == "blob" and mode in _REGULAR and is_yaml_name(path):
                     files[path] = blob
             if self.remote is not None and commit not in self.complete:  # one request for the tree's blobs
-                deployrepo.fetch_missing_blobs(self.path, YAML_SUFFIXES, self.env, commit=commit, paths=request.paths)
+                deployrepo.fetch_missing_blobs(self.path, YAML_ENDINGS, self.env, commit=commit, paths=request.paths)
                 self.complete.add(commit)
                 self.present.update(files.values())
             self.read([(blob, path, _where(commit, path)) for path, blob in files.items()], [commit], request)

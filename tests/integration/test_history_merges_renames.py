@@ -228,3 +228,16 @@ def test_an_untagged_reference_is_shown_as_such(tmp_path: Path) -> None:
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     entries = _history(remote.url)
     assert [(e["tag"], e["previous"]) for e in entries] == [("v2", "-, v1"), ("v1", None)]
+
+
+def test_a_kustomization_named_kustomization_is_read(tmp_path: Path) -> None:
+    """kustomize reads a file named `Kustomization` as it reads kustomization.yaml, and bump writes it: history
+    did not read it (no entry for its bumps, and rollback left it as it was)."""
+    remote = make_bare_remote(tmp_path / "remotes",
+                              files={"app/Kustomization": f"images:\n- name: {IMG}\n  newTag: v1\n"})
+    _bump(remote, f"{IMG}:v2")
+    assert [(e["tag"], e["files"]) for e in _history(remote.url)] == [
+        ("v2", ["app/Kustomization"]), ("v1", ["app/Kustomization"])]
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert remote.show("app/Kustomization").decode() == f"images:\n- name: {IMG}\n  newTag: v1\n"
