@@ -32,9 +32,13 @@ EXIT_CODES: dict[int, str] = {
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",
-    10: "git remote unreachable or git operation failed (also: the deploy branch was deleted on the remote while a "
-        "bump ran: it is not re-created); no `git` on PATH; a repository git refuses because "
-        "another user owns it (its safe.directory check: the hint gives the setting that trusts it)",
+    10: "git remote unreachable or git operation failed, with git's own reason (its `fatal:` or `error:` "
+        "line, else its first words that are no `hint:`) (also: the deploy branch was deleted on the remote "
+        "while a bump ran: it is not re-created); no `git` on PATH; a git configuration git cannot read (a "
+        "bad line in a `.git/config` or the global config, an include or `GIT_CONFIG_GLOBAL` naming a "
+        'directory: `fatal: bad config line 6 in file .git/config`, never "not a git checkout"); a repository '
+        "git refuses because another user owns it (its safe.directory check: the hint gives the setting that "
+        "trusts it)",
     11: "git authentication failed",
     12: "push still rejected after all retries (the remote kept moving); `rollback`: the image was changed on the "
         "remote after the rollback was computed (it would have undone that change)",
