@@ -740,8 +740,17 @@ def _init(checkout: Path, object_format: str | None = None) -> None:
 
 
 def _check_out(checkout: Path, env: dict[str, str]) -> str:
-    """Check the fetched commit out, clean; return it."""
+    """Check the fetched commit out, clean, every file as it is stored (deployrepo.AS_STORED, as a bump's
+    clone holds it: none of the user's filters, no line-end conversion); return it.  A cache made before
+    that (its files may have been converted) has every file written again."""
+    from gitops_cli.deployrepo import AS_STORED
+
     commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout, env=env).stdout.strip()
+    attributes = checkout / ".git" / "info" / "attributes"
+    if not attributes.is_file() or attributes.read_text(errors="replace") != AS_STORED:
+        attributes.parent.mkdir(parents=True, exist_ok=True)
+        attributes.write_text(AS_STORED)
+        (checkout / ".git" / "index").unlink(missing_ok=True)  # no file is taken as up to date: all written
     git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout, env=env)
     git.run(["clean", "-ffdxq"], cwd=checkout, env=env)
     return commit
