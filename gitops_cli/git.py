@@ -966,6 +966,15 @@ def is_shallow(repo: str | Path) -> bool:
     return run(["rev-parse", "--is-shallow-repository"], cwd=repo, check=False).stdout.strip() == "true"
 
 
+_ID_LENGTHS = {"sha1": 40, "sha256": 64}  # hex digits of an object id, by the repository's object format
+
+
+def id_length(repo: str | Path) -> int:
+    """The hex digits of a full object id in `repo`: 40, 64 in a SHA-256 repository."""
+    res = run(["rev-parse", "--show-object-format"], cwd=repo, check=False)
+    return _ID_LENGTHS.get(res.stdout.strip(), 40)
+
+
 def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
     return run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False).status == 0
 

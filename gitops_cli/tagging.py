@@ -14,7 +14,8 @@
 - check_unchanged: the source state tagged must still be the checkout's when the image is built (the
   tests and the build command run in between).
 - `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA); it must
-  name a commit, and an unknown full SHA is trusted only in a shallow clone.
+  name a commit, and an unknown full SHA (40 hex digits, 64 in a SHA-256 repository) is trusted only in
+  a shallow clone.
 - In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
   commit is refused (its SHA names no commit anyone can find later) unless `sha` is given.
 """
@@ -36,13 +37,13 @@ from gitops_cli.errors import DirtyTreeError, GitopsError, UsageError
 from gitops_cli.imageref import validate_tag
 
 MAX_LISTED_PATHS = 10
-_HEX_RE = re.compile(r"[0-9a-f]{4,40}", re.ASCII)
+_HEX_RE = re.compile(r"[0-9a-f]{4,64}", re.ASCII)  # up to a full SHA-256 commit id
 
 
 @dataclass(frozen=True)
 class TagInfo:
     tag: str
-    sha: str  # full 40-hex commit the tag names
+    sha: str  # full commit id the tag names (40 hex digits, 64 in a SHA-256 repository)
     short: str
     dirty: bool
     repo: Path
@@ -226,16 +227,20 @@ def resolve_sha(repo: Path, override: str | None) -> str:
         return res.stdout.strip()
     sha = override.strip().lower()
     if not _HEX_RE.fullmatch(sha):
-        raise UsageError(f"--sha {override!r}: expected a hexadecimal commit id (4 to 40 digits)")
+        raise UsageError(f"--sha {override!r}: expected a hexadecimal commit id (4 to 40 digits; 64 in a "
+                         "SHA-256 repository)")
     res = git.run(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], cwd=repo, check=False)
     if res.status == 0:
         return res.stdout.strip()
     kind = git.run(["cat-file", "-t", sha], cwd=repo, check=False)
     if kind.status == 0:  # the object exists but is no commit (a blob, a tree)
         raise UsageError(f"--sha {override!r}: names a {kind.stdout.strip()}, not a commit, in {repo}")
-    if len(sha) == 40 and git.is_shallow(repo):  # not in this shallow clone: trust the CI's full SHA
+    full = git.id_length(repo)
+    if len(sha) > full:
+        raise UsageError(f"--sha {override!r}: {len(sha)} digits, a commit id of {repo} has {full}")
+    if len(sha) == full and git.is_shallow(repo):  # not in this shallow clone: trust the CI's full SHA
         return sha
-    hint = "pass the full 40-digit SHA" if len(sha) < 40 else "fetch the commit (git fetch origin SHA)"
+    hint = f"pass the full {full}-digit SHA" if len(sha) < full else "fetch the commit (git fetch origin SHA)"
     raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint=hint)
 
 

@@ -190,6 +190,40 @@ def test_unknown_full_sha_is_trusted_in_a_shallow_clone(repo: Path, tmp_path: Pa
         derive_tag(repo, sha="HEAD~1")
 
 
+def test_a_sha256_repositorys_full_commit_id_is_taken(tmp_path: Path) -> None:
+    """`--sha` refused a full SHA-256 commit id (64 digits: "4 to 40 digits", exit 2); now it names the
+    commit, and an unknown full one (64 digits) is trusted in a shallow clone as a SHA-1 one is."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main", "--object-format=sha256")
+    (repo / "a.txt").write_text("a\n")
+    commit_all(repo, "first")
+    first = git(repo, "rev-parse", "HEAD")
+    (repo / "a.txt").write_text("second\n")
+    commit_all(repo, "second")
+    assert len(first) == 64
+    info = derive_tag(repo, sha=first)
+    assert info.sha == first and info.tag == first[:7]
+    with pytest.raises(UsageError, match="no such commit") as caught:  # a full clone: a mistake
+        derive_tag(repo, sha="f" * 64)
+    assert caught.value.hint == "fetch the commit (git fetch origin SHA)"
+    with pytest.raises(UsageError, match="no such commit") as caught:
+        derive_tag(repo, sha="f" * 40)
+    assert caught.value.hint == "pass the full 64-digit SHA"
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    assert derive_tag(clone, sha="f" * 64).tag == "fffffff"
+    with pytest.raises(UsageError, match="no such commit"):  # 40 digits: no full id there
+        derive_tag(clone, sha="f" * 40)
+    with pytest.raises(UsageError, match="hexadecimal"):
+        derive_tag(repo, sha="f" * 65)
+
+
+def test_a_sha_longer_than_the_repositorys_ids_is_named(repo: Path) -> None:
+    with pytest.raises(UsageError, match="64 digits, a commit id of .* has 40"):
+        derive_tag(repo, sha="f" * 64)
+
+
 def test_no_commit_yet(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     with pytest.raises(DirtyTreeError, match="no commit"):
