@@ -23,8 +23,9 @@ EXIT_CODES: dict[int, str] = {
        "with `--container` or `--path`); `sync`: no Kubernetes objects in the repo or its `--path` (nothing "
        "applied)",
     4: "working tree not clean (uncommitted or untracked files, also changes `git status` does not show: see "
-       "`gitops tag`), or changed by the tests or the build command after it was tagged; not a git checkout; a "
-       "local deploy checkout that is detached or ahead of its origin",
+       "`gitops tag`), or changed by the tests or the build command after it was tagged; a sparse checkout "
+       "that leaves out files the build context would send (`build`, `build-and-bump`); not a git checkout; "
+       "a local deploy checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
        "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "
