@@ -259,7 +259,8 @@ def build_image(
     bad setting (the settings' names: its flag, variable or config file)."""
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
-    from gitops_cli.tagging import check_clean, check_unchanged, derive_tag, source_state
+    from gitops_cli.dockerignore import BuildContext
+    from gitops_cli.tagging import check_clean, check_sparse, check_unchanged, derive_tag, source_state
 
     name = parse_repository(image)
     if tag is not None:
@@ -278,7 +279,8 @@ def build_image(
     dirty = False
     state = ""  # the source state checked (tagging.source_state): the build command must leave it as it is
     if tag is None:  # derive_tag finds the checkout's root itself
-        info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty)
+        info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty,
+                          context=BuildContext.load(str(ctx), dockerfile_arg))
         tag, checkout, dirty, state = info.tag, info.repo, info.dirty, info.state
         sha = None if dirty else info.sha
     else:
@@ -287,6 +289,7 @@ def build_image(
             sha = revision
         elif checkout is not None:
             paths = check_clean(checkout, allow_dirty, what="an image with a revision label")
+            check_sparse(checkout, BuildContext.load(str(ctx), dockerfile_arg))
             dirty = bool(paths)
             state = source_state(checkout, paths) if dirty and build_command else ""
             head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()

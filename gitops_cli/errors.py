@@ -23,8 +23,9 @@ EXIT_CODES: dict[int, str] = {
        "with `--container` or `--path`); `sync`: no Kubernetes objects in the repo or its `--path` (nothing "
        "applied)",
     4: "working tree not clean (uncommitted or untracked files, also changes `git status` does not show: see "
-       "`gitops tag`), or changed by the tests or the build command after it was tagged; not a git checkout; a "
-       "local deploy checkout that is detached or ahead of its origin",
+       "`gitops tag`), or changed by the tests or the build command after it was tagged; a sparse checkout "
+       "that leaves out files the build context would send (`build`, `build-and-bump`); not a git checkout; "
+       "a local deploy checkout that is detached or ahead of its origin",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
        "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "
@@ -32,9 +33,13 @@ EXIT_CODES: dict[int, str] = {
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",
-    10: "git remote unreachable or git operation failed (also: the deploy branch was deleted on the remote while a "
-        "bump ran: it is not re-created); no `git` on PATH; a repository git refuses because "
-        "another user owns it (its safe.directory check: the hint gives the setting that trusts it)",
+    10: "git remote unreachable or git operation failed, with git's own reason (its `fatal:` or `error:` "
+        "line, else its first words that are no `hint:`) (also: the deploy branch was deleted on the remote "
+        "while a bump ran: it is not re-created); no `git` on PATH; a git configuration git cannot read (a "
+        "bad line in a `.git/config` or the global config, an include or `GIT_CONFIG_GLOBAL` naming a "
+        'directory: `fatal: bad config line 6 in file .git/config`, never "not a git checkout"); a repository '
+        "git refuses because another user owns it (its safe.directory check: the hint gives the setting that "
+        "trusts it)",
     11: "git authentication failed",
     12: "push still rejected after all retries (the remote kept moving); `rollback`: the image was changed on the "
         "remote after the rollback was computed (it would have undone that change)",

@@ -709,12 +709,30 @@ def _gitpython() -> tuple[Any, type[Exception]]:
         try:
             from git.cmd import Git
             from git.exc import GitCommandNotFound
+        except ImportError as exc:  # its `git version` failed (not a missing git: that one is quiet)
+            raise _unusable_git(exc) from None
         finally:
             if saved is None:
                 del os.environ["GIT_PYTHON_REFRESH"]
             else:
                 os.environ["GIT_PYTHON_REFRESH"] = saved
     return Git, GitCommandNotFound
+
+
+def _unusable_git(exc: ImportError) -> GitError:
+    """The GitError (exit 10) for GitPython's ImportError: the `git version` it runs when first imported
+    failed, GIT_PYTHON_REFRESH=quiet or not (only a missing git is quiet), which git does when it cannot
+    read its configuration (a bad line of the global config, an `[include] path` naming a directory).
+    git's own words, from the same command run again (GitPython's message quotes them inside its own)."""
+    try:
+        res = subprocess.run(["git", "version"], env=base_env(), capture_output=True, stdin=subprocess.DEVNULL,
+                             timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        res = None
+    if res is not None and res.returncode != 0:
+        return error_for(["version"], res.returncode, res.stderr.decode("utf-8", "replace"), what="git", cwd=None)
+    first = redact(strip_credentials(str(exc))).strip().split("\n", 1)[0]
+    return GitError(f"git cannot be run: {first}")
 
 
 def run_outside(args: Sequence[str], env: Mapping[str, str] | None = None, **kwargs: Any) -> GitResult:
@@ -758,9 +776,10 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     """A one-line, credential-free GitError for a failed git command; `cwd`: the directory git ran in, which
     tells a refused repository git ran in from a remote (see ownership_error; None: outside any repository)."""
     lines = [ln.strip() for ln in redact(strip_credentials(stderr)).splitlines() if ln.strip()]
-    # git prefixes the real reason with "fatal:" or "error:"; prefer that line.
+    # git prefixes the real reason with "fatal:" or "error:"; prefer that line, else its first words that
+    # are no hint (advice that follows the reason: `hint: Disable this message with ...`)
     at = next((i for i, ln in enumerate(lines) if ln.startswith(("fatal:", "error:"))), len(lines) - 1)
-    reason = lines[at] if lines else ""
+    reason = lines[at] if at >= 0 and lines[at].startswith(("fatal:", "error:")) else _first_said(lines)
     if reason in _GENERIC_REASONS and at > 0:  # ssh's own reason ("Host key verification failed.") says more
         reason = lines[at - 1]
     # a program git started that is not there (a filter: `git-lfs filter-process: 1: git-lfs: not found`):
@@ -778,8 +797,15 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
     load = next((ln for ln in lines[:at] if ln.startswith('Load key "')), None)
     if load is not None and load not in reason:
         reason = f"ssh: {load}; {reason}" if reason else f"ssh: {load}"
+    config = _CONFIG_RE.match(reason) is not None
+    if config:  # which file git could not read, when it said so only in a warning before (an include's)
+        access = next((ln for ln in lines[:at] if ln.startswith("warning: unable to access")), None)
+        reason += f" ({access})" if access is not None else ""
     label = what or f"git {args[0]}"
     message = f"{label} failed (exit {status})" + (f": {reason}" if reason else "")
+    if config:
+        return GitError(message, hint="every git command reads git's configuration: fix the file it names (or "
+                        "the GIT_CONFIG_* variables)")
     if any(p in stderr for p in _AUTH_PATTERNS):
         if load is not None:
             hint = ("ssh ignores a private key that others can read: chmod 600 the key's file"
@@ -807,6 +833,29 @@ def error_for(args: Sequence[str], status: int, stderr: str, what: str | None = 
             f"git could not write on the file system of {_name_place(place)} ({said})"
         return GitError(message, exit_code=EXIT_WRITE_FAILED, hint=hint)
     return GitError(message)
+
+
+# git's words for a configuration it cannot read (a bad line, value or include; GIT_CONFIG_GLOBAL naming a
+# directory): no command runs until it is fixed
+_CONFIG_RE = re.compile(r"fatal: (bad (\w+ )?config |unknown error occurred while reading the configuration)")
+_ADVICE = ("hint:", "warning:")  # what git writes around a reason given without "fatal:" or "error:"
+_SAID_LINES = 4  # of such a reason, wrapped over lines by git (a list of paths may follow)
+
+
+def _first_said(lines: list[str]) -> str:
+    """git's reason when no line is "fatal:" or "error:": its first lines that are no hint or warning, as
+    one line (git wraps `The following paths and/or pathspecs matched paths that exist outside of your
+    sparse-checkout definition, ...` over three, then lists the paths), else its last line."""
+    start = next((i for i, ln in enumerate(lines) if not ln.startswith(_ADVICE)), None)
+    if start is None:
+        return lines[-1] if lines else ""
+    block: list[str] = []
+    for ln in lines[start:]:
+        if ln.startswith(_ADVICE):
+            break
+        block.append(ln)
+    more = len(block) - _SAID_LINES
+    return " ".join(block[:_SAID_LINES]) + (f" ... ({more} more lines)" if more > 0 else "")
 
 
 # git's words for a write the system refused (strerror of errors.WRITE_FAILURES): exit 74, as gitops' own
@@ -917,6 +966,15 @@ def is_shallow(repo: str | Path) -> bool:
     return run(["rev-parse", "--is-shallow-repository"], cwd=repo, check=False).stdout.strip() == "true"
 
 
+_ID_LENGTHS = {"sha1": 40, "sha256": 64}  # hex digits of an object id, by the repository's object format
+
+
+def id_length(repo: str | Path) -> int:
+    """The hex digits of a full object id in `repo`: 40, 64 in a SHA-256 repository."""
+    res = run(["rev-parse", "--show-object-format"], cwd=repo, check=False)
+    return _ID_LENGTHS.get(res.stdout.strip(), 40)
+
+
 def is_ancestor(repo: str | Path, ancestor: str, descendant: str) -> bool:
     return run(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False).status == 0
 
@@ -932,14 +990,23 @@ def require_directory(path: Path) -> None:
 
 def toplevel(path: str | Path, hint: str = APP_CHECKOUT_HINT) -> Path:
     """The work tree root containing `path`: DirtyTreeError (exit 4, with `hint`: what to give instead) when
-    it is not a git checkout, GitError (exit 10) when git refuses it as another user's (see ownership_error),
-    UsageError (exit 2) when it is no directory (GitPython would run git in the current directory instead)."""
+    it is in no work tree (git says "not a git repository", or it is a bare one), GitError (exit 10) with
+    git's reason when git fails otherwise: it refuses it as another user's (see ownership_error), it cannot
+    read a configuration file (error_for); UsageError (exit 2) when it is no directory (GitPython would run
+    git in the current directory instead)."""
     p = Path(path)
     require_directory(p)
-    res = run(["rev-parse", "--show-toplevel"], cwd=p, check=False)
-    if res.status != 0:
-        raise ownership_error(res.stderr, cwd=p) or DirtyTreeError(f"{p}: not a git checkout", hint=hint)
+    args = ["rev-parse", "--show-toplevel"]
+    res = run(args, cwd=p, check=False)
+    if res.status != 0 and any(words in res.stderr for words in _NOT_A_CHECKOUT):
+        raise DirtyTreeError(f"{p}: not a git checkout", hint=hint)
+    if res.status != 0:  # another user's repository, a configuration git cannot read: git's own words
+        raise error_for(args, res.status, res.stderr, what=f"git rev-parse in {p}", cwd=p)
     return Path(res.path())
+
+
+# git's words for a directory that is in no work tree: no repository found, a bare one, or a git dir
+_NOT_A_CHECKOUT = ("not a git repository", "must be run in a work tree")
 
 
 # git (>= 2.35.2) refuses a repository owned by another user unless safe.directory names it:

@@ -696,11 +696,18 @@ def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bo
     """(tag, tagged commit, whether the tree is dirty: only with --allow-dirty, its source state (the dirty
     hash, "" when clean), the tree built when it is not the tagged commit's: see _other_tree)."""
     from gitops_cli import git
+    from gitops_cli.build import _resolve_paths
+    from gitops_cli.dockerignore import BuildContext
     from gitops_cli.tagging import derive_tag
 
-    # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given
+    options = request.build_options
+    ctx, dockerfile = _resolve_paths(Path(request.repo).resolve(), options.get("context") or ".",
+                                     options.get("dockerfile"), request.names)
+    # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given; the
+    # build context's files a sparse checkout leaves out are refused there
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
-                        allow_dirty=request.allow_dirty, sha=request.sha, environ=env)
+                        allow_dirty=request.allow_dirty, sha=request.sha, environ=env,
+                        context=BuildContext.load(str(ctx), dockerfile))
     other_tree = None
     if request.sha is not None:  # what is built is HEAD's tree, whatever the tag names
         head = git.run(["rev-parse", "--verify", "HEAD"], cwd=tagged.repo).stdout.strip()

@@ -2,7 +2,8 @@
 
 Fetch.  The repo is fetched (depth 1, no tags) into a cache kept between passes,
 `<cache-dir>/<sha256(url)[:16]>/`: `checkout/` is a git work tree with no remote configured (the URL is
-given on each fetch and credentials only through the environment, see gitops_cli.deployrepo), `lock` is
+given on each fetch and credentials only through the environment, see gitops_cli.deployrepo) in the
+remote's object format (SHA-1 or SHA-256, learnt from git's refusal of the first fetch: _fetch_into), `lock` is
 the pass lock and `state-<instance>[-<context>].json` remembers the last applied commit and the objects it
 applied.  A pass whose commit is the one last applied is a no-op that says so (`--force` applies again).
 
@@ -702,19 +703,54 @@ def fetch(url: str, display: str, env: dict[str, str], branch: str, checkout: Pa
     return _check_out(checkout, env)
 
 
+# git's words when the cache's object format is not the remote's (SHA-1 and SHA-256 repositories)
+_MISMATCH_RE = re.compile(r"mismatched algorithms: client (?P<client>\w+); server (?P<server>\w+)")
+
+
 def _fetch_into(url: str, display: str, env: dict[str, str], branch: str, checkout: Path) -> None:
-    if not (checkout / ".git").is_dir():
-        shutil.rmtree(checkout, ignore_errors=True)
-        git.run_outside(["init", "--quiet", "--template=", os.path.abspath(checkout)])
+    """Fetch into the cached checkout, made (`git init`) when there is none.  A new one gets git's default
+    object format (SHA-1, or GIT_DEFAULT_HASH's); when that is not the remote's (a SHA-256 deploy repo, or
+    GIT_DEFAULT_HASH=sha256 and a SHA-1 one), git refuses the fetch, and the checkout is made again in the
+    remote's format, as a clone takes it -- an existing cache too, with a warning (a repo moved to
+    another format)."""
+    made = not (checkout / ".git").is_dir()
+    if made:
+        _init(checkout)
     git.own_repository(checkout)
-    git.run(["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url,
-             f"+refs/heads/{branch}:{_HEAD_REF}"], cwd=checkout, env=env,
-            what=f"fetching {display} ({branch})")
+    args = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--force", "--", url, f"+refs/heads/{branch}:{_HEAD_REF}"]
+    what = f"fetching {display} ({branch})"
+    res = git.run(args, cwd=checkout, env=env, check=False, what=what)
+    mismatch = _MISMATCH_RE.search(res.stderr) if res.status else None
+    if mismatch is not None:
+        if not made:
+            output.warn(f"{checkout}: holds {mismatch['client']} objects, {display} {mismatch['server']} ones: "
+                        "made again")
+        _init(checkout, mismatch["server"])
+        res = git.run(args, cwd=checkout, env=env, check=False, what=what)
+    if res.status:
+        raise git.error_for(args, res.status, res.stderr, what=what, cwd=checkout)
+
+
+def _init(checkout: Path, object_format: str | None = None) -> None:
+    """Make the cached checkout afresh: an empty repository, no template (so none of the user's hooks),
+    in `object_format` (sha1, sha256), else git's default."""
+    shutil.rmtree(checkout, ignore_errors=True)
+    fmt = [f"--object-format={object_format}"] if object_format else []
+    git.run_outside(["init", "--quiet", "--template=", *fmt, os.path.abspath(checkout)])
 
 
 def _check_out(checkout: Path, env: dict[str, str]) -> str:
-    """Check the fetched commit out, clean; return it."""
+    """Check the fetched commit out, clean, every file as it is stored (deployrepo.AS_STORED, as a bump's
+    clone holds it: none of the user's filters, no line-end conversion); return it.  A cache made before
+    that (its files may have been converted) has every file written again."""
+    from gitops_cli.deployrepo import AS_STORED
+
     commit = git.run(["rev-parse", "--verify", f"{_HEAD_REF}^{{commit}}"], cwd=checkout, env=env).stdout.strip()
+    attributes = checkout / ".git" / "info" / "attributes"
+    if not attributes.is_file() or attributes.read_text(errors="replace") != AS_STORED:
+        attributes.parent.mkdir(parents=True, exist_ok=True)
+        attributes.write_text(AS_STORED)
+        (checkout / ".git" / "index").unlink(missing_ok=True)  # no file is taken as up to date: all written
     git.run(["checkout", "--quiet", "--force", "--detach", commit], cwd=checkout, env=env)
     git.run(["clean", "-ffdxq"], cwd=checkout, env=env)
     return commit

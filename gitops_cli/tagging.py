@@ -10,11 +10,15 @@
 - Dirty as the engine will copy the files, not only as `git status` shows them: an executable bit that
   is not the index's also under core.fileMode=false, and a file marked assume-unchanged or skip-worktree
   (`git ls-files -v`) whose content or mode is not the index's (skip-worktree files a sparse checkout
-  leaves out are no change).  Read-only: the flags are cleared on a copy of the index.
+  leaves out are no change to git).  Read-only: the flags are cleared on a copy of the index.
+- A sparse checkout's left-out files that a build would send (`context`: inside its directory, kept by
+  its .dockerignore) are refused, --allow-dirty or not (check_sparse): the image would lack them under
+  the commit's tag.  Without a build context (`gitops tag`, publish) they are not looked at.
 - check_unchanged: the source state tagged must still be the checkout's when the image is built (the
   tests and the build command run in between).
 - `sha` overrides the commit (CI systems that check out a merge commit pass the PR head SHA); it must
-  name a commit, and an unknown full SHA is trusted only in a shallow clone.
+  name a commit, and an unknown full SHA (40 hex digits, 64 in a SHA-256 repository) is trusted only in
+  a shallow clone.
 - In CI, the tag rule of gitops_cli.ci applies: a pull-request build that checked out the CI's merge
   commit is refused (its SHA names no commit anyone can find later) unless `sha` is given.
 """
@@ -29,20 +33,23 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_cli import ci, git, output
 from gitops_cli.errors import DirtyTreeError, GitopsError, UsageError
 from gitops_cli.imageref import validate_tag
 
+if TYPE_CHECKING:
+    from gitops_cli.dockerignore import BuildContext
+
 MAX_LISTED_PATHS = 10
-_HEX_RE = re.compile(r"[0-9a-f]{4,40}", re.ASCII)
+_HEX_RE = re.compile(r"[0-9a-f]{4,64}", re.ASCII)  # up to a full SHA-256 commit id
 
 
 @dataclass(frozen=True)
 class TagInfo:
     tag: str
-    sha: str  # full 40-hex commit the tag names
+    sha: str  # full commit id the tag names (40 hex digits, 64 in a SHA-256 repository)
     short: str
     dirty: bool
     repo: Path
@@ -159,6 +166,38 @@ def _index_view(repo: Path, entries: list[tuple[str, str, str]], copy: bool = Fa
         yield env
 
 
+def left_out(repo: Path, context: BuildContext) -> list[str]:
+    """The files of the commit a sparse checkout of `repo` leaves out (skip-worktree, not on disk, under
+    core.sparseCheckout) that a build of `context` would send if they were there: inside its directory,
+    kept by its .dockerignore.  Paths from the top of `repo`, in the index's order."""
+    from gitops_cli.dockerignore import decode
+
+    missing = [path for tag, _, path in _index_entries(repo) if tag in "Ss" and not os.path.lexists(repo / path)]
+    if not missing or not _sparse(repo):
+        return []
+    top, ctx = os.path.realpath(repo), os.path.realpath(context.root)
+    out = []
+    for path in missing:
+        rel = os.path.relpath(os.path.join(top, path), ctx)
+        if rel != ".." and not rel.startswith("../") and context.walk_keeps(decode(os.fsencode(rel))):
+            out.append(path)
+    return out
+
+
+def check_sparse(repo: Path, context: BuildContext) -> None:
+    """DirtyTreeError (exit 4) naming the files a sparse checkout of `repo` leaves out that the build of
+    `context` would send (left_out): the image would lack them, yet be tagged and labelled as the commit,
+    and a full checkout of that commit would then find it "already published".  --allow-dirty or not:
+    no tag names a tree without them."""
+    paths = left_out(repo, context)
+    if paths:
+        raise DirtyTreeError(
+            f"{repo}: the sparse checkout leaves out files the build context would send: {listed_paths(paths)}; "
+            "the image would lack them under the commit's tag",
+            hint="check out every file (git sparse-checkout disable), or add them to the sparse checkout "
+                 "(git sparse-checkout add DIR), or leave them out of the build with .dockerignore")
+
+
 def _sparse(repo: Path) -> bool:
     res = git.run(["config", "--bool", "core.sparseCheckout"], cwd=repo, check=False)
     return res.stdout.strip() == "true"
@@ -226,16 +265,20 @@ def resolve_sha(repo: Path, override: str | None) -> str:
         return res.stdout.strip()
     sha = override.strip().lower()
     if not _HEX_RE.fullmatch(sha):
-        raise UsageError(f"--sha {override!r}: expected a hexadecimal commit id (4 to 40 digits)")
+        raise UsageError(f"--sha {override!r}: expected a hexadecimal commit id (4 to 40 digits; 64 in a "
+                         "SHA-256 repository)")
     res = git.run(["rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"], cwd=repo, check=False)
     if res.status == 0:
         return res.stdout.strip()
     kind = git.run(["cat-file", "-t", sha], cwd=repo, check=False)
     if kind.status == 0:  # the object exists but is no commit (a blob, a tree)
         raise UsageError(f"--sha {override!r}: names a {kind.stdout.strip()}, not a commit, in {repo}")
-    if len(sha) == 40 and git.is_shallow(repo):  # not in this shallow clone: trust the CI's full SHA
+    full = git.id_length(repo)
+    if len(sha) > full:
+        raise UsageError(f"--sha {override!r}: {len(sha)} digits, a commit id of {repo} has {full}")
+    if len(sha) == full and git.is_shallow(repo):  # not in this shallow clone: trust the CI's full SHA
         return sha
-    hint = "pass the full 40-digit SHA" if len(sha) < 40 else "fetch the commit (git fetch origin SHA)"
+    hint = f"pass the full {full}-digit SHA" if len(sha) < full else "fetch the commit (git fetch origin SHA)"
     raise UsageError(f"--sha {override!r}: no such commit in {repo}", hint=hint)
 
 
@@ -343,7 +386,10 @@ def derive_tag(
     allow_dirty: bool = False,
     sha: str | None = None,
     environ: Mapping[str, str] | None = None,
+    context: BuildContext | None = None,
 ) -> TagInfo:
+    """The tag of the checkout holding `repo` (see the module docstring); `context`: the build context the
+    image is built from, whose files a sparse checkout must not leave out (check_sparse)."""
     if not 7 <= length <= 40:
         raise UsageError(f"--length {length}: must be between 7 and 40")
     root = git.toplevel(repo)
@@ -352,6 +398,8 @@ def derive_tag(
         check_ci_checkout(root, full, ci.detect(environ))
     short = short_sha(root, full, length)
     paths = check_clean(root, allow_dirty)
+    if context is not None:
+        check_sparse(root, context)
     state = source_state(root, paths)
     tag = f"{prefix}{short}" + (f"-dirty-{state}" if state else "")
     validate_tag(tag)

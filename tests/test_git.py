@@ -134,3 +134,36 @@ def test_root_may_write_into_the_blocks_a_file_system_reserves(tmp_path: Path, m
     assert os.statvfs(mount).f_bavail * fs.f_frsize < git.LOW_SPACE <= os.statvfs(mount).f_bfree * fs.f_frsize
     err = git.error_for(["commit"], 1, "error: unable to write file x\n", cwd=mount)
     assert err.exit_code == 10, err.message
+
+
+def test_a_reason_git_gives_without_fatal_is_its_first_words_not_the_hint_after_them(tmp_path: Path) -> None:
+    """`git add` of a path a sparse checkout leaves out says why on three lines, lists the path, then
+    gives hints: the error was the last hint (`hint: Disable this message with ...`)."""
+    env = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "t",
+           "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+    def sh(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, env={**os.environ, **env}, check=True, capture_output=True)
+
+    sh("init", "-q")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "f").write_text(name)
+    sh("add", ".")
+    sh("commit", "-qm", "first")
+    sh("sparse-checkout", "set", "a")
+    with pytest.raises(GitError) as caught:
+        git.run(["add", "b/f"], cwd=tmp_path, env=env)
+    assert caught.value.message == (
+        "git add failed (exit 1): The following paths and/or pathspecs matched paths that exist outside of your "
+        "sparse-checkout definition, so will not be updated in the index: b/f")
+
+
+@pytest.mark.parametrize("stderr, reason", [
+    ("hint: a\nhint: b\n", "hint: b"),  # nothing but hints: the last, as before
+    ("warning: w\nline 1\nline 2\nhint: h\n", "line 1 line 2"),
+    ("l1\nl2\nl3\nl4\nl5\nl6\n", "l1 l2 l3 l4 ... (2 more lines)"),
+    ("hint: h\nerror: the reason\nhint: after\n", "error: the reason"),
+])
+def test_the_reason_of_a_failed_git_command(stderr: str, reason: str) -> None:
+    assert git.error_for(["x"], 1, stderr, cwd=None).message == f"git x failed (exit 1): {reason}"

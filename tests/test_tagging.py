@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from gitops_cli.dockerignore import BuildContext
 from gitops_cli.errors import DirtyTreeError, UsageError
-from gitops_cli.tagging import check_unchanged, derive_tag, dirty_hash, dirty_paths, listed_paths
+from gitops_cli.tagging import check_unchanged, derive_tag, dirty_hash, dirty_paths, left_out, listed_paths
 from tests.fixtures.services import commit_all, git
 
 
@@ -190,6 +191,40 @@ def test_unknown_full_sha_is_trusted_in_a_shallow_clone(repo: Path, tmp_path: Pa
         derive_tag(repo, sha="HEAD~1")
 
 
+def test_a_sha256_repositorys_full_commit_id_is_taken(tmp_path: Path) -> None:
+    """`--sha` refused a full SHA-256 commit id (64 digits: "4 to 40 digits", exit 2); now it names the
+    commit, and an unknown full one (64 digits) is trusted in a shallow clone as a SHA-1 one is."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main", "--object-format=sha256")
+    (repo / "a.txt").write_text("a\n")
+    commit_all(repo, "first")
+    first = git(repo, "rev-parse", "HEAD")
+    (repo / "a.txt").write_text("second\n")
+    commit_all(repo, "second")
+    assert len(first) == 64
+    info = derive_tag(repo, sha=first)
+    assert info.sha == first and info.tag == first[:7]
+    with pytest.raises(UsageError, match="no such commit") as caught:  # a full clone: a mistake
+        derive_tag(repo, sha="f" * 64)
+    assert caught.value.hint == "fetch the commit (git fetch origin SHA)"
+    with pytest.raises(UsageError, match="no such commit") as caught:
+        derive_tag(repo, sha="f" * 40)
+    assert caught.value.hint == "pass the full 64-digit SHA"
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    assert derive_tag(clone, sha="f" * 64).tag == "fffffff"
+    with pytest.raises(UsageError, match="no such commit"):  # 40 digits: no full id there
+        derive_tag(clone, sha="f" * 40)
+    with pytest.raises(UsageError, match="hexadecimal"):
+        derive_tag(repo, sha="f" * 65)
+
+
+def test_a_sha_longer_than_the_repositorys_ids_is_named(repo: Path) -> None:
+    with pytest.raises(UsageError, match="64 digits, a commit id of .* has 40"):
+        derive_tag(repo, sha="f" * 64)
+
+
 def test_no_commit_yet(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
     with pytest.raises(DirtyTreeError, match="no commit"):
@@ -311,6 +346,35 @@ def test_files_a_sparse_checkout_leaves_out_are_no_change(repo: Path) -> None:
     assert not (repo / "other" / "o.txt").exists() and "S other/o.txt" in git(repo, "ls-files", "-v")
     assert dirty_paths(repo) == []
     assert not derive_tag(repo).dirty
+    # ... to git, and to a build whose context does not hold them (the app's directory)
+    assert not derive_tag(repo, context=BuildContext.load(str(repo / "app"), None)).dirty
+
+
+def test_files_a_sparse_checkout_leaves_out_that_the_build_would_send_are_refused(repo: Path) -> None:
+    """`COPY . /src/` from a sparse checkout: the image lacked the files left out, yet was tagged (and
+    labelled) as the commit, and a full checkout of it then found it already published.  Refused (exit 4,
+    --allow-dirty too) when the build context would send them; not when .dockerignore leaves them out."""
+    (repo / "conf").mkdir()
+    (repo / "conf" / "settings").write_text("x=1\n")
+    (repo / "Dockerfile").write_text("FROM scratch\nCOPY . /src/\n")
+    commit_all(repo, "conf")
+    git(repo, "sparse-checkout", "set", "--no-cone", "/*", "!/conf/")
+    assert not (repo / "conf").exists() and dirty_paths(repo) == []
+    context = BuildContext.load(str(repo), None)
+    assert left_out(repo, context) == ["conf/settings"]
+    for allow_dirty in (False, True):
+        with pytest.raises(DirtyTreeError) as exc:
+            derive_tag(repo, allow_dirty=allow_dirty, context=context)
+        assert exc.value.exit_code == 4
+        assert exc.value.message == (f"{repo.resolve()}: the sparse checkout leaves out files the build context "
+                                     "would send: conf/settings; the image would lack them under the commit's tag")
+        assert "git sparse-checkout disable" in (exc.value.hint or "")
+    assert not derive_tag(repo).dirty  # no build context (`gitops tag`): not looked at
+    (repo / ".dockerignore").write_text("conf\n")  # untracked, and left out of the build itself
+    assert left_out(repo, BuildContext.load(str(repo), None)) == []
+    git(repo, "sparse-checkout", "disable")
+    (repo / ".dockerignore").unlink()
+    assert left_out(repo, BuildContext.load(str(repo), None)) == []
 
 
 def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:

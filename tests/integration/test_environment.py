@@ -65,6 +65,56 @@ def test_a_git_on_path_that_cannot_be_run_is_named(gitops, tmp_path: Path) -> No
                                        "hint: check the `git` found on PATH (its permissions) or reinstall git"]
 
 
+CONFIG_HINT = "hint: every git command reads git's configuration: fix the file it names (or the GIT_CONFIG_* variables)"
+
+
+def test_a_checkout_whose_config_git_cannot_read_is_gits_failure_in_its_words(gitops, tmp_path: Path) -> None:
+    """A bad line in the checkout's .git/config: exit 10 with git's reason (it was exit 4, "not a git
+    checkout"); a directory that is in no repository stays exit 4."""
+    repo = checkout(tmp_path / "repo")
+    with (repo / ".git" / "config").open("a") as f:
+        f.write("[core\n")
+    line = len((repo / ".git" / "config").read_text().splitlines())
+    for args in (["tag"], ["bump", "--deploy-repo", str(repo), "--image", "registry.example.com/team/api:2.0"]):
+        res = gitops(args, cwd=repo, env=GIT_ENV)
+        assert res.returncode == 10, res.stderr
+        assert error_lines(res.stderr) == [
+            f"error: git rev-parse in {'.' if args == ['tag'] else repo} failed (exit 128): fatal: bad config "
+            f"line {line} in file .git/config", CONFIG_HINT]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    res = gitops(["tag"], cwd=plain, env=GIT_ENV)
+    assert res.returncode == 4, res.stderr
+    assert error_lines(res.stderr)[0] == "error: .: not a git checkout"
+
+
+@pytest.mark.parametrize("case", ["bad line", "include of a directory", "a directory"])
+def test_a_global_config_git_cannot_read_is_gits_failure_in_its_words(gitops, tmp_path: Path, case: str) -> None:
+    """GitPython runs `git version` when first imported and raises an ImportError when it fails, which it
+    does when git cannot read the global config (exit 70, "internal error"); GIT_CONFIG_GLOBAL naming a
+    directory failed only the first real command (exit 4, "not a git checkout").  Now exit 10, with
+    git's reason and the file it names, for tag and bump alike."""
+    repo = checkout(tmp_path / "repo")
+    config = tmp_path / "global.gitconfig"
+    if case == "bad line":
+        config.write_text("[core\n")
+        reason = f"fatal: bad config line 1 in file {config}"
+    elif case == "include of a directory":
+        config.write_text(f"[include]\n\tpath = {tmp_path}\n")
+        reason = f"fatal: bad config line 2 in file {config} (warning: unable to access '{tmp_path}': Is a directory)"
+    else:
+        config = tmp_path
+        reason = ("fatal: unknown error occurred while reading the configuration files (warning: unable to access "
+                  f"'{tmp_path}': Is a directory)")
+    env = {**GIT_ENV, "GIT_CONFIG_GLOBAL": str(config)}
+    for args in (["tag"], ["bump", "--deploy-repo", str(repo), "--image", "registry.example.com/team/api:2.0"]):
+        res = gitops(args, cwd=repo, env=env)
+        assert res.returncode == 10, res.stderr
+        lines = error_lines(res.stderr)
+        assert lines[0].startswith("error: git ") and lines[0].endswith(f"failed (exit 128): {reason}"), lines
+        assert lines[1] == CONFIG_HINT
+
+
 @pytest.fixture
 def foreign(tmp_path: Path) -> Path:
     """A checkout owned by another user (uid 4242, no passwd entry): git refuses it, as a CI container

@@ -617,6 +617,40 @@ def test_the_users_hooks_never_run_in_syncs_cache(tmp_path: Path) -> None:
     assert not log.exists()
 
 
+def test_syncs_cache_holds_every_file_as_stored(tmp_path: Path) -> None:
+    """The user's filters and line-end conversion ran in sync's cache (a bump's clone runs none): a smudge
+    filter's output was applied (`image: ...:SMUDGED`), files were CRLF.  Now as stored, what Argo CD and
+    Flux read; a cache made before, whose files were converted, has them written again."""
+    remote = make_bare_remote(tmp_path / "srv", {**FILES, ".gitattributes": "apps/** filter=demo\n"})
+    _global(tmp_path, ("filter.demo.smudge", "sed s/:v0/:SMUDGED/"), ("filter.demo.clean", "cat"),
+            ("core.autocrlf", "true"))
+    fake = Path(__file__).resolve().parents[1] / "fixtures" / "fake_kubectl.py"
+    log = tmp_path / "kubectl.log"
+    env = _env(tmp_path, FAKE_KUBECTL_LOG=str(log), FAKE_KUBECTL_STORE=str(tmp_path / "cluster.json"))
+    args = ["sync", "--once", "--repo", remote.url, "--path", "apps", "--kubectl", str(fake), "--cache-dir", "cache"]
+
+    def applied_images() -> set[str]:
+        stdin = json.loads(log.read_text().splitlines()[-1])["stdin"]
+        docs = [json.loads(chunk) for chunk in stdin.split("---\n") if chunk.strip()]
+        return {c["image"] for d in docs for c in d["spec"]["template"]["spec"]["containers"]}
+
+    cached = FILES["apps/a1/deploy.yaml"].encode()  # LF, as stored
+    res = _run(args, env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert applied_images() == {f"registry.example.com/team/a{i}:v0" for i in (1, 2, 3)}
+    [checkout] = (tmp_path / "cache").glob("*/checkout")
+    assert (checkout / "apps/a1/deploy.yaml").read_bytes() == cached
+    # a cache made before: its files checked out through the user's filter and autocrlf
+    (checkout / ".git" / "info" / "attributes").unlink()
+    (checkout / ".git" / "index").unlink()
+    git("checkout", "--quiet", "--force", "HEAD", cwd=checkout, env=_env(tmp_path))
+    assert b"SMUDGED" in (checkout / "apps/a1/deploy.yaml").read_bytes()
+    res = _run([*args, "--force"], env, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert applied_images() == {f"registry.example.com/team/a{i}:v0" for i in (1, 2, 3)}
+    assert (checkout / "apps/a1/deploy.yaml").read_bytes() == cached
+
+
 # --- 10: Git LFS ----------------------------------------------------------------------------------------
 
 

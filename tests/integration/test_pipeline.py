@@ -228,6 +228,25 @@ def test_dirty_tree_is_refused(gitops, app: Path, registry: Registry, remote: De
     assert tags(registry) == [] and len(remote.log()) == 1
 
 
+def test_a_sparse_checkout_leaving_out_files_the_build_would_send_is_refused(gitops, app: Path, registry: Registry,
+                                                                            remote: DeployRemote) -> None:
+    """A sparse checkout left conf/ out: the image was built without it, published under the commit's tag,
+    and a full checkout of the commit then found it "already published".  Refused at the tag step (exit 4),
+    build-and-bump and build alike, --allow-dirty too; nothing is built, published or bumped."""
+    sample_app(app, extra_files={"gitops.toml": GITOPS_TOML, "conf/settings": "mode=prod\n"})
+    git(app, "sparse-checkout", "set", "--no-cone", "/*", "!/conf/")
+    assert not (app / "conf").exists()
+    image = registry.image(PATH)
+    message = (f"error: {app}: the sparse checkout leaves out files the build context would send: conf/settings; "
+               "the image would lack them under the commit's tag")
+    for res in (run(gitops, app, image, remote), run(gitops, app, image, remote, "--allow-dirty"),
+                gitops(["build", "--image", image], cwd=app)):
+        assert res.returncode == 4, res.stderr
+        assert message in res.stderr.splitlines()
+        assert "hint: check out every file (git sparse-checkout disable)" in res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
+
+
 def test_tests_that_change_the_checkout_stop_the_run_before_the_build(gitops, app: Path, registry: Registry,
                                                                      remote: DeployRemote, docker_engine) -> None:
     """The tree is clean at the tag step; the test command then rewrites a tracked file (a lock file) and

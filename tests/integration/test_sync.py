@@ -503,6 +503,34 @@ def test_a_cached_checkout_git_cannot_use_is_made_again(remote, kube, tmp_path, 
     assert len(kube.calls("apply")) == 2
 
 
+def test_a_sha256_deploy_repo_is_fetched_and_the_cache_takes_the_remotes_object_format(kube, tmp_path):
+    """The cache was `git init` in git's default format, then fetched: a SHA-256 deploy repo was exit 10
+    ("mismatched algorithms: client sha1; server sha256"), and so was a SHA-1 one under
+    GIT_DEFAULT_HASH=sha256.  Now the cache takes the remote's format, as a clone does; a cache already
+    made in the other format (the repo moved) is made again, with a warning."""
+    remote = make_bare_remote(tmp_path / "remotes", FILES, object_format="sha256")
+    first = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == remote.head() and len(remote.head()) == 64
+    assert "made again" not in first.stderr
+    head = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n"})
+    second = sync(kube, tmp_path, "--repo", remote.url, "--path", "cluster")
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() == head
+    sha1 = make_bare_remote(tmp_path / "sha1", FILES)
+    for _ in range(2):  # a new cache, then the one made
+        res = sync(kube, tmp_path, "--repo", sha1.url, "--path", "cluster", env={"GIT_DEFAULT_HASH": "sha256"})
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.strip() == sha1.head() and "made again" not in res.stderr
+    # the SHA-1 repo's URL now serves a SHA-256 one: the cached SHA-1 checkout is made again
+    subprocess.run(["rm", "-rf", str(sha1.path)], check=True)
+    moved = make_bare_remote(tmp_path / "sha1", FILES, object_format="sha256")
+    res = sync(kube, tmp_path, "--repo", moved.url, "--path", "cluster")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == moved.head()
+    assert "holds sha1 objects" in res.stderr and "sha256 ones: made again" in res.stderr
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
 def test_a_full_cache_is_exit_74_naming_it_and_the_next_pass_recovers(remote, kube, tmp_path, small_fs):
     """Whatever git's words for it (`failed to write new configuration file`, `unable to write file`, ...),
