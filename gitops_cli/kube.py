@@ -18,6 +18,7 @@ apply conflict), its success lines always do.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -206,7 +207,53 @@ def parse_api_resources(stdout: str) -> dict[tuple[str, str], bool]:
 
 
 def first_error(stderr: str) -> str:
-    """The most telling line of kubectl's stderr (its `error:`/`Error from server` line), redacted."""
-    lines = [ln.strip() for ln in redact(stderr).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith(("error", "unable"))]
-    return (errors or lines or ["no error output"])[0]
+    """The most telling part of kubectl's stderr, on one line, redacted: its `error:` / `Error from server` /
+    `unable to` line; else the error a klog line carries (newer kubectl reports a failed `kustomize` as
+    `E1127 21:48:21.308110 22907 run.go:72] "command failed" err="..."`, the error quoted, or `err=<` followed
+    by the error's lines, each indented with a tab, up to a line ` >`: those lines, joined with one space);
+    else the first line."""
+    plain: list[str] = []  # the lines outside klog entries
+    logged: list[tuple[str, str]] = []  # (klog severity, the error it carries, else its message)
+    block: list[str] | None = None  # the lines of a multi-line `err=<` value being read
+    severity = ""
+    for raw in redact(stderr).splitlines():
+        line = raw.strip()
+        if block is not None:
+            if line == ">":
+                logged.append((severity, " ".join(block)))
+                block = None
+            elif line:
+                block.append(line)
+            continue
+        if not line:
+            continue
+        m = _KLOG_RE.match(line)
+        if m is None:
+            plain.append(line)
+            continue
+        severity, text = m.group("severity"), m.group("text")
+        if text.endswith(" err=<"):
+            block = []
+            continue
+        quoted = _KLOG_ERR_RE.search(text)
+        logged.append((severity, _unquote(quoted.group(1)) if quoted else text))
+    if block:  # cut short: what there is of it
+        logged.append((severity, " ".join(block)))
+    errors = [ln for ln in plain if ln.lower().startswith(("error", "unable"))]
+    failed = [text for level, text in logged if level in ("E", "F")]
+    return (errors or failed or [text for _, text in logged] or plain or ["no error output"])[0]
+
+
+# klog's header: severity, MMDD, time, thread id, file:line]; then the message and its key=value pairs
+_KLOG_RE = re.compile(r"^(?P<severity>[IWEF])\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [^\]\s]+\] (?P<text>.*)$")
+_KLOG_ERR_RE = re.compile(r'\berr="((?:[^"\\]|\\.)*)"')
+
+
+def _unquote(value: str) -> str:
+    """A Go-quoted string's content (klog quotes a value with strconv.Quote); as written when it is not one
+    JSON can read (a `\\x..` escape)."""
+    try:
+        text = json.loads(f'"{value}"')
+    except ValueError:
+        return value.replace('\\"', '"').replace("\\\\", "\\")
+    return " ".join(text.split()) if isinstance(text, str) else value

@@ -304,6 +304,20 @@ def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
     assert none.returncode == 3 and "no Kubernetes objects in docs" in none.stderr
 
 
+def test_a_kustomize_error_kubectl_writes_on_several_lines_keeps_its_cause(remote, kube, tmp_path):
+    """kubectl (1.32) writes a failed kustomize as klog's `E1127 ... "command failed" err=<`, then the error's
+    lines: the message kept that first line only, without the cause (no --enable-helm for helmCharts)."""
+    push(remote, tmp_path, {"apps/redis/kustomization.yaml": "helmCharts:\n- name: redis\n"
+                            "  repo: https://charts.example.com\n  version: 1.0.0\n  releaseName: redis\n"})
+    res = sync(kube, tmp_path, "--repo", remote.url, "--once")
+    assert res.returncode == 15, res.stderr
+    error = next(ln for ln in res.stderr.splitlines() if ln.startswith("error: "))
+    assert error.startswith("error: apps/redis: kubectl kustomize failed (exit 1): trouble configuring builtin "
+                            "HelmChartInflationGenerator"), res.stderr
+    assert error.endswith("must specify --enable-helm") and "err=<" not in error
+    assert kube.calls("apply") == []
+
+
 def test_branch_is_refused_as_bump_refuses_it_and_a_tags_name_is_no_obstacle(remote, kube, tmp_path):
     """`--branch 'x@{1}'` reached git (exit 10, invalid refspec) where bump says "not a valid branch name"
     (exit 2); a local checkout on a branch a tag shares its name with fetched refs/heads/heads/NAME."""
