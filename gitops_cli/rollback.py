@@ -122,12 +122,20 @@ def choose_target(image: ImageRef, entries: list[HistoryEntry], to: str | None,
             f"{entry.commit[:12]}); which one to go back to is not guessed",
             hint=_CHOOSE_ONE + ", or roll back to a tag with --to")
     if not entry.tag:
-        raise NotFoundError(f"{image.name}: the value {steps} change(s) ago ({entry.value}) has no tag",
-                            hint="roll back to a tag with --to")
+        raise NotFoundError(f"{image.name}: the value {steps} change(s) ago {_untagged(image, entry)} (commit "
+                            f"{entry.commit[:12]})", hint="roll back to a tag with --to")
     return _ref(image, entry.tag, entry.digest), entry
 
 
 _CHOOSE_ONE = "choose one container with --container, or one environment with --path"
+
+
+def _untagged(image: ImageRef, entry: HistoryEntry) -> str:
+    """What a value with no tag is, for a message: an image written without tag or digest, or pinned by a digest
+    written by hand (whose tag no `Image:` trailer names)."""
+    if entry.digest:
+        return f"is pinned by digest only ({image.name}@{entry.digest}), with no tag recorded to go back to"
+    return f"is the image without a tag (`{image.name}`: whatever its `latest` names), no tag to go back to"
 
 
 def _same_value(a: HistoryEntry, b: HistoryEntry) -> bool:

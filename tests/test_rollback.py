@@ -205,3 +205,18 @@ def test_undo_records_every_value_it_sees_not_the_old_values_of_the_bump(tmp_pat
     edits, _, _ = compute_edits(tmp_path, [target], select=undo)
     assert old_values(target, edits) == ["2"]  # the one reference changed
     assert undo.take() == {("2", None), ("3", None), ("1", None)}  # every one seen in the file
+
+
+def test_a_value_without_a_tag_is_named_not_shown_empty() -> None:
+    """`image: team/api` (no tag) some steps back: the message said `the value 1 change(s) ago () has no tag`."""
+    with pytest.raises(NotFoundError) as caught:
+        choose_target(IMAGE, [entry("2", None, "c2"), entry(None, None, "c1" * 10)], None, 1)
+    assert caught.value.exit_code == 3
+    assert caught.value.message == (f"{IMAGE.name}: the value 1 change(s) ago is the image without a tag "
+                                    f"(`{IMAGE.name}`: whatever its `latest` names), no tag to go back to "
+                                    "(commit c1c1c1c1c1c1)")
+    assert "()" not in caught.value.message and "--to" in (caught.value.hint or "")
+    with pytest.raises(NotFoundError) as caught:
+        choose_target(IMAGE, [entry("2", None, "c2"), entry(None, D1, "c1")], None, 1)
+    assert caught.value.message == (f"{IMAGE.name}: the value 1 change(s) ago is pinned by digest only "
+                                    f"({IMAGE.name}@{D1}), with no tag recorded to go back to (commit c1)")
