@@ -1392,6 +1392,25 @@ def local_edits(local: Path, request: BumpRequest, image: ImageRef,
     return edits
 
 
+def prepared_edits(prepared: PreparedBump, image: ImageRef,
+                   resolve_digest: DigestResolver | None = None) -> list[FileEdit]:
+    """The edits a bump of `image` would make on the tree `prepare` gave, as it is now; nothing is written: a
+    local checkout's work tree before the bump's fetch moves it to origin's head (local_edits), a clone's
+    branch as cloned (its files naming the image are checked out now, and apply does not check them out
+    again).  A rollback computes them on the tree it read the history from, for what its `select`
+    (rollback.Undo) sees there, before it writes anything."""
+    request = replace(prepared.request, images=[image])
+    if prepared.remote.local is not None:
+        return local_edits(prepared.remote.local, request, image, resolve_digest)
+    if prepared.work is None:
+        raise GitError(f"{prepared.remote.display}: the prepared clone was already removed")
+    if prepared.selected != _selection(request):
+        prepared.selected = _check_out_candidates(prepared.work, request, prepared.remote)
+    refuse_submodule_paths(prepared.work, request)
+    edits, _, _ = _edits_in(prepared.work, request, resolve_digest, tracked_only=False)
+    return edits
+
+
 def _apply_commit_push(
     request: BumpRequest, remote: deployrepo.Remote | None, work: Path, branch: str,
     resolve_digest: DigestResolver | None, environ: Mapping[str, str] | None, sleep: Callable[[float], None],

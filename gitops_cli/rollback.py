@@ -6,15 +6,17 @@ The target is `--to TAG` or the value `--steps N` changes ago in the image's his
 Before anything is written the target tag is checked to still exist in the registry (unless
 verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
 since is not followed by surprise.  Like `git revert`, it changes only what the change rolled back set (see
-Undo): other environments and containers are left as they are.  The commit is `Roll back <repository> to
-<tag>` with a `Rollback-Of: <commit>` trailer naming the commit that set the value being rolled back.  A push
-that loses to another push is re-applied on the new head only while the image is still where the rollback
-found it (unchanged_since: else exit 12); a local checkout is read and rolled back under its lock
-(bump.checkout_lock).
+Undo): other environments and containers are left as they are; when that is nothing, though the
+target is another value, it is refused (nothing_to_roll_back), not "already up to date".  The commit is
+`Roll back <repository> to <tag>` with a `Rollback-Of: <commit>` trailer naming the commit that set the value
+being rolled back.  A push that loses to another push is re-applied on the new head only while the image is
+still where the rollback found it (unchanged_since: else exit 12); a local checkout is read and rolled back
+under its lock (bump.checkout_lock).
 """
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -30,9 +32,9 @@ from gitops_cli.bump import (
     Guard,
     apply,
     checkout_lock,
-    local_edits,
     local_scope,
     prepare,
+    prepared_edits,
     reach,
 )
 from gitops_cli.errors import NotFoundError, RefusedError, RemoteMovedError, UsageError
@@ -166,6 +168,9 @@ class Undo:
                 break
             self.files.update(entry.files)
         self.left: dict[tuple[str, int], str] = {}  # (file, line) -> value, at the value but not changed
+        # (file, line) -> value as written: every reference of the image it was asked about, and those it changes
+        self.found: dict[tuple[str, int], str] = {}
+        self.chosen: dict[tuple[str, int], str] = {}
         # the values of the image's references in those files, as read since the last take(): the guard
         # (unchanged_since) compares them between two computations of the edits
         self._seen: set[tuple[str | None, str | None]] = set()
@@ -180,12 +185,14 @@ class Undo:
             return False
         if path in self.files:
             self._seen.add((written.tag, written.digest))
+        self.found[(path, ref.line)] = ref.value
         compared = [(a, b) for a, b in ((written.tag, self.tag), (written.digest, self.digest)) if a and b]
         if not compared or any(a != b for a, b in compared):
             return False
         if path not in self.files:
             self.left[(path, ref.line)] = ref.value
             return False
+        self.chosen[(path, ref.line)] = ref.value
         return True
 
 
@@ -218,6 +225,51 @@ def verify_target(target: ImageRef, check: TagChecker, unrecorded: str | None = 
                 f"the recorded digest {target.digest} of {target.with_digest(None)} is gone from the registry",
                 hint="choose another --to/--steps, or skip the check with --no-verify",
             )
+
+
+class NothingToRollBackError(NotFoundError):
+    """Exit 3: the rollback would change no reference although its target is another value: none is at the value
+    rolled back from in the files the change rolled back set it in (moved, deleted or changed since)."""
+
+
+def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo) -> NothingToRollBackError:
+    """The refusal of a rollback that changes nothing (see NothingToRollBackError): what it rolls back, the files
+    that change set it in, and the references of the image found elsewhere and left as they are."""
+    files = sorted(undo.files)
+    found = sorted(undo.found.items())
+    away = [(where, value) for where, value in found if not _at(value, target)]
+    shown = ", ".join(f"{path}:{line} ({_value_of(value)})" for (path, line), value in found[:3])
+    more = ", ..." if len(found) > 3 else ""
+    where = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    message = (f"{target.name}: nothing rolled back from {current.value} to {target.tag}: the change rolled back "
+               f"(commit {current.commit[:12]}) set {current.value} in {where}, and no reference there is at "
+               f"{current.value} now (moved, deleted or changed since); the references found were left as they "
+               f"are: {shown}{more}")
+    if not away:
+        message += f", every one at {target.tag} already"
+    if away:
+        (path, _), _ = away[0]
+        scope = posixpath.dirname(path) or path
+        hint = (f"roll back where the image is now, from that path's own history: `gitops rollback --path {scope} "
+                f"--to {target.tag}` (see `gitops history --path {scope}`)")
+    else:
+        hint = "see `gitops history`: roll back one environment with `--path DIR --to TAG`"
+    return NothingToRollBackError(message, hint=hint)
+
+
+def _at(value: str, target: ImageRef) -> bool:
+    """A reference's value is the target's: its tag, and its digest where both have one."""
+    written = try_parse(value)
+    if written is None:
+        return False
+    pairs = [(a, b) for a, b in ((written.tag, target.tag), (written.digest, target.digest)) if a and b]
+    return bool(pairs) and all(a == b for a, b in pairs)
+
+
+def _value_of(value: str) -> str:
+    """A reference's value as history shows it (`v2`, `v2@sha256:...`), or `no tag`."""
+    written = try_parse(value)
+    return (value_text(written.tag, written.digest) if written is not None else "") or "no tag"
 
 
 def rollback(
@@ -265,17 +317,21 @@ def rollback(
         if request.verify and check_tag is not None:
             searched = "the history" if history.complete else f"the last {len(history.entries)} changes of its history"
             verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
-        output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
-                    f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         undo = Undo(history.entries)
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
                                    trailers=(("Rollback-Of", current.commit),), select=undo)
+        # what undo sees on the tree the history was read from, before anything is written: the references
+        # the rollback changes, and those of the image it leaves
+        prepared_edits(prepared, target, resolve_digest)
+        surveyed = undo.take()
+        if undo.found and not undo.chosen:  # none found at all: the bump's own "no reference found" (exit 3)
+            raise nothing_to_roll_back(target, current, undo)
+        output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
+                    f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         # the values it rolls back: a local checkout's now (its bump first fast-forwards it to origin's
-        # head), else those of the first computation, on the clone the history was read from
-        baseline = None
-        if remote.local is not None and not request.dry_run:
-            local_edits(remote.local, prepared.request, target, resolve_digest)  # for what undo sees
-            baseline = undo.take()
+        # head), else those of the first computation, on the clone the history was read from (or, with
+        # --push-branch, on that branch's head, where the bump applies)
+        baseline = surveyed if remote.local is not None and not request.dry_run else None
         def pushed(bumped: BumpResult) -> None:
             if landed is not None:
                 landed(RollbackResult(bump=bumped, target=target, current=current, recorded=recorded))

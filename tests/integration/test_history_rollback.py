@@ -682,3 +682,67 @@ def test_a_branch_sharing_its_name_with_a_tag(tmp_path: Path) -> None:
     git("push", "--quiet", "origin", "HEAD:refs/heads/release-1", cwd=work)
     data = history_json(remote, "--image", "team/app", "--branch", "release-1")
     assert [e["tag"] for e in data["entries"]] == ["v2", "v3", "v2", "v1"]
+
+
+def test_a_rollback_that_would_change_nothing_is_refused_not_up_to_date(deploy_remote: DeployRemote) -> None:
+    """The file bumped to 1.2.0 moved (`git mv`) since: `rollback` printed the warning that the moved file was
+    left as it is, then "already up to date", exit 0 (JSON `up_to_date: true`), `--to` as well, though the image
+    was still at 1.2.0.  It is exit 3 naming what it found and left, with the `--path DIR --to TAG` that works."""
+    bump(deploy_remote, f"{API}:1.2.0")
+    work = deploy_remote.clone(deploy_remote.path.parent / "mv")
+    (work / "deploy/prod").mkdir(parents=True)
+    git("mv", "apps/api/deployment.yaml", "deploy/prod/", cwd=work)
+    git("commit", "--quiet", "-m", "move the api to deploy/prod", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    head = deploy_remote.head()
+    lines = [i for i, text in enumerate(deploy_remote.show("deploy/prod/deployment.yaml").decode().splitlines(), 1)
+             if f"{API}:1.2.0" in text]
+    left = ", ".join(f"deploy/prod/deployment.yaml:{line} (1.2.0)" for line in lines)
+    for choice in ([], ["--to", "1.0.0"], ["--output", "json"], ["--dry-run"]):
+        res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify", *choice])
+        assert res.returncode == 3, res.stderr
+        assert res.stdout == "" and "up to date" not in res.stderr and "rolling back" not in res.stderr
+        assert (f"error: {API}: nothing rolled back from 1.2.0 to 1.0.0: the change rolled back (commit "
+                f"{head_of(deploy_remote, 1)[:12]}) set 1.2.0 in apps/api/deployment.yaml, and no reference there "
+                "is at 1.2.0 now (moved, deleted or changed since); the references found were left as they are: "
+                f"{left}\n") in res.stderr
+        assert ("hint: roll back where the image is now, from that path's own history: `gitops rollback --path "
+                "deploy/prod --to 1.0.0`") in res.stderr
+        assert deploy_remote.head() == head
+    # the hint does it
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify",
+                      "--path", "deploy/prod", "--to", "1.0.0"])
+    assert res.returncode == 0, res.stderr
+    assert f"{API}:1.0.0" in deploy_remote.show("deploy/prod/deployment.yaml").decode()
+    # a rollback to where every reference it changes is already: still "already up to date", exit 0
+    head = deploy_remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify",
+                      "--path", "deploy/prod", "--to", "1.0.0"])
+    assert res.returncode == 0 and "already up to date" in res.stderr and deploy_remote.head() == head
+
+
+def head_of(remote: DeployRemote, back: int) -> str:
+    return remote.git("rev-parse", f"{remote.branch}~{back}").strip()
+
+
+def test_a_rollback_of_a_change_deleted_since_is_refused(tmp_path: Path) -> None:
+    """preview/ set to v3, then deleted, prod at v2: `rollback` said "from v3 to v2 ... already up to date", exit 0."""
+    remote = make_bare_remote(tmp_path / "remotes", {"prod/app.yaml": "containers:\n- name: a\n  image: team/app:v1\n"})
+    bump(remote, "team/app:v2")
+    remote.commit_change("preview/app.yaml", "containers:\n- name: a\n  image: team/app:v2\n", "preview")
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v3", "--path", "preview"])
+    assert res.returncode == 0, res.stderr
+    v3 = remote.head()
+    work = remote.clone(tmp_path / "rm")
+    git("rm", "--quiet", "-r", "preview", cwd=work)
+    git("commit", "--quiet", "-m", "preview is gone", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    head = remote.head()
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
+    assert res.returncode == 3, res.stderr
+    assert (f"error: team/app: nothing rolled back from v3 to v2: the change rolled back (commit {v3[:12]}) set v3 "
+            "in preview/app.yaml, and no reference there is at v3 now (moved, deleted or changed since); the "
+            "references found were left as they are: prod/app.yaml:3 (v2), every one at v2 already\n") in res.stderr
+    assert "hint: see `gitops history`: roll back one environment with `--path DIR --to TAG`" in res.stderr
+    assert remote.head() == head
+
