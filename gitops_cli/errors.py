@@ -30,7 +30,8 @@ EXIT_CODES: dict[int, str] = {
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
        "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "
-       "`rollback`: the target tag (or its recorded digest) is not in the registry",
+       "`rollback`: the target tag (or its recorded digest) is not in the registry, or the tag names another image "
+       "now than the recorded digest and a reference rolled back carries no digest",
     7: "container engine unreachable, or lost during a build, a push or `test --in-image` (the connection broke)",
     8: "registry unreachable or returned an error",
     9: "registry authentication failed",

@@ -5,8 +5,9 @@
 The target is `--to TAG` or the value `--steps N` changes ago in the image's history (gitops_cli.history).
 Before anything is written the target tag is checked to still exist in the registry (unless
 verify=False); references pinned by digest get the digest recorded in history, so a tag that was moved
-since is not followed by surprise.  Like `git revert`, it changes only what the change rolled back set (see
-Undo): other environments and containers are left as they are; when that is nothing, though the
+since is not followed by surprise, and references with no digest, which can only follow the tag, are not
+rolled back to a moved tag (settle_digest).  Like `git revert`, it changes only what the change rolled back
+set (see Undo): other environments and containers are left as they are; when that is nothing, though the
 target is another value, it is refused (nothing_to_roll_back), not "already up to date".  The commit is
 `Roll back <repository> to <tag>` with a `Rollback-Of: <commit>` trailer naming the commit that set the value
 being rolled back.  A push that loses to another push is re-applied on the new head only while the image is
@@ -200,8 +201,10 @@ def _ref(image: ImageRef, tag: str | None, digest: str | None) -> ImageRef:
     return image.repository_only().with_tag(tag).with_digest(digest)
 
 
-def verify_target(target: ImageRef, check: TagChecker, unrecorded: str | None = None) -> None:
-    """RefusedError (exit 6) when the registry no longer has the target tag (or its recorded digest).
+def verify_target(target: ImageRef, check: TagChecker, unrecorded: str | None = None) -> str:
+    """The digest the target tag names in the registry now; RefusedError (exit 6) when the registry no longer
+    has the tag.  Whether a tag moved since its recorded digest was deployed is for settle_digest to judge:
+    that depends on the references rolled back.
 
     `unrecorded`: the target is a --to tag no history entry has, and this names the history searched
     ("the history", "the last 500 changes of its history"): a tag the registry lacks is then said not to
@@ -218,13 +221,61 @@ def verify_target(target: ImageRef, check: TagChecker, unrecorded: str | None = 
             f"{target.with_digest(None)} no longer exists in the registry; refusing to roll back to it",
             hint="publish it again, choose another --to/--steps, or skip the check with --no-verify",
         )
-    if target.digest and have != target.digest:
-        output.warn(f"{target.with_digest(None)} now points to {have}; keeping the recorded digest {target.digest}")
-        if check(target.repository_only().with_digest(target.digest)) is None:
+    return have
+
+
+def settle_digest(target: ImageRef, now: str | None, chosen: Mapping[tuple[str, int], str],
+                  check: TagChecker | None, recorded: HistoryEntry | None = None) -> ImageRef:
+    """The target as the rollback writes it and its `Image:` trailer names it, given the references it changes
+    (`chosen`: (file, line) -> value as written) and the digest the registry's tag names `now` (None: not
+    checked, --no-verify).  A reference that carries a digest gets the one recorded in history; one that
+    carries none gets the tag, and so runs whatever image the tag names when it is pulled.  So, when the
+    recorded digest is not the tag's now (the tag was moved since):
+    - every reference changed carries a digest: the recorded one is kept (a warning says so), and it must still
+      be in the registry (RefusedError, exit 6);
+    - one carries none: RefusedError (exit 6), naming the image the tag names now and the one that ran: the
+      rollback would deploy another image than the one it goes back to.
+    Unchecked (--no-verify), references carrying no digest get the tag with a warning, and when none carries
+    one the target has no digest: the trailer records no digest nothing was checked to have, nor written."""
+    if not target.digest:
+        return target
+    tag = target.with_digest(None)
+    bare = sorted(where for where, value in chosen.items() if not _digest_of(value))
+    since = f", commit {recorded.commit[:12]}" if recorded is not None else ""
+    if now is not None and now != target.digest:
+        if bare:
             raise RefusedError(
-                f"the recorded digest {target.digest} of {target.with_digest(None)} is gone from the registry",
+                f"{tag} now names another image ({now}) than when it was deployed ({target.digest}{since}), and "
+                f"the references rolled back carry no digest ({_spots(bare)}): they would run the image the tag "
+                "names now; refusing to roll back",
+                hint=f"point {target.tag} back at {target.repository_only().with_digest(target.digest)} (the image "
+                     "that ran), roll back to another value with --to/--steps, or take the tag as it is now with "
+                     "--no-verify")
+        output.warn(f"{tag} now points to {now}; keeping the recorded digest {target.digest}")
+        if check is not None and check(target.repository_only().with_digest(target.digest)) is None:
+            raise RefusedError(
+                f"the recorded digest {target.digest} of {tag} is gone from the registry",
                 hint="choose another --to/--steps, or skip the check with --no-verify",
             )
+        return target
+    if bare and now is None:
+        output.warn(f"{_spots(bare)}: no digest there: {'they get' if len(bare) > 1 else 'it gets'} the tag "
+                    f"{target.tag}, whatever image it names now (not checked: --no-verify); it named "
+                    f"{target.digest} when it was deployed{since}")
+        if len(bare) == len(chosen):
+            return target.with_digest(None)
+    return target
+
+
+def _digest_of(value: str) -> str | None:
+    written = try_parse(value)
+    return written.digest if written is not None else None
+
+
+def _spots(where: Sequence[tuple[str, int]], most: int = 3) -> str:
+    """`file:line, file:line, ...`: the first `most` of them."""
+    shown = ", ".join(f"{path}:{line}" for path, line in where[:most])
+    return shown + (", ..." if len(where) > most else "")
 
 
 class NothingToRollBackError(NotFoundError):
@@ -314,9 +365,10 @@ def rollback(
                     raise
                 wanted = replace(wanted, limit=min(wanted.limit * 2, HISTORY_SEARCH_LIMIT))
         current = history.entries[0]
+        now = None  # the digest the target tag names in the registry (None: not checked)
         if request.verify and check_tag is not None:
             searched = "the history" if history.complete else f"the last {len(history.entries)} changes of its history"
-            verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
+            now = verify_target(target, check_tag, unrecorded=searched if recorded is None else None)
         undo = Undo(history.entries)
         prepared.request = replace(plan, message=f"Roll back {{repository}} to {target.tag}",
                                    trailers=(("Rollback-Of", current.commit),), select=undo)
@@ -326,6 +378,7 @@ def rollback(
         surveyed = undo.take()
         if undo.found and not undo.chosen:  # none found at all: the bump's own "no reference found" (exit 3)
             raise nothing_to_roll_back(target, current, undo)
+        target = settle_digest(target, now, undo.chosen, check_tag, recorded)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))
         # the values it rolls back: a local checkout's now (its bump first fast-forwards it to origin's

@@ -7,7 +7,7 @@ import pytest
 from gitops_cli.errors import InvalidReferenceError, NotFoundError, RefusedError, UsageError
 from gitops_cli.history import HistoryEntry
 from gitops_cli.imageref import parse
-from gitops_cli.rollback import choose_target, verify_target
+from gitops_cli.rollback import choose_target, settle_digest, verify_target
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -49,11 +49,44 @@ def test_verify_refuses_a_deleted_tag_and_a_vanished_recorded_digest() -> None:
     target = IMAGE.with_tag("2").with_digest(D1)
     with pytest.raises(RefusedError, match="no longer exists"):
         verify_target(target, lambda ref: None)
-    verify_target(target, lambda ref: D1)  # tag still points at the recorded digest
-    # tag moved to another image: the recorded digest must still exist
-    verify_target(target, lambda ref: D2 if ref.tag else D1)
+    assert verify_target(target, lambda ref: D1) == D1  # tag still points at the recorded digest
+    # tag moved to another image: references pinned by digest keep the recorded one, which must still exist
+    pinned = {("a.yaml", 3): f"{IMAGE.name}:2@{D2}"}
+    assert verify_target(target, lambda ref: D2 if ref.tag else D1) == D2
+    assert settle_digest(target, D2, pinned, lambda ref: D1) == target
     with pytest.raises(RefusedError, match="recorded digest"):
-        verify_target(target, lambda ref: D2 if ref.tag else None)
+        settle_digest(target, D2, pinned, lambda ref: None)
+
+
+def test_a_moved_tag_is_refused_where_a_reference_rolled_back_carries_no_digest(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`image: R:v3` (tag only), bumped with R:v3@D (as build-and-bump does): the digest was kept in the
+    message and the trailer, the file got the bare tag, which names another image now."""
+    target = IMAGE.with_tag("2").with_digest(D1)
+    bare = {("a.yaml", 3): f"{IMAGE.name}:3"}
+    pinned = {("b.yaml", 5): f"{IMAGE.name}:3@{D2}"}
+    recorded = entry("2", D1, "c2" * 20)
+    for chosen in (bare, {**bare, **pinned}):
+        with pytest.raises(RefusedError) as caught:
+            settle_digest(target, D2, chosen, lambda ref: D1, recorded)
+        assert caught.value.exit_code == 6
+        assert caught.value.message == (
+            f"{IMAGE.name}:2 now names another image ({D2}) than when it was deployed ({D1}, commit c2c2c2c2c2c2), "
+            "and the references rolled back carry no digest (a.yaml:3): they would run the image the tag names now; "
+            "refusing to roll back")
+        assert f"point 2 back at {IMAGE.name}@{D1}" in (caught.value.hint or "")
+        assert "--no-verify" in (caught.value.hint or "")
+    assert "keeping the recorded digest" not in capsys.readouterr().err
+    # the tag names the recorded image still: nothing to refuse, the digest is true
+    assert settle_digest(target, D1, bare, lambda ref: D1, recorded) == target
+    # not checked (--no-verify): the tag as it is, with a warning; no digest recorded that nothing written has
+    assert settle_digest(target, None, bare, None, recorded) == target.with_digest(None)
+    assert "a.yaml:3: no digest there: it gets the tag 2, whatever image it names now (not checked: " \
+           f"--no-verify); it named {D1} when it was deployed, commit c2c2c2c2c2c2" in capsys.readouterr().err
+    assert settle_digest(target, None, {**bare, **pinned}, None, recorded) == target  # b.yaml gets the digest
+    assert settle_digest(target, None, pinned, None, recorded) == target
+    # a target with no recorded digest: the tag, as always
+    assert settle_digest(IMAGE.with_tag("2"), D2, bare, lambda ref: D2) == IMAGE.with_tag("2")
 
 
 def test_steps_skip_entries_at_the_current_value() -> None:

@@ -52,9 +52,10 @@ def rollback(
 
     The target is --to TAG or the value --steps N changes ago (default 1) in `gitops history`. The tag
     must still exist in the registry (--no-verify skips the check); digest-pinned references get the
-    digest recorded in history. Like git revert, only the references the newest change set (at its value,
-    in its files) go back; other environments are left as they are. A no-op when they are at the target
-    already; exit 3 when there are none (the file moved or was deleted since).
+    digest recorded in history, and references with no digest are not set to a tag that names another
+    image now than the recorded one (exit 6). Like git revert, only the references the newest change set
+    (at its value, in its files) go back; other environments are left as they are. A no-op when they are
+    at the target already; exit 3 when there are none (the file moved or was deleted since).
 
     \b
     Example:

@@ -746,3 +746,41 @@ def test_a_rollback_of_a_change_deleted_since_is_refused(tmp_path: Path) -> None
     assert "hint: see `gitops history`: roll back one environment with `--path DIR --to TAG`" in res.stderr
     assert remote.head() == head
 
+
+def test_a_rollback_to_a_moved_tag_is_refused_where_no_digest_is_written(tmp_path: Path, registry) -> None:
+    """Tag-only manifests bumped as build-and-bump does (`--image R:v2@D2`), then v2 pushed again: `rollback`
+    warned "keeping the recorded digest D2", printed "to v2@D2" and wrote `Image: R:v2@D2`, but the file got
+    `R:v2`, which names the new image.  It is refused (exit 6), naming both images; --no-verify takes the tag
+    as it is, and its commit records no digest."""
+    from tests.integration.test_bump_digest import push_minimal_image
+
+    image = f"{registry.host}/team/moved"
+    push_minimal_image(registry.url, "team/moved", "v1")
+    d2 = push_minimal_image(registry.url, "team/moved", "v2")
+    d3 = push_minimal_image(registry.url, "team/moved", "v3")
+    remote = make_bare_remote(tmp_path / "remotes", {
+        "deploy.yaml": f"containers:\n  - name: app\n    image: {image}:v1\n",
+        "kustomization.yaml": f"images:\n  - name: {image}\n    newTag: v1\n",
+    })
+    bump(remote, f"{image}:v2@{d2}")
+    bump(remote, f"{image}:v3@{d3}")
+    assert f"{image}:v3\n" in remote.show("deploy.yaml").decode()  # the form is kept: no digest written
+    moved = push_minimal_image(registry.url, "team/moved", "v2", labels={"tag": "v2, again"})
+    assert moved != d2
+    head = remote.head()
+    for choice in ([], ["--to", "v2"], ["--dry-run"]):
+        res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, *choice])
+        assert res.returncode == 6, res.stderr
+        assert (f"error: {image}:v2 now names another image ({moved}) than when it was deployed ({d2}, commit "
+                f"{head_of(remote, 1)[:12]}), and the references rolled back carry no digest (deploy.yaml:3, "
+                "kustomization.yaml:2): they would run the image the tag names now; refusing to roll back\n"
+                ) in res.stderr
+        assert f"hint: point v2 back at {image}@{d2} (the image that ran)" in res.stderr and "--no-verify" in res.stderr
+        assert "keeping the recorded digest" not in res.stderr and res.stdout == "" and remote.head() == head
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", image, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert (f"warning: deploy.yaml:3, kustomization.yaml:2: no digest there: they get the tag v2, whatever image it "
+            f"names now (not checked: --no-verify); it named {d2} when it was deployed") in res.stderr
+    assert "to v2\n" in res.stderr and d2 not in remote.message()
+    assert f"Image: {image}:v2\n" in remote.message()
+    assert remote.show("deploy.yaml").decode() == f"containers:\n  - name: app\n    image: {image}:v2\n"
