@@ -20,8 +20,8 @@ EXIT_CODES: dict[int, str] = {
     3: "nothing to change: no reference to the image found in the deploy repo, or no change of it in its history "
        "(`history`, `rollback`); `rollback --steps N`: fewer than N earlier values, or the one N changes back has "
        "no tag; `rollback`: the value to go back to or from is several (containers at different tags: choose "
-       "with `--container` or `--path`), or the change rolled back set no reference still at its value (the file "
-       "was moved or deleted since: `--path DIR --to TAG`); `sync`: no Kubernetes objects in the repo or its "
+       "with `--container` or `--path`), or the change rolled back set no reference still at its value (its files "
+       "were deleted since, or by it: `--path DIR --to TAG`); `sync`: no Kubernetes objects in the repo or its "
        "`--path` (nothing applied)",
     4: "working tree not clean (uncommitted or untracked files, also changes `git status` does not show: see "
        "`gitops tag`), or changed by the tests or the build command after it was tagged; a sparse checkout "

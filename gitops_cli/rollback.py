@@ -164,10 +164,12 @@ class Undo:
         current = entries[0]
         self.tag, self.digest = current.tag, current.digest
         self.files: set[str] = set()
+        self.set_in: set[str] = set()  # the files of the change at their paths in its commits, for messages
         for entry in entries:
             if not _same_value(entry, current):
                 break
             self.files.update(entry.files)
+            self.set_in.update(entry.commit_files or entry.files)
         self.left: dict[tuple[str, int], str] = {}  # (file, line) -> value, at the value but not changed
         # (file, line) -> value as written: every reference of the image it was asked about, and those it changes
         self.found: dict[tuple[str, int], str] = {}
@@ -286,16 +288,21 @@ class NothingToRollBackError(NotFoundError):
 def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo) -> NothingToRollBackError:
     """The refusal of a rollback that changes nothing (see NothingToRollBackError): what it rolls back, the files
     that change set it in, and the references of the image found elsewhere and left as they are."""
-    files = sorted(undo.files)
+    def listed(items: Sequence[str]) -> str:
+        return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
+
     found = sorted(undo.found.items())
     away = [(where, value) for where, value in found if not _at(value, target)]
-    shown = ", ".join(f"{path}:{line} ({_value_of(value)})" for (path, line), value in found[:3])
-    more = ", ..." if len(found) > 3 else ""
-    where = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
-    message = (f"{target.name}: nothing rolled back from {current.value} to {target.tag}: the change rolled back "
-               f"(commit {current.commit[:12]}) set {current.value} in {where}, and no reference there is at "
-               f"{current.value} now (moved, deleted or changed since); the references found were left as they "
-               f"are: {shown}{more}")
+    shown = listed([f"{path}:{line} ({_value_of(value)})" for (path, line), value in found])
+    change = f"the change rolled back (commit {current.commit[:12]}"
+    if undo.files:
+        why = (f"{change}) set {current.value} in {listed(sorted(undo.files))}, and no reference there is at "
+               f"{current.value} now (changed since)")
+    else:  # history names a change's files at the branch's tip: none is left
+        why = (f"{change}: {listed(sorted(undo.set_in))}) holds no file of the tree now (deleted since, or by that "
+               "change)")
+    message = (f"{target.name}: nothing rolled back from {current.value} to {target.tag}: {why}; the references "
+               f"found were left as they are: {shown}")
     if not away:
         message += f", every one at {target.tag} already"
     if away:

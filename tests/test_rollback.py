@@ -253,3 +253,31 @@ def test_a_value_without_a_tag_is_named_not_shown_empty() -> None:
         choose_target(IMAGE, [entry("2", None, "c2"), entry(None, D1, "c1")], None, 1)
     assert caught.value.message == (f"{IMAGE.name}: the value 1 change(s) ago is pinned by digest only "
                                     f"({IMAGE.name}@{D1}), with no tag recorded to go back to (commit c1)")
+
+
+def test_nothing_to_roll_back_names_the_change_and_the_references_left() -> None:
+    """A rollback that changes no reference, its target another value: exit 3 naming why, not "up to date"."""
+    from gitops_cli.rollback import Undo, nothing_to_roll_back
+    from gitops_cli.yamledit import locate
+
+    current = entry("3", None, "c3" * 20)
+    current.files, current.commit_files = ["a.yaml"], ["a.yaml"]
+    undo = Undo([current, entry("2", None, "c2")])
+    refs = locate(f"containers:\n- name: a\n  image: {IMAGE.name}:2\n- name: b\n  image: {IMAGE.name}:1\n").references
+    assert not any(undo("b.yaml", ref) for ref in refs)
+    error = nothing_to_roll_back(IMAGE.with_tag("2"), current, undo)
+    assert error.exit_code == 3
+    assert error.message == (f"{IMAGE.name}: nothing rolled back from 3 to 2: the change rolled back (commit "
+                             "c3c3c3c3c3c3) set 3 in a.yaml, and no reference there is at 3 now (changed since); the "
+                             "references found were left as they are: b.yaml:3 (2), b.yaml:5 (1)")
+    assert error.hint == ("roll back where the image is now, from that path's own history: `gitops rollback --path "
+                          "b.yaml --to 2` (see `gitops history --path b.yaml`)")
+    # files gone from the tree; every reference found at the target already
+    current.files = []
+    undo = Undo([current])
+    assert not undo("env/b.yaml", refs[0])
+    error = nothing_to_roll_back(IMAGE.with_tag("2"), current, undo)
+    assert error.message.endswith("(commit c3c3c3c3c3c3: a.yaml) holds no file of the tree now (deleted since, or "
+                                  "by that change); the references found were left as they are: env/b.yaml:3 (2), "
+                                  "every one at 2 already")
+    assert error.hint == "see `gitops history`: roll back one environment with `--path DIR --to TAG`"

@@ -55,7 +55,7 @@ def rollback(
     digest recorded in history, and references with no digest are not set to a tag that names another
     image now than the recorded one (exit 6). Like git revert, only the references the newest change set
     (at its value, in its files) go back; other environments are left as they are. A no-op when they are
-    at the target already; exit 3 when there are none (the file moved or was deleted since).
+    at the target already; exit 3 when there are none (their files were deleted since).
 
     \b
     Example:

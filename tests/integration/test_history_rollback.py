@@ -685,14 +685,18 @@ def test_a_branch_sharing_its_name_with_a_tag(tmp_path: Path) -> None:
 
 
 def test_a_rollback_that_would_change_nothing_is_refused_not_up_to_date(deploy_remote: DeployRemote) -> None:
-    """The file bumped to 1.2.0 moved (`git mv`) since: `rollback` printed the warning that the moved file was
-    left as it is, then "already up to date", exit 0 (JSON `up_to_date: true`), `--to` as well, though the image
-    was still at 1.2.0.  It is exit 3 naming what it found and left, with the `--path DIR --to TAG` that works."""
-    bump(deploy_remote, f"{API}:1.2.0")
+    """The file bumped to 1.2.0 was copied to deploy/prod, then deleted (two commits: no rename history can
+    follow): `rollback` printed the warning that deploy/prod was left as it is, then "already up to date",
+    exit 0 (JSON `up_to_date: true`), `--to` as well, though the image was still at 1.2.0.  It is exit 3 naming
+    the change and the references it found and left, with the `--path DIR --to TAG` that works."""
+    bumped = bump(deploy_remote, f"{API}:1.2.0")
     work = deploy_remote.clone(deploy_remote.path.parent / "mv")
     (work / "deploy/prod").mkdir(parents=True)
-    git("mv", "apps/api/deployment.yaml", "deploy/prod/", cwd=work)
-    git("commit", "--quiet", "-m", "move the api to deploy/prod", cwd=work)
+    (work / "deploy/prod/deployment.yaml").write_bytes((work / "apps/api/deployment.yaml").read_bytes())
+    git("add", "deploy/prod/deployment.yaml", cwd=work)
+    git("commit", "--quiet", "-m", "copy the api to deploy/prod", cwd=work)
+    git("rm", "--quiet", "apps/api/deployment.yaml", cwd=work)
+    git("commit", "--quiet", "-m", "remove the old copy", cwd=work)
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     head = deploy_remote.head()
     lines = [i for i, text in enumerate(deploy_remote.show("deploy/prod/deployment.yaml").decode().splitlines(), 1)
@@ -703,9 +707,8 @@ def test_a_rollback_that_would_change_nothing_is_refused_not_up_to_date(deploy_r
         assert res.returncode == 3, res.stderr
         assert res.stdout == "" and "up to date" not in res.stderr and "rolling back" not in res.stderr
         assert (f"error: {API}: nothing rolled back from 1.2.0 to 1.0.0: the change rolled back (commit "
-                f"{head_of(deploy_remote, 1)[:12]}) set 1.2.0 in apps/api/deployment.yaml, and no reference there "
-                "is at 1.2.0 now (moved, deleted or changed since); the references found were left as they are: "
-                f"{left}\n") in res.stderr
+                f"{bumped[:12]}: apps/api/deployment.yaml) holds no file of the tree now (deleted since, or by that "
+                f"change); the references found were left as they are: {left}\n") in res.stderr
         assert ("hint: roll back where the image is now, from that path's own history: `gitops rollback --path "
                 "deploy/prod --to 1.0.0`") in res.stderr
         assert deploy_remote.head() == head
@@ -725,14 +728,14 @@ def head_of(remote: DeployRemote, back: int) -> str:
     return remote.git("rev-parse", f"{remote.branch}~{back}").strip()
 
 
-def test_a_rollback_of_a_change_deleted_since_is_refused(tmp_path: Path) -> None:
-    """preview/ set to v3, then deleted, prod at v2: `rollback` said "from v3 to v2 ... already up to date", exit 0."""
+def test_a_rollback_of_a_removal_is_refused(tmp_path: Path) -> None:
+    """preview/ set to v3, then deleted, prod at v2: `rollback` (of the removal, v2 -> v3) said "already up to
+    date", exit 0, with nothing at v3 and prod still at v2."""
     remote = make_bare_remote(tmp_path / "remotes", {"prod/app.yaml": "containers:\n- name: a\n  image: team/app:v1\n"})
     bump(remote, "team/app:v2")
     remote.commit_change("preview/app.yaml", "containers:\n- name: a\n  image: team/app:v2\n", "preview")
     res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v3", "--path", "preview"])
     assert res.returncode == 0, res.stderr
-    v3 = remote.head()
     work = remote.clone(tmp_path / "rm")
     git("rm", "--quiet", "-r", "preview", cwd=work)
     git("commit", "--quiet", "-m", "preview is gone", cwd=work)
@@ -740,10 +743,11 @@ def test_a_rollback_of_a_change_deleted_since_is_refused(tmp_path: Path) -> None
     head = remote.head()
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", "team/app", "--no-verify"])
     assert res.returncode == 3, res.stderr
-    assert (f"error: team/app: nothing rolled back from v3 to v2: the change rolled back (commit {v3[:12]}) set v3 "
-            "in preview/app.yaml, and no reference there is at v3 now (moved, deleted or changed since); the "
-            "references found were left as they are: prod/app.yaml:3 (v2), every one at v2 already\n") in res.stderr
-    assert "hint: see `gitops history`: roll back one environment with `--path DIR --to TAG`" in res.stderr
+    assert (f"error: team/app: nothing rolled back from v2 to v3: the change rolled back (commit {head[:12]}: "
+            "preview/app.yaml) holds no file of the tree now (deleted since, or by that change); the references "
+            "found were left as they are: prod/app.yaml:3 (v2)\n") in res.stderr
+    assert "hint: roll back where the image is now, from that path's own history: `gitops rollback --path prod " \
+           "--to v3`" in res.stderr and "up to date" not in res.stderr
     assert remote.head() == head
 
 
