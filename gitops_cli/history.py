@@ -95,6 +95,9 @@ class HistoryResult:
     branch: str | None
     entries: list[HistoryEntry]
     complete: bool  # True when the whole history was read (no more entries exist)
+    # the commit a shallow local checkout's history stops at (its first commit here: git fetch --unshallow
+    # for the rest); None when nothing was cut off
+    shallow_at: str | None = None
 
 
 def _value_of(ref: Any) -> tuple[str, ImageRef] | None:
@@ -217,6 +220,7 @@ class _Repo:
         self.present: set[str] = set()  # blobs known to be here
         self._values: dict[tuple[str, str], Values] = {}  # (blob, file name) -> its values
         self._trees: dict[str, dict[str, str]] = {}  # commit -> {YAML file (under --path): blob}
+        self.cut_at: str | None = None  # the shallow boundary the walk stopped at, with no way to deepen
 
     def git(self, *args: str, check: bool = True, stdin: bytes | None = None) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False, stdin=stdin)
@@ -581,7 +585,10 @@ def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
             done.add(commit)
             tips = older
             yield from entries
-        if not stalled or not repo.deepen():
+        if not stalled:
+            return
+        if not repo.deepen():  # a shallow local checkout (CI's depth 1): its history ends here, not the repo's
+            repo.cut_at = commit
             return
 
 
@@ -660,10 +667,24 @@ def _collect(repo: _Repo, request: HistoryRequest, display: str, branch: str) ->
             complete = False
             break
         entries.append(entry)
+    cut = repo.cut_at if complete else None  # the walk ended at the boundary, not at the limit
     if request.image is not None and not entries:
+        if cut is not None:
+            raise NotFoundError(
+                f"no change of {request.image.repository_only()} found in the history of {display} ({branch}): "
+                f"{shallow_cut(cut)}", hint=SHALLOW_HINT)
         raise NotFoundError(
             f"no change of {request.image.repository_only()} found in the history of {display} ({branch})",
             hint="check the image name (registry and path must match exactly) and --path"
                  + (" and --container" if request.container is not None else ""),
         )
-    return HistoryResult(repository=display, branch=branch, entries=entries, complete=complete)
+    return HistoryResult(repository=display, branch=branch, entries=entries, complete=complete and cut is None,
+                         shallow_at=cut)
+
+
+SHALLOW_HINT = "fetch the rest of its history (git fetch --unshallow), or give the deploy repo's URL"
+
+
+def shallow_cut(commit: str) -> str:
+    """Why a shallow local checkout's history is not all of it (HistoryResult.shallow_at)."""
+    return f"the checkout is shallow, and its history stops at commit {commit[:12]}"

@@ -39,7 +39,16 @@ from gitops_cli.bump import (
     reach,
 )
 from gitops_cli.errors import NotFoundError, RefusedError, RemoteMovedError, UsageError
-from gitops_cli.history import HistoryEntry, HistoryRequest, history_in_clone, read_history, split_value, value_text
+from gitops_cli.history import (
+    SHALLOW_HINT,
+    HistoryEntry,
+    HistoryRequest,
+    history_in_clone,
+    read_history,
+    shallow_cut,
+    split_value,
+    value_text,
+)
 from gitops_cli.imageref import ImageRef, try_parse, validate_tag
 from gitops_cli.settings import FLAGS, Names
 
@@ -367,7 +376,10 @@ def rollback(
                 break
             except SeveralValuesError:
                 raise
-            except NotFoundError:  # entries at the current value are skipped: read further back, if any
+            except NotFoundError as exc:  # entries at the current value are skipped: read further back, if any
+                if history.shallow_at is not None:  # a shallow local checkout: the rest is not here to read
+                    raise NotFoundError(f"{exc.message} ({shallow_cut(history.shallow_at)})",
+                                        hint=SHALLOW_HINT) from None
                 if history.complete or wanted.limit >= HISTORY_SEARCH_LIMIT:
                     raise
                 wanted = replace(wanted, limit=min(wanted.limit * 2, HISTORY_SEARCH_LIMIT))

@@ -52,9 +52,14 @@ def history(
     result = read_history(HistoryRequest(deploy_repo=deploy, image=ref, branch=settings.branch,
                                          paths=settings.paths, limit=limit, ssh_key=ssh_key,
                                          names=settings.names, container=settings.container))
+    if result.shallow_at is not None:
+        from gitops_cli.history import SHALLOW_HINT, shallow_cut
+
+        output.warn(f"{shallow_cut(result.shallow_at)}: older changes are not listed; {SHALLOW_HINT}")
     if output_format == "json":
         output.result_json({"repository": result.repository, "branch": result.branch,
-                            "complete": result.complete, "entries": [e.to_json() for e in result.entries]})
+                            "complete": result.complete, "shallow_at": result.shallow_at,
+                            "entries": [e.to_json() for e in result.entries]})
         return
     output.info(f"{result.repository} ({result.branch}): {len(result.entries)} change(s), newest first")
     for e in result.entries:

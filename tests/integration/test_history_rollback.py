@@ -360,6 +360,40 @@ def test_history_of_an_empty_repository(tmp_path: Path) -> None:
     assert res.returncode == 2 and "--branch 'main': no such branch" in res.stderr
 
 
+def test_a_shallow_local_checkout_says_its_history_stops_at_its_boundary(tmp_path: Path) -> None:
+    """A CI checkout cloned --depth 1 or 2: history said `no change of team/app found ... check the image name`
+    or listed the newest value as the whole history (`"complete": true`); rollback said `0 recorded earlier
+    values`.  Each now names the boundary and the way to the rest."""
+    remote = make_bare_remote(tmp_path / "remotes", files={"app.yaml": "image: team/app:v1\n"})
+    for tag in ("v2", "v3", "v4"):
+        res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", f"team/app:{tag}"])
+        assert res.returncode == 0, res.stderr
+    shallow = tmp_path / "d1"
+    git("clone", "--quiet", "--depth", "1", remote.url, str(shallow))
+    boundary = git("rev-parse", "HEAD", cwd=shallow).strip()
+    res = run_gitops(["history", "--deploy-repo", str(shallow), "--image", "team/app"])
+    assert res.returncode == 3, res.stderr
+    assert (f"found in the history of {shallow} (main): the checkout is shallow, and its history stops at commit "
+            f"{boundary[:12]}\n") in res.stderr
+    assert "hint: fetch the rest of its history (git fetch --unshallow), or give the deploy repo's URL" in res.stderr
+    deeper = tmp_path / "d2"
+    git("clone", "--quiet", "--depth", "2", remote.url, str(deeper))
+    boundary = git("rev-parse", "HEAD~1", cwd=deeper).strip()
+    res = run_gitops(["history", "--deploy-repo", str(deeper), "--image", "team/app", "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert [e["tag"] for e in data["entries"]] == ["v4"]
+    assert data["complete"] is False and data["shallow_at"] == boundary
+    assert f"warning: the checkout is shallow, and its history stops at commit {boundary[:12]}" in res.stderr
+    res = run_gitops(["rollback", "--deploy-repo", str(deeper), "--image", "team/app", "--no-verify", "--dry-run"])
+    assert res.returncode == 3 and "(the checkout is shallow, and its history stops at commit" in res.stderr
+    assert "git fetch --unshallow" in res.stderr
+    git("fetch", "--quiet", "--unshallow", cwd=deeper)  # the hint's way: the whole history
+    res = run_gitops(["history", "--deploy-repo", str(deeper), "--image", "team/app", "-o", "json"])
+    data = json.loads(res.stdout)
+    assert [e["tag"] for e in data["entries"]] == ["v4", "v3", "v2", "v1"] and data["shallow_at"] is None
+
+
 def test_history_branch_is_a_branch_name_as_for_bump(tmp_path: Path) -> None:
     """--branch works as for bump: a revision, a full ref or git's shorthand is exit 2 naming it (a remote
     gave exit 10 with git's clone error, a local checkout read `main~1` or a tag as the branch)."""
