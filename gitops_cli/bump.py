@@ -1251,6 +1251,7 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     the bump itself decides that after its fetch instead."""
     git.toplevel(root, hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
                  "--dry-run also take a plain directory)")
+    deployrepo.refuse_operation_in_progress(root)
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:

@@ -793,6 +793,26 @@ def ensure_clean(repo: Path) -> None:
                              hint="commit or stash them, or use --no-commit")
 
 
+# what a git command stopped half-way leaves in the git dir, and how to name it (`git status` says so too)
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert"),
+    ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase (or `git am`)"),
+    ("sequencer", "a cherry-pick or revert of several commits"),
+)
+
+
+def refuse_operation_in_progress(repo: Path) -> None:
+    """DirtyTreeError (exit 4), touching nothing, when a merge, cherry-pick, revert or rebase is in progress
+    in the checkout (its tree may be clean: `git merge --no-commit -s ours`): the bump's commit would fail
+    (`cannot do a partial commit during a merge`) or take the operation's place, and the reset after a
+    failure would abort it (MERGE_HEAD gone)."""
+    found = git.git_paths(repo, *(name for name, _ in _IN_PROGRESS))
+    what = next((said for (_, said), path in zip(_IN_PROGRESS, found, strict=True) if os.path.lexists(path)), None)
+    if what is not None:
+        raise DirtyTreeError(f"{repo}: {what} is in progress there; nothing was changed",
+                             hint="finish it or abort it (`git status` says how), then re-run")
+
+
 def parse_identity(text: str, names: Names = FLAGS) -> Identity:
     """`Name <email>` (the `author` setting, named in messages as `names` does)."""
     m = _IDENTITY_RE.match(text)
