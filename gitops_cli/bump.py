@@ -24,6 +24,7 @@ input errors (exit 2) before any work.
 from __future__ import annotations
 
 import difflib
+import os
 import posixpath
 import random
 import string
@@ -1037,6 +1038,8 @@ def _bump_local_in(
         checkout = git.work_tree_top(root) is not None
         if checkout:
             refuse_submodule_paths(root, request)
+            if not request.dry_run:  # --no-commit (a dry run checks in _compute_into)
+                refuse_hidden_files(root, request, flagged=False)
         locked = checkout_lock(root, request.lock_wait, request.names) if checkout and not request.dry_run else None
         with locked or nullcontext():
             result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
@@ -1252,6 +1255,7 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     git.toplevel(root, hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
                  "--dry-run also take a plain directory)")
     deployrepo.refuse_operation_in_progress(root)
+    refuse_hidden_files(root, request)
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:
@@ -1268,6 +1272,41 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if ahead:
         _check_ahead_early(root, current, request, environ)
     return current
+
+
+def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) -> None:
+    """DirtyTreeError (exit 4), touching nothing, when tracked YAML files in the bump's scope (its --path
+    values, else the whole checkout) are hidden from it by the index: left out of a sparse checkout (not
+    on disk: the bump would edit the others and push a partial bump -- a kustomization's `newTag:` left out
+    still deploys the old image), or, when `flagged`, marked skip-worktree or assume-unchanged (`git add`
+    refuses a skip-worktree file, and `git reset --hard` never puts it back; assume-unchanged would be
+    cleared in silence).  The flags are read as `gitops tag` reads them (one `git ls-files -v`).
+    `flagged` False (--no-commit, which commits nothing): only the files left out."""
+    from gitops_cli.tagging import _index_entries, _sparse, listed_paths
+    from gitops_cli.yamledit import YAML_SUFFIXES
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    scope = [relative_subpath(root, p, request.names).as_posix() for p in request.paths]
+    hidden = [(tag, path) for tag, _, path in _index_entries(root)
+              if (tag == "S" or tag.islower()) and path.endswith(YAML_SUFFIXES)
+              and (not scope or any(s == "." or path == s or path.startswith(f"{s}/") for s in scope))]
+    if not hidden:
+        return
+    sparse = _sparse(root)
+    left_out = [path for tag, path in hidden if tag in "Ss" and sparse and not os.path.lexists(root / path)]
+    if left_out:
+        raise DirtyTreeError(f"{root}: its sparse checkout leaves out {len(left_out)} tracked YAML file(s) in "
+                             f"the bump's scope ({listed_paths(left_out)}): the bump would edit only the others; "
+                             "nothing was changed",
+                             hint="`git sparse-checkout disable` (or add them to it), or give the deploy repo's URL "
+                                  "(gitops clones it)")
+    if flagged:
+        paths = [path for _, path in hidden]
+        raise DirtyTreeError(f"{root}: {len(paths)} file(s) in the bump's scope are marked skip-worktree or "
+                             f"assume-unchanged in the index ({listed_paths(paths)}), whose edits git would not "
+                             "commit as it should; nothing was changed",
+                             hint="`git update-index --no-skip-worktree --no-assume-unchanged FILE...` (`git "
+                                  "ls-files -v` shows them: S, or a lowercase letter), then re-run")
 
 
 def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: Mapping[str, str] | None) -> None:
@@ -1358,7 +1397,10 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   resolve_digest: DigestResolver | None, guard: Guard | None = None,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
-    (untracked or ignored) are not edited."""
+    (untracked or ignored) are not edited, and files its index hides from it are refused (again after
+    each fetch that moved it: refuse_hidden_files)."""
+    if tracked_only:
+        refuse_hidden_files(root, request)
     edits, skipped, found = _edits_in(root, request, resolve_digest, tracked_only)
     for warning in skipped:
         if warning not in result.skipped:

@@ -89,3 +89,98 @@ def test_an_operation_in_progress_is_refused_touching_nothing(operation: str, gi
     assert (checkout / ".git" / marker).exists()  # the user's operation is still there
     assert _head(checkout) == before and remote.head() == remote_before
     assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+
+
+def _sparse_checkout(remote, where: Path, *patterns: str) -> Path:  # type: ignore[no-untyped-def]
+    checkout = remote.clone(where)
+    git("sparse-checkout", "set", "--no-cone", *patterns, cwd=checkout)
+    return checkout
+
+
+def test_a_sparse_checkout_leaving_out_a_yaml_file_is_refused(gitops, tmp_path: Path) -> None:
+    """The kustomization left out of the sparse checkout kept `newTag: v1` (which wins when kustomize renders)
+    while the bump of dep.yaml was pushed, exit 0: the old image stayed deployed."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = _sparse_checkout(remote, tmp_path / "co", "/*", "!/app/kustomization.yaml")
+    before = remote.head()
+    for mode in ([], ["--dry-run"], ["--no-commit"]):
+        res = _bump(gitops, checkout, tmp_path, *mode)
+        assert res.returncode == 4, (mode, res.stderr)
+        assert (f"{checkout.resolve()}: its sparse checkout leaves out 1 tracked YAML file(s) in the bump's scope "
+                "(app/kustomization.yaml)") in res.stderr
+        assert "git sparse-checkout disable" in res.stderr and "URL" in res.stderr
+    assert remote.head() == before and _head(checkout) == before
+    assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+    assert git("status", "--porcelain", cwd=checkout) == ""
+    git("sparse-checkout", "disable", cwd=checkout)  # the hint's fix
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "newTag: v2" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_a_cone_sparse_checkout_without_the_app_names_the_checkout(gitops, tmp_path: Path) -> None:
+    """Cone mode leaving out app/: exit 3 `no reference ... found in file:///...`, naming origin."""
+    files = dict(FILES, **{"other/app.yaml": "image: team/other:v1\n"})
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    checkout = remote.clone(tmp_path / "co")
+    git("sparse-checkout", "set", "other", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "sparse checkout leaves out 2 tracked YAML file(s) in the bump's scope (app/dep.yaml, " \
+           "app/kustomization.yaml)" in res.stderr
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--path", "other", "--image", "team/other:v2"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr  # nothing in that scope is left out
+    assert remote.show("other/app.yaml").decode() == "image: team/other:v2\n"
+
+
+def test_a_yaml_file_origin_adds_outside_the_sparse_checkout_is_refused_after_the_fetch(gitops,
+                                                                                      tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = _sparse_checkout(remote, tmp_path / "co", "/app/", "/notes.txt")
+    before = _head(checkout)
+    remote.commit_change("prod/values.yaml", "image: team/app:v1\n")  # outside the sparse checkout
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "leaves out 1 tracked YAML file(s) in the bump's scope (prod/values.yaml)" in res.stderr
+    assert _head(checkout) == before and git("status", "--porcelain", cwd=checkout) == ""
+    assert remote.log("%s")[0] == "unrelated change"
+
+
+def test_a_rollback_of_a_sparse_checkout_is_refused(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    assert _bump(gitops, checkout, tmp_path).returncode == 0
+    bumped = remote.head()
+    git("sparse-checkout", "set", "--no-cone", "/*", "!/app/kustomization.yaml", cwd=checkout)
+    res = gitops(["rollback", "--deploy-repo", str(checkout), "--image", APP, "--no-verify"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "sparse checkout leaves out 1 tracked YAML file(s)" in res.stderr
+    assert remote.head() == bumped == _head(checkout)
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_a_flagged_file_in_scope_is_refused_touching_nothing(flag: str, gitops, tmp_path: Path) -> None:
+    """skip-worktree: `git add` failed (exit 10, git's reason lost), the edit survived the reset and stacked
+    up with each re-run.  assume-unchanged: the bump went through and cleared the user's flag in silence."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("update-index", flag, "app/kustomization.yaml", cwd=checkout)
+    flags = git("ls-files", "-v", cwd=checkout)
+    before = remote.head()
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert (f"{checkout.resolve()}: 1 file(s) in the bump's scope are marked skip-worktree or assume-unchanged "
+            "in the index (app/kustomization.yaml)") in res.stderr
+    assert "git update-index --no-skip-worktree" in res.stderr
+    assert git("ls-files", "-v", cwd=checkout) == flags  # the flag stays
+    assert (checkout / "app/kustomization.yaml").read_text() == FILES["app/kustomization.yaml"]
+    assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+    assert remote.head() == before == _head(checkout)
+    # outside the bump's scope, a flagged file does not matter
+    git("update-index", flag, "notes.txt", cwd=checkout)
+    git("update-index", flag.replace("--", "--no-"), "app/kustomization.yaml", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "newTag: v2" in remote.show("app/kustomization.yaml").decode()
