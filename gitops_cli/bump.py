@@ -1058,12 +1058,10 @@ def _commit_local(
     landed: Landed | None,
 ) -> BumpResult:
     current = check_local_checkout(root, request, ahead=False, environ=environ)  # the fetch below tells, for sure
-    origin_url = deployrepo.origin_spec(root)
-    if origin_url is None:  # nothing to push to: commit only
+    origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+    if origin is None:  # no remote at all: nothing to push to, commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, keep=True,
                                   guard=guard)
-    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
-                                    repo=root)
     start = deployrepo.head(root)
     pushed: list[BumpResult] = []
     [marker] = git.git_paths(root, BUMP_MARKER)
@@ -1083,7 +1081,7 @@ def _commit_local(
     try:
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
-            _check_not_ahead(root, current, start, remote_head)
+            _check_not_ahead(root, current, start, remote_head, origin.name)
             # fast-forward the clean checkout to what was fetched (no second fetch); an untracked (or
             # ignored) file in the way stops it (exit 4)
             deployrepo.reset_to(root, origin, current, remote_head, keep=True)
@@ -1118,13 +1116,14 @@ def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
     except FileNotFoundError:
         return
     head = deployrepo.head(root)
-    spec = deployrepo.origin_spec(root)
-    if head != start and spec is not None and deployrepo.has_commit(root, start):
+    if head != start and deployrepo.has_commit(root, start):
         try:
-            origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ,
-                                            names=deployrepo.ORIGIN, repo=root)
-            there = deployrepo.fetch_only(root, origin, current, depth1=False)
+            origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+            there = deployrepo.fetch_only(root, origin, current, depth1=False) if origin is not None else None
         except GitError:
+            return
+        if origin is None or there is None:
+            marker.unlink(missing_ok=True)
             return
         parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=root, check=False).stdout.strip()
         trailers = git.run(["log", "-1", "--format=%(trailers:key=Image,valueonly)", "HEAD"], cwd=root).stdout
@@ -1132,7 +1131,8 @@ def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
                 and (parent == start or git.is_ancestor(root, parent, there))):
             deployrepo.restore(root, start)
             output.warn(f"{root}: reset to {start[:12]}, where it was before an earlier gitops run was killed during "
-                        f"its bump: its commit {head[:12]} is not on origin/{current} (it stays in `git reflog`)")
+                        f"its bump: its commit {head[:12]} is not on {origin.name}/{current} (it stays in "
+                        "`git reflog`)")
     marker.unlink(missing_ok=True)
 
 
@@ -1263,6 +1263,7 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
+    deployrepo.checkout_remote(root, current)  # several remotes, none the branch's upstream: exit 4 now
     _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
@@ -1316,33 +1317,30 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     origin's branch confirms it.  Origin's head equal to HEAD, or known here with HEAD an ancestor of it:
     not ahead.  Known here and not a descendant of HEAD: ahead.  Unknown here (origin moved on), or origin
     unreachable: the check after the bump's fetch decides."""
-    tracking = deployrepo.tracking_head(root, current)
-    if tracking is None:
+    name = deployrepo.checkout_remote(root, current)
+    tracking = deployrepo.tracking_head(root, current, name) if name is not None else None
+    if name is None or tracking is None:
         return
     local = deployrepo.head(root)
     if local == tracking or git.is_ancestor(root, local, tracking) or git.is_shallow(root):
         return  # a shallow checkout: the link may lie beyond its boundary
-    spec = deployrepo.origin_spec(root)
-    if spec is None:
-        return
     try:
-        origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
-                                        repo=root)
-        now = deployrepo.remote_head(origin, current, repo=root)
+        origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+        now = deployrepo.remote_head(origin, current, repo=root) if origin is not None else None
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
     if now is None or now == local or not deployrepo.has_commit(root, now):
         return
-    _check_not_ahead(root, current, local, now)
+    _check_not_ahead(root, current, local, now, name)
 
 
-def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> None:
-    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's
-    (`remote_head`, as fetched or read by ls-remote)."""
+def _check_not_ahead(root: Path, current: str, local: str, remote_head: str, name: str) -> None:
+    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on its remote's (`name`;
+    `remote_head`, as fetched or read by ls-remote)."""
     if local == remote_head or git.is_ancestor(root, local, remote_head):
         return
-    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
-                         hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "
+    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on {name}/{current}",
+                         hint=f"see them with `git fetch {name} && git log {name}/{current}..{current}`; push or "
                               "drop them first: a bump commit must go on top of the remote branch")
 
 
@@ -1364,7 +1362,11 @@ def check_local_paths(local: Path, request: BumpRequest) -> None:
 
     root, request = local_scope(local, request)
     branch = deployrepo.current_branch(root) if request.commit and not request.dry_run else None
-    tracking = deployrepo.tracking_head(root, branch) if branch else None
+    try:
+        name = deployrepo.checkout_remote(root, branch) if branch else None
+    except DirtyTreeError:  # which remote is not known: reach refuses the checkout
+        name = None
+    tracking = deployrepo.tracking_head(root, branch, name) if branch and name else None
     for raw in request.paths:
         rel = relative_subpath(root, raw, request.names)
         if tracking is not None and not (root / rel).exists() and git.run(

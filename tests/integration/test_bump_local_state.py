@@ -184,3 +184,74 @@ def test_a_flagged_file_in_scope_is_refused_touching_nothing(flag: str, gitops, 
     res = _bump(gitops, checkout, tmp_path)
     assert res.returncode == 0, res.stderr
     assert "newTag: v2" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_the_branchs_upstream_remote_is_used_whatever_its_name(gitops, tmp_path: Path) -> None:
+    """A checkout cloned with `-o upstream`: "committed (not pushed: no remote)", exit 0, and the checkout left
+    ahead of upstream/main, each later bump stacking up."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = tmp_path / "co"
+    git("clone", "--quiet", "-o", "upstream", remote.url, str(checkout))
+    for tag in ("v2", "v3"):
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:{tag}"],
+                     env=no_identity_env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        assert "pushed to main" in res.stderr and "not pushed" not in res.stderr
+        assert remote.head() == res.stdout.strip() == _head(checkout) == _head(checkout, "upstream/main")
+    assert "newTag: v3" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_several_remotes_and_no_upstream_is_refused_naming_them(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    other = make_bare_remote(tmp_path / "other", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("remote", "add", "mirror", other.url, cwd=checkout)
+    git("fetch", "--quiet", "mirror", cwd=checkout)
+    git("branch", "--quiet", "--unset-upstream", cwd=checkout)
+    before = remote.head()
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert (f"{checkout.resolve()}: branch main has no upstream, and the checkout has several remotes "
+            "(mirror, origin)") in res.stderr
+    assert "git branch --set-upstream-to REMOTE/main" in res.stderr
+    assert remote.head() == before == _head(checkout) and git("status", "--porcelain", cwd=checkout) == ""
+    git("branch", "--quiet", "--set-upstream-to", "mirror/main", cwd=checkout)  # the hint's fix: pushed there
+    git("reset", "--quiet", "--hard", "mirror/main", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert other.head() == res.stdout.strip() and remote.head() == before
+
+
+def test_a_checkout_without_any_remote_commits_only(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("remote", "remove", "origin", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "committed (not pushed: no remote)" in res.stderr
+    assert _head(checkout) == res.stdout.strip() != remote.head()
+
+
+def test_the_push_url_is_pushed_to_and_read_from(gitops, tmp_path: Path) -> None:
+    """remote.origin.pushurl (fetch from a mirror, push to the primary): the bump went to the fetch URL, and
+    the primary never got it."""
+    primary = make_bare_remote(tmp_path / "remotes", files=FILES)
+    mirror = tmp_path / "mirror.git"
+    git("clone", "--quiet", "--mirror", primary.url, str(mirror))
+    checkout = tmp_path / "co"
+    git("clone", "--quiet", mirror.as_uri(), str(checkout))
+    git("remote", "set-url", "--push", "origin", primary.url, cwd=checkout)
+    mirrored = _head(mirror, "main")
+    for tag in ("v2", "v3"):  # the mirror lags behind: the second bump is made on the primary's head
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:{tag}"],
+                     env=no_identity_env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        assert f"Pushing {res.stdout.strip()[:12]} to {primary.url} (main)" in res.stderr
+        assert primary.head() == res.stdout.strip() == _head(checkout)
+    assert _head(mirror, "main") == mirrored
+    assert "newTag: v3" in primary.show("app/kustomization.yaml").decode()
+    git("remote", "set-url", "--add", "--push", "origin", mirror.as_uri(), cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "remote origin pushes to 2 URLs (remote.origin.pushurl)" in res.stderr
+
