@@ -1150,11 +1150,12 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
     named in messages as `names` does; 0: not at all), then LockedError (exit 16) naming the checkout and
     the holder's pid.  Re-entrant in one process (a rollback holds it around its bump).  A directory that
     is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
-    res = git.run(["rev-parse", "--git-common-dir"], cwd=root, check=False)
-    if res.status != 0 or not res.stdout.strip():
+    res = git.run(["rev-parse", "--git-common-dir", "--git-dir"], cwd=root, check=False, strip=False)
+    if res.status != 0 or not res.path().strip():
         yield
         return
-    path = (root / res.stdout.strip()).resolve() / CHECKOUT_LOCK
+    common, own = ((root / p).resolve() for p in res.path_lines())
+    path = common / CHECKOUT_LOCK
     if path in _locked:
         yield
         return
@@ -1164,7 +1165,8 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
 
     with ExitStack() as held:
         try:
-            held.enter_context(filelock.exclusive(path, wait=wait, waiting=waiting))
+            held.enter_context(filelock.exclusive(path, wait=wait, waiting=waiting,
+                                                  owner=deployrepo.other_owner(common)))
         except filelock.LockHeld as exc:
             setting = names("lock_wait", wait)  # where a wait other than the default comes from
             if wait <= 0:
@@ -1182,6 +1184,8 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
                 raise
             raise GitError(f"{root}: cannot open its lock {path}: {exc.strerror}",
                            hint="gitops needs to write in the checkout's git directory") from None
+        # root on another user's checkout: what the run creates there is given back to that user, lock held
+        held.enter_context(deployrepo.give_back(root, [own, common]))
         _locked.add(path)
         try:
             yield

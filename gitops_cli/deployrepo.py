@@ -16,7 +16,9 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -1196,3 +1198,79 @@ def has_commit(repo: Path, sha: str) -> bool:
 
 
 
+
+# --- root on another user's checkout ----------------------------------------------------------------
+
+
+def other_owner(path: Path) -> tuple[int, int] | None:
+    """(uid, gid) of `path` when gitops runs as root and another user owns it (root bumping a checkout of
+    the CI runner's user, see safe.directory), else None: what gitops creates there is given back to that
+    user (give_back)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_uid, info.st_gid) if info.st_uid != 0 else None
+
+
+_GIVE_BACK_MARGIN_NS = 1_000_000_000  # file times come from a coarse clock: what changed a second before counts
+
+
+@contextmanager
+def give_back(root: Path, git_dirs: Sequence[Path]) -> Iterator[None]:
+    """Run the block; then, when gitops runs as root on a checkout another user owns (other_owner of its
+    top), give back to them what the block created or changed in its work tree and its git dirs (a linked
+    worktree's own and the common one, wherever they are): every entry root owns whose ctime is from the
+    block (new or rewritten: FETCH_HEAD, refs, logs, objects and their directories, the index, files and
+    directories a fast-forward wrote) gets the owner and group of the directory it is in.  Cheap: each
+    directory is read, but only the entries of those changed during the block are looked at."""
+    owner = other_owner(root)
+    since = time.time_ns() - _GIVE_BACK_MARGIN_NS
+    try:
+        yield
+    finally:
+        if owner is not None:
+            bases: list[Path] = []
+            for base in [root, *git_dirs]:
+                base = base.resolve()
+                if not any(base == b or b in base.parents for b in bases):
+                    bases.append(base)
+            for base in bases:
+                _give_back_under(base, since)
+
+
+def _give_back_under(base: Path, since: int) -> None:
+    """give_back's walk of one tree (symlinks never followed); an entry that cannot be read or changed is
+    left as it is (a warning names the first)."""
+    failed: list[str] = []
+    try:
+        stack = [(str(base), os.lstat(base))]
+    except OSError:
+        return
+    while stack:
+        directory, info = stack.pop()
+        changed = max(info.st_mtime_ns, info.st_ctime_ns) >= since  # an entry added, removed or renamed there
+        try:
+            with os.scandir(directory) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not (is_dir or changed):
+                    continue  # a file rewritten in place keeps its owner: only new entries are root's
+                st = entry.stat(follow_symlinks=False)
+                if st.st_uid == 0 and st.st_ctime_ns >= since and (info.st_uid, info.st_gid) != (0, 0):
+                    os.chown(entry.path, info.st_uid, info.st_gid, follow_symlinks=False)
+                    st = os.lstat(entry.path)
+            except OSError as exc:
+                if not failed:
+                    failed.append(f"{entry.path} ({exc.strerror})")
+                continue
+            if is_dir:
+                stack.append((entry.path, st))
+    if failed:
+        output.warn(f"{failed[0]}: could not be given back to the checkout's owner; `chown` it")

@@ -255,3 +255,40 @@ def test_the_push_url_is_pushed_to_and_read_from(gitops, tmp_path: Path) -> None
     assert res.returncode == 4, res.stderr
     assert "remote origin pushes to 2 URLs (remote.origin.pushurl)" in res.stderr
 
+
+def _not_owned_by(top: Path, uid: int) -> list[str]:
+    out = []
+    for where, dirs, files in os.walk(top):
+        for name in (*dirs, *files):
+            path = os.path.join(where, name)
+            if os.lstat(path).st_uid != uid:
+                out.append(os.path.relpath(path, top))
+    return sorted(out)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+@pytest.mark.parametrize("outcome", ["pushed", "refused", "--no-commit"])
+def test_root_gives_back_what_it_wrote_in_another_users_checkout(outcome: str, gitops, tmp_path: Path) -> None:
+    """Root (a CI container on the runner's checkout) left .git/gitops.lock, FETCH_HEAD, refs, logs and objects
+    root's: the owner's next `git fetch` failed (Permission denied), and gitops run as the owner failed on its
+    lock (exit 10).  Now everything it created or changed there is the owner's again."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    remote.commit_change("prod/new/values.yaml", "a: 1\n")  # the fast-forward writes new directories
+    if outcome == "refused":
+        hook = remote.path / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\nexit 1\n")
+        hook.chmod(0o755)
+    for where, dirs, files in os.walk(checkout):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(where, name), 1234, 1234, follow_symlinks=False)
+    os.chown(checkout, 1234, 1234)
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": str(checkout)}
+    res = _bump(gitops, checkout, tmp_path, *([outcome] if outcome.startswith("--") else []), env=env)
+    assert res.returncode == {"pushed": 0, "refused": 10, "--no-commit": 0}[outcome], res.stderr
+    assert _not_owned_by(checkout, 1234) == []
+    lock = checkout / ".git" / "gitops.lock"
+    assert (lock.stat().st_uid, lock.stat().st_gid) == (1234, 1234)
+    if outcome == "pushed":
+        assert remote.head() == res.stdout.strip()
+        assert (checkout / "prod/new/values.yaml").exists()
