@@ -1104,7 +1104,8 @@ BUMP_MARKER = "gitops-bump"
 def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
                          environ: Mapping[str, str] | None) -> None:
     """Under the checkout's lock, before a bump of a local checkout: a bump killed outright (no reset: a second
-    SIGTERM during its push, kill -9) left its marker (BUMP_MARKER).  Its commit, if origin does not have it,
+    SIGTERM during its push, kill -9) left its marker (BUMP_MARKER).  Its commit, if origin (the checkout's
+    remote: deployrepo.open_checkout_remote) does not have it,
     would stop every later bump (exit 4, ahead of origin): origin's branch is fetched, and a HEAD that is not
     on it, a bump commit (an `Image:` trailer) made on origin's history or on the checkout's HEAD before that
     run, is reset to that HEAD (a warning names both; the commit stays in the reflog).  Anything else (the
@@ -1122,12 +1123,10 @@ def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
             there = deployrepo.fetch_only(root, origin, current, depth1=False) if origin is not None else None
         except GitError:
             return
-        if origin is None or there is None:
-            marker.unlink(missing_ok=True)
-            return
         parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=root, check=False).stdout.strip()
         trailers = git.run(["log", "-1", "--format=%(trailers:key=Image,valueonly)", "HEAD"], cwd=root).stdout
-        if (not git.is_ancestor(root, head, there) and parent and trailers.strip()
+        if (origin is not None and there is not None and not git.is_ancestor(root, head, there) and parent
+                and trailers.strip()
                 and (parent == start or git.is_ancestor(root, parent, there))):
             deployrepo.restore(root, start)
             output.warn(f"{root}: reset to {start[:12]}, where it was before an earlier gitops run was killed during "
