@@ -1279,20 +1279,22 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
 
 
 def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) -> None:
-    """DirtyTreeError (exit 4), touching nothing, when tracked YAML files in the bump's scope (its --path
-    values, else the whole checkout) are hidden from it by the index: left out of a sparse checkout (not
-    on disk: the bump would edit the others and push a partial bump -- a kustomization's `newTag:` left out
-    still deploys the old image), or, when `flagged`, marked skip-worktree or assume-unchanged (`git add`
-    refuses a skip-worktree file, and `git reset --hard` never puts it back; assume-unchanged would be
-    cleared in silence).  The flags are read as `gitops tag` reads them (one `git ls-files -v`).
-    `flagged` False (--no-commit, which commits nothing): only the files left out."""
+    """DirtyTreeError (exit 4), touching nothing, when tracked YAML files (kustomize's `Kustomization` too) in
+    the bump's scope (its --path values, else the whole checkout) are hidden from it by the index: left out
+    of a sparse checkout (not on disk: the bump would edit the others and push a partial bump -- a
+    kustomization's `newTag:` left out still deploys the old image), or, when `flagged`, marked
+    skip-worktree or assume-unchanged (`git add` refuses a skip-worktree file, and `git reset --hard` never
+    puts it back; assume-unchanged would be cleared in silence).  The flags are read as `gitops tag` reads
+    them (one `git ls-files -v`).  `flagged` False (--no-commit, which commits nothing): only the files
+    left out."""
     from gitops_cli.tagging import _index_entries, _sparse, listed_paths
     from gitops_cli.yamledit import YAML_SUFFIXES
     from gitops_cli.yamledit.discover import relative_subpath
 
     scope = [relative_subpath(root, p, request.names).as_posix() for p in request.paths]
     hidden = [(tag, path) for tag, _, path in _index_entries(root)
-              if (tag == "S" or tag.islower()) and path.endswith(YAML_SUFFIXES)
+              if (tag == "S" or tag.islower())
+              and (path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in kustomize.KUSTOMIZATION_FILES)
               and (not scope or any(s == "." or path == s or path.startswith(f"{s}/") for s in scope))]
     if not hidden:
         return

@@ -120,14 +120,15 @@ def test_a_sparse_checkout_leaving_out_a_yaml_file_is_refused(gitops, tmp_path: 
 
 def test_a_cone_sparse_checkout_without_the_app_names_the_checkout(gitops, tmp_path: Path) -> None:
     """Cone mode leaving out app/: exit 3 `no reference ... found in file:///...`, naming origin."""
-    files = dict(FILES, **{"other/app.yaml": "image: team/other:v1\n"})
+    files = dict(FILES, **{"other/app.yaml": "image: team/other:v1\n",
+                           "third/Kustomization": "images:\n- name: team/app\n  newTag: v1\n"})
     remote = make_bare_remote(tmp_path / "remotes", files=files)
     checkout = remote.clone(tmp_path / "co")
     git("sparse-checkout", "set", "other", cwd=checkout)
     res = _bump(gitops, checkout, tmp_path)
     assert res.returncode == 4, res.stderr
-    assert "sparse checkout leaves out 2 tracked YAML file(s) in the bump's scope (app/dep.yaml, " \
-           "app/kustomization.yaml)" in res.stderr
+    assert "sparse checkout leaves out 3 tracked YAML file(s) in the bump's scope (app/dep.yaml, " \
+           "app/kustomization.yaml, third/Kustomization)" in res.stderr
     res = gitops(["bump", "--deploy-repo", str(checkout), "--path", "other", "--image", "team/other:v2"],
                  env=no_identity_env(tmp_path))
     assert res.returncode == 0, res.stderr  # nothing in that scope is left out
