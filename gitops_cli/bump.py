@@ -24,6 +24,7 @@ input errors (exit 2) before any work.
 from __future__ import annotations
 
 import difflib
+import os
 import posixpath
 import random
 import string
@@ -1037,6 +1038,8 @@ def _bump_local_in(
         checkout = git.work_tree_top(root) is not None
         if checkout:
             refuse_submodule_paths(root, request)
+            if not request.dry_run:  # --no-commit (a dry run checks in _compute_into)
+                refuse_hidden_files(root, request, flagged=False)
         locked = checkout_lock(root, request.lock_wait, request.names) if checkout and not request.dry_run else None
         with locked or nullcontext():
             result = BumpResult(repository=str(root), images=list(request.images), dry_run=request.dry_run)
@@ -1055,12 +1058,10 @@ def _commit_local(
     landed: Landed | None,
 ) -> BumpResult:
     current = check_local_checkout(root, request, ahead=False, environ=environ)  # the fetch below tells, for sure
-    origin_url = deployrepo.origin_spec(root)
-    if origin_url is None:  # nothing to push to: commit only
+    origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+    if origin is None:  # no remote at all: nothing to push to, commit only
         return _apply_commit_push(request, None, root, current, resolve_digest, environ, sleep, keep=True,
                                   guard=guard)
-    origin = deployrepo.open_remote(origin_url, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
-                                    repo=root)
     start = deployrepo.head(root)
     pushed: list[BumpResult] = []
     [marker] = git.git_paths(root, BUMP_MARKER)
@@ -1080,7 +1081,7 @@ def _commit_local(
     try:
         remote_head = deployrepo.fetch_only(root, origin, current, depth1=False)
         if start != remote_head:
-            _check_not_ahead(root, current, start, remote_head)
+            _check_not_ahead(root, current, start, remote_head, origin.name)
             # fast-forward the clean checkout to what was fetched (no second fetch); an untracked (or
             # ignored) file in the way stops it (exit 4)
             deployrepo.reset_to(root, origin, current, remote_head, keep=True)
@@ -1103,7 +1104,8 @@ BUMP_MARKER = "gitops-bump"
 def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
                          environ: Mapping[str, str] | None) -> None:
     """Under the checkout's lock, before a bump of a local checkout: a bump killed outright (no reset: a second
-    SIGTERM during its push, kill -9) left its marker (BUMP_MARKER).  Its commit, if origin does not have it,
+    SIGTERM during its push, kill -9) left its marker (BUMP_MARKER).  Its commit, if origin (the checkout's
+    remote: deployrepo.open_checkout_remote) does not have it,
     would stop every later bump (exit 4, ahead of origin): origin's branch is fetched, and a HEAD that is not
     on it, a bump commit (an `Image:` trailer) made on origin's history or on the checkout's HEAD before that
     run, is reset to that HEAD (a warning names both; the commit stays in the reflog).  Anything else (the
@@ -1115,21 +1117,21 @@ def _recover_killed_bump(root: Path, current: str, request: BumpRequest,
     except FileNotFoundError:
         return
     head = deployrepo.head(root)
-    spec = deployrepo.origin_spec(root)
-    if head != start and spec is not None and deployrepo.has_commit(root, start):
+    if head != start and deployrepo.has_commit(root, start):
         try:
-            origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ,
-                                            names=deployrepo.ORIGIN, repo=root)
-            there = deployrepo.fetch_only(root, origin, current, depth1=False)
+            origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+            there = deployrepo.fetch_only(root, origin, current, depth1=False) if origin is not None else None
         except GitError:
             return
         parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=root, check=False).stdout.strip()
         trailers = git.run(["log", "-1", "--format=%(trailers:key=Image,valueonly)", "HEAD"], cwd=root).stdout
-        if (not git.is_ancestor(root, head, there) and parent and trailers.strip()
+        if (origin is not None and there is not None and not git.is_ancestor(root, head, there) and parent
+                and trailers.strip()
                 and (parent == start or git.is_ancestor(root, parent, there))):
             deployrepo.restore(root, start)
             output.warn(f"{root}: reset to {start[:12]}, where it was before an earlier gitops run was killed during "
-                        f"its bump: its commit {head[:12]} is not on origin/{current} (it stays in `git reflog`)")
+                        f"its bump: its commit {head[:12]} is not on {origin.name}/{current} (it stays in "
+                        "`git reflog`)")
     marker.unlink(missing_ok=True)
 
 
@@ -1147,11 +1149,12 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
     named in messages as `names` does; 0: not at all), then LockedError (exit 16) naming the checkout and
     the holder's pid.  Re-entrant in one process (a rollback holds it around its bump).  A directory that
     is no checkout has nothing to lock: the block runs (the caller's checks name the problem)."""
-    res = git.run(["rev-parse", "--git-common-dir"], cwd=root, check=False)
-    if res.status != 0 or not res.stdout.strip():
+    res = git.run(["rev-parse", "--git-common-dir", "--git-dir"], cwd=root, check=False, strip=False)
+    if res.status != 0 or not res.path().strip():
         yield
         return
-    path = (root / res.stdout.strip()).resolve() / CHECKOUT_LOCK
+    common, own = ((root / p).resolve() for p in res.path_lines())
+    path = common / CHECKOUT_LOCK
     if path in _locked:
         yield
         return
@@ -1161,7 +1164,8 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
 
     with ExitStack() as held:
         try:
-            held.enter_context(filelock.exclusive(path, wait=wait, waiting=waiting))
+            held.enter_context(filelock.exclusive(path, wait=wait, waiting=waiting,
+                                                  owner=deployrepo.other_owner(common)))
         except filelock.LockHeld as exc:
             setting = names("lock_wait", wait)  # where a wait other than the default comes from
             if wait <= 0:
@@ -1179,6 +1183,8 @@ def checkout_lock(root: Path, wait: float = CHECKOUT_LOCK_WAIT, names: Names = F
                 raise
             raise GitError(f"{root}: cannot open its lock {path}: {exc.strerror}",
                            hint="gitops needs to write in the checkout's git directory") from None
+        # root on another user's checkout: what the run creates there is given back to that user, lock held
+        held.enter_context(deployrepo.give_back(root, [own, common]))
         _locked.add(path)
         try:
             yield
@@ -1251,6 +1257,8 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     the bump itself decides that after its fetch instead."""
     git.toplevel(root, hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
                  "--dry-run also take a plain directory)")
+    deployrepo.refuse_operation_in_progress(root)
+    refuse_hidden_files(root, request)
     deployrepo.ensure_clean(root)
     current = deployrepo.current_branch(root)
     if current is None:
@@ -1258,6 +1266,7 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
+    deployrepo.checkout_remote(root, current)  # several remotes, none the branch's upstream: exit 4 now
     _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
@@ -1269,6 +1278,43 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     return current
 
 
+def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) -> None:
+    """DirtyTreeError (exit 4), touching nothing, when tracked YAML files (kustomize's `Kustomization` too) in
+    the bump's scope (its --path values, else the whole checkout) are hidden from it by the index: left out
+    of a sparse checkout (not on disk: the bump would edit the others and push a partial bump -- a
+    kustomization's `newTag:` left out still deploys the old image), or, when `flagged`, marked
+    skip-worktree or assume-unchanged (`git add` refuses a skip-worktree file, and `git reset --hard` never
+    puts it back; assume-unchanged would be cleared in silence).  The flags are read as `gitops tag` reads
+    them (one `git ls-files -v`).  `flagged` False (--no-commit, which commits nothing): only the files
+    left out."""
+    from gitops_cli.tagging import _index_entries, _sparse, listed_paths
+    from gitops_cli.yamledit import YAML_SUFFIXES
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    scope = [relative_subpath(root, p, request.names).as_posix() for p in request.paths]
+    hidden = [(tag, path) for tag, _, path in _index_entries(root)
+              if (tag == "S" or tag.islower())
+              and (path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in kustomize.KUSTOMIZATION_FILES)
+              and (not scope or any(s == "." or path == s or path.startswith(f"{s}/") for s in scope))]
+    if not hidden:
+        return
+    sparse = _sparse(root)
+    left_out = [path for tag, path in hidden if tag in "Ss" and sparse and not os.path.lexists(root / path)]
+    if left_out:
+        raise DirtyTreeError(f"{root}: its sparse checkout leaves out {len(left_out)} tracked YAML file(s) in "
+                             f"the bump's scope ({listed_paths(left_out)}): the bump would edit only the others; "
+                             "nothing was changed",
+                             hint="`git sparse-checkout disable` (or add them to it), or give the deploy repo's URL "
+                                  "(gitops clones it)")
+    if flagged:
+        paths = [path for _, path in hidden]
+        raise DirtyTreeError(f"{root}: {len(paths)} file(s) in the bump's scope are marked skip-worktree or "
+                             f"assume-unchanged in the index ({listed_paths(paths)}), whose edits git would not "
+                             "commit as it should; nothing was changed",
+                             hint="`git update-index --no-skip-worktree --no-assume-unchanged FILE...` (`git "
+                                  "ls-files -v` shows them: S, or a lowercase letter), then re-run")
+
+
 def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: Mapping[str, str] | None) -> None:
     """Before any work: DirtyTreeError (exit 4) when the branch surely has commits that are not on origin's.
     refs/remotes/origin/<branch> as last fetched (no network) may be stale -- a push by URL, or a bump by an
@@ -1276,33 +1322,30 @@ def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: 
     origin's branch confirms it.  Origin's head equal to HEAD, or known here with HEAD an ancestor of it:
     not ahead.  Known here and not a descendant of HEAD: ahead.  Unknown here (origin moved on), or origin
     unreachable: the check after the bump's fetch decides."""
-    tracking = deployrepo.tracking_head(root, current)
-    if tracking is None:
+    name = deployrepo.checkout_remote(root, current)
+    tracking = deployrepo.tracking_head(root, current, name) if name is not None else None
+    if name is None or tracking is None:
         return
     local = deployrepo.head(root)
     if local == tracking or git.is_ancestor(root, local, tracking) or git.is_shallow(root):
         return  # a shallow checkout: the link may lie beyond its boundary
-    spec = deployrepo.origin_spec(root)
-    if spec is None:
-        return
     try:
-        origin = deployrepo.open_remote(spec, ssh_key=request.ssh_key, environ=environ, names=deployrepo.ORIGIN,
-                                        repo=root)
-        now = deployrepo.remote_head(origin, current, repo=root)
+        origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+        now = deployrepo.remote_head(origin, current, repo=root) if origin is not None else None
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
     if now is None or now == local or not deployrepo.has_commit(root, now):
         return
-    _check_not_ahead(root, current, local, now)
+    _check_not_ahead(root, current, local, now, name)
 
 
-def _check_not_ahead(root: Path, current: str, local: str, remote_head: str) -> None:
-    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on origin's
-    (`remote_head`, as fetched or read by ls-remote)."""
+def _check_not_ahead(root: Path, current: str, local: str, remote_head: str, name: str) -> None:
+    """DirtyTreeError (exit 4) when the checkout's branch has commits that are not on its remote's (`name`;
+    `remote_head`, as fetched or read by ls-remote)."""
     if local == remote_head or git.is_ancestor(root, local, remote_head):
         return
-    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on origin/{current}",
-                         hint=f"see them with `git fetch origin && git log origin/{current}..{current}`; push or "
+    raise DirtyTreeError(f"{root}: branch {current} has commits that are not on {name}/{current}",
+                         hint=f"see them with `git fetch {name} && git log {name}/{current}..{current}`; push or "
                               "drop them first: a bump commit must go on top of the remote branch")
 
 
@@ -1324,7 +1367,11 @@ def check_local_paths(local: Path, request: BumpRequest) -> None:
 
     root, request = local_scope(local, request)
     branch = deployrepo.current_branch(root) if request.commit and not request.dry_run else None
-    tracking = deployrepo.tracking_head(root, branch) if branch else None
+    try:
+        name = deployrepo.checkout_remote(root, branch) if branch else None
+    except DirtyTreeError:  # which remote is not known: reach refuses the checkout
+        name = None
+    tracking = deployrepo.tracking_head(root, branch, name) if branch and name else None
     for raw in request.paths:
         rel = relative_subpath(root, raw, request.names)
         if tracking is not None and not (root / rel).exists() and git.run(
@@ -1357,7 +1404,10 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
                   resolve_digest: DigestResolver | None, guard: Guard | None = None,
                   tracked_only: bool = False) -> None:
     """`tracked_only`: `root` is a user's checkout the bump commits in: files git does not track
-    (untracked or ignored) are not edited."""
+    (untracked or ignored) are not edited, and files its index hides from it are refused (again after
+    each fetch that moved it: refuse_hidden_files)."""
+    if tracked_only:
+        refuse_hidden_files(root, request)
     edits, skipped, found = _edits_in(root, request, resolve_digest, tracked_only)
     for warning in skipped:
         if warning not in result.skipped:

@@ -16,8 +16,10 @@ import os
 import re
 import shlex
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -48,6 +50,7 @@ class Remote:
     env: dict[str, str] = field(default_factory=dict, repr=False)  # auth/ssh config for every git call
     local: Path | None = None  # set when --deploy-repo is an existing local checkout
     auth: str | None = None  # "token (GITOPS_GIT_TOKEN)", "ssh key ...": what is used, never the secret
+    name: str = "origin"  # its name in the repo fetched into: tracking refs are refs/remotes/<name>/<branch>
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,7 @@ def _with_ssh(remote: Remote, ssh_key: Path | None, environ: Mapping[str, str] |
             return remote  # nothing to add (a wrapper, or BatchMode set there): git finds it as it would
     env = dict(remote.env, GIT_SSH_COMMAND=command)
     env.pop("GIT_SSH", None)
-    return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth)
+    return Remote(url=remote.url, display=remote.display, env=env, local=remote.local, auth=auth, name=remote.name)
 
 
 # the first word of a public key's line (`ssh-ed25519 AAAA... comment`, as a .pub file holds it)
@@ -793,6 +796,26 @@ def ensure_clean(repo: Path) -> None:
                              hint="commit or stash them, or use --no-commit")
 
 
+# what a git command stopped half-way leaves in the git dir, and how to name it (`git status` says so too)
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge"), ("CHERRY_PICK_HEAD", "a cherry-pick"), ("REVERT_HEAD", "a revert"),
+    ("rebase-merge", "a rebase"), ("rebase-apply", "a rebase (or `git am`)"),
+    ("sequencer", "a cherry-pick or revert of several commits"),
+)
+
+
+def refuse_operation_in_progress(repo: Path) -> None:
+    """DirtyTreeError (exit 4), touching nothing, when a merge, cherry-pick, revert or rebase is in progress
+    in the checkout (its tree may be clean: `git merge --no-commit -s ours`): the bump's commit would fail
+    (`cannot do a partial commit during a merge`) or take the operation's place, and the reset after a
+    failure would abort it (MERGE_HEAD gone)."""
+    found = git.git_paths(repo, *(name for name, _ in _IN_PROGRESS))
+    what = next((said for (_, said), path in zip(_IN_PROGRESS, found, strict=True) if os.path.lexists(path)), None)
+    if what is not None:
+        raise DirtyTreeError(f"{repo}: {what} is in progress there; nothing was changed",
+                             hint="finish it or abort it (`git status` says how), then re-run")
+
+
 def parse_identity(text: str, names: Names = FLAGS) -> Identity:
     """`Name <email>` (the `author` setting, named in messages as `names` does)."""
     m = _IDENTITY_RE.match(text)
@@ -827,8 +850,8 @@ def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> 
 
 def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | None = None) -> PushOutcome:
     """`git push --porcelain` HEAD to refs/heads/<branch>; never forced.  A moved remote is `rejected`.
-    A push that went through moves refs/remotes/origin/<branch> too, as `git push origin` does (a local
-    checkout is pushed by URL: it would otherwise look ahead of origin as last fetched).  A failure with no
+    A push that went through moves refs/remotes/<remote.name>/<branch> too, as `git push origin` does (a
+    local checkout is pushed by URL: it would otherwise look ahead of its remote as last fetched).  A failure with no
     ref refused (a broken connection, a proxy's error) is checked on the remote (_landed_anyway): a push
     that went through is never reported as failed.
 
@@ -840,7 +863,7 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
     parent, or absent, it did not -- for a path or file:// remote, whose receive-pack was stopped with git
     push; a server's (`served`) may still apply it: `unknown` and `pending` --; anything else, or no
     answer: `unknown`."""
-    expect = tracking_head(repo, branch)
+    expect = tracking_head(repo, branch, remote.name)
     try:
         # --no-signed: a global push.gpgSign would fail on a server without signed pushes (commits are not
         # signed either: see commit); and no push option (an empty push.pushOption resets the list): one of
@@ -852,7 +875,7 @@ def push(repo: Path, remote: Remote, branch: str, stopping: threading.Event | No
         return _after_stopped_push(repo, remote, branch)
     statuses = parse_push_status(res.stdout)
     if res.status == 0 and all(flag != "!" for flag, _ in statuses):  # no status line: not expected, but ok
-        _track(repo, branch)
+        _track(repo, branch, remote.name)
         return PushOutcome(ok=True, rejected=False)
     for flag, summary in statuses:
         if flag == "!":
@@ -909,7 +932,7 @@ def _landed_anyway(repo: Path, remote: Remote, branch: str, failure: GitopsError
         raise failure
     output.warn(f"git push reported a failure ({failure.message}), but {where} is at {ours[:12]}: "
                 "the push went through")
-    _track(repo, branch)
+    _track(repo, branch, remote.name)
     return PushOutcome(ok=True, rejected=False)
 
 
@@ -921,12 +944,12 @@ def remote_says(stderr: str, limit: int = 400) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _track(repo: Path, branch: str) -> None:
-    """After a push that went through: refs/remotes/origin/<branch> at HEAD (a warning when it cannot be)."""
-    moved = git.run(["update-ref", f"refs/remotes/origin/{branch}", "HEAD"], cwd=repo, check=False)
+def _track(repo: Path, branch: str, name: str = "origin") -> None:
+    """After a push that went through: refs/remotes/<name>/<branch> at HEAD (a warning when it cannot be)."""
+    moved = git.run(["update-ref", f"refs/remotes/{name}/{branch}", "HEAD"], cwd=repo, check=False)
     if moved.status != 0:  # the push went through: only the bookkeeping failed
         reason = git.error_for(["update-ref"], moved.status, moved.stderr, cwd=repo).message
-        output.warn(f"{repo}: pushed, but refs/remotes/origin/{branch} was not moved ({reason}); "
+        output.warn(f"{repo}: pushed, but refs/remotes/{name}/{branch} was not moved ({reason}); "
                     "`git fetch` updates it")
 
 
@@ -940,7 +963,7 @@ def _after_stopped_push(repo: Path, remote: Remote, branch: str) -> PushOutcome:
         return PushOutcome(ok=False, rejected=False, stopped=True, unknown=True,
                            reason=f"{where} could not be read: {exc.message}")
     if now == ours:
-        _track(repo, branch)
+        _track(repo, branch, remote.name)
         return PushOutcome(ok=True, rejected=False, stopped=True)
     parent = git.run(["rev-parse", "--verify", "--quiet", "HEAD^"], cwd=repo, check=False).stdout.strip()
     if (now is None or now == parent) and served(remote):  # a server's receive-pack may be running still
@@ -977,13 +1000,13 @@ def is_retryable_rejection(summary: str) -> bool:
 
 
 def fetch_only(repo: Path, remote: Remote, branch: str, *, depth1: bool = True) -> str:
-    """Fetch the remote's `branch` into refs/remotes/origin/<branch>; return its commit.
+    """Fetch the remote's `branch` into refs/remotes/<remote.name>/<branch>; return its commit.
 
     Shallow (depth 1) only when the repo is already shallow and `depth1`: a user's full checkout stays
     full.  A user's shallow checkout (CI's depth-1 checkout) is fetched with `depth1=False`: git then
     fetches the new commits down to the ones it has, so that whether its HEAD is behind the remote can
     be told (with --depth 1 the link is cut and a checkout behind looked ahead)."""
-    tracking = f"refs/remotes/origin/{branch}"
+    tracking = f"refs/remotes/{remote.name}/{branch}"
     shallow = ["--depth", "1"] if depth1 and git.is_shallow(repo) else []
     git.run(["fetch", "--quiet", *shallow, "--no-tags", remote.url, f"+refs/heads/{branch}:{tracking}"],
             cwd=repo, env=remote.env, what=f"fetching {remote.display} ({branch})")
@@ -1011,7 +1034,8 @@ def reset_to(repo: Path, remote: Remote, branch: str, target: str, *, keep: bool
         untracked = _UNTRACKED_RE.findall(res.stderr)
         if keep and untracked:
             raise _in_the_way(repo, where, untracked)
-        raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to origin/{branch}", cwd=repo)
+        raise git.error_for(["reset"], res.status, res.stderr, what=f"moving {repo} to {remote.name}/{branch}",
+                            cwd=repo)
     return head(repo)
 
 
@@ -1090,10 +1114,28 @@ def restore(repo: Path, commit: str) -> None:
 
 
 def origin_spec(repo: Path) -> str | None:
-    """The checkout's `origin` URL as open_remote takes it, or None when there is none: a relative path
-    (`../deploy.git`) is resolved against the checkout, as git does, not against the current directory."""
-    res = git.run(["remote", "get-url", "origin"], cwd=repo, check=False, strip=False)
-    url = res.path().strip() if res.status == 0 else ""
+    """The checkout's `origin` URL as open_remote takes it, or None when there is none (see remote_spec)."""
+    return remote_spec(repo, "origin")
+
+
+def remote_spec(repo: Path, name: str, push: bool = False) -> str | None:
+    """The URL of the checkout's remote `name` as open_remote takes it, or None when it has none: a relative
+    path (`../deploy.git`) is resolved against the checkout, as git does, not against the current
+    directory; url.<base>.insteadOf applied (`git remote get-url`).  `push`: where `git push NAME` pushes
+    (`get-url --push`: its remote.<name>.pushurl when set, else its url with url.<base>.pushInsteadOf);
+    DirtyTreeError (exit 4) when that is several URLs (git pushes to each: gitops pushes to one)."""
+    res = git.run(["remote", "get-url", "--all", *(["--push"] if push else []), name], cwd=repo, check=False,
+                  strip=False)
+    urls = [u for u in res.path_lines() if u.strip()] if res.status == 0 else []
+    if push and len(urls) > 1:
+        key = f"remote.{name}.pushurl" if git.run(["config", "--get-all", f"remote.{name}.pushurl"], cwd=repo,
+                                                  check=False).status == 0 else f"remote.{name}.url"
+        raise DirtyTreeError(f"{repo}: remote {name} pushes to {len(urls)} URLs ({key}); gitops pushes a bump "
+                             "to one, and the others would miss it; nothing was changed",
+                             hint=f"keep one (`git config --unset-all {key}`, then `git remote set-url "
+                                  f"{'--push ' if key.endswith('pushurl') else ''}{name} URL`), or give the URL "
+                                  "to push to as --deploy-repo (gitops clones it)")
+    url = urls[0].strip() if urls else ""
     if not url:
         return None
     if "://" in url or (":" in url and "/" not in url.split(":", 1)[0]):  # a URL, or scp-like host:path
@@ -1102,9 +1144,49 @@ def origin_spec(repo: Path) -> str | None:
     return str(path if path.is_absolute() else (repo / path).resolve())
 
 
-def tracking_head(repo: Path, branch: str) -> str | None:
-    """refs/remotes/origin/<branch> as last fetched (no network), or None when there is none."""
-    res = git.run(["rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}^{{commit}}"], cwd=repo,
+def checkout_remote(repo: Path, branch: str) -> str | None:
+    """The name of the remote a bump of the checkout's `branch` fetches and pushes: the branch's upstream
+    remote (branch.<branch>.remote), else the checkout's only remote, else None when it has none.
+    DirtyTreeError (exit 4), naming the remotes, when that cannot be told: several remotes and no upstream,
+    or an upstream that is no remote of the checkout (`.`: a local branch; a URL)."""
+    remotes = git.run(["remote"], cwd=repo).stdout.split()
+    upstream = git.run(["config", "--get", f"branch.{branch}.remote"], cwd=repo, check=False).stdout.strip()
+    hint = f"set the branch's upstream: `git branch --set-upstream-to REMOTE/{branch}`"
+    listed = f"its remotes: {', '.join(remotes)}" if remotes else "it has no remote"
+    if upstream:
+        if upstream in remotes:
+            return upstream
+        raise DirtyTreeError(f"{repo}: the upstream of branch {branch} (branch.{branch}.remote = {upstream!r}) is "
+                             f"no remote of the checkout ({listed}); nothing was changed", hint=hint)
+    if len(remotes) > 1:
+        raise DirtyTreeError(f"{repo}: branch {branch} has no upstream, and the checkout has several remotes "
+                             f"({', '.join(remotes)}): which one to push the bump to is not known; nothing was "
+                             "changed", hint=hint)
+    return remotes[0] if remotes else None
+
+
+def open_checkout_remote(repo: Path, branch: str, *, ssh_key: Path | None = None,
+                         environ: Mapping[str, str] | None = None) -> Remote | None:
+    """The remote a bump of the local checkout's `branch` is fetched from and pushed to (checkout_remote),
+    reached at its push URL (remote_spec): the bump is made on the head of the branch it is pushed to (a
+    mirror fetched from may lag behind it), and read back from there; with the credentials and ssh options
+    for that URL (open_remote, in the checkout: its config counts).  None when the checkout has no remote."""
+    name = checkout_remote(repo, branch)
+    if name is None:
+        return None
+    spec = remote_spec(repo, name, push=True)
+    if spec is None:
+        raise DirtyTreeError(f"{repo}: remote {name} has no URL; nothing was changed",
+                             hint=f"`git remote set-url {name} URL`")
+    separate = spec != remote_spec(repo, name)
+    names = Names(flags={"deploy_repo": f"remote {name}" + (" (its pushurl)" if separate else "")})
+    remote = open_remote(spec, ssh_key=ssh_key, environ=environ, names=names, repo=repo)
+    return replace(remote, name=name)
+
+
+def tracking_head(repo: Path, branch: str, name: str = "origin") -> str | None:
+    """refs/remotes/<name>/<branch> as last fetched (no network), or None when there is none."""
+    res = git.run(["rev-parse", "--verify", "--quiet", f"refs/remotes/{name}/{branch}^{{commit}}"], cwd=repo,
                   check=False)
     return res.stdout.strip() or None
 
@@ -1115,3 +1197,80 @@ def has_commit(repo: Path, sha: str) -> bool:
     return res.status == 0
 
 
+
+
+# --- root on another user's checkout ----------------------------------------------------------------
+
+
+def other_owner(path: Path) -> tuple[int, int] | None:
+    """(uid, gid) of `path` when gitops runs as root and another user owns it (root bumping a checkout of
+    the CI runner's user, see safe.directory), else None: what gitops creates there is given back to that
+    user (give_back)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_uid, info.st_gid) if info.st_uid != 0 else None
+
+
+_GIVE_BACK_MARGIN_NS = 1_000_000_000  # file times come from a coarse clock: what changed a second before counts
+
+
+@contextmanager
+def give_back(root: Path, git_dirs: Sequence[Path]) -> Iterator[None]:
+    """Run the block; then, when gitops runs as root on a checkout another user owns (other_owner of its
+    top), give back to them what the block created or changed in its work tree and its git dirs (a linked
+    worktree's own and the common one, wherever they are): every entry root owns whose ctime is from the
+    block (new or rewritten: FETCH_HEAD, refs, logs, objects and their directories, the index, files and
+    directories a fast-forward wrote) gets the owner and group of the directory it is in.  Cheap: each
+    directory is read, but only the entries of those changed during the block are looked at."""
+    owner = other_owner(root)
+    since = time.time_ns() - _GIVE_BACK_MARGIN_NS
+    try:
+        yield
+    finally:
+        if owner is not None:
+            bases: list[Path] = []
+            for base in [root, *git_dirs]:
+                base = base.resolve()
+                if not any(base == b or b in base.parents for b in bases):
+                    bases.append(base)
+            for base in bases:
+                _give_back_under(base, since)
+
+
+def _give_back_under(base: Path, since: int) -> None:
+    """give_back's walk of one tree (symlinks never followed); an entry that cannot be read or changed is
+    left as it is (a warning names the first)."""
+    failed: list[str] = []
+    try:
+        stack = [(str(base), os.lstat(base))]
+    except OSError:
+        return
+    while stack:
+        directory, info = stack.pop()
+        changed = max(info.st_mtime_ns, info.st_ctime_ns) >= since  # an entry added, removed or renamed there
+        try:
+            with os.scandir(directory) as entries:
+                listed = list(entries)
+        except OSError:
+            continue
+        for entry in listed:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+                if not (is_dir or changed):
+                    continue  # a file rewritten in place keeps its owner: only new entries are root's
+                st = entry.stat(follow_symlinks=False)
+                if st.st_uid == 0 and st.st_ctime_ns >= since and (info.st_uid, info.st_gid) != (0, 0):
+                    os.chown(entry.path, info.st_uid, info.st_gid, follow_symlinks=False)
+                    st = os.lstat(entry.path)
+            except OSError as exc:
+                if not failed:
+                    failed.append(f"{entry.path} ({exc.strerror})")
+                continue
+            if is_dir:
+                stack.append((entry.path, st))
+    if failed:
+        output.warn(f"{failed[0]}: could not be given back to the checkout's owner; `chown` it")

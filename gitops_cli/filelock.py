@@ -37,14 +37,18 @@ class LockHeld(Exception):  # noqa: N818  (the callers turn it into their own Gi
 
 
 @contextmanager
-def exclusive(path: Path, *, wait: float = 0.0, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+def exclusive(path: Path, *, wait: float = 0.0, waiting: Callable[[str], None] | None = None,
+              owner: tuple[int, int] | None = None) -> Iterator[None]:
     """Hold an exclusive flock on `path` (created when missing; its directory must exist) for the block.
+    `owner`: (uid, gid) the file is given (root locking another user's file: that user can lock it then).
 
     Held by another: LockHeld at once when `wait` is 0, else `waiting(holder pid)` is called once and the
     lock tried again until `wait` seconds have passed (an interrupt stops the wait).  An OSError opening
     the file is the caller's to name."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
+        if owner is not None and os.fstat(fd).st_uid != owner[0]:
+            os.fchown(fd, *owner)
         if not _try(fd):
             if wait <= 0:
                 raise LockHeld(path, holder(os.pread(fd, 64, 0)))

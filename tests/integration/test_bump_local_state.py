@@ -1,0 +1,295 @@
+"""`gitops bump` (and `rollback`) on a LOCAL checkout whose state a bump must not work around: an operation
+in progress, a sparse checkout or flagged index entries that hide files in its scope, a remote that is not
+named `origin` or has a push URL of its own, and root bumping another user's checkout."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.gitremotes import FIXTURE_IDENTITY, git, make_bare_remote
+from tests.integration.test_bump import no_identity_env
+
+pytestmark = pytest.mark.integration
+
+APP = "team/app"
+FILES = {
+    "app/dep.yaml": ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  template:\n"
+                     "    spec:\n      containers:\n      - name: app\n        image: team/app:v1\n"),
+    "app/kustomization.yaml": "resources: [dep.yaml]\nimages:\n- name: team/app\n  newTag: v1\n",
+    "notes.txt": "a file that is no manifest\n",
+}
+
+
+def _head(repo: Path, rev: str = "HEAD") -> str:
+    return git("rev-parse", rev, cwd=repo).strip()
+
+
+def _bump(gitops, checkout: Path, tmp_path: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:v2", *extra],
+                  env=no_identity_env(tmp_path, **(env or {})))
+
+
+def _side_branch(checkout: Path) -> str:
+    """A branch `wip` with one commit changing notes.txt, and a commit on main (pushed) changing it
+    otherwise: `wip` does not apply on main without a conflict.  The checkout stays on main."""
+    git("checkout", "--quiet", "-b", "wip", cwd=checkout)
+    (checkout / "notes.txt").write_text("changed on wip\n")
+    git("commit", "--quiet", "-am", "wip", cwd=checkout)
+    git("checkout", "--quiet", "main", cwd=checkout)
+    (checkout / "notes.txt").write_text("changed on main\n")
+    git("commit", "--quiet", "-am", "main", cwd=checkout)
+    git("push", "--quiet", "origin", "main", cwd=checkout)
+    return _head(checkout, "wip")
+
+
+def _stop_with_a_conflict(checkout: Path, *args: str) -> None:
+    """Run a git command that stops on notes.txt's conflict, then resolve it as HEAD has it: a clean tree."""
+    res = git_status(checkout, *args)
+    assert res != 0
+    git("checkout", "HEAD", "--", "notes.txt", cwd=checkout)
+    assert git("status", "--porcelain", "--untracked-files=no", cwd=checkout) == ""
+
+
+def git_status(cwd: Path, *args: str) -> int:
+    """git's exit status (a command expected to fail)."""
+    return subprocess.run(["git", *args], cwd=cwd, env=dict(os.environ, **FIXTURE_IDENTITY),
+                          capture_output=True).returncode
+
+
+@pytest.mark.parametrize("operation", ["merge", "cherry-pick", "revert", "rebase"])
+def test_an_operation_in_progress_is_refused_touching_nothing(operation: str, gitops, tmp_path: Path) -> None:
+    """A merge (or cherry-pick, ...) stopped with a clean tree: the bump edited the files, failed at its
+    commit (exit 10, `cannot do a partial commit during a merge`) and its reset aborted the user's merge."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    wip = _side_branch(checkout)
+    if operation == "merge":
+        git("merge", "--quiet", "-s", "ours", "--no-commit", "wip", cwd=checkout)
+        marker, said = "MERGE_HEAD", "a merge"
+    elif operation == "cherry-pick":
+        _stop_with_a_conflict(checkout, "cherry-pick", wip)
+        marker, said = "CHERRY_PICK_HEAD", "a cherry-pick"
+    elif operation == "revert":
+        _stop_with_a_conflict(checkout, "revert", "--no-edit", wip)  # its undoing conflicts with main
+        marker, said = "REVERT_HEAD", "a revert"
+    else:
+        git("rebase", "--quiet", "-i", "main", "wip", cwd=checkout,
+            env={"GIT_SEQUENCE_EDITOR": "sed -i '1i break'"})
+        marker, said = "rebase-merge", "a rebase"
+    assert (checkout / ".git" / marker).exists()
+    before, remote_before = _head(checkout), remote.head()
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert f"{checkout.resolve()}: {said} is in progress there; nothing was changed" in res.stderr
+    assert "finish it or abort it" in res.stderr
+    assert (checkout / ".git" / marker).exists()  # the user's operation is still there
+    assert _head(checkout) == before and remote.head() == remote_before
+    assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+
+
+def _sparse_checkout(remote, where: Path, *patterns: str) -> Path:  # type: ignore[no-untyped-def]
+    checkout = remote.clone(where)
+    git("sparse-checkout", "set", "--no-cone", *patterns, cwd=checkout)
+    return checkout
+
+
+def test_a_sparse_checkout_leaving_out_a_yaml_file_is_refused(gitops, tmp_path: Path) -> None:
+    """The kustomization left out of the sparse checkout kept `newTag: v1` (which wins when kustomize renders)
+    while the bump of dep.yaml was pushed, exit 0: the old image stayed deployed."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = _sparse_checkout(remote, tmp_path / "co", "/*", "!/app/kustomization.yaml")
+    before = remote.head()
+    for mode in ([], ["--dry-run"], ["--no-commit"]):
+        res = _bump(gitops, checkout, tmp_path, *mode)
+        assert res.returncode == 4, (mode, res.stderr)
+        assert (f"{checkout.resolve()}: its sparse checkout leaves out 1 tracked YAML file(s) in the bump's scope "
+                "(app/kustomization.yaml)") in res.stderr
+        assert "git sparse-checkout disable" in res.stderr and "URL" in res.stderr
+    assert remote.head() == before and _head(checkout) == before
+    assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+    assert git("status", "--porcelain", cwd=checkout) == ""
+    git("sparse-checkout", "disable", cwd=checkout)  # the hint's fix
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "newTag: v2" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_a_cone_sparse_checkout_without_the_app_names_the_checkout(gitops, tmp_path: Path) -> None:
+    """Cone mode leaving out app/: exit 3 `no reference ... found in file:///...`, naming origin."""
+    files = dict(FILES, **{"other/app.yaml": "image: team/other:v1\n",
+                           "third/Kustomization": "images:\n- name: team/app\n  newTag: v1\n"})
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    checkout = remote.clone(tmp_path / "co")
+    git("sparse-checkout", "set", "other", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "sparse checkout leaves out 3 tracked YAML file(s) in the bump's scope (app/dep.yaml, " \
+           "app/kustomization.yaml, third/Kustomization)" in res.stderr
+    res = gitops(["bump", "--deploy-repo", str(checkout), "--path", "other", "--image", "team/other:v2"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr  # nothing in that scope is left out
+    assert remote.show("other/app.yaml").decode() == "image: team/other:v2\n"
+
+
+def test_a_yaml_file_origin_adds_outside_the_sparse_checkout_is_refused_after_the_fetch(gitops,
+                                                                                      tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = _sparse_checkout(remote, tmp_path / "co", "/app/", "/notes.txt")
+    before = _head(checkout)
+    remote.commit_change("prod/values.yaml", "image: team/app:v1\n")  # outside the sparse checkout
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "leaves out 1 tracked YAML file(s) in the bump's scope (prod/values.yaml)" in res.stderr
+    assert _head(checkout) == before and git("status", "--porcelain", cwd=checkout) == ""
+    assert remote.log("%s")[0] == "unrelated change"
+
+
+def test_a_rollback_of_a_sparse_checkout_is_refused(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    assert _bump(gitops, checkout, tmp_path).returncode == 0
+    bumped = remote.head()
+    git("sparse-checkout", "set", "--no-cone", "/*", "!/app/kustomization.yaml", cwd=checkout)
+    res = gitops(["rollback", "--deploy-repo", str(checkout), "--image", APP, "--no-verify"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 4, res.stderr
+    assert "sparse checkout leaves out 1 tracked YAML file(s)" in res.stderr
+    assert remote.head() == bumped == _head(checkout)
+
+
+@pytest.mark.parametrize("flag", ["--skip-worktree", "--assume-unchanged"])
+def test_a_flagged_file_in_scope_is_refused_touching_nothing(flag: str, gitops, tmp_path: Path) -> None:
+    """skip-worktree: `git add` failed (exit 10, git's reason lost), the edit survived the reset and stacked
+    up with each re-run.  assume-unchanged: the bump went through and cleared the user's flag in silence."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("update-index", flag, "app/kustomization.yaml", cwd=checkout)
+    flags = git("ls-files", "-v", cwd=checkout)
+    before = remote.head()
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert (f"{checkout.resolve()}: 1 file(s) in the bump's scope are marked skip-worktree or assume-unchanged "
+            "in the index (app/kustomization.yaml)") in res.stderr
+    assert "git update-index --no-skip-worktree" in res.stderr
+    assert git("ls-files", "-v", cwd=checkout) == flags  # the flag stays
+    assert (checkout / "app/kustomization.yaml").read_text() == FILES["app/kustomization.yaml"]
+    assert "team/app:v1" in (checkout / "app/dep.yaml").read_text()
+    assert remote.head() == before == _head(checkout)
+    # outside the bump's scope, a flagged file does not matter
+    git("update-index", flag, "notes.txt", cwd=checkout)
+    git("update-index", flag.replace("--", "--no-"), "app/kustomization.yaml", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "newTag: v2" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_the_branchs_upstream_remote_is_used_whatever_its_name(gitops, tmp_path: Path) -> None:
+    """A checkout cloned with `-o upstream`: "committed (not pushed: no remote)", exit 0, and the checkout left
+    ahead of upstream/main, each later bump stacking up."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = tmp_path / "co"
+    git("clone", "--quiet", "-o", "upstream", remote.url, str(checkout))
+    for tag in ("v2", "v3"):
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:{tag}"],
+                     env=no_identity_env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        assert "pushed to main" in res.stderr and "not pushed" not in res.stderr
+        assert remote.head() == res.stdout.strip() == _head(checkout) == _head(checkout, "upstream/main")
+    assert "newTag: v3" in remote.show("app/kustomization.yaml").decode()
+
+
+def test_several_remotes_and_no_upstream_is_refused_naming_them(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    other = make_bare_remote(tmp_path / "other", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("remote", "add", "mirror", other.url, cwd=checkout)
+    git("fetch", "--quiet", "mirror", cwd=checkout)
+    git("branch", "--quiet", "--unset-upstream", cwd=checkout)
+    before = remote.head()
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert (f"{checkout.resolve()}: branch main has no upstream, and the checkout has several remotes "
+            "(mirror, origin)") in res.stderr
+    assert "git branch --set-upstream-to REMOTE/main" in res.stderr
+    assert remote.head() == before == _head(checkout) and git("status", "--porcelain", cwd=checkout) == ""
+    git("branch", "--quiet", "--set-upstream-to", "mirror/main", cwd=checkout)  # the hint's fix: pushed there
+    git("reset", "--quiet", "--hard", "mirror/main", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert other.head() == res.stdout.strip() and remote.head() == before
+
+
+def test_a_checkout_without_any_remote_commits_only(gitops, tmp_path: Path) -> None:
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("remote", "remove", "origin", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "committed (not pushed: no remote)" in res.stderr
+    assert _head(checkout) == res.stdout.strip() != remote.head()
+
+
+def test_the_push_url_is_pushed_to_and_read_from(gitops, tmp_path: Path) -> None:
+    """remote.origin.pushurl (fetch from a mirror, push to the primary): the bump went to the fetch URL, and
+    the primary never got it."""
+    primary = make_bare_remote(tmp_path / "remotes", files=FILES)
+    mirror = tmp_path / "mirror.git"
+    git("clone", "--quiet", "--mirror", primary.url, str(mirror))
+    checkout = tmp_path / "co"
+    git("clone", "--quiet", mirror.as_uri(), str(checkout))
+    git("remote", "set-url", "--push", "origin", primary.url, cwd=checkout)
+    mirrored = _head(mirror, "main")
+    for tag in ("v2", "v3"):  # the mirror lags behind: the second bump is made on the primary's head
+        res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{APP}:{tag}"],
+                     env=no_identity_env(tmp_path))
+        assert res.returncode == 0, res.stderr
+        assert f"Pushing {res.stdout.strip()[:12]} to {primary.url} (main)" in res.stderr
+        assert primary.head() == res.stdout.strip() == _head(checkout)
+    assert _head(mirror, "main") == mirrored
+    assert "newTag: v3" in primary.show("app/kustomization.yaml").decode()
+    git("remote", "set-url", "--add", "--push", "origin", mirror.as_uri(), cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 4, res.stderr
+    assert "remote origin pushes to 2 URLs (remote.origin.pushurl)" in res.stderr
+
+
+def _not_owned_by(top: Path, uid: int) -> list[str]:
+    out = []
+    for where, dirs, files in os.walk(top):
+        for name in (*dirs, *files):
+            path = os.path.join(where, name)
+            if os.lstat(path).st_uid != uid:
+                out.append(os.path.relpath(path, top))
+    return sorted(out)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+@pytest.mark.parametrize("outcome", ["pushed", "refused", "--no-commit"])
+def test_root_gives_back_what_it_wrote_in_another_users_checkout(outcome: str, gitops, tmp_path: Path) -> None:
+    """Root (a CI container on the runner's checkout) left .git/gitops.lock, FETCH_HEAD, refs, logs and objects
+    root's: the owner's next `git fetch` failed (Permission denied), and gitops run as the owner failed on its
+    lock (exit 10).  Now everything it created or changed there is the owner's again."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    remote.commit_change("prod/new/values.yaml", "a: 1\n")  # the fast-forward writes new directories
+    if outcome == "refused":
+        hook = remote.path / "hooks" / "pre-receive"
+        hook.write_text("#!/bin/sh\nexit 1\n")
+        hook.chmod(0o755)
+    for where, dirs, files in os.walk(checkout):
+        for name in (*dirs, *files):
+            os.chown(os.path.join(where, name), 1234, 1234, follow_symlinks=False)
+    os.chown(checkout, 1234, 1234)
+    env = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": str(checkout)}
+    res = _bump(gitops, checkout, tmp_path, *([outcome] if outcome.startswith("--") else []), env=env)
+    assert res.returncode == {"pushed": 0, "refused": 10, "--no-commit": 0}[outcome], res.stderr
+    assert _not_owned_by(checkout, 1234) == []
+    lock = checkout / ".git" / "gitops.lock"
+    assert (lock.stat().st_uid, lock.stat().st_gid) == (1234, 1234)
+    if outcome == "pushed":
+        assert remote.head() == res.stdout.strip()
+        assert (checkout / "prod/new/values.yaml").exists()
