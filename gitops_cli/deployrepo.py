@@ -28,8 +28,6 @@ from gitops_cli.errors import DirtyTreeError, GitAuthError, GitError, GitopsErro
 from gitops_cli.output import redact, register_secret
 from gitops_cli.settings import FLAGS, Names, expand_user
 
-ORIGIN = Names(flags={"deploy_repo": "origin"})  # a local checkout's origin, as open_remote's messages name it
-
 DEFAULT_IDENTITY = ("gitops-cli", "gitops-cli@localhost")
 _SCHEMES = ("file", "http", "https", "ssh", "git", "git+ssh", "ssh+git")
 _SCP_RE = re.compile(r"^(?:(?P<user>[^@/:]+)@)?(?P<host>[^/:]+):(?P<path>(?!//).*)$")
@@ -95,8 +93,8 @@ def open_remote(
     spec: str, *, ssh_key: Path | None = None, environ: Mapping[str, str] | None = None,
     names: Names = FLAGS, repo: Path | None = None,
 ) -> Remote:
-    """Classify --deploy-repo (the `deploy_repo` setting, named in messages as `names` does: ORIGIN for a
-    checkout's origin) and build the environment that authenticates git.
+    """Classify --deploy-repo (the `deploy_repo` setting, named in messages as `names` does: `remote NAME`
+    for a checkout's remote) and build the environment that authenticates git.
 
     UsageError (exit 2), with any credentials stripped from the spec it names, for what cannot work: an
     unknown scheme, a malformed `scheme:/...` (read by git as scp-like `host:path`), a missing directory
@@ -1111,11 +1109,6 @@ def restore(repo: Path, commit: str) -> None:
     except GitError as exc:
         raise GitError(f"its files are back as in {commit[:12]}, not its index or HEAD: {exc.message}",
                        exit_code=exc.exit_code) from None
-
-
-def origin_spec(repo: Path) -> str | None:
-    """The checkout's `origin` URL as open_remote takes it, or None when there is none (see remote_spec)."""
-    return remote_spec(repo, "origin")
 
 
 def remote_spec(repo: Path, name: str, push: bool = False) -> str | None:

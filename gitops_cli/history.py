@@ -639,16 +639,33 @@ def _read_local(root: Path, request: HistoryRequest) -> HistoryResult:
                             hint=None if not heads else "pass --branch")
     if rev.status != 0:
         raise UsageError(f"{request.names('branch', branch)}: no such branch in {root}")
-    # git's lazy fetches of a partial clone's missing blobs reach origin: with the ssh command (BatchMode,
-    # --ssh-key, the pin) and token gitops would use for it
+    # git's lazy fetches of a partial clone's missing blobs reach its promisor remote (origin, or the remote
+    # a `clone -o upstream` made): with the ssh command (BatchMode, --ssh-key, the pin) and token gitops would
+    # use for it.  A full clone fetches nothing.
     env: Mapping[str, str] = {}
-    origin = deployrepo.origin_spec(root)
-    if origin:
+    promisor = _promisor_remote(root)
+    spec = deployrepo.remote_spec(root, promisor) if promisor else None
+    if spec:
         try:
-            env = deployrepo.open_remote(origin, ssh_key=request.ssh_key, names=deployrepo.ORIGIN, repo=root).env
-        except GitopsError:  # an origin gitops cannot use: the history is read without it (no fetch needed)
+            env = deployrepo.open_remote(spec, ssh_key=request.ssh_key, repo=root,
+                                         names=Names(flags={"deploy_repo": f"remote {promisor}"})).env
+        except GitopsError:  # a remote gitops cannot use: the history is read without it (no fetch needed)
             pass
     return _collect(_Repo(root, env, None, branch, rev=local), request, str(root), branch)
+
+
+def _promisor_remote(root: Path) -> str | None:
+    """The remote a partial clone fetches its missing objects from (`remote.NAME.promisor`, or the older
+    `extensions.partialClone`), or None for a full clone."""
+    res = git.run(["config", "--get-regexp", r"^(extensions\.partialclone|remote\..*\.promisor)$"], cwd=root,
+                  check=False)
+    for line in res.stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "extensions.partialclone" and value:
+            return value
+        if key.endswith(".promisor") and value.lower() in ("true", "yes", "on", "1"):
+            return key[len("remote."):-len(".promisor")]
+    return None
 
 
 def history_in_clone(work: Path, remote: deployrepo.Remote, branch: str, request: HistoryRequest) -> HistoryResult:

@@ -208,17 +208,17 @@ def test_missing_known_hosts_file_is_refused(tmp_path: Path) -> None:
     assert not missing.exists() and not missing.parent.exists()
 
 
-def test_origin_spec_resolves_a_relative_path_against_the_checkout(tmp_path: Path) -> None:
+def test_remote_spec_resolves_a_relative_path_against_the_checkout(tmp_path: Path) -> None:
     from tests.fixtures.gitremotes import git as fixture_git
 
     checkout = tmp_path / "a" / "co"
     fixture_git("init", "--quiet", str(checkout))
     fixture_git("remote", "add", "origin", "../deploy.git", cwd=checkout)
-    assert deployrepo.origin_spec(checkout) == str((tmp_path / "a" / "deploy.git").resolve())
+    assert deployrepo.remote_spec(checkout, "origin") == str((tmp_path / "a" / "deploy.git").resolve())
     fixture_git("remote", "set-url", "origin", "git@host:org/deploy.git", cwd=checkout)
-    assert deployrepo.origin_spec(checkout) == "git@host:org/deploy.git"
+    assert deployrepo.remote_spec(checkout, "origin") == "git@host:org/deploy.git"
     fixture_git("remote", "remove", "origin", cwd=checkout)
-    assert deployrepo.origin_spec(checkout) is None
+    assert deployrepo.remote_spec(checkout, "origin") is None
 
 
 @pytest.mark.parametrize("folder", ["h#x", "q?y", "p%20q"])

@@ -394,6 +394,23 @@ def test_a_shallow_local_checkout_says_its_history_stops_at_its_boundary(tmp_pat
     assert [e["tag"] for e in data["entries"]] == ["v4", "v3", "v2", "v1"] and data["shallow_at"] is None
 
 
+def test_a_local_partial_clone_is_read_with_its_promisor_remote(tmp_path: Path) -> None:
+    """git's lazy fetches of a local blobless clone go to its promisor remote, reached with gitops' credentials
+    and ssh options for it: they were looked up for a remote named origin only (`clone -o upstream`: none)."""
+    from gitops_cli.history import _promisor_remote
+
+    remote = make_bare_remote(tmp_path / "remotes", files={"app.yaml": "image: team/app:v1\n"})
+    git("config", "uploadpack.allowFilter", "true", cwd=remote.path)
+    res = run_gitops(["bump", "--deploy-repo", remote.url, "--image", "team/app:v2"])
+    assert res.returncode == 0, res.stderr
+    partial = tmp_path / "partial"
+    git("clone", "--quiet", "--filter=blob:none", "--no-checkout", "-o", "upstream", remote.url, str(partial))
+    assert _promisor_remote(partial) == "upstream" and _promisor_remote(remote.clone(tmp_path / "full")) is None
+    res = run_gitops(["history", "--deploy-repo", str(partial), "--image", "team/app", "-o", "json"])
+    assert res.returncode == 0, res.stderr
+    assert [e["tag"] for e in json.loads(res.stdout)["entries"]] == ["v2", "v1"]
+
+
 def test_history_branch_is_a_branch_name_as_for_bump(tmp_path: Path) -> None:
     """--branch works as for bump: a revision, a full ref or git's shorthand is exit 2 naming it (a remote
     gave exit 10 with git's clone error, a local checkout read `main~1` or a tag as the branch)."""
