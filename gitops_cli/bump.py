@@ -1483,13 +1483,13 @@ def _apply_commit_push(
     _compute_into(result, work, request, resolver, guard, tracked_only=keep)
     if request.dry_run or result.up_to_date or result.superseded:
         return result
-    identity = deployrepo.resolve_identity(request.author, work)
+    identity = deployrepo.resolve_identity(request.author, work, environ)
     info = ci.detect(environ)
     unmoved = False  # the last rejected push left the remote branch where it was
     for attempt in range(1, request.retries + 2):
         write_edits(work, result.edits)
         message = render_message(request.images, result.edits, request.message, info, request.trailers)
-        result.commit = deployrepo.commit(work, [e.path for e in result.edits], message, identity)
+        result.commit = deployrepo.commit(work, [e.path for e in result.edits], message, identity, environ)
         if remote is None:
             return result
         result.attempts = attempt

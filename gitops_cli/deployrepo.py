@@ -822,10 +822,15 @@ def parse_identity(text: str, names: Names = FLAGS) -> Identity:
     return Identity(m.group("name"), m.group("email"))
 
 
-def resolve_identity(explicit: str | None, repo: Path | None) -> Identity:
-    """--author / GITOPS_AUTHOR (passed as `explicit`), else git config user.*, else gitops-cli."""
+def resolve_identity(explicit: str | None, repo: Path | None,
+                     environ: Mapping[str, str] | None = None) -> Identity:
+    """--author / GITOPS_AUTHOR (passed as `explicit`), else GIT_AUTHOR_NAME + GIT_AUTHOR_EMAIL (as git takes
+    them, both set), else git config user.*, else gitops-cli."""
     if explicit:
         return parse_identity(explicit)
+    variables = _identity_variables("AUTHOR", environ)
+    if variables is not None:
+        return variables
     if repo is not None:
         name = git.run(["config", "--get", "user.name"], cwd=repo, check=False).stdout.strip()
         email = git.run(["config", "--get", "user.email"], cwd=repo, check=False).stdout.strip()
@@ -834,11 +839,22 @@ def resolve_identity(explicit: str | None, repo: Path | None) -> Identity:
     return Identity(*DEFAULT_IDENTITY)
 
 
-def commit(repo: Path, paths: Sequence[str], message: str, author: Identity) -> str:
-    """Commit exactly `paths` (relative to repo) as `author` (also committer); return the new sha."""
+def _identity_variables(role: str, environ: Mapping[str, str] | None) -> Identity | None:
+    """GIT_<role>_NAME and GIT_<role>_EMAIL of the environment when both are set (a CI script's way to give
+    git an identity without a config file), else None."""
+    env = os.environ if environ is None else environ
+    name, email = env.get(f"GIT_{role}_NAME", "").strip(), env.get(f"GIT_{role}_EMAIL", "").strip()
+    return Identity(name, email) if name and email else None
+
+
+def commit(repo: Path, paths: Sequence[str], message: str, author: Identity,
+           environ: Mapping[str, str] | None = None) -> str:
+    """Commit exactly `paths` (relative to repo) as `author`, committed by GIT_COMMITTER_NAME +
+    GIT_COMMITTER_EMAIL when the environment sets both, else by the author; return the new sha."""
+    committer = _identity_variables("COMMITTER", environ) or author
     ident = {
         "GIT_AUTHOR_NAME": author.name, "GIT_AUTHOR_EMAIL": author.email,
-        "GIT_COMMITTER_NAME": author.name, "GIT_COMMITTER_EMAIL": author.email,
+        "GIT_COMMITTER_NAME": committer.name, "GIT_COMMITTER_EMAIL": committer.email,
     }
     git.run(["add", "--", *paths], cwd=repo)
     git.run(["commit", "--quiet", "--no-verify", "--no-gpg-sign", "--cleanup=whitespace", "-m", message,

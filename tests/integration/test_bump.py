@@ -68,6 +68,23 @@ def test_bump_commits_exactly_the_image_values(deploy_remote: DeployRemote, gito
     assert list(_tmpdir(tmp_path).iterdir()) == []  # the temporary clone is gone
 
 
+def test_git_identity_variables_of_the_environment_are_honoured(deploy_remote: DeployRemote, gitops,
+                                                                 tmp_path: Path) -> None:
+    """GIT_AUTHOR_* / GIT_COMMITTER_* (a CI script's git identity, no config file) were overwritten by
+    gitops-cli <gitops-cli@localhost>.  They come after --author / GITOPS_AUTHOR, before git config."""
+    ci = {"GIT_AUTHOR_NAME": "CI Bot", "GIT_AUTHOR_EMAIL": "ci@example.com",
+          "GIT_COMMITTER_NAME": "CI Runner", "GIT_COMMITTER_EMAIL": "runner@example.com"}
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.2"],
+                 env=no_identity_env(tmp_path, **ci))
+    assert res.returncode == 0, res.stderr
+    assert deploy_remote.log("%an <%ae>|%cn <%ce>")[0] == "CI Bot <ci@example.com>|CI Runner <runner@example.com>"
+    res = gitops(["bump", "--deploy-repo", deploy_remote.url, "--image", f"{API}:2.0.3"],
+                 env=no_identity_env(tmp_path, GITOPS_AUTHOR="Deploy Bot <bot@example.com>",
+                                     GIT_AUTHOR_NAME="CI Bot", GIT_AUTHOR_EMAIL="ci@example.com"))
+    assert res.returncode == 0, res.stderr  # GITOPS_AUTHOR first; the committer is the author
+    assert deploy_remote.log("%an <%ae>|%cn <%ce>")[0] == "Deploy Bot <bot@example.com>|Deploy Bot <bot@example.com>"
+
+
 def test_no_known_secret_goes_into_the_commit_message(deploy_remote: DeployRemote, gitops, tmp_path: Path) -> None:
     """GITOPS_CI_RUN_URL holding the token (`?access_token=$TOK`) went into the CI-Run trailer, pushed for good."""
     token = "ghp_CommitTrailerToken42"
