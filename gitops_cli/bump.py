@@ -24,7 +24,6 @@ input errors (exit 2) before any work.
 from __future__ import annotations
 
 import difflib
-import os
 import posixpath
 import random
 import string
@@ -1287,19 +1286,16 @@ def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) 
     puts it back; assume-unchanged would be cleared in silence).  The flags are read as `gitops tag` reads
     them (one `git ls-files -v`).  `flagged` False (--no-commit, which commits nothing): only the files
     left out."""
-    from gitops_cli.tagging import _index_entries, _sparse, listed_paths
-    from gitops_cli.yamledit import YAML_SUFFIXES
-    from gitops_cli.yamledit.discover import relative_subpath
+    from gitops_cli.tagging import _index_entries, listed_paths, sparse_left_out
+    from gitops_cli.yamledit.discover import is_yaml_name, relative_subpath
 
     scope = [relative_subpath(root, p, request.names).as_posix() for p in request.paths]
-    hidden = [(tag, path) for tag, _, path in _index_entries(root)
-              if (tag == "S" or tag.islower())
-              and (path.endswith(YAML_SUFFIXES) or posixpath.basename(path) in kustomize.KUSTOMIZATION_FILES)
+    hidden = [(tag, mode, path) for tag, mode, path in _index_entries(root)
+              if (tag == "S" or tag.islower()) and is_yaml_name(path)
               and (not scope or any(s == "." or path == s or path.startswith(f"{s}/") for s in scope))]
     if not hidden:
         return
-    sparse = _sparse(root)
-    left_out = [path for tag, path in hidden if tag in "Ss" and sparse and not os.path.lexists(root / path)]
+    left_out = sparse_left_out(root, hidden)
     if left_out:
         raise DirtyTreeError(f"{root}: its sparse checkout leaves out {len(left_out)} tracked YAML file(s) in "
                              f"the bump's scope ({listed_paths(left_out)}): the bump would edit only the others; "
@@ -1307,7 +1303,7 @@ def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) 
                              hint="`git sparse-checkout disable` (or add them to it), or give the deploy repo's URL "
                                   "(gitops clones it)")
     if flagged:
-        paths = [path for _, path in hidden]
+        paths = [path for _, _, path in hidden]
         raise DirtyTreeError(f"{root}: {len(paths)} file(s) in the bump's scope are marked skip-worktree or "
                              f"assume-unchanged in the index ({listed_paths(paths)}), whose edits git would not "
                              "commit as it should; nothing was changed",

@@ -172,8 +172,8 @@ def left_out(repo: Path, context: BuildContext) -> list[str]:
     kept by its .dockerignore.  Paths from the top of `repo`, in the index's order."""
     from gitops_cli.dockerignore import decode
 
-    missing = [path for tag, _, path in _index_entries(repo) if tag in "Ss" and not os.path.lexists(repo / path)]
-    if not missing or not _sparse(repo):
+    missing = sparse_left_out(repo)
+    if not missing:
         return []
     top, ctx = os.path.realpath(repo), os.path.realpath(context.root)
     out = []
@@ -182,6 +182,15 @@ def left_out(repo: Path, context: BuildContext) -> list[str]:
         if rel != ".." and not rel.startswith("../") and context.walk_keeps(decode(os.fsencode(rel))):
             out.append(path)
     return out
+
+
+def sparse_left_out(repo: Path, entries: list[tuple[str, str, str]] | None = None) -> list[str]:
+    """The tracked files a sparse checkout of `repo` leaves out: skip-worktree, not on disk, under
+    core.sparseCheckout (asked only when such a file exists).  Paths from the top, in the index's order.
+    `entries`: the repository's _index_entries, when already read."""
+    entries = _index_entries(repo) if entries is None else entries
+    missing = [path for tag, _, path in entries if tag in "Ss" and not os.path.lexists(repo / path)]
+    return missing if missing and _sparse(repo) else []
 
 
 def check_sparse(repo: Path, context: BuildContext) -> None:
