@@ -1265,7 +1265,9 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
-    deployrepo.checkout_remote(root, current)  # several remotes, none the branch's upstream: exit 4 now
+    # several remotes, none the branch's upstream (exit 4), or a push URL gitops cannot use (exit 2): now, not
+    # after a build-and-bump's build and publish
+    deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
     _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "

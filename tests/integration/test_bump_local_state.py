@@ -255,6 +255,11 @@ def test_the_push_url_is_pushed_to_and_read_from(gitops, tmp_path: Path) -> None
     res = _bump(gitops, checkout, tmp_path)
     assert res.returncode == 4, res.stderr
     assert "remote origin pushes to 2 URLs (remote.origin.pushurl)" in res.stderr
+    git("config", "--unset-all", "remote.origin.pushurl", cwd=checkout)
+    git("remote", "set-url", "--push", "origin", "no_push", cwd=checkout)  # a common way to forbid pushes
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 2 and "error: remote origin (its pushurl) " in res.stderr
+    assert " -> " not in res.stderr  # refused before any work (build-and-bump: before its build), not at the commit
 
 
 def _not_owned_by(top: Path, uid: int) -> list[str]:
