@@ -260,7 +260,7 @@ def build_image(
     from gitops_cli import engine
     from gitops_cli.apptest import run_command
     from gitops_cli.dockerignore import BuildContext
-    from gitops_cli.tagging import check_clean, check_sparse, check_unchanged, derive_tag, source_state
+    from gitops_cli.tagging import _index_entries, check_clean, check_sparse, check_unchanged, derive_tag, source_state
 
     name = parse_repository(image)
     if tag is not None:
@@ -288,8 +288,9 @@ def build_image(
         if revision is not None:  # the caller (the pipeline) tagged that commit and checked the tree clean
             sha = revision
         elif checkout is not None:
-            paths = check_clean(checkout, allow_dirty, what="an image with a revision label")
-            check_sparse(checkout, BuildContext.load(str(ctx), dockerfile_arg))
+            entries = _index_entries(checkout)  # read once for both checks
+            paths = check_clean(checkout, allow_dirty, what="an image with a revision label", entries=entries)
+            check_sparse(checkout, BuildContext.load(str(ctx), dockerfile_arg), entries)
             dirty = bool(paths)
             state = source_state(checkout, paths) if dirty and build_command else ""
             head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()

@@ -1265,17 +1265,18 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
-    # several remotes, none the branch's upstream (exit 4), or a push URL gitops cannot use (exit 2): now, not
-    # after a build-and-bump's build and publish
-    deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
     _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
                          f"({root}), whose branch {current} would be left with a commit that is not on origin",
                          hint="give the deploy repo's URL (it is cloned, and the commit pushed to that branch), "
                               "or commit and push yourself (bump --no-commit)")
-    if ahead:
-        _check_ahead_early(root, current, request, environ)
+    if ahead:  # before any work (the caller's second call, before the commit, opens the remote itself):
+        # several remotes, none the branch's upstream (exit 4), or a push URL gitops cannot use (exit 2) now,
+        # not after a build-and-bump's build and publish
+        remote = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+        if remote is not None:
+            _check_ahead_early(root, current, remote)
     return current
 
 
@@ -1313,23 +1314,22 @@ def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) 
                                   "ls-files -v` shows them: S, or a lowercase letter), then re-run")
 
 
-def _check_ahead_early(root: Path, current: str, request: BumpRequest, environ: Mapping[str, str] | None) -> None:
+def _check_ahead_early(root: Path, current: str, origin: deployrepo.Remote) -> None:
     """Before any work: DirtyTreeError (exit 4) when the branch surely has commits that are not on origin's.
     refs/remotes/origin/<branch> as last fetched (no network) may be stale -- a push by URL, or a bump by an
     earlier version, never moved it -- so an "ahead" there is only provisional: one `git ls-remote` of
     origin's branch confirms it.  Origin's head equal to HEAD, or known here with HEAD an ancestor of it:
     not ahead.  Known here and not a descendant of HEAD: ahead.  Unknown here (origin moved on), or origin
     unreachable: the check after the bump's fetch decides."""
-    name = deployrepo.checkout_remote(root, current)
-    tracking = deployrepo.tracking_head(root, current, name) if name is not None else None
-    if name is None or tracking is None:
+    name = origin.name
+    tracking = deployrepo.tracking_head(root, current, name)
+    if tracking is None:
         return
     local = deployrepo.head(root)
     if local == tracking or git.is_ancestor(root, local, tracking) or git.is_shallow(root):
         return  # a shallow checkout: the link may lie beyond its boundary
     try:
-        origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
-        now = deployrepo.remote_head(origin, current, repo=root) if origin is not None else None
+        now = deployrepo.remote_head(origin, current, repo=root)
     except GitError:
         return  # not reachable now: the bump's own fetch reports it
     if now is None or now == local or not deployrepo.has_commit(root, now):

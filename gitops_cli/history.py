@@ -241,11 +241,12 @@ class _Repo:
         listing = self.git("rev-list", "--first-parent", "--parents", self.rev, "--").stdout
         return [(line.split()[0], line.split()[1:]) for line in listing.splitlines() if line]
 
-    def side(self, tip: str, base: str) -> list[tuple[str, list[str]]]:
-        """The first-parent line of `tip` down to where it joins `base`'s history (the commits a merge of
-        `tip` into `base` brought), newest first: (commit, its parents).  It ends at a commit whose first
-        parent `base` has, at a root, or at the shallow boundary."""
-        listing = self.git("rev-list", "--parents", tip, "--not", base, "--").stdout
+    def side(self, tip: str, *bases: str) -> list[tuple[str, list[str]]]:
+        """The first-parent line of `tip` down to where it joins the history of `bases` (the commits a merge
+        of `tip` into the first base brought; the others: the lines an enclosing side joins, whose commits
+        are read there), newest first: (commit, its parents).  It ends at a commit whose first parent a base
+        has, at a root, or at the shallow boundary."""
+        listing = self.git("rev-list", "--parents", tip, "--not", *bases, "--").stdout
         parents = {line.split()[0]: line.split()[1:] for line in listing.splitlines() if line}
         line: list[tuple[str, list[str]]] = []
         commit: str | None = tip
@@ -468,11 +469,13 @@ def _older(tips: Tips, changes: Sequence[_Change]) -> Tips:
 
 
 def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: HistoryRequest, tips: Tips,
-                 boundary: set[str]) -> tuple[list[HistoryEntry], Tips]:
+                 boundary: set[str], outer: tuple[str, ...] = ()) -> tuple[list[HistoryEntry], Tips]:
     """The entries of one commit (its changes from its first parent), and `tips` for that parent.  A merge
     whose value came from a merged side (equal to that parent's) is replaced by the entries of that side's
     own commits, newest first (a `git pull` merge, a merged review branch); one resolved to a value no parent
-    had is itself the entry.  _Shallow when a commit to read lacks its parents in a clone that can deepen."""
+    had is itself the entry.  `outer`: for a commit of a side, the first parents of the merges that brought
+    it: a change it merged from their history (a branch that merged main, then was merged into main) is read
+    there, not again here.  _Shallow when a commit to read lacks its parents in a clone that can deepen."""
     if commit in boundary:
         raise _Shallow(commit)
     first = parents[0] if parents else None
@@ -486,8 +489,12 @@ def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: Hist
         taken = {r for r, slot in slots.items() if _from_side(repo, side, slot, r)}
         if not taken:
             continue
+        if any(git.is_ancestor(repo.path, other, base) for base in outer):  # merged from the enclosing line
+            for repository in taken:
+                del slots[repository]
+            continue
         try:
-            found = _side_entries(repo, other, first, request, _older(tips, side), boundary)
+            found = _side_entries(repo, other, first, request, _older(tips, side), boundary, outer)
         except _Shallow:
             if repo.can_deepen():
                 raise
@@ -500,14 +507,16 @@ def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: Hist
 
 
 def _side_entries(repo: _Repo, tip: str, base: str | None, request: HistoryRequest, tips: Tips,
-                  boundary: set[str]) -> list[HistoryEntry]:
+                  boundary: set[str], outer: tuple[str, ...] = ()) -> list[HistoryEntry]:
     """The entries of the commits a merge brought from its parent `tip` (those `base`, its first parent,
-    lacks), along that side's first-parent line, newest first."""
+    lacks, and the `outer` lines too), along that side's first-parent line, newest first."""
     entries: list[HistoryEntry] = []
-    for commit, parents in repo.side(tip, base) if base else []:
+    if base is None:
+        return entries
+    for commit, parents in repo.side(tip, base, *outer):
         if not parents and boundary:  # a root of a shallow clone: where the side joins may not be fetched yet
             raise _Shallow(commit)
-        found, tips = _entries_for(repo, commit, parents, request, tips, boundary)
+        found, tips = _entries_for(repo, commit, parents, request, tips, boundary, (base, *outer))
         entries += found
     return entries
 

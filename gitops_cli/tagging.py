@@ -166,13 +166,13 @@ def _index_view(repo: Path, entries: list[tuple[str, str, str]], copy: bool = Fa
         yield env
 
 
-def left_out(repo: Path, context: BuildContext) -> list[str]:
+def left_out(repo: Path, context: BuildContext, entries: list[tuple[str, str, str]] | None = None) -> list[str]:
     """The files of the commit a sparse checkout of `repo` leaves out (skip-worktree, not on disk, under
     core.sparseCheckout) that a build of `context` would send if they were there: inside its directory,
     kept by its .dockerignore.  Paths from the top of `repo`, in the index's order."""
     from gitops_cli.dockerignore import decode
 
-    missing = sparse_left_out(repo)
+    missing = sparse_left_out(repo, entries)
     if not missing:
         return []
     top, ctx = os.path.realpath(repo), os.path.realpath(context.root)
@@ -193,12 +193,12 @@ def sparse_left_out(repo: Path, entries: list[tuple[str, str, str]] | None = Non
     return missing if missing and _sparse(repo) else []
 
 
-def check_sparse(repo: Path, context: BuildContext) -> None:
+def check_sparse(repo: Path, context: BuildContext, entries: list[tuple[str, str, str]] | None = None) -> None:
     """DirtyTreeError (exit 4) naming the files a sparse checkout of `repo` leaves out that the build of
     `context` would send (left_out): the image would lack them, yet be tagged and labelled as the commit,
     and a full checkout of that commit would then find it "already published".  --allow-dirty or not:
     no tag names a tree without them."""
-    paths = left_out(repo, context)
+    paths = left_out(repo, context, entries)
     if paths:
         raise DirtyTreeError(
             f"{repo}: the sparse checkout leaves out files the build context would send: {listed_paths(paths)}; "
@@ -316,9 +316,11 @@ def check_ci_checkout(root: Path, head: str, info: ci.CIInfo) -> None:
                     f"request's head {info.source_commit[:12]}: tagging the checkout (what is built)")
 
 
-def check_clean(root: Path, allow_dirty: bool, what: str = "a tag") -> list[str]:
-    """The dirty paths of the work tree `root`; DirtyTreeError (exit 4) listing them unless allow_dirty."""
-    paths = dirty_paths(root)
+def check_clean(root: Path, allow_dirty: bool, what: str = "a tag",
+                entries: list[tuple[str, str, str]] | None = None) -> list[str]:
+    """The dirty paths of the work tree `root`; DirtyTreeError (exit 4) listing them unless allow_dirty.
+    `entries`: the repository's _index_entries, when already read."""
+    paths = dirty_paths(root, entries)
     if paths and not allow_dirty:
         raise DirtyTreeError(
             f"{root}: working tree has uncommitted changes or untracked files; {what} must name one "
@@ -406,9 +408,10 @@ def derive_tag(
     if sha is None:
         check_ci_checkout(root, full, ci.detect(environ))
     short = short_sha(root, full, length)
-    paths = check_clean(root, allow_dirty)
+    entries = _index_entries(root)  # read once for both checks
+    paths = check_clean(root, allow_dirty, entries=entries)
     if context is not None:
-        check_sparse(root, context)
+        check_sparse(root, context, entries)
     state = source_state(root, paths)
     tag = f"{prefix}{short}" + (f"-dirty-{state}" if state else "")
     validate_tag(tag)

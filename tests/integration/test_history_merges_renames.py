@@ -97,6 +97,34 @@ def test_a_merged_review_branch_keeps_its_bump_commits(tmp_path: Path) -> None:
     assert entries[0]["commit"] == remote.head()
 
 
+def test_a_branch_that_merged_main_before_it_was_merged_lists_each_commit_once(tmp_path: Path) -> None:
+    """The "update branch" flow: main gets a change (staging v2), the feature branch (prod v5) merges main,
+    then main merges the feature branch.  The nested merge's side was read again: staging's v2 was listed
+    twice, once as the newest entry, and rollback set staging from v2 to prod's v5."""
+    files = {"prod/d.yaml": f"image: {IMG}:v1\n", "staging/d.yaml": f"image: {IMG}:v1\n"}
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    work = remote.clone(tmp_path / "w")
+    git("checkout", "--quiet", "-b", "feature", cwd=work)
+    (work / "prod/d.yaml").write_text(f"image: {IMG}:v5\n")
+    _commit_all(work, "prod v5")
+    feature = git("rev-parse", "HEAD", cwd=work).strip()
+    git("checkout", "--quiet", "main", cwd=work)
+    (work / "staging/d.yaml").write_text(f"image: {IMG}:v2\n")
+    _commit_all(work, "staging v2")
+    staging = git("rev-parse", "HEAD", cwd=work).strip()
+    for _ in range(2):  # the branch merges main (twice: the second merges nothing new), then is merged
+        git("checkout", "--quiet", "feature", cwd=work)
+        git("merge", "--quiet", "--no-edit", "--no-ff", "main", cwd=work)
+        git("checkout", "--quiet", "main", cwd=work)
+    git("merge", "--quiet", "--no-ff", "--no-edit", "feature", cwd=work)
+    git("push", "--quiet", "origin", "main", cwd=work)
+    for where in (remote.url, str(work)):
+        entries = _history(where)
+        assert [(e["tag"], e["commit"], e["files"]) for e in entries][:2] == [
+            ("v5", feature, ["prod/d.yaml"]), ("v2", staging, ["staging/d.yaml"])], where
+        assert len({e["commit"] for e in entries}) == len(entries) == 3
+
+
 def git_status(*args: str, cwd: Path) -> int:
     """git's exit status (a merge that stops at a conflict is not an error here)."""
     return subprocess.run(["git", *args], cwd=cwd, env=dict(os.environ, **FIXTURE_IDENTITY),
