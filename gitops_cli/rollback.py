@@ -294,9 +294,12 @@ class NothingToRollBackError(NotFoundError):
     rolled back from in the files the change rolled back set it in (moved, deleted or changed since)."""
 
 
-def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo) -> NothingToRollBackError:
+def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo,
+                         to_given: bool = False) -> NothingToRollBackError:
     """The refusal of a rollback that changes nothing (see NothingToRollBackError): what it rolls back, the files
-    that change set it in, and the references of the image found elsewhere and left as they are."""
+    that change set it in, and the references of the image found elsewhere and left as they are.  The hint
+    names the target only when `--to` gave it (`to_given`): a value taken from the history of other files
+    (a deleted preview's tag) is no value to suggest for these."""
     def listed(items: Sequence[str]) -> str:
         return ", ".join(items[:3]) + (", ..." if len(items) > 3 else "")
 
@@ -317,8 +320,12 @@ def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo) ->
     if away:
         (path, _), _ = away[0]
         scope = posixpath.dirname(path) or path
-        hint = (f"roll back where the image is now, from that path's own history: `gitops rollback --path {scope} "
-                f"--to {target.tag}` (see `gitops history --path {scope}`)")
+        if to_given:
+            hint = (f"roll back where the image is now: `gitops rollback --path {scope} --to {target.tag}` (see "
+                    f"`gitops history --path {scope}`)")
+        else:
+            hint = (f"roll back where the image is now, by that path's own history: `gitops rollback --path "
+                    f"{scope}` (see `gitops history --path {scope}`), or to a value you choose with --to")
     else:
         hint = "see `gitops history`: roll back one environment with `--path DIR --to TAG`"
     return NothingToRollBackError(message, hint=hint)
@@ -396,7 +403,7 @@ def rollback(
         prepared_edits(prepared, target, resolve_digest)
         surveyed = undo.take()
         if undo.found and not undo.chosen:  # none found at all: the bump's own "no reference found" (exit 3)
-            raise nothing_to_roll_back(target, current, undo)
+            raise nothing_to_roll_back(target, current, undo, to_given=request.to is not None)
         target = settle_digest(target, now, undo.chosen, check_tag, recorded)
         output.info(f"rolling back {request.image.name} from {current.value} (commit {current.commit[:12]}) "
                     f"to {target.tag}" + (f"@{target.digest}" if target.digest else ""))

@@ -270,8 +270,11 @@ def test_nothing_to_roll_back_names_the_change_and_the_references_left() -> None
     assert error.message == (f"{IMAGE.name}: nothing rolled back from 3 to 2: the change rolled back (commit "
                              "c3c3c3c3c3c3) set 3 in a.yaml, and no reference there is at 3 now (changed since); the "
                              "references found were left as they are: b.yaml:3 (2), b.yaml:5 (1)")
-    assert error.hint == ("roll back where the image is now, from that path's own history: `gitops rollback --path "
-                          "b.yaml --to 2` (see `gitops history --path b.yaml`)")
+    assert error.hint == ("roll back where the image is now, by that path's own history: `gitops rollback --path "
+                          "b.yaml` (see `gitops history --path b.yaml`), or to a value you choose with --to")
+    error = nothing_to_roll_back(IMAGE.with_tag("2"), current, undo, to_given=True)  # --to 2: the user's value
+    assert error.hint == ("roll back where the image is now: `gitops rollback --path b.yaml --to 2` (see `gitops "
+                          "history --path b.yaml`)")
     # files gone from the tree; every reference found at the target already
     current.files = []
     undo = Undo([current])

@@ -760,8 +760,10 @@ def test_a_rollback_that_would_change_nothing_is_refused_not_up_to_date(deploy_r
         assert (f"error: {API}: nothing rolled back from 1.2.0 to 1.0.0: the change rolled back (commit "
                 f"{bumped[:12]}: apps/api/deployment.yaml) holds no file of the tree now (deleted since, or by that "
                 f"change); the references found were left as they are: {left}\n") in res.stderr
-        assert ("hint: roll back where the image is now, from that path's own history: `gitops rollback --path "
-                "deploy/prod --to 1.0.0`") in res.stderr
+        hint = ("hint: roll back where the image is now: `gitops rollback --path deploy/prod --to 1.0.0`" if choice[:1]
+                == ["--to"] else "hint: roll back where the image is now, by that path's own history: `gitops "
+                "rollback --path deploy/prod` (see `gitops history --path deploy/prod`), or to a value you choose")
+        assert hint in res.stderr
         assert deploy_remote.head() == head
     # the hint does it
     res = run_gitops(["rollback", "--deploy-repo", deploy_remote.url, "--image", API, "--no-verify",
@@ -797,8 +799,10 @@ def test_a_rollback_of_a_removal_is_refused(tmp_path: Path) -> None:
     assert (f"error: team/app: nothing rolled back from v2 to v3: the change rolled back (commit {head[:12]}: "
             "preview/app.yaml) holds no file of the tree now (deleted since, or by that change); the references "
             "found were left as they are: prod/app.yaml:3 (v2)\n") in res.stderr
-    assert "hint: roll back where the image is now, from that path's own history: `gitops rollback --path prod " \
-           "--to v3`" in res.stderr and "up to date" not in res.stderr
+    # never `--to v3`: v3 is the deleted preview's value, no value to suggest for prod
+    assert "hint: roll back where the image is now, by that path's own history: `gitops rollback --path prod` " \
+           "(see `gitops history --path prod`)" in res.stderr and "--to v3" not in res.stderr
+    assert "up to date" not in res.stderr
     assert remote.head() == head
 
 
