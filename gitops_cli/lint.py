@@ -260,14 +260,25 @@ def is_allowed(value: str, allow: Sequence[str]) -> bool:
 
 # --- files -----------------------------------------------------------------------------------------
 
+# the last suffixes that make a Dockerfile-like name something else: documentation, a template, a backup, a
+# patch, data or a script (`build.Dockerfile.md`, `Dockerfile.j2`, `app.Dockerfile.yaml`); the pre-commit
+# hook's `files` pattern lists the same
+NOT_DOCKERFILE_SUFFIXES = frozenset({
+    "dockerignore", "md", "markdown", "rst", "txt", "adoc", "html", "j2", "jinja", "jinja2", "tpl", "tmpl",
+    "gotmpl", "erb", "mustache", "hbs", "bak", "orig", "rej", "swp", "patch", "diff", "json", "yaml", "yml",
+    "toml", "sh", "py",
+})
+
+
 def is_dockerfile(path: str | Path) -> bool:
     """`Dockerfile*`, `Containerfile*`, a name with a `.`-separated part `Dockerfile` or `Containerfile`
     (`web.Dockerfile`, `api.Containerfile.prod`: pre-commit's type `dockerfile`), `*.dockerfile`,
-    `*.containerfile`, `dockerfile`, `containerfile`; never a `.dockerignore`."""
+    `*.containerfile`, `dockerfile`, `containerfile`; never one whose last suffix is in
+    NOT_DOCKERFILE_SUFFIXES (`.dockerignore`, `.md`, `.j2`, ...)."""
     name = os.path.basename(str(path))
-    if name.endswith(".dockerignore"):
-        return False
     parts = name.split(".")
+    if len(parts) > 1 and parts[-1] in NOT_DOCKERFILE_SUFFIXES:
+        return False
     return (name.startswith(("Dockerfile", "Containerfile")) or name in ("dockerfile", "containerfile")
             or any(part in ("Dockerfile", "Containerfile") for part in parts[1:])
             or (len(parts) > 1 and parts[-1] in ("dockerfile", "containerfile")))

@@ -917,6 +917,9 @@ NAMES = {  # name: linted (by `gitops lint DIR` and by the hook)
     "dockerfile": True, "containerfile": True,
     "Dockerfile.dockerignore": False, ".dockerignore": False, "README.md": False, "kustomization": False,
     "XKustomization": False, "a.json": False, "Makefile": False, "notes.yaml.txt": False, "dockerfile.md": False,
+    # documentation, templates, backups of Dockerfiles are none; a YAML file is YAML whatever its other parts
+    "docs/build.Dockerfile.md": False, "ci.Dockerfile.j2": False, "Dockerfile.j2": False, "Dockerfile.orig": False,
+    "app.Dockerfile.yaml": True,
 }
 
 
@@ -926,6 +929,7 @@ def test_a_walk_takes_kustomizations_and_every_dockerfile_name(tmp_path: Path, m
     for name in NAMES:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("FROM node:latest\n" if lint.is_dockerfile(name) else "image: node:latest\n")
+    assert not lint.is_dockerfile("app.Dockerfile.yaml") and lint.is_yaml("app.Dockerfile.yaml")
     monkeypatch.chdir(tmp_path)
     assert sorted(lint.discover(["."])) == sorted(n for n, linted in NAMES.items() if linted)
     findings = lint.lint_text("web.Containerfile", 'FROM python:latest\nRUN echo "a: b"\n', lint.LintConfig())
