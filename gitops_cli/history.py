@@ -491,7 +491,7 @@ def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: Hist
             continue
         if any(git.is_ancestor(repo.path, other, base) for base in outer):  # merged from the enclosing line
             for repository in taken:
-                del slots[repository]
+                del slots[repository]  # read there
             continue
         try:
             found = _side_entries(repo, other, first, request, _older(tips, side), boundary, outer)
@@ -499,11 +499,27 @@ def _entries_for(repo: _Repo, commit: str, parents: Sequence[str], request: Hist
             if repo.can_deepen():
                 raise
             continue  # no more history to read that side from: the merge is the entry
-        found = [e for e in found if e.repository in taken]
-        merged += found
-        for repository in {e.repository for e in found}:  # else (no change of it found there) the merge is it
-            del slots[repository]
+        for repository in taken:
+            mine = [e for e in found if e.repository == repository]
+            if mine and _sets(mine[0], slots[repository].new):  # the side's newest change set the merge's value
+                merged += mine
+                del slots[repository]
+            elif not mine and outer:  # the side's own commits changed nothing: the value came from a line
+                del slots[repository]  # enclosing this side (a branch merging a newer main's branch), read there
+            # else the merge is the entry: the side found nothing (a top-level merge), or its newest change set
+            # another value (a conflict resolved to an older one)
     return _make_entries(repo, commit, slots, tips) + merged, _older(tips, changes)
+
+
+def _sets(entry: HistoryEntry, values: set[str]) -> bool:
+    """Whether `entry` set the values `values` (a slot's `new`: `tag`, `tag@digest`, `@digest`): each is one
+    of the entry's, a tag or digest the files do not write taken from the entry (its trailer's tag)."""
+    def matches(value: str, given: str) -> bool:
+        tag, digest = split_value(value)
+        other_tag, other_digest = split_value(given)
+        return (tag is None or tag == other_tag) and (digest is None or digest == other_digest)
+
+    return len(values) == len(entry.values) and all(any(matches(v, e) for e in entry.values) for v in values)
 
 
 def _side_entries(repo: _Repo, tip: str, base: str | None, request: HistoryRequest, tips: Tips,

@@ -270,14 +270,21 @@ NOT_DOCKERFILE_SUFFIXES = frozenset({
 })
 
 
-def is_dockerfile(path: str | Path) -> bool:
+_DATA_SUFFIXES = frozenset({"dockerignore", "json", "yaml", "yml"})  # a file named so is never read as a Dockerfile
+
+
+def is_dockerfile(path: str | Path, named: bool = False) -> bool:
     """`Dockerfile*`, `Containerfile*`, a name with a `.`-separated part `Dockerfile` or `Containerfile`
     (`web.Dockerfile`, `api.Containerfile.prod`: pre-commit's type `dockerfile`), `*.dockerfile`,
-    `*.containerfile`, `dockerfile`, `containerfile`; never one whose last suffix is in
-    NOT_DOCKERFILE_SUFFIXES (`.dockerignore`, `.md`, `.j2`, ...)."""
+    `*.containerfile`, `dockerfile`, `containerfile`; never one whose last suffix (any case) is in
+    NOT_DOCKERFILE_SUFFIXES (`.dockerignore`, `.md`, `.j2`, ...) or that ends in `~` (an editor's backup).
+    `named`: a file given by name, which is read whatever its name: then only a data suffix (`.yaml`,
+    `.json`, `.dockerignore`) makes a Dockerfile-like name no Dockerfile (`gitops lint Dockerfile.j2` reads
+    it as the Dockerfile it mostly is)."""
     name = os.path.basename(str(path))
     parts = name.split(".")
-    if len(parts) > 1 and parts[-1] in NOT_DOCKERFILE_SUFFIXES:
+    last = parts[-1].lower() if len(parts) > 1 else ""
+    if last in (_DATA_SUFFIXES if named else NOT_DOCKERFILE_SUFFIXES) or (name.endswith("~") and not named):
         return False
     return (name.startswith(("Dockerfile", "Containerfile")) or name in ("dockerfile", "containerfile")
             or any(part in ("Dockerfile", "Containerfile") for part in parts[1:])
@@ -467,8 +474,8 @@ def lint_paths(paths: Sequence[str], config: LintConfig) -> Report:
 
 def lint_text(path: str, text: str, config: LintConfig, dockerfile: bool | None = None) -> list[Finding]:
     """All findings for one file's text (`dockerfile` defaults to guessing from the file name)."""
-    if dockerfile is None:
-        dockerfile = is_dockerfile(path)
+    if dockerfile is None:  # what a walk takes, or a file given by name (read whatever its name)
+        dockerfile = is_dockerfile(path, named=True)
     findings = _lint_dockerfile(path, text, config) if dockerfile else _lint_yaml(path, text, config)
     if findings and "gitops-lint" in text:
         findings = _apply_suppressions(findings, text)

@@ -919,7 +919,7 @@ NAMES = {  # name: linted (by `gitops lint DIR` and by the hook)
     "XKustomization": False, "a.json": False, "Makefile": False, "notes.yaml.txt": False, "dockerfile.md": False,
     # documentation, templates, backups of Dockerfiles are none; a YAML file is YAML whatever its other parts
     "docs/build.Dockerfile.md": False, "ci.Dockerfile.j2": False, "Dockerfile.j2": False, "Dockerfile.orig": False,
-    "app.Dockerfile.yaml": True,
+    "app.Dockerfile.yaml": True, "Dockerfile~": False, "Dockerfile.MD": False,
 }
 
 
@@ -934,6 +934,10 @@ def test_a_walk_takes_kustomizations_and_every_dockerfile_name(tmp_path: Path, m
     assert sorted(lint.discover(["."])) == sorted(n for n, linted in NAMES.items() if linted)
     findings = lint.lint_text("web.Containerfile", 'FROM python:latest\nRUN echo "a: b"\n', lint.LintConfig())
     assert [(f.rule, f.line) for f in findings] == [("GL001", 1)]  # a Dockerfile: no YAML parse error
+    # a file given by name is read whatever its name: a template is the Dockerfile it mostly is, YAML is YAML
+    findings = lint.lint_text("Dockerfile.j2", "FROM alpine:latest\nRUN echo {{ x }}\n", lint.LintConfig())
+    assert [(f.rule, f.line) for f in findings] == [("GL001", 1)]
+    assert lint.lint_text("app.Dockerfile.yaml", "image: nginx:1.25\n", lint.LintConfig()) == []
 
 
 def test_the_pre_commit_hook_passes_the_files_a_walk_takes(tmp_path: Path, monkeypatch) -> None:

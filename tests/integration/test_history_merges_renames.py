@@ -125,6 +125,58 @@ def test_a_branch_that_merged_main_before_it_was_merged_lists_each_commit_once(t
         assert len({e["commit"] for e in entries}) == len(entries) == 3
 
 
+def test_a_branch_that_merged_a_branch_of_a_newer_main_lists_mains_commit_once(tmp_path: Path) -> None:
+    """F (prod v5) merges G, a branch started from main after main's staging v2, with no image change of its
+    own; main then merges F.  "F merges G" was an entry (staging v2, the newest), a copy of main's commit."""
+    files = {"prod/d.yaml": f"image: {IMG}:v1\n", "staging/d.yaml": f"image: {IMG}:v1\n"}
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    work = remote.clone(tmp_path / "w")
+    git("checkout", "--quiet", "-b", "F", cwd=work)
+    (work / "prod/d.yaml").write_text(f"image: {IMG}:v5\n")
+    _commit_all(work, "prod v5")
+    git("checkout", "--quiet", "main", cwd=work)
+    (work / "staging/d.yaml").write_text(f"image: {IMG}:v2\n")
+    _commit_all(work, "staging v2")
+    git("checkout", "--quiet", "-b", "G", cwd=work)
+    (work / "README").write_text("docs\n")
+    _commit_all(work, "G: docs")
+    git("checkout", "--quiet", "F", cwd=work)
+    git("merge", "--quiet", "--no-ff", "--no-edit", "G", cwd=work)
+    git("checkout", "--quiet", "main", cwd=work)
+    git("merge", "--quiet", "--no-ff", "--no-edit", "F", cwd=work)
+    git("push", "--quiet", "origin", "main", cwd=work)
+    for where in (remote.url, str(work)):
+        assert [(e["tag"], e["subject"]) for e in _history(where)] == [
+            ("v5", "prod v5"), ("v2", "staging v2"), ("v1", "Initial manifests")], where
+
+
+def test_a_merge_that_kept_an_older_value_of_its_side_is_the_entry(tmp_path: Path) -> None:
+    """F sets prod v5, then merges main taking main's v2; main moves to v3 and merges F keeping F's prod (v2).
+    The final merge was replaced by F's own v5 commit: history's newest value was v5 while the file held v2."""
+    remote = make_bare_remote(tmp_path / "remotes", files=APP)
+    work = remote.clone(tmp_path / "w")
+    path = work / "apps/api/deployment.yaml"
+    git("checkout", "--quiet", "-b", "F", cwd=work)
+    path.write_text(f"containers:\n- name: app\n  image: {IMG}:v5\n")
+    _commit_all(work, "prod v5")
+    git("checkout", "--quiet", "main", cwd=work)
+    path.write_text(f"containers:\n- name: app\n  image: {IMG}:v2\n")
+    _commit_all(work, "prod v2")
+    git("checkout", "--quiet", "F", cwd=work)
+    git("merge", "--quiet", "--no-edit", "-X", "theirs", "main", cwd=work)
+    git("checkout", "--quiet", "main", cwd=work)
+    path.write_text(f"containers:\n- name: app\n  image: {IMG}:v3\n")
+    _commit_all(work, "prod v3")
+    git("merge", "--quiet", "--no-ff", "--no-commit", "F", cwd=work)
+    git("checkout", "F", "--", "apps/api/deployment.yaml", cwd=work)
+    git("commit", "--quiet", "-m", "merge F, keeping F's prod", cwd=work)
+    git("push", "--quiet", "origin", "main", cwd=work)
+    for where in (remote.url, str(work)):
+        assert [(e["tag"], e["subject"]) for e in _history(where)] == [
+            ("v2", "merge F, keeping F's prod"), ("v3", "prod v3"), ("v2", "prod v2"),
+            ("v1", "Initial manifests")], where
+
+
 def git_status(*args: str, cwd: Path) -> int:
     """git's exit status (a merge that stops at a conflict is not an error here)."""
     return subprocess.run(["git", *args], cwd=cwd, env=dict(os.environ, **FIXTURE_IDENTITY),
