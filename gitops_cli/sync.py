@@ -650,11 +650,27 @@ def pass_lock(path: Path) -> Iterator[None]:
 
 
 def load_state(path: Path) -> dict[str, Any]:
+    """The state a pass left (empty: none yet).  One that cannot be read (truncated, not JSON, unreadable)
+    is set aside as `<name>.damaged` with a warning: the objects it listed are no longer known, so nothing of
+    them is pruned, and they stay in the cluster until pruned by hand."""
     try:
         data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        if isinstance(data, dict):
+            return data
+        why = "not a JSON object"
+    except FileNotFoundError:
         return {}
+    except (OSError, ValueError) as exc:
+        why = str(getattr(exc, "strerror", None) or exc)
+    aside = path.with_name(path.name + ".damaged")
+    try:
+        path.replace(aside)
+        kept = f"set aside as {aside.name}"
+    except OSError:
+        kept = "left as it is"
+    output.warn(f"{path}: the state of the last pass cannot be read ({output.printable(why)[:120]}); {kept}: the "
+                "objects it listed are unknown now, and none of them is pruned (prune them by hand, see that file)")
+    return {}
 
 
 def save_state(path: Path, commit: str | None, objects: Sequence[ObjectRef]) -> None:
@@ -948,6 +964,14 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
                         f"{ref.kind} is unknown; kept in the inventory)")
             kept.append(ref)
             continue
+        users = holds(ref, applied)
+        if users:  # deleting it would delete what the repo still has (and what others made there)
+            what = "everything in it" if ref.kind == "Namespace" else "every object of its kinds, cluster-wide"
+            output.warn(f"{ref}: not pruned: {len(users)} object(s) this pass applied need it ({users[0]}"
+                        f"{', ...' if len(users) > 1 else ''}), and deleting it deletes {what}; kept in the "
+                        "inventory (delete it yourself once nothing needs it)")
+            kept.append(ref)
+            continue
         res = kube.delete_one(kubectl, placement.delete_resource(ref), ref.namespace, ref.name, selector,
                               dry_run)
         if res.status != 0:
@@ -959,6 +983,18 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
         else:
             output.info(f"{ref}: gone already or not labelled by this sync: left alone")
     return deleted, failed, kept
+
+
+def holds(ref: ObjectRef, applied: Sequence[ObjectRef]) -> list[ObjectRef]:
+    """The applied objects that a Namespace or CustomResourceDefinition `ref` holds: deleting a Namespace
+    deletes every object in it, deleting a CRD every object of its kinds (`<plural>.<group>`: the objects
+    of its group are counted, the kind's plural not being known).  Empty for any other kind."""
+    if ref.kind == "Namespace" and ref.group == "":
+        return [a for a in applied if a.namespace == ref.name]
+    if ref.kind == "CustomResourceDefinition" and ref.group == "apiextensions.k8s.io" and "." in ref.name:
+        group = ref.name.split(".", 1)[1]
+        return [a for a in applied if a.group == group]
+    return []
 
 
 def _count(ops: Sequence[str]) -> str:

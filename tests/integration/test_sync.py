@@ -218,22 +218,22 @@ def test_prune_deletes_only_what_left_the_repo_and_carries_the_labels(remote, ku
     deletes = [c["argv"] for c in kube.calls("delete")]
     selector = ",".join(f"{k}={v}" for k, v in kube.applied_docs()[0]["metadata"]["labels"].items()
                         if k in LABELS)
-    assert deletes == [  # reverse install order: CRD and Namespace last
+    assert deletes == [  # reverse install order: CRD last
         ["delete", "configmap", "--field-selector", "metadata.name=settings", "-l", selector,
          "--ignore-not-found", "--wait=false", "-n", "shop"],
         ["delete", "customresourcedefinition.v1.apiextensions.k8s.io", "--field-selector",
          "metadata.name=widgets.example.com", "-l", selector, "--ignore-not-found", "--wait=false"],
-        ["delete", "namespace", "--field-selector", "metadata.name=shop", "-l", selector,
-         "--ignore-not-found", "--wait=false"],
     ]
     left = kube.objects()
-    assert "configmap.|shop|settings" not in left and "namespace.||shop" not in left
+    assert "configmap.|shop|settings" not in left
+    # the Namespace: apps/web's objects (the kustomization's `namespace: shop`) are still in it
+    assert "namespace.||shop" in left and "warning: Namespace shop: not pruned: " in res.stderr
     assert "configmap.|shop|hand-made" in left  # never applied by sync: never a candidate
     assert "customresourcedefinition.apiextensions.k8s.io||widgets.example.com" in left  # unlabelled
     assert "pruned ConfigMap shop/settings" in res.stderr
     assert "CustomResourceDefinition widgets.example.com: gone already or not labelled" in res.stderr
     again = sync(kube, tmp_path, "--repo", remote.url, "--prune", "--force")
-    assert again.returncode == 0 and len(kube.calls("delete")) == 3  # the inventory forgot them
+    assert again.returncode == 0 and len(kube.calls("delete")) == 2  # the inventory forgot them
 
 
 def test_without_prune_nothing_is_deleted(remote, kube, tmp_path):

@@ -240,3 +240,51 @@ def test_a_moved_kind_is_deleted_through_its_recorded_group_while_the_server_ser
     assert res.returncode == 0, res.stderr
     assert [c["argv"][:2] for c in kube.calls("delete")] == [["delete", "ingress.v1beta1.extensions"]]
     assert not [k for k in kube.objects() if k.startswith("ingress.")]
+
+
+NAMESPACE = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n"
+WEB = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec: {}\n"
+
+
+def test_a_namespace_or_crd_the_applied_objects_need_is_not_pruned(kube, tmp_path):
+    """The Namespace (or CRD) manifest moved elsewhere while its objects stay: --prune deleted the Namespace
+    `shop` right after applying `shop/web` (on a real server: everything in it), the CRD right after
+    applying its Widget (every Widget, cluster-wide).  Kept in the inventory, with a warning, until nothing
+    the pass applies needs it; then pruned."""
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\n  namespace: shop\n"
+    crd = WIDGETS_CRD.format(kind="Widget", plural="widgets", scope="Namespaced")
+    remote = start(tmp_path, {"ns.yaml": NAMESPACE, "crd.yaml": crd})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {"web.yaml": WEB, "widget.yaml": widget})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {}, remove=("ns.yaml", "crd.yaml"))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert kube.calls("delete") == []
+    assert ("warning: Namespace shop: not pruned: 2 object(s) this pass applied need it (Deployment shop/web, "
+            "...), and deleting it deletes everything in it; kept in the inventory") in res.stderr
+    assert ("warning: CustomResourceDefinition widgets.example.com: not pruned: 1 object(s) this pass applied "
+            "need it (Widget shop/w1), and deleting it deletes every object of its kinds, cluster-wide") in res.stderr
+    assert "namespace.||shop" in kube.objects() and any("widgets.example.com" in k for k in kube.objects())
+    # the objects gone too: the next pass prunes them all, the Namespace and the CRD last
+    push(remote, tmp_path, {"cm.yaml": CM.format(ns="")}, remove=("web.yaml", "widget.yaml"))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    pruned = [c["argv"][1] for c in kube.calls("delete")]
+    assert len(pruned) == 4 and {p.split(".")[0] for p in pruned[2:]} == {"namespace", "customresourcedefinition"}
+    assert "namespace.||shop" not in kube.objects()
+
+
+def test_a_damaged_state_file_is_set_aside_with_a_warning(kube, tmp_path):
+    """A truncated state file was read as empty with no word: its objects were never pruned, and the next
+    save forgot them for good."""
+    remote = start(tmp_path, {"a.yaml": CM.format(ns=""), "b.yaml": CM.format(ns="").replace("settings", "b")})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    [state] = (tmp_path / "cache").glob("*/state-*.json")
+    state.write_text(state.read_text()[:40])
+    push(remote, tmp_path, {}, remove=("b.yaml",))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert (f"warning: {state}: the state of the last pass cannot be read (") in res.stderr
+    assert f"set aside as {state.name}.damaged: the objects it listed are unknown now" in res.stderr
+    assert kube.calls("delete") == [] and state.with_name(state.name + ".damaged").read_text().startswith("{")
