@@ -868,6 +868,14 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, INSTANCE_LABEL: instance}
     mode = "server-side" if opts.server_side else "client-side"
     mode += ", dry run" if opts.dry_run else ""
+    # the inventory records objects where the server keeps them (see Placement)
+    placement = found.placement or Placement(kubectl, ordered)
+    previous = _inventory(state)
+    current = [m.ref for m in ordered]
+    if not opts.dry_run:  # before kubectl runs: a pass killed during it (a deadline, an eviction) leaves an
+        # inventory naming what it may have applied, still at the last commit applied (the next pass applies
+        # again, and prunes what left the repo since)
+        save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current])
     output.step(f"applying {len(ordered)} objects at {commit[:12]} ({mode})")
     res = kube.apply(kubectl, render_stream(ordered, labels), server_side=opts.server_side,
                      dry_run=opts.dry_run)
@@ -875,16 +883,10 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     for ref, op in applied:
         if opts.verbose:
             output.info(f"{ref}: {op}")
-    # the inventory records objects where the server keeps them (see Placement)
-    placement = found.placement or Placement(kubectl, ordered)
-    previous = _inventory(state)
-    current = [m.ref for m in ordered]
     if failed or res.status != 0:
         for line in res.stderr.splitlines():  # named: kubectl's own `error: ...` is not gitops' one error line
             output.log_line(f"kubectl: {line}")
-        if not opts.dry_run:  # forget nothing: what was applied before may still need pruning
-            save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current])
-        raise _apply_error(failed, ordered, res)
+        raise _apply_error(failed, ordered, res)  # the inventory saved above forgets nothing
     pruned: list[ObjectRef] = []
     if opts.prune:
         pruned, not_deleted, kept = prune(kubectl, placement, previous, current, labels, opts.dry_run)

@@ -288,3 +288,51 @@ def test_a_damaged_state_file_is_set_aside_with_a_warning(kube, tmp_path):
     assert (f"warning: {state}: the state of the last pass cannot be read (") in res.stderr
     assert f"set aside as {state.name}.damaged: the objects it listed are unknown now" in res.stderr
     assert kube.calls("delete") == [] and state.with_name(state.name + ".damaged").read_text().startswith("{")
+
+
+def test_a_pass_killed_during_its_apply_leaves_what_it_applied_in_the_inventory(kube, tmp_path):
+    """A pass stopped while kubectl applied (the CronJob's deadline, an eviction) saved no inventory: an
+    object it added was never pruned once it left the repo."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.cli import GITOPS, gitops_env
+    from tests.fixtures.procs import stop_process
+    from tests.integration.test_sync import FAKE
+
+    slow = tmp_path / "slow_kubectl.py"  # the fake kubectl, holding on after an apply until stopped
+    slow.write_text(f"""#!{sys.executable}
+import os, subprocess, sys, time
+data = sys.stdin.read() if "-f" in sys.argv else None
+res = subprocess.run([sys.executable, {str(FAKE)!r}, *sys.argv[1:]], input=data, text=True, capture_output=True)
+if "apply" in sys.argv:
+    open({str(tmp_path / "applying")!r}, "w").write(str(os.getpid()))
+    time.sleep(60)
+sys.stdout.write(res.stdout); sys.stderr.write(res.stderr); sys.exit(res.returncode)
+""")
+    slow.chmod(0o755)
+    cm = CM.format(ns="")
+    remote = start(tmp_path, {"a.yaml": cm})
+    assert sync(kube, tmp_path, "--repo", remote.url, "--prune").returncode == 0
+    push(remote, tmp_path, {"c.yaml": cm.replace("settings", "added")})
+    cmd = [str(GITOPS), "sync", "--kubectl", str(slow), "--cache-dir", str(tmp_path / "cache"), "--repo",
+           remote.url, "--prune"]
+    proc = subprocess.Popen(cmd, env=gitops_env(kube.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "applying").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert (tmp_path / "applying").exists(), proc.communicate()
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        stop_process(proc)
+    assert "configmap.|default|added" in kube.objects()  # applied before the pass was stopped
+    push(remote, tmp_path, {}, remove=("c.yaml",))
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert "pruned ConfigMap default/added" in res.stderr and "configmap.|default|added" not in kube.objects()
