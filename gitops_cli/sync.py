@@ -883,6 +883,10 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     for ref, op in applied:
         if opts.verbose:
             output.info(f"{ref}: {op}")
+    if not failed and res.status == 0:  # the API server's warnings (a deprecated API, an admission webhook's)
+        for line in res.stderr.splitlines():
+            if line.startswith("Warning:"):
+                output.log_line(f"kubectl: {line}")
     if failed or res.status != 0:
         for line in res.stderr.splitlines():  # named: kubectl's own `error: ...` is not gitops' one error line
             output.log_line(f"kubectl: {line}")

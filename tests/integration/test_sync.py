@@ -585,3 +585,17 @@ def test_a_cache_another_user_owns_is_refused_not_removed(remote, kube, tmp_path
     assert "dubious ownership" in res.stderr and "safe.directory" in res.stderr
     assert "made again" not in res.stderr
     assert (checkout / ".git").stat().st_uid == 65534
+
+
+def test_kubectls_warnings_are_shown_when_the_apply_succeeds(remote, kube, tmp_path):
+    """The API server's warnings (a deprecated API, an admission webhook's) were shown only when the apply
+    failed."""
+    warn = tmp_path / "warn_kubectl.sh"
+    warn.write_text("#!/bin/sh\ncase \" $* \" in *\" apply \"*) echo 'Warning: policy/v1beta1 PodSecurityPolicy is "
+                    f"deprecated in v1.21+' >&2;; esac\nexec {sys.executable} {FAKE} \"$@\"\n")
+    warn.chmod(0o755)
+    res = subprocess.run([str(GITOPS), "sync", "--kubectl", str(warn), "--cache-dir", str(tmp_path / "cache"),
+                          "--repo", remote.url], env=gitops_env(kube.env), text=True, capture_output=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "kubectl: Warning: policy/v1beta1 PodSecurityPolicy is deprecated in v1.21+\n" in res.stderr
