@@ -673,9 +673,11 @@ def load_state(path: Path) -> dict[str, Any]:
     return {}
 
 
-def save_state(path: Path, commit: str | None, objects: Sequence[ObjectRef]) -> None:
+def save_state(path: Path, commit: str | None, objects: Sequence[ObjectRef], pruned: bool = False) -> None:
+    """`commit`: the last commit applied; `pruned`: whether that pass pruned too (a --prune pass on that
+    commit is then no no-op)."""
     unique = {o.ident: o for o in objects}
-    data = {"commit": commit, "objects": [o.to_json() for o in unique.values()]}
+    data = {"commit": commit, "pruned": pruned, "objects": [o.to_json() for o in unique.values()]}
     from gitops_cli.yamledit import write_atomic
 
     # durable and atomic: a pass killed (or a disk full) while saving leaves the last state, never a partial one
@@ -847,7 +849,10 @@ def sync_once(opts: SyncOptions) -> PassResult:
         suffix = f"-{_digest(opts.context, length=8)}" if opts.context else ""
         state_path = cache / f"state-{instance}{suffix}.json"
         state = load_state(state_path)
-        if state.get("commit") == commit and not opts.force:
+        # a no-op unless this pass does more than the one that applied it: --prune after passes without,
+        # --dry-run (which remembers nothing), --force
+        if (state.get("commit") == commit and not opts.force and not opts.dry_run
+                and (not opts.prune or state.get("pruned") is True)):
             output.info(f"{commit[:12]} is already applied: nothing to do (--force applies it again)")
             return PassResult(commit, noop=True)
         return _apply_commit(opts, cache / "checkout", commit, selection, instance, state_path, state)
@@ -875,7 +880,8 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
     if not opts.dry_run:  # before kubectl runs: a pass killed during it (a deadline, an eviction) leaves an
         # inventory naming what it may have applied, still at the last commit applied (the next pass applies
         # again, and prunes what left the repo since)
-        save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current])
+        save_state(state_path, state.get("commit"), [placement.place(r) for r in previous + current],
+                   pruned=state.get("pruned") is True)
     output.step(f"applying {len(ordered)} objects at {commit[:12]} ({mode})")
     res = kube.apply(kubectl, render_stream(ordered, labels), server_side=opts.server_side,
                      dry_run=opts.dry_run)
@@ -896,7 +902,8 @@ def _apply_commit(opts: SyncOptions, root: Path, commit: str, selection: Selecti
         pruned, not_deleted, kept = prune(kubectl, placement, previous, current, labels, opts.dry_run)
         if not opts.dry_run:  # what could not be deleted or was not, for safety, stays in the inventory
             save_state(state_path, commit if not not_deleted else state.get("commit"),
-                       [placement.place(r) for r in current] + not_deleted + kept)
+                       [placement.place(r) for r in current] + not_deleted + kept,
+                       pruned=not not_deleted or state.get("pruned") is True)
         if not_deleted:
             raise SyncError("could not prune: " + ", ".join(str(r) for r in not_deleted),
                             hint="see kubectl's errors above; the next pass retries")

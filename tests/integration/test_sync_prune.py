@@ -336,3 +336,19 @@ sys.stdout.write(res.stdout); sys.stderr.write(res.stderr); sys.exit(res.returnc
     res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
     assert res.returncode == 0, res.stderr
     assert "pruned ConfigMap default/added" in res.stderr and "configmap.|default|added" not in kube.objects()
+
+
+def test_prune_or_dry_run_on_the_commit_applied_without_them_is_no_no_op(kube, tmp_path):
+    """Passes without --prune applied the commit; a pass with --prune on it said "already applied: nothing
+    to do" and pruned nothing until the next commit; --dry-run on it validated nothing."""
+    remote = start(tmp_path, {"a.yaml": CM.format(ns=""), "b.yaml": CM.format(ns="").replace("settings", "b")})
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0
+    push(remote, tmp_path, {}, remove=("b.yaml",))
+    assert sync(kube, tmp_path, "--repo", remote.url).returncode == 0  # applied, nothing pruned
+    res = sync(kube, tmp_path, "--repo", remote.url, "--dry-run")
+    assert res.returncode == 0 and "nothing to do" not in res.stderr and "dry run" in res.stderr
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")
+    assert res.returncode == 0, res.stderr
+    assert "pruned ConfigMap default/b" in res.stderr and "configmap.|default|b" not in kube.objects()
+    res = sync(kube, tmp_path, "--repo", remote.url, "--prune")  # now a no-op
+    assert res.returncode == 0 and "is already applied: nothing to do" in res.stderr
