@@ -936,7 +936,12 @@ def _apply_error(failed: Sequence[Manifest], sent: Sequence[Manifest], res: kube
         return SyncError(f"kubectl apply failed (exit {res.status}), none of the {len(sent)} objects was "
                          f"applied: {reason}",
                          hint="check the cluster connection (--context) and permissions")
-    names = ", ".join(f"{m.ref} ({m.source})" for m in failed)
+    def named(m: Manifest) -> str:  # kubectl's lines name no namespace: which of two same names failed is not known
+        twins = [o for o in sent if o is not m and o.ref.kubectl_name == m.ref.kubectl_name]
+        return " or ".join(sorted(f"{o.ref} ({o.source})" for o in [m, *twins])) + (
+            " (kubectl names no namespace: which one is not known)" if twins else "")
+
+    names = ", ".join(named(m) for m in failed)
     return SyncError(f"{len(failed)} of {len(sent)} objects failed to apply: {names}",
                      hint="kubectl's errors are above; the other objects were applied")
 

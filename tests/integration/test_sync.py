@@ -599,3 +599,14 @@ def test_kubectls_warnings_are_shown_when_the_apply_succeeds(remote, kube, tmp_p
                          timeout=120)
     assert res.returncode == 0, res.stderr
     assert "kubectl: Warning: policy/v1beta1 PodSecurityPolicy is deprecated in v1.21+\n" in res.stderr
+
+
+def test_a_failed_object_sharing_its_name_with_one_in_another_namespace_names_both(kube, tmp_path):
+    """kubectl's lines name no namespace (`configmap/x serverside-applied`): the failure of zzz/x was
+    reported as aaa/x's, the applied one."""
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: {}\n"
+    remote = make_bare_remote(tmp_path / "remotes", {"x.yaml": cm.format("aaa") + "---\n" + cm.format("zzz")})
+    res = sync(kube, tmp_path, "--repo", remote.url, env={"FAKE_KUBECTL_FAIL": "configmap/x@zzz"})
+    assert res.returncode == 15, res.stderr
+    assert ("error: 1 of 2 objects failed to apply: ConfigMap aaa/x (x.yaml) or ConfigMap zzz/x (x.yaml) (kubectl "
+            "names no namespace: which one is not known)") in res.stderr
