@@ -519,7 +519,9 @@ def _sets(entry: HistoryEntry, values: set[str]) -> bool:
         other_tag, other_digest = split_value(given)
         return (tag is None or tag == other_tag) and (digest is None or digest == other_digest)
 
-    return len(values) == len(entry.values) and all(any(matches(v, e) for e in entry.values) for v in values)
+    # a commit writing several forms of one value (`v2`, `v2@sha256:...`, `@sha256:...`) has one entry value
+    return (all(any(matches(v, e) for e in entry.values) for v in values)
+            and all(any(matches(v, e) for v in values) for e in entry.values))
 
 
 def _side_entries(repo: _Repo, tip: str, base: str | None, request: HistoryRequest, tips: Tips,

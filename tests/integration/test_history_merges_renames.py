@@ -97,6 +97,22 @@ def test_a_merged_review_branch_keeps_its_bump_commits(tmp_path: Path) -> None:
     assert entries[0]["commit"] == remote.head()
 
 
+def test_a_merged_review_branch_writing_several_forms_keeps_its_bump_commit(tmp_path: Path) -> None:
+    """A bump writing one value in several forms (`tag@digest` in one file, `@digest` in another) merged
+    from its review branch: the side's entry has one value for the forms, and is the merge's value."""
+    d1, d2 = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+    files = {"a.yaml": f"image: {IMG}:v1@{d1}\n", "b.yaml": f"image: {IMG}@{d1}\n"}
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    work = remote.clone(tmp_path / "w")
+    _bump(remote, f"{IMG}:v2@{d2}", "--push-branch", "bump-v2", source="2" * 40)
+    git("fetch", "--quiet", "origin", cwd=work)
+    git("merge", "--quiet", "--no-ff", "-m", "Merge bump-v2", "origin/bump-v2", cwd=work)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=work)
+    [newest, _] = _history(remote.url)
+    assert (newest["value"], newest["by_gitops"], newest["source_commit"]) == (f"v2@{d2}", True, "2" * 40)
+    assert newest["commit"] == remote.head("bump-v2")
+
+
 def test_a_branch_that_merged_main_before_it_was_merged_lists_each_commit_once(tmp_path: Path) -> None:
     """The "update branch" flow: main gets a change (staging v2), the feature branch (prod v5) merges main,
     then main merges the feature branch.  The nested merge's side was read again: staging's v2 was listed
