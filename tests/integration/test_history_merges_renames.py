@@ -113,21 +113,26 @@ def test_a_merged_review_branch_writing_several_forms_keeps_its_bump_commit(tmp_
     assert newest["commit"] == remote.head("bump-v2")
 
 
+def _prod_on_a_branch_staging_on_main(tmp_path: Path, branch: str) -> tuple[DeployRemote, Path, str, str]:
+    """prod/ and staging/ at v1; `branch` sets prod to v5, then main sets staging to v2 (main checked out):
+    (remote, work tree, the prod commit, the staging commit)."""
+    files = {"prod/d.yaml": f"image: {IMG}:v1\n", "staging/d.yaml": f"image: {IMG}:v1\n"}
+    remote = make_bare_remote(tmp_path / "remotes", files=files)
+    work = remote.clone(tmp_path / "w")
+    commits = []
+    for switch, path, tag in ((["-b", branch], "prod", "v5"), (["main"], "staging", "v2")):
+        git("checkout", "--quiet", *switch, cwd=work)
+        (work / path / "d.yaml").write_text(f"image: {IMG}:{tag}\n")
+        _commit_all(work, f"{path} {tag}")
+        commits.append(git("rev-parse", "HEAD", cwd=work).strip())
+    return remote, work, commits[0], commits[1]
+
+
 def test_a_branch_that_merged_main_before_it_was_merged_lists_each_commit_once(tmp_path: Path) -> None:
     """The "update branch" flow: main gets a change (staging v2), the feature branch (prod v5) merges main,
     then main merges the feature branch.  The nested merge's side was read again: staging's v2 was listed
     twice, once as the newest entry, and rollback set staging from v2 to prod's v5."""
-    files = {"prod/d.yaml": f"image: {IMG}:v1\n", "staging/d.yaml": f"image: {IMG}:v1\n"}
-    remote = make_bare_remote(tmp_path / "remotes", files=files)
-    work = remote.clone(tmp_path / "w")
-    git("checkout", "--quiet", "-b", "feature", cwd=work)
-    (work / "prod/d.yaml").write_text(f"image: {IMG}:v5\n")
-    _commit_all(work, "prod v5")
-    feature = git("rev-parse", "HEAD", cwd=work).strip()
-    git("checkout", "--quiet", "main", cwd=work)
-    (work / "staging/d.yaml").write_text(f"image: {IMG}:v2\n")
-    _commit_all(work, "staging v2")
-    staging = git("rev-parse", "HEAD", cwd=work).strip()
+    remote, work, feature, staging = _prod_on_a_branch_staging_on_main(tmp_path, "feature")
     for _ in range(2):  # the branch merges main (twice: the second merges nothing new), then is merged
         git("checkout", "--quiet", "feature", cwd=work)
         git("merge", "--quiet", "--no-edit", "--no-ff", "main", cwd=work)
@@ -144,15 +149,7 @@ def test_a_branch_that_merged_main_before_it_was_merged_lists_each_commit_once(t
 def test_a_branch_that_merged_a_branch_of_a_newer_main_lists_mains_commit_once(tmp_path: Path) -> None:
     """F (prod v5) merges G, a branch started from main after main's staging v2, with no image change of its
     own; main then merges F.  "F merges G" was an entry (staging v2, the newest), a copy of main's commit."""
-    files = {"prod/d.yaml": f"image: {IMG}:v1\n", "staging/d.yaml": f"image: {IMG}:v1\n"}
-    remote = make_bare_remote(tmp_path / "remotes", files=files)
-    work = remote.clone(tmp_path / "w")
-    git("checkout", "--quiet", "-b", "F", cwd=work)
-    (work / "prod/d.yaml").write_text(f"image: {IMG}:v5\n")
-    _commit_all(work, "prod v5")
-    git("checkout", "--quiet", "main", cwd=work)
-    (work / "staging/d.yaml").write_text(f"image: {IMG}:v2\n")
-    _commit_all(work, "staging v2")
+    remote, work, _, _ = _prod_on_a_branch_staging_on_main(tmp_path, "F")
     git("checkout", "--quiet", "-b", "G", cwd=work)
     (work / "README").write_text("docs\n")
     _commit_all(work, "G: docs")
