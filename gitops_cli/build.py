@@ -280,7 +280,7 @@ def build_image(
     state = ""  # the source state checked (tagging.source_state): the build command must leave it as it is
     if tag is None:  # derive_tag finds the checkout's root itself
         info = derive_tag(root, length=tag_length, prefix=tag_prefix, allow_dirty=allow_dirty,
-                          context=BuildContext.load(str(ctx), dockerfile_arg))
+                          context=lambda: BuildContext.load(str(ctx), dockerfile_arg))
         tag, checkout, dirty, state = info.tag, info.repo, info.dirty, info.state
         sha = None if dirty else info.sha
     else:
@@ -290,7 +290,7 @@ def build_image(
         elif checkout is not None:
             entries = _index_entries(checkout)  # read once for both checks
             paths = check_clean(checkout, allow_dirty, what="an image with a revision label", entries=entries)
-            check_sparse(checkout, BuildContext.load(str(ctx), dockerfile_arg), entries)
+            check_sparse(checkout, lambda: BuildContext.load(str(ctx), dockerfile_arg), entries)
             dirty = bool(paths)
             state = source_state(checkout, paths) if dirty and build_command else ""
             head = git.run(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=checkout, check=False).stdout.strip()

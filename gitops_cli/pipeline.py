@@ -700,14 +700,16 @@ def _tag(request: PipelineRequest, env: Mapping[str, str]) -> tuple[str, str, bo
     from gitops_cli.dockerignore import BuildContext
     from gitops_cli.tagging import derive_tag
 
-    options = request.build_options
-    ctx, dockerfile = _resolve_paths(Path(request.repo).resolve(), options.get("context") or ".",
-                                     options.get("dockerfile"), request.names)
+    def build_context() -> BuildContext:  # only when a sparse checkout leaves files out
+        options = request.build_options
+        ctx, dockerfile = _resolve_paths(Path(request.repo).resolve(), options.get("context") or ".",
+                                         options.get("dockerfile"), request.names)
+        return BuildContext.load(str(ctx), dockerfile)
+
     # derive_tag applies the CI tag rule (never a CI merge commit by surprise) unless --sha is given; the
     # build context's files a sparse checkout leaves out are refused there
     tagged = derive_tag(request.repo, length=request.tag_length, prefix=request.tag_prefix,
-                        allow_dirty=request.allow_dirty, sha=request.sha, environ=env,
-                        context=BuildContext.load(str(ctx), dockerfile))
+                        allow_dirty=request.allow_dirty, sha=request.sha, environ=env, context=build_context)
     other_tree = None
     if request.sha is not None:  # what is built is HEAD's tree, whatever the tag names
         head = git.run(["rev-parse", "--verify", "HEAD"], cwd=tagged.repo).stdout.strip()

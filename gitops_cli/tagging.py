@@ -29,7 +29,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from gitops_cli.dockerignore import BuildContext
 
 MAX_LISTED_PATHS = 10
+# the build context a sparse checkout must not leave files out of, loaded only when one does (read on demand:
+# reading .dockerignore is no work for the common checkout)
+ContextLoader = Callable[[], "BuildContext"]
 _HEX_RE = re.compile(r"[0-9a-f]{4,64}", re.ASCII)  # up to a full SHA-256 commit id
 
 
@@ -166,15 +169,16 @@ def _index_view(repo: Path, entries: list[tuple[str, str, str]], copy: bool = Fa
         yield env
 
 
-def left_out(repo: Path, context: BuildContext, entries: list[tuple[str, str, str]] | None = None) -> list[str]:
+def left_out(repo: Path, load: ContextLoader, entries: list[tuple[str, str, str]] | None = None) -> list[str]:
     """The files of the commit a sparse checkout of `repo` leaves out (skip-worktree, not on disk, under
-    core.sparseCheckout) that a build of `context` would send if they were there: inside its directory,
-    kept by its .dockerignore.  Paths from the top of `repo`, in the index's order."""
+    core.sparseCheckout) that a build of the context `load` gives would send if they were there: inside its
+    directory, kept by its .dockerignore.  Paths from the top of `repo`, in the index's order."""
     from gitops_cli.dockerignore import decode
 
     missing = sparse_left_out(repo, entries)
     if not missing:
         return []
+    context = load()
     top, ctx = os.path.realpath(repo), os.path.realpath(context.root)
     out = []
     for path in missing:
@@ -193,12 +197,12 @@ def sparse_left_out(repo: Path, entries: list[tuple[str, str, str]] | None = Non
     return missing if missing and _sparse(repo) else []
 
 
-def check_sparse(repo: Path, context: BuildContext, entries: list[tuple[str, str, str]] | None = None) -> None:
-    """DirtyTreeError (exit 4) naming the files a sparse checkout of `repo` leaves out that the build of
-    `context` would send (left_out): the image would lack them, yet be tagged and labelled as the commit,
+def check_sparse(repo: Path, load: ContextLoader, entries: list[tuple[str, str, str]] | None = None) -> None:
+    """DirtyTreeError (exit 4) naming the files a sparse checkout of `repo` leaves out that the build of the
+    context `load` gives would send (left_out): the image would lack them, yet be tagged and labelled as the commit,
     and a full checkout of that commit would then find it "already published".  --allow-dirty or not:
     no tag names a tree without them."""
-    paths = left_out(repo, context, entries)
+    paths = left_out(repo, load, entries)
     if paths:
         raise DirtyTreeError(
             f"{repo}: the sparse checkout leaves out files the build context would send: {listed_paths(paths)}; "
@@ -397,10 +401,11 @@ def derive_tag(
     allow_dirty: bool = False,
     sha: str | None = None,
     environ: Mapping[str, str] | None = None,
-    context: BuildContext | None = None,
+    context: ContextLoader | None = None,
 ) -> TagInfo:
-    """The tag of the checkout holding `repo` (see the module docstring); `context`: the build context the
-    image is built from, whose files a sparse checkout must not leave out (check_sparse)."""
+    """The tag of the checkout holding `repo` (see the module docstring); `context`: loads the build context
+    the image is built from, whose files a sparse checkout must not leave out (check_sparse; loaded only
+    when it leaves some out)."""
     if not 7 <= length <= 40:
         raise UsageError(f"--length {length}: must be between 7 and 40")
     root = git.toplevel(repo)

@@ -347,7 +347,7 @@ def test_files_a_sparse_checkout_leaves_out_are_no_change(repo: Path) -> None:
     assert dirty_paths(repo) == []
     assert not derive_tag(repo).dirty
     # ... to git, and to a build whose context does not hold them (the app's directory)
-    assert not derive_tag(repo, context=BuildContext.load(str(repo / "app"), None)).dirty
+    assert not derive_tag(repo, context=lambda: BuildContext.load(str(repo / "app"), None)).dirty
 
 
 def test_files_a_sparse_checkout_leaves_out_that_the_build_would_send_are_refused(repo: Path) -> None:
@@ -361,20 +361,20 @@ def test_files_a_sparse_checkout_leaves_out_that_the_build_would_send_are_refuse
     git(repo, "sparse-checkout", "set", "--no-cone", "/*", "!/conf/")
     assert not (repo / "conf").exists() and dirty_paths(repo) == []
     context = BuildContext.load(str(repo), None)
-    assert left_out(repo, context) == ["conf/settings"]
+    assert left_out(repo, lambda: context) == ["conf/settings"]
     for allow_dirty in (False, True):
         with pytest.raises(DirtyTreeError) as exc:
-            derive_tag(repo, allow_dirty=allow_dirty, context=context)
+            derive_tag(repo, allow_dirty=allow_dirty, context=lambda: context)
         assert exc.value.exit_code == 4
         assert exc.value.message == (f"{repo.resolve()}: the sparse checkout leaves out files the build context "
                                      "would send: conf/settings; the image would lack them under the commit's tag")
         assert "git sparse-checkout disable" in (exc.value.hint or "")
     assert not derive_tag(repo).dirty  # no build context (`gitops tag`): not looked at
     (repo / ".dockerignore").write_text("conf\n")  # untracked, and left out of the build itself
-    assert left_out(repo, BuildContext.load(str(repo), None)) == []
+    assert left_out(repo, lambda: BuildContext.load(str(repo), None)) == []
     git(repo, "sparse-checkout", "disable")
     (repo / ".dockerignore").unlink()
-    assert left_out(repo, BuildContext.load(str(repo), None)) == []
+    assert left_out(repo, lambda: BuildContext.load(str(repo), None)) == []
 
 
 def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:
