@@ -198,8 +198,7 @@ class Undo:
         if path in self.files:
             self._seen.add((written.tag, written.digest))
         self.found[(path, ref.line)] = ref.value
-        compared = [(a, b) for a, b in ((written.tag, self.tag), (written.digest, self.digest)) if a and b]
-        if not compared or any(a != b for a, b in compared):
+        if not _pinned_at(written, self.tag, self.digest):
             return False
         if path not in self.files:
             self.left[(path, ref.line)] = ref.value
@@ -332,11 +331,15 @@ def nothing_to_roll_back(target: ImageRef, current: HistoryEntry, undo: Undo,
 
 
 def _at(value: str, target: ImageRef) -> bool:
-    """A reference's value is the target's: its tag, and its digest where both have one."""
+    """A reference's value is the target's (_pinned_at)."""
     written = try_parse(value)
-    if written is None:
-        return False
-    pairs = [(a, b) for a, b in ((written.tag, target.tag), (written.digest, target.digest)) if a and b]
+    return written is not None and _pinned_at(written, target.tag, target.digest)
+
+
+def _pinned_at(written: ImageRef, tag: str | None, digest: str | None) -> bool:
+    """A reference written so is at the value `tag`/`digest`: the same tag, and the same digest, where both
+    have one (at least one of the two compared)."""
+    pairs = [(a, b) for a, b in ((written.tag, tag), (written.digest, digest)) if a and b]
     return bool(pairs) and all(a == b for a, b in pairs)
 
 
