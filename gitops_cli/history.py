@@ -33,6 +33,7 @@ from gitops_cli.yamledit.discover import YAML_ENDINGS, is_yaml_name, relative_su
 INITIAL_DEPTH = 32
 MAX_DEPTH = 1 << 20
 _YAML_PATHSPEC = tuple(f"*{ending}" for ending in YAML_ENDINGS)  # a superset: is_yaml_name decides
+_AHEAD_MIN, _AHEAD_MAX = 16, 1024  # commits whose changes history reads in one go (see _walk)
 _TRAILER_KEYS = ("Image", "Source-Commit", "Rollback-Of", "CI-Run")
 
 
@@ -196,6 +197,24 @@ class _Change:
     new_blob: str | None
 
 
+def _raw_changes(fields: Sequence[bytes], at: int) -> tuple[list[_Change], int]:
+    """The YAML files changed in `git diff-tree -r -z --raw` output split at NULs, from fields[at] to the end
+    or to the next commit's id (`--stdin`), and where that is."""
+    changes: list[_Change] = []
+    while at < len(fields) and fields[at].startswith(b":"):
+        old_mode, new_mode, old_blob, new_blob, status = fields[at][1:].decode().split()
+        paths = [git.decode_path(f) for f in fields[at + 1:at + (3 if status[0] in "RC" else 2)]]
+        at += 1 + len(paths)
+        before: str | None = None if status[0] == "C" else paths[0]  # a copy: the original stays
+        after = paths[-1]
+        keep_old = before is not None and old_mode in _REGULAR and is_yaml_name(before)
+        keep_new = new_mode in _REGULAR and is_yaml_name(after)
+        if keep_old or keep_new:
+            changes.append(_Change(before if keep_old else None, after if keep_new else None,
+                                   old_blob if keep_old else None, new_blob if keep_new else None))
+    return changes, at
+
+
 class _Shallow(Exception):
     """A commit whose parents the clone lacks: more history must be fetched before it is read."""
 
@@ -220,10 +239,19 @@ class _Repo:
         self.present: set[str] = set()  # blobs known to be here
         self._values: dict[tuple[str, str], Values] = {}  # (blob, file name) -> its values
         self._trees: dict[str, dict[str, str]] = {}  # commit -> {YAML file (under --path): blob}
+        self._diffs: dict[tuple[str | None, str], list[_Change]] = {}  # read ahead by diffs, for diff
+        self._partial: bool | None = None  # see fetches
         self.cut_at: str | None = None  # the shallow boundary the walk stopped at, with no way to deepen
 
     def git(self, *args: str, check: bool = True, stdin: bytes | None = None) -> git.GitResult:
         return git.run(list(args), cwd=self.path, env=self.env, check=check, strip=False, stdin=stdin)
+
+    def fetches(self) -> bool:
+        """Whether file contents may have to be fetched: a clone gitops made blobless (a server that does not
+        filter gives a full clone, where listing the missing objects would only cost time)."""
+        if self._partial is None:
+            self._partial = self.remote is not None and _promisor_remote(self.path) is not None
+        return self._partial
 
     def can_deepen(self) -> bool:
         return self.remote is not None and self.depth < MAX_DEPTH and git.is_shallow(self.path)
@@ -233,7 +261,8 @@ class _Repo:
         if not self.can_deepen():
             return False
         self.depth = max(INITIAL_DEPTH, self.depth * 2)
-        self.git("fetch", "--quiet", "--no-tags", f"--depth={self.depth}", "origin", f"refs/heads/{self.branch}")
+        self.git("fetch", "--quiet", "--no-tags", "--no-auto-maintenance", f"--depth={self.depth}", "origin",
+                 f"refs/heads/{self.branch}")
         return True
 
     def commits(self) -> list[tuple[str, list[str]]]:
@@ -262,28 +291,43 @@ class _Repo:
 
     def diff(self, old: str | None, new: str, request: HistoryRequest) -> list[_Change]:
         """The YAML files (within --path) changed from commit `old` (None: nothing) to `new`, renames
-        found (`-M`), their values read (see values)."""
+        found (`-M`), their values read (see values).  Read before by `diffs` when it was asked for."""
+        if (old, new) in self._diffs:
+            return self._diffs.pop((old, new))
         spec = ["--", *_pathspec(request.paths)]
         revs = ["--root", new] if old is None else [old, new]
         raw = self.git("diff-tree", "-r", "-z", "--raw", "--no-abbrev", "--no-commit-id", "-M", *revs, *spec).raw
-        fields = raw.split(b"\0")
-        changes: list[_Change] = []
-        at = 0
-        while at < len(fields) and fields[at].startswith(b":"):
-            old_mode, new_mode, old_blob, new_blob, status = fields[at][1:].decode().split()
-            paths = [git.decode_path(f) for f in fields[at + 1:at + (3 if status[0] in "RC" else 2)]]
-            at += 1 + len(paths)
-            before: str | None = None if status[0] == "C" else paths[0]  # a copy: the original stays
-            after = paths[-1]
-            keep_old = before is not None and old_mode in _REGULAR and is_yaml_name(before)
-            keep_new = new_mode in _REGULAR and is_yaml_name(after)
-            if keep_old or keep_new:
-                changes.append(_Change(before if keep_old else None, after if keep_new else None,
-                                       old_blob if keep_old else None, new_blob if keep_new else None))
-        self.read([(c.old_blob, c.old, _where(old, c.old)) for c in changes if c.old_blob and c.old]
-                  + [(c.new_blob, c.new, _where(new, c.new)) for c in changes if c.new_blob and c.new],
-                  [r for r in (old, new) if r], request)
+        changes = _raw_changes(raw.split(b"\0"), 0)[0]
+        self._read_changes([(old, new, changes)], request)
         return changes
+
+    def diffs(self, pairs: Sequence[tuple[str | None, str]], request: HistoryRequest) -> None:
+        """Read the changes of these (first parent or None, commit) pairs ahead, for `diff` to return: one
+        `git diff-tree --stdin` for all of them and one batch of their files' contents, not two git commands
+        (three in a blobless clone) a commit, which made a long history slow to read."""
+        todo = [(old, new) for old, new in pairs if (old, new) not in self._diffs]
+        if len(todo) < 2:
+            return  # diff reads one alone
+        stdin = "".join(f"{new} {old}\n" if old else f"{new}\n" for old, new in todo).encode()
+        raw = self.git("diff-tree", "--stdin", "-r", "-z", "--raw", "--no-abbrev", "-M", "--root", "--always",
+                       "--", *_pathspec(request.paths), stdin=stdin).raw
+        fields = raw.split(b"\0")
+        found: dict[str, list[_Change]] = {}
+        at = 0
+        while at < len(fields) and fields[at]:  # each commit: its id (--always: also with no change), its changes
+            commit = fields[at].decode()
+            found[commit], at = _raw_changes(fields, at + 1)
+        read = [(old, new, found[new]) for old, new in todo]
+        self._read_changes(read, request)
+        self._diffs.update({(old, new): changes for old, new, changes in read})
+
+    def _read_changes(self, diffs: Sequence[tuple[str | None, str, list[_Change]]], request: HistoryRequest) -> None:
+        """Read the values of the files these (old, new, changes) diffs changed, in one batch."""
+        files = [(c.old_blob, c.old, _where(old, c.old)) for old, _, changes in diffs for c in changes
+                 if c.old_blob and c.old]
+        files += [(c.new_blob, c.new, _where(new, c.new)) for _, new, changes in diffs for c in changes
+                  if c.new_blob and c.new]
+        self.read(files, sorted({r for old, new, _ in diffs for r in (old, new) if r}), request)
 
     def tree(self, commit: str, request: HistoryRequest) -> dict[str, str]:
         """{YAML file of commit's tree (within --path): blob}, their values read."""
@@ -296,7 +340,7 @@ class _Repo:
                 mode, kind, blob = meta.split()
                 if kind == "blob" and mode in _REGULAR and is_yaml_name(path):
                     files[path] = blob
-            if self.remote is not None and commit not in self.complete:  # one request for the tree's blobs
+            if self.fetches() and commit not in self.complete:  # one request for the tree's blobs
                 deployrepo.fetch_missing_blobs(self.path, YAML_ENDINGS, self.env, commit=commit, paths=request.paths)
                 self.complete.add(commit)
                 self.present.update(files.values())
@@ -313,7 +357,7 @@ class _Repo:
         if not todo:
             return
         blobs = sorted({blob for blob, _ in todo})
-        if self.remote is not None and not set(blobs) <= self.present:
+        if self.fetches() and not set(blobs) <= self.present:
             missing = sorted(set(blobs) & deployrepo.missing_objects(self.path, revs))
             if missing:
                 deployrepo.fetch_blobs(self.path, missing, self.env)
@@ -598,12 +642,20 @@ def _entry_values(images: list[str], repository: str, new: set[str]) -> list[str
 def _walk(repo: _Repo, request: HistoryRequest) -> Iterator[HistoryEntry]:
     done: set[str] = set()
     tips: Tips = {}
+    window = _AHEAD_MIN // 2
     while True:
         stalled = False
         boundary = repo.shallow_boundary()  # read once per fetch, not once per commit
-        for commit, parents in repo.commits():
+        line = repo.commits()
+        ahead = 0  # the commits of the line read ahead so far
+        for at, (commit, parents) in enumerate(line):
             if commit in done:
                 continue
+            if at >= ahead:  # read the next commits' changes in one go, twice as many each time: the limit
+                window = min(_AHEAD_MAX, window * 2)  # may be near, and a long history is read in few commands
+                ahead = at + window
+                repo.diffs([(p[0] if p else None, c) for c, p in line[at:ahead]
+                            if c not in done and c not in boundary], request)
             try:  # a commit is read whole (a merge with its side) or not at all: read again once deepened
                 entries, older = _entries_for(repo, commit, parents, request, tips, boundary)
             except _Shallow:

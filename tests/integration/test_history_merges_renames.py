@@ -334,3 +334,53 @@ def test_a_kustomization_named_kustomization_is_read(tmp_path: Path) -> None:
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--no-verify"])
     assert res.returncode == 0, res.stderr
     assert remote.show("app/Kustomization").decode() == f"images:\n- name: {IMG}\n  newTag: v1\n"
+
+
+def _long_history(bare: Path, commits: int, image_changes: dict[int, str], rename_at: int) -> None:
+    """`commits` commits on top of the remote's first one (written with `git fast-import`, fast): each bumps
+    one of 50 other services; commit i in `image_changes` also sets IMG's tag, and commit `rename_at` moves
+    its manifest to deploy/api.yaml without changing it."""
+    head = git("rev-parse", "main", cwd=bare).strip()
+    path, tag = "apps/api/deployment.yaml", "v1"
+    stream = []
+    for i in range(1, commits + 1):
+        ops = [f"M 644 inline svc/svc-{i % 50:02}.yaml\ndata <<END\n"
+               f"image: registry.example.com/team/svc-{i % 50:02}:t{i}\nEND\n"]
+        if i == rename_at:
+            ops.append(f"D {path}\n")
+            path = "deploy/api.yaml"
+        if i in image_changes or i == rename_at:
+            tag = image_changes.get(i, tag)
+            ops.append(f"M 644 inline {path}\ndata <<END\ncontainers:\n- name: app\n  image: {IMG}:{tag}\nEND\n")
+        message = f"commit {i}"
+        stream.append(f"commit refs/heads/main\ncommitter CI <ci@example.com> {1600000000 + i} +0000\n"
+                      f"data {len(message)}\n{message}\n" + (f"from {head}\n" if i == 1 else "") + "".join(ops))
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=bare, input="".join(stream).encode(), check=True)
+
+
+def test_a_long_history_is_read_in_few_git_commands(tmp_path: Path) -> None:
+    """A deploy repo shared by many services: history read each commit of the branch with its own `git
+    diff-tree` and `git cat-file` (and, in a blobless clone, a `git rev-list` of its missing objects), ~30 s
+    for 20 entries among 10,000 commits.  Commits are now read in batches growing to 1,024; the entries
+    (and the rename followed across the batches) are the same, from a remote and from a local checkout."""
+    remote = make_bare_remote(tmp_path / "remotes", files=APP)
+    _long_history(remote.path, 700, {20: "v2", 333: "v3", 690: "v4"}, rename_at=500)
+    work = remote.clone(tmp_path / "w")
+    for where in (remote.url, str(work)):
+        trace = tmp_path / "trace"
+        trace.unlink(missing_ok=True)
+        res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json"],
+                         env={"GIT_TRACE": str(trace)})
+        assert res.returncode == 0, res.stderr
+        entries = json.loads(res.stdout)["entries"]
+        assert [(e["tag"], e["previous"], e["files"]) for e in entries] == [
+            ("v4", "v3", ["deploy/api.yaml"]), ("v3", "v2", ["deploy/api.yaml"]),
+            ("v2", "v1", ["deploy/api.yaml"]), ("v1", None, ["deploy/api.yaml"])], where
+        assert [e["commit_files"] for e in entries] == [
+            ["deploy/api.yaml"], ["apps/api/deployment.yaml"], ["apps/api/deployment.yaml"],
+            ["apps/api/deployment.yaml"]]
+        commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
+        assert len(commands) < 200, "\n".join(commands[:220])  # was ~2,200 (three a commit)
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--steps", "2", "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert f"image: {IMG}:v2\n" in remote.show("deploy/api.yaml").decode()
