@@ -327,7 +327,7 @@ class _Repo:
                  if c.old_blob and c.old]
         files += [(c.new_blob, c.new, _where(new, c.new)) for _, new, changes in diffs for c in changes
                   if c.new_blob and c.new]
-        self.read(files, sorted({r for old, new, _ in diffs for r in (old, new) if r}), request)
+        self.read(files, request)
 
     def tree(self, commit: str, request: HistoryRequest) -> dict[str, str]:
         """{YAML file of commit's tree (within --path): blob}, their values read."""
@@ -344,23 +344,23 @@ class _Repo:
                 deployrepo.fetch_missing_blobs(self.path, YAML_ENDINGS, self.env, commit=commit, paths=request.paths)
                 self.complete.add(commit)
                 self.present.update(files.values())
-            self.read([(blob, path, _where(commit, path)) for path, blob in files.items()], [commit], request)
+            self.read([(blob, path, _where(commit, path)) for path, blob in files.items()], request)
             self._trees[commit] = files
         return self._trees[commit]
 
-    def read(self, files: Sequence[tuple[str, str, str]], revs: Sequence[str], request: HistoryRequest) -> None:
+    def read(self, files: Sequence[tuple[str, str, str]], request: HistoryRequest) -> None:
         """Read the values of these (blob, path, commit:path) files not read yet, in one `cat-file --batch`; in
-        a blobless clone the blobs missing from `revs`' trees are fetched first, in one request (git would fetch
-        each one alone)."""
+        a blobless clone those not fetched yet are fetched first, in one request (git would fetch each one
+        alone)."""
         todo = {(blob, posixpath.basename(path)): (path, where) for blob, path, where in files
                 if (blob, posixpath.basename(path)) not in self._values}
         if not todo:
             return
         blobs = sorted({blob for blob, _ in todo})
-        if self.fetches() and not set(blobs) <= self.present:
-            missing = sorted(set(blobs) & deployrepo.missing_objects(self.path, revs))
-            if missing:
-                deployrepo.fetch_blobs(self.path, missing, self.env)
+        if self.fetches():  # only the blobs fetched so far are here: the clone was made without any (listing
+            wanted = [b for b in blobs if b not in self.present]  # those missing cost more than asking for all)
+            if wanted:
+                deployrepo.fetch_blobs(self.path, wanted, self.env)
             self.present.update(blobs)
         out = self.git("cat-file", "--batch", stdin="".join(f"{b}\n" for b in blobs).encode()).raw
         texts: dict[str, str] = {}
