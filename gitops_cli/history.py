@@ -215,6 +215,19 @@ def _raw_changes(fields: Sequence[bytes], at: int) -> tuple[list[_Change], int]:
     return changes, at
 
 
+Meta = tuple[str, str, str, dict[str, list[str]]]  # a commit's date, author, subject and trailers
+
+
+def _trailers(text: str) -> dict[str, list[str]]:
+    """The trailers history reports (_TRAILER_KEYS), from `%(trailers:only,unfold)`."""
+    parsed: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in _TRAILER_KEYS:
+            parsed.setdefault(key.strip(), []).append(value.strip())
+    return parsed
+
+
 class _Shallow(Exception):
     """A commit whose parents the clone lacks: more history must be fetched before it is read."""
 
@@ -241,6 +254,8 @@ class _Repo:
         self._trees: dict[str, dict[str, str]] = {}  # commit -> {YAML file (under --path): blob}
         self._diffs: dict[tuple[str | None, str], list[_Change]] = {}  # read ahead by diffs, for diff
         self._partial: bool | None = None  # see fetches
+        self._window: list[str] = []  # the commits diffs read last
+        self._meta: dict[str, Meta] = {}  # commit -> see meta
         self.cut_at: str | None = None  # the shallow boundary the walk stopped at, with no way to deepen
 
     def git(self, *args: str, check: bool = True, stdin: bytes | None = None) -> git.GitResult:
@@ -318,6 +333,8 @@ class _Repo:
             commit = fields[at].decode()
             found[commit], at = _raw_changes(fields, at + 1)
         read = [(old, new, found[new]) for old, new in todo]
+        self._window = [new for _, new in todo]
+        self._meta = {c: m for c, m in self._meta.items() if c in found}  # the entries of earlier ones are made
         self._read_changes(read, request)
         self._diffs.update({(old, new): changes for old, new, changes in read})
 
@@ -409,15 +426,18 @@ class _Repo:
                 checked.append(rel)
         return checked
 
-    def meta(self, commit: str) -> tuple[str, str, str, dict[str, list[str]]]:
-        fmt = "%cI%x00%an <%ae>%x00%s%x00%(trailers:only,unfold)"
-        date, author, subject, trailers = self.git("show", "-s", f"--format={fmt}", commit).stdout.split("\0", 3)
-        parsed: dict[str, list[str]] = {}
-        for line in trailers.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key.strip() in _TRAILER_KEYS:
-                parsed.setdefault(key.strip(), []).append(value.strip())
-        return date, author, subject, parsed
+    def meta(self, commit: str) -> Meta:
+        """The commit's date, author, subject and trailers; read with those of the commits `diffs` read last (the
+        ones whose entries come next), in one `git log`, not one `git show` an entry."""
+        if commit not in self._meta:
+            wanted = [commit, *(c for c in self._window if c not in self._meta and c != commit)]
+            fmt = "%H%x00%cI%x00%an <%ae>%x00%s%x00%(trailers:only,unfold)"
+            fields = self.git("log", "-z", "--no-walk=unsorted", "--stdin", f"--format={fmt}",
+                              stdin="".join(f"{c}\n" for c in wanted).encode()).stdout.split("\0")
+            for at in range(0, len(fields) - 4, 5):  # five fields a commit, commits separated by NUL too (-z)
+                found, date, author, subject, trailers = fields[at:at + 5]
+                self._meta[found] = (date, author, subject, _trailers(trailers))
+        return self._meta[commit]
 
 
 @dataclass

@@ -384,3 +384,36 @@ def test_a_long_history_is_read_in_few_git_commands(tmp_path: Path) -> None:
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--steps", "2", "--no-verify"])
     assert res.returncode == 0, res.stderr
     assert f"image: {IMG}:v2\n" in remote.show("deploy/api.yaml").decode()
+
+
+def test_many_entries_are_read_with_their_trailers_in_few_git_commands(tmp_path: Path) -> None:
+    """Every commit of a long history changes the image (`--limit 1000`): history ran one `git show` per entry
+    for its date, author and trailers.  They are read in one `git log` per batch of commits; each entry keeps
+    its own author, subject and trailers (a commit message with a body and trailers, one without)."""
+    remote = make_bare_remote(tmp_path / "remotes", files=APP)
+    head = git("rev-parse", "main", cwd=remote.path).strip()
+    stream = []
+    for i in range(1, 301):
+        trailers = f"\n\nBumped by CI.\n\nImage: {IMG}:t{i}\nSource-Commit: {i:040x}\n" if i % 2 else ""
+        message = f"deploy t{i}{trailers}"
+        stream.append(f"commit refs/heads/main\nauthor Dev {i} <dev{i}@example.com> {1600000000 + i} +0000\n"
+                      f"committer CI <ci@example.com> {1600000000 + i} +0000\ndata {len(message.encode())}\n"
+                      f"{message}\n" + (f"from {head}\n" if i == 1 else "")
+                      + f"M 644 inline apps/api/deployment.yaml\ndata <<END\n"
+                        f"containers:\n- name: app\n  image: {IMG}:t{i}\nEND\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=remote.path, input="".join(stream).encode(), check=True)
+    work = remote.clone(tmp_path / "w")
+    trace = tmp_path / "trace"
+    res = run_gitops(["history", "--deploy-repo", str(work), "--image", IMG, "--limit", "1000", "-o", "json"],
+                     env={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(res.stdout)["entries"]
+    assert len(entries) == 301
+    assert [(e["tag"], e["author"], e["subject"], e["by_gitops"], e["source_commit"]) for e in entries[:3]] == [
+        ("t300", "Dev 300 <dev300@example.com>", "deploy t300", False, None),
+        ("t299", "Dev 299 <dev299@example.com>", "deploy t299", True, f"{299:040x}"),
+        ("t298", "Dev 298 <dev298@example.com>", "deploy t298", False, None)]
+    assert all(e["by_gitops"] == (int(e["tag"][1:]) % 2 == 1) for e in entries[:-1])
+    assert entries[-1]["tag"] == "v1" and entries[-1]["subject"] == "Initial manifests"
+    commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
+    assert len(commands) < 60, "\n".join(commands[:80])  # was ~900 (three a commit, and one an entry)
