@@ -1157,13 +1157,15 @@ def checkout_remote(repo: Path, branch: str) -> str | None:
     """The name of the remote a bump of the checkout's `branch` fetches and pushes: the branch's upstream
     remote (branch.<branch>.remote), else the checkout's only remote, else None when it has none.
     DirtyTreeError (exit 4), naming the remotes, when that cannot be told: several remotes and no upstream,
-    or an upstream that is no remote of the checkout (`.`: a local branch; a URL)."""
+    or an upstream that is no remote of the checkout (`.`: a local branch; a URL); and, naming the setting,
+    when `git push` would push the branch elsewhere (refuse_other_push_remote)."""
     remotes = git.run(["remote"], cwd=repo).stdout.split()
     upstream = git.run(["config", "--get", f"branch.{branch}.remote"], cwd=repo, check=False).stdout.strip()
     hint = f"set the branch's upstream: `git branch --set-upstream-to REMOTE/{branch}`"
     listed = f"its remotes: {', '.join(remotes)}" if remotes else "it has no remote"
     if upstream:
         if upstream in remotes:
+            refuse_other_push_remote(repo, branch, upstream, f"its upstream, branch.{branch}.remote")
             return upstream
         raise DirtyTreeError(f"{repo}: the upstream of branch {branch} (branch.{branch}.remote = {upstream!r}) is "
                              f"no remote of the checkout ({listed}); nothing was changed", hint=hint)
@@ -1171,7 +1173,40 @@ def checkout_remote(repo: Path, branch: str) -> str | None:
         raise DirtyTreeError(f"{repo}: branch {branch} has no upstream, and the checkout has several remotes "
                              f"({', '.join(remotes)}): which one to push the bump to is not known; nothing was "
                              "changed", hint=hint)
-    return remotes[0] if remotes else None
+    if not remotes:
+        return None
+    refuse_other_push_remote(repo, branch, remotes[0], "the checkout's only remote")
+    return remotes[0]
+
+
+def push_remote_setting(repo: Path, branch: str) -> tuple[str, str] | None:
+    """The setting that makes `git push` on `branch` push to a remote of its choosing, as git reads them (its
+    pushremote_for_branch): (key, value) of branch.<branch>.pushRemote, else of remote.pushDefault (the
+    checkout's config, the global one, `-c`); None when neither is set (git pushes to the branch's remote)."""
+    for key in (f"branch.{branch}.pushRemote", "remote.pushDefault"):
+        res = git.run(["config", "--get", key], cwd=repo, check=False)
+        if res.status == 0:
+            return key, res.stdout.strip()
+    return None
+
+
+def refuse_other_push_remote(repo: Path, branch: str, name: str, chosen: str) -> None:
+    """DirtyTreeError (exit 4) when `git push` would push `branch` to another remote than `name`, the one a bump
+    fetches from (`chosen` says why: the upstream, the only remote): a triangular workflow (fetch from
+    upstream, push to a fork).  A bump integrates the head of the branch it pushes to and retries a rejected
+    push by fetching that head again, from one remote; with two, the base would be upstream's newest commit
+    while only the fork's head tells whether the push fast-forwards (a fork with commits upstream has not
+    could never take it), so gitops neither pushes where git would not nor guesses: it refuses, naming the
+    setting (branch.<branch>.pushRemote, else remote.pushDefault).  One naming `name` itself is fine."""
+    found = push_remote_setting(repo, branch)
+    if found is None or found[1] == name:
+        return
+    key, value = found
+    raise DirtyTreeError(
+        f"{repo}: `git push` pushes branch {branch} to {value!r} ({key}), not to {name} ({chosen}), which a "
+        "bump fetches from: gitops fetches, commits and pushes one remote's branch; nothing was changed",
+        hint=f"to bump {name}'s {branch}: `git config branch.{branch}.pushRemote {name}`; to bump the branch "
+             f"{value} holds, give its URL as --deploy-repo (gitops clones it)")
 
 
 def open_checkout_remote(repo: Path, branch: str, *, ssh_key: Path | None = None,

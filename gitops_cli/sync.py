@@ -62,6 +62,10 @@ cache that is lost (an emptyDir in a CronJob pod) forgets it: keep the cache on 
 
 Lock.  `fcntl.flock` (gitops_cli.filelock) on `<cache>/lock` around the whole pass: a second pass fails with
 SyncLockedError (exit 16); in `--interval` mode a locked pass is skipped with a warning.
+
+Loop.  `--interval`: the command line is checked once, before the first pass (check_command_line: a bad flag
+ends it at once); then a pass that fails for what the fetched commit holds or for a condition of the moment
+is reported as a single pass reports it and retried an interval later (run_passes).
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ from gitops_cli.errors import (
     SyncError,
     SyncLockedError,
     UsageError,
+    write_failure,
 )
 from gitops_cli.settings import FLAGS, Names, home_directory
 
@@ -632,8 +637,8 @@ def pass_lock(path: Path) -> Iterator[None]:
     """An exclusive, non-blocking flock on `path` for the whole pass (filelock.exclusive); SyncLockedError
     when held; UsageError (exit 2) when the cache directory cannot be made or used (a file in its place)."""
     with ExitStack() as held:
+        _make_cache(path.parent)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             held.enter_context(filelock.exclusive(path))
         except filelock.LockHeld as exc:
             raise SyncLockedError(
@@ -641,12 +646,25 @@ def pass_lock(path: Path) -> Iterator[None]:
                 hint="passes never overlap; this one was not run",
             ) from None
         except OSError as exc:
-            if exc.errno in WRITE_FAILURES:
-                raise
-            raise UsageError(f"sync cache {path.parent}: {exc.strerror}",
-                             hint="--cache-dir (else $XDG_CACHE_HOME, else $HOME/.cache) must name a directory "
-                                  "gitops can write") from None
+            raise _unusable_cache(path.parent, exc) from None
         yield
+
+
+def _make_cache(cache: Path) -> None:
+    """Make the cache directory (and its parents) if missing; UsageError (exit 2) when it cannot be (a file in
+    its place, no permission), the OSError of a write the system refused (a full disk: exit 74) as it is."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unusable_cache(cache, exc) from None
+
+
+def _unusable_cache(cache: Path, exc: OSError) -> OSError | UsageError:
+    if exc.errno in WRITE_FAILURES:
+        return exc
+    return UsageError(f"sync cache {cache}: {exc.strerror}",
+                      hint="--cache-dir (else $XDG_CACHE_HOME, else $HOME/.cache) must name a directory gitops "
+                           "can write")
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -828,6 +846,27 @@ class PassResult:
     noop: bool = False
     applied: list[tuple[ObjectRef, str]] = field(default_factory=list)
     pruned: list[ObjectRef] = field(default_factory=list)
+
+
+def check_command_line(opts: SyncOptions) -> None:
+    """What the command line alone decides, checked before the first pass of `--interval` (UsageError, exit
+    2, ends the loop at once): the --branch name, the --repo (a URL gitops can use, an existing directory),
+    the --path values (none empty, none outside the repo: whether one exists is the fetched commit's
+    business), the cache directory (one that can be made and used), git's environment (a GIT_CONFIG_COUNT that
+    is no number).  Every pass checks these again (sync_once): a failure then (a file:// repo's directory
+    gone, say) is a condition of that pass, reported, and the loop goes on (run_passes)."""
+    from gitops_cli import deployrepo
+    from gitops_cli.bump import check_branch
+    from gitops_cli.yamledit.discover import relative_subpath
+
+    git.base_env()  # every git of every pass would refuse it
+    if opts.branch is not None:
+        check_branch(opts.branch, opts.names("branch", opts.branch))
+    remote = deployrepo.open_remote(opts.repo, names=opts.names)
+    cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
+    for path in opts.paths:
+        relative_subpath(cache / "checkout", path, opts.names)
+    _make_cache(cache)
 
 
 def sync_once(opts: SyncOptions) -> PassResult:
@@ -1043,22 +1082,35 @@ MAX_INTERVAL = 7 * 24 * 3600
 
 def run_passes(opts: SyncOptions, interval: float | None, on_result: Callable[[PassResult], None],
                max_passes: int | None = None) -> None:
-    """--once: one pass, errors raised.  --interval: a pass every `interval` seconds until stopped; a pass
-    that fails is reported and the loop goes on, except for bad input and a missing kubectl (fatal)."""
+    """--once: one pass, its errors raised (its exit code).  --interval: the command line is checked first
+    (check_command_line: a bad flag ends the loop at once, exit 2), then a pass runs every `interval` seconds
+    until the loop is stopped (SIGTERM, Ctrl-C: KeyboardInterrupt, exit 130 whatever the passes did).  A
+    pass that fails for what the fetched commit holds (a --path it no longer has, a file that does not
+    parse, an object defined twice, a failed kustomize or apply, no objects) or for a condition of the moment
+    (the remote unreachable, the cluster down, a full disk, the lock held) is reported as a single pass
+    reports it, and the next pass retries, as Flux and Argo CD retry a failed reconciliation.  Only a kubectl
+    that cannot be started (--kubectl, the installation) and a bug (an internal error) end the loop."""
     if interval is None:
         on_result(sync_once(opts))
         return
+    check_command_line(opts)
     done = 0
     while max_passes is None or done < max_passes:
         started = time.monotonic()
         try:
-            on_result(sync_once(opts))
+            result = sync_once(opts)
         except SyncLockedError as exc:
             output.warn(f"{exc.message}: skipping this pass")
-        except (UsageError, CommandStartError):
+        except CommandStartError:
             raise
         except GitopsError as exc:
             output.error(exc.message, exc.hint, exc.details)
+        except OSError as exc:
+            if exc.errno not in WRITE_FAILURES:
+                raise
+            output.error(write_failure(exc).message)  # as the CLI reports it (exit 74 of a single pass)
+        else:
+            on_result(result)
         done += 1
         if max_passes is None or done < max_passes:
             time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -255,6 +255,40 @@ def test_pushed_url_is_where_git_push_goes(tmp_path: Path, case: str) -> None:
     assert deployrepo.pushed_url(url, env) == said.splitlines()[0].removeprefix("To ")
 
 
+# (branch.main.pushRemote, remote.pushDefault): None = not set; `fork` is a second remote when main has an upstream
+PUSH_SETTINGS = [(None, None), ("origin", None), ("fork", None), (None, "origin"), (None, "fork"), ("origin", "fork"),
+                 ("fork", "origin"), ("file:///elsewhere.git", None), ("", None), (None, "nowhere")]
+
+
+@pytest.mark.parametrize(("push_remote", "push_default"), PUSH_SETTINGS)
+@pytest.mark.parametrize("upstream", [True, False], ids=["upstream", "only-remote"])
+def test_checkout_remote_is_refused_exactly_when_git_push_pushes_elsewhere(
+    tmp_path: Path, push_remote: str | None, push_default: str | None, upstream: bool
+) -> None:
+    """The remote a bump fetches and pushes (the upstream, else the only remote) against the one `git push`
+    pushes to, as git itself names it (`%(push:remotename)`): taken when they are one, else exit 4 naming the
+    setting that sends `git push` elsewhere (it was never read: the bump went to the upstream)."""
+    remote = make_bare_remote(tmp_path / "remotes")
+    checkout = remote.clone(tmp_path / "co")
+    if upstream:
+        git("remote", "add", "fork", (tmp_path / "fork.git").as_uri(), cwd=checkout)
+    else:
+        git("branch", "--quiet", "--unset-upstream", cwd=checkout)
+    for key, value in (("branch.main.pushRemote", push_remote), ("remote.pushDefault", push_default)):
+        if value is not None:
+            git("config", key, value, cwd=checkout)
+    pushed = git("for-each-ref", "--format=%(push:remotename)", "refs/heads/main", cwd=checkout).strip()
+    if pushed == "origin" or not (upstream or push_remote is not None or push_default is not None):
+        # nothing names one (no upstream, no setting): git pushes to its default remote, `origin`
+        assert deployrepo.checkout_remote(checkout, "main") == "origin"
+        return
+    key = "branch.main.pushRemote" if push_remote is not None else "remote.pushDefault"
+    with pytest.raises(DirtyTreeError) as refused:
+        deployrepo.checkout_remote(checkout, "main")
+    assert f"`git push` pushes branch main to {pushed!r} ({key}), not to origin" in refused.value.message
+    assert "`git config branch.main.pushRemote origin`" in (refused.value.hint or "")
+
+
 @pytest.mark.parametrize(
     ("text", "identity"),
     [

@@ -223,6 +223,44 @@ def test_several_remotes_and_no_upstream_is_refused_naming_them(gitops, tmp_path
     assert other.head() == res.stdout.strip() and remote.head() == before
 
 
+def test_a_branch_git_pushes_to_another_remote_is_refused_naming_the_setting(gitops, tmp_path: Path) -> None:
+    """A triangular checkout (fetch from upstream, push to a fork: branch.<b>.pushRemote, remote.pushDefault):
+    the bump was pushed to the upstream, where `git push` would not push.  Now exit 4 naming the setting,
+    before any work, nothing changed anywhere; a setting naming the upstream itself is pushed there."""
+    upstream = make_bare_remote(tmp_path / "remotes", files=FILES)
+    fork = tmp_path / "fork.git"
+    git("clone", "--quiet", "--bare", upstream.url, str(fork))
+    checkout = upstream.clone(tmp_path / "co")
+    git("remote", "add", "fork", fork.as_uri(), cwd=checkout)
+    before, forked = upstream.head(), _head(fork, "main")
+    for key in ("branch.main.pushRemote", "remote.pushDefault"):
+        git("config", key, "fork", cwd=checkout)
+        assert git("for-each-ref", "--format=%(push:remotename)", "refs/heads/main", cwd=checkout).strip() == "fork"
+        res = _bump(gitops, checkout, tmp_path)
+        assert res.returncode == 4, res.stderr
+        assert [ln for ln in res.stderr.splitlines() if ln.startswith(("error:", "hint:"))] == [
+            f"error: {checkout.resolve()}: `git push` pushes branch main to 'fork' ({key}), not to origin (its "
+            "upstream, branch.main.remote), which a bump fetches from: gitops fetches, commits and pushes one "
+            "remote's branch; nothing was changed",
+            "hint: to bump origin's main: `git config branch.main.pushRemote origin`; to bump the branch fork "
+            "holds, give its URL as --deploy-repo (gitops clones it)"]
+        assert " -> " not in res.stderr  # before any work
+        assert upstream.head() == before == _head(checkout) and _head(fork, "main") == forked
+        assert git("status", "--porcelain", cwd=checkout) == ""
+        if key.startswith("branch."):
+            git("config", "--unset", key, cwd=checkout)
+    git("config", "branch.main.pushRemote", "origin", cwd=checkout)  # the hint's fix (it beats pushDefault)
+    assert git("for-each-ref", "--format=%(push:remotename)", "refs/heads/main", cwd=checkout).strip() == "origin"
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert upstream.head() == res.stdout.strip() == _head(checkout) and _head(fork, "main") == forked
+    res = gitops(["bump", "--deploy-repo", fork.as_uri(), "--image", f"{APP}:v3"],  # the other fix: its URL
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert _head(fork, "main") == res.stdout.strip() != forked and "newTag: v3" in git(
+        "show", "main:app/kustomization.yaml", cwd=fork)
+
+
 def test_a_checkout_without_any_remote_commits_only(gitops, tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path / "remotes", files=FILES)
     checkout = remote.clone(tmp_path / "co")
