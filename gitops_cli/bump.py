@@ -864,7 +864,7 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
           images_required: bool = True) -> deployrepo.Remote:
     """Validate the request and classify --deploy-repo: UsageError (exit 2) on bad input.  No network,
     except one ls-remote for a local checkout that looks ahead of origin as last fetched (see
-    check_local_checkout)."""
+    check_local_checkout), or for the --dry-run of a bump that commits in one (check_dry_run_checkout)."""
     validate(request, images_required)
     remote = deployrepo.open_remote(request.deploy_repo, ssh_key=request.ssh_key, environ=environ,
                                     names=request.names)
@@ -882,6 +882,10 @@ def reach(request: BumpRequest, environ: Mapping[str, str] | None = None,
         root = local_scope(remote.local, request)[0]
         with checkout_lock(root, request.lock_wait, request.names):  # not in the middle of another run's bump
             check_local_checkout(root, request, environ=environ)
+    elif remote.local is not None and request.commit:  # its --dry-run: refused as it would be
+        root = local_scope(remote.local, request)[0]
+        if git.work_tree_top(root) is not None:  # a plain directory: a dry run needs no git
+            check_dry_run_checkout(root, request, environ=environ)
     return remote
 
 
@@ -1249,11 +1253,12 @@ def scope_paths(local: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
 
 
 def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True,
-                         environ: Mapping[str, str] | None = None) -> str:
+                         environ: Mapping[str, str] | None = None, recover: bool = True) -> str:
     """The branch of a local checkout that a bump may commit to: clean (exit 4), on a branch, the one
     --branch names (exit 2).  Called by `reach` (before any work) and again before the commit.
     `ahead`: also refuse (exit 4) a branch with commits that are not on origin's (see _check_ahead_early);
-    the bump itself decides that after its fetch instead."""
+    the bump itself decides that after its fetch instead.  `recover`: settle what a bump killed outright
+    left (_recover_killed_bump, under the caller's lock); a dry run, which changes nothing, does not."""
     git.toplevel(root, hint="give a checkout of the deploy repo, or its URL (bump's --no-commit and "
                  "--dry-run also take a plain directory)")
     deployrepo.refuse_operation_in_progress(root)
@@ -1265,7 +1270,8 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
     if request.branch and request.branch != current:
         raise UsageError(f"{request.names('branch', request.branch)}: the checkout {root} is on {current}",
                          hint="check out that branch first (a local checkout is never switched)")
-    _recover_killed_bump(root, current, request, environ)
+    if recover:
+        _recover_killed_bump(root, current, request, environ)
     if request.push_branch is not None:
         raise UsageError(f"{request.names('push_branch', request.push_branch)}: not with a local checkout "
                          f"({root}), whose branch {current} would be left with a commit that is not on origin",
@@ -1278,6 +1284,50 @@ def check_local_checkout(root: Path, request: BumpRequest, *, ahead: bool = True
         if remote is not None:
             _check_ahead_early(root, current, remote)
     return current
+
+
+def check_dry_run_checkout(root: Path, request: BumpRequest, environ: Mapping[str, str] | None = None) -> None:
+    """The --dry-run of a bump that commits in the local checkout `root` is refused as the bump would be, with
+    the same errors (check_local_checkout: exit 4 for a dirty tree, a detached HEAD, an operation in progress,
+    hidden files, a branch ahead of origin's; exit 2 for another --branch or a --push-branch), touching
+    nothing: no lock, no fetch, no recovery of a killed bump.  Origin's branch is read with one ls-remote
+    (what the bump's fetch would bring): a branch ahead of it, or a fast-forward to it over an untracked
+    file, is exit 4 as in the bump; a checkout behind it gets a warning, as the diff is computed on the
+    checkout's HEAD, not on the head the bump would first fast-forward to."""
+    current = check_local_checkout(root, request, ahead=False, environ=environ, recover=False)
+    if git.git_paths(root, BUMP_MARKER)[0].exists():
+        output.warn(f"{root}: an earlier gitops run was killed during its bump here (its marker {BUMP_MARKER} is in "
+                    "the git directory): the bump settles that first, a dry run does not, so the checkout was not "
+                    "compared with origin's branch")
+        return
+    origin = deployrepo.open_checkout_remote(root, current, ssh_key=request.ssh_key, environ=environ)
+    if origin is None:  # committed only: nothing to fetch
+        return
+    local = deployrepo.head(root)
+    where = f"{origin.name}/{current}"
+    try:
+        now = deployrepo.remote_head(origin, current, repo=root)
+    except GitError as exc:
+        output.warn(f"{root}: {where} could not be read ({exc.message}): whether the checkout is behind or ahead "
+                    f"of it was not checked; the diff is against the checkout's HEAD {local[:12]}")
+        return
+    if now is None:
+        output.warn(f"{root}: {origin.display} has no branch {current}: the bump's fetch of it would fail; the diff is "
+                    f"against the checkout's HEAD {local[:12]}")
+        return
+    if now == local:
+        return
+    if not deployrepo.has_commit(root, now) or git.is_shallow(root):
+        why = ("which a shallow checkout cannot compare with its HEAD" if deployrepo.has_commit(root, now)
+               else "which this checkout has not fetched")
+        output.warn(f"{root}: {where} is at {now[:12]}, {why}: the bump fetches it first (and stops if the branch "
+                    f"is ahead of it); the diff is against the checkout's HEAD {local[:12]}")
+        return
+    _check_not_ahead(root, current, local, now, origin.name)
+    deployrepo.refuse_overwriting(root, local, now, f"{origin.display} ({current})")
+    output.warn(f"{root}: branch {current} is behind {where} ({now[:12]}), which the bump fast-forwards to first; "
+                f"the diff is against the checkout's HEAD {local[:12]} (`git pull --ff-only`, then re-run, to see "
+                "the bump's)")
 
 
 def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) -> None:

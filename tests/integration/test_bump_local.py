@@ -127,7 +127,9 @@ def test_dirty_local_checkout_is_refused_before_any_work(deploy_remote: DeployRe
         reach(BumpRequest(str(checkout), []), images_required=False)
     assert exc.value.exit_code == 4 and "uncommitted changes (README.md)" in exc.value.message
     reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], commit=False))  # --no-commit: fine
-    reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], dry_run=True))  # --dry-run: fine
+    reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], commit=False, dry_run=True))  # and its --dry-run
+    with pytest.raises(DirtyTreeError):  # the --dry-run of a bump that commits: refused as the bump is
+        reach(BumpRequest(str(checkout), [parse(f"{API}:2.0.0")], dry_run=True))
 
 
 def test_subdirectory_with_a_path_below_it(gitops, tmp_path: Path) -> None:
@@ -265,7 +267,7 @@ def test_push_branch_with_a_local_checkout_is_refused(deploy_remote: DeployRemot
     assert deploy_remote.git("branch", "--list", "bump/x") == ""
     res = gitops(["bump", "--deploy-repo", str(checkout), "--image", f"{API}:2.0.0", "--push-branch", "bump/x",
                   "--dry-run"], env=no_identity_env(tmp_path))
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 2 and "--push-branch 'bump/x': not with a local checkout" in res.stderr  # as the bump
 
 
 @pytest.mark.parametrize("kind", ["file", "symlink"])

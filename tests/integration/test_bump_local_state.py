@@ -336,3 +336,76 @@ def test_root_gives_back_what_it_wrote_in_another_users_checkout(outcome: str, g
     if outcome == "pushed":
         assert remote.head() == res.stdout.strip()
         assert (checkout / "prod/new/values.yaml").exists()
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.startswith(("error:", "hint:"))]
+
+
+@pytest.mark.parametrize("state", ["edited", "edited-elsewhere", "detached", "merge", "ahead", "other-branch",
+                                   "in-the-way", "skip-worktree"])
+def test_a_dry_run_refuses_what_the_bump_refuses(state: str, gitops, tmp_path: Path) -> None:
+    """The --dry-run of a bump that commits took the checkout as it was: a dirty tree gave exit 0 and a diff
+    leaving out the file edited by hand (or "already up to date"), where the bump itself is exit 4.  It is
+    now refused by the same checks, with the same error, touching nothing."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    extra: list[str] = []
+    if state == "edited":  # by hand, to the target: the old dry run showed only the kustomization
+        (checkout / "app/dep.yaml").write_text(FILES["app/dep.yaml"].replace("v1", "v2"))
+    elif state == "edited-elsewhere":
+        (checkout / "notes.txt").write_text("edited\n")
+    elif state == "detached":
+        git("checkout", "--quiet", "--detach", cwd=checkout)
+    elif state == "merge":
+        _side_branch(checkout)
+        git("merge", "--quiet", "-s", "ours", "--no-commit", "wip", cwd=checkout)
+    elif state == "ahead":
+        (checkout / "notes.txt").write_text("local only\n")
+        git("commit", "--quiet", "-am", "local only", cwd=checkout)
+    elif state == "other-branch":
+        extra = ["--branch", "prod"]
+    elif state == "in-the-way":  # origin adds a file the checkout has, untracked (fetched: the dry run knows it)
+        other = remote.clone(tmp_path / "other")
+        (other / "local.txt").write_text("from origin\n")
+        git("add", "local.txt", cwd=other)
+        git("commit", "--quiet", "-m", "adds local.txt", cwd=other)
+        git("push", "--quiet", "origin", "main", cwd=other)
+        git("fetch", "--quiet", cwd=checkout)
+        (checkout / "local.txt").write_text("mine\n")
+    else:
+        git("update-index", "--skip-worktree", "app/kustomization.yaml", cwd=checkout)
+    status = git("status", "--porcelain", cwd=checkout)
+    before, remote_before = _head(checkout), remote.head()
+    dry = _bump(gitops, checkout, tmp_path, *extra, "--dry-run")
+    real = _bump(gitops, checkout, tmp_path, *extra)
+    assert real.returncode == (2 if state == "other-branch" else 4), real.stderr
+    assert dry.returncode == real.returncode, dry.stderr
+    assert _error_lines(dry.stderr) == _error_lines(real.stderr) != []
+    assert dry.stdout == ""  # no diff
+    assert _head(checkout) == before and remote.head() == remote_before
+    assert git("status", "--porcelain", cwd=checkout) == status
+
+
+def test_a_dry_run_of_a_checkout_behind_origin_says_so(gitops, tmp_path: Path) -> None:
+    """Behind origin's branch: the bump fast-forwards first, the dry run (which fetches nothing) shows the diff
+    on the checkout's HEAD and says so; --no-commit keeps its own rules (a dirty tree is fine)."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    moved = remote.commit_change("notes.txt", "moved on\n")
+    res = _bump(gitops, checkout, tmp_path, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert f"origin/main is at {moved[:12]}, which this checkout has not fetched" in res.stderr
+    assert "+        image: team/app:v2" in res.stdout
+    git("fetch", "--quiet", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path, "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert f"branch main is behind origin/main ({moved[:12]}), which the bump fast-forwards to first" in res.stderr
+    (checkout / "notes.txt").write_text("edited\n")
+    for mode in (["--no-commit", "--dry-run"], ["--no-commit"]):
+        res = _bump(gitops, checkout, tmp_path, *mode)
+        assert res.returncode == 0, (mode, res.stderr)
+    assert "team/app:v2" in (checkout / "app/dep.yaml").read_text()
+    res = gitops(["rollback", "--deploy-repo", str(checkout), "--image", APP, "--dry-run"],
+                 env=no_identity_env(tmp_path))  # rollback's --dry-run: the same checks
+    assert res.returncode == 4 and "uncommitted changes" in res.stderr, res.stderr
