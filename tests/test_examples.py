@@ -84,6 +84,74 @@ def test_gitlab_ci_example() -> None:
     assert job["variables"]["GITOPS_REGISTRY_PASSWORD"].startswith("$")  # from CI/CD variables
 
 
+def _ci_calls() -> dict[str, list[str]]:
+    workflow = load(CI / "github-actions.yml")
+    steps = [s for job in workflow["jobs"].values() for s in job["steps"]]
+    ship = next(s for s in steps if "gitops build-and-bump" in s.get("run", ""))
+    gitlab = [c for line in load(CI / "gitlab-ci.yml")["ship"]["script"] for c in gitops_invocations(line)]
+    return {"github": gitops_invocations(ship["run"])[0], "gitlab": gitlab[0]}
+
+
+def test_ci_examples_agree_and_bump_every_file_of_the_example_deploy_repo() -> None:
+    """The GitHub example bumped `--path apps/sample-app` (leaving out the top-level values.yaml that names the
+    image too), the GitLab one the whole deploy repo: both now take the same options (GitLab's --dotenv
+    aside), and their --path values (none) reach every reference to the image in examples/deploy-repo."""
+    from gitops_cli.bump import compute_edits
+
+    calls = _ci_calls()
+    flags = {ci: [a for a in args if a.startswith("-") and a != "--dotenv"] for ci, args in calls.items()}
+    assert flags["github"] == flags["gitlab"] == ["--image", "--deploy-repo"]
+    image = parse_repository(load_settings(EXAMPLES / "sample-app", environ={}).image or "")
+    for args in calls.values():
+        paths = [args[i + 1] for i, a in enumerate(args) if a == "--path"]
+        edits, _, _ = compute_edits(EXAMPLES / "deploy-repo", [image.with_tag("abc1234")], paths)
+        assert sorted(e.path for e in edits) == ["apps/sample-app/deployment.yaml",
+                                                 "apps/sample-app/kustomization.yaml", "values.yaml"]
+
+
+_TRAILING_COMMENT = re.compile(r"\s+#(?:\s.*)?$")
+
+
+def _code_lines(text: str) -> list[str]:
+    """A YAML text's lines without comment-only and blank lines, each without its trailing comment."""
+    lines = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            lines.append(_TRAILING_COMMENT.sub("", line).rstrip())
+    return lines
+
+
+def readme_example_snippets() -> list[tuple[str, str]]:
+    """(file under examples/, snippet) for each ```yaml block of the README whose first line names one."""
+    readme = (ROOT / "README.md").read_text()
+    found = []
+    for block in re.findall(r"^```yaml\n(.*?)^```", readme, flags=re.M | re.S):
+        named = re.match(r"#[^\n]*?\b(examples/[\w./-]+\.ya?ml)", block)
+        if named:
+            found.append((named.group(1), block))
+    return found
+
+
+def test_the_readme_shows_the_ci_examples() -> None:
+    assert sorted(name for name, _ in readme_example_snippets()) == [
+        "examples/ci/github-actions.yml", "examples/ci/gitlab-ci.yml", "examples/pre-commit-config.yaml"]
+
+
+@pytest.mark.parametrize("name,snippet", readme_example_snippets(), ids=[n for n, _ in readme_example_snippets()])
+def test_a_readme_snippet_is_an_excerpt_of_its_example(name: str, snippet: str) -> None:
+    """The README's GitHub snippet, labelled with the file's name, was another text (other step layout,
+    another --deploy-repo, no --path): each line of a snippet (but for comments) is now the file's, in one
+    run of its lines (comments aside), shifted by one indentation, and the snippet parses."""
+    assert YAML(typ="safe", pure=True).load(snippet) is not None
+    mine, theirs = _code_lines(snippet), _code_lines((ROOT / name).read_text())
+    assert mine
+    for start, line in enumerate(theirs):
+        indent = line[:len(line) - len(line.lstrip())]
+        if theirs[start:start + len(mine)] == [f"{indent}{m}" if m else m for m in mine]:
+            return
+    pytest.fail(f"the README's snippet of {name} is not a run of its lines:\n" + "\n".join(mine))
+
+
 def _install_lines() -> dict[str, tuple[str, dict[str, str]]]:
     """The install command of each CI example, with the environment the CI gives it."""
     workflow = load(CI / "github-actions.yml")
