@@ -210,7 +210,7 @@ def test_sample_app_settings_match_the_deploy_repo() -> None:
     from gitops_cli.bump import compute_edits
 
     settings = load_settings(EXAMPLES / "sample-app", environ={})
-    assert settings.build_command == "make build" and settings.test_command == "make test"
+    assert settings.build_command == "make build" and settings.test_command == "sh test_app.sh"
     image = parse_repository(settings.image or "")
     edits, skipped, found = compute_edits(EXAMPLES / "deploy-repo", [image.with_tag("abc1234")])
     assert found == {image.normalized_name} and skipped == []

@@ -100,6 +100,32 @@ def test_in_image_has_no_network(gitops, app_repo: Path, built: str) -> None:
     assert listed == ["lo"]
 
 
+def test_the_example_sample_app_tests_in_its_image(gitops, tmp_path: Path, base_image: str) -> None:
+    """examples/sample-app as a user tries it: its test command `make test` could not run in its image (busybox
+    has no make), and ran in `/`, not where the Dockerfile copies the tests.  Its image's WORKDIR holds them
+    now, and its test_command runs on the host and in the image alike.  (The example's base image, which
+    `make demo` makes, is this session's busybox base image here: the FROM line is the one line changed.)"""
+    from tests.fixtures.services import TEST_LABEL, TEST_LABEL_VALUE, git
+
+    app = tmp_path / "sample-app"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "sample-app", app,
+                    ignore=shutil.ignore_patterns("build"))
+    dockerfile = app / "Dockerfile"
+    text = dockerfile.read_text()
+    assert "FROM gitops-demo/busybox:1.36\n" in text
+    dockerfile.write_text(text.replace("FROM gitops-demo/busybox:1.36\n",
+                                       f"FROM {base_image}\nLABEL {TEST_LABEL}={TEST_LABEL_VALUE}\n"))
+    git(app, "init", "-q", "-b", "main")
+    commit_all(app, "the example sample app")
+    res = gitops(["build", "--image", "gitops-test/sample-app"], cwd=app)
+    assert res.returncode == 0, res.stderr
+    built = res.stdout.splitlines()[0]
+    for where in ([], ["--in-image", built]):
+        res = gitops(["test", *where], cwd=app)
+        assert res.returncode == 0, (where, res.stderr)
+        assert "ok - greeting" in res.stderr and "tests passed: " in res.stderr
+
+
 def test_in_image_missing_image(gitops, app_repo: Path, docker_engine) -> None:
     res = gitops(["test", "--in-image", "gitops-test/absent:nope", "--command", "true"], cwd=app_repo)
     assert res.returncode == 2

@@ -4,6 +4,7 @@ character of the user's input reaching the terminal."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -164,8 +165,9 @@ SAMPLE_APP = Path(__file__).resolve().parents[2] / "examples" / "sample-app"
 @pytest.fixture
 def sample_app(tmp_path: Path) -> Path:
     """A copy of examples/sample-app committed to a fresh repository, test_command "echo FROMFILE"."""
-    config = (SAMPLE_APP / "gitops.toml").read_text().replace('test_command = "make test"',
-                                                               'test_command = "echo FROMFILE"')
+    config, replaced = re.subn(r'(?m)^test_command = .*$', 'test_command = "echo FROMFILE"',
+                               (SAMPLE_APP / "gitops.toml").read_text())
+    assert replaced == 1  # the example's own test_command, whatever it is
     files = {p.name: p.read_text() for p in SAMPLE_APP.iterdir() if p.is_file()}
     path = tmp_path / "app"
     path.mkdir()
