@@ -65,3 +65,36 @@ def test_no_floor_is_below_what_another_dependency_needs() -> None:
             declared = ours[theirs.name.lower()]
             mine, needed = floor(declared), floor(theirs)
             assert needed is None or (mine is not None and mine >= needed), f"{name} needs {theirs}: {declared}"
+
+
+def test_the_operator_image_copies_what_the_package_build_needs(tmp_path: Path) -> None:
+    """examples/operator/Dockerfile copied `pyproject.toml README.md` and the package, not the LICENSE that
+    pyproject's `license-files` names: setuptools warned (an error from 2027 on) and the wheel had no license.
+    The files its COPY lines put in /src build a wheel there with no missing file, its license included."""
+    import re
+    import zipfile
+
+    text = (ROOT / "examples" / "operator" / "Dockerfile").read_text()
+    src = tmp_path / "src"
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY":
+            continue
+        *sources, dest = words[1:]
+        assert dest.startswith("/src"), line
+        target = tmp_path / dest.lstrip("/")
+        for name in sources:
+            where = target / name if dest.endswith("/") or len(sources) > 1 else target
+            where.parent.mkdir(parents=True, exist_ok=True)
+            if (ROOT / name).is_dir():
+                shutil.copytree(ROOT / name, where, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copyfile(ROOT / name, where)
+    assert re.search(r"^RUN pip install --no-cache-dir /src ", text, re.M)
+    built = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
+                           cwd=src, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "did not match any files" not in built.stdout + built.stderr, built.stdout + built.stderr
+    (wheel,) = tmp_path.glob("gitops_cli-*.whl")
+    with zipfile.ZipFile(wheel) as whl:
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in whl.namelist())
