@@ -14,7 +14,10 @@ import errno
 # code -> meaning, documented in the README.
 EXIT_CODES: dict[int, str] = {
     0: "success (also: nothing to do, e.g. already published / already up to date)",
-    1: "failure reported by the verb: lint findings; `gitops test` passes on the test command's own status",
+    1: "failure reported by the verb: `lint` found something at its `--fail-level` (default: an error); "
+       "`build-and-bump`: the tests failed (the test command's own status is in the message and in the JSON's "
+       "`test_status`). Not `gitops test`: it exits with the test command's own status, whatever it is (a "
+       "`--command` the shell does not find: 127)",
     2: "invalid input: bad flag or option value (an empty one too), invalid image reference or tag (also one "
        "the container engine refuses), bad configuration",
     3: "nothing to change: no reference to the image found in the deploy repo, or no change of it in its history "
@@ -49,7 +52,10 @@ EXIT_CODES: dict[int, str] = {
         "remote after the rollback was computed (it would have undone that change)",
     13: "edit could not be verified, would change a container `--container` leaves out, or a digest could not "
         "be resolved; nothing was written",
-    14: "a command run for the verb (kubectl, the app's test command) failed to start",
+    14: "a command run for the verb could not start: kubectl (`sync`); `/bin/sh` for the app's test or build command "
+        "(with `test --in-image`: in the image, or no container could be made from it); the default `make test` with "
+        "no make on PATH; for `build-and-bump` only, also a test command the shell could not start, its status 127 "
+        "(not found) or 126 (not executable), which `gitops test` passes on as they are",
     15: "sync failed: an object was not applied or pruned (named on stderr), or a manifest was unreadable",
     16: "another gitops run holds the lock: `sync`, another pass on the cache directory; `bump` / `rollback` / "
         "`build-and-bump`, another bump or rollback of the same local deploy checkout, still after waiting "

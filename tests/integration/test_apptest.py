@@ -45,6 +45,14 @@ def test_command_flag_wins_over_config(gitops, app_repo: Path) -> None:
     assert "from-flag" in res.stderr
 
 
+def test_a_command_the_shell_does_not_find_is_its_status_127(gitops, tmp_path: Path) -> None:
+    """As the README's exit codes say: `gitops test` passes the shell's 127 on (only build-and-bump makes it
+    14), and the `tests failed` line names it."""
+    res = gitops(["test", "--command", "nosuchcmd-gitops"], cwd=tmp_path)
+    assert res.returncode == 127, res.stderr
+    assert "tests failed: 'nosuchcmd-gitops' exited with status 127 (host)" in res.stderr
+
+
 def test_gitops_own_secrets_never_reach_the_test_and_build_commands(gitops, app_repo: Path) -> None:
     """Their output goes to the log unmasked: a test suite dumping its environment must not print them."""
     env = {"GITOPS_REGISTRY_USERNAME": "alice", "GITOPS_REGISTRY_PASSWORD": "s3cretPassw0rd",
