@@ -1340,11 +1340,11 @@ def refuse_hidden_files(root: Path, request: BumpRequest, flagged: bool = True) 
     them (one `git ls-files -v`).  `flagged` False (--no-commit, which commits nothing): only the files
     left out."""
     from gitops_cli.tagging import _index_entries, listed_paths, sparse_left_out
-    from gitops_cli.yamledit.discover import is_yaml_name, relative_subpath
+    from gitops_cli.yamledit.discover import relative_subpath
 
     scope = [relative_subpath(root, p, request.names).as_posix() for p in request.paths]
     hidden = [(tag, mode, path) for tag, mode, path in _index_entries(root)
-              if (tag == "S" or tag.islower()) and is_yaml_name(path)
+              if (tag == "S" or tag.islower()) and kustomize.is_yaml_name(path)
               and (not scope or any(s == "." or path == s or path.startswith(f"{s}/") for s in scope))]
     if not hidden:
         return
@@ -1471,10 +1471,9 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver | None,
               tracked_only: bool) -> tuple[list[FileEdit], list[str], set[str]]:
     """compute_edits for the request in `root`; `tracked_only`: see _compute_into."""
-    from gitops_cli.yamledit.discover import is_yaml_name
 
     tracked = deployrepo.tracked_files(root) if tracked_only else None
-    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if is_yaml_name(p)))
+    filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if kustomize.is_yaml_name(p)))
                 if tracked is not None else None)
     return compute_edits(root, request.images, request.paths, request.container, resolve_digest, tracked,
                          request.names, filtered, request.select)

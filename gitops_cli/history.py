@@ -26,9 +26,10 @@ from typing import Any
 from gitops_cli import deployrepo, git, output
 from gitops_cli.errors import GitopsError, NotFoundError, UsageError
 from gitops_cli.imageref import ImageRef, try_parse
+from gitops_cli.kustomize import YAML_ENDINGS, is_yaml_name
 from gitops_cli.settings import FLAGS, Names
 from gitops_cli.tempdirs import TempDir
-from gitops_cli.yamledit.discover import YAML_ENDINGS, is_yaml_name, relative_subpath
+from gitops_cli.yamledit.discover import relative_subpath
 
 INITIAL_DEPTH = 32
 MAX_DEPTH = 1 << 20

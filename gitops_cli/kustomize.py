@@ -19,6 +19,20 @@ from pathlib import Path
 from typing import Any
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+YAML_SUFFIXES = (".yaml", ".yml")
+# the endings of the YAML files' names, for git's pathspecs (`*Kustomization`) and cheap filters: a superset
+# (`XKustomization` too) of what is_yaml_name takes
+YAML_ENDINGS = (*YAML_SUFFIXES, "Kustomization")
+
+
+def is_yaml_name(path: str) -> bool:
+    """Whether a file of this name (a path, `/`-separated) is one of the YAML files gitops reads (bump,
+    history, rollback, lint, sync): `*.yaml`, `*.yml`, or kustomize's `Kustomization`, which kustomize reads
+    as it reads `kustomization.yaml`.  Here, not in yamledit.discover, so lint tells a YAML file from a
+    Dockerfile without importing the YAML engine."""
+    return path.endswith(YAML_SUFFIXES) or path.rpartition("/")[2] in KUSTOMIZATION_FILES
+
+
 RESOURCE_KEYS = ("resources", "bases", "components")  # files, or directories holding a kustomization
 PATCH_KEYS = ("patches", "patchesStrategicMerge", "patchesJson6902")  # files (or inline patches)
 

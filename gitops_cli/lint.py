@@ -31,7 +31,7 @@ from typing import Any
 
 from gitops_cli import imageref
 from gitops_cli.errors import ConfigError, InvalidReferenceError, UsageError
-from gitops_cli.kustomize import KUSTOMIZATION_FILES
+from gitops_cli.kustomize import is_yaml_name
 
 ERROR, WARNING = "error", "warning"
 SEVERITIES = (ERROR, WARNING)
@@ -291,20 +291,13 @@ def is_dockerfile(path: str | Path, named: bool = False) -> bool:
             or (len(parts) > 1 and parts[-1] in ("dockerfile", "containerfile")))
 
 
-def is_yaml(path: str | Path) -> bool:
-    """`*.yaml`, `*.yml` and kustomize's `Kustomization` (yamledit.discover.is_yaml_name, whose package
-    this module imports only when it reads YAML)."""
-    text = str(path)
-    return text.endswith((".yaml", ".yml")) or os.path.basename(text) in KUSTOMIZATION_FILES
-
-
 _SKIP_DIRS = {".git", ".hg", ".svn"}
 
 
 def discover(paths: Sequence[str], ignore_paths: Sequence[str] = ()) -> list[str]:
     """The files to lint, as display paths: explicit files as given, directories walked recursively.
 
-    A walk takes the regular files is_yaml and is_dockerfile take (*.yaml, *.yml, Kustomization,
+    A walk takes the regular files is_yaml_name and is_dockerfile take (*.yaml, *.yml, Kustomization,
     Dockerfile*, Containerfile*, *.Dockerfile, ...);
     it skips .git, symbolic links and anything else that is not a regular file (FIFOs, sockets, devices:
     reading a FIFO would wait forever).  A path given by name is kept whatever its type (read_text then
@@ -339,7 +332,7 @@ def _walk(top: str) -> Iterator[str]:
     for root, dirs, files in os.walk(top):
         dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not os.path.islink(os.path.join(root, d)))
         for name in sorted(files):
-            if not (is_yaml(name) or is_dockerfile(name)):
+            if not (is_yaml_name(name) or is_dockerfile(name)):
                 continue
             path = os.path.join(root, name)
             try:

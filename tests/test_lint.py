@@ -929,7 +929,7 @@ def test_a_walk_takes_kustomizations_and_every_dockerfile_name(tmp_path: Path, m
     for name in NAMES:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("FROM node:latest\n" if lint.is_dockerfile(name) else "image: node:latest\n")
-    assert not lint.is_dockerfile("app.Dockerfile.yaml") and lint.is_yaml("app.Dockerfile.yaml")
+    assert not lint.is_dockerfile("app.Dockerfile.yaml") and lint.is_yaml_name("app.Dockerfile.yaml")
     monkeypatch.chdir(tmp_path)
     assert sorted(lint.discover(["."])) == sorted(n for n, linted in NAMES.items() if linted)
     findings = lint.lint_text("web.Containerfile", 'FROM python:latest\nRUN echo "a: b"\n', lint.LintConfig())

@@ -17,19 +17,11 @@ from pathlib import Path
 
 from gitops_cli import interrupts
 from gitops_cli.errors import REFUSED_WRITES, UsageError, refused_write
-from gitops_cli.kustomize import KUSTOMIZATION_FILES
+from gitops_cli.kustomize import YAML_ENDINGS as YAML_ENDINGS  # re-exported: the YAML file-name rule lives there
+from gitops_cli.kustomize import YAML_SUFFIXES as YAML_SUFFIXES
+from gitops_cli.kustomize import is_yaml_name as is_yaml_name
 from gitops_cli.settings import FLAGS, Names
 
-YAML_SUFFIXES = (".yaml", ".yml")
-# the endings of the YAML files' names, for git's pathspecs (`*Kustomization`) and cheap filters: a superset
-# (`XKustomization` too) of what is_yaml_name takes
-YAML_ENDINGS = (*YAML_SUFFIXES, "Kustomization")
-
-
-def is_yaml_name(path: str) -> bool:
-    """Whether a file of this name (a path, `/`-separated) is one of the YAML files gitops reads: `*.yaml`,
-    `*.yml`, or kustomize's `Kustomization`, which kustomize reads as it reads `kustomization.yaml`."""
-    return path.endswith(YAML_SUFFIXES) or path.rpartition("/")[2] in KUSTOMIZATION_FILES
 SKIP_DIRS = frozenset({".git"})
 _SNIFF = 8192
 
