@@ -79,7 +79,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +176,9 @@ class ObjectRef:
     namespace: str
     name: str
 
-    @property
+    # group and ident are asked for again and again when inventories of thousands are compared: computed
+    # once per ref (the ref is frozen, so they never change)
+    @cached_property
     def group(self) -> str:
         return self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
 
@@ -184,7 +186,7 @@ class ObjectRef:
     def version(self) -> str:
         return self.api_version.rsplit("/", 1)[-1]
 
-    @property
+    @cached_property
     def ident(self) -> tuple[str, str, str, str]:
         """Identity across API versions (apps/v1beta2 and apps/v1 Deployment x are the same object) and
         across the groups of GROUP_ALIASES only (extensions/v1beta1 and networking.k8s.io/v1 Ingress x are
@@ -327,6 +329,35 @@ class Placement:
         namespace unless a scope is unknown (the namespace may not count)."""
         return a.ident[:2] == b.ident[:2] and a.name == b.name and (
             a.namespace == b.namespace or not (self.namespaced(a) and self.namespaced(b)))
+
+    def finder(self, applied: Sequence[ObjectRef]) -> Callable[[ObjectRef], ObjectRef | None]:
+        """`find(ref)`: the first of placed `applied` that `may_be_same` as `ref`, or None -- what
+        `next((a for a in applied if self.may_be_same(ref, a)), None)` answers, without comparing `ref` with
+        every applied object (thousands removed times thousands kept).  may_be_same needs the same (aliased)
+        group, kind and name, so only those are candidates; and when `ref`'s kind is known namespaced, only
+        the first in its namespace and those of a kind not known namespaced when the index was made (a scope
+        learnt since only makes fewer match).  Every candidate is still checked with may_be_same, in order,
+        when `find` is called (scopes asked from the server meanwhile count)."""
+        by_name: dict[tuple[str, str, str], list[int]] = {}
+        by_namespace: dict[tuple[str, str, str, str], int] = {}
+        unscoped: dict[tuple[str, str, str], list[int]] = {}  # a kind not known namespaced
+        for index, a in enumerate(applied):
+            key = (a.ident[0], a.kind, a.name)
+            by_name.setdefault(key, []).append(index)
+            by_namespace.setdefault((*key, a.namespace), index)
+            if not self.namespaced(a):
+                unscoped.setdefault(key, []).append(index)
+
+        def find(ref: ObjectRef) -> ObjectRef | None:
+            key = (ref.ident[0], ref.kind, ref.name)
+            if self.namespaced(ref):
+                first = by_namespace.get((*key, ref.namespace))
+                indexes = sorted({*unscoped.get(key, ()), *(() if first is None else (first,))})
+            else:  # the namespace does not count: any of the same name may be it
+                indexes = by_name.get(key, [])
+            return next((applied[i] for i in indexes if self.may_be_same(ref, applied[i])), None)
+
+        return find
 
 
 def crd_scopes(manifests: Sequence[Manifest]) -> dict[tuple[str, str], bool]:
@@ -1010,12 +1041,13 @@ def prune(kubectl: kube.Kubectl, placement: Placement, previous: Sequence[Object
         gone = candidates(ask=True)
     gone.sort(key=lambda r: (kind_rank(r.kind), r.kind, r.namespace, r.name), reverse=True)
     applied = [placement.place(r) for r in current]
+    may_be = placement.finder(applied)  # the first of `applied` that may be it, without a scan of them all
     selector = ",".join(f"{k}={v}" for k, v in labels.items())
     deleted: list[ObjectRef] = []
     failed: list[ObjectRef] = []
     kept: list[ObjectRef] = []
     for ref in gone:
-        same = next((a for a in applied if placement.may_be_same(ref, a)), None)
+        same = may_be(ref)
         if same is not None:
             output.info(f"{ref}: not pruned, it may be {same} applied by this pass (the scope of "
                         f"{ref.kind} is unknown; kept in the inventory)")

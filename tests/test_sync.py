@@ -697,6 +697,64 @@ def test_prune_never_deletes_what_may_be_an_object_of_this_pass(fake_env: Path, 
     assert argvs == [["api-resources", "--no-headers"]]  # asked once, then nothing deleted
 
 
+def _counting_may_be_same(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count Placement.may_be_same calls (the real method still answers)."""
+    calls = [0]
+    real = Placement.may_be_same
+
+    def counted(self: Placement, a: ObjectRef, b: ObjectRef) -> bool:
+        calls[0] += 1
+        return real(self, a, b)
+
+    monkeypatch.setattr(Placement, "may_be_same", counted)
+    return calls
+
+
+def test_finder_answers_as_a_scan_of_every_applied_object(fake_env: Path):
+    """The index finds what comparing with each applied object in order finds: aliased groups, a kind of
+    another group, cluster-scoped and unknown-scope kinds, the same name in several namespaces."""
+    crd = Manifest(ObjectRef("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "gadgets.example.com"),
+                   {"spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Gadget"}}}, "x")
+    placement = Placement(FAKE, [crd])
+    kinds = [("v1", "ConfigMap"), ("extensions/v1beta1", "Ingress"), ("networking.k8s.io/v1", "Ingress"),
+             ("example.com/v1", "Ingress"), ("example.com/v1", "Gadget"), ("other.io/v1", "Widget"),
+             ("rbac.authorization.k8s.io/v1", "ClusterRole")]
+    refs = [placement.place(ObjectRef(api, kind, ns, name))
+            for api, kind in kinds for ns in ("a", "b", "c") for name in ("x", "y")]
+    applied = refs[::3] + refs[1::5]  # some of each, in an order that is not the refs' order
+    find = placement.finder(applied)
+    for ref in refs:
+        assert find(ref) == next((a for a in applied if placement.may_be_same(ref, a)), None), ref
+    assert fake_env.exists() is False  # no kubectl asked: the refs are placed already
+
+
+def test_finder_compares_a_removed_object_only_with_its_candidates(fake_env: Path, monkeypatch):
+    """3,000 removed and 3,000 kept objects of one name in other namespaces: not 9 million comparisons."""
+    placement = Placement(FAKE, [])
+    kept = [ObjectRef("v1", "ConfigMap", f"kept-{i}", "settings") for i in range(3000)]
+    removed = [ObjectRef("v1", "ConfigMap", f"gone-{i}", "settings") for i in range(3000)]
+    calls = _counting_may_be_same(monkeypatch)
+    find = placement.finder(kept)
+    assert [find(r) for r in removed] == [None] * 3000
+    assert find(ObjectRef("v1", "ConfigMap", "kept-7", "settings")) == kept[7]
+    assert calls[0] <= 1  # only the one of the same namespace
+
+
+def test_a_large_prune_makes_a_bounded_number_of_comparisons(fake_env: Path, monkeypatch):
+    """prune compares each removed object with the kept ones it may be, not with all of them: 2,000
+    removed custom resources of unknown scope (the server cannot be asked) each named as one applied in
+    another namespace are each compared once (a scan in order: 2 million comparisons), and kept."""
+    monkeypatch.setenv("FAKE_KUBECTL_DOWN", "1")
+    previous = [ObjectRef("example.com/v1", "Gadget", f"a-{i}", f"g-{i}") for i in range(2000)]
+    current = [ObjectRef("example.com/v1", "Gadget", f"b-{i}", f"g-{i}") for i in range(2000)]
+    calls = _counting_may_be_same(monkeypatch)
+    deleted, failed, kept = prune(FAKE, Placement(FAKE, []), previous, current, {"k": "v"}, False)
+    assert (deleted, failed, set(kept), len(kept)) == ([], [], set(previous), len(previous))
+    assert calls[0] == len(previous)
+    argvs = [json.loads(line)["argv"] for line in fake_env.read_text().splitlines()]
+    assert argvs == [["api-resources", "--no-headers"]]
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("5m", 300), ("30s", 30), ("1h", 3600), ("1h30m", 5400),
                                                ("90", 90), ("2m10s", 130)])
 def test_parse_interval(text: str, seconds: int):
