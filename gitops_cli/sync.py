@@ -400,16 +400,17 @@ def _yaml(pure: bool) -> Any:
     return loader
 
 
-def load_documents(text: str, source: str) -> list[Any]:
+def load_documents(text: str, source: str, loaders: dict[bool, Any] | None = None) -> list[Any]:
     """All documents of a YAML stream, read as lint and bump read it (_load_all), or SyncError naming
     `source` and the line (a `%YAML` directive naming a version other than 1.1 or 1.2 is one, as for lint
-    and bump)."""
+    and bump).  `loaders`: the loaders (`_yaml`, by `pure`) made so far in this pass, reused (see
+    _load_all); None: new ones."""
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     from gitops_cli.yamledit.locate import YamlSyntaxError
 
     try:
-        return _load_all(text)
+        return _load_all(text, {} if loaders is None else loaders)
     except YamlSyntaxError as exc:  # the version check, the parser's refusal, too deep
         raise SyncError(f"{source}:{exc.line}: not valid YAML: {exc.message}",
                         hint="fix the file; nothing was applied") from None
@@ -426,17 +427,28 @@ def load_documents(text: str, source: str) -> list[Any]:
                         hint="fix the file; nothing was applied") from exc
 
 
-def _load_all(text: str) -> list[Any]:
+def _load_all(text: str, loaders: dict[bool, Any]) -> list[Any]:
     """The documents of text as the YAML locator reads it for lint and bump (locate.parse decides): with
     libyaml's parser when installed, else, or when libyaml refuses the text, with the pure-Python one, on a
     copy with the tabs libyaml reads as white space made spaces when that parser refuses them.  So a file
     lint and bump read is read here, with the same values.  YamlSyntaxError when neither reads it, or when
     a collection is nested more than 400 levels deep: both loaders recurse per level (libyaml's composer
-    in C: 100 000 levels overflowed its stack, a crash; the pure one stops at about 450)."""
+    in C: 100 000 levels overflowed its stack, a crash; the pure one stops at about 450).
+
+    `loaders` holds the loader of each parser once made (making one costs more than reading a small
+    manifest: ruamel looks for its plug-ins each time), reused one file after another (never by two threads
+    at once); one that failed half-way is dropped (a half-read document's state must not reach the next)."""
     from gitops_cli.yamledit.locate import parse
 
     parsed = parse(text, shallow=True)
-    return list(_yaml(pure=parsed.pure).load_all(parsed.source))
+    loader = loaders.get(parsed.pure)
+    if loader is None:
+        loader = loaders[parsed.pure] = _yaml(pure=parsed.pure)
+    try:
+        return list(loader.load_all(parsed.source))
+    except BaseException:
+        del loaders[parsed.pure]
+        raise
 
 
 def objects_in(docs: Sequence[Any], source: str, notes: list[str]) -> list[tuple[ObjectRef, dict[str, Any]]]:
@@ -514,9 +526,13 @@ def _marked_dirs(
     root: Path, starts: Sequence[Path], files: Sequence[Path], names: Sequence[str]
 ) -> list[Path]:
     """Directories inside `starts` (the starts themselves and ancestors of `files`) holding one of `names`."""
-    candidates = set(starts)
-    for f in files:
-        candidates.update(p for p in f.parents if any(_under(p, s) for s in starts))
+    ancestors: set[Path] = set()  # of the files: each directory once, however many files it holds
+    for directory in {f.parent for f in files}:
+        for p in (directory, *directory.parents):
+            if p in ancestors:  # and so are all of its own
+                break
+            ancestors.add(p)
+    candidates = set(starts) | {p for p in ancestors if any(_under(p, s) for s in starts)}
     marked = []
     for d in sorted(candidates):
         if any((root / d / n).is_file() and not (root / d / n).is_symlink() for n in names):
@@ -557,8 +573,9 @@ def discover(root: Path, selection: Selection, kubectl: kube.Kubectl) -> Discove
         if not any(_under(f, s) for s in skip):
             sources.append((f.as_posix(), partial(_read, root / f, f.as_posix())))
     seq = 0
+    loaders: dict[bool, Any] = {}  # one YAML loader per parser for the whole pass
     for source, read in sorted(sources, key=lambda s: s[0]):
-        for ref, body in objects_in(load_documents(read(), source), source, result.notes):
+        for ref, body in objects_in(load_documents(read(), source, loaders), source, result.notes):
             result.manifests.append(Manifest(ref, body, source, seq))
             seq += 1
     result.placement = Placement(kubectl, result.manifests)

@@ -215,6 +215,41 @@ def test_sync_reads_exactly_the_texts_the_locator_reads(parser, monkeypatch):
         assert loaded == located, text
 
 
+def test_a_pass_makes_one_yaml_loader_per_parser_not_one_per_file(tmp_path: Path, monkeypatch):
+    """Making a loader costs more than reading a small manifest: discover reuses one for every file."""
+    from gitops_cli import sync
+
+    made: list[bool] = []
+    real = sync._yaml
+
+    def counted(pure: bool):
+        made.append(pure)
+        return real(pure)
+
+    monkeypatch.setattr(sync, "_yaml", counted)
+    for i in range(30):
+        write(tmp_path, f"apps/a{i}/cm.yaml", obj("ConfigMap", f"c{i}", "ns"))
+    write(tmp_path, "apps/tabbed.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\t\n  name: t\n")
+    found = discover(tmp_path, select(tmp_path, []), KUBECTL)
+    assert sorted(m.ref.name for m in found.manifests) == sorted([f"c{i}" for i in range(30)] + ["t"])
+    assert len(made) == len(set(made)) <= 2
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
+def test_a_loader_that_failed_is_not_used_again(parser, monkeypatch):
+    """The loaders a pass shares read each file as new ones do, after a file that does not parse too
+    (its anchors never reach the next file; a loader that failed half-way is not used again)."""
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    loaders: dict = {}
+    assert load_documents("a: &x 1\nb: *x\n", "one.yaml", loaders) == [{"a": 1, "b": 1}]
+    with pytest.raises(SyncError, match=r"^two\.yaml"):
+        load_documents("a: &y {k: 1}\nb: [\n", "two.yaml", loaders)
+    with pytest.raises(SyncError, match=r"^three\.yaml.*alias"):
+        load_documents("c: *y\n", "three.yaml", loaders)
+    assert load_documents("d: 0755\n", "four.yaml", loaders) == [{"d": 493}]
+
+
 def test_objects_in_ignores_non_objects_and_expands_lists():
     docs = load_documents(textwrap.dedent("""
         image: {repository: app, tag: "1"}
