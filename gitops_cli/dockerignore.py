@@ -34,6 +34,7 @@ only one parent directory checked).  `removal` answers for every version, or say
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -265,6 +266,7 @@ class PatternInvalid(Exception):
 
 _MAX_RUNE = 0x10FFFF
 _SURROGATE_ESCAPES = (0xDC80, 0xDCFF)  # the invalid bytes of a name, each of which Go reads as U+FFFD
+_NAME_CHARS = [(0, 0xD7FF), _SURROGATE_ESCAPES, (0xE000, _MAX_RUNE)]  # what a decoded name can hold
 _Ranges = list[tuple[int, int]]
 _DIGIT: _Ranges = [(0x30, 0x39)]
 _SPACE: _Ranges = [(0x09, 0x0A), (0x0C, 0x0D), (0x20, 0x20)]
@@ -301,9 +303,21 @@ def _negate(ranges: _Ranges) -> _Ranges:
     return out
 
 
+def _bmp_size(ranges: _Ranges) -> int:
+    return sum(max(0, min(hi, 0xFFFF) - lo + 1) for lo, hi in ranges)
+
+
+def _class_body(ranges: _Ranges) -> str:
+    return "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges)
+
+
 def _python_class(ranges: _Ranges) -> str:
     """A Python class matching, in a decoded name, the characters Go's class matches: Go never sees a
-    surrogate (an invalid byte is U+FFFD to it), so surrogates are members exactly when U+FFFD is."""
+    surrogate (an invalid byte is U+FFFD to it), so surrogates are members exactly when U+FFFD is.
+
+    A decoded name holds no other surrogate (`encode` refuses one), so those are left to whichever form
+    is cheaper to compile: Python's compiler walks every character of the Basic Multilingual Plane a
+    class lists, so `[^/]` is written `[^/]`, not as the ranges of everything else (5 ms a pattern)."""
     ranges = _merge(ranges)
     fffd = any(lo <= 0xFFFD <= hi for lo, hi in ranges)
     kept: _Ranges = []
@@ -317,8 +331,16 @@ def _python_class(ranges: _Ranges) -> str:
     kept = _merge(kept)
     if not kept:
         return "(?!)"
-    body = "".join(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in kept)
-    return f"[{body}]"
+    if len(kept) == 1 and kept[0][0] == kept[0][1]:
+        return re.escape(chr(kept[0][0]))
+    # the characters of a name the class does not match (its complement but the surrogates no name holds)
+    outside = [(max(lo, low), min(hi, high)) for lo, hi in _negate(kept) for low, high in _NAME_CHARS
+               if max(lo, low) <= min(hi, high)]
+    if not outside:
+        return "[\\s\\S]"
+    if _bmp_size(outside) < _bmp_size(kept):
+        return f"[^{_class_body(outside)}]"
+    return f"[{_class_body(kept)}]"
 
 
 def _is_hex(ch: str) -> bool:
@@ -569,13 +591,30 @@ class _Re2:
         return ord(self.text[self.i - 1])
 
 
+@functools.cache
 def translate_re2(expression: str) -> re.Pattern[str]:
-    """Go's regexp.MustCompile(expression).MatchString, as a compiled Python expression to `search`."""
+    """Go's regexp.MustCompile(expression).MatchString, as a compiled Python expression to `search`.
+    Compiled once a process: a `.dockerignore` has more patterns than Python's own cache holds (512)."""
     return re.compile(_Re2(expression).translate(), re.ASCII)
 
 
 # --- the patterns ---------------------------------------------------------------------------------------
 _EXACT, _PREFIX, _SUFFIX, _REGEXP = range(4)
+_LITERAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_-.,@%=:~")
+
+
+def _literal_prefix(text: str) -> str:
+    """The start of a pattern that is plain text for every matcher (Docker 20.10's regular expression
+    too): no glob, class, escape or regexp character; none at all with a `|`, which may split the
+    expression; the character before `{` or `+` left out (a repetition of it)."""
+    if "|" in text:
+        return ""
+    end = 0
+    while end < len(text) and text[end] in _LITERAL:
+        end += 1
+    if 0 < end < len(text) and text[end] in "{+":
+        end -= 1
+    return text[:end]
 
 
 @dataclass
@@ -590,10 +629,25 @@ class Pattern:
     _kind: int | None = None
     _regexp: re.Pattern[str] | None = None
     _bytes: bytes = b""
+    prefix: str = ""  # what every path it matches starts with
+    name: str | None = None  # for `**/.../name`: the last part of every path it matches
 
     def __post_init__(self) -> None:
         self.dirs = len(self.cleaned.split("/"))
         self._bytes = encode(self.cleaned)
+        self.prefix = _literal_prefix(self.cleaned)
+
+    def compiles(self) -> bool:
+        """Whether it compiles (done now); a pattern that does not fails when it is first used."""
+        try:
+            if self._kind is None:
+                self._compile()
+        except DockerignoreError:
+            return False
+        if self._kind == _SUFFIX and self.cleaned.startswith("**/"):
+            last = self.cleaned.rsplit("/", 1)[1]
+            self.name = last or None
+        return True
 
     def match(self, path: str) -> bool:
         if self._kind is None:
@@ -681,10 +735,46 @@ class Matcher:
     patterns: list[Pattern] = field(default_factory=list)
     exclusions: bool = False
     legacy: bool = False  # Docker 20.10's pkg/fileutils
+    # the patterns that can match a path, by a start of it / a part of it (`**/name`); the others to try always
+    _by_prefix: dict[str, list[int]] | None = None
+    _by_name: dict[str, list[int]] = field(default_factory=dict)
+    _always: list[int] = field(default_factory=list)
+    _prefix_lengths: list[int] = field(default_factory=list)
+
+    def _candidates(self, path: str) -> list[int]:
+        """The patterns that may match `path` or a directory holding it, in order: a pattern with a literal
+        start the path lacks cannot (nor one for a `**/name` none of its parts is), so it is not tried."""
+        if self._by_prefix is None:
+            self._by_prefix = {}
+            for index, pattern in enumerate(self.patterns):
+                if not pattern.compiles():
+                    self._always.append(index)
+                elif pattern.name is not None:
+                    self._by_name.setdefault(pattern.name, []).append(index)
+                elif pattern.prefix:
+                    self._by_prefix.setdefault(pattern.prefix, []).append(index)
+                else:
+                    self._always.append(index)
+            self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
+        found = list(self._always)
+        for length in self._prefix_lengths:
+            if length > len(path):
+                break
+            found += self._by_prefix.get(path[:length], ())
+        if self._by_name:
+            for part in set(path.split("/")):
+                found += self._by_name.get(part, ())
+        found.sort()
+        return found
 
     @classmethod
     def of(cls, lines: Sequence[Line], legacy: bool = False) -> Matcher:
-        """patternmatcher.New; DockerignoreError (exit 2) where docker fails too."""
+        """patternmatcher.New; DockerignoreError (exit 2) where docker fails too.  One matcher for the same
+        lines within a process (its patterns compile when first used, and stay compiled)."""
+        return _matcher(tuple(lines), legacy)
+
+    @classmethod
+    def _new(cls, lines: Sequence[Line], legacy: bool) -> Matcher:
         matcher = cls(legacy=legacy)
         for line in lines:
             text = go_trim_space(line.text)
@@ -718,7 +808,8 @@ class Matcher:
     def matches(self, path: str, every_parent: bool = False) -> bool:
         """PatternMatcher.Matches (every_parent: MatchesOrParentMatches) for a cleaned path."""
         matched = False
-        for pattern in self.patterns:
+        for index in self._candidates(path):
+            pattern = self.patterns[index]
             if not self.legacy and pattern.exclusion != matched:
                 continue  # patternmatcher evaluates only the patterns that can change the answer
             found = pattern.match(path) or self._parent_matches(pattern, path, every_parent)
@@ -731,7 +822,8 @@ class Matcher:
         directory holding `path` (None at the top), the second value the same for `path`."""
         matched = False
         info = [False] * len(self.patterns)
-        for index, pattern in enumerate(self.patterns):
+        for index in self._candidates(path):
+            pattern = self.patterns[index]
             found = bool(parent) and parent[index]  # type: ignore[index]
             if not found:
                 if pattern.exclusion != matched:
@@ -746,6 +838,11 @@ class Matcher:
         """Whether the walk goes into an excluded directory: an exclusion pattern starts with it."""
         prefix = directory + "/"
         return self.exclusions and any(p.exclusion and (p.cleaned + "/").startswith(prefix) for p in self.patterns)
+
+
+@functools.lru_cache(maxsize=32)
+def _matcher(lines: tuple[Line, ...], legacy: bool) -> Matcher:
+    return Matcher._new(lines, legacy)
 
 
 def matches(path: str, lines: Sequence[Line], every_parent: bool = False, legacy: bool = False) -> bool:

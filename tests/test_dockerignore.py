@@ -198,3 +198,31 @@ def test_excluding_names_the_lines_that_exclude_a_file() -> None:
     assert [line.number for line in excluding(".dockerignore", lines)] == [5]
     assert [line.number for line in excluding("docker/Dockerfile.prod", lines)] == [3, 6]
     assert excluding("src/main.py", lines) == []
+
+
+def test_patterns_compile_once_for_every_check_of_a_build(tmp_path) -> None:
+    """A `.dockerignore` of many patterns: one matcher for its lines, each expression compiled once a
+    process (re's own cache holds 512), in a form that compiles cheaply; every check of a build reuses them."""
+    lines = [f"docs/gen{i}/**/*.md\n!keep{i}/*.bin\n**/cache{i}" for i in range(300)]
+    (tmp_path / ".dockerignore").write_text("\n".join(lines) + "\n**/*.tmp\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.txt").write_text("a")
+    (tmp_path / "src" / "b.tmp").write_text("b")
+    loaded = BuildContext.load(str(tmp_path), None)
+    assert dockerignore.Matcher.of(loaded.lines) is dockerignore.Matcher.of(list(loaded.lines))
+    assert loaded.selection() == [".dockerignore", "Dockerfile", "src", "src/a.txt"]
+    assert loaded.removal("Dockerfile") is False and loaded.walk_keeps("Dockerfile")
+    compiled = dockerignore.translate_re2.cache_info().currsize
+    again = BuildContext.load(str(tmp_path), None)
+    assert again.selection() == loaded.selection() and again.removal(".dockerignore") is False
+    assert dockerignore.translate_re2.cache_info().currsize == compiled  # nothing compiled a second time
+    assert dockerignore.translate_re2("^[^/]*$").pattern == "\\A(?:[^\\U0000002f])*\\Z"  # not every other character
+
+
+@pytest.mark.parametrize("pattern, prefix", [
+    ("docs/gen1/**/*.md", "docs/gen1/"), ("ab{2}", "a"), ("{2}a", ""), ("a+b", ""), ("x|y", ""),
+    ("src/[a]b", "src/"), ("a\\*", "a"), ("\ufeffab", ""),
+])
+def test_a_pattern_is_tried_only_on_paths_starting_with_its_plain_text(pattern, prefix) -> None:
+    assert dockerignore._literal_prefix(pattern) == prefix
