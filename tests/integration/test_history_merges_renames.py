@@ -31,6 +31,15 @@ def _history(where: str, *args: str) -> list[dict]:
     return json.loads(res.stdout)["entries"]
 
 
+def _traced_history(where: str, trace: Path) -> tuple[list[dict], list[str]]:
+    """history's entries, and the git commands it ran (GIT_TRACE)."""
+    trace.unlink(missing_ok=True)
+    res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json"], env={"GIT_TRACE": str(trace)})
+    assert res.returncode == 0, res.stderr
+    commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
+    return json.loads(res.stdout)["entries"], commands
+
+
 def _commit_all(work: Path, message: str) -> None:
     git("add", "-A", cwd=work)
     git("commit", "--quiet", "-m", message, cwd=work)
@@ -291,16 +300,10 @@ def test_a_commit_changing_many_unrelated_files_is_read_in_few_git_commands(tmp_
     _commit_all(work, "everything to v2")
     git("push", "--quiet", "origin", "HEAD:main", cwd=work)
     for where in (remote.url, str(work)):
-        trace = tmp_path / "trace"
-        trace.unlink(missing_ok=True)
-        res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json"],
-                         env={"GIT_TRACE": str(trace)})
-        assert res.returncode == 0, res.stderr
-        entries = json.loads(res.stdout)["entries"]
+        entries, commands = _traced_history(where, tmp_path / "trace")
         assert [(e["tag"], e["files"]) for e in entries] == [
             ("v2", ["app/kustomization.yaml", "chart/values.yaml"]),
             ("v1", ["app/kustomization.yaml", "chart/values.yaml"])]
-        commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
         assert len(commands) < 40, "\n".join(commands[:50])
 
 
@@ -367,19 +370,13 @@ def test_a_long_history_is_read_in_few_git_commands(tmp_path: Path) -> None:
     _long_history(remote.path, 700, {20: "v2", 333: "v3", 690: "v4"}, rename_at=500)
     work = remote.clone(tmp_path / "w")
     for where in (remote.url, str(work)):
-        trace = tmp_path / "trace"
-        trace.unlink(missing_ok=True)
-        res = run_gitops(["history", "--deploy-repo", where, "--image", IMG, "-o", "json"],
-                         env={"GIT_TRACE": str(trace)})
-        assert res.returncode == 0, res.stderr
-        entries = json.loads(res.stdout)["entries"]
+        entries, commands = _traced_history(where, tmp_path / "trace")
         assert [(e["tag"], e["previous"], e["files"]) for e in entries] == [
             ("v4", "v3", ["deploy/api.yaml"]), ("v3", "v2", ["deploy/api.yaml"]),
             ("v2", "v1", ["deploy/api.yaml"]), ("v1", None, ["deploy/api.yaml"])], where
         assert [e["commit_files"] for e in entries] == [
             ["deploy/api.yaml"], ["apps/api/deployment.yaml"], ["apps/api/deployment.yaml"],
             ["apps/api/deployment.yaml"]]
-        commands = [ln for ln in trace.read_text().splitlines() if "built-in: git " in ln]
         assert len(commands) < 200, "\n".join(commands[:220])  # was ~2,200 (three a commit)
     res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", IMG, "--steps", "2", "--no-verify"])
     assert res.returncode == 0, res.stderr
