@@ -1317,8 +1317,9 @@ def check_dry_run_checkout(root: Path, request: BumpRequest, environ: Mapping[st
         return
     if now == local:
         return
-    if not deployrepo.has_commit(root, now) or git.is_shallow(root):
-        why = ("which a shallow checkout cannot compare with its HEAD" if deployrepo.has_commit(root, now)
+    fetched = deployrepo.has_commit(root, now)
+    if not fetched or git.is_shallow(root):
+        why = ("which a shallow checkout cannot compare with its HEAD" if fetched
                else "which this checkout has not fetched")
         output.warn(f"{root}: {where} is at {now[:12]}, {why}: the bump fetches it first (and stops if the branch "
                     f"is ahead of it); the diff is against the checkout's HEAD {local[:12]}")
@@ -1471,7 +1472,6 @@ def _compute_into(result: BumpResult, root: Path, request: BumpRequest,
 def _edits_in(root: Path, request: BumpRequest, resolve_digest: DigestResolver | None,
               tracked_only: bool) -> tuple[list[FileEdit], list[str], set[str]]:
     """compute_edits for the request in `root`; `tracked_only`: see _compute_into."""
-
     tracked = deployrepo.tracked_files(root) if tracked_only else None
     filtered = (deployrepo.filtered_files(root, sorted(p for p in tracked if kustomize.is_yaml_name(p)))
                 if tracked is not None else None)
