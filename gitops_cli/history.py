@@ -375,8 +375,8 @@ class _Repo:
         if not todo:
             return
         blobs = sorted({blob for blob, _ in todo})
-        if self.fetches():  # only the blobs fetched so far are here: the clone was made without any (listing
-            wanted = [b for b in blobs if b not in self.present]  # those missing cost more than asking for all)
+        if self.fetches():  # a blobless clone holds few blobs besides those fetched here (listing which ones
+            wanted = [b for b in blobs if b not in self.present]  # it lacks costs more than asking for a few again)
             if wanted:
                 deployrepo.fetch_blobs(self.path, wanted, self.env)
             self.present.update(blobs)
