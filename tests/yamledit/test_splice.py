@@ -775,3 +775,52 @@ def test_a_placeholder_in_the_name_names_no_image_and_other_references_are_still
         (9, "${V}")]
     # --container: a container it leaves out is not named either
     assert kept_references(locate(text).references, [parse("team/app:v2")], container="other") == []
+
+
+def _shift_by_scan(pos: int, edits: list[Edit], after_insertions: bool) -> int:
+    """The verifier's offset shift as it was computed before the table: a pass over every edit per offset."""
+    delta = 0
+    for e in edits:
+        if e.end < pos or (e.end == pos and (e.start < e.end or after_insertions)):
+            delta += len(e.text) - (e.end - e.start)
+    return pos + delta
+
+
+def test_the_offset_shift_table_gives_what_a_pass_over_every_edit_gives():
+    """_Shift (two binary searches per offset) against the per-edit scan, on random non-overlapping edits:
+    replacements and insertions, longer and shorter, ending at the offset asked or near it."""
+    import random
+
+    rng = random.Random(20261128)
+    for _ in range(300):
+        edits, pos = [], 0
+        for _ in range(rng.randrange(0, 12)):
+            start = pos + rng.randrange(0, 4)
+            end = start + rng.choice([0, 0, 1, 3])
+            if edits and end == start == edits[-1].end == edits[-1].start:
+                continue  # two insertions at one point: apply_edits refuses them
+            edits.append(Edit(start, end, "x" * rng.randrange(0, 6)))
+            pos = end
+        shuffled = rng.sample(edits, len(edits))
+        shift = splice_module._Shift(shuffled)
+        for offset in range(pos + 3):
+            for after in (False, True):
+                assert shift(offset, after) == _shift_by_scan(offset, edits, after), (edits, offset, after)
+
+
+def test_every_one_of_many_references_in_one_file_is_bumped_and_verified():
+    """One multi-document file with a reference to the image in each of 400 documents (some through an
+    alias, some kustomize entries that get a tag added): each is changed, and nothing else."""
+    docs = []
+    for i in range(400):
+        if i % 4 == 0:
+            docs.append(f"images:\n- name: team/app\n  newName: team/app\n# {i}\n")
+        elif i % 4 == 1:
+            docs.append(f"spec:\n  containers:\n  - name: a\n    image: &a team/app:1\n  - name: b{i}\n    image: *a\n")
+        else:
+            docs.append(pod("team/app:1") + f"  replicas: {i}\n")
+    text = "---\n".join(docs)
+    new, changes = update_images(text, [parse("team/app:2")], filename="kustomization.yaml")
+    assert len(changes) == 400
+    assert new == text.replace("team/app:1", "team/app:2").replace("  newName: team/app\n",
+                                                                    "  newName: team/app\n  newTag: \"2\"\n")
