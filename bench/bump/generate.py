@@ -1,11 +1,13 @@
 """Generate a deploy repo for the bump benchmark.
 
-    python bench/bump/generate.py DIR --files N --matches M [--image NAME] [--tag TAG]
+    python bench/bump/generate.py DIR --files N --matches M [--image NAME] [--tag TAG] [--one-file]
 
 N Deployment manifests (about 60 lines each: comments, labels, env, probes, resources) spread over
 team/app directories; M of them (evenly spaced) run NAME:TAG, the others run other images of the same
-registry.  DIR becomes a git repository with one commit, so a run can be undone with `git reset --hard`.
-Deterministic: the same arguments give the same bytes.
+registry.  With --one-file: N small Deployment documents (16 lines, ~330 bytes each) in one multi-document
+file, DIR/all.yaml, M of them (evenly spaced) running NAME:TAG, the others one of 50 other images (16,000
+documents make 5 MB).  DIR becomes a git repository with one commit, so a run can be undone with
+`git reset --hard`.  Deterministic: the same arguments give the same bytes.
 """
 
 from __future__ import annotations
@@ -69,6 +71,48 @@ spec:
           ports: [{{name: metrics, containerPort: 9100}}]
 """
 
+# --one-file: one document of a multi-document file
+DOCUMENT = """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: svc-{i}
+  labels: {{app: svc-{i}}}
+spec:
+  replicas: 2
+  template:
+    spec:
+      containers:
+        - name: app
+          image: {image}   # bumped by CI
+          env:
+            - name: A
+              value: "{i}"
+"""
+
+
+def write_files(root: Path, files: int, matching: set[int], image: str, tag: str) -> None:
+    container = image.rsplit("/", 1)[-1]
+    for i in range(files):
+        team = f"team{i % 50:02d}"
+        name = f"service-{i:05d}"
+        if i in matching:
+            ref, cname = f"{image}:{tag}", container
+        else:
+            ref, cname = f"registry.example.com/shop/{name}:{tag}", "main"
+        path = root / team / name / "deployment.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(TEMPLATE.format(name=name, team=team, replicas=1 + i % 5, image=ref, container=cname))
+
+
+def write_one_file(root: Path, files: int, matching: set[int], image: str, tag: str) -> None:
+    registry = image.rsplit("/", 1)[0]
+    with open(root / "all.yaml", "w") as out:
+        for i in range(files):
+            ref = f"{image}:{tag}" if i in matching else f"{registry}/other{i % 50}:{tag}"
+            out.write(DOCUMENT.format(i=i, image=ref))
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
@@ -78,6 +122,8 @@ def main() -> None:
     parser.add_argument("--matches", type=int, required=True)
     parser.add_argument("--image", default="registry.example.com/shop/checkout")
     parser.add_argument("--tag", default="1.0.0")
+    parser.add_argument("--one-file", action="store_true",
+                        help="N documents in one file, all.yaml, instead of N files")
     args = parser.parse_args()
     if args.matches > args.files:
         parser.error("--matches must not exceed --files")
@@ -85,23 +131,13 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=False)
     step = args.files / args.matches if args.matches else 0
     matching = {int(i * step) for i in range(args.matches)}
-    container = args.image.rsplit("/", 1)[-1]
-    for i in range(args.files):
-        team = f"team{i % 50:02d}"
-        name = f"service-{i:05d}"
-        if i in matching:
-            image, cname = f"{args.image}:{args.tag}", container
-        else:
-            image, cname = f"registry.example.com/shop/{name}:{args.tag}", "main"
-        path = root / team / name / "deployment.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = TEMPLATE.format(name=name, team=team, replicas=1 + i % 5, image=image, container=cname)
-        path.write_text(text)
+    (write_one_file if args.one_file else write_files)(root, args.files, matching, args.image, args.tag)
     env = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost", "GIT_COMMITTER_NAME": "bench",
            "GIT_COMMITTER_EMAIL": "bench@localhost", "PATH": "/usr/bin:/bin"}
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "generated"]):
         subprocess.run(["git", *cmd], cwd=root, env=env, check=True)
-    print(f"{root}: {args.files} manifests, {len(matching)} running {args.image}:{args.tag}")
+    what = "documents in all.yaml" if args.one_file else "manifests"
+    print(f"{root}: {args.files} {what}, {len(matching)} running {args.image}:{args.tag}")
 
 
 if __name__ == "__main__":
