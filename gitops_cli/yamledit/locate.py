@@ -32,9 +32,11 @@ from __future__ import annotations
 import bisect
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from array import array
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple, Protocol
 
 from gitops_cli import imageref
 from gitops_cli.errors import UsageError
@@ -216,8 +218,7 @@ class _Merge:
 _Pair = tuple[str, _Node, _Node, _Merge | None]
 
 
-@dataclass
-class _Event:
+class _Event(NamedTuple):
     """The parts of a parser event the verifier compares."""
 
     kind: str  # 'S', 'A', 'M', 'Q', 'm' (mapping end), 'q' (sequence end), 'D', 'd'
@@ -225,6 +226,108 @@ class _Event:
     value: str | None = None
     style: str | None = None
     anchor: str | None = None
+
+
+class _EventSink(Protocol):
+    def add(self, kind: str, start: int, end: int, value: str | None, style: str | None,
+            anchor: str | None) -> None:
+        """One parser event (see _Event; `end`: where its source ends; an end event's style is its
+        collection's, 'block' or 'flow', which its _Event leaves out)."""
+
+
+_EVENT_KINDS = "SAMQmqDd"
+_EVENT_STYLES = (None, "plain", "single", "double", "literal", "folded", "flow", "block")
+_KIND_CODES = {kind: 8 * i for i, kind in enumerate(_EVENT_KINDS)}
+_STYLE_CODES = {style: i for i, style in enumerate(_EVENT_STYLES)}
+# code -> (kind, style as an _Event has it: None for an end event)
+_DECODED = {_KIND_CODES[kind] + _STYLE_CODES[style]: (kind, None if kind in "mq" else style)
+            for kind in _EVENT_KINDS for style in _EVENT_STYLES}
+
+
+class _EventLog:
+    """The verifier's record of the parser events of a text, a few bytes each rather than an object apiece:
+    kind and style in one byte, start and end offsets in arrays, a scalar's value only where it is not its
+    source as written (`text[start:end]`, less the quotes of a quoted one), and an anchor where there is one.
+    Reads back as _Events (a list's indexing and iteration); `block_end(i)`: does event i end a block (not
+    flow) mapping or sequence?"""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._codes = bytearray()
+        self._starts = array("q")
+        self._ends = array("q")
+        self._values: dict[int, str] = {}
+        self._anchors: dict[int, str] = {}
+
+    def add(self, kind: str, start: int, end: int, value: str | None, style: str | None,
+            anchor: str | None) -> None:
+        codes = self._codes
+        if value is not None and value != self._written(style, start, end):
+            self._values[len(codes)] = value
+        if anchor is not None:
+            self._anchors[len(codes)] = anchor
+        codes.append(_KIND_CODES[kind] + _STYLE_CODES[style])
+        self._starts.append(start)
+        self._ends.append(end)
+
+    def _written(self, style: str | None, start: int, end: int) -> str | None:
+        """A scalar's source less its quotes: its value, unless it has escapes, line breaks or a block style."""
+        if style == "plain":
+            return self.text[start:end]
+        if style == "single" or style == "double":
+            return self.text[start + 1:end - 1]
+        return None
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, index: int) -> _Event:
+        if index < 0:
+            index += len(self._codes)
+        code = self._codes[index]
+        kind, style = _EVENT_KINDS[code >> 3], _EVENT_STYLES[code & 7]
+        value = None
+        if kind == "S":
+            value = self._values.get(index)
+            if value is None:
+                value = self._written(style, self._starts[index], self._ends[index])
+        elif kind in "mq":
+            style = None
+        return _Event(kind, self._starts[index], value, style, self._anchors.get(index))
+
+    def __iter__(self) -> Iterator[_Event]:
+        return map(_Event._make, self.tuples())
+
+    def tuples(self) -> Iterator[tuple[str, int, str | None, str | None, str | None]]:
+        """The events as plain tuples (kind, start, value, style, anchor), faster than _Events."""
+        text, values, anchors = self.text, self._values, self._anchors
+        for index, (code, start, end) in enumerate(zip(self._codes, self._starts, self._ends, strict=True)):
+            kind, style = _DECODED[code]
+            value = None
+            if kind == "S":
+                value = values.get(index)
+                if value is None:  # as written (see _written)
+                    value = text[start:end] if style == "plain" else text[start + 1:end - 1]
+            yield kind, start, value, style, anchors.get(index)
+
+    def kind(self, index: int) -> str:
+        return _EVENT_KINDS[self._codes[index] >> 3]
+
+    def block_end(self, index: int) -> bool:
+        code = self._codes[index]
+        return _EVENT_KINDS[code >> 3] in "mq" and _EVENT_STYLES[code & 7] == "block"
+
+    def find(self, kind: str, starts: Collection[int], last: bool = False) -> dict[int, int]:
+        """start -> index of the first (`last`: the last) event of this kind at that start, for each of these
+        starts where there is one."""
+        out: dict[int, int] = {}
+        if not starts:
+            return out
+        code = _KIND_CODES[kind]
+        for index, (c, start) in enumerate(zip(self._codes, self._starts, strict=True)):
+            if c & ~7 == code and start in starts and (last or start not in out):
+                out[start] = index
+        return out
 
 
 _LINE_BREAK = re.compile(r"\r\n?|\n")
@@ -372,8 +475,28 @@ def _block_content(text: str, start: int, end: int, value: str) -> tuple[int, in
     return None
 
 
+def _scalar_span(text: str, e: Any, start: int, end: int) -> tuple[int, int]:
+    """The span of a scalar event's Scalar (its source text[start:end]): after its properties (`&anchor`,
+    `!tag`); a one-line block scalar's content line (see _block_content)."""
+    if e.anchor is not None or getattr(e, "tag", None) is not None:
+        start = _skip_properties(text, start, end)
+    if e.style in ("|", ">"):
+        content = _block_content(text, start, end, e.value)
+        if content is not None:
+            return content
+    return start, end
+
+
+# which documents _Parsed composes: (index, start, end) -> compose it? (see _Parsed)
+Keep = Callable[[int, int, int], bool]
+# the events of one document held back before it is composed as it is read (see _Parsed): ~300 KB of YAML
+_HELD_EVENTS = 50_000
+# what an open collection waits for, in _Parsed._read (a mapping waiting for the value of a scalar key: its end)
+_IN_SEQUENCE, _FOR_KEY, _FOR_VALUE = -3, -2, -1
+
+
 class _Parsed:
-    """Documents (root nodes), the verifier's event list of one text, and where each anchored scalar is
+    """Documents (root nodes), the verifier's events of one text, and where each anchored scalar is
     used: `uses[id(anchored node)]` = [(the node written there: itself or an alias, its role), ...] with
     role the mapping key it is the value of, or None (a list item, a key, a document).
 
@@ -381,9 +504,22 @@ class _Parsed:
     `spans` then lists each scalar's (start, end, plain), its content without properties or block header.
     Another reader of the text (sync's loader) reads `source` with the same parser (`pure`) to read what
     this did.  `shallow`: a collection nested more than _MAX_DEPTH levels deep is a YamlSyntaxError there,
-    raised at once (the walker leaves such a part out and searches the rest)."""
+    raised at once (the walker leaves such a part out and searches the rest).
 
-    def __init__(self, text: str, pure: bool = False, source: str | None = None, shallow: bool = False) -> None:
+    Every event is read (a syntax error anywhere is one), but a document's nodes are made only when needed:
+    - keep: which documents to compose, asked once each is read, with its index and the span from the end of
+      the one before to its own end; one turned down has no nodes (None in `docs`), unless it has an alias,
+      a merge key or a collection nested more than _MAX_DEPTH deep, which the walker's alias budget and depth
+      limit (file-wide) must see as before.  `kept`: the indexes of the documents composed.  A document's
+      events wait for its end (past _HELD_EVENTS, it is composed as it is read, and dropped if turned down).
+    - walk: locate the image references of each document as soon as it is composed (the result: `located`;
+      `filename` as for locate), and keep none of its nodes: `docs` stays empty, `uses` is the last one's.
+    events: makes the sink of the parser events from the text (default: `events` is an _EventLog of them);
+    None: they are not kept."""
+
+    def __init__(self, text: str, pure: bool = False, source: str | None = None, shallow: bool = False, *,
+                 keep: Keep | None = None, events: Callable[[str], _EventSink] | None = _EventLog,
+                 walk: bool = False, filename: str | None = None) -> None:
         self.text = text
         self.source = text if source is None else source
         self.pure = pure  # read by the pure-Python parser (else libyaml's)
@@ -391,36 +527,41 @@ class _Parsed:
         self.offset = 1 if text.startswith("\ufeff") else 0
         self.lines = _Lines(text)
         self.docs: list[_Node | None] = []
-        self.events: list[_Event] = []
+        self.events = events(text) if events is not None else None
         self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
         self.spans: list[tuple[int, int, bool]] | None = None if source is None else []
-        self._compose(pure)
+        self.kept: set[int] = set()
+        self.located: LocateResult | None = None
+        self._walk = _Walk(self, filename) if walk else None
+        self._read(pure, keep)
+        if self._walk is not None:
+            self.located = self._walk.result()
+            self._walk = None
 
     def _scalar(self, e: Any, start: int, end: int, flow: bool) -> Scalar:
-        line, column = e.start_mark.line + 1, e.start_mark.column + 1
-        if e.anchor is not None or getattr(e, "tag", None) is not None:
-            start = _skip_properties(self.text, start, end)
-            line, column = self.lines.position(start)
-        style = _STYLES.get(e.style, "plain")
-        if style in ("literal", "folded"):
-            content = _block_content(self.text, start, end, e.value)
-            if content is not None:  # a one-line block scalar: its span is the content, as for other styles
-                start, end = content
-                line, column = self.lines.position(start)
-        return Scalar(e.value, start, end, line, column, style, e.anchor, flow)
+        begin, finish = _scalar_span(self.text, e, start, end)
+        if begin != start or e.anchor is not None or getattr(e, "tag", None) is not None:
+            line, column = self.lines.position(begin)
+        else:
+            line, column = e.start_mark.line + 1, e.start_mark.column + 1
+        return Scalar(e.value, begin, finish, line, column, _STYLES.get(e.style, "plain"), e.anchor, flow)
 
-    def _use(self, node: _Node, role: str | None) -> None:
-        target = node.target if node.kind == "A" else node
-        if target is not None and target.kind == "S" and target.anchor is not None:
-            self.uses.setdefault(id(target), []).append((node, role))
-
-    def _compose(self, pure: bool) -> None:
+    def _read(self, pure: bool, keep: Keep | None) -> None:
+        """Every event, to the sink and spans; each document's events to a _Composer (see the class)."""
         from ruamel.yaml import events as ev
 
+        scalar_event, alias_event = ev.ScalarEvent, ev.AliasEvent
+        mapping_start, sequence_start, mapping_end, sequence_end = \
+            ev.MappingStartEvent, ev.SequenceStartEvent, ev.MappingEndEvent, ev.SequenceEndEvent
         text, off = self.text, self.offset
-        anchors: dict[str, _Node] = {}
-        stack: list[_Node] = []
-        pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
+        add = self.events.add if self.events is not None else None
+        spans = self.spans
+        waits: list[int] = []  # per open collection: _IN_SEQUENCE, _FOR_KEY, or (waiting for a value) the
+        styles: list[str] = []  # end of its scalar key, _FOR_VALUE after another key; and its style
+        composer: _Composer | None = None
+        held: list[Any] | None = None  # the events of the document being read, while its composing waits
+        special = False  # it has an alias, a merge key or a collection too deep for `keep` to turn it down
+        index = begin = 0  # of the document being read, and where the one before ended
         body = self.source[off:] if off else self.source
         reached = off  # where the events so far end
         try:
@@ -428,72 +569,168 @@ class _Parsed:
                 cls = type(e)
                 start = e.start_mark.index + off
                 reached = e.end_mark.index + off
-                if cls is ev.ScalarEvent:
-                    node = _Node("S", start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
-                    end = e.end_mark.index + off
-                    node.scalar = self._scalar(e, start, end, bool(stack) and stack[-1].flow)
-                    node.start, node.end = node.scalar.start, end
-                    if node.scalar.style in ("literal", "folded"):  # the node starts at its `|` / `>`
-                        node.start = _skip_properties(text, start, end)
-                    if self.spans is not None:
-                        begin = node.start
-                        if node.scalar.style in ("literal", "folded"):  # its content: after the header line
-                            header = _LINE_BREAK.search(text, node.start, end)  # \r\n, \n or a CR alone
-                            begin = header.end() if header is not None else end
-                        self.spans.append((begin, end, node.scalar.style == "plain"))
-                    self.events.append(_Event("S", node.scalar.start, e.value, node.scalar.style, e.anchor))
-                elif cls is ev.AliasEvent:
-                    node = _Node("A", start, e.start_mark.line + 1, e.start_mark.column + 1, None)
-                    node.end = e.end_mark.index + off
-                    node.target = anchors.get(e.anchor)
-                    self.events.append(_Event("A", start, anchor=e.anchor))
-                elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
-                    kind = "M" if cls is ev.MappingStartEvent else "Q"
-                    node = _Node(kind, start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
-                    node.flow = bool(e.flow_style)
-                    if e.anchor is not None:
-                        anchors[e.anchor] = node
-                    style = "flow" if node.flow else "block"
-                    self.events.append(_Event(kind, start, anchor=e.anchor, style=style))
-                    self._add(stack, pending_key, node)
-                    stack.append(node)
-                    pending_key.append(None)
-                    if self.shallow and len(stack) > _MAX_DEPTH:
-                        raise YamlSyntaxError(node.line, node.column, f"nested more than {_MAX_DEPTH} levels deep")
-                    continue
-                elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
-                    done = stack.pop()
-                    pending_key.pop()
-                    done.end = e.end_mark.index + off
-                    self.events.append(_Event("m" if done.kind == "M" else "q", start))
-                    if not stack:
-                        self.docs.append(done)
-                    continue
+                key_end: int | None = None  # a node read: its end when a scalar, for the mapping it is a key of
+                if cls is scalar_event:
+                    style = _STYLES.get(e.style, "plain")
+                    if add is not None or spans is not None:
+                        at, end = _scalar_span(text, e, start, reached)
+                        if spans is not None:
+                            content = at
+                            if style in ("literal", "folded"):  # after its header line
+                                header = _LINE_BREAK.search(text, _skip_properties(text, start, reached), reached)
+                                content = header.end() if header is not None else reached
+                            spans.append((content, reached, style == "plain"))
+                        if add is not None:
+                            if at == end and waits and waits[-1] >= 0 and style == "plain" and e.anchor is None \
+                                    and e.value in _NULLS:
+                                # an empty value: libyaml and the Python parser disagree on its mark; right after ':'
+                                colon = _after_colon(text, waits[-1])
+                                at = at if colon is None else colon
+                            add("S", at, end, e.value, style, e.anchor)
+                    if e.value == "<<" and style == "plain":
+                        special = True
+                    key_end = reached
+                elif cls is mapping_start or cls is sequence_start:
+                    kind = "M" if cls is mapping_start else "Q"
+                    style = "flow" if e.flow_style else "block"
+                    if add is not None:
+                        add(kind, start, reached, None, style, e.anchor)
+                    if waits and waits[-1] != _IN_SEQUENCE:
+                        waits[-1] = _FOR_VALUE if waits[-1] == _FOR_KEY else _FOR_KEY
+                    waits.append(_FOR_KEY if kind == "M" else _IN_SEQUENCE)
+                    styles.append(style)
+                    if len(waits) > _MAX_DEPTH:
+                        special = True
+                        if self.shallow:
+                            raise YamlSyntaxError(e.start_mark.line + 1, e.start_mark.column + 1,
+                                                  f"nested more than {_MAX_DEPTH} levels deep")
+                elif cls is mapping_end or cls is sequence_end:
+                    waits.pop()
+                    if add is not None:
+                        add("m" if cls is mapping_end else "q", start, reached, None, styles.pop(), None)
+                elif cls is alias_event:
+                    special = True
+                    if add is not None:
+                        add("A", start, reached, None, None, e.anchor)
+                    key_end = _FOR_VALUE
                 elif cls is ev.DocumentStartEvent:
-                    anchors = {}
                     if e.explicit:  # at its `---` (libyaml starts the event at its first directive)
                         start = reached - 3
-                    self.events.append(_Event("D", start))
+                    if add is not None:
+                        add("D", start, reached, None, None, None)
+                    composer, held = (_Composer(self), None) if keep is None else (None, [])
+                    special = False
                     continue
                 elif cls is ev.DocumentEndEvent:
-                    self.events.append(_Event("d", start))
+                    if add is not None:
+                        add("d", start, reached, None, None, None)
+                    if keep is not None and not special and not keep(index, begin, reached):
+                        composer = None
+                    elif held is not None:
+                        composer = _Composer(self)
+                        for event in held:
+                            composer.feed(event)
+                    self._document(index, composer)
+                    composer, held = None, None
+                    index, begin = index + 1, reached
                     continue
                 else:  # stream start / end
                     continue
-                if node.kind == "S" and e.anchor is not None:
-                    anchors[e.anchor] = node
-                if not stack:
-                    self._use(node, None)
-                    self.docs.append(node)
-                else:
-                    self._add(stack, pending_key, node)
+                if key_end is not None and waits and waits[-1] != _IN_SEQUENCE:  # a key read, or its value
+                    waits[-1] = key_end if waits[-1] == _FOR_KEY else _FOR_KEY
+                if held is not None:
+                    held.append(e)
+                    if len(held) > _HELD_EVENTS:  # too many to hold: composed as read, dropped if turned down
+                        composer = _Composer(self)
+                        for event in held:
+                            composer.feed(event)
+                        held = None
+                elif composer is not None:
+                    composer.feed(e)
         except RecursionError as exc:  # pragma: no cover - pathological nesting
             raise YamlSyntaxError(1, 1, "too deeply nested") from exc
         except _ParserFailure as exc:
             exc.offset = reached
             raise
 
-    def _add(self, stack: list[_Node], pending_key: list[_Node | None], node: _Node) -> None:
+    def _document(self, index: int, composer: _Composer | None) -> None:
+        """A document read: composed (`composer`) or not (None)."""
+        if composer is not None:
+            self.kept.add(index)
+        if self._walk is None:
+            self.docs.append(composer.root if composer is not None else None)
+            if composer is not None:
+                self.uses.update(composer.uses)
+        elif composer is not None:
+            self.uses = composer.uses
+            self._walk.document(index, composer.root)
+
+
+class _Composer:
+    """The nodes of one document from its parser events, fed in order (no document start or end): `root`
+    once it is complete, and `uses` (see _Parsed) of its anchored scalars."""
+
+    def __init__(self, parsed: _Parsed) -> None:
+        from ruamel.yaml import events as ev
+
+        self.parsed = parsed
+        self.anchors: dict[str, _Node] = {}
+        self.stack: list[_Node] = []
+        self.pending_key: list[_Node | None] = []  # per open mapping: the key waiting for its value
+        self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
+        self.root: _Node | None = None
+        self._ev = ev
+
+    def feed(self, e: Any) -> None:
+        ev, parsed, stack = self._ev, self.parsed, self.stack
+        cls = type(e)
+        off = parsed.offset
+        start = e.start_mark.index + off
+        if cls is ev.ScalarEvent:
+            node = _Node("S", start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
+            end = e.end_mark.index + off
+            node.scalar = parsed._scalar(e, start, end, bool(stack) and stack[-1].flow)
+            node.start, node.end = node.scalar.start, end
+            if node.scalar.style in ("literal", "folded"):  # the node starts at its `|` / `>`
+                node.start = _skip_properties(parsed.text, start, end)
+            if e.anchor is not None:
+                self.anchors[e.anchor] = node
+        elif cls is ev.AliasEvent:
+            node = _Node("A", start, e.start_mark.line + 1, e.start_mark.column + 1, None)
+            node.end = e.end_mark.index + off
+            node.target = self.anchors.get(e.anchor)
+        elif cls is ev.MappingStartEvent or cls is ev.SequenceStartEvent:
+            kind = "M" if cls is ev.MappingStartEvent else "Q"
+            node = _Node(kind, start, e.start_mark.line + 1, e.start_mark.column + 1, e.anchor)
+            node.flow = bool(e.flow_style)
+            if e.anchor is not None:
+                self.anchors[e.anchor] = node
+            self._add(node)
+            stack.append(node)
+            self.pending_key.append(None)
+            return
+        elif cls is ev.MappingEndEvent or cls is ev.SequenceEndEvent:
+            done = stack.pop()
+            self.pending_key.pop()
+            done.end = e.end_mark.index + off
+            if not stack:
+                self.root = done
+            return
+        else:
+            return
+        if not stack:
+            self._use(node, None)
+            self.root = node
+        else:
+            self._add(node)
+
+    def _use(self, node: _Node, role: str | None) -> None:
+        target = node.target if node.kind == "A" else node
+        if target is not None and target.kind == "S" and target.anchor is not None:
+            self.uses.setdefault(id(target), []).append((node, role))
+
+    def _add(self, node: _Node) -> None:
+        stack, pending_key = self.stack, self.pending_key
         if not stack:
             return
         parent = stack[-1]
@@ -509,23 +746,25 @@ class _Parsed:
         if node.kind == "S" and node.scalar is not None and node.scalar.is_null and node.anchor is None \
                 and node.scalar.start == node.scalar.end and key.kind == "S":
             # An empty value: libyaml and the Python parser disagree on its mark; put it right after ':'.
-            pos = _after_colon(self.text, key.end)
+            pos = _after_colon(self.parsed.text, key.end)
             if pos is not None:
-                line, column = self.lines.position(pos)
+                line, column = self.parsed.lines.position(pos)
                 node.scalar = Scalar("", pos, pos, line, column, "plain", None, parent.flow)
                 node.start = node.end = pos
-                self.events[-1].start = pos
         self._use(node, _key(key))
         parent.items.append((key, node))
         pending_key[-1] = None
 
 
-def parse(text: str, shallow: bool = False) -> _Parsed:
+def parse(text: str, shallow: bool = False, *, keep: Keep | None = None,
+          events: Callable[[str], _EventSink] | None = _EventLog, walk: bool = False,
+          filename: str | None = None) -> _Parsed:
     """Parse text into nodes and events; raises YamlSyntaxError (the pure parser's, when libyaml refuses the
     text: see _c_loader).  A `%YAML` directive naming a version other than 1.1 or 1.2 is such an error, and
     so is any other exception from inside a parser (at the line where its events end).  `shallow`: and so
     is a collection nested more than _MAX_DEPTH levels deep, found as soon as it opens (sync, which reads
-    what this read with a loader that recurses per level: see _Parsed)."""
+    what this read with a loader that recurses per level: see _Parsed).  keep, events, walk, filename: see
+    _Parsed (each reading of the text starts them afresh)."""
     from ruamel.yaml.error import YAMLError
 
     refused = yaml_version_error(text)
@@ -533,9 +772,10 @@ def parse(text: str, shallow: bool = False) -> _Parsed:
         raise refused
     offset = 1 if text.startswith("\ufeff") else 0
     error = YamlSyntaxError(1, 1, "no YAML parser")
+    read = partial(_Parsed, shallow=shallow, keep=keep, events=events, walk=walk, filename=filename)
     for pure in (False, True) if _c_loader() is not None else (True,):
         try:
-            return _pure_parse(text, shallow) if pure else _Parsed(text, shallow=shallow)
+            return _pure_parse(text, read) if pure else read(text)
         except YAMLError as exc:
             error = _syntax_error(exc, text, offset)
         except _ParserFailure as exc:
@@ -579,7 +819,7 @@ def _spaced(text: str, runs: list[tuple[int, int, bool]]) -> str:
     return "".join(chars)
 
 
-def _pure_parse(text: str, shallow: bool = False) -> _Parsed:
+def _pure_parse(text: str, read: Callable[..., _Parsed] = _Parsed) -> _Parsed:
     """The pure parser's reading of text, the same as libyaml's where a tab separates tokens inside a line.
 
     YAML 1.2 and libyaml take a tab as separation white space inside a line (before a comment, after a
@@ -587,11 +827,11 @@ def _pure_parse(text: str, shallow: bool = False) -> _Parsed:
     text is read again from a copy in which each such run of blanks (_separation_tabs) is spaces, one for
     one, so every offset stays; a run that turns out to lie inside a quoted or block scalar (content: its
     tab stays), or inside a plain one other than at a line's end, is put back and the copy read again.
-    Raises the YAMLError of the last text read."""
+    Raises the YAMLError of the last text read.  read: makes a _Parsed (of the options parse was given)."""
     from ruamel.yaml.error import YAMLError
 
     try:
-        return _Parsed(text, pure=True, shallow=shallow)
+        return read(text, pure=True)
     except YAMLError:
         if "\t" not in text:
             raise
@@ -599,7 +839,7 @@ def _pure_parse(text: str, shallow: bool = False) -> _Parsed:
         if not runs:
             raise
     while True:
-        parsed = _Parsed(text, pure=True, source=_spaced(text, runs), shallow=shallow)
+        parsed = read(text, pure=True, source=_spaced(text, runs))
         assert parsed.spans is not None
         begins = [start for start, _, _ in parsed.spans]
         content = set()
@@ -781,21 +1021,36 @@ class _Walk:
 
     def run(self) -> list[Reference]:
         for i, root in enumerate(self.parsed.docs):
-            self.doc = i
-            self._document(root)
-        for index, target, written in self.anchored:
+            self.document(i, root)
+        return self.finish()
+
+    def document(self, index: int, root: _Node | None) -> None:
+        """The references of one document, with the conflicts of its anchored values (an anchor is one
+        document's: what is kept of the nodes is let go once this returns)."""
+        self.doc = index
+        self._document(root)
+        for ref, target, written in self.anchored:
             conflict = self._conflict(target, written, lambda node: id(node) in self.sites)
             if conflict is not None:
-                self.refs[index] = replace(self.refs[index], conflict=conflict)
+                self.refs[ref] = replace(self.refs[ref], conflict=conflict)
         field_conflicts: dict[int, dict[str, str]] = {}
-        for index, role, target, written in self.anchored_fields:
-            conflict = self._field_conflict(index, role, target, written)
+        for ref, role, target, written in self.anchored_fields:
+            conflict = self._field_conflict(ref, role, target, written)
             if conflict is not None:
-                field_conflicts.setdefault(index, {})[role] = conflict
-        for index, conflicts in field_conflicts.items():
-            self.refs[index] = replace(self.refs[index], field_conflicts=conflicts)
+                field_conflicts.setdefault(ref, {})[role] = conflict
+        for ref, conflicts in field_conflicts.items():
+            self.refs[ref] = replace(self.refs[ref], field_conflicts=conflicts)
+        self.sites.clear()
+        self.anchored.clear()
+        self.field_sites.clear()
+        self.anchored_fields.clear()
+
+    def finish(self) -> list[Reference]:
         self.refs.sort(key=lambda r: (r.doc, r.line, r.column))
         return self.refs
+
+    def result(self) -> LocateResult:
+        return LocateResult(self.finish(), self.error(), self.tag_only)
 
     def error(self) -> YamlSyntaxError | None:
         """Set when part of the text was too deeply nested to search: reported like a syntax error."""
@@ -1305,18 +1560,22 @@ def locate(text: str, needles: Iterable[str] | None = None, *, filename: str | N
     needles: substrings of which at least one must occur for the text to be parsed at all (a cheap
     pre-filter: the last path component of each searched repository, say).  filename: used only to
     recognise kustomization files and Argo CD write-back files (`.argocd-source-<app>.yaml`) by name.
+    Each document is searched as soon as it is read, and its nodes let go (see _Parsed: walk).
     """
     if not _any_needle(text, needles):
         return LocateResult([])
     try:
-        parsed = parse(text)
+        parsed = parse(text, events=None, walk=True, filename=filename)
     except YamlSyntaxError as exc:
         return LocateResult([], exc)
     return locate_result(parsed, filename)
 
 
 def locate_result(parsed: _Parsed, filename: str | None = None) -> LocateResult:
-    """References of an already parsed text, and the error for a part too deeply nested to search."""
+    """References of an already parsed text, and the error for a part too deeply nested to search (those
+    found as it was parsed, when it was parsed with `walk`, for the filename given then)."""
+    if parsed.located is not None:
+        return parsed.located
     walk = _Walk(parsed, filename)
     references = walk.run()
     return LocateResult(references, walk.error(), walk.tag_only)
@@ -1324,4 +1583,4 @@ def locate_result(parsed: _Parsed, filename: str | None = None) -> LocateResult:
 
 def locate_parsed(parsed: _Parsed, filename: str | None = None) -> list[Reference]:
     """References of an already parsed text (the splicer parses once for locating and verifying)."""
-    return _Walk(parsed, filename).run()
+    return locate_result(parsed, filename).references

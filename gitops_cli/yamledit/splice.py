@@ -13,8 +13,9 @@ newTag or digest (a newTag added there would turn the suffix off).
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import accumulate
@@ -26,6 +27,7 @@ from gitops_cli.yamledit.locate import (
     Reference,
     Scalar,
     YamlSyntaxError,
+    _EventLog,
     _Parsed,
     compose_map_value,
     locate_parsed,
@@ -487,9 +489,9 @@ class _Shift:
     """Where an old offset outside every replaced span lies in the new text, once the edits are applied: the
     offset plus the length change of every edit ending before it, and of one ending at it when it replaces
     something (an insertion there only `after_insertions`: what an insertion at an event's offset goes before
-    or after).  The changes are summed up once per edit end, replacements and insertions apart, so each offset
+    or after).  The changes are summed up once per edit end, replacements and insertions apart, so an offset
     costs two binary searches, not a pass over the edits (a file with 10,000 edited values has ~10,000 times as
-    many events)."""
+    many events); and none between the same two edit ends as the offset before (the events come in order)."""
 
     def __init__(self, edits: list[Edit]) -> None:
         replaced = sorted((e.end, len(e.text) - (e.end - e.start)) for e in edits if e.start < e.end)
@@ -498,23 +500,21 @@ class _Shift:
         self._replaced_sums = list(accumulate((change for _, change in replaced), initial=0))
         self._inserted_ends = [end for end, _ in inserted]
         self._inserted_sums = list(accumulate((change for _, change in inserted), initial=0))
+        self._ends = sorted({e.end for e in edits})
+        self._between = (0, -1, 0)  # (low, high, shift): every offset strictly between low and high moves by shift
 
     def __call__(self, pos: int, after_insertions: bool) -> int:
+        low, high, delta = self._between
+        if low < pos < high:
+            return pos + delta
         replaced = bisect_right(self._replaced_ends, pos)  # those ending at pos or before
         inserted = (bisect_right if after_insertions else bisect_left)(self._inserted_ends, pos)
-        return pos + self._replaced_sums[replaced] + self._inserted_sums[inserted]
-
-
-def _block_ends(old_events: list) -> set[int]:
-    """Indexes of the events that end a block (not flow) mapping or sequence."""
-    out: set[int] = set()
-    opened: list[bool] = []
-    for i, e in enumerate(old_events):
-        if e.kind in "MQ":
-            opened.append(e.style == "block")
-        elif e.kind in "mq" and opened.pop():
-            out.add(i)
-    return out
+        delta = self._replaced_sums[replaced] + self._inserted_sums[inserted]
+        ends = self._ends
+        i = bisect_right(ends, pos)
+        if i == 0 or ends[i - 1] < pos:  # no edit ends at pos: the same from the end before to the next
+            self._between = (ends[i - 1] if i else -1, ends[i] if i < len(ends) else sys.maxsize, delta)
+        return pos + delta
 
 
 def _key_start(item: _Planned, shift: _Shift) -> int:
@@ -522,12 +522,12 @@ def _key_start(item: _Planned, shift: _Shift) -> int:
     return shift(item.edit.start, False) + item.value_offset - len(item.key or "") - 2
 
 
-def _child_event(old_events: list, opening: int, n: int | None) -> int:
+def _child_event(old_events: _EventLog, opening: int, n: int | None) -> int:
     """Index of the event that starts the n-th node right inside the collection opened at old_events[opening]
     (n None: of its end event)."""
     depth, count = 0, 0
     for index in range(opening + 1, len(old_events)):
-        kind = old_events[index].kind
+        kind = old_events.kind(index)
         if depth == 0:
             if kind in "mq" and n is None:
                 return index
@@ -542,22 +542,18 @@ def _child_event(old_events: list, opening: int, n: int | None) -> int:
     raise VerificationError("internal: the place of an added field not found among parser events")
 
 
-def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit]) -> list[tuple]:
-    """The new text's events: the old ones, each at its shifted offset, with the planned values.
+def _expected_events(old_events: _EventLog, items: list[_Planned], edits: list[Edit]) -> Iterator[tuple]:
+    """The new text's events, one by one: the old ones, each at its shifted offset, with the planned values.
 
     A block collection ends at the token after it: where a line is added to a block mapping whose last
     value is a block mapping or sequence, that value now ends at the new key (the mapping itself still
     ends after the new line, at the shifted offset of its old end)."""
-    by_start = {e.start: i for i, e in enumerate(old_events) if e.kind == "S"}
-    mappings: dict[int, int] = {}  # start -> index of the first mapping there
-    for i, e in enumerate(old_events):
-        if e.kind == "M":
-            mappings.setdefault(e.start, i)
-    shift = _Shift(edits)
+    by_start = old_events.find("S", {item.scalar.start for item in items if item.scalar is not None}, last=True)
+    mappings = old_events.find("M", {item.ref.start for item in items
+                                     if item.scalar is None and item.ref is not None and item.ref.start is not None})
     replaced: dict[int, _Planned] = {}
     inserted: dict[int, list[_Planned]] = {}
     closed: dict[int, _Planned] = {}  # end of a block nested in a mapping's last value -> the field added there
-    block_ends: set[int] | None = None
     for item in items:
         if item.scalar is not None:
             index = by_start.get(item.scalar.start)
@@ -573,45 +569,88 @@ def _expected_events(old_events: list, items: list[_Planned], edits: list[Edit])
             # before the key of the pair it precedes (2 nodes a pair), else before the mapping's end
             index = _child_event(old_events, opening, None if ref.insert_before is None else 2 * ref.insert_before)
             inserted.setdefault(index, []).append(item)
-            block_ends = _block_ends(old_events) if block_ends is None else block_ends
             nested = index - 1
-            while nested > opening and nested in block_ends:
+            while nested > opening and old_events.block_end(nested):
                 closed.setdefault(nested, item)
                 nested -= 1
-    out: list[tuple] = []
-    for i, e in enumerate(old_events):
-        for item in inserted.get(i, []):
+    return _expected_stream(old_events, _Shift(edits), replaced, inserted, closed)
+
+
+def _expected_stream(old_events: _EventLog, shift: _Shift, replaced: dict[int, _Planned],
+                     inserted: dict[int, list[_Planned]], closed: dict[int, _Planned]) -> Iterator[tuple]:
+    marked = replaced.keys() | inserted.keys() | closed.keys()
+    for i, (kind, start, value, style, anchor) in enumerate(old_events.tuples()):
+        if i not in marked:  # most: the old event where the edits moved it
+            yield (kind, shift(start, kind in "mqd"), value, style, anchor)
+            continue
+        for item in inserted.get(i, ()):
             key_start = _key_start(item, shift)
-            out.append(("S", key_start, item.key, "plain", None))
-            out.append(("S", key_start + len(item.key or "") + 2, item.new_value, item.new_style, None))
+            yield ("S", key_start, item.key, "plain", None)
+            yield ("S", key_start + len(item.key or "") + 2, item.new_value, item.new_style, None)
         if i in replaced:
             item = replaced[i]
-            start = shift(item.edit.start, False) + item.value_offset
-            out.append(("S", start, item.new_value, item.new_style, e.anchor))
-            continue
-        if i in closed:
-            out.append((e.kind, _key_start(closed[i], shift), e.value, e.style, e.anchor))
-            continue
-        out.append((e.kind, shift(e.start, e.kind in "mqd"), e.value, e.style, e.anchor))
-    return out
+            yield ("S", shift(item.edit.start, False) + item.value_offset, item.new_value, item.new_style, anchor)
+        elif i in closed:
+            yield (kind, _key_start(closed[i], shift), value, style, anchor)
+        else:
+            yield (kind, shift(start, kind in "mqd"), value, style, anchor)
+
+
+class _EventCheck:
+    """The events of the edited text (a sink, see locate._EventSink) compared with the expected ones as the
+    parser gives them, none of them kept: `mismatch` is the first that differs, (index, expected, got), with
+    None for the side that ran out of events (see `finish`)."""
+
+    def __init__(self, want: Iterator[tuple]) -> None:
+        self.want = want
+        self.count = 0
+        self.mismatch: tuple[int, tuple | None, tuple | None] | None = None
+
+    def add(self, kind: str, start: int, end: int, value: str | None, style: str | None,
+            anchor: str | None) -> None:
+        if self.mismatch is not None:
+            return
+        got = (kind, start, value, None if kind in "mq" else style, anchor)
+        want = next(self.want, None)
+        if want != got:
+            self.mismatch = (self.count, want, got)
+        self.count += 1
+
+    def finish(self) -> tuple[int, tuple | None, tuple | None] | None:
+        if self.mismatch is None:
+            extra = next(self.want, None)
+            if extra is not None:
+                self.mismatch = (self.count, extra, None)
+        return self.mismatch
 
 
 def _verify(new_text: str, parsed_old: _Parsed, items: list[_Planned], edits: list[Edit],
             old_refs: list[Reference], expected: dict, filename: str | None) -> None:
+    """Re-read the edited text: every parser event must be the expected one (compared as they come, for
+    the whole text), and every reference located before must read back as intended.  Only the documents
+    composed for the plan (parsed_old.kept) are composed and searched again: the others' events are those
+    of before, at shifted offsets, so their references are too."""
     where = filename or "<text>"
+    old_events = parsed_old.events
+    assert isinstance(old_events, _EventLog)
+    checks: list[_EventCheck] = []  # one per reading of the text (see parse)
+
+    def check(_: str) -> _EventCheck:
+        checks.append(_EventCheck(_expected_events(old_events, items, edits)))
+        return checks[-1]
+
+    kept = parsed_old.kept
     try:
-        parsed_new = parse(new_text)
+        parsed_new = parse(new_text, keep=lambda index, _start, _end: index in kept, events=check, walk=True,
+                           filename=filename)
     except YamlSyntaxError as exc:
         raise VerificationError(f"{where}: the edit would not parse ({exc}); nothing written") from None
-    want = _expected_events(parsed_old.events, items, edits)
-    got = [(e.kind, e.start, e.value, e.style, e.anchor) for e in parsed_new.events]
-    if want != got:
-        pairs = enumerate(zip(want, got, strict=False))
-        bad = next((i for i, (a, b) in pairs if a != b), min(len(want), len(got)))
+    mismatch = checks[-1].finish()
+    if mismatch is not None:
+        bad, want, got = mismatch
         raise VerificationError(
             f"{where}: re-reading the edited file does not give the intended values "
-            f"(event {bad}: expected {want[bad] if bad < len(want) else None}, "
-            f"got {got[bad] if bad < len(got) else None}); nothing written")
+            f"(event {bad}: expected {want}, got {got}); nothing written")
     new_refs = {(r.doc, r.path): r for r in locate_parsed(parsed_new, filename)}
     for ref in old_refs:
         now = new_refs.get((ref.doc, ref.path))
@@ -674,13 +713,17 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
     Raises YamlSyntaxError when the text (containing a target's name) does not parse, VerificationError
     (exit 13) when a needed digest cannot be had or the edit does not verify; a resolver's GitopsError
     passes through.  Identical text and no changes when everything is already at the targets.
+    Of a multi-document text, only the documents that mention a target (see `mentions`) are composed and
+    searched; every document is read, for its errors and for the verifier's events (see locate._Parsed).
     """
     for target in targets:
         if target.tag is None and target.digest is None:
             raise UsageError(f"--image {target}: a tag or digest is required")
     if not targets or not mentions(text, targets):
         return text, []
-    parsed = parse(text)
+    # a document that does not mention a target is read (for errors, and for the verifier's events), not composed
+    parsed = parse(text, keep=lambda _index, start, end: mentions(text[start:end], targets), walk=True,
+                   filename=filename)
     located = locate_result(parsed, filename)
     if located.error is not None:  # too deeply nested to search: skipped as if it did not parse
         raise located.error

@@ -12,6 +12,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -342,3 +343,49 @@ def test_directives_change_nothing_with_either_parser(texts: dict[str, str], und
             bom = "\ufeff" if text.startswith("\ufeff") else ""
             new_directed, _ = update_images(directed, wanted, filename=name)
             assert new_directed == bom + head + new_plain[len(bom):], name
+
+
+class _Recorded:
+    """An event sink (see locate._Parsed) that keeps each event as the parser gave it, as a tuple."""
+
+    def __init__(self, text: str) -> None:
+        self.events: list[tuple] = []
+
+    def add(self, kind, start, end, value, style, anchor) -> None:
+        self.events.append((kind, start, value, None if kind in "mq" else style, anchor))
+
+
+def test_the_compact_event_record_reads_back_every_event_as_the_parser_gave_it(texts: dict[str, str]) -> None:
+    """The verifier's record keeps a scalar's value only where it is not its source as written: read back, each
+    event of every corpus file is the one the parser gave (values, styles, anchors, offsets)."""
+    for name, text in texts.items():
+        try:
+            given = parse(text, events=_Recorded).events
+        except YamlSyntaxError:
+            continue
+        assert [tuple(e) for e in parse(text).events] == given.events, name
+
+
+def test_locating_each_document_as_it_is_read_finds_what_walking_the_whole_text_finds(
+        texts: dict[str, str]) -> None:
+    """locate walks each document as soon as it is read and lets its nodes go: the same references, conflicts
+    (anchors), tag-only maps and too-deep errors as a walk of all of the text's documents once composed; and
+    so does update_images' reading (only the documents mentioning an image composed), for those documents."""
+    from gitops_cli.yamledit.locate import locate_result
+
+    for name, text in texts.items():
+        try:
+            composed = locate_result(parse(text), name)
+        except YamlSyntaxError:
+            continue
+        assert locate(text, filename=name) == composed, name
+        needles = [n for r in composed.references for n in [r.value.split("@")[0].rsplit("/", 1)[-1].split(":")[0]]
+                   if n][:1]
+        if needles:
+            parsed = parse(text, keep=partial(_names, text, needles[0]), walk=True, filename=name)
+            assert parsed.located is not None
+            assert parsed.located.references == [r for r in composed.references if r.doc in parsed.kept], name
+
+
+def _names(text: str, needle: str, _index: int, start: int, end: int) -> bool:
+    return needle in text[start:end]

@@ -703,3 +703,61 @@ def test_a_hub_and_tag_map_with_an_empty_hub_names_no_image():
     kustomize_suffix = "images:\n- name: team/app\n  tagSuffix: -debug\n"
     (entry,) = refs(kustomize_suffix, filename="kustomization.yaml")
     assert (entry.value, span(kustomize_suffix, entry.fields["tagSuffix"])) == ("team/app", "-debug")
+
+
+# Reading without composing: the documents a caller does not need are read (every event: errors, the verifier's
+# record) but get no nodes; update_images turns down those that do not mention an image it bumps.
+
+MULTI_DOCS = "a: 1\n---\nimage: team/app:1\n---\nb: [1, {c: d}]\n---\nimage: team/other:1\n"
+
+
+def _mentions_app(text: str):
+    return lambda index, start, end: "app:" in text[start:end]
+
+
+def test_documents_turned_down_are_read_but_get_no_nodes():
+    parsed = parse(MULTI_DOCS, keep=_mentions_app(MULTI_DOCS))
+    assert [doc is not None for doc in parsed.docs] == [False, True, False, False]
+    assert parsed.kept == {1}
+    assert list(parsed.events) == list(parse(MULTI_DOCS).events)  # every event read and recorded all the same
+
+
+def test_a_document_that_holds_too_many_events_to_wait_is_composed_as_read_and_still_turned_down(monkeypatch):
+    import sys
+
+    from gitops_cli.yamledit.locate import locate_result
+
+    monkeypatch.setattr(sys.modules["gitops_cli.yamledit.locate"], "_HELD_EVENTS", 2)
+    parsed = parse(MULTI_DOCS, keep=_mentions_app(MULTI_DOCS))
+    assert [doc is not None for doc in parsed.docs] == [False, True, False, False]
+    assert locate_result(parsed).references == locate(MULTI_DOCS).references[:1]
+
+
+def test_a_syntax_error_in_a_document_turned_down_is_the_same_error():
+    text = "image: team/app:1\n---\na: [1\n"
+    with pytest.raises(YamlSyntaxError) as composed:
+        parse(text)
+    with pytest.raises(YamlSyntaxError) as read:
+        parse(text, keep=lambda index, start, end: False)
+    assert (read.value.line, read.value.column, read.value.message) == \
+        (composed.value.line, composed.value.column, composed.value.message)
+
+
+def test_a_document_with_an_alias_a_merge_key_or_deep_nesting_is_composed_even_when_turned_down():
+    """What the walker reports for them (a part too deep to search) or spends on them (the file's alias budget)
+    must not depend on which documents the caller needs."""
+    docs = ["a: &x 1\nb: *x\n", "<<: {a: 1}\n", "a: " + "[" * 401 + "]" * 401 + "\n", "a: 1\n"]
+    parsed = parse("---\n".join(docs), keep=lambda index, start, end: False)
+    assert parsed.kept == {0, 1, 2}
+    assert parsed.docs[3] is None
+
+
+def test_locating_keeps_no_documents_and_finds_what_a_walk_of_the_composed_text_finds():
+    from gitops_cli.yamledit.locate import locate_result
+
+    text = MULTI_DOCS + "---\n" + DEPLOYMENT
+    walked = parse(text, events=None, walk=True)
+    assert walked.docs == []
+    assert walked.located == locate(text) == locate_result(parse(text))
+    assert [(r.doc, r.value) for r in walked.located.references][:3] == [
+        (1, "team/app:1"), (3, "team/other:1"), (4, "team/app:1.0")]

@@ -801,11 +801,10 @@ def test_the_offset_shift_table_gives_what_a_pass_over_every_edit_gives():
                 continue  # two insertions at one point: apply_edits refuses them
             edits.append(Edit(start, end, "x" * rng.randrange(0, 6)))
             pos = end
-        shuffled = rng.sample(edits, len(edits))
-        shift = splice_module._Shift(shuffled)
-        for offset in range(pos + 3):
-            for after in (False, True):
-                assert shift(offset, after) == _shift_by_scan(offset, edits, after), (edits, offset, after)
+        shift = splice_module._Shift(rng.sample(edits, len(edits)))
+        offsets = [(offset, after) for offset in range(pos + 3) for after in (False, True)]
+        for offset, after in offsets + rng.sample(offsets, len(offsets)):  # in order, and in any order
+            assert shift(offset, after) == _shift_by_scan(offset, edits, after), (edits, offset, after)
 
 
 def test_every_one_of_many_references_in_one_file_is_bumped_and_verified():
@@ -824,3 +823,40 @@ def test_every_one_of_many_references_in_one_file_is_bumped_and_verified():
     assert len(changes) == 400
     assert new == text.replace("team/app:1", "team/app:2").replace("  newName: team/app\n",
                                                                     "  newName: team/app\n  newTag: \"2\"\n")
+
+
+MANY_DOCS = "".join(f"---\nkind: ConfigMap\ndata: {{n: '{i}'}}\n" for i in range(5)) + "---\n" + pod("team/app:1") \
+    + "".join(f"---\nkind: Service\nspec: {{ports: [{i}]}}\n" for i in range(5))
+
+
+def test_only_the_documents_naming_the_image_are_composed_and_the_whole_text_is_verified(monkeypatch):
+    """The other documents are read (for errors, and for the verifier's events, all compared after the edit) but
+    get no nodes: locate_result sees the one document naming the image, before and after the edit."""
+    read = []
+    real = splice_module.parse
+
+    def parse_and_keep(text, *args, **kw):
+        read.append(real(text, *args, **kw))
+        return read[-1]
+
+    monkeypatch.setattr(splice_module, "parse", parse_and_keep)
+    new, changes = bump(MANY_DOCS, "team/app:2")
+    assert new == MANY_DOCS.replace("team/app:1", "team/app:2") and len(changes) == 1
+    assert [parsed.kept for parsed in read] == [{5}, {5}]  # the plan's reading, the verifying re-reading
+
+
+def test_an_edit_that_changes_a_document_it_is_not_in_is_refused(monkeypatch):
+    """The verifier compares every event of the edited text, not only those of the documents naming the image:
+    an edit that starts a document of its own (and so shifts every document after it) is refused."""
+    monkeypatch.setattr(splice_module, "render", lambda value, style, *a: (f"{value}\n---\nkind: Extra", style))
+    with pytest.raises(VerificationError, match=r"re-reading the edited file does not give the intended values "
+                                                r"\(event \d+: expected \('m', "):
+        bump(MANY_DOCS, "team/app:2")
+
+
+def test_a_document_too_deeply_nested_to_search_fails_the_bump_though_it_does_not_name_the_image():
+    """As when every document is composed: the file is reported (not searched in part and bumped)."""
+    text = pod("team/app:1") + "---\na: " + "[" * 401 + "]" * 401 + "\n"
+    assert locate(text).error is not None
+    with pytest.raises(YamlSyntaxError, match="nested more than 400 levels deep"):
+        bump(text, "team/app:2")
