@@ -927,7 +927,7 @@ def prepare(
             if select_for:
                 target = replace(request, images=list(select_for))
                 selected = _check_out_candidates(work, target, remote, cancel=cancel)
-                if request.paths:  # the tree is checked out (_selection): --path is checked now, as apply would
+                if request.paths:  # laid out as a full checkout has it (_selection): checked now, as apply would
                     check_paths(work, request)
     except BaseException:
         tmp.cleanup()
@@ -1515,7 +1515,7 @@ def _apply_commit_push(
     landed: Landed | None = None,
 ) -> BumpResult:
     """`select`: `work` is this bump's own `--no-checkout` clone: check out only the files that can mention
-    the images (all files when --path is given: its checks need the tree), again after each fetch.
+    the images (see _selection), again after each fetch.
     `selected`: that first selection was already made (by prepare, for these images, on this HEAD).
     `keep`: `work` is a user's checkout: a reset to a moved remote never overwrites untracked files, and
     files git does not track are not edited."""
@@ -1641,21 +1641,29 @@ def _push_interrupted(result: BumpResult, outcome: deployrepo.PushOutcome | None
 
 def _selection(request: BumpRequest) -> tuple[str, ...]:
     """What _check_out_candidates puts in the work tree for this request: the files holding one of these
-    needles (the images' last path components), or every file (`()`, with --path: its checks need the tree)."""
+    needles, the images' last path components; with --path, those below it, and also those that mention a tag
+    or a digest, which compute_edits reads for its warnings (an `image:` map that names no repository).
+    `()` (no image yet): every file."""
     from gitops_cli.yamledit import needles_for
 
-    return () if request.paths else tuple(needles_for(list(request.images)))
+    needles = tuple(needles_for(list(request.images)))
+    return (*needles, *(n for n in ("tag", "digest") if n not in needles)) if needles and request.paths else needles
 
 
 def _check_out_candidates(work: Path, request: BumpRequest, remote: deployrepo.Remote | None,
                           cancel: threading.Event | None = None) -> tuple[str, ...]:
-    from gitops_cli.yamledit.discover import YAML_ENDINGS
+    """Check out the files of _selection (with --path, below it, laid out as a full checkout lays it out for
+    its checks: see deployrepo.check_out_matching); with --container, also the files of the kustomizations
+    among them (_check_out_closures)."""
+    from gitops_cli.yamledit import needles_for
+    from gitops_cli.yamledit.discover import YAML_ENDINGS, relative_subpath
 
     selection = _selection(request)
     env = remote.env if remote else None
-    deployrepo.check_out_matching(work, list(selection) or None, YAML_ENDINGS, env=env, cancel=cancel)
+    paths = [relative_subpath(work, path, request.names).as_posix() for path in request.paths]
+    deployrepo.check_out_matching(work, list(selection) or None, YAML_ENDINGS, env=env, cancel=cancel, paths=paths)
     if selection and request.container is not None:
-        _check_out_closures(work, selection, env, cancel)
+        _check_out_closures(work, needles_for(list(request.images)), env, cancel)
     return selection
 
 

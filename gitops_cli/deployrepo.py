@@ -616,29 +616,43 @@ _NO_FILE_SELECTED = "/.git/no-file-is-selected"  # the pattern of an empty selec
 
 
 def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequence[str],
-                       env: Mapping[str, str] | None = None, cancel: threading.Event | None = None) -> None:
+                       env: Mapping[str, str] | None = None, cancel: threading.Event | None = None,
+                       paths: Sequence[str] = ()) -> None:
     """Fill the work tree of a `--no-checkout` clone with only the files (of these suffixes) whose HEAD
     content holds one of `needles` -- `git grep -F` over the clone, then a sparse checkout of exactly those
     paths -- so a bump in a deploy repo of thousands of files writes, scans and removes a handful.
     In a blobless clone the blobs of HEAD's files of these suffixes are fetched first, in one request
     (`git grep` would fetch them one at a time; other files' blobs are never fetched).
+    `paths`: repo-relative paths (`/`-separated, normalized; `.` is all of it) to which the selection is
+    limited: only the files below them are fetched, searched and checked out, and each is laid out on disk
+    as a full checkout lays it out, for the checks that read it there (yamledit.discover's): a directory
+    exists, even with no file in it selected, and a file, or a symlink the path goes through, is checked out.
     `needles=None`: every file.  Call again after the HEAD moves (fetch + reset): the selection is redone.
     `env`: the remote's (credentials for those fetches).  `cancel`: as for clone (a background thread).
     """
     full = needles is None
-    paths: list[str] = []
+    paths = [] if "." in paths else list(paths)
+    selected: list[str] = []
+    directories: list[str] = []
     if not full:
         assert needles is not None
-        fetch_missing_blobs(repo, suffixes, env, cancel)
-        # and Git LFS pointers (checked out as stored: AS_STORED), for the bump to name them (never bumped)
-        grep = ["grep", "-l", "-z", "-F", "--no-textconv", *(a for n in [*needles, LFS_POINTER] for a in ("-e", n)),
-                "HEAD", "--", *(f"*{s}" for s in suffixes)]
-        res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
-        if res.status not in (0, 1):
-            raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out",
-                                cwd=repo)
-        paths = [p.removeprefix("HEAD:") for p in res.paths()]
-        full = any(c in p for p in paths for c in "\n\r")  # not expressible as a pattern line
+        frame, directories = _path_frame(repo, paths, cancel)
+        if not paths or frame or directories:
+            fetch_missing_blobs(repo, suffixes, env, cancel, paths=[*directories, *frame])
+        # below each directory of `paths`, else anywhere (a pathspec `*` matches `/` too)
+        specs = [_glob_pathspec(d, f"/**/*{s}") for d in directories for s in suffixes] if paths else \
+            [f"*{s}" for s in suffixes]
+        if specs:
+            # and Git LFS pointers (checked out as stored: AS_STORED), for the bump to name them (never bumped)
+            grep = ["grep", "-l", "-z", "-F", "--no-textconv",
+                    *(a for n in [*needles, LFS_POINTER] for a in ("-e", n)), "HEAD", "--", *specs]
+            res = git.run(grep, cwd=repo, check=False, strip=False, cancel=cancel)
+            if res.status not in (0, 1):
+                raise git.error_for(["grep"], res.status, res.stderr, what="selecting the files to check out",
+                                    cwd=repo)
+            selected = [p.removeprefix("HEAD:") for p in res.paths()]
+        selected += [p for p in frame if p not in selected]
+        full = any(c in p for p in selected for c in "\n\r")  # not expressible as a pattern line
     index, sparse = git.git_paths(repo, "index", "info/sparse-checkout")
     if full:
         if sparse.exists():  # selected before: back to every file
@@ -646,16 +660,45 @@ def check_out_matching(repo: Path, needles: Sequence[str] | None, suffixes: Sequ
         else:
             git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
         return
-    if not paths and not index.exists():
-        return  # nothing to check out, and nothing checked out yet
-    sparse.parent.mkdir(parents=True, exist_ok=True)
-    # an empty selection still needs a pattern: one that names no file of the tree
-    lines = [sparse_pattern(p) for p in paths] or [_NO_FILE_SELECTED]
-    # paths as git wrote them (git.decode_path): written back as the same bytes
-    sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
-    git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
-    git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
-    git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
+    if selected or index.exists():  # else nothing to check out, and nothing checked out yet
+        sparse.parent.mkdir(parents=True, exist_ok=True)
+        # an empty selection still needs a pattern: one that names no file of the tree
+        lines = [sparse_pattern(p) for p in selected] or [_NO_FILE_SELECTED]
+        # paths as git wrote them (git.decode_path): written back as the same bytes
+        sparse.write_bytes(os.fsencode("".join(f"{line}\n" for line in lines)))
+        git.run(["config", "core.sparseCheckout", "true"], cwd=repo)
+        git.run(["config", "core.sparseCheckoutCone", "false"], cwd=repo)  # exact paths, whatever the user's default
+        git.run(["read-tree", "-mu", "HEAD"], cwd=repo, env=env, cancel=cancel)
+    for directory in directories:  # git makes those of the files it checks out only
+        (repo / directory).mkdir(parents=True, exist_ok=True)
+
+
+def _path_frame(repo: Path, paths: Sequence[str], cancel: threading.Event | None) -> tuple[list[str], list[str]]:
+    """For check_out_matching's `paths`, from HEAD's tree: (the entries to check out: each path that is a file
+    or a symlink, or the first such entry it goes through; the paths that are directories).  A path HEAD does
+    not have, or that is or lies in a submodule, gives neither."""
+    entries: list[str] = []
+    directories: list[str] = []
+    for path in paths:
+        parts = path.split("/")
+        for n in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:n])
+            listing = git.run(["ls-tree", "-z", "HEAD", "--", f":(literal){prefix}"], cwd=repo, strip=False,
+                              cancel=cancel).paths()
+            mode = listing[0].split(" ", 1)[0] if listing else None
+            if mode == "040000":
+                if n == len(parts):
+                    directories.append(path)
+                continue
+            if mode is not None and mode != "160000":  # a file or a symlink
+                entries.append(prefix)
+            break
+    return entries, directories
+
+
+def _glob_pathspec(path: str, tail: str) -> str:
+    """A `:(glob)` pathspec for `path` taken literally (its wildcards escaped), followed by the glob `tail`."""
+    return ":(glob)" + "".join("\\" + c if c in "\\*?[" else c for c in path) + tail
 
 
 def add_to_checkout(repo: Path, paths: Sequence[str], env: Mapping[str, str] | None = None,

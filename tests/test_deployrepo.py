@@ -702,3 +702,39 @@ def test_a_remote_head_naming_no_branch_lists_some_and_says_how_many_more(tmp_pa
     with pytest.raises(GitError, match=r"b2 and 8 more \(neither main nor master\)$") as exc:
         deployrepo.default_branch(r)
     assert exc.value.hint == "pass --branch"
+
+
+def test_check_out_matching_below_paths_lays_them_out_as_a_full_checkout_does(tmp_path: Path) -> None:
+    """`paths`: only the files below them are fetched, searched and checked out; a directory given exists on
+    disk though none of its files is selected, and a file given (or a symlink a path goes through) is checked
+    out, so that what reads the paths on disk (discover) sees them as in a full checkout."""
+    files: dict[str, str | bytes] = {
+        "team[0]/a/x.yaml": "image: web:1  # a\n",  # a wildcard in the path's name: taken literally
+        "team[0]/a/y.yaml": "image: api:1  # b\n",
+        "team0/a/z.yaml": "image: web:1  # c\n",  # what `team[0]` would match as a glob
+        "team1/x.yaml": "image: web:1  # d\n",
+        "team1/empty/y.yaml": "image: api:1  # e\n",
+        "team1/notes.txt": "web\n",
+        "other.yaml": "image: api:1  # f\n",
+    }
+    remote = make_bare_remote(tmp_path, files)
+    seed = tmp_path / "seed"
+    git("clone", "--quiet", str(remote.path), str(seed))
+    os.symlink("team1", seed / "link")
+    git("add", "link", cwd=seed)
+    git("-c", "user.name=a", "-c", "user.email=a@b", "commit", "--quiet", "-m", "link", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+    r = deployrepo.open_remote(remote.url, environ={})
+    work = tmp_path / "clone"
+    deployrepo.clone(r, work, "main", checkout=False)
+    deployrepo.check_out_matching(work, ["web"], (".yaml",), paths=["team[0]", "team1/empty", "other.yaml",
+                                                                    "link/x.yaml", "missing"])
+    assert _files(work) == {"team[0]/a/x.yaml", "other.yaml"}
+    assert (work / "team1" / "empty").is_dir() and (work / "link").is_symlink() and not (work / "missing").exists()
+    missing = {ln[1:] for ln in git("rev-list", "--objects", "--missing=print", "HEAD", cwd=work).splitlines()
+               if ln.startswith("?")}
+    outside = {git("rev-parse", f"HEAD:{p}", cwd=work).strip() for p in ("team0/a/z.yaml", "team1/x.yaml",
+                                                                          "team1/notes.txt")}
+    assert outside <= missing  # never fetched
+    deployrepo.check_out_matching(work, ["web"], (".yaml",), paths=["."])  # all of it: no limit
+    assert _files(work) == {"team[0]/a/x.yaml", "team0/a/z.yaml", "team1/x.yaml"}

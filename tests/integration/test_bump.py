@@ -715,3 +715,58 @@ def test_a_tab_before_a_comment_does_not_skip_a_file(parser: str, tmp_path: Path
     assert res.returncode == 0, res.stderr
     assert "skipped" not in res.stderr
     assert remote.show("pod.yaml").decode() == pod.replace("team/app:v1", "team/app:v2")
+
+
+PATH_FILES = {  # --path team00: what is below it that names the image, a tag, or neither; and elsewhere
+    "team00/a/deployment.yaml": _deployment("checkout-0", "registry.example.com/shop/checkout:1.0.0"),
+    "team00/b/deployment.yaml": _deployment("main-0", "registry.example.com/shop/other:1.0.0"),
+    "team00/b/values.yaml": "image:\n  tag: v1\n",  # names no repository: the warning reads it
+    "team00/c/notes.md": "checkout\n",
+    "team01/a/deployment.yaml": _deployment("checkout-1", "registry.example.com/shop/checkout:1.0.0"),
+    "team01/b/deployment.yaml": _deployment("main-1", "registry.example.com/shop/other:1.0.0"),
+}
+
+
+def test_a_path_limits_the_sparse_checkout_and_the_blobs_fetched_to_the_files_below_it(tmp_path: Path,
+                                                                                        gitops) -> None:
+    """`--path` on a remote: the blobless clone fetches the YAML blobs below the path only (this fetched every
+    blob: a full checkout), and the bump is the one a full checkout gives: the file naming the image below
+    the path, the warning for a tag-only `image:` map there, nothing elsewhere."""
+    remote = make_bare_remote(tmp_path / "r", PATH_FILES)
+    trace = tmp_path / "packets"
+    res = gitops(["bump", "--dry-run", "--deploy-repo", remote.url, "--path", "team00", "--image",
+                  "registry.example.com/shop/checkout:2.0.0"],
+                 env=no_identity_env(tmp_path, GIT_TRACE_PACKET=str(trace)))
+    assert res.returncode == 0, res.stderr
+    assert [ln for ln in res.stdout.splitlines() if ln.startswith("diff --git")] == [
+        "diff --git a/team00/a/deployment.yaml b/team00/a/deployment.yaml"]
+    assert "team00/b/values.yaml:2: skipped (a tag in an `image:` map that names no repository" in res.stderr
+    wanted = {ln.split("want ", 1)[1].split()[0] for ln in trace.read_text().splitlines() if "> want " in ln}
+    blobs = {path: remote.git("rev-parse", f"HEAD:{path}").strip() for path in PATH_FILES}
+    fetched = {path for path, blob in blobs.items() if blob in wanted}
+    assert fetched == {"team00/a/deployment.yaml", "team00/b/deployment.yaml", "team00/b/values.yaml"}
+
+
+def test_a_path_is_checked_on_the_sparse_clone_as_on_a_full_checkout(tmp_path: Path, gitops) -> None:
+    """The files below a --path that name nothing are not checked out, yet the path reads as in a full
+    checkout: a directory of such files is there (nothing found: exit 3, not "does not exist"), a file given
+    is bumped, a symlink on the way is refused (exit 2), as is a path the repo does not have."""
+    remote = make_bare_remote(tmp_path / "r", PATH_FILES)
+    seed = remote.clone(tmp_path / "seed")
+    os.symlink("team00", seed / "link")
+    git("add", "link", cwd=seed)
+    git("-c", "user.name=a", "-c", "user.email=a@b", "commit", "--quiet", "-m", "link", cwd=seed)
+    git("push", "--quiet", "origin", "HEAD:main", cwd=seed)
+
+    def dry_run(path: str):  # type: ignore[no-untyped-def]
+        return gitops(["bump", "--dry-run", "--deploy-repo", remote.url, "--path", path, "--image",
+                       "registry.example.com/shop/checkout:2.0.0"], env=no_identity_env(tmp_path))
+
+    res = dry_run("team00/c")
+    assert res.returncode == 3, res.stderr
+    res = dry_run("team01/a/deployment.yaml")
+    assert res.returncode == 0 and "+++ b/team01/a/deployment.yaml" in res.stdout, res.stderr
+    res = dry_run("link/a")
+    assert res.returncode == 2 and "error: --path 'link/a': goes through a symlink" in res.stderr
+    res = dry_run("team02")
+    assert res.returncode == 2 and "error: --path 'team02': does not exist in the repository" in res.stderr
