@@ -60,7 +60,7 @@ _ALIAS_BUDGET = 20_000  # node visits through aliases per file (guards against "
 _MAX_DEPTH = 400
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scalar:
     """One scalar in the source text: `text[start:end]` is its source (quotes included)."""
 
@@ -79,7 +79,7 @@ class Scalar:
         return self.style == "plain" and self.value in _NULLS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reference:
     """One image reference: a whole scalar (form 'string'), a kustomize / Helm map (form 'map'), or a kustomize
     image-override string (form 'override': `name=newName:tag@digest`, whose `value` is the image it sets,
@@ -254,8 +254,9 @@ class _EventLog:
     def __init__(self, text: str) -> None:
         self.text = text
         self._codes = bytearray()
-        self._starts = array("q")
-        self._ends = array("q")
+        offsets = "i" if len(text) < 2**31 else "q"  # 4 bytes an offset, unless the text needs 8
+        self._starts = array(offsets)
+        self._ends = array(offsets)
         self._values: dict[int, str] = {}
         self._anchors: dict[int, str] = {}
 
