@@ -1201,7 +1201,8 @@ def checkout_remote(repo: Path, branch: str) -> str | None:
     remote (branch.<branch>.remote), else the checkout's only remote, else None when it has none.
     DirtyTreeError (exit 4), naming the remotes, when that cannot be told: several remotes and no upstream,
     or an upstream that is no remote of the checkout (`.`: a local branch; a URL); and, naming the setting,
-    when `git push` would push the branch elsewhere (refuse_other_push_remote)."""
+    when `git push` would push the branch elsewhere (refuse_other_push_remote) or to a branch of another name
+    (refuse_other_upstream_branch)."""
     remotes = git.run(["remote"], cwd=repo).stdout.split()
     upstream = git.run(["config", "--get", f"branch.{branch}.remote"], cwd=repo, check=False).stdout.strip()
     hint = f"set the branch's upstream: `git branch --set-upstream-to REMOTE/{branch}`"
@@ -1209,6 +1210,7 @@ def checkout_remote(repo: Path, branch: str) -> str | None:
     if upstream:
         if upstream in remotes:
             refuse_other_push_remote(repo, branch, upstream, f"its upstream, branch.{branch}.remote")
+            refuse_other_upstream_branch(repo, branch, upstream)
             return upstream
         raise DirtyTreeError(f"{repo}: the upstream of branch {branch} (branch.{branch}.remote = {upstream!r}) is "
                              f"no remote of the checkout ({listed}); nothing was changed", hint=hint)
@@ -1250,6 +1252,28 @@ def refuse_other_push_remote(repo: Path, branch: str, name: str, chosen: str) ->
         "bump fetches from: gitops fetches, commits and pushes one remote's branch; nothing was changed",
         hint=f"to bump {name}'s {branch}: `git config branch.{branch}.pushRemote {name}`; to bump the branch "
              f"{value} holds, give its URL as --deploy-repo (gitops clones it)")
+
+
+def refuse_other_upstream_branch(repo: Path, branch: str, name: str) -> None:
+    """DirtyTreeError (exit 4) when the checkout's `branch` tracks a branch of another name on its upstream
+    remote `name` (branch.<branch>.merge) and `git push` would not push it to the branch of its own name: it
+    pushes to the tracked branch (push.default `upstream`, or its old name `tracking`) or refuses (`simple`,
+    git's default; `nothing`).  A bump fetches, commits on and pushes `name`'s `branch`, which is neither.
+    With push.default `current` or `matching`, `git push` pushes it to the branch of its own name too: fine."""
+    merge = git.run(["config", "--get", f"branch.{branch}.merge"], cwd=repo, check=False).stdout.strip()
+    if merge in ("", branch, f"refs/heads/{branch}"):
+        return
+    default = git.run(["config", "--get", "push.default"], cwd=repo, check=False).stdout.strip() or "simple"
+    if default in ("current", "matching"):
+        return
+    tracked = merge.removeprefix("refs/heads/")
+    pushes = (f"pushes branch {branch} to {name}'s {tracked}" if default in ("upstream", "tracking") else
+              f"refuses to push branch {branch} (push.default {default})")
+    raise DirtyTreeError(
+        f"{repo}: branch {branch} tracks {name}'s {tracked} (branch.{branch}.merge = {merge}), so `git push` "
+        f"{pushes}; a bump fetches, commits and pushes {name}'s {branch}: nothing was changed",
+        hint=f"to bump {name}'s {branch}: `git branch --set-upstream-to {name}/{branch}`; to bump {tracked}, "
+             f"give the deploy repo's URL as --deploy-repo with --branch {tracked} (gitops clones it)")
 
 
 def open_checkout_remote(repo: Path, branch: str, *, ssh_key: Path | None = None,

@@ -289,6 +289,39 @@ def test_checkout_remote_is_refused_exactly_when_git_push_pushes_elsewhere(
     assert "`git config branch.main.pushRemote origin`" in (refused.value.hint or "")
 
 
+@pytest.mark.parametrize("push_default", [None, "simple", "upstream", "tracking", "current", "matching", "nothing"])
+@pytest.mark.parametrize("merge", ["refs/heads/main", "main", "refs/heads/release"])
+def test_checkout_remote_is_refused_when_git_push_pushes_the_branch_to_another_name(
+    tmp_path: Path, push_default: str | None, merge: str
+) -> None:
+    """A checkout whose main tracks origin's release (branch.main.merge): `git push` pushes it there
+    (push.default upstream) or refuses (simple, nothing), where a bump pushed origin's main.  Taken exactly when
+    git pushes main to origin's main (`git push --dry-run` says so), or when main tracks main (push.default
+    nothing refuses any push without a refspec: the bump's push names one, as before)."""
+    remote = make_bare_remote(tmp_path / "remotes")
+    checkout = remote.clone(tmp_path / "co")
+    git("push", "--quiet", "origin", "main:release", cwd=checkout)
+    git("config", "branch.main.merge", merge, cwd=checkout)
+    if push_default is not None:
+        git("config", "push.default", push_default, cwd=checkout)
+    said = subprocess.run(["git", "push", "--dry-run", "--porcelain"], cwd=checkout, capture_output=True,
+                          text=True, check=False)
+    to_main = said.returncode == 0 and "refs/heads/main:refs/heads/main" in said.stdout
+    if to_main or merge in ("main", "refs/heads/main"):
+        assert deployrepo.checkout_remote(checkout, "main") == "origin"
+        return
+    with pytest.raises(DirtyTreeError) as refused:
+        deployrepo.checkout_remote(checkout, "main")
+    pushes = ("pushes branch main to origin's release" if push_default in ("upstream", "tracking") else
+              f"refuses to push branch main (push.default {push_default or 'simple'})")
+    assert refused.value.message == (
+        f"{checkout}: branch main tracks origin's release (branch.main.merge = refs/heads/release), so `git push` "
+        f"{pushes}; a bump fetches, commits and pushes origin's main: nothing was changed")
+    assert refused.value.hint == ("to bump origin's main: `git branch --set-upstream-to origin/main`; to bump "
+                                  "release, give the deploy repo's URL as --deploy-repo with --branch release "
+                                  "(gitops clones it)")
+
+
 @pytest.mark.parametrize(
     ("text", "identity"),
     [

@@ -261,6 +261,36 @@ def test_a_branch_git_pushes_to_another_remote_is_refused_naming_the_setting(git
         "show", "main:app/kustomization.yaml", cwd=fork)
 
 
+def test_a_branch_tracking_a_branch_of_another_name_is_refused(gitops, tmp_path: Path) -> None:
+    """main tracks origin's release (branch.main.merge): `git push` refuses (push.default simple) or pushes to
+    release (upstream), where the bump was pushed to origin's main.  Now exit 4 before any work, nothing
+    changed anywhere; with push.default current (git pushes main to main) it is bumped as before."""
+    remote = make_bare_remote(tmp_path / "remotes", files=FILES)
+    checkout = remote.clone(tmp_path / "co")
+    git("push", "--quiet", "origin", "main:release", cwd=checkout)
+    git("config", "branch.main.merge", "refs/heads/release", cwd=checkout)
+    before, release = remote.head(), remote.head("release")
+    for default, pushes in (("simple", "refuses to push branch main (push.default simple)"),
+                            ("upstream", "pushes branch main to origin's release")):
+        git("config", "push.default", default, cwd=checkout)
+        res = _bump(gitops, checkout, tmp_path)
+        assert res.returncode == 4, res.stderr
+        assert [ln for ln in res.stderr.splitlines() if ln.startswith(("error:", "hint:"))] == [
+            f"error: {checkout.resolve()}: branch main tracks origin's release (branch.main.merge = "
+            f"refs/heads/release), so `git push` {pushes}; a bump fetches, commits and pushes origin's main: "
+            "nothing was changed",
+            "hint: to bump origin's main: `git branch --set-upstream-to origin/main`; to bump release, give the "
+            "deploy repo's URL as --deploy-repo with --branch release (gitops clones it)"]
+        assert " -> " not in res.stderr  # before any work
+        assert remote.head() == before == _head(checkout) and remote.head("release") == release
+        assert git("status", "--porcelain", cwd=checkout) == ""
+    git("config", "push.default", "current", cwd=checkout)
+    res = _bump(gitops, checkout, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert remote.head() == res.stdout.strip() == _head(checkout) != before
+    assert remote.head("release") == release
+
+
 def test_a_checkout_without_any_remote_commits_only(gitops, tmp_path: Path) -> None:
     remote = make_bare_remote(tmp_path / "remotes", files=FILES)
     checkout = remote.clone(tmp_path / "co")
