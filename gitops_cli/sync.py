@@ -440,7 +440,9 @@ def _load_all(text: str, loaders: dict[bool, Any]) -> list[Any]:
     at once); one that failed half-way is dropped (a half-read document's state must not reach the next)."""
     from gitops_cli.yamledit.locate import parse
 
-    parsed = parse(text, shallow=True)
+    # read for the parser it takes, the text it reads and its errors: no node made, no event kept (the loader
+    # makes its own); a document with an alias, a merge key or deep nesting is still composed (see _Parsed)
+    parsed = parse(text, shallow=True, keep=lambda _index, _start, _end: False, events=None)
     loader = loaders.get(parsed.pure)
     if loader is None:
         loader = loaders[parsed.pure] = _yaml(pure=parsed.pure)

@@ -236,6 +236,32 @@ def test_a_pass_makes_one_yaml_loader_per_parser_not_one_per_file(tmp_path: Path
 
 
 @pytest.mark.parametrize("parser", ["default", "python"])
+def test_the_reading_before_the_loader_makes_no_nodes_and_keeps_no_events(parser, monkeypatch):
+    """The locator's reading of a file (which parser, which text, its errors) made every node and kept
+    every event, then the loader made its own: twice the work.  It now composes no document that has no
+    alias, merge key or deep nesting, and keeps no events; what is loaded is the same."""
+    import importlib
+
+    locate = importlib.import_module("gitops_cli.yamledit.locate")  # the module (the package exports a function)
+    if parser == "python":
+        monkeypatch.setenv("GITOPS_YAML_PARSER", "python")
+    composed: list[int] = []
+    real = locate._Composer.__init__
+
+    def counted(self, parsed):  # type: ignore[no-untyped-def]
+        composed.append(1)
+        real(self, parsed)
+
+    monkeypatch.setattr(locate._Composer, "__init__", counted)
+    text = "".join(obj("ConfigMap", f"c{i}", "ns") + "---\n" for i in range(20))
+    docs = load_documents(text, "many.yaml", {})
+    assert [d["metadata"]["name"] for d in docs if d] == [f"c{i}" for i in range(20)]
+    assert composed == []
+    assert load_documents("a: &x 1\nb: *x\n", "alias.yaml", {}) == [{"a": 1, "b": 1}]
+    assert composed == [1]  # a document with an alias is composed (see locate._Parsed)
+
+
+@pytest.mark.parametrize("parser", ["default", "python"])
 def test_a_loader_that_failed_is_not_used_again(parser, monkeypatch):
     """The loaders a pass shares read each file as new ones do, after a file that does not parse too
     (its anchors never reach the next file; a loader that failed half-way is not used again)."""
