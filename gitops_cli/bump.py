@@ -286,11 +286,12 @@ def compute_edits(
         locate,
         needles_for,
         read_text,
-        update_images,
+        update_images_located,
     )
 
     targets = list(images)
     needles = needles_for(targets)
+    wanted = {t.normalized_name: t for t in targets}
     edits: list[FileEdit] = []
     skipped: list[str] = []
     found: set[str] = set()
@@ -328,14 +329,18 @@ def compute_edits(
                            "it yourself)")
             continue
         try:
-            new, changes = update_images(text, targets, container=container,
-                                         resolve_digest=_naming_file(resolve_digest, rel), filename=rel,
-                                         select=_in_file(select, rel))
+            new, changes, searched = update_images_located(
+                text, targets, container=container, resolve_digest=_naming_file(resolve_digest, rel), filename=rel,
+                select=_in_file(select, rel))
         except YamlSyntaxError as exc:
             skipped.append(f"{rel}:{exc.line}: skipped ({exc.message})")
             continue
         keeps = _may_keep(text)
-        references = locate(text, needles, filename=rel).references if container or len(targets) > 1 or keeps else []
+        # the references update_images searched (those of the documents mentioning a target: every one it may
+        # change or count) serve to attribute changes; a text that may hold one the bump keeps as it is (a
+        # placeholder, a tagSuffix) is searched whole, for the warnings
+        references = locate(text, needles, filename=rel).references if keeps else searched
+        named = _names(references, wanted)
         for held, target in kept_references(references, targets, container) if keeps else []:
             warning = _kept_warning(rel, held)
             base = try_parse(held.ref.fields["name"].value) if held.why == "tagSuffix" else None
@@ -344,34 +349,34 @@ def compute_edits(
             else:
                 skipped.append(warning)
         if container is not None:  # the images this container uses (kustomize/Helm entries name none)
-            in_container |= {t.normalized_name for t in targets for r in references
-                             if r.form == "string" and r.container == container and reference_matches(r, t)}
-            located[rel] = references
+            in_container |= {n for r, n in zip(references, named, strict=True)
+                             if n is not None and r.form == "string" and r.container == container}
+            if keeps:  # whole: the kustomizations' resources among the files searched are not read again
+                located[rel] = references
             changed = {(c.line, c.column) for c in changes}
-            entries += [(rel, r, t, bool(changed & _spots(r))) for r in references if r.kind == "kustomize"
-                        and kept(r) is None for t in targets if reference_matches(r, t)]
+            entries += [(rel, r, wanted[n], bool(changed & _spots(r))) for r, n in zip(references, named, strict=True)
+                        if n is not None and r.kind == "kustomize" and kept(r) is None]
         if new == text:
             unchanged.append((rel, text))
             continue
-        owners = [_owner(c, references, targets) for c in changes]
+        owners = _owners(changes, references, named, wanted)
         found.update(o for o in owners if o is not None)
         # every target this file references counts, not only those it changes: one at its target already
         # (its other references changed here) is up to date, not missing; a change we could not attribute
         # is one of them (a target no container of that name uses is taken out below, as for any file)
-        found |= _named(references, targets, container)
+        found |= _named(references, named, container)
         edits.append(FileEdit(rel, text, new, list(changes), owners))
     if container is not None:
         in_container = _kustomize_containers(root, entries, located, container, in_container, names)
-    wanted = {t.normalized_name for t in targets}
     for rel, text in unchanged:  # already at the target, or no reference at all?
-        if found >= wanted:
+        if found >= wanted.keys():
             break
         references = locate(text, needles, filename=rel).references
         _check_up_to_date(rel, text, references, targets, container, resolve_digest, _in_file(select, rel))
-        found |= _named(references, targets, container)
+        found |= _named(references, _names(references, wanted), container)
     if container is not None:  # an image no container of that name uses is not found, whatever else names it
         found &= in_container
-    if not found >= wanted:  # part of the explanation: these files could not be read, these entries add a suffix
+    if not found >= wanted.keys():  # part of the explanation: these files could not be read, these entries add a suffix
         skipped += in_lfs + [warning for warning, target in suffixed if target not in found]
     skipped += _tag_only(root, [*unnamed, *(rel for rel, _ in unchanged if paths)])
     return edits, skipped, found
@@ -397,13 +402,25 @@ class Skipped(str):
         return self
 
 
-def _named(references: Sequence[Any], targets: Sequence[ImageRef], container: str | None) -> set[str]:
-    """The targets (normalized names) that these references count as found: not those --container leaves out,
-    nor those the bump leaves as they are (yamledit.kept: a placeholder, a kustomize entry's tagSuffix)."""
+def _names(references: Sequence[Any], wanted: Mapping[str, ImageRef]) -> list[str | None]:
+    """The target (normalized name, a key of `wanted`) each reference names (see reference_matches), or None:
+    each reference's name parsed once and looked up, not compared with every target."""
+    out: list[str | None] = []
+    for ref in references:
+        written = ref.name if ref.form == "map" else ref.value
+        parsed = try_parse(written) if written else None
+        out.append(parsed.normalized_name if parsed is not None and parsed.normalized_name in wanted else None)
+    return out
+
+
+def _named(references: Sequence[Any], named: Sequence[str | None], container: str | None) -> set[str]:
+    """The targets (normalized names) that these references (each naming the target in `named`: see _names)
+    count as found: not those --container leaves out, nor those the bump leaves as they are (yamledit.kept: a
+    placeholder, a kustomize entry's tagSuffix)."""
     from gitops_cli.yamledit import kept
 
-    return {t.normalized_name for t in targets for r in references
-            if not excluded_by_container(r, container) and reference_matches(r, t) and kept(r) is None}
+    return {n for r, n in zip(references, named, strict=True)
+            if n is not None and not excluded_by_container(r, container) and kept(r) is None}
 
 
 def _may_keep(text: str) -> bool:
@@ -645,18 +662,29 @@ def _naming_file(resolve: DigestResolver | None, rel: str) -> DigestResolver | N
     return resolve_for
 
 
-def _owner(change: Any, references: Sequence[Any], targets: Sequence[ImageRef]) -> str | None:
-    """The target a change belongs to: the reference at the change's position (or whose map it edits)."""
-    if len(targets) == 1:
-        return targets[0].normalized_name
-    pos = (getattr(change, "line", None), getattr(change, "column", None))
-    for ref in references:
-        if pos in _spots(ref):
-            return next((t.normalized_name for t in targets if reference_matches(ref, t)), None)
-    new = try_parse(str(getattr(change, "new", "")))
-    if new is not None and "/" in str(getattr(change, "new", "")):
-        return next((t.normalized_name for t in targets if t.same_repository(new)), None)
-    return None
+def _owners(changes: Sequence[Any], references: Sequence[Any], named: Sequence[str | None],
+            wanted: Mapping[str, ImageRef]) -> list[str | None]:
+    """The target each change belongs to: the one the reference at the change's position (or whose map it
+    edits) names (`named`: see _names), the first such reference in file order; for a change at none, the
+    target its new value names.  One index of the references' spots, each change a lookup (not a pass over
+    every reference: a file of N changes was N x N)."""
+    if len(wanted) == 1:
+        return [next(iter(wanted))] * len(changes)
+    at: dict[tuple[int, int], str | None] = {}
+    for ref, name in zip(references, named, strict=True):
+        for spot in _spots(ref):
+            at.setdefault(spot, name)
+    owners: list[str | None] = []
+    for change in changes:
+        pos = (getattr(change, "line", None), getattr(change, "column", None))
+        if pos in at:
+            owners.append(at[pos])
+            continue
+        value = str(getattr(change, "new", ""))
+        new = try_parse(value)
+        owners.append(new.normalized_name if new is not None and "/" in value and new.normalized_name in wanted
+                      else None)
+    return owners
 
 
 def _spots(ref: Any) -> set[tuple[int, int]]:

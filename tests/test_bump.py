@@ -103,6 +103,75 @@ def test_message_old_is_each_previous_value_once_in_one_form(tmp_path: Path) -> 
         f"127.0.0.1:5000/team/app was @{d2}, v1\n127.0.0.1:5000/team/worker was w1")
 
 
+def _many_in_one_file(tmp_path: Path, n: int) -> None:
+    """One multi-document file of n Deployments, running API and WORKER in turn (a third of them behind a
+    kustomize-style map), and a document naming neither."""
+    docs = []
+    for i in range(n):
+        image = (API if i % 2 else WORKER).with_tag("1.0.0")
+        if i % 3:
+            docs.append(f"kind: Deployment\nspec:\n  containers:\n  - name: app\n    image: {image}\n")
+        else:
+            docs.append(f"image:\n  repository: {image.name}\n  tag: 1.0.0\n")
+    docs.append("kind: Deployment\nspec:\n  containers:\n  - name: app\n    image: registry.example.com/x/y:1\n")
+    (tmp_path / "all.yaml").write_text("---\n".join(docs))
+
+
+def test_several_images_in_one_file_are_attributed_by_lookup(tmp_path: Path, monkeypatch) -> None:
+    """Each change's image was found by a pass over every reference of the file, and each reference was
+    parsed again for every image: N changes x N references.  Now each reference's name is parsed once and
+    each change is a lookup: the work grows with the references, not their square."""
+    from gitops_cli import bump as bump_module
+
+    n = 60
+    _many_in_one_file(tmp_path, n)
+    calls = {"spots": 0, "parse": 0}
+    spots, try_parse = bump_module._spots, bump_module.try_parse
+
+    def counting_spots(ref):  # type: ignore[no-untyped-def]
+        calls["spots"] += 1
+        return spots(ref)
+
+    def counting_parse(text):  # type: ignore[no-untyped-def]
+        calls["parse"] += 1
+        return try_parse(text)
+
+    monkeypatch.setattr(bump_module, "_spots", counting_spots)
+    monkeypatch.setattr(bump_module, "try_parse", counting_parse)
+    for container in (None, "app"):
+        calls.update(spots=0, parse=0)
+        edits, _, found = compute_edits(tmp_path, [API, WORKER], container=container)
+        assert found == {API.normalized_name, WORKER.normalized_name}
+        (edit,) = edits
+        expected = [(API if i % 2 else WORKER).normalized_name for i in range(n)]
+        assert edit.images == expected  # each change's image, in file order (--container leaves maps in)
+        assert len(edit.changes) == len(expected)
+        assert calls["spots"] <= n and calls["parse"] <= n, calls  # was ~n * n / 2 and 4 * n
+
+
+def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkeypatch) -> None:
+    """A changed file is read to plan its edits and read again, edited, to verify them.  With several images or
+    --container the bump read it a third time, whole, to attribute the changes: now it uses the references the
+    planning found (those of the documents naming an image: every one it may change or count)."""
+    import importlib
+
+    locate_module = importlib.import_module("gitops_cli.yamledit.locate")  # the module, not its function
+    _many_in_one_file(tmp_path, 12)
+    reads = []
+    read = locate_module._Parsed._read
+
+    def counting_read(self, *args):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return read(self, *args)
+
+    monkeypatch.setattr(locate_module._Parsed, "_read", counting_read)
+    for images, container in (([API], None), ([API, WORKER], None), ([API], "app"), ([API, WORKER], "app")):
+        reads.clear()
+        edits, _, found = compute_edits(tmp_path, images, container=container)
+        assert found == {i.normalized_name for i in images} and len(edits) == 1
+        assert len(reads) == 2, (images, container)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

@@ -16,6 +16,7 @@ from gitops_cli.yamledit.splice import (
     needles_for,
     pending,
     update_images,
+    update_images_located,
 )
 
 __all__ = [
@@ -37,5 +38,6 @@ __all__ = [
     "pending",
     "read_text",
     "update_images",
+    "update_images_located",
     "write_atomic",
 ]

@@ -707,7 +707,20 @@ def pending(text: str, references: list[Reference], targets: list[ImageRef], *, 
 def update_images(text: str, targets: list[ImageRef], *, container: str | None = None,
                   resolve_digest: DigestResolver | None = None, filename: str | None = None,
                   select: Selector | None = None) -> tuple[str, list[Change]]:
-    """Bump every reference to the targets' repositories in text (with `select`, those it selects; with
+    """(new text, changes): see update_images_located."""
+    new_text, changes, _ = update_images_located(text, targets, container=container, resolve_digest=resolve_digest,
+                                                 filename=filename, select=select)
+    return new_text, changes
+
+
+def update_images_located(text: str, targets: list[ImageRef], *, container: str | None = None,
+                          resolve_digest: DigestResolver | None = None, filename: str | None = None,
+                          select: Selector | None = None) -> tuple[str, list[Change], list[Reference]]:
+    """update_images, with the references it searched: those of the documents that mention a target (all of
+    them, in document order), which is every reference it may change or match; [] when the text mentions none.
+    The caller that needs the references of the whole text (of a document naming no target, too) locates it.
+
+    Bump every reference to the targets' repositories in text (with `select`, those it selects; with
     `container`, those of that container); returns (new text, changes).
 
     Raises YamlSyntaxError when the text (containing a target's name) does not parse, VerificationError
@@ -720,7 +733,7 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
         if target.tag is None and target.digest is None:
             raise UsageError(f"--image {target}: a tag or digest is required")
     if not targets or not mentions(text, targets):
-        return text, []
+        return text, [], []
     # a document that does not mention a target is read (for errors, and for the verifier's events), not composed
     parsed = parse(text, keep=lambda _index, start, end: mentions(text[start:end], targets), walk=True,
                    filename=filename)
@@ -732,11 +745,11 @@ def update_images(text: str, targets: list[ImageRef], *, container: str | None =
     _plan(text, refs, targets, container, plan, select)
     items, changes = _dedupe(plan)
     if not items:
-        return text, []
+        return text, [], refs
     edits = [item.edit for item in items]
     try:
         new_text = apply_edits(text, edits)
     except ValueError as exc:
         raise VerificationError(f"{filename or '<text>'}: {exc}; nothing written") from None
     _verify(new_text, parsed, items, edits, refs, plan.expected, filename)
-    return new_text, changes
+    return new_text, changes, refs
