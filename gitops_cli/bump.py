@@ -793,23 +793,38 @@ def old_values(image: ImageRef, edits: Sequence[FileEdit]) -> list[str]:
     (`v1` and `@sha256:1...` beside `v1@sha256:1...`).  For `{old}` in a commit message.
     Only the references the edits change: not those a bump leaves as they are (at another value, or at
     the target already), whose values a rollback's guard reads instead (rollback.Undo, not this)."""
+    return _old_values([image], edits)[image.normalized_name]
+
+
+def _old_values(images: Sequence[ImageRef], edits: Sequence[FileEdit]) -> dict[str, list[str]]:
+    """old_values of each image (by normalized name), each edited file located once for all of them (not
+    once an image: 50 images in one file were 50 readings of it)."""
     from gitops_cli.history import value_text
     from gitops_cli.yamledit import locate
 
-    values: list[tuple[str | None, str | None]] = []
+    wanted = {i.normalized_name: i for i in images}
+    values: dict[str, dict[tuple[str | None, str | None], None]] = {n: {} for n in wanted}  # ordered sets
     for e in edits:
-        changed = {(getattr(c, "line", None), getattr(c, "column", None))
-                   for c, name in zip(e.changes, e.images, strict=True) if name == image.normalized_name}
+        changed: dict[tuple[Any, Any], set[str]] = {}  # position -> the images changed there
+        for c, name in zip(e.changes, e.images, strict=True):
+            if name in wanted:
+                changed.setdefault((getattr(c, "line", None), getattr(c, "column", None)), set()).add(name)
         if not changed:
             continue
-        for ref in locate(e.old, filename=e.path).references:
-            parsed = try_parse(ref.value) if changed & _spots(ref) and reference_matches(ref, image) else None
-            if parsed is not None and (parsed.tag or parsed.digest) and (parsed.tag, parsed.digest) not in values:
-                values.append((parsed.tag, parsed.digest))
-    kept = [(tag, digest) for tag, digest in values
-            if not any((tag, digest) != other and tag in (None, other[0]) and digest in (None, other[1])
-                       for other in values)]
-    return [value_text(tag, digest) for tag, digest in kept]
+        references = locate(e.old, filename=e.path).references
+        for ref, name in zip(references, _names(references, wanted), strict=True):
+            if name is None or not any(name in changed.get(spot, ()) for spot in _spots(ref)):
+                continue
+            parsed = try_parse(ref.value)
+            if parsed is not None and (parsed.tag or parsed.digest):
+                values[name].setdefault((parsed.tag, parsed.digest), None)
+    out: dict[str, list[str]] = {}
+    for name, held in values.items():
+        kept = [(tag, digest) for tag, digest in held
+                if not any((tag, digest) != other and tag in (None, other[0]) and digest in (None, other[1])
+                           for other in held)]
+        out[name] = [value_text(tag, digest) for tag, digest in kept]
+    return out
 
 
 def render_message(
@@ -823,13 +838,14 @@ def render_message(
     lines = []
     template = output.redact(template) if template is not None else None
     uses_old = template is not None and "old" in {f for _, f, _, _ in string.Formatter().parse(template)}
+    olds = _old_values(images, edits) if uses_old else {}  # {old}: each edited file parsed again, once
     for image in images:
         if template is None:
             lines.append(f"Update {image.name} image to {image}")
         else:
-            lines.append(template.format(  # {old}: each edited file parsed again, only when it is used
+            lines.append(template.format(
                 image=str(image), repository=image.name, tag=image.tag or "", digest=image.digest or "",
-                old=", ".join(old_values(image, edits)) if uses_old else "",
+                old=", ".join(olds.get(image.normalized_name, ())),
             ))
     if len(lines) == 1:
         body = lines[0]

@@ -172,6 +172,31 @@ def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkey
         assert len(reads) == 2, (images, container)
 
 
+def test_message_old_reads_each_edited_file_once_for_every_image(tmp_path: Path, monkeypatch) -> None:
+    """{old} located each edited file again for each image bumped (50 images in one file: 50 readings of it);
+    now once for all of them, with the same values."""
+    import importlib
+
+    locate_module = importlib.import_module("gitops_cli.yamledit.locate")
+    (tmp_path / "all.yaml").write_text(
+        "image: registry.example.com/team/api:1.0.0\n---\nimage: registry.example.com/team/worker:0.9\n---\n"
+        "image: registry.example.com/team/api:1.1.0\n---\nimage: {repository: registry.example.com/team/worker, "
+        "tag: 0.8}\n")
+    edits, _, _ = compute_edits(tmp_path, [API, WORKER])
+    reads = []
+    read = locate_module._Parsed._read
+
+    def counting_read(self, *args):  # type: ignore[no-untyped-def]
+        reads.append(1)
+        return read(self, *args)
+
+    monkeypatch.setattr(locate_module._Parsed, "_read", counting_read)
+    message = render_message([API, WORKER], edits, "{repository} was {old}", NO_CI)
+    assert message.split("\n\n")[1] == ("registry.example.com/team/api was 1.0.0, 1.1.0\n"
+                                         "registry.example.com/team/worker was 0.9, 0.8")
+    assert len(reads) == 1  # was 2: one an image
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
