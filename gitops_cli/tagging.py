@@ -242,13 +242,24 @@ def _hash_state(h: Any, repo: Path, prefix: str) -> None:
             _hash_state(h, f, prefix + name)
         elif f.is_file():  # its executable bit too, which git records (a COPY keeps it)
             h.update(b"755:" if f.stat().st_mode & 0o100 else b"644:")
-            h.update(f.read_bytes())
+            _hash_file(h, f)
     staged = git.run(["ls-files", "--stage", "-z"], cwd=repo, strip=False)
     for entry in sorted((e for e in staged.paths() if e.startswith("160000 ")), key=_order):
         path = entry.split("\t", 1)[1]
         sub = repo / path
         if (sub / ".git").exists():  # a checked-out submodule: its own changes
             _hash_state(h, sub, f"{prefix}{path}/")
+
+
+_CHUNK = 1 << 20  # what _hash_file reads at a time
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    """Feed the content of the file `path` into `h`, _CHUNK bytes at a time: an untracked file of
+    gigabytes (a dataset, a core dump) costs one chunk of memory, not its size."""
+    with open(path, "rb") as file:
+        while chunk := file.read(_CHUNK):
+            h.update(chunk)
 
 
 def _order(path: str) -> str:

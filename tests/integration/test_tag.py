@@ -110,6 +110,36 @@ def test_allow_dirty_tags_differ_per_state(gitops, repo: Path) -> None:
     assert len({a, b, c}) == 3
 
 
+def test_the_dirty_hash_reads_a_huge_untracked_file_in_chunks(repo: Path) -> None:
+    """The dirty hash read each untracked file whole into memory: a 768 MiB one (a dataset, a core dump)
+    took 768 MiB more and failed with a MemoryError (exit 70) under a 512 MiB address-space limit, as a
+    CI container's memory limit would.  Its content is hashed in chunks, all of it: its last byte counts."""
+    import resource
+
+    from tests.fixtures.cli import _gitops_exe, gitops_env
+
+    big = repo / "data.bin"
+    with open(big, "wb") as file:  # sparse: no disk space, but read as 768 MiB of zeros
+        file.truncate(768 << 20)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        limit = 512 << 20
+        return subprocess.run([_gitops_exe(), "tag", "--allow-dirty"], cwd=repo, env=gitops_env(),
+                              text=True, capture_output=True, timeout=300,
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit)))
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    sha7 = git(repo, "rev-parse", "HEAD")[:7]
+    assert re.fullmatch(rf"{sha7}-dirty-[0-9a-f]{{8}}", first.stdout.strip()), first.stdout
+    with open(big, "r+b") as file:
+        file.seek((768 << 20) - 1)
+        file.write(b"x")
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.strip() != first.stdout.strip()
+
+
 def test_the_dirty_hash_does_not_depend_on_the_users_diff_settings(gitops, repo: Path, tmp_path: Path) -> None:
     """diff.noprefix (and diff.algorithm, diff.context, a diff driver's funcname...) changed the diff the hash
     was taken of: the same dirty state got another tag."""
