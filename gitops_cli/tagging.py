@@ -91,8 +91,26 @@ def dirty_paths(repo: Path, entries: list[tuple[str, str, str]] | None = None) -
     with _index_view(repo, entries) as env:
         out = _status(repo, [*_mode_options(repo), *(_COPY if env else ())], env)
     listed = set(out)  # a submodule git status found clean may hide a flagged file's change
-    out += [path for tag, mode, path in entries if mode == "160000" and path not in listed
-            and (repo / path / ".git").exists() and _hides_changes(repo / path)]
+    subs = [path for tag, mode, path in entries if mode == "160000" and path not in listed
+            and (repo / path / ".git").exists()]
+    if subs:  # only one with a flagged file inside may (one git call for all, not one a submodule)
+        flagged = _flagged_inside(repo)
+        out += [path for path in subs if path in flagged and _hides_changes(repo / path)]
+    return out
+
+
+def _flagged_inside(repo: Path) -> set[str]:
+    """The directories of `repo` holding a flagged file (assume-unchanged, skip-worktree) of a checked-out
+    submodule, at any depth, and the submodules `git ls-files --recurse-submodules` does not look into
+    (not active): one `git ls-files` reads the index of every submodule, in its own process."""
+    res = git.run(["ls-files", "-v", "--stage", "-z", "--recurse-submodules"], cwd=repo, strip=False)
+    out: set[str] = set()
+    for raw in res.raw.split(b"\0"):
+        if raw[:1] == b"S" or raw[:1].islower() or raw[2:9] == b"160000 ":
+            path = git.decode_path(raw.partition(b"\t")[2])
+            while path:  # the submodule is one of its parent directories
+                out.add(path)
+                path = path.rpartition("/")[0]
     return out
 
 

@@ -110,6 +110,34 @@ def test_allow_dirty_tags_differ_per_state(gitops, repo: Path) -> None:
     assert len({a, b, c}) == 3
 
 
+def test_a_clean_tag_reads_the_submodules_indexes_in_one_git_call(tmp_path: Path) -> None:
+    """The clean-tree check ran `git ls-files` in every checked-out submodule, looking for flagged files
+    (assume-unchanged, skip-worktree) that git status does not see: one git process a submodule, on top of
+    git status's own.  One `git ls-files --recurse-submodules` now finds them all; a flagged change in a
+    submodule is still dirty."""
+    from tests.fixtures.cli import run_gitops
+
+    app = make_repo(tmp_path / "app")
+    for i in range(4):
+        sub = make_repo(tmp_path / f"sub{i}")
+        git(app, "-c", "protocol.file.allow=always", "submodule", "add", "-q", f"file://{sub}", f"vendor/s{i}")
+    commit_all(app, "submodules")
+    trace = tmp_path / "trace"
+
+    def ls_files_calls() -> int:
+        res = run_gitops(["tag"], cwd=app, env={"GIT_TRACE": str(trace)})
+        assert res.returncode == 0, res.stderr
+        calls = [line for line in trace.read_text().splitlines() if "built-in: git ls-files" in line]
+        trace.unlink()
+        return len(calls)
+
+    assert ls_files_calls() == 2  # the top index, then every submodule's in one call (was 1 + 4)
+    git(app / "vendor" / "s2", "update-index", "--assume-unchanged", "file.txt")
+    (app / "vendor" / "s2" / "file.txt").write_text("local\n")
+    res = run_gitops(["tag"], cwd=app)
+    assert res.returncode == 4 and "vendor/s2" in res.stderr, res.stderr
+
+
 def test_the_dirty_hash_reads_a_huge_untracked_file_in_chunks(repo: Path) -> None:
     """The dirty hash read each untracked file whole into memory: a 768 MiB one (a dataset, a core dump)
     took 768 MiB more and failed with a MemoryError (exit 70) under a 512 MiB address-space limit, as a
