@@ -30,9 +30,9 @@ EXIT_CODES: dict[int, str] = {
        "`gitops tag`), or changed by the tests or the build command after it was tagged; a sparse checkout "
        "that leaves out files the build context would send (`build`, `build-and-bump`); not a git checkout; "
        "a local deploy checkout that is detached or ahead of its origin, has several remotes and no upstream or "
-       "several push URLs, pushes its branch to another remote (`pushRemote`, `remote.pushDefault`), or has a "
-       "merge, cherry-pick, revert or rebase in progress, or YAML files in the bump's scope that its sparse "
-       "checkout leaves out or its index marks skip-worktree / assume-unchanged",
+       "several push URLs, pushes its branch to another remote (`pushRemote`, `remote.pushDefault`) or branch "
+       "(`branch.<b>.merge`), or has a merge, cherry-pick, revert or rebase in progress, or YAML files in the "
+       "bump's scope that its sparse checkout leaves out or its index marks skip-worktree / assume-unchanged",
     5: "build failed (app build command or image build)",
     6: "refused: tag already exists for a different image (also: another publish of the tag pushed at the same "
        "time and the tag names its image), or a mutable tag (latest, main, ...) without override; "
