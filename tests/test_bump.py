@@ -149,15 +149,12 @@ def test_several_images_in_one_file_are_attributed_by_lookup(tmp_path: Path, mon
         assert calls["spots"] <= n and calls["parse"] <= n, calls  # was ~n * n / 2 and 4 * n
 
 
-def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkeypatch) -> None:
-    """A changed file is read to plan its edits and read again, edited, to verify them.  With several images or
-    --container the bump read it a third time, whole, to attribute the changes: now it uses the references the
-    planning found (those of the documents naming an image: every one it may change or count)."""
+def _count_readings(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """A list that gets an item for each reading of a YAML text by the locator's parser (from now on)."""
     import importlib
 
     locate_module = importlib.import_module("gitops_cli.yamledit.locate")  # the module, not its function
-    _many_in_one_file(tmp_path, 12)
-    reads = []
+    reads: list[int] = []
     read = locate_module._Parsed._read
 
     def counting_read(self, *args):  # type: ignore[no-untyped-def]
@@ -165,6 +162,15 @@ def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkey
         return read(self, *args)
 
     monkeypatch.setattr(locate_module._Parsed, "_read", counting_read)
+    return reads
+
+
+def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkeypatch) -> None:
+    """A changed file is read to plan its edits and read again, edited, to verify them.  With several images or
+    --container the bump read it a third time, whole, to attribute the changes: now it uses the references the
+    planning found (those of the documents naming an image: every one it may change or count)."""
+    _many_in_one_file(tmp_path, 12)
+    reads = _count_readings(monkeypatch)
     for images, container in (([API], None), ([API, WORKER], None), ([API], "app"), ([API, WORKER], "app")):
         reads.clear()
         edits, _, found = compute_edits(tmp_path, images, container=container)
@@ -175,22 +181,12 @@ def test_a_changed_file_is_read_twice_whatever_the_images(tmp_path: Path, monkey
 def test_message_old_reads_each_edited_file_once_for_every_image(tmp_path: Path, monkeypatch) -> None:
     """{old} located each edited file again for each image bumped (50 images in one file: 50 readings of it);
     now once for all of them, with the same values."""
-    import importlib
-
-    locate_module = importlib.import_module("gitops_cli.yamledit.locate")
     (tmp_path / "all.yaml").write_text(
         "image: registry.example.com/team/api:1.0.0\n---\nimage: registry.example.com/team/worker:0.9\n---\n"
         "image: registry.example.com/team/api:1.1.0\n---\nimage: {repository: registry.example.com/team/worker, "
         "tag: 0.8}\n")
     edits, _, _ = compute_edits(tmp_path, [API, WORKER])
-    reads = []
-    read = locate_module._Parsed._read
-
-    def counting_read(self, *args):  # type: ignore[no-untyped-def]
-        reads.append(1)
-        return read(self, *args)
-
-    monkeypatch.setattr(locate_module._Parsed, "_read", counting_read)
+    reads = _count_readings(monkeypatch)
     message = render_message([API, WORKER], edits, "{repository} was {old}", NO_CI)
     assert message.split("\n\n")[1] == ("registry.example.com/team/api was 1.0.0, 1.1.0\n"
                                          "registry.example.com/team/worker was 0.9, 0.8")
