@@ -224,10 +224,15 @@ def check_branch(name: str, what: str) -> None:
 # --- computing and writing the edits ---------------------------------------------------------------
 
 
+def _named_image(ref: Any) -> ImageRef | None:
+    """The image a located reference names (a map's name, else its value), or None when it names none."""
+    written = ref.name if ref.form == "map" else ref.value
+    return try_parse(written) if written else None
+
+
 def reference_matches(ref: Any, target: ImageRef) -> bool:
     """True when a located reference names the same repository as target (after normalisation)."""
-    written = ref.name if ref.form == "map" else ref.value
-    parsed = try_parse(written) if written else None
+    parsed = _named_image(ref)
     return parsed is not None and parsed.same_repository(target)
 
 
@@ -407,8 +412,7 @@ def _names(references: Sequence[Any], wanted: Mapping[str, ImageRef]) -> list[st
     each reference's name parsed once and looked up, not compared with every target."""
     out: list[str | None] = []
     for ref in references:
-        written = ref.name if ref.form == "map" else ref.value
-        parsed = try_parse(written) if written else None
+        parsed = _named_image(ref)
         out.append(parsed.normalized_name if parsed is not None and parsed.normalized_name in wanted else None)
     return out
 
