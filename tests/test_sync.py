@@ -248,9 +248,9 @@ def test_the_reading_before_the_loader_makes_no_nodes_and_keeps_no_events(parser
     composed: list[int] = []
     real = locate._Composer.__init__
 
-    def counted(self, parsed):  # type: ignore[no-untyped-def]
+    def counted(self, *args):  # type: ignore[no-untyped-def]
         composed.append(1)
-        real(self, parsed)
+        real(self, *args)
 
     monkeypatch.setattr(locate._Composer, "__init__", counted)
     text = "".join(obj("ConfigMap", f"c{i}", "ns") + "---\n" for i in range(20))

@@ -285,15 +285,12 @@ class _EventLog:
     def __getitem__(self, index: int) -> _Event:
         if index < 0:
             index += len(self._codes)
-        code = self._codes[index]
-        kind, style = _EVENT_KINDS[code >> 3], _EVENT_STYLES[code & 7]
+        kind, style = _DECODED[self._codes[index]]
         value = None
         if kind == "S":
             value = self._values.get(index)
             if value is None:
                 value = self._written(style, self._starts[index], self._ends[index])
-        elif kind in "mq":
-            style = None
         return _Event(kind, self._starts[index], value, style, self._anchors.get(index))
 
     def __iter__(self) -> Iterator[_Event]:
@@ -607,8 +604,9 @@ class _Parsed:
                                                   f"nested more than {_MAX_DEPTH} levels deep")
                 elif cls is mapping_end or cls is sequence_end:
                     waits.pop()
+                    style = styles.pop()
                     if add is not None:
-                        add("m" if cls is mapping_end else "q", start, reached, None, styles.pop(), None)
+                        add("m" if cls is mapping_end else "q", start, reached, None, style, None)
                 elif cls is alias_event:
                     special = True
                     if add is not None:
@@ -628,9 +626,7 @@ class _Parsed:
                     if keep is not None and not special and not keep(index, begin, reached):
                         composer = None
                     elif held is not None:
-                        composer = _Composer(self)
-                        for event in held:
-                            composer.feed(event)
+                        composer = _Composer(self, held)
                     self._document(index, composer)
                     composer, held = None, None
                     index, begin = index + 1, reached
@@ -642,10 +638,7 @@ class _Parsed:
                 if held is not None:
                     held.append(e)
                     if len(held) > _HELD_EVENTS:  # too many to hold: composed as read, dropped if turned down
-                        composer = _Composer(self)
-                        for event in held:
-                            composer.feed(event)
-                        held = None
+                        composer, held = _Composer(self, held), None
                 elif composer is not None:
                     composer.feed(e)
         except RecursionError as exc:  # pragma: no cover - pathological nesting
@@ -669,9 +662,10 @@ class _Parsed:
 
 class _Composer:
     """The nodes of one document from its parser events, fed in order (no document start or end): `root`
-    once it is complete, and `uses` (see _Parsed) of its anchored scalars."""
+    once it is complete, and `uses` (see _Parsed) of its anchored scalars.  `held`: events read already, fed
+    first."""
 
-    def __init__(self, parsed: _Parsed) -> None:
+    def __init__(self, parsed: _Parsed, held: Iterable[Any] = ()) -> None:
         from ruamel.yaml import events as ev
 
         self.parsed = parsed
@@ -681,6 +675,8 @@ class _Composer:
         self.uses: dict[int, list[tuple[_Node, str | None]]] = {}
         self.root: _Node | None = None
         self._ev = ev
+        for event in held:
+            self.feed(event)
 
     def feed(self, e: Any) -> None:
         ev, parsed, stack = self._ev, self.parsed, self.stack
