@@ -201,3 +201,26 @@ def test_a_full_cache_is_reported_each_pass_and_the_pass_after_space_is_freed_ap
     fs.empty()
     loop.wait_for(loop.out, new)
     assert loop.stop() == 130
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_a_read_only_cache_file_system_at_the_start_is_reported_each_pass_until_it_is_writable(remote, kube,
+                                                                                              tmp_path, small_fs,
+                                                                                              loops):
+    """A write the system refuses is exit 74 for one pass (not exit 2: no flag is wrong), and for the loop a
+    condition of the moment like a full disk: the check of the command line before the first pass made the
+    missing cache directory, and a read-only (or full) file system there ended the loop at once, exit 74.
+    Now each pass reports it, and the first pass after the file system is writable again applies."""
+    fs = small_fs("cache-fs")
+    subprocess.run(["mount", "-o", "remount,ro", str(fs.root)], check=True)
+    cache = fs.root / "cache"
+    once = subprocess.run([str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(cache), "--repo",
+                           remote.url, "--once"], env=gitops_env(kube.env), text=True, capture_output=True, timeout=120)
+    line = f"error: cannot write {cache}: Read-only file system"
+    assert once.returncode == 74 and errors(once.stderr.splitlines()) == [line], once.stderr
+    loops.append(loop := Loop(kube, cache, "--repo", remote.url))
+    loop.wait_for(loop.err, line, times=2)  # two passes: the loop went on
+    assert loop.out == []
+    subprocess.run(["mount", "-o", "remount,rw", str(fs.root)], check=True)
+    loop.wait_for(loop.out, remote.head())
+    assert loop.stop() == 130
