@@ -178,6 +178,13 @@ def test_the_command_lines_own_errors_end_the_loop_at_once(remote, kube, tmp_pat
         assert res.returncode == 2, (args, res.stderr)
         assert errors(res.stderr.splitlines())[0].startswith(line), res.stderr
         assert "fetching" not in res.stderr
+    bad_env = subprocess.run([str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(tmp_path / "cache"),
+                              "--repo", remote.url, "--interval", "1s"],
+                             env=gitops_env({**kube.env, "GIT_CONFIG_COUNT": "x"}), text=True, capture_output=True,
+                             timeout=120)  # git's environment, which every git of every pass would refuse
+    assert bad_env.returncode == 2, bad_env.stderr
+    assert errors(bad_env.stderr.splitlines()) == ["error: GIT_CONFIG_COUNT='x': not a number"]
+    assert "fetching" not in bad_env.stderr
     missing = subprocess.run([str(GITOPS), "sync", "--kubectl", str(tmp_path / "no-kubectl"), "--cache-dir",
                               str(tmp_path / "cache"), "--repo", remote.url, "--interval", "1s"],
                              env=gitops_env(kube.env), text=True, capture_output=True, timeout=120)
