@@ -91,6 +91,18 @@ def errors(lines: list[str]) -> list[str]:
     return [ln for ln in lines if ln.startswith("error:")]
 
 
+def test_interval_runs_passes_until_stopped(remote, kube, tmp_path, loops):
+    """A pass every interval: a new commit is applied by the next one, the passes in between are no-ops.
+    (Read with a deadline: a loop that printed nothing blocked this test for good.)"""
+    loops.append(loop := Loop(kube, tmp_path / "cache", "--repo", remote.url))
+    loop.wait_for(loop.out, remote.head())
+    new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                        "  name: extra\n"})
+    loop.wait_for(loop.out, new)
+    assert len(kube.calls("apply")) == 2  # the passes in between were no-ops
+    assert loop.stop() == 130
+
+
 def test_a_path_a_commit_deletes_is_reported_each_pass_and_applied_again_when_it_is_back(remote, kube, tmp_path,
                                                                                           loops):
     """A --path the fetched commit no longer has ended the loop (exit 2, as a bad flag): an operator stopped
