@@ -904,7 +904,9 @@ def check_command_line(opts: SyncOptions) -> None:
     the --path values (none empty, none outside the repo: whether one exists is the fetched commit's
     business), the cache directory (one that can be made and used), git's environment (a GIT_CONFIG_COUNT that
     is no number).  Every pass checks these again (sync_once): a failure then (a file:// repo's directory
-    gone, say) is a condition of that pass, reported, and the loop goes on (run_passes)."""
+    gone, say) is a condition of that pass, reported, and the loop goes on (run_passes).  A cache directory
+    the system refuses to write (a full or read-only file system) is such a condition, not the command
+    line's: left to the passes, which report it until it can be written."""
     from gitops_cli import deployrepo
     from gitops_cli.bump import check_branch
     from gitops_cli.yamledit.discover import relative_subpath
@@ -916,7 +918,10 @@ def check_command_line(opts: SyncOptions) -> None:
     cache = (opts.cache_dir or default_cache_root()) / _digest(remote.display)
     for path in opts.paths:
         relative_subpath(cache / "checkout", path, opts.names)
-    _make_cache(cache)
+    try:
+        _make_cache(cache)
+    except OSError:  # a write the system refused (_unusable_cache): each pass reports it, the loop goes on
+        pass
 
 
 def sync_once(opts: SyncOptions) -> PassResult:

@@ -79,6 +79,10 @@ EXCLUDED = [
     ("*.md\n!README.md", "README.md", False), ("*.md\n!README.md", "a.md", True),
     ("a\n!a/b", "a/b/c", False), ("a\n!a/b", "a/c", True),
     ("a\n!*/b", "a/b", True),  # the walk does not enter `a`: no exclusion pattern starts with it
+    # patterns apply in their order whichever index finds them (a `**/name`, a plain-text start, the rest)
+    ("a/bc\n!a/b*", "a/bc", False), ("**/foo\n!a/foo", "a/foo", False), ("!a/foo\n**/foo", "a/foo", True),
+    ("a/*\n!*/b\nx*/**/b\n!a/b", "a/b", False),
+    ("a[\\s\\S]", "ab", True), ("a[\\d\\D]b", "a/b", True),  # a class of every character: any one
     ("a\\d", "a5", True), ("a\\d", "ad", False),  # `\d` goes through to the regexp: a digit
     ("x{2}*", "xx", True), ("x{2}", "xx", False),  # `{}` go through to the regexp once it is one
     ("a+*", "a+b", True), ("a+*", "aab", False), ("(a)*", "(a)", True),

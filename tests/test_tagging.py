@@ -377,9 +377,29 @@ def test_files_a_sparse_checkout_leaves_out_that_the_build_would_send_are_refuse
     assert left_out(repo, lambda: BuildContext.load(str(repo), None)) == []
 
 
-def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:
+def test_the_build_context_is_read_only_when_a_sparse_checkout_leaves_files_out(repo: Path) -> None:
+    """derive_tag's `context` loads the build context (reads and compiles .dockerignore) only when a sparse
+    checkout leaves some file out: a full checkout, or a sparse one leaving nothing out, never reads it."""
+    loads: list[str] = []
+
+    def load() -> BuildContext:
+        loads.append("loaded")
+        return BuildContext.load(str(repo), None)
+
+    assert not derive_tag(repo, context=load).dirty and loads == []
+    (repo / "conf").mkdir()
+    (repo / "conf" / "settings").write_text("x=1\n")
+    commit_all(repo, "conf")
+    git(repo, "sparse-checkout", "set", "--no-cone", "/*")  # sparse, every file in it
+    assert left_out(repo, load) == [] and loads == []
+    git(repo, "sparse-checkout", "set", "--no-cone", "/*", "!/conf/")
+    assert left_out(repo, load) == ["conf/settings"] and loads == ["loaded"]
+
+
+@pytest.mark.parametrize("flag", ["--assume-unchanged", "--skip-worktree"])
+def test_a_flagged_change_inside_a_submodule_names_the_submodule(flag: str, repo: Path, tmp_path: Path) -> None:
     _add_submodule(repo, tmp_path)
-    git(repo / "lib", "update-index", "--assume-unchanged", "l.txt")
+    git(repo / "lib", "update-index", flag, "l.txt")
     (repo / "lib" / "l.txt").write_text("local\n")
     assert git(repo, "status", "--porcelain", "--ignore-submodules=none") == ""
     assert dirty_paths(repo) == ["lib"]
@@ -388,6 +408,20 @@ def test_a_flagged_change_inside_a_submodule_names_the_submodule(repo: Path, tmp
     hint = exc.value.hint or ""
     assert "lib: a file inside is marked assume-unchanged or skip-worktree" in hint
     assert "executable bit" not in hint  # core.fileMode is true, and no bit changed
+
+
+def test_a_flagged_change_inside_an_inactive_submodule_names_the_submodule(repo: Path, tmp_path: Path) -> None:
+    """A checked-out submodule git does not count as active (submodule.<name>.active false): `git ls-files
+    --recurse-submodules` does not read its index, so its flagged files are not listed; it may still hide a
+    change (dirty_paths looks into it)."""
+    _add_submodule(repo, tmp_path)
+    git(repo, "config", "submodule.lib.active", "false")
+    assert "lib/l.txt" not in git(repo, "ls-files", "--recurse-submodules")  # not looked into
+    git(repo / "lib", "update-index", "--assume-unchanged", "l.txt")
+    (repo / "lib" / "l.txt").write_text("local\n")
+    assert dirty_paths(repo) == ["lib"]
+    with pytest.raises(DirtyTreeError, match="lib"):
+        derive_tag(repo)
 
 
 def test_check_unchanged_refuses_a_state_changed_since_it_was_tagged(repo: Path) -> None:

@@ -770,3 +770,29 @@ def test_a_path_is_checked_on_the_sparse_clone_as_on_a_full_checkout(tmp_path: P
     assert res.returncode == 2 and "error: --path 'link/a': goes through a symlink" in res.stderr
     res = dry_run("team02")
     assert res.returncode == 2 and "error: --path 'team02': does not exist in the repository" in res.stderr
+
+
+def test_a_file_whose_name_has_a_newline_is_checked_out_and_bumped(tmp_path: Path, gitops) -> None:
+    """A sparse-checkout pattern is one line: a selected file whose name holds a newline cannot be named
+    by one, so the clone checks out every file instead; the file is bumped, not left out of the bump."""
+    name = "apps/odd\nname.yaml"
+    remote = make_bare_remote(tmp_path / "r", {name: _deployment("odd", "registry.example.com/shop/checkout:1.0.0"),
+                                               "apps/other.yaml": "kind: ConfigMap\n"})
+    res = gitops(["bump", "--deploy-repo", remote.url, "--image", "registry.example.com/shop/checkout:2.0.0"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert b"image: registry.example.com/shop/checkout:2.0.0" in remote.show(name)
+
+
+def test_a_path_starting_with_a_colon_is_a_path_not_pathspec_magic(tmp_path: Path, gitops) -> None:
+    """`--path :team` names the directory `:team`: git reads a leading `:` of a pathspec as magic (`:team`
+    is `team` to it, which this repo does not have), so the path is looked up literally in the clone's tree,
+    and what is below it is checked out and bumped, nothing else."""
+    image = "registry.example.com/shop/checkout"
+    remote = make_bare_remote(tmp_path / "r", {":team/deployment.yaml": _deployment("c0", f"{image}:1.0.0"),
+                                               "other/deployment.yaml": _deployment("c1", f"{image}:1.0.0")})
+    res = gitops(["bump", "--dry-run", "--deploy-repo", remote.url, "--path", ":team", "--image", f"{image}:2.0.0"],
+                 env=no_identity_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert [ln for ln in res.stdout.splitlines() if ln.startswith("diff --git")] == [
+        "diff --git a/:team/deployment.yaml b/:team/deployment.yaml"]

@@ -843,3 +843,17 @@ def test_a_rollback_to_a_moved_tag_is_refused_where_no_digest_is_written(tmp_pat
     assert "to v2\n" in res.stderr and d2 not in remote.message()
     assert f"Image: {image}:v2\n" in remote.message()
     assert remote.show("deploy.yaml").decode() == f"containers:\n  - name: app\n    image: {image}:v2\n"
+
+
+def test_a_reference_by_digest_alone_is_not_at_a_tag_rolled_back(tmp_path: Path) -> None:
+    """The change rolled back set `api:1.1.0`; the same file's `api@sha256:...` (no tag) shares no part of
+    that value to compare, so it is not at it: not rolled back, and its digest is not taken for the
+    target's (the rollback said `to 1.0.0@sha256:...` and wrote `1.0.0` without it)."""
+    digest = "sha256:" + "a" * 64
+    text = f"spec:\n  containers:\n  - image: {API}:1.0.0\n  - image: {API}@{digest}\n"
+    remote = make_bare_remote(tmp_path / "r", {"a.yaml": text})
+    change = remote.commit_change("a.yaml", text.replace(":1.0.0", ":1.1.0"), "by hand")
+    res = run_gitops(["rollback", "--deploy-repo", remote.url, "--image", API, "--no-verify"])
+    assert res.returncode == 0, res.stderr
+    assert f"rolling back {API} from 1.1.0 (commit {change[:12]}) to 1.0.0\n" in res.stderr
+    assert remote.show("a.yaml").decode() == text

@@ -249,6 +249,22 @@ def test_a_sparse_checkout_leaving_out_files_the_build_would_send_is_refused(git
     assert tags(registry) == [] and len(remote.log()) == 1
 
 
+def test_a_sparse_checkout_leaving_out_files_outside_the_build_context_is_taken(gitops, app: Path,
+                                                                               registry: Registry,
+                                                                               remote: DeployRemote) -> None:
+    """--context svc: the files a sparse checkout leaves out elsewhere (docs/) are no part of the image, so
+    the tag step takes the checkout (it was refused when the check read the whole checkout as the context);
+    the run goes on to the test step, which fails here: nothing is built, published or bumped."""
+    sample_app(app, extra_files={"svc/Dockerfile": "FROM scratch\nCOPY . /src/\n", "svc/app.sh": "echo svc\n",
+                                 "docs/notes": "notes\n"})
+    git(app, "sparse-checkout", "set", "--no-cone", "/*", "!/docs/")
+    assert not (app / "docs").exists()
+    res = run(gitops, app, registry.image(PATH), remote, "--context", "svc", "--test-command", "false")
+    assert res.returncode not in (0, 4) and "sparse checkout" not in res.stderr, res.stderr
+    assert plain_steps(res.stderr)["tag"] == "ok" and plain_steps(res.stderr)["test"] == "failed", res.stderr
+    assert tags(registry) == [] and len(remote.log()) == 1
+
+
 def test_tests_that_change_the_checkout_stop_the_run_before_the_build(gitops, app: Path, registry: Registry,
                                                                      remote: DeployRemote, docker_engine) -> None:
     """The tree is clean at the tag step; the test command then rewrites a tracked file (a lock file) and

@@ -261,27 +261,6 @@ def test_second_pass_while_one_holds_the_lock(remote, kube, tmp_path):
     assert sync(kube, tmp_path, "--repo", remote.url, "--force").returncode == 0
 
 
-def test_interval_runs_passes_until_stopped(remote, kube, tmp_path):
-    cmd = [str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(tmp_path / "cache"),
-           "--repo", remote.url, "--interval", "1s"]
-    proc = subprocess.Popen(cmd, env=gitops_env(kube.env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        assert proc.stdout is not None
-        first = proc.stdout.readline().strip()
-        assert first == remote.head()
-        new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
-                                                            "  name: extra\n"})
-        lines = [first]
-        deadline = time.monotonic() + 60
-        while lines[-1] != new and time.monotonic() < deadline:
-            lines.append(proc.stdout.readline().strip())
-        assert lines[-1] == new
-        assert len(kube.calls("apply")) == 2  # the passes in between were no-ops
-    finally:
-        stop_process(proc)
-
-
 def test_bad_input_is_one_line_and_applies_nothing(remote, kube, tmp_path):
     outside = sync(kube, tmp_path, "--repo", remote.url, "--path", "../etc")
     assert outside.returncode == 2 and "--path '../etc': outside the repository" in outside.stderr

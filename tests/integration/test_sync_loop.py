@@ -91,6 +91,18 @@ def errors(lines: list[str]) -> list[str]:
     return [ln for ln in lines if ln.startswith("error:")]
 
 
+def test_interval_runs_passes_until_stopped(remote, kube, tmp_path, loops):
+    """A pass every interval: a new commit is applied by the next one, the passes in between are no-ops.
+    (Read with a deadline: a loop that printed nothing blocked this test for good.)"""
+    loops.append(loop := Loop(kube, tmp_path / "cache", "--repo", remote.url))
+    loop.wait_for(loop.out, remote.head())
+    new = push(remote, tmp_path, {"cluster/extra.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n"
+                                                        "  name: extra\n"})
+    loop.wait_for(loop.out, new)
+    assert len(kube.calls("apply")) == 2  # the passes in between were no-ops
+    assert loop.stop() == 130
+
+
 def test_a_path_a_commit_deletes_is_reported_each_pass_and_applied_again_when_it_is_back(remote, kube, tmp_path,
                                                                                           loops):
     """A --path the fetched commit no longer has ended the loop (exit 2, as a bad flag): an operator stopped
@@ -178,6 +190,13 @@ def test_the_command_lines_own_errors_end_the_loop_at_once(remote, kube, tmp_pat
         assert res.returncode == 2, (args, res.stderr)
         assert errors(res.stderr.splitlines())[0].startswith(line), res.stderr
         assert "fetching" not in res.stderr
+    bad_env = subprocess.run([str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(tmp_path / "cache"),
+                              "--repo", remote.url, "--interval", "1s"],
+                             env=gitops_env({**kube.env, "GIT_CONFIG_COUNT": "x"}), text=True, capture_output=True,
+                             timeout=120)  # git's environment, which every git of every pass would refuse
+    assert bad_env.returncode == 2, bad_env.stderr
+    assert errors(bad_env.stderr.splitlines()) == ["error: GIT_CONFIG_COUNT='x': not a number"]
+    assert "fetching" not in bad_env.stderr
     missing = subprocess.run([str(GITOPS), "sync", "--kubectl", str(tmp_path / "no-kubectl"), "--cache-dir",
                               str(tmp_path / "cache"), "--repo", remote.url, "--interval", "1s"],
                              env=gitops_env(kube.env), text=True, capture_output=True, timeout=120)
@@ -200,4 +219,27 @@ def test_a_full_cache_is_reported_each_pass_and_the_pass_after_space_is_freed_ap
         time.sleep(0.1)
     fs.empty()
     loop.wait_for(loop.out, new)
+    assert loop.stop() == 130
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs")
+def test_a_read_only_cache_file_system_at_the_start_is_reported_each_pass_until_it_is_writable(remote, kube,
+                                                                                              tmp_path, small_fs,
+                                                                                              loops):
+    """A write the system refuses is exit 74 for one pass (not exit 2: no flag is wrong), and for the loop a
+    condition of the moment like a full disk: the check of the command line before the first pass made the
+    missing cache directory, and a read-only (or full) file system there ended the loop at once, exit 74.
+    Now each pass reports it, and the first pass after the file system is writable again applies."""
+    fs = small_fs("cache-fs")
+    subprocess.run(["mount", "-o", "remount,ro", str(fs.root)], check=True)
+    cache = fs.root / "cache"
+    once = subprocess.run([str(GITOPS), "sync", "--kubectl", str(FAKE), "--cache-dir", str(cache), "--repo",
+                           remote.url, "--once"], env=gitops_env(kube.env), text=True, capture_output=True, timeout=120)
+    line = f"error: cannot write {cache}: Read-only file system"
+    assert once.returncode == 74 and errors(once.stderr.splitlines()) == [line], once.stderr
+    loops.append(loop := Loop(kube, cache, "--repo", remote.url))
+    loop.wait_for(loop.err, line, times=2)  # two passes: the loop went on
+    assert loop.out == []
+    subprocess.run(["mount", "-o", "remount,rw", str(fs.root)], check=True)
+    loop.wait_for(loop.out, remote.head())
     assert loop.stop() == 130
