@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -935,6 +935,138 @@ def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, by
         _discard(fileobj)
         raise
     return fileobj
+
+
+CHUNK = 1 << 20  # the context tar is sent in pieces of about this size: no file is ever read whole
+
+
+class ContextStream:
+    """The build context as a tar, made while it is sent: the request body (requests sends an iterable
+    with chunked transfer encoding, to either builder), nothing written anywhere first.
+
+    The context's `entries` (paths as dockerignore names them), in that order, then the `extra` files
+    (name, content), which replace context files of the same name.  Headers as the docker CLI writes
+    them: owner 0:0 without names, whole-second mtimes; names as bytes; sockets left out; tarfile's own
+    headers (`TarInfo.tobuf`, PAX format), each file's data read CHUNK bytes at a time and padded to a
+    block, and the two zero blocks that end a tar (not tarfile's padding to 10 KiB: the engine leaves
+    that unread, and a connection closed with unread data is reset, which may cut off the end of the
+    build's answer).
+
+    Made, every entry is looked at (lstat) and every regular file opened once, so a file that cannot
+    be read is UsageError (exit 2, naming it) before the engine is asked anything.  A file that cannot
+    be read while it is sent, or that shrank or grew since its header was made (a tar member must hold
+    exactly the header's size), raises UsageError from inside the request: urllib3 then closes the
+    connection without the body's last chunk, the engine sees a body cut short and builds nothing."""
+
+    def __init__(self, context: str, entries: Iterable[str], extra: list[tuple[str, bytes]]) -> None:
+        replaced = {name for name, _ in extra}
+        self.context, self.extra = context, extra
+        self.entries = [path for path in entries if path not in replaced]
+        self._root = os.fsencode(context)
+        self._check()
+        self._chunks = self._tar()
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
+
+    def close(self) -> None:
+        self._chunks.close()  # closes the file being sent, if any
+
+    def __enter__(self) -> ContextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _unreadable(self, path: str, exc: OSError) -> UsageError:
+        from gitops_cli.output import printable
+
+        return UsageError(f"build context {self.context}: cannot read {printable(path)}: {exc.strerror or exc}")
+
+    def _check(self) -> None:
+        import stat
+
+        from gitops_cli.dockerignore import encode
+
+        for path in self.entries:
+            full = os.path.join(self._root, encode(path))
+            try:
+                if stat.S_ISREG(os.lstat(full).st_mode):
+                    os.close(os.open(full, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError as exc:
+                raise self._unreadable(path, exc) from None
+
+    def _tar(self) -> Generator[bytes, None, None]:
+        import io
+        import math
+        import tarfile
+
+        from gitops_cli.dockerignore import encode
+
+        # tarfile makes the headers (gettarinfo: file types, hard links as links to the first name); it
+        # writes nothing itself
+        headers = tarfile.open(mode="w", fileobj=io.BytesIO(), encoding="utf-8", errors="surrogateescape")
+        pending = bytearray()  # headers, padding and small files, sent together in pieces of about CHUNK
+        for path in self.entries:
+            full = os.path.join(self._root, encode(path))
+            try:
+                info = headers.gettarinfo(full, arcname=path)  # type: ignore[arg-type]
+            except OSError as exc:
+                raise self._unreadable(path, exc) from None
+            if info is None:  # a socket
+                continue
+            if isinstance(info.linkname, bytes):  # a symbolic link, read as bytes
+                info.linkname = info.linkname.decode("utf-8", "surrogateescape")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
+            pending += info.tobuf(headers.format, headers.encoding, headers.errors)
+            if info.isfile():
+                for piece in self._data(full, path, info.size):
+                    if len(pending) + len(piece) > CHUNK and pending:
+                        yield bytes(pending)
+                        pending.clear()
+                    if len(piece) >= CHUNK:
+                        yield piece
+                    else:
+                        pending += piece
+                pending += bytes(-info.size % tarfile.BLOCKSIZE)
+            if len(pending) >= CHUNK:
+                yield bytes(pending)
+                pending.clear()
+        for name, content in self.extra:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            pending += info.tobuf(headers.format, headers.encoding, headers.errors)
+            pending += content + bytes(-len(content) % tarfile.BLOCKSIZE)
+        yield bytes(pending) + bytes(2 * tarfile.BLOCKSIZE)
+
+    def _data(self, full: bytes, path: str, size: int) -> Iterator[bytes]:
+        """The `size` bytes of a context file, CHUNK at a time; UsageError when it cannot be read or does
+        not hold `size` bytes any more."""
+        from gitops_cli.output import printable
+
+        try:
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._unreadable(path, exc) from None
+        try:
+            left = size
+            while True:
+                try:
+                    piece = os.read(fd, min(left, CHUNK) if left else 1)
+                except OSError as exc:
+                    raise self._unreadable(path, exc) from None
+                if not left and not piece:
+                    return
+                if not left or not piece:
+                    change = f"it grew past {size} bytes" if piece else f"it shrank: {size - left} of {size} bytes"
+                    raise UsageError(f"build context {self.context}: {printable(path)} changed while it was "
+                                     f"being sent ({change})",
+                                     hint="build again once nothing writes to it, or leave it out of the "
+                                          "context (.dockerignore)")
+                left -= len(piece)
+                yield piece
+        finally:
+            os.close(fd)
 
 
 def _discard(fileobj: IO[bytes]) -> None:

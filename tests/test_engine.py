@@ -605,3 +605,53 @@ def test_legacy_step_output_that_looks_like_the_builders_lines_is_output() -> No
     assert failure.message.startswith("image build failed at Step 3/3 : RUN ./fake.sh: ")
     assert list(failure.details[1:]) == ["  Step 7/9 : RUN fake", "   ---> abc",
                                          "  Removing intermediate container 123", "  Successfully built 1"]
+
+
+def rich_context(tmp_path) -> str:
+    """A context with what a tar header can make hard: long names (> 100 bytes), names and a link target
+    that are not UTF-8, symbolic links, a hard link, empty directories, an empty file, executable bits, a
+    fractional mtime, a file bigger than a chunk, a socket (left out) and a `.dockerignore`."""
+    import socket
+
+    root = os.fsencode(tmp_path)
+    (tmp_path / "Dockerfile").write_text("FROM base\nCOPY . /ctx/\n")
+    (tmp_path / ".dockerignore").write_bytes(b"*.skip\nbuild/out\n")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90 + ".txt")).write_text("deep\n")
+    (tmp_path / "empty-dir" / "nested-empty").mkdir(parents=True)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    (tmp_path / "big.bin").write_bytes(os.urandom(2 * engine.CHUNK + 12345))
+    os.link(tmp_path / "run.sh", tmp_path / "hard.sh")
+    with open(os.path.join(root, b"caf\xe9.txt"), "wb") as fh:
+        fh.write(b"latin-1 name\n")
+    open(os.path.join(root, b"x.skip"), "wb").close()
+    os.symlink(b"caf\xe9.txt", os.path.join(root, b"link-\xff"))
+    os.symlink("empty-dir", tmp_path / "dir-link")
+    os.symlink("does-not-exist", tmp_path / "dangling")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out").write_text("left out\n")
+    (tmp_path / "build" / "keep").write_text("kept\n")
+    os.utime(tmp_path / "run.sh", (1_700_000_000.75, 1_700_000_000.75))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "agent.sock"))
+    sock.close()
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("extra", [[], [(".dockerignore", b"*.skip\n" + engine.GENERATED_DOCKERFILE.encode()),
+                                       (engine.GENERATED_DOCKERFILE, b"FROM base\nLABEL a=b\n")]])
+def test_the_streamed_context_is_the_spooled_tar_byte_for_byte(tmp_path, extra) -> None:
+    from gitops_cli.dockerignore import BuildContext
+
+    root = rich_context(tmp_path)
+    entries = BuildContext.load(root, None).selection()
+    assert any(len(path) > 100 for path in entries) and "agent.sock" in entries
+    with engine._context_tar(root, entries, extra) as spooled:
+        expected = spooled.read()
+    with engine.ContextStream(root, entries, extra) as stream:
+        chunks = list(stream)
+    assert b"".join(chunks) == expected
+    assert max(map(len, chunks)) <= engine.CHUNK and len(chunks) > 2
