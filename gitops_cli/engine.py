@@ -896,6 +896,9 @@ class ContextStream:
         return UsageError(f"build context {self.context}: cannot read {printable(path)}: {exc.strerror or exc}")
 
     def _tar(self) -> Generator[bytes, None, None]:
+        """The tar in pieces of exactly CHUNK bytes (the last one shorter): a file's data is read into
+        what is left of a piece, so the pieces after a file's first are its own reads, sent as they are
+        (no copy), and a piece never holds a lone header."""
         import io
         import math
         import tarfile
@@ -905,7 +908,7 @@ class ContextStream:
         # tarfile makes the headers (gettarinfo: file types, hard links as links to the first name); it
         # writes nothing itself
         headers = tarfile.open(mode="w", fileobj=io.BytesIO(), encoding="utf-8", errors="surrogateescape")
-        pending = bytearray()  # headers, padding and small files, sent together in pieces of about CHUNK
+        pending = bytearray()  # the piece being filled
         for path in self.entries:
             full = os.path.join(self._root, encode(path))
             try:
@@ -919,53 +922,57 @@ class ContextStream:
             info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
             pending += info.tobuf(headers.format, headers.encoding, headers.errors)
             if info.isfile():
-                for piece in self._data(full, path, info.size):
-                    if len(pending) + len(piece) > CHUNK and pending:
-                        yield bytes(pending)
-                        pending.clear()
-                    if len(piece) >= CHUNK:
-                        yield piece
-                    else:
-                        pending += piece
+                fd = self._open(full, path)
+                try:
+                    left = info.size
+                    while left:
+                        while len(pending) >= CHUNK:
+                            yield bytes(pending[:CHUNK])
+                            del pending[:CHUNK]
+                        piece = self._read(fd, path, min(left, CHUNK - len(pending)))
+                        if not piece:
+                            raise self._changed(path, f"it shrank: {info.size - left} of {info.size} bytes")
+                        left -= len(piece)
+                        if pending or len(piece) < CHUNK:
+                            pending += piece
+                        else:
+                            yield piece
+                    if self._read(fd, path, 1):
+                        raise self._changed(path, f"it grew past {info.size} bytes")
+                finally:
+                    os.close(fd)
                 pending += bytes(-info.size % tarfile.BLOCKSIZE)
-            if len(pending) >= CHUNK:
-                yield bytes(pending)
-                pending.clear()
+            while len(pending) >= CHUNK:
+                yield bytes(pending[:CHUNK])
+                del pending[:CHUNK]
         for name, content in self.extra:
             info = tarfile.TarInfo(name)
             info.size = len(content)
             pending += info.tobuf(headers.format, headers.encoding, headers.errors)
             pending += content + bytes(-len(content) % tarfile.BLOCKSIZE)
-        yield bytes(pending) + bytes(2 * tarfile.BLOCKSIZE)
+        pending += bytes(2 * tarfile.BLOCKSIZE)
+        while pending:
+            yield bytes(pending[:CHUNK])
+            del pending[:CHUNK]
 
-    def _data(self, full: bytes, path: str, size: int) -> Iterator[bytes]:
-        """The `size` bytes of a context file, CHUNK at a time; UsageError when it cannot be read or does
-        not hold `size` bytes any more."""
-        from gitops_cli.output import printable
-
+    def _open(self, full: bytes, path: str) -> int:
         try:
-            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+            return os.open(full, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             raise self._unreadable(path, exc) from None
+
+    def _read(self, fd: int, path: str, size: int) -> bytes:
         try:
-            left = size
-            while True:
-                try:
-                    piece = os.read(fd, min(left, CHUNK) if left else 1)
-                except OSError as exc:
-                    raise self._unreadable(path, exc) from None
-                if not left and not piece:
-                    return
-                if not left or not piece:
-                    change = f"it grew past {size} bytes" if piece else f"it shrank: {size - left} of {size} bytes"
-                    raise UsageError(f"build context {self.context}: {printable(path)} changed while it was "
-                                     f"being sent ({change})",
-                                     hint="build again once nothing writes to it, or leave it out of the "
-                                          "context (.dockerignore)")
-                left -= len(piece)
-                yield piece
-        finally:
-            os.close(fd)
+            return os.read(fd, size)
+        except OSError as exc:
+            raise self._unreadable(path, exc) from None
+
+    def _changed(self, path: str, change: str) -> UsageError:
+        from gitops_cli.output import printable
+
+        return UsageError(f"build context {self.context}: {printable(path)} changed while it was being sent "
+                          f"({change})",
+                          hint="build again once nothing writes to it, or leave it out of the context (.dockerignore)")
 
 
 def _use_resolved_credentials(client: APIClient, environ: Mapping[str, str] | None) -> None:
