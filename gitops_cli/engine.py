@@ -1051,6 +1051,7 @@ def build(
     else:
         tar, name = api_context(context, dockerfile, loaded)
         source = {"dockerfile": name, "labels": dict(labels or {}) or None}
+    # the SDK hands `fileobj` to requests as the body as it is: an iterable, sent with chunked transfer encoding
     legacy = functools.partial(client.build, fileobj=tar, custom_context=True, network_mode=network, rm=True,
                                forcerm=True, decode=True, **options, **source)
     try:

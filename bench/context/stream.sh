@@ -6,6 +6,7 @@
 #   git archive main gitops_cli | tar -x -C /tmp/stream-old      # the tree before
 #   git archive HEAD gitops_cli | tar -x -C /tmp/stream-new      # the tree after
 #   OLD=/tmp/stream-old NEW=/tmp/stream-new W=/tmp/stream-bench bench/context/stream.sh
+#   RUNS=0 ROUNDS=5 ... bench/context/stream.sh                   # only the alternating builds
 # Needs the base image gitops-demo/busybox:1.36; nothing is pushed. Delete $W and the stream-bench/*
 # images afterwards (the script removes its images at the end).
 set -euo pipefail
@@ -32,12 +33,12 @@ for tree in "$OLD" "$NEW"; do
 done
 G_OLD="env PYTHONPATH=$OLD $PY -m gitops_cli build --repo big --image stream-bench/app --tag old"
 G_NEW="env PYTHONPATH=$NEW $PY -m gitops_cli build --repo big --image stream-bench/app --tag new"
-hyperfine -N -w1 -r "$RUNS" \
+[ "$RUNS" = 0 ] || hyperfine -N -w1 -r "$RUNS" \
   "$G_OLD" "$G_NEW" \
   "env DOCKER_BUILDKIT=0 $G_OLD" "env DOCKER_BUILDKIT=0 $G_NEW" \
   "docker build -q -t stream-bench/app:docker big"
-echo "# peak RSS, 300 MB sparse file in the context (and the 1 GB file), BuildKit / legacy"
-for ctx in sparse big; do
+[ "$RUNS" = 0 ] || echo "# peak RSS, 300 MB sparse file in the context (and the 1 GB file), BuildKit / legacy"
+[ "$RUNS" = 0 ] || for ctx in sparse big; do
   for tree in "$OLD" "$NEW"; do
     for bk in 1 0; do
       v=$(mktemp /tmp/stream-time.XXXXXX)
@@ -52,3 +53,19 @@ for ctx in sparse big; do
 done
 docker image rm stream-bench/app:old stream-bench/app:new stream-bench/app:docker \
   stream-bench/rss:sparse stream-bench/rss:big >/dev/null 2>&1 || true
+# the same builds alternating old / new (ROUNDS pairs a builder): hyperfine runs each command's runs back to
+# back, so a disk or a neighbour that gets busier during the run weighs on one side only
+ROUNDS=${ROUNDS:-0}
+for bk in 1 0; do
+  for i in $(seq 1 "$ROUNDS"); do
+    for side in old new; do
+      tree=$OLD; [ "$side" = new ] && tree=$NEW
+      v=$(mktemp /tmp/stream-time.XXXXXX)
+      DOCKER_BUILDKIT=$bk PYTHONPATH="$tree" /usr/bin/time -f '%e %U %S' -o "$v" "$PY" -m gitops_cli build \
+        --repo big --image stream-bench/alt --tag "$side" >/dev/null 2>&1 || echo "FAILED: $tree"
+      printf 'alternating\tDOCKER_BUILDKIT=%s\tround %s\t%s\t%s (wall user sys, s)\n' "$bk" "$i" "$side" "$(cat "$v")"
+      rm -f "$v"
+    done
+  done
+done
+docker image rm stream-bench/alt:old stream-bench/alt:new >/dev/null 2>&1 || true

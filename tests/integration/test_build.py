@@ -585,14 +585,20 @@ def test_a_full_tmpdir_does_not_stop_the_build(gitops, app_repo: Path, tmp_path:
 
 def _sysfs_file(kind: str) -> str:
     """A kernel file whose size (4096) is not what a read gives: `eio`, one whose read fails (Input/output
-    error) after it opened; `short`, one that reads shorter.  The test is skipped without one."""
+    error) after it opened; `short`, one that reads shorter; `unreadable`, one that even root may not open
+    for reading (write-only).  The test is skipped without one."""
     import glob
 
     pattern = {"eio": "/sys/devices/system/*/power/autosuspend_delay_ms",
-               "short": "/sys/kernel/mm/transparent_hugepage/enabled"}[kind]
+               "short": "/sys/kernel/mm/transparent_hugepage/enabled",
+               "unreadable": "/sys/bus/*/rescan"}[kind]
     for path in sorted(glob.glob(pattern)):
         try:
             fd = os.open(path, os.O_RDONLY)
+        except PermissionError:
+            if kind == "unreadable":
+                return path
+            continue
         except OSError:
             continue
         try:
@@ -606,6 +612,29 @@ def _sysfs_file(kind: str) -> str:
         if kind == "short" and 0 < len(data) < os.stat(path).st_size:
             return path
     pytest.skip(f"no kernel file for the {kind} case here")
+
+
+@BUILDERS
+def test_a_context_file_without_read_permission_is_exit_2_before_any_build_request(gitops, tmp_path: Path,
+                                                                                 base_image: str, builder) -> None:
+    """The context walk opens every file first (as the docker CLI's): a file that may not be read is refused
+    before gitops sends the engine a build request, whichever builder."""
+    from tests.fixtures.engine_proxy import engine_proxy
+
+    repo = sample_app(tmp_path / "app", extra_files={".gitignore": "key.pem\n"})
+    bad = repo / "key.pem"
+    bad.write_bytes(b"")
+    subprocess.run(["mount", "--bind", _sysfs_file("unreadable"), str(bad)], check=True)
+    sock = tmp_path / "engine.sock"
+    try:
+        with engine_proxy(sock) as seen:
+            res = gitops(["build", "--image", "gitops-test/unreadable"], cwd=repo,
+                         env={"DOCKER_HOST": f"unix://{sock}", **builder})
+    finally:
+        subprocess.run(["umount", str(bad)], check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.endswith("error: no permission to read key.pem in the build context\n"), res.stderr
+    assert seen and not [line for line in seen if "/build" in line], seen  # the engine was asked, not to build
 
 
 @BUILDERS
