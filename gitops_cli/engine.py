@@ -849,7 +849,7 @@ def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | N
     return ContextStream(context, [name] + [path for path in entries if path != name], [])
 
 
-CHUNK = 1 << 20  # the context tar is sent in pieces of about this size: no file is ever read whole
+CHUNK = 1 << 20  # the context tar is sent in pieces of this size (the last one shorter): no file is read whole
 
 
 class ContextStream:
