@@ -22,9 +22,9 @@ Two builders of the same engine (`choose_builder`):
   `.dockerignore` so `COPY .` never copies it), so a rebuild of the same source is still a cache hit
   with the same image id.
 
-Either way the context tar is gitops' own, written to TMPDIR without a name (a full disk there is exit
-74; a killed gitops leaves no tar behind): it holds what `docker build` sends, `.dockerignore` applied
-as the docker CLI applies it (gitops_cli.dockerignore).
+Either way the context tar is gitops' own, made while it is sent as the request body (ContextStream:
+nothing is written to disk first, as with `docker build`): it holds what `docker build` sends,
+`.dockerignore` applied as the docker CLI applies it (gitops_cli.dockerignore).
 
 The stream parsers (`BuildTracker`, `buildkit_status`, `check_push_stream`) and `with_labels` are pure
 and unit-tested without an engine.
@@ -35,10 +35,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from gitops_cli import output
 from gitops_cli.errors import BuildError, EngineUnavailableError, GitopsError, InvalidReferenceError, UsageError
@@ -735,7 +735,7 @@ def with_labels(text: str, labels: Mapping[str, str], target: str | None = None)
 
 def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, str], target: str | None = None,
                      loaded: BuildContext | None = None,
-                     triggers: Iterable[str] | None = ()) -> tuple[IO[bytes], int | None] | None:
+                     triggers: Iterable[str] | None = ()) -> tuple[ContextStream, int | None] | None:
     """The build context as a tar whose Dockerfile ends with the labels.
 
     The tar holds what `docker build` sends (dockerignore.BuildContext.selection), the labelled
@@ -781,7 +781,7 @@ def labelled_context(context: str, dockerfile: str | None, labels: Mapping[str, 
     listed = build_context.ignore.rstrip(b"\r\n") + b"\n" if build_context.ignore is not None else b".dockerignore\n"
     extra = [(".dockerignore", listed + GENERATED_DOCKERFILE.encode() + b"\n"),
              (GENERATED_DOCKERFILE, labelled.encode())]
-    return _context_tar(context, entries, extra), inserted_line(text, labelled)
+    return ContextStream(context, entries, extra), inserted_line(text, labelled)
 
 
 def base_triggers(client: APIClient, loaded: BuildContext, buildargs: Mapping[str, str] | None) -> list[str] | None:
@@ -813,7 +813,7 @@ def base_triggers(client: APIClient, loaded: BuildContext, buildargs: Mapping[st
     return triggers
 
 
-def api_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> tuple[IO[bytes], str]:
+def api_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> tuple[ContextStream, str]:
     """The build context as `docker build` sends it, and the Dockerfile's name in it: the user's, or
     (a Dockerfile from outside the context) GENERATED_DOCKERFILE, added with the `.dockerignore` naming
     it, as docker adds it (under a name of its own)."""
@@ -822,7 +822,7 @@ def api_context(context: str, dockerfile: str | None, loaded: BuildContext | Non
     build_context = loaded or BuildContext.load(context, dockerfile)
     entries = build_context.selection()
     if build_context.dockerfile is not None:
-        return _context_tar(context, entries, []), build_context.dockerfile
+        return ContextStream(context, entries, []), build_context.dockerfile
     try:
         content = Path(build_context.dockerfile_path).read_bytes()
     except OSError as exc:
@@ -830,10 +830,10 @@ def api_context(context: str, dockerfile: str | None, loaded: BuildContext | Non
     listed = build_context.ignore if build_context.ignore is not None else b".dockerignore"
     extra = [(".dockerignore", listed + b"\n" + GENERATED_DOCKERFILE.encode() + b"\n"),
              (GENERATED_DOCKERFILE, content)]
-    return _context_tar(context, entries, extra), GENERATED_DOCKERFILE
+    return ContextStream(context, entries, extra), GENERATED_DOCKERFILE
 
 
-def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> IO[bytes]:
+def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | None = None) -> ContextStream:
     """The build context as a tar for BuildKit: what `docker build` sends, the Dockerfile and
     `.dockerignore` included (context_blocker made sure the engine would not remove them).
 
@@ -846,115 +846,133 @@ def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | N
 
     name = (dockerfile or "Dockerfile").replace(os.sep, "/")
     entries = (loaded or BuildContext.load(context, dockerfile)).selection()
-    return _context_tar(context, [name] + [path for path in entries if path != name], [])
+    return ContextStream(context, [name] + [path for path in entries if path != name], [])
 
 
-class _SourceError(Exception):
-    """A file of the build context that could not be read into the tar."""
-
-    def __init__(self, path: str, exc: OSError) -> None:
-        super().__init__(path)
-        self.path, self.exc = path, exc
+CHUNK = 1 << 20  # the context tar is sent in pieces of this size (the last one shorter): no file is read whole
 
 
-class _Source:
-    """A context file being copied into the tar: its read errors told apart from the tar's write errors."""
+class ContextStream:
+    """The build context as a tar, made while it is sent: the request body (requests sends an iterable
+    with chunked transfer encoding, to either builder), nothing written anywhere first.
 
-    def __init__(self, file: IO[bytes], path: str) -> None:
-        self.file, self.path = file, path
+    The context's `entries` (paths as dockerignore names them), in that order, then the `extra` files
+    (name, content), which replace context files of the same name.  Headers as the docker CLI writes
+    them: owner 0:0 without names, whole-second mtimes; names as bytes; sockets left out; tarfile's own
+    headers (`TarInfo.tobuf`, PAX format), each file's data read CHUNK bytes at a time and padded to a
+    block, and the two zero blocks that end a tar (not tarfile's padding to 10 KiB: the engine leaves
+    that unread, and a connection closed with unread data is reset, which may cut off the end of the
+    build's answer).
 
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self.file.read(size)
-        except OSError as exc:
-            raise _SourceError(self.path, exc) from None
+    A file without read permission is refused before any build request: the walk that selects the
+    entries opens every file first, as the docker CLI's (dockerignore.BuildContext.selection, exit 2).
+    A file that cannot be read while it is sent (an I/O error, a file gone since the walk), or that
+    shrank or grew since its header was made (a tar member must hold exactly the header's size),
+    raises UsageError (exit 2, naming it) from inside the request: urllib3 then closes the connection
+    without the body's last chunk, so the engine sees a body cut short and builds and tags nothing."""
 
+    def __init__(self, context: str, entries: Iterable[str], extra: list[tuple[str, bytes]]) -> None:
+        replaced = {name for name, _ in extra}
+        self.context, self.extra = context, extra
+        self.entries = [path for path in entries if path not in replaced]
+        self._root = os.fsencode(context)
+        self._chunks = self._tar()
 
-def _context_tar(context: str, entries: Iterable[str], extra: list[tuple[str, bytes]]) -> IO[bytes]:
-    """A tar in TMPDIR of the context's `entries` (paths as dockerignore names them), in that order,
-    then the `extra` files (name, content), which replace context files of the same name.  Headers as
-    the docker CLI writes them: owner 0:0 without names, whole-second mtimes; names as bytes.
-    The file has no name (tempfile.TemporaryFile: O_TMPFILE, or unlinked as soon as it is made), so
-    nothing is left behind however gitops ends, kill -9 included; the docker SDK and requests read it by
-    its descriptor (fstat for the length).
-    OSError naming the temp dir (exit 74) for a write the system refused; UsageError (exit 2) for a
-    context file that cannot be read."""
-    import io
-    import math
-    import tarfile
-    import tempfile
+    def __iter__(self) -> Iterator[bytes]:
+        return self._chunks
 
-    from gitops_cli.dockerignore import encode
-    from gitops_cli.output import printable
+    def close(self) -> None:
+        self._chunks.close()  # closes the file being sent, if any
 
-    root = os.fsencode(context)
-    replaced = {name for name, _ in extra}
-    fileobj = tempfile.TemporaryFile()  # noqa: SIM115 - returned open, the caller closes it
-    try:
-        with tarfile.open(mode="w", fileobj=fileobj, encoding="utf-8", errors="surrogateescape") as tar:
-            for path in entries:
-                if path in replaced:
-                    continue
-                full = os.path.join(root, encode(path))
+    def __enter__(self) -> ContextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _unreadable(self, path: str, exc: OSError) -> UsageError:
+        from gitops_cli.output import printable
+
+        return UsageError(f"build context {self.context}: cannot read {printable(path)}: {exc.strerror or exc}")
+
+    def _tar(self) -> Generator[bytes, None, None]:
+        """The tar in pieces of exactly CHUNK bytes (the last one shorter): a file's data is read into
+        what is left of a piece, so the pieces after a file's first are its own reads, sent as they are
+        (no copy), and a piece never holds a lone header."""
+        import io
+        import math
+        import tarfile
+
+        from gitops_cli.dockerignore import encode
+
+        # tarfile makes the headers (gettarinfo: file types, hard links as links to the first name); it
+        # writes nothing itself
+        headers = tarfile.open(mode="w", fileobj=io.BytesIO(), encoding="utf-8", errors="surrogateescape")
+        pending = bytearray()  # the piece being filled
+        for path in self.entries:
+            full = os.path.join(self._root, encode(path))
+            try:
+                info = headers.gettarinfo(full, arcname=path)  # type: ignore[arg-type]
+            except OSError as exc:
+                raise self._unreadable(path, exc) from None
+            if info is None:  # a socket
+                continue
+            if isinstance(info.linkname, bytes):  # a symbolic link, read as bytes
+                info.linkname = info.linkname.decode("utf-8", "surrogateescape")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
+            pending += info.tobuf(headers.format, headers.encoding, headers.errors)
+            if info.isfile():
+                fd = self._open(full, path)
                 try:
-                    info = tar.gettarinfo(full, arcname=path)  # type: ignore[arg-type]
-                except OSError as exc:
-                    raise _SourceError(path, exc) from None
-                if info is None:  # a socket
-                    continue
-                if isinstance(info.linkname, bytes):  # a symbolic link, read as bytes
-                    info.linkname = info.linkname.decode("utf-8", "surrogateescape")
-                info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
-                if info.isfile():
-                    try:
-                        source = open(full, "rb")  # noqa: SIM115 - closed below
-                    except OSError as exc:
-                        raise _SourceError(path, exc) from None
-                    with source:
-                        tar.addfile(info, _Source(source, path))  # type: ignore[arg-type]
-                else:
-                    tar.addfile(info)
-            for name, content in extra:
-                info = tarfile.TarInfo(name)
-                info.size = len(content)
-                tar.addfile(info, io.BytesIO(content))
-            end = tar.offset + 2 * tarfile.BLOCKSIZE
-        # the tar ends with its two zero blocks, as the docker CLI's: Python pads it to a multiple of 10 KiB,
-        # which the engine leaves unread, and a connection closed with unread data is reset, which may cut
-        # off the end of the build's answer
-        fileobj.truncate(end)
-        fileobj.seek(0)  # flushes: a full disk shows here at the latest
-    except _SourceError as exc:
-        _discard(fileobj)
-        raise UsageError(f"build context {context}: cannot read {printable(exc.path)}: "
-                         f"{exc.exc.strerror or exc.exc}") from None
-    except OSError as exc:
-        _discard(fileobj)
-        raise _context_error(context, exc, tempfile.gettempdir()) from None
-    except BaseException:
-        _discard(fileobj)
-        raise
-    return fileobj
+                    left = info.size
+                    while left:
+                        while len(pending) >= CHUNK:
+                            yield bytes(pending[:CHUNK])
+                            del pending[:CHUNK]
+                        piece = self._read(fd, path, min(left, CHUNK - len(pending)))
+                        if not piece:
+                            raise self._changed(path, f"it shrank: {info.size - left} of {info.size} bytes")
+                        left -= len(piece)
+                        if pending or len(piece) < CHUNK:
+                            pending += piece
+                        else:
+                            yield piece
+                    if self._read(fd, path, 1):
+                        raise self._changed(path, f"it grew past {info.size} bytes")
+                finally:
+                    os.close(fd)
+                pending += bytes(-info.size % tarfile.BLOCKSIZE)
+            while len(pending) >= CHUNK:
+                yield bytes(pending[:CHUNK])
+                del pending[:CHUNK]
+        for name, content in self.extra:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            pending += info.tobuf(headers.format, headers.encoding, headers.errors)
+            pending += content + bytes(-len(content) % tarfile.BLOCKSIZE)
+        pending += bytes(2 * tarfile.BLOCKSIZE)
+        while pending:
+            yield bytes(pending[:CHUNK])
+            del pending[:CHUNK]
 
+    def _open(self, full: bytes, path: str) -> int:
+        try:
+            return os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise self._unreadable(path, exc) from None
 
-def _discard(fileobj: IO[bytes]) -> None:
-    """Close a temporary file after a failed write (its close may fail the same way)."""
-    try:
-        fileobj.close()  # the space of a file without a name is freed even when flushing its buffer fails
-    except OSError:
-        pass
+    def _read(self, fd: int, path: str, size: int) -> bytes:
+        try:
+            return os.read(fd, size)
+        except OSError as exc:
+            raise self._unreadable(path, exc) from None
 
+    def _changed(self, path: str, change: str) -> UsageError:
+        from gitops_cli.output import printable
 
-def _context_error(context: str, exc: OSError, tmpdir: str) -> BaseException:
-    """The error for a context tar that could not be written: a write the system refused (disk full,
-    quota, I/O error) stays an OSError naming the tar and the temp dir it was written in (exit 74:
-    `cannot write the build context tar in the temp dir /tmp (TMPDIR): No space left on device`);
-    anything else is exit 2, naming the context."""
-    from gitops_cli.errors import WRITE_FAILURES
-
-    if exc.errno in WRITE_FAILURES:
-        return OSError(exc.errno, exc.strerror, f"the build context tar in the temp dir {tmpdir} (TMPDIR)")
-    return UsageError(f"build context {context}: {exc}")
+        return UsageError(f"build context {self.context}: {printable(path)} changed while it was being sent "
+                          f"({change})",
+                          hint="build again once nothing writes to it, or leave it out of the context (.dockerignore)")
 
 
 def _use_resolved_credentials(client: APIClient, environ: Mapping[str, str] | None) -> None:
@@ -1021,7 +1039,7 @@ def build(
         finally:
             plain.close()
     tracker = BuildTracker()
-    # gitops writes the tar in both cases, as `docker build` would send it (dockerignore.BuildContext)
+    # gitops makes the tar in both cases, as `docker build` would send it (dockerignore.BuildContext)
     labelled = None
     if labels:
         # with --pull the engine builds from the registry's base images, whose triggers it has not seen yet
@@ -1033,6 +1051,7 @@ def build(
     else:
         tar, name = api_context(context, dockerfile, loaded)
         source = {"dockerfile": name, "labels": dict(labels or {}) or None}
+    # the SDK hands `fileobj` to requests as the body as it is: an iterable, sent with chunked transfer encoding
     legacy = functools.partial(client.build, fileobj=tar, custom_context=True, network_mode=network, rm=True,
                                forcerm=True, decode=True, **options, **source)
     try:
@@ -1046,7 +1065,7 @@ class _NoBuildKit(Exception):
     """The engine refused a BuildKit build before building anything (its message)."""
 
 
-def _buildkit_request(client: APIClient, tar: IO[bytes], *, tag: str, dockerfile: str | None,
+def _buildkit_request(client: APIClient, tar: ContextStream, *, tag: str, dockerfile: str | None,
                       buildargs: dict[str, str] | None, labels: dict[str, str], target: str | None,
                       network: str | None, cache_from: list[str] | None, pull: bool,
                       nocache: bool) -> Iterable[Mapping[str, Any]]:

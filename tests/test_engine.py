@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import io
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -452,9 +454,9 @@ def test_plain_context_starts_with_a_plain_header_holding_the_dockerfile(tmp_pat
     (tmp_path / ".dockerignore").write_text("secret\n")
     os.utime(tmp_path / "Dockerfile", (1_700_000_000.5, 1_700_000_000.5))
     with engine.plain_context(str(tmp_path), None) as tar:
-        head = tar.read(512)
-        tar.seek(0)
-        members = tarfile.open(fileobj=tar).getmembers()
+        data = b"".join(tar)
+    head = data[:512]
+    members = tarfile.open(fileobj=io.BytesIO(data)).getmembers()
     assert head[156:157] == b"0" and head[:10] == b"Dockerfile"  # a regular file's own header, not PAX ("x")
     assert [m.name for m in members] == ["Dockerfile", ".dockerignore", "a.txt"]
     assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
@@ -462,10 +464,10 @@ def test_plain_context_starts_with_a_plain_header_holding_the_dockerfile(tmp_pat
 
 
 def tar_files(tar) -> dict[str, bytes | None]:
-    """name -> content (None for what is not a regular file) of a context tar."""
+    """name -> content (None for what is not a regular file) of a context tar (a ContextStream)."""
     import tarfile
 
-    with tarfile.open(fileobj=tar, encoding="utf-8", errors="surrogateescape") as archive:
+    with tarfile.open(fileobj=io.BytesIO(b"".join(tar)), encoding="utf-8", errors="surrogateescape") as archive:
         return {m.name: archive.extractfile(m).read() if m.isfile() else None for m in archive.getmembers()}
 
 
@@ -545,7 +547,7 @@ def test_context_tar_names_are_the_file_names_bytes(tmp_path) -> None:
     with tar:
         import tarfile
 
-        archive = tarfile.open(fileobj=tar, encoding="utf-8", errors="surrogateescape")
+        archive = tarfile.open(fileobj=io.BytesIO(b"".join(tar)), encoding="utf-8", errors="surrogateescape")
         members = {m.name: m for m in archive.getmembers()}
     assert sorted(members) == [".dockerignore", "Dockerfile", "caf\udce9.keep", "link", "\u00e9t\u00e9"]
     assert members["link"].linkname == "caf\udce9.keep"
@@ -558,7 +560,7 @@ def test_a_context_tar_ends_with_its_two_zero_blocks(tmp_path) -> None:
     for tar in (engine.plain_context(root, None), engine.api_context(root, None)[0],
                 engine.labelled_context(root, None, {"k": "v"})[0]):
         with tar:
-            data = tar.read()
+            data = b"".join(tar)
         assert len(data) % 512 == 0 and data.endswith(bytes(1024)) and data[-1536:-1024] != bytes(512)
 
 
@@ -605,3 +607,139 @@ def test_legacy_step_output_that_looks_like_the_builders_lines_is_output() -> No
     assert failure.message.startswith("image build failed at Step 3/3 : RUN ./fake.sh: ")
     assert list(failure.details[1:]) == ["  Step 7/9 : RUN fake", "   ---> abc",
                                          "  Removing intermediate container 123", "  Successfully built 1"]
+
+
+def rich_context(tmp_path) -> str:
+    """A context with what a tar header can make hard: long names (> 100 bytes), names and a link target
+    that are not UTF-8, symbolic links, a hard link, empty directories, an empty file, executable bits, a
+    fractional mtime, a file bigger than a chunk, a socket (left out) and a `.dockerignore`."""
+    import socket
+
+    root = os.fsencode(tmp_path)
+    (tmp_path / "Dockerfile").write_text("FROM base\nCOPY . /ctx/\n")
+    (tmp_path / ".dockerignore").write_bytes(b"*.skip\nbuild/out\n")
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 90 + ".txt")).write_text("deep\n")
+    (tmp_path / "empty-dir" / "nested-empty").mkdir(parents=True)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    (tmp_path / "run.sh").chmod(0o755)
+    (tmp_path / "big.bin").write_bytes(os.urandom(2 * engine.CHUNK + 12345))
+    os.link(tmp_path / "run.sh", tmp_path / "hard.sh")
+    with open(os.path.join(root, b"caf\xe9.txt"), "wb") as fh:
+        fh.write(b"latin-1 name\n")
+    open(os.path.join(root, b"x.skip"), "wb").close()
+    os.symlink(b"caf\xe9.txt", os.path.join(root, b"link-\xff"))
+    os.symlink("empty-dir", tmp_path / "dir-link")
+    os.symlink("does-not-exist", tmp_path / "dangling")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "out").write_text("left out\n")
+    (tmp_path / "build" / "keep").write_text("kept\n")
+    os.utime(tmp_path / "run.sh", (1_700_000_000.75, 1_700_000_000.75))
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(tmp_path / "agent.sock"))
+    sock.close()
+    return str(tmp_path)
+
+
+def tarfile_writes(root: str, entries: list[str], extra: list[tuple[str, bytes]]) -> bytes:
+    """The context tar as tarfile itself writes it (TarFile.addfile), with the docker CLI's header
+    normalisation, ended by two zero blocks: what gitops spooled to TMPDIR before it streamed the context."""
+    import math
+    import tarfile
+
+    out = io.BytesIO()
+    replaced = {name for name, _ in extra}
+    with tarfile.open(mode="w", fileobj=out, encoding="utf-8", errors="surrogateescape") as tar:
+        for path in entries:
+            full = os.path.join(os.fsencode(root), path.encode("utf-8", "surrogateescape"))
+            info = None if path in replaced else tar.gettarinfo(full, arcname=path)
+            if info is None:
+                continue
+            if isinstance(info.linkname, bytes):
+                info.linkname = info.linkname.decode("utf-8", "surrogateescape")
+            info.mtime, info.uid, info.gid, info.uname, info.gname = math.floor(info.mtime), 0, 0, "", ""
+            if info.isfile():
+                with open(full, "rb") as source:
+                    tar.addfile(info, source)
+            else:
+                tar.addfile(info)
+        for name, content in extra:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    return out.getvalue()[:end]
+
+
+@pytest.mark.parametrize("extra", [[], [(".dockerignore", b"*.skip\n" + engine.GENERATED_DOCKERFILE.encode()),
+                                       (engine.GENERATED_DOCKERFILE, b"FROM base\nLABEL a=b\n")]])
+def test_the_streamed_context_is_the_tar_tarfile_writes_byte_for_byte(tmp_path, extra) -> None:
+    """The stream is the tar gitops spooled to TMPDIR with tarfile before (compared with that function,
+    _context_tar, before it went): tarfile's headers with the docker CLI's normalisation, each file's
+    data and padding, two zero blocks; sent in pieces of at most CHUNK bytes."""
+    import tarfile
+
+    from gitops_cli.dockerignore import BuildContext
+
+    root = rich_context(tmp_path)
+    entries = BuildContext.load(root, None).selection()
+    assert any(len(path) > 100 for path in entries) and "agent.sock" in entries
+    with engine.ContextStream(root, entries, extra) as stream:
+        chunks = list(stream)
+    data = b"".join(chunks)
+    assert data == tarfile_writes(root, entries, extra)
+    assert {len(chunk) for chunk in chunks[:-1]} == {engine.CHUNK} and 0 < len(chunks[-1]) <= engine.CHUNK
+    with tarfile.open(fileobj=io.BytesIO(data), encoding="utf-8", errors="surrogateescape") as archive:
+        members = {m.name: m for m in archive.getmembers()}
+        big = archive.extractfile(members["big.bin"]).read()
+    assert big == (tmp_path / "big.bin").read_bytes() and "agent.sock" not in members
+    assert members["run.sh"].islnk() and members["run.sh"].linkname == "hard.sh" and members["hard.sh"].mode == 0o755
+    assert members["link-\udcff"].linkname == "caf\udce9.txt" and members["empty-dir/nested-empty"].isdir()
+    assert {(m.uid, m.gid, m.uname, m.gname) for m in members.values()} == {(0, 0, "", "")}
+    assert members["hard.sh"].mtime == 1_700_000_000 and "build/out" not in members and "x.skip" not in members
+    if extra:
+        assert members[engine.GENERATED_DOCKERFILE].size == len(extra[1][1])
+
+
+def started_stream(tmp_path) -> tuple[engine.ContextStream, Iterator[bytes], int]:
+    """A context stream of a file bigger than a chunk (`a.bin`) and a small one (`b.txt`), started: its
+    first piece has gone, a.bin's header and first bytes with it (how many: the int), and a.bin is open."""
+    from gitops_cli.dockerignore import BuildContext
+
+    root = context(tmp_path, {"Dockerfile": "FROM base\n", "b.txt": "b\n"})
+    (tmp_path / "a.bin").write_bytes(bytes(3 * engine.CHUNK))
+    stream = engine.ContextStream(root, BuildContext.load(root, None).selection(), [])
+    chunks = iter(stream)
+    first = next(chunks)
+    sent = len(first) - first.index(b"a.bin") - 512  # after a.bin's header: its data
+    assert len(first) == engine.CHUNK and 0 < sent < engine.CHUNK
+    return stream, chunks, sent
+
+
+@pytest.mark.parametrize("change, error", [
+    (lambda p: os.truncate(p / "a.bin", 10),
+     "a.bin changed while it was being sent (it shrank: {sent} of 3145728 bytes)"),
+    (lambda p: os.truncate(p / "a.bin", 3 * engine.CHUNK + 1),
+     "a.bin changed while it was being sent (it grew past 3145728 bytes)"),
+    (lambda p: (p / "b.txt").unlink(), "cannot read b.txt: No such file or directory"),
+])
+def test_a_context_file_that_changes_or_fails_while_it_is_sent_stops_the_stream(tmp_path, change, error) -> None:
+    """tarfile would have written a short member for a file that shrank (the rest of the tar shifted);
+    now the stream stops with gitops' own error, which the request passes on (urllib3 closes the
+    connection without the body's end: the engine builds nothing)."""
+    stream, chunks, sent = started_stream(tmp_path)
+    change(tmp_path)
+    with stream, pytest.raises(UsageError) as exc:
+        for _ in chunks:
+            pass
+    assert str(exc.value) == f"build context {tmp_path}: {error.format(sent=sent)}"
+    assert exc.value.exit_code == 2
+
+
+def test_a_context_stream_closed_early_closes_the_file_it_was_sending(tmp_path) -> None:
+    stream, _, _ = started_stream(tmp_path)
+    before = set(os.listdir("/proc/self/fd"))
+    stream.close()
+    assert len(before - set(os.listdir("/proc/self/fd"))) == 1

@@ -564,24 +564,105 @@ def test_an_engine_without_buildkit_gets_the_legacy_builder(gitops, app_repo: Pa
 
 
 @BUILDERS
-def test_a_full_disk_under_the_context_tar_is_exit_74(gitops, app_repo: Path, tmp_path: Path, builder) -> None:
-    """The context tar goes to TMPDIR: a disk full there is a write the system refused (exit 74, one line
-    naming where), not a bad build context (exit 2), and no half-written tar is left behind."""
+def test_a_full_tmpdir_does_not_stop_the_build(gitops, app_repo: Path, tmp_path: Path, docker_engine,
+                                               builder) -> None:
+    """The context tar is made while it is sent, not written to TMPDIR first: a TMPDIR with no room for it
+    (64 KiB for a 256 KiB file) was exit 74; nothing of the build goes there now."""
     (app_repo / "big.bin").write_bytes(os.urandom(256 * 1024))
     commit_all(app_repo, "a big file")
     tiny = tmp_path / "tiny"
     tiny.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
     try:
-        res = gitops(["build", "--image", "gitops-test/app", "--tag", "full-disk"], cwd=app_repo,
+        res = gitops(["build", "--image", "gitops-test/app", "--tag", "full-tmpdir"], cwd=app_repo,
                      env={"TMPDIR": str(tiny), **builder})
-        assert res.returncode == 74, res.stderr
-        error = res.stderr[res.stderr.index("error: "):]
-        assert error == (f"error: cannot write the build context tar in the temp dir {tiny} (TMPDIR): "
-                         "No space left on device\n")  # one line
-        assert "Traceback" not in res.stderr and list(tiny.iterdir()) == []
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.splitlines()[0] == "gitops-test/app:full-tmpdir" and list(tiny.iterdir()) == []
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
+        subprocess.run(["docker", "image", "rm", "gitops-test/app:full-tmpdir"], capture_output=True, check=False)
+
+
+def _sysfs_file(kind: str) -> str:
+    """A kernel file whose size (4096) is not what a read gives: `eio`, one whose read fails (Input/output
+    error) after it opened; `short`, one that reads shorter; `unreadable`, one that even root may not open
+    for reading (write-only).  The test is skipped without one."""
+    import glob
+
+    pattern = {"eio": "/sys/devices/system/*/power/autosuspend_delay_ms",
+               "short": "/sys/kernel/mm/transparent_hugepage/enabled",
+               "unreadable": "/sys/bus/*/rescan"}[kind]
+    for path in sorted(glob.glob(pattern)):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except PermissionError:
+            if kind == "unreadable":
+                return path
+            continue
+        except OSError:
+            continue
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            if kind == "eio":
+                return path
+            continue
+        finally:
+            os.close(fd)
+        if kind == "short" and 0 < len(data) < os.stat(path).st_size:
+            return path
+    pytest.skip(f"no kernel file for the {kind} case here")
+
+
+@BUILDERS
+def test_a_context_file_without_read_permission_is_exit_2_before_any_build_request(gitops, tmp_path: Path,
+                                                                                 base_image: str, builder) -> None:
+    """The context walk opens every file first (as the docker CLI's): a file that may not be read is refused
+    before gitops sends the engine a build request, whichever builder."""
+    from tests.fixtures.engine_proxy import engine_proxy
+
+    repo = sample_app(tmp_path / "app", extra_files={".gitignore": "key.pem\n"})
+    bad = repo / "key.pem"
+    bad.write_bytes(b"")
+    subprocess.run(["mount", "--bind", _sysfs_file("unreadable"), str(bad)], check=True)
+    sock = tmp_path / "engine.sock"
+    try:
+        with engine_proxy(sock) as seen:
+            res = gitops(["build", "--image", "gitops-test/unreadable"], cwd=repo,
+                         env={"DOCKER_HOST": f"unix://{sock}", **builder})
+    finally:
+        subprocess.run(["umount", str(bad)], check=False)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.endswith("error: no permission to read key.pem in the build context\n"), res.stderr
+    assert seen and not [line for line in seen if "/build" in line], seen  # the engine was asked, not to build
+
+
+@BUILDERS
+@pytest.mark.parametrize("kind, error", [
+    ("eio", "cannot read data/bad.bin: Input/output error"),
+    ("short", "data/bad.bin changed while it was being sent (it shrank: "),
+], ids=["read-error", "shrank"])
+def test_a_context_file_that_fails_while_it_is_sent_stops_the_build(gitops, tmp_path: Path, base_image: str,
+                                                                    docker_engine, builder, kind, error) -> None:
+    """The context is sent while it is read: a file whose read fails, or that is shorter than its header
+    says (tarfile would have written a short member), after 3 MB of the context went to the engine, is
+    gitops' own exit 2 naming it; the request is cut off, and the engine builds and tags nothing."""
+    repo = sample_app(tmp_path / "app", extra_files={".gitignore": "data/bad.bin\n"})
+    (repo / "data").mkdir()
+    (repo / "data" / "a-first.bin").write_bytes(os.urandom(3_000_000))
+    commit_all(repo, "data")
+    bad = repo / "data" / "bad.bin"
+    bad.write_bytes(b"")
+    subprocess.run(["mount", "--bind", _sysfs_file(kind), str(bad)], check=True)
+    try:
+        res = gitops(["build", "--image", "gitops-test/cut-context", "--tag", kind], cwd=repo, env=builder)
+    finally:
+        subprocess.run(["umount", str(bad)], check=False)
+    assert res.returncode == 2, res.stderr
+    line = res.stderr[res.stderr.index("error: "):].splitlines()[0]
+    assert line.startswith(f"error: build context {repo}: {error}"), res.stderr
+    assert "Traceback" not in res.stderr and "lost the container engine" not in res.stderr
+    assert docker_engine.images(name=f"gitops-test/cut-context:{kind}") == []
 
 
 def test_a_dockerfile_symlink_whose_target_is_ignored_builds_with_the_legacy_builder(gitops, tmp_path: Path,

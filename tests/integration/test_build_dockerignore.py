@@ -112,11 +112,12 @@ def test_the_reference_cases_differ_where_they_should(gitops, tmp_path: Path, ba
 
 
 @pytest.mark.parametrize("trigger", ["label-with-line-break", "copy-keeps-dockerignore"])
-def test_a_full_disk_under_the_api_labels_context_tar_is_exit_74(gitops, tmp_path: Path, base_image: str,
-                                                                 trigger: str) -> None:
+def test_a_full_tmpdir_does_not_stop_the_api_labels_build(gitops, tmp_path: Path, base_image: str,
+                                                          trigger: str) -> None:
     """The legacy builder's labels go through the build API when they cannot go into the Dockerfile (a
     value with a line break) or when `COPY .` may copy a `.dockerignore` that does not exclude itself;
-    that context tar is gitops' own too, so a full TMPDIR is exit 74 naming it, and it is removed."""
+    that context tar is made while it is sent too: a TMPDIR with no room for it (was exit 74) does not
+    matter."""
     repo = make_context(tmp_path / "app", [b"big.bin"], b".git\n", "Dockerfile")
     (repo / "big.bin").write_bytes(os.urandom(256 * 1024))
     commit_all(repo, "a big file")
@@ -125,15 +126,13 @@ def test_a_full_disk_under_the_api_labels_context_tar_is_exit_74(gitops, tmp_pat
     tiny.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(tiny)], check=True)
     try:
-        res = gitops(["build", "--image", "gitops-test/ignore", "--tag", "full-disk", *label], cwd=repo,
-                     env={"TMPDIR": str(tiny), "DOCKER_BUILDKIT": "0"})
-        assert res.returncode == 74, res.stderr
-        error = res.stderr[res.stderr.index("error: "):]
-        assert error == (f"error: cannot write the build context tar in the temp dir {tiny} (TMPDIR): "
-                         "No space left on device\n") and "Traceback" not in res.stderr
+        res = gitops(["build", "--image", "gitops-test/ignore", "--tag", f"full-tmpdir-{trigger}", *label],
+                     cwd=repo, env={"TMPDIR": str(tiny), "DOCKER_BUILDKIT": "0"})
+        assert res.returncode == 0, res.stderr
         assert list(tiny.iterdir()) == []
     finally:
         subprocess.run(["umount", str(tiny)], check=False)
+        remove_images(f"gitops-test/ignore:full-tmpdir-{trigger}")
 
 
 @pytest.mark.parametrize("builder", list(BUILDERS))
