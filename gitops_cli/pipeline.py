@@ -214,7 +214,7 @@ def _step(result: PipelineResult, name: str, clock: Callable[[], float]) -> Iter
     except GitopsError as exc:
         record.status, record.detail = "failed", exc.message
         raise
-    except OSError as exc:  # a write the system refused (a full TMPDIR under the context tar): exit 74, the
+    except OSError as exc:  # a write the system refused (a full TMPDIR under the bump's clone): exit 74, the
         if exc.errno not in WRITE_FAILURES:  # step failed as any other: summary, JSON and outputs say so
             raise
         error = write_failure(exc)
