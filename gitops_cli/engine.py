@@ -852,6 +852,14 @@ def plain_context(context: str, dockerfile: str | None, loaded: BuildContext | N
 CHUNK = 1 << 20  # the context tar is sent in pieces of this size (the last one shorter): no file is read whole
 
 
+def _pieces(pending: bytearray, last: bool = False) -> Iterator[bytes]:
+    """Take the whole CHUNK-sized pieces off the front of `pending` (with `last`, what is left after them
+    too), in order."""
+    while len(pending) >= CHUNK or (last and pending):
+        yield bytes(pending[:CHUNK])
+        del pending[:CHUNK]
+
+
 class ContextStream:
     """The build context as a tar, made while it is sent: the request body (requests sends an iterable
     with chunked transfer encoding, to either builder), nothing written anywhere first.
@@ -926,9 +934,7 @@ class ContextStream:
                 try:
                     left = info.size
                     while left:
-                        while len(pending) >= CHUNK:
-                            yield bytes(pending[:CHUNK])
-                            del pending[:CHUNK]
+                        yield from _pieces(pending)
                         piece = self._read(fd, path, min(left, CHUNK - len(pending)))
                         if not piece:
                             raise self._changed(path, f"it shrank: {info.size - left} of {info.size} bytes")
@@ -942,18 +948,14 @@ class ContextStream:
                 finally:
                     os.close(fd)
                 pending += bytes(-info.size % tarfile.BLOCKSIZE)
-            while len(pending) >= CHUNK:
-                yield bytes(pending[:CHUNK])
-                del pending[:CHUNK]
+            yield from _pieces(pending)
         for name, content in self.extra:
             info = tarfile.TarInfo(name)
             info.size = len(content)
             pending += info.tobuf(headers.format, headers.encoding, headers.errors)
             pending += content + bytes(-len(content) % tarfile.BLOCKSIZE)
         pending += bytes(2 * tarfile.BLOCKSIZE)
-        while pending:
-            yield bytes(pending[:CHUNK])
-            del pending[:CHUNK]
+        yield from _pieces(pending, last=True)
 
     def _open(self, full: bytes, path: str) -> int:
         try:
